@@ -1,0 +1,4 @@
+std = "lua54"
+self = false
+max_line_length = 110
+exclude_files = { "build", "build-san", "build-fuzz" }

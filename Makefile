@@ -1,0 +1,107 @@
+# appstart: build, test, install.
+#
+#   make            build the module, the helper and the test fixtures
+#   make run        the main job: start redis-server through the handshake
+#   make check      install missing Debian packages, build, lint, test
+#   make test       run the test suite (spec/run.lua)
+#   make sanitize   the suite with ASan + UBSan builds
+#   make valgrind   the suite under valgrind
+#   make bench      benchmarks (spec/bench)
+#   make install    PREFIX, DESTDIR, LUADIR, LIBDIR, BINDIR, LIBEXECDIR
+
+LUA          ?= lua5.4
+LUA_VERSION  ?= 5.4
+LUA_INCDIR   ?= /usr/include/lua$(LUA_VERSION)
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+LUADIR       ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LIBDIR       ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+BINDIR       ?= $(PREFIX)/bin
+LIBEXECDIR   ?= $(PREFIX)/libexec/appstart
+VERSION      := 0.1.0
+
+CC           ?= cc
+CFLAGS       ?= -O2 -g
+WARNINGS     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
+BASE_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARNINGS) -DAPPSTART_VERSION='"$(VERSION)"'
+LIBFLAG      ?= -shared
+
+B            ?= build
+CORE_SRC     := csrc/sys.c csrc/process.c csrc/spawn.c csrc/pidrec.c \
+                csrc/readyline.c csrc/notify.c csrc/channel.c csrc/starter.c
+BINDING_SRC  := csrc/lappstart.c
+HEADERS      := $(wildcard csrc/*.h)
+FIXTURES     := $(B)/fixtures/fixture
+
+# the suite runs against the tree: modules from lua/ and $(B)/
+TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
+           LUA_CPATH='$(CURDIR)/$(B)/?.so;;' \
+           APPSTART_HELPER='$(CURDIR)/$(B)/appstart-helper' \
+           APPSTART_FIXTURES='$(CURDIR)/$(B)/fixtures' \
+           PATH='$(CURDIR)/$(B):$(PATH)'
+
+.PHONY: all deps run check test lint sanitize valgrind bench soak fuzz install uninstall clean
+
+all: $(B)/appstart/core.so $(B)/appstart-helper $(FIXTURES)
+
+$(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -I$(LUA_INCDIR) \
+	  -DAPPSTART_HELPER_PATH='"$(LIBEXECDIR)/appstart-helper"' \
+	  $(LIBFLAG) -o $@ $(CORE_SRC) $(BINDING_SRC)
+
+$(B)/appstart-helper: csrc/helper.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+
+$(B)/fixtures/%: spec/fixtures/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+
+deps:
+	sh .ci/deps
+
+run: deps all
+	$(TEST_ENV) $(LUA) spec/demo.lua
+
+check: deps all lint test
+
+test: all
+	$(TEST_ENV) $(LUA) spec/run.lua
+
+lint:
+	luacheck -q lua spec
+
+sanitize:
+	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' all
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory B=build-san test
+
+valgrind: all
+	$(TEST_ENV) APPSTART_VALGRIND=1 valgrind --quiet --error-exitcode=86 --leak-check=full \
+	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no \
+	  $(LUA) spec/run.lua
+
+bench: all
+	$(TEST_ENV) $(LUA) spec/bench/run.lua
+
+install: all
+	install -d $(DESTDIR)$(LUADIR)/appstart $(DESTDIR)$(LIBDIR)/appstart \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
+	install -m 644 lua/appstart.lua $(DESTDIR)$(LUADIR)/appstart.lua
+	install -m 644 lua/appstart/*.lua $(DESTDIR)$(LUADIR)/appstart/
+	install -m 755 $(B)/appstart/core.so $(DESTDIR)$(LIBDIR)/appstart/core.so
+	install -m 755 $(B)/appstart-helper $(DESTDIR)$(LIBEXECDIR)/appstart-helper
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart
+	chmod 755 $(DESTDIR)$(BINDIR)/appstart
+
+uninstall:
+	rm -f $(DESTDIR)$(LUADIR)/appstart.lua $(DESTDIR)$(LIBDIR)/appstart/core.so \
+	  $(DESTDIR)$(BINDIR)/appstart $(DESTDIR)$(LIBEXECDIR)/appstart-helper
+	rm -rf $(DESTDIR)$(LUADIR)/appstart
+
+clean:
+	rm -rf build build-san build-fuzz

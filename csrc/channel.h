@@ -1,0 +1,43 @@
+/*
+ * channel.h: the channels between launcher and children.
+ *
+ * Every descriptor is close-on-exec from birth; the launcher's ends are
+ * non-blocking. The ready channel of the fd protocol is a unix stream socket
+ * rather than a pipe (a writer cannot tell the difference) so that the kernel
+ * attests who wrote each byte (SO_PASSCRED / SCM_CREDENTIALS). The notify
+ * socket lives in a fresh 0700 directory, so nobody else can reach it.
+ */
+#ifndef APPSTART_CHANNEL_H
+#define APPSTART_CHANNEL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* fds[0]: the launcher's end (non-blocking, credentials on); fds[1]: the
+ * child's. Returns 0 or an errno value. */
+int channel_ready_pair(int fds[2]);
+
+struct notify_channel {
+    int fd;
+    char dir[128];  /* "" when none */
+    char path[160]; /* the socket: dir + "/notify" */
+};
+
+/* Make the private directory under base (or /tmp), bind the datagram socket
+ * in it, turn on SO_PASSCRED. When owner is not (uid_t)-1 the directory is
+ * given to that user so an app dropped to it can reach the socket. Returns 0
+ * or an errno value; on error nothing is left behind. */
+int channel_notify_open(struct notify_channel *c, const char *base,
+                        uid_t owner);
+
+/* Close the socket, remove it and its directory. Idempotent. */
+void channel_notify_close(struct notify_channel *c);
+
+/* recvmsg with credentials. Returns the byte count (0 at end of file on a
+ * stream), or -1 with errno (EAGAIN when nothing is there). *sender is the
+ * kernel-attested pid of the writer, 0 when none came. *truncated is set when
+ * a datagram was longer than cap. */
+ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
+                     int *truncated);
+
+#endif

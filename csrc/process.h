@@ -1,0 +1,65 @@
+/*
+ * process.h: a handle on one process the launcher watches or signals.
+ *
+ * Where the kernel has pidfds the handle holds one: it is pollable (readable
+ * once the process has exited), and signals sent through it can never reach
+ * a recycled pid. Where it has none (or a test forces the fallback), the
+ * handle probes kill(pid, 0) and the caller polls at an interval.
+ *
+ * Only the launcher's own children are ever reaped, each by its own pid: never
+ * waitpid(-1), which would steal children from other libraries.
+ */
+#ifndef APPSTART_PROCESS_H
+#define APPSTART_PROCESS_H
+
+#include <sys/types.h>
+
+enum process_end {
+    PROCESS_RUNNING = 0,
+    PROCESS_EXITED,   /* normal exit: code holds the exit status */
+    PROCESS_SIGNALED, /* killed: code holds the signal number */
+    PROCESS_GONE      /* gone, exit status not knowable */
+};
+
+struct process {
+    pid_t pid;      /* 0 when the handle holds nothing */
+    int pidfd;      /* -1 when there is none */
+    int is_child;   /* ours to reap */
+    int end;        /* enum process_end */
+    int code;
+};
+
+/* Use pidfds when the kernel has them (the default), or force the polling
+ * fallback. process_pidfd_enabled says which is in force. */
+void process_use_pidfd(int on);
+int process_pidfd_enabled(void);
+
+/* Take hold of pid. For a non-child a missing process is ESRCH. Returns 0 or
+ * an errno value; on error the handle holds nothing. */
+int process_open(struct process *p, pid_t pid, int is_child);
+
+/* Non-blocking: has it ended? Returns 1 (p->end and p->code are set), 0 while
+ * it runs, or -1 with errno on an unexpected error. Reaps a child. */
+int process_poll(struct process *p);
+
+/* Send sig. Returns 0 or an errno value; ESRCH once it has ended. */
+int process_signal(struct process *p, int sig);
+
+/* Let go: close the pidfd; a child that has not been reaped is remembered and
+ * reaped later by process_reap_abandoned, so it never stays a zombie. */
+void process_release(struct process *p);
+
+/* Reap abandoned children that have exited (non-blocking, each by pid). */
+void process_reap_abandoned(void);
+
+/* Is the process exiting or gone? 0: running; 1: exiting (PF_EXITING in
+ * /proc/PID/stat, which is set before an exiting process closes its
+ * descriptors, so an end of file on a channel can be told apart from a
+ * deliberate close); 2: a zombie or gone. */
+int process_is_exiting(pid_t pid);
+
+/* Start time of pid in clock ticks since boot, from /proc/PID/stat. Returns 0
+ * or an errno value. */
+int process_start_time(pid_t pid, unsigned long long *ticks);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * spawn.c: fork/exec with a fixed descriptor layout and an exec-error pipe.
+ */
+#include "spawn.h"
+#include "sys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+extern char **environ;
+
+const char *spawn_step_name(int step)
+{
+    switch (step) {
+    case SPAWN_STEP_LAYOUT: return "set up descriptors for";
+    case SPAWN_STEP_CHDIR: return "change directory for";
+    case SPAWN_STEP_EXEC: return "execute";
+    default: return "start";
+    }
+}
+
+/* ---- everything below up to spawn_start runs in the child ---- */
+
+static void child_fail(int error_fd, int step, int err)
+{
+    struct spawn_failure f = { step, err };
+    (void)sys_write_all(error_fd, &f, sizeof f);
+    _exit(127);
+}
+
+/* Close every descriptor from lo up. close_range where the kernel has it;
+ * else the entries of /proc/self/fd read with raw getdents64; else a loop up
+ * to the descriptor limit. All three are async-signal-safe. */
+static void child_close_from(int lo)
+{
+    if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) == 0)
+        return;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buf[4096];
+        long n;
+        int found_any = 0;
+        /* closing while reading the directory is fine: entries for closed
+         * descriptors simply vanish from later reads */
+        while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                const char *rec = buf + off;
+                unsigned short reclen;
+                memcpy(&reclen, rec + 16, sizeof reclen);
+                const char *name = rec + 19;
+                int fd = 0, digits = 0;
+                for (; *name >= '0' && *name <= '9'; name++, digits++)
+                    fd = fd * 10 + (*name - '0');
+                if (digits && *name == '\0' && fd >= lo && fd != dir) {
+                    close(fd);
+                    found_any = 1;
+                }
+                off += reclen;
+            }
+        }
+        close(dir);
+        if (n == 0 || found_any)
+            return;
+    }
+    struct rlimit rl;
+    long max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)max)
+        max = (long)rl.rlim_cur;
+    for (long fd = lo; fd < max; fd++)
+        close((int)fd);
+}
+
+static void child_exec(const struct spawn_request *req, int error_fd)
+{
+    char *const *envp = req->envp ? req->envp : environ;
+    if (strchr(req->file, '/')) {
+        execve(req->file, req->argv, envp);
+        child_fail(error_fd, SPAWN_STEP_EXEC, errno);
+    }
+    /* PATH lookup as execvp does it, minus the shell fallback for ENOEXEC:
+     * nothing here ever goes through a shell. */
+    const char *path = req->search_path && *req->search_path
+                           ? req->search_path
+                           : "/usr/local/bin:/usr/bin:/bin";
+    size_t flen = strlen(req->file);
+    int saw_eacces = 0, last = ENOENT;
+    char buf[PATH_MAX];
+    for (const char *p = path;; p++) {
+        const char *colon = strchr(p, ':');
+        size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
+        if (dlen + 1 + flen + 1 <= sizeof buf) {
+            size_t at = 0;
+            if (dlen == 0) {
+                buf[at++] = '.';
+            } else {
+                memcpy(buf, p, dlen);
+                at = dlen;
+            }
+            buf[at++] = '/';
+            memcpy(buf + at, req->file, flen + 1);
+            execve(buf, req->argv, envp);
+            last = errno;
+            if (last == EACCES)
+                saw_eacces = 1;
+            else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
+                     last != ENODEV && last != ETIMEDOUT && last != ELOOP &&
+                     last != ENAMETOOLONG)
+                child_fail(error_fd, SPAWN_STEP_EXEC, last);
+        }
+        if (!colon)
+            break;
+        p = colon;
+    }
+    child_fail(error_fd, SPAWN_STEP_EXEC, saw_eacces ? EACCES : last);
+}
+
+static void child_main(const struct spawn_request *req, int error_fd)
+{
+    /* Signal handlers are the launcher's (Lua hosts install them): reset all
+     * to default before unblocking, so none runs here or survives the exec;
+     * an ignored SIGPIPE would otherwise reach the app too. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* Layout. Every target is at most top; move every source (and the error
+     * pipe) above top + 1 first, so no dup2 can overwrite a source not yet
+     * placed; then the error pipe goes to top + 1 and each source to its
+     * target; then everything else above 2 is closed. */
+    int top = 2;
+    for (int i = 0; i < req->nfds; i++)
+        if (req->fds[i].child_fd > top)
+            top = req->fds[i].child_fd;
+    int src[3 + SPAWN_MAX_FDS], dst[3 + SPAWN_MAX_FDS], n = 0;
+    for (int i = 0; i < 3; i++)
+        if (req->stdio[i] >= 0) {
+            src[n] = req->stdio[i];
+            dst[n++] = i;
+        }
+    for (int i = 0; i < req->nfds; i++) {
+        src[n] = req->fds[i].parent_fd;
+        dst[n++] = req->fds[i].child_fd;
+    }
+    if (error_fd <= top + 1) {
+        int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
+        if (moved < 0)
+            _exit(127);
+        error_fd = moved;
+    }
+    for (int i = 0; i < n; i++)
+        if (src[i] <= top + 1) {
+            int moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
+            if (moved < 0)
+                child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+            for (int j = i + 1; j < n; j++)
+                if (src[j] == src[i])
+                    src[j] = moved;
+            src[i] = moved;
+        }
+    if (dup3(error_fd, top + 1, O_CLOEXEC) < 0)
+        child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+    error_fd = top + 1;
+    for (int i = 0; i < n; i++)
+        if (dup2(src[i], dst[i]) < 0)
+            child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+    for (int fd = 3; fd <= top; fd++) {
+        int wanted = 0;
+        for (int i = 0; i < n; i++)
+            if (dst[i] == fd)
+                wanted = 1;
+        if (!wanted)
+            close(fd);
+    }
+    child_close_from(top + 2);
+
+    if (req->cwd && chdir(req->cwd) < 0)
+        child_fail(error_fd, SPAWN_STEP_CHDIR, errno);
+    child_exec(req, error_fd);
+}
+
+/* ---- parent ---- */
+
+int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd)
+{
+    if (req->nfds < 0 || req->nfds > SPAWN_MAX_FDS)
+        return EINVAL;
+    int pipefd[2];
+    int err = sys_pipe(pipefd, 1);
+    if (err)
+        return err;
+
+    /* No handler may run in the child before the exec: block every signal
+     * across the fork; the child resets handlers, then unblocks. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t child = fork();
+    if (child == 0) {
+        close(pipefd[0]);
+        child_main(req, pipefd[1]);
+        _exit(127); /* not reached */
+    }
+    err = child < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sys_close(&pipefd[1]);
+    if (err) {
+        sys_close(&pipefd[0]);
+        return err;
+    }
+    *pid = child;
+    *error_fd = pipefd[0];
+    return 0;
+}
+
+int spawn_read_failure(int error_fd, struct spawn_failure *out)
+{
+    struct spawn_failure f;
+    ssize_t n = sys_read(error_fd, &f, sizeof f);
+    if (n < 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    if ((size_t)n < sizeof f) {
+        /* the record is written in one write of a few bytes, far below
+         * PIPE_BUF, so it arrives whole; a short one means a broken child */
+        f.step = SPAWN_STEP_LAYOUT;
+        f.err = EPROTO;
+    }
+    *out = f;
+    return 1;
+}

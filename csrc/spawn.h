@@ -1,0 +1,53 @@
+/*
+ * spawn.h: start a program without a shell, with descriptors laid out at
+ * fixed numbers in the child and nothing else inherited but 0, 1 and 2.
+ *
+ * An exec failure comes back as {step, errno} over a close-on-exec pipe
+ * (end of file on it means the exec succeeded), never as a child that exits
+ * 127. Between fork and exec the child makes only async-signal-safe calls.
+ */
+#ifndef APPSTART_SPAWN_H
+#define APPSTART_SPAWN_H
+
+#include <sys/types.h>
+
+#define SPAWN_MAX_FDS 8
+
+/* parent_fd appears at child_fd in the child */
+struct spawn_fd {
+    int child_fd;
+    int parent_fd;
+};
+
+struct spawn_request {
+    const char *file;        /* argv[0] or a path; PATH lookup without '/' */
+    const char *search_path; /* PATH for the lookup (the launcher's) */
+    char *const *argv;
+    char *const *envp;       /* NULL: the launcher's environment */
+    const char *cwd;         /* NULL: the launcher's */
+    int stdio[3];            /* -1: inherit; else a descriptor for 0, 1, 2 */
+    const struct spawn_fd *fds;
+    int nfds;
+};
+
+/* What failed in the child, as read from the error pipe. */
+enum spawn_step { SPAWN_STEP_LAYOUT = 1, SPAWN_STEP_CHDIR, SPAWN_STEP_EXEC };
+
+struct spawn_failure {
+    int step;
+    int err;
+};
+
+/* Fork and exec. On success *pid is the child and *error_fd the read end of
+ * the error pipe (close-on-exec, non-blocking). Returns 0 or an errno value
+ * (nothing was started). */
+int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd);
+
+/* Read the error pipe: 1 with *out filled (the exec failed), 0 at end of
+ * file (the exec succeeded), -1 with errno EAGAIN while the child has not
+ * got that far yet, or -1 with another errno. */
+int spawn_read_failure(int error_fd, struct spawn_failure *out);
+
+const char *spawn_step_name(int step);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * sys.c: EINTR-safe wrappers and close-on-exec descriptor creation.
+ */
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+void sys_close(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        /* Linux frees the descriptor even if close fails with EINTR, so a
+         * retry could close a descriptor another thread just opened. */
+        (void)close(*fd);
+        *fd = -1;
+        errno = saved;
+    }
+}
+
+ssize_t sys_read(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+ssize_t sys_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+int sys_set_nonblock(int fd, int on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return errno;
+    flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (fcntl(fd, F_SETFL, flags) < 0)
+        return errno;
+    return 0;
+}
+
+int sys_pipe(int fds[2], int nonblock_read)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return errno;
+    if (nonblock_read) {
+        int err = sys_set_nonblock(fds[0], 1);
+        if (err) {
+            sys_close(&fds[0]);
+            sys_close(&fds[1]);
+            return err;
+        }
+    }
+    return 0;
+}
+
+double sys_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sys_wait_readable(int fd, double timeout)
+{
+    double deadline = timeout < 0 ? 0 : sys_now() + timeout;
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+        int ms = -1;
+        if (timeout >= 0) {
+            double left = deadline - sys_now();
+            if (left < 0)
+                left = 0;
+            /* round up so a wait never ends a hair before its deadline */
+            ms = left > 2e6 ? 2000000000 : (int)(left * 1000.0 + 0.999);
+        }
+        int r = poll(&p, 1, ms);
+        if (r > 0)
+            return 1;
+        if (r == 0) {
+            if (timeout >= 0 && sys_now() >= deadline)
+                return 0;
+            continue;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}

@@ -1,0 +1,36 @@
+/*
+ * sys.h: the few system-call wrappers every part of the core shares.
+ *
+ * The core returns errno values and never exits, aborts or longjmps; these
+ * helpers keep EINTR handling and descriptor creation in one place, so every
+ * descriptor is close-on-exec from birth and no call is lost to a signal.
+ */
+#ifndef APPSTART_SYS_H
+#define APPSTART_SYS_H
+
+#include <sys/types.h>
+
+/* Close *fd if open and mark it closed. Never retried on EINTR: on Linux the
+ * descriptor is released even when close reports EINTR. */
+void sys_close(int *fd);
+
+/* read/write/recvmsg retried on EINTR; -1 with errno otherwise. */
+ssize_t sys_read(int fd, void *buf, size_t len);
+ssize_t sys_write_all(int fd, const void *buf, size_t len);
+
+/* A pipe whose both ends are close-on-exec; the read end is non-blocking
+ * when nonblock_read is set. Returns 0 or an errno value. */
+int sys_pipe(int fds[2], int nonblock_read);
+
+/* Set or clear O_NONBLOCK. Returns 0 or an errno value. */
+int sys_set_nonblock(int fd, int on);
+
+/* Monotonic time in seconds. */
+double sys_now(void);
+
+/* Wait for fd to become readable for up to timeout seconds (negative:
+ * forever), restarting on EINTR with the remaining time. Returns 1 when
+ * readable (or hung up), 0 on timeout, -1 with errno on error. */
+int sys_wait_readable(int fd, double timeout);
+
+#endif

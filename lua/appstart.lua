@@ -1,0 +1,526 @@
+--- appstart: start an application, prove that it came up, watch it until it
+-- exits.
+--
+-- The policy layer: defaults, timeouts, callbacks, logging and error values.
+-- The mechanism (channels, spawn, the handshake, pidfds) is appstart.core;
+-- every wait goes through appstart.loop, so the same calls block in a plain
+-- script and yield inside `appstart.run`.
+local core = require "appstart.core"
+local loop = require "appstart.loop"
+
+local now = core.now
+
+local appstart = {
+  version = core.version,
+  --- path of appstart-helper, run for `user =`
+  helper_path = os.getenv("APPSTART_HELPER") or core.helper_path,
+  --- seconds between probes where a process has no pidfd
+  poll_interval = 0.05,
+  --- the default logger's threshold: "error", "warn", "info" or "debug"
+  log_level = os.getenv("APPSTART_LOG") or "warn",
+}
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+
+--- The default logger: one line on stderr per message at or above
+-- appstart.log_level.
+function appstart.default_log(level, message)
+  if (LEVELS[level] or 4) <= (LEVELS[appstart.log_level] or 2) then
+    io.stderr:write("appstart: ", level, ": ", message, "\n")
+  end
+end
+
+-------------------------------------------------------------------------------
+-- errors
+
+local Error = {}
+Error.__index = Error
+Error.__name = "appstart.error"
+Error.__tostring = function(e) return e.message end
+
+local function new_error(code, message, fields)
+  local e = { code = code, message = message }
+  if fields then for k, v in pairs(fields) do e[k] = v end end
+  return setmetatable(e, Error)
+end
+appstart.Error = Error
+
+-------------------------------------------------------------------------------
+-- option checking: a programmer mistake raises before anything is spawned
+
+local OPTIONS = {
+  argv = "table", env = "table", cwd = "string",
+  stdin = "string", stdout = "string", stderr = "string",
+  helper = "table", user = "string|number",
+  pid_fd = "integer", pid_format = "string",
+  ready = "string", ready_fd = "integer", notify_access = "string",
+  pid_timeout = "number", ready_timeout = "number", kill_grace = "number",
+  on_status = "function", on_exit = "function", log = "function",
+}
+
+local ENUMS = {
+  ready = { none = true, fd = true, notify = true },
+  pid_format = { int32le = true, line = true },
+  notify_access = { main = true, exec = true, all = true },
+}
+
+local function arg_error(field, message, level)
+  error(string.format("appstart.start: field '%s': %s", field, message), level + 1)
+end
+
+local function type_ok(value, want)
+  local t = math.type(value) == "integer" and "integer" or type(value)
+  for alt in want:gmatch("[^|]+") do
+    if alt == t or (alt == "number" and t == "integer") then return true end
+  end
+  return false
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then
+    error("appstart.start: options table expected, got " .. type(opts), 3)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then arg_error(tostring(k), "unknown option", 3) end
+    if not type_ok(v, want) then
+      arg_error(k, want .. " expected, got " .. (math.type(v) or type(v)), 3)
+    end
+    if ENUMS[k] and not ENUMS[k][v] then
+      arg_error(k, "invalid value '" .. tostring(v) .. "'", 3)
+    end
+  end
+  local function strings(field, list, nonempty)
+    if list == nil then return end
+    if nonempty and #list == 0 then arg_error(field, "must not be empty", 4) end
+    for i = 1, #list do
+      if type(list[i]) ~= "string" then
+        arg_error(field, string.format("[%d]: string expected, got %s", i, type(list[i])), 4)
+      end
+    end
+  end
+  if opts.argv == nil then arg_error("argv", "table expected, got nil", 3) end
+  strings("argv", opts.argv, true)
+  strings("helper", opts.helper, true)
+  if opts.helper and opts.user then
+    arg_error("user", "cannot be combined with 'helper'", 3)
+  end
+  if opts.env then
+    for k, v in pairs(opts.env) do
+      if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+        arg_error("env", "bad variable name " .. string.format("%q", tostring(k)), 3)
+      end
+      if type(v) ~= "string" and type(v) ~= "number" then
+        arg_error("env", string.format("value of %s: string expected, got %s", k, type(v)), 3)
+      end
+    end
+  end
+  for _, f in ipairs { "pid_timeout", "ready_timeout", "kill_grace" } do
+    local v = opts[f]
+    if v and (v ~= v or v < 0) then arg_error(f, "must be a number >= 0", 3) end
+  end
+  for _, f in ipairs { "pid_fd", "ready_fd" } do
+    if opts[f] and (opts[f] < 3 or opts[f] > 1023) then
+      arg_error(f, opts[f] .. " is not a descriptor from 3 to 1023", 3)
+    end
+  end
+  local has_helper = opts.helper or opts.user
+  if has_helper and opts.ready == "fd" and opts.ready_fd and opts.ready_fd == (opts.pid_fd or 3) then
+    arg_error("ready_fd", "same descriptor as 'pid_fd' (" .. opts.ready_fd .. ")", 3)
+  end
+end
+
+-------------------------------------------------------------------------------
+-- waiting on a process
+
+local function basename(path)
+  return (path:match("([^/]+)/*$")) or path
+end
+
+--- Wait until proc has ended or the deadline passes: how | nil.
+local function wait_process(proc, deadline)
+  while true do
+    local how = proc:poll()
+    if how then return how end
+    local t = now()
+    if deadline and t >= deadline then return nil end
+    local fd = proc:fd()
+    if fd then
+      loop.wait(fd, deadline)
+    else
+      local wake = t + appstart.poll_interval
+      if deadline and deadline < wake then wake = deadline end
+      loop.wait(nil, wake)
+    end
+  end
+end
+
+-- SIGKILL is final, but a process in uninterruptible sleep may take a while
+-- to go; past this the launcher gives up waiting (the child is still reaped
+-- later, never left a zombie).
+local KILL_WAIT = 10
+
+--- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
+-- `grace` seconds. Returns how it ended.
+local function terminate(proc, grace)
+  local how = proc:poll()
+  if how then return how end
+  proc:signal("TERM")
+  proc:signal("CONT")
+  how = wait_process(proc, now() + grace)
+  if how then return how end
+  proc:signal("KILL")
+  return wait_process(proc, now() + KILL_WAIT) or {}
+end
+
+local function kill_now(proc)
+  local how = proc:poll()
+  if how then return how end
+  proc:signal("KILL")
+  return wait_process(proc, now() + KILL_WAIT) or {}
+end
+
+-------------------------------------------------------------------------------
+-- the app object
+
+local App = {}
+App.__index = App
+App.__name = "appstart.app"
+
+local function app_ended(app, how)
+  if app.state == "exited" then return end
+  app.state = "exited"
+  app.how = how
+  loop.unwatch(app._watch)
+  app._watch = nil
+  local proc = app._proc
+  app._proc = nil
+  if proc then proc:close() end
+  app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid,
+    how.code and ("exited with code " .. how.code)
+      or how.signal and ("was killed by signal " .. how.signal) or "exited"))
+  local on_exit = app._on_exit
+  app._on_exit = nil
+  if on_exit then loop.call(on_exit, app, how) end
+end
+
+local function app_check(app)
+  if app.state == "exited" then return app.how end
+  local how = app._proc and app._proc:poll()
+  if how then app_ended(app, how) end
+  return how
+end
+
+--- Wait for the app to exit.
+-- @param timeout seconds, or nil to wait as long as it takes
+-- @return how ({code = n} | {signal = n} | {}) or nil, "timeout"
+-- (nil, "cancelled" when the calling task is cancelled)
+function App:wait(timeout)
+  if self.state == "exited" then return self.how end
+  if not self._proc then return nil, "closed" end
+  local deadline = timeout and now() + timeout
+  while true do
+    local how = app_check(self)
+    if how then return how end
+    if deadline and now() >= deadline then return nil, "timeout" end
+    local fd = self._proc:fd()
+    local wake = deadline
+    if not fd then
+      wake = now() + appstart.poll_interval
+      if deadline and deadline < wake then wake = deadline end
+    end
+    local ok, why = loop.wait(fd, wake)
+    if ok == nil then return nil, why end
+  end
+end
+
+--- Send a signal (default SIGTERM): true, or nil, message.
+function App:kill(sig)
+  if app_check(self) or not self._proc then return nil, "app has exited" end
+  local ok, msg = self._proc:signal(sig or "TERM")
+  if not ok then return nil, msg end
+  return true
+end
+
+--- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
+-- kill_grace). Returns how the app ended.
+function App:terminate(grace)
+  local how = app_check(self)
+  if how then return how end
+  if not self._proc then return nil, "closed" end
+  how = terminate(self._proc, grace or self._kill_grace)
+  app_ended(self, how)
+  return how
+end
+
+--- Release the app's descriptors and leave it running (its callbacks will
+-- not run). Safe to call twice.
+function App:close()
+  loop.unwatch(self._watch)
+  self._watch, self._on_exit = nil, nil
+  if self._proc then self._proc:close(); self._proc = nil end
+end
+
+--- `local app <close> = appstart.start{...}` terminates the app at scope exit.
+function App:__close()
+  if self._proc and self.state ~= "exited" then self:terminate() end
+  self:close()
+end
+
+function App:__tostring()
+  return string.format("appstart.app(%s, pid %s, %s)", self.name or "?", tostring(self.pid), self.state)
+end
+
+-- cqueues-style polling interface: pollfd / events / timeout
+function App:pollfd() return self._proc and self._proc:fd() end
+function App:events() return "r" end
+function App:timeout()
+  if self._proc and not self._proc:fd() then return appstart.poll_interval end
+  return nil
+end
+
+local function watch_app(app)
+  local proc = app._proc
+  local fd = proc:fd()
+  if fd then
+    app._watch = loop.watch(fd, function() app_check(app) end)
+  else
+    app._watch = loop.watch(nil, function() return app_check(app) ~= nil end,
+      appstart.poll_interval)
+  end
+end
+
+-------------------------------------------------------------------------------
+-- start
+
+local TERMINATE = { timeout = true, ready_closed = true, protocol = true,
+  cancelled = true, helper = true }
+
+local function env_array(env)
+  if not env then return nil end
+  local list = {}
+  for k, v in pairs(env) do list[#list + 1] = k .. "=" .. tostring(v) end
+  table.sort(list)
+  return list
+end
+
+--- Start an app and wait until it is ready.
+-- @param opts see DESIGN.md: argv (required), env, cwd, stdin, stdout,
+-- stderr, helper, user, pid_fd, pid_format, ready, ready_fd, notify_access,
+-- pid_timeout, ready_timeout, kill_grace, on_status, on_exit, log
+-- @return app, or nil, err (err.code, err.message, err.pid, err.status,
+-- err.errno; tostring(err) is the message)
+function appstart.start(opts)
+  check_options(opts)
+  local log = opts.log or appstart.default_log
+  local ready = opts.ready or "notify"
+  local pid_timeout = opts.pid_timeout or 10
+  local ready_timeout = opts.ready_timeout or 40
+  local grace = opts.kill_grace or 5
+  local label = basename(opts.argv[1])
+
+  local argv, helper = opts.argv, opts.helper
+  local notify_owner
+  if opts.user then
+    local uid = core.user(opts.user)
+    if not uid then
+      if math.type(opts.user) ~= "integer" then
+        arg_error("user", "no such user '" .. tostring(opts.user) .. "'", 2)
+      end
+      uid = opts.user
+    end
+    notify_owner = uid
+    helper = { appstart.helper_path, "--user", tostring(opts.user),
+      "--pid-fd", tostring(opts.pid_fd or 3), "--pid-format", opts.pid_format or "int32le", "--" }
+  end
+  if helper then
+    local full = table.move(helper, 1, #helper, 1, {})
+    table.move(argv, 1, #argv, #full + 1, full)
+    argv = full
+  end
+
+  local spec = {
+    argv = argv, env = env_array(opts.env), cwd = opts.cwd,
+    stdin = opts.stdin, stdout = opts.stdout, stderr = opts.stderr,
+    helper = helper ~= nil, pid_fd = opts.pid_fd, pid_format = opts.pid_format,
+    ready = ready, ready_fd = opts.ready_fd, notify_access = opts.notify_access,
+    notify_dir = os.getenv("XDG_RUNTIME_DIR"), notify_owner = notify_owner,
+  }
+  local t0 = now()
+  local s <close>, code, errno, message = core.start(spec)
+  if not s then
+    log("error", label .. ": " .. message)
+    return nil, new_error(code, message, { errno = errno ~= 0 and errno or nil })
+  end
+
+  local pid_deadline = t0 + pid_timeout
+  local ready_deadline
+  -- the app-to-be: on_status gets it while the start is under way
+  local app = setmetatable({ name = label, state = "starting", argv = opts.argv,
+    _on_exit = opts.on_exit, _kill_grace = grace, _log = log }, App)
+  local function events()
+    local list = s:events()
+    if not list then return end
+    for _, e in ipairs(list) do
+      local k = e.kind
+      if k == "spawned" then
+        if not helper then app.pid = e.value end
+        log("debug", string.format("%s: spawned pid %d", label, e.value))
+      elseif k == "pid" then
+        app.pid = e.value
+        log("debug", string.format("%s: helper reported pid %d", label, e.value))
+      elseif k == "helper_exit" then
+        log("debug", string.format("%s: helper %s", label,
+          e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value)))
+      elseif k == "status" then
+        log("info", label .. ": status: " .. e.text)
+        app.status = e.text
+        if opts.on_status then opts.on_status(app, e.text) end
+      elseif k == "ignored" then
+        log("warn", string.format("%s: ignored a %s from pid %d (notify_access=%s)",
+          label, e.text, e.value, opts.notify_access or "exec"))
+      elseif k == "extend" then
+        local until_ = now() + e.value / 1e6
+        if not ready_deadline or until_ > ready_deadline then ready_deadline = until_ end
+        log("debug", string.format("%s: ready timeout extended by %.3f s", label, e.value / 1e6))
+      elseif k == "errno" then
+        log("info", string.format("%s: app reported ERRNO=%d", label, e.value))
+      elseif k == "stopping" then
+        log("info", label .. ": app reported STOPPING=1")
+      elseif k == "mainpid" then
+        log("debug", string.format("%s: MAINPID=%d agrees", label, e.value))
+      elseif k == "dropped" then
+        log("warn", string.format("%s: %d events dropped", label, e.value))
+      end
+    end
+  end
+
+  local function failed(fcode, fmessage, ferrno)
+    local r = s:result()
+    fcode, fmessage = fcode or r.code, fmessage or r.message
+    local app_proc, helper_proc = s:take("app"), s:take("helper")
+    if helper_proc then kill_now(helper_proc); helper_proc:close() end
+    local how
+    if app_proc then
+      if fcode == "pid_mismatch" then
+        how = kill_now(app_proc)
+      elseif TERMINATE[fcode] then
+        how = terminate(app_proc, grace)
+      else
+        how = app_proc:poll() or wait_process(app_proc, now() + KILL_WAIT)
+      end
+      app_proc:close()
+    end
+    s:close()
+    log("error", label .. ": " .. fmessage)
+    return nil, new_error(fcode, fmessage, {
+      pid = r.pid, status = how, errno = ferrno or r.errno or r.app_errno,
+    })
+  end
+
+  while true do
+    local state, interval = s:step()
+    events()
+    if state == "ready" then break end
+    if state == "failed" then return failed() end
+    local t = now()
+    local deadline
+    if s:phase() == "pid" then
+      deadline = pid_deadline
+    else
+      ready_deadline = ready_deadline or t + ready_timeout
+      deadline = ready_deadline
+    end
+    if t >= deadline then
+      local r = s:result()
+      if s:phase() == "pid" then
+        return failed("helper", r.pid
+          and string.format("helper did not exit within %g s", pid_timeout)
+          or string.format("helper did not report a pid within %g s", pid_timeout))
+      end
+      return failed("timeout", string.format("app not ready within %g s", ready_timeout))
+    end
+    local wake = deadline
+    if interval and t + interval < wake then wake = t + interval end
+    local ok = loop.wait(s:fd(), wake)
+    if ok == nil then return failed("cancelled", "start cancelled") end
+  end
+
+  local r = s:result()
+  app._proc = s:take("app")
+  s:close()
+  app.pid, app.name, app.status = r.pid, r.name or label, r.status
+  app.state, app.ready_after = "ready", now() - t0
+  log("debug", string.format("%s: ready after %.3f s, pid %d", label, app.ready_after, app.pid))
+  if not app_check(app) and opts.on_exit then watch_app(app) end
+  return app
+end
+
+-------------------------------------------------------------------------------
+-- watching any pid
+
+local Watch = {}
+Watch.__index = Watch
+Watch.__name = "appstart.watch"
+
+local function watch_end(w, why)
+  if w.done then return end
+  w.done = true
+  loop.unwatch(w._watch)
+  w._watch = nil
+  if w._proc then w._proc:close(); w._proc = nil end
+  loop.call(w._fn, w.pid, why)
+end
+
+--- Stop watching: the callback runs with "stopped" unless it already ran.
+function Watch:stop()
+  watch_end(self, "stopped")
+end
+
+function Watch:__tostring()
+  return string.format("appstart.watch(pid %d, %s)", self.pid, self.done and "done" or "watching")
+end
+
+function Watch:pollfd() return self._proc and self._proc:fd() end
+function Watch:events() return "r" end
+function Watch:timeout()
+  if self._proc and not self._proc:fd() then return appstart.poll_interval end
+  return nil
+end
+
+--- Watch a pid (not necessarily a child): fn(pid, "exited" | "stopped")
+-- runs exactly once. A pid that is already gone is reported "exited".
+function appstart.watch(pid, fn)
+  if math.type(pid) ~= "integer" or pid <= 0 then
+    error("appstart.watch: pid must be a positive integer, got " .. tostring(pid), 2)
+  end
+  if type(fn) ~= "function" then
+    error("appstart.watch: function expected, got " .. type(fn), 2)
+  end
+  local w = setmetatable({ pid = pid, done = false, _fn = fn }, Watch)
+  local proc = core.process(pid)
+  w._proc = proc
+  local function check()
+    if w.done then return true end
+    if not w._proc or w._proc:poll() then watch_end(w, "exited"); return true end
+    return false
+  end
+  if not proc then
+    -- already gone: reported at the next dispatch, never from inside watch()
+    w._watch = loop.watch(nil, check, 0)
+  elseif proc:fd() then
+    w._watch = loop.watch(proc:fd(), check)
+  else
+    w._watch = loop.watch(nil, check, appstart.poll_interval)
+  end
+  return w
+end
+
+-------------------------------------------------------------------------------
+-- the loop
+
+appstart.run = loop.run
+appstart.spawn = loop.spawn
+appstart.sleep = loop.sleep
+
+return appstart

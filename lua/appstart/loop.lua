@@ -1,0 +1,350 @@
+--- appstart.loop: every wait in appstart goes through here.
+--
+-- Inside `appstart.run` a wait yields the calling task to the loop, so many
+-- starts proceed at once in one OS thread. Anywhere else a wait blocks the
+-- caller, turning the same poller meanwhile, so background callbacks
+-- (`on_exit`, watches) still run "at the next call that waits".
+--
+-- One epoll set (appstart.core poller) for the whole Lua state, keyed by
+-- descriptor: several waiters on one descriptor share its registration, and a
+-- descriptor leaves the set when its last waiter goes, always before whoever
+-- owns it closes it. Timers live in a binary heap.
+local core = require "appstart.core"
+
+local now = core.now
+
+local loop = {}
+
+local poller          -- created on first use
+local waiters = {}    -- fd -> { [entry] = true }
+local nwaiters = {}   -- fd -> count
+local heap = {}       -- timers, ordered by .at
+local fired = {}      -- scratch table for poller:wait
+local current = nil   -- the running loop: { tasks = {co -> task}, queue, count }
+
+-------------------------------------------------------------------------------
+-- timers
+
+local function heap_push(t)
+  local i = #heap + 1
+  heap[i] = t
+  while i > 1 do
+    local parent = i // 2
+    if heap[parent].at <= t.at then break end
+    heap[i], heap[parent] = heap[parent], t
+    i = parent
+  end
+end
+
+local function heap_pop()
+  local top, n = heap[1], #heap
+  heap[1], heap[n] = heap[n], nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and heap[l].at < heap[m].at then m = l end
+    if r <= n and heap[r].at < heap[m].at then m = r end
+    if m == i then break end
+    heap[i], heap[m] = heap[m], heap[i]
+    i = m
+  end
+  return top
+end
+
+--- Call fn() once at time `at` (core.now() clock) unless cancelled.
+-- @return the timer; set `timer.cancelled = true` to cancel it
+function loop.timer(at, fn)
+  local t = { at = at, fn = fn }
+  heap_push(t)
+  return t
+end
+
+-------------------------------------------------------------------------------
+-- descriptors
+
+local function get_poller()
+  if not poller then poller = assert(core.poller()) end
+  return poller
+end
+
+local function add_waiter(fd, entry)
+  local set = waiters[fd]
+  if not set then
+    set = {}
+    waiters[fd] = set
+    nwaiters[fd] = 0
+    assert(get_poller():add(fd, fd))
+  end
+  if not set[entry] then
+    set[entry] = true
+    nwaiters[fd] = nwaiters[fd] + 1
+  end
+end
+
+local function remove_waiter(fd, entry)
+  local set = waiters[fd]
+  if set and set[entry] then
+    set[entry] = nil
+    nwaiters[fd] = nwaiters[fd] - 1
+    if nwaiters[fd] == 0 then
+      waiters[fd], nwaiters[fd] = nil, nil
+      poller:del(fd)
+    end
+  end
+end
+
+--- One turn: wait for descriptors or the next timer (never past `until_`),
+-- then run what became ready. Entries are called as entry.fire(entry).
+local function turn(until_)
+  local t = now()
+  while heap[1] and heap[1].cancelled do heap_pop() end
+  local wake = heap[1] and heap[1].at
+  if until_ and (not wake or until_ < wake) then wake = until_ end
+  local timeout = wake and math.max(0, wake - t) or -1
+  local n = 0
+  if next(waiters) then
+    n = assert(get_poller():wait(timeout, fired))
+  elseif timeout > 0 then
+    -- nothing to poll: a plain sleep (still through poll, EINTR-safe)
+    assert(get_poller():wait(timeout, fired))
+  elseif timeout < 0 then
+    error("appstart: waiting forever with nothing to wait for", 0)
+  end
+  for i = 1, n do
+    local set = waiters[fired[i]]
+    if set then
+      local list, k = {}, 0
+      for entry in pairs(set) do k = k + 1; list[k] = entry end
+      for j = 1, k do
+        local entry = list[j]
+        if not entry.done then entry.fire(entry) end
+      end
+    end
+    fired[i] = nil
+  end
+  t = now()
+  while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
+    local timer = heap_pop()
+    if not timer.cancelled then
+      timer.cancelled = true
+      timer.fn()
+    end
+  end
+end
+
+-------------------------------------------------------------------------------
+-- tasks
+
+local Task = {}
+Task.__index = Task
+Task.__name = "appstart.task"
+
+local function schedule(task, ...)
+  local q = current.queue
+  q[#q + 1] = { task, table.pack(...) }
+end
+
+--- Spawn a task in the running loop: fn(...) in a coroutine of its own.
+-- @return the task: `task:cancel()` makes its current (or next) wait return
+-- nil, "cancelled"; `task.done` is true once fn has returned
+function loop.spawn(fn, ...)
+  if not current then error("appstart.spawn: no loop is running (use appstart.run)", 2) end
+  local task = setmetatable({ co = coroutine.create(fn), done = false }, Task)
+  current.tasks[task.co] = task
+  current.count = current.count + 1
+  schedule(task, ...)
+  return task
+end
+
+function Task:cancel()
+  if self.done then return end
+  if self.waiting then
+    self.waiting.resume(nil, "cancelled")
+  else
+    self.cancel_pending = true
+  end
+end
+
+function Task:__tostring()
+  return string.format("appstart.task(%s)", self.done and "done" or "running")
+end
+
+local function current_task()
+  if not current then return nil end
+  local co, main = coroutine.running()
+  if main then return nil end
+  return current.tasks[co]
+end
+
+--- Is the caller a task of the running loop (so waits yield)?
+function loop.in_task()
+  return current_task() ~= nil
+end
+
+--- Run fn(...) as a task when inside a loop; call it now otherwise. Used for
+-- callbacks, so that a callback may itself wait.
+function loop.call(fn, ...)
+  if current then return loop.spawn(fn, ...) end
+  return fn(...)
+end
+
+-------------------------------------------------------------------------------
+-- waiting
+
+--- Wait until fd is readable or the deadline passes.
+-- fd may be nil (a pure sleep); deadline may be nil (no limit).
+-- @return true when readable, false at the deadline, nil, "cancelled" when
+-- the calling task was cancelled
+function loop.wait(fd, deadline)
+  local task = current_task()
+  if task then
+    if task.cancel_pending then
+      task.cancel_pending = nil
+      return nil, "cancelled"
+    end
+    local entry, timer = { done = false }, nil
+    local function drop()
+      entry.done = true
+      if fd then remove_waiter(fd, entry) end
+      if timer then timer.cancelled = true end
+      task.waiting = nil
+    end
+    local function resume(...)
+      if entry.done then return end
+      drop()
+      schedule(task, ...)
+    end
+    entry.resume, entry.drop = resume, drop
+    entry.fire = function() resume(true) end
+    if fd then add_waiter(fd, entry) end
+    if deadline then timer = loop.timer(deadline, function() resume(false) end) end
+    task.waiting = entry
+    return coroutine.yield(entry)
+  end
+  -- blocking: turn the shared poller until fd or the deadline
+  local ready = false
+  local entry = { done = false }
+  entry.fire = function(e) e.done = true; ready = true end
+  if fd then add_waiter(fd, entry) end
+  local ok, err = pcall(function()
+    while not ready do
+      if deadline and now() >= deadline then break end
+      turn(deadline)
+    end
+  end)
+  if fd then remove_waiter(fd, entry) end
+  loop.idle()
+  if not ok then error(err, 0) end
+  return ready
+end
+
+--- Close the poller when nothing uses it, so a launcher at rest holds no
+-- descriptor of appstart's.
+function loop.idle()
+  if poller and not current and not next(waiters) then
+    while heap[1] and heap[1].cancelled do heap_pop() end
+    if not heap[1] then
+      poller:close()
+      poller = nil
+    end
+  end
+end
+
+--- Sleep for `seconds` (yields inside a loop).
+function loop.sleep(seconds)
+  return loop.wait(nil, now() + seconds)
+end
+
+--- Call fn() in the background when fd becomes readable, once; or, with no
+-- fd, every `interval` seconds until fn returns true.
+-- @return a handle for loop.unwatch
+function loop.watch(fd, fn, interval)
+  local h = { done = false }
+  if fd then
+    h.fire = function(e)
+      e.done = true
+      remove_waiter(fd, e)
+      fn()
+    end
+    h.fd = fd
+    add_waiter(fd, h)
+  else
+    local function probe()
+      if h.done then return end
+      if fn() then h.done = true; return end
+      h.timer = loop.timer(now() + interval, probe)
+    end
+    h.timer = loop.timer(now() + interval, probe)
+  end
+  return h
+end
+
+function loop.unwatch(h)
+  if not h or h.done then return end
+  h.done = true
+  if h.fd then remove_waiter(h.fd, h) end
+  if h.timer then h.timer.cancelled = true end
+end
+
+-------------------------------------------------------------------------------
+-- run
+
+--- Run fn(...) as the first task of a loop; return when it and every task
+-- spawned meanwhile are done. An error in any task closes the others (their
+-- pending starts are abandoned and their apps killed) and is raised here.
+function loop.run(fn, ...)
+  if current then error("appstart.run: a loop is already running", 2) end
+  local state = { tasks = {}, queue = {}, count = 0 }
+  current = state
+  local failure
+  local ok, err = pcall(function(...)
+    loop.spawn(fn, ...)
+    while state.count > 0 do
+      local q = state.queue
+      if #q > 0 then
+        state.queue = {}
+        for i = 1, #q do
+          local task, args = q[i][1], q[i][2]
+          if not task.done then
+            local okr, res = coroutine.resume(task.co, table.unpack(args, 1, args.n))
+            if not okr then
+              failure = debug.traceback(task.co, tostring(res))
+              task.done = true
+              state.tasks[task.co] = nil
+              state.count = state.count - 1
+              return
+            end
+            if coroutine.status(task.co) == "dead" then
+              task.done = true
+              state.tasks[task.co] = nil
+              state.count = state.count - 1
+            elseif res == nil or type(res) ~= "table" or res.fire == nil then
+              -- a yield that is not ours (a plain coroutine.yield): resume soon
+              schedule(task)
+            end
+          end
+        end
+      else
+        turn(nil)
+      end
+    end
+  end, ...)
+  -- on failure, close what is left: pending starts abandon their apps. The
+  -- loop is gone first, so a __close that waits blocks instead of yielding.
+  current = nil
+  for co, task in pairs(state.tasks) do
+    if task.waiting then task.waiting.drop() end
+    coroutine.close(co)
+  end
+  loop.idle()
+  if not ok then error(err, 0) end
+  if failure then error(failure, 0) end
+end
+
+--- Is a loop running?
+function loop.running()
+  return current ~= nil
+end
+
+return loop

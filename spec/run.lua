@@ -1,0 +1,47 @@
+--- The test runner: every spec/*_spec.lua (or those named on the command
+-- line), through luaunit, then one closing line "N passed, N failed".
+-- Exits non-zero on any failure. Each spec file returns a table of test
+-- classes ({ TestName = { test_x = function ... } }).
+local lu = require "luaunit"
+
+local dir = arg[0]:match("^(.*)/[^/]*$") or "."
+local files, pattern = {}, nil
+for _, a in ipairs(arg) do
+  if a:match("_spec%.lua$") then files[#files + 1] = a
+  elseif a:sub(1, 1) ~= "-" then pattern = a end
+end
+if #files == 0 then
+  local p = io.popen("ls " .. dir .. "/*_spec.lua")
+  for line in p:lines() do files[#files + 1] = line end
+  p:close()
+end
+
+local suites = {}
+for _, file in ipairs(files) do
+  local classes = dofile(file)
+  local names = {}
+  for name in pairs(classes) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local class = classes[name]
+    if pattern then
+      local kept = {}
+      for k, v in pairs(class) do
+        if type(v) ~= "function" or not k:match("^test") or (name .. "." .. k):match(pattern) then
+          kept[k] = v
+        end
+      end
+      class = kept
+    end
+    suites[#suites + 1] = { name, class }
+  end
+end
+
+local runner = lu.LuaUnit.new()
+runner:setOutputType("text")
+runner:runSuiteByInstances(suites, "-v")
+local r = runner.result
+local failed = r.failureCount + r.errorCount
+local passed = r.runCount - failed - r.skippedCount
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and r.runCount > 0 and 0 or 1)
