@@ -101,9 +101,13 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
                      int *truncated)
 {
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    /* room for the credentials and a few descriptors: sd_notify clients
+     * pass some (systemd-notify's barrier pipe). They are closed below,
+     * which is what releases such a barrier; any beyond this room the
+     * kernel discards itself (MSG_CTRUNC), so none can leak. */
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(struct ucred))];
+        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(16 * sizeof(int))];
     } control;
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
@@ -136,7 +140,5 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
             }
         }
     }
-    if (msg.msg_flags & MSG_CTRUNC)
-        *truncated = 1;
     return n;
 }

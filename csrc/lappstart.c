@@ -24,11 +24,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define STARTER_MT "appstart.starter"
 #define PROCESS_MT "appstart.process"
 #define POLLER_MT "appstart.poller"
+#define SIGNALS_MT "appstart.signals"
 
 #ifndef APPSTART_VERSION
 #define APPSTART_VERSION "0.1.0"
@@ -682,6 +684,81 @@ static int l_poller_close(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* signals: a pollable descriptor for signals (the command's --watch)  */
+
+struct lsignals {
+    int fd;
+    int blocked;
+    sigset_t set, old;
+};
+
+/* core.signals({"INT", "TERM", ...}) -> signals: blocks them for the
+ * process and delivers them through a signalfd instead. Spawned children
+ * start with an empty mask, so they still get every signal. */
+static int l_signals(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    sigset_t set;
+    sigemptyset(&set);
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        sigaddset(&set, check_signal(L, lua_gettop(L), SIGTERM));
+        lua_pop(L, 1);
+    }
+    struct lsignals *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+    ls->fd = -1;
+    ls->blocked = 0;
+    luaL_setmetatable(L, SIGNALS_MT);
+    ls->set = set;
+    if (sigprocmask(SIG_BLOCK, &set, &ls->old) < 0)
+        return push_errno_result(L, errno, "sigprocmask");
+    ls->blocked = 1;
+    ls->fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (ls->fd < 0)
+        return push_errno_result(L, errno, "signalfd");
+    return 1;
+}
+
+/* s:read() -> array of signal numbers received (possibly empty) */
+static int l_signals_read(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, SIGNALS_MT);
+    lua_newtable(L);
+    int n = 0;
+    struct signalfd_siginfo info;
+    while (ls->fd >= 0 && sys_read(ls->fd, &info, sizeof info) == sizeof info) {
+        lua_pushinteger(L, info.ssi_signo);
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+static int l_signals_fd(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, SIGNALS_MT);
+    lua_pushinteger(L, ls->fd);
+    return 1;
+}
+
+static int l_signals_close(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, SIGNALS_MT);
+    sys_close(&ls->fd);
+    if (ls->blocked) {
+        /* unblock only what this object blocked and was not blocked before */
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&ls->set, sig) == 1 && sigismember(&ls->old, sig) == 0)
+                sigaddset(&unblock, sig);
+        sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+        ls->blocked = 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* module functions                                                   */
 
 static int l_now(lua_State *L)
@@ -832,8 +909,13 @@ int luaopen_appstart_core(lua_State *L)
         { "wait", l_poller_wait }, { "fd", l_poller_fd },
         { "close", l_poller_close }, { NULL, NULL },
     };
+    static const luaL_Reg signals_methods[] = {
+        { "read", l_signals_read }, { "fd", l_signals_fd },
+        { "close", l_signals_close }, { NULL, NULL },
+    };
     static const luaL_Reg functions[] = {
         { "start", l_start },
+        { "signals", l_signals },
         { "process", l_process },
         { "poller", l_poller },
         { "now", l_now },
@@ -854,7 +936,8 @@ int luaopen_appstart_core(lua_State *L)
     lua_pushcfunction(L, l_starter_tostring);
     lua_setfield(L, -2, "__tostring");
     new_class(L, POLLER_MT, poller_methods, l_poller_close);
-    lua_pop(L, 3);
+    new_class(L, SIGNALS_MT, signals_methods, l_signals_close);
+    lua_pop(L, 4);
 
     luaL_newlib(L, functions);
     lua_pushliteral(L, APPSTART_VERSION);

@@ -51,7 +51,7 @@ appstart.Error = Error
 local OPTIONS = {
   argv = "table", env = "table", cwd = "string",
   stdin = "string", stdout = "string", stderr = "string",
-  helper = "table", user = "string|number",
+  helper = "table|boolean", user = "string|number",
   pid_fd = "integer", pid_format = "string",
   ready = "string", ready_fd = "integer", notify_access = "string",
   pid_timeout = "number", ready_timeout = "number", kill_grace = "number",
@@ -101,7 +101,7 @@ local function check_options(opts)
   end
   if opts.argv == nil then arg_error("argv", "table expected, got nil", 3) end
   strings("argv", opts.argv, true)
-  strings("helper", opts.helper, true)
+  if type(opts.helper) == "table" then strings("helper", opts.helper, true) end
   if opts.helper and opts.user then
     arg_error("user", "cannot be combined with 'helper'", 3)
   end
@@ -319,7 +319,10 @@ function appstart.start(opts)
   local grace = opts.kill_grace or 5
   local label = basename(opts.argv[1])
 
-  local argv, helper = opts.argv, opts.helper
+  -- helper: the argv of a helper run as helper..argv, or true when argv is
+  -- itself a forking program that reports its daemon's pid (dbus-daemon
+  -- --fork --print-pid=3)
+  local argv, helper = opts.argv, opts.helper or nil
   local notify_owner
   if opts.user then
     local uid = core.user(opts.user)
@@ -333,7 +336,7 @@ function appstart.start(opts)
     helper = { appstart.helper_path, "--user", tostring(opts.user),
       "--pid-fd", tostring(opts.pid_fd or 3), "--pid-format", opts.pid_format or "int32le", "--" }
   end
-  if helper then
+  if type(helper) == "table" then
     local full = table.move(helper, 1, #helper, 1, {})
     table.move(argv, 1, #argv, #full + 1, full)
     argv = full
@@ -342,7 +345,7 @@ function appstart.start(opts)
   local spec = {
     argv = argv, env = env_array(opts.env), cwd = opts.cwd,
     stdin = opts.stdin, stdout = opts.stdout, stderr = opts.stderr,
-    helper = helper ~= nil, pid_fd = opts.pid_fd, pid_format = opts.pid_format,
+    helper = helper and true or false, pid_fd = opts.pid_fd, pid_format = opts.pid_format,
     ready = ready, ready_fd = opts.ready_fd, notify_access = opts.notify_access,
     notify_dir = os.getenv("XDG_RUNTIME_DIR"), notify_owner = notify_owner,
   }
