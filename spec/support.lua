@@ -78,13 +78,20 @@ function S.children()
   return out
 end
 
---- Live (not zombie) processes running the fixture or the helper.
+local function pgrp(pid)
+  local stat = S.read("/proc/" .. pid .. "/stat")
+  return stat and stat:match("%) %S+ %d+ (%d+)")
+end
+
+--- Live (not zombie) processes running the fixture or the helper, in this
+-- process group (so concurrent test runs do not see each other's).
 function S.strays()
   local out = {}
+  local mine = pgrp("self")
   for _, pid in ipairs(proc_pids()) do
     local cmd = S.read("/proc/" .. pid .. "/cmdline")
     local argv0 = cmd and cmd:match("^[^%z]*")
-    if argv0 == S.fixture or argv0 == S.helper then
+    if (argv0 == S.fixture or argv0 == S.helper) and pgrp(pid) == mine then
       local st = S.proc_status(pid)
       if st and not st.State:match("^Z") then out[#out + 1] = pid end
     end

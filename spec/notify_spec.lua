@@ -1,0 +1,227 @@
+--- The sd_notify protocol and notify_access, with fixtures that send exactly
+-- the datagram under test.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local core = S.core
+local F = S.fixture
+
+local function start(opts)
+  opts.ready = opts.ready or "notify"
+  opts.ready_timeout = opts.ready_timeout or 3
+  opts.kill_grace = opts.kill_grace or 0.5
+  opts.log = opts.log or function() end
+  local forks = opts.forks
+  opts.forks = nil
+  local app, err = appstart.start(opts)
+  opts.forks = forks
+  return app, err
+end
+
+local function fail_case(argv, code, opts)
+  local before = S.snapshot()
+  opts = opts or {}
+  opts.argv = argv
+  local took, app, err = S.timed(start, opts)
+  lu.assertNil(app)
+  lu.assertEquals(err.code, code, tostring(err))
+  lu.assertTrue(took < 2.5, "detected in " .. took .. " s")
+  -- a process the app forked is the app's, not the launcher's: appstart
+  -- terminates the app it knows; the test cleans up the rest
+  if opts.forks then S.kill_strays() end
+  S.assert_clean(before)
+  return err, took
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_ready_1_starts_and_status_is_the_last_STATUS()
+  local before = S.snapshot()
+  local seen = {}
+  local app = assert(start {
+    argv = { F, "notify=STATUS=loading", "notify=STATUS=warming up", "notify=READY=1\\nSTATUS=serving", "pause" },
+    on_status = function(a, text) seen[#seen + 1] = text; lu.assertEquals(a.state, "starting") end,
+  })
+  lu.assertEquals(seen, { "loading", "warming up", "serving" })
+  lu.assertEquals(app.status, "serving")
+  lu.assertEquals(app.name, "fixture")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+function T.test_unknown_keys_are_ignored()
+  local app = assert(start { argv = { F, "notify=FDSTORE=1\\nWATCHDOG=1\\nX_CUSTOM=anything=at all\\nREADY=1", "pause" } })
+  lu.assertEquals(app:terminate(), { signal = 15 })
+end
+
+function T.test_MAINPID_that_agrees_is_accepted()
+  -- sh execs the fixture, so $$ is the fixture's pid
+  local app, err = start { argv = { "/bin/sh", "-c", 'exec "$0" "notify=MAINPID=$$" notify=READY=1 pause', F } }
+  lu.assertNotNil(app, tostring(err))
+  app:terminate()
+end
+
+function T.test_MAINPID_lie_is_killed_with_pid_mismatch()
+  -- the fixture does not expand values in TEXT: claim pid 1 outright
+  local err = fail_case({ F, "notify=MAINPID=1\\nREADY=1", "ignore=TERM", "pause" }, "pid_mismatch")
+  lu.assertEquals(err.status, { signal = 9 }, "killed, not asked")
+end
+
+function T.test_MAINPID_lie_through_a_helper_is_killed()
+  -- the helper's child is the app; it claims another pid
+  local err = fail_case({ "notify=MAINPID=12345\\nREADY=1", "pause", "|", "int32=3:child", "exit=0" },
+    "pid_mismatch", { helper = { F, "fork" } })
+  lu.assertEquals(err.code, "pid_mismatch")
+end
+
+function T.test_EXTEND_TIMEOUT_USEC_pushes_the_deadline()
+  local before = S.snapshot()
+  local app, err = start {
+    argv = { F, "notify=EXTEND_TIMEOUT_USEC=3000000", "sleep=0.6", "notify=READY=1", "pause" },
+    ready_timeout = 0.3,
+  }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(app.ready_after >= 0.6)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_without_EXTEND_the_same_app_times_out()
+  local err, took = fail_case({ F, "sleep=0.6", "notify=READY=1", "pause" }, "timeout", { ready_timeout = 0.3 })
+  lu.assertEquals(err.status, { signal = 15 })
+  lu.assertTrue(took >= 0.3)
+end
+
+function T.test_ERRNO_is_reported_when_the_app_then_dies()
+  local err = fail_case({ F, "notify=ERRNO=5\\nSTATUS=disk error", "exit=1" }, "died")
+  lu.assertEquals(err.errno, 5)
+  lu.assertEquals(err.status, { code = 1 })
+end
+
+function T.test_STOPPING_is_logged()
+  local logged, log = S.recorder()
+  fail_case({ F, "notify=STOPPING=1", "exit=0" }, "died", { log = log })
+  lu.assertStrContains(table.concat(logged, "\n"), "STOPPING=1")
+end
+
+function T.test_malformed_datagrams_break_the_protocol_and_the_app_is_terminated()
+  for _, text in ipairs { "garbage", "READY=2", "MAINPID=abc", "EXTEND_TIMEOUT_USEC=-1", "=1",
+                         "READY=1\\0", "ERRNO=99999999999" } do
+    local err = fail_case({ F, "notify=" .. text, "pause" }, "protocol")
+    lu.assertEquals(err.status, { signal = 15 }, text)
+  end
+end
+
+function T.test_oversized_datagram_breaks_the_protocol()
+  local big = string.rep("x", 5000)
+  fail_case({ F, "notify=STATUS=" .. big, "pause" }, "protocol")
+end
+
+function T.test_a_flood_cannot_stall_the_launcher()
+  local before = S.snapshot()
+  local n = 0
+  local took, app, err = S.timed(start, {
+    argv = { F, "notifyflood=20000:STATUS=flood", "notify=READY=1", "pause" },
+    on_status = function() n = n + 1 end,
+  })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 2, "ready in " .. took .. " s despite the flood")
+  lu.assertTrue(n >= 1)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_the_socket_is_private_and_removed_afterwards()
+  local envfile, dirmode = S.tmpname("env"), S.tmpname("mode")
+  local app = assert(start {
+    argv = { "/bin/sh", "-c", 'stat -c %a "$(dirname "$NOTIFY_SOCKET")" > ' .. dirmode ..
+      '; env > ' .. envfile .. '; exec ' .. F .. ' notify=READY=1 pause' },
+    notify_access = "all", -- sh execs the fixture: same pid, but keep the test about the socket
+  })
+  local env = S.read(envfile)
+  local path = env:match("NOTIFY_SOCKET=([^\n]+)")
+  lu.assertNotNil(path)
+  lu.assertEquals(S.read(dirmode), "700\n")
+  lu.assertNil(io.open(path), "socket removed once the app is ready")
+  app:terminate()
+end
+
+function T.test_an_inherited_NOTIFY_SOCKET_never_reaches_an_fd_protocol_app()
+  local envfile = S.tmpname("env")
+  local app = assert(start { argv = { F, "env=" .. envfile, "line=3:x", "pause" }, ready = "fd",
+    env = { NOTIFY_SOCKET = "/run/systemd/notify", KEEP = "1" } })
+  local env = S.read(envfile)
+  lu.assertStrContains(env, "KEEP=1")
+  lu.assertNotStrContains(env, "NOTIFY_SOCKET")
+  app:terminate()
+end
+
+-- notify_access: who may say READY=1
+
+local function forked_ready(access, ready)
+  -- the app forks; only its child reports
+  if ready == "fd" then
+    return { argv = { F, "fork", "line=3:from-child", "pause", "|", "pause" }, ready = "fd",
+      notify_access = access, ready_timeout = 0.5 }
+  end
+  return { argv = { F, "fork", "notify=READY=1", "pause", "|", "pause" },
+    notify_access = access, ready_timeout = 0.5 }
+end
+
+function T.test_main_ignores_a_forked_child_and_logs_it()
+  for _, proto in ipairs { "notify", "fd" } do
+    local logged, log = S.recorder()
+    local opts = forked_ready("main", proto)
+    opts.log, opts.forks = log, true
+    local err = fail_case(opts.argv, "timeout", opts)
+    lu.assertEquals(err.code, "timeout", proto)
+    lu.assertStrContains(table.concat(logged, "\n"), "ignored a")
+    S.kill_strays()
+  end
+end
+
+function T.test_all_admits_a_forked_child()
+  for _, proto in ipairs { "notify", "fd" } do
+    local opts = forked_ready("all", proto)
+    local app, err = start(opts)
+    lu.assertNotNil(app, proto .. ": " .. tostring(err))
+    app:terminate()
+    S.kill_strays()
+  end
+end
+
+local function helper_says_ready(access)
+  -- a helper that itself reports readiness (as some forking daemons do from
+  -- the parent), then reports its child's pid
+  return { helper = { F, "fork", "pause", "|", "notify=READY=1", "int32=3:child", "exit=0" },
+    argv = { "pause" }, notify_access = access, ready_timeout = 0.5, pid_timeout = 2 }
+end
+
+function T.test_exec_admits_the_helper()
+  local opts = helper_says_ready("exec")
+  local app, err = start(opts)
+  lu.assertNotNil(app, tostring(err))
+  app:terminate()
+  S.kill_strays()
+end
+
+function T.test_main_refuses_the_helper()
+  local opts = helper_says_ready("main")
+  local logged, log = S.recorder()
+  opts.log = log
+  local err = fail_case(opts.argv, "timeout", opts)
+  lu.assertStrContains(table.concat(logged, "\n"), "ignored a notify datagram")
+  lu.assertEquals(err.code, "timeout")
+end
+
+function T.test_fallback_without_pidfd_notices_death_during_notify_wait()
+  core.use_pidfd(false)
+  local ok, e = pcall(fail_case, { F, "sleep=0.05", "exit=4" }, "died")
+  core.use_pidfd(true)
+  assert(ok, e)
+end
+
+return { TestNotify = T }
