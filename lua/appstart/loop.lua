@@ -38,8 +38,12 @@ end
 
 local function heap_pop()
   local top, n = heap[1], #heap
-  heap[1], heap[n] = heap[n], nil
+  -- two statements: a multiple assignment's order is undefined when n == 1
+  local last = heap[n]
+  heap[n] = nil
   n = n - 1
+  if n == 0 then return top end
+  heap[1] = last
   local i = 1
   while true do
     local l, r, m = 2 * i, 2 * i + 1, i
