@@ -40,11 +40,18 @@ TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
            APPSTART_FIXTURES='$(CURDIR)/$(B)/fixtures' \
            PATH='$(CURDIR)/$(B):$(PATH)'
 
-.PHONY: all deps run check test lint sanitize valgrind bench soak fuzz install uninstall clean
+.PHONY: FORCE all deps run check test lint sanitize valgrind bench soak fuzz install uninstall clean
 
 all: $(B)/appstart/core.so $(B)/appstart-helper $(FIXTURES)
 
-$(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS)
+# the helper's installed path is compiled in: rebuild when it changes
+$(B)/.libexecdir: FORCE
+	@mkdir -p $(B)
+	@echo '$(LIBEXECDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR)' > $@
+
+FORCE:
+
+$(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -I$(LUA_INCDIR) \
 	  -DAPPSTART_HELPER_PATH='"$(LIBEXECDIR)/appstart-helper"' \
