@@ -95,6 +95,29 @@ valgrind: all
 bench: all
 	$(TEST_ENV) $(LUA) spec/bench/run.lua
 
+# libFuzzer targets over the three parsers. Each runs FUZZ_SECONDS; what it
+# grows is merged (minimised) back into spec/fuzz/corpus/TARGET.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := pidrec readyline notify
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
+
+build-fuzz/fuzz_%: spec/fuzz/fuzz_%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< csrc/pidrec.c csrc/readyline.c csrc/notify.c csrc/sys.c
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  rm -rf build-fuzz/new-$$t && mkdir -p build-fuzz/new-$$t && \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	    -print_final_stats=1 build-fuzz/new-$$t spec/fuzz/corpus/$$t 2>build-fuzz/$$t.log || \
+	    { tail -40 build-fuzz/$$t.log; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^stat::peak_rss" build-fuzz/$$t.log; \
+	  build-fuzz/fuzz_$$t -merge=1 spec/fuzz/corpus/$$t build-fuzz/new-$$t 2>/dev/null; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(LUADIR)/appstart $(DESTDIR)$(LIBDIR)/appstart \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
