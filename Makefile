@@ -61,9 +61,10 @@ $(B)/appstart-helper: csrc/helper.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
 
+# fixtures are test apps, never sanitized: they crash on purpose
 $(B)/fixtures/%: spec/fixtures/%.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $<
 
 deps:
 	sh .ci/deps
@@ -80,7 +81,7 @@ lint:
 	luacheck -q lua spec
 
 sanitize:
-	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' all
+	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DAPPSTART_SANITIZE_BUILD' all
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp:print_suppressions=0 \

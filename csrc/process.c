@@ -56,12 +56,10 @@ int process_open(struct process *p, pid_t pid, int is_child)
             return errno;
         }
     }
-    if (p->pidfd < 0 && !is_child) {
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            return ESRCH;
-        if (process_is_exiting(pid) == 2)
-            return ESRCH;
-    }
+    /* a zombie still names the process, as a pidfd would: its death is
+     * the poll's to report */
+    if (p->pidfd < 0 && !is_child && kill(pid, 0) < 0 && errno == ESRCH)
+        return ESRCH;
     p->pid = pid;
     return 0;
 }

@@ -44,4 +44,4 @@ local r = runner.result
 local failed = r.failureCount + r.errorCount
 local passed = r.runCount - failed - r.skippedCount
 print(string.format("%d passed, %d failed", passed, failed))
-os.exit(failed == 0 and r.runCount > 0 and 0 or 1)
+os.exit(failed == 0 and r.runCount > 0 and 0 or 1, true)

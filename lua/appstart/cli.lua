@@ -1,0 +1,446 @@
+--- appstart.cli: the `appstart` command.
+--
+--   appstart [options] -- COMMAND [ARG...]
+--
+-- Starts COMMAND through appstart.start, prints its pid, name and time to
+-- ready and exits 0 leaving it running; with --watch it stays, forwards
+-- SIGINT and SIGTERM to the app and exits with the app's exit code.
+-- Exit status: 1 when the start fails, 2 on a usage error, 128+N when signal
+-- N interrupts a start (the app is then terminated, like any failed start).
+--
+-- `cli.main(argv)` returns the exit code instead of exiting, so the command
+-- can be driven from Lua; lua/bin/appstart is the executable.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local loop = require "appstart.loop"
+
+local cli = {}
+
+local USAGE = [[
+Usage: appstart [options] -- COMMAND [ARG...]
+
+Start COMMAND, wait until it reports that it is ready, print its pid, name
+and time to ready, and exit 0 leaving it running.
+
+  --ready=none|fd|notify   how COMMAND reports ready (default notify):
+                           notify: sd_notify READY=1 to $NOTIFY_SOCKET;
+                           fd: one line (its name) on descriptor --ready-fd;
+                           none: ready as soon as it runs
+  --ready-fd=N             descriptor for --ready=fd (default: first free
+                           from 3); implies --ready=fd
+  --pid-fd=N               descriptor on which the app's pid is reported
+                           (default 3); without --user, COMMAND itself forks
+                           and reports its daemon's pid there
+  --pid-format=int32le|line  format of that pid (default int32le)
+  --notify-access=main|exec|all  whose ready message counts (default exec)
+  --user=NAME              run COMMAND as user NAME through appstart-helper
+  --timeout=S              seconds to wait for ready (default 40)
+  --grace=S                seconds from SIGTERM to SIGKILL when the app must
+                           be stopped (default 5)
+  --watch                  stay until the app exits, forwarding SIGINT and
+                           SIGTERM to it; exit with its exit code (128+N when
+                           signal N killed it)
+  --json                   print one JSON object line instead of text
+  --quiet                  print nothing on success
+  --verbose                log each step on stderr
+  --help                   show this help
+  --version                show the version
+
+Options take their value as --opt=VALUE or --opt VALUE.
+Exit status: 0 ready (with --watch: the app's exit code), 1 the start
+failed (the app is not left running), 2 usage error, 128+N interrupted by
+signal N while starting.
+]]
+
+-------------------------------------------------------------------------------
+-- JSON: just enough to write one object line, always valid JSON
+
+local JSON_ESCAPES = {
+  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+}
+
+--- A JSON string literal. JSON text is UTF-8, so a byte that is not part of
+-- a valid UTF-8 sequence (an app's name is any bytes) becomes U+FFFD.
+local function json_string(s)
+  local parts, i = {}, 1
+  while true do
+    local n, bad = utf8.len(s, i)
+    if n then
+      parts[#parts + 1] = s:sub(i)
+      break
+    end
+    parts[#parts + 1] = s:sub(i, bad - 1)
+    parts[#parts + 1] = "\u{FFFD}"
+    i = bad + 1
+  end
+  local escaped = table.concat(parts):gsub('[%c"\\]', function(c)
+    return JSON_ESCAPES[c] or string.format("\\u%04x", c:byte())
+  end)
+  return '"' .. escaped .. '"'
+end
+
+local function json_value(v)
+  if v == nil then return "null" end
+  local t = type(v)
+  if t == "boolean" then return tostring(v) end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    return string.format("%.14g", v)
+  end
+  if t == "string" then return json_string(v) end
+  error("json: cannot encode a " .. t, 2)
+end
+
+--- One JSON object from an ordered list of {key, value} pairs (a nil value
+-- is written as null), so the fields come out in a stable order.
+function cli.json_object(fields)
+  local out = {}
+  for i, kv in ipairs(fields) do
+    out[i] = json_string(kv[1]) .. ":" .. json_value(kv[2])
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+-------------------------------------------------------------------------------
+-- option parsing
+
+local function enum(...)
+  local allowed, list = {}, { ... }
+  for _, v in ipairs(list) do allowed[v] = true end
+  local expected = table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
+  return function(value)
+    if allowed[value] then return value end
+    return nil, "expected " .. expected
+  end
+end
+
+local function descriptor(value)
+  local n = value:match("^%d+$") and tonumber(value)
+  if n and n >= 3 and n <= 1023 then return math.tointeger(n) end
+  return nil, "expected a descriptor number from 3 to 1023"
+end
+
+local function seconds(value)
+  local n = value:match("^%d*%.?%d*$") and value:find("%d") and tonumber(value)
+  if n and n < math.huge then return n end
+  return nil, "expected a number of seconds (e.g. 5 or 0.5)"
+end
+
+local function user(value)
+  if value == "" then return nil, "expected a user name or uid" end
+  if value:match("^%d+$") then return math.tointeger(tonumber(value)) or value end
+  return value
+end
+
+-- option name -> key in the parsed table; `parse` for those taking a value
+local OPTIONS = {
+  ready = { key = "ready", parse = enum("none", "fd", "notify") },
+  ["ready-fd"] = { key = "ready_fd", parse = descriptor },
+  ["pid-fd"] = { key = "pid_fd", parse = descriptor },
+  ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
+  ["notify-access"] = { key = "notify_access", parse = enum("main", "exec", "all") },
+  user = { key = "user", parse = user },
+  timeout = { key = "timeout", parse = seconds },
+  grace = { key = "grace", parse = seconds },
+  watch = { key = "watch" }, json = { key = "json" }, quiet = { key = "quiet" },
+  verbose = { key = "verbose" }, help = { key = "help" }, version = { key = "version" },
+}
+
+--- argv (1..n) -> options table, or nil, message (a usage error).
+-- --help and --version end the parse where they stand.
+function cli.parse(argv)
+  local o = {}
+  local i, n = 1, #argv
+  while i <= n do
+    local a = argv[i]
+    if a == "--" then
+      o.command = table.move(argv, i + 1, n, 1, {})
+      break
+    elseif a == "-h" then
+      o.help = true
+      return o
+    elseif a:sub(1, 2) == "--" then
+      local name, value = a:match("^%-%-([^=]*)=(.*)$")
+      name = name or a:sub(3)
+      local spec = OPTIONS[name]
+      if not spec then return nil, "unknown option '--" .. name .. "'" end
+      if not spec.parse then
+        if value then return nil, "option '--" .. name .. "' takes no value" end
+        o[spec.key] = true
+        if name == "help" or name == "version" then return o end
+      else
+        if not value then
+          i = i + 1
+          value = argv[i]
+          if value == nil or value == "--" then
+            return nil, "option '--" .. name .. "' needs a value"
+          end
+        end
+        local v, why = spec.parse(value)
+        if v == nil then
+          return nil, string.format("option '--%s': invalid value '%s' (%s)", name, value, why)
+        end
+        o[spec.key] = v
+      end
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      return nil, "unknown option '" .. a .. "'"
+    else
+      -- the first argument that is not an option starts COMMAND
+      o.command = table.move(argv, i, n, 1, {})
+      break
+    end
+    i = i + 1
+  end
+  if not o.command or #o.command == 0 then return nil, "missing COMMAND (after --)" end
+  if o.quiet and o.verbose then return nil, "--quiet and --verbose exclude each other" end
+  if o.ready_fd then
+    if o.ready and o.ready ~= "fd" then
+      return nil, "option '--ready-fd' needs --ready=fd, not --ready=" .. o.ready
+    end
+    o.ready = "fd"
+  end
+  return o
+end
+
+-------------------------------------------------------------------------------
+-- output
+
+local SIGNAL_NAMES = {
+  [1] = "SIGHUP", [2] = "SIGINT", [3] = "SIGQUIT", [6] = "SIGABRT", [9] = "SIGKILL",
+  [11] = "SIGSEGV", [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM",
+}
+
+local function signal_name(sig)
+  return SIGNAL_NAMES[sig] or ("signal " .. sig)
+end
+
+--- Text an app chose (its name, its STATUS=), made safe for one line on a
+-- terminal: no control characters, so no escape sequences either.
+local function printable(s)
+  return (s:gsub("%c", "?"))
+end
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+
+--- The STATUS= display while the start waits: one line rewritten in place
+-- on a terminal, plain `appstart: status: TEXT` lines otherwise.
+local function status_display(quiet)
+  local display = { showing = false }
+  local tty = not quiet and os.execute("test -t 2")
+  function display.clear()
+    if display.showing then
+      io.stderr:write("\r\27[K")
+      display.showing = false
+    end
+  end
+  function display.on_status(_, text)
+    if quiet then return end
+    text = printable(text)
+    if tty then
+      -- a longer line would wrap, and "\r" could not take it back
+      local width = (tonumber(os.getenv("COLUMNS")) or 80) - 1
+      if #text > width then text = text:sub(1, width) end
+      io.stderr:write("\r", text, "\27[K")
+      display.showing = true
+    else
+      io.stderr:write("appstart: status: ", text, "\n")
+    end
+  end
+  return display
+end
+
+local function exit_code(how)
+  if how.code then return how.code end
+  if how.signal then return 128 + how.signal end
+  return 0
+end
+
+local function report_ready(o, app)
+  if o.quiet then return end
+  local name = app.name or "app"
+  if o.json then
+    local after = math.floor(app.ready_after * 1e6 + 0.5) / 1e6
+    io.stdout:write(cli.json_object {
+      { "pid", app.pid }, { "name", name }, { "ready_after", after }, { "status", app.status },
+    }, "\n")
+  else
+    io.stdout:write(string.format("appstart: %s ready: pid %d, %.3f s\n",
+      printable(name), app.pid, app.ready_after))
+  end
+  io.stdout:flush()
+end
+
+local function report_exit(o, app, how)
+  if o.quiet then return end
+  local name = app.name or "app"
+  if o.json then
+    io.stdout:write(cli.json_object {
+      { "pid", app.pid }, { "name", name }, { "exit_code", how.code }, { "signal", how.signal },
+    }, "\n")
+    io.stdout:flush()
+    return
+  end
+  local what
+  if how.code then what = "exited with code " .. how.code
+  elseif how.signal then what = "was killed by " .. signal_name(how.signal)
+  else what = "exited (its exit status is unknown: it is not appstart's child)"
+  end
+  io.stderr:write(string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
+end
+
+-- appstart.start fields -> the option that sets them, for raised errors
+local FIELD_OPTIONS = {
+  argv = "COMMAND", ready_timeout = "--timeout", kill_grace = "--grace",
+}
+
+--- A raised appstart.start error (the options cannot work together, a user
+-- that does not exist) as a usage message, or nil if it is not one.
+local function usage_from_raise(message)
+  local field, why = tostring(message):match("appstart%.start: field '([%w_]+)': (.*)$")
+  if not field then return nil end
+  local option = FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
+  if option == "COMMAND" then return "COMMAND: " .. why end
+  return string.format("option '%s': %s", option, why)
+end
+
+-------------------------------------------------------------------------------
+-- the command
+
+local function start_options(o, display)
+  local opts = {
+    argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
+    pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
+    user = o.user, ready_timeout = o.timeout, kill_grace = o.grace,
+    on_status = display.on_status,
+  }
+  if not o.user and (o.pid_fd or o.pid_format) then
+    -- COMMAND forks and reports its daemon's pid itself (dbus-daemon --fork --print-pid=N)
+    opts.helper = true
+  end
+  opts.log = function(level, message)
+    -- a failed start is reported once, by the command, as `appstart: MESSAGE`
+    if level == "error" then return end
+    if (LEVELS[level] or 4) <= (LEVELS[appstart.log_level] or 2) then display.clear() end
+    appstart.default_log(level, message)
+  end
+  return opts
+end
+
+--- Start, report, and with --watch wait; returns the exit code. Runs inside
+-- appstart.run: one task starts (and watches) the app, another turns
+-- SIGINT/SIGTERM into a cancelled start or, once the app is up, forwards them.
+local function run(o)
+  local display = status_display(o.quiet)
+  local opts = start_options(o, display)
+  -- blocked from here on and read from a descriptor instead; spawned
+  -- processes start with an empty signal mask, so the app still gets them
+  local signals, why = core.signals({ "INT", "TERM" })
+  if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
+
+  local state = {} -- app, interrupted (a signal number), code, usage
+  local worker, watcher
+
+  local function work()
+    local ok, app, err = pcall(appstart.start, opts)
+    display.clear()
+    if not ok then
+      local usage = usage_from_raise(app)
+      if not usage then error(app, 0) end
+      state.usage = usage
+      return
+    end
+    if app and state.interrupted then
+      -- the signal came as the start was completing: it still means stop
+      app:terminate()
+      app, err = nil, { message = "start cancelled" }
+    end
+    if not app then
+      if state.interrupted then
+        io.stderr:write(string.format("appstart: interrupted by %s: %s\n",
+          signal_name(state.interrupted), err.message))
+        state.code = 128 + state.interrupted
+      else
+        io.stderr:write("appstart: ", err.message, "\n")
+        state.code = 1
+      end
+      return
+    end
+    state.app = app
+    report_ready(o, app)
+    if not o.watch then
+      app:close() -- leave it running; nothing of ours waits for it
+      state.code = 0
+      return
+    end
+    local how = app:wait()
+    report_exit(o, app, how)
+    state.code = exit_code(how)
+  end
+
+  local function forward()
+    while true do
+      if loop.wait(signals:fd()) == nil then return end -- cancelled: the work is done
+      for _, sig in ipairs(signals:read()) do
+        if state.app then
+          opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), state.app.pid))
+          state.app:kill(sig)
+        elseif not state.interrupted then
+          opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
+          state.interrupted = sig
+          worker:cancel()
+        end
+      end
+    end
+  end
+
+  local ok, err = pcall(appstart.run, function()
+    worker = appstart.spawn(function()
+      work()
+      if watcher then watcher:cancel() end
+    end)
+    if signals then watcher = appstart.spawn(forward) end
+  end)
+  if signals then
+    signals:read() -- drop what came too late to act on, then unblock
+    signals:close()
+  end
+  if not ok then error(err, 0) end
+  return state.code, state.usage
+end
+
+local function usage_error(message)
+  io.stderr:write("appstart: ", message, "\nTry 'appstart --help' for more information.\n")
+  return 2
+end
+
+--- Run the command.
+-- @param argv the arguments (argv[1..n]; the script's `arg` table)
+-- @return the exit code
+function cli.main(argv)
+  local o, message = cli.parse(argv)
+  if not o then return usage_error(message) end
+  if o.help then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  if o.version then
+    io.stdout:write("appstart ", appstart.version, "\n")
+    return 0
+  end
+  local saved_level = appstart.log_level
+  if o.verbose then appstart.log_level = "debug"
+  elseif o.quiet then appstart.log_level = "error" -- errors are reported by the command
+  end
+  local ok, code, usage = pcall(run, o)
+  appstart.log_level = saved_level
+  if not ok then
+    io.stderr:write("appstart: internal error: ", tostring(code), "\n")
+    return 1
+  end
+  if usage then return usage_error(usage) end
+  return code
+end
+
+return cli

@@ -1,0 +1,416 @@
+--- The `appstart` command, run for real as a subprocess (lua5.4
+-- lua/bin/appstart, environment inherited): usage, what it prints on a
+-- start, that a started app is left running and a failed one is not, exit
+-- codes, --json, --quiet, --verbose, STATUS= display, --watch and signals.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local core = S.core
+local F = S.fixture
+local now = core.now
+
+local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
+local BIN = SPEC_DIR .. "/../lua/bin/appstart"
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function has(program)
+  return os.execute("command -v " .. program .. " >/dev/null 2>&1")
+end
+
+-- a hung command fails its test instead of the suite; --foreground keeps
+-- the command in our process group, where S.strays() looks for leftovers
+local GUARD = has("timeout") and "timeout --foreground -s KILL 20 " or ""
+
+local function command_line(args)
+  local words = { GUARD .. "lua5.4", quote(BIN) }
+  for _, a in ipairs(args) do words[#words + 1] = quote(a) end
+  return table.concat(words, " ")
+end
+
+--- Run the command to completion: exit code, stdout, stderr. Output goes to
+-- files, not pipes, since an app left running inherits them.
+local function run(args)
+  local out, err = S.tmpname("out"), S.tmpname("err")
+  local _, how, code = os.execute(command_line(args) .. " >" .. out .. " 2>" .. err)
+  lu.assertEquals(how, "exit", "the command was killed by a signal")
+  return code, S.read(out), S.read(err)
+end
+
+--- Start the command in the background; finish(bg) waits for its exit code.
+local function run_background(args)
+  local bg = { out = S.tmpname("out"), err = S.tmpname("err"), code = S.tmpname("code") }
+  os.execute(string.format("(%s >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s) &",
+    command_line(args), bg.out, bg.err, bg.code, bg.code, bg.code))
+  return bg
+end
+
+local function finish(bg)
+  return tonumber(S.await_file(bg.code, 20)), S.read(bg.out), S.read(bg.err)
+end
+
+--- Wait (bounded) until the file at path matches pattern.
+local function await_match(path, pattern, timeout)
+  local deadline = now() + (timeout or 5)
+  repeat
+    local s = S.read(path)
+    if s and s:match(pattern) then return s:match(pattern) end
+    core.wait_readable(-1, 0.005)
+  until now() > deadline
+  error(string.format("%s never matched %q: %q", path, pattern, S.read(path) or "(none)"), 2)
+end
+
+--- Wait (bounded) until pid is gone (or a zombie nobody of ours reaps).
+local function await_gone(pid, timeout)
+  local deadline = now() + (timeout or 5)
+  while S.alive(pid) do
+    if now() > deadline then return false end
+    core.wait_readable(-1, 0.005)
+  end
+  return true
+end
+
+--- Stop an app the command left running (it is not our child).
+local function kill_app(pid)
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  lu.assertTrue(await_gone(pid), "app " .. pid .. " did not go")
+end
+
+local function ppid(pid)
+  return tonumber(S.proc_status(pid).PPid)
+end
+
+local function assert_contains(s, text, msg)
+  lu.assertNotNil(s, msg)
+  if not s:find(text, 1, true) then
+    lu.fail(string.format("%s%q not found in %q", msg and (msg .. ": ") or "", text, s))
+  end
+end
+
+-------------------------------------------------------------------------------
+
+local Usage = {}
+function Usage.tearDown() S.kill_strays() end
+
+function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
+  local code, out, err = run { "--help" }
+  lu.assertEquals(code, 0)
+  lu.assertEquals(err, "")
+  lu.assertStrMatches(out, "^Usage: appstart %[options%] %-%- COMMAND %[ARG%.%.%.%]\n.*")
+  for _, option in ipairs { "--ready=none|fd|notify", "--ready-fd=N", "--pid-fd=N",
+    "--pid-format=int32le|line", "--notify-access=main|exec|all", "--user=NAME",
+    "--timeout=S", "--grace=S", "--watch", "--json", "--quiet", "--verbose", "--help",
+    "--version" } do
+    assert_contains(out, option, "usage")
+  end
+end
+
+function Usage.test_version_prints_the_library_version()
+  local code, out, err = run { "--version" }
+  lu.assertEquals(code, 0)
+  lu.assertEquals(out, "appstart " .. appstart.version .. "\n")
+  lu.assertEquals(err, "")
+end
+
+function Usage.test_unknown_option_is_a_usage_error_with_a_hint_to_help()
+  local before = S.snapshot()
+  local code, out, err = run { "--bogus", "--", F, "pause" }
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "appstart: unknown option '--bogus'\n"
+    .. "Try 'appstart --help' for more information.\n")
+  S.assert_clean(before)
+end
+
+function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_nothing()
+  local before = S.snapshot()
+  local cases = {
+    { { "--ready=maybe", "--", F, "pause" }, "option '--ready': invalid value 'maybe'" },
+    { { "--ready-fd=2", "--", F, "pause" }, "option '--ready-fd': invalid value '2'" },
+    { { "--pid-fd", "x", "--", F, "pause" }, "option '--pid-fd': invalid value 'x'" },
+    { { "--pid-format=hex", "--", F, "pause" }, "option '--pid-format': invalid value 'hex'" },
+    { { "--notify-access=some", "--", F, "pause" }, "option '--notify-access': invalid value" },
+    { { "--timeout=-1", "--", F, "pause" }, "option '--timeout': invalid value '-1'" },
+    { { "--grace=soon", "--", F, "pause" }, "option '--grace': invalid value 'soon'" },
+    { { "--timeout" }, "option '--timeout' needs a value" },
+    { { "--timeout", "--", F, "pause" }, "option '--timeout' needs a value" },
+    { { "--watch=yes", "--", F, "pause" }, "option '--watch' takes no value" },
+    { { "--ready=fd" }, "missing COMMAND" },
+    { { "--ready=fd", "--" }, "missing COMMAND" },
+    { { "--quiet", "--verbose", "--", F, "pause" }, "--quiet and --verbose exclude each other" },
+    { { "--ready=notify", "--ready-fd=4", "--", F, "pause" }, "option '--ready-fd' needs --ready=fd" },
+    -- raised by appstart.start, reported as the option that caused it
+    { { "--user=no-such-user-here", "--", F, "pause" }, "option '--user': no such user" },
+  }
+  for _, case in ipairs(cases) do
+    local args, message = case[1], case[2]
+    local label = table.concat(args, " ")
+    local code, out, err = run(args)
+    lu.assertEquals(code, 2, label)
+    lu.assertEquals(out, "", label)
+    assert_contains(err, "appstart: " .. message, label)
+    assert_contains(err, "Try 'appstart --help'", label)
+  end
+  S.assert_clean(before)
+end
+
+function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
+  local before = S.snapshot()
+  -- the helper's pid channel is fd 3, so the ready channel cannot be
+  local code, _, err = run { "--user=" .. S.proc_status("self").Uid:match("%d+"),
+    "--ready-fd=3", "--", F, "pause" }
+  lu.assertEquals(code, 2)
+  assert_contains(err, "appstart: option '--ready-fd': same descriptor")
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+
+local Start = {}
+function Start.tearDown() S.kill_strays() end
+
+function Start.test_fd_start_prints_pid_name_and_time_and_leaves_the_app_running()
+  local pidfile = S.tmpname("pid")
+  local code, out, err = run { "--ready=fd", "--timeout=5", "--", F, "pidfile=" .. pidfile,
+    "line=3:hello", "pause" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(err, "")
+  local pid, took = out:match("^appstart: hello ready: pid (%d+), (%d+%.%d%d%d) s\n$")
+  lu.assertNotNil(pid, out)
+  pid = tonumber(pid)
+  lu.assertEquals(pid, tonumber(S.read(pidfile)))
+  lu.assertTrue(tonumber(took) < 5)
+  lu.assertTrue(S.alive(pid), "the app was not left running")
+  kill_app(pid)
+  lu.assertEquals(S.strays(), {})
+end
+
+function Start.test_option_values_may_follow_as_separate_arguments()
+  local code, out, err = run { "--ready", "fd", "--timeout", "5", "--grace", "0.2",
+    "--", F, "line=3:spaced", "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: spaced ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  kill_app(pid)
+end
+
+function Start.test_ready_fd_implies_the_fd_protocol_on_that_descriptor()
+  local code, out, err = run { "--ready-fd=7", "--", F, "line=7:seven", "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: seven ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  kill_app(pid)
+end
+
+function Start.test_json_prints_one_object_with_pid_name_ready_after_and_status()
+  local pidfile = S.tmpname("pid")
+  local code, out, err = run { "--json", "--", F, "pidfile=" .. pidfile,
+    "notify=STATUS=warming up", "notify=READY=1", "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid, name, after, status =
+    out:match('^{"pid":(%d+),"name":"([^"]*)","ready_after":([%d.e+-]+),"status":"([^"]*)"}\n$')
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(tonumber(pid), tonumber(S.read(pidfile)))
+  lu.assertEquals(name, "fixture") -- notify protocol: basename of COMMAND
+  lu.assertTrue(tonumber(after) >= 0 and tonumber(after) < 5, after)
+  lu.assertEquals(status, "warming up")
+  -- stderr is not a terminal here: status updates are plain lines
+  lu.assertEquals(err, "appstart: status: warming up\n")
+  kill_app(tonumber(pid))
+end
+
+function Start.test_json_escapes_quotes_backslashes_controls_and_invalid_utf8()
+  local code, out, err = run { "--json", "--ready=fd", "--", F,
+    [[line=3:a"b\tc\\d\x01e\xffé]], "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid, rest = out:match('^{"pid":(%d+),(.*)\n$')
+  lu.assertNotNil(pid, out)
+  lu.assertStrContains(rest, '"name":"a\\"b\\tc\\\\d\\u0001e\u{FFFD}é",', false)
+  lu.assertStrContains(rest, '"status":null}', false)
+  kill_app(tonumber(pid))
+end
+
+function Start.test_json_object_encoder()
+  local cli = require "appstart.cli"
+  lu.assertEquals(cli.json_object {}, "{}")
+  lu.assertEquals(cli.json_object {
+    { "i", 42 }, { "f", 0.25 }, { "n", nil }, { "t", true }, { "inf", math.huge },
+    { "s", "q\"\\/\n\r\b\f\127" },
+  }, '{"i":42,"f":0.25,"n":null,"t":true,"inf":null,"s":"q\\"\\\\/\\n\\r\\b\\f\\u007f"}')
+end
+
+function Start.test_quiet_prints_nothing_on_success()
+  local code, out, err = run { "--quiet", "--", F, "notify=STATUS=busy", "notify=READY=1", "pause" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "")
+  -- nothing printed, so find the app by its parent: gone, it was ours
+  local strays = S.strays()
+  lu.assertEquals(#strays, 1, "the app was not left running")
+  kill_app(strays[1])
+end
+
+function Start.test_verbose_logs_each_step_at_debug_level()
+  local code, out, err = run { "--verbose", "--ready=fd", "--", F, "line=3:loud", "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: loud ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  assert_contains(err, "appstart: debug: fixture: spawned pid " .. pid .. "\n")
+  assert_contains(err, "appstart: debug: fixture: ready after ")
+  kill_app(pid)
+end
+
+function Start.test_pid_fd_without_user_takes_the_daemon_pid_from_the_command()
+  local pidfile = S.tmpname("pid")
+  local code, out, err = run { "--pid-fd=3", "--ready-fd=4", "--", F,
+    "fork", "pidfile=" .. pidfile, "line=4:forked", "pause", "|", "int32=3:child", "exit=0" }
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: forked ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(pid, tonumber(S.read(pidfile)))
+  kill_app(pid)
+end
+
+function Start.test_user_runs_the_app_through_the_helper_as_that_user()
+  local p = io.popen("id -u nobody 2>/dev/null")
+  local uid = tonumber(p:read("a"))
+  p:close()
+  if S.proc_status("self").Uid:match("%d+") ~= "0" or not uid then
+    lu.skip("needs root and a user 'nobody'")
+  end
+  local code, out, err = run { "--user=nobody", "--ready=fd", "--", F, "line=4:dropped", "pause" }
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: dropped ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(tonumber(S.proc_status(pid).Uid:match("%d+")), uid)
+  kill_app(pid)
+end
+
+function Start.test_status_on_a_terminal_is_one_line_rewritten_in_place()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local out = S.tmpname("tty")
+  -- --watch and an app that exits: script(1) returns once the command does
+  local cmd = command_line { "--watch", "--", F, "notify=STATUS=one", "notify=STATUS=two",
+    "notify=READY=1", "exit=0" }
+  local ok = os.execute("script -qec " .. quote(cmd) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+  lu.assertTrue(ok, S.read(out))
+  local text = S.read(out)
+  assert_contains(text, "\rone\27[K\rtwo\27[K\r\27[K", "status line")
+  lu.assertNil(text:find("appstart: status:", 1, true), text)
+  assert_contains(text, "appstart: fixture ready: pid ")
+end
+
+-------------------------------------------------------------------------------
+
+local Failure = {}
+function Failure.tearDown() S.kill_strays() end
+
+function Failure.test_missing_program_exits_1_with_the_error_on_stderr()
+  local before = S.snapshot()
+  local code, out, err = run { "--ready=fd", "--", "/nonexistent/appstart-cli-test" }
+  lu.assertEquals(code, 1)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err,
+    "appstart: cannot execute /nonexistent/appstart-cli-test: No such file or directory\n")
+  S.assert_clean(before)
+end
+
+function Failure.test_timeout_exits_1_and_terminates_the_app()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local took, code, out, err = S.timed(run, { "--ready=fd", "--timeout=0.3", "--grace=0.2",
+    "--", F, "pidfile=" .. pidfile, "pause" })
+  lu.assertEquals(code, 1)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "appstart: app not ready within 0.3 s\n")
+  lu.assertTrue(took < 3, "took " .. took .. " s")
+  lu.assertFalse(S.alive(tonumber(S.read(pidfile))), "the app is still running")
+  S.assert_clean(before)
+end
+
+function Failure.test_app_that_dies_before_ready_exits_1()
+  local before = S.snapshot()
+  local code, out, err = run { "--ready=fd", "--", F, "exit=3" }
+  lu.assertEquals(code, 1)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "appstart: app exited with code 3 before it was ready\n")
+  S.assert_clean(before)
+end
+
+function Failure.test_sigterm_during_the_start_cancels_it_and_terminates_the_app()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--ready=fd", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  os.execute("kill -TERM " .. ppid(app))
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 128 + 15)
+  lu.assertEquals(out, "")
+  lu.assertStrMatches(err, "appstart: interrupted by SIGTERM: start cancelled\n")
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+
+local Watch = {}
+function Watch.tearDown() S.kill_strays() end
+
+function Watch.test_watch_exits_with_the_apps_exit_code()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--ready=fd", "--", F, "line=3:seven", "exit=7" }
+  lu.assertEquals(code, 7)
+  local pid = out:match("^appstart: seven ready: pid (%d+), [%d.]+ s\n$")
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(err, "appstart: seven (pid " .. pid .. ") exited with code 7\n")
+  S.assert_clean(before)
+end
+
+function Watch.test_watch_reports_death_by_a_signal_as_128_plus_the_signal()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--json", "--ready=fd", "--", F, "line=3:killed", "signal=KILL" }
+  lu.assertEquals(code, 128 + 9)
+  local lines = S.lines(out)
+  lu.assertEquals(#lines, 2, out)
+  local pid = lines[1]:match('^{"pid":(%d+),"name":"killed",')
+  lu.assertNotNil(pid, lines[1])
+  lu.assertEquals(lines[2], '{"pid":' .. pid .. ',"name":"killed","exit_code":null,"signal":9}')
+  lu.assertEquals(err, "")
+  S.assert_clean(before)
+end
+
+function Watch.test_watch_quiet_prints_nothing_and_still_exits_with_the_code()
+  local code, out, err = run { "--watch", "--quiet", "--ready=fd", "--", F, "line=3:q", "exit=5" }
+  lu.assertEquals(code, 5)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "")
+end
+
+local function forwarding_case(signal, number)
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--watch", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "line=3:fwd", "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  await_match(bg.out, "ready: pid %d+") -- the command is past the start
+  lu.assertTrue(S.alive(app))
+  os.execute("kill -" .. signal .. " " .. ppid(app))
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 128 + number, err)
+  lu.assertEquals(err, "appstart: fwd (pid " .. app .. ") was killed by SIG" .. signal .. "\n")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+end
+
+function Watch.test_watch_forwards_sigterm_to_the_app()
+  forwarding_case("TERM", 15)
+end
+
+function Watch.test_watch_forwards_sigint_to_the_app()
+  forwarding_case("INT", 2)
+end
+
+return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch }
