@@ -212,6 +212,7 @@ static void starter_abandon(struct lstarter *ls)
 {
     struct starter *s = &ls->s;
     if (s->state != STARTER_READY) {
+        starter_salvage_pid(s);
         (void)process_signal(&s->app, SIGKILL);
         (void)process_signal(&s->spawned, SIGKILL);
     }
@@ -566,6 +567,8 @@ static int l_starter_take(lua_State *L)
     struct lstarter *ls = check_starter(L, 1);
     int which = luaL_checkoption(L, 2, NULL, which_names);
     struct starter *s = &ls->s;
+    if (which == 0 && s->state != STARTER_READY)
+        starter_salvage_pid(s);
     struct process *src = which == 0 ? starter_app(s)
                           : s->cfg.has_helper ? &s->spawned : NULL;
     if (!src || src->pid <= 0)

@@ -161,8 +161,8 @@ static void child_main(const struct spawn_request *req, int error_fd)
     }
     if (error_fd <= top + 1) {
         int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
-        if (moved < 0)
-            _exit(127);
+        if (moved < 0) /* near the descriptor limit: report where it is */
+            child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
         error_fd = moved;
     }
     for (int i = 0; i < n; i++)

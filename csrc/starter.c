@@ -539,6 +539,24 @@ int starter_step(struct starter *s)
     return s->state;
 }
 
+void starter_salvage_pid(struct starter *s)
+{
+    if (!s->cfg.has_helper || s->pid_known || s->pid_rd < 0)
+        return;
+    /* the start failed (or was abandoned) while the pid was on its way: a
+     * complete, verified record still names an app to terminate. The
+     * verdict of the start stays as it was. */
+    int state = s->state, code = s->code, err = s->err;
+    char message[sizeof s->message];
+    memcpy(message, s->message, sizeof message);
+    s->state = STARTER_RUNNING;
+    read_pid_channel(s);
+    s->state = state;
+    s->code = code;
+    s->err = err;
+    memcpy(s->message, message, sizeof message);
+}
+
 double starter_poll_interval(const struct starter *s)
 {
     if (s->state != STARTER_RUNNING || !s->exec_done)

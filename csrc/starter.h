@@ -106,6 +106,11 @@ int starter_step(struct starter *s);
 /* The app's process handle (the spawned child when there is no helper). */
 struct process *starter_app(struct starter *s);
 
+/* After a failure in the pid phase: read a pid record that arrived
+ * meanwhile, so the app it names can be terminated too. Leaves the verdict
+ * unchanged. */
+void starter_salvage_pid(struct starter *s);
+
 /* Seconds between probes while a watched process has no pidfd, or 0 when
  * every wait is on epoll_fd. */
 double starter_poll_interval(const struct starter *s);

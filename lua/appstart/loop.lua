@@ -181,6 +181,35 @@ local function current_task()
   return current.tasks[co]
 end
 
+-------------------------------------------------------------------------------
+-- other event loops
+--
+-- A backend lets the same waits yield to an event loop the user already
+-- runs: { applies = fn() -> bool, wait = fn(fd, deadline) -> true|false,
+-- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel() }.
+-- cqueues is used whenever the caller runs inside a cqueues controller;
+-- luv once `require "appstart.luv"` has registered it.
+
+local backends = {}
+
+--- Register a backend; the latest registered that applies wins.
+function loop.add_backend(b)
+  backends[#backends + 1] = b
+end
+
+local cqueues_backend
+local function active_backend()
+  if current_task() then return nil end
+  for i = #backends, 1, -1 do
+    if backends[i].applies() then return backends[i] end
+  end
+  if package.loaded.cqueues then
+    cqueues_backend = cqueues_backend or require "appstart.cqueues"
+    if cqueues_backend.applies() then return cqueues_backend end
+  end
+  return nil
+end
+
 --- Is the caller a task of the running loop (so waits yield)?
 function loop.in_task()
   return current_task() ~= nil
@@ -190,6 +219,8 @@ end
 -- callbacks, so that a callback may itself wait.
 function loop.call(fn, ...)
   if current then return loop.spawn(fn, ...) end
+  local b = active_backend()
+  if b then return b.spawn(fn, ...) end
   return fn(...)
 end
 
@@ -226,6 +257,8 @@ function loop.wait(fd, deadline)
     task.waiting = entry
     return coroutine.yield(entry)
   end
+  local b = active_backend()
+  if b then return b.wait(fd, deadline) end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
   local entry = { done = false }
@@ -264,6 +297,10 @@ end
 -- fd, every `interval` seconds until fn returns true.
 -- @return a handle for loop.unwatch
 function loop.watch(fd, fn, interval)
+  if not current then
+    local b = active_backend()
+    if b then return b.watch(fd, fn, interval) end
+  end
   local h = { done = false }
   if fd then
     h.fire = function(e)
@@ -287,8 +324,10 @@ end
 function loop.unwatch(h)
   if not h or h.done then return end
   h.done = true
+  if h.cancel then return h.cancel() end
   if h.fd then remove_waiter(h.fd, h) end
   if h.timer then h.timer.cancelled = true end
+  loop.idle()
 end
 
 -------------------------------------------------------------------------------

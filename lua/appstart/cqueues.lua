@@ -1,0 +1,69 @@
+--- appstart.cqueues: waits inside a cqueues controller yield to it.
+--
+-- Used by appstart.loop by itself whenever cqueues is loaded and the caller
+-- runs inside a controller: appstart.start and app:wait then yield to
+-- cqueues instead of blocking, and on_exit / watch callbacks run as
+-- coroutines of that controller.
+local cqueues = require "cqueues"
+local core = require "appstart.core"
+
+local now = core.now
+
+local B = {}
+
+function B.applies()
+  return cqueues.running() ~= nil and coroutine.isyieldable()
+end
+
+--- true when fd became readable, false at the deadline
+function B.wait(fd, deadline)
+  local timeout = deadline and math.max(0, deadline - now()) or nil
+  if not fd then
+    cqueues.sleep(timeout or math.huge)
+    return false
+  end
+  local obj = { pollfd = fd, events = "r" }
+  local ready
+  if timeout then
+    ready = cqueues.poll(obj, timeout)
+  else
+    ready = cqueues.poll(obj)
+  end
+  -- cqueues keeps a descriptor in its poll set after the wait; appstart
+  -- may close it next (a start's channels), so take it out now
+  cqueues.cancel(fd)
+  return ready == obj
+end
+
+function B.spawn(fn, ...)
+  local args = table.pack(...)
+  cqueues.running():wrap(function() fn(table.unpack(args, 1, args.n)) end)
+end
+
+function B.watch(fd, fn, interval)
+  local h = { done = false }
+  local obj = fd and { pollfd = fd, events = "r" }
+  local cq = cqueues.running()
+  cq:wrap(function()
+    while not h.done do
+      if obj then
+        if cqueues.poll(obj) == obj and not h.done then
+          h.done = true
+          fn()
+        end
+      else
+        cqueues.sleep(interval)
+        if not h.done and fn() then h.done = true end
+      end
+    end
+  end)
+  -- the owner closes fd right after cancelling: take it out of every
+  -- controller's poll set first (cqueues.cancel wakes the waiting poll)
+  function h.cancel()
+    h.done = true
+    if fd then cqueues.cancel(fd) end
+  end
+  return h
+end
+
+return B

@@ -1,0 +1,133 @@
+--- appstart.luv: the same calls inside coroutines driven by luv's uv.run.
+--
+--   local uv = require "luv"
+--   require "appstart.luv"          -- registers the adapter
+--   coroutine.wrap(function()
+--     local app = assert(appstart.start{ argv = {...}, ready = "fd" })
+--     app:wait()
+--   end)()
+--   uv.run()
+--
+-- Inside any coroutine that is not an appstart.run task, a wait becomes a
+-- uv poll handle on the descriptor (and a uv timer for the deadline) and
+-- the coroutine yields; the handle's callback resumes it. Callbacks
+-- (on_exit, watches) become coroutines of their own, resumed from uv
+-- callbacks. In the main thread (no coroutine) waits still block.
+local uv = require "luv"
+local core = require "appstart.core"
+local loop = require "appstart.loop"
+
+local now = core.now
+
+local B = {}
+
+function B.applies()
+  local _, main = coroutine.running()
+  return not main and coroutine.isyieldable()
+end
+
+local function close_handle(h)
+  if h and not h:is_closing() then
+    h:stop()
+    h:close()
+  end
+end
+
+local function resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then error(debug.traceback(co, tostring(err)), 0) end
+end
+
+-- libuv allows one poll handle per descriptor, and an app's pidfd may be
+-- awaited by app:wait and by its on_exit watch at once: one shared handle
+-- per fd, closed with its last waiter (before the owner closes the fd).
+local polls = {} -- fd -> { handle = uv_poll, waiters = { [fn] = true } }
+
+local function add_poll(fd, fn)
+  local p = polls[fd]
+  if not p then
+    local handle = assert(uv.new_poll(fd))
+    p = { handle = handle, waiters = {} }
+    polls[fd] = p
+    handle:start("r", function()
+      local list = {}
+      for w in pairs(p.waiters) do list[#list + 1] = w end
+      for _, w in ipairs(list) do
+        if p.waiters[w] then w() end
+      end
+    end)
+  end
+  p.waiters[fn] = true
+end
+
+local function remove_poll(fd, fn)
+  local p = polls[fd]
+  if p and p.waiters[fn] then
+    p.waiters[fn] = nil
+    if next(p.waiters) == nil then
+      polls[fd] = nil
+      close_handle(p.handle)
+    end
+  end
+end
+
+--- true when fd became readable, false at the deadline
+function B.wait(fd, deadline)
+  local co = coroutine.running()
+  local timer, done, on_ready
+  local function finish(value)
+    if done then return end
+    done = true
+    if fd then remove_poll(fd, on_ready) end
+    close_handle(timer)
+    resume(co, value)
+  end
+  if fd then
+    on_ready = function() finish(true) end
+    add_poll(fd, on_ready)
+  end
+  if deadline then
+    timer = uv.new_timer()
+    local ms = math.max(0, math.ceil((deadline - now()) * 1000))
+    timer:start(ms, 0, function() finish(false) end)
+  end
+  return coroutine.yield()
+end
+
+function B.spawn(fn, ...)
+  local co = coroutine.create(fn)
+  resume(co, ...)
+end
+
+function B.watch(fd, fn, interval)
+  local h = { done = false }
+  local timer, on_ready
+  if fd then
+    on_ready = function()
+      if h.done then return end
+      h.done = true
+      remove_poll(fd, on_ready)
+      B.spawn(fn)
+    end
+    add_poll(fd, on_ready)
+  else
+    timer = uv.new_timer()
+    local ms = math.max(1, math.floor(interval * 1000))
+    timer:start(ms, ms, function()
+      if h.done then return end
+      B.spawn(function()
+        if fn() then h.done = true; close_handle(timer) end
+      end)
+    end)
+  end
+  function h.cancel()
+    h.done = true
+    if fd then remove_poll(fd, on_ready) end
+    close_handle(timer)
+  end
+  return h
+end
+
+loop.add_backend(B)
+
+return B

@@ -1,0 +1,441 @@
+--- The fault matrix: every way a helper, an app or the launcher itself can
+-- fail during the handshake. Each case asserts the error code, that it was
+-- detected in bounded time, and that nothing is left behind.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local core = S.core
+local F = S.fixture
+local now = core.now
+
+local EMFILE = 24
+
+local function quiet() end
+
+local function start(opts)
+  opts.log = opts.log or quiet
+  opts.ready = opts.ready or "fd"
+  opts.ready_timeout = opts.ready_timeout or 3
+  opts.pid_timeout = opts.pid_timeout or 3
+  opts.kill_grace = opts.kill_grace or 0.2
+  return appstart.start(opts)
+end
+
+--- A start that must fail with `code` within `bound` seconds.
+-- `cleanup` (optional) runs before the leak check: it ends what the test
+-- itself made (a daemon's forked grandchild, say).
+local function fail_case(opts, code, bound, cleanup)
+  local before = S.snapshot()
+  local took, app, err = S.timed(start, opts)
+  lu.assertNil(app, "the start succeeded")
+  lu.assertEquals(err.code, code, tostring(err))
+  lu.assertTrue(took < (bound or 2), "detected after " .. took .. " s")
+  if cleanup then cleanup() end
+  S.assert_clean(before)
+  return err, took
+end
+
+--- A logger that creates `path` once the launcher has learned the app's pid
+-- from the helper: an app that waits for that file (waitfile=) acts only
+-- once its pid is known.
+local function touch_when_pid_known(path)
+  return function(_, message)
+    if message:match("helper reported pid") then assert(io.open(path, "w")):close() end
+  end
+end
+
+--- Wait (bounded) until pid is gone or a zombie.
+local function await_gone(pid, timeout)
+  local deadline = now() + (timeout or 3)
+  while S.alive(pid) do
+    if now() >= deadline then return false end
+    core.wait_readable(-1, 0.005)
+  end
+  return true
+end
+
+local function pid_in(path)
+  return tonumber(S.await_file(path, 3):match("%d+"))
+end
+
+--- A fake helper that reports `value` (int32le) on fd 3 and exits 0.
+local function reports(value)
+  return { helper = { F, "int32=3:" .. value, "exit=0" }, argv = { "pause" } }
+end
+
+-------------------------------------------------------------------------------
+-- the helper
+
+local Helper = {}
+
+function Helper.tearDown() S.kill_strays() end
+
+function Helper.test_exits_0_without_a_pid()
+  fail_case({ helper = { F, "exit=0" }, argv = { "pause" } }, "helper")
+end
+
+function Helper.test_exits_non_zero()
+  fail_case({ helper = { F, "exit=5" }, argv = { "pause" } }, "helper")
+end
+
+function Helper.test_killed_by_a_signal()
+  fail_case({ helper = { F, "signal=KILL" }, argv = { "pause" } }, "helper")
+end
+
+function Helper.test_writes_a_pid_then_exits_non_zero()
+  -- the pid is its child's, and the helper says it failed: the app goes
+  local pidfile = S.tmpname("app")
+  fail_case({ helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", "waitfile=" .. pidfile,
+    "int32=3:child", "exit=1" },
+    argv = { "pause" } }, "helper", 2, function()
+    lu.assertTrue(await_gone(pid_in(pidfile), 1), "app still running")
+  end)
+end
+
+function Helper.test_writes_1_byte_then_exits()
+  fail_case({ helper = { F, "int32part=3:12345:1", "exit=0" }, argv = { "pause" } }, "bad_pid")
+end
+
+function Helper.test_writes_2_bytes_then_exits()
+  fail_case({ helper = { F, "int32part=3:12345:2", "exit=0" }, argv = { "pause" } }, "bad_pid")
+end
+
+function Helper.test_writes_3_bytes_then_exits()
+  fail_case({ helper = { F, "int32part=3:12345:3", "exit=0" }, argv = { "pause" } }, "bad_pid")
+end
+
+function Helper.test_reports_pid_0()
+  fail_case(reports("0"), "bad_pid")
+end
+
+function Helper.test_reports_pid_minus_1()
+  fail_case(reports("-1"), "bad_pid")
+end
+
+function Helper.test_reports_pid_1()
+  fail_case(reports("1"), "bad_pid")
+end
+
+function Helper.test_reports_its_own_pid()
+  fail_case(reports("self"), "bad_pid")
+end
+
+function Helper.test_reports_the_launchers_pid()
+  -- were it signalled, this test would not be here to fail
+  fail_case(reports("parent"), "bad_pid")
+end
+
+function Helper.test_reports_a_huge_pid()
+  fail_case(reports("2147483647"), "bad_pid")
+end
+
+function Helper.test_reports_a_dead_pid()
+  local app = assert(start { argv = { F, "exit=0" }, ready = "none" })
+  lu.assertEquals(app:wait(3), { code = 0 })
+  local dead = app.pid
+  lu.assertFalse(S.alive(dead))
+  fail_case(reports(tostring(dead)), "bad_pid")
+end
+
+--- Wait until the clock (in the ticks of /proc/PID/stat) has moved past the
+-- start of pid, so a process started now starts strictly later than it.
+local function await_tick_after(pid)
+  local stat = S.read("/proc/" .. pid .. "/stat")
+  local fields = stat:match("%) (.*)$")
+  local i, start_ticks = 2, nil -- field 3 comes first after "comm)"
+  for f in fields:gmatch("%S+") do
+    i = i + 1
+    if i == 22 then start_ticks = tonumber(f) end
+  end
+  local deadline = now() + 1
+  repeat
+    local up = tonumber(S.read("/proc/uptime"):match("^[%d.]+"))
+    if up * 100 >= start_ticks + 3 then return end
+    core.wait_readable(-1, 0.005)
+  until now() > deadline
+  error("the clock did not move past pid " .. pid)
+end
+
+function Helper.test_reports_an_older_unrelated_process_which_is_not_signalled()
+  local before = S.snapshot()
+  local older = assert(io.popen("echo $$; exec sleep 30"))
+  local pid = tonumber(older:read("l"))
+  local ok, failure = pcall(function()
+    await_tick_after(pid)
+    local took, app, err = S.timed(start, reports(tostring(pid)))
+    lu.assertNil(app, "an older process was taken for the app")
+    lu.assertEquals(err.code, "bad_pid", tostring(err))
+    lu.assertTrue(took < 2, "detected after " .. took .. " s")
+    lu.assertEquals(S.children(), { pid }, "only the older process is left")
+    -- alive, not stopped, no signal pending
+    local st = S.proc_status(pid)
+    lu.assertTrue(S.alive(pid), "the older process was killed")
+    lu.assertStrMatches(st.State, "^S.*")
+    lu.assertEquals(st.SigPnd, "0000000000000000")
+    lu.assertEquals(st.ShdPnd, "0000000000000000")
+  end)
+  os.execute("kill " .. pid)
+  older:close()
+  if not ok then error(failure, 0) end
+  S.assert_clean(before)
+end
+
+function Helper.test_hangs_without_writing_is_killed_after_pid_timeout()
+  -- a helper still running would be a stray fixture: fail_case checks that
+  local _, took = fail_case({ helper = { F, "pause" }, argv = { "pause" }, pid_timeout = 0.3 }, "helper", 2.5)
+  lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
+end
+
+function Helper.test_writes_the_pid_then_hangs_and_the_app_is_terminated()
+  local app_pidfile, helper_pidfile = S.tmpname("app"), S.tmpname("helper")
+  local _, took = fail_case({
+    helper = { F, "fork", "pidfile=" .. app_pidfile, "line=4:ready-anyway", "pause", "|",
+      "pidfile=" .. helper_pidfile, "waitfile=" .. app_pidfile, "int32=3:child", "pause" },
+    argv = { "pause" }, pid_timeout = 0.3,
+  }, "helper", 2.5)
+  lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
+  lu.assertFalse(S.alive(pid_in(app_pidfile)), "app still running")
+  lu.assertFalse(S.alive(pid_in(helper_pidfile)), "helper still running")
+end
+
+-------------------------------------------------------------------------------
+-- the app
+
+local App = {}
+
+function App.tearDown() S.kill_strays() end
+
+--- A fresh directory for apps that crash: any core file lands there, not
+-- in the tree.
+local function crash_dir()
+  local dir = S.tmpname("crashdir")
+  assert(os.execute("mkdir '" .. dir .. "'"))
+  return dir
+end
+
+function App.test_crashes_before_ready()
+  local err = fail_case({ argv = { F, "signal=SEGV" }, cwd = crash_dir() }, "died")
+  lu.assertEquals(err.status, { signal = 11 })
+end
+
+function App.test_exits_0_before_ready()
+  local err = fail_case({ argv = { F, "exit=0" } }, "died")
+  lu.assertEquals(err.status, { code = 0 })
+end
+
+function App.test_exits_non_zero_after_some_time()
+  local err = fail_case({ argv = { F, "sleep=0.1", "exit=42" } }, "died")
+  lu.assertEquals(err.status, { code = 42 })
+end
+
+function App.test_never_ready_times_out_and_is_terminated()
+  local err, took = fail_case({ argv = { F, "pause" }, ready_timeout = 0.3 }, "timeout", 2.5)
+  lu.assertEquals(err.status, { signal = 15 })
+  lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
+end
+
+function App.test_closes_the_ready_channel()
+  local err = fail_case({ argv = { F, "close=3", "pause" } }, "ready_closed")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function App.test_writes_part_of_a_line_then_closes_the_channel()
+  local err = fail_case({ argv = { F, "write=3:half a na", "close=3", "pause" } }, "ready_closed")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function App.test_writes_a_megabyte_without_newline()
+  local err = fail_case({ argv = { F, "bytes=3:1048576:x", "pause" } }, "protocol")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function App.test_forks_away_and_exits_is_died_with_code_0()
+  -- the fork child keeps the ready channel open: no end of file, yet the
+  -- app (the pid the launcher spawned) is gone, and that is what counts
+  local grandchild = S.tmpname("grandchild")
+  local err = fail_case({ argv = { F, "fork", "pidfile=" .. grandchild, "pause", "|", "exit=0" },
+    ready_timeout = 5 }, "died", 2, function()
+    local pid = pid_in(grandchild)
+    lu.assertTrue(S.alive(pid), "the grandchild is the app's, not the launcher's to end")
+    os.execute("kill -9 " .. pid)
+    lu.assertTrue(await_gone(pid), "grandchild still running")
+  end)
+  lu.assertEquals(err.status, { code = 0 })
+end
+
+function App.test_behind_a_helper_exits_before_its_pid_is_reported_is_died()
+  -- the app is the helper's child and exits at once; the helper reports it
+  -- a little later, while it is an unreaped zombie of the helper: a real app
+  -- that died, not an implausible pid
+  local err = fail_case({ helper = { F, "fork", "exit=3", "|", "sleep=0.05", "int32=3:child", "exit=0" },
+    argv = { "pause" } }, "died")
+  lu.assertEquals(err.status, {}, "not the launcher's child: no exit status")
+end
+
+function App.test_behind_a_helper_dies_after_its_pid_is_known()
+  local go = S.tmpname("go")
+  local err = fail_case({ helper = { F, "fork", "waitfile=" .. go, "signal=SEGV", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, cwd = crash_dir(), log = touch_when_pid_known(go) }, "died")
+  lu.assertEquals(err.status, {})
+end
+
+function App.test_ignores_SIGTERM_and_gets_SIGKILL_after_the_grace()
+  local err, took = fail_case({ argv = { F, "ignore=TERM", "pause" }, ready_timeout = 0.3, kill_grace = 0.3 },
+    "timeout", 3)
+  lu.assertEquals(err.status, { signal = 9 })
+  lu.assertTrue(took >= 0.6, "timeout plus grace took only " .. took .. " s")
+end
+
+function App.test_stops_itself_with_SIGSTOP_and_is_still_terminated()
+  local err = fail_case({ argv = { F, "signal=STOP" }, ready_timeout = 0.3 }, "timeout", 2.5)
+  lu.assertEquals(err.status, { signal = 15 })
+  lu.assertEquals(math.type(err.pid), "integer")
+  lu.assertFalse(S.alive(err.pid), "app still running")
+end
+
+function App.test_two_ready_lines_name_the_app_by_the_first()
+  local before = S.snapshot()
+  local app, err = start { argv = { F, "line=3:first", "line=3:second", "pause" } }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "first")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+function App.test_two_ready_lines_in_one_write_name_the_app_by_the_first()
+  local before = S.snapshot()
+  local app, err = start { argv = { F, "write=3:first\\nsecond\\n", "pause" } }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "first")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- the launcher
+
+local Launcher = {}
+
+function Launcher.tearDown() S.kill_strays() end
+
+--- Run a Lua script in a child Lua (through sh, to lower its descriptor
+-- limit first) with this environment: LUA_PATH, LUA_CPATH, APPSTART_*. Under
+-- `make sanitize` the ASan runtime is preloaded again for it. Returns the
+-- io.popen handle; stderr goes with stdout.
+local function child_lua(nofile, script)
+  local shell = "ulimit -n " .. nofile .. "; "
+    .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+    .. 'exec lua5.4 "$0"'
+  return assert(io.popen("sh -c '" .. shell .. "' '" .. script .. "' 2>&1"))
+end
+
+-- Runs in a child Lua whose descriptor limit is low. For each number of
+-- free descriptors k from 0 up, fill the table, free k, start (without, then
+-- with a helper), and print one line: mode, k, outcome, whether the
+-- launcher's descriptors are the same after, and its children.
+local LOW_LIMIT_SCRIPT = [==[
+local appstart = require "appstart"
+local core = require "appstart.core"
+local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
+local function children()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  f = assert(io.open("/proc/" .. pid .. "/task/" .. pid .. "/children"))
+  local s = f:read("a")
+  f:close()
+  return (s:gsub("%s+$", ""):gsub("%s+", ","))
+end
+local function opts(mode)
+  local o = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
+  if mode == "helper" then
+    o.helper = { F, "fork", "line=4:x", "pause", "|", "int32=3:child", "exit=0" }
+    o.argv = { "pause" }
+  else
+    o.argv = { F, "line=3:x", "pause" }
+  end
+  return o
+end
+for _, mode in ipairs { "plain", "helper" } do
+  for k = 0, 12 do
+    collectgarbage()
+    local before = table.concat(core.fds(), ",")
+    local fillers = {}
+    while true do
+      local f = io.open("/dev/null")
+      if not f then break end
+      fillers[#fillers + 1] = f
+    end
+    if k > #fillers then
+      for _, f in ipairs(fillers) do f:close() end
+      break
+    end
+    for _ = 1, k do table.remove(fillers):close() end
+    local ok, app, err = pcall(appstart.start, opts(mode))
+    for _, f in ipairs(fillers) do f:close() end
+    local outcome
+    if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
+    elseif app then outcome = "started"; app:terminate()
+    else outcome = err.code .. ":" .. tostring(err.errno) end
+    core.reap()
+    local same = table.concat(core.fds(), ",") == before
+    print(mode, k, outcome, same and "same" or "changed", "[" .. children() .. "]")
+    io.stdout:flush()
+    if outcome == "started" then break end
+  end
+end
+]==]
+
+function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothing()
+  local script = S.tmpname("lowlimit") .. ".lua"
+  local f = assert(io.open(script, "w"))
+  f:write(LOW_LIMIT_SCRIPT)
+  f:close()
+  -- the child inherits LUA_PATH, LUA_CPATH and APPSTART_FIXTURES; 16 leaves
+  -- room for the widest layout (a helper, both channels) once enough is free
+  local p = child_lua(16, script)
+  local text = p:read("a")
+  local ok, how, code = p:close()
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  local rows = { plain = {}, helper = {} }
+  for line in text:gmatch("[^\n]+") do
+    local mode, k, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
+    lu.assertNotNil(mode, "unexpected output: " .. line)
+    rows[mode][#rows[mode] + 1] = { k = tonumber(k), outcome = outcome, same = same, kids = kids, line = line }
+  end
+  for _, mode in ipairs { "plain", "helper" } do
+    local list = rows[mode]
+    lu.assertTrue(#list >= 2, mode .. ": too few rows:\n" .. text)
+    lu.assertEquals(list[1].k, 0)
+    lu.assertEquals(list[1].outcome, "spawn:" .. EMFILE, mode .. ": with no descriptor free")
+    for _, r in ipairs(list) do
+      lu.assertTrue(r.outcome == "spawn:" .. EMFILE or r.outcome == "started", mode .. ": " .. r.line)
+      lu.assertEquals(r.same, "same", mode .. ": descriptors left: " .. r.line)
+      lu.assertEquals(r.kids, "[]", mode .. ": children left: " .. r.line)
+    end
+    lu.assertEquals(list[#list].outcome, "started", mode .. ": never started once descriptors were free")
+  end
+  lu.assertEquals(S.strays(), {})
+end
+
+--- The same class with the kill(pid, 0) polling fallback forced, so the
+-- path taken where the kernel has no pidfds stays correct.
+local function without_pidfd(class)
+  local copy = {}
+  for k, v in pairs(class) do copy[k] = v end
+  copy.setUp = function(self)
+    core.use_pidfd(false)
+    if class.setUp then class.setUp(self) end
+  end
+  copy.tearDown = function(self)
+    core.use_pidfd(true)
+    if class.tearDown then class.tearDown(self) end
+  end
+  return copy
+end
+
+return {
+  TestFaultsHelper = Helper, TestFaultsApp = App, TestFaultsLauncher = Launcher,
+  TestFaultsHelperNoPidfd = without_pidfd(Helper), TestFaultsAppNoPidfd = without_pidfd(App),
+}

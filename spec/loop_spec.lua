@@ -1,0 +1,274 @@
+--- appstart.run, appstart.spawn and appstart.sleep: the coroutine loop, many
+-- starts at once in one thread, errors and cancellation.
+local lu = require "luaunit"
+local appstart = require "appstart" -- replaced after a hang
+local S = require "support"
+
+local core = S.core
+local F = S.fixture
+local now = core.now
+
+local function quiet() end
+
+--- A hang must fail the test, not the suite: a count hook raises once the
+-- test has run for `seconds`, and again every 0.5 s while the hang goes on
+-- (coroutines created later inherit it). A module left wedged by a hang is
+-- loaded afresh for the next test.
+local wedged = false
+local function arm_watchdog(seconds)
+  local deadline = now() + seconds
+  debug.sethook(function()
+    if now() > deadline then
+      deadline, wedged = now() + 0.5, true
+      error(string.format("watchdog: still running after %g s (hung)", seconds))
+    end
+  end, "", 10000)
+end
+
+local function fresh_appstart_if_wedged()
+  if not wedged then return end
+  wedged = false
+  package.loaded.appstart, package.loaded["appstart.loop"] = nil, nil
+  appstart = require "appstart"
+end
+
+--- Wait (bounded, outside any loop) until pid is gone or a zombie.
+local function await_gone(pid, timeout)
+  local deadline = now() + (timeout or 3)
+  while S.alive(pid) do
+    if now() >= deadline then return false end
+    core.wait_readable(-1, 0.005)
+  end
+  return true
+end
+
+--- Inside a task: appstart.sleep(0.01) steps until pred() or the timeout.
+local function await_in_loop(pred, timeout)
+  local deadline = now() + (timeout or 3)
+  while not pred() do
+    if now() >= deadline then return false end
+    appstart.sleep(0.01)
+  end
+  return true
+end
+
+--- Read a pid a fixture wrote with pidfile=, waiting inside a task.
+local function await_pidfile_in_loop(path)
+  local text
+  lu.assertTrue(await_in_loop(function() text = S.read(path); return text and text ~= "" end),
+    "pidfile never appeared: " .. path)
+  return tonumber(text:match("%d+"))
+end
+
+local T = {}
+
+function T.setUp()
+  fresh_appstart_if_wedged()
+  arm_watchdog(4)
+end
+
+function T.tearDown()
+  debug.sethook()
+  S.kill_strays()
+end
+
+function T.test_run_returns_when_fn_and_every_spawned_task_are_done()
+  local finished = {}
+  appstart.run(function()
+    appstart.spawn(function(name, s)
+      appstart.sleep(s)
+      finished[#finished + 1] = name
+      appstart.spawn(function() appstart.sleep(0.05); finished[#finished + 1] = "grandchild" end)
+    end, "child", 0.05)
+    appstart.spawn(function() appstart.sleep(0.02); finished[#finished + 1] = "short" end)
+    finished[#finished + 1] = "main"
+  end)
+  table.sort(finished)
+  lu.assertEquals(finished, { "child", "grandchild", "main", "short" })
+end
+
+function T.test_run_passes_arguments_and_task_done_turns_true()
+  local seen, task
+  appstart.run(function(a, b)
+    seen = { a, b }
+    task = appstart.spawn(function() appstart.sleep(0.01) end)
+    lu.assertFalse(task.done)
+  end, "x", 2)
+  lu.assertEquals(seen, { "x", 2 })
+  lu.assertTrue(task.done)
+end
+
+function T.test_sleep_inside_a_loop_yields_so_two_sleeps_overlap()
+  local done = 0
+  local took = S.timed(appstart.run, function()
+    for _ = 1, 2 do
+      appstart.spawn(function() appstart.sleep(0.2); done = done + 1 end)
+    end
+  end)
+  lu.assertEquals(done, 2)
+  lu.assertTrue(took >= 0.2, "slept " .. took .. " s")
+  lu.assertTrue(took < 0.35, "two 0.2 s sleeps took " .. took .. " s: they did not overlap")
+end
+
+function T.test_hundred_starts_at_once_all_ready_well_below_hundred_times_one()
+  arm_watchdog(30)
+  local before = S.snapshot()
+  local argv = { F, "sleep=0.1", "line=3:many", "pause" }
+  local opts = { argv = argv, ready = "fd", ready_timeout = 10, kill_grace = 1, log = quiet }
+  -- one start alone, for scale
+  local single, app = S.timed(appstart.start, opts)
+  lu.assertNotNil(app)
+  app:terminate()
+  lu.assertTrue(single >= 0.1, "a single start took " .. single .. " s")
+
+  local N = 100
+  local apps, errs = {}, {}
+  local took = S.timed(appstart.run, function()
+    for i = 1, N do
+      appstart.spawn(function()
+        local a, err = appstart.start(opts)
+        apps[i], errs[i] = a, err
+      end)
+    end
+  end)
+  local ready, pids = 0, {}
+  for i = 1, N do
+    local a = apps[i]
+    if a then
+      ready = ready + 1
+      lu.assertEquals(a.state, "ready")
+      lu.assertEquals(a.name, "many")
+      pids[a.pid] = true
+    end
+  end
+  lu.assertEquals(ready, N, "first error: " .. tostring(next(errs) and errs[next(errs)]))
+  local distinct = 0
+  for _ in pairs(pids) do distinct = distinct + 1 end
+  lu.assertEquals(distinct, N)
+  -- 100 sequential starts take >= 10 s; concurrent ones overlap their sleeps
+  lu.assertTrue(took < math.max(3, 20 * single),
+    string.format("%d starts took %.2f s (one alone: %.3f s)", N, took, single))
+
+  appstart.run(function()
+    for i = 1, N do
+      appstart.spawn(function() lu.assertEquals(apps[i]:terminate(), { signal = 15 }) end)
+    end
+  end)
+  for i = 1, N do lu.assertEquals(apps[i].state, "exited") end
+  S.assert_clean(before)
+end
+
+function T.test_task_error_propagates_and_abandons_other_starts_killing_their_apps()
+  local before = S.snapshot()
+  local pidfiles, pids = {}, {}
+  for i = 1, 3 do pidfiles[i] = S.tmpname("abandon") end
+  local ok, err = pcall(appstart.run, function()
+    for i = 1, 3 do
+      appstart.spawn(function()
+        -- never ready: the start is still in progress when the error comes
+        appstart.start { argv = { F, "pidfile=" .. pidfiles[i], "pause" }, ready = "fd",
+          ready_timeout = 30, kill_grace = 0.2, log = quiet }
+        error("a start that should have been abandoned returned")
+      end)
+    end
+    appstart.spawn(function()
+      for i = 1, 3 do pids[i] = await_pidfile_in_loop(pidfiles[i]) end
+      error("boom in a task")
+    end)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in a task")
+  lu.assertNotStrContains(tostring(err), "should have been abandoned")
+  lu.assertEquals(#pids, 3)
+  for i = 1, 3 do
+    lu.assertTrue(await_gone(pids[i]), "app " .. pids[i] .. " still running")
+  end
+  S.assert_clean(before)
+end
+
+function T.test_error_in_fn_itself_propagates_out_of_run()
+  local ok, err = pcall(appstart.run, function() error("fn failed") end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "fn failed")
+  -- and the loop is usable again afterwards
+  local ran = false
+  appstart.run(function() appstart.sleep(0.01); ran = true end)
+  lu.assertTrue(ran)
+end
+
+function T.test_cancel_of_a_sleeping_task_makes_sleep_return_nil_cancelled()
+  local r
+  local took = S.timed(appstart.run, function()
+    local task = appstart.spawn(function() r = table.pack(appstart.sleep(5)) end)
+    appstart.sleep(0.02)
+    task:cancel()
+  end)
+  lu.assertEquals(r[1], nil)
+  lu.assertEquals(r[2], "cancelled")
+  lu.assertTrue(took < 2, "cancel took effect after " .. took .. " s")
+end
+
+function T.test_cancel_before_the_task_waits_makes_its_next_wait_cancelled()
+  local r
+  appstart.run(function()
+    local task = appstart.spawn(function() r = table.pack(appstart.sleep(5)) end)
+    task:cancel() -- the task has not run yet
+  end)
+  lu.assertEquals(r[1], nil)
+  lu.assertEquals(r[2], "cancelled")
+end
+
+function T.test_start_cancelled_from_another_task_fails_cancelled_and_app_is_terminated()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("cancel")
+  local app, err, pid
+  local took = S.timed(appstart.run, function()
+    local starter = appstart.spawn(function()
+      app, err = appstart.start { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd",
+        ready_timeout = 30, kill_grace = 0.2, log = quiet }
+    end)
+    pid = await_pidfile_in_loop(pidfile)
+    starter:cancel()
+  end)
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "cancelled", tostring(err))
+  lu.assertEquals(err.status, { signal = 15 })
+  lu.assertTrue(took < 5, "cancelled start took " .. took .. " s")
+  lu.assertFalse(S.alive(pid), "app still running")
+  S.assert_clean(before)
+end
+
+function T.test_on_exit_in_a_loop_runs_when_the_app_exits_with_nobody_waiting()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local seen
+  appstart.run(function()
+    local app = assert(appstart.start { argv = { F, "line=3:x", "waitfile=" .. go, "exit=3" },
+      ready = "fd", ready_timeout = 5, log = quiet,
+      on_exit = function(a, how) seen = { a = a, how = how } end })
+    lu.assertNil(seen)
+    assert(io.open(go, "w")):close()
+    lu.assertTrue(await_in_loop(function() return seen ~= nil end, 3), "on_exit never ran")
+    lu.assertIs(seen.a, app)
+    lu.assertEquals(seen.how, { code = 3 })
+    lu.assertEquals(app.state, "exited")
+  end)
+  S.assert_clean(before)
+end
+
+function T.test_run_inside_run_raises()
+  local ok, err
+  appstart.run(function()
+    ok, err = pcall(appstart.run, function() end)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "already running")
+end
+
+function T.test_spawn_outside_run_raises()
+  local ok, err = pcall(appstart.spawn, function() end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "no loop is running")
+end
+
+return { TestLoop = T }

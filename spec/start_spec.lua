@@ -1,0 +1,571 @@
+--- The start handshake with ready = "none" and ready = "fd", without and
+-- with a helper: what a successful start reports, how options reach the
+-- child, every error code these modes can produce, and argument mistakes.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local core = S.core
+local F = S.fixture
+local now = core.now
+
+local ENOENT, EACCES = 2, 13
+
+local function quiet() end
+
+--- appstart.start with short timeouts and a silent logger unless given.
+local function start(opts)
+  opts.log = opts.log or quiet
+  opts.ready_timeout = opts.ready_timeout or 3
+  opts.pid_timeout = opts.pid_timeout or 3
+  opts.kill_grace = opts.kill_grace or 0.2
+  return appstart.start(opts)
+end
+
+--- A start that must fail with `code` within `bound` seconds and leave
+-- nothing behind. Returns err and the time it took.
+local function fail_case(opts, code, bound)
+  local before = S.snapshot()
+  local took, app, err = S.timed(start, opts)
+  lu.assertNil(app, "the start succeeded")
+  lu.assertEquals(err.code, code, tostring(err))
+  lu.assertEquals(tostring(err), err.message)
+  lu.assertTrue(took < (bound or 2), "detected after " .. took .. " s")
+  S.assert_clean(before)
+  return err, took
+end
+
+--- A logger that creates `path` once the launcher has learned the app's pid
+-- from the helper: an app that waits for that file (waitfile=) acts only
+-- once its pid is known.
+local function touch_when_pid_known(path)
+  return function(_, message)
+    if message:match("helper reported pid") then assert(io.open(path, "w")):close() end
+  end
+end
+
+--- Wait (bounded) until pid is gone or a zombie.
+local function await_gone(pid, timeout)
+  local deadline = now() + (timeout or 3)
+  while S.alive(pid) do
+    if now() >= deadline then return false end
+    core.wait_readable(-1, 0.005)
+  end
+  return true
+end
+
+local function pid_in(path)
+  return tonumber(S.await_file(path, 3):match("%d+"))
+end
+
+local function assert_ready(app, err)
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.state, "ready")
+  lu.assertEquals(type(app.ready_after), "number")
+  lu.assertTrue(app.ready_after >= 0, "ready_after " .. tostring(app.ready_after))
+  lu.assertEquals(math.type(app.pid), "integer")
+end
+
+-------------------------------------------------------------------------------
+-- success
+
+local Success = {}
+
+function Success.tearDown() S.kill_strays() end
+
+function Success.test_ready_none_without_helper_is_ready_at_once_with_the_spawned_pid()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "none" }
+  assert_ready(app, err)
+  lu.assertEquals(app.name, "fixture", "basename of argv[1]")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  lu.assertTrue(S.alive(app.pid))
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  lu.assertEquals(app.state, "exited")
+  S.assert_clean(before)
+end
+
+function Success.test_ready_fd_without_helper_names_the_app_by_its_ready_line()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start { argv = { F, "pidfile=" .. pidfile, "line=3:my-server", "pause" }, ready = "fd" }
+  assert_ready(app, err)
+  lu.assertEquals(app.name, "my-server")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+function Success.test_ready_fd_ready_after_covers_the_time_before_the_line()
+  local app, err = start { argv = { F, "sleep=0.2", "line=3:late", "pause" }, ready = "fd" }
+  assert_ready(app, err)
+  lu.assertTrue(app.ready_after >= 0.2, "ready_after " .. app.ready_after)
+  lu.assertEquals(app:terminate(), { signal = 15 })
+end
+
+function Success.test_ready_none_with_helper_takes_the_reported_pid()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start {
+    helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "none",
+  }
+  assert_ready(app, err)
+  lu.assertEquals(app.name, "pause", "basename of argv[1], not of the helper")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  lu.assertTrue(S.alive(app.pid))
+  lu.assertEquals(app:terminate(), {}, "not our child: no status")
+  lu.assertTrue(await_gone(app.pid), "app still running")
+  S.assert_clean(before)
+end
+
+function Success.test_ready_fd_with_helper_defaults_ready_fd_to_4_and_takes_the_reported_pid()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start {
+    helper = { F, "fork", "pidfile=" .. pidfile, "line=4:through-helper", "pause", "|",
+      "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd",
+  }
+  assert_ready(app, err)
+  lu.assertEquals(app.name, "through-helper")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  local pid = app.pid
+  lu.assertEquals(app:terminate(), {})
+  lu.assertTrue(await_gone(pid), "app still running")
+  S.assert_clean(before)
+end
+
+function Success.test_ready_fd_with_helper_and_line_pid_format()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start {
+    helper = { F, "fork", "pidfile=" .. pidfile, "line=4:lined", "pause", "|", "pidline=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd", pid_format = "line",
+  }
+  assert_ready(app, err)
+  lu.assertEquals(app.name, "lined")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function Success.test_app_that_writes_its_line_and_exits_at_once_has_started()
+  local before = S.snapshot()
+  local app, err = start { argv = { F, "line=3:quick", "exit=0" }, ready = "fd" }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "quick")
+  lu.assertTrue(app.state == "ready" or app.state == "exited", app.state)
+  lu.assertEquals(app:wait(3), { code = 0 })
+  lu.assertEquals(app.state, "exited")
+  S.assert_clean(before)
+end
+
+function Success.test_app_behind_a_helper_that_writes_its_line_and_exits_at_once_has_started()
+  -- the helper is slower than its app: by the time the pid is reported the
+  -- app has written its line and exited (a zombie the helper never reaps)
+  local before = S.snapshot()
+  local app, err = start {
+    helper = { F, "fork", "line=4:quick", "exit=0", "|", "sleep=0.05", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd",
+  }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "quick")
+  lu.assertTrue(app.state == "ready" or app.state == "exited", app.state)
+  lu.assertEquals(app:wait(3), {})
+  S.assert_clean(before)
+end
+
+function Success.test_env_table_replaces_the_environment()
+  local out = S.tmpname("env")
+  local app, err = start { argv = { F, "env=" .. out, "line=3:x", "pause" }, ready = "fd",
+    env = { GREETING = "hello world", COUNT = 5, EMPTY = "" } }
+  lu.assertNotNil(app, tostring(err))
+  local lines = S.lines(S.await_file(out))
+  table.sort(lines)
+  lu.assertEquals(lines, { "COUNT=5", "EMPTY=", "GREETING=hello world" })
+  app:terminate()
+end
+
+function Success.test_without_env_the_environment_is_inherited()
+  local out = S.tmpname("env")
+  local app, err = start { argv = { F, "env=" .. out, "line=3:x", "pause" }, ready = "fd" }
+  lu.assertNotNil(app, tostring(err))
+  local text = S.await_file(out)
+  lu.assertStrContains(text, "APPSTART_FIXTURES=" .. S.fixtures .. "\n")
+  app:terminate()
+end
+
+function Success.test_cwd_sets_the_working_directory()
+  local dir = S.tmpname("dir")
+  assert(os.execute("mkdir '" .. dir .. "'"))
+  local out = S.tmpname("cwd")
+  local app, err = start { argv = { F, "cwd=" .. out, "line=3:x", "pause" }, ready = "fd", cwd = dir }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.await_file(out), dir .. "\n")
+  app:terminate()
+end
+
+function Success.test_stdin_null_reads_end_of_file_at_once()
+  local out = S.tmpname("stdin")
+  local app, err = start { argv = { F, "stdin=" .. out, "line=3:x", "pause" }, ready = "fd", stdin = "null" }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.await_file(out), "")
+  app:terminate()
+end
+
+function Success.test_stdin_from_a_file_path()
+  local input = S.tmpname("in")
+  local f = assert(io.open(input, "w"))
+  f:write("line one\nline two\n")
+  f:close()
+  local out = S.tmpname("stdin")
+  local app, err = start { argv = { F, "stdin=" .. out, "line=3:x", "pause" }, ready = "fd", stdin = input }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.await_file(out), "line one\nline two\n")
+  app:terminate()
+end
+
+function Success.test_stdout_and_stderr_to_file_paths()
+  local before = S.snapshot()
+  local o, e = S.tmpname("out"), S.tmpname("err")
+  local app, err = start { argv = { F, "echo=to stdout", "echoerr=to stderr", "line=3:x", "pause" },
+    ready = "fd", stdout = o, stderr = e }
+  lu.assertNotNil(app, tostring(err))
+  -- the echoes come before the ready line: they are in the files by now
+  lu.assertEquals(S.read(o), "to stdout\n")
+  lu.assertEquals(S.read(e), "to stderr\n")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function Success.test_stdout_and_stderr_null()
+  local before = S.snapshot()
+  local app, err = start { argv = { F, "echo=gone", "echoerr=gone too", "line=3:x", "pause" },
+    ready = "fd", stdout = "null", stderr = "null" }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "x")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function Success.test_argv1_without_slash_is_looked_up_in_PATH()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app, err = start {
+    argv = { "sh", "-c", 'echo $$ > "$0"; echo via-path >&3; exec sleep 30', pidfile },
+    ready = "fd",
+  }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "via-path")
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+function Success.test_argv_words_are_passed_literally_never_through_a_shell()
+  local before = S.snapshot()
+  local out, marker = S.tmpname("out"), S.tmpname("marker")
+  local word = "echo=a; touch " .. marker .. " $(touch " .. marker .. ") `id` *"
+  local app, err = start { argv = { F, word, "line=3:x", "pause" }, ready = "fd", stdout = out }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.read(out), "a; touch " .. marker .. " $(touch " .. marker .. ") `id` *\n")
+  lu.assertNil(S.read(marker), "a shell ran the word")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- failures
+
+local Errors = {}
+
+function Errors.tearDown() S.kill_strays() end
+
+function Errors.test_spawn_missing_program_by_path_is_errno_ENOENT()
+  local err = fail_case({ argv = { "/nonexistent/appstart-no-such-program" }, ready = "fd" }, "spawn")
+  lu.assertEquals(err.errno, ENOENT)
+end
+
+function Errors.test_spawn_missing_program_in_PATH_is_errno_ENOENT()
+  local err = fail_case({ argv = { "appstart-no-such-program-xyz" }, ready = "none" }, "spawn")
+  lu.assertEquals(err.errno, ENOENT)
+end
+
+function Errors.test_spawn_non_executable_file_is_errno_EACCES()
+  local path = S.tmpname("noexec")
+  local f = assert(io.open(path, "w"))
+  f:write("#!/bin/sh\nexit 0\n")
+  f:close()
+  assert(os.execute("chmod 644 '" .. path .. "'"))
+  local err = fail_case({ argv = { path }, ready = "none" }, "spawn")
+  lu.assertEquals(err.errno, EACCES)
+end
+
+function Errors.test_spawn_cwd_that_does_not_exist()
+  local err = fail_case({ argv = { F, "line=3:x", "pause" }, ready = "fd",
+    cwd = "/nonexistent/appstart-no-such-dir" }, "spawn")
+  lu.assertEquals(err.errno, ENOENT)
+end
+
+function Errors.test_spawn_shell_words_as_argv1_are_one_literal_name()
+  for _, argv in ipairs { { "sh -c", "exit 0" }, { "true; true" }, { "/bin/true;" } } do
+    local err = fail_case({ argv = argv, ready = "none" }, "spawn")
+    lu.assertEquals(err.errno, ENOENT, argv[1])
+  end
+end
+
+function Errors.test_spawn_failure_through_a_helper_program_that_cannot_run()
+  local err = fail_case({ helper = { "/nonexistent/appstart-helper" }, argv = { F }, ready = "fd" }, "spawn")
+  lu.assertEquals(err.errno, ENOENT)
+end
+
+function Errors.test_died_with_an_exit_code()
+  local err = fail_case({ argv = { F, "exit=7" }, ready = "fd" }, "died")
+  lu.assertEquals(err.status, { code = 7 })
+end
+
+function Errors.test_died_by_a_signal()
+  local err = fail_case({ argv = { F, "signal=USR1" }, ready = "fd" }, "died")
+  lu.assertEquals(err.status, { signal = 10 })
+end
+
+function Errors.test_died_behind_a_helper()
+  -- the app dies once the launcher knows its pid (a death before the report
+  -- is a case of faults_spec); not the launcher's child: no exit status
+  local go = S.tmpname("go")
+  local err = fail_case({ helper = { F, "fork", "waitfile=" .. go, "exit=3", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd", log = touch_when_pid_known(go) }, "died")
+  lu.assertEquals(err.status, {})
+end
+
+function Errors.test_timeout_terminates_the_app()
+  local err, took = fail_case({ argv = { F, "pause" }, ready = "fd", ready_timeout = 0.3 }, "timeout", 2.5)
+  lu.assertEquals(err.status, { signal = 15 })
+  lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
+end
+
+function Errors.test_timeout_behind_a_helper_terminates_the_app()
+  -- the helper reports only once the app has written its pidfile
+  local pidfile = S.tmpname("pid")
+  local err = fail_case({ helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|",
+    "waitfile=" .. pidfile, "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd", ready_timeout = 0.3 }, "timeout", 2.5)
+  lu.assertFalse(S.alive(pid_in(pidfile)), "app still running")
+  lu.assertEquals(err.code, "timeout")
+end
+
+function Errors.test_ready_closed_terminates_the_app()
+  local err = fail_case({ argv = { F, "close=3", "pause" }, ready = "fd" }, "ready_closed")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function Errors.test_protocol_a_megabyte_without_newline_terminates_the_app()
+  local err = fail_case({ argv = { F, "bytes=3:1048576:x", "pause" }, ready = "fd" }, "protocol")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function Errors.test_helper_exits_0_without_a_pid()
+  fail_case({ helper = { F, "exit=0" }, argv = { "pause" }, ready = "fd" }, "helper")
+end
+
+function Errors.test_helper_exits_non_zero()
+  fail_case({ helper = { F, "exit=3" }, argv = { "pause" }, ready = "none" }, "helper")
+end
+
+function Errors.test_helper_that_hangs_without_a_pid_times_out_and_is_killed()
+  local _, took = fail_case({ helper = { F, "pause" }, argv = { "pause" }, ready = "fd", pid_timeout = 0.3 },
+    "helper", 2.5)
+  lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
+end
+
+function Errors.test_bad_pid_from_a_helper()
+  fail_case({ helper = { F, "int32=3:0", "exit=0" }, argv = { "pause" }, ready = "fd" }, "bad_pid")
+end
+
+--- fn(...) under a watchdog: a hang inside appstart (a loop that never
+-- gives the CPU back) becomes a test failure after `seconds` instead of
+-- hanging the suite. A Lua hook belongs to one coroutine, so the tasks fn
+-- creates get it too, through a coroutine.create wrapped meanwhile.
+local function within(seconds, fn, ...)
+  local deadline, tripped = now() + seconds, false
+  local function hook()
+    if not tripped and now() > deadline then
+      tripped = true
+      error(string.format("watchdog: still running after %g s (appstart hangs)", seconds), 2)
+    end
+  end
+  local create = coroutine.create
+  coroutine.create = function(f) -- luacheck: ignore 122 (restored below)
+    local co = create(f)
+    debug.sethook(co, hook, "", 10000)
+    return co
+  end
+  debug.sethook(hook, "", 10000)
+  local r = table.pack(pcall(fn, ...))
+  debug.sethook()
+  coroutine.create = create -- luacheck: ignore 122
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- Start in a task of appstart.run and cancel it from another once the app
+-- has written its pidfile and the launcher knows the app's pid (from the
+-- spawn, or from the helper: its log says so). A cancel before the helper
+-- reports leaves the launcher nothing to terminate, by design.
+local function cancelled_start(opts, pidfile)
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  opts.log = log
+  local function pid_known()
+    if not opts.helper then return true end
+    for _, l in ipairs(logged) do if l:match("helper reported pid") then return true end end
+    return false
+  end
+  local app, err, pid
+  local took = S.timed(within, 8, appstart.run, function()
+    local starter = appstart.spawn(function() app, err = start(opts) end)
+    local deadline = now() + 3
+    while not (S.read(pidfile) and pid_known()) and now() < deadline do appstart.sleep(0.005) end
+    pid = pid_in(pidfile)
+    lu.assertTrue(pid_known(), "the launcher never learned the pid")
+    starter:cancel()
+  end)
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "cancelled", tostring(err))
+  lu.assertTrue(took < 3, "cancelled start took " .. took .. " s")
+  lu.assertTrue(await_gone(pid, 1), "app still running")
+  S.assert_clean(before)
+  return err
+end
+
+function Errors.test_cancelled_start_terminates_the_app()
+  local pidfile = S.tmpname("pid")
+  local err = cancelled_start({ argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd",
+    ready_timeout = 30 }, pidfile)
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function Errors.test_cancelled_start_behind_a_helper_terminates_the_app()
+  local pidfile = S.tmpname("pid")
+  cancelled_start({ helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd", ready_timeout = 30 }, pidfile)
+end
+
+-------------------------------------------------------------------------------
+-- argument mistakes raise before anything is spawned
+
+local Args = {}
+
+function Args.tearDown() S.kill_strays() end
+
+--- opts must raise an error naming `field`; no process is started.
+local function raises(field, opts)
+  local before = S.snapshot()
+  local ok, msg = pcall(appstart.start, opts)
+  lu.assertFalse(ok, "no error for field " .. field)
+  lu.assertEquals(type(msg), "string")
+  lu.assertStrContains(msg, "'" .. field .. "'")
+  S.assert_clean(before, field)
+  return msg
+end
+
+local function marker_argv()
+  return { F, "pidfile=" .. S.tmpname("spawned"), "line=3:x", "pause" }
+end
+
+function Args.test_wrong_types_name_the_field()
+  raises("argv", { argv = "fixture" })
+  raises("env", { argv = marker_argv(), env = "A=1" })
+  raises("cwd", { argv = marker_argv(), cwd = 5 })
+  raises("stdin", { argv = marker_argv(), stdin = true })
+  raises("stdout", { argv = marker_argv(), stdout = {} })
+  raises("ready", { argv = marker_argv(), ready = 1 })
+  raises("ready_fd", { argv = marker_argv(), ready = "fd", ready_fd = "3" })
+  raises("ready_fd", { argv = marker_argv(), ready = "fd", ready_fd = 3.5 })
+  raises("pid_fd", { argv = marker_argv(), helper = { F }, pid_fd = "3" })
+  raises("ready_timeout", { argv = marker_argv(), ready_timeout = "1" })
+  raises("kill_grace", { argv = marker_argv(), kill_grace = -1 })
+  raises("helper", { argv = marker_argv(), helper = "helper" })
+  raises("on_exit", { argv = marker_argv(), on_exit = 1 })
+  raises("log", { argv = marker_argv(), log = "stderr" })
+end
+
+function Args.test_options_that_are_not_a_table_raise()
+  local before = S.snapshot()
+  lu.assertErrorMsgContains("table expected", appstart.start, "fixture")
+  lu.assertErrorMsgContains("table expected", appstart.start)
+  S.assert_clean(before)
+end
+
+function Args.test_missing_argv()
+  raises("argv", { ready = "fd" })
+end
+
+function Args.test_empty_argv()
+  raises("argv", { argv = {} })
+end
+
+function Args.test_non_string_argv_entry()
+  raises("argv", { argv = { F, 5 } })
+  raises("argv", { argv = { F, "line=3:x", {} } })
+  raises("argv", { argv = { true } })
+end
+
+function Args.test_non_string_helper_entry()
+  raises("helper", { argv = marker_argv(), helper = { F, 1 } })
+  raises("helper", { argv = marker_argv(), helper = {} })
+end
+
+function Args.test_unknown_option()
+  raises("redy", { argv = marker_argv(), redy = "fd" })
+  raises("timeout", { argv = marker_argv(), timeout = 1 })
+end
+
+function Args.test_bad_enum()
+  raises("ready", { argv = marker_argv(), ready = "maybe" })
+  raises("pid_format", { argv = marker_argv(), helper = { F }, pid_format = "hex" })
+  raises("notify_access", { argv = marker_argv(), notify_access = "everyone" })
+end
+
+function Args.test_descriptors_below_3()
+  raises("pid_fd", { argv = marker_argv(), helper = { F }, pid_fd = 2 })
+  raises("pid_fd", { argv = marker_argv(), helper = { F }, pid_fd = -1 })
+  raises("ready_fd", { argv = marker_argv(), ready = "fd", ready_fd = 0 })
+  raises("ready_fd", { argv = marker_argv(), ready = "fd", ready_fd = 2 })
+end
+
+function Args.test_ready_fd_equal_to_pid_fd_with_a_helper()
+  raises("ready_fd", { argv = marker_argv(), helper = { F }, ready = "fd", pid_fd = 5, ready_fd = 5 })
+  raises("ready_fd", { argv = marker_argv(), helper = { F }, ready = "fd", ready_fd = 3 }) -- pid_fd defaults to 3
+end
+
+function Args.test_a_raised_start_spawned_nothing()
+  local pidfile = S.tmpname("spawned")
+  raises("ready", { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "maybe" })
+  -- a fixture would have written its pidfile and still be running: neither
+  lu.assertEquals(S.children(), {})
+  lu.assertNil(S.read(pidfile))
+end
+
+--- The same class with the kill(pid, 0) polling fallback forced, so the
+-- path taken where the kernel has no pidfds stays correct.
+local function without_pidfd(class)
+  local copy = {}
+  for k, v in pairs(class) do copy[k] = v end
+  copy.setUp = function(self)
+    core.use_pidfd(false)
+    if class.setUp then class.setUp(self) end
+  end
+  copy.tearDown = function(self)
+    core.use_pidfd(true)
+    if class.tearDown then class.tearDown(self) end
+  end
+  return copy
+end
+
+return {
+  TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,
+  TestStartSuccessNoPidfd = without_pidfd(Success), TestStartErrorsNoPidfd = without_pidfd(Errors),
+}
