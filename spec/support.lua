@@ -113,6 +113,7 @@ end
 
 --- Snapshot of what the launcher holds, for S.assert_clean.
 function S.snapshot()
+  collectgarbage() -- objects of earlier tests (event loops) release theirs
   core.reap()
   return { fds = table.concat(core.fds(), ","), }
 end

@@ -1,0 +1,167 @@
+--- appstart under the event loops Lua users already run: cqueues and luv.
+-- A timer keeps ticking on time while starts wait; apps and watches are
+-- pollable objects.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local F = S.fixture
+
+-- an app that is ready after 0.4 s and exits 3 after another 0.2 s
+local function slow_app()
+  return { argv = { F, "sleep=0.4", "line=3:slow", "sleep=0.2", "exit=3" }, ready = "fd",
+    log = function() end }
+end
+
+local TC = {}
+
+function TC.tearDown() S.kill_strays() end
+
+function TC.test_start_and_wait_yield_to_cqueues_while_a_timer_ticks()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local ticks, late, stop = 0, 0, false
+  cq:wrap(function()
+    while not stop do
+      local t0 = S.core.now()
+      cqueues.sleep(0.02)
+      ticks = ticks + 1
+      if S.core.now() - t0 > 0.2 then late = late + 1 end
+    end
+  end)
+  local exits, ready_ticks, how = 0, nil, nil
+  cq:wrap(function()
+    local opts = slow_app()
+    opts.on_exit = function() exits = exits + 1 end
+    local app = assert(appstart.start(opts))
+    ready_ticks = ticks
+    how = app:wait()
+    cqueues.sleep(0.05) -- let the on_exit coroutine run
+    stop = true
+  end)
+  assert(cq:loop())
+  lu.assertTrue(ready_ticks >= 8, "the timer ticked while the start waited: " .. ready_ticks)
+  lu.assertEquals(late, 0, "no tick was held up by appstart")
+  lu.assertEquals(how, { code = 3 })
+  lu.assertEquals(exits, 1)
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+function TC.test_many_starts_at_once_in_one_controller()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  local ready = 0
+  local t0 = S.core.now()
+  for i = 1, 20 do
+    cq:wrap(function()
+      local app = assert(appstart.start { argv = { F, "sleep=0.3", "line=3:n" .. i, "pause" }, ready = "fd" })
+      ready = ready + 1
+      app:terminate(1)
+    end)
+  end
+  assert(cq:loop())
+  lu.assertEquals(ready, 20)
+  lu.assertTrue(S.core.now() - t0 < 3, "concurrent, not one after another")
+end
+
+function TC.test_app_and_watch_are_pollable_by_cqueues_poll()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  local got
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:p", "sleep=0.2", "exit=0" }, ready = "fd" })
+    lu.assertIsNumber(app:pollfd())
+    lu.assertEquals(app:events(), "r")
+    local r = cqueues.poll(app, 5)
+    got = (r == app)
+    cqueues.cancel(app:pollfd())
+    lu.assertEquals(app:wait(1), { code = 0 })
+  end)
+  assert(cq:loop())
+  lu.assertTrue(got, "cqueues.poll woke on the app's exit")
+end
+
+function TC.test_a_failed_start_under_cqueues_leaves_nothing()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local err
+  cq:wrap(function()
+    local _
+    _, err = appstart.start { argv = { F, "pause" }, ready = "fd", ready_timeout = 0.3, kill_grace = 0.2,
+      log = function() end }
+  end)
+  assert(cq:loop())
+  lu.assertEquals(err.code, "timeout")
+  lu.assertEquals(err.status, { signal = 15 })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+local TL = {}
+
+function TL.tearDown() S.kill_strays() end
+
+function TL.test_start_and_wait_in_a_coroutine_driven_by_uv_run()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local ticks, ready_ticks, how, exits = 0, nil, nil, 0
+  local last, late = S.core.now(), 0
+  local timer = uv.new_timer()
+  timer:start(20, 20, function()
+    ticks = ticks + 1
+    if S.core.now() - last > 0.2 then late = late + 1 end
+    last = S.core.now()
+  end)
+  coroutine.wrap(function()
+    local opts = slow_app()
+    opts.on_exit = function() exits = exits + 1 end
+    local app = assert(appstart.start(opts))
+    ready_ticks = ticks
+    how = app:wait()
+    timer:stop()
+    timer:close()
+  end)()
+  uv.run()
+  lu.assertTrue(ready_ticks >= 8, "the uv timer ticked while the start waited: " .. ready_ticks)
+  lu.assertEquals(late, 0)
+  lu.assertEquals(how, { code = 3 })
+  lu.assertEquals(exits, 1)
+  S.assert_clean(before)
+end
+
+function TL.test_watch_callback_runs_from_uv_run()
+  local uv = require "luv"
+  require "appstart.luv"
+  local why
+  coroutine.wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:w", "pause" }, ready = "fd" })
+    appstart.watch(app.pid, function(_, w) why = w end)
+    local t = uv.new_timer()
+    t:start(50, 0, function() t:close(); app:kill("KILL") end)
+  end)()
+  uv.run()
+  lu.assertEquals(why, "exited")
+end
+
+function TL.test_a_failed_start_under_luv_leaves_nothing()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local err
+  coroutine.wrap(function()
+    local _
+    _, err = appstart.start { argv = { F, "exit=5" }, ready = "fd", log = function() end }
+  end)()
+  uv.run()
+  lu.assertEquals(err.code, "died")
+  lu.assertEquals(err.status, { code = 5 })
+  S.assert_clean(before)
+end
+
+return { TestCqueues = TC, TestLuv = TL }
