@@ -828,23 +828,18 @@ static int l_fds(lua_State *L)
     return 1;
 }
 
-/* core.raise_nofile([want]) -> soft limit now in force, hard limit */
+/* core.raise_nofile([want]) -> soft limit now in force, hard limit.
+ * Children are started with the soft limit from before. */
 static int l_raise_nofile(lua_State *L)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return push_errno_result(L, errno, "getrlimit");
-    lua_Integer want = luaL_optinteger(L, 1, -1);
-    rlim_t target = want < 0 ? rl.rlim_max : (rlim_t)want;
-    if (target > rl.rlim_max)
-        target = rl.rlim_max;
-    if (target > rl.rlim_cur) {
-        rl.rlim_cur = target;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-        (void)getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    lua_pushinteger(L, (lua_Integer)rl.rlim_cur);
-    lua_pushinteger(L, (lua_Integer)rl.rlim_max);
+    lua_Integer want = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, want >= 0, 1, "negative limit");
+    unsigned long now, hard;
+    int err = spawn_raise_nofile((unsigned long)want, &now, &hard);
+    if (err)
+        return push_errno_result(L, err, "setrlimit");
+    lua_pushinteger(L, (lua_Integer)now);
+    lua_pushinteger(L, (lua_Integer)hard);
     return 2;
 }
 

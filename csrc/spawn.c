@@ -20,6 +20,35 @@
 
 extern char **environ;
 
+/* the soft descriptor limit before spawn_raise_nofile, restored in each
+ * child; only written by the launcher, read between fork and exec */
+static struct rlimit original_nofile;
+static int nofile_raised;
+
+int spawn_raise_nofile(unsigned long want, unsigned long *now, unsigned long *hard)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return errno;
+    rlim_t target = want ? (rlim_t)want : rl.rlim_max;
+    if (target > rl.rlim_max)
+        target = rl.rlim_max;
+    int err = 0;
+    if (target > rl.rlim_cur) {
+        struct rlimit raised = { target, rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
+            err = errno;
+        } else if (!nofile_raised) {
+            original_nofile = rl;
+            nofile_raised = 1;
+        }
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    *now = (unsigned long)rl.rlim_cur;
+    *hard = (unsigned long)rl.rlim_max;
+    return err;
+}
+
 const char *spawn_step_name(int step)
 {
     switch (step) {
@@ -191,6 +220,14 @@ static void child_main(const struct spawn_request *req, int error_fd)
     }
     child_close_from(top + 2);
 
+    if (nofile_raised) {
+        struct rlimit rl;
+        /* keep the hard limit as it is now; only the soft one goes back */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = original_nofile.rlim_cur;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     if (req->cwd && chdir(req->cwd) < 0)
         child_fail(error_fd, SPAWN_STEP_CHDIR, errno);
     child_exec(req, error_fd);

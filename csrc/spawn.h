@@ -50,4 +50,10 @@ int spawn_read_failure(int error_fd, struct spawn_failure *out);
 
 const char *spawn_step_name(int step);
 
+/* Raise the launcher's soft RLIMIT_NOFILE (to want, or to the hard limit
+ * when want is 0). Children still start with the soft limit the launcher
+ * had before: a program written for select() must not see more. Returns 0
+ * or an errno value; *now is the soft limit in force. */
+int spawn_raise_nofile(unsigned long want, unsigned long *now, unsigned long *hard);
+
 #endif

@@ -102,7 +102,7 @@ local function make_class(use_pidfd)
   function T.setUp()
     fresh_appstart_if_wedged()
     core.use_pidfd(use_pidfd)
-    arm_watchdog(8)
+    arm_watchdog(5)
   end
 
   function T.tearDown()

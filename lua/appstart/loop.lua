@@ -338,6 +338,9 @@ end
 -- pending starts are abandoned and their apps killed) and is raised here.
 function loop.run(fn, ...)
   if current then error("appstart.run: a loop is already running", 2) end
+  -- many starts at once need many descriptors: take what the hard limit
+  -- allows (apps still start with the old soft limit)
+  core.raise_nofile()
   local state = { tasks = {}, queue = {}, count = 0 }
   current = state
   local failure

@@ -1,0 +1,63 @@
+--- Scale: a thousand starts at once in one thread, within the descriptor
+-- limit the launcher raises to; apps keep the soft limit they would have had.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_a_thousand_starts_at_once_all_ready_then_all_terminated()
+  local before = S.snapshot()
+  local N = 1000
+  local apps, failures = {}, {}
+  local t0 = S.core.now()
+  appstart.run(function()
+    for i = 1, N do
+      appstart.spawn(function()
+        local app, err = appstart.start { argv = { S.fixture, "line=3:n" .. i, "pause" }, ready = "fd",
+          ready_timeout = 60, pid_timeout = 60 }
+        if app then apps[#apps + 1] = app else failures[#failures + 1] = tostring(err) end
+      end)
+    end
+  end)
+  local started = S.core.now() - t0
+  lu.assertEquals(failures, {})
+  lu.assertEquals(#apps, N)
+  for _, app in ipairs(apps) do lu.assertEquals(app.state, "ready") end
+  appstart.run(function()
+    for _, app in ipairs(apps) do
+      appstart.spawn(function() lu.assertEquals(app:terminate(5), { signal = 15 }) end)
+    end
+  end)
+  print(string.format("\n    %d starts at once: ready in %.2f s, all terminated after %.2f s",
+    N, started, S.core.now() - t0))
+  S.assert_clean(before)
+end
+
+function T.test_apps_keep_the_soft_descriptor_limit_the_launcher_had()
+  -- a launcher whose soft limit (256) is below its hard one raises it for
+  -- itself; the app it starts still gets 256
+  local script = [[
+    local appstart = require "appstart"
+    local core = require "appstart.core"
+    local soft = core.raise_nofile()
+    local out = os.tmpname()
+    local app = assert(appstart.start { argv = { "/bin/sh", "-c", "ulimit -S -n > " .. out }, ready = "none" })
+    app:wait(5)
+    local f = io.open(out); local child = f:read("n"); f:close(); os.remove(out)
+    print(soft, child)
+  ]]
+  local p = assert(io.popen("sh -c 'ulimit -S -n 256; " ..
+    [[if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; ]] ..
+    "exec lua5.4 -e \"$0\"' '" .. script:gsub("'", "'\\''") .. "' 2>&1"))
+  local out = p:read("a")
+  p:close()
+  local soft, child = out:match("^(%d+)%s+(%d+)")
+  lu.assertNotNil(soft, out)
+  lu.assertTrue(tonumber(soft) > 256, "the launcher raised its own limit: " .. out)
+  lu.assertEquals(child, "256")
+end
+
+return { TestScale = T }
