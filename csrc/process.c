@@ -188,6 +188,13 @@ void process_reap_abandoned(void)
             abandoned[kept++] = abandoned[i];
     }
     abandoned_len = kept;
+    if (kept == 0) {
+        /* nothing pending: give the memory back (and leave no block that
+         * only this library's statics point to once it is unloaded) */
+        free(abandoned);
+        abandoned = NULL;
+        abandoned_cap = 0;
+    }
     pthread_mutex_unlock(&abandoned_lock);
 }
 

@@ -26,7 +26,11 @@ end
 local GUARD = has("timeout") and "timeout --foreground -s KILL 20 " or ""
 
 local function command_line(args)
-  local words = { GUARD .. "lua5.4", quote(BIN) }
+  -- under make sanitize the instrumented module needs the ASan runtime
+  -- preloaded into this Lua too (appstart keeps it out of the apps)
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  local env = preload and ("env LD_PRELOAD=" .. quote(preload) .. " ") or ""
+  local words = { env .. GUARD .. "lua5.4", quote(BIN) }
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   return table.concat(words, " ")
 end

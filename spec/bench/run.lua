@@ -1,0 +1,626 @@
+--- spec/bench/run.lua: `make bench`. Each appstart figure is a ratio against
+-- a baseline measured in the same run, on the same machine, on the same
+-- fixture:
+--
+--   B1  sequential launch throughput, ready = "fd", the app writes its line
+--       and exits: appstart vs plain C (posix_spawn, pipe, read, waitpid; see
+--       spec/bench/baseline.c) and vs luv's uv.spawn doing the same
+--   B2  1,000 concurrent starts of an app that stays up, then all
+--       terminated: appstart inside appstart.run vs plain C
+--   B3  death-detection latency: kill() to the on_exit callback, vs a
+--       watcher that probes once per second
+--   B4  N idle appstart.watch: CPU seconds over 10 s and bytes per watch, vs
+--       a 1 Hz kill(pid, 0) poller over the same processes
+--   B5  peak RSS of the launcher during B2 vs the C program's
+--
+-- Every measurement runs in a fresh process ("worker", this file with
+-- `part NAME ...`), so one cannot disturb the next and VmHWM is that part's
+-- own. Workers print key=value lines; the driver prints medians, spreads, a
+-- markdown table for the README and the machine it ran on.
+--
+-- Environment (as `make bench` sets it): LUA_PATH, LUA_CPATH,
+-- APPSTART_FIXTURES (build/fixtures: fixture, baseline).
+-- BENCH_QUICK=1 shrinks every count, to try the driver out.
+local core = require "appstart.core"
+
+local now = core.now
+
+local FIXTURES = assert(os.getenv("APPSTART_FIXTURES"), "run through make bench")
+local FIXTURE = FIXTURES .. "/fixture"
+local BASELINE = FIXTURES .. "/baseline"
+local LUA = arg[-1] or "lua5.4"
+local SELF = arg[0]
+
+local QUICK = os.getenv("BENCH_QUICK") == "1"
+local CFG = {
+  b1_rounds = 5, b1_starts = 200, b1_warmup = 20,
+  b2_rounds = 5, b2_starts = 1000,
+  b3_deaths = 1000, b3_batch = 100,
+  b3_fallback_deaths = 100,
+  b3_poll_deaths = 20,
+  b4_watches = 10000, b4_seconds = 10,
+}
+if QUICK then
+  CFG = {
+    b1_rounds = 2, b1_starts = 50, b1_warmup = 5,
+    b2_rounds = 2, b2_starts = 100,
+    b3_deaths = 100, b3_batch = 50,
+    b3_fallback_deaths = 20,
+    b3_poll_deaths = 5,
+    b4_watches = 500, b4_seconds = 2,
+  }
+end
+
+-------------------------------------------------------------------------------
+-- small helpers, shared by driver and workers
+
+local function read_file(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- A field of /proc/self/status (VmRSS, VmHWM) in kB.
+local function status_kb(field)
+  local s = read_file("/proc/self/status") or ""
+  return tonumber(s:match(field .. ":%s*(%d+)"))
+end
+
+--- A field of /proc/meminfo in kB.
+local function meminfo_kb(field)
+  local s = read_file("/proc/meminfo") or ""
+  return tonumber(s:match(field .. ":%s*(%d+)"))
+end
+
+local function my_pid()
+  return tonumber((read_file("/proc/self/stat") or ""):match("^(%d+)"))
+end
+
+--- Number of this process's children (live or zombie).
+local function child_count()
+  local pid = my_pid()
+  local s = read_file("/proc/" .. pid .. "/task/" .. pid .. "/children") or ""
+  local n = 0
+  for _ in s:gmatch("%d+") do n = n + 1 end
+  return n
+end
+
+local function sorted(list)
+  local s = table.move(list, 1, #list, 1, {})
+  table.sort(s)
+  return s
+end
+
+--- Nearest-rank percentile p (0..100) of a list.
+local function percentile(list, p)
+  local s = sorted(list)
+  local k = math.max(1, math.ceil(#s * p / 100))
+  return s[k]
+end
+
+local function median(list)
+  local s = sorted(list)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+-------------------------------------------------------------------------------
+-- workers: `run.lua part NAME ARGS...`; each prints key=value lines
+
+local parts = {}
+
+local function emit(key, value)
+  if type(value) == "table" then
+    local t = {}
+    for i, v in ipairs(value) do t[i] = string.format("%.9g", v) end
+    value = table.concat(t, ",")
+  elseif math.type(value) == "float" then
+    value = string.format("%.9g", value)
+  end
+  io.stdout:write(key, "=", tostring(value), "\n")
+end
+
+--- B1, appstart: start, read the ready line, wait for the exit; n times.
+-- mode "plain": a plain script (every wait blocks); "loop": the same inside
+-- appstart.run.
+function parts.b1_appstart(n, warmup, mode)
+  local appstart = require "appstart"
+  local opts = { argv = { FIXTURE, "line=3:appstart" }, ready = "fd" }
+  local function one()
+    local app = assert(appstart.start(opts))
+    local how = app:wait()
+    assert(how and how.code == 0, "fixture did not exit 0")
+  end
+  local seconds
+  local function body()
+    for _ = 1, warmup do one() end
+    local t0 = now()
+    for _ = 1, n do one() end
+    seconds = now() - t0
+  end
+  if mode == "loop" then appstart.run(body) else body() end
+  emit("seconds", seconds)
+end
+
+--- B1, luv: uv.spawn with a pipe at fd 3, read the line, wait for the exit.
+function parts.b1_luv(n, warmup)
+  local uv = require "luv"
+  local function one()
+    local pipe = uv.new_pipe(false)
+    local buf, got, exited = "", false, false
+    local proc
+    proc = assert(uv.spawn(FIXTURE, { args = { "line=3:luv" }, stdio = { 0, 1, 2, pipe } },
+      function(code)
+        assert(code == 0, "fixture did not exit 0")
+        exited = true
+        proc:close()
+      end))
+    pipe:read_start(function(err, data)
+      assert(not err, err)
+      if data then
+        buf = buf .. data
+        if buf:find("\n", 1, true) then got = true end
+      end
+      if got or not data then
+        pipe:read_stop()
+        pipe:close()
+      end
+    end)
+    uv.run("default")
+    assert(got and exited, "no ready line or no exit")
+  end
+  for _ = 1, warmup do one() end
+  local t0 = now()
+  for _ = 1, n do one() end
+  emit("seconds", now() - t0)
+end
+
+--- B2 (and B5), appstart: n tasks each start an app that stays up; when all
+-- are ready, n tasks terminate them.
+function parts.b2_appstart(n)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local rss_start = status_kb("VmRSS")
+  local apps = {}
+  local t0 = now()
+  appstart.run(function()
+    for i = 1, n do
+      appstart.spawn(function()
+        apps[i] = assert(appstart.start {
+          argv = { FIXTURE, "line=3:b2", "pause" }, ready = "fd", ready_timeout = 60,
+        })
+      end)
+    end
+  end)
+  local t1 = now()
+  appstart.run(function()
+    for i = 1, n do
+      appstart.spawn(function()
+        local how = apps[i]:terminate(5)
+        assert(how and how.signal == 15, "app did not end by SIGTERM")
+      end)
+    end
+  end)
+  local t2 = now()
+  emit("seconds", t2 - t0)
+  emit("start_seconds", t1 - t0)
+  emit("stop_seconds", t2 - t1)
+  emit("vmhwm_kb", status_kb("VmHWM"))
+  emit("vmrss_start_kb", rss_start)
+end
+
+--- B3, appstart: kill an app, time until its on_exit callback runs. Apps
+-- are started `batch` at a time and killed one after the other; the
+-- measuring task sleeps and is woken (cancelled) by the callback, so nothing
+-- polls meanwhile. how = "fallback": no pidfds (the kill(pid, 0) probe).
+function parts.b3_appstart(n, batch, how)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  if how == "fallback" then core.use_pidfd(false) end
+  local latencies = {}
+  appstart.run(function()
+    local driver
+    driver = appstart.spawn(function()
+      while #latencies < n do
+        local k = math.min(batch, n - #latencies)
+        local apps, exited_at = {}, {}
+        for i = 1, k do
+          apps[i] = assert(appstart.start {
+            argv = { FIXTURE, "line=3:b3", "pause" }, ready = "fd",
+            on_exit = function()
+              exited_at[i] = now()
+              driver:cancel()
+            end,
+          })
+        end
+        for i = 1, k do
+          local t0 = now()
+          assert(apps[i]:kill("TERM"))
+          local ok, why = appstart.sleep(5)
+          assert(ok == nil and why == "cancelled" and exited_at[i],
+            "on_exit did not run within 5 s")
+          latencies[#latencies + 1] = exited_at[i] - t0
+        end
+      end
+    end)
+  end)
+  core.use_pidfd(true)
+  emit("latencies", latencies)
+end
+
+--- B3, the classic poller: every second, probe each app (app:wait(0): one
+-- waitpid(WNOHANG), which is kill(pid, 0) for one's own children, where a
+-- zombie would still answer kill). Kills land at random points of the
+-- probing period.
+function parts.b3_polling(n)
+  local appstart = require "appstart"
+  math.randomseed(12345)
+  local apps, seen, killed = {}, {}, {}
+  for i = 1, n do
+    apps[i] = assert(appstart.start { argv = { FIXTURE, "line=3:b3p", "pause" }, ready = "fd" })
+  end
+  appstart.run(function()
+    local t0 = now()
+    for i = 1, n do
+      appstart.spawn(function() -- the watcher
+        while true do
+          if apps[i]:wait(0) then seen[i] = now(); return end
+          appstart.sleep(1)
+        end
+      end)
+      local delay = 0.2 + math.random()
+      appstart.spawn(function() -- the killer
+        appstart.sleep(t0 + delay - now())
+        killed[i] = now()
+        assert(apps[i]:kill("TERM"))
+      end)
+    end
+  end)
+  local latencies = {}
+  for i = 1, n do latencies[i] = seen[i] - killed[i] end
+  emit("latencies", latencies)
+end
+
+--- B4: n sleeping apps; CPU over `seconds` for a 1 Hz kill(pid, 0) poller,
+-- then for n appstart.watch, and what the watches cost in memory.
+function parts.b4(n, seconds)
+  local appstart = require "appstart"
+  local soft = core.raise_nofile()
+  -- the apps' own pidfds while starting, then one per watch; some room
+  -- for the starts in flight
+  local limit = soft - 512
+  if n > limit then n = limit end
+  local concurrency = 50
+  local apps, pids = {}, {}
+  local t0 = now()
+  appstart.run(function()
+    for c = 1, concurrency do
+      appstart.spawn(function()
+        for i = c, n, concurrency do
+          local app, err = appstart.start { argv = { FIXTURE, "pause" }, ready = "none" }
+          if not app then error(string.format("start %d of %d: %s", i, n, tostring(err)), 0) end
+          apps[i], pids[i] = app, app.pid
+        end
+      end)
+    end
+  end)
+  emit("start_seconds", now() - t0)
+  emit("watches", n)
+  -- release the apps' descriptors (they stay up, reaped later by core.reap)
+  for i = 1, n do apps[i]:close(); apps[i] = nil end
+  apps = nil -- luacheck: ignore
+
+  -- the poller's handles: pid only, no descriptor (kill(pid, 0) probes)
+  core.use_pidfd(false)
+  local probes = {}
+  for i = 1, n do probes[i] = assert(core.process(pids[i])) end
+  core.use_pidfd(true)
+
+  local cpu_poll, sweeps = 0, 0
+  appstart.run(function()
+    local c0, start = os.clock(), now()
+    for k = 0, seconds - 1 do
+      appstart.sleep(start + k - now())
+      for i = 1, n do assert(probes[i]:signal(0), "a watched app died") end
+      sweeps = sweeps + 1
+    end
+    appstart.sleep(start + seconds - now())
+    cpu_poll = os.clock() - c0
+  end)
+  emit("poll_cpu", cpu_poll)
+  emit("poll_sweeps", sweeps)
+
+  local cpu_watch, heap, rss, slab, fired = 0, 0, 0, 0, 0
+  appstart.run(function()
+    local watches = {}
+    -- twice: finalized userdata is freed by the second cycle
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local heap0, rss0, slab0 = collectgarbage("count"), status_kb("VmRSS"), meminfo_kb("Slab")
+    for i = 1, n do
+      watches[i] = appstart.watch(pids[i], function(_, why)
+        if why ~= "stopped" then fired = fired + 1 end
+      end)
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    heap = (collectgarbage("count") - heap0) * 1024 / n
+    rss = (status_kb("VmRSS") - rss0) * 1024 / n
+    slab = (meminfo_kb("Slab") - slab0) * 1024 / n
+    local c0 = os.clock()
+    appstart.sleep(seconds)
+    cpu_watch = os.clock() - c0
+    for i = 1, n do watches[i]:stop() end
+  end)
+  assert(fired == 0, "a watched app died during the idle period")
+  emit("watch_cpu", cpu_watch)
+  emit("heap_per_watch", heap)
+  emit("rss_per_watch", rss)
+  emit("slab_per_watch", slab)
+
+  -- tear down: SIGKILL through the probe handles (unreaped children: exact)
+  for i = 1, n do probes[i]:signal("KILL") end
+  local deadline = now() + 60
+  repeat
+    core.reap()
+    core.wait_readable(-1, 0.01)
+  until child_count() == 0 or now() > deadline
+  emit("left", child_count())
+end
+
+-------------------------------------------------------------------------------
+-- the driver
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function parse_kv(text)
+  local r = {}
+  for k, v in text:gmatch("([%w_]+)=([^\n]*)") do
+    if v:find(",", 1, true) then
+      local list = {}
+      for x in v:gmatch("[^,]+") do list[#list + 1] = tonumber(x) end
+      r[k] = list
+    else
+      r[k] = tonumber(v) or v
+    end
+  end
+  return r
+end
+
+local tmp_out = os.tmpname()
+
+local function pgrp_of(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  return stat and stat:match("%) %S+ %d+ (%d+)")
+end
+
+--- Fixtures left running in our process group by a worker that failed:
+-- ours to end, by pid.
+local function kill_leftovers()
+  local mine = pgrp_of("self")
+  local p = io.popen("exec ls /proc")
+  local pids = {}
+  for l in p:lines() do pids[#pids + 1] = tonumber(l) end
+  p:close()
+  local n = 0
+  for _, pid in ipairs(pids) do
+    local cmd = read_file("/proc/" .. pid .. "/cmdline")
+    if cmd and cmd:match("^[^%z]*") == FIXTURE and pgrp_of(pid) == mine then
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      n = n + 1
+    end
+  end
+  return n
+end
+
+--- Run a command whose stdout is key=value lines; its stdout goes to a file
+-- (apps inherit it; a pipe would keep the reader waiting on them).
+local function run_kv(cmd)
+  local ok = os.execute(cmd .. " > " .. shell_quote(tmp_out))
+  local out = read_file(tmp_out) or ""
+  if not ok then
+    local n = kill_leftovers()
+    error(string.format("failed: %s%s\n%s", cmd,
+      n > 0 and string.format(" (%d leftover fixtures killed)", n) or "", out), 0)
+  end
+  return parse_kv(out)
+end
+
+local function worker(name, ...)
+  local args = { LUA, SELF, "part", name, ... }
+  for i, a in ipairs(args) do args[i] = shell_quote(tostring(a)) end
+  return run_kv(table.concat(args, " "))
+end
+
+local function c_baseline(mode, n)
+  return run_kv(table.concat({ shell_quote(BASELINE), mode, shell_quote(FIXTURE), n }, " "))
+end
+
+local function ensure_baseline()
+  local src = SELF:gsub("run%.lua$", "baseline.c")
+  -- `make bench` builds it; this covers a Makefile without that rule
+  local stale = os.execute(string.format("test -x %s && ! test %s -nt %s",
+    shell_quote(BASELINE), shell_quote(src), shell_quote(BASELINE)))
+  if not stale then
+    local cmd = string.format("${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -pedantic " ..
+      "-Wshadow -Wmissing-prototypes -O2 -g -o %s %s", shell_quote(BASELINE), shell_quote(src))
+    io.stderr:write("bench: building ", BASELINE, "\n")
+    assert(os.execute(cmd), "cannot build the C baseline")
+  end
+end
+
+local function spread(list, fmt)
+  local s = sorted(list)
+  return string.format(fmt .. " (min " .. fmt .. ", max " .. fmt .. ")", median(list), s[1], s[#s])
+end
+
+local function say(...)
+  io.stdout:write(string.format(...), "\n")
+  io.stdout:flush()
+end
+
+local function shell_line(cmd)
+  local p = io.popen(cmd)
+  local s = p:read("l")
+  p:close()
+  return s
+end
+
+local function driver()
+  local bench_t0 = now()
+  ensure_baseline()
+  local rows = {}
+  local function row(name, a, b, ratio, goal, met)
+    rows[#rows + 1] = { name, a, b, ratio, goal, met }
+  end
+  local function yes(b) return b and "yes" or "**no**" end
+
+  -- B1 -----------------------------------------------------------------------
+  local n = CFG.b1_starts
+  say("B1: sequential starts, ready=fd, the app writes its line and exits: %d rounds of %d",
+    CFG.b1_rounds, n)
+  local rate = { c = {}, appstart = {}, loop = {}, luv = {} }
+  local order = { "c", "appstart", "luv", "loop" }
+  for r = 1, CFG.b1_rounds do
+    for k = 0, #order - 1 do
+      -- rotate the order each round, so drift hits every variant alike
+      local v = order[(k + r - 1) % #order + 1]
+      local res
+      if v == "c" then
+        c_baseline("seq", CFG.b1_warmup)
+        res = c_baseline("seq", n)
+      elseif v == "luv" then
+        res = worker("b1_luv", n, CFG.b1_warmup)
+      else
+        res = worker("b1_appstart", n, CFG.b1_warmup, v == "loop" and "loop" or "plain")
+      end
+      rate[v][r] = n / res.seconds
+    end
+  end
+  local labels = { c = "plain C (posix_spawn)", appstart = "appstart (plain script)",
+    loop = "appstart (inside appstart.run)", luv = "luv uv.spawn" }
+  for _, v in ipairs { "c", "appstart", "loop", "luv" } do
+    say("  %-32s %s starts/s", labels[v], spread(rate[v], "%.0f"))
+  end
+  local m_c, m_a, m_luv = median(rate.c), median(rate.appstart), median(rate.luv)
+  local m_loop = median(rate.loop)
+  say("  cost ratio appstart/C %.2fx (inside run %.2fx), appstart/luv %.2fx",
+    m_c / m_a, m_c / m_loop, m_luv / m_a)
+  row("B1 sequential starts/s vs plain C", string.format("%.0f /s", m_a),
+    string.format("%.0f /s", m_c), string.format("%.2fx", m_c / m_a), "≤ 1.10x", yes(m_c / m_a <= 1.10))
+  row("B1 sequential starts/s vs luv uv.spawn", string.format("%.0f /s", m_a),
+    string.format("%.0f /s", m_luv), string.format("%.2fx", m_luv / m_a), "—", "—")
+
+  -- B2 / B5 ------------------------------------------------------------------
+  n = CFG.b2_starts
+  say("B2: %d concurrent starts (app stays up), then all terminated: %d rounds", n, CFG.b2_rounds)
+  local b2 = { c = {}, a = {}, a_start = {}, a_stop = {}, c_hwm = {}, a_hwm = {}, a_rss0 = {}, c_rss0 = {} }
+  for r = 1, CFG.b2_rounds do
+    local first, second = "c", "a"
+    if r % 2 == 0 then first, second = "a", "c" end
+    for _, v in ipairs { first, second } do
+      if v == "c" then
+        local res = c_baseline("many", n)
+        b2.c[r], b2.c_hwm[r], b2.c_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
+      else
+        local res = worker("b2_appstart", n)
+        b2.a[r], b2.a_hwm[r], b2.a_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
+        b2.a_start[r], b2.a_stop[r] = res.start_seconds, res.stop_seconds
+      end
+    end
+  end
+  local b2c, b2a = median(b2.c), median(b2.a)
+  say("  %-32s %s s", "plain C", spread(b2.c, "%.3f"))
+  say("  %-32s %s s (start %.3f s + terminate %.3f s, medians)", "appstart in appstart.run",
+    spread(b2.a, "%.3f"), median(b2.a_start), median(b2.a_stop))
+  say("  wall-time ratio %.2fx", b2a / b2c)
+  row(string.format("B2 %d concurrent starts + stops, wall time", n), string.format("%.2f s", b2a),
+    string.format("%.2f s", b2c), string.format("%.2fx", b2a / b2c), "≤ 1.20x", yes(b2a / b2c <= 1.20))
+
+  local hwm_a, hwm_c = median(b2.a_hwm), median(b2.c_hwm)
+  local rss0_a, rss0_c = median(b2.a_rss0), median(b2.c_rss0)
+  say("B5: peak RSS (VmHWM) during B2: appstart %s kB (%.0f kB at rest before it), C %s kB (%.0f kB)",
+    spread(b2.a_hwm, "%.0f"), rss0_a, spread(b2.c_hwm, "%.0f"), rss0_c)
+  say("  growth during B2: appstart %.0f kB (%.0f B per app), C %.0f kB (%.0f B per app)",
+    hwm_a - rss0_a, (hwm_a - rss0_a) * 1024 / n, hwm_c - rss0_c, (hwm_c - rss0_c) * 1024 / n)
+  row(string.format("B5 launcher peak RSS in B2 (growth during B2)", n),
+    string.format("%.1f MB (+%.1f MB)", hwm_a / 1024, (hwm_a - rss0_a) / 1024),
+    string.format("%.1f MB (+%.1f MB)", hwm_c / 1024, (hwm_c - rss0_c) / 1024),
+    string.format("%.2fx", hwm_a / hwm_c), "—", "—")
+
+  -- B3 -----------------------------------------------------------------------
+  say("B3: kill() to on_exit, %d deaths (batches of %d)", CFG.b3_deaths, CFG.b3_batch)
+  local la = worker("b3_appstart", CFG.b3_deaths, CFG.b3_batch, "pidfd").latencies
+  local lf = worker("b3_appstart", CFG.b3_fallback_deaths, math.min(CFG.b3_batch, 20), "fallback").latencies
+  local lp = worker("b3_polling", CFG.b3_poll_deaths).latencies
+  local function lat(name, list)
+    local s = sorted(list)
+    say("  %-32s n=%d median %.3f ms, p99 %.3f ms (min %.3f, max %.3f, IQR %.3f-%.3f)", name, #list,
+      median(list) * 1e3, percentile(list, 99) * 1e3, s[1] * 1e3, s[#s] * 1e3,
+      percentile(list, 25) * 1e3, percentile(list, 75) * 1e3)
+  end
+  lat("appstart (pidfd)", la)
+  lat("appstart fallback (no pidfd)", lf)
+  lat("poller, 1 probe per second", lp)
+  local ma, mp = median(la), median(lp)
+  row("B3 death detection, median", string.format("%.3f ms", ma * 1e3),
+    string.format("%.0f ms", mp * 1e3), string.format("%.4fx", ma / mp), "< 1 ms", yes(ma < 0.001))
+  row("B3 death detection, p99", string.format("%.3f ms", percentile(la, 99) * 1e3),
+    string.format("%.0f ms", percentile(lp, 99) * 1e3),
+    string.format("%.4fx", percentile(la, 99) / percentile(lp, 99)), "—", "—")
+
+  -- B4 -----------------------------------------------------------------------
+  say("B4: %d idle watches over %d s vs a 1 Hz kill(pid, 0) poller", CFG.b4_watches, CFG.b4_seconds)
+  local b4 = worker("b4", CFG.b4_watches, CFG.b4_seconds)
+  if b4.watches < CFG.b4_watches then
+    say("  only %d watches fit under the descriptor limit", b4.watches)
+  end
+  say("  %d apps started in %.1f s; poller: %d sweeps, %.3f CPU s; watches: %.3f CPU s",
+    b4.watches, b4.start_seconds, b4.poll_sweeps, b4.poll_cpu, b4.watch_cpu)
+  say("  per watch: Lua heap %.0f B, RSS %.0f B, kernel slab %.0f B (system-wide delta, an estimate)",
+    b4.heap_per_watch, b4.rss_per_watch, b4.slab_per_watch)
+  if b4.left ~= 0 then say("  WARNING: %d children left unreaped", b4.left) end
+  row(string.format("B4 CPU of %d idle watches over %d s", b4.watches, CFG.b4_seconds),
+    string.format("%.3f s", b4.watch_cpu), string.format("%.3f s", b4.poll_cpu),
+    string.format("%.3fx", b4.poll_cpu > 0 and b4.watch_cpu / b4.poll_cpu or 0), "—", "—")
+  row("B4 memory per watch (Lua heap / RSS / kernel slab)",
+    string.format("%.0f / %.0f / ≈%.0f B", b4.heap_per_watch, b4.rss_per_watch, b4.slab_per_watch),
+    "—", "—", "—", "—")
+
+  -- the table ----------------------------------------------------------------
+  say("")
+  say("| benchmark | appstart | baseline | ratio | goal | met? |")
+  say("|---|---|---|---|---|---|")
+  for _, r in ipairs(rows) do say("| %s |", table.concat(r, " | ")) end
+  say("")
+  say("Baselines: B1/B2/B5 plain C (spec/bench/baseline.c: posix_spawn, pipe, read, waitpid) and luv %s "
+    .. "uv.spawn; B3/B4 a Lua watcher probing each process once per second.", (function()
+      local ok, uv = pcall(require, "luv")
+      return ok and uv.version_string() or "?"
+    end)())
+  say("Ratios are appstart's cost over the baseline's (time per start, wall time, latency, CPU, RSS).")
+  local model = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "?"
+  say("Machine: %s CPUs (nproc), %s, Linux %s; `make bench` (%s spec/bench/run.lua)%s, %.0f s.",
+    shell_line("nproc") or "?", model, shell_line("uname -r") or "?", LUA,
+    QUICK and " with BENCH_QUICK=1" or "", now() - bench_t0)
+  os.remove(tmp_out)
+end
+
+if arg[1] == "part" then
+  local fn = parts[arg[2]] or error("unknown part " .. tostring(arg[2]))
+  local args = {}
+  for i = 3, #arg do args[#args + 1] = tonumber(arg[i]) or arg[i] end
+  fn(table.unpack(args))
+else
+  local ok, err = pcall(driver)
+  os.remove(tmp_out)
+  if not ok then
+    io.stderr:write("bench: ", tostring(err), "\n")
+    os.exit(1)
+  end
+end
