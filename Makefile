@@ -2,7 +2,8 @@
 #
 #   make            build the module, the helper and the test fixtures
 #   make run        the main job: start redis-server through the handshake
-#   make check      install missing Debian packages, build, lint, test
+#   make check      install missing Debian packages, build, lint, test,
+#                   sanitize, valgrind
 #   make test       run the test suite (spec/run.lua)
 #   make sanitize   the suite with ASan + UBSan builds
 #   make valgrind   the suite under valgrind
@@ -72,7 +73,9 @@ deps:
 run: deps all
 	$(TEST_ENV) $(LUA) spec/demo.lua
 
-check: deps all lint test
+# everything CI runs: lint, the suite, the suite under ASan+UBSan, and
+# the suite under valgrind (about 4 minutes on 2 cores)
+check: deps all lint test sanitize valgrind
 
 test: all
 	$(TEST_ENV) $(LUA) spec/run.lua

@@ -780,6 +780,13 @@ static int l_use_pidfd(lua_State *L)
 }
 
 /* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
+/* core.has_pidfd() -> whether the kernel offers pidfds at all */
+static int l_has_pidfd(lua_State *L)
+{
+    lua_pushboolean(L, process_pidfd_available());
+    return 1;
+}
+
 static int l_wait_readable(lua_State *L)
 {
     int fd = (int)luaL_checkinteger(L, 1);
@@ -918,6 +925,7 @@ int luaopen_appstart_core(lua_State *L)
         { "poller", l_poller },
         { "now", l_now },
         { "use_pidfd", l_use_pidfd },
+        { "has_pidfd", l_has_pidfd },
         { "wait_readable", l_wait_readable },
         { "signum", l_signum },
         { "fds", l_fds },

@@ -23,6 +23,12 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
+static int pidfd_open_cloexec(pid_t pid)
+{
+    /* pidfds are close-on-exec from birth; nothing else to set */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 /* Tests force the fallback with process_use_pidfd(0); a kernel without
  * pidfds turns it off by itself on the first ENOSYS. */
 static int use_pidfd = 1;
@@ -30,11 +36,15 @@ static int use_pidfd = 1;
 void process_use_pidfd(int on) { use_pidfd = on; }
 int process_pidfd_enabled(void) { return use_pidfd; }
 
-static int pidfd_open_cloexec(pid_t pid)
+int process_pidfd_available(void)
 {
-    /* pidfds are close-on-exec from birth; nothing else to set */
-    return (int)syscall(SYS_pidfd_open, pid, 0);
+    int fd = pidfd_open_cloexec(getpid());
+    if (fd < 0)
+        return errno != ENOSYS;
+    sys_close(&fd);
+    return 1;
 }
+
 
 int process_open(struct process *p, pid_t pid, int is_child)
 {

@@ -34,6 +34,9 @@ struct process {
 void process_use_pidfd(int on);
 int process_pidfd_enabled(void);
 
+/* Does this kernel (or the emulator running us) have pidfd_open? */
+int process_pidfd_available(void);
+
 /* Take hold of pid. For a non-child a missing process is ESRCH. Returns 0 or
  * an errno value; on error the handle holds nothing. */
 int process_open(struct process *p, pid_t pid, int is_child);

@@ -42,6 +42,10 @@ runner:setOutputType("text")
 runner:runSuiteByInstances(suites, "-v")
 local r = runner.result
 local failed = r.failureCount + r.errorCount
-local passed = r.runCount - failed - r.skippedCount
-print(string.format("%d passed, %d failed", passed, failed))
+local passed = r.runCount - failed -- runCount leaves skipped tests out
+if r.skippedCount > 0 then
+  print(string.format("%d passed, %d failed, %d skipped", passed, failed, r.skippedCount))
+else
+  print(string.format("%d passed, %d failed", passed, failed))
+end
 os.exit(failed == 0 and r.runCount > 0 and 0 or 1, true)

@@ -11,8 +11,8 @@
  *       pause`), poll all pipes until every ready line is in, then SIGTERM and
  *       waitpid all.
  *
- * Output: `key=value` lines on stdout (seconds, starts, vmhwm_kb,
- * vmrss_start_kb). Exit 1 on any failure, with the reason on stderr.
+ * Output: `key=value` lines on stdout (seconds, cpu: this process's own CPU
+ * seconds, starts, vmhwm_kb, vmrss_start_kb). Exit 1 on any failure, with the reason on stderr.
  *
  * What it leaves out on purpose, being the floor: no exec-error channel, no
  * pidfd, no credentials check, no timeouts. posix_spawn is glibc's
@@ -38,6 +38,14 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of this process alone (not its children). */
+static double cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -116,11 +124,21 @@ static void reap(pid_t pid)
             fail("waitpid");
 }
 
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int run_seq(const char *fixture, int n)
 {
     char *argv[] = { (char *)fixture, "line=3:baseline", NULL };
-    double t0 = now();
+    double *each = calloc((size_t)n, sizeof *each);
+    if (!each)
+        fail("calloc");
+    double c0 = cpu(), t0 = now();
     for (int i = 0; i < n; i++) {
+        double s0 = now();
         int rd;
         pid_t pid = spawn_with_pipe(argv, &rd);
         if (read_line(rd) != 1) {
@@ -129,9 +147,13 @@ static int run_seq(const char *fixture, int n)
         }
         close(rd);
         reap(pid);
+        each[i] = now() - s0;
     }
     double t = now() - t0;
-    printf("seconds=%.6f\nstarts=%d\n", t, n);
+    double c = cpu() - c0;
+    qsort(each, (size_t)n, sizeof *each, compare_double);
+    printf("seconds=%.6f\ncpu=%.6f\nstarts=%d\nstart_median=%.9f\n", t, c, n, each[n / 2]);
+    free(each);
     return 0;
 }
 
@@ -149,7 +171,7 @@ static int run_many(const char *fixture, int n)
     if (!pids || !pfd)
         fail("calloc");
 
-    double t0 = now();
+    double c0 = cpu(), t0 = now();
     for (int i = 0; i < n; i++) {
         int rd;
         pids[i] = spawn_with_pipe(argv, &rd);
@@ -192,8 +214,8 @@ static int run_many(const char *fixture, int n)
     for (int i = 0; i < n; i++)
         reap(pids[i]);
     double t = now() - t0;
-    printf("seconds=%.6f\nstarts=%d\nvmhwm_kb=%ld\nvmrss_start_kb=%ld\n", t, n,
-           status_kb("VmHWM"), rss_start);
+    printf("seconds=%.6f\ncpu=%.6f\nstarts=%d\nvmhwm_kb=%ld\nvmrss_start_kb=%ld\n", t,
+           cpu() - c0, n, status_kb("VmHWM"), rss_start);
     free(pids);
     free(pfd);
     return 0;
