@@ -192,6 +192,20 @@ function Start.test_fd_start_prints_pid_name_and_time_and_leaves_the_app_running
   lu.assertEquals(S.strays(), {})
 end
 
+function Start.test_stdout_and_stderr_redirect_the_app_so_command_substitution_returns()
+  local log = S.tmpname("applog")
+  -- through a pipe, as $(appstart ...) reads it: with the app's stdout
+  -- elsewhere, end of file comes when the command exits, not the app
+  local p = io.popen(command_line { "--ready=fd", "--stdout=" .. log, "--stderr=null", "--",
+    F, "echo=to-stdout", "echoerr=to-stderr", "line=3:redirected", "pause" })
+  local out = p:read("a")
+  p:close()
+  local pid = tonumber(out:match("^appstart: redirected ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(S.read(log), "to-stdout\n")
+  kill_app(pid)
+end
+
 function Start.test_option_values_may_follow_as_separate_arguments()
   local code, out, err = run { "--ready", "fd", "--timeout", "5", "--grace", "0.2",
     "--", F, "line=3:spaced", "pause" }

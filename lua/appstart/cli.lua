@@ -34,6 +34,10 @@ and time to ready, and exit 0 leaving it running.
   --pid-format=int32le|line  format of that pid (default int32le)
   --notify-access=main|exec|all  whose ready message counts (default exec)
   --user=NAME              run COMMAND as user NAME through appstart-helper
+  --stdout=inherit|null|PATH  the app's stdout (default inherit; a PATH is
+                           appended to), so $(appstart ...) need not wait
+                           for the app
+  --stderr=inherit|null|PATH  the app's stderr (default inherit)
   --timeout=S              seconds to wait for ready (default 40)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
@@ -142,6 +146,8 @@ local OPTIONS = {
   ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
   ["notify-access"] = { key = "notify_access", parse = enum("main", "exec", "all") },
   user = { key = "user", parse = user },
+  stdout = { key = "stdout", parse = function(v) return v ~= "" and v or nil, "expected inherit, null or a path" end },
+  stderr = { key = "stderr", parse = function(v) return v ~= "" and v or nil, "expected inherit, null or a path" end },
   timeout = { key = "timeout", parse = seconds },
   grace = { key = "grace", parse = seconds },
   watch = { key = "watch" }, json = { key = "json" }, quiet = { key = "quiet" },
@@ -313,7 +319,7 @@ local function start_options(o, display)
     argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
     user = o.user, ready_timeout = o.timeout, kill_grace = o.grace,
-    on_status = display.on_status,
+    stdout = o.stdout, stderr = o.stderr, on_status = display.on_status,
   }
   if not o.user and (o.pid_fd or o.pid_format) then
     -- COMMAND forks and reports its daemon's pid itself (dbus-daemon --fork --print-pid=N)
