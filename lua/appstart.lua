@@ -10,6 +10,11 @@ local loop = require "appstart.loop"
 
 local now = core.now
 
+-- is fd readable right now? (no wait)
+local function readable_now(fd)
+  return core.wait_readable(fd, 0) == true
+end
+
 local appstart = {
   version = core.version,
   --- path of appstart-helper, run for `user =`
@@ -415,7 +420,7 @@ function appstart.start(opts)
       app_proc:close()
     end
     s:close()
-    log("error", label .. ": " .. fmessage)
+    log(fcode == "cancelled" and "info" or "error", label .. ": " .. fmessage)
     return nil, new_error(fcode, fmessage, {
       pid = r.pid, status = how, errno = ferrno or r.errno or r.app_errno,
     })
@@ -457,6 +462,86 @@ function appstart.start(opts)
   log("debug", string.format("%s: ready after %.3f s, pid %d", label, app.ready_after, app.pid))
   if not app_check(app) and opts.on_exit then watch_app(app) end
   return app
+end
+
+-------------------------------------------------------------------------------
+-- a start in progress, for the caller's own event loop
+
+local Starting = {}
+Starting.__index = Starting
+Starting.__name = "appstart.starting"
+
+-- coroutine -> its Starting handle: waits inside it yield to handle:step
+local driven = setmetatable({}, { __mode = "k" })
+
+loop.add_backend {
+  applies = function() return driven[coroutine.running()] ~= nil end,
+  wait = function(fd, deadline) return coroutine.yield(fd, deadline) end,
+}
+
+local function starting_resume(h, ...)
+  local ok, a, b = coroutine.resume(h._co, ...)
+  if not ok then
+    h.done = true
+    error(a, 0)
+  end
+  if coroutine.status(h._co) == "dead" then
+    h.done, h.app, h.err = true, a, b
+    h._fd, h._deadline = nil, nil
+  else
+    h._fd, h._deadline = a, b
+  end
+end
+
+--- Begin a start without waiting for it: for an event loop of the
+-- caller's own. The handle is pollable (pollfd, events, timeout, as
+-- cqueues.poll expects); call h:step() whenever pollfd is readable or the
+-- timeout has passed, until h.done; then h.app, or h.err.
+-- @param opts as for appstart.start
+function appstart.begin(opts)
+  check_options(opts)
+  local h = setmetatable({ done = false }, Starting)
+  h._co = coroutine.create(function() return appstart.start(opts) end)
+  driven[h._co] = h
+  starting_resume(h)
+  return h
+end
+
+--- Advance: returns true once done (then h.app or h.err is set).
+function Starting:step()
+  if self.done then return true end
+  local readable = false
+  if self._fd then readable = readable_now(self._fd) end
+  if readable or not self._deadline or now() >= self._deadline then
+    starting_resume(self, readable)
+  end
+  return self.done
+end
+
+--- Block until done (drives the start itself): app | nil, err.
+function Starting:wait()
+  while not self.done do
+    loop.wait(self._fd, self._deadline)
+    starting_resume(self, self._fd and readable_now(self._fd) or false)
+  end
+  return self.app, self.err
+end
+
+--- Abandon the start: its app is terminated; h.err.code == "cancelled".
+function Starting:cancel()
+  if self.done then return end
+  starting_resume(self, nil, "cancelled")
+  self:wait()
+end
+
+function Starting:pollfd() return self._fd end
+function Starting:events() return "r" end
+function Starting:timeout()
+  return self._deadline and math.max(0, self._deadline - now()) or nil
+end
+
+function Starting:__tostring()
+  return string.format("appstart.starting(%s)", self.done and (self.app and "ready" or "failed") or "in progress")
 end
 
 -------------------------------------------------------------------------------

@@ -165,4 +165,67 @@ function TL.test_a_failed_start_under_luv_leaves_nothing()
   S.assert_clean(before)
 end
 
-return { TestCqueues = TC, TestLuv = TL }
+-- appstart.begin: a start in progress as a pollable object
+
+local TB = {}
+
+function TB.tearDown() S.kill_strays() end
+
+function TB.test_starts_in_progress_driven_by_a_plain_poll_loop()
+  local before = S.snapshot()
+  local hs = {}
+  for i = 1, 10 do
+    hs[i] = appstart.begin { argv = { F, "sleep=0.3", "line=3:b" .. i, "pause" }, ready = "fd" }
+    lu.assertIsNumber(hs[i]:pollfd())
+    lu.assertEquals(hs[i]:events(), "r")
+    lu.assertTrue(hs[i]:timeout() > 0)
+  end
+  local t0, turns = S.core.now(), 0
+  local pending = #hs
+  while pending > 0 do
+    -- the caller's own loop: wait on the earliest handle, then step all
+    S.core.wait_readable(hs[1]:pollfd() or -1, 0.05)
+    turns = turns + 1
+    pending = 0
+    for _, h in ipairs(hs) do if not h:step() then pending = pending + 1 end end
+  end
+  lu.assertTrue(S.core.now() - t0 < 3, "the ten starts overlapped")
+  for i, h in ipairs(hs) do
+    lu.assertEquals(h.app.name, "b" .. i)
+    h.app:terminate(1)
+  end
+  S.assert_clean(before)
+end
+
+function TB.test_a_start_in_progress_is_a_cqueues_pollable()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  local app
+  cq:wrap(function()
+    local h = appstart.begin { argv = { F, "sleep=0.2", "line=3:cq", "pause" }, ready = "fd" }
+    while not h:step() do
+      cqueues.poll(h)
+      if h:pollfd() then cqueues.cancel(h:pollfd()) end
+    end
+    app = h.app
+  end)
+  assert(cq:loop())
+  lu.assertEquals(app.name, "cq")
+  app:terminate(1)
+end
+
+function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
+  local before = S.snapshot()
+  local h = appstart.begin { argv = { F, "pause" }, ready = "fd", kill_grace = 0.2, log = function() end }
+  h:cancel()
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err.code, "cancelled")
+  lu.assertEquals(h.err.status, { signal = 15 })
+  local h2 = appstart.begin { argv = { F, "line=3:w", "pause" }, ready = "fd" }
+  local app = h2:wait()
+  lu.assertEquals(app.name, "w")
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
+return { TestCqueues = TC, TestLuv = TL, TestBegin = TB }

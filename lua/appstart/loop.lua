@@ -186,7 +186,9 @@ end
 --
 -- A backend lets the same waits yield to an event loop the user already
 -- runs: { applies = fn() -> bool, wait = fn(fd, deadline) -> true|false,
--- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel() }.
+-- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel() }
+-- (spawn and watch optional: without them, callbacks run inline and
+-- watches go to the shared poller).
 -- cqueues is used whenever the caller runs inside a cqueues controller;
 -- luv once `require "appstart.luv"` has registered it.
 
@@ -220,7 +222,7 @@ end
 function loop.call(fn, ...)
   if current then return loop.spawn(fn, ...) end
   local b = active_backend()
-  if b then return b.spawn(fn, ...) end
+  if b and b.spawn then return b.spawn(fn, ...) end
   return fn(...)
 end
 
@@ -299,7 +301,7 @@ end
 function loop.watch(fd, fn, interval)
   if not current then
     local b = active_backend()
-    if b then return b.watch(fd, fn, interval) end
+    if b and b.watch then return b.watch(fd, fn, interval) end
   end
   local h = { done = false }
   if fd then
