@@ -32,7 +32,7 @@ CORE_SRC     := csrc/sys.c csrc/process.c csrc/spawn.c csrc/pidrec.c \
                 csrc/readyline.c csrc/notify.c csrc/channel.c csrc/starter.c
 BINDING_SRC  := csrc/lappstart.c
 HEADERS      := $(wildcard csrc/*.h)
-FIXTURES     := $(B)/fixtures/fixture
+FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so
 
 # the suite runs against the tree: modules from lua/ and $(B)/
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
@@ -61,6 +61,10 @@ $(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir
 $(B)/appstart-helper: csrc/helper.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+
+$(B)/fixtures/%.so: spec/fixtures/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -g -fPIC -shared -o $@ $<
 
 # fixtures are test apps, never sanitized: they crash on purpose
 $(B)/fixtures/%: spec/fixtures/%.c
