@@ -96,8 +96,8 @@ sanitize:
 	  $(MAKE) --no-print-directory B=build-san test
 
 valgrind: all
-	$(TEST_ENV) APPSTART_VALGRIND=1 valgrind --quiet --error-exitcode=86 --leak-check=full \
-	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no \
+	$(TEST_ENV) valgrind --quiet --error-exitcode=86 --leak-check=full \
+	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no --child-silent-after-fork=yes \
 	  $(LUA) spec/run.lua
 
 bench: all
