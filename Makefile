@@ -100,7 +100,11 @@ valgrind: all
 	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no --child-silent-after-fork=yes \
 	  $(LUA) spec/run.lua
 
-bench: all
+$(B)/fixtures/baseline: spec/bench/baseline.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $<
+
+bench: all $(B)/fixtures/baseline
 	$(TEST_ENV) $(LUA) spec/bench/run.lua
 
 # libFuzzer targets over the three parsers. Each runs FUZZ_SECONDS; what it

@@ -244,15 +244,23 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd)
     if (err)
         return err;
 
-    /* No handler may run in the child before the exec: block every signal
-     * across the fork; the child resets handlers, then unblocks. */
+    /* vfork, not fork: the launcher is a Lua process whose heap fork would
+     * copy page by page (copy-on-write faults made fork most of a start's
+     * cost). The child borrows the launcher's memory until its exec, so it
+     * writes nothing the parent reads: it only makes system calls, on its
+     * own stack frame below ours, and reports through the error pipe (which
+     * also keeps this correct where vfork is emulated as fork, as under
+     * valgrind). Its signal dispositions are its own copy.
+     *
+     * No handler may run in the child before the exec: block every signal
+     * across the vfork; the child resets handlers, then unblocks. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t child = fork();
+    int child_end = pipefd[1];
+    pid_t child = vfork();
     if (child == 0) {
-        close(pipefd[0]);
-        child_main(req, pipefd[1]);
+        child_main(req, child_end);
         _exit(127); /* not reached */
     }
     err = child < 0 ? errno : 0;

@@ -471,14 +471,6 @@ local Starting = {}
 Starting.__index = Starting
 Starting.__name = "appstart.starting"
 
--- coroutine -> its Starting handle: waits inside it yield to handle:step
-local driven = setmetatable({}, { __mode = "k" })
-
-loop.add_backend {
-  applies = function() return driven[coroutine.running()] ~= nil end,
-  wait = function(fd, deadline) return coroutine.yield(fd, deadline) end,
-}
-
 local function starting_resume(h, ...)
   local ok, a, b = coroutine.resume(h._co, ...)
   if not ok then
@@ -502,7 +494,7 @@ function appstart.begin(opts)
   check_options(opts)
   local h = setmetatable({ done = false }, Starting)
   h._co = coroutine.create(function() return appstart.start(opts) end)
-  driven[h._co] = h
+  loop.drive(h._co) -- its waits yield to h:step
   starting_resume(h)
   return h
 end

@@ -199,9 +199,23 @@ function loop.add_backend(b)
   backends[#backends + 1] = b
 end
 
+-- coroutines driven step by step by their owner (appstart.begin): a wait
+-- inside one yields (fd, deadline) to whoever resumes it, whatever other
+-- backend would apply
+local driven = setmetatable({}, { __mode = "k" })
+local driven_backend = {
+  wait = function(fd, deadline) return coroutine.yield(fd, deadline) end,
+}
+
+--- Mark co as driven by its owner (see appstart.begin).
+function loop.drive(co)
+  driven[co] = true
+end
+
 local cqueues_backend
 local function active_backend()
   if current_task() then return nil end
+  if driven[coroutine.running()] then return driven_backend end
   for i = #backends, 1, -1 do
     if backends[i].applies() then return backends[i] end
   end
@@ -261,6 +275,14 @@ function loop.wait(fd, deadline)
   end
   local b = active_backend()
   if b then return b.wait(fd, deadline) end
+  -- blocking, and nothing else is waiting: poll the one descriptor itself
+  -- (no poller to create and close for each wait of a plain script)
+  if fd and not next(waiters) and not heap[1] then
+    local timeout = deadline and math.max(0, deadline - now()) or -1
+    local readable, err = core.wait_readable(fd, timeout)
+    if readable == nil then error(err, 2) end
+    return readable
+  end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
   local entry = { done = false }

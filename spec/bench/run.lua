@@ -20,7 +20,8 @@
 --
 -- Environment (as `make bench` sets it): LUA_PATH, LUA_CPATH,
 -- APPSTART_FIXTURES (build/fixtures: fixture, baseline).
--- BENCH_QUICK=1 shrinks every count, to try the driver out.
+-- BENCH_QUICK=1 shrinks every count, to try the driver out; BENCH_ONLY=B1,B3
+-- runs only those parts (B2 includes B5).
 local core = require "appstart.core"
 
 local now = core.now
@@ -116,7 +117,7 @@ local function emit(key, value)
   if type(value) == "table" then
     local t = {}
     for i, v in ipairs(value) do t[i] = string.format("%.9g", v) end
-    value = table.concat(t, ",")
+    value = table.concat(t, ",") .. "," -- a list even with one element
   elseif math.type(value) == "float" then
     value = string.format("%.9g", value)
   end
@@ -418,7 +419,7 @@ local function parse_kv(text)
   return r
 end
 
-local tmp_out = os.tmpname()
+local tmp_out -- the driver's scratch file, made on first use
 
 local function pgrp_of(pid)
   local stat = read_file("/proc/" .. pid .. "/stat")
@@ -447,6 +448,7 @@ end
 --- Run a command whose stdout is key=value lines; its stdout goes to a file
 -- (apps inherit it; a pipe would keep the reader waiting on them).
 local function run_kv(cmd)
+  tmp_out = tmp_out or os.tmpname()
   local ok = os.execute(cmd .. " > " .. shell_quote(tmp_out))
   local out = read_file(tmp_out) or ""
   if not ok then
@@ -501,6 +503,12 @@ local function loadavg()
   return ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)"))
 end
 
+--- BENCH_ONLY=B1,B3 runs only those (B2 includes B5).
+local function want(name)
+  local only = os.getenv("BENCH_ONLY")
+  return not only or only == "" or only:upper():find(name, 1, true) ~= nil
+end
+
 local function driver()
   local bench_t0 = now()
   local load0 = loadavg()
@@ -512,143 +520,151 @@ local function driver()
   local function yes(b) return b and "yes" or "**no**" end
 
   -- B1 -----------------------------------------------------------------------
-  local n = CFG.b1_starts
-  say("B1: sequential starts, ready=fd, the app writes its line and exits: %d rounds of %d",
-    CFG.b1_rounds, n)
-  local rate, cpu, ratio, typical = {}, {}, {}, {}
-  local have_luv = pcall(require, "luv")
-  local order = have_luv and { "c", "appstart", "luv", "loop" } or { "c", "appstart", "loop" }
-  for _, v in ipairs(order) do rate[v], cpu[v], ratio[v], typical[v] = {}, {}, {}, {} end
-  for r = 1, CFG.b1_rounds do
-    local secs = {}
-    for k = 0, #order - 1 do
-      -- rotate the order each round, so drift hits every variant alike
-      local v = order[(k + r - 1) % #order + 1]
-      local res
-      if v == "c" then
-        c_baseline("seq", CFG.b1_warmup)
-        res = c_baseline("seq", n)
-      elseif v == "luv" then
-        res = worker("b1_luv", n, CFG.b1_warmup)
-      else
-        res = worker("b1_appstart", n, CFG.b1_warmup, v == "loop" and "loop" or "plain")
+  if want("B1") then
+    local n = CFG.b1_starts
+    say("B1: sequential starts, ready=fd, the app writes its line and exits: %d rounds of %d",
+      CFG.b1_rounds, n)
+    local rate, cpu, ratio, typical = {}, {}, {}, {}
+    local have_luv = pcall(require, "luv")
+    local order = have_luv and { "c", "appstart", "luv", "loop" } or { "c", "appstart", "loop" }
+    for _, v in ipairs(order) do rate[v], cpu[v], ratio[v], typical[v] = {}, {}, {}, {} end
+    for r = 1, CFG.b1_rounds do
+      local secs = {}
+      for k = 0, #order - 1 do
+        -- rotate the order each round, so drift hits every variant alike
+        local v = order[(k + r - 1) % #order + 1]
+        local res
+        if v == "c" then
+          c_baseline("seq", CFG.b1_warmup)
+          res = c_baseline("seq", n)
+        elseif v == "luv" then
+          res = worker("b1_luv", n, CFG.b1_warmup)
+        else
+          res = worker("b1_appstart", n, CFG.b1_warmup, v == "loop" and "loop" or "plain")
+        end
+        secs[v] = res.seconds
+        rate[v][r], cpu[v][r], typical[v][r] = n / res.seconds, res.cpu / n, res.start_median
       end
-      secs[v] = res.seconds
-      rate[v][r], cpu[v][r], typical[v][r] = n / res.seconds, res.cpu / n, res.start_median
+      -- each round's own ratio: a busy moment of the machine hits both sides
+      for _, v in ipairs(order) do ratio[v][r] = secs[v] / secs.c end
+      ratio.luv_appstart = ratio.luv_appstart or {}
+      ratio.luv_appstart[r] = have_luv and secs.appstart / secs.luv or nil
     end
-    -- each round's own ratio: a busy moment of the machine hits both sides
-    for _, v in ipairs(order) do ratio[v][r] = secs[v] / secs.c end
-    ratio.luv_appstart = ratio.luv_appstart or {}
-    ratio.luv_appstart[r] = have_luv and secs.appstart / secs.luv or nil
-  end
-  local labels = { c = "plain C (posix_spawn)", appstart = "appstart (plain script)",
-    loop = "appstart (inside appstart.run)", luv = "luv uv.spawn" }
-  for _, v in ipairs { "c", "appstart", "loop", "luv" } do
-    if rate[v] then
-      say("  %-32s %s starts/s; median start %.0f us; launcher CPU %.0f us/start", labels[v],
-        spread(rate[v], "%.0f"), median(typical[v]) * 1e6, median(cpu[v]) * 1e6)
+    local labels = { c = "plain C (posix_spawn)", appstart = "appstart (plain script)",
+      loop = "appstart (inside appstart.run)", luv = "luv uv.spawn" }
+    for _, v in ipairs { "c", "appstart", "loop", "luv" } do
+      if rate[v] then
+        say("  %-32s %s starts/s; median start %.0f us; launcher CPU %.0f us/start", labels[v],
+          spread(rate[v], "%.0f"), median(typical[v]) * 1e6, median(cpu[v]) * 1e6)
+      end
     end
-  end
-  local r_c = median(ratio.appstart)
-  say("  time per start over C (median of per-round ratios): appstart %s, inside run %s",
-    spread(ratio.appstart, "%.2fx"), spread(ratio.loop, "%.2fx"))
-  say("  median single start over C (robust to load spikes): appstart %.2fx",
-    median(typical.appstart) / median(typical.c))
-  local m_c, m_a = median(rate.c), median(rate.appstart)
-  row("B1 sequential starts/s vs plain C", string.format("%.0f /s", m_a),
-    string.format("%.0f /s", m_c), string.format("%.2fx", r_c), "≤ 1.10x", yes(r_c <= 1.10))
-  if have_luv then
-    local r_luv = median(ratio.luv_appstart)
-    say("  luv over C %s; appstart over luv %s; median single start appstart over luv %.2fx",
-      spread(ratio.luv, "%.2fx"), spread(ratio.luv_appstart, "%.2fx"),
-      median(typical.appstart) / median(typical.luv))
-    row("B1 sequential starts/s vs luv uv.spawn", string.format("%.0f /s", m_a),
-      string.format("%.0f /s", median(rate.luv)), string.format("%.2fx", r_luv), "—", "—")
-  else
-    say("  luv not installed (Debian lua-luv): its row is left out")
+    local r_c = median(ratio.appstart)
+    say("  time per start over C (median of per-round ratios): appstart %s, inside run %s",
+      spread(ratio.appstart, "%.2fx"), spread(ratio.loop, "%.2fx"))
+    say("  median single start over C (robust to load spikes): appstart %.2fx",
+      median(typical.appstart) / median(typical.c))
+    local m_c, m_a = median(rate.c), median(rate.appstart)
+    row("B1 sequential starts/s vs plain C", string.format("%.0f /s", m_a),
+      string.format("%.0f /s", m_c), string.format("%.2fx", r_c), "≤ 1.10x", yes(r_c <= 1.10))
+    if have_luv then
+      local r_luv = median(ratio.luv_appstart)
+      say("  luv over C %s; appstart over luv %s; median single start appstart over luv %.2fx",
+        spread(ratio.luv, "%.2fx"), spread(ratio.luv_appstart, "%.2fx"),
+        median(typical.appstart) / median(typical.luv))
+      row("B1 sequential starts/s vs luv uv.spawn", string.format("%.0f /s", m_a),
+        string.format("%.0f /s", median(rate.luv)), string.format("%.2fx", r_luv), "—", "—")
+    else
+      say("  luv not installed (Debian lua-luv): its row is left out")
+    end
   end
 
   -- B2 / B5 ------------------------------------------------------------------
-  n = CFG.b2_starts
-  say("B2: %d concurrent starts (app stays up), then all terminated: %d rounds", n, CFG.b2_rounds)
-  local b2 = { c = {}, a = {}, a_start = {}, a_stop = {}, c_hwm = {}, a_hwm = {}, a_rss0 = {},
-    c_rss0 = {}, ratio = {}, c_cpu = {}, a_cpu = {} }
-  for r = 1, CFG.b2_rounds do
-    local first, second = "c", "a"
-    if r % 2 == 0 then first, second = "a", "c" end
-    for _, v in ipairs { first, second } do
-      if v == "c" then
-        local res = c_baseline("many", n)
-        b2.c[r], b2.c_hwm[r], b2.c_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
-        b2.c_cpu[r] = res.cpu
-      else
-        local res = worker("b2_appstart", n)
-        b2.a[r], b2.a_hwm[r], b2.a_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
-        b2.a_start[r], b2.a_stop[r] = res.start_seconds, res.stop_seconds
-        b2.a_cpu[r] = res.cpu
+  if want("B2") then
+    local n = CFG.b2_starts
+    say("B2: %d concurrent starts (app stays up), then all terminated: %d rounds", n, CFG.b2_rounds)
+    local b2 = { c = {}, a = {}, a_start = {}, a_stop = {}, c_hwm = {}, a_hwm = {}, a_rss0 = {},
+      c_rss0 = {}, ratio = {}, c_cpu = {}, a_cpu = {} }
+    for r = 1, CFG.b2_rounds do
+      local first, second = "c", "a"
+      if r % 2 == 0 then first, second = "a", "c" end
+      for _, v in ipairs { first, second } do
+        if v == "c" then
+          local res = c_baseline("many", n)
+          b2.c[r], b2.c_hwm[r], b2.c_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
+          b2.c_cpu[r] = res.cpu
+        else
+          local res = worker("b2_appstart", n)
+          b2.a[r], b2.a_hwm[r], b2.a_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
+          b2.a_start[r], b2.a_stop[r] = res.start_seconds, res.stop_seconds
+          b2.a_cpu[r] = res.cpu
+        end
       end
+      b2.ratio[r] = b2.a[r] / b2.c[r]
     end
-    b2.ratio[r] = b2.a[r] / b2.c[r]
-  end
-  local b2c, b2a, b2r = median(b2.c), median(b2.a), median(b2.ratio)
-  say("  %-32s %s s; launcher CPU %.3f s", "plain C", spread(b2.c, "%.3f"), median(b2.c_cpu))
-  say("  %-32s %s s (start %.3f s + terminate %.3f s); launcher CPU %.3f s",
-    "appstart in appstart.run", spread(b2.a, "%.3f"), median(b2.a_start), median(b2.a_stop),
-    median(b2.a_cpu))
-  say("  wall-time ratio (median of per-round ratios) %s", spread(b2.ratio, "%.2fx"))
-  row(string.format("B2 %d concurrent starts + stops, wall time", n), string.format("%.2f s", b2a),
-    string.format("%.2f s", b2c), string.format("%.2fx", b2r), "≤ 1.20x", yes(b2r <= 1.20))
+    local b2c, b2a, b2r = median(b2.c), median(b2.a), median(b2.ratio)
+    say("  %-32s %s s; launcher CPU %.3f s", "plain C", spread(b2.c, "%.3f"), median(b2.c_cpu))
+    say("  %-32s %s s (start %.3f s + terminate %.3f s); launcher CPU %.3f s",
+      "appstart in appstart.run", spread(b2.a, "%.3f"), median(b2.a_start), median(b2.a_stop),
+      median(b2.a_cpu))
+    say("  wall-time ratio (median of per-round ratios) %s", spread(b2.ratio, "%.2fx"))
+    row(string.format("B2 %d concurrent starts + stops, wall time", n), string.format("%.2f s", b2a),
+      string.format("%.2f s", b2c), string.format("%.2fx", b2r), "≤ 1.20x", yes(b2r <= 1.20))
 
-  local hwm_a, hwm_c = median(b2.a_hwm), median(b2.c_hwm)
-  local rss0_a, rss0_c = median(b2.a_rss0), median(b2.c_rss0)
-  say("B5: peak RSS (VmHWM) during B2: appstart %s kB (%.0f kB at rest before it), C %s kB (%.0f kB)",
-    spread(b2.a_hwm, "%.0f"), rss0_a, spread(b2.c_hwm, "%.0f"), rss0_c)
-  say("  growth during B2: appstart %.0f kB (%.0f B per app), C %.0f kB (%.0f B per app)",
-    hwm_a - rss0_a, (hwm_a - rss0_a) * 1024 / n, hwm_c - rss0_c, (hwm_c - rss0_c) * 1024 / n)
-  row(string.format("B5 launcher peak RSS in B2 (growth during B2)", n),
-    string.format("%.1f MB (+%.1f MB)", hwm_a / 1024, (hwm_a - rss0_a) / 1024),
-    string.format("%.1f MB (+%.1f MB)", hwm_c / 1024, (hwm_c - rss0_c) / 1024),
-    string.format("%.2fx", hwm_a / hwm_c), "—", "—")
+    local hwm_a, hwm_c = median(b2.a_hwm), median(b2.c_hwm)
+    local rss0_a, rss0_c = median(b2.a_rss0), median(b2.c_rss0)
+    say("B5: peak RSS (VmHWM) during B2: appstart %s kB (%.0f kB at rest before it), C %s kB (%.0f kB)",
+      spread(b2.a_hwm, "%.0f"), rss0_a, spread(b2.c_hwm, "%.0f"), rss0_c)
+    say("  growth during B2: appstart %.0f kB (%.0f B per app), C %.0f kB (%.0f B per app)",
+      hwm_a - rss0_a, (hwm_a - rss0_a) * 1024 / n, hwm_c - rss0_c, (hwm_c - rss0_c) * 1024 / n)
+    row("B5 launcher peak RSS in B2 (growth during B2)",
+      string.format("%.1f MB (+%.1f MB)", hwm_a / 1024, (hwm_a - rss0_a) / 1024),
+      string.format("%.1f MB (+%.1f MB)", hwm_c / 1024, (hwm_c - rss0_c) / 1024),
+      string.format("%.2fx", hwm_a / hwm_c), "—", "—")
+  end
 
   -- B3 -----------------------------------------------------------------------
-  say("B3: kill() to on_exit, %d deaths (batches of %d)", CFG.b3_deaths, CFG.b3_batch)
-  local la = worker("b3_appstart", CFG.b3_deaths, CFG.b3_batch, "pidfd").latencies
-  local lf = worker("b3_appstart", CFG.b3_fallback_deaths, math.min(CFG.b3_batch, 20), "fallback").latencies
-  local lp = worker("b3_polling", CFG.b3_poll_deaths).latencies
-  local function lat(name, list)
-    local s = sorted(list)
-    say("  %-32s n=%d median %.3f ms, p99 %.3f ms (min %.3f, max %.3f, IQR %.3f-%.3f)", name, #list,
-      median(list) * 1e3, percentile(list, 99) * 1e3, s[1] * 1e3, s[#s] * 1e3,
-      percentile(list, 25) * 1e3, percentile(list, 75) * 1e3)
+  if want("B3") then
+    say("B3: kill() to on_exit, %d deaths (batches of %d)", CFG.b3_deaths, CFG.b3_batch)
+    local la = worker("b3_appstart", CFG.b3_deaths, CFG.b3_batch, "pidfd").latencies
+    local lf = worker("b3_appstart", CFG.b3_fallback_deaths, math.min(CFG.b3_batch, 20), "fallback").latencies
+    local lp = worker("b3_polling", CFG.b3_poll_deaths).latencies
+    local function lat(name, list)
+      local s = sorted(list)
+      say("  %-32s n=%d median %.3f ms, p99 %.3f ms (min %.3f, max %.3f, IQR %.3f-%.3f)", name, #list,
+        median(list) * 1e3, percentile(list, 99) * 1e3, s[1] * 1e3, s[#s] * 1e3,
+        percentile(list, 25) * 1e3, percentile(list, 75) * 1e3)
+    end
+    lat("appstart (pidfd)", la)
+    lat("appstart fallback (no pidfd)", lf)
+    lat("poller, 1 probe per second", lp)
+    local ma, mp = median(la), median(lp)
+    row("B3 death detection, median", string.format("%.3f ms", ma * 1e3),
+      string.format("%.0f ms", mp * 1e3), string.format("%.4fx", ma / mp), "< 1 ms", yes(ma < 0.001))
+    row("B3 death detection, p99", string.format("%.3f ms", percentile(la, 99) * 1e3),
+      string.format("%.0f ms", percentile(lp, 99) * 1e3),
+      string.format("%.4fx", percentile(la, 99) / percentile(lp, 99)), "—", "—")
   end
-  lat("appstart (pidfd)", la)
-  lat("appstart fallback (no pidfd)", lf)
-  lat("poller, 1 probe per second", lp)
-  local ma, mp = median(la), median(lp)
-  row("B3 death detection, median", string.format("%.3f ms", ma * 1e3),
-    string.format("%.0f ms", mp * 1e3), string.format("%.4fx", ma / mp), "< 1 ms", yes(ma < 0.001))
-  row("B3 death detection, p99", string.format("%.3f ms", percentile(la, 99) * 1e3),
-    string.format("%.0f ms", percentile(lp, 99) * 1e3),
-    string.format("%.4fx", percentile(la, 99) / percentile(lp, 99)), "—", "—")
 
   -- B4 -----------------------------------------------------------------------
-  say("B4: %d idle watches over %d s vs a 1 Hz kill(pid, 0) poller", CFG.b4_watches, CFG.b4_seconds)
-  local b4 = worker("b4", CFG.b4_watches, CFG.b4_seconds)
-  if b4.watches < CFG.b4_watches then
-    say("  only %d watches fit: %s", b4.watches, b4.start_failure or "the descriptor limit")
+  if want("B4") then
+    say("B4: %d idle watches over %d s vs a 1 Hz kill(pid, 0) poller", CFG.b4_watches, CFG.b4_seconds)
+    local b4 = worker("b4", CFG.b4_watches, CFG.b4_seconds)
+    if b4.watches < CFG.b4_watches then
+      say("  only %d watches fit: %s", b4.watches, b4.start_failure or "the descriptor limit")
+    end
+    say("  %d apps started in %.1f s; poller: %d sweeps, %.3f CPU s; watches: %.3f CPU s",
+      b4.watches, b4.start_seconds, b4.poll_sweeps, b4.poll_cpu, b4.watch_cpu)
+    say("  per watch: Lua heap %.0f B (the C userdata included), kernel slab ≈%.0f B (system-wide"
+      .. " delta, an estimate); RSS delta %.0f B (below the heap's: it reuses what the closed app"
+      .. " handles freed)", b4.heap_per_watch, b4.slab_per_watch, b4.rss_per_watch)
+    if b4.left ~= 0 then say("  WARNING: %d children left unreaped", b4.left) end
+    row(string.format("B4 CPU of %d idle watches over %d s", b4.watches, CFG.b4_seconds),
+      string.format("%.3f s", b4.watch_cpu), string.format("%.3f s", b4.poll_cpu),
+      string.format("%.3fx", b4.poll_cpu > 0 and b4.watch_cpu / b4.poll_cpu or 0), "—", "—")
+    row("B4 memory per watch (Lua heap + kernel slab)",
+      string.format("%.0f B + ≈%.0f B", b4.heap_per_watch, b4.slab_per_watch),
+      "—", "—", "—", "—")
   end
-  say("  %d apps started in %.1f s; poller: %d sweeps, %.3f CPU s; watches: %.3f CPU s",
-    b4.watches, b4.start_seconds, b4.poll_sweeps, b4.poll_cpu, b4.watch_cpu)
-  say("  per watch: Lua heap %.0f B (the C userdata included), kernel slab ≈%.0f B (system-wide"
-    .. " delta, an estimate); RSS delta %.0f B (below the heap's: it reuses what the closed app"
-    .. " handles freed)", b4.heap_per_watch, b4.slab_per_watch, b4.rss_per_watch)
-  if b4.left ~= 0 then say("  WARNING: %d children left unreaped", b4.left) end
-  row(string.format("B4 CPU of %d idle watches over %d s", b4.watches, CFG.b4_seconds),
-    string.format("%.3f s", b4.watch_cpu), string.format("%.3f s", b4.poll_cpu),
-    string.format("%.3fx", b4.poll_cpu > 0 and b4.watch_cpu / b4.poll_cpu or 0), "—", "—")
-  row("B4 memory per watch (Lua heap + kernel slab)",
-    string.format("%.0f B + ≈%.0f B", b4.heap_per_watch, b4.slab_per_watch),
-    "—", "—", "—", "—")
 
   -- the table ----------------------------------------------------------------
   say("")
@@ -667,7 +683,6 @@ local function driver()
     .. " load average %s before, %s after.",
     shell_line("nproc") or "?", model, shell_line("uname -r") or "?", LUA,
     QUICK and " with BENCH_QUICK=1" or "", now() - bench_t0, load0, loadavg())
-  os.remove(tmp_out)
 end
 
 if arg[1] == "part" then
@@ -677,7 +692,7 @@ if arg[1] == "part" then
   fn(table.unpack(args))
 else
   local ok, err = pcall(driver)
-  os.remove(tmp_out)
+  if tmp_out then os.remove(tmp_out) end
   if not ok then
     io.stderr:write("bench: ", tostring(err), "\n")
     os.exit(1)
