@@ -198,8 +198,11 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
     push_event(s, EVENT_SPAWNED, pid, NULL, 0);
     if (s->cfg.has_helper)
         (void)process_start_time(pid, &s->spawned_start);
-    if ((err = watch_fd(s, s->exec_fd)) ||
-        (s->pid_rd >= 0 && (err = watch_fd(s, s->pid_rd))) ||
+    /* exec_fd is not watched yet: after a vfork the exec has already
+     * happened (or failed) when we get here, and the first step reads the
+     * verdict at once; only where vfork is a fork (valgrind) does the step
+     * find nothing yet and watch it */
+    if ((s->pid_rd >= 0 && (err = watch_fd(s, s->pid_rd))) ||
         (s->spawned.pidfd >= 0 && (err = watch_fd(s, s->spawned.pidfd)))) {
         fail(s, CODE_SPAWN, err, "cannot watch %s: %s", req->file,
              strerror(err));
@@ -431,8 +434,17 @@ int starter_step(struct starter *s)
     if (!s->exec_done) {
         struct spawn_failure f;
         int r = spawn_read_failure(s->exec_fd, &f);
-        if (r < 0 && errno == EAGAIN)
-            return s->state; /* nothing else can happen before the exec */
+        if (r < 0 && errno == EAGAIN) {
+            /* nothing else can happen before the exec */
+            if (!s->exec_watched) {
+                int err = watch_fd(s, s->exec_fd);
+                if (err)
+                    return fail(s, CODE_SPAWN, err, "cannot watch the exec: %s",
+                                strerror(err));
+                s->exec_watched = 1;
+            }
+            return s->state;
+        }
         int err = errno;
         drop_fd(s, &s->exec_fd);
         if (r < 0)

@@ -77,6 +77,7 @@ struct starter {
     struct process app;      /* the app when there is a helper */
     unsigned long long spawned_start;
 
+    int exec_watched;
     int exec_done, pid_known, pid_eof, helper_done, helper_status;
     int ready_seen, ready_eof, app_dead;
     struct pid_reader pid_reader;
