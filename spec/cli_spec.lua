@@ -8,7 +8,6 @@ local S = require "support"
 
 local core = S.core
 local F = S.fixture
-local now = core.now
 
 local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
 local BIN = SPEC_DIR .. "/../lua/bin/appstart"
@@ -58,29 +57,40 @@ end
 
 --- Wait (bounded) until the file at path matches pattern.
 local function await_match(path, pattern, timeout)
-  local deadline = now() + (timeout or 5)
+  local deadline = core.now() + (timeout or 5)
   repeat
     local s = S.read(path)
     if s and s:match(pattern) then return s:match(pattern) end
     core.wait_readable(-1, 0.005)
-  until now() > deadline
+  until core.now() > deadline
   error(string.format("%s never matched %q: %q", path, pattern, S.read(path) or "(none)"), 2)
-end
-
---- Wait (bounded) until pid is gone (or a zombie nobody of ours reaps).
-local function await_gone(pid, timeout)
-  local deadline = now() + (timeout or 5)
-  while S.alive(pid) do
-    if now() > deadline then return false end
-    core.wait_readable(-1, 0.005)
-  end
-  return true
 end
 
 --- Stop an app the command left running (it is not our child).
 local function kill_app(pid)
   os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-  lu.assertTrue(await_gone(pid), "app " .. pid .. " did not go")
+  lu.assertTrue(S.await_gone(pid, 5), "app " .. pid .. " did not go")
+end
+
+--- Run the command, which must exit with `code`, print nothing on stdout,
+-- exactly `message` on stderr and leave nothing behind.
+local function fails(args, code, message)
+  local before = S.snapshot()
+  local got, out, err = run(args)
+  lu.assertEquals(got, code)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, message)
+  S.assert_clean(before)
+end
+
+--- Run the command, which must exit 0 having printed "appstart: NAME
+-- ready: pid N" first. Returns N (the app, left running) and stderr.
+local function started(args, name)
+  local code, out, err = run(args)
+  lu.assertEquals(code, 0, err)
+  local pid = tonumber(out:match("^appstart: " .. name .. " ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  return pid, err
 end
 
 local function ppid(pid)
@@ -120,13 +130,8 @@ function Usage.test_version_prints_the_library_version()
 end
 
 function Usage.test_unknown_option_is_a_usage_error_with_a_hint_to_help()
-  local before = S.snapshot()
-  local code, out, err = run { "--bogus", "--", F, "pause" }
-  lu.assertEquals(code, 2)
-  lu.assertEquals(out, "")
-  lu.assertEquals(err, "appstart: unknown option '--bogus'\n"
+  fails({ "--bogus", "--", F, "pause" }, 2, "appstart: unknown option '--bogus'\n"
     .. "Try 'appstart --help' for more information.\n")
-  S.assert_clean(before)
 end
 
 function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_nothing()
@@ -207,19 +212,13 @@ function Start.test_stdout_and_stderr_redirect_the_app_so_command_substitution_r
 end
 
 function Start.test_option_values_may_follow_as_separate_arguments()
-  local code, out, err = run { "--ready", "fd", "--timeout", "5", "--grace", "0.2",
-    "--", F, "line=3:spaced", "pause" }
-  lu.assertEquals(code, 0, err)
-  local pid = tonumber(out:match("^appstart: spaced ready: pid (%d+)"))
-  lu.assertNotNil(pid, out)
+  local pid = started({ "--ready", "fd", "--timeout", "5", "--grace", "0.2",
+    "--", F, "line=3:spaced", "pause" }, "spaced")
   kill_app(pid)
 end
 
 function Start.test_ready_fd_implies_the_fd_protocol_on_that_descriptor()
-  local code, out, err = run { "--ready-fd=7", "--", F, "line=7:seven", "pause" }
-  lu.assertEquals(code, 0, err)
-  local pid = tonumber(out:match("^appstart: seven ready: pid (%d+)"))
-  lu.assertNotNil(pid, out)
+  local pid = started({ "--ready-fd=7", "--", F, "line=7:seven", "pause" }, "seven")
   kill_app(pid)
 end
 
@@ -272,10 +271,7 @@ function Start.test_quiet_prints_nothing_on_success()
 end
 
 function Start.test_verbose_logs_each_step_at_debug_level()
-  local code, out, err = run { "--verbose", "--ready=fd", "--", F, "line=3:loud", "pause" }
-  lu.assertEquals(code, 0, err)
-  local pid = tonumber(out:match("^appstart: loud ready: pid (%d+)"))
-  lu.assertNotNil(pid, out)
+  local pid, err = started({ "--verbose", "--ready=fd", "--", F, "line=3:loud", "pause" }, "loud")
   assert_contains(err, "appstart: debug: fixture: spawned pid " .. pid .. "\n")
   assert_contains(err, "appstart: debug: fixture: ready after ")
   kill_app(pid)
@@ -283,11 +279,8 @@ end
 
 function Start.test_pid_fd_without_user_takes_the_daemon_pid_from_the_command()
   local pidfile = S.tmpname("pid")
-  local code, out, err = run { "--pid-fd=3", "--ready-fd=4", "--", F,
-    "fork", "pidfile=" .. pidfile, "line=4:forked", "pause", "|", "int32=3:child", "exit=0" }
-  lu.assertEquals(code, 0, err)
-  local pid = tonumber(out:match("^appstart: forked ready: pid (%d+)"))
-  lu.assertNotNil(pid, out)
+  local pid = started({ "--pid-fd=3", "--ready-fd=4", "--", F,
+    "fork", "pidfile=" .. pidfile, "line=4:forked", "pause", "|", "int32=3:child", "exit=0" }, "forked")
   lu.assertEquals(pid, tonumber(S.read(pidfile)))
   kill_app(pid)
 end
@@ -299,10 +292,7 @@ function Start.test_user_runs_the_app_through_the_helper_as_that_user()
   if S.proc_status("self").Uid:match("%d+") ~= "0" or not uid then
     lu.skip("needs root and a user 'nobody'")
   end
-  local code, out, err = run { "--user=nobody", "--ready=fd", "--", F, "line=4:dropped", "pause" }
-  lu.assertEquals(code, 0, err)
-  local pid = tonumber(out:match("^appstart: dropped ready: pid (%d+)"))
-  lu.assertNotNil(pid, out)
+  local pid = started({ "--user=nobody", "--ready=fd", "--", F, "line=4:dropped", "pause" }, "dropped")
   lu.assertEquals(tonumber(S.proc_status(pid).Uid:match("%d+")), uid)
   kill_app(pid)
 end
@@ -327,35 +317,20 @@ local Failure = {}
 function Failure.tearDown() S.kill_strays() end
 
 function Failure.test_missing_program_exits_1_with_the_error_on_stderr()
-  local before = S.snapshot()
-  local code, out, err = run { "--ready=fd", "--", "/nonexistent/appstart-cli-test" }
-  lu.assertEquals(code, 1)
-  lu.assertEquals(out, "")
-  lu.assertEquals(err,
+  fails({ "--ready=fd", "--", "/nonexistent/appstart-cli-test" }, 1,
     "appstart: cannot execute /nonexistent/appstart-cli-test: No such file or directory\n")
-  S.assert_clean(before)
 end
 
 function Failure.test_timeout_exits_1_and_terminates_the_app()
-  local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local took, code, out, err = S.timed(run, { "--ready=fd", "--timeout=0.3", "--grace=0.2",
-    "--", F, "pidfile=" .. pidfile, "pause" })
-  lu.assertEquals(code, 1)
-  lu.assertEquals(out, "")
-  lu.assertEquals(err, "appstart: app not ready within 0.3 s\n")
+  local took = S.timed(fails, { "--ready=fd", "--timeout=0.3", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" },
+    1, "appstart: app not ready within 0.3 s\n")
   lu.assertTrue(took < 3, "took " .. took .. " s")
   lu.assertFalse(S.alive(tonumber(S.read(pidfile))), "the app is still running")
-  S.assert_clean(before)
 end
 
 function Failure.test_app_that_dies_before_ready_exits_1()
-  local before = S.snapshot()
-  local code, out, err = run { "--ready=fd", "--", F, "exit=3" }
-  lu.assertEquals(code, 1)
-  lu.assertEquals(out, "")
-  lu.assertEquals(err, "appstart: app exited with code 3 before it was ready\n")
-  S.assert_clean(before)
+  fails({ "--ready=fd", "--", F, "exit=3" }, 1, "appstart: app exited with code 3 before it was ready\n")
 end
 
 function Failure.test_sigterm_during_the_start_cancels_it_and_terminates_the_app()

@@ -2,7 +2,6 @@
 -- fail during the handshake. Each case asserts the error code, that it was
 -- detected in bounded time, and that nothing is left behind.
 local lu = require "luaunit"
-local appstart = require "appstart"
 local S = require "support"
 
 local core = S.core
@@ -11,53 +10,10 @@ local now = core.now
 
 local EMFILE = 24
 
-local function quiet() end
-
-local function start(opts)
-  opts.log = opts.log or quiet
-  opts.ready = opts.ready or "fd"
-  opts.ready_timeout = opts.ready_timeout or 3
-  opts.pid_timeout = opts.pid_timeout or 3
-  opts.kill_grace = opts.kill_grace or 0.2
-  return appstart.start(opts)
-end
-
---- A start that must fail with `code` within `bound` seconds.
--- `cleanup` (optional) runs before the leak check: it ends what the test
--- itself made (a daemon's forked grandchild, say).
-local function fail_case(opts, code, bound, cleanup)
-  local before = S.snapshot()
-  local took, app, err = S.timed(start, opts)
-  lu.assertNil(app, "the start succeeded")
-  lu.assertEquals(err.code, code, tostring(err))
-  lu.assertTrue(took < (bound or 2), "detected after " .. took .. " s")
-  if cleanup then cleanup() end
-  S.assert_clean(before)
-  return err, took
-end
-
---- A logger that creates `path` once the launcher has learned the app's pid
--- from the helper: an app that waits for that file (waitfile=) acts only
--- once its pid is known.
-local function touch_when_pid_known(path)
-  return function(_, message)
-    if message:match("helper reported pid") then assert(io.open(path, "w")):close() end
-  end
-end
-
---- Wait (bounded) until pid is gone or a zombie.
-local function await_gone(pid, timeout)
-  local deadline = now() + (timeout or 3)
-  while S.alive(pid) do
-    if now() >= deadline then return false end
-    core.wait_readable(-1, 0.005)
-  end
-  return true
-end
-
-local function pid_in(path)
-  return tonumber(S.await_file(path, 3):match("%d+"))
-end
+--- `start` fills in a ready channel on fd 3 and short timeouts;
+-- `fail_case(opts, code, bound, cleanup)`: see S.starter.
+local start, fail_case = S.starter { ready = "fd", ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
+local await_gone, pid_in = S.await_gone, S.pid_in
 
 --- A fake helper that reports `value` (int32le) on fd 3 and exits 0.
 local function reports(value)
@@ -71,16 +27,13 @@ local Helper = {}
 
 function Helper.tearDown() S.kill_strays() end
 
-function Helper.test_exits_0_without_a_pid()
-  fail_case({ helper = { F, "exit=0" }, argv = { "pause" } }, "helper")
-end
-
-function Helper.test_exits_non_zero()
-  fail_case({ helper = { F, "exit=5" }, argv = { "pause" } }, "helper")
-end
-
-function Helper.test_killed_by_a_signal()
-  fail_case({ helper = { F, "signal=KILL" }, argv = { "pause" } }, "helper")
+-- a helper that ends without reporting a pid
+for name, action in pairs {
+  test_exits_0_without_a_pid = "exit=0",
+  test_exits_non_zero = "exit=5",
+  test_killed_by_a_signal = "signal=KILL",
+} do
+  Helper[name] = function() fail_case({ helper = { F, action }, argv = { "pause" } }, "helper") end
 end
 
 function Helper.test_writes_a_pid_then_exits_non_zero()
@@ -93,41 +46,28 @@ function Helper.test_writes_a_pid_then_exits_non_zero()
   end)
 end
 
-function Helper.test_writes_1_byte_then_exits()
-  fail_case({ helper = { F, "int32part=3:12345:1", "exit=0" }, argv = { "pause" } }, "bad_pid")
+-- a pid report cut short after 1, 2 or 3 of its 4 bytes
+for name, bytes in pairs {
+  test_writes_1_byte_then_exits = 1,
+  test_writes_2_bytes_then_exits = 2,
+  test_writes_3_bytes_then_exits = 3,
+} do
+  Helper[name] = function()
+    fail_case({ helper = { F, "int32part=3:12345:" .. bytes, "exit=0" }, argv = { "pause" } }, "bad_pid")
+  end
 end
 
-function Helper.test_writes_2_bytes_then_exits()
-  fail_case({ helper = { F, "int32part=3:12345:2", "exit=0" }, argv = { "pause" } }, "bad_pid")
-end
-
-function Helper.test_writes_3_bytes_then_exits()
-  fail_case({ helper = { F, "int32part=3:12345:3", "exit=0" }, argv = { "pause" } }, "bad_pid")
-end
-
-function Helper.test_reports_pid_0()
-  fail_case(reports("0"), "bad_pid")
-end
-
-function Helper.test_reports_pid_minus_1()
-  fail_case(reports("-1"), "bad_pid")
-end
-
-function Helper.test_reports_pid_1()
-  fail_case(reports("1"), "bad_pid")
-end
-
-function Helper.test_reports_its_own_pid()
-  fail_case(reports("self"), "bad_pid")
-end
-
-function Helper.test_reports_the_launchers_pid()
-  -- were it signalled, this test would not be here to fail
-  fail_case(reports("parent"), "bad_pid")
-end
-
-function Helper.test_reports_a_huge_pid()
-  fail_case(reports("2147483647"), "bad_pid")
+-- a pid that cannot be the app's; were the launcher's own ("parent")
+-- signalled, this test would not be here to fail
+for name, value in pairs {
+  test_reports_pid_0 = "0",
+  test_reports_pid_minus_1 = "-1",
+  test_reports_pid_1 = "1",
+  test_reports_its_own_pid = "self",
+  test_reports_the_launchers_pid = "parent",
+  test_reports_a_huge_pid = "2147483647",
+} do
+  Helper[name] = function() fail_case(reports(value), "bad_pid") end
 end
 
 function Helper.test_reports_a_dead_pid()
@@ -219,35 +159,27 @@ function App.test_crashes_before_ready()
   lu.assertEquals(err.status, { signal = 11 })
 end
 
-function App.test_exits_0_before_ready()
-  local err = fail_case({ argv = { F, "exit=0" } }, "died")
-  lu.assertEquals(err.status, { code = 0 })
-end
-
-function App.test_exits_non_zero_after_some_time()
-  local err = fail_case({ argv = { F, "sleep=0.1", "exit=42" } }, "died")
-  lu.assertEquals(err.status, { code = 42 })
+-- an app that dies before it is ready, or breaks the ready channel and is
+-- terminated: the error code and the app's status
+for name, case in pairs {
+  test_exits_0_before_ready = { argv = { F, "exit=0" }, code = "died", status = { code = 0 } },
+  test_exits_non_zero_after_some_time = { argv = { F, "sleep=0.1", "exit=42" }, code = "died", status = { code = 42 } },
+  test_closes_the_ready_channel = { argv = { F, "close=3", "pause" }, code = "ready_closed", status = { signal = 15 } },
+  test_writes_part_of_a_line_then_closes_the_channel = { argv = { F, "write=3:half a na", "close=3", "pause" },
+    code = "ready_closed", status = { signal = 15 } },
+  test_writes_a_megabyte_without_newline = { argv = { F, "bytes=3:1048576:x", "pause" },
+    code = "protocol", status = { signal = 15 } },
+} do
+  App[name] = function()
+    local err = fail_case({ argv = case.argv }, case.code)
+    lu.assertEquals(err.status, case.status)
+  end
 end
 
 function App.test_never_ready_times_out_and_is_terminated()
   local err, took = fail_case({ argv = { F, "pause" }, ready_timeout = 0.3 }, "timeout", 2.5)
   lu.assertEquals(err.status, { signal = 15 })
   lu.assertTrue(took >= 0.3, "gave up after " .. took .. " s")
-end
-
-function App.test_closes_the_ready_channel()
-  local err = fail_case({ argv = { F, "close=3", "pause" } }, "ready_closed")
-  lu.assertEquals(err.status, { signal = 15 })
-end
-
-function App.test_writes_part_of_a_line_then_closes_the_channel()
-  local err = fail_case({ argv = { F, "write=3:half a na", "close=3", "pause" } }, "ready_closed")
-  lu.assertEquals(err.status, { signal = 15 })
-end
-
-function App.test_writes_a_megabyte_without_newline()
-  local err = fail_case({ argv = { F, "bytes=3:1048576:x", "pause" } }, "protocol")
-  lu.assertEquals(err.status, { signal = 15 })
 end
 
 function App.test_forks_away_and_exits_is_died_with_code_0()
@@ -276,7 +208,7 @@ end
 function App.test_behind_a_helper_dies_after_its_pid_is_known()
   local go = S.tmpname("go")
   local err = fail_case({ helper = { F, "fork", "waitfile=" .. go, "signal=SEGV", "|", "int32=3:child", "exit=0" },
-    argv = { "pause" }, cwd = crash_dir(), log = touch_when_pid_known(go) }, "died")
+    argv = { "pause" }, cwd = crash_dir(), log = S.touch_when_pid_known(go) }, "died")
   lu.assertEquals(err.status, {})
 end
 
@@ -319,34 +251,11 @@ local Launcher = {}
 
 function Launcher.tearDown() S.kill_strays() end
 
---- Run a Lua script in a child Lua (through sh, to lower its descriptor
--- limit first) with this environment: LUA_PATH, LUA_CPATH, APPSTART_*. Under
--- `make sanitize` the ASan runtime is preloaded again for it. Returns the
--- io.popen handle; stderr goes with stdout.
-local function child_lua(nofile, script)
-  local shell = "ulimit -n " .. nofile .. "; "
-    .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
-    .. 'exec lua5.4 "$0"'
-  return assert(io.popen("sh -c '" .. shell .. "' '" .. script .. "' 2>&1"))
-end
-
 -- Runs in a child Lua whose descriptor limit is low. For each number of
 -- free descriptors k from 0 up, fill the table, free k, start (without, then
 -- with a helper), and print one line: mode, k, outcome, whether the
 -- launcher's descriptors are the same after, and its children.
 local LOW_LIMIT_SCRIPT = [==[
-local appstart = require "appstart"
-local core = require "appstart.core"
-local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
-local function children()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  f = assert(io.open("/proc/" .. pid .. "/task/" .. pid .. "/children"))
-  local s = f:read("a")
-  f:close()
-  return (s:gsub("%s+$", ""):gsub("%s+", ","))
-end
 local function opts(mode)
   local o = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
   if mode == "helper" then
@@ -388,15 +297,9 @@ end
 ]==]
 
 function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothing()
-  local script = S.tmpname("lowlimit") .. ".lua"
-  local f = assert(io.open(script, "w"))
-  f:write(LOW_LIMIT_SCRIPT)
-  f:close()
   -- the child inherits LUA_PATH, LUA_CPATH and APPSTART_FIXTURES; 16 leaves
   -- room for the widest layout (a helper, both channels) once enough is free
-  local p = child_lua(16, script)
-  local text = p:read("a")
-  local ok, how, code = p:close()
+  local text, ok, how, code = S.child_lua(16, LOW_LIMIT_SCRIPT)
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows = { plain = {}, helper = {} }
   for line in text:gmatch("[^\n]+") do
@@ -419,23 +322,8 @@ function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothin
   lu.assertEquals(S.strays(), {})
 end
 
---- The same class with the kill(pid, 0) polling fallback forced, so the
--- path taken where the kernel has no pidfds stays correct.
-local function without_pidfd(class)
-  local copy = {}
-  for k, v in pairs(class) do copy[k] = v end
-  copy.setUp = function(self)
-    core.use_pidfd(false)
-    if class.setUp then class.setUp(self) end
-  end
-  copy.tearDown = function(self)
-    core.use_pidfd(true)
-    if class.tearDown then class.tearDown(self) end
-  end
-  return copy
-end
 
 return {
   TestFaultsHelper = Helper, TestFaultsApp = App, TestFaultsLauncher = Launcher,
-  TestFaultsHelperNoPidfd = without_pidfd(Helper), TestFaultsAppNoPidfd = without_pidfd(App),
+  TestFaultsHelperNoPidfd = S.without_pidfd(Helper), TestFaultsAppNoPidfd = S.without_pidfd(App),
 }

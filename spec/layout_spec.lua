@@ -7,15 +7,8 @@ local S = require "support"
 
 local F = S.fixture
 
-local function quiet() end
-
-local function start(opts)
-  opts.log = quiet
-  opts.ready_timeout = opts.ready_timeout or 3
-  opts.pid_timeout = opts.pid_timeout or 3
-  opts.kill_grace = opts.kill_grace or 0.2
-  return appstart.start(opts)
-end
+--- appstart.start with short timeouts and a silent logger.
+local start = S.starter { ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
 
 --- The fd list a fixture wrote with fds=PATH, as numbers.
 local function fds_in(path)
@@ -53,20 +46,14 @@ function T.test_ready_none_app_sees_only_0_1_2()
   lu.assertEquals(list, { 0, 1, 2 })
 end
 
-function T.test_chosen_ready_fd_7()
-  local out = S.tmpname("fds")
-  local list, app = layout_of({ argv = { F, "fds=" .. out, "line=7:seven", "pause" }, ready = "fd", ready_fd = 7 },
-    out)
-  lu.assertEquals(list, { 0, 1, 2, 7 })
-  lu.assertEquals(app.name, "seven", "the line arrived through fd 7")
-end
-
-function T.test_chosen_ready_fd_9()
-  local out = S.tmpname("fds")
-  local list, app = layout_of({ argv = { F, "fds=" .. out, "line=9:nine", "pause" }, ready = "fd", ready_fd = 9 },
-    out)
-  lu.assertEquals(list, { 0, 1, 2, 9 })
-  lu.assertEquals(app.name, "nine")
+for fd, name in pairs { [7] = "seven", [9] = "nine" } do
+  T["test_chosen_ready_fd_" .. fd] = function()
+    local out = S.tmpname("fds")
+    local list, app = layout_of({ argv = { F, "fds=" .. out, "line=" .. fd .. ":" .. name, "pause" }, ready = "fd",
+      ready_fd = fd }, out)
+    lu.assertEquals(list, { 0, 1, 2, fd })
+    lu.assertEquals(app.name, name, "the line arrived through fd " .. fd)
+  end
 end
 
 function T.test_stdio_null_and_files_keep_0_1_2_and_nothing_else()
@@ -132,52 +119,45 @@ function T.test_the_app_behind_a_helper_inherits_the_helpers_layout()
   lu.assertEquals(list, { 0, 1, 2, 3, 4 })
 end
 
---- Open n files with io.open: Lua's io.open (fopen without "e") does not
--- set close-on-exec, so these would leak into any child that is not laid
--- out on purpose.
-local function open_files(n)
+--- layout_of(opts, out) while the launcher holds `n` more files, opened
+-- with io.open: Lua's io.open (fopen without "e") does not set
+-- close-on-exec, so these would leak into any child that is not laid out on
+-- purpose. The files are closed again whatever happens.
+local function layout_holding(n, opts, out)
+  local held_before = #S.core.fds()
   local files = {}
   for i = 1, n do files[i] = assert(io.open(S.fixture, "r")) end
-  return files
-end
-
-local function close_files(files)
+  local r = table.pack(pcall(function()
+    lu.assertEquals(#S.core.fds(), held_before + n, "the files are open in the launcher")
+    return layout_of(opts, out)
+  end))
   for _, f in ipairs(files) do f:close() end
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
 end
 
 function T.test_launcher_descriptors_without_cloexec_do_not_leak_into_the_app()
-  local held_before = #S.core.fds()
-  local files = open_files(6)
-  lu.assertEquals(#S.core.fds(), held_before + 6, "the files are open in the launcher")
   local out = S.tmpname("fds")
-  local ok, list = pcall(layout_of, { argv = { F, "fds=" .. out, "line=3:x", "pause" }, ready = "fd" }, out)
-  close_files(files)
-  if not ok then error(list, 0) end
+  local list = layout_holding(6, { argv = { F, "fds=" .. out, "line=3:x", "pause" }, ready = "fd" }, out)
   lu.assertEquals(list, { 0, 1, 2, 3 })
 end
 
 function T.test_launcher_descriptors_at_the_chosen_ready_fd_do_not_take_its_place()
   -- with fds 3..10 (or more) held by the launcher, fd 7 in the child must
   -- still be the ready channel, not the launcher's file
-  local files = open_files(8)
   local out = S.tmpname("fds")
-  local ok, list, app = pcall(layout_of,
+  local list, app = layout_holding(8,
     { argv = { F, "fds=" .. out, "line=7:seven", "pause" }, ready = "fd", ready_fd = 7 }, out)
-  close_files(files)
-  if not ok then error(list, 0) end
   lu.assertEquals(list, { 0, 1, 2, 7 })
   lu.assertEquals(app.name, "seven")
 end
 
 function T.test_launcher_descriptors_without_cloexec_do_not_leak_into_a_helper()
-  local files = open_files(6)
   local out = S.tmpname("fds")
-  local ok, list = pcall(layout_of, {
+  local list = layout_holding(6, {
     helper = { F, "fds=" .. out, "fork", "line=4:x", "pause", "|", "int32=3:child", "exit=0" },
     argv = { "pause" }, ready = "fd",
   }, out)
-  close_files(files)
-  if not ok then error(list, 0) end
   lu.assertEquals(list, { 0, 1, 2, 3, 4 })
 end
 
@@ -197,34 +177,11 @@ function T.test_inside_a_loop_the_pollers_descriptor_does_not_leak()
   S.assert_clean(before)
 end
 
---- Run a Lua script in a child Lua (through sh, to lower its descriptor
--- limit first) with this environment: LUA_PATH, LUA_CPATH, APPSTART_*. Under
--- `make sanitize` the ASan runtime is preloaded again for it. Returns the
--- io.popen handle; stderr goes with stdout.
-local function child_lua(nofile, script)
-  local shell = "ulimit -n " .. nofile .. "; "
-    .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
-    .. 'exec lua5.4 "$0"'
-  return assert(io.popen("sh -c '" .. shell .. "' '" .. script .. "' 2>&1"))
-end
-
 -- Runs in a child Lua whose descriptor limit is 64. For each target number
 -- (ready_fd alone, then pid_fd of a helper), start and print one line:
 -- which, the number, the outcome, whether the launcher's descriptors are
 -- the same after, and its children.
 local HIGH_FD_SCRIPT = [==[
-local appstart = require "appstart"
-local core = require "appstart.core"
-local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
-local function children()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  f = assert(io.open("/proc/" .. pid .. "/task/" .. pid .. "/children"))
-  local s = f:read("a")
-  f:close()
-  return (s:gsub("%s+$", ""):gsub("%s+", ","))
-end
 local base = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
 for _, which in ipairs { "ready_fd", "pid_fd" } do
   for _, fd in ipairs { 40, 60, 61, 62, 63, 64, 100, 1023 } do
@@ -257,13 +214,7 @@ function T.test_a_target_descriptor_at_or_near_the_limit_fails_as_spawn_never_as
   -- the child cannot hold descriptors at or past RLIMIT_NOFILE: such a
   -- layout must fail as an exec failure does (spawn, with an errno), never
   -- look like an app that started and exited 127
-  local script = S.tmpname("highfd") .. ".lua"
-  local f = assert(io.open(script, "w"))
-  f:write(HIGH_FD_SCRIPT)
-  f:close()
-  local p = child_lua(64, script)
-  local text = p:read("a")
-  local ok, how, code = p:close()
+  local text, ok, how, code = S.child_lua(64, HIGH_FD_SCRIPT)
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows, bad = 0, {}
   for line in text:gmatch("[^\n]+") do

@@ -4,53 +4,9 @@ local lu = require "luaunit"
 local appstart = require "appstart" -- replaced after a hang
 local S = require "support"
 
-local core = S.core
 local F = S.fixture
-local now = core.now
 
-local function quiet() end
-
---- A hang must fail the test, not the suite: a count hook raises once the
--- test has run for `seconds`, and again every 0.5 s while the hang goes on
--- (coroutines created later inherit it). A module left wedged by a hang is
--- loaded afresh for the next test.
-local wedged = false
-local function arm_watchdog(seconds)
-  local deadline = now() + seconds
-  debug.sethook(function()
-    if now() > deadline then
-      deadline, wedged = now() + 0.5, true
-      error(string.format("watchdog: still running after %g s (hung)", seconds))
-    end
-  end, "", 10000)
-end
-
-local function fresh_appstart_if_wedged()
-  if not wedged then return end
-  wedged = false
-  package.loaded.appstart, package.loaded["appstart.loop"] = nil, nil
-  appstart = require "appstart"
-end
-
---- Wait (bounded, outside any loop) until pid is gone or a zombie.
-local function await_gone(pid, timeout)
-  local deadline = now() + (timeout or 3)
-  while S.alive(pid) do
-    if now() >= deadline then return false end
-    core.wait_readable(-1, 0.005)
-  end
-  return true
-end
-
---- Inside a task: appstart.sleep(0.01) steps until pred() or the timeout.
-local function await_in_loop(pred, timeout)
-  local deadline = now() + (timeout or 3)
-  while not pred() do
-    if now() >= deadline then return false end
-    appstart.sleep(0.01)
-  end
-  return true
-end
+local await_gone, await_in_loop = S.await_gone, S.await_with_sleep
 
 --- Read a pid a fixture wrote with pidfile=, waiting inside a task.
 local function await_pidfile_in_loop(path)
@@ -63,8 +19,8 @@ end
 local T = {}
 
 function T.setUp()
-  fresh_appstart_if_wedged()
-  arm_watchdog(4)
+  appstart = S.fresh_appstart_if_wedged()
+  S.arm_watchdog(4)
 end
 
 function T.tearDown()
@@ -111,10 +67,10 @@ function T.test_sleep_inside_a_loop_yields_so_two_sleeps_overlap()
 end
 
 function T.test_hundred_starts_at_once_all_ready_well_below_hundred_times_one()
-  arm_watchdog(30)
+  S.arm_watchdog(30)
   local before = S.snapshot()
   local argv = { F, "sleep=0.1", "line=3:many", "pause" }
-  local opts = { argv = argv, ready = "fd", ready_timeout = 10, kill_grace = 1, log = quiet }
+  local opts = { argv = argv, ready = "fd", ready_timeout = 10, kill_grace = 1, log = S.quiet }
   -- one start alone, for scale
   local single, app = S.timed(appstart.start, opts)
   lu.assertNotNil(app)
@@ -167,7 +123,7 @@ function T.test_task_error_propagates_and_abandons_other_starts_killing_their_ap
       appstart.spawn(function()
         -- never ready: the start is still in progress when the error comes
         appstart.start { argv = { F, "pidfile=" .. pidfiles[i], "pause" }, ready = "fd",
-          ready_timeout = 30, kill_grace = 0.2, log = quiet }
+          ready_timeout = 30, kill_grace = 0.2, log = S.quiet }
         error("a start that should have been abandoned returned")
       end)
     end
@@ -225,7 +181,7 @@ function T.test_start_cancelled_from_another_task_fails_cancelled_and_app_is_ter
   local took = S.timed(appstart.run, function()
     local starter = appstart.spawn(function()
       app, err = appstart.start { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd",
-        ready_timeout = 30, kill_grace = 0.2, log = quiet }
+        ready_timeout = 30, kill_grace = 0.2, log = S.quiet }
     end)
     pid = await_pidfile_in_loop(pidfile)
     starter:cancel()
@@ -244,10 +200,10 @@ function T.test_on_exit_in_a_loop_runs_when_the_app_exits_with_nobody_waiting()
   local seen
   appstart.run(function()
     local app = assert(appstart.start { argv = { F, "line=3:x", "waitfile=" .. go, "exit=3" },
-      ready = "fd", ready_timeout = 5, log = quiet,
+      ready = "fd", ready_timeout = 5, log = S.quiet,
       on_exit = function(a, how) seen = { a = a, how = how } end })
     lu.assertNil(seen)
-    assert(io.open(go, "w")):close()
+    S.touch(go)
     lu.assertTrue(await_in_loop(function() return seen ~= nil end, 3), "on_exit never ran")
     lu.assertIs(seen.a, app)
     lu.assertEquals(seen.how, { code = 3 })

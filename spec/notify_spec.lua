@@ -1,37 +1,21 @@
 --- The sd_notify protocol and notify_access, with fixtures that send exactly
 -- the datagram under test.
 local lu = require "luaunit"
-local appstart = require "appstart"
 local S = require "support"
 
 local core = S.core
 local F = S.fixture
 
-local function start(opts)
-  opts.ready = opts.ready or "notify"
-  opts.ready_timeout = opts.ready_timeout or 3
-  opts.kill_grace = opts.kill_grace or 0.5
-  opts.log = opts.log or function() end
-  local forks = opts.forks
-  opts.forks = nil
-  local app, err = appstart.start(opts)
-  opts.forks = forks
-  return app, err
-end
+--- appstart.start with the notify protocol, short timeouts and a silent
+-- logger unless given.
+local start, fail_within = S.starter { ready = "notify", ready_timeout = 3, kill_grace = 0.5 }
 
-local function fail_case(argv, code, opts)
-  local before = S.snapshot()
+--- A start of argv (with opts) that must fail with `code` within 2.5 s and
+-- leave nothing behind once `cleanup` (optional) has run: see S.starter.
+local function fail_case(argv, code, opts, cleanup)
   opts = opts or {}
   opts.argv = argv
-  local took, app, err = S.timed(start, opts)
-  lu.assertNil(app)
-  lu.assertEquals(err.code, code, tostring(err))
-  lu.assertTrue(took < 2.5, "detected in " .. took .. " s")
-  -- a process the app forked is the app's, not the launcher's: appstart
-  -- terminates the app it knows; the test cleans up the rest
-  if opts.forks then S.kill_strays() end
-  S.assert_clean(before)
-  return err, took
+  return fail_within(opts, code, 2.5, cleanup)
 end
 
 local T = {}
@@ -175,8 +159,10 @@ function T.test_main_ignores_a_forked_child_and_logs_it()
   for _, proto in ipairs { "notify", "fd" } do
     local logged, log = S.recorder()
     local opts = forked_ready("main", proto)
-    opts.log, opts.forks = log, true
-    local err = fail_case(opts.argv, "timeout", opts)
+    opts.log = log
+    -- a process the app forked is the app's, not the launcher's: appstart
+    -- terminates the app it knows; the test cleans up the rest
+    local err = fail_case(opts.argv, "timeout", opts, S.kill_strays)
     lu.assertEquals(err.code, "timeout", proto)
     lu.assertStrContains(table.concat(logged, "\n"), "ignored a")
     S.kill_strays()

@@ -38,10 +38,8 @@ end
 
 function T.test_apps_keep_the_soft_descriptor_limit_the_launcher_had()
   -- a launcher whose soft limit (256) is below its hard one raises it for
-  -- itself; the app it starts still gets 256
+  -- itself; the app it starts still gets 256 (appstart and core: see S.child_lua)
   local script = [[
-    local appstart = require "appstart"
-    local core = require "appstart.core"
     local soft = core.raise_nofile()
     local out = os.tmpname()
     local app = assert(appstart.start { argv = { "/bin/sh", "-c", "ulimit -S -n > " .. out }, ready = "none" })
@@ -49,11 +47,7 @@ function T.test_apps_keep_the_soft_descriptor_limit_the_launcher_had()
     local f = io.open(out); local child = f:read("n"); f:close(); os.remove(out)
     print(soft, child)
   ]]
-  local p = assert(io.popen("sh -c 'ulimit -S -n 256; " ..
-    [[if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; ]] ..
-    "exec lua5.4 -e \"$0\"' '" .. script:gsub("'", "'\\''") .. "' 2>&1"))
-  local out = p:read("a")
-  p:close()
+  local out = S.child_lua(256, script, true) -- the soft limit only
   local soft, child = out:match("^(%d+)%s+(%d+)")
   lu.assertNotNil(soft, out)
   lu.assertTrue(tonumber(soft) > 256, "the launcher raised its own limit: " .. out)

@@ -11,51 +11,17 @@ local now = core.now
 
 local ENOENT, EACCES = 2, 13
 
-local function quiet() end
-
 --- appstart.start with short timeouts and a silent logger unless given.
-local function start(opts)
-  opts.log = opts.log or quiet
-  opts.ready_timeout = opts.ready_timeout or 3
-  opts.pid_timeout = opts.pid_timeout or 3
-  opts.kill_grace = opts.kill_grace or 0.2
-  return appstart.start(opts)
-end
+local start, fail_without_leaks = S.starter { ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
+local await_gone, pid_in = S.await_gone, S.pid_in
 
 --- A start that must fail with `code` within `bound` seconds and leave
--- nothing behind. Returns err and the time it took.
+-- nothing behind (see S.starter), with an error whose tostring is its
+-- message. Returns err and the time it took.
 local function fail_case(opts, code, bound)
-  local before = S.snapshot()
-  local took, app, err = S.timed(start, opts)
-  lu.assertNil(app, "the start succeeded")
-  lu.assertEquals(err.code, code, tostring(err))
+  local err, took = fail_without_leaks(opts, code, bound)
   lu.assertEquals(tostring(err), err.message)
-  lu.assertTrue(took < (bound or 2), "detected after " .. took .. " s")
-  S.assert_clean(before)
   return err, took
-end
-
---- A logger that creates `path` once the launcher has learned the app's pid
--- from the helper: an app that waits for that file (waitfile=) acts only
--- once its pid is known.
-local function touch_when_pid_known(path)
-  return function(_, message)
-    if message:match("helper reported pid") then assert(io.open(path, "w")):close() end
-  end
-end
-
---- Wait (bounded) until pid is gone or a zombie.
-local function await_gone(pid, timeout)
-  local deadline = now() + (timeout or 3)
-  while S.alive(pid) do
-    if now() >= deadline then return false end
-    core.wait_readable(-1, 0.005)
-  end
-  return true
-end
-
-local function pid_in(path)
-  return tonumber(S.await_file(path, 3):match("%d+"))
 end
 
 local function assert_ready(app, err)
@@ -64,6 +30,16 @@ local function assert_ready(app, err)
   lu.assertEquals(type(app.ready_after), "number")
   lu.assertTrue(app.ready_after >= 0, "ready_after " .. tostring(app.ready_after))
   lu.assertEquals(math.type(app.pid), "integer")
+end
+
+--- Start opts, whose app writes its pid to `pidfile`: the app must be ready
+-- (assert_ready), named `name` (`msg` says why) and have the pid it wrote.
+local function start_ready(opts, pidfile, name, msg)
+  local app, err = start(opts)
+  assert_ready(app, err)
+  lu.assertEquals(app.name, name, msg)
+  lu.assertEquals(app.pid, pid_in(pidfile))
+  return app
 end
 
 -------------------------------------------------------------------------------
@@ -76,10 +52,8 @@ function Success.tearDown() S.kill_strays() end
 function Success.test_ready_none_without_helper_is_ready_at_once_with_the_spawned_pid()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local app, err = start { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "none" }
-  assert_ready(app, err)
-  lu.assertEquals(app.name, "fixture", "basename of argv[1]")
-  lu.assertEquals(app.pid, pid_in(pidfile))
+  local app = start_ready({ argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "none" }, pidfile,
+    "fixture", "basename of argv[1]")
   lu.assertTrue(S.alive(app.pid))
   lu.assertEquals(app:terminate(), { signal = 15 })
   lu.assertEquals(app.state, "exited")
@@ -89,10 +63,8 @@ end
 function Success.test_ready_fd_without_helper_names_the_app_by_its_ready_line()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local app, err = start { argv = { F, "pidfile=" .. pidfile, "line=3:my-server", "pause" }, ready = "fd" }
-  assert_ready(app, err)
-  lu.assertEquals(app.name, "my-server")
-  lu.assertEquals(app.pid, pid_in(pidfile))
+  local app = start_ready({ argv = { F, "pidfile=" .. pidfile, "line=3:my-server", "pause" }, ready = "fd" }, pidfile,
+    "my-server")
   lu.assertEquals(app:terminate(), { signal = 15 })
   S.assert_clean(before)
 end
@@ -107,13 +79,10 @@ end
 function Success.test_ready_none_with_helper_takes_the_reported_pid()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local app, err = start {
+  local app = start_ready({
     helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", "int32=3:child", "exit=0" },
     argv = { "pause" }, ready = "none",
-  }
-  assert_ready(app, err)
-  lu.assertEquals(app.name, "pause", "basename of argv[1], not of the helper")
-  lu.assertEquals(app.pid, pid_in(pidfile))
+  }, pidfile, "pause", "basename of argv[1], not of the helper")
   lu.assertTrue(S.alive(app.pid))
   lu.assertEquals(app:terminate(), {}, "not our child: no status")
   lu.assertTrue(await_gone(app.pid), "app still running")
@@ -123,14 +92,11 @@ end
 function Success.test_ready_fd_with_helper_defaults_ready_fd_to_4_and_takes_the_reported_pid()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local app, err = start {
+  local app = start_ready({
     helper = { F, "fork", "pidfile=" .. pidfile, "line=4:through-helper", "pause", "|",
       "int32=3:child", "exit=0" },
     argv = { "pause" }, ready = "fd",
-  }
-  assert_ready(app, err)
-  lu.assertEquals(app.name, "through-helper")
-  lu.assertEquals(app.pid, pid_in(pidfile))
+  }, pidfile, "through-helper")
   local pid = app.pid
   lu.assertEquals(app:terminate(), {})
   lu.assertTrue(await_gone(pid), "app still running")
@@ -140,13 +106,10 @@ end
 function Success.test_ready_fd_with_helper_and_line_pid_format()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local app, err = start {
+  local app = start_ready({
     helper = { F, "fork", "pidfile=" .. pidfile, "line=4:lined", "pause", "|", "pidline=3:child", "exit=0" },
     argv = { "pause" }, ready = "fd", pid_format = "line",
-  }
-  assert_ready(app, err)
-  lu.assertEquals(app.name, "lined")
-  lu.assertEquals(app.pid, pid_in(pidfile))
+  }, pidfile, "lined")
   app:terminate()
   S.assert_clean(before)
 end
@@ -336,7 +299,7 @@ function Errors.test_died_behind_a_helper()
   -- is a case of faults_spec); not the launcher's child: no exit status
   local go = S.tmpname("go")
   local err = fail_case({ helper = { F, "fork", "waitfile=" .. go, "exit=3", "|", "int32=3:child", "exit=0" },
-    argv = { "pause" }, ready = "fd", log = touch_when_pid_known(go) }, "died")
+    argv = { "pause" }, ready = "fd", log = S.touch_when_pid_known(go) }, "died")
   lu.assertEquals(err.status, {})
 end
 
@@ -549,23 +512,8 @@ function Args.test_a_raised_start_spawned_nothing()
   lu.assertNil(S.read(pidfile))
 end
 
---- The same class with the kill(pid, 0) polling fallback forced, so the
--- path taken where the kernel has no pidfds stays correct.
-local function without_pidfd(class)
-  local copy = {}
-  for k, v in pairs(class) do copy[k] = v end
-  copy.setUp = function(self)
-    core.use_pidfd(false)
-    if class.setUp then class.setUp(self) end
-  end
-  copy.tearDown = function(self)
-    core.use_pidfd(true)
-    if class.tearDown then class.tearDown(self) end
-  end
-  return copy
-end
 
 return {
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,
-  TestStartSuccessNoPidfd = without_pidfd(Success), TestStartErrorsNoPidfd = without_pidfd(Errors),
+  TestStartSuccessNoPidfd = S.without_pidfd(Success), TestStartErrorsNoPidfd = S.without_pidfd(Errors),
 }

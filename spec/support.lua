@@ -141,4 +141,159 @@ function S.recorder()
   return list, function(level, message) list[#list + 1] = level .. ": " .. message end
 end
 
+--- A log function that drops everything.
+function S.quiet() end
+
+--- Create (or truncate) an empty file at path.
+function S.touch(path)
+  assert(io.open(path, "w")):close()
+end
+
+--- A logger that creates `path` once the launcher has learned the app's pid
+-- from the helper: an app that waits for that file (waitfile=) acts only
+-- once its pid is known.
+function S.touch_when_pid_known(path)
+  return function(_, message)
+    if message:match("helper reported pid") then S.touch(path) end
+  end
+end
+
+--- The pid a fixture wrote with pidfile=PATH (waiting up to 3 s for it).
+function S.pid_in(path)
+  return tonumber(S.await_file(path, 3):match("%d+"))
+end
+
+--- Wait (bounded, without any appstart call) until pid is gone or a zombie.
+-- Returns false if it is still running after `timeout` seconds (3).
+function S.await_gone(pid, timeout)
+  local deadline = core.now() + (timeout or 3)
+  while S.alive(pid) do
+    if core.now() >= deadline then return false end
+    core.wait_readable(-1, 0.005)
+  end
+  return true
+end
+
+--- Inside a task (or outside any loop): appstart.sleep(0.01) steps until
+-- pred() is true (returns true) or `timeout` seconds (3) pass (false).
+function S.await_with_sleep(pred, timeout)
+  local appstart = require "appstart" -- the module loaded now: see S.fresh_appstart_if_wedged
+  local deadline = core.now() + (timeout or 3)
+  while not pred() do
+    if core.now() >= deadline then return false end
+    appstart.sleep(0.01)
+  end
+  return true
+end
+
+--- A start function and a fail-case check sharing a file's defaults.
+-- `start(opts)` fills in every option of `defaults` that opts leaves out (and
+-- a silent log), then calls appstart.start of the module loaded at that time.
+-- `fail_case(opts, code, bound, cleanup)` is a start that must fail with
+-- `code` within `bound` seconds (2) and leave nothing behind (S.assert_clean
+-- against a snapshot taken before the start); `cleanup` (optional) runs
+-- before the leak check and ends what the test itself made (a daemon's
+-- forked grandchild, say). fail_case returns err and the time it took.
+function S.starter(defaults)
+  local function start(opts)
+    for k, v in pairs(defaults) do
+      if opts[k] == nil then opts[k] = v end
+    end
+    if opts.log == nil then opts.log = S.quiet end
+    return require("appstart").start(opts)
+  end
+  local function fail_case(opts, code, bound, cleanup)
+    local before = S.snapshot()
+    local took, app, err = S.timed(start, opts)
+    lu.assertNil(app, "the start succeeded")
+    lu.assertEquals(err.code, code, tostring(err))
+    lu.assertTrue(took < (bound or 2), "detected after " .. took .. " s")
+    if cleanup then cleanup() end
+    S.assert_clean(before)
+    return err, took
+  end
+  return start, fail_case
+end
+
+--- The same test class with the kill(pid, 0) polling fallback forced, so
+-- the path taken where the kernel has no pidfds stays correct.
+function S.without_pidfd(class)
+  local copy = {}
+  for k, v in pairs(class) do copy[k] = v end
+  copy.setUp = function(self)
+    core.use_pidfd(false)
+    if class.setUp then class.setUp(self) end
+  end
+  copy.tearDown = function(self)
+    core.use_pidfd(true)
+    if class.tearDown then class.tearDown(self) end
+  end
+  return copy
+end
+
+--- Hang watchdog. A hang must fail the test, not the suite: S.arm_watchdog
+-- sets a count hook on the running coroutine that raises once the test has
+-- run for `seconds`, and again every 0.5 s while the hang goes on;
+-- debug.sethook() disarms it. (Lua keeps a hook function per coroutine: a
+-- task's own code is not watched, the loop that resumes it is.) A module
+-- left wedged by a hang is loaded afresh by the next
+-- S.fresh_appstart_if_wedged.
+local wedged = false
+function S.arm_watchdog(seconds)
+  local deadline = core.now() + seconds
+  debug.sethook(function()
+    if core.now() > deadline then
+      deadline, wedged = core.now() + 0.5, true
+      error(string.format("watchdog: still running after %g s (hung)", seconds))
+    end
+  end, "", 10000)
+end
+
+--- The appstart module to use from here on: loaded afresh if a watchdog
+-- has tripped since the last call, else the one loaded now. Assign it to
+-- the file's `appstart` (setUp: `appstart = S.fresh_appstart_if_wedged()`).
+function S.fresh_appstart_if_wedged()
+  if wedged then
+    wedged = false
+    package.loaded.appstart, package.loaded["appstart.loop"] = nil, nil
+  end
+  return require "appstart"
+end
+
+-- What every S.child_lua script starts with: appstart, core, F (the
+-- fixture) and children() (this Lua's children's pids, comma-separated).
+local CHILD_PRELUDE = [==[
+local appstart = require "appstart"
+local core = require "appstart.core"
+local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
+local function children()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  f = assert(io.open("/proc/" .. pid .. "/task/" .. pid .. "/children"))
+  local s = f:read("a")
+  f:close()
+  return (s:gsub("%s+$", ""):gsub("%s+", ","))
+end
+]==]
+
+--- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua,
+-- through sh to lower its descriptor limit first (`ulimit -n nofile`; only
+-- the soft limit with `soft_only`), with this environment: LUA_PATH,
+-- LUA_CPATH, APPSTART_*. Under `make sanitize` the ASan runtime is preloaded
+-- again for it. Returns its output (stderr goes with stdout), then what
+-- closing the pipe returns (ok, "exit"|"signal", code).
+function S.child_lua(nofile, script, soft_only)
+  local path = S.tmpname("child") .. ".lua"
+  local f = assert(io.open(path, "w"))
+  f:write(CHILD_PRELUDE, script)
+  f:close()
+  local shell = "ulimit " .. (soft_only and "-S " or "") .. "-n " .. nofile .. "; "
+    .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+    .. 'exec lua5.4 "$0"'
+  local p = assert(io.popen("sh -c '" .. shell .. "' '" .. path .. "' 2>&1"))
+  local text = p:read("a")
+  return text, p:close()
+end
+
 return S

@@ -9,62 +9,13 @@ local core = S.core
 local F = S.fixture
 local now = core.now
 
-local function quiet() end
-
---- A hang must fail the test, not the suite: a count hook raises once the
--- test has run for `seconds`, and again every 0.5 s while the hang goes on
--- (coroutines created later inherit it). A module left wedged by a hang is
--- loaded afresh for the next test.
-local wedged = false
-local function arm_watchdog(seconds)
-  local deadline = now() + seconds
-  debug.sethook(function()
-    if now() > deadline then
-      deadline, wedged = now() + 0.5, true
-      error(string.format("watchdog: still running after %g s (hung)", seconds))
-    end
-  end, "", 10000)
-end
-
-local function fresh_appstart_if_wedged()
-  if not wedged then return end
-  wedged = false
-  package.loaded.appstart, package.loaded["appstart.loop"] = nil, nil
-  appstart = require "appstart"
-end
-
-local function start(opts)
-  opts.ready = opts.ready or "fd"
-  opts.ready_timeout = opts.ready_timeout or 3
-  opts.kill_grace = opts.kill_grace or 0.5
-  opts.log = opts.log or quiet
-  return appstart.start(opts)
-end
+--- appstart.start with the fd protocol, short timeouts and a silent logger
+-- unless given (of the appstart loaded at the time: see setUp).
+local start = S.starter { ready = "fd", ready_timeout = 3, kill_grace = 0.5 }
+local await_gone, await_with_sleep, touch = S.await_gone, S.await_with_sleep, S.touch
 
 --- A pause between looks that runs nothing of appstart's.
 local function pause(s) core.wait_readable(-1, s) end
-
---- Wait (bounded) without any appstart call until pid is gone or a zombie.
-local function await_gone(pid, timeout)
-  local deadline = now() + (timeout or 3)
-  while S.alive(pid) do
-    if now() >= deadline then return false end
-    pause(0.005)
-  end
-  return true
-end
-
---- appstart.sleep(0.01) steps until pred() or the timeout.
-local function await_with_sleep(pred, timeout)
-  local deadline = now() + (timeout or 3)
-  while not pred() do
-    if now() >= deadline then return false end
-    appstart.sleep(0.01)
-  end
-  return true
-end
-
-local function touch(path) assert(io.open(path, "w")):close() end
 
 local function counter()
   local c = { n = 0 }
@@ -91,6 +42,14 @@ local function kill_sleepers()
   sleepers = {}
 end
 
+--- appstart.watch(pid) with a callback that records each call as
+-- { pid, why }. Returns the watch and the list of calls.
+local function recorded_watch(pid)
+  local calls = {}
+  local w = appstart.watch(pid, function(p, why) calls[#calls + 1] = { p, why } end)
+  return w, calls
+end
+
 local function make_class(use_pidfd)
   local T = {}
   local mode = use_pidfd and "pidfd" or "polling"
@@ -100,9 +59,9 @@ local function make_class(use_pidfd)
   end
 
   function T.setUp()
-    fresh_appstart_if_wedged()
+    appstart = S.fresh_appstart_if_wedged()
     core.use_pidfd(use_pidfd)
-    arm_watchdog(5)
+    S.arm_watchdog(5)
   end
 
   function T.tearDown()
@@ -110,7 +69,7 @@ local function make_class(use_pidfd)
     core.use_pidfd(true)
     kill_sleepers()
     S.kill_strays()
-    fresh_appstart_if_wedged()
+    appstart = S.fresh_appstart_if_wedged()
     appstart.sleep(0) -- one wait, so what a failed test left behind is let go of
   end
 
@@ -339,8 +298,7 @@ local function make_class(use_pidfd)
   function T.test_watch_of_a_foreign_process_reports_exited_once_promptly()
     local before = S.snapshot()
     local pid = foreign_sleeper()
-    local calls = {}
-    local w = appstart.watch(pid, function(p, why) calls[#calls + 1] = { p, why } end)
+    local w, calls = recorded_watch(pid)
     appstart.sleep(0.02)
     lu.assertEquals(calls, {})
     local t0 = now()
@@ -359,8 +317,7 @@ local function make_class(use_pidfd)
   function T.test_watch_stop_reports_stopped_once_and_never_exited_after()
     local before = S.snapshot()
     local pid = foreign_sleeper()
-    local calls = {}
-    local w = appstart.watch(pid, function(p, why) calls[#calls + 1] = { p, why } end)
+    local w, calls = recorded_watch(pid)
     w:stop()
     lu.assertEquals(table.concat(core.fds(), ","), before.fds, "descriptors held after stop")
     lu.assertTrue(await_with_sleep(function() return #calls > 0 end, 1), "stop never reported")
@@ -379,8 +336,7 @@ local function make_class(use_pidfd)
     local pid = tonumber(p:read("l"))
     p:close() -- the shell has exited and been reaped
     lu.assertFalse(S.alive(pid))
-    local calls = {}
-    appstart.watch(pid, function(q, why) calls[#calls + 1] = { q, why } end)
+    local _, calls = recorded_watch(pid)
     lu.assertEquals(calls, {}, "reported from inside watch()")
     appstart.sleep(0.01)
     lu.assertEquals(calls, { { pid, "exited" } })
@@ -415,7 +371,7 @@ local function make_class(use_pidfd)
     local s = tostring(app)
     lu.assertStrContains(s, tostring(pid))
     lu.assertStrContains(s, "named")
-    local w = appstart.watch(pid, quiet)
+    local w = appstart.watch(pid, S.quiet)
     lu.assertStrContains(tostring(w), tostring(pid))
     w:stop()
     lu.assertStrContains(tostring(w), tostring(pid))
