@@ -8,6 +8,7 @@
 #   make sanitize   the suite with ASan + UBSan builds
 #   make valgrind   the suite under valgrind
 #   make bench      benchmarks (spec/bench)
+#   make soak       10,000 start/terminate cycles (spec/soak.lua)
 #   make install    PREFIX, DESTDIR, LUADIR, LIBDIR, BINDIR, LIBEXECDIR
 
 LUA          ?= lua5.4
@@ -32,7 +33,7 @@ CORE_SRC     := csrc/sys.c csrc/process.c csrc/spawn.c csrc/pidrec.c \
                 csrc/readyline.c csrc/notify.c csrc/channel.c csrc/starter.c
 BINDING_SRC  := csrc/lappstart.c
 HEADERS      := $(wildcard csrc/*.h)
-FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so
+FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost
 
 # the suite runs against the tree: modules from lua/ and $(B)/
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
@@ -65,6 +66,11 @@ $(B)/appstart-helper: csrc/helper.c
 $(B)/fixtures/%.so: spec/fixtures/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -g -fPIC -shared -o $@ $<
+
+# a Lua host whose allocator fails on request (spec/alloc_spec.lua)
+$(B)/fixtures/luahost: spec/fixtures/luahost.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -g -I$(LUA_INCDIR) -o $@ $< -llua$(LUA_VERSION)
 
 # fixtures are test apps, never sanitized: they crash on purpose
 $(B)/fixtures/%: spec/fixtures/%.c
@@ -103,6 +109,9 @@ valgrind: all
 $(B)/fixtures/baseline: spec/bench/baseline.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $<
+
+soak: all
+	$(TEST_ENV) $(LUA) spec/soak.lua
 
 bench: all $(B)/fixtures/baseline
 	$(TEST_ENV) $(LUA) spec/bench/run.lua

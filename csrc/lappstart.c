@@ -211,7 +211,9 @@ static struct lstarter *check_starter(lua_State *L, int i)
 static void starter_abandon(struct lstarter *ls)
 {
     struct starter *s = &ls->s;
-    if (s->state != STARTER_READY) {
+    /* READY but never taken: the caller failed (a raising callback, out of
+     * memory) between the handshake and the hand-over */
+    if (s->state != STARTER_READY || starter_app(s)->pid > 0) {
         starter_salvage_pid(s);
         (void)process_signal(&s->app, SIGKILL);
         (void)process_signal(&s->spawned, SIGKILL);

@@ -298,6 +298,20 @@ end
 -------------------------------------------------------------------------------
 -- start
 
+-- A guard for processes in transit: at scope exit, whatever is still
+-- listed (not set to false) is killed and let go. Neither step allocates.
+local KILL_UNLESS_RELEASED = {
+  __close = function(held)
+    for i = 1, 2 do
+      local proc = held[i]
+      if proc then
+        proc:signal("KILL")
+        proc:close()
+      end
+    end
+  end,
+}
+
 local TERMINATE = { timeout = true, ready_closed = true, protocol = true,
   cancelled = true, helper = true }
 
@@ -406,7 +420,13 @@ function appstart.start(opts)
   local function failed(fcode, fmessage, ferrno)
     local r = s:result()
     fcode, fmessage = fcode or r.code, fmessage or r.message
-    local app_proc, helper_proc = s:take("app"), s:take("helper")
+    -- until the processes are dealt with, an error (out of memory, a
+    -- raising logger) must not let them go: the guard kills what is held
+    local held = setmetatable({ false, false }, KILL_UNLESS_RELEASED)
+    local _ <close> = held
+    held[1] = s:take("app") or false
+    held[2] = s:take("helper") or false
+    local app_proc, helper_proc = held[1] or nil, held[2] or nil
     if helper_proc then kill_now(helper_proc); helper_proc:close() end
     local how
     if app_proc then
@@ -419,6 +439,7 @@ function appstart.start(opts)
       end
       app_proc:close()
     end
+    held[1], held[2] = false, false
     s:close()
     log(fcode == "cancelled" and "info" or "error", label .. ": " .. fmessage)
     return nil, new_error(fcode, fmessage, {
@@ -455,12 +476,18 @@ function appstart.start(opts)
   end
 
   local r = s:result()
-  app._proc = s:take("app")
+  -- the guard exists before the process leaves the starter: from then on,
+  -- an error (out of memory, a raising logger) kills it rather than losing it
+  local held = setmetatable({ false, false }, KILL_UNLESS_RELEASED)
+  local _ <close> = held
+  held[1] = s:take("app") or false
+  app._proc = held[1] or nil
   s:close()
   app.pid, app.name, app.status = r.pid, r.name or label, r.status
   app.state, app.ready_after = "ready", now() - t0
   log("debug", string.format("%s: ready after %.3f s, pid %d", label, app.ready_after, app.pid))
   if not app_check(app) and opts.on_exit then watch_app(app) end
+  held[1] = false -- handed over
   return app
 end
 

@@ -56,11 +56,40 @@ local function heap_pop()
   return top
 end
 
+local ncancelled = 0 -- cancelled timers still in the heap
+
 --- Call fn() once at time `at` (core.now() clock) unless cancelled.
--- @return the timer; set `timer.cancelled = true` to cancel it
+-- Every field is preset, so cancelling allocates nothing (it must work
+-- while Lua is out of memory).
+-- @return the timer, for loop.cancel
 function loop.timer(at, fn)
-  local t = { at = at, fn = fn }
+  local t = { at = at, fn = fn, cancelled = false }
   heap_push(t)
+  return t
+end
+
+--- Cancel a timer: it lets go of its closure at once, and the heap is
+-- rebuilt without the cancelled once they are most of it (every wait with
+-- a deadline that ends early leaves one; they must not pile up).
+function loop.cancel(t)
+  if not t or t.cancelled then return end
+  t.cancelled, t.fn = true, nil
+  ncancelled = ncancelled + 1
+  local n = #heap
+  if n > 64 and ncancelled * 2 > n then
+    local kept = {}
+    for i = 1, n do
+      if not heap[i].cancelled then kept[#kept + 1] = heap[i] end
+    end
+    for i = n, 1, -1 do heap[i] = nil end
+    ncancelled = 0
+    for i = 1, #kept do heap_push(kept[i]) end
+  end
+end
+
+local function pop_cancelled()
+  local t = heap_pop()
+  if t.cancelled then ncancelled = ncancelled - 1 end
   return t
 end
 
@@ -72,17 +101,27 @@ local function get_poller()
   return poller
 end
 
+-- A descriptor is in the epoll set exactly while it has a waiter set: the
+-- set is made whole first, and a failure (out of memory) on the way undoes
+-- what was done, so no stale set can hide a later descriptor of that number.
 local function add_waiter(fd, entry)
   local set = waiters[fd]
-  if not set then
-    set = {}
-    waiters[fd] = set
-    nwaiters[fd] = 0
-    assert(get_poller():add(fd, fd))
+  if set then
+    if not set[entry] then
+      set[entry] = true
+      nwaiters[fd] = nwaiters[fd] + 1
+    end
+    return
   end
-  if not set[entry] then
-    set[entry] = true
-    nwaiters[fd] = nwaiters[fd] + 1
+  set = { [entry] = true }
+  local p = get_poller()
+  assert(p:add(fd, fd))
+  local ok, err = pcall(rawset, nwaiters, fd, 1)
+  if ok then ok, err = pcall(rawset, waiters, fd, set) end
+  if not ok then
+    nwaiters[fd] = nil
+    p:del(fd)
+    error(err, 0)
   end
 end
 
@@ -102,7 +141,7 @@ end
 -- then run what became ready. Entries are called as entry.fire(entry).
 local function turn(until_)
   local t = now()
-  while heap[1] and heap[1].cancelled do heap_pop() end
+  while heap[1] and heap[1].cancelled do pop_cancelled() end
   local wake = heap[1] and heap[1].at
   if until_ and (not wake or until_ < wake) then wake = until_ end
   local timeout = wake and math.max(0, wake - t) or -1
@@ -129,10 +168,11 @@ local function turn(until_)
   end
   t = now()
   while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
-    local timer = heap_pop()
+    local timer = pop_cancelled()
     if not timer.cancelled then
-      timer.cancelled = true
-      timer.fn()
+      local fn = timer.fn
+      timer.cancelled, timer.fn = true, nil -- out of the heap already
+      fn()
     end
   end
 end
@@ -154,7 +194,9 @@ end
 -- nil, "cancelled"; `task.done` is true once fn has returned
 function loop.spawn(fn, ...)
   if not current then error("appstart.spawn: no loop is running (use appstart.run)", 2) end
-  local task = setmetatable({ co = coroutine.create(fn), done = false }, Task)
+  -- every field preset: a wait sets them without allocating
+  local task = setmetatable({ co = coroutine.create(fn), done = false, waiting = false,
+    cancel_pending = false }, Task)
   current.tasks[task.co] = task
   current.count = current.count + 1
   schedule(task, ...)
@@ -251,25 +293,33 @@ function loop.wait(fd, deadline)
   local task = current_task()
   if task then
     if task.cancel_pending then
-      task.cancel_pending = nil
+      task.cancel_pending = false
       return nil, "cancelled"
     end
-    local entry, timer = { done = false }, nil
+    -- everything is allocated before anything is registered, so an error
+    -- (out of memory) here leaves no half-made waiter behind; dropping one
+    -- allocates nothing
+    local entry = { done = false, resume = false, drop = false, fire = false }
+    local timer
     local function drop()
       entry.done = true
       if fd then remove_waiter(fd, entry) end
-      if timer then timer.cancelled = true end
-      task.waiting = nil
+      loop.cancel(timer)
+      task.waiting = false
     end
     local function resume(...)
       if entry.done then return end
       drop()
       schedule(task, ...)
     end
-    entry.resume, entry.drop = resume, drop
-    entry.fire = function() resume(true) end
-    if fd then add_waiter(fd, entry) end
-    if deadline then timer = loop.timer(deadline, function() resume(false) end) end
+    local function fire() resume(true) end
+    local function expire() resume(false) end
+    entry.resume, entry.drop, entry.fire = resume, drop, fire
+    if deadline then timer = loop.timer(deadline, expire) end
+    if fd then
+      local ok, err = pcall(add_waiter, fd, entry)
+      if not ok then drop(); error(err, 0) end
+    end
     task.waiting = entry
     return coroutine.yield(entry)
   end
@@ -304,7 +354,7 @@ end
 -- descriptor of appstart's.
 function loop.idle()
   if poller and not current and not next(waiters) then
-    while heap[1] and heap[1].cancelled do heap_pop() end
+    while heap[1] and heap[1].cancelled do pop_cancelled() end
     if not heap[1] then
       poller:close()
       poller = nil
@@ -350,7 +400,7 @@ function loop.unwatch(h)
   h.done = true
   if h.cancel then return h.cancel() end
   if h.fd then remove_waiter(h.fd, h) end
-  if h.timer then h.timer.cancelled = true end
+  loop.cancel(h.timer)
   loop.idle()
 end
 

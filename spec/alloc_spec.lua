@@ -1,0 +1,332 @@
+--- Allocation failure inside Lua during appstart.start. A small Lua host
+-- (spec/fixtures/luahost.c) makes its allocator fail at the N-th allocation
+-- of a start, for every N up to past the last allocation a start makes,
+-- three ways: "sticky" (every allocation from the N-th on fails, until
+-- lifted), "once" (the N-th request fails, Lua's retry included; later ones
+-- succeed) and "first" (only the first try: Lua's emergency collection runs
+-- in the middle of the start, then the retry succeeds); "sticky" and "once"
+-- also inside appstart.run, where the loop's own machinery runs while the
+-- failure is armed. Each round must end in a working app or a clean "not
+-- enough memory" error, and once the garbage collector has run, leave no
+-- descriptor, zombie or live app behind. The same goes for an error a
+-- callback raises in the middle of a start (TestErrorsRaisedDuringStart).
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local HOST = S.fixtures .. "/luahost"
+
+-- Runs in luahost, one host per mode (so a mode that leaks cannot taint
+-- the next). Prints one line per round ("row", mode, N, whether the failure
+-- fired, outcome, descriptors, children left, seconds) and a summary.
+local SCRIPT = [==[
+local appstart = require "appstart"
+local core = require "appstart.core"
+local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
+local MODE = arg[1] or "sticky"  -- sticky | once | first, with "-loop": inside appstart.run
+local TIME_CAP = tonumber(arg[2]) or 4 -- seconds
+local now = core.now
+local set_alloc_limit, alloc_count, alloc_failures = set_alloc_limit, alloc_count, alloc_failures
+
+local function out(...)
+  io.stdout:write(table.concat({ ... }, "\t"), "\n")
+  io.stdout:flush()
+end
+local function quiet() end
+local function read(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local me = tonumber(read("/proc/self/stat"):match("^%d+"))
+--- Our children, each "pid:Z" (zombie) or "pid:live".
+local function children()
+  local list = {}
+  for pid in (read("/proc/" .. me .. "/task/" .. me .. "/children") or ""):gmatch("%d+") do
+    local st = read("/proc/" .. pid .. "/stat")
+    local state = st and st:match("%) (%a)")
+    list[#list + 1] = { pid = tonumber(pid), zombie = state == "Z" or state == "X" or state == nil }
+  end
+  return list
+end
+local function show_children(list)
+  local t = {}
+  for _, c in ipairs(list) do t[#t + 1] = c.pid .. (c.zombie and ":Z" or ":live") end
+  return "[" .. table.concat(t, ",") .. "]"
+end
+local function fds() return table.concat(core.fds(), ",") end
+
+local kill_and_reap = kill_and_reap
+
+local function options()
+  return { argv = { F, "line=3:alloc", "pause" }, ready = "fd", ready_timeout = 0.5, kill_grace = 0.2,
+    log = quiet }
+end
+
+--- Collect, reap, and wait (bounded) for what the library killed to go.
+-- (it was signalled before the collection returned: 0.3 s is plenty)
+local function settle()
+  local deadline = now() + 0.3
+  while true do
+    collectgarbage()
+    collectgarbage()
+    core.reap()
+    local kids = children()
+    if #kids == 0 or now() >= deadline then return kids end
+    core.wait_readable(-1, 0.005)
+  end
+end
+
+--- One start with the allocator armed to fail at the n-th allocation
+-- (n = nil: not armed), blocking or inside appstart.run (where the loop's own
+-- machinery runs while armed too). Returns the outcome, whether the failure
+-- fired, the seconds taken and the allocations made.
+local function round(n, mode, in_loop)
+  local opts = options()
+  local ok, app, err, fired, used
+  local t0 = now()
+  local function attempt()
+    local before = alloc_count()
+    if n then set_alloc_limit(n, mode) end
+    ok, app, err = pcall(appstart.start, opts)
+    fired = alloc_failures() > 0
+    set_alloc_limit(nil)
+    used = alloc_count() - before
+    if ok and app then
+      local how = app:terminate(1)
+      if not (how and how.signal == 15) then app = "started-bad-terminate:" .. tostring(how and next(how)) end
+    end
+  end
+  local run_ok, run_err = true, nil
+  if in_loop then
+    run_ok, run_err = pcall(appstart.run, attempt)
+    set_alloc_limit(nil) -- the loop may have failed before the task lifted it
+    fired = fired or alloc_failures() > 0
+  else
+    attempt()
+  end
+  local took = now() - t0
+  local outcome
+  if not run_ok then
+    -- the loop itself ran out (its error, or a task's with a traceback)
+    outcome = tostring(run_err):match("^not enough memory") and "nomem" or ("run-raised:" .. tostring(run_err))
+  elseif ok and type(app) == "string" then
+    outcome = app
+  elseif ok and app then
+    outcome = "started"
+  elseif ok then
+    outcome = "returned:" .. tostring(err and err.code) .. ":" .. tostring(err)
+  elseif app == "not enough memory" then
+    outcome = "nomem"
+  else
+    outcome = "raised:" .. tostring(app)
+  end
+  return outcome, fired, took, used or 0
+end
+
+-- warm up (first uses create what later starts reuse), then measure how many
+-- allocations one start makes: the most of a few
+local in_loop = MODE:match("%-loop$") ~= nil
+local mode = MODE:gsub("%-loop$", "")
+local K = 0
+for i = 1, 6 do
+  local outcome, _, _, used = round(nil, nil, in_loop)
+  assert(outcome == "started", outcome)
+  if i > 1 and used > K then K = used end
+end
+settle()
+
+local initial_fds = fds()
+local t_all = now()
+do
+  local name = MODE
+  local counts = { started = 0, nomem = 0, other = 0, fd_leaks = 0, child_leaks = 0, slow = 0 }
+  local n, quiet_rounds, last_n = 0, 0, 0
+  local t_start, capped = now(), false
+  -- on past K until several rounds in a row finish before their N-th
+  -- allocation: every allocation of a start has then been failed once
+  while quiet_rounds < 8 and n < 3 * K + 50 do
+    if now() - t_start > TIME_CAP then capped = true; break end
+    n = n + 1
+    local outcome, fired, took = round(n, mode, in_loop)
+    local kids = settle()
+    local fd_now = fds()
+    local fds_ok = fd_now == initial_fds
+    out("row", name, n, fired and "fired" or "unfired", (outcome:gsub("%s+", " ")),
+      fds_ok and "same" or ("changed:" .. fd_now), show_children(kids), string.format("%.3f", took))
+    if outcome == "started" then counts.started = counts.started + 1
+    elseif outcome == "nomem" then counts.nomem = counts.nomem + 1
+    else counts.other = counts.other + 1 end
+    if not fds_ok then counts.fd_leaks = counts.fd_leaks + 1 end
+    if #kids > 0 then
+      counts.child_leaks = counts.child_leaks + 1
+      for _, c in ipairs(kids) do kill_and_reap(c.pid) end -- so the next round starts clean
+    end
+    -- a round that lasts as long as its ready timeout hung: a wait that
+    -- never woke although the app was ready
+    if took > 0.4 then counts.slow = counts.slow + 1 end
+    if fired then quiet_rounds = 0 else quiet_rounds = quiet_rounds + 1 end
+    last_n = n
+  end
+  out("summary", name, last_n, counts.started, counts.nomem, counts.other, counts.fd_leaks, counts.child_leaks,
+    counts.slow, capped and "capped" or quiet_rounds >= 8 and "covered" or "uncovered", K)
+end
+out("time", string.format("%.2f", now() - t_all))
+out("done")
+]==]
+
+local reports = {} -- mode -> parsed output, each mode run once
+
+local function run_host(mode)
+  if reports[mode] then return reports[mode] end
+  local exe = io.open(HOST)
+  lu.assertNotNil(exe, HOST .. " is missing: the Makefile builds it with the fixtures")
+  exe:close()
+  local script = S.tmpname("alloc") .. ".lua"
+  local f = assert(io.open(script, "w"))
+  f:write(SCRIPT)
+  f:close()
+  local output = S.tmpname("alloc-out")
+  -- the host loads core.so, ASan-instrumented under `make sanitize`: the
+  -- runtime goes first. Output to a file and `timeout`, so neither a leaked
+  -- app holding a pipe nor a hang can stall the runner.
+  local shell = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+    .. 'exec timeout --foreground -s KILL 90 "$0" "$@"'
+  local ok, how, code = os.execute(string.format("sh -c '%s' '%s' '%s' %s 4 >'%s' 2>&1", shell, HOST, script, mode,
+    output))
+  local text = S.read(output) or ""
+  local report = { ok = ok, exit = tostring(how) .. " " .. tostring(code), text = text, rows = {}, summary = {} }
+  for line in text:gmatch("[^\n]+") do
+    local fields = {}
+    for v in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = v end
+    if fields[1] == "row" then
+      local rows = report.rows[fields[2]] or {}
+      report.rows[fields[2]] = rows
+      rows[#rows + 1] = { n = tonumber(fields[3]), fired = fields[4], outcome = fields[5], fds = fields[6],
+        kids = fields[7], line = line }
+    elseif fields[1] == "summary" then
+      report.summary[fields[2]] = { rounds = tonumber(fields[3]), started = tonumber(fields[4]),
+        nomem = tonumber(fields[5]), other = tonumber(fields[6]), fd_leaks = tonumber(fields[7]),
+        child_leaks = tonumber(fields[8]), slow = tonumber(fields[9]), coverage = fields[10],
+        allocations = tonumber(fields[11]), line = line }
+    elseif fields[1] == "time" then
+      report.time = tonumber(fields[2])
+    elseif fields[1] == "done" then
+      report.done = true
+    end
+  end
+  os.remove(script)
+  reports[mode] = report
+  return report
+end
+
+local function assert_host_ran(r)
+  lu.assertTrue(r.ok and r.done, "luahost failed (" .. r.exit .. "):\n" .. r.text)
+end
+
+--- The first rounds that broke a rule, for the failure message.
+local function offenders(rows, bad)
+  local t = {}
+  for _, row in ipairs(rows or {}) do
+    if bad(row) then
+      t[#t + 1] = row.line
+      if #t == 6 then t[#t + 1] = "..."; break end
+    end
+  end
+  return table.concat(t, "\n")
+end
+
+local function assert_mode(mode, must_run_out)
+  local r = run_host(mode)
+  assert_host_ran(r)
+  local sum, rows = r.summary[mode], r.rows[mode]
+  lu.assertNotNil(sum, mode .. ": no summary:\n" .. r.text)
+  print(string.format("\n    %s: %d rounds (a start makes about %d allocations): %d started, %d out of memory, "
+    .. "%d other; rounds leaking descriptors %d, children %d", mode, sum.rounds, sum.allocations, sum.started, sum.nomem,
+    sum.other, sum.fd_leaks, sum.child_leaks))
+  lu.assertEquals(sum.other, 0, "every round ends in a working app or 'not enough memory':\n"
+    .. offenders(rows, function(row) return row.outcome ~= "started" and row.outcome ~= "nomem" end))
+  lu.assertEquals(sum.fd_leaks, 0, "descriptors left behind:\n"
+    .. offenders(rows, function(row) return row.fds ~= "same" end))
+  lu.assertEquals(sum.child_leaks, 0, "children (zombies or live apps) left behind once GC ran:\n"
+    .. offenders(rows, function(row) return row.kids ~= "[]" end))
+  lu.assertEquals(sum.slow, 0, "no round may hang to its ready timeout:\n"
+    .. offenders(rows, function(row) return tonumber(row.line:match("([%d.]+)$")) > 0.4 end))
+  lu.assertEquals(sum.coverage, "covered", "every allocation of a start failed once, in the time allowed"
+    .. " (the last rounds finish before their failure fires)")
+  if must_run_out then lu.assertTrue(sum.nomem > 0, "some rounds must fail for memory") end
+  lu.assertTrue(sum.started > 0, "some rounds must start the app")
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_failing_every_allocation_from_the_nth_on_gives_an_app_or_a_clean_error()
+  assert_mode("sticky", true)
+end
+
+function T.test_failing_only_the_nth_allocation_gives_an_app_or_a_clean_error()
+  assert_mode("once", true)
+end
+
+function T.test_an_emergency_collection_at_any_allocation_of_a_start_is_harmless()
+  assert_mode("first", false)
+end
+
+function T.test_inside_appstart_run_failing_every_allocation_from_the_nth_on_gives_an_app_or_a_clean_error()
+  assert_mode("sticky-loop", true)
+end
+
+function T.test_inside_appstart_run_failing_only_the_nth_allocation_gives_an_app_or_a_clean_error()
+  assert_mode("once-loop", true)
+end
+
+function T.test_the_hosts_leave_no_stray_process()
+  for _, mode in ipairs { "sticky", "once", "first", "sticky-loop", "once-loop" } do
+    assert_host_ran(run_host(mode))
+  end
+  lu.assertEquals(S.strays(), {})
+end
+
+-------------------------------------------------------------------------------
+-- errors a caller's callback raises while a start is under way: the start
+-- raises them, and must leave nothing running
+
+local E = {}
+
+function E.tearDown() S.kill_strays() end
+
+--- The start raises `pattern`; afterwards (GC run) nothing is left.
+local function raises_and_leaves_nothing(opts, pattern)
+  local before = S.snapshot()
+  local ok, err = pcall(appstart.start, opts)
+  lu.assertFalse(ok, "the start raised")
+  lu.assertStrContains(tostring(err), pattern)
+  collectgarbage()
+  collectgarbage()
+  -- what the library killed gets a bounded moment to go
+  local deadline = S.core.now() + 2
+  repeat
+    S.core.reap()
+    if #S.children() == 0 then break end
+    S.core.wait_readable(-1, 0.01)
+  until S.core.now() >= deadline
+  S.assert_clean(before)
+end
+
+function E.test_on_status_raising_on_the_step_that_brings_ready_leaves_no_app_running()
+  -- STATUS= and READY=1 in one datagram: on_status runs on the step that
+  -- finds the app ready, before the app is handed over
+  raises_and_leaves_nothing({ argv = { S.fixture, "notify=STATUS=almost\\nREADY=1", "pause" }, ready = "notify",
+    log = function() end, on_status = function() error("on_status failed") end }, "on_status failed")
+end
+
+function E.test_a_log_function_raising_once_the_app_is_ready_leaves_no_app_running()
+  raises_and_leaves_nothing({ argv = { S.fixture, "line=3:logged", "pause" }, ready = "fd",
+    log = function(_, message) if message:match("ready after") then error("log failed") end end }, "log failed")
+end
+
+return { TestAllocationFailure = T, TestErrorsRaisedDuringStart = E }
