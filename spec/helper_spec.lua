@@ -104,8 +104,11 @@ function T.test_a_drop_that_does_not_stick_runs_nothing()
   -- setuid/setgid that lie (an LD_PRELOAD shim): the helper must check that
   -- root cannot be regained, find that it can, and refuse
   local marker = S.tmpname("ran")
+  -- (under make sanitize the helper is instrumented: the ASan runtime first)
+  local san = os.getenv("APPSTART_SAN_PRELOAD")
+  local preload = (san and san .. " " or "") .. S.fixtures .. "/fakesetuid.so"
   local code, rec, err = run_helper({ "--user", "nobody", "--", F, "pidfile=" .. marker },
-    "env LD_PRELOAD=" .. sh_quote(S.fixtures .. "/fakesetuid.so") .. " ")
+    "env LD_PRELOAD=" .. sh_quote(preload) .. " ")
   lu.assertEquals(code, 1, err)
   lu.assertEquals(rec, "")
   lu.assertStrContains(err, "refusing")
