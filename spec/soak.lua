@@ -18,13 +18,7 @@ local now = core.now
 
 local function quiet() end
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("support").read
 
 local me = tonumber(read("/proc/self/stat"):match("^%d+"))
 

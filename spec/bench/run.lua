@@ -55,13 +55,7 @@ end
 -------------------------------------------------------------------------------
 -- small helpers, shared by driver and workers
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("support").read
 
 --- A field of /proc/self/status (VmRSS, VmHWM) in kB.
 local function status_kb(field)
