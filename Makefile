@@ -102,7 +102,7 @@ sanitize:
 	  $(MAKE) --no-print-directory B=build-san test
 
 valgrind: all
-	$(TEST_ENV) valgrind --quiet --error-exitcode=86 --leak-check=full \
+	$(TEST_ENV) APPSTART_VFORK_IS_FORK=1 valgrind --quiet --error-exitcode=86 --leak-check=full \
 	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no --child-silent-after-fork=yes \
 	  $(LUA) spec/run.lua
 

@@ -327,8 +327,10 @@ static int starter_failure(lua_State *L, struct lstarter *ls)
  * spec: argv (the command to spawn: helper argv followed by the app's when
  * helper is true), env (array of "K=V" or nil), cwd, stdin, stdout, stderr,
  * helper (boolean), pid_fd, pid_format, ready, ready_fd, notify_access,
- * notify_dir, notify_owner. Defaults and friendly checks are the Lua layer's;
- * this re-checks types and the descriptor layout. */
+ * notify_dir, notify_owner, pollfd (true: make s:fd()'s epoll set now, so
+ * a failure is a failed start rather than a failed wait). Defaults and
+ * friendly checks are the Lua layer's; this re-checks types and the
+ * descriptor layout. */
 static int l_start(lua_State *L)
 {
     static const char *const ready_names[] = { "none", "fd", "notify", NULL };
@@ -340,7 +342,8 @@ static int l_start(lua_State *L)
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.has_helper = (lua_getfield(L, 1, "helper"), lua_toboolean(L, -1));
-    lua_pop(L, 1);
+    cfg.pollfd = (lua_getfield(L, 1, "pollfd"), lua_toboolean(L, -1));
+    lua_pop(L, 2);
     cfg.ready_mode = opt_enum(L, 1, "ready", "none", ready_names);
     cfg.access = opt_enum(L, 1, "notify_access", "exec", access_names);
     cfg.pid_format = opt_enum(L, 1, "pid_format", "int32le", format_names);
@@ -470,10 +473,44 @@ static int l_starter_step(lua_State *L)
     return 2;
 }
 
+/* s:fd() -> one descriptor to wait on (an epoll set of s:fds(), made on
+ * first use) | nil, message, errno */
 static int l_starter_fd(lua_State *L)
 {
     struct lstarter *ls = check_starter(L, 1);
-    lua_pushinteger(L, ls->s.epoll_fd);
+    int fd = starter_pollfd(&ls->s);
+    if (fd < 0)
+        return push_errno_result(L, -fd, "epoll_create1");
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* s:fds() -> the descriptors to wait on until the next step, as values */
+static int l_starter_fds(lua_State *L)
+{
+    struct lstarter *ls = check_starter(L, 1);
+    int fds[STARTER_MAX_WATCH];
+    int n = starter_fds(&ls->s, fds);
+    for (int i = 0; i < n; i++)
+        lua_pushinteger(L, fds[i]);
+    return n;
+}
+
+/* s:wait([timeout]) -> true (one of s:fds() is readable) | false (timed
+ * out) | nil, message, errno: blocks, for a launcher with nothing else to
+ * wait on */
+static int l_starter_wait(lua_State *L)
+{
+    struct lstarter *ls = check_starter(L, 1);
+    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    int fds[STARTER_MAX_WATCH];
+    int n = starter_fds(&ls->s, fds);
+    if (n == 0 && timeout < 0)
+        return luaL_error(L, "starter:wait: nothing to wait for and no timeout");
+    int r = sys_wait_any_readable(fds, n, timeout);
+    if (r < 0)
+        return push_errno_result(L, errno, "poll");
+    lua_pushboolean(L, r);
     return 1;
 }
 
@@ -578,8 +615,7 @@ static int l_starter_take(lua_State *L)
     if (which == 0 && s->cfg.has_helper && !s->pid_known)
         return 0;
     struct process *p = new_process(L);
-    if (src->pidfd >= 0 && s->epoll_fd >= 0)
-        (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, src->pidfd, NULL);
+    starter_forget(s, src);
     *p = *src;
     src->pid = 0;
     src->pidfd = -1;
@@ -782,6 +818,19 @@ static int l_use_pidfd(lua_State *L)
 }
 
 /* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
+/* core.exec_report(["pipe" | "auto"]) -> "memory" | "pipe" | "unknown":
+ * how the verdict of an exec comes back (see spawn.h); forcing the pipe is
+ * for tests */
+static int l_exec_report(lua_State *L)
+{
+    static const char *const modes[] = { "pipe", "auto", NULL };
+    const char *force = NULL;
+    if (!lua_isnoneornil(L, 1))
+        force = modes[luaL_checkoption(L, 1, NULL, modes)];
+    lua_pushstring(L, spawn_report_mode(force));
+    return 1;
+}
+
 /* core.has_pidfd() -> whether the kernel offers pidfds at all */
 static int l_has_pidfd(lua_State *L)
 {
@@ -907,6 +956,7 @@ int luaopen_appstart_core(lua_State *L)
     };
     static const luaL_Reg starter_methods[] = {
         { "step", l_starter_step },     { "fd", l_starter_fd },
+        { "fds", l_starter_fds },       { "wait", l_starter_wait },
         { "phase", l_starter_phase },   { "events", l_starter_events },
         { "result", l_starter_result }, { "take", l_starter_take },
         { "close", l_starter_close },   { NULL, NULL },
@@ -922,6 +972,7 @@ int luaopen_appstart_core(lua_State *L)
     };
     static const luaL_Reg functions[] = {
         { "start", l_start },
+        { "exec_report", l_exec_report },
         { "signals", l_signals },
         { "process", l_process },
         { "poller", l_poller },

@@ -1,5 +1,6 @@
 /*
- * spawn.c: fork/exec with a fixed descriptor layout and an exec-error pipe.
+ * spawn.c: vfork/exec with a fixed descriptor layout; an exec failure comes
+ * back through the memory vfork shares, or through a pipe where it does not.
  */
 #include "spawn.h"
 #include "sys.h"
@@ -61,10 +62,23 @@ const char *spawn_step_name(int step)
 
 /* ---- everything below up to spawn_start runs in the child ---- */
 
-static void child_fail(int error_fd, int step, int err)
+/* Where the child reports: the launcher's memory (a real vfork shares it;
+ * the launcher is suspended until the exec or _exit, so it reads the record
+ * only after the child is done with it) and, where that is not known to
+ * work, the error pipe too. */
+struct child_report {
+    volatile int started;   /* set first thing: proves the memory is shared */
+    volatile int step, err; /* what failed; step 0 while nothing did */
+};
+
+static void child_fail(struct child_report *rep, int error_fd, int step, int err)
 {
-    struct spawn_failure f = { step, err };
-    (void)sys_write_all(error_fd, &f, sizeof f);
+    rep->err = err;
+    rep->step = step;
+    if (error_fd >= 0) {
+        struct spawn_failure f = { step, err };
+        (void)sys_write_all(error_fd, &f, sizeof f);
+    }
     _exit(127);
 }
 
@@ -111,12 +125,13 @@ static void child_close_from(int lo)
         close((int)fd);
 }
 
-static void child_exec(const struct spawn_request *req, int error_fd)
+static void child_exec(const struct spawn_request *req,
+                       struct child_report *rep, int error_fd)
 {
     char *const *envp = req->envp ? req->envp : environ;
     if (strchr(req->file, '/')) {
         execve(req->file, req->argv, envp);
-        child_fail(error_fd, SPAWN_STEP_EXEC, errno);
+        child_fail(rep, error_fd, SPAWN_STEP_EXEC, errno);
     }
     /* PATH lookup as execvp does it, minus the shell fallback for ENOEXEC:
      * nothing here ever goes through a shell. */
@@ -146,17 +161,20 @@ static void child_exec(const struct spawn_request *req, int error_fd)
             else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
                      last != ENODEV && last != ETIMEDOUT && last != ELOOP &&
                      last != ENAMETOOLONG)
-                child_fail(error_fd, SPAWN_STEP_EXEC, last);
+                child_fail(rep, error_fd, SPAWN_STEP_EXEC, last);
         }
         if (!colon)
             break;
         p = colon;
     }
-    child_fail(error_fd, SPAWN_STEP_EXEC, saw_eacces ? EACCES : last);
+    child_fail(rep, error_fd, SPAWN_STEP_EXEC, saw_eacces ? EACCES : last);
 }
 
-static void child_main(const struct spawn_request *req, int error_fd)
+static void child_main(const struct spawn_request *req,
+                       struct child_report *rep, int error_fd)
 {
+    rep->started = 1;
+
     /* Signal handlers are the launcher's (Lua hosts install them): reset all
      * to default before unblocking, so none runs here or survives the exec;
      * an ignored SIGPIPE would otherwise reach the app too. */
@@ -188,28 +206,30 @@ static void child_main(const struct spawn_request *req, int error_fd)
         src[n] = req->fds[i].parent_fd;
         dst[n++] = req->fds[i].child_fd;
     }
-    if (error_fd <= top + 1) {
+    if (error_fd >= 0 && error_fd <= top + 1) {
         int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
         if (moved < 0) /* near the descriptor limit: report where it is */
-            child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
         error_fd = moved;
     }
     for (int i = 0; i < n; i++)
         if (src[i] <= top + 1) {
             int moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
             if (moved < 0)
-                child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+                child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
             for (int j = i + 1; j < n; j++)
                 if (src[j] == src[i])
                     src[j] = moved;
             src[i] = moved;
         }
-    if (dup3(error_fd, top + 1, O_CLOEXEC) < 0)
-        child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
-    error_fd = top + 1;
+    if (error_fd >= 0) {
+        if (dup3(error_fd, top + 1, O_CLOEXEC) < 0)
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
+        error_fd = top + 1;
+    }
     for (int i = 0; i < n; i++)
         if (dup2(src[i], dst[i]) < 0)
-            child_fail(error_fd, SPAWN_STEP_LAYOUT, errno);
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
     for (int fd = 3; fd <= top; fd++) {
         int wanted = 0;
         for (int i = 0; i < n; i++)
@@ -218,7 +238,7 @@ static void child_main(const struct spawn_request *req, int error_fd)
         if (!wanted)
             close(fd);
     }
-    child_close_from(top + 2);
+    child_close_from(error_fd >= 0 ? top + 2 : top + 1);
 
     if (nofile_raised) {
         struct rlimit rl;
@@ -229,49 +249,81 @@ static void child_main(const struct spawn_request *req, int error_fd)
         }
     }
     if (req->cwd && chdir(req->cwd) < 0)
-        child_fail(error_fd, SPAWN_STEP_CHDIR, errno);
-    child_exec(req, error_fd);
+        child_fail(rep, error_fd, SPAWN_STEP_CHDIR, errno);
+    child_exec(req, rep, error_fd);
 }
 
 /* ---- parent ---- */
 
-int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd)
+/* 1 once a vfork child was seen writing to the launcher's memory, 0 once it
+ * was seen not to (vfork emulated as fork, as under valgrind), -1 until the
+ * first spawn tells. */
+static int vfork_shares_memory = -1;
+
+const char *spawn_report_mode(const char *force)
+{
+    if (force && strcmp(force, "pipe") == 0)
+        vfork_shares_memory = 0;
+    else if (force && strcmp(force, "auto") == 0)
+        vfork_shares_memory = -1;
+    return vfork_shares_memory == 1 ? "memory"
+           : vfork_shares_memory == 0 ? "pipe" : "unknown";
+}
+
+int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
+                struct spawn_failure *failure)
 {
     if (req->nfds < 0 || req->nfds > SPAWN_MAX_FDS)
         return EINVAL;
-    int pipefd[2];
-    int err = sys_pipe(pipefd, 1);
-    if (err)
-        return err;
+    *error_fd = -1;
+    failure->step = failure->err = 0;
+    /* the pipe only where the shared memory is not known to carry the
+     * verdict: the first spawn, and every spawn where vfork is a fork */
+    int pipefd[2] = { -1, -1 };
+    if (vfork_shares_memory != 1) {
+        int err = sys_pipe(pipefd, 1);
+        if (err)
+            return err;
+    }
 
     /* vfork, not fork: the launcher is a Lua process whose heap fork would
      * copy page by page (copy-on-write faults made fork most of a start's
-     * cost). The child borrows the launcher's memory until its exec, so it
-     * writes nothing the parent reads: it only makes system calls, on its
-     * own stack frame below ours, and reports through the error pipe (which
-     * also keeps this correct where vfork is emulated as fork, as under
-     * valgrind). Its signal dispositions are its own copy.
+     * cost). The child borrows the launcher's memory until its exec: it
+     * makes only system calls, on its own stack frame below ours, and writes
+     * nothing but the report below. Its signal dispositions are its own
+     * copy.
      *
      * No handler may run in the child before the exec: block every signal
      * across the vfork; the child resets handlers, then unblocks. */
+    struct child_report rep = { 0, 0, 0 };
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int child_end = pipefd[1];
     pid_t child = vfork();
     if (child == 0) {
-        child_main(req, child_end);
+        child_main(req, &rep, child_end);
         _exit(127); /* not reached */
     }
-    err = child < 0 ? errno : 0;
+    int err = child < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     sys_close(&pipefd[1]);
     if (err) {
         sys_close(&pipefd[0]);
         return err;
     }
+    /* the child has exec'd or exited by now if vfork is real, and its first
+     * act was to set rep.started: unset, it ran in a copy of our memory */
+    if (vfork_shares_memory == -1)
+        vfork_shares_memory = rep.started ? 1 : 0;
     *pid = child;
-    *error_fd = pipefd[0];
+    if (vfork_shares_memory == 1) {
+        sys_close(&pipefd[0]);
+        failure->step = rep.step;
+        failure->err = rep.err;
+    } else {
+        *error_fd = pipefd[0];
+    }
     return 0;
 }
 

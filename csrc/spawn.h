@@ -2,9 +2,11 @@
  * spawn.h: start a program without a shell, with descriptors laid out at
  * fixed numbers in the child and nothing else inherited but 0, 1 and 2.
  *
- * An exec failure comes back as {step, errno} over a close-on-exec pipe
- * (end of file on it means the exec succeeded), never as a child that exits
- * 127. Between fork and exec the child makes only async-signal-safe calls.
+ * An exec failure comes back as {step, errno}, never as a child that exits
+ * 127: through the memory a real vfork shares with the launcher (known when
+ * spawn_start returns), or, where vfork is emulated as fork, over a
+ * close-on-exec pipe (end of file on it means the exec succeeded). Between
+ * fork and exec the child makes only async-signal-safe calls.
  */
 #ifndef APPSTART_SPAWN_H
 #define APPSTART_SPAWN_H
@@ -30,7 +32,7 @@ struct spawn_request {
     int nfds;
 };
 
-/* What failed in the child, as read from the error pipe. */
+/* What failed in the child. */
 enum spawn_step { SPAWN_STEP_LAYOUT = 1, SPAWN_STEP_CHDIR, SPAWN_STEP_EXEC };
 
 struct spawn_failure {
@@ -38,10 +40,13 @@ struct spawn_failure {
     int err;
 };
 
-/* Fork and exec. On success *pid is the child and *error_fd the read end of
- * the error pipe (close-on-exec, non-blocking). Returns 0 or an errno value
- * (nothing was started). */
-int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd);
+/* Fork and exec. On success *pid is the child, and either *error_fd is -1
+ * and *failure the verdict of the exec (step 0: it worked; else the child
+ * has exited or is exiting, to be reaped), or *error_fd is the read end of
+ * the error pipe (close-on-exec, non-blocking) for spawn_read_failure.
+ * Returns 0 or an errno value (nothing was started). */
+int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
+                struct spawn_failure *failure);
 
 /* Read the error pipe: 1 with *out filled (the exec failed), 0 at end of
  * file (the exec succeeded), -1 with errno EAGAIN while the child has not
@@ -49,6 +54,11 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd);
 int spawn_read_failure(int error_fd, struct spawn_failure *out);
 
 const char *spawn_step_name(int step);
+
+/* How exec failures come back: "memory", "pipe", or "unknown" before the
+ * first spawn. force "pipe" uses the pipe from now on (so tests keep the
+ * path valgrind takes correct), "auto" finds out again; NULL only asks. */
+const char *spawn_report_mode(const char *force);
 
 /* Raise the launcher's soft RLIMIT_NOFILE (to want, or to the hard limit
  * when want is 0). Children still start with the soft limit the launcher

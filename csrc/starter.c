@@ -86,33 +86,87 @@ void starter_clear_events(struct starter *s)
     s->nevents = 0;
 }
 
-static int watch_fd(struct starter *s, int fd)
+/* The descriptors to wait on are a short list; an epoll set mirrors it only
+ * once a caller asked for a single descriptor (starter_pollfd). */
+static int epoll_add(int epfd, int fd)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
     ev.data.fd = fd;
-    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return errno;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? errno : 0;
+}
+
+static int watch_fd(struct starter *s, int fd)
+{
+    if (s->nwatch == STARTER_MAX_WATCH)
+        return EOVERFLOW; /* a bug: at most four are ever watched at once */
+    if (s->epoll_fd >= 0) {
+        int err = epoll_add(s->epoll_fd, fd);
+        if (err)
+            return err;
+    }
+    s->watch[s->nwatch++] = fd;
     return 0;
 }
 
-/* Take fd out of the epoll set before closing it: a forked child that still
- * holds a copy until its exec would otherwise keep the registration alive. */
+/* Take fd out of the set before it is closed or handed over: a forked child
+ * that still holds a copy until its exec would otherwise keep an epoll
+ * registration alive. */
+static void unwatch_fd(struct starter *s, int fd)
+{
+    for (int i = 0; i < s->nwatch; i++)
+        if (s->watch[i] == fd) {
+            s->watch[i] = s->watch[--s->nwatch];
+            if (s->epoll_fd >= 0)
+                (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+            return;
+        }
+}
+
 static void drop_fd(struct starter *s, int *fd)
 {
     if (*fd >= 0) {
-        if (s->epoll_fd >= 0)
-            (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, *fd, NULL);
+        unwatch_fd(s, *fd);
         sys_close(fd);
     }
 }
 
 static void drop_process(struct starter *s, struct process *p)
 {
-    if (p->pidfd >= 0 && s->epoll_fd >= 0)
-        (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
+    if (p->pidfd >= 0)
+        unwatch_fd(s, p->pidfd);
     process_release(p);
+}
+
+int starter_pollfd(struct starter *s)
+{
+    if (s->epoll_fd >= 0)
+        return s->epoll_fd;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -errno;
+    for (int i = 0; i < s->nwatch; i++) {
+        int err = epoll_add(epfd, s->watch[i]);
+        if (err) {
+            sys_close(&epfd);
+            return -err;
+        }
+    }
+    s->epoll_fd = epfd;
+    return epfd;
+}
+
+int starter_fds(const struct starter *s, int *fds)
+{
+    memcpy(fds, s->watch, sizeof s->watch);
+    return s->nwatch;
+}
+
+void starter_forget(struct starter *s, struct process *p)
+{
+    if (p->pidfd >= 0)
+        unwatch_fd(s, p->pidfd);
 }
 
 struct process *starter_app(struct starter *s)
@@ -124,11 +178,8 @@ int starter_prepare(struct starter *s, const struct starter_config *cfg)
 {
     s->cfg = *cfg;
     int err = 0;
-    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->epoll_fd < 0) {
-        err = errno;
+    if (cfg->pollfd && (err = -starter_pollfd(s)) > 0)
         goto fail;
-    }
     if (cfg->has_helper) {
         int p[2];
         if ((err = sys_pipe(p, 1)))
@@ -165,6 +216,41 @@ fail:
     return err;
 }
 
+static void reap_failed_exec(struct process *p)
+{
+    /* the child writes its failure and _exits at once: this wait is short */
+    while (process_poll(p) == 0) {
+        if (p->pidfd >= 0)
+            (void)sys_wait_readable(p->pidfd, 1.0);
+        else
+            usleep(1000);
+    }
+}
+
+/* The exec failed: the child is exiting with nothing to report but that. */
+static int exec_failed(struct starter *s, const struct spawn_failure *f)
+{
+    reap_failed_exec(&s->spawned);
+    drop_process(s, &s->spawned);
+    fail(s, CODE_SPAWN, f->err, "cannot %s %s: %s", spawn_step_name(f->step),
+         s->file, strerror(f->err));
+    return f->err ? f->err : EPROTO;
+}
+
+static int start_ready_phase(struct starter *s);
+
+/* The exec worked: without a helper, the app's pid is known now. */
+static int exec_succeeded(struct starter *s)
+{
+    s->exec_done = 1;
+    if (!s->cfg.has_helper) {
+        s->pid_known = 1;
+        s->helper_done = 1;
+        return start_ready_phase(s);
+    }
+    return s->state;
+}
+
 int starter_spawn(struct starter *s, struct spawn_request *req)
 {
     struct spawn_fd fds[2];
@@ -177,7 +263,8 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
     req->nfds = n;
     snprintf(s->file, sizeof s->file, "%s", req->file);
     pid_t pid;
-    int err = spawn_start(req, &pid, &s->exec_fd);
+    struct spawn_failure failure;
+    int err = spawn_start(req, &pid, &s->exec_fd, &failure);
     req->fds = NULL;
     req->nfds = 0;
     /* the child's ends are the child's now: the launcher must not hold them,
@@ -195,31 +282,24 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
         s->spawned.pid = pid;
         s->spawned.is_child = 1;
     }
+    if (s->exec_fd < 0 && failure.step)
+        return exec_failed(s, &failure);
     push_event(s, EVENT_SPAWNED, pid, NULL, 0);
     if (s->cfg.has_helper)
         (void)process_start_time(pid, &s->spawned_start);
-    /* exec_fd is not watched yet: after a vfork the exec has already
-     * happened (or failed) when we get here, and the first step reads the
-     * verdict at once; only where vfork is a fork (valgrind) does the step
-     * find nothing yet and watch it */
     if ((s->pid_rd >= 0 && (err = watch_fd(s, s->pid_rd))) ||
         (s->spawned.pidfd >= 0 && (err = watch_fd(s, s->spawned.pidfd)))) {
         fail(s, CODE_SPAWN, err, "cannot watch %s: %s", req->file,
              strerror(err));
         return err;
     }
+    /* with the verdict of the exec known already (a real vfork), the step
+     * that reads it is skipped; else exec_fd is not watched yet: the first
+     * step reads it, and only where the child has not got that far (vfork
+     * emulated as fork, as under valgrind) is it watched */
+    if (s->exec_fd < 0)
+        return exec_succeeded(s) == STARTER_RUNNING ? 0 : s->err;
     return 0;
-}
-
-static void reap_failed_exec(struct process *p)
-{
-    /* the child writes its failure and _exits at once: this wait is short */
-    while (process_poll(p) == 0) {
-        if (p->pidfd >= 0)
-            (void)sys_wait_readable(p->pidfd, 1.0);
-        else
-            usleep(1000);
-    }
 }
 
 static int admitted(struct starter *s, pid_t sender)
@@ -451,18 +531,11 @@ int starter_step(struct starter *s)
             return fail(s, CODE_SPAWN, err,
                         "cannot learn whether the exec worked: %s", strerror(err));
         if (r == 1) {
-            reap_failed_exec(&s->spawned);
-            drop_process(s, &s->spawned);
-            return fail(s, CODE_SPAWN, f.err, "cannot %s %s: %s",
-                        spawn_step_name(f.step), s->file, strerror(f.err));
+            (void)exec_failed(s, &f);
+            return s->state;
         }
-        s->exec_done = 1;
-        if (!s->cfg.has_helper) {
-            s->pid_known = 1;
-            s->helper_done = 1;
-            if (start_ready_phase(s) != STARTER_RUNNING)
-                return s->state;
-        }
+        if (exec_succeeded(s) != STARTER_RUNNING)
+            return s->state;
     }
 
     struct process *app = starter_app(s);
@@ -471,7 +544,7 @@ int starter_step(struct starter *s)
             int fd = s->spawned.pidfd;
             if (process_poll(&s->spawned) == 1) {
                 if (fd >= 0)
-                    (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+                    unwatch_fd(s, fd);
                 s->helper_done = 1;
                 s->helper_status = s->spawned.end == PROCESS_EXITED
                                        ? s->spawned.code
@@ -513,8 +586,8 @@ int starter_step(struct starter *s)
     if (!s->app_dead) {
         int fd = app->pidfd;
         if (process_poll(app) == 1) {
-            if (fd >= 0 && s->epoll_fd >= 0)
-                (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+            if (fd >= 0)
+                unwatch_fd(s, fd);
             s->app_dead = 1;
         }
     }

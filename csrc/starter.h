@@ -2,9 +2,10 @@
  * starter.h: the handshake of one start, as a non-blocking state machine.
  *
  * prepare (channels) -> spawn -> step ... step -> READY or FAILED.
- * starter_step never blocks: the caller waits for starter->epoll_fd to be
- * readable (or for starter_poll_interval when a process has no pidfd) and
- * for its own deadlines, which are policy and live in Lua. Timeouts and
+ * starter_step never blocks: the caller waits for one of starter_fds to be
+ * readable (or for one descriptor, starter_pollfd, an epoll set of them),
+ * or for starter_poll_interval when a process has no pidfd, and for its own
+ * deadlines, which are policy and live in Lua. Timeouts and
  * cancellation are the caller's; so is terminating what a failed start left
  * running (starter->app and starter->spawned say what that is).
  */
@@ -46,6 +47,9 @@ enum starter_event_kind {
 };
 
 #define STARTER_MAX_EVENTS 64
+/* at most: the exec pipe, the pid pipe, the helper's pidfd, the app's
+ * pidfd, the ready channel; never all at once */
+#define STARTER_MAX_WATCH 5
 
 struct starter_event {
     int kind;
@@ -60,6 +64,7 @@ struct starter_config {
     int ready_mode, ready_fd, access;
     const char *notify_base; /* directory for the notify socket's directory */
     uid_t notify_owner;      /* (uid_t)-1: the launcher */
+    int pollfd;              /* create the epoll set (starter_pollfd) now */
 };
 
 struct starter {
@@ -68,7 +73,10 @@ struct starter {
     char message[320];
     char file[96];           /* what was spawned, for messages */
 
-    int epoll_fd, exec_fd;
+    int watch[STARTER_MAX_WATCH]; /* the descriptors to wait on */
+    int nwatch;
+    int epoll_fd;            /* -1 until starter_pollfd */
+    int exec_fd;             /* -1 where the exec's verdict came by memory */
     int pid_rd, pid_wr;      /* pid channel */
     int ready_rd, ready_wr;  /* fd protocol */
     struct notify_channel notify;
@@ -104,6 +112,17 @@ int starter_spawn(struct starter *s, struct spawn_request *req);
 /* Advance without blocking. Returns s->state. */
 int starter_step(struct starter *s);
 
+/* The descriptors to wait on until the next step (any readable one means
+ * step), into fds[STARTER_MAX_WATCH]; returns how many. */
+int starter_fds(const struct starter *s, int *fds);
+
+/* One descriptor for all of them (an epoll set, made on first call and
+ * kept up to date from then on), or -errno. */
+int starter_pollfd(struct starter *s);
+
+/* Take p's pidfd out of the wait set: the caller is taking p over. */
+void starter_forget(struct starter *s, struct process *p);
+
 /* The app's process handle (the spawned child when there is no helper). */
 struct process *starter_app(struct starter *s);
 
@@ -113,7 +132,7 @@ struct process *starter_app(struct starter *s);
 void starter_salvage_pid(struct starter *s);
 
 /* Seconds between probes while a watched process has no pidfd, or 0 when
- * every wait is on epoll_fd. */
+ * every wait is on the descriptors. */
 double starter_poll_interval(const struct starter *s);
 
 /* 1 while the pid is not yet known or the helper not yet reaped. */

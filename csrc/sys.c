@@ -79,11 +79,20 @@ double sys_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int sys_wait_readable(int fd, double timeout)
+int sys_wait_any_readable(const int *fds, int n, double timeout)
 {
+    struct pollfd p[8];
+    if (n < 0 || n > 8) {
+        errno = EINVAL;
+        return -1;
+    }
     double deadline = timeout < 0 ? 0 : sys_now() + timeout;
     for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+        for (int i = 0; i < n; i++) {
+            p[i].fd = fds[i];
+            p[i].events = POLLIN;
+            p[i].revents = 0;
+        }
         int ms = -1;
         if (timeout >= 0) {
             double left = deadline - sys_now();
@@ -92,7 +101,7 @@ int sys_wait_readable(int fd, double timeout)
             /* round up so a wait never ends a hair before its deadline */
             ms = left > 2e6 ? 2000000000 : (int)(left * 1000.0 + 0.999);
         }
-        int r = poll(&p, 1, ms);
+        int r = poll(p, (nfds_t)n, ms);
         if (r > 0)
             return 1;
         if (r == 0) {
@@ -103,4 +112,9 @@ int sys_wait_readable(int fd, double timeout)
         if (errno != EINTR)
             return -1;
     }
+}
+
+int sys_wait_readable(int fd, double timeout)
+{
+    return sys_wait_any_readable(&fd, 1, timeout);
 }

@@ -29,10 +29,23 @@ local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
 
 --- The default logger: one line on stderr per message at or above
 -- appstart.log_level.
-function appstart.default_log(level, message)
+local function default_log(level, message)
   if (LEVELS[level] or 4) <= (LEVELS[appstart.log_level] or 2) then
     io.stderr:write("appstart: ", level, ": ", message, "\n")
   end
+end
+appstart.default_log = default_log
+
+-- Would the default logger drop this level? Then its message is not even
+-- formatted (a start formats several at "debug", which is off by default).
+local function quiet(log, level)
+  return log == default_log and (LEVELS[level] or 4) > (LEVELS[appstart.log_level] or 2)
+end
+
+--- log(level, string.format(fmt, ...)) unless quiet.
+local function logf(log, level, fmt, ...)
+  if quiet(log, level) then return end
+  log(level, string.format(fmt, ...))
 end
 
 -------------------------------------------------------------------------------
@@ -63,22 +76,46 @@ local OPTIONS = {
   on_status = "function", on_exit = "function", log = "function",
 }
 
+-- OPTIONS as sets of accepted types, checked once per option of every start
+local ACCEPTS = {}
+for name, want in pairs(OPTIONS) do
+  local set = {}
+  for alt in want:gmatch("[^|]+") do set[alt] = true end
+  if set.number then set.integer, set.float = true, true end
+  ACCEPTS[name] = set
+end
+
 local ENUMS = {
   ready = { none = true, fd = true, notify = true },
   pid_format = { int32le = true, line = true },
   notify_access = { main = true, exec = true, all = true },
 }
 
+local SECONDS = { pid_timeout = true, ready_timeout = true, kill_grace = true }
+local DESCRIPTORS = { pid_fd = true, ready_fd = true }
+
 local function arg_error(field, message, level)
   error(string.format("appstart.start: field '%s': %s", field, message), level + 1)
 end
 
-local function type_ok(value, want)
-  local t = math.type(value) == "integer" and "integer" or type(value)
-  for alt in want:gmatch("[^|]+") do
-    if alt == t or (alt == "number" and t == "integer") then return true end
+local function check_strings(field, list, nonempty)
+  if nonempty and #list == 0 then arg_error(field, "must not be empty", 4) end
+  for i = 1, #list do
+    if type(list[i]) ~= "string" then
+      arg_error(field, string.format("[%d]: string expected, got %s", i, type(list[i])), 4)
+    end
   end
-  return false
+end
+
+local function check_env(env)
+  for k, v in pairs(env) do
+    if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      arg_error("env", "bad variable name " .. string.format("%q", tostring(k)), 4)
+    end
+    if type(v) ~= "string" and type(v) ~= "number" then
+      arg_error("env", string.format("value of %s: string expected, got %s", k, type(v)), 4)
+    end
+  end
 end
 
 local function check_options(opts)
@@ -86,49 +123,28 @@ local function check_options(opts)
     error("appstart.start: options table expected, got " .. type(opts), 3)
   end
   for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then arg_error(tostring(k), "unknown option", 3) end
-    if not type_ok(v, want) then
-      arg_error(k, want .. " expected, got " .. (math.type(v) or type(v)), 3)
+    local accepts = ACCEPTS[k]
+    if not accepts then arg_error(tostring(k), "unknown option", 3) end
+    local t = type(v)
+    if t == "number" then t = math.type(v) end
+    if not accepts[t] then
+      arg_error(k, OPTIONS[k] .. " expected, got " .. t, 3)
     end
     if ENUMS[k] and not ENUMS[k][v] then
       arg_error(k, "invalid value '" .. tostring(v) .. "'", 3)
     end
-  end
-  local function strings(field, list, nonempty)
-    if list == nil then return end
-    if nonempty and #list == 0 then arg_error(field, "must not be empty", 4) end
-    for i = 1, #list do
-      if type(list[i]) ~= "string" then
-        arg_error(field, string.format("[%d]: string expected, got %s", i, type(list[i])), 4)
-      end
+    if SECONDS[k] and (v ~= v or v < 0) then arg_error(k, "must be a number >= 0", 3) end
+    if DESCRIPTORS[k] and (v < 3 or v > 1023) then
+      arg_error(k, v .. " is not a descriptor from 3 to 1023", 3)
     end
   end
   if opts.argv == nil then arg_error("argv", "table expected, got nil", 3) end
-  strings("argv", opts.argv, true)
-  if type(opts.helper) == "table" then strings("helper", opts.helper, true) end
+  check_strings("argv", opts.argv, true)
+  if type(opts.helper) == "table" then check_strings("helper", opts.helper, true) end
   if opts.helper and opts.user then
     arg_error("user", "cannot be combined with 'helper'", 3)
   end
-  if opts.env then
-    for k, v in pairs(opts.env) do
-      if type(k) ~= "string" or k == "" or k:find("[=%z]") then
-        arg_error("env", "bad variable name " .. string.format("%q", tostring(k)), 3)
-      end
-      if type(v) ~= "string" and type(v) ~= "number" then
-        arg_error("env", string.format("value of %s: string expected, got %s", k, type(v)), 3)
-      end
-    end
-  end
-  for _, f in ipairs { "pid_timeout", "ready_timeout", "kill_grace" } do
-    local v = opts[f]
-    if v and (v ~= v or v < 0) then arg_error(f, "must be a number >= 0", 3) end
-  end
-  for _, f in ipairs { "pid_fd", "ready_fd" } do
-    if opts[f] and (opts[f] < 3 or opts[f] > 1023) then
-      arg_error(f, opts[f] .. " is not a descriptor from 3 to 1023", 3)
-    end
-  end
+  if opts.env then check_env(opts.env) end
   local has_helper = opts.helper or opts.user
   if has_helper and opts.ready == "fd" and opts.ready_fd and opts.ready_fd == (opts.pid_fd or 3) then
     arg_error("ready_fd", "same descriptor as 'pid_fd' (" .. opts.ready_fd .. ")", 3)
@@ -201,9 +217,11 @@ local function app_ended(app, how)
   local proc = app._proc
   app._proc = nil
   if proc then proc:close() end
-  app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid,
-    how.code and ("exited with code " .. how.code)
-      or how.signal and ("was killed by signal " .. how.signal) or "exited"))
+  if not quiet(app._log, "debug") then
+    app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid,
+      how.code and ("exited with code " .. how.code)
+        or how.signal and ("was killed by signal " .. how.signal) or "exited"))
+  end
   local on_exit = app._on_exit
   app._on_exit = nil
   if on_exit then loop.call(on_exit, app, how) end
@@ -367,6 +385,7 @@ function appstart.start(opts)
     helper = helper and true or false, pid_fd = opts.pid_fd, pid_format = opts.pid_format,
     ready = ready, ready_fd = opts.ready_fd, notify_access = opts.notify_access,
     notify_dir = os.getenv("XDG_RUNTIME_DIR"), notify_owner = notify_owner,
+    pollfd = loop.wants_one_fd(),
   }
   local t0 = now()
   local s <close>, code, errno, message = core.start(spec)
@@ -387,32 +406,32 @@ function appstart.start(opts)
       local k = e.kind
       if k == "spawned" then
         if not helper then app.pid = e.value end
-        log("debug", string.format("%s: spawned pid %d", label, e.value))
+        logf(log, "debug", "%s: spawned pid %d", label, e.value)
       elseif k == "pid" then
         app.pid = e.value
-        log("debug", string.format("%s: helper reported pid %d", label, e.value))
+        logf(log, "debug", "%s: helper reported pid %d", label, e.value)
       elseif k == "helper_exit" then
-        log("debug", string.format("%s: helper %s", label,
-          e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value)))
+        logf(log, "debug", "%s: helper %s", label,
+          e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value))
       elseif k == "status" then
-        log("info", label .. ": status: " .. e.text)
+        logf(log, "info", "%s: status: %s", label, e.text)
         app.status = e.text
         if opts.on_status then opts.on_status(app, e.text) end
       elseif k == "ignored" then
-        log("warn", string.format("%s: ignored a %s from pid %d (notify_access=%s)",
-          label, e.text, e.value, opts.notify_access or "exec"))
+        logf(log, "warn", "%s: ignored a %s from pid %d (notify_access=%s)",
+          label, e.text, e.value, opts.notify_access or "exec")
       elseif k == "extend" then
         local until_ = now() + e.value / 1e6
         if not ready_deadline or until_ > ready_deadline then ready_deadline = until_ end
-        log("debug", string.format("%s: ready timeout extended by %.3f s", label, e.value / 1e6))
+        logf(log, "debug", "%s: ready timeout extended by %.3f s", label, e.value / 1e6)
       elseif k == "errno" then
-        log("info", string.format("%s: app reported ERRNO=%d", label, e.value))
+        logf(log, "info", "%s: app reported ERRNO=%d", label, e.value)
       elseif k == "stopping" then
-        log("info", label .. ": app reported STOPPING=1")
+        logf(log, "info", "%s: app reported STOPPING=1", label)
       elseif k == "mainpid" then
-        log("debug", string.format("%s: MAINPID=%d agrees", label, e.value))
+        logf(log, "debug", "%s: MAINPID=%d agrees", label, e.value)
       elseif k == "dropped" then
-        log("warn", string.format("%s: %d events dropped", label, e.value))
+        logf(log, "warn", "%s: %d events dropped", label, e.value)
       end
     end
   end
@@ -471,7 +490,7 @@ function appstart.start(opts)
     end
     local wake = deadline
     if interval and t + interval < wake then wake = t + interval end
-    local ok = loop.wait(s:fd(), wake)
+    local ok = loop.wait(s, wake)
     if ok == nil then return failed("cancelled", "start cancelled") end
   end
 
@@ -485,7 +504,7 @@ function appstart.start(opts)
   s:close()
   app.pid, app.name, app.status = r.pid, r.name or label, r.status
   app.state, app.ready_after = "ready", now() - t0
-  log("debug", string.format("%s: ready after %.3f s, pid %d", label, app.ready_after, app.pid))
+  logf(log, "debug", "%s: ready after %.3f s, pid %d", label, app.ready_after, app.pid)
   if not app_check(app) and opts.on_exit then watch_app(app) end
   held[1] = false -- handed over
   return app

@@ -516,4 +516,5 @@ end
 return {
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,
   TestStartSuccessNoPidfd = S.without_pidfd(Success), TestStartErrorsNoPidfd = S.without_pidfd(Errors),
+  TestStartSuccessExecPipe = S.with_exec_pipe(Success), TestStartErrorsExecPipe = S.with_exec_pipe(Errors),
 }

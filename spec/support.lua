@@ -215,20 +215,34 @@ function S.starter(defaults)
   return start, fail_case
 end
 
---- The same test class with the kill(pid, 0) polling fallback forced, so
--- the path taken where the kernel has no pidfds stays correct.
-function S.without_pidfd(class)
+-- A copy of a test class whose tests run between enter() and leave().
+local function variant(class, enter, leave)
   local copy = {}
   for k, v in pairs(class) do copy[k] = v end
   copy.setUp = function(self)
-    core.use_pidfd(false)
+    enter()
     if class.setUp then class.setUp(self) end
   end
   copy.tearDown = function(self)
-    core.use_pidfd(true)
+    leave()
     if class.tearDown then class.tearDown(self) end
   end
   return copy
+end
+
+--- The same test class with the kill(pid, 0) polling fallback forced, so
+-- the path taken where the kernel has no pidfds stays correct.
+function S.without_pidfd(class)
+  return variant(class, function() core.use_pidfd(false) end,
+    function() core.use_pidfd(true) end)
+end
+
+--- The same test class with exec failures reported over the error pipe,
+-- the path taken where vfork is emulated as fork (valgrind), so it stays
+-- correct where the memory vfork shares carries them.
+function S.with_exec_pipe(class)
+  return variant(class, function() core.exec_report("pipe") end,
+    function() core.exec_report("auto") end)
 end
 
 --- Hang watchdog. A hang must fail the test, not the suite: S.arm_watchdog

@@ -230,7 +230,8 @@ end
 -- runs: { applies = fn() -> bool, wait = fn(fd, deadline) -> true|false,
 -- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel() }
 -- (spawn and watch optional: without them, callbacks run inline and
--- watches go to the shared poller).
+-- watches go to the shared poller). A backend yields, so it is only asked
+-- (applies) inside a coroutine; the main thread always blocks.
 -- cqueues is used whenever the caller runs inside a cqueues controller;
 -- luv once `require "appstart.luv"` has registered it.
 
@@ -256,8 +257,11 @@ end
 
 local cqueues_backend
 local function active_backend()
-  if current_task() then return nil end
-  if driven[coroutine.running()] then return driven_backend end
+  local co, main = coroutine.running()
+  -- every backend yields: none applies to the main thread
+  if main then return nil end
+  if current and current.tasks[co] then return nil end
+  if driven[co] then return driven_backend end
   for i = #backends, 1, -1 do
     if backends[i].applies() then return backends[i] end
   end
@@ -285,8 +289,20 @@ end
 -------------------------------------------------------------------------------
 -- waiting
 
+-- The descriptors behind what a wait is given: one, or those of a source
+-- (an appstart.core starter, whose set changes from one step to the next).
+local function descriptors(fd)
+  if fd == nil then return {} end
+  if math.type(fd) == "integer" then return { fd } end
+  return { fd:fds() }
+end
+
 --- Wait until fd is readable or the deadline passes.
--- fd may be nil (a pure sleep); deadline may be nil (no limit).
+-- fd may be nil (a pure sleep), a descriptor, or a source of several: an
+-- object with fds() (the descriptors, any of which readable ends the wait),
+-- fd() (one descriptor standing for them all, for an event loop that takes
+-- only one) and wait(timeout) (blocks on them); deadline may be nil (no
+-- limit).
 -- @return true when readable, false at the deadline, nil, "cancelled" when
 -- the calling task was cancelled
 function loop.wait(fd, deadline)
@@ -299,11 +315,12 @@ function loop.wait(fd, deadline)
     -- everything is allocated before anything is registered, so an error
     -- (out of memory) here leaves no half-made waiter behind; dropping one
     -- allocates nothing
+    local fds = descriptors(fd)
     local entry = { done = false, resume = false, drop = false, fire = false }
     local timer
     local function drop()
       entry.done = true
-      if fd then remove_waiter(fd, entry) end
+      for i = 1, #fds do remove_waiter(fds[i], entry) end
       loop.cancel(timer)
       task.waiting = false
     end
@@ -316,38 +333,53 @@ function loop.wait(fd, deadline)
     local function expire() resume(false) end
     entry.resume, entry.drop, entry.fire = resume, drop, fire
     if deadline then timer = loop.timer(deadline, expire) end
-    if fd then
-      local ok, err = pcall(add_waiter, fd, entry)
+    for i = 1, #fds do
+      local ok, err = pcall(add_waiter, fds[i], entry)
       if not ok then drop(); error(err, 0) end
     end
     task.waiting = entry
     return coroutine.yield(entry)
   end
   local b = active_backend()
-  if b then return b.wait(fd, deadline) end
-  -- blocking, and nothing else is waiting: poll the one descriptor itself
+  if b then
+    if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
+    return b.wait(fd, deadline)
+  end
+  -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
   if fd and not next(waiters) and not heap[1] then
     local timeout = deadline and math.max(0, deadline - now()) or -1
-    local readable, err = core.wait_readable(fd, timeout)
+    local readable, err
+    if math.type(fd) == "integer" then
+      readable, err = core.wait_readable(fd, timeout)
+    else
+      readable, err = fd:wait(timeout)
+    end
     if readable == nil then error(err, 2) end
     return readable
   end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
+  local fds = descriptors(fd)
   local entry = { done = false }
   entry.fire = function(e) e.done = true; ready = true end
-  if fd then add_waiter(fd, entry) end
   local ok, err = pcall(function()
+    for i = 1, #fds do add_waiter(fds[i], entry) end
     while not ready do
       if deadline and now() >= deadline then break end
       turn(deadline)
     end
   end)
-  if fd then remove_waiter(fd, entry) end
+  for i = 1, #fds do remove_waiter(fds[i], entry) end
   loop.idle()
   if not ok then error(err, 0) end
   return ready
+end
+
+--- Would a wait from here go to another event loop, which takes a single
+-- descriptor? (A source then needs its fd() ready before it waits.)
+function loop.wants_one_fd()
+  return active_backend() ~= nil
 end
 
 --- Close the poller when nothing uses it, so a launcher at rest holds no
