@@ -6,6 +6,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,9 @@ int channel_ready_pair(int fds[2])
     if (setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
         shutdown(fds[0], SHUT_WR) < 0)
         err = errno;
-    if (!err)
-        err = sys_set_nonblock(fds[0], 1);
+    /* a fresh socket has no other status flag to keep: no F_GETFL */
+    if (!err && fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
+        err = errno;
     if (err) {
         sys_close(&fds[0]);
         sys_close(&fds[1]);

@@ -18,6 +18,9 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2) /* Linux 5.11 */
+#endif
 
 extern char **environ;
 
@@ -82,11 +85,18 @@ static void child_fail(struct child_report *rep, int error_fd, int step, int err
     _exit(127);
 }
 
-/* Close every descriptor from lo up. close_range where the kernel has it;
- * else the entries of /proc/self/fd read with raw getdents64; else a loop up
- * to the descriptor limit. All three are async-signal-safe. */
+/* Close every descriptor from lo up, or have the exec close them.
+ * close_range(CLOSE_RANGE_CLOEXEC) only marks them, and the exec closes
+ * them after it has let the launcher go (a vfork parent waits for the
+ * exec): with thousands of starts in flight, each holding descriptors, the
+ * closing is most of a child's work before its exec, and this way it no
+ * longer holds the launcher up. Else close_range; else the entries of
+ * /proc/self/fd read with raw getdents64; else a loop up to the descriptor
+ * limit. All are async-signal-safe. */
 static void child_close_from(int lo)
 {
+    if (syscall(SYS_close_range, (unsigned)lo, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
     if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) == 0)
         return;
     int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -58,9 +58,19 @@ static int fail(struct starter *s, int code, int err, const char *fmt, ...)
 static void push_event(struct starter *s, int kind, long long value,
                        const char *text, size_t len)
 {
-    if (s->nevents == STARTER_MAX_EVENTS) {
-        s->dropped_events++;
-        return;
+    if (s->nevents == s->cap_events) {
+        /* grown on demand: a step usually has one or two events, a flood
+         * of datagrams up to STARTER_MAX_EVENTS */
+        int cap = s->cap_events ? 2 * s->cap_events : 4;
+        struct starter_event *grown =
+            cap <= STARTER_MAX_EVENTS ? realloc(s->events, (size_t)cap * sizeof *grown)
+                                      : NULL;
+        if (!grown) {
+            s->dropped_events++;
+            return;
+        }
+        s->events = grown;
+        s->cap_events = cap;
     }
     struct starter_event *e = &s->events[s->nevents];
     e->kind = kind;
@@ -194,12 +204,6 @@ int starter_prepare(struct starter *s, const struct starter_config *cfg)
             goto fail;
         s->ready_rd = p[0];
         s->ready_wr = p[1];
-        s->line = malloc(sizeof *s->line);
-        if (!s->line) {
-            err = ENOMEM;
-            goto fail;
-        }
-        ready_line_init(s->line);
     } else if (cfg->ready_mode == READY_NOTIFY) {
         if ((err = channel_notify_open(&s->notify, cfg->notify_base,
                                        cfg->notify_owner))) {
@@ -297,6 +301,7 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
      * that reads it is skipped; else exec_fd is not watched yet: the first
      * step reads it, and only where the child has not got that far (vfork
      * emulated as fork, as under valgrind) is it watched */
+    s->fresh = 1;
     if (s->exec_fd < 0)
         return exec_succeeded(s) == STARTER_RUNNING ? 0 : s->err;
     return 0;
@@ -424,6 +429,17 @@ static void read_ready_fd(struct starter *s)
             push_event(s, EVENT_IGNORED, sender, "ready line", 10);
             continue;
         }
+        if (!s->line) {
+            /* only once there is something to keep: 4 KiB per start in
+             * flight otherwise */
+            s->line = malloc(sizeof *s->line);
+            if (!s->line) {
+                fail(s, CODE_READY_CLOSED, ENOMEM,
+                     "cannot read the ready channel: %s", strerror(ENOMEM));
+                return;
+            }
+            ready_line_init(s->line);
+        }
         size_t used;
         int v = ready_line_feed(s->line, buf, (size_t)n, &used);
         if (v == READY_LINE_DONE) {
@@ -510,6 +526,16 @@ int starter_step(struct starter *s)
     if (s->state != STARTER_RUNNING)
         return s->state;
     process_reap_abandoned();
+
+    /* Right after the spawn an app that was exec'd a moment ago has had no
+     * time to write or die: the first step leaves the probing (a wait4 and
+     * a read that would fail) to the wait, whose descriptors wake it at
+     * once if it did. Only with a pidfd: death must wake the wait too. */
+    int fresh = s->fresh;
+    s->fresh = 0;
+    if (fresh && s->exec_done && !s->cfg.has_helper &&
+        s->cfg.ready_mode != READY_NONE && s->spawned.pidfd >= 0)
+        return s->state;
 
     if (!s->exec_done) {
         struct spawn_failure f;
@@ -674,7 +700,10 @@ void starter_close(struct starter *s)
     sys_close(&s->epoll_fd);
     free(s->line);
     s->line = NULL;
+    starter_clear_events(s);
+    free(s->events);
+    s->events = NULL;
+    s->cap_events = 0;
     free(s->status);
     s->status = NULL;
-    starter_clear_events(s);
 }

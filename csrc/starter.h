@@ -86,6 +86,7 @@ struct starter {
     unsigned long long spawned_start;
 
     int exec_watched;
+    int fresh;               /* spawned, not stepped yet */
     int exec_done, pid_known, pid_eof, helper_done, helper_status;
     int ready_seen, ready_eof, app_dead;
     struct pid_reader pid_reader;
@@ -95,8 +96,8 @@ struct starter {
     size_t status_len;
     int app_errno;           /* ERRNO=, 0 when none */
 
-    struct starter_event events[STARTER_MAX_EVENTS];
-    int nevents, dropped_events;
+    struct starter_event *events; /* malloc'd, cap_events long */
+    int nevents, cap_events, dropped_events;
 };
 
 /* Preset every field so starter_close is safe at any point. */

@@ -155,8 +155,14 @@ local function turn(until_)
     error("appstart: waiting forever with nothing to wait for", 0)
   end
   for i = 1, n do
-    local set = waiters[fired[i]]
-    if set then
+    local fd = fired[i]
+    local set = waiters[fd]
+    if set and nwaiters[fd] == 1 then
+      -- the usual case: one waiter, no list to copy
+      local entry = next(set)
+      if not entry.done then entry.fire(entry) end
+    elseif set then
+      -- a waiter may drop others of the set: fire from a copy
       local list, k = {}, 0
       for entry in pairs(set) do k = k + 1; list[k] = entry end
       for j = 1, k do
@@ -305,12 +311,36 @@ end
 -- limit).
 -- @return true when readable, false at the deadline, nil, "cancelled" when
 -- the calling task was cancelled
+-- Nothing but the caller could run or fire: no other waiter, no live timer.
+local function alone()
+  return not next(waiters) and #heap == ncancelled
+end
+
+-- Block on fd (a descriptor or a source) until the deadline, polling it
+-- directly: no poller to create and close, no registration to undo.
+local function block(fd, deadline)
+  local timeout = deadline and math.max(0, deadline - now()) or -1
+  local readable, err
+  if math.type(fd) == "integer" then
+    readable, err = core.wait_readable(fd, timeout)
+  else
+    readable, err = fd:wait(timeout)
+  end
+  if readable == nil then error(err, 3) end
+  return readable
+end
+
 function loop.wait(fd, deadline)
   local task = current_task()
   if task then
     if task.cancel_pending then
       task.cancel_pending = false
       return nil, "cancelled"
+    end
+    -- the loop's only task, with nothing else to wait for: nobody could
+    -- run meanwhile (or cancel it), so it blocks as a plain script does
+    if fd and current.count == 1 and #current.queue == 0 and alone() then
+      return block(fd, deadline)
     end
     -- everything is allocated before anything is registered, so an error
     -- (out of memory) here leaves no half-made waiter behind; dropping one
@@ -347,17 +377,7 @@ function loop.wait(fd, deadline)
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
-  if fd and not next(waiters) and not heap[1] then
-    local timeout = deadline and math.max(0, deadline - now()) or -1
-    local readable, err
-    if math.type(fd) == "integer" then
-      readable, err = core.wait_readable(fd, timeout)
-    else
-      readable, err = fd:wait(timeout)
-    end
-    if readable == nil then error(err, 2) end
-    return readable
-  end
+  if fd and alone() then return block(fd, deadline) end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
   local fds = descriptors(fd)
