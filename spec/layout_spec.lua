@@ -219,16 +219,29 @@ end
 
 function T.test_inside_a_loop_a_start_holds_only_its_channel_and_the_apps_pidfd()
   -- the loop's poller waits on them directly: 1,000 starts in flight hold
-  -- 2,000 descriptors, not 3,000, and each child closes fewer before exec
+  -- 2,000 descriptors, not 3,000, and each child has fewer to close
   local before = S.snapshot()
   local kinds
+  local sig = assert(S.core.signals { "USR2" })
   appstart.run(function()
-    -- a wait on a descriptor opens the loop's poller before the start
-    local sig = assert(S.core.signals { "USR2" })
-    require("appstart.loop").wait(sig:fd(), S.core.now() + 0.001)
-    sig:close()
+    -- another task waits on a descriptor all along: the poller is open
+    -- before the start, and the start's wait goes through it
+    local other = appstart.spawn(function() require("appstart.loop").wait(sig:fd()) end)
+    appstart.sleep(0.001) -- the other task runs (and registers) first
     kinds = held_during_a_start()
+    other:cancel()
   end)
+  sig:close()
+  lu.assertEquals(kinds, START_HOLDS)
+  S.assert_clean(before)
+end
+
+function T.test_the_only_task_of_a_loop_starts_with_no_poller_at_all()
+  -- nothing else could run meanwhile: it blocks on the start's descriptors
+  -- as a plain script does
+  local before = S.snapshot()
+  local kinds
+  appstart.run(function() kinds = held_during_a_start() end)
   lu.assertEquals(kinds, START_HOLDS)
   S.assert_clean(before)
 end
