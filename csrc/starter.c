@@ -110,7 +110,7 @@ static int epoll_add(int epfd, int fd)
 static int watch_fd(struct starter *s, int fd)
 {
     if (s->nwatch == STARTER_MAX_WATCH)
-        return EOVERFLOW; /* a bug: at most four are ever watched at once */
+        return EOVERFLOW; /* a bug: never this many at once */
     if (s->epoll_fd >= 0) {
         int err = epoll_add(s->epoll_fd, fd);
         if (err)

@@ -303,14 +303,6 @@ local function descriptors(fd)
   return { fd:fds() }
 end
 
---- Wait until fd is readable or the deadline passes.
--- fd may be nil (a pure sleep), a descriptor, or a source of several: an
--- object with fds() (the descriptors, any of which readable ends the wait),
--- fd() (one descriptor standing for them all, for an event loop that takes
--- only one) and wait(timeout) (blocks on them); deadline may be nil (no
--- limit).
--- @return true when readable, false at the deadline, nil, "cancelled" when
--- the calling task was cancelled
 -- Nothing but the caller could run or fire: no other waiter, no live timer.
 local function alone()
   return not next(waiters) and #heap == ncancelled
@@ -330,6 +322,14 @@ local function block(fd, deadline)
   return readable
 end
 
+--- Wait until fd is readable or the deadline passes.
+-- fd may be nil (a pure sleep), a descriptor, or a source of several: an
+-- object with fds() (the descriptors, any of which readable ends the wait),
+-- fd() (one descriptor standing for them all, for an event loop that takes
+-- only one) and wait(timeout) (blocks on them); deadline may be nil (no
+-- limit).
+-- @return true when readable, false at the deadline, nil, "cancelled" when
+-- the calling task was cancelled
 function loop.wait(fd, deadline)
   local task = current_task()
   if task then
