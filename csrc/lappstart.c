@@ -762,6 +762,9 @@ static int l_signals(lua_State *L)
 }
 
 /* s:read() -> array of signal numbers received (possibly empty) */
+/* signals:read() -> { {signal = n, pid = sender, terminal = bool}, ... }:
+ * what arrived, without waiting. terminal: sent by the kernel, as a
+ * terminal's ^C or ^\ is, to its whole foreground process group (pid 0). */
 static int l_signals_read(lua_State *L)
 {
     struct lsignals *ls = luaL_checkudata(L, 1, SIGNALS_MT);
@@ -769,7 +772,13 @@ static int l_signals_read(lua_State *L)
     int n = 0;
     struct signalfd_siginfo info;
     while (ls->fd >= 0 && sys_read(ls->fd, &info, sizeof info) == sizeof info) {
+        lua_createtable(L, 0, 3);
         lua_pushinteger(L, info.ssi_signo);
+        lua_setfield(L, -2, "signal");
+        lua_pushinteger(L, (lua_Integer)info.ssi_pid);
+        lua_setfield(L, -2, "pid");
+        lua_pushboolean(L, info.ssi_code == SI_KERNEL);
+        lua_setfield(L, -2, "terminal");
         lua_rawseti(L, -2, ++n);
     }
     return 1;

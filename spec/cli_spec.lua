@@ -24,12 +24,12 @@ end
 -- the command in our process group, where S.strays() looks for leftovers
 local GUARD = has("timeout") and "timeout --foreground -s KILL 20 " or ""
 
-local function command_line(args)
+local function command_line(args, unguarded)
   -- under make sanitize the instrumented module needs the ASan runtime
   -- preloaded into this Lua too (appstart keeps it out of the apps)
   local preload = os.getenv("APPSTART_SAN_PRELOAD")
   local env = preload and ("env LD_PRELOAD=" .. quote(preload) .. " ") or ""
-  local words = { env .. GUARD .. "lua5.4", quote(BIN) }
+  local words = { env .. (unguarded and "" or GUARD) .. "lua5.4", quote(BIN) }
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   return table.concat(words, " ")
 end
@@ -404,6 +404,54 @@ end
 
 function Watch.test_watch_forwards_sigint_to_the_app()
   forwarding_case("INT", 2)
+end
+
+-- The command on a terminal (script(1) makes one), and a keyboard: a shell
+-- that waits for "ready: pid" in the output, types ^C, waits for the
+-- command's decision, then ends the app with SIGTERM if it still runs. No
+-- timeout(1) in between: it would pass the ^C on as a second SIGINT. Every
+-- wait of the keyboard is bounded, so the command always ends.
+local function ctrl_c_on_a_terminal(app_actions)
+  local out, pidfile = S.tmpname("tty"), S.tmpname("pid")
+  local argv = { "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile }
+  for _, a in ipairs(app_actions) do argv[#argv + 1] = a end
+  local keyboard = table.concat({
+    "w() { i=0; while ! grep -q \"$1\" " .. quote(out) .. " 2>/dev/null; do",
+    "  i=$((i+1)); [ $i -gt 2000 ] && return 1; sleep 0.005; done; }",
+    "w 'ready: pid' && printf '\\003' && w 'forwarded\\|forwarding'",
+    "kill -TERM $(cat " .. quote(pidfile) .. ") 2>/dev/null",
+    "w 'appstart: tty (pid'",
+  }, "\n")
+  local ok, how, code = os.execute("(" .. keyboard .. "\n) | script -qec " .. quote(command_line(argv, true))
+    .. " /dev/null >" .. out .. " 2>&1")
+  return S.read(out) or "", S.pid_in(pidfile), ok, how, code
+end
+
+function Watch.test_a_ctrl_c_on_the_terminal_reaches_the_app_once_and_is_not_forwarded()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local before = S.snapshot()
+  -- the app shares the terminal's foreground process group with the
+  -- command, so the ^C reached it already (it ignores SIGINT, so that it
+  -- is still there to receive a duplicate)
+  local text, app = ctrl_c_on_a_terminal { "ignore=INT", "line=3:tty", "pause" }
+  lu.assertNotNil(app, text)
+  assert_contains(text, "SIGINT from the terminal reached pid " .. app .. " too: not forwarded")
+  lu.assertNil(text:find("forwarding SIGINT", 1, true), text)
+  assert_contains(text, "appstart: tty (pid " .. app .. ") was killed by SIGTERM")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+end
+
+function Watch.test_a_ctrl_c_on_the_terminal_is_forwarded_to_an_app_in_a_session_of_its_own()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local before = S.snapshot()
+  -- setsid: the terminal's ^C cannot reach the app; the command passes it on
+  local text, app = ctrl_c_on_a_terminal { "setsid", "line=3:tty", "pause" }
+  lu.assertNotNil(app, text)
+  assert_contains(text, "forwarding SIGINT to pid " .. app)
+  assert_contains(text, "appstart: tty (pid " .. app .. ") was killed by SIGINT")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
 end
 
 return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch }

@@ -224,6 +224,17 @@ end
 
 --- Text an app chose (its name, its STATUS=), made safe for one line on a
 -- terminal: no control characters, so no escape sequences either.
+--- The process group of pid ("self" for this process), or nil once gone.
+local function process_group(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local stat = f:read("a")
+  f:close()
+  -- after the command name (which may hold anything, hence the last ')'):
+  -- state, ppid, pgrp
+  return tonumber(stat:match(".*%) %S+ %d+ (%d+)"))
+end
+
 local function printable(s)
   return (s:gsub("%c", "?"))
 end
@@ -385,11 +396,18 @@ local function run(o)
     state.code = exit_code(how)
   end
 
+  local own_group = process_group("self")
   local function forward()
     while true do
       if loop.wait(signals:fd()) == nil then return end -- cancelled: the work is done
-      for _, sig in ipairs(signals:read()) do
-        if state.app then
+      for _, got in ipairs(signals:read()) do
+        local sig = got.signal
+        if state.app and got.terminal and process_group(state.app.pid) == own_group then
+          -- a ^C on the terminal went to its whole foreground process
+          -- group, the app included: forwarding would make it two
+          opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
+            signal_name(sig), state.app.pid))
+        elseif state.app then
           opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), state.app.pid))
           state.app:kill(sig)
         elseif not state.interrupted then
