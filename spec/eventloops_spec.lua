@@ -228,4 +228,96 @@ function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   S.assert_clean(before)
 end
 
-return { TestCqueues = TC, TestLuv = TL, TestBegin = TB }
+-- The core's start object: its one descriptor (an epoll set of the start's
+-- descriptors) may be asked for late, after the start has begun watching;
+-- it must then hold what is watched already and follow what comes after.
+local TCore = {}
+
+function TCore.tearDown() S.kill_strays() end
+
+local function core_start(argv, helper)
+  local s, code, errno, message = S.core.start { argv = argv, ready = "fd", helper = helper }
+  lu.assertNotNil(s, tostring(code) .. " " .. tostring(errno) .. " " .. tostring(message))
+  lu.assertEquals(s:step(), "wait")
+  -- the channel (with a helper: the pid pipe), the pidfd, and where vfork
+  -- is a fork the exec's error pipe
+  lu.assertTrue(#{ s:fds() } >= 1)
+  local fd = assert(s:fd()) -- made now, from what is watched
+  lu.assertEquals(s:fd(), fd, "one set per start")
+  return s, fd
+end
+
+-- Steps, waiting on the start's one descriptor, until the start ends.
+local function steps_on(s, fd)
+  local state = s:step()
+  while state == "wait" do
+    lu.assertTrue(S.core.wait_readable(fd, 5), "the set never woke")
+    state = s:step()
+  end
+  return state
+end
+
+function TCore.test_a_late_pollfd_follows_what_a_helper_start_watches_next()
+  -- watched when it is made: the pid pipe and the helper's pidfd; then the
+  -- app's pidfd and the ready channel, added to it as the pid comes
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local s, fd = core_start({ F, "fork", "waitfile=" .. go, "line=4:behind", "pause", "|",
+    "int32=3:child", "exit=0" }, true)
+  lu.assertTrue(S.core.wait_readable(fd, 5))
+  lu.assertEquals(s:step(), "wait") -- the pid is in, the line is not
+  S.touch(go)
+  lu.assertEquals(steps_on(s, fd), "ready")
+  lu.assertEquals(s:result().name, "behind")
+  local app = s:take("app")
+  s:close()
+  app:signal("KILL")
+  while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
+  app:close()
+  S.assert_clean(before)
+end
+
+function TCore.test_a_late_pollfd_wakes_on_the_ready_line()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local s, fd = core_start { F, "waitfile=" .. go, "line=3:late", "pause" }
+  lu.assertFalse(S.core.wait_readable(fd, 0))
+  S.touch(go)
+  lu.assertTrue(S.core.wait_readable(fd, 5))
+  local state = s:step()
+  while state == "wait" do
+    lu.assertTrue(S.core.wait_readable(fd, 5))
+    state = s:step()
+  end
+  lu.assertEquals(state, "ready")
+  lu.assertEquals(s:result().name, "late")
+  local app = s:take("app")
+  s:close()
+  app:signal("KILL")
+  while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
+  app:close()
+  S.assert_clean(before)
+end
+
+function TCore.test_a_late_pollfd_wakes_on_the_death_of_the_app()
+  lu.skipIf(not S.core.has_pidfd(), "no pidfds here: death is probed, not waited on")
+  local before = S.snapshot()
+  local go, pidfile = S.tmpname("go"), S.tmpname("pid")
+  -- a forked child keeps the channel open: only the pidfd can tell
+  local s, fd = core_start { F, "waitfile=" .. go, "fork", "pidfile=" .. pidfile, "pause", "|", "exit=4" }
+  S.touch(go)
+  local state = "wait"
+  while state == "wait" do
+    lu.assertTrue(S.core.wait_readable(fd, 5), "the set never woke")
+    state = s:step()
+  end
+  lu.assertEquals(state, "failed")
+  lu.assertEquals(s:result().code, "died")
+  s:close()
+  local child = S.pid_in(pidfile)
+  os.execute("kill -KILL " .. child)
+  lu.assertTrue(S.await_gone(child, 3))
+  S.assert_clean(before)
+end
+
+return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore }
