@@ -38,7 +38,7 @@ local CFG = {
   b2_rounds = 5, b2_starts = 1000,
   b3_deaths = 1000, b3_batch = 100,
   b3_fallback_deaths = 100,
-  b3_poll_deaths = 20,
+  b3_poll_deaths = 1000,
   b4_watches = 10000, b4_seconds = 10,
 }
 if QUICK then
