@@ -58,12 +58,12 @@ end
 
 local ncancelled = 0 -- cancelled timers still in the heap
 
---- Call fn() once at time `at` (core.now() clock) unless cancelled.
+--- Call fn(arg) once at time `at` (core.now() clock) unless cancelled.
 -- Every field is preset, so cancelling allocates nothing (it must work
 -- while Lua is out of memory).
 -- @return the timer, for loop.cancel
-function loop.timer(at, fn)
-  local t = { at = at, fn = fn, cancelled = false }
+function loop.timer(at, fn, arg)
+  local t = { at = at, fn = fn, arg = arg or false, cancelled = false }
   heap_push(t)
   return t
 end
@@ -73,7 +73,7 @@ end
 -- a deadline that ends early leaves one; they must not pile up).
 function loop.cancel(t)
   if not t or t.cancelled then return end
-  t.cancelled, t.fn = true, nil
+  t.cancelled, t.fn, t.arg = true, nil, false
   ncancelled = ncancelled + 1
   local n = #heap
   if n > 64 and ncancelled * 2 > n then
@@ -176,9 +176,9 @@ local function turn(until_)
   while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
     local timer = pop_cancelled()
     if not timer.cancelled then
-      local fn = timer.fn
-      timer.cancelled, timer.fn = true, nil -- out of the heap already
-      fn()
+      local fn, arg = timer.fn, timer.arg
+      timer.cancelled, timer.fn, timer.arg = true, nil, false -- out of the heap already
+      fn(arg)
     end
   end
 end
@@ -190,9 +190,40 @@ local Task = {}
 Task.__index = Task
 Task.__name = "appstart.task"
 
+-- Queue task to be resumed with (...). A task is queued at most once at a
+-- time (when spawned, or by the one wait it is in), so its values wait in
+-- its own fields: one or two (every wait's result) without a table. The
+-- fields are never set to nil (NONE stands for it), so setting them again
+-- never has to find room for a key.
+local NONE = {}
 local function schedule(task, ...)
+  local n = select("#", ...)
+  if n <= 2 then
+    local a, b = ...
+    if a == nil then a = NONE end
+    if b == nil then b = NONE end
+    task.nargs, task.arg1, task.arg2 = n, a, b
+  else
+    task.nargs, task.args = n, table.pack(...)
+  end
   local q = current.queue
-  q[#q + 1] = { task, table.pack(...) }
+  q[#q + 1] = task
+end
+
+-- The values task was queued with; the task lets go of them.
+local function unpack_args(task)
+  local n = task.nargs
+  if n > 2 then
+    local args = task.args
+    task.args = false
+    return table.unpack(args, 1, n)
+  end
+  local a, b = task.arg1, task.arg2
+  task.arg1, task.arg2 = false, false
+  if a == NONE then a = nil end
+  if b == NONE then b = nil end
+  if n == 2 then return a, b end
+  if n == 1 then return a end
 end
 
 --- Spawn a task in the running loop: fn(...) in a coroutine of its own.
@@ -202,7 +233,7 @@ function loop.spawn(fn, ...)
   if not current then error("appstart.spawn: no loop is running (use appstart.run)", 2) end
   -- every field preset: a wait sets them without allocating
   local task = setmetatable({ co = coroutine.create(fn), done = false, waiting = false,
-    cancel_pending = false }, Task)
+    cancel_pending = false, nargs = 0, arg1 = false, arg2 = false, args = false }, Task)
   current.tasks[task.co] = task
   current.count = current.count + 1
   schedule(task, ...)
@@ -212,7 +243,7 @@ end
 function Task:cancel()
   if self.done then return end
   if self.waiting then
-    self.waiting.resume(nil, "cancelled")
+    self.waiting.resume(self.waiting, nil, "cancelled")
   else
     self.cancel_pending = true
   end
@@ -303,6 +334,25 @@ local function descriptors(fd)
   return { fd:fds() }
 end
 
+-- A task's wait: one table, its functions shared (entry.f(entry, ...)).
+-- Dropping it takes it out of the poller and the heap, allocating nothing.
+local function wait_drop(entry)
+  entry.done = true
+  local fds = entry.fds
+  for i = 1, #fds do remove_waiter(fds[i], entry) end
+  loop.cancel(entry.timer)
+  entry.task.waiting = false
+end
+
+local function wait_resume(entry, ...)
+  if entry.done then return end
+  wait_drop(entry)
+  schedule(entry.task, ...)
+end
+
+local function wait_fire(entry) wait_resume(entry, true) end
+local function wait_expire(entry) wait_resume(entry, false) end
+
 -- Nothing but the caller could run or fire: no other waiter, no live timer.
 local function alone()
   return not next(waiters) and #heap == ncancelled
@@ -345,27 +395,13 @@ function loop.wait(fd, deadline)
     -- everything is allocated before anything is registered, so an error
     -- (out of memory) here leaves no half-made waiter behind; dropping one
     -- allocates nothing
-    local fds = descriptors(fd)
-    local entry = { done = false, resume = false, drop = false, fire = false }
-    local timer
-    local function drop()
-      entry.done = true
-      for i = 1, #fds do remove_waiter(fds[i], entry) end
-      loop.cancel(timer)
-      task.waiting = false
-    end
-    local function resume(...)
-      if entry.done then return end
-      drop()
-      schedule(task, ...)
-    end
-    local function fire() resume(true) end
-    local function expire() resume(false) end
-    entry.resume, entry.drop, entry.fire = resume, drop, fire
-    if deadline then timer = loop.timer(deadline, expire) end
+    local entry = { done = false, task = task, fds = descriptors(fd), timer = false,
+      fire = wait_fire, resume = wait_resume, drop = wait_drop }
+    if deadline then entry.timer = loop.timer(deadline, wait_expire, entry) end
+    local fds = entry.fds
     for i = 1, #fds do
       local ok, err = pcall(add_waiter, fds[i], entry)
-      if not ok then drop(); error(err, 0) end
+      if not ok then wait_drop(entry); error(err, 0) end
     end
     task.waiting = entry
     return coroutine.yield(entry)
@@ -477,9 +513,9 @@ function loop.run(fn, ...)
       if #q > 0 then
         state.queue = {}
         for i = 1, #q do
-          local task, args = q[i][1], q[i][2]
+          local task = q[i]
           if not task.done then
-            local okr, res = coroutine.resume(task.co, table.unpack(args, 1, args.n))
+            local okr, res = coroutine.resume(task.co, unpack_args(task))
             if not okr then
               failure = debug.traceback(task.co, tostring(res))
               task.done = true
@@ -506,7 +542,7 @@ function loop.run(fn, ...)
   -- loop is gone first, so a __close that waits blocks instead of yielding.
   current = nil
   for co, task in pairs(state.tasks) do
-    if task.waiting then task.waiting.drop() end
+    if task.waiting then task.waiting.drop(task.waiting) end
     coroutine.close(co)
   end
   loop.idle()
