@@ -341,6 +341,79 @@ local function env_array(env)
   return list
 end
 
+-- Act on what the starter reports (pids, STATUS=, EXTEND_TIMEOUT_USEC=...);
+-- returns the ready deadline, extended or not.
+local function start_events(s, app, opts, log, label, helper, ready_deadline)
+  local list = s:events()
+  if not list then return ready_deadline end
+  for _, e in ipairs(list) do
+    local k = e.kind
+    if k == "spawned" then
+      if not helper then app.pid = e.value end
+      logf(log, "debug", "%s: spawned pid %d", label, e.value)
+    elseif k == "pid" then
+      app.pid = e.value
+      logf(log, "debug", "%s: helper reported pid %d", label, e.value)
+    elseif k == "helper_exit" then
+      logf(log, "debug", "%s: helper %s", label,
+        e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value))
+    elseif k == "status" then
+      logf(log, "info", "%s: status: %s", label, e.text)
+      app.status = e.text
+      if opts.on_status then opts.on_status(app, e.text) end
+    elseif k == "ignored" then
+      logf(log, "warn", "%s: ignored a %s from pid %d (notify_access=%s)",
+        label, e.text, e.value, opts.notify_access or "exec")
+    elseif k == "extend" then
+      local until_ = now() + e.value / 1e6
+      if not ready_deadline or until_ > ready_deadline then ready_deadline = until_ end
+      logf(log, "debug", "%s: ready timeout extended by %.3f s", label, e.value / 1e6)
+    elseif k == "errno" then
+      logf(log, "info", "%s: app reported ERRNO=%d", label, e.value)
+    elseif k == "stopping" then
+      logf(log, "info", "%s: app reported STOPPING=1", label)
+    elseif k == "mainpid" then
+      logf(log, "debug", "%s: MAINPID=%d agrees", label, e.value)
+    elseif k == "dropped" then
+      logf(log, "warn", "%s: %d events dropped", label, e.value)
+    end
+  end
+  return ready_deadline
+end
+
+-- A start that failed (fcode, fmessage: the caller's verdict, else the
+-- starter's): deal with what it started as the code says, close it, and
+-- return nil, err.
+local function start_failed(s, log, label, grace, fcode, fmessage, ferrno)
+  local r = s:result()
+  fcode, fmessage = fcode or r.code, fmessage or r.message
+  -- until the processes are dealt with, an error (out of memory, a
+  -- raising logger) must not let them go: the guard kills what is held
+  local held = setmetatable({ false, false }, KILL_UNLESS_RELEASED)
+  local _ <close> = held
+  held[1] = s:take("app") or false
+  held[2] = s:take("helper") or false
+  local app_proc, helper_proc = held[1] or nil, held[2] or nil
+  if helper_proc then kill_now(helper_proc); helper_proc:close() end
+  local how
+  if app_proc then
+    if fcode == "pid_mismatch" then
+      how = kill_now(app_proc)
+    elseif TERMINATE[fcode] then
+      how = terminate(app_proc, grace)
+    else
+      how = app_proc:poll() or wait_process(app_proc, now() + KILL_WAIT)
+    end
+    app_proc:close()
+  end
+  held[1], held[2] = false, false
+  s:close()
+  log(fcode == "cancelled" and "info" or "error", label .. ": " .. fmessage)
+  return nil, new_error(fcode, fmessage, {
+    pid = r.pid, status = how, errno = ferrno or r.errno or r.app_errno,
+  })
+end
+
 --- Start an app and wait until it is ready.
 -- @param opts see DESIGN.md: argv (required), env, cwd, stdin, stdout,
 -- stderr, helper, user, pid_fd, pid_format, ready, ready_fd, notify_access,
@@ -399,78 +472,11 @@ function appstart.start(opts)
   -- the app-to-be: on_status gets it while the start is under way
   local app = setmetatable({ name = label, state = "starting", argv = opts.argv,
     _on_exit = opts.on_exit, _kill_grace = grace, _log = log }, App)
-  local function events()
-    local list = s:events()
-    if not list then return end
-    for _, e in ipairs(list) do
-      local k = e.kind
-      if k == "spawned" then
-        if not helper then app.pid = e.value end
-        logf(log, "debug", "%s: spawned pid %d", label, e.value)
-      elseif k == "pid" then
-        app.pid = e.value
-        logf(log, "debug", "%s: helper reported pid %d", label, e.value)
-      elseif k == "helper_exit" then
-        logf(log, "debug", "%s: helper %s", label,
-          e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value))
-      elseif k == "status" then
-        logf(log, "info", "%s: status: %s", label, e.text)
-        app.status = e.text
-        if opts.on_status then opts.on_status(app, e.text) end
-      elseif k == "ignored" then
-        logf(log, "warn", "%s: ignored a %s from pid %d (notify_access=%s)",
-          label, e.text, e.value, opts.notify_access or "exec")
-      elseif k == "extend" then
-        local until_ = now() + e.value / 1e6
-        if not ready_deadline or until_ > ready_deadline then ready_deadline = until_ end
-        logf(log, "debug", "%s: ready timeout extended by %.3f s", label, e.value / 1e6)
-      elseif k == "errno" then
-        logf(log, "info", "%s: app reported ERRNO=%d", label, e.value)
-      elseif k == "stopping" then
-        logf(log, "info", "%s: app reported STOPPING=1", label)
-      elseif k == "mainpid" then
-        logf(log, "debug", "%s: MAINPID=%d agrees", label, e.value)
-      elseif k == "dropped" then
-        logf(log, "warn", "%s: %d events dropped", label, e.value)
-      end
-    end
-  end
-
-  local function failed(fcode, fmessage, ferrno)
-    local r = s:result()
-    fcode, fmessage = fcode or r.code, fmessage or r.message
-    -- until the processes are dealt with, an error (out of memory, a
-    -- raising logger) must not let them go: the guard kills what is held
-    local held = setmetatable({ false, false }, KILL_UNLESS_RELEASED)
-    local _ <close> = held
-    held[1] = s:take("app") or false
-    held[2] = s:take("helper") or false
-    local app_proc, helper_proc = held[1] or nil, held[2] or nil
-    if helper_proc then kill_now(helper_proc); helper_proc:close() end
-    local how
-    if app_proc then
-      if fcode == "pid_mismatch" then
-        how = kill_now(app_proc)
-      elseif TERMINATE[fcode] then
-        how = terminate(app_proc, grace)
-      else
-        how = app_proc:poll() or wait_process(app_proc, now() + KILL_WAIT)
-      end
-      app_proc:close()
-    end
-    held[1], held[2] = false, false
-    s:close()
-    log(fcode == "cancelled" and "info" or "error", label .. ": " .. fmessage)
-    return nil, new_error(fcode, fmessage, {
-      pid = r.pid, status = how, errno = ferrno or r.errno or r.app_errno,
-    })
-  end
-
   while true do
     local state, interval = s:step()
-    events()
+    ready_deadline = start_events(s, app, opts, log, label, helper, ready_deadline)
     if state == "ready" then break end
-    if state == "failed" then return failed() end
+    if state == "failed" then return start_failed(s, log, label, grace) end
     local t = now()
     local deadline
     if s:phase() == "pid" then
@@ -482,16 +488,16 @@ function appstart.start(opts)
     if t >= deadline then
       local r = s:result()
       if s:phase() == "pid" then
-        return failed("helper", r.pid
+        return start_failed(s, log, label, grace, "helper", r.pid
           and string.format("helper did not exit within %g s", pid_timeout)
           or string.format("helper did not report a pid within %g s", pid_timeout))
       end
-      return failed("timeout", string.format("app not ready within %g s", ready_timeout))
+      return start_failed(s, log, label, grace, "timeout", string.format("app not ready within %g s", ready_timeout))
     end
     local wake = deadline
     if interval and t + interval < wake then wake = t + interval end
     local ok = loop.wait(s, wake)
-    if ok == nil then return failed("cancelled", "start cancelled") end
+    if ok == nil then return start_failed(s, log, label, grace, "cancelled", "start cancelled") end
   end
 
   local r = s:result()
