@@ -427,31 +427,33 @@ local function ctrl_c_on_a_terminal(app_actions)
   return S.read(out) or "", S.pid_in(pidfile), ok, how, code
 end
 
-function Watch.test_a_ctrl_c_on_the_terminal_reaches_the_app_once_and_is_not_forwarded()
+--- ^C on the terminal of a --watch command whose app runs app_actions: the
+-- command logs `decision` (a format for the app's pid), the app ends by
+-- `ended_by`, and nothing is left. Returns what the terminal showed.
+local function ctrl_c_case(app_actions, decision, ended_by)
   if not has("script") then lu.skip("needs script(1) for a terminal") end
   local before = S.snapshot()
+  local text, app = ctrl_c_on_a_terminal(app_actions)
+  lu.assertNotNil(app, text)
+  assert_contains(text, string.format(decision, app))
+  assert_contains(text, "appstart: tty (pid " .. app .. ") was killed by " .. ended_by)
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+  return text
+end
+
+function Watch.test_a_ctrl_c_on_the_terminal_reaches_the_app_once_and_is_not_forwarded()
   -- the app shares the terminal's foreground process group with the
   -- command, so the ^C reached it already (it ignores SIGINT, so that it
   -- is still there to receive a duplicate)
-  local text, app = ctrl_c_on_a_terminal { "ignore=INT", "line=3:tty", "pause" }
-  lu.assertNotNil(app, text)
-  assert_contains(text, "SIGINT from the terminal reached pid " .. app .. " too: not forwarded")
+  local text = ctrl_c_case({ "ignore=INT", "line=3:tty", "pause" },
+    "SIGINT from the terminal reached pid %d too: not forwarded", "SIGTERM")
   lu.assertNil(text:find("forwarding SIGINT", 1, true), text)
-  assert_contains(text, "appstart: tty (pid " .. app .. ") was killed by SIGTERM")
-  lu.assertFalse(S.alive(app))
-  S.assert_clean(before)
 end
 
 function Watch.test_a_ctrl_c_on_the_terminal_is_forwarded_to_an_app_in_a_session_of_its_own()
-  if not has("script") then lu.skip("needs script(1) for a terminal") end
-  local before = S.snapshot()
   -- setsid: the terminal's ^C cannot reach the app; the command passes it on
-  local text, app = ctrl_c_on_a_terminal { "setsid", "line=3:tty", "pause" }
-  lu.assertNotNil(app, text)
-  assert_contains(text, "forwarding SIGINT to pid " .. app)
-  assert_contains(text, "appstart: tty (pid " .. app .. ") was killed by SIGINT")
-  lu.assertFalse(S.alive(app))
-  S.assert_clean(before)
+  ctrl_c_case({ "setsid", "line=3:tty", "pause" }, "forwarding SIGINT to pid %d", "SIGINT")
 end
 
 return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch }

@@ -257,6 +257,17 @@ local function steps_on(s, fd)
   return state
 end
 
+-- Steps on to ready (the app named name), takes the app and kills it.
+local function ready_and_killed(s, fd, name)
+  lu.assertEquals(steps_on(s, fd), "ready")
+  lu.assertEquals(s:result().name, name)
+  local app = s:take("app")
+  s:close()
+  app:signal("KILL")
+  while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
+  app:close()
+end
+
 function TCore.test_a_late_pollfd_follows_what_a_helper_start_watches_next()
   -- watched when it is made: the pid pipe and the helper's pidfd; then the
   -- app's pidfd and the ready channel, added to it as the pid comes
@@ -267,13 +278,7 @@ function TCore.test_a_late_pollfd_follows_what_a_helper_start_watches_next()
   lu.assertTrue(S.core.wait_readable(fd, 5))
   lu.assertEquals(s:step(), "wait") -- the pid is in, the line is not
   S.touch(go)
-  lu.assertEquals(steps_on(s, fd), "ready")
-  lu.assertEquals(s:result().name, "behind")
-  local app = s:take("app")
-  s:close()
-  app:signal("KILL")
-  while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
-  app:close()
+  ready_and_killed(s, fd, "behind")
   S.assert_clean(before)
 end
 
@@ -284,18 +289,7 @@ function TCore.test_a_late_pollfd_wakes_on_the_ready_line()
   lu.assertFalse(S.core.wait_readable(fd, 0))
   S.touch(go)
   lu.assertTrue(S.core.wait_readable(fd, 5))
-  local state = s:step()
-  while state == "wait" do
-    lu.assertTrue(S.core.wait_readable(fd, 5))
-    state = s:step()
-  end
-  lu.assertEquals(state, "ready")
-  lu.assertEquals(s:result().name, "late")
-  local app = s:take("app")
-  s:close()
-  app:signal("KILL")
-  while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
-  app:close()
+  ready_and_killed(s, fd, "late")
   S.assert_clean(before)
 end
 
@@ -306,12 +300,7 @@ function TCore.test_a_late_pollfd_wakes_on_the_death_of_the_app()
   -- a forked child keeps the channel open: only the pidfd can tell
   local s, fd = core_start { F, "waitfile=" .. go, "fork", "pidfile=" .. pidfile, "pause", "|", "exit=4" }
   S.touch(go)
-  local state = "wait"
-  while state == "wait" do
-    lu.assertTrue(S.core.wait_readable(fd, 5), "the set never woke")
-    state = s:step()
-  end
-  lu.assertEquals(state, "failed")
+  lu.assertEquals(steps_on(s, fd), "failed")
   lu.assertEquals(s:result().code, "died")
   s:close()
   local child = S.pid_in(pidfile)
