@@ -159,10 +159,16 @@ local function basename(path)
 end
 
 --- Wait until proc has ended or the deadline passes: how | nil.
-local function wait_process(proc, deadline)
+-- just_signalled: it was sent a signal a moment ago, so it has not ended
+-- yet; with a pidfd the first wait4 waits until the pidfd says it has.
+local function wait_process(proc, deadline, just_signalled)
+  local skip_poll = just_signalled and proc:fd() ~= nil
   while true do
-    local how = proc:poll()
-    if how then return how end
+    if not skip_poll then
+      local how = proc:poll()
+      if how then return how end
+    end
+    skip_poll = false
     local t = now()
     if deadline and t >= deadline then return nil end
     local fd = proc:fd()
@@ -182,23 +188,24 @@ end
 local KILL_WAIT = 10
 
 --- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
--- `grace` seconds. Returns how it ended.
-local function terminate(proc, grace)
-  local how = proc:poll()
+-- `grace` seconds. Returns how it ended. polled: the caller has just seen
+-- it running.
+local function terminate(proc, grace, polled)
+  local how = not polled and proc:poll()
   if how then return how end
   proc:signal("TERM")
   proc:signal("CONT")
-  how = wait_process(proc, now() + grace)
+  how = wait_process(proc, now() + grace, true)
   if how then return how end
   proc:signal("KILL")
-  return wait_process(proc, now() + KILL_WAIT) or {}
+  return wait_process(proc, now() + KILL_WAIT, true) or {}
 end
 
 local function kill_now(proc)
   local how = proc:poll()
   if how then return how end
   proc:signal("KILL")
-  return wait_process(proc, now() + KILL_WAIT) or {}
+  return wait_process(proc, now() + KILL_WAIT, true) or {}
 end
 
 -------------------------------------------------------------------------------
@@ -271,7 +278,7 @@ function App:terminate(grace)
   local how = app_check(self)
   if how then return how end
   if not self._proc then return nil, "closed" end
-  how = terminate(self._proc, grace or self._kill_grace)
+  how = terminate(self._proc, grace or self._kill_grace, true) -- app_check polled it
   app_ended(self, how)
   return how
 end

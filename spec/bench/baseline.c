@@ -208,14 +208,15 @@ static int run_many(const char *fixture, int n)
             i++;
         }
     }
+    double ready_at = now() - t0;
     for (int i = 0; i < n; i++)
         if (kill(pids[i], SIGTERM) < 0)
             fail("kill");
     for (int i = 0; i < n; i++)
         reap(pids[i]);
     double t = now() - t0;
-    printf("seconds=%.6f\ncpu=%.6f\nstarts=%d\nvmhwm_kb=%ld\nvmrss_start_kb=%ld\n", t,
-           cpu() - c0, n, status_kb("VmHWM"), rss_start);
+    printf("seconds=%.6f\nstart_seconds=%.6f\ncpu=%.6f\nstarts=%d\nvmhwm_kb=%ld\nvmrss_start_kb=%ld\n",
+           t, ready_at, cpu() - c0, n, status_kb("VmHWM"), rss_start);
     free(pids);
     free(pfd);
     return 0;
