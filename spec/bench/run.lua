@@ -576,7 +576,7 @@ local function driver()
   if want("B2") then
     local n = CFG.b2_starts
     say("B2: %d concurrent starts (app stays up), then all terminated: %d rounds", n, CFG.b2_rounds)
-    local b2 = { c = {}, a = {}, a_start = {}, a_stop = {}, c_hwm = {}, a_hwm = {}, a_rss0 = {},
+    local b2 = { c = {}, a = {}, a_start = {}, a_stop = {}, c_start = {}, c_stop = {}, c_hwm = {}, a_hwm = {}, a_rss0 = {},
       c_rss0 = {}, ratio = {}, c_cpu = {}, a_cpu = {} }
     for r = 1, CFG.b2_rounds do
       local first, second = "c", "a"
@@ -585,7 +585,7 @@ local function driver()
         if v == "c" then
           local res = c_baseline("many", n)
           b2.c[r], b2.c_hwm[r], b2.c_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
-          b2.c_cpu[r] = res.cpu
+          b2.c_cpu[r], b2.c_start[r], b2.c_stop[r] = res.cpu, res.start_seconds, res.seconds - res.start_seconds
         else
           local res = worker("b2_appstart", n)
           b2.a[r], b2.a_hwm[r], b2.a_rss0[r] = res.seconds, res.vmhwm_kb, res.vmrss_start_kb
@@ -596,7 +596,8 @@ local function driver()
       b2.ratio[r] = b2.a[r] / b2.c[r]
     end
     local b2c, b2a, b2r = median(b2.c), median(b2.a), median(b2.ratio)
-    say("  %-32s %s s; launcher CPU %.3f s", "plain C", spread(b2.c, "%.3f"), median(b2.c_cpu))
+    say("  %-32s %s s (start %.3f s + terminate %.3f s); launcher CPU %.3f s", "plain C",
+      spread(b2.c, "%.3f"), median(b2.c_start), median(b2.c_stop), median(b2.c_cpu))
     say("  %-32s %s s (start %.3f s + terminate %.3f s); launcher CPU %.3f s",
       "appstart in appstart.run", spread(b2.a, "%.3f"), median(b2.a_start), median(b2.a_stop),
       median(b2.a_cpu))
