@@ -761,7 +761,6 @@ static int l_signals(lua_State *L)
     return 1;
 }
 
-/* s:read() -> array of signal numbers received (possibly empty) */
 /* signals:read() -> { {signal = n, pid = sender, terminal = bool}, ... }:
  * what arrived, without waiting. terminal: sent by the kernel, as a
  * terminal's ^C or ^\ is, to its whole foreground process group (pid 0). */
@@ -826,7 +825,6 @@ static int l_use_pidfd(lua_State *L)
     return 1;
 }
 
-/* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
 /* core.exec_report(["pipe" | "auto"]) -> "memory" | "pipe" | "unknown":
  * how the verdict of an exec comes back (see spawn.h); forcing the pipe is
  * for tests */
@@ -847,6 +845,7 @@ static int l_has_pidfd(lua_State *L)
     return 1;
 }
 
+/* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
 static int l_wait_readable(lua_State *L)
 {
     int fd = (int)luaL_checkinteger(L, 1);
