@@ -28,26 +28,14 @@ local TIME_CAP = tonumber(arg[2]) or 4 -- seconds
 local now = core.now
 local set_alloc_limit, alloc_count, alloc_failures = set_alloc_limit, alloc_count, alloc_failures
 
-local function out(...)
-  io.stdout:write(table.concat({ ... }, "\t"), "\n")
-  io.stdout:flush()
-end
-local function quiet() end
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local me = tonumber(read("/proc/self/stat"):match("^%d+"))
---- Our children, each "pid:Z" (zombie) or "pid:live".
+local K = require "childkit"
+local out, quiet, fds = K.out, K.quiet, K.fds
+--- Our children, each { pid =, zombie = } (zombie, or gone by now).
 local function children()
   local list = {}
-  for pid in (read("/proc/" .. me .. "/task/" .. me .. "/children") or ""):gmatch("%d+") do
-    local st = read("/proc/" .. pid .. "/stat")
-    local state = st and st:match("%) (%a)")
-    list[#list + 1] = { pid = tonumber(pid), zombie = state == "Z" or state == "X" or state == nil }
+  for _, pid in ipairs(K.children()) do
+    local state = K.state(pid)
+    list[#list + 1] = { pid = pid, zombie = state == "Z" or state == "X" or state == nil }
   end
   return list
 end
@@ -56,7 +44,6 @@ local function show_children(list)
   for _, c in ipairs(list) do t[#t + 1] = c.pid .. (c.zombie and ":Z" or ":live") end
   return "[" .. table.concat(t, ",") .. "]"
 end
-local function fds() return table.concat(core.fds(), ",") end
 
 local kill_and_reap = kill_and_reap
 

@@ -17,35 +17,13 @@ local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
 local storm_log, tmpdir, HZ = arg[1], arg[2], arg[3]
 local now = core.now
 
-local function out(...)
-  io.stdout:write(table.concat({ ... }, "\t"), "\n")
-  io.stdout:flush()
-end
-local function quiet() end
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function status_field(pid, field)
-  local s = read("/proc/" .. pid .. "/status")
-  return s and s:match(field .. ":%s*([^\n]*)")
-end
+local K = require "childkit"
+local out, quiet, read, fds, children = K.out, K.quiet, K.read, K.fds, K.children
+local status_field = K.status_field
 local function alive(pid)
   local st = status_field(pid, "State")
   return st ~= nil and not st:match("^Z")
 end
-local me = tonumber(read("/proc/self/stat"):match("^%d+"))
-local function children()
-  local s = read("/proc/" .. me .. "/task/" .. me .. "/children") or ""
-  local list = {}
-  for pid in s:gmatch("%d+") do list[#list + 1] = tonumber(pid) end
-  table.sort(list)
-  return list
-end
-local function fds() return table.concat(core.fds(), ",") end
 local ntmp = 0
 local function tmp(stem)
   ntmp = ntmp + 1

@@ -22,13 +22,7 @@ function S.tmpname(stem)
   return string.format("%s/%s-%d", S.tmpdir, stem or "f", tmp_count)
 end
 
-function S.read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+S.read = require("childkit").read
 
 --- Wait (bounded) for a file a fixture writes with tmp+rename.
 function S.await_file(path, timeout)
@@ -280,15 +274,7 @@ local CHILD_PRELUDE = [==[
 local appstart = require "appstart"
 local core = require "appstart.core"
 local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
-local function children()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  f = assert(io.open("/proc/" .. pid .. "/task/" .. pid .. "/children"))
-  local s = f:read("a")
-  f:close()
-  return (s:gsub("%s+$", ""):gsub("%s+", ","))
-end
+local function children() return table.concat(require("childkit").children(), ",") end
 ]==]
 
 --- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua,

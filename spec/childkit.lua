@@ -1,0 +1,53 @@
+--- Helpers for the Lua scripts that specs run in child processes (a child
+-- lua5.4, the allocation-failing luahost) and for support.lua: no luaunit,
+-- nothing done at load time.
+local core = require "appstart.core"
+
+local K = {}
+
+--- The whole file at path, or nil.
+function K.read(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- One tab-separated line on stdout, flushed (the spec reads it as it comes).
+function K.out(...)
+  io.stdout:write(table.concat({ ... }, "\t"), "\n")
+  io.stdout:flush()
+end
+
+--- A log function that drops everything.
+function K.quiet() end
+
+--- A field of /proc/PID/status ("self" for this process), or nil.
+function K.status_field(pid, field)
+  local s = K.read("/proc/" .. pid .. "/status")
+  return s and s:match(field .. ":%s*([^\n]*)")
+end
+
+--- The state letter of pid (R, S, Z, ...), or nil once it is gone.
+function K.state(pid)
+  local stat = K.read("/proc/" .. pid .. "/stat")
+  return stat and stat:match("%) (%a)")
+end
+
+local me
+--- This process's children (zombies included), sorted.
+function K.children()
+  me = me or tonumber(K.read("/proc/self/stat"):match("^%d+"))
+  local list = {}
+  for pid in (K.read("/proc/" .. me .. "/task/" .. me .. "/children") or ""):gmatch("%d+") do
+    list[#list + 1] = tonumber(pid)
+  end
+  table.sort(list)
+  return list
+end
+
+--- This process's open descriptors, as "0,1,2,...".
+function K.fds() return table.concat(core.fds(), ",") end
+
+return K
