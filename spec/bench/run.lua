@@ -220,6 +220,41 @@ function parts.b2_appstart(n)
   emit("vmrss_start_kb", rss_start)
 end
 
+--- B5, the Lua side: heap bytes per start in flight (all n waiting for
+-- their apps, which sleep before they write the line) and per app held
+-- once ready, each after a full collection.
+function parts.b5_heap(n)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local apps = {}
+  collectgarbage()
+  collectgarbage()
+  local k0 = collectgarbage("count")
+  local in_flight
+  appstart.run(function()
+    for i = 1, n do
+      appstart.spawn(function()
+        apps[i] = assert(appstart.start { argv = { FIXTURE, "sleep=0.5", "line=3:b5", "pause" },
+          ready = "fd", ready_timeout = 60 })
+      end)
+    end
+    -- queued after them: runs once every start has begun and is waiting
+    appstart.spawn(function()
+      collectgarbage()
+      collectgarbage()
+      in_flight = collectgarbage("count")
+    end)
+  end)
+  collectgarbage()
+  collectgarbage()
+  local held = collectgarbage("count")
+  appstart.run(function()
+    for i = 1, n do appstart.spawn(function() apps[i]:terminate(5) end) end
+  end)
+  emit("in_flight_bytes", (in_flight - k0) * 1024 / n)
+  emit("held_bytes", (held - k0) * 1024 / n)
+end
+
 --- B3, appstart: kill an app, time until its on_exit callback runs. Apps
 -- are started `batch` at a time and killed one after the other; the
 -- measuring task sleeps and is woken (cancelled) by the callback, so nothing
@@ -615,6 +650,11 @@ local function driver()
       string.format("%.1f MB (+%.1f MB)", hwm_a / 1024, (hwm_a - rss0_a) / 1024),
       string.format("%.1f MB (+%.1f MB)", hwm_c / 1024, (hwm_c - rss0_c) / 1024),
       string.format("%.2fx", hwm_a / hwm_c), "—", "—")
+    local heap = worker("b5_heap", n)
+    say("  Lua heap: %.0f B per start in flight, %.0f B per app held once ready",
+      heap.in_flight_bytes, heap.held_bytes)
+    row("B5 Lua heap per start in flight / per app held", string.format("%.0f B / %.0f B",
+      heap.in_flight_bytes, heap.held_bytes), "—", "—", "—", "—")
   end
 
   -- B3 -----------------------------------------------------------------------
