@@ -20,6 +20,7 @@ LUADIR       ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LIBDIR       ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BINDIR       ?= $(PREFIX)/bin
 LIBEXECDIR   ?= $(PREFIX)/libexec/appstart
+SYSCONFDIR   ?= /etc
 VERSION      := 0.1.0
 
 CC           ?= cc
@@ -33,7 +34,8 @@ CORE_SRC     := csrc/sys.c csrc/process.c csrc/spawn.c csrc/pidrec.c \
                 csrc/readyline.c csrc/notify.c csrc/channel.c csrc/starter.c
 BINDING_SRC  := csrc/lappstart.c
 HEADERS      := $(wildcard csrc/*.h)
-FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost
+FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
+                $(B)/fixtures/appstart-helper-policytest
 
 # the suite runs against the tree: modules from lua/ and $(B)/
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
@@ -59,9 +61,22 @@ $(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir
 	  -DAPPSTART_HELPER_PATH='"$(LIBEXECDIR)/appstart-helper"' \
 	  $(LIBFLAG) -o $@ $(CORE_SRC) $(BINDING_SRC)
 
-$(B)/appstart-helper: csrc/helper.c
+# the policy a setuid helper obeys: compiled in, never taken from the caller
+$(B)/appstart-helper: csrc/helper.c $(B)/.sysconfdir
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
+	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' -o $@ $<
+
+$(B)/.sysconfdir: FORCE
+	@mkdir -p $(B)
+	@echo '$(SYSCONFDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR)' > $@
+
+# the same helper with a policy file the suite writes (spec/helper_spec.lua
+# runs setuid copies of it as nobody)
+$(B)/fixtures/appstart-helper-policytest: csrc/helper.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
+	  -DAPPSTART_HELPER_POLICY='"$(CURDIR)/$(B)/fixtures/policy/helper.policy"' -o $@ $<
 
 $(B)/fixtures/%.so: spec/fixtures/%.c
 	@mkdir -p $(@D)

@@ -327,7 +327,7 @@ static int starter_failure(lua_State *L, struct lstarter *ls)
  * spec: argv (the command to spawn: helper argv followed by the app's when
  * helper is true), env (array of "K=V" or nil), cwd, stdin, stdout, stderr,
  * helper (boolean), pid_fd, pid_format, ready, ready_fd, notify_access,
- * notify_dir, notify_owner, pollfd (true: make s:fd()'s epoll set now, so
+ * notify_dir, app_uid (the uid a helper's app must run as), pollfd (true: make s:fd()'s epoll set now, so
  * a failure is a failed start rather than a failed wait). Defaults and
  * friendly checks are the Lua layer's; this re-checks types and the
  * descriptor layout. */
@@ -349,7 +349,7 @@ static int l_start(lua_State *L)
     cfg.pid_format = opt_enum(L, 1, "pid_format", "int32le", format_names);
     lua_Integer pid_fd = opt_integer(L, 1, "pid_fd", 3);
     lua_Integer ready_fd = opt_integer(L, 1, "ready_fd", -1);
-    lua_Integer owner = opt_integer(L, 1, "notify_owner", -1);
+    lua_Integer app_uid = opt_integer(L, 1, "app_uid", -1);
     cfg.notify_base = opt_string(L, 1, "notify_dir", NULL);
     const char *cwd = opt_string(L, 1, "cwd", NULL);
     const char *stdio_how[3] = {
@@ -377,7 +377,7 @@ static int l_start(lua_State *L)
     }
     cfg.pid_fd = (int)pid_fd;
     cfg.ready_fd = (int)ready_fd;
-    cfg.notify_owner = owner < 0 ? (uid_t)-1 : (uid_t)owner;
+    cfg.app_uid = app_uid < 0 ? (uid_t)-1 : (uid_t)app_uid;
 
     int argc;
     char **argv = string_array(L, 1, "argv", 0, &argc);
@@ -521,7 +521,7 @@ static int l_starter_phase(lua_State *L)
     return 1;
 }
 
-/* s:events() -> nil | { {kind=, value=, text=}, ... } */
+/* s:events() -> nil | { {kind=, value=, count=, text=}, ... } */
 static int l_starter_events(lua_State *L)
 {
     static const char *const kinds[] = {
@@ -535,11 +535,13 @@ static int l_starter_events(lua_State *L)
     lua_createtable(L, s->nevents + 1, 0);
     for (int i = 0; i < s->nevents; i++) {
         struct starter_event *e = &s->events[i];
-        lua_createtable(L, 0, 3);
+        lua_createtable(L, 0, 4);
         lua_pushstring(L, kinds[e->kind]);
         lua_setfield(L, -2, "kind");
         lua_pushinteger(L, e->value);
         lua_setfield(L, -2, "value");
+        lua_pushinteger(L, e->count);
+        lua_setfield(L, -2, "count");
         if (e->text) {
             lua_pushlstring(L, e->text, e->len);
             lua_setfield(L, -2, "text");
@@ -857,6 +859,13 @@ static int l_wait_readable(lua_State *L)
     return 1;
 }
 
+/* core.isatty(fd) -> whether fd is a terminal */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 static int l_signum(lua_State *L)
 {
     lua_pushinteger(L, check_signal(L, 1, SIGTERM));
@@ -989,6 +998,7 @@ int luaopen_appstart_core(lua_State *L)
         { "has_pidfd", l_has_pidfd },
         { "wait_readable", l_wait_readable },
         { "signum", l_signum },
+        { "isatty", l_isatty },
         { "fds", l_fds },
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },

@@ -65,4 +65,36 @@ int process_is_exiting(pid_t pid);
  * or an errno value. */
 int process_start_time(pid_t pid, unsigned long long *ticks);
 
+/* The parent of pid, from /proc/PID/stat. Returns 0 or an errno value. */
+int process_parent(pid_t pid, pid_t *parent);
+
+/* The real, effective, saved and filesystem uids of pid, from
+ * /proc/PID/status. Returns 0 or an errno value. */
+int process_uids(pid_t pid, uid_t uids[4]);
+
+/* Walk pid's parent chain: 1 when it reaches ancestor (*via: the child of
+ * ancestor on the way, pid itself when ancestor is its parent), 0 when it
+ * ends at 0 or 1 (or after a bound on its length) without. */
+int process_descends_from(pid_t pid, pid_t ancestor, pid_t *via);
+
+/* Is pid a child this library started (or took over as its own) and has
+ * not reaped yet? */
+int process_is_own_child(pid_t pid);
+
+/* Take an adopted process over as a child of this library's: it is reaped
+ * by pid from now on, by whoever holds it (p) or, once let go, later. One
+ * that has ended already is reaped now, its status kept in p. */
+void process_own_adopted(struct process *p);
+
+/* The adoption window, open while any start through a helper is under
+ * way: the launcher is a child subreaper (PR_SET_CHILD_SUBREAPER), so an
+ * app whose helper exits becomes the launcher's child, provably descended
+ * from the helper, with an exit status to reap. Nested calls count. When
+ * the last window closes, children that were adopted meanwhile and that
+ * nobody took over are remembered and reaped by pid once they exit, so
+ * none stays a zombie. A launcher that was a subreaper already stays one.
+ * Returns 0 or an errno value. */
+int process_adopt_begin(void);
+void process_adopt_end(void);
+
 #endif

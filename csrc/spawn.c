@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -260,6 +261,10 @@ static void child_main(const struct spawn_request *req,
     }
     if (req->cwd && chdir(req->cwd) < 0)
         child_fail(rep, error_fd, SPAWN_STEP_CHDIR, errno);
+    /* kept across the exec; a helper whose intermediate process exits
+     * keeps the app in its own tree, provably its descendant */
+    if (req->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
     child_exec(req, rep, error_fd);
 }
 

@@ -30,6 +30,8 @@ struct spawn_request {
     int stdio[3];            /* -1: inherit; else a descriptor for 0, 1, 2 */
     const struct spawn_fd *fds;
     int nfds;
+    int subreaper;           /* the child is a child subreaper (a helper:
+                                what it orphans stays in its tree) */
 };
 
 /* What failed in the child. */

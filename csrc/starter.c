@@ -40,7 +40,7 @@ void starter_init(struct starter *s)
     s->pid_rd = s->pid_wr = s->ready_rd = s->ready_wr = -1;
     s->notify.fd = -1;
     s->spawned.pidfd = s->app.pidfd = -1;
-    s->cfg.notify_owner = (uid_t)-1;
+    s->cfg.app_uid = (uid_t)-1;
 }
 
 static int fail(struct starter *s, int code, int err, const char *fmt, ...)
@@ -75,6 +75,7 @@ static void push_event(struct starter *s, int kind, long long value,
     struct starter_event *e = &s->events[s->nevents];
     e->kind = kind;
     e->value = value;
+    e->count = 1;
     e->text = NULL;
     e->len = 0;
     if (text) {
@@ -205,8 +206,7 @@ int starter_prepare(struct starter *s, const struct starter_config *cfg)
         s->ready_rd = p[0];
         s->ready_wr = p[1];
     } else if (cfg->ready_mode == READY_NOTIFY) {
-        if ((err = channel_notify_open(&s->notify, cfg->notify_base,
-                                       cfg->notify_owner))) {
+        if ((err = channel_notify_open(&s->notify, cfg->notify_base))) {
             fail(s, CODE_SPAWN, err, "cannot create the notify socket: %s",
                  strerror(err));
             starter_close(s);
@@ -265,10 +265,24 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
         fds[n++] = (struct spawn_fd){ s->cfg.ready_fd, s->ready_wr };
     req->fds = fds;
     req->nfds = n;
+    req->subreaper = s->cfg.has_helper;
     snprintf(s->file, sizeof s->file, "%s", req->file);
     pid_t pid;
     struct spawn_failure failure;
-    int err = spawn_start(req, &pid, &s->exec_fd, &failure);
+    int err = 0;
+    /* a helper's app must be proven to descend from it, even once the
+     * helper has exited: the launcher adopts what it leaves */
+    if (s->cfg.has_helper) {
+        if ((err = process_adopt_begin())) {
+            sys_close(&s->pid_wr);
+            sys_close(&s->ready_wr);
+            fail(s, CODE_SPAWN, err, "cannot become a child subreaper: %s",
+                 strerror(err));
+            return err;
+        }
+        s->adopting = 1;
+    }
+    err = spawn_start(req, &pid, &s->exec_fd, &failure);
     req->fds = NULL;
     req->nfds = 0;
     /* the child's ends are the child's now: the launcher must not hold them,
@@ -307,15 +321,55 @@ int starter_spawn(struct starter *s, struct spawn_request *req)
     return 0;
 }
 
+/* Who may send a ready message: decided by the kernel-attested sender pid
+ * alone (the socket is writable by every user). "all" admits the app's
+ * descendants, never an unrelated process. */
 static int admitted(struct starter *s, pid_t sender)
 {
-    if (s->cfg.access == ACCESS_ALL)
-        return 1;
     if (sender <= 0)
         return 0;
-    if (sender == starter_app(s)->pid)
+    pid_t app = starter_app(s)->pid;
+    if (sender == app)
         return 1;
-    return s->cfg.access == ACCESS_EXEC && sender == s->spawned.pid;
+    if (s->cfg.access != ACCESS_MAIN && s->cfg.has_helper &&
+        sender == s->spawned.pid)
+        return 1;
+    return s->cfg.access == ACCESS_ALL && app > 0 &&
+           process_descends_from(sender, app, NULL);
+}
+
+/* Refused messages are counted, and reported as one event per step. */
+static void refuse(struct starter *s, pid_t sender, const char *what)
+{
+    s->ignored++;
+    s->ignored_pid = sender;
+    s->ignored_what = what;
+}
+
+static void report_refused(struct starter *s)
+{
+    if (s->ignored == 0)
+        return;
+    push_event(s, EVENT_IGNORED, s->ignored_pid, s->ignored_what,
+               strlen(s->ignored_what));
+    if (s->nevents > 0 && s->events[s->nevents - 1].kind == EVENT_IGNORED)
+        s->events[s->nevents - 1].count = s->ignored;
+    s->ignored = 0;
+}
+
+/* The adoption window closes once the app's pid is known and its helper
+ * reaped (or the start is over): an app the helper left is the launcher's
+ * child by then, to be reaped by pid with its exit status. */
+static void finish_adoption(struct starter *s)
+{
+    if (!s->adopting)
+        return;
+    pid_t parent;
+    if (s->pid_known && s->app.pid > 0 &&
+        process_parent(s->app.pid, &parent) == 0 && parent == getpid())
+        process_own_adopted(&s->app);
+    s->adopting = 0;
+    process_adopt_end();
 }
 
 static void describe_end(const struct process *p, char *buf, size_t len)
@@ -352,6 +406,42 @@ static int verify_pid(struct starter *s, long long v)
         return fail(s, CODE_BAD_PID, 0,
                     "helper reported pid %lld: started before the helper", v);
     }
+    /* descent: its parent chain reaches the helper while that lives (the
+     * helper is a child subreaper: what it orphans stays in its tree), or,
+     * once it has exited, the launcher through a process the launcher
+     * adopted (not one it started), itself no older than the helper */
+    pid_t via;
+    int descends = process_descends_from((pid_t)v, s->spawned.pid, NULL);
+    if (!descends && (s->helper_done || process_is_exiting(s->spawned.pid)) &&
+        process_descends_from((pid_t)v, getpid(), &via)) {
+        unsigned long long via_started;
+        descends = !process_is_own_child(via) &&
+                   process_start_time(via, &via_started) == 0 &&
+                   via_started >= s->spawned_start;
+    }
+    if (!descends) {
+        process_release(&s->app);
+        return fail(s, CODE_BAD_PID, 0,
+                    "helper reported pid %lld: not a process it started", v);
+    }
+    if (s->cfg.app_uid != (uid_t)-1) {
+        uid_t uids[4];
+        err = process_uids((pid_t)v, uids);
+        int wrong = -1;
+        for (int i = 0; !err && i < 4; i++)
+            if (uids[i] != s->cfg.app_uid)
+                wrong = i;
+        if (err || wrong >= 0) {
+            process_release(&s->app);
+            if (err)
+                return fail(s, CODE_BAD_PID, err, "helper reported pid %lld: %s",
+                            v, err == ESRCH ? "no such process" : strerror(err));
+            return fail(s, CODE_BAD_PID, 0,
+                        "helper reported pid %lld: it runs as uid %lu, not %lu",
+                        v, (unsigned long)uids[wrong],
+                        (unsigned long)s->cfg.app_uid);
+        }
+    }
     if (s->app.pidfd >= 0 && (err = watch_fd(s, s->app.pidfd)))
         return fail(s, CODE_BAD_PID, err, "cannot watch pid %lld: %s", v,
                     strerror(err));
@@ -383,6 +473,8 @@ static void read_pid_channel(struct starter *s)
             return;
         s->pid_known = 1;
         push_event(s, EVENT_PID, v, NULL, 0);
+        if (s->helper_done)
+            finish_adoption(s);
         start_ready_phase(s);
         return;
     case PIDREC_READ_EOF:
@@ -426,7 +518,7 @@ static void read_ready_fd(struct starter *s)
             return;
         }
         if (!admitted(s, sender)) {
-            push_event(s, EVENT_IGNORED, sender, "ready line", 10);
+            refuse(s, sender, "ready line");
             continue;
         }
         if (!s->line) {
@@ -481,7 +573,7 @@ static void read_notify(struct starter *s)
             return;
         }
         if (!admitted(s, sender)) {
-            push_event(s, EVENT_IGNORED, sender, "notify datagram", 15);
+            refuse(s, sender, "notify datagram");
             continue;
         }
         if (trunc || n > NOTIFY_DATAGRAM_MAX) {
@@ -576,6 +668,8 @@ int starter_step(struct starter *s)
                                        ? s->spawned.code
                                        : -s->spawned.code;
                 push_event(s, EVENT_HELPER_EXIT, s->helper_status, NULL, 0);
+                if (s->pid_known)
+                    finish_adoption(s);
             }
         }
         /* read after polling the helper: once it is reaped, all it wrote is
@@ -624,6 +718,7 @@ int starter_step(struct starter *s)
             read_notify(s);
         else if (s->cfg.ready_mode == READY_NONE)
             s->ready_seen = 1;
+        report_refused(s);
         if (s->state != STARTER_RUNNING)
             return s->state;
     }
@@ -634,6 +729,10 @@ int starter_step(struct starter *s)
         return s->state;
     }
     if (s->app_dead) {
+        /* an app that died as its helper's child comes to the launcher,
+         * with its exit status, once the helper has exited */
+        if (!s->helper_done)
+            return s->state;
         char how[64];
         describe_end(app, how, sizeof how);
         return fail(s, CODE_DIED, s->app_errno, "app %s before it was ready",
@@ -689,6 +788,7 @@ int starter_in_pid_phase(const struct starter *s)
 
 void starter_close(struct starter *s)
 {
+    finish_adoption(s);
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
     sys_close(&s->pid_wr);

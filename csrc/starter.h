@@ -39,7 +39,8 @@ enum starter_event_kind {
     EVENT_PID,         /* value: the pid the helper reported, verified */
     EVENT_HELPER_EXIT, /* value: exit code, or -signal */
     EVENT_STATUS,      /* text: STATUS= */
-    EVENT_IGNORED,     /* value: sender pid not admitted; text: why */
+    EVENT_IGNORED,     /* value: the last sender not admitted; count: how
+                          many messages; text: what they were */
     EVENT_EXTEND,      /* value: EXTEND_TIMEOUT_USEC= */
     EVENT_ERRNO,       /* value: ERRNO= */
     EVENT_STOPPING,
@@ -54,6 +55,7 @@ enum starter_event_kind {
 struct starter_event {
     int kind;
     long long value;
+    long long count; /* EVENT_IGNORED: how many since the last event */
     char *text; /* malloc'd or NULL */
     size_t len;
 };
@@ -62,8 +64,10 @@ struct starter_config {
     int has_helper;
     int pid_fd, pid_format;  /* with a helper */
     int ready_mode, ready_fd, access;
-    const char *notify_base; /* directory for the notify socket's directory */
-    uid_t notify_owner;      /* (uid_t)-1: the launcher */
+    const char *notify_base; /* directory for the notify socket's directory,
+                                used when every user can traverse it */
+    uid_t app_uid;           /* with a helper: the user the app must run
+                                as; (uid_t)-1: not checked */
     int pollfd;              /* create the epoll set (starter_pollfd) now */
 };
 
@@ -86,11 +90,16 @@ struct starter {
     unsigned long long spawned_start;
 
     int exec_watched;
+    int adopting;            /* holds an adoption window (process.h) */
     int fresh;               /* spawned, not stepped yet */
     int exec_done, pid_known, pid_eof, helper_done, helper_status;
     int ready_seen, ready_eof, app_dead;
     struct pid_reader pid_reader;
     struct ready_line *line; /* fd protocol only: 4 KiB, allocated when used */
+
+    long long ignored;       /* messages refused since the last event */
+    pid_t ignored_pid;       /* the last refused sender */
+    const char *ignored_what;
 
     char *status;            /* the latest STATUS=, malloc'd */
     size_t status_len;

@@ -48,6 +48,14 @@ local function logf(log, level, fmt, ...)
   log(level, string.format(fmt, ...))
 end
 
+--- Text an app chose (its name, its STATUS=) made safe for one line of a
+-- log or a terminal: control characters (escape sequences among them)
+-- written as \xHH.
+function appstart.printable(text)
+  return (text:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
+end
+local printable = appstart.printable
+
 -------------------------------------------------------------------------------
 -- errors
 
@@ -69,7 +77,7 @@ appstart.Error = Error
 local OPTIONS = {
   argv = "table", env = "table", cwd = "string",
   stdin = "string", stdout = "string", stderr = "string",
-  helper = "table|boolean", user = "string|number",
+  helper = "table|boolean", user = "string|integer", group = "string|integer",
   pid_fd = "integer", pid_format = "string",
   ready = "string", ready_fd = "integer", notify_access = "string",
   pid_timeout = "number", ready_timeout = "number", kill_grace = "number",
@@ -144,8 +152,22 @@ local function check_options(opts)
   if opts.helper and opts.user then
     arg_error("user", "cannot be combined with 'helper'", 3)
   end
+  if math.type(opts.user) == "integer" and (opts.user < 0 or opts.user >= 0xffffffff) then
+    arg_error("user", "uid " .. opts.user .. " out of range", 3)
+  end
+  if math.type(opts.group) == "integer" and (opts.group < 0 or opts.group >= 0xffffffff) then
+    arg_error("group", "gid " .. opts.group .. " out of range", 3)
+  end
+  if opts.group ~= nil and not opts.user then
+    arg_error("group", "has no effect without 'user'", 3)
+  end
   if opts.env then check_env(opts.env) end
   local has_helper = opts.helper or opts.user
+  -- an option that would be silently ignored is a mistake
+  if not has_helper then
+    if opts.pid_fd ~= nil then arg_error("pid_fd", "has no effect without 'helper' or 'user'", 3) end
+    if opts.pid_format ~= nil then arg_error("pid_format", "has no effect without 'helper' or 'user'", 3) end
+  end
   if has_helper and opts.ready == "fd" and opts.ready_fd and opts.ready_fd == (opts.pid_fd or 3) then
     arg_error("ready_fd", "same descriptor as 'pid_fd' (" .. opts.ready_fd .. ")", 3)
   end
@@ -348,6 +370,22 @@ local function env_array(env)
   return list
 end
 
+-- Refused messages since the last such log line, in one line.
+local function log_refused(app, opts, log, label)
+  local n = app._refused
+  if n == 0 then return end
+  app._refused, app._refused_at = 0, now()
+  if quiet(log, "warn") then return end
+  if n == 1 then
+    log("warn", string.format("%s: ignored a %s from pid %d (notify_access=%s)",
+      label, app._refused_what, app._refused_pid, opts.notify_access or "exec"))
+  else
+    log("warn", string.format(
+      "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (notify_access=%s)",
+      label, n, app._refused_what, app._refused_pid, opts.notify_access or "exec"))
+  end
+end
+
 -- Act on what the starter reports (pids, STATUS=, EXTEND_TIMEOUT_USEC=...);
 -- returns the ready deadline, extended or not.
 local function start_events(s, app, opts, log, label, helper, ready_deadline)
@@ -365,12 +403,14 @@ local function start_events(s, app, opts, log, label, helper, ready_deadline)
       logf(log, "debug", "%s: helper %s", label,
         e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value))
     elseif k == "status" then
-      logf(log, "info", "%s: status: %s", label, e.text)
+      if not quiet(log, "info") then log("info", label .. ": status: " .. printable(e.text)) end
       app.status = e.text
       if opts.on_status then opts.on_status(app, e.text) end
     elseif k == "ignored" then
-      logf(log, "warn", "%s: ignored a %s from pid %d (notify_access=%s)",
-        label, e.text, e.value, opts.notify_access or "exec")
+      -- a flood is logged once a second at most, with a count
+      app._refused = app._refused + e.count
+      app._refused_pid, app._refused_what = e.value, e.text
+      if now() - app._refused_at >= 1 then log_refused(app, opts, log, label) end
     elseif k == "extend" then
       local until_ = now() + e.value / 1e6
       if not ready_deadline or until_ > ready_deadline then ready_deadline = until_ end
@@ -391,7 +431,8 @@ end
 -- A start that failed (fcode, fmessage: the caller's verdict, else the
 -- starter's): deal with what it started as the code says, close it, and
 -- return nil, err.
-local function start_failed(s, log, label, grace, fcode, fmessage, ferrno)
+local function start_failed(s, app, opts, log, label, grace, fcode, fmessage, ferrno)
+  log_refused(app, opts, log, label)
   local r = s:result()
   fcode, fmessage = fcode or r.code, fmessage or r.message
   -- until the processes are dealt with, an error (out of memory, a
@@ -440,18 +481,31 @@ function appstart.start(opts)
   -- itself a forking program that reports its daemon's pid (dbus-daemon
   -- --fork --print-pid=3)
   local argv, helper = opts.argv, opts.helper or nil
-  local notify_owner
+  local pid_fd = opts.pid_fd or 3
+  -- the ready channel's number in the child: the first free from 3
+  local ready_fd
+  if ready == "fd" then
+    ready_fd = opts.ready_fd or ((helper or opts.user) and pid_fd == 3 and 4 or 3)
+  end
+  local cwd, stdin, app_uid = opts.cwd, opts.stdin, nil
   if opts.user then
-    local uid = core.user(opts.user)
-    if not uid then
+    app_uid = core.user(opts.user)
+    if not app_uid then
       if math.type(opts.user) ~= "integer" then
         arg_error("user", "no such user '" .. tostring(opts.user) .. "'", 2)
       end
-      uid = opts.user
+      app_uid = opts.user -- a uid with no passwd entry
     end
-    notify_owner = uid
+    -- the app gets a session of its own and no terminal, stdin from
+    -- /dev/null unless given; its directory is entered as its user
     helper = { appstart.helper_path, "--user", tostring(opts.user),
-      "--pid-fd", tostring(opts.pid_fd or 3), "--pid-format", opts.pid_format or "int32le", "--" }
+      "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or "int32le" }
+    if opts.group ~= nil then table.move({ "--group", tostring(opts.group) }, 1, 2, #helper + 1, helper) end
+    if ready_fd then table.move({ "--keep-fd", tostring(ready_fd) }, 1, 2, #helper + 1, helper) end
+    if cwd then table.move({ "--chdir", cwd }, 1, 2, #helper + 1, helper) end
+    if not opts.env then helper[#helper + 1] = "--login-env" end
+    helper[#helper + 1] = "--"
+    cwd, stdin = nil, stdin or "null"
   end
   if type(helper) == "table" then
     local full = table.move(helper, 1, #helper, 1, {})
@@ -460,11 +514,11 @@ function appstart.start(opts)
   end
 
   local spec = {
-    argv = argv, env = env_array(opts.env), cwd = opts.cwd,
-    stdin = opts.stdin, stdout = opts.stdout, stderr = opts.stderr,
-    helper = helper and true or false, pid_fd = opts.pid_fd, pid_format = opts.pid_format,
-    ready = ready, ready_fd = opts.ready_fd, notify_access = opts.notify_access,
-    notify_dir = os.getenv("XDG_RUNTIME_DIR"), notify_owner = notify_owner,
+    argv = argv, env = env_array(opts.env), cwd = cwd,
+    stdin = stdin, stdout = opts.stdout, stderr = opts.stderr,
+    helper = helper and true or false, pid_fd = pid_fd, pid_format = opts.pid_format,
+    ready = ready, ready_fd = ready_fd, notify_access = opts.notify_access,
+    notify_dir = os.getenv("XDG_RUNTIME_DIR"), app_uid = app_uid,
     pollfd = loop.wants_one_fd(),
   }
   local t0 = now()
@@ -478,12 +532,13 @@ function appstart.start(opts)
   local ready_deadline
   -- the app-to-be: on_status gets it while the start is under way
   local app = setmetatable({ name = label, state = "starting", argv = opts.argv,
-    _on_exit = opts.on_exit, _kill_grace = grace, _log = log }, App)
+    _on_exit = opts.on_exit, _kill_grace = grace, _log = log,
+    _refused = 0, _refused_at = -math.huge, _refused_pid = 0, _refused_what = false }, App)
   while true do
     local state, interval = s:step()
     ready_deadline = start_events(s, app, opts, log, label, helper, ready_deadline)
     if state == "ready" then break end
-    if state == "failed" then return start_failed(s, log, label, grace) end
+    if state == "failed" then return start_failed(s, app, opts, log, label, grace) end
     local t = now()
     local deadline
     if s:phase() == "pid" then
@@ -495,18 +550,19 @@ function appstart.start(opts)
     if t >= deadline then
       local r = s:result()
       if s:phase() == "pid" then
-        return start_failed(s, log, label, grace, "helper", r.pid
+        return start_failed(s, app, opts, log, label, grace, "helper", r.pid
           and string.format("helper did not exit within %g s", pid_timeout)
           or string.format("helper did not report a pid within %g s", pid_timeout))
       end
-      return start_failed(s, log, label, grace, "timeout", string.format("app not ready within %g s", ready_timeout))
+      return start_failed(s, app, opts, log, label, grace, "timeout", string.format("app not ready within %g s", ready_timeout))
     end
     local wake = deadline
     if interval and t + interval < wake then wake = t + interval end
     local ok = loop.wait(s, wake)
-    if ok == nil then return start_failed(s, log, label, grace, "cancelled", "start cancelled") end
+    if ok == nil then return start_failed(s, app, opts, log, label, grace, "cancelled", "start cancelled") end
   end
 
+  log_refused(app, opts, log, label)
   local r = s:result()
   -- the guard exists before the process leaves the starter: from then on,
   -- an error (out of memory, a raising logger) kills it rather than losing it

@@ -277,6 +277,14 @@ function Start.test_verbose_logs_each_step_at_debug_level()
   kill_app(pid)
 end
 
+function Start.test_verbose_shows_STATUS_with_control_characters_escaped()
+  local pid, err = started({ "--verbose", "--", F, "notify=STATUS=\\x1b]0;owned\\x07\\x1b[31mred",
+    "notify=READY=1", "pause" }, "fixture")
+  assert_contains(err, "appstart: info: fixture: status: \\x1b]0;owned\\x07\\x1b[31mred\n")
+  lu.assertNil(err:find("\27", 1, true), "an escape sequence reached the terminal")
+  kill_app(pid)
+end
+
 function Start.test_pid_fd_without_user_takes_the_daemon_pid_from_the_command()
   local pidfile = S.tmpname("pid")
   local pid = started({ "--pid-fd=3", "--ready-fd=4", "--", F,
@@ -333,18 +341,26 @@ function Failure.test_app_that_dies_before_ready_exits_1()
   fails({ "--ready=fd", "--", F, "exit=3" }, 1, "appstart: app exited with code 3 before it was ready\n")
 end
 
-function Failure.test_sigterm_during_the_start_cancels_it_and_terminates_the_app()
-  local before = S.snapshot()
-  local pidfile = S.tmpname("pid")
-  local bg = run_background { "--ready=fd", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" }
-  local app = tonumber(S.await_file(pidfile))
-  os.execute("kill -TERM " .. ppid(app))
-  local code, out, err = finish(bg)
-  lu.assertEquals(code, 128 + 15)
-  lu.assertEquals(out, "")
-  lu.assertStrMatches(err, "appstart: interrupted by SIGTERM: start cancelled\n")
-  lu.assertFalse(S.alive(app), "the app is still running")
-  S.assert_clean(before)
+-- every terminating signal the command can catch cancels a start: the app
+-- is terminated, its notify directory removed, and the command exits 1
+for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
+  Failure["test_sig" .. signal:lower() .. "_during_the_start_cancels_it_and_terminates_the_app"] = function()
+    local before = S.snapshot()
+    local pidfile, sockfile = S.tmpname("pid"), S.tmpname("sock")
+    local bg = run_background { "--ready=notify", "--grace=0.2", "--", "/bin/sh", "-c",
+      'echo "$NOTIFY_SOCKET" > ' .. sockfile .. '; exec "$0" pidfile=' .. pidfile .. " pause", F }
+    local app = tonumber(S.await_file(pidfile))
+    local dir = S.read(sockfile):match("^(.*)/notify\n$")
+    lu.assertTrue(os.execute("test -d " .. quote(dir)), "the notify directory exists during the start")
+    os.execute("kill -" .. signal .. " " .. ppid(app))
+    local code, out, err = finish(bg)
+    lu.assertEquals(code, 1, err)
+    lu.assertEquals(out, "")
+    lu.assertEquals(err, "appstart: interrupted by SIG" .. signal .. ": start cancelled\n")
+    lu.assertFalse(S.alive(app), "the app is still running")
+    lu.assertNil(os.execute("test -e " .. quote(dir)), "the notify directory is left")
+    S.assert_clean(before)
+  end
 end
 
 -------------------------------------------------------------------------------
@@ -372,6 +388,19 @@ function Watch.test_watch_reports_death_by_a_signal_as_128_plus_the_signal()
   lu.assertNotNil(pid, lines[1])
   lu.assertEquals(lines[2], '{"pid":' .. pid .. ',"name":"killed","exit_code":null,"signal":9}')
   lu.assertEquals(err, "")
+  S.assert_clean(before)
+end
+
+function Watch.test_watch_with_user_exits_with_the_apps_code()
+  if S.proc_status("self").Uid:match("%d+") ~= "0" then lu.skip("needs root and a user 'nobody'") end
+  local before = S.snapshot()
+  -- the app is the helper's child: the launcher adopts it once the helper
+  -- exits, and so learns its exit status
+  local code, out, err = run { "--watch", "--user=nobody", "--ready=fd", "--", F, "line=4:seven", "exit=7" }
+  lu.assertEquals(code, 7, err)
+  local pid = out:match("^appstart: seven ready: pid (%d+)")
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(err, "appstart: seven (pid " .. pid .. ") exited with code 7\n")
   S.assert_clean(before)
 end
 

@@ -42,49 +42,60 @@ end
 function T.test_dbus_daemon_forks_and_reports_pid_and_address()
   lu.assertTrue(have("dbus-daemon"))
   local before = S.snapshot()
+  local spawned
   local app, err = appstart.start {
     argv = { "dbus-daemon", "--session", "--fork", "--nopidfile", "--print-pid=3", "--print-address=4" },
-    helper = true, pid_fd = 3, pid_format = "line", ready = "fd", ready_fd = 4, log = quiet,
+    helper = true, pid_fd = 3, pid_format = "line", ready = "fd", ready_fd = 4,
+    log = function(_, message) spawned = spawned or tonumber(message:match("spawned pid (%d+)")) end,
   }
   lu.assertNotNil(app, tostring(err))
-  -- the pid is the forked daemon's, not the process appstart spawned
+  -- the pid is the forked daemon's, not the process appstart spawned;
+  -- once that process exited, the launcher (a child subreaper while a
+  -- helper start is under way) adopted the daemon
   local st = S.proc_status(app.pid)
   lu.assertEquals(st.Name, "dbus-daemon")
-  lu.assertNotEquals(st.PPid, S.proc_status("self").Pid)
+  lu.assertNotNil(spawned)
+  lu.assertNotEquals(app.pid, spawned)
+  lu.assertEquals(st.PPid, S.proc_status("self").Pid)
   lu.assertStrMatches(app.name, "unix:.*guid=%x+")
   local p = io.popen("dbus-send --bus='" .. app.name .. "' --print-reply --dest=org.freedesktop.DBus " ..
     "/org/freedesktop/DBus org.freedesktop.DBus.GetId 2>&1")
   local reply = p:read("a")
   p:close()
   lu.assertStrContains(reply, "method return")
-  lu.assertEquals(app:terminate(2), {}, "not our child: exit status not knowable")
+  lu.assertEquals(app:terminate(2), { code = 0 }, "adopted: its exit status is the launcher's")
   lu.assertFalse(S.alive(app.pid))
   S.assert_clean(before)
 end
 
-function T.test_systemd_notify_is_admitted_under_all()
+function T.test_systemd_notify_from_the_apps_own_script_is_admitted_under_main()
   lu.assertTrue(have("systemd-notify"))
   local before = S.snapshot()
   -- systemd-notify sends with its parent's pid as the sender (root may
-  -- choose the pid it claims), so only "all" admits it
-  local app, err = appstart.start { argv = { "systemd-notify", "--no-block", "--ready", "--status=up" },
-    notify_access = "all", ready_timeout = 5, log = quiet }
+  -- choose the pid it claims): run from the app's script, that is the app
+  local app, err = appstart.start {
+    argv = { "/bin/sh", "-c", "systemd-notify --no-block --ready --status=up && exec sleep 600" },
+    notify_access = "main", ready_timeout = 5, log = quiet }
   lu.assertNotNil(app, tostring(err))
   lu.assertEquals(app.status, "up")
-  app:wait(5)
+  lu.assertEquals(app:terminate(2), { signal = 15 })
   S.assert_clean(before)
 end
 
-function T.test_systemd_notify_is_refused_under_main()
-  local before = S.snapshot()
-  local logged, log = S.recorder()
-  local app, err = appstart.start { argv = { "systemd-notify", "--no-block", "--ready" },
-    notify_access = "main", ready_timeout = 5, log = log }
-  lu.assertNil(app)
-  -- it exits after sending; its message was never acted on
-  lu.assertEquals(err.code, "died")
-  lu.assertStrContains(table.concat(logged, "\n"), "ignored a notify datagram")
-  S.assert_clean(before)
+function T.test_systemd_notify_as_the_app_claims_the_launcher_and_is_refused_under_every_mode()
+  for _, access in ipairs { "main", "exec", "all" } do
+    local before = S.snapshot()
+    local logged, log = S.recorder()
+    -- as the app itself, its parent (the pid it claims) is the launcher:
+    -- no descendant of the app, never admitted
+    local app, err = appstart.start { argv = { "systemd-notify", "--no-block", "--ready" },
+      notify_access = access, ready_timeout = 5, log = log }
+    lu.assertNil(app, access)
+    -- it exits after sending; its message was never acted on
+    lu.assertEquals(err.code, "died", access)
+    lu.assertStrContains(table.concat(logged, "\n"), "ignored a notify datagram", access)
+    S.assert_clean(before)
+  end
 end
 
 function T.test_helper_runs_the_app_as_nobody()
@@ -104,7 +115,8 @@ function T.test_helper_runs_the_app_as_nobody()
   lu.assertStrMatches(st.Uid, "65534%s+65534%s+65534%s+65534")
   lu.assertStrMatches(st.Gid, "65534%s+65534%s+65534%s+65534")
   lu.assertEquals(st.Groups:match("^%s*(.-)%s*$"), "65534")
-  lu.assertEquals(app:terminate(1), {})
+  -- its helper exited: the app is the launcher's child, its status known
+  lu.assertEquals(app:terminate(1), { signal = 15 })
   S.assert_clean(before)
 end
 

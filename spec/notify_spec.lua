@@ -118,21 +118,6 @@ function T.test_a_flood_cannot_stall_the_launcher()
   S.assert_clean(before)
 end
 
-function T.test_the_socket_is_private_and_removed_afterwards()
-  local envfile, dirmode = S.tmpname("env"), S.tmpname("mode")
-  local app = assert(start {
-    argv = { "/bin/sh", "-c", 'stat -c %a "$(dirname "$NOTIFY_SOCKET")" > ' .. dirmode ..
-      '; env > ' .. envfile .. '; exec ' .. F .. ' notify=READY=1 pause' },
-    notify_access = "all", -- sh execs the fixture: same pid, but keep the test about the socket
-  })
-  local env = S.read(envfile)
-  local path = env:match("NOTIFY_SOCKET=([^\n]+)")
-  lu.assertNotNil(path)
-  lu.assertEquals(S.read(dirmode), "700\n")
-  lu.assertNil(io.open(path), "socket removed once the app is ready")
-  app:terminate()
-end
-
 function T.test_an_inherited_NOTIFY_SOCKET_never_reaches_an_fd_protocol_app()
   local envfile = S.tmpname("env")
   local app = assert(start { argv = { F, "env=" .. envfile, "line=3:x", "pause" }, ready = "fd",

@@ -100,7 +100,7 @@ case("helper_start", function()
     argv = { "pause" }, ready = "fd", ready_fd = 4, ready_timeout = 10, pid_timeout = 10, log = quiet }
   if not app then return false, "start failed: " .. tostring(err) end
   local how = app:terminate(1)
-  return app.name == "helped" and next(how) == nil,
+  return app.name == "helped" and how.signal == 15,
     string.format("name=%s how=%s", app.name, show(how)), { app.pid }
 end)
 

@@ -6,18 +6,29 @@ local lu = require "luaunit"
 local S = {}
 
 S.fixtures = assert(os.getenv("APPSTART_FIXTURES"), "run through make test")
-S.fixture = S.fixtures .. "/fixture"
 S.helper = assert(os.getenv("APPSTART_HELPER"))
 S.core = core
 
+--- The per-run temporary directory, made 0755 at once: specs run programs
+-- as other users (nobody), who must reach what they execute and the files
+-- they are told to read.
+do
+  local p = io.popen("d=$(mktemp -d /tmp/appstart-spec.XXXXXX) && chmod 755 \"$d\" && echo \"$d\"")
+  S.tmpdir = assert(p:read("l"), "cannot make a temporary directory")
+  p:close()
+end
+
+--- The fixture, copied to S.tmpdir/bin: a checkout may live where other
+-- users cannot reach (root's 0700 home, a `mktemp -d` directory), and
+-- specs run the fixture as nobody.
+S.bindir = S.tmpdir .. "/bin"
+assert(os.execute(string.format("mkdir -m 755 '%s' && cp '%s/fixture' '%s/fixture'",
+  S.bindir, S.fixtures, S.bindir)), "cannot copy the fixture")
+S.fixture = S.bindir .. "/fixture"
+
 local tmp_count = 0
---- A fresh path under a per-run temporary directory.
+--- A fresh path under the per-run temporary directory.
 function S.tmpname(stem)
-  if not S.tmpdir then
-    local p = io.popen("mktemp -d /tmp/appstart-spec.XXXXXX")
-    S.tmpdir = p:read("l")
-    p:close()
-  end
   tmp_count = tmp_count + 1
   return string.format("%s/%s-%d", S.tmpdir, stem or "f", tmp_count)
 end
@@ -277,23 +288,49 @@ local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
 local function children() return table.concat(require("childkit").children(), ",") end
 ]==]
 
---- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua,
--- through sh to lower its descriptor limit first (`ulimit -n nofile`; only
--- the soft limit with `soft_only`), with this environment: LUA_PATH,
--- LUA_CPATH, APPSTART_*. Under `make sanitize` the ASan runtime is preloaded
--- again for it. Returns its output (stderr goes with stdout), then what
--- closing the pipe returns (ok, "exit"|"signal", code).
-function S.child_lua(nofile, script, soft_only)
+local function shell_quote(word)
+  return "'" .. tostring(word):gsub("'", "'\\''") .. "'"
+end
+S.shell_quote = shell_quote
+
+--- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua
+-- with this environment (LUA_PATH, LUA_CPATH, APPSTART_*; under `make
+-- sanitize` the ASan runtime is preloaded again for it) plus `how.env` (a
+-- table of variables to set), through sh: `how.nofile` lowers its
+-- descriptor limit first (`ulimit -n`; only the soft limit with
+-- `how.soft_only`), `how.tty` runs it on a terminal of its own (script(1)),
+-- `how.background` leaves it running in the background (and returns
+-- nothing). Returns its output (stderr goes with stdout), then what closing the pipe
+-- returns (ok, "exit"|"signal", code).
+function S.run_child_lua(how, script)
   local path = S.tmpname("child") .. ".lua"
   local f = assert(io.open(path, "w"))
   f:write(CHILD_PRELUDE, script)
   f:close()
-  local shell = "ulimit " .. (soft_only and "-S " or "") .. "-n " .. nofile .. "; "
+  local env = {}
+  for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
+  table.sort(env)
+  local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
     .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+    .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     .. 'exec lua5.4 "$0"'
-  local p = assert(io.popen("sh -c '" .. shell .. "' '" .. path .. "' 2>&1"))
+  local command = "sh -c " .. shell_quote(shell) .. " " .. shell_quote(path)
+  if how.tty then
+    command = "script -qec " .. shell_quote(command) .. " /dev/null </dev/null"
+  end
+  if how.background then
+    assert(os.execute(command .. " >/dev/null 2>&1 &"))
+    return nil
+  end
+  local p = assert(io.popen(command .. " 2>&1"))
   local text = p:read("a")
   return text, p:close()
+end
+
+--- S.run_child_lua with a descriptor limit: `ulimit -n nofile` (only the
+-- soft limit with `soft_only`).
+function S.child_lua(nofile, script, soft_only)
+  return S.run_child_lua({ nofile = nofile, soft_only = soft_only }, script)
 end
 
 return S

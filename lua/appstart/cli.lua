@@ -4,9 +4,10 @@
 --
 -- Starts COMMAND through appstart.start, prints its pid, name and time to
 -- ready and exits 0 leaving it running; with --watch it stays, forwards
--- SIGINT and SIGTERM to the app and exits with the app's exit code.
--- Exit status: 1 when the start fails, 2 on a usage error, 128+N when signal
--- N interrupts a start (the app is then terminated, like any failed start).
+-- SIGHUP, SIGINT, SIGTERM (and QUIT, USR1, USR2, ALRM) to the app and exits
+-- with the app's exit code. Exit status: 1 when the start fails or a signal
+-- interrupts it (the app is then terminated, like any failed start), 2 on a
+-- usage error.
 --
 -- `cli.main(argv)` returns the exit code instead of exiting, so the command
 -- can be driven from Lua; lua/bin/appstart is the executable.
@@ -41,9 +42,10 @@ and time to ready, and exit 0 leaving it running.
   --timeout=S              seconds to wait for ready (default 40)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
-  --watch                  stay until the app exits, forwarding SIGINT and
-                           SIGTERM to it; exit with its exit code (128+N when
-                           signal N killed it)
+  --watch                  stay until the app exits, forwarding SIGHUP,
+                           SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and
+                           SIGALRM to it; exit with its exit code (128+N
+                           when signal N killed it)
   --json                   print one JSON object line instead of text
   --quiet                  print nothing on success
   --verbose                log each step on stderr
@@ -52,8 +54,8 @@ and time to ready, and exit 0 leaving it running.
 
 Options take their value as --opt=VALUE or --opt VALUE.
 Exit status: 0 ready (with --watch: the app's exit code), 1 the start
-failed (the app is not left running), 2 usage error, 128+N interrupted by
-signal N while starting.
+failed or was interrupted by a signal (the app is not left running), 2
+usage error.
 ]]
 
 -------------------------------------------------------------------------------
@@ -215,15 +217,16 @@ end
 
 local SIGNAL_NAMES = {
   [1] = "SIGHUP", [2] = "SIGINT", [3] = "SIGQUIT", [6] = "SIGABRT", [9] = "SIGKILL",
-  [11] = "SIGSEGV", [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM",
+  [10] = "SIGUSR1", [11] = "SIGSEGV", [12] = "SIGUSR2", [13] = "SIGPIPE", [14] = "SIGALRM",
+  [15] = "SIGTERM",
 }
+local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE" }
+local SIGPIPE = core.signum("PIPE")
 
 local function signal_name(sig)
   return SIGNAL_NAMES[sig] or ("signal " .. sig)
 end
 
---- Text an app chose (its name, its STATUS=), made safe for one line on a
--- terminal: no control characters, so no escape sequences either.
 --- The process group of pid ("self" for this process), or nil once gone.
 local function process_group(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
@@ -235,9 +238,7 @@ local function process_group(pid)
   return tonumber(stat:match(".*%) %S+ %d+ (%d+)"))
 end
 
-local function printable(s)
-  return (s:gsub("%c", "?"))
-end
+local printable = appstart.printable
 
 local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
 
@@ -245,7 +246,7 @@ local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
 -- on a terminal, plain `appstart: status: TEXT` lines otherwise.
 local function status_display(quiet)
   local display = { showing = false }
-  local tty = not quiet and os.execute("test -t 2")
+  local tty = not quiet and core.isatty(2)
   function display.clear()
     if display.showing then
       io.stderr:write("\r\27[K")
@@ -353,7 +354,10 @@ local function run(o)
   local opts = start_options(o, display)
   -- blocked from here on and read from a descriptor instead; spawned
   -- processes start with an empty signal mask, so the app still gets them
-  local signals, why = core.signals({ "INT", "TERM" })
+  -- every terminating signal the command can catch: during the start it
+  -- cancels the start (nothing is left), with --watch it is forwarded
+  -- (but SIGPIPE, which the command's own writes may raise)
+  local signals, why = core.signals(CAUGHT_SIGNALS)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 
   local state = {} -- app, interrupted (a signal number), code, usage
@@ -377,7 +381,7 @@ local function run(o)
       if state.interrupted then
         io.stderr:write(string.format("appstart: interrupted by %s: %s\n",
           signal_name(state.interrupted), err.message))
-        state.code = 128 + state.interrupted
+        state.code = 1
       else
         io.stderr:write("appstart: ", err.message, "\n")
         state.code = 1
@@ -408,8 +412,10 @@ local function run(o)
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
             signal_name(sig), state.app.pid))
         elseif state.app then
-          opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), state.app.pid))
-          state.app:kill(sig)
+          if sig ~= SIGPIPE then
+            opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), state.app.pid))
+            state.app:kill(sig)
+          end
         elseif not state.interrupted then
           opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
           state.interrupted = sig

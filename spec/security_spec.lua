@@ -1,0 +1,404 @@
+--- What a local attacker tries against the launcher: an app run as another
+-- user reaching for the launcher's terminal, a helper that lies about whose
+-- pid it reports, the notify socket as a lever on root's cleanup, floods
+-- that would fill the log, options that would be silently ignored. Each
+-- test performs the attack (or checks the state that makes it impossible)
+-- and that nothing is left behind.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local F = S.fixture
+local q = S.shell_quote
+
+local function is_root()
+  return S.proc_status("self").Uid:match("^(%d+)") == "0"
+end
+
+local function need_root()
+  if not is_root() then lu.skip("needs root (and the user nobody)") end
+end
+
+--- appstart.start with short timeouts and a silent logger unless given.
+local start, fail_case = S.starter { ready_timeout = 3, pid_timeout = 3, kill_grace = 0.5 }
+
+--- /proc/PID/stat fields after the command name: state, ppid, pgrp,
+-- session, tty_nr.
+local function stat_of(pid)
+  local stat = assert(S.read("/proc/" .. pid .. "/stat"))
+  local state, ppid, pgrp, sid, tty = stat:match("%) (%S+) (%d+) (%d+) (%d+) (%-?%d+)")
+  return { state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid),
+    tty = tonumber(tty) }
+end
+
+--- A directory made by root with `mode`.
+local function directory(stem, mode)
+  local dir = S.tmpname(stem)
+  assert(os.execute("mkdir -m " .. mode .. " " .. q(dir)))
+  return dir
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+-------------------------------------------------------------------------------
+-- 1. no terminal for an app that runs as another user
+
+function T.test_an_app_run_as_another_user_has_no_terminal_to_push_keystrokes_into()
+  need_root()
+  lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
+  local result, info = directory("out", "1777") .. "/tiocsti", S.tmpname("info")
+  -- the launcher runs on a terminal of its own, as root at a shell would;
+  -- the app, as nobody, tries TIOCSTI on every descriptor it inherited
+  local out = S.run_child_lua({ tty = true }, string.format([[
+    local app = assert(appstart.start { argv = { F, "tiocsti=0:%s.0", "tiocsti=1:%s.1", "tiocsti=2:%s.2",
+      "line=4:tried", "pause" }, user = "nobody", ready = "fd", ready_timeout = 5, log = require("childkit").quiet })
+    local stat = require("childkit").read("/proc/" .. app.pid .. "/stat")
+    local f = io.open(%q, "w")
+    f:write(app.pid, " ", stat:match("%%) %%S+ %%d+ %%d+ (%%d+ %%-?%%d+)"), " ",
+      io.popen("readlink /proc/" .. app.pid .. "/fd/0"):read("l"), "\n")
+    f:close()
+    print("terminated", app:terminate(1).signal)
+  ]], result, result, result, info))
+  lu.assertStrContains(out, "terminated\t15", out)
+  local pid, sid, tty, stdin = S.read(info):match("^(%d+) (%d+) (%-?%d+) (%S+)\n$")
+  lu.assertNotNil(pid, S.read(info))
+  lu.assertEquals(sid, pid, "the app leads a session of its own")
+  lu.assertEquals(tty, "0", "the app has no controlling terminal")
+  lu.assertEquals(stdin, "/dev/null", "stdin defaults to /dev/null with user =")
+  for fd = 0, 2 do
+    local said = S.read(result .. "." .. fd)
+    lu.assertNotNil(said, "fd " .. fd)
+    lu.assertNotEquals(said, "ok\n", "TIOCSTI worked on fd " .. fd)
+  end
+end
+
+-------------------------------------------------------------------------------
+-- 3. pid truth against a helper that lies about someone else
+
+function T.test_a_helper_cannot_point_at_a_root_process_started_just_after_it()
+  need_root()
+  local before = S.snapshot()
+  local go, victim_pidfile = S.tmpname("go"), S.tmpname("victim")
+  -- a root process unrelated to the launcher (its parent is a spawner
+  -- started before, which init adopted) forks the victim on request
+  os.execute(q(F) .. " waitfile=" .. q(go) .. " fork pidfile=" .. q(victim_pidfile) .. " pause '|' pause &")
+  -- the helper runs as nobody and waits for the victim's pid, which it
+  -- then reports: a root process, started after the helper, not its own
+  local h = appstart.begin {
+    helper = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", F,
+      "int32=3:@" .. victim_pidfile, "exit=0" },
+    argv = { "pause" }, ready = "none", pid_timeout = 5, log = S.quiet,
+  }
+  S.touch(go)
+  local victim = S.pid_in(victim_pidfile)
+  local app, err = h:wait()
+  lu.assertNil(app, "the start succeeded with pid " .. tostring(app and app.pid))
+  lu.assertEquals(err.code, "bad_pid", tostring(err))
+  lu.assertStrContains(err.message, "not a process it started")
+  lu.assertTrue(S.alive(victim), "the victim was signalled")
+  S.kill_strays()
+  lu.assertTrue(S.await_gone(victim))
+  S.assert_clean(before)
+end
+
+function T.test_with_user_the_reported_pid_must_run_as_that_user()
+  need_root()
+  -- a replaced helper that does not drop: its child, the app it reports,
+  -- runs as root
+  local fake, pidfile = S.bindir .. "/fake-helper", S.tmpname("app")
+  local f = assert(io.open(fake, "w"))
+  f:write("#!/bin/sh\nexec ", q(F), " fork pidfile=", q(pidfile), " pause '|' int32=3:child exit=0\n")
+  f:close()
+  os.execute("chmod 755 " .. q(fake))
+  local saved = appstart.helper_path
+  appstart.helper_path = fake
+  local ok, err = pcall(fail_case, { argv = { "pause" }, user = "nobody", ready = "none" }, "bad_pid", 2,
+    function()
+      local pid = S.pid_in(pidfile)
+      lu.assertTrue(S.alive(pid), "nothing is signalled on bad_pid")
+      os.execute("kill -9 " .. pid)
+      lu.assertTrue(S.await_gone(pid))
+    end)
+  appstart.helper_path = saved
+  assert(ok, err)
+  lu.assertStrContains(err.message, "runs as uid 0, not 65534")
+end
+
+function T.test_an_app_its_helper_left_is_adopted_and_reaped_with_its_status()
+  local before = S.snapshot()
+  local app = assert(start { helper = { F, "fork", "line=4:left", "pause", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd" })
+  lu.assertEquals(stat_of(app.pid).ppid, tonumber(S.proc_status("self").Pid),
+    "the launcher adopted it when its helper exited")
+  lu.assertEquals(app:kill("USR1"), true)
+  lu.assertEquals(app:wait(3), { signal = 10 })
+  S.assert_clean(before)
+end
+
+function T.test_what_a_helper_leaves_besides_the_app_is_reaped_too()
+  local before = S.snapshot()
+  local other = S.tmpname("other")
+  -- the helper forks a second process that outlives it (the launcher
+  -- adopts it too) and exits at once: no zombie of it may stay
+  local app = assert(start { helper = { F, "fork", "pidfile=" .. other, "sleep=0.2", "exit=0", "|",
+    "fork", "line=4:main", "pause", "|", "int32=3:child", "exit=0" },
+    argv = { "pause" }, ready = "fd" })
+  local pid = S.pid_in(other)
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  lu.assertTrue(S.await_gone(pid))
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- 4. the notify socket
+
+function T.test_the_socket_is_writable_by_all_in_a_0711_directory_with_an_unguessable_name()
+  local before = S.snapshot()
+  local info = S.tmpname("info")
+  local app = assert(start { argv = { "/bin/sh", "-c",
+    'd=$(dirname "$NOTIFY_SOCKET"); stat -c "%a %u %n" "$d" "$NOTIFY_SOCKET" > ' .. info
+    .. '; exec ' .. F .. ' notify=READY=1 pause' } })
+  local dir, sock = S.read(info):match("^(711 0 %S+)\n(666 0 %S+)\n$")
+  lu.assertNotNil(dir, S.read(info))
+  lu.assertStrMatches(dir, "711 0 /.*/appstart%.%d+%." .. string.rep("[%w]", 16))
+  lu.assertStrMatches(sock, "666 0 .*/notify")
+  local path = dir:match("%S+$")
+  lu.assertNil(os.execute("test -e " .. q(path)), "the directory is removed at ready")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_an_app_cannot_turn_the_cleanup_against_a_file_elsewhere()
+  need_root()
+  local before = S.snapshot()
+  local victim = directory("victim", "755")
+  S.touch(victim .. "/notify")
+  local tried = S.tmpname("tried")
+  os.execute("chmod 777 " .. q(S.tmpdir))
+  -- as nobody: move the directory away and put a symlink to the victim in
+  -- its place, then say READY=1
+  local app, err = start { user = "nobody", argv = { "/bin/sh", "-c",
+    'd=$(dirname "$NOTIFY_SOCKET"); (mv "$d" "$d.moved" && ln -s ' .. q(victim) .. ' "$d" && echo moved || echo refused) > '
+    .. tried .. ' 2>/dev/null; exec "$0" notify=READY=1 pause', F } }
+  os.execute("chmod 755 " .. q(S.tmpdir))
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.read(tried), "refused\n")
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  lu.assertNotNil(S.read(victim .. "/notify"), "the victim was removed")
+  S.assert_clean(before)
+end
+
+--- A start whose app writes its notify socket's path to a file and says
+-- READY=1 only once `release` exists.
+local function waiting_for_release(access, log)
+  local sockfile, release = S.tmpname("sock"), S.tmpname("release")
+  local h = appstart.begin {
+    argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile .. '; exec "$0" waitfile=' .. release ..
+      ' notify=READY=1 pause', F },
+    notify_access = access, ready_timeout = 10, log = log,
+  }
+  return h, S.await_file(sockfile):match("[^\n]+"), release
+end
+
+function T.test_a_process_of_another_user_outside_the_apps_tree_is_ignored_under_every_mode()
+  need_root()
+  for _, access in ipairs { "main", "exec", "all" } do
+    local before = S.snapshot()
+    local logged, log = S.recorder()
+    local h, path, release = waiting_for_release(access, log)
+    -- nobody, told the path, says READY=1 itself: it reaches the socket
+    -- (the fixture exits 0 only if its datagram went out)
+    local ok = os.execute("NOTIFY_SOCKET=" .. q(path) .. " setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      .. q(F) .. " notify=READY=1")
+    lu.assertTrue(ok, "nobody could not send to the socket")
+    lu.assertTrue(S.await_with_sleep(function()
+      h:step()
+      return table.concat(logged, "\n"):find("ignored a notify datagram from pid", 1, true) ~= nil
+    end), access .. ": the refusal was not logged")
+    lu.assertFalse(h.done, access .. ": nobody's message made the app ready")
+    S.touch(release)
+    local app, err = h:wait()
+    lu.assertNotNil(app, tostring(err))
+    app:terminate(1)
+    S.assert_clean(before)
+  end
+end
+
+function T.test_a_daemon_that_drops_to_its_own_user_before_READY_is_seen_ready()
+  need_root()
+  lu.skipIf(not os.execute("command -v mosquitto >/dev/null"), "needs mosquitto")
+  local before = S.snapshot()
+  -- mosquitto started as root switches to its user "mosquitto" and only
+  -- then sends READY=1, as systemd expects of it
+  local dir = directory("mq", "777")
+  local conf = dir .. "/mosquitto.conf"
+  local f = assert(io.open(conf, "w"))
+  f:write("listener 0 ", dir, "/mqtt.sock\nallow_anonymous true\npersistence false\nlog_dest none\n")
+  f:close()
+  local app, err = start { argv = { "mosquitto", "-c", conf }, ready_timeout = 10 }
+  lu.assertNotNil(app, tostring(err))
+  local uid = S.proc_status(app.pid).Uid:match("^(%d+)")
+  lu.assertNotEquals(uid, "0", "mosquitto runs as a user of its own")
+  lu.assertEquals(app:terminate(5), { code = 0 })
+  S.assert_clean(before)
+end
+
+function T.test_user_with_notify_works_when_XDG_RUNTIME_DIR_is_private()
+  need_root()
+  local private = directory("xdg", "700")
+  local out, ok = S.run_child_lua({ env = { XDG_RUNTIME_DIR = private } }, [[
+    local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, user = "nobody",
+      ready_timeout = 5, log = require("childkit").quiet }
+    print(app and "ready" or tostring(err))
+    if app then print("ended", app:terminate(1).signal) end
+  ]])
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "ready\nended\t15\n")
+end
+
+function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start()
+  local base = directory("base", "755")
+  local pidfile, appfile = S.tmpname("launcher"), S.tmpname("app")
+  -- a launcher killed with SIGKILL while it waits for READY=1 leaves its
+  -- directory behind
+  S.run_child_lua({ env = { XDG_RUNTIME_DIR = base }, background = true }, string.format([[
+    local f = io.open(%q .. ".tmp", "w"); f:write(require("childkit").read("/proc/self/stat"):match("^%%d+")); f:close()
+    os.rename(%q .. ".tmp", %q)
+    appstart.start { argv = { F, "pidfile=" .. %q, "pause" }, ready_timeout = 60, log = require("childkit").quiet }
+  ]], pidfile, pidfile, pidfile, appfile))
+  local launcher, app = S.pid_in(pidfile), S.pid_in(appfile)
+  local left = io.popen("ls " .. q(base)):read("a")
+  lu.assertStrMatches(left, "appstart%.%d+%.%w+\n")
+  os.execute("kill -9 " .. launcher)
+  lu.assertTrue(S.await_gone(launcher))
+  os.execute("kill -9 " .. app)
+  lu.assertEquals(io.popen("ls " .. q(base)):read("a"), left, "the killed launcher's directory stays")
+  -- the next start (of a launcher of the same user, with the same base)
+  -- removes it
+  local out = S.run_child_lua({ env = { XDG_RUNTIME_DIR = base } }, [[
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, log = require("childkit").quiet })
+    print(app:terminate(1).signal)
+  ]])
+  lu.assertEquals(out, "15\n")
+  lu.assertEquals(io.popen("ls " .. q(base)):read("a"), "")
+end
+
+-------------------------------------------------------------------------------
+-- 5. cwd, environment and identity with user =
+
+function T.test_cwd_is_entered_as_the_apps_user()
+  need_root()
+  local before = S.snapshot()
+  local private = directory("private", "700")
+  local marker = S.tmpname("ran")
+  local err = fail_case({ argv = { F, "pidfile=" .. marker, "pause" }, user = "nobody", cwd = private,
+    ready = "none" }, "helper")
+  lu.assertNil(S.read(marker), "the app ran inside a directory its user cannot enter")
+  lu.assertStrContains(err.message, "helper exited with code 1")
+  local open = directory("open", "755")
+  local cwd = S.tmpname("cwd")
+  os.execute("chmod 777 " .. q(S.tmpdir))
+  local app = assert(start { argv = { F, "cwd=" .. cwd, "pause" }, user = "nobody", cwd = open, ready = "none" })
+  lu.assertEquals(S.await_file(cwd), open .. "\n")
+  os.execute("chmod 755 " .. q(S.tmpdir))
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
+function T.test_home_user_logname_shell_come_from_the_passwd_entry_unless_env_is_given()
+  need_root()
+  os.execute("chmod 777 " .. q(S.tmpdir))
+  local envfile, explicit = S.tmpname("env"), S.tmpname("env")
+  local app = assert(start { argv = { F, "env=" .. envfile, "pause" }, user = "nobody", ready = "none" })
+  local env = S.await_file(envfile)
+  app:terminate(1)
+  local pw = io.popen("getent passwd nobody"):read("l")
+  local home, shell = pw:match("^[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:([^:]*):([^:]*)$")
+  lu.assertStrContains(env, "\nHOME=" .. home .. "\n")
+  lu.assertStrContains(env, "\nUSER=nobody\n")
+  lu.assertStrContains(env, "\nLOGNAME=nobody\n")
+  lu.assertStrContains("\n" .. env, "\nSHELL=" .. shell .. "\n")
+  app = assert(start { argv = { F, "env=" .. explicit, "pause" }, user = "nobody", ready = "none",
+    env = { ONLY = "this" } })
+  lu.assertEquals(S.await_file(explicit), "ONLY=this\n", "an explicit env is used as it is")
+  os.execute("chmod 755 " .. q(S.tmpdir))
+  app:terminate(1)
+end
+
+function T.test_a_uid_without_a_passwd_entry_is_its_own_group_with_no_others()
+  need_root()
+  local before = S.snapshot()
+  local app, err = start { argv = { F, "pause" }, user = 54321, ready = "none" }
+  lu.assertNotNil(app, tostring(err))
+  local st = S.read("/proc/" .. app.pid .. "/status")
+  lu.assertStrMatches(st:match("\nUid:([^\n]*)"), "%s+54321%s+54321%s+54321%s+54321")
+  lu.assertStrMatches(st:match("\nGid:([^\n]*)"), "%s+54321%s+54321%s+54321%s+54321")
+  lu.assertStrMatches(st:match("\nGroups:([^\n]*)"), "%s*")
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
+function T.test_a_file_without_a_shebang_never_runs_through_a_shell()
+  need_root()
+  -- where nobody may write: were the file run by sh, the marker would be
+  local marker = directory("out", "1777") .. "/marker"
+  local script = S.bindir .. "/no-shebang"
+  local f = assert(io.open(script, "w"))
+  f:write("touch ", marker, "\n")
+  f:close()
+  os.execute("chmod 755 " .. q(script))
+  fail_case({ argv = { script }, user = "nobody", ready = "none" }, "helper")
+  lu.assertNil(S.read(marker), "the file ran through a shell")
+end
+
+-------------------------------------------------------------------------------
+-- 8. logs a flood cannot fill
+
+function T.test_a_flood_of_refused_messages_is_logged_once_a_second_with_a_count()
+  for _, proto in ipairs { "notify", "fd" } do
+    local before = S.snapshot()
+    local logged, log = S.recorder()
+    -- a grandchild floods for about a second and a half; the app says it
+    -- is ready after that; notify_access = "main" refuses the flood
+    local flood = proto == "notify" and "notifyflood=400000:STATUS=flood" or "bytes=3:400000000:x"
+    local ready = proto == "notify" and "notify=READY=1" or "line=3:up"
+    local took, app, err = S.timed(start, { argv = { F, "fork", "fork", flood, "|", "exit=0", "|",
+      "sleep=1.5", ready, "pause" }, ready = proto, notify_access = "main", ready_timeout = 10, log = log })
+    lu.assertNotNil(app, proto .. ": " .. tostring(err))
+    app:terminate(1)
+    S.kill_strays()
+    local lines, total = 0, 0
+    for _, line in ipairs(logged) do
+      if line:find("ignored", 1, true) then
+        lines = lines + 1
+        total = total + (tonumber(line:match("ignored (%d+) messages")) or 1)
+      end
+    end
+    lu.assertTrue(lines >= 2, proto .. ": " .. table.concat(logged, "\n"))
+    lu.assertTrue(lines <= math.ceil(took) + 2, string.format("%s: %d lines in %.1f s", proto, lines, took))
+    lu.assertTrue(total > lines, proto .. ": the count is not given")
+    S.assert_clean(before)
+  end
+end
+
+-------------------------------------------------------------------------------
+-- 9. options that would be ignored
+
+function T.test_pid_fd_or_pid_format_without_a_helper_raises_and_starts_nothing()
+  local before = S.snapshot()
+  for _, field in ipairs { "pid_fd", "pid_format" } do
+    local opts = { argv = { F, "pause" }, ready = "none" }
+    opts[field] = field == "pid_fd" and 3 or "line"
+    local ok, err = pcall(appstart.start, opts)
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, "field '" .. field .. "': has no effect without 'helper' or 'user'")
+  end
+  local ok, err = pcall(appstart.start, { argv = { F, "pause" }, group = "nogroup" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'group': has no effect without 'user'")
+  S.assert_clean(before)
+end
+
+return { TestSecurity = T }
