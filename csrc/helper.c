@@ -4,27 +4,85 @@
  * The launcher runs it with a pipe inherited at --pid-fd. It forks the app
  * (optionally in a new session, as another user, in another directory),
  * waits only until the app's exec has succeeded or failed, reports the app's
- * pid on the pid fd and exits without waiting, so the app is not the
- * launcher's child. A failed start is reported on stderr with no pid written.
+ * pid on the pid fd and exits without waiting: the app is then no child of
+ * the helper's (the launcher, a child subreaper while it starts apps through
+ * helpers, adopts it). A failed start is reported on stderr with no pid
+ * written.
+ *
+ * With --user the app always leads a session of its own, so it has no
+ * controlling terminal: an app running as another user could otherwise push
+ * keystrokes into the launcher's terminal (TIOCSTI). Nothing ever runs
+ * through a shell: the PATH search is done here, without execvp's /bin/sh
+ * fallback for a file that is not a valid executable.
+ *
+ * Setuid mode. The program may be installed setuid root, or with file
+ * capabilities (cap_setuid,cap_setgid+ep), so that an unprivileged launcher
+ * can start apps as other users. Run that way (AT_SECURE) it trusts nothing
+ * its caller controls:
+ *   - descriptors 0-2 are made to exist before anything is opened;
+ *   - resource limits are reset (to pid 1's where readable), and no core
+ *     file can be written while privileged;
+ *   - a root-owned policy file, at a path compiled in
+ *     (APPSTART_HELPER_POLICY), says which caller (the real uid) may start
+ *     apps as which users: lines "CALLER: USER...", by name or uid; a caller
+ *     with no line is refused, root is never a target, --group must be one
+ *     of the target's own groups; without --user (or with the caller's own)
+ *     the app runs as the caller;
+ *   - the app's environment is rebuilt from a fixed PATH, the target's
+ *     HOME/USER/LOGNAME/SHELL and a short list of variables kept from the
+ *     caller (never LD_* and the like);
+ *   - every capability is dropped and proven gone (a file-capabilities copy
+ *     keeps them across setuid between two non-zero uids);
+ *   - every descriptor above 2 is closed except the --keep-fd ones;
+ *   - the app always gets a session of its own.
+ * Run by root without AT_SECURE it needs no policy.
  *
  * Plain libc, standalone: it shares no code with the core on purpose, so the
- * program can be installed and audited on its own.
+ * program can be installed and audited on its own. Raw system calls stand in
+ * where libc has no wrapper (capget/capset, close_range, getdents64).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define HELPER_VERSION "0.1.0"
+
+#ifndef APPSTART_HELPER_POLICY
+#define APPSTART_HELPER_POLICY "/etc/appstart/helper.policy"
+#endif
+
+/* a policy file is a handful of lines; a large one is a mistake or an
+ * attack on the reader, refused either way */
+#define POLICY_MAX_BYTES (64 * 1024)
+#define POLICY_NAME_MAX 256
+#define MAX_KEEP_FDS 64
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+extern char **environ;
 
 /* Exit codes: 126/127 follow the shell's convention for exec failures. */
 enum {
@@ -42,8 +100,11 @@ enum child_step {
     STEP_SETGROUPS,
     STEP_SETGID,
     STEP_SETUID,
+    STEP_CAPS,
     STEP_VERIFY,
+    STEP_RLIMIT,
     STEP_CHDIR,
+    STEP_FDS,
     STEP_EXEC
 };
 
@@ -57,8 +118,11 @@ struct options {
     const char *group;      /* NULL: the user's primary group */
     const char *dir;        /* NULL: stay in the current directory */
     int setsid;
+    int login_env;
     int pid_fd;
     enum pid_format pid_format;
+    int keep_fds[MAX_KEEP_FDS];
+    int nkeep;
     char **argv;
 };
 
@@ -66,14 +130,37 @@ struct options {
 struct identity {
     uid_t uid;
     gid_t gid;
-    gid_t *groups;
+    gid_t *groups;          /* NULL with ngroups 0: no supplementary groups */
     int ngroups;
+    char *name;             /* NULL when the uid has no passwd entry */
+    char *home;
+    char *shell;
+};
+
+/* Everything the child does, decided before fork: the child may not call
+ * getpw* or malloc (they take locks another thread could hold at fork
+ * time), so it only reads this. */
+struct child_plan {
+    int setsid;
+    int secure;                 /* AT_SECURE: the extra steps of setuid mode */
+    const struct identity *id;  /* NULL: keep the current identity */
+    const char *dir;
+    int pid_fd;
+    const int *keep_fds;        /* sorted, only read when close_fds */
+    int nkeep;
+    int close_fds;
+    struct rlimit core_limit;   /* secure: the app's RLIMIT_CORE */
+    char **argv;
+    char **envp;                /* NULL: the helper's own environment */
+    char **candidates;          /* paths to execve in turn, NULL-terminated */
+    int search;                 /* candidates come from a PATH search */
 };
 
 static void print_usage(FILE *out)
 {
     fputs("usage: appstart-helper [--user NAME|UID] [--group NAME|GID] [--setsid]\n"
-          "                       [--chdir DIR] [--pid-fd N] [--pid-format int32le|line]\n"
+          "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
+          "                       [--pid-fd N] [--pid-format int32le|line]\n"
           "                       -- ARGV...\n", out);
 }
 
@@ -82,7 +169,36 @@ static void print_help(void)
     print_usage(stdout);
     fputs("\nForks ARGV (switching user, session and directory as asked), writes the\n"
           "app's pid to fd N (default 3) once its exec has succeeded, and exits\n"
-          "without waiting for it.\n", stdout);
+          "without waiting for it. Nothing runs through a shell: ARGV[0] without a\n"
+          "'/' is searched in PATH, and a file that is not a valid executable fails.\n"
+          "\n"
+          "  --user NAME|UID    run the app as this user: its groups, then the uid;\n"
+          "                     the app leads a session of its own (no controlling\n"
+          "                     terminal). A uid with no passwd entry uses the uid as\n"
+          "                     its gid and no supplementary groups.\n"
+          "  --group NAME|GID   primary group with --user (default: the user's own)\n"
+          "  --setsid           the app leads a session of its own\n"
+          "  --login-env        HOME, USER, LOGNAME, SHELL from the target's passwd\n"
+          "                     entry (all four unset when it has none)\n"
+          "  --chdir DIR        change to DIR as the target user, before the exec\n"
+          "  --keep-fd N        a descriptor (3 or more) the app keeps in setuid mode;\n"
+          "                     repeatable\n"
+          "  --pid-fd N         where to write the pid (default 3, not inherited)\n"
+          "  --pid-format F     int32le (4 bytes, little endian) or line (digits, \\n)\n"
+          "\n"
+          "Installed setuid root or with file capabilities, it obeys the policy file\n"
+          "  " APPSTART_HELPER_POLICY "\n"
+          "(owned by root, writable by root only): lines \"CALLER: USER...\" say\n"
+          "who may start apps as whom, by name or uid. Root is never a target;\n"
+          "without --user the app runs as the caller (the real uid). The app then\n"
+          "gets PATH=" DEFAULT_PATH ", the target's HOME, USER,\n"
+          "LOGNAME and SHELL, and of the caller's environment only NOTIFY_SOCKET,\n"
+          "WATCHDOG_USEC, WATCHDOG_PID, LISTEN_FDS, LISTEN_PID, TERM, LANG, LANGUAGE,\n"
+          "TZ and LC_*; no capability; no descriptor above 2 but the --keep-fd ones;\n"
+          "resource limits reset; a session of its own.\n"
+          "\n"
+          "Exit status: 0 started, 1 failed (nothing runs), 2 usage, 126 cannot\n"
+          "execute, 127 not found.\n", stdout);
 }
 
 static void usage_error(const char *why, const char *what) __attribute__((noreturn));
@@ -95,6 +211,46 @@ static void usage_error(const char *why, const char *what)
         fprintf(stderr, "appstart-helper: %s\n", why);
     print_usage(stderr);
     exit(EXIT_USAGE);
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A failure of the world (unknown user, no fork, a refused policy): message
+ * and exit 1, with nothing started. */
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("appstart-helper: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(EXIT_FAILED);
+}
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        fail("out of memory");
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    return memcpy(xmalloc(len), s, len);
+}
+
+/* "NAME=VALUE", freshly allocated */
+static char *make_variable(const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    char *s = xmalloc(nlen + 1 + vlen + 1);
+    memcpy(s, name, nlen);
+    s[nlen] = '=';
+    memcpy(s + nlen + 1, value, vlen + 1);
+    return s;
 }
 
 /* Parse a whole decimal string into [0, max]; 0 on success, -1 otherwise.
@@ -132,6 +288,16 @@ static const char *option_value(const char *arg, const char *name,
     return argv[++*i];
 }
 
+static int parse_fd(const char *v, const char *what)
+{
+    unsigned long fd;
+    /* 0-2 are the app's stdio: the pid fd is closed in the child, and a
+     * kept descriptor is one above the layout's stdio */
+    if (parse_decimal(v, INT_MAX, &fd) != 0 || fd < 3)
+        usage_error(what, v);
+    return (int)fd;
+}
+
 static void parse_options(int argc, char **argv, struct options *opt)
 {
     int i;
@@ -152,6 +318,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             exit(0);
         } else if (strcmp(arg, "--setsid") == 0) {
             opt->setsid = 1;
+        } else if (strcmp(arg, "--login-env") == 0) {
+            opt->login_env = 1;
         } else if ((v = option_value(arg, "--user", argc, argv, &i))) {
             opt->user = v;
         } else if ((v = option_value(arg, "--group", argc, argv, &i))) {
@@ -159,12 +327,12 @@ static void parse_options(int argc, char **argv, struct options *opt)
         } else if ((v = option_value(arg, "--chdir", argc, argv, &i))) {
             opt->dir = v;
         } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
-            unsigned long fd;
-            /* 0-2 are the app's stdio; the child closes the pid fd, so a
-             * low number would leave the app without stdin/out/err. */
-            if (parse_decimal(v, INT_MAX, &fd) != 0 || fd < 3)
-                usage_error("--pid-fd must be a number of 3 or more", v);
-            opt->pid_fd = (int)fd;
+            opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
+        } else if ((v = option_value(arg, "--keep-fd", argc, argv, &i))) {
+            if (opt->nkeep >= MAX_KEEP_FDS)
+                usage_error("too many --keep-fd options", v);
+            opt->keep_fds[opt->nkeep++] =
+                parse_fd(v, "--keep-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
             if (strcmp(v, "int32le") == 0)
                 opt->pid_format = PID_INT32LE;
@@ -185,22 +353,369 @@ static void parse_options(int argc, char **argv, struct options *opt)
         usage_error("--group needs --user", NULL);
     if (opt->dir && opt->dir[0] == '\0')
         usage_error("--chdir needs a directory", NULL);
+    for (int k = 0; k < opt->nkeep; k++)
+        if (opt->keep_fds[k] == opt->pid_fd)
+            usage_error("--keep-fd cannot be the pid fd", NULL);
     opt->argv = argv + i;
 }
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* ---- setuid mode: the first things done, before anything is opened ---- */
 
-/* A failure of the world (unknown user, no fork): message and exit 1. */
-static void fail(const char *fmt, ...)
+/* A caller can start us with 0, 1 or 2 closed; the next file we open would
+ * take that number and the app would write its output into it. */
+static void ensure_std_fds(void)
 {
-    va_list ap;
-    fputs("appstart-helper: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(EXIT_FAILED);
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", O_RDWR);
+        if (got != fd)
+            _exit(EXIT_FAILED);     /* nowhere safe to say why */
+    }
 }
+
+/* A caller's odd limits (a tiny RLIMIT_FSIZE, RLIMIT_CPU about to expire,
+ * few descriptors) must not make the privileged part fail halfway: take
+ * pid 1's limits where we may read them; at least make RLIMIT_FSIZE and
+ * RLIMIT_CPU non-binding. No core file while privileged: *core_for_app is
+ * what the child restores once it has dropped. */
+static void reset_limits(struct rlimit *core_for_app)
+{
+    for (int r = 0; r < RLIMIT_NLIMITS; r++) {
+        struct rlimit lim;
+        if (prlimit(1, r, NULL, &lim) == 0 && setrlimit(r, &lim) == 0)
+            continue;
+        if ((r == RLIMIT_FSIZE || r == RLIMIT_CPU) && getrlimit(r, &lim) == 0 &&
+            lim.rlim_cur != lim.rlim_max) {
+            lim.rlim_cur = lim.rlim_max;
+            if (setrlimit(r, &lim) != 0)
+                fail("cannot reset resource limit %d: %s", r, strerror(errno));
+        }
+    }
+    if (getrlimit(RLIMIT_CORE, core_for_app) != 0)
+        fail("cannot read RLIMIT_CORE: %s", strerror(errno));
+    struct rlimit none = { 0, core_for_app->rlim_max };
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        fail("cannot lower RLIMIT_CORE: %s", strerror(errno));
+}
+
+/* The variables a setuid helper passes on from its caller. */
+static int kept_name(const char *entry, size_t nlen)
+{
+    static const char *const names[] = {
+        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+        "LISTEN_PID", "TERM", "LANG", "LANGUAGE", "TZ",
+    };
+    if (nlen > 3 && strncmp(entry, "LC_", 3) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == nlen && strncmp(entry, names[i], nlen) == 0)
+            return 1;
+    return 0;
+}
+
+/* Locale and terminal names with a '/' are paths the app's libc would read
+ * as the target user (a caller's own locale or terminfo files); a TZ that
+ * is a path must stay under the zoneinfo directory. As sudo checks them. */
+static int kept_value_is_safe(const char *entry, size_t nlen)
+{
+    const char *value = entry + nlen + 1;
+    if (nlen == 2 && strncmp(entry, "TZ", 2) == 0) {
+        const char *tz = value[0] == ':' ? value + 1 : value;
+        if (strstr(tz, "..") || strchr(tz, '%'))
+            return 0;
+        return tz[0] != '/' || strncmp(tz, "/usr/share/zoneinfo/", 20) == 0;
+    }
+    if ((nlen == 4 && strncmp(entry, "TERM", 4) == 0) ||
+        (nlen == 4 && strncmp(entry, "LANG", 4) == 0) ||
+        (nlen == 8 && strncmp(entry, "LANGUAGE", 8) == 0) ||
+        strncmp(entry, "LC_", 3) == 0)
+        return !strchr(value, '/') && !strchr(value, '%');
+    return 1;
+}
+
+/* Copy the caller's variables a setuid app may see, then clear the
+ * helper's own environment: nothing below reads a caller's variable. */
+static char **take_kept_environment(void)
+{
+    size_t n = 0, count = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char **kept = xmalloc((n + 1) * sizeof *kept);
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        size_t nlen = (size_t)(eq - *e);
+        if (!kept_name(*e, nlen) || !kept_value_is_safe(*e, nlen))
+            continue;
+        int dup = 0;    /* the first of two entries is the one getenv sees */
+        for (size_t k = 0; k < count && !dup; k++)
+            dup = strncmp(kept[k], *e, nlen + 1) == 0;
+        if (!dup)
+            kept[count++] = xstrdup(*e);
+    }
+    kept[count] = NULL;
+    if (clearenv() != 0)
+        fail("cannot clear the environment");
+    return kept;
+}
+
+/* ---- setuid mode: the policy ---- */
+
+static void check_policy_dir(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        fail("policy: %s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        fail("policy: %s is not a directory", path);
+    if (st.st_uid != 0)
+        fail("policy: refused: directory %s is not owned by root", path);
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        fail("policy: refused: directory %s is writable by others than root", path);
+}
+
+/* Open the policy file, refusing one that anyone but root could have
+ * written or replaced: every directory on its resolved path is checked as
+ * it is entered (each one opened relative to the last, never following a
+ * link), so nothing can be swapped in behind a check. */
+static int open_policy(const char *path)
+{
+    char dir[PATH_MAX], real[PATH_MAX + 1];
+    const char *slash = strrchr(path, '/');
+    if (path[0] != '/' || !slash || slash[1] == '\0')
+        fail("policy: the compiled-in path %s is not an absolute file name", path);
+    size_t dlen = (size_t)(slash - path);
+    if (dlen >= sizeof dir)
+        fail("policy: %s: %s", path, strerror(ENAMETOOLONG));
+    memcpy(dir, path, dlen);
+    dir[dlen] = '\0';
+    if (!realpath(dlen ? dir : "/", real))
+        fail("policy: refused: %s: %s", path, strerror(errno));
+
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        fail("policy: /: %s", strerror(errno));
+    check_policy_dir(fd, "/");
+    char walked[PATH_MAX + 1] = "";
+    size_t wlen = 0;
+    for (char *part = real; *part;) {
+        while (*part == '/')
+            part++;
+        if (!*part)
+            break;
+        char *end = strchr(part, '/');
+        if (end)
+            *end = '\0';
+        /* walked is a prefix of real, so it fits */
+        walked[wlen++] = '/';
+        memcpy(walked + wlen, part, strlen(part) + 1);
+        wlen += strlen(part);
+        int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0)
+            fail("policy: refused: %s: %s", walked, strerror(errno));
+        (void)close(fd);
+        fd = next;
+        check_policy_dir(fd, walked);
+        if (!end)
+            break;
+        part = end + 1;
+    }
+
+    int file = openat(fd, slash + 1, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int err = errno;
+    (void)close(fd);
+    if (file < 0)
+        fail("policy: refused: %s: %s", path,
+             err == ELOOP ? "is a symbolic link" : strerror(err));
+    struct stat st;
+    if (fstat(file, &st) != 0)
+        fail("policy: %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        fail("policy: refused: %s is not a regular file", path);
+    if (st.st_uid != 0)
+        fail("policy: refused: %s is not owned by root", path);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        fail("policy: refused: %s is writable by others than root", path);
+    if (st.st_size > POLICY_MAX_BYTES)
+        fail("policy: refused: %s is larger than %d bytes", path, POLICY_MAX_BYTES);
+    return file;
+}
+
+/* The whole file, NUL-terminated, into buf (POLICY_MAX_BYTES + 1 bytes);
+ * its length. The size is checked again here: the file may grow. */
+static size_t read_policy(int fd, const char *path, char *buf)
+{
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, POLICY_MAX_BYTES + 1 - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fail("policy: reading %s: %s", path, strerror(errno));
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (got > POLICY_MAX_BYTES)
+            fail("policy: refused: %s is larger than %d bytes", path, POLICY_MAX_BYTES);
+    }
+    (void)close(fd);
+    buf[got] = '\0';
+    return got;
+}
+
+/* A uid or a user name (looked up); -1 for a name with no passwd entry,
+ * which matches nobody. */
+static int name_to_uid(const char *name, uid_t *uid)
+{
+    unsigned long num;
+    if (parse_decimal(name, (uid_t)-2, &num) == 0) {
+        *uid = (uid_t)num;
+        return 0;
+    }
+    const struct passwd *pw = getpwnam(name);
+    if (!pw)
+        return -1;
+    *uid = pw->pw_uid;
+    return 0;
+}
+
+struct policy_query {
+    uid_t caller;
+    uid_t target;
+    int caller_listed;
+    int target_listed;
+};
+
+static void policy_malformed(const char *path, unsigned lineno, const char *why)
+    __attribute__((noreturn));
+
+static void policy_malformed(const char *path, unsigned lineno, const char *why)
+{
+    fail("policy: refused: %s line %u: %s (expected \"CALLER: USER...\")",
+         path, lineno, why);
+}
+
+/* Next space- or tab-separated word of *p, NUL-terminated in place; NULL at
+ * the end of the line. */
+static char *next_word(char **p)
+{
+    char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s)
+        return NULL;
+    char *w = s;
+    while (*s && *s != ' ' && *s != '\t')
+        s++;
+    if (*s)
+        *s++ = '\0';
+    *p = s;
+    return w;
+}
+
+static void check_policy_word(const char *path, unsigned lineno, const char *w)
+{
+    unsigned long num;
+    if (strlen(w) >= POLICY_NAME_MAX)
+        policy_malformed(path, lineno, "a name is too long");
+    if (strchr(w, ':'))
+        policy_malformed(path, lineno, "more than one ':'");
+    if (w[strspn(w, "0123456789")] == '\0' && parse_decimal(w, (uid_t)-2, &num) != 0)
+        policy_malformed(path, lineno, "a uid out of range");
+}
+
+/* Check every line (one malformed line refuses the whole file) and answer
+ * q: is the caller listed, is the target on one of the caller's lines. */
+static void check_policy(const char *path, char *text, size_t len,
+                         struct policy_query *q)
+{
+    unsigned lineno = 0;
+    char *line = text, *end = text + len;
+    while (line < end) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *stop = nl ? nl : end;
+        lineno++;
+        for (const unsigned char *c = (unsigned char *)line; c < (unsigned char *)stop; c++)
+            if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+                policy_malformed(path, lineno, "a control character");
+        *stop = '\0';
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *colon = strchr(line, ':');
+        if (!colon) {
+            if (line[strspn(line, " \t")] != '\0')
+                policy_malformed(path, lineno, "no ':'");
+        } else {
+            *colon = '\0';
+            char *p = line;
+            char *caller = next_word(&p);
+            if (!caller)
+                policy_malformed(path, lineno, "no caller before ':'");
+            if (next_word(&p))
+                policy_malformed(path, lineno, "more than one caller before ':'");
+            check_policy_word(path, lineno, caller);
+            uid_t uid;
+            int mine = name_to_uid(caller, &uid) == 0 && uid == q->caller;
+            if (mine)
+                q->caller_listed = 1;
+            p = colon + 1;
+            for (char *w; (w = next_word(&p));) {
+                check_policy_word(path, lineno, w);
+                if (mine && name_to_uid(w, &uid) == 0 && uid == q->target)
+                    q->target_listed = 1;
+            }
+        }
+        line = stop + 1;
+    }
+}
+
+static const char *user_label(uid_t uid, char *buf, size_t size)
+{
+    const struct passwd *pw = getpwuid(uid);
+    if (pw)
+        snprintf(buf, size, "%s (uid %lu)", pw->pw_name, (unsigned long)uid);
+    else
+        snprintf(buf, size, "uid %lu", (unsigned long)uid);
+    return buf;
+}
+
+/* Setuid mode: may the real uid start apps as `user` (NULL: as itself)?
+ * Exits with a message when not; returns the target uid. */
+static uid_t enforce_policy(const char *user)
+{
+    static char text[POLICY_MAX_BYTES + 1];
+    struct policy_query q = { getuid(), getuid(), 0, 0 };
+    char who[300], whom[300];
+
+    if (user) {
+        errno = 0;
+        if (name_to_uid(user, &q.target) != 0) {
+            if (errno != 0 && errno != ENOENT && errno != ESRCH)
+                fprintf(stderr, "appstart-helper: looking up user %s: %s\n",
+                        user, strerror(errno));
+            fail("unknown user: %s", user);
+        }
+    }
+    const char *path = APPSTART_HELPER_POLICY;
+    size_t len = read_policy(open_policy(path), path, text);
+    check_policy(path, text, len, &q);
+    user_label(q.caller, who, sizeof who);
+    user_label(q.target, whom, sizeof whom);
+    if (!q.caller_listed)
+        fail("policy: refused: %s has no line in %s", who, path);
+    if (q.target == 0)
+        fail("policy: refused: root is never a target of a setuid helper");
+    /* running as oneself gives nothing away */
+    if (q.target != q.caller && !q.target_listed)
+        fail("policy: refused: %s may not start apps as %s (%s)", who, whom, path);
+    return q.target;
+}
+
+/* ---- identity ---- */
 
 static gid_t resolve_group(const char *group)
 {
@@ -219,63 +734,16 @@ static gid_t resolve_group(const char *group)
     return gr->gr_gid;
 }
 
-/* Resolve --user/--group and the supplementary groups. Every lookup and
- * allocation happens here, before fork: the child may not call getpw* or
- * malloc (they take locks another thread could hold at fork time). */
-static void resolve_identity(const struct options *opt, struct identity *id)
+/* The groups of user `name` with primary group gid (gid included). */
+static gid_t *group_list(const char *name, gid_t gid, int *count)
 {
-    char *name = NULL;     /* a copy: later get*ent calls reuse static storage */
-    int have_gid = 0;
-    unsigned long num;
-    const struct passwd *pw;
-
-    errno = 0;
-    if (parse_decimal(opt->user, (uid_t)-2, &num) == 0) {
-        id->uid = (uid_t)num;
-        pw = getpwuid(id->uid);
-    } else {
-        pw = getpwnam(opt->user);
-        if (!pw) {
-            if (errno != 0 && errno != ENOENT && errno != ESRCH)
-                fprintf(stderr, "appstart-helper: looking up user %s: %s\n",
-                        opt->user, strerror(errno));
-            fail("unknown user: %s", opt->user);
-        }
-        id->uid = pw->pw_uid;
-    }
-    if (pw) {
-        name = strdup(pw->pw_name);
-        if (!name)
-            fail("%s", strerror(errno));
-        id->gid = pw->pw_gid;
-        have_gid = 1;
-    }
-    if (opt->group) {
-        id->gid = resolve_group(opt->group);
-        have_gid = 1;
-    }
-    if (!have_gid)
-        fail("user %s has no passwd entry, so --group is required", opt->user);
-
-    if (!name) {
-        /* no passwd entry, so no group memberships to look up */
-        id->groups = malloc(sizeof *id->groups);
-        if (!id->groups)
-            fail("%s", strerror(errno));
-        id->groups[0] = id->gid;
-        id->ngroups = 1;
-        return;
-    }
     int cap = 32;
     for (;;) {
         int n = cap;
-        gid_t *list = malloc((size_t)cap * sizeof *list);
-        if (!list)
-            fail("%s", strerror(errno));
-        if (getgrouplist(name, id->gid, list, &n) >= 0) {
-            id->groups = list;
-            id->ngroups = n;
-            break;
+        gid_t *list = xmalloc((size_t)cap * sizeof *list);
+        if (getgrouplist(name, gid, list, &n) >= 0) {
+            *count = n;
+            return list;
         }
         free(list);
         /* n now holds the size needed; grow at least by doubling in case the
@@ -284,7 +752,159 @@ static void resolve_identity(const struct options *opt, struct identity *id)
             fail("user %s is in too many groups", name);
         cap = n > cap * 2 ? n : cap * 2;
     }
-    free(name);
+}
+
+/* Resolve the user (a name or a uid), the group and the supplementary
+ * groups, all before fork. With `secure`, a --group must be one the user
+ * already has: else a caller allowed to run apps as a user could run them
+ * with any group (shadow, disk). */
+static void resolve_identity(const char *user, const char *group, int secure,
+                             struct identity *id)
+{
+    unsigned long num;
+    const struct passwd *pw;
+    gid_t own_gid;
+
+    errno = 0;
+    if (parse_decimal(user, (uid_t)-2, &num) == 0) {
+        id->uid = (uid_t)num;
+        pw = getpwuid(id->uid);
+    } else {
+        pw = getpwnam(user);
+        if (!pw) {
+            if (errno != 0 && errno != ENOENT && errno != ESRCH)
+                fprintf(stderr, "appstart-helper: looking up user %s: %s\n",
+                        user, strerror(errno));
+            fail("unknown user: %s", user);
+        }
+        id->uid = pw->pw_uid;
+    }
+    if (pw) {
+        /* copies: later get*ent calls reuse static storage */
+        id->name = xstrdup(pw->pw_name);
+        id->home = xstrdup(pw->pw_dir);
+        id->shell = xstrdup(pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+        own_gid = pw->pw_gid;
+    } else {
+        /* a uid with no passwd entry: its uid as its gid (gid_t is as wide
+         * as uid_t, and the uid is at most (uid_t)-2) */
+        own_gid = (gid_t)id->uid;
+    }
+    id->gid = group ? resolve_group(group) : own_gid;
+
+    if (secure && id->gid != own_gid) {
+        int n = 0, member = 0;
+        gid_t *mine = id->name ? group_list(id->name, own_gid, &n) : NULL;
+        for (int i = 0; i < n && !member; i++)
+            member = mine[i] == id->gid;
+        free(mine);
+        if (!member)
+            fail("policy: refused: group %s is not one of %s's groups", group, user);
+    }
+    if (id->name) {
+        id->groups = group_list(id->name, id->gid, &id->ngroups);
+    } else {
+        /* no passwd entry, so no group memberships: none at all */
+        id->groups = NULL;
+        id->ngroups = 0;
+    }
+}
+
+static void free_identity(struct identity *id)
+{
+    free(id->groups);
+    free(id->name);
+    free(id->home);
+    free(id->shell);
+    memset(id, 0, sizeof *id);
+}
+
+/* ---- the app's environment and program ---- */
+
+static int is_login_variable(const char *entry)
+{
+    static const char *const names[] = { "HOME=", "USER=", "LOGNAME=", "SHELL=" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(entry, names[i], strlen(names[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* base (NULL-terminated) without HOME, USER, LOGNAME, SHELL, with those of
+ * the target's passwd entry instead (none when it has no entry), after
+ * `first` when not NULL. */
+static char **login_environment(char *first, char **base, const struct identity *id)
+{
+    size_t n = 0, count = 0;
+    for (char **e = base; e && *e; e++)
+        n++;
+    char **env = xmalloc((n + 6) * sizeof *env);
+    if (first)
+        env[count++] = first;
+    for (char **e = base; e && *e; e++)
+        if (!is_login_variable(*e))
+            env[count++] = *e;
+    if (id && id->name) {
+        env[count++] = make_variable("HOME", id->home);
+        env[count++] = make_variable("USER", id->name);
+        env[count++] = make_variable("LOGNAME", id->name);
+        env[count++] = make_variable("SHELL", id->shell);
+    }
+    env[count] = NULL;
+    return env;
+}
+
+/* The paths to try for file, as execvp would but never through a shell: a
+ * name with a '/' as it is, else each entry of path (unset or empty: the
+ * default; an empty entry: the current directory). */
+static char **exec_candidates(char *file, const char *path, int *search)
+{
+    char **list;
+    if (strchr(file, '/')) {
+        list = xmalloc(2 * sizeof *list);
+        list[0] = file;
+        list[1] = NULL;
+        *search = 0;
+        return list;
+    }
+    *search = 1;
+    if (!*file) {
+        /* as execvp: an empty name is found nowhere */
+        list = xmalloc(sizeof *list);
+        list[0] = NULL;
+        return list;
+    }
+    if (!path || !*path)
+        path = DEFAULT_PATH;
+    size_t entries = 1, flen = strlen(file), count = 0;
+    for (const char *p = path; *p; p++)
+        entries += *p == ':';
+    list = xmalloc((entries + 1) * sizeof *list);
+    for (const char *p = path;; p++) {
+        const char *colon = strchr(p, ':');
+        size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
+        char *c = xmalloc(dlen + 2 + flen + 1);
+        if (dlen == 0) {
+            c[0] = '.';
+            dlen = 1;
+        } else {
+            memcpy(c, p, dlen);
+        }
+        c[dlen] = '/';
+        memcpy(c + dlen + 1, file, flen + 1);
+        list[count++] = c;
+        if (!colon)
+            break;
+        p = colon;
+    }
+    list[count] = NULL;
+    return list;
+}
+
+static int compare_ints(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
 /* ---- everything from here to run_child runs in the forked child ---- */
@@ -300,17 +920,51 @@ static void child_fail(int status_fd, int step, int err)
     _exit(127);
 }
 
+/* Empty the permitted, effective and inheritable sets (the ambient set
+ * follows), then read them back. A file-capabilities helper keeps its
+ * capabilities across setuid between two non-zero uids, and even setuid
+ * root leaves the inheritable set alone. 0, or the step and errno. */
+static int child_clear_capabilities(int *err)
+{
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) {
+        *err = errno;
+        return STEP_CAPS;
+    }
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    memset(data, 0xff, sizeof data);
+    if (syscall(SYS_capget, &header, data) != 0) {
+        *err = errno;
+        return STEP_CAPS;
+    }
+    for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+        if (data[i].permitted || data[i].effective || data[i].inheritable) {
+            *err = 0;
+            return STEP_VERIFY;
+        }
+    return 0;
+}
+
 /* Switch to the target identity and prove the switch cannot be undone.
  * setgroups and setgid must come before setuid: after setuid the process
  * has lost the right to change its groups and would keep root's. */
 static void child_drop_privileges(int status_fd, const struct identity *id)
 {
+    int err = 0, step;
+    if (id->uid != 0)
+        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (setgroups((size_t)id->ngroups, id->groups) != 0)
         child_fail(status_fd, STEP_SETGROUPS, errno);
     if (setgid(id->gid) != 0)
         child_fail(status_fd, STEP_SETGID, errno);
     if (setuid(id->uid) != 0)
         child_fail(status_fd, STEP_SETUID, errno);
+    if (id->uid != 0 && (step = child_clear_capabilities(&err)) != 0)
+        child_fail(status_fd, step, err);
     /* A setuid that "succeeds" without dropping everything (capabilities,
      * a saved set-user-ID of 0) would let the app regain root; refuse to
      * run as root what we were asked to run as another user. */
@@ -325,26 +979,127 @@ static void child_drop_privileges(int status_fd, const struct identity *id)
         child_fail(status_fd, STEP_VERIFY, 0);
 }
 
-static void run_child(const struct options *opt, const struct identity *id,
-                      int status_fd)
+/* Mark [lo, hi] close-on-exec (the status pipe must stay open until the
+ * exec, so nothing is closed outright). close_range where the kernel has
+ * CLOSE_RANGE_CLOEXEC (5.11); else the entries of /proc/self/fd, read with
+ * raw getdents64 (no malloc). 0 or an errno. */
+static int child_cloexec_range(unsigned lo, unsigned hi)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, CLOSE_RANGE_CLOEXEC) == 0)
+        return 0;
+#endif
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return errno;
+    char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            /* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2),
+             * d_type (1), d_name */
+            const char *rec = buf + off;
+            unsigned short reclen;
+            memcpy(&reclen, rec + 16, sizeof reclen);
+            const char *name = rec + 19;
+            unsigned long fd = 0;
+            int digits = 0;
+            for (; *name >= '0' && *name <= '9' && digits < 10; name++, digits++)
+                fd = fd * 10 + (unsigned long)(*name - '0');
+            if (digits && *name == '\0' && fd >= lo && fd <= hi && (int)fd != dir &&
+                fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0 && errno != EBADF) {
+                int err = errno;
+                (void)close(dir);
+                return err;
+            }
+            off += reclen;
+        }
+    }
+    int err = n < 0 ? errno : 0;
+    (void)close(dir);
+    return err;
+}
+
+/* Setuid mode: no descriptor of the caller's above 2 reaches the app but
+ * the kept ones (sorted). */
+static int child_close_fds(const struct child_plan *plan)
+{
+    unsigned lo = 3;
+    for (int i = 0; i < plan->nkeep; i++) {
+        unsigned keep = (unsigned)plan->keep_fds[i];
+        if (keep > lo) {
+            int err = child_cloexec_range(lo, keep - 1);
+            if (err)
+                return err;
+        }
+        if (keep >= lo)
+            lo = keep + 1;
+    }
+    return child_cloexec_range(lo, ~0U);
+}
+
+/* The PATH search of execvp without its shell fallback: ENOEXEC is an
+ * error like any other. Errors that say "not here" go on to the next
+ * entry; EACCES is remembered and reported if nothing else works; any
+ * other error ends the search (as csrc/spawn.c's child_exec does). */
+static void child_exec(const struct child_plan *plan, int status_fd)
+    __attribute__((noreturn));
+
+static void child_exec(const struct child_plan *plan, int status_fd)
+{
+    char **envp = plan->envp ? plan->envp : environ;
+    int saw_eacces = 0, last = ENOENT;
+    for (char **c = plan->candidates; *c; c++) {
+        execve(*c, plan->argv, envp);
+        last = errno;
+        if (!plan->search)
+            child_fail(status_fd, STEP_EXEC, last);
+        if (last == EACCES)
+            saw_eacces = 1;
+        else if (last != ENOENT && last != ENOTDIR && last != ESTALE &&
+                 last != ENODEV && last != ETIMEDOUT && last != ELOOP &&
+                 last != ENAMETOOLONG)
+            child_fail(status_fd, STEP_EXEC, last);
+    }
+    child_fail(status_fd, STEP_EXEC, saw_eacces ? EACCES : last);
+}
+
+static void run_child(const struct child_plan *plan, int status_fd)
+    __attribute__((noreturn));
+
+static void run_child(const struct child_plan *plan, int status_fd)
 {
     sigset_t empty;
+    int err;
 
-    if (opt->setsid && setsid() < 0)
+    if (plan->secure) {
+        /* a disposition the caller set to "ignore" survives exec: the
+         * target's app starts with the defaults */
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                (void)signal(sig, SIG_DFL);
+        /* a caller's umask of 0 would leave the app's files open to it */
+        umask(umask(0) | 022);
+    }
+    if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
-    if (id)
-        child_drop_privileges(status_fd, id);
+    if (plan->id)
+        child_drop_privileges(status_fd, plan->id);
+    /* unprivileged now: the app may dump core again as its limit says */
+    if (plan->secure && setrlimit(RLIMIT_CORE, &plan->core_limit) != 0)
+        child_fail(status_fd, STEP_RLIMIT, errno);
     /* after the drop, so the directory is checked as the target user */
-    if (opt->dir && chdir(opt->dir) != 0)
+    if (plan->dir && chdir(plan->dir) != 0)
         child_fail(status_fd, STEP_CHDIR, errno);
+    if (plan->close_fds && (err = child_close_fds(plan)) != 0)
+        child_fail(status_fd, STEP_FDS, err);
     /* the app must not hold the pid pipe: the launcher would never see EOF
      * on it if the helper died, and the app could write a false pid */
-    (void)close(opt->pid_fd);
+    (void)close(plan->pid_fd);
     /* the mask survives exec; the app must start with no signal blocked */
     sigemptyset(&empty);
     (void)sigprocmask(SIG_SETMASK, &empty, NULL);
-    execvp(opt->argv[0], opt->argv);
-    child_fail(status_fd, STEP_EXEC, errno);
+    child_exec(plan, status_fd);
 }
 
 /* ---- parent ---- */
@@ -356,8 +1111,11 @@ static const char *step_name(int step)
     case STEP_SETGROUPS: return "setgroups";
     case STEP_SETGID: return "setgid";
     case STEP_SETUID: return "setuid";
+    case STEP_CAPS: return "capabilities";
     case STEP_VERIFY: return "verify";
+    case STEP_RLIMIT: return "rlimit";
     case STEP_CHDIR: return "chdir";
+    case STEP_FDS: return "closing descriptors";
     case STEP_EXEC: return "exec";
     default: return "start";
     }
@@ -428,12 +1186,25 @@ static int report_pid(int fd, enum pid_format format, pid_t pid)
 int main(int argc, char **argv)
 {
     struct options opt = { 0 };
-    struct identity ident = { 0 };
-    const struct identity *id = NULL;
+    /* static: what they point to lives until exit, and stays reachable
+     * (leak checkers of the sanitizer builds look for that) */
+    static struct identity ident;
+    static struct child_plan plan;
+    static char **kept_env;
     int status_pipe[2];
     struct child_failure failure = { 0, 0 };
     ssize_t got;
     pid_t pid;
+
+    /* Setuid mode begins before anything else can open a file or read a
+     * variable the caller chose. */
+    plan.secure = getauxval(AT_SECURE) != 0;
+    if (plan.secure) {
+        ensure_std_fds();
+        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        reset_limits(&plan.core_limit);
+        kept_env = take_kept_environment();
+    }
 
     parse_options(argc, argv, &opt);
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
@@ -441,10 +1212,50 @@ int main(int argc, char **argv)
         snprintf(num, sizeof num, "%d", opt.pid_fd);
         usage_error("pid fd is not open", num);
     }
-    if (opt.user) {
-        resolve_identity(&opt, &ident);
-        id = &ident;
+
+    if (plan.secure) {
+        char self[32];
+        uid_t target = enforce_policy(opt.user);
+        /* without --user, the caller's own uid: never the effective root */
+        snprintf(self, sizeof self, "%lu", (unsigned long)getuid());
+        resolve_identity(opt.user ? opt.user : self, opt.group, 1, &ident);
+        /* the name is looked up twice: both answers must agree */
+        if (ident.uid != target || ident.uid == 0)
+            fail("policy: refused: %s changed while it was checked",
+                 opt.user ? opt.user : self);
+        plan.id = &ident;
+    } else if (opt.user) {
+        resolve_identity(opt.user, opt.group, 0, &ident);
+        plan.id = &ident;
     }
+
+    if (plan.secure) {
+        static char fixed_path[] = "PATH=" DEFAULT_PATH;
+        plan.envp = login_environment(fixed_path, kept_env, &ident);
+        plan.candidates = exec_candidates(opt.argv[0], DEFAULT_PATH, &plan.search);
+        qsort(opt.keep_fds, (size_t)opt.nkeep, sizeof opt.keep_fds[0], compare_ints);
+        plan.keep_fds = opt.keep_fds;
+        plan.nkeep = opt.nkeep;
+        plan.close_fds = 1;
+    } else {
+        if (opt.login_env) {
+            struct identity own = { 0 };
+            if (!plan.id) {
+                char self[32];
+                snprintf(self, sizeof self, "%lu", (unsigned long)getuid());
+                resolve_identity(self, NULL, 0, &own);
+            }
+            plan.envp = login_environment(NULL, environ, plan.id ? plan.id : &own);
+            free_identity(&own);
+        }
+        plan.candidates = exec_candidates(opt.argv[0], getenv("PATH"), &plan.search);
+    }
+    /* a user switch always comes with a session of its own: no controlling
+     * terminal to push keystrokes into */
+    plan.setsid = opt.setsid || plan.id != NULL;
+    plan.dir = opt.dir;
+    plan.pid_fd = opt.pid_fd;
+    plan.argv = opt.argv;
 
     /* close-on-exec: a successful exec closes the child's end, which is the
      * EOF that tells us the exec worked */
@@ -455,11 +1266,8 @@ int main(int argc, char **argv)
         fail("cannot fork: %s", strerror(errno));
     if (pid == 0) {
         (void)close(status_pipe[0]);
-        run_child(&opt, id, status_pipe[1]);
+        run_child(&plan, status_pipe[1]);
     }
-
-    free(ident.groups);     /* the child has its copy */
-    ident.groups = NULL;
 
     /* Only now, in the parent: an ignored disposition survives exec, so
      * setting it before fork would hand the app an ignored SIGPIPE. With it
@@ -504,8 +1312,10 @@ int main(int argc, char **argv)
     if (failure.step == STEP_EXEC) {
         fprintf(stderr, "appstart-helper: cannot execute %s: %s\n",
                 opt.argv[0], strerror(failure.err));
-        return failure.err == EACCES || failure.err == EPERM
-               ? EXIT_CANNOT_EXECUTE : EXIT_NOT_FOUND;
+        /* 127 when there is no such program, 126 when there is one that
+         * cannot run (no permission, not an executable format) */
+        return failure.err == ENOENT || failure.err == ENOTDIR
+               ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
     }
     if (failure.step == STEP_VERIFY)
         fprintf(stderr, "appstart-helper: verify: the privilege drop did not "

@@ -212,10 +212,20 @@ local KILL_WAIT = 10
 --- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
 -- `grace` seconds. Returns how it ended. polled: the caller has just seen
 -- it running.
+-- Send sig: nil, message when it could not be sent for another reason than
+-- that the process has ended (EPERM: an app of another user).
+local ESRCH = 3
+local function send(proc, sig)
+  local ok, message, errno = proc:signal(sig)
+  if not ok and errno ~= ESRCH then return nil, message end
+  return true
+end
+
 local function terminate(proc, grace, polled)
   local how = not polled and proc:poll()
   if how then return how end
-  proc:signal("TERM")
+  local ok, message = send(proc, "TERM")
+  if not ok then return nil, message end
   proc:signal("CONT")
   how = wait_process(proc, now() + grace, true)
   if how then return how end
@@ -226,7 +236,8 @@ end
 local function kill_now(proc)
   local how = proc:poll()
   if how then return how end
-  proc:signal("KILL")
+  local ok, message = send(proc, "KILL")
+  if not ok then return nil, message end
   return wait_process(proc, now() + KILL_WAIT, true) or {}
 end
 
@@ -295,12 +306,15 @@ function App:kill(sig)
 end
 
 --- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
--- kill_grace). Returns how the app ended.
+-- kill_grace). Returns how the app ended, or nil, message when it cannot
+-- be signalled (an app of another user, for an unprivileged launcher).
 function App:terminate(grace)
   local how = app_check(self)
   if how then return how end
   if not self._proc then return nil, "closed" end
-  how = terminate(self._proc, grace or self._kill_grace, true) -- app_check polled it
+  local message
+  how, message = terminate(self._proc, grace or self._kill_grace, true) -- app_check polled it
+  if not how then return nil, message end
   app_ended(self, how)
   return how
 end

@@ -1,4 +1,6 @@
---- appstart-helper on its own, and what it and the notify socket refuse.
+--- appstart-helper on its own, and what it and the notify socket refuse;
+-- then copies of it installed setuid root (and with file capabilities), run
+-- by nobody under a policy file the suite writes.
 local lu = require "luaunit"
 local appstart = require "appstart"
 local S = require "support"
@@ -27,9 +29,27 @@ local function le32(s)
   return a + b * 256 + c * 65536 + d * 16777216
 end
 
+--- Apps started in a session of their own (so not among S.strays), killed
+-- by tearDown whatever a test did.
+local started = {}
+
+--- The pid in a pid record, remembered for tearDown; nil if there is none.
+local function track(rec)
+  if #rec ~= 4 then return nil end
+  local pid = le32(rec)
+  started[#started + 1] = pid
+  return pid
+end
+
+local function kill_started()
+  for _, pid in ipairs(started) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+  started = {}
+  S.kill_strays()
+end
+
 local T = {}
 
-function T.tearDown() S.kill_strays() end
+T.tearDown = kill_started
 
 function T.test_reports_the_pid_of_the_program_it_started_then_exits_0()
   local pidfile = S.tmpname("pid")
@@ -76,10 +96,10 @@ function T.test_setsid_and_chdir()
   local status, cwd = S.tmpname("status"), S.tmpname("cwd")
   local code, rec = run_helper { "--setsid", "--chdir", "/tmp", "--", F, "status=" .. status,
     "cwd=" .. cwd, "pause" }
+  local pid = track(rec) -- in a session of its own: tearDown kills it whatever happens
   lu.assertEquals(code, 0)
-  local pid = le32(rec)
-  S.await_file(status)
-  lu.assertEquals(S.read(cwd), "/tmp\n")
+  -- cwd= is the last report the app writes
+  lu.assertEquals(S.await_file(cwd), "/tmp\n")
   local stat = S.read("/proc/" .. pid .. "/stat")
   local sid = stat:match("%) %S+ %d+ %d+ (%d+)")
   lu.assertEquals(tonumber(sid), pid, "the app leads a session of its own")
@@ -115,28 +135,30 @@ function T.test_a_drop_that_does_not_stick_runs_nothing()
   lu.assertNil(S.read(marker), "the program must not have run as root")
 end
 
-function T.test_another_user_cannot_reach_the_notify_socket()
+function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not is_root(), "needs root")
+  -- the socket is reachable by every user (daemons drop to a user of their
+  -- own before READY=1); who may notify is decided by the sender's pid
   local sockfile, release = S.tmpname("sock"), S.tmpname("release")
   os.execute("chmod 777 " .. S.tmpdir)
   local before = S.snapshot()
+  local logged, log = S.recorder()
   local h = appstart.begin {
     argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile ..
       '; while [ ! -e ' .. release .. ' ]; do sleep 0.01; done; exec "$0" notify=READY=1 pause', F },
-    notify_access = "all", ready_timeout = 10,
+    notify_access = "all", ready_timeout = 10, log = log,
   }
   local path = S.await_file(sockfile):match("[^\n]+")
-  -- nobody, told the path, tries to say READY=1 itself
-  local errout = S.tmpname("nobody-err")
+  -- nobody, told the path, says READY=1 itself, then exits
+  local errout, pidfile = S.tmpname("nobody-err"), S.tmpname("nobody-pid")
   local _, _, code = os.execute("NOTIFY_SOCKET=" .. sh_quote(path) .. " " .. sh_quote(H) .. " --user nobody -- " .. F ..
-    " notify=READY=1 3>/dev/null 2>" .. errout)
-  lu.assertEquals(code, 0) -- the helper ran it; the fixture's own verdict follows
-  local deadline = S.core.now() + 5
-  while not S.read(errout):find("fixture") and S.core.now() < deadline do
-    S.core.wait_readable(-1, 0.01)
-  end
-  lu.assertStrContains(S.read(errout), "Permission denied")
+    " pidfile=" .. pidfile .. " notify=READY=1 3>/dev/null 2>" .. errout)
+  lu.assertEquals(code, 0)
+  local sender = S.pid_in(pidfile)
+  lu.assertTrue(S.await_gone(sender), "nobody's sender has ended")
+  lu.assertEquals(S.read(errout), "", "its datagram was sent")
   lu.assertFalse(h:step(), "nobody's message did not make the app ready")
+  lu.assertStrContains(table.concat(logged, "\n"), "from pid " .. sender, "the launcher saw it and ignored it")
   io.open(release, "w"):close()
   local app, err = h:wait()
   lu.assertNotNil(app, tostring(err))
@@ -144,4 +166,444 @@ function T.test_another_user_cannot_reach_the_notify_socket()
   S.assert_clean(before)
 end
 
-return { TestHelper = T }
+--- /proc/PID/status text as a table of fields (an empty field stays empty).
+local function status_table(text)
+  local t = {}
+  for k, v in text:gmatch("([%w_]+):[ \t]*([^\n]*)") do t[k] = v end
+  return t
+end
+
+--- Fields 3-7 of /proc/PID/stat (after the command name): state, ppid,
+-- pgrp, session, tty_nr, as numbers (state as text).
+local function stat_fields(text)
+  local state, ppid, pgrp, sid, tty = text:match("%) (%S+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)")
+  return { state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid),
+    tty = tonumber(tty) }
+end
+
+--- A fresh directory every user may write to (apps run as other users
+-- write their reports there).
+local function shared_dir()
+  local dir = S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. sh_quote(dir)))
+  return dir
+end
+
+--- The passwd entry of a user: name, uid, gid, home, shell.
+local function passwd(user)
+  local p = io.popen("getent passwd " .. sh_quote(user))
+  local line = p:read("l")
+  p:close()
+  local name, uid, gid, home, shell = line:match("^([^:]*):[^:]*:(%d+):(%d+):[^:]*:([^:]*):([^:]*)$")
+  return { name = name, uid = tonumber(uid), gid = tonumber(gid), home = home, shell = shell }
+end
+
+--- The variables in a file written by the fixture's env= action, as a
+-- sorted list of "NAME=VALUE".
+local function env_list(text)
+  local list = S.lines(text)
+  table.sort(list)
+  return list
+end
+
+--- The ids lines of /proc/PID/status for an app that must run as uid/gid
+-- with exactly `groups` (a string, "" for none).
+local function assert_runs_as(status, uid, gid, groups)
+  lu.assertEquals(status.Uid, string.format("%d\t%d\t%d\t%d", uid, uid, uid, uid))
+  lu.assertEquals(status.Gid, string.format("%d\t%d\t%d\t%d", gid, gid, gid, gid))
+  lu.assertEquals(status.Groups:match("^%s*(.-)%s*$"), groups)
+end
+
+--- Kill an app that runs in a session of its own (not one of S.strays)
+-- and wait until it is gone.
+local function stop(pid)
+  os.execute("kill -9 " .. pid .. " 2>/dev/null")
+  lu.assertTrue(S.await_gone(pid), "the app " .. pid .. " is still running")
+end
+
+--- Wait until an app that runs to its end by itself has ended.
+local function ended(pid)
+  lu.assertTrue(S.await_gone(pid), "the app " .. pid .. " is still running")
+end
+
+function T.test_user_gives_the_app_a_session_and_no_terminal_even_from_a_terminal()
+  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
+  -- script(1) runs the command in a session whose controlling terminal is
+  -- a fresh pty; the stat of the app is read there, while the pty is its
+  -- session's terminal (when script ends, the session loses it)
+  local function from_a_terminal(args)
+    local pidout, statout, errout = S.tmpname("pid"), S.tmpname("stat"), S.tmpname("err")
+    local cmd = sh_quote(H) .. " --pid-format=line " .. args .. " -- " .. sh_quote(F) ..
+      " pause 3>" .. pidout .. " 2>" .. errout .. " && cat /proc/$(cat " .. pidout .. ")/stat >" .. statout
+    lu.assertTrue(os.execute("script -qec " .. sh_quote(cmd) .. " /dev/null </dev/null >/dev/null"),
+      S.read(errout))
+    local pid = tonumber(S.read(pidout))
+    started[#started + 1] = pid
+    return pid, stat_fields(S.read(statout))
+  end
+  -- without a user switch the app stays in the terminal's session (the
+  -- check below would prove nothing if the pty were not its terminal)
+  local pid, st = from_a_terminal("")
+  stop(pid)
+  lu.assertNotEquals(st.tty, 0, "the pty is the session's controlling terminal")
+  lu.assertNotEquals(st.sid, pid)
+  pid, st = from_a_terminal("--user nobody")
+  stop(pid)
+  lu.assertEquals(st.sid, pid, "the app leads a session of its own")
+  lu.assertEquals(st.tty, 0, "the app has no controlling terminal")
+  lu.assertEquals(S.children(), {})
+end
+
+function T.test_a_uid_without_a_passwd_entry_runs_with_that_gid_and_no_groups()
+  lu.skipIf(not is_root(), "needs root")
+  lu.assertNil(io.popen("getent passwd 54321"):read("l"), "uid 54321 must have no passwd entry")
+  local dir = shared_dir()
+  local code, rec, err = run_helper { "--user", "54321", "--", F, "status=" .. dir .. "/status", "pause" }
+  local pid = track(rec)
+  lu.assertEquals(code, 0, err)
+  local status = S.await_file(dir .. "/status")
+  stop(pid)
+  local st = status_table(status)
+  assert_runs_as(st, 54321, 54321, "")
+end
+
+function T.test_login_env_sets_home_user_logname_shell_from_passwd_or_unsets_them()
+  lu.skipIf(not is_root(), "needs root")
+  local dir = shared_dir()
+  local caller = "env HOME=/root USER=root LOGNAME=root SHELL=/bin/bash KEEP=me "
+  local code, rec, err = run_helper({ "--login-env", "--user", "nobody", "--", F, "env=" .. dir .. "/env" }, caller)
+  lu.assertEquals(code, 0, err)
+  local env = "\n" .. S.await_file(dir .. "/env")
+  ended(le32(rec))
+  local pw = passwd("nobody")
+  local seen = {}
+  for _, l in ipairs(S.lines(env)) do
+    local k = l:match("^(HOME)=") or l:match("^(USER)=") or l:match("^(LOGNAME)=") or l:match("^(SHELL)=")
+    if k then seen[#seen + 1] = l end
+  end
+  table.sort(seen)
+  lu.assertEquals(seen, { "HOME=" .. pw.home, "LOGNAME=nobody",
+    "SHELL=" .. (pw.shell ~= "" and pw.shell or "/bin/sh"), "USER=nobody" })
+  lu.assertStrContains(env, "\nKEEP=me\n", "the rest of the environment is left as it is")
+  -- a uid with no passwd entry: none of the four, never root's
+  code, rec, err = run_helper({ "--login-env", "--user", "54321", "--", F, "env=" .. dir .. "/env2" }, caller)
+  lu.assertEquals(code, 0, err)
+  env = "\n" .. S.await_file(dir .. "/env2")
+  ended(le32(rec))
+  for _, name in ipairs { "HOME", "USER", "LOGNAME", "SHELL" } do
+    lu.assertNotStrContains(env, "\n" .. name .. "=")
+  end
+  lu.assertStrContains(env, "\nKEEP=me\n")
+  lu.assertEquals(S.children(), {})
+end
+
+function T.test_chdir_into_a_directory_the_user_cannot_enter_runs_nothing()
+  lu.skipIf(not is_root(), "needs root")
+  local locked, marker = S.tmpname("locked"), S.tmpname("ran")
+  assert(os.execute("mkdir -m 700 " .. locked))
+  os.execute("chmod 777 " .. S.tmpdir)
+  local code, rec, err = run_helper { "--user", "nobody", "--chdir", locked, "--", F, "pidfile=" .. marker }
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "chdir: Permission denied")
+  lu.assertNil(S.read(marker), "the program must not have run")
+  lu.assertEquals(S.children(), {})
+end
+
+function T.test_a_file_without_a_shebang_is_never_run_through_a_shell()
+  local dir, marker = S.tmpname("noshebang"), S.tmpname("shell-ran")
+  assert(os.execute("mkdir -m 755 " .. dir))
+  local f = assert(io.open(dir .. "/script", "w"))
+  f:write("touch " .. marker .. "\n")
+  f:close()
+  assert(os.execute("chmod 755 " .. dir .. "/script"))
+  -- by path
+  local code, rec, err = run_helper { "--", dir .. "/script" }
+  lu.assertEquals(code, 126, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "Exec format error")
+  -- by PATH lookup (touch must be reachable for a shell to do it)
+  code, rec, err = run_helper({ "--", "script" }, "env PATH=" .. sh_quote(dir .. ":/usr/bin:/bin") .. " ")
+  lu.assertEquals(code, 126, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "cannot execute script: Exec format error")
+  lu.assertNil(S.read(marker), "no shell ran the file")
+  lu.assertEquals(S.children(), {})
+end
+
+function T.test_path_search_passes_over_what_it_cannot_execute_and_reports_eacces_last()
+  local dir = S.tmpname("noexec")
+  assert(os.execute("mkdir -m 755 " .. dir .. " && touch " .. dir .. "/fixture " .. dir .. "/only" ..
+    " && chmod 644 " .. dir .. "/fixture " .. dir .. "/only"))
+  local pidfile = S.tmpname("pid")
+  -- the unexecutable one comes first, the fixture later in PATH
+  local code, rec, err = run_helper({ "--", "fixture", "pidfile=" .. pidfile },
+    "env PATH=" .. sh_quote(dir .. "::" .. S.bindir) .. " ")
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(S.pid_in(pidfile), le32(rec))
+  ended(le32(rec))
+  -- nothing better anywhere: the EACCES seen on the way
+  code, rec, err = run_helper({ "--", "only" }, "env PATH=" .. sh_quote(dir .. ":" .. S.bindir) .. " ")
+  lu.assertEquals(code, 126, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "Permission denied")
+  code, rec = run_helper({ "--", "no-such-program-anywhere" }, "env PATH=" .. sh_quote(dir) .. " ")
+  lu.assertEquals(code, 127)
+  lu.assertEquals(rec, "")
+  lu.assertEquals(S.children(), {})
+end
+
+function T.test_keep_fd_checks_its_number()
+  lu.assertEquals((run_helper { "--keep-fd", "2", "--", "true" }), 2)
+  lu.assertEquals((run_helper { "--keep-fd", "x", "--", "true" }), 2)
+  lu.assertEquals((run_helper { "--keep-fd", "3", "--", "true" }), 2, "the pid fd is not kept")
+  lu.assertEquals((run_helper { "--keep-fd=4", "--", "true" }), 0)
+end
+
+
+-- ---- setuid mode ----------------------------------------------------------
+
+--- The suite's build of the helper, with the policy at POLICY compiled in.
+local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
+local POLICY_DIR = S.fixtures .. "/policy"
+local POLICY = POLICY_DIR .. "/helper.policy"
+
+local U = {}
+
+--- Install a copy of the policy-test helper in a fresh root-owned 0755
+-- directory: setuid root (4755), or with file capabilities `caps` instead.
+local function install_copy(caps)
+  local dir = S.tmpname("installed")
+  local path = dir .. "/appstart-helper"
+  assert(os.execute("mkdir -m 755 " .. dir .. " && cp " .. sh_quote(POLICYTEST) .. " " .. path ..
+    " && chown root:root " .. dir .. " " .. path .. " && chmod " .. (caps and "755 " or "4755 ") .. path))
+  if caps then assert(os.execute("setcap " .. caps .. " " .. path)) end
+  return path
+end
+
+--- Write the policy file: text, mode (0644), owner (root).
+local function write_policy(text, mode, owner)
+  assert(os.execute("mkdir -p " .. POLICY_DIR .. " && chown root:root " .. POLICY_DIR ..
+    " && chmod 755 " .. POLICY_DIR .. " && rm -f " .. POLICY))
+  local f = assert(io.open(POLICY, "w"))
+  f:write(text)
+  f:close()
+  assert(os.execute("chmod " .. (mode or "644") .. " " .. POLICY .. " && chown " .. (owner or "root:root") ..
+    " " .. POLICY))
+end
+
+--- Run an installed copy as nobody (real and effective uid, group nogroup,
+-- no supplementary groups) with a hostile environment: a PATH with /evil
+-- first, LD_PRELOAD, and variables of its own. `redirects` adds to the
+-- shell's (fd 3 goes to a file, stdin is /dev/null). Exit code, what it
+-- wrote at fd 3, its stderr.
+local function run_as_nobody(helper, args, redirects)
+  local pidout, errout = S.tmpname("pidrec"), S.tmpname("stderr")
+  local words = {}
+  for i, a in ipairs(args) do words[i] = sh_quote(a) end
+  local _, _, code = os.execute("setpriv --reuid=nobody --regid=nogroup --clear-groups " ..
+    "env -i FOO=bar LD_PRELOAD=" .. sh_quote(S.fixtures .. "/fakesetuid.so") ..
+    " PATH=/evil:/usr/bin:/bin TERM=dumb LANG=C.UTF-8 LC_TIME=../../tmp/evil HOME=/root " ..
+    sh_quote(helper) .. " " .. table.concat(words, " ") ..
+    " 3>" .. pidout .. " 2>" .. errout .. " </dev/null " .. (redirects or ""))
+  return code, S.read(pidout), S.read(errout)
+end
+
+--- A run that must be refused: exit 1, the reason on stderr, nothing on
+-- fd 3, nothing run.
+local function assert_refused(helper, args, why)
+  local marker = S.tmpname("ran")
+  local full = table.move(args, 1, #args, 1, {})
+  for _, a in ipairs { "--", F, "pidfile=" .. marker } do full[#full + 1] = a end
+  local code, rec, err = run_as_nobody(helper, full)
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(rec, "", "no pid written")
+  lu.assertStrContains(err, why)
+  lu.assertNil(S.read(marker), "the program must not have run")
+  lu.assertEquals(S.children(), {})
+end
+
+--- Start the fixture through an installed copy run by nobody; the app
+-- reports its status (and `more` actions) into a shared directory, then
+-- pauses. Returns pid, the status table, the directory.
+local function start_as_nobody(helper, args, more)
+  local dir = shared_dir()
+  local full = table.move(args, 1, #args, 1, {})
+  for _, a in ipairs { "--", F, "env=" .. dir .. "/env", "status=" .. dir .. "/status" } do
+    full[#full + 1] = a
+  end
+  for _, a in ipairs(more or {}) do full[#full + 1] = a end
+  full[#full + 1] = "pause"
+  local code, rec, err = run_as_nobody(helper, full)
+  local pid = track(rec)
+  lu.assertEquals(code, 0, err)
+  lu.assertNotNil(pid, "a 4-byte pid record")
+  local text = S.await_file(dir .. "/status")
+  local st = status_table(text)
+  lu.assertEquals(tonumber(st.Pid), pid, "the pid reported is the app's")
+  return pid, st, dir
+end
+
+function U.setUp()
+  lu.skipIf(not is_root(), "needs root to install a setuid copy")
+  os.execute("chmod 755 " .. S.tmpdir)
+end
+
+function U.tearDown()
+  os.execute("rm -f " .. POLICY .. "; rmdir " .. POLICY_DIR .. " 2>/dev/null")
+  kill_started()
+end
+
+function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a_setuid_copy()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local lua_path, lua_cpath = S.public_tree()
+  -- the whole start as nobody: the helper drops to daemon, the app says
+  -- READY=1 on the notify socket of nobody's launcher
+  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
+    local app, err = appstart.start { argv = { F, "notify=STATUS=up\\nREADY=1", "pause" }, user = "daemon",
+      stdout = "null", stderr = "null", ready_timeout = 5, log = require("childkit").quiet }
+    print(app and app.pid or tostring(err), app and app.status)
+    -- an app of another user cannot be signalled by nobody
+    print(app:terminate(1))
+  ]])
+  local pid = track(string.pack("<i4", tonumber(out:match("^(%d+)\t") or 0)))
+  lu.assertNotNil(out:match("^%d+\tup\nnil\tOperation not permitted\n$"), out)
+  local st = status_table(S.read("/proc/" .. pid .. "/status"))
+  assert_runs_as(st, 1, 1, "1")
+  stop(pid)
+end
+
+function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()
+  write_policy("# who may start apps as whom\n\nnobody: daemon   # the device's daemons\n")
+  local helper = install_copy()
+  local pid, st, dir = start_as_nobody(helper, { "--user", "daemon" })
+  local stat = stat_fields(S.read("/proc/" .. pid .. "/stat"))
+  local env = env_list(S.await_file(dir .. "/env"))
+  stop(pid)
+  local pw = passwd("daemon")
+  assert_runs_as(st, 1, 1, "1")
+  for _, set in ipairs { "CapInh", "CapPrm", "CapEff", "CapAmb" } do
+    lu.assertEquals(st[set], "0000000000000000", set)
+  end
+  lu.assertEquals(stat.sid, pid, "the app leads a session of its own")
+  lu.assertEquals(stat.tty, 0, "the app has no controlling terminal")
+  -- the fixed PATH, the target's own login variables, TERM and LANG kept;
+  -- no FOO, no LD_PRELOAD, no caller's HOME, no LC_TIME that is a path
+  lu.assertEquals(env, env_list(table.concat({ "PATH=/usr/local/bin:/usr/bin:/bin",
+    "HOME=" .. pw.home, "USER=daemon", "LOGNAME=daemon", "SHELL=" .. pw.shell,
+    "TERM=dumb", "LANG=C.UTF-8" }, "\n")))
+end
+
+function U.test_a_caller_without_a_line_is_refused()
+  write_policy("daemon: nobody\n")
+  local helper = install_copy()
+  assert_refused(helper, { "--user", "daemon" }, "nobody (uid 65534) has no line in " .. POLICY)
+  assert_refused(helper, {}, "has no line")
+end
+
+function U.test_root_is_never_a_target_even_when_listed()
+  write_policy("nobody: root daemon 0\n")
+  local helper = install_copy()
+  assert_refused(helper, { "--user", "root" }, "root is never a target")
+  assert_refused(helper, { "--user", "0" }, "root is never a target")
+end
+
+function U.test_an_unlisted_target_is_refused()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  assert_refused(helper, { "--user", "bin" }, "may not start apps as bin")
+  assert_refused(helper, { "--user", "54321" }, "may not start apps as uid 54321")
+end
+
+function U.test_without_user_the_app_runs_as_the_caller()
+  write_policy("nobody:\n")
+  local helper = install_copy()
+  local pid, st = start_as_nobody(helper, {})
+  stop(pid)
+  assert_runs_as(st, 65534, 65534, "65534")
+end
+
+function U.test_a_numeric_user_without_a_passwd_entry_listed_by_uid_runs()
+  write_policy("65534: 54321\n")
+  local helper = install_copy()
+  local pid, st, dir = start_as_nobody(helper, { "--user", "54321" })
+  local env = "\n" .. S.await_file(dir .. "/env")
+  stop(pid)
+  assert_runs_as(st, 54321, 54321, "")
+  lu.assertNotStrContains(env, "\nHOME=", "never the caller's HOME, nor root's")
+end
+
+function U.test_a_policy_file_others_could_change_is_refused()
+  local helper = install_copy()
+  local line = "nobody: daemon\n"
+  write_policy(line, "664")
+  assert_refused(helper, { "--user", "daemon" }, "writable by others than root")
+  write_policy(line, "646")
+  assert_refused(helper, { "--user", "daemon" }, "writable by others than root")
+  write_policy(line, "644", "nobody")
+  assert_refused(helper, { "--user", "daemon" }, "is not owned by root")
+  write_policy(line)
+  assert(os.execute("chmod 777 " .. POLICY_DIR))
+  assert_refused(helper, { "--user", "daemon" }, "directory " .. POLICY_DIR .. " is writable by others")
+  write_policy(line)
+  local real = POLICY_DIR .. "/real.policy"
+  assert(os.execute("mv " .. POLICY .. " " .. real .. " && ln -s real.policy " .. POLICY))
+  assert_refused(helper, { "--user", "daemon" }, "is a symbolic link")
+  os.remove(real)
+  os.remove(POLICY)
+  assert_refused(helper, { "--user", "daemon" }, "No such file or directory")
+  write_policy("nobody: daemon\nnobody daemon\n")
+  assert_refused(helper, { "--user", "daemon" }, "line 2: no ':'")
+  write_policy(string.rep("# padding\n", 7000) .. line)
+  assert_refused(helper, { "--user", "daemon" }, "larger than")
+  -- and the same file, fixed, is obeyed
+  write_policy(line)
+  stop((start_as_nobody(helper, { "--user", "daemon" })))
+end
+
+function U.test_group_must_be_one_of_the_targets_own()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  assert_refused(helper, { "--user", "daemon", "--group", "shadow" }, "group shadow is not one of daemon's groups")
+  assert_refused(helper, { "--user", "daemon", "--group", "0" }, "is not one of")
+  local pid, st = start_as_nobody(helper, { "--user", "daemon", "--group", "daemon" })
+  stop(pid)
+  assert_runs_as(st, 1, 1, "1")
+end
+
+function U.test_only_kept_descriptors_reach_the_app()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local dir = shared_dir()
+  local code, rec, err = run_as_nobody(helper, { "--keep-fd", "5", "--user", "daemon", "--",
+    F, "fds=" .. dir .. "/fds" }, "5</dev/null 7</dev/null 9>/dev/null")
+  lu.assertEquals(code, 0, err)
+  local fds = S.await_file(dir .. "/fds")
+  ended(le32(rec))
+  lu.assertEquals(fds, "0\n1\n2\n5\n", "the caller's 7 and 9 are closed, the kept 5 is not")
+end
+
+function U.test_a_file_capabilities_copy_obeys_the_policy_and_drops_every_capability()
+  if not os.execute("command -v setcap >/dev/null") then
+    lu.skip("setcap not found (package libcap2-bin): the file-capabilities copy is not tested")
+  end
+  local helper = install_copy("cap_setuid,cap_setgid+ep")
+  write_policy("daemon: nobody\n")
+  assert_refused(helper, { "--user", "daemon" }, "has no line")
+  write_policy("nobody: daemon\n")
+  assert_refused(helper, { "--user", "root" }, "root is never a target")
+  local pid, st, dir = start_as_nobody(helper, { "--user", "daemon" })
+  local env = "\n" .. S.await_file(dir .. "/env")
+  stop(pid)
+  assert_runs_as(st, 1, 1, "1")
+  for _, set in ipairs { "CapInh", "CapPrm", "CapEff", "CapAmb" } do
+    lu.assertEquals(st[set], "0000000000000000", set)
+  end
+  lu.assertStrContains(env, "\nPATH=/usr/local/bin:/usr/bin:/bin\n")
+  lu.assertNotStrContains(env, "\nFOO=")
+end
+
+return { TestHelper = T, TestHelperSetuid = U }

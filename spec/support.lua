@@ -26,6 +26,22 @@ assert(os.execute(string.format("mkdir -m 755 '%s' && cp '%s/fixture' '%s/fixtur
   S.bindir, S.fixtures, S.bindir)), "cannot copy the fixture")
 S.fixture = S.bindir .. "/fixture"
 
+--- A copy of the module (lua/, the built appstart.core) and of
+-- spec/childkit.lua under S.tmpdir/tree, made on first use, for a
+-- launcher that runs as another user (nobody): LUA_PATH and LUA_CPATH to
+-- give it are returned.
+function S.public_tree()
+  local tree = S.tmpdir .. "/tree"
+  local lua_dir = debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") .. "/lua"
+  local core_so = assert(package.searchpath("appstart.core", package.cpath))
+  if not io.open(tree .. "/appstart/core.so") then
+    assert(os.execute(string.format("mkdir -p -m 755 '%s/spec' '%s/appstart' && cp -R '%s/.' '%s/' && "
+      .. "cp '%s' '%s/appstart/core.so' && cp '%s/../spec/childkit.lua' '%s/spec/' && chmod -R a+rX '%s'",
+      tree, tree, lua_dir, tree, core_so, tree, lua_dir, tree, tree)), "cannot copy the module")
+  end
+  return tree .. "/?.lua;" .. tree .. "/spec/?.lua;;", tree .. "/?.so;;"
+end
+
 local tmp_count = 0
 --- A fresh path under the per-run temporary directory.
 function S.tmpname(stem)
@@ -300,7 +316,7 @@ S.shell_quote = shell_quote
 -- descriptor limit first (`ulimit -n`; only the soft limit with
 -- `how.soft_only`), `how.tty` runs it on a terminal of its own (script(1)),
 -- `how.background` leaves it running in the background (and returns
--- nothing). Returns its output (stderr goes with stdout), then what closing the pipe
+-- nothing), `how.as` and `how.as_group` run it as that user and group. Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
 function S.run_child_lua(how, script)
   local path = S.tmpname("child") .. ".lua"
@@ -315,6 +331,9 @@ function S.run_child_lua(how, script)
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     .. 'exec lua5.4 "$0"'
   local command = "sh -c " .. shell_quote(shell) .. " " .. shell_quote(path)
+  if how.as then
+    command = string.format("setpriv --reuid=%s --regid=%s --clear-groups %s", how.as, how.as_group, command)
+  end
   if how.tty then
     command = "script -qec " .. shell_quote(command) .. " /dev/null </dev/null"
   end
