@@ -316,7 +316,8 @@ S.shell_quote = shell_quote
 -- descriptor limit first (`ulimit -n`; only the soft limit with
 -- `how.soft_only`), `how.tty` runs it on a terminal of its own (script(1)),
 -- `how.background` leaves it running in the background (and returns
--- nothing), `how.as` and `how.as_group` run it as that user and group. Returns its output (stderr goes with stdout), then what closing the pipe
+-- nothing), `how.as` and `how.as_group` run it as that user and group.
+-- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
 function S.run_child_lua(how, script)
   local path = S.tmpname("child") .. ".lua"
