@@ -67,16 +67,23 @@ $(B)/appstart-helper: csrc/helper.c $(B)/.sysconfdir
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
 	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' -o $@ $<
 
+$(B)/.policytestdir: FORCE
+	@mkdir -p $(B)
+	@echo '$(POLICYTEST_DIR)' | cmp -s - $@ || echo '$(POLICYTEST_DIR)' > $@
+
 $(B)/.sysconfdir: FORCE
 	@mkdir -p $(B)
 	@echo '$(SYSCONFDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR)' > $@
 
 # the same helper with a policy file the suite writes (spec/helper_spec.lua
-# runs setuid copies of it as nobody)
-$(B)/fixtures/appstart-helper-policytest: csrc/helper.c
+# runs setuid copies of it as nobody, and a file-capabilities copy reads it
+# as nobody: so it lives under /run, root's and reachable, in a directory of
+# this build's own)
+POLICYTEST_DIR := /run/appstart-spec-$(shell printf %s '$(CURDIR)/$(B)' | cksum | cut -d' ' -f1)
+$(B)/fixtures/appstart-helper-policytest: csrc/helper.c $(B)/.policytestdir
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
-	  -DAPPSTART_HELPER_POLICY='"$(CURDIR)/$(B)/fixtures/policy/helper.policy"' -o $@ $<
+	  -DAPPSTART_HELPER_POLICY='"$(POLICYTEST_DIR)/helper.policy"' -o $@ $<
 
 $(B)/fixtures/%.so: spec/fixtures/%.c
 	@mkdir -p $(@D)

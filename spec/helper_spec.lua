@@ -364,10 +364,11 @@ end
 
 -- ---- setuid mode ----------------------------------------------------------
 
---- The suite's build of the helper, with the policy at POLICY compiled in.
+--- The suite's build of the helper, with the policy at POLICY compiled in
+-- (its --help says where).
 local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
-local POLICY_DIR = S.fixtures .. "/policy"
-local POLICY = POLICY_DIR .. "/helper.policy"
+local POLICY = io.popen(sh_quote(POLICYTEST) .. " --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+local POLICY_DIR = POLICY:match("^(.*)/[^/]*$")
 
 local U = {}
 

@@ -300,7 +300,7 @@ end
 local CHILD_PRELUDE = [==[
 local appstart = require "appstart"
 local core = require "appstart.core"
-local F = os.getenv("APPSTART_FIXTURES") .. "/fixture"
+local F = os.getenv("APPSTART_SPEC_FIXTURE") or (os.getenv("APPSTART_FIXTURES") .. "/fixture")
 local function children() return table.concat(require("childkit").children(), ",") end
 ]==]
 
@@ -324,7 +324,8 @@ function S.run_child_lua(how, script)
   local f = assert(io.open(path, "w"))
   f:write(CHILD_PRELUDE, script)
   f:close()
-  local env = {}
+  -- the reachable copy of the fixture, which nobody may run
+  local env = { "APPSTART_SPEC_FIXTURE=" .. shell_quote(S.fixture) }
   for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
   table.sort(env)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
