@@ -1,6 +1,7 @@
 # appstart: build, test, install.
 #
-#   make            build the module, the helper and the test fixtures
+#   make            build the module and the helper (what is installed)
+#   make fixtures   build the test programs (make test does)
 #   make run        the main job: start redis-server through the handshake
 #   make check      install missing Debian packages, build, lint, test,
 #                   sanitize, valgrind
@@ -21,7 +22,7 @@ LIBDIR       ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BINDIR       ?= $(PREFIX)/bin
 LIBEXECDIR   ?= $(PREFIX)/libexec/appstart
 SYSCONFDIR   ?= /etc
-VERSION      := 0.1.0
+VERSION      := $(shell cat VERSION)
 
 CC           ?= cc
 CFLAGS       ?= -O2 -g
@@ -30,9 +31,11 @@ BASE_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARNINGS) -DAPPSTART_VERSION='"$(VERSIO
 LIBFLAG      ?= -shared
 
 B            ?= build
-CORE_SRC     := csrc/sys.c csrc/process.c csrc/spawn.c csrc/pidrec.c \
-                csrc/readyline.c csrc/notify.c csrc/channel.c csrc/starter.c
-BINDING_SRC  := csrc/lappstart.c
+CORE_SRC     := csrc/sys.c csrc/procfs.c csrc/children.c csrc/process.c \
+                csrc/spawn.c csrc/pidrec.c csrc/readyline.c csrc/notify.c \
+                csrc/channel.c csrc/notifysock.c csrc/starter.c
+BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
+                csrc/lsignals.c csrc/ltesting.c
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest
@@ -44,9 +47,11 @@ TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
            APPSTART_FIXTURES='$(CURDIR)/$(B)/fixtures' \
            PATH='$(CURDIR)/$(B):$(PATH)'
 
-.PHONY: FORCE all deps run check test lint sanitize valgrind bench soak fuzz install uninstall clean
+.PHONY: FORCE all fixtures deps run check test lint sanitize valgrind bench soak fuzz install uninstall clean
 
-all: $(B)/appstart/core.so $(B)/appstart-helper $(FIXTURES)
+all: $(B)/appstart/core.so $(B)/appstart-helper
+
+fixtures: $(FIXTURES)
 
 # the helper's installed path is compiled in: rebuild when it changes
 $(B)/.libexecdir: FORCE
@@ -55,14 +60,14 @@ $(B)/.libexecdir: FORCE
 
 FORCE:
 
-$(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir
+$(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir VERSION
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -I$(LUA_INCDIR) \
 	  -DAPPSTART_HELPER_PATH='"$(LIBEXECDIR)/appstart-helper"' \
 	  $(LIBFLAG) -o $@ $(CORE_SRC) $(BINDING_SRC)
 
 # the policy a setuid helper obeys: compiled in, never taken from the caller
-$(B)/appstart-helper: csrc/helper.c $(B)/.sysconfdir
+$(B)/appstart-helper: csrc/helper.c $(B)/.sysconfdir VERSION
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
 	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' -o $@ $<
@@ -102,28 +107,28 @@ $(B)/fixtures/%: spec/fixtures/%.c
 deps:
 	sh .ci/deps
 
-run: deps all
+run: deps all fixtures
 	$(TEST_ENV) $(LUA) spec/demo.lua
 
 # everything CI runs: lint, the suite, the suite under ASan+UBSan, and
 # the suite under valgrind (about 4 minutes on 2 cores)
 check: deps all lint test sanitize valgrind
 
-test: all
+test: all fixtures
 	$(TEST_ENV) $(LUA) spec/run.lua
 
 lint:
 	luacheck -q lua spec
 
 sanitize:
-	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DAPPSTART_SANITIZE_BUILD' all
+	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DAPPSTART_SANITIZE_BUILD' all fixtures
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory B=build-san test
 
-valgrind: all
+valgrind: all fixtures
 	$(TEST_ENV) APPSTART_VFORK_IS_FORK=1 valgrind --quiet --error-exitcode=86 --leak-check=full \
 	  --errors-for-leak-kinds=definite --track-fds=no --trace-children=no --child-silent-after-fork=yes \
 	  $(LUA) spec/run.lua
@@ -132,10 +137,10 @@ $(B)/fixtures/baseline: spec/bench/baseline.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $<
 
-soak: all
+soak: all fixtures
 	$(TEST_ENV) $(LUA) spec/soak.lua
 
-bench: all $(B)/fixtures/baseline
+bench: all fixtures $(B)/fixtures/baseline
 	$(TEST_ENV) $(LUA) spec/bench/run.lua
 
 # libFuzzer targets over the three parsers. Each runs FUZZ_SECONDS; what it

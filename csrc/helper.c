@@ -61,7 +61,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HELPER_VERSION "0.1.0"
+#ifndef APPSTART_VERSION
+#error "APPSTART_VERSION: the build passes the VERSION file's"
+#endif
 
 #ifndef APPSTART_HELPER_POLICY
 #define APPSTART_HELPER_POLICY "/etc/appstart/helper.policy"
@@ -314,7 +316,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
             print_help();
             exit(0);
         } else if (strcmp(arg, "--version") == 0) {
-            puts("appstart-helper " HELPER_VERSION);
+            puts("appstart-helper " APPSTART_VERSION);
             exit(0);
         } else if (strcmp(arg, "--setsid") == 0) {
             opt->setsid = 1;

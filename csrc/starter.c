@@ -1,11 +1,20 @@
 /*
- * starter.c: the handshake state machine (see starter.h).
+ * starter.c: one start as a non-blocking state machine (see starter.h).
  */
 #include "starter.h"
+#include "channel.h"
+#include "children.h"
 #include "notify.h"
+#include "notifysock.h"
+#include "pidrec.h"
+#include "procfs.h"
+#include "readyline.h"
+#include "spawn.h"
 #include "sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,92 +22,124 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-/* How often a process without a pidfd is probed during the handshake. */
-#define STARTER_PROBE_INTERVAL 0.01
+extern char **environ;
+
 /* At most this many reads per step and channel, so a flood of datagrams or
  * of foreign writes cannot stall the caller's loop. */
 #define STARTER_READS_PER_STEP 64
+/* Events queued between two reads of the queue: a step has one or two, a
+ * flood of datagrams up to the reads above. */
+#define STARTER_MAX_EVENTS 64
+
+struct queued_event {
+    int kind;
+    long long value, count;
+    char *text; /* malloc'd or NULL */
+    size_t len;
+};
+
+struct starter {
+    /* what starter_begin was told and is needed after it */
+    int has_helper, pid_fd, pid_format, ready, ready_fd, access;
+    uid_t app_uid;
+
+    int phase, code, err;
+    char *message;            /* malloc'd once FAILED (NULL: out of memory) */
+    char file[96];            /* what was spawned, for messages */
+
+    int watch[STARTER_MAX_WATCH]; /* the descriptors to wait on */
+    int nwatch;
+    int epoll_fd;             /* -1 until starter_pollfd */
+    int exec_fd;              /* -1 where the exec's verdict came by memory */
+    int pid_rd, ready_rd;     /* the launcher's ends of the channels */
+    struct notify_socket notify;
+
+    struct process spawned;   /* the direct child: the helper, or the app */
+    struct process app;       /* the app when there is a helper */
+    unsigned long long spawned_start;
+    struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
+    int adopting;             /* holds an adoption window (children.h) */
+
+    /* facts of the handshake, besides the phase */
+    int exec_ok;
+    int helper_done, helper_status;
+    int pid_eof;
+    int ready_seen, ready_eof, app_dead;
+    struct pid_reader pid_reader;
+    struct ready_line *line;  /* fd protocol: 4 KiB, allocated when used */
+
+    char *status;             /* the latest STATUS=, malloc'd */
+    size_t status_len;
+    int app_errno;            /* ERRNO=, 0 when none */
+
+    long long ignored;        /* messages refused since the last event */
+    pid_t ignored_pid;        /* the last refused sender */
+    const char *ignored_what;
+
+    struct queued_event *events;
+    int nevents, cap_events, next_event, dropped_events;
+    char *taken_text;         /* the text starter_next_event handed out */
+};
+
+size_t starter_size(void)
+{
+    return sizeof(struct starter);
+}
 
 const char *starter_code_name(int code)
 {
     switch (code) {
-    case CODE_SPAWN: return "spawn";
-    case CODE_HELPER: return "helper";
-    case CODE_BAD_PID: return "bad_pid";
-    case CODE_DIED: return "died";
-    case CODE_PID_MISMATCH: return "pid_mismatch";
-    case CODE_READY_CLOSED: return "ready_closed";
-    case CODE_PROTOCOL: return "protocol";
+    case STARTER_SPAWN: return "spawn";
+    case STARTER_HELPER: return "helper";
+    case STARTER_BAD_PID: return "bad_pid";
+    case STARTER_DIED: return "died";
+    case STARTER_PID_MISMATCH: return "pid_mismatch";
+    case STARTER_READY_CLOSED: return "ready_closed";
+    case STARTER_PROTOCOL: return "protocol";
     default: return "none";
+    }
+}
+
+const char *starter_phase_name(int phase)
+{
+    switch (phase) {
+    case STARTER_SPAWNED: return "spawned";
+    case STARTER_AWAIT_EXEC: return "exec";
+    case STARTER_REAP_EXEC: return "reap";
+    case STARTER_AWAIT_PID: return "pid";
+    case STARTER_AWAIT_READY: return "ready";
+    case STARTER_READY: return "done";
+    default: return "failed";
     }
 }
 
 void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
-    s->epoll_fd = s->exec_fd = -1;
-    s->pid_rd = s->pid_wr = s->ready_rd = s->ready_wr = -1;
+    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = -1;
     s->notify.fd = -1;
-    s->spawned.pidfd = s->app.pidfd = -1;
-    s->cfg.app_uid = (uid_t)-1;
+    s->spawned = (struct process)PROCESS_NONE;
+    s->app = (struct process)PROCESS_NONE;
+    s->app_uid = (uid_t)-1;
 }
 
-static int fail(struct starter *s, int code, int err, const char *fmt, ...)
+static struct process *app_of(struct starter *s)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->message, sizeof s->message, fmt, ap);
-    va_end(ap);
-    s->state = STARTER_FAILED;
-    s->code = code;
-    s->err = err;
-    return s->state;
+    return s->has_helper ? &s->app : &s->spawned;
 }
 
-static void push_event(struct starter *s, int kind, long long value,
-                       const char *text, size_t len)
+/* The app's pid, once it is known (verified, with a helper). */
+static pid_t known_app_pid(const struct starter *s)
 {
-    if (s->nevents == s->cap_events) {
-        /* grown on demand: a step usually has one or two events, a flood
-         * of datagrams up to STARTER_MAX_EVENTS */
-        int cap = s->cap_events ? 2 * s->cap_events : 4;
-        struct starter_event *grown =
-            cap <= STARTER_MAX_EVENTS ? realloc(s->events, (size_t)cap * sizeof *grown)
-                                      : NULL;
-        if (!grown) {
-            s->dropped_events++;
-            return;
-        }
-        s->events = grown;
-        s->cap_events = cap;
-    }
-    struct starter_event *e = &s->events[s->nevents];
-    e->kind = kind;
-    e->value = value;
-    e->count = 1;
-    e->text = NULL;
-    e->len = 0;
-    if (text) {
-        e->text = malloc(len ? len : 1);
-        if (!e->text) {
-            s->dropped_events++;
-            return;
-        }
-        memcpy(e->text, text, len);
-        e->len = len;
-    }
-    s->nevents++;
+    if (s->has_helper)
+        return s->app.pid;
+    return s->exec_ok ? s->spawned.pid : 0;
 }
 
-void starter_clear_events(struct starter *s)
-{
-    for (int i = 0; i < s->nevents; i++)
-        free(s->events[i].text);
-    s->nevents = 0;
-}
+/* ---- the descriptors to wait on ---- */
 
-/* The descriptors to wait on are a short list; an epoll set mirrors it only
- * once a caller asked for a single descriptor (starter_pollfd). */
+/* The list is short; an epoll set mirrors it only once a caller asked for
+ * a single descriptor (starter_pollfd). */
 static int epoll_add(int epfd, int fd)
 {
     struct epoll_event ev;
@@ -110,6 +151,8 @@ static int epoll_add(int epfd, int fd)
 
 static int watch_fd(struct starter *s, int fd)
 {
+    if (fd < 0)
+        return 0;
     if (s->nwatch == STARTER_MAX_WATCH)
         return EOVERFLOW; /* a bug: never this many at once */
     if (s->epoll_fd >= 0) {
@@ -126,7 +169,7 @@ static int watch_fd(struct starter *s, int fd)
  * registration alive. */
 static void unwatch_fd(struct starter *s, int fd)
 {
-    for (int i = 0; i < s->nwatch; i++)
+    for (int i = 0; fd >= 0 && i < s->nwatch; i++)
         if (s->watch[i] == fd) {
             s->watch[i] = s->watch[--s->nwatch];
             if (s->epoll_fd >= 0)
@@ -137,17 +180,18 @@ static void unwatch_fd(struct starter *s, int fd)
 
 static void drop_fd(struct starter *s, int *fd)
 {
-    if (*fd >= 0) {
-        unwatch_fd(s, *fd);
-        sys_close(fd);
-    }
+    unwatch_fd(s, *fd);
+    sys_close(fd);
 }
 
-static void drop_process(struct starter *s, struct process *p)
+/* Has p ended? Its pidfd leaves the set once it has. */
+static int check_process(struct starter *s, struct process *p)
 {
-    if (p->pidfd >= 0)
-        unwatch_fd(s, p->pidfd);
-    process_release(p);
+    int fd = p->pidfd;
+    if (process_has_ended(p) != 1)
+        return 0;
+    unwatch_fd(s, fd);
+    return 1;
 }
 
 int starter_pollfd(struct starter *s)
@@ -170,172 +214,85 @@ int starter_pollfd(struct starter *s)
 
 int starter_fds(const struct starter *s, int *fds)
 {
-    memcpy(fds, s->watch, sizeof s->watch);
+    memcpy(fds, s->watch, (size_t)s->nwatch * sizeof *fds);
     return s->nwatch;
 }
 
-void starter_forget(struct starter *s, struct process *p)
+/* ---- failure and events ---- */
+
+static int fail(struct starter *s, int code, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The start failed: the channels are of no more use (nor to be waited
+ * on); what the processes do next is for starter_stop and _stopped. */
+static int fail(struct starter *s, int code, int err, const char *fmt, ...)
 {
-    if (p->pidfd >= 0)
-        unwatch_fd(s, p->pidfd);
+    char text[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    free(s->message);
+    s->message = strdup(text);
+    s->phase = STARTER_FAILED;
+    s->code = code;
+    s->err = err;
+    drop_fd(s, &s->exec_fd);
+    unwatch_fd(s, s->pid_rd);   /* kept: a pid on its way is salvaged */
+    drop_fd(s, &s->ready_rd);
+    unwatch_fd(s, s->notify.fd);
+    return s->phase;
 }
 
-struct process *starter_app(struct starter *s)
+static void push_event(struct starter *s, int kind, long long value, long long count,
+                       const char *text, size_t len)
 {
-    return s->cfg.has_helper ? &s->app : &s->spawned;
-}
-
-int starter_prepare(struct starter *s, const struct starter_config *cfg)
-{
-    s->cfg = *cfg;
-    int err = 0;
-    if (cfg->pollfd && (err = -starter_pollfd(s)) > 0)
-        goto fail;
-    if (cfg->has_helper) {
-        int p[2];
-        if ((err = sys_pipe(p, 1)))
-            goto fail;
-        s->pid_rd = p[0];
-        s->pid_wr = p[1];
-        pid_reader_init(&s->pid_reader, cfg->pid_format);
-    }
-    if (cfg->ready_mode == READY_FD) {
-        int p[2];
-        if ((err = channel_ready_pair(p)))
-            goto fail;
-        s->ready_rd = p[0];
-        s->ready_wr = p[1];
-    } else if (cfg->ready_mode == READY_NOTIFY) {
-        if ((err = channel_notify_open(&s->notify, cfg->notify_base))) {
-            fail(s, CODE_SPAWN, err, "cannot create the notify socket: %s",
-                 strerror(err));
-            starter_close(s);
-            return err;
+    if (s->nevents == s->cap_events) {
+        int cap = s->cap_events ? 2 * s->cap_events : 4;
+        struct queued_event *grown =
+            cap <= STARTER_MAX_EVENTS ? realloc(s->events, (size_t)cap * sizeof *grown)
+                                      : NULL;
+        if (!grown) {
+            s->dropped_events++;
+            return;
         }
+        s->events = grown;
+        s->cap_events = cap;
     }
-    return 0;
-fail:
-    fail(s, CODE_SPAWN, err, "cannot create channels: %s", strerror(err));
-    starter_close(s);
-    return err;
-}
-
-static void reap_failed_exec(struct process *p)
-{
-    /* the child writes its failure and _exits at once: this wait is short */
-    while (process_poll(p) == 0) {
-        if (p->pidfd >= 0)
-            (void)sys_wait_readable(p->pidfd, 1.0);
-        else
-            usleep(1000);
-    }
-}
-
-/* The exec failed: the child is exiting with nothing to report but that. */
-static int exec_failed(struct starter *s, const struct spawn_failure *f)
-{
-    reap_failed_exec(&s->spawned);
-    drop_process(s, &s->spawned);
-    fail(s, CODE_SPAWN, f->err, "cannot %s %s: %s", spawn_step_name(f->step),
-         s->file, strerror(f->err));
-    return f->err ? f->err : EPROTO;
-}
-
-static int start_ready_phase(struct starter *s);
-
-/* The exec worked: without a helper, the app's pid is known now. */
-static int exec_succeeded(struct starter *s)
-{
-    s->exec_done = 1;
-    if (!s->cfg.has_helper) {
-        s->pid_known = 1;
-        s->helper_done = 1;
-        return start_ready_phase(s);
-    }
-    return s->state;
-}
-
-int starter_spawn(struct starter *s, struct spawn_request *req)
-{
-    struct spawn_fd fds[2];
-    int n = 0;
-    if (s->pid_wr >= 0)
-        fds[n++] = (struct spawn_fd){ s->cfg.pid_fd, s->pid_wr };
-    if (s->ready_wr >= 0)
-        fds[n++] = (struct spawn_fd){ s->cfg.ready_fd, s->ready_wr };
-    req->fds = fds;
-    req->nfds = n;
-    req->subreaper = s->cfg.has_helper;
-    snprintf(s->file, sizeof s->file, "%s", req->file);
-    pid_t pid;
-    struct spawn_failure failure;
-    int err = 0;
-    /* a helper's app must be proven to descend from it, even once the
-     * helper has exited: the launcher adopts what it leaves */
-    if (s->cfg.has_helper) {
-        if ((err = process_adopt_begin())) {
-            sys_close(&s->pid_wr);
-            sys_close(&s->ready_wr);
-            fail(s, CODE_SPAWN, err, "cannot become a child subreaper: %s",
-                 strerror(err));
-            return err;
+    struct queued_event *e = &s->events[s->nevents];
+    e->kind = kind;
+    e->value = value;
+    e->count = count;
+    e->text = NULL;
+    e->len = 0;
+    if (text) {
+        e->text = malloc(len ? len : 1);
+        if (!e->text) {
+            s->dropped_events++;
+            return;
         }
-        s->adopting = 1;
+        memcpy(e->text, text, len);
+        e->len = len;
     }
-    err = spawn_start(req, &pid, &s->exec_fd, &failure);
-    req->fds = NULL;
-    req->nfds = 0;
-    /* the child's ends are the child's now: the launcher must not hold them,
-     * or it would never see end of file on them */
-    sys_close(&s->pid_wr);
-    sys_close(&s->ready_wr);
-    if (err) {
-        fail(s, CODE_SPAWN, err, "cannot start %s: %s", req->file,
-             strerror(err));
-        return err;
-    }
-    /* an unreaped child cannot vanish, so this only fails for lack of
-     * descriptors; the child is then watched by probing */
-    if (process_open(&s->spawned, pid, 1) != 0) {
-        s->spawned.pid = pid;
-        s->spawned.is_child = 1;
-    }
-    if (s->exec_fd < 0 && failure.step)
-        return exec_failed(s, &failure);
-    push_event(s, EVENT_SPAWNED, pid, NULL, 0);
-    if (s->cfg.has_helper)
-        (void)process_start_time(pid, &s->spawned_start);
-    if ((s->pid_rd >= 0 && (err = watch_fd(s, s->pid_rd))) ||
-        (s->spawned.pidfd >= 0 && (err = watch_fd(s, s->spawned.pidfd)))) {
-        fail(s, CODE_SPAWN, err, "cannot watch %s: %s", req->file,
-             strerror(err));
-        return err;
-    }
-    /* with the verdict of the exec known already (a real vfork), the step
-     * that reads it is skipped; else exec_fd is not watched yet: the first
-     * step reads it, and only where the child has not got that far (vfork
-     * emulated as fork, as under valgrind) is it watched */
-    s->fresh = 1;
-    if (s->exec_fd < 0)
-        return exec_succeeded(s) == STARTER_RUNNING ? 0 : s->err;
-    return 0;
+    s->nevents++;
 }
 
-/* Who may send a ready message: decided by the kernel-attested sender pid
- * alone (the socket is writable by every user). "all" admits the app's
- * descendants, never an unrelated process. */
-static int admitted(struct starter *s, pid_t sender)
+int starter_next_event(struct starter *s, struct starter_event *out)
 {
-    if (sender <= 0)
-        return 0;
-    pid_t app = starter_app(s)->pid;
-    if (sender == app)
+    free(s->taken_text);
+    s->taken_text = NULL;
+    if (s->next_event == s->nevents) {
+        s->nevents = s->next_event = 0;
+        if (s->dropped_events == 0)
+            return 0;
+        *out = (struct starter_event){ STARTER_EVENT_DROPPED, 0, s->dropped_events, NULL, 0 };
+        s->dropped_events = 0;
         return 1;
-    if (s->cfg.access != ACCESS_MAIN && s->cfg.has_helper &&
-        sender == s->spawned.pid)
-        return 1;
-    return s->cfg.access == ACCESS_ALL && app > 0 &&
-           process_descends_from(sender, app, NULL);
+    }
+    struct queued_event *e = &s->events[s->next_event++];
+    *out = (struct starter_event){ e->kind, e->value, e->count, e->text, e->len };
+    s->taken_text = e->text; /* freed at the next call */
+    return 1;
 }
 
 /* Refused messages are counted, and reported as one event per step. */
@@ -350,26 +307,9 @@ static void report_refused(struct starter *s)
 {
     if (s->ignored == 0)
         return;
-    push_event(s, EVENT_IGNORED, s->ignored_pid, s->ignored_what,
-               strlen(s->ignored_what));
-    if (s->nevents > 0 && s->events[s->nevents - 1].kind == EVENT_IGNORED)
-        s->events[s->nevents - 1].count = s->ignored;
+    push_event(s, STARTER_EVENT_IGNORED, s->ignored_pid, s->ignored,
+               s->ignored_what, strlen(s->ignored_what));
     s->ignored = 0;
-}
-
-/* The adoption window closes once the app's pid is known and its helper
- * reaped (or the start is over): an app the helper left is the launcher's
- * child by then, to be reaped by pid with its exit status. */
-static void finish_adoption(struct starter *s)
-{
-    if (!s->adopting)
-        return;
-    pid_t parent;
-    if (s->pid_known && s->app.pid > 0 &&
-        process_parent(s->app.pid, &parent) == 0 && parent == getpid())
-        process_own_adopted(&s->app);
-    s->adopting = 0;
-    process_adopt_end();
 }
 
 static void describe_end(const struct process *p, char *buf, size_t len)
@@ -382,97 +322,302 @@ static void describe_end(const struct process *p, char *buf, size_t len)
         snprintf(buf, len, "exited");
 }
 
+/* ---- begin: channels, stdio, environment, spawn ---- */
+
+static int open_stdio(const char *how, int fd, int *out)
+{
+    *out = -1;
+    if (!how || strcmp(how, "inherit") == 0)
+        return 0;
+    const char *path = strcmp(how, "null") == 0 ? "/dev/null" : how;
+    int flags = fd == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
+    int r;
+    do
+        r = open(path, flags | O_CLOEXEC | O_NOCTTY, 0666);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno;
+    *out = r;
+    return 0;
+}
+
+/* The child's environment: env (or the launcher's) without NOTIFY_SOCKET,
+ * which is the launcher's to set (an inherited one would let the app
+ * notify whoever started the launcher), plus this start's own. */
+static char **child_environment(char *const *env, const char *notify_path,
+                                char **notify_var)
+{
+    if (!env)
+        env = environ;
+    size_t n = 0;
+    while (env[n])
+        n++;
+    char **out = malloc((n + 2) * sizeof *out);
+    if (!out)
+        return NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(env[i], "NOTIFY_SOCKET=", 14) != 0)
+            out[kept++] = env[i];
+    if (notify_path) {
+        size_t len = strlen(notify_path);
+        *notify_var = malloc(len + sizeof "NOTIFY_SOCKET=");
+        if (!*notify_var) {
+            free(out);
+            return NULL;
+        }
+        memcpy(*notify_var, "NOTIFY_SOCKET=", 14);
+        memcpy(*notify_var + 14, notify_path, len + 1);
+        out[kept++] = *notify_var;
+    }
+    out[kept] = NULL;
+    return out;
+}
+
+static int start_ready_phase(struct starter *s);
+
+/* The exec failed: its child is exiting with nothing to report but that.
+ * Where vfork shares memory it is a zombie by now; else it is reaped when
+ * it has got there, without a wait that blocks. */
+static int exec_failed(struct starter *s, const struct spawn_failure *f)
+{
+    s->exec_failure = *f;
+    if (check_process(s, &s->spawned)) {
+        process_release(&s->spawned);
+        return fail(s, STARTER_SPAWN, f->err, "cannot %s %s: %s", spawn_step_name(f->step),
+                    s->file, strerror(f->err));
+    }
+    s->phase = STARTER_REAP_EXEC;
+    return s->phase;
+}
+
+/* The exec worked: without a helper, the app's pid is known now, and a
+ * start fresh from its spawn waits before it looks (nothing can have
+ * happened yet; death wakes the wait through the pidfd). */
+static int exec_succeeded(struct starter *s, int fresh)
+{
+    s->exec_ok = 1;
+    if (s->has_helper) {
+        s->phase = STARTER_AWAIT_PID;
+        return s->phase;
+    }
+    s->helper_done = 1;
+    if (start_ready_phase(s) != STARTER_AWAIT_READY)
+        return s->phase;
+    if (fresh && s->ready != STARTER_READY_NONE && s->spawned.pidfd >= 0)
+        s->phase = STARTER_SPAWNED;
+    return s->phase;
+}
+
+int starter_begin(struct starter *s, const struct starter_config *cfg)
+{
+    s->has_helper = cfg->has_helper;
+    s->pid_fd = cfg->pid_fd;
+    s->pid_format = cfg->pid_format;
+    s->ready = cfg->ready;
+    s->ready_fd = cfg->ready_fd;
+    s->access = cfg->access;
+    s->app_uid = cfg->app_uid;
+    snprintf(s->file, sizeof s->file, "%s", cfg->argv[0]);
+
+    int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, err = 0;
+    char **envp = NULL, *notify_var = NULL;
+    for (int i = 0; i < 3; i++)
+        if ((err = open_stdio(cfg->stdio[i], i, &stdio[i]))) {
+            fail(s, STARTER_SPAWN, err, "cannot open %s for %s: %s", cfg->stdio[i],
+                 i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", strerror(err));
+            goto done;
+        }
+    if (s->has_helper) {
+        int p[2];
+        if ((err = sys_pipe(p, 1))) {
+            fail(s, STARTER_SPAWN, err, "cannot create channels: %s", strerror(err));
+            goto done;
+        }
+        s->pid_rd = p[0];
+        pid_wr = p[1];
+        pid_reader_init(&s->pid_reader, s->pid_format);
+    }
+    if (s->ready == STARTER_READY_FD) {
+        int p[2];
+        if ((err = channel_ready_pair(p))) {
+            fail(s, STARTER_SPAWN, err, "cannot create channels: %s", strerror(err));
+            goto done;
+        }
+        s->ready_rd = p[0];
+        ready_wr = p[1];
+    } else if (s->ready == STARTER_READY_NOTIFY &&
+               (err = notify_socket_open(&s->notify, cfg->notify_base))) {
+        fail(s, STARTER_SPAWN, err, "cannot create the notify socket: %s", strerror(err));
+        goto done;
+    }
+    envp = child_environment(cfg->env, s->notify.dir[0] ? s->notify.path : NULL, &notify_var);
+    if (!envp) {
+        fail(s, STARTER_SPAWN, ENOMEM, "cannot start %s: %s", s->file, strerror(ENOMEM));
+        goto done;
+    }
+    /* a helper's app must be proven to descend from it, even once the
+     * helper has exited: the launcher adopts what it leaves */
+    if (s->has_helper) {
+        if ((err = children_adopt_begin())) {
+            fail(s, STARTER_SPAWN, err, "cannot become a child subreaper: %s", strerror(err));
+            goto done;
+        }
+        s->adopting = 1;
+    }
+
+    struct spawn_fd fds[2];
+    int nfds = 0;
+    if (pid_wr >= 0)
+        fds[nfds++] = (struct spawn_fd){ s->pid_fd, pid_wr };
+    if (ready_wr >= 0)
+        fds[nfds++] = (struct spawn_fd){ s->ready_fd, ready_wr };
+    struct spawn_request req = {
+        .file = cfg->argv[0], .search_path = cfg->search_path, .argv = cfg->argv,
+        .envp = envp, .cwd = cfg->cwd, .stdio = { stdio[0], stdio[1], stdio[2] },
+        .fds = fds, .nfds = nfds, .subreaper = s->has_helper,
+    };
+    pid_t pid;
+    struct spawn_failure failure;
+    err = spawn_start(&req, &pid, &s->exec_fd, &failure);
+    if (err) {
+        fail(s, STARTER_SPAWN, err, "cannot start %s: %s", s->file, strerror(err));
+        goto done;
+    }
+    /* an unreaped child cannot vanish, so this only fails for lack of
+     * descriptors; the child is then watched by probing */
+    if (process_open(&s->spawned, pid, 1) != 0) {
+        s->spawned.pid = pid;
+        s->spawned.is_child = 1;
+    }
+    push_event(s, STARTER_EVENT_SPAWNED, pid, 1, NULL, 0);
+    if (s->has_helper) {
+        struct procfs_stat st;
+        if (procfs_stat(pid, &st) == 0)
+            s->spawned_start = st.start_time;
+    }
+    if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
+        (err = watch_fd(s, s->exec_fd))) {
+        fail(s, STARTER_SPAWN, err, "cannot watch %s: %s", s->file, strerror(err));
+        goto done;
+    }
+    if (s->exec_fd >= 0)
+        s->phase = STARTER_AWAIT_EXEC;
+    else if (failure.step)
+        exec_failed(s, &failure);
+    else
+        exec_succeeded(s, 1);
+done:
+    /* the child's ends are the child's now: the launcher must not hold
+     * them, or it would never see end of file on them */
+    sys_close(&pid_wr);
+    sys_close(&ready_wr);
+    for (int i = 0; i < 3; i++)
+        sys_close(&stdio[i]);
+    free(envp);
+    free(notify_var);
+    return s->phase;
+}
+
+/* ---- the pid ---- */
+
+/* The adoption window closes once the app's pid is known and its helper
+ * reaped (or the start is over): an app the helper left is the launcher's
+ * child by then, to be reaped by pid with its exit status. */
+static void finish_adoption(struct starter *s)
+{
+    if (!s->adopting)
+        return;
+    struct procfs_stat st;
+    if (s->app.pid > 0 && procfs_stat(s->app.pid, &st) == 0 && st.ppid == getpid())
+        process_own_adopted(&s->app);
+    s->adopting = 0;
+    children_adopt_end();
+}
+
+static int bad_pid(struct starter *s, int err, long long v, const char *why)
+{
+    process_release(&s->app);
+    return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s", v,
+                why ? why : err == ESRCH ? "no such process" : strerror(err));
+}
+
+/* The pid truth rules: a live process other than 0, 1, the launcher and the
+ * helper, no older than the helper, descended from it, and running as the
+ * app's user where one was given. */
 static int verify_pid(struct starter *s, long long v)
 {
     if (v <= 0)
-        return fail(s, CODE_BAD_PID, 0, "helper reported pid %lld: out of range", v);
+        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: out of range", v);
     if (v == 1)
-        return fail(s, CODE_BAD_PID, 0, "helper reported pid 1: init is no app");
+        return fail(s, STARTER_BAD_PID, 0, "helper reported pid 1: init is no app");
     if (v == (long long)getpid())
-        return fail(s, CODE_BAD_PID, 0, "helper reported pid %lld: the launcher itself", v);
+        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: the launcher itself", v);
     if (v == (long long)s->spawned.pid)
-        return fail(s, CODE_BAD_PID, 0, "helper reported pid %lld: the helper itself", v);
+        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: the helper itself", v);
     int err = process_open(&s->app, (pid_t)v, 0);
     if (err)
-        return fail(s, CODE_BAD_PID, err, "helper reported pid %lld: %s", v,
+        return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s", v,
                     err == ESRCH ? "no such process" : strerror(err));
-    unsigned long long started;
-    err = process_start_time((pid_t)v, &started);
-    if (err || started < s->spawned_start) {
-        process_release(&s->app);
-        if (err)
-            return fail(s, CODE_BAD_PID, err, "helper reported pid %lld: %s", v,
-                        err == ESRCH ? "no such process" : strerror(err));
-        return fail(s, CODE_BAD_PID, 0,
-                    "helper reported pid %lld: started before the helper", v);
-    }
+    struct procfs_stat st;
+    if ((err = procfs_stat((pid_t)v, &st)))
+        return bad_pid(s, err, v, NULL);
+    if (st.start_time < s->spawned_start)
+        return bad_pid(s, 0, v, "started before the helper");
     /* descent: its parent chain reaches the helper while that lives (the
      * helper is a child subreaper: what it orphans stays in its tree), or,
      * once it has exited, the launcher through a process the launcher
      * adopted (not one it started), itself no older than the helper */
     pid_t via;
-    int descends = process_descends_from((pid_t)v, s->spawned.pid, NULL);
-    if (!descends && (s->helper_done || process_is_exiting(s->spawned.pid)) &&
-        process_descends_from((pid_t)v, getpid(), &via)) {
-        unsigned long long via_started;
-        descends = !process_is_own_child(via) &&
-                   process_start_time(via, &via_started) == 0 &&
-                   via_started >= s->spawned_start;
+    int descends = procfs_descends_from((pid_t)v, s->spawned.pid, NULL);
+    if (!descends &&
+        (s->helper_done || procfs_liveness(s->spawned.pid) != PROCFS_RUNNING) &&
+        procfs_descends_from((pid_t)v, getpid(), &via)) {
+        struct procfs_stat via_st;
+        descends = !children_owns(via) && procfs_stat(via, &via_st) == 0 &&
+                   via_st.start_time >= s->spawned_start;
     }
-    if (!descends) {
-        process_release(&s->app);
-        return fail(s, CODE_BAD_PID, 0,
-                    "helper reported pid %lld: not a process it started", v);
-    }
-    if (s->cfg.app_uid != (uid_t)-1) {
+    if (!descends)
+        return bad_pid(s, 0, v, "not a process it started");
+    if (s->app_uid != (uid_t)-1) {
         uid_t uids[4];
-        err = process_uids((pid_t)v, uids);
-        int wrong = -1;
-        for (int i = 0; !err && i < 4; i++)
-            if (uids[i] != s->cfg.app_uid)
-                wrong = i;
-        if (err || wrong >= 0) {
-            process_release(&s->app);
-            if (err)
-                return fail(s, CODE_BAD_PID, err, "helper reported pid %lld: %s",
-                            v, err == ESRCH ? "no such process" : strerror(err));
-            return fail(s, CODE_BAD_PID, 0,
-                        "helper reported pid %lld: it runs as uid %lu, not %lu",
-                        v, (unsigned long)uids[wrong],
-                        (unsigned long)s->cfg.app_uid);
-        }
+        if ((err = procfs_uids((pid_t)v, uids)))
+            return bad_pid(s, err, v, NULL);
+        for (int i = 0; i < 4; i++)
+            if (uids[i] != s->app_uid) {
+                char why[64];
+                snprintf(why, sizeof why, "it runs as uid %lu, not %lu",
+                         (unsigned long)uids[i], (unsigned long)s->app_uid);
+                return bad_pid(s, 0, v, why);
+            }
     }
-    if (s->app.pidfd >= 0 && (err = watch_fd(s, s->app.pidfd)))
-        return fail(s, CODE_BAD_PID, err, "cannot watch pid %lld: %s", v,
-                    strerror(err));
-    return s->state;
+    if ((err = watch_fd(s, s->app.pidfd)))
+        return fail(s, STARTER_BAD_PID, err, "cannot watch pid %lld: %s", v, strerror(err));
+    return s->phase;
 }
 
 /* The ready channel (and the notify socket) is only read once the app's pid
  * is known, so every message can be checked against it. */
 static int start_ready_phase(struct starter *s)
 {
-    int err = 0;
-    if (s->ready_rd >= 0)
-        err = watch_fd(s, s->ready_rd);
-    else if (s->notify.fd >= 0)
-        err = watch_fd(s, s->notify.fd);
+    int err = watch_fd(s, s->ready_rd >= 0 ? s->ready_rd : s->notify.fd);
     if (err)
-        return fail(s, CODE_SPAWN, err, "cannot watch the ready channel: %s",
-                    strerror(err));
-    return s->state;
+        return fail(s, STARTER_SPAWN, err, "cannot watch the ready channel: %s", strerror(err));
+    s->phase = STARTER_AWAIT_READY;
+    return s->phase;
 }
 
-static void read_pid_channel(struct starter *s)
+/* salvage: the start has failed already; a verified pid only names an app
+ * to stop */
+static void read_pid_channel(struct starter *s, int salvage)
 {
     long long v;
     switch (pid_reader_feed(&s->pid_reader, s->pid_rd, &v)) {
     case PIDREC_READ_DONE:
         drop_fd(s, &s->pid_rd);
-        if (verify_pid(s, v) != STARTER_RUNNING)
+        if (verify_pid(s, v) == STARTER_FAILED || salvage)
             return;
-        s->pid_known = 1;
-        push_event(s, EVENT_PID, v, NULL, 0);
+        push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);
         if (s->helper_done)
             finish_adoption(s);
         start_ready_phase(s);
@@ -480,23 +625,71 @@ static void read_pid_channel(struct starter *s)
     case PIDREC_READ_EOF:
         drop_fd(s, &s->pid_rd);
         if (s->pid_reader.len > 0)
-            fail(s, CODE_BAD_PID, 0, "short pid record: %zu of %s",
-                 s->pid_reader.len,
-                 s->cfg.pid_format == PID_FORMAT_LINE ? "a line" : "4 bytes");
+            fail(s, STARTER_BAD_PID, 0, "short pid record: %zu of %s", s->pid_reader.len,
+                 s->pid_format == PID_FORMAT_LINE ? "a line" : "4 bytes");
         else
             s->pid_eof = 1;
         return;
     case PIDREC_READ_MALFORMED:
         drop_fd(s, &s->pid_rd);
-        fail(s, CODE_BAD_PID, 0, "malformed pid record");
+        fail(s, STARTER_BAD_PID, 0, "malformed pid record");
         return;
     case PIDREC_READ_ERROR:
-        fail(s, CODE_HELPER, errno, "cannot read the pid channel: %s",
-             strerror(errno));
+        fail(s, STARTER_HELPER, errno, "cannot read the pid channel: %s", strerror(errno));
         return;
     default:
         return;
     }
+}
+
+/* The helper, until it has been reaped: its exit, and a failure when it
+ * says it failed. */
+static void check_helper(struct starter *s)
+{
+    if (s->helper_done || !check_process(s, &s->spawned))
+        return;
+    s->helper_done = 1;
+    s->helper_status = s->spawned.end == PROCESS_EXITED ? s->spawned.code : -s->spawned.code;
+    push_event(s, STARTER_EVENT_HELPER_EXIT, s->helper_status, 1, NULL, 0);
+    if (s->phase == STARTER_AWAIT_READY)
+        finish_adoption(s);
+}
+
+static int step_pid(struct starter *s)
+{
+    check_helper(s);
+    /* read after polling the helper: once it is reaped, all it wrote is in
+     * the pipe */
+    if (s->pid_rd >= 0)
+        read_pid_channel(s, 0);
+    if (s->phase != STARTER_AWAIT_PID)
+        return s->phase;
+    if (s->pid_eof || s->helper_done) {
+        char how[64];
+        if (!s->helper_done) {
+            /* an exiting helper closed it: wait for its status */
+            if (procfs_liveness(s->spawned.pid) != PROCFS_RUNNING)
+                return s->phase;
+            return fail(s, STARTER_HELPER, 0, "helper closed the pid channel without a pid");
+        }
+        describe_end(&s->spawned, how, sizeof how);
+        return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid", how);
+    }
+    return s->phase;
+}
+
+/* ---- the ready message ---- */
+
+static int admitted(struct starter *s, pid_t sender)
+{
+    if (sender <= 0)
+        return 0;
+    pid_t app = app_of(s)->pid;
+    if (sender == app)
+        return 1;
+    if (s->access != STARTER_ACCESS_MAIN && s->has_helper && sender == s->spawned.pid)
+        return 1;
+    return s->access == STARTER_ACCESS_ALL && app > 0 && procfs_descends_from(sender, app, NULL);
 }
 
 static void read_ready_fd(struct starter *s)
@@ -508,8 +701,8 @@ static void read_ready_fd(struct starter *s)
         ssize_t n = channel_recv(s->ready_rd, buf, sizeof buf, &sender, &trunc);
         if (n < 0) {
             if (errno != EAGAIN)
-                fail(s, CODE_READY_CLOSED, errno,
-                     "cannot read the ready channel: %s", strerror(errno));
+                fail(s, STARTER_READY_CLOSED, errno, "cannot read the ready channel: %s",
+                     strerror(errno));
             return;
         }
         if (n == 0) {
@@ -526,8 +719,8 @@ static void read_ready_fd(struct starter *s)
              * flight otherwise */
             s->line = malloc(sizeof *s->line);
             if (!s->line) {
-                fail(s, CODE_READY_CLOSED, ENOMEM,
-                     "cannot read the ready channel: %s", strerror(ENOMEM));
+                fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s",
+                     strerror(ENOMEM));
                 return;
             }
             ready_line_init(s->line);
@@ -539,8 +732,7 @@ static void read_ready_fd(struct starter *s)
             return;
         }
         if (v == READY_LINE_TOO_LONG) {
-            fail(s, CODE_PROTOCOL, 0, "ready line longer than %d bytes",
-                 READY_LINE_MAX - 1);
+            fail(s, STARTER_PROTOCOL, 0, "ready line longer than %d bytes", READY_LINE_MAX - 1);
             return;
         }
     }
@@ -556,7 +748,7 @@ static void set_status(struct starter *s, const char *text, size_t len)
     free(s->status);
     s->status = copy;
     s->status_len = len;
-    push_event(s, EVENT_STATUS, 0, text, len);
+    push_event(s, STARTER_EVENT_STATUS, 0, 1, text, len);
 }
 
 static void read_notify(struct starter *s)
@@ -568,7 +760,7 @@ static void read_notify(struct starter *s)
         ssize_t n = channel_recv(s->notify.fd, buf, sizeof buf, &sender, &trunc);
         if (n < 0) {
             if (errno != EAGAIN)
-                fail(s, CODE_PROTOCOL, errno, "cannot read the notify socket: %s",
+                fail(s, STARTER_PROTOCOL, errno, "cannot read the notify socket: %s",
                      strerror(errno));
             return;
         }
@@ -577,35 +769,33 @@ static void read_notify(struct starter *s)
             continue;
         }
         if (trunc || n > NOTIFY_DATAGRAM_MAX) {
-            fail(s, CODE_PROTOCOL, 0, "notify datagram over %d bytes",
-                 NOTIFY_DATAGRAM_MAX);
+            fail(s, STARTER_PROTOCOL, 0, "notify datagram over %d bytes", NOTIFY_DATAGRAM_MAX);
             return;
         }
         struct notify_msg m;
         if (notify_parse(buf, (size_t)n, &m) < 0) {
-            fail(s, CODE_PROTOCOL, 0, "malformed notify datagram: %s", m.error);
+            fail(s, STARTER_PROTOCOL, 0, "malformed notify datagram: %s", m.error);
             return;
         }
         if (m.has_mainpid) {
-            pid_t expected = starter_app(s)->pid;
+            pid_t expected = app_of(s)->pid;
             if (m.mainpid != (long long)expected) {
-                fail(s, CODE_PID_MISMATCH, 0,
-                     "app claimed MAINPID=%lld but its pid is %d", m.mainpid,
-                     (int)expected);
+                fail(s, STARTER_PID_MISMATCH, 0, "app claimed MAINPID=%lld but its pid is %d",
+                     m.mainpid, (int)expected);
                 return;
             }
-            push_event(s, EVENT_MAINPID, m.mainpid, NULL, 0);
+            push_event(s, STARTER_EVENT_MAINPID, m.mainpid, 1, NULL, 0);
         }
         if (m.has_status)
             set_status(s, m.status, m.status_len);
         if (m.has_errno) {
             s->app_errno = m.errno_value;
-            push_event(s, EVENT_ERRNO, m.errno_value, NULL, 0);
+            push_event(s, STARTER_EVENT_ERRNO, m.errno_value, 1, NULL, 0);
         }
         if (m.has_extend)
-            push_event(s, EVENT_EXTEND, (long long)m.extend_usec, NULL, 0);
+            push_event(s, STARTER_EVENT_EXTEND, (long long)m.extend_usec, 1, NULL, 0);
         if (m.stopping)
-            push_event(s, EVENT_STOPPING, 0, NULL, 0);
+            push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
         if (m.ready) {
             s->ready_seen = 1;
             return;
@@ -613,177 +803,250 @@ static void read_notify(struct starter *s)
     }
 }
 
-int starter_step(struct starter *s)
+static int step_ready(struct starter *s)
 {
-    if (s->state != STARTER_RUNNING)
-        return s->state;
-    process_reap_abandoned();
-
-    /* Right after the spawn an app that was exec'd a moment ago has had no
-     * time to write or die: the first step leaves the probing (a wait4 and
-     * a read that would fail) to the wait, whose descriptors wake it at
-     * once if it did. Only with a pidfd: death must wake the wait too. */
-    int fresh = s->fresh;
-    s->fresh = 0;
-    if (fresh && s->exec_done && !s->cfg.has_helper &&
-        s->cfg.ready_mode != READY_NONE && s->spawned.pidfd >= 0)
-        return s->state;
-
-    if (!s->exec_done) {
-        struct spawn_failure f;
-        int r = spawn_read_failure(s->exec_fd, &f);
-        if (r < 0 && errno == EAGAIN) {
-            /* nothing else can happen before the exec */
-            if (!s->exec_watched) {
-                int err = watch_fd(s, s->exec_fd);
-                if (err)
-                    return fail(s, CODE_SPAWN, err, "cannot watch the exec: %s",
-                                strerror(err));
-                s->exec_watched = 1;
-            }
-            return s->state;
-        }
-        int err = errno;
-        drop_fd(s, &s->exec_fd);
-        if (r < 0)
-            return fail(s, CODE_SPAWN, err,
-                        "cannot learn whether the exec worked: %s", strerror(err));
-        if (r == 1) {
-            (void)exec_failed(s, &f);
-            return s->state;
-        }
-        if (exec_succeeded(s) != STARTER_RUNNING)
-            return s->state;
-    }
-
-    struct process *app = starter_app(s);
-    if (s->cfg.has_helper) {
-        if (!s->helper_done) {
-            int fd = s->spawned.pidfd;
-            if (process_poll(&s->spawned) == 1) {
-                if (fd >= 0)
-                    unwatch_fd(s, fd);
-                s->helper_done = 1;
-                s->helper_status = s->spawned.end == PROCESS_EXITED
-                                       ? s->spawned.code
-                                       : -s->spawned.code;
-                push_event(s, EVENT_HELPER_EXIT, s->helper_status, NULL, 0);
-                if (s->pid_known)
-                    finish_adoption(s);
-            }
-        }
-        /* read after polling the helper: once it is reaped, all it wrote is
-         * in the pipe */
-        if (!s->pid_known && s->pid_rd >= 0) {
-            read_pid_channel(s);
-            if (s->state != STARTER_RUNNING)
-                return s->state;
-        }
-        if (!s->pid_known && (s->pid_eof || s->helper_done)) {
-            if (!s->helper_done) {
-                /* an exiting helper closed it: wait for its status */
-                if (process_is_exiting(s->spawned.pid))
-                    return s->state;
-                return fail(s, CODE_HELPER, 0,
-                            "helper closed the pid channel without a pid");
-            }
-            char how[64];
-            describe_end(&s->spawned, how, sizeof how);
-            return fail(s, CODE_HELPER, 0, "helper %s without reporting a pid",
-                        how);
-        }
+    struct process *app = app_of(s);
+    if (s->has_helper) {
+        check_helper(s);
         if (s->helper_done && s->helper_status != 0) {
             char how[64];
             describe_end(&s->spawned, how, sizeof how);
-            return fail(s, CODE_HELPER, 0, "helper %s", how);
-        }
-        if (!s->pid_known)
-            return s->state;
-    }
-
-    /* Death first, then drain: a ready message sent before the app exited
-     * still counts. */
-    if (!s->app_dead) {
-        int fd = app->pidfd;
-        if (process_poll(app) == 1) {
-            if (fd >= 0)
-                unwatch_fd(s, fd);
-            s->app_dead = 1;
+            return fail(s, STARTER_HELPER, 0, "helper %s", how);
         }
     }
+    /* death first, then drain: a ready message sent before the app exited
+     * still counts */
+    if (!s->app_dead && check_process(s, app))
+        s->app_dead = 1;
     if (!s->ready_seen) {
-        if (s->cfg.ready_mode == READY_FD && s->ready_rd >= 0)
+        if (s->ready == STARTER_READY_FD && s->ready_rd >= 0)
             read_ready_fd(s);
-        else if (s->cfg.ready_mode == READY_NOTIFY)
+        else if (s->ready == STARTER_READY_NOTIFY)
             read_notify(s);
-        else if (s->cfg.ready_mode == READY_NONE)
+        else if (s->ready == STARTER_READY_NONE)
             s->ready_seen = 1;
         report_refused(s);
-        if (s->state != STARTER_RUNNING)
-            return s->state;
+        if (s->phase != STARTER_AWAIT_READY)
+            return s->phase;
     }
     if (s->ready_seen) {
-        if (!s->helper_done)
-            return s->state;
-        s->state = STARTER_READY;
-        return s->state;
+        if (s->helper_done)
+            s->phase = STARTER_READY;
+        return s->phase;
     }
     if (s->app_dead) {
         /* an app that died as its helper's child comes to the launcher,
          * with its exit status, once the helper has exited */
         if (!s->helper_done)
-            return s->state;
+            return s->phase;
         char how[64];
         describe_end(app, how, sizeof how);
-        return fail(s, CODE_DIED, s->app_errno, "app %s before it was ready",
-                    how);
+        return fail(s, STARTER_DIED, s->app_errno, "app %s before it was ready", how);
     }
     if (s->ready_eof) {
         /* an exiting app closes its descriptors before it becomes a zombie:
          * if that is why, wait for its death and report that instead */
-        if (process_is_exiting(app->pid))
-            return s->state;
-        return fail(s, CODE_READY_CLOSED, 0,
+        if (procfs_liveness(app->pid) != PROCFS_RUNNING)
+            return s->phase;
+        return fail(s, STARTER_READY_CLOSED, 0,
                     "app closed the ready channel without a ready message");
     }
-    return s->state;
+    return s->phase;
 }
 
-void starter_salvage_pid(struct starter *s)
+/* ---- stepping ---- */
+
+static int step_exec(struct starter *s)
 {
-    if (!s->cfg.has_helper || s->pid_known || s->pid_rd < 0)
-        return;
-    /* the start failed (or was abandoned) while the pid was on its way: a
-     * complete, verified record still names an app to terminate. The
-     * verdict of the start stays as it was. */
-    int state = s->state, code = s->code, err = s->err;
-    char message[sizeof s->message];
-    memcpy(message, s->message, sizeof message);
-    s->state = STARTER_RUNNING;
-    read_pid_channel(s);
-    s->state = state;
-    s->code = code;
-    s->err = err;
-    memcpy(s->message, message, sizeof message);
+    struct spawn_failure f;
+    int r = spawn_read_failure(s->exec_fd, &f);
+    if (r < 0 && errno == EAGAIN)
+        return s->phase; /* nothing else can happen before the exec */
+    int err = errno;
+    drop_fd(s, &s->exec_fd);
+    if (r < 0)
+        return fail(s, STARTER_SPAWN, err, "cannot learn whether the exec worked: %s",
+                    strerror(err));
+    if (r == 1)
+        return exec_failed(s, &f);
+    return exec_succeeded(s, 0);
 }
 
-double starter_poll_interval(const struct starter *s)
+int starter_step(struct starter *s)
 {
-    if (s->state != STARTER_RUNNING || !s->exec_done)
+    children_reap_abandoned();
+    /* each case may move the start on: go on until it rests */
+    for (;;) {
+        int phase = s->phase;
+        switch (phase) {
+        case STARTER_SPAWNED:
+            /* the first step after the spawn leaves the probing (a wait4 and
+             * a read that would fail) to the wait, which the channel or the
+             * pidfd wakes at once if anything happens */
+            s->phase = STARTER_AWAIT_READY;
+            return s->phase;
+        case STARTER_AWAIT_EXEC:
+            step_exec(s);
+            break;
+        case STARTER_REAP_EXEC:
+            if (!check_process(s, &s->spawned))
+                return s->phase;
+            process_release(&s->spawned);
+            return fail(s, STARTER_SPAWN, s->exec_failure.err, "cannot %s %s: %s",
+                        spawn_step_name(s->exec_failure.step), s->file,
+                        strerror(s->exec_failure.err));
+        case STARTER_AWAIT_PID:
+            step_pid(s);
+            break;
+        case STARTER_AWAIT_READY:
+            return step_ready(s);
+        default:
+            return s->phase;
+        }
+        if (s->phase == phase)
+            return s->phase;
+    }
+}
+
+int starter_phase(const struct starter *s)
+{
+    return s->phase;
+}
+
+int starter_awaits_helper(const struct starter *s)
+{
+    if (s->phase == STARTER_AWAIT_EXEC || s->phase == STARTER_REAP_EXEC ||
+        s->phase == STARTER_AWAIT_PID)
+        return 1;
+    return s->has_helper && !s->helper_done && s->phase != STARTER_READY &&
+           s->phase != STARTER_FAILED;
+}
+
+int starter_needs_probing(const struct starter *s)
+{
+    const struct process *app = s->has_helper ? &s->app : &s->spawned;
+    switch (s->phase) {
+    case STARTER_REAP_EXEC:
+        return s->spawned.pidfd < 0;
+    case STARTER_AWAIT_PID:
+        return !s->helper_done && s->spawned.pidfd < 0;
+    case STARTER_SPAWNED:
+    case STARTER_AWAIT_READY:
+        return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
+               (!s->app_dead && app->pid > 0 && app->pidfd < 0);
+    case STARTER_FAILED:
+        return (s->has_helper && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING &&
+                s->spawned.pidfd < 0) ||
+               (app->pid > 0 && app->end == PROCESS_RUNNING && app->pidfd < 0);
+    default:
         return 0;
-    if (s->cfg.has_helper && !s->helper_done && s->spawned.pidfd < 0)
-        return STARTER_PROBE_INTERVAL;
-    const struct process *app = s->cfg.has_helper ? &s->app : &s->spawned;
-    if (s->pid_known && !s->app_dead && app->pidfd < 0)
-        return STARTER_PROBE_INTERVAL;
-    if (s->pid_eof && !s->helper_done)
-        return STARTER_PROBE_INTERVAL; /* the helper is exiting */
+    }
+}
+
+/* ---- results and hand-over ---- */
+
+void starter_result(const struct starter *s, struct starter_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->phase == STARTER_FAILED) {
+        out->code = s->code;
+        out->err = s->err;
+        out->message = s->message ? s->message : "out of memory";
+    } else {
+        out->message = "";
+    }
+    const struct process *app = s->has_helper ? &s->app : &s->spawned;
+    out->pid = known_app_pid(s);
+    if (s->line && s->line->done == READY_LINE_DONE) {
+        out->name = s->line->buf;
+        out->name_len = s->line->len;
+    }
+    out->status = s->status;
+    out->status_len = s->status_len;
+    out->app_errno = s->app_errno;
+    out->exited = s->ready_seen && s->app_dead;
+    if (out->pid > 0) {
+        out->app_end = app->end;
+        out->app_code = app->code;
+    }
+}
+
+int starter_app_pidfd(struct starter *s)
+{
+    return known_app_pid(s) > 0 ? app_of(s)->pidfd : -1;
+}
+
+int starter_take_app(struct starter *s, struct process *out)
+{
+    struct process *app = app_of(s);
+    if (s->phase != STARTER_READY || app->pid <= 0)
+        return EINVAL;
+    unwatch_fd(s, app->pidfd);
+    *out = *app;
+    *app = (struct process)PROCESS_NONE;
     return 0;
 }
 
-int starter_in_pid_phase(const struct starter *s)
+/* After a failure in the pid phase: a complete, verified record that
+ * arrived meanwhile still names an app to stop. The verdict stays. */
+static void salvage_pid(struct starter *s)
 {
-    return !s->pid_known || !s->helper_done;
+    if (!s->has_helper || s->app.pid > 0 || s->pid_rd < 0 || s->exec_failure.step)
+        return;
+    int phase = s->phase, code = s->code, err = s->err;
+    char *message = s->message;
+    s->message = NULL;
+    s->phase = STARTER_AWAIT_PID;
+    read_pid_channel(s, 1);
+    free(s->message);
+    s->message = message;
+    s->phase = phase;
+    s->code = code;
+    s->err = err;
+}
+
+void starter_stop(struct starter *s, int app_signal)
+{
+    salvage_pid(s);
+    struct process *app = app_of(s);
+    if (app_signal && known_app_pid(s) > 0 && process_signal(app, app_signal) == 0 &&
+        app_signal != SIGKILL)
+        (void)process_signal(app, SIGCONT);
+    if (s->has_helper && !s->helper_done)
+        (void)process_signal(&s->spawned, SIGKILL);
+}
+
+int starter_stopped(struct starter *s)
+{
+    int running = 0;
+    if (s->has_helper && s->spawned.pid > 0 && !s->helper_done) {
+        if (check_process(s, &s->spawned))
+            s->helper_done = 1;
+        else
+            running = 1;
+    }
+    struct process *app = app_of(s);
+    if (known_app_pid(s) > 0 && app->end == PROCESS_RUNNING) {
+        if (check_process(s, app))
+            s->app_dead = 1;
+        else
+            running = 1;
+    }
+    if (!running)
+        finish_adoption(s);
+    return !running;
+}
+
+void starter_abandon(struct starter *s)
+{
+    /* READY but never taken: the caller failed (a raising callback, out of
+     * memory) between the handshake and the hand-over */
+    salvage_pid(s);
+    if (known_app_pid(s) > 0)
+        (void)process_signal(app_of(s), SIGKILL);
+    if (s->has_helper)
+        (void)process_signal(&s->spawned, SIGKILL);
+    starter_close(s);
 }
 
 void starter_close(struct starter *s)
@@ -791,19 +1054,23 @@ void starter_close(struct starter *s)
     finish_adoption(s);
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
-    sys_close(&s->pid_wr);
     sys_close(&s->ready_rd);
-    sys_close(&s->ready_wr);
-    channel_notify_close(&s->notify);
+    notify_socket_close(&s->notify);
     process_release(&s->spawned);
     process_release(&s->app);
     sys_close(&s->epoll_fd);
+    s->nwatch = 0;
     free(s->line);
     s->line = NULL;
-    starter_clear_events(s);
+    for (int i = s->next_event; i < s->nevents; i++)
+        free(s->events[i].text);
     free(s->events);
     s->events = NULL;
-    s->cap_events = 0;
+    s->nevents = s->next_event = s->cap_events = 0;
+    free(s->taken_text);
+    s->taken_text = NULL;
     free(s->status);
     s->status = NULL;
+    free(s->message);
+    s->message = NULL;
 }

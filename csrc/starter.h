@@ -1,161 +1,177 @@
 /*
- * starter.h: the handshake of one start, as a non-blocking state machine.
+ * starter.h: one start, from the spawn to a ready app or a failure, as a
+ * non-blocking state machine behind an opaque object.
  *
- * prepare (channels) -> spawn -> step ... step -> READY or FAILED.
- * starter_step never blocks: the caller waits for one of starter_fds to be
- * readable (or for one descriptor, starter_pollfd, an epoll set of them),
- * or for starter_poll_interval when a process has no pidfd, and for its own
- * deadlines, which are policy and live in Lua. Timeouts and
- * cancellation are the caller's; so is terminating what a failed start left
- * running (starter->app and starter->spawned say what that is).
+ *   starter_begin  channels, the child's stdio and environment, spawn
+ *   starter_step   advance without blocking; returns the phase
+ *   ...            the caller waits for one of starter_fds (or the one
+ *                  descriptor starter_pollfd) to be readable, or, while
+ *                  starter_needs_probing, for an interval of its choosing,
+ *                  and for its own deadlines: timeouts are policy, and
+ *                  live in Lua
+ *   READY          starter_take_app hands the app over
+ *   FAILED         starter_stop signals what is held, starter_stopped says
+ *                  when it has all ended (the caller waits as above)
+ *   starter_close  releases everything; starter_abandon first kills what
+ *                  is still held (a start its caller dropped)
+ *
+ * Events (the pid, STATUS= and the like) queue up as they happen;
+ * starter_next_event takes them. The starter never calls back, never
+ * blocks and never exits: failures are its FAILED phase, with a code, an
+ * errno and a message.
  */
 #ifndef APPSTART_STARTER_H
 #define APPSTART_STARTER_H
 
-#include "channel.h"
-#include "pidrec.h"
 #include "process.h"
-#include "readyline.h"
-#include "spawn.h"
 
+#include <stddef.h>
 #include <sys/types.h>
 
-enum ready_mode { READY_NONE = 0, READY_FD, READY_NOTIFY };
-enum notify_access { ACCESS_MAIN = 0, ACCESS_EXEC, ACCESS_ALL };
-enum starter_state { STARTER_RUNNING = 0, STARTER_READY, STARTER_FAILED };
+struct starter;
+
+enum starter_ready { STARTER_READY_NONE = 0, STARTER_READY_FD, STARTER_READY_NOTIFY };
+enum starter_access { STARTER_ACCESS_MAIN = 0, STARTER_ACCESS_EXEC, STARTER_ACCESS_ALL };
+
+enum starter_phase {
+    STARTER_SPAWNED = 0,  /* just spawned: nothing can have happened yet */
+    STARTER_AWAIT_EXEC,   /* the exec's verdict is on its way (where vfork
+                             is emulated as fork) */
+    STARTER_REAP_EXEC,    /* the exec failed: its child is being reaped */
+    STARTER_AWAIT_PID,    /* a helper runs: its report of the app's pid is
+                             awaited */
+    STARTER_AWAIT_READY,  /* the app's pid is known: its ready message (and
+                             the helper's exit) are awaited */
+    STARTER_READY,
+    STARTER_FAILED
+};
+
 enum starter_code {
-    CODE_NONE = 0,
-    CODE_SPAWN,
-    CODE_HELPER,
-    CODE_BAD_PID,
-    CODE_DIED,
-    CODE_PID_MISMATCH,
-    CODE_READY_CLOSED,
-    CODE_PROTOCOL
+    STARTER_OK = 0,
+    STARTER_SPAWN,
+    STARTER_HELPER,
+    STARTER_BAD_PID,
+    STARTER_DIED,
+    STARTER_PID_MISMATCH,
+    STARTER_READY_CLOSED,
+    STARTER_PROTOCOL
 };
 
 enum starter_event_kind {
-    EVENT_SPAWNED = 1, /* value: pid of the spawned process */
-    EVENT_PID,         /* value: the pid the helper reported, verified */
-    EVENT_HELPER_EXIT, /* value: exit code, or -signal */
-    EVENT_STATUS,      /* text: STATUS= */
-    EVENT_IGNORED,     /* value: the last sender not admitted; count: how
-                          many messages; text: what they were */
-    EVENT_EXTEND,      /* value: EXTEND_TIMEOUT_USEC= */
-    EVENT_ERRNO,       /* value: ERRNO= */
-    EVENT_STOPPING,
-    EVENT_MAINPID      /* value: MAINPID= that agreed */
+    STARTER_EVENT_SPAWNED = 1, /* value: pid of the spawned process */
+    STARTER_EVENT_PID,         /* value: the pid the helper reported, verified */
+    STARTER_EVENT_HELPER_EXIT, /* value: exit code, or -signal */
+    STARTER_EVENT_STATUS,      /* text: STATUS= */
+    STARTER_EVENT_IGNORED,     /* value: the last sender not admitted; count:
+                                  how many messages; text: what they were */
+    STARTER_EVENT_EXTEND,      /* value: EXTEND_TIMEOUT_USEC= */
+    STARTER_EVENT_ERRNO,       /* value: ERRNO= */
+    STARTER_EVENT_STOPPING,
+    STARTER_EVENT_MAINPID,     /* value: MAINPID= that agreed */
+    STARTER_EVENT_DROPPED      /* count: events lost for want of memory */
 };
-
-#define STARTER_MAX_EVENTS 64
-/* at most: the exec pipe, the pid pipe, the helper's pidfd, the app's
- * pidfd, the ready channel; never all at once */
-#define STARTER_MAX_WATCH 5
 
 struct starter_event {
     int kind;
     long long value;
-    long long count; /* EVENT_IGNORED: how many since the last event */
-    char *text; /* malloc'd or NULL */
+    long long count;
+    const char *text; /* valid until the next starter_next_event; may be NULL */
     size_t len;
 };
 
+/* The descriptors a start may wait on at once: the exec pipe, the pid pipe,
+ * the helper's pidfd, the app's pidfd, the ready channel; never all. */
+#define STARTER_MAX_WATCH 5
+
 struct starter_config {
-    int has_helper;
-    int pid_fd, pid_format;  /* with a helper */
-    int ready_mode, ready_fd, access;
-    const char *notify_base; /* directory for the notify socket's directory,
-                                used when every user can traverse it */
-    uid_t app_uid;           /* with a helper: the user the app must run
-                                as; (uid_t)-1: not checked */
-    int pollfd;              /* create the epoll set (starter_pollfd) now */
+    char *const *argv;       /* NULL-terminated: the helper's, then the app's */
+    char *const *env;        /* "NAME=VALUE", NULL-terminated; NULL: the
+                                launcher's environment */
+    const char *search_path; /* PATH for argv[0] without '/' */
+    const char *cwd;         /* NULL: the launcher's */
+    const char *stdio[3];    /* NULL or "inherit", "null", or a file (stdin
+                                read, stdout and stderr appended to) */
+    int has_helper;          /* argv reports the app's pid at pid_fd */
+    int pid_fd, pid_format;  /* pidrec.h */
+    uid_t app_uid;           /* with a helper: the user the app must run as;
+                                (uid_t)-1: not checked */
+    int ready, ready_fd, access; /* enum starter_ready, enum starter_access */
+    const char *notify_base; /* base of the notify socket's directory */
 };
 
-struct starter {
-    struct starter_config cfg;
-    int state, code, err;
-    char message[320];
-    char file[96];           /* what was spawned, for messages */
-
-    int watch[STARTER_MAX_WATCH]; /* the descriptors to wait on */
-    int nwatch;
-    int epoll_fd;            /* -1 until starter_pollfd */
-    int exec_fd;             /* -1 where the exec's verdict came by memory */
-    int pid_rd, pid_wr;      /* pid channel */
-    int ready_rd, ready_wr;  /* fd protocol */
-    struct notify_channel notify;
-
-    struct process spawned;  /* the direct child: the helper, or the app */
-    struct process app;      /* the app when there is a helper */
-    unsigned long long spawned_start;
-
-    int exec_watched;
-    int adopting;            /* holds an adoption window (process.h) */
-    int fresh;               /* spawned, not stepped yet */
-    int exec_done, pid_known, pid_eof, helper_done, helper_status;
-    int ready_seen, ready_eof, app_dead;
-    struct pid_reader pid_reader;
-    struct ready_line *line; /* fd protocol only: 4 KiB, allocated when used */
-
-    long long ignored;       /* messages refused since the last event */
-    pid_t ignored_pid;       /* the last refused sender */
-    const char *ignored_what;
-
-    char *status;            /* the latest STATUS=, malloc'd */
+struct starter_result {
+    int code;                /* enum starter_code */
+    int err;                 /* errno, 0 when none */
+    const char *message;     /* "" unless FAILED */
+    pid_t pid;               /* the app, once known; else 0 */
+    const char *name;        /* the fd protocol's ready line; NULL if none */
+    size_t name_len;
+    const char *status;      /* the latest STATUS=; NULL if none */
     size_t status_len;
     int app_errno;           /* ERRNO=, 0 when none */
-
-    struct starter_event *events; /* malloc'd, cap_events long */
-    int nevents, cap_events, dropped_events;
+    int exited;              /* ready, and gone already */
+    int app_end, app_code;   /* how the app ended (enum process_end), once
+                                it has, while the starter holds it */
 };
 
-/* Preset every field so starter_close is safe at any point. */
+/* sizeof(struct starter), for the caller's memory (a Lua userdata). */
+size_t starter_size(void);
+
+/* Preset every field, so starter_close is safe at any point. */
 void starter_init(struct starter *s);
 
-/* Create the channels. Returns 0 or an errno value (s->message says what). */
-int starter_prepare(struct starter *s, const struct starter_config *cfg);
+/* Set up and spawn. Never fails outright: a failure is the FAILED phase.
+ * cfg and what it points to are used only during the call. */
+int starter_begin(struct starter *s, const struct starter_config *cfg);
 
-/* Spawn req (its fds are filled in here from the channels). Returns 0 or an
- * errno value; either way s->state says what happened (FAILED/spawn). */
-int starter_spawn(struct starter *s, struct spawn_request *req);
-
-/* Advance without blocking. Returns s->state. */
+/* Advance without blocking. Returns the phase. */
 int starter_step(struct starter *s);
+
+int starter_phase(const struct starter *s);
+const char *starter_phase_name(int phase);
+const char *starter_code_name(int code);
+
+/* Does the pid deadline apply (the helper has not reported, or not
+ * exited)? Else the ready deadline does. */
+int starter_awaits_helper(const struct starter *s);
+
+/* Must the caller step at an interval (a watched process has no pidfd)? */
+int starter_needs_probing(const struct starter *s);
 
 /* The descriptors to wait on until the next step (any readable one means
  * step), into fds[STARTER_MAX_WATCH]; returns how many. */
 int starter_fds(const struct starter *s, int *fds);
 
-/* One descriptor for all of them (an epoll set, made on first call and
- * kept up to date from then on), or -errno. */
+/* One descriptor for all of them (an epoll set, made on first call and kept
+ * up to date from then on), or -errno. */
 int starter_pollfd(struct starter *s);
 
-/* Take p's pidfd out of the wait set: the caller is taking p over. */
-void starter_forget(struct starter *s, struct process *p);
+/* Take the next event: 1 with *out set, 0 when there is none. */
+int starter_next_event(struct starter *s, struct starter_event *out);
 
-/* The app's process handle (the spawned child when there is no helper). */
-struct process *starter_app(struct starter *s);
+void starter_result(const struct starter *s, struct starter_result *out);
 
-/* After a failure in the pid phase: read a pid record that arrived
- * meanwhile, so the app it names can be terminated too. Leaves the verdict
- * unchanged. */
-void starter_salvage_pid(struct starter *s);
+/* The app's pidfd, or -1 (not known yet, or probed). */
+int starter_app_pidfd(struct starter *s);
 
-/* Seconds between probes while a watched process has no pidfd, or 0 when
- * every wait is on the descriptors. */
-double starter_poll_interval(const struct starter *s);
+/* READY: move the app's handle into *out (the caller owns it from now).
+ * Returns 0, or EINVAL when there is nothing to take. */
+int starter_take_app(struct starter *s, struct process *out);
 
-/* 1 while the pid is not yet known or the helper not yet reaped. */
-int starter_in_pid_phase(const struct starter *s);
+/* FAILED: send app_signal (0: none) to the app where it may still run (and
+ * SIGCONT after any but SIGKILL, so a stopped app gets it), and SIGKILL to
+ * a helper still running. */
+void starter_stop(struct starter *s, int app_signal);
 
-/* Free the event queue's texts and empty it. */
-void starter_clear_events(struct starter *s);
+/* FAILED: has every process held ended (children reaped)? */
+int starter_stopped(struct starter *s);
 
-/* Release every descriptor and the notify directory. Processes still held
- * are released too (children are reaped later, never signalled here).
- * Idempotent. */
+/* SIGKILL whatever is still held (its caller dropped the start), then
+ * close. */
+void starter_abandon(struct starter *s);
+
+/* Release every descriptor and the notify directory; processes still held
+ * are let go of, never signalled (children are reaped later). Idempotent. */
 void starter_close(struct starter *s);
-
-const char *starter_code_name(int code);
 
 #endif

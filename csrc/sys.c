@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,15 @@ ssize_t sys_write_all(int fd, const void *buf, size_t len)
         done += (size_t)n;
     }
     return (ssize_t)done;
+}
+
+pid_t sys_waitpid(pid_t pid, int *status, int flags)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, status, flags);
+    while (r < 0 && errno == EINTR);
+    return r;
 }
 
 int sys_set_nonblock(int fd, int on)

@@ -18,6 +18,10 @@ void sys_close(int *fd);
 ssize_t sys_read(int fd, void *buf, size_t len);
 ssize_t sys_write_all(int fd, const void *buf, size_t len);
 
+/* waitpid retried on EINTR (skalibs' waitpid_nointr): the pid, 0 (WNOHANG
+ * and still running) or -1 with errno. */
+pid_t sys_waitpid(pid_t pid, int *status, int flags);
+
 /* A pipe whose both ends are close-on-exec; the read end is non-blocking
  * when nonblock_read is set. Returns 0 or an errno value. */
 int sys_pipe(int fds[2], int nonblock_read);

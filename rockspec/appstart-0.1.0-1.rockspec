@@ -24,7 +24,7 @@ build = {
     LIBFLAG = "$(LIBFLAG)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA = "$(LUA)",
-    LIBEXECDIR = "$(PREFIX)/libexec",
+    LIBEXECDIR = "$(PREFIX)/libexec/appstart",
   },
   install_target = "install",
   install_variables = {
@@ -32,7 +32,7 @@ build = {
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",
     BINDIR = "$(BINDIR)",
-    LIBEXECDIR = "$(PREFIX)/libexec",
+    LIBEXECDIR = "$(PREFIX)/libexec/appstart",
     LUA = "$(LUA)",
   },
 }

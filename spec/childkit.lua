@@ -1,7 +1,7 @@
 --- Helpers for the Lua scripts that specs run in child processes (a child
 -- lua5.4, the allocation-failing luahost) and for support.lua: no luaunit,
 -- nothing done at load time.
-local core = require "appstart.core"
+local testing = require "appstart.testing"
 
 local K = {}
 
@@ -48,6 +48,6 @@ function K.children()
 end
 
 --- This process's open descriptors, as "0,1,2,...".
-function K.fds() return table.concat(core.fds(), ",") end
+function K.fds() return table.concat(testing.fds(), ",") end
 
 return K

@@ -68,7 +68,7 @@ function TC.test_many_starts_at_once_in_one_controller()
 end
 
 function TC.test_app_and_watch_are_pollable_by_cqueues_poll()
-  lu.skipIf(not S.core.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
   local cqueues = require "cqueues"
   local cq = cqueues.new()
   local got
@@ -238,9 +238,9 @@ local TCore = {}
 function TCore.tearDown() S.kill_strays() end
 
 local function core_start(argv, helper)
-  local s, code, errno, message = S.core.start { argv = argv, ready = "fd", helper = helper }
-  lu.assertNotNil(s, tostring(code) .. " " .. tostring(errno) .. " " .. tostring(message))
-  lu.assertEquals(s:step(), "wait")
+  -- the defaults are the Lua layer's: the layout is given in full
+  local s = S.core.start { argv = argv, ready = "fd", ready_fd = helper and 4 or 3, helper = helper }
+  lu.assertEquals(s:step(), "wait", s:result().message)
   -- the channel (with a helper: the pid pipe), the pidfd, and where vfork
   -- is a fork the exec's error pipe
   lu.assertTrue(#{ s:fds() } >= 1)
@@ -268,7 +268,7 @@ end
 local function ready_and_killed(s, fd, name)
   lu.assertEquals(steps_on(s, fd), "ready")
   lu.assertEquals(s:result().name, name)
-  local app = s:take("app")
+  local app = s:take()
   s:close()
   app:signal("KILL")
   while not app:poll() do S.core.wait_readable(app:fd() or -1, 0.01) end
@@ -303,7 +303,7 @@ function TCore.test_a_late_pollfd_wakes_on_the_ready_line()
 end
 
 function TCore.test_a_late_pollfd_wakes_on_the_death_of_the_app()
-  lu.skipIf(not S.core.has_pidfd(), "no pidfds here: death is probed, not waited on")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here: death is probed, not waited on")
   local before = S.snapshot()
   local go, pidfile = S.tmpname("go"), S.tmpname("pid")
   -- a forked child keeps the channel open: only the pidfd can tell

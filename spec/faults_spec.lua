@@ -271,7 +271,7 @@ end
 for _, mode in ipairs { "plain", "helper" } do
   for k = 0, 12 do
     collectgarbage()
-    local before = table.concat(core.fds(), ",")
+    local before = table.concat(testing.fds(), ",")
     local fillers = {}
     while true do
       local f = io.open("/dev/null")
@@ -289,8 +289,8 @@ for _, mode in ipairs { "plain", "helper" } do
     if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
     elseif app then outcome = "started"; app:terminate()
     else outcome = err.code .. ":" .. tostring(err.errno) end
-    core.reap()
-    local same = table.concat(core.fds(), ",") == before
+    testing.reap()
+    local same = table.concat(testing.fds(), ",") == before
     print(mode, k, outcome, same and "same" or "changed", "[" .. children() .. "]")
     io.stdout:flush()
     if outcome == "started" then break end

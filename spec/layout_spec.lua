@@ -124,11 +124,11 @@ end
 -- close-on-exec, so these would leak into any child that is not laid out on
 -- purpose. The files are closed again whatever happens.
 local function layout_holding(n, opts, out)
-  local held_before = #S.core.fds()
+  local held_before = #S.testing.fds()
   local files = {}
   for i = 1, n do files[i] = assert(io.open(S.fixture, "r")) end
   local r = table.pack(pcall(function()
-    lu.assertEquals(#S.core.fds(), held_before + n, "the files are open in the launcher")
+    lu.assertEquals(#S.testing.fds(), held_before + n, "the files are open in the launcher")
     return layout_of(opts, out)
   end))
   for _, f in ipairs(files) do f:close() end
@@ -181,12 +181,12 @@ end
 -- descriptors, seen from inside an on_status callback, by kind.
 local function held_during_a_start()
   local before = {}
-  for _, fd in ipairs(S.core.fds()) do before[fd] = true end
+  for _, fd in ipairs(S.testing.fds()) do before[fd] = true end
   local kinds
   local app, err = start { argv = { F, "notify=STATUS=starting", "pause" }, ready = "notify",
     ready_timeout = 0.5, on_status = function()
       local links = {}
-      for _, fd in ipairs(S.core.fds()) do
+      for _, fd in ipairs(S.testing.fds()) do
         if not before[fd] then links[#links + 1] = "/proc/" .. S.proc_status("self").Pid .. "/fd/" .. fd end
       end
       kinds = {}
@@ -206,7 +206,7 @@ local function held_during_a_start()
   return kinds
 end
 
-local START_HOLDS = S.core.has_pidfd() and { "pidfd", "socket" } or { "socket" }
+local START_HOLDS = S.testing.has_pidfd() and { "pidfd", "socket" } or { "socket" }
 
 function T.test_a_start_holds_only_its_channel_and_the_apps_pidfd()
   -- no descriptor of the start's own to wait on: a plain script polls the
@@ -249,14 +249,13 @@ end
 function T.test_a_real_vfork_reports_the_exec_through_memory_with_no_pipe()
   -- under valgrind vfork is a fork: the pipe it needs is kept there
   lu.skipIf(os.getenv("APPSTART_VFORK_IS_FORK"), "vfork is emulated as fork here")
-  local core = S.core
-  core.exec_report("auto")
-  lu.assertEquals(core.exec_report(), "unknown")
+  S.testing.exec_report("auto")
+  lu.assertEquals(S.testing.exec_report(), "unknown")
   local before = S.snapshot()
   local _, err = start { argv = { "/nonexistent/appstart-no-such-program" }, ready = "fd" }
   lu.assertEquals(err.code, "spawn")
   lu.assertEquals(err.errno, 2)
-  lu.assertEquals(core.exec_report(), "memory")
+  lu.assertEquals(S.testing.exec_report(), "memory")
   S.assert_clean(before)
 end
 
@@ -268,7 +267,7 @@ end
 local HIGH_FD_SCRIPT = [==[
 local base = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
 for _, report in ipairs { "auto", "pipe" } do
-core.exec_report(report) -- both ways an exec failure comes back
+testing.exec_report(report) -- both ways an exec failure comes back
 for _, which in ipairs { "ready_fd", "pid_fd" } do
   for _, fd in ipairs { 40, 60, 61, 62, 63, 64, 100, 1023 } do
     local o = {}
@@ -280,7 +279,7 @@ for _, which in ipairs { "ready_fd", "pid_fd" } do
       o.argv, o.pid_fd, o.ready_fd = { "pause" }, fd, 3
     end
     collectgarbage()
-    local before = table.concat(core.fds(), ",")
+    local before = table.concat(testing.fds(), ",")
     local ok, app, err = pcall(appstart.start, o)
     local outcome
     if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
@@ -289,8 +288,8 @@ for _, which in ipairs { "ready_fd", "pid_fd" } do
       outcome = err.code .. ":" .. tostring(err.errno)
       if err.status then outcome = outcome .. ":" .. tostring(err.status.code or err.status.signal) end
     end
-    core.reap()
-    local same = table.concat(core.fds(), ",") == before
+    testing.reap()
+    local same = table.concat(testing.fds(), ",") == before
     print(report .. ":" .. which, fd, outcome, same and "same" or "changed", "[" .. children() .. "]")
   end
 end

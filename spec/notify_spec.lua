@@ -3,7 +3,6 @@
 local lu = require "luaunit"
 local S = require "support"
 
-local core = S.core
 local F = S.fixture
 
 --- appstart.start with the notify protocol, short timeouts and a silent
@@ -189,9 +188,9 @@ function T.test_main_refuses_the_helper()
 end
 
 function T.test_fallback_without_pidfd_notices_death_during_notify_wait()
-  core.use_pidfd(false)
+  S.testing.use_pidfd(false)
   local ok, e = pcall(fail_case, { F, "sleep=0.05", "exit=4" }, "died")
-  core.use_pidfd(true)
+  S.testing.use_pidfd(true)
   assert(ok, e)
 end
 

@@ -9,6 +9,7 @@
 -- protocol. Each outcome is checked (code, exit status, name).
 local appstart = require "appstart"
 local core = require "appstart.core"
+local testing = require "appstart.testing"
 
 local F = assert(os.getenv("APPSTART_FIXTURES"), "run through make soak") .. "/fixture"
 local TOTAL = tonumber(os.getenv("SOAK_CYCLES")) or 10000
@@ -127,12 +128,12 @@ local function run_cycles(first, last)
   end)
 end
 
-core.reap()
-local fds_before = table.concat(core.fds(), ",")
+testing.reap()
+local fds_before = table.concat(testing.fds(), ",")
 print(string.format("soak: %d cycles, %d at once (warm-up %d)", TOTAL, TASKS, WARMUP))
 
 run_cycles(1, WARMUP)
-core.reap()
+testing.reap()
 local rss_warm, heap_warm = rss_kb(), collectgarbage("count")
 local t_warm = now()
 run_cycles(WARMUP + 1, TOTAL)
@@ -141,13 +142,13 @@ local rss_end, heap_end = rss_kb(), collectgarbage("count")
 
 -- what the launcher holds now: children still exiting get a bounded moment
 local deadline = now() + 5
-core.reap()
+testing.reap()
 while #children() > 0 and now() < deadline do
   core.wait_readable(-1, 0.01)
-  core.reap()
+  testing.reap()
 end
 local kids = children()
-local fds_after = table.concat(core.fds(), ",")
+local fds_after = table.concat(testing.fds(), ",")
 
 local growth = (rss_end - rss_warm) / rss_warm
 print(string.format("  cycles     %d in %.1f s (%.0f per second; after the warm-up %.0f per second)", TOTAL, elapsed,

@@ -1,11 +1,15 @@
 --- Shared test support: where the fixtures are, and the checks every
 -- failure-path test makes: no new descriptors, no zombie, no stray process.
 local core = require "appstart.core"
+local testing = require "appstart.testing"
 local lu = require "luaunit"
 
 local S = {}
 
 S.fixtures = assert(os.getenv("APPSTART_FIXTURES"), "run through make test")
+--- where the specs (and the programs they run in child processes) are
+S.spec_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
+S.testing = require "appstart.testing"
 S.helper = assert(os.getenv("APPSTART_HELPER"))
 S.core = core
 
@@ -129,22 +133,22 @@ end
 --- Kill every stray fixture (cleanup after a failed test), then reap.
 function S.kill_strays()
   for _, pid in ipairs(S.strays()) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
-  core.reap()
+  testing.reap()
 end
 
 --- Snapshot of what the launcher holds, for S.assert_clean.
 function S.snapshot()
   collectgarbage() -- objects of earlier tests (event loops) release theirs
-  core.reap()
-  return { fds = table.concat(core.fds(), ","), }
+  testing.reap()
+  return { fds = table.concat(testing.fds(), ","), }
 end
 
 --- Nothing left behind: same descriptors, no child at all (so no zombie),
 -- no live fixture or helper process.
 function S.assert_clean(before, msg)
-  core.reap()
+  testing.reap()
   msg = msg and (msg .. ": ") or ""
-  lu.assertEquals(table.concat(core.fds(), ","), before.fds, msg .. "descriptors")
+  lu.assertEquals(table.concat(testing.fds(), ","), before.fds, msg .. "descriptors")
   lu.assertEquals(S.children(), {}, msg .. "children (zombies) left")
   lu.assertEquals(S.strays(), {}, msg .. "stray processes")
 end
@@ -254,16 +258,16 @@ end
 --- The same test class with the kill(pid, 0) polling fallback forced, so
 -- the path taken where the kernel has no pidfds stays correct.
 function S.without_pidfd(class)
-  return variant(class, function() core.use_pidfd(false) end,
-    function() core.use_pidfd(true) end)
+  return variant(class, function() testing.use_pidfd(false) end,
+    function() testing.use_pidfd(true) end)
 end
 
 --- The same test class with exec failures reported over the error pipe,
 -- the path taken where vfork is emulated as fork (valgrind), so it stays
 -- correct where the memory vfork shares carries them.
 function S.with_exec_pipe(class)
-  return variant(class, function() core.exec_report("pipe") end,
-    function() core.exec_report("auto") end)
+  return variant(class, function() testing.exec_report("pipe") end,
+    function() testing.exec_report("auto") end)
 end
 
 --- Hang watchdog. A hang must fail the test, not the suite: S.arm_watchdog
@@ -295,11 +299,13 @@ function S.fresh_appstart_if_wedged()
   return require "appstart"
 end
 
--- What every S.child_lua script starts with: appstart, core, F (the
--- fixture) and children() (this Lua's children's pids, comma-separated).
+-- What every S.child_lua script starts with: appstart, core, testing, F
+-- (the fixture) and children() (this Lua's children's pids,
+-- comma-separated).
 local CHILD_PRELUDE = [==[
 local appstart = require "appstart"
 local core = require "appstart.core"
+local testing = require "appstart.testing"
 local F = os.getenv("APPSTART_SPEC_FIXTURE") or (os.getenv("APPSTART_FIXTURES") .. "/fixture")
 local function children() return table.concat(require("childkit").children(), ",") end
 ]==]
@@ -335,6 +341,13 @@ function S.run_child_lua(how, script)
   local command = "sh -c " .. shell_quote(shell) .. " " .. shell_quote(path)
   if how.as then
     command = string.format("setpriv --reuid=%s --regid=%s --clear-groups %s", how.as, how.as_group, command)
+    -- under make sanitize: the leak checker's suppressions, where that
+    -- user can read them
+    if os.getenv("LSAN_OPTIONS") then
+      local supp = S.tmpdir .. "/lsan.supp"
+      assert(os.execute(string.format("cp '%s/lsan.supp' '%s' && chmod 644 '%s'", S.spec_dir, supp, supp)))
+      command = "env LSAN_OPTIONS=" .. shell_quote("suppressions=" .. supp .. ":print_suppressions=0") .. " " .. command
+    end
   end
   if how.tty then
     command = "script -qec " .. shell_quote(command) .. " /dev/null </dev/null"

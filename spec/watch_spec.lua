@@ -60,13 +60,13 @@ local function make_class(use_pidfd)
 
   function T.setUp()
     appstart = S.fresh_appstart_if_wedged()
-    core.use_pidfd(use_pidfd)
+    S.testing.use_pidfd(use_pidfd)
     S.arm_watchdog(5)
   end
 
   function T.tearDown()
     debug.sethook()
-    core.use_pidfd(true)
+    S.testing.use_pidfd(true)
     kill_sleepers()
     S.kill_strays()
     appstart = S.fresh_appstart_if_wedged()
@@ -74,9 +74,9 @@ local function make_class(use_pidfd)
   end
 
   function T.test_the_watching_mode_is_the_one_forced()
-    lu.assertEquals(core.use_pidfd(), use_pidfd)
+    lu.assertEquals(S.testing.use_pidfd(), use_pidfd)
     local app = assert(start { argv = { F, "line=3:x", "pause" } })
-    if use_pidfd and core.has_pidfd() then -- valgrind 3.19 knows no pidfd_open
+    if use_pidfd and S.testing.has_pidfd() then -- valgrind 3.19 knows no pidfd_open
       lu.assertIsNumber(app:pollfd(), "a pidfd")
     elseif use_pidfd then
       lu.assertNil(app:pollfd(), "no pidfd where the kernel has none")
@@ -266,12 +266,12 @@ local function make_class(use_pidfd)
     app:close()
     app:close() -- twice is fine
     lu.assertTrue(S.alive(pid), "close signalled the app")
-    lu.assertEquals(table.concat(core.fds(), ","), before.fds, "descriptors held after close")
+    lu.assertEquals(table.concat(S.testing.fds(), ","), before.fds, "descriptors held after close")
     os.execute("kill -9 " .. pid)
     lu.assertTrue(await_gone(pid), "kill -9 did not take")
     appstart.sleep(3 * appstart.poll_interval)
     lu.assertEquals(c.n, 0, "on_exit ran after close")
-    core.reap()
+    S.testing.reap()
     S.assert_clean(before)
   end
 
@@ -288,10 +288,10 @@ local function make_class(use_pidfd)
     lu.assertNil(weak[1], "the app was not collected")
     pause(0.1) -- a signal sent by __gc would have landed by now
     lu.assertTrue(S.alive(pid), "collecting the app signalled it")
-    lu.assertEquals(table.concat(core.fds(), ","), before.fds, "descriptors held after collection")
+    lu.assertEquals(table.concat(S.testing.fds(), ","), before.fds, "descriptors held after collection")
     os.execute("kill -9 " .. pid)
     lu.assertTrue(await_gone(pid), "kill -9 did not take")
-    core.reap()
+    S.testing.reap()
     S.assert_clean(before)
   end
 
@@ -319,7 +319,7 @@ local function make_class(use_pidfd)
     local pid = foreign_sleeper()
     local w, calls = recorded_watch(pid)
     w:stop()
-    lu.assertEquals(table.concat(core.fds(), ","), before.fds, "descriptors held after stop")
+    lu.assertEquals(table.concat(S.testing.fds(), ","), before.fds, "descriptors held after stop")
     lu.assertTrue(await_with_sleep(function() return #calls > 0 end, 1), "stop never reported")
     lu.assertEquals(calls, { { pid, "stopped" } })
     w:stop()

@@ -13,7 +13,9 @@
 -- can be driven from Lua; lua/bin/appstart is the executable.
 local appstart = require "appstart"
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
+local options = require "appstart.options"
 
 local cli = {}
 
@@ -227,20 +229,7 @@ local function signal_name(sig)
   return SIGNAL_NAMES[sig] or ("signal " .. sig)
 end
 
---- The process group of pid ("self" for this process), or nil once gone.
-local function process_group(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local stat = f:read("a")
-  f:close()
-  -- after the command name (which may hold anything, hence the last ')'):
-  -- state, ppid, pgrp
-  return tonumber(stat:match(".*%) %S+ %d+ (%d+)"))
-end
-
-local printable = appstart.printable
-
-local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+local printable = log.printable
 
 --- The STATUS= display while the start waits: one line rewritten in place
 -- on a terminal, plain `appstart: status: TEXT` lines otherwise.
@@ -308,15 +297,16 @@ local function report_exit(o, app, how)
   io.stderr:write(string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
 end
 
--- appstart.start fields -> the option that sets them, for raised errors
+-- appstart.start fields -> the option that sets them, for argument errors
 local FIELD_OPTIONS = {
   argv = "COMMAND", ready_timeout = "--timeout", kill_grace = "--grace",
 }
 
---- A raised appstart.start error (the options cannot work together, a user
--- that does not exist) as a usage message, or nil if it is not one.
-local function usage_from_raise(message)
-  local field, why = tostring(message):match("appstart%.start: field '([%w_]+)': (.*)$")
+--- What appstart.start would raise for opts (the options cannot work
+-- together, a user that does not exist), as a usage message naming the
+-- command's option, or nil.
+local function usage_of(opts)
+  local field, why = options.check(opts)
   if not field then return nil end
   local option = FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
   if option == "COMMAND" then return "COMMAND: " .. why end
@@ -340,8 +330,8 @@ local function start_options(o, display)
   opts.log = function(level, message)
     -- a failed start is reported once, by the command, as `appstart: MESSAGE`
     if level == "error" then return end
-    if (LEVELS[level] or 4) <= (LEVELS[appstart.log_level] or 2) then display.clear() end
-    appstart.default_log(level, message)
+    if log.shown(level) then display.clear() end
+    log.default(level, message)
   end
   return opts
 end
@@ -352,6 +342,8 @@ end
 local function run(o)
   local display = status_display(o.quiet)
   local opts = start_options(o, display)
+  local usage = usage_of(opts)
+  if usage then return nil, usage end
   -- blocked from here on and read from a descriptor instead; spawned
   -- processes start with an empty signal mask, so the app still gets them
   -- every terminating signal the command can catch: during the start it
@@ -360,18 +352,12 @@ local function run(o)
   local signals, why = core.signals(CAUGHT_SIGNALS)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 
-  local state = {} -- app, interrupted (a signal number), code, usage
+  local state = {} -- app, interrupted (a signal number), code
   local worker, watcher
 
   local function work()
-    local ok, app, err = pcall(appstart.start, opts)
+    local app, err = appstart.start(opts)
     display.clear()
-    if not ok then
-      local usage = usage_from_raise(app)
-      if not usage then error(app, 0) end
-      state.usage = usage
-      return
-    end
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
       app:terminate()
@@ -400,13 +386,13 @@ local function run(o)
     state.code = exit_code(how)
   end
 
-  local own_group = process_group("self")
+  local own_group = core.process_group(core.pid())
   local function forward()
     while true do
       if loop.wait(signals:fd()) == nil then return end -- cancelled: the work is done
       for _, got in ipairs(signals:read()) do
         local sig = got.signal
-        if state.app and got.terminal and process_group(state.app.pid) == own_group then
+        if state.app and got.terminal and core.process_group(state.app.pid) == own_group then
           -- a ^C on the terminal went to its whole foreground process
           -- group, the app included: forwarding would make it two
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
@@ -437,7 +423,7 @@ local function run(o)
     signals:close()
   end
   if not ok then error(err, 0) end
-  return state.code, state.usage
+  return state.code
 end
 
 local function usage_error(message)

@@ -279,26 +279,12 @@ function loop.add_backend(b)
   backends[#backends + 1] = b
 end
 
--- coroutines driven step by step by their owner (appstart.begin): a wait
--- inside one yields (fd, deadline) to whoever resumes it, whatever other
--- backend would apply
-local driven = setmetatable({}, { __mode = "k" })
-local driven_backend = {
-  wait = function(fd, deadline) return coroutine.yield(fd, deadline) end,
-}
-
---- Mark co as driven by its owner (see appstart.begin).
-function loop.drive(co)
-  driven[co] = true
-end
-
 local cqueues_backend
 local function active_backend()
   local co, main = coroutine.running()
   -- every backend yields: none applies to the main thread
   if main then return nil end
   if current and current.tasks[co] then return nil end
-  if driven[co] then return driven_backend end
   for i = #backends, 1, -1 do
     if backends[i].applies() then return backends[i] end
   end
@@ -328,10 +314,10 @@ end
 
 -- The descriptors behind what a wait is given: one, or those of a source
 -- (an appstart.core starter, whose set changes from one step to the next).
-local function descriptors(fd)
-  if fd == nil then return {} end
-  if math.type(fd) == "integer" then return { fd } end
-  return { fd:fds() }
+local function descriptors(source)
+  if source == nil then return {} end
+  if math.type(source) == "integer" then return { source } end
+  return { source:fds() }
 end
 
 -- A task's wait: one table, its functions shared (entry.f(entry, ...)).
@@ -358,29 +344,31 @@ local function alone()
   return not next(waiters) and #heap == ncancelled
 end
 
--- Block on fd (a descriptor or a source) until the deadline, polling it
--- directly: no poller to create and close, no registration to undo.
-local function block(fd, deadline)
+-- Block on source (a descriptor or a source of several) until the
+-- deadline, polling it directly: no poller to create and close, no
+-- registration to undo.
+local function block(source, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or -1
   local readable, err
-  if math.type(fd) == "integer" then
-    readable, err = core.wait_readable(fd, timeout)
+  if math.type(source) == "integer" then
+    readable, err = core.wait_readable(source, timeout)
   else
-    readable, err = fd:wait(timeout)
+    readable, err = source:wait(timeout)
   end
   if readable == nil then error(err, 3) end
   return readable
 end
 
---- Wait until fd is readable or the deadline passes.
--- fd may be nil (a pure sleep), a descriptor, or a source of several: an
--- object with fds() (the descriptors, any of which readable ends the wait),
--- fd() (one descriptor standing for them all, for an event loop that takes
--- only one) and wait(timeout) (blocks on them); deadline may be nil (no
--- limit).
+--- Wait until source is readable or the deadline passes.
+-- source may be nil (a pure sleep), a descriptor, or a source of several:
+-- an object with fds() (the descriptors, any of which readable ends the
+-- wait), fd() (one descriptor standing for them all, for an event loop
+-- that takes only one) and wait(timeout) (blocks on them); deadline may be
+-- nil (no limit).
 -- @return true when readable, false at the deadline, nil, "cancelled" when
 -- the calling task was cancelled
-function loop.wait(fd, deadline)
+function loop.wait(source, deadline)
+  local fd = source
   local task = current_task()
   if task then
     if task.cancel_pending then

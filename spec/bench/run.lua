@@ -23,6 +23,7 @@
 -- BENCH_QUICK=1 shrinks every count, to try the driver out; BENCH_ONLY=B1,B3
 -- runs only those parts (B2 includes B5).
 local core = require "appstart.core"
+local testing = require "appstart.testing"
 
 local now = core.now
 
@@ -262,7 +263,7 @@ end
 function parts.b3_appstart(n, batch, how)
   local appstart = require "appstart"
   core.raise_nofile()
-  if how == "fallback" then core.use_pidfd(false) end
+  if how == "fallback" then testing.use_pidfd(false) end
   math.randomseed(4242)
   local latencies = {}
   appstart.run(function()
@@ -294,7 +295,7 @@ function parts.b3_appstart(n, batch, how)
       end
     end)
   end)
-  core.use_pidfd(true)
+  testing.use_pidfd(true)
   emit("latencies", latencies)
 end
 
@@ -365,15 +366,15 @@ function parts.b4(n, seconds)
   emit("start_seconds", now() - t0)
   emit("watches", n)
   if failure then emit("start_failure", (failure:gsub("[\n=,]", " "))) end
-  -- release the apps' descriptors (they stay up, reaped later by core.reap)
+  -- release the apps' descriptors (they stay up, reaped later by testing.reap)
   for i = 1, n do apps[i]:close(); apps[i] = nil end
   apps = nil -- luacheck: ignore
 
   -- the poller's handles: pid only, no descriptor (kill(pid, 0) probes)
-  core.use_pidfd(false)
+  testing.use_pidfd(false)
   local probes = {}
   for i = 1, n do probes[i] = assert(core.process(pids[i])) end
-  core.use_pidfd(true)
+  testing.use_pidfd(true)
 
   local cpu_poll, sweeps = 0, 0
   appstart.run(function()
@@ -421,7 +422,7 @@ function parts.b4(n, seconds)
   for i = 1, n do probes[i]:signal("KILL") end
   local deadline = now() + 60
   repeat
-    core.reap()
+    testing.reap()
     core.wait_readable(-1, 0.01)
   until child_count() == 0 or now() > deadline
   emit("left", child_count())

@@ -1,0 +1,227 @@
+/*
+ * children.c: the children this library owns, the abandoned ones, and the
+ * adoption window (see children.h).
+ */
+#include "children.h"
+#include "sys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#ifndef PR_SET_CHILD_SUBREAPER
+#define PR_SET_CHILD_SUBREAPER 36
+#define PR_GET_CHILD_SUBREAPER 37
+#endif
+
+struct pidset {
+    pid_t *pids;
+    size_t len, cap;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pidset own, abandoned;
+
+static int pidset_add(struct pidset *set, pid_t pid)
+{
+    if (set->len == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        pid_t *grown = realloc(set->pids, cap * sizeof *grown);
+        if (!grown)
+            return ENOMEM;
+        set->pids = grown;
+        set->cap = cap;
+    }
+    set->pids[set->len++] = pid;
+    return 0;
+}
+
+static int pidset_has(const struct pidset *set, pid_t pid)
+{
+    for (size_t i = 0; i < set->len; i++)
+        if (set->pids[i] == pid)
+            return 1;
+    return 0;
+}
+
+static void pidset_free(struct pidset *set)
+{
+    free(set->pids);
+    set->pids = NULL;
+    set->len = set->cap = 0;
+}
+
+static void pidset_remove(struct pidset *set, pid_t pid)
+{
+    for (size_t i = 0; i < set->len; i++)
+        if (set->pids[i] == pid) {
+            set->pids[i] = set->pids[--set->len];
+            break;
+        }
+    /* give the memory back (and leave no block that only this library's
+     * statics point to once it is unloaded) */
+    if (set->len == 0)
+        pidset_free(set);
+}
+
+/* The library is being unloaded (the Lua state closed): the sets go with
+ * it, whatever they still hold. */
+static void children_unload(void) __attribute__((destructor));
+
+static void children_unload(void)
+{
+    pthread_mutex_lock(&lock);
+    pidset_free(&own);
+    pidset_free(&abandoned);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Out of memory, a child is missing from `own`: an adopted process could
+ * then pass for it, which only matters to a helper's report, and a pid
+ * report must still name a descendant of the helper. */
+void children_add(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    (void)pidset_add(&own, pid);
+    pthread_mutex_unlock(&lock);
+}
+
+void children_reaped(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    pidset_remove(&own, pid);
+    pidset_remove(&abandoned, pid);
+    pthread_mutex_unlock(&lock);
+}
+
+int children_owns(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    int r = pidset_has(&own, pid);
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void children_abandon(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    /* out of memory: the child stays a zombie until the launcher exits;
+     * nothing better can be done without blocking */
+    (void)pidset_add(&abandoned, pid);
+    pthread_mutex_unlock(&lock);
+}
+
+void children_reap_abandoned(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < abandoned.len;) {
+        int status;
+        pid_t pid = abandoned.pids[i];
+        if (sys_waitpid(pid, &status, WNOHANG) == 0) {
+            i++;
+            continue;
+        }
+        pidset_remove(&own, pid);
+        pidset_remove(&abandoned, pid); /* moves the last one to i */
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* This process's children, from /proc/self/task/TID/children of every
+ * thread. Returns 0 or an errno value. */
+static int list_children(struct pidset *out)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks)
+        return errno;
+    int err = 0;
+    struct dirent *e;
+    while (!err && (e = readdir(tasks))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[320], buf[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno != ENOENT) /* a thread that just ended */
+                err = errno;
+            continue;
+        }
+        /* space-separated pids; a read may end inside one: carry it */
+        long pending = -1;
+        ssize_t n;
+        while (!err && (n = sys_read(fd, buf, sizeof buf)) > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] >= '0' && buf[i] <= '9') {
+                    pending = (pending < 0 ? 0 : pending * 10) + (buf[i] - '0');
+                } else if (pending >= 0) {
+                    err = pidset_add(out, (pid_t)pending);
+                    pending = -1;
+                }
+            }
+        }
+        if (!err && pending >= 0)
+            err = pidset_add(out, (pid_t)pending);
+        sys_close(&fd);
+    }
+    closedir(tasks);
+    return err;
+}
+
+static int adopt_depth;            /* windows open */
+static int was_subreaper;          /* before the first window opened */
+static int adopt_before_known;     /* adopt_before could be listed */
+static struct pidset adopt_before; /* children when the window opened */
+
+int children_adopt_begin(void)
+{
+    int err = 0;
+    pthread_mutex_lock(&lock);
+    if (adopt_depth == 0) {
+        int cur = 0;
+        if (prctl(PR_GET_CHILD_SUBREAPER, &cur, 0, 0, 0) < 0)
+            cur = 0;
+        was_subreaper = cur;
+        if (!cur && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+            err = errno;
+        if (!err) {
+            adopt_before.len = 0;
+            adopt_before_known = list_children(&adopt_before) == 0;
+        }
+    }
+    if (!err)
+        adopt_depth++;
+    pthread_mutex_unlock(&lock);
+    return err;
+}
+
+void children_adopt_end(void)
+{
+    pthread_mutex_lock(&lock);
+    if (adopt_depth > 0 && --adopt_depth == 0) {
+        if (!was_subreaper)
+            (void)prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+        /* what came to the launcher meanwhile and nobody took over: an
+         * orphan a helper left behind. Reaped by pid once it exits. (A
+         * child another library forked while the window was open cannot
+         * be told from one; that is the price of proving descent.) */
+        struct pidset now = { NULL, 0, 0 };
+        if (adopt_before_known && list_children(&now) == 0) {
+            for (size_t i = 0; i < now.len; i++) {
+                pid_t pid = now.pids[i];
+                if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid))
+                    continue;
+                if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
+                    pidset_remove(&own, pid);
+            }
+        }
+        pidset_free(&now);
+        pidset_free(&adopt_before);
+    }
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,43 @@
+/*
+ * children.h: the launcher's children that this library is responsible
+ * for, reaped each by its own pid (never waitpid(-1), which would steal
+ * children from every other library in the process).
+ *
+ *   own:       children this library started, or adopted and took over,
+ *              and has not reaped; a child of the launcher that is not in
+ *              it was adopted, or is another library's;
+ *   abandoned: those of them let go of before they were reaped, reaped
+ *              later (children_reap_abandoned) so none stays a zombie.
+ *
+ * The adoption window is open while any start through a helper is under
+ * way: the launcher is then a child subreaper (PR_SET_CHILD_SUBREAPER), so
+ * an app whose helper exits becomes the launcher's child, provably
+ * descended from the helper, with an exit status to reap. When the last
+ * window closes, children that were adopted meanwhile and that nobody took
+ * over are abandoned, to be reaped once they exit. A launcher that was a
+ * subreaper already stays one.
+ *
+ * Guarded by one mutex: several Lua states in several threads may share
+ * this library.
+ */
+#ifndef APPSTART_CHILDREN_H
+#define APPSTART_CHILDREN_H
+
+#include <sys/types.h>
+
+void children_add(pid_t pid);
+void children_reaped(pid_t pid);
+int children_owns(pid_t pid);
+
+/* pid, a child of ours not reaped yet, is let go of: reaped later. */
+void children_abandon(pid_t pid);
+
+/* Reap abandoned children that have exited (non-blocking, each by pid). */
+void children_reap_abandoned(void);
+
+/* Open and close an adoption window (nested calls count). Returns 0 or an
+ * errno value. */
+int children_adopt_begin(void);
+void children_adopt_end(void);
+
+#endif

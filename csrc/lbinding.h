@@ -1,0 +1,51 @@
+/*
+ * lbinding.h: what the files of the Lua binding (l*.c) share: the class
+ * names, the error and signal helpers, and each file's part of
+ * luaopen_appstart_core.
+ *
+ * The binding turns core results into Lua values. Every argument is checked
+ * before anything is created; a failure of the world (a program that cannot
+ * run, a dead app) is returned as values, a programmer mistake raised.
+ * Userdata are preset before their metatable is set, so __gc is safe after
+ * a half-done constructor, and one idempotent close serves close, __gc and
+ * __close.
+ */
+#ifndef APPSTART_LBINDING_H
+#define APPSTART_LBINDING_H
+
+#include "process.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define LB_STARTER "appstart.starter"
+#define LB_PROCESS "appstart.process"
+#define LB_POLLER "appstart.poller"
+#define LB_SIGNALS "appstart.signals"
+
+/* nil, "what: strerror(err)" (or strerror alone), err: 3 values */
+int lb_errno_result(lua_State *L, int err, const char *what);
+
+/* A signal given as a number or a name ("TERM", "SIGTERM", "term"), or def
+ * when the argument is absent; raises on anything else. */
+int lb_check_signal(lua_State *L, int arg, int def);
+
+/* how = {code = n} | {signal = n} | {} for a process_end and its code */
+void lb_push_how(lua_State *L, int end, int code);
+
+/* A process userdata holding nothing yet (left on the stack). */
+struct process *lb_new_process(lua_State *L);
+
+/* A metatable name with methods as __index, close as __gc and __close,
+ * and tostring as __tostring; left on the stack. */
+void lb_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                  lua_CFunction close, lua_CFunction tostring);
+
+/* Each file's classes and functions, into the module table at the top. */
+void lb_open_process(lua_State *L);
+void lb_open_starter(lua_State *L);
+void lb_open_poller(lua_State *L);
+void lb_open_signals(lua_State *L);
+void lb_open_testing(lua_State *L);
+
+#endif

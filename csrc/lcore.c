@@ -1,0 +1,241 @@
+/*
+ * lcore.c: luaopen_appstart_core, the helpers the binding's files share,
+ * and the module's own functions.
+ */
+#include "lbinding.h"
+#include "procfs.h"
+#include "spawn.h"
+#include "sys.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#ifndef APPSTART_VERSION
+#error "APPSTART_VERSION: the build passes the VERSION file's"
+#endif
+#ifndef APPSTART_HELPER_PATH
+#define APPSTART_HELPER_PATH "/usr/local/libexec/appstart/appstart-helper"
+#endif
+
+/* ---- shared helpers ---- */
+
+int lb_errno_result(lua_State *L, int err, const char *what)
+{
+    lua_pushnil(L);
+    if (what)
+        lua_pushfstring(L, "%s: %s", what, strerror(err));
+    else
+        lua_pushstring(L, strerror(err));
+    lua_pushinteger(L, err);
+    return 3;
+}
+
+void lb_push_how(lua_State *L, int end, int code)
+{
+    lua_createtable(L, 0, 1);
+    if (end == PROCESS_EXITED) {
+        lua_pushinteger(L, code);
+        lua_setfield(L, -2, "code");
+    } else if (end == PROCESS_SIGNALED) {
+        lua_pushinteger(L, code);
+        lua_setfield(L, -2, "signal");
+    }
+}
+
+static const struct {
+    const char *name;
+    int num;
+} signal_names[] = {
+    { "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT },
+    { "ILL", SIGILL },   { "ABRT", SIGABRT },   { "FPE", SIGFPE },
+    { "KILL", SIGKILL }, { "SEGV", SIGSEGV },   { "PIPE", SIGPIPE },
+    { "ALRM", SIGALRM }, { "TERM", SIGTERM },   { "USR1", SIGUSR1 },
+    { "USR2", SIGUSR2 }, { "CHLD", SIGCHLD },   { "CONT", SIGCONT },
+    { "STOP", SIGSTOP }, { "TSTP", SIGTSTP },   { "WINCH", SIGWINCH },
+    { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },   { "XCPU", SIGXCPU },
+    { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
+    { "SYS", SIGSYS },   { "TRAP", SIGTRAP },   { "BUS", SIGBUS },
+    { "URG", SIGURG },   { "IO", SIGIO },       { "PWR", SIGPWR },
+};
+
+int lb_check_signal(lua_State *L, int arg, int def)
+{
+    if (lua_isnoneornil(L, arg))
+        return def;
+    if (lua_type(L, arg) == LUA_TNUMBER) {
+        lua_Integer n = luaL_checkinteger(L, arg);
+        luaL_argcheck(L, n >= 0 && n < NSIG, arg, "signal number out of range");
+        return (int)n;
+    }
+    const char *given = luaL_checkstring(L, arg);
+    const char *name = strncasecmp(given, "SIG", 3) == 0 ? given + 3 : given;
+    for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
+        if (strcasecmp(name, signal_names[i].name) == 0)
+            return signal_names[i].num;
+    return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", given));
+}
+
+struct process *lb_new_process(lua_State *L)
+{
+    struct process *p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = (struct process)PROCESS_NONE;
+    p->end = PROCESS_GONE;
+    luaL_setmetatable(L, LB_PROCESS);
+    return p;
+}
+
+void lb_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                  lua_CFunction close, lua_CFunction tostring)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+}
+
+/* ---- module functions ---- */
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, sys_now());
+    return 1;
+}
+
+/* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
+static int l_wait_readable(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    int r = sys_wait_readable(fd, timeout);
+    if (r < 0)
+        return lb_errno_result(L, errno, "poll");
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+static int l_signum(lua_State *L)
+{
+    lua_pushinteger(L, lb_check_signal(L, 1, SIGTERM));
+    return 1;
+}
+
+/* core.isatty(fd) -> whether fd is a terminal */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* core.pid() -> this process's pid */
+static int l_pid(lua_State *L)
+{
+    lua_pushinteger(L, getpid());
+    return 1;
+}
+
+/* core.process_group(pid) -> the process group of pid | nil once gone */
+static int l_process_group(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    struct procfs_stat st;
+    if (pid <= 0 || procfs_stat((pid_t)pid, &st) != 0)
+        return 0;
+    lua_pushinteger(L, st.pgrp);
+    return 1;
+}
+
+/* core.raise_nofile([want]) -> soft limit now in force, hard limit.
+ * Children are started with the soft limit from before. */
+static int l_raise_nofile(lua_State *L)
+{
+    lua_Integer want = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, want >= 0, 1, "negative limit");
+    unsigned long now, hard;
+    int err = spawn_raise_nofile((unsigned long)want, &now, &hard);
+    if (err)
+        return lb_errno_result(L, err, "setrlimit");
+    lua_pushinteger(L, (lua_Integer)now);
+    lua_pushinteger(L, (lua_Integer)hard);
+    return 2;
+}
+
+/* core.user(name_or_uid) -> uid, gid, name | nil */
+static int l_user(lua_State *L)
+{
+    struct passwd *pw;
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        pw = getpwuid((uid_t)luaL_checkinteger(L, 1));
+    else
+        pw = getpwnam(luaL_checkstring(L, 1));
+    if (!pw)
+        return 0;
+    lua_pushinteger(L, pw->pw_uid);
+    lua_pushinteger(L, pw->pw_gid);
+    lua_pushstring(L, pw->pw_name);
+    return 3;
+}
+
+static int l_strerror(lua_State *L)
+{
+    lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+int luaopen_appstart_core(lua_State *L);
+
+int luaopen_appstart_core(lua_State *L)
+{
+    static const luaL_Reg functions[] = {
+        { "now", l_now },
+        { "wait_readable", l_wait_readable },
+        { "signum", l_signum },
+        { "isatty", l_isatty },
+        { "pid", l_pid },
+        { "process_group", l_process_group },
+        { "raise_nofile", l_raise_nofile },
+        { "user", l_user },
+        { "strerror", l_strerror },
+        { NULL, NULL },
+    };
+    luaL_newlib(L, functions);
+    lb_open_process(L);
+    lb_open_starter(L);
+    lb_open_poller(L);
+    lb_open_signals(L);
+    lb_open_testing(L);
+    lua_pushliteral(L, APPSTART_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushliteral(L, APPSTART_HELPER_PATH);
+    lua_setfield(L, -2, "helper_path");
+#ifdef APPSTART_SANITIZE_BUILD
+    /* make sanitize preloads the ASan runtime into the (uninstrumented) Lua
+     * interpreter; it must not reach the apps the suite starts, whose exit
+     * codes and crashes the tests check */
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload) {
+        /* kept for specs that start another instrumented Lua */
+        setenv("APPSTART_SAN_PRELOAD", preload, 1);
+        unsetenv("LD_PRELOAD");
+    }
+#endif
+    const char *force = getenv("APPSTART_NO_PIDFD");
+    if (force && *force && strcmp(force, "0") != 0)
+        process_use_pidfd(0);
+    return 1;
+}

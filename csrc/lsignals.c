@@ -1,0 +1,103 @@
+/*
+ * lsignals.c: the signals class (appstart.signals): signals blocked for
+ * the process and read from a pollable signalfd instead (the command's
+ * forwarding and cancelling).
+ */
+#include "lbinding.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+
+struct lsignals {
+    int fd;
+    int blocked;
+    sigset_t set, old;
+};
+
+/* core.signals({"INT", "TERM", ...}) -> signals | nil, message, errno.
+ * Spawned children start with an empty mask, so they still get every
+ * signal. */
+static int l_signals(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    sigset_t set;
+    sigemptyset(&set);
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        sigaddset(&set, lb_check_signal(L, lua_gettop(L), SIGTERM));
+        lua_pop(L, 1);
+    }
+    struct lsignals *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+    ls->fd = -1;
+    ls->blocked = 0;
+    luaL_setmetatable(L, LB_SIGNALS);
+    ls->set = set;
+    if (sigprocmask(SIG_BLOCK, &set, &ls->old) < 0)
+        return lb_errno_result(L, errno, "sigprocmask");
+    ls->blocked = 1;
+    ls->fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (ls->fd < 0)
+        return lb_errno_result(L, errno, "signalfd");
+    return 1;
+}
+
+/* signals:read() -> { {signal = n, pid = sender, terminal = bool}, ... }:
+ * what arrived, without waiting. terminal: sent by the kernel, as a
+ * terminal's ^C or ^\ is, to its whole foreground process group (pid 0). */
+static int l_signals_read(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, LB_SIGNALS);
+    lua_newtable(L);
+    int n = 0;
+    struct signalfd_siginfo info;
+    while (ls->fd >= 0 && sys_read(ls->fd, &info, sizeof info) == sizeof info) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, info.ssi_signo);
+        lua_setfield(L, -2, "signal");
+        lua_pushinteger(L, (lua_Integer)info.ssi_pid);
+        lua_setfield(L, -2, "pid");
+        lua_pushboolean(L, info.ssi_code == SI_KERNEL);
+        lua_setfield(L, -2, "terminal");
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+static int l_signals_fd(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, LB_SIGNALS);
+    lua_pushinteger(L, ls->fd);
+    return 1;
+}
+
+static int l_signals_close(lua_State *L)
+{
+    struct lsignals *ls = luaL_checkudata(L, 1, LB_SIGNALS);
+    sys_close(&ls->fd);
+    if (ls->blocked) {
+        /* unblock only what this object blocked and was not blocked before */
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&ls->set, sig) == 1 && sigismember(&ls->old, sig) == 0)
+                sigaddset(&unblock, sig);
+        sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+        ls->blocked = 0;
+    }
+    return 0;
+}
+
+void lb_open_signals(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "read", l_signals_read }, { "fd", l_signals_fd },
+        { "close", l_signals_close }, { NULL, NULL },
+    };
+    lb_new_class(L, LB_SIGNALS, methods, l_signals_close, NULL);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_signals);
+    lua_setfield(L, -2, "signals");
+}

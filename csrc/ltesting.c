@@ -1,0 +1,92 @@
+/*
+ * ltesting.c: knobs and probes for the test suite, kept apart from the
+ * module's functions: core.testing (and appstart.testing, its Lua name).
+ * Nothing here is needed to use appstart.
+ */
+#include "children.h"
+#include "lbinding.h"
+#include "spawn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+
+/* use_pidfd([on]) -> whether pidfds are in use: false forces the kill(pid,
+ * 0) fallback, which older kernels take */
+static int l_use_pidfd(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        process_use_pidfd(lua_toboolean(L, 1));
+    lua_pushboolean(L, process_pidfd_enabled());
+    return 1;
+}
+
+/* has_pidfd() -> whether the kernel (or valgrind) offers pidfds at all */
+static int l_has_pidfd(lua_State *L)
+{
+    lua_pushboolean(L, process_pidfd_available());
+    return 1;
+}
+
+/* exec_report(["pipe" | "auto"]) -> "memory" | "pipe" | "unknown": how the
+ * verdict of an exec comes back (see spawn.h); "pipe" forces the path
+ * taken where vfork is emulated as fork */
+static int l_exec_report(lua_State *L)
+{
+    static const char *const modes[] = { "pipe", "auto", NULL };
+    const char *force = NULL;
+    if (!lua_isnoneornil(L, 1))
+        force = modes[luaL_checkoption(L, 1, NULL, modes)];
+    lua_pushstring(L, spawn_report_mode(force));
+    return 1;
+}
+
+/* fds() -> sorted array of this process's open descriptors */
+static int l_fds(lua_State *L)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return lb_errno_result(L, errno, "/proc/self/fd");
+    int self = dirfd(d);
+    int fds[4096], n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd != self)
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+            int t = fds[j];
+            fds[j] = fds[j - 1];
+            fds[j - 1] = t;
+        }
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, fds[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* reap(): reap now the children let go of before they ended */
+static int l_reap(lua_State *L)
+{
+    (void)L;
+    children_reap_abandoned();
+    return 0;
+}
+
+void lb_open_testing(lua_State *L)
+{
+    static const luaL_Reg functions[] = {
+        { "use_pidfd", l_use_pidfd }, { "has_pidfd", l_has_pidfd },
+        { "exec_report", l_exec_report }, { "fds", l_fds },
+        { "reap", l_reap }, { NULL, NULL },
+    };
+    luaL_newlib(L, functions);
+    lua_setfield(L, -2, "testing");
+}

@@ -1,0 +1,270 @@
+/*
+ * notifysock.c: the notify socket in a directory of the launcher's (see
+ * notifysock.h).
+ */
+#include "notifysock.h"
+#include "procfs.h"
+#include "sys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Is base a directory every user can traverse (o+x on it and on every
+ * directory above it) and that only its owner, root or the launcher's
+ * user, can change (not writable by group or others, unless sticky)? */
+static int base_usable(const char *base)
+{
+    char real[PATH_MAX];
+    if (!base || base[0] != '/' || !realpath(base, real))
+        return 0;
+    uid_t me = geteuid();
+    for (;;) {
+        struct stat st;
+        if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+            return 0;
+        if (st.st_uid != 0 && st.st_uid != me)
+            return 0;
+        if (!(st.st_mode & S_IXOTH))
+            return 0;
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+            return 0;
+        char *slash = strrchr(real, '/');
+        if (slash == real) {
+            if (real[1] == '\0')
+                return 1;
+            real[1] = '\0'; /* then "/" itself */
+        } else {
+            *slash = '\0';
+        }
+    }
+}
+
+/* count bytes of randomness as letters and digits, for a name nobody can
+ * guess (62 possible characters; a modulo bias of under 2 % is harmless) */
+static int random_name(char *out, size_t count)
+{
+    static const char letters[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    unsigned char bytes[32];
+    if (count > sizeof bytes)
+        return EINVAL;
+    size_t got = 0;
+    while (got < count) {
+        long n = syscall(SYS_getrandom, bytes + got, count - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (got < count) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return errno;
+        ssize_t n = sys_read(fd, bytes, count);
+        int err = n == (ssize_t)count ? 0 : (n < 0 ? errno : EIO);
+        sys_close(&fd);
+        if (err)
+            return err;
+    }
+    for (size_t i = 0; i < count; i++)
+        out[i] = letters[bytes[i] % (sizeof letters - 1)];
+    out[count] = '\0';
+    return 0;
+}
+
+#define NOTIFY_DIR_PREFIX "appstart."
+#define NOTIFY_NAME "notify"
+
+/* Remove name (a directory of ours holding at most the socket) from the
+ * directory at basefd, through descriptors; with want_dev/want_ino it must
+ * be that very directory. */
+static void remove_notify_dir(int basefd, const char *name, const dev_t *want_dev,
+                              const ino_t *want_ino)
+{
+    int dfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    struct stat st;
+    if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() &&
+        (!want_dev || (st.st_dev == *want_dev && st.st_ino == *want_ino))) {
+        (void)unlinkat(dfd, NOTIFY_NAME, 0);
+        (void)unlinkat(basefd, name, AT_REMOVEDIR);
+    }
+    sys_close(&dfd);
+}
+
+/* Is a socket bound at path (someone would receive what is sent)? */
+static int socket_alive(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return 1; /* cannot tell: leave it */
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1;
+    int r;
+    do
+        r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    while (r < 0 && errno == EINTR);
+    int alive = r == 0 || (errno != ECONNREFUSED && errno != ENOENT);
+    sys_close(&fd);
+    return alive;
+}
+
+/* Directories that launchers of this user, killed before their cleanup,
+ * left under base: the pid in the name is gone and nobody is bound to the
+ * socket (a launcher in another pid namespace sharing base still is). */
+static void remove_stale_dirs(const char *base)
+{
+    int basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (basefd < 0)
+        return;
+    DIR *d = fdopendir(basefd);
+    if (!d) {
+        sys_close(&basefd);
+        return;
+    }
+    pid_t me = getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        size_t plen = sizeof NOTIFY_DIR_PREFIX - 1;
+        if (strncmp(name, NOTIFY_DIR_PREFIX, plen) != 0)
+            continue;
+        char *end;
+        long pid = strtol(name + plen, &end, 10);
+        if (end == name + plen || *end != '.' || pid <= 0 || pid == me)
+            continue;
+        if (procfs_liveness((pid_t)pid) != PROCFS_GONE)
+            continue; /* its launcher (or a process with its pid) lives */
+        struct stat st;
+        if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        char sock[PATH_MAX];
+        if ((size_t)snprintf(sock, sizeof sock, "%s/%s/" NOTIFY_NAME, base, name) >=
+                sizeof sock ||
+            socket_alive(sock))
+            continue;
+        remove_notify_dir(dirfd(d), name, NULL, NULL);
+    }
+    closedir(d);
+}
+
+/* The bases already swept in this process (a few; past that, each start
+ * sweeps again, which is only slower). */
+static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
+static char swept[4][128];
+static int nswept;
+
+static void sweep_once(const char *base)
+{
+    pthread_mutex_lock(&swept_lock);
+    int done = 0;
+    for (int i = 0; i < nswept && !done; i++)
+        done = strcmp(swept[i], base) == 0;
+    if (!done) {
+        remove_stale_dirs(base);
+        if (nswept < 4 && strlen(base) < sizeof swept[0])
+            strcpy(swept[nswept++], base);
+    }
+    pthread_mutex_unlock(&swept_lock);
+}
+
+int notify_socket_open(struct notify_socket *c, const char *base)
+{
+    c->fd = -1;
+    c->dir[0] = c->path[0] = '\0';
+    if (!base_usable(base))
+        base = "/tmp";
+    /* the socket's path must fit a sockaddr_un: else /tmp */
+    if (strlen(base) + 48 > sizeof(((struct sockaddr_un *)0)->sun_path))
+        base = "/tmp";
+    sweep_once(base);
+    int err = 0;
+    for (int tries = 0;; tries++) {
+        char rnd[17];
+        if ((err = random_name(rnd, 16)))
+            return err;
+        snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base,
+                 (long)getpid(), rnd);
+        if (mkdir(c->dir, 0700) == 0)
+            break;
+        err = errno;
+        c->dir[0] = '\0';
+        if (err != EEXIST || tries == 8)
+            return err;
+    }
+    c->base_len = strlen(base);
+    snprintf(c->path, sizeof c->path, "%s/" NOTIFY_NAME, c->dir);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, c->path);
+    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (dfd < 0 || fstat(dfd, &st) < 0) {
+        err = errno;
+        goto fail;
+    }
+    c->dev = st.st_dev;
+    c->ino = st.st_ino;
+    /* 0711: every user may reach the socket by its name, nobody else
+     * may list the directory or change it */
+    if (fchmod(dfd, 0711) < 0) {
+        err = errno;
+        goto fail;
+    }
+    c->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) {
+        err = errno;
+        goto fail;
+    }
+    int one = 1;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
+        bind(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        fchmodat(dfd, NOTIFY_NAME, 0666, 0) < 0) {
+        err = errno;
+        goto fail;
+    }
+    sys_close(&dfd);
+    return 0;
+fail:
+    sys_close(&dfd);
+    notify_socket_close(c);
+    return err;
+}
+
+void notify_socket_close(struct notify_socket *c)
+{
+    sys_close(&c->fd);
+    if (c->dir[0]) {
+        char base[sizeof c->dir];
+        memcpy(base, c->dir, c->base_len);
+        base[c->base_len] = '\0';
+        int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (basefd >= 0) {
+            remove_notify_dir(basefd, c->dir + c->base_len + 1, &c->dev, &c->ino);
+            sys_close(&basefd);
+        }
+        c->dir[0] = '\0';
+    }
+    c->path[0] = '\0';
+}
+

@@ -1,0 +1,40 @@
+/*
+ * notifysock.h: the sd_notify socket of one start, in a directory of the
+ * launcher's. Every descriptor is close-on-exec, the socket non-blocking,
+ * with SO_PASSCRED so the kernel attests each datagram's sender.
+ */
+#ifndef APPSTART_NOTIFYSOCK_H
+#define APPSTART_NOTIFYSOCK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct notify_socket {
+    int fd;
+    char dir[160];  /* "" when none */
+    char path[176]; /* the socket: dir + "/notify" */
+    size_t base_len; /* dir[0 .. base_len) is the base directory */
+    dev_t dev;      /* the directory's identity, checked before removal */
+    ino_t ino;
+};
+
+/* Make the directory under base (when every user can traverse base and
+ * only its owner, root or the launcher's user, can change it; else /tmp),
+ * bind the datagram socket in it, turn on SO_PASSCRED.
+ *
+ * The socket is writable by every user, so an app that drops to a user of
+ * its own before it says READY=1 still reaches it (as systemd's does):
+ * who may notify is decided by the sender's kernel-attested pid, never by
+ * file permissions. The directory is the launcher's, 0711, with an
+ * unguessable name: nobody else can list, rename, replace or fill it.
+ * The first start under a base in this process removes the directories
+ * that launchers of the same user killed before their cleanup left there.
+ * Returns 0 or an errno value; on error nothing is left behind. */
+int notify_socket_open(struct notify_socket *c, const char *base);
+
+/* Close the socket and remove it and its directory, through descriptors
+ * (the directory is checked to be the one made), so no path trick
+ * redirects the cleanup. Idempotent. */
+void notify_socket_close(struct notify_socket *c);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * procfs.h: what /proc says of a process: its parent, process group,
+ * start time, state and uids, and whether its parent chain reaches another.
+ *
+ * Read whole, small files, parsed where the kernel puts the fields: the
+ * command name in /proc/PID/stat may hold spaces and parentheses, so the
+ * fields after it are found from the last ')'.
+ */
+#ifndef APPSTART_PROCFS_H
+#define APPSTART_PROCFS_H
+
+#include <sys/types.h>
+
+struct procfs_stat {
+    char state;                    /* R, S, D, Z, X, ... */
+    pid_t ppid, pgrp, session;
+    int tty;                       /* tty_nr: 0 with no controlling terminal */
+    unsigned long flags;           /* PF_* */
+    unsigned long long start_time; /* clock ticks since boot */
+};
+
+/* /proc/PID/stat of pid. Returns 0 or an errno value (ESRCH when gone). */
+int procfs_stat(pid_t pid, struct procfs_stat *out);
+
+/* The real, effective, saved and filesystem uids of pid. Returns 0 or an
+ * errno value. */
+int procfs_uids(pid_t pid, uid_t uids[4]);
+
+enum procfs_liveness {
+    PROCFS_RUNNING = 0,
+    PROCFS_EXITING, /* PF_EXITING: set before an exiting process closes its
+                       descriptors, so an end of file on a channel can be
+                       told apart from a deliberate close */
+    PROCFS_GONE     /* a zombie, or no such process */
+};
+
+/* How far pid is from running. A /proc that cannot be read says RUNNING:
+ * callers act only on EXITING and GONE. */
+int procfs_liveness(pid_t pid);
+
+/* Walk pid's parent chain: 1 when it reaches ancestor (*via: the child of
+ * ancestor on the way, pid itself when ancestor is its parent), 0 when it
+ * ends at 0 or 1 (or after a bound on its length) without. */
+int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via);
+
+#endif

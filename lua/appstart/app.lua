@@ -1,0 +1,136 @@
+--- appstart.app: a started app: its pid, name, status and state, waited
+-- for, signalled, terminated; its on_exit callback run once when it ends.
+local core = require "appstart.core"
+local ending = require "appstart.ending"
+local log = require "appstart.log"
+local loop = require "appstart.loop"
+local settings = require "appstart.settings"
+
+local now = core.now
+
+local App = {}
+App.__index = App
+App.__name = "appstart.app"
+
+--- A new app, still starting: on_status gets it while the start is under
+-- way. Every field a start sets later is preset, so setting it allocates
+-- nothing (the hand-over must not fail halfway).
+function App.new(label, argv, opts, log_fn, grace)
+  return setmetatable({ name = label, state = "starting", argv = argv, pid = false,
+    status = false, ready_after = false, how = false,
+    _proc = false, _watch = false, _on_exit = opts.on_exit or false, _kill_grace = grace,
+    _log = log_fn }, App)
+end
+
+local function ended(app, how)
+  if app.state == "exited" then return end
+  app.state = "exited"
+  app.how = how
+  loop.unwatch(app._watch or nil)
+  app._watch = false
+  local proc = app._proc
+  app._proc = false
+  if proc then proc:close() end
+  if not log.drops(app._log, "debug") then
+    app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid,
+      how.code and ("exited with code " .. how.code)
+        or how.signal and ("was killed by signal " .. how.signal) or "exited"))
+  end
+  local on_exit = app._on_exit
+  app._on_exit = false
+  if on_exit then loop.call(on_exit, app, how) end
+end
+
+--- Has the app ended? how | nil (its end is recorded, on_exit run).
+function App.check(app)
+  if app.state == "exited" then return app.how end
+  local how = app._proc and app._proc:poll()
+  if how then ended(app, how) end
+  return how
+end
+local check = App.check
+
+--- Call App.check in the background when the app's process (pidfd fd, or
+-- probed when there is none) ends. The watch is made before the process
+-- is handed to the app, so that making it cannot fail with a process in
+-- transit.
+function App.watch(app, fd)
+  if fd then
+    app._watch = loop.watch(fd, function() check(app) end)
+  else
+    app._watch = loop.watch(nil, function() return check(app) ~= nil end, settings.poll_interval)
+  end
+end
+
+--- Wait for the app to exit.
+-- @param timeout seconds, or nil to wait as long as it takes
+-- @return how ({code = n} | {signal = n} | {}) or nil, "timeout"
+-- (nil, "cancelled" when the calling task is cancelled)
+function App:wait(timeout)
+  if self.state == "exited" then return self.how end
+  if not self._proc then return nil, "closed" end
+  local deadline = timeout and now() + timeout
+  while true do
+    local how = check(self)
+    if how then return how end
+    if deadline and now() >= deadline then return nil, "timeout" end
+    local fd = self._proc:fd()
+    local wake = deadline
+    if not fd then
+      wake = now() + settings.poll_interval
+      if deadline and deadline < wake then wake = deadline end
+    end
+    local ok, why = loop.wait(fd, wake)
+    if ok == nil then return nil, why end
+  end
+end
+
+--- Send a signal (default SIGTERM): true, or nil, message.
+function App:kill(sig)
+  if check(self) or not self._proc then return nil, "app has exited" end
+  local ok, msg = self._proc:signal(sig or "TERM")
+  if not ok then return nil, msg end
+  return true
+end
+
+--- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
+-- kill_grace). Returns how the app ended, or nil, message when it cannot
+-- be signalled (an app of another user, for an unprivileged launcher).
+function App:terminate(grace)
+  local how = check(self)
+  if how then return how end
+  if not self._proc then return nil, "closed" end
+  local message
+  how, message = ending.terminate(self._proc, grace or self._kill_grace, true) -- check polled it
+  if not how then return nil, message end
+  ended(self, how)
+  return how
+end
+
+--- Release the app's descriptors and leave it running (its callbacks will
+-- not run). Safe to call twice.
+function App:close()
+  loop.unwatch(self._watch or nil)
+  self._watch, self._on_exit = false, false
+  if self._proc then self._proc:close(); self._proc = false end
+end
+
+--- `local app <close> = appstart.start{...}` terminates the app at scope exit.
+function App:__close()
+  if self._proc and self.state ~= "exited" then self:terminate() end
+  self:close()
+end
+
+function App:__tostring()
+  return string.format("appstart.app(%s, pid %s, %s)", self.name or "?", tostring(self.pid), self.state)
+end
+
+-- cqueues-style polling interface: pollfd / events / timeout
+function App:pollfd() return self._proc and self._proc:fd() end
+function App:events() return "r" end
+function App:timeout()
+  if self._proc and not self._proc:fd() then return settings.poll_interval end
+  return nil
+end
+
+return App

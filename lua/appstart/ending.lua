@@ -1,0 +1,66 @@
+--- appstart.ending: waiting for a process to end, and ending it: SIGTERM,
+-- then SIGKILL after a grace period. `proc` is an appstart.core process:
+-- poll() -> how | nil, signal(sig), fd() -> pidfd | nil.
+local core = require "appstart.core"
+local loop = require "appstart.loop"
+local settings = require "appstart.settings"
+
+local now = core.now
+
+local ending = {}
+
+--- SIGKILL is final, but a process in uninterruptible sleep may take a
+-- while to go; past this the launcher gives up waiting (a child is still
+-- reaped later, never left a zombie).
+ending.KILL_WAIT = 10
+
+--- Wait until proc has ended or the deadline passes: how | nil.
+-- just_signalled: it was sent a signal a moment ago, so it has not ended
+-- yet; with a pidfd the first wait4 waits until the pidfd says it has.
+function ending.wait(proc, deadline, just_signalled)
+  local skip_poll = just_signalled and proc:fd() ~= nil
+  while true do
+    if not skip_poll then
+      local how = proc:poll()
+      if how then return how end
+    end
+    skip_poll = false
+    local t = now()
+    if deadline and t >= deadline then return nil end
+    local fd = proc:fd()
+    if fd then
+      loop.wait(fd, deadline)
+    else
+      local wake = t + settings.poll_interval
+      if deadline and deadline < wake then wake = deadline end
+      loop.wait(nil, wake)
+    end
+  end
+end
+
+local ESRCH = 3
+
+--- Send sig: true, or nil, message when it could not be sent for another
+-- reason than that the process has ended (EPERM: an app of another user).
+function ending.send(proc, sig)
+  local ok, message, errno = proc:signal(sig)
+  if not ok and errno ~= ESRCH then return nil, message end
+  return true
+end
+
+--- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
+-- `grace` seconds. Returns how it ended, or nil, message when it cannot be
+-- signalled. polled: the caller has just seen it running.
+function ending.terminate(proc, grace, polled)
+  local how = not polled and proc:poll()
+  if how then return how end
+  local ok, message = ending.send(proc, "TERM")
+  if not ok then return nil, message end
+  proc:signal("CONT")
+  how = ending.wait(proc, now() + grace, true)
+  if how then return how end
+  proc:signal("KILL")
+  return ending.wait(proc, now() + ending.KILL_WAIT, true) or {}
+end
+
+return ending

@@ -1,0 +1,42 @@
+--- appstart.log: the default logger, levels, and text an app chose made
+-- safe to log.
+local settings = require "appstart.settings"
+
+local log = {}
+
+local LEVELS = { error = 1, warn = 2, info = 3, debug = 4 }
+
+--- Is `level` at or above the default logger's threshold?
+function log.shown(level)
+  return (LEVELS[level] or 4) <= (LEVELS[settings.log_level] or 2)
+end
+
+--- The default logger: one line on stderr per message at or above
+-- appstart.log_level.
+function log.default(level, message)
+  if log.shown(level) then
+    io.stderr:write("appstart: ", level, ": ", message, "\n")
+  end
+end
+
+--- Would `logger` drop a message at `level`? Only the default logger is
+-- known to: a start formats several at "debug", which is off by default,
+-- and skips formatting them.
+function log.drops(logger, level)
+  return logger == log.default and not log.shown(level)
+end
+
+--- logger(level, string.format(fmt, ...)) unless it would drop it.
+function log.f(logger, level, fmt, ...)
+  if log.drops(logger, level) then return end
+  logger(level, string.format(fmt, ...))
+end
+
+--- Text an app chose (its name, its STATUS=) made safe for one line of a
+-- log or a terminal: control characters (escape sequences among them)
+-- written as \xHH.
+function log.printable(text)
+  return (text:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
+end
+
+return log

@@ -1,0 +1,169 @@
+--- appstart.options: the options of appstart.start in one place: their
+-- types, values and defaults, and the rules that tie them together.
+--
+-- A programmer mistake (a wrong type, a missing argv, an unknown option
+-- name, an impossible descriptor layout, an option that would have no
+-- effect) is an argument error, raised before anything is spawned.
+-- options.check returns it as (field, message), so the command can say
+-- which of its own options was wrong; appstart.start raises it, pointing
+-- at its caller's line.
+local core = require "appstart.core"
+
+local options = {}
+
+local DESCRIPTOR_MAX = 1023
+local ID_MAX = 0xfffffffe -- (uid_t)-1 means "no change" to the kernel
+
+-- each check returns nil, or the message of what is wrong with value
+
+local function no_nul(value)
+  if value:find("\0", 1, true) then return "contains a NUL byte" end
+end
+
+local function path(value)
+  if value == "" then return "must not be empty" end
+  return no_nul(value)
+end
+
+local function strings(list, what)
+  for i = 1, #list do
+    local v = list[i]
+    if type(v) ~= "string" then
+      return string.format("[%d]: string expected, got %s", i, type(v))
+    end
+    if v:find("\0", 1, true) then return string.format("[%d]: contains a NUL byte", i) end
+  end
+  if #list == 0 then return "must not be empty" end
+  if what == "argv" and list[1] == "" then return "[1]: the program must not be empty" end
+end
+
+local function environment(env)
+  for k, v in pairs(env) do
+    if type(k) ~= "string" or k == "" or k:find("[=%z]") then
+      return "bad variable name " .. string.format("%q", tostring(k))
+    end
+    if type(v) ~= "string" and type(v) ~= "number" then
+      return string.format("value of %s: string expected, got %s", k, type(v))
+    end
+    if type(v) == "string" and v:find("\0", 1, true) then
+      return string.format("value of %s: contains a NUL byte", k)
+    end
+  end
+end
+
+local function stdio(value)
+  return path(value)
+end
+
+local function seconds(value)
+  if value ~= value or value < 0 then return "must be a number >= 0" end
+end
+
+local function descriptor(value)
+  if value < 3 or value > DESCRIPTOR_MAX then
+    return value .. " is not a descriptor from 3 to " .. DESCRIPTOR_MAX
+  end
+end
+
+local function id(value)
+  if math.type(value) == "integer" and (value < 0 or value > ID_MAX) then
+    return value .. " is out of range"
+  end
+  if type(value) == "string" then return path(value) end
+end
+
+local function enum(...)
+  local set = {}
+  for _, v in ipairs { ... } do set[v] = true end
+  return function(value)
+    if not set[value] then return "invalid value '" .. tostring(value) .. "'" end
+  end
+end
+
+--- name -> { types = accepted Lua types, check = fn(value) -> message,
+-- default = value } (math.type's "integer" and "float" for numbers)
+options.SCHEMA = {
+  argv = { types = { table = true }, check = function(v) return strings(v, "argv") end },
+  env = { types = { table = true }, check = environment },
+  cwd = { types = { string = true }, check = path },
+  stdin = { types = { string = true }, check = stdio },
+  stdout = { types = { string = true }, check = stdio },
+  stderr = { types = { string = true }, check = stdio },
+  helper = { types = { table = true, boolean = true },
+    check = function(v) if type(v) == "table" then return strings(v, "helper") end end },
+  user = { types = { string = true, integer = true }, check = id },
+  group = { types = { string = true, integer = true }, check = id },
+  pid_fd = { types = { integer = true }, check = descriptor, default = 3 },
+  pid_format = { types = { string = true }, check = enum("int32le", "line"), default = "int32le" },
+  ready = { types = { string = true }, check = enum("none", "fd", "notify"), default = "notify" },
+  ready_fd = { types = { integer = true }, check = descriptor },
+  notify_access = { types = { string = true }, check = enum("main", "exec", "all"), default = "exec" },
+  pid_timeout = { types = { integer = true, float = true }, check = seconds, default = 10 },
+  ready_timeout = { types = { integer = true, float = true }, check = seconds, default = 40 },
+  kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
+  on_status = { types = { ["function"] = true } },
+  on_exit = { types = { ["function"] = true } },
+  log = { types = { ["function"] = true } },
+}
+
+local function type_names(types)
+  local names = {}
+  for t in pairs(types) do names[#names + 1] = t end
+  table.sort(names)
+  return table.concat(names, "|")
+end
+
+--- What is wrong with opts, as (field, message), or nil when nothing is
+-- (field "" when opts is no table at all). Also looks `user` up (a name
+-- with no passwd entry is a mistake).
+function options.check(opts)
+  if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
+  for k, v in pairs(opts) do
+    local spec = options.SCHEMA[k]
+    if not spec then return tostring(k), "unknown option" end
+    local t = type(v)
+    if t == "number" then t = math.type(v) end
+    if not spec.types[t] then
+      return k, type_names(spec.types):gsub("float|integer", "number") .. " expected, got " .. t
+    end
+    local why = spec.check and spec.check(v)
+    if why then return k, why end
+  end
+  if opts.argv == nil then return "argv", "table expected, got nil" end
+  local has_helper = opts.helper or opts.user
+  if opts.helper and opts.user then return "user", "cannot be combined with 'helper'" end
+  -- an option that would be silently ignored is a mistake
+  if opts.group ~= nil and not opts.user then return "group", "has no effect without 'user'" end
+  if not has_helper then
+    if opts.pid_fd ~= nil then return "pid_fd", "has no effect without 'helper' or 'user'" end
+    if opts.pid_format ~= nil then return "pid_format", "has no effect without 'helper' or 'user'" end
+  end
+  if opts.ready_fd ~= nil and (opts.ready or "notify") ~= "fd" then
+    return "ready_fd", "has no effect without ready = 'fd'"
+  end
+  if has_helper and opts.ready == "fd" and opts.ready_fd and opts.ready_fd == (opts.pid_fd or 3) then
+    return "ready_fd", "same descriptor as 'pid_fd' (" .. opts.ready_fd .. ")"
+  end
+  if type(opts.user) == "string" and not core.user(opts.user) then
+    return "user", "no such user '" .. opts.user .. "'"
+  end
+end
+
+--- opts checked: raises the argument error, naming `who` (the function
+-- called), at error level `level` (as error() counts: 2 is the caller of
+-- options.assert).
+function options.assert(opts, who, level)
+  local field, why = options.check(opts)
+  if not field then return end
+  if field == "" then error(who .. ": " .. why, level) end
+  error(string.format("%s: field '%s': %s", who, field, why), level)
+end
+
+--- The value of option `name` in opts, or its default.
+function options.get(opts, name)
+  local v = opts[name]
+  if v == nil then return options.SCHEMA[name].default end
+  return v
+end
+
+return options

@@ -1,0 +1,6 @@
+--- appstart.testing: knobs and probes for the test suite, apart from the
+-- module's functions; nothing here is needed to use appstart.
+--
+-- use_pidfd([on]), has_pidfd(), exec_report(["pipe" | "auto"]), fds(),
+-- reap(): see csrc/ltesting.c.
+return require("appstart.core").testing

@@ -1,0 +1,44 @@
+--- The project's own habits, checked: one version everywhere, a licence and
+-- a changelog that ship, a README complete on its own.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local TOP = S.spec_dir .. "/.."
+
+local T = {}
+
+function T.test_the_version_is_the_VERSION_files_everywhere()
+  local version = assert(S.read(TOP .. "/VERSION")):match("^(%d+%.%d+%.%d+)\n$")
+  lu.assertNotNil(version, "VERSION holds one version")
+  lu.assertEquals(appstart.version, version, "the module")
+  lu.assertEquals(io.popen(S.helper .. " --version"):read("a"), "appstart-helper " .. version .. "\n")
+  local rockspecs = io.popen("ls " .. TOP .. "/rockspec"):read("a")
+  lu.assertEquals(rockspecs, "appstart-" .. version .. "-1.rockspec\n", "the rockspec's name")
+  local rockspec = S.read(TOP .. "/rockspec/appstart-" .. version .. "-1.rockspec")
+  lu.assertStrContains(rockspec, 'version = "' .. version .. '-1"')
+  lu.assertStrContains(S.read(TOP .. "/NEWS.md"), "## " .. version)
+end
+
+function T.test_the_licence_ships_and_is_the_rockspecs()
+  lu.assertStrContains(assert(S.read(TOP .. "/LICENSE")), "MIT License")
+  local rockspec = io.popen("cat " .. TOP .. "/rockspec/*.rockspec"):read("a")
+  lu.assertStrContains(rockspec, 'license = "MIT"')
+end
+
+function T.test_the_rockspec_installs_the_helper_where_make_install_does()
+  local rockspec = io.popen("cat " .. TOP .. "/rockspec/*.rockspec"):read("a")
+  local makefile = S.read(TOP .. "/Makefile")
+  local default = makefile:match("LIBEXECDIR%s*%?=%s*(%S+)")
+  lu.assertEquals(default, "$(PREFIX)/libexec/appstart")
+  for dir in rockspec:gmatch('LIBEXECDIR = "([^"]+)"') do lu.assertEquals(dir, default) end
+end
+
+function T.test_the_readme_needs_nothing_a_user_does_not_get()
+  local readme = S.read(TOP .. "/README.md")
+  for _, word in ipairs { "DESIGN.md", "shared notes", "../shared" } do
+    lu.assertNil(readme:find(word, 1, true), "the README points at " .. word)
+  end
+end
+
+return { TestProject = T }
