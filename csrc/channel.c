@@ -6,7 +6,6 @@
 #include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +18,11 @@ int channel_ready_pair(int fds[2])
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return errno;
     int one = 1, err = 0;
-    /* the launcher only reads: the app's writes are what we attest */
-    if (setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-        shutdown(fds[0], SHUT_WR) < 0)
-        err = errno;
-    /* a fresh socket has no other status flag to keep: no F_GETFL */
-    if (!err && fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
+    /* the launcher only reads (the app's writes are what we attest), and
+     * its end stays blocking: channel_recv never waits (MSG_DONTWAIT). No
+     * shutdown(SHUT_WR) either: an app that reads its end just waits, as
+     * it would on the write end of a pipe. A system call a start spared. */
+    if (setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
         err = errno;
     if (err) {
         sys_close(&fds[0]);
@@ -53,7 +51,7 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
     msg.msg_controllen = sizeof control.buf;
     ssize_t n;
     do
-        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     *sender = 0;
     *truncated = 0;

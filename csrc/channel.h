@@ -1,8 +1,8 @@
 /*
  * channel.h: the channels between launcher and children.
  *
- * Every descriptor is close-on-exec from birth; the launcher's ends are
- * non-blocking. The ready channel of the fd protocol is a unix stream socket
+ * Every descriptor is close-on-exec from birth; the launcher never waits on
+ * a read. The ready channel of the fd protocol is a unix stream socket
  * rather than a pipe (a writer cannot tell the difference) so that the kernel
  * attests who wrote each byte (SO_PASSCRED / SCM_CREDENTIALS).
  */
@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* fds[0]: the launcher's end (non-blocking, credentials on); fds[1]: the
- * child's. Returns 0 or an errno value. */
+/* fds[0]: the launcher's end (credentials on); fds[1]: the child's. Returns
+ * 0 or an errno value. */
 int channel_ready_pair(int fds[2]);
 
-/* recvmsg with credentials. Returns the byte count (0 at end of file on a
+/* recvmsg with credentials, never waiting. Returns the byte count (0 at end of file on a
  * stream), or -1 with errno (EAGAIN when nothing is there). *sender is the
  * kernel-attested pid of the writer, 0 when none came. *truncated is set when
  * a datagram was longer than cap. */

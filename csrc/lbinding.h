@@ -37,9 +37,14 @@ void lb_push_how(lua_State *L, int end, int code);
 struct process *lb_new_process(lua_State *L);
 
 /* A metatable name with methods as __index, close as __gc and __close,
- * and tostring as __tostring; left on the stack. */
+ * and tostring as __tostring; left on the stack. Each holds the metatable
+ * as its first upvalue, for lb_check_self. */
 void lb_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                   lua_CFunction close, lua_CFunction tostring);
+
+/* In a method of a class made by lb_new_class: argument i, which must be
+ * an object of that class (raises naming `name` otherwise). */
+void *lb_check_self(lua_State *L, int i, const char *name);
 
 /* Each file's classes and functions, into the module table at the top. */
 void lb_open_process(lua_State *L);

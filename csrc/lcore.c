@@ -90,23 +90,42 @@ struct process *lb_new_process(lua_State *L)
     return p;
 }
 
+/* Every method (and metamethod) holds the class's metatable as its first
+ * upvalue: lb_check_self compares with it, where luaL_checkudata would
+ * look the name up in the registry on every call. */
 void lb_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                   lua_CFunction close, lua_CFunction tostring)
 {
     luaL_newmetatable(L, name);
+    int mt = lua_gettop(L);
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__close");
-    if (tostring) {
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    lua_pushvalue(L, mt);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, mt, "__index");
+    const struct { const char *name; lua_CFunction fn; } metamethods[] = {
+        { "__gc", close }, { "__close", close }, { "__tostring", tostring },
+    };
+    for (size_t i = 0; i < sizeof metamethods / sizeof *metamethods; i++)
+        if (metamethods[i].fn) {
+            lua_pushvalue(L, mt);
+            lua_pushcclosure(L, metamethods[i].fn, 1);
+            lua_setfield(L, mt, metamethods[i].name);
+        }
     lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
+    lua_setfield(L, mt, "__metatable");
+}
+
+void *lb_check_self(lua_State *L, int i, const char *name)
+{
+    void *p = lua_touserdata(L, i);
+    if (p && lua_getmetatable(L, i)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    luaL_typeerror(L, i, name);
+    return NULL;
 }
 
 /* ---- module functions ---- */

@@ -10,7 +10,7 @@
 
 static struct process *check_process(lua_State *L, int i)
 {
-    return luaL_checkudata(L, i, LB_PROCESS);
+    return lb_check_self(L, i, LB_PROCESS);
 }
 
 /* core.process(pid) -> process | nil, message, errno: watch a pid that is

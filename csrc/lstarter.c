@@ -20,118 +20,89 @@
 
 static struct starter *check_starter(lua_State *L, int i)
 {
-    return luaL_checkudata(L, i, LB_STARTER);
+    return lb_check_self(L, i, LB_STARTER);
 }
 
-/* The string field of t, or NULL when absent; raises for another type. The
- * string stays alive: the spec table holds it. */
-static const char *opt_string(lua_State *L, int t, const char *field)
+/* The string at arg, or NULL when it is nil; raises for another type. */
+static const char *opt_string(lua_State *L, int arg)
 {
-    int type = lua_getfield(L, t, field);
-    const char *v = NULL;
-    if (type == LUA_TSTRING)
-        v = lua_tostring(L, -1);
-    else if (type != LUA_TNIL)
-        luaL_error(L, "field '%s': string expected, got %s", field, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return v;
-}
-
-static lua_Integer opt_integer(lua_State *L, int t, const char *field, lua_Integer def,
-                               lua_Integer lo, lua_Integer hi)
-{
-    int type = lua_getfield(L, t, field);
-    lua_Integer v = def;
-    if (type != LUA_TNIL) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok)
-            luaL_error(L, "field '%s': integer expected, got %s", field, luaL_typename(L, -1));
-        if (v < lo || v > hi)
-            luaL_error(L, "field '%s': %d out of range", field, (int)v);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_enum(lua_State *L, int t, const char *field, int def,
-                    const char *const names[])
-{
-    const char *v = opt_string(L, t, field);
-    if (!v)
-        return def;
-    for (int i = 0; names[i]; i++)
-        if (strcmp(v, names[i]) == 0)
-            return i;
-    return luaL_error(L, "field '%s': invalid value '%s'", field, v);
-}
-
-/* A NULL-terminated char* array of the array-table field, in a userdata
- * left on the stack (so nothing malloc'd is held across errors); NULL when
- * the field is nil and may be. */
-static char **string_array(lua_State *L, int t, const char *field, int required)
-{
-    int type = lua_getfield(L, t, field);
-    if (type == LUA_TNIL && !required) {
-        lua_pop(L, 1);
+    if (lua_isnoneornil(L, arg))
         return NULL;
-    }
-    if (type != LUA_TTABLE)
-        luaL_error(L, "field '%s': table expected, got %s", field, luaL_typename(L, -1));
-    lua_Integer n = luaL_len(L, -1);
-    if (n < (required ? 1 : 0) || n > 65536)
-        luaL_error(L, "field '%s': %d entries", field, (int)n);
+    size_t len;
+    const char *v = luaL_checklstring(L, arg, &len);
+    /* the C string would end at a NUL inside it */
+    luaL_argcheck(L, strlen(v) == len, arg, "contains a NUL byte");
+    return v;
+}
+
+static int opt_integer(lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi)
+{
+    lua_Integer v = luaL_optinteger(L, arg, def);
+    luaL_argcheck(L, v >= lo && v <= hi, arg, "out of range");
+    return (int)v;
+}
+
+/* A NULL-terminated char* array of the array table at arg, in a userdata
+ * left on the stack (so nothing malloc'd is held across errors); NULL when
+ * the argument is nil and may be. */
+static char **string_array(lua_State *L, int arg, int required)
+{
+    if (!required && lua_isnoneornil(L, arg))
+        return NULL;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, arg);
+    luaL_argcheck(L, n >= (required ? 1 : 0) && n <= 65536, arg, "bad number of entries");
     char **arr = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
     for (lua_Integer i = 1; i <= n; i++) {
         size_t len;
-        if (lua_geti(L, -2, i) != LUA_TSTRING)
-            luaL_error(L, "field '%s'[%d]: string expected, got %s", field, (int)i,
-                       luaL_typename(L, -1));
+        if (lua_geti(L, arg, i) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "[%d]: string expected", (int)i));
         arr[i - 1] = (char *)lua_tolstring(L, -1, &len);
-        /* the C string would end at a NUL inside it */
         if (strlen(arr[i - 1]) != len)
-            luaL_error(L, "field '%s'[%d]: contains a NUL byte", field, (int)i);
-        lua_pop(L, 1); /* held by the table, which the spec holds */
+            luaL_argerror(L, arg, lua_pushfstring(L, "[%d]: contains a NUL byte", (int)i));
+        lua_pop(L, 1); /* held by the table, which the caller holds */
     }
     arr[n] = NULL;
-    lua_remove(L, -2); /* the table; the userdata stays */
     return arr;
 }
 
-/* core.start(spec) -> starter: begun, maybe failed already (s:step says)
+/* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
+ *            notify_access, notify_dir, helper, pid_fd, pid_format,
+ *            app_uid) -> starter, fresh: begun, maybe failed already
+ *            (s:step says); fresh: the first step may come after a wait
+ *            (starter.h, starter_fresh)
  *
- * spec: argv (helper argv then the app's when helper is true), env (array
- * of "K=V" or nil), cwd, stdin, stdout, stderr ("inherit", "null" or a
- * path), helper (boolean), pid_fd, pid_format ("int32le" | "line"), ready
- * ("none" | "fd" | "notify"), ready_fd, notify_access ("main" | "exec" |
- * "all"), notify_dir, app_uid. */
+ * argv: the helper's argv then the app's when helper is true; env: array of
+ * "K=V" or nil; stdio: nil, "inherit", "null" or a path; ready: "none" |
+ * "fd" | "notify"; notify_access: "main" | "exec" | "all"; pid_format:
+ * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil.
+ * Values, not a table: a start reads them once. */
 static int l_start(lua_State *L)
 {
     static const char *const ready_names[] = { "none", "fd", "notify", NULL };
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-
+    lua_settop(L, 14); /* the arrays' userdata go above the arguments */
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.has_helper = (lua_getfield(L, 1, "helper"), lua_toboolean(L, -1));
-    lua_pop(L, 1);
-    cfg.ready = opt_enum(L, 1, "ready", STARTER_READY_NONE, ready_names);
-    cfg.access = opt_enum(L, 1, "notify_access", STARTER_ACCESS_EXEC, access_names);
-    cfg.pid_format = opt_enum(L, 1, "pid_format", PID_FORMAT_INT32LE, format_names);
+    cfg.argv = string_array(L, 1, 1);
+    cfg.env = string_array(L, 2, 0);
+    cfg.cwd = opt_string(L, 3);
+    cfg.stdio[0] = opt_string(L, 4);
+    cfg.stdio[1] = opt_string(L, 5);
+    cfg.stdio[2] = opt_string(L, 6);
+    cfg.ready = luaL_checkoption(L, 7, "none", ready_names);
     /* the child lays descriptors out up to these numbers */
-    cfg.pid_fd = (int)opt_integer(L, 1, "pid_fd", 3, 3, 1023);
-    cfg.ready_fd = (int)opt_integer(L, 1, "ready_fd", 3, 3, 1023);
-    cfg.app_uid = (uid_t)opt_integer(L, 1, "app_uid", -1, -1, 0xfffffffe);
-    cfg.notify_base = opt_string(L, 1, "notify_dir");
-    cfg.cwd = opt_string(L, 1, "cwd");
-    cfg.stdio[0] = opt_string(L, 1, "stdin");
-    cfg.stdio[1] = opt_string(L, 1, "stdout");
-    cfg.stdio[2] = opt_string(L, 1, "stderr");
+    cfg.ready_fd = opt_integer(L, 8, 3, 3, 1023);
+    cfg.access = luaL_checkoption(L, 9, "exec", access_names);
+    cfg.notify_base = opt_string(L, 10);
+    cfg.has_helper = lua_toboolean(L, 11);
+    cfg.pid_fd = opt_integer(L, 12, 3, 3, 1023);
+    cfg.pid_format = luaL_checkoption(L, 13, "int32le", format_names);
+    lua_Integer uid = luaL_optinteger(L, 14, -1);
+    luaL_argcheck(L, uid >= -1 && uid <= 0xfffffffe, 14, "out of range");
+    cfg.app_uid = (uid_t)uid;
     cfg.search_path = getenv("PATH");
-    cfg.argv = string_array(L, 1, "argv", 1);
-    cfg.env = string_array(L, 1, "env", 0);
 
     struct starter *s = lua_newuserdatauv(L, starter_size(), 0);
     starter_init(s);
@@ -139,26 +110,31 @@ static int l_start(lua_State *L)
     /* no Lua error can come between here and the return: the starter owns
      * what is made, and is closed by __gc should the caller drop it */
     starter_begin(s, &cfg);
-    return 1;
+    lua_pushboolean(L, starter_fresh(s));
+    return 2;
 }
 
-/* s:step() -> "wait", probe | "ready" | "failed": probe is true while a
- * process is watched without a pidfd (step again at an interval) */
+/* s:step() -> state, events, probe, pid: state is "wait", "ready" or
+ * "failed"; events, whether s:event() has any; while "wait", probe: a
+ * process is watched without a pidfd (step again at an interval), pid:
+ * the pid deadline applies (as s:awaits() says). All in one call: a start
+ * makes a few of them, each counted. */
 static int l_starter_step(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
     int phase = starter_step(s);
-    if (phase == STARTER_READY) {
+    if (phase == STARTER_READY)
         lua_pushliteral(L, "ready");
-        return 1;
-    }
-    if (phase == STARTER_FAILED) {
+    else if (phase == STARTER_FAILED)
         lua_pushliteral(L, "failed");
-        return 1;
-    }
-    lua_pushliteral(L, "wait");
+    else
+        lua_pushliteral(L, "wait");
+    lua_pushboolean(L, starter_has_events(s));
+    if (phase == STARTER_READY || phase == STARTER_FAILED)
+        return 2;
     lua_pushboolean(L, starter_needs_probing(s));
-    return 2;
+    lua_pushboolean(L, starter_awaits_helper(s));
+    return 4;
 }
 
 /* s:awaits() -> "pid" (the helper has not reported or not exited: the pid
@@ -206,18 +182,20 @@ static int l_starter_wait(lua_State *L)
     struct starter *s = check_starter(L, 1);
     lua_Number timeout = luaL_optnumber(L, 2, -1);
     int fds[STARTER_MAX_WATCH];
-    int n = starter_fds(s, fds);
-    if (n == 0 && timeout < 0)
+    if (starter_fds(s, fds) == 0 && timeout < 0)
         return luaL_error(L, "starter:wait: nothing to wait for and no timeout");
-    int r = sys_wait_any_readable(fds, n, timeout);
+    int r = starter_wait(s, timeout);
     if (r < 0)
         return lb_errno_result(L, errno, "poll");
     lua_pushboolean(L, r);
     return 1;
 }
 
-/* s:events() -> nil | { {kind=, value=, count=, text=}, ... } */
-static int l_starter_events(lua_State *L)
+/* s:event() -> kind, value, count, text | nil: the next event, as values
+ * (a start's handful of events make no tables). kind: "spawned", "pid",
+ * "helper_exit", "status", "ignored", "extend", "errno", "stopping",
+ * "mainpid", "dropped" */
+static int l_starter_event(lua_State *L)
 {
     static const char *const kinds[] = {
         "", "spawned", "pid", "helper_exit", "status", "ignored",
@@ -227,23 +205,33 @@ static int l_starter_events(lua_State *L)
     struct starter_event e;
     if (!starter_next_event(s, &e))
         return 0;
-    lua_createtable(L, 1, 0);
-    int n = 0;
-    do {
-        lua_createtable(L, 0, 4);
-        lua_pushstring(L, kinds[e.kind]);
-        lua_setfield(L, -2, "kind");
-        lua_pushinteger(L, e.value);
-        lua_setfield(L, -2, "value");
-        lua_pushinteger(L, e.count);
-        lua_setfield(L, -2, "count");
-        if (e.text) {
-            lua_pushlstring(L, e.text, e.len);
-            lua_setfield(L, -2, "text");
-        }
-        lua_rawseti(L, -2, ++n);
-    } while (starter_next_event(s, &e));
-    return 1;
+    lua_pushstring(L, kinds[e.kind]);
+    lua_pushinteger(L, e.value);
+    lua_pushinteger(L, e.count);
+    if (e.text)
+        lua_pushlstring(L, e.text, e.len);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+/* s:outcome() -> pid, name, status, exited: a ready start's app, without a
+ * table (name, status: nil when none came) */
+static int l_starter_outcome(lua_State *L)
+{
+    struct starter_result r;
+    starter_result(check_starter(L, 1), &r);
+    lua_pushinteger(L, r.pid);
+    if (r.name)
+        lua_pushlstring(L, r.name, r.name_len);
+    else
+        lua_pushnil(L);
+    if (r.status)
+        lua_pushlstring(L, r.status, r.status_len);
+    else
+        lua_pushnil(L);
+    lua_pushboolean(L, r.exited);
+    return 4;
 }
 
 /* s:result() -> {code=, errno=, message=, pid=, name=, status=,
@@ -291,17 +279,17 @@ static int l_starter_result(lua_State *L)
     return 1;
 }
 
-/* s:take() -> process | nil: a ready start hands its app over; the caller
- * owns it from now */
+/* s:take() -> process | nil: a ready start hands its app over (the
+ * caller owns it from now) and is closed */
 static int l_starter_take(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
     /* the userdata first: once the app has left the starter, nothing may
      * raise before it is anchored */
     struct process *p = lb_new_process(L);
-    if (starter_take_app(s, p) != 0)
-        return 0;
-    return 1;
+    int err = starter_take_app(s, p);
+    starter_close(s);
+    return err ? 0 : 1;
 }
 
 /* s:stop([sig]): a failed start signals its app (sig; none when absent)
@@ -362,7 +350,8 @@ void lb_open_starter(lua_State *L)
         { "step", l_starter_step },     { "awaits", l_starter_awaits },
         { "phase", l_starter_phase },   { "fd", l_starter_fd },
         { "fds", l_starter_fds },       { "wait", l_starter_wait },
-        { "events", l_starter_events }, { "result", l_starter_result },
+        { "event", l_starter_event },   { "outcome", l_starter_outcome },
+        { "result", l_starter_result },
         { "take", l_starter_take },     { "stop", l_starter_stop },
         { "stopped", l_starter_stopped }, { "app_fd", l_starter_app_fd },
         { "close", l_starter_close },

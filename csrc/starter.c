@@ -52,7 +52,7 @@ struct starter {
     int epoll_fd;             /* -1 until starter_pollfd */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
-    struct notify_socket notify;
+    struct notify_socket *notify; /* notify protocol: malloc'd */
 
     struct process spawned;   /* the direct child: the helper, or the app */
     struct process app;       /* the app when there is a helper */
@@ -61,12 +61,15 @@ struct starter {
     int adopting;             /* holds an adoption window (children.h) */
 
     /* facts of the handshake, besides the phase */
+    int fresh;                /* see starter_fresh */
     int exec_ok;
     int helper_done, helper_status;
+    int app_quiet;            /* the last starter_wait saw the app's pidfd
+                                 not readable: it has not ended since */
     int pid_eof;
     int ready_seen, ready_eof, app_dead;
     struct pid_reader pid_reader;
-    struct ready_line *line;  /* fd protocol: 4 KiB, allocated when used */
+    struct ready_line line;   /* fd protocol: grows with what comes */
 
     char *status;             /* the latest STATUS=, malloc'd */
     size_t status_len;
@@ -103,7 +106,7 @@ const char *starter_code_name(int code)
 const char *starter_phase_name(int phase)
 {
     switch (phase) {
-    case STARTER_SPAWNED: return "spawned";
+    case STARTER_IDLE: return "idle";
     case STARTER_AWAIT_EXEC: return "exec";
     case STARTER_REAP_EXEC: return "reap";
     case STARTER_AWAIT_PID: return "pid";
@@ -117,10 +120,14 @@ void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
     s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = -1;
-    s->notify.fd = -1;
     s->spawned = (struct process)PROCESS_NONE;
     s->app = (struct process)PROCESS_NONE;
     s->app_uid = (uid_t)-1;
+}
+
+static int notify_fd(const struct starter *s)
+{
+    return s->notify ? s->notify->fd : -1;
 }
 
 static struct process *app_of(struct starter *s)
@@ -212,6 +219,18 @@ int starter_pollfd(struct starter *s)
     return epfd;
 }
 
+int starter_wait(struct starter *s, double timeout)
+{
+    unsigned ready = 0;
+    int r = sys_poll_readable(s->watch, s->nwatch, timeout, &ready);
+    int app_fd = app_of(s)->pidfd;
+    s->app_quiet = 0;
+    for (int i = 0; r > 0 && app_fd >= 0 && i < s->nwatch; i++)
+        if (s->watch[i] == app_fd)
+            s->app_quiet = !(ready & (1u << i));
+    return r;
+}
+
 int starter_fds(const struct starter *s, int *fds)
 {
     memcpy(fds, s->watch, (size_t)s->nwatch * sizeof *fds);
@@ -240,7 +259,7 @@ static int fail(struct starter *s, int code, int err, const char *fmt, ...)
     drop_fd(s, &s->exec_fd);
     unwatch_fd(s, s->pid_rd);   /* kept: a pid on its way is salvaged */
     drop_fd(s, &s->ready_rd);
-    unwatch_fd(s, s->notify.fd);
+    unwatch_fd(s, notify_fd(s));
     return s->phase;
 }
 
@@ -275,6 +294,11 @@ static void push_event(struct starter *s, int kind, long long value, long long c
         e->len = len;
     }
     s->nevents++;
+}
+
+int starter_has_events(const struct starter *s)
+{
+    return s->next_event < s->nevents || s->dropped_events > 0;
 }
 
 int starter_next_event(struct starter *s, struct starter_event *out)
@@ -391,9 +415,7 @@ static int exec_failed(struct starter *s, const struct spawn_failure *f)
     return s->phase;
 }
 
-/* The exec worked: without a helper, the app's pid is known now, and a
- * start fresh from its spawn waits before it looks (nothing can have
- * happened yet; death wakes the wait through the pidfd). */
+/* The exec worked: without a helper, the app's pid is known now. */
 static int exec_succeeded(struct starter *s, int fresh)
 {
     s->exec_ok = 1;
@@ -404,8 +426,7 @@ static int exec_succeeded(struct starter *s, int fresh)
     s->helper_done = 1;
     if (start_ready_phase(s) != STARTER_AWAIT_READY)
         return s->phase;
-    if (fresh && s->ready != STARTER_READY_NONE && s->spawned.pidfd >= 0)
-        s->phase = STARTER_SPAWNED;
+    s->fresh = fresh && s->ready != STARTER_READY_NONE && s->spawned.pidfd >= 0;
     return s->phase;
 }
 
@@ -418,7 +439,11 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     s->ready_fd = cfg->ready_fd;
     s->access = cfg->access;
     s->app_uid = cfg->app_uid;
-    snprintf(s->file, sizeof s->file, "%s", cfg->argv[0]);
+    size_t flen = strlen(cfg->argv[0]);
+    if (flen >= sizeof s->file)
+        flen = sizeof s->file - 1;
+    memcpy(s->file, cfg->argv[0], flen);
+    s->file[flen] = '\0';
 
     int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, err = 0;
     char **envp = NULL, *notify_var = NULL;
@@ -446,12 +471,17 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         }
         s->ready_rd = p[0];
         ready_wr = p[1];
-    } else if (s->ready == STARTER_READY_NOTIFY &&
-               (err = notify_socket_open(&s->notify, cfg->notify_base))) {
-        fail(s, STARTER_SPAWN, err, "cannot create the notify socket: %s", strerror(err));
-        goto done;
+    } else if (s->ready == STARTER_READY_NOTIFY) {
+        s->notify = malloc(sizeof *s->notify);
+        err = s->notify ? notify_socket_open(s->notify, cfg->notify_base) : ENOMEM;
+        if (err) {
+            free(s->notify);
+            s->notify = NULL;
+            fail(s, STARTER_SPAWN, err, "cannot create the notify socket: %s", strerror(err));
+            goto done;
+        }
     }
-    envp = child_environment(cfg->env, s->notify.dir[0] ? s->notify.path : NULL, &notify_var);
+    envp = child_environment(cfg->env, s->notify ? s->notify->path : NULL, &notify_var);
     if (!envp) {
         fail(s, STARTER_SPAWN, ENOMEM, "cannot start %s: %s", s->file, strerror(ENOMEM));
         goto done;
@@ -600,7 +630,7 @@ static int verify_pid(struct starter *s, long long v)
  * is known, so every message can be checked against it. */
 static int start_ready_phase(struct starter *s)
 {
-    int err = watch_fd(s, s->ready_rd >= 0 ? s->ready_rd : s->notify.fd);
+    int err = watch_fd(s, s->ready_rd >= 0 ? s->ready_rd : notify_fd(s));
     if (err)
         return fail(s, STARTER_SPAWN, err, "cannot watch the ready channel: %s", strerror(err));
     s->phase = STARTER_AWAIT_READY;
@@ -714,19 +744,13 @@ static void read_ready_fd(struct starter *s)
             refuse(s, sender, "ready line");
             continue;
         }
-        if (!s->line) {
-            /* only once there is something to keep: 4 KiB per start in
-             * flight otherwise */
-            s->line = malloc(sizeof *s->line);
-            if (!s->line) {
-                fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s",
-                     strerror(ENOMEM));
-                return;
-            }
-            ready_line_init(s->line);
-        }
         size_t used;
-        int v = ready_line_feed(s->line, buf, (size_t)n, &used);
+        int v = ready_line_feed(&s->line, buf, (size_t)n, &used);
+        if (v == READY_LINE_NOMEM) {
+            fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s",
+                 strerror(ENOMEM));
+            return;
+        }
         if (v == READY_LINE_DONE) {
             s->ready_seen = 1;
             return;
@@ -757,7 +781,7 @@ static void read_notify(struct starter *s)
     for (int i = 0; i < STARTER_READS_PER_STEP; i++) {
         pid_t sender;
         int trunc;
-        ssize_t n = channel_recv(s->notify.fd, buf, sizeof buf, &sender, &trunc);
+        ssize_t n = channel_recv(s->notify->fd, buf, sizeof buf, &sender, &trunc);
         if (n < 0) {
             if (errno != EAGAIN)
                 fail(s, STARTER_PROTOCOL, errno, "cannot read the notify socket: %s",
@@ -815,8 +839,10 @@ static int step_ready(struct starter *s)
         }
     }
     /* death first, then drain: a ready message sent before the app exited
-     * still counts */
-    if (!s->app_dead && check_process(s, app))
+     * still counts. (A pidfd the last wait saw quiet has no death to tell.) */
+    int quiet = s->app_quiet;
+    s->app_quiet = 0;
+    if (!s->app_dead && !quiet && check_process(s, app))
         s->app_dead = 1;
     if (!s->ready_seen) {
         if (s->ready == STARTER_READY_FD && s->ready_rd >= 0)
@@ -874,17 +900,14 @@ static int step_exec(struct starter *s)
 
 int starter_step(struct starter *s)
 {
+    s->fresh = 0;
     children_reap_abandoned();
+    if (s->phase != STARTER_AWAIT_READY)
+        s->app_quiet = 0;
     /* each case may move the start on: go on until it rests */
     for (;;) {
         int phase = s->phase;
         switch (phase) {
-        case STARTER_SPAWNED:
-            /* the first step after the spawn leaves the probing (a wait4 and
-             * a read that would fail) to the wait, which the channel or the
-             * pidfd wakes at once if anything happens */
-            s->phase = STARTER_AWAIT_READY;
-            return s->phase;
         case STARTER_AWAIT_EXEC:
             step_exec(s);
             break;
@@ -913,6 +936,11 @@ int starter_phase(const struct starter *s)
     return s->phase;
 }
 
+int starter_fresh(const struct starter *s)
+{
+    return s->fresh;
+}
+
 int starter_awaits_helper(const struct starter *s)
 {
     if (s->phase == STARTER_AWAIT_EXEC || s->phase == STARTER_REAP_EXEC ||
@@ -930,7 +958,6 @@ int starter_needs_probing(const struct starter *s)
         return s->spawned.pidfd < 0;
     case STARTER_AWAIT_PID:
         return !s->helper_done && s->spawned.pidfd < 0;
-    case STARTER_SPAWNED:
     case STARTER_AWAIT_READY:
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
@@ -957,9 +984,9 @@ void starter_result(const struct starter *s, struct starter_result *out)
     }
     const struct process *app = s->has_helper ? &s->app : &s->spawned;
     out->pid = known_app_pid(s);
-    if (s->line && s->line->done == READY_LINE_DONE) {
-        out->name = s->line->buf;
-        out->name_len = s->line->len;
+    if (s->line.done == READY_LINE_DONE) {
+        out->name = s->line.buf ? s->line.buf : "";
+        out->name_len = s->line.len;
     }
     out->status = s->status;
     out->status_len = s->status_len;
@@ -1055,13 +1082,16 @@ void starter_close(struct starter *s)
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
     sys_close(&s->ready_rd);
-    notify_socket_close(&s->notify);
+    if (s->notify) {
+        notify_socket_close(s->notify);
+        free(s->notify);
+        s->notify = NULL;
+    }
     process_release(&s->spawned);
     process_release(&s->app);
     sys_close(&s->epoll_fd);
     s->nwatch = 0;
-    free(s->line);
-    s->line = NULL;
+    ready_line_free(&s->line);
     for (int i = s->next_event; i < s->nevents; i++)
         free(s->events[i].text);
     free(s->events);

@@ -34,7 +34,7 @@ enum starter_ready { STARTER_READY_NONE = 0, STARTER_READY_FD, STARTER_READY_NOT
 enum starter_access { STARTER_ACCESS_MAIN = 0, STARTER_ACCESS_EXEC, STARTER_ACCESS_ALL };
 
 enum starter_phase {
-    STARTER_SPAWNED = 0,  /* just spawned: nothing can have happened yet */
+    STARTER_IDLE = 0,     /* not begun */
     STARTER_AWAIT_EXEC,   /* the exec's verdict is on its way (where vfork
                              is emulated as fork) */
     STARTER_REAP_EXEC,    /* the exec failed: its child is being reaped */
@@ -131,6 +131,13 @@ int starter_phase(const struct starter *s);
 const char *starter_phase_name(int phase);
 const char *starter_code_name(int code);
 
+/* Is the start fresh from its spawn, with nothing that can have happened
+ * yet (the exec's verdict in, no helper, the app's death pollable)? Then
+ * the caller may wait before the first step: the channel or the pidfd
+ * wakes it at once if anything happens, and the step that would find
+ * nothing (a wait4 and a read) is spared. False after any step. */
+int starter_fresh(const struct starter *s);
+
 /* Does the pid deadline apply (the helper has not reported, or not
  * exited)? Else the ready deadline does. */
 int starter_awaits_helper(const struct starter *s);
@@ -142,9 +149,18 @@ int starter_needs_probing(const struct starter *s);
  * step), into fds[STARTER_MAX_WATCH]; returns how many. */
 int starter_fds(const struct starter *s, int *fds);
 
+/* Block until one of them is readable or timeout seconds (negative:
+ * forever) pass, for a caller with nothing else to wait on: 1, 0 at the
+ * timeout, -1 with errno. The next step then knows which were not
+ * readable and spares the system calls that would say so. */
+int starter_wait(struct starter *s, double timeout);
+
 /* One descriptor for all of them (an epoll set, made on first call and kept
  * up to date from then on), or -errno. */
 int starter_pollfd(struct starter *s);
+
+/* Are events waiting? */
+int starter_has_events(const struct starter *s);
 
 /* Take the next event: 1 with *out set, 0 when there is none. */
 int starter_next_event(struct starter *s, struct starter_event *out);

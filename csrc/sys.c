@@ -91,6 +91,11 @@ double sys_now(void)
 
 int sys_wait_any_readable(const int *fds, int n, double timeout)
 {
+    return sys_poll_readable(fds, n, timeout, NULL);
+}
+
+int sys_poll_readable(const int *fds, int n, double timeout, unsigned *ready)
+{
     struct pollfd p[8];
     if (n < 0 || n > 8) {
         errno = EINVAL;
@@ -112,8 +117,15 @@ int sys_wait_any_readable(const int *fds, int n, double timeout)
             ms = left > 2e6 ? 2000000000 : (int)(left * 1000.0 + 0.999);
         }
         int r = poll(p, (nfds_t)n, ms);
-        if (r > 0)
+        if (r > 0) {
+            if (ready) {
+                *ready = 0;
+                for (int i = 0; i < n; i++)
+                    if (p[i].revents)
+                        *ready |= 1u << i;
+            }
             return 1;
+        }
         if (r == 0) {
             if (timeout >= 0 && sys_now() >= deadline)
                 return 0;

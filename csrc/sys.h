@@ -37,7 +37,9 @@ double sys_now(void);
  * readable (or hung up), 0 on timeout, -1 with errno on error. */
 int sys_wait_readable(int fd, double timeout);
 
-/* The same for any of n descriptors (at most 8; none: a sleep). */
+/* The same for any of n descriptors (at most 8; none: a sleep). With
+ * ready not NULL, bit i of *ready says whether fds[i] was readable. */
 int sys_wait_any_readable(const int *fds, int n, double timeout);
+int sys_poll_readable(const int *fds, int n, double timeout, unsigned *ready);
 
 #endif

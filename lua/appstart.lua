@@ -45,6 +45,7 @@ end
 -- h:wait() steps and waits itself; h:cancel() abandons the start.
 function appstart.begin(opts)
   local h = start.begin(opts, "appstart.begin", 2)
+  h:step() -- as far as it goes without waiting
   return h
 end
 

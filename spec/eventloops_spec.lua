@@ -239,7 +239,7 @@ function TCore.tearDown() S.kill_strays() end
 
 local function core_start(argv, helper)
   -- the defaults are the Lua layer's: the layout is given in full
-  local s = S.core.start { argv = argv, ready = "fd", ready_fd = helper and 4 or 3, helper = helper }
+  local s = S.core.start(argv, nil, nil, nil, nil, nil, "fd", helper and 4 or 3, nil, nil, helper)
   lu.assertEquals(s:step(), "wait", s:result().message)
   -- the channel (with a helper: the pid pipe), the pidfd, and where vfork
   -- is a fork the exec's error pipe
@@ -251,15 +251,15 @@ end
 
 -- Steps, waiting on the start's one descriptor, until the start ends. Where
 -- a process has no pidfd (valgrind) the step asks to be called again at an
--- interval too; else the set must wake it.
+-- interval too (probe); else the set must wake it.
 local function steps_on(s, fd)
   local deadline = S.core.now() + 5
-  local state, interval = s:step()
+  local state, _, probe = s:step()
   while state == "wait" do
     lu.assertTrue(S.core.now() < deadline, "the start never ended")
-    local woke = S.core.wait_readable(fd, interval or 5)
-    if not interval then lu.assertTrue(woke, "the set never woke") end
-    state, interval = s:step()
+    local woke = S.core.wait_readable(fd, probe and 0.01 or 5)
+    if not probe then lu.assertTrue(woke, "the set never woke") end
+    state, _, probe = s:step()
   end
   return state
 end

@@ -2,11 +2,12 @@
 -- for, signalled, terminated; its on_exit callback run once when it ends.
 local core = require "appstart.core"
 local ending = require "appstart.ending"
-local log = require "appstart.log"
 local loop = require "appstart.loop"
+local options = require "appstart.options"
 local settings = require "appstart.settings"
 
 local now = core.now
+local DEFAULT_GRACE = options.DEFAULTS.kill_grace
 
 local App = {}
 App.__index = App
@@ -15,23 +16,26 @@ App.__name = "appstart.app"
 --- A new app, still starting: on_status gets it while the start is under
 -- way. Every field a start sets later is preset, so setting it allocates
 -- nothing (the hand-over must not fail halfway).
-function App.new(label, argv, opts, log_fn, grace)
+-- debug: whether log_fn takes "debug" messages (log.takes).
+function App.new(label, argv, opts, log_fn, debug)
   return setmetatable({ name = label, state = "starting", argv = argv, pid = false,
     status = false, ready_after = false, how = false,
-    _proc = false, _watch = false, _on_exit = opts.on_exit or false, _kill_grace = grace,
-    _log = log_fn }, App)
+    _proc = false, _watch = false, _on_exit = opts.on_exit or false,
+    _kill_grace = opts.kill_grace or DEFAULT_GRACE, _log = log_fn, _debug = debug }, App)
 end
 
 local function ended(app, how)
   if app.state == "exited" then return end
   app.state = "exited"
   app.how = how
-  loop.unwatch(app._watch or nil)
-  app._watch = false
+  if app._watch then
+    loop.unwatch(app._watch)
+    app._watch = false
+  end
   local proc = app._proc
   app._proc = false
   if proc then proc:close() end
-  if not log.drops(app._log, "debug") then
+  if app._debug then
     app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid,
       how.code and ("exited with code " .. how.code)
         or how.signal and ("was killed by signal " .. how.signal) or "exited"))

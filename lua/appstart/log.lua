@@ -26,6 +26,14 @@ function log.drops(logger, level)
   return logger == log.default and not log.shown(level)
 end
 
+--- Whether `logger` takes "debug" and "info" messages: two booleans, so a
+-- start asks once (a call per message to come costs more than the message).
+function log.takes(logger)
+  if logger ~= log.default then return true, true end
+  local threshold = LEVELS[settings.log_level] or 2
+  return threshold >= 4, threshold >= 3
+end
+
 --- logger(level, string.format(fmt, ...)) unless it would drop it.
 function log.f(logger, level, fmt, ...)
   if log.drops(logger, level) then return end

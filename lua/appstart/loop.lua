@@ -281,6 +281,9 @@ end
 
 local cqueues_backend
 local function active_backend()
+  -- none registered and cqueues not loaded: none can apply (a plain
+  -- script's every wait comes here; spare it the calls below)
+  if not backends[1] and not package.loaded.cqueues then return nil end
   local co, main = coroutine.running()
   -- every backend yields: none applies to the main thread
   if main then return nil end
@@ -369,7 +372,7 @@ end
 -- the calling task was cancelled
 function loop.wait(source, deadline)
   local fd = source
-  local task = current_task()
+  local task = current and current_task()
   if task then
     if task.cancel_pending then
       task.cancel_pending = false

@@ -17,7 +17,7 @@ local ID_MAX = 0xfffffffe -- (uid_t)-1 means "no change" to the kernel
 -- each check returns nil, or the message of what is wrong with value
 
 local function no_nul(value)
-  if value:find("\0", 1, true) then return "contains a NUL byte" end
+  if string.find(value, "\0", 1, true) then return "contains a NUL byte" end
 end
 
 local function path(value)
@@ -25,15 +25,18 @@ local function path(value)
   return no_nul(value)
 end
 
+local find, type, mtype = string.find, type, math.type
+
 local function strings(list, what)
-  for i = 1, #list do
+  local n = #list
+  if n == 0 then return "must not be empty" end
+  for i = 1, n do
     local v = list[i]
     if type(v) ~= "string" then
       return string.format("[%d]: string expected, got %s", i, type(v))
     end
-    if v:find("\0", 1, true) then return string.format("[%d]: contains a NUL byte", i) end
+    if find(v, "\0", 1, true) then return string.format("[%d]: contains a NUL byte", i) end
   end
-  if #list == 0 then return "must not be empty" end
   if what == "argv" and list[1] == "" then return "[1]: the program must not be empty" end
 end
 
@@ -83,14 +86,13 @@ end
 --- name -> { types = accepted Lua types, check = fn(value) -> message,
 -- default = value } (math.type's "integer" and "float" for numbers)
 options.SCHEMA = {
-  argv = { types = { table = true }, check = function(v) return strings(v, "argv") end },
+  argv = { types = { table = true }, check = strings, what = "argv" },
   env = { types = { table = true }, check = environment },
   cwd = { types = { string = true }, check = path },
   stdin = { types = { string = true }, check = stdio },
   stdout = { types = { string = true }, check = stdio },
   stderr = { types = { string = true }, check = stdio },
-  helper = { types = { table = true, boolean = true },
-    check = function(v) if type(v) == "table" then return strings(v, "helper") end end },
+  helper = { types = { table = true, boolean = true }, check = strings, what = "helper" },
   user = { types = { string = true, integer = true }, check = id },
   group = { types = { string = true, integer = true }, check = id },
   pid_fd = { types = { integer = true }, check = descriptor, default = 3 },
@@ -106,6 +108,8 @@ options.SCHEMA = {
   log = { types = { ["function"] = true } },
 }
 
+local SCHEMA = options.SCHEMA
+
 local function type_names(types)
   local names = {}
   for t in pairs(types) do names[#names + 1] = t end
@@ -118,16 +122,19 @@ end
 -- with no passwd entry is a mistake).
 function options.check(opts)
   if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
-  for k, v in pairs(opts) do
-    local spec = options.SCHEMA[k]
+  for k, v in next, opts do
+    local spec = SCHEMA[k]
     if not spec then return tostring(k), "unknown option" end
     local t = type(v)
-    if t == "number" then t = math.type(v) end
+    if t == "number" then t = mtype(v) end
     if not spec.types[t] then
       return k, type_names(spec.types):gsub("float|integer", "number") .. " expected, got " .. t
     end
-    local why = spec.check and spec.check(v)
-    if why then return k, why end
+    local check = spec.check
+    if check and t ~= "boolean" then
+      local why = check(v, spec.what)
+      if why then return k, why end
+    end
   end
   if opts.argv == nil then return "argv", "table expected, got nil" end
   local has_helper = opts.helper or opts.user
@@ -159,11 +166,8 @@ function options.assert(opts, who, level)
   error(string.format("%s: field '%s': %s", who, field, why), level)
 end
 
---- The value of option `name` in opts, or its default.
-function options.get(opts, name)
-  local v = opts[name]
-  if v == nil then return options.SCHEMA[name].default end
-  return v
-end
+--- name -> default, for the options that have one
+options.DEFAULTS = {}
+for name, spec in pairs(options.SCHEMA) do options.DEFAULTS[name] = spec.default end
 
 return options

@@ -26,7 +26,9 @@ local options = require "appstart.options"
 local settings = require "appstart.settings"
 
 local now = core.now
-local logf, printable = log.f, log.printable
+local printable = log.printable
+local DEFAULTS = options.DEFAULTS
+local format = string.format
 
 local start = {}
 
@@ -38,8 +40,24 @@ Starting.__name = "appstart.starting"
 local FIRST_SIGNAL = { timeout = "TERM", ready_closed = "TERM", protocol = "TERM",
   cancelled = "TERM", helper = "TERM", pid_mismatch = "KILL" }
 
+-- The last component of path (a plain search: a pattern anchored at the
+-- end backtracks from every position, microseconds per start), kept for
+-- the next start of the same program.
+local labels, nlabels = {}, 0
 local function basename(path)
-  return (path:match("([^/]+)/*$")) or path
+  local known = labels[path]
+  if known then return known end
+  local last, at = 0, path:find("/", 1, true)
+  while at do
+    last = at
+    at = path:find("/", at + 1, true)
+  end
+  local label = path
+  if last == #path then label = (path:match("([^/]+)/*$")) or path -- "dir/"
+  elseif last > 0 then label = path:sub(last + 1) end
+  if nlabels >= 64 then labels, nlabels = {}, 0 end
+  labels[path], nlabels = label, nlabels + 1
+  return label
 end
 
 local function env_array(env)
@@ -50,13 +68,16 @@ local function env_array(env)
   return list
 end
 
---- The core's spec for opts (checked): the command (with the helper's
--- argv before the app's), the descriptor layout, the user.
-local function core_spec(opts, ready)
+local function append(list, ...)
+  return table.move({ ... }, 1, select("#", ...), #list + 1, list)
+end
+
+--- Start the core's starter for opts (checked): the command (with a
+-- helper's argv before the app's), the descriptor layout, the user.
+local function core_start(opts, ready)
   local argv, helper = opts.argv, opts.helper or nil
-  local pid_fd = options.get(opts, "pid_fd")
-  -- the ready channel's number in the child: the first free from 3
-  local ready_fd
+  local pid_fd = opts.pid_fd or 3
+  local ready_fd -- the ready channel's number in the child: the first free from 3
   if ready == "fd" then
     ready_fd = opts.ready_fd or ((helper or opts.user) and pid_fd == 3 and 4 or 3)
   end
@@ -66,25 +87,21 @@ local function core_spec(opts, ready)
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
     helper = { settings.helper_path, "--user", tostring(opts.user),
-      "--pid-fd", tostring(pid_fd), "--pid-format", options.get(opts, "pid_format") }
-    if opts.group ~= nil then table.move({ "--group", tostring(opts.group) }, 1, 2, #helper + 1, helper) end
-    if ready_fd then table.move({ "--keep-fd", tostring(ready_fd) }, 1, 2, #helper + 1, helper) end
-    if cwd then table.move({ "--chdir", cwd }, 1, 2, #helper + 1, helper) end
-    if not opts.env then helper[#helper + 1] = "--login-env" end
-    helper[#helper + 1] = "--"
+      "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format }
+    if opts.group ~= nil then append(helper, "--group", tostring(opts.group)) end
+    if ready_fd then append(helper, "--keep-fd", tostring(ready_fd)) end
+    if cwd then append(helper, "--chdir", cwd) end
+    if not opts.env then append(helper, "--login-env") end
+    append(helper, "--")
     cwd, stdin = nil, stdin or "null"
   end
   if type(helper) == "table" then
     local full = table.move(helper, 1, #helper, 1, {})
     argv = table.move(argv, 1, #argv, #full + 1, full)
   end
-  return {
-    argv = argv, env = env_array(opts.env), cwd = cwd,
-    stdin = stdin, stdout = opts.stdout, stderr = opts.stderr,
-    helper = helper and true or false, pid_fd = pid_fd, pid_format = opts.pid_format,
-    ready = ready, ready_fd = ready_fd, notify_access = opts.notify_access,
-    notify_dir = os.getenv("XDG_RUNTIME_DIR"), app_uid = app_uid,
-  }
+  return core.start(argv, env_array(opts.env), cwd, stdin, opts.stdout, opts.stderr,
+    ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
+    helper ~= nil, pid_fd, opts.pid_format, app_uid)
 end
 
 --- Begin a start without waiting for it (see appstart.begin).
@@ -94,102 +111,122 @@ end
 -- argument error points at its line
 function start.begin(opts, who, up)
   options.assert(opts, who, up + 2)
-  local ready = options.get(opts, "ready")
+  local ready = opts.ready or DEFAULTS.ready
   local logger = opts.log or log.default
   local label = basename(opts.argv[1])
-  local grace = options.get(opts, "kill_grace")
-  local spec = core_spec(opts, ready)
   local one_fd = loop.wants_one_fd()
   local t0 = now()
+  -- the levels the logger would drop are not even formatted
+  local debug, info = log.takes(logger)
   -- every field preset: a step sets them without allocating
   local h = setmetatable({ done = false, app = false, err = false,
-    _s = false, _opts = opts, _log = logger, _label = label, _grace = grace,
-    _app = App.new(label, opts.argv, opts, logger, grace), _t0 = t0,
-    _pid_deadline = t0 + options.get(opts, "pid_timeout"),
-    _ready_timeout = options.get(opts, "ready_timeout"), _ready_deadline = false,
-    _wake = false, _stopping = false, _stop_deadline = false, _escalated = false,
-    _fcode = false, _fmessage = false, _ferrno = false,
-    _refused = 0, _refused_at = -math.huge, _refused_pid = 0, _refused_what = false }, Starting)
+    _s = false, _opts = opts, _log = logger, _label = label, _debug = debug, _info = info,
+    _app = App.new(label, opts.argv, opts, logger, debug), _t0 = t0,
+    _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
+    _wake = false, _fresh = false, _failure = false, _refused = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
-  h._s = core.start(spec)
+  h._s, h._fresh = core_start(opts, ready)
   -- under an event loop that takes one descriptor, it is made now, so a
   -- failure is a failed start rather than a failed wait
   if one_fd then
     local ok, message, errno = h._s:fd()
-    if not ok then h._fcode, h._fmessage, h._ferrno = "spawn", message, errno end
+    if not ok then h._failure = { code = "spawn", message = message, errno = errno } end
   end
-  h:step() -- as far as it goes without waiting
+  -- fresh: nothing can have happened yet; a waiter may wait before the
+  -- first step, until the ready deadline at most
+  if h._fresh then
+    h._ready_deadline = t0 + (opts.ready_timeout or DEFAULTS.ready_timeout)
+    h._wake = h._ready_deadline
+  else
+    h._wake = t0
+  end
   return h
 end
 
 -- Refused messages since the last such log line, in one line.
 local function log_refused(h)
-  local n = h._refused
-  if n == 0 then return end
-  h._refused, h._refused_at = 0, now()
+  local r = h._refused
+  if not r or r.n == 0 then return end
+  local n = r.n
+  r.n, r.at = 0, now()
   if log.drops(h._log, "warn") then return end
-  local access = options.get(h._opts, "notify_access")
+  local access = h._opts.notify_access or DEFAULTS.notify_access
   if n == 1 then
-    h._log("warn", string.format("%s: ignored a %s from pid %d (notify_access=%s)",
-      h._label, h._refused_what, h._refused_pid, access))
+    h._log("warn", format("%s: ignored a %s from pid %d (notify_access=%s)", h._label, r.what, r.pid, access))
   else
-    h._log("warn", string.format(
+    h._log("warn", format(
       "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (notify_access=%s)",
-      h._label, n, h._refused_what, h._refused_pid, access))
+      h._label, n, r.what, r.pid, access))
   end
 end
 
--- Act on what the starter reports: pids, STATUS=, EXTEND_TIMEOUT_USEC=...
-local function on_events(h)
-  local list = h._s:events()
-  if not list then return end
-  local app, logger, label, opts = h._app, h._log, h._label, h._opts
-  for _, e in ipairs(list) do
-    local k = e.kind
-    if k == "spawned" then
-      if not opts.helper and not opts.user then app.pid = e.value end
-      logf(logger, "debug", "%s: spawned pid %d", label, e.value)
-    elseif k == "pid" then
-      app.pid = e.value
-      logf(logger, "debug", "%s: helper reported pid %d", label, e.value)
-    elseif k == "helper_exit" then
-      logf(logger, "debug", "%s: helper %s", label,
-        e.value >= 0 and ("exited with code " .. e.value) or ("killed by signal " .. -e.value))
-    elseif k == "status" then
-      if not log.drops(logger, "info") then logger("info", label .. ": status: " .. printable(e.text)) end
-      app.status = e.text
-      if opts.on_status then opts.on_status(app, e.text) end
-    elseif k == "ignored" then
-      -- a flood is logged once a second at most, with a count
-      h._refused = h._refused + e.count
-      h._refused_pid, h._refused_what = e.value, e.text
-      if now() - h._refused_at >= 1 then log_refused(h) end
-    elseif k == "extend" then
-      local until_ = now() + e.value / 1e6
-      if not h._ready_deadline or until_ > h._ready_deadline then h._ready_deadline = until_ end
-      logf(logger, "debug", "%s: ready timeout extended by %.3f s", label, e.value / 1e6)
-    elseif k == "errno" then
-      logf(logger, "info", "%s: app reported ERRNO=%d", label, e.value)
-    elseif k == "stopping" then
-      logf(logger, "info", "%s: app reported STOPPING=1", label)
-    elseif k == "mainpid" then
-      logf(logger, "debug", "%s: MAINPID=%d agrees", label, e.value)
-    elseif k == "dropped" then
-      logf(logger, "warn", "%s: %d events dropped", label, e.count)
+-- Act on one of the starter's events: pids, STATUS=, EXTEND_TIMEOUT_USEC=...
+local function on_event(h, kind, value, count, text)
+  local app, logger, label = h._app, h._log, h._label
+  if kind == "spawned" then
+    if not h._opts.helper and not h._opts.user then app.pid = value end
+    if h._debug then logger("debug", format("%s: spawned pid %d", label, value)) end
+  elseif kind == "pid" then
+    app.pid = value
+    if h._debug then logger("debug", format("%s: helper reported pid %d", label, value)) end
+  elseif kind == "helper_exit" then
+    if h._debug then
+      logger("debug", format("%s: helper %s", label,
+        value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
     end
+  elseif kind == "status" then
+    if h._info then logger("info", label .. ": status: " .. printable(text)) end
+    app.status = text
+    local on_status = h._opts.on_status
+    if on_status then on_status(app, text) end
+  elseif kind == "ignored" then
+    -- a flood is logged once a second at most, with a count
+    local r = h._refused
+    if not r then
+      r = { n = 0, at = -math.huge, pid = 0, what = "" }
+      h._refused = r
+    end
+    r.n, r.pid, r.what = r.n + count, value, text
+    if now() - r.at >= 1 then log_refused(h) end
+  elseif kind == "extend" then
+    local until_ = now() + value / 1e6
+    if not h._ready_deadline or until_ > h._ready_deadline then h._ready_deadline = until_ end
+    if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label, value / 1e6)) end
+  elseif kind == "errno" then
+    if h._info then logger("info", format("%s: app reported ERRNO=%d", label, value)) end
+  elseif kind == "stopping" then
+    if h._info then logger("info", label .. ": app reported STOPPING=1") end
+  elseif kind == "mainpid" then
+    if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label, value)) end
+  elseif kind == "dropped" then
+    logger("warn", format("%s: %d events dropped", label, count))
   end
+end
+
+local function on_events(h)
+  local s = h._s
+  local kind, value, count, text = s:event()
+  while kind do
+    on_event(h, kind, value, count, text)
+    kind, value, count, text = s:event()
+  end
+end
+
+-- the refused messages not logged yet, if any
+local function flush_refused(h)
+  if h._refused then log_refused(h) end
 end
 
 -- The start has failed and what it began has ended (or been given up on):
 -- the error.
 local function finish_failed(h)
-  local s = h._s
+  local s, f = h._s, h._failure
   local r = s:result()
-  local code, message = h._fcode or r.code, h._fmessage or r.message
+  local code, message = f.code or r.code, f.message or r.message
   s:close()
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
-    errno = h._ferrno or r.errno or r.app_errno })
+    errno = f.errno or r.errno or r.app_errno })
   h.done = true
   h._log(code == "cancelled" and "info" or "error", h._label .. ": " .. message)
   return true
@@ -198,47 +235,47 @@ end
 -- Step a failed start: until every process it holds has ended, SIGKILL
 -- after the grace.
 local function stop_step(h)
-  local s = h._s
+  local s, f = h._s, h._failure
   local stopped, probe = s:stopped()
   if stopped then return finish_failed(h) end
   local t = now()
-  if t >= h._stop_deadline then
-    if h._escalated then return finish_failed(h) end -- given up on: reaped later
+  if t >= f.deadline then
+    if f.escalated then return finish_failed(h) end -- given up on: reaped later
     s:stop("KILL")
-    h._escalated, h._stop_deadline = true, t + ending.KILL_WAIT
+    f.escalated, f.deadline = true, t + ending.KILL_WAIT
   end
-  h._wake = probe and math.min(h._stop_deadline, t + settings.poll_interval) or h._stop_deadline
+  h._wake = probe and math.min(f.deadline, t + settings.poll_interval) or f.deadline
   return false
 end
 
 -- The start has failed (code and message, or the starter's own verdict):
 -- end what it began, as the code says.
 local function fail(h, code, message, errno)
-  log_refused(h)
-  h._fcode, h._fmessage, h._ferrno = code or false, message or false, errno or false
-  code = code or h._s:result().code
-  local first = FIRST_SIGNAL[code]
+  flush_refused(h)
+  local f = h._failure or {}
+  h._failure = f
+  f.code, f.message, f.errno = f.code or code, f.message or message, f.errno or errno
+  local first = FIRST_SIGNAL[f.code or h._s:result().code]
   h._s:stop(first)
-  h._stopping, h._escalated = true, first ~= "TERM"
-  h._stop_deadline = now() + (first == "TERM" and h._grace or ending.KILL_WAIT)
+  f.stopping, f.escalated = true, first ~= "TERM"
+  f.deadline = now() + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
   return stop_step(h)
 end
 
 -- Ready: the app object takes the app over.
 local function finish_ready(h)
-  log_refused(h)
-  local s, app, opts = h._s, h._app, h._opts
-  local r = s:result()
-  app.pid, app.name, app.status = r.pid, r.name or h._label, r.status
+  flush_refused(h)
+  local s, app = h._s, h._app
+  local pid, name, status, exited = s:outcome()
+  app.pid, app.name, app.status = pid, name or h._label, status
   app.state, app.ready_after = "ready", now() - h._t0
-  logf(h._log, "debug", "%s: ready after %.3f s, pid %d", h._label, app.ready_after, app.pid)
+  if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", h._label, app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
-  if opts.on_exit and not r.exited then App.watch(app, s:app_fd()) end
-  app._proc = s:take()
-  s:close()
+  if app._on_exit and not exited then App.watch(app, s:app_fd()) end
+  app._proc = s:take() -- and the starter is closed
   h.app, h.done = app, true
-  if r.exited then App.check(app) end -- gone at once: on_exit runs now
+  if exited then App.check(app) end -- gone at once: on_exit runs now
   return true
 end
 
@@ -247,29 +284,34 @@ end
 -- readable or h:timeout() has passed.
 function Starting:step()
   if self.done then return true end
-  if self._stopping then return stop_step(self) end
-  if self._fcode then return fail(self, self._fcode, self._fmessage, self._ferrno) end
+  local f = self._failure
+  if f then
+    if f.stopping then return stop_step(self) end
+    return fail(self)
+  end
   local s = self._s
-  local state, probe = s:step()
-  on_events(self)
+  local state, events, probe, pid_phase = s:step()
+  if events then on_events(self) end
   if state == "ready" then return finish_ready(self) end
   if state == "failed" then return fail(self) end
   local t = now()
-  local deadline
-  if s:awaits() == "pid" then
-    deadline = self._pid_deadline
-  else
-    if not self._ready_deadline then self._ready_deadline = t + self._ready_timeout end
+  local deadline = self._pid_deadline
+  if not pid_phase then
     deadline = self._ready_deadline
+    if not deadline then
+      deadline = t + (self._opts.ready_timeout or DEFAULTS.ready_timeout)
+      self._ready_deadline = deadline
+    end
   end
   if t >= deadline then
-    if s:awaits() == "pid" then
-      local timeout = options.get(self._opts, "pid_timeout")
+    if pid_phase then
+      local timeout = self._opts.pid_timeout or DEFAULTS.pid_timeout
       return fail(self, "helper", s:result().pid
-        and string.format("helper did not exit within %g s", timeout)
-        or string.format("helper did not report a pid within %g s", timeout))
+        and format("helper did not exit within %g s", timeout)
+        or format("helper did not report a pid within %g s", timeout))
     end
-    return fail(self, "timeout", string.format("app not ready within %g s", self._ready_timeout))
+    return fail(self, "timeout", format("app not ready within %g s",
+      self._opts.ready_timeout or DEFAULTS.ready_timeout))
   end
   self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
   return false
@@ -277,15 +319,18 @@ end
 
 -- The start is abandoned: what it began is ended, as for any failure.
 local function abandon(h)
-  if h.done or h._stopping then return end
+  if h.done or (h._failure and h._failure.stopping) then return end
   fail(h, "cancelled", "start cancelled")
 end
 
 --- Step until done, waiting in between (yields inside a loop): app | nil,
 -- err. A wait cancelled (the calling task was) cancels the start.
 function Starting:wait()
+  local s = self._s
+  -- fresh from its spawn: the first step comes after a wait
+  if self._fresh and loop.wait(s, self._wake) == nil then abandon(self) end
   while not self:step() do
-    if loop.wait(self._s, self._wake) == nil then abandon(self) end
+    if loop.wait(s, self._wake) == nil then abandon(self) end
   end
   return self.app or nil, self.err or nil
 end
@@ -314,7 +359,7 @@ function Starting:__close()
 end
 
 function Starting:__tostring()
-  return string.format("appstart.starting(%s)", self.done and (self.app and "ready" or "failed") or "in progress")
+  return format("appstart.starting(%s)", self.done and (self.app and "ready" or "failed") or "in progress")
 end
 
 --- Start an app and wait until it is ready: app | nil, err.

@@ -6,6 +6,13 @@
  *       B1: N starts one after the other: pipe, posix_spawn with the pipe's
  *       write end at fd 3, read the ready line, waitpid. FIXTURE runs as
  *       `FIXTURE line=3:baseline` (writes its line and exits).
+ *   baseline seq-attested FIXTURE N
+ *       B1 again, with what appstart's guarantees cost in plain C: the
+ *       ready channel a unix socket pair with SO_PASSCRED (the kernel
+ *       attests who wrote the line, which the reader checks), a pidfd for
+ *       the app (its death wakes the wait even while a grandchild holds the
+ *       channel), and a poll on both; still no timeouts, no exec-error
+ *       channel. The floor under appstart's mechanism.
  *   baseline many FIXTURE N
  *       B2/B5: N concurrent starts: posix_spawn all (`FIXTURE line=3:baseline
  *       pause`), poll all pipes until every ready line is in, then SIGTERM and
@@ -27,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +139,102 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Start argv with a fresh socket pair's end at fd 3 (credentials on the
+ * launcher's end, *rd) and a pidfd for it (*pidfd). */
+static pid_t spawn_attested(char *const argv[], int *rd, int *pidfd)
+{
+    int p[2], one = 1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        fail("socketpair");
+    if (setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+        fail("setsockopt");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 3);
+    pid_t pid;
+    int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (err) {
+        errno = err;
+        fail("posix_spawn");
+    }
+    *pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (*pidfd < 0)
+        fail("pidfd_open");
+    *rd = p[0];
+    return pid;
+}
+
+/* Wait for the line on rd or the death of the app (pidfd), then read it
+ * and check that the app itself wrote it. */
+static int read_attested_line(int rd, int pidfd, pid_t pid)
+{
+    struct pollfd p[2] = { { rd, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fail("poll");
+        }
+        char buf[256];
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(struct ucred))];
+        } control;
+        struct iovec iov = { buf, sizeof buf };
+        struct msghdr msg = { 0 };
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(rd, &msg, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0)
+            fail("recvmsg");
+        if (n == 0)
+            return 0;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        struct ucred cred;
+        if (!c || c->cmsg_type != SCM_CREDENTIALS)
+            return 0;
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        if (cred.pid != pid)
+            return 0;
+        if (memchr(buf, '\n', (size_t)n))
+            return 1;
+    }
+}
+
+static int run_seq_attested(const char *fixture, int n)
+{
+    char *argv[] = { (char *)fixture, "line=3:baseline", NULL };
+    double *each = calloc((size_t)n, sizeof *each);
+    if (!each)
+        fail("calloc");
+    double c0 = cpu(), t0 = now();
+    for (int i = 0; i < n; i++) {
+        double s0 = now();
+        int rd, pidfd;
+        pid_t pid = spawn_attested(argv, &rd, &pidfd);
+        if (read_attested_line(rd, pidfd, pid) != 1) {
+            fprintf(stderr, "baseline: no attested ready line from pid %d\n", (int)pid);
+            return 1;
+        }
+        close(rd);
+        reap(pid);
+        close(pidfd);
+        each[i] = now() - s0;
+    }
+    double t = now() - t0;
+    double c = cpu() - c0;
+    qsort(each, (size_t)n, sizeof *each, compare_double);
+    printf("seconds=%.6f\ncpu=%.6f\nstarts=%d\nstart_median=%.9f\n", t, c, n, each[n / 2]);
+    free(each);
+    return 0;
+}
+
 static int run_seq(const char *fixture, int n)
 {
     char *argv[] = { (char *)fixture, "line=3:baseline", NULL };
@@ -225,7 +330,7 @@ static int run_many(const char *fixture, int n)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: baseline seq|many FIXTURE N\n");
+        fprintf(stderr, "usage: baseline seq|seq-attested|many FIXTURE N\n");
         return 2;
     }
     int n = atoi(argv[3]);
@@ -235,6 +340,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "seq") == 0)
         return run_seq(argv[2], n);
+    if (strcmp(argv[1], "seq-attested") == 0)
+        return run_seq_attested(argv[2], n);
     if (strcmp(argv[1], "many") == 0)
         return run_many(argv[2], n);
     fprintf(stderr, "baseline: unknown mode '%s'\n", argv[1]);
