@@ -323,13 +323,14 @@ local function descriptors(source)
   return { source:fds() }
 end
 
--- A task's wait: one table, its functions shared (entry.f(entry, ...)).
--- Dropping it takes it out of the poller and the heap, allocating nothing.
+-- A task's wait: one table, its functions shared (entry.f(entry, ...)),
+-- its descriptors in its array part (entry[1 .. entry.nfds]), and itself
+-- the timer of its deadline in the heap (at, fn, arg, cancelled). Dropping
+-- it takes it out of the poller and the heap, allocating nothing.
 local function wait_drop(entry)
   entry.done = true
-  local fds = entry.fds
-  for i = 1, #fds do remove_waiter(fds[i], entry) end
-  loop.cancel(entry.timer)
+  for i = 1, entry.nfds do remove_waiter(entry[i], entry) end
+  if entry.at then loop.cancel(entry) end
   entry.task.waiting = false
 end
 
@@ -386,12 +387,20 @@ function loop.wait(source, deadline)
     -- everything is allocated before anything is registered, so an error
     -- (out of memory) here leaves no half-made waiter behind; dropping one
     -- allocates nothing
-    local entry = { done = false, task = task, fds = descriptors(fd), timer = false,
+    local n, f1, f2, f3, f4, f5 = 0, nil, nil, nil, nil, nil
+    if math.type(fd) == "integer" then
+      n, f1 = 1, fd
+    elseif fd ~= nil then
+      f1, f2, f3, f4, f5 = fd:fds()
+      n = f5 and 5 or f4 and 4 or f3 and 3 or f2 and 2 or f1 and 1 or 0
+    end
+    local entry = { f1, f2, f3, f4, f5, nfds = n, done = false, task = task,
+      at = deadline or false, fn = wait_expire, arg = false, cancelled = false,
       fire = wait_fire, resume = wait_resume, drop = wait_drop }
-    if deadline then entry.timer = loop.timer(deadline, wait_expire, entry) end
-    local fds = entry.fds
-    for i = 1, #fds do
-      local ok, err = pcall(add_waiter, fds[i], entry)
+    entry.arg = entry
+    if deadline then heap_push(entry) end
+    for i = 1, n do
+      local ok, err = pcall(add_waiter, entry[i], entry)
       if not ok then wait_drop(entry); error(err, 0) end
     end
     task.waiting = entry

@@ -113,16 +113,17 @@ function start.begin(opts, who, up)
   options.assert(opts, who, up + 2)
   local ready = opts.ready or DEFAULTS.ready
   local logger = opts.log or log.default
-  local label = basename(opts.argv[1])
   local one_fd = loop.wants_one_fd()
   local t0 = now()
-  -- the levels the logger would drop are not even formatted
-  local debug, info = log.takes(logger)
-  -- every field preset: a step sets them without allocating
+  -- debug messages are not even formatted unless the logger takes them
+  local debug = log.takes(logger)
+  -- every field preset: a step sets them without allocating. Few: a start
+  -- in flight is this table and the core's starter. The app object is
+  -- made at ready, or at once when on_status wants it during the start.
   local h = setmetatable({ done = false, app = false, err = false,
-    _s = false, _opts = opts, _log = logger, _label = label, _debug = debug, _info = info,
-    _app = App.new(label, opts.argv, opts, logger, debug), _t0 = t0,
-    _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
+    _s = false, _opts = opts, _log = logger, _debug = debug,
+    _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
+    _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false, _refused = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -144,6 +145,11 @@ function start.begin(opts, who, up)
   return h
 end
 
+-- The start's name in messages: its program's.
+local function label(h)
+  return basename(h._opts.argv[1])
+end
+
 -- Refused messages since the last such log line, in one line.
 local function log_refused(h)
   local r = h._refused
@@ -153,33 +159,35 @@ local function log_refused(h)
   if log.drops(h._log, "warn") then return end
   local access = h._opts.notify_access or DEFAULTS.notify_access
   if n == 1 then
-    h._log("warn", format("%s: ignored a %s from pid %d (notify_access=%s)", h._label, r.what, r.pid, access))
+    h._log("warn", format("%s: ignored a %s from pid %d (notify_access=%s)", label(h), r.what, r.pid, access))
   else
     h._log("warn", format(
       "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (notify_access=%s)",
-      h._label, n, r.what, r.pid, access))
+      label(h), n, r.what, r.pid, access))
   end
 end
 
 -- Act on one of the starter's events: pids, STATUS=, EXTEND_TIMEOUT_USEC=...
+-- (app: the app object, when on_status made one early)
 local function on_event(h, kind, value, count, text)
-  local app, logger, label = h._app, h._log, h._label
+  local app, logger = h._app, h._log
   if kind == "spawned" then
-    if not h._opts.helper and not h._opts.user then app.pid = value end
-    if h._debug then logger("debug", format("%s: spawned pid %d", label, value)) end
+    if app and not h._opts.helper and not h._opts.user then app.pid = value end
+    if h._debug then logger("debug", format("%s: spawned pid %d", label(h), value)) end
   elseif kind == "pid" then
-    app.pid = value
-    if h._debug then logger("debug", format("%s: helper reported pid %d", label, value)) end
+    if app then app.pid = value end
+    if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
     if h._debug then
-      logger("debug", format("%s: helper %s", label,
+      logger("debug", format("%s: helper %s", label(h),
         value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
     end
   elseif kind == "status" then
-    if h._info then logger("info", label .. ": status: " .. printable(text)) end
-    app.status = text
-    local on_status = h._opts.on_status
-    if on_status then on_status(app, text) end
+    if not log.drops(logger, "info") then logger("info", label(h) .. ": status: " .. printable(text)) end
+    if app then
+      app.status = text
+      h._opts.on_status(app, text)
+    end
   elseif kind == "ignored" then
     -- a flood is logged once a second at most, with a count
     local r = h._refused
@@ -192,15 +200,15 @@ local function on_event(h, kind, value, count, text)
   elseif kind == "extend" then
     local until_ = now() + value / 1e6
     if not h._ready_deadline or until_ > h._ready_deadline then h._ready_deadline = until_ end
-    if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label, value / 1e6)) end
+    if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label(h), value / 1e6)) end
   elseif kind == "errno" then
-    if h._info then logger("info", format("%s: app reported ERRNO=%d", label, value)) end
+    if not log.drops(logger, "info") then logger("info", format("%s: app reported ERRNO=%d", label(h), value)) end
   elseif kind == "stopping" then
-    if h._info then logger("info", label .. ": app reported STOPPING=1") end
+    if not log.drops(logger, "info") then logger("info", label(h) .. ": app reported STOPPING=1") end
   elseif kind == "mainpid" then
-    if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label, value)) end
+    if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label(h), value)) end
   elseif kind == "dropped" then
-    logger("warn", format("%s: %d events dropped", label, count))
+    logger("warn", format("%s: %d events dropped", label(h), count))
   end
 end
 
@@ -228,7 +236,7 @@ local function finish_failed(h)
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
     errno = f.errno or r.errno or r.app_errno })
   h.done = true
-  h._log(code == "cancelled" and "info" or "error", h._label .. ": " .. message)
+  h._log(code == "cancelled" and "info" or "error", label(h) .. ": " .. message)
   return true
 end
 
@@ -265,11 +273,16 @@ end
 -- Ready: the app object takes the app over.
 local function finish_ready(h)
   flush_refused(h)
-  local s, app = h._s, h._app
+  local s, opts = h._s, h._opts
+  local app = h._app
+  if not app then
+    app = App.new(basename(opts.argv[1]), opts.argv, opts, h._log, h._debug)
+    h._app = app
+  end
   local pid, name, status, exited = s:outcome()
-  app.pid, app.name, app.status = pid, name or h._label, status
+  app.pid, app.name, app.status = pid, name or app.name, status
   app.state, app.ready_after = "ready", now() - h._t0
-  if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", h._label, app.ready_after, pid)) end
+  if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   if app._on_exit and not exited then App.watch(app, s:app_fd()) end
