@@ -161,6 +161,32 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* core.bad_string(list) -> nil | i, why: the first entry of the array
+ * list that is no string, or holds a NUL byte (which a C string would cut
+ * there), in one call however long the list (options.lua's checks) */
+static int l_bad_string(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int type = lua_geti(L, 1, i);
+        if (type != LUA_TSTRING) {
+            lua_pushinteger(L, i);
+            lua_pushfstring(L, "string expected, got %s", lua_typename(L, type));
+            return 2;
+        }
+        size_t len;
+        const char *v = lua_tolstring(L, -1, &len);
+        lua_pop(L, 1);
+        if (memchr(v, '\0', len)) {
+            lua_pushinteger(L, i);
+            lua_pushliteral(L, "contains a NUL byte");
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* core.pid() -> this process's pid */
 static int l_pid(lua_State *L)
 {
@@ -226,6 +252,7 @@ int luaopen_appstart_core(lua_State *L)
         { "signum", l_signum },
         { "isatty", l_isatty },
         { "pid", l_pid },
+        { "bad_string", l_bad_string },
         { "process_group", l_process_group },
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },

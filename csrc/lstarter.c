@@ -68,9 +68,9 @@ static char **string_array(lua_State *L, int arg, int required)
 
 /* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
  *            notify_access, notify_dir, helper, pid_fd, pid_format,
- *            app_uid) -> starter, fresh: begun, maybe failed already
+ *            app_uid) -> starter, fresh, pid: begun, maybe failed already
  *            (s:step says); fresh: the first step may come after a wait
- *            (starter.h, starter_fresh)
+ *            (starter.h, starter_fresh); pid: the process spawned (0: none)
  *
  * argv: the helper's argv then the app's when helper is true; env: array of
  * "K=V" or nil; stdio: nil, "inherit", "null" or a path; ready: "none" |
@@ -111,7 +111,8 @@ static int l_start(lua_State *L)
      * what is made, and is closed by __gc should the caller drop it */
     starter_begin(s, &cfg);
     lua_pushboolean(L, starter_fresh(s));
-    return 2;
+    lua_pushinteger(L, starter_spawned_pid(s));
+    return 3;
 }
 
 /* s:step() -> state, events, probe, pid: state is "wait", "ready" or
@@ -192,13 +193,13 @@ static int l_starter_wait(lua_State *L)
 }
 
 /* s:event() -> kind, value, count, text | nil: the next event, as values
- * (a start's handful of events make no tables). kind: "spawned", "pid",
+ * (a start's handful of events make no tables). kind: "pid",
  * "helper_exit", "status", "ignored", "extend", "errno", "stopping",
  * "mainpid", "dropped" */
 static int l_starter_event(lua_State *L)
 {
     static const char *const kinds[] = {
-        "", "spawned", "pid", "helper_exit", "status", "ignored",
+        "", "pid", "helper_exit", "status", "ignored",
         "extend", "errno", "stopping", "mainpid", "dropped",
     };
     struct starter *s = check_starter(L, 1);

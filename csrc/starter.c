@@ -520,7 +520,6 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->spawned.pid = pid;
         s->spawned.is_child = 1;
     }
-    push_event(s, STARTER_EVENT_SPAWNED, pid, 1, NULL, 0);
     if (s->has_helper) {
         struct procfs_stat st;
         if (procfs_stat(pid, &st) == 0)
@@ -939,6 +938,11 @@ int starter_phase(const struct starter *s)
 int starter_fresh(const struct starter *s)
 {
     return s->fresh;
+}
+
+pid_t starter_spawned_pid(const struct starter *s)
+{
+    return s->spawned.pid;
 }
 
 int starter_awaits_helper(const struct starter *s)

@@ -58,8 +58,7 @@ enum starter_code {
 };
 
 enum starter_event_kind {
-    STARTER_EVENT_SPAWNED = 1, /* value: pid of the spawned process */
-    STARTER_EVENT_PID,         /* value: the pid the helper reported, verified */
+    STARTER_EVENT_PID = 1,     /* value: the pid the helper reported, verified */
     STARTER_EVENT_HELPER_EXIT, /* value: exit code, or -signal */
     STARTER_EVENT_STATUS,      /* text: STATUS= */
     STARTER_EVENT_IGNORED,     /* value: the last sender not admitted; count:
@@ -137,6 +136,10 @@ const char *starter_code_name(int code);
  * wakes it at once if anything happens, and the step that would find
  * nothing (a wait4 and a read) is spared. False after any step. */
 int starter_fresh(const struct starter *s);
+
+/* The pid of the process spawned (the helper, or the app), 0 when none
+ * was. */
+pid_t starter_spawned_pid(const struct starter *s);
 
 /* Does the pid deadline apply (the helper has not reported, or not
  * exited)? Else the ready deadline does. */

@@ -25,18 +25,14 @@ local function path(value)
   return no_nul(value)
 end
 
-local find, type, mtype = string.find, type, math.type
+local type, mtype = type, math.type
+
+local bad_string = core.bad_string
 
 local function strings(list, what)
-  local n = #list
-  if n == 0 then return "must not be empty" end
-  for i = 1, n do
-    local v = list[i]
-    if type(v) ~= "string" then
-      return string.format("[%d]: string expected, got %s", i, type(v))
-    end
-    if find(v, "\0", 1, true) then return string.format("[%d]: contains a NUL byte", i) end
-  end
+  if list[1] == nil then return "must not be empty" end
+  local i, why = bad_string(list)
+  if i then return string.format("[%d]: %s", i, why) end
   if what == "argv" and list[1] == "" then return "[1]: the program must not be empty" end
 end
 
@@ -137,22 +133,22 @@ function options.check(opts)
     end
   end
   if opts.argv == nil then return "argv", "table expected, got nil" end
-  local has_helper = opts.helper or opts.user
-  if opts.helper and opts.user then return "user", "cannot be combined with 'helper'" end
+  local helper, user, ready_fd = opts.helper, opts.user, opts.ready_fd
+  if helper and user then return "user", "cannot be combined with 'helper'" end
   -- an option that would be silently ignored is a mistake
-  if opts.group ~= nil and not opts.user then return "group", "has no effect without 'user'" end
-  if not has_helper then
+  if not user and opts.group ~= nil then return "group", "has no effect without 'user'" end
+  if not helper and not user then
     if opts.pid_fd ~= nil then return "pid_fd", "has no effect without 'helper' or 'user'" end
     if opts.pid_format ~= nil then return "pid_format", "has no effect without 'helper' or 'user'" end
   end
-  if opts.ready_fd ~= nil and (opts.ready or "notify") ~= "fd" then
-    return "ready_fd", "has no effect without ready = 'fd'"
+  if ready_fd ~= nil then
+    if opts.ready ~= "fd" then return "ready_fd", "has no effect without ready = 'fd'" end
+    if (helper or user) and ready_fd == (opts.pid_fd or 3) then
+      return "ready_fd", "same descriptor as 'pid_fd' (" .. ready_fd .. ")"
+    end
   end
-  if has_helper and opts.ready == "fd" and opts.ready_fd and opts.ready_fd == (opts.pid_fd or 3) then
-    return "ready_fd", "same descriptor as 'pid_fd' (" .. opts.ready_fd .. ")"
-  end
-  if type(opts.user) == "string" and not core.user(opts.user) then
-    return "user", "no such user '" .. opts.user .. "'"
+  if user and not core.user(user) and mtype(user) ~= "integer" then
+    return "user", "no such user '" .. user .. "'"
   end
 end
 

@@ -104,6 +104,11 @@ local function core_start(opts, ready)
     helper ~= nil, pid_fd, opts.pid_format, app_uid)
 end
 
+-- The start's name in messages: its program's.
+local function label(h)
+  return basename(h._opts.argv[1])
+end
+
 --- Begin a start without waiting for it (see appstart.begin).
 -- @param opts the options of appstart.start
 -- @param who the function the user called, for argument errors
@@ -127,7 +132,13 @@ function start.begin(opts, who, up)
     _wake = false, _fresh = false, _failure = false, _refused = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
-  h._s, h._fresh = core_start(opts, ready)
+  local spawned
+  h._s, h._fresh, spawned = core_start(opts, ready)
+  if spawned > 0 then
+    local app = h._app
+    if app and not opts.helper and not opts.user then app.pid = spawned end
+    if debug then logger("debug", format("%s: spawned pid %d", label(h), spawned)) end
+  end
   -- under an event loop that takes one descriptor, it is made now, so a
   -- failure is a failed start rather than a failed wait
   if one_fd then
@@ -143,11 +154,6 @@ function start.begin(opts, who, up)
     h._wake = t0
   end
   return h
-end
-
--- The start's name in messages: its program's.
-local function label(h)
-  return basename(h._opts.argv[1])
 end
 
 -- Refused messages since the last such log line, in one line.
@@ -171,10 +177,7 @@ end
 -- (app: the app object, when on_status made one early)
 local function on_event(h, kind, value, count, text)
   local app, logger = h._app, h._log
-  if kind == "spawned" then
-    if app and not h._opts.helper and not h._opts.user then app.pid = value end
-    if h._debug then logger("debug", format("%s: spawned pid %d", label(h), value)) end
-  elseif kind == "pid" then
+  if kind == "pid" then
     if app then app.pid = value end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
