@@ -62,7 +62,6 @@ struct starter {
 
     /* facts of the handshake, besides the phase */
     int fresh;                /* see starter_fresh */
-    int exec_ok;
     int helper_done, helper_status;
     int app_quiet;            /* the last starter_wait saw the app's pidfd
                                  not readable: it has not ended since */
@@ -135,12 +134,12 @@ static struct process *app_of(struct starter *s)
     return s->has_helper ? &s->app : &s->spawned;
 }
 
-/* The app's pid, once it is known (verified, with a helper). */
+/* The app's pid, once it is known (verified, with a helper; without one,
+ * the process spawned, even while its exec's verdict is on its way: it is
+ * the one to stop), else 0. */
 static pid_t known_app_pid(const struct starter *s)
 {
-    if (s->has_helper)
-        return s->app.pid;
-    return s->exec_ok ? s->spawned.pid : 0;
+    return s->has_helper ? s->app.pid : s->spawned.pid;
 }
 
 /* ---- the descriptors to wait on ---- */
@@ -418,7 +417,6 @@ static int exec_failed(struct starter *s, const struct spawn_failure *f)
 /* The exec worked: without a helper, the app's pid is known now. */
 static int exec_succeeded(struct starter *s, int fresh)
 {
-    s->exec_ok = 1;
     if (s->has_helper) {
         s->phase = STARTER_AWAIT_PID;
         return s->phase;

@@ -230,6 +230,33 @@ function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   S.assert_clean(before)
 end
 
+function TB.test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_app()
+  -- where vfork is a fork the exec's verdict comes later, over a pipe: a
+  -- start stopped meanwhile still holds, and ends, the process it spawned
+  S.testing.exec_report("pipe")
+  local ok, err = pcall(function()
+    for _ = 1, 20 do
+      local before = S.snapshot()
+      local pidfile = S.tmpname("pid")
+      local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd", kill_grace = 3,
+        log = function() end }
+      h:cancel()
+      lu.assertEquals(h.err.code, "cancelled")
+      lu.assertEquals(h.err.status, { signal = 15 })
+      S.assert_clean(before)
+      h = appstart.begin { argv = { F, "pause" }, ready = "fd", log = function() end }
+      h._s:close() -- dropped: what it spawned is killed, and reaped once it is gone
+      lu.assertTrue(S.await_with_sleep(function()
+        S.testing.reap()
+        return #S.children() == 0
+      end), "the dropped start's process is still there")
+      S.assert_clean(before)
+    end
+  end)
+  S.testing.exec_report("auto")
+  assert(ok, err)
+end
+
 -- The core's start object: its one descriptor (an epoll set of the start's
 -- descriptors) may be asked for late, after the start has begun watching;
 -- it must then hold what is watched already and follow what comes after.
