@@ -173,13 +173,19 @@ install: all
 	install -m 644 lua/appstart/*.lua $(DESTDIR)$(LUADIR)/appstart/
 	install -m 755 $(B)/appstart/core.so $(DESTDIR)$(LIBDIR)/appstart/core.so
 	install -m 755 $(B)/appstart-helper $(DESTDIR)$(LIBEXECDIR)/appstart-helper
-	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart
+	# the interpreter, and where the script's own modules are (DESTDIR is
+	# only where they are put now, not where they will be run from)
+	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
+	  -e 's|^local LUADIR, LIBDIR = nil, nil.*|local LUADIR, LIBDIR = [==[$(LUADIR)]==], [==[$(LIBDIR)]==]|' \
+	  lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart
+	grep -q '^local LUADIR, LIBDIR = \[' $(DESTDIR)$(BINDIR)/appstart
 	chmod 755 $(DESTDIR)$(BINDIR)/appstart
 
 uninstall:
 	rm -f $(DESTDIR)$(LUADIR)/appstart.lua $(DESTDIR)$(LIBDIR)/appstart/core.so \
 	  $(DESTDIR)$(BINDIR)/appstart $(DESTDIR)$(LIBEXECDIR)/appstart-helper
 	rm -rf $(DESTDIR)$(LUADIR)/appstart
+	rmdir $(DESTDIR)$(LIBDIR)/appstart $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build build-san build-fuzz

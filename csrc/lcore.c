@@ -154,6 +154,18 @@ static int l_signum(lua_State *L)
     return 1;
 }
 
+/* core.signame(n) -> "TERM" | nil: the name of signal n */
+static int l_signame(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
+        if (signal_names[i].num == n) {
+            lua_pushstring(L, signal_names[i].name);
+            return 1;
+        }
+    return 0;
+}
+
 /* core.isatty(fd) -> whether fd is a terminal */
 static int l_isatty(lua_State *L)
 {
@@ -250,6 +262,7 @@ int luaopen_appstart_core(lua_State *L)
         { "now", l_now },
         { "wait_readable", l_wait_readable },
         { "signum", l_signum },
+        { "signame", l_signame },
         { "isatty", l_isatty },
         { "pid", l_pid },
         { "bad_string", l_bad_string },

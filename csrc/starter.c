@@ -562,11 +562,25 @@ static void finish_adoption(struct starter *s)
     children_adopt_end();
 }
 
+/* A hint for a pid record that was not meant for this format: four
+ * bytes that read as decimal text are a line, not an int32le. */
+static const char *format_hint(const struct starter *s)
+{
+    if (s->pid_format != PID_FORMAT_INT32LE || s->pid_reader.len != 4)
+        return "";
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = s->pid_reader.buf[i];
+        if ((c < '0' || c > '9') && c != '\n')
+            return "";
+    }
+    return " (its 4 bytes read as decimal text: a line? pid_format = \"line\")";
+}
+
 static int bad_pid(struct starter *s, int err, long long v, const char *why)
 {
     process_release(&s->app);
-    return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s", v,
-                why ? why : err == ESRCH ? "no such process" : strerror(err));
+    return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s%s", v,
+                why ? why : err == ESRCH ? "no such process" : strerror(err), format_hint(s));
 }
 
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
@@ -575,7 +589,8 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
 static int verify_pid(struct starter *s, long long v)
 {
     if (v <= 0)
-        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: out of range", v);
+        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: out of range%s", v,
+                    format_hint(s));
     if (v == 1)
         return fail(s, STARTER_BAD_PID, 0, "helper reported pid 1: init is no app");
     if (v == (long long)getpid())
@@ -584,8 +599,7 @@ static int verify_pid(struct starter *s, long long v)
         return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: the helper itself", v);
     int err = process_open(&s->app, (pid_t)v, 0);
     if (err)
-        return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s", v,
-                    err == ESRCH ? "no such process" : strerror(err));
+        return bad_pid(s, err, v, NULL);
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
         return bad_pid(s, err, v, NULL);
@@ -697,10 +711,12 @@ static int step_pid(struct starter *s)
             /* an exiting helper closed it: wait for its status */
             if (procfs_liveness(s->spawned.pid) != PROCFS_RUNNING)
                 return s->phase;
-            return fail(s, STARTER_HELPER, 0, "helper closed the pid channel without a pid");
+            return fail(s, STARTER_HELPER, 0, "helper closed the pid channel (fd %d) without a pid",
+                        s->pid_fd);
         }
         describe_end(&s->spawned, how, sizeof how);
-        return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid", how);
+        return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid on fd %d", how,
+                    s->pid_fd);
     }
     return s->phase;
 }

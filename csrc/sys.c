@@ -101,39 +101,28 @@ int sys_poll_readable(const int *fds, int n, double timeout, unsigned *ready)
         errno = EINVAL;
         return -1;
     }
-    double deadline = timeout < 0 ? 0 : sys_now() + timeout;
-    for (;;) {
-        for (int i = 0; i < n; i++) {
-            p[i].fd = fds[i];
-            p[i].events = POLLIN;
-            p[i].revents = 0;
-        }
-        int ms = -1;
-        if (timeout >= 0) {
-            double left = deadline - sys_now();
-            if (left < 0)
-                left = 0;
-            /* round up so a wait never ends a hair before its deadline */
-            ms = left > 2e6 ? 2000000000 : (int)(left * 1000.0 + 0.999);
-        }
-        int r = poll(p, (nfds_t)n, ms);
-        if (r > 0) {
-            if (ready) {
-                *ready = 0;
-                for (int i = 0; i < n; i++)
-                    if (p[i].revents)
-                        *ready |= 1u << i;
-            }
-            return 1;
-        }
-        if (r == 0) {
-            if (timeout >= 0 && sys_now() >= deadline)
-                return 0;
-            continue;
-        }
-        if (errno != EINTR)
-            return -1;
+    for (int i = 0; i < n; i++) {
+        p[i].fd = fds[i];
+        p[i].events = POLLIN;
+        p[i].revents = 0;
     }
+    int ms = -1;
+    if (timeout >= 0)
+        /* round up so a wait never ends a hair before its deadline */
+        ms = timeout > 2e6 ? 2000000000 : (int)(timeout * 1000.0 + 0.999);
+    int r = poll(p, (nfds_t)n, ms);
+    if (r > 0) {
+        if (ready) {
+            *ready = 0;
+            for (int i = 0; i < n; i++)
+                if (p[i].revents)
+                    *ready |= 1u << i;
+        }
+        return 1;
+    }
+    if (r == 0 || errno == EINTR)
+        return 0;
+    return -1;
 }
 
 int sys_wait_readable(int fd, double timeout)

@@ -33,8 +33,11 @@ int sys_set_nonblock(int fd, int on);
 double sys_now(void);
 
 /* Wait for fd to become readable for up to timeout seconds (negative:
- * forever), restarting on EINTR with the remaining time. Returns 1 when
- * readable (or hung up), 0 on timeout, -1 with errno on error. */
+ * forever). Returns 1 when readable (or hung up), 0 at the timeout or when
+ * a signal interrupted the wait, -1 with errno on error. A wait that can
+ * last returns to its caller on EINTR rather than retrying: the caller owns
+ * the deadline and waits again with the time left, and a Lua host's ^C
+ * hook (lua5.4 at the REPL) runs only once C has returned. */
 int sys_wait_readable(int fd, double timeout);
 
 /* The same for any of n descriptors (at most 8; none: a sleep). With

@@ -1,7 +1,9 @@
 --- The `appstart` command, run for real as a subprocess (lua5.4
 -- lua/bin/appstart, environment inherited): usage, what it prints on a
 -- start, that a started app is left running and a failed one is not, exit
--- codes, --json, --quiet, --verbose, STATUS= display, --watch and signals.
+-- codes, --json, --quiet, --verbose, STATUS= display, the app's
+-- environment, directory and stdio, --watch and signals, and an installed
+-- copy (make install) that finds its own modules.
 local lu = require "luaunit"
 local appstart = require "appstart"
 local S = require "support"
@@ -73,13 +75,18 @@ local function kill_app(pid)
 end
 
 --- Run the command, which must exit with `code`, print nothing on stdout,
--- exactly `message` on stderr and leave nothing behind.
+-- exactly `message` on stderr (a `message` that starts with "^" is a
+-- pattern it must match) and leave nothing behind.
 local function fails(args, code, message)
   local before = S.snapshot()
   local got, out, err = run(args)
   lu.assertEquals(got, code)
   lu.assertEquals(out, "")
-  lu.assertEquals(err, message)
+  if message:sub(1, 1) == "^" then
+    lu.assertStrMatches(err, message)
+  else
+    lu.assertEquals(err, message)
+  end
   S.assert_clean(before)
 end
 
@@ -116,10 +123,41 @@ function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
   lu.assertStrMatches(out, "^Usage: appstart %[options%] %-%- COMMAND %[ARG%.%.%.%]\n.*")
   for _, option in ipairs { "--ready=none|fd|notify", "--ready-fd=N", "--pid-fd=N",
     "--pid-format=int32le|line", "--notify-access=main|exec|all", "--user=NAME",
-    "--timeout=S", "--grace=S", "--watch", "--json", "--quiet", "--verbose", "--help",
-    "--version" } do
+    "--group=NAME|GID", "--env=NAME=VALUE", "--clear-env", "--chdir=DIR",
+    "--stdin=inherit|null|PATH", "--stdout=inherit|null|PATH", "--stderr=inherit|null|PATH",
+    "--timeout=S", "--pid-timeout=S", "--grace=S", "--watch", "--json", "-q, --quiet",
+    "-v, --verbose", "-h, --help", "--version" } do
     assert_contains(out, option, "usage")
   end
+  -- where the app's output goes when the command leaves it running
+  assert_contains(out, "default null, so that $(appstart ...) returns at\n", "usage")
+end
+
+function Usage.test_a_bare_appstart_prints_the_usage_on_stderr_and_exits_2()
+  local before = S.snapshot()
+  local code, out, err = run {}
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertStrMatches(err, "^Usage: appstart %[options%] %-%- COMMAND %[ARG%.%.%.%]\n.*%-%-version.*")
+  S.assert_clean(before)
+end
+
+function Usage.test_short_options_h_q_v_are_help_quiet_and_verbose()
+  local code, out, err = run { "-h" }
+  lu.assertEquals(code, 0, err)
+  lu.assertStrMatches(out, "^Usage: appstart .*")
+  code, out, err = run { "-q", "--ready=fd", "--", F, "line=3:shush", "pause" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "")
+  local strays = S.strays()
+  lu.assertEquals(#strays, 1, "the app was not left running")
+  kill_app(strays[1])
+  local pid
+  pid, err = started({ "-v", "--ready=fd", "--", F, "line=3:loud", "pause" }, "loud")
+  assert_contains(err, "appstart: debug: fixture: spawned pid " .. pid .. "\n")
+  kill_app(pid)
+  fails({ "-q", "-v", "--", F, "pause" }, 2, "^appstart: %-%-quiet and %-%-verbose exclude each other\n.*")
 end
 
 function Usage.test_version_prints_the_library_version()
@@ -144,6 +182,22 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--notify-access=some", "--", F, "pause" }, "option '--notify-access': invalid value" },
     { { "--timeout=-1", "--", F, "pause" }, "option '--timeout': invalid value '-1'" },
     { { "--grace=soon", "--", F, "pause" }, "option '--grace': invalid value 'soon'" },
+    -- seconds are any finite number >= 0 that Lua reads
+    { { "--timeout=nan", "--", F, "pause" }, "option '--timeout': invalid value 'nan'" },
+    { { "--timeout=inf", "--", F, "pause" }, "option '--timeout': invalid value 'inf'" },
+    { { "--timeout=1e999", "--", F, "pause" }, "option '--timeout': invalid value '1e999'" },
+    { { "--grace=-0.5", "--", F, "pause" }, "option '--grace': invalid value '-0.5'" },
+    { { "--grace=", "--", F, "pause" }, "option '--grace': invalid value ''" },
+    { { "--pid-timeout=5s", "--", F, "pause" }, "option '--pid-timeout': invalid value '5s'" },
+    { { "--env=NOVALUE", "--", F, "pause" },
+      "option '--env': invalid value 'NOVALUE' (expected NAME=VALUE)" },
+    { { "--env==value", "--", F, "pause" }, "option '--env': invalid value '=value' (expected NAME=VALUE)" },
+    { { "--env=A=1", "--env", "--", F, "pause" }, "option '--env' needs a value" },
+    { { "--clear-env=yes", "--", F, "pause" }, "option '--clear-env' takes no value" },
+    { { "--chdir=", "--", F, "pause" }, "option '--chdir': invalid value ''" },
+    { { "--stdin=", "--", F, "pause" }, "option '--stdin': invalid value ''" },
+    { { "--group=", "--user=0", "--", F, "pause" }, "option '--group': invalid value ''" },
+    { { "--group=0", "--", F, "pause" }, "option '--group' needs --user" },
     { { "--timeout" }, "option '--timeout' needs a value" },
     { { "--timeout", "--", F, "pause" }, "option '--timeout' needs a value" },
     { { "--watch=yes", "--", F, "pause" }, "option '--watch' takes no value" },
@@ -172,7 +226,8 @@ function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   local code, _, err = run { "--user=" .. S.proc_status("self").Uid:match("%d+"),
     "--ready-fd=3", "--", F, "pause" }
   lu.assertEquals(code, 2)
-  assert_contains(err, "appstart: option '--ready-fd': same descriptor")
+  -- the other field is named as the command's option too, never as Lua's
+  assert_contains(err, "appstart: option '--ready-fd': same descriptor as '--pid-fd' (3)\n")
   S.assert_clean(before)
 end
 
@@ -319,6 +374,132 @@ function Start.test_status_on_a_terminal_is_one_line_rewritten_in_place()
   assert_contains(text, "appstart: fixture ready: pid ")
 end
 
+function Start.test_without_watch_the_apps_output_goes_to_dev_null_so_command_substitution_returns_at_ready()
+  local before = S.snapshot()
+  local errfile = S.tmpname("err")
+  -- through a pipe, as out=$(appstart --json -- ...) reads it: the app
+  -- writes before and after ready and lives on, yet the read ends at
+  -- ready with the JSON alone
+  local p = io.popen(command_line { "--json", "--", F, "echo=early", "echoerr=early-err",
+    "notify=READY=1", "sleep=2", "echo=late", "exit=0" } .. " 2>" .. errfile)
+  local took, out = S.timed(p.read, p, "a")
+  p:close()
+  local pid = tonumber(out:match('^{"pid":(%d+),"name":"fixture",[^\n]*}\n$'))
+  lu.assertNotNil(pid, out)
+  lu.assertTrue(took < 1.5, "the read waited " .. took .. " s for the app")
+  lu.assertEquals(S.read(errfile), "")
+  kill_app(pid)
+  S.assert_clean(before)
+end
+
+function Start.test_stdout_and_stderr_inherit_keep_the_app_on_the_commands_own()
+  -- the app writes before it is ready: its line comes before appstart's own
+  local code, out, err = run { "--stdout=inherit", "--stderr", "inherit", "--ready=fd", "--", F,
+    "echo=app-out", "echoerr=app-err", "line=3:kept", "pause" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(err, "app-err\n")
+  local pid = tonumber(out:match("^app%-out\nappstart: kept ready: pid (%d+)"))
+  lu.assertNotNil(pid, out)
+  kill_app(pid)
+end
+
+function Start.test_with_watch_the_apps_output_still_defaults_to_the_commands()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--ready=fd", "--", F, "echo=app-out", "echoerr=app-err",
+    "line=3:watched", "exit=0" }
+  lu.assertEquals(code, 0, err)
+  lu.assertStrMatches(out, "^app%-out\nappstart: watched ready: pid %d+, [%d.]+ s\n$")
+  lu.assertStrMatches(err, "^app%-err\nappstart: watched %(pid %d+%) exited with code 0\n$")
+  S.assert_clean(before)
+end
+
+local function env_lines(text)
+  local set = {}
+  for _, line in ipairs(S.lines(text)) do set[line] = true end
+  return set
+end
+
+function Start.test_env_sets_variables_over_the_inherited_environment()
+  local envfile = S.tmpname("env")
+  local pid = started({ "--ready=fd", "--env=APPSTART_CLI_ONE=1", "--env", "APPSTART_CLI_TWO=a=b",
+    "--env=APPSTART_CLI_ONE=again", "--env=APPSTART_CLI_EMPTY=", "--", F, "env=" .. envfile,
+    "line=3:env", "pause" }, "env")
+  kill_app(pid)
+  local env = env_lines(S.read(envfile))
+  lu.assertTrue(env["APPSTART_CLI_ONE=again"], "the last --env of a name counts")
+  lu.assertNil(env["APPSTART_CLI_ONE=1"])
+  lu.assertTrue(env["APPSTART_CLI_TWO=a=b"], "a value may hold '='")
+  lu.assertTrue(env["APPSTART_CLI_EMPTY="], "a value may be empty")
+  lu.assertTrue(env["APPSTART_FIXTURES=" .. os.getenv("APPSTART_FIXTURES")], "the rest is inherited")
+end
+
+function Start.test_clear_env_starts_from_an_empty_environment()
+  local envfile = S.tmpname("env")
+  local pid = started({ "--ready=fd", "--clear-env", "--env=ONLY=this", "--", F, "env=" .. envfile,
+    "line=3:clear", "pause" }, "clear")
+  kill_app(pid)
+  lu.assertEquals(S.read(envfile), "ONLY=this\n")
+  pid = started({ "--ready=fd", "--clear-env", "--", F, "env=" .. envfile, "line=3:empty", "pause" }, "empty")
+  kill_app(pid)
+  lu.assertEquals(S.read(envfile), "")
+end
+
+function Start.test_chdir_runs_the_app_in_that_directory()
+  local cwdfile = S.tmpname("cwd")
+  local pid = started({ "--ready=fd", "--chdir=" .. S.bindir, "--", F, "cwd=" .. cwdfile,
+    "line=3:moved", "pause" }, "moved")
+  kill_app(pid)
+  lu.assertEquals(S.read(cwdfile), S.bindir .. "\n")
+  -- a directory that is not there fails the start, leaving nothing
+  fails({ "--ready=fd", "--chdir=/nonexistent/appstart-cli-test", "--", F, "line=3:x", "pause" }, 1,
+    "^appstart: [^\n]*No such file or directory\n$")
+end
+
+function Start.test_stdin_reads_from_a_path_or_dev_null()
+  local input, copy = S.tmpname("in"), S.tmpname("copy")
+  local f = assert(io.open(input, "w"))
+  f:write("fed\n")
+  f:close()
+  local pid = started({ "--ready=fd", "--stdin=" .. input, "--", F, "stdin=" .. copy,
+    "line=3:fed", "pause" }, "fed")
+  kill_app(pid)
+  lu.assertEquals(S.read(copy), "fed\n")
+  pid = started({ "--ready=fd", "--stdin=null", "--", F, "stdin=" .. copy, "line=3:nothing", "pause" }, "nothing")
+  kill_app(pid)
+  lu.assertEquals(S.read(copy), "")
+end
+
+function Start.test_seconds_take_any_finite_number_lua_reads()
+  local pid = started({ "--ready=fd", "--timeout=1e3", "--grace=.5", "--pid-timeout=2.5e1", "--",
+    F, "line=3:numbers", "pause" }, "numbers")
+  kill_app(pid)
+  local took = S.timed(fails, { "--ready=fd", "--timeout=.3", "--grace=0", "--", F, "pause" }, 1,
+    "^appstart: app not ready within 0%.3 s[^\n]*\n$")
+  lu.assertTrue(took < 3, "took " .. took .. " s")
+end
+
+function Start.test_pid_timeout_bounds_the_wait_for_the_pid_on_pid_fd()
+  -- COMMAND is to fork and report its daemon's pid on fd 3, and never does
+  local took = S.timed(fails, { "--pid-fd=3", "--pid-timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1,
+    "^appstart: fixture did not report a pid on fd 3 within 0%.3 s[^\n]*\n$")
+  lu.assertTrue(took < 3, "took " .. took .. " s")
+end
+
+function Start.test_group_sets_the_primary_group_of_the_user()
+  local p = io.popen("id -u nobody 2>/dev/null")
+  local uid = tonumber(p:read("a"))
+  p:close()
+  if S.proc_status("self").Uid:match("%d+") ~= "0" or not uid then
+    lu.skip("needs root and a user 'nobody'")
+  end
+  local pid = started({ "--user=nobody", "--group=4242", "--ready=fd", "--", F, "line=4:grouped",
+    "pause" }, "grouped")
+  local status = S.proc_status(pid)
+  kill_app(pid)
+  lu.assertEquals(tonumber(status.Uid:match("%d+")), uid)
+  lu.assertEquals(tonumber(status.Gid:match("%d+")), 4242)
+end
+
 -------------------------------------------------------------------------------
 
 local Failure = {}
@@ -332,7 +513,7 @@ end
 function Failure.test_timeout_exits_1_and_terminates_the_app()
   local pidfile = S.tmpname("pid")
   local took = S.timed(fails, { "--ready=fd", "--timeout=0.3", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" },
-    1, "appstart: app not ready within 0.3 s\n")
+    1, "^appstart: app not ready within 0%.3 s[^\n]*\n$")
   lu.assertTrue(took < 3, "took " .. took .. " s")
   lu.assertFalse(S.alive(tonumber(S.read(pidfile))), "the app is still running")
 end
@@ -361,6 +542,59 @@ for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
     lu.assertNil(os.execute("test -e " .. quote(dir)), "the notify directory is left")
     S.assert_clean(before)
   end
+end
+
+--- Run the command with --json, which must fail (exit 1) with `message` on
+-- stderr and the same as one JSON object on stdout; returns that object's
+-- pid (nil for null), exit_code and signal, as text.
+local function json_failure(args, code, message)
+  local before = S.snapshot()
+  local got, out, err = run(args)
+  lu.assertEquals(got, 1, err)
+  lu.assertEquals(err, "appstart: " .. message .. "\n")
+  local pid, exit_code, signal = out:match('^{"code":"' .. code:gsub("%p", "%%%0") .. '","message":"'
+    .. message:gsub("%p", "%%%0") .. '","pid":(%w+),"exit_code":(%w+),"signal":(%w+)}\n$')
+  lu.assertNotNil(pid, out)
+  S.assert_clean(before)
+  return tonumber(pid), exit_code, signal
+end
+
+function Failure.test_json_failure_prints_code_message_pid_and_exit_code_on_stdout_too()
+  local pidfile = S.tmpname("pid")
+  local pid, exit_code, signal = json_failure({ "--json", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "exit=3" }, "died", "app exited with code 3 before it was ready")
+  lu.assertEquals(pid, tonumber(S.read(pidfile)))
+  lu.assertEquals({ exit_code, signal }, { "3", "null" })
+end
+
+function Failure.test_json_failure_of_an_app_killed_by_a_signal_gives_the_signal()
+  local pid, exit_code, signal = json_failure({ "--json", "--ready=fd", "--", F, "signal=KILL" },
+    "died", "app was killed by signal 9 before it was ready")
+  lu.assertNotNil(pid)
+  lu.assertEquals({ exit_code, signal }, { "null", "9" })
+end
+
+function Failure.test_json_failure_with_nothing_started_has_null_pid_and_status()
+  local pid, exit_code, signal = json_failure({ "--json", "--quiet", "--ready=fd", "--",
+    "/nonexistent/appstart-cli-test" }, "spawn",
+    "cannot execute /nonexistent/appstart-cli-test: No such file or directory")
+  lu.assertNil(pid)
+  lu.assertEquals({ exit_code, signal }, { "null", "null" })
+end
+
+function Failure.test_json_failure_of_a_start_cancelled_by_a_signal()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--json", "--ready=fd", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  os.execute("kill -TERM " .. ppid(app))
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(err, "appstart: interrupted by SIGTERM: start cancelled\n")
+  lu.assertEquals(out, '{"code":"cancelled","message":"interrupted by SIGTERM: start cancelled","pid":'
+    .. app .. ',"exit_code":null,"signal":15}\n')
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
 end
 
 -------------------------------------------------------------------------------
@@ -435,6 +669,32 @@ function Watch.test_watch_forwards_sigint_to_the_app()
   forwarding_case("INT", 2)
 end
 
+function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_that_ignores_them()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "ignore=INT", "ignore=TERM", "line=3:stubborn", "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  await_match(bg.out, "ready: pid %d+")
+  local command = ppid(app)
+  -- one at a time, each once the command has acted on the one before: a
+  -- second SIGINT pending with the first would be merged into it
+  os.execute("kill -INT " .. command)
+  await_match(bg.err, "forwarding SIGINT to pid %d+")
+  lu.assertTrue(S.alive(app), "the app ignores SIGINT")
+  os.execute("kill -INT " .. command)
+  await_match(bg.err, "is still running: sending SIGTERM\n")
+  lu.assertTrue(S.alive(app), "the app ignores SIGTERM")
+  os.execute("kill -INT " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 128 + 9, err)
+  local said = "appstart: stubborn (pid " .. app .. ") "
+  assert_contains(err, said .. "is still running: sending SIGTERM\n" .. said .. "is still running: sending SIGKILL\n")
+  assert_contains(err, said .. "was killed by SIGKILL\n")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+end
+
 -- The command on a terminal (script(1) makes one), and a keyboard: a shell
 -- that waits for "ready: pid" in the output, types ^C, waits for the
 -- command's decision, then ends the app with SIGTERM if it still runs. No
@@ -485,4 +745,65 @@ function Watch.test_a_ctrl_c_on_the_terminal_is_forwarded_to_an_app_in_a_session
   ctrl_c_case({ "setsid", "line=3:tty", "pause" }, "forwarding SIGINT to pid %d", "SIGINT")
 end
 
-return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch }
+-------------------------------------------------------------------------------
+
+local Install = {}
+function Install.tearDown() S.kill_strays() end
+
+local ROOT = SPEC_DIR .. "/.."
+
+function Install.test_an_installed_appstart_finds_its_own_modules_without_lua_path()
+  if not has("make") or not has("cc") then lu.skip("needs make and cc") end
+  local before = S.snapshot()
+  local prefix = S.tmpname("prefix")
+  local log = S.tmpname("make-log")
+  -- a build directory of its own: the installed module has the installed
+  -- helper's path compiled in, and the tree's build must not change under
+  -- the suite; none of the calling make's settings (make sanitize's
+  -- CFLAGS) either
+  local make = "env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make --no-print-directory -C " .. quote(ROOT)
+    .. " PREFIX=" .. quote(prefix) .. " B=" .. quote(prefix .. "/build") .. " "
+  lu.assertTrue(os.execute(make .. "install >" .. log .. " 2>&1"), S.read(log))
+  -- LUA_PATH names a decoy appstart: the installed one still loads its own
+  local decoy = prefix .. "/decoy"
+  assert(os.execute("mkdir -p " .. quote(decoy .. "/appstart")))
+  local f = assert(io.open(decoy .. "/appstart/cli.lua", "w"))
+  f:write('error("the decoy was loaded")\n')
+  f:close()
+  local bin = quote(prefix .. "/bin/appstart")
+  local function installed(env, args)
+    local out, err = S.tmpname("out"), S.tmpname("err")
+    local _, _, code = os.execute("env -u APPSTART_HELPER " .. env .. " " .. GUARD .. bin .. " "
+      .. args .. " >" .. out .. " 2>" .. err .. " </dev/null")
+    return code, S.read(out), S.read(err)
+  end
+  for _, env in ipairs { "-u LUA_PATH -u LUA_CPATH",
+    "LUA_PATH=" .. quote(decoy .. "/?.lua;;") .. " LUA_CPATH=" .. quote(decoy .. "/?.so;;") } do
+    local code, out, err = installed(env, "--version")
+    lu.assertEquals(code, 0, err)
+    lu.assertEquals(out, "appstart " .. appstart.version .. "\n", env)
+    code, out, err = installed(env, "--ready=fd -- " .. quote(F) .. " line=3:installed pause")
+    lu.assertEquals(code, 0, err)
+    local pid = tonumber(out:match("^appstart: installed ready: pid (%d+)"))
+    lu.assertNotNil(pid, out)
+    kill_app(pid)
+    if S.proc_status("self").Uid:match("%d+") == "0" then
+      -- through the installed helper, found where the module was built to find it
+      code, out, err = installed(env, "--watch --user=nobody --ready=fd -- " .. quote(F) .. " line=4:helped exit=4")
+      lu.assertEquals(code, 4, err)
+      assert_contains(out, "appstart: helped ready: pid ")
+    end
+  end
+  -- and make uninstall takes every file back
+  lu.assertTrue(os.execute(make .. "uninstall >" .. log .. " 2>&1"), S.read(log))
+  local p = io.popen("find " .. quote(prefix) .. " -path " .. quote(prefix .. "/build") .. " -prune -o -path "
+    .. quote(decoy) .. " -prune -o -type f -print")
+  local left = p:read("a")
+  p:close()
+  lu.assertEquals(left, "")
+  os.execute("rm -rf " .. quote(prefix))
+  S.assert_clean(before)
+end
+
+return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch,
+  TestCliInstall = Install }

@@ -17,10 +17,10 @@ local await_gone, pid_in = S.await_gone, S.pid_in
 
 --- A start that must fail with `code` within `bound` seconds and leave
 -- nothing behind (see S.starter), with an error whose tostring is its
--- message. Returns err and the time it took.
+-- message, after the program's name. Returns err and the time it took.
 local function fail_case(opts, code, bound)
   local err, took = fail_without_leaks(opts, code, bound)
-  lu.assertEquals(tostring(err), err.message)
+  lu.assertEquals(tostring(err), opts.argv[1]:match("[^/]*$") .. ": " .. err.message)
   return err, took
 end
 

@@ -3,11 +3,13 @@
 --   appstart [options] -- COMMAND [ARG...]
 --
 -- Starts COMMAND through appstart.start, prints its pid, name and time to
--- ready and exits 0 leaving it running; with --watch it stays, forwards
--- SIGHUP, SIGINT, SIGTERM (and QUIT, USR1, USR2, ALRM) to the app and exits
--- with the app's exit code. Exit status: 1 when the start fails or a signal
--- interrupts it (the app is then terminated, like any failed start), 2 on a
--- usage error.
+-- ready and exits 0 leaving it running (its stdout and stderr on /dev/null
+-- unless told otherwise, so that $(appstart ...) returns at ready); with
+-- --watch it stays, forwards SIGHUP, SIGINT, SIGTERM (and QUIT, USR1, USR2,
+-- ALRM) to the app, turns a second and third SIGINT into SIGTERM and
+-- SIGKILL, and exits with the app's exit code. Exit status: 1 when the
+-- start fails or a signal interrupts it (the app is then terminated, like
+-- any failed start), 2 on a usage error.
 --
 -- `cli.main(argv)` returns the exit code instead of exiting, so the command
 -- can be driven from Lua; lua/bin/appstart is the executable.
@@ -36,25 +38,42 @@ and time to ready, and exit 0 leaving it running.
                            and reports its daemon's pid there
   --pid-format=int32le|line  format of that pid (default int32le)
   --notify-access=main|exec|all  whose ready message counts (default exec)
-  --user=NAME              run COMMAND as user NAME through appstart-helper
-  --stdout=inherit|null|PATH  the app's stdout (default inherit; a PATH is
-                           appended to), so $(appstart ...) need not wait
-                           for the app
-  --stderr=inherit|null|PATH  the app's stderr (default inherit)
+  --user=NAME|UID          run COMMAND as that user through appstart-helper
+  --group=NAME|GID         its primary group (only with --user; default: the
+                           user's own)
+  --env=NAME=VALUE         set a variable in COMMAND's environment
+                           (repeatable)
+  --clear-env              start from an empty environment (with --env: only
+                           those variables)
+  --chdir=DIR              run COMMAND in DIR
+  --stdin=inherit|null|PATH  the app's stdin (default inherit; null with
+                           --user)
+  --stdout=inherit|null|PATH  the app's stdout (a PATH is appended to);
+                           default null, so that $(appstart ...) returns at
+                           ready and prints only appstart's own line; with
+                           --watch, inherit
+  --stderr=inherit|null|PATH  the app's stderr (default as --stdout)
   --timeout=S              seconds to wait for ready (default 40)
+  --pid-timeout=S          seconds to wait for the pid on --pid-fd
+                           (default 10)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
   --watch                  stay until the app exits, forwarding SIGHUP,
                            SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and
-                           SIGALRM to it; exit with its exit code (128+N
+                           SIGALRM to it (a second SIGINT, ^C, sends SIGTERM,
+                           a third SIGKILL); exit with its exit code (128+N
                            when signal N killed it)
-  --json                   print one JSON object line instead of text
-  --quiet                  print nothing on success
-  --verbose                log each step on stderr
-  --help                   show this help
+  --json                   print one JSON object line instead of text, also
+                           when the start fails:
+                           {"code":..,"message":..,"pid":..,"exit_code":..,
+                           "signal":..} (null where not known)
+  -q, --quiet              print nothing on success
+  -v, --verbose            log each step on stderr
+  -h, --help               show this help
   --version                show the version
 
-Options take their value as --opt=VALUE or --opt VALUE.
+Options take their value as --opt=VALUE or --opt VALUE; S is any number
+of seconds >= 0 (5, 0.5, .5, 1e3).
 Exit status: 0 ready (with --watch: the app's exit code), 1 the start
 failed or was interrupted by a signal (the app is not left running), 2
 usage error.
@@ -130,33 +149,63 @@ local function descriptor(value)
   return nil, "expected a descriptor number from 3 to 1023"
 end
 
+-- any finite number >= 0 that Lua reads (5, 0.5, .5, 1e3), but no nan or inf
 local function seconds(value)
-  local n = value:match("^%d*%.?%d*$") and value:find("%d") and tonumber(value)
-  if n and n < math.huge then return n end
-  return nil, "expected a number of seconds (e.g. 5 or 0.5)"
+  local n = tonumber(value)
+  if n and n >= 0 and n < math.huge then return n end
+  return nil, "expected a number of seconds >= 0 (e.g. 5, 0.5 or 1e3)"
 end
 
-local function user(value)
-  if value == "" then return nil, "expected a user name or uid" end
-  if value:match("^%d+$") then return math.tointeger(tonumber(value)) or value end
+local function id_of(what)
+  return function(value)
+    if value == "" then return nil, "expected a " .. what end
+    if value:match("^%d+$") then return math.tointeger(tonumber(value)) or value end
+    return value
+  end
+end
+
+local function stdio(value)
+  if value == "" then return nil, "expected inherit, null or a path" end
   return value
 end
 
--- option name -> key in the parsed table; `parse` for those taking a value
+local function directory(value)
+  if value == "" then return nil, "expected a directory" end
+  return value
+end
+
+-- NAME=VALUE, NAME neither empty nor holding '='
+local function variable(value)
+  local name, v = value:match("^([^=]+)=(.*)$")
+  if not name then return nil, "expected NAME=VALUE" end
+  return { name, v }
+end
+
+-- option name -> key in the parsed table; `parse` for those taking a value;
+-- `list` for those that may be repeated (the values are kept in order)
 local OPTIONS = {
   ready = { key = "ready", parse = enum("none", "fd", "notify") },
   ["ready-fd"] = { key = "ready_fd", parse = descriptor },
   ["pid-fd"] = { key = "pid_fd", parse = descriptor },
   ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
   ["notify-access"] = { key = "notify_access", parse = enum("main", "exec", "all") },
-  user = { key = "user", parse = user },
-  stdout = { key = "stdout", parse = function(v) return v ~= "" and v or nil, "expected inherit, null or a path" end },
-  stderr = { key = "stderr", parse = function(v) return v ~= "" and v or nil, "expected inherit, null or a path" end },
+  user = { key = "user", parse = id_of("user name or uid") },
+  group = { key = "group", parse = id_of("group name or gid") },
+  env = { key = "env", parse = variable, list = true },
+  ["clear-env"] = { key = "clear_env" },
+  chdir = { key = "chdir", parse = directory },
+  stdin = { key = "stdin", parse = stdio },
+  stdout = { key = "stdout", parse = stdio },
+  stderr = { key = "stderr", parse = stdio },
   timeout = { key = "timeout", parse = seconds },
+  ["pid-timeout"] = { key = "pid_timeout", parse = seconds },
   grace = { key = "grace", parse = seconds },
   watch = { key = "watch" }, json = { key = "json" }, quiet = { key = "quiet" },
   verbose = { key = "verbose" }, help = { key = "help" }, version = { key = "version" },
 }
+
+-- short options: the long ones they stand for
+local SHORT = { ["-h"] = "help", ["-q"] = "quiet", ["-v"] = "verbose" }
 
 --- argv (1..n) -> options table, or nil, message (a usage error).
 -- --help and --version end the parse where they stand.
@@ -168,12 +217,9 @@ function cli.parse(argv)
     if a == "--" then
       o.command = table.move(argv, i + 1, n, 1, {})
       break
-    elseif a == "-h" then
-      o.help = true
-      return o
-    elseif a:sub(1, 2) == "--" then
+    elseif a:sub(1, 2) == "--" or SHORT[a] then
       local name, value = a:match("^%-%-([^=]*)=(.*)$")
-      name = name or a:sub(3)
+      name = SHORT[a] or name or a:sub(3)
       local spec = OPTIONS[name]
       if not spec then return nil, "unknown option '--" .. name .. "'" end
       if not spec.parse then
@@ -192,7 +238,12 @@ function cli.parse(argv)
         if v == nil then
           return nil, string.format("option '--%s': invalid value '%s' (%s)", name, value, why)
         end
-        o[spec.key] = v
+        if spec.list then
+          o[spec.key] = o[spec.key] or {}
+          table.insert(o[spec.key], v)
+        else
+          o[spec.key] = v
+        end
       end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option '" .. a .. "'"
@@ -205,6 +256,7 @@ function cli.parse(argv)
   end
   if not o.command or #o.command == 0 then return nil, "missing COMMAND (after --)" end
   if o.quiet and o.verbose then return nil, "--quiet and --verbose exclude each other" end
+  if o.group ~= nil and o.user == nil then return nil, "option '--group' needs --user" end
   if o.ready_fd then
     if o.ready and o.ready ~= "fd" then
       return nil, "option '--ready-fd' needs --ready=fd, not --ready=" .. o.ready
@@ -223,7 +275,7 @@ local SIGNAL_NAMES = {
   [15] = "SIGTERM",
 }
 local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE" }
-local SIGPIPE = core.signum("PIPE")
+local SIGPIPE, SIGINT = core.signum("PIPE"), core.signum("INT")
 
 local function signal_name(sig)
   return SIGNAL_NAMES[sig] or ("signal " .. sig)
@@ -297,18 +349,50 @@ local function report_exit(o, app, how)
   io.stderr:write(string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
 end
 
+--- A start that failed: `appstart: MESSAGE` on stderr and, with --json,
+-- one object on stdout too (also with --quiet, which is about success):
+-- the error's code, the message, the app's pid and how it ended, each
+-- null where it is not known.
+local function report_failure(o, code, message, err)
+  io.stderr:write("appstart: ", message, "\n")
+  if not o.json then return end
+  local status = err and err.status or {}
+  io.stdout:write(cli.json_object {
+    { "code", code }, { "message", message }, { "pid", err and err.pid or nil },
+    { "exit_code", status.code }, { "signal", status.signal },
+  }, "\n")
+  io.stdout:flush()
+end
+
 -- appstart.start fields -> the option that sets them, for argument errors
 local FIELD_OPTIONS = {
   argv = "COMMAND", ready_timeout = "--timeout", kill_grace = "--grace",
+  pid_timeout = "--pid-timeout", env = "--env", cwd = "--chdir", group = "--group",
+  user = "--user", stdin = "--stdin", stdout = "--stdout", stderr = "--stderr",
+  pid_fd = "--pid-fd", pid_format = "--pid-format", ready_fd = "--ready-fd",
+  ready = "--ready", notify_access = "--notify-access",
+  -- set when --pid-fd is given without --user
+  helper = "--pid-fd",
 }
+
+local function option_of(field)
+  return FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
+end
 
 --- What appstart.start would raise for opts (the options cannot work
 -- together, a user that does not exist), as a usage message naming the
--- command's option, or nil.
+-- command's option, or nil. A field named in the message ("same descriptor
+-- as 'pid_fd'") is named as its option too; a value ("no such user 'x'",
+-- "invalid value 'x'") is left as it is.
 local function usage_of(opts)
   local field, why = options.check(opts)
   if not field then return nil end
-  local option = FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
+  why = why:gsub("(%a+) '([%l_]+)'", function(word, name)
+    if word ~= "user" and word ~= "value" and options.SCHEMA[name] then
+      return word .. " '" .. option_of(name) .. "'"
+    end
+  end)
+  local option = option_of(field)
   if option == "COMMAND" then return "COMMAND: " .. why end
   return string.format("option '%s': %s", option, why)
 end
@@ -316,12 +400,38 @@ end
 -------------------------------------------------------------------------------
 -- the command
 
+--- The app's environment: nil (the command's own) unless --env or
+-- --clear-env. Lua cannot list its environment, so the names come from
+-- /proc/self/environ (what this process was started with) and each value
+-- from os.getenv (what it holds now: a variable unset since is left out).
+local function environment(o)
+  if not o.env and not o.clear_env then return nil end
+  local env = {}
+  if not o.clear_env then
+    local f = assert(io.open("/proc/self/environ", "rb"))
+    local all = f:read("a")
+    f:close()
+    for entry in all:gmatch("[^\0]+") do
+      local name = entry:match("^([^=]+)=")
+      if name then env[name] = os.getenv(name) end
+    end
+  end
+  for _, kv in ipairs(o.env or {}) do env[kv[1]] = kv[2] end
+  return env
+end
+
 local function start_options(o, display)
+  -- left running, the app must not hold the command's stdout: $(appstart
+  -- ...) would wait for the app to exit (as daemonize and start-stop-daemon
+  -- --background, /dev/null); a watched app may keep the terminal
+  local default_output = not o.watch and "null" or nil
   local opts = {
     argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
-    user = o.user, ready_timeout = o.timeout, kill_grace = o.grace,
-    stdout = o.stdout, stderr = o.stderr, on_status = display.on_status,
+    user = o.user, group = o.group, ready_timeout = o.timeout, kill_grace = o.grace,
+    pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
+    stdout = o.stdout or default_output, stderr = o.stderr or default_output,
+    on_status = display.on_status,
   }
   if not o.user and (o.pid_fd or o.pid_format) then
     -- COMMAND forks and reports its daemon's pid itself (dbus-daemon --fork --print-pid=N)
@@ -352,7 +462,7 @@ local function run(o)
   local signals, why = core.signals(CAUGHT_SIGNALS)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 
-  local state = {} -- app, interrupted (a signal number), code
+  local state = {} -- app, interrupted (a signal number), code, interrupts (SIGINTs while watching)
   local worker, watcher
 
   local function work()
@@ -361,17 +471,15 @@ local function run(o)
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
       app:terminate()
-      app, err = nil, { message = "start cancelled" }
+      app, err = nil, { code = "cancelled", message = "start cancelled", pid = app.pid }
     end
     if not app then
+      local message = err.message
       if state.interrupted then
-        io.stderr:write(string.format("appstart: interrupted by %s: %s\n",
-          signal_name(state.interrupted), err.message))
-        state.code = 1
-      else
-        io.stderr:write("appstart: ", err.message, "\n")
-        state.code = 1
+        message = string.format("interrupted by %s: %s", signal_name(state.interrupted), message)
       end
+      report_failure(o, err.code, message, err)
+      state.code = 1
       return
     end
     state.app = app
@@ -386,21 +494,37 @@ local function run(o)
     state.code = exit_code(how)
   end
 
+  --- A second SIGINT while the app still runs (it ignores or outlives the
+  -- first, which it got) sends SIGTERM, a third and later ones SIGKILL:
+  -- ^C must always be able to stop a watched app.
+  local function escalate(app)
+    local sig = state.interrupts == 2 and "TERM" or "KILL"
+    display.clear()
+    if not o.quiet then
+      io.stderr:write(string.format("appstart: %s (pid %d) is still running: sending SIG%s\n",
+        printable(app.name or "app"), app.pid, sig))
+    end
+    app:kill(sig)
+  end
+
   local own_group = core.process_group(core.pid())
   local function forward()
     while true do
       if loop.wait(signals:fd()) == nil then return end -- cancelled: the work is done
       for _, got in ipairs(signals:read()) do
-        local sig = got.signal
-        if state.app and got.terminal and core.process_group(state.app.pid) == own_group then
+        local sig, app = got.signal, state.app
+        if app and sig == SIGINT then state.interrupts = (state.interrupts or 0) + 1 end
+        if app and sig == SIGINT and state.interrupts > 1 and app.state ~= "exited" then
+          escalate(app)
+        elseif app and got.terminal and core.process_group(app.pid) == own_group then
           -- a ^C on the terminal went to its whole foreground process
           -- group, the app included: forwarding would make it two
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
-            signal_name(sig), state.app.pid))
-        elseif state.app then
+            signal_name(sig), app.pid))
+        elseif app then
           if sig ~= SIGPIPE then
-            opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), state.app.pid))
-            state.app:kill(sig)
+            opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), app.pid))
+            app:kill(sig)
           end
         elseif not state.interrupted then
           opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
@@ -435,6 +559,11 @@ end
 -- @param argv the arguments (argv[1..n]; the script's `arg` table)
 -- @return the exit code
 function cli.main(argv)
+  if #argv == 0 then
+    -- a bare `appstart`: what it takes, not just what is missing
+    io.stderr:write(USAGE)
+    return 2
+  end
   local o, message = cli.parse(argv)
   if not o then return usage_error(message) end
   if o.help then
@@ -452,7 +581,7 @@ function cli.main(argv)
   local ok, code, usage = pcall(run, o)
   appstart.log_level = saved_level
   if not ok then
-    io.stderr:write("appstart: internal error: ", tostring(code), "\n")
+    report_failure(o, "internal", "internal error: " .. tostring(code))
     return 1
   end
   if usage then return usage_error(usage) end

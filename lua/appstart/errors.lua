@@ -1,17 +1,46 @@
---- appstart.errors: the error value of a failed start: `code`, `message`
--- and, where known, `pid`, `status`, `errno`; tostring(err) is the message.
+--- appstart.errors: the values a start and an app's end are told by.
+--
+-- An error of a failed start has `code`, `message` and, where known, `pid`,
+-- `status` (a how), `errno`; tostring(err) names the program too
+-- ("redis-server: not ready within 0.5 s"). A how ({code = n} | {signal =
+-- n} | {}) prints as what happened ("exited with code 3", "killed by
+-- signal 9 (KILL)").
+local core = require "appstart.core"
+
 local errors = {}
+
+local How = {}
+How.__name = "appstart.how"
+function How.__tostring(how)
+  if how.code then return "exited with code " .. how.code end
+  if how.signal then
+    local name = core.signame(how.signal)
+    return "killed by signal " .. how.signal .. (name and " (" .. name .. ")" or "")
+  end
+  return "exited (its exit status is not knowable: it was not the launcher's child)"
+end
+
+--- t (a how table) made printable; nil stays nil.
+function errors.how(t)
+  if t then return setmetatable(t, How) end
+  return nil
+end
 
 local Error = {}
 Error.__index = Error
 Error.__name = "appstart.error"
-Error.__tostring = function(e) return e.message end
+Error.__tostring = function(e)
+  if e._program then return e._program .. ": " .. e.message end
+  return e.message
+end
 errors.Error = Error
 
---- A new error value: code, message and the fields given.
-function errors.new(code, message, fields)
-  local e = { code = code, message = message }
+--- A new error value: code, message and the fields given. program: the
+-- program's name, for tostring.
+function errors.new(code, message, fields, program)
+  local e = { code = code, message = message, _program = program }
   if fields then for k, v in pairs(fields) do e[k] = v end end
+  if e.status then errors.how(e.status) end
   return setmetatable(e, Error)
 end
 

@@ -312,6 +312,19 @@ function loop.call(fn, ...)
   return fn(...)
 end
 
+--- A callback of the user's (on_exit, a watch's): as loop.call, but where
+-- it runs inline (outside any loop, at whatever call waits next), an error
+-- it raises is handed to report(message with traceback) instead of
+-- escaping into that unrelated call. Inside appstart.run it is a task, and
+-- its error ends the run as any task's does.
+function loop.callback(report, fn, ...)
+  if current then return loop.spawn(fn, ...) end
+  local b = active_backend()
+  if b and b.spawn then return b.spawn(fn, ...) end
+  local ok, err = xpcall(fn, debug.traceback, ...)
+  if not ok then report(err) end
+end
+
 -------------------------------------------------------------------------------
 -- waiting
 

@@ -32,6 +32,8 @@ local format = string.format
 
 local start = {}
 
+local not_ready, helper_late -- the messages of a start that took too long
+
 local Starting = {}
 Starting.__index = Starting
 Starting.__name = "appstart.starting"
@@ -237,9 +239,10 @@ local function finish_failed(h)
   local code, message = f.code or r.code, f.message or r.message
   s:close()
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
-    errno = f.errno or r.errno or r.app_errno })
+    errno = f.errno or r.errno or r.app_errno }, label(h))
   h.done = true
-  h._log(code == "cancelled" and "info" or "error", label(h) .. ": " .. message)
+  -- the caller gets the error: logged at "info", not printed twice
+  h._log("info", label(h) .. ": " .. message)
   return true
 end
 
@@ -284,7 +287,7 @@ local function finish_ready(h)
   end
   local pid, name, status, exited = s:outcome()
   app.pid, app.name, app.status = pid, name or app.name, status
-  app.state, app.ready_after = "ready", now() - h._t0
+  app._state, app.ready_after = "ready", now() - h._t0
   if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
@@ -320,17 +323,40 @@ function Starting:step()
     end
   end
   if t >= deadline then
-    if pid_phase then
-      local timeout = self._opts.pid_timeout or DEFAULTS.pid_timeout
-      return fail(self, "helper", s:result().pid
-        and format("helper did not exit within %g s", timeout)
-        or format("helper did not report a pid within %g s", timeout))
-    end
-    return fail(self, "timeout", format("app not ready within %g s",
-      self._opts.ready_timeout or DEFAULTS.ready_timeout))
+    if pid_phase then return fail(self, "helper", helper_late(self)) end
+    return fail(self, "timeout", not_ready(self))
   end
   self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
   return false
+end
+
+-- What a start that timed out waited for, and how to change it.
+function not_ready(h)
+  local opts = h._opts
+  local ready, timeout = opts.ready or DEFAULTS.ready, opts.ready_timeout or DEFAULTS.ready_timeout
+  local what
+  if ready == "notify" then
+    what = "no READY=1 came on its notify socket"
+      .. (opts.ready == nil and " (ready = \"notify\" is the default: an app that speaks no protocol needs"
+        .. " ready = \"none\")" or "")
+  else
+    what = format("no line came on its fd %d", opts.ready_fd or ((opts.helper or opts.user)
+      and (opts.pid_fd or 3) == 3 and 4 or 3))
+  end
+  return format("app not ready within %g s: %s", timeout, what)
+end
+
+-- What a helper that took too long failed to do, and where.
+function helper_late(h)
+  local opts = h._opts
+  local timeout, fd = opts.pid_timeout or DEFAULTS.pid_timeout, opts.pid_fd or 3
+  if h._s:result().pid then return format("helper did not exit within %g s", timeout) end
+  if opts.helper == true then
+    return format("%s did not report a pid on fd %d within %g s (helper = true: it forks and"
+      .. " reports its daemon's pid there itself, as dbus-daemon --print-pid=%d does)",
+      label(h), fd, timeout, fd)
+  end
+  return format("helper did not report a pid on fd %d within %g s", fd, timeout)
 end
 
 -- The start is abandoned: what it began is ended, as for any failure.

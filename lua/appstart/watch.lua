@@ -1,6 +1,7 @@
 --- appstart.watch: watch any pid (not necessarily a child) until it exits:
 -- fn(pid, "exited" | "stopped") runs exactly once.
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
 
@@ -14,7 +15,8 @@ local function watch_end(w, why)
   loop.unwatch(w._watch)
   w._watch = nil
   if w._proc then w._proc:close(); w._proc = nil end
-  loop.call(w._fn, w.pid, why)
+  loop.callback(function(err) log.default("error", "watch of pid " .. w.pid .. ": callback raised " .. err) end,
+    w._fn, w.pid, why)
 end
 
 --- Stop watching: the callback runs with "stopped" unless it already ran.

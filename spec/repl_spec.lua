@@ -1,0 +1,269 @@
+--- What a newcomer meets at the Lua REPL and in a first script: a wait that
+-- ^C interrupts (on a real terminal), a forgotten `ready =` explained, an
+-- app's state that tells the truth when read, results that print as what
+-- they mean, a failed start said once, callback errors that stay where they
+-- belong, signal names, hints where the mistake is known, and option
+-- mistakes raised at the caller's line.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local F = S.fixture
+local q = S.shell_quote
+local core = S.core
+
+local start, fail_case = S.starter { ready = "fd", ready_timeout = 3, pid_timeout = 3, kill_grace = 0.5 }
+
+local function has(program)
+  return os.execute("command -v " .. program .. " >/dev/null 2>&1")
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+-------------------------------------------------------------------------------
+-- 1. ^C interrupts a wait at the REPL
+
+--- A lua5.4 REPL on a terminal of its own (script(1)): `lines` typed one
+-- after the other; after the one that prints WAITING, a ^C. Returns what
+-- the terminal showed.
+local function repl_session(lines)
+  local out = S.tmpname("repl")
+  local typed = {}
+  for _, line in ipairs(lines) do
+    typed[#typed + 1] = "printf '%s\\n' " .. q(line)
+    if line:find("WAITING", 1, true) then
+      -- wait (bounded) until the REPL is in the wait, then type ^C
+      typed[#typed + 1] = "i=0; while ! grep -q 'IN-THE-WAIT' " .. q(out) .. " 2>/dev/null; do"
+        .. " i=$((i+1)); [ $i -gt 2000 ] && break; sleep 0.005; done; sleep 0.3; printf '\\003'"
+      typed[#typed + 1] = "i=0; while ! grep -q 'WAIT-ENDED' " .. q(out) .. " 2>/dev/null; do"
+        .. " i=$((i+1)); [ $i -gt 2000 ] && break; sleep 0.005; done"
+    end
+  end
+  typed[#typed + 1] = "printf 'os.exit(0)\\n'"
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  local lua = (preload and ("env LD_PRELOAD=" .. q(preload) .. " ") or "") .. "lua5.4 -i"
+  -- bounded: a wait that ^C cannot interrupt must fail the test, not hang
+  -- the suite (the pty's hangup then ends the REPL and its app)
+  os.execute("(" .. table.concat(typed, "\n") .. "\n) | timeout -s KILL 30 script -qec " .. q(lua)
+    .. " /dev/null >" .. out .. " 2>&1")
+  return S.read(out) or ""
+end
+
+local SETUP = {
+  "appstart = require 'appstart'; now = require('appstart.core').now",
+  "F = " .. string.format("%q", F),
+}
+
+--- The REPL line that waits, printing IN-THE-WAIT first and "took N"
+-- after (the markers are built, so the echo of the line typed holds
+-- neither).
+local function timed(expr)
+  return "print('WAITING', 'IN-THE-' .. 'WAIT'); t0 = now(); ok, err = pcall(function() return " .. expr
+    .. " end); print('WAIT-' .. 'ENDED'); print('to' .. 'ok', now() - t0, ok, err)"
+end
+
+for name, case in pairs {
+  wait_with_a_timeout = "app:wait(30)",
+  wait_without_a_timeout = "app:wait()",
+} do
+  T["test_ctrl_c_interrupts_" .. name .. "_at_once"] = function()
+    lu.skipIf(not has("script"), "needs script(1) for a terminal")
+    -- the app ignores SIGINT (the terminal's ^C reaches it too)
+    local pidfile = S.tmpname("pid")
+    local lines = { SETUP[1], SETUP[2],
+      "app = assert(appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'line=3:x', 'pause' }, "
+        .. "ready = 'fd' })",
+      timed(case), "print('state', app.state); app:terminate(1)" }
+    local out = repl_session(lines)
+    local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+    lu.assertNotNil(took, out)
+    lu.assertEquals(ok, "false", out)
+    lu.assertStrContains(err, "interrupted!")
+    lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+    lu.assertStrContains(out, "state\tready")
+    lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+  end
+end
+
+function T.test_ctrl_c_cancels_a_start_and_leaves_nothing()
+  lu.skipIf(not has("script"), "needs script(1) for a terminal")
+  local pidfile = S.tmpname("pid")
+  -- the default protocol, an app that never says READY=1
+  local out = repl_session { SETUP[1], SETUP[2],
+    timed("appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'pause' } }") }
+  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+  lu.assertNotNil(took, out)
+  lu.assertEquals(ok, "false", out)
+  lu.assertStrContains(err, "interrupted!")
+  lu.assertTrue(tonumber(took) < 2, "the start ended after " .. took .. " s")
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+end
+
+-------------------------------------------------------------------------------
+-- 2. a forgotten `ready =`
+
+function T.test_forgetting_ready_says_what_was_awaited_and_how_to_change_it()
+  local before = S.snapshot()
+  local _, err = appstart.start { argv = { F, "pause" }, ready_timeout = 0.3, kill_grace = 0.5, log = S.quiet }
+  S.assert_clean(before)
+  lu.assertStrContains(err.message, "app not ready within 0.3 s: no READY=1 came on its notify socket")
+  lu.assertStrContains(err.message, 'ready = "notify" is the default')
+  lu.assertStrContains(err.message, 'ready = "none"')
+  err = fail_case({ argv = { F, "pause" }, ready = "fd", ready_fd = 5, ready_timeout = 0.3 }, "timeout")
+  lu.assertEquals(err.message, "app not ready within 0.3 s: no line came on its fd 5")
+end
+
+-------------------------------------------------------------------------------
+-- 3. the state tells the truth when read
+
+function T.test_the_state_of_an_app_killed_from_outside_is_exited_when_read()
+  local before = S.snapshot()
+  local app = assert(start { argv = { F, "line=3:victim", "pause" } })
+  lu.assertEquals(app.state, "ready")
+  os.execute("kill -9 " .. app.pid)
+  -- no appstart call between: reading the fields is the look
+  local deadline = core.now() + 3
+  while app.state == "ready" and core.now() < deadline do core.wait_readable(-1, 0.002) end
+  lu.assertEquals(app.state, "exited")
+  lu.assertEquals(app.how, { signal = 9 })
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- 4. results print as what they mean
+
+function T.test_how_err_and_app_print_as_what_they_mean()
+  local app = assert(start { argv = { F, "line=3:0", "exit=3" } }) -- a display number, as Xvfb's
+  lu.assertEquals(tostring(app), string.format('appstart.app(fixture, name "0", pid %d, %s)', app.pid,
+    rawget(app, "_state")))
+  local how = app:wait(3)
+  lu.assertEquals(tostring(how), "exited with code 3")
+  app = assert(start { argv = { F, "line=3:fixture", "pause" } })
+  lu.assertEquals(tostring(app), string.format("appstart.app(fixture, pid %d, ready)", app.pid))
+  lu.assertEquals(tostring(app:terminate()), "killed by signal 15 (TERM)")
+  local err = fail_case({ argv = { F, "pause" }, ready_timeout = 0.2 }, "timeout")
+  lu.assertEquals(tostring(err), "fixture: " .. err.message)
+  lu.assertEquals(tostring(err.status), "killed by signal 15 (TERM)")
+end
+
+-------------------------------------------------------------------------------
+-- 5. a failed start is returned, not also printed
+
+function T.test_a_failed_start_is_not_printed_by_the_default_logger()
+  local out = S.run_child_lua({}, [[
+    local app, err = appstart.start { argv = { F, "exit=1" }, ready = "fd" }
+    print("code", err.code)
+    appstart.log_level = "info"
+    appstart.start { argv = { F, "exit=2" }, ready = "fd" }
+  ]])
+  lu.assertEquals(out, "code\tdied\nappstart: info: fixture: app exited with code 2 before it was ready\n")
+end
+
+-------------------------------------------------------------------------------
+-- 6. an error in a callback stays where it belongs
+
+function T.test_an_error_in_on_exit_is_logged_and_never_raised_from_another_call()
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  local a = assert(start { argv = { F, "line=3:a", "exit=0" }, log = log,
+    on_exit = function() error("on_exit went wrong") end })
+  local b = assert(start { argv = { F, "line=3:b", "sleep=0.2", "exit=7" } })
+  -- a's on_exit runs in b's wait: b's wait returns b's end
+  local ok, how = pcall(b.wait, b, 3)
+  lu.assertTrue(ok, tostring(how))
+  lu.assertEquals(how, { code = 7 })
+  lu.assertEquals(a.state, "exited")
+  local text = table.concat(logged, "\n")
+  lu.assertStrContains(text, "error: fixture: on_exit raised ")
+  lu.assertStrContains(text, "on_exit went wrong")
+  lu.assertStrContains(text, "stack traceback:")
+  S.assert_clean(before)
+end
+
+function T.test_an_error_in_a_watch_callback_is_logged_and_never_raised_from_another_call()
+  local out = S.run_child_lua({}, [[
+    local a = assert(appstart.start { argv = { F, "line=3:a", "exit=0" }, ready = "fd" })
+    appstart.watch(a.pid, function() error("watch went wrong") end)
+    local b = assert(appstart.start { argv = { F, "line=3:b", "sleep=0.2", "exit=7" }, ready = "fd" })
+    print("b", b:wait(3).code)
+  ]])
+  lu.assertStrContains(out, "b\t7\n")
+  lu.assertStrContains(out, "appstart: error: watch of pid ")
+  lu.assertStrContains(out, "watch went wrong")
+  lu.assertStrContains(out, "stack traceback:")
+end
+
+function T.test_inside_appstart_run_an_error_in_on_exit_ends_the_run()
+  local ok, err = pcall(appstart.run, function()
+    local a = assert(start { argv = { F, "line=3:a", "exit=0" },
+      on_exit = function() error("on_exit went wrong") end })
+    a:wait(3)
+    appstart.sleep(1)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "on_exit went wrong")
+  S.kill_strays()
+end
+
+-------------------------------------------------------------------------------
+-- 7. signal names
+
+function T.test_signals_by_name_in_any_case_or_by_number()
+  for _, sig in ipairs { "usr1", "SIGUSR1", "Usr1", 10 } do
+    local app = assert(start { argv = { F, "line=3:sig", "pause" } })
+    lu.assertTrue(app:kill(sig))
+    lu.assertEquals(app:wait(3), { signal = 10 }, tostring(sig))
+  end
+  local app = assert(start { argv = { F, "line=3:sig", "pause" } })
+  local ok, err = pcall(function() app:kill("bogus") end)
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: app:kill: unknown signal 'bogus'")
+  ok, err = pcall(function() app:terminate("soon") end)
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: app:terminate: seconds expected.*")
+  app:terminate(1)
+end
+
+-------------------------------------------------------------------------------
+-- 8. hints where the mistake is known
+
+function T.test_a_decimal_pid_read_as_int32le_suggests_the_line_format()
+  local err = fail_case({ helper = { F, "write=3:8252", "exit=0" }, argv = { "pause" } }, "bad_pid")
+  lu.assertStrContains(err.message, 'pid_format = "line"')
+end
+
+function T.test_a_helper_true_program_that_never_reports_says_which_descriptor()
+  local err = fail_case({ argv = { F, "pause" }, helper = true, pid_fd = 5, pid_timeout = 0.3 }, "helper")
+  lu.assertStrContains(err.message, "fixture did not report a pid on fd 5 within 0.3 s")
+  lu.assertStrContains(err.message, "helper = true")
+  err = fail_case({ argv = { "pause" }, helper = { F, "exit=0" } }, "helper")
+  lu.assertStrContains(err.message, "without reporting a pid on fd 3")
+end
+
+-------------------------------------------------------------------------------
+-- 9. options that cannot be right raise at the caller's line
+
+function T.test_options_that_cannot_be_right_raise_at_the_callers_line()
+  local before = S.snapshot()
+  for field, opts in pairs {
+    argv = { argv = { F, "a\0b" } },
+    ["argv "] = { argv = { "" } },
+    env = { argv = { F }, env = { A = "x\0y" } },
+    cwd = { argv = { F }, cwd = "/tmp\0/etc" },
+    stdout = { argv = { F }, stdout = "" },
+    user = { argv = { F }, user = -1 },
+    ready_fd = { argv = { F }, ready = "notify", ready_fd = 4 },
+  } do
+    local ok, err = pcall(function() local app = appstart.start(opts); return app end)
+    lu.assertFalse(ok, field)
+    lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: appstart%.start: field '" .. field:gsub(" ", "") .. "': .*")
+  end
+  local ok, err = pcall(function() local h = appstart.begin { argv = { F }, bogus = 1 }; return h end)
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: appstart%.begin: field 'bogus': unknown option")
+  S.assert_clean(before)
+end
+
+return { TestRepl = T }
