@@ -48,4 +48,13 @@ if r.skippedCount > 0 then
 else
   print(string.format("%d passed, %d failed", passed, failed))
 end
+-- make check runs the suite three ways and says the sum last
+-- (spec/summary.lua): each run adds its counts to this file
+local summary = os.getenv("APPSTART_SUMMARY")
+if summary then
+  local f = assert(io.open(summary, "a"))
+  f:write(string.format("%s\t%d\t%d\t%d\n", os.getenv("APPSTART_SUMMARY_LABEL") or "suite",
+    passed, failed, r.skippedCount))
+  f:close()
+end
 os.exit(failed == 0 and r.runCount > 0 and 0 or 1, true)
