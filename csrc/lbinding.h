@@ -14,6 +14,7 @@
 #define APPSTART_LBINDING_H
 
 #include "process.h"
+#include "tree.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -22,6 +23,7 @@
 #define LB_PROCESS "appstart.process"
 #define LB_POLLER "appstart.poller"
 #define LB_SIGNALS "appstart.signals"
+#define LB_LISTENER "appstart.listener"
 
 /* nil, "what: strerror(err)" (or strerror alone), err: 3 values */
 int lb_errno_result(lua_State *L, int err, const char *what);
@@ -33,8 +35,18 @@ int lb_check_signal(lua_State *L, int arg, int def);
 /* how = {code = n} | {signal = n} | {} for a process_end and its code */
 void lb_push_how(lua_State *L, int end, int code);
 
+/* A process userdata: the process, and what else a stop reaches (its
+ * kill_mode's tree: NULL for "process"). */
+struct lb_process {
+    struct process p;
+    struct tree *tree;
+};
+
 /* A process userdata holding nothing yet (left on the stack). */
-struct process *lb_new_process(lua_State *L);
+struct lb_process *lb_new_process(lua_State *L);
+
+/* A listener userdata holding nothing yet (left on the stack). */
+struct listener *lb_new_listener(lua_State *L);
 
 /* A metatable name with methods as __index, close as __gc and __close,
  * and tostring as __tostring; left on the stack. Each holds the metatable
@@ -52,5 +64,6 @@ void lb_open_starter(lua_State *L);
 void lb_open_poller(lua_State *L);
 void lb_open_signals(lua_State *L);
 void lb_open_testing(lua_State *L);
+void lb_open_listener(lua_State *L);
 
 #endif

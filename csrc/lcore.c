@@ -81,15 +81,6 @@ int lb_check_signal(lua_State *L, int arg, int def)
     return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", given));
 }
 
-struct process *lb_new_process(lua_State *L)
-{
-    struct process *p = lua_newuserdatauv(L, sizeof *p, 0);
-    *p = (struct process)PROCESS_NONE;
-    p->end = PROCESS_GONE;
-    luaL_setmetatable(L, LB_PROCESS);
-    return p;
-}
-
 /* Every method (and metamethod) holds the class's metatable as its first
  * upvalue: lb_check_self compares with it, where luaL_checkudata would
  * look the name up in the registry on every call. */
@@ -278,6 +269,7 @@ int luaopen_appstart_core(lua_State *L)
     lb_open_poller(L);
     lb_open_signals(L);
     lb_open_testing(L);
+    lb_open_listener(L);
     lua_pushliteral(L, APPSTART_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, APPSTART_HELPER_PATH);

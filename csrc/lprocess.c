@@ -1,6 +1,9 @@
 /*
  * lprocess.c: the process class (appstart.process): a pid held through a
- * pidfd (or probed), signalled, its end collected.
+ * pidfd (or probed), signalled, its end collected; with kill_mode "group"
+ * or "cgroup", together with the rest of its tree (tree.h): a signal
+ * reaches every member, and in a cgroup the app has ended only once the
+ * cgroup is empty.
  */
 #include "lbinding.h"
 #include "sys.h"
@@ -8,9 +11,19 @@
 #include <errno.h>
 #include <signal.h>
 
-static struct process *check_process(lua_State *L, int i)
+static struct lb_process *check_process(lua_State *L, int i)
 {
     return lb_check_self(L, i, LB_PROCESS);
+}
+
+struct lb_process *lb_new_process(lua_State *L)
+{
+    struct lb_process *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->p = (struct process)PROCESS_NONE;
+    p->p.end = PROCESS_GONE;
+    p->tree = NULL;
+    luaL_setmetatable(L, LB_PROCESS);
+    return p;
 }
 
 /* core.process(pid) -> process | nil, message, errno: watch a pid that is
@@ -19,8 +32,8 @@ static int l_process(lua_State *L)
 {
     lua_Integer pid = luaL_checkinteger(L, 1);
     luaL_argcheck(L, pid > 0 && pid <= 0x7fffffff, 1, "pid out of range");
-    struct process *p = lb_new_process(L);
-    int err = process_open(p, (pid_t)pid, 0);
+    struct lb_process *p = lb_new_process(L);
+    int err = process_open(&p->p, (pid_t)pid, 0);
     if (err)
         return lb_errno_result(L, err, lua_pushfstring(L, "pid %d", (int)pid));
     return 1;
@@ -28,59 +41,114 @@ static int l_process(lua_State *L)
 
 static int l_process_pid(lua_State *L)
 {
-    lua_pushinteger(L, check_process(L, 1)->pid);
+    lua_pushinteger(L, check_process(L, 1)->p.pid);
     return 1;
 }
 
-/* p:fd() -> the pidfd | nil where the process is probed */
+/* p:fd() -> a descriptor readable once it may have ended (the pidfd; in a
+ * cgroup whose app has exited, one that says when the cgroup changes) |
+ * nil where it is probed */
 static int l_process_fd(lua_State *L)
 {
-    struct process *p = check_process(L, 1);
-    if (p->pidfd >= 0)
-        lua_pushinteger(L, p->pidfd);
+    struct lb_process *p = check_process(L, 1);
+    int fd = p->p.pidfd;
+    if (p->p.end != PROCESS_RUNNING && p->tree && p->tree->mode == TREE_CGROUP)
+        fd = tree_fd(p->tree);
+    if (fd >= 0)
+        lua_pushinteger(L, fd);
     else
         lua_pushnil(L);
     return 1;
 }
 
-/* p:poll() -> nil while running | how */
+/* p:poll() -> nil while running | how (with how.left where a tree is) */
 static int l_process_poll(lua_State *L)
 {
-    struct process *p = check_process(L, 1);
-    int r = process_has_ended(p);
+    struct lb_process *p = check_process(L, 1);
+    int r = process_has_ended(&p->p);
     if (r == 0)
         return 0;
     if (r < 0)
         return lb_errno_result(L, errno, "poll");
-    lb_push_how(L, p->end, p->code);
+    if (p->tree && tree_populated(p->tree))
+        return 0; /* the app has exited; its cgroup has not emptied yet */
+    lb_push_how(L, p->p.end, p->p.code);
+    if (p->tree) {
+        lua_pushinteger(L, p->tree->left);
+        lua_setfield(L, -2, "left");
+    }
     return 1;
 }
 
-/* p:signal([sig]) -> true | nil, message, errno */
+/* p:signal([sig [, only]]) -> true | nil, message, errno: to the process
+ * and every other member of its tree (SIGKILL to a cgroup: cgroup.kill
+ * too); with only, to the process alone */
 static int l_process_signal(lua_State *L)
 {
-    struct process *p = check_process(L, 1);
-    int err = process_signal(p, lb_check_signal(L, 2, SIGTERM));
+    struct lb_process *p = check_process(L, 1);
+    int sig = lb_check_signal(L, 2, SIGTERM);
+    int only = lua_toboolean(L, 3);
+    int err = process_signal(&p->p, sig);
+    if (p->tree && !only) {
+        int n = sig == SIGKILL ? (tree_kill(p->tree, p->p.pid), 0) : tree_signal(p->tree, p->p.pid, sig);
+        if (err == ESRCH && (n > 0 || (sig == SIGKILL && tree_populated(p->tree))))
+            err = 0; /* the app is gone, the rest of its tree was not */
+    }
     if (err)
         return lb_errno_result(L, err, NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* p:rest() -> how many members of its tree other than the process run */
+static int l_process_rest(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    int n = tree_others(p->tree, p->p.pid);
+    lua_pushinteger(L, n > 0 ? n : 0);
+    return 1;
+}
+
+/* p:kill_mode() -> "process" | "group" | "cgroup" */
+static int l_process_kill_mode(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    lua_pushstring(L, tree_mode_name(p->tree ? p->tree->mode : TREE_PROCESS));
+    return 1;
+}
+
+/* p:switch(other): other's process becomes this one's (MAINPID= after
+ * ready), the tree stays; the old process is let go of (a child is reaped
+ * later) */
+static int l_process_switch(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    struct lb_process *o = check_process(L, 2);
+    luaL_argcheck(L, o != p && !o->tree, 2, "another process without a tree expected");
+    process_release(&p->p);
+    p->p = o->p;
+    o->p = (struct process)PROCESS_NONE;
+    o->p.end = PROCESS_GONE;
+    return 0;
+}
+
 static int l_process_close(lua_State *L)
 {
-    process_release(check_process(L, 1)); /* never signals: children are reaped later */
+    struct lb_process *p = check_process(L, 1);
+    process_release(&p->p); /* never signals: children are reaped later */
+    tree_free(p->tree);     /* a cgroup still in use is removed once empty */
+    p->tree = NULL;
     return 0;
 }
 
 static int l_process_tostring(lua_State *L)
 {
-    struct process *p = check_process(L, 1);
-    const char *state = p->end == PROCESS_RUNNING
-                            ? (p->pid > 0 ? "running" : "released")
+    struct lb_process *p = check_process(L, 1);
+    const char *state = p->p.end == PROCESS_RUNNING
+                            ? (p->p.pid > 0 ? "running" : "released")
                             : "ended";
-    lua_pushfstring(L, "appstart.process(pid %d, %s, %s)", (int)p->pid, state,
-                    p->pidfd >= 0 ? "pidfd" : "probed");
+    lua_pushfstring(L, "appstart.process(pid %d, %s, %s)", (int)p->p.pid, state,
+                    p->p.pidfd >= 0 ? "pidfd" : "probed");
     return 1;
 }
 
@@ -89,7 +157,9 @@ void lb_open_process(lua_State *L)
     static const luaL_Reg methods[] = {
         { "pid", l_process_pid },     { "fd", l_process_fd },
         { "poll", l_process_poll },   { "signal", l_process_signal },
-        { "close", l_process_close }, { NULL, NULL },
+        { "rest", l_process_rest },   { "kill_mode", l_process_kill_mode },
+        { "switch", l_process_switch }, { "close", l_process_close },
+        { NULL, NULL },
     };
     lb_new_class(L, LB_PROCESS, methods, l_process_close, l_process_tostring);
     lua_pop(L, 1);

@@ -68,21 +68,25 @@ static char **string_array(lua_State *L, int arg, int required)
 
 /* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
  *            notify_access, notify_dir, helper, pid_fd, pid_format,
- *            app_uid) -> starter, fresh, pid: begun, maybe failed already
+ *            app_uid, kill_mode, cgroup_parent, watchdog_usec)
+ *            -> starter, fresh, pid: begun, maybe failed already
  *            (s:step says); fresh: the first step may come after a wait
  *            (starter.h, starter_fresh); pid: the process spawned (0: none)
  *
  * argv: the helper's argv then the app's when helper is true; env: array of
  * "K=V" or nil; stdio: nil, "inherit", "null" or a path; ready: "none" |
  * "fd" | "notify"; notify_access: "main" | "exec" | "all"; pid_format:
- * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil.
+ * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil;
+ * kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in the
+ * cgroup v2 hierarchy or nil; watchdog_usec: 0 or nil for none.
  * Values, not a table: a start reads them once. */
 static int l_start(lua_State *L)
 {
     static const char *const ready_names[] = { "none", "fd", "notify", NULL };
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
-    lua_settop(L, 14); /* the arrays' userdata go above the arguments */
+    static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
+    lua_settop(L, 17); /* the arrays' userdata go above the arguments */
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.argv = string_array(L, 1, 1);
@@ -102,6 +106,11 @@ static int l_start(lua_State *L)
     lua_Integer uid = luaL_optinteger(L, 14, -1);
     luaL_argcheck(L, uid >= -1 && uid <= 0xfffffffe, 14, "out of range");
     cfg.app_uid = (uid_t)uid;
+    cfg.kill_mode = luaL_checkoption(L, 15, "process", mode_names);
+    cfg.cgroup_parent = opt_string(L, 16);
+    lua_Integer wd = luaL_optinteger(L, 17, 0);
+    luaL_argcheck(L, wd >= 0, 17, "out of range");
+    cfg.watchdog_usec = (unsigned long long)wd;
     cfg.search_path = getenv("PATH");
 
     struct starter *s = lua_newuserdatauv(L, starter_size(), 0);
@@ -280,17 +289,26 @@ static int l_starter_result(lua_State *L)
     return 1;
 }
 
-/* s:take() -> process | nil: a ready start hands its app over (the
- * caller owns it from now) and is closed */
+/* s:take([keep_notify]) -> process, listener | nil: a ready start hands
+ * its app over (the caller owns it from now) and is closed; with
+ * keep_notify, a notify app's socket too, to be read after ready */
 static int l_starter_take(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
+    int keep = lua_toboolean(L, 2);
     /* the userdata first: once the app has left the starter, nothing may
      * raise before it is anchored */
-    struct process *p = lb_new_process(L);
-    int err = starter_take_app(s, p);
+    struct lb_process *p = lb_new_process(L);
+    struct listener *l = keep ? lb_new_listener(L) : NULL;
+    if (l && starter_take_notify(s, l) != 0) {
+        lua_pop(L, 1);
+        l = NULL;
+    }
+    int err = starter_take_app(s, &p->p, &p->tree);
     starter_close(s);
-    return err ? 0 : 1;
+    if (err)
+        return 0;
+    return l ? 2 : 1;
 }
 
 /* s:stop([sig]): a failed start signals its app (sig; none when absent)

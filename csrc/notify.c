@@ -67,6 +67,22 @@ int notify_parse(const char *buf, size_t len, struct notify_msg *m)
             if (vlen != 1 || val[0] != '1')
                 return fail(m, "STOPPING= is not 1");
             m->stopping = 1;
+        } else if (key_is(line, klen, "RELOADING")) {
+            if (vlen != 1 || val[0] != '1')
+                return fail(m, "RELOADING= is not 1");
+            m->reloading = 1;
+        } else if (key_is(line, klen, "WATCHDOG")) {
+            if (vlen == 1 && val[0] == '1')
+                m->watchdog = NOTIFY_WATCHDOG_PING;
+            else if (vlen == 7 && memcmp(val, "trigger", 7) == 0)
+                m->watchdog = NOTIFY_WATCHDOG_TRIGGER;
+            else
+                return fail(m, "WATCHDOG= is neither 1 nor trigger");
+        } else if (key_is(line, klen, "WATCHDOG_USEC")) {
+            if (parse_number(val, vlen, 20, ~0ULL, &v) < 0 || v == 0)
+                return fail(m, "WATCHDOG_USEC= is not a number of microseconds");
+            m->has_watchdog_usec = 1;
+            m->watchdog_usec = v;
         } else if (key_is(line, klen, "STATUS")) {
             m->has_status = 1;
             m->status = val;

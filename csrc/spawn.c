@@ -60,6 +60,8 @@ const char *spawn_step_name(int step)
     case SPAWN_STEP_LAYOUT: return "set up descriptors for";
     case SPAWN_STEP_CHDIR: return "change directory for";
     case SPAWN_STEP_EXEC: return "execute";
+    case SPAWN_STEP_CGROUP: return "set up the cgroup of";
+    case SPAWN_STEP_SESSION: return "start a session for";
     default: return "start";
     }
 }
@@ -195,6 +197,23 @@ static void child_main(const struct spawn_request *req,
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             (void)sigaction(sig, &dfl, NULL);
+
+    /* into the app's cgroup before anything else: whatever it forks from
+     * here on is born inside */
+    if (req->cgroup_fd > 2 && write(req->cgroup_fd, "0", 1) != 1)
+        child_fail(rep, error_fd, SPAWN_STEP_CGROUP, errno);
+    if (req->new_session && setsid() < 0)
+        child_fail(rep, error_fd, SPAWN_STEP_SESSION, errno);
+    if (req->pid_digits) {
+        /* decimal, by hand: nothing here may allocate or lock */
+        char digits[12];
+        int n = 0;
+        for (unsigned long v = (unsigned long)getpid(); n == 0 || v; v /= 10)
+            digits[n++] = (char)('0' + v % 10);
+        for (int i = 0; i < n; i++)
+            req->pid_digits[i] = digits[n - 1 - i];
+        req->pid_digits[n] = '\0';
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

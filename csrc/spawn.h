@@ -32,10 +32,20 @@ struct spawn_request {
     int nfds;
     int subreaper;           /* the child is a child subreaper (a helper:
                                 what it orphans stays in its tree) */
+    int new_session;         /* the child starts a session (and process
+                                group) of its own: setsid */
+    int cgroup_fd;           /* > 2: cgroup.procs of a cgroup the child
+                                joins before anything else; else none */
+    char *pid_digits;        /* NULL, or room for 11 bytes inside an envp
+                                string ("WATCHDOG_PID=" then this): the
+                                child writes its pid there in decimal */
 };
 
 /* What failed in the child. */
-enum spawn_step { SPAWN_STEP_LAYOUT = 1, SPAWN_STEP_CHDIR, SPAWN_STEP_EXEC };
+enum spawn_step {
+    SPAWN_STEP_LAYOUT = 1, SPAWN_STEP_CHDIR, SPAWN_STEP_EXEC, SPAWN_STEP_CGROUP,
+    SPAWN_STEP_SESSION
+};
 
 struct spawn_failure {
     int step;

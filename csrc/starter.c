@@ -42,6 +42,7 @@ struct starter {
     /* what starter_begin was told and is needed after it */
     int has_helper, pid_fd, pid_format, ready, ready_fd, access;
     uid_t app_uid;
+    struct tree *tree;        /* kill_mode group or cgroup; NULL: process */
 
     int phase, code, err;
     char *message;            /* malloc'd once FAILED (NULL: out of memory) */
@@ -364,34 +365,55 @@ static int open_stdio(const char *how, int fd, int *out)
     return 0;
 }
 
-/* The child's environment: env (or the launcher's) without NOTIFY_SOCKET,
- * which is the launcher's to set (an inherited one would let the app
- * notify whoever started the launcher), plus this start's own. */
+/* The variables of the notify protocol, which are the launcher's to set:
+ * inherited ones would let the app notify (or be watched by) whoever
+ * started the launcher. */
+static int launchers_own(const char *var)
+{
+    return strncmp(var, "NOTIFY_SOCKET=", 14) == 0 || strncmp(var, "WATCHDOG_USEC=", 14) == 0 ||
+           strncmp(var, "WATCHDOG_PID=", 13) == 0;
+}
+
+/* The child's environment: env (or the launcher's) without the notify
+ * protocol's variables, plus this start's own: NOTIFY_SOCKET=, and for a
+ * watchdog WATCHDOG_USEC= and (where the process spawned is the app)
+ * WATCHDOG_PID=, whose digits the child writes (*pid_digits). All in one
+ * allocation (*vars), freed by the caller. */
 static char **child_environment(char *const *env, const char *notify_path,
-                                char **notify_var)
+                                unsigned long long watchdog_usec, int with_pid,
+                                char **vars, char **pid_digits)
 {
     if (!env)
         env = environ;
     size_t n = 0;
     while (env[n])
         n++;
-    char **out = malloc((n + 2) * sizeof *out);
-    if (!out)
+    char **out = malloc((n + 4) * sizeof *out);
+    size_t room = (notify_path ? strlen(notify_path) + 16 : 0) + (watchdog_usec ? 80 : 0);
+    *vars = room ? malloc(room) : NULL;
+    if (!out || (room && !*vars)) {
+        free(out);
+        free(*vars);
+        *vars = NULL;
         return NULL;
+    }
     size_t kept = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(env[i], "NOTIFY_SOCKET=", 14) != 0)
+        if (!launchers_own(env[i]))
             out[kept++] = env[i];
+    char *at = *vars;
     if (notify_path) {
-        size_t len = strlen(notify_path);
-        *notify_var = malloc(len + sizeof "NOTIFY_SOCKET=");
-        if (!*notify_var) {
-            free(out);
-            return NULL;
+        out[kept++] = at;
+        at += sprintf(at, "NOTIFY_SOCKET=%s", notify_path) + 1;
+    }
+    if (watchdog_usec) {
+        out[kept++] = at;
+        at += sprintf(at, "WATCHDOG_USEC=%llu", watchdog_usec) + 1;
+        if (with_pid) {
+            out[kept++] = at;
+            *pid_digits = at + sprintf(at, "WATCHDOG_PID=");
+            (*pid_digits)[0] = '\0'; /* the child writes its pid there */
         }
-        memcpy(*notify_var, "NOTIFY_SOCKET=", 14);
-        memcpy(*notify_var + 14, notify_path, len + 1);
-        out[kept++] = *notify_var;
     }
     out[kept] = NULL;
     return out;
@@ -443,8 +465,23 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     memcpy(s->file, cfg->argv[0], flen);
     s->file[flen] = '\0';
 
-    int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, err = 0;
-    char **envp = NULL, *notify_var = NULL;
+    int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, cgroup_fd = -1, err = 0;
+    char **envp = NULL, *env_vars = NULL, *pid_digits = NULL;
+    tree_sweep_deferred();
+    if (cfg->kill_mode != TREE_PROCESS) {
+        char why[512];
+        s->tree = tree_new(cfg->kill_mode, cfg->cgroup_parent, &err, why, sizeof why);
+        if (!s->tree) {
+            fail(s, STARTER_SPAWN, err, "cannot start %s: %s", s->file, why);
+            goto done;
+        }
+        if (cfg->kill_mode == TREE_CGROUP && (cgroup_fd = cgroup_procs_fd(&s->tree->cg)) < 0) {
+            err = -cgroup_fd;
+            fail(s, STARTER_SPAWN, err, "cannot start %s: cannot open cgroup.procs of %s: %s",
+                 s->file, s->tree->cg.path, strerror(err));
+            goto done;
+        }
+    }
     for (int i = 0; i < 3; i++)
         if ((err = open_stdio(cfg->stdio[i], i, &stdio[i]))) {
             fail(s, STARTER_SPAWN, err, "cannot open %s for %s: %s", cfg->stdio[i],
@@ -479,7 +516,8 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
             goto done;
         }
     }
-    envp = child_environment(cfg->env, s->notify ? s->notify->path : NULL, &notify_var);
+    envp = child_environment(cfg->env, s->notify ? s->notify->path : NULL, cfg->watchdog_usec,
+                             !s->has_helper, &env_vars, &pid_digits);
     if (!envp) {
         fail(s, STARTER_SPAWN, ENOMEM, "cannot start %s: %s", s->file, strerror(ENOMEM));
         goto done;
@@ -504,6 +542,8 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         .file = cfg->argv[0], .search_path = cfg->search_path, .argv = cfg->argv,
         .envp = envp, .cwd = cfg->cwd, .stdio = { stdio[0], stdio[1], stdio[2] },
         .fds = fds, .nfds = nfds, .subreaper = s->has_helper,
+        .new_session = cfg->kill_mode == TREE_GROUP, .cgroup_fd = cgroup_fd,
+        .pid_digits = pid_digits,
     };
     pid_t pid;
     struct spawn_failure failure;
@@ -518,10 +558,15 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->spawned.pid = pid;
         s->spawned.is_child = 1;
     }
-    if (s->has_helper) {
+    if (s->has_helper || s->tree) {
         struct procfs_stat st;
         if (procfs_stat(pid, &st) == 0)
             s->spawned_start = st.start_time;
+    }
+    /* without a helper the app leads the group it was spawned into */
+    if (s->tree && s->tree->mode == TREE_GROUP && !s->has_helper) {
+        s->tree->pgid = pid;
+        s->tree->min_start = s->spawned_start;
     }
     if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
         (err = watch_fd(s, s->exec_fd))) {
@@ -539,10 +584,11 @@ done:
      * them, or it would never see end of file on them */
     sys_close(&pid_wr);
     sys_close(&ready_wr);
+    sys_close(&cgroup_fd);
     for (int i = 0; i < 3; i++)
         sys_close(&stdio[i]);
     free(envp);
-    free(notify_var);
+    free(env_vars);
     return s->phase;
 }
 
@@ -634,6 +680,9 @@ static int verify_pid(struct starter *s, long long v)
     }
     if ((err = watch_fd(s, s->app.pidfd)))
         return fail(s, STARTER_BAD_PID, err, "cannot watch pid %lld: %s", v, strerror(err));
+    /* the group a stop reaches is the app's own (it may have made one) */
+    if (s->tree && s->tree->mode == TREE_GROUP)
+        (void)tree_set_group(s->tree, (pid_t)v, s->spawned.pid);
     return s->phase;
 }
 
@@ -732,7 +781,10 @@ static int admitted(struct starter *s, pid_t sender)
         return 1;
     if (s->access != STARTER_ACCESS_MAIN && s->has_helper && sender == s->spawned.pid)
         return 1;
-    return s->access == STARTER_ACCESS_ALL && app > 0 && procfs_descends_from(sender, app, NULL);
+    if (s->access != STARTER_ACCESS_ALL || app <= 0)
+        return 0;
+    return procfs_descends_from(sender, app, NULL) ||
+           (s->tree && s->tree->mode == TREE_CGROUP && tree_contains(s->tree, sender));
 }
 
 static void read_ready_fd(struct starter *s)
@@ -980,9 +1032,11 @@ int starter_needs_probing(const struct starter *s)
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
     case STARTER_FAILED:
+        /* a group or cgroup is looked at, not waited on */
         return (s->has_helper && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING &&
                 s->spawned.pidfd < 0) ||
-               (app->pid > 0 && app->end == PROCESS_RUNNING && app->pidfd < 0);
+               (app->pid > 0 && app->end == PROCESS_RUNNING && app->pidfd < 0) ||
+               (s->tree != NULL && (app->pid <= 0 || app->end != PROCESS_RUNNING));
     default:
         return 0;
     }
@@ -1021,7 +1075,7 @@ int starter_app_pidfd(struct starter *s)
     return known_app_pid(s) > 0 ? app_of(s)->pidfd : -1;
 }
 
-int starter_take_app(struct starter *s, struct process *out)
+int starter_take_app(struct starter *s, struct process *out, struct tree **tree)
 {
     struct process *app = app_of(s);
     if (s->phase != STARTER_READY || app->pid <= 0)
@@ -1029,6 +1083,29 @@ int starter_take_app(struct starter *s, struct process *out)
     unwatch_fd(s, app->pidfd);
     *out = *app;
     *app = (struct process)PROCESS_NONE;
+    *tree = s->tree;
+    s->tree = NULL;
+    return 0;
+}
+
+int starter_take_notify(struct starter *s, struct listener *out)
+{
+    struct process *app = app_of(s);
+    struct procfs_stat st;
+    memset(out, 0, sizeof *out);
+    if (s->phase != STARTER_READY || app->pid <= 0 || !s->notify)
+        return EINVAL;
+    unwatch_fd(s, s->notify->fd);
+    out->sock = s->notify;
+    s->notify = NULL;
+    out->access = s->access;
+    out->main = app->pid;
+    out->main_start = procfs_stat(app->pid, &st) == 0 ? st.start_time : s->spawned_start;
+    out->app_uid = s->app_uid;
+    if (s->tree && s->tree->mode == TREE_CGROUP)
+        snprintf(out->cgroup, sizeof out->cgroup, "%s", s->tree->cg.path);
+    if (s->tree && s->tree->mode == TREE_GROUP)
+        out->pgid = s->tree->pgid;
     return 0;
 }
 
@@ -1054,11 +1131,27 @@ void starter_stop(struct starter *s, int app_signal)
 {
     salvage_pid(s);
     struct process *app = app_of(s);
-    if (app_signal && known_app_pid(s) > 0 && process_signal(app, app_signal) == 0 &&
+    pid_t pid = known_app_pid(s);
+    if (app_signal && pid > 0 && process_signal(app, app_signal) == 0 &&
         app_signal != SIGKILL)
         (void)process_signal(app, SIGCONT);
+    if (app_signal == SIGKILL) {
+        (void)tree_kill(s->tree, pid);
+    } else if (app_signal && tree_signal(s->tree, pid, app_signal) > 0) {
+        (void)tree_signal(s->tree, pid, SIGCONT);
+    }
     if (s->has_helper && !s->helper_done)
         (void)process_signal(&s->spawned, SIGKILL);
+}
+
+/* Is anything of the app's tree (its group or cgroup) still running? */
+static int tree_running(struct starter *s)
+{
+    if (!s->tree)
+        return 0;
+    if (s->tree->mode == TREE_CGROUP)
+        return tree_populated(s->tree);
+    return tree_others(s->tree, known_app_pid(s)) > 0;
 }
 
 int starter_stopped(struct starter *s)
@@ -1077,6 +1170,8 @@ int starter_stopped(struct starter *s)
         else
             running = 1;
     }
+    if (!running && tree_running(s))
+        running = 1;
     if (!running)
         finish_adoption(s);
     return !running;
@@ -1089,6 +1184,7 @@ void starter_abandon(struct starter *s)
     salvage_pid(s);
     if (known_app_pid(s) > 0)
         (void)process_signal(app_of(s), SIGKILL);
+    (void)tree_kill(s->tree, known_app_pid(s));
     if (s->has_helper)
         (void)process_signal(&s->spawned, SIGKILL);
     starter_close(s);
@@ -1107,6 +1203,8 @@ void starter_close(struct starter *s)
     }
     process_release(&s->spawned);
     process_release(&s->app);
+    tree_free(s->tree); /* a cgroup not empty yet is removed later */
+    s->tree = NULL;
     sys_close(&s->epoll_fd);
     s->nwatch = 0;
     ready_line_free(&s->line);

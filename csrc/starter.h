@@ -23,7 +23,9 @@
 #ifndef APPSTART_STARTER_H
 #define APPSTART_STARTER_H
 
+#include "listener.h"
 #include "process.h"
+#include "tree.h"
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -96,6 +98,10 @@ struct starter_config {
                                 (uid_t)-1: not checked */
     int ready, ready_fd, access; /* enum starter_ready, enum starter_access */
     const char *notify_base; /* base of the notify socket's directory */
+    int kill_mode;           /* enum tree_mode */
+    const char *cgroup_parent; /* kill_mode cgroup: NULL, the launcher's */
+    unsigned long long watchdog_usec; /* 0: none; else WATCHDOG_USEC= (and
+                                WATCHDOG_PID= without a helper) */
 };
 
 struct starter_result {
@@ -173,16 +179,22 @@ void starter_result(const struct starter *s, struct starter_result *out);
 /* The app's pidfd, or -1 (not known yet, or probed). */
 int starter_app_pidfd(struct starter *s);
 
-/* READY: move the app's handle into *out (the caller owns it from now).
+/* READY: move the app's handle into *out, and its tree (NULL for
+ * kill_mode "process") into *tree (the caller owns both from now).
  * Returns 0, or EINVAL when there is nothing to take. */
-int starter_take_app(struct starter *s, struct process *out);
+int starter_take_app(struct starter *s, struct process *out, struct tree **tree);
+
+/* READY, notify protocol: move the notify socket into *out, to be read
+ * after ready (call before starter_take_app). Returns 0, or EINVAL. */
+int starter_take_notify(struct starter *s, struct listener *out);
 
 /* FAILED: send app_signal (0: none) to the app where it may still run (and
- * SIGCONT after any but SIGKILL, so a stopped app gets it), and SIGKILL to
- * a helper still running. */
+ * SIGCONT after any but SIGKILL, so a stopped app gets it) and to the rest
+ * of its tree (kill_mode), and SIGKILL to a helper still running. */
 void starter_stop(struct starter *s, int app_signal);
 
-/* FAILED: has every process held ended (children reaped)? */
+/* FAILED: has every process held ended (children reaped, the app's group
+ * or cgroup empty)? */
 int starter_stopped(struct starter *s);
 
 /* SIGKILL whatever is still held (its caller dropped the start), then

@@ -1,9 +1,14 @@
 --- appstart.app: a started app: its pid, name, status and state, waited
--- for, signalled, terminated; its on_exit callback run once when it ends.
+-- for, signalled, terminated, reloaded; its on_exit callback run once when
+-- it ends.
 --
 -- app.state and app.how tell the truth when read: a read looks at the app
 -- (without waiting) if it may have ended since, so a plain script or the
 -- REPL sees a `kill -9` at once, not at its next appstart call.
+--
+-- After ready, a notify app started under a loop keeps its socket
+-- (App.listen): STATUS=, RELOADING=1, READY=1, STOPPING=1, WATCHDOG=,
+-- MAINPID= are read as they come, in the background.
 local core = require "appstart.core"
 local ending = require "appstart.ending"
 local errors = require "appstart.errors"
@@ -13,21 +18,31 @@ local options = require "appstart.options"
 local settings = require "appstart.settings"
 
 local now = core.now
-local DEFAULT_GRACE = options.DEFAULTS.kill_grace
+local format = string.format
+local printable = log.printable
+local DEFAULTS = options.DEFAULTS
+local DEFAULT_GRACE = DEFAULTS.kill_grace
+
+-- at most this many datagrams per wake-up: a flood cannot stall the loop
+local READS_PER_WAKE = 64
 
 local App = {}
 App.__name = "appstart.app"
 
 local check -- App.check, below
 
---- app.state ("starting", "ready", "exited") and app.how (once exited) are
--- read through here; everything else is a method.
+-- states in which the app runs, and may have ended since it was last seen
+local RUNNING = { ready = true, reloading = true, stopping = true }
+
+--- app.state ("starting", "ready", "reloading", "stopping", "exited") and
+-- app.how (once exited) are read through here; everything else is a
+-- method.
 function App.__index(app, key)
   if key == "state" then
-    if rawget(app, "_state") == "ready" then check(app) end
+    if RUNNING[rawget(app, "_state")] then check(app) end
     return rawget(app, "_state")
   elseif key == "how" then
-    if rawget(app, "_state") == "ready" then check(app) end
+    if RUNNING[rawget(app, "_state")] then check(app) end
     return rawget(app, "_how") or nil
   end
   return App[key]
@@ -41,18 +56,39 @@ function App.new(label, argv, opts, log_fn, debug)
   return setmetatable({ name = label, _state = "starting", argv = argv, pid = false,
     status = false, ready_after = false, _how = false, _program = label,
     _proc = false, _watch = false, _on_exit = opts.on_exit or false,
-    _kill_grace = opts.kill_grace or DEFAULT_GRACE, _log = log_fn, _debug = debug }, App)
+    _kill_grace = opts.kill_grace or DEFAULT_GRACE, _log = log_fn, _debug = debug,
+    -- the life after ready (App.listen)
+    _opts = opts, _listener = false, _listen = false, _on_state = false,
+    _watchdog = opts.watchdog or false, _wd_due = false, _wd_timer = false,
+    _wd_fired = false, _kill_timer = false, _reload = false, _refused = false }, App)
+end
+
+-- The app's socket is of no more use: closed, and its timers stopped.
+local log_refused -- below
+
+local function stop_listening(app)
+  if app._refused then log_refused(app, true) end
+  loop.unwatch(app._listen or nil)
+  loop.unwatch(app._wd_timer or nil)
+  loop.unwatch(app._kill_timer or nil)
+  app._listen, app._wd_timer, app._kill_timer = false, false, false
+  if app._listener then
+    app._listener:close()
+    app._listener = false
+  end
 end
 
 local function ended(app, how)
   if app._state == "exited" then return end
   errors.how(how)
+  if app._wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
   if app._watch then
     loop.unwatch(app._watch)
     app._watch = false
   end
+  stop_listening(app)
   local proc = app._proc
   app._proc = false
   if proc then proc:close() end
@@ -82,13 +118,166 @@ check = App.check
 --- Call App.check in the background when the app's process (pidfd fd, or
 -- probed when there is none) ends. The watch is made before the process
 -- is handed to the app, so that making it cannot fail with a process in
--- transit.
+-- transit. A watch that finds the app still there (its cgroup has not
+-- emptied yet) watches again, on what then says when it has.
 function App.watch(app, fd)
   if fd then
-    app._watch = loop.watch(fd, function() check(app) end)
+    app._watch = loop.watch(fd, function()
+      app._watch = false
+      if not check(app) and app._proc then App.watch(app, app._proc:fd()) end
+    end)
   else
     app._watch = loop.watch(nil, function() return check(app) ~= nil end, settings.poll_interval)
   end
+end
+
+-------------------------------------------------------------------------------
+-- the life after ready
+
+local function report(app, what)
+  return function(err) app._log("error", format("%s: %s raised %s", app._program, what, err)) end
+end
+
+-- app.state moves (RELOADING=1, READY=1, STOPPING=1)
+local function set_state(app, state)
+  if app._state == state or not RUNNING[app._state] then return end
+  app._state = state
+  if not log.drops(app._log, "info") then app._log("info", format("%s: %s", app._program, state)) end
+  if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
+end
+
+-- No ping in time (or WATCHDOG=trigger): SIGABRT, SIGKILL after kill_grace.
+local function watchdog_fire(app, why)
+  if app._wd_fired or not RUNNING[app._state] or not app._proc then return end
+  app._wd_fired = true
+  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, app._kill_grace))
+  app._proc:signal("ABRT")
+  app._proc:signal("CONT")
+  app._kill_timer = loop.at(now() + app._kill_grace, function()
+    app._kill_timer = false
+    if app._proc and not check(app) then app._proc:signal("KILL") end
+  end)
+end
+
+-- The watchdog's one timer: a ping only moves the due time, the timer
+-- looks at it when it fires.
+local function watchdog_check(app)
+  app._wd_timer = false
+  if not RUNNING[app._state] then return end
+  local due = app._wd_due
+  if now() >= due then return watchdog_fire(app, format("no WATCHDOG=1 within %g s", app._watchdog)) end
+  app._wd_timer = loop.at(due, function() watchdog_check(app) end)
+end
+
+local function watchdog_ping(app)
+  app._wd_due = now() + app._watchdog
+  if not app._wd_timer then app._wd_timer = loop.at(app._wd_due, function() watchdog_check(app) end) end
+end
+
+-- Refused senders: one line a second at most, with a count.
+function log_refused(app, force)
+  local r = app._refused
+  if not r or r.n == 0 or (not force and now() - r.at < 1) then return end
+  local n = r.n
+  r.n, r.at = 0, now()
+  if log.drops(app._log, "warn") then return end
+  app._log("warn", format("%s: ignored %d notify datagram%s from processes not admitted, the last from pid %d"
+    .. " (notify_access=%s)", app._program, n, n == 1 and "" or "s", r.pid,
+    app._opts.notify_access or DEFAULTS.notify_access))
+end
+
+-- MAINPID= after ready: from the app itself, to a pid the pid truth rules
+-- admit; the app object follows it (its watch too).
+local function move_main(app, pid, sender)
+  if pid == app.pid then return end
+  if sender ~= app.pid then
+    app._log("warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may move it",
+      app._program, pid, sender, app.pid))
+    return
+  end
+  local proc, why = app._listener:verify_main(pid)
+  if not proc then
+    app._log("warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
+    return
+  end
+  -- the old pidfd leaves the poller before it is closed
+  local watched = app._watch
+  if watched then loop.unwatch(watched); app._watch = false end
+  app._proc:switch(proc)
+  if not log.drops(app._log, "info") then
+    app._log("info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
+  end
+  app.pid = pid
+  if watched then App.watch(app, app._proc:fd()) end
+end
+
+local function on_message(app, m, sender)
+  if m.mainpid then move_main(app, m.mainpid, sender) end
+  if m.status then
+    app.status = m.status
+    if not log.drops(app._log, "info") then
+      app._log("info", format("%s: status: %s", app._program, printable(m.status)))
+    end
+    local on_status = app._opts.on_status
+    if on_status then loop.callback(report(app, "on_status"), on_status, app, m.status) end
+  end
+  if m.errno and not log.drops(app._log, "info") then
+    app._log("info", format("%s: app reported ERRNO=%d", app._program, m.errno))
+  end
+  local r = app._reload
+  if m.extend and r then r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
+  if m.watchdog_usec and app._watchdog then
+    app._watchdog = m.watchdog_usec / 1e6
+    app._wd_due = now() + app._watchdog
+  end
+  if m.watchdog == "ping" and app._watchdog then watchdog_ping(app) end
+  if m.reloading then
+    set_state(app, "reloading")
+    if r then r.reloading = true end
+  end
+  if m.ready and app._state == "reloading" then
+    set_state(app, "ready")
+    if r and r.reloading then r.done = true end
+  end
+  if m.stopping then set_state(app, "stopping") end
+  if m.watchdog == "trigger" and app._watchdog then watchdog_fire(app, "WATCHDOG=trigger") end
+end
+
+--- Read what the app's socket holds (a bounded batch), acting on each
+-- datagram.
+function App.drain(app)
+  local l = app._listener
+  for _ = 1, READS_PER_WAKE do
+    if not l or app._listener ~= l then return end
+    local kind, a, b = l:read()
+    if not kind then break end
+    if kind == "message" then
+      on_message(app, a, b)
+    elseif kind == "refused" then
+      local r = app._refused
+      if not r then
+        r = { n = 0, at = -math.huge, pid = 0 }
+        app._refused = r
+      end
+      r.n, r.pid = r.n + 1, a
+    elseif kind == "malformed" then
+      -- after ready a broken datagram is not worth the app's life
+      log.f(app._log, "warn", "%s: ignored a malformed notify datagram: %s", app._program, a)
+    else
+      app._log("error", format("%s: cannot read the notify socket: %s", app._program, a))
+      stop_listening(app)
+      return
+    end
+  end
+  log_refused(app)
+end
+
+--- After ready, under a loop: keep reading the app's notify socket
+-- (listener, from the core) in the background, and start its watchdog.
+function App.listen(app, listener)
+  app._listener = listener
+  app._listen = loop.listen(listener:fd(), function() App.drain(app) end)
+  if app._watchdog then watchdog_ping(app) end
 end
 
 local function check_seconds(value, what, level)
@@ -149,11 +338,82 @@ function App:terminate(grace)
   return how
 end
 
+-- A wait on the app's notify socket and its death at once (a source for
+-- loop.wait: fds() for appstart.run, fd() for an event loop that takes
+-- one descriptor, wait() for a blocking wait).
+local Both = {}
+Both.__index = Both
+function Both:fds() return self[1], self[2] end
+function Both:fd()
+  if not self.poller then
+    self.poller = assert(core.poller())
+    for i = 1, #self do assert(self.poller:add(self[i], i)) end
+  end
+  return self.poller:fd()
+end
+function Both:wait(timeout)
+  self:fd()
+  return self.poller:wait(timeout or -1, {}) > 0
+end
+function Both:close()
+  if self.poller then self.poller:close(); self.poller = nil end
+end
+
+-- Wait for the reload r to be done, for the app's end or the deadline.
+local function reload_wait(app, r, timeout)
+  while true do
+    App.drain(app)
+    if r.done then return true end
+    local how = check(app)
+    if how then
+      return nil, errors.new("died", "app " .. tostring(how) .. " while it reloaded",
+        { pid = app.pid, status = how }, app._program)
+    end
+    if now() >= r.deadline then
+      return nil, errors.new("timeout", format("app not reloaded within %g s: %s", timeout,
+        r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
+        { pid = app.pid }, app._program)
+    end
+    if not app._listener then -- its socket failed (logged)
+      return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
+    end
+    -- made afresh each time round: MAINPID= may have moved the app
+    local fd = app._proc:fd()
+    local source = setmetatable({ app._listener:fd(), fd }, Both)
+    local wake = fd and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
+    local ok = loop.wait(source, wake)
+    source:close()
+    if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
+  end
+end
+
+--- Ask the app to reload: reload_signal (default SIGHUP) to its main
+-- process. For a notify app under a loop, then wait for its RELOADING=1
+-- and READY=1 within ready_timeout (EXTEND_TIMEOUT_USEC= extends it).
+-- @return true, or nil, err (err.code "died", "timeout" or "cancelled")
+function App:reload()
+  if check(self) or not self._proc then
+    return nil, errors.new("died", "app has exited", { pid = self.pid or nil, status = self._how or nil },
+      self._program)
+  end
+  local sig = self._opts.reload_signal or DEFAULTS.reload_signal
+  local ok, message = self._proc:signal(sig, true)
+  if not ok then return nil, errors.new("died", "cannot signal the app: " .. message, nil, self._program) end
+  if not self._listener then return true end -- nothing can say when it is done
+  local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
+  local r = { reloading = false, done = false, deadline = now() + timeout }
+  self._reload = r
+  local result, err = reload_wait(self, r, timeout)
+  if self._reload == r then self._reload = false end
+  return result, err
+end
+
 --- Release the app's descriptors and leave it running (its callbacks will
 -- not run). Safe to call twice.
 function App:close()
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
+  stop_listening(self)
   if self._proc then self._proc:close(); self._proc = false end
 end
 

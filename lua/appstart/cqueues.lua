@@ -66,4 +66,37 @@ function B.watch(fd, fn, interval)
   return h
 end
 
+function B.listen(fd, fn)
+  local h = { done = false }
+  local obj = { pollfd = fd, events = "r" }
+  cqueues.running():wrap(function()
+    while not h.done do
+      if cqueues.poll(obj) == obj and not h.done then fn() end
+    end
+  end)
+  function h.cancel()
+    h.done = true
+    cqueues.cancel(fd)
+  end
+  return h
+end
+
+function B.at(at, fn)
+  local h = { done = false }
+  local cond = require("cqueues.condition").new()
+  cqueues.running():wrap(function()
+    local left = at - now()
+    if left > 0 then cond:wait(left) end
+    if not h.done then
+      h.done = true
+      fn()
+    end
+  end)
+  function h.cancel()
+    h.done = true
+    cond:signal()
+  end
+  return h
+end
+
 return B

@@ -48,19 +48,36 @@ function ending.send(proc, sig)
   return true
 end
 
+--- Wait until no other member of proc's tree (kill_mode "group") runs,
+-- or the deadline: true once none does. A group cannot be waited on; it
+-- is looked at, at poll_interval. (A cgroup's emptying is part of
+-- proc:poll, and a lone process has no tree: true at once.)
+function ending.settle(proc, deadline)
+  while proc:rest() > 0 do
+    local t = now()
+    if t >= deadline then return false end
+    loop.wait(nil, math.min(deadline, t + settings.poll_interval))
+  end
+  return true
+end
+
 --- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
--- `grace` seconds. Returns how it ended, or nil, message when it cannot be
--- signalled. polled: the caller has just seen it running.
+-- `grace` seconds, to proc and what its kill_mode reaches. Returns how it
+-- ended, or nil, message when it cannot be signalled. polled: the caller
+-- has just seen it running.
 function ending.terminate(proc, grace, polled)
   local how = not polled and proc:poll()
   if how then return how end
   local ok, message = ending.send(proc, "TERM")
   if not ok then return nil, message end
   proc:signal("CONT")
-  how = ending.wait(proc, now() + grace, true)
-  if how then return how end
+  local deadline = now() + grace
+  how = ending.wait(proc, deadline, true)
+  if how and ending.settle(proc, deadline) then return how end
   proc:signal("KILL")
-  return ending.wait(proc, now() + ending.KILL_WAIT, true) or {}
+  how = how or ending.wait(proc, now() + ending.KILL_WAIT, true) or {}
+  ending.settle(proc, now() + ending.KILL_WAIT)
+  return how
 end
 
 return ending

@@ -265,9 +265,10 @@ end
 --
 -- A backend lets the same waits yield to an event loop the user already
 -- runs: { applies = fn() -> bool, wait = fn(fd, deadline) -> true|false,
--- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel() }
--- (spawn and watch optional: without them, callbacks run inline and
--- watches go to the shared poller). A backend yields, so it is only asked
+-- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel(),
+-- listen = fn(fd, fn) -> handle, at = fn(time, fn) -> handle }
+-- (all but applies and wait optional: without them, callbacks run inline
+-- and watches, listeners and timers go to the shared poller). A backend yields, so it is only asked
 -- (applies) inside a coroutine; the main thread always blocks.
 -- cqueues is used whenever the caller runs inside a cqueues controller;
 -- luv once `require "appstart.luv"` has registered it.
@@ -496,6 +497,36 @@ function loop.watch(fd, fn, interval)
   return h
 end
 
+--- Call fn() in the background each time fd is readable (fn reads what
+-- made it so), until loop.unwatch(handle).
+function loop.listen(fd, fn)
+  if not current then
+    local b = active_backend()
+    if b and b.listen then return b.listen(fd, fn) end
+  end
+  local h = { done = false, fd = fd }
+  h.fire = function() fn() end
+  add_waiter(fd, h)
+  return h
+end
+
+--- Call fn() in the background once at time `at` (core.now() clock),
+-- unless loop.unwatch(handle) comes first.
+function loop.at(at, fn)
+  if not current then
+    local b = active_backend()
+    if b and b.at then return b.at(at, fn) end
+  end
+  local h = { done = false }
+  h.timer = loop.timer(at, function()
+    if h.done then return end
+    h.done = true
+    fn()
+  end)
+  return h
+end
+
+--- Stop a watch, listen or at (a handle already done is left alone).
 function loop.unwatch(h)
   if not h or h.done then return end
   h.done = true
@@ -503,6 +534,13 @@ function loop.unwatch(h)
   if h.fd then remove_waiter(h.fd, h) end
   loop.cancel(h.timer)
   loop.idle()
+end
+
+--- Would a waiter made here be served in the background: inside
+-- appstart.run, or in a coroutine of another event loop's? (A plain
+-- script's main thread is served only while it waits.)
+function loop.served()
+  return current ~= nil or active_backend() ~= nil
 end
 
 -------------------------------------------------------------------------------

@@ -128,6 +128,35 @@ function B.watch(fd, fn, interval)
   return h
 end
 
+function B.listen(fd, fn)
+  local h = { done = false }
+  local function on_ready()
+    if not h.done then B.spawn(fn) end
+  end
+  add_poll(fd, on_ready)
+  function h.cancel()
+    h.done = true
+    remove_poll(fd, on_ready)
+  end
+  return h
+end
+
+function B.at(at, fn)
+  local h = { done = false }
+  local timer = uv.new_timer()
+  timer:start(math.max(0, math.ceil((at - now()) * 1000)), 0, function()
+    close_handle(timer)
+    if h.done then return end
+    h.done = true
+    B.spawn(fn)
+  end)
+  function h.cancel()
+    h.done = true
+    close_handle(timer)
+  end
+  return h
+end
+
 loop.add_backend(B)
 
 return B

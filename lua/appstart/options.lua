@@ -71,6 +71,23 @@ local function id(value)
   if type(value) == "string" then return path(value) end
 end
 
+local function positive_seconds(value)
+  if value ~= value or value <= 0 or value == math.huge then return "must be a number of seconds > 0" end
+end
+
+-- a path in the cgroup v2 hierarchy: absolute, no "." or ".." parts
+local function cgroup_path(value)
+  if value:sub(1, 1) ~= "/" then return "must be an absolute path in the cgroup v2 hierarchy" end
+  for part in value:gmatch("[^/]+") do
+    if part == "." or part == ".." then return "must not contain '" .. part .. "'" end
+  end
+  return no_nul(value)
+end
+
+local function signal(value)
+  if not pcall(core.signum, value) then return "unknown signal '" .. tostring(value) .. "'" end
+end
+
 local function enum(...)
   local set = {}
   for _, v in ipairs { ... } do set[v] = true end
@@ -99,6 +116,10 @@ options.SCHEMA = {
   pid_timeout = { types = { integer = true, float = true }, check = seconds, default = 10 },
   ready_timeout = { types = { integer = true, float = true }, check = seconds, default = 40 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
+  kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },
+  cgroup_parent = { types = { string = true }, check = cgroup_path },
+  watchdog = { types = { integer = true, float = true }, check = positive_seconds },
+  reload_signal = { types = { string = true, integer = true }, check = signal, default = "HUP" },
   on_status = { types = { ["function"] = true } },
   on_exit = { types = { ["function"] = true } },
   log = { types = { ["function"] = true } },
@@ -146,6 +167,12 @@ function options.check(opts)
     if (helper or user) and ready_fd == (opts.pid_fd or 3) then
       return "ready_fd", "same descriptor as 'pid_fd' (" .. ready_fd .. ")"
     end
+  end
+  if opts.cgroup_parent ~= nil and opts.kill_mode ~= "cgroup" then
+    return "cgroup_parent", "has no effect without kill_mode = 'cgroup'"
+  end
+  if opts.watchdog ~= nil and (opts.ready or "notify") ~= "notify" then
+    return "watchdog", "has no effect without ready = 'notify' (the pings are notify datagrams)"
   end
   if user and not core.user(user) and mtype(user) ~= "integer" then
     return "user", "no such user '" .. user .. "'"

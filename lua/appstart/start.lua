@@ -101,9 +101,11 @@ local function core_start(opts, ready)
     local full = table.move(helper, 1, #helper, 1, {})
     argv = table.move(argv, 1, #argv, #full + 1, full)
   end
+  local watchdog = opts.watchdog
   return core.start(argv, env_array(opts.env), cwd, stdin, opts.stdout, opts.stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
-    helper ~= nil, pid_fd, opts.pid_format, app_uid)
+    helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
+    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil)
 end
 
 -- The start's name in messages: its program's.
@@ -119,6 +121,12 @@ end
 function start.begin(opts, who, up)
   options.assert(opts, who, up + 2)
   local ready = opts.ready or DEFAULTS.ready
+  -- the notify socket is read after ready only where something serves it
+  local served = ready == "notify" and loop.served()
+  if opts.watchdog and not served then
+    error(who .. ": field 'watchdog': needs a loop (appstart.run, cqueues, luv or a supervisor):"
+      .. " outside one nothing reads the app's pings", up + 1)
+  end
   local logger = opts.log or log.default
   local one_fd = loop.wants_one_fd()
   local t0 = now()
@@ -131,7 +139,7 @@ function start.begin(opts, who, up)
     _s = false, _opts = opts, _log = logger, _debug = debug,
     _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
     _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
-    _wake = false, _fresh = false, _failure = false, _refused = false }, Starting)
+    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   local spawned
@@ -270,6 +278,9 @@ local function fail(h, code, message, errno)
   h._failure = f
   f.code, f.message, f.errno = f.code or code, f.message or message, f.errno or errno
   local first = FIRST_SIGNAL[f.code or h._s:result().code]
+  -- an app that is gone (or never proven) is not signalled; what it
+  -- forked into its group or cgroup is, all the same
+  if not first and (h._opts.kill_mode or "process") ~= "process" then first = "TERM" end
   h._s:stop(first)
   f.stopping, f.escalated = true, first ~= "TERM"
   f.deadline = now() + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
@@ -292,8 +303,18 @@ local function finish_ready(h)
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   if app._on_exit and not exited then App.watch(app, s:app_fd()) end
-  app._proc = s:take() -- and the starter is closed
+  local listener
+  app._proc, listener = s:take(h._served and not exited) -- and the starter is closed
   h.app, h.done = app, true
+  if listener then
+    -- the app is the caller's now: a failure here costs the socket only
+    local ok, err = pcall(App.listen, app, listener)
+    if not ok then
+      listener:close()
+      app._listener = false
+      h._log("error", label(h) .. ": cannot read the notify socket after ready: " .. tostring(err))
+    end
+  end
   if exited then App.check(app) end -- gone at once: on_exit runs now
   return true
 end

@@ -1,0 +1,386 @@
+/*
+ * cgroup.c: an app's cgroup v2 directory (see cgroup.h).
+ */
+#include "cgroup.h"
+#include "procfs.h"
+#include "sys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CGROUP_PREFIX "appstart."
+
+/* The whole of a small file (at dirfd/name, or a path when dirfd is
+ * AT_FDCWD) into buf, NUL-terminated. Returns the length or -errno. */
+static ssize_t read_small(int dirfd, const char *name, char *buf, size_t len)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got < len - 1) {
+        ssize_t n = sys_read(fd, buf + got, len - 1 - got);
+        if (n < 0) {
+            int err = errno;
+            sys_close(&fd);
+            return -err;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    sys_close(&fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+}
+
+/* The cgroup v2 mount: its mount point and the hierarchy path mounted
+ * there ("/" unless a namespace or a bind mount says otherwise). */
+static int find_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return errno;
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (!found && getline(&line, &cap, f) > 0) {
+        /* id parent major:minor root mount-point options [optional...] - type ... */
+        char *sep = strstr(line, " - ");
+        if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+            continue;
+        char *field[5];
+        char *save = NULL, *p = line;
+        int n = 0;
+        for (; n < 5; n++, p = NULL)
+            if (!(field[n] = strtok_r(p, " ", &save)))
+                break;
+        if (n < 5 || strlen(field[4]) >= mnt_len || strlen(field[3]) >= root_len)
+            continue;
+        strcpy(mnt, field[4]);
+        strcpy(root, field[3]);
+        unescape(mnt);
+        unescape(root);
+        found = 1;
+    }
+    free(line);
+    fclose(f);
+    return found ? 0 : ENOENT;
+}
+
+/* The launcher's own cgroup v2 path ("0::PATH" in /proc/self/cgroup). */
+static int own_cgroup(char *out, size_t len)
+{
+    char buf[4096];
+    ssize_t n = read_small(AT_FDCWD, "/proc/self/cgroup", buf, sizeof buf);
+    if (n < 0)
+        return (int)-n;
+    const char *p = strncmp(buf, "0::", 3) == 0 ? buf : strstr(buf, "\n0::");
+    if (!p)
+        return ENOENT;
+    p += p == buf ? 3 : 4;
+    size_t l = strcspn(p, "\n");
+    if (l == 0 || l >= len)
+        return ENAMETOOLONG;
+    memcpy(out, p, l);
+    out[l] = '\0';
+    return 0;
+}
+
+/* Open (and make, when missing) the directories of rel under dirfd, one
+ * component at a time, never following a link. Returns a descriptor or
+ * -errno. */
+static int open_path(int dirfd, const char *rel)
+{
+    int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+    if (cur < 0)
+        return -errno;
+    char part[NAME_MAX + 1];
+    for (const char *p = rel; *p;) {
+        while (*p == '/')
+            p++;
+        size_t l = strcspn(p, "/");
+        if (l == 0)
+            break;
+        if (l > NAME_MAX) {
+            sys_close(&cur);
+            return -ENAMETOOLONG;
+        }
+        memcpy(part, p, l);
+        part[l] = '\0';
+        p += l;
+        int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && mkdirat(cur, part, 0755) == 0)
+            next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        sys_close(&cur);
+        if (next < 0)
+            return -err;
+        cur = next;
+    }
+    return cur;
+}
+
+static int alive(pid_t pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Empty directories that killed launchers left under the parent: the pid
+ * in the name is gone, and nothing runs in them. */
+static void remove_stale(int parent_fd)
+{
+    int fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        sys_close(&fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        size_t plen = sizeof CGROUP_PREFIX - 1;
+        char *end;
+        if (strncmp(name, CGROUP_PREFIX, plen) != 0)
+            continue;
+        long pid = strtol(name + plen, &end, 10);
+        if (end == name + plen || *end != '.' || pid <= 0 || pid == getpid() ||
+            alive((pid_t)pid))
+            continue;
+        (void)unlinkat(dirfd(d), name, AT_REMOVEDIR); /* EBUSY while populated */
+    }
+    closedir(d);
+}
+
+/* The parents already swept in this process (a few; past that, every
+ * start sweeps, which is only slower). */
+static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
+static char swept[4][128];
+static int nswept;
+static unsigned long serial;
+
+static void sweep_once(int parent_fd, const char *parent)
+{
+    int done = 0;
+    for (int i = 0; i < nswept && !done; i++)
+        done = strcmp(swept[i], parent) == 0;
+    if (done)
+        return;
+    remove_stale(parent_fd);
+    if (nswept < 4 && strlen(parent) < sizeof swept[0])
+        strcpy(swept[nswept++], parent);
+}
+
+static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Close what was made, say what failed (fmt, then strerror(err)). */
+static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(why, why_len, "%s: %s", what, strerror(err));
+    cgroup_close(c);
+    return err;
+}
+
+int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_len)
+{
+    *c = (struct cgroup)CGROUP_NONE;
+    char mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX];
+    int err = find_mount(mnt, sizeof mnt, root, sizeof root);
+    if (err)
+        return fail(c, err, why, why_len, "cgroup v2 is not mounted (no cgroup2 in /proc/self/mountinfo)");
+    if (!parent) {
+        if ((err = own_cgroup(own, sizeof own)))
+            return fail(c, err, why, why_len, "cannot read the launcher's cgroup v2 from /proc/self/cgroup");
+        parent = own;
+    }
+    /* the part of parent below the mounted root */
+    size_t rlen = strcmp(root, "/") == 0 ? 0 : strlen(root);
+    if (rlen && (strncmp(parent, root, rlen) != 0 || (parent[rlen] && parent[rlen] != '/')))
+        return fail(c, ENOENT, why, why_len, "cgroup %s is outside the mounted cgroup v2 hierarchy", parent);
+    int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (mfd < 0)
+        return fail(c, errno, why, why_len, "cannot open the cgroup v2 mount %s", mnt);
+    c->parent_fd = open_path(mfd, parent + rlen);
+    sys_close(&mfd);
+    if (c->parent_fd < 0) {
+        err = -c->parent_fd;
+        c->parent_fd = -1;
+        return fail(c, err, why, why_len, "cannot open or make cgroup %s (cgroup v2 not writable here?)", parent);
+    }
+    pthread_mutex_lock(&swept_lock);
+    sweep_once(c->parent_fd, parent);
+    unsigned long n = ++serial;
+    pthread_mutex_unlock(&swept_lock);
+    for (int tries = 0;; tries++) {
+        snprintf(c->name, sizeof c->name, CGROUP_PREFIX "%ld.%lu", (long)getpid(), n + (unsigned long)tries * 1000003ul);
+        if (mkdirat(c->parent_fd, c->name, 0755) == 0)
+            break;
+        err = errno;
+        c->name[0] = '\0';
+        if (err != EEXIST || tries == 8)
+            return fail(c, err, why, why_len, "cannot make a cgroup under %s (cgroup v2 not writable here?)", parent);
+    }
+    c->dir_fd = openat(c->parent_fd, c->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (c->dir_fd < 0 || fstat(c->dir_fd, &st) < 0)
+        return fail(c, errno, why, why_len, "cannot open the cgroup made under %s", parent);
+    /* made by us just now: anything else (renamed in by a user the parent
+     * is delegated to) is not used */
+    if (st.st_uid != geteuid())
+        return fail(c, EPERM, why, why_len, "the cgroup made under %s was replaced", parent);
+    snprintf(c->path, sizeof c->path, "%s%s%s", strcmp(parent, "/") == 0 ? "" : parent, "/", c->name);
+    if (strlen(c->path) >= sizeof c->path - 1)
+        return fail(c, ENAMETOOLONG, why, why_len, "cgroup path under %s", parent);
+    return 0;
+}
+
+int cgroup_procs_fd(const struct cgroup *c)
+{
+    int fd = openat(c->dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
+{
+    *n = 0;
+    int fd = openat(c->dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    char buf[4096], digits[16];
+    size_t nd = 0;
+    ssize_t got;
+    while ((got = sys_read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9' && nd < sizeof digits - 1) {
+                digits[nd++] = buf[i];
+            } else if (buf[i] == '\n' && nd) {
+                digits[nd] = '\0';
+                if (*n < max)
+                    pids[*n] = (pid_t)strtol(digits, NULL, 10);
+                (*n)++;
+                nd = 0;
+            }
+        }
+    }
+    int err = got < 0 ? errno : 0;
+    sys_close(&fd);
+    return err;
+}
+
+int cgroup_populated(const struct cgroup *c)
+{
+    char buf[256];
+    ssize_t n = read_small(c->dir_fd, "cgroup.events", buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "populated ");
+    if (!p)
+        return -EPROTO;
+    return p[10] != '0';
+}
+
+int cgroup_kill(const struct cgroup *c)
+{
+    int fd = openat(c->dir_fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int err = sys_write_all(fd, "1", 1) < 0 ? errno : 0;
+    sys_close(&fd);
+    return err;
+}
+
+int cgroup_path_contains(const char *cgroup, pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    if (read_small(AT_FDCWD, path, buf, sizeof buf) < 0)
+        return 0;
+    const char *p = strncmp(buf, "0::", 3) == 0 ? buf + 3 : strstr(buf, "\n0::");
+    if (!p)
+        return 0;
+    if (p != buf + 3)
+        p += 4;
+    size_t l = strlen(cgroup);
+    /* it, or a cgroup an app of root's made inside it */
+    return l > 0 && strncmp(p, cgroup, l) == 0 && (p[l] == '\n' || p[l] == '/' || p[l] == '\0');
+}
+
+int cgroup_contains(const struct cgroup *c, pid_t pid)
+{
+    return cgroup_path_contains(c->path, pid);
+}
+
+int cgroup_events_fd(const struct cgroup *c)
+{
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d/cgroup.events", c->dir_fd);
+    if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+        int err = errno;
+        sys_close(&fd);
+        return -err;
+    }
+    return fd;
+}
+
+int cgroup_remove(struct cgroup *c)
+{
+    if (c->parent_fd < 0 || !c->name[0])
+        return 0;
+    /* only the directory we made: checked through its descriptor */
+    struct stat mine, there;
+    if (fstat(c->dir_fd, &mine) < 0 ||
+        fstatat(c->parent_fd, c->name, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
+        mine.st_dev != there.st_dev || mine.st_ino != there.st_ino) {
+        c->name[0] = '\0';
+        return ENOENT;
+    }
+    if (unlinkat(c->parent_fd, c->name, AT_REMOVEDIR) < 0)
+        return errno;
+    c->name[0] = '\0';
+    return 0;
+}
+
+void cgroup_close(struct cgroup *c)
+{
+    if (c->dir_fd >= 0 && cgroup_populated(c) == 0)
+        (void)cgroup_remove(c);
+    sys_close(&c->dir_fd);
+    sys_close(&c->parent_fd);
+    c->name[0] = '\0';
+}

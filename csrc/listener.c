@@ -1,0 +1,103 @@
+/*
+ * listener.c: the notify socket after ready (see listener.h).
+ */
+#include "listener.h"
+#include "cgroup.h"
+#include "channel.h"
+#include "procfs.h"
+#include "starter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int listener_fd(const struct listener *l)
+{
+    return l->sock ? l->sock->fd : -1;
+}
+
+static int admitted(const struct listener *l, pid_t sender)
+{
+    if (sender <= 0)
+        return 0;
+    if (sender == l->main)
+        return 1;
+    if (l->access != STARTER_ACCESS_ALL)
+        return 0;
+    return procfs_descends_from(sender, l->main, NULL) ||
+           (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender));
+}
+
+int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *sender)
+{
+    memset(m, 0, sizeof *m);
+    *sender = 0;
+    if (!l->sock)
+        return LISTENER_NONE;
+    int trunc = 0;
+    ssize_t n = channel_recv(l->sock->fd, buf, NOTIFY_DATAGRAM_MAX + 1, sender, &trunc);
+    if (n < 0)
+        return errno == EAGAIN ? LISTENER_NONE : LISTENER_ERROR;
+    if (!admitted(l, *sender))
+        return LISTENER_REFUSED;
+    if (trunc || n > NOTIFY_DATAGRAM_MAX) {
+        m->error = "datagram over 4096 bytes";
+        return LISTENER_MALFORMED;
+    }
+    return notify_parse(buf, (size_t)n, m) < 0 ? LISTENER_MALFORMED : LISTENER_MESSAGE;
+}
+
+static int refuse(struct process *out, int err, char *why, size_t why_len, const char *what)
+{
+    process_release(out);
+    snprintf(why, why_len, "%s", what ? what : strerror(err));
+    return err ? err : EPERM;
+}
+
+int listener_verify_main(struct listener *l, pid_t pid, struct process *out, char *why,
+                         size_t why_len)
+{
+    *out = (struct process)PROCESS_NONE;
+    if (pid <= 1 || pid == getpid())
+        return refuse(out, EINVAL, why, why_len, "not a pid an app may have");
+    if (pid == l->main)
+        return refuse(out, EEXIST, why, why_len, "it is the app's pid already");
+    /* held first: what is checked below is then that very process */
+    int err = process_open(out, pid, 0);
+    if (err)
+        return refuse(out, err, why, why_len, err == ESRCH ? "no such process" : NULL);
+    struct procfs_stat st;
+    if ((err = procfs_stat(pid, &st)))
+        return refuse(out, err, why, why_len, NULL);
+    if (st.start_time < l->main_start)
+        return refuse(out, EPERM, why, why_len, "started before the app");
+    /* descended: its parent chain reaches the app (while that lives), or
+     * it is in the app's cgroup or process group, which only what the app
+     * started can be in */
+    if (!procfs_descends_from(pid, l->main, NULL) &&
+        !(l->cgroup[0] && cgroup_path_contains(l->cgroup, pid)) &&
+        !(l->pgid > 0 && st.pgrp == l->pgid))
+        return refuse(out, EPERM, why, why_len, "not descended from the app");
+    if (l->app_uid != (uid_t)-1) {
+        uid_t uids[4];
+        if ((err = procfs_uids(pid, uids)))
+            return refuse(out, err, why, why_len, NULL);
+        for (int i = 0; i < 4; i++)
+            if (uids[i] != l->app_uid)
+                return refuse(out, EPERM, why, why_len, "it runs as another user");
+    }
+    l->main = pid;
+    l->main_start = st.start_time;
+    return 0;
+}
+
+void listener_close(struct listener *l)
+{
+    if (l->sock) {
+        notify_socket_close(l->sock);
+        free(l->sock);
+        l->sock = NULL;
+    }
+}

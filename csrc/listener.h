@@ -1,0 +1,57 @@
+/*
+ * listener.h: an app's notify socket after ready.
+ *
+ * For ready = "notify" under a loop the socket stays open while the app
+ * runs: STATUS=, RELOADING=1, READY=1, STOPPING=1, WATCHDOG=, MAINPID=
+ * keep coming. The same sender rules as before ready hold: the app's
+ * (main) pid, and with access "all" its descendants and the members of its
+ * cgroup; a helper has been reaped by now, so its pid (free for reuse) is
+ * no longer admitted.
+ */
+#ifndef APPSTART_LISTENER_H
+#define APPSTART_LISTENER_H
+
+#include "notify.h"
+#include "notifysock.h"
+#include "process.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct listener {
+    struct notify_socket *sock;   /* owned (malloc'd); NULL once closed */
+    int access;                   /* enum starter_access */
+    pid_t main;                   /* the app's pid */
+    unsigned long long main_start;
+    uid_t app_uid;                /* (uid_t)-1: not checked */
+    char cgroup[512];             /* the app's cgroup, "" when none */
+    pid_t pgid;                   /* the app's process group (kill_mode
+                                     "group"), 0 when none */
+};
+
+enum listener_read_result {
+    LISTENER_NONE = 0,  /* nothing (more) to read */
+    LISTENER_MESSAGE,   /* *m parsed from an admitted sender */
+    LISTENER_REFUSED,   /* from *sender, not admitted: not parsed */
+    LISTENER_MALFORMED, /* admitted, but broke the protocol (m->error) */
+    LISTENER_ERROR      /* errno says */
+};
+
+/* The next datagram, never waiting. buf holds NOTIFY_DATAGRAM_MAX + 1
+ * bytes; m points into it. */
+int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *sender);
+
+/* MAINPID= pid after ready: held through *out, it must be a live process
+ * other than 1 and the launcher, no older than the app and descended from
+ * it, running as the app's user where one was given. Returns 0 (the
+ * listener's main pid is pid from now) or an errno value, why saying what
+ * failed. */
+int listener_verify_main(struct listener *l, pid_t pid, struct process *out, char *why,
+                         size_t why_len);
+
+int listener_fd(const struct listener *l);
+
+/* Close the socket and remove its directory. Idempotent. */
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * tree.h: what a stop reaches besides the app itself (kill_mode).
+ *
+ *   process  the app's pid only (no tree is made)
+ *   group    the app's process group: the app starts in a session of its
+ *            own (setsid), so children it forks are in its group unless
+ *            they leave it (a daemon that calls setsid does)
+ *   cgroup   a cgroup v2 directory of the app's (cgroup.h), joined before
+ *            the exec: nothing the app forks can leave it; the app has
+ *            ended only once it is empty
+ *
+ * Members are found afresh at each signal (/proc for a group, cgroup.procs
+ * for a cgroup), each held through a pidfd and checked again before it is
+ * signalled, so a recycled pid is never signalled: a group member must be
+ * in the group and no older than the process spawned; a cgroup member in
+ * the cgroup. `left` counts the distinct members other than the app that
+ * were signalled.
+ */
+#ifndef APPSTART_TREE_H
+#define APPSTART_TREE_H
+
+#include "cgroup.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum tree_mode { TREE_PROCESS = 0, TREE_GROUP, TREE_CGROUP };
+
+struct tree_member {
+    pid_t pid;
+    unsigned long long start;
+};
+
+struct tree {
+    int mode;                      /* enum tree_mode */
+    pid_t pgid;                    /* group: 0 until known */
+    unsigned long long min_start;  /* group: members start no earlier */
+    struct cgroup cg;              /* cgroup */
+    int events_fd;                 /* cgroup: inotify on cgroup.events */
+    long long left;
+    struct tree_member *seen;      /* members signalled, for `left` */
+    size_t nseen, cap_seen;
+};
+
+/* A tree of mode, holding nothing yet; for a cgroup, make its directory
+ * under parent (NULL: the launcher's cgroup). Returns 0 or an errno value
+ * with why set. A tree is malloc'd: NULL with ENOMEM. */
+struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
+                      size_t why_len);
+
+/* group: the group is the app's, from /proc (the app is a member; spawned:
+ * the process spawned, whose start time bounds the members'). Returns 0 or
+ * an errno value. */
+int tree_set_group(struct tree *t, pid_t app, pid_t spawned);
+
+/* Send sig to every member but the app. Returns how many were signalled,
+ * or -errno when the members cannot be listed. */
+int tree_signal(struct tree *t, pid_t app, int sig);
+
+/* SIGKILL to every member: cgroup.kill (the app included) where the
+ * kernel has it, else each by its pidfd; the app is for the caller. */
+int tree_kill(struct tree *t, pid_t app);
+
+/* How many members other than the app are alive (zombies not counted). */
+int tree_others(struct tree *t, pid_t app);
+
+/* cgroup: 1 while any process is in it, 0 once empty (its directory is
+ * removed then); drains the events descriptor. Other modes: 0. */
+int tree_populated(struct tree *t);
+
+/* cgroup: a descriptor readable when the cgroup's population changes
+ * (made on first call), or -errno; other modes: -ENOENT. */
+int tree_fd(struct tree *t);
+
+/* Is pid a member (for notify_access = "all")? */
+int tree_contains(struct tree *t, pid_t pid);
+
+/* Close its descriptors and free it (NULL is fine). A cgroup directory is
+ * removed now when empty, else once it is (tree_sweep_deferred). */
+void tree_free(struct tree *t);
+
+/* Remove the cgroup directories let go of that have become empty. */
+void tree_sweep_deferred(void);
+
+const char *tree_mode_name(int mode);
+
+/* Tests set it to take the path of kernels without cgroup.kill. */
+extern int tree_no_cgroup_kill;
+
+#endif
