@@ -117,18 +117,23 @@ static int l_process_kill_mode(lua_State *L)
     return 1;
 }
 
-/* p:switch(other): other's process becomes this one's (MAINPID= after
- * ready), the tree stays; the old process is let go of (a child is reaped
- * later) */
+/* p:switch(other) -> old | nil: other's process becomes this one's
+ * (MAINPID= after ready), the tree stays. The old one is returned when it
+ * is a child still to be reaped (the caller watches it to its end), else
+ * let go of. */
 static int l_process_switch(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
     struct lb_process *o = check_process(L, 2);
     luaL_argcheck(L, o != p && !o->tree, 2, "another process without a tree expected");
-    process_release(&p->p);
+    struct lb_process *old = lb_new_process(L);
+    old->p = p->p;
     p->p = o->p;
     o->p = (struct process)PROCESS_NONE;
     o->p.end = PROCESS_GONE;
+    if (old->p.is_child && process_has_ended(&old->p) == 0)
+        return 1;
+    process_release(&old->p);
     return 0;
 }
 

@@ -204,12 +204,12 @@ static int l_starter_wait(lua_State *L)
 /* s:event() -> kind, value, count, text | nil: the next event, as values
  * (a start's handful of events make no tables). kind: "pid",
  * "helper_exit", "status", "ignored", "extend", "errno", "stopping",
- * "mainpid", "dropped" */
+ * "mainpid", "dropped", "watchdog_usec" */
 static int l_starter_event(lua_State *L)
 {
     static const char *const kinds[] = {
         "", "pid", "helper_exit", "status", "ignored",
-        "extend", "errno", "stopping", "mainpid", "dropped",
+        "extend", "errno", "stopping", "mainpid", "dropped", "watchdog_usec",
     };
     struct starter *s = check_starter(L, 1);
     struct starter_event e;

@@ -72,11 +72,21 @@ static int l_fds(lua_State *L)
     return 1;
 }
 
-/* reap(): reap now the children let go of before they ended */
+/* no_cgroup_kill(on): take the path of kernels without cgroup.kill (each
+ * member SIGKILLed by its pidfd) */
+static int l_no_cgroup_kill(lua_State *L)
+{
+    tree_no_cgroup_kill = lua_toboolean(L, 1);
+    return 0;
+}
+
+/* reap(): reap now the children let go of before they ended, and remove
+ * the cgroups let go of that have emptied */
 static int l_reap(lua_State *L)
 {
     (void)L;
     children_reap_abandoned();
+    tree_sweep_deferred();
     return 0;
 }
 
@@ -85,7 +95,7 @@ void lb_open_testing(lua_State *L)
     static const luaL_Reg functions[] = {
         { "use_pidfd", l_use_pidfd }, { "has_pidfd", l_has_pidfd },
         { "exec_report", l_exec_report }, { "fds", l_fds },
-        { "reap", l_reap }, { NULL, NULL },
+        { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill }, { NULL, NULL },
     };
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "testing");

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,8 @@ struct starter {
     unsigned long long spawned_start;
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
+    int stopping;             /* starter_stop was called: the start is
+                                 being ended, whatever its phase */
 
     /* facts of the handshake, besides the phase */
     int fresh;                /* see starter_fresh */
@@ -885,6 +888,11 @@ static void read_notify(struct starter *s)
             push_event(s, STARTER_EVENT_EXTEND, (long long)m.extend_usec, 1, NULL, 0);
         if (m.stopping)
             push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
+        if (m.has_watchdog_usec)
+            push_event(s, STARTER_EVENT_WATCHDOG_USEC,
+                       m.watchdog_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
+                                                                       : (long long)m.watchdog_usec,
+                       1, NULL, 0);
         if (m.ready) {
             s->ready_seen = 1;
             return;
@@ -1023,7 +1031,9 @@ int starter_awaits_helper(const struct starter *s)
 int starter_needs_probing(const struct starter *s)
 {
     const struct process *app = s->has_helper ? &s->app : &s->spawned;
-    switch (s->phase) {
+    /* a start being stopped (failed, or given up on by its caller: a
+     * timeout) waits for its processes to end */
+    switch (s->stopping ? STARTER_FAILED : s->phase) {
     case STARTER_REAP_EXEC:
         return s->spawned.pidfd < 0;
     case STARTER_AWAIT_PID:
@@ -1130,6 +1140,11 @@ static void salvage_pid(struct starter *s)
 void starter_stop(struct starter *s, int app_signal)
 {
     salvage_pid(s);
+    s->stopping = 1;
+    /* what the channels say no longer matters: not waited on (a flood
+     * would otherwise wake the caller until the end) */
+    unwatch_fd(s, s->ready_rd);
+    unwatch_fd(s, notify_fd(s));
     struct process *app = app_of(s);
     pid_t pid = known_app_pid(s);
     if (app_signal && pid > 0 && process_signal(app, app_signal) == 0 &&

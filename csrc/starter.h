@@ -69,7 +69,8 @@ enum starter_event_kind {
     STARTER_EVENT_ERRNO,       /* value: ERRNO= */
     STARTER_EVENT_STOPPING,
     STARTER_EVENT_MAINPID,     /* value: MAINPID= that agreed */
-    STARTER_EVENT_DROPPED      /* count: events lost for want of memory */
+    STARTER_EVENT_DROPPED,     /* count: events lost for want of memory */
+    STARTER_EVENT_WATCHDOG_USEC /* value: WATCHDOG_USEC= */
 };
 
 struct starter_event {

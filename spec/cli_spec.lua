@@ -125,7 +125,8 @@ function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
     "--pid-format=int32le|line", "--notify-access=main|exec|all", "--user=NAME",
     "--group=NAME|GID", "--env=NAME=VALUE", "--clear-env", "--chdir=DIR",
     "--stdin=inherit|null|PATH", "--stdout=inherit|null|PATH", "--stderr=inherit|null|PATH",
-    "--timeout=S", "--pid-timeout=S", "--grace=S", "--watch", "--json", "-q, --quiet",
+    "--timeout=S", "--pid-timeout=S", "--grace=S", "--kill-mode=process|group|cgroup", "--watchdog=S",
+    "--watch", "--json", "-q, --quiet",
     "-v, --verbose", "-h, --help", "--version" } do
     assert_contains(out, option, "usage")
   end
@@ -612,6 +613,38 @@ function Watch.test_watch_exits_with_the_apps_exit_code()
   S.assert_clean(before)
 end
 
+function Watch.test_watch_shows_status_updates_after_ready()
+  local code, _, err = run { "--watch", "--", F, "notify=READY=1", "notify=STATUS=warming up",
+    "sleep=0.05", "notify=STATUS=serving\x1b[2J", "sleep=0.05", "exit=0" }
+  lu.assertEquals(code, 0)
+  assert_contains(err, "appstart: status: warming up\nappstart: status: serving\\x1b[2J\n", "stderr")
+end
+
+function Watch.test_watchdog_kills_an_app_that_stops_pinging()
+  local code, out, err = run { "--watch", "--json", "--watchdog=0.2", "--grace=0.2", "--",
+    F, "notify=READY=1", "repeat=2:0.05:WATCHDOG=1", "pause" }
+  lu.assertEquals(code, 128 + 6)
+  assert_contains(out, '"signal":6,"watchdog":true}', "stdout")
+  assert_contains(err, "watchdog: no WATCHDOG=1 within 0.2 s", "stderr")
+  local code2, _, err2 = run { "--watchdog=1", "--", F, "notify=READY=1", "pause" }
+  lu.assertEquals(code2, 2)
+  assert_contains(err2, "option '--watchdog' needs --watch", "stderr")
+end
+
+function Watch.test_kill_mode_group_ends_what_a_failed_start_forked()
+  local before = S.snapshot()
+  local child = S.tmpname("pid")
+  local code, _, err = run { "--kill-mode=group", "--timeout=0.3", "--grace=0.2", "--", F,
+    "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "pause" }
+  lu.assertEquals(code, 1, err)
+  assert_contains(err, "app not ready within 0.3 s", "stderr")
+  lu.assertTrue(S.await_gone(S.pid_in(child), 3), "the forked child is gone too")
+  local code2, _, err2 = run { "--kill-mode=tree", "--", F }
+  lu.assertEquals(code2, 2)
+  assert_contains(err2, "option '--kill-mode': invalid value 'tree'", "stderr")
+  S.assert_clean(before)
+end
+
 function Watch.test_watch_reports_death_by_a_signal_as_128_plus_the_signal()
   local before = S.snapshot()
   local code, out, err = run { "--watch", "--json", "--ready=fd", "--", F, "line=3:killed", "signal=KILL" }
@@ -620,7 +653,7 @@ function Watch.test_watch_reports_death_by_a_signal_as_128_plus_the_signal()
   lu.assertEquals(#lines, 2, out)
   local pid = lines[1]:match('^{"pid":(%d+),"name":"killed",')
   lu.assertNotNil(pid, lines[1])
-  lu.assertEquals(lines[2], '{"pid":' .. pid .. ',"name":"killed","exit_code":null,"signal":9}')
+  lu.assertEquals(lines[2], '{"pid":' .. pid .. ',"name":"killed","exit_code":null,"signal":9,"watchdog":false}')
   lu.assertEquals(err, "")
   S.assert_clean(before)
 end

@@ -203,7 +203,12 @@ local function move_main(app, pid, sender)
   -- the old pidfd leaves the poller before it is closed
   local watched = app._watch
   if watched then loop.unwatch(watched); app._watch = false end
-  app._proc:switch(proc)
+  local old = app._proc:switch(proc)
+  if old then -- the old main is a child of ours: reaped when it exits
+    local fd = old:fd()
+    loop.watch(fd, function() if old:poll() then old:close(); return true end end,
+      not fd and settings.poll_interval or nil)
+  end
   if not log.drops(app._log, "info") then
     app._log("info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
   end

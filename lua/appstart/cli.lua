@@ -58,7 +58,15 @@ and time to ready, and exit 0 leaving it running.
                            (default 10)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
-  --watch                  stay until the app exits, forwarding SIGHUP,
+  --kill-mode=process|group|cgroup  what a stop reaches: the app alone
+                           (default), its process group (it gets a session
+                           of its own), or its cgroup v2 (nothing it forks
+                           escapes)
+  --watchdog=S             the app must send WATCHDOG=1 at least every S
+                           seconds (it gets WATCHDOG_USEC), else it is
+                           killed with SIGABRT (only with --watch)
+  --watch                  stay until the app exits (showing its STATUS=
+                           updates), forwarding SIGHUP,
                            SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and
                            SIGALRM to it (a second SIGINT, ^C, sends SIGTERM,
                            a third SIGKILL); exit with its exit code (128+N
@@ -156,6 +164,12 @@ local function seconds(value)
   return nil, "expected a number of seconds >= 0 (e.g. 5, 0.5 or 1e3)"
 end
 
+local function positive_seconds(value)
+  local n = tonumber(value)
+  if n and n > 0 and n < math.huge then return n end
+  return nil, "expected a number of seconds > 0"
+end
+
 local function id_of(what)
   return function(value)
     if value == "" then return nil, "expected a " .. what end
@@ -200,6 +214,8 @@ local OPTIONS = {
   timeout = { key = "timeout", parse = seconds },
   ["pid-timeout"] = { key = "pid_timeout", parse = seconds },
   grace = { key = "grace", parse = seconds },
+  ["kill-mode"] = { key = "kill_mode", parse = enum("process", "group", "cgroup") },
+  watchdog = { key = "watchdog", parse = positive_seconds },
   watch = { key = "watch" }, json = { key = "json" }, quiet = { key = "quiet" },
   verbose = { key = "verbose" }, help = { key = "help" }, version = { key = "version" },
 }
@@ -257,6 +273,9 @@ function cli.parse(argv)
   if not o.command or #o.command == 0 then return nil, "missing COMMAND (after --)" end
   if o.quiet and o.verbose then return nil, "--quiet and --verbose exclude each other" end
   if o.group ~= nil and o.user == nil then return nil, "option '--group' needs --user" end
+  if o.watchdog and not o.watch then
+    return nil, "option '--watchdog' needs --watch (once appstart exits, nobody reads the pings)"
+  end
   if o.ready_fd then
     if o.ready and o.ready ~= "fd" then
       return nil, "option '--ready-fd' needs --ready=fd, not --ready=" .. o.ready
@@ -337,12 +356,14 @@ local function report_exit(o, app, how)
   if o.json then
     io.stdout:write(cli.json_object {
       { "pid", app.pid }, { "name", name }, { "exit_code", how.code }, { "signal", how.signal },
+      { "watchdog", how.watchdog == true },
     }, "\n")
     io.stdout:flush()
     return
   end
   local what
-  if how.code then what = "exited with code " .. how.code
+  if how.watchdog then what = "was killed by its watchdog (" .. signal_name(how.signal or 6) .. ")"
+  elseif how.code then what = "exited with code " .. how.code
   elseif how.signal then what = "was killed by " .. signal_name(how.signal)
   else what = "exited (its exit status is unknown: it is not appstart's child)"
   end
@@ -370,7 +391,7 @@ local FIELD_OPTIONS = {
   pid_timeout = "--pid-timeout", env = "--env", cwd = "--chdir", group = "--group",
   user = "--user", stdin = "--stdin", stdout = "--stdout", stderr = "--stderr",
   pid_fd = "--pid-fd", pid_format = "--pid-format", ready_fd = "--ready-fd",
-  ready = "--ready", notify_access = "--notify-access",
+  ready = "--ready", notify_access = "--notify-access", kill_mode = "--kill-mode", watchdog = "--watchdog",
   -- set when --pid-fd is given without --user
   helper = "--pid-fd",
 }
@@ -430,6 +451,7 @@ local function start_options(o, display)
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
     user = o.user, group = o.group, ready_timeout = o.timeout, kill_grace = o.grace,
     pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
+    kill_mode = o.kill_mode, watchdog = o.watchdog,
     stdout = o.stdout or default_output, stderr = o.stderr or default_output,
     on_status = display.on_status,
   }
@@ -490,6 +512,7 @@ local function run(o)
       return
     end
     local how = app:wait()
+    display.clear()
     report_exit(o, app, how)
     state.code = exit_code(how)
   end

@@ -8,7 +8,8 @@
 --   end)()
 --   uv.run()
 --
--- Inside any coroutine that is not an appstart.run task, a wait becomes a
+-- Inside any coroutine that is not an appstart.run task (nor one of a
+-- cqueues controller's, which yields to cqueues), a wait becomes a
 -- uv poll handle on the descriptor (and a uv timer for the deadline) and
 -- the coroutine yields; the handle's callback resumes it. Callbacks
 -- (on_exit, watches) become coroutines of their own, resumed from uv
@@ -23,7 +24,10 @@ local B = {}
 
 function B.applies()
   local _, main = coroutine.running()
-  return not main and coroutine.isyieldable()
+  if main or not coroutine.isyieldable() then return false end
+  -- a coroutine of a cqueues controller yields to cqueues, not to uv
+  local cqueues = package.loaded.cqueues
+  return not (cqueues and cqueues.running())
 end
 
 local function close_handle(h)

@@ -139,7 +139,7 @@ function start.begin(opts, who, up)
     _s = false, _opts = opts, _log = logger, _debug = debug,
     _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
     _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
-    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served }, Starting)
+    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   local spawned
@@ -220,6 +220,8 @@ local function on_event(h, kind, value, count, text)
     if not log.drops(logger, "info") then logger("info", label(h) .. ": app reported STOPPING=1") end
   elseif kind == "mainpid" then
     if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label(h), value)) end
+  elseif kind == "watchdog_usec" then
+    if h._opts.watchdog then h._watchdog = value / 1e6 end
   elseif kind == "dropped" then
     logger("warn", format("%s: %d events dropped", label(h), count))
   end
@@ -306,6 +308,7 @@ local function finish_ready(h)
   local listener
   app._proc, listener = s:take(h._served and not exited) -- and the starter is closed
   h.app, h.done = app, true
+  if h._watchdog then app._watchdog = h._watchdog end -- WATCHDOG_USEC= came early
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
     local ok, err = pcall(App.listen, app, listener)
@@ -315,7 +318,9 @@ local function finish_ready(h)
       h._log("error", label(h) .. ": cannot read the notify socket after ready: " .. tostring(err))
     end
   end
-  if exited then App.check(app) end -- gone at once: on_exit runs now
+  -- gone at once: on_exit runs now, or, in a cgroup that has not emptied
+  -- yet, once it has
+  if exited and not App.check(app) and app._on_exit then App.watch(app, app._proc:fd()) end
   return true
 end
 

@@ -1,0 +1,485 @@
+--- The app's life after ready: a notify app started under a loop keeps
+-- its socket (STATUS=, RELOADING=1, READY=1, STOPPING=1, WATCHDOG=,
+-- MAINPID=), the watchdog, app:reload(); in a plain script the socket is
+-- closed at ready.
+local lu = require "luaunit"
+local S = require "support"
+
+local F = S.fixture
+local core = S.core
+local now = core.now
+
+local start = S.starter { ready = "notify", ready_timeout = 3, kill_grace = 0.5 }
+
+local function run(fn)
+  require("appstart").run(fn)
+end
+
+-- How many notify directories of this launcher's ("appstart.PID.*") there
+-- are, under $XDG_RUNTIME_DIR and /tmp.
+local function notify_dirs()
+  local n = 0
+  local bases = { "/tmp" }
+  local xdg = os.getenv("XDG_RUNTIME_DIR")
+  if xdg and xdg ~= "/tmp" then bases[2] = xdg end
+  for _, base in ipairs(bases) do
+    local p = io.popen("ls -d " .. base .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
+    for _ in p:lines() do n = n + 1 end
+    p:close()
+  end
+  return n
+end
+
+-- Until pred() holds (true) or `timeout` seconds (3) pass (false), letting
+-- the loop run.
+local function await(pred, timeout)
+  return S.await_with_sleep(pred, timeout or 3)
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_status_after_ready_updates_app_status_and_calls_on_status()
+  local before = S.snapshot()
+  local seen = {}
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1\\nSTATUS=up", "sleep=0.05", "notify=STATUS=serving 3 clients", "pause" },
+      on_status = function(a, text) seen[#seen + 1] = a.state .. ":" .. text end,
+    })
+    lu.assertEquals(app.status, "up")
+    lu.assertTrue(await(function() return app.status == "serving 3 clients" end), app.status)
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  lu.assertEquals(seen, { "starting:up", "ready:serving 3 clients" })
+  S.assert_clean(before)
+end
+
+function T.test_reloading_ready_and_stopping_move_app_state()
+  local before = S.snapshot()
+  run(function()
+    local app = assert(start {
+      argv = { F, "catch=USR1", "catch=USR2", "notify=READY=1", "waitsig=USR1", "notify=RELOADING=1",
+        "waitsig=USR2", "notify=READY=1", "waitsig=USR1", "notify=STOPPING=1", "pause" },
+    })
+    lu.assertEquals(app.state, "ready")
+    assert(app:kill("USR1"))
+    lu.assertTrue(await(function() return app.state == "reloading" end), app.state)
+    assert(app:kill("USR2"))
+    lu.assertTrue(await(function() return app.state == "ready" end), app.state)
+    assert(app:kill("USR1"))
+    lu.assertTrue(await(function() return app.state == "stopping" end), app.state)
+    lu.assertEquals(app:terminate(), { signal = 15 })
+    lu.assertEquals(app.state, "exited")
+  end)
+  S.assert_clean(before)
+end
+
+function T.test_the_socket_is_read_with_no_task_waiting()
+  -- the only task sleeps; the datagrams are read as they come all the same
+  local got_at
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=later", "pause" },
+      on_status = function() got_at = now() end,
+    })
+    local t0 = now()
+    require("appstart").sleep(1)
+    lu.assertNotNil(got_at, "STATUS= after ready was read")
+    lu.assertTrue(got_at - t0 < 0.6, "read when it came, not when a task woke: " .. (got_at - t0))
+    app:terminate()
+  end)
+end
+
+function T.test_in_a_plain_script_the_socket_is_closed_at_ready()
+  local before = S.snapshot()
+  local dirs = notify_dirs()
+  local app = assert(start { argv = { F, "catch=USR1", "notify=READY=1", "waitsig=USR1", "notify=STATUS=later",
+    "pause" } })
+  -- nothing of the start is held: the socket and its directory are gone
+  lu.assertEquals(notify_dirs(), dirs)
+  local held = S.testing.fds()
+  lu.assertEquals(#held, select(2, before.fds:gsub(",", "")) + 2, "only the app's pidfd is held")
+  assert(app:kill("USR1"))
+  lu.assertEquals(app:wait(3), { code = 99 }, "the app's sd_notify found no socket (the fixture's exit 99)")
+  lu.assertNil(app.status, "no STATUS= after ready")
+  S.assert_clean(before)
+end
+
+function T.test_the_socket_and_its_directory_go_when_the_app_ends()
+  local before = S.snapshot() -- and earlier tests' objects collected
+  run(function()
+    local dirs = notify_dirs()
+    local app = assert(start { argv = { F, "notify=READY=1", "sleep=0.1", "exit=0" } })
+    lu.assertEquals(notify_dirs(), dirs + 1, "kept while it runs")
+    lu.assertEquals(app:wait(3), { code = 0 })
+    lu.assertEquals(notify_dirs(), dirs)
+  end)
+  S.assert_clean(before)
+end
+
+function T.test_refused_senders_after_ready_are_logged_once_with_a_count()
+  local entries, log = S.recorder()
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "fork", "notifyflood=50:STATUS=forged", "pause", "|", "pause" },
+      notify_access = "main", log = log,
+    })
+    require("appstart").sleep(0.3)
+    lu.assertNil(app.status, "a forged STATUS= is not taken")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  local lines = {}
+  for _, e in ipairs(entries) do
+    if e:find("not admitted") then lines[#lines + 1] = e end
+  end
+  lu.assertTrue(#lines >= 1 and #lines <= 2, table.concat(lines, "\n"))
+  lu.assertStrContains(lines[1], "ignored ")
+  lu.assertStrContains(lines[1], "notify_access=main")
+  S.kill_strays()
+end
+
+function T.test_a_malformed_datagram_after_ready_is_logged_and_the_app_lives()
+  local entries, log = S.recorder()
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "sleep=0.05", "notify=garbage", "notify=STATUS=still here", "pause" },
+      log = log,
+    })
+    lu.assertTrue(await(function() return app.status == "still here" end))
+    lu.assertEquals(app.state, "ready")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  local found = false
+  for _, e in ipairs(entries) do found = found or e:find("malformed notify datagram", 1, true) ~= nil end
+  lu.assertTrue(found)
+end
+
+-------------------------------------------------------------------------------
+-- MAINPID= after ready
+
+local TM = {}
+
+function TM.tearDown() S.kill_strays() end
+
+function TM.test_mainpid_moves_the_app_to_its_child()
+  local before = S.snapshot()
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "fork", "pause", "|", "mainpid=child", "sleep=0.2", "exit=0" },
+    })
+    local first = app.pid
+    lu.assertTrue(await(function() return app.pid ~= first end), "app.pid moved")
+    local child = app.pid
+    lu.assertEquals(S.read("/proc/" .. child .. "/stat"):match("%) %S+ (%d+)"), tostring(first))
+    -- the old main exits 0: the app is the child now, and still runs
+    require("appstart").sleep(0.4)
+    lu.assertEquals(app.state, "ready")
+    lu.assertTrue(S.alive(child))
+    lu.assertEquals(app:terminate(), {}, "not the launcher's child: no status")
+    lu.assertFalse(S.alive(child))
+  end)
+  S.assert_clean(before)
+end
+
+function TM.test_mainpid_of_an_unrelated_process_is_refused()
+  local entries, log = S.recorder()
+  run(function()
+    -- the test runner's parent is older than the app
+    local older = S.read("/proc/" .. core.pid() .. "/stat"):match("%) %S+ (%d+)")
+    local app = assert(start { argv = { F, "notify=READY=1", "mainpid=1", "mainpid=" .. older, "pause" }, log = log })
+    local pid = app.pid
+    require("appstart").sleep(0.2)
+    lu.assertEquals(app.pid, pid)
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  local why = {}
+  for _, e in ipairs(entries) do
+    if e:find("MAINPID=") then why[#why + 1] = e end
+  end
+  lu.assertEquals(#why, 2, table.concat(why, "\n"))
+  lu.assertStrContains(why[1], "not a pid an app may have")
+  lu.assertStrContains(why[2], "started before the app")
+end
+
+function TM.test_mainpid_from_another_process_than_the_main_is_refused()
+  local entries, log = S.recorder()
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "fork", "mainpid=self", "pause", "|", "pause" },
+      notify_access = "all", log = log,
+    })
+    local pid = app.pid
+    require("appstart").sleep(0.2)
+    lu.assertEquals(app.pid, pid)
+    app:terminate()
+  end)
+  local found = false
+  for _, e in ipairs(entries) do found = found or e:find("only the app", 1, true) ~= nil end
+  lu.assertTrue(found)
+  S.kill_strays()
+end
+
+-------------------------------------------------------------------------------
+-- the watchdog
+
+local TW = {}
+
+function TW.tearDown() S.kill_strays() end
+
+function TW.test_the_app_gets_watchdog_usec_and_watchdog_pid()
+  local env = S.tmpname("env")
+  run(function()
+    local app = assert(start {
+      argv = { F, "env=" .. env, "notify=READY=1\\nWATCHDOG=1", "pause" }, watchdog = 2.5,
+      env = { WATCHDOG_USEC = "1", PATH = os.getenv("PATH") },
+    })
+    local vars = {}
+    for _, l in ipairs(S.lines(S.await_file(env))) do
+      local k, v = l:match("^([^=]+)=(.*)$")
+      if k then vars[k] = v end
+    end
+    lu.assertEquals(vars.WATCHDOG_USEC, "2500000", "the launcher's, not the env given")
+    lu.assertEquals(vars.WATCHDOG_PID, tostring(app.pid))
+    app:terminate()
+  end)
+end
+
+function TW.test_the_launchers_own_watchdog_variables_are_not_inherited()
+  local env = S.tmpname("env")
+  local out = S.run_child_lua({ env = { WATCHDOG_USEC = "5000000", WATCHDOG_PID = "1" } }, string.format([[
+    local app = assert(appstart.start{ argv = { F, "env=%s", "notify=READY=1", "pause" } })
+    app:terminate()
+    print("done")
+  ]], env))
+  lu.assertStrContains(out, "done")
+  local text = S.read(env)
+  lu.assertNotStrContains(text, "WATCHDOG_USEC")
+  lu.assertNotStrContains(text, "WATCHDOG_PID")
+end
+
+function TW.test_pings_keep_the_app_alive_and_silence_kills_it()
+  local before = S.snapshot()
+  local how, alive_after_pings, t_silent
+  run(function()
+    -- pings every 0.1 s for ~0.6 s, then silence: the watchdog is 0.3 s
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "repeat=6:0.1:WATCHDOG=1", "pause" }, watchdog = 0.3,
+    })
+    require("appstart").sleep(0.45)
+    alive_after_pings = app.state == "ready"
+    t_silent = now()
+    how = app:wait(5)
+    t_silent = now() - t_silent
+  end)
+  lu.assertTrue(alive_after_pings, "pings within the watchdog keep it alive")
+  lu.assertEquals(how.signal, 6, "SIGABRT")
+  lu.assertTrue(how.watchdog)
+  lu.assertTrue(t_silent < 2, "killed soon after the pings stopped: " .. t_silent)
+  S.assert_clean(before)
+end
+
+function TW.test_an_app_that_ignores_sigabrt_gets_sigkill_after_kill_grace()
+  local before = S.snapshot()
+  local how
+  run(function()
+    local app = assert(start {
+      argv = { F, "ignore=ABRT", "notify=READY=1", "pause" }, watchdog = 0.1, kill_grace = 0.2,
+    })
+    how = app:wait(5)
+  end)
+  lu.assertEquals(how.signal, 9)
+  lu.assertTrue(how.watchdog)
+  lu.assertEquals(tostring(how), "killed by signal 9 (KILL)")
+  S.assert_clean(before)
+end
+
+function TW.test_watchdog_trigger_kills_at_once()
+  local before = S.snapshot()
+  local how, took
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "sleep=0.05", "notify=WATCHDOG=trigger", "pause" },
+      watchdog = 30 })
+    local t0 = now()
+    how = app:wait(5)
+    took = now() - t0
+  end)
+  lu.assertEquals(how.signal, 6)
+  lu.assertTrue(how.watchdog)
+  lu.assertTrue(took < 1, took)
+  S.assert_clean(before)
+end
+
+function TW.test_watchdog_usec_from_the_app_changes_the_timeout()
+  local how, took
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1\\nWATCHDOG_USEC=100000", "pause" }, watchdog = 30 })
+    local t0 = now()
+    how = app:wait(5)
+    took = now() - t0
+  end)
+  lu.assertTrue(how.watchdog)
+  lu.assertTrue(took < 1.5, took)
+end
+
+function TW.test_a_clean_exit_is_no_watchdog_kill()
+  local how
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "exit=0" }, watchdog = 0.2 })
+    how = app:wait(5)
+  end)
+  lu.assertEquals(how, { code = 0 })
+  lu.assertNil(how.watchdog)
+end
+
+function TW.test_watchdog_outside_a_loop_or_without_notify_raises()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local ok, err = pcall(function()
+    local app = appstart.start { argv = { F, "pause" }, watchdog = 1 } -- not a tail call: the line is this one
+    return app
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "life_spec.lua:")
+  lu.assertStrContains(err, "field 'watchdog': needs a loop")
+  run(function()
+    local ok2, err2 = pcall(appstart.start, { argv = { F, "pause" }, watchdog = 1, ready = "none" })
+    lu.assertFalse(ok2)
+    lu.assertStrContains(err2, "field 'watchdog': has no effect without ready = 'notify'")
+    local ok3, err3 = pcall(appstart.start, { argv = { F, "pause" }, watchdog = 0 })
+    lu.assertFalse(ok3)
+    lu.assertStrContains(err3, "must be a number of seconds > 0")
+  end)
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- app:reload()
+
+local TR = {}
+
+function TR.tearDown() S.kill_strays() end
+
+function TR.test_reload_waits_for_reloading_then_ready()
+  local before = S.snapshot()
+  run(function()
+    local app = assert(start {
+      argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1", "sleep=0.2", "notify=READY=1",
+        "pause" },
+    })
+    local t0 = now()
+    lu.assertEquals(app:reload(), true)
+    lu.assertTrue(now() - t0 >= 0.15, "returned once READY=1 came: " .. (now() - t0))
+    lu.assertEquals(app.state, "ready")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  S.assert_clean(before)
+end
+
+function TR.test_reload_signal_is_configurable()
+  run(function()
+    local app = assert(start {
+      argv = { F, "catch=USR2", "notify=READY=1", "waitsig=USR2", "notify=RELOADING=1\\nREADY=1", "pause" },
+      reload_signal = "USR2",
+    })
+    lu.assertEquals(app:reload(), true)
+    app:terminate()
+  end)
+end
+
+function TR.test_an_app_that_never_says_reloading_times_out()
+  run(function()
+    local app = assert(start { argv = { F, "ignore=HUP", "notify=READY=1", "pause" }, ready_timeout = 0.3 })
+    local t0 = now()
+    local ok, err = app:reload()
+    lu.assertNil(ok)
+    lu.assertEquals(err.code, "timeout")
+    lu.assertStrContains(tostring(err), "no RELOADING=1 came")
+    lu.assertTrue(now() - t0 < 1.5)
+    lu.assertEquals(app.state, "ready", "a late reload is not a dead app")
+    app:terminate()
+  end)
+end
+
+function TR.test_an_app_that_dies_reloading_is_died()
+  local before = S.snapshot()
+  run(function()
+    local app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1",
+      "exit=4" } })
+    local t0 = now()
+    local ok, err = app:reload()
+    lu.assertNil(ok)
+    lu.assertEquals(err.code, "died")
+    lu.assertEquals(err.status, { code = 4 })
+    lu.assertTrue(now() - t0 < 1, "at once, not at the timeout")
+  end)
+  S.assert_clean(before)
+end
+
+function TR.test_reload_of_an_app_without_the_socket_sends_the_signal()
+  -- ready = "none", and a plain script: nothing can say when it is done
+  local app = assert(start { argv = { F, "catch=HUP", "line=3:up", "waitsig=HUP", "exit=7" }, ready = "fd" })
+  lu.assertEquals(app:reload(), true)
+  lu.assertEquals(app:wait(3), { code = 7 })
+  local ok, err = app:reload()
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "died")
+end
+
+function TR.test_an_unknown_reload_signal_raises()
+  local ok, err = pcall(require("appstart").start, { argv = { F }, reload_signal = "NOPE" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'reload_signal': unknown signal 'NOPE'")
+end
+
+-------------------------------------------------------------------------------
+-- under cqueues and luv
+
+local TE = {}
+
+function TE.tearDown() S.kill_strays() end
+
+function TE.test_status_and_the_watchdog_under_cqueues()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local statuses, how = {}, nil
+  cq:wrap(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "sleep=0.05", "notify=STATUS=one", "repeat=3:0.05:WATCHDOG=1", "pause" },
+      watchdog = 0.3, on_status = function(_, text) statuses[#statuses + 1] = text end,
+    })
+    how = app:wait(5)
+  end)
+  assert(cq:loop(10))
+  lu.assertEquals(statuses, { "one" })
+  lu.assertEquals(how.signal, 6)
+  lu.assertTrue(how.watchdog)
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+function TE.test_reload_and_the_watchdog_under_luv()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local reloaded, how
+  coroutine.wrap(function()
+    local app = assert(start {
+      argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1", "sleep=0.05", "notify=READY=1",
+        "pause" },
+      watchdog = 0.4,
+    })
+    reloaded = app:reload()
+    how = app:wait(5)
+  end)()
+  uv.run()
+  lu.assertTrue(reloaded)
+  lu.assertTrue(how.watchdog)
+  S.assert_clean(before)
+end
+
+return { TestLifeAfterReady = T, TestMainpidAfterReady = TM, TestWatchdog = TW, TestReload = TR,
+  TestLifeUnderEventLoops = TE }

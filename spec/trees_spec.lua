@@ -1,0 +1,296 @@
+--- Process trees: kill_mode "group" (a session and process group of the
+-- app's own) and "cgroup" (a cgroup v2 directory joined before the exec):
+-- what terminate, kill and a failed start reach, how.left, the cgroup's
+-- life and removal.
+local lu = require "luaunit"
+local S = require "support"
+
+local F = S.fixture
+local core = S.core
+local now = core.now
+
+local start, fail_within = S.starter { ready = "notify", ready_timeout = 3, kill_grace = 0.3 }
+
+-- The pids a fixture and its children wrote with pidfile= (each file once
+-- it is there).
+local function pids_in(...)
+  local out = {}
+  for i, path in ipairs { ... } do out[i] = S.pid_in(path) end
+  return out
+end
+
+local function assert_gone(pids, msg)
+  for _, pid in ipairs(pids) do
+    lu.assertTrue(S.await_gone(pid, 3), (msg or "") .. ": pid " .. pid .. " still runs")
+  end
+end
+
+local function kill(pids)
+  for _, pid in ipairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+end
+
+-- The cgroup v2 mount point, from /proc/self/mountinfo.
+local function cgroup_mount()
+  for line in io.lines("/proc/self/mountinfo") do
+    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
+    if mnt then return mnt end
+  end
+end
+
+-- This launcher's cgroups under dir ("appstart.PID.*"), as a count.
+local function my_cgroups(dir)
+  local n = 0
+  local p = io.popen("ls -d " .. dir .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+-- The launcher's own cgroup directory (where the apps' are made).
+local function own_cgroup_dir()
+  local path = S.read("/proc/self/cgroup"):match("0::([^\n]*)")
+  return cgroup_mount() .. (path == "/" and "" or path)
+end
+
+-------------------------------------------------------------------------------
+-- group
+
+local TG = {}
+
+function TG.tearDown() S.kill_strays() end
+
+function TG.test_terminate_reaches_the_forked_children_and_counts_them()
+  local before = S.snapshot()
+  local a, b, c = S.tmpname("pid"), S.tmpname("pid"), S.tmpname("pid")
+  -- a child that ignores SIGTERM, one that leaves the group (setsid)
+  local app = assert(start { kill_mode = "group", argv = { F,
+    "fork", "ignore=TERM", "pidfile=" .. a, "pause", "|",
+    "fork", "setsid", "pidfile=" .. b, "pause", "|",
+    "pidfile=" .. c, "notify=READY=1", "pause" } })
+  local pa, pb = table.unpack(pids_in(a, b, c))
+  local stat = S.read("/proc/" .. app.pid .. "/stat")
+  lu.assertEquals(stat:match("%) %S+ %d+ (%d+) (%d+)"), tostring(app.pid), "the app leads a group of its own")
+  local t0 = now()
+  local how = app:terminate()
+  local took = now() - t0
+  lu.assertEquals(how.signal, 15)
+  lu.assertEquals(how.left, 1, "the child in its group, not the one that left it")
+  lu.assertTrue(took >= 0.25, "the TERM-deaf child got SIGKILL after kill_grace: " .. took)
+  assert_gone({ pa }, "group member")
+  lu.assertTrue(S.alive(pb), "a child that left the group is beyond kill_mode = 'group'")
+  kill { pb }
+  S.assert_clean(before)
+end
+
+function TG.test_kill_sends_the_signal_to_the_whole_group()
+  local done = S.tmpname("pid")
+  local app = assert(start { kill_mode = "group", argv = { F, "catch=USR1",
+    "fork", "waitsig=USR1", "pidfile=" .. done, "pause", "|",
+    "notify=READY=1", "pause" } })
+  assert(app:kill("USR1"))
+  lu.assertNotNil(S.pid_in(done), "the child got USR1")
+  lu.assertEquals(app:terminate().left, 1)
+end
+
+function TG.test_the_process_mode_reaches_the_app_alone()
+  local child = S.tmpname("pid")
+  local app = assert(start { argv = { F, "fork", "pidfile=" .. child, "pause", "|", "notify=READY=1", "pause" } })
+  local pid = S.pid_in(child)
+  local how = app:terminate()
+  lu.assertNil(how.left)
+  lu.assertTrue(S.alive(pid))
+  kill { pid }
+end
+
+function TG.test_a_failed_start_ends_the_group()
+  local child = S.tmpname("pid")
+  local err = fail_within({ kill_mode = "group", ready_timeout = 0.3, argv = { F,
+    "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "pause" } }, "timeout", 3)
+  lu.assertEquals(err.code, "timeout")
+  assert_gone({ S.pid_in(child) }, "group member of a failed start")
+end
+
+function TG.test_an_app_that_died_leaves_no_group_member()
+  local child = S.tmpname("pid")
+  local err = fail_within({ kill_mode = "group", argv = { F,
+    "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=3" } }, "died", 3)
+  lu.assertEquals(err.status, { code = 3 })
+  assert_gone({ S.pid_in(child) }, "what a dead app forked")
+end
+
+function TG.test_group_through_the_helper()
+  local dir = S.tmpname("nobody")
+  assert(os.execute("mkdir -m 1777 " .. dir))
+  local child = dir .. "/pid"
+  local app = assert(start { kill_mode = "group", user = "nobody", stdout = "null", stderr = "null",
+    argv = { F, "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "notify=READY=1", "pause" } })
+  local pid = S.pid_in(child)
+  local how = app:terminate()
+  lu.assertEquals(how.left, 1)
+  assert_gone({ pid })
+end
+
+-------------------------------------------------------------------------------
+-- cgroup
+
+local TC = {}
+
+local cgroup_skip
+function TC.setUp()
+  if cgroup_skip == nil then
+    -- cgroup v2 writable here? (root, with the hierarchy mounted)
+    local app, err = require("appstart").start { argv = { F }, ready = "none", kill_mode = "cgroup",
+      log = S.quiet }
+    cgroup_skip = not app and tostring(err) or false
+    if app then app:wait(3) end
+  end
+  if cgroup_skip then lu.skip("cgroup v2 not usable here: " .. cgroup_skip) end
+end
+
+function TC.tearDown() S.kill_strays() end
+
+function TC.test_terminate_ends_a_double_forking_setsid_child_and_removes_the_cgroup()
+  local before = S.snapshot()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local a, b = S.tmpname("pid"), S.tmpname("pid")
+  local app = assert(start { kill_mode = "cgroup", argv = { F,
+    "fork", "setsid", "fork", "ignore=TERM", "pidfile=" .. a, "pause", "|", "exit=0", "|",
+    "fork", "pidfile=" .. b, "pause", "|",
+    "notify=READY=1", "pause" } })
+  local pids = pids_in(a, b)
+  lu.assertEquals(my_cgroups(dir), mine + 1, "the app's cgroup")
+  local cg = S.read("/proc/" .. pids[1] .. "/cgroup"):match("0::([^\n]*)")
+  lu.assertStrContains(cg, "/appstart." .. core.pid() .. ".")
+  local how = app:terminate()
+  lu.assertEquals(how.signal, 15)
+  lu.assertEquals(how.left, 2, "the escaped grandchild and the child")
+  assert_gone(pids, "cgroup member")
+  lu.assertEquals(my_cgroups(dir), mine, "the cgroup is removed")
+  S.assert_clean(before)
+end
+
+function TC.test_the_app_has_ended_only_once_its_cgroup_is_empty()
+  local before = S.snapshot()
+  local exits = 0
+  local app = assert(start { kill_mode = "cgroup", on_exit = function() exits = exits + 1 end,
+    argv = { F, "fork", "sleep=0.4", "exit=0", "|", "notify=READY=1", "exit=5" } })
+  local t0 = now()
+  S.await_gone(app.pid, 3)
+  lu.assertEquals(app.state, "ready", "its child still runs in its cgroup")
+  local how = app:wait(5)
+  lu.assertEquals(how, { code = 5, left = 0 })
+  lu.assertTrue(now() - t0 >= 0.3, "waited for the child: " .. (now() - t0))
+  lu.assertEquals(exits, 1)
+  S.assert_clean(before)
+end
+
+function TC.test_an_ended_cgroup_is_seen_by_an_on_exit_watch_in_a_loop()
+  local exits, how = 0, nil
+  require("appstart").run(function()
+    local app = assert(start { kill_mode = "cgroup", on_exit = function(_, h) exits = exits + 1; how = h end,
+      argv = { F, "fork", "sleep=0.3", "exit=0", "|", "notify=READY=1", "exit=5" } })
+    lu.assertEquals(app.state, "ready")
+    -- nobody waits on the app: its watch sees the app exit, then the
+    -- cgroup empty
+    lu.assertTrue(S.await_with_sleep(function() return exits > 0 end, 3))
+  end)
+  lu.assertEquals(exits, 1)
+  lu.assertEquals(how.code, 5)
+end
+
+function TC.test_a_member_that_ignores_term_is_killed_after_kill_grace()
+  for _, fallback in ipairs { false, true } do
+    S.testing.no_cgroup_kill(fallback)
+    local before = S.snapshot()
+    local child = S.tmpname("pid")
+    local app = assert(start { kill_mode = "cgroup", argv = { F,
+      "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "notify=READY=1", "pause" } })
+    local pid = S.pid_in(child)
+    local how = app:terminate()
+    S.testing.no_cgroup_kill(false)
+    lu.assertEquals(how.left, 1)
+    assert_gone({ pid }, fallback and "without cgroup.kill" or "with cgroup.kill")
+    S.assert_clean(before)
+  end
+end
+
+function TC.test_a_failed_start_empties_and_removes_its_cgroup()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local child = S.tmpname("pid")
+  fail_within({ kill_mode = "cgroup", ready_timeout = 0.3, argv = { F,
+    "fork", "setsid", "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "exit=0", "|", "pause" } },
+    "timeout", 3)
+  assert_gone({ S.pid_in(child) })
+  lu.assertEquals(my_cgroups(dir), mine)
+end
+
+function TC.test_cgroup_parent_is_made_and_used()
+  local parent = "/appstart-spec-" .. core.pid()
+  local dir = cgroup_mount() .. parent
+  local app = assert(start { kill_mode = "cgroup", cgroup_parent = parent, argv = { F, "notify=READY=1", "pause" } })
+  local cg = S.read("/proc/" .. app.pid .. "/cgroup"):match("0::([^\n]*)")
+  lu.assertEquals(cg:sub(1, #parent + 1), parent .. "/")
+  lu.assertEquals(my_cgroups(dir), 1)
+  app:terminate()
+  lu.assertEquals(my_cgroups(dir), 0)
+  assert(os.execute("rmdir " .. dir))
+end
+
+function TC.test_notify_access_all_admits_a_member_of_the_cgroup()
+  -- the grandchild is orphaned: no parent chain leads to the app, but it
+  -- is in the app's cgroup
+  local function argv(pidfile)
+    return { F, "fork", "setsid", "fork", "pidfile=" .. pidfile, "sleep=0.1", "notify=READY=1", "pause", "|",
+      "exit=0", "|", "pause" }
+  end
+  local app = assert(start { kill_mode = "cgroup", notify_access = "all", argv = argv(S.tmpname("pid")) })
+  lu.assertEquals(app:terminate().left, 1)
+  local orphan = S.tmpname("pid")
+  local err = fail_within({ kill_mode = "group", notify_access = "all", ready_timeout = 0.5, argv = argv(orphan) },
+    "timeout", 3, function() kill { S.pid_in(orphan) } end)
+  lu.assertEquals(err.code, "timeout", "in a group, an orphan that left it is nobody's")
+end
+
+function TC.test_a_closed_app_s_cgroup_is_removed_once_it_empties()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local app = assert(start { kill_mode = "cgroup", argv = { F, "notify=READY=1", "pause" } })
+  local pid = app.pid
+  app:close()
+  lu.assertEquals(my_cgroups(dir), mine + 1, "in use")
+  kill { pid }
+  S.await_gone(pid)
+  S.testing.reap()
+  lu.assertEquals(my_cgroups(dir), mine)
+end
+
+function TC.test_where_cgroup_v2_is_not_writable_the_start_fails_and_says_so()
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_FIXTURES = S.bindir } }, [[
+    local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, kill_mode = "cgroup",
+      log = require("childkit").quiet }
+    print(app, err and err.code, err)
+    print("children", children())
+  ]])
+  lu.assertStrContains(out, "nil\tspawn\t")
+  lu.assertStrContains(out, "cgroup v2 not writable here?")
+  lu.assertStrContains(out, "children\t\n")
+end
+
+function TC.test_bad_cgroup_options_raise()
+  local appstart = require "appstart"
+  local function raises(opts, text)
+    local ok, err = pcall(appstart.start, opts)
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, text)
+  end
+  raises({ argv = { F }, cgroup_parent = "/x" }, "field 'cgroup_parent': has no effect without kill_mode = 'cgroup'")
+  raises({ argv = { F }, kill_mode = "cgroup", cgroup_parent = "x" }, "must be an absolute path")
+  raises({ argv = { F }, kill_mode = "cgroup", cgroup_parent = "/a/../b" }, "must not contain '..'")
+  raises({ argv = { F }, kill_mode = "tree" }, "field 'kill_mode': invalid value 'tree'")
+end
+
+return { TestKillModeGroup = TG, TestKillModeCgroup = TC }
