@@ -3,6 +3,7 @@
  * and the module's own functions.
  */
 #include "lbinding.h"
+#include "notifysock.h"
 #include "procfs.h"
 #include "spawn.h"
 #include "sys.h"
@@ -239,6 +240,26 @@ static int l_user(lua_State *L)
     return 3;
 }
 
+/* core.notify(text [, socket]) -> true | nil, message, errno: one
+ * sd_notify datagram to socket (default $NOTIFY_SOCKET), never waiting;
+ * nil, "NOTIFY_SOCKET is not set" when there is none */
+static int l_notify(lua_State *L)
+{
+    size_t len;
+    const char *msg = luaL_checklstring(L, 1, &len);
+    const char *path = luaL_optstring(L, 2, getenv("NOTIFY_SOCKET"));
+    if (!path || !*path) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "NOTIFY_SOCKET is not set");
+        return 2;
+    }
+    int err = notify_send(path, msg, len);
+    if (err)
+        return lb_errno_result(L, err, path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_strerror(lua_State *L)
 {
     lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
@@ -252,7 +273,7 @@ int luaopen_appstart_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "now", l_now },
         { "wait_readable", l_wait_readable },
-        { "signum", l_signum },
+        { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },
         { "isatty", l_isatty },
         { "pid", l_pid },

@@ -37,4 +37,9 @@ int notify_socket_open(struct notify_socket *c, const char *base);
  * redirects the cleanup. Idempotent. */
 void notify_socket_close(struct notify_socket *c);
 
+/* Send msg as one datagram to the notify socket at path (as $NOTIFY_SOCKET
+ * gives it: a file, or '@' for the abstract namespace), never waiting (a
+ * full queue is EAGAIN). Returns 0 or an errno value. */
+int notify_send(const char *path, const char *msg, size_t len);
+
 #endif
