@@ -685,7 +685,7 @@ static int verify_pid(struct starter *s, long long v)
         return fail(s, STARTER_BAD_PID, err, "cannot watch pid %lld: %s", v, strerror(err));
     /* the group a stop reaches is the app's own (it may have made one) */
     if (s->tree && s->tree->mode == TREE_GROUP)
-        (void)tree_set_group(s->tree, (pid_t)v, s->spawned.pid);
+        (void)tree_set_group(s->tree, (pid_t)v, s->spawned_start);
     return s->phase;
 }
 

@@ -50,19 +50,17 @@ struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
     return t;
 }
 
-int tree_set_group(struct tree *t, pid_t app, pid_t spawned)
+int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start)
 {
     struct procfs_stat st;
-    int err = procfs_stat(spawned, &st);
+    int err = procfs_stat(app, &st);
     if (err)
-        return err;
-    t->min_start = st.start_time;
-    if ((err = procfs_stat(app, &st)))
         return err;
     /* never the launcher's own group (the app was set apart from it) */
     if (st.pgrp <= 1 || st.pgrp == getpgrp())
         return EPERM;
     t->pgid = st.pgrp;
+    t->min_start = min_start;
     return 0;
 }
 

@@ -48,10 +48,10 @@ struct tree {
 struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
                       size_t why_len);
 
-/* group: the group is the app's, from /proc (the app is a member; spawned:
- * the process spawned, whose start time bounds the members'). Returns 0 or
- * an errno value. */
-int tree_set_group(struct tree *t, pid_t app, pid_t spawned);
+/* group: the group is the app's, from /proc (the app is a member);
+ * members start no earlier than min_start (the process spawned's start
+ * time). Returns 0 or an errno value. */
+int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start);
 
 /* Send sig to every member but the app. Returns how many were signalled,
  * or -errno when the members cannot be listed. */

@@ -23,6 +23,7 @@ local cli = {}
 
 local USAGE = [[
 Usage: appstart [options] -- COMMAND [ARG...]
+       appstart supervise [--json] FILE.lua   (see appstart supervise --help)
 
 Start COMMAND, wait until it reports that it is ready, print its pid, name
 and time to ready, and exit 0 leaving it running.
@@ -582,6 +583,14 @@ end
 -- @param argv the arguments (argv[1..n]; the script's `arg` table)
 -- @return the exit code
 function cli.main(argv)
+  if argv[1] == "supervise" then
+    local code, usage = require("appstart.supervise").main(table.move(argv, 2, #argv, 1, {}), cli.json_object)
+    if usage then
+      io.stderr:write("appstart supervise: ", usage, "\nTry 'appstart supervise --help' for more information.\n")
+      return 2
+    end
+    return code
+  end
   if #argv == 0 then
     -- a bare `appstart`: what it takes, not just what is missing
     io.stderr:write(USAGE)

@@ -1,0 +1,317 @@
+--- appstart.supervise: the `appstart supervise [--json] FILE.lua` command.
+--
+-- FILE.lua returns the table given to appstart.supervisor. The command
+-- brings every service up and supervises until SIGTERM or SIGINT (then
+-- sv:down(), exit 0). SIGHUP reads the file again and applies the
+-- difference: new services are started, removed ones stopped, changed ones
+-- restarted with their new spec. Each event is a line on stderr, or with
+-- --json one JSON object on stdout. Under a supervisor of its own
+-- (NOTIFY_SOCKET set) it is a Type=notify service: READY=1 once every
+-- service is up, STATUS= with the count of those ready, RELOADING=1 /
+-- READY=1 around a SIGHUP, STOPPING=1 at the end, and WATCHDOG=1 pings
+-- when WATCHDOG_USEC asks for them.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local log = require "appstart.log"
+local loop = require "appstart.loop"
+
+local M = {}
+
+M.USAGE = [[
+Usage: appstart supervise [options] FILE.lua
+
+Run FILE.lua, which returns the table given to appstart.supervisor (its
+services and their policies), bring every service up and keep them up
+until SIGTERM or SIGINT, then stop them all (dependents first) and exit 0.
+SIGHUP reads FILE.lua again and applies the difference: new services are
+started, removed ones stopped, changed ones restarted.
+
+  --json          one JSON object per event on stdout:
+                  {"service":..,"state":..,"pid":..,"restarts":..,
+                   "delay":..,"exit_code":..,"signal":..,"watchdog":..,
+                   "code":..,"message":..} (null where it does not apply)
+  -q, --quiet     print no events (errors still go to stderr)
+  -v, --verbose   log each step on stderr
+  -h, --help      show this help
+
+Under systemd or another supervisor (NOTIFY_SOCKET set) it sends READY=1
+once every service is up and STATUS= with the count of ready services.
+Exit status: 0 after SIGTERM or SIGINT, 1 when FILE.lua cannot be used at
+the start, 2 usage error.
+]]
+
+local printable = log.printable
+
+--- argv (after "supervise") -> options, or nil, message.
+function M.parse(argv)
+  local o = {}
+  for _, a in ipairs(argv) do
+    if a == "--json" then o.json = true
+    elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "-v" or a == "--verbose" then o.verbose = true
+    elseif a == "-h" or a == "--help" then o.help = true; return o
+    elseif a:sub(1, 1) == "-" and a ~= "-" then return nil, "unknown option '" .. a .. "'"
+    elseif o.file then return nil, "one FILE.lua only (got '" .. o.file .. "' and '" .. a .. "')"
+    else o.file = a
+    end
+  end
+  if not o.file then return nil, "missing FILE.lua" end
+  if o.quiet and o.verbose then return nil, "--quiet and --verbose exclude each other" end
+  return o
+end
+
+--- The supervisor's spec from path: the table its chunk returns, or nil,
+-- message.
+function M.load(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then return nil, err end
+  local ok, spec = pcall(chunk)
+  if not ok then return nil, path .. ": " .. tostring(spec) end
+  if type(spec) ~= "table" then
+    return nil, path .. ": must return the supervisor's table, returned " .. type(spec)
+  end
+  if type(spec.services) ~= "table" then
+    return nil, path .. ": the table has no 'services' table"
+  end
+  return spec
+end
+
+-------------------------------------------------------------------------------
+-- what changed between two readings of the file
+
+-- Deep equality of two specs; a Lua function counts as the same when its
+-- code is (string.dump without debug information: moving it in the file
+-- is no change), a C function when it is the same one.
+local function same(a, b, seen)
+  if a == b then return true end
+  local ta = type(a)
+  if ta ~= type(b) then return false end
+  if ta == "function" then
+    local ok1, da = pcall(string.dump, a, true)
+    local ok2, db = pcall(string.dump, b, true)
+    return ok1 and ok2 and da == db
+  end
+  if ta ~= "table" then return false end
+  seen = seen or {}
+  if seen[a] == b then return true end
+  seen[a] = b
+  for k, v in pairs(a) do
+    if not same(v, b[k], seen) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+M.same = same
+
+--- The difference between the services of two specs: added, removed and
+-- changed names, each sorted.
+function M.diff(old, new)
+  local added, removed, changed = {}, {}, {}
+  for name, spec in pairs(new.services) do
+    if old.services[name] == nil then added[#added + 1] = name
+    elseif not same(old.services[name], spec) then changed[#changed + 1] = name
+    end
+  end
+  for name in pairs(old.services) do
+    if new.services[name] == nil then removed[#removed + 1] = name end
+  end
+  table.sort(added)
+  table.sort(removed)
+  table.sort(changed)
+  return added, removed, changed
+end
+
+-------------------------------------------------------------------------------
+-- events
+
+local function json_event(json_object, name, state, info)
+  local how = info.how or {}
+  local err = info.err
+  return json_object {
+    { "service", name }, { "state", state }, { "pid", info.pid }, { "restarts", info.restarts },
+    { "delay", info.delay }, { "exit_code", how.code }, { "signal", how.signal },
+    { "watchdog", how.watchdog == true }, { "code", err and err.code },
+    { "message", err and err.message },
+  }
+end
+
+local function text_event(name, state, info)
+  local parts = { "appstart: ", printable(name), ": ", state }
+  if info.pid then parts[#parts + 1] = " (pid " .. info.pid .. ")" end
+  if info.how then parts[#parts + 1] = ": " .. tostring(info.how) end
+  if info.err then parts[#parts + 1] = ": " .. printable(tostring(info.err.message or info.err)) end
+  if info.delay then parts[#parts + 1] = string.format(", restart in %.3g s", info.delay) end
+  return table.concat(parts)
+end
+
+-------------------------------------------------------------------------------
+-- the command
+
+--- Run the command; returns the exit code, or nil, usage message.
+function M.main(argv, json_object)
+  local o, message = M.parse(argv)
+  if not o then return nil, message end
+  if o.help then
+    io.stdout:write(M.USAGE)
+    return 0
+  end
+  local spec, why = M.load(o.file)
+  if not spec then
+    io.stderr:write("appstart: ", why, "\n")
+    return 1
+  end
+  local saved_level = appstart.log_level
+  if o.verbose then appstart.log_level = "debug" end
+  local ok, code = pcall(M.run, o, spec, json_object)
+  appstart.log_level = saved_level
+  if not ok then
+    io.stderr:write("appstart: ", tostring(code), "\n")
+    return 1
+  end
+  return code
+end
+
+-- The supervisor's outer notify socket: nothing when there is none.
+local outer = os.getenv("NOTIFY_SOCKET")
+local function notify(text)
+  if outer and outer ~= "" then core.notify(text, outer) end
+end
+
+--- Supervise spec until SIGTERM or SIGINT: the exit code.
+function M.run(o, spec, json_object)
+  local states, total = {}, 0
+  local announced = false -- READY=1 sent
+  local function ready_count()
+    local n = 0
+    for _, state in pairs(states) do
+      if state == "ready" or state == "reloading" then n = n + 1 end
+    end
+    return n
+  end
+  local function status()
+    local n = ready_count()
+    notify(string.format("STATUS=%d of %d services ready", n, total))
+    if not announced and n == total then
+      announced = true
+      notify("READY=1")
+    end
+  end
+  local user_on_event = spec.on_event
+  local function on_event(name, state, info)
+    info = info or {}
+    states[name] = state
+    if o.json then
+      io.stdout:write(json_event(json_object, name, state, info), "\n")
+      io.stdout:flush()
+    elseif not o.quiet then
+      io.stderr:write(text_event(name, state, info), "\n")
+    end
+    status()
+    if user_on_event then user_on_event(name, state, info) end
+  end
+  local function with_our_events(s)
+    local copy = {}
+    for k, v in pairs(s) do copy[k] = v end
+    copy.on_event = on_event
+    return copy
+  end
+
+  local sv = appstart.supervisor(with_our_events(spec))
+  for name in pairs(spec.services) do
+    states[name] = "stopped"
+    total = total + 1
+  end
+  local signals = assert(core.signals { "TERM", "INT", "HUP" })
+  local current = spec
+
+  -- SIGHUP: the file again, the difference applied
+  local function reload()
+    notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
+    local new, err = M.load(o.file)
+    if new then
+      local ok, e = pcall(appstart.supervisor, with_our_events(new)) -- checked whole first
+      if not ok then new, err = nil, e end
+    end
+    if not new then
+      io.stderr:write("appstart: reload: ", tostring(err), " (the services are left as they were)\n")
+      notify("READY=1")
+      return
+    end
+    local added, removed, changed = M.diff(current, new)
+    for _, name in ipairs(removed) do
+      sv:remove(name)
+      states[name] = nil
+      total = total - 1
+    end
+    for _, name in ipairs(changed) do sv:remove(name) end
+    -- in dependency order: what a service names must exist when it is added
+    local pending = {}
+    for _, name in ipairs(changed) do pending[#pending + 1] = name end
+    for _, name in ipairs(added) do
+      pending[#pending + 1] = name
+      states[name] = "stopped"
+      total = total + 1
+    end
+    while #pending > 0 do
+      local progress = false
+      for i = #pending, 1, -1 do
+        local name = pending[i]
+        if pcall(sv.add, sv, name, new.services[name]) then
+          table.remove(pending, i)
+          progress = true
+        end
+      end
+      if not progress then error("reload: cannot add " .. table.concat(pending, ", ")) end
+    end
+    current = new
+    if not o.quiet and not o.json then
+      io.stderr:write(string.format("appstart: reload: %d added, %d removed, %d changed\n",
+        #added, #removed, #changed))
+    end
+    for _, name in ipairs(changed) do appstart.spawn(sv.start, sv, name) end
+    for _, name in ipairs(added) do appstart.spawn(sv.start, sv, name) end
+    notify("READY=1")
+    status()
+  end
+
+  local code = 0
+  local ok, err = pcall(appstart.run, function()
+    -- the outer watchdog, when the outer supervisor asks for one
+    local wd = tonumber(os.getenv("WATCHDOG_USEC"))
+    local wd_pid = tonumber(os.getenv("WATCHDOG_PID"))
+    local pinger
+    if outer and wd and wd > 0 and (not wd_pid or wd_pid == core.pid()) then
+      pinger = appstart.spawn(function()
+        while loop.sleep(wd / 2e6) ~= nil do notify("WATCHDOG=1") end
+      end)
+    end
+    appstart.spawn(function()
+      local up, e = sv:up()
+      if not up and not o.quiet and not o.json then
+        io.stderr:write("appstart: not every service came up: ", tostring(e), "\n")
+      end
+    end)
+    while true do
+      if loop.wait(signals:fd()) == nil then break end
+      local stop = false
+      for _, got in ipairs(signals:read()) do
+        local name = core.signame(got.signal)
+        if name == "HUP" then reload()
+        else stop = true
+        end
+      end
+      if stop then break end
+    end
+    notify("STOPPING=1")
+    sv:down()
+    if pinger then pinger:cancel() end
+  end)
+  signals:read()
+  signals:close()
+  if not ok then error(err, 0) end
+  return code
+end
+
+return M
