@@ -1,10 +1,13 @@
---- What the supervisor stands on, in the loop: the running task
--- (loop.task) and a wait ended by another task (task:wake).
+--- What the supervisor stands on, in the loop and the start: the running
+-- task (loop.task), a wait ended by another task (task:wake), and a start
+-- abandoned without waiting (h:abandon), each with a real process.
 local lu = require "luaunit"
 local appstart = require "appstart"
 local S = require "support"
 
-local now = S.core.now
+local core = S.core
+local now = core.now
+local F = S.fixture
 
 local TPrimitives = {}
 
@@ -39,6 +42,18 @@ function TPrimitives.test_task_wake_ends_a_wait_as_its_deadline_would()
   end)
   lu.assertEquals(got, { n = 1, false })
   lu.assertTrue(took < 1, "woken after " .. took .. " s")
+end
+
+function TPrimitives.test_starting_abandon_terminates_without_waiting()
+  local before = S.snapshot()
+  local h = appstart.begin { argv = { F, "pause" }, ready = "fd", kill_grace = 2, log = S.quiet }
+  local t0 = now()
+  h:abandon()
+  lu.assertTrue(now() - t0 < 0.5, "abandon waited")
+  while not h:step() do core.wait_readable(h:pollfd() or -1, 0.01) end
+  lu.assertEquals(h.err.code, "cancelled")
+  lu.assertEquals(h.err.status, { signal = 15 })
+  S.assert_clean(before)
 end
 
 return { TestSupervisorPrimitives = TPrimitives }
