@@ -399,6 +399,108 @@ function TStates.test_a_start_that_fails_outside_sv_up_is_kept_in_last()
   S.assert_clean(before)
 end
 
+function TStates.test_stop_in_backoff_is_at_once_and_start_in_backoff_starts_now()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    s = fd_service({ backoff = { initial = 30, jitter = 0 } }, "exit=1"),
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("s").state == "backoff" end))
+  lu.assertEquals(rec.events("s", "backoff")[1].info.delay, 30)
+  local took = S.timed(sv.stop, sv, "s")
+  lu.assertTrue(took < 0.5, "a stop in backoff took " .. took .. " s")
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "backoff", "stopped" })
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("s").state == "backoff" end))
+  took = S.timed(sv.start, sv, "s") -- not 30 s: at once
+  lu.assertTrue(took < 1, "sv:start in backoff took " .. took .. " s")
+  lu.assertTrue(rec.count("s", "starting") >= 3)
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_an_app_whose_handle_its_user_closed_is_still_followed()
+  local before = S.snapshot()
+  local rec = recorder()
+  local app
+  local sv = supervisor({ services = {
+    s = { argv = { F, "notify=STATUS=x", "notify=READY=1", "pause" }, backoff = { initial = 0.01 },
+      on_status = function(a) app = a end },
+  } }, rec)
+  sv:up()
+  local pid = pid_of(sv, "s")
+  app:close() -- the app object lets go of its process; the supervisor does not
+  kill(pid)
+  lu.assertTrue(await(sv, function() return rec.count("s", "ready") == 2 end))
+  lu.assertEquals(rec.events("s", "backoff")[1].info.how, {}, "its status was the closed handle's to know")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_a_service_added_later_starts_with_what_it_needs()
+  local before = S.snapshot()
+  local sv = supervisor { services = { db = fd_service() } }
+  sv:add("web", fd_service { needs = { "db" } })
+  lu.assertEquals(sv:up("web"), true)
+  lu.assertEquals(sv:status("db").state, "ready")
+  sv:down()
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- an app the launcher may not signal
+
+local TForeign = base()
+
+local function is_root()
+  return S.proc_status("self").Uid:match("^(%d+)") == "0"
+end
+
+local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
+
+function TForeign.tearDown()
+  debug.sethook()
+  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  os.execute("rm -f " .. policy .. "; rmdir " .. policy:match("^(.*)/[^/]*$") .. " 2>/dev/null")
+  S.kill_strays()
+end
+
+function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
+  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  -- nobody's launcher starts an app as daemon through a setuid helper
+  -- (as helper_spec does): nobody may not signal it
+  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  local policy_dir = policy:match("^(.*)/[^/]*$")
+  local dir = S.tmpname("installed")
+  local helper = dir .. "/appstart-helper"
+  assert(os.execute(string.format("mkdir -p %s && chown root:root %s && chmod 755 %s && printf 'nobody: daemon\\n' > %s"
+    .. " && chmod 644 %s && mkdir -m 755 %s && cp '%s' %s && chown root:root %s %s && chmod 4755 %s", policy_dir,
+    policy_dir, policy_dir, policy, policy, dir, POLICYTEST, helper, dir, helper, helper)))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
+    local lines = {}
+    local sv = appstart.supervisor { log = function(l, m) lines[#lines + 1] = l .. ": " .. m end, services = {
+      d = { argv = { F, "notify=READY=1", "pause" }, user = "daemon", stdout = "null", stderr = "null",
+        ready_timeout = 5 } } }
+    assert(sv:up())
+    local pid = sv:status("d").pid
+    print(pid, sv:stop("d"))
+    local st = sv:status("d")
+    print(st.state, st.last.code, st.last.message)
+    print(table.concat(lines, "\n"))
+  ]])
+  local pid = tonumber(out:match("^(%d+)\ttrue"))
+  lu.assertNotNil(pid, out)
+  lu.assertTrue(S.alive(pid), "let go of, not killed")
+  lu.assertEquals(S.proc_status(pid).Uid:match("^(%d+)"), "1", "it runs as daemon")
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  lu.assertStrContains(out, "\nstopped\tstop\tcannot stop the app: Operation not permitted\n")
+  lu.assertStrContains(out, "error: d: cannot stop pid " .. pid .. ": Operation not permitted; no longer supervised")
+end
+
 -------------------------------------------------------------------------------
 -- restart policies
 
@@ -1035,6 +1137,7 @@ end
 return {
   TestSupervisorMistakes = TMistakes,
   TestSupervisorStates = TStates,
+  TestSupervisorForeign = TForeign,
   TestSupervisorPolicy = TPolicy,
   TestSupervisorBackoff = TBackoff,
   TestSupervisorGraph = TGraph,
