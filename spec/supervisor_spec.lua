@@ -1091,6 +1091,29 @@ function TDrivers.test_two_tasks_waiting_on_one_supervisor()
   S.assert_clean(before)
 end
 
+local TReadme = base()
+
+function TReadme.test_the_readmes_example_runs_as_it_is()
+  lu.assertTrue(os.execute("command -v redis-server >/dev/null"), "redis-server is installed by .ci/deps")
+  local readme = assert(S.read(S.spec_dir .. "/../README.md"))
+  local section = readme:match("\n## Supervision\n(.-)\n## ")
+  local example = section:match("```lua\n(.-)```")
+  lu.assertStrContains(example, "appstart.supervisor")
+  local out = S.run_child_lua({}, example)
+  local lines = S.lines(out)
+  -- each event a line: name, state, pid, how or err, delay
+  local states = {}
+  for _, l in ipairs(lines) do
+    local name, state = l:match("^(%a+)\t(%a+)\t")
+    if name then states[#states + 1] = name .. " " .. state end
+  end
+  lu.assertEquals(states, { "redis starting", "redis ready", "ticker starting", "ticker ready",
+    "redis backoff", "ticker stopping", "ticker stopped", "redis starting", "redis ready", "ticker starting",
+    "ticker ready", "ticker stopping", "ticker stopped", "redis stopping", "redis stopped" }, out)
+  lu.assertStrContains(out, "\nReady to accept connections\n")
+  lu.assertStrContains(out, "killed by signal 9 (KILL)")
+end
+
 -------------------------------------------------------------------------------
 -- cost at rest
 
@@ -1146,4 +1169,5 @@ return {
   TestSupervisorDrivers = TDrivers,
   TestSupervisorDriversWithoutPidfd = S.without_pidfd(TDrivers),
   TestSupervisorIdle = TIdle,
+  TestSupervisorReadme = TReadme,
 }
