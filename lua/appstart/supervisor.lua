@@ -40,6 +40,7 @@ Supervisor.__index = Supervisor
 Supervisor.__name = "appstart.supervisor"
 
 local UP = { ready = true, reloading = true }
+local NONE = setmetatable({}, { __newindex = function() error("appstart.supervisor: NONE is read-only", 2) end })
 local DOWN = { stopped = true, failed = true }
 local ACTIVE = { starting = true, ready = true, reloading = true, stopping = true, backoff = true }
 
@@ -137,7 +138,7 @@ end
 local function unwatch(sv, svc)
   if svc.fd then
     sv._poller:del(svc.fd)
-    svc.fd = false
+    svc.fd = nil
     sv._nwatched = sv._nwatched - 1
   end
 end
@@ -159,7 +160,7 @@ end
 -- next step, the end of its backoff, its stop's escalation, a probe where
 -- there is no pidfd.
 local function rearm(sv, svc)
-  local t, wake = now(), false
+  local t, wake = now(), nil
   if svc.h then
     wake = t + svc.h:timeout()
     if not svc.fd then wake = math.min(wake, t + settings.poll_interval) end
@@ -236,7 +237,7 @@ end
 local function failed_exit(svc, how)
   if how.watchdog then return true end
   if how.code then return not svc.cfg.success[how.code] end
-  if how.signal then return not svc.sent[how.signal] end
+  if how.signal then return not (svc.sent and svc.sent[how.signal]) end
   return true
 end
 
@@ -244,10 +245,10 @@ local function release_app(sv, svc)
   unwatch(sv, svc)
   if svc.proc then
     svc.proc:close()
-    svc.proc = false
+    svc.proc = nil
   end
   local app = svc.app
-  svc.app, svc.escalate_at = false, false
+  svc.app, svc.escalate_at = nil, nil
   return app
 end
 
@@ -256,21 +257,21 @@ end
 local function apply_policy(sv, svc, reason, start_failed)
   local cfg, t, pid = svc.cfg, now(), svc.pid or nil
   local key = start_failed and "err" or "how"
-  svc.pid, svc.last, svc.reasons = false, reason, false
+  svc.pid, svc.last, svc.reasons = nil, reason, nil
   -- the run of restarts starts again once the app stayed ready long enough
   if svc.ready_at and t - svc.ready_at >= cfg.reset_after then svc.streak = 0 end
-  svc.ready_at = false
+  svc.ready_at = nil
   if svc.goal == "down" or svc.restart_pending then
-    svc.restart_pending = false
+    svc.restart_pending = nil
     return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
   end
   local failure = start_failed or failed_exit(svc, reason)
   if failure then
-    local window, kept = svc.window, {}
-    window[#window + 1] = { at = t, reason = reason }
-    for _, f in ipairs(window) do
+    local kept = {}
+    for _, f in ipairs(svc.window) do
       if t - f.at <= cfg.burst_interval then kept[#kept + 1] = f end
     end
+    kept[#kept + 1] = { at = t, reason = reason }
     svc.window = kept
     if #kept > cfg.burst then
       local reasons = {}
@@ -312,8 +313,8 @@ local function stopped(sv, svc, reason, is_err)
     local app = release_app(sv, svc)
     if svc.on_exit and not is_err then enqueue(sv, svc, "on_exit", svc.on_exit, app, reason) end
   end
-  svc.pid, svc.by_us, svc.restart_pending, svc.ready_at = false, false, false, false
-  svc.last, svc.reasons = reason, false
+  svc.pid, svc.by_us, svc.restart_pending, svc.ready_at = nil, nil, nil, nil
+  svc.last, svc.reasons = reason, nil
   transition(sv, svc, "stopped", { pid = pid, [is_err and "err" or "how"] = reason })
 end
 
@@ -346,8 +347,8 @@ local finish_start -- below
 
 local function begin(sv, svc)
   if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
-  if svc.state == "failed" then svc.window, svc.streak = {}, 0 end
-  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = false, false, false, false, {}
+  if svc.state == "failed" then svc.window, svc.streak = NONE, 0 end
+  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
   local ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
   transition(sv, svc, "starting", {})
   if not ok then -- checked when added: what raises now is the world (a user removed)
@@ -363,7 +364,7 @@ end
 function finish_start(sv, svc)
   local h = svc.h
   unwatch(sv, svc)
-  svc.h = false
+  svc.h = nil
   sv._inflight = sv._inflight - 1
   if h.app then return fire(sv, svc, "started", h.app) end
   fire(sv, svc, "start_failed", h.err)
@@ -399,7 +400,7 @@ local function stop_app(sv, svc)
     return stopped(sv, svc, err, true)
   end
   app:kill("CONT") -- a stopped process gets its TERM too
-  svc.escalate_at, svc.escalated = now() + (svc.opts.kill_grace or DEFAULT_GRACE), false
+  svc.escalate_at, svc.escalated = now() + (svc.opts.kill_grace or DEFAULT_GRACE), nil
 end
 
 local function escalate(sv, svc)
@@ -416,7 +417,7 @@ local function escalate(sv, svc)
 end
 
 local function drop_backoff(sv, svc)
-  svc.due, svc.backoff_until, svc.restart_pending = false, false, false
+  svc.due, svc.backoff_until, svc.restart_pending = nil, nil, nil
   transition(sv, svc, "stopped", {})
 end
 
@@ -430,7 +431,7 @@ local function to(state)
 end
 
 local function app_stopping(sv, svc)
-  svc.by_us = false
+  svc.by_us = nil
   transition(sv, svc, "stopping", { pid = svc.pid or nil })
 end
 
@@ -496,7 +497,7 @@ local function poke(sv, svc, fired)
       -- moved (MAINPID=), or its handle was closed by someone else
       unwatch(sv, svc)
       local old, old_pid = svc.proc, svc.proc:pid()
-      svc.proc = false
+      svc.proc = nil
       old:close()
       if app:pollfd() and app.pid ~= old_pid then
         svc.pid = app.pid
@@ -527,8 +528,9 @@ local function assess(sv)
       if not (n._keep and UP[n.state]) then keep = false end
       if n.state == "failed" or (n.state == "stopped" and n.goal == "down") or n._blocked then blocked = true end
     end
-    svc._keep = keep
-    svc._blocked = blocked and svc.goal == "up" and svc.state == "stopped"
+    -- nil rather than false: a field set to false takes a slot in the table
+    svc._keep = keep or nil
+    svc._blocked = blocked and svc.goal == "up" and svc.state == "stopped" or nil
   end
 end
 
@@ -728,22 +730,22 @@ end
 
 local function add_service(sv, name, cfg)
   sv._nextid = sv._nextid + 1
+  -- what a service is at rest; the rest is set while it is needed (pid,
+  -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
+  -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
+  -- fail_err, started_in, sent, _keep, _blocked), so that a thousand
+  -- services cost little
   local svc = {
-    name = name, id = sv._nextid, cfg = cfg,
-    state = "stopped", goal = "down", since = os.time(), pid = false, restarts = 0, streak = 0,
-    status = false, last = false, reasons = false,
-    h = false, app = false, proc = false, fd = false, wake = false,
-    backoff_until = false, due = false, escalate_at = false, escalated = false, by_us = false,
-    ready_at = false, window = {}, sent = {}, restart_pending = false, revive = false,
-    ready_seq = 0, fail_seq = 0, fail_err = false, started_in = false,
-    needs = {}, after = {}, dependents = {}, _keep = false, _blocked = false,
+    name = name, id = sv._nextid, cfg = cfg, state = "stopped", goal = "down", since = os.time(),
+    restarts = 0, streak = 0, ready_seq = 0, fail_seq = 0, window = NONE,
+    needs = #cfg.needs > 0 and {} or NONE, after = #cfg.after > 0 and {} or NONE, dependents = NONE,
   }
   local opts = {}
   for k, v in pairs(cfg.start) do opts[k] = v end
   local user_log = opts.log or sv._user_log
   svc.log = user_log and safe_logger(user_log) or log.default
   opts.log = user_log and svc.log or nil
-  svc.on_exit, opts.on_exit = opts.on_exit or false, nil -- called by the supervisor, in order
+  svc.on_exit, opts.on_exit = opts.on_exit, nil -- called by the supervisor, in order
   local on_status = opts.on_status
   opts.on_status = function(app, text)
     svc.status = text
@@ -765,8 +767,12 @@ local function add_service(sv, name, cfg)
   for _, n in ipairs(cfg.needs) do svc.needs[#svc.needs + 1] = sv._services[n] end
   for _, n in ipairs(cfg.after) do svc.after[#svc.after + 1] = sv._services[n] end
   for _, list in ipairs { svc.needs, svc.after } do
-    for _, dep in ipairs(list) do dep.dependents[#dep.dependents + 1] = svc end
+    for _, dep in ipairs(list) do
+      if dep.dependents == NONE then dep.dependents = {} end
+      dep.dependents[#dep.dependents + 1] = svc
+    end
   end
+  cfg.start = nil -- copied into opts
   sv._services[name], sv._by_id[svc.id] = svc, svc
   sv._names[#sv._names + 1] = name
   table.sort(sv._names)
@@ -940,6 +946,7 @@ function Supervisor:reload(name)
   end
   local app = svc.app
   local signal = svc.opts.reload_signal or "HUP"
+  svc.sent = svc.sent or {}
   svc.sent[core.signum(signal)] = true
   fire(self, svc, "reloading")
   self:_advance()

@@ -97,7 +97,14 @@ M.SERVICE_FIELDS = {
   burst = count, burst_interval = seconds, after = names, needs = names,
 }
 
+-- What services without a field of their own share (read only): a
+-- thousand services cost a thousand tables less each.
+local EMPTY = {}
+local DEFAULT_SUCCESS = { [0] = true }
+local DEFAULT_BACKOFF = M.DEFAULTS.backoff
+
 local function list_copy(list)
+  if not list or #list == 0 then return EMPTY end
   return table.move(list, 1, #list, 1, {})
 end
 
@@ -136,20 +143,26 @@ function M.service(name, spec, who, level)
     error(format("%s: service '%s': field '%s': %s", who, name, field, why), level)
   end
   local D = M.DEFAULTS
-  local success = {}
-  for _, c in ipairs(own.success_codes or D.success_codes) do success[c] = true end
-  local b = own.backoff or {}
+  local success = DEFAULT_SUCCESS
+  if own.success_codes then
+    success = {}
+    for _, c in ipairs(own.success_codes) do success[c] = true end
+  end
+  local delays, b = DEFAULT_BACKOFF, own.backoff
+  if b then
+    delays = { initial = b.initial or D.backoff.initial, max = b.max or D.backoff.max,
+      factor = b.factor or D.backoff.factor, jitter = b.jitter or D.backoff.jitter }
+  end
   return {
     start = start,
     restart = own.restart or D.restart,
     success = success,
-    backoff = { initial = b.initial or D.backoff.initial, max = b.max or D.backoff.max,
-      factor = b.factor or D.backoff.factor, jitter = b.jitter or D.backoff.jitter },
+    backoff = delays,
     reset_after = own.reset_after or D.reset_after,
     burst = own.burst or D.burst,
     burst_interval = own.burst_interval or D.burst_interval,
-    after = list_copy(own.after or {}),
-    needs = list_copy(own.needs or {}),
+    after = list_copy(own.after),
+    needs = list_copy(own.needs),
   }
 end
 
