@@ -925,6 +925,24 @@ function TCallbacks.test_callbacks_that_raise_are_logged_and_break_nothing()
   S.assert_clean(before)
 end
 
+function TCallbacks.test_a_log_function_or_on_status_that_raises_breaks_nothing()
+  local out, ok = S.run_child_lua({}, [[
+    local sv = appstart.supervisor {
+      log = function(level) if level ~= "debug" then error("log boom") end end,
+      services = { s = { argv = { F, "notify=STATUS=x", "notify=READY=1", "exit=3" }, restart = "no",
+        on_status = function() error("on_status boom") end } },
+    }
+    print("up", sv:up())
+    print("wait", sv:wait(), sv:status("s").state, tostring(sv:status("s").last))
+  ]])
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "up\ttrue\tnil\n")
+  lu.assertStrContains(out, "wait\ttrue\tstopped\texited with code 3\n")
+  -- what the log function raised, on the default logger instead
+  lu.assertStrContains(out, "appstart: error: a log function raised")
+  lu.assertStrContains(out, "log boom")
+end
+
 function TCallbacks.test_a_services_own_log_and_on_status_are_passed_through()
   local before = S.snapshot()
   local own, own_logger = S.recorder()
@@ -1067,6 +1085,25 @@ function TDrivers.test_luv()
   coroutine.wrap(function() ok, err = pcall(scenario, sv, rec) end)()
   uv.run()
   lu.assertTrue(ok, tostring(err))
+  S.assert_clean(before)
+end
+
+function TDrivers.test_a_task_cancelled_while_it_waits_gets_cancelled_and_the_start_goes_on()
+  local before = S.snapshot()
+  local sv = supervisor { services = { slow = slow_service(0.3) } }
+  local ok, err
+  appstart.run(function()
+    local task = appstart.spawn(function() ok, err = sv:up() end)
+    appstart.sleep(0.05)
+    task:cancel()
+    lu.assertTrue(S.await_with_sleep(function() return err ~= nil end))
+    lu.assertEquals(sv:status("slow").state, "starting", "only the wait was cancelled")
+    lu.assertTrue(await(sv, function() return sv:status("slow").state == "ready" end))
+    sv:down()
+  end)
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "cancelled")
+  lu.assertStrContains(tostring(err), "sv:up: cancelled")
   S.assert_clean(before)
 end
 
