@@ -1177,6 +1177,7 @@ local function cpu_at_rest(n, seconds)
 end
 
 function TIdle.test_idle_services_cost_no_cpu()
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open): services are probed")
   local before = S.snapshot()
   local cpu = cpu_at_rest(50, 0.5)
   lu.assertTrue(cpu < 0.03, string.format("50 idle services took %.3f s of CPU in 0.5 s", cpu))

@@ -490,16 +490,19 @@ local function poke(sv, svc, fired)
     if svc.h:step() then finish_start(sv, svc) end
   elseif svc.app then
     local app = svc.app
+    -- the supervisor's own handle first: seen gone there, the app (asked
+    -- next) sees it gone too, unless its handle was closed
+    local gone = svc.proc and (fired or (not svc.fd and svc.proc:poll()))
     if app.state == "exited" then
       fire(sv, svc, "exited", app.how)
-    elseif fired then
+    elseif gone then
       -- the pid followed has ended and the app says it runs: its main pid
       -- moved (MAINPID=), or its handle was closed by someone else
       unwatch(sv, svc)
       local old, old_pid = svc.proc, svc.proc:pid()
       svc.proc = nil
       old:close()
-      if app:pollfd() and app.pid ~= old_pid then
+      if app.pid ~= old_pid then
         svc.pid = app.pid
         follow(sv, svc)
       else
