@@ -55,6 +55,17 @@ function appstart.watch(pid, fn)
   return Watch.new(pid, fn)
 end
 
+--- A supervisor: keeps a set of named services up (see the README's
+-- Supervision). spec: services (name -> the options of appstart.start and
+-- restart, success_codes, backoff, reset_after, burst, burst_interval,
+-- after, needs), parallel, on_event, log. A mistake (a wrong field, an
+-- unknown service name, a dependency cycle) raises here.
+function appstart.supervisor(spec)
+  -- no tail call: an argument error counts the frames up to the caller
+  local sv = require("appstart.supervisor").new(spec, 3)
+  return sv
+end
+
 appstart.run = loop.run
 appstart.spawn = loop.spawn
 appstart.sleep = loop.sleep

@@ -249,6 +249,15 @@ function Task:cancel()
   end
 end
 
+--- End the task's current wait at once, as if its deadline had passed
+-- (that loop.wait returns false); a task that is not waiting (running, or
+-- queued to run) is left alone. For a task waiting for a condition that
+-- another task or a callback brings about: it looks at the condition
+-- before each wait, the other side wakes it after a change.
+function Task:wake()
+  if self.waiting then self.waiting.resume(self.waiting, false) end
+end
+
 function Task:__tostring()
   return string.format("appstart.task(%s)", self.done and "done" or "running")
 end
@@ -297,6 +306,11 @@ local function active_backend()
     if cqueues_backend.applies() then return cqueues_backend end
   end
   return nil
+end
+
+--- The task the caller runs in, or nil outside appstart.run's tasks.
+function loop.task()
+  return current_task()
 end
 
 --- Is the caller a task of the running loop (so waits yield)?

@@ -410,6 +410,16 @@ function Starting:cancel()
   self:wait()
 end
 
+--- Abandon the start without waiting: what it began is ended as for any
+-- failed start (terminated); step it on (h:step()) until it returns true,
+-- then h.err.code == "cancelled". For a caller that steps starts itself
+-- and must not wait here (a supervisor stopping a service whose start is
+-- under way). Returns h.done.
+function Starting:abandon()
+  abandon(self)
+  return self.done
+end
+
 -- cqueues-style polling interface: pollfd / events / timeout
 function Starting:pollfd()
   if self.done then return nil end

@@ -117,6 +117,28 @@ function M.diff(old, new)
   for name in pairs(old.services) do
     if new.services[name] == nil then removed[#removed + 1] = name end
   end
+  -- a service that names (in needs or after) one removed or changed goes
+  -- with it and comes back: changed too
+  local gone = {}
+  for _, list in ipairs { removed, changed } do
+    for _, name in ipairs(list) do gone[name] = true end
+  end
+  local grew = true
+  while grew do
+    grew = false
+    for name, spec in pairs(old.services) do
+      if not gone[name] and new.services[name] ~= nil then
+        for _, key in ipairs { "needs", "after" } do
+          for _, dep in ipairs(type(spec[key]) == "table" and spec[key] or {}) do
+            if gone[dep] and not gone[name] then
+              gone[name], grew = true, true
+              changed[#changed + 1] = name
+            end
+          end
+        end
+      end
+    end
+  end
   table.sort(added)
   table.sort(removed)
   table.sort(changed)
@@ -218,11 +240,12 @@ function M.run(o, spec, json_object)
     return copy
   end
 
-  local sv = appstart.supervisor(with_our_events(spec))
   for name in pairs(spec.services) do
     states[name] = "stopped"
     total = total + 1
   end
+  local sv = appstart.supervisor(with_our_events(spec))
+  status() -- "0 of N"; READY=1 at once when there are none
   local signals = assert(core.signals { "TERM", "INT", "HUP" })
   local current = spec
 
@@ -240,12 +263,25 @@ function M.run(o, spec, json_object)
       return
     end
     local added, removed, changed = M.diff(current, new)
+    -- dependents first: one still named by another waits for its turn
+    local going = {}
+    for _, list in ipairs { removed, changed } do
+      for _, name in ipairs(list) do going[#going + 1] = name end
+    end
+    while #going > 0 do
+      local progress = false
+      for i = #going, 1, -1 do
+        if pcall(sv.remove, sv, going[i]) then
+          table.remove(going, i)
+          progress = true
+        end
+      end
+      if not progress then error("reload: cannot remove " .. table.concat(going, ", ")) end
+    end
     for _, name in ipairs(removed) do
-      sv:remove(name)
       states[name] = nil
       total = total - 1
     end
-    for _, name in ipairs(changed) do sv:remove(name) end
     -- in dependency order: what a service names must exist when it is added
     local pending = {}
     for _, name in ipairs(changed) do pending[#pending + 1] = name end

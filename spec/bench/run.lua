@@ -16,6 +16,18 @@
 --   B5  peak RSS of the launcher during B2 vs the C program's, and the
 --       same 1,000 starts driven by appstart.begin from one task (no
 --       coroutine per start): what a start in flight costs appstart itself
+--   B6  restart latency of appstart.supervisor (backoff.initial = 0): from
+--       the SIGKILL of a supervised app to its replacement's exec (the
+--       fixture notes CLOCK_MONOTONIC first thing), vs the same restart
+--       written by hand (a task that starts the app again as soon as
+--       app:wait() returns)
+--   B7  sv:up() of 100 services with random `needs` (fixed seed), each
+--       ready D s after its spawn: wall time vs the graph's critical path
+--       (its depth times D), and vs that chain of starts run by hand, one
+--       after the other
+--   B8  1,000 idle supervised services: launcher CPU over 10 s vs a 1 Hz
+--       kill(pid, 0) sweep over the same processes, and Lua heap and RSS
+--       per service vs per app held from appstart.start
 --
 -- Every measurement runs in a fresh process ("worker", this file with
 -- `part NAME ...`), so one cannot disturb the next and VmHWM is that part's
@@ -45,6 +57,9 @@ local CFG = {
   b3_fallback_deaths = 100,
   b3_poll_deaths = 1000,
   b4_watches = 10000, b4_seconds = 10,
+  b6_restarts = 50, b6_rounds = 5,
+  b7_services = 100, b7_delay = 0.05, b7_rounds = 5,
+  b8_services = 1000, b8_seconds = 10,
 }
 if QUICK then
   CFG = {
@@ -54,6 +69,9 @@ if QUICK then
     b3_fallback_deaths = 20,
     b3_poll_deaths = 5,
     b4_watches = 500, b4_seconds = 2,
+    b6_restarts = 10, b6_rounds = 2,
+    b7_services = 30, b7_delay = 0.05, b7_rounds = 2,
+    b8_services = 100, b8_seconds = 2,
   }
 end
 
@@ -468,6 +486,211 @@ function parts.b4(n, seconds)
   emit("left", child_count())
 end
 
+--- B6, supervised: n SIGKILLs of a supervised app (backoff.initial = 0),
+-- each timed to its replacement's exec, which the fixture notes at once
+-- (now=PATH) before it says it is ready.
+function parts.b6_supervisor(n)
+  local appstart = require "appstart"
+  local loop = require "appstart.loop"
+  -- the default logger, quiet: a logger of one's own is handed every
+  -- message, so each is formatted (the hand-written loop's are not)
+  appstart.log_level = "error"
+  local stamp = os.tmpname()
+  local measurer, readies = nil, 0
+  local sv = appstart.supervisor {
+    services = { s = { argv = { FIXTURE, "now=" .. stamp, "line=3:b6", "pause" }, ready = "fd",
+      backoff = { initial = 0 }, burst = n + 10 } },
+    on_event = function(_, state)
+      if state == "ready" then
+        readies = readies + 1
+        if measurer then measurer:wake() end
+      end
+    end,
+  }
+  local latencies = {}
+  appstart.run(function()
+    measurer = loop.task()
+    assert(sv:up())
+    for i = 1, n do
+      local want = readies + 1
+      local proc = assert(core.process(sv:status("s").pid))
+      local t0 = now()
+      proc:signal("KILL")
+      proc:close()
+      local deadline = now() + 5
+      while readies < want do
+        assert(now() < deadline, "no restart within 5 s")
+        loop.wait(nil, deadline)
+      end
+      latencies[i] = tonumber(read_file(stamp)) - t0
+    end
+    sv:down()
+  end)
+  os.remove(stamp)
+  emit("latencies", latencies)
+end
+
+--- B6, by hand: a task that starts the app again as soon as app:wait()
+-- returns; the same n SIGKILLs, timed the same way.
+function parts.b6_by_hand(n)
+  local appstart = require "appstart"
+  local loop = require "appstart.loop"
+  appstart.log_level = "error"
+  local stamp = os.tmpname()
+  local opts = { argv = { FIXTURE, "now=" .. stamp, "line=3:b6", "pause" }, ready = "fd" }
+  local latencies, current, readies, measurer = {}, nil, 0, nil
+  appstart.run(function()
+    measurer = loop.task()
+    appstart.spawn(function()
+      for i = 1, n + 1 do
+        current = assert(appstart.start(opts))
+        readies = readies + 1
+        measurer:wake()
+        if i > n then return end
+        current:wait()
+      end
+    end)
+    for i = 1, n do
+      local deadline = now() + 5
+      while readies < i do
+        assert(now() < deadline, "not ready within 5 s")
+        loop.wait(nil, deadline)
+      end
+      local t0 = now()
+      current:kill("KILL")
+      deadline = now() + 5
+      while readies < i + 1 do
+        assert(now() < deadline, "no restart within 5 s")
+        loop.wait(nil, deadline)
+      end
+      latencies[i] = tonumber(read_file(stamp)) - t0
+    end
+    current:terminate()
+  end)
+  os.remove(stamp)
+  emit("latencies", latencies)
+end
+
+--- The B7 graph: n services, each needing up to two of those before it
+-- (fixed seed), each ready `delay` s after its spawn (notify). Returns the
+-- services and the graph's depth (services on its longest chain).
+local function b7_graph(n, delay, seed)
+  math.randomseed(seed)
+  local services, depth, deepest = {}, {}, 0
+  for i = 1, n do
+    local needs, d = {}, 0
+    for _ = 1, (i > 1 and math.random(0, 2) or 0) do
+      local j = math.random(1, i - 1)
+      needs[#needs + 1] = "s" .. j
+      if depth[j] > d then d = depth[j] end
+    end
+    depth[i] = d + 1
+    if depth[i] > deepest then deepest = depth[i] end
+    services["s" .. i] = { argv = { FIXTURE, "sleep=" .. delay, "notify=READY=1", "pause" }, needs = needs,
+      ready_timeout = 60 }
+  end
+  return services, deepest
+end
+
+--- B7: sv:up() of the graph (parallel = n), then the same depth of starts
+-- one after the other by hand (each ready `delay` s after its spawn).
+function parts.b7(n, delay, seed)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local services, depth = b7_graph(n, delay, seed)
+  local sv = appstart.supervisor { services = services, parallel = n, log = function() end }
+  local up_seconds, chain_seconds
+  appstart.run(function()
+    local t0 = now()
+    assert(sv:up())
+    up_seconds = now() - t0
+    sv:down()
+  end)
+  local opts = { argv = { FIXTURE, "sleep=" .. delay, "notify=READY=1", "pause" } }
+  local apps = {}
+  local t0 = now()
+  for i = 1, depth do apps[i] = assert(appstart.start(opts)) end
+  chain_seconds = now() - t0
+  for i = 1, depth do apps[i]:terminate() end
+  emit("seconds", up_seconds)
+  emit("chain_seconds", chain_seconds)
+  emit("depth", depth)
+end
+
+--- B8: n idle supervised services; the launcher's CPU over `seconds`, and
+-- the Lua heap and RSS each costs (after full collections); then a 1 Hz
+-- kill(pid, 0) sweep over the same processes for as long.
+function parts.b8(n, seconds)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local services = {}
+  for i = 1, n do
+    services["s" .. i] = { argv = { FIXTURE, "line=3:b8", "pause" }, ready = "fd", ready_timeout = 60 }
+  end
+  local function settle()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return collectgarbage("count"), status_kb("VmRSS")
+  end
+  local heap0, rss0 = settle()
+  local sv = appstart.supervisor { services = services, parallel = 50, log = function() end }
+  local cpu, heap, rss, pids = 0, 0, 0, {}
+  appstart.run(function()
+    assert(sv:up())
+    local heap1, rss1 = settle()
+    heap, rss = (heap1 - heap0) * 1024 / n, (rss1 - rss0) * 1024 / n
+    for name, st in pairs(sv:status()) do pids[#pids + 1] = st.pid; assert(st.state == "ready", name) end
+    local c0 = os.clock()
+    appstart.sleep(seconds)
+    cpu = os.clock() - c0
+    -- the poller's sweeps, over the same processes
+    testing.use_pidfd(false)
+    local probes = {}
+    for i = 1, #pids do probes[i] = assert(core.process(pids[i])) end
+    testing.use_pidfd(true)
+    local c1, start = os.clock(), now()
+    for k = 0, seconds - 1 do
+      appstart.sleep(start + k - now())
+      for i = 1, #probes do assert(probes[i]:signal(0), "a supervised app died") end
+    end
+    appstart.sleep(start + seconds - now())
+    emit("poll_cpu", os.clock() - c1)
+    for i = 1, #probes do probes[i]:close() end
+    sv:down()
+  end)
+  emit("cpu", cpu)
+  emit("heap_per_service", heap)
+  emit("rss_per_service", rss)
+end
+
+--- B8's baseline: n apps held from appstart.start (50 starts at a time),
+-- their Lua heap and RSS each, in a process of their own.
+function parts.b8_apps(n)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local function settle()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return collectgarbage("count"), status_kb("VmRSS")
+  end
+  local heap0, rss0 = settle()
+  local apps = {}
+  appstart.run(function()
+    for c = 1, 50 do
+      appstart.spawn(function()
+        for i = c, n, 50 do apps[i] = assert(appstart.start { argv = { FIXTURE, "line=3:b8", "pause" }, ready = "fd",
+          ready_timeout = 60 }) end
+      end)
+    end
+  end)
+  local heap1, rss1 = settle()
+  emit("heap_per_app", (heap1 - heap0) * 1024 / n)
+  emit("rss_per_app", (rss1 - rss0) * 1024 / n)
+  appstart.run(function()
+    for i = 1, n do appstart.spawn(function() apps[i]:terminate(5) end) end
+  end)
+end
+
 -------------------------------------------------------------------------------
 -- the driver
 
@@ -765,6 +988,75 @@ local function driver()
     row("B4 memory per watch (Lua heap + kernel slab)",
       string.format("%.0f B + ≈%.0f B", b4.heap_per_watch, b4.slab_per_watch),
       "—", "—", "—", "—")
+  end
+
+  -- B6 -----------------------------------------------------------------------
+  if want("B6") then
+    local n = CFG.b6_restarts
+    say("B6: restart latency, SIGKILL to the replacement's exec (backoff.initial = 0): %d rounds of %d",
+      CFG.b6_rounds, n)
+    local sup, hand, ratio, all = {}, {}, {}, {}
+    for r = 1, CFG.b6_rounds do
+      -- alternate which goes first, so drift hits both alike
+      local a, b
+      if r % 2 == 1 then
+        a = worker("b6_supervisor", n).latencies
+        b = worker("b6_by_hand", n).latencies
+      else
+        b = worker("b6_by_hand", n).latencies
+        a = worker("b6_supervisor", n).latencies
+      end
+      sup[r], hand[r], ratio[r] = median(a) * 1e3, median(b) * 1e3, median(a) / median(b)
+      for _, x in ipairs(a) do all[#all + 1] = x end
+    end
+    say("  supervised: median %s ms (p99 over every restart %.3f ms); by hand: median %s ms",
+      spread(sup, "%.3f"), percentile(all, 99) * 1e3, spread(hand, "%.3f"))
+    say("  supervised over by hand (median of per-round ratios): %s", spread(ratio, "%.2fx"))
+    local ms = median(all) * 1e3
+    row("B6 restart latency, SIGKILL to the replacement's exec, median", string.format("%.3f ms", ms),
+      string.format("%.3f ms (by hand)", median(hand)), string.format("%.2fx", median(ratio)), "< 1 ms",
+      yes(ms < 1))
+  end
+
+  -- B7 -----------------------------------------------------------------------
+  if want("B7") then
+    local n, d = CFG.b7_services, CFG.b7_delay
+    say("B7: sv:up() of %d services with random needs (seed 7), each ready %g s after its spawn: %d rounds",
+      n, d, CFG.b7_rounds)
+    local ratio, chain_ratio, up, chain, depth = {}, {}, {}, {}, nil
+    for r = 1, CFG.b7_rounds do
+      local res = worker("b7", n, d, 7)
+      depth = res.depth
+      up[r], chain[r] = res.seconds, res.chain_seconds
+      ratio[r], chain_ratio[r] = res.seconds / (res.depth * d), res.seconds / res.chain_seconds
+    end
+    say("  depth %d: critical path %.3f s; sv:up() %s s; the chain by hand %s s", depth, depth * d,
+      spread(up, "%.3f"), spread(chain, "%.3f"))
+    say("  sv:up() over the critical path %s, over the chain by hand %s", spread(ratio, "%.3fx"),
+      spread(chain_ratio, "%.3fx"))
+    row(string.format("B7 sv:up() of %d services (depth %d) vs the critical path", n, depth),
+      string.format("%.3f s", median(up)), string.format("%.3f s", depth * d), string.format("%.3fx", median(ratio)),
+      "≤ 1.10x", yes(median(ratio) <= 1.10))
+    row("B7 sv:up() vs the same chain of starts by hand", string.format("%.3f s", median(up)),
+      string.format("%.3f s", median(chain)), string.format("%.3fx", median(chain_ratio)), "—", "—")
+  end
+
+  -- B8 -----------------------------------------------------------------------
+  if want("B8") then
+    local n = CFG.b8_services
+    say("B8: %d idle supervised services over %d s", n, CFG.b8_seconds)
+    local b8 = worker("b8", n, CFG.b8_seconds)
+    for k, v in pairs(worker("b8_apps", n)) do b8[k] = v end
+    say("  launcher CPU %.4f s (a 1 Hz kill(pid, 0) sweep: %.4f s); per service: Lua heap %.0f B, RSS %.0f B;"
+      .. " per app held from appstart.start: heap %.0f B, RSS %.0f B", b8.cpu, b8.poll_cpu, b8.heap_per_service,
+      b8.rss_per_service, b8.heap_per_app, b8.rss_per_app)
+    row(string.format("B8 CPU of %d idle supervised services over %d s", n, CFG.b8_seconds),
+      string.format("%.4f s", b8.cpu), string.format("%.4f s", b8.poll_cpu),
+      string.format("%.3fx", b8.poll_cpu > 0 and b8.cpu / b8.poll_cpu or 0), "~0", yes(b8.cpu < 0.05))
+    row("B8 memory per supervised service (Lua heap / RSS) vs per app held",
+      string.format("%.0f B / %.0f B", b8.heap_per_service, b8.rss_per_service),
+      string.format("%.0f B / %.0f B", b8.heap_per_app, b8.rss_per_app),
+      string.format("%.2fx", b8.heap_per_service / b8.heap_per_app), "—", "—")
   end
 
   -- the table ----------------------------------------------------------------

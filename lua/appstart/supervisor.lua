@@ -1,0 +1,1053 @@
+--- appstart.supervisor: keep a set of named services up. It starts them in
+-- dependency order (in parallel where they are independent, `parallel` at
+-- most at once), restarts them by policy with backoff, gives up on a crash
+-- loop, and stops them in reverse order.
+--
+-- Each service is a state machine, written as data (ACTIONS: state x
+-- event -> action), whose states are the ones the user sees:
+--
+--   stopped  starting  ready  reloading  stopping  backoff  failed
+--
+-- Events come from its start (started, start_failed), its app (exited, and
+-- the app's own reloading / reloaded / app_stopping after ready), its
+-- deadline (timer), and the graph (start, stop: what the goals and the
+-- dependencies ask for, decided by reconcile). One function, advance(),
+-- reads what happened (the supervisor's own epoll set, which holds the
+-- descriptor of each start in flight and a pidfd per running app, and the
+-- services' deadlines), fires the events, and reconciles the graph; it
+-- never waits. A driver calls it and waits in between: a coroutine of the
+-- loop the supervisor runs in, or, outside any loop, the call that waits
+-- (appstart.supervisor_driver). An idle service costs a descriptor in that
+-- set and nothing else: no timer, no task.
+local core = require "appstart.core"
+local driver = require "appstart.supervisor_driver"
+local ending = require "appstart.ending"
+local errors = require "appstart.errors"
+local log = require "appstart.log"
+local options = require "appstart.options"
+local settings = require "appstart.settings"
+local sopts = require "appstart.supervisor_options"
+local start = require "appstart.start"
+
+local now = core.now
+local format = string.format
+local DEFAULT_GRACE = options.DEFAULTS.kill_grace
+
+local M = {}
+
+local Supervisor = {}
+Supervisor.__index = Supervisor
+Supervisor.__name = "appstart.supervisor"
+
+local UP = { ready = true, reloading = true }
+local NONE = setmetatable({}, { __newindex = function() error("appstart.supervisor: NONE is read-only", 2) end })
+local DOWN = { stopped = true, failed = true }
+local ACTIVE = { starting = true, ready = true, reloading = true, stopping = true, backoff = true }
+
+-------------------------------------------------------------------------------
+-- callbacks and logging: nothing the user gives may break the supervisor
+
+local function say(svc, level, fmt, ...)
+  if log.drops(svc.log, level) then return end
+  svc.log(level, svc.name .. ": " .. format(fmt, ...))
+end
+
+--- A logger of the user's that cannot raise into the supervisor: what it
+-- raises goes to the default logger.
+local function safe_logger(user)
+  return function(level, message)
+    local ok, err = pcall(user, level, message)
+    if not ok then log.default("error", "a log function raised " .. tostring(err)) end
+  end
+end
+
+-- A user's callback, queued: callbacks run after the step that caused them
+-- (never in the middle of one), one after the other in the order of what
+-- caused them. Inside a loop they run in a coroutine of their own (so one
+-- may wait, and call the supervisor; the next then waits for it), outside
+-- one at once. What one raises is logged with its traceback.
+local function enqueue(sv, svc, what, fn, ...)
+  local q = sv._queue
+  q.last = q.last + 1
+  q[q.last] = table.pack(svc, what, fn, ...)
+end
+
+local function run_queued(sv)
+  local q = sv._queue
+  while q.first <= q.last do
+    local item = q[q.first]
+    q[q.first], q.first = nil, q.first + 1
+    local svc, what = item[1], item[2]
+    local ok, err = xpcall(item[3], debug.traceback, table.unpack(item, 4, item.n))
+    if not ok then say(svc, "error", "%s raised %s", what, err) end
+  end
+end
+
+-- Is the coroutine that runs the queue (r: {env, co}) still there? (A
+-- loop that ended with an error closed it.)
+local function runner_alive(r)
+  return r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")
+end
+
+local function flush(sv)
+  local q = sv._queue
+  if q.first > q.last or runner_alive(q.runner) then return end
+  local env = driver.current()
+  local r = { env = env, co = false }
+  q.runner = r
+  if not env.spawn then
+    -- a callback run here may cause more: this same loop runs them
+    local ok, err = pcall(run_queued, sv)
+    q.runner = false
+    if not ok then error(err, 0) end
+    return
+  end
+  env.spawn(function()
+    r.co = coroutine.running()
+    run_queued(sv)
+    q.runner = false
+  end)
+end
+
+-------------------------------------------------------------------------------
+-- the supervisor's epoll set and the services' deadlines
+
+local function get_poller(sv)
+  if not sv._poller then sv._poller = core.poller() or false end
+  return sv._poller
+end
+
+--- Watch fd for svc (its start's descriptor, or its app's pidfd); false
+-- when it cannot be (no descriptor left): svc is then probed at
+-- appstart.poll_interval instead.
+local function watch(sv, svc, fd)
+  local p = get_poller(sv)
+  if not p or not p:add(fd, svc.id) then
+    say(svc, "warn", "cannot watch descriptor %d: probed every %g s", fd, settings.poll_interval)
+    return false
+  end
+  svc.fd = fd
+  sv._nwatched = sv._nwatched + 1
+  return true
+end
+
+-- A start closes its descriptor when it ends (inside h:step()), before the
+-- supervisor hears of it: closing takes it out of the set, and this del
+-- then finds nothing. Nothing of the supervisor's is added in between, so
+-- the number cannot name another of its descriptors yet.
+local function unwatch(sv, svc)
+  if svc.fd then
+    sv._poller:del(svc.fd)
+    svc.fd = nil
+    sv._nwatched = sv._nwatched - 1
+  end
+end
+
+local function poller_fd(sv)
+  return sv._nwatched > 0 and sv._poller:fd() or nil
+end
+
+--- Close the set once nothing is watched and no driver waits on it, so a
+-- supervisor at rest holds no descriptor.
+local function close_poller(sv)
+  if sv._poller and sv._nwatched == 0 and not sv._driver then
+    sv._poller:close()
+    sv._poller = false
+  end
+end
+
+--- When svc next needs a look without a descriptor telling: its start's
+-- next step, the end of its backoff, its stop's escalation, a probe where
+-- there is no pidfd.
+local function rearm(sv, svc)
+  local t, wake = now(), nil
+  if svc.h then
+    wake = t + svc.h:timeout()
+    if not svc.fd then wake = math.min(wake, t + settings.poll_interval) end
+  elseif svc.app then
+    if not svc.fd then wake = t + settings.poll_interval end
+    if svc.state == "stopping" and svc.escalate_at then
+      wake = wake and math.min(wake, svc.escalate_at) or svc.escalate_at
+    end
+  elseif svc.state == "backoff" then
+    -- due: started as soon as the graph allows, at the next advance
+    wake = svc.due and t or svc.backoff_until
+  end
+  if wake ~= svc.wake then
+    svc.wake = wake
+    -- a driver waiting for a later deadline (or none) must look again
+    local d = sv._driver
+    if wake and d and d.waiting and (not d.until_ or wake < d.until_) then sv._rewake = true end
+  end
+  sv._timed[svc] = wake and true or nil
+  -- without a descriptor: looked at by every advance too, so a call of a
+  -- plain script sees an end at once
+  sv._probed[svc] = (svc.h or svc.app) and not svc.fd or nil
+end
+
+local function next_deadline(sv)
+  local at
+  for svc in pairs(sv._timed) do
+    if not at or svc.wake < at then at = svc.wake end
+  end
+  return at
+end
+
+-------------------------------------------------------------------------------
+-- transitions
+
+local ACTIONS -- state -> event -> action(sv, svc, ...), below
+
+--- Fire event at svc: the action its state has for it, if any; then its
+-- deadline follows its new state.
+local function fire(sv, svc, event, ...)
+  local action = ACTIONS[svc.state][event]
+  if action then action(sv, svc, ...) end
+  rearm(sv, svc)
+end
+
+--- svc enters `state`: on_event(name, state, info), with info.restarts.
+local function transition(sv, svc, state, info)
+  local was = svc.state
+  svc.state, svc.since = state, os.time()
+  if ACTIVE[was] and not ACTIVE[state] then sv._nactive = sv._nactive - 1
+  elseif ACTIVE[state] and not ACTIVE[was] then sv._nactive = sv._nactive + 1 end
+  sv._changed, sv._dirty = true, true
+  info.restarts = svc.restarts
+  if not log.drops(svc.log, "debug") then
+    local why = info.err or info.how
+    say(svc, "debug", "%s%s%s", state, info.pid and (" (pid " .. info.pid .. ")") or "",
+      why and (": " .. tostring(why)) or "")
+  end
+  if sv._on_event then enqueue(sv, svc, "on_event", sv._on_event, svc.name, state, info) end
+end
+
+local function backoff_delay(b, n)
+  if b.initial <= 0 then return 0 end
+  local d = b.initial * b.factor ^ (n - 1)
+  if d > b.max then d = b.max end
+  if b.jitter > 0 then d = d * (1 + b.jitter * (2 * math.random() - 1)) end
+  return d
+end
+
+-- Did the app fail (for restart = "on-failure" and the burst count)? A
+-- signal the supervisor sent (the reload signal) is not a failure; a
+-- watchdog kill, an exit code outside success_codes and an end whose
+-- status is not knowable are.
+local function failed_exit(svc, how)
+  if how.watchdog then return true end
+  if how.code then return not svc.cfg.success[how.code] end
+  if how.signal then return not (svc.sent and svc.sent[how.signal]) end
+  return true
+end
+
+local function release_app(sv, svc)
+  unwatch(sv, svc)
+  if svc.proc then
+    svc.proc:close()
+    svc.proc = nil
+  end
+  local app = svc.app
+  svc.app, svc.escalate_at = nil, nil
+  return app
+end
+
+--- The app (or its start) has ended by itself: the restart policy.
+-- reason: a how, or the error of a failed start (start_failed).
+local function apply_policy(sv, svc, reason, start_failed)
+  local cfg, t, pid = svc.cfg, now(), svc.pid or nil
+  local key = start_failed and "err" or "how"
+  svc.pid, svc.last, svc.reasons = nil, reason, nil
+  -- the run of restarts starts again once the app stayed ready long enough
+  if svc.ready_at and t - svc.ready_at >= cfg.reset_after then svc.streak = 0 end
+  svc.ready_at = nil
+  if svc.goal == "down" or svc.restart_pending then
+    svc.restart_pending = nil
+    return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
+  end
+  local failure = start_failed or failed_exit(svc, reason)
+  if failure then
+    local kept = {}
+    for _, f in ipairs(svc.window) do
+      if t - f.at <= cfg.burst_interval then kept[#kept + 1] = f end
+    end
+    kept[#kept + 1] = { at = t, reason = reason }
+    svc.window = kept
+    if #kept > cfg.burst then
+      local reasons = {}
+      for i, f in ipairs(kept) do reasons[i] = f.reason end
+      svc.reasons = reasons
+      say(svc, "error", "%d failures within %g s, the last: %s; not restarted until started again",
+        #kept, cfg.burst_interval, tostring(reason))
+      return transition(sv, svc, "failed", { pid = pid, [key] = reason, reasons = reasons })
+    end
+  end
+  if not (cfg.restart == "always" or (cfg.restart == "on-failure" and failure)) then
+    svc.goal = "down"
+    if failure then say(svc, "warn", "%s; not restarted (restart = \"%s\")", tostring(reason), cfg.restart) end
+    return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
+  end
+  svc.streak = svc.streak + 1
+  local delay = backoff_delay(cfg.backoff, svc.streak)
+  svc.backoff_until, svc.due = t + delay, delay <= 0
+  if failure then say(svc, "warn", "%s; restart in %.3g s", tostring(reason), delay) end
+  transition(sv, svc, "backoff", { pid = pid, [key] = reason, delay = delay })
+end
+
+local function start_failed(sv, svc, err)
+  err.service = svc.name
+  svc.fail_seq, svc.fail_err = svc.fail_seq + 1, err
+  apply_policy(sv, svc, err, true)
+end
+
+local function ended(sv, svc, how)
+  local app = release_app(sv, svc)
+  if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
+  apply_policy(sv, svc, how, false)
+end
+
+-- A stop the supervisor asked for is over: stopped, no policy.
+local function stopped(sv, svc, reason, is_err)
+  local pid = svc.pid or nil
+  if svc.app then
+    local app = release_app(sv, svc)
+    if svc.on_exit and not is_err then enqueue(sv, svc, "on_exit", svc.on_exit, app, reason) end
+  end
+  svc.pid, svc.by_us, svc.restart_pending, svc.ready_at = nil, nil, nil, nil
+  svc.last, svc.reasons = reason, nil
+  transition(sv, svc, "stopped", { pid = pid, [is_err and "err" or "how"] = reason })
+end
+
+local function app_state_changed(sv, svc, app, state) -- the app's own, after ready
+  if svc.app ~= app then return end
+  if state == "reloading" then fire(sv, svc, "reloading")
+  elseif state == "ready" then fire(sv, svc, "reloaded")
+  elseif state == "stopping" then fire(sv, svc, "app_stopping") end
+  sv:_advance()
+end
+
+--- Follow svc's app until it ends: through a pidfd of the supervisor's
+-- own (the app keeps its own: neither can close the other's), probed
+-- where there is none.
+local function follow(sv, svc)
+  local app = svc.app
+  if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
+  local proc = core.process(app.pid)
+  if not proc then -- gone meanwhile, or no descriptor left
+    if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
+    say(svc, "warn", "cannot open a pidfd for pid %d: probed every %g s", app.pid, settings.poll_interval)
+    return
+  end
+  svc.proc = proc
+  local fd = proc:fd()
+  if fd then watch(sv, svc, fd) end
+end
+
+local finish_start -- below
+
+local function begin(sv, svc)
+  if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
+  if svc.state == "failed" then svc.window, svc.streak = NONE, 0 end
+  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
+  local ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
+  transition(sv, svc, "starting", {})
+  if not ok then -- checked when added: what raises now is the world (a user removed)
+    return start_failed(sv, svc, errors.new("spawn", tostring(h), nil, svc.name))
+  end
+  svc.h = h
+  sv._inflight = sv._inflight + 1
+  if h:step() then return finish_start(sv, svc) end
+  local fd = h:pollfd()
+  if fd then watch(sv, svc, fd) end
+end
+
+function finish_start(sv, svc)
+  local h = svc.h
+  unwatch(sv, svc)
+  svc.h = nil
+  sv._inflight = sv._inflight - 1
+  if h.app then return fire(sv, svc, "started", h.app) end
+  fire(sv, svc, "start_failed", h.err)
+end
+
+local function started(sv, svc, app)
+  svc.app, svc.pid, svc.ready_at, svc.ready_seq = app, app.pid, now(), svc.ready_seq + 1
+  -- the app calls this on each change it reports after ready (notify)
+  app._on_state = function(a, state) app_state_changed(sv, svc, a, state) end
+  transition(sv, svc, "ready", { pid = app.pid })
+  follow(sv, svc)
+end
+
+local function cancel_start(sv, svc)
+  svc.by_us = true
+  transition(sv, svc, "stopping", {})
+  if svc.h:abandon() then finish_start(sv, svc) end
+end
+
+local function stop_app(sv, svc)
+  local app = svc.app
+  svc.by_us = true
+  if svc.state ~= "stopping" then transition(sv, svc, "stopping", { pid = svc.pid or nil }) end
+  if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
+  local ok, message = app:kill("TERM")
+  if not ok then
+    if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
+    -- it cannot be signalled (an app of another user, for a launcher
+    -- that is not root): let go of it
+    say(svc, "error", "cannot stop pid %d: %s; no longer supervised", app.pid, tostring(message))
+    local err = errors.new("stop", "cannot stop the app: " .. tostring(message), { pid = app.pid }, svc.name)
+    release_app(sv, svc):close()
+    return stopped(sv, svc, err, true)
+  end
+  app:kill("CONT") -- a stopped process gets its TERM too
+  svc.escalate_at, svc.escalated = now() + (svc.opts.kill_grace or DEFAULT_GRACE), nil
+end
+
+local function escalate(sv, svc)
+  if not svc.app then return end -- a start being cancelled escalates by itself
+  if not svc.escalated then
+    say(svc, "info", "pid %d still there after kill_grace: SIGKILL", svc.pid)
+    svc.app:kill("KILL")
+    svc.escalated, svc.escalate_at = true, now() + ending.KILL_WAIT
+    return
+  end
+  say(svc, "error", "pid %d still there %g s after SIGKILL: given up", svc.pid, ending.KILL_WAIT)
+  release_app(sv, svc):close()
+  stopped(sv, svc, errors.how({}), false)
+end
+
+local function drop_backoff(sv, svc)
+  svc.due, svc.backoff_until, svc.restart_pending = nil, nil, nil
+  transition(sv, svc, "stopped", {})
+end
+
+local function due(sv, svc)
+  svc.due = true
+  sv._dirty = true
+end
+
+local function to(state)
+  return function(sv, svc) transition(sv, svc, state, { pid = svc.pid or nil }) end
+end
+
+local function app_stopping(sv, svc)
+  svc.by_us = nil
+  transition(sv, svc, "stopping", { pid = svc.pid or nil })
+end
+
+local function exited_while_stopping(sv, svc, how)
+  if svc.by_us then return stopped(sv, svc, how, false) end
+  ended(sv, svc, how) -- it stopped by itself (STOPPING=1): the policy decides
+end
+
+local function stop_while_stopping(sv, svc)
+  if not svc.by_us and svc.app then stop_app(sv, svc) end
+end
+
+--- What each state does with each event; an event a state does not list
+-- is ignored there.
+ACTIONS = {
+  stopped = { start = begin },
+  failed = { start = begin },
+  backoff = { start = begin, stop = drop_backoff, timer = due },
+  starting = {
+    started = started,
+    start_failed = start_failed,
+    stop = cancel_start,
+  },
+  ready = {
+    exited = ended,
+    stop = stop_app,
+    reloading = to("reloading"),
+    app_stopping = app_stopping,
+  },
+  reloading = {
+    exited = ended,
+    stop = stop_app,
+    reloaded = to("ready"),
+    app_stopping = app_stopping,
+  },
+  stopping = {
+    exited = exited_while_stopping,
+    start_failed = function(sv, svc, err) stopped(sv, svc, err, true) end,
+    started = function(sv, svc, app) -- handed over as it was cancelled
+      svc.app, svc.pid = app, app.pid
+      follow(sv, svc)
+      if svc.app then stop_app(sv, svc) end
+    end,
+    timer = escalate,
+    stop = stop_while_stopping,
+  },
+}
+
+-------------------------------------------------------------------------------
+-- reading what happened
+
+--- Look at svc: step its start, see whether its app has ended, act on its
+-- deadline. fired: its descriptor was readable.
+local function poke(sv, svc, fired)
+  if svc.h then
+    if svc.h:step() then finish_start(sv, svc) end
+  elseif svc.app then
+    local app = svc.app
+    -- the supervisor's own handle first: seen gone there, the app (asked
+    -- next) sees it gone too, unless its handle was closed
+    local gone = svc.proc and (fired or (not svc.fd and svc.proc:poll()))
+    if app.state == "exited" then
+      fire(sv, svc, "exited", app.how)
+    elseif gone then
+      -- the pid followed has ended and the app says it runs: its main pid
+      -- moved (MAINPID=), or its handle was closed by someone else
+      unwatch(sv, svc)
+      local old, old_pid = svc.proc, svc.proc:pid()
+      svc.proc = nil
+      old:close()
+      if app.pid ~= old_pid then
+        svc.pid = app.pid
+        follow(sv, svc)
+      else
+        fire(sv, svc, "exited", errors.how({}))
+      end
+    end
+    if svc.app and svc.state == "stopping" and svc.escalate_at and now() >= svc.escalate_at then
+      fire(sv, svc, "timer")
+    end
+  elseif svc.state == "backoff" and not svc.due and now() >= svc.backoff_until then
+    fire(sv, svc, "timer")
+  end
+  rearm(sv, svc)
+end
+
+-------------------------------------------------------------------------------
+-- the graph
+
+--- Which services should be up now (_keep), and which are stopped for
+-- good until someone asks (_blocked), in dependency order.
+local function assess(sv)
+  for _, svc in ipairs(sv._order) do
+    local keep = svc.goal == "up" and not svc.restart_pending
+    local blocked = false
+    for _, n in ipairs(svc.needs) do
+      if not (n._keep and UP[n.state]) then keep = false end
+      if n.state == "failed" or (n.state == "stopped" and n.goal == "down") or n._blocked then blocked = true end
+    end
+    -- nil rather than false: a field set to false takes a slot in the table
+    svc._keep = keep or nil
+    svc._blocked = blocked and svc.goal == "up" and svc.state == "stopped" or nil
+  end
+end
+
+-- Each of svc.after is ready, or failed, or will not come without a new
+-- request.
+local function after_settled(svc)
+  for _, a in ipairs(svc.after) do
+    if not (UP[a.state] or a.state == "failed" or (a.state == "stopped" and (a.goal == "down" or a._blocked))) then
+      return false
+    end
+  end
+  return true
+end
+
+-- Every dependent of svc that is going down has stopped: "dependents
+-- before what they need".
+local function dependents_down(svc)
+  for _, d in ipairs(svc.dependents) do
+    if not d._keep and not DOWN[d.state] then return false end
+  end
+  return true
+end
+
+--- Stop what should not run (dependents first), then start what should
+-- and may (needs ready, after settled, the dependents it took down
+-- stopped, a start slot free), in order. A
+-- service starts at most once per advance: one whose start fails at once
+-- with no backoff is started again at the next.
+local function reconcile(sv)
+  assess(sv)
+  local order = sv._order
+  for i = #order, 1, -1 do
+    local svc = order[i]
+    local st = svc.state
+    if not svc._keep and ACTIVE[st] and not (st == "stopping" and svc.by_us) then
+      if st == "backoff" or dependents_down(svc) then fire(sv, svc, "stop") end
+    end
+  end
+  local round = sv._round
+  for _, svc in ipairs(order) do
+    if sv._inflight >= sv._parallel then break end
+    local st = svc.state
+    if svc._keep and svc.started_in ~= round
+      and (st == "stopped" or (st == "backoff" and svc.due) or (st == "failed" and svc.revive))
+      and after_settled(svc) and dependents_down(svc) then
+      svc.started_in = round
+      fire(sv, svc, "start")
+    end
+  end
+end
+
+local function driver_alive(sv)
+  local d = sv._driver
+  if not d then return false end
+  if not d.env.alive() then return false end
+  return not d.co or coroutine.status(d.co) ~= "dead"
+end
+
+-- The body of advance: descriptors, deadlines, then the graph until it
+-- settles.
+local function advance_body(sv)
+  local p = sv._poller
+  if p and sv._nwatched > 0 then
+    local fired = sv._fired
+    local n
+    repeat
+      n = assert(p:wait(0, fired))
+      for i = 1, n do
+        local svc = sv._by_id[fired[i]]
+        fired[i] = nil
+        if svc then poke(sv, svc, true) end
+      end
+    until n < 256
+  end
+  if next(sv._timed) then
+    local t, due_now = now(), {}
+    for svc in pairs(sv._timed) do
+      if svc.wake <= t or sv._probed[svc] then due_now[#due_now + 1] = svc end
+    end
+    for _, svc in ipairs(due_now) do poke(sv, svc, false) end
+  end
+  for _ = 1, 4 * #sv._order + 8 do
+    sv._dirty = false
+    reconcile(sv)
+    if not sv._dirty then break end
+  end
+end
+
+--- Act on everything that has happened, without waiting; then run the
+-- callbacks it queued and wake whoever waits for a change. Safe to call
+-- from anywhere (a callback of the app's, a call of the user's): called
+-- during itself, it has the running one go round again.
+function Supervisor:_advance()
+  if self._busy then
+    self._dirty = true
+    return
+  end
+  self._busy = true
+  self._round = self._round + 1
+  local ok, err = pcall(advance_body, self)
+  self._busy = false
+  if not ok then error(err, 0) end
+  flush(self)
+  if self._changed then
+    for w, env in pairs(self._waiters) do env.wake(w) end
+  elseif self._rewake and self._driver and self._driver.waiting then
+    self._driver.env.wake(self._driver.waiter)
+  end
+  self._changed, self._rewake = false, false
+  -- inside a loop, a task of its own goes on while anything is active
+  local env = driver.current()
+  if env.spawn then self:_ensure_driver(env) end
+  if not driver_alive(self) then close_poller(self) end
+end
+
+-------------------------------------------------------------------------------
+-- drivers
+
+local function idle(sv)
+  return sv._nactive == 0
+end
+
+--- The driver in the background of a loop: advances whenever the set is
+-- readable, a deadline passes or something changes, until nothing is
+-- left to supervise (every service stopped or failed).
+local function drive_background(sv, d)
+  d.co = coroutine.running()
+  local env = d.env
+  local waiter = env.waiter()
+  d.waiter = waiter
+  while true do
+    sv:_advance()
+    if idle(sv) then break end
+    sv._waiters[waiter] = env
+    d.waiting, d.until_ = true, next_deadline(sv)
+    local ok = env.wait(waiter, poller_fd(sv), d.until_)
+    d.waiting, d.until_ = false, false
+    sv._waiters[waiter] = nil
+    if ok == nil then break end
+  end
+  if sv._driver == d then sv._driver = false end
+  close_poller(sv)
+end
+
+function Supervisor:_ensure_driver(env)
+  if driver_alive(self) or idle(self) then return end
+  local d = { env = env, co = false, waiter = false, waiting = false, until_ = false }
+  self._driver = d
+  env.spawn(function() drive_background(self, d) end)
+end
+
+local function cancelled(what)
+  return errors.new("cancelled", what .. ": cancelled")
+end
+
+--- Wait until cond() is true, then return what it returned after the
+-- true. Inside a loop the background driver advances and wakes the
+-- caller; anywhere else the caller drives, waiting on the set until the
+-- next deadline.
+local function drive(sv, what, cond)
+  local env = driver.current()
+  local waiter
+  while true do
+    sv:_advance()
+    local done, a, b = cond()
+    if done then
+      if not driver_alive(sv) then close_poller(sv) end
+      return a, b
+    end
+    if env.spawn then
+      waiter = waiter or env.waiter()
+      sv._waiters[waiter] = env
+      local ok = env.wait(waiter, nil, nil)
+      sv._waiters[waiter] = nil
+      if ok == nil then return nil, cancelled(what) end
+    else
+      local fd, deadline = poller_fd(sv), next_deadline(sv)
+      if not fd and not deadline then
+        error(what .. ": nothing left to wait for, and the state asked for never came (a bug)", 0)
+      end
+      local ok = env.wait(nil, fd, deadline)
+      if ok == nil then return nil, cancelled(what) end
+    end
+  end
+end
+
+
+-------------------------------------------------------------------------------
+-- the object
+
+-- The service called name; an unknown name raises at the user's line
+-- (level: as error() counts, from the caller of this function).
+local function service_of(sv, name, who, level)
+  local svc = sv._services[name]
+  if not svc then error(format("%s: no service '%s'", who, tostring(name)), level + 1) end
+  return svc
+end
+
+local function add_service(sv, name, cfg)
+  sv._nextid = sv._nextid + 1
+  -- what a service is at rest; the rest is set while it is needed (pid,
+  -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
+  -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
+  -- fail_err, started_in, sent, _keep, _blocked), so that a thousand
+  -- services cost little
+  local svc = {
+    name = name, id = sv._nextid, cfg = cfg, state = "stopped", goal = "down", since = os.time(),
+    restarts = 0, streak = 0, ready_seq = 0, fail_seq = 0, window = NONE,
+    needs = #cfg.needs > 0 and {} or NONE, after = #cfg.after > 0 and {} or NONE, dependents = NONE,
+  }
+  local opts = {}
+  for k, v in pairs(cfg.start) do opts[k] = v end
+  local user_log = opts.log or sv._user_log
+  svc.log = user_log and safe_logger(user_log) or log.default
+  opts.log = user_log and svc.log or nil
+  svc.on_exit, opts.on_exit = opts.on_exit, nil -- called by the supervisor, in order
+  local on_status = opts.on_status
+  opts.on_status = function(app, text)
+    svc.status = text
+    if on_status then
+      enqueue(sv, svc, "on_status", on_status, app, text)
+      if not sv._busy then flush(sv) end
+    end
+  end
+  -- any other callback of appstart.start's, called by it as it goes
+  for k, v in pairs(opts) do
+    if type(v) == "function" and k ~= "log" and k ~= "on_status" then
+      opts[k] = function(...)
+        local ok, err = xpcall(v, debug.traceback, ...)
+        if not ok then say(svc, "error", "%s raised %s", k, err) end
+      end
+    end
+  end
+  svc.opts = opts
+  for _, n in ipairs(cfg.needs) do svc.needs[#svc.needs + 1] = sv._services[n] end
+  for _, n in ipairs(cfg.after) do svc.after[#svc.after + 1] = sv._services[n] end
+  for _, list in ipairs { svc.needs, svc.after } do
+    for _, dep in ipairs(list) do
+      if dep.dependents == NONE then dep.dependents = {} end
+      dep.dependents[#dep.dependents + 1] = svc
+    end
+  end
+  cfg.start = nil -- copied into opts
+  sv._services[name], sv._by_id[svc.id] = svc, svc
+  sv._names[#sv._names + 1] = name
+  table.sort(sv._names)
+end
+
+local function reorder(sv)
+  local cfgs = {}
+  for name, svc in pairs(sv._services) do cfgs[name] = svc.cfg end
+  local order = {}
+  for i, name in ipairs(sopts.order(cfgs, sv._names)) do order[i] = sv._services[name] end
+  sv._order = order
+end
+
+--- A new supervisor (see appstart.supervisor). level: as error() counts,
+-- where the user's call is.
+function M.new(spec, level)
+  local who = "appstart.supervisor"
+  local own = sopts.supervisor(spec, who, level)
+  local sv = setmetatable({
+    _parallel = own.parallel, _on_event = own.on_event or false, _user_log = own.log or false,
+    _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
+    _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
+    _inflight = 0, _nactive = 0, _round = 0, _busy = false, _dirty = false, _changed = false, _rewake = false,
+    _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false,
+  }, Supervisor)
+  local cfgs, names = {}, {}
+  for name, spec_ in pairs(spec.services or {}) do
+    cfgs[name] = sopts.service(name, spec_, who, level)
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  sopts.graph(cfgs, names, who, level)
+  -- in dependency order, so what a service names exists when it is added
+  for _, name in ipairs(sopts.order(cfgs, names)) do add_service(sv, name, cfgs[name]) end
+  reorder(sv)
+  return sv
+end
+
+--- Add a service (stopped until started). Raises on a mistake in its spec,
+-- an existing name, an unknown name in after/needs or a cycle.
+function Supervisor:add(name, spec)
+  local cfg = sopts.service(name, spec, "sv:add", 2)
+  if self._services[name] then error(format("sv:add: service '%s' exists already", name), 2) end
+  local cfgs, names = { [name] = cfg }, { name }
+  for n, svc in pairs(self._services) do
+    cfgs[n] = svc.cfg
+    names[#names + 1] = n
+  end
+  table.sort(names)
+  sopts.graph(cfgs, names, "sv:add", 2)
+  add_service(self, name, cfg)
+  reorder(self)
+end
+
+-- The services named and what they need, each once.
+local function with_needs(sv, list, who)
+  local set, stack = {}, {}
+  for i = 1, #list do stack[i] = service_of(sv, list[i], who, 3) end
+  while #stack > 0 do
+    local svc = table.remove(stack)
+    if not set[svc] then
+      set[svc] = true
+      for _, n in ipairs(svc.needs) do stack[#stack + 1] = n end
+    end
+  end
+  return set
+end
+
+-- svc is asked up. explicit (sv:start, sv:restart): a failed service is
+-- started again, one waiting in backoff at once.
+local function ask_up(svc, explicit)
+  svc.goal = "up"
+  if explicit then
+    if svc.state == "failed" then svc.revive = true end
+    if svc.state == "backoff" then svc.due = true end
+  end
+end
+
+-- The error that ends a wait for svc to be ready, or nil while it may
+-- still come.
+local function never_ready(svc)
+  if svc.state == "failed" then
+    return errors.new("failed", format("%s: gave up after %d failures, the last: %s", svc.name,
+      svc.reasons and #svc.reasons or 0, tostring(svc.last)), { service = svc.name, reasons = svc.reasons or nil })
+  end
+  if svc.state == "stopped" and svc.goal == "down" then
+    return errors.new("stopped", format("%s: stopped before it was ready%s", svc.name,
+      svc.last and (" (" .. tostring(svc.last) .. ")") or ""), { service = svc.name })
+  end
+  if svc._blocked then
+    for _, n in ipairs(svc.needs) do
+      if not UP[n.state] and (DOWN[n.state] or n._blocked) then
+        return errors.new("dependency", format("%s: needs %s, which is %s", svc.name, n.name, n.state),
+          { service = svc.name })
+      end
+    end
+  end
+end
+
+-- A condition for drive: every service of set ready (or ready since the
+-- call, new: only a ready that comes after it); nil, err as soon as one's
+-- start fails or one cannot come.
+local function ready_cond(set, new)
+  local fail_seq, ready_seq = {}, {}
+  for svc in pairs(set) do fail_seq[svc], ready_seq[svc] = svc.fail_seq, svc.ready_seq end
+  return function()
+    for svc in pairs(set) do
+      if svc.fail_seq > fail_seq[svc] then return true, nil, svc.fail_err end
+    end
+    for svc in pairs(set) do
+      if svc.ready_seq == ready_seq[svc] and (new or not UP[svc.state]) then
+        local err = never_ready(svc)
+        if err then return true, nil, err end
+        return false
+      end
+    end
+    return true, true
+  end
+end
+
+--- Start every service (or these and what they need) and wait until each
+-- is ready (yields inside a loop, blocks outside, driving the supervision
+-- meanwhile). A service that has failed is not started again (see start).
+-- @return true, or nil, err as soon as one start fails (err.service names
+-- it, err.code says why); its restart policy goes on
+function Supervisor:up(...)
+  local names = table.pack(...)
+  if names.n == 0 then names = self._names end
+  local set = with_needs(self, names, "sv:up")
+  for svc in pairs(set) do ask_up(svc, false) end
+  return drive(self, "sv:up", ready_cond(set, false))
+end
+
+--- Start one service (and what it needs) and wait until it is ready: as
+-- sv:up(name), and a service that failed (gave up) or waits in backoff is
+-- started at once.
+function Supervisor:start(name)
+  local svc = service_of(self, name, "sv:start", 2)
+  local set = with_needs(self, { name }, "sv:start")
+  for s in pairs(set) do ask_up(s, s == svc) end
+  return drive(self, "sv:start", ready_cond(set, false))
+end
+
+--- Stop one service (what needs it first) and wait until it has stopped.
+-- @return true
+function Supervisor:stop(name)
+  local svc = service_of(self, name, "sv:stop", 2)
+  svc.goal, svc.revive, svc.restart_pending = "down", false, false
+  return drive(self, "sv:stop", function() return DOWN[svc.state] ~= nil, true end)
+end
+
+--- Stop a service and start it again (what needs it is stopped first and
+-- comes back after it); wait until it is ready again.
+-- @return true, or nil, err
+function Supervisor:restart(name)
+  local svc = service_of(self, name, "sv:restart", 2)
+  local set = with_needs(self, { name }, "sv:restart")
+  for s in pairs(set) do ask_up(s, s == svc) end
+  if ACTIVE[svc.state] and svc.state ~= "backoff" then svc.restart_pending = true end
+  return drive(self, "sv:restart", ready_cond({ [svc] = true }, true))
+end
+
+--- Ask a ready service to reload: app:reload() (the reload signal; a
+-- notify app is waited for until it says READY=1 again).
+-- @return true, or nil, err
+function Supervisor:reload(name)
+  local svc = service_of(self, name, "sv:reload", 2)
+  self:_advance()
+  if not UP[svc.state] then
+    return nil, errors.new("not_ready", format("%s is %s", name, svc.state), { service = name })
+  end
+  local app = svc.app
+  local signal = svc.opts.reload_signal or "HUP"
+  svc.sent = svc.sent or {}
+  svc.sent[core.signum(signal)] = true
+  fire(self, svc, "reloading")
+  self:_advance()
+  local ok, err
+  if app.reload then ok, err = app:reload() else ok, err = app:kill(signal) end
+  if svc.app == app then fire(self, svc, "reloaded") end
+  self:_advance()
+  if ok then return true end
+  if type(err) ~= "table" then err = errors.new("reload", tostring(err), { pid = app.pid }, name) end
+  err.service = name
+  return nil, err
+end
+
+local function status_of(svc)
+  return { state = svc.state, pid = svc.pid or nil, restarts = svc.restarts, since = svc.since,
+    status = svc.status or nil, last = svc.last or nil, reasons = svc.reasons or nil }
+end
+
+--- A service's status, or every service's (name -> status): {state, pid,
+-- restarts, since (os.time() of its last change), status (its last
+-- STATUS=), last (how it last ended, or the error of its last start),
+-- reasons (when failed: how each failure of the burst ended)}.
+function Supervisor:status(name)
+  local svc = name ~= nil and service_of(self, name, "sv:status", 2)
+  self:_advance()
+  if svc then return status_of(svc) end
+  local all = {}
+  for n, s in pairs(self._services) do all[n] = status_of(s) end
+  return all
+end
+
+local function all_down(sv)
+  for _, svc in pairs(sv._services) do
+    if not DOWN[svc.state] then return false end
+  end
+  return true
+end
+
+--- Stop every service, dependents before what they need; wait until all
+-- have stopped. @return true
+function Supervisor:down()
+  for _, svc in pairs(self._services) do
+    svc.goal, svc.revive, svc.restart_pending = "down", false, false
+  end
+  return drive(self, "sv:down", function() return all_down(self), true end)
+end
+
+local function unlink(list, svc)
+  for i = #list, 1, -1 do
+    if list[i] == svc then table.remove(list, i) end
+  end
+end
+
+--- Stop a service and forget it; its name may then be added again. Raises
+-- when another service names it in needs or after (remove that one first).
+-- @return true
+function Supervisor:remove(name)
+  local svc = service_of(self, name, "sv:remove", 2)
+  local users = {}
+  for _, d in ipairs(svc.dependents) do users[#users + 1] = d.name end
+  if #users > 0 then
+    table.sort(users)
+    error(format("sv:remove: service '%s' is named by %s (remove %s first)", name,
+      table.concat(users, ", "), #users > 1 and "them" or "it"), 2)
+  end
+  svc.goal, svc.revive, svc.restart_pending = "down", false, false
+  drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil, true end)
+  if self._services[name] ~= svc then return true end -- removed meanwhile
+  release_app(self, svc)
+  for _, list in ipairs { svc.needs, svc.after } do
+    for _, dep in ipairs(list) do
+      if dep.dependents ~= NONE then unlink(dep.dependents, svc) end
+    end
+  end
+  self._timed[svc], self._probed[svc] = nil, nil
+  self._services[name], self._by_id[svc.id] = nil, nil
+  unlink(self._names, name)
+  reorder(self)
+  close_poller(self)
+  return true
+end
+
+--- Wait until every service is stopped or failed (outside a loop: supervise
+-- until then). @return true
+function Supervisor:wait()
+  return drive(self, "sv:wait", function() return all_down(self), true end)
+end
+
+function Supervisor:__tostring()
+  local count = {}
+  for _, svc in pairs(self._services) do count[svc.state] = (count[svc.state] or 0) + 1 end
+  local parts = {}
+  for _, state in ipairs { "ready", "reloading", "starting", "backoff", "stopping", "stopped", "failed" } do
+    if count[state] then parts[#parts + 1] = count[state] .. " " .. state end
+  end
+  return format("appstart.supervisor(%d services%s)", #self._names,
+    #parts > 0 and (": " .. table.concat(parts, ", ")) or "")
+end
+
+return M

@@ -1,0 +1,280 @@
+--- appstart.supervisor_options: the fields of appstart.supervisor and of
+-- each of its services, their defaults and checks, and the rules of the
+-- dependency graph (no unknown name, no cycle).
+--
+-- A service takes every option of appstart.start (checked by
+-- appstart.options, so an unknown name raises there as it does for a
+-- start) plus the supervisor's own: restart, success_codes, backoff,
+-- reset_after, burst, burst_interval, after, needs. A mistake raises a Lua
+-- error at the caller's line, before anything is started.
+local options = require "appstart.options"
+
+local format = string.format
+
+local M = {}
+
+--- The defaults of the supervisor's own fields.
+M.DEFAULTS = {
+  parallel = 8,
+  restart = "on-failure",
+  success_codes = { 0 },
+  backoff = { initial = 0.1, max = 30, factor = 2, jitter = 0.1 },
+  reset_after = 30,
+  burst = 5,
+  burst_interval = 60,
+}
+
+local RESTART = { no = true, ["on-failure"] = true, always = true }
+
+-- each check returns nil, or what is wrong with the value
+
+local function seconds(v)
+  if type(v) ~= "number" or v ~= v or v < 0 then
+    return "seconds expected (a number >= 0), got " .. tostring(v)
+  end
+end
+
+local function count(v)
+  if math.type(v) ~= "integer" or v < 0 then
+    return "an integer >= 0 expected, got " .. tostring(v)
+  end
+end
+
+local function restart(v)
+  if not RESTART[v] then
+    return "'no', 'on-failure' or 'always' expected, got " .. (type(v) == "string" and ("'" .. v .. "'") or type(v))
+  end
+end
+
+local function codes(v)
+  if type(v) ~= "table" then return "table expected, got " .. type(v) end
+  for i, c in ipairs(v) do
+    if math.type(c) ~= "integer" or c < 0 or c > 255 then
+      return format("[%d]: an exit code from 0 to 255 expected, got %s", i, tostring(c))
+    end
+  end
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then return "a list expected (key " .. tostring(k) .. ")" end
+  end
+end
+
+local function names(v)
+  if type(v) ~= "table" then return "table expected, got " .. type(v) end
+  for k, name in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then return "a list expected (key " .. tostring(k) .. ")" end
+    if type(name) ~= "string" or name == "" then
+      return format("[%d]: a service name expected, got %s", k, type(name) == "string" and "''" or type(name))
+    end
+  end
+end
+
+local BACKOFF = {
+  initial = seconds,
+  max = seconds,
+  factor = function(v)
+    if type(v) ~= "number" or v ~= v or v < 1 then return "a number >= 1 expected, got " .. tostring(v) end
+  end,
+  jitter = function(v)
+    if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then
+      return "a fraction from 0 to 1 expected, got " .. tostring(v)
+    end
+  end,
+}
+
+local function backoff(v)
+  if type(v) ~= "table" then return "table expected, got " .. type(v) end
+  for k, x in pairs(v) do
+    local check = BACKOFF[k]
+    if not check then return "unknown field '" .. tostring(k) .. "'" end
+    local why = check(x)
+    if why then return format("field '%s': %s", k, why) end
+  end
+end
+
+--- The supervisor's own fields of a service, each with its check.
+M.SERVICE_FIELDS = {
+  restart = restart, success_codes = codes, backoff = backoff, reset_after = seconds,
+  burst = count, burst_interval = seconds, after = names, needs = names,
+}
+
+-- What services without a field of their own share (read only): a
+-- thousand services cost a thousand tables less each.
+local EMPTY = {}
+local DEFAULT_SUCCESS = { [0] = true }
+local DEFAULT_BACKOFF = M.DEFAULTS.backoff
+
+local function list_copy(list)
+  if not list or #list == 0 then return EMPTY end
+  return table.move(list, 1, #list, 1, {})
+end
+
+--- A service's spec checked and split: the options of its starts (what
+-- appstart.start takes) and the supervisor's fields with their defaults.
+-- who: the function the user called, for messages; level: as error()
+-- counts, from the caller of this function.
+-- @return { start = the options of its starts, restart, success = {code
+-- -> true}, backoff = {initial, max, factor, jitter}, reset_after, burst,
+-- burst_interval, after = {names}, needs = {names} }
+function M.service(name, spec, who, level)
+  level = level + 1
+  if type(name) ~= "string" or name == "" then
+    error(format("%s: a service name (a non-empty string) expected, got %s", who,
+      type(name) == "string" and "''" or type(name)), level)
+  end
+  if type(spec) ~= "table" then
+    error(format("%s: service '%s': table expected, got %s", who, name, type(spec)), level)
+  end
+  local start, own = {}, {}
+  for k, v in next, spec do
+    local check = M.SERVICE_FIELDS[k]
+    if check then
+      local why = check(v)
+      if why then error(format("%s: service '%s': field '%s': %s", who, name, k, why), level) end
+      own[k] = v
+    else
+      start[k] = v
+    end
+  end
+  -- a supervisor stops what an app forked along with it
+  if options.SCHEMA.kill_mode and start.kill_mode == nil then start.kill_mode = "group" end
+  local field, why = options.check(start)
+  if field then
+    if field == "" then error(format("%s: service '%s': %s", who, name, why), level) end
+    error(format("%s: service '%s': field '%s': %s", who, name, field, why), level)
+  end
+  local D = M.DEFAULTS
+  local success = DEFAULT_SUCCESS
+  if own.success_codes then
+    success = {}
+    for _, c in ipairs(own.success_codes) do success[c] = true end
+  end
+  local delays, b = DEFAULT_BACKOFF, own.backoff
+  if b then
+    delays = { initial = b.initial or D.backoff.initial, max = b.max or D.backoff.max,
+      factor = b.factor or D.backoff.factor, jitter = b.jitter or D.backoff.jitter }
+  end
+  return {
+    start = start,
+    restart = own.restart or D.restart,
+    success = success,
+    backoff = delays,
+    reset_after = own.reset_after or D.reset_after,
+    burst = own.burst or D.burst,
+    burst_interval = own.burst_interval or D.burst_interval,
+    after = list_copy(own.after),
+    needs = list_copy(own.needs),
+  }
+end
+
+-- A cycle of the graph (needs and after edges), found by a depth-first
+-- walk in name order, as text: "a -> b -> a"; nil when there is none.
+local function find_cycle(services, sorted)
+  local WHITE, GREY, BLACK = 0, 1, 2
+  local color, path = {}, {}
+  local function visit(name)
+    color[name] = GREY
+    path[#path + 1] = name
+    local s = services[name]
+    for _, list in ipairs { s.needs, s.after } do
+      for _, dep in ipairs(list) do
+        if color[dep] == GREY then
+          local at = 1
+          while path[at] ~= dep do at = at + 1 end
+          local cycle = table.move(path, at, #path, 1, {})
+          cycle[#cycle + 1] = dep
+          return table.concat(cycle, " -> ")
+        elseif (color[dep] or WHITE) == WHITE and services[dep] then
+          local found = visit(dep)
+          if found then return found end
+        end
+      end
+    end
+    path[#path] = nil
+    color[name] = BLACK
+  end
+  for _, name in ipairs(sorted) do
+    if (color[name] or WHITE) == WHITE then
+      local found = visit(name)
+      if found then return found end
+    end
+  end
+end
+
+--- The graph checked: every name in after/needs is a service, and no
+-- service comes, through after and needs, after itself. services: name ->
+-- checked service; sorted: their names in order.
+function M.graph(services, sorted, who, level)
+  level = level + 1
+  for _, name in ipairs(sorted) do
+    local s = services[name]
+    for _, field in ipairs { "needs", "after" } do
+      for _, dep in ipairs(s[field]) do
+        if not services[dep] then
+          error(format("%s: service '%s': field '%s': unknown service '%s'", who, name, field, dep), level)
+        end
+      end
+    end
+  end
+  local cycle = find_cycle(services, sorted)
+  if cycle then error(format("%s: dependency cycle: %s", who, cycle), level) end
+end
+
+--- The order to start services in: each after what it needs and what it
+-- comes after, ties by name (Kahn's algorithm; the graph has no cycle).
+function M.order(services, sorted)
+  local indegree, dependents = {}, {}
+  for _, name in ipairs(sorted) do
+    indegree[name], dependents[name] = 0, {}
+  end
+  for _, name in ipairs(sorted) do
+    local s, seen = services[name], {}
+    for _, list in ipairs { s.needs, s.after } do
+      for _, dep in ipairs(list) do
+        if not seen[dep] then
+          seen[dep] = true
+          indegree[name] = indegree[name] + 1
+          local d = dependents[dep]
+          d[#d + 1] = name
+        end
+      end
+    end
+  end
+  local ready, order = {}, {}
+  for _, name in ipairs(sorted) do
+    if indegree[name] == 0 then ready[#ready + 1] = name end
+  end
+  while #ready > 0 do
+    table.sort(ready, function(a, b) return a > b end) -- smallest name last
+    local name = table.remove(ready)
+    order[#order + 1] = name
+    for _, d in ipairs(dependents[name]) do
+      indegree[d] = indegree[d] - 1
+      if indegree[d] == 0 then ready[#ready + 1] = d end
+    end
+  end
+  return order
+end
+
+--- The supervisor's own fields, checked: { parallel, on_event, log }.
+function M.supervisor(spec, who, level)
+  level = level + 1
+  if type(spec) ~= "table" then error(format("%s: table expected, got %s", who, type(spec)), level) end
+  for k, v in next, spec do
+    if k == "services" then
+      if type(v) ~= "table" then error(format("%s: field 'services': table expected, got %s", who, type(v)), level) end
+    elseif k == "parallel" then
+      if math.type(v) ~= "integer" or v < 1 then
+        error(format("%s: field 'parallel': an integer >= 1 expected, got %s", who, tostring(v)), level)
+      end
+    elseif k == "on_event" or k == "log" then
+      if type(v) ~= "function" then
+        error(format("%s: field '%s': function expected, got %s", who, k, type(v)), level)
+      end
+    else
+      error(format("%s: unknown field '%s'", who, tostring(k)), level)
+    end
+  end
+  return { parallel = spec.parallel or M.DEFAULTS.parallel, on_event = spec.on_event, log = spec.log }
+end
+
+return M

@@ -1,0 +1,286 @@
+--- Supervision of real daemons from Debian (redis-server speaking
+-- sd_notify, dbus-daemon forking and printing its pid and address,
+-- mosquitto needing both), and the `appstart supervise FILE.lua` command,
+-- itself run under appstart as a Type=notify service.
+local lu = require "luaunit"
+local S = require "support"
+
+local core = S.core
+local now = core.now
+local F = S.fixture
+
+local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
+local BIN = SPEC_DIR .. "/../lua/bin/appstart"
+
+local function have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
+-- The cgroup v2 mount point, from /proc/self/mountinfo.
+local function cgroup_mount()
+  for line in io.lines("/proc/self/mountinfo") do
+    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
+    if mnt then return mnt end
+  end
+end
+
+-- This launcher's cgroups (appstart.PID.*) under its own cgroup.
+local function my_cgroups()
+  local mnt = cgroup_mount()
+  if not mnt then return 0 end
+  local path = S.read("/proc/self/cgroup"):match("0::([^\n]*)")
+  local p = io.popen("ls -d " .. mnt .. (path == "/" and "" or path) .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+-- An event log: on_event records, `until_(pred)` waits (in the loop) for
+-- the events to satisfy pred.
+local function recorder()
+  local events = {}
+  local r = { events = events }
+  function r.on_event(name, state, info)
+    events[#events + 1] = { name = name, state = state, info = info or {}, at = now() }
+  end
+  function r.index(name, state, from)
+    for i = from or 1, #events do
+      if events[i].name == name and events[i].state == state then return i end
+    end
+  end
+  function r.until_(pred, timeout)
+    return S.await_with_sleep(pred, timeout or 10)
+  end
+  return r
+end
+
+local function redis_spec(dir)
+  return {
+    argv = { "redis-server", "--port", "0", "--unixsocket", dir .. "/redis.sock", "--supervised", "systemd",
+      "--save", "", "--appendonly", "no", "--dir", dir },
+    ready = "notify", ready_timeout = 10, stdout = "null", restart = "always",
+    backoff = { initial = 0.05, max = 0.5, factor = 2, jitter = 0 }, kill_mode = "cgroup",
+  }
+end
+
+local function dbus_spec()
+  return {
+    argv = { "dbus-daemon", "--session", "--fork", "--nopidfile", "--print-pid=3", "--print-address=4" },
+    helper = true, pid_fd = 3, pid_format = "line", ready = "fd", ready_fd = 4, restart = "on-failure",
+  }
+end
+
+local function mosquitto_spec(dir)
+  local conf = dir .. "/mosquitto.conf"
+  local f = assert(io.open(conf, "w"))
+  f:write("listener 0 ", dir, "/mqtt.sock\nallow_anonymous true\npersistence false\nlog_dest none\n")
+  f:close()
+  return { argv = { "mosquitto", "-c", conf }, ready_timeout = 10, needs = { "redis", "dbus" },
+    restart = "on-failure" }
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_a_real_group_comes_up_in_order_follows_its_needs_and_goes_down_in_reverse()
+  for _, cmd in ipairs { "redis-server", "dbus-daemon", "mosquitto" } do
+    lu.assertTrue(have(cmd), cmd .. " is installed by .ci/deps")
+  end
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local cgroups = my_cgroups()
+  local dir = S.tmpname("group")
+  assert(os.execute("mkdir -m 777 " .. dir))
+  local r = recorder()
+  local pids = {}
+  appstart.run(function()
+    local sv = appstart.supervisor {
+      services = {
+        redis = redis_spec(dir), dbus = dbus_spec(), mqtt = mosquitto_spec(dir),
+        crashy = { argv = { F, "exit=3" }, ready = "none", restart = "always", burst = 3, burst_interval = 30,
+          backoff = { initial = 0.01, factor = 1, jitter = 0 } },
+      },
+      on_event = r.on_event, log = S.quiet,
+    }
+    local ok, err = sv:up("redis", "dbus", "mqtt")
+    lu.assertTrue(ok, tostring(err))
+    -- mqtt came up once both it needs were ready
+    local mqtt_start = r.index("mqtt", "starting")
+    lu.assertTrue(r.index("redis", "ready") < mqtt_start and r.index("dbus", "ready") < mqtt_start)
+    for _, name in ipairs { "redis", "dbus", "mqtt" } do pids[name] = sv:status(name).pid end
+    lu.assertEquals(S.proc_status(pids.dbus).Name, "dbus-daemon", "the forked daemon's pid")
+
+    -- redis killed: mqtt, which needs it, stops; both come back
+    local mark = #r.events
+    os.execute("kill -KILL " .. pids.redis)
+    lu.assertTrue(r.until_(function()
+      local back = r.index("redis", "ready", mark + 1)
+      return back and r.index("mqtt", "ready", back + 1) ~= nil
+    end), "redis and mqtt came back")
+    local seq = {}
+    for i = mark + 1, #r.events do seq[#seq + 1] = r.events[i].name .. ":" .. r.events[i].state end
+    seq = table.concat(seq, " ")
+    local stopped = r.index("mqtt", "stopped", mark + 1)
+    lu.assertNotNil(stopped, "mqtt stopped when redis left ready")
+    lu.assertTrue(stopped < r.index("redis", "ready", mark + 1), "before redis was back: " .. seq)
+    lu.assertEquals(sv:status("redis").restarts, 1)
+    lu.assertNotEquals(sv:status("redis").pid, pids.redis)
+    lu.assertNotEquals(sv:status("mqtt").pid, pids.mqtt)
+    for _, name in ipairs { "redis", "mqtt" } do pids[name .. "2"] = sv:status(name).pid end
+
+    -- a crash loop gives up after burst, each reason kept
+    sv:start("crashy")
+    lu.assertTrue(r.until_(function() return sv:status("crashy").state == "failed" end), sv:status("crashy").state)
+    local st = sv:status("crashy")
+    lu.assertEquals(#st.reasons, 4, "burst 3: the fourth failure gives up")
+    for _, how in ipairs(st.reasons) do lu.assertEquals(how.code, 3) end
+    local gave_up = r.events[r.index("crashy", "failed")]
+    lu.assertEquals(#gave_up.info.reasons, 4)
+
+    -- down: what needs the others first
+    mark = #r.events
+    sv:down()
+    local order = {}
+    for i = mark + 1, #r.events do
+      if r.events[i].state == "stopped" then order[#order + 1] = r.events[i].name end
+    end
+    local pos = {}
+    for i, name in ipairs(order) do pos[name] = i end
+    lu.assertTrue(pos.mqtt < pos.redis and pos.mqtt < pos.dbus, table.concat(order, " "))
+  end)
+  for name, pid in pairs(pids) do lu.assertFalse(S.alive(pid), name .. " still runs") end
+  lu.assertEquals(my_cgroups(), cgroups, "redis's cgroup is removed")
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- appstart supervise FILE.lua
+
+local TC = {}
+
+function TC.tearDown() S.kill_strays() end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- A supervisor file of fixture services, each writing its pid to dir/NAME.
+local function services_file(path, dir, names)
+  local parts = { "local F = " .. string.format("%q", F) .. "\nreturn { services = {\n" }
+  for _, name in ipairs(names) do
+    parts[#parts + 1] = string.format(
+      "  %s = { argv = { F, 'pidfile=%s/%s', 'notify=READY=1', 'pause' }, restart = 'always' },\n",
+      name, dir, name)
+  end
+  parts[#parts + 1] = "} }\n"
+  write(path, table.concat(parts))
+end
+
+local function lua_command(args)
+  local argv = { "lua5.4", BIN }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return argv
+end
+
+function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_stops_cleanly()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir = S.tmpname("sup")
+  assert(os.execute("mkdir " .. dir))
+  local file = dir .. "/services.lua"
+  services_file(file, dir, { "a", "b" })
+  local statuses = {}
+  local events = dir .. "/events"
+  appstart.run(function()
+    -- the command itself, started through the handshake: READY=1 once
+    -- both services are up
+    local app = assert(appstart.start {
+      argv = lua_command { "supervise", "--json", file }, stdout = events, ready_timeout = 20,
+      on_status = function(_, text) statuses[#statuses + 1] = text end, log = S.quiet,
+    })
+    lu.assertEquals(app.status, "2 of 2 services ready")
+    local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
+    -- SIGHUP: b removed, c added, a unchanged
+    os.remove(dir .. "/a")
+    services_file(file, dir, { "a", "c" })
+    assert(app:kill("HUP"))
+    local c = S.pid_in(dir .. "/c")
+    lu.assertTrue(S.await_gone(b), "the removed service is stopped")
+    lu.assertTrue(S.alive(a), "the unchanged one runs on")
+    lu.assertNil(S.read(dir .. "/a"), "and was not restarted")
+    lu.assertTrue(S.await_with_sleep(function() return app.status == "2 of 2 services ready" end))
+    -- SIGTERM: everything down, exit 0
+    local how = app:terminate(10)
+    lu.assertEquals(how, { code = 0 })
+    lu.assertFalse(S.alive(a))
+    lu.assertFalse(S.alive(c))
+  end)
+  -- --json: one object per event
+  local lines = S.lines(S.read(events))
+  lu.assertTrue(#lines >= 8, S.read(events))
+  local seen = {}
+  for _, l in ipairs(lines) do
+    local name, state = l:match('^{"service":"(%w+)","state":"(%w+)",')
+    lu.assertNotNil(name, l)
+    seen[name .. ":" .. state] = true
+  end
+  for _, want in ipairs { "a:starting", "a:ready", "b:ready", "b:stopped", "c:ready", "a:stopped", "c:stopped" } do
+    lu.assertTrue(seen[want], want)
+  end
+  -- after the stop: each service's end told, the last with none left
+  lu.assertEquals(statuses[#statuses], "0 of 2 services ready")
+  S.assert_clean(before)
+end
+
+function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
+  local appstart = require "appstart"
+  local dir = S.tmpname("sup")
+  assert(os.execute("mkdir " .. dir))
+  local function run(args)
+    local out = dir .. "/out"
+    local app = assert(appstart.start { argv = lua_command(args), ready = "none", stdout = out, stderr = out,
+      log = S.quiet })
+    return app:wait(20).code, S.read(out)
+  end
+  local code, out = run { "supervise" }
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(out, "missing FILE.lua")
+  code, out = run { "supervise", "--help" }
+  lu.assertEquals(code, 0)
+  lu.assertStrContains(out, "Usage: appstart supervise [options] FILE.lua")
+  code, out = run { "supervise", dir .. "/none.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "none.lua")
+  write(dir .. "/bad.lua", "return { services = { a = { argv = { 'x' }, needs = { 'b' } } } }")
+  code, out = run { "supervise", dir .. "/bad.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "'b'")
+end
+
+function TC.test_diff_sees_added_removed_and_changed_services()
+  local supervise = require "appstart.supervise"
+  local function f() return 1 end
+  local g = load(string.dump(f)) -- the same code, another closure
+  local old = { services = { a = { argv = { "x" }, on_exit = f }, b = { argv = { "y" } }, c = { argv = { "z" } } } }
+  local new = { services = { a = { argv = { "x" }, on_exit = g }, b = { argv = { "y", "-v" } }, d = { argv = { "w" } } } }
+  local added, removed, changed = supervise.diff(old, new)
+  lu.assertEquals(added, { "d" })
+  lu.assertEquals(removed, { "c" })
+  lu.assertEquals(changed, { "b" })
+  -- what names a changed or removed service goes and comes back with it
+  old = { services = { a = { argv = { "x" } }, b = { argv = { "y" }, needs = { "a" } },
+    c = { argv = { "z" }, after = { "b" } }, d = { argv = { "w" } }, e = { argv = { "v" }, needs = { "gone" } },
+    gone = { argv = { "u" } } } }
+  new = { services = { a = { argv = { "x", "-v" } }, b = { argv = { "y" }, needs = { "a" } },
+    c = { argv = { "z" }, after = { "b" } }, d = { argv = { "w" } }, e = { argv = { "v" } } } }
+  added, removed, changed = supervise.diff(old, new)
+  lu.assertEquals(added, {})
+  lu.assertEquals(removed, { "gone" })
+  lu.assertEquals(changed, { "a", "b", "c", "e" })
+end
+
+return { TestSupervisedDaemons = T, TestSuperviseCommand = TC }

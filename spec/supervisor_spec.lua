@@ -1,0 +1,1255 @@
+--- appstart.supervisor: services kept up with real processes (the fixture,
+-- sh), every state and transition, the restart policies, backoff, the
+-- burst limit, after/needs, parallel starts, argument mistakes, the four
+-- drivers (plain script, appstart.run, cqueues, luv); after each test,
+-- nothing is left behind (descriptors, zombies, processes).
+local lu = require "luaunit"
+local appstart = require "appstart" -- replaced after a hang
+local S = require "support"
+
+local core = S.core
+local now = core.now
+local F = S.fixture
+
+-- after a hang the loop is loaded afresh: the supervisor's modules with it
+local function fresh_appstart()
+  local loop_before = package.loaded["appstart.loop"]
+  appstart = S.fresh_appstart_if_wedged()
+  if package.loaded["appstart.loop"] ~= loop_before then
+    package.loaded["appstart.supervisor"], package.loaded["appstart.supervisor_driver"] = nil, nil
+  end
+end
+
+--- Records on_event calls: r.on_event is the callback; r.states(name),
+-- r.count(name, state), r.first(name, state [, after]) (index of the first
+-- such event after index `after`), r.events(name, state) (their infos).
+local function recorder()
+  local r = { list = {} }
+  function r.on_event(name, state, info)
+    r.list[#r.list + 1] = { name = name, state = state, info = info, at = now() }
+  end
+  function r.states(name)
+    local out = {}
+    for _, e in ipairs(r.list) do
+      if e.name == name then out[#out + 1] = e.state end
+    end
+    return out
+  end
+  function r.count(name, state)
+    local n = 0
+    for _, e in ipairs(r.list) do
+      if e.name == name and e.state == state then n = n + 1 end
+    end
+    return n
+  end
+  function r.first(name, state, after)
+    for i = (after or 0) + 1, #r.list do
+      local e = r.list[i]
+      if e.name == name and e.state == state then return i end
+    end
+  end
+  function r.events(name, state)
+    local out = {}
+    for _, e in ipairs(r.list) do
+      if e.name == name and e.state == state then out[#out + 1] = e end
+    end
+    return out
+  end
+  return r
+end
+
+--- A supervisor with a recorder and a silent log unless given.
+local function supervisor(spec, rec)
+  if spec.log == nil then spec.log = S.quiet end
+  if rec then spec.on_event = rec.on_event end
+  return appstart.supervisor(spec)
+end
+
+--- A service whose app writes its line on fd 3 then does `...` (pause
+-- unless given), stopped quickly.
+local function fd_service(fields, ...)
+  local argv = { F, "line=3:up", ... }
+  if select("#", ...) == 0 then argv[#argv + 1] = "pause" end
+  local spec = { argv = argv, ready = "fd", ready_timeout = 3, kill_grace = 0.5 }
+  for k, v in pairs(fields or {}) do spec[k] = v end
+  return spec
+end
+
+--- A service ready `seconds` after its spawn (its line on fd 3).
+local function slow_service(seconds, fields)
+  local spec = fd_service(fields)
+  spec.argv = { F, "sleep=" .. seconds, "line=3:up", "pause" }
+  return spec
+end
+
+--- Wait (bounded: `timeout` s, 5) until pred() holds, looking at the
+-- supervisor each time (outside a loop, that is what drives it), with a
+-- 0.01 s sleep in between (appstart.sleep, or `sleep`: inside a cqueues
+-- controller, once appstart.luv is loaded, appstart's own waits would go
+-- to luv).
+local function await(sv, pred, timeout, sleep)
+  local deadline = now() + (timeout or 5)
+  sleep = sleep or appstart.sleep
+  while true do
+    sv:status()
+    if pred() then return true end
+    if now() >= deadline then return false end
+    sleep(0.01)
+  end
+end
+
+local function pid_of(sv, name)
+  return sv:status(name).pid
+end
+
+local function kill(pid, sig)
+  assert(os.execute("kill -" .. (sig or "KILL") .. " " .. pid))
+end
+
+-- An error raised by f, and whether it points at the line `line` of this
+-- file (the caller's).
+local function raised(f, line)
+  local ok, err = pcall(f)
+  lu.assertFalse(ok, "no error raised")
+  err = tostring(err)
+  if line then lu.assertStrContains(err, "supervisor_spec.lua:" .. line .. ":") end
+  return err
+end
+
+local function base()
+  return {
+    setUp = function()
+      fresh_appstart()
+      S.arm_watchdog(20)
+    end,
+    tearDown = function()
+      debug.sethook()
+      S.kill_strays()
+    end,
+  }
+end
+
+-------------------------------------------------------------------------------
+-- mistakes raise, at the caller's line, before anything starts
+
+local TMistakes = base()
+
+function TMistakes.test_an_unknown_name_in_needs_or_after_raises()
+  local line = debug.getinfo(1, "l").currentline + 2
+  local err = raised(function()
+    appstart.supervisor { services = { web = { argv = { F }, needs = { "redis" } } } }
+  end, line)
+  lu.assertStrContains(err, "appstart.supervisor: service 'web': field 'needs': unknown service 'redis'")
+  err = raised(function()
+    appstart.supervisor { services = { web = { argv = { F }, after = { "db" } } } }
+  end)
+  lu.assertStrContains(err, "field 'after': unknown service 'db'")
+end
+
+function TMistakes.test_a_cycle_raises_naming_it()
+  local line = debug.getinfo(1, "l").currentline + 2
+  local err = raised(function()
+    appstart.supervisor { services = {
+      a = { argv = { F }, needs = { "b" } },
+      b = { argv = { F }, after = { "c" } },
+      c = { argv = { F }, needs = { "a" } },
+      d = { argv = { F }, needs = { "a" } },
+    } }
+  end, line)
+  lu.assertStrContains(err, "appstart.supervisor: dependency cycle: a -> b -> c -> a")
+  err = raised(function() appstart.supervisor { services = { a = { argv = { F }, after = { "a" } } } } end)
+  lu.assertStrContains(err, "dependency cycle: a -> a")
+end
+
+function TMistakes.test_add_checks_the_spec_the_name_and_the_graph()
+  local sv = supervisor { services = { a = { argv = { F } } } }
+  local line = debug.getinfo(1, "l").currentline + 1
+  local err = raised(function() sv:add("b", { argv = { F }, needs = { "x" } }) end, line)
+  lu.assertStrContains(err, "sv:add: service 'b': field 'needs': unknown service 'x'")
+  err = raised(function() sv:add("a", { argv = { F } }) end, line + 2)
+  lu.assertStrContains(err, "sv:add: service 'a' exists already")
+  err = raised(function() sv:add("c", { argv = { F }, needs = { "c" } }) end)
+  lu.assertStrContains(err, "dependency cycle: c -> c")
+  err = raised(function() sv:add("", { argv = { F } }) end)
+  lu.assertStrContains(err, "a service name (a non-empty string) expected")
+  sv:add("b", { argv = { F }, needs = { "a" } })
+  lu.assertEquals(sv:status("b").state, "stopped")
+  lu.assertStrContains(tostring(sv), "2 services: 2 stopped")
+end
+
+function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
+  local cases = {
+    { { argv = { F }, colour = "red" }, "service 'a': field 'colour': unknown option" },
+    { { argv = { F }, ready = "soon" }, "service 'a': field 'ready': invalid value 'soon'" },
+    { { ready = "fd" }, "service 'a': field 'argv': table expected, got nil" },
+    { { argv = { F }, restart = "sometimes" }, "service 'a': field 'restart': 'no', 'on-failure' or 'always' expected" },
+    { { argv = { F }, success_codes = { 0, 256 } }, "service 'a': field 'success_codes': [2]: an exit code from 0 to 255" },
+    { { argv = { F }, backoff = { initial = -1 } }, "service 'a': field 'backoff': field 'initial': seconds expected" },
+    { { argv = { F }, backoff = { factor = 0.5 } }, "service 'a': field 'backoff': field 'factor': a number >= 1" },
+    { { argv = { F }, backoff = { jitter = 2 } }, "service 'a': field 'backoff': field 'jitter': a fraction from 0 to 1" },
+    { { argv = { F }, backoff = { speed = 2 } }, "service 'a': field 'backoff': unknown field 'speed'" },
+    { { argv = { F }, burst = 1.5 }, "service 'a': field 'burst': an integer >= 0 expected" },
+    { { argv = { F }, reset_after = "1" }, "service 'a': field 'reset_after': seconds expected" },
+    { { argv = { F }, needs = "b" }, "service 'a': field 'needs': table expected, got string" },
+    { "argv", "service 'a': table expected, got string" },
+  }
+  for _, case in ipairs(cases) do
+    local line = debug.getinfo(1, "l").currentline + 1
+    local err = raised(function() appstart.supervisor { services = { a = case[1] } } end, line)
+    lu.assertStrContains(err, "appstart.supervisor: " .. case[2])
+  end
+end
+
+function TMistakes.test_the_supervisors_own_fields_are_checked()
+  lu.assertStrContains(raised(function() appstart.supervisor { servces = {} } end),
+    "appstart.supervisor: unknown field 'servces'")
+  lu.assertStrContains(raised(function() appstart.supervisor { parallel = 0 } end),
+    "field 'parallel': an integer >= 1 expected, got 0")
+  lu.assertStrContains(raised(function() appstart.supervisor { on_event = true } end),
+    "field 'on_event': function expected, got boolean")
+  lu.assertStrContains(raised(function() appstart.supervisor "x" end), "appstart.supervisor: table expected")
+  lu.assertEquals(tostring(appstart.supervisor {}), "appstart.supervisor(0 services)")
+end
+
+function TMistakes.test_an_unknown_service_name_raises_at_the_callers_line()
+  local sv = supervisor { services = { a = { argv = { F } } } }
+  for _, method in ipairs { "up", "start", "stop", "restart", "reload", "status" } do
+    local line = debug.getinfo(1, "l").currentline + 1
+    local err = raised(function() local _ = sv[method](sv, "nope") end, line)
+    lu.assertStrContains(err, "sv:" .. method .. ": no service 'nope'")
+  end
+end
+
+-------------------------------------------------------------------------------
+-- states and transitions (a plain script: each call drives)
+
+local TStates = base()
+
+function TStates.test_up_then_down_in_dependency_order_and_nothing_left()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    db = { argv = { F, "sleep=0.1", "notify=READY=1", "pause" }, kill_grace = 0.5 },
+    app = fd_service { needs = { "db" } },
+    web = fd_service { needs = { "app" } },
+    cron = fd_service { after = { "db" } },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  for _, name in ipairs { "db", "app", "web", "cron" } do
+    local st = sv:status(name)
+    lu.assertEquals(st.state, "ready", name)
+    lu.assertTrue(S.alive(st.pid), name)
+    lu.assertEquals(rec.states(name), { "starting", "ready" })
+  end
+  -- a start waits for what it needs and comes after to be ready
+  lu.assertTrue(rec.first("db", "ready") < rec.first("app", "starting"))
+  lu.assertTrue(rec.first("app", "ready") < rec.first("web", "starting"))
+  lu.assertTrue(rec.first("db", "ready") < rec.first("cron", "starting"))
+  local mark = #rec.list
+  lu.assertEquals(sv:down(), true)
+  -- dependents stopped before what they need
+  lu.assertTrue(rec.first("web", "stopped", mark) < rec.first("app", "stopping", mark))
+  lu.assertTrue(rec.first("app", "stopped", mark) < rec.first("db", "stopping", mark))
+  lu.assertTrue(rec.first("cron", "stopped", mark) < rec.first("db", "stopping", mark))
+  for _, name in ipairs { "db", "app", "web", "cron" } do
+    local st = sv:status(name)
+    lu.assertEquals(st.state, "stopped")
+    lu.assertNil(st.pid)
+    lu.assertEquals(st.last, { signal = 15, left = 0 }, name)
+    lu.assertEquals(rec.states(name), { "starting", "ready", "stopping", "stopped" })
+  end
+  S.assert_clean(before)
+end
+
+function TStates.test_status_fields()
+  local before = S.snapshot()
+  local sv = supervisor { services = {
+    s = { argv = { F, "notify=STATUS=warming", "notify=READY=1", "pause" }, kill_grace = 0.5 },
+  } }
+  local t0 = os.time()
+  lu.assertEquals(sv:up("s"), true)
+  local st = sv:status("s")
+  lu.assertEquals(st.state, "ready")
+  lu.assertEquals(st.status, "warming")
+  lu.assertEquals(st.restarts, 0)
+  lu.assertTrue(st.since >= t0 and st.since <= os.time())
+  lu.assertIsNumber(st.pid)
+  lu.assertNil(st.last)
+  local all = sv:status()
+  lu.assertEquals(all.s.state, "ready")
+  lu.assertStrContains(tostring(sv), "1 services: 1 ready")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_stop_of_a_start_in_flight_cancels_it_and_terminates_the_app()
+  local before = S.snapshot()
+  local rec = recorder()
+  local pidfile = S.tmpname("pid")
+  local sv = supervisor({ services = {
+    slow = { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd", ready_timeout = 30, kill_grace = 1 },
+  } }, rec)
+  lu.assertEquals(sv:status("slow").state, "stopped")
+  local up_err
+  appstart.run(function()
+    appstart.spawn(function() up_err = select(2, sv:up("slow")) end)
+    lu.assertTrue(S.await_with_sleep(function() return S.read(pidfile) end))
+    local pid = S.pid_in(pidfile)
+    lu.assertEquals(sv:status("slow").state, "starting")
+    local took = S.timed(sv.stop, sv, "slow")
+    lu.assertTrue(took < 1, "the stop took " .. took .. " s")
+    lu.assertFalse(S.alive(pid))
+  end)
+  lu.assertEquals(up_err.code, "stopped")
+  lu.assertEquals(up_err.service, "slow")
+  lu.assertEquals(rec.states("slow"), { "starting", "stopping", "stopped" })
+  local st = sv:status("slow")
+  lu.assertEquals(st.last.code, "cancelled")
+  lu.assertEquals(st.last.status, { signal = 15 })
+  lu.assertEquals(rec.events("slow", "stopped")[1].info.err.code, "cancelled")
+  S.assert_clean(before)
+end
+
+function TStates.test_a_stop_escalates_to_sigkill_after_kill_grace()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    stubborn = { argv = { F, "ignore=TERM", "line=3:x", "pause" }, ready = "fd", kill_grace = 0.2 },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local took = S.timed(sv.stop, sv, "stubborn")
+  lu.assertTrue(took >= 0.2, "SIGKILL came after " .. took .. " s, before kill_grace")
+  lu.assertTrue(took < 1.5, "stop took " .. took .. " s")
+  lu.assertEquals(sv:status("stubborn").last, { signal = 9, left = 0 })
+  lu.assertEquals(rec.states("stubborn"), { "starting", "ready", "stopping", "stopped" })
+  S.assert_clean(before)
+end
+
+function TStates.test_reload_sends_the_reload_signal_and_goes_through_reloading()
+  local before = S.snapshot()
+  local rec = recorder()
+  local trapped = S.tmpname("hup")
+  local sv = supervisor({ services = {
+    r = { argv = { F, "trap=HUP:" .. trapped, "line=3:r", "pause" }, ready = "fd", kill_grace = 0.5 },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local pid = pid_of(sv, "r")
+  lu.assertEquals(sv:reload("r"), true)
+  lu.assertEquals(S.await_file(trapped), "1\n", "the app got SIGHUP")
+  lu.assertEquals(rec.states("r"), { "starting", "ready", "reloading", "ready" })
+  lu.assertEquals(pid_of(sv, "r"), pid)
+  sv:down()
+  local ok, err = sv:reload("r")
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "not_ready")
+  lu.assertEquals(err.service, "r")
+  lu.assertStrContains(tostring(err), "r is stopped")
+  S.assert_clean(before)
+end
+
+function TStates.test_a_reload_signal_that_kills_the_app_is_no_failure()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { r = fd_service() } }, rec) -- SIGHUP kills the fixture
+  lu.assertEquals(sv:up(), true)
+  sv:reload("r")
+  lu.assertTrue(await(sv, function() return rec.count("r", "stopped") == 1 end))
+  lu.assertEquals(sv:status("r").last, { signal = 1, left = 0 })
+  lu.assertEquals(rec.count("r", "backoff"), 0, "sent by the supervisor: not restarted on failure")
+  S.assert_clean(before)
+end
+
+function TStates.test_the_apps_own_reports_after_ready_map_to_reloading_ready_and_stopping()
+  local before = S.snapshot()
+  local rec = recorder()
+  local app
+  local sv = supervisor({ services = {
+    n = { argv = { F, "notify=STATUS=hi", "notify=READY=1", "pause" }, kill_grace = 0.5,
+      on_status = function(a) app = a end },
+    d = fd_service { needs = { "n" } },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  lu.assertIsFunction(app._on_state, "the supervisor follows the app's own reports")
+  -- what app.lua calls as the app says RELOADING=1, READY=1, STOPPING=1
+  app._on_state(app, "reloading")
+  lu.assertEquals(sv:status("n").state, "reloading")
+  lu.assertEquals(sv:status("d").state, "ready", "a reload is no leaving")
+  app._on_state(app, "ready")
+  lu.assertEquals(sv:status("n").state, "ready")
+  app._on_state(app, "stopping")
+  lu.assertEquals(sv:status("n").state, "stopping")
+  lu.assertTrue(await(sv, function() return sv:status("d").state == "stopped" end),
+    "a needed service that stops takes its dependents down")
+  lu.assertEquals(rec.states("n"), { "starting", "ready", "reloading", "ready", "stopping" })
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_a_start_that_fails_outside_sv_up_is_kept_in_last()
+  local before = S.snapshot()
+  local sv = supervisor { services = {
+    nope = { argv = { S.tmpdir .. "/no-such-program" }, restart = "no" },
+  } }
+  local ok, err = sv:up()
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "spawn")
+  local st = sv:status("nope")
+  lu.assertEquals(st.state, "stopped")
+  lu.assertEquals(st.last, err)
+  S.assert_clean(before)
+end
+
+function TStates.test_stop_in_backoff_is_at_once_and_start_in_backoff_starts_now()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    s = fd_service({ backoff = { initial = 30, jitter = 0 } }, "exit=1"),
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("s").state == "backoff" end))
+  lu.assertEquals(rec.events("s", "backoff")[1].info.delay, 30)
+  local took = S.timed(sv.stop, sv, "s")
+  lu.assertTrue(took < 0.5, "a stop in backoff took " .. took .. " s")
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "backoff", "stopped" })
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("s").state == "backoff" end))
+  took = S.timed(sv.start, sv, "s") -- not 30 s: at once
+  lu.assertTrue(took < 1, "sv:start in backoff took " .. took .. " s")
+  lu.assertTrue(rec.count("s", "starting") >= 3)
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_an_app_whose_handle_its_user_closed_is_still_followed()
+  local before = S.snapshot()
+  local rec = recorder()
+  local app
+  local sv = supervisor({ services = {
+    s = { argv = { F, "notify=STATUS=x", "notify=READY=1", "pause" }, backoff = { initial = 0.01 },
+      on_status = function(a) app = a end },
+  } }, rec)
+  sv:up()
+  local pid = pid_of(sv, "s")
+  app:close() -- the app object lets go of its process; the supervisor does not
+  kill(pid)
+  lu.assertTrue(await(sv, function() return rec.count("s", "ready") == 2 end))
+  lu.assertEquals(rec.events("s", "backoff")[1].info.how, {}, "its status was the closed handle's to know")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_a_service_added_later_starts_with_what_it_needs()
+  local before = S.snapshot()
+  local sv = supervisor { services = { db = fd_service() } }
+  sv:add("web", fd_service { needs = { "db" } })
+  lu.assertEquals(sv:up("web"), true)
+  lu.assertEquals(sv:status("db").state, "ready")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TStates.test_remove_stops_and_forgets_a_service_which_may_then_be_added_again()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { db = fd_service(), web = fd_service { needs = { "db" } } } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local db, web = pid_of(sv, "db"), pid_of(sv, "web")
+  local err = raised(function() sv:remove("db") end, debug.getinfo(1, "l").currentline)
+  lu.assertStrContains(err, "'db' is named by web")
+  lu.assertTrue(S.alive(db), "a refused remove stops nothing")
+  lu.assertEquals(sv:remove("web"), true)
+  lu.assertFalse(S.alive(web))
+  lu.assertEquals(rec.states("web"), { "starting", "ready", "stopping", "stopped" })
+  lu.assertNil(sv:status().web)
+  raised(function() sv:status("web") end)
+  lu.assertTrue(S.alive(db), "what it needed runs on")
+  sv:add("web", fd_service { needs = { "db" } })
+  lu.assertEquals(sv:up("web"), true)
+  lu.assertNotEquals(pid_of(sv, "web"), web)
+  lu.assertEquals(sv:remove("web"), true)
+  lu.assertEquals(sv:remove("db"), true)
+  lu.assertEquals(sv:status(), {})
+  lu.assertFalse(S.alive(db))
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- an app the launcher may not signal
+
+local TForeign = base()
+
+local function is_root()
+  return S.proc_status("self").Uid:match("^(%d+)") == "0"
+end
+
+local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
+
+function TForeign.tearDown()
+  debug.sethook()
+  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  os.execute("rm -f " .. policy .. "; rmdir " .. policy:match("^(.*)/[^/]*$") .. " 2>/dev/null")
+  S.kill_strays()
+end
+
+function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
+  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  -- nobody's launcher starts an app as daemon through a setuid helper
+  -- (as helper_spec does): nobody may not signal it
+  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  local policy_dir = policy:match("^(.*)/[^/]*$")
+  local dir = S.tmpname("installed")
+  local helper = dir .. "/appstart-helper"
+  assert(os.execute(string.format("mkdir -p %s && chown root:root %s && chmod 755 %s && printf 'nobody: daemon\\n' > %s"
+    .. " && chmod 644 %s && mkdir -m 755 %s && cp '%s' %s && chown root:root %s %s && chmod 4755 %s", policy_dir,
+    policy_dir, policy_dir, policy, policy, dir, POLICYTEST, helper, dir, helper, helper)))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
+    local lines = {}
+    local sv = appstart.supervisor { log = function(l, m) lines[#lines + 1] = l .. ": " .. m end, services = {
+      d = { argv = { F, "notify=READY=1", "pause" }, user = "daemon", stdout = "null", stderr = "null",
+        ready_timeout = 5 } } }
+    assert(sv:up())
+    local pid = sv:status("d").pid
+    print(pid, sv:stop("d"))
+    local st = sv:status("d")
+    print(st.state, st.last.code, st.last.message)
+    print(table.concat(lines, "\n"))
+  ]])
+  local pid = tonumber(out:match("^(%d+)\ttrue"))
+  lu.assertNotNil(pid, out)
+  lu.assertTrue(S.alive(pid), "let go of, not killed")
+  lu.assertEquals(S.proc_status(pid).Uid:match("^(%d+)"), "1", "it runs as daemon")
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  lu.assertStrContains(out, "\nstopped\tstop\tcannot stop the app: Operation not permitted\n")
+  lu.assertStrContains(out, "error: d: cannot stop pid " .. pid .. ": Operation not permitted; no longer supervised")
+end
+
+-------------------------------------------------------------------------------
+-- restart policies
+
+local TPolicy = base()
+
+-- The states a service that exits with `code` after ready goes through
+-- under `fields`, until it is stopped or has been ready `starts` times.
+local function life(fields, code, starts)
+  local rec = recorder()
+  -- ready for 0.05 s: sv:down() comes while the last run is ready
+  local spec = fd_service(fields, "sleep=0.05", "exit=" .. code)
+  spec.backoff = spec.backoff or { initial = 0.01, jitter = 0 }
+  local sv = supervisor({ services = { s = spec } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function()
+    return rec.count("s", "ready") >= starts or sv:status("s").state == "stopped"
+  end))
+  sv:down()
+  return rec, sv
+end
+
+function TPolicy.test_no_never_restarts()
+  local before = S.snapshot()
+  local rec, sv = life({ restart = "no" }, 3, 2)
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "stopped" })
+  lu.assertEquals(rec.events("s", "stopped")[1].info.how, { code = 3, left = 0 })
+  lu.assertEquals(sv:status("s").last, { code = 3, left = 0 })
+  S.assert_clean(before)
+end
+
+function TPolicy.test_on_failure_restarts_on_a_code_outside_success_codes_only()
+  local before = S.snapshot()
+  local rec = life({}, 3, 3)
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "backoff", "starting", "ready", "backoff", "starting",
+    "ready", "stopping", "stopped" })
+  lu.assertEquals(rec.events("s", "backoff")[1].info.how, { code = 3, left = 0 })
+  rec = life({}, 0, 2)
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "stopped" }, "exit 0 is a success")
+  rec = life({ success_codes = { 0, 3 } }, 3, 2)
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "stopped" }, "3 is a success here")
+  rec = life({ success_codes = { 0, 3 } }, 4, 2)
+  lu.assertEquals(rec.count("s", "backoff"), 1)
+  S.assert_clean(before)
+end
+
+function TPolicy.test_always_restarts_a_success_too()
+  local before = S.snapshot()
+  local rec, sv = life({ restart = "always" }, 0, 3)
+  lu.assertEquals(rec.count("s", "backoff"), 2)
+  lu.assertEquals(rec.events("s", "backoff")[2].info.how, { code = 0, left = 0 })
+  lu.assertEquals(sv:status("s").restarts, 2)
+  lu.assertEquals(rec.events("s", "starting")[3].info.restarts, 2)
+  S.assert_clean(before)
+end
+
+function TPolicy.test_a_signal_from_elsewhere_is_a_failure()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { s = fd_service { backoff = { initial = 0.01 } } } }, rec)
+  sv:up()
+  kill(pid_of(sv, "s"), "TERM")
+  lu.assertTrue(await(sv, function() return rec.count("s", "ready") == 2 end))
+  lu.assertEquals(rec.events("s", "backoff")[1].info.how, { signal = 15, left = 0 })
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TPolicy.test_a_failed_start_is_a_failure_and_is_retried()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    s = { argv = { F, "exit=7" }, ready = "fd", backoff = { initial = 0.01, jitter = 0 }, burst = 1 },
+  } }, rec)
+  local ok, err = sv:up()
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "died")
+  lu.assertTrue(await(sv, function() return sv:status("s").state == "failed" end))
+  lu.assertEquals(rec.states("s"), { "starting", "backoff", "starting", "failed" })
+  local failed = rec.events("s", "failed")[1].info
+  lu.assertEquals(failed.err.code, "died")
+  lu.assertEquals(failed.err.status, { code = 7 })
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- backoff, reset_after, the burst limit
+
+local TBackoff = base()
+
+-- The delays of the backoff events and the time from each to the next
+-- start, for n restarts of a service that exits 1 at once after ready.
+local function backoffs(backoff, n, extra)
+  local rec = recorder()
+  local spec = fd_service({ backoff = backoff, burst = 100 }, "exit=1")
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  local sv = supervisor({ services = { s = spec } }, rec)
+  appstart.run(function()
+    sv:up()
+    lu.assertTrue(S.await_with_sleep(function() return rec.count("s", "starting") > n end, 10))
+    sv:down()
+  end)
+  local delays, waits = {}, {}
+  local list = rec.list
+  for i, e in ipairs(list) do
+    if e.state == "backoff" and #delays < n then
+      delays[#delays + 1] = e.info.delay
+      local nxt = rec.first("s", "starting", i)
+      waits[#waits + 1] = list[nxt].at - e.at
+    end
+  end
+  return delays, waits, rec
+end
+
+function TBackoff.test_the_schedule_is_the_formula_without_jitter()
+  local before = S.snapshot()
+  local b = { initial = 0.02, factor = 2, max = 0.1, jitter = 0 }
+  local delays, waits = backoffs(b, 5)
+  lu.assertEquals(delays, { 0.02, 0.04, 0.08, 0.1, 0.1 }) -- min(max, initial * factor^(n-1))
+  for i, w in ipairs(waits) do
+    lu.assertTrue(w >= delays[i] - 0.002, string.format("restart %d after %.4f s, before its delay", i, w))
+    lu.assertTrue(w < delays[i] + 0.25, string.format("restart %d after %.4f s", i, w))
+  end
+  S.assert_clean(before)
+end
+
+function TBackoff.test_jitter_spreads_each_delay_within_its_bounds()
+  local before = S.snapshot()
+  local b = { initial = 0.01, factor = 3, max = 0.05, jitter = 0.5 }
+  local delays = backoffs(b, 6)
+  local exact = { 0.01, 0.03, 0.05, 0.05, 0.05, 0.05 }
+  local moved = 0
+  for i, d in ipairs(delays) do
+    lu.assertTrue(d >= exact[i] * 0.5 and d <= exact[i] * 1.5, string.format("delay %d: %g of %g", i, d, exact[i]))
+    if d ~= exact[i] then moved = moved + 1 end
+  end
+  lu.assertTrue(moved >= 5, "jitter moved " .. moved .. " of 6 delays")
+  S.assert_clean(before)
+end
+
+function TBackoff.test_initial_zero_restarts_at_once()
+  local before = S.snapshot()
+  local delays, waits = backoffs({ initial = 0 }, 3)
+  lu.assertEquals(delays, { 0, 0, 0 })
+  for _, w in ipairs(waits) do lu.assertTrue(w < 0.05, "restarted after " .. w .. " s") end
+  S.assert_clean(before)
+end
+
+function TBackoff.test_reset_after_counts_from_ready_not_from_spawn()
+  local before = S.snapshot()
+  local b = { initial = 0.01, factor = 2, max = 10, jitter = 0 }
+  -- 0.3 s from spawn to its end, 0.05 s of it ready: no reset
+  local late = { argv = { F, "sleep=0.25", "line=3:late", "sleep=0.05", "exit=1" }, reset_after = 0.2 }
+  local delays = backoffs(b, 3, late)
+  lu.assertEquals(delays, { 0.01, 0.02, 0.04 })
+  -- ready at once and for 0.3 s: each run starts the count again
+  local steady = { argv = { F, "line=3:steady", "sleep=0.3", "exit=1" }, reset_after = 0.2 }
+  delays = backoffs(b, 3, steady)
+  lu.assertEquals(delays, { 0.01, 0.01, 0.01 })
+  -- the same app with a longer reset_after keeps counting
+  steady.reset_after = 1
+  delays = backoffs(b, 3, steady)
+  lu.assertEquals(delays, { 0.01, 0.02, 0.04 })
+  S.assert_clean(before)
+end
+
+function TBackoff.test_a_burst_of_failures_gives_up_with_every_reason_kept()
+  local before = S.snapshot()
+  local rec = recorder()
+  local count = S.tmpname("count")
+  -- each run exits with its own number: 1, 2, 3
+  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; exit $n', count, count)
+  local sv = supervisor({ services = {
+    crash = { argv = { "/bin/sh", "-c", script }, ready = "none", burst = 2, burst_interval = 60,
+      backoff = { initial = 0.01, jitter = 0 } },
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("crash").state == "failed" end))
+  lu.assertEquals(rec.states("crash"), { "starting", "ready", "backoff", "starting", "ready", "backoff", "starting",
+    "ready", "failed" })
+  local st = sv:status("crash")
+  lu.assertEquals(st.last, { code = 3, left = 0 })
+  lu.assertEquals(st.reasons, { { code = 1, left = 0 }, { code = 2, left = 0 }, { code = 3, left = 0 } })
+  local info = rec.events("crash", "failed")[1].info
+  lu.assertEquals(info.reasons, { { code = 1, left = 0 }, { code = 2, left = 0 }, { code = 3, left = 0 } })
+  lu.assertEquals(info.how, { code = 3, left = 0 })
+  lu.assertEquals(tostring(info.reasons[2]), "exited with code 2")
+  -- no restart while failed: well past the 0.04 s the next delay would be
+  S.await_with_sleep(function() sv:status(); return false end, 0.3)
+  lu.assertEquals(rec.count("crash", "starting"), 3)
+  local ok, err = sv:up("crash")
+  lu.assertNil(ok, "sv:up does not start a service that failed")
+  lu.assertEquals(err.code, "failed")
+  lu.assertEquals(err.service, "crash")
+  lu.assertEquals(#err.reasons, 3)
+  -- sv:start starts it again, with the count and the burst afresh
+  os.remove(count)
+  local ok2 = sv:start("crash")
+  lu.assertEquals(ok2, true)
+  lu.assertEquals(rec.count("crash", "starting"), 4)
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TBackoff.test_failures_spread_beyond_burst_interval_never_give_up()
+  local before = S.snapshot()
+  local delays, _, rec = backoffs({ initial = 0.12, factor = 1, jitter = 0 }, 3,
+    { burst = 1, burst_interval = 0.1 })
+  lu.assertEquals(#delays, 3)
+  lu.assertEquals(rec.count("s", "failed"), 0)
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- after / needs, parallel starts
+
+local TGraph = base()
+
+function TGraph.test_a_needed_service_killed_takes_its_dependents_down_and_back()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    db = { argv = { F, "sleep=0.05", "notify=READY=1", "pause" }, backoff = { initial = 0.05 }, kill_grace = 0.5 },
+    app = fd_service { needs = { "db" } },
+    web = fd_service { needs = { "app" } },
+    side = fd_service { after = { "db" } },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local db, app, web = pid_of(sv, "db"), pid_of(sv, "app"), pid_of(sv, "web")
+  local side = pid_of(sv, "side")
+  kill(db)
+  lu.assertTrue(await(sv, function() return sv:status("db").state ~= "ready" end))
+  lu.assertTrue(await(sv, function() return rec.count("app", "stopped") == 1 and rec.count("web", "stopped") == 1 end))
+  lu.assertFalse(S.alive(app))
+  lu.assertFalse(S.alive(web))
+  lu.assertEquals(sv:up(), true)
+  lu.assertNotEquals(pid_of(sv, "db"), db)
+  lu.assertNotEquals(pid_of(sv, "web"), web)
+  lu.assertEquals(pid_of(sv, "side"), side, "after is only an order: side stays")
+  lu.assertEquals(rec.states("app"), { "starting", "ready", "stopping", "stopped", "starting", "ready" })
+  lu.assertEquals(rec.events("db", "backoff")[1].info.how, { signal = 9, left = 0 })
+  -- the dependents came back after db was ready again, in order
+  local back = rec.first("db", "ready", rec.first("db", "backoff"))
+  lu.assertTrue(back < rec.first("app", "starting", back - 1))
+  lu.assertTrue(rec.first("app", "ready", back) < rec.first("web", "starting", back))
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_a_crashed_service_comes_back_only_once_its_dependents_have_stopped()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    db = { argv = { F, "notify=READY=1", "pause" }, backoff = { initial = 0.01, jitter = 0 } },
+    -- ignores SIGTERM: its stop takes kill_grace, far longer than db's backoff
+    app = fd_service({ needs = { "db" }, kill_grace = 0.4 }, "ignore=TERM", "pause"),
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  kill(pid_of(sv, "db"))
+  lu.assertTrue(await(sv, function() return rec.count("db", "ready") == 2 and rec.count("app", "ready") == 2 end))
+  local gone = rec.first("app", "stopped")
+  lu.assertTrue(gone < rec.first("db", "starting", rec.first("db", "backoff")),
+    "db started again while what needs it was still stopping")
+  lu.assertEquals(rec.events("app", "stopped")[1].info.how, { signal = 9, left = 0 })
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_stop_of_a_needed_service_stops_dependents_first_and_start_brings_them_back()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    db = fd_service(),
+    app = fd_service { needs = { "db" } },
+    side = fd_service { after = { "db" } },
+  } }, rec)
+  sv:up()
+  local mark = #rec.list
+  lu.assertEquals(sv:stop("db"), true)
+  lu.assertEquals(sv:status("app").state, "stopped")
+  lu.assertEquals(sv:status("side").state, "ready")
+  lu.assertTrue(rec.first("app", "stopped", mark) < rec.first("db", "stopping", mark))
+  lu.assertEquals(sv:start("db"), true)
+  lu.assertTrue(await(sv, function() return sv:status("app").state == "ready" end))
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_restart_of_a_needed_service_cycles_its_dependents_around_it()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { db = fd_service(), app = fd_service { needs = { "db" } } } }, rec)
+  sv:up()
+  local db = pid_of(sv, "db")
+  local mark = #rec.list
+  lu.assertEquals(sv:restart("db"), true)
+  lu.assertNotEquals(pid_of(sv, "db"), db)
+  lu.assertTrue(await(sv, function() return sv:status("app").state == "ready" end))
+  local order = {}
+  for i = mark + 1, #rec.list do order[#order + 1] = rec.list[i].name .. ":" .. rec.list[i].state end
+  lu.assertEquals(order, { "app:stopping", "app:stopped", "db:stopping", "db:stopped", "db:starting", "db:ready",
+    "app:starting", "app:ready" })
+  lu.assertEquals(sv:status("db").restarts, 0, "a restart asked for is no policy restart")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_after_waits_for_ready_or_failed_but_not_for_what_will_not_come()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    flaky = { argv = { F, "exit=1" }, ready = "fd", burst = 0 },
+    late = fd_service { after = { "flaky", "idle" } },
+    idle = fd_service(),
+  } }, rec)
+  local ok, err = sv:up("flaky", "late")
+  lu.assertNil(ok)
+  lu.assertEquals(err.service, "flaky")
+  lu.assertEquals(sv:up("late"), true, "after a failed service, and one nobody asked for")
+  lu.assertEquals(sv:status("flaky").state, "failed")
+  lu.assertEquals(sv:status("idle").state, "stopped")
+  lu.assertTrue(rec.first("flaky", "failed") < rec.first("late", "starting"))
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_starts_in_flight_never_exceed_parallel()
+  local before = S.snapshot()
+  local rec = recorder()
+  local services = {}
+  for i = 1, 10 do services["s" .. i] = slow_service(0.1) end
+  local sv = supervisor({ services = services, parallel = 3 }, rec)
+  local took = S.timed(sv.up, sv)
+  local in_flight, most = 0, 0
+  for _, e in ipairs(rec.list) do
+    if e.state == "starting" then in_flight = in_flight + 1 end
+    if e.state == "ready" then in_flight = in_flight - 1 end
+    if in_flight > most then most = in_flight end
+  end
+  lu.assertEquals(most, 3)
+  lu.assertTrue(took >= 0.4, "ten 0.1 s starts three at a time took " .. took .. " s")
+  lu.assertTrue(took < 3, took)
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TGraph.test_independent_services_start_in_parallel()
+  local before = S.snapshot()
+  local services = {}
+  for i = 1, 8 do services["s" .. i] = slow_service(0.2) end
+  local sv = supervisor { services = services }
+  local took = S.timed(sv.up, sv)
+  lu.assertTrue(took < 0.6, "eight 0.2 s starts took " .. took .. " s")
+  sv:down()
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- sv:up's errors
+
+local TUp = base()
+
+function TUp.test_a_failed_start_returns_its_error_and_the_policy_goes_on()
+  local cases = {
+    { { argv = { S.tmpdir .. "/missing" } }, "spawn" },
+    { { argv = { F, "exit=4" } }, "died" },
+    { { argv = { F, "pause" }, ready_timeout = 0.2, kill_grace = 0.2 }, "timeout" },
+    { { argv = { F, "close=3", "pause" }, kill_grace = 0.2 }, "ready_closed" },
+  }
+  for _, case in ipairs(cases) do
+    local before = S.snapshot()
+    local spec = case[1]
+    spec.ready, spec.backoff = "fd", { initial = 1 }
+    local sv = supervisor { services = { ok = fd_service(), bad = spec, dep = fd_service { needs = { "bad" } } } }
+    local ok, err = sv:up()
+    lu.assertNil(ok)
+    lu.assertEquals(err.code, case[2])
+    lu.assertEquals(err.service, "bad")
+    lu.assertEquals(sv:status("bad").state, "backoff", "its restart policy goes on")
+    lu.assertEquals(sv:status("dep").state, "stopped")
+    sv:down()
+    S.assert_clean(before, case[2])
+  end
+end
+
+function TUp.test_a_dependent_of_a_service_that_stopped_for_good_is_an_error()
+  local before = S.snapshot()
+  local sv = supervisor { services = {
+    once = { argv = { F, "line=3:x", "exit=0" }, ready = "fd" },
+    dep = slow_service(0.3, { needs = { "once" } }),
+  } }
+  -- once is ready, exits 0 (a success: not restarted) while dep starts
+  local ok, err = sv:up("dep")
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "dependency")
+  lu.assertEquals(err.service, "dep")
+  lu.assertStrContains(tostring(err), "dep: needs once, which is stopped")
+  sv:down()
+  S.assert_clean(before)
+end
+
+function TUp.test_up_of_some_starts_only_those_and_what_they_need()
+  local before = S.snapshot()
+  local sv = supervisor { services = {
+    a = fd_service(), b = fd_service { needs = { "a" } }, c = fd_service(),
+  } }
+  lu.assertEquals(sv:up("b"), true)
+  lu.assertEquals(sv:status("a").state, "ready")
+  lu.assertEquals(sv:status("c").state, "stopped")
+  sv:down()
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- callbacks and logging
+
+local TCallbacks = base()
+
+function TCallbacks.test_callbacks_that_raise_are_logged_and_break_nothing()
+  local before = S.snapshot()
+  local lines, logger = S.recorder()
+  local exits = {}
+  local sv = appstart.supervisor { log = logger, services = {
+    s = fd_service({ backoff = { initial = 0.01 },
+      on_exit = function(_, how) exits[#exits + 1] = how; error("on_exit boom") end }, "sleep=0.05", "exit=3"),
+  }, on_event = function(_, state) if state == "ready" then error("on_event boom") end end }
+  for _, run in ipairs { function(f) f() end, appstart.run } do
+    run(function()
+      local n = #exits
+      lu.assertEquals(sv:up(), true)
+      lu.assertTrue(await(sv, function() return #exits >= n + 2 end))
+      sv:down()
+    end)
+  end
+  lu.assertEquals(exits[1], { code = 3, left = 0 })
+  local text = table.concat(lines, "\n")
+  lu.assertStrContains(text, "error: s: on_event raised")
+  lu.assertStrContains(text, "on_event boom")
+  lu.assertStrContains(text, "error: s: on_exit raised")
+  lu.assertStrContains(text, "stack traceback")
+  lu.assertStrContains(text, "warn: s: exited with code 3; restart in")
+  S.assert_clean(before)
+end
+
+function TCallbacks.test_a_log_function_or_on_status_that_raises_breaks_nothing()
+  local out, ok = S.run_child_lua({}, [[
+    local sv = appstart.supervisor {
+      log = function(level) if level ~= "debug" then error("log boom") end end,
+      services = { s = { argv = { F, "notify=STATUS=x", "notify=READY=1", "exit=3" }, restart = "no",
+        on_status = function() error("on_status boom") end } },
+    }
+    print("up", sv:up())
+    print("wait", sv:wait(), sv:status("s").state, tostring(sv:status("s").last))
+  ]])
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "up\ttrue\tnil\n")
+  lu.assertStrContains(out, "wait\ttrue\tstopped\texited with code 3\n")
+  -- what the log function raised, on the default logger instead
+  lu.assertStrContains(out, "appstart: error: a log function raised")
+  lu.assertStrContains(out, "log boom")
+end
+
+function TCallbacks.test_a_services_own_log_and_on_status_are_passed_through()
+  local before = S.snapshot()
+  local own, own_logger = S.recorder()
+  local general, general_logger = S.recorder()
+  local statuses = {}
+  local sv = appstart.supervisor { log = general_logger, services = {
+    a = { argv = { F, "notify=STATUS=one", "notify=READY=1", "exit=5" }, restart = "no", log = own_logger,
+      on_status = function(app, text) statuses[#statuses + 1] = { app.name, text } end },
+    b = { argv = { F, "exit=6" }, ready = "fd", restart = "no" },
+  } }
+  sv:up("a")
+  lu.assertTrue(await(sv, function() return sv:status("a").state == "stopped" end))
+  sv:up("b")
+  lu.assertEquals(statuses, { { "fixture", "one" } })
+  lu.assertStrContains(table.concat(own, "\n"), "a: exited with code 5; not restarted")
+  lu.assertStrContains(table.concat(general, "\n"), "b: ")
+  lu.assertNil(table.concat(general, "\n"):find("a: ", 1, true), "a's messages go to its own log")
+  S.assert_clean(before)
+end
+
+function TCallbacks.test_a_service_defaults_to_its_own_process_group_when_kill_mode_exists()
+  lu.skipIf(not require("appstart.options").SCHEMA.kill_mode, "appstart.start has no kill_mode here")
+  local before = S.snapshot()
+  local sv = supervisor { services = { g = fd_service() } }
+  sv:up()
+  local pid = pid_of(sv, "g")
+  lu.assertEquals(core.process_group(pid), pid)
+  sv:down()
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+-- the drivers: plain script, appstart.run, cqueues, luv
+
+local TDrivers = base()
+
+local function graph(rec)
+  return supervisor({ services = {
+    a = { argv = { F, "sleep=0.02", "notify=READY=1", "pause" }, backoff = { initial = 0.02 }, kill_grace = 0.5 },
+    b = fd_service { needs = { "a" } },
+  } }, rec)
+end
+
+-- Up, a killed with SIGKILL, b stopped and back once a is ready again;
+-- then down. sleep: as await's.
+local function scenario(sv, rec, sleep)
+  lu.assertEquals(sv:up(), true)
+  local a = pid_of(sv, "a")
+  kill(a)
+  lu.assertTrue(await(sv, function() return rec.count("b", "ready") == 2 end, 5, sleep), "b came back")
+  lu.assertNotEquals(pid_of(sv, "a"), a)
+  lu.assertEquals(rec.states("b"), { "starting", "ready", "stopping", "stopped", "starting", "ready" })
+  lu.assertEquals(sv:down(), true)
+end
+
+function TDrivers.test_plain_script_notices_a_death_at_the_next_call()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  lu.assertEquals(sv:up(), true)
+  local a = pid_of(sv, "a")
+  kill(a)
+  lu.assertTrue(S.await_gone(a))
+  -- nothing runs between calls: the death is seen by the next one
+  lu.assertEquals(rec.count("a", "backoff"), 0)
+  lu.assertEquals(sv:status("a").state, "backoff")
+  lu.assertEquals(rec.count("a", "backoff"), 1)
+  lu.assertEquals(rec.states("b"), { "starting", "ready", "stopping" })
+  lu.assertEquals(sv:up(), true)
+  lu.assertEquals(rec.count("b", "ready"), 2)
+  sv:down()
+  S.assert_clean(before)
+  rec = recorder()
+  scenario(graph(rec), rec) -- the others' scenario: here status() and up() drive
+  S.assert_clean(before)
+end
+
+function TDrivers.test_plain_script_wait_supervises_until_all_have_stopped()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    s = fd_service({ backoff = { initial = 0.01, jitter = 0 }, burst = 2 }, "sleep=0.05", "exit=1"),
+    once = fd_service({}, "sleep=0.1", "exit=0"),
+  } }, rec)
+  sv:up()
+  lu.assertEquals(sv:wait(), true)
+  lu.assertEquals(sv:status("s").state, "failed")
+  lu.assertEquals(sv:status("once").state, "stopped")
+  lu.assertEquals(rec.count("s", "starting"), 3)
+  S.assert_clean(before)
+end
+
+function TDrivers.test_appstart_run()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  appstart.run(function() scenario(sv, rec) end)
+  S.assert_clean(before)
+end
+
+function TDrivers.test_appstart_run_keeps_supervising_without_a_call()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local t0
+  appstart.run(function()
+    sv:up()
+    kill(pid_of(sv, "a"))
+    t0 = now()
+    -- nobody calls the supervisor: its task restarts a and b
+    lu.assertTrue(S.await_with_sleep(function() return rec.count("b", "ready") == 2 end), "b came back")
+    appstart.spawn(function() sv:down() end)
+  end)
+  lu.assertTrue(now() - t0 < 2)
+  S.assert_clean(before)
+end
+
+function TDrivers.test_cqueues()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local cq = cqueues.new()
+  local ok, err
+  cq:wrap(function() ok, err = pcall(scenario, sv, rec, cqueues.sleep) end)
+  assert(cq:loop())
+  lu.assertTrue(ok, tostring(err))
+  cq = nil -- luacheck: ignore
+  collectgarbage() -- the controller closes its descriptors
+  S.assert_clean(before)
+end
+
+function TDrivers.test_luv()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local ok, err
+  coroutine.wrap(function() ok, err = pcall(scenario, sv, rec) end)()
+  uv.run()
+  lu.assertTrue(ok, tostring(err))
+  S.assert_clean(before)
+end
+
+function TDrivers.test_a_task_cancelled_while_it_waits_gets_cancelled_and_the_start_goes_on()
+  local before = S.snapshot()
+  local sv = supervisor { services = { slow = slow_service(0.3) } }
+  local ok, err
+  appstart.run(function()
+    local task = appstart.spawn(function() ok, err = sv:up() end)
+    appstart.sleep(0.05)
+    task:cancel()
+    lu.assertTrue(S.await_with_sleep(function() return err ~= nil end))
+    lu.assertEquals(sv:status("slow").state, "starting", "only the wait was cancelled")
+    lu.assertTrue(await(sv, function() return sv:status("slow").state == "ready" end))
+    sv:down()
+  end)
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "cancelled")
+  lu.assertStrContains(tostring(err), "sv:up: cancelled")
+  S.assert_clean(before)
+end
+
+function TDrivers.test_two_tasks_waiting_on_one_supervisor()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    slow = slow_service(0.2),
+    quick = fd_service(),
+  } }, rec)
+  local got = {}
+  appstart.run(function()
+    appstart.spawn(function() got.slow = sv:up("slow"); got.slow_at = now() end)
+    appstart.spawn(function() got.quick = sv:up("quick"); got.quick_at = now() end)
+    lu.assertTrue(S.await_with_sleep(function() return got.slow ~= nil end))
+    -- the supervisor's task keeps the run going until every service stops
+    sv:down()
+  end)
+  lu.assertEquals(got.slow, true)
+  lu.assertEquals(got.quick, true)
+  lu.assertTrue(got.quick_at < got.slow_at)
+  S.assert_clean(before)
+end
+
+local TReadme = base()
+
+function TReadme.test_the_readmes_example_runs_as_it_is()
+  lu.assertTrue(os.execute("command -v redis-server >/dev/null"), "redis-server is installed by .ci/deps")
+  local readme = assert(S.read(S.spec_dir .. "/../README.md"))
+  local section = readme:match("\n## Supervision\n(.-)\n## ")
+  local example = section:match("```lua\n(.-)```")
+  lu.assertStrContains(example, "appstart.supervisor")
+  local out = S.run_child_lua({}, example)
+  local lines = S.lines(out)
+  -- each event a line: name, state, pid, how or err, delay
+  local states = {}
+  for _, l in ipairs(lines) do
+    local name, state = l:match("^(%a+)\t(%a+)\t")
+    if name then states[#states + 1] = name .. " " .. state end
+  end
+  lu.assertEquals(states, { "redis starting", "redis ready", "ticker starting", "ticker ready",
+    "redis backoff", "ticker stopping", "ticker stopped", "redis starting", "redis ready", "ticker starting",
+    "ticker ready", "ticker stopping", "ticker stopped", "redis stopping", "redis stopped" }, out)
+  lu.assertStrContains(out, "\nReady to accept connections\n")
+  lu.assertStrContains(out, "killed by signal 9 (KILL)")
+end
+
+-------------------------------------------------------------------------------
+-- cost at rest
+
+local TIdle = base()
+
+-- CPU the launcher spends over `seconds` with `n` services up and a task
+-- waiting on the supervisor (sv:wait) meanwhile.
+local function cpu_at_rest(n, seconds)
+  local services = {}
+  for i = 1, n do services["s" .. i] = fd_service() end
+  local sv = supervisor { services = services, parallel = n }
+  local cpu, waited
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    appstart.spawn(function() waited = sv:wait() end)
+    appstart.sleep(0.05)
+    local c0 = os.clock()
+    appstart.sleep(seconds)
+    cpu = os.clock() - c0
+    sv:down()
+  end)
+  lu.assertEquals(waited, true)
+  return cpu
+end
+
+function TIdle.test_idle_services_cost_no_cpu()
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open): services are probed")
+  local before = S.snapshot()
+  local cpu = cpu_at_rest(50, 0.5)
+  lu.assertTrue(cpu < 0.03, string.format("50 idle services took %.3f s of CPU in 0.5 s", cpu))
+  S.assert_clean(before)
+end
+
+function TIdle.test_without_pidfds_services_are_probed_not_spun_on()
+  local before = S.snapshot()
+  S.testing.use_pidfd(false)
+  local ok, cpu = pcall(cpu_at_rest, 10, 0.5)
+  S.testing.use_pidfd(true)
+  assert(ok, cpu)
+  -- ten probes every appstart.poll_interval (0.05 s): a few ms
+  lu.assertTrue(cpu < 0.15, string.format("10 probed services took %.3f s of CPU in 0.5 s", cpu))
+  S.assert_clean(before)
+end
+
+return {
+  TestSupervisorMistakes = TMistakes,
+  TestSupervisorStates = TStates,
+  TestSupervisorForeign = TForeign,
+  TestSupervisorPolicy = TPolicy,
+  TestSupervisorBackoff = TBackoff,
+  TestSupervisorGraph = TGraph,
+  TestSupervisorUp = TUp,
+  TestSupervisorCallbacks = TCallbacks,
+  TestSupervisorDrivers = TDrivers,
+  TestSupervisorDriversWithoutPidfd = S.without_pidfd(TDrivers),
+  TestSupervisorIdle = TIdle,
+  TestSupervisorReadme = TReadme,
+}
