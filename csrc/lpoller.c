@@ -32,7 +32,9 @@ static int l_poller(lua_State *L)
     return 1;
 }
 
-/* p:add(fd, key [, "r"|"w"]) -> true | nil, message, errno */
+/* p:add(fd, key [, "r"|"w"]) -> true, added | nil, message, errno: added
+ * is false when fd was in the set already (its events and key are then
+ * updated) */
 static int l_poller_add(lua_State *L)
 {
     struct poller *p = check_poller(L, 1);
@@ -43,12 +45,15 @@ static int l_poller_add(lua_State *L)
     memset(&e, 0, sizeof e);
     e.events = strchr(ev, 'w') ? EPOLLOUT : EPOLLIN;
     e.data.u64 = (unsigned long long)key;
+    int added = 1;
     if (epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &e) < 0) {
         if (errno != EEXIST || epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &e) < 0)
             return lb_errno_result(L, errno, "epoll_ctl");
+        added = 0;
     }
     lua_pushboolean(L, 1);
-    return 1;
+    lua_pushboolean(L, added);
+    return 2;
 }
 
 static int l_poller_del(lua_State *L)

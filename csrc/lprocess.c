@@ -45,20 +45,26 @@ static int l_process_pid(lua_State *L)
     return 1;
 }
 
-/* p:fd() -> a descriptor readable once it may have ended (the pidfd; in a
- * cgroup whose app has exited, one that says when the cgroup changes) |
- * nil where it is probed */
+/* p:fd() -> fd, kind: a descriptor readable once it may have ended, "pid"
+ * (the pidfd) or, in a cgroup whose app has exited, "cgroup" (one that says
+ * when the cgroup changes; p:poll() closes the pidfd when it reaps the app,
+ * so a watch of it must move there) | nil where it is probed */
 static int l_process_fd(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
     int fd = p->p.pidfd;
-    if (p->p.end != PROCESS_RUNNING && p->tree && p->tree->mode == TREE_CGROUP)
+    const char *kind = "pid";
+    if (p->p.end != PROCESS_RUNNING && p->tree && p->tree->mode == TREE_CGROUP) {
         fd = tree_fd(p->tree);
-    if (fd >= 0)
-        lua_pushinteger(L, fd);
-    else
+        kind = "cgroup";
+    }
+    if (fd < 0) {
         lua_pushnil(L);
-    return 1;
+        return 1;
+    }
+    lua_pushinteger(L, fd);
+    lua_pushstring(L, kind);
+    return 2;
 }
 
 /* p:poll() -> nil while running | how (with how.left where a tree is) */

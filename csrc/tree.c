@@ -201,6 +201,10 @@ int tree_populated(struct tree *t)
 {
     if (!t || t->mode != TREE_CGROUP || t->cg.dir_fd < 0)
         return 0;
+    /* the watch first, then the read: an emptying that comes after the
+     * read is an event on the descriptor a caller will wait on (made after
+     * the read, it could miss it and wait forever) */
+    (void)tree_fd(t);
     if (t->events_fd >= 0) {
         char buf[512];
         while (sys_read(t->events_fd, buf, sizeof buf) > 0)

@@ -28,6 +28,31 @@ function T.tearDown()
   S.kill_strays()
 end
 
+-- The rule is that a descriptor leaves the loop before its owner closes
+-- it. One closed under its waiter all the same must not keep a later
+-- descriptor of the same number out of the epoll set (it would never wake).
+function T.test_a_descriptor_closed_under_its_waiter_hides_no_later_one_of_its_number()
+  local core = S.core
+  local loop = require "appstart.loop"
+  local fired = {}
+  appstart.run(function()
+    local a = assert(core.signals { "USR2" })
+    local n = a:fd()
+    loop.watch(n, function() fired[#fired + 1] = "old" end)
+    a:close() -- under its waiter
+    local b = assert(core.signals { "USR2" })
+    lu.assertEquals(b:fd(), n, "the number is taken again")
+    loop.watch(b:fd(), function() fired[#fired + 1] = "new" end)
+    assert(os.execute("kill -USR2 " .. core.pid()))
+    local woke = S.await_with_sleep(function() return #fired > 0 end, 2)
+    b:read() -- taken, whatever happened: never left pending for the runner
+    b:close()
+    lu.assertTrue(woke, "the new descriptor never woke")
+  end)
+  lu.assertEquals(fired, { "new" })
+  lu.assertEquals((loop.pending()), {})
+end
+
 function T.test_run_returns_when_fn_and_every_spawned_task_are_done()
   local finished = {}
   appstart.run(function()

@@ -151,6 +151,10 @@ function S.assert_clean(before, msg)
   lu.assertEquals(table.concat(testing.fds(), ","), before.fds, msg .. "descriptors")
   lu.assertEquals(S.children(), {}, msg .. "children (zombies) left")
   lu.assertEquals(S.strays(), {}, msg .. "stray processes")
+  local loop = require "appstart.loop"
+  if not loop.running() then
+    lu.assertEquals((loop.pending()), {}, msg .. "descriptors still waited on by the loop")
+  end
 end
 
 --- Seconds that fn() takes, and its results.

@@ -185,6 +185,27 @@ function TC.test_the_app_has_ended_only_once_its_cgroup_is_empty()
   S.assert_clean(before)
 end
 
+-- The app's exit is noticed first by a plain look (app.state), not by its
+-- watch: the look reaps the app and closes the pidfd that watch waited on;
+-- the watch must move to the cgroup, or on_exit never runs.
+function TC.test_an_exit_seen_by_a_look_moves_the_on_exit_watch_to_the_cgroup()
+  local exits, how = 0, nil
+  local before = S.snapshot()
+  require("appstart").run(function()
+    local app = assert(start { kill_mode = "cgroup", on_exit = function(_, h) exits = exits + 1; how = h end,
+      argv = { F, "fork", "sleep=0.4", "exit=0", "|", "notify=READY=1", "exit=5" } })
+    -- without yielding to the loop (which would see the pidfd first):
+    -- wait until the app is a zombie
+    local deadline = now() + 3
+    while not (S.read("/proc/" .. app.pid .. "/stat") or ""):match("^%d+ %b() Z") and now() < deadline do end
+    lu.assertEquals(app.state, "ready", "its child still runs in its cgroup")
+    lu.assertTrue(S.await_with_sleep(function() return exits > 0 end, 3), "on_exit never ran")
+  end)
+  lu.assertEquals(exits, 1)
+  lu.assertEquals(how, { code = 5, left = 0 })
+  S.assert_clean(before)
+end
+
 function TC.test_an_ended_cgroup_is_seen_by_an_on_exit_watch_in_a_loop()
   local exits, how = 0, nil
   require("appstart").run(function()

@@ -109,22 +109,40 @@ end
 --- Has the app ended? how | nil (its end is recorded, on_exit run).
 function App.check(app)
   if app._state == "exited" then return app._how end
-  local how = app._proc and app._proc:poll()
-  if how then ended(app, how) end
-  return how
+  local proc = app._proc
+  if not proc then return nil end
+  local how = proc:poll()
+  if how then
+    ended(app, how)
+    return how
+  end
+  -- the app has exited, its cgroup has not emptied: the poll that reaped
+  -- it closed the pidfd a watch may wait on (its number may be another
+  -- descriptor's by now); the watch moves to the cgroup's
+  local w = app._watch
+  if w and app._watch_kind == "pid" then
+    local fd, kind = proc:fd()
+    if kind == "cgroup" then
+      loop.unwatch(w)
+      App.watch(app, fd, kind)
+    end
+  end
+  return nil
 end
 check = App.check
 
 --- Call App.check in the background when the app's process (pidfd fd, or
--- probed when there is none) ends. The watch is made before the process
--- is handed to the app, so that making it cannot fail with a process in
--- transit. A watch that finds the app still there (its cgroup has not
--- emptied yet) watches again, on what then says when it has.
-function App.watch(app, fd)
+-- probed when there is none) ends; kind: what fd is (proc:fd()'s second
+-- result). The watch is made before the process is handed to the app, so
+-- that making it cannot fail with a process in transit. A watch that finds
+-- the app still there (its cgroup has not emptied yet) watches again, on
+-- what then says when it has.
+function App.watch(app, fd, kind)
+  app._watch_kind = kind
   if fd then
     app._watch = loop.watch(fd, function()
       app._watch = false
-      if not check(app) and app._proc then App.watch(app, app._proc:fd()) end
+      if not check(app) and app._proc and not app._watch then App.watch(app, app._proc:fd()) end
     end)
   else
     app._watch = loop.watch(nil, function() return check(app) ~= nil end, settings.poll_interval)

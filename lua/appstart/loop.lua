@@ -104,9 +104,19 @@ end
 -- A descriptor is in the epoll set exactly while it has a waiter set: the
 -- set is made whole first, and a failure (out of memory) on the way undoes
 -- what was done, so no stale set can hide a later descriptor of that number.
+--
+-- A descriptor closed while it still had waiters (its owner broke the rule
+-- above, or was collected with a watch left) has left the epoll set by
+-- itself; the set of waiters left behind must not keep a later descriptor
+-- of that number out of it. So the descriptor is added to the epoll set
+-- every time (an EEXIST is no error); when it was not there, its old
+-- waiters are stale and let go of: their descriptor is gone and could
+-- never have woken them.
 local function add_waiter(fd, entry)
   local set = waiters[fd]
-  if set then
+  local p = get_poller()
+  local _, added = assert(p:add(fd, fd))
+  if set and not added then
     if not set[entry] then
       set[entry] = true
       nwaiters[fd] = nwaiters[fd] + 1
@@ -114,8 +124,6 @@ local function add_waiter(fd, entry)
     return
   end
   set = { [entry] = true }
-  local p = get_poller()
-  assert(p:add(fd, fd))
   local ok, err = pcall(rawset, nwaiters, fd, 1)
   if ok then ok, err = pcall(rawset, waiters, fd, set) end
   if not ok then
@@ -476,6 +484,18 @@ function loop.idle()
       poller = nil
     end
   end
+end
+
+--- For the specs: the descriptors that have waiters, and the number of
+-- live timers (outside appstart.run, both should be none between calls).
+function loop.pending()
+  local fds, timers = {}, 0
+  for fd in pairs(waiters) do fds[#fds + 1] = fd end
+  table.sort(fds)
+  for i = 1, #heap do
+    if not heap[i].cancelled then timers = timers + 1 end
+  end
+  return fds, timers
 end
 
 --- Sleep for `seconds` (yields inside a loop).

@@ -304,7 +304,7 @@ local function finish_ready(h)
   if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
-  if app._on_exit and not exited then App.watch(app, s:app_fd()) end
+  if app._on_exit and not exited then App.watch(app, s:app_fd(), "pid") end
   local listener
   app._proc, listener = s:take(h._served and not exited) -- and the starter is closed
   h.app, h.done = app, true
