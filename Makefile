@@ -36,7 +36,8 @@ CORE_SRC     := csrc/sys.c csrc/procfs.c csrc/children.c csrc/process.c \
                 csrc/channel.c csrc/notifysock.c csrc/starter.c \
                 csrc/cgroup.c csrc/tree.c csrc/listener.c
 BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
-                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c
+                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c \
+                csrc/lprobe.c
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest

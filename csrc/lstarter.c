@@ -344,6 +344,14 @@ static int l_starter_app_fd(lua_State *L)
     return 1;
 }
 
+/* s:app_ended() -> true | false: a ready start's app, probed from outside
+ * before it is taken, has ended (reaped: s:result().how tells how) */
+static int l_starter_app_ended(lua_State *L)
+{
+    lua_pushboolean(L, starter_app_ended(check_starter(L, 1)));
+    return 1;
+}
+
 /* close, __gc, __close: a start dropped before the app was taken kills
  * what it holds (SIGKILL: nobody is left to wait out a grace period;
  * children are reaped later) */
@@ -373,6 +381,7 @@ void lb_open_starter(lua_State *L)
         { "result", l_starter_result },
         { "take", l_starter_take },     { "stop", l_starter_stop },
         { "stopped", l_starter_stopped }, { "app_fd", l_starter_app_fd },
+        { "app_ended", l_starter_app_ended },
         { "close", l_starter_close },
         { NULL, NULL },
     };

@@ -1192,6 +1192,13 @@ int starter_stopped(struct starter *s)
     return !running;
 }
 
+int starter_app_ended(struct starter *s)
+{
+    if (!s->app_dead && known_app_pid(s) > 0 && check_process(s, app_of(s)))
+        s->app_dead = 1;
+    return s->app_dead;
+}
+
 void starter_abandon(struct starter *s)
 {
     /* READY but never taken: the caller failed (a raising callback, out of

@@ -198,6 +198,11 @@ void starter_stop(struct starter *s, int app_signal);
  * or cgroup empty)? */
 int starter_stopped(struct starter *s);
 
+/* READY, not yet taken (its readiness is being probed from outside): has
+ * the app ended? Non-blocking; a child is reaped, so starter_result then
+ * tells how. 1 or 0. */
+int starter_app_ended(struct starter *s);
+
 /* SIGKILL whatever is still held (its caller dropped the start), then
  * close. */
 void starter_abandon(struct starter *s);

@@ -121,7 +121,8 @@ function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
   lu.assertEquals(code, 0)
   lu.assertEquals(err, "")
   lu.assertStrMatches(out, "^Usage: appstart %[options%] %-%- COMMAND %[ARG%.%.%.%]\n.*")
-  for _, option in ipairs { "--ready=none|fd|notify", "--ready-fd=N", "--pid-fd=N",
+  for _, option in ipairs { "--ready=WHAT", "tcp:HOST:PORT, unix:PATH", "file:PATH", "--probe-interval=S",
+    "--probe-timeout=S", "--ready-fd=N", "--pid-fd=N",
     "--pid-format=int32le|line", "--notify-access=main|exec|all", "--user=NAME",
     "--group=NAME|GID", "--env=NAME=VALUE", "--clear-env", "--chdir=DIR",
     "--stdin=inherit|null|PATH", "--stdout=inherit|null|PATH", "--stderr=inherit|null|PATH",

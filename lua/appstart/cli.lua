@@ -28,10 +28,15 @@ Usage: appstart [options] -- COMMAND [ARG...]
 Start COMMAND, wait until it reports that it is ready, print its pid, name
 and time to ready, and exit 0 leaving it running.
 
-  --ready=none|fd|notify   how COMMAND reports ready (default notify):
+  --ready=WHAT             how COMMAND is known ready (default notify):
                            notify: sd_notify READY=1 to $NOTIFY_SOCKET;
                            fd: one line (its name) on descriptor --ready-fd;
-                           none: ready as soon as it runs
+                           none: ready as soon as it runs;
+                           tcp:HOST:PORT, unix:PATH: a connection succeeds;
+                           file:PATH: PATH is made (probed from 1 ms on,
+                           backing off to --probe-interval)
+  --probe-interval=S       the longest wait between probes (default 0.1)
+  --probe-timeout=S        one probe's limit (default 1)
   --ready-fd=N             descriptor for --ready=fd (default: first free
                            from 3); implies --ready=fd
   --pid-fd=N               descriptor on which the app's pid is reported
@@ -152,6 +157,19 @@ local function enum(...)
   end
 end
 
+-- none|fd|notify, or a probe: tcp:HOST:PORT, unix:PATH, file:PATH
+local function ready_value(value)
+  if value == "none" or value == "fd" or value == "notify" then return value end
+  local path = value:match("^file:(.+)$")
+  if path then return { file = path } end
+  if value:match("^tcp:") or value:match("^unix:") then
+    local ok, why = options.parse_address(value)
+    if not ok then return nil, why end
+    return { connect = value }
+  end
+  return nil, "expected none, fd, notify, tcp:HOST:PORT, unix:PATH or file:PATH"
+end
+
 local function descriptor(value)
   local n = value:match("^%d+$") and tonumber(value)
   if n and n >= 3 and n <= 1023 then return math.tointeger(n) end
@@ -199,8 +217,10 @@ end
 -- option name -> key in the parsed table; `parse` for those taking a value;
 -- `list` for those that may be repeated (the values are kept in order)
 local OPTIONS = {
-  ready = { key = "ready", parse = enum("none", "fd", "notify") },
+  ready = { key = "ready", parse = ready_value },
   ["ready-fd"] = { key = "ready_fd", parse = descriptor },
+  ["probe-interval"] = { key = "probe_interval", parse = positive_seconds },
+  ["probe-timeout"] = { key = "probe_timeout", parse = positive_seconds },
   ["pid-fd"] = { key = "pid_fd", parse = descriptor },
   ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
   ["notify-access"] = { key = "notify_access", parse = enum("main", "exec", "all") },
@@ -260,6 +280,7 @@ function cli.parse(argv)
           table.insert(o[spec.key], v)
         else
           o[spec.key] = v
+          if name == "ready" then o.ready_arg = value end
         end
       end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
@@ -279,7 +300,7 @@ function cli.parse(argv)
   end
   if o.ready_fd then
     if o.ready and o.ready ~= "fd" then
-      return nil, "option '--ready-fd' needs --ready=fd, not --ready=" .. o.ready
+      return nil, "option '--ready-fd' needs --ready=fd, not --ready=" .. o.ready_arg
     end
     o.ready = "fd"
   end
@@ -392,7 +413,8 @@ local FIELD_OPTIONS = {
   pid_timeout = "--pid-timeout", env = "--env", cwd = "--chdir", group = "--group",
   user = "--user", stdin = "--stdin", stdout = "--stdout", stderr = "--stderr",
   pid_fd = "--pid-fd", pid_format = "--pid-format", ready_fd = "--ready-fd",
-  ready = "--ready", notify_access = "--notify-access", kill_mode = "--kill-mode", watchdog = "--watchdog",
+  ready = "--ready", notify_access = "--notify-access", probe_interval = "--probe-interval",
+  probe_timeout = "--probe-timeout", kill_mode = "--kill-mode", watchdog = "--watchdog",
   -- set when --pid-fd is given without --user
   helper = "--pid-fd",
 }
@@ -453,6 +475,7 @@ local function start_options(o, display)
     user = o.user, group = o.group, ready_timeout = o.timeout, kill_grace = o.grace,
     pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
     kill_mode = o.kill_mode, watchdog = o.watchdog,
+    probe_interval = o.probe_interval, probe_timeout = o.probe_timeout,
     stdout = o.stdout or default_output, stderr = o.stderr or default_output,
     on_status = display.on_status,
   }

@@ -96,6 +96,51 @@ local function enum(...)
   end
 end
 
+--- "tcp:HOST:PORT" | "unix:PATH" -> kind, where, port | nil, why (a v6
+-- host goes in brackets: "tcp:[::1]:8080").
+function options.parse_address(text)
+  local where = text:match("^unix:(.+)$")
+  if where then return "unix", where end
+  local rest = text:match("^tcp:(.+)$")
+  if not rest then return nil, "'tcp:HOST:PORT' or 'unix:PATH' expected" end
+  local host, port = rest:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = rest:match("^([^:]+):(%d+)$") end
+  port = tonumber(port)
+  if not host or not port or port < 1 or port > 65535 then
+    return nil, "'tcp:HOST:PORT' expected, with a port from 1 to 65535"
+  end
+  return "tcp", host, port
+end
+
+local PROTOCOLS = enum("none", "fd", "notify")
+local PROBES = { connect = "string", file = "string", exec = "table", check = "function" }
+
+-- ready: a protocol's name, or a probe: a table of exactly one of PROBES
+local function ready_value(value)
+  if type(value) == "string" then return PROTOCOLS(value) end
+  local kind
+  for k, v in pairs(value) do
+    local want = PROBES[k]
+    if not want then return "unknown probe '" .. tostring(k) .. "' (connect, file, exec or check)" end
+    if kind then return "one probe at a time ('" .. kind .. "' and '" .. k .. "')" end
+    kind = k
+    if type(v) ~= want then return string.format("%s: %s expected, got %s", k, want, type(v)) end
+  end
+  if not kind then return "empty probe table (connect, file, exec or check)" end
+  local v = value[kind]
+  if kind == "connect" then
+    if v:find("\0", 1, true) then return "connect: contains a NUL byte" end
+    local ok, why = options.parse_address(v)
+    if not ok then return "connect: " .. why end
+  elseif kind == "file" then
+    local why = path(v)
+    if why then return "file: " .. why end
+  elseif kind == "exec" then
+    local why = strings(v, "argv")
+    if why then return "exec" .. (why:sub(1, 1) == "[" and "" or ": ") .. why end
+  end
+end
+
 --- name -> { types = accepted Lua types, check = fn(value) -> message,
 -- default = value } (math.type's "integer" and "float" for numbers)
 options.SCHEMA = {
@@ -110,11 +155,13 @@ options.SCHEMA = {
   group = { types = { string = true, integer = true }, check = id },
   pid_fd = { types = { integer = true }, check = descriptor, default = 3 },
   pid_format = { types = { string = true }, check = enum("int32le", "line"), default = "int32le" },
-  ready = { types = { string = true }, check = enum("none", "fd", "notify"), default = "notify" },
+  ready = { types = { string = true, table = true }, check = ready_value, default = "notify" },
   ready_fd = { types = { integer = true }, check = descriptor },
   notify_access = { types = { string = true }, check = enum("main", "exec", "all"), default = "exec" },
   pid_timeout = { types = { integer = true, float = true }, check = seconds, default = 10 },
   ready_timeout = { types = { integer = true, float = true }, check = seconds, default = 40 },
+  probe_interval = { types = { integer = true, float = true }, check = positive_seconds, default = 0.1 },
+  probe_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 1 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
   kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },
   cgroup_parent = { types = { string = true }, check = cgroup_path },
@@ -170,6 +217,10 @@ function options.check(opts)
   end
   if opts.cgroup_parent ~= nil and opts.kill_mode ~= "cgroup" then
     return "cgroup_parent", "has no effect without kill_mode = 'cgroup'"
+  end
+  if type(opts.ready) ~= "table" then
+    if opts.probe_interval ~= nil then return "probe_interval", "has no effect without a probe" end
+    if opts.probe_timeout ~= nil then return "probe_timeout", "has no effect without a probe" end
   end
   if opts.watchdog ~= nil and (opts.ready or "notify") ~= "notify" then
     return "watchdog", "has no effect without ready = 'notify' (the pings are notify datagrams)"

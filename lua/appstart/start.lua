@@ -23,6 +23,7 @@ local errors = require "appstart.errors"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
+local probes = require "appstart.probe"
 local settings = require "appstart.settings"
 
 local now = core.now
@@ -33,6 +34,7 @@ local format = string.format
 local start = {}
 
 local not_ready, helper_late -- the messages of a start that took too long
+local probe_step -- below
 
 local Starting = {}
 Starting.__index = Starting
@@ -121,6 +123,10 @@ end
 function start.begin(opts, who, up)
   options.assert(opts, who, up + 2)
   local ready = opts.ready or DEFAULTS.ready
+  -- a probe looks from outside once the app runs: to the core the start
+  -- is ready at the exec (or the pid), and the probing comes after
+  local probing = type(ready) == "table"
+  if probing then ready = "none" end
   -- the notify socket is read after ready only where something serves it
   local served = ready == "notify" and loop.served()
   if opts.watchdog and not served then
@@ -139,7 +145,8 @@ function start.begin(opts, who, up)
     _s = false, _opts = opts, _log = logger, _debug = debug,
     _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
     _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
-    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false }, Starting)
+    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false,
+    _probing = probing, _probe = false, _wall0 = probing and core.realtime() or false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   local spawned
@@ -276,6 +283,10 @@ end
 -- end what it began, as the code says.
 local function fail(h, code, message, errno)
   flush_refused(h)
+  if h._probe then
+    h._probe:close()
+    h._probe = false
+  end
   local f = h._failure or {}
   h._failure = f
   f.code, f.message, f.errno = f.code or code, f.message or message, f.errno or errno
@@ -324,6 +335,42 @@ local function finish_ready(h)
   return true
 end
 
+-- Ready to the core (the exec, the pid): the probe decides, raced against
+-- the app's death and ready_timeout.
+function probe_step(h)
+  local s, p = h._s, h._probe
+  if not p then
+    p = probes.new(h._opts, h._wall0)
+    h._probe = p
+    local app = h._app
+    if not app then
+      app = App.new(basename(h._opts.argv[1]), h._opts.argv, h._opts, h._log, h._debug)
+      h._app = app
+    end
+    app.pid = s:outcome()
+    if h._debug then h._log("debug", format("%s: running, pid %d: probing (%s)", label(h), app.pid, p.kind)) end
+  end
+  if s:app_ended() then
+    return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
+  end
+  local ok, why, errno = p:try(h._app)
+  if ok then
+    p:close()
+    h._probe, h._probing = false, false
+    return finish_ready(h)
+  end
+  if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
+  local t = now()
+  local deadline = h._ready_deadline
+  if not deadline then
+    deadline = h._t0 + (h._opts.ready_timeout or DEFAULTS.ready_timeout)
+    h._ready_deadline = deadline
+  end
+  if t >= deadline then return fail(h, "timeout", not_ready(h)) end
+  h._wake = math.min(deadline, p:next_at())
+  return false
+end
+
 --- Advance without blocking: true once done (then h.app or h.err is set).
 -- Call it whenever h:pollfd() (or one of the starter's descriptors) is
 -- readable or h:timeout() has passed.
@@ -337,7 +384,10 @@ function Starting:step()
   local s = self._s
   local state, events, probe, pid_phase = s:step()
   if events then on_events(self) end
-  if state == "ready" then return finish_ready(self) end
+  if state == "ready" then
+    if self._probing then return probe_step(self) end
+    return finish_ready(self)
+  end
   if state == "failed" then return fail(self) end
   local t = now()
   local deadline = self._pid_deadline
@@ -361,7 +411,9 @@ function not_ready(h)
   local opts = h._opts
   local ready, timeout = opts.ready or DEFAULTS.ready, opts.ready_timeout or DEFAULTS.ready_timeout
   local what
-  if ready == "notify" then
+  if h._probe then
+    what = h._probe:describe()
+  elseif ready == "notify" then
     what = "no READY=1 came on its notify socket"
       .. (opts.ready == nil and " (ready = \"notify\" is the default: an app that speaks no protocol needs"
         .. " ready = \"none\")" or "")

@@ -28,6 +28,10 @@
 --   B8  1,000 idle supervised services: launcher CPU over 10 s vs a 1 Hz
 --       kill(pid, 0) sweep over the same processes, and Lua heap and RSS
 --       per service vs per app held from appstart.start
+--   B9  probe latency: from the moment a fixture listens on a tcp port (it
+--       notes CLOCK_MONOTONIC just before listen(), first thing after its
+--       exec) to ready, for ready = {connect = "tcp:..."}, vs a probe that
+--       tries once a second (Kubernetes' finest period) on the same fixture
 --
 -- Every measurement runs in a fresh process ("worker", this file with
 -- `part NAME ...`), so one cannot disturb the next and VmHWM is that part's
@@ -60,6 +64,7 @@ local CFG = {
   b6_restarts = 50, b6_rounds = 5,
   b7_services = 100, b7_delay = 0.05, b7_rounds = 5,
   b8_services = 1000, b8_seconds = 10,
+  b9_starts = 200, b9_poll_starts = 5,
 }
 if QUICK then
   CFG = {
@@ -72,6 +77,7 @@ if QUICK then
     b6_restarts = 10, b6_rounds = 2,
     b7_services = 30, b7_delay = 0.05, b7_rounds = 2,
     b8_services = 100, b8_seconds = 2,
+    b9_starts = 20, b9_poll_starts = 2,
   }
 end
 
@@ -665,6 +671,48 @@ end
 
 --- B8's baseline: n apps held from appstart.start (50 starts at a time),
 -- their Lua heap and RSS each, in a process of their own.
+--- B9: n starts of a fixture that listens on a tcp port at once; each
+-- start's latency from the listen to ready. mode "probe": appstart's
+-- connect probe; "poll": a start at exec, then a connect tried once a
+-- second until it succeeds.
+function parts.b9(n, mode)
+  local appstart = require "appstart"
+  local mark = os.tmpname()
+  local lat = {}
+  for i = 1, n do
+    local app, ready_at
+    for _ = 1, 5 do -- a free port: one nobody listens on
+      local port = math.random(20000, 60000)
+      local argv = { FIXTURE, "now=" .. mark, "listen=tcp:" .. port, "pause" }
+      if mode == "probe" then
+        app = appstart.start { argv = argv, ready = { connect = "tcp:127.0.0.1:" .. port } }
+        ready_at = app and now()
+      else
+        app = appstart.start { argv = argv, ready = "none" }
+        -- a try, its answer awaited (loopback answers at once)
+        local function connects()
+          local r = core.connect("tcp", "127.0.0.1", port)
+          if type(r) ~= "userdata" then return r == true end
+          local t = now()
+          local ok = r:check()
+          while ok == false and now() - t < 1 do ok = r:check() end
+          r:close()
+          return ok == true
+        end
+        while app and not connects() do appstart.sleep(1) end
+        ready_at = now()
+      end
+      if app then break end
+    end
+    assert(app, "no free port")
+    local listened = assert(tonumber(read_file(mark)), "no time noted")
+    lat[i] = ready_at - listened
+    app:terminate()
+  end
+  os.remove(mark)
+  emit("latencies", lat)
+end
+
 function parts.b8_apps(n)
   local appstart = require "appstart"
   core.raise_nofile()
@@ -1057,6 +1105,19 @@ local function driver()
       string.format("%.0f B / %.0f B", b8.heap_per_service, b8.rss_per_service),
       string.format("%.0f B / %.0f B", b8.heap_per_app, b8.rss_per_app),
       string.format("%.2fx", b8.heap_per_service / b8.heap_per_app), "—", "—")
+  end
+
+  -- B9 -----------------------------------------------------------------------
+  if want("B9") then
+    say("B9: probe latency, a fixture's listen() to ready, tcp connect probe: %d starts; a 1 s poll: %d",
+      CFG.b9_starts, CFG.b9_poll_starts)
+    local probe = worker("b9", CFG.b9_starts, "probe").latencies
+    local poll = worker("b9", CFG.b9_poll_starts, "poll").latencies
+    local p, q = median(probe), median(poll)
+    say("  connect probe: median %.3f ms, p99 %.3f ms; tried once a second: median %.3f s",
+      p * 1e3, percentile(probe, 99) * 1e3, q)
+    row("B9 probe latency, listen() to ready, tcp connect probe, median", string.format("%.3f ms", p * 1e3),
+      string.format("%.3f s (1 s period)", q), string.format("%.4fx", p / q), "< 2 ms", yes(p < 0.002))
   end
 
   -- the table ----------------------------------------------------------------

@@ -1,0 +1,221 @@
+/*
+ * lprobe.c: what the readiness probes need from the system, none of it
+ * blocking (appstart/probe.lua holds the policy: when to try, for how
+ * long).
+ *
+ *   core.connect("unix", path) / core.connect("tcp", host, port)
+ *       -> true (a connection was made, and closed at once)
+ *        | false, why (refused, not there yet: try again later)
+ *        | conn (under way: conn:check() later; conn:close())
+ *        | nil, message, errno (cannot be tried at all: a bad address)
+ *   conn:check() -> true | false (still under way) | false, why (failed)
+ *   core.mtime(path) -> seconds since the epoch (st_mtime, to the ns) |
+ *       nil, message, errno
+ *   core.realtime() -> seconds since the epoch (CLOCK_REALTIME)
+ *
+ * A tcp host is tried as a numeric address first; a name is resolved by
+ * getaddrinfo, which may ask DNS: the caller resolves once per start.
+ */
+#include "lbinding.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LB_CONN "appstart.conn"
+
+struct conn {
+    int fd;
+};
+
+/* errors that say "not yet": the listener is not there, or is busy */
+static int not_yet(int err)
+{
+    return err == ECONNREFUSED || err == ENOENT || err == EAGAIN || err == ETIMEDOUT ||
+           err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH;
+}
+
+/* Connect a fresh non-blocking socket to addr: pushes the result (see the
+ * header) and returns the number of values. */
+static int try_connect(lua_State *L, int family, const struct sockaddr *addr, socklen_t len)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return lb_errno_result(L, errno, "socket");
+    int r;
+    do
+        r = connect(fd, addr, len);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        sys_close(&fd);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    int err = errno;
+    if (err == EINPROGRESS) {
+        /* loopback answers within the call, most often: look once */
+        struct pollfd pf = { .fd = fd, .events = POLLOUT, .revents = 0 };
+        int n;
+        do
+            n = poll(&pf, 1, 0);
+        while (n < 0 && errno == EINTR);
+        socklen_t errlen = sizeof err;
+        if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) == 0 && err != EINPROGRESS) {
+            sys_close(&fd);
+            if (err == 0) {
+                lua_pushboolean(L, 1);
+                return 1;
+            }
+            if (not_yet(err)) {
+                lua_pushboolean(L, 0);
+                lua_pushstring(L, strerror(err));
+                return 2;
+            }
+            return lb_errno_result(L, err, "connect");
+        }
+        err = EINPROGRESS;
+        struct conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+        c->fd = fd;
+        luaL_setmetatable(L, LB_CONN);
+        return 1;
+    }
+    sys_close(&fd);
+    if (not_yet(err)) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, strerror(err));
+        return 2;
+    }
+    return lb_errno_result(L, err, "connect");
+}
+
+static int l_connect(lua_State *L)
+{
+    static const char *const kinds[] = { "unix", "tcp", NULL };
+    int kind = luaL_checkoption(L, 1, NULL, kinds);
+    size_t len;
+    const char *where = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, strlen(where) == len, 2, "contains a NUL byte");
+    if (kind == 0) {
+        struct sockaddr_un un;
+        memset(&un, 0, sizeof un);
+        un.sun_family = AF_UNIX;
+        luaL_argcheck(L, len > 0 && len < sizeof un.sun_path, 2, "path too long");
+        memcpy(un.sun_path, where, len);
+        return try_connect(L, AF_UNIX, (struct sockaddr *)&un,
+                           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1));
+    }
+    lua_Integer port = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, port > 0 && port < 65536, 3, "port out of range");
+    char service[8];
+    snprintf(service, sizeof service, "%d", (int)port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    int r = getaddrinfo(where, service, &hints, &res);
+    if (r == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV;
+        r = getaddrinfo(where, service, &hints, &res);
+    }
+    if (r != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot resolve %s: %s", where, gai_strerror(r));
+        lua_pushinteger(L, r == EAI_SYSTEM ? errno : 0);
+        return 3;
+    }
+    /* the first address: one host, one connection per try */
+    int n = try_connect(L, res->ai_family, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return n;
+}
+
+static struct conn *check_conn(lua_State *L)
+{
+    return lb_check_self(L, 1, LB_CONN);
+}
+
+static int l_conn_check(lua_State *L)
+{
+    struct conn *c = check_conn(L);
+    if (c->fd < 0) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    struct pollfd pf = { .fd = c->fd, .events = POLLOUT, .revents = 0 };
+    int r;
+    do
+        r = poll(&pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (r < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    sys_close(&c->fd);
+    if (err == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, strerror(err));
+    return 2;
+}
+
+static int l_conn_close(lua_State *L)
+{
+    struct conn *c = luaL_checkudata(L, 1, LB_CONN);
+    sys_close(&c->fd);
+    return 0;
+}
+
+static int l_mtime(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    luaL_argcheck(L, strlen(path) == len, 1, "contains a NUL byte");
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return lb_errno_result(L, errno, NULL);
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_realtime(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+void lb_open_probe(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "check", l_conn_check },
+        { "close", l_conn_close },
+        { NULL, NULL },
+    };
+    lb_new_class(L, LB_CONN, methods, l_conn_close, NULL);
+    lua_pop(L, 1);
+    static const luaL_Reg functions[] = {
+        { "connect", l_connect },
+        { "mtime", l_mtime },
+        { "realtime", l_realtime },
+        { NULL, NULL },
+    };
+    luaL_setfuncs(L, functions, 0);
+}

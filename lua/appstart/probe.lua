@@ -1,0 +1,181 @@
+--- appstart.probe: readiness for daemons that speak no protocol, by
+-- looking from outside (ready = {connect = ...} | {file = ...} |
+-- {exec = {...}} | {check = fn}).
+--
+-- A probe is tried at once, then again after 1 ms, 2 ms, 4 ms ... up to
+-- probe_interval. Nothing here waits: the start (appstart.start) calls
+-- p:try() when p:next_at() comes, and races it against the app's death
+-- and ready_timeout. A try that cannot finish at once (a tcp connect under
+-- way, an exec probe's command still running) is looked at again at the
+-- next try, and given up after probe_timeout.
+local core = require "appstart.core"
+local options = require "appstart.options"
+
+local now = core.now
+local format = string.format
+local DEFAULTS = options.DEFAULTS
+
+local M = {}
+
+local Probe = {}
+Probe.__index = Probe
+
+local FIRST = 0.001 -- the first interval, doubled up to probe_interval
+
+--- A probe for opts.ready (a table, checked by appstart.options).
+-- @param t0 core.now() when the start began (the file probe wants a file
+-- made after it: its wall-clock time is taken here)
+function M.new(opts, start_wall)
+  local spec = opts.ready
+  local p = setmetatable({
+    interval = FIRST, max = opts.probe_interval or DEFAULTS.probe_interval,
+    timeout = opts.probe_timeout or DEFAULTS.probe_timeout,
+    at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
+  }, Probe)
+  if spec.connect then
+    p.kind = "connect"
+    p.family, p.where, p.port = options.parse_address(spec.connect)
+    p.what = "no connection to " .. spec.connect
+  elseif spec.file then
+    p.kind, p.path, p.since = "file", spec.file, start_wall
+    p.what = spec.file .. " was not made"
+  elseif spec.exec then
+    p.kind, p.argv = "exec", spec.exec
+    p.what = format("%s never exited 0", spec.exec[1])
+  else
+    p.kind, p.fn = "check", spec.check
+    p.what = "the check function never returned true"
+  end
+  return p
+end
+
+--- When the next try is due (core.now() clock).
+function Probe:next_at()
+  return self.at
+end
+
+-- The next try, later each time.
+local function back_off(p)
+  p.at = now() + p.interval
+  p.interval = math.min(p.interval * 2, p.max)
+end
+
+-- A try under way (a connection, a command) ends: given up after timeout.
+local function settle_pending(p, t)
+  if p.pending and t >= p.pending_until then
+    p.last = format("no answer within probe_timeout (%g s)", p.timeout)
+    p:close()
+  end
+end
+
+local tries = {}
+
+function tries.connect(p)
+  if p.pending then
+    local ok, why = p.pending:check()
+    if ok then
+      p:close()
+      return true
+    end
+    if not why then return false end -- still under way
+    p.last = why
+    p:close() -- refused: a new try at once
+  end
+  local r, why, errno = core.connect(p.family, p.where, p.port)
+  if r == true then return true end
+  if r == nil then
+    -- cannot be tried at all (the name does not resolve): an error, not
+    -- a wait until the timeout
+    return nil, why, errno
+  end
+  if r == false then
+    p.last = why
+    return false
+  end
+  p.pending, p.pending_kind, p.pending_until = r, "conn", now() + p.timeout
+  return false
+end
+
+function tries.file(p)
+  local mtime, why = core.mtime(p.path)
+  if not mtime then
+    p.last = why
+    return false
+  end
+  if mtime < p.since then
+    p.last = "it is older than the start"
+    return false
+  end
+  return true
+end
+
+function tries.exec(p)
+  if not p.pending then
+    -- its start is ready at the exec: it needs no wait to get there but the
+    -- exec's verdict
+    local h = require("appstart.start").begin({ argv = p.argv, ready = "none", stdin = "null", stdout = "null",
+      stderr = "null", log = function() end }, "ready.exec", 1)
+    p.pending, p.pending_kind, p.pending_until = h, "start", now() + p.timeout
+  end
+  if p.pending_kind == "start" then
+    local h = p.pending
+    if not h:step() then return false end
+    if h.err then
+      p.pending, p.pending_kind = false, false
+      if h.err.code == "spawn" then return nil, "cannot run the probe " .. p.argv[1] .. ": " .. h.err.message end
+      p.last = h.err.message
+      return false
+    end
+    p.pending, p.pending_kind = h.app, "app"
+  end
+  local app = p.pending
+  local how = app._proc and app._proc:poll()
+  if not how then return false end
+  p.pending, p.pending_kind = false, false
+  app:close()
+  if how.code == 0 then return true end
+  p.last = format("%s %s", p.argv[1], tostring(require("appstart.errors").how(how)))
+  return false
+end
+
+function tries.check(p, app)
+  local ok, result = pcall(p.fn, app)
+  if not ok then
+    return nil, "the check function raised " .. tostring(result)
+  end
+  if result then return true end
+  return false
+end
+
+--- Try now: true (ready) | false (not yet) | nil, why (the probe cannot
+-- work: a start that fails).
+function Probe:try(app)
+  local t = now()
+  settle_pending(self, t)
+  local ok, why, errno = tries[self.kind](self, app)
+  if ok == false then back_off(self) end
+  return ok, why, errno
+end
+
+--- What was awaited, and what the last try saw, for a timeout's message.
+function Probe:describe()
+  if self.last then return format("%s (the last try: %s)", self.what, self.last) end
+  return self.what
+end
+
+--- End what a try left under way (a connection; a command: killed, and
+-- reaped once it has gone).
+function Probe:close()
+  local pending, kind = self.pending, self.pending_kind
+  self.pending, self.pending_kind, self.pending_until = false, false, false
+  if kind == "start" then
+    getmetatable(pending).__close(pending) -- a start dropped kills what it began
+  elseif kind == "app" then
+    if pending._proc then pending._proc:signal("KILL", true) end
+    pending:close()
+  elseif pending then
+    pending:close()
+  end
+end
+
+return M

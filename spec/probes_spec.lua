@@ -1,0 +1,204 @@
+--- Readiness probes for apps that speak no protocol: ready = {connect =
+-- "tcp:HOST:PORT" | "unix:PATH"}, {file = PATH}, {exec = {...}}, {check =
+-- fn}: ready, died while probing (at once, not at the timeout), timeout
+-- (the app terminated), a probe that hangs (bounded by probe_timeout), a
+-- probe that cannot work, mistakes; and the command's --ready=tcp:|unix:|file:.
+local lu = require "luaunit"
+local S = require "support"
+
+local F = S.fixture
+local core = S.core
+local now = core.now
+
+local start, fail_within = S.starter { ready_timeout = 10, kill_grace = 0.3 }
+
+local T = {}
+
+function T.setUp()
+  S.arm_watchdog(20)
+end
+
+function T.tearDown()
+  debug.sethook()
+  S.kill_strays()
+end
+
+-- The time a fixture wrote with now=PATH.
+local function time_in(path)
+  return tonumber(S.read(path))
+end
+
+-- An error raised by f, as text.
+local function raised(f)
+  local ok, err = pcall(f)
+  lu.assertFalse(ok, "no error raised")
+  return tostring(err)
+end
+
+function T.test_unix_connect_is_ready_soon_after_the_app_listens()
+  local before = S.snapshot()
+  local sock, mark = S.tmpname("sock"), S.tmpname("now")
+  local t0 = now()
+  local app = assert(start { ready = { connect = "unix:" .. sock },
+    argv = { F, "sleep=0.3", "now=" .. mark, "listen=unix:" .. sock, "pause" } })
+  local listening = time_in(mark)
+  lu.assertEquals(app.state, "ready")
+  lu.assertTrue(listening - t0 >= 0.3, "it listened after 0.3 s")
+  -- the backoff is at most probe_interval (0.1 s): seen well within 1 s
+  lu.assertTrue(t0 + app.ready_after - listening < 1,
+    string.format("seen %.3f s after it listened", t0 + app.ready_after - listening))
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_tcp_connect_is_ready_once_the_port_listens()
+  local before = S.snapshot()
+  -- a port nobody listens on: tried until one is free
+  local app, err
+  for _ = 1, 5 do
+    local port = math.random(20000, 60000)
+    app, err = start { ready = { connect = "tcp:127.0.0.1:" .. port },
+      argv = { F, "sleep=0.1", "listen=tcp:" .. port, "pause" } }
+    if app or err.code ~= "died" then break end
+  end
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(app.ready_after >= 0.1, "not before it listened: " .. app.ready_after)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_an_app_that_dies_while_probed_fails_died_at_once()
+  local err, took = fail_within({ ready = { connect = "unix:" .. S.tmpname("none") }, ready_timeout = 30,
+    argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)
+  lu.assertEquals(err.status, { code = 3 })
+  lu.assertStrContains(err.message, "app exited with code 3 before it was ready")
+  lu.assertTrue(took < 2, "seen at once, not at the 30 s timeout: " .. took)
+end
+
+function T.test_a_probe_that_never_passes_times_out_and_the_app_is_terminated()
+  local path = S.tmpname("never")
+  local err = fail_within({ ready = { file = path }, ready_timeout = 0.3,
+    argv = { F, "pidfile=" .. S.tmpname("pid"), "pause" } }, "timeout", 3)
+  lu.assertStrContains(err.message, "not ready within 0.3 s: " .. path .. " was not made")
+  lu.assertStrContains(err.message, "No such file or directory")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
+function T.test_a_file_older_than_the_start_does_not_count()
+  local before = S.snapshot()
+  local path = S.tmpname("made")
+  S.touch(path)
+  local app = assert(start { ready = { file = path }, argv = { F, "sleep=0.3", "pidfile=" .. path, "pause" } })
+  lu.assertTrue(app.ready_after >= 0.3, "ready at the app's file, not the old one: " .. app.ready_after)
+  lu.assertEquals(S.pid_in(path), app.pid)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_exec_probe_is_ready_when_its_command_exits_0()
+  local before = S.snapshot()
+  local path = S.tmpname("made")
+  local app = assert(start { ready = { exec = { "test", "-e", path } },
+    argv = { F, "sleep=0.2", "pidfile=" .. path, "pause" } })
+  lu.assertTrue(app.ready_after >= 0.2, app.ready_after)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
+  local mark = S.tmpname("hang")
+  local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,
+    ready_timeout = 1, argv = { F, "pause" } }, "timeout", 3)
+  lu.assertStrContains(err.message, "no answer within probe_timeout (0.2 s)")
+  -- each hanging probe was killed (fail_within checked nothing is left)
+  lu.assertFalse(S.alive(S.pid_in(mark)))
+end
+
+function T.test_an_exec_probe_that_cannot_run_fails_the_start_at_once()
+  local err = fail_within({ ready = { exec = { "/nonexistent/probe" } }, ready_timeout = 30,
+    argv = { F, "pause" } }, "protocol", 2)
+  lu.assertStrContains(err.message, "cannot run the probe /nonexistent/probe")
+end
+
+function T.test_a_check_function_may_yield_in_a_loop_and_gets_the_app()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local calls, ticks, seen_pid = 0, 0, nil
+  appstart.run(function()
+    appstart.spawn(function()
+      for _ = 1, 5 do
+        appstart.sleep(0.02)
+        ticks = ticks + 1
+      end
+    end)
+    local app = assert(start { ready = { check = function(a)
+      seen_pid = a.pid
+      calls = calls + 1
+      appstart.sleep(0.03) -- yields: the other task runs meanwhile
+      return calls >= 3
+    end }, argv = { F, "pause" } })
+    lu.assertEquals(seen_pid, app.pid)
+    app:terminate()
+  end)
+  lu.assertEquals(calls, 3)
+  lu.assertEquals(ticks, 5)
+  S.assert_clean(before)
+end
+
+function T.test_a_check_function_that_raises_fails_the_start()
+  local err = fail_within({ ready = { check = function() error("no such table", 0) end },
+    argv = { F, "pause" } }, "protocol", 2)
+  lu.assertStrContains(err.message, "the check function raised no such table")
+end
+
+function T.test_probe_mistakes_raise_at_the_callers_line()
+  local here = "probes_spec.lua:" .. (debug.getinfo(1, "l").currentline + 3) .. ":"
+  local function check(ready, want, extra)
+    local opts = { argv = { F }, ready = ready }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    local err = raised(function() require("appstart").start(opts) end)
+    lu.assertStrContains(err, want)
+    return err
+  end
+  lu.assertStrContains(check({}, "empty probe table"), "field 'ready'")
+  check({ connect = "tcp:host" }, "'tcp:HOST:PORT' expected")
+  check({ connect = "tcp:host:70000" }, "port from 1 to 65535")
+  check({ connect = "http://x" }, "'tcp:HOST:PORT' or 'unix:PATH' expected")
+  check({ connect = "unix:/a", file = "/b" }, "one probe at a time")
+  check({ poll = "/x" }, "unknown probe 'poll'")
+  check({ exec = {} }, "must not be empty")
+  check({ check = "fn" }, "check: function expected, got string")
+  check("none", "'probe_interval': has no effect without a probe", { probe_interval = 1 })
+  check({ file = "/x" }, "'probe_timeout': must be a number of seconds > 0", { probe_timeout = 0 })
+  local err = raised(function() require("appstart").start { argv = { F }, ready = { file = "" } } end)
+  lu.assertStrContains(err, "file: must not be empty")
+  lu.assertNotNil(here)
+end
+
+function T.test_the_command_takes_unix_tcp_and_file_probes()
+  local sock = S.tmpname("sock")
+  local out = S.tmpname("out")
+  local bin = S.spec_dir .. "/../lua/bin/appstart"
+  local cmd = string.format("lua5.4 %s --json --ready=unix:%s -- %s sleep=0.1 listen=unix:%s pause >%s 2>&1",
+    bin, sock, F, sock, out)
+  lu.assertTrue(os.execute(cmd), S.read(out))
+  local pid = tonumber(S.read(out):match('"pid":(%d+)'))
+  lu.assertNotNil(pid, S.read(out))
+  lu.assertTrue(S.alive(pid))
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid, 3))
+  local path = S.tmpname("file")
+  cmd = string.format("lua5.4 %s --ready=file:%s --timeout=0.3 --grace=0.1 -- %s pause >%s 2>&1",
+    bin, path, F, out)
+  local ok, _, code = os.execute(cmd)
+  lu.assertNotEquals(ok, true)
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(S.read(out), path .. " was not made")
+  cmd = string.format("lua5.4 %s --ready=tcp:localhost:99999 -- %s >%s 2>&1", bin, F, out)
+  ok, _, code = os.execute(cmd)
+  lu.assertNotEquals(ok, true)
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(S.read(out), "port from 1 to 65535")
+end
+
+return { TestProbes = T }
