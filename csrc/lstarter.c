@@ -86,7 +86,7 @@ static int l_start(lua_State *L)
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
     static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
-    lua_settop(L, 17); /* the arrays' userdata go above the arguments */
+    lua_settop(L, 18); /* the arrays' userdata go above the arguments */
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.argv = string_array(L, 1, 1);
@@ -111,6 +111,8 @@ static int l_start(lua_State *L)
     lua_Integer wd = luaL_optinteger(L, 17, 0);
     luaL_argcheck(L, wd >= 0, 17, "out of range");
     cfg.watchdog_usec = (unsigned long long)wd;
+    cfg.pid_file = opt_string(L, 18);
+    luaL_argcheck(L, !cfg.pid_file || cfg.has_helper, 18, "needs a helper (the process that forks)");
     cfg.search_path = getenv("PATH");
 
     struct starter *s = lua_newuserdatauv(L, starter_size(), 0);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -54,6 +55,7 @@ struct starter {
     int epoll_fd;             /* -1 until starter_pollfd */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
+    char *pid_file;           /* see starter_config; malloc'd, NULL when none */
     struct notify_socket *notify; /* notify protocol: malloc'd */
 
     struct process spawned;   /* the direct child: the helper, or the app */
@@ -491,7 +493,18 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
                  i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", strerror(err));
             goto done;
         }
-    if (s->has_helper) {
+    if (cfg->pid_file) {
+        size_t n = strlen(cfg->pid_file);
+        if (n == 0 || n >= PATH_MAX) {
+            fail(s, STARTER_SPAWN, ENAMETOOLONG, "pid file: %s", strerror(ENAMETOOLONG));
+            goto done;
+        }
+        if (!(s->pid_file = strdup(cfg->pid_file))) {
+            fail(s, STARTER_SPAWN, ENOMEM, "pid file: %s", strerror(ENOMEM));
+            goto done;
+        }
+    }
+    if (s->has_helper && !s->pid_file) {
         int p[2];
         if ((err = sys_pipe(p, 1))) {
             fail(s, STARTER_SPAWN, err, "cannot create channels: %s", strerror(err));
@@ -625,11 +638,18 @@ static const char *format_hint(const struct starter *s)
     return " (its 4 bytes read as decimal text: a line? pid_format = \"line\")";
 }
 
+/* Who named the pid, for messages. */
+static const char *pid_source(const struct starter *s)
+{
+    return s->pid_file ? "the pid file named" : "helper reported";
+}
+
 static int bad_pid(struct starter *s, int err, long long v, const char *why)
 {
     process_release(&s->app);
-    return fail(s, STARTER_BAD_PID, err, "helper reported pid %lld: %s%s", v,
-                why ? why : err == ESRCH ? "no such process" : strerror(err), format_hint(s));
+    return fail(s, STARTER_BAD_PID, err, "%s pid %lld: %s%s", pid_source(s), v,
+                why ? why : err == ESRCH ? "no such process" : strerror(err),
+                s->pid_file ? "" : format_hint(s));
 }
 
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
@@ -638,14 +658,15 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
 static int verify_pid(struct starter *s, long long v)
 {
     if (v <= 0)
-        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: out of range%s", v,
-                    format_hint(s));
+        return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: out of range%s", pid_source(s), v,
+                    s->pid_file ? "" : format_hint(s));
     if (v == 1)
-        return fail(s, STARTER_BAD_PID, 0, "helper reported pid 1: init is no app");
+        return fail(s, STARTER_BAD_PID, 0, "%s pid 1: init is no app", pid_source(s));
     if (v == (long long)getpid())
-        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: the launcher itself", v);
+        return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: the launcher itself", pid_source(s), v);
     if (v == (long long)s->spawned.pid)
-        return fail(s, STARTER_BAD_PID, 0, "helper reported pid %lld: the helper itself", v);
+        return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: %s itself", pid_source(s), v,
+                    s->pid_file ? "the process started" : "the helper");
     int err = process_open(&s->app, (pid_t)v, 0);
     if (err)
         return bad_pid(s, err, v, NULL);
@@ -653,7 +674,8 @@ static int verify_pid(struct starter *s, long long v)
     if ((err = procfs_stat((pid_t)v, &st)))
         return bad_pid(s, err, v, NULL);
     if (st.start_time < s->spawned_start)
-        return bad_pid(s, 0, v, "started before the helper");
+        return bad_pid(s, 0, v, s->pid_file ? "started before the process that was started"
+                                            : "started before the helper");
     /* descent: its parent chain reaches the helper while that lives (the
      * helper is a child subreaper: what it orphans stays in its tree), or,
      * once it has exited, the launcher through a process the launcher
@@ -748,8 +770,75 @@ static void check_helper(struct starter *s)
         finish_adoption(s);
 }
 
+/* The pid in s->pid_file: 0 and *v, EAGAIN while there is none yet (no
+ * file, or no full line in it), or an errno value. The file is the
+ * daemon's, and the pid in it is believed only once proven (verify_pid):
+ * it is opened without following a symbolic link, must be a regular file,
+ * and only its first line is read. */
+static int read_pid_file(struct starter *s, long long *v)
+{
+    int fd = open(s->pid_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? EAGAIN : errno;
+    struct stat st;
+    char buf[32];
+    ssize_t n = 0;
+    int err = 0;
+    if (fstat(fd, &st) < 0)
+        err = errno;
+    else if (!S_ISREG(st.st_mode))
+        err = EINVAL;
+    else if ((n = sys_read(fd, buf, sizeof buf - 1)) < 0)
+        err = errno;
+    sys_close(&fd);
+    if (err || n < 0)
+        return err ? err : EIO;
+    size_t len = (size_t)n;
+    buf[len] = '\0';
+    char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return len == sizeof buf - 1 ? EINVAL : EAGAIN; /* being written */
+    *nl = '\0';
+    char *end;
+    errno = 0;
+    long long pid = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end || pid <= 0)
+        return EINVAL;
+    *v = pid;
+    return 0;
+}
+
+/* pid_file: the helper (the daemon as started) exits 0 having forked, then
+ * the file names the daemon */
+static int step_pid_file(struct starter *s)
+{
+    check_helper(s);
+    if (!s->helper_done)
+        return s->phase;
+    if (s->helper_status != 0) {
+        char how[64];
+        describe_end(&s->spawned, how, sizeof how);
+        return fail(s, STARTER_DIED, 0, "%s %s before it was ready (it must exit 0 once it has forked)",
+                    s->file, how);
+    }
+    long long v = 0;
+    int err = read_pid_file(s, &v);
+    if (err == EAGAIN)
+        return s->phase;
+    if (err)
+        return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file,
+                    err == EINVAL ? "not a regular file holding a pid and a newline" : strerror(err));
+    if (verify_pid(s, v) == STARTER_FAILED)
+        return s->phase;
+    push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);
+    finish_adoption(s);
+    return start_ready_phase(s);
+}
+
 static int step_pid(struct starter *s)
 {
+    if (s->pid_file)
+        return step_pid_file(s);
     check_helper(s);
     /* read after polling the helper: once it is reaped, all it wrote is in
      * the pipe */
@@ -1037,7 +1126,8 @@ int starter_needs_probing(const struct starter *s)
     case STARTER_REAP_EXEC:
         return s->spawned.pidfd < 0;
     case STARTER_AWAIT_PID:
-        return !s->helper_done && s->spawned.pidfd < 0;
+        /* a pid file is looked for, not waited on */
+        return (!s->helper_done && s->spawned.pidfd < 0) || (s->pid_file && s->helper_done);
     case STARTER_AWAIT_READY:
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
@@ -1215,6 +1305,8 @@ void starter_abandon(struct starter *s)
 void starter_close(struct starter *s)
 {
     finish_adoption(s);
+    free(s->pid_file);
+    s->pid_file = NULL;
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
     sys_close(&s->ready_rd);

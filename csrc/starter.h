@@ -103,6 +103,10 @@ struct starter_config {
     const char *cgroup_parent; /* kill_mode cgroup: NULL, the launcher's */
     unsigned long long watchdog_usec; /* 0: none; else WATCHDOG_USEC= (and
                                 WATCHDOG_PID= without a helper) */
+    const char *pid_file;    /* with has_helper: the helper (a daemon that
+                                forks) reports nothing; it must exit 0, and
+                                the app's pid is then read from this file
+                                (waited for: the step is probed) */
 };
 
 struct starter_result {

@@ -34,7 +34,10 @@ and time to ready, and exit 0 leaving it running.
                            none: ready as soon as it runs;
                            tcp:HOST:PORT, unix:PATH: a connection succeeds;
                            file:PATH: PATH is made (probed from 1 ms on,
-                           backing off to --probe-interval)
+                           backing off to --probe-interval);
+                           forks: COMMAND forks the daemon and exits 0,
+                           the daemon's pid is in --pid-file
+  --pid-file=PATH          where a --ready=forks daemon writes its pid
   --probe-interval=S       the longest wait between probes (default 0.1)
   --probe-timeout=S        one probe's limit (default 1)
   --ready-fd=N             descriptor for --ready=fd (default: first free
@@ -160,6 +163,7 @@ end
 -- none|fd|notify, or a probe: tcp:HOST:PORT, unix:PATH, file:PATH
 local function ready_value(value)
   if value == "none" or value == "fd" or value == "notify" then return value end
+  if value == "forks" then return { forks = true } end -- its pid_file comes from --pid-file
   local path = value:match("^file:(.+)$")
   if path then return { file = path } end
   if value:match("^tcp:") or value:match("^unix:") then
@@ -167,7 +171,7 @@ local function ready_value(value)
     if not ok then return nil, why end
     return { connect = value }
   end
-  return nil, "expected none, fd, notify, tcp:HOST:PORT, unix:PATH or file:PATH"
+  return nil, "expected none, fd, notify, tcp:HOST:PORT, unix:PATH, file:PATH or forks"
 end
 
 local function descriptor(value)
@@ -220,6 +224,7 @@ local OPTIONS = {
   ready = { key = "ready", parse = ready_value },
   ["ready-fd"] = { key = "ready_fd", parse = descriptor },
   ["probe-interval"] = { key = "probe_interval", parse = positive_seconds },
+  ["pid-file"] = { key = "pid_file", parse = stdio },
   ["probe-timeout"] = { key = "probe_timeout", parse = positive_seconds },
   ["pid-fd"] = { key = "pid_fd", parse = descriptor },
   ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
@@ -297,6 +302,12 @@ function cli.parse(argv)
   if o.group ~= nil and o.user == nil then return nil, "option '--group' needs --user" end
   if o.watchdog and not o.watch then
     return nil, "option '--watchdog' needs --watch (once appstart exits, nobody reads the pings)"
+  end
+  local forks = type(o.ready) == "table" and o.ready.forks
+  if forks and not o.pid_file then return nil, "option '--ready=forks' needs --pid-file=PATH" end
+  if o.pid_file then
+    if not forks then return nil, "option '--pid-file' needs --ready=forks" end
+    o.ready.pid_file = o.pid_file
   end
   if o.ready_fd then
     if o.ready and o.ready ~= "fd" then
@@ -414,7 +425,7 @@ local FIELD_OPTIONS = {
   user = "--user", stdin = "--stdin", stdout = "--stdout", stderr = "--stderr",
   pid_fd = "--pid-fd", pid_format = "--pid-format", ready_fd = "--ready-fd",
   ready = "--ready", notify_access = "--notify-access", probe_interval = "--probe-interval",
-  probe_timeout = "--probe-timeout", kill_mode = "--kill-mode", watchdog = "--watchdog",
+  probe_timeout = "--probe-timeout", pid_file = "--pid-file", kill_mode = "--kill-mode", watchdog = "--watchdog",
   -- set when --pid-fd is given without --user
   helper = "--pid-fd",
 }

@@ -115,9 +115,22 @@ end
 local PROTOCOLS = enum("none", "fd", "notify")
 local PROBES = { connect = "string", file = "string", exec = "table", check = "function" }
 
--- ready: a protocol's name, or a probe: a table of exactly one of PROBES
+-- ready: a protocol's name, a probe (a table of exactly one of PROBES), or
+-- a forking daemon ({forks = true, pid_file = PATH})
 local function ready_value(value)
   if type(value) == "string" then return PROTOCOLS(value) end
+  if value.forks ~= nil or value.pid_file ~= nil then
+    if value.forks ~= true then return "forks: true expected, with pid_file" end
+    if type(value.pid_file) ~= "string" then
+      return "pid_file: a path expected (where the daemon writes its pid), got " .. type(value.pid_file)
+    end
+    local why = path(value.pid_file)
+    if why then return "pid_file: " .. why end
+    for k in pairs(value) do
+      if k ~= "forks" and k ~= "pid_file" then return "'" .. tostring(k) .. "' cannot go with forks" end
+    end
+    return
+  end
   local kind
   for k, v in pairs(value) do
     local want = PROBES[k]
@@ -203,6 +216,10 @@ function options.check(opts)
   if opts.argv == nil then return "argv", "table expected, got nil" end
   local helper, user, ready_fd = opts.helper, opts.user, opts.ready_fd
   if helper and user then return "user", "cannot be combined with 'helper'" end
+  if type(opts.ready) == "table" and opts.ready.forks then
+    if helper then return "helper", "cannot be combined with ready.forks (the command itself forks)" end
+    if user then return "user", "cannot be combined with ready.forks" end
+  end
   -- an option that would be silently ignored is a mistake
   if not user and opts.group ~= nil then return "group", "has no effect without 'user'" end
   if not helper and not user then
@@ -218,7 +235,7 @@ function options.check(opts)
   if opts.cgroup_parent ~= nil and opts.kill_mode ~= "cgroup" then
     return "cgroup_parent", "has no effect without kill_mode = 'cgroup'"
   end
-  if type(opts.ready) ~= "table" then
+  if type(opts.ready) ~= "table" or opts.ready.forks then
     if opts.probe_interval ~= nil then return "probe_interval", "has no effect without a probe" end
     if opts.probe_timeout ~= nil then return "probe_timeout", "has no effect without a probe" end
   end

@@ -104,10 +104,12 @@ local function core_start(opts, ready)
     argv = table.move(argv, 1, #argv, #full + 1, full)
   end
   local watchdog = opts.watchdog
+  local pid_file = type(opts.ready) == "table" and opts.ready.pid_file or nil
+  if pid_file then helper = true end -- argv forks; the file names the daemon
   return core.start(argv, env_array(opts.env), cwd, stdin, opts.stdout, opts.stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
-    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil)
+    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file)
 end
 
 -- The start's name in messages: its program's.
@@ -125,8 +127,9 @@ function start.begin(opts, who, up)
   local ready = opts.ready or DEFAULTS.ready
   -- a probe looks from outside once the app runs: to the core the start
   -- is ready at the exec (or the pid), and the probing comes after
-  local probing = type(ready) == "table"
-  if probing then ready = "none" end
+  local probing = type(ready) == "table" and not ready.forks
+  local forks = type(ready) == "table" and ready.forks
+  if type(ready) == "table" then ready = "none" end
   -- the notify socket is read after ready only where something serves it
   local served = ready == "notify" and loop.served()
   if opts.watchdog and not served then
@@ -144,9 +147,12 @@ function start.begin(opts, who, up)
   local h = setmetatable({ done = false, app = false, err = false,
     _s = false, _opts = opts, _log = logger, _debug = debug,
     _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
-    _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
+    -- a forking daemon's pid file is waited for within ready_timeout
+    _t0 = t0, _pid_deadline = t0 + (forks and (opts.ready_timeout or DEFAULTS.ready_timeout)
+      or opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false,
-    _probing = probing, _probe = false, _wall0 = probing and core.realtime() or false }, Starting)
+    _probing = probing, _probe = false, _wall0 = probing and core.realtime() or false,
+    _helper_exited = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   local spawned
@@ -198,6 +204,7 @@ local function on_event(h, kind, value, count, text)
     if app then app.pid = value end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
+    h._helper_exited = true
     if h._debug then
       logger("debug", format("%s: helper %s", label(h),
         value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
@@ -399,7 +406,10 @@ function Starting:step()
     end
   end
   if t >= deadline then
-    if pid_phase then return fail(self, "helper", helper_late(self)) end
+    if pid_phase then
+      local forks = type(self._opts.ready) == "table" and self._opts.ready.forks
+      return fail(self, forks and "timeout" or "helper", helper_late(self))
+    end
     return fail(self, "timeout", not_ready(self))
   end
   self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
@@ -428,6 +438,13 @@ end
 function helper_late(h)
   local opts = h._opts
   local timeout, fd = opts.pid_timeout or DEFAULTS.pid_timeout, opts.pid_fd or 3
+  if type(opts.ready) == "table" and opts.ready.forks then
+    timeout = opts.ready_timeout or DEFAULTS.ready_timeout
+    if h._s:result().pid then return format("app not ready within %g s", timeout) end
+    return format("app not ready within %g s: %s", timeout, h._helper_exited
+      and ("no pid came in " .. opts.ready.pid_file)
+      or (label(h) .. " did not exit (ready.forks: it must fork the daemon and exit 0)"))
+  end
   if h._s:result().pid then return format("helper did not exit within %g s", timeout) end
   if opts.helper == true then
     return format("%s did not report a pid on fd %d within %g s (helper = true: it forks and"

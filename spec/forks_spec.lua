@@ -1,0 +1,228 @@
+--- Forking daemons: ready = {forks = true, pid_file = PATH}. The started
+-- process forks the daemon and exits 0; the daemon's pid comes from the
+-- file, proven to descend from the started process, and is watched and
+-- terminated as any app. Real daemons from Debian (nginx in its default
+-- daemon mode, dnsmasq), and fixtures for what goes wrong: a non-zero
+-- exit, no pid ever, a pid file naming an older unrelated process, one
+-- holding no pid.
+local lu = require "luaunit"
+local S = require "support"
+
+local F = S.fixture
+local core = S.core
+
+local start, fail_within = S.starter { ready_timeout = 10, kill_grace = 2 }
+
+local T = {}
+
+function T.setUp()
+  S.arm_watchdog(30)
+end
+
+function T.tearDown()
+  debug.sethook()
+  S.kill_strays()
+end
+
+local function have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- A tcp port nobody listens on now, for a daemon of the spec's.
+local function free_port()
+  for _ = 1, 20 do
+    local port = math.random(20000, 60000)
+    local r = core.connect("tcp", "127.0.0.1", port)
+    if type(r) == "userdata" then
+      local t = core.now()
+      local ok = r:check()
+      while ok == false and core.now() - t < 1 do ok = r:check() end
+      r:close()
+      r = ok
+    end
+    if r ~= true then return port end
+  end
+  error("no free port")
+end
+
+-- The pids pgrep finds (args: pgrep's).
+local function pids_with(args)
+  local out = {}
+  local p = io.popen("pgrep " .. args)
+  for line in p:lines() do out[#out + 1] = tonumber(line) end
+  p:close()
+  return out
+end
+
+local function connects(port)
+  local r = core.connect("tcp", "127.0.0.1", port)
+  if type(r) ~= "userdata" then return r == true end
+  local t = core.now()
+  local ok = r:check()
+  while ok == false and core.now() - t < 2 do ok = r:check() end
+  r:close()
+  return ok == true
+end
+
+function T.test_nginx_in_its_default_daemon_mode()
+  lu.assertTrue(have("nginx"), "nginx is installed by .ci/deps")
+  local before = S.snapshot()
+  local dir = S.tmpname("nginx")
+  assert(os.execute("mkdir " .. dir))
+  local port, conf = free_port(), dir .. "/nginx.conf"
+  local t = dir .. "/tmp"
+  write(conf, string.format([[
+pid %s/nginx.pid;
+error_log %s/error.log;
+worker_processes 2;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
+  server { listen 127.0.0.1:%d; location / { return 200 "ok\n"; } }
+}
+]], dir, dir, t, t, t, t, t, port))
+  local app = assert(start { argv = { "nginx", "-c", conf, "-p", dir },
+    ready = { forks = true, pid_file = dir .. "/nginx.pid" } })
+  lu.assertEquals(app.pid, S.pid_in(dir .. "/nginx.pid"))
+  -- the daemon, not the process started (which has exited)
+  lu.assertEquals(S.proc_status(app.pid).Name, "nginx")
+  lu.assertEquals(tonumber(S.proc_status(app.pid).PPid), core.pid(), "adopted by the launcher")
+  lu.assertTrue(connects(port), "nginx serves")
+  local workers = pids_with("-P " .. app.pid) -- its workers
+  lu.assertTrue(#workers >= 2, "its workers run")
+  local how = app:terminate()
+  lu.assertEquals(how, { code = 0 })
+  lu.assertFalse(S.alive(app.pid), "the master is gone")
+  for _, pid in ipairs(workers) do lu.assertTrue(S.await_gone(pid, 5), "worker " .. pid) end
+  S.assert_clean(before)
+end
+
+function T.test_dnsmasq_with_its_pid_file()
+  lu.assertTrue(have("dnsmasq"), "dnsmasq is installed by .ci/deps")
+  local before = S.snapshot()
+  local dir = S.tmpname("dnsmasq")
+  assert(os.execute("mkdir -m 755 " .. dir))
+  local port, pid_file = free_port(), dir .. "/dnsmasq.pid"
+  local app = assert(start { argv = { "dnsmasq", "--conf-file=/dev/null", "--port=" .. port,
+    "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+    "--pid-file=" .. pid_file }, ready = { forks = true, pid_file = pid_file } })
+  lu.assertEquals(app.pid, S.pid_in(pid_file))
+  lu.assertEquals(S.proc_status(app.pid).Name, "dnsmasq")
+  lu.assertTrue(connects(port), "dnsmasq answers on tcp")
+  lu.assertEquals(app:terminate(), { code = 0 })
+  lu.assertFalse(S.alive(app.pid))
+  S.assert_clean(before)
+end
+
+function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_nothing_is_signalled()
+  local old = S.tmpname("old")
+  local older = io.popen(F .. " pidfile=" .. old .. " pause & echo $!")
+  local older_pid = tonumber(older:read("l"))
+  older:close()
+  S.pid_in(old)
+  local pid_file, child = S.tmpname("pidfile"), S.tmpname("child")
+  write(pid_file, older_pid .. "\n")
+  local err = fail_within({ ready = { forks = true, pid_file = pid_file },
+    argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=0" } }, "bad_pid", 5,
+    function()
+      -- the daemon it forked was never proven the app: not signalled
+      local pid = S.pid_in(child)
+      lu.assertTrue(S.alive(pid))
+      lu.assertTrue(S.alive(older_pid))
+      os.execute("kill -9 " .. pid .. " " .. older_pid)
+      S.await_gone(pid, 3)
+      S.await_gone(older_pid, 3)
+      S.testing.reap()
+    end)
+  -- older than the start, and no descendant of it (which of the two is
+  -- seen first depends on the clock's ticks)
+  lu.assertStrContains(err.message, "the pid file named pid " .. older_pid .. ": ")
+  local why = err.message:match(": ([^:]*)$")
+  lu.assertTrue(why == "started before the process that was started" or why == "not a process it started", why)
+end
+
+function T.test_a_started_process_that_exits_non_zero_is_died()
+  local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
+    "died", 5)
+  lu.assertStrContains(err.message, "exited with code 4 before it was ready (it must exit 0 once it has forked)")
+end
+
+function T.test_no_pid_file_within_ready_timeout_is_a_timeout()
+  local path = S.tmpname("never")
+  local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, argv = { F, "exit=0" } },
+    "timeout", 5)
+  lu.assertStrContains(err.message, "app not ready within 0.3 s: no pid came in " .. path)
+  -- one that never exits
+  err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, kill_grace = 0.2,
+    argv = { F, "pause" } }, "timeout", 5)
+  lu.assertStrContains(err.message, "did not exit (ready.forks: it must fork the daemon and exit 0)")
+end
+
+function T.test_in_a_cgroup_a_daemon_whose_pid_never_comes_is_ended_with_the_start()
+  local mnt
+  for line in io.lines("/proc/self/mountinfo") do
+    mnt = mnt or line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
+  end
+  if not mnt or not os.execute("test -w " .. mnt .. " 2>/dev/null") then
+    lu.skip("cgroup v2 is not writable here")
+  end
+  local child = S.tmpname("child")
+  -- fail_within checks that nothing is left: the forked child included
+  local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, kill_mode = "cgroup",
+    ready_timeout = 0.3, kill_grace = 0.3,
+    argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=0" } }, "timeout", 5)
+  lu.assertStrContains(err.message, "no pid came in")
+  lu.assertFalse(S.alive(S.pid_in(child)))
+end
+
+function T.test_a_pid_file_that_holds_no_pid_is_bad_pid()
+  local pid_file = S.tmpname("garbage")
+  write(pid_file, "nginx\n")
+  local err = fail_within({ ready = { forks = true, pid_file = pid_file }, argv = { F, "exit=0" } }, "bad_pid", 5)
+  lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
+  -- a symbolic link is not followed
+  local link = S.tmpname("link")
+  assert(os.execute("ln -s /proc/self/stat " .. link))
+  err = fail_within({ ready = { forks = true, pid_file = link }, argv = { F, "exit=0" } }, "bad_pid", 5)
+  lu.assertStrContains(err.message, "pid file " .. link)
+end
+
+function T.test_forks_mistakes_raise()
+  local function raised(opts)
+    local ok, err = pcall(require("appstart").start, opts)
+    lu.assertFalse(ok)
+    return tostring(err)
+  end
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = true } }, "pid_file: a path expected")
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = false, pid_file = "/x" } }, "forks: true expected")
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = true, pid_file = "/x", file = "/y" } },
+    "'file' cannot go with forks")
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = true, pid_file = "/x" }, user = "nobody" },
+    "cannot be combined with ready.forks")
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = true, pid_file = "/x" }, probe_interval = 1 },
+    "'probe_interval': has no effect without a probe")
+end
+
+function T.test_the_command_ready_forks_with_pid_file()
+  local dir = S.tmpname("cmd")
+  assert(os.execute("mkdir " .. dir))
+  local out, pid_file = dir .. "/out", dir .. "/pid"
+  local bin = S.spec_dir .. "/../lua/bin/appstart"
+  -- the fixture forks a child that writes the pid file and stays
+  local cmd = string.format("lua5.4 %s --json --ready=forks --pid-file=%s -- %s fork pidfile=%s pause '|' "
+    .. "waitfile=%s exit=0 >%s 2>&1", bin, pid_file, F, pid_file, pid_file, out)
+  lu.assertTrue(os.execute(cmd), S.read(out))
+  local pid = tonumber(S.read(out):match('"pid":(%d+)'))
+  lu.assertEquals(pid, S.pid_in(pid_file))
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid, 3))
+end
+
+return { TestForks = T }
