@@ -98,7 +98,8 @@ end
 function T.test_exec_probe_is_ready_when_its_command_exits_0()
   local before = S.snapshot()
   local path = S.tmpname("made")
-  local app = assert(start { ready = { exec = { "test", "-e", path } },
+  -- (probe_timeout: generous, for a launcher slowed down by valgrind)
+  local app = assert(start { ready = { exec = { "test", "-e", path } }, probe_timeout = 5, ready_timeout = 30,
     argv = { F, "sleep=0.2", "pidfile=" .. path, "pause" } })
   lu.assertTrue(app.ready_after >= 0.2, app.ready_after)
   app:terminate()
@@ -108,7 +109,7 @@ end
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   local mark = S.tmpname("hang")
   local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,
-    ready_timeout = 1, argv = { F, "pause" } }, "timeout", 3)
+    ready_timeout = 2, argv = { F, "pause" } }, "timeout", 5)
   lu.assertStrContains(err.message, "no answer within probe_timeout (0.2 s)")
   -- each hanging probe was killed (fail_within checked nothing is left)
   lu.assertFalse(S.alive(S.pid_in(mark)))

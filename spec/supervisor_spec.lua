@@ -1019,6 +1019,45 @@ function TCallbacks.test_a_service_defaults_to_its_own_process_group_when_kill_m
 end
 
 -------------------------------------------------------------------------------
+-- kill_mode "cgroup": a service ends when its cgroup has
+
+local TCgroup = base()
+
+-- This launcher's cgroup directories (appstart.PID.*), or nil where cgroup
+-- v2 is not writable.
+local function my_cgroups()
+  local mnt
+  for line in io.lines("/proc/self/mountinfo") do
+    mnt = mnt or line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
+  end
+  local own = mnt and S.read("/proc/self/cgroup"):match("0::([^\n]*)")
+  local dir = own and mnt .. (own == "/" and "" or own)
+  if not dir or not os.execute("test -w " .. dir) then return nil end
+  local p = io.popen("ls -d " .. dir .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+function TCgroup.test_a_service_whose_main_exits_first_ends_with_its_cgroup_and_its_mains_status()
+  local cgroups = my_cgroups()
+  if not cgroups then lu.skip("cgroup v2 is not writable here") end
+  local before = S.snapshot()
+  local rec = recorder()
+  local child = S.tmpname("child")
+  local sv = supervisor({ services = { c = { kill_mode = "cgroup", restart = "no", ready = "fd",
+    argv = { F, "fork", "pidfile=" .. child, "sleep=0.5", "exit=0", "|", "line=3:up", "sleep=0.1", "exit=7" } } } },
+    rec)
+  lu.assertEquals(sv:up(), true)
+  lu.assertTrue(await(sv, function() return rec.count("c", "stopped") == 1 end))
+  lu.assertFalse(S.alive(S.pid_in(child)), "stopped once its cgroup emptied, not at its main's exit")
+  lu.assertEquals(sv:status("c").last, { code = 7, left = 0 }, "how its main ended")
+  lu.assertEquals(my_cgroups(), cgroups, "its cgroup is removed")
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
 -- the drivers: plain script, appstart.run, cqueues, luv
 
 local TDrivers = base()
@@ -1250,6 +1289,8 @@ return {
   TestSupervisorCallbacks = TCallbacks,
   TestSupervisorDrivers = TDrivers,
   TestSupervisorDriversWithoutPidfd = S.without_pidfd(TDrivers),
+  TestSupervisorCgroup = TCgroup,
+  TestSupervisorCgroupWithoutPidfd = S.without_pidfd(TCgroup),
   TestSupervisorIdle = TIdle,
   TestSupervisorReadme = TReadme,
 }

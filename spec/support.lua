@@ -149,7 +149,15 @@ function S.assert_clean(before, msg)
   testing.reap()
   msg = msg and (msg .. ": ") or ""
   lu.assertEquals(table.concat(testing.fds(), ","), before.fds, msg .. "descriptors")
-  lu.assertEquals(S.children(), {}, msg .. "children (zombies) left")
+  local children = S.children()
+  if #children > 0 then
+    local named = {}
+    for i, pid in ipairs(children) do
+      local st = S.proc_status(pid)
+      named[i] = string.format("%d (%s, %s)", pid, st and st.Name or "?", st and st.State or "gone")
+    end
+    lu.fail(msg .. "children (zombies) left: " .. table.concat(named, ", "))
+  end
   lu.assertEquals(S.strays(), {}, msg .. "stray processes")
   local loop = require "appstart.loop"
   if not loop.running() then

@@ -8,6 +8,7 @@
 -- and ready_timeout. A try that cannot finish at once (a tcp connect under
 -- way, an exec probe's command still running) is looked at again at the
 -- next try, and given up after probe_timeout.
+local App = require "appstart.app"
 local core = require "appstart.core"
 local options = require "appstart.options"
 
@@ -31,6 +32,7 @@ function M.new(opts, start_wall)
     interval = FIRST, max = opts.probe_interval or DEFAULTS.probe_interval,
     timeout = opts.probe_timeout or DEFAULTS.probe_timeout,
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
+    dying = false, -- exec probes' commands killed, until they have ended
   }, Probe)
   if spec.connect then
     p.kind = "connect"
@@ -66,6 +68,7 @@ local function settle_pending(p, t)
     p.last = format("no answer within probe_timeout (%g s)", p.timeout)
     p:close()
   end
+  p:settled() -- what earlier tries left, looked at as it goes
 end
 
 local tries = {}
@@ -129,7 +132,7 @@ function tries.exec(p)
     p.pending, p.pending_kind = h.app, "app"
   end
   local app = p.pending
-  local how = app._proc and app._proc:poll()
+  local how = App.check(app) -- (one that exited at once was seen so at its start)
   if not how then return false end
   p.pending, p.pending_kind = false, false
   app:close()
@@ -163,19 +166,55 @@ function Probe:describe()
   return self.what
 end
 
---- End what a try left under way (a connection; a command: killed, and
--- reaped once it has gone).
+--- End what a try left under way: a connection is closed; an exec
+-- probe's command is killed, and kept in p.dying until p:settled() has
+-- seen it end (so that no zombie outlives the start).
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
-  if kind == "start" then
-    getmetatable(pending).__close(pending) -- a start dropped kills what it began
+  if kind == "conn" then
+    pending:close()
+  elseif kind == "start" then
+    pending:abandon() -- its command terminated as for any failed start
+    self.dying = self.dying or {}
+    self.dying[#self.dying + 1] = pending
   elseif kind == "app" then
-    if pending._proc then pending._proc:signal("KILL", true) end
-    pending:close()
-  elseif pending then
-    pending:close()
+    if not pending._proc then return pending:close() end -- ended already
+    pending._proc:signal("KILL", true)
+    self.dying = self.dying or {}
+    self.dying[#self.dying + 1] = pending
   end
+end
+
+--- Have the commands p:close() killed ended (each looked at, without
+-- waiting)? true once none is left.
+function Probe:settled()
+  local dying = self.dying
+  if not dying then return true end
+  for i = #dying, 1, -1 do
+    local d = dying[i]
+    local gone
+    if d.step then
+      gone = d:step() -- an abandoned start: done once its command has ended
+    else
+      gone = App.check(d) ~= nil
+      if gone then d:close() end
+    end
+    if gone then table.remove(dying, i) end
+  end
+  if #dying > 0 then return false end
+  self.dying = false
+  return true
+end
+
+--- For a start dropped while it probes: what is under way is killed and
+-- let go of (a child is reaped later, by pid).
+function Probe:drop()
+  self:close()
+  for _, d in ipairs(self.dying or {}) do
+    if d.step then getmetatable(d).__close(d) else d:close() end
+  end
+  self.dying = false
 end
 
 return M

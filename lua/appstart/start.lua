@@ -152,7 +152,7 @@ function start.begin(opts, who, up)
       or opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false,
     _probing = probing, _probe = false, _wall0 = probing and core.realtime() or false,
-    _helper_exited = false }, Starting)
+    _helper_exited = false, _probe_passed = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   local spawned
@@ -275,14 +275,19 @@ end
 local function stop_step(h)
   local s, f = h._s, h._failure
   local stopped, probe = s:stopped()
-  if stopped then return finish_failed(h) end
+  -- a probe's killed command is looked at, not waited on
+  local settled = not f.probe or f.probe:settled()
+  if stopped and settled then return finish_failed(h) end
   local t = now()
   if t >= f.deadline then
-    if f.escalated then return finish_failed(h) end -- given up on: reaped later
+    if f.escalated then -- given up on: reaped later
+      if f.probe then f.probe:drop() end
+      return finish_failed(h)
+    end
     s:stop("KILL")
     f.escalated, f.deadline = true, t + ending.KILL_WAIT
   end
-  h._wake = probe and math.min(f.deadline, t + settings.poll_interval) or f.deadline
+  h._wake = (probe or not settled) and math.min(f.deadline, t + settings.poll_interval) or f.deadline
   return false
 end
 
@@ -290,12 +295,13 @@ end
 -- end what it began, as the code says.
 local function fail(h, code, message, errno)
   flush_refused(h)
-  if h._probe then
-    h._probe:close()
-    h._probe = false
-  end
   local f = h._failure or {}
   h._failure = f
+  if h._probe then
+    -- its command (an exec probe) is waited for as the app is
+    h._probe:close()
+    f.probe, h._probe = h._probe, false
+  end
   f.code, f.message, f.errno = f.code or code, f.message or message, f.errno or errno
   local first = FIRST_SIGNAL[f.code or h._s:result().code]
   -- an app that is gone (or never proven) is not signalled; what it
@@ -360,11 +366,20 @@ function probe_step(h)
   if s:app_ended() then
     return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
   end
+  if h._probe_passed then
+    -- a command an earlier try left is looked at until it has ended
+    if not p:settled() then
+      h._wake = now() + settings.poll_interval
+      return false
+    end
+    h._probe, h._probing = false, false
+    return finish_ready(h)
+  end
   local ok, why, errno = p:try(h._app)
   if ok then
     p:close()
-    h._probe, h._probing = false, false
-    return finish_ready(h)
+    h._probe_passed = true
+    return probe_step(h)
   end
   if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
   local t = now()
@@ -502,7 +517,11 @@ end
 
 --- A start dropped before it is done kills what it began.
 function Starting:__close()
-  if not self.done then self._s:close() end
+  if not self.done then
+    if self._probe then self._probe:drop() end
+    if self._failure and self._failure.probe then self._failure.probe:drop() end
+    self._s:close()
+  end
 end
 
 function Starting:__tostring()

@@ -505,9 +505,13 @@ local function poke(sv, svc, fired)
       if app.pid ~= old_pid then
         svc.pid = app.pid
         follow(sv, svc)
-      else
+      elseif not app._proc then
         fire(sv, svc, "exited", errors.how({}))
       end
+      -- else its main has exited and its group or cgroup has not ended
+      -- yet: the app is asked again at each look (probed: its descriptor
+      -- is the app's, which closes it when it ends) until it says exited,
+      -- with how its main ended
     end
     if svc.app and svc.state == "stopping" and svc.escalate_at and now() >= svc.escalate_at then
       fire(sv, svc, "timer")
