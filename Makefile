@@ -34,9 +34,9 @@ B            ?= build
 CORE_SRC     := csrc/sys.c csrc/procfs.c csrc/children.c csrc/process.c \
                 csrc/spawn.c csrc/pidrec.c csrc/readyline.c csrc/notify.c \
                 csrc/channel.c csrc/notifysock.c csrc/starter.c \
-                csrc/cgroup.c csrc/tree.c csrc/listener.c
+                csrc/cgroup.c csrc/tree.c csrc/listener.c csrc/output.c
 BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
-                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c
+                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c csrc/loutput.c
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest

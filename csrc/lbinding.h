@@ -65,5 +65,6 @@ void lb_open_poller(lua_State *L);
 void lb_open_signals(lua_State *L);
 void lb_open_testing(lua_State *L);
 void lb_open_listener(lua_State *L);
+void lb_open_output(lua_State *L);
 
 #endif

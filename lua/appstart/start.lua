@@ -23,6 +23,7 @@ local errors = require "appstart.errors"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
+local output = require "appstart.output"
 local settings = require "appstart.settings"
 
 local now = core.now
@@ -76,7 +77,7 @@ end
 
 --- Start the core's starter for opts (checked): the command (with a
 -- helper's argv before the app's), the descriptor layout, the user.
-local function core_start(opts, ready)
+local function core_start(opts, ready, stdout, stderr)
   local argv, helper = opts.argv, opts.helper or nil
   local pid_fd = opts.pid_fd or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
@@ -102,7 +103,7 @@ local function core_start(opts, ready)
     argv = table.move(argv, 1, #argv, #full + 1, full)
   end
   local watchdog = opts.watchdog
-  return core.start(argv, env_array(opts.env), cwd, stdin, opts.stdout, opts.stderr,
+  return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
     watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil)
@@ -137,13 +138,28 @@ function start.begin(opts, who, up)
   -- made at ready, or at once when on_status wants it during the start.
   local h = setmetatable({ done = false, app = false, err = false,
     _s = false, _opts = opts, _log = logger, _debug = debug,
-    _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
+    _app = (opts.on_status or opts.on_output) and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug)
+      or false, _out = false,
     _t0 = t0, _pid_deadline = t0 + (opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
+  -- the app's output, where the launcher reads it: the pipes come first,
+  -- a failure to make them is a failed start (nothing spawned)
+  local out, stdout, stderr = output.open(opts, h._app, label(h), logger)
+  if out == nil then
+    h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr }, label(h))
+    h.done = true
+    logger("info", label(h) .. ": " .. h.err.message)
+    return h
+  end
+  h._out = out
   local spawned
-  h._s, h._fresh, spawned = core_start(opts, ready)
+  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr)
+  if out then
+    out:listen()
+    if spawned > 0 then out:set_pid(spawned) end
+  end
   if spawned > 0 then
     local app = h._app
     if app and not opts.helper and not opts.user then app.pid = spawned end
@@ -189,6 +205,7 @@ local function on_event(h, kind, value, count, text)
   local app, logger = h._app, h._log
   if kind == "pid" then
     if app then app.pid = value end
+    if h._out then h._out:set_pid(value) end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
     if h._debug then
@@ -248,8 +265,14 @@ local function finish_failed(h)
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
   s:close()
+  -- the app's last lines say why it failed
+  local out, lines = h._out, nil
+  if out then
+    lines = out:tail(10)
+    out:close()
+  end
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
-    errno = f.errno or r.errno or r.app_errno }, label(h))
+    errno = f.errno or r.errno or r.app_errno, output = lines }, label(h))
   h.done = true
   -- the caller gets the error: logged at "info", not printed twice
   h._log("info", label(h) .. ": " .. message)
@@ -300,6 +323,11 @@ local function finish_ready(h)
   end
   local pid, name, status, exited = s:outcome()
   app.pid, app.name, app.status = pid, name or app.name, status
+  local out = h._out
+  if out then
+    out.app, app._out = app, out
+    out:set_pid(pid)
+  end
   app._state, app.ready_after = "ready", now() - h._t0
   if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
@@ -433,7 +461,10 @@ end
 
 --- A start dropped before it is done kills what it began.
 function Starting:__close()
-  if not self.done then self._s:close() end
+  if not self.done then
+    self._s:close()
+    if self._out then self._out:close() end
+  end
 end
 
 function Starting:__tostring()
