@@ -162,6 +162,29 @@ function TC.test_a_start_that_times_out_has_its_output_too()
   S.assert_clean(before)
 end
 
+function TC.test_a_program_that_cannot_run_has_an_empty_output_and_leaves_nothing()
+  local before = S.snapshot()
+  local app, err = appstart.start { argv = { S.tmpdir .. "/no-such-program" }, stdout = "capture",
+    stderr = "stdout", log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "spawn")
+  lu.assertEquals(err.output, {})
+  lu.assertEquals(tostring(err), "no-such-program: " .. err.message, "no lines, nothing under the message")
+  S.assert_clean(before)
+end
+
+function TC.test_a_file_in_a_missing_directory_fails_the_start_before_the_spawn()
+  local before = S.snapshot()
+  local marker = S.tmpname("spawned")
+  local app, err = appstart.start { argv = { F, "pidfile=" .. marker }, ready = "none",
+    stdout = { file = S.tmpdir .. "/missing/app.log" }, log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "spawn")
+  lu.assertStrContains(err.message, "cannot open the directory " .. S.tmpdir .. "/missing")
+  lu.assertNil(S.read(marker), "nothing was spawned")
+  S.assert_clean(before)
+end
+
 function TC.test_output_options_that_cannot_work_are_argument_errors()
   local before = S.snapshot()
   local function raises(opts, what)
