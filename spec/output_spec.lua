@@ -12,6 +12,19 @@ local now = S.core.now
 -- a pause that is no appstart call: nothing of appstart's runs meanwhile
 local function pause(seconds) S.core.wait_readable(-1, seconds) end
 
+-- Under ASan (its quarantine holds freed memory) or valgrind, RSS says
+-- nothing about appstart and everything runs 20 to 50 times slower: there
+-- the floods are a tenth as large, and only what they deliver is checked.
+local INSTRUMENTED = os.getenv("APPSTART_SAN_PRELOAD") or os.getenv("APPSTART_VFORK_IS_FORK")
+local SCALE = INSTRUMENTED and 10 or 1
+
+-- the flood's memory and lateness bounds, where they mean something
+local function assert_bounded(worst, rss, hwm)
+  if INSTRUMENTED then return end
+  lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s")
+  lu.assertTrue(hwm < 8192, string.format("peak RSS grew by %d KiB (RSS %+d KiB)", hwm, rss))
+end
+
 -- VmRSS and VmHWM of this process, in KiB
 local function memory()
   local st = S.proc_status("self")
@@ -164,6 +177,9 @@ end
 
 function TC.test_a_program_that_cannot_run_has_an_empty_output_and_leaves_nothing()
   local before = S.snapshot()
+  -- under valgrind vfork is a fork, and valgrind's exit of the failed
+  -- child flushes the stdio buffers it copied (luaunit's) into the pipe
+  io.stdout:flush()
   local app, err = appstart.start { argv = { S.tmpdir .. "/no-such-program" }, stdout = "capture",
     stderr = "stdout", log = S.quiet }
   lu.assertNil(app)
@@ -373,22 +389,22 @@ end
 
 function TM.test_100_mb_without_a_newline_keeps_memory_bounded_and_nothing_blocks()
   local before = S.snapshot()
-  local lines, bytes, worst, how, rss, hwm = flood({ F, "bytes=1:100000000:z", "exit=0" })
+  local size = 100000000 // SCALE
+  local lines, bytes, worst, how, rss, hwm = flood({ F, "bytes=1:" .. size .. ":z", "exit=0" })
   lu.assertEquals(how, { code = 0 })
-  lu.assertEquals(bytes, 100000000)
-  lu.assertEquals(lines, math.ceil(100000000 / 4096))
-  lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s")
-  lu.assertTrue(hwm < 8192, string.format("peak RSS grew by %d KiB (RSS %+d KiB)", hwm, rss))
+  lu.assertEquals(bytes, size)
+  lu.assertEquals(lines, math.ceil(size / 4096))
+  assert_bounded(worst, rss, hwm)
   S.assert_clean(before)
 end
 
 function TM.test_a_million_short_lines_keep_memory_bounded()
   local before = S.snapshot()
-  local lines, _, worst, how, rss, hwm = flood({ F, "lines=1:1000000:", "exit=0" })
+  local n = 1000000 // SCALE
+  local lines, _, worst, how, rss, hwm = flood({ F, "lines=1:" .. n .. ":", "exit=0" })
   lu.assertEquals(how, { code = 0 })
-  lu.assertEquals(lines, 1000000)
-  lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s")
-  lu.assertTrue(hwm < 8192, string.format("peak RSS grew by %d KiB (RSS %+d KiB)", hwm, rss))
+  lu.assertEquals(lines, n)
+  assert_bounded(worst, rss, hwm)
   S.assert_clean(before)
 end
 
@@ -397,13 +413,14 @@ function TM.test_a_plain_script_reads_a_flood_at_every_wait()
   collectgarbage()
   local _, hwm0 = memory()
   local lines = 0
-  local app = assert(appstart.start { argv = { F, "bytes=1:30000000:q", "line=1:", "exit=0" }, ready = "none",
+  local size = 30000000 // SCALE
+  local app = assert(appstart.start { argv = { F, "bytes=1:" .. size .. ":q", "line=1:", "exit=0" }, ready = "none",
     stdout = "capture", on_output = function() lines = lines + 1 end })
-  lu.assertEquals(app:wait(10), { code = 0 }, "the app was not held up")
+  lu.assertEquals(app:wait(30), { code = 0 }, "the app was not held up")
   app:close()
   local _, hwm1 = memory()
-  lu.assertEquals(lines, math.ceil(30000000 / 4096))
-  lu.assertTrue(hwm1 - hwm0 < 8192, "peak RSS grew by " .. (hwm1 - hwm0) .. " KiB")
+  lu.assertEquals(lines, math.ceil(size / 4096))
+  assert_bounded(0, 0, hwm1 - hwm0)
   S.assert_clean(before)
 end
 
