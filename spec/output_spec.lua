@@ -280,6 +280,59 @@ function TF.test_a_symbolic_link_or_a_hard_link_is_never_written_through()
   S.assert_clean(before)
 end
 
+function TF.test_keep_0_empties_the_file_and_a_line_longer_than_the_file_is_cut()
+  local before = S.snapshot()
+  local path = S.tmpname("keep0")
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:9:a", "bytes=1:25:x", "line=1:", "line=1:end",
+    "exit=0" }, ready = "fd", stdout = { file = path, max_bytes = 10, keep = 0 } })
+  app:wait()
+  app:close()
+  -- "a1".."a9" (3 bytes each) went three to a file; the 25 x's, one line
+  -- longer than a file, were cut at 10 bytes twice; their last 5 and
+  -- "end" fill the last file to its 10 bytes
+  lu.assertEquals(S.read(path), "xxxxx\nend\n")
+  lu.assertNil(S.read(path .. ".1"))
+  S.assert_clean(before)
+end
+
+function TF.test_a_rotation_replaces_a_symbolic_link_never_writes_through_it()
+  local before = S.snapshot()
+  local dir = S.tmpname("rotlink")
+  assert(os.execute("mkdir " .. dir))
+  local target = dir .. "/precious"
+  local f = assert(io.open(target, "w"))
+  f:write("keep me\n")
+  f:close()
+  -- the app's user, owning the directory, plants links where a rotation goes
+  assert(os.execute(string.format("ln -s %s %s/app.log.1 && ln -s %s %s/app.log.2", target, dir, target, dir)))
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:30:l", "exit=0" }, ready = "fd",
+    stdout = { file = dir .. "/app.log", max_bytes = 20, keep = 2 } })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(target), "keep me\n")
+  for _, name in ipairs { "app.log", "app.log.1", "app.log.2" } do
+    lu.assertTrue(os.execute("test -f " .. dir .. "/" .. name .. " && ! test -L " .. dir .. "/" .. name), name)
+  end
+  lu.assertStrContains(S.read(dir .. "/app.log"), "l30\n")
+  S.assert_clean(before)
+end
+
+function TF.test_an_app_run_as_another_user_is_captured_and_its_file_is_the_launchers()
+  lu.skipIf(S.proc_status("self").Uid:match("^(%d+)") ~= "0", "needs root")
+  local before = S.snapshot()
+  local path = S.tmpname("asuser")
+  local seen = {}
+  local app = assert(appstart.start { argv = { F, "line=1:as nobody", "line=2:to the file", "notify=READY=1", "exit=0" },
+    user = "nobody", stdout = "capture", stderr = { file = path },
+    on_output = function(_, _, l) seen[#seen + 1] = l end })
+  app:wait()
+  app:close()
+  lu.assertEquals(seen, { "as nobody" })
+  lu.assertEquals(S.read(path), "to the file\n")
+  lu.assertTrue(os.execute("test \"$(stat -c %U " .. path .. ")\" = root"), "the file is the launcher's")
+  S.assert_clean(before)
+end
+
 -- syslog: a real syslog daemon (rsyslogd) on a socket of this spec's own
 
 local TS = {}
