@@ -157,17 +157,17 @@ soak: all fixtures
 bench: all fixtures $(B)/fixtures/baseline
 	$(TEST_ENV) $(LUA) spec/bench/run.lua
 
-# libFuzzer targets over the three parsers. Each runs FUZZ_SECONDS; what it
+# libFuzzer targets over the parsers (and the output reader's line splitting). Each runs FUZZ_SECONDS; what it
 # grows is merged (minimised) back into spec/fuzz/corpus/TARGET.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := pidrec readyline notify
+FUZZ_TARGETS := pidrec readyline notify output
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 
 build-fuzz/fuzz_%: spec/fuzz/fuzz_%.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< csrc/pidrec.c csrc/readyline.c csrc/notify.c csrc/sys.c
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< csrc/pidrec.c csrc/readyline.c csrc/notify.c csrc/sys.c csrc/output.c
 
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
