@@ -17,6 +17,8 @@ local function pause(seconds) S.core.wait_readable(-1, seconds) end
 -- the floods are a tenth as large, and only what they deliver is checked.
 local INSTRUMENTED = os.getenv("APPSTART_SAN_PRELOAD") or os.getenv("APPSTART_VFORK_IS_FORK")
 local SCALE = INSTRUMENTED and 10 or 1
+-- lines an app writes as fast as it can under cqueues and luv
+local FLOOD = 100000 // SCALE
 
 -- the flood's memory and lateness bounds, where they mean something
 local function assert_bounded(worst, rss, hwm)
@@ -483,14 +485,15 @@ function TM.test_lines_come_under_cqueues_while_nothing_waits_on_the_app()
   local cq = cqueues.new()
   local seen, exited = {}, false
   cq:wrap(function()
-    local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:3:cq", "exit=0" },
+    local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:" .. FLOOD .. ":cq", "exit=0" },
       ready = "fd", stdout = "capture", on_output = function(_, _, l) seen[#seen + 1] = l end,
       on_exit = function() exited = true end })
     while not exited do cqueues.sleep(0.01) end
     app:close()
   end)
   assert(cq:loop())
-  lu.assertEquals(seen, { "cq1", "cq2", "cq3" })
+  lu.assertEquals(#seen, FLOOD)
+  lu.assertEquals({ seen[1], seen[FLOOD // 2], seen[FLOOD] }, { "cq1", "cq" .. FLOOD // 2, "cq" .. FLOOD })
   cq = nil -- luacheck: ignore
   collectgarbage()
   S.assert_clean(before)
@@ -502,12 +505,13 @@ function TM.test_lines_come_under_luv_while_nothing_waits_on_the_app()
   local before = S.snapshot()
   local seen = {}
   coroutine.wrap(function()
-    assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:3:uv", "exit=0" },
+    assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:" .. FLOOD .. ":uv", "exit=0" },
       ready = "fd", stdout = "capture", on_output = function(_, _, l) seen[#seen + 1] = l end,
       on_exit = function(a) a:close() end })
   end)()
   uv.run()
-  lu.assertEquals(seen, { "uv1", "uv2", "uv3" })
+  lu.assertEquals(#seen, FLOOD)
+  lu.assertEquals({ seen[1], seen[FLOOD // 2], seen[FLOOD] }, { "uv1", "uv" .. FLOOD // 2, "uv" .. FLOOD })
   S.assert_clean(before)
 end
 
