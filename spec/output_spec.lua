@@ -357,7 +357,12 @@ template(name="line" type="string" string="%%syslogtag%%|%%pri-text%%|%%msg%%\n"
   -- rsyslogd speaks no readiness protocol: its socket is its readiness
   local deadline = now() + 5
   while not S.read(dir .. "/pid") or not os.execute("test -S " .. dir .. "/log") do
-    assert(now() < deadline, "rsyslogd did not come up: " .. table.concat(daemon:tail(), "\n"))
+    if now() > deadline then
+      local said = table.concat(daemon:tail(), "\n")
+      daemon:terminate()
+      daemon:close()
+      error("rsyslogd did not come up: " .. said)
+    end
     appstart.sleep(0.005)
   end
   return daemon
