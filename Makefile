@@ -34,9 +34,9 @@ B            ?= build
 CORE_SRC     := csrc/sys.c csrc/procfs.c csrc/children.c csrc/process.c \
                 csrc/spawn.c csrc/pidrec.c csrc/readyline.c csrc/notify.c \
                 csrc/channel.c csrc/notifysock.c csrc/starter.c \
-                csrc/cgroup.c csrc/tree.c csrc/listener.c
+                csrc/cgroup.c csrc/tree.c csrc/listener.c csrc/output.c
 BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
-                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c \
+                csrc/lsignals.c csrc/ltesting.c csrc/llistener.c csrc/loutput.c \
                 csrc/lprobe.c
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
@@ -158,17 +158,17 @@ soak: all fixtures
 bench: all fixtures $(B)/fixtures/baseline
 	$(TEST_ENV) $(LUA) spec/bench/run.lua
 
-# libFuzzer targets over the three parsers. Each runs FUZZ_SECONDS; what it
+# libFuzzer targets over the parsers (and the output reader's line splitting). Each runs FUZZ_SECONDS; what it
 # grows is merged (minimised) back into spec/fuzz/corpus/TARGET.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := pidrec readyline notify
+FUZZ_TARGETS := pidrec readyline notify output
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 
 build-fuzz/fuzz_%: spec/fuzz/fuzz_%.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< csrc/pidrec.c csrc/readyline.c csrc/notify.c csrc/sys.c
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< csrc/pidrec.c csrc/readyline.c csrc/notify.c csrc/sys.c csrc/output.c
 
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \

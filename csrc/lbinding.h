@@ -66,5 +66,6 @@ void lb_open_signals(lua_State *L);
 void lb_open_testing(lua_State *L);
 void lb_open_listener(lua_State *L);
 void lb_open_probe(lua_State *L);
+void lb_open_output(lua_State *L);
 
 #endif

@@ -74,7 +74,8 @@ static char **string_array(lua_State *L, int arg, int required)
  *            (starter.h, starter_fresh); pid: the process spawned (0: none)
  *
  * argv: the helper's argv then the app's when helper is true; env: array of
- * "K=V" or nil; stdio: nil, "inherit", "null" or a path; ready: "none" |
+ * "K=V" or nil; stdio: nil, "inherit", "null", a path, or a descriptor
+ * (the write end of a pipe the launcher reads: the child gets a copy); ready: "none" |
  * "fd" | "notify"; notify_access: "main" | "exec" | "all"; pid_format:
  * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil;
  * kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in the
@@ -92,9 +93,16 @@ static int l_start(lua_State *L)
     cfg.argv = string_array(L, 1, 1);
     cfg.env = string_array(L, 2, 0);
     cfg.cwd = opt_string(L, 3);
-    cfg.stdio[0] = opt_string(L, 4);
-    cfg.stdio[1] = opt_string(L, 5);
-    cfg.stdio[2] = opt_string(L, 6);
+    for (int i = 0; i < 3; i++) {
+        cfg.stdio_fd[i] = -1;
+        if (lua_type(L, 4 + i) == LUA_TNUMBER) {
+            lua_Integer fd = luaL_checkinteger(L, 4 + i);
+            luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 4 + i, "not a descriptor");
+            cfg.stdio_fd[i] = (int)fd;
+        } else {
+            cfg.stdio[i] = opt_string(L, 4 + i);
+        }
+    }
     cfg.ready = luaL_checkoption(L, 7, "none", ready_names);
     /* the child lays descriptors out up to these numbers */
     cfg.ready_fd = opt_integer(L, 8, 3, 3, 1023);

@@ -487,12 +487,21 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
             goto done;
         }
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        if (cfg->stdio_fd[i] >= 0) {
+            if ((stdio[i] = fcntl(cfg->stdio_fd[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+                err = errno;
+                fail(s, STARTER_SPAWN, err, "cannot start %s: %s", s->file, strerror(err));
+                goto done;
+            }
+            continue;
+        }
         if ((err = open_stdio(cfg->stdio[i], i, &stdio[i]))) {
             fail(s, STARTER_SPAWN, err, "cannot open %s for %s: %s", cfg->stdio[i],
                  i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", strerror(err));
             goto done;
         }
+    }
     if (cfg->pid_file) {
         size_t n = strlen(cfg->pid_file);
         if (n == 0 || n >= PATH_MAX) {

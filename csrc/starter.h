@@ -93,6 +93,9 @@ struct starter_config {
     const char *cwd;         /* NULL: the launcher's */
     const char *stdio[3];    /* NULL or "inherit", "null", or a file (stdin
                                 read, stdout and stderr appended to) */
+    int stdio_fd[3];         /* >= 0: this descriptor instead of stdio[i]
+                                (a pipe the launcher reads); duplicated, the
+                                caller keeps its own */
     int has_helper;          /* argv reports the app's pid at pid_fd */
     int pid_fd, pid_format;  /* pidrec.h */
     uid_t app_uid;           /* with a helper: the user the app must run as;

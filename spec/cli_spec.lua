@@ -125,7 +125,8 @@ function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
     "--probe-timeout=S", "--ready-fd=N", "--pid-fd=N",
     "--pid-format=int32le|line", "--notify-access=main|exec|all", "--user=NAME",
     "--group=NAME|GID", "--env=NAME=VALUE", "--clear-env", "--chdir=DIR",
-    "--stdin=inherit|null|PATH", "--stdout=inherit|null|PATH", "--stderr=inherit|null|PATH",
+    "--stdin=inherit|null|PATH", "--stdout=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP",
+    "--stderr=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP|stdout",
     "--timeout=S", "--pid-timeout=S", "--grace=S", "--kill-mode=process|group|cgroup", "--watchdog=S",
     "--watch", "--json", "-q, --quiet",
     "-v, --verbose", "-h, --help", "--version" } do
@@ -555,7 +556,7 @@ local function json_failure(args, code, message)
   lu.assertEquals(got, 1, err)
   lu.assertEquals(err, "appstart: " .. message .. "\n")
   local pid, exit_code, signal = out:match('^{"code":"' .. code:gsub("%p", "%%%0") .. '","message":"'
-    .. message:gsub("%p", "%%%0") .. '","pid":(%w+),"exit_code":(%w+),"signal":(%w+)}\n$')
+    .. message:gsub("%p", "%%%0") .. '","pid":(%w+),"exit_code":(%w+),"signal":(%w+),"output":%[%]}\n$')
   lu.assertNotNil(pid, out)
   S.assert_clean(before)
   return tonumber(pid), exit_code, signal
@@ -594,7 +595,7 @@ function Failure.test_json_failure_of_a_start_cancelled_by_a_signal()
   lu.assertEquals(code, 1, err)
   lu.assertEquals(err, "appstart: interrupted by SIGTERM: start cancelled\n")
   lu.assertEquals(out, '{"code":"cancelled","message":"interrupted by SIGTERM: start cancelled","pid":'
-    .. app .. ',"exit_code":null,"signal":15}\n')
+    .. app .. ',"exit_code":null,"signal":15,"output":[]}\n')
   lu.assertFalse(S.alive(app), "the app is still running")
   S.assert_clean(before)
 end
@@ -839,5 +840,67 @@ function Install.test_an_installed_appstart_finds_its_own_modules_without_lua_pa
   S.assert_clean(before)
 end
 
-return { TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch,
+-------------------------------------------------------------------------------
+-- the app's output read by the command: --stdout/--stderr = capture,
+-- syslog, file:PATH:MAX:KEEP
+
+local Output = {}
+
+function Output.tearDown() S.kill_strays() end
+
+function Output.test_captured_lines_are_printed_with_name_and_pid_while_watching()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--ready=fd", "--stdout=capture", "--stderr=stdout", "--",
+    F, "line=3:up", "line=1:to stdout", "line=2:to stderr", "exit=4" }
+  lu.assertEquals(code, 4, err)
+  local pid = out:match("ready: pid (%d+)")
+  lu.assertNotNil(pid, out)
+  assert_contains(err, "fixture[" .. pid .. "]: to stdout\nfixture[" .. pid .. "]: to stderr\n")
+  S.assert_clean(before)
+end
+
+function Output.test_a_failed_start_prints_the_app_s_last_lines_under_the_message()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--json", "--ready=fd", "--stderr=capture", "--",
+    F, "line=2:cannot bind port 80", "line=2:giving up", "exit=1" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "appstart: app exited with code 1 before it was ready\n"
+    .. "  | cannot bind port 80\n  | giving up\n")
+  lu.assertStrContains(out, ',"output":["cannot bind port 80","giving up"]}\n')
+  S.assert_clean(before)
+end
+
+function Output.test_a_file_with_its_sizes_is_rotated()
+  local before = S.snapshot()
+  local path = S.tmpname("cli") .. ":odd.log" -- a colon in the path itself
+  local code, _, err = run { "--watch", "--ready=fd", "--stdout=file:" .. path .. ":1K:2", "--",
+    F, "line=3:up", "lines=1:300:l", "exit=0" }
+  lu.assertEquals(code, 0, err)
+  lu.assertTrue(#S.read(path) <= 1024)
+  lu.assertTrue(#S.read(path .. ".1") <= 1024)
+  lu.assertStrContains(S.read(path), "l300\n")
+  lu.assertNil(S.read(path .. ".3"))
+  S.assert_clean(before)
+end
+
+function Output.test_output_the_command_reads_needs_watch_and_a_well_formed_file()
+  for _, args in ipairs {
+    { "--stdout=capture", "option '--stdout=capture' needs --watch" },
+    { "--stderr=syslog", "option '--stderr=syslog' needs --watch" },
+    { "--stdout=file:/tmp/x", "option '--stdout=file:...' needs --watch" },
+    { "--stdout=file:", "option '--stdout': invalid value 'file:' (expected file:PATH" },
+    { "--watch", "--stdout=file:/tmp/x:0", "MAX_BYTES must be > 0" },
+    { "--watch", "--stderr=stdout", "option '--stderr': 'stdout' needs stdout = 'capture'" },
+  } do
+    local msg = table.remove(args)
+    args[#args + 1] = "--"
+    args[#args + 1] = F
+    local code, out, err = run(args)
+    lu.assertEquals(code, 2, err)
+    lu.assertEquals(out, "")
+    assert_contains(err, msg)
+  end
+end
+
+return { TestCliOutput = Output, TestCliUsage = Usage, TestCliStart = Start, TestCliFailure = Failure, TestCliWatch = Watch,
   TestCliInstall = Install }

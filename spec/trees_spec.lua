@@ -194,6 +194,9 @@ function TC.test_an_exit_seen_by_a_look_moves_the_on_exit_watch_to_the_cgroup()
   require("appstart").run(function()
     local app = assert(start { kill_mode = "cgroup", on_exit = function(_, h) exits = exits + 1; how = h end,
       argv = { F, "fork", "sleep=0.6", "exit=0", "|", "notify=READY=1", "sleep=0.1", "exit=5" } })
+    -- (the app outlives its READY=1 a little: one that exits at once may be
+    -- gone, reaped by the start, before the look below, which then waits
+    -- for nothing until its child has ended too)
     -- without yielding to the loop (which would see the pidfd first):
     -- wait until the app is a zombie
     local deadline = now() + 3

@@ -60,7 +60,10 @@ function App.new(label, argv, opts, log_fn, debug)
     -- the life after ready (App.listen)
     _opts = opts, _listener = false, _listen = false, _on_state = false,
     _watchdog = opts.watchdog or false, _wd_due = false, _wd_timer = false,
-    _wd_fired = false, _kill_timer = false, _reload = false, _refused = false }, App)
+    _wd_fired = false, _kill_timer = false, _reload = false, _refused = false,
+    -- the output the launcher reads (appstart.output), kept after the end
+    -- for app:tail
+    _out = false }, App)
 end
 
 -- The app's socket is of no more use: closed, and its timers stopped.
@@ -84,6 +87,10 @@ local function ended(app, how)
   if app._wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
+  -- on_output has every line the app wrote before on_exit runs (read
+  -- before the pidfd is closed: under cqueues, a pipe that leaves the
+  -- loop meanwhile must not find a closed descriptor in its poll set)
+  if app._out then app._out:drain_all() end
   if app._watch then
     loop.unwatch(app._watch)
     app._watch = false
@@ -333,6 +340,18 @@ function App:wait(timeout)
   end
 end
 
+--- The last n captured lines (default 10), oldest first: what the app
+-- wrote to a stdout or stderr the launcher reads ("capture", "syslog", a
+-- {file = ...}), from the ring of the last output_keep bytes. Reads what
+-- the pipes hold first. {} when the launcher reads neither.
+function App:tail(n)
+  if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
+    error("app:tail: an integer >= 0 expected, got " .. tostring(n), 2)
+  end
+  if not self._out then return {} end
+  return self._out:tail(n or 10)
+end
+
 --- Send a signal: a name ("TERM", "SIGTERM", "term") or a number; default
 -- SIGTERM. true, or nil, message. An unknown signal raises.
 function App:kill(sig)
@@ -437,6 +456,7 @@ function App:close()
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
   stop_listening(self)
+  if self._out then self._out:close() end
   if self._proc then self._proc:close(); self._proc = false end
 end
 

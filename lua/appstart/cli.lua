@@ -57,11 +57,24 @@ and time to ready, and exit 0 leaving it running.
   --chdir=DIR              run COMMAND in DIR
   --stdin=inherit|null|PATH  the app's stdin (default inherit; null with
                            --user)
-  --stdout=inherit|null|PATH  the app's stdout (a PATH is appended to);
+  --stdout=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP
+                           the app's stdout (a PATH is appended to);
                            default null, so that $(appstart ...) returns at
                            ready and prints only appstart's own line; with
-                           --watch, inherit
-  --stderr=inherit|null|PATH  the app's stderr (default as --stdout)
+                           --watch, inherit. The launcher reads capture,
+                           syslog and file: (only with --watch): capture
+                           prints each line on stderr as "NAME[PID]: LINE";
+                           syslog sends it to /dev/log (stdout at info,
+                           stderr at err); file: appends to PATH, rotated
+                           to PATH.1 .. PATH.KEEP (default 1) when it would
+                           pass MAX bytes (a number, or with K, M or G);
+                           :KEEP, or :MAX:KEEP, may be left out
+  --stderr=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP|stdout
+                           the app's stderr, as --stdout (default as
+                           --stdout); stdout: into --stdout's capture,
+                           syslog or file
+                           On a failed start, the app's last lines read
+                           this way are printed under the message
   --timeout=S              seconds to wait for ready (default 40)
   --pid-timeout=S          seconds to wait for the pid on --pid-fd
                            (default 10)
@@ -83,7 +96,8 @@ and time to ready, and exit 0 leaving it running.
   --json                   print one JSON object line instead of text, also
                            when the start fails:
                            {"code":..,"message":..,"pid":..,"exit_code":..,
-                           "signal":..} (null where not known)
+                           "signal":..,"output":[..]} (null where not known;
+                           output: the app's last lines, [] unless read)
   -q, --quiet              print nothing on success
   -v, --verbose            log each step on stderr
   -h, --help               show this help
@@ -134,6 +148,11 @@ local function json_value(v)
     return string.format("%.14g", v)
   end
   if t == "string" then return json_string(v) end
+  if t == "table" then -- a list of strings
+    local out = {}
+    for i, item in ipairs(v) do out[i] = json_string(item) end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
   error("json: cannot encode a " .. t, 2)
 end
 
@@ -206,6 +225,34 @@ local function stdio(value)
   return value
 end
 
+local SIZE_UNITS = { [""] = 1, K = 1024, M = 1024 ^ 2, G = 1024 ^ 3 }
+
+-- --stdout/--stderr: inherit, null, PATH, capture, syslog, or
+-- file:PATH[:MAX_BYTES[:KEEP]] (MAX_BYTES with an optional K, M or G)
+local function output_stdio(value)
+  if value:sub(1, 5) ~= "file:" then return stdio(value) end
+  local rest, fields = value:sub(6), {}
+  -- trailing :NUMBER fields are the sizes (at most two)
+  for _ = 1, 2 do
+    local head, field = rest:match("^(.*):([^:/]*)$")
+    if not head or not field:match("^%d+[KMGkmg]?$") then break end
+    table.insert(fields, 1, field)
+    rest = head
+  end
+  if rest == "" then return nil, "expected file:PATH[:MAX_BYTES[:KEEP]]" end
+  local t = { file = rest }
+  if fields[1] then
+    local n, unit = fields[1]:match("^(%d+)(%a?)$")
+    t.max_bytes = math.tointeger(tonumber(n) * SIZE_UNITS[unit:upper()])
+    if not t.max_bytes or t.max_bytes < 1 then return nil, "MAX_BYTES must be > 0" end
+  end
+  if fields[2] then
+    if fields[2]:match("%a") then return nil, "KEEP must be a number of files" end
+    t.keep = math.tointeger(tonumber(fields[2]))
+  end
+  return t
+end
+
 local function directory(value)
   if value == "" then return nil, "expected a directory" end
   return value
@@ -235,8 +282,8 @@ local OPTIONS = {
   ["clear-env"] = { key = "clear_env" },
   chdir = { key = "chdir", parse = directory },
   stdin = { key = "stdin", parse = stdio },
-  stdout = { key = "stdout", parse = stdio },
-  stderr = { key = "stderr", parse = stdio },
+  stdout = { key = "stdout", parse = output_stdio },
+  stderr = { key = "stderr", parse = output_stdio },
   timeout = { key = "timeout", parse = seconds },
   ["pid-timeout"] = { key = "pid_timeout", parse = seconds },
   grace = { key = "grace", parse = seconds },
@@ -308,6 +355,13 @@ function cli.parse(argv)
   if o.pid_file then
     if not forks then return nil, "option '--pid-file' needs --ready=forks" end
     o.ready.pid_file = o.pid_file
+  end
+  for _, name in ipairs { "stdout", "stderr" } do
+    local v = o[name]
+    if not o.watch and (type(v) == "table" or v == "capture" or v == "syslog" or (name == "stderr" and v == "stdout")) then
+      return nil, string.format("option '--%s=%s' needs --watch (appstart reads the app's output: once it exits,"
+        .. " nobody would)", name, type(v) == "table" and "file:..." or v)
+    end
   end
   if o.ready_fd then
     if o.ready and o.ready ~= "fd" then
@@ -409,11 +463,14 @@ end
 -- null where it is not known.
 local function report_failure(o, code, message, err)
   io.stderr:write("appstart: ", message, "\n")
+  -- the app's last lines, where appstart read them, say why
+  local lines = err and err.output or {}
+  for _, line in ipairs(lines) do io.stderr:write("  | ", printable(line), "\n") end
   if not o.json then return end
   local status = err and err.status or {}
   io.stdout:write(cli.json_object {
     { "code", code }, { "message", message }, { "pid", err and err.pid or nil },
-    { "exit_code", status.code }, { "signal", status.signal },
+    { "exit_code", status.code }, { "signal", status.signal }, { "output", lines },
   }, "\n")
   io.stdout:flush()
 end
@@ -490,6 +547,17 @@ local function start_options(o, display)
     stdout = o.stdout or default_output, stderr = o.stderr or default_output,
     on_status = display.on_status,
   }
+  -- captured lines go to the command's stderr (its stdout is appstart's
+  -- own: the ready line, --json), each with the app's name and pid
+  if opts.stdout == "capture" or opts.stderr == "capture" then
+    local program = o.command[1]:match("([^/]*)/*$")
+    if program == "" then program = o.command[1] end
+    opts.on_output = function(app, _, line)
+      if o.quiet then return end
+      display.clear()
+      io.stderr:write(printable(program), "[", tostring(app.pid or "?"), "]: ", printable(line), "\n")
+    end
+  end
   if not o.user and (o.pid_fd or o.pid_format) then
     -- COMMAND forks and reports its daemon's pid itself (dbus-daemon --fork --print-pid=N)
     opts.helper = true

@@ -49,6 +49,9 @@ function B.watch(fd, fn, interval)
       if obj then
         if cqueues.poll(obj) == obj and not h.done then
           h.done = true
+          -- fn may close fd (an app's end closes its pidfd): out of the
+          -- poll set first, while it is still open
+          cqueues.cancel(fd)
           fn()
         end
       else
@@ -71,7 +74,11 @@ function B.listen(fd, fn)
   local obj = { pollfd = fd, events = "r" }
   cqueues.running():wrap(function()
     while not h.done do
-      if cqueues.poll(obj) == obj and not h.done then fn() end
+      if cqueues.poll(obj) == obj and not h.done then
+        -- fn may end the listening and close fd: out of the poll set first
+        cqueues.cancel(fd)
+        fn()
+      end
     end
   end)
   function h.cancel()

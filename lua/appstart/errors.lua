@@ -1,7 +1,8 @@
 --- appstart.errors: the values a start and an app's end are told by.
 --
 -- An error of a failed start has `code`, `message` and, where known, `pid`,
--- `status` (a how), `errno`; tostring(err) names the program too
+-- `status` (a how), `errno`, `output` (the app's last lines, where the
+-- launcher read them); tostring(err) names the program too
 -- ("redis-server: not ready within 0.5 s"). A how ({code = n} | {signal =
 -- n} | {}) prints as what happened ("exited with code 3", "killed by
 -- signal 9 (KILL)").
@@ -29,9 +30,18 @@ end
 local Error = {}
 Error.__index = Error
 Error.__name = "appstart.error"
+-- the message, then the app's last output lines (err.output), indented
 Error.__tostring = function(e)
-  if e._program then return e._program .. ": " .. e.message end
-  return e.message
+  local text = e.message
+  if e._program then text = e._program .. ": " .. text end
+  local lines = e.output
+  if lines and lines[1] then
+    local shown = {}
+    -- control characters (a terminal's escapes) shown as '?'
+    for i, line in ipairs(lines) do shown[i] = "  | " .. line:gsub("[%z\1-\8\11-\31\127]", "?") end
+    text = text .. "\n" .. table.concat(shown, "\n")
+  end
+  return text
 end
 errors.Error = Error
 

@@ -54,6 +54,33 @@ local function stdio(value)
   return path(value)
 end
 
+local OUTPUT_FIELDS = { file = true, max_bytes = true, keep = true }
+
+-- stdout and stderr: a path, "inherit", "null", "capture", "syslog" (and
+-- "stdout" for stderr), or {file = PATH, max_bytes = N, keep = K}
+local function output_stdio(value)
+  if type(value) == "string" then return path(value) end
+  for k in pairs(value) do
+    if not OUTPUT_FIELDS[k] then return "unknown field '" .. tostring(k) .. "' (file, max_bytes, keep)" end
+  end
+  if type(value.file) ~= "string" then return "field 'file': string expected, got " .. type(value.file) end
+  local why = path(value.file)
+  if why then return "field 'file': " .. why end
+  if value.file:sub(-1) == "/" then return "field 'file': names a directory" end
+  local max, keep = value.max_bytes, value.keep
+  if max ~= nil and (mtype(max) ~= "integer" or max < 1) then
+    return "field 'max_bytes': an integer > 0 expected, got " .. tostring(max)
+  end
+  if keep ~= nil and (mtype(keep) ~= "integer" or keep < 0 or keep > 1000) then
+    return "field 'keep': an integer from 0 to 1000 expected, got " .. tostring(keep)
+  end
+  if keep ~= nil and max == nil then return "field 'keep': has no effect without 'max_bytes'" end
+end
+
+local function output_keep(value)
+  if value < 0 or value > 64 * 1024 * 1024 then return "must be from 0 to 67108864 (bytes)" end
+end
+
 local function seconds(value)
   if value ~= value or value < 0 then return "must be a number >= 0" end
 end
@@ -161,8 +188,10 @@ options.SCHEMA = {
   env = { types = { table = true }, check = environment },
   cwd = { types = { string = true }, check = path },
   stdin = { types = { string = true }, check = stdio },
-  stdout = { types = { string = true }, check = stdio },
-  stderr = { types = { string = true }, check = stdio },
+  stdout = { types = { string = true, table = true }, check = output_stdio },
+  stderr = { types = { string = true, table = true }, check = output_stdio },
+  output_keep = { types = { integer = true }, check = output_keep, default = 65536 },
+  on_output = { types = { ["function"] = true } },
   helper = { types = { table = true, boolean = true }, check = strings, what = "helper" },
   user = { types = { string = true, integer = true }, check = id },
   group = { types = { string = true, integer = true }, check = id },
@@ -241,6 +270,18 @@ function options.check(opts)
   end
   if opts.watchdog ~= nil and (opts.ready or "notify") ~= "notify" then
     return "watchdog", "has no effect without ready = 'notify' (the pings are notify datagrams)"
+  end
+  local captured = opts.stdout == "capture" or opts.stderr == "capture"
+    or (opts.stderr == "stdout" and opts.stdout == "capture")
+  if opts.on_output ~= nil and not captured then
+    return "on_output", "has no effect without stdout or stderr = 'capture'"
+  end
+  if opts.stderr == "stdout" and type(opts.stdout) ~= "table" and opts.stdout ~= "capture"
+    and opts.stdout ~= "syslog" then
+    return "stderr", "'stdout' needs stdout = 'capture', 'syslog' or {file = ...} (what the launcher reads)"
+  end
+  if type(opts.stdout) == "table" and type(opts.stderr) == "table" and opts.stdout.file == opts.stderr.file then
+    return "stderr", "the same file as stdout's: use stderr = 'stdout'"
   end
   if user and not core.user(user) and mtype(user) ~= "integer" then
     return "user", "no such user '" .. user .. "'"

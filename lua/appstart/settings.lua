@@ -11,6 +11,9 @@ return {
   helper_path = os.getenv("APPSTART_HELPER") or core.helper_path,
   --- seconds between probes where a process has no pidfd
   poll_interval = 0.05,
+  --- the syslog socket that stdout/stderr = "syslog" send lines to (an
+  -- AF_UNIX datagram socket), read at each start
+  syslog_socket = "/dev/log",
   --- the default logger's threshold: "error", "warn", "info" or "debug"
   log_level = os.getenv("APPSTART_LOG") or "warn",
 }

@@ -24,6 +24,7 @@ local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
 local probes = require "appstart.probe"
+local output = require "appstart.output"
 local settings = require "appstart.settings"
 
 local now = core.now
@@ -78,7 +79,7 @@ end
 
 --- Start the core's starter for opts (checked): the command (with a
 -- helper's argv before the app's), the descriptor layout, the user.
-local function core_start(opts, ready)
+local function core_start(opts, ready, stdout, stderr)
   local argv, helper = opts.argv, opts.helper or nil
   local pid_fd = opts.pid_fd or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
@@ -106,7 +107,7 @@ local function core_start(opts, ready)
   local watchdog = opts.watchdog
   local pid_file = type(opts.ready) == "table" and opts.ready.pid_file or nil
   if pid_file then helper = true end -- argv forks; the file names the daemon
-  return core.start(argv, env_array(opts.env), cwd, stdin, opts.stdout, opts.stderr,
+  return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
     watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file)
@@ -146,7 +147,8 @@ function start.begin(opts, who, up)
   -- made at ready, or at once when on_status wants it during the start.
   local h = setmetatable({ done = false, app = false, err = false,
     _s = false, _opts = opts, _log = logger, _debug = debug,
-    _app = opts.on_status and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug) or false,
+    _app = (opts.on_status or opts.on_output) and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug)
+      or false, _out = false,
     -- a forking daemon's pid file is waited for within ready_timeout
     _t0 = t0, _pid_deadline = t0 + (forks and (opts.ready_timeout or DEFAULTS.ready_timeout)
       or opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
@@ -155,8 +157,22 @@ function start.begin(opts, who, up)
     _helper_exited = false, _probe_passed = false }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
+  -- the app's output, where the launcher reads it: the pipes come first,
+  -- a failure to make them is a failed start (nothing spawned)
+  local out, stdout, stderr = output.open(opts, h._app, label(h), logger)
+  if out == nil then
+    h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr }, label(h))
+    h.done = true
+    logger("info", label(h) .. ": " .. h.err.message)
+    return h
+  end
+  h._out = out
   local spawned
-  h._s, h._fresh, spawned = core_start(opts, ready)
+  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr)
+  if out then
+    out:listen()
+    if spawned > 0 then out:set_pid(spawned) end
+  end
   if spawned > 0 then
     local app = h._app
     if app and not opts.helper and not opts.user then app.pid = spawned end
@@ -202,6 +218,7 @@ local function on_event(h, kind, value, count, text)
   local app, logger = h._app, h._log
   if kind == "pid" then
     if app then app.pid = value end
+    if h._out then h._out:set_pid(value) end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
     h._helper_exited = true
@@ -262,8 +279,14 @@ local function finish_failed(h)
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
   s:close()
+  -- the app's last lines say why it failed
+  local out, lines = h._out, nil
+  if out then
+    lines = out:tail(10)
+    out:close()
+  end
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
-    errno = f.errno or r.errno or r.app_errno }, label(h))
+    errno = f.errno or r.errno or r.app_errno, output = lines }, label(h))
   h.done = true
   -- the caller gets the error: logged at "info", not printed twice
   h._log("info", label(h) .. ": " .. message)
@@ -324,6 +347,11 @@ local function finish_ready(h)
   end
   local pid, name, status, exited = s:outcome()
   app.pid, app.name, app.status = pid, name or app.name, status
+  local out = h._out
+  if out then
+    out.app, app._out = app, out
+    out:set_pid(pid)
+  end
   app._state, app.ready_after = "ready", now() - h._t0
   if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
@@ -521,6 +549,7 @@ function Starting:__close()
     if self._probe then self._probe:drop() end
     if self._failure and self._failure.probe then self._failure.probe:drop() end
     self._s:close()
+    if self._out then self._out:close() end
   end
 end
 

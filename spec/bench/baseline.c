@@ -18,6 +18,11 @@
  *       pause`), poll all pipes until every ready line is in, then SIGTERM and
  *       waitpid all.
  *
+ *   baseline cat FILE N
+ *       B10: `cat FILE` into a pipe (its stdout), read in 64 KiB chunks and
+ *       its lines counted (memchr), N times; then waitpid. The floor under
+ *       appstart's output reading: no line splitting into a ring, no Lua.
+ *
  * Output: `key=value` lines on stdout (seconds, cpu: this process's own CPU
  * seconds, starts, vmhwm_kb, vmrss_start_kb). Exit 1 on any failure, with the reason on stderr.
  *
@@ -327,10 +332,51 @@ static int run_many(const char *fixture, int n)
     return 0;
 }
 
+static int run_cat(const char *file, int n)
+{
+    static char buf[65536];
+    double t0 = now(), c0 = cpu();
+    long long lines = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            fail("pipe2");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+        char *argv[] = { "/bin/cat", (char *)file, NULL };
+        pid_t pid;
+        int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[1]);
+        if (err) {
+            errno = err;
+            fail("posix_spawn");
+        }
+        for (;;) {
+            ssize_t got = read(p[0], buf, sizeof buf);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                fail("read");
+            if (got == 0)
+                break;
+            bytes += got;
+            for (const char *q = buf, *end = buf + got; (q = memchr(q, '\n', (size_t)(end - q))); q++)
+                lines++;
+        }
+        close(p[0]);
+        reap(pid);
+    }
+    printf("seconds=%.6f\ncpu=%.6f\nlines=%lld\nbytes=%lld\nvmhwm_kb=%ld\n", now() - t0, cpu() - c0, lines,
+           bytes, status_kb("VmHWM"));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: baseline seq|seq-attested|many FIXTURE N\n");
+        fprintf(stderr, "usage: baseline seq|seq-attested|many FIXTURE N | baseline cat FILE N\n");
         return 2;
     }
     int n = atoi(argv[3]);
@@ -344,6 +390,8 @@ int main(int argc, char **argv)
         return run_seq_attested(argv[2], n);
     if (strcmp(argv[1], "many") == 0)
         return run_many(argv[2], n);
+    if (strcmp(argv[1], "cat") == 0)
+        return run_cat(argv[2], n);
     fprintf(stderr, "baseline: unknown mode '%s'\n", argv[1]);
     return 2;
 }

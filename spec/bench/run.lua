@@ -32,6 +32,11 @@
 --       notes CLOCK_MONOTONIC just before listen(), first thing after its
 --       exec) to ready, for ready = {connect = "tcp:..."}, vs a probe that
 --       tries once a second (Kubernetes' finest period) on the same fixture
+--   B10 output throughput: `cat` of 1,000,000 log lines (about 60 MB) into
+--       stdout = "capture": lines per second delivered to on_output (inside
+--       appstart.run and in a plain script), into the ring alone, and with
+--       stdout = {file = ...}; the launcher's CPU per MB; vs `cat` of the
+--       same file into a pipe read by plain C (baseline.c cat)
 --
 -- Every measurement runs in a fresh process ("worker", this file with
 -- `part NAME ...`), so one cannot disturb the next and VmHWM is that part's
@@ -65,6 +70,7 @@ local CFG = {
   b7_services = 100, b7_delay = 0.05, b7_rounds = 5,
   b8_services = 1000, b8_seconds = 10,
   b9_starts = 200, b9_poll_starts = 5,
+  b10_lines = 1000000, b10_rounds = 5,
 }
 if QUICK then
   CFG = {
@@ -78,6 +84,7 @@ if QUICK then
     b7_services = 30, b7_delay = 0.05, b7_rounds = 2,
     b8_services = 100, b8_seconds = 2,
     b9_starts = 20, b9_poll_starts = 2,
+    b10_lines = 100000, b10_rounds = 2,
   }
 end
 
@@ -172,6 +179,43 @@ function parts.b1_appstart(n, warmup, mode)
   emit("seconds", seconds)
   emit("cpu", cpu)
   emit("start_median", sorted(each)[n // 2 + 1])
+end
+
+--- B10, appstart: `cat FILE` with stdout = "capture" (or a file), n
+-- times; lines counted by on_output. mode "loop": inside appstart.run;
+-- "plain": a plain script waiting in app:wait; "ring": no on_output (lines
+-- only into the ring); "file": stdout = {file = ...} (the launcher appends).
+function parts.b10_appstart(file, n, mode)
+  local appstart = require "appstart"
+  local lines, bytes = 0, 0
+  local out = os.tmpname()
+  local opts = { argv = { "/bin/cat", file }, ready = "none", stdout = "capture" }
+  if mode == "file" then
+    opts.stdout = { file = out }
+  elseif mode ~= "ring" then
+    opts.on_output = function(_, _, line) lines, bytes = lines + 1, bytes + #line + 1 end
+  end
+  local seconds, cpu
+  local function body()
+    local c0, t0 = os.clock(), now()
+    for _ = 1, n do
+      local app = assert(appstart.start(opts))
+      local how = app:wait()
+      assert(how and how.code == 0, "cat did not exit 0")
+      app:close()
+    end
+    seconds, cpu = now() - t0, os.clock() - c0
+  end
+  collectgarbage()
+  local rss0 = status_kb("VmRSS")
+  if mode == "loop" then appstart.run(body) else body() end
+  os.remove(out)
+  emit("seconds", seconds)
+  emit("cpu", cpu)
+  emit("lines", lines)
+  emit("bytes", bytes)
+  emit("vmhwm_kb", status_kb("VmHWM"))
+  emit("vmrss_start_kb", rss0)
 end
 
 --- B1, luv: uv.spawn with a pipe at fd 3, read the line, wait for the exit.
@@ -847,7 +891,12 @@ end
 --- BENCH_ONLY=B1,B3 runs only those (B2 includes B5).
 local function want(name)
   local only = os.getenv("BENCH_ONLY")
-  return not only or only == "" or only:upper():find(name, 1, true) ~= nil
+  if not only or only == "" then return true end
+  -- whole names: B1 is not B10
+  for part in only:upper():gmatch("[^,%s]+") do
+    if part == name then return true end
+  end
+  return false
 end
 
 local function driver()
@@ -1118,6 +1167,60 @@ local function driver()
       p * 1e3, percentile(probe, 99) * 1e3, q)
     row("B9 probe latency, listen() to ready, tcp connect probe, median", string.format("%.3f ms", p * 1e3),
       string.format("%.3f s (1 s period)", q), string.format("%.4fx", p / q), "< 2 ms", yes(p < 0.002))
+  end
+
+  -- B10 ----------------------------------------------------------------------
+  if want("B10") then
+    local nlines, rounds = CFG.b10_lines, CFG.b10_rounds
+    local data = os.tmpname()
+    local f = assert(io.open(data, "w"))
+    local chunk = {}
+    for i = 1, nlines do
+      chunk[#chunk + 1] = string.format("2026-11-30T09:00:00Z info request served in 0.42 ms id=%d\n", i)
+      if #chunk == 10000 then f:write(table.concat(chunk)); chunk = {} end
+    end
+    f:write(table.concat(chunk))
+    f:close()
+    local mb = (#(read_file(data) or "")) / 1e6
+    say("B10: output throughput, `cat` of %d lines (%.1f MB) into a pipe the launcher reads: %d rounds",
+      nlines, mb, rounds)
+    local modes = { "c", "loop", "plain", "ring", "file" }
+    local rate, cpu_mb, ratio, cpu_ratio, hwm = {}, {}, {}, {}, {}
+    for _, m in ipairs(modes) do rate[m], cpu_mb[m], ratio[m], cpu_ratio[m], hwm[m] = {}, {}, {}, {}, {} end
+    for r = 1, rounds do
+      local secs, cpus = {}, {}
+      for k = 0, #modes - 1 do
+        local m = modes[(k + r - 1) % #modes + 1]
+        local res
+        if m == "c" then
+          res = run_kv(table.concat({ shell_quote(BASELINE), "cat", shell_quote(data), 1 }, " "))
+        else
+          res = worker("b10_appstart", data, 1, m)
+          if m == "loop" or m == "plain" then
+            assert(res.lines == nlines, string.format("%s: %d lines delivered of %d", m, res.lines, nlines))
+          end
+        end
+        secs[m], cpus[m] = res.seconds, res.cpu
+        rate[m][r], cpu_mb[m][r], hwm[m][r] = nlines / res.seconds, res.cpu / mb, res.vmhwm_kb
+      end
+      for _, m in ipairs(modes) do
+        ratio[m][r], cpu_ratio[m][r] = secs[m] / secs.c, cpus[m] / math.max(cpus.c, 1e-6)
+      end
+    end
+    os.remove(data)
+    local labels = { c = "plain C reading the pipe", loop = "on_output inside appstart.run",
+      plain = "on_output, plain script (app:wait)", ring = "no on_output (into the ring)",
+      file = "stdout = {file = ...}" }
+    for _, m in ipairs(modes) do
+      say("  %-36s %s lines/s; launcher CPU %.1f ms/MB; time %.2fx C; peak RSS %.1f MB", labels[m],
+        spread(rate[m], "%.0f"), median(cpu_mb[m]) * 1e3, median(ratio[m]), median(hwm[m]) / 1024)
+    end
+    for _, m in ipairs { "loop", "plain", "ring", "file" } do
+      row("B10 output: " .. labels[m] .. ", lines/s; launcher CPU per MB",
+        string.format("%.2f M/s; %.1f ms", median(rate[m]) / 1e6, median(cpu_mb[m]) * 1e3),
+        string.format("%.2f M/s; %.1f ms", median(rate.c) / 1e6, median(cpu_mb.c) * 1e3),
+        string.format("%.2fx time, %.1fx CPU", median(ratio[m]), median(cpu_ratio[m])), "—", "—")
+    end
   end
 
   -- the table ----------------------------------------------------------------

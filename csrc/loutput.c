@@ -1,0 +1,252 @@
+/*
+ * loutput.c: the output reader class (appstart.output, output.h): an app's
+ * stdout and stderr read in the launcher, line by line, into a ring.
+ */
+#include "lbinding.h"
+#include "output.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define LB_OUTPUT "appstart.output"
+#define KEEP_MAX (64 << 20)
+
+static const char *const stream_names[] = { "stdout", "stderr", NULL };
+static const char *const sink_names[] = { "capture", "syslog", "file", NULL };
+
+static struct output *check_output(lua_State *L, int i)
+{
+    return lb_check_self(L, i, LB_OUTPUT);
+}
+
+/* core.output(keep) -> a reader whose ring keeps `keep` bytes of lines */
+static int l_output_new(lua_State *L)
+{
+    lua_Integer keep = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, keep >= 0 && keep <= KEEP_MAX, 1, "out of range");
+    struct output *o = lua_newuserdatauv(L, output_size((size_t)keep), 0);
+    output_init(o, (size_t)keep);
+    luaL_setmetatable(L, LB_OUTPUT);
+    return 1;
+}
+
+/* o:pipe(stream, sink) -> the write end for the child | nil, message, errno */
+static int l_output_pipe(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int stream = luaL_checkoption(L, 2, NULL, stream_names);
+    int sink = luaL_checkoption(L, 3, NULL, sink_names) + OUTPUT_CAPTURE;
+    luaL_argcheck(L, output_fd(o, stream) < 0, 2, "has a pipe already");
+    int writer;
+    int err = output_open_pipe(o, stream, sink, &writer);
+    if (err)
+        return lb_errno_result(L, err, "cannot create the output pipe");
+    lua_pushinteger(L, writer);
+    return 1;
+}
+
+/* o:syslog(stream, socket_path, level) -> true | nil, message, errno */
+static int l_output_syslog(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int stream = luaL_checkoption(L, 2, NULL, stream_names);
+    const char *path = luaL_checkstring(L, 3);
+    lua_Integer level = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, level >= 0 && level <= 7, 4, "not a syslog level");
+    int err = output_set_syslog(o, stream, path, (int)level);
+    if (err)
+        return lb_errno_result(L, err, "cannot open a syslog socket");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* o:file(stream, path, max_bytes, keep) -> true | nil, message, errno */
+static int l_output_file(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int stream = luaL_checkoption(L, 2, NULL, stream_names);
+    const char *path = luaL_checkstring(L, 3);
+    lua_Integer max = luaL_checkinteger(L, 4), keep = luaL_checkinteger(L, 5);
+    luaL_argcheck(L, max >= 0, 4, "out of range");
+    luaL_argcheck(L, keep >= 0 && keep <= 1000, 5, "out of range");
+    char why[512];
+    int err = output_set_file(o, stream, path, (long long)max, (int)keep, why, sizeof why);
+    if (err) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* o:tag(program, pid) */
+static int l_output_tag(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    output_set_tag(o, luaL_checkstring(L, 2), (long)luaL_checkinteger(L, 3));
+    return 0;
+}
+
+/* o:fd(stream) -> the read end | nil */
+static int l_output_fd(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int fd = output_fd(o, luaL_checkoption(L, 2, NULL, stream_names));
+    if (fd < 0)
+        return 0;
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* o:read(stream, fn, chunks) -> "again" | "eof" | "more", or nil,
+ * message, errno; or "error", what fn raised.
+ * Reads at most `chunks` chunks of stream (each at most OUTPUT_CHUNK
+ * bytes), calling fn(stream_name, line) for each captured line (lines of
+ * a chunk read before are handed over first). fn runs protected: what it
+ * raises ends the call, and the lines after it come at the next. */
+static int l_output_read(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int stream = luaL_checkoption(L, 2, NULL, stream_names);
+    int has_fn = !lua_isnoneornil(L, 3);
+    if (has_fn)
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_Integer chunks = luaL_optinteger(L, 4, 1);
+    lua_settop(L, 3);
+    for (lua_Integer c = 0;; c++) {
+        const char *line;
+        size_t len;
+        int id;
+        while (output_next_line(o, &line, &len, &id)) {
+            if (!has_fn)
+                continue;
+            lua_pushvalue(L, 3);
+            lua_pushstring(L, stream_names[id]);
+            lua_pushlstring(L, line, len);
+            if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                lua_pushliteral(L, "error");
+                lua_insert(L, -2);
+                return 2;
+            }
+        }
+        if (c >= chunks) {
+            lua_pushliteral(L, "more");
+            return 1;
+        }
+        int r = output_read(o, stream);
+        if (r == OUTPUT_AGAIN) {
+            lua_pushliteral(L, "again");
+            return 1;
+        }
+        if (r == OUTPUT_EOF) {
+            /* the last partial line */
+            while (output_next_line(o, &line, &len, &id)) {
+                if (!has_fn)
+                    continue;
+                lua_pushvalue(L, 3);
+                lua_pushstring(L, stream_names[id]);
+                lua_pushlstring(L, line, len);
+                if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                    lua_pushliteral(L, "error");
+                    lua_insert(L, -2);
+                    return 2;
+                }
+            }
+            lua_pushliteral(L, "eof");
+            return 1;
+        }
+        if (r < 0)
+            return lb_errno_result(L, -r, "cannot read the app's output");
+    }
+}
+
+/* o:tail(n) -> the last n lines of the ring, oldest first; with streams
+ * true, also a list of their streams */
+static int l_output_tail(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 10);
+    int with_streams = lua_toboolean(L, 3);
+    luaL_argcheck(L, n >= 0, 2, "must be >= 0");
+    size_t total = output_lines(o);
+    size_t first = (lua_Unsigned)n >= total ? 0 : total - (size_t)n;
+    lua_createtable(L, (int)(total - first), 0);
+    if (with_streams)
+        lua_createtable(L, (int)(total - first), 0);
+    for (size_t i = first; i < total; i++) {
+        const char *line;
+        size_t len;
+        int id;
+        output_line_at(o, i, &line, &len, &id);
+        lua_pushlstring(L, line, len);
+        lua_rawseti(L, with_streams ? -3 : -2, (lua_Integer)(i - first + 1));
+        if (with_streams) {
+            lua_pushstring(L, stream_names[id]);
+            lua_rawseti(L, -2, (lua_Integer)(i - first + 1));
+        }
+    }
+    return with_streams ? 2 : 1;
+}
+
+/* o:close_writers(): the write ends closed (the child has them) */
+static int l_output_close_writers(lua_State *L)
+{
+    output_close_writers(check_output(L, 1));
+    return 0;
+}
+
+/* o:close_stream(stream): its read end closed (out of every poller first) */
+static int l_output_close_stream(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    output_close_stream(o, luaL_checkoption(L, 2, NULL, stream_names));
+    return 0;
+}
+
+/* o:dropped() -> syslog datagrams lost, file bytes lost, the file's last
+ * error message or nil */
+static int l_output_dropped(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    int err;
+    long long file = output_file_dropped(o, &err);
+    lua_pushinteger(L, (lua_Integer)output_syslog_dropped(o));
+    lua_pushinteger(L, (lua_Integer)file);
+    if (err)
+        lua_pushstring(L, strerror(err));
+    else
+        lua_pushnil(L);
+    return 3;
+}
+
+static int l_output_close(lua_State *L)
+{
+    output_close(check_output(L, 1));
+    return 0;
+}
+
+static int l_output_tostring(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    lua_pushfstring(L, "appstart.output(%d lines, stdout fd %d, stderr fd %d)", (int)output_lines(o),
+                    output_fd(o, 0), output_fd(o, 1));
+    return 1;
+}
+
+void lb_open_output(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "pipe", l_output_pipe },     { "syslog", l_output_syslog },
+        { "file", l_output_file },     { "tag", l_output_tag },
+        { "fd", l_output_fd },         { "read", l_output_read },
+        { "tail", l_output_tail },     { "close_stream", l_output_close_stream },
+        { "close_writers", l_output_close_writers }, { "dropped", l_output_dropped }, { "close", l_output_close },
+        { NULL, NULL },
+    };
+    lb_new_class(L, LB_OUTPUT, methods, l_output_close, l_output_tostring);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_output_new);
+    lua_setfield(L, -2, "output");
+}

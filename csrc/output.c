@@ -1,0 +1,530 @@
+/*
+ * output.c: an app's stdout and stderr read by the launcher (output.h).
+ *
+ * Rotation and root: the launcher may run as root while the file's
+ * directory belongs to the app's user. Nothing the launcher writes goes
+ * through a name that user can point elsewhere: the directory is opened
+ * once (O_PATH) and every name is resolved in it, never through a
+ * symbolic link (O_NOFOLLOW); a file found there is appended to only if it
+ * is a regular file with a single link (no hard link to another file); a
+ * file made by a rotation is created O_EXCL (a name taken meanwhile fails,
+ * it is never opened). Renames replace names, never follow them. The
+ * directory's own path is trusted as given, at the start.
+ */
+#include "output.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RECORD_HEADER 3 /* stream, length (16 bits, little endian) */
+
+struct output_file {
+    int dir_fd, fd;
+    char name[OUTPUT_NAME_MAX];
+    long long size, max_bytes;
+    int keep;
+};
+
+struct output_stream {
+    int fd;       /* the pipe's read end; -1: none or closed */
+    int writer;   /* its write end, until the child has it */
+    int sink;     /* enum output_sink */
+    int level;    /* syslog level */
+    int flush;    /* at end of file: the partial line is a line */
+    size_t plen;  /* bytes in partial */
+    struct output_file *file;
+    char partial[OUTPUT_LINE_MAX];
+};
+
+struct output {
+    struct output_stream s[2];
+    struct output_file files[2];
+    int syslog_fd;
+    struct sockaddr_un syslog_addr;
+    socklen_t syslog_len;
+    char tag[OUTPUT_NAME_MAX + 32];
+    size_t tag_len;
+    long long syslog_dropped, file_dropped;
+    int file_err;
+    /* the chunk being split */
+    int cstream;
+    size_t clen, cpos;
+    /* the ring: records of RECORD_HEADER + length bytes */
+    size_t cap, head, used, nlines;
+    size_t iter_index, iter_pos; /* output_line_at's place */
+    char scratch[OUTPUT_LINE_MAX];
+    char chunk[OUTPUT_CHUNK];
+    unsigned char ring[];
+};
+
+size_t output_size(size_t keep)
+{
+    return sizeof(struct output) + keep;
+}
+
+static void file_init(struct output_file *f)
+{
+    f->dir_fd = f->fd = -1;
+    f->name[0] = '\0';
+    f->size = f->max_bytes = 0;
+    f->keep = 0;
+}
+
+void output_init(struct output *o, size_t keep)
+{
+    for (int i = 0; i < 2; i++) {
+        o->s[i].fd = o->s[i].writer = -1;
+        o->s[i].sink = OUTPUT_NONE;
+        o->s[i].level = 6;
+        o->s[i].flush = 0;
+        o->s[i].plen = 0;
+        o->s[i].file = NULL;
+        file_init(&o->files[i]);
+    }
+    o->syslog_fd = -1;
+    memset(&o->syslog_addr, 0, sizeof o->syslog_addr);
+    o->syslog_len = 0;
+    o->tag[0] = '\0';
+    o->tag_len = 0;
+    o->syslog_dropped = o->file_dropped = 0;
+    o->file_err = 0;
+    o->cstream = 0;
+    o->clen = o->cpos = 0;
+    o->cap = keep;
+    o->head = o->used = o->nlines = 0;
+    o->iter_index = o->iter_pos = 0;
+}
+
+/* The largest pipe the system allows an unprivileged process: tried from
+ * pipe-max-size down, as a user over pipe-user-pages-soft gets EPERM. */
+static void enlarge_pipe(int fd)
+{
+    long max = 1 << 20;
+    int f = open("/proc/sys/fs/pipe-max-size", O_RDONLY | O_CLOEXEC);
+    if (f >= 0) {
+        char buf[32];
+        ssize_t n = sys_read(f, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = '\0';
+            long v = strtol(buf, NULL, 10);
+            if (v > 0)
+                max = v;
+        }
+        sys_close(&f);
+    }
+    for (long size = max; size >= 65536; size /= 2)
+        if (fcntl(fd, F_SETPIPE_SZ, (int)(size > INT_MAX ? INT_MAX : size)) >= 0)
+            return;
+}
+
+int output_open_pipe(struct output *o, int stream, int sink, int *writer)
+{
+    int p[2];
+    int err = sys_pipe(p, 1);
+    if (err)
+        return err;
+    enlarge_pipe(p[0]);
+    o->s[stream].fd = p[0];
+    o->s[stream].sink = sink;
+    o->s[stream].writer = p[1];
+    *writer = p[1];
+    return 0;
+}
+
+int output_set_syslog(struct output *o, int stream, const char *socket_path, int level)
+{
+    size_t len = strlen(socket_path);
+    if (len >= sizeof o->syslog_addr.sun_path)
+        return ENAMETOOLONG;
+    if (o->syslog_fd < 0) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return errno;
+        o->syslog_fd = fd;
+    }
+    o->syslog_addr.sun_family = AF_UNIX;
+    memcpy(o->syslog_addr.sun_path, socket_path, len + 1);
+    o->syslog_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    o->s[stream].level = level;
+    return 0;
+}
+
+void output_set_tag(struct output *o, const char *program, long pid)
+{
+    int n = snprintf(o->tag, sizeof o->tag, "%.*s[%ld]: ", OUTPUT_NAME_MAX - 1, program, pid);
+    o->tag_len = n < 0 ? 0 : (size_t)n >= sizeof o->tag ? sizeof o->tag - 1 : (size_t)n;
+}
+
+/* ---- files ---- */
+
+static int open_in_dir(int dir_fd, const char *name, int flags)
+{
+    int fd;
+    do
+        fd = openat(dir_fd, name, flags | O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
+    while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+/* The file to append to: a regular file with one link, never through a
+ * symbolic link. */
+static int open_log(struct output_file *f, int create_flags)
+{
+    int fd = open_in_dir(f->dir_fd, f->name, create_flags);
+    if (fd < 0)
+        return -fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        sys_close(&fd);
+        return err;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        sys_close(&fd);
+        return EPERM;
+    }
+    f->fd = fd;
+    f->size = st.st_size;
+    return 0;
+}
+
+int output_set_file(struct output *o, int stream, const char *path, long long max_bytes, int keep,
+                    char *why, size_t why_len)
+{
+    struct output_file *f = &o->files[stream];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (strlen(name) + 8 >= sizeof f->name || *name == '\0') {
+        snprintf(why, why_len, "bad file name");
+        return ENAMETOOLONG;
+    }
+    char dir[PATH_MAX];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t dlen = (size_t)(slash - path);
+        if (dlen >= sizeof dir) {
+            snprintf(why, why_len, "path too long");
+            return ENAMETOOLONG;
+        }
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+    }
+    int dfd;
+    do
+        dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    while (dfd < 0 && errno == EINTR);
+    if (dfd < 0) {
+        int err = errno;
+        snprintf(why, why_len, "cannot open the directory %s: %s", dir, strerror(err));
+        return err;
+    }
+    f->dir_fd = dfd;
+    strcpy(f->name, name);
+    f->max_bytes = max_bytes;
+    f->keep = keep;
+    int err = open_log(f, O_CREAT);
+    if (err) {
+        snprintf(why, why_len, err == EPERM ? "cannot append to %s: not a regular file of one link"
+                                            : "cannot open %s: %s", path, strerror(err));
+        sys_close(&f->dir_fd);
+        return err;
+    }
+    o->s[stream].file = f;
+    return 0;
+}
+
+/* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
+ * keep 0: the file is emptied. */
+static int rotate(struct output_file *f)
+{
+    if (f->keep == 0) {
+        if (ftruncate(f->fd, 0) != 0)
+            return errno;
+        f->size = 0;
+        return 0;
+    }
+    char from[OUTPUT_NAME_MAX + 16], to[OUTPUT_NAME_MAX + 16];
+    for (int i = f->keep - 1; i >= 1; i--) {
+        snprintf(from, sizeof from, "%s.%d", f->name, i);
+        snprintf(to, sizeof to, "%s.%d", f->name, i + 1);
+        if (renameat(f->dir_fd, from, f->dir_fd, to) != 0 && errno != ENOENT)
+            return errno;
+    }
+    snprintf(to, sizeof to, "%s.1", f->name);
+    sys_close(&f->fd);
+    if (renameat(f->dir_fd, f->name, f->dir_fd, to) != 0 && errno != ENOENT)
+        return errno;
+    return open_log(f, O_CREAT | O_EXCL);
+}
+
+/* Append len bytes, rotating first where they would take the file past
+ * max_bytes: at the last line end that fits, or, for a line longer than
+ * the whole file, at max_bytes. */
+static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
+{
+    while (len > 0) {
+        if (f->fd < 0) {
+            o->file_dropped += (long long)len;
+            return;
+        }
+        size_t take = len;
+        int full = 0;
+        if (f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
+            size_t room = f->size < f->max_bytes ? (size_t)(f->max_bytes - f->size) : 0;
+            const char *nl = NULL;
+            for (size_t i = room; i > 0; i--)
+                if (buf[i - 1] == '\n') {
+                    nl = buf + i - 1;
+                    break;
+                }
+            take = nl ? (size_t)(nl - buf) + 1 : f->size > 0 ? 0 : room;
+            full = 1;
+        }
+        if (take > 0) {
+            if (sys_write_all(f->fd, buf, take) < 0) {
+                o->file_err = errno;
+                o->file_dropped += (long long)len;
+                return;
+            }
+            f->size += (long long)take;
+            buf += take;
+            len -= take;
+        }
+        if (full) {
+            int err = rotate(f);
+            if (err) {
+                o->file_err = err;
+                sys_close(&f->fd);
+            }
+        }
+    }
+}
+
+/* ---- syslog ---- */
+
+static void syslog_send(struct output *o, int level, const char *line, size_t len)
+{
+    char msg[16 + sizeof o->tag + OUTPUT_LINE_MAX];
+    int n = snprintf(msg, 16, "<%d>", 8 + level); /* facility user */
+    memcpy(msg + n, o->tag, o->tag_len);
+    memcpy(msg + n + o->tag_len, line, len);
+    ssize_t r;
+    do
+        r = sendto(o->syslog_fd, msg, (size_t)n + o->tag_len + len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                   (const struct sockaddr *)&o->syslog_addr, o->syslog_len);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        o->syslog_dropped++;
+}
+
+/* ---- the ring ---- */
+
+static void ring_put(struct output *o, size_t at, const void *src, size_t len)
+{
+    at %= o->cap;
+    size_t first = o->cap - at < len ? o->cap - at : len;
+    memcpy(o->ring + at, src, first);
+    memcpy(o->ring, (const unsigned char *)src + first, len - first);
+}
+
+static void ring_get(const struct output *o, size_t at, void *dst, size_t len)
+{
+    at %= o->cap;
+    size_t first = o->cap - at < len ? o->cap - at : len;
+    memcpy(dst, o->ring + at, first);
+    memcpy((unsigned char *)dst + first, o->ring, len - first);
+}
+
+static size_t record_length(const struct output *o, size_t at)
+{
+    unsigned char h[RECORD_HEADER];
+    ring_get(o, at, h, sizeof h);
+    return (size_t)h[1] | (size_t)h[2] << 8;
+}
+
+static void ring_add(struct output *o, int stream, const char *line, size_t len)
+{
+    size_t need = RECORD_HEADER + len;
+    if (need > o->cap)
+        return;
+    while (o->used + need > o->cap) {
+        size_t drop = RECORD_HEADER + record_length(o, o->head);
+        o->head = (o->head + drop) % o->cap;
+        o->used -= drop;
+        o->nlines--;
+    }
+    unsigned char h[RECORD_HEADER] = { (unsigned char)stream, (unsigned char)(len & 0xff),
+                                       (unsigned char)(len >> 8) };
+    ring_put(o, o->head + o->used, h, sizeof h);
+    ring_put(o, o->head + o->used + RECORD_HEADER, line, len);
+    o->used += need;
+    o->nlines++;
+    o->iter_index = o->iter_pos = 0; /* the ring moved */
+}
+
+size_t output_lines(const struct output *o)
+{
+    return o->nlines;
+}
+
+int output_line_at(struct output *o, size_t i, const char **line, size_t *len, int *stream)
+{
+    if (i >= o->nlines)
+        return 0;
+    if (i < o->iter_index || o->iter_pos == 0) {
+        o->iter_index = 0;
+        o->iter_pos = o->head;
+        if (o->iter_pos == 0) /* 0 marks "unset": keep a real head of 0 apart */
+            o->iter_pos = o->cap;
+    }
+    while (o->iter_index < i) {
+        o->iter_pos += RECORD_HEADER + record_length(o, o->iter_pos);
+        o->iter_index++;
+    }
+    unsigned char h[RECORD_HEADER];
+    ring_get(o, o->iter_pos, h, sizeof h);
+    *len = (size_t)h[1] | (size_t)h[2] << 8;
+    *stream = h[0];
+    ring_get(o, o->iter_pos + RECORD_HEADER, o->scratch, *len);
+    *line = o->scratch;
+    return 1;
+}
+
+/* ---- reading ---- */
+
+int output_fd(const struct output *o, int stream)
+{
+    return o->s[stream].fd;
+}
+
+int output_read(struct output *o, int stream)
+{
+    struct output_stream *st = &o->s[stream];
+    if (st->fd < 0)
+        return OUTPUT_EOF;
+    ssize_t n = sys_read(st->fd, o->chunk, sizeof o->chunk);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? OUTPUT_AGAIN : -errno;
+    o->cstream = stream;
+    o->cpos = 0;
+    if (n == 0) {
+        o->clen = 0;
+        st->flush = st->plen > 0;
+        return OUTPUT_EOF;
+    }
+    o->clen = (size_t)n;
+    if (st->file)
+        file_append(o, st->file, o->chunk, (size_t)n);
+    return (int)n;
+}
+
+/* A whole line: to the ring, and where its stream's lines go. 1: the
+ * caller gets it. */
+static int deliver(struct output *o, int stream, const char *line, size_t len)
+{
+    struct output_stream *st = &o->s[stream];
+    ring_add(o, stream, line, len);
+    if (st->sink == OUTPUT_SYSLOG && o->syslog_fd >= 0)
+        syslog_send(o, st->level, line, len);
+    return st->sink == OUTPUT_CAPTURE;
+}
+
+int output_next_line(struct output *o, const char **line, size_t *len, int *stream)
+{
+    int id = o->cstream;
+    struct output_stream *st = &o->s[id];
+    *stream = id;
+    while (o->cpos < o->clen) {
+        const char *p = o->chunk + o->cpos;
+        size_t avail = o->clen - o->cpos, room = OUTPUT_LINE_MAX - st->plen;
+        size_t scan = avail < room ? avail : room;
+        const char *nl = memchr(p, '\n', scan);
+        size_t seg, used;
+        if (nl) {
+            seg = (size_t)(nl - p);
+            used = seg + 1;
+        } else if (avail >= room) {
+            /* a line at the limit: split; a newline just after it ends it */
+            seg = used = room;
+            if (avail > room && p[room] == '\n')
+                used++;
+        } else {
+            memcpy(st->partial + st->plen, p, avail);
+            st->plen += avail;
+            o->cpos = o->clen;
+            break;
+        }
+        o->cpos += used;
+        const char *whole = p;
+        size_t whole_len = seg;
+        if (st->plen > 0) {
+            memcpy(st->partial + st->plen, p, seg);
+            whole = st->partial;
+            whole_len = st->plen + seg;
+            st->plen = 0;
+        }
+        if (deliver(o, id, whole, whole_len)) {
+            *line = whole;
+            *len = whole_len;
+            return 1;
+        }
+    }
+    if (st->flush) {
+        st->flush = 0;
+        size_t plen = st->plen;
+        st->plen = 0;
+        if (deliver(o, id, st->partial, plen)) {
+            *line = st->partial;
+            *len = plen;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void output_close_writers(struct output *o)
+{
+    sys_close(&o->s[0].writer);
+    sys_close(&o->s[1].writer);
+}
+
+void output_close_stream(struct output *o, int stream)
+{
+    sys_close(&o->s[stream].fd);
+}
+
+void output_close(struct output *o)
+{
+    for (int i = 0; i < 2; i++) {
+        sys_close(&o->s[i].fd);
+        sys_close(&o->s[i].writer);
+        sys_close(&o->files[i].fd);
+        sys_close(&o->files[i].dir_fd);
+        o->s[i].file = NULL;
+    }
+    sys_close(&o->syslog_fd);
+    o->clen = o->cpos = 0;
+}
+
+long long output_syslog_dropped(const struct output *o)
+{
+    return o->syslog_dropped;
+}
+
+long long output_file_dropped(const struct output *o, int *err)
+{
+    *err = o->file_err;
+    return o->file_dropped;
+}

@@ -1,0 +1,189 @@
+--- appstart.output: an app's stdout and stderr read by the launcher
+-- ("capture", "syslog", {file = PATH, max_bytes = N, keep = K}).
+--
+-- The reading, the line splitting (at '\n' or 4096 bytes), the ring of the
+-- last `output_keep` bytes of lines, the syslog datagrams and the file
+-- rotation are the core's (appstart.core output reader): memory is bounded
+-- whatever the app writes. This module decides when the pipes are read:
+-- their descriptors wait in the loop (loop.listen) from the spawn until
+-- the app's end, so inside appstart.run, cqueues or luv they are read as
+-- data comes, and in a plain script at every call that waits (and by
+-- app:tail). A descriptor leaves the loop before it is closed.
+local core = require "appstart.core"
+local loop = require "appstart.loop"
+local settings = require "appstart.settings"
+
+local now = core.now
+
+local output = {}
+
+local DEFAULT_KEEP = 65536
+-- chunks (64 KiB each) read per wake-up: a flood cannot stall the loop
+local CHUNKS_PER_WAKE = 16
+-- chunks read at the app's end, a failed start or app:tail: what the pipes
+-- hold (a pipe is at most pipe-max-size, 1 MiB by default), with room for
+-- what a child still writing adds meanwhile
+local CHUNKS_AT_END = 64
+-- syslog levels
+local LEVEL = { stdout = 6, stderr = 3 } -- info, err
+
+--- What the launcher does with value (an option's): "capture", "syslog",
+-- "file", or nil (the child opens it itself, as before).
+function output.mode(value)
+  if type(value) == "table" then return "file" end
+  if value == "capture" or value == "syslog" then return value end
+  return nil
+end
+
+local Out = {}
+Out.__index = Out
+Out.__name = "appstart.output"
+
+-- Read stream: at most `chunks` chunks; on_output's errors logged.
+-- in_listener: called by the stream's own listener, which must not close
+-- the descriptor it was woken for (cqueues still holds it until that
+-- coroutine is done with it): the close comes just after.
+function Out:drain(stream, chunks, in_listener)
+  local r = self.r
+  while true do
+    local status, e = r:read(stream, self.deliver or nil, chunks)
+    if status == "error" then
+      self.log("error", string.format("%s: on_output raised %s", self.program, tostring(e)))
+    elseif status == "eof" or status == nil then
+      if status == nil then self.log("error", string.format("%s: %s", self.program, tostring(e))) end
+      self:stop(stream, in_listener)
+      return status
+    else
+      return status
+    end
+  end
+end
+
+--- Read what the pipes hold now (the app's end, a failed start, app:tail).
+function Out:drain_all()
+  for _, stream in ipairs { "stdout", "stderr" } do
+    if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
+  end
+  self:report_drops()
+end
+
+-- Lost syslog lines and file bytes, once each time they grow.
+function Out:report_drops()
+  local lines, bytes, why = self.r:dropped()
+  if lines > self.dropped_lines then
+    self.log("warn", string.format("%s: %d output line%s not taken by syslog (%s)", self.program,
+      lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", settings.syslog_socket))
+    self.dropped_lines = lines
+  end
+  if bytes > self.dropped_bytes then
+    self.log("warn", string.format("%s: %d bytes of output not written to its file%s", self.program,
+      bytes - self.dropped_bytes, why and (": " .. why) or ""))
+    self.dropped_bytes = bytes
+  end
+end
+
+--- Stop reading stream: out of the loop, then closed (later, when
+-- asked from its own listener).
+function Out:stop(stream, later)
+  local h = self.handles[stream]
+  if not h then return end
+  self.handles[stream] = false
+  loop.unwatch(h)
+  if later then
+    loop.at(now(), function() self.r:close_stream(stream) end)
+  else
+    self.r:close_stream(stream)
+  end
+end
+
+--- Stop reading; the ring stays for tail. Safe to call twice.
+function Out:close()
+  if self.closed then return end
+  self.closed = true
+  self:stop("stdout")
+  self:stop("stderr")
+  self.r:close()
+end
+
+--- The last n lines (read what is there first).
+function Out:tail(n)
+  if not self.closed then self:drain_all() end
+  return self.r:tail(n)
+end
+
+--- The syslog tag's pid: the app's (or, until it is known, the spawned
+-- helper's).
+function Out:set_pid(pid)
+  if self.syslog then self.r:tag(self.program, pid) end
+end
+
+-- A stream's destination: the reader told where its lines go.
+local function configure(r, stream, value, mode, keep_level)
+  if mode == "syslog" then
+    return r:syslog(stream, settings.syslog_socket, keep_level)
+  elseif mode == "file" then
+    return r:file(stream, value.file, value.max_bytes or 0, value.keep or 1)
+  end
+  return true
+end
+
+--- The reader for opts (checked), when the launcher reads either stream:
+-- out, stdout, stderr (what core.start gets for them: the pipes' write
+-- ends where the launcher reads). out is false when it reads neither; nil,
+-- message, errno when a pipe, the file or the syslog socket cannot be
+-- made. app: the app object when made early (on_output gets it), program:
+-- argv[1]'s basename, log: the logger.
+function output.open(opts, app, program, log)
+  local stdout, stderr = opts.stdout, opts.stderr
+  local so = output.mode(stdout)
+  local se = stderr == "stdout" and "merge" or output.mode(stderr)
+  if not so and not se then return false, stdout, stderr end
+  local r = core.output(opts.output_keep or DEFAULT_KEEP)
+  local function fail(message, errno)
+    r:close()
+    return nil, message, errno
+  end
+  local out_arg, err_arg = stdout, stderr
+  if so then
+    local w, message, errno = r:pipe("stdout", so)
+    if not w then return fail(message, errno) end
+    out_arg = w
+    local ok
+    ok, message, errno = configure(r, "stdout", stdout, so, LEVEL.stdout)
+    if not ok then return fail(message, errno) end
+  end
+  if se == "merge" then
+    err_arg = out_arg
+  elseif se then
+    local w, message, errno = r:pipe("stderr", se)
+    if not w then return fail(message, errno) end
+    err_arg = w
+    local ok
+    ok, message, errno = configure(r, "stderr", stderr, se, LEVEL.stderr)
+    if not ok then return fail(message, errno) end
+  end
+  local self = setmetatable({ r = r, app = app or false, log = log, program = program,
+    handles = { stdout = false, stderr = false }, closed = false, deliver = false,
+    syslog = so == "syslog" or se == "syslog", dropped_lines = 0, dropped_bytes = 0 }, Out)
+  local on_output = opts.on_output
+  if on_output then
+    self.deliver = function(stream, line) on_output(self.app, stream, line) end
+  end
+  return self, out_arg, err_arg
+end
+
+--- The child has its ends: the launcher's are closed, and the pipes wait
+-- in the loop from now on.
+function Out:listen()
+  self.r:close_writers()
+  for _, stream in ipairs { "stdout", "stderr" } do
+    local fd = self.r:fd(stream)
+    if fd then
+      self.handles[stream] = loop.listen(fd, function()
+        if self:drain(stream, CHUNKS_PER_WAKE, true) ~= nil and self.syslog then self:report_drops() end
+      end)
+    end
+  end
+end
+
+return output

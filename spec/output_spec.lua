@@ -1,0 +1,523 @@
+--- The app's output read by the launcher: stdout/stderr = "capture",
+-- "syslog", {file = PATH, max_bytes = N, keep = K}; stderr = "stdout";
+-- on_output, app:tail, output_keep, err.output; memory bounded whatever the
+-- app writes; under appstart.run, cqueues, luv and in a plain script.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local S = require "support"
+
+local F = S.fixture
+local now = S.core.now
+
+-- a pause that is no appstart call: nothing of appstart's runs meanwhile
+local function pause(seconds) S.core.wait_readable(-1, seconds) end
+
+-- Under ASan (its quarantine holds freed memory) or valgrind, RSS says
+-- nothing about appstart and everything runs 20 to 50 times slower: there
+-- the floods are a tenth as large, and only what they deliver is checked.
+local INSTRUMENTED = os.getenv("APPSTART_SAN_PRELOAD") or os.getenv("APPSTART_VFORK_IS_FORK")
+local SCALE = INSTRUMENTED and 10 or 1
+-- lines an app writes as fast as it can under cqueues and luv
+local FLOOD = 100000 // SCALE
+
+-- the flood's memory and lateness bounds, where they mean something
+local function assert_bounded(worst, rss, hwm)
+  if INSTRUMENTED then return end
+  lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s")
+  lu.assertTrue(hwm < 8192, string.format("peak RSS grew by %d KiB (RSS %+d KiB)", hwm, rss))
+end
+
+-- VmRSS and VmHWM of this process, in KiB
+local function memory()
+  local st = S.proc_status("self")
+  return tonumber(st.VmRSS:match("%d+")), tonumber(st.VmHWM:match("%d+"))
+end
+
+-- an app that writes its lines, says it is ready, and waits
+local function talker(...)
+  local argv = { F, ... }
+  argv[#argv + 1] = "line=3:up"
+  argv[#argv + 1] = "pause"
+  return argv
+end
+
+local TC = {}
+
+function TC.tearDown() S.kill_strays() end
+
+function TC.test_captured_lines_reach_on_output_in_order_and_tail_keeps_the_last()
+  local before = S.snapshot()
+  local seen = {}
+  local app = assert(appstart.start { argv = talker("lines=1:25:out", "lines=2:3:err"), ready = "fd",
+    stdout = "capture", stderr = "capture",
+    on_output = function(a, stream, line) seen[#seen + 1] = { a, stream, line } end })
+  -- the lines come while the script waits (a call that waits reads them)
+  appstart.sleep(0.05)
+  local out, err = {}, {}
+  for _, s in ipairs(seen) do
+    lu.assertIs(s[1], app)
+    if s[2] == "stdout" then out[#out + 1] = s[3] else err[#err + 1] = s[3] end
+  end
+  local want = {}
+  for i = 1, 25 do want[i] = "out" .. i end
+  lu.assertEquals(out, want)
+  lu.assertEquals(err, { "err1", "err2", "err3" })
+  lu.assertEquals(app:tail(2), { "err2", "err3" })
+  lu.assertEquals(#app:tail(), 10)
+  lu.assertEquals(#app:tail(1000), 28)
+  app:terminate()
+  app:close()
+  lu.assertEquals(app:tail(1), { "err3" }, "the ring outlives the app")
+  S.assert_clean(before)
+end
+
+function TC.test_tail_reads_what_the_app_wrote_without_a_wait_in_between()
+  local before = S.snapshot()
+  local app = assert(appstart.start { argv = talker(), ready = "fd", stdout = "capture" })
+  -- written after ready: nothing of appstart's has run since
+  app:kill("STOP")
+  lu.assertEquals(app:tail(), {})
+  app:close()
+  S.kill_strays()
+  local app2 = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:3:late", "pause" },
+    ready = "fd", stdout = "capture" })
+  pause(0.3)
+  lu.assertEquals(app2:tail(), { "late1", "late2", "late3" })
+  app2:terminate()
+  app2:close()
+  S.assert_clean(before)
+end
+
+function TC.test_the_ring_keeps_the_last_output_keep_bytes()
+  local app = assert(appstart.start { argv = talker("lines=1:100:line"), ready = "fd",
+    stdout = "capture", output_keep = 100 })
+  local lines = app:tail(1000)
+  app:terminate()
+  app:close()
+  -- each line takes its bytes and 3 of bookkeeping: "line90".."line99"
+  -- (10 x 9) and "line100" (10) is 100 bytes, one more would not fit
+  local want = {}
+  for i = 90, 100 do want[#want + 1] = "line" .. i end
+  lu.assertEquals(lines, want)
+end
+
+function TC.test_lines_over_4096_bytes_are_split()
+  local lines = {}
+  local app = assert(appstart.start { argv = talker("bytes=1:10000:x", "line=1:", "bytes=1:4096:y", "line=1:end"),
+    ready = "fd", stdout = "capture", on_output = function(_, _, l) lines[#lines + 1] = l end })
+  appstart.sleep(0.05)
+  app:terminate()
+  app:close()
+  lu.assertEquals(#lines, 5)
+  lu.assertEquals({ #lines[1], #lines[2], #lines[3], #lines[4] }, { 4096, 4096, 1808, 4096 })
+  lu.assertEquals(lines[1], string.rep("x", 4096))
+  -- a line exactly at the limit is one line, its newline ending it
+  lu.assertEquals(lines[4], string.rep("y", 4096))
+  lu.assertEquals(lines[5], "end")
+end
+
+function TC.test_stderr_into_stdout_merges_both_into_one_capture()
+  local seen = {}
+  local app = assert(appstart.start { argv = talker("line=1:one", "line=2:two", "line=1:three"), ready = "fd",
+    stdout = "capture", stderr = "stdout", on_output = function(_, s, l) seen[#seen + 1] = s .. ":" .. l end })
+  appstart.sleep(0.05)
+  app:terminate()
+  app:close()
+  lu.assertEquals(seen, { "stdout:one", "stdout:two", "stdout:three" })
+end
+
+function TC.test_every_line_reaches_on_output_before_on_exit()
+  local seen, at_exit = 0, nil
+  local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:5000:l", "exit=0" },
+    ready = "fd", stdout = "capture",
+    on_output = function() seen = seen + 1 end,
+    on_exit = function() at_exit = seen end })
+  lu.assertEquals(app:wait(), { code = 0 })
+  lu.assertEquals(at_exit, 5000)
+  app:close()
+end
+
+function TC.test_an_on_output_that_raises_is_logged_and_reading_goes_on()
+  local logged, log = S.recorder()
+  local n = 0
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:3:l", "exit=0" }, ready = "fd",
+    stdout = "capture", log = log,
+    on_output = function(_, _, l)
+      n = n + 1
+      if l == "l2" then error("no l2 here") end
+    end })
+  app:wait()
+  app:close()
+  lu.assertEquals(n, 3)
+  lu.assertStrContains(table.concat(logged, "\n"), "on_output raised")
+  lu.assertStrContains(table.concat(logged, "\n"), "no l2 here")
+end
+
+function TC.test_a_failed_start_carries_the_last_lines_and_tostring_shows_them()
+  local before = S.snapshot()
+  local app, err = appstart.start { argv = { F, "lines=1:30:starting ", "line=2:fatal: no config", "exit=1" },
+    ready = "fd", stdout = "capture", stderr = "capture", log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "died")
+  lu.assertEquals(#err.output, 10)
+  lu.assertEquals(err.output[10], "fatal: no config")
+  lu.assertEquals(err.output[9], "starting 30")
+  local text = tostring(err)
+  lu.assertStrContains(text, "fixture: app exited with code 1 before it was ready\n")
+  lu.assertStrContains(text, "\n  | starting 30\n  | fatal: no config")
+  S.assert_clean(before)
+end
+
+function TC.test_a_start_that_times_out_has_its_output_too()
+  local before = S.snapshot()
+  local _, err = appstart.start { argv = { F, "line=2:waiting for db", "pause" }, ready = "fd",
+    ready_timeout = 0.1, stderr = "capture", log = S.quiet }
+  lu.assertEquals(err.code, "timeout")
+  lu.assertEquals(err.output, { "waiting for db" })
+  S.assert_clean(before)
+end
+
+function TC.test_a_program_that_cannot_run_has_an_empty_output_and_leaves_nothing()
+  local before = S.snapshot()
+  -- under valgrind vfork is a fork, and valgrind's exit of the failed
+  -- child flushes the stdio buffers it copied (luaunit's) into the pipe
+  io.stdout:flush()
+  local app, err = appstart.start { argv = { S.tmpdir .. "/no-such-program" }, stdout = "capture",
+    stderr = "stdout", log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "spawn")
+  lu.assertEquals(err.output, {})
+  lu.assertEquals(tostring(err), "no-such-program: " .. err.message, "no lines, nothing under the message")
+  S.assert_clean(before)
+end
+
+function TC.test_a_file_in_a_missing_directory_fails_the_start_before_the_spawn()
+  local before = S.snapshot()
+  local marker = S.tmpname("spawned")
+  local app, err = appstart.start { argv = { F, "pidfile=" .. marker }, ready = "none",
+    stdout = { file = S.tmpdir .. "/missing/app.log" }, log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "spawn")
+  lu.assertStrContains(err.message, "cannot open the directory " .. S.tmpdir .. "/missing")
+  lu.assertNil(S.read(marker), "nothing was spawned")
+  S.assert_clean(before)
+end
+
+function TC.test_output_options_that_cannot_work_are_argument_errors()
+  local before = S.snapshot()
+  local function raises(opts, what)
+    opts.argv = { F }
+    local ok, e = pcall(appstart.start, opts)
+    lu.assertFalse(ok)
+    lu.assertStrContains(e, what)
+  end
+  raises({ on_output = print }, "field 'on_output': has no effect without stdout or stderr = 'capture'")
+  raises({ stderr = "stdout" }, "field 'stderr': 'stdout' needs stdout = 'capture'")
+  raises({ stdout = { path = "x" } }, "field 'stdout': unknown field 'path'")
+  raises({ stdout = { file = "/tmp/x", max_bytes = 0 } }, "field 'stdout': field 'max_bytes'")
+  raises({ stdout = { file = "/tmp/x", keep = 2 } }, "field 'keep': has no effect without 'max_bytes'")
+  raises({ stdout = { file = "/tmp/x" }, stderr = { file = "/tmp/x" } }, "use stderr = 'stdout'")
+  raises({ output_keep = -1 }, "field 'output_keep'")
+  S.assert_clean(before)
+end
+
+-- files
+
+local TF = {}
+
+function TF.tearDown() S.kill_strays() end
+
+local function file_lines(path)
+  return S.lines(S.read(path))
+end
+
+function TF.test_a_file_is_appended_to_and_rotated_at_its_byte_limit()
+  local before = S.snapshot()
+  local dir = S.tmpname("rot")
+  assert(os.execute("mkdir " .. dir))
+  local path = dir .. "/app.log"
+  local f = assert(io.open(path, "w"))
+  f:write("old\n")
+  f:close()
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:60:line", "exit=0" }, ready = "fd",
+    stdout = { file = path, max_bytes = 100, keep = 2 } })
+  app:wait()
+  app:close()
+  -- "line1".."line60" is 6 x 9 + 51 x 7 = 411 bytes after "old\n": the
+  -- files hold whole lines, at most 100 bytes each; the oldest are gone
+  local all = {}
+  for _, p in ipairs { path .. ".2", path .. ".1", path } do
+    local content = assert(S.read(p), p)
+    lu.assertTrue(#content <= 100, p .. " holds " .. #content .. " bytes")
+    lu.assertEquals(content:sub(-1), "\n")
+    for _, l in ipairs(file_lines(p)) do all[#all + 1] = l end
+  end
+  lu.assertNil(S.read(path .. ".3"), "keep = 2")
+  lu.assertEquals(all[#all], "line60")
+  for i = 2, #all do
+    lu.assertEquals(all[i], "line" .. (tonumber(all[i - 1]:match("%d+")) + 1))
+  end
+  lu.assertTrue(#all > 25, "nearly 300 bytes of lines kept")
+  lu.assertEquals(app:tail(1), { "line60" }, "a file's lines are in the ring too")
+  S.assert_clean(before)
+end
+
+function TF.test_a_symbolic_link_or_a_hard_link_is_never_written_through()
+  local before = S.snapshot()
+  local dir = S.tmpname("links")
+  assert(os.execute("mkdir " .. dir))
+  local target = dir .. "/precious"
+  local f = assert(io.open(target, "w"))
+  f:write("keep me\n")
+  f:close()
+  assert(os.execute(string.format("ln -s %s %s/sym.log && ln %s %s/hard.log", target, dir, target, dir)))
+  for _, name in ipairs { "sym.log", "hard.log" } do
+    local app, err = appstart.start { argv = { F, "line=1:overwritten", "line=3:up", "pause" }, ready = "fd",
+      stdout = { file = dir .. "/" .. name }, log = S.quiet }
+    lu.assertNil(app)
+    lu.assertEquals(err.code, "spawn")
+    lu.assertStrContains(err.message, name)
+    lu.assertEquals(S.read(target), "keep me\n")
+  end
+  S.assert_clean(before)
+end
+
+function TF.test_keep_0_empties_the_file_and_a_line_longer_than_the_file_is_cut()
+  local before = S.snapshot()
+  local path = S.tmpname("keep0")
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:9:a", "bytes=1:25:x", "line=1:", "line=1:end",
+    "exit=0" }, ready = "fd", stdout = { file = path, max_bytes = 10, keep = 0 } })
+  app:wait()
+  app:close()
+  -- "a1".."a9" (3 bytes each) went three to a file; the 25 x's, one line
+  -- longer than a file, were cut at 10 bytes twice; their last 5 and
+  -- "end" fill the last file to its 10 bytes
+  lu.assertEquals(S.read(path), "xxxxx\nend\n")
+  lu.assertNil(S.read(path .. ".1"))
+  S.assert_clean(before)
+end
+
+function TF.test_a_rotation_replaces_a_symbolic_link_never_writes_through_it()
+  local before = S.snapshot()
+  local dir = S.tmpname("rotlink")
+  assert(os.execute("mkdir " .. dir))
+  local target = dir .. "/precious"
+  local f = assert(io.open(target, "w"))
+  f:write("keep me\n")
+  f:close()
+  -- the app's user, owning the directory, plants links where a rotation goes
+  assert(os.execute(string.format("ln -s %s %s/app.log.1 && ln -s %s %s/app.log.2", target, dir, target, dir)))
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:30:l", "exit=0" }, ready = "fd",
+    stdout = { file = dir .. "/app.log", max_bytes = 20, keep = 2 } })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(target), "keep me\n")
+  for _, name in ipairs { "app.log", "app.log.1", "app.log.2" } do
+    lu.assertTrue(os.execute("test -f " .. dir .. "/" .. name .. " && ! test -L " .. dir .. "/" .. name), name)
+  end
+  lu.assertStrContains(S.read(dir .. "/app.log"), "l30\n")
+  S.assert_clean(before)
+end
+
+function TF.test_an_app_run_as_another_user_is_captured_and_its_file_is_the_launchers()
+  lu.skipIf(S.proc_status("self").Uid:match("^(%d+)") ~= "0", "needs root")
+  local before = S.snapshot()
+  local path = S.tmpname("asuser")
+  local seen = {}
+  local app = assert(appstart.start { argv = { F, "line=1:as nobody", "line=2:to the file", "notify=READY=1", "exit=0" },
+    user = "nobody", stdout = "capture", stderr = { file = path },
+    on_output = function(_, _, l) seen[#seen + 1] = l end })
+  app:wait()
+  app:close()
+  lu.assertEquals(seen, { "as nobody" })
+  lu.assertEquals(S.read(path), "to the file\n")
+  lu.assertTrue(os.execute("test \"$(stat -c %U " .. path .. ")\" = root"), "the file is the launcher's")
+  S.assert_clean(before)
+end
+
+-- syslog: a real syslog daemon (rsyslogd) on a socket of this spec's own
+
+local TS = {}
+
+function TS.tearDown() S.kill_strays() end
+
+local function start_rsyslogd(dir)
+  local conf = dir .. "/rsyslog.conf"
+  local f = assert(io.open(conf, "w"))
+  f:write(string.format([[
+global(workDirectory="%s")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="%s/log" UsePIDFromSystem="off")
+template(name="line" type="string" string="%%syslogtag%%|%%pri-text%%|%%msg%%\n")
+*.* action(type="omfile" file="%s/messages" template="line")
+]], dir, dir, dir))
+  f:close()
+  local daemon = assert(appstart.start { argv = { "rsyslogd", "-n", "-f", conf, "-i", dir .. "/pid" },
+    ready = "none", stdout = "null", stderr = "capture" })
+  -- rsyslogd speaks no readiness protocol: its socket is its readiness
+  local deadline = now() + 5
+  while not S.read(dir .. "/pid") or not os.execute("test -S " .. dir .. "/log") do
+    if now() > deadline then
+      local said = table.concat(daemon:tail(), "\n")
+      daemon:terminate()
+      daemon:close()
+      error("rsyslogd did not come up: " .. said)
+    end
+    appstart.sleep(0.005)
+  end
+  return daemon
+end
+
+function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
+  local before = S.snapshot()
+  local dir = S.tmpname("syslog")
+  assert(os.execute("mkdir " .. dir))
+  local daemon = start_rsyslogd(dir)
+  local saved = appstart.syslog_socket
+  appstart.syslog_socket = dir .. "/log"
+  local app = assert(appstart.start { argv = { F, "line=1:hello from stdout", "line=2:trouble on stderr",
+    "line=3:up", "pause" }, ready = "fd", stdout = "syslog", stderr = "syslog" })
+  appstart.syslog_socket = saved
+  local pid = app.pid
+  local got
+  local deadline = now() + 5
+  repeat
+    appstart.sleep(0.01)
+    got = S.read(dir .. "/messages") or ""
+  until select(2, got:gsub("\n", "")) >= 2 or now() > deadline
+  app:terminate()
+  app:close()
+  daemon:terminate()
+  daemon:close()
+  local lines = S.lines(got)
+  table.sort(lines)
+  lu.assertEquals(lines, {
+    string.format("fixture[%d]:|user.err| trouble on stderr", pid),
+    string.format("fixture[%d]:|user.info| hello from stdout", pid),
+  })
+  S.assert_clean(before)
+end
+
+function TS.test_syslog_lines_lost_when_no_daemon_listens_are_counted_and_nothing_blocks()
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  local saved = appstart.syslog_socket
+  appstart.syslog_socket = S.tmpname("nobody-listens")
+  local app = assert(appstart.start { argv = { F, "lines=1:3:x", "line=3:up", "exit=0" }, ready = "fd",
+    stdout = "syslog", log = log })
+  appstart.syslog_socket = saved
+  app:wait()
+  app:close()
+  lu.assertStrContains(table.concat(logged, "\n"), "fixture: 3 output lines not taken by syslog")
+  lu.assertEquals(app:tail(), { "x1", "x2", "x3" })
+  S.assert_clean(before)
+end
+
+-- memory and loops
+
+local TM = {}
+
+function TM.tearDown() S.kill_strays() end
+
+-- Run argv to its end under appstart.run, counting its lines, while a
+-- ticker task notes its lateness: lines, bytes, the worst tick, RSS growth.
+local function flood(argv, opts)
+  collectgarbage()
+  local rss0, hwm0 = memory()
+  local lines, bytes, worst, how = 0, 0, 0, nil
+  appstart.run(function()
+    local done = false
+    appstart.spawn(function()
+      while not done do
+        local t = now()
+        appstart.sleep(0.01)
+        worst = math.max(worst, now() - t)
+      end
+    end)
+    local o = { argv = argv, ready = "none", stdout = "capture",
+      on_output = function(_, _, l) lines, bytes = lines + 1, bytes + #l end }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local app = assert(appstart.start(o))
+    how = app:wait()
+    app:close()
+    done = true
+  end)
+  collectgarbage()
+  local rss1, hwm1 = memory()
+  return lines, bytes, worst, how, rss1 - rss0, hwm1 - hwm0
+end
+
+function TM.test_100_mb_without_a_newline_keeps_memory_bounded_and_nothing_blocks()
+  local before = S.snapshot()
+  local size = 100000000 // SCALE
+  local lines, bytes, worst, how, rss, hwm = flood({ F, "bytes=1:" .. size .. ":z", "exit=0" })
+  lu.assertEquals(how, { code = 0 })
+  lu.assertEquals(bytes, size)
+  lu.assertEquals(lines, math.ceil(size / 4096))
+  assert_bounded(worst, rss, hwm)
+  S.assert_clean(before)
+end
+
+function TM.test_a_million_short_lines_keep_memory_bounded()
+  local before = S.snapshot()
+  local n = 1000000 // SCALE
+  local lines, _, worst, how, rss, hwm = flood({ F, "lines=1:" .. n .. ":", "exit=0" })
+  lu.assertEquals(how, { code = 0 })
+  lu.assertEquals(lines, n)
+  assert_bounded(worst, rss, hwm)
+  S.assert_clean(before)
+end
+
+function TM.test_a_plain_script_reads_a_flood_at_every_wait()
+  local before = S.snapshot()
+  collectgarbage()
+  local _, hwm0 = memory()
+  local lines = 0
+  local size = 30000000 // SCALE
+  local app = assert(appstart.start { argv = { F, "bytes=1:" .. size .. ":q", "line=1:", "exit=0" }, ready = "none",
+    stdout = "capture", on_output = function() lines = lines + 1 end })
+  lu.assertEquals(app:wait(30), { code = 0 }, "the app was not held up")
+  app:close()
+  local _, hwm1 = memory()
+  lu.assertEquals(lines, math.ceil(size / 4096))
+  assert_bounded(0, 0, hwm1 - hwm0)
+  S.assert_clean(before)
+end
+
+function TM.test_lines_come_under_cqueues_while_nothing_waits_on_the_app()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local seen, exited = {}, false
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:" .. FLOOD .. ":cq", "exit=0" },
+      ready = "fd", stdout = "capture", on_output = function(_, _, l) seen[#seen + 1] = l end,
+      on_exit = function() exited = true end })
+    while not exited do cqueues.sleep(0.01) end
+    app:close()
+  end)
+  assert(cq:loop())
+  lu.assertEquals(#seen, FLOOD)
+  lu.assertEquals({ seen[1], seen[FLOOD // 2], seen[FLOOD] }, { "cq1", "cq" .. FLOOD // 2, "cq" .. FLOOD })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+function TM.test_lines_come_under_luv_while_nothing_waits_on_the_app()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local seen = {}
+  coroutine.wrap(function()
+    assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:" .. FLOOD .. ":uv", "exit=0" },
+      ready = "fd", stdout = "capture", on_output = function(_, _, l) seen[#seen + 1] = l end,
+      on_exit = function(a) a:close() end })
+  end)()
+  uv.run()
+  lu.assertEquals(#seen, FLOOD)
+  lu.assertEquals({ seen[1], seen[FLOOD // 2], seen[FLOOD] }, { "uv1", "uv" .. FLOOD // 2, "uv" .. FLOOD })
+  S.assert_clean(before)
+end
+
+return { TestOutputCapture = TC, TestOutputFile = TF, TestOutputSyslog = TS, TestOutputMemory = TM }
