@@ -216,7 +216,7 @@ function T.test_the_command_ready_forks_with_pid_file()
   local out, pid_file = dir .. "/out", dir .. "/pid"
   local bin = S.spec_dir .. "/../lua/bin/appstart"
   -- the fixture forks a child that writes the pid file and stays
-  local cmd = string.format("lua5.4 %s --json --ready=forks --pid-file=%s -- %s fork pidfile=%s pause '|' "
+  local cmd = string.format(S.san_prefix .. "lua5.4 %s --json --ready=forks --pid-file=%s -- %s fork pidfile=%s pause '|' "
     .. "waitfile=%s exit=0 >%s 2>&1", bin, pid_file, F, pid_file, pid_file, out)
   lu.assertTrue(os.execute(cmd), S.read(out))
   local pid = tonumber(S.read(out):match('"pid":(%d+)'))

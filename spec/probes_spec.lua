@@ -180,7 +180,7 @@ function T.test_the_command_takes_unix_tcp_and_file_probes()
   local sock = S.tmpname("sock")
   local out = S.tmpname("out")
   local bin = S.spec_dir .. "/../lua/bin/appstart"
-  local cmd = string.format("lua5.4 %s --json --ready=unix:%s -- %s sleep=0.1 listen=unix:%s pause >%s 2>&1",
+  local cmd = string.format(S.san_prefix .. "lua5.4 %s --json --ready=unix:%s -- %s sleep=0.1 listen=unix:%s pause >%s 2>&1",
     bin, sock, F, sock, out)
   lu.assertTrue(os.execute(cmd), S.read(out))
   local pid = tonumber(S.read(out):match('"pid":(%d+)'))
@@ -189,13 +189,13 @@ function T.test_the_command_takes_unix_tcp_and_file_probes()
   os.execute("kill " .. pid)
   lu.assertTrue(S.await_gone(pid, 3))
   local path = S.tmpname("file")
-  cmd = string.format("lua5.4 %s --ready=file:%s --timeout=0.3 --grace=0.1 -- %s pause >%s 2>&1",
+  cmd = string.format(S.san_prefix .. "lua5.4 %s --ready=file:%s --timeout=0.3 --grace=0.1 -- %s pause >%s 2>&1",
     bin, path, F, out)
   local ok, _, code = os.execute(cmd)
   lu.assertNotEquals(ok, true)
   lu.assertEquals(code, 1)
   lu.assertStrContains(S.read(out), path .. " was not made")
-  cmd = string.format("lua5.4 %s --ready=tcp:localhost:99999 -- %s >%s 2>&1", bin, F, out)
+  cmd = string.format(S.san_prefix .. "lua5.4 %s --ready=tcp:localhost:99999 -- %s >%s 2>&1", bin, F, out)
   ok, _, code = os.execute(cmd)
   lu.assertNotEquals(ok, true)
   lu.assertEquals(code, 2)

@@ -195,8 +195,11 @@ local function services_file(path, dir, names)
   write(path, table.concat(parts))
 end
 
+-- (under make sanitize the Lua that loads the instrumented core needs the
+-- sanitizers' runtime preloaded, as the suite's own Lua has it)
 local function lua_command(args)
-  local argv = { "lua5.4", BIN }
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  local argv = preload and { "env", "LD_PRELOAD=" .. preload, "lua5.4", BIN } or { "lua5.4", BIN }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   return argv
 end

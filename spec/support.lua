@@ -327,6 +327,11 @@ local function shell_quote(word)
 end
 S.shell_quote = shell_quote
 
+--- A shell command's prefix: under make sanitize, a Lua started by the
+-- shell that loads the instrumented core needs the sanitizers' runtime
+-- preloaded, as the suite's own has it.
+S.san_prefix = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+
 --- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua
 -- with this environment (LUA_PATH, LUA_CPATH, APPSTART_*; under `make
 -- sanitize` the ASan runtime is preloaded again for it) plus `how.env` (a
