@@ -218,7 +218,7 @@ function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   local before = S.snapshot()
   -- the grace leaves room for a child that has not reached its exec yet
   -- (slow under valgrind): SIGTERM waits, blocked, until it unblocks
-  local h = appstart.begin { argv = { F, "pause" }, ready = "fd", kill_grace = 3, log = function() end }
+  local h = appstart.begin { argv = { F, "pause" }, ready = "fd", kill_grace = 10, log = function() end }
   h:cancel()
   lu.assertTrue(h.done)
   lu.assertEquals(h.err.code, "cancelled")
