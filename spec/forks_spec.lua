@@ -34,19 +34,22 @@ local function write(path, text)
   f:close()
 end
 
+-- Does a tcp connection to 127.0.0.1:port succeed (within 2 s)?
+local function connects(port)
+  local r = core.connect("tcp", "127.0.0.1", port)
+  if type(r) ~= "userdata" then return r == true end
+  local t = core.now()
+  local ok = r:check()
+  while ok == false and core.now() - t < 2 do ok = r:check() end
+  r:close()
+  return ok == true
+end
+
 -- A tcp port nobody listens on now, for a daemon of the spec's.
 local function free_port()
   for _ = 1, 20 do
     local port = math.random(20000, 60000)
-    local r = core.connect("tcp", "127.0.0.1", port)
-    if type(r) == "userdata" then
-      local t = core.now()
-      local ok = r:check()
-      while ok == false and core.now() - t < 1 do ok = r:check() end
-      r:close()
-      r = ok
-    end
-    if r ~= true then return port end
+    if not connects(port) then return port end
   end
   error("no free port")
 end
@@ -58,16 +61,6 @@ local function pids_with(args)
   for line in p:lines() do out[#out + 1] = tonumber(line) end
   p:close()
   return out
-end
-
-local function connects(port)
-  local r = core.connect("tcp", "127.0.0.1", port)
-  if type(r) ~= "userdata" then return r == true end
-  local t = core.now()
-  local ok = r:check()
-  while ok == false and core.now() - t < 2 do ok = r:check() end
-  r:close()
-  return ok == true
 end
 
 function T.test_nginx_in_its_default_daemon_mode()
@@ -166,11 +159,8 @@ function T.test_no_pid_file_within_ready_timeout_is_a_timeout()
 end
 
 function T.test_in_a_cgroup_a_daemon_whose_pid_never_comes_is_ended_with_the_start()
-  local mnt
-  for line in io.lines("/proc/self/mountinfo") do
-    mnt = mnt or line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
-  end
-  if not mnt or not os.execute("test -w " .. mnt .. " 2>/dev/null") then
+  local dir = S.own_cgroup_dir()
+  if not dir or not os.execute("test -w " .. dir .. " 2>/dev/null") then
     lu.skip("cgroup v2 is not writable here")
   end
   local child = S.tmpname("child")

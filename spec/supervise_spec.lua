@@ -16,25 +16,8 @@ local function have(cmd)
   return os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
 end
 
--- The cgroup v2 mount point, from /proc/self/mountinfo.
-local function cgroup_mount()
-  for line in io.lines("/proc/self/mountinfo") do
-    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
-    if mnt then return mnt end
-  end
-end
-
 -- This launcher's cgroups (appstart.PID.*) under its own cgroup.
-local function my_cgroups()
-  local mnt = cgroup_mount()
-  if not mnt then return 0 end
-  local path = S.read("/proc/self/cgroup"):match("0::([^\n]*)")
-  local p = io.popen("ls -d " .. mnt .. (path == "/" and "" or path) .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
+local function my_cgroups() return S.my_cgroups() or 0 end
 
 -- An event log: on_event records, `until_(pred)` waits (in the loop) for
 -- the events to satisfy pred.

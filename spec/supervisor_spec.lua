@@ -1026,18 +1026,8 @@ local TCgroup = base()
 -- This launcher's cgroup directories (appstart.PID.*), or nil where cgroup
 -- v2 is not writable.
 local function my_cgroups()
-  local mnt
-  for line in io.lines("/proc/self/mountinfo") do
-    mnt = mnt or line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
-  end
-  local own = mnt and S.read("/proc/self/cgroup"):match("0::([^\n]*)")
-  local dir = own and mnt .. (own == "/" and "" or own)
-  if not dir or not os.execute("test -w " .. dir) then return nil end
-  local p = io.popen("ls -d " .. dir .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
+  local dir = S.own_cgroup_dir()
+  return dir and os.execute("test -w " .. dir) and S.my_cgroups(dir) or nil
 end
 
 function TCgroup.test_a_service_whose_main_exits_first_ends_with_its_cgroup_and_its_mains_status()

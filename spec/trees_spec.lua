@@ -29,28 +29,7 @@ local function kill(pids)
   for _, pid in ipairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
 end
 
--- The cgroup v2 mount point, from /proc/self/mountinfo.
-local function cgroup_mount()
-  for line in io.lines("/proc/self/mountinfo") do
-    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
-    if mnt then return mnt end
-  end
-end
-
--- This launcher's cgroups under dir ("appstart.PID.*"), as a count.
-local function my_cgroups(dir)
-  local n = 0
-  local p = io.popen("ls -d " .. dir .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
-
--- The launcher's own cgroup directory (where the apps' are made).
-local function own_cgroup_dir()
-  local path = S.read("/proc/self/cgroup"):match("0::([^\n]*)")
-  return cgroup_mount() .. (path == "/" and "" or path)
-end
+local cgroup_mount, my_cgroups, own_cgroup_dir = S.cgroup_mount, S.my_cgroups, S.own_cgroup_dir
 
 -------------------------------------------------------------------------------
 -- group
