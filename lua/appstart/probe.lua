@@ -24,8 +24,8 @@ Probe.__index = Probe
 local FIRST = 0.001 -- the first interval, doubled up to probe_interval
 
 --- A probe for opts.ready (a table, checked by appstart.options).
--- @param t0 core.now() when the start began (the file probe wants a file
--- made after it: its wall-clock time is taken here)
+-- @param start_wall core.realtime() when the start began (the file probe
+-- wants a file modified after it)
 function M.new(opts, start_wall)
   local spec = opts.ready
   local p = setmetatable({
