@@ -113,7 +113,7 @@ run: deps all fixtures
 	$(TEST_ENV) $(LUA) spec/demo.lua
 
 # everything CI runs: lint, the suite, the suite under ASan+UBSan, and
-# the suite under valgrind (about 8 minutes on 2 cores), then the sum of the
+# the suite under valgrind (about 9 minutes on 2 cores), then the sum of the
 # three runs as the last line
 check: deps all
 	@rm -f $(CURDIR)/$(B)/check-summary
