@@ -100,6 +100,29 @@ static int l_output_fd(lua_State *L)
     return 1;
 }
 
+/* Every line the reader holds, to the function at index 3 (when has_fn;
+ * else they are only taken, kept in the ring): 0, or 2 with "error" and
+ * what the function raised on the stack (the lines after it stay). */
+static int deliver(lua_State *L, struct output *o, int has_fn)
+{
+    const char *line;
+    size_t len;
+    int id;
+    while (output_next_line(o, &line, &len, &id)) {
+        if (!has_fn)
+            continue;
+        lua_pushvalue(L, 3);
+        lua_pushstring(L, stream_names[id]);
+        lua_pushlstring(L, line, len);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            lua_pushliteral(L, "error");
+            lua_insert(L, -2);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* o:read(stream, fn, chunks) -> "again" | "eof" | "more", or nil,
  * message, errno; or "error", what fn raised.
  * Reads at most `chunks` chunks of stream (each at most OUTPUT_CHUNK
@@ -116,21 +139,8 @@ static int l_output_read(lua_State *L)
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
     lua_settop(L, 3);
     for (lua_Integer c = 0;; c++) {
-        const char *line;
-        size_t len;
-        int id;
-        while (output_next_line(o, &line, &len, &id)) {
-            if (!has_fn)
-                continue;
-            lua_pushvalue(L, 3);
-            lua_pushstring(L, stream_names[id]);
-            lua_pushlstring(L, line, len);
-            if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-                lua_pushliteral(L, "error");
-                lua_insert(L, -2);
-                return 2;
-            }
-        }
+        if (deliver(L, o, has_fn))
+            return 2;
         if (c >= chunks) {
             lua_pushliteral(L, "more");
             return 1;
@@ -142,18 +152,8 @@ static int l_output_read(lua_State *L)
         }
         if (r == OUTPUT_EOF) {
             /* the last partial line */
-            while (output_next_line(o, &line, &len, &id)) {
-                if (!has_fn)
-                    continue;
-                lua_pushvalue(L, 3);
-                lua_pushstring(L, stream_names[id]);
-                lua_pushlstring(L, line, len);
-                if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-                    lua_pushliteral(L, "error");
-                    lua_insert(L, -2);
-                    return 2;
-                }
-            }
+            if (deliver(L, o, has_fn))
+                return 2;
             lua_pushliteral(L, "eof");
             return 1;
         }

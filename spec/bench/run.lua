@@ -715,6 +715,32 @@ end
 
 --- B8's baseline: n apps held from appstart.start (50 starts at a time),
 -- their Lua heap and RSS each, in a process of their own.
+function parts.b8_apps(n)
+  local appstart = require "appstart"
+  core.raise_nofile()
+  local function settle()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return collectgarbage("count"), status_kb("VmRSS")
+  end
+  local heap0, rss0 = settle()
+  local apps = {}
+  appstart.run(function()
+    for c = 1, 50 do
+      appstart.spawn(function()
+        for i = c, n, 50 do apps[i] = assert(appstart.start { argv = { FIXTURE, "line=3:b8", "pause" }, ready = "fd",
+          ready_timeout = 60 }) end
+      end)
+    end
+  end)
+  local heap1, rss1 = settle()
+  emit("heap_per_app", (heap1 - heap0) * 1024 / n)
+  emit("rss_per_app", (rss1 - rss0) * 1024 / n)
+  appstart.run(function()
+    for i = 1, n do appstart.spawn(function() apps[i]:terminate(5) end) end
+  end)
+end
+
 --- B9: n starts of a fixture that listens on a tcp port at once; each
 -- start's latency from the listen to ready. mode "probe": appstart's
 -- connect probe; "poll": a start at exec, then a connect tried once a
@@ -755,32 +781,6 @@ function parts.b9(n, mode)
   end
   os.remove(mark)
   emit("latencies", lat)
-end
-
-function parts.b8_apps(n)
-  local appstart = require "appstart"
-  core.raise_nofile()
-  local function settle()
-    collectgarbage("collect")
-    collectgarbage("collect")
-    return collectgarbage("count"), status_kb("VmRSS")
-  end
-  local heap0, rss0 = settle()
-  local apps = {}
-  appstart.run(function()
-    for c = 1, 50 do
-      appstart.spawn(function()
-        for i = c, n, 50 do apps[i] = assert(appstart.start { argv = { FIXTURE, "line=3:b8", "pause" }, ready = "fd",
-          ready_timeout = 60 }) end
-      end)
-    end
-  end)
-  local heap1, rss1 = settle()
-  emit("heap_per_app", (heap1 - heap0) * 1024 / n)
-  emit("rss_per_app", (rss1 - rss0) * 1024 / n)
-  appstart.run(function()
-    for i = 1, n do appstart.spawn(function() apps[i]:terminate(5) end) end
-  end)
 end
 
 -------------------------------------------------------------------------------
