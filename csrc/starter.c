@@ -375,6 +375,9 @@ static int open_stdio(const char *how, int fd, int *out)
  * started the launcher. */
 static int launchers_own(const char *var)
 {
+    /* the first letter first: a start passes every variable through here */
+    if (var[0] != 'N' && var[0] != 'W')
+        return 0;
     return strncmp(var, "NOTIFY_SOCKET=", 14) == 0 || strncmp(var, "WATCHDOG_USEC=", 14) == 0 ||
            strncmp(var, "WATCHDOG_PID=", 13) == 0;
 }

@@ -359,10 +359,12 @@ local function descriptors(source)
   return { source:fds() }
 end
 
--- A task's wait: one table, its functions shared (entry.f(entry, ...)),
--- its descriptors in its array part (entry[1 .. entry.nfds]), and itself
--- the timer of its deadline in the heap (at, fn, arg, cancelled). Dropping
--- it takes it out of the poller and the heap, allocating nothing.
+-- A task's wait: one table, its functions shared through its metatable
+-- (entry.f(entry, ...)), its descriptors in its array part (entry[1 ..
+-- entry.nfds]), and itself the timer of its deadline in the heap (at, fn,
+-- arg, cancelled): seven fields, the hash part of eight slots, for every
+-- task asleep. Dropping it takes it out of the poller and the heap,
+-- allocating nothing.
 local function wait_drop(entry)
   entry.done = true
   for i = 1, entry.nfds do remove_waiter(entry[i], entry) end
@@ -378,6 +380,7 @@ end
 
 local function wait_fire(entry) wait_resume(entry, true) end
 local function wait_expire(entry) wait_resume(entry, false) end
+local Wait = { __index = { fire = wait_fire, resume = wait_resume, drop = wait_drop } }
 
 -- Nothing but the caller could run or fire: no other waiter, no live timer.
 local function alone()
@@ -430,9 +433,8 @@ function loop.wait(source, deadline)
       f1, f2, f3, f4, f5 = fd:fds()
       n = f5 and 5 or f4 and 4 or f3 and 3 or f2 and 2 or f1 and 1 or 0
     end
-    local entry = { f1, f2, f3, f4, f5, nfds = n, done = false, task = task,
-      at = deadline or false, fn = wait_expire, arg = false, cancelled = false,
-      fire = wait_fire, resume = wait_resume, drop = wait_drop }
+    local entry = setmetatable({ f1, f2, f3, f4, f5, nfds = n, done = false, task = task,
+      at = deadline or false, fn = wait_expire, arg = false, cancelled = false }, Wait)
     entry.arg = entry
     if deadline then heap_push(entry) end
     for i = 1, n do

@@ -129,7 +129,6 @@ function start.begin(opts, who, up)
   -- a probe looks from outside once the app runs: to the core the start
   -- is ready at the exec (or the pid), and the probing comes after
   local probing = type(ready) == "table" and not ready.forks
-  local forks = type(ready) == "table" and ready.forks
   if type(ready) == "table" then ready = "none" end
   -- the notify socket is read after ready only where something serves it
   local served = ready == "notify" and loop.served()
@@ -142,19 +141,21 @@ function start.begin(opts, who, up)
   local t0 = now()
   -- debug messages are not even formatted unless the logger takes them
   local debug = log.takes(logger)
-  -- every field preset: a step sets them without allocating. Few: a start
+  -- every field preset: a step sets them without allocating. Few, and 16
+  -- at most (the size of the table's hash part doubles above): a start
   -- in flight is this table and the core's starter. The app object is
-  -- made at ready, or at once when on_status wants it during the start.
+  -- made at ready, or at once when on_status wants it during the start;
+  -- what few starts need waits in two tables made only for them.
   local h = setmetatable({ done = false, app = false, err = false,
     _s = false, _opts = opts, _log = logger, _debug = debug,
     _app = (opts.on_status or opts.on_output) and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug)
-      or false, _out = false,
-    -- a forking daemon's pid file is waited for within ready_timeout
-    _t0 = t0, _pid_deadline = t0 + (forks and (opts.ready_timeout or DEFAULTS.ready_timeout)
-      or opts.pid_timeout or DEFAULTS.pid_timeout), _ready_deadline = false,
-    _wake = false, _fresh = false, _failure = false, _refused = false, _served = served, _watchdog = false,
-    _probing = probing, _probe = false, _wall0 = probing and core.realtime() or false,
-    _helper_exited = false, _probe_passed = false }, Starting)
+      or false, _out = false, _t0 = t0, _ready_deadline = false,
+    _wake = false, _fresh = false, _failure = false,
+    -- a probe's: its start on the wall clock, the probe, whether it passed
+    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false } or false,
+    -- the rare facts of a start (see rare())
+    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false } or false,
+  }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   -- the app's output, where the launcher reads it: the pipes come first,
@@ -197,7 +198,7 @@ end
 
 -- Refused messages since the last such log line, in one line.
 local function log_refused(h)
-  local r = h._refused
+  local r = h._rare and h._rare.refused
   if not r or r.n == 0 then return end
   local n = r.n
   r.n, r.at = 0, now()
@@ -212,6 +213,24 @@ local function log_refused(h)
   end
 end
 
+-- The rare facts of a start, made when the first comes: whether the notify
+-- socket is read after ready (served), the messages refused since they
+-- were last logged, WATCHDOG_USEC= before ready, whether a helper exited.
+local function rare(h)
+  local r = h._rare
+  if not r then
+    r = { served = false, refused = false, watchdog = false, helper_exited = false }
+    h._rare = r
+  end
+  return r
+end
+
+-- The probe of a start, when it has one under way.
+local function probe_of(h)
+  local p = h._probing
+  return p and p.probe or nil
+end
+
 -- Act on one of the starter's events: pids, STATUS=, EXTEND_TIMEOUT_USEC=...
 -- (app: the app object, when on_status made one early)
 local function on_event(h, kind, value, count, text)
@@ -221,7 +240,7 @@ local function on_event(h, kind, value, count, text)
     if h._out then h._out:set_pid(value) end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
-    h._helper_exited = true
+    rare(h).helper_exited = true
     if h._debug then
       logger("debug", format("%s: helper %s", label(h),
         value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
@@ -234,10 +253,11 @@ local function on_event(h, kind, value, count, text)
     end
   elseif kind == "ignored" then
     -- a flood is logged once a second at most, with a count
-    local r = h._refused
+    local rr = rare(h)
+    local r = rr.refused
     if not r then
       r = { n = 0, at = -math.huge, pid = 0, what = "" }
-      h._refused = r
+      rr.refused = r
     end
     r.n, r.pid, r.what = r.n + count, value, text
     if now() - r.at >= 1 then log_refused(h) end
@@ -252,7 +272,7 @@ local function on_event(h, kind, value, count, text)
   elseif kind == "mainpid" then
     if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label(h), value)) end
   elseif kind == "watchdog_usec" then
-    if h._opts.watchdog then h._watchdog = value / 1e6 end
+    if h._opts.watchdog then rare(h).watchdog = value / 1e6 end
   elseif kind == "dropped" then
     logger("warn", format("%s: %d events dropped", label(h), count))
   end
@@ -269,7 +289,7 @@ end
 
 -- the refused messages not logged yet, if any
 local function flush_refused(h)
-  if h._refused then log_refused(h) end
+  if h._rare then log_refused(h) end
 end
 
 -- The start has failed and what it began has ended (or been given up on):
@@ -320,10 +340,11 @@ local function fail(h, code, message, errno)
   flush_refused(h)
   local f = h._failure or {}
   h._failure = f
-  if h._probe then
+  local probe = probe_of(h)
+  if probe then
     -- its command (an exec probe) is waited for as the app is
-    h._probe:close()
-    f.probe, h._probe = h._probe, false
+    probe:close()
+    f.probe, h._probing.probe = probe, false
   end
   f.code, f.message, f.errno = f.code or code, f.message or message, f.errno or errno
   local first = FIRST_SIGNAL[f.code or h._s:result().code]
@@ -358,9 +379,10 @@ local function finish_ready(h)
   -- error until then kills it, as the starter is closed
   if app._on_exit and not exited then App.watch(app, s:app_fd(), "pid") end
   local listener
-  app._proc, listener = s:take(h._served and not exited) -- and the starter is closed
+  local r = h._rare
+  app._proc, listener = s:take(r and r.served and not exited) -- and the starter is closed
   h.app, h.done = app, true
-  if h._watchdog then app._watchdog = h._watchdog end -- WATCHDOG_USEC= came early
+  if r and r.watchdog then app._watchdog = r.watchdog end -- WATCHDOG_USEC= came early
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
     local ok, err = pcall(App.listen, app, listener)
@@ -379,10 +401,11 @@ end
 -- Ready to the core (the exec, the pid): the probe decides, raced against
 -- the app's death and ready_timeout.
 function probe_step(h)
-  local s, p = h._s, h._probe
+  local s, pr = h._s, h._probing
+  local p = pr.probe
   if not p then
-    p = probes.new(h._opts, h._wall0)
-    h._probe = p
+    p = probes.new(h._opts, pr.wall0)
+    pr.probe = p
     local app = h._app
     if not app then
       app = App.new(basename(h._opts.argv[1]), h._opts.argv, h._opts, h._log, h._debug)
@@ -394,19 +417,19 @@ function probe_step(h)
   if s:app_ended() then
     return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
   end
-  if h._probe_passed then
+  if pr.passed then
     -- a command an earlier try left is looked at until it has ended
     if not p:settled() then
       h._wake = now() + settings.poll_interval
       return false
     end
-    h._probe, h._probing = false, false
+    h._probing = false
     return finish_ready(h)
   end
   local ok, why, errno = p:try(h._app)
   if ok then
     p:close()
-    h._probe_passed = true
+    pr.passed = true
     return probe_step(h)
   end
   if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
@@ -440,8 +463,13 @@ function Starting:step()
   end
   if state == "failed" then return fail(self) end
   local t = now()
-  local deadline = self._pid_deadline
-  if not pid_phase then
+  local deadline
+  if pid_phase then
+    -- a forking daemon's pid file is waited for within ready_timeout
+    local opts = self._opts
+    deadline = self._t0 + (type(opts.ready) == "table" and opts.ready.forks
+      and (opts.ready_timeout or DEFAULTS.ready_timeout) or opts.pid_timeout or DEFAULTS.pid_timeout)
+  else
     deadline = self._ready_deadline
     if not deadline then
       deadline = t + (self._opts.ready_timeout or DEFAULTS.ready_timeout)
@@ -464,8 +492,9 @@ function not_ready(h)
   local opts = h._opts
   local ready, timeout = opts.ready or DEFAULTS.ready, opts.ready_timeout or DEFAULTS.ready_timeout
   local what
-  if h._probe then
-    what = h._probe:describe()
+  local probe = probe_of(h)
+  if probe then
+    what = probe:describe()
   elseif ready == "notify" then
     what = "no READY=1 came on its notify socket"
       .. (opts.ready == nil and " (ready = \"notify\" is the default: an app that speaks no protocol needs"
@@ -484,7 +513,7 @@ function helper_late(h)
   if type(opts.ready) == "table" and opts.ready.forks then
     timeout = opts.ready_timeout or DEFAULTS.ready_timeout
     if h._s:result().pid then return format("app not ready within %g s", timeout) end
-    return format("app not ready within %g s: %s", timeout, h._helper_exited
+    return format("app not ready within %g s: %s", timeout, h._rare and h._rare.helper_exited
       and ("no pid came in " .. opts.ready.pid_file)
       or (label(h) .. " did not exit (ready.forks: it must fork the daemon and exit 0)"))
   end
@@ -546,7 +575,8 @@ end
 --- A start dropped before it is done kills what it began.
 function Starting:__close()
   if not self.done then
-    if self._probe then self._probe:drop() end
+    local probe = probe_of(self)
+    if probe then probe:drop() end
     if self._failure and self._failure.probe then self._failure.probe:drop() end
     self._s:close()
     if self._out then self._out:close() end

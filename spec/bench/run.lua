@@ -181,6 +181,42 @@ function parts.b1_appstart(n, warmup, mode)
   emit("start_median", sorted(each)[n // 2 + 1])
 end
 
+--- B1, the floor under the policy layer: the same starts made with
+-- appstart.core alone (the C starter and process, driven by the least Lua
+-- that works: no options, deadlines, app object or log), to show how much
+-- of appstart's CPU is the C core's and how much the Lua around it.
+function parts.b1_core(n, warmup)
+  local argv = { FIXTURE, "line=3:core" }
+  local each = {}
+  local function one()
+    local t0 = now()
+    local s = core.start(argv, nil, nil, nil, nil, nil, "fd", 3, nil, nil, false, 3, nil, nil, nil, nil,
+      nil, nil)
+    while true do
+      local state = s:step()
+      if state == "ready" then break end
+      assert(state == "wait", "the start failed")
+      assert(s:wait(40), "no ready line within 40 s")
+    end
+    local proc = s:take(false)
+    local fd = proc:fd()
+    local how = proc:poll()
+    while not how do
+      core.wait_readable(fd, 5)
+      how = proc:poll()
+    end
+    proc:close()
+    assert(how.code == 0, "fixture did not exit 0")
+    return now() - t0
+  end
+  for _ = 1, warmup do one() end
+  local c0, t0 = os.clock(), now()
+  for i = 1, n do each[i] = one() end
+  emit("seconds", now() - t0)
+  emit("cpu", os.clock() - c0)
+  emit("start_median", sorted(each)[n // 2 + 1])
+end
+
 --- B10, appstart: `cat FILE` with stdout = "capture" (or a file), n
 -- times; lines counted by on_output. mode "loop": inside appstart.run;
 -- "plain": a plain script waiting in app:wait; "ring": no on_output (lines
@@ -916,7 +952,8 @@ local function driver()
       CFG.b1_rounds, n)
     local rate, cpu, ratio, typical = {}, {}, {}, {}
     local have_luv = pcall(require, "luv")
-    local order = have_luv and { "c", "c_att", "appstart", "luv", "loop" } or { "c", "c_att", "appstart", "loop" }
+    local order = { "c", "c_att", "core", "appstart", "loop" }
+    if have_luv then table.insert(order, 5, "luv") end
     for _, v in ipairs(order) do rate[v], cpu[v], ratio[v], typical[v] = {}, {}, {}, {} end
     for r = 1, CFG.b1_rounds do
       local secs = {}
@@ -930,6 +967,8 @@ local function driver()
           res = c_baseline(mode, n)
         elseif v == "luv" then
           res = worker("b1_luv", n, CFG.b1_warmup)
+        elseif v == "core" then
+          res = worker("b1_core", n, CFG.b1_warmup)
         else
           res = worker("b1_appstart", n, CFG.b1_warmup, v == "loop" and "loop" or "plain")
         end
@@ -942,8 +981,9 @@ local function driver()
       ratio.luv_appstart[r] = have_luv and secs.appstart / secs.luv or nil
     end
     local labels = { c = "plain C (posix_spawn)", c_att = "C with the same guarantees",
-      appstart = "appstart (plain script)", loop = "appstart (inside appstart.run)", luv = "luv uv.spawn" }
-    for _, v in ipairs { "c", "c_att", "appstart", "loop", "luv" } do
+      core = "appstart.core alone (no policy)", appstart = "appstart (plain script)",
+      loop = "appstart (inside appstart.run)", luv = "luv uv.spawn" }
+    for _, v in ipairs { "c", "c_att", "core", "appstart", "loop", "luv" } do
       if rate[v] then
         say("  %-32s %s starts/s; median start %.0f us; launcher CPU %.0f us/start", labels[v],
           spread(rate[v], "%.0f"), median(typical[v]) * 1e6, median(cpu[v]) * 1e6)
@@ -971,6 +1011,15 @@ local function driver()
     say("  time per start over C with the same guarantees: %s", spread(att_time, "%.2fx"))
     row("B1 launcher CPU per start vs plain C", string.format("%.0f us", median(cpu.appstart) * 1e6),
       string.format("%.0f us", median(cpu.c) * 1e6), string.format("%.2fx", rc), "≤ 1.5x", yes(rc <= 1.5))
+    -- the floor: what the C core costs driven from Lua, before any policy
+    local core_ratio = {}
+    for r = 1, #cpu.c do core_ratio[r] = cpu.core[r] / cpu.c[r] end
+    say("  appstart.core alone over C: %s; appstart over appstart.core alone %.2fx (%.0f us of policy a start)",
+      spread(core_ratio, "%.2fx"), median(cpu.appstart) / median(cpu.core),
+      (median(cpu.appstart) - median(cpu.core)) * 1e6)
+    row("B1 launcher CPU per start: appstart.core alone (the C core, no policy) vs plain C",
+      string.format("%.0f us", median(cpu.core) * 1e6), string.format("%.0f us", median(cpu.c) * 1e6),
+      string.format("%.2fx", median(core_ratio)), "—", "—")
     row("B1 launcher CPU per start vs C with the same guarantees",
       string.format("%.0f us", median(cpu.appstart) * 1e6), string.format("%.0f us", median(cpu.c_att) * 1e6),
       string.format("%.2fx", ra), "—", "—")
