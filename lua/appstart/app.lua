@@ -44,23 +44,25 @@ function App.__index(app, key)
   elseif key == "how" then
     if RUNNING[rawget(app, "_state")] then check(app) end
     return rawget(app, "_how") or nil
+  elseif key == "argv" then
+    return rawget(app, "_opts").argv
   end
   return App[key]
 end
 
 --- A new app, still starting: on_status gets it while the start is under
 -- way. Every field a start sets later is preset, so setting it allocates
--- nothing (the hand-over must not fail halfway).
--- debug: whether log_fn takes "debug" messages (log.takes).
-function App.new(label, argv, opts, log_fn, debug)
-  return setmetatable({ name = label, _state = "starting", argv = argv, pid = false,
+-- nothing (the hand-over must not fail halfway). Sixteen at most, the
+-- size of the table's hash part doubles above: an app held costs this
+-- table, and a notify app read after ready its life's (App.listen).
+-- app.argv is its options' (read through App.__index).
+function App.new(label, opts, log_fn)
+  return setmetatable({ name = label, _state = "starting", pid = false,
     status = false, ready_after = false, _how = false, _program = label,
-    _proc = false, _watch = false, _on_exit = opts.on_exit or false,
-    _kill_grace = opts.kill_grace or DEFAULT_GRACE, _log = log_fn, _debug = debug,
-    -- the life after ready (App.listen)
-    _opts = opts, _listener = false, _listen = false, _on_state = false,
-    _watchdog = opts.watchdog or false, _wd_due = false, _wd_timer = false,
-    _wd_fired = false, _kill_timer = false, _reload = false, _refused = false,
+    _proc = false, _watch = false, _watch_kind = false, _on_exit = opts.on_exit or false,
+    _log = log_fn, _opts = opts, _on_state = false,
+    -- the life after ready of an app whose notify socket is read (App.listen)
+    _life = false,
     -- the output the launcher reads (appstart.output), kept after the end
     -- for app:tail
     _out = false }, App)
@@ -70,21 +72,26 @@ end
 local log_refused -- below
 
 local function stop_listening(app)
-  if app._refused then log_refused(app, true) end
-  loop.unwatch(app._listen or nil)
-  loop.unwatch(app._wd_timer or nil)
-  loop.unwatch(app._kill_timer or nil)
-  app._listen, app._wd_timer, app._kill_timer = false, false, false
-  if app._listener then
-    app._listener:close()
-    app._listener = false
+  local life = app._life
+  if not life then return end
+  if life.refused then log_refused(app, true) end
+  loop.unwatch(life.listen or nil)
+  loop.unwatch(life.wd_timer or nil)
+  loop.unwatch(life.kill_timer or nil)
+  life.listen, life.wd_timer, life.kill_timer = false, false, false
+  if life.listener then
+    life.listener:close()
+    life.listener = false
   end
 end
+
+--- The app's notify socket is read no more: closed, its timers stopped.
+App.unlisten = stop_listening
 
 local function ended(app, how)
   if app._state == "exited" then return end
   errors.how(how)
-  if app._wd_fired then how.watchdog = true end
+  if app._life and app._life.wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
   -- on_output has every line the app wrote before on_exit runs (read
@@ -99,7 +106,7 @@ local function ended(app, how)
   local proc = app._proc
   app._proc = false
   if proc then proc:close() end
-  if app._debug then
+  if not log.drops(app._log, "debug") then
     app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid, tostring(how)))
   end
   local on_exit = app._on_exit
@@ -145,7 +152,7 @@ check = App.check
 -- the app still there (its cgroup has not emptied yet) watches again, on
 -- what then says when it has.
 function App.watch(app, fd, kind)
-  app._watch_kind = kind
+  app._watch_kind = kind or false
   if fd then
     app._watch = loop.watch(fd, function()
       app._watch = false
@@ -171,15 +178,21 @@ local function set_state(app, state)
   if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
 end
 
+local function kill_grace(app)
+  return app._opts.kill_grace or DEFAULT_GRACE
+end
+
 -- No ping in time (or WATCHDOG=trigger): SIGABRT, SIGKILL after kill_grace.
 local function watchdog_fire(app, why)
-  if app._wd_fired or not RUNNING[app._state] or not app._proc then return end
-  app._wd_fired = true
-  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, app._kill_grace))
+  local life = app._life
+  if life.wd_fired or not RUNNING[app._state] or not app._proc then return end
+  life.wd_fired = true
+  local grace = kill_grace(app)
+  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
   app._proc:signal("ABRT")
   app._proc:signal("CONT")
-  app._kill_timer = loop.at(now() + app._kill_grace, function()
-    app._kill_timer = false
+  life.kill_timer = loop.at(now() + grace, function()
+    life.kill_timer = false
     if app._proc and not check(app) then app._proc:signal("KILL") end
   end)
 end
@@ -187,21 +200,23 @@ end
 -- The watchdog's one timer: a ping only moves the due time, the timer
 -- looks at it when it fires.
 local function watchdog_check(app)
-  app._wd_timer = false
+  local life = app._life
+  life.wd_timer = false
   if not RUNNING[app._state] then return end
-  local due = app._wd_due
-  if now() >= due then return watchdog_fire(app, format("no WATCHDOG=1 within %g s", app._watchdog)) end
-  app._wd_timer = loop.at(due, function() watchdog_check(app) end)
+  local due = life.wd_due
+  if now() >= due then return watchdog_fire(app, format("no WATCHDOG=1 within %g s", life.watchdog)) end
+  life.wd_timer = loop.at(due, function() watchdog_check(app) end)
 end
 
 local function watchdog_ping(app)
-  app._wd_due = now() + app._watchdog
-  if not app._wd_timer then app._wd_timer = loop.at(app._wd_due, function() watchdog_check(app) end) end
+  local life = app._life
+  life.wd_due = now() + life.watchdog
+  if not life.wd_timer then life.wd_timer = loop.at(life.wd_due, function() watchdog_check(app) end) end
 end
 
 -- Refused senders: one line a second at most, with a count.
 function log_refused(app, force)
-  local r = app._refused
+  local r = app._life.refused
   if not r or r.n == 0 or (not force and now() - r.at < 1) then return end
   local n = r.n
   r.n, r.at = 0, now()
@@ -220,7 +235,7 @@ local function move_main(app, pid, sender)
       app._program, pid, sender, app.pid))
     return
   end
-  local proc, why = app._listener:verify_main(pid)
+  local proc, why = app._life.listener:verify_main(pid)
   if not proc then
     app._log("warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
     return
@@ -254,13 +269,14 @@ local function on_message(app, m, sender)
   if m.errno and not log.drops(app._log, "info") then
     app._log("info", format("%s: app reported ERRNO=%d", app._program, m.errno))
   end
-  local r = app._reload
+  local life = app._life
+  local r = life.reload
   if m.extend and r then r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
-  if m.watchdog_usec and app._watchdog then
-    app._watchdog = m.watchdog_usec / 1e6
-    app._wd_due = now() + app._watchdog
+  if m.watchdog_usec and life.watchdog then
+    life.watchdog = m.watchdog_usec / 1e6
+    life.wd_due = now() + life.watchdog
   end
-  if m.watchdog == "ping" and app._watchdog then watchdog_ping(app) end
+  if m.watchdog == "ping" and life.watchdog then watchdog_ping(app) end
   if m.reloading then
     set_state(app, "reloading")
     if r then r.reloading = true end
@@ -270,24 +286,25 @@ local function on_message(app, m, sender)
     if r and r.reloading then r.done = true end
   end
   if m.stopping then set_state(app, "stopping") end
-  if m.watchdog == "trigger" and app._watchdog then watchdog_fire(app, "WATCHDOG=trigger") end
+  if m.watchdog == "trigger" and life.watchdog then watchdog_fire(app, "WATCHDOG=trigger") end
 end
 
 --- Read what the app's socket holds (a bounded batch), acting on each
 -- datagram.
 function App.drain(app)
-  local l = app._listener
+  local life = app._life
+  local l = life and life.listener
   for _ = 1, READS_PER_WAKE do
-    if not l or app._listener ~= l then return end
+    if not l or life.listener ~= l then return end
     local kind, a, b = l:read()
     if not kind then break end
     if kind == "message" then
       on_message(app, a, b)
     elseif kind == "refused" then
-      local r = app._refused
+      local r = life.refused
       if not r then
         r = { n = 0, at = -math.huge, pid = 0 }
-        app._refused = r
+        life.refused = r
       end
       r.n, r.pid = r.n + 1, a
     elseif kind == "malformed" then
@@ -303,11 +320,15 @@ function App.drain(app)
 end
 
 --- After ready, under a loop: keep reading the app's notify socket
--- (listener, from the core) in the background, and start its watchdog.
-function App.listen(app, listener)
-  app._listener = listener
-  app._listen = loop.listen(listener:fd(), function() App.drain(app) end)
-  if app._watchdog then watchdog_ping(app) end
+-- (listener, from the core) in the background, and start its watchdog
+-- (watchdog: the seconds of a WATCHDOG_USEC= that came before ready, or
+-- nil for the option's).
+function App.listen(app, listener, watchdog)
+  local life = { listener = listener, listen = false, watchdog = watchdog or app._opts.watchdog or false,
+    wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false }
+  app._life = life
+  life.listen = loop.listen(listener:fd(), function() App.drain(app) end)
+  if life.watchdog then watchdog_ping(app) end
 end
 
 local function check_seconds(value, what, level)
@@ -374,7 +395,7 @@ function App:terminate(grace)
   if how then return how end
   if not self._proc then return nil, "closed" end
   local message
-  how, message = ending.terminate(self._proc, grace or self._kill_grace, true) -- check polled it
+  how, message = ending.terminate(self._proc, grace or kill_grace(self), true) -- check polled it
   if not how then return nil, message end
   ended(self, how)
   return how
@@ -416,12 +437,13 @@ local function reload_wait(app, r, timeout)
         r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
     end
-    if not app._listener then -- its socket failed (logged)
+    local listener = app._life.listener
+    if not listener then -- its socket failed (logged)
       return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
     end
     -- made afresh each time round: MAINPID= may have moved the app
     local fd = app._proc:fd()
-    local source = setmetatable({ app._listener:fd(), fd }, Both)
+    local source = setmetatable({ listener:fd(), fd }, Both)
     local wake = fd and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
     local ok = loop.wait(source, wake)
     source:close()
@@ -441,12 +463,13 @@ function App:reload()
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
   local ok, message = self._proc:signal(sig, true)
   if not ok then return nil, errors.new("died", "cannot signal the app: " .. message, nil, self._program) end
-  if not self._listener then return true end -- nothing can say when it is done
+  local life = self._life
+  if not (life and life.listener) then return true end -- nothing can say when it is done
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r = { reloading = false, done = false, deadline = now() + timeout }
-  self._reload = r
+  life.reload = r
   local result, err = reload_wait(self, r, timeout)
-  if self._reload == r then self._reload = false end
+  if life.reload == r then life.reload = false end
   return result, err
 end
 

@@ -148,7 +148,7 @@ function start.begin(opts, who, up)
   -- what few starts need waits in two tables made only for them.
   local h = setmetatable({ done = false, app = false, err = false,
     _s = false, _opts = opts, _log = logger, _debug = debug,
-    _app = (opts.on_status or opts.on_output) and App.new(basename(opts.argv[1]), opts.argv, opts, logger, debug)
+    _app = (opts.on_status or opts.on_output) and App.new(basename(opts.argv[1]), opts, logger)
       or false, _out = false, _t0 = t0, _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false,
     -- a probe's: its start on the wall clock, the probe, whether it passed
@@ -363,7 +363,7 @@ local function finish_ready(h)
   local s, opts = h._s, h._opts
   local app = h._app
   if not app then
-    app = App.new(basename(opts.argv[1]), opts.argv, opts, h._log, h._debug)
+    app = App.new(basename(opts.argv[1]), opts, h._log)
     h._app = app
   end
   local pid, name, status, exited = s:outcome()
@@ -382,13 +382,12 @@ local function finish_ready(h)
   local r = h._rare
   app._proc, listener = s:take(r and r.served and not exited) -- and the starter is closed
   h.app, h.done = app, true
-  if r and r.watchdog then app._watchdog = r.watchdog end -- WATCHDOG_USEC= came early
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
-    local ok, err = pcall(App.listen, app, listener)
+    -- (a WATCHDOG_USEC= that came early sets the watchdog's period)
+    local ok, err = pcall(App.listen, app, listener, r and r.watchdog or nil)
     if not ok then
-      listener:close()
-      app._listener = false
+      if app._life then App.unlisten(app) else listener:close() end
       h._log("error", label(h) .. ": cannot read the notify socket after ready: " .. tostring(err))
     end
   end
@@ -408,7 +407,7 @@ function probe_step(h)
     pr.probe = p
     local app = h._app
     if not app then
-      app = App.new(basename(h._opts.argv[1]), h._opts.argv, h._opts, h._log, h._debug)
+      app = App.new(basename(h._opts.argv[1]), h._opts, h._log)
       h._app = app
     end
     app.pid = s:outcome()
