@@ -230,6 +230,21 @@ function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   S.assert_clean(before)
 end
 
+function TB.test_a_start_stepped_to_its_end_is_not_waited_for_again()
+  -- the caller's own loop steps the start to its end; a wait after that
+  -- has nothing to wait for (it once waited until ready_timeout, on a
+  -- start already done, when the start had been fresh from its spawn)
+  local before = S.snapshot()
+  local h = appstart.begin { argv = { F, "line=3:done", "pause" }, ready = "fd", ready_timeout = 30 }
+  while not h:step() do S.core.wait_readable(h:pollfd() or -1, 0.05) end
+  local t0 = S.core.now()
+  local app = assert(h:wait())
+  lu.assertTrue(S.core.now() - t0 < 10, "h:wait() waited for a start already done")
+  lu.assertEquals(app.name, "done")
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
 function TB.test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_app()
   -- where vfork is a fork the exec's verdict comes later, over a pipe: a
   -- start stopped meanwhile still holds, and ends, the process it spawned

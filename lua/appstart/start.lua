@@ -447,6 +447,8 @@ end
 -- Call it whenever h:pollfd() (or one of the starter's descriptors) is
 -- readable or h:timeout() has passed.
 function Starting:step()
+  -- stepped once, it is fresh no more: what happened is for the step to see
+  self._fresh = false
   if self.done then return true end
   local f = self._failure
   if f then
