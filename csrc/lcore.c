@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -240,6 +241,22 @@ static int l_user(lua_State *L)
     return 3;
 }
 
+/* core.group(name_or_gid) -> gid, name | nil: a group the system knows
+ * (a gid with no entry is nil too) */
+static int l_group(lua_State *L)
+{
+    struct group *gr;
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        gr = getgrgid((gid_t)luaL_checkinteger(L, 1));
+    else
+        gr = getgrnam(luaL_checkstring(L, 1));
+    if (!gr)
+        return 0;
+    lua_pushinteger(L, gr->gr_gid);
+    lua_pushstring(L, gr->gr_name);
+    return 2;
+}
+
 /* core.notify(text [, socket]) -> true | nil, message, errno: one
  * sd_notify datagram to socket (default $NOTIFY_SOCKET), never waiting;
  * nil, "NOTIFY_SOCKET is not set" when there is none */
@@ -281,6 +298,7 @@ int luaopen_appstart_core(lua_State *L)
         { "process_group", l_process_group },
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },
+        { "group", l_group },
         { "strerror", l_strerror },
         { NULL, NULL },
     };

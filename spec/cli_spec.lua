@@ -210,6 +210,8 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--ready=notify", "--ready-fd=4", "--", F, "pause" }, "option '--ready-fd' needs --ready=fd" },
     -- raised by appstart.start, reported as the option that caused it
     { { "--user=no-such-user-here", "--", F, "pause" }, "option '--user': no such user" },
+    { { "--user=nobody", "--group=no-such-group-here", "--", F, "pause" },
+      "option '--group': no such group 'no-such-group-here'" },
   }
   for _, case in ipairs(cases) do
     local args, message = case[1], case[2]

@@ -401,4 +401,21 @@ function T.test_pid_fd_or_pid_format_without_a_helper_raises_and_starts_nothing(
   S.assert_clean(before)
 end
 
+function T.test_a_user_or_group_name_the_system_does_not_know_is_an_argument_error()
+  -- raised before anything is spawned, as a wrong type is: not a helper
+  -- that fails at run time
+  local before = S.snapshot()
+  local ok, err = pcall(appstart.start, { argv = { F, "pause" }, user = "no-such-user-here" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'user': no such user 'no-such-user-here'")
+  ok, err = pcall(appstart.start, { argv = { F, "pause" }, user = "nobody", group = "no-such-group-here" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'group': no such group 'no-such-group-here'")
+  lu.assertNil(select(2, require("appstart.options").check { argv = { F }, user = "nobody", group = "nogroup" }),
+    "a group the system knows passes")
+  lu.assertNil(select(2, require("appstart.options").check { argv = { F }, user = "nobody", group = "54321" }),
+    "a gid needs no entry")
+  S.assert_clean(before)
+end
+
 return { TestSecurity = T }

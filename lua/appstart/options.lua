@@ -224,8 +224,8 @@ local function type_names(types)
 end
 
 --- What is wrong with opts, as (field, message), or nil when nothing is
--- (field "" when opts is no table at all). Also looks `user` up (a name
--- with no passwd entry is a mistake).
+-- (field "" when opts is no table at all). Also looks `user` and `group`
+-- up (a name with no entry is a mistake).
 function options.check(opts)
   if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
   for k, v in next, opts do
@@ -285,6 +285,11 @@ function options.check(opts)
   end
   if user and not core.user(user) and mtype(user) ~= "integer" then
     return "user", "no such user '" .. user .. "'"
+  end
+  -- a gid needs no entry (as a uid needs none); a name does
+  local group = opts.group
+  if type(group) == "string" and not group:find("^%d+$") and not core.group(group) then
+    return "group", "no such group '" .. group .. "'"
   end
 end
 
