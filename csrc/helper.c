@@ -125,6 +125,7 @@ struct options {
     enum pid_format pid_format;
     int keep_fds[MAX_KEEP_FDS];
     int nkeep;
+    int error_fd;           /* -1: none (see say) */
     char **argv;
 };
 
@@ -163,6 +164,7 @@ static void print_usage(FILE *out)
     fputs("usage: appstart-helper [--user NAME|UID] [--group NAME|GID] [--setsid]\n"
           "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
           "                       [--pid-fd N] [--pid-format int32le|line]\n"
+          "                       [--error-fd N]\n"
           "                       -- ARGV...\n", out);
 }
 
@@ -187,6 +189,9 @@ static void print_help(void)
           "                     repeatable\n"
           "  --pid-fd N         where to write the pid (default 3, not inherited)\n"
           "  --pid-format F     int32le (4 bytes, little endian) or line (digits, \\n)\n"
+          "  --error-fd N       why it failed goes to fd N (a pipe the caller reads,\n"
+          "                     not inherited) instead of stderr, which the app\n"
+          "                     shares and may have on /dev/null\n"
           "\n"
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
           "  " APPSTART_HELPER_POLICY "\n"
@@ -203,15 +208,40 @@ static void print_help(void)
           "execute, 127 not found.\n", stdout);
 }
 
+/* Where messages go: stderr, or the caller's error pipe (--error-fd). */
+static int message_fd = 2;
+
+/* One message, "appstart-helper: TEXT\n", in one write. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+    char text[600];
+    int n = snprintf(text, sizeof text, "appstart-helper: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(text + n, sizeof text - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof text - 2)
+        len = sizeof text - 2;
+    text[len++] = '\n';
+    ssize_t w;
+    do
+        w = write(message_fd, text, len);
+    while (w < 0 && errno == EINTR);
+}
+
 static void usage_error(const char *why, const char *what) __attribute__((noreturn));
 
 static void usage_error(const char *why, const char *what)
 {
     if (what)
-        fprintf(stderr, "appstart-helper: %s: %s\n", why, what);
+        say("%s: %s", why, what);
     else
-        fprintf(stderr, "appstart-helper: %s\n", why);
-    print_usage(stderr);
+        say("%s", why);
+    if (message_fd == 2)
+        print_usage(stderr);
     exit(EXIT_USAGE);
 }
 
@@ -221,12 +251,12 @@ static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), nore
  * and exit 1, with nothing started. */
 static void fail(const char *fmt, ...)
 {
+    char text[512];
     va_list ap;
-    fputs("appstart-helper: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    say("%s", text);
     exit(EXIT_FAILED);
 }
 
@@ -305,6 +335,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
     int i;
     const char *v;
     opt->pid_fd = 3;
+    opt->error_fd = -1;
     opt->pid_format = PID_INT32LE;
     for (i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -330,6 +361,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->dir = v;
         } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
             opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
+        } else if ((v = option_value(arg, "--error-fd", argc, argv, &i))) {
+            opt->error_fd = parse_fd(v, "--error-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--keep-fd", argc, argv, &i))) {
             if (opt->nkeep >= MAX_KEEP_FDS)
                 usage_error("too many --keep-fd options", v);
@@ -356,8 +389,10 @@ static void parse_options(int argc, char **argv, struct options *opt)
     if (opt->dir && opt->dir[0] == '\0')
         usage_error("--chdir needs a directory", NULL);
     for (int k = 0; k < opt->nkeep; k++)
-        if (opt->keep_fds[k] == opt->pid_fd)
-            usage_error("--keep-fd cannot be the pid fd", NULL);
+        if (opt->keep_fds[k] == opt->pid_fd || opt->keep_fds[k] == opt->error_fd)
+            usage_error("--keep-fd cannot be the pid fd or the error fd", NULL);
+    if (opt->error_fd == opt->pid_fd)
+        usage_error("--error-fd cannot be the pid fd", NULL);
     opt->argv = argv + i;
 }
 
@@ -697,7 +732,7 @@ static uid_t enforce_policy(const char *user)
         errno = 0;
         if (name_to_uid(user, &q.target) != 0) {
             if (errno != 0 && errno != ENOENT && errno != ESRCH)
-                fprintf(stderr, "appstart-helper: looking up user %s: %s\n",
+                say("looking up user %s: %s",
                         user, strerror(errno));
             fail("unknown user: %s", user);
         }
@@ -729,7 +764,7 @@ static gid_t resolve_group(const char *group)
     const struct group *gr = getgrnam(group);
     if (!gr) {
         if (errno != 0 && errno != ENOENT && errno != ESRCH)
-            fprintf(stderr, "appstart-helper: looking up group %s: %s\n",
+            say("looking up group %s: %s",
                     group, strerror(errno));
         fail("unknown group: %s", group);
     }
@@ -775,7 +810,7 @@ static void resolve_identity(const char *user, const char *group, int secure,
         pw = getpwnam(user);
         if (!pw) {
             if (errno != 0 && errno != ENOENT && errno != ESRCH)
-                fprintf(stderr, "appstart-helper: looking up user %s: %s\n",
+                say("looking up user %s: %s",
                         user, strerror(errno));
             fail("unknown user: %s", user);
         }
@@ -1209,6 +1244,10 @@ int main(int argc, char **argv)
     }
 
     parse_options(argc, argv, &opt);
+    /* from here on messages go to the error pipe, which the app does not
+     * inherit (in setuid mode the child closes it with the rest) */
+    if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)
+        message_fd = opt.error_fd;
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", opt.pid_fd);
@@ -1286,7 +1325,7 @@ int main(int argc, char **argv)
          * so its pid cannot have been reused and killing it is safe. */
         kill(pid, SIGKILL);
         reap(pid);
-        fprintf(stderr, "appstart-helper: reading the exec status: %s\n",
+        say("reading the exec status: %s",
                 strerror(err));
         return EXIT_FAILED;
     }
@@ -1294,12 +1333,12 @@ int main(int argc, char **argv)
         if (report_pid(opt.pid_fd, opt.pid_format, pid) != 0) {
             /* leave the app running: the launcher sees no pid and reports
              * the helper as failed; we may not know where the app stands */
-            fprintf(stderr, "appstart-helper: cannot write the pid of %s (%ld): %s\n",
+            say("cannot write the pid of %s (%ld): %s",
                     opt.argv[0], (long)pid, strerror(errno));
             return EXIT_FAILED;
         }
         if (close(opt.pid_fd) != 0 && errno != EINTR) {
-            fprintf(stderr, "appstart-helper: closing the pid fd: %s\n",
+            say("closing the pid fd: %s",
                     strerror(errno));
             return EXIT_FAILED;
         }
@@ -1308,11 +1347,11 @@ int main(int argc, char **argv)
 
     reap(pid);
     if (got < (ssize_t)sizeof failure) {
-        fprintf(stderr, "appstart-helper: the child failed before exec\n");
+        say("the child failed before exec");
         return EXIT_FAILED;
     }
     if (failure.step == STEP_EXEC) {
-        fprintf(stderr, "appstart-helper: cannot execute %s: %s\n",
+        say("cannot execute %s: %s",
                 opt.argv[0], strerror(failure.err));
         /* 127 when there is no such program, 126 when there is one that
          * cannot run (no permission, not an executable format) */
@@ -1320,11 +1359,10 @@ int main(int argc, char **argv)
                ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
     }
     if (failure.step == STEP_VERIFY)
-        fprintf(stderr, "appstart-helper: verify: the privilege drop did not "
-                "stick; refusing to run as root what was asked to run as "
-                "another user\n");
+        say("verify: the privilege drop did not stick; refusing to run as "
+            "root what was asked to run as another user");
     else
-        fprintf(stderr, "appstart-helper: %s: %s\n", step_name(failure.step),
+        say("%s: %s", step_name(failure.step),
                 strerror(failure.err));
     return EXIT_FAILED;
 }

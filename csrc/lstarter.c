@@ -68,7 +68,8 @@ static char **string_array(lua_State *L, int arg, int required)
 
 /* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
  *            notify_access, notify_dir, helper, pid_fd, pid_format,
- *            app_uid, kill_mode, cgroup_parent, watchdog_usec)
+ *            app_uid, kill_mode, cgroup_parent, watchdog_usec, pid_file,
+ *            error_fd)
  *            -> starter, fresh, pid: begun, maybe failed already
  *            (s:step says); fresh: the first step may come after a wait
  *            (starter.h, starter_fresh); pid: the process spawned (0: none)
@@ -79,7 +80,9 @@ static char **string_array(lua_State *L, int arg, int required)
  * "fd" | "notify"; notify_access: "main" | "exec" | "all"; pid_format:
  * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil;
  * kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in the
- * cgroup v2 hierarchy or nil; watchdog_usec: 0 or nil for none.
+ * cgroup v2 hierarchy or nil; watchdog_usec: 0 or nil for none; pid_file:
+ * the forking daemon's (helper true), or nil; error_fd: where the helper
+ * (appstart-helper --error-fd) writes why it failed, or nil.
  * Values, not a table: a start reads them once. */
 static int l_start(lua_State *L)
 {
@@ -87,7 +90,7 @@ static int l_start(lua_State *L)
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
     static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
-    lua_settop(L, 18); /* the arrays' userdata go above the arguments */
+    lua_settop(L, 19); /* the arrays' userdata go above the arguments */
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.argv = string_array(L, 1, 1);
@@ -121,6 +124,11 @@ static int l_start(lua_State *L)
     cfg.watchdog_usec = (unsigned long long)wd;
     cfg.pid_file = opt_string(L, 18);
     luaL_argcheck(L, !cfg.pid_file || cfg.has_helper, 18, "needs a helper (the process that forks)");
+    /* two channels on one number in the child would lose one */
+    cfg.error_fd = lua_isnoneornil(L, 19) ? -1 : opt_integer(L, 19, 0, 3, 1023);
+    luaL_argcheck(L, cfg.error_fd < 0 || (cfg.has_helper && !cfg.pid_file && cfg.error_fd != cfg.pid_fd &&
+                                          (cfg.ready != STARTER_READY_FD || cfg.error_fd != cfg.ready_fd)),
+                  19, "needs a helper's pid channel, at a number of its own");
     cfg.search_path = getenv("PATH");
 
     struct starter *s = lua_newuserdatauv(L, starter_size(), 0);

@@ -55,6 +55,8 @@ struct starter {
     int epoll_fd;             /* -1 until starter_pollfd */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
+    int error_rd;             /* the helper's error pipe (not waited on:
+                                 read once the helper has ended), or -1 */
     char *pid_file;           /* see starter_config; malloc'd, NULL when none */
     struct notify_socket *notify; /* notify protocol: malloc'd */
 
@@ -124,7 +126,7 @@ const char *starter_phase_name(int phase)
 void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
-    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = -1;
+    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = -1;
     s->spawned = (struct process)PROCESS_NONE;
     s->app = (struct process)PROCESS_NONE;
     s->app_uid = (uid_t)-1;
@@ -473,7 +475,7 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     memcpy(s->file, cfg->argv[0], flen);
     s->file[flen] = '\0';
 
-    int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, cgroup_fd = -1, err = 0;
+    int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, error_wr = -1, cgroup_fd = -1, err = 0;
     char **envp = NULL, *env_vars = NULL, *pid_digits = NULL;
     tree_sweep_deferred();
     if (cfg->kill_mode != TREE_PROCESS) {
@@ -525,6 +527,14 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->pid_rd = p[0];
         pid_wr = p[1];
         pid_reader_init(&s->pid_reader, s->pid_format);
+        if (cfg->error_fd > 2) {
+            if ((err = sys_pipe(p, 1))) {
+                fail(s, STARTER_SPAWN, err, "cannot create channels: %s", strerror(err));
+                goto done;
+            }
+            s->error_rd = p[0];
+            error_wr = p[1];
+        }
     }
     if (s->ready == STARTER_READY_FD) {
         int p[2];
@@ -560,12 +570,14 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->adopting = 1;
     }
 
-    struct spawn_fd fds[2];
+    struct spawn_fd fds[3];
     int nfds = 0;
     if (pid_wr >= 0)
         fds[nfds++] = (struct spawn_fd){ s->pid_fd, pid_wr };
     if (ready_wr >= 0)
         fds[nfds++] = (struct spawn_fd){ s->ready_fd, ready_wr };
+    if (error_wr >= 0)
+        fds[nfds++] = (struct spawn_fd){ cfg->error_fd, error_wr };
     struct spawn_request req = {
         .file = cfg->argv[0], .search_path = cfg->search_path, .argv = cfg->argv,
         .envp = envp, .cwd = cfg->cwd, .stdio = { stdio[0], stdio[1], stdio[2] },
@@ -612,6 +624,7 @@ done:
      * them, or it would never see end of file on them */
     sys_close(&pid_wr);
     sys_close(&ready_wr);
+    sys_close(&error_wr);
     sys_close(&cgroup_fd);
     for (int i = 0; i < 3; i++)
         sys_close(&stdio[i]);
@@ -847,6 +860,51 @@ static int step_pid_file(struct starter *s)
     return start_ready_phase(s);
 }
 
+/* What the helper wrote to its error pipe before it ended, for a failure's
+ * message: ": TEXT", its lines joined by "; " without their
+ * "appstart-helper: " prefix and its control characters as '?', at most
+ * size - 1 bytes; "" when it wrote nothing (or has no such pipe). Read
+ * once: the pipe is closed after. */
+static void helper_said(struct starter *s, char *out, size_t size)
+{
+    char buf[256];
+    ssize_t n = -1;
+    out[0] = '\0';
+    if (s->error_rd < 0)
+        return;
+    do
+        n = read(s->error_rd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    sys_close(&s->error_rd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    static const char prefix[] = "appstart-helper: ";
+    size_t at = 0;
+    const char *line = buf;
+    while (*line && at + 3 < size) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len >= sizeof prefix - 1 && memcmp(line, prefix, sizeof prefix - 1) == 0) {
+            line += sizeof prefix - 1;
+            len -= sizeof prefix - 1;
+        }
+        if (len > 0) {
+            const char *sep = at == 0 ? ": " : "; ";
+            for (size_t i = 0; sep[i] && at + 1 < size; i++)
+                out[at++] = sep[i];
+            for (size_t i = 0; i < len && at + 1 < size; i++) {
+                unsigned char c = (unsigned char)line[i];
+                out[at++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            }
+        }
+        if (!end)
+            break;
+        line = end + 1;
+    }
+    out[at] = '\0';
+}
+
 static int step_pid(struct starter *s)
 {
     if (s->pid_file)
@@ -859,7 +917,7 @@ static int step_pid(struct starter *s)
     if (s->phase != STARTER_AWAIT_PID)
         return s->phase;
     if (s->pid_eof || s->helper_done) {
-        char how[64];
+        char how[64], said[200];
         if (!s->helper_done) {
             /* an exiting helper closed it: wait for its status */
             if (procfs_liveness(s->spawned.pid) != PROCFS_RUNNING)
@@ -868,8 +926,9 @@ static int step_pid(struct starter *s)
                         s->pid_fd);
         }
         describe_end(&s->spawned, how, sizeof how);
-        return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid on fd %d", how,
-                    s->pid_fd);
+        helper_said(s, said, sizeof said);
+        return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid on fd %d%s", how,
+                    s->pid_fd, said);
     }
     return s->phase;
 }
@@ -1322,6 +1381,7 @@ void starter_close(struct starter *s)
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
     sys_close(&s->ready_rd);
+    sys_close(&s->error_rd);
     if (s->notify) {
         notify_socket_close(s->notify);
         free(s->notify);

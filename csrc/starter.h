@@ -110,6 +110,10 @@ struct starter_config {
                                 forks) reports nothing; it must exit 0, and
                                 the app's pid is then read from this file
                                 (waited for: the step is probed) */
+    int error_fd;            /* > 2, with has_helper: the helper writes why
+                                it failed to a pipe at this number
+                                (appstart-helper --error-fd), which a
+                                failure's message then quotes; else none */
 };
 
 struct starter_result {

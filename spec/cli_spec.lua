@@ -515,6 +515,18 @@ function Failure.test_missing_program_exits_1_with_the_error_on_stderr()
     "appstart: cannot execute /nonexistent/appstart-cli-test: No such file or directory\n")
 end
 
+function Failure.test_why_the_helper_failed_is_said_though_the_app_output_goes_to_dev_null()
+  -- without --watch the app's stdout and stderr are /dev/null, and the
+  -- helper's stderr is the app's: its reason comes back on a pipe of its own
+  local dir = S.tmpname("private")
+  assert(os.execute("mkdir -m 0700 " .. dir))
+  fails({ "--user=nobody", "--chdir=" .. dir, "--ready=none", "--", F, "pause" }, 1,
+    "^appstart: helper exited with code 1 without reporting a pid on fd 3: chdir: Permission denied\n$")
+  fails({ "--user=nobody", "--ready=none", "--", "/nonexistent/appstart-cli-test" }, 1,
+    "^appstart: helper exited with code 127 without reporting a pid on fd 3: cannot execute "
+    .. "/nonexistent/appstart%-cli%-test: No such file or directory\n$")
+end
+
 function Failure.test_timeout_exits_1_and_terminates_the_app()
   local pidfile = S.tmpname("pid")
   local took = S.timed(fails, { "--ready=fd", "--timeout=0.3", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" },

@@ -401,6 +401,31 @@ function T.test_pid_fd_or_pid_format_without_a_helper_raises_and_starts_nothing(
   S.assert_clean(before)
 end
 
+function T.test_why_the_helper_failed_comes_back_on_its_own_pipe_and_the_app_never_holds_it()
+  need_root()
+  -- the helper's stderr is the app's (here /dev/null): the reason it
+  -- failed comes back on an error pipe, quoted in the start's error
+  local before = S.snapshot()
+  local private = directory("private", "0700")
+  local app, err = start { argv = { F, "pause" }, user = "nobody", cwd = private, ready = "none",
+    stdout = "null", stderr = "null" }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "helper")
+  lu.assertStrContains(err.message, "without reporting a pid on fd 3: chdir: Permission denied")
+  app, err = start { argv = { "/nonexistent/appstart-spec" }, user = "nobody", ready = "none", stderr = "null" }
+  lu.assertNil(app)
+  lu.assertStrContains(err.message, ": cannot execute /nonexistent/appstart-spec: No such file or directory")
+  S.assert_clean(before)
+  -- an app that starts sees its ready channel and nothing of the pid
+  -- channel's or the error pipe's (fd 3 and 5 in the helper)
+  local out = directory("out", "1777") .. "/fds"
+  app, err = start { argv = { F, "fds=" .. out, "line=4:x", "pause" }, user = "nobody", ready = "fd" }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.await_file(out, 3), "0\n1\n2\n4\n")
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_a_user_or_group_name_the_system_does_not_know_is_an_argument_error()
   -- raised before anything is spawned, as a wrong type is: not a helper
   -- that fails at run time

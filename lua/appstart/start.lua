@@ -86,13 +86,18 @@ local function core_start(opts, ready, stdout, stderr)
   if ready == "fd" then
     ready_fd = opts.ready_fd or ((helper or opts.user) and pid_fd == 3 and 4 or 3)
   end
-  local cwd, stdin, app_uid = opts.cwd, opts.stdin, nil
+  local cwd, stdin, app_uid, error_fd = opts.cwd, opts.stdin, nil, nil
   if opts.user then
+    -- why the helper failed comes back on a pipe of its own (its stderr is
+    -- the app's, often /dev/null): the first number the layout leaves free
+    error_fd = 3
+    while error_fd == pid_fd or error_fd == ready_fd do error_fd = error_fd + 1 end
     app_uid = core.user(opts.user) or opts.user -- a uid with no passwd entry
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
     helper = { settings.helper_path, "--user", tostring(opts.user),
-      "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format }
+      "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format,
+      "--error-fd", tostring(error_fd) }
     if opts.group ~= nil then append(helper, "--group", tostring(opts.group)) end
     if ready_fd then append(helper, "--keep-fd", tostring(ready_fd)) end
     if cwd then append(helper, "--chdir", cwd) end
@@ -110,7 +115,7 @@ local function core_start(opts, ready, stdout, stderr)
   return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
-    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file)
+    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file, error_fd)
 end
 
 -- The start's name in messages: its program's.
