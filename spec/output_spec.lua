@@ -398,6 +398,46 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   S.assert_clean(before)
 end
 
+function TS.test_the_syslog_tag_follows_a_mainpid_move()
+  -- inside a loop the notify socket is read after ready: MAINPID= moves
+  -- the app to its child, whose lines are then tagged with its pid. Both
+  -- wait for the spec to have seen the move (the go file); the old main
+  -- then exits.
+  local before = S.snapshot()
+  local dir = S.tmpname("syslog")
+  assert(os.execute("mkdir " .. dir))
+  local go = S.tmpname("go")
+  local got, first, second
+  appstart.run(function()
+    local daemon = start_rsyslogd(dir)
+    local saved = appstart.syslog_socket
+    appstart.syslog_socket = dir .. "/log"
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "line=1:from the first main", "fork",
+      "waitfile=" .. go, "line=1:from the new main", "pause", "|", "mainpid=child", "waitfile=" .. go, "exit=0" },
+      stdout = "syslog" })
+    appstart.syslog_socket = saved
+    first = app.pid
+    local deadline = now() + 5
+    while app.pid == first and now() < deadline do appstart.sleep(0.01) end
+    second = app.pid
+    assert(io.open(go, "w")):close()
+    repeat
+      appstart.sleep(0.01)
+      got = S.read(dir .. "/messages") or ""
+    until select(2, got:gsub("\n", "")) >= 2 or now() > deadline
+    app:terminate()
+    app:close()
+    daemon:terminate()
+    daemon:close()
+  end)
+  lu.assertNotEquals(second, first, "MAINPID= moved the app")
+  lu.assertEquals(S.lines(got), {
+    string.format("fixture[%d]:|user.info| from the first main", first),
+    string.format("fixture[%d]:|user.info| from the new main", second),
+  })
+  S.assert_clean(before)
+end
+
 function TS.test_syslog_lines_lost_when_no_daemon_listens_are_counted_and_nothing_blocks()
   local before = S.snapshot()
   local logged, log = S.recorder()

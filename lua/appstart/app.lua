@@ -253,6 +253,8 @@ local function move_main(app, pid, sender)
     app._log("info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
   end
   app.pid = pid
+  -- the syslog tag names the main process
+  if app._out then app._out:set_pid(pid) end
   if watched then App.watch(app, app._proc:fd()) end
 end
 
