@@ -368,6 +368,17 @@ template(name="line" type="string" string="%%syslogtag%%|%%pri-text%%|%%msg%%\n"
   return daemon
 end
 
+-- What the daemon has written to dir/messages once it holds n lines (or
+-- the deadline has passed).
+local function logged_lines(dir, n, deadline)
+  local got
+  repeat
+    appstart.sleep(0.01)
+    got = S.read(dir .. "/messages") or ""
+  until select(2, got:gsub("\n", "")) >= n or now() > deadline
+  return got
+end
+
 function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   local before = S.snapshot()
   local dir = S.tmpname("syslog")
@@ -379,12 +390,7 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
     "line=3:up", "pause" }, ready = "fd", stdout = "syslog", stderr = "syslog" })
   appstart.syslog_socket = saved
   local pid = app.pid
-  local got
-  local deadline = now() + 5
-  repeat
-    appstart.sleep(0.01)
-    got = S.read(dir .. "/messages") or ""
-  until select(2, got:gsub("\n", "")) >= 2 or now() > deadline
+  local got = logged_lines(dir, 2, now() + 5)
   app:terminate()
   app:close()
   daemon:terminate()
@@ -421,10 +427,7 @@ function TS.test_the_syslog_tag_follows_a_mainpid_move()
     while app.pid == first and now() < deadline do appstart.sleep(0.01) end
     second = app.pid
     assert(io.open(go, "w")):close()
-    repeat
-      appstart.sleep(0.01)
-      got = S.read(dir .. "/messages") or ""
-    until select(2, got:gsub("\n", "")) >= 2 or now() > deadline
+    got = logged_lines(dir, 2, deadline)
     app:terminate()
     app:close()
     daemon:terminate()
