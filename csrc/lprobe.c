@@ -12,9 +12,12 @@
  *   core.mtime(path) -> seconds since the epoch (st_mtime, to the ns) |
  *       nil, message, errno
  *   core.realtime() -> seconds since the epoch (CLOCK_REALTIME)
+ *   core.resolve(host) -> { numeric address, ... } (each once, in
+ *       getaddrinfo's order) | nil, message, errno
  *
  * A tcp host is tried as a numeric address first; a name is resolved by
- * getaddrinfo, which may ask DNS: the caller resolves once per start.
+ * getaddrinfo, which may ask DNS (and block): the caller resolves once per
+ * start (core.resolve), and connects to the numeric addresses.
  */
 #include "lbinding.h"
 #include "sys.h"
@@ -202,6 +205,49 @@ static int l_realtime(lua_State *L)
     return 1;
 }
 
+static int l_resolve(lua_State *L)
+{
+    size_t len;
+    const char *host = luaL_checklstring(L, 1, &len);
+    luaL_argcheck(L, strlen(host) == len && len > 0, 1, "not a host name");
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    int r = getaddrinfo(host, NULL, &hints, &res);
+    if (r == EAI_NONAME) {
+        hints.ai_flags = 0;
+        r = getaddrinfo(host, NULL, &hints, &res);
+    }
+    if (r != 0) {
+        int err = r == EAI_SYSTEM ? errno : 0;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot resolve %s: %s", host, gai_strerror(r));
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    /* the list first: nothing may raise while res is held but what the
+     * pushes below may (out of memory), so collect the text first */
+    char text[16][80]; /* a numeric address, a scope at most */
+    int n = 0;
+    for (struct addrinfo *a = res; a && n < 16; a = a->ai_next) {
+        if (getnameinfo(a->ai_addr, a->ai_addrlen, text[n], sizeof text[n], NULL, 0, NI_NUMERICHOST) != 0)
+            continue;
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++)
+            seen = strcmp(text[i], text[n]) == 0;
+        if (!seen)
+            n++;
+    }
+    freeaddrinfo(res);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, text[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 void lb_open_probe(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -215,6 +261,7 @@ void lb_open_probe(lua_State *L)
         { "connect", l_connect },
         { "mtime", l_mtime },
         { "realtime", l_realtime },
+        { "resolve", l_resolve },
         { NULL, NULL },
     };
     luaL_setfuncs(L, functions, 0);

@@ -67,6 +67,39 @@ function T.test_tcp_connect_is_ready_once_the_port_listens()
   S.assert_clean(before)
 end
 
+function T.test_a_tcp_name_is_resolved_once_and_each_of_its_addresses_tried()
+  -- a name for ::1 and 127.0.0.1, ::1 first (as "localhost" has on Debian),
+  -- seen by a launcher in a mount namespace of its own; the app listens
+  -- on 127.0.0.1 only: the probe must not stop at the first address
+  lu.skipIf(not S.can_unshare(), "needs unshare(1) and a mount namespace of its own (root)")
+  local hosts = S.tmpname("hosts")
+  local f = assert(io.open(hosts, "w"))
+  f:write("::1 appstart-two\n127.0.0.1 appstart-two\n")
+  f:close()
+  local out = S.run_child_lua({ hosts = hosts }, [[
+    local port
+    for _ = 1, 5 do
+      port = math.random(20000, 60000)
+      local app, err = appstart.start { argv = { F, "listen=tcp:" .. port, "pause" },
+        ready = { connect = "tcp:appstart-two:" .. port }, ready_timeout = 10, log = function() end }
+      if app then
+        print("ready", app:terminate().signal)
+        break
+      end
+      if err.code ~= "died" then print("failed", err.code, err.message) break end
+    end
+    -- nobody listens: the message names every address tried
+    local _, err = appstart.start { argv = { F, "pause" }, ready = { connect = "tcp:appstart-two:" .. port },
+      ready_timeout = 0.3, kill_grace = 1, log = function() end }
+    print(err.code, err.message)
+    print("left", children())
+  ]])
+  lu.assertStrContains(out, "ready\t15\n")
+  lu.assertStrContains(out, "timeout\tapp not ready within 0.3 s: no connection to tcp:appstart-two:")
+  lu.assertStrContains(out, " (::1, 127.0.0.1) (the last try: Connection refused)")
+  lu.assertStrContains(out, "left\t\n")
+end
+
 function T.test_an_app_that_dies_while_probed_fails_died_at_once()
   local err, took = fail_within({ ready = { connect = "unix:" .. S.tmpname("none") }, ready_timeout = 30,
     argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)

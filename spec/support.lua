@@ -367,7 +367,9 @@ S.san_prefix = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPS
 -- descriptor limit first (`ulimit -n`; only the soft limit with
 -- `how.soft_only`), `how.tty` runs it on a terminal of its own (script(1)),
 -- `how.background` leaves it running in the background (and returns
--- nothing), `how.as` and `how.as_group` run it as that user and group.
+-- nothing), `how.as` and `how.as_group` run it as that user and group,
+-- `how.hosts` (a file) has it see that file as /etc/hosts (a mount
+-- namespace of its own: see S.can_unshare).
 -- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
 function S.run_child_lua(how, script)
@@ -394,6 +396,10 @@ function S.run_child_lua(how, script)
       command = "env LSAN_OPTIONS=" .. shell_quote("suppressions=" .. supp .. ":print_suppressions=0") .. " " .. command
     end
   end
+  if how.hosts then
+    command = "unshare --mount sh -c " .. shell_quote("mount --bind " .. shell_quote(how.hosts)
+      .. " /etc/hosts && exec " .. command)
+  end
   if how.tty then
     command = "script -qec " .. shell_quote(command) .. " /dev/null </dev/null"
   end
@@ -404,6 +410,12 @@ function S.run_child_lua(how, script)
   local p = assert(io.popen(command .. " 2>&1"))
   local text = p:read("a")
   return text, p:close()
+end
+
+--- Can a child have a mount namespace of its own (root, and unshare(1)
+-- allowed here)? For S.run_child_lua's `hosts`.
+function S.can_unshare()
+  return os.execute("unshare --mount true 2>/dev/null") == true
 end
 
 --- S.run_child_lua with a descriptor limit: `ulimit -n nofile` (only the

@@ -32,6 +32,7 @@ function M.new(opts, start_wall)
     interval = FIRST, max = opts.probe_interval or DEFAULTS.probe_interval,
     timeout = opts.probe_timeout or DEFAULTS.probe_timeout,
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
+    addresses = false, next = 1, -- a tcp host's, resolved at the first try
     dying = false, -- exec probes' commands killed, until they have ended
   }, Probe)
   if spec.connect then
@@ -73,6 +74,26 @@ end
 
 local tries = {}
 
+-- A tcp host's addresses, resolved once (a name may ask DNS, which
+-- blocks): every one of them is tried, so that "localhost" listening on
+-- 127.0.0.1 only is found though ::1 comes first. nil, why, errno: the
+-- name does not resolve.
+local function addresses(p)
+  if p.addresses then return p.addresses end
+  if p.family ~= "tcp" then
+    p.addresses = { p.where }
+    return p.addresses
+  end
+  local list, why, errno = core.resolve(p.where)
+  if not list then return nil, why, errno end
+  if #list == 0 then return nil, "cannot resolve " .. p.where .. ": no address" end
+  p.addresses = list
+  if #list > 1 or list[1] ~= p.where then
+    p.what = format("%s (%s)", p.what, table.concat(list, ", "))
+  end
+  return list
+end
+
 function tries.connect(p)
   if p.pending then
     local ok, why = p.pending:check()
@@ -82,20 +103,34 @@ function tries.connect(p)
     end
     if not why then return false end -- still under way
     p.last = why
-    p:close() -- refused: a new try at once
+    p:close() -- refused: the next address at once
   end
-  local r, why, errno = core.connect(p.family, p.where, p.port)
-  if r == true then return true end
-  if r == nil then
+  local list, err, errno = addresses(p)
+  if not list then
     -- cannot be tried at all (the name does not resolve): an error, not
     -- a wait until the timeout
-    return nil, why, errno
+    return nil, err, errno
   end
-  if r == false then
-    p.last = why
-    return false
+  -- each address in turn, from where the last try left off, until one
+  -- answers or is under way; an address that cannot be tried (no route
+  -- for its family) is passed over, unless none can
+  local n, hard = #list, 0
+  for _ = 1, n do
+    local address = list[p.next]
+    p.next = p.next % n + 1
+    local r, why, e = core.connect(p.family, address, p.port)
+    if r == true then return true end
+    if r == nil then
+      hard, err, errno = hard + 1, why, e
+      p.last = why
+    elseif r == false then
+      p.last = why
+    else
+      p.pending, p.pending_kind, p.pending_until = r, "conn", now() + p.timeout
+      return false
+    end
   end
-  p.pending, p.pending_kind, p.pending_until = r, "conn", now() + p.timeout
+  if hard == n then return nil, err, errno end
   return false
 end
 
