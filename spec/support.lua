@@ -412,10 +412,11 @@ function S.run_child_lua(how, script)
   return text, p:close()
 end
 
---- Can a child have a mount namespace of its own (root, and unshare(1)
--- allowed here)? For S.run_child_lua's `hosts`.
+--- Can a child have a mount namespace of its own and bind-mount a file
+-- there (root, unshare(1) and mount(8) allowed here)? For
+-- S.run_child_lua's `hosts`.
 function S.can_unshare()
-  return os.execute("unshare --mount true 2>/dev/null") == true
+  return os.execute("unshare --mount sh -c 'mount --bind /etc/hosts /etc/hosts' >/dev/null 2>&1") == true
 end
 
 --- S.run_child_lua with a descriptor limit: `ulimit -n nofile` (only the
