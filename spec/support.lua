@@ -130,9 +130,20 @@ function S.alive(pid)
   return st ~= nil and not st.State:match("^Z")
 end
 
---- Kill every stray fixture (cleanup after a failed test), then reap.
+--- Kill every stray fixture (cleanup after a failed test), and what else
+-- such a test left running as this launcher's child (a real daemon: redis,
+-- dbus, mosquitto), with the process group it leads, if it leads one of
+-- its own (kill_mode "group"); then reap.
 function S.kill_strays()
   for _, pid in ipairs(S.strays()) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+  local mine = pgrp("self")
+  for _, pid in ipairs(S.children()) do
+    if S.alive(pid) then
+      local group = pgrp(pid)
+      local target = (group == tostring(pid) and group ~= mine) and ("-" .. group) or tostring(pid)
+      os.execute("kill -9 " .. target .. " 2>/dev/null")
+    end
+  end
   testing.reap()
 end
 
