@@ -202,6 +202,25 @@ static int l_starter_fds(lua_State *L)
     return n;
 }
 
+/* s:watch(fd) -> true | nil, message, errno: fd (the caller's, never
+ * closed here) wakes the start's waits too, until s:unwatch() */
+static int l_starter_watch(lua_State *L)
+{
+    struct starter *s = check_starter(L, 1);
+    int fd = (int)luaL_checkinteger(L, 2);
+    int err = starter_watch(s, fd);
+    if (err)
+        return lb_errno_result(L, err, "starter:watch");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_starter_unwatch(lua_State *L)
+{
+    starter_unwatch(check_starter(L, 1));
+    return 0;
+}
+
 /* s:wait([timeout]) -> true (one of s:fds() is readable) | false (timed
  * out) | nil, message, errno: blocks, for a launcher with nothing else to
  * wait on */
@@ -395,6 +414,7 @@ void lb_open_starter(lua_State *L)
         { "step", l_starter_step },     { "awaits", l_starter_awaits },
         { "phase", l_starter_phase },   { "fd", l_starter_fd },
         { "fds", l_starter_fds },       { "wait", l_starter_wait },
+        { "watch", l_starter_watch },   { "unwatch", l_starter_unwatch },
         { "event", l_starter_event },   { "outcome", l_starter_outcome },
         { "result", l_starter_result },
         { "take", l_starter_take },     { "stop", l_starter_stop },

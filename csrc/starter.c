@@ -51,6 +51,7 @@ struct starter {
     char file[96];            /* what was spawned, for messages */
 
     int watch[STARTER_MAX_WATCH]; /* the descriptors to wait on */
+    int caller_fd;            /* one of them, the caller's (starter_watch) */
     int nwatch;
     int epoll_fd;             /* -1 until starter_pollfd */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
@@ -126,7 +127,7 @@ const char *starter_phase_name(int phase)
 void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
-    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = -1;
+    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = s->caller_fd = -1;
     s->spawned = (struct process)PROCESS_NONE;
     s->app = (struct process)PROCESS_NONE;
     s->app_uid = (uid_t)-1;
@@ -224,6 +225,24 @@ int starter_pollfd(struct starter *s)
     }
     s->epoll_fd = epfd;
     return epfd;
+}
+
+int starter_watch(struct starter *s, int fd)
+{
+    if (fd < 0)
+        return EBADF;
+    if (s->caller_fd >= 0)
+        return EBUSY;
+    int err = watch_fd(s, fd);
+    if (!err)
+        s->caller_fd = fd;
+    return err;
+}
+
+void starter_unwatch(struct starter *s)
+{
+    unwatch_fd(s, s->caller_fd);
+    s->caller_fd = -1;
 }
 
 int starter_wait(struct starter *s, double timeout)
@@ -1393,6 +1412,7 @@ void starter_close(struct starter *s)
     s->tree = NULL;
     sys_close(&s->epoll_fd);
     s->nwatch = 0;
+    s->caller_fd = -1;
     ready_line_free(&s->line);
     for (int i = s->next_event; i < s->nevents; i++)
         free(s->events[i].text);

@@ -83,7 +83,7 @@ struct starter_event {
 
 /* The descriptors a start may wait on at once: the exec pipe, the pid pipe,
  * the helper's pidfd, the app's pidfd, the ready channel; never all. */
-#define STARTER_MAX_WATCH 5
+#define STARTER_MAX_WATCH 6 /* its own five, and one of the caller's */
 
 struct starter_config {
     char *const *argv;       /* NULL-terminated: the helper's, then the app's */
@@ -175,6 +175,13 @@ int starter_fds(const struct starter *s, int *fds);
  * timeout, -1 with errno. The next step then knows which were not
  * readable and spares the system calls that would say so. */
 int starter_wait(struct starter *s, double timeout);
+
+/* Wake the start's waits when fd is readable too (a probe's command's
+ * pidfd): fd is the caller's, never closed here; take it out with
+ * starter_unwatch before closing it. One at a time: 0, EBUSY when one is
+ * watched already, or the errno of epoll_ctl. */
+int starter_watch(struct starter *s, int fd);
+void starter_unwatch(struct starter *s);
 
 /* One descriptor for all of them (an epoll set, made on first call and kept
  * up to date from then on), or -errno. */

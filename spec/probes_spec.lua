@@ -139,6 +139,23 @@ function T.test_exec_probe_is_ready_when_its_command_exits_0()
   S.assert_clean(before)
 end
 
+function T.test_an_exec_probe_is_ready_as_its_command_exits_not_at_the_next_try()
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here: the command is looked at at each try")
+  local before = S.snapshot()
+  local mark = S.tmpname("now")
+  -- tries at 0, 1, 3, 7 ... 1023, 2047 ms (probe_interval 5 s): a command
+  -- that exits 0 after 1.1 s is seen at 2.047 s when only a try looks at it
+  local t0 = now()
+  local app = assert(start { ready = { exec = { F, "sleep=1.1", "now=" .. mark } }, probe_interval = 5,
+    probe_timeout = 5, ready_timeout = 30, argv = { F, "pause" } })
+  local exited = time_in(mark) -- (written just before it exits)
+  lu.assertTrue(exited - t0 >= 1.1)
+  lu.assertTrue(t0 + app.ready_after - exited < 0.5,
+    string.format("seen %.3f s after its command exited", t0 + app.ready_after - exited))
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   local mark = S.tmpname("hang")
   local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,

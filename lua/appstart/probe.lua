@@ -7,7 +7,8 @@
 -- p:try() when p:next_at() comes, and races it against the app's death
 -- and ready_timeout. A try that cannot finish at once (a tcp connect under
 -- way, an exec probe's command still running) is looked at again at the
--- next try, and given up after probe_timeout.
+-- next try, and given up after probe_timeout; an exec probe's command
+-- that ends wakes the start at once (its pidfd joins the start's waits).
 local App = require "appstart.app"
 local core = require "appstart.core"
 local options = require "appstart.options"
@@ -26,7 +27,9 @@ local FIRST = 0.001 -- the first interval, doubled up to probe_interval
 --- A probe for opts.ready (a table, checked by appstart.options).
 -- @param start_wall core.realtime() when the start began (the file probe
 -- wants a file modified after it)
-function M.new(opts, start_wall)
+-- @param starter the start's core starter, whose waits an exec probe's
+-- command joins while it runs (nil: it is looked at at each try only)
+function M.new(opts, start_wall, starter)
   local spec = opts.ready
   local p = setmetatable({
     interval = FIRST, max = opts.probe_interval or DEFAULTS.probe_interval,
@@ -34,6 +37,7 @@ function M.new(opts, start_wall)
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
     dying = false, -- exec probes' commands killed, until they have ended
+    starter = starter or false, watching = false, -- the command's pidfd is in its waits
   }, Probe)
   if spec.connect then
     p.kind = "connect"
@@ -70,6 +74,22 @@ local function settle_pending(p, t)
     p:close()
   end
   p:settled() -- what earlier tries left, looked at as it goes
+end
+
+-- The exec probe's command runs: its exit wakes the start's waits
+-- (without a pidfd it is looked at at each try, as before).
+local function watch(p, app)
+  local fd = p.starter and app._proc and app._proc:fd()
+  p.watching = fd and p.starter:watch(fd) or false
+end
+
+-- It runs no more (ended, killed, or given up): out of the waits before
+-- its pidfd is closed.
+local function unwatch(p)
+  if p.watching then
+    p.starter:unwatch()
+    p.watching = false
+  end
 end
 
 local tries = {}
@@ -165,11 +185,13 @@ function tries.exec(p)
       return false
     end
     p.pending, p.pending_kind = h.app, "app"
+    watch(p, h.app)
   end
   local app = p.pending
   local how = App.check(app) -- (one that exited at once was seen so at its start)
   if not how then return false end
   p.pending, p.pending_kind = false, false
+  unwatch(p)
   app:close()
   if how.code == 0 then return true end
   p.last = format("%s %s", p.argv[1], tostring(require("appstart.errors").how(how)))
@@ -207,6 +229,7 @@ end
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
+  unwatch(self)
   if kind == "conn" then
     pending:close()
   elseif kind == "start" then

@@ -408,7 +408,7 @@ function probe_step(h)
   local s, pr = h._s, h._probing
   local p = pr.probe
   if not p then
-    p = probes.new(h._opts, pr.wall0)
+    p = probes.new(h._opts, pr.wall0, s)
     pr.probe = p
     local app = h._app
     if not app then
