@@ -71,6 +71,10 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
     struct procfs_stat st;
     if ((err = procfs_stat(pid, &st)))
         return refuse(out, err, why, why_len, NULL);
+    /* a zombie or a process on its way out would end the app at once,
+     * leaving the real main running unwatched */
+    if (procfs_liveness(pid) != PROCFS_RUNNING)
+        return refuse(out, ESRCH, why, why_len, "it has exited");
     if (st.start_time < l->main_start)
         return refuse(out, EPERM, why, why_len, "started before the app");
     /* descended: its parent chain reaches the app (while that lives), or

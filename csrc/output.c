@@ -170,13 +170,15 @@ static int open_in_dir(int dir_fd, const char *name, int flags)
 {
     int fd;
     do
-        fd = openat(dir_fd, name, flags | O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
+        fd = openat(dir_fd, name, flags | O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                    0640);
     while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
 }
 
 /* The file to append to: a regular file with one link, never through a
- * symbolic link. */
+ * symbolic link, and opened without blocking (a FIFO planted there would
+ * hold the launcher in open until a reader came; it is refused here). */
 static int open_log(struct output_file *f, int create_flags)
 {
     int fd = open_in_dir(f->dir_fd, f->name, create_flags);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,6 +121,19 @@ int process_has_ended(struct process *p)
     p->end = PROCESS_GONE;
     sys_close(&p->pidfd);
     return 1;
+}
+
+int process_exited_unreaped(const struct process *p)
+{
+    if (!p->is_child || p->end != PROCESS_RUNNING || p->pid <= 0)
+        return 0;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r;
+    do
+        r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    return r == 0 && si.si_pid == p->pid;
 }
 
 int process_signal(struct process *p, int sig)

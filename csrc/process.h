@@ -46,6 +46,11 @@ int process_open(struct process *p, pid_t pid, int is_child);
  * it runs, or -1 with errno on an unexpected error. Reaps a child. */
 int process_has_ended(struct process *p);
 
+/* Has p, a child, exited without being reaped yet (a zombie, whose pid no
+ * other process can have until it is reaped)? 1, or 0 (running, not a
+ * child, or reaped already); never reaps. */
+int process_exited_unreaped(const struct process *p);
+
 /* Send sig. Returns 0 or an errno value; ESRCH once it has ended. */
 int process_signal(struct process *p, int sig);
 

@@ -374,6 +374,11 @@ static void describe_end(const struct process *p, char *buf, size_t len)
 
 /* ---- begin: channels, stdio, environment, spawn ---- */
 
+/* A stdio file: never through a symbolic link (O_NOFOLLOW on its last
+ * component), a regular file only with one link, never a directory, and
+ * opened without blocking (a FIFO with no reader, a serial line waiting
+ * for its carrier would hold the launcher): a FIFO to write needs its
+ * reader already. The app gets it blocking, as stdio is. */
 static int open_stdio(const char *how, int fd, int *out)
 {
     *out = -1;
@@ -383,12 +388,37 @@ static int open_stdio(const char *how, int fd, int *out)
     int flags = fd == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
     int r;
     do
-        r = open(path, flags | O_CLOEXEC | O_NOCTTY, 0666);
+        r = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0666);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return errno;
+    struct stat st;
+    int err = 0, fl;
+    if (fstat(r, &st) != 0)
+        err = errno;
+    else if (S_ISDIR(st.st_mode))
+        err = EISDIR;
+    else if (S_ISREG(st.st_mode) && st.st_nlink != 1)
+        err = EMLINK;
+    else if ((fl = fcntl(r, F_GETFL)) < 0 || fcntl(r, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        err = errno;
+    if (err) {
+        sys_close(&r);
+        return err;
+    }
     *out = r;
     return 0;
+}
+
+/* Why open_stdio refused, in the words of its rules. */
+static const char *stdio_why(int err)
+{
+    switch (err) {
+    case ELOOP: return "it is a symbolic link (never followed)";
+    case EMLINK: return "it has more than one link (a hard link is never written through)";
+    case ENXIO: return "a FIFO with no reader (it would block the launcher)";
+    default: return strerror(err);
+    }
 }
 
 /* The variables of the notify protocol, which are the launcher's to set:
@@ -522,7 +552,7 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         }
         if ((err = open_stdio(cfg->stdio[i], i, &stdio[i]))) {
             fail(s, STARTER_SPAWN, err, "cannot open %s for %s: %s", cfg->stdio[i],
-                 i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", strerror(err));
+                 i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", stdio_why(err));
             goto done;
         }
     }
@@ -928,13 +958,17 @@ static int step_pid(struct starter *s)
 {
     if (s->pid_file)
         return step_pid_file(s);
-    check_helper(s);
-    /* read after polling the helper: once it is reaped, all it wrote is in
-     * the pipe */
+    /* read after looking at the helper: once it has exited, all it wrote is
+     * in the pipe. It is reaped here only when it failed to report; else
+     * after the ready channel's first drain (step_ready), so that what it
+     * sent there is read while its pid is still its own. */
+    int exited = s->helper_done || process_exited_unreaped(&s->spawned);
     if (s->pid_rd >= 0)
         read_pid_channel(s, 0);
     if (s->phase != STARTER_AWAIT_PID)
         return s->phase;
+    if (exited)
+        check_helper(s);
     if (s->pid_eof || s->helper_done) {
         char how[64], said[200];
         if (!s->helper_done) {
@@ -961,7 +995,8 @@ static int admitted(struct starter *s, pid_t sender)
     pid_t app = app_of(s)->pid;
     if (sender == app)
         return 1;
-    if (s->access != STARTER_ACCESS_MAIN && s->has_helper && sender == s->spawned.pid)
+    if (s->access != STARTER_ACCESS_MAIN && s->has_helper && !s->helper_done &&
+        sender == s->spawned.pid)
         return 1;
     if (s->access != STARTER_ACCESS_ALL || app <= 0)
         return 0;
@@ -1079,17 +1114,27 @@ static void read_notify(struct starter *s)
     }
 }
 
+/* The helper's end, reaped: a failure when it says it failed. */
+static int reap_helper(struct starter *s)
+{
+    check_helper(s);
+    if (s->helper_done && s->helper_status != 0) {
+        char how[64];
+        describe_end(&s->spawned, how, sizeof how);
+        return fail(s, STARTER_HELPER, 0, "helper %s", how);
+    }
+    return s->phase;
+}
+
 static int step_ready(struct starter *s)
 {
     struct process *app = app_of(s);
-    if (s->has_helper) {
-        check_helper(s);
-        if (s->helper_done && s->helper_status != 0) {
-            char how[64];
-            describe_end(&s->spawned, how, sizeof how);
-            return fail(s, STARTER_HELPER, 0, "helper %s", how);
-        }
-    }
+    /* The helper is admitted as a sender (notify_access "exec") by its pid
+     * only while no other process can have that pid: until it is reaped.
+     * So its exit is seen first and it is reaped after the drain, which
+     * then holds all it sent; a message from its pid after that is from
+     * whoever has the pid now, and is refused. */
+    int helper_ended = s->has_helper && !s->helper_done && process_exited_unreaped(&s->spawned);
     /* death first, then drain: a ready message sent before the app exited
      * still counts. (A pidfd the last wait saw quiet has no death to tell.) */
     int quiet = s->app_quiet;
@@ -1107,6 +1152,8 @@ static int step_ready(struct starter *s)
         if (s->phase != STARTER_AWAIT_READY)
             return s->phase;
     }
+    if (helper_ended && reap_helper(s) != STARTER_AWAIT_READY)
+        return s->phase;
     if (s->ready_seen) {
         if (s->helper_done)
             s->phase = STARTER_READY;

@@ -206,6 +206,32 @@ function TM.test_mainpid_of_an_unrelated_process_is_refused()
   lu.assertStrContains(why[2], "started before the app")
 end
 
+function TM.test_mainpid_of_a_child_that_has_exited_is_refused_and_the_main_stays_watched()
+  local before = S.snapshot()
+  local entries, log = S.recorder()
+  run(function()
+    -- the child exits at once and stays a zombie: were it believed, the app
+    -- would end at once and its real main run on, out of reach
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "fork", "exit=7", "|", "sleep=0.2", "mainpid=child", "pause" }, log = log,
+    })
+    local pid = app.pid
+    lu.assertTrue(await(function()
+      for _, e in ipairs(entries) do if e:find("MAINPID=") then return true end end
+    end), "the claim was looked at")
+    lu.assertEquals(app.pid, pid)
+    lu.assertEquals(app.state, "ready")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  local why = {}
+  for _, e in ipairs(entries) do
+    if e:find("MAINPID=") then why[#why + 1] = e end
+  end
+  lu.assertEquals(#why, 1, table.concat(why, "\n"))
+  lu.assertStrContains(why[1], "it has exited")
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_from_another_process_than_the_main_is_refused()
   local entries, log = S.recorder()
   run(function()

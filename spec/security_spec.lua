@@ -154,6 +154,49 @@ end
 -------------------------------------------------------------------------------
 -- 4. the notify socket
 
+function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("reuse")
+  assert(os.execute("mkdir " .. q(dir)))
+  -- in a pid namespace of its own, the next pid can be chosen: once the
+  -- helper is reaped, a process is made to take its pid and send READY=1
+  -- (elsewhere the same needs only a loop of forks until the pid comes round)
+  local out = S.run_child_lua({ pidns = true, env = { D = dir } }, [[
+    local dir = os.getenv("D")
+    local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
+    local forger = dir .. "/forger.sh"
+    local f = assert(io.open(forger, "w"))
+    f:write([=[
+      while [ ! -e "$1/helper" ]; do sleep 0.01; done
+      hp=$(cat "$1/helper"); sock=$(cat "$1/sock")
+      while [ -e /proc/$hp ]; do sleep 0.01; done
+      echo $((hp - 1)) > /proc/sys/kernel/ns_last_pid
+      sh -c 'echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1' forge "$1" "$sock" "$2" &
+      wait
+    ]=])
+    f:close()
+    os.execute("sh " .. forger .. " " .. dir .. " " .. F .. " &")
+    local logged = {}
+    local app, err = appstart.start { argv = { F, "pause" }, pid_format = "line", ready_timeout = 2,
+      kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end,
+      helper = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > "$0/sock"; "$@" & echo $! >&3; echo $$ > "$0/helper"',
+        dir } }
+    -- (the forger is done by the timeout: wait for its file all the same)
+    for _ = 1, 200 do if read(dir .. "/forged") then break end os.execute("sleep 0.01") end
+    print("helper", read(dir .. "/helper"))
+    print("forged", read(dir .. "/forged"))
+    print("result", app and "ready" or err.code)
+    print("log", table.concat(logged, "|"))
+    print("left", children())
+  ]])
+  local helper, forged = out:match("helper\t(%d+)"), out:match("forged\t(%d+)")
+  lu.assertNotNil(helper, out)
+  lu.assertEquals(forged, helper, "the forger took the helper's pid: " .. out)
+  lu.assertStrContains(out, "result\ttimeout\n")
+  lu.assertStrContains(out, "ignored a notify datagram from pid " .. helper)
+  lu.assertStrContains(out, "left\t\n")
+end
+
 function T.test_the_socket_is_writable_by_all_in_a_0711_directory_with_an_unguessable_name()
   local before = S.snapshot()
   local info = S.tmpname("info")

@@ -411,6 +411,12 @@ function S.run_child_lua(how, script)
     command = "unshare --mount sh -c " .. shell_quote("mount --bind " .. shell_quote(how.hosts)
       .. " /etc/hosts && exec " .. command)
   end
+  if how.pidns then
+    -- a pid namespace of its own, where pids come in order and
+    -- /proc/sys/kernel/ns_last_pid sets the next one (sh stays its pid 1:
+    -- what is left in it dies with it)
+    command = "unshare --pid --fork --mount-proc sh -c " .. shell_quote(command .. "; exit $?")
+  end
   if how.tty then
     command = "script -qec " .. shell_quote(command) .. " /dev/null </dev/null"
   end
@@ -428,6 +434,13 @@ end
 -- S.run_child_lua's `hosts`.
 function S.can_unshare()
   return os.execute("unshare --mount sh -c 'mount --bind /etc/hosts /etc/hosts' >/dev/null 2>&1") == true
+end
+
+--- Can a child have a pid namespace of its own and choose its next pid
+-- there (S.run_child_lua's `pidns`)?
+function S.can_unshare_pid()
+  return os.execute("unshare --pid --fork --mount-proc sh -c "
+    .. "'echo 100 >/proc/sys/kernel/ns_last_pid' >/dev/null 2>&1") == true
 end
 
 --- S.run_child_lua with a descriptor limit: `ulimit -n nofile` (only the
