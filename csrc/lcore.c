@@ -3,6 +3,8 @@
  * and the module's own functions.
  */
 #include "lbinding.h"
+#include "children.h"
+#include "tree.h"
 #include "notifysock.h"
 #include "procfs.h"
 #include "spawn.h"
@@ -10,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -277,6 +280,39 @@ static int l_notify(lua_State *L)
     return 1;
 }
 
+/* core.reap() -> nothing: children let go of before they ended (an app
+ * closed or collected) are reaped, each by its pid, once they have, and
+ * the cgroups let go of removed once empty; what every wait does, so that
+ * none stays until the next start */
+static int l_reap(lua_State *L)
+{
+    (void)L;
+    children_reap_abandoned();
+    tree_sweep_deferred();
+    return 0;
+}
+
+/* core.dup(fd) -> a new close-on-exec descriptor for the same file | nil,
+ * message, errno; core.close(fd): for an event loop's adapter that must
+ * own what it polls (cqueues: a descriptor another coroutine closes while
+ * one still polls it breaks the controller) */
+static int l_dup(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (r < 0)
+        return lb_errno_result(L, errno, "dup");
+    lua_pushinteger(L, r);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    sys_close(&fd);
+    return 0;
+}
+
 static int l_strerror(lua_State *L)
 {
     lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
@@ -288,7 +324,8 @@ int luaopen_appstart_core(lua_State *L);
 int luaopen_appstart_core(lua_State *L)
 {
     static const luaL_Reg functions[] = {
-        { "now", l_now },
+        { "now", l_now },             { "reap", l_reap },
+        { "dup", l_dup },             { "close", l_close },
         { "wait_readable", l_wait_readable },
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },

@@ -1304,6 +1304,12 @@ void starter_result(const struct starter *s, struct starter_result *out)
     if (out->pid > 0) {
         out->app_end = app->end;
         out->app_code = app->code;
+    } else if (s->pid_file && s->helper_done && s->phase == STARTER_FAILED && s->code == STARTER_DIED) {
+        /* a forking daemon's start that exited without forking it: what
+         * died is the process started */
+        out->pid = s->spawned.pid;
+        out->app_end = s->spawned.end;
+        out->app_code = s->spawned.code;
     }
 }
 

@@ -145,6 +145,10 @@ function T.test_a_started_process_that_exits_non_zero_is_died()
   local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
     "died", 5)
   lu.assertStrContains(err.message, "exited with code 4 before it was ready (it must exit 0 once it has forked)")
+  -- what died is the process started: its status and pid, as for any died
+  lu.assertEquals(err.status, { code = 4 })
+  lu.assertEquals(tostring(err.status), "exited with code 4")
+  lu.assertTrue(math.type(err.pid) == "integer" and err.pid > 1, tostring(err.pid))
 end
 
 function T.test_no_pid_file_within_ready_timeout_is_a_timeout()

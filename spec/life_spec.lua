@@ -162,6 +162,78 @@ end
 -------------------------------------------------------------------------------
 -- MAINPID= after ready
 
+function T.test_a_flood_after_ready_is_logged_once_a_second_a_kind_with_a_count()
+  local before = S.snapshot()
+  local entries, log = S.recorder()
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notifyflood=300:garbage", "notifyflood=300:STATUS=busy",
+        "notify=STATUS=done", "pause" }, log = log,
+    })
+    lu.assertTrue(await(function() return app.status == "done" end), tostring(app.status))
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  local malformed, status = 0, 0
+  for _, e in ipairs(entries) do
+    if e:find("malformed notify datagram", 1, true) then malformed = malformed + 1 end
+    if e:find(": status: ", 1, true) then status = status + 1 end
+  end
+  -- a second at most has passed: one line each, not 300
+  lu.assertTrue(malformed >= 1 and malformed <= 2, "malformed lines: " .. malformed)
+  lu.assertTrue(status >= 1 and status <= 3, "status lines: " .. status)
+  S.assert_clean(before)
+end
+
+function T.test_on_status_that_waits_is_called_once_at_a_time_with_the_latest_status()
+  local before = S.snapshot()
+  local calls, running, most, last = 0, 0, 0, nil
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "sleep=0.05", "notifyflood=500:STATUS=busy", "notify=STATUS=done", "pause" },
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        calls, running = calls + 1, running + 1
+        most = math.max(most, running)
+        require("appstart").sleep(0.3) -- statuses keep coming meanwhile
+        last = text
+        running = running - 1
+      end,
+    })
+    lu.assertTrue(await(function() return last == "done" end, 5), "the latest status came last: " .. tostring(last))
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  -- not a task per datagram: one call at a time, the latest next
+  lu.assertEquals(most, 1)
+  lu.assertTrue(calls <= 4, "calls: " .. calls)
+  S.assert_clean(before)
+end
+
+function T.test_a_notify_app_dropped_inside_a_loop_is_reaped_and_its_socket_closed_when_it_ends()
+  local before = S.snapshot()
+  local dirs = notify_dirs()
+  run(function()
+    local pid = assert(start { argv = { F, "notify=READY=1", "pause" } }).pid
+    -- nobody holds the app now; it dies
+    assert(os.execute("kill -9 " .. pid))
+    lu.assertTrue(await(function() return not S.read("/proc/" .. pid .. "/stat") end), "still a zombie")
+  end)
+  lu.assertEquals(notify_dirs(), dirs)
+  S.assert_clean(before)
+end
+
+function T.test_terminate_returns_the_recorded_end_when_a_watch_saw_it_first()
+  local before = S.snapshot()
+  local seen
+  -- (on_exit makes a watch, which a plain script runs in terminate's wait)
+  local app = assert(start { argv = { F, "notify=READY=1", "pause" }, on_exit = function(_, how) seen = how end })
+  local how = app:terminate()
+  lu.assertEquals(how, { signal = 15 })
+  lu.assertEquals(tostring(how), "killed by signal 15 (TERM)")
+  lu.assertIs(how, app.how)
+  lu.assertIs(seen, how)
+  S.assert_clean(before)
+end
+
 local TM = {}
 
 function TM.tearDown() S.kill_strays() end

@@ -167,6 +167,45 @@ function T.test_task_error_propagates_and_abandons_other_starts_killing_their_ap
   S.assert_clean(before)
 end
 
+function T.test_task_error_ends_the_apps_other_tasks_hold_and_leaves_nothing()
+  local before = S.snapshot()
+  local pids = {}
+  local ok, err = pcall(appstart.run, function()
+    -- ready and held: one waits on its app, one reads the app's output
+    appstart.spawn(function()
+      local app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5, log = S.quiet })
+      pids[#pids + 1] = app.pid
+      app:wait()
+    end)
+    appstart.spawn(function()
+      local app = assert(appstart.start { argv = { F, "ignore=TERM", "pause" }, ready = "none", kill_grace = 0.3,
+        stdout = "capture", on_output = function() end, log = S.quiet })
+      pids[#pids + 1] = app.pid
+      app:wait()
+    end)
+    lu.assertTrue(await_in_loop(function() return #pids == 2 end), "not started")
+    error("boom")
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom")
+  -- ended by the time run raised (one with SIGKILL after its kill_grace)
+  for _, pid in ipairs(pids) do lu.assertFalse(S.alive(pid), "app " .. pid .. " still running") end
+  S.assert_clean(before)
+end
+
+function T.test_a_closed_app_that_exits_is_reaped_at_the_next_wait()
+  local before = S.snapshot()
+  local app = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+  local pid = app.pid
+  app:close()
+  lu.assertEquals({ app:kill() }, { nil, "closed" })
+  assert(os.execute("kill -9 " .. pid))
+  -- no start comes after: a sleep reaps it
+  lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. pid .. "/stat") end, 3),
+    "a zombie until the next start")
+  S.assert_clean(before)
+end
+
 function T.test_error_in_fn_itself_propagates_out_of_run()
   local ok, err = pcall(appstart.run, function() error("fn failed") end)
   lu.assertFalse(ok)

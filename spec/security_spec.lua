@@ -197,6 +197,49 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
   lu.assertStrContains(out, "left\t\n")
 end
 
+function T.test_a_stdio_path_is_never_written_through_a_link_into_a_file_the_app_may_not_touch()
+  local dir = directory("stdio", "0755")
+  local secret = S.tmpname("secret")
+  local f = assert(io.open(secret, "w"))
+  f:write("root only\n")
+  f:close()
+  assert(os.execute("chmod 600 " .. q(secret)))
+  -- what an app's user plants where its output goes: a symbolic link, a
+  -- hard link, a directory
+  assert(os.execute(string.format("ln -s %s %s/sym && ln %s %s/hard && mkdir %s/dir", q(secret), q(dir),
+    q(secret), q(dir), q(dir))))
+  for _, case in ipairs {
+    { "sym", "it is a symbolic link (never followed)" },
+    { "hard", "it has more than one link" },
+    { "dir", "Is a directory" },
+  } do
+    for _, stream in ipairs { "stdin", "stdout", "stderr" } do
+      local err = fail_case({ argv = { F, "notify=READY=1", "pause" }, [stream] = dir .. "/" .. case[1] }, "spawn")
+      lu.assertStrContains(err.message, "cannot open " .. dir .. "/" .. case[1] .. " for " .. stream .. ": "
+        .. case[2])
+    end
+  end
+  lu.assertEquals(S.read(secret), "root only\n")
+end
+
+function T.test_a_fifo_planted_at_a_stdio_or_output_path_never_holds_the_launcher()
+  local dir = directory("fifo", "0755")
+  assert(os.execute("mkfifo " .. q(dir .. "/out")))
+  -- in a child killed after 20 s: an open that blocks is beyond any hook
+  local out = S.run_child_lua({ timeout = 20, env = { D = dir } }, [[
+    local path = os.getenv("D") .. "/out"
+    for _, stdout in ipairs { path, { file = path } } do
+      local app, err = appstart.start { argv = { F, "pause" }, ready = "none", stdout = stdout, log = function() end }
+      print(app and "started" or (err.code .. ": " .. err.message))
+    end
+    print("left", children())
+  ]])
+  lu.assertStrContains(out, "spawn: cannot open " .. dir .. "/out for stdout: a FIFO with no reader (it would block"
+    .. " the launcher)\n")
+  lu.assertStrContains(out, "spawn: cannot start fixture: cannot open " .. dir .. "/out: ")
+  lu.assertStrContains(out, "left\t\n")
+end
+
 function T.test_the_socket_is_writable_by_all_in_a_0711_directory_with_an_unguessable_name()
   local before = S.snapshot()
   local info = S.tmpname("info")

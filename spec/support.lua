@@ -411,6 +411,11 @@ function S.run_child_lua(how, script)
     command = "unshare --mount sh -c " .. shell_quote("mount --bind " .. shell_quote(how.hosts)
       .. " /etc/hosts && exec " .. command)
   end
+  if how.timeout then
+    -- a child that would hang (a regression that blocks in a system call,
+    -- which no hook can interrupt) is killed: its output tells
+    command = "timeout -s KILL " .. how.timeout .. " " .. command
+  end
   if how.pidns then
     -- a pid namespace of its own, where pids come in order and
     -- /proc/sys/kernel/ns_last_pid sets the next one (sh stays its pid 1:

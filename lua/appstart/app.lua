@@ -170,11 +170,18 @@ local function report(app, what)
   return function(err) app._log("error", format("%s: %s raised %s", app._program, what, err)) end
 end
 
+-- A line about what the app sent: once a second at most for each kind.
+local function noisy(app, kind, level, text)
+  local life = app._life
+  if life then return log.limited(life.quiet, kind, app._log, level, text) end
+  if not log.drops(app._log, level) then app._log(level, text) end
+end
+
 -- app.state moves (RELOADING=1, READY=1, STOPPING=1)
 local function set_state(app, state)
   if app._state == state or not RUNNING[app._state] then return end
   app._state = state
-  if not log.drops(app._log, "info") then app._log("info", format("%s: %s", app._program, state)) end
+  if not log.drops(app._log, "info") then noisy(app, "state", "info", format("%s: %s", app._program, state)) end
   if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
 end
 
@@ -231,13 +238,14 @@ end
 local function move_main(app, pid, sender)
   if pid == app.pid then return end
   if sender ~= app.pid then
-    app._log("warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may move it",
+    noisy(app, "mainpid from", "warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may move it",
       app._program, pid, sender, app.pid))
     return
   end
   local proc, why = app._life.listener:verify_main(pid)
   if not proc then
-    app._log("warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
+    -- (a flood is held back by reason: each reason is one of a few)
+    noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
     return
   end
   -- the old pidfd leaves the poller before it is closed
@@ -258,18 +266,39 @@ local function move_main(app, pid, sender)
   if watched then App.watch(app, app._proc:fd()) end
 end
 
+-- on_status, one call at a time: statuses that come while it runs (it may
+-- wait, inside a loop) are not queued, the latest is its next call's.
+local function call_on_status(app, on_status)
+  local life = app._life
+  if life.status_busy then
+    life.status_next = true
+    return
+  end
+  life.status_busy = true
+  loop.callback(report(app, "on_status"), function()
+    local ok, err = pcall(function()
+      repeat
+        life.status_next = false
+        on_status(app, app.status)
+      until not life.status_next
+    end)
+    life.status_busy = false
+    if not ok then error(err, 0) end
+  end)
+end
+
 local function on_message(app, m, sender)
   if m.mainpid then move_main(app, m.mainpid, sender) end
   if m.status then
     app.status = m.status
     if not log.drops(app._log, "info") then
-      app._log("info", format("%s: status: %s", app._program, printable(m.status)))
+      noisy(app, "status", "info", format("%s: status: %s", app._program, printable(m.status)))
     end
     local on_status = app._opts.on_status
-    if on_status then loop.callback(report(app, "on_status"), on_status, app, m.status) end
+    if on_status then call_on_status(app, on_status) end
   end
   if m.errno and not log.drops(app._log, "info") then
-    app._log("info", format("%s: app reported ERRNO=%d", app._program, m.errno))
+    noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, m.errno))
   end
   local life = app._life
   local r = life.reload
@@ -311,7 +340,9 @@ function App.drain(app)
       r.n, r.pid = r.n + 1, a
     elseif kind == "malformed" then
       -- after ready a broken datagram is not worth the app's life
-      log.f(app._log, "warn", "%s: ignored a malformed notify datagram: %s", app._program, a)
+      if not log.drops(app._log, "warn") then
+        noisy(app, "malformed", "warn", format("%s: ignored a malformed notify datagram: %s", app._program, a))
+      end
     else
       app._log("error", format("%s: cannot read the notify socket: %s", app._program, a))
       stop_listening(app)
@@ -327,7 +358,10 @@ end
 -- nil for the option's).
 function App.listen(app, listener, watchdog)
   local life = { listener = listener, listen = false, watchdog = watchdog or app._opts.watchdog or false,
-    wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false }
+    wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false,
+    -- what is logged of the app's messages, once a second at most a kind
+    -- (log.limited); on_status: one call at a time, the latest status next
+    quiet = {}, status_busy = false, status_next = false }
   app._life = life
   life.listen = loop.listen(listener:fd(), function() App.drain(app) end)
   if life.watchdog then watchdog_ping(app) end
@@ -382,7 +416,8 @@ function App:kill(sig)
     local ok = (type(sig) == "string" or math.type(sig) == "integer") and pcall(core.signum, sig)
     if not ok then error("app:kill: unknown signal '" .. tostring(sig) .. "'", 2) end
   end
-  if check(self) or not self._proc then return nil, "app has exited" end
+  if check(self) then return nil, "app has exited" end
+  if not self._proc then return nil, "closed" end
   local ok, msg = self._proc:signal(sig or "TERM")
   if not ok then return nil, msg end
   return true
@@ -399,8 +434,10 @@ function App:terminate(grace)
   local message
   how, message = ending.terminate(self._proc, grace or kill_grace(self), true) -- check polled it
   if not how then return nil, message end
+  -- (a watch may have seen the end first, inside the wait: its record is
+  -- the app's)
   ended(self, how)
-  return how
+  return self._how
 end
 
 -- A wait on the app's notify socket and its death at once (a source for
@@ -473,6 +510,22 @@ function App:reload()
   local result, err = reload_wait(self, r, timeout)
   if life.reload == r then life.reload = false end
   return result, err
+end
+
+--- End the apps a failed appstart.run leaves (the tasks that held them are
+-- gone): SIGTERM to every one at once, then each is waited for within what
+-- is left of its kill_grace, SIGKILL after.
+function App.end_all(apps)
+  local t0, list = now(), {}
+  for app in pairs(apps) do
+    if app._proc and not check(app) then
+      list[#list + 1] = app
+      app:kill("TERM")
+    end
+  end
+  for _, app in ipairs(list) do
+    app:terminate(math.max(0, kill_grace(app) - (now() - t0)))
+  end
 end
 
 --- Release the app's descriptors and leave it running (its callbacks will

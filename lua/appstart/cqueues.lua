@@ -40,18 +40,24 @@ function B.spawn(fn, ...)
   cqueues.running():wrap(function() fn(table.unpack(args, 1, args.n)) end)
 end
 
+-- A watch or a listener polls a copy of the owner's descriptor, its own:
+-- the owner closes its descriptor right after it cancels (an app's end
+-- closes its pidfd), while the coroutine that polls is still registered
+-- with the controller, which then fails on the closed descriptor. The
+-- copy is closed by that coroutine, once its poll has returned.
+local function own_copy(fd)
+  return assert(core.dup(fd))
+end
+
 function B.watch(fd, fn, interval)
   local h = { done = false }
-  local obj = fd and { pollfd = fd, events = "r" }
-  local cq = cqueues.running()
-  cq:wrap(function()
+  local mine = fd and own_copy(fd)
+  local obj = mine and { pollfd = mine, events = "r" }
+  cqueues.running():wrap(function()
     while not h.done do
       if obj then
         if cqueues.poll(obj) == obj and not h.done then
           h.done = true
-          -- fn may close fd (an app's end closes its pidfd): out of the
-          -- poll set first, while it is still open
-          cqueues.cancel(fd)
           fn()
         end
       else
@@ -59,31 +65,32 @@ function B.watch(fd, fn, interval)
         if not h.done and fn() then h.done = true end
       end
     end
+    if mine then
+      cqueues.cancel(mine)
+      core.close(mine)
+    end
   end)
-  -- the owner closes fd right after cancelling: take it out of every
-  -- controller's poll set first (cqueues.cancel wakes the waiting poll)
   function h.cancel()
     h.done = true
-    if fd then cqueues.cancel(fd) end
+    if mine then cqueues.cancel(mine) end -- (wakes the poll)
   end
   return h
 end
 
 function B.listen(fd, fn)
   local h = { done = false }
-  local obj = { pollfd = fd, events = "r" }
+  local mine = own_copy(fd)
+  local obj = { pollfd = mine, events = "r" }
   cqueues.running():wrap(function()
     while not h.done do
-      if cqueues.poll(obj) == obj and not h.done then
-        -- fn may end the listening and close fd: out of the poll set first
-        cqueues.cancel(fd)
-        fn()
-      end
+      if cqueues.poll(obj) == obj and not h.done then fn() end
     end
+    cqueues.cancel(mine)
+    core.close(mine)
   end)
   function h.cancel()
     h.done = true
-    cqueues.cancel(fd)
+    cqueues.cancel(mine) -- (wakes the poll)
   end
   return h
 end

@@ -1,6 +1,7 @@
 --- appstart.log: the default logger, levels, and text an app chose made
 -- safe to log.
 local settings = require "appstart.settings"
+local core_now = require("appstart.core").now
 
 local log = {}
 
@@ -45,6 +46,26 @@ end
 -- written as \xHH.
 function log.printable(text)
   return (text:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
+end
+
+--- logger(level, text), at most once a second for each `key` of `state`
+-- (a table the caller keeps, for what an app sends: it may come in a
+-- flood). The next line that passes says how many were held back.
+function log.limited(state, key, logger, level, text)
+  if log.drops(logger, level) then return end
+  local t = core_now()
+  local e = state[key]
+  if e then
+    if t - e.at < 1 then
+      e.n = e.n + 1
+      return
+    end
+    if e.n > 0 then text = string.format("%s (%d more like it not logged)", text, e.n) end
+    e.at, e.n = t, 0
+  else
+    state[key] = { at = t, n = 0 }
+  end
+  logger(level, text)
 end
 
 return log

@@ -148,6 +148,7 @@ end
 --- One turn: wait for descriptors or the next timer (never past `until_`),
 -- then run what became ready. Entries are called as entry.fire(entry).
 local function turn(until_)
+  core.reap()
   local t = now()
   while heap[1] and heap[1].cancelled do pop_cancelled() end
   local wake = heap[1] and heap[1].at
@@ -391,6 +392,7 @@ end
 -- deadline, polling it directly: no poller to create and close, no
 -- registration to undo.
 local function block(source, deadline)
+  core.reap()
   local timeout = deadline and math.max(0, deadline - now()) or -1
   local readable, err
   if math.type(source) == "integer" then
@@ -399,6 +401,7 @@ local function block(source, deadline)
     readable, err = source:wait(timeout)
   end
   if readable == nil then error(err, 3) end
+  core.reap()
   return readable
 end
 
@@ -584,13 +587,15 @@ end
 
 --- Run fn(...) as the first task of a loop; return when it and every task
 -- spawned meanwhile are done. An error in any task closes the others (their
--- pending starts are abandoned and their apps killed) and is raised here.
+-- pending starts are abandoned), ends every app started in the run that
+-- still runs and was not closed (SIGTERM, SIGKILL after its kill_grace),
+-- and is raised here.
 function loop.run(fn, ...)
   if current then error("appstart.run: a loop is already running", 2) end
   -- many starts at once need many descriptors: take what the hard limit
   -- allows (apps still start with the old soft limit)
   core.raise_nofile()
-  local state = { tasks = {}, queue = {}, count = 0 }
+  local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }) }
   current = state
   local failure
   local ok, err = pcall(function(...)
@@ -632,9 +637,17 @@ function loop.run(fn, ...)
     if task.waiting then task.waiting.drop(task.waiting) end
     coroutine.close(co)
   end
+  -- and the apps its tasks started: nobody is left to stop them
+  if not ok or failure then require("appstart.app").end_all(state.apps) end
   loop.idle()
   if not ok then error(err, 0) end
   if failure then error(failure, 0) end
+end
+
+--- An app started inside appstart.run: ended if the run fails (an error
+-- in a task), as the tasks that held it are.
+function loop.own(app)
+  if current then current.apps[app] = true end
 end
 
 --- Is a loop running?

@@ -224,10 +224,17 @@ end
 local function rare(h)
   local r = h._rare
   if not r then
-    r = { served = false, refused = false, watchdog = false, helper_exited = false }
+    r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false }
     h._rare = r
   end
   return r
+end
+
+-- The start's log.limited state (what the app sends, before ready).
+local function quiet(h)
+  local r = rare(h)
+  if not r.quiet then r.quiet = {} end
+  return r.quiet
 end
 
 -- The probe of a start, when it has one under way.
@@ -251,7 +258,10 @@ local function on_event(h, kind, value, count, text)
         value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
     end
   elseif kind == "status" then
-    if not log.drops(logger, "info") then logger("info", label(h) .. ": status: " .. printable(text)) end
+    -- what the app sends is logged once a second at most a kind
+    if not log.drops(logger, "info") then
+      log.limited(quiet(h), "status", logger, "info", label(h) .. ": status: " .. printable(text))
+    end
     if app then
       app.status = text
       h._opts.on_status(app, text)
@@ -271,9 +281,13 @@ local function on_event(h, kind, value, count, text)
     if not h._ready_deadline or until_ > h._ready_deadline then h._ready_deadline = until_ end
     if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label(h), value / 1e6)) end
   elseif kind == "errno" then
-    if not log.drops(logger, "info") then logger("info", format("%s: app reported ERRNO=%d", label(h), value)) end
+    if not log.drops(logger, "info") then
+      log.limited(quiet(h), "errno", logger, "info", format("%s: app reported ERRNO=%d", label(h), value))
+    end
   elseif kind == "stopping" then
-    if not log.drops(logger, "info") then logger("info", label(h) .. ": app reported STOPPING=1") end
+    if not log.drops(logger, "info") then
+      log.limited(quiet(h), "stopping", logger, "info", label(h) .. ": app reported STOPPING=1")
+    end
   elseif kind == "mainpid" then
     if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label(h), value)) end
   elseif kind == "watchdog_usec" then
@@ -382,10 +396,15 @@ local function finish_ready(h)
   if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
-  if app._on_exit and not exited then App.watch(app, s:app_fd(), "pid") end
-  local listener
   local r = h._rare
-  app._proc, listener = s:take(r and r.served and not exited) -- and the starter is closed
+  local served = r and r.served and not exited
+  -- an app whose socket is read after ready is watched to its end too: it
+  -- may be dropped meanwhile, and nothing else would close that socket
+  -- or reap it
+  if (app._on_exit or served) and not exited then App.watch(app, s:app_fd(), "pid") end
+  loop.own(app) -- (a failed appstart.run ends it)
+  local listener
+  app._proc, listener = s:take(served) -- and the starter is closed
   h.app, h.done = app, true
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
