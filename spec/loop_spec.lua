@@ -206,6 +206,25 @@ function T.test_a_closed_app_that_exits_is_reaped_at_the_next_wait()
   S.assert_clean(before)
 end
 
+function T.test_mistakes_in_the_loop_calls_raise_naming_the_call()
+  local function raises(fn, text)
+    local ok, err = pcall(fn)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(err), text)
+    -- at the caller's line, not inside appstart
+    lu.assertStrContains(tostring(err), "loop_spec.lua")
+  end
+  raises(function() appstart.sleep(-1) end, "appstart.sleep: seconds expected (a number >= 0), got -1")
+  raises(function() appstart.sleep("x") end, "appstart.sleep: seconds expected (a number >= 0), got x")
+  raises(function() appstart.sleep() end, "appstart.sleep: seconds expected (a number >= 0), got nil")
+  raises(function() appstart.sleep(0 / 0) end, "appstart.sleep: seconds expected")
+  raises(function() appstart.run(nil) end, "appstart.run: a function expected, got nil")
+  local inner
+  appstart.run(function() inner = { pcall(appstart.spawn, 5) } end)
+  lu.assertFalse(inner[1])
+  lu.assertStrContains(tostring(inner[2]), "appstart.spawn: a function expected, got number")
+end
+
 function T.test_error_in_fn_itself_propagates_out_of_run()
   local ok, err = pcall(appstart.run, function() error("fn failed") end)
   lu.assertFalse(ok)

@@ -435,8 +435,12 @@ function T.test_a_file_without_a_shebang_never_runs_through_a_shell()
   f:write("touch ", marker, "\n")
   f:close()
   os.execute("chmod 755 " .. q(script))
-  fail_case({ argv = { script }, user = "nobody", ready = "none" }, "helper")
+  -- the app could not be executed: spawn, as without a helper
+  local err = fail_case({ argv = { script }, user = "nobody", ready = "none" }, "spawn")
+  lu.assertEquals(err.message, "cannot execute " .. script .. ": Exec format error")
   lu.assertNil(S.read(marker), "the file ran through a shell")
+  err = fail_case({ argv = { S.bindir .. "/no-such-program" }, user = "nobody", ready = "none" }, "spawn")
+  lu.assertEquals(err.message, "cannot execute " .. S.bindir .. "/no-such-program: No such file or directory")
 end
 
 -------------------------------------------------------------------------------
@@ -500,7 +504,8 @@ function T.test_why_the_helper_failed_comes_back_on_its_own_pipe_and_the_app_nev
   lu.assertStrContains(err.message, "without reporting a pid on fd 3: chdir: Permission denied")
   app, err = start { argv = { "/nonexistent/appstart-spec" }, user = "nobody", ready = "none", stderr = "null" }
   lu.assertNil(app)
-  lu.assertStrContains(err.message, ": cannot execute /nonexistent/appstart-spec: No such file or directory")
+  lu.assertEquals(err.code, "spawn")
+  lu.assertEquals(err.message, "cannot execute /nonexistent/appstart-spec: No such file or directory")
   S.assert_clean(before)
   -- an app that starts sees its ready channel and nothing of the pid
   -- channel's or the error pipe's (fd 3 and 5 in the helper)

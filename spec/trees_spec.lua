@@ -97,6 +97,28 @@ function TG.test_an_app_that_died_leaves_no_group_member()
   assert_gone({ S.pid_in(child) }, "what a dead app forked")
 end
 
+function TG.test_an_app_whose_main_exits_by_itself_takes_its_group_with_it()
+  local before = S.snapshot()
+  local a, b = S.tmpname("pid"), S.tmpname("pid")
+  local how, took
+  require("appstart").run(function()
+    -- one child ends at SIGTERM, one ignores it (SIGKILL after kill_grace)
+    local app = assert(start { kill_mode = "group", argv = { F,
+      "fork", "pidfile=" .. a, "pause", "|",
+      "fork", "ignore=TERM", "pidfile=" .. b, "pause", "|",
+      "notify=READY=1", "waitfile=" .. b, "sleep=0.1", "exit=4" } })
+    local t0 = now()
+    how = app:wait()
+    took = now() - t0
+  end)
+  lu.assertEquals(how.code, 4)
+  lu.assertEquals(how.left, 2)
+  local pids = pids_in(a, b)
+  assert_gone(pids, "what the app left in its group")
+  lu.assertTrue(took < 3, "the app's own end is seen at once: " .. took)
+  S.assert_clean(before)
+end
+
 function TG.test_group_through_the_helper()
   local dir = S.tmpname("nobody")
   assert(os.execute("mkdir -m 1777 " .. dir))

@@ -70,6 +70,7 @@ end
 
 -- The app's socket is of no more use: closed, and its timers stopped.
 local log_refused -- below
+local end_the_rest, kill_grace -- below
 
 local function stop_listening(app)
   local life = app._life
@@ -88,6 +89,39 @@ end
 --- The app's notify socket is read no more: closed, its timers stopped.
 App.unlisten = stop_listening
 
+-- kill_mode "group": the main process ended by itself; what it left in its
+-- group goes with it (SIGTERM now, SIGKILL after kill_grace), as under
+-- systemd, so that a service that crashes leaves nothing behind. how.left
+-- counts them. The process is closed once they are gone.
+function end_the_rest(app, proc, how)
+  local n = proc:rest()
+  if n == 0 then return proc:close() end
+  how.left = math.max(how.left or 0, n)
+  if not log.drops(app._log, "info") then
+    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group", app._program,
+      n, n == 1 and "" or "es"))
+  end
+  proc:signal("TERM")
+  proc:signal("CONT")
+  local deadline = now() + kill_grace(app)
+  if loop.served() then
+    -- a task of the loop (appstart.run waits for it to end)
+    loop.call(function()
+      if not ending.settle(proc, deadline) then
+        proc:signal("KILL")
+        ending.settle(proc, now() + ending.KILL_WAIT)
+      end
+      proc:close()
+    end)
+  else
+    -- a plain script: at the first call that waits after kill_grace
+    loop.at(deadline, function()
+      if proc:rest() > 0 then proc:signal("KILL") end
+      proc:close()
+    end)
+  end
+end
+
 local function ended(app, how)
   if app._state == "exited" then return end
   errors.how(how)
@@ -105,7 +139,9 @@ local function ended(app, how)
   stop_listening(app)
   local proc = app._proc
   app._proc = false
-  if proc then proc:close() end
+  if proc then
+    if proc:kill_mode() == "group" then end_the_rest(app, proc, how) else proc:close() end
+  end
   if not log.drops(app._log, "debug") then
     app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid, tostring(how)))
   end
@@ -185,7 +221,7 @@ local function set_state(app, state)
   if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
 end
 
-local function kill_grace(app)
+function kill_grace(app)
   return app._opts.kill_grace or DEFAULT_GRACE
 end
 

@@ -235,11 +235,19 @@ local function unpack_args(task)
   if n == 1 then return a end
 end
 
+-- A task's body must be a function (a coroutine takes nothing else).
+local function check_function(fn, what)
+  if type(fn) ~= "function" then
+    error(string.format("%s: a function expected, got %s", what, type(fn)), 3)
+  end
+end
+
 --- Spawn a task in the running loop: fn(...) in a coroutine of its own.
 -- @return the task: `task:cancel()` makes its current (or next) wait return
 -- nil, "cancelled"; `task.done` is true once fn has returned
 function loop.spawn(fn, ...)
   if not current then error("appstart.spawn: no loop is running (use appstart.run)", 2) end
+  check_function(fn, "appstart.spawn")
   -- every field preset: a wait sets them without allocating
   local task = setmetatable({ co = coroutine.create(fn), done = false, waiting = false,
     cancel_pending = false, nargs = 0, arg1 = false, arg2 = false, args = false }, Task)
@@ -505,8 +513,12 @@ end
 
 --- Sleep for `seconds` (yields inside a loop).
 function loop.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("appstart.sleep: seconds expected (a number >= 0), got " .. tostring(seconds), 2)
+  end
   return loop.wait(nil, now() + seconds)
 end
+
 
 --- Call fn() in the background when fd becomes readable, once; or, with no
 -- fd, every `interval` seconds until fn returns true.
@@ -592,6 +604,7 @@ end
 -- and is raised here.
 function loop.run(fn, ...)
   if current then error("appstart.run: a loop is already running", 2) end
+  check_function(fn, "appstart.run")
   -- many starts at once need many descriptors: take what the hard limit
   -- allows (apps still start with the old soft limit)
   core.raise_nofile()

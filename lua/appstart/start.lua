@@ -159,7 +159,8 @@ function start.begin(opts, who, up)
     -- a probe's: its start on the wall clock, the probe, whether it passed
     _probing = probing and { wall0 = core.realtime(), probe = false, passed = false } or false,
     -- the rare facts of a start (see rare())
-    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false } or false,
+    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false }
+      or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -252,7 +253,7 @@ local function on_event(h, kind, value, count, text)
     if h._out then h._out:set_pid(value) end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
   elseif kind == "helper_exit" then
-    rare(h).helper_exited = true
+    rare(h).helper_exited = value -- its exit code, or minus its signal
     if h._debug then
       logger("debug", format("%s: helper %s", label(h),
         value >= 0 and ("exited with code " .. value) or ("killed by signal " .. -value)))
@@ -317,6 +318,13 @@ local function finish_failed(h)
   local s, f = h._s, h._failure
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
+  -- appstart-helper (user =) exits 126 or 127 when the app's exec failed,
+  -- as a shell does: the app could not be executed, as without a helper
+  local helper_code = h._rare and h._rare.helper_exited
+  if code == "helper" and h._opts.user and (helper_code == 126 or helper_code == 127) then
+    code = "spawn"
+    message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
+  end
   s:close()
   -- the app's last lines say why it failed
   local out, lines = h._out, nil
