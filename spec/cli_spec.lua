@@ -523,8 +523,7 @@ function Failure.test_why_the_helper_failed_is_said_though_the_app_output_goes_t
   fails({ "--user=nobody", "--chdir=" .. dir, "--ready=none", "--", F, "pause" }, 1,
     "^appstart: helper exited with code 1 without reporting a pid on fd 3: chdir: Permission denied\n$")
   fails({ "--user=nobody", "--ready=none", "--", "/nonexistent/appstart-cli-test" }, 1,
-    "^appstart: helper exited with code 127 without reporting a pid on fd 3: cannot execute "
-    .. "/nonexistent/appstart%-cli%-test: No such file or directory\n$")
+    "^appstart: cannot execute /nonexistent/appstart%-cli%-test: No such file or directory\n$")
 end
 
 function Failure.test_timeout_exits_1_and_terminates_the_app()
