@@ -107,7 +107,9 @@ static int signal_member(struct tree *t, pid_t pid, int sig)
         return 0;
     struct procfs_stat st;
     int sent = 0;
-    if (member_now(t, pid) && procfs_stat(pid, &st) == 0) {
+    /* a zombie runs no more: nothing to signal or wait for (its parent,
+     * perhaps an init that is slow to reap, has it) */
+    if (member_now(t, pid) && procfs_stat(pid, &st) == 0 && st.state != 'Z' && st.state != 'X') {
         if (sig == 0) {
             sent = 1;
         } else if (process_signal(&p, sig) == 0) {

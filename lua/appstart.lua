@@ -22,7 +22,12 @@ local Watch = require "appstart.watch"
 appstart.default_log = log.default
 
 --- Text an app chose made safe for one line (control characters as \xHH).
-appstart.printable = log.printable
+function appstart.printable(text)
+  if type(text) ~= "string" then
+    error("bad argument #1 to 'appstart.printable' (string expected, got " .. type(text) .. ")", 2)
+  end
+  return log.printable(text)
+end
 
 appstart.Error = errors.Error
 

@@ -134,6 +134,10 @@ function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
   end
   -- where the app's output goes when the command leaves it running
   assert_contains(out, "default null, so that $(appstart ...) returns at\n", "usage")
+  -- stderr's default is its own, not --stdout's
+  assert_contains(out, "the app's stderr, as --stdout; default null,\n"
+    .. "                           with --watch inherit (whatever --stdout is);\n", "usage")
+  lu.assertNil(out:find("default as", 1, true), "usage")
 end
 
 function Usage.test_a_bare_appstart_prints_the_usage_on_stderr_and_exits_2()
@@ -225,6 +229,35 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
   S.assert_clean(before)
 end
 
+function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
+  local before = S.snapshot()
+  local cases = {
+    { { "--pid-timeout=5", "--ready=fd", "--", F, "pause" },
+      "option '--pid-timeout' needs --user or --pid-fd (it bounds the wait for the app's pid)" },
+    { { "--pid-timeout=5", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
+      "option '--pid-timeout' has no effect with --ready=forks (the pid file is waited for within --timeout)" },
+    { { "--notify-access=main", "--ready=none", "--", F, "pause" }, "option '--notify-access' needs"
+      .. " --ready=notify or --ready=fd (it says whose ready message counts), not --ready=none" },
+    { { "--notify-access=all", "--ready=tcp:127.0.0.1:1", "--", F, "pause" },
+      "option '--notify-access' needs --ready=notify or --ready=fd (it says whose ready message counts),"
+      .. " not --ready=tcp:127.0.0.1:1" },
+    -- a bare stream name is no file the user meant
+    { { "--stdout=stdout", "--", F, "pause" }, "option '--stdout': 'stdout' would be a file of that name in"
+      .. " the current directory: write './stdout' for such a file" },
+    { { "--stderr=stderr", "--", F, "pause" }, "option '--stderr': 'stderr' would be a file of that name in"
+      .. " the current directory: write './stderr' for such a file" },
+  }
+  for _, case in ipairs(cases) do
+    local args, message = case[1], case[2]
+    local label = table.concat(args, " ")
+    local code, out, err = run(args)
+    lu.assertEquals(code, 2, label)
+    lu.assertEquals(out, "", label)
+    assert_contains(err, "appstart: " .. message .. "\nTry 'appstart --help'", label)
+  end
+  S.assert_clean(before)
+end
+
 function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   local before = S.snapshot()
   -- the helper's pid channel is fd 3, so the ready channel cannot be
@@ -279,6 +312,27 @@ end
 
 function Start.test_ready_fd_implies_the_fd_protocol_on_that_descriptor()
   local pid = started({ "--ready-fd=7", "--", F, "line=7:seven", "pause" }, "seven")
+  kill_app(pid)
+end
+
+function Start.test_notify_access_goes_with_the_fd_protocol_and_any_protocol_watches()
+  -- the fd protocol's line is admitted by its sender too
+  local pid = started({ "--ready=fd", "--notify-access=main", "--", F, "line=3:admitted", "pause" }, "admitted")
+  kill_app(pid)
+  -- a watched app of a protocol with no STATUS= (nothing to show)
+  local code, out, err = run { "--watch", "--ready=none", "--", F, "exit=4" }
+  lu.assertEquals(code, 4, err)
+  lu.assertStrMatches(out, "^appstart: fixture ready: pid %d+, [%d.]+ s\n$")
+end
+
+function Start.test_stderr_defaults_to_dev_null_whatever_stdout_is()
+  -- without --watch: /dev/null, even when --stdout is a file
+  local log = S.tmpname("applog")
+  local pid = started({ "--ready=fd", "--stdout=" .. log, "--", F, "line=3:split", "pause" }, "split")
+  local p = io.popen("readlink /proc/" .. pid .. "/fd/1 /proc/" .. pid .. "/fd/2")
+  local links = p:read("a")
+  p:close()
+  lu.assertEquals(links, log .. "\n/dev/null\n")
   kill_app(pid)
 end
 
@@ -475,8 +529,8 @@ function Start.test_stdin_reads_from_a_path_or_dev_null()
 end
 
 function Start.test_seconds_take_any_finite_number_lua_reads()
-  local pid = started({ "--ready=fd", "--timeout=1e3", "--grace=.5", "--pid-timeout=2.5e1", "--",
-    F, "line=3:numbers", "pause" }, "numbers")
+  local pid = started({ "--ready=fd", "--timeout=1e3", "--grace=.5", "--", F, "line=3:numbers", "pause" },
+    "numbers")
   kill_app(pid)
   local took = S.timed(fails, { "--ready=fd", "--timeout=.3", "--grace=0", "--", F, "pause" }, 1,
     "^appstart: app not ready within 0%.3 s[^\n]*\n$")
@@ -485,7 +539,7 @@ end
 
 function Start.test_pid_timeout_bounds_the_wait_for_the_pid_on_pid_fd()
   -- COMMAND is to fork and report its daemon's pid on fd 3, and never does
-  local took = S.timed(fails, { "--pid-fd=3", "--pid-timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1,
+  local took = S.timed(fails, { "--pid-fd=3", "--pid-timeout=.3e0", "--grace=0.2", "--", F, "pause" }, 1,
     "^appstart: fixture did not report a pid on fd 3 within 0%.3 s[^\n]*\n$")
   lu.assertTrue(took < 3, "took " .. took .. " s")
 end

@@ -150,6 +150,21 @@ function TL.test_watch_callback_runs_from_uv_run()
   lu.assertEquals(why, "exited")
 end
 
+function TL.test_a_wait_far_beyond_libuvs_timer_range_works()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local how
+  coroutine.wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:x", "sleep=0.1", "exit=2" }, ready = "fd" })
+    -- 1e17 s in milliseconds is past what a libuv timer takes (it aborts)
+    how = app:wait(1e17)
+  end)()
+  uv.run()
+  lu.assertEquals(how, { code = 2 })
+  S.assert_clean(before)
+end
+
 function TL.test_a_failed_start_under_luv_leaves_nothing()
   local uv = require "luv"
   require "appstart.luv"

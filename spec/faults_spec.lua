@@ -259,8 +259,9 @@ function Launcher.tearDown() S.kill_strays() end
 -- launcher's descriptors are the same after, and its children.
 local LOW_LIMIT_SCRIPT = [==[
 local function opts(mode)
-  local o = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
+  local o = { ready = "fd", log = function() end, ready_timeout = 3, kill_grace = 0.2 }
   if mode == "helper" then
+    o.pid_timeout = 3
     o.helper = { F, "fork", "line=4:x", "pause", "|", "int32=3:child", "exit=0" }
     o.argv = { "pause" }
   else

@@ -265,7 +265,7 @@ end
 -- line: how and which, the number, the outcome, whether the launcher's
 -- descriptors are the same after, and its children.
 local HIGH_FD_SCRIPT = [==[
-local base = { ready = "fd", log = function() end, ready_timeout = 3, pid_timeout = 3, kill_grace = 0.2 }
+local base = { ready = "fd", log = function() end, ready_timeout = 3, kill_grace = 0.2 }
 for _, report in ipairs { "auto", "pipe" } do
 testing.exec_report(report) -- both ways an exec failure comes back
 for _, which in ipairs { "ready_fd", "pid_fd" } do
@@ -276,7 +276,7 @@ for _, which in ipairs { "ready_fd", "pid_fd" } do
       o.argv, o.ready_fd = { F, "line=" .. fd .. ":x", "pause" }, fd
     else
       o.helper = { F, "fork", "line=3:x", "pause", "|", "int32=" .. fd .. ":child", "exit=0" }
-      o.argv, o.pid_fd, o.ready_fd = { "pause" }, fd, 3
+      o.argv, o.pid_fd, o.ready_fd, o.pid_timeout = { "pause" }, fd, 3, 3
     end
     collectgarbage()
     local before = table.concat(testing.fds(), ",")

@@ -17,7 +17,7 @@ function T.test_a_thousand_starts_at_once_all_ready_then_all_terminated()
     for i = 1, N do
       appstart.spawn(function()
         local app, err = appstart.start { argv = { S.fixture, "line=3:n" .. i, "pause" }, ready = "fd",
-          ready_timeout = 60, pid_timeout = 60 }
+          ready_timeout = 60 }
         if app then apps[#apps + 1] = app else failures[#failures + 1] = tostring(err) end
       end)
     end

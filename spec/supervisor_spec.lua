@@ -359,6 +359,59 @@ function TStates.test_a_reload_signal_that_kills_the_app_is_no_failure()
   S.assert_clean(before)
 end
 
+-- The fixture does not handle SIGHUP: the reload signal ends it. Outside a
+-- loop nothing reads a notify app's socket after ready, and a ready =
+-- "none" app has nothing to say: either way its end is what tells.
+local function hup_killed_services()
+  return {
+    notify = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5 },
+    none = { argv = { F, "pause" }, ready = "none", kill_grace = 0.5 },
+  }
+end
+
+function TStates.test_an_app_the_reload_signal_ends_is_never_ready_again_and_the_reload_fails()
+  local before = S.snapshot()
+  for kind, spec in pairs(hup_killed_services()) do
+    local rec = recorder()
+    local sv = supervisor({ services = { r = spec } }, rec)
+    lu.assertEquals(sv:up(), true)
+    local pid = pid_of(sv, "r")
+    local ok, err = sv:reload("r")
+    lu.assertNil(ok, kind)
+    lu.assertEquals(err.code, "died", kind)
+    lu.assertEquals(err.service, "r")
+    lu.assertEquals(err.status.signal, 1)
+    lu.assertStrContains(tostring(err), "app killed by signal 1 (HUP) while it reloaded")
+    lu.assertEquals(rec.states("r"), { "starting", "ready", "reloading", "stopped" }, kind)
+    lu.assertEquals(sv:status("r").last.signal, 1)
+    lu.assertFalse(S.alive(pid))
+  end
+  S.assert_clean(before)
+end
+
+function TStates.test_in_a_loop_an_app_the_reload_signal_ends_goes_to_its_restart_policy()
+  local before = S.snapshot()
+  for kind, spec in pairs(hup_killed_services()) do
+    local rec = recorder()
+    spec.restart, spec.backoff = "always", { initial = 0.01 }
+    local sv = supervisor({ services = { r = spec } }, rec)
+    local got, back
+    appstart.run(function()
+      sv:up()
+      got = table.pack(sv:reload("r"))
+      back = await(sv, function() return rec.count("r", "ready") == 2 end)
+      sv:down()
+    end)
+    lu.assertNil(got[1], kind)
+    lu.assertEquals(got[2].code, "died", kind)
+    lu.assertTrue(back, kind .. ": restarted")
+    lu.assertEquals(rec.states("r"),
+      { "starting", "ready", "reloading", "backoff", "starting", "ready", "stopping", "stopped" }, kind)
+    lu.assertEquals(rec.events("r", "backoff")[1].info.how.signal, 1)
+  end
+  S.assert_clean(before)
+end
+
 function TStates.test_the_apps_own_reports_after_ready_map_to_reloading_ready_and_stopping()
   local before = S.snapshot()
   local rec = recorder()
@@ -1105,6 +1158,50 @@ function TDrivers.test_plain_script_wait_supervises_until_all_have_stopped()
   lu.assertEquals(sv:status("s").state, "failed")
   lu.assertEquals(sv:status("once").state, "stopped")
   lu.assertEquals(rec.count("s", "starting"), 3)
+  S.assert_clean(before)
+end
+
+function TDrivers.test_plain_script_a_call_that_waits_serves_the_watchdog()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    pings = { argv = { F, "notify=READY=1", "repeat=15:0.1:WATCHDOG=1", "exit=0" }, watchdog = 0.5 },
+    hangs = { argv = { F, "notify=READY=1", "pause" }, watchdog = 0.3, restart = "no", kill_grace = 0.5 },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  -- sv:wait() reads the pings of one for 1.5 s, and kills the other, which
+  -- sends none, after 0.3 s
+  lu.assertEquals(sv:wait(), true)
+  lu.assertEquals(sv:status("pings").last.code, 0)
+  local last = sv:status("hangs").last
+  lu.assertTrue(last.watchdog)
+  lu.assertEquals(last.signal, 6)
+  lu.assertEquals(rec.states("pings"), { "starting", "ready", "stopped" })
+  lu.assertEquals(rec.states("hangs"), { "starting", "ready", "stopped" })
+  S.assert_clean(before)
+end
+
+function TDrivers.test_plain_script_between_calls_the_watchdog_waits_for_the_next_call()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    pings = { argv = { F, "notify=READY=1", "repeat=15:0.1:WATCHDOG=1", "exit=0" }, watchdog = 0.5 },
+    hangs = { argv = { F, "notify=READY=1", "pause" }, watchdog = 0.5, restart = "no", kill_grace = 0.5 },
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local hangs = pid_of(sv, "hangs")
+  -- no call for longer than the watchdog: nothing runs, nobody is killed
+  core.wait_readable(-1, 1)
+  lu.assertTrue(S.alive(hangs), "killed between calls")
+  -- the next call reads what came meanwhile first: the pings count, and the
+  -- app that sent none is killed at once (its watchdog is overdue)
+  local t0 = now()
+  lu.assertEquals(sv:wait(), true)
+  local killed_after = rec.events("hangs", "stopped")[1].at - t0
+  lu.assertTrue(killed_after < 0.4, "killed " .. killed_after .. " s into the next call")
+  lu.assertTrue(sv:status("hangs").last.watchdog)
+  lu.assertEquals(sv:status("pings").last.code, 0)
+  lu.assertNil(sv:status("pings").last.watchdog)
   S.assert_clean(before)
 end
 

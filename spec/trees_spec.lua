@@ -112,10 +112,25 @@ function TG.test_an_app_whose_main_exits_by_itself_takes_its_group_with_it()
     took = now() - t0
   end)
   lu.assertEquals(how.code, 4)
-  lu.assertEquals(how.left, 2)
   local pids = pids_in(a, b)
   assert_gone(pids, "what the app left in its group")
   lu.assertTrue(took < 3, "the app's own end is seen at once: " .. took)
+  S.assert_clean(before)
+end
+
+function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait()
+  local before = S.snapshot()
+  local a = S.tmpname("pid")
+  local app = assert(start { kill_mode = "group", argv = { F,
+    "fork", "pidfile=" .. a, "pause", "|", "notify=READY=1", "waitfile=" .. a, "exit=0" } })
+  lu.assertEquals(app:wait().code, 0)
+  local pid = S.pid_in(a)
+  -- the calls that wait look at the group
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(pid) end, 3), "what the app left in its group")
+  -- and the look after (a poll_interval later) sees the group empty and
+  -- lets go of the app's process: nothing is left waiting
+  lu.assertTrue(S.await_with_sleep(function() return select(2, require("appstart.loop").pending()) == 0 end, 3),
+    "the group is still looked at")
   S.assert_clean(before)
 end
 

@@ -90,39 +90,55 @@ end
 App.unlisten = stop_listening
 
 -- kill_mode "group": the main process ended by itself; what it left in its
--- group goes with it (SIGTERM now, SIGKILL after kill_grace), as under
--- systemd, so that a service that crashes leaves nothing behind. how.left
--- counts them. The process is closed once they are gone.
-function end_the_rest(app, proc, how)
+-- group goes with it (SIGTERM, SIGKILL after kill_grace), as under
+-- systemd, so that a service that crashes leaves nothing behind. Looking
+-- for them reads /proc: it is done after, not in the way of whoever saw
+-- the end (a supervisor about to restart). The process is closed once
+-- they are gone.
+local function sweep_group(app, proc)
   local n = proc:rest()
-  if n == 0 then return proc:close() end
-  how.left = math.max(how.left or 0, n)
+  if n == 0 then return false end
   if not log.drops(app._log, "info") then
-    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group", app._program,
-      n, n == 1 and "" or "es"))
+    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group",
+      app._program, n, n == 1 and "" or "es"))
   end
   proc:signal("TERM")
   proc:signal("CONT")
-  local deadline = now() + kill_grace(app)
+  return true
+end
+
+function end_the_rest(app, proc)
+  local grace = kill_grace(app)
   if loop.served() then
     -- a task of the loop (appstart.run waits for it to end)
     loop.call(function()
-      if not ending.settle(proc, deadline) then
+      if sweep_group(app, proc) and not ending.settle(proc, now() + grace) then
         proc:signal("KILL")
         ending.settle(proc, now() + ending.KILL_WAIT)
       end
       proc:close()
     end)
   else
-    -- a plain script: at the first call that waits after kill_grace
-    loop.at(deadline, function()
-      if proc:rest() > 0 then proc:signal("KILL") end
-      proc:close()
-    end)
+    -- a plain script: SIGTERM now; then looked at by the calls that wait,
+    -- every poll_interval, SIGKILL once kill_grace has passed
+    if not sweep_group(app, proc) then return proc:close() end
+    local deadline = now() + grace
+    loop.watch(nil, function()
+      if proc:rest() == 0 then
+        proc:close()
+        return true
+      elseif now() >= deadline then
+        proc:signal("KILL")
+        proc:close()
+        return true
+      end
+      return false
+    end, settings.poll_interval)
   end
 end
 
-local function ended(app, how)
+-- settled: a stop has seen the group (kill_mode "group") end already
+local function ended(app, how, settled)
   if app._state == "exited" then return end
   errors.how(how)
   if app._life and app._life.wd_fired then how.watchdog = true end
@@ -140,7 +156,7 @@ local function ended(app, how)
   local proc = app._proc
   app._proc = false
   if proc then
-    if proc:kill_mode() == "group" then end_the_rest(app, proc, how) else proc:close() end
+    if not settled and proc:kill_mode() == "group" then end_the_rest(app, proc) else proc:close() end
   end
   if not log.drops(app._log, "debug") then
     app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid, tostring(how)))
@@ -472,7 +488,7 @@ function App:terminate(grace)
   if not how then return nil, message end
   -- (a watch may have seen the end first, inside the wait: its record is
   -- the app's)
-  ended(self, how)
+  ended(self, how, true)
   return self._how
 end
 

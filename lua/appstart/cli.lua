@@ -46,7 +46,8 @@ and time to ready, and exit 0 leaving it running.
                            (default 3); without --user, COMMAND itself forks
                            and reports its daemon's pid there
   --pid-format=int32le|line  format of that pid (default int32le)
-  --notify-access=main|exec|all  whose ready message counts (default exec)
+  --notify-access=main|exec|all  whose ready message counts (default exec;
+                           only with --ready=notify or fd)
   --user=NAME|UID          run COMMAND as that user through appstart-helper
   --group=NAME|GID         its primary group (only with --user; default: the
                            user's own)
@@ -70,14 +71,14 @@ and time to ready, and exit 0 leaving it running.
                            pass MAX bytes (a number, or with K, M or G);
                            :KEEP, or :MAX:KEEP, may be left out
   --stderr=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP|stdout
-                           the app's stderr, as --stdout (default as
-                           --stdout); stdout: into --stdout's capture,
-                           syslog or file
+                           the app's stderr, as --stdout; default null,
+                           with --watch inherit (whatever --stdout is);
+                           stdout: into --stdout's capture, syslog or file
                            On a failed start, the app's last lines read
                            this way are printed under the message
   --timeout=S              seconds to wait for ready (default 40)
   --pid-timeout=S          seconds to wait for the pid on --pid-fd
-                           (default 10)
+                           (default 10; only with --user or --pid-fd)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
   --kill-mode=process|group|cgroup  what a stop reaches: the app alone
@@ -369,6 +370,18 @@ function cli.parse(argv)
     end
     o.ready = "fd"
   end
+  -- an option that would have no effect is a mistake (as for appstart.start)
+  if o.notify_access and o.ready ~= nil and o.ready ~= "notify" and o.ready ~= "fd" then
+    return nil, "option '--notify-access' needs --ready=notify or --ready=fd (it says whose ready message"
+      .. " counts), not --ready=" .. o.ready_arg
+  end
+  if o.pid_timeout and not o.user and not o.pid_fd and not o.pid_format then
+    if forks then
+      return nil, "option '--pid-timeout' has no effect with --ready=forks (the pid file is waited for"
+        .. " within --timeout)"
+    end
+    return nil, "option '--pid-timeout' needs --user or --pid-fd (it bounds the wait for the app's pid)"
+  end
   return o
 end
 
@@ -545,7 +558,8 @@ local function start_options(o, display)
     kill_mode = o.kill_mode, watchdog = o.watchdog,
     probe_interval = o.probe_interval, probe_timeout = o.probe_timeout,
     stdout = o.stdout or default_output, stderr = o.stderr or default_output,
-    on_status = display.on_status,
+    -- STATUS= is a notify message: another protocol has none to show
+    on_status = (o.ready == nil or o.ready == "notify") and display.on_status or nil,
   }
   -- captured lines go to the command's stderr (its stdout is appstart's
   -- own: the ready line, --json), each with the app's name and pid

@@ -20,6 +20,16 @@ local loop = require "appstart.loop"
 
 local now = core.now
 
+-- Seconds as a libuv timer's milliseconds, at least `least`: capped at a
+-- day at a time (a timer that fires early is waited on again; libuv
+-- aborts on a value past its range).
+local DAY_MS = 86400 * 1000
+local function to_ms(seconds, least)
+  local ms = seconds * 1000
+  if ms ~= ms or ms > DAY_MS then return DAY_MS end
+  return math.max(least, math.ceil(ms))
+end
+
 local B = {}
 
 function B.applies()
@@ -92,7 +102,7 @@ function B.wait(fd, deadline)
   end
   if deadline then
     timer = uv.new_timer()
-    local ms = math.max(0, math.ceil((deadline - now()) * 1000))
+    local ms = to_ms(deadline - now(), 0)
     timer:start(ms, 0, function() finish(false) end)
   end
   return coroutine.yield()
@@ -116,7 +126,7 @@ function B.watch(fd, fn, interval)
     add_poll(fd, on_ready)
   else
     timer = uv.new_timer()
-    local ms = math.max(1, math.floor(interval * 1000))
+    local ms = to_ms(interval, 1)
     timer:start(ms, ms, function()
       if h.done then return end
       B.spawn(function()
@@ -148,12 +158,15 @@ end
 function B.at(at, fn)
   local h = { done = false }
   local timer = uv.new_timer()
-  timer:start(math.max(0, math.ceil((at - now()) * 1000)), 0, function()
+  local function fire()
+    if h.done then return close_handle(timer) end
+    -- (capped at a day at a time: a later time is waited for again)
+    if now() < at - 0.0005 then return timer:start(to_ms(at - now(), 0), 0, fire) end
     close_handle(timer)
-    if h.done then return end
     h.done = true
     B.spawn(fn)
-  end)
+  end
+  timer:start(to_ms(at - now(), 0), 0, fire)
   function h.cancel()
     h.done = true
     close_handle(timer)

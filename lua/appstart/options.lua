@@ -57,9 +57,19 @@ end
 local OUTPUT_FIELDS = { file = true, max_bytes = true, keep = true }
 
 -- stdout and stderr: a path, "inherit", "null", "capture", "syslog" (and
--- "stdout" for stderr), or {file = PATH, max_bytes = N, keep = K}
-local function output_stdio(value)
-  if type(value) == "string" then return path(value) end
+-- "stdout" for stderr), or {file = PATH, max_bytes = N, keep = K}. A bare
+-- stream name where it is no keyword (stdout = "stdout", stdout =
+-- "stderr", stderr = "stderr") would make a file of that name in the
+-- current directory: a mistake, most likely for stderr = "stdout".
+local function output_stdio(value, what)
+  if type(value) == "string" then
+    if value == "stderr" or (value == "stdout" and what == "stdout") then
+      return string.format("'%s' would be a file of that name in the current directory%s: write './%s'"
+        .. " for such a file", value, what == "stdout" and value == "stderr"
+          and " (stdout cannot go into stderr; stderr = 'stdout' merges stderr into stdout)" or "", value)
+    end
+    return path(value)
+  end
   for k in pairs(value) do
     if not OUTPUT_FIELDS[k] then return "unknown field '" .. tostring(k) .. "' (file, max_bytes, keep)" end
   end
@@ -81,8 +91,10 @@ local function output_keep(value)
   if value < 0 or value > 64 * 1024 * 1024 then return "must be from 0 to 67108864 (bytes)" end
 end
 
+-- finite: an infinite wait would overflow the millisecond timers of event
+-- loops (luv's), and the command refuses --timeout=inf too
 local function seconds(value)
-  if value ~= value or value < 0 then return "must be a number >= 0" end
+  if value ~= value or value < 0 or value == math.huge then return "must be a finite number of seconds >= 0" end
 end
 
 local function descriptor(value)
@@ -95,7 +107,14 @@ local function id(value)
   if math.type(value) == "integer" and (value < 0 or value > ID_MAX) then
     return value .. " is out of range"
   end
-  if type(value) == "string" then return path(value) end
+  if type(value) == "string" then
+    -- digits are the uid (gid) itself, as for the command and the helper
+    if value:find("^%d+$") then
+      local n = math.tointeger(tonumber(value))
+      if not n or n > ID_MAX then return value .. " is out of range" end
+    end
+    return path(value)
+  end
 end
 
 local function positive_seconds(value)
@@ -188,8 +207,8 @@ options.SCHEMA = {
   env = { types = { table = true }, check = environment },
   cwd = { types = { string = true }, check = path },
   stdin = { types = { string = true }, check = stdio },
-  stdout = { types = { string = true, table = true }, check = output_stdio },
-  stderr = { types = { string = true, table = true }, check = output_stdio },
+  stdout = { types = { string = true, table = true }, check = output_stdio, what = "stdout" },
+  stderr = { types = { string = true, table = true }, check = output_stdio, what = "stderr" },
   output_keep = { types = { integer = true }, check = output_keep, default = 65536 },
   on_output = { types = { ["function"] = true } },
   helper = { types = { table = true, boolean = true }, check = strings, what = "helper" },
@@ -215,6 +234,12 @@ options.SCHEMA = {
 }
 
 local SCHEMA = options.SCHEMA
+
+-- Does the launcher read a stream given this value (its lines then fill the
+-- ring of output_keep bytes)?
+local function read_by_launcher(value)
+  return type(value) == "table" or value == "capture" or value == "syslog"
+end
 
 local function type_names(types)
   local names = {}
@@ -268,8 +293,21 @@ function options.check(opts)
     if opts.probe_interval ~= nil then return "probe_interval", "has no effect without a probe" end
     if opts.probe_timeout ~= nil then return "probe_timeout", "has no effect without a probe" end
   end
-  if opts.watchdog ~= nil and (opts.ready or "notify") ~= "notify" then
+  local ready = opts.ready or "notify"
+  if opts.watchdog ~= nil and ready ~= "notify" then
     return "watchdog", "has no effect without ready = 'notify' (the pings are notify datagrams)"
+  end
+  if opts.on_status ~= nil and ready ~= "notify" then
+    return "on_status", "has no effect without ready = 'notify' (STATUS= is a notify message)"
+  end
+  if opts.notify_access ~= nil and ready ~= "notify" and ready ~= "fd" then
+    return "notify_access", "has no effect without ready = 'notify' or 'fd' (it says whose ready message counts)"
+  end
+  if opts.pid_timeout ~= nil and not helper and not user then
+    if type(ready) == "table" and ready.forks then
+      return "pid_timeout", "has no effect with ready.forks (the pid file is waited for within 'ready_timeout')"
+    end
+    return "pid_timeout", "has no effect without 'helper' or 'user' (no pid is reported)"
   end
   local captured = opts.stdout == "capture" or opts.stderr == "capture"
     or (opts.stderr == "stdout" and opts.stdout == "capture")
@@ -283,7 +321,13 @@ function options.check(opts)
   if type(opts.stdout) == "table" and type(opts.stderr) == "table" and opts.stdout.file == opts.stderr.file then
     return "stderr", "the same file as stdout's: use stderr = 'stdout'"
   end
-  if user and not core.user(user) and mtype(user) ~= "integer" then
+  -- the ring output_keep sizes is filled where the launcher reads a stream
+  if opts.output_keep ~= nil and not read_by_launcher(opts.stdout) and not read_by_launcher(opts.stderr) then
+    return "output_keep", "has no effect without stdout or stderr = 'capture', 'syslog' or {file = ...}"
+      .. " (the lines kept are those the launcher reads)"
+  end
+  -- a uid (or a string of digits: the uid itself) needs no entry; a name does
+  if type(user) == "string" and not user:find("^%d+$") and not core.user(user) then
     return "user", "no such user '" .. user .. "'"
   end
   -- a gid needs no entry (as a uid needs none); a name does

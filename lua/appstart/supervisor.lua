@@ -349,7 +349,14 @@ local function begin(sv, svc)
   if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak = NONE, 0 end
   svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
-  local ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
+  local ok, h
+  if svc.opts.watchdog then
+    -- its pings are read while a call of the supervisor's waits, even
+    -- outside any loop (appstart.supervisor_driver)
+    ok, h = driver.served(start.begin, svc.opts, "appstart.supervisor", 1)
+  else
+    ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
+  end
   transition(sv, svc, "starting", {})
   if not ok then -- checked when added: what raises now is the world (a user removed)
     return start_failed(sv, svc, errors.new("spawn", tostring(h), nil, svc.name))
@@ -697,7 +704,7 @@ end
 -- true. Inside a loop the background driver advances and wakes the
 -- caller; anywhere else the caller drives, waiting on the set until the
 -- next deadline.
-local function drive(sv, what, cond)
+local function drive(sv, what, cond, until_)
   local env = driver.current()
   local waiter
   while true do
@@ -710,11 +717,12 @@ local function drive(sv, what, cond)
     if env.spawn then
       waiter = waiter or env.waiter()
       sv._waiters[waiter] = env
-      local ok = env.wait(waiter, nil, nil)
+      local ok = env.wait(waiter, nil, until_)
       sv._waiters[waiter] = nil
       if ok == nil then return nil, cancelled(what) end
     else
       local fd, deadline = poller_fd(sv), next_deadline(sv)
+      if until_ and (not deadline or until_ < deadline) then deadline = until_ end
       if not fd and not deadline then
         error(what .. ": nothing left to wait for, and the state asked for never came (a bug)", 0)
       end
@@ -755,11 +763,14 @@ local function add_service(sv, name, cfg)
   opts.log = user_log and svc.log or nil
   svc.on_exit, opts.on_exit = opts.on_exit, nil -- called by the supervisor, in order
   local on_status = opts.on_status
-  opts.on_status = function(app, text)
-    svc.status = text
-    if on_status then
-      enqueue(sv, svc, "on_status", on_status, app, text)
-      if not sv._busy then flush(sv) end
+  -- STATUS= is a notify message: a start refuses on_status for other apps
+  if (opts.ready or "notify") == "notify" then
+    opts.on_status = function(app, text)
+      svc.status = text
+      if on_status then
+        enqueue(sv, svc, "on_status", on_status, app, text)
+        if not sv._busy then flush(sv) end
+      end
     end
   end
   -- any other callback of appstart.start's, called by it as it goes
@@ -943,8 +954,38 @@ function Supervisor:restart(name)
   return drive(self, "sv:restart", ready_cond({ [svc] = true }, true))
 end
 
+-- Signals whose default action does not end a process (signal(7): Ign,
+-- Stop, Cont), by number; made at the first reload.
+local SPARING
+
+--- Will signum end the process pid: its default action ends a process,
+-- and the process neither catches, ignores nor blocks it (its
+-- /proc/PID/status)? false when that cannot be read.
+local function ends_process(pid, signum)
+  if not SPARING then
+    SPARING = {}
+    for _, n in ipairs { "CHLD", "CONT", "URG", "WINCH", "STOP", "TSTP", "TTIN", "TTOU" } do
+      SPARING[core.signum(n)] = true
+    end
+  end
+  if SPARING[signum] or signum < 1 or signum > 64 then return false end
+  local f = io.open("/proc/" .. pid .. "/status")
+  local text = f and f:read("a")
+  if f then f:close() end
+  if not text then return false end
+  local bit = 1 << (signum - 1)
+  for _, key in ipairs { "SigBlk", "SigIgn", "SigCgt" } do
+    local mask = tonumber(text:match("\n" .. key .. ":%s*(%x+)") or "", 16)
+    if not mask or mask & bit ~= 0 then return false end
+  end
+  return true
+end
+
 --- Ask a ready service to reload: app:reload() (the reload signal; a
--- notify app is waited for until it says READY=1 again).
+-- notify app is waited for until it says READY=1 again). An app that the
+-- signal ends (it does not handle it) is waited for until it has ended,
+-- ready_timeout at most: it never gets ready again (no "ready" event), its
+-- end goes to the restart policy, and the reload is an error ("died").
 -- @return true, or nil, err
 function Supervisor:reload(name)
   local svc = service_of(self, name, "sv:reload", 2)
@@ -954,14 +995,35 @@ function Supervisor:reload(name)
   end
   local app = svc.app
   local signal = svc.opts.reload_signal or "HUP"
+  local signum = core.signum(signal)
   svc.sent = svc.sent or {}
-  svc.sent[core.signum(signal)] = true
+  svc.sent[signum] = true
+  -- known before the signal: once sent, an app that ends of it and one
+  -- that handles it look alike until it has ended
+  local fatal = ends_process(app.pid, signum)
   fire(self, svc, "reloading")
   self:_advance()
   local ok, err
   if app.reload then ok, err = app:reload() else ok, err = app:kill(signal) end
-  if svc.app == app then fire(self, svc, "reloaded") end
+  if ok and fatal and svc.app == app and app.state ~= "exited" then
+    -- nothing says when such a reload is done (ready = "none", or no
+    -- socket read): its end is
+    local deadline = now() + (svc.opts.ready_timeout or options.DEFAULTS.ready_timeout)
+    local _, why = drive(self, "sv:reload", function()
+      return svc.app ~= app or app.state == "exited" or now() >= deadline
+    end, deadline)
+    if why then ok, err = nil, why end
+  end
+  local how = app.state == "exited" and app.how or nil
+  if svc.app == app then
+    -- an app that ended during its reload never got ready again
+    if how then fire(self, svc, "exited", how) else fire(self, svc, "reloaded") end
+  end
   self:_advance()
+  if how and (ok or err.code ~= "died") then
+    ok, err = nil, errors.new("died", "app " .. tostring(how) .. " while it reloaded",
+      { pid = app.pid, status = how }, app._program) -- as app:reload() says it
+  end
   if ok then return true end
   if type(err) ~= "table" then err = errors.new("reload", tostring(err), { pid = app.pid }, name) end
   err.service = name

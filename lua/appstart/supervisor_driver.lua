@@ -116,6 +116,65 @@ function PLAIN.wait(_, fd, deadline) return loop.wait(fd, deadline) end
 function PLAIN.alive() return true end
 
 -------------------------------------------------------------------------------
+-- a start served by a plain script's calls
+
+-- Outside any loop an app's notify socket is closed at ready and a start
+-- with a watchdog is refused: nothing would read the pings. A supervisor's
+-- call that waits is a loop for as long as it waits (it turns appstart's
+-- shared poller), so a service with a watchdog is begun served: inside a
+-- coroutine where this backend applies (loop.served() holds there). It has
+-- no listen, at, watch nor spawn: the app's socket, its watchdog's timer
+-- and its output go to the shared poller, as in any plain wait, and are
+-- served by each call of the supervisor's that waits, never in between.
+local serving = false -- the coroutine beginning a served start
+local BACKEND = { name = "supervisor" }
+
+function BACKEND.applies()
+  return serving ~= false and coroutine.running() == serving
+end
+
+-- A start's beginning does not wait; were it to, it would block.
+function BACKEND.wait(fd, deadline)
+  local timeout = deadline and math.max(0, deadline - now()) or -1
+  if fd then
+    local readable, err = core.wait_readable(fd, timeout)
+    if readable == nil then error(err, 2) end
+    return readable
+  end
+  local p = assert(core.poller())
+  p:wait(timeout, {})
+  p:close()
+  return false
+end
+
+-- Registered once, and once more if appstart.luv registered its backend
+-- after: the latest registered that applies wins, and luv's applies in any
+-- coroutine.
+local registered, after_luv = false, false
+local function register()
+  local luv_loaded = package.loaded["appstart.luv"] ~= nil
+  if registered and (after_luv or not luv_loaded) then return end
+  loop.add_backend(BACKEND)
+  registered, after_luv = true, luv_loaded
+end
+
+--- Call fn(...) as pcall would, where loop.served() holds: at once where it
+-- already does (inside a loop), else in a coroutine of the supervisor's.
+function M.served(fn, ...)
+  if loop.served() then return pcall(fn, ...) end
+  register()
+  local co = coroutine.create(fn)
+  serving = co
+  local r = table.pack(coroutine.resume(co, ...))
+  serving = false
+  if coroutine.status(co) ~= "dead" then -- it yielded: nothing of a start's does
+    coroutine.close(co)
+    return false, "appstart.supervisor: a start's beginning yielded"
+  end
+  return table.unpack(r, 1, r.n)
+end
+
+-------------------------------------------------------------------------------
 
 --- The environment of the calling coroutine: a task of appstart.run; else
 -- a coroutine of a cqueues controller (which can yield to nothing else,

@@ -1,0 +1,212 @@
+--- The options of appstart.start and the module's settings, as a user
+-- gets them wrong: an option that would have no effect, a bare stream name
+-- taken for a file, an infinite timeout, a uid written as a string, a
+-- setting with a bad value or a name that is no setting, and
+-- appstart.printable given no string. Each mistake raises at once, naming
+-- what was wrong, and spawns nothing.
+local lu = require "luaunit"
+local appstart = require "appstart"
+local options = require "appstart.options"
+local S = require "support"
+
+local F = S.fixture
+
+-- opts (argv added) must raise at once, with `what` in the message, the
+-- error pointing at this file, and nothing spawned
+local function raises(opts, what)
+  local before = S.snapshot()
+  local marker = S.tmpname("spawned")
+  opts.argv = opts.argv or { F, "pidfile=" .. marker, "pause" }
+  local ok, e = pcall(function()
+    local app = appstart.start(opts) -- (no tail call: the error points here)
+    if app then app:terminate(0) end
+  end)
+  lu.assertFalse(ok, "accepted: " .. what)
+  lu.assertStrContains(e, what)
+  lu.assertStrContains(e, "options_spec.lua:")
+  lu.assertNil(S.read(marker), "something was spawned")
+  S.assert_clean(before)
+end
+
+-- opts (argv added) pass the checks
+local function accepted(opts)
+  opts.argv = opts.argv or { F }
+  local field, why = options.check(opts)
+  lu.assertNil(field, tostring(field) .. ": " .. tostring(why))
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+function T.test_pid_timeout_without_a_pid_channel_is_an_error()
+  raises({ ready = "fd", pid_timeout = 5 }, "field 'pid_timeout': has no effect without 'helper' or 'user'")
+  raises({ ready = "none", pid_timeout = 5, helper = false }, "field 'pid_timeout': has no effect")
+  -- a forking daemon's pid file is waited for within ready_timeout
+  raises({ ready = { forks = true, pid_file = "/tmp/x.pid" }, pid_timeout = 5 },
+    "field 'pid_timeout': has no effect with ready.forks (the pid file is waited for within 'ready_timeout')")
+  accepted({ ready = "fd", pid_timeout = 5, helper = true })
+  accepted({ ready = "fd", pid_timeout = 5, helper = { F } })
+  accepted({ ready = "fd", pid_timeout = 5, user = 0 })
+end
+
+function T.test_notify_access_without_a_ready_message_is_an_error()
+  local what = "field 'notify_access': has no effect without ready = 'notify' or 'fd'"
+  raises({ ready = "none", notify_access = "main" }, what)
+  raises({ ready = { file = "/tmp/x" }, notify_access = "all" }, what)
+  raises({ ready = { forks = true, pid_file = "/tmp/x.pid" }, notify_access = "exec" }, what)
+  -- the fd protocol's line is admitted by its sender too
+  accepted({ ready = "fd", notify_access = "main" })
+  accepted({ ready = "notify", notify_access = "all" })
+  accepted({ notify_access = "all" }) -- notify is the default
+end
+
+function T.test_on_status_without_notify_is_an_error()
+  local what = "field 'on_status': has no effect without ready = 'notify' (STATUS= is a notify message)"
+  raises({ ready = "fd", on_status = print }, what)
+  raises({ ready = "none", on_status = print }, what)
+  raises({ ready = { connect = "tcp:127.0.0.1:1" }, on_status = print }, what)
+  accepted({ on_status = print })
+  accepted({ ready = "notify", on_status = print })
+end
+
+function T.test_output_keep_where_the_launcher_reads_no_output_is_an_error()
+  local what = "field 'output_keep': has no effect without stdout or stderr = 'capture', 'syslog' or {file = ...}"
+  raises({ ready = "none", output_keep = 100 }, what)
+  raises({ ready = "none", output_keep = 100, stdout = "null", stderr = S.tmpname("err") }, what)
+  -- every line the launcher reads fills the ring, whatever its destination
+  accepted({ output_keep = 100, stdout = "capture" })
+  accepted({ output_keep = 100, stderr = "capture" })
+  accepted({ output_keep = 100, stdout = "syslog" })
+  accepted({ output_keep = 100, stderr = { file = "/tmp/x.log" } })
+end
+
+function T.test_output_keep_sizes_the_tail_of_a_syslog_stream()
+  local saved = appstart.syslog_socket
+  appstart.syslog_socket = S.tmpname("nobody-listens")
+  -- each line takes its length and 3 bytes: "two" and "three" fit in 14
+  local ok, e = pcall(function()
+    local app = assert(appstart.start { argv = { F, "echo=one", "echo=two", "echo=three", "pause" },
+      ready = "none", stdout = "syslog", output_keep = 14, log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function() return app:tail()[2] == "three" end), "the lines came")
+    lu.assertEquals(app:tail(), { "two", "three" })
+    app:terminate(1)
+  end)
+  appstart.syslog_socket = saved
+  if not ok then error(e, 0) end
+end
+
+function T.test_a_bare_stream_name_as_stdout_or_stderr_is_an_error_not_a_file()
+  raises({ ready = "none", stdout = "stdout" },
+    "field 'stdout': 'stdout' would be a file of that name in the current directory: write './stdout'")
+  raises({ ready = "none", stdout = "stderr" }, "field 'stdout': 'stderr' would be a file of that name in the"
+    .. " current directory (stdout cannot go into stderr; stderr = 'stdout' merges stderr into stdout):"
+    .. " write './stderr' for such a file")
+  raises({ ready = "none", stderr = "stderr" }, "field 'stderr': 'stderr' would be a file of that name")
+  accepted({ stdout = "./stdout", stderr = "./stderr" })
+  accepted({ stdout = "capture", stderr = "stdout" })
+end
+
+function T.test_infinite_seconds_are_an_error()
+  for _, field in ipairs { "ready_timeout", "pid_timeout", "kill_grace" } do
+    local opts = { ready = "fd", helper = true, [field] = math.huge }
+    raises(opts, "field '" .. field .. "': must be a finite number of seconds >= 0")
+  end
+  raises({ ready = "fd", ready_timeout = 0 / 0 }, "field 'ready_timeout': must be a finite number")
+  accepted({ ready = "fd", ready_timeout = 1e9, kill_grace = 0 })
+end
+
+function T.test_a_string_of_digits_is_a_uid_or_gid_as_a_number_is()
+  accepted({ user = "54321" })
+  accepted({ user = "54321", group = "4242" })
+  accepted({ user = 54321, group = 4242 })
+  raises({ user = "4294967295" }, "field 'user': 4294967295 is out of range")
+  raises({ user = "99999999999999999999" }, "field 'user': 99999999999999999999 is out of range")
+  raises({ user = "0", group = "4294967295" }, "field 'group': 4294967295 is out of range")
+  raises({ user = "no-such-user-here" }, "field 'user': no such user 'no-such-user-here'")
+end
+
+function T.test_a_string_uid_with_no_passwd_entry_runs_the_app_as_that_uid()
+  if S.proc_status("self").Uid:match("%d+") ~= "0" then lu.skip("needs root") end
+  local before = S.snapshot()
+  local app, err = appstart.start { argv = { F, "pause" }, user = "54321", group = "4242", ready = "none",
+    log = S.quiet }
+  lu.assertNotNil(app, tostring(err))
+  local st = S.read("/proc/" .. app.pid .. "/status")
+  lu.assertStrMatches(st:match("\nUid:([^\n]*)"), "%s+54321%s+54321%s+54321%s+54321")
+  lu.assertStrMatches(st:match("\nGid:([^\n]*)"), "%s+4242%s+4242%s+4242%s+4242")
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
+-------------------------------------------------------------------------------
+
+local Settings = {}
+
+local SAVED = {}
+
+function Settings.setUp()
+  for _, k in ipairs { "log_level", "poll_interval", "helper_path", "syslog_socket" } do SAVED[k] = appstart[k] end
+end
+
+function Settings.tearDown()
+  for k, v in pairs(SAVED) do appstart[k] = v end
+end
+
+-- `fn` raises, pointing at this file, with `what` in the message
+local function setting_raises(fn, what)
+  local ok, e = pcall(fn)
+  lu.assertFalse(ok, "accepted: " .. what)
+  lu.assertStrContains(e, what)
+  lu.assertStrContains(e, "options_spec.lua:")
+end
+
+function Settings.test_a_bad_value_for_a_setting_raises_and_changes_nothing()
+  setting_raises(function() appstart.log_level = "loud" end,
+    "appstart.log_level: invalid value 'loud' ('error', 'warn', 'info' or 'debug')")
+  lu.assertEquals(appstart.log_level, SAVED.log_level)
+  setting_raises(function() appstart.log_level = nil end, "appstart.log_level: invalid value 'nil'")
+  for _, bad in ipairs { -1, 0, math.huge, 0 / 0, "1" } do
+    setting_raises(function() appstart.poll_interval = bad end, "appstart.poll_interval: ")
+  end
+  lu.assertEquals(appstart.poll_interval, SAVED.poll_interval)
+  setting_raises(function() appstart.helper_path = "" end, "appstart.helper_path: must not be empty")
+  setting_raises(function() appstart.syslog_socket = 5 end, "appstart.syslog_socket: a path expected, got number")
+  setting_raises(function() appstart.version = "9" end, "appstart.version: is read only")
+  lu.assertNotEquals(appstart.version, "9")
+end
+
+function Settings.test_good_values_take_effect()
+  appstart.log_level = "debug"
+  lu.assertEquals(appstart.log_level, "debug")
+  appstart.poll_interval = 0.2
+  lu.assertEquals(appstart.poll_interval, 0.2)
+  appstart.syslog_socket = "/run/other.sock"
+  lu.assertEquals(appstart.syslog_socket, "/run/other.sock")
+end
+
+function Settings.test_a_name_that_is_no_setting_raises()
+  setting_raises(function() appstart.no_such_setting = 1 end,
+    "appstart.no_such_setting: no such setting (helper_path, log_level, poll_interval, syslog_socket)")
+  setting_raises(function() appstart.log_levle = "debug" end, "appstart.log_levle: no such setting")
+  lu.assertNil(rawget(appstart, "no_such_setting"))
+  lu.assertNil(appstart.log_levle)
+end
+
+function Settings.test_a_bad_APPSTART_LOG_is_said_once_on_stderr_and_warn_used()
+  -- (the child requires appstart first thing)
+  local out = S.run_child_lua({ env = { APPSTART_LOG = "bogus" } }, "print(appstart.log_level)\n")
+  lu.assertEquals(out, "appstart: warn: APPSTART_LOG=\"bogus\" is not a log level ('error', 'warn', 'info'"
+    .. " or 'debug'): using 'warn'\nwarn\n")
+  out = S.run_child_lua({ env = { APPSTART_LOG = "info" } }, "print(appstart.log_level)\n")
+  lu.assertEquals(out, "info\n")
+end
+
+function Settings.test_printable_given_no_string_is_a_bad_argument_error()
+  setting_raises(function() appstart.printable(5) end,
+    "bad argument #1 to 'appstart.printable' (string expected, got number)")
+  setting_raises(function() appstart.printable() end, "(string expected, got nil)")
+  lu.assertEquals(appstart.printable("a\27b"), "a\\x1bb")
+end
+
+return { TestOptionsNoEffect = T, TestSettings = Settings }
