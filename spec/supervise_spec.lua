@@ -130,6 +130,12 @@ function T.test_a_real_group_comes_up_in_order_follows_its_needs_and_goes_down_i
     -- down: what needs the others first
     mark = #r.events
     sv:down()
+    -- (each event is handed to on_event by a task of its own: the last
+    -- may come just after)
+    lu.assertTrue(r.until_(function()
+      return r.index("mqtt", "stopped", mark + 1) and r.index("redis", "stopped", mark + 1)
+        and r.index("dbus", "stopped", mark + 1)
+    end), "every service's stop was told")
     local order = {}
     for i = mark + 1, #r.events do
       if r.events[i].state == "stopped" then order[#order + 1] = r.events[i].name end
