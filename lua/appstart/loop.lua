@@ -513,8 +513,10 @@ end
 
 --- Sleep for `seconds` (yields inside a loop).
 function loop.sleep(seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-    error("appstart.sleep: seconds expected (a number >= 0), got " .. tostring(seconds), 2)
+  -- (0 or less does not wait: what is left until a deadline may have run
+  -- out already)
+  if type(seconds) ~= "number" or seconds ~= seconds then
+    error("appstart.sleep: seconds expected (a number), got " .. tostring(seconds), 2)
   end
   return loop.wait(nil, now() + seconds)
 end
