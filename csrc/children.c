@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -128,6 +129,25 @@ void children_reap_abandoned(void)
         }
         pidset_remove(&own, pid);
         pidset_remove(&abandoned, pid); /* moves the last one to i */
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void children_reap_exited(void)
+{
+    pthread_mutex_lock(&lock);
+    while (abandoned.len > 0) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        /* WNOWAIT: looked at, never reaped, whoever's child it is */
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid <= 0 ||
+            !pidset_has(&abandoned, si.si_pid))
+            break;
+        int status;
+        if (sys_waitpid(si.si_pid, &status, WNOHANG) == 0)
+            break;
+        pidset_remove(&own, si.si_pid);
+        pidset_remove(&abandoned, si.si_pid);
     }
     pthread_mutex_unlock(&lock);
 }

@@ -35,6 +35,12 @@ void children_abandon(pid_t pid);
 /* Reap abandoned children that have exited (non-blocking, each by pid). */
 void children_reap_abandoned(void);
 
+/* The same, cheap enough for every wait: only while the first exited
+ * child the kernel reports (looked at without reaping it) is an abandoned
+ * one; a child another owner has still to reap stops it there, and
+ * children_reap_abandoned finds the rest at the next start. */
+void children_reap_exited(void);
+
 /* Open and close an adoption window (nested calls count). Returns 0 or an
  * errno value. */
 int children_adopt_begin(void);

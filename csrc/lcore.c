@@ -287,7 +287,7 @@ static int l_notify(lua_State *L)
 static int l_reap(lua_State *L)
 {
     (void)L;
-    children_reap_abandoned();
+    children_reap_exited();
     tree_sweep_deferred();
     return 0;
 }

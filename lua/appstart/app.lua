@@ -110,8 +110,10 @@ end
 function end_the_rest(app, proc)
   local grace = kill_grace(app)
   if loop.served() then
-    -- a task of the loop (appstart.run waits for it to end)
+    -- a task of the loop (appstart.run waits for it to end), after what
+    -- is under way (a supervisor's restart comes first)
     loop.call(function()
+      loop.wait(nil, now())
       if sweep_group(app, proc) and not ending.settle(proc, now() + grace) then
         proc:signal("KILL")
         ending.settle(proc, now() + ending.KILL_WAIT)
