@@ -116,6 +116,24 @@ end
 local Usage = {}
 function Usage.tearDown() S.kill_strays() end
 
+-- Each case {args, message}: exit 2, nothing on stdout, "appstart:
+-- MESSAGE" on stderr and the hint to --help (right after it: whole).
+local function usage_errors(cases, whole)
+  for _, case in ipairs(cases) do
+    local args, message = case[1], case[2]
+    local label = table.concat(args, " ")
+    local code, out, err = run(args)
+    lu.assertEquals(code, 2, label)
+    lu.assertEquals(out, "", label)
+    if whole then
+      assert_contains(err, "appstart: " .. message .. "\nTry 'appstart --help'", label)
+    else
+      assert_contains(err, "appstart: " .. message, label)
+      assert_contains(err, "Try 'appstart --help'", label)
+    end
+  end
+end
+
 function Usage.test_help_prints_complete_usage_on_stdout_and_exits_0()
   local code, out, err = run { "--help" }
   lu.assertEquals(code, 0)
@@ -217,15 +235,7 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--user=nobody", "--group=no-such-group-here", "--", F, "pause" },
       "option '--group': no such group 'no-such-group-here'" },
   }
-  for _, case in ipairs(cases) do
-    local args, message = case[1], case[2]
-    local label = table.concat(args, " ")
-    local code, out, err = run(args)
-    lu.assertEquals(code, 2, label)
-    lu.assertEquals(out, "", label)
-    assert_contains(err, "appstart: " .. message, label)
-    assert_contains(err, "Try 'appstart --help'", label)
-  end
+  usage_errors(cases)
   S.assert_clean(before)
 end
 
@@ -247,14 +257,7 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
     { { "--stderr=stderr", "--", F, "pause" }, "option '--stderr': 'stderr' would be a file of that name in"
       .. " the current directory: write './stderr' for such a file" },
   }
-  for _, case in ipairs(cases) do
-    local args, message = case[1], case[2]
-    local label = table.concat(args, " ")
-    local code, out, err = run(args)
-    lu.assertEquals(code, 2, label)
-    lu.assertEquals(out, "", label)
-    assert_contains(err, "appstart: " .. message .. "\nTry 'appstart --help'", label)
-  end
+  usage_errors(cases, true)
   S.assert_clean(before)
 end
 

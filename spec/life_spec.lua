@@ -236,6 +236,15 @@ end
 
 local TM = {}
 
+-- The log lines about MAINPID= claims.
+local function mainpid_lines(entries)
+  local lines = {}
+  for _, e in ipairs(entries) do
+    if e:find("MAINPID=") then lines[#lines + 1] = e end
+  end
+  return lines
+end
+
 function TM.tearDown() S.kill_strays() end
 
 function TM.test_mainpid_moves_the_app_to_its_child()
@@ -269,10 +278,7 @@ function TM.test_mainpid_of_an_unrelated_process_is_refused()
     lu.assertEquals(app.pid, pid)
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
-  local why = {}
-  for _, e in ipairs(entries) do
-    if e:find("MAINPID=") then why[#why + 1] = e end
-  end
+  local why = mainpid_lines(entries)
   lu.assertEquals(#why, 2, table.concat(why, "\n"))
   lu.assertStrContains(why[1], "not a pid an app may have")
   lu.assertStrContains(why[2], "started before the app")
@@ -288,17 +294,12 @@ function TM.test_mainpid_of_a_child_that_has_exited_is_refused_and_the_main_stay
       argv = { F, "notify=READY=1", "fork", "exit=7", "|", "sleep=0.2", "mainpid=child", "pause" }, log = log,
     })
     local pid = app.pid
-    lu.assertTrue(await(function()
-      for _, e in ipairs(entries) do if e:find("MAINPID=") then return true end end
-    end), "the claim was looked at")
+    lu.assertTrue(await(function() return #mainpid_lines(entries) > 0 end), "the claim was looked at")
     lu.assertEquals(app.pid, pid)
     lu.assertEquals(app.state, "ready")
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
-  local why = {}
-  for _, e in ipairs(entries) do
-    if e:find("MAINPID=") then why[#why + 1] = e end
-  end
+  local why = mainpid_lines(entries)
   lu.assertEquals(#why, 1, table.concat(why, "\n"))
   lu.assertStrContains(why[1], "it has exited")
   S.assert_clean(before)

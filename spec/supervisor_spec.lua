@@ -1161,13 +1161,19 @@ function TDrivers.test_plain_script_wait_supervises_until_all_have_stopped()
   S.assert_clean(before)
 end
 
+-- A service that pings its watchdog for 1.5 s and exits, and one that
+-- never pings (killed after `hangs_period`).
+local function watchdog_pair(rec, hangs_period)
+  return supervisor({ services = {
+    pings = { argv = { F, "notify=READY=1", "repeat=15:0.1:WATCHDOG=1", "exit=0" }, watchdog = 0.5 },
+    hangs = { argv = { F, "notify=READY=1", "pause" }, watchdog = hangs_period, restart = "no", kill_grace = 0.5 },
+  } }, rec)
+end
+
 function TDrivers.test_plain_script_a_call_that_waits_serves_the_watchdog()
   local before = S.snapshot()
   local rec = recorder()
-  local sv = supervisor({ services = {
-    pings = { argv = { F, "notify=READY=1", "repeat=15:0.1:WATCHDOG=1", "exit=0" }, watchdog = 0.5 },
-    hangs = { argv = { F, "notify=READY=1", "pause" }, watchdog = 0.3, restart = "no", kill_grace = 0.5 },
-  } }, rec)
+  local sv = watchdog_pair(rec, 0.3)
   lu.assertEquals(sv:up(), true)
   -- sv:wait() reads the pings of one for 1.5 s, and kills the other, which
   -- sends none, after 0.3 s
@@ -1184,10 +1190,7 @@ end
 function TDrivers.test_plain_script_between_calls_the_watchdog_waits_for_the_next_call()
   local before = S.snapshot()
   local rec = recorder()
-  local sv = supervisor({ services = {
-    pings = { argv = { F, "notify=READY=1", "repeat=15:0.1:WATCHDOG=1", "exit=0" }, watchdog = 0.5 },
-    hangs = { argv = { F, "notify=READY=1", "pause" }, watchdog = 0.5, restart = "no", kill_grace = 0.5 },
-  } }, rec)
+  local sv = watchdog_pair(rec, 0.5)
   lu.assertEquals(sv:up(), true)
   local hangs = pid_of(sv, "hangs")
   -- no call for longer than the watchdog: nothing runs, nobody is killed
