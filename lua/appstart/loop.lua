@@ -521,7 +521,6 @@ function loop.sleep(seconds)
   return loop.wait(nil, now() + seconds)
 end
 
-
 --- Call fn() in the background when fd becomes readable, once; or, with no
 -- fd, every `interval` seconds until fn returns true.
 -- @return a handle for loop.unwatch
