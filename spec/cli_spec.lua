@@ -567,6 +567,22 @@ end
 local Failure = {}
 function Failure.tearDown() S.kill_strays() end
 
+function Failure.test_a_report_nobody_can_read_leaves_no_app_running_unknown()
+  local before = S.snapshot()
+  -- stdout is a pipe whose reader is gone by the time the app is ready:
+  -- the pid would be told to nobody, so the app is not left
+  local err, code = S.tmpname("err"), S.tmpname("code")
+  for _, mode in ipairs { "--json", "--verbose" } do
+    os.execute(string.format("(sleep 0.2; %s 2>%s; echo $? >%s) | true", command_line({ mode, "--ready=none",
+      "--", F, "pause" }), err, code))
+    lu.assertEquals(S.read(code), "1\n", mode)
+    local pid = tonumber(await_match(err, "appstart: cannot write to stdout %(Broken pipe%): fixture %(pid (%d+)%)"
+      .. " terminated\n"))
+    lu.assertFalse(S.alive(pid), "the app runs on")
+  end
+  S.assert_clean(before)
+end
+
 function Failure.test_missing_program_exits_1_with_the_error_on_stderr()
   fails({ "--ready=fd", "--", "/nonexistent/appstart-cli-test" }, 1,
     "appstart: cannot execute /nonexistent/appstart-cli-test: No such file or directory\n")

@@ -168,6 +168,33 @@ function TC.test_a_failed_start_carries_the_last_lines_and_tostring_shows_them()
   S.assert_clean(before)
 end
 
+function TC.test_tail_inside_on_output_delivers_nothing_nested_and_every_line_comes_in_order()
+  local before = S.snapshot()
+  local seen, depth, deepest, tails = {}, 0, 0, 0
+  local app = assert(appstart.start { argv = { F, "lines=1:2000:L", "exit=0" }, ready = "none", stdout = "capture",
+    log = S.quiet, on_output = function(a, _, line)
+      depth = depth + 1
+      deepest = math.max(deepest, depth)
+      seen[#seen + 1] = line
+      -- the ring as it is: no line is handed over from in here
+      if #a:tail(1) == 1 then tails = tails + 1 end
+      depth = depth - 1
+    end })
+  lu.assertEquals(app:wait(10), { code = 0 })
+  lu.assertEquals(deepest, 1)
+  lu.assertEquals(#seen, 2000)
+  for i = 1, 2000 do
+    if seen[i] ~= "L" .. i then lu.fail("line " .. i .. " is " .. tostring(seen[i])) end
+  end
+  lu.assertEquals(tails, 2000)
+  S.assert_clean(before)
+end
+
+function TC.test_tostring_of_an_error_escapes_the_apps_control_characters_as_every_log_does()
+  local err = require("appstart.errors").new("died", "app exited", { output = { "oops\27[31m\1" } }, "x")
+  lu.assertEquals(tostring(err), "x: app exited\n  | oops\\x1b[31m\\x01")
+end
+
 function TC.test_a_start_that_times_out_has_its_output_too()
   local before = S.snapshot()
   local _, err = appstart.start { argv = { F, "line=2:waiting for db", "pause" }, ready = "fd",

@@ -214,12 +214,13 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
     -- SIGHUP: b removed, c added, a unchanged
     os.remove(dir .. "/a")
     services_file(file, dir, { "a", "c" })
-    assert(app:kill("HUP"))
+    -- SIGHUP, then RELOADING=1 and READY=1 once c is up
+    lu.assertEquals(app:reload(), true)
     local c = S.pid_in(dir .. "/c")
     lu.assertTrue(S.await_gone(b), "the removed service is stopped")
     lu.assertTrue(S.alive(a), "the unchanged one runs on")
     lu.assertNil(S.read(dir .. "/a"), "and was not restarted")
-    lu.assertTrue(S.await_with_sleep(function() return app.status == "2 of 2 services ready" end))
+    lu.assertEquals(app.status, "2 of 2 services ready")
     -- SIGTERM: everything down, exit 0
     local how = app:terminate(10)
     lu.assertEquals(how, { code = 0 })
@@ -240,6 +241,29 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   end
   -- after the stop: each service's end told, the last with none left
   lu.assertEquals(statuses[#statuses], "0 of 2 services ready")
+  S.assert_clean(before)
+end
+
+function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir = S.tmpname("sup")
+  assert(os.execute("mkdir " .. dir))
+  local file = dir .. "/services.lua"
+  services_file(file, dir, { "a" })
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 20, log = S.quiet })
+    -- c, added, takes 0.5 s to be ready
+    write(file, string.format("local F = %q\nreturn { services = {\n"
+      .. "  a = { argv = { F, 'pidfile=%s/a', 'notify=READY=1', 'pause' } },\n"
+      .. "  c = { argv = { F, 'sleep=0.5', 'pidfile=%s/c', 'notify=READY=1', 'pause' } },\n} }\n", F, dir, dir))
+    -- SIGHUP, then RELOADING=1 and READY=1 (app:reload waits for both)
+    lu.assertEquals(app:reload(), true)
+    lu.assertEquals(app.status, "2 of 2 services ready", "READY=1 before c was up")
+    lu.assertNotNil(S.read(dir .. "/c"))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
   S.assert_clean(before)
 end
 
@@ -295,6 +319,13 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   code, out = run { "supervise", dir .. "/bad.lua" }
   lu.assertEquals(code, 1)
   lu.assertStrContains(out, "'b'")
+  -- the mistake is named as the file's, not at a line of appstart's
+  write(dir .. "/cycle.lua", "return { services = { a = { argv = { 'x' }, needs = { 'b' } },"
+    .. " b = { argv = { 'y' }, needs = { 'a' } } } }")
+  code, out = run { "supervise", dir .. "/cycle.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "appstart: " .. dir .. "/cycle.lua: appstart.supervisor: dependency cycle: ")
+  lu.assertNotStrContains(out, "supervise.lua:")
 end
 
 function TC.test_diff_sees_added_removed_and_changed_services()

@@ -435,19 +435,22 @@ local function exit_code(how)
   return 0
 end
 
+-- true, or nil, why: the report could not be written (a closed pipe)
 local function report_ready(o, app)
-  if o.quiet then return end
+  if o.quiet then return true end
   local name = app.name or "app"
+  local ok, why
   if o.json then
     local after = math.floor(app.ready_after * 1e6 + 0.5) / 1e6
-    io.stdout:write(cli.json_object {
+    ok, why = io.stdout:write(cli.json_object {
       { "pid", app.pid }, { "name", name }, { "ready_after", after }, { "status", app.status },
     }, "\n")
   else
-    io.stdout:write(string.format("appstart: %s ready: pid %d, %.3f s\n",
+    ok, why = io.stdout:write(string.format("appstart: %s ready: pid %d, %.3f s\n",
       printable(name), app.pid, app.ready_after))
   end
-  io.stdout:flush()
+  if ok then ok, why = io.stdout:flush() end
+  return ok and true, why
 end
 
 local function report_exit(o, app, how)
@@ -622,7 +625,15 @@ local function run(o)
       return
     end
     state.app = app
-    report_ready(o, app)
+    local reported, unwritten = report_ready(o, app)
+    if not reported and not o.watch then
+      -- nobody learns the pid of an app left running: it is not left
+      app:terminate()
+      io.stderr:write("appstart: cannot write to stdout (", tostring(unwritten), "): ",
+        printable(app.name or "app"), " (pid ", app.pid, ") terminated\n")
+      state.code = 1
+      return
+    end
     if not o.watch then
       app:close() -- leave it running; nothing of ours waits for it
       state.code = 0

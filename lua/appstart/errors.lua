@@ -7,6 +7,7 @@
 -- n} | {}) prints as what happened ("exited with code 3", "killed by
 -- signal 9 (KILL)").
 local core = require "appstart.core"
+local printable = require("appstart.log").printable
 
 local errors = {}
 
@@ -37,8 +38,8 @@ Error.__tostring = function(e)
   local lines = e.output
   if lines and lines[1] then
     local shown = {}
-    -- control characters (a terminal's escapes) shown as '?'
-    for i, line in ipairs(lines) do shown[i] = "  | " .. line:gsub("[%z\1-\8\11-\31\127]", "?") end
+    -- control characters (a terminal's escapes) escaped, as in every log
+    for i, line in ipairs(lines) do shown[i] = "  | " .. printable(line) end
     text = text .. "\n" .. table.concat(shown, "\n")
   end
   return text

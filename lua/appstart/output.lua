@@ -44,6 +44,9 @@ Out.__name = "appstart.output"
 -- the descriptor it was woken for (cqueues still holds it until that
 -- coroutine is done with it): the close comes just after.
 function Out:drain(stream, chunks, in_listener)
+  -- on_output is running (it called app:tail, or waited): what the pipe
+  -- holds is read once it has returned, one line at a time, in order
+  if self.delivering then return "busy" end
   local r = self.r
   while true do
     local status, e = r:read(stream, self.deliver or nil, chunks)
@@ -163,11 +166,16 @@ function output.open(opts, app, program, log)
     if not ok then return fail(message, errno) end
   end
   local self = setmetatable({ r = r, app = app or false, log = log, program = program,
-    handles = { stdout = false, stderr = false }, closed = false, deliver = false,
+    handles = { stdout = false, stderr = false }, closed = false, deliver = false, delivering = false,
     syslog = so == "syslog" or se == "syslog", dropped_lines = 0, dropped_bytes = 0 }, Out)
   local on_output = opts.on_output
   if on_output then
-    self.deliver = function(stream, line) on_output(self.app, stream, line) end
+    self.deliver = function(stream, line)
+      self.delivering = true
+      local ok, err = pcall(on_output, self.app, stream, line)
+      self.delivering = false
+      if not ok then error(err, 0) end
+    end
   end
   return self, out_arg, err_arg
 end

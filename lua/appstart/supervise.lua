@@ -244,7 +244,9 @@ function M.run(o, spec, json_object)
     states[name] = "stopped"
     total = total + 1
   end
-  local sv = appstart.supervisor(with_our_events(spec))
+  -- a mistake in the file is the file's (not a line of appstart's)
+  local made, sv = pcall(appstart.supervisor, with_our_events(spec))
+  if not made then error(o.file .. ": " .. tostring(sv), 0) end
   status() -- "0 of N"; READY=1 at once when there are none
   local signals = assert(core.signals { "TERM", "INT", "HUP" })
   local current = spec
@@ -306,10 +308,17 @@ function M.run(o, spec, json_object)
       io.stderr:write(string.format("appstart: reload: %d added, %d removed, %d changed\n",
         #added, #removed, #changed))
     end
-    for _, name in ipairs(changed) do appstart.spawn(sv.start, sv, name) end
-    for _, name in ipairs(added) do appstart.spawn(sv.start, sv, name) end
-    notify("READY=1")
-    status()
+    -- the reload is done (READY=1) once what it started is up, or has
+    -- failed to come up: systemctl reload returns then
+    local starting = {}
+    for _, list in ipairs { changed, added } do
+      for _, name in ipairs(list) do starting[#starting + 1] = name end
+    end
+    appstart.spawn(function()
+      if #starting > 0 then sv:up(table.unpack(starting)) end
+      notify("READY=1")
+      status()
+    end)
   end
 
   local code = 0
