@@ -267,6 +267,33 @@ function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   S.assert_clean(before)
 end
 
+function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir = S.tmpname("sup")
+  assert(os.execute("mkdir " .. dir))
+  local file, events = dir .. "/services.lua", dir .. "/events"
+  write(file, string.format("return { services = { x = { argv = { %q, 'echo=no config', 'exit=3' },"
+    .. " stdout = 'capture', restart = 'no' } } }\n", F))
+  local line
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, ready = "none",
+      stdout = events, stderr = "null", log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function()
+      for _, l in ipairs(S.lines(S.read(events) or "")) do
+        if l:find('"state":"stopped"', 1, true) then line = l end
+      end
+      return line ~= nil
+    end, 10), S.read(events))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  lu.assertStrMatches(line, '.*"pid":%d+.*')
+  lu.assertStrContains(line, '"exit_code":3')
+  lu.assertStrContains(line, '"code":"died"')
+  lu.assertStrContains(line, '"output":["no config"]')
+  S.assert_clean(before)
+end
+
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -149,14 +149,19 @@ end
 -- events
 
 local function json_event(json_object, name, state, info)
-  local how = info.how or {}
   local err = info.err
-  return json_object {
-    { "service", name }, { "state", state }, { "pid", info.pid }, { "restarts", info.restarts },
+  -- a failed start's error has the app's pid, how it ended and its last
+  -- lines, as the command's own --json failure has
+  local e = type(err) == "table" and err or {}
+  local how = info.how or e.status or {}
+  local fields = {
+    { "service", name }, { "state", state }, { "pid", info.pid or e.pid }, { "restarts", info.restarts },
     { "delay", info.delay }, { "exit_code", how.code }, { "signal", how.signal },
-    { "watchdog", how.watchdog == true }, { "code", err and err.code },
-    { "message", err and err.message },
+    { "watchdog", how.watchdog == true }, { "code", err and e.code },
+    { "message", err and (e.message or tostring(err)) },
   }
+  if e.output then fields[#fields + 1] = { "output", e.output } end
+  return json_object(fields)
 end
 
 local function text_event(name, state, info)
