@@ -358,9 +358,13 @@ static size_t record_length(const struct output *o, size_t at)
 
 static void ring_add(struct output *o, int stream, const char *line, size_t len)
 {
+    if (o->cap <= RECORD_HEADER)
+        return; /* output_keep 0: nothing is kept */
+    /* a line longer than the whole ring is kept cut to fit: the newest
+     * line is never left out for older ones */
+    if (RECORD_HEADER + len > o->cap)
+        len = o->cap - RECORD_HEADER;
     size_t need = RECORD_HEADER + len;
-    if (need > o->cap)
-        return;
     while (o->used + need > o->cap) {
         size_t drop = RECORD_HEADER + record_length(o, o->head);
         o->head = (o->head + drop) % o->cap;

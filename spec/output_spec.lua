@@ -101,6 +101,16 @@ function TC.test_the_ring_keeps_the_last_output_keep_bytes()
   lu.assertEquals(lines, want)
 end
 
+function TC.test_a_line_longer_than_the_ring_is_kept_cut_never_an_older_one_instead()
+  local before = S.snapshot()
+  local _, err = appstart.start { argv = { F, "echo=stale line", "bytes=1:300:E", "line=1:", "exit=1" },
+    stdout = "capture", output_keep = 200, log = S.quiet }
+  lu.assertEquals(err.code, "died")
+  -- 200 bytes of ring, 3 of them the record's: the newest line's first 197
+  lu.assertEquals(err.output, { string.rep("E", 197) })
+  S.assert_clean(before)
+end
+
 function TC.test_lines_over_4096_bytes_are_split()
   local lines = {}
   local app = assert(appstart.start { argv = talker("bytes=1:10000:x", "line=1:", "bytes=1:4096:y", "line=1:end"),
