@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -64,6 +65,7 @@ struct starter {
     struct process spawned;   /* the direct child: the helper, or the app */
     struct process app;       /* the app when there is a helper */
     unsigned long long spawned_start;
+    struct timespec pid_file_since; /* when the start began (CLOCK_REALTIME_COARSE) */
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
     int stopping;             /* starter_stop was called: the start is
@@ -566,6 +568,9 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
             fail(s, STARTER_SPAWN, ENOMEM, "pid file: %s", strerror(ENOMEM));
             goto done;
         }
+        /* on the clock of file times: a pid file older than this was left
+         * by an earlier run */
+        clock_gettime(CLOCK_REALTIME_COARSE, &s->pid_file_since);
     }
     if (s->has_helper && !s->pid_file) {
         int p[2];
@@ -862,6 +867,10 @@ static int read_pid_file(struct starter *s, long long *v)
         err = errno;
     else if (!S_ISREG(st.st_mode))
         err = EINVAL;
+    else if (st.st_mtim.tv_sec < s->pid_file_since.tv_sec ||
+             (st.st_mtim.tv_sec == s->pid_file_since.tv_sec &&
+              st.st_mtim.tv_nsec < s->pid_file_since.tv_nsec))
+        err = EAGAIN; /* left by an earlier run: the daemon writes it anew */
     else if ((n = sys_read(fd, buf, sizeof buf - 1)) < 0)
         err = errno;
     sys_close(&fd);
@@ -873,6 +882,9 @@ static int read_pid_file(struct starter *s, long long *v)
     if (!nl)
         return len == sizeof buf - 1 ? EINVAL : EAGAIN; /* being written */
     *nl = '\0';
+    /* digits only: no sign, no blank before them (strtoll takes both) */
+    if (buf[0] < '0' || buf[0] > '9')
+        return EINVAL;
     char *end;
     errno = 0;
     long long pid = strtoll(buf, &end, 10);

@@ -141,6 +141,39 @@ function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_noth
   lu.assertTrue(why == "started before the process that was started" or why == "not a process it started", why)
 end
 
+function T.test_a_pid_file_an_earlier_run_left_is_waited_past_for_the_new_one()
+  local before = S.snapshot()
+  local path = S.tmpname("pid")
+  -- what a crash left: a pid that names nothing now (or init), an hour old
+  for _, old in ipairs { "4000000", "1" } do
+    local f = assert(io.open(path, "w"))
+    f:write(old, "\n")
+    f:close()
+    assert(os.execute("touch -d '1 hour ago' " .. path))
+    -- the daemon writes its pid after its parent has exited, as nginx does
+    local app, err = start { ready = { forks = true, pid_file = path }, ready_timeout = 5,
+      argv = { F, "fork", "setsid", "sleep=0.1", "pidfile=" .. path, "pause", "|", "exit=0" } }
+    lu.assertNotNil(app, tostring(err))
+    lu.assertEquals(app.pid, S.pid_in(path))
+    app:terminate()
+  end
+  S.assert_clean(before)
+end
+
+function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
+  local path = S.tmpname("pid")
+  for _, text in ipairs { "+1", " 1" } do
+    local f = assert(io.open(path, "w"))
+    f:write(text, "\n")
+    f:close()
+    -- (dated after the start, so that it is read)
+    assert(os.execute("touch -d '+1 hour' " .. path))
+    local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 5,
+      argv = { F, "exit=0" } }, "bad_pid", 5)
+    lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
+  end
+end
+
 function T.test_a_started_process_that_exits_non_zero_is_died()
   local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
     "died", 5)

@@ -117,10 +117,27 @@ function T.test_a_probe_that_never_passes_times_out_and_the_app_is_terminated()
   lu.assertEquals(err.status, { signal = 15 })
 end
 
+function T.test_a_file_the_app_makes_at_once_counts_though_file_times_lag_the_clock()
+  local before = S.snapshot()
+  -- the kernel stamps files from a clock up to a tick behind the precise
+  -- one: a file made right after the start was "older than the start"
+  local path = S.tmpname("made")
+  for i = 1, 20 do
+    os.remove(path)
+    local app, err = start { ready = { file = path }, ready_timeout = 5, argv = { F, "pidfile=" .. path, "pause" } }
+    lu.assertNotNil(app, "start " .. i .. ": " .. tostring(err))
+    app:terminate()
+  end
+  S.assert_clean(before)
+end
+
 function T.test_a_file_older_than_the_start_does_not_count()
   local before = S.snapshot()
   local path = S.tmpname("made")
+  -- left by an earlier run (file times are a clock tick coarse: one made in
+  -- the same few milliseconds as the start is not told from a new one)
   S.touch(path)
+  assert(os.execute("touch -d '1 second ago' " .. path))
   local app = assert(start { ready = { file = path }, argv = { F, "sleep=0.3", "pidfile=" .. path, "pause" } })
   lu.assertTrue(app.ready_after >= 0.3, "ready at the app's file, not the old one: " .. app.ready_after)
   lu.assertEquals(S.pid_in(path), app.pid)
@@ -153,6 +170,28 @@ function T.test_an_exec_probe_is_ready_as_its_command_exits_not_at_the_next_try(
   lu.assertTrue(t0 + app.ready_after - exited < 0.5,
     string.format("seen %.3f s after its command exited", t0 + app.ready_after - exited))
   app:terminate()
+  S.assert_clean(before)
+end
+
+function T.test_what_an_exec_probes_command_forks_is_not_left_behind()
+  local before = S.snapshot()
+  local mark = S.tmpname("forked")
+  -- each run forks a child that stays, and exits 1 (or hangs past
+  -- probe_timeout): none of those children may outlive the start
+  local function left()
+    -- ("[p]": the shell that runs pgrep has the pattern too, not what it matches)
+    local p = io.popen("pgrep -f " .. S.shell_quote("[p]idfile=" .. mark) .. " 2>/dev/null")
+    local n = 0
+    for _ in p:lines() do n = n + 1 end
+    p:close()
+    return n
+  end
+  for _, last in ipairs { "exit=1", "pause" } do
+    local err = fail_within({ ready = { exec = { F, "fork", "pidfile=" .. mark, "pause", "|", last } },
+      probe_timeout = 0.1, ready_timeout = 0.5, argv = { F, "pause" } }, "timeout", 5)
+    lu.assertStrContains(err.message, "never exited 0")
+    lu.assertTrue(S.await_with_sleep(function() return left() == 0 end, 3), left() .. " forked children left")
+  end
   S.assert_clean(before)
 end
 
@@ -202,6 +241,12 @@ function T.test_a_check_function_that_raises_fails_the_start()
   lu.assertStrContains(err.message, "the check function raised no such table")
 end
 
+function T.test_why_a_check_function_said_no_is_in_the_timeouts_message()
+  local err = fail_within({ ready = { check = function() return nil, "replica lags 3 s" end }, ready_timeout = 0.2,
+    argv = { F, "pause" } }, "timeout", 3)
+  lu.assertStrContains(err.message, "the check function never returned true (the last try: replica lags 3 s)")
+end
+
 function T.test_probe_mistakes_raise_at_the_callers_line()
   local here = "probes_spec.lua:" .. (debug.getinfo(1, "l").currentline + 3) .. ":"
   local function check(ready, want, extra)
@@ -215,6 +260,8 @@ function T.test_probe_mistakes_raise_at_the_callers_line()
   check({ connect = "tcp:host" }, "'tcp:HOST:PORT' expected")
   check({ connect = "tcp:host:70000" }, "port from 1 to 65535")
   check({ connect = "http://x" }, "'tcp:HOST:PORT' or 'unix:PATH' expected")
+  -- a path no socket address holds: an argument error, nothing spawned
+  check({ connect = "unix:/tmp/" .. string.rep("x", 120) }, "a path of 107 bytes at most")
   check({ connect = "unix:/a", file = "/b" }, "one probe at a time")
   check({ poll = "/x" }, "unknown probe 'poll'")
   check({ exec = {} }, "must not be empty")

@@ -330,6 +330,10 @@ function TC.test_bad_cgroup_options_raise()
   raises({ argv = { F }, cgroup_parent = "/x" }, "field 'cgroup_parent': has no effect without kill_mode = 'cgroup'")
   raises({ argv = { F }, kill_mode = "cgroup", cgroup_parent = "x" }, "must be an absolute path")
   raises({ argv = { F }, kill_mode = "cgroup", cgroup_parent = "/a/../b" }, "must not contain '..'")
+  -- compared as written with /proc/PID/cgroup: "/x/" would name no member
+  for _, path in ipairs { "/x/", "//x", "/x//y" } do
+    raises({ argv = { F }, kill_mode = "cgroup", cgroup_parent = path }, "no '//', no '/' at the end")
+  end
   raises({ argv = { F }, kill_mode = "tree" }, "field 'kill_mode': invalid value 'tree'")
 end
 

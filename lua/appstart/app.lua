@@ -72,6 +72,11 @@ end
 local log_refused -- below
 local end_the_rest, kill_grace -- below
 
+-- How long a plain script's look at an ended app waits for the processes
+-- it left in its group to go after their SIGTERM, before it leaves them
+-- to the calls that wait.
+local SETTLE_AT_ONCE = 0.2
+
 local function stop_listening(app)
   local life = app._life
   if not life then return end
@@ -121,10 +126,13 @@ function end_the_rest(app, proc)
       proc:close()
     end)
   else
-    -- a plain script: SIGTERM now; then looked at by the calls that wait,
-    -- every poll_interval, SIGKILL once kill_grace has passed
+    -- a plain script: SIGTERM now, and a short wait for them to go (most
+    -- do at once), so that nothing is left pending; then looked at by the
+    -- calls that wait, every poll_interval, SIGKILL once kill_grace has
+    -- passed
     if not sweep_group(app, proc) then return proc:close() end
     local deadline = now() + grace
+    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return proc:close() end
     loop.watch(nil, function()
       if proc:rest() == 0 then
         proc:close()

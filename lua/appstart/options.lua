@@ -127,6 +127,11 @@ local function cgroup_path(value)
   for part in value:gmatch("[^/]+") do
     if part == "." or part == ".." then return "must not contain '" .. part .. "'" end
   end
+  -- written as /proc/PID/cgroup writes it: membership is told by comparing
+  -- the two
+  if value:find("//", 1, true) or (#value > 1 and value:sub(-1) == "/") then
+    return "must be written as /proc/PID/cgroup writes paths: no '//', no '/' at the end"
+  end
   return no_nul(value)
 end
 
@@ -146,7 +151,12 @@ end
 -- host goes in brackets: "tcp:[::1]:8080").
 function options.parse_address(text)
   local where = text:match("^unix:(.+)$")
-  if where then return "unix", where end
+  if where then
+    -- what a socket address holds (sun_path: 108 bytes, its NUL included)
+    if #where > 107 then return nil, "'unix:PATH' with a path of 107 bytes at most" end
+    if where:find("%z") then return nil, "'unix:PATH' with no NUL byte in the path" end
+    return "unix", where
+  end
   local rest = text:match("^tcp:(.+)$")
   if not rest then return nil, "'tcp:HOST:PORT' or 'unix:PATH' expected" end
   local host, port = rest:match("^%[([^%]]+)%]:(%d+)$")

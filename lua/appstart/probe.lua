@@ -171,8 +171,10 @@ function tries.exec(p)
   if not p.pending then
     -- its start is ready at the exec: it needs no wait to get there but the
     -- exec's verdict
+    -- in a process group of its own: what it forks goes with it, when it
+    -- is killed and when it exits
     local h = require("appstart.start").begin({ argv = p.argv, ready = "none", stdin = "null", stdout = "null",
-      stderr = "null", log = function() end }, "ready.exec", 1)
+      stderr = "null", kill_mode = "group", log = function() end }, "ready.exec", 1)
     p.pending, p.pending_kind, p.pending_until = h, "start", now() + p.timeout
   end
   if p.pending_kind == "start" then
@@ -199,11 +201,13 @@ function tries.exec(p)
 end
 
 function tries.check(p, app)
-  local ok, result = pcall(p.fn, app)
+  local ok, result, why = pcall(p.fn, app)
   if not ok then
     return nil, "the check function raised " .. tostring(result)
   end
   if result then return true end
+  -- nil, why: what the last try saw, for a timeout's message
+  if why ~= nil then p.last = tostring(why) end
   return false
 end
 
@@ -238,7 +242,7 @@ function Probe:close()
     self.dying[#self.dying + 1] = pending
   elseif kind == "app" then
     if not pending._proc then return pending:close() end -- ended already
-    pending._proc:signal("KILL", true)
+    pending._proc:signal("KILL") -- and what it forked, in its group
     self.dying = self.dying or {}
     self.dying[#self.dying + 1] = pending
   end
