@@ -34,6 +34,13 @@ local function write(path, text)
   f:close()
 end
 
+--- A pid file with text in it, as if written after the start to come (its
+-- time an hour ahead): one left by an earlier run is not read at all.
+local function pid_file_to_come(path, text)
+  write(path, text)
+  assert(os.execute("touch -d '+1 hour' " .. path))
+end
+
 -- Does a tcp connection to 127.0.0.1:port succeed (within 2 s)?
 local function connects(port)
   local r = core.connect("tcp", "127.0.0.1", port)
@@ -121,7 +128,7 @@ function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_noth
   older:close()
   S.pid_in(old)
   local pid_file, child = S.tmpname("pidfile"), S.tmpname("child")
-  write(pid_file, older_pid .. "\n")
+  pid_file_to_come(pid_file, older_pid .. "\n")
   local err = fail_within({ ready = { forks = true, pid_file = pid_file },
     argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=0" } }, "bad_pid", 5,
     function()
@@ -163,11 +170,7 @@ end
 function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
   local path = S.tmpname("pid")
   for _, text in ipairs { "+1", " 1" } do
-    local f = assert(io.open(path, "w"))
-    f:write(text, "\n")
-    f:close()
-    -- (dated after the start, so that it is read)
-    assert(os.execute("touch -d '+1 hour' " .. path))
+    pid_file_to_come(path, text .. "\n")
     local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 5,
       argv = { F, "exit=0" } }, "bad_pid", 5)
     lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
@@ -211,7 +214,7 @@ end
 
 function T.test_a_pid_file_that_holds_no_pid_is_bad_pid()
   local pid_file = S.tmpname("garbage")
-  write(pid_file, "nginx\n")
+  pid_file_to_come(pid_file, "nginx\n")
   local err = fail_within({ ready = { forks = true, pid_file = pid_file }, argv = { F, "exit=0" } }, "bad_pid", 5)
   lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
   -- a symbolic link is not followed

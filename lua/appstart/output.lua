@@ -50,6 +50,7 @@ function Out:drain(stream, chunks, in_listener)
   local r = self.r
   while true do
     local status, e = r:read(stream, self.deliver or nil, chunks)
+    self.delivering = false
     if status == "error" then
       self.log("error", string.format("%s: on_output raised %s", self.program, tostring(e)))
     elseif status == "eof" or status == nil then
@@ -170,11 +171,12 @@ function output.open(opts, app, program, log)
     syslog = so == "syslog" or se == "syslog", dropped_lines = 0, dropped_bytes = 0 }, Out)
   local on_output = opts.on_output
   if on_output then
+    -- (an error it raises ends the read, which says so: Out:drain lowers
+    -- the flag then)
     self.deliver = function(stream, line)
       self.delivering = true
-      local ok, err = pcall(on_output, self.app, stream, line)
+      on_output(self.app, stream, line)
       self.delivering = false
-      if not ok then error(err, 0) end
     end
   end
   return self, out_arg, err_arg
