@@ -44,13 +44,16 @@ Out.__name = "appstart.output"
 -- the descriptor it was woken for (cqueues still holds it until that
 -- coroutine is done with it): the close comes just after.
 function Out:drain(stream, chunks, in_listener)
-  -- on_output is running (it called app:tail, or waited): what the pipe
-  -- holds is read once it has returned, one line at a time, in order
-  if self.delivering then return "busy" end
+  -- a read is under way, on_output inside it (it called app:tail, or
+  -- waited): what the pipe holds is read once it has returned, one line at
+  -- a time, in order
+  if self.reading then return "busy" end
   local r = self.r
   while true do
-    local status, e = r:read(stream, self.deliver or nil, chunks)
-    self.delivering = false
+    self.reading = true
+    local ok, status, e = pcall(r.read, r, stream, self.deliver or nil, chunks)
+    self.reading = false
+    if not ok then error(status, 0) end
     if status == "error" then
       self.log("error", string.format("%s: on_output raised %s", self.program, tostring(e)))
     elseif status == "eof" or status == nil then
@@ -167,17 +170,11 @@ function output.open(opts, app, program, log)
     if not ok then return fail(message, errno) end
   end
   local self = setmetatable({ r = r, app = app or false, log = log, program = program,
-    handles = { stdout = false, stderr = false }, closed = false, deliver = false, delivering = false,
+    handles = { stdout = false, stderr = false }, closed = false, deliver = false, reading = false,
     syslog = so == "syslog" or se == "syslog", dropped_lines = 0, dropped_bytes = 0 }, Out)
   local on_output = opts.on_output
   if on_output then
-    -- (an error it raises ends the read, which says so: Out:drain lowers
-    -- the flag then)
-    self.deliver = function(stream, line)
-      self.delivering = true
-      on_output(self.app, stream, line)
-      self.delivering = false
-    end
+    self.deliver = function(stream, line) on_output(self.app, stream, line) end
   end
   return self, out_arg, err_arg
 end
