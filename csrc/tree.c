@@ -151,6 +151,10 @@ static int each_member(struct tree *t, pid_t app, int sig)
     }
     if (t->mode != TREE_GROUP || t->pgid <= 0)
         return 0;
+    /* a group with no process left is told by one system call, not by
+     * reading all of /proc (an app whose main ended alone, the usual case) */
+    if (kill(-t->pgid, 0) != 0 && errno == ESRCH)
+        return 0;
     DIR *d = opendir("/proc");
     if (!d)
         return -errno;
