@@ -172,6 +172,13 @@ local function write(path, text)
   f:close()
 end
 
+-- A directory of the test's own, and the path of the services file in it.
+local function supervise_dir()
+  local dir = S.tmpname("sup")
+  assert(os.execute("mkdir " .. dir))
+  return dir, dir .. "/services.lua"
+end
+
 -- A supervisor file of fixture services, each writing its pid to dir/NAME.
 local function services_file(path, dir, names)
   local parts = { "local F = " .. string.format("%q", F) .. "\nreturn { services = {\n" }
@@ -196,9 +203,7 @@ end
 function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_stops_cleanly()
   local appstart = require "appstart"
   local before = S.snapshot()
-  local dir = S.tmpname("sup")
-  assert(os.execute("mkdir " .. dir))
-  local file = dir .. "/services.lua"
+  local dir, file = supervise_dir()
   services_file(file, dir, { "a", "b" })
   local statuses = {}
   local events = dir .. "/events"
@@ -247,9 +252,7 @@ end
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()
-  local dir = S.tmpname("sup")
-  assert(os.execute("mkdir " .. dir))
-  local file = dir .. "/services.lua"
+  local dir, file = supervise_dir()
   services_file(file, dir, { "a" })
   appstart.run(function()
     local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
@@ -270,9 +273,8 @@ end
 function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
   local appstart = require "appstart"
   local before = S.snapshot()
-  local dir = S.tmpname("sup")
-  assert(os.execute("mkdir " .. dir))
-  local file, events = dir .. "/services.lua", dir .. "/events"
+  local dir, file = supervise_dir()
+  local events = dir .. "/events"
   write(file, string.format("return { services = { x = { argv = { %q, 'echo=no config', 'exit=3' },"
     .. " stdout = 'capture', restart = 'no' } } }\n", F))
   local line
@@ -297,9 +299,7 @@ end
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   local appstart = require "appstart"
   local before = S.snapshot()
-  local dir = S.tmpname("sup")
-  assert(os.execute("mkdir " .. dir))
-  local file = dir .. "/services.lua"
+  local dir, file = supervise_dir()
   services_file(file, dir, { "a" })
   local err_path = dir .. "/stderr"
   appstart.run(function()
@@ -325,8 +325,7 @@ end
 
 function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   local appstart = require "appstart"
-  local dir = S.tmpname("sup")
-  assert(os.execute("mkdir " .. dir))
+  local dir = supervise_dir()
   local function run(args)
     local out = dir .. "/out"
     local app = assert(appstart.start { argv = lua_command(args), ready = "none", stdout = out, stderr = out,
