@@ -365,6 +365,56 @@ local function make_class(use_pidfd)
     lu.assertTrue(took < notice_bound(), string.format("%s: death noticed after %.3f s", mode, took))
   end
 
+  function T.test_watch_of_a_thread_id_raises_and_a_float_pid_is_taken()
+    local path = S.tmpname("tid")
+    local app = assert(start { argv = { F, "thread=" .. path, "line=3:threads", "pause" } })
+    local tid = S.pid_in(path)
+    lu.assertNotEquals(tid, app.pid)
+    local ok, err = pcall(appstart.watch, tid, S.quiet)
+    lu.assertFalse(ok, mode .. ": a thread's id was watched")
+    lu.assertStrContains(err, "watch_spec.lua") -- the caller's line
+    lu.assertStrContains(err, "pid " .. tid .. " is not a process (a thread's id?)")
+    ok, err = pcall(appstart.watch, 2 ^ 31, S.quiet)
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, "watch_spec.lua")
+    lu.assertStrContains(err, "positive integer below 2^31")
+    local w, calls = recorded_watch(app.pid + 0.0)
+    lu.assertEquals(w.pid, app.pid)
+    lu.assertEquals(math.type(w.pid), "integer")
+    app:kill("KILL")
+    lu.assertTrue(await_with_sleep(function() return #calls > 0 end, 3), "death never reported")
+    lu.assertEquals(calls, { { app.pid, "exited" } })
+    app:close()
+  end
+
+  function T.test_watch_out_of_descriptors_raises_rather_than_report_an_end()
+    local pid = foreign_sleeper()
+    local out = S.child_lua(32, string.format([[
+testing.use_pidfd(%s)
+local held = {}
+while true do
+  local f = io.open("/dev/null")
+  if not f then break end
+  held[#held + 1] = f
+end
+local calls = {}
+local ok, w = pcall(appstart.watch, %d, function(_, why) calls[#calls + 1] = why end)
+print(ok and "watching" or w)
+held[1]:close()
+appstart.sleep(0.05)
+print("calls: " .. table.concat(calls, ","))
+if ok then w:stop() end
+]], tostring(use_pidfd), pid))
+    if use_pidfd then
+      -- a pidfd cannot be had: an error, never "exited" for a live process
+      lu.assertStrContains(out, "cannot watch pid " .. pid .. ": Too many open files")
+    else
+      lu.assertStrContains(out, "watching") -- probing needs no descriptor
+    end
+    lu.assertStrContains(out, "calls: \n")
+    lu.assertTrue(S.alive(pid))
+  end
+
   function T.test_tostring_of_app_and_watch_names_the_pid()
     local app = assert(start { argv = { F, "line=3:named", "pause" } })
     local pid = app.pid

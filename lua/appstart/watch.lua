@@ -5,6 +5,8 @@ local log = require "appstart.log"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
 
+local ENOENT, ESRCH, EINVAL = 2, 3, 22
+
 local Watch = {}
 Watch.__index = Watch
 Watch.__name = "appstart.watch"
@@ -39,14 +41,35 @@ end
 -- is already gone is reported "exited" (at the next dispatch, never from
 -- inside this call).
 function Watch.new(pid, fn)
-  if math.type(pid) ~= "integer" or pid <= 0 then
-    error("appstart.watch: pid must be a positive integer, got " .. tostring(pid), 3)
+  local n = math.tointeger(pid)
+  if not n or n <= 0 or n > 0x7fffffff then
+    error("appstart.watch: pid must be a positive integer below 2^31, got " .. tostring(pid), 3)
   end
+  pid = n
   if type(fn) ~= "function" then
     error("appstart.watch: function expected, got " .. type(fn), 3)
   end
+  local proc, message, errno = core.process(pid)
+  -- only "no such process" is an end; out of descriptors, or a thread's
+  -- id (not a process: EINVAL, ENOENT since Linux 6.9), must not be
+  -- reported as one
+  if not proc and errno ~= ESRCH then
+    if errno == EINVAL or errno == ENOENT then
+      error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
+    end
+    error("appstart.watch: cannot watch " .. message, 3)
+  end
+  if proc and not proc:fd() then
+    -- probed (no pidfds): kill(pid, 0) answers for a thread too
+    local f = io.open("/proc/" .. pid .. "/status")
+    local tgid = f and tonumber((f:read("a") or ""):match("\nTgid:%s*(%d+)"))
+    if f then f:close() end
+    if tgid and tgid ~= pid then
+      proc:close()
+      error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
+    end
+  end
   local w = setmetatable({ pid = pid, done = false, _fn = fn }, Watch)
-  local proc = core.process(pid)
   w._proc = proc
   local function check()
     if w.done then return true end
