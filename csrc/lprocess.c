@@ -47,8 +47,8 @@ static int l_process_pid(lua_State *L)
 
 /* p:fd() -> fd, kind: a descriptor readable once it may have ended, "pid"
  * (the pidfd) or, in a cgroup whose app has exited, "cgroup" (one that says
- * when the cgroup changes; p:poll() closes the pidfd when it reaps the app,
- * so a watch of it must move there) | nil where it is probed */
+ * when the cgroup changes; the pidfd, readable for good once the app has
+ * exited, is no use to a watch from then on) | nil where it is probed */
 static int l_process_fd(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
@@ -67,10 +67,28 @@ static int l_process_fd(lua_State *L)
     return 2;
 }
 
-/* p:poll() -> nil while running | how (with how.left where a tree is) */
+/* p:descriptors() -> what may be in a poll set of the caller's: the pidfd,
+ * a cgroup's events descriptor (nil for each it has not), so that it can
+ * take them out before p:close() closes them */
+static int l_process_descriptors(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    int fds[2] = { p->p.pidfd, p->tree ? p->tree->events_fd : -1 };
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] >= 0)
+            lua_pushinteger(L, fds[i]);
+        else
+            lua_pushnil(L);
+    }
+    return 2;
+}
+
+/* p:poll() -> nil while running | how (with how.left where a tree is).
+ * The pidfd stays open until p:close() */
 static int l_process_poll(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
+    p->p.keep_pidfd = 1;
     int r = process_has_ended(&p->p);
     if (r == 0)
         return 0;
@@ -126,7 +144,8 @@ static int l_process_kill_mode(lua_State *L)
 /* p:switch(other) -> old | nil: other's process becomes this one's
  * (MAINPID= after ready), the tree stays. The old one is returned when it
  * is a child still to be reaped (the caller watches it to its end), else
- * let go of. */
+ * let go of (its pidfd closed: the caller takes it out of its poll sets
+ * first). */
 static int l_process_switch(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
@@ -170,6 +189,7 @@ void lb_open_process(lua_State *L)
         { "poll", l_process_poll },   { "signal", l_process_signal },
         { "rest", l_process_rest },   { "kill_mode", l_process_kill_mode },
         { "switch", l_process_switch }, { "close", l_process_close },
+        { "descriptors", l_process_descriptors },
         { NULL, NULL },
     };
     lb_new_class(L, LB_PROCESS, methods, l_process_close, l_process_tostring);

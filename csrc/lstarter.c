@@ -180,11 +180,20 @@ static int l_starter_phase(lua_State *L)
     return 1;
 }
 
-/* s:fd() -> one descriptor to wait on (an epoll set of s:fds(), made on
- * first use) | nil, message, errno */
+/* s:fd([made]) -> one descriptor to wait on (an epoll set of s:fds(), made
+ * on first use) | nil, message, errno; with made, only one already made
+ * (else nil) */
 static int l_starter_fd(lua_State *L)
 {
-    int fd = starter_pollfd(check_starter(L, 1));
+    struct starter *s = check_starter(L, 1);
+    if (lua_toboolean(L, 2)) {
+        int made = starter_pollfd_made(s);
+        if (made < 0)
+            return 0;
+        lua_pushinteger(L, made);
+        return 1;
+    }
+    int fd = starter_pollfd(s);
     if (fd < 0)
         return lb_errno_result(L, -fd, "epoll_create1");
     lua_pushinteger(L, fd);

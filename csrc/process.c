@@ -101,7 +101,8 @@ int process_has_ended(struct process *p)
         }
         children_reaped(p->pid);
         p->is_child = 0;
-        sys_close(&p->pidfd);
+        if (!p->keep_pidfd)
+            sys_close(&p->pidfd);
         return 1;
     }
     if (p->pidfd >= 0) {
@@ -119,7 +120,8 @@ int process_has_ended(struct process *p)
             return 0;
     }
     p->end = PROCESS_GONE;
-    sys_close(&p->pidfd);
+    if (!p->keep_pidfd)
+        sys_close(&p->pidfd);
     return 1;
 }
 

@@ -26,9 +26,11 @@ struct process {
     int is_child;   /* ours to reap */
     int end;        /* enum process_end */
     int code;
+    int keep_pidfd; /* the end leaves the pidfd open, for process_release:
+                     * its owner takes it out of every poll set first */
 };
 
-#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0 }
+#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0 }
 
 /* Use pidfds when the kernel has them (the default), or force the polling
  * fallback. process_pidfd_enabled says which is in force. */

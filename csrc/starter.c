@@ -229,6 +229,11 @@ int starter_pollfd(struct starter *s)
     return epfd;
 }
 
+int starter_pollfd_made(const struct starter *s)
+{
+    return s->epoll_fd;
+}
+
 int starter_watch(struct starter *s, int fd)
 {
     if (fd < 0)

@@ -187,6 +187,9 @@ void starter_unwatch(struct starter *s);
  * up to date from then on), or -errno. */
 int starter_pollfd(struct starter *s);
 
+/* That descriptor if it has been made, else -1 (never makes it). */
+int starter_pollfd_made(const struct starter *s);
+
 /* Are events waiting? */
 int starter_has_events(const struct starter *s);
 

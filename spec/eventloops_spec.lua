@@ -78,8 +78,11 @@ function TC.test_app_and_watch_are_pollable_by_cqueues_poll()
     lu.assertEquals(app:events(), "r")
     local r = cqueues.poll(app, 5)
     got = (r == app)
-    cqueues.cancel(app:pollfd())
     lu.assertEquals(app:wait(1), { code = 0 })
+    -- the controller goes on, with other descriptors (of the same numbers)
+    local app2 = assert(appstart.start { argv = { F, "line=3:two", "pause" }, ready = "fd" })
+    cqueues.sleep(0.02)
+    app2:terminate(1)
   end)
   assert(cq:loop())
   lu.assertTrue(got, "cqueues.poll woke on the app's exit")
@@ -180,6 +183,115 @@ function TL.test_a_failed_start_under_luv_leaves_nothing()
   S.assert_clean(before)
 end
 
+-- One party waits on an app (app:wait) while another ends its handle:
+-- reads app.state once it has been killed (which reaps it and closes its
+-- descriptor), then starts another app (whose descriptors may take the
+-- same numbers); or closes the app. The waiter gets the end, or
+-- nil, "closed", and nothing hangs. In each context: appstart.run,
+-- cqueues, luv.
+local function waiter_and_closer(context, closer_closes)
+  local got = {}
+  local function scenario(spawn_waiter, sleep)
+    local app1 = assert(appstart.start { argv = { F, "line=3:one", "pause" }, ready = "fd" })
+    spawn_waiter(function() got.a = { app1:wait(5) } end)
+    sleep(0.05)
+    if closer_closes then
+      app1:close()
+      sleep(0.05)
+      got.closed_a = got.a
+      os.execute("kill -9 " .. app1.pid)
+      S.await_gone(app1.pid)
+      S.testing.reap()
+      return
+    end
+    app1:kill("KILL")
+    S.await_gone(app1.pid) -- (no yield: the waiter has not run meanwhile)
+    got.state = app1.state
+    local app2 = assert(appstart.start { argv = { F, "line=3:two", "sleep=0.1", "exit=2" }, ready = "fd" })
+    got.b = app2:wait(5)
+    sleep(0.01)
+    got.a_by_then = got.a -- (not at the wait's 5 s timeout)
+  end
+  if context == "run" then
+    appstart.run(function() scenario(appstart.spawn, appstart.sleep) end)
+  elseif context == "cqueues" then
+    local cqueues = require "cqueues"
+    local cq = cqueues.new()
+    cq:wrap(function() scenario(function(fn) cq:wrap(fn) end, cqueues.sleep) end)
+    assert(cq:loop(10))
+    cq = nil -- luacheck: ignore (its own descriptors go with it)
+    collectgarbage()
+  else
+    local uv = require "luv"
+    require "appstart.luv"
+    coroutine.wrap(function()
+      scenario(function(fn) coroutine.wrap(fn)() end, appstart.sleep)
+    end)()
+    uv.run()
+  end
+  return got
+end
+
+local TW = {}
+
+function TW.tearDown() S.kill_strays() end
+
+-- (luv's loop makes its own descriptors when first run: before the snapshot)
+local function luv_warm(context)
+  if context == "luv" then require("luv").run("nowait") end
+end
+
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_wait_on_an_app_whose_handle_another_reaps_gets_its_end"] = function()
+    luv_warm(context)
+    local before = S.snapshot()
+    local got = waiter_and_closer(context, false)
+    lu.assertEquals(got.state, "exited")
+    lu.assertEquals(got.a_by_then, { { signal = 9 } }, context .. ": the waiter missed the end")
+    lu.assertEquals(got.b, { code = 2 })
+    S.assert_clean(before)
+  end
+  TW["test_" .. context .. "_a_wait_on_an_app_another_closes_returns_closed"] = function()
+    luv_warm(context)
+    local before = S.snapshot()
+    local got = waiter_and_closer(context, true)
+    lu.assertEquals(got.closed_a, { nil, "closed" }, context .. ": the waiter missed the close")
+    S.assert_clean(before)
+  end
+end
+
+-- luv ends the process on an error out of a uv callback (exit(-1), its
+-- apps left running): a callback of the user's that raises under luv is
+-- logged, as in a plain script, and the loop goes on.
+function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on()
+  -- (held's output goes elsewhere: were the child to die, held would keep
+  -- the pipe read here open)
+  local out, ok = S.run_child_lua({ timeout = 20 }, [[
+local uv = require "luv"
+require "appstart.luv"
+local held
+coroutine.wrap(function()
+  held = assert(appstart.start { argv = { F, "line=3:held", "pause" }, ready = "fd", stdout = "null",
+    stderr = "null" })
+  assert(appstart.start { argv = { F, "line=3:v", "sleep=0.05", "exit=0" }, ready = "fd",
+    on_exit = function() error("bug in on_exit") end })
+  local victim = assert(appstart.start { argv = { F, "line=3:w", "sleep=0.05", "exit=0" }, ready = "fd" })
+  appstart.watch(victim.pid, function() error("bug in a watch callback") end)
+  appstart.sleep(0.2)
+  print("held: " .. held.state)
+  held:terminate()
+  victim:wait()
+end)()
+uv.run()
+print("uv.run returned, children: " .. children())
+]])
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "bug in on_exit")
+  lu.assertStrContains(out, "bug in a watch callback")
+  lu.assertStrContains(out, "held: ready")
+  lu.assertStrContains(out, "uv.run returned, children: \n")
+end
+
 -- appstart.begin: a start in progress as a pollable object
 
 local TB = {}
@@ -218,11 +330,12 @@ function TB.test_a_start_in_progress_is_a_cqueues_pollable()
   local app
   cq:wrap(function()
     local h = appstart.begin { argv = { F, "sleep=0.2", "line=3:cq", "pause" }, ready = "fd" }
-    while not h:step() do
-      cqueues.poll(h)
-      if h:pollfd() then cqueues.cancel(h:pollfd()) end
-    end
+    while not h:step() do cqueues.poll(h) end
     app = h.app
+    -- the controller goes on, with other descriptors (of the same numbers)
+    local app2 = assert(appstart.start { argv = { F, "line=3:two", "pause" }, ready = "fd" })
+    cqueues.sleep(0.02)
+    app2:terminate(1)
   end)
   assert(cq:loop())
   lu.assertEquals(app.name, "cq")
@@ -375,4 +488,4 @@ function TCore.test_a_late_pollfd_wakes_on_the_death_of_the_app()
   S.assert_clean(before)
 end
 
-return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore }
+return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore, TestWaitersAndClosers = TW }

@@ -193,6 +193,64 @@ function T.test_task_error_ends_the_apps_other_tasks_hold_and_leaves_nothing()
   S.assert_clean(before)
 end
 
+-- Whatever holds a start under way when a task fails (appstart.start in
+-- another task, a task stepping a begun start, a begun start nobody
+-- steps), its app is terminated as a cancelled start's is: SIGTERM first
+-- (each app here counts it and goes on), SIGKILL after kill_grace, all
+-- ended and reaped by the time run raises.
+function T.test_task_error_terminates_every_start_under_way_begun_or_not()
+  local before = S.snapshot()
+  local names = { "start", "stepped", "waited", "held" }
+  local pidfiles, traps, pids = {}, {}, {}
+  for _, name in ipairs(names) do
+    pidfiles[name], traps[name] = S.tmpname("abandon-" .. name), S.tmpname("trap-" .. name)
+  end
+  local function opts(name)
+    return { argv = { F, "trap=TERM:" .. traps[name], "pidfile=" .. pidfiles[name], "pause" }, ready = "fd",
+      ready_timeout = 30, kill_grace = 0.3, log = S.quiet }
+  end
+  local held -- begun, and stepped by nobody
+  local ok, err = pcall(appstart.run, function()
+    appstart.spawn(function() appstart.start(opts("start")) end)
+    appstart.spawn(function()
+      local h = appstart.begin(opts("stepped"))
+      while not h:step() do appstart.sleep(0.01) end
+    end)
+    appstart.spawn(function() appstart.begin(opts("waited")):wait() end)
+    held = appstart.begin(opts("held"))
+    for _, name in ipairs(names) do pids[name] = await_pidfile_in_loop(pidfiles[name]) end
+    error("boom in a task")
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in a task")
+  for _, name in ipairs(names) do
+    lu.assertFalse(S.alive(pids[name]), name .. ": app " .. pids[name] .. " still running")
+    lu.assertEquals(S.read(traps[name]), "15\n", name .. ": no SIGTERM before the SIGKILL")
+  end
+  lu.assertEquals(held.err.code, "cancelled")
+  S.assert_clean(before)
+end
+
+-- A begun start closed before it is done (`<close>`) is cancelled: its app
+-- gets SIGTERM, is waited for, reaped; nothing is left.
+function T.test_a_begun_start_closed_under_way_is_cancelled_and_leaves_nothing()
+  local before = S.snapshot()
+  local pidfile, trap = S.tmpname("closed"), S.tmpname("closed-trap")
+  local h
+  do
+    local started <close> = appstart.begin { argv = { F, "trap=TERM:" .. trap, "pidfile=" .. pidfile, "pause" },
+      ready = "fd", ready_timeout = 30, kill_grace = 0.3, log = S.quiet }
+    h = started
+    S.await_file(pidfile, 3)
+  end
+  local pid = S.pid_in(pidfile)
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err.code, "cancelled")
+  lu.assertFalse(S.alive(pid), "app still running")
+  lu.assertEquals(S.read(trap), "15\n")
+  S.assert_clean(before)
+end
+
 function T.test_a_closed_app_that_exits_is_reaped_at_the_next_wait()
   local before = S.snapshot()
   local app = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })

@@ -365,6 +365,24 @@ local function make_class(use_pidfd)
     lu.assertTrue(took < notice_bound(), string.format("%s: death noticed after %.3f s", mode, took))
   end
 
+  -- A plain script waits on web; a callback that runs meanwhile (db's
+  -- on_exit) closes web: the wait ends, nil, "closed" (it waited on
+  -- web's descriptor, which the close took away).
+  function T.test_an_app_closed_by_a_callback_while_waited_on_ends_the_wait_closed()
+    local before = S.snapshot()
+    local web
+    local db = assert(start { argv = { F, "line=3:db", "sleep=0.1", "exit=1" },
+      on_exit = function() web:close() end })
+    web = assert(start { argv = { F, "line=3:web", "pause" } })
+    lu.assertEquals({ web:wait() }, { nil, "closed" })
+    lu.assertEquals(db.how, { code = 1 })
+    lu.assertTrue(S.alive(web.pid), "close signalled web")
+    os.execute("kill -9 " .. web.pid)
+    lu.assertTrue(await_gone(web.pid))
+    S.testing.reap()
+    S.assert_clean(before)
+  end
+
   function T.test_watch_of_a_thread_id_raises_and_a_float_pid_is_taken()
     local path = S.tmpname("tid")
     local app = assert(start { argv = { F, "thread=" .. path, "line=3:threads", "pause" } })

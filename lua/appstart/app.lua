@@ -123,23 +123,23 @@ function end_the_rest(app, proc)
         proc:signal("KILL")
         ending.settle(proc, now() + ending.KILL_WAIT)
       end
-      proc:close()
+      loop.close_process(proc)
     end)
   else
     -- a plain script: SIGTERM now, and a short wait for them to go (most
     -- do at once), so that nothing is left pending; then looked at by the
     -- calls that wait, every poll_interval, SIGKILL once kill_grace has
     -- passed
-    if not sweep_group(app, proc) then return proc:close() end
+    if not sweep_group(app, proc) then return loop.close_process(proc) end
     local deadline = now() + grace
-    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return proc:close() end
+    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return loop.close_process(proc) end
     loop.watch(nil, function()
       if proc:rest() == 0 then
-        proc:close()
+        loop.close_process(proc)
         return true
       elseif now() >= deadline then
         proc:signal("KILL")
-        proc:close()
+        loop.close_process(proc)
         return true
       end
       return false
@@ -166,7 +166,7 @@ local function ended(app, how, settled)
   local proc = app._proc
   app._proc = false
   if proc then
-    if not settled and proc:kill_mode() == "group" then end_the_rest(app, proc) else proc:close() end
+    if not settled and proc:kill_mode() == "group" then end_the_rest(app, proc) else loop.close_process(proc) end
   end
   if not log.drops(app._log, "debug") then
     app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid, tostring(how)))
@@ -310,13 +310,15 @@ local function move_main(app, pid, sender)
     noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
     return
   end
-  -- the old pidfd leaves the poller before it is closed
+  -- the old pidfd leaves the poller before it is closed; whoever waits on
+  -- it (app:wait) is woken, to wait on the new one
   local watched = app._watch
   if watched then loop.unwatch(watched); app._watch = false end
+  loop.release(app._proc:descriptors())
   local old = app._proc:switch(proc)
   if old then -- the old main is a child of ours: reaped when it exits
     local fd = old:fd()
-    loop.watch(fd, function() if old:poll() then old:close(); return true end end,
+    loop.watch(fd, function() if old:poll() then loop.close_process(old); return true end end,
       not fd and settings.poll_interval or nil)
   end
   if not log.drops(app._log, "info") then
@@ -456,6 +458,8 @@ function App:wait(timeout)
     end
     local ok, why = loop.wait(fd, wake)
     if ok == nil then return nil, why end
+    -- closed meanwhile (by a callback, another task)
+    if not self._proc and self._state ~= "exited" then return nil, "closed" end
   end
 end
 
@@ -597,7 +601,12 @@ function App:close()
   self._watch, self._on_exit = false, false
   stop_listening(self)
   if self._out then self._out:close() end
-  if self._proc then self._proc:close(); self._proc = false end
+  local proc = self._proc
+  if proc then
+    -- (whoever waits on the app is woken: app:wait returns nil, "closed")
+    self._proc = false
+    loop.close_process(proc)
+  end
 end
 
 --- `local app <close> = appstart.start{...}` terminates the app at scope exit.

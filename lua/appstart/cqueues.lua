@@ -15,24 +15,49 @@ function B.applies()
   return cqueues.running() ~= nil and coroutine.isyieldable()
 end
 
---- true when fd became readable, false at the deadline
+-- the waits under way: fd -> { [poll object] = true }
+local polling = {}
+
+--- true when fd became readable (or was released), false at the deadline
 function B.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   if not fd then
     cqueues.sleep(timeout or math.huge)
     return false
   end
-  local obj = { pollfd = fd, events = "r" }
+  local obj = { pollfd = fd, events = "r", released = false }
+  local set = polling[fd]
+  if not set then
+    set = {}
+    polling[fd] = set
+  end
+  set[obj] = true
   local ready
   if timeout then
     ready = cqueues.poll(obj, timeout)
   else
     ready = cqueues.poll(obj)
   end
+  set[obj] = nil
+  if polling[fd] == set and not next(set) then polling[fd] = nil end
   -- cqueues keeps a descriptor in its poll set after the wait; appstart
-  -- may close it next (a start's channels), so take it out now
+  -- may close it next (a start's channels), so take it out now (unless
+  -- released: it may be closed, its number another's, by now)
+  if obj.released then return true end
   cqueues.cancel(fd)
   return ready == obj
+end
+
+--- fd is about to be closed (loop.release): out of every controller's poll
+-- set, which wakes whoever polls it (a wait here, or the user's own
+-- cqueues.poll of an app or a start).
+function B.release(fd)
+  local set = polling[fd]
+  if set then
+    polling[fd] = nil
+    for obj in pairs(set) do obj.released = true end
+  end
+  cqueues.cancel(fd)
 end
 
 function B.spawn(fn, ...)

@@ -325,6 +325,47 @@ local function active_backend()
   return nil
 end
 
+--- Descriptors about to be closed by their owner (a process's pidfd, a
+-- start's channels): each leaves every poll set now, appstart's, cqueues'
+-- and luv's, and whoever waited on it is woken soon (never from inside
+-- this call), to look again at what it waited for. Without this, a wait
+-- on a descriptor another party closes would never end (and luv aborts
+-- on a poll handle whose descriptor was closed under it).
+function loop.release(...)
+  for i = 1, select("#", ...) do
+    local fd = select(i, ...)
+    local set = fd and waiters[fd]
+    if set then
+      local list, k = {}, 0
+      for entry in pairs(set) do k = k + 1; list[k] = entry end
+      waiters[fd], nwaiters[fd] = nil, nil
+      poller:del(fd)
+      loop.timer(now(), function()
+        for j = 1, k do
+          local entry = list[j]
+          if not entry.done then entry.fire(entry) end
+        end
+      end)
+    end
+    if fd and (backends[1] or package.loaded.cqueues) then
+      for j = 1, #backends do
+        if backends[j].release then backends[j].release(fd) end
+      end
+      if package.loaded.cqueues then
+        cqueues_backend = cqueues_backend or require "appstart.cqueues"
+        cqueues_backend.release(fd)
+      end
+    end
+  end
+end
+
+--- Close a process of appstart.core's, its descriptors out of every poll
+-- set first (loop.release).
+function loop.close_process(proc)
+  loop.release(proc:descriptors())
+  proc:close()
+end
+
 --- The task the caller runs in, or nil outside appstart.run's tasks.
 function loop.task()
   return current_task()
@@ -348,13 +389,23 @@ end
 -- it runs inline (outside any loop, at whatever call waits next), an error
 -- it raises is handed to report(message with traceback) instead of
 -- escaping into that unrelated call. Inside appstart.run it is a task, and
--- its error ends the run as any task's does.
+-- its error ends the run as any task's does; under cqueues it is the
+-- controller's coroutine, and cq:loop() returns its error. Under an event
+-- loop where an error out of a callback ends the process (luv: exit(-1),
+-- the apps left running), it is reported too.
+local function guarded(report, fn, ...)
+  local ok, err = xpcall(fn, debug.traceback, ...)
+  if not ok then report(err) end
+end
+
 function loop.callback(report, fn, ...)
   if current then return loop.spawn(fn, ...) end
   local b = active_backend()
-  if b and b.spawn then return b.spawn(fn, ...) end
-  local ok, err = xpcall(fn, debug.traceback, ...)
-  if not ok then report(err) end
+  if b and b.spawn then
+    if b.errors_exit then return b.spawn(guarded, report, fn, ...) end
+    return b.spawn(fn, ...)
+  end
+  guarded(report, fn, ...)
 end
 
 -------------------------------------------------------------------------------
@@ -458,7 +509,11 @@ function loop.wait(source, deadline)
   local b = active_backend()
   if b then
     if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
-    return b.wait(fd, deadline)
+    -- closed apps that have exited are reaped by the calls that wait
+    core.reap()
+    local r = b.wait(fd, deadline)
+    core.reap()
+    return r
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
@@ -609,7 +664,8 @@ function loop.run(fn, ...)
   -- many starts at once need many descriptors: take what the hard limit
   -- allows (apps still start with the old soft limit)
   core.raise_nofile()
-  local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }) }
+  local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }),
+    starts = setmetatable({}, { __mode = "k" }) }
   current = state
   local failure
   local ok, err = pcall(function(...)
@@ -644,13 +700,27 @@ function loop.run(fn, ...)
       end
     end
   end, ...)
-  -- on failure, close what is left: pending starts abandon their apps. The
-  -- loop is gone first, so a __close that waits blocks instead of yielding.
+  -- on failure, close what is left. The loop is gone first, so what
+  -- waits from here blocks instead of yielding; the tasks' waits go first,
+  -- so that nothing resumes a task meanwhile.
   current = nil
-  for co, task in pairs(state.tasks) do
+  for _, task in pairs(state.tasks) do
     if task.waiting then task.waiting.drop(task.waiting) end
-    coroutine.close(co)
   end
+  if not ok or failure then
+    -- the starts under way, a task's or begun and held by nobody: each is
+    -- abandoned (SIGTERM to what it began), then waited for until its app
+    -- has ended (SIGKILL after its kill_grace), all at once
+    local pending = {}
+    for h in pairs(state.starts) do
+      if not h.done then
+        pending[#pending + 1] = h
+        pcall(h.abandon, h)
+      end
+    end
+    for _, h in ipairs(pending) do pcall(h.wait, h) end
+  end
+  for co in pairs(state.tasks) do coroutine.close(co) end
   -- and the apps its tasks started: nobody is left to stop them
   if not ok or failure then require("appstart.app").end_all(state.apps) end
   loop.idle()
@@ -662,6 +732,12 @@ end
 -- in a task), as the tasks that held it are.
 function loop.own(app)
   if current then current.apps[app] = true end
+end
+
+--- A start begun inside appstart.run: abandoned, and its app ended, if the
+-- run fails.
+function loop.own_start(h)
+  if current then current.starts[h] = true end
 end
 
 --- Is a loop running?

@@ -32,6 +32,10 @@ end
 
 local B = {}
 
+-- an error out of a uv callback ends the process (luv's default handler):
+-- the user's callbacks are run guarded (loop.callback)
+B.errors_exit = true
+
 function B.applies()
   local _, main = coroutine.running()
   if main or not coroutine.isyieldable() then return false end
@@ -83,6 +87,23 @@ local function remove_poll(fd, fn)
       close_handle(p.handle)
     end
   end
+end
+
+--- fd is about to be closed (loop.release): its poll handle is closed now
+-- (libuv aborts on a handle whose descriptor was closed under it), and
+-- its waiters are called once this callback is over.
+function B.release(fd)
+  local p = polls[fd]
+  if not p then return end
+  polls[fd] = nil
+  close_handle(p.handle)
+  local list = {}
+  for w in pairs(p.waiters) do list[#list + 1] = w end
+  local timer = uv.new_timer()
+  timer:start(0, 0, function()
+    close_handle(timer)
+    for _, w in ipairs(list) do w() end
+  end)
 end
 
 --- true when fd became readable, false at the deadline

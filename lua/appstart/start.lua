@@ -176,6 +176,7 @@ function start.begin(opts, who, up)
   h._out = out
   local spawned
   h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr)
+  loop.own_start(h) -- (a failed appstart.run ends it)
   if out then
     out:listen()
     if spawned > 0 then out:set_pid(spawned) end
@@ -312,6 +313,21 @@ local function flush_refused(h)
   if h._rare then log_refused(h) end
 end
 
+-- The starter's descriptors leave every poll set before it closes them:
+-- whoever polls the start (h:pollfd(), a second waiter) is woken. But the
+-- app's pidfd (kept), which the app takes over.
+local function release_but(kept, ...)
+  for i = 1, select("#", ...) do
+    local fd = select(i, ...)
+    if fd ~= kept then loop.release(fd) end
+  end
+end
+
+local function release_starter(s, kept)
+  loop.release(s:fd(true))
+  release_but(kept, s:fds())
+end
+
 -- The start has failed and what it began has ended (or been given up on):
 -- the error.
 local function finish_failed(h)
@@ -325,6 +341,7 @@ local function finish_failed(h)
     code = "spawn"
     message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
   end
+  release_starter(s)
   s:close()
   -- the app's last lines say why it failed
   local out, lines = h._out, nil
@@ -412,6 +429,7 @@ local function finish_ready(h)
   if (app._on_exit or served) and not exited then App.watch(app, s:app_fd(), "pid") end
   loop.own(app) -- (a failed appstart.run ends it)
   local listener
+  release_starter(s, s:app_fd())
   app._proc, listener = s:take(served) -- and the starter is closed
   h.app, h.done = app, true
   if listener then
@@ -605,15 +623,14 @@ function Starting:timeout()
   return self._wake and math.max(0, self._wake - now()) or 0
 end
 
---- A start dropped before it is done kills what it began.
+--- A start closed before it is done (`<close>`, a task closed) is
+-- cancelled: what it began is terminated (SIGTERM, SIGKILL after
+-- kill_grace), by a task of its own inside a loop, here outside one. (One
+-- merely dropped is collected: its app is killed then.)
 function Starting:__close()
-  if not self.done then
-    local probe = probe_of(self)
-    if probe then probe:drop() end
-    if self._failure and self._failure.probe then self._failure.probe:drop() end
-    self._s:close()
-    if self._out then self._out:close() end
-  end
+  if self.done then return end
+  abandon(self)
+  if not self.done then loop.call(Starting.wait, self) end
 end
 
 function Starting:__tostring()

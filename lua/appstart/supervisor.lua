@@ -24,6 +24,7 @@ local driver = require "appstart.supervisor_driver"
 local ending = require "appstart.ending"
 local errors = require "appstart.errors"
 local log = require "appstart.log"
+local loop = require "appstart.loop"
 local options = require "appstart.options"
 local settings = require "appstart.settings"
 local sopts = require "appstart.supervisor_options"
@@ -244,7 +245,7 @@ end
 local function release_app(sv, svc)
   unwatch(sv, svc)
   if svc.proc then
-    svc.proc:close()
+    loop.close_process(svc.proc)
     svc.proc = nil
   end
   local app = svc.app
@@ -508,7 +509,7 @@ local function poke(sv, svc, fired)
       unwatch(sv, svc)
       local old, old_pid = svc.proc, svc.proc:pid()
       svc.proc = nil
-      old:close()
+      loop.close_process(old)
       if app.pid ~= old_pid then
         svc.pid = app.pid
         follow(sv, svc)

@@ -16,7 +16,7 @@ local function watch_end(w, why)
   w.done = true
   loop.unwatch(w._watch)
   w._watch = nil
-  if w._proc then w._proc:close(); w._proc = nil end
+  if w._proc then loop.close_process(w._proc); w._proc = nil end
   loop.callback(function(err) log.default("error", "watch of pid " .. w.pid .. ": callback raised " .. err) end,
     w._fn, w.pid, why)
 end
