@@ -88,6 +88,53 @@ function TC.test_app_and_watch_are_pollable_by_cqueues_poll()
   lu.assertTrue(got, "cqueues.poll woke on the app's exit")
 end
 
+-- Once an app has ended (or been closed), or a watch is done, a poll of
+-- it returns at once: nothing is left to make its descriptor readable.
+function TC.test_an_ended_app_and_a_done_watch_poll_at_once()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  local got = {}
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:p", "exit=0" }, ready = "fd" })
+    lu.assertEquals(app:wait(5), { code = 0 })
+    local w = appstart.watch(app.pid, function() end) -- gone already: reported at the next wait
+    cqueues.sleep(0.01)
+    got.app = cqueues.poll(app, 5) == app
+    got.watch = cqueues.poll(w, 5) == w
+    local other = assert(appstart.start { argv = { F, "line=3:q", "pause" }, ready = "fd" })
+    other:close()
+    got.closed = cqueues.poll(other, 5) == other
+    os.execute("kill -9 " .. other.pid)
+  end)
+  local t0 = S.core.now()
+  assert(cq:loop())
+  lu.assertEquals(got, { app = true, watch = true, closed = true })
+  lu.assertTrue(S.core.now() - t0 < 4, "a poll waited for its timeout")
+end
+
+-- A controller dropped for good (its coroutines never resumed again)
+-- while it watched an app's end and read its notify socket: once the app
+-- is terminated and the controller collected, no descriptor is left.
+function TC.test_a_controller_dropped_while_it_watched_leaves_no_descriptor()
+  local cqueues = require "cqueues"
+  collectgarbage()
+  local before = S.snapshot()
+  local app
+  do
+    local cq = cqueues.new()
+    cq:wrap(function()
+      app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, on_exit = function() end })
+      cqueues.sleep(30)
+    end)
+    local t = S.core.now()
+    while not app and S.core.now() - t < 5 do cq:step(0.05) end
+  end
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  collectgarbage()
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TC.test_a_failed_start_under_cqueues_leaves_nothing()
   local cqueues = require "cqueues"
   local before = S.snapshot()
@@ -260,6 +307,80 @@ for _, context in ipairs { "run", "cqueues", "luv" } do
     lu.assertEquals(got.closed_a, { nil, "closed" }, context .. ": the waiter missed the close")
     lu.assertEquals(got.children, "", context .. ": the closed app was left a zombie")
     S.assert_clean(before)
+  end
+end
+
+-- libuv's timers count from the time its loop last woke: a wait after
+-- some work in the same pass must not end early by that work's time.
+function TL.test_a_sleep_after_work_in_the_same_pass_is_not_cut_short()
+  local uv = require "luv"
+  require "appstart.luv"
+  local took = {}
+  coroutine.wrap(function()
+    for i = 1, 3 do
+      local t = S.core.now()
+      while S.core.now() - t < 0.03 do end -- work, in this pass of uv's loop
+      local t0 = S.core.now()
+      appstart.sleep(0.05)
+      took[i] = S.core.now() - t0
+    end
+  end)()
+  uv.run()
+  for i = 1, 3 do lu.assertTrue(took[i] >= 0.0495, string.format("sleep(0.05) returned after %.4f s", took[i])) end
+end
+
+-- A supervisor under luv whose waits are beyond libuv's timer range (a
+-- kill_grace of 1e300: "no wait is endless", so this is how long is said)
+-- stops its service as anywhere else.
+function TL.test_a_supervisor_under_luv_with_a_grace_beyond_libuvs_range_stops()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local sv = appstart.supervisor { log = function() end, services = {
+    s = { argv = { F, "catch=TERM", "notify=READY=1", "waitsig=TERM", "sleep=0.1", "exit=0" }, kill_grace = 1e300 },
+  } }
+  local up, stopped
+  coroutine.wrap(function()
+    up = sv:up()
+    stopped = sv:stop("s")
+  end)()
+  uv.run()
+  lu.assertTrue(up)
+  lu.assertTrue(stopped)
+  lu.assertEquals(sv:status("s").state, "stopped")
+  S.assert_clean(before)
+end
+
+-- Many starts at once under cqueues or luv need as many descriptors as
+-- inside appstart.run, which takes the hard limit: so do they (a soft
+-- limit of 200 here, 150 starts at once).
+local MANY_AT_A_LOW_LIMIT = [[
+local context, N = ...
+local ready, errs = 0, {}
+local function body(i)
+  local app, err = appstart.start { argv = { F, "sleep=0.1", "line=3:n" .. i, "sleep=0.3", "exit=0" },
+    ready = "fd", on_exit = function() end }
+  if app then ready = ready + 1; app:wait() else errs[#errs + 1] = tostring(err) end
+end
+if context == "cqueues" then
+  local cq = require("cqueues").new()
+  for i = 1, N do cq:wrap(function() body(i) end) end
+  assert(cq:loop())
+else
+  local uv = require "luv"
+  require "appstart.luv"
+  for i = 1, N do coroutine.wrap(function() body(i) end)() end
+  uv.run()
+end
+print(string.format("%d ready, %d failed %s; children: %s", ready, #errs, errs[1] or "", children()))
+]]
+
+for _, context in ipairs { "cqueues", "luv" } do
+  local T = context == "luv" and TL or TC
+  T["test_many_starts_at_once_at_a_low_descriptor_limit_under_" .. context] = function()
+    local out = S.child_lua(200, "local context, N = " .. string.format("%q", context) .. ", 150\n"
+      .. MANY_AT_A_LOW_LIMIT:gsub("^local context, N = %.%.%.\n", ""), true)
+    lu.assertStrContains(out, "150 ready, 0 failed ; children: \n")
   end
 end
 

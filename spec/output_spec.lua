@@ -493,6 +493,33 @@ function TS.test_syslog_lines_lost_when_no_daemon_listens_are_counted_and_nothin
   S.assert_clean(before)
 end
 
+-- An app whose every line syslog refuses, line after line for over a
+-- second, read as it writes (inside a loop): the launcher says so once a
+-- second at most, and the counts add up to every line lost.
+function TS.test_lost_syslog_lines_are_logged_once_a_second_at_most()
+  local logged, log = S.recorder()
+  local saved = appstart.syslog_socket
+  appstart.syslog_socket = S.tmpname("nobody-listens")
+  local app
+  appstart.run(function()
+    app = assert(appstart.start { argv = { "/bin/sh", "-c",
+      "i=0; while [ $i -lt 150 ]; do echo line $i; i=$((i+1)); sleep 0.01; done" }, ready = "none",
+      stdout = "syslog", log = log })
+    appstart.syslog_socket = saved
+    app:wait()
+  end)
+  appstart.syslog_socket = saved
+  local lines, lost = 0, 0
+  for _, e in ipairs(logged) do
+    local n = e:match("(%d+) output lines? not taken by syslog")
+    if n then lines, lost = lines + 1, lost + tonumber(n) end
+  end
+  lu.assertEquals(lost, 150)
+  -- 150 lines 10 ms apart take 1.5 s at least: 2 or 3 lines, the last
+  -- at the end; one a line before
+  lu.assertTrue(lines <= 4, lines .. " lines about lost lines:\n" .. table.concat(logged, "\n"))
+end
+
 -- memory and loops
 
 local TM = {}

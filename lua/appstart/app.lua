@@ -625,10 +625,16 @@ function App:__tostring()
 end
 
 -- cqueues-style polling interface: pollfd / events / timeout
-function App:pollfd() return self._proc and self._proc:fd() end
+function App:pollfd()
+  local proc = self._proc
+  if proc then return proc:fd() end
+  return nil
+end
 function App:events() return "r" end
 function App:timeout()
-  if self._proc and not self._proc:fd() then return settings.poll_interval end
+  -- ended or closed: a poll returns at once (app:wait says which)
+  if not self._proc then return 0 end
+  if not self._proc:fd() then return settings.poll_interval end
   return nil
 end
 

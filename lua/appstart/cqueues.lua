@@ -70,14 +70,27 @@ end
 -- closes its pidfd), while the coroutine that polls is still registered
 -- with the controller, which then fails on the closed descriptor. The
 -- copy is closed by that coroutine, once its poll has returned.
+-- The copy is the poll object itself ({pollfd, events}); one whose
+-- coroutine never ends (its controller dropped) is closed when collected.
+local Copy = {
+  __gc = function(c)
+    if c.pollfd then core.close(c.pollfd) end
+  end,
+}
+
 local function own_copy(fd)
-  return assert(core.dup(fd))
+  return setmetatable({ pollfd = assert(core.dup(fd)), events = "r" }, Copy)
+end
+
+local function close_copy(c)
+  cqueues.cancel(c.pollfd)
+  core.close(c.pollfd)
+  c.pollfd = nil
 end
 
 function B.watch(fd, fn, interval)
   local h = { done = false }
-  local mine = fd and own_copy(fd)
-  local obj = mine and { pollfd = mine, events = "r" }
+  local obj = fd and own_copy(fd)
   cqueues.running():wrap(function()
     while not h.done do
       if obj then
@@ -90,32 +103,27 @@ function B.watch(fd, fn, interval)
         if not h.done and fn() then h.done = true end
       end
     end
-    if mine then
-      cqueues.cancel(mine)
-      core.close(mine)
-    end
+    if obj then close_copy(obj) end
   end)
   function h.cancel()
     h.done = true
-    if mine then cqueues.cancel(mine) end -- (wakes the poll)
+    if obj and obj.pollfd then cqueues.cancel(obj.pollfd) end -- (wakes the poll)
   end
   return h
 end
 
 function B.listen(fd, fn)
   local h = { done = false }
-  local mine = own_copy(fd)
-  local obj = { pollfd = mine, events = "r" }
+  local obj = own_copy(fd)
   cqueues.running():wrap(function()
     while not h.done do
       if cqueues.poll(obj) == obj and not h.done then fn() end
     end
-    cqueues.cancel(mine)
-    core.close(mine)
+    close_copy(obj)
   end)
   function h.cancel()
     h.done = true
-    cqueues.cancel(mine) -- (wakes the poll)
+    if obj.pollfd then cqueues.cancel(obj.pollfd) end -- (wakes the poll)
   end
   return h
 end

@@ -32,6 +32,8 @@ end
 
 local B = {}
 
+B.to_ms = to_ms
+
 -- an error out of a uv callback ends the process (luv's default handler):
 -- the user's callbacks are run guarded (loop.callback)
 B.errors_exit = true
@@ -123,8 +125,15 @@ function B.wait(fd, deadline)
   end
   if deadline then
     timer = uv.new_timer()
-    local ms = to_ms(deadline - now(), 0)
-    timer:start(ms, 0, function() finish(false) end)
+    -- libuv counts from its loop's time, taken when the loop last woke:
+    -- that time is brought up to date first, and a timer that fires early
+    -- all the same (a day at most at a time) is set again
+    local function on_time()
+      if now() < deadline - 0.0005 then return timer:start(to_ms(deadline - now(), 0), 0, on_time) end
+      finish(false)
+    end
+    uv.update_time()
+    timer:start(to_ms(deadline - now(), 0), 0, on_time)
   end
   return coroutine.yield()
 end
@@ -179,6 +188,7 @@ end
 function B.at(at, fn)
   local h = { done = false }
   local timer = uv.new_timer()
+  uv.update_time()
   local function fire()
     if h.done then return close_handle(timer) end
     -- (capped at a day at a time: a later time is waited for again)

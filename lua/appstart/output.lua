@@ -71,12 +71,18 @@ function Out:drain_all()
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
   end
-  self:report_drops()
+  self:report_drops(true)
 end
 
--- Lost syslog lines and file bytes, once each time they grow.
-function Out:report_drops()
+-- Lost syslog lines and file bytes, when they have grown: once a second
+-- at most while the app runs (an app can make syslog refuse its lines, by
+-- a flood), each line with what was lost since the last; at the end
+-- (final) whatever is left.
+function Out:report_drops(final)
+  local t = now()
+  if not final and t - (self.drops_at or -math.huge) < 1 then return end
   local lines, bytes, why = self.r:dropped()
+  if lines > self.dropped_lines or bytes > self.dropped_bytes then self.drops_at = t end
   if lines > self.dropped_lines then
     self.log("warn", string.format("%s: %d output line%s not taken by syslog (%s)", self.program,
       lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", settings.syslog_socket))

@@ -118,6 +118,8 @@ local function core_start(opts, ready, stdout, stderr)
     watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file, error_fd)
 end
 
+local nofile_raised = false
+
 -- The start's name in messages: its program's.
 local function label(h)
   return basename(h._opts.argv[1])
@@ -143,6 +145,12 @@ function start.begin(opts, who, up)
   end
   local logger = opts.log or log.default
   local one_fd = loop.wants_one_fd()
+  -- under another event loop many starts may be under way at once, as in
+  -- appstart.run: the same descriptor limit (the hard one), once
+  if one_fd and not nofile_raised then
+    core.raise_nofile()
+    nofile_raised = true
+  end
   local t0 = now()
   -- debug messages are not even formatted unless the logger takes them
   local debug = log.takes(logger)

@@ -98,7 +98,10 @@ function LUV.wait(w, fd, deadline)
     poll:start("r", function() finish(true) end)
   end
   if deadline then
-    timer:start(math.max(0, math.ceil((deadline - now()) * 1000)), 0, function() finish(false) end)
+    -- (a day at most: libuv aborts past its range; the caller looks at
+    -- its deadlines again when woken)
+    uv.update_time()
+    timer:start(package.loaded["appstart.luv"].to_ms(deadline - now(), 0), 0, function() finish(false) end)
   end
   w.wake = function()
     timer:stop()

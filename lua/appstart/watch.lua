@@ -33,7 +33,9 @@ end
 function Watch:pollfd() return self._proc and self._proc:fd() end
 function Watch:events() return "r" end
 function Watch:timeout()
-  if self._proc and not self._proc:fd() then return settings.poll_interval end
+  -- done, or the pid was gone at the start: a poll returns at once
+  if self.done or not self._proc then return 0 end
+  if not self._proc:fd() then return settings.poll_interval end
   return nil
 end
 
