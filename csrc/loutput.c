@@ -81,6 +81,17 @@ static int l_output_file(lua_State *L)
     return 1;
 }
 
+/* o:app_uid(uid): the app's user (user =), whose own file a {file = ...}
+ * in a sticky directory all may write may be */
+static int l_output_app_uid(lua_State *L)
+{
+    struct output *o = check_output(L, 1);
+    lua_Integer uid = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, uid >= 0 && uid < 0xffffffff, 2, "uid out of range");
+    output_set_app_uid(o, (uid_t)uid);
+    return 0;
+}
+
 /* o:tag(program, pid) */
 static int l_output_tag(lua_State *L)
 {
@@ -242,6 +253,7 @@ void lb_open_output(lua_State *L)
         { "file", l_output_file },     { "tag", l_output_tag },
         { "fd", l_output_fd },         { "read", l_output_read },
         { "tail", l_output_tail },     { "close_stream", l_output_close_stream },
+        { "app_uid", l_output_app_uid },
         { "close_writers", l_output_close_writers }, { "dropped", l_output_dropped }, { "close", l_output_close },
         { NULL, NULL },
     };

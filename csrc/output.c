@@ -9,7 +9,12 @@
  * is a regular file with a single link (no hard link to another file); a
  * file made by a rotation is created O_EXCL (a name taken meanwhile fails,
  * it is never opened). Renames replace names, never follow them. The
- * directory's own path is trusted as given, at the start.
+ * directory is reached, at the start, by a walk no user but root and the
+ * launcher can redirect (sys_open_parent_safely: a symbolic link on the
+ * way is followed only where no one else could have made or changed it),
+ * and a file found in a sticky directory others can write (/tmp) is used
+ * only if it is root's, the launcher's, the directory owner's or the
+ * app's user's (output_set_app_uid): the kernel's fs.protected_regular.
  */
 #include "output.h"
 #include "sys.h"
@@ -55,6 +60,7 @@ struct output {
     size_t tag_len;
     long long syslog_dropped, file_dropped;
     int file_err;
+    uid_t app_uid; /* (uid_t)-1: none */
     /* the chunk being split */
     int cstream;
     size_t clen, cpos;
@@ -97,6 +103,7 @@ void output_init(struct output *o, size_t keep)
     o->tag_len = 0;
     o->syslog_dropped = o->file_dropped = 0;
     o->file_err = 0;
+    o->app_uid = (uid_t)-1;
     o->cstream = 0;
     o->clen = o->cpos = 0;
     o->cap = keep;
@@ -176,11 +183,22 @@ static int open_in_dir(int dir_fd, const char *name, int flags)
     return fd < 0 ? -errno : fd;
 }
 
-/* The file to append to: a regular file with one link, never through a
- * symbolic link, and opened without blocking (a FIFO planted there would
- * hold the launcher in open until a reader came; it is refused here). */
-static int open_log(struct output_file *f, int create_flags)
+void output_set_app_uid(struct output *o, uid_t uid)
 {
+    o->app_uid = uid;
+}
+
+static const char not_one_link[] = "not a regular file of one link";
+static const char foreign[] = "another user's file in a sticky directory others can write (as /tmp)";
+
+/* The file to append to: a regular file with one link, never through a
+ * symbolic link, not another user's in a sticky directory (see the top),
+ * and opened without blocking (a FIFO planted there would hold the
+ * launcher in open until a reader came; it is refused here). 0, or an
+ * errno value and, when a rule refused, *why. */
+static int open_log(struct output_file *f, int create_flags, uid_t app_uid, const char **why)
+{
+    *why = NULL;
     int fd = open_in_dir(f->dir_fd, f->name, create_flags);
     if (fd < 0)
         return -fd;
@@ -192,7 +210,14 @@ static int open_log(struct output_file *f, int create_flags)
     }
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
         sys_close(&fd);
+        *why = not_one_link;
         return EPERM;
+    }
+    int err = sys_foreign_in_sticky_dir(f->dir_fd, &st, app_uid);
+    if (err) {
+        sys_close(&fd);
+        *why = err == EPERM ? foreign : NULL;
+        return err;
     }
     f->fd = fd;
     f->size = st.st_size;
@@ -224,22 +249,22 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
         dir[dlen] = '\0';
     }
     int dfd;
-    do
-        dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    while (dfd < 0 && errno == EINTR);
-    if (dfd < 0) {
-        int err = errno;
-        snprintf(why, why_len, "cannot open the directory %s: %s", dir, strerror(err));
+    const char *refused;
+    int err = sys_open_dir_safely(dir, strlen(dir), &dfd, &refused);
+    if (err) {
+        snprintf(why, why_len, "cannot open the directory %s: %s", dir, refused ? refused : strerror(err));
         return err;
     }
     f->dir_fd = dfd;
     strcpy(f->name, name);
     f->max_bytes = max_bytes;
     f->keep = keep;
-    int err = open_log(f, O_CREAT);
+    err = open_log(f, O_CREAT, o->app_uid, &refused);
     if (err) {
-        snprintf(why, why_len, err == EPERM ? "cannot append to %s: not a regular file of one link"
-                                            : "cannot open %s: %s", path, strerror(err));
+        if (refused)
+            snprintf(why, why_len, "cannot append to %s: %s", path, refused);
+        else
+            snprintf(why, why_len, "cannot open %s: %s", path, strerror(err));
         sys_close(&f->dir_fd);
         return err;
     }
@@ -268,7 +293,8 @@ static int rotate(struct output_file *f)
     sys_close(&f->fd);
     if (renameat(f->dir_fd, f->name, f->dir_fd, to) != 0 && errno != ENOENT)
         return errno;
-    return open_log(f, O_CREAT | O_EXCL);
+    const char *why; /* a file made here, O_EXCL: the launcher's */
+    return open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why);
 }
 
 /* Append len bytes, rotating first where they would take the file past

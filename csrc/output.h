@@ -52,11 +52,20 @@ int output_open_pipe(struct output *o, int stream, int sink, int *writer);
  * errno value. */
 int output_set_syslog(struct output *o, int stream, const char *socket_path, int level);
 
+/* The uid the app runs as ((uid_t)-1, the default: unknown), before
+ * output_set_file: a file of that user's in a sticky directory others can
+ * write (/tmp) is then taken as well (see output_set_file). */
+void output_set_app_uid(struct output *o, uid_t uid);
+
 /* Stream's bytes are appended to path, rotated when they would take it
  * past max_bytes (0: never) to path.1 .. path.keep. The directory is
- * opened once, here; the file is opened O_NOFOLLOW and must be a regular
- * file with one link; rotated files are created O_EXCL. Returns 0 or an
- * errno value; why says what failed. */
+ * opened once, here, by a walk that follows a symbolic link only where no
+ * user but root and the launcher could have made or changed it
+ * (sys_open_dir_safely); the file is opened O_NOFOLLOW and must be a
+ * regular file with one link, and, in a sticky directory others can write
+ * (/tmp), be root's, the launcher's, the directory owner's or the app's
+ * user's (output_set_app_uid); rotated files are created O_EXCL. Returns 0
+ * or an errno value; why says what failed. */
 int output_set_file(struct output *o, int stream, const char *path, long long max_bytes, int keep,
                     char *why, size_t why_len);
 

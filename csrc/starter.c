@@ -381,24 +381,42 @@ static void describe_end(const struct process *p, char *buf, size_t len)
 
 /* ---- begin: channels, stdio, environment, spawn ---- */
 
-/* A stdio file: never through a symbolic link (O_NOFOLLOW on its last
- * component), a regular file only with one link, never a directory, and
- * opened without blocking (a FIFO with no reader, a serial line waiting
- * for its carrier would hold the launcher): a FIFO to write needs its
- * reader already. The app gets it blocking, as stdio is. */
-static int open_stdio(const char *how, int fd, int *out)
+/* A stdio file: its directory reached by a walk no user but root and the
+ * launcher can redirect (sys_open_parent_safely), the file itself never
+ * through a symbolic link (O_NOFOLLOW), a regular file only with one link
+ * and, in a sticky directory others can write (/tmp), only one of root's,
+ * the launcher's, the directory owner's or app_uid's ((uid_t)-1: none),
+ * never a directory, and opened without blocking (a FIFO with no reader, a
+ * serial line waiting for its carrier would hold the launcher): a FIFO to
+ * write needs its reader already. The app gets it blocking, as stdio is.
+ * Opened in the launcher, before the spawn. 0, or an errno value and *why
+ * when a rule (not the system) refused. */
+static int open_stdio(const char *how, int fd, uid_t app_uid, int *out, const char **why)
 {
     *out = -1;
+    *why = NULL;
     if (!how || strcmp(how, "inherit") == 0)
         return 0;
     const char *path = strcmp(how, "null") == 0 ? "/dev/null" : how;
+    const char *name;
     int flags = fd == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
-    int r;
+    int r, dfd = -1;
+    if (*path == '\0')
+        return ENOENT;
+    if ((r = sys_open_parent_safely(path, &dfd, &name, why)))
+        return r;
+    if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        sys_close(&dfd);
+        return EISDIR;
+    }
     do
-        r = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0666);
+        r = openat(dfd, name, flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0666);
     while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return errno;
+    if (r < 0) {
+        int err = errno;
+        sys_close(&dfd);
+        return err;
+    }
     struct stat st;
     int err = 0, fl;
     if (fstat(r, &st) != 0)
@@ -407,8 +425,11 @@ static int open_stdio(const char *how, int fd, int *out)
         err = EISDIR;
     else if (S_ISREG(st.st_mode) && st.st_nlink != 1)
         err = EMLINK;
+    else if ((err = sys_foreign_in_sticky_dir(dfd, &st, app_uid)))
+        *why = err == EPERM ? "another user's file in a sticky directory others can write (as /tmp)" : NULL;
     else if ((fl = fcntl(r, F_GETFL)) < 0 || fcntl(r, F_SETFL, fl & ~O_NONBLOCK) < 0)
         err = errno;
+    sys_close(&dfd);
     if (err) {
         sys_close(&r);
         return err;
@@ -418,8 +439,10 @@ static int open_stdio(const char *how, int fd, int *out)
 }
 
 /* Why open_stdio refused, in the words of its rules. */
-static const char *stdio_why(int err)
+static const char *stdio_why(int err, const char *why)
 {
+    if (why)
+        return why;
     switch (err) {
     case ELOOP: return "it is a symbolic link (never followed)";
     case EMLINK: return "it has more than one link (a hard link is never written through)";
@@ -557,9 +580,10 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
             }
             continue;
         }
-        if ((err = open_stdio(cfg->stdio[i], i, &stdio[i]))) {
+        const char *why;
+        if ((err = open_stdio(cfg->stdio[i], i, cfg->app_uid, &stdio[i], &why))) {
             fail(s, STARTER_SPAWN, err, "cannot open %s for %s: %s", cfg->stdio[i],
-                 i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", stdio_why(err));
+                 i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", stdio_why(err, why));
             goto done;
         }
     }
@@ -855,19 +879,33 @@ static void check_helper(struct starter *s)
 }
 
 /* The pid in s->pid_file: 0 and *v, EAGAIN while there is none yet (no
- * file, or no full line in it), or an errno value. The file is the
- * daemon's, and the pid in it is believed only once proven (verify_pid):
- * it is opened without following a symbolic link, must be a regular file,
+ * file or directory, or no full line in it), or an errno value (*why says
+ * which rule refused, when one did). The file is the daemon's, and the pid
+ * in it is believed only once proven (verify_pid): its directory is
+ * reached by a walk no user but root and the launcher can redirect
+ * (sys_open_parent_safely; the daemon may make it meanwhile), the file is
+ * opened in it without following a symbolic link, must be a regular file,
  * and only its first line is read. */
-static int read_pid_file(struct starter *s, long long *v)
+static int read_pid_file(struct starter *s, long long *v, const char **why)
 {
-    int fd = open(s->pid_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    const char *name;
+    int dfd = -1, fd = -1;
+    int err = sys_open_parent_safely(s->pid_file, &dfd, &name, why);
+    if (err)
+        return err == ENOENT ? EAGAIN : err;
+    if (*name == '\0') {
+        sys_close(&dfd);
+        return EISDIR;
+    }
+    do
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    while (fd < 0 && errno == EINTR);
+    sys_close(&dfd);
     if (fd < 0)
         return errno == ENOENT ? EAGAIN : errno;
     struct stat st;
     char buf[32];
     ssize_t n = 0;
-    int err = 0;
     if (fstat(fd, &st) < 0)
         err = errno;
     else if (!S_ISREG(st.st_mode))
@@ -913,12 +951,15 @@ static int step_pid_file(struct starter *s)
                     s->file, how);
     }
     long long v = 0;
-    int err = read_pid_file(s, &v);
+    const char *why = NULL;
+    int err = read_pid_file(s, &v, &why);
     if (err == EAGAIN)
         return s->phase;
     if (err)
         return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file,
-                    err == EINVAL ? "not a regular file holding a pid and a newline" : strerror(err));
+                    why                ? why
+                    : err == EINVAL    ? "not a regular file holding a pid and a newline"
+                                       : strerror(err));
     if (verify_pid(s, v) == STARTER_FAILED)
         return s->phase;
     push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);

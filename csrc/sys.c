@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,4 +130,217 @@ int sys_poll_readable(const int *fds, int n, double timeout, unsigned *ready)
 int sys_wait_readable(int fd, double timeout)
 {
     return sys_wait_any_readable(&fd, 1, timeout);
+}
+
+/* ---- paths another user cannot redirect ---- */
+
+/* The directories of the walk whose parent ".." may be taken to: their
+ * identity, to check that ".." leads back to the very one walked through. */
+#define WALK_DEPTH 256
+
+static const char unsafe_link[] =
+    "a symbolic link on its way that a user other than root could change (never followed)";
+
+static int trusted_owner(uid_t uid)
+{
+    return uid == 0 || uid == geteuid();
+}
+
+/* May a symbolic link found in the directory d be followed, its owner
+ * being trusted: can no one else replace it? */
+static int links_safe_in(const struct stat *d)
+{
+    if (!trusted_owner(d->st_uid))
+        return 0;
+    if (d->st_mode & S_ISVTX)
+        return 1; /* only the link's owner, d's owner or root replace it */
+    if (d->st_mode & S_IWOTH)
+        return 0;
+    return !(d->st_mode & S_IWGRP) || d->st_gid == 0;
+}
+
+static int openat_nointr(int at, const char *name, int flags)
+{
+    int fd;
+    do
+        fd = openat(at, name, flags | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+struct walk_id {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* The walk's start, "/" or ".", and its identity as ids[0]. */
+static int walk_start(int rooted, int *fd, struct walk_id *id)
+{
+    struct stat st;
+    sys_close(fd);
+    if ((*fd = openat_nointr(AT_FDCWD, rooted ? "/" : ".", O_PATH | O_DIRECTORY)) < 0 ||
+        fstat(*fd, &st) != 0)
+        return errno;
+    *id = (struct walk_id){ st.st_dev, st.st_ino };
+    return 0;
+}
+
+int sys_open_dir_safely(const char *path, size_t len, int *out, const char **why)
+{
+    /* what is left to walk: a link's target goes before the rest */
+    char todo[2 * PATH_MAX], target[PATH_MAX];
+    struct walk_id ids[WALK_DEPTH];
+    struct stat st, dst;
+    *out = -1;
+    *why = NULL;
+    if (len == 0)
+        return ENOENT;
+    if (len >= PATH_MAX)
+        return ENAMETOOLONG;
+    memcpy(todo, path, len);
+    todo[len] = '\0';
+    /* the walk's own part of todo is its tail of `given` bytes: a ".."
+     * there is refused, one before it comes from a trusted link */
+    size_t tlen = len, given = len, depth = 0;
+    int rooted = todo[0] == '/', fd = -1, links = 0, err;
+    if ((err = walk_start(rooted, &fd, &ids[0])))
+        goto fail;
+    char *p = todo;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t left = tlen - (size_t)(p - todo);
+        char *end = strchr(p, '/');
+        size_t clen = end ? (size_t)(end - p) : left;
+        char comp[NAME_MAX + 1];
+        if (clen > NAME_MAX) {
+            err = ENAMETOOLONG;
+            goto fail;
+        }
+        memcpy(comp, p, clen);
+        comp[clen] = '\0';
+        p += clen;
+        if (strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            if (left <= given) {
+                *why = "\"..\" in the path (never taken)";
+                err = EPERM;
+                goto fail;
+            }
+            if (depth == 0 && rooted)
+                continue; /* "/.." is "/" */
+            if (depth == 0 || depth > WALK_DEPTH) {
+                *why = "a symbolic link on its way leads above where the walk can check (never followed)";
+                err = EPERM;
+                goto fail;
+            }
+            int up = openat_nointr(fd, "..", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+            if (up < 0 || fstat(up, &st) != 0) {
+                err = errno;
+                sys_close(&up);
+                goto fail;
+            }
+            sys_close(&fd);
+            fd = up;
+            depth--;
+            if (st.st_dev != ids[depth].dev || st.st_ino != ids[depth].ino) {
+                *why = "a directory on its way was moved meanwhile";
+                err = EPERM;
+                goto fail;
+            }
+            continue;
+        }
+        /* a directory at once (O_DIRECTORY mounts an automount point),
+         * else what it is, without following it */
+        int next = openat_nointr(fd, comp, O_PATH | O_NOFOLLOW | O_DIRECTORY);
+        if (next < 0 && errno == ENOTDIR)
+            next = openat_nointr(fd, comp, O_PATH | O_NOFOLLOW);
+        if (next < 0 || fstat(next, &st) != 0) {
+            err = errno;
+            sys_close(&next);
+            goto fail;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            sys_close(&fd);
+            fd = next;
+            if (++depth < WALK_DEPTH)
+                ids[depth] = (struct walk_id){ st.st_dev, st.st_ino };
+            continue;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            sys_close(&next);
+            err = ENOTDIR;
+            goto fail;
+        }
+        if (++links > SYS_MAX_LINKS) {
+            sys_close(&next);
+            *why = "more than 40 symbolic links on its way";
+            err = ELOOP;
+            goto fail;
+        }
+        if (!trusted_owner(st.st_uid) || fstat(fd, &dst) != 0 || !links_safe_in(&dst)) {
+            sys_close(&next);
+            *why = unsafe_link;
+            err = EPERM;
+            goto fail;
+        }
+        ssize_t n = readlinkat(next, "", target, sizeof target);
+        err = errno;
+        sys_close(&next);
+        if (n < 0)
+            goto fail;
+        if (n == 0 || (size_t)n >= sizeof target) {
+            err = n == 0 ? ENOENT : ENAMETOOLONG;
+            goto fail;
+        }
+        size_t rest = tlen - (size_t)(p - todo);
+        if ((size_t)n + rest >= sizeof todo) {
+            err = ENAMETOOLONG;
+            goto fail;
+        }
+        /* todo becomes target + rest (rest begins with '/' or is empty) */
+        memmove(todo + n, p, rest + 1);
+        memcpy(todo, target, (size_t)n);
+        tlen = (size_t)n + rest;
+        if (given > rest)
+            given = rest;
+        p = todo;
+        if (target[0] == '/') {
+            rooted = 1;
+            depth = 0;
+            if ((err = walk_start(1, &fd, &ids[0])))
+                goto fail;
+        }
+    }
+    *out = fd;
+    return 0;
+fail:
+    sys_close(&fd);
+    return err;
+}
+
+int sys_open_parent_safely(const char *path, int *dir_fd, const char **name, const char **why)
+{
+    const char *slash = strrchr(path, '/');
+    *name = slash ? slash + 1 : path;
+    if (!slash)
+        return sys_open_dir_safely(".", 1, dir_fd, why);
+    if (slash == path)
+        return sys_open_dir_safely("/", 1, dir_fd, why);
+    return sys_open_dir_safely(path, (size_t)(slash - path), dir_fd, why);
+}
+
+int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
+{
+    struct stat d;
+    if (!S_ISREG(st->st_mode) || trusted_owner(st->st_uid) || (also != (uid_t)-1 && st->st_uid == also))
+        return 0;
+    if (fstat(dir_fd, &d) != 0)
+        return errno;
+    if (!(d.st_mode & S_ISVTX) || !(d.st_mode & S_IWOTH) || st->st_uid == d.st_uid)
+        return 0;
+    return EPERM;
 }

@@ -8,6 +8,7 @@
 #ifndef APPSTART_SYS_H
 #define APPSTART_SYS_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Close *fd if open and mark it closed. Never retried on EINTR: on Linux the
@@ -44,5 +45,43 @@ int sys_wait_readable(int fd, double timeout);
  * ready not NULL, bit i of *ready says whether fds[i] was readable. */
 int sys_wait_any_readable(const int *fds, int n, double timeout);
 int sys_poll_readable(const int *fds, int n, double timeout, unsigned *ready);
+
+/* ---- paths another user cannot redirect ---- */
+
+/* The directory named by the first len bytes of path (absolute: from "/",
+ * else from the working directory), opened O_PATH and close-on-exec into
+ * *out by a walk of one component at a time (openat, O_NOFOLLOW) that no
+ * user but root and the launcher (its euid) can steer, whoever owns the
+ * directories on the way: a component that is a symbolic link is followed
+ * only when the link is owned by root or the launcher, and so is the
+ * directory holding it, which no one else can write (not others, nor a
+ * group but root's) unless it is sticky (then only an entry's owner, the
+ * directory's or root may replace the link). The idea is systemd's
+ * chase() with CHASE_SAFE: /var/run -> /run (root's link in root's 0755
+ * /var) is followed, a link /home/u/logs made by u is not.
+ *
+ * ".." in path is refused; in the target of a link so followed it is the
+ * parent of the directory walked through (checked to be that very one). At
+ * most SYS_MAX_LINKS links are followed. Returns 0, or an errno value with
+ * *out -1; *why is then a phrase for what the walk refused ("a symbolic
+ * link on its way that a user other than root could change (never
+ * followed)"), or NULL when the error is the system's (ENOENT, EACCES,
+ * ENOTDIR...). Only system calls and string functions: every caller runs
+ * in the launcher, before the spawn, none between fork and exec. */
+#define SYS_MAX_LINKS 40
+int sys_open_dir_safely(const char *path, size_t len, int *out, const char **why);
+
+/* The same for the directory holding path's last component, which is
+ * *name (within path: after its last '/'; "" when path ends with '/'). */
+int sys_open_parent_safely(const char *path, int *dir_fd, const char **name, const char **why);
+
+/* The kernel's fs.protected_regular, in user space: is the regular file
+ * st, found in the directory dir_fd, one the launcher must not use? Yes
+ * (EPERM) when dir_fd is sticky and writable by others (as /tmp is) and
+ * st's owner is none of root, the launcher's euid, the directory's owner
+ * and `also` (the app's user; (uid_t)-1: none): another user planted it
+ * there. 0 when it may be used (or st is not a regular file), else an
+ * errno value. */
+int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also);
 
 #endif

@@ -240,6 +240,191 @@ function T.test_a_fifo_planted_at_a_stdio_or_output_path_never_holds_the_launche
   lu.assertStrContains(out, "left\t\n")
 end
 
+--- A file of root's alone (0600) with `text` in it.
+local function root_only_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  assert(os.execute("chmod 600 " .. q(path)))
+end
+
+--- What a user who owns a directory above a log file does to it (the
+-- directory moved away, a link in its place): a directory of nobody's
+-- holding `link`, nobody's symbolic link to `target`. Returns the link.
+local function nobodys_link_to(target)
+  local home = directory("home", "0755")
+  assert(os.execute(string.format("chown nobody %s && ln -s %s %s/link && chown -h nobody %s/link", q(home),
+    q(target), q(home), q(home))))
+  return home .. "/link"
+end
+
+local UNSAFE_LINK = "a symbolic link on its way that a user other than root could change (never followed)"
+
+function T.test_no_stdio_path_goes_through_a_link_a_user_owns_into_roots_directory()
+  need_root()
+  local victim = directory("victim", "0700")
+  root_only_file(victim .. "/app.log", "root only\n")
+  local link = nobodys_link_to(victim)
+  for _, stream in ipairs { "stdin", "stdout", "stderr" } do
+    local path = link .. "/app.log"
+    local err = fail_case({ argv = { F, "line=1:written", "line=2:written", "notify=READY=1", "pause" },
+      [stream] = path }, "spawn")
+    lu.assertEquals(err.message, "cannot open " .. path .. " for " .. stream .. ": " .. UNSAFE_LINK)
+    -- nor a file it would create there
+    path = link .. "/new.log"
+    err = fail_case({ argv = { F, "notify=READY=1", "pause" }, [stream] = path }, "spawn")
+    lu.assertEquals(err.message, "cannot open " .. path .. " for " .. stream .. ": " .. UNSAFE_LINK)
+  end
+  lu.assertEquals(S.read(victim .. "/app.log"), "root only\n")
+  lu.assertNil(S.read(victim .. "/new.log"), "a file was made in root's directory")
+end
+
+function T.test_no_file_output_goes_through_a_link_a_user_owns_into_roots_directory()
+  need_root()
+  local victim = directory("victim", "0700")
+  root_only_file(victim .. "/app.log", "root only\n")
+  root_only_file(victim .. "/app.log.1", "root's too\n")
+  local link = nobodys_link_to(victim)
+  for _, stream in ipairs { "stdout", "stderr" } do
+    -- appended to, rotated (renamed over), emptied (keep = 0)
+    for _, file in ipairs { { file = link .. "/app.log" }, { file = link .. "/app.log", max_bytes = 4, keep = 1 },
+      { file = link .. "/app.log", max_bytes = 4, keep = 0 }, { file = link .. "/new.log" } } do
+      local err = fail_case({ argv = { F, "line=1:written", "line=2:written", "notify=READY=1", "pause" },
+        [stream] = file }, "spawn")
+      lu.assertEquals(err.message, "cannot start fixture: cannot open the directory " .. link .. ": " .. UNSAFE_LINK)
+    end
+  end
+  lu.assertEquals(S.read(victim .. "/app.log"), "root only\n")
+  lu.assertEquals(S.read(victim .. "/app.log.1"), "root's too\n")
+  lu.assertNil(S.read(victim .. "/app.log.2"))
+  lu.assertNil(S.read(victim .. "/new.log"), "a file was made in root's directory")
+end
+
+function T.test_a_pid_file_is_never_read_through_a_link_a_user_owns_into_roots_directory()
+  need_root()
+  local victim = directory("victim", "0700")
+  -- a root-only pid file of another daemon's, written after the start
+  -- began (the launcher reads no older one)
+  local theirs = victim .. "/daemon.pid"
+  root_only_file(theirs, "424242\n")
+  assert(os.execute("touch -d '+1 hour' " .. q(theirs)))
+  local link = nobodys_link_to(victim)
+  local err = fail_case({ ready = { forks = true, pid_file = link .. "/daemon.pid" }, argv = { F, "exit=0" } },
+    "bad_pid")
+  lu.assertEquals(err.message, "pid file " .. link .. "/daemon.pid: " .. UNSAFE_LINK)
+  lu.assertNotStrContains(err.message, "424242")
+  lu.assertEquals(S.read(theirs), "424242\n")
+end
+
+function T.test_a_link_root_made_in_a_directory_only_root_writes_is_followed()
+  need_root()
+  local before = S.snapshot()
+  local real = directory("real", "0755")
+  local links = directory("links", "0755")
+  -- absolute, and relative through ".." (Fedora's /var/run -> ../run)
+  assert(os.execute(string.format("ln -s %s %s/abs && ln -s ../%s %s/rel", q(real), q(links),
+    q(real:match("[^/]+$")), q(links))))
+  S.touch(real .. "/in")
+  for _, via in ipairs { "abs", "rel" } do
+    local dir = links .. "/" .. via
+    local app = assert(start { argv = { F, "line=1:out", "line=2:err", "exit=0" }, ready = "none",
+      stdin = dir .. "/in", stdout = dir .. "/" .. via .. ".out", stderr = { file = dir .. "/" .. via .. ".err" } })
+    app:wait()
+    app:close()
+    lu.assertEquals(S.read(real .. "/" .. via .. ".out"), "out\n")
+    lu.assertEquals(S.read(real .. "/" .. via .. ".err"), "err\n")
+  end
+  -- a forking daemon's pid file
+  local pid_file = links .. "/abs/daemon.pid"
+  local app = assert(start { ready = { forks = true, pid_file = pid_file },
+    argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "waitfile=" .. pid_file, "exit=0" } })
+  lu.assertEquals(app.pid, S.pid_in(real .. "/daemon.pid"))
+  app:terminate()
+  -- the system's own: /var/run -> /run
+  local readlink = io.popen("readlink /var/run")
+  local var_run = readlink:read("l")
+  readlink:close()
+  if var_run then
+    local name = "/var/run/appstart-spec." .. S.core.pid()
+    app = assert(start { argv = { F, "line=1:out", "line=2:err", "exit=0" }, ready = "none",
+      stdout = name .. ".out", stderr = { file = name .. ".err" } })
+    app:wait()
+    app:close()
+    local out, err = S.read(name .. ".out"), S.read(name .. ".err")
+    os.remove(name .. ".out")
+    os.remove(name .. ".err")
+    lu.assertEquals(out, "out\n")
+    lu.assertEquals(err, "err\n")
+  end
+  S.assert_clean(before)
+end
+
+function T.test_dotdot_in_a_stdio_or_output_path_is_refused()
+  local dir = directory("dotdot", "0755")
+  local path = dir .. "/../" .. dir:match("[^/]+$") .. "/app.log"
+  local err = fail_case({ argv = { F, "notify=READY=1", "pause" }, stdout = path }, "spawn")
+  lu.assertStrContains(err.message, "for stdout: \"..\" in the path")
+  err = fail_case({ argv = { F, "notify=READY=1", "pause" }, stdout = { file = path } }, "spawn")
+  lu.assertStrContains(err.message, ": \"..\" in the path")
+  lu.assertNil(S.read(dir .. "/app.log"))
+end
+
+function T.test_another_users_file_in_a_sticky_directory_all_can_write_is_refused()
+  need_root()
+  local before = S.snapshot()
+  local shared = directory("shared", "1777")
+  local FOREIGN = "another user's file in a sticky directory others can write (as /tmp)"
+  -- nobody's (planted), 54321's (a user that is not the app's)
+  for _, owner in ipairs { "nobody", "54321" } do
+    local path = shared .. "/" .. owner .. ".log"
+    S.touch(path)
+    assert(os.execute(string.format("chown %s %s && chmod 600 %s", owner, q(path), q(path))))
+    local users = owner == "nobody" and { false } or { false, "nobody" }
+    for _, user in ipairs(users) do
+      for _, stream in ipairs { "stdin", "stdout", "stderr" } do
+        local err = fail_case({ argv = { F, "line=1:written", "line=2:written", "notify=READY=1", "pause" },
+          [stream] = path, user = user or nil }, "spawn")
+        lu.assertEquals(err.message, "cannot open " .. path .. " for " .. stream .. ": " .. FOREIGN)
+      end
+      local err = fail_case({ argv = { F, "line=1:written", "notify=READY=1", "pause" }, stdout = { file = path },
+        user = user or nil }, "spawn")
+      lu.assertEquals(err.message, "cannot start fixture: cannot append to " .. path .. ": " .. FOREIGN)
+    end
+    lu.assertEquals(S.read(path), "", "written to")
+  end
+  -- the app's user's own file is its to be given
+  local mine = shared .. "/mine.log"
+  S.touch(mine)
+  assert(os.execute("chown nobody " .. q(mine)))
+  local app = assert(start { argv = { F, "line=1:written", "exit=0" }, ready = "none", stdout = mine,
+    user = "nobody" })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(mine), "written\n")
+  app = assert(start { argv = { F, "line=1:again", "exit=0" }, ready = "none", stdout = { file = mine },
+    user = "nobody" })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(mine), "written\nagain\n")
+  -- root's file, and a file that is not there yet (made by the launcher)
+  S.touch(shared .. "/root.log")
+  app = assert(start { argv = { F, "line=1:out", "line=2:err", "exit=0" }, ready = "none",
+    stdout = shared .. "/root.log", stderr = { file = shared .. "/new.log" } })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(shared .. "/root.log"), "out\n")
+  lu.assertEquals(S.read(shared .. "/new.log"), "err\n")
+  -- the directory's owner's file
+  local owned = directory("owned", "1777")
+  S.touch(owned .. "/theirs.log")
+  assert(os.execute(string.format("chown 54321 %s %s", q(owned), q(owned .. "/theirs.log"))))
+  app = assert(start { argv = { F, "line=1:out", "exit=0" }, ready = "none", stdout = owned .. "/theirs.log" })
+  app:wait()
+  app:close()
+  lu.assertEquals(S.read(owned .. "/theirs.log"), "out\n")
+  S.assert_clean(before)
+end
+
 function T.test_the_socket_is_writable_by_all_in_a_0711_directory_with_an_unguessable_name()
   local before = S.snapshot()
   local info = S.tmpname("info")
