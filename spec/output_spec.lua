@@ -71,6 +71,21 @@ function TC.test_captured_lines_reach_on_output_in_order_and_tail_keeps_the_last
   S.assert_clean(before)
 end
 
+-- on_output has the app while its start is under way; closing it then
+-- would be undone by the hand-over at ready: it raises (logged, as any
+-- error of on_output's), and the start goes on.
+function TC.test_closing_the_app_from_on_output_during_its_start_raises()
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  local app = assert(appstart.start { argv = { F, "echo=early", "sleep=0.05", "line=3:up", "pause" },
+    ready = "fd", stdout = "capture", log = log, on_output = function(a) a:close() end })
+  lu.assertStrContains(table.concat(logged, "\n"), "app:close: the app is still starting")
+  lu.assertEquals(app.state, "ready")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  app:close()
+  S.assert_clean(before)
+end
+
 function TC.test_tail_reads_what_the_app_wrote_without_a_wait_in_between()
   local before = S.snapshot()
   local app = assert(appstart.start { argv = talker(), ready = "fd", stdout = "capture" })

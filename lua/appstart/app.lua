@@ -597,6 +597,11 @@ end
 --- Release the app's descriptors and leave it running (its callbacks will
 -- not run). Safe to call twice.
 function App:close()
+  -- (on_status and on_output have the app while its start is under way:
+  -- the start holds it then, and it would be handed over all the same)
+  if self._state == "starting" then
+    error("app:close: the app is still starting (its start holds it: appstart.begin's h:cancel() ends it)", 2)
+  end
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
   stop_listening(self)
