@@ -242,9 +242,15 @@ local function waiter_and_closer(context, closer_closes)
     local app1 = assert(appstart.start { argv = { F, "line=3:one", "pause" }, ready = "fd" })
     spawn_waiter(function() got.a = { app1:wait(5) } end)
     sleep(0.05)
+    -- the waiter is looked at until it returns, 4 s at most: within its
+    -- own 5 s timeout, so one that missed what happened is caught
+    local function await_waiter()
+      local t = S.core.now()
+      while not got.a and S.core.now() - t < 4 do sleep(0.01) end
+    end
     if closer_closes then
       app1:close()
-      sleep(0.05)
+      await_waiter()
       got.closed_a = got.a
       os.execute("kill -9 " .. app1.pid)
       S.await_gone(app1.pid)
@@ -258,7 +264,7 @@ local function waiter_and_closer(context, closer_closes)
     got.state = app1.state
     local app2 = assert(appstart.start { argv = { F, "line=3:two", "sleep=0.1", "exit=2" }, ready = "fd" })
     got.b = app2:wait(5)
-    sleep(0.01)
+    await_waiter()
     got.a_by_then = got.a -- (not at the wait's 5 s timeout)
   end
   if context == "run" then
