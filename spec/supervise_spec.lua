@@ -270,6 +270,33 @@ function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   S.assert_clean(before)
 end
 
+-- A SIGHUP while the services are still coming up: READY=1 waits for them
+-- all the same (it came at the end of the reload, every service not up).
+function TC.test_a_reload_before_every_service_is_up_does_not_say_ready()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  write(file, string.format("local F = %q\nreturn { services = {\n"
+    .. "  a = { argv = { F, 'sleep=1', 'pidfile=%s/a', 'notify=READY=1', 'pause' } },\n} }\n", F, dir))
+  local hup_sent = false
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 20, log = S.quiet,
+      on_status = function(a)
+        if not hup_sent then
+          hup_sent = true
+          os.execute("kill -HUP " .. a.pid)
+        end
+      end })
+    -- (read before anything else runs: the status the app had at its READY=1)
+    lu.assertEquals(app.status, "1 of 1 services ready", "READY=1 before the service was up")
+    lu.assertTrue(hup_sent)
+    lu.assertNotNil(S.read(dir .. "/a"))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
   local appstart = require "appstart"
   local before = S.snapshot()

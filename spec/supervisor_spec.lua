@@ -190,6 +190,9 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
     { { argv = { F }, backoff = { speed = 2 } }, "service 'a': field 'backoff': unknown field 'speed'" },
     { { argv = { F }, burst = 1.5 }, "service 'a': field 'burst': an integer >= 0 expected" },
     { { argv = { F }, reset_after = "1" }, "service 'a': field 'reset_after': seconds expected" },
+    { { argv = { F }, backoff = { initial = math.huge } },
+      "service 'a': field 'backoff': field 'initial': seconds expected (a finite number >= 0), got inf" },
+    { { argv = { F }, burst_interval = math.huge }, "service 'a': field 'burst_interval': seconds expected" },
     { { argv = { F }, needs = "b" }, "service 'a': field 'needs': table expected, got string" },
     { "argv", "service 'a': table expected, got string" },
   }
@@ -963,6 +966,33 @@ function TUp.test_a_failed_start_returns_its_error_and_the_policy_goes_on()
   end
 end
 
+-- sv:start of a failed service that must wait (here for the service it
+-- comes after, still starting) waits and returns true once it is ready;
+-- it said "failed" at once, then started it all the same.
+function TUp.test_start_of_a_failed_service_that_must_wait_returns_once_it_is_ready()
+  local before = S.snapshot()
+  local flag = S.tmpname("flag")
+  local sv = supervisor { services = {
+    b = slow_service(0.5),
+    c = fd_service { argv = { "/bin/sh", "-c", "test -e " .. flag .. " && exec " .. F .. " line=3:up pause; exit 3" },
+      after = { "b" }, burst = 0 },
+  } }
+  local ok, err, state
+  appstart.run(function()
+    lu.assertNil(sv:up("c")) -- b not asked for: c starts at once, exits 3, gives up
+    lu.assertEquals(sv:status("c").state, "failed")
+    appstart.spawn(function() sv:up("b") end) -- b takes 0.5 s
+    appstart.sleep(0.05)
+    S.touch(flag)
+    ok, err = sv:start("c")
+    state = sv:status("c").state
+    sv:down()
+  end)
+  lu.assertEquals({ ok, err and err.code }, { true, nil })
+  lu.assertEquals(state, "ready")
+  S.assert_clean(before)
+end
+
 function TUp.test_a_dependent_of_a_service_that_stopped_for_good_is_an_error()
   local before = S.snapshot()
   local sv = supervisor { services = {
@@ -1069,6 +1099,31 @@ function TCallbacks.test_a_service_defaults_to_its_own_process_group_when_kill_m
   lu.assertEquals(core.process_group(pid), pid)
   sv:down()
   S.assert_clean(before)
+end
+
+-- A stop reaches the service's whole group (kill_mode "group", the
+-- default) and waits for it: a child that ignores SIGTERM is killed at
+-- kill_grace, before sv:down() returns, in a plain script (nothing else
+-- would end it once the script has) as inside a loop.
+function TCallbacks.test_down_waits_for_what_the_service_forked_into_its_group()
+  for _, context in ipairs { "plain", "run" } do
+    local before = S.snapshot()
+    local child = S.tmpname("child")
+    local sv = supervisor { services = {
+      g = fd_service({ kill_grace = 0.3 }, "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "pause"),
+    } }
+    local alive_after_down
+    local function body()
+      lu.assertEquals(sv:up(), true)
+      local pid = S.pid_in(child)
+      lu.assertEquals(sv:down(), true)
+      alive_after_down = S.alive(pid)
+    end
+    if context == "run" then appstart.run(body) else body() end
+    lu.assertFalse(alive_after_down, context .. ": the forked child outlived sv:down()")
+    lu.assertEquals(S.strays(), {})
+    S.assert_clean(before)
+  end
 end
 
 -------------------------------------------------------------------------------
@@ -1355,6 +1410,35 @@ function TIdle.test_idle_services_cost_no_cpu()
   local cpu = cpu_at_rest(50, 0.5)
   lu.assertTrue(cpu < 0.03, string.format("50 idle services took %.3f s of CPU in 0.5 s", cpu))
   S.assert_clean(before)
+end
+
+-- A service whose backoff has run out but that cannot start yet (the one
+-- start slot, parallel = 1, held by a slow start) waits for the slot
+-- without a deadline: no wait returns at once meanwhile (CPU), and it is
+-- started once the slot is free. In a plain script and in a loop.
+function TIdle.test_a_due_restart_waiting_for_a_slot_is_not_spun_on()
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open): services are probed")
+  for _, context in ipairs { "plain", "run" } do
+    local before = S.snapshot()
+    local sv = supervisor { parallel = 1, services = {
+      a = fd_service({ backoff = { initial = 0.05, jitter = 0 } }, "sleep=0.1", "exit=1"),
+      c = slow_service(1),
+    } }
+    local cpu, a_state
+    local function body()
+      lu.assertEquals(sv:up("a"), true) -- a crashes at 0.1 s, due for a restart at 0.15 s
+      local c0 = os.clock()
+      lu.assertEquals(sv:up("c"), true) -- c holds the only slot for 1 s
+      cpu = os.clock() - c0
+      lu.assertTrue(await(sv, function() return sv:status("a").state == "ready" end), "a never restarted")
+      a_state = sv:status("a").state
+      sv:down()
+    end
+    if context == "run" then appstart.run(body) else body() end
+    lu.assertEquals(a_state, "ready")
+    lu.assertTrue(cpu < 0.2, string.format("%s: %.3f s of CPU while c started for 1 s", context, cpu))
+    S.assert_clean(before)
+  end
 end
 
 function TIdle.test_without_pidfds_services_are_probed_not_spun_on()

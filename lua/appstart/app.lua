@@ -112,8 +112,17 @@ local function sweep_group(app, proc)
   return true
 end
 
+-- app -> the process of its group while end_the_rest sees to what is
+-- left in it (App.leftover)
+local leftovers = setmetatable({}, { __mode = "k" })
+
 function end_the_rest(app, proc)
   local grace = kill_grace(app)
+  leftovers[app] = proc
+  local function done()
+    if leftovers[app] == proc then leftovers[app] = nil end
+    loop.close_process(proc)
+  end
   if loop.served() then
     -- a task of the loop (appstart.run waits for it to end), after what
     -- is under way (a supervisor's restart comes first)
@@ -123,28 +132,37 @@ function end_the_rest(app, proc)
         proc:signal("KILL")
         ending.settle(proc, now() + ending.KILL_WAIT)
       end
-      loop.close_process(proc)
+      done()
     end)
   else
     -- a plain script: SIGTERM now, and a short wait for them to go (most
     -- do at once), so that nothing is left pending; then looked at by the
     -- calls that wait, every poll_interval, SIGKILL once kill_grace has
     -- passed
-    if not sweep_group(app, proc) then return loop.close_process(proc) end
+    if not sweep_group(app, proc) then return done() end
     local deadline = now() + grace
-    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return loop.close_process(proc) end
+    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return done() end
     loop.watch(nil, function()
       if proc:rest() == 0 then
-        loop.close_process(proc)
+        done()
         return true
       elseif now() >= deadline then
         proc:signal("KILL")
-        loop.close_process(proc)
+        done()
         return true
       end
       return false
     end, settings.poll_interval)
   end
+end
+
+--- kill_mode "group": the process of an app that has ended while its
+-- group still has members it is seeing to (SIGTERM sent, SIGKILL after
+-- kill_grace), for whoever must wait for them too (a supervisor's stop):
+-- proc:rest() counts them, proc:signal("KILL") ends them. nil once they
+-- are gone.
+function App.leftover(app)
+  return leftovers[app]
 end
 
 -- settled: a stop has seen the group (kill_mode "group") end already

@@ -210,6 +210,7 @@ end
 function M.run(o, spec, json_object)
   local states, total = {}, 0
   local announced = false -- READY=1 sent
+  local stopping = false -- STOPPING=1 sent: READY=1 never again
   local function ready_count()
     local n = 0
     for _, state in pairs(states) do
@@ -220,7 +221,7 @@ function M.run(o, spec, json_object)
   local function status()
     local n = ready_count()
     notify(string.format("STATUS=%d of %d services ready", n, total))
-    if not announced and n == total then
+    if not announced and not stopping and n == total then
       announced = true
       notify("READY=1")
     end
@@ -256,6 +257,15 @@ function M.run(o, spec, json_object)
   local signals = assert(core.signals { "TERM", "INT", "HUP" })
   local current = spec
 
+  -- A reload is over: READY=1 again, once every service was ready before
+  -- it (before that, status() says READY=1 when they are), never once
+  -- stopping.
+  local function reloaded()
+    if stopping then return end
+    if announced then notify("READY=1") end
+    status()
+  end
+
   -- SIGHUP: the file again, the difference applied
   local function reload()
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
@@ -266,7 +276,7 @@ function M.run(o, spec, json_object)
     end
     if not new then
       io.stderr:write("appstart: reload: ", tostring(err), " (the services are left as they were)\n")
-      notify("READY=1")
+      reloaded()
       return
     end
     local added, removed, changed = M.diff(current, new)
@@ -321,8 +331,7 @@ function M.run(o, spec, json_object)
     end
     appstart.spawn(function()
       if #starting > 0 then sv:up(table.unpack(starting)) end
-      notify("READY=1")
-      status()
+      reloaded()
     end)
   end
 
@@ -354,6 +363,7 @@ function M.run(o, spec, json_object)
       end
       if stop then break end
     end
+    stopping = true
     notify("STOPPING=1")
     sv:down()
     if pinger then pinger:cancel() end

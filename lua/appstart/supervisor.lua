@@ -20,6 +20,7 @@
 -- (appstart.supervisor_driver). An idle service costs a descriptor in that
 -- set and nothing else: no timer, no task.
 local core = require "appstart.core"
+local App = require "appstart.app"
 local driver = require "appstart.supervisor_driver"
 local ending = require "appstart.ending"
 local errors = require "appstart.errors"
@@ -171,8 +172,16 @@ local function rearm(sv, svc)
       wake = wake and math.min(wake, svc.escalate_at) or svc.escalate_at
     end
   elseif svc.state == "backoff" then
-    -- due: started as soon as the graph allows, at the next advance
-    wake = svc.due and t or svc.backoff_until
+    if not svc.due then
+      wake = svc.backoff_until
+    elseif svc.started_in == sv._round then
+      -- started once by this advance already (a service starts at most
+      -- once an advance): the next one starts it again
+      wake = t
+    end
+    -- (else due: started as soon as the graph allows, by the advance that
+    -- frees its slot or readies what it comes after; no deadline, or a
+    -- service that cannot start yet would have every wait return at once)
   end
   if wake ~= svc.wake then
     svc.wake = wake
@@ -444,8 +453,28 @@ local function app_stopping(sv, svc)
 end
 
 local function exited_while_stopping(sv, svc, how)
-  if svc.by_us then return stopped(sv, svc, how, false) end
-  ended(sv, svc, how) -- it stopped by itself (STOPPING=1): the policy decides
+  if not svc.by_us then return ended(sv, svc, how) end -- it stopped by itself (STOPPING=1): the policy decides
+  -- kill_mode "group": what the app left in its group is waited for too,
+  -- within kill_grace (SIGKILL after), as app:terminate does; looked at
+  -- every poll_interval (a group cannot be waited on)
+  local rest = App.leftover(svc.app)
+  if rest and rest:rest() > 0 then
+    local t = now()
+    if svc.escalate_at and t >= svc.escalate_at then
+      if svc.escalated then
+        say(svc, "error", "processes of pid %d's group still there %g s after SIGKILL: given up", svc.pid,
+          ending.KILL_WAIT)
+        return stopped(sv, svc, how, false)
+      end
+      say(svc, "info", "processes of pid %d's group still there after kill_grace: SIGKILL", svc.pid)
+      rest:signal("KILL")
+      svc.escalated, svc.escalate_at = true, t + ending.KILL_WAIT
+    end
+    -- (its pidfd, readable for good now, is looked at no more)
+    if svc.fd then unwatch(sv, svc) end
+    return
+  end
+  stopped(sv, svc, how, false)
 end
 
 local function stop_while_stopping(sv, svc)
@@ -874,7 +903,9 @@ end
 -- The error that ends a wait for svc to be ready, or nil while it may
 -- still come.
 local function never_ready(svc)
-  if svc.state == "failed" then
+  -- (a failed service asked to start again, revive, may have to wait for
+  -- a slot or for what it comes after: it will start)
+  if svc.state == "failed" and not svc.revive then
     return errors.new("failed", format("%s: gave up after %d failures, the last: %s", svc.name,
       svc.reasons and #svc.reasons or 0, tostring(svc.last)), { service = svc.name, reasons = svc.reasons or nil })
   end

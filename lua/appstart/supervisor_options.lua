@@ -29,8 +29,9 @@ local RESTART = { no = true, ["on-failure"] = true, always = true }
 -- each check returns nil, or what is wrong with the value
 
 local function seconds(v)
-  if type(v) ~= "number" or v ~= v or v < 0 then
-    return "seconds expected (a number >= 0), got " .. tostring(v)
+  -- (no wait is endless, as for appstart.start's seconds)
+  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
+    return "seconds expected (a finite number >= 0), got " .. tostring(v)
   end
 end
 
