@@ -787,9 +787,12 @@ static int verify_pid(struct starter *s, long long v)
     /* descent: its parent chain reaches the helper while that lives (the
      * helper is a child subreaper: what it orphans stays in its tree), or,
      * once it has exited, the launcher through a process the launcher
-     * adopted (not one it started), itself no older than the helper */
+     * adopted (not one it started), itself no older than the helper. Once
+     * the helper is reaped its pid is free: a chain through a process that
+     * took it proves nothing (a forking daemon's started process is reaped
+     * before its pid file is read) */
     pid_t via;
-    int descends = procfs_descends_from((pid_t)v, s->spawned.pid, NULL);
+    int descends = !s->helper_done && procfs_descends_from((pid_t)v, s->spawned.pid, NULL);
     if (!descends &&
         (s->helper_done || procfs_liveness(s->spawned.pid) != PROCFS_RUNNING) &&
         procfs_descends_from((pid_t)v, getpid(), &via)) {

@@ -197,6 +197,54 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- A forking daemon's started process has exited and been reaped: its pid
+-- is free, and a process that takes it proves nothing. Here an unrelated
+-- tree (not started by the launcher) takes that pid and starts a child;
+-- the daemon names that child in its pid file. It must be bad_pid, never
+-- signalled.
+function T.test_a_forking_daemon_cannot_name_a_child_of_whoever_takes_its_starters_pid()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("forkreuse")
+  assert(os.execute("mkdir " .. q(dir)))
+  local out = S.run_child_lua({ pidns = true, env = { D = dir } }, [[
+    local dir = os.getenv("D")
+    local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
+    local function write(p, text) local f = assert(io.open(p, "w")) f:write(text) f:close() end
+    -- the unrelated tree: once the started process is gone, its next fork
+    -- takes that pid (ns_last_pid) and starts the victim there
+    write(dir .. "/taker.sh", [=[
+      while [ ! -s "$1/started" ]; do sleep 0.01; done
+      p=$(cat "$1/started")
+      while [ -e /proc/$p ]; do sleep 0.01; done
+      echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
+      sh -c 'echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim.tmp"; mv "$1/victim.tmp" "$1/victim"; wait' take "$1" &
+      wait
+    ]=])
+    -- the forking daemon: its daemon part names the victim
+    write(dir .. "/daemon.sh", [=[
+      echo $$ > "$1/started"
+      setsid sh -c 'while [ ! -s "$1/victim" ]; do sleep 0.01; done; cp "$1/victim" "$1/daemon.pid"; sleep 30' d "$1" \
+        </dev/null >/dev/null 2>&1 &
+      exit 0
+    ]=])
+    os.execute("sh " .. dir .. "/taker.sh " .. dir .. " &")
+    local app, err = appstart.start { argv = { "/bin/sh", dir .. "/daemon.sh", dir }, ready_timeout = 5,
+      kill_grace = 0.5, ready = { forks = true, pid_file = dir .. "/daemon.pid" }, log = function() end }
+    local victim = tonumber(read(dir .. "/victim") or "")
+    print("started", read(dir .. "/started"))
+    print("taker", read(dir .. "/taker"))
+    print("result", app and "ready" or err.code, err and err.message)
+    print("victim alive", victim and os.execute("kill -0 " .. victim .. " 2>/dev/null") and "yes" or "no")
+    if app then app:close() end
+  ]])
+  local started, taker = out:match("started\t(%d+)"), out:match("taker\t(%d+)")
+  lu.assertNotNil(started, out)
+  lu.assertEquals(taker, started, "the unrelated tree took the started process's pid: " .. out)
+  lu.assertStrContains(out, "result\tbad_pid\t")
+  lu.assertStrContains(out, "not a process it started")
+  lu.assertStrContains(out, "victim alive\tyes\n")
+end
+
 function T.test_a_stdio_path_is_never_written_through_a_link_into_a_file_the_app_may_not_touch()
   local dir = directory("stdio", "0755")
   local secret = S.tmpname("secret")
