@@ -23,12 +23,16 @@
 
 /* Is base a directory every user can traverse (o+x on it and on every
  * directory above it) and that only its owner, root or the launcher's
- * user, can change (not writable by group or others, unless sticky)? */
-static int base_usable(const char *base)
+ * user, can change (not writable by group or others, unless sticky)? Its
+ * path with no symbolic link in it goes to resolved (PATH_MAX bytes): the
+ * one to use from then on, since a link on the way that another user
+ * owns could be pointed elsewhere after the check. */
+static int base_usable(const char *base, char *resolved)
 {
     char real[PATH_MAX];
     if (!base || base[0] != '/' || !realpath(base, real))
         return 0;
+    memcpy(resolved, real, strlen(real) + 1);
     uid_t me = geteuid();
     for (;;) {
         struct stat st;
@@ -192,7 +196,10 @@ int notify_socket_open(struct notify_socket *c, const char *base)
 {
     c->fd = -1;
     c->dir[0] = c->path[0] = '\0';
-    if (!base_usable(base))
+    char resolved[PATH_MAX];
+    if (base_usable(base, resolved))
+        base = resolved;
+    else
         base = "/tmp";
     /* the socket's path must fit a sockaddr_un: else /tmp */
     if (strlen(base) + 48 > sizeof(((struct sockaddr_un *)0)->sun_path))

@@ -577,6 +577,34 @@ function T.test_user_with_notify_works_when_XDG_RUNTIME_DIR_is_private()
   lu.assertEquals(out, "ready\nended\t15\n")
 end
 
+-- $XDG_RUNTIME_DIR through a symbolic link another user owns (to a
+-- directory that passes the checks): the socket's path, given to the app,
+-- must not go through that link, which its owner could point at a
+-- directory of theirs holding a socket of the same name once the launcher
+-- has made its own (the app's datagrams, READY=1 and STATUS=, would go
+-- there); and the cleanup must find the launcher's directory.
+function T.test_the_notify_socket_is_never_reached_through_a_link_another_user_owns()
+  need_root()
+  local before = S.snapshot()
+  local real, theirs = directory("rootbase", "755"), directory("theirs", "755")
+  assert(os.execute(string.format("chown nobody %s && setpriv --reuid=nobody --regid=nogroup --clear-groups "
+    .. "ln -s %s %s/rt", q(theirs), q(real), q(theirs))))
+  local seen = S.tmpname("socket")
+  local script = 'echo "$NOTIFY_SOCKET" > ' .. q(seen) .. '; exec "$0" notify=READY=1 pause'
+  local out, ok = S.run_child_lua({ env = { XDG_RUNTIME_DIR = theirs .. "/rt" } }, string.format([[
+    local app = assert(appstart.start { argv = { "/bin/sh", "-c", %q, F }, log = require("childkit").quiet })
+    print(app:terminate(1).signal)
+  ]], script))
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "15\n")
+  local path = S.read(seen)
+  lu.assertStrMatches(path, q(real):sub(2, -2):gsub("%p", "%%%0") .. "/appstart%.%d+%.%w+/notify\n")
+  local ls = io.popen("ls " .. q(real))
+  lu.assertEquals(ls:read("a"), "", "the launcher's directory was left")
+  ls:close()
+  S.assert_clean(before)
+end
+
 function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start()
   local base = directory("base", "755")
   local pidfile, appfile = S.tmpname("launcher"), S.tmpname("app")
