@@ -112,17 +112,20 @@ local function sweep_group(app, proc)
   return true
 end
 
--- app -> the process of its group while end_the_rest sees to what is
--- left in it (App.leftover)
+-- app -> { proc = the process of its group, finish = fn } while
+-- end_the_rest sees to what is left in it (App.leftover)
 local leftovers = setmetatable({}, { __mode = "k" })
 
 function end_the_rest(app, proc)
   local grace = kill_grace(app)
-  leftovers[app] = proc
+  local entry = { proc = proc, finish = false, watch = false }
+  leftovers[app] = entry
   local function done()
-    if leftovers[app] == proc then leftovers[app] = nil end
+    if leftovers[app] == entry then leftovers[app] = nil end
+    loop.unwatch(entry.watch or nil)
     loop.close_process(proc)
   end
+  entry.finish = done
   if loop.served() then
     -- a task of the loop (appstart.run waits for it to end), after what
     -- is under way (a supervisor's restart comes first)
@@ -142,14 +145,20 @@ function end_the_rest(app, proc)
     if not sweep_group(app, proc) then return done() end
     local deadline = now() + grace
     if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return done() end
-    loop.watch(nil, function()
+    local killed = false
+    entry.watch = loop.watch(nil, function()
+      local t = now()
       if proc:rest() == 0 then
         done()
         return true
-      elseif now() >= deadline then
+      elseif t >= deadline then
+        -- SIGKILL, then looked at until they are gone (KILL_WAIT at most)
+        if killed then
+          done()
+          return true
+        end
         proc:signal("KILL")
-        done()
-        return true
+        killed, deadline = true, t + ending.KILL_WAIT
       end
       return false
     end, settings.poll_interval)
@@ -162,7 +171,15 @@ end
 -- proc:rest() counts them, proc:signal("KILL") ends them. nil once they
 -- are gone.
 function App.leftover(app)
-  return leftovers[app]
+  local e = leftovers[app]
+  return e and e.proc or nil
+end
+
+--- Whoever waited for them has seen them gone: what end_the_rest holds for
+-- it is let go of now, not at some later call that waits.
+function App.leftover_gone(app)
+  local e = leftovers[app]
+  if e then e.finish() end
 end
 
 -- settled: a stop has seen the group (kill_mode "group") end already

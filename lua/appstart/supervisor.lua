@@ -474,6 +474,7 @@ local function exited_while_stopping(sv, svc, how)
     if svc.fd then unwatch(sv, svc) end
     return
   end
+  if rest then App.leftover_gone(svc.app) end
   stopped(sv, svc, how, false)
 end
 
@@ -550,7 +551,10 @@ local function poke(sv, svc, fired)
       -- is the app's, which closes it when it ends) until it says exited,
       -- with how its main ended
     end
-    if svc.app and svc.state == "stopping" and svc.escalate_at and now() >= svc.escalate_at then
+    -- (an app that has exited, its group not yet: exited_while_stopping
+    -- escalates for its group)
+    if svc.app and svc.state == "stopping" and svc.escalate_at and now() >= svc.escalate_at
+      and svc.app.state ~= "exited" then
       fire(sv, svc, "timer")
     end
   elseif svc.state == "backoff" and not svc.due and now() >= svc.backoff_until then
