@@ -397,13 +397,15 @@ static int open_stdio(const char *how, int fd, uid_t app_uid, int *out, const ch
     *why = NULL;
     if (!how || strcmp(how, "inherit") == 0)
         return 0;
-    const char *path = strcmp(how, "null") == 0 ? "/dev/null" : how;
-    const char *name;
+    int null = strcmp(how, "null") == 0;
+    const char *path = null ? "/dev/null" : how;
+    const char *name = path;
     int flags = fd == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND);
-    int r, dfd = -1;
+    int r, dfd = AT_FDCWD;
     if (*path == '\0')
         return ENOENT;
-    if ((r = sys_open_parent_safely(path, &dfd, &name, why)))
+    /* (/dev/null is root's: no walk for it) */
+    if (!null && (r = sys_open_parent_safely(path, &dfd, &name, why)))
         return r;
     if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
         sys_close(&dfd);
