@@ -33,6 +33,9 @@ extern char **environ;
 /* Events queued between two reads of the queue: a step has one or two, a
  * flood of datagrams up to the reads above. */
 #define STARTER_MAX_EVENTS 64
+/* the most events one notify datagram adds (mainpid, status, errno,
+ * extend, stopping, watchdog_usec) */
+#define NOTIFY_EVENTS_MAX 6
 
 struct queued_event {
     int kind;
@@ -1067,7 +1070,10 @@ static int admitted(struct starter *s, pid_t sender)
            (s->tree && s->tree->mode == TREE_CGROUP && tree_contains(s->tree, sender));
 }
 
-static void read_ready_fd(struct starter *s)
+/* The reads of one step are bounded (a flood cannot stall the launcher):
+ * 1 when they stopped at the bound with more perhaps still queued, which
+ * the next step reads before it may conclude that the app died unready. */
+static int read_ready_fd(struct starter *s)
 {
     char buf[READY_LINE_MAX];
     for (int i = 0; i < STARTER_READS_PER_STEP; i++) {
@@ -1078,12 +1084,12 @@ static void read_ready_fd(struct starter *s)
             if (errno != EAGAIN)
                 fail(s, STARTER_READY_CLOSED, errno, "cannot read the ready channel: %s",
                      strerror(errno));
-            return;
+            return 0;
         }
         if (n == 0) {
             s->ready_eof = 1;
             drop_fd(s, &s->ready_rd);
-            return;
+            return 0;
         }
         if (!admitted(s, sender)) {
             refuse(s, sender, "ready line");
@@ -1094,17 +1100,18 @@ static void read_ready_fd(struct starter *s)
         if (v == READY_LINE_NOMEM) {
             fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s",
                  strerror(ENOMEM));
-            return;
+            return 0;
         }
         if (v == READY_LINE_DONE) {
             s->ready_seen = 1;
-            return;
+            return 0;
         }
         if (v == READY_LINE_TOO_LONG) {
             fail(s, STARTER_PROTOCOL, 0, "ready line longer than %d bytes", READY_LINE_MAX - 1);
-            return;
+            return 0;
         }
     }
+    return 1;
 }
 
 static void set_status(struct starter *s, const char *text, size_t len)
@@ -1120,10 +1127,15 @@ static void set_status(struct starter *s, const char *text, size_t len)
     push_event(s, STARTER_EVENT_STATUS, 0, 1, text, len);
 }
 
-static void read_notify(struct starter *s)
+/* (as read_ready_fd; it also stops while the event queue has no room for
+ * what one datagram may add, so that no event is dropped: the caller takes
+ * them between steps) */
+static int read_notify(struct starter *s)
 {
     char buf[NOTIFY_DATAGRAM_MAX + 1];
     for (int i = 0; i < STARTER_READS_PER_STEP; i++) {
+        if (s->nevents + NOTIFY_EVENTS_MAX > STARTER_MAX_EVENTS)
+            return 1;
         pid_t sender;
         int trunc;
         ssize_t n = channel_recv(s->notify->fd, buf, sizeof buf, &sender, &trunc);
@@ -1131,7 +1143,7 @@ static void read_notify(struct starter *s)
             if (errno != EAGAIN)
                 fail(s, STARTER_PROTOCOL, errno, "cannot read the notify socket: %s",
                      strerror(errno));
-            return;
+            return 0;
         }
         if (!admitted(s, sender)) {
             refuse(s, sender, "notify datagram");
@@ -1139,19 +1151,19 @@ static void read_notify(struct starter *s)
         }
         if (trunc || n > NOTIFY_DATAGRAM_MAX) {
             fail(s, STARTER_PROTOCOL, 0, "notify datagram over %d bytes", NOTIFY_DATAGRAM_MAX);
-            return;
+            return 0;
         }
         struct notify_msg m;
         if (notify_parse(buf, (size_t)n, &m) < 0) {
             fail(s, STARTER_PROTOCOL, 0, "malformed notify datagram: %s", m.error);
-            return;
+            return 0;
         }
         if (m.has_mainpid) {
             pid_t expected = app_of(s)->pid;
             if (m.mainpid != (long long)expected) {
                 fail(s, STARTER_PID_MISMATCH, 0, "app claimed MAINPID=%lld but its pid is %d",
                      m.mainpid, (int)expected);
-                return;
+                return 0;
             }
             push_event(s, STARTER_EVENT_MAINPID, m.mainpid, 1, NULL, 0);
         }
@@ -1162,7 +1174,10 @@ static void read_notify(struct starter *s)
             push_event(s, STARTER_EVENT_ERRNO, m.errno_value, 1, NULL, 0);
         }
         if (m.has_extend)
-            push_event(s, STARTER_EVENT_EXTEND, (long long)m.extend_usec, 1, NULL, 0);
+            push_event(s, STARTER_EVENT_EXTEND,
+                       m.extend_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
+                                                                     : (long long)m.extend_usec,
+                       1, NULL, 0);
         if (m.stopping)
             push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
         if (m.has_watchdog_usec)
@@ -1172,9 +1187,10 @@ static void read_notify(struct starter *s)
                        1, NULL, 0);
         if (m.ready) {
             s->ready_seen = 1;
-            return;
+            return 0;
         }
     }
+    return 1;
 }
 
 /* The helper's end, reaped: a failure when it says it failed. */
@@ -1204,11 +1220,12 @@ static int step_ready(struct starter *s)
     s->app_quiet = 0;
     if (!s->app_dead && !quiet && check_process(s, app))
         s->app_dead = 1;
+    int more = 0;
     if (!s->ready_seen) {
         if (s->ready == STARTER_READY_FD && s->ready_rd >= 0)
-            read_ready_fd(s);
+            more = read_ready_fd(s);
         else if (s->ready == STARTER_READY_NOTIFY)
-            read_notify(s);
+            more = read_notify(s);
         else if (s->ready == STARTER_READY_NONE)
             s->ready_seen = 1;
         report_refused(s);
@@ -1224,8 +1241,9 @@ static int step_ready(struct starter *s)
     }
     if (s->app_dead) {
         /* an app that died as its helper's child comes to the launcher,
-         * with its exit status, once the helper has exited */
-        if (!s->helper_done)
+         * with its exit status, once the helper has exited; and what it
+         * sent before is read to the end first */
+        if (!s->helper_done || more)
             return s->phase;
         char how[64];
         describe_end(app, how, sizeof how);

@@ -381,7 +381,9 @@ S.san_prefix = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPS
 -- `how.background` leaves it running in the background (and returns
 -- nothing), `how.as` and `how.as_group` run it as that user and group,
 -- `how.hosts` (a file) has it see that file as /etc/hosts (a mount
--- namespace of its own: see S.can_unshare).
+-- namespace of its own: see S.can_unshare), `how.dgram_qlen` runs it in a
+-- network namespace whose unix datagram queues hold that many (see
+-- S.can_unshare_net).
 -- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
 function S.run_child_lua(how, script)
@@ -417,6 +419,12 @@ function S.run_child_lua(how, script)
     -- which no hook can interrupt) is killed: its output tells
     command = "timeout -s KILL " .. how.timeout .. " " .. command
   end
+  if how.dgram_qlen then
+    -- a network namespace of its own, whose unix datagram queues hold
+    -- dgram_qlen (systemd's default, 512, against a host's 10, say)
+    command = "unshare -n sh -c " .. shell_quote("echo " .. how.dgram_qlen
+      .. " > /proc/sys/net/unix/max_dgram_qlen && exec " .. command)
+  end
   if how.pidns then
     -- a pid namespace of its own, where pids come in order and
     -- /proc/sys/kernel/ns_last_pid sets the next one (sh stays its pid 1:
@@ -440,6 +448,12 @@ end
 -- S.run_child_lua's `hosts`.
 function S.can_unshare()
   return os.execute("unshare --mount sh -c 'mount --bind /etc/hosts /etc/hosts' >/dev/null 2>&1") == true
+end
+
+--- Can a child have a network namespace of its own and set its unix
+-- datagram queue length there (S.run_child_lua's `dgram_qlen`)?
+function S.can_unshare_net()
+  return os.execute("unshare -n sh -c 'echo 512 > /proc/sys/net/unix/max_dgram_qlen' >/dev/null 2>&1") == true
 end
 
 --- Can a child have a pid namespace of its own and choose its next pid

@@ -287,8 +287,13 @@ local function on_event(h, kind, value, count, text)
     r.n, r.pid, r.what = r.n + count, value, text
     if now() - r.at >= 1 then log_refused(h) end
   elseif kind == "extend" then
-    local until_ = now() + value / 1e6
-    if not h._ready_deadline or until_ > h._ready_deadline then h._ready_deadline = until_ end
+    -- it never shortens ready_timeout: before the ready phase has a
+    -- deadline (a helper still running), it counts from now as that phase
+    -- would
+    local t = now()
+    local until_ = t + value / 1e6
+    local deadline = h._ready_deadline or (t + (h._opts.ready_timeout or DEFAULTS.ready_timeout))
+    h._ready_deadline = until_ > deadline and until_ or deadline
     if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label(h), value / 1e6)) end
   elseif kind == "errno" then
     if not log.drops(logger, "info") then
