@@ -234,6 +234,15 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--user=no-such-user-here", "--", F, "pause" }, "option '--user': no such user" },
     { { "--user=nobody", "--group=no-such-group-here", "--", F, "pause" },
       "option '--group': no such group 'no-such-group-here'" },
+    -- values past what they are counted in, and an empty field
+    { { "--watch", "--watchdog=1e13", "--", F, "pause" },
+      "option '--watchdog': must be under 2^63 microseconds" },
+    { { "--watch", "--stdout=file:/tmp/x:100:99999999999999999999", "--", F, "pause" },
+      "option '--stdout': invalid value 'file:/tmp/x:100:99999999999999999999' (KEEP is too large)" },
+    { { "--watch", "--stdout=file:/tmp/x:99999999999999999999", "--", F, "pause" },
+      "option '--stdout': invalid value 'file:/tmp/x:99999999999999999999' (MAX_BYTES is too large)" },
+    { { "--watch", "--stdout=file:/tmp/x::3", "--", F, "pause" },
+      "option '--stdout': invalid value 'file:/tmp/x::3' (expected file:PATH[:MAX_BYTES[:KEEP]], got an empty field)" },
   }
   usage_errors(cases)
   S.assert_clean(before)
@@ -686,6 +695,22 @@ function Failure.test_json_failure_of_a_start_cancelled_by_a_signal()
   S.assert_clean(before)
 end
 
+-- A signal whose default would end the command, one a command seldom
+-- catches (SIGVTALRM), comes during the start: the start is cancelled and
+-- the app terminated, as for SIGTERM; it was left running.
+function Failure.test_any_terminating_signal_during_the_start_cancels_it()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--json", "--ready=fd", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  os.execute("kill -VTALRM " .. ppid(app))
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, err)
+  lu.assertStrContains(out, '{"code":"cancelled"')
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 
 local Watch = {}
@@ -757,6 +782,16 @@ function Watch.test_watch_with_user_exits_with_the_apps_code()
   lu.assertNotNil(pid, out)
   lu.assertEquals(err, "appstart: seven (pid " .. pid .. ") exited with code 7\n")
   S.assert_clean(before)
+end
+
+-- --quiet is about appstart's own lines: the app's captured lines are
+-- still shown (on stderr, as NAME[PID]: LINE)
+function Watch.test_quiet_still_shows_the_apps_captured_lines()
+  local code, out, err = run { "--watch", "-q", "--stdout=capture", "--stderr=stdout", "--ready=fd", "--", F,
+    "echo=app-line", "echoerr=app-err", "line=3:x", "exit=0" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(out, "")
+  lu.assertStrMatches(err, "fixture%[%d+%]: app%-line\nfixture%[%d+%]: app%-err\n")
 end
 
 function Watch.test_watch_quiet_prints_nothing_and_still_exits_with_the_code()

@@ -105,10 +105,16 @@ and time to ready, and exit 0 leaving it running.
   --version                show the version
 
 Options take their value as --opt=VALUE or --opt VALUE; S is any number
-of seconds >= 0 (5, 0.5, .5, 1e3).
+of seconds >= 0 (5, 0.5, .5, 1e3). Relative paths in options (--stdout,
+--ready=file:/unix:, --pid-file) are the command's own directory's, not
+--chdir's (COMMAND itself is looked up after --chdir).
 Exit status: 0 ready (with --watch: the app's exit code), 1 the start
-failed or was interrupted by a signal (the app is not left running), 2
-usage error.
+failed or was interrupted by a signal (the app is not left running; but
+a daemon a forking COMMAND left before its pid was known escapes unless
+--kill-mode=cgroup, or group when it keeps its group), 2 usage error.
+With --watch, a signal sent to the command's whole process group (kill
+-TERM -PGID, timeout(1)) reaches the app twice: directly, and forwarded;
+only a terminal's ^C is recognised as such.
 ]]
 
 -------------------------------------------------------------------------------
@@ -241,15 +247,20 @@ local function output_stdio(value)
     rest = head
   end
   if rest == "" then return nil, "expected file:PATH[:MAX_BYTES[:KEEP]]" end
+  -- (an empty field is a mistake, not part of the file's name)
+  if rest:match(":$") then return nil, "expected file:PATH[:MAX_BYTES[:KEEP]], got an empty field" end
   local t = { file = rest }
   if fields[1] then
     local n, unit = fields[1]:match("^(%d+)(%a?)$")
-    t.max_bytes = math.tointeger(tonumber(n) * SIZE_UNITS[unit:upper()])
+    local bytes = tonumber(n) * SIZE_UNITS[unit:upper()]
+    if bytes >= 2 ^ 63 then return nil, "MAX_BYTES is too large" end
+    t.max_bytes = math.tointeger(bytes)
     if not t.max_bytes or t.max_bytes < 1 then return nil, "MAX_BYTES must be > 0" end
   end
   if fields[2] then
     if fields[2]:match("%a") then return nil, "KEEP must be a number of files" end
     t.keep = math.tointeger(tonumber(fields[2]))
+    if not t.keep then return nil, "KEEP is too large" end
   end
   return t
 end
@@ -393,7 +404,10 @@ local SIGNAL_NAMES = {
   [10] = "SIGUSR1", [11] = "SIGSEGV", [12] = "SIGUSR2", [13] = "SIGPIPE", [14] = "SIGALRM",
   [15] = "SIGTERM",
 }
-local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE" }
+-- every signal whose default would end the command, so that none leaves
+-- an app behind (the real-time ones aside)
+local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE", "VTALRM", "PROF",
+  "XCPU", "XFSZ", "PWR", "IO" }
 local SIGPIPE, SIGINT = core.signum("PIPE"), core.signum("INT")
 
 local function signal_name(sig)
@@ -569,8 +583,8 @@ local function start_options(o, display)
   if opts.stdout == "capture" or opts.stderr == "capture" then
     local program = o.command[1]:match("([^/]*)/*$")
     if program == "" then program = o.command[1] end
+    -- (the app's own lines: --quiet is about appstart's)
     opts.on_output = function(app, _, line)
-      if o.quiet then return end
       display.clear()
       io.stderr:write(printable(program), "[", tostring(app.pid or "?"), "]: ", printable(line), "\n")
     end

@@ -121,6 +121,13 @@ local function positive_seconds(value)
   if value ~= value or value <= 0 or value == math.huge then return "must be a number of seconds > 0" end
 end
 
+-- the app is told its watchdog in microseconds (WATCHDOG_USEC), an integer
+local function watchdog_seconds(value)
+  local why = positive_seconds(value)
+  if why then return why end
+  if value * 1e6 >= 2 ^ 63 then return "must be under 2^63 microseconds (about 292,000 years)" end
+end
+
 -- a path in the cgroup v2 hierarchy: absolute, no "." or ".." parts
 local function cgroup_path(value)
   if value:sub(1, 1) ~= "/" then return "must be an absolute path in the cgroup v2 hierarchy" end
@@ -236,7 +243,7 @@ options.SCHEMA = {
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
   kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },
   cgroup_parent = { types = { string = true }, check = cgroup_path },
-  watchdog = { types = { integer = true, float = true }, check = positive_seconds },
+  watchdog = { types = { integer = true, float = true }, check = watchdog_seconds },
   reload_signal = { types = { string = true, integer = true }, check = signal, default = "HUP" },
   on_status = { types = { ["function"] = true } },
   on_exit = { types = { ["function"] = true } },
