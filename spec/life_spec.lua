@@ -425,6 +425,23 @@ function TW.test_watchdog_usec_from_the_app_changes_the_timeout()
   lu.assertTrue(took < 1.5, took)
 end
 
+-- after ready too: a shorter period counts from when it is said, not from
+-- the old one's due time
+function TW.test_a_shorter_watchdog_usec_after_ready_takes_effect_at_once()
+  local how, took
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "sleep=0.2", "notify=WATCHDOG_USEC=100000", "pause" },
+      watchdog = 30 })
+    local t0 = now()
+    how = app:wait(5)
+    took = now() - t0
+    if not how then app:kill("KILL") end
+  end)
+  lu.assertNotNil(how, "not killed within 5 s (the old period is 30 s)")
+  lu.assertTrue(how.watchdog)
+  lu.assertTrue(took < 1.5, took)
+end
+
 function TW.test_a_clean_exit_is_no_watchdog_kill()
   local how
   run(function()

@@ -403,8 +403,12 @@ local function on_message(app, m, sender)
   local r = life.reload
   if m.extend and r then r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
   if m.watchdog_usec and life.watchdog then
+    -- the new period counts from now, and the timer goes with it (it may
+    -- be due sooner than the old one's)
     life.watchdog = m.watchdog_usec / 1e6
     life.wd_due = now() + life.watchdog
+    loop.unwatch(life.wd_timer or nil)
+    life.wd_timer = loop.at(life.wd_due, function() watchdog_check(app) end)
   end
   if m.watchdog == "ping" and life.watchdog then watchdog_ping(app) end
   if m.reloading then
