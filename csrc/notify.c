@@ -79,7 +79,8 @@ int notify_parse(const char *buf, size_t len, struct notify_msg *m)
             else
                 return fail(m, "WATCHDOG= is neither 1 nor trigger");
         } else if (key_is(line, klen, "WATCHDOG_USEC")) {
-            if (parse_number(val, vlen, 20, ~0ULL, &v) < 0 || v == 0)
+            /* (0: the watchdog off, as with systemd) */
+            if (parse_number(val, vlen, 20, ~0ULL, &v) < 0)
                 return fail(m, "WATCHDOG_USEC= is not a number of microseconds");
             m->has_watchdog_usec = 1;
             m->watchdog_usec = v;

@@ -442,6 +442,23 @@ function TW.test_a_shorter_watchdog_usec_after_ready_takes_effect_at_once()
   lu.assertTrue(took < 1.5, took)
 end
 
+-- WATCHDOG_USEC=0 turns the watchdog off, as with systemd (it was a
+-- protocol error before ready), before ready and after
+function TW.test_watchdog_usec_0_turns_the_watchdog_off()
+  local hows = {}
+  run(function()
+    for i, argv in ipairs {
+      { F, "notify=WATCHDOG_USEC=0", "notify=READY=1", "pause" },
+      { F, "notify=READY=1", "notify=WATCHDOG_USEC=0", "pause" },
+    } do
+      local app = assert(start { argv = argv, watchdog = 0.2 })
+      hows[i] = { app:wait(1) }
+      app:terminate(1)
+    end
+  end)
+  lu.assertEquals(hows, { { nil, "timeout" }, { nil, "timeout" } })
+end
+
 function TW.test_a_clean_exit_is_no_watchdog_kill()
   local how
   run(function()

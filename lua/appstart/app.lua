@@ -404,11 +404,16 @@ local function on_message(app, m, sender)
   if m.extend and r then r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
   if m.watchdog_usec and life.watchdog then
     -- the new period counts from now, and the timer goes with it (it may
-    -- be due sooner than the old one's)
-    life.watchdog = m.watchdog_usec / 1e6
-    life.wd_due = now() + life.watchdog
+    -- be due sooner than the old one's); 0 turns the watchdog off
     loop.unwatch(life.wd_timer or nil)
-    life.wd_timer = loop.at(life.wd_due, function() watchdog_check(app) end)
+    life.wd_timer = false
+    if m.watchdog_usec == 0 then
+      life.watchdog = false
+    else
+      life.watchdog = m.watchdog_usec / 1e6
+      life.wd_due = now() + life.watchdog
+      life.wd_timer = loop.at(life.wd_due, function() watchdog_check(app) end)
+    end
   end
   if m.watchdog == "ping" and life.watchdog then watchdog_ping(app) end
   if m.reloading then
@@ -460,7 +465,10 @@ end
 -- (watchdog: the seconds of a WATCHDOG_USEC= that came before ready, or
 -- nil for the option's).
 function App.listen(app, listener, watchdog)
-  local life = { listener = listener, listen = false, watchdog = watchdog or app._opts.watchdog or false,
+  if watchdog == nil then watchdog = app._opts.watchdog end
+  -- (0: the app said WATCHDOG_USEC=0, the watchdog off)
+  if watchdog == 0 then watchdog = nil end
+  local life = { listener = listener, listen = false, watchdog = watchdog or false,
     wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
