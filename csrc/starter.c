@@ -81,6 +81,7 @@ struct starter {
                                  not readable: it has not ended since */
     int pid_eof;
     int ready_seen, ready_eof, app_dead;
+    int app_stopping; /* it said STOPPING=1: a READY=1 from then on is not believed */
     struct pid_reader pid_reader;
     struct ready_line line;   /* fd protocol: grows with what comes */
 
@@ -1178,14 +1179,18 @@ static int read_notify(struct starter *s)
                        m.extend_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
                                                                      : (long long)m.extend_usec,
                        1, NULL, 0);
-        if (m.stopping)
+        if (m.stopping) {
+            s->app_stopping = 1;
             push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
+        }
         if (m.has_watchdog_usec)
             push_event(s, STARTER_EVENT_WATCHDOG_USEC,
                        m.watchdog_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
                                                                        : (long long)m.watchdog_usec,
                        1, NULL, 0);
-        if (m.ready) {
+        /* as with systemd, STOPPING=1 wins, in the same datagram too, and
+         * a dying app is not made ready again */
+        if (m.ready && !s->app_stopping) {
             s->ready_seen = 1;
             return 0;
         }

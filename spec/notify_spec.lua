@@ -90,6 +90,19 @@ function T.test_STOPPING_is_logged()
   lu.assertStrContains(table.concat(logged, "\n"), "STOPPING=1")
 end
 
+-- As with systemd, STOPPING=1 wins over a READY=1 in the same datagram,
+-- and a dying app is not made ready by a later one: the start then fails
+-- as the app ends
+function T.test_READY_after_or_with_STOPPING_is_not_believed()
+  for _, argv in ipairs {
+    { F, "notify=READY=1\nSTOPPING=1", "sleep=0.1", "exit=0" },
+    { F, "notify=STOPPING=1", "notify=READY=1", "sleep=0.1", "exit=0" },
+  } do
+    local err = fail_case(argv, "died")
+    lu.assertEquals(err.status, { code = 0 })
+  end
+end
+
 function T.test_malformed_datagrams_break_the_protocol_and_the_app_is_terminated()
   for _, text in ipairs { "garbage", "READY=2", "MAINPID=abc", "EXTEND_TIMEOUT_USEC=-1", "=1",
                          "READY=1\\0", "ERRNO=99999999999" } do
