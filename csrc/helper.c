@@ -1202,6 +1202,24 @@ static ssize_t read_status(int fd, struct child_failure *f)
     }
 }
 
+/* Can the pid channel take the pid record? Not a regular file whose size
+ * limit (a caller's RLIMIT_FSIZE this helper could not lift: it lacks
+ * CAP_SYS_RESOURCE) it would pass: the write would fail (SIGXFSZ) with the
+ * app forked, running as another user this process can no longer signal,
+ * and its pid told to nobody. Asked before the fork. */
+static int pid_channel_fits(int fd)
+{
+    struct stat st;
+    struct rlimit lim;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || getrlimit(RLIMIT_FSIZE, &lim) != 0 ||
+        lim.rlim_cur == RLIM_INFINITY)
+        return 1;
+    int fl = fcntl(fd, F_GETFL);
+    off_t at = fl >= 0 && (fl & O_APPEND) ? st.st_size : lseek(fd, 0, SEEK_CUR);
+    /* the longest record: a pid of 10 digits and its newline */
+    return at >= 0 && (unsigned long long)at + 11 <= (unsigned long long)lim.rlim_cur;
+}
+
 static int report_pid(int fd, enum pid_format format, pid_t pid)
 {
     unsigned char buf[32];
@@ -1302,6 +1320,9 @@ int main(int argc, char **argv)
      * EOF that tells us the exec worked */
     if (pipe2(status_pipe, O_CLOEXEC) != 0)
         fail("cannot create a pipe: %s", strerror(errno));
+    if (!pid_channel_fits(opt.pid_fd))
+        fail("the pid channel (fd %d) is a file RLIMIT_FSIZE would not let the pid be written to",
+             opt.pid_fd);
     pid = fork();
     if (pid < 0)
         fail("cannot fork: %s", strerror(errno));
@@ -1315,6 +1336,7 @@ int main(int argc, char **argv)
      * ignored, a launcher that went away makes the pid write fail with EPIPE
      * instead of killing us silently. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* (the same for a size limit: EFBIG, said) */
     (void)close(status_pipe[1]);
     got = read_status(status_pipe[0], &failure);
     (void)close(status_pipe[0]);

@@ -593,6 +593,26 @@ function U.test_only_kept_descriptors_reach_the_app()
   lu.assertEquals(fds, "0\n1\n2\n5\n", "the caller's 7 and 9 are closed, the kept 5 is not")
 end
 
+-- A copy without CAP_SYS_RESOURCE (file capabilities) cannot lift a
+-- caller's hard limits: with RLIMIT_FSIZE 0 and the pid channel a regular
+-- file, the pid could not be written. The helper refuses before it forks
+-- (it was killed by SIGXFSZ after the fork, the app running on as another
+-- user, its pid told to nobody).
+function U.test_a_pid_channel_that_cannot_take_the_pid_is_refused_before_the_fork()
+  if not os.execute("command -v setcap >/dev/null") then
+    lu.skip("setcap not found (package libcap2-bin): the file-capabilities copy is not tested")
+  end
+  local helper = install_copy("cap_setuid,cap_setgid+ep")
+  write_policy("nobody: daemon\n")
+  local pidout, marker = S.tmpname("pidrec"), S.tmpname("ran")
+  local _, _, code = os.execute("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c "
+    .. sh_quote('ulimit -f 0; exec "$0" "$@"') .. " " .. sh_quote(helper) .. " --user daemon -- "
+    .. sh_quote(F) .. " pidfile=" .. marker .. " pause 3>" .. pidout .. " 2>/dev/null </dev/null")
+  lu.assertEquals(code, 1, "exit 153 is SIGXFSZ")
+  lu.assertEquals(S.read(pidout), "")
+  lu.assertNil(S.read(marker), "the app ran")
+end
+
 function U.test_a_file_capabilities_copy_obeys_the_policy_and_drops_every_capability()
   if not os.execute("command -v setcap >/dev/null") then
     lu.skip("setcap not found (package libcap2-bin): the file-capabilities copy is not tested")
