@@ -359,10 +359,18 @@ function loop.release(...)
   end
 end
 
+--- Could a descriptor be in a poll set loop.release lets go of (a waiter
+-- of appstart's, another event loop)? When not (a plain script between
+-- its waits: every start's end), what would be released need not even be
+-- asked for.
+function loop.polled()
+  return next(waiters) ~= nil or backends[1] ~= nil or package.loaded.cqueues ~= nil
+end
+
 --- Close a process of appstart.core's, its descriptors out of every poll
 -- set first (loop.release).
 function loop.close_process(proc)
-  loop.release(proc:descriptors())
+  if loop.polled() then loop.release(proc:descriptors()) end
   proc:close()
 end
 

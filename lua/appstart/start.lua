@@ -337,6 +337,7 @@ local function release_but(kept, ...)
 end
 
 local function release_starter(s, kept)
+  if not loop.polled() then return end
   loop.release(s:fd(true))
   release_but(kept, s:fds())
 end
