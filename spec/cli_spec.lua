@@ -255,6 +255,13 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
       "option '--pid-timeout' needs --user or --pid-fd (it bounds the wait for the app's pid)" },
     { { "--pid-timeout=5", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
       "option '--pid-timeout' has no effect with --ready=forks (the pid file is waited for within --timeout)" },
+    -- named as the option given, never as the Lua field it sets
+    { { "--pid-format=line", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
+      "option '--pid-format' has no effect with --ready=forks (the daemon's pid is read from --pid-file)" },
+    { { "--pid-fd=4", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
+      "option '--pid-fd' has no effect with --ready=forks (the daemon's pid is read from --pid-file)" },
+    { { "--user=0", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
+      "option '--user': cannot be combined with --ready=forks" },
     { { "--notify-access=main", "--ready=none", "--", F, "pause" }, "option '--notify-access' needs"
       .. " --ready=notify or --ready=fd (it says whose ready message counts), not --ready=none" },
     { { "--notify-access=all", "--ready=tcp:127.0.0.1:1", "--", F, "pause" },

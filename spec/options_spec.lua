@@ -207,6 +207,10 @@ function Settings.test_printable_given_no_string_is_a_bad_argument_error()
     "bad argument #1 to 'appstart.printable' (string expected, got number)")
   setting_raises(function() appstart.printable() end, "(string expected, got nil)")
   lu.assertEquals(appstart.printable("a\27b"), "a\\x1bb")
+  -- C1 controls in UTF-8 (U+009B is CSI to a UTF-8 terminal); other
+  -- characters, those whose bytes run through 0x80-0x9F among them, stay
+  lu.assertEquals(appstart.printable("a\xC2\x9B31mb\xC2\x85"), "a\\xc2\\x9b31mb\\xc2\\x85")
+  lu.assertEquals(appstart.printable("\xC3\xA9 \xE2\x82\xAC \xC2\xA0"), "\xC3\xA9 \xE2\x82\xAC \xC2\xA0")
 end
 
 return { TestOptionsNoEffect = T, TestSettings = Settings }

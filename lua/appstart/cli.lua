@@ -368,6 +368,10 @@ function cli.parse(argv)
     if not forks then return nil, "option '--pid-file' needs --ready=forks" end
     o.ready.pid_file = o.pid_file
   end
+  if forks and (o.pid_fd or o.pid_format) then
+    return nil, string.format("option '--%s' has no effect with --ready=forks (the daemon's pid is read from"
+      .. " --pid-file)", o.pid_fd and "pid-fd" or "pid-format")
+  end
   for _, name in ipairs { "stdout", "stderr" } do
     local v = o[name]
     if not o.watch and (type(v) == "table" or v == "capture" or v == "syslog" or (name == "stderr" and v == "stdout")) then
@@ -513,11 +517,11 @@ local FIELD_OPTIONS = {
   pid_fd = "--pid-fd", pid_format = "--pid-format", ready_fd = "--ready-fd",
   ready = "--ready", notify_access = "--notify-access", probe_interval = "--probe-interval",
   probe_timeout = "--probe-timeout", pid_file = "--pid-file", kill_mode = "--kill-mode", watchdog = "--watchdog",
-  -- set when --pid-fd is given without --user
-  helper = "--pid-fd",
 }
 
-local function option_of(field)
+local function option_of(field, o)
+  -- helper is set when --pid-fd or --pid-format is given without --user
+  if field == "helper" then return o.pid_fd and "--pid-fd" or "--pid-format" end
   return FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
 end
 
@@ -526,15 +530,15 @@ end
 -- command's option, or nil. A field named in the message ("same descriptor
 -- as 'pid_fd'") is named as its option too; a value ("no such user 'x'",
 -- "invalid value 'x'") is left as it is.
-local function usage_of(opts)
+local function usage_of(opts, o)
   local field, why = options.check(opts)
   if not field then return nil end
   why = why:gsub("(%a+) '([%l_]+)'", function(word, name)
     if word ~= "user" and word ~= "value" and options.SCHEMA[name] then
-      return word .. " '" .. option_of(name) .. "'"
+      return word .. " '" .. option_of(name, o) .. "'"
     end
-  end)
-  local option = option_of(field)
+  end):gsub("ready%.forks", "--ready=forks")
+  local option = option_of(field, o)
   if option == "COMMAND" then return "COMMAND: " .. why end
   return string.format("option '%s': %s", option, why)
 end
@@ -608,7 +612,7 @@ end
 local function run(o)
   local display = status_display(o.quiet)
   local opts = start_options(o, display)
-  local usage = usage_of(opts)
+  local usage = usage_of(opts, o)
   if usage then return nil, usage end
   -- blocked from here on and read from a descriptor instead; spawned
   -- processes start with an empty signal mask, so the app still gets them

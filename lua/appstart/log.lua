@@ -43,9 +43,11 @@ end
 
 --- Text an app chose (its name, its STATUS=) made safe for one line of a
 -- log or a terminal: control characters (escape sequences among them)
--- written as \xHH.
+-- written as \xHH, the C1 ones too (U+0080 to U+009F in UTF-8: a UTF-8
+-- terminal reads U+009B as CSI, as it reads ESC [).
+local function hex(c) return string.format("\\x%02x", c:byte()) end
 function log.printable(text)
-  return (text:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
+  return (text:gsub("%c", hex):gsub("\xC2[\x80-\x9F]", function(c) return hex(c) .. hex(c:sub(2)) end))
 end
 
 --- logger(level, text), at most once a second for each `key` of `state`
