@@ -42,8 +42,9 @@ HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest
 
-# the suite runs against the tree: modules from lua/ and $(B)/
-TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
+# the suite runs against the tree: modules from lua/ and $(B)/; the run's
+# mark (the shell's pid) tells its processes from another run's
+TEST_ENV = APPSTART_SPEC_RUN=$$$$ LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' \
            LUA_CPATH='$(CURDIR)/$(B)/?.so;;' \
            APPSTART_HELPER='$(CURDIR)/$(B)/appstart-helper' \
            APPSTART_FIXTURES='$(CURDIR)/$(B)/fixtures' \

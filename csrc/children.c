@@ -3,6 +3,7 @@
  * adoption window (see children.h).
  */
 #include "children.h"
+#include "procfs.h"
 #include "sys.h"
 
 #include <dirent.h>
@@ -117,13 +118,16 @@ void children_abandon(pid_t pid)
     pthread_mutex_unlock(&lock);
 }
 
-void children_reap_abandoned(void)
+int children_reap_abandoned(void)
 {
+    int exiting = 0;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < abandoned.len;) {
         int status;
         pid_t pid = abandoned.pids[i];
         if (sys_waitpid(pid, &status, WNOHANG) == 0) {
+            if (procfs_liveness(pid) == PROCFS_EXITING)
+                exiting++;
             i++;
             continue;
         }
@@ -131,6 +135,7 @@ void children_reap_abandoned(void)
         pidset_remove(&abandoned, pid); /* moves the last one to i */
     }
     pthread_mutex_unlock(&lock);
+    return exiting;
 }
 
 void children_reap_exited(void)
@@ -227,14 +232,20 @@ void children_adopt_end(void)
         if (!was_subreaper)
             (void)prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
         /* what came to the launcher meanwhile and nobody took over: an
-         * orphan a helper left behind. Reaped by pid once it exits. (A
-         * child another library forked while the window was open cannot
-         * be told from one; that is the price of proving descent.) */
+         * orphan a helper left behind. Reaped by pid once it exits. A
+         * helper leads a session of its own, so a child in the launcher's
+         * session is the launcher's own (io.popen), never taken; one
+         * another library forked and moved to a session of its own while
+         * the window was open cannot be told from an orphan: that is the
+         * price of proving descent. */
         struct pidset now = { NULL, 0, 0 };
+        pid_t session = getsid(0);
         if (adopt_before_known && list_children(&now) == 0) {
             for (size_t i = 0; i < now.len; i++) {
                 pid_t pid = now.pids[i];
-                if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid))
+                struct procfs_stat st;
+                if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) ||
+                    procfs_stat(pid, &st) != 0 || st.session == session)
                     continue;
                 if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
                     pidset_remove(&own, pid);

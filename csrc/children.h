@@ -32,8 +32,9 @@ int children_owns(pid_t pid);
 /* pid, a child of ours not reaped yet, is let go of: reaped later. */
 void children_abandon(pid_t pid);
 
-/* Reap abandoned children that have exited (non-blocking, each by pid). */
-void children_reap_abandoned(void);
+/* Reap abandoned children that have exited (non-blocking, each by pid).
+ * Returns how many are on their way out (PF_EXITING), not reaped yet. */
+int children_reap_abandoned(void);
 
 /* The same, cheap enough for every wait: only while the first exited
  * child the kernel reports (looked at without reaping it) is an abandoned

@@ -671,7 +671,11 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         .file = cfg->argv[0], .search_path = cfg->search_path, .argv = cfg->argv,
         .envp = envp, .cwd = cfg->cwd, .stdio = { stdio[0], stdio[1], stdio[2] },
         .fds = fds, .nfds = nfds, .subreaper = s->has_helper,
-        .new_session = cfg->kill_mode == TREE_GROUP, .cgroup_fd = cgroup_fd,
+        /* a helper (or a forking daemon) leads a session of its own, so
+         * that nothing it forks can be in the launcher's: what the
+         * launcher adopts from it is told from the launcher's own
+         * children by that (verify_pid, children_adopt_end) */
+        .new_session = cfg->kill_mode == TREE_GROUP || s->has_helper, .cgroup_fd = cgroup_fd,
         .pid_digits = pid_digits,
     };
     pid_t pid;
@@ -692,8 +696,9 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         if (procfs_stat(pid, &st) == 0)
             s->spawned_start = st.start_time;
     }
-    /* without a helper the app leads the group it was spawned into */
-    if (s->tree && s->tree->mode == TREE_GROUP && !s->has_helper) {
+    /* the group a stop reaches: the one the process started leads (with
+     * a helper, until the app's pid is known and its group with it) */
+    if (s->tree && s->tree->mode == TREE_GROUP) {
         s->tree->pgid = pid;
         s->tree->min_start = s->spawned_start;
     }
@@ -771,7 +776,7 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
  * app's user where one was given. */
 static int verify_pid(struct starter *s, long long v)
 {
-    if (v <= 0)
+    if (v <= 0 || v > INT_MAX)
         return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: out of range%s", pid_source(s), v,
                     s->pid_file ? "" : format_hint(s));
     if (v == 1)
@@ -796,7 +801,9 @@ static int verify_pid(struct starter *s, long long v)
      * adopted (not one it started), itself no older than the helper. Once
      * the helper is reaped its pid is free: a chain through a process that
      * took it proves nothing (a forking daemon's started process is reaped
-     * before its pid file is read) */
+     * before its pid file is read). The helper leads a session of its
+     * own: nothing it forks is in the launcher's session, where the
+     * launcher's own children (io.popen) are */
     pid_t via;
     int descends = !s->helper_done && procfs_descends_from((pid_t)v, s->spawned.pid, NULL);
     if (!descends &&
@@ -804,7 +811,7 @@ static int verify_pid(struct starter *s, long long v)
         procfs_descends_from((pid_t)v, getpid(), &via)) {
         struct procfs_stat via_st;
         descends = !children_owns(via) && procfs_stat(via, &via_st) == 0 &&
-                   via_st.start_time >= s->spawned_start;
+                   via_st.start_time >= s->spawned_start && via_st.session != getsid(0);
     }
     if (!descends)
         return bad_pid(s, 0, v, "not a process it started");
@@ -1506,8 +1513,14 @@ int starter_stopped(struct starter *s)
     }
     if (!running && tree_running(s))
         running = 1;
-    if (!running)
+    if (!running) {
         finish_adoption(s);
+        /* what a stop killed there (a cgroup is empty before its members
+         * are reaped) is reaped now, not at a later call: one on its way
+         * out is waited for */
+        if (children_reap_abandoned() > 0)
+            running = 1;
+    }
     return !running;
 }
 

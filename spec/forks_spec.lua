@@ -148,6 +148,77 @@ function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_noth
   lu.assertTrue(why == "started before the process that was started" or why == "not a process it started", why)
 end
 
+function T.test_a_pid_past_the_range_of_pids_is_bad_pid_not_cut_down_to_one()
+  local pid_file, child = S.tmpname("pidfile"), S.tmpname("child")
+  -- the daemon's own pid plus 2^32: cut to 32 bits it would name the daemon
+  local err = fail_within({ ready = { forks = true, pid_file = pid_file },
+    argv = { "/bin/sh", "-c", '"$0" pause & echo $! > "$1"; echo $(( $! + 4294967296 )) > "$2"; exit 0',
+      F, child, pid_file } }, "bad_pid", 5,
+    function()
+      local pid = S.pid_in(child)
+      lu.assertTrue(S.alive(pid), "a pid never proven was signalled")
+      os.execute("kill -9 " .. pid)
+      S.await_gone(pid, 3)
+      S.testing.reap()
+    end)
+  lu.assertStrMatches(err.message, ".*the pid file named pid %d+: out of range.*")
+end
+
+function T.test_a_pid_file_naming_a_process_the_launcher_forked_itself_is_bad_pid()
+  local before = S.snapshot()
+  local pass, pid_file, own = S.tmpname("pass"), S.tmpname("pidfile"), S.tmpname("own")
+  -- the started process names a child the launcher made itself (io.popen)
+  -- after the start began, once the started process has exited
+  local h = require("appstart").begin { ready = { forks = true, pid_file = pid_file }, ready_timeout = 5,
+    log = S.quiet, argv = { "/bin/sh", "-c", 'while [ ! -s "$0" ]; do sleep 0.01; done; cat "$0" > "$1"; exit 0',
+      pass, pid_file } }
+  local p = io.popen("exec " .. F .. " pidfile=" .. own .. " pause")
+  local pid = S.pid_in(own)
+  local f = assert(io.open(pass .. ".tmp", "w"))
+  f:write(pid, "\n")
+  f:close()
+  assert(os.rename(pass .. ".tmp", pass))
+  local app, err = h:wait()
+  lu.assertNil(app, "a process the launcher forked itself was taken for the app")
+  lu.assertEquals(err.code, "bad_pid", tostring(err))
+  lu.assertStrContains(err.message, "the pid file named pid " .. pid .. ": not a process it started")
+  -- never signalled, and never reaped behind io.popen's back: its status
+  -- is the launcher's own to collect
+  lu.assertTrue(S.alive(pid))
+  os.execute("kill -9 " .. pid)
+  lu.assertEquals({ p:close() }, { nil, "signal", 9 })
+  S.assert_clean(before)
+end
+
+function T.test_in_a_group_what_the_started_process_forked_is_ended_with_a_failed_start()
+  local child = S.tmpname("child")
+  for _, case in ipairs { { "1", "bad_pid" }, { nil, "timeout" } } do
+    local pid_file = S.tmpname("pidfile")
+    -- a pid file naming init, or none: the daemon it forked is never proven
+    local script = '"$0" pause & echo $! > "$1"; ' .. (case[1] and ('echo 1 > "$2"; ') or "") .. "exit 0"
+    fail_within({ ready = { forks = true, pid_file = pid_file }, kill_mode = "group", ready_timeout = 1,
+      kill_grace = 1, argv = { "/bin/sh", "-c", script, F, child, pid_file } }, case[2], 5)
+    lu.assertFalse(S.alive(S.pid_in(child)), case[2] .. ": the started process's group was left running")
+    os.remove(child)
+  end
+end
+
+function T.test_in_a_cgroup_a_failed_start_leaves_no_zombie_to_a_later_call()
+  local dir = S.own_cgroup_dir()
+  if not dir or not os.execute("test -w " .. dir .. " 2>/dev/null") then
+    lu.skip("cgroup v2 is not writable here")
+  end
+  local before = S.snapshot()
+  local child, pid_file = S.tmpname("child"), S.tmpname("pidfile")
+  local _, err = start { ready = { forks = true, pid_file = pid_file }, kill_mode = "cgroup", kill_grace = 1,
+    argv = { "/bin/sh", "-c", '"$0" pause & echo $! > "$1"; echo 1 > "$2"; exit 0', F, child, pid_file } }
+  lu.assertEquals(err and err.code, "bad_pid", tostring(err))
+  -- looked at before anything else reaps: the daemon it killed is reaped
+  lu.assertEquals(S.children(), {}, "a zombie was left for a later call to reap")
+  lu.assertFalse(S.alive(S.pid_in(child)))
+  S.assert_clean(before)
+end
+
 function T.test_a_pid_file_an_earlier_run_left_is_waited_past_for_the_new_one()
   local before = S.snapshot()
   local path = S.tmpname("pid")

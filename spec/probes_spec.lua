@@ -268,6 +268,11 @@ function T.test_probe_mistakes_raise_at_the_callers_line()
   check({ check = "fn" }, "check: function expected, got string")
   check("none", "'probe_interval': has no effect without a probe", { probe_interval = 1 })
   check({ file = "/x" }, "'probe_timeout': must be a number of seconds > 0", { probe_timeout = 0 })
+  -- tries that end at once: nothing for probe_timeout to bound
+  local no_effect = "'probe_timeout': has no effect without an exec or tcp connect probe"
+  check({ file = "/x" }, no_effect, { probe_timeout = 1 })
+  check({ check = function() return true end }, no_effect, { probe_timeout = 1 })
+  check({ connect = "unix:/x" }, no_effect, { probe_timeout = 1 })
   local err = raised(function() require("appstart").start { argv = { F }, ready = { file = "" } } end)
   lu.assertStrContains(err, "file: must not be empty")
   lu.assertNotNil(here)

@@ -177,7 +177,9 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
     f:close()
     os.execute("sh " .. forger .. " " .. dir .. " " .. F .. " &")
     local logged = {}
-    local app, err = appstart.start { argv = { F, "pause" }, pid_format = "line", ready_timeout = 2,
+    -- (the helper leads a session of its own, whose id no process can take
+    -- while a member lives: the app leaves it, so that the pid comes free)
+    local app, err = appstart.start { argv = { F, "setsid", "pause" }, pid_format = "line", ready_timeout = 2,
       kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end,
       helper = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > "$0/sock"; "$@" & echo $! >&3; echo $$ > "$0/helper"',
         dir } }

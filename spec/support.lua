@@ -108,15 +108,28 @@ local function pgrp(pid)
   return stat and stat:match("%) %S+ %d+ (%d+)")
 end
 
+-- The mark of this run (make's recipe sets it), in the environment of
+-- every process it starts that inherits the launcher's.
+local RUN_MARK = os.getenv("APPSTART_SPEC_RUN")
+RUN_MARK = RUN_MARK and ("\0APPSTART_SPEC_RUN=" .. RUN_MARK .. "\0")
+
+local function of_this_run(pid, mine)
+  if pgrp(pid) == mine then return true end
+  -- a helper's app, a forking daemon: in a session of their own
+  local env = RUN_MARK and S.read("/proc/" .. pid .. "/environ")
+  return env ~= nil and ("\0" .. env):find(RUN_MARK, 1, true) ~= nil
+end
+
 --- Live (not zombie) processes running the fixture or the helper, in this
--- process group (so concurrent test runs do not see each other's).
+-- process group or marked as this run's (so concurrent test runs do not
+-- see each other's).
 function S.strays()
   local out = {}
   local mine = pgrp("self")
   for _, pid in ipairs(proc_pids()) do
     local cmd = S.read("/proc/" .. pid .. "/cmdline")
     local argv0 = cmd and cmd:match("^[^%z]*")
-    if (argv0 == S.fixture or argv0 == S.helper) and pgrp(pid) == mine then
+    if (argv0 == S.fixture or argv0 == S.helper) and of_this_run(pid, mine) then
       local st = S.proc_status(pid)
       if st and not st.State:match("^Z") then out[#out + 1] = pid end
     end

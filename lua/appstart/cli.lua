@@ -39,7 +39,7 @@ and time to ready, and exit 0 leaving it running.
                            the daemon's pid is in --pid-file
   --pid-file=PATH          where a --ready=forks daemon writes its pid
   --probe-interval=S       the longest wait between probes (default 0.1)
-  --probe-timeout=S        one probe's limit (default 1)
+  --probe-timeout=S        one tcp: connect's limit (default 1)
   --ready-fd=N             descriptor for --ready=fd (default: first free
                            from 3); implies --ready=fd
   --pid-fd=N               descriptor on which the app's pid is reported

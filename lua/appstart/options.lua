@@ -309,6 +309,10 @@ function options.check(opts)
   if type(opts.ready) ~= "table" or opts.ready.forks then
     if opts.probe_interval ~= nil then return "probe_interval", "has no effect without a probe" end
     if opts.probe_timeout ~= nil then return "probe_timeout", "has no effect without a probe" end
+  elseif opts.probe_timeout ~= nil and not opts.ready.exec
+    and not (type(opts.ready.connect) == "string" and opts.ready.connect:match("^tcp:")) then
+    -- a file's look, a check's call and a unix connect end at once
+    return "probe_timeout", "has no effect without an exec or tcp connect probe (it bounds one try under way)"
   end
   local ready = opts.ready or "notify"
   if opts.watchdog ~= nil and ready ~= "notify" then

@@ -253,8 +253,10 @@ function M.run(o, spec, json_object)
   -- a mistake in the file is the file's (not a line of appstart's)
   local made, sv = pcall(appstart.supervisor, with_our_events(spec))
   if not made then error(o.file .. ": " .. tostring(sv), 0) end
-  status() -- "0 of N"; READY=1 at once when there are none
+  -- taken before the first STATUS=: whoever reads it may send a signal at
+  -- once (a SIGHUP would end the command)
   local signals = assert(core.signals { "TERM", "INT", "HUP" })
+  status() -- "0 of N"; READY=1 at once when there are none
   local current = spec
 
   -- A reload is over: READY=1 again, once every service was ready before
