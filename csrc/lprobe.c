@@ -132,9 +132,12 @@ static int l_connect(lua_State *L)
         r = getaddrinfo(where, service, &hints, &res);
     }
     if (r != 0) {
+        int err = r == EAI_SYSTEM ? errno : 0;
         lua_pushnil(L);
         lua_pushfstring(L, "cannot resolve %s: %s", where, gai_strerror(r));
-        lua_pushinteger(L, r == EAI_SYSTEM ? errno : 0);
+        if (!err) /* no errno: a resolver's own failure */
+            return 2;
+        lua_pushinteger(L, err);
         return 3;
     }
     /* the first address: one host, one connection per try */
@@ -227,6 +230,8 @@ static int l_resolve(lua_State *L)
         int err = r == EAI_SYSTEM ? errno : 0;
         lua_pushnil(L);
         lua_pushfstring(L, "cannot resolve %s: %s", host, gai_strerror(r));
+        if (!err) /* no errno: a resolver's own failure */
+            return 2;
         lua_pushinteger(L, err);
         return 3;
     }

@@ -617,5 +617,62 @@ function TE.test_reload_and_the_watchdog_under_luv()
   S.assert_clean(before)
 end
 
+-------------------------------------------------------------------------------
+-- The app's methods in odd orders: closed by someone else, called while
+-- its start still holds it.
+
+local TO = {}
+function TO.tearDown() S.kill_strays() end
+
+function TO.test_terminate_of_an_app_another_task_closes_during_the_grace_says_closed()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local pid, how, why, state
+  run(function()
+    local app = assert(start { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd", kill_grace = 2 })
+    pid = app.pid
+    appstart.spawn(function() appstart.sleep(0.05); app:close() end)
+    how, why = app:terminate()
+    state = app.state
+  end)
+  lu.assertNil(how, "the end of an app that runs on was reported")
+  lu.assertEquals(why, "closed")
+  lu.assertNotEquals(state, "exited")
+  -- let go of, not ended: it ignores SIGTERM and got no SIGKILL
+  lu.assertTrue(S.alive(pid))
+  os.execute("kill -9 " .. pid)
+  S.await_gone(pid, 3)
+  S.assert_clean(before)
+end
+
+function TO.test_wait_kill_terminate_reload_raise_while_the_start_holds_the_app()
+  local before = S.snapshot()
+  for _, call in ipairs { "wait", "kill", "terminate", "reload" } do
+    local ok, why
+    local app = assert(start { argv = { F, "notify=STATUS=early", "sleep=0.05", "notify=READY=1", "pause" },
+      on_status = function(a)
+        if ok == nil then ok, why = pcall(a[call], a) end
+      end })
+    lu.assertFalse(ok, call .. " during the start did not raise")
+    lu.assertStrContains(why, "app:" .. call .. ": the app is still starting")
+    lu.assertEquals(app.state, "ready")
+    lu.assertEquals(app:terminate(), { signal = 15 }, call .. " during the start reached the app")
+    app:close()
+  end
+  S.assert_clean(before)
+end
+
+function TO.test_reload_of_a_closed_app_says_closed_not_died()
+  local before = S.snapshot()
+  local app = assert(start { argv = { F, "pause" }, ready = "none" })
+  local pid = app.pid
+  app:close()
+  lu.assertEquals({ app:reload() }, { nil, "closed" })
+  lu.assertTrue(S.alive(pid))
+  os.execute("kill -9 " .. pid)
+  S.await_gone(pid, 3)
+  S.assert_clean(before)
+end
+
 return { TestLifeAfterReady = T, TestMainpidAfterReady = TM, TestWatchdog = TW, TestReload = TR,
-  TestLifeUnderEventLoops = TE }
+  TestLifeUnderEventLoops = TE, TestAppInOddOrders = TO }

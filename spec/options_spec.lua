@@ -105,6 +105,37 @@ function T.test_a_bare_stream_name_as_stdout_or_stderr_is_an_error_not_a_file()
   raises({ ready = "none", stderr = "stderr" }, "field 'stderr': 'stderr' would be a file of that name")
   accepted({ stdout = "./stdout", stderr = "./stderr" })
   accepted({ stdout = "capture", stderr = "stdout" })
+  -- an output's word is no input
+  for _, word in ipairs { "stdout", "stderr", "capture", "syslog" } do
+    raises({ ready = "none", stdin = word }, "field 'stdin': '" .. word .. "' is no input (inherit, null or a"
+      .. " file): write './" .. word .. "' for a file of that name")
+  end
+  accepted({ stdin = "./stdout" })
+end
+
+function T.test_a_key_past_argvs_list_is_an_error_not_left_out()
+  raises({ ready = "none", argv = { F, "pause", dir = "/" } }, "field 'argv': unexpected key \"dir\"")
+  raises({ ready = "none", argv = { F, "pause", [4] = "x" } }, "field 'argv': ")
+  raises({ ready = "none", helper = { "/bin/sh", x = 1 } }, "field 'helper': unexpected key \"x\"")
+end
+
+function T.test_a_tcp_probe_whose_host_cannot_be_resolved_has_no_errno()
+  local app, err = appstart.start { argv = { F, "pause" }, ready = { connect = "tcp:no.such.host.invalid:80" },
+    ready_timeout = 5, kill_grace = 1, log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "protocol")
+  lu.assertStrContains(err.message, "cannot resolve no.such.host.invalid")
+  -- 0 is no errno: none is given where the resolver's failure has none
+  lu.assertNil(err.errno)
+end
+
+function T.test_tail_takes_an_integral_float_as_lua_does()
+  local app = assert(appstart.start { argv = { F, "echo=a", "echo=b", "echo=c", "line=3:up", "pause" },
+    ready = "fd", stdout = "capture" })
+  lu.assertEquals(app:tail(2.0), { "b", "c" })
+  lu.assertErrorMsgContains("app:tail: an integer >= 0 expected, got 2.5", app.tail, app, 2.5)
+  app:terminate()
+  app:close()
 end
 
 function T.test_infinite_seconds_are_an_error()

@@ -478,6 +478,14 @@ function App.listen(app, listener, watchdog)
   if life.watchdog then watchdog_ping(app) end
 end
 
+-- on_status and on_output have the app while its start is under way: the
+-- start holds it then (its process included), and decides its end
+local function not_starting(app, what)
+  if app._state == "starting" then
+    error(what .. ": the app is still starting (its start holds it: appstart.begin's h:cancel() ends it)", 3)
+  end
+end
+
 local function check_seconds(value, what, level)
   if value ~= nil and (type(value) ~= "number" or value ~= value or value < 0) then
     error(string.format("%s: seconds expected (a number >= 0), got %s", what, tostring(value)), level + 1)
@@ -490,6 +498,7 @@ end
 -- (nil, "cancelled" when the calling task is cancelled)
 function App:wait(timeout)
   check_seconds(timeout, "app:wait", 2)
+  not_starting(self, "app:wait")
   if self._state == "exited" then return self._how end
   if not self._proc then return nil, "closed" end
   local deadline = timeout and now() + timeout
@@ -515,8 +524,12 @@ end
 -- {file = ...}), from the ring of the last output_keep bytes. Reads what
 -- the pipes hold first. {} when the launcher reads neither.
 function App:tail(n)
-  if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
-    error("app:tail: an integer >= 0 expected, got " .. tostring(n), 2)
+  if n ~= nil then
+    -- an integral float (n / 2 of an even n) is an integer, as Lua's own
+    -- functions take it
+    local i = math.tointeger(n)
+    if not i or i < 0 then error("app:tail: an integer >= 0 expected, got " .. tostring(n), 2) end
+    n = i
   end
   if not self._out then return {} end
   return self._out:tail(n or 10)
@@ -529,6 +542,7 @@ function App:kill(sig)
     local ok = (type(sig) == "string" or math.type(sig) == "integer") and pcall(core.signum, sig)
     if not ok then error("app:kill: unknown signal '" .. tostring(sig) .. "'", 2) end
   end
+  not_starting(self, "app:kill")
   if check(self) then return nil, "app has exited" end
   if not self._proc then return nil, "closed" end
   local ok, msg = self._proc:signal(sig or "TERM")
@@ -541,11 +555,15 @@ end
 -- be signalled (an app of another user, for an unprivileged launcher).
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
+  not_starting(self, "app:terminate")
   local how = check(self)
   if how then return how end
   if not self._proc then return nil, "closed" end
   local message
   how, message = ending.terminate(self._proc, grace or kill_grace(self), true) -- check polled it
+  -- closed meanwhile (by a callback, another task): its process was let
+  -- go of, not ended, and the app is left as it runs
+  if self._state ~= "exited" and not self._proc then return nil, "closed" end
   if not how then return nil, message end
   -- (a watch may have seen the end first, inside the wait: its record is
   -- the app's)
@@ -608,13 +626,20 @@ end
 -- and READY=1 within ready_timeout (EXTEND_TIMEOUT_USEC= extends it).
 -- @return true, or nil, err (err.code "died", "timeout" or "cancelled")
 function App:reload()
-  if check(self) or not self._proc then
+  not_starting(self, "app:reload")
+  if check(self) then
     return nil, errors.new("died", "app has exited", { pid = self.pid or nil, status = self._how or nil },
       self._program)
   end
+  if not self._proc then return nil, "closed" end
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
-  local ok, message = self._proc:signal(sig, true)
-  if not ok then return nil, errors.new("died", "cannot signal the app: " .. message, nil, self._program) end
+  local ok, message, errno = self._proc:signal(sig, true)
+  if not ok then
+    -- gone between the look and the signal: died; else (EPERM: an app of
+    -- another user) it runs on, and the message says why, as app:kill's
+    if errno ~= 3 then return nil, message end -- ESRCH
+    return nil, errors.new("died", "app has exited", { pid = self.pid or nil }, self._program)
+  end
   local life = self._life
   if not (life and life.listener) then return true end -- nothing can say when it is done
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
@@ -644,11 +669,7 @@ end
 --- Release the app's descriptors and leave it running (its callbacks will
 -- not run). Safe to call twice.
 function App:close()
-  -- (on_status and on_output have the app while its start is under way:
-  -- the start holds it then, and it would be handed over all the same)
-  if self._state == "starting" then
-    error("app:close: the app is still starting (its start holds it: appstart.begin's h:cancel() ends it)", 2)
-  end
+  not_starting(self, "app:close")
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
   stop_listening(self)

@@ -89,9 +89,10 @@ and time to ready, and exit 0 leaving it running.
                            seconds (it gets WATCHDOG_USEC), else it is
                            killed with SIGABRT (only with --watch)
   --watch                  stay until the app exits (showing its STATUS=
-                           updates), forwarding SIGHUP,
-                           SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and
-                           SIGALRM to it (a second SIGINT, ^C, sends SIGTERM,
+                           updates), forwarding SIGHUP, SIGINT, SIGTERM,
+                           SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+                           SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR and SIGIO
+                           to it (a second SIGINT, ^C, sends SIGTERM,
                            a third SIGKILL); exit with its exit code (128+N
                            when signal N killed it)
   --json                   print one JSON object line instead of text, also

@@ -34,6 +34,14 @@ local function strings(list, what)
   local i, why = bad_string(list)
   if i then return string.format("[%d]: %s", i, why) end
   if what == "argv" and list[1] == "" then return "[1]: the program must not be empty" end
+  -- a key past the list (argv = {"ls", dir = "/"}) would be left out
+  local n = #list
+  for k in pairs(list) do
+    if mtype(k) ~= "integer" or k < 1 or k > n then
+      return string.format("unexpected key %s (a list of strings expected)",
+        type(k) == "string" and string.format("%q", k) or tostring(k))
+    end
+  end
 end
 
 local function environment(env)
@@ -50,7 +58,14 @@ local function environment(env)
   end
 end
 
+-- stdin: a path, "inherit" or "null". An output's keyword there would be
+-- a file of that name in the current directory: a mistake.
+local OUTPUT_WORDS = { stdout = true, stderr = true, capture = true, syslog = true }
 local function stdio(value)
+  if OUTPUT_WORDS[value] then
+    return string.format("'%s' is no input (inherit, null or a file): write './%s' for a file of that name",
+      value, value)
+  end
   return path(value)
 end
 
