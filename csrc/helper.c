@@ -119,6 +119,7 @@ struct options {
     const char *user;       /* NULL: keep the current identity */
     const char *group;      /* NULL: the user's primary group */
     const char *dir;        /* NULL: stay in the current directory */
+    const char *path;       /* NULL: ARGV[0] is searched in the app's PATH */
     int setsid;
     int login_env;
     int pid_fd;
@@ -164,7 +165,7 @@ static void print_usage(FILE *out)
     fputs("usage: appstart-helper [--user NAME|UID] [--group NAME|GID] [--setsid]\n"
           "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
           "                       [--pid-fd N] [--pid-format int32le|line]\n"
-          "                       [--error-fd N]\n"
+          "                       [--error-fd N] [--path DIRS]\n"
           "                       -- ARGV...\n", out);
 }
 
@@ -192,6 +193,8 @@ static void print_help(void)
           "  --error-fd N       why it failed goes to fd N (a pipe the caller reads,\n"
           "                     not inherited) instead of stderr, which the app\n"
           "                     shares and may have on /dev/null\n"
+          "  --path DIRS        search ARGV[0] in DIRS (colon-separated, as PATH; the\n"
+          "                     caller's own) rather than in the app's PATH\n"
           "\n"
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
           "  " APPSTART_HELPER_POLICY "\n"
@@ -359,6 +362,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->group = v;
         } else if ((v = option_value(arg, "--chdir", argc, argv, &i))) {
             opt->dir = v;
+        } else if ((v = option_value(arg, "--path", argc, argv, &i))) {
+            opt->path = v;
         } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
             opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--error-fd", argc, argv, &i))) {
@@ -1291,7 +1296,9 @@ int main(int argc, char **argv)
     if (plan.secure) {
         static char fixed_path[] = "PATH=" DEFAULT_PATH;
         plan.envp = login_environment(fixed_path, kept_env, &ident);
-        plan.candidates = exec_candidates(opt.argv[0], DEFAULT_PATH, &plan.search);
+        /* the caller's search path only picks what the target runs, as
+         * an absolute ARGV[0] would: the exec comes after the drop */
+        plan.candidates = exec_candidates(opt.argv[0], opt.path ? opt.path : DEFAULT_PATH, &plan.search);
         qsort(opt.keep_fds, (size_t)opt.nkeep, sizeof opt.keep_fds[0], compare_ints);
         plan.keep_fds = opt.keep_fds;
         plan.nkeep = opt.nkeep;
@@ -1307,7 +1314,7 @@ int main(int argc, char **argv)
             plan.envp = login_environment(NULL, environ, plan.id ? plan.id : &own);
             free_identity(&own);
         }
-        plan.candidates = exec_candidates(opt.argv[0], getenv("PATH"), &plan.search);
+        plan.candidates = exec_candidates(opt.argv[0], opt.path ? opt.path : getenv("PATH"), &plan.search);
     }
     /* a user switch always comes with a session of its own: no controlling
      * terminal to push keystrokes into */

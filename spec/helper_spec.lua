@@ -75,6 +75,32 @@ function T.test_line_format_and_another_pid_fd()
   os.execute("kill -9 " .. pid)
 end
 
+function T.test_path_searches_the_callers_directories_not_the_apps_path()
+  local dir = S.fixture:match("^(.*)/[^/]*$")
+  local pidfile = S.tmpname("pid")
+  local code, rec = run_helper { "--path", "/nonexistent:" .. dir, "--", "fixture", "pidfile=" .. pidfile, "pause" }
+  lu.assertEquals(code, 0)
+  local pid = le32(rec)
+  lu.assertEquals(tonumber(S.await_file(pidfile)), pid)
+  os.execute("kill -9 " .. pid)
+end
+
+-- With user =, argv[1] is searched in the launcher's PATH, as without a
+-- helper: an env = that has no PATH (or another) changes nothing.
+function T.test_with_user_argv1_is_searched_in_the_launchers_path()
+  local dir = S.fixture:match("^(.*)/[^/]*$")
+  local uid = S.proc_status("self").Uid:match("%d+")
+  local out = S.run_child_lua({ env = { PATH = dir .. ":" .. os.getenv("PATH") } }, string.format([[
+    for _, env in ipairs { { A = "1" }, { PATH = "/nonexistent" } } do
+      local app, err = appstart.start { argv = { "fixture", "pause" }, user = %q, env = env, ready = "none" }
+      print(app and "ready" or tostring(err))
+      if app then app:terminate() end
+    end
+    print("left", children())
+  ]], uid))
+  lu.assertEquals(out, "ready\nready\nleft\t\n")
+end
+
 function T.test_exec_failures_write_no_pid_and_exit_127_or_126()
   local code, rec, err = run_helper { "--", "/nonexistent/program" }
   lu.assertEquals(code, 127)

@@ -102,6 +102,10 @@ local function core_start(opts, ready, stdout, stderr)
     if ready_fd then append(helper, "--keep-fd", tostring(ready_fd)) end
     if cwd then append(helper, "--chdir", cwd) end
     if not opts.env then append(helper, "--login-env") end
+    -- argv[1] is searched in the launcher's PATH, as without a helper
+    -- (not in the app's, which env may replace)
+    local search = not argv[1]:find("/", 1, true) and os.getenv("PATH")
+    if search then append(helper, "--path", search) end
     append(helper, "--")
     cwd, stdin = nil, stdin or "null"
   end

@@ -264,8 +264,16 @@ function M.run(o, spec, json_object)
   -- stopping.
   local function reloaded()
     if stopping then return end
-    if announced then notify("READY=1") end
+    -- the states as they are now: a service's own event (its "ready")
+    -- may not have run yet, and STATUS= comes before READY=1, so that the
+    -- reload ends on the count it reached
+    for name in pairs(states) do
+      local ok, st = pcall(sv.status, sv, name)
+      if ok and st then states[name] = st.state end
+    end
+    local was = announced
     status()
+    if was then notify("READY=1") end
   end
 
   -- SIGHUP: the file again, the difference applied
