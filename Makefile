@@ -182,6 +182,9 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	  build-fuzz/fuzz_$$t -merge=1 spec/fuzz/corpus/$$t build-fuzz/new-$$t 2>/dev/null; \
 	done
 
+# the script's interpreter: a path as it is, a name through env
+SHEBANG = $(if $(findstring /,$(LUA)),$(LUA),/usr/bin/env $(LUA))
+
 install: all
 	install -d $(DESTDIR)$(LUADIR)/appstart $(DESTDIR)$(LIBDIR)/appstart \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
@@ -190,11 +193,17 @@ install: all
 	install -m 755 $(B)/appstart/core.so $(DESTDIR)$(LIBDIR)/appstart/core.so
 	install -m 755 $(B)/appstart-helper $(DESTDIR)$(LIBEXECDIR)/appstart-helper
 	# the interpreter, and where the script's own modules are (DESTDIR is
-	# only where they are put now, not where they will be run from)
-	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
-	  -e 's|^local LUADIR, LIBDIR = nil, nil.*|local LUADIR, LIBDIR = [==[$(LUADIR)]==], [==[$(LIBDIR)]==]|' \
-	  lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart
-	grep -q '^local LUADIR, LIBDIR = \[' $(DESTDIR)$(BINDIR)/appstart
+	# only where they are put now, not where they will be run from);
+	# SCRIPT_DIRS=no: the installer moves the modules and sets the paths
+	# itself (luarocks' wrapper of the script)
+	if [ "$(SCRIPT_DIRS)" = no ]; then \
+	  sed -e '1s|.*|#!$(SHEBANG)|' lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart; \
+	else \
+	  sed -e '1s|.*|#!$(SHEBANG)|' \
+	    -e 's|^local LUADIR, LIBDIR = nil, nil.*|local LUADIR, LIBDIR = [==[$(LUADIR)]==], [==[$(LIBDIR)]==]|' \
+	    lua/bin/appstart > $(DESTDIR)$(BINDIR)/appstart && \
+	  grep -q '^local LUADIR, LIBDIR = \[' $(DESTDIR)$(BINDIR)/appstart; \
+	fi
 	chmod 755 $(DESTDIR)$(BINDIR)/appstart
 
 uninstall:

@@ -34,5 +34,8 @@ build = {
     BINDIR = "$(BINDIR)",
     LIBEXECDIR = "$(PREFIX)/libexec/appstart",
     LUA = "$(LUA)",
+    -- luarocks moves the modules out of LUADIR and wraps the script with
+    -- its own paths: the script must not name LUADIR
+    SCRIPT_DIRS = "no",
   },
 }
