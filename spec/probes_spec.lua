@@ -173,19 +173,24 @@ function T.test_an_exec_probe_is_ready_as_its_command_exits_not_at_the_next_try(
   S.assert_clean(before)
 end
 
+-- How many processes run with "pidfile=MARK" in their command line: what
+-- an exec probe's command forked (in a process group of its own, which
+-- S.strays does not look at).
+local function forked_left(mark)
+  -- ("[p]": the shell that runs pgrep has the pattern too, not what it matches)
+  local p = io.popen("pgrep -f " .. S.shell_quote("[p]idfile=" .. mark) .. " 2>/dev/null")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
 function T.test_what_an_exec_probes_command_forks_is_not_left_behind()
   local before = S.snapshot()
   local mark = S.tmpname("forked")
   -- each run forks a child that stays, and exits 1 (or hangs past
   -- probe_timeout): none of those children may outlive the start
-  local function left()
-    -- ("[p]": the shell that runs pgrep has the pattern too, not what it matches)
-    local p = io.popen("pgrep -f " .. S.shell_quote("[p]idfile=" .. mark) .. " 2>/dev/null")
-    local n = 0
-    for _ in p:lines() do n = n + 1 end
-    p:close()
-    return n
-  end
+  local function left() return forked_left(mark) end
   for _, last in ipairs { "exit=1", "pause" } do
     local err = fail_within({ ready = { exec = { F, "fork", "pidfile=" .. mark, "pause", "|", last } },
       probe_timeout = 0.1, ready_timeout = 0.5, argv = { F, "pause" } }, "timeout", 5)
@@ -193,6 +198,35 @@ function T.test_what_an_exec_probes_command_forks_is_not_left_behind()
     lu.assertTrue(S.await_with_sleep(function() return left() == 0 end, 3), left() .. " forked children left")
   end
   S.assert_clean(before)
+end
+
+function T.test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns()
+  local appstart = require "appstart"
+  -- each run of the command leaves a child that ignores SIGTERM (set
+  -- before the fork: no race), and exits 1. Once the start has failed
+  -- nothing of them may run, nor hold a descriptor or a timer of the
+  -- launcher's: not at some later call that waits, nor kill_grace later
+  for _, where in ipairs { "plain script", "appstart.run" } do
+    local before = S.snapshot()
+    local mark = S.tmpname("forked")
+    local opts = { ready = { exec = { F, "ignore=TERM", "fork", "pidfile=" .. mark, "pause", "|", "exit=1" } },
+      ready_timeout = 0.3, kill_grace = 0.2, argv = { F, "pause" } }
+    local app, err, left
+    if where == "plain script" then
+      app, err = start(opts)
+      left = forked_left(mark)
+    else
+      appstart.run(function()
+        app, err = start(opts)
+        left = forked_left(mark) -- before the run has waited for anything else
+      end)
+    end
+    lu.assertNil(app, where)
+    lu.assertEquals(err.code, "timeout", where)
+    lu.assertStrContains(err.message, "never exited 0 (the last try: " .. F .. " exited with code 1)")
+    lu.assertEquals(left, 0, where .. ": the probe's leftovers still run")
+    S.assert_clean(before, where)
+  end
 end
 
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
@@ -304,4 +338,11 @@ function T.test_the_command_takes_unix_tcp_and_file_probes()
   lu.assertStrContains(S.read(out), "port from 1 to 65535")
 end
 
-return { TestProbes = T }
+-- The probes that wait on the app's end, and on an exec probe's command,
+-- where the kernel has no pidfds (kill(pid, 0) is polled instead)
+local Waits = { setUp = T.setUp, tearDown = T.tearDown }
+for _, name in ipairs { "test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns" } do
+  Waits[name] = T[name]
+end
+
+return { TestProbes = T, TestProbesNoPidfd = S.without_pidfd(Waits) }

@@ -9,6 +9,11 @@
 -- way, an exec probe's command still running) is looked at again at the
 -- next try, and given up after probe_timeout; an exec probe's command
 -- that ends wakes the start at once (its pidfd joins the start's waits).
+--
+-- An exec probe's command runs in a process group of its own. Once it has
+-- ended, what is left in its group is killed at once (SIGKILL: a probe's
+-- leftovers get no grace) and the start does not end, ready or failed,
+-- until they are gone (p:settled()).
 local App = require "appstart.app"
 local core = require "appstart.core"
 local options = require "appstart.options"
@@ -36,7 +41,7 @@ function M.new(opts, start_wall, starter)
     timeout = opts.probe_timeout or DEFAULTS.probe_timeout,
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
-    dying = false, -- exec probes' commands killed, until they have ended
+    dying = false, -- exec probes' commands killed, until they have ended (their groups too)
     starter = starter or false, watching = false, -- the command's pidfd is in its waits
   }, Probe)
   if spec.connect then
@@ -90,6 +95,34 @@ local function unwatch(p)
     p.starter:unwatch()
     p.watching = false
   end
+end
+
+-- An exec probe's command (an app of its own start, kill_mode "group")
+-- has ended, or been killed: what it left in its group is killed at once
+-- (SIGKILL), and it is kept in p.dying until they are gone (p:settled()).
+-- Its process, and so its descriptors, go with them.
+local function let_go(p, app)
+  local rest = App.leftover(app)
+  if not rest then return app:close() end
+  rest:signal("KILL")
+  p.dying = p.dying or {}
+  p.dying[#p.dying + 1] = app
+end
+
+-- Has the command in p.dying (an app) ended, and what it left in its
+-- group? Looked at, never waited on.
+local function command_gone(app)
+  if not App.check(app) then return false end
+  local rest = App.leftover(app)
+  if rest then
+    if rest:rest() > 0 then
+      rest:signal("KILL") -- (and what forked meanwhile)
+      return false
+    end
+    App.leftover_gone(app)
+  end
+  app:close()
+  return true
 end
 
 local tries = {}
@@ -173,8 +206,10 @@ function tries.exec(p)
     -- exec's verdict
     -- in a process group of its own: what it forks goes with it, when it
     -- is killed and when it exits
+    -- kill_grace 0: a command given up on is killed at once, and so is
+    -- what it leaves in its group when it ends (let_go)
     local h = require("appstart.start").begin({ argv = p.argv, ready = "none", stdin = "null", stdout = "null",
-      stderr = "null", kill_mode = "group", log = function() end }, "ready.exec", 1)
+      stderr = "null", kill_mode = "group", kill_grace = 0, log = function() end }, "ready.exec", 1)
     p.pending, p.pending_kind, p.pending_until = h, "start", now() + p.timeout
   end
   if p.pending_kind == "start" then
@@ -194,7 +229,7 @@ function tries.exec(p)
   if not how then return false end
   p.pending, p.pending_kind = false, false
   unwatch(p)
-  app:close()
+  let_go(p, app)
   if how.code == 0 then return true end
   p.last = format("%s %s", p.argv[1], tostring(require("appstart.errors").how(how)))
   return false
@@ -228,8 +263,9 @@ function Probe:describe()
 end
 
 --- End what a try left under way: a connection is closed; an exec
--- probe's command is killed, and kept in p.dying until p:settled() has
--- seen it end (so that no zombie outlives the start).
+-- probe's command is killed with its group, and kept in p.dying until
+-- p:settled() has seen it and its group end (so that no zombie, and
+-- nothing it forked, outlives the start).
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
@@ -241,15 +277,16 @@ function Probe:close()
     self.dying = self.dying or {}
     self.dying[#self.dying + 1] = pending
   elseif kind == "app" then
-    if not pending._proc then return pending:close() end -- ended already
+    if not pending._proc then return let_go(self, pending) end -- ended already
     pending._proc:signal("KILL") -- and what it forked, in its group
     self.dying = self.dying or {}
     self.dying[#self.dying + 1] = pending
   end
 end
 
---- Have the commands p:close() killed ended (each looked at, without
--- waiting)? true once none is left.
+--- Have the commands p:close() killed, or that ended, ended, and what
+-- they left in their groups (each looked at, without waiting)? true once
+-- none is left.
 function Probe:settled()
   local dying = self.dying
   if not dying then return true end
@@ -259,8 +296,7 @@ function Probe:settled()
     if d.step then
       gone = d:step() -- an abandoned start: done once its command has ended
     else
-      gone = App.check(d) ~= nil
-      if gone then d:close() end
+      gone = command_gone(d)
     end
     if gone then table.remove(dying, i) end
   end
@@ -274,7 +310,17 @@ end
 function Probe:drop()
   self:close()
   for _, d in ipairs(self.dying or {}) do
-    if d.step then getmetatable(d).__close(d) else d:close() end
+    if d.step then
+      getmetatable(d).__close(d)
+    else
+      App.check(d)
+      local rest = App.leftover(d)
+      if rest then
+        rest:signal("KILL")
+        App.leftover_gone(d)
+      end
+      d:close()
+    end
   end
   self.dying = false
 end
