@@ -269,10 +269,134 @@ function T.test_a_check_function_may_yield_in_a_loop_and_gets_the_app()
   S.assert_clean(before)
 end
 
+function T.test_a_waiting_check_function_loses_to_the_apps_death_and_to_ready_timeout()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  -- each call waits 3 s: its wait ends early only when its task is
+  -- cancelled, as the start ends without it
+  local seen = {}
+  local function slow_check()
+    local r, why = appstart.sleep(3)
+    seen[#seen + 1] = why or tostring(r)
+    return false
+  end
+  local died, timed_out = {}, {}
+  local t0 = now()
+  appstart.run(function()
+    died.took, died.app, died.err = S.timed(start, { ready = { check = slow_check }, ready_timeout = 30,
+      argv = { F, "sleep=0.2", "exit=3" } })
+    timed_out.took, timed_out.app, timed_out.err = S.timed(start, { ready = { check = slow_check },
+      ready_timeout = 0.5, argv = { F, "pause" } })
+  end)
+  local run_took = now() - t0
+  lu.assertNil(died.app)
+  lu.assertEquals(died.err.code, "died", tostring(died.err))
+  lu.assertEquals(died.err.status, { code = 3 })
+  lu.assertTrue(died.took >= 0.2 and died.took < 1.5, "died seen after " .. died.took .. " s, not at once")
+  lu.assertNil(timed_out.app)
+  lu.assertEquals(timed_out.err.code, "timeout", tostring(timed_out.err))
+  lu.assertStrContains(timed_out.err.message, "app not ready within 0.5 s: the check function never returned true")
+  lu.assertEquals(timed_out.err.status, { signal = 15 })
+  lu.assertTrue(timed_out.took >= 0.5 and timed_out.took < 1.5, "timed out after " .. timed_out.took .. " s")
+  -- the run did not wait out the checks' waits: their tasks were cancelled
+  lu.assertEquals(seen, { "cancelled", "cancelled" })
+  lu.assertTrue(run_took < 2.5, "the run took " .. run_took .. " s")
+  S.assert_clean(before)
+end
+
+function T.test_cancelling_a_start_while_its_check_function_waits_cancels_the_start()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local entered, check_saw, got = false, nil, {}
+  appstart.run(function()
+    local task = appstart.spawn(function()
+      got.took, got.app, got.err = S.timed(start, { ready = { check = function()
+        entered = true
+        local r, why = appstart.sleep(3)
+        check_saw = why or tostring(r)
+        return true -- (too late: the start was cancelled meanwhile)
+      end }, ready_timeout = 30, argv = { F, "pause" } })
+      if got.app then got.app:terminate() end
+    end)
+    -- the start's task is cancelled once its check function waits
+    lu.assertTrue(S.await_with_sleep(function() return entered end, 5), "the check function was never called")
+    task:cancel()
+  end)
+  lu.assertNil(got.app, "a cancelled start returned an app")
+  lu.assertEquals(got.err.code, "cancelled", tostring(got.err))
+  lu.assertEquals(got.err.status, { signal = 15 }, "the app was terminated")
+  lu.assertTrue(got.took < 2, "the start returned after " .. got.took .. " s")
+  lu.assertEquals(check_saw, "cancelled", "the check function's wait was cancelled with its start")
+  S.assert_clean(before)
+end
+
+function T.test_under_cqueues_and_luv_a_check_function_waits_in_a_coroutine_of_its_own()
+  local appstart = require "appstart"
+  local cqueues = require "cqueues"
+  local uv = require "luv"
+  require "appstart.luv"
+  -- in a coroutine of the event loop: an app that dies while its check
+  -- function waits fails died at once; a check function that returns
+  -- after a wait wakes its start at once (probe_interval 5 s: not at the
+  -- next try)
+  local function scenario(out)
+    local released = false -- the slow check waits until then (3 s at most)
+    local function slow_check()
+      local until_ = now() + 3
+      while not released and now() < until_ do appstart.sleep(0.01) end
+      return false
+    end
+    out.took, out.app, out.err = S.timed(start, { ready = { check = slow_check }, ready_timeout = 30,
+      argv = { F, "sleep=0.2", "exit=3" } })
+    released = true
+    local calls = 0
+    out.ready = start { ready = { check = function()
+      calls = calls + 1
+      appstart.sleep(0.05)
+      return calls >= 2
+    end }, probe_interval = 5, argv = { F, "pause" } }
+    out.calls = calls
+    if out.ready then out.how = out.ready:terminate() end
+  end
+  for _, under in ipairs { "cqueues", "luv" } do
+    local before = S.snapshot()
+    local out = {}
+    if under == "cqueues" then
+      local cq = cqueues.new()
+      cq:wrap(scenario, out)
+      assert(cq:loop())
+      cq = nil -- luacheck: ignore (its own descriptors go with it)
+      collectgarbage()
+    else
+      coroutine.wrap(scenario)(out)
+      uv.run()
+    end
+    lu.assertNil(out.app, under)
+    lu.assertEquals(out.err.code, "died", under .. ": " .. tostring(out.err))
+    lu.assertTrue(out.took < 1.5, under .. ": died seen after " .. out.took .. " s, not at once")
+    lu.assertNotNil(out.ready, under)
+    lu.assertEquals(out.calls, 2, under)
+    lu.assertTrue(out.ready.ready_after < 1, under .. ": ready after " .. out.ready.ready_after .. " s")
+    lu.assertEquals(out.how, { signal = 15 }, under)
+    S.assert_clean(before, under)
+  end
+end
+
 function T.test_a_check_function_that_raises_fails_the_start()
   local err = fail_within({ ready = { check = function() error("no such table", 0) end },
     argv = { F, "pause" } }, "protocol", 2)
   lu.assertStrContains(err.message, "the check function raised no such table")
+end
+
+function T.test_a_check_functions_reason_or_error_that_tostring_cannot_show_fails_the_start()
+  -- (a __tostring that raises: the start fails, it does not raise)
+  local unshowable = setmetatable({}, { __tostring = function() error("no text for this", 0) end })
+  local err = fail_within({ ready = { check = function() return nil, unshowable end },
+    argv = { F, "pause" } }, "protocol", 2)
+  lu.assertStrContains(err.message, "the check function returned a reason that cannot be shown: no text for this")
+  err = fail_within({ ready = { check = function() error(unshowable) end },
+    argv = { F, "pause" } }, "protocol", 2)
+  lu.assertStrContains(err.message, "the check function raised an error that cannot be shown: no text for this")
 end
 
 function T.test_why_a_check_function_said_no_is_in_the_timeouts_message()
@@ -341,7 +465,8 @@ end
 -- The probes that wait on the app's end, and on an exec probe's command,
 -- where the kernel has no pidfds (kill(pid, 0) is polled instead)
 local Waits = { setUp = T.setUp, tearDown = T.tearDown }
-for _, name in ipairs { "test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns" } do
+for _, name in ipairs { "test_a_waiting_check_function_loses_to_the_apps_death_and_to_ready_timeout",
+  "test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns" } do
   Waits[name] = T[name]
 end
 

@@ -10,12 +10,20 @@
 -- next try, and given up after probe_timeout; an exec probe's command
 -- that ends wakes the start at once (its pidfd joins the start's waits).
 --
+-- A check function runs in a task of its own inside a loop (appstart.run,
+-- cqueues, luv), where it may wait: the start goes on waiting on the app's
+-- death and ready_timeout meanwhile, and is woken (p.wake) when the
+-- function returns; a start that ends otherwise (died, timeout, cancelled)
+-- cancels that task and ignores what it returns. Outside a loop the
+-- function is called in the try.
+--
 -- An exec probe's command runs in a process group of its own. Once it has
 -- ended, what is left in its group is killed at once (SIGKILL: a probe's
 -- leftovers get no grace) and the start does not end, ready or failed,
 -- until they are gone (p:settled()).
 local App = require "appstart.app"
 local core = require "appstart.core"
+local loop = require "appstart.loop"
 local options = require "appstart.options"
 
 local now = core.now
@@ -43,6 +51,7 @@ function M.new(opts, start_wall, starter)
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
     dying = false, -- exec probes' commands killed, until they have ended (their groups too)
     starter = starter or false, watching = false, -- the command's pidfd is in its waits
+    wake = false, -- called when a check function running in a task of its own returns
   }, Probe)
   if spec.connect then
     p.kind = "connect"
@@ -61,9 +70,18 @@ function M.new(opts, start_wall, starter)
   return p
 end
 
---- When the next try is due (core.now() clock).
+--- When the next try is due (core.now() clock). While a check function
+-- runs in a task of its own, it wakes the start when it returns (p.wake):
+-- the start looks at it every probe_interval all the same, for whoever
+-- steps it without waiting on it.
 function Probe:next_at()
+  if self.pending_kind == "check" then return now() + self.max end
   return self.at
+end
+
+--- Is a check function running in a task of its own?
+function Probe:running()
+  return self.pending_kind == "check"
 end
 
 -- The next try, later each time.
@@ -235,15 +253,63 @@ function tries.exec(p)
   return false
 end
 
-function tries.check(p, app)
-  local ok, result, why = pcall(p.fn, app)
+-- tostring(value), or nil, why where that raises (a __tostring of the
+-- user's that raises, or returns no string)
+local function text(value)
+  local ok, s = pcall(tostring, value)
+  if ok then return s end
+  local shown, why = pcall(tostring, s)
+  return nil, shown and why or "its error cannot be shown either"
+end
+
+-- What a check function's call came to: as for Probe:try.
+local function verdict(p, ok, result, why)
   if not ok then
-    return nil, "the check function raised " .. tostring(result)
+    local message, bad = text(result)
+    return nil, "the check function raised " .. (message or ("an error that cannot be shown: " .. bad))
   end
   if result then return true end
   -- nil, why: what the last try saw, for a timeout's message
-  if why ~= nil then p.last = tostring(why) end
+  if why ~= nil then
+    local message, bad = text(why)
+    if not message then
+      return nil, "the check function returned a reason that cannot be shown: " .. bad
+    end
+    p.last = message
+  end
   return false
+end
+
+-- A call of the check function: inside a loop, a task of its own (it may
+-- wait: the start waits on the app's death and its deadline meanwhile,
+-- and is woken when it returns); outside one, the call itself.
+local function call_check(p, app)
+  local job = { done = false, ok = false, result = false, why = false, dropped = false, task = false, wake = false }
+  local fn = p.fn
+  local task = loop.call(function()
+    if job.dropped then return end -- its start ended before the task ran
+    local ok, result, why = pcall(fn, app)
+    if job.dropped then return end -- its start has ended meanwhile
+    job.done, job.ok, job.result, job.why = true, ok, result, why
+    if job.wake then job.wake() end
+  end)
+  if not job.done then
+    job.task, job.wake = task or false, p.wake
+    p.pending, p.pending_kind, p.pending_until = job, "check", math.huge
+  end
+  return job
+end
+
+function tries.check(p, app)
+  local job = p.pending
+  if not job then
+    job = call_check(p, app)
+    if not job.done then return false end
+  elseif not job.done then
+    return false -- it still runs (it woke the start for another reason)
+  end
+  p.pending, p.pending_kind, p.pending_until = false, false, false
+  return verdict(p, job.ok, job.result, job.why)
 end
 
 --- Try now: true (ready) | false (not yet) | nil, why (the probe cannot
@@ -252,7 +318,8 @@ function Probe:try(app)
   local t = now()
   settle_pending(self, t)
   local ok, why, errno = tries[self.kind](self, app)
-  if ok == false then back_off(self) end
+  -- (a check function that still runs wakes the start when it returns)
+  if ok == false and self.pending_kind ~= "check" then back_off(self) end
   return ok, why, errno
 end
 
@@ -265,7 +332,9 @@ end
 --- End what a try left under way: a connection is closed; an exec
 -- probe's command is killed with its group, and kept in p.dying until
 -- p:settled() has seen it and its group end (so that no zombie, and
--- nothing it forked, outlives the start).
+-- nothing it forked, outlives the start); a check function's task is
+-- cancelled (its wait returns nil, "cancelled"), and what it returns
+-- ignored.
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
@@ -281,6 +350,9 @@ function Probe:close()
     pending._proc:signal("KILL") -- and what it forked, in its group
     self.dying = self.dying or {}
     self.dying[#self.dying + 1] = pending
+  elseif kind == "check" then
+    pending.dropped, pending.wake = true, false
+    if pending.task then pending.task:cancel() end
   end
 end
 

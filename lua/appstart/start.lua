@@ -169,7 +169,8 @@ function start.begin(opts, who, up)
       or false, _out = false, _t0 = t0, _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false,
     -- a probe's: its start on the wall clock, the probe, whether it passed
-    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false } or false,
+    -- (and the task waiting in h:wait(), for a check function to wake)
+    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false }
       or false,
@@ -465,6 +466,19 @@ local function finish_ready(h)
   return true
 end
 
+-- A check function that ran in a task of its own has returned: whoever
+-- waits on the start looks again now. A task of appstart.run waiting in
+-- h:wait() is woken; a wait on the start's one descriptor (another event
+-- loop's, or a poll of h:pollfd()) is woken by taking that descriptor out
+-- of its poll set (it stays open: the next wait puts it back).
+local function wake(h)
+  local pr = h._probing
+  if not pr or h.done then return end
+  if pr.waiter then pr.waiter:wake() end
+  local fd = loop.polled() and h._s:fd(true)
+  if fd then loop.release(fd) end
+end
+
 -- Ready to the core (the exec, the pid): the probe decides, raced against
 -- the app's death and ready_timeout.
 function probe_step(h)
@@ -472,6 +486,7 @@ function probe_step(h)
   local p = pr.probe
   if not p then
     p = probes.new(h._opts, pr.wall0, s)
+    p.wake = function() wake(h) end
     pr.probe = p
     local app = h._app
     if not app then
@@ -507,7 +522,11 @@ function probe_step(h)
     h._ready_deadline = deadline
   end
   if t >= deadline then return fail(h, "timeout", not_ready(h)) end
-  h._wake = math.min(deadline, p:next_at())
+  local wake_at = p:next_at()
+  -- while a check function runs, the app's end wakes the start through
+  -- its pidfd; without one it is looked at every poll_interval
+  if p:running() and not s:app_fd() then wake_at = math.min(wake_at, t + settings.poll_interval) end
+  h._wake = math.min(deadline, wake_at)
   return false
 end
 
@@ -601,14 +620,26 @@ local function abandon(h)
   fail(h, "cancelled", "start cancelled")
 end
 
+-- One wait of h:wait(): a probing start's check function, running in a
+-- task of its own, wakes the task that waits here when it returns.
+local function wait_once(h, s)
+  local pr = h._probing
+  if not pr then return loop.wait(s, h._wake) end
+  pr.waiter = loop.task() or false
+  local r, why = loop.wait(s, h._wake)
+  pr.waiter = false
+  return r, why
+end
+
 --- Step until done, waiting in between (yields inside a loop): app | nil,
--- err. A wait cancelled (the calling task was) cancels the start.
+-- err. A wait cancelled (the calling task was) cancels the start (and the
+-- task a check function runs in).
 function Starting:wait()
   local s = self._s
   -- fresh from its spawn: the first step comes after a wait
-  if self._fresh and loop.wait(s, self._wake) == nil then abandon(self) end
+  if self._fresh and wait_once(self, s) == nil then abandon(self) end
   while not self:step() do
-    if loop.wait(s, self._wake) == nil then abandon(self) end
+    if wait_once(self, s) == nil then abandon(self) end
   end
   return self.app or nil, self.err or nil
 end
