@@ -957,6 +957,15 @@ function Install.test_an_installed_appstart_finds_its_own_modules_without_lua_pa
       assert_contains(out, "appstart: helped ready: pid ")
     end
   end
+  -- for luarocks (SCRIPT_DIRS=no), whose wrapper sets the paths: the
+  -- script names no directory; a LUA given as a path is the interpreter
+  local staged = prefix .. "/staged"
+  lu.assertTrue(os.execute(make .. "install SCRIPT_DIRS=no LUA=/usr/bin/lua5.4 DESTDIR=" .. quote(staged)
+    .. " >" .. log .. " 2>&1"), S.read(log))
+  local script = S.read(staged .. prefix .. "/bin/appstart")
+  lu.assertStrMatches(script, "^#!/usr/bin/lua5%.4\n.*")
+  lu.assertStrContains(script, "\nlocal LUADIR, LIBDIR = nil, nil")
+  os.execute("rm -rf " .. quote(staged))
   -- and make uninstall takes every file back
   lu.assertTrue(os.execute(make .. "uninstall >" .. log .. " 2>&1"), S.read(log))
   local p = io.popen("find " .. quote(prefix) .. " -path " .. quote(prefix .. "/build") .. " -prune -o -path "
