@@ -219,6 +219,27 @@ function T.test_in_a_cgroup_a_failed_start_leaves_no_zombie_to_a_later_call()
   S.assert_clean(before)
 end
 
+-- Looked for as a probe looks: the first looks come soon after the started
+-- process has exited (each wait as long as the start has taken so far),
+-- not a whole poll_interval later.
+function T.test_a_pid_file_is_looked_for_soon_once_the_started_process_has_exited()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local marker, pid_file = S.tmpname("started"), S.tmpname("never")
+  local t0 = core.now()
+  local h = appstart.begin { ready = { forks = true, pid_file = pid_file }, ready_timeout = 5, log = S.quiet,
+    argv = { F, "pidfile=" .. marker, "exit=0" } }
+  lu.assertTrue(S.await_gone(S.pid_in(marker), 3))
+  lu.assertFalse(h:step())
+  lu.assertFalse(h:step())
+  local took = core.now() - t0
+  -- (a launcher slower than poll_interval, as under valgrind, waits that)
+  lu.assertTrue(h:timeout() <= math.max(0.002, took), string.format("the next look is %.4f s away after %.4f s",
+    h:timeout(), took))
+  h:cancel()
+  S.assert_clean(before)
+end
+
 function T.test_a_pid_file_an_earlier_run_left_is_waited_past_for_the_new_one()
   local before = S.snapshot()
   local path = S.tmpname("pid")

@@ -571,7 +571,15 @@ function Starting:step()
     end
     return fail(self, "timeout", not_ready(self))
   end
-  self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
+  if probe and pid_phase and type(self._opts.ready) == "table" and self._opts.ready.forks then
+    -- a forking daemon's pid file is looked for as a probe looks: soon
+    -- at first, then less often (each wait as long as the start has
+    -- taken, from 1 ms up to poll_interval), so that a daemon that writes
+    -- it at once is seen at once
+    self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - self._t0)))
+  else
+    self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
+  end
   return false
 end
 
