@@ -73,6 +73,15 @@ end
 
 appstart.run = loop.run
 appstart.spawn = loop.spawn
-appstart.sleep = loop.sleep
+--- Wait `seconds` (0 or less: not at all): true, or nil, "cancelled" when
+-- the calling task is cancelled meanwhile.
+function appstart.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds then
+    error("appstart.sleep: seconds expected (a number), got " .. tostring(seconds), 2)
+  end
+  local r, why = loop.sleep(seconds)
+  if r == nil then return nil, why end
+  return true
+end
 
 return appstart

@@ -330,6 +330,8 @@ function T.test_forks_mistakes_raise()
     "cannot be combined with ready.forks")
   lu.assertStrContains(raised { argv = { F }, ready = { forks = true, pid_file = "/x" }, probe_interval = 1 },
     "'probe_interval': has no effect without a probe")
+  lu.assertStrContains(raised { argv = { F }, ready = { forks = true, pid_file = "/tmp/" } },
+    "pid_file: names a directory")
 end
 
 function T.test_the_command_ready_forks_with_pid_file()

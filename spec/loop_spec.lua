@@ -79,6 +79,20 @@ function T.test_run_passes_arguments_and_task_done_turns_true()
   lu.assertTrue(task.done)
 end
 
+function T.test_sleep_says_true_or_cancelled()
+  lu.assertEquals({ appstart.sleep(0.001) }, { true })
+  lu.assertEquals({ appstart.sleep(0) }, { true })
+  local got = {}
+  appstart.run(function()
+    got.whole = { appstart.sleep(0.001) }
+    local task = appstart.spawn(function() got.cancelled = { appstart.sleep(5) } end)
+    appstart.sleep(0.01)
+    task:cancel()
+  end)
+  lu.assertEquals(got.whole, { true })
+  lu.assertEquals(got.cancelled, { nil, "cancelled" })
+end
+
 function T.test_sleep_inside_a_loop_yields_so_two_sleeps_overlap()
   local done = 0
   local took = S.timed(appstart.run, function()

@@ -204,6 +204,7 @@ local function ready_value(value)
     end
     local why = path(value.pid_file)
     if why then return "pid_file: " .. why end
+    if value.pid_file:sub(-1) == "/" then return "pid_file: names a directory" end
     for k in pairs(value) do
       if k ~= "forks" and k ~= "pid_file" then return "'" .. tostring(k) .. "' cannot go with forks" end
     end
