@@ -81,6 +81,13 @@ static int l_output_file(lua_State *L)
     return 1;
 }
 
+/* o:same_file() -> true when stdout's and stderr's files are one file */
+static int l_output_same_file(lua_State *L)
+{
+    lua_pushboolean(L, output_same_file(check_output(L, 1)));
+    return 1;
+}
+
 /* o:app_uid(uid): the app's user (user =), whose own file a {file = ...}
  * in a sticky directory all may write may be */
 static int l_output_app_uid(lua_State *L)
@@ -135,11 +142,13 @@ static int deliver(lua_State *L, struct output *o, int has_fn)
 }
 
 /* o:read(stream, fn, chunks) -> "again" | "eof" | "more", or nil,
- * message, errno; or "error", what fn raised.
+ * message, errno; or "error", what fn raised, the chunks read.
  * Reads at most `chunks` chunks of stream (each at most OUTPUT_CHUNK
  * bytes), calling fn(stream_name, line) for each captured line (lines of
- * a chunk read before are handed over first). fn runs protected: what it
- * raises ends the call, and the lines after it come at the next. */
+ * a chunk read before are handed over first; chunks 0 hands them over
+ * and reads nothing). fn runs protected: what it raises ends the call,
+ * and the lines after it come at the next, which the caller counts
+ * against the same budget (the chunks this one read). */
 static int l_output_read(lua_State *L)
 {
     struct output *o = check_output(L, 1);
@@ -150,8 +159,10 @@ static int l_output_read(lua_State *L)
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
     lua_settop(L, 3);
     for (lua_Integer c = 0;; c++) {
-        if (deliver(L, o, has_fn))
-            return 2;
+        if (deliver(L, o, has_fn)) {
+            lua_pushinteger(L, c);
+            return 3;
+        }
         if (c >= chunks) {
             lua_pushliteral(L, "more");
             return 1;
@@ -163,8 +174,10 @@ static int l_output_read(lua_State *L)
         }
         if (r == OUTPUT_EOF) {
             /* the last partial line */
-            if (deliver(L, o, has_fn))
-                return 2;
+            if (deliver(L, o, has_fn)) {
+                lua_pushinteger(L, c + 1);
+                return 3;
+            }
             lua_pushliteral(L, "eof");
             return 1;
         }
@@ -253,7 +266,7 @@ void lb_open_output(lua_State *L)
         { "file", l_output_file },     { "tag", l_output_tag },
         { "fd", l_output_fd },         { "read", l_output_read },
         { "tail", l_output_tail },     { "close_stream", l_output_close_stream },
-        { "app_uid", l_output_app_uid },
+        { "app_uid", l_output_app_uid }, { "same_file", l_output_same_file },
         { "close_writers", l_output_close_writers }, { "dropped", l_output_dropped }, { "close", l_output_close },
         { NULL, NULL },
     };

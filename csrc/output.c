@@ -34,8 +34,11 @@
 
 struct output_file {
     int dir_fd, fd;
+    int readable; /* fd opened for reading too: a rotation can move a line */
     char name[OUTPUT_NAME_MAX];
     long long size, max_bytes;
+    long long open_line; /* bytes of an unfinished line at the file's end
+                          * (written here: 0 in a file as found) */
     int keep;
 };
 
@@ -45,6 +48,8 @@ struct output_stream {
     int sink;     /* enum output_sink */
     int level;    /* syslog level */
     int flush;    /* at end of file: the partial line is a line */
+    int split;    /* a line was just split at OUTPUT_LINE_MAX: a '\n'
+                   * coming next (in this chunk or the next) ends it */
     size_t plen;  /* bytes in partial */
     struct output_file *file;
     char partial[OUTPUT_LINE_MAX];
@@ -80,8 +85,9 @@ size_t output_size(size_t keep)
 static void file_init(struct output_file *f)
 {
     f->dir_fd = f->fd = -1;
+    f->readable = 0;
     f->name[0] = '\0';
-    f->size = f->max_bytes = 0;
+    f->size = f->max_bytes = f->open_line = 0;
     f->keep = 0;
 }
 
@@ -92,6 +98,7 @@ void output_init(struct output *o, size_t keep)
         o->s[i].sink = OUTPUT_NONE;
         o->s[i].level = 6;
         o->s[i].flush = 0;
+        o->s[i].split = 0;
         o->s[i].plen = 0;
         o->s[i].file = NULL;
         file_init(&o->files[i]);
@@ -177,8 +184,7 @@ static int open_in_dir(int dir_fd, const char *name, int flags)
 {
     int fd;
     do
-        fd = openat(dir_fd, name, flags | O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                    0640);
+        fd = openat(dir_fd, name, flags | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
     while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
 }
@@ -199,10 +205,25 @@ static const char foreign[] = "another user's file in a sticky directory others 
 static int open_log(struct output_file *f, int create_flags, uid_t app_uid, const char **why)
 {
     *why = NULL;
-    int fd = open_in_dir(f->dir_fd, f->name, create_flags);
+    /* read and write: a rotation moves the unfinished line at the end to
+     * the next file (file_append). A file the launcher may only write to
+     * is written all the same (its lines then split where they come), and
+     * what is no regular file is opened write-only, as it always was, for
+     * the answer below (a FIFO with no reader: ENXIO, as O_RDWR would not
+     * say) */
+    int readable = 1;
+    struct stat st;
+    int fd = open_in_dir(f->dir_fd, f->name, create_flags | O_RDWR);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        sys_close(&fd);
+        fd = -EACCES;
+    }
+    if (fd == -EACCES) {
+        readable = 0;
+        fd = open_in_dir(f->dir_fd, f->name, create_flags | O_WRONLY);
+    }
     if (fd < 0)
         return -fd;
-    struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
         sys_close(&fd);
@@ -220,7 +241,9 @@ static int open_log(struct output_file *f, int create_flags, uid_t app_uid, cons
         return err;
     }
     f->fd = fd;
+    f->readable = readable;
     f->size = st.st_size;
+    f->open_line = 0;
     return 0;
 }
 
@@ -272,34 +295,128 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
     return 0;
 }
 
-/* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
- * keep 0: the file is emptied. */
-static int rotate(struct output_file *f)
+int output_same_file(const struct output *o)
 {
-    if (f->keep == 0) {
-        if (ftruncate(f->fd, 0) != 0)
+    int a = o->files[OUTPUT_STDOUT].fd, b = o->files[OUTPUT_STDERR].fd;
+    struct stat sa, sb;
+    if (a < 0 || b < 0 || fstat(a, &sa) != 0 || fstat(b, &sb) != 0)
+        return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Copy len bytes at offset from in `in` to `out`: at offset to, or, when
+ * to < 0, at its end (write on an O_APPEND descriptor). Forward, a piece
+ * at a time: a move towards the start of the same file is safe. 0 or an
+ * errno value. */
+static int copy_range(int in, long long from, int out, long long to, long long len)
+{
+    char buf[8192];
+    while (len > 0) {
+        size_t want = len < (long long)sizeof buf ? (size_t)len : sizeof buf;
+        ssize_t n;
+        do
+            n = pread(in, buf, want, (off_t)from);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
             return errno;
-        f->size = 0;
+        if (n == 0)
+            return EIO; /* cut meanwhile, by someone else */
+        if (to < 0) {
+            if (sys_write_all(out, buf, (size_t)n) < 0)
+                return errno;
+        } else {
+            for (ssize_t done = 0; done < n;) {
+                ssize_t w = pwrite(out, buf + done, (size_t)(n - done), (off_t)(to + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0)
+                    return errno;
+                done += w;
+            }
+            to += n;
+        }
+        from += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* The last `carry` bytes of the file (an unfinished line) moved to its
+ * start, the rest cut off (keep 0). pwrite on an O_APPEND descriptor
+ * appends (Linux): O_APPEND is off meanwhile. */
+static int move_to_start(int fd, long long from, long long carry)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return errno;
+    if (fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0)
+        return errno;
+    int err = copy_range(fd, from, fd, 0, carry);
+    if (!err && ftruncate(fd, (off_t)carry) != 0)
+        err = errno;
+    if (fcntl(fd, F_SETFL, flags) != 0 && !err)
+        err = errno;
+    return err;
+}
+
+/* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
+ * keep 0: the file is emptied. carry: the bytes of an unfinished line at
+ * the end of the file, moved to the fresh one (the old one ends where
+ * that line began). 0 or an errno value (the caller closes f->fd then:
+ * the output is dropped from there on). */
+static int rotate(struct output_file *f, long long carry)
+{
+    /* the file as this reader wrote it, or no move: bytes someone else
+     * appended would be where the line is taken to be */
+    struct stat st;
+    if (carry > 0 && (fstat(f->fd, &st) != 0 || (long long)st.st_size != f->size))
+        carry = 0;
+    long long from = f->size - carry;
+    if (f->keep == 0) {
+        if (carry > 0) {
+            int err = move_to_start(f->fd, from, carry);
+            if (err)
+                return err;
+        } else if (ftruncate(f->fd, 0) != 0) {
+            return errno;
+        }
+        f->size = f->open_line = carry;
         return 0;
     }
-    char from[OUTPUT_NAME_MAX + 16], to[OUTPUT_NAME_MAX + 16];
+    char from_name[OUTPUT_NAME_MAX + 16], to_name[OUTPUT_NAME_MAX + 16];
     for (int i = f->keep - 1; i >= 1; i--) {
-        snprintf(from, sizeof from, "%s.%d", f->name, i);
-        snprintf(to, sizeof to, "%s.%d", f->name, i + 1);
-        if (renameat(f->dir_fd, from, f->dir_fd, to) != 0 && errno != ENOENT)
+        snprintf(from_name, sizeof from_name, "%s.%d", f->name, i);
+        snprintf(to_name, sizeof to_name, "%s.%d", f->name, i + 1);
+        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT)
             return errno;
     }
-    snprintf(to, sizeof to, "%s.1", f->name);
-    sys_close(&f->fd);
-    if (renameat(f->dir_fd, f->name, f->dir_fd, to) != 0 && errno != ENOENT)
-        return errno;
+    snprintf(to_name, sizeof to_name, "%s.%d", f->name, 1);
+    int old = f->fd;
+    f->fd = -1;
+    if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+        int err = errno;
+        sys_close(&old);
+        return err;
+    }
     const char *why; /* a file made here, O_EXCL: the launcher's */
-    return open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why);
+    int err = open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why);
+    if (!err && carry > 0) {
+        /* the line goes on in the fresh file: what was written of it
+         * leaves the old one (which keeps it if the copy fails) */
+        err = copy_range(old, from, f->fd, -1, carry);
+        if (!err && ftruncate(old, (off_t)from) != 0)
+            err = errno;
+        if (!err)
+            f->size = f->open_line = carry;
+    }
+    sys_close(&old);
+    return err;
 }
 
 /* Append len bytes, rotating first where they would take the file past
- * max_bytes: at the last line end that fits, or, for a line longer than
- * the whole file, at max_bytes. */
+ * max_bytes: at the last line end that fits. A line that does not fit in
+ * what is left of the file goes whole to the next one (what was written of
+ * it moves there); one longer than the whole file is cut at max_bytes. */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
 {
     while (len > 0) {
@@ -309,16 +426,22 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
         }
         size_t take = len;
         int full = 0;
+        long long carry = 0;
         if (f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
             size_t room = f->size < f->max_bytes ? (size_t)(f->max_bytes - f->size) : 0;
-            const char *nl = NULL;
-            for (size_t i = room; i > 0; i--)
-                if (buf[i - 1] == '\n') {
-                    nl = buf + i - 1;
-                    break;
-                }
-            take = nl ? (size_t)(nl - buf) + 1 : f->size > 0 ? 0 : room;
+            const char *nl = room > 0 ? memrchr(buf, '\n', room) : NULL;
             full = 1;
+            if (nl) {
+                take = (size_t)(nl - buf) + 1;
+            } else if (f->size > f->open_line) {
+                /* the line under way ends past max_bytes: the file ends
+                 * where it began, and it goes on in the next file (a file
+                 * the launcher cannot read back keeps what it has of it) */
+                take = 0;
+                carry = f->readable ? f->open_line : 0;
+            } else {
+                take = room; /* a line longer than a whole file */
+            }
         }
         if (take > 0) {
             if (sys_write_all(f->fd, buf, take) < 0) {
@@ -327,11 +450,13 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
                 return;
             }
             f->size += (long long)take;
+            const char *last = memrchr(buf, '\n', take);
+            f->open_line = last ? (long long)(buf + take - last - 1) : f->open_line + (long long)take;
             buf += take;
             len -= take;
         }
         if (full) {
-            int err = rotate(f);
+            int err = rotate(f, carry);
             if (err) {
                 o->file_err = err;
                 sys_close(&f->fd);
@@ -453,6 +578,7 @@ int output_read(struct output *o, int stream)
     o->cpos = 0;
     if (n == 0) {
         o->clen = 0;
+        st->split = 0;
         st->flush = st->plen > 0;
         return OUTPUT_EOF;
     }
@@ -480,6 +606,15 @@ int output_next_line(struct output *o, const char **line, size_t *len, int *stre
     *stream = id;
     while (o->cpos < o->clen) {
         const char *p = o->chunk + o->cpos;
+        if (st->split) {
+            /* the line before was split at the limit: a newline just
+             * after it ends it, whatever chunk it comes in */
+            st->split = 0;
+            if (*p == '\n') {
+                o->cpos++;
+                continue;
+            }
+        }
         size_t avail = o->clen - o->cpos, room = OUTPUT_LINE_MAX - st->plen;
         size_t scan = avail < room ? avail : room;
         const char *nl = memchr(p, '\n', scan);
@@ -488,10 +623,10 @@ int output_next_line(struct output *o, const char **line, size_t *len, int *stre
             seg = (size_t)(nl - p);
             used = seg + 1;
         } else if (avail >= room) {
-            /* a line at the limit: split; a newline just after it ends it */
+            /* a line at the limit: split (a newline just after it ends
+             * it: see st->split) */
             seg = used = room;
-            if (avail > room && p[room] == '\n')
-                used++;
+            st->split = 1;
         } else {
             memcpy(st->partial + st->plen, p, avail);
             st->plen += avail;

@@ -69,6 +69,11 @@ void output_set_app_uid(struct output *o, uid_t uid);
 int output_set_file(struct output *o, int stream, const char *path, long long max_bytes, int keep,
                     char *why, size_t why_len);
 
+/* 1 when both streams go to files and those are one file (the same device
+ * and inode, whatever their paths: "log" and "./log"), else 0. Two
+ * writers rotating one file would each lose the other's lines. */
+int output_same_file(const struct output *o);
+
 /* Syslog lines' tag: program[pid]. */
 void output_set_tag(struct output *o, const char *program, long pid);
 

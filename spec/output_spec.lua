@@ -141,6 +141,154 @@ function TC.test_lines_over_4096_bytes_are_split()
   lu.assertEquals(lines[5], "end")
 end
 
+-- A line of exactly 4096 bytes is one line whether its newline comes in
+-- the same read or a later one: no empty line after it.
+function TC.test_a_4096_byte_line_whose_newline_comes_in_a_later_read_is_one_line()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local lines = {}
+  local app = assert(appstart.start { argv = { F, "bytes=1:4096:x", "waitfile=" .. go, "line=1:", "line=1:next",
+    "exit=0" }, ready = "none", stdout = "capture", on_output = function(_, _, l) lines[#lines + 1] = l end })
+  -- at the limit the bytes are a line already; the newline is not written yet
+  lu.assertTrue(S.await_with_sleep(function() return #lines == 1 end, 5), "the first 4096 bytes came")
+  S.touch(go)
+  lu.assertEquals(app:wait(5), { code = 0 })
+  app:close()
+  lu.assertEquals(#lines, 2)
+  lu.assertEquals(lines[1], string.rep("x", 4096))
+  lu.assertEquals(lines[2], "next")
+  S.assert_clean(before)
+end
+
+-- An on_output that raises at every line of an app that writes as fast as
+-- it can: a wake-up still reads a bounded amount, so a wait ends (in a
+-- plain script, and in appstart.run, where another task keeps running),
+-- and the raising is logged once a second at most. In a child Lua, killed
+-- if it hangs.
+function TC.test_an_on_output_that_raises_at_every_line_of_a_flood_holds_nothing_up()
+  local out = S.run_child_lua({ timeout = 30 }, [[
+local raised = 0
+local function log(_, message)
+  if message:find("on_output raised", 1, true) then raised = raised + 1 end
+end
+local function flood()
+  return assert(appstart.start { argv = { "/bin/sh", "-c", "exec yes" }, ready = "none", stdout = "capture",
+    log = log, on_output = function() error("no") end })
+end
+local app = flood()
+local t0 = core.now()
+local how, why = app:wait(0.5)
+print("plain", tostring(how), why, string.format("%.3f", core.now() - t0), raised)
+app:kill("KILL")
+app:wait()
+app:close()
+raised = 0
+appstart.run(function()
+  local ticks, done = 0, false
+  appstart.spawn(function()
+    while not done do
+      appstart.sleep(0.01)
+      ticks = ticks + 1
+    end
+  end)
+  local app2 = flood()
+  local t1 = core.now()
+  local how2, why2 = app2:wait(0.5)
+  done = true
+  print("run", tostring(how2), why2, string.format("%.3f", core.now() - t1), raised, ticks)
+  app2:kill("KILL")
+  app2:wait()
+  app2:close()
+end)
+print("done")
+]])
+  local t, n = out:match("plain%snil%stimeout%s([%d.]+)%s(%d+)\n")
+  lu.assertNotNil(t, "the plain script's wait ended: " .. out)
+  lu.assertTrue(tonumber(t) < 5, "app:wait(0.5) took " .. t .. " s")
+  lu.assertTrue(tonumber(n) >= 1 and tonumber(n) <= 3, n .. " lines logged about on_output in 0.5 s")
+  local t2, n2, ticks = out:match("run%snil%stimeout%s([%d.]+)%s(%d+)%s(%d+)\n")
+  lu.assertNotNil(t2, "the wait inside appstart.run ended: " .. out)
+  lu.assertTrue(tonumber(t2) < 5, "app:wait(0.5) took " .. t2 .. " s")
+  lu.assertTrue(tonumber(n2) >= 1 and tonumber(n2) <= 3, n2 .. " lines logged about on_output in 0.5 s")
+  lu.assertTrue(tonumber(ticks) > 0, "the other task ran")
+  lu.assertStrContains(out, "done\n")
+end
+
+-- the CPU time this process has used, in seconds (utime + stime)
+local function cpu_seconds()
+  local f = assert(io.open("/proc/self/stat"))
+  local stat = f:read("a")
+  f:close()
+  local utime, stime = stat:match("^.*%) %S+" .. string.rep(" %S+", 10) .. " (%d+) (%d+)")
+  local hz = 100 -- USER_HZ
+  return (tonumber(utime) + tonumber(stime)) / hz
+end
+
+-- An on_output that waits (once, 0.3 s, at the first line) while both
+-- pipes have more: meanwhile they leave the loop, which sleeps rather than
+-- spins (the launcher's CPU time over that wait is a fraction of it), and
+-- every line comes after it, each stream's in order. In a plain script,
+-- in appstart.run, under cqueues and under luv.
+function TC.test_an_on_output_that_waits_leaves_the_launcher_idle_meanwhile()
+  -- (luv's default loop holds its descriptors from its first use on)
+  local uv = require "luv"
+  require "appstart.luv"
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local function scenario()
+    local seen, cpu, wall = {}, nil, nil
+    local app = assert(appstart.start { argv = { F, "line=1:o1", "line=2:e1", "line=1:o2", "line=2:e2", "pause" },
+      ready = "none", stdout = "capture", stderr = "capture", on_output = function(_, stream, line)
+        seen[#seen + 1] = stream .. ":" .. line
+        if not cpu then
+          cpu, wall = cpu_seconds(), now()
+          appstart.sleep(0.3)
+          cpu, wall = cpu_seconds() - cpu, now() - wall
+        end
+      end })
+    local all = S.await_with_sleep(function() return #seen == 4 end, 5)
+    app:kill("KILL")
+    app:wait(5)
+    app:close()
+    return all, seen, cpu, wall
+  end
+  local modes = {
+    plain = function() return scenario() end,
+    run = function()
+      local r
+      appstart.run(function() r = table.pack(scenario()) end)
+      return table.unpack(r, 1, r.n)
+    end,
+    cqueues = function()
+      local cq = cqueues.new()
+      local r
+      cq:wrap(function() r = table.pack(scenario()) end)
+      assert(cq:loop())
+      return table.unpack(r, 1, r.n)
+    end,
+    luv = function()
+      local r
+      coroutine.wrap(function() r = table.pack(scenario()) end)()
+      uv.run()
+      return table.unpack(r, 1, r.n)
+    end,
+  }
+  for _, mode in ipairs { "plain", "run", "cqueues", "luv" } do
+    local all, seen, cpu, wall = modes[mode]()
+    lu.assertTrue(all, mode .. ": every line came: " .. table.concat(seen, ","))
+    lu.assertTrue(wall >= 0.3, mode)
+    lu.assertTrue(cpu < wall / 4, string.format("%s: %.2f s of CPU while on_output waited %.2f s", mode, cpu, wall))
+    local out, err = {}, {}
+    for _, l in ipairs(seen) do
+      if l:match("^stdout:") then out[#out + 1] = l else err[#err + 1] = l end
+    end
+    lu.assertEquals(out, { "stdout:o1", "stdout:o2" }, mode)
+    lu.assertEquals(err, { "stderr:e1", "stderr:e2" }, mode)
+  end
+  collectgarbage() -- (the cqueues controller's copies of the pipes)
+  S.assert_clean(before)
+end
+
 function TC.test_stderr_into_stdout_merges_both_into_one_capture()
   local seen = {}
   local app = assert(appstart.start { argv = talker("line=1:one", "line=2:two", "line=1:three"), ready = "fd",
@@ -311,6 +459,86 @@ function TF.test_a_file_is_appended_to_and_rotated_at_its_byte_limit()
   end
   lu.assertTrue(#all > 25, "nearly 300 bytes of lines kept")
   lu.assertEquals(app:tail(1), { "line60" }, "a file's lines are in the ring too")
+  S.assert_clean(before)
+end
+
+-- A line the app writes in two parts, the file's limit coming between
+-- them: the line goes whole to the next file (keep = 1), or stays whole in
+-- the emptied file (keep = 0), never split across the rotation.
+function TF.test_a_line_written_in_two_parts_is_not_split_by_a_rotation()
+  local before = S.snapshot()
+  for _, keep in ipairs { 1, 0 } do
+    local dir = S.tmpname("parts")
+    assert(os.execute("mkdir " .. dir))
+    local path = dir .. "/app.log"
+    local go = S.tmpname("go")
+    local app = assert(appstart.start { argv = { F, "bytes=1:49:A", "line=1:", "bytes=1:30:B", "waitfile=" .. go,
+      "bytes=1:30:B", "line=1:", "exit=0" }, ready = "none",
+      stdout = { file = path, max_bytes = 100, keep = keep } })
+    -- 80 bytes in the file, the last 30 a line not ended yet
+    lu.assertTrue(S.await_with_sleep(function() return #(S.read(path) or "") == 80 end, 5), "the first part came")
+    S.touch(go)
+    lu.assertEquals(app:wait(5), { code = 0 })
+    app:close()
+    lu.assertEquals(S.read(path), string.rep("B", 60) .. "\n", "keep = " .. keep)
+    if keep == 1 then
+      lu.assertEquals(S.read(path .. ".1"), string.rep("A", 49) .. "\n")
+    else
+      lu.assertNil(S.read(path .. ".1"))
+    end
+  end
+  S.assert_clean(before)
+end
+
+-- Two spellings of one file for stdout and stderr: the options' check
+-- compares names; the files opened are compared too, and it is the same
+-- argument error, raised before anything is spawned.
+function TF.test_stdout_and_stderr_naming_one_file_two_ways_is_an_argument_error()
+  local before = S.snapshot()
+  local dir = S.tmpname("same")
+  assert(os.execute("mkdir " .. dir))
+  local marker = S.tmpname("spawned")
+  local ok, e = pcall(appstart.start, { argv = { F, "pidfile=" .. marker }, ready = "none",
+    stdout = { file = dir .. "/app.log", max_bytes = 200 }, stderr = { file = dir .. "/./app.log", max_bytes = 200 } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(e), "field 'stderr': the same file as stdout's: use stderr = 'stdout'")
+  lu.assertNil(S.read(marker), "nothing was spawned")
+  S.assert_clean(before)
+end
+
+-- Bytes a file could not take (its rotation fails: NAME.1 is a directory)
+-- are logged as the app runs, not only once something reads the ring, and
+-- those not logged yet at app:close() are logged then.
+function TF.test_bytes_a_file_could_not_take_are_logged_as_the_app_runs_and_at_close()
+  local before = S.snapshot()
+  local dir = S.tmpname("drops")
+  assert(os.execute("mkdir -p " .. dir .. "/app.log.1/x"))
+  local logged, log = S.recorder()
+  local go = S.tmpname("go")
+  local text = string.rep("x", 40) -- lines of 42 bytes ("x...x1\n" to "x...x5\n")
+  local seen = {}
+  local app = assert(appstart.start { argv = { F, "lines=1:5:" .. text, "line=2:first", "waitfile=" .. go,
+    "lines=1:5:" .. text, "line=2:second", "pause" }, ready = "none",
+    stdout = { file = dir .. "/app.log", max_bytes = 100 }, stderr = "capture", log = log,
+    on_output = function(_, _, l) seen[#seen + 1] = l end })
+  local function lost()
+    local n = 0
+    for _, e in ipairs(logged) do
+      local bytes = e:match("^warn: fixture: (%d+) bytes of output not written to its file")
+      if bytes then n = n + tonumber(bytes) end
+    end
+    return n
+  end
+  -- two lines fit (84 bytes); the rotation fails: the other three are lost
+  lu.assertTrue(S.await_with_sleep(function() return lost() > 0 end, 5),
+    "logged while the app runs: " .. table.concat(logged, "\n"))
+  lu.assertEquals(lost(), 3 * 42)
+  S.touch(go)
+  -- (stdout's five lines were read no later than stderr's "second")
+  lu.assertTrue(S.await_with_sleep(function() return seen[2] == "second" end, 5))
+  app:close()
+  S.kill_strays()
+  lu.assertEquals(lost(), 8 * 42, "the rest is logged at close: " .. table.concat(logged, "\n"))
   S.assert_clean(before)
 end
 

@@ -10,6 +10,7 @@
 -- data comes, and in a plain script at every call that waits (and by
 -- app:tail). A descriptor leaves the loop before it is closed.
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
 
@@ -39,29 +40,64 @@ local Out = {}
 Out.__index = Out
 Out.__name = "appstart.output"
 
--- Read stream: at most `chunks` chunks; on_output's errors logged.
+-- Read stream: at most `chunks` chunks, however often on_output raises
+-- (each time logged, once a second at most); "more" when they are read
+-- and the pipe may hold more.
 -- in_listener: called by the stream's own listener, which must not close
 -- the descriptor it was woken for (cqueues still holds it until that
 -- coroutine is done with it): the close comes just after.
 function Out:drain(stream, chunks, in_listener)
   -- a read is under way, on_output inside it (it called app:tail, or
   -- waited): what the pipe holds is read once it has returned, one line at
-  -- a time, in order
-  if self.reading then return "busy" end
+  -- a time, in order. A listener woken meanwhile leaves the loop until
+  -- then: the pipe stays readable, and the loop would wake it again at
+  -- once, spinning for as long as on_output waits.
+  if self.reading then
+    if in_listener then self:pause(stream) end
+    return "busy"
+  end
   local r = self.r
+  local left = chunks
   while true do
     self.reading = true
-    local ok, status, e = pcall(r.read, r, stream, self.deliver or nil, chunks)
+    local ok, status, e, used = pcall(r.read, r, stream, self.deliver or nil, left)
     self.reading = false
+    if self.paused then self:resume() end
     if not ok then error(status, 0) end
     if status == "error" then
-      self.log("error", string.format("%s: on_output raised %s", self.program, tostring(e)))
+      log.limited(self.limits, "on_output", self.log, "error",
+        string.format("%s: on_output raised %s", self.program, tostring(e)))
+      -- the lines after it come next, within what is left of the budget
+      -- (once spent, those of the chunk read are handed over, no more
+      -- read: an app that writes as fast as it can cannot hold the loop)
+      left = math.max(0, left - used)
     elseif status == "eof" or status == nil then
       if status == nil then self.log("error", string.format("%s: %s", self.program, tostring(e))) end
       self:stop(stream, in_listener)
       return status
     else
       return status
+    end
+  end
+end
+
+-- stream's listener out of the loop while on_output runs (see drain).
+function Out:pause(stream)
+  local h = self.handles[stream]
+  if h and not self.paused_streams[stream] then
+    self.paused_streams[stream] = true
+    self.paused = true
+    loop.unwatch(h)
+  end
+end
+
+-- The streams paused meanwhile wait in the loop again (unless stopped).
+function Out:resume()
+  self.paused = false
+  for _, stream in ipairs { "stdout", "stderr" } do
+    if self.paused_streams[stream] then
+      self.paused_streams[stream] = false
+      if self.handles[stream] then self.handles[stream] = self:listen_to(stream) end
     end
   end
 end
@@ -109,13 +145,15 @@ function Out:stop(stream, later)
   end
 end
 
---- Stop reading; the ring stays for tail. Safe to call twice.
+--- Stop reading; the ring stays for tail. Safe to call twice. What was
+-- lost and not logged yet is logged now.
 function Out:close()
   if self.closed then return end
   self.closed = true
   self:stop("stdout")
   self:stop("stderr")
   self.r:close()
+  if self.reports then self:report_drops(true) end
 end
 
 --- The last n lines (read what is there first).
@@ -145,8 +183,13 @@ end
 -- ends where the launcher reads). out is false when it reads neither; nil,
 -- message, errno when a pipe, the file or the syslog socket cannot be
 -- made. app: the app object when made early (on_output gets it), program:
--- argv[1]'s basename, log: the logger.
-function output.open(opts, app, program, log)
+-- argv[1]'s basename, logger: the logger. Raises, nothing spawned, when
+-- stdout's and stderr's files are one file under two names (the options'
+-- check compares the names): an argument error as that check's, naming
+-- `who` (the function the user called; "appstart" if not given) at error
+-- level `level` (as options.assert counts it; 0, no position, if not
+-- given).
+function output.open(opts, app, program, logger, who, level)
   local stdout, stderr = opts.stdout, opts.stderr
   local so = output.mode(stdout)
   local se = stderr == "stdout" and "merge" or output.mode(stderr)
@@ -177,9 +220,20 @@ function output.open(opts, app, program, log)
     ok, message, errno = configure(r, "stderr", stderr, se, LEVEL.stderr)
     if not ok then return fail(message, errno) end
   end
-  local self = setmetatable({ r = r, app = app or false, log = log, program = program,
+  -- "log" and "./log", or two names of one file: two writers rotating it
+  -- would each lose the other's lines (as the options' check says)
+  if so == "file" and se == "file" and r:same_file() then
+    r:close()
+    error(string.format("%s: field 'stderr': the same file as stdout's: use stderr = 'stdout'", who or "appstart"),
+      level or 0)
+  end
+  local self = setmetatable({ r = r, app = app or false, log = logger, program = program,
     handles = { stdout = false, stderr = false }, closed = false, deliver = false, reading = false,
-    syslog = so == "syslog" or se == "syslog", dropped_lines = 0, dropped_bytes = 0 }, Out)
+    paused = false, paused_streams = { stdout = false, stderr = false }, limits = {},
+    syslog = so == "syslog" or se == "syslog",
+    -- syslog or a file may lose what the app writes: logged as it goes
+    reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",
+    dropped_lines = 0, dropped_bytes = 0 }, Out)
   local on_output = opts.on_output
   if on_output then
     self.deliver = function(stream, line) on_output(self.app, stream, line) end
@@ -192,13 +246,16 @@ end
 function Out:listen()
   self.r:close_writers()
   for _, stream in ipairs { "stdout", "stderr" } do
-    local fd = self.r:fd(stream)
-    if fd then
-      self.handles[stream] = loop.listen(fd, function()
-        if self:drain(stream, CHUNKS_PER_WAKE, true) ~= nil and self.syslog then self:report_drops() end
-      end)
-    end
+    if self.r:fd(stream) then self.handles[stream] = self:listen_to(stream) end
   end
+end
+
+-- stream's listener: reads at most CHUNKS_PER_WAKE chunks a wake-up, and
+-- logs losses (syslog, a file) once a second at most.
+function Out:listen_to(stream)
+  return loop.listen(self.r:fd(stream), function()
+    if self:drain(stream, CHUNKS_PER_WAKE, true) ~= nil and self.reports then self:report_drops() end
+  end)
 end
 
 return output
