@@ -498,10 +498,15 @@ function TF.test_stdout_and_stderr_naming_one_file_two_ways_is_an_argument_error
   local dir = S.tmpname("same")
   assert(os.execute("mkdir " .. dir))
   local marker = S.tmpname("spawned")
-  local ok, e = pcall(appstart.start, { argv = { F, "pidfile=" .. marker }, ready = "none",
-    stdout = { file = dir .. "/app.log", max_bytes = 200 }, stderr = { file = dir .. "/./app.log", max_bytes = 200 } })
+  local ok, e = pcall(function()
+    local app = appstart.start { argv = { F, "pidfile=" .. marker }, ready = "none",
+      stdout = { file = dir .. "/app.log", max_bytes = 200 }, stderr = { file = dir .. "/./app.log", max_bytes = 200 } }
+    return app -- (no tail call: the error points at the line above)
+  end)
   lu.assertFalse(ok)
-  lu.assertStrContains(tostring(e), "field 'stderr': the same file as stdout's: use stderr = 'stdout'")
+  -- as the options' check says it: the function called, the caller's line
+  lu.assertStrContains(tostring(e), "output_spec.lua:")
+  lu.assertStrContains(tostring(e), "appstart.start: field 'stderr': the same file as stdout's: use stderr = 'stdout'")
   lu.assertNil(S.read(marker), "nothing was spawned")
   S.assert_clean(before)
 end

@@ -179,7 +179,7 @@ function start.begin(opts, who, up)
   -- holds it, or they would wait for a collection to be killed
   -- the app's output, where the launcher reads it: the pipes come first,
   -- a failure to make them is a failed start (nothing spawned)
-  local out, stdout, stderr = output.open(opts, h._app, label(h), logger)
+  local out, stdout, stderr = output.open(opts, h._app, label(h), logger, who, up + 2)
   if out == nil then
     h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr }, label(h))
     h.done = true
