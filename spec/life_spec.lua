@@ -393,7 +393,7 @@ function TW.test_an_app_that_ignores_sigabrt_gets_sigkill_after_kill_grace()
   end)
   lu.assertEquals(how.signal, 9)
   lu.assertTrue(how.watchdog)
-  lu.assertEquals(tostring(how), "killed by signal 9 (KILL)")
+  lu.assertEquals(tostring(how), "killed by signal 9 (KILL), by the watchdog")
   S.assert_clean(before)
 end
 

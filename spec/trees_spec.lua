@@ -54,6 +54,7 @@ function TG.test_terminate_reaches_the_forked_children_and_counts_them()
   local took = now() - t0
   lu.assertEquals(how.signal, 15)
   lu.assertEquals(how.left, 1, "the child in its group, not the one that left it")
+  lu.assertStrContains(tostring(how), "; 1 other process of its group or cgroup signalled")
   lu.assertTrue(took >= 0.25, "the TERM-deaf child got SIGKILL after kill_grace: " .. took)
   assert_gone({ pa }, "group member")
   lu.assertTrue(S.alive(pb), "a child that left the group is beyond kill_mode = 'group'")

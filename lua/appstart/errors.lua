@@ -13,13 +13,24 @@ local errors = {}
 
 local How = {}
 How.__name = "appstart.how"
-function How.__tostring(how)
+local function ended(how)
   if how.code then return "exited with code " .. how.code end
   if how.signal then
     local name = core.signame(how.signal)
     return "killed by signal " .. how.signal .. (name and " (" .. name .. ")" or "")
   end
   return "exited (its exit status is not knowable: it was not the launcher's child)"
+end
+
+function How.__tostring(how)
+  local text = ended(how)
+  if how.watchdog then text = text .. ", by the watchdog" end
+  local left = how.left
+  if left and left > 0 then
+    text = string.format("%s; %d other process%s of its group or cgroup signalled", text, left,
+      left == 1 and "" or "es")
+  end
+  return text
 end
 
 --- t (a how table) made printable; nil stays nil.
