@@ -264,6 +264,24 @@ function TStates.test_up_then_down_in_dependency_order_and_nothing_left()
   S.assert_clean(before)
 end
 
+-- A check function waits in a task of its own; its return wakes the
+-- supervisor at once, not at the start's next look (probe_interval).
+function TStates.test_in_a_loop_a_check_function_that_returns_is_seen_at_once()
+  local before = S.snapshot()
+  local took, up
+  appstart.run(function()
+    local sv = supervisor { services = { web = { argv = { F, "pause" }, probe_interval = 5,
+      ready = { check = function() appstart.sleep(0.05) return true end } } } }
+    local t0 = now()
+    up = sv:up()
+    took = now() - t0
+    sv:down()
+  end)
+  lu.assertTrue(up)
+  lu.assertTrue(took < 2.5, "the check's return was seen after " .. took .. " s")
+  S.assert_clean(before)
+end
+
 function TStates.test_status_fields()
   local before = S.snapshot()
   local sv = supervisor { services = {

@@ -170,7 +170,8 @@ function start.begin(opts, who, up)
     _wake = false, _fresh = false, _failure = false,
     -- a probe's: its start on the wall clock, the probe, whether it passed
     -- (and the task waiting in h:wait(), for a check function to wake)
-    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false } or false,
+    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false,
+      on_wake = false } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false }
       or false,
@@ -474,6 +475,7 @@ end
 local function wake(h)
   local pr = h._probing
   if not pr or h.done then return end
+  if pr.on_wake then pr.on_wake() end
   if pr.waiter then pr.waiter:wake() end
   local fd = loop.polled() and h._s:fd(true)
   if fd then loop.release(fd) end
@@ -637,6 +639,14 @@ local function wait_once(h, s)
   local r, why = loop.wait(s, h._wake)
   pr.waiter = false
   return r, why
+end
+
+--- fn() is called when the start must be stepped again though none of
+-- its descriptors says so (a check function that ran in a task of its own
+-- has returned): for whoever waits on h:pollfd() in a poll set of its own.
+-- Only a probing start has such a wake; for another it is never called.
+function Starting:on_wake(fn)
+  if self._probing then self._probing.on_wake = fn end
 end
 
 --- Step until done, waiting in between (yields inside a loop): app | nil,

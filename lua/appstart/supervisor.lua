@@ -373,6 +373,14 @@ local function begin(sv, svc)
   end
   svc.h = h
   sv._inflight = sv._inflight + 1
+  -- a check function that returns says so outside the start's descriptor
+  -- (which is in the supervisor's own poll set): looked at now
+  h:on_wake(function()
+    if svc.h ~= h then return end
+    svc.wake = now()
+    sv._timed[svc] = true
+    sv:_advance()
+  end)
   if h:step() then return finish_start(sv, svc) end
   local fd = h:pollfd()
   if fd then watch(sv, svc, fd) end
