@@ -382,6 +382,43 @@ function T.test_under_cqueues_and_luv_a_check_function_waits_in_a_coroutine_of_i
   end
 end
 
+-- A start that ends while its check function waits cancels the check's
+-- coroutine under cqueues and luv too: its wait returns nil, "cancelled",
+-- and the event loop is not held until the check's own wait would end.
+function T.test_under_cqueues_and_luv_a_start_that_ends_cancels_its_waiting_check()
+  local appstart = require "appstart"
+  local cqueues = require "cqueues"
+  local uv = require "luv"
+  require "appstart.luv"
+  local function scenario(out)
+    out.err = select(2, start { ready_timeout = 30, argv = { F, "sleep=0.1", "exit=3" },
+      ready = { check = function()
+        out.slept = { appstart.sleep(20) }
+        return true
+      end } })
+  end
+  for _, under in ipairs { "cqueues", "luv" } do
+    local before = S.snapshot()
+    local out = {}
+    local t0 = now()
+    if under == "cqueues" then
+      local cq = cqueues.new()
+      cq:wrap(scenario, out)
+      assert(cq:loop())
+      cq = nil -- luacheck: ignore (its own descriptors go with it)
+      collectgarbage()
+    else
+      coroutine.wrap(scenario)(out)
+      uv.run()
+    end
+    local took = now() - t0
+    lu.assertEquals(out.err and out.err.code, "died", under)
+    lu.assertEquals(out.slept, { nil, "cancelled" }, under)
+    lu.assertTrue(took < 10, under .. ": the loop ran " .. took .. " s, held by the check's wait")
+    S.assert_clean(before, under)
+  end
+end
+
 function T.test_a_check_function_that_raises_fails_the_start()
   local err = fail_within({ ready = { check = function() error("no such table", 0) end },
     argv = { F, "pause" } }, "protocol", 2)

@@ -18,11 +18,24 @@ end
 -- the waits under way: fd -> { [poll object] = true }
 local polling = {}
 
---- true when fd became readable (or was released), false at the deadline
+-- The tasks B.spawn made (coroutine -> its task: a condition variable
+-- that task:cancel() signals, which each of its waits polls too).
+local tasks = setmetatable({}, { __mode = "k" })
+
+--- true when fd became readable (or was released), false at the deadline;
+-- nil, "cancelled" when the task B.spawn made was cancelled
 function B.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or nil
+  local task = tasks[coroutine.running()]
+  if task and task.cancelled then return nil, "cancelled" end
+  local cond = task and task.cond
   if not fd then
-    cqueues.sleep(timeout or math.huge)
+    if cond then
+      cqueues.poll(cond, timeout or math.huge)
+      if task.cancelled then return nil, "cancelled" end
+    else
+      cqueues.sleep(timeout or math.huge)
+    end
     return false
   end
   local obj = { pollfd = fd, events = "r", released = false }
@@ -33,8 +46,12 @@ function B.wait(fd, deadline)
   end
   set[obj] = true
   local ready
-  if timeout then
+  if timeout and cond then
+    ready = cqueues.poll(obj, cond, timeout)
+  elseif timeout then
     ready = cqueues.poll(obj, timeout)
+  elseif cond then
+    ready = cqueues.poll(obj, cond)
   else
     ready = cqueues.poll(obj)
   end
@@ -45,6 +62,7 @@ function B.wait(fd, deadline)
   -- released: it may be closed, its number another's, by now)
   if obj.released then return true end
   cqueues.cancel(fd)
+  if task and task.cancelled and ready ~= obj then return nil, "cancelled" end
   return ready == obj
 end
 
@@ -60,9 +78,30 @@ function B.release(fd)
   cqueues.cancel(fd)
 end
 
+local condition -- cqueues.condition, loaded with the first task
+
+local Task = {}
+Task.__index = Task
+
+--- The task's wait under way, and every wait after, returns nil,
+-- "cancelled".
+function Task:cancel()
+  if self.cancelled then return end
+  self.cancelled = true
+  self.cond:signal()
+end
+
+--- fn(...) in a coroutine of the running controller: a task whose
+-- cancel() ends its waits.
 function B.spawn(fn, ...)
   local args = table.pack(...)
-  cqueues.running():wrap(function() fn(table.unpack(args, 1, args.n)) end)
+  condition = condition or require "cqueues.condition"
+  local task = setmetatable({ cond = condition.new(), cancelled = false }, Task)
+  cqueues.running():wrap(function()
+    tasks[coroutine.running()] = task
+    fn(table.unpack(args, 1, args.n))
+  end)
+  return task
 end
 
 -- A watch or a listener polls a copy of the owner's descriptor, its own:

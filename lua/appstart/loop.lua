@@ -519,9 +519,9 @@ function loop.wait(source, deadline)
     if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
     -- closed apps that have exited are reaped by the calls that wait
     core.reap()
-    local r = b.wait(fd, deadline)
+    local r, why = b.wait(fd, deadline)
     core.reap()
-    return r
+    return r, why
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)

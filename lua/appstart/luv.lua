@@ -108,17 +108,26 @@ function B.release(fd)
   end)
 end
 
---- true when fd became readable, false at the deadline
+-- The tasks B.spawn made (coroutine -> its task), and the wait each is in
+-- (task.finish), so that task:cancel() can end it.
+local tasks = setmetatable({}, { __mode = "k" })
+
+--- true when fd became readable, false at the deadline; nil, "cancelled"
+-- when the task B.spawn made was cancelled (task:cancel())
 function B.wait(fd, deadline)
   local co = coroutine.running()
+  local task = tasks[co]
+  if task and task.cancelled then return nil, "cancelled" end
   local timer, done, on_ready
-  local function finish(value)
+  local function finish(value, why)
     if done then return end
     done = true
+    if task then task.finish = false end
     if fd then remove_poll(fd, on_ready) end
     close_handle(timer)
-    resume(co, value)
+    resume(co, value, why)
   end
+  if task then task.finish = finish end
   if fd then
     on_ready = function() finish(true) end
     add_poll(fd, on_ready)
@@ -138,9 +147,30 @@ function B.wait(fd, deadline)
   return coroutine.yield()
 end
 
+local Task = {}
+Task.__index = Task
+
+--- The task's wait under way, and every wait after, returns nil,
+-- "cancelled"; the wait is ended from a callback of uv's (never from
+-- inside this call).
+function Task:cancel()
+  if self.cancelled or coroutine.status(self.co) == "dead" then return end
+  self.cancelled = true
+  local timer = uv.new_timer()
+  timer:start(0, 0, function()
+    close_handle(timer)
+    if self.finish then self.finish(nil, "cancelled") end
+  end)
+end
+
+--- fn(...) in a coroutine of its own, resumed from uv's callbacks: a
+-- task whose cancel() ends its waits.
 function B.spawn(fn, ...)
   local co = coroutine.create(fn)
+  local task = setmetatable({ co = co, cancelled = false, finish = false }, Task)
+  tasks[co] = task
   resume(co, ...)
+  return task
 end
 
 function B.watch(fd, fn, interval)
