@@ -245,6 +245,30 @@ function T.test_task_error_terminates_every_start_under_way_begun_or_not()
   S.assert_clean(before)
 end
 
+-- A start whose app has already gone by the time a failing task abandons
+-- it, and that nobody has stepped since its spawn (its task still in the
+-- first wait), is done at once: run raises without waiting for the ready
+-- deadline (30 s here; the watchdog fails the test at 4).
+function T.test_a_task_error_ends_an_unstepped_start_whose_app_is_gone_at_once()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("gone-unstepped")
+  local pid
+  local ok, err = pcall(appstart.run, function()
+    appstart.spawn(function()
+      appstart.start { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd", ready_timeout = 30,
+        log = S.quiet }
+    end)
+    pid = await_pidfile_in_loop(pidfile)
+    -- the app ends with no wait in between: its start is not stepped again
+    os.execute("kill -KILL " .. pid)
+    lu.assertTrue(S.await_gone(pid), "the app never exited")
+    error("boom after the app was gone")
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom after the app was gone")
+  S.assert_clean(before)
+end
+
 -- A begun start closed before it is done (`<close>`) is cancelled: its app
 -- gets SIGTERM, is waited for, reaped; nothing is left.
 function T.test_a_begun_start_closed_under_way_is_cancelled_and_leaves_nothing()

@@ -654,8 +654,10 @@ end
 -- task a check function runs in).
 function Starting:wait()
   local s = self._s
-  -- fresh from its spawn: the first step comes after a wait
-  if self._fresh and wait_once(self, s) == nil then abandon(self) end
+  -- fresh from its spawn: the first step comes after a wait (unless the
+  -- start has been abandoned meanwhile: its own deadline rules then, and
+  -- it may be done already)
+  if self._fresh and not self._failure and wait_once(self, s) == nil then abandon(self) end
   while not self:step() do
     if wait_once(self, s) == nil then abandon(self) end
   end
