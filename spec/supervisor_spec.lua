@@ -1321,6 +1321,42 @@ function TDrivers.test_cqueues()
   S.assert_clean(before)
 end
 
+-- A supervisor brought up in one cqueues controller, which is then never
+-- run again, goes on in the controller its next call comes from: a death
+-- there is seen and acted on with no call of the supervisor's, and
+-- sv:down() returns.
+function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_call_comes_from()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local cq1 = cqueues.new()
+  local up
+  cq1:wrap(function() up = sv:up() end)
+  local deadline = now() + 5
+  while up == nil and now() < deadline do assert(cq1:step(0.1)) end
+  lu.assertEquals(up, true)
+  local cq2 = cqueues.new()
+  local ok, err, down
+  cq2:wrap(function()
+    ok, err = pcall(function()
+      lu.assertEquals(sv:status("b").state, "ready") -- the first call from cq2
+      kill(pid_of(sv, "a"))
+      -- nobody calls the supervisor: its driver, in cq2 now, restarts a and b
+      local until_ = now() + 5
+      while rec.count("b", "ready") < 2 and now() < until_ do cqueues.sleep(0.01) end
+      lu.assertEquals(rec.count("b", "ready"), 2, "b came back")
+      down = sv:down()
+    end)
+  end)
+  assert(cq2:loop(10))
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(down, true)
+  cq1, cq2 = nil, nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TDrivers.test_luv()
   local uv = require "luv"
   require "appstart.luv"

@@ -717,9 +717,9 @@ local function drive_background(sv, d)
   local env = d.env
   local waiter = env.waiter()
   d.waiter = waiter
-  while true do
+  while sv._driver == d do -- (until replaced: see _ensure_driver)
     sv:_advance()
-    if idle(sv) then break end
+    if idle(sv) or sv._driver ~= d then break end
     sv._waiters[waiter] = env
     d.waiting, d.until_ = true, next_deadline(sv)
     local ok = env.wait(waiter, poller_fd(sv), d.until_)
@@ -732,8 +732,14 @@ local function drive_background(sv, d)
 end
 
 function Supervisor:_ensure_driver(env)
-  if driver_alive(self) or idle(self) then return end
-  local d = { env = env, co = false, waiter = false, waiting = false, until_ = false }
+  local home = env.home and env.home()
+  local old = self._driver
+  -- a driver in another loop of the kind (a cqueues controller the
+  -- caller may never run again) is replaced by one in the caller's
+  if driver_alive(self) and (not home or old.home == home) then return end
+  if idle(self) then return end
+  if old and old.waiter then self._waiters[old.waiter] = nil end
+  local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false }
   self._driver = d
   env.spawn(function() drive_background(self, d) end)
 end

@@ -15,8 +15,9 @@
 -- Each is a table: spawn(fn) (a coroutine in the background; none for
 -- plain), waiter() (made by the coroutine that will wait, what wake takes),
 -- wait(w, fd, deadline) -> true (fd readable) | false (the deadline, or
--- woken) | nil, "cancelled" (the calling task was), wake(w), and alive()
--- (can a driver spawned here still run?).
+-- woken) | nil, "cancelled" (the calling task was), wake(w), alive()
+-- (can a driver spawned here still run?) and, where there may be more
+-- than one loop of the kind, home() (the one a driver spawned now runs in).
 local core = require "appstart.core"
 local loop = require "appstart.loop"
 
@@ -46,6 +47,9 @@ function CQ.spawn(fn) cqueues.running():wrap(fn) end
 function CQ.waiter() return condition.new() end
 function CQ.wake(cond) cond:signal() end
 function CQ.alive() return true end
+-- the controller a driver spawned now runs in: a supervisor whose calls
+-- come from another one moves its driver there
+function CQ.home() return cqueues.running() end
 
 function CQ.wait(cond, fd, deadline)
   local timeout = deadline and math.max(0, deadline - now())
