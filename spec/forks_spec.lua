@@ -52,6 +52,17 @@ local function connects(port)
   return ok == true
 end
 
+-- Does a DNS server on 127.0.0.1:port answer a query over udp (within 5
+-- s)? Its answer, whatever it says, comes from its main loop.
+local function dns_answers(port)
+  local p = io.popen(string.format([[bash -c 'exec 3<>/dev/udp/127.0.0.1/%d &&
+    printf "\022\064\001\000\000\001\000\000\000\000\000\000\011localhost\000\000\001\000\001" >&3 &&
+    timeout 5 head -c 2 <&3 | wc -c']], port))
+  local n = p:read("a")
+  p:close()
+  return tonumber(n) == 2
+end
+
 -- A tcp port nobody listens on now, for a daemon of the spec's.
 local function free_port()
   for _ = 1, 20 do
@@ -116,6 +127,10 @@ function T.test_dnsmasq_with_its_pid_file()
   lu.assertEquals(app.pid, S.pid_in(pid_file))
   lu.assertEquals(S.proc_status(app.pid).Name, "dnsmasq")
   lu.assertTrue(connects(port), "dnsmasq answers on tcp")
+  -- dnsmasq's first process exits 0 (ready) a little before the daemon's
+  -- startup is over, and a SIGTERM meanwhile makes it exit 5: its answer
+  -- to a query says it is over
+  lu.assertTrue(dns_answers(port), "dnsmasq answers a query")
   lu.assertEquals(app:terminate(), { code = 0 })
   lu.assertFalse(S.alive(app.pid))
   S.assert_clean(before)
