@@ -4,6 +4,7 @@
  */
 #include "lbinding.h"
 #include "output.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <string.h>
@@ -118,14 +119,20 @@ static int l_output_fd(lua_State *L)
     return 1;
 }
 
+/* Lines a deliver hands over between two looks at the clock */
+#define LINES_PER_LOOK 64
+
 /* Every line the reader holds, to the function at index 3 (when has_fn;
- * else they are only taken, kept in the ring): 0, or 2 with "error" and
- * what the function raised on the stack (the lines after it stay). */
-static int deliver(lua_State *L, struct output *o, int has_fn)
+ * else they are only taken, kept in the ring): 0; or 2 with "error" and
+ * what the function raised on the stack (the lines after it stay); or -1
+ * when `until` (a sys_now() time; 0: none) has passed with lines left
+ * (they stay, for the next call). */
+static int deliver(lua_State *L, struct output *o, int has_fn, double until)
 {
     const char *line;
     size_t len;
     int id;
+    unsigned n = 0;
     while (output_next_line(o, &line, &len, &id)) {
         if (!has_fn)
             continue;
@@ -137,18 +144,24 @@ static int deliver(lua_State *L, struct output *o, int has_fn)
             lua_insert(L, -2);
             return 2;
         }
+        if (until > 0 && ++n % LINES_PER_LOOK == 0 && sys_now() >= until)
+            return -1;
     }
     return 0;
 }
 
-/* o:read(stream, fn, chunks) -> "again" | "eof" | "more", or nil,
- * message, errno; or "error", what fn raised, the chunks read.
+/* o:read(stream, fn, chunks, until) -> "again" | "eof" | "more" |
+ * "pending", or nil, message, errno; or "error", what fn raised, the
+ * chunks read.
  * Reads at most `chunks` chunks of stream (each at most OUTPUT_CHUNK
  * bytes), calling fn(stream_name, line) for each captured line (lines of
  * a chunk read before are handed over first; chunks 0 hands them over
  * and reads nothing). fn runs protected: what it raises ends the call,
  * and the lines after it come at the next, which the caller counts
- * against the same budget (the chunks this one read). */
+ * against the same budget (the chunks this one read). until (core.now()
+ * time, optional): once past it, the call ends "pending" with the lines
+ * not handed over yet kept for the next call (a slow fn holds its caller
+ * that long at most, whatever the number of lines a chunk holds). */
 static int l_output_read(lua_State *L)
 {
     struct output *o = check_output(L, 1);
@@ -157,11 +170,17 @@ static int l_output_read(lua_State *L)
     if (has_fn)
         luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
+    double until = (double)luaL_optnumber(L, 5, 0);
     lua_settop(L, 3);
     for (lua_Integer c = 0;; c++) {
-        if (deliver(L, o, has_fn)) {
+        int d = deliver(L, o, has_fn, until);
+        if (d > 0) {
             lua_pushinteger(L, c);
             return 3;
+        }
+        if (d < 0) {
+            lua_pushliteral(L, "pending");
+            return 1;
         }
         if (c >= chunks) {
             lua_pushliteral(L, "more");
@@ -174,7 +193,8 @@ static int l_output_read(lua_State *L)
         }
         if (r == OUTPUT_EOF) {
             /* the last partial line */
-            if (deliver(L, o, has_fn)) {
+            d = deliver(L, o, has_fn, 0);
+            if (d > 0) {
                 lua_pushinteger(L, c + 1);
                 return 3;
             }

@@ -21,6 +21,10 @@ local output = {}
 local DEFAULT_KEEP = 65536
 -- chunks (64 KiB each) read per wake-up: a flood cannot stall the loop
 local CHUNKS_PER_WAKE = 16
+-- seconds of on_output calls per wake-up: a slow on_output (or one that
+-- raises) over a flood of short lines holds the loop this long at most;
+-- the lines left of the chunk read come at the next, at once
+local SLICE = 0.01
 -- chunks read at the app's end, a failed start or app:tail: what the pipes
 -- hold (a pipe is at most pipe-max-size, 1 MiB by default), with room for
 -- what a child still writing adds meanwhile
@@ -42,11 +46,12 @@ Out.__name = "appstart.output"
 
 -- Read stream: at most `chunks` chunks, however often on_output raises
 -- (each time logged, once a second at most); "more" when they are read
--- and the pipe may hold more.
+-- and the pipe may hold more; "pending" when `until_` (a now() time;
+-- nil: none) has passed with lines of a chunk read not handed over yet.
 -- in_listener: called by the stream's own listener, which must not close
 -- the descriptor it was woken for (cqueues still holds it until that
 -- coroutine is done with it): the close comes just after.
-function Out:drain(stream, chunks, in_listener)
+function Out:drain(stream, chunks, in_listener, until_)
   -- a read is under way, on_output inside it (it called app:tail, or
   -- waited): what the pipe holds is read once it has returned, one line at
   -- a time, in order. A listener woken meanwhile leaves the loop until
@@ -60,7 +65,7 @@ function Out:drain(stream, chunks, in_listener)
   local left = chunks
   while true do
     self.reading = true
-    local ok, status, e, used = pcall(r.read, r, stream, self.deliver or nil, left)
+    local ok, status, e, used = pcall(r.read, r, stream, self.deliver or nil, left, until_)
     self.reading = false
     if self.paused then self:resume() end
     if not ok then error(status, 0) end
@@ -71,6 +76,7 @@ function Out:drain(stream, chunks, in_listener)
       -- (once spent, those of the chunk read are handed over, no more
       -- read: an app that writes as fast as it can cannot hold the loop)
       left = math.max(0, left - used)
+      if until_ and now() >= until_ then return "pending" end
     elseif status == "eof" or status == nil then
       if status == nil then self.log("error", string.format("%s: %s", self.program, tostring(e))) end
       self:stop(stream, in_listener)
@@ -91,15 +97,40 @@ function Out:pause(stream)
   end
 end
 
--- The streams paused meanwhile wait in the loop again (unless stopped).
+-- The streams paused meanwhile wait in the loop again (unless stopped),
+-- and what the reader holds comes at once (a pipe with nothing more to
+-- read would not wake its listener).
 function Out:resume()
   self.paused = false
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.paused_streams[stream] then
       self.paused_streams[stream] = false
-      if self.handles[stream] then self.handles[stream] = self:listen_to(stream) end
+      if self.handles[stream] then
+        self.handles[stream] = self:listen_to(stream)
+        self:go_on()
+      end
     end
   end
+end
+
+-- A wake-up of a stream's: one slice of reading and on_output calls.
+-- in_listener: as drain's.
+function Out:wake(stream, in_listener)
+  local status = self:drain(stream, CHUNKS_PER_WAKE, in_listener, now() + SLICE)
+  if status == "pending" then self:go_on() end
+  if status ~= nil and self.reports then self:report_drops() end
+end
+
+-- Lines read and not handed over yet (a slice ran out, or on_output
+-- waited) come at the loop's next turn: a wake-up of a stream still
+-- read, from a timer due now (once, however many ask).
+function Out:go_on()
+  if self.cont or self.closed then return end
+  self.cont = loop.at(now(), function()
+    self.cont = false
+    local stream = self.handles.stdout and "stdout" or self.handles.stderr and "stderr"
+    if stream and not self.paused_streams[stream] then self:wake(stream, false) end
+  end)
 end
 
 --- Read what the pipes hold now (the app's end, a failed start, app:tail).
@@ -138,6 +169,10 @@ function Out:stop(stream, later)
   if not h then return end
   self.handles[stream] = false
   loop.unwatch(h)
+  if self.cont and not self.handles.stdout and not self.handles.stderr then
+    loop.unwatch(self.cont) -- (nothing left to read: every line was handed over)
+    self.cont = false
+  end
   if later then
     loop.at(now(), function() self.r:close_stream(stream) end)
   else
@@ -150,6 +185,10 @@ end
 function Out:close()
   if self.closed then return end
   self.closed = true
+  if self.cont then
+    loop.unwatch(self.cont)
+    self.cont = false
+  end
   self:stop("stdout")
   self:stop("stderr")
   self.r:close()
@@ -229,7 +268,7 @@ function output.open(opts, app, program, logger, who, level)
   end
   local self = setmetatable({ r = r, app = app or false, log = logger, program = program,
     handles = { stdout = false, stderr = false }, closed = false, deliver = false, reading = false,
-    paused = false, paused_streams = { stdout = false, stderr = false }, limits = {},
+    paused = false, paused_streams = { stdout = false, stderr = false }, limits = {}, cont = false,
     syslog = so == "syslog" or se == "syslog",
     -- syslog or a file may lose what the app writes: logged as it goes
     reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",
@@ -250,11 +289,13 @@ function Out:listen()
   end
 end
 
--- stream's listener: reads at most CHUNKS_PER_WAKE chunks a wake-up, and
--- logs losses (syslog, a file) once a second at most.
+-- stream's listener: reads at most CHUNKS_PER_WAKE chunks a wake-up, for
+-- a SLICE of on_output calls at most, and logs losses (syslog, a file)
+-- once a second at most.
 function Out:listen_to(stream)
   return loop.listen(self.r:fd(stream), function()
-    if self:drain(stream, CHUNKS_PER_WAKE, true) ~= nil and self.reports then self:report_drops() end
+    -- (a wake-up due at this turn already: one slice a turn)
+    if not self.cont then self:wake(stream, true) end
   end)
 end
 
