@@ -1357,6 +1357,41 @@ function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_c
   S.assert_clean(before)
 end
 
+-- The same from a cqueues controller to luv: the driver goes where the
+-- calls come from.
+function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()
+  local cqueues = require "cqueues"
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local cq = cqueues.new()
+  local up
+  cq:wrap(function() up = sv:up() end)
+  local deadline = now() + 5
+  while up == nil and now() < deadline do assert(cq:step(0.1)) end
+  lu.assertEquals(up, true)
+  local ok, err, down
+  local timer = uv.new_timer() -- (a hang ends the loop)
+  timer:start(10000, 0, function() timer:close(); uv.stop() end)
+  coroutine.wrap(function()
+    ok, err = pcall(function()
+      lu.assertEquals(sv:status("b").state, "ready")
+      kill(pid_of(sv, "a"))
+      lu.assertTrue(await(sv, function() return rec.count("b", "ready") == 2 end, 5), "b came back")
+      down = sv:down()
+    end)
+    if not timer:is_closing() then timer:close() end
+  end)()
+  uv.run()
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(down, true)
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TDrivers.test_luv()
   local uv = require "luv"
   require "appstart.luv"

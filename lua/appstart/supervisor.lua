@@ -734,9 +734,9 @@ end
 function Supervisor:_ensure_driver(env)
   local home = env.home and env.home()
   local old = self._driver
-  -- a driver in another loop of the kind (a cqueues controller the
-  -- caller may never run again) is replaced by one in the caller's
-  if driver_alive(self) and (not home or old.home == home) then return end
+  -- a driver in another loop (another kind's, or a cqueues controller
+  -- the caller may never run again) is replaced by one in the caller's
+  if driver_alive(self) and old.env == env and (not home or old.home == home) then return end
   if idle(self) then return end
   if old and old.waiter then self._waiters[old.waiter] = nil end
   local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false }
