@@ -330,11 +330,24 @@ function T.test_cancelling_a_start_while_its_check_function_waits_cancels_the_st
   S.assert_clean(before)
 end
 
+-- scenario(out) in a coroutine of a cqueues controller or of luv's loop
+-- ("cqueues" | "luv"), run until the loop has nothing left
+local function in_a_coroutine_of(under, scenario, out)
+  if under == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(scenario, out)
+    assert(cq:loop())
+    cq = nil -- luacheck: ignore (its own descriptors go with it)
+    collectgarbage()
+  else
+    coroutine.wrap(scenario)(out)
+    require("luv").run()
+  end
+end
+
 function T.test_under_cqueues_and_luv_a_check_function_waits_in_a_coroutine_of_its_own()
   local appstart = require "appstart"
-  local cqueues = require "cqueues"
-  local uv = require "luv"
-  require "appstart.luv"
+  require "appstart.luv" -- (luv's own descriptors before the snapshots)
   -- in a coroutine of the event loop: an app that dies while its check
   -- function waits fails died at once; a check function that returns
   -- after a wait wakes its start at once (probe_interval 5 s: not at the
@@ -361,16 +374,7 @@ function T.test_under_cqueues_and_luv_a_check_function_waits_in_a_coroutine_of_i
   for _, under in ipairs { "cqueues", "luv" } do
     local before = S.snapshot()
     local out = {}
-    if under == "cqueues" then
-      local cq = cqueues.new()
-      cq:wrap(scenario, out)
-      assert(cq:loop())
-      cq = nil -- luacheck: ignore (its own descriptors go with it)
-      collectgarbage()
-    else
-      coroutine.wrap(scenario)(out)
-      uv.run()
-    end
+    in_a_coroutine_of(under, scenario, out)
     lu.assertNil(out.app, under)
     lu.assertEquals(out.err.code, "died", under .. ": " .. tostring(out.err))
     lu.assertTrue(out.took < 1.5, under .. ": died seen after " .. out.took .. " s, not at once")
@@ -387,9 +391,7 @@ end
 -- and the event loop is not held until the check's own wait would end.
 function T.test_under_cqueues_and_luv_a_start_that_ends_cancels_its_waiting_check()
   local appstart = require "appstart"
-  local cqueues = require "cqueues"
-  local uv = require "luv"
-  require "appstart.luv"
+  require "appstart.luv" -- (luv's own descriptors before the snapshots)
   local function scenario(out)
     out.err = select(2, start { ready_timeout = 30, argv = { F, "sleep=0.1", "exit=3" },
       ready = { check = function()
@@ -401,16 +403,7 @@ function T.test_under_cqueues_and_luv_a_start_that_ends_cancels_its_waiting_chec
     local before = S.snapshot()
     local out = {}
     local t0 = now()
-    if under == "cqueues" then
-      local cq = cqueues.new()
-      cq:wrap(scenario, out)
-      assert(cq:loop())
-      cq = nil -- luacheck: ignore (its own descriptors go with it)
-      collectgarbage()
-    else
-      coroutine.wrap(scenario)(out)
-      uv.run()
-    end
+    in_a_coroutine_of(under, scenario, out)
     local took = now() - t0
     lu.assertEquals(out.err and out.err.code, "died", under)
     lu.assertEquals(out.slept, { nil, "cancelled" }, under)

@@ -1321,6 +1321,19 @@ function TDrivers.test_cqueues()
   S.assert_clean(before)
 end
 
+-- sv:up() in a coroutine of a new cqueues controller, stepped until it
+-- has returned true; the controller, whose coroutine the supervisor's
+-- driver is
+local function up_in_a_controller(sv)
+  local cq = require("cqueues").new()
+  local up
+  cq:wrap(function() up = sv:up() end)
+  local deadline = now() + 5
+  while up == nil and now() < deadline do assert(cq:step(0.1)) end
+  lu.assertEquals(up, true)
+  return cq
+end
+
 -- A supervisor brought up in one cqueues controller, which is then never
 -- run again, goes on in the controller its next call comes from: a death
 -- there is seen and acted on with no call of the supervisor's, and
@@ -1330,12 +1343,7 @@ function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_c
   local before = S.snapshot()
   local rec = recorder()
   local sv = graph(rec)
-  local cq1 = cqueues.new()
-  local up
-  cq1:wrap(function() up = sv:up() end)
-  local deadline = now() + 5
-  while up == nil and now() < deadline do assert(cq1:step(0.1)) end
-  lu.assertEquals(up, true)
+  up_in_a_controller(sv) -- never run again
   local cq2 = cqueues.new()
   local ok, err, down
   cq2:wrap(function()
@@ -1352,26 +1360,20 @@ function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_c
   assert(cq2:loop(10))
   lu.assertTrue(ok, tostring(err))
   lu.assertEquals(down, true)
-  cq1, cq2 = nil, nil -- luacheck: ignore
-  collectgarbage()
+  cq2 = nil -- luacheck: ignore
+  collectgarbage() -- (the controllers close their descriptors)
   S.assert_clean(before)
 end
 
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()
-  local cqueues = require "cqueues"
   local uv = require "luv"
   require "appstart.luv"
   local before = S.snapshot()
   local rec = recorder()
   local sv = graph(rec)
-  local cq = cqueues.new()
-  local up
-  cq:wrap(function() up = sv:up() end)
-  local deadline = now() + 5
-  while up == nil and now() < deadline do assert(cq:step(0.1)) end
-  lu.assertEquals(up, true)
+  up_in_a_controller(sv) -- never run again
   local ok, err, down
   local timer = uv.new_timer() -- (a hang ends the loop)
   timer:start(10000, 0, function() timer:close(); uv.stop() end)
@@ -1387,8 +1389,7 @@ function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()
   uv.run()
   lu.assertTrue(ok, tostring(err))
   lu.assertEquals(down, true)
-  cq = nil -- luacheck: ignore
-  collectgarbage()
+  collectgarbage() -- (the controller closes its descriptors)
   S.assert_clean(before)
 end
 
