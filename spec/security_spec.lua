@@ -219,16 +219,20 @@ function T.test_a_forking_daemon_cannot_name_a_child_of_whoever_takes_its_starte
       p=$(cat "$1/started")
       while [ -e /proc/$p ]; do sleep 0.01; done
       echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
-      sh -c 'echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim.tmp"; mv "$1/victim.tmp" "$1/victim"; wait' take "$1" &
+      sh -c 'echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"; wait' take "$1" &
       wait
     ]=])
-    -- the forking daemon: its daemon part names the victim
+    -- the forking daemon: its daemon part names the victim. Nothing else
+    -- in the namespace forks until the taker has: the daemon part waits
+    -- in a read of a fifo (a shell builtin), the launcher in its looks at
+    -- the pid file
     write(dir .. "/daemon.sh", [=[
       echo $$ > "$1/started"
-      setsid sh -c 'while [ ! -s "$1/victim" ]; do sleep 0.01; done; cp "$1/victim" "$1/daemon.pid"; sleep 30' d "$1" \
+      setsid sh -c 'read v < "$1/victim.fifo"; echo "$v" > "$1/d.tmp"; mv "$1/d.tmp" "$1/daemon.pid"; sleep 30' d "$1" \
         </dev/null >/dev/null 2>&1 &
       exit 0
     ]=])
+    assert(os.execute("mkfifo " .. dir .. "/victim.fifo"))
     os.execute("sh " .. dir .. "/taker.sh " .. dir .. " &")
     local app, err = appstart.start { argv = { "/bin/sh", dir .. "/daemon.sh", dir }, ready_timeout = 5,
       kill_grace = 0.5, ready = { forks = true, pid_file = dir .. "/daemon.pid" }, log = function() end }
