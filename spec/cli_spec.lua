@@ -262,6 +262,8 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
       "option '--pid-fd' has no effect with --ready=forks (the daemon's pid is read from --pid-file)" },
     { { "--user=0", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
       "option '--user': cannot be combined with --ready=forks" },
+    { { "--timeout=5", "--ready=none", "--", F, "pause" },
+      "option '--timeout': has no effect with --ready=none (the app is ready once it runs: nothing is waited for)" },
     { { "--notify-access=main", "--ready=none", "--", F, "pause" }, "option '--notify-access' needs"
       .. " --ready=notify or --ready=fd (it says whose ready message counts), not --ready=none" },
     { { "--notify-access=all", "--ready=tcp:127.0.0.1:1", "--", F, "pause" },

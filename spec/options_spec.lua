@@ -50,6 +50,18 @@ function T.test_pid_timeout_without_a_pid_channel_is_an_error()
   accepted({ ready = "fd", pid_timeout = 5, user = 0 })
 end
 
+-- ready = "none" waits for nothing: a ready_timeout there is a mistake
+-- (under a supervisor it bounds sv:reload's wait: see supervisor_spec)
+function T.test_ready_timeout_with_ready_none_is_an_error()
+  local what = "field 'ready_timeout': has no effect with ready = 'none'"
+  raises({ ready = "none", ready_timeout = 5 }, what)
+  raises({ ready = "none", ready_timeout = 5, helper = true }, what)
+  accepted({ ready = "fd", ready_timeout = 5 })
+  accepted({ ready_timeout = 5 }) -- notify is the default
+  accepted({ ready = { file = "/tmp/x" }, ready_timeout = 5 })
+  accepted({ ready = { forks = true, pid_file = "/tmp/x.pid" }, ready_timeout = 5 })
+end
+
 function T.test_notify_access_without_a_ready_message_is_an_error()
   local what = "field 'notify_access': has no effect without ready = 'notify' or 'fd'"
   raises({ ready = "none", notify_access = "main" }, what)

@@ -410,6 +410,28 @@ function TStates.test_an_app_the_reload_signal_ends_is_never_ready_again_and_the
   S.assert_clean(before)
 end
 
+-- A ready = "none" service takes a ready_timeout (a plain start refuses
+-- one): it bounds sv:reload's wait for the end of an app whose reload
+-- signal should end it. Here the app is stopped (SIGSTOP), so the SIGHUP
+-- waits, and the reload returns at that timeout (0.3 s, not the default
+-- 40), the app still there.
+function TStates.test_a_ready_none_services_ready_timeout_bounds_its_reloads_wait()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { r = { argv = { F, "pause" }, ready = "none", ready_timeout = 0.3,
+    kill_grace = 0.5 } } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local pid = pid_of(sv, "r")
+  kill(pid, "STOP")
+  local took, ok, err = S.timed(sv.reload, sv, "r")
+  lu.assertEquals(ok, true, tostring(err))
+  lu.assertTrue(took >= 0.3 and took < 5, "the reload returned after " .. took .. " s")
+  lu.assertEquals(sv:status("r").state, "ready")
+  kill(pid, "CONT") -- (the SIGHUP ends it now)
+  lu.assertTrue(await(sv, function() return rec.count("r", "stopped") == 1 end), "ended by its SIGHUP")
+  S.assert_clean(before)
+end
+
 function TStates.test_in_a_loop_an_app_the_reload_signal_ends_goes_to_its_restart_policy()
   local before = S.snapshot()
   for kind, spec in pairs(hup_killed_services()) do

@@ -258,8 +258,12 @@ end
 function S.starter(defaults)
   local function start(opts)
     for k, v in pairs(defaults) do
-      -- pid_timeout only where a pid is reported (else it is a mistake)
-      if opts[k] == nil and (k ~= "pid_timeout" or opts.helper or opts.user) then opts[k] = v end
+      -- pid_timeout only where a pid is reported, ready_timeout only where
+      -- something is waited for (else each is a mistake)
+      if opts[k] == nil and (k ~= "pid_timeout" or opts.helper or opts.user)
+        and (k ~= "ready_timeout" or opts.ready ~= "none") then
+        opts[k] = v
+      end
     end
     if opts.log == nil then opts.log = S.quiet end
     return require("appstart").start(opts)

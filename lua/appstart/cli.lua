@@ -538,7 +538,7 @@ local function usage_of(opts, o)
     if word ~= "user" and word ~= "value" and options.SCHEMA[name] then
       return word .. " '" .. option_of(name, o) .. "'"
     end
-  end):gsub("ready%.forks", "--ready=forks")
+  end):gsub("ready%.forks", "--ready=forks"):gsub("ready = '(%w+)'", "--ready=%1")
   local option = option_of(field, o)
   if option == "COMMAND" then return "COMMAND: " .. why end
   return string.format("option '%s': %s", option, why)

@@ -331,6 +331,9 @@ function options.check(opts)
     return "probe_timeout", "has no effect without an exec or tcp connect probe (it bounds one try under way)"
   end
   local ready = opts.ready or "notify"
+  if opts.ready_timeout ~= nil and ready == "none" then
+    return "ready_timeout", "has no effect with ready = 'none' (the app is ready once it runs: nothing is waited for)"
+  end
   if opts.watchdog ~= nil and ready ~= "notify" then
     return "watchdog", "has no effect without ready = 'notify' (the pings are notify datagrams)"
   end

@@ -1058,7 +1058,7 @@ function Supervisor:reload(name)
   if ok and fatal and svc.app == app and app.state ~= "exited" then
     -- nothing says when such a reload is done (ready = "none", or no
     -- socket read): its end is
-    local deadline = now() + (svc.opts.ready_timeout or options.DEFAULTS.ready_timeout)
+    local deadline = now() + (svc.cfg.reload_timeout or svc.opts.ready_timeout or options.DEFAULTS.ready_timeout)
     local _, why = drive(self, "sv:reload", function()
       return svc.app ~= app or app.state == "exited" or now() >= deadline
     end, deadline)

@@ -138,6 +138,14 @@ function M.service(name, spec, who, level)
   end
   -- a supervisor stops what an app forked along with it
   if options.SCHEMA.kill_mode and start.kill_mode == nil then start.kill_mode = "group" end
+  -- a start with ready = "none" waits for nothing, but sv:reload does:
+  -- for the end of an app its reload signal ends (see Supervisor:reload)
+  local reload_timeout
+  if start.ready == "none" and type(start.ready_timeout) == "number" then
+    local why = options.SCHEMA.ready_timeout.check(start.ready_timeout)
+    if why then error(format("%s: service '%s': field 'ready_timeout': %s", who, name, why), level) end
+    reload_timeout, start.ready_timeout = start.ready_timeout, nil
+  end
   local field, why = options.check(start)
   if field then
     if field == "" then error(format("%s: service '%s': %s", who, name, why), level) end
@@ -164,6 +172,7 @@ function M.service(name, spec, who, level)
     burst_interval = own.burst_interval or D.burst_interval,
     after = list_copy(own.after),
     needs = list_copy(own.needs),
+    reload_timeout = reload_timeout,
   }
 end
 
