@@ -651,6 +651,25 @@ for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
   end
 end
 
+-- A signal that comes once the start has failed (here while its app,
+-- which ignores SIGTERM, has its grace) cancels nothing: the command says
+-- why the start failed, not that it was interrupted
+function Failure.test_a_signal_after_the_start_failed_leaves_the_failure_as_it_is()
+  local before = S.snapshot()
+  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
+  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=1", "--", F, "pidfile=" .. pidfile,
+    "trap=TERM:" .. trap, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  S.await_file(trap) -- the timeout's SIGTERM came
+  os.execute("kill -TERM " .. ppid(app))
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "appstart: app not ready within 0.2 s: no line came on its fd 3\n")
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
 --- Run the command with --json, which must fail (exit 1) with `message` on
 -- stderr and the same as one JSON object on stdout; returns that object's
 -- pid (nil for null), exit_code and signal, as text.

@@ -636,7 +636,8 @@ local function run(o)
     end
     if not app then
       local message = err.message
-      if state.interrupted then
+      -- (a signal that came once the start had failed cancelled nothing)
+      if state.interrupted and err.code == "cancelled" then
         message = string.format("interrupted by %s: %s", signal_name(state.interrupted), message)
       end
       report_failure(o, err.code, message, err)
