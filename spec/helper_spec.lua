@@ -165,12 +165,14 @@ function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their
   -- own before READY=1); who may notify is decided by the sender's pid
+  -- (its path is written whole, then renamed: S.await_file never sees it
+  -- half made)
   local sockfile, release = S.tmpname("sock"), S.tmpname("release")
   os.execute("chmod 777 " .. S.tmpdir)
   local before = S.snapshot()
   local logged, log = S.recorder()
   local h = appstart.begin {
-    argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile ..
+    argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile .. '.tmp && mv ' .. sockfile .. '.tmp ' .. sockfile ..
       '; while [ ! -e ' .. release .. ' ]; do sleep 0.01; done; exec "$0" notify=READY=1 pause', F },
     notify_access = "all", ready_timeout = 10, log = log,
   }

@@ -520,7 +520,9 @@ end
 local function waiting_for_release(access, log)
   local sockfile, release = S.tmpname("sock"), S.tmpname("release")
   local h = appstart.begin {
-    argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile .. '; exec "$0" waitfile=' .. release ..
+    -- (written whole, then renamed: S.await_file never sees it half made)
+    argv = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > ' .. sockfile .. '.tmp && mv ' .. sockfile .. '.tmp '
+      .. sockfile .. '; exec "$0" waitfile=' .. release ..
       ' notify=READY=1 pause', F },
     notify_access = access, ready_timeout = 10, log = log,
   }
