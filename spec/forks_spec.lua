@@ -106,7 +106,12 @@ http {
   lu.assertEquals(S.proc_status(app.pid).Name, "nginx")
   lu.assertEquals(tonumber(S.proc_status(app.pid).PPid), core.pid(), "adopted by the launcher")
   lu.assertTrue(connects(port), "nginx serves")
-  local workers = pids_with("-P " .. app.pid) -- its workers
+  -- its workers (the master forks them once its pid file is written)
+  local workers, until_ = pids_with("-P " .. app.pid), core.now() + 5
+  while #workers < 2 and core.now() < until_ do
+    core.wait_readable(-1, 0.01)
+    workers = pids_with("-P " .. app.pid)
+  end
   lu.assertTrue(#workers >= 2, "its workers run")
   local how = app:terminate()
   lu.assertEquals(how, { code = 0 })
