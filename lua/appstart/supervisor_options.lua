@@ -142,11 +142,13 @@ function M.service(name, spec, who, level)
   -- for the end of an app its reload signal ends (see Supervisor:reload)
   local reload_timeout
   if start.ready == "none" and type(start.ready_timeout) == "number" then
-    local why = options.SCHEMA.ready_timeout.check(start.ready_timeout)
-    if why then error(format("%s: service '%s': field 'ready_timeout': %s", who, name, why), level) end
     reload_timeout, start.ready_timeout = start.ready_timeout, nil
   end
   local field, why = options.check(start)
+  if not field and reload_timeout then
+    why = options.SCHEMA.ready_timeout.check(reload_timeout)
+    field = why and "ready_timeout"
+  end
   if field then
     if field == "" then error(format("%s: service '%s': %s", who, name, why), level) end
     error(format("%s: service '%s': field '%s': %s", who, name, field, why), level)
