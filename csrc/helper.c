@@ -79,6 +79,9 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -90,6 +93,8 @@ extern char **environ;
 enum {
     EXIT_FAILED = 1,
     EXIT_USAGE = 2,
+    EXIT_GONE = 3,          /* --signal: the process has ended */
+    EXIT_NOT_PERMITTED = 4, /* --signal: the target user may not signal it */
     EXIT_CANNOT_EXECUTE = 126,
     EXIT_NOT_FOUND = 127
 };
@@ -128,6 +133,10 @@ struct options {
     int nkeep;
     int error_fd;           /* -1: none (see say) */
     char **argv;
+    int signal;             /* --signal: 0, or the signal to send */
+    int process_group;      /* --process-group */
+    int target_fd;          /* --pidfd: the target's pidfd (default 3) */
+    const char *start_only; /* an option of a start's, for --signal's error */
 };
 
 /* The identity to switch to, resolved entirely before fork. */
@@ -166,7 +175,9 @@ static void print_usage(FILE *out)
           "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
           "                       [--pid-fd N] [--pid-format int32le|line]\n"
           "                       [--error-fd N] [--path DIRS]\n"
-          "                       -- ARGV...\n", out);
+          "                       -- ARGV...\n"
+          "       appstart-helper --signal N --user NAME|UID [--process-group]\n"
+          "                       [--pidfd N]\n", out);
 }
 
 static void print_help(void)
@@ -196,6 +207,12 @@ static void print_help(void)
           "  --path DIRS        search ARGV[0] in DIRS (colon-separated, as PATH; the\n"
           "                     caller's own) rather than in the app's PATH\n"
           "\n"
+          "With --signal it starts nothing: it becomes the user (as for an app) and\n"
+          "sends signal N to the process whose pidfd it inherits at fd N (--pidfd,\n"
+          "default 3), or with --process-group to the process group that process\n"
+          "leads; what that user may not signal is not signalled. So an\n"
+          "unprivileged launcher stops the apps it started as other users.\n"
+          "\n"
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
           "  " APPSTART_HELPER_POLICY "\n"
           "(owned by root, writable by root only): lines \"CALLER: USER...\" say\n"
@@ -208,7 +225,8 @@ static void print_help(void)
           "resource limits reset; a session of its own.\n"
           "\n"
           "Exit status: 0 started, 1 failed (nothing runs), 2 usage, 126 cannot\n"
-          "execute, 127 not found.\n", stdout);
+          "execute, 127 not found; with --signal 0 sent, 1 failed or refused,\n"
+          "2 usage, 3 the process has ended, 4 the user may not signal it.\n", stdout);
 }
 
 /* Where messages go: stderr, or the caller's error pipe (--error-fd). */
@@ -354,26 +372,44 @@ static void parse_options(int argc, char **argv, struct options *opt)
             exit(0);
         } else if (strcmp(arg, "--setsid") == 0) {
             opt->setsid = 1;
+            opt->start_only = "--setsid";
         } else if (strcmp(arg, "--login-env") == 0) {
             opt->login_env = 1;
+            opt->start_only = "--login-env";
+        } else if (strcmp(arg, "--process-group") == 0) {
+            opt->process_group = 1;
+        } else if ((v = option_value(arg, "--signal", argc, argv, &i))) {
+            unsigned long sig;
+            if (parse_decimal(v, 64, &sig) != 0 || sig == 0)
+                usage_error("--signal must be a signal number (1 to 64)", v);
+            opt->signal = (int)sig;
+        } else if ((v = option_value(arg, "--pidfd", argc, argv, &i))) {
+            opt->target_fd = parse_fd(v, "--pidfd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--user", argc, argv, &i))) {
             opt->user = v;
         } else if ((v = option_value(arg, "--group", argc, argv, &i))) {
+            opt->start_only = "--group";
             opt->group = v;
         } else if ((v = option_value(arg, "--chdir", argc, argv, &i))) {
+            opt->start_only = "--chdir";
             opt->dir = v;
         } else if ((v = option_value(arg, "--path", argc, argv, &i))) {
+            opt->start_only = "--path";
             opt->path = v;
         } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
+            opt->start_only = "--pid-fd";
             opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--error-fd", argc, argv, &i))) {
+            opt->start_only = "--error-fd";
             opt->error_fd = parse_fd(v, "--error-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--keep-fd", argc, argv, &i))) {
+            opt->start_only = "--keep-fd";
             if (opt->nkeep >= MAX_KEEP_FDS)
                 usage_error("too many --keep-fd options", v);
             opt->keep_fds[opt->nkeep++] =
                 parse_fd(v, "--keep-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
+            opt->start_only = "--pid-format";
             if (strcmp(v, "int32le") == 0)
                 opt->pid_format = PID_INT32LE;
             else if (strcmp(v, "line") == 0)
@@ -387,6 +423,19 @@ static void parse_options(int argc, char **argv, struct options *opt)
             break;
         }
     }
+    opt->argv = argv + i;
+    if (opt->signal) {
+        /* what would be ignored is refused */
+        if (i < argc)
+            usage_error("--signal takes no command", argv[i]);
+        if (opt->start_only)
+            usage_error("this option does not go with --signal", opt->start_only);
+        if (!opt->user)
+            usage_error("--signal needs --user (the user the target runs as)", NULL);
+        return;
+    }
+    if (opt->process_group || opt->target_fd)
+        usage_error("--process-group and --pidfd go with --signal only", NULL);
     if (i >= argc)
         usage_error("no command given", NULL);
     if (opt->group && !opt->user)
@@ -398,7 +447,6 @@ static void parse_options(int argc, char **argv, struct options *opt)
             usage_error("--keep-fd cannot be the pid fd or the error fd", NULL);
     if (opt->error_fd == opt->pid_fd)
         usage_error("--error-fd cannot be the pid fd", NULL);
-    opt->argv = argv + i;
 }
 
 /* ---- setuid mode: the first things done, before anything is opened ---- */
@@ -993,32 +1041,43 @@ static int child_clear_capabilities(int *err)
 
 /* Switch to the target identity and prove the switch cannot be undone.
  * setgroups and setgid must come before setuid: after setuid the process
- * has lost the right to change its groups and would keep root's. */
-static void child_drop_privileges(int status_fd, const struct identity *id)
+ * has lost the right to change its groups and would keep root's. 0, or
+ * the step that failed (*err its errno). Async-signal-safe: the child of
+ * a start calls it between fork and exec. */
+static int drop_privileges(const struct identity *id, int *err)
 {
-    int err = 0, step;
+    int step;
+    *err = 0;
     if (id->uid != 0)
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (setgroups((size_t)id->ngroups, id->groups) != 0)
-        child_fail(status_fd, STEP_SETGROUPS, errno);
+        return *err = errno, STEP_SETGROUPS;
     if (setgid(id->gid) != 0)
-        child_fail(status_fd, STEP_SETGID, errno);
+        return *err = errno, STEP_SETGID;
     if (setuid(id->uid) != 0)
-        child_fail(status_fd, STEP_SETUID, errno);
-    if (id->uid != 0 && (step = child_clear_capabilities(&err)) != 0)
-        child_fail(status_fd, step, err);
+        return *err = errno, STEP_SETUID;
+    if (id->uid != 0 && (step = child_clear_capabilities(err)) != 0)
+        return step;
     /* A setuid that "succeeds" without dropping everything (capabilities,
      * a saved set-user-ID of 0) would let the app regain root; refuse to
      * run as root what we were asked to run as another user. */
     if (id->uid != 0) {
         if (setuid(0) == 0)
-            child_fail(status_fd, STEP_VERIFY, 0);
+            return STEP_VERIFY;
         if (id->gid != 0 && setgid(0) == 0)
-            child_fail(status_fd, STEP_VERIFY, 0);
+            return STEP_VERIFY;
     }
     if (getuid() != id->uid || geteuid() != id->uid ||
         getgid() != id->gid || getegid() != id->gid)
-        child_fail(status_fd, STEP_VERIFY, 0);
+        return STEP_VERIFY;
+    return 0;
+}
+
+static void child_drop_privileges(int status_fd, const struct identity *id)
+{
+    int err, step = drop_privileges(id, &err);
+    if (step)
+        child_fail(status_fd, step, err);
 }
 
 /* Mark [lo, hi] close-on-exec (the status pipe must stay open until the
@@ -1243,6 +1302,95 @@ static int report_pid(int fd, enum pid_format format, pid_t pid)
     return write_all(fd, buf, len);
 }
 
+/* ---- --signal: a signal to an app of the target user ---- */
+
+/* The pid a pidfd names, from /proc/self/fdinfo: > 0, -1 once the process
+ * has ended (the kernel says so), 0 when fd is no pidfd. */
+static pid_t pidfd_pid(int fd)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        fail("the target's descriptor (fd %d): %s", fd, strerror(errno));
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf - 1 &&
+           ((r = read(f, buf + len, sizeof buf - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            len += (size_t)r;
+    (void)close(f);
+    buf[len] = '\0';
+    /* "Pid:" at the start of a line ("NSpid:" is another field) */
+    for (char *line = buf; *line;) {
+        if (strncmp(line, "Pid:", 4) == 0) {
+            long v = strtol(line + 4, NULL, 10);
+            return v > 0 && v <= INT_MAX ? (pid_t)v : v < 0 ? -1 : 0;
+        }
+        char *next = strchr(line, '\n');
+        if (!next)
+            break;
+        line = next + 1;
+    }
+    return 0;
+}
+
+/* Send opt->signal to the process whose pidfd is at opt->target_fd (or,
+ * with --process-group, to the group it leads) as the target user: the
+ * helper becomes that user first, so the kernel's own check decides what
+ * it may reach, no more than an app of that user could, and the pidfd
+ * names the process without a pid another could take. In setuid mode the
+ * caller must be allowed to start apps as that user (the policy). */
+static int signal_mode(const struct options *opt, int secure)
+{
+    static struct identity id;
+    int fd = opt->target_fd ? opt->target_fd : 3;
+    if (secure) {
+        uid_t target = enforce_policy(opt->user);
+        resolve_identity(opt->user, NULL, 1, &id);
+        if (id.uid != target || id.uid == 0)
+            fail("policy: refused: %s changed while it was checked", opt->user);
+    } else {
+        resolve_identity(opt->user, NULL, 0, &id);
+    }
+    /* read while privileged: after the drop /proc/self is not ours */
+    pid_t pid = pidfd_pid(fd);
+    if (pid == 0)
+        fail("fd %d is not a pidfd", fd);
+    if (pid < 0) {
+        say("the process has ended");
+        return EXIT_GONE;
+    }
+    int err, step = drop_privileges(&id, &err);
+    if (step) {
+        if (step == STEP_VERIFY)
+            fail("verify: the privilege drop did not stick");
+        fail("%s: %s", step_name(step), strerror(err));
+    }
+    long r;
+    if (opt->process_group) {
+        /* the leader is alive (so its pid, the group's id, is not another
+         * process's) and this user's, then its group */
+        r = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0);
+        if (r == 0)
+            r = kill(-pid, opt->signal);
+    } else {
+        r = syscall(SYS_pidfd_send_signal, fd, opt->signal, NULL, 0);
+    }
+    if (r == 0)
+        return 0;
+    err = errno;
+    if (err == ESRCH) {
+        say("pid %ld has ended", (long)pid);
+        return EXIT_GONE;
+    }
+    if (err == EPERM) {
+        say("pid %ld does not run as %s: not signalled", (long)pid, opt->user);
+        return EXIT_NOT_PERMITTED;
+    }
+    fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));
+}
+
 int main(int argc, char **argv)
 {
     struct options opt = { 0 };
@@ -1267,6 +1415,8 @@ int main(int argc, char **argv)
     }
 
     parse_options(argc, argv, &opt);
+    if (opt.signal)
+        return signal_mode(&opt, plan.secure);
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */
     if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)

@@ -69,7 +69,7 @@ static char **string_array(lua_State *L, int arg, int required)
 /* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
  *            notify_access, notify_dir, helper, pid_fd, pid_format,
  *            app_uid, kill_mode, cgroup_parent, watchdog_usec, pid_file,
- *            error_fd)
+ *            error_fd, pass_fd)
  *            -> starter, fresh, pid: begun, maybe failed already
  *            (s:step says); fresh: the first step may come after a wait
  *            (starter.h, starter_fresh); pid: the process spawned (0: none)
@@ -82,7 +82,9 @@ static char **string_array(lua_State *L, int arg, int required)
  * kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in the
  * cgroup v2 hierarchy or nil; watchdog_usec: 0 or nil for none; pid_file:
  * the forking daemon's (helper true), or nil; error_fd: where the helper
- * (appstart-helper --error-fd) writes why it failed, or nil.
+ * (appstart-helper --error-fd) writes why it failed, or nil; pass_fd: a
+ * descriptor the child gets at fd 3 (no helper, ready "none" or "notify"),
+ * or nil.
  * Values, not a table: a start reads them once. */
 static int l_start(lua_State *L)
 {
@@ -90,7 +92,7 @@ static int l_start(lua_State *L)
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
     static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
-    lua_settop(L, 19); /* the arrays' userdata go above the arguments */
+    lua_settop(L, 20); /* the arrays' userdata go above the arguments */
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.argv = string_array(L, 1, 1);
@@ -129,6 +131,9 @@ static int l_start(lua_State *L)
     luaL_argcheck(L, cfg.error_fd < 0 || (cfg.has_helper && !cfg.pid_file && cfg.error_fd != cfg.pid_fd &&
                                           (cfg.ready != STARTER_READY_FD || cfg.error_fd != cfg.ready_fd)),
                   19, "needs a helper's pid channel, at a number of its own");
+    cfg.pass_fd = lua_isnoneornil(L, 20) ? -1 : opt_integer(L, 20, 0, 0, 0x7fffffff);
+    luaL_argcheck(L, cfg.pass_fd < 0 || (!cfg.has_helper && cfg.ready != STARTER_READY_FD), 20,
+                  "fd 3 of the child is taken");
     cfg.search_path = getenv("PATH");
 
     struct starter *s = lua_newuserdatauv(L, starter_size(), 0);
@@ -357,13 +362,18 @@ static int l_starter_take(lua_State *L)
     return l ? 2 : 1;
 }
 
-/* s:stop([sig]): a failed start signals its app (sig; none when absent)
- * and kills its helper; s:stopped() says when all it held has ended */
+/* s:stop([sig]) -> nil | errno: a failed start signals its app (sig; none
+ * when absent) and kills its helper; the errno when the app could not be
+ * signalled (EPERM: another user's); s:stopped() says when all it held has
+ * ended */
 static int l_starter_stop(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
-    starter_stop(s, lb_check_signal(L, 2, 0));
-    return 0;
+    int err = starter_stop(s, lb_check_signal(L, 2, 0));
+    if (!err)
+        return 0;
+    lua_pushinteger(L, err);
+    return 1;
 }
 
 /* s:stopped() -> true | false, probe (as for s:step()) */

@@ -659,8 +659,10 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->adopting = 1;
     }
 
-    struct spawn_fd fds[3];
+    struct spawn_fd fds[4];
     int nfds = 0;
+    if (cfg->pass_fd >= 0)
+        fds[nfds++] = (struct spawn_fd){ 3, cfg->pass_fd };
     if (pid_wr >= 0)
         fds[nfds++] = (struct spawn_fd){ s->pid_fd, pid_wr };
     if (ready_wr >= 0)
@@ -1463,7 +1465,7 @@ static void salvage_pid(struct starter *s)
     s->err = err;
 }
 
-void starter_stop(struct starter *s, int app_signal)
+int starter_stop(struct starter *s, int app_signal)
 {
     salvage_pid(s);
     s->stopping = 1;
@@ -1473,8 +1475,8 @@ void starter_stop(struct starter *s, int app_signal)
     unwatch_fd(s, notify_fd(s));
     struct process *app = app_of(s);
     pid_t pid = known_app_pid(s);
-    if (app_signal && pid > 0 && process_signal(app, app_signal) == 0 &&
-        app_signal != SIGKILL)
+    int err = app_signal && pid > 0 ? process_signal(app, app_signal) : 0;
+    if (app_signal && pid > 0 && err == 0 && app_signal != SIGKILL)
         (void)process_signal(app, SIGCONT);
     if (app_signal == SIGKILL) {
         (void)tree_kill(s->tree, pid);
@@ -1483,6 +1485,7 @@ void starter_stop(struct starter *s, int app_signal)
     }
     if (s->has_helper && !s->helper_done)
         (void)process_signal(&s->spawned, SIGKILL);
+    return err == ESRCH ? 0 : err;
 }
 
 /* Is anything of the app's tree (its group or cgroup) still running? */

@@ -114,6 +114,10 @@ struct starter_config {
                                 it failed to a pipe at this number
                                 (appstart-helper --error-fd), which a
                                 failure's message then quotes; else none */
+    int pass_fd;             /* >= 0: a descriptor of the launcher's the
+                                child gets at fd 3 (a pidfd, for
+                                appstart-helper --signal); no helper, no
+                                ready fd; -1: none */
 };
 
 struct starter_result {
@@ -212,8 +216,9 @@ int starter_take_notify(struct starter *s, struct listener *out);
 
 /* FAILED: send app_signal (0: none) to the app where it may still run (and
  * SIGCONT after any but SIGKILL, so a stopped app gets it) and to the rest
- * of its tree (kill_mode), and SIGKILL to a helper still running. */
-void starter_stop(struct starter *s, int app_signal);
+ * of its tree (kill_mode), and SIGKILL to a helper still running. Returns
+ * 0, or why the app could not be signalled (EPERM: another user's). */
+int starter_stop(struct starter *s, int app_signal);
 
 /* FAILED: has every process held ended (children reaped, the app's group
  * or cgroup empty)? */

@@ -118,6 +118,22 @@ function T.test_usage_errors_exit_2()
   lu.assertEquals((run_helper { "--pid-fd=2", "--", "true" }), 2)
 end
 
+function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
+  local function usage(args, why)
+    local code, _, err = run_helper(args)
+    lu.assertEquals(code, 2, err)
+    lu.assertStrContains(err, why)
+  end
+  usage({ "--signal", "15" }, "--signal needs --user")
+  usage({ "--signal", "15", "--user", "nobody", "--chdir", "/" }, "does not go with --signal: --chdir")
+  usage({ "--signal", "15", "--user", "nobody", "--pid-fd", "4" }, "does not go with --signal: --pid-fd")
+  usage({ "--signal", "15", "--user", "nobody", "--", F }, "--signal takes no command")
+  usage({ "--signal", "0", "--user", "nobody" }, "--signal must be a signal number")
+  usage({ "--signal", "TERM", "--user", "nobody" }, "--signal must be a signal number")
+  usage({ "--process-group", "--", F }, "--process-group and --pidfd go with --signal only")
+  usage({ "--pidfd", "3", "--", F }, "--process-group and --pidfd go with --signal only")
+end
+
 function T.test_setsid_and_chdir()
   local status, cwd = S.tmpname("status"), S.tmpname("cwd")
   local code, rec = run_helper { "--setsid", "--chdir", "/tmp", "--", F, "status=" .. status,
@@ -215,6 +231,93 @@ local function shared_dir()
   local dir = S.tmpname("shared")
   assert(os.execute("mkdir -m 777 " .. sh_quote(dir)))
   return dir
+end
+
+--- appstart-helper --signal signals the process of a pidfd as the user it
+-- becomes: never one that user may not signal, never one that has ended,
+-- never through a descriptor that is no pidfd.
+function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
+  lu.skipIf(not is_root(), "needs root (to become another user)")
+  local signal = require "appstart.signal"
+  local core = require "appstart.core"
+  -- a descriptor that is no pidfd (a file at fd 3)
+  local code, _, err = run_helper { "--signal", "15", "--user", "nobody" }
+  lu.assertEquals(code, 1, err)
+  lu.assertStrContains(err, "fd 3 is not a pidfd")
+  -- root's process: nobody may not signal it
+  local mine = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+  local proc = assert(core.process(mine.pid))
+  local ok, message, errno = signal.through(proc:fd(), { user = "nobody" }, "TERM")
+  lu.assertEquals({ ok, message, errno },
+    { nil, "Operation not permitted (pid " .. mine.pid .. " does not run as nobody: not signalled)", 1 })
+  lu.assertTrue(S.alive(mine.pid))
+  -- nobody's, and the group it leads with what it forked: signalled
+  local dir = shared_dir()
+  local theirs = assert(appstart.start { argv = { F, "fork", "pidfile=" .. dir .. "/forked", "pause", "|",
+    "pause" }, ready = "none", user = "nobody", kill_mode = "group" })
+  local forked = tonumber(S.await_file(dir .. "/forked"))
+  local other = assert(core.process(theirs.pid))
+  lu.assertEquals({ signal.through(other:fd(), { user = "nobody" }, "TERM", true) }, { true })
+  lu.assertEquals(theirs:wait(5).signal, 15)
+  lu.assertTrue(S.await_gone(forked), "the group it leads was signalled")
+  -- one that has ended (the pidfd still names it)
+  lu.assertEquals({ signal.through(other:fd(), { user = "nobody" }, "TERM") },
+    { nil, "No such process (the process has ended)", 3 })
+  other:close()
+  mine:kill("KILL")
+  mine:wait()
+  -- ended and reaped: the same
+  lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
+    { nil, "No such process (the process has ended)", 3 })
+  proc:close()
+  lu.assertEquals(S.children(), {})
+end
+
+--- When the helper cannot be run, does not answer, or fails: said, and
+-- nothing of it left behind; a signal posted (nothing waits for it) that
+-- could not go is logged.
+function T.test_a_signal_the_helper_cannot_send_says_why_and_leaves_nothing()
+  local signal = require "appstart.signal"
+  local core = require "appstart.core"
+  local saved_path, saved_wait = appstart.helper_path, signal.WAIT
+  local app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+  local proc = assert(core.process(app.pid))
+  local function script(name, body)
+    local path = S.tmpname(name)
+    local f = assert(io.open(path, "w"))
+    f:write("#!/bin/sh\n", body, "\n")
+    f:close()
+    assert(os.execute("chmod 755 " .. path))
+    return path
+  end
+  local ok, err = pcall(function()
+    appstart.helper_path = S.tmpdir .. "/no-such-helper"
+    local r = { signal.through(proc:fd(), { user = "nobody" }, "TERM") }
+    lu.assertNil(r[1])
+    lu.assertStrContains(r[2], "cannot run " .. appstart.helper_path .. ": ")
+    appstart.helper_path = script("silent", "exec sleep 30")
+    signal.WAIT = 0.2
+    lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
+      { nil, appstart.helper_path .. " --signal did not answer within 0.2 s" })
+    signal.WAIT = saved_wait
+    appstart.helper_path = script("failing", "echo 'appstart-helper: it went wrong' >&2; exit 1")
+    lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") }, { nil, "it went wrong" })
+    appstart.helper_path = script("odd", "exit 7")
+    lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
+      { nil, appstart.helper_path .. " --signal exited with code 7" })
+    -- posted: logged, once the helper has said so
+    appstart.helper_path = script("failing2", "echo 'appstart-helper: refused here' >&2; exit 1")
+    local lines, rec = S.recorder()
+    appstart.run(function() signal.post(proc:fd(), { user = "nobody" }, "TERM", false, rec, "fixture") end)
+    lu.assertEquals(lines, { "warn: fixture: SIGTERM through " .. appstart.helper_path .. ": refused here" })
+  end)
+  appstart.helper_path, signal.WAIT = saved_path, saved_wait
+  proc:close()
+  lu.assertTrue(S.alive(app.pid), "nothing was signalled")
+  app:kill("KILL")
+  app:wait()
+  lu.assertEquals(S.children(), {})
+  if not ok then error(err, 0) end
 end
 
 --- The passwd entry of a user: name, uid, gid, home, shell.
@@ -495,8 +598,9 @@ function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a
     local app, err = appstart.start { argv = { F, "notify=STATUS=up\\nREADY=1", "pause" }, user = "daemon",
       stdout = "null", stderr = "null", ready_timeout = 5, log = require("childkit").quiet }
     print(app and app.pid or tostring(err), app and app.status)
-    -- an app of another user cannot be signalled by nobody
-    print(app:terminate(1))
+    -- an app of another user: signalled through the helper
+    local how = app:terminate(1)
+    print(how and how.signal)
     -- a user the policy does not list: why is in the error, though the
     -- app's stderr (the helper's) is /dev/null
     local _, refused = appstart.start { argv = { F, "pause" }, user = "bin", stdout = "null", stderr = "null",
@@ -504,11 +608,84 @@ function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a
     print(refused.code, refused.message)
   ]])
   local pid = track(string.pack("<i4", tonumber(out:match("^(%d+)\t") or 0)))
-  lu.assertNotNil(out:match("^%d+\tup\nnil\tOperation not permitted\nhelper\thelper exited with code 1 without "
+  lu.assertNotNil(out:match("^%d+\tup\n15\nhelper\thelper exited with code 1 without "
     .. "reporting a pid on fd 3: policy: refused: nobody %(uid 65534%) may not start apps as bin %b() %b()\n$"), out)
-  local st = status_table(S.read("/proc/" .. pid .. "/status"))
-  assert_runs_as(st, 1, 1, "1")
-  stop(pid)
+  -- (it ran as daemon until it was terminated)
+  ended(pid)
+end
+
+--- The launcher of an app started as another user through a setuid helper
+-- ends it as it ends its own: app:kill, app:terminate, a failed start
+-- (the helper signals it as that user); what that user may not signal
+-- stays untouched, and a user the policy does not list is refused.
+function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local lua_path, lua_cpath = S.public_tree()
+  local dir = shared_dir()
+  -- a process of root's, which nothing of nobody's or daemon's may signal
+  local root_app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+  local rootpid = root_app.pid
+  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
+    local signal = require "appstart.signal"
+    local DIR, ROOTPID = ]] .. string.format("%q, %d", dir, rootpid) .. [[
+    local function start(argv, more)
+      local opts = { argv = argv, user = "daemon", stdout = "null", stderr = "null", ready_timeout = 5,
+        log = require("childkit").quiet }
+      for k, v in pairs(more or {}) do opts[k] = v end
+      return appstart.start(opts)
+    end
+    local fds = require("childkit").fds()
+    -- app:kill, kill_mode "group": the app and what it forked into its group
+    local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|", "notify=READY=1",
+      "pause" }, { kill_mode = "group" }))
+    print("kill", app.pid, app:kill("KILL"), app:wait(5).signal)
+    -- a start that fails: its app is terminated all the same
+    local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
+    print("timeout", err.code, err.pid)
+    -- app:reload: its signal goes the same way
+    app = assert(start({ F, "trap=HUP:" .. DIR .. "/hup", "notify=READY=1", "pause" }))
+    print("reload", app:reload())
+    -- daemon may not signal root's process: the helper, as daemon, neither
+    local root = assert(core.process(ROOTPID))
+    print("root", signal.send(root, { user = "daemon" }, "TERM"))
+    -- nor may nobody's launcher have it signal as a user it may not start
+    -- apps as
+    print("bin", signal.send(app._proc, { user = "bin" }, "TERM"))
+    root:close()
+    print("terminate", app:terminate(1).signal)
+    -- inside a loop: a watchdog's SIGABRT, and a failed start's SIGTERM
+    appstart.run(function()
+      local a = assert(start({ F, "notify=READY=1", "pause" }, { watchdog = 0.3 }))
+      local how = a:wait(5)
+      print("watchdog", how.signal, how.watchdog)
+      local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
+      print("timeout2", e.code, e.pid)
+    end)
+    print("left", require("childkit").fds() == fds, children())
+  ]])
+  local killed = tonumber(out:match("kill\t(%d+)\ttrue\t9\n"))
+  lu.assertNotNil(killed, out)
+  lu.assertTrue(S.await_gone(killed))
+  lu.assertTrue(S.await_gone(tonumber(S.await_file(dir .. "/forked"))), "what the app forked is gone too")
+  local failed = tonumber(out:match("\ntimeout\ttimeout\t(%d+)\n"))
+  lu.assertNotNil(failed, out)
+  lu.assertEquals(failed, tonumber(S.read(dir .. "/slow")))
+  lu.assertTrue(S.await_gone(failed), "the app of the failed start was terminated")
+  lu.assertStrContains(out, "\nreload\ttrue\n")
+  lu.assertEquals(S.await_file(dir .. "/hup"), "1\n")
+  lu.assertNotNil(out:match("\nroot\tnil\tOperation not permitted %(pid " .. rootpid
+    .. " does not run as daemon: not signalled%)\t1\n"), out)
+  lu.assertTrue(S.alive(rootpid), "root's process was not signalled")
+  lu.assertNotNil(out:match("\nbin\tnil\tpolicy: refused: nobody %(uid 65534%) may not start apps as bin %b() %b()\tnil\n"),
+    out)
+  lu.assertStrContains(out, "\nterminate\t15\nwatchdog\t6\ttrue\n")
+  local failed2 = tonumber(out:match("\ntimeout2\ttimeout\t(%d+)\n"))
+  lu.assertEquals(failed2, tonumber(S.read(dir .. "/slow2")), out)
+  lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")
+  lu.assertStrContains(out, "\nleft\ttrue\t\n")
+  lu.assertEquals(root_app:terminate(1).signal, 15)
 end
 
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()

@@ -587,10 +587,10 @@ function TForeign.tearDown()
   S.kill_strays()
 end
 
-function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
-  lu.skipIf(not is_root(), "needs root to install a setuid helper")
-  -- nobody's launcher starts an app as daemon through a setuid helper
-  -- (as helper_spec does): nobody may not signal it
+--- Run script as nobody, whose launcher starts apps as daemon through a
+-- setuid copy of the helper (as helper_spec does); more: its environment's
+-- additions. Its output.
+local function as_nobody_with_a_setuid_helper(script, more)
   local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
   local policy_dir = policy:match("^(.*)/[^/]*$")
   local dir = S.tmpname("installed")
@@ -599,8 +599,14 @@ function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
     .. " && chmod 644 %s && mkdir -m 755 %s && cp '%s' %s && chown root:root %s %s && chmod 4755 %s", policy_dir,
     policy_dir, policy_dir, policy, policy, dir, POLICYTEST, helper, dir, helper, helper)))
   local lua_path, lua_cpath = S.public_tree()
-  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
+  local env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir }
+  for k, v in pairs(more or {}) do env[k] = v end
+  return S.run_child_lua({ as = "nobody", as_group = "nogroup", timeout = 60, env = env }, script)
+end
+
+-- nobody's supervisor of an app that runs as daemon: its stop, its state
+-- and reason after, the log
+local FOREIGN_STOP = [[
     local lines = {}
     local sv = appstart.supervisor { log = function(l, m) lines[#lines + 1] = l .. ": " .. m end, services = {
       d = { argv = { F, "notify=READY=1", "pause" }, user = "daemon", stdout = "null", stderr = "null",
@@ -609,9 +615,23 @@ function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
     local pid = sv:status("d").pid
     print(pid, sv:stop("d"))
     local st = sv:status("d")
-    print(st.state, st.last.code, st.last.message)
+    print(st.state, st.last and st.last.code, st.last and (st.last.message or st.last.signal))
     print(table.concat(lines, "\n"))
-  ]])
+]]
+
+function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_through_the_helper()
+  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP)
+  local pid = tonumber(out:match("^(%d+)\ttrue\tnil\nstopped\tnil\t15\n"))
+  lu.assertNotNil(pid, out)
+  lu.assertTrue(S.await_gone(pid), "stopped by its SIGTERM, sent through the helper")
+end
+
+function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
+  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  -- without a pidfd (the fallback, forced) nothing names the app safely
+  -- for the helper to signal: nobody may not signal it
+  local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP, { APPSTART_NO_PIDFD = "1" })
   local pid = tonumber(out:match("^(%d+)\ttrue"))
   lu.assertNotNil(pid, out)
   lu.assertTrue(S.alive(pid), "let go of, not killed")

@@ -16,6 +16,7 @@ local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
 local settings = require "appstart.settings"
+local signal = require "appstart.signal"
 
 local now = core.now
 local format = string.format
@@ -293,11 +294,11 @@ local function watchdog_fire(app, why)
   life.wd_fired = true
   local grace = kill_grace(app)
   app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
-  app._proc:signal("ABRT")
-  app._proc:signal("CONT")
+  signal.kick(app._proc, app._opts, "ABRT", app._log, app._program)
+  signal.kick(app._proc, app._opts, "CONT", app._log, app._program)
   life.kill_timer = loop.at(now() + grace, function()
     life.kill_timer = false
-    if app._proc and not check(app) then app._proc:signal("KILL") end
+    if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app._log, app._program) end
   end)
 end
 
@@ -545,7 +546,7 @@ function App:kill(sig)
   not_starting(self, "app:kill")
   if check(self) then return nil, "app has exited" end
   if not self._proc then return nil, "closed" end
-  local ok, msg = self._proc:signal(sig or "TERM")
+  local ok, msg = signal.send(self._proc, self._opts, sig or "TERM")
   if not ok then return nil, msg end
   return true
 end
@@ -560,7 +561,7 @@ function App:terminate(grace)
   if how then return how end
   if not self._proc then return nil, "closed" end
   local message
-  how, message = ending.terminate(self._proc, grace or kill_grace(self), true) -- check polled it
+  how, message = ending.terminate(self._proc, grace or kill_grace(self), true, self._opts) -- check polled it
   -- closed meanwhile (by a callback, another task): its process was let
   -- go of, not ended, and the app is left as it runs
   if self._state ~= "exited" and not self._proc then return nil, "closed" end
@@ -633,7 +634,7 @@ function App:reload()
   end
   if not self._proc then return nil, "closed" end
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
-  local ok, message, errno = self._proc:signal(sig, true)
+  local ok, message, errno = signal.send(self._proc, self._opts, sig, true)
   if not ok then
     -- gone between the look and the signal: died; else (EPERM: an app of
     -- another user) it runs on, and the message says why, as app:kill's

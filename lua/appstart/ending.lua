@@ -4,6 +4,7 @@
 local core = require "appstart.core"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
+local signal = require "appstart.signal"
 
 local now = core.now
 
@@ -41,9 +42,17 @@ end
 local ESRCH = 3
 
 --- Send sig: true, or nil, message when it could not be sent for another
--- reason than that the process has ended (EPERM: an app of another user).
-function ending.send(proc, sig)
-  local ok, message, errno = proc:signal(sig)
+-- reason than that the process has ended (EPERM: an app of another user
+-- the launcher may not signal, even through appstart-helper). opts: the
+-- start's options, where the app may be signalled through the helper
+-- (appstart.signal).
+function ending.send(proc, sig, opts)
+  local ok, message, errno
+  if opts then
+    ok, message, errno = signal.send(proc, opts, sig)
+  else
+    ok, message, errno = proc:signal(sig)
+  end
   if not ok and errno ~= ESRCH then return nil, message end
   return true
 end
@@ -64,17 +73,17 @@ end
 --- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
 -- `grace` seconds, to proc and what its kill_mode reaches. Returns how it
 -- ended, or nil, message when it cannot be signalled. polled: the caller
--- has just seen it running.
-function ending.terminate(proc, grace, polled)
+-- has just seen it running. opts: as for ending.send.
+function ending.terminate(proc, grace, polled, opts)
   local how = not polled and proc:poll()
   if how then return how end
-  local ok, message = ending.send(proc, "TERM")
+  local ok, message = ending.send(proc, "TERM", opts)
   if not ok then return nil, message end
-  proc:signal("CONT")
+  ending.send(proc, "CONT", opts)
   local deadline = now() + grace
   how = ending.wait(proc, deadline, true)
   if how and ending.settle(proc, deadline) then return how end
-  proc:signal("KILL")
+  ending.send(proc, "KILL", opts)
   how = how or ending.wait(proc, now() + ending.KILL_WAIT, true) or {}
   ending.settle(proc, now() + ending.KILL_WAIT)
   return how

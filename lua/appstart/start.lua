@@ -26,8 +26,10 @@ local options = require "appstart.options"
 local probes = require "appstart.probe"
 local output = require "appstart.output"
 local settings = require "appstart.settings"
+local signal = require "appstart.signal"
 
 local now = core.now
+local EPERM = 1
 local printable = log.printable
 local DEFAULTS = options.DEFAULTS
 local format = string.format
@@ -79,7 +81,7 @@ end
 
 --- Start the core's starter for opts (checked): the command (with a
 -- helper's argv before the app's), the descriptor layout, the user.
-local function core_start(opts, ready, stdout, stderr)
+local function core_start(opts, ready, stdout, stderr, pass_fd)
   local argv, helper = opts.argv, opts.helper or nil
   local pid_fd = opts.pid_fd or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
@@ -119,7 +121,7 @@ local function core_start(opts, ready, stdout, stderr)
   return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
-    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file, error_fd)
+    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file, error_fd, pass_fd)
 end
 
 local nofile_raised = false
@@ -134,7 +136,9 @@ end
 -- @param who the function the user called, for argument errors
 -- @param up how many calls up from this one the user's code is: an
 -- argument error points at its line
-function start.begin(opts, who, up)
+-- @param pass_fd nil, or a descriptor the child gets at fd 3 (the pidfd
+-- appstart-helper --signal is given: appstart.signal)
+function start.begin(opts, who, up, pass_fd)
   options.assert(opts, who, up + 2)
   local ready = opts.ready or DEFAULTS.ready
   -- a probe looks from outside once the app runs: to the core the start
@@ -189,7 +193,7 @@ function start.begin(opts, who, up)
   end
   h._out = out
   local spawned
-  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr)
+  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr, pass_fd)
   loop.own_start(h) -- (a failed appstart.run ends it)
   if out then
     out:listen()
@@ -377,6 +381,19 @@ local function finish_failed(h)
   return true
 end
 
+-- Signal a failed start's app (and what its kill_mode reaches): through
+-- appstart-helper where the launcher may not (an app of another user),
+-- not waited for: stop_step looks at the app itself.
+local function stop_app(h, sig)
+  local opts = h._opts
+  if h._s:stop(sig) == EPERM then
+    local fd, group = h._s:app_fd(), opts.kill_mode == "group"
+    signal.post(fd, opts, sig, group, h._log, label(h))
+    -- (and SIGCONT, so a stopped app gets it, as the core sends it)
+    if sig ~= "KILL" then signal.post(fd, opts, "CONT", group, h._log, label(h)) end
+  end
+end
+
 -- Step a failed start: until every process it holds has ended, SIGKILL
 -- after the grace.
 local function stop_step(h)
@@ -391,7 +408,7 @@ local function stop_step(h)
       if f.probe then f.probe:drop() end
       return finish_failed(h)
     end
-    s:stop("KILL")
+    stop_app(h, "KILL")
     f.escalated, f.deadline = true, t + ending.KILL_WAIT
   end
   h._wake = (probe or not settled) and math.min(f.deadline, t + settings.poll_interval) or f.deadline
@@ -415,7 +432,7 @@ local function fail(h, code, message, errno)
   -- an app that is gone (or never proven) is not signalled; what it
   -- forked into its group or cgroup is, all the same
   if not first and (h._opts.kill_mode or "process") ~= "process" then first = "TERM" end
-  h._s:stop(first)
+  stop_app(h, first)
   f.stopping, f.escalated = true, first ~= "TERM"
   f.deadline = now() + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
   return stop_step(h)
