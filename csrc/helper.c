@@ -136,6 +136,7 @@ struct options {
     int signal;             /* --signal: 0, or the signal to send */
     int process_group;      /* --process-group */
     int target_fd;          /* --pidfd: the target's pidfd (default 3) */
+    pid_t pgid;             /* --pgid: a process group instead (0: none) */
     const char *start_only; /* an option of a start's, for --signal's error */
 };
 
@@ -177,7 +178,7 @@ static void print_usage(FILE *out)
           "                       [--error-fd N] [--path DIRS]\n"
           "                       -- ARGV...\n"
           "       appstart-helper --signal N --user NAME|UID [--process-group]\n"
-          "                       [--pidfd N]\n", out);
+          "                       [--pidfd N | --pgid N]\n", out);
 }
 
 static void print_help(void)
@@ -210,7 +211,8 @@ static void print_help(void)
           "With --signal it starts nothing: it becomes the user (as for an app) and\n"
           "sends signal N to the process whose pidfd it inherits at fd N (--pidfd,\n"
           "default 3), or with --process-group to the process group that process\n"
-          "leads; what that user may not signal is not signalled. So an\n"
+          "leads, or with --pgid N to process group N (one whose leader has\n"
+          "ended); what that user may not signal is not signalled. So an\n"
           "unprivileged launcher stops the apps it started as other users.\n"
           "\n"
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
@@ -383,6 +385,12 @@ static void parse_options(int argc, char **argv, struct options *opt)
             if (parse_decimal(v, 64, &sig) != 0 || sig == 0)
                 usage_error("--signal must be a signal number (1 to 64)", v);
             opt->signal = (int)sig;
+        } else if ((v = option_value(arg, "--pgid", argc, argv, &i))) {
+            unsigned long g;
+            /* kill(-1) would be every process the user may signal */
+            if (parse_decimal(v, INT_MAX, &g) != 0 || g < 2)
+                usage_error("--pgid must be a process group (2 or more)", v);
+            opt->pgid = (pid_t)g;
         } else if ((v = option_value(arg, "--pidfd", argc, argv, &i))) {
             opt->target_fd = parse_fd(v, "--pidfd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--user", argc, argv, &i))) {
@@ -432,10 +440,12 @@ static void parse_options(int argc, char **argv, struct options *opt)
             usage_error("this option does not go with --signal", opt->start_only);
         if (!opt->user)
             usage_error("--signal needs --user (the user the target runs as)", NULL);
+        if (opt->pgid && (opt->process_group || opt->target_fd))
+            usage_error("--pgid names the target itself: no --process-group or --pidfd with it", NULL);
         return;
     }
-    if (opt->process_group || opt->target_fd)
-        usage_error("--process-group and --pidfd go with --signal only", NULL);
+    if (opt->process_group || opt->target_fd || opt->pgid)
+        usage_error("--process-group, --pidfd and --pgid go with --signal only", NULL);
     if (i >= argc)
         usage_error("no command given", NULL);
     if (opt->group && !opt->user)
@@ -1354,7 +1364,7 @@ static int signal_mode(const struct options *opt, int secure)
         resolve_identity(opt->user, NULL, 0, &id);
     }
     /* read while privileged: after the drop /proc/self is not ours */
-    pid_t pid = pidfd_pid(fd);
+    pid_t pid = opt->pgid ? opt->pgid : pidfd_pid(fd);
     if (pid == 0)
         fail("fd %d is not a pidfd", fd);
     if (pid < 0) {
@@ -1368,7 +1378,12 @@ static int signal_mode(const struct options *opt, int secure)
         fail("%s: %s", step_name(step), strerror(err));
     }
     long r;
-    if (opt->process_group) {
+    if (opt->pgid) {
+        /* a group whose leader has ended: the caller knows it has members
+         * left (its id is then no other process's); as the user, only
+         * that user's are reached */
+        r = kill(-opt->pgid, opt->signal);
+    } else if (opt->process_group) {
         /* the leader is alive (so its pid, the group's id, is not another
          * process's) and this user's, then its group */
         r = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0);
@@ -1381,11 +1396,12 @@ static int signal_mode(const struct options *opt, int secure)
         return 0;
     err = errno;
     if (err == ESRCH) {
-        say("pid %ld has ended", (long)pid);
+        say(opt->pgid ? "process group %ld has no process left" : "pid %ld has ended", (long)pid);
         return EXIT_GONE;
     }
     if (err == EPERM) {
-        say("pid %ld does not run as %s: not signalled", (long)pid, opt->user);
+        say(opt->pgid ? "process group %ld has no process running as %s: not signalled"
+                      : "pid %ld does not run as %s: not signalled", (long)pid, opt->user);
         return EXIT_NOT_PERMITTED;
     }
     fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));

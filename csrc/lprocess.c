@@ -106,7 +106,8 @@ static int l_process_poll(lua_State *L)
 
 /* p:signal([sig [, only]]) -> true | nil, message, errno: to the process
  * and every other member of its tree (SIGKILL to a cgroup: cgroup.kill
- * too); with only, to the process alone */
+ * too); with only, to the process alone. EPERM also when the process has
+ * ended and members of its tree could not be signalled. */
 static int l_process_signal(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
@@ -117,10 +118,22 @@ static int l_process_signal(lua_State *L)
         int n = sig == SIGKILL ? (tree_kill(p->tree, p->p.pid), 0) : tree_signal(p->tree, p->p.pid, sig);
         if (err == ESRCH && (n > 0 || (sig == SIGKILL && tree_populated(p->tree))))
             err = 0; /* the app is gone, the rest of its tree was not */
+        else if (err == ESRCH && p->tree->refused > 0)
+            err = EPERM; /* gone, and the rest another user's */
     }
     if (err)
         return lb_errno_result(L, err, NULL);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* p:pgid() -> the process group of kill_mode "group" | nil */
+static int l_process_pgid(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    if (!p->tree || p->tree->mode != TREE_GROUP || p->tree->pgid <= 0)
+        return 0;
+    lua_pushinteger(L, p->tree->pgid);
     return 1;
 }
 
@@ -188,6 +201,7 @@ void lb_open_process(lua_State *L)
         { "pid", l_process_pid },     { "fd", l_process_fd },
         { "poll", l_process_poll },   { "signal", l_process_signal },
         { "rest", l_process_rest },   { "kill_mode", l_process_kill_mode },
+        { "pgid", l_process_pgid },
         { "switch", l_process_switch }, { "close", l_process_close },
         { "descriptors", l_process_descriptors },
         { NULL, NULL },

@@ -112,9 +112,14 @@ static int signal_member(struct tree *t, pid_t pid, int sig)
     if (member_now(t, pid) && procfs_stat(pid, &st) == 0 && st.state != 'Z' && st.state != 'X') {
         if (sig == 0) {
             sent = 1;
-        } else if (process_signal(&p, sig) == 0) {
-            note(t, pid, st.start_time);
-            sent = 1;
+        } else {
+            int err = process_signal(&p, sig);
+            if (err == 0) {
+                note(t, pid, st.start_time);
+                sent = 1;
+            } else if (err == EPERM) {
+                t->refused++;
+            }
         }
     }
     process_release(&p);
@@ -125,6 +130,7 @@ static int signal_member(struct tree *t, pid_t pid, int sig)
 static int each_member(struct tree *t, pid_t app, int sig)
 {
     int count = 0;
+    t->refused = 0;
     if (t->mode == TREE_CGROUP) {
         pid_t small[256], *pids = small;
         size_t n = 0;

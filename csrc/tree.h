@@ -38,6 +38,8 @@ struct tree {
     struct cgroup cg;              /* cgroup */
     int events_fd;                 /* cgroup: inotify on cgroup.events */
     long long left;
+    int refused;                   /* members the last signal could not
+                                      reach (EPERM: another user's) */
     struct tree_member *seen;      /* members signalled, for `left` */
     size_t nseen, cap_seen;
 };

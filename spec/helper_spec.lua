@@ -130,13 +130,24 @@ function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
   usage({ "--signal", "15", "--user", "nobody", "--", F }, "--signal takes no command")
   usage({ "--signal", "0", "--user", "nobody" }, "--signal must be a signal number")
   usage({ "--signal", "TERM", "--user", "nobody" }, "--signal must be a signal number")
-  usage({ "--process-group", "--", F }, "--process-group and --pidfd go with --signal only")
-  usage({ "--pidfd", "3", "--", F }, "--process-group and --pidfd go with --signal only")
+  usage({ "--process-group", "--", F }, "--process-group, --pidfd and --pgid go with --signal only")
+  usage({ "--pidfd", "3", "--", F }, "--process-group, --pidfd and --pgid go with --signal only")
+  usage({ "--pgid", "5", "--", F }, "--process-group, --pidfd and --pgid go with --signal only")
+  -- kill(-1) would reach every process of the user
+  usage({ "--signal", "15", "--user", "nobody", "--pgid", "1" }, "--pgid must be a process group (2 or more)")
+  usage({ "--signal", "15", "--user", "nobody", "--pgid", "5", "--process-group" }, "no --process-group or --pidfd")
   -- a descriptor that is no pidfd (a file at fd 3): refused, exit 1
   lu.skipIf(not is_root(), "needs root (to become another user)")
   local code, _, err = run_helper { "--signal", "15", "--user", "nobody" }
   lu.assertEquals(code, 1, err)
   lu.assertStrContains(err, "fd 3 is not a pidfd")
+  -- a group of root's processes: nobody reaches none of them, exit 4
+  local app = assert(appstart.start { argv = { F, "pause" }, ready = "none", kill_mode = "group" })
+  code, _, err = run_helper { "--signal", "15", "--user", "nobody", "--pgid", tostring(app.pid) }
+  lu.assertEquals(code, 4, err)
+  lu.assertStrContains(err, "process group " .. app.pid .. " has no process running as nobody: not signalled")
+  lu.assertTrue(S.alive(app.pid))
+  lu.assertEquals(app:terminate(1).signal, 15)
 end
 
 function T.test_setsid_and_chdir()
@@ -272,7 +283,10 @@ function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
   lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
     { nil, "No such process (the process has ended)", 3 })
   proc:close()
-  lu.assertEquals(S.children(), {})
+  -- no helper left unreaped (what the app forked may still be the
+  -- launcher's child, adopted as the app ended with it: not the helper's
+  -- doing, and tearDown's)
+  for _, pid in ipairs(S.children()) do lu.assertEquals(pid, forked, "only what the app forked") end
 end
 
 --- When the helper cannot be run, does not answer, or fails: said, and
@@ -658,6 +672,11 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
     print("bin", signal.send(app._proc, { user = "bin" }, "TERM"))
     root:close()
     print("terminate", app:terminate(1).signal)
+    -- kill_mode "group", the app ends by itself: what it left in its
+    -- group (its leader gone) goes too, through the helper by group id
+    app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/left", "pause", "|", "notify=READY=1", "sleep=0.2" },
+      { kill_mode = "group" }))
+    print("ended", app:wait(5).code)
     -- inside a loop: a watchdog's SIGABRT, and a failed start's SIGTERM
     appstart.run(function()
       local a = assert(start({ F, "notify=READY=1", "pause" }, { watchdog = 0.3 }))
@@ -683,7 +702,8 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   lu.assertTrue(S.alive(rootpid), "root's process was not signalled")
   lu.assertNotNil(out:match("\nbin\tnil\tpolicy: refused: nobody %(uid 65534%) may not start apps as bin %b() %b()\tnil\n"),
     out)
-  lu.assertStrContains(out, "\nterminate\t15\nwatchdog\t6\ttrue\n")
+  lu.assertStrContains(out, "\nterminate\t15\nended\t0\nwatchdog\t6\ttrue\n")
+  lu.assertTrue(S.await_gone(tonumber(S.await_file(dir .. "/left"))), "what it left in its group is gone")
   local failed2 = tonumber(out:match("\ntimeout2\ttimeout\t(%d+)\n"))
   lu.assertEquals(failed2, tonumber(S.read(dir .. "/slow2")), out)
   lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")

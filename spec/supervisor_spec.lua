@@ -627,6 +627,25 @@ function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_t
   lu.assertTrue(S.await_gone(pid), "stopped by its SIGTERM, sent through the helper")
 end
 
+function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is_killed_through_the_helper()
+  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  -- the app's child ignores SIGTERM: once the app has ended and kill_grace
+  -- has passed, its group (its leader gone) gets SIGKILL by group id
+  local dir = S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. dir))
+  local out = as_nobody_with_a_setuid_helper([[
+    local sv = appstart.supervisor { log = require("childkit").quiet, services = {
+      d = { argv = { F, "fork", "ignore=TERM", "pidfile=]] .. dir .. [[/stubborn", "pause", "|", "notify=READY=1",
+        "pause" }, user = "daemon", stdout = "null", stderr = "null", ready_timeout = 5, kill_grace = 0.3 } } }
+    assert(sv:up())
+    print(sv:status("d").pid, sv:stop("d"))
+    print(sv:status("d").state)
+  ]])
+  local stubborn = tonumber(S.await_file(dir .. "/stubborn"))
+  lu.assertNotNil(out:match("^%d+\ttrue\tnil\nstopped\n$"), out)
+  lu.assertTrue(S.await_gone(stubborn), "killed with its group")
+end
+
 function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
   lu.skipIf(not is_root(), "needs root to install a setuid helper")
   -- without a pidfd (the fallback, forced) nothing names the app safely

@@ -108,8 +108,8 @@ local function sweep_group(app, proc)
     app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group",
       app._program, n, n == 1 and "" or "es"))
   end
-  proc:signal("TERM")
-  proc:signal("CONT")
+  signal.rest(proc, app._opts, "TERM", app._log, app._program)
+  signal.rest(proc, app._opts, "CONT", app._log, app._program)
   return true
 end
 
@@ -133,7 +133,7 @@ function end_the_rest(app, proc)
     loop.call(function()
       loop.wait(nil, now())
       if sweep_group(app, proc) and not ending.settle(proc, now() + grace) then
-        proc:signal("KILL")
+        signal.rest(proc, app._opts, "KILL", app._log, app._program)
         ending.settle(proc, now() + ending.KILL_WAIT)
       end
       done()
@@ -158,7 +158,7 @@ function end_the_rest(app, proc)
           done()
           return true
         end
-        proc:signal("KILL")
+        signal.rest(proc, app._opts, "KILL", app._log, app._program)
         killed, deadline = true, t + ending.KILL_WAIT
       end
       return false

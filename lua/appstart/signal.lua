@@ -24,11 +24,16 @@ local VERDICT = { [3] = { "No such process", ESRCH }, [4] = { "Operation not per
 
 local function quiet() end
 
---- Run the helper on the process whose pidfd is fd: a start (of
--- appstart.start's), under way, or nil, message.
-local function begin(fd, opts, sig, group)
+--- Run the helper on the process whose pidfd is fd (with group, the
+-- group it leads), or on the process group pgid: a start (of
+-- appstart.start's), under way.
+local function begin(fd, opts, sig, group, pgid)
   local argv = { settings.helper_path, "--signal", tostring(core.signum(sig)), "--user", tostring(opts.user) }
   if group then argv[#argv + 1] = "--process-group" end
+  if pgid then
+    argv[#argv + 1] = "--pgid"
+    argv[#argv + 1] = tostring(pgid)
+  end
   -- (required here: appstart.start requires this module)
   local h = require("appstart.start").begin({ argv = argv, ready = "none", stdin = "null", stdout = "null",
     stderr = "capture", output_keep = 4096, kill_grace = 0, log = quiet }, "appstart.signal", 1, fd)
@@ -86,9 +91,9 @@ end
 -- through; outside one it is seen through at once. The caller looks at
 -- the process itself to know whether the signal did its work; a helper
 -- that could not send it is logged (label: the app's name).
-function signal.post(fd, opts, sig, group, logger, label)
-  if not (fd and opts.user) then return end
-  local h = begin(fd, opts, sig, group)
+function signal.post(fd, opts, sig, group, logger, label, pgid)
+  if not ((fd or pgid) and opts.user) then return end
+  local h = begin(fd, opts, sig, group, pgid)
   local deadline = now() + signal.WAIT
   require("appstart.loop").call(function()
     local ok, message, errno = finish(h, deadline)
@@ -98,6 +103,16 @@ function signal.post(fd, opts, sig, group, logger, label)
         name and "SIG" .. name or "signal " .. core.signum(sig), settings.helper_path, message))
     end
   end)
+end
+
+--- sig to what a process of kill_mode "group" left in its group once it
+-- has ended: proc:signal, and where that is refused (members of another
+-- user's), the helper on the group by its id, not waited for (the caller
+-- looks at what is left: proc:rest()).
+function signal.rest(proc, opts, sig, logger, label)
+  local ok, _, errno = proc:signal(sig)
+  if ok or errno ~= EPERM then return end
+  signal.post(nil, opts, sig, false, logger, label, proc:pgid())
 end
 
 --- As signal.send, not waited for (signal.post): proc:signal, and the

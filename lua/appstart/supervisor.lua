@@ -28,6 +28,7 @@ local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
 local settings = require "appstart.settings"
+local signal = require "appstart.signal"
 local sopts = require "appstart.supervisor_options"
 local start = require "appstart.start"
 
@@ -475,7 +476,7 @@ local function exited_while_stopping(sv, svc, how)
         return stopped(sv, svc, how, false)
       end
       say(svc, "info", "processes of pid %d's group still there after kill_grace: SIGKILL", svc.pid)
-      rest:signal("KILL")
+      signal.rest(rest, svc.app._opts, "KILL", svc.app._log, svc.app._program)
       svc.escalated, svc.escalate_at = true, t + ending.KILL_WAIT
     end
     -- (its pidfd, readable for good now, is looked at no more)
@@ -1044,8 +1045,8 @@ function Supervisor:reload(name)
     return nil, errors.new("not_ready", format("%s is %s", name, svc.state), { service = name })
   end
   local app = svc.app
-  local signal = svc.opts.reload_signal or "HUP"
-  local signum = core.signum(signal)
+  local reload_signal = svc.opts.reload_signal or "HUP"
+  local signum = core.signum(reload_signal)
   svc.sent = svc.sent or {}
   svc.sent[signum] = true
   -- known before the signal: once sent, an app that ends of it and one
@@ -1054,7 +1055,7 @@ function Supervisor:reload(name)
   fire(self, svc, "reloading")
   self:_advance()
   local ok, err
-  if app.reload then ok, err = app:reload() else ok, err = app:kill(signal) end
+  if app.reload then ok, err = app:reload() else ok, err = app:kill(reload_signal) end
   if ok and fatal and svc.app == app and app.state ~= "exited" then
     -- nothing says when such a reload is done (ready = "none", or no
     -- socket read): its end is
