@@ -208,12 +208,13 @@ static void print_help(void)
           "  --path DIRS        search ARGV[0] in DIRS (colon-separated, as PATH; the\n"
           "                     caller's own) rather than in the app's PATH\n"
           "\n"
-          "With --signal it starts nothing: it becomes the user (as for an app) and\n"
-          "sends signal N to the process whose pidfd it inherits at fd N (--pidfd,\n"
-          "default 3), or with --process-group to the process group that process\n"
-          "leads, or with --pgid N to process group N (one whose leader has\n"
-          "ended); what that user may not signal is not signalled. So an\n"
-          "unprivileged launcher stops the apps it started as other users.\n"
+          "With --signal it starts nothing: it takes the user's uid as its effective\n"
+          "uid (the caller's stays its real and saved uid) and sends signal N to the\n"
+          "process whose pidfd it inherits at fd N (--pidfd, default 3), with\n"
+          "--process-group to the process group that process leads, or with\n"
+          "--pgid N to process group N (one whose leader has ended); what that\n"
+          "user may not signal is not signalled. So an unprivileged launcher\n"
+          "stops the apps it started as other users.\n"
           "\n"
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
           "  " APPSTART_HELPER_POLICY "\n"
@@ -1051,43 +1052,32 @@ static int child_clear_capabilities(int *err)
 
 /* Switch to the target identity and prove the switch cannot be undone.
  * setgroups and setgid must come before setuid: after setuid the process
- * has lost the right to change its groups and would keep root's. 0, or
- * the step that failed (*err its errno). Async-signal-safe: the child of
- * a start calls it between fork and exec. */
-static int drop_privileges(const struct identity *id, int *err)
+ * has lost the right to change its groups and would keep root's. */
+static void child_drop_privileges(int status_fd, const struct identity *id)
 {
-    int step;
-    *err = 0;
+    int err = 0, step;
     if (id->uid != 0)
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (setgroups((size_t)id->ngroups, id->groups) != 0)
-        return *err = errno, STEP_SETGROUPS;
+        child_fail(status_fd, STEP_SETGROUPS, errno);
     if (setgid(id->gid) != 0)
-        return *err = errno, STEP_SETGID;
+        child_fail(status_fd, STEP_SETGID, errno);
     if (setuid(id->uid) != 0)
-        return *err = errno, STEP_SETUID;
-    if (id->uid != 0 && (step = child_clear_capabilities(err)) != 0)
-        return step;
+        child_fail(status_fd, STEP_SETUID, errno);
+    if (id->uid != 0 && (step = child_clear_capabilities(&err)) != 0)
+        child_fail(status_fd, step, err);
     /* A setuid that "succeeds" without dropping everything (capabilities,
      * a saved set-user-ID of 0) would let the app regain root; refuse to
      * run as root what we were asked to run as another user. */
     if (id->uid != 0) {
         if (setuid(0) == 0)
-            return STEP_VERIFY;
+            child_fail(status_fd, STEP_VERIFY, 0);
         if (id->gid != 0 && setgid(0) == 0)
-            return STEP_VERIFY;
+            child_fail(status_fd, STEP_VERIFY, 0);
     }
     if (getuid() != id->uid || geteuid() != id->uid ||
         getgid() != id->gid || getegid() != id->gid)
-        return STEP_VERIFY;
-    return 0;
-}
-
-static void child_drop_privileges(int status_fd, const struct identity *id)
-{
-    int err, step = drop_privileges(id, &err);
-    if (step)
-        child_fail(status_fd, step, err);
+        child_fail(status_fd, STEP_VERIFY, 0);
 }
 
 /* Mark [lo, hi] close-on-exec (the status pipe must stay open until the
@@ -1345,10 +1335,46 @@ static pid_t pidfd_pid(int fd)
     return 0;
 }
 
+/* Take uid as the effective uid only, the caller's (the real uid) as the
+ * real and saved ones, no group but the caller's real one, no capability:
+ * the kernel then lets this process signal what uid may and what the
+ * caller may (its effective or real uid matches their real or saved uid),
+ * nothing else, and lets none of uid's processes signal or trace it
+ * (neither its real nor saved uid is theirs, unless uid is the caller's
+ * own): an app cannot kill the helper that is about to end it. Root's
+ * own run (no setuid) takes uid whole: its real uid would reach every
+ * process of root's. Exits with a message when any of it fails. */
+static void become_signaller(uid_t uid)
+{
+    uid_t caller = getuid() != 0 ? getuid() : uid;
+    gid_t group = getuid() != 0 ? getgid() : (gid_t)-1;
+    if (group == (gid_t)-1) {
+        const struct passwd *pw = getpwuid(uid);
+        group = pw ? pw->pw_gid : (gid_t)uid;
+    }
+    int err = 0;
+    (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (setgroups(0, NULL) != 0)
+        fail("setgroups: %s", strerror(errno));
+    if (setresgid(group, group, group) != 0)
+        fail("setresgid: %s", strerror(errno));
+    if (setresuid(caller, uid, caller) != 0)
+        fail("setresuid: %s", strerror(errno));
+    /* with no uid 0 left, every capability goes */
+    if (uid != 0 && child_clear_capabilities(&err) != 0)
+        fail("verify: capabilities are still held");
+    uid_t r, e, sv;
+    if (getresuid(&r, &e, &sv) != 0 || r != caller || e != uid || sv != caller)
+        fail("verify: the uids did not change as asked");
+    if (uid != 0 && setuid(0) == 0)
+        fail("verify: root could be regained");
+}
+
 /* Send opt->signal to the process whose pidfd is at opt->target_fd (or,
  * with --process-group, to the group it leads) as the target user: the
- * helper becomes that user first, so the kernel's own check decides what
- * it may reach, no more than an app of that user could, and the pidfd
+ * helper takes that user's uid first (become_signaller), so the kernel's
+ * own check decides what it may reach, no more than an app of that user
+ * could, and the pidfd
  * names the process without a pid another could take. In setuid mode the
  * caller must be allowed to start apps as that user (the policy). */
 static int signal_mode(const struct options *opt, int secure)
@@ -1371,12 +1397,7 @@ static int signal_mode(const struct options *opt, int secure)
         say("the process has ended");
         return EXIT_GONE;
     }
-    int err, step = drop_privileges(&id, &err);
-    if (step) {
-        if (step == STEP_VERIFY)
-            fail("verify: the privilege drop did not stick");
-        fail("%s: %s", step_name(step), strerror(err));
-    }
+    become_signaller(id.uid);
     long r;
     if (opt->pgid) {
         /* a group whose leader has ended: the caller knows it has members
@@ -1394,7 +1415,7 @@ static int signal_mode(const struct options *opt, int secure)
     }
     if (r == 0)
         return 0;
-    err = errno;
+    int err = errno;
     if (err == ESRCH) {
         say(opt->pgid ? "process group %ld has no process left" : "pid %ld has ended", (long)pid);
         return EXIT_GONE;

@@ -634,10 +634,9 @@ end
 --- The launcher of an app started as another user through a setuid helper
 -- ends it as it ends its own: app:kill, app:terminate, a failed start
 -- (the helper signals it as that user); what that user may not signal
--- stays untouched, and a user the policy does not list is refused.
-function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user()
-  write_policy("nobody: daemon\n")
-  local helper = install_copy()
+-- stays untouched, and a user the policy does not list is refused. With a
+-- setuid copy and with a file-capabilities one.
+local function assert_ends_its_apps(helper)
   local lua_path, lua_cpath = S.public_tree()
   local dir = shared_dir()
   -- a process of root's, which nothing of nobody's or daemon's may signal
@@ -661,8 +660,10 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
     -- a start that fails: its app is terminated all the same
     local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
     print("timeout", err.code, err.pid)
-    -- app:reload: its signal goes the same way
-    app = assert(start({ F, "trap=HUP:" .. DIR .. "/hup", "notify=READY=1", "pause" }))
+    -- app:reload: its signal goes the same way; it comes from the caller's
+    -- real uid (the helper takes daemon's as its effective uid only, so no
+    -- process of daemon's can signal or trace the helper)
+    app = assert(start({ F, "trapfrom=HUP:" .. DIR .. "/hup", "notify=READY=1", "pause" }))
     print("reload", app:reload())
     -- daemon may not signal root's process: the helper, as daemon, neither
     local root = assert(core.process(ROOTPID))
@@ -696,7 +697,7 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   lu.assertEquals(failed, tonumber(S.read(dir .. "/slow")))
   lu.assertTrue(S.await_gone(failed), "the app of the failed start was terminated")
   lu.assertStrContains(out, "\nreload\ttrue\n")
-  lu.assertEquals(S.await_file(dir .. "/hup"), "1\n")
+  lu.assertEquals(S.await_file(dir .. "/hup"), "1 65534\n")
   lu.assertNotNil(out:match("\nroot\tnil\tOperation not permitted %(pid " .. rootpid
     .. " does not run as daemon: not signalled%)\t1\n"), out)
   lu.assertTrue(S.alive(rootpid), "root's process was not signalled")
@@ -709,6 +710,12 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")
   lu.assertStrContains(out, "\nleft\ttrue\t\n")
   lu.assertEquals(root_app:terminate(1).signal, 15)
+end
+
+function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user()
+  write_policy("nobody: daemon\n")
+  assert_ends_its_apps(install_copy())
+  assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
 end
 
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()
