@@ -1348,6 +1348,22 @@ static pid_t pidfd_pid(int fd)
  * own): an app cannot kill the helper that is about to end it. Root's
  * own run (no setuid) takes uid whole: its real uid would reach every
  * process of root's. Exits with a message when any of it fails. */
+/* A failure once the uids have begun to change: said, then _exit (no
+ * exit handler runs: a sanitizer's leak check at exit cannot trace a
+ * process whose uids changed, and nothing is buffered). */
+static void signaller_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void signaller_fail(const char *fmt, ...)
+{
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    say("%s", text);
+    _exit(EXIT_FAILED);
+}
+
 static void become_signaller(uid_t uid)
 {
     uid_t caller = getuid() != 0 ? getuid() : uid;
@@ -1359,19 +1375,19 @@ static void become_signaller(uid_t uid)
     int err = 0;
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (setgroups(0, NULL) != 0)
-        fail("setgroups: %s", strerror(errno));
+        signaller_fail("setgroups: %s", strerror(errno));
     if (setresgid(group, group, group) != 0)
-        fail("setresgid: %s", strerror(errno));
+        signaller_fail("setresgid: %s", strerror(errno));
     if (setresuid(caller, uid, caller) != 0)
-        fail("setresuid: %s", strerror(errno));
+        signaller_fail("setresuid: %s", strerror(errno));
     /* with no uid 0 left, every capability goes */
     if (uid != 0 && child_clear_capabilities(&err) != 0)
-        fail("verify: capabilities are still held");
+        signaller_fail("verify: capabilities are still held");
     uid_t r, e, sv;
     if (getresuid(&r, &e, &sv) != 0 || r != caller || e != uid || sv != caller)
-        fail("verify: the uids did not change as asked");
+        signaller_fail("verify: the uids did not change as asked");
     if (uid != 0 && setuid(0) == 0)
-        fail("verify: root could be regained");
+        signaller_fail("verify: root could be regained");
 }
 
 /* Send opt->signal to the process whose pidfd is at opt->target_fd (or,
@@ -1381,7 +1397,9 @@ static void become_signaller(uid_t uid)
  * could, and the pidfd
  * names the process without a pid another could take. In setuid mode the
  * caller must be allowed to start apps as that user (the policy). */
-static int signal_mode(const struct options *opt, int secure)
+static void signal_mode(const struct options *opt, int secure) __attribute__((noreturn));
+
+static void signal_mode(const struct options *opt, int secure)
 {
     static struct identity id;
     int fd = opt->target_fd ? opt->target_fd : 3;
@@ -1399,9 +1417,10 @@ static int signal_mode(const struct options *opt, int secure)
         fail("fd %d is not a pidfd", fd);
     if (pid < 0) {
         say("the process has ended");
-        return EXIT_GONE;
+        exit(EXIT_GONE);
     }
     become_signaller(id.uid);
+    /* from here on _exit (signaller_fail) */
     long r;
     if (opt->pgid) {
         /* a group whose leader has ended: the caller knows it has members
@@ -1418,18 +1437,18 @@ static int signal_mode(const struct options *opt, int secure)
         r = syscall(SYS_pidfd_send_signal, fd, opt->signal, NULL, 0);
     }
     if (r == 0)
-        return 0;
+        _exit(0);
     int err = errno;
     if (err == ESRCH) {
         say(opt->pgid ? "process group %ld has no process left" : "pid %ld has ended", (long)pid);
-        return EXIT_GONE;
+        _exit(EXIT_GONE);
     }
     if (err == EPERM) {
         say(opt->pgid ? "process group %ld has no process running as %s: not signalled"
                       : "pid %ld does not run as %s: not signalled", (long)pid, opt->user);
-        return EXIT_NOT_PERMITTED;
+        _exit(EXIT_NOT_PERMITTED);
     }
-    fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));
+    signaller_fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));
 }
 
 int main(int argc, char **argv)
@@ -1457,7 +1476,7 @@ int main(int argc, char **argv)
 
     parse_options(argc, argv, &opt);
     if (opt.signal)
-        return signal_mode(&opt, plan.secure);
+        signal_mode(&opt, plan.secure);
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */
     if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)
