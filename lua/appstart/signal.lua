@@ -2,10 +2,13 @@
 -- launcher may not send it itself. An unprivileged launcher starts apps as
 -- other users through a setuid helper (`user =`), and the kernel then lets
 -- it signal none of them: `appstart-helper --signal` checks its policy (the
--- caller may start apps as that user), becomes that user and signals the
--- process whose pidfd it inherits (or the group it leads), so it reaches no
--- more than an app of that user could. Only a process with a pidfd goes
--- this way: without one nothing proves which process a pid names.
+-- caller may start apps as that user), takes that user's uid as its
+-- effective uid (keeping the caller's as its real one) and signals the
+-- process whose pidfd it inherits (or the group it leads), so it reaches
+-- nothing that user or the caller could not signal. Only a process with a
+-- pidfd goes this way: without one nothing proves which process a pid
+-- names. (What a group app left in its group once it ended goes by the
+-- group's id, signal.rest.)
 local core = require "appstart.core"
 local settings = require "appstart.settings"
 
