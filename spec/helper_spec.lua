@@ -654,8 +654,9 @@ local function assert_ends_its_apps(helper)
     end
     local fds = require("childkit").fds()
     -- app:kill, kill_mode "group": the app and what it forked into its group
-    local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|", "notify=READY=1",
-      "pause" }, { kill_mode = "group" }))
+    -- (ready once its child is under way: not killed before it says so)
+    local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|",
+      "waitfile=" .. DIR .. "/forked", "notify=READY=1", "pause" }, { kill_mode = "group" }))
     print("kill", app.pid, app:kill("KILL"), app:wait(5).signal)
     -- a start that fails: its app is terminated all the same
     local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
@@ -675,8 +676,8 @@ local function assert_ends_its_apps(helper)
     print("terminate", app:terminate(1).signal)
     -- kill_mode "group", the app ends by itself: what it left in its
     -- group (its leader gone) goes too, through the helper by group id
-    app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/left", "pause", "|", "notify=READY=1", "sleep=0.2" },
-      { kill_mode = "group" }))
+    app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/left", "pause", "|", "waitfile=" .. DIR .. "/left",
+      "notify=READY=1", "sleep=0.2" }, { kill_mode = "group" }))
     print("ended", app:wait(5).code)
     -- inside a loop: a watchdog's SIGABRT, and a failed start's SIGTERM
     appstart.run(function()

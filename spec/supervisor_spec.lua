@@ -635,8 +635,9 @@ function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is
   assert(os.execute("mkdir -m 777 " .. dir))
   local out = as_nobody_with_a_setuid_helper([[
     local sv = appstart.supervisor { log = require("childkit").quiet, services = {
-      d = { argv = { F, "fork", "ignore=TERM", "pidfile=]] .. dir .. [[/stubborn", "pause", "|", "notify=READY=1",
-        "pause" }, user = "daemon", stdout = "null", stderr = "null", ready_timeout = 5, kill_grace = 0.3 } } }
+      d = { argv = { F, "fork", "ignore=TERM", "pidfile=]] .. dir .. [[/stubborn", "pause", "|",
+        "waitfile=]] .. dir .. [[/stubborn", "notify=READY=1", "pause" }, user = "daemon", stdout = "null",
+        stderr = "null", ready_timeout = 5, kill_grace = 0.3 } } }
     assert(sv:up())
     print(sv:status("d").pid, sv:stop("d"))
     print(sv:status("d").state)
