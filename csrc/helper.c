@@ -275,6 +275,11 @@ static void usage_error(const char *why, const char *what)
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* Set once --signal's uids begin to change: from then on the process ends
+ * with _exit (no exit handler runs: a sanitizer's leak check at exit
+ * cannot trace a process whose uids changed, and nothing is buffered). */
+static int uids_changed;
+
 /* A failure of the world (unknown user, no fork, a refused policy): message
  * and exit 1, with nothing started. */
 static void fail(const char *fmt, ...)
@@ -285,6 +290,8 @@ static void fail(const char *fmt, ...)
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     say("%s", text);
+    if (uids_changed)
+        _exit(EXIT_FAILED);
     exit(EXIT_FAILED);
 }
 
@@ -1348,22 +1355,6 @@ static pid_t pidfd_pid(int fd)
  * own): an app cannot kill the helper that is about to end it. Root's
  * own run (no setuid) takes uid whole: its real uid would reach every
  * process of root's. Exits with a message when any of it fails. */
-/* A failure once the uids have begun to change: said, then _exit (no
- * exit handler runs: a sanitizer's leak check at exit cannot trace a
- * process whose uids changed, and nothing is buffered). */
-static void signaller_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void signaller_fail(const char *fmt, ...)
-{
-    char text[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    say("%s", text);
-    _exit(EXIT_FAILED);
-}
-
 static void become_signaller(uid_t uid)
 {
     uid_t caller = getuid() != 0 ? getuid() : uid;
@@ -1373,21 +1364,22 @@ static void become_signaller(uid_t uid)
         group = pw ? pw->pw_gid : (gid_t)uid;
     }
     int err = 0;
+    uids_changed = 1;
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     if (setgroups(0, NULL) != 0)
-        signaller_fail("setgroups: %s", strerror(errno));
+        fail("setgroups: %s", strerror(errno));
     if (setresgid(group, group, group) != 0)
-        signaller_fail("setresgid: %s", strerror(errno));
+        fail("setresgid: %s", strerror(errno));
     if (setresuid(caller, uid, caller) != 0)
-        signaller_fail("setresuid: %s", strerror(errno));
+        fail("setresuid: %s", strerror(errno));
     /* with no uid 0 left, every capability goes */
     if (uid != 0 && child_clear_capabilities(&err) != 0)
-        signaller_fail("verify: capabilities are still held");
+        fail("verify: capabilities are still held");
     uid_t r, e, sv;
     if (getresuid(&r, &e, &sv) != 0 || r != caller || e != uid || sv != caller)
-        signaller_fail("verify: the uids did not change as asked");
+        fail("verify: the uids did not change as asked");
     if (uid != 0 && setuid(0) == 0)
-        signaller_fail("verify: root could be regained");
+        fail("verify: root could be regained");
 }
 
 /* Send opt->signal to the process whose pidfd is at opt->target_fd (or,
@@ -1420,7 +1412,7 @@ static void signal_mode(const struct options *opt, int secure)
         exit(EXIT_GONE);
     }
     become_signaller(id.uid);
-    /* from here on _exit (signaller_fail) */
+    /* from here on _exit (uids_changed) */
     long r;
     if (opt->pgid) {
         /* a group whose leader has ended: the caller knows it has members
@@ -1448,7 +1440,7 @@ static void signal_mode(const struct options *opt, int secure)
                       : "pid %ld does not run as %s: not signalled", (long)pid, opt->user);
         _exit(EXIT_NOT_PERMITTED);
     }
-    signaller_fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));
+    fail("signal %d to pid %ld: %s", opt->signal, (long)pid, strerror(err));
 }
 
 int main(int argc, char **argv)
