@@ -1355,14 +1355,11 @@ static pid_t pidfd_pid(int fd)
  * own): an app cannot kill the helper that is about to end it. Root's
  * own run (no setuid) takes uid whole: its real uid would reach every
  * process of root's. Exits with a message when any of it fails. */
-static void become_signaller(uid_t uid)
+static void become_signaller(const struct identity *id)
 {
+    uid_t uid = id->uid;
     uid_t caller = getuid() != 0 ? getuid() : uid;
-    gid_t group = getuid() != 0 ? getgid() : (gid_t)-1;
-    if (group == (gid_t)-1) {
-        const struct passwd *pw = getpwuid(uid);
-        group = pw ? pw->pw_gid : (gid_t)uid;
-    }
+    gid_t group = getuid() != 0 ? getgid() : id->gid;
     int err = 0;
     uids_changed = 1;
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -1382,13 +1379,13 @@ static void become_signaller(uid_t uid)
         fail("verify: root could be regained");
 }
 
-/* Send opt->signal to the process whose pidfd is at opt->target_fd (or,
- * with --process-group, to the group it leads) as the target user: the
- * helper takes that user's uid first (become_signaller), so the kernel's
- * own check decides what it may reach, no more than an app of that user
- * could, and the pidfd
- * names the process without a pid another could take. In setuid mode the
- * caller must be allowed to start apps as that user (the policy). */
+/* Send opt->signal to the process whose pidfd is at opt->target_fd (with
+ * --process-group, to the group it leads; with --pgid, to that group) as
+ * the target user: the helper takes that user's uid first
+ * (become_signaller), so the kernel's own check decides what it may reach,
+ * and the pidfd names the process without a pid another could take. In
+ * setuid mode the caller must be allowed to start apps as that user (the
+ * policy). */
 static void signal_mode(const struct options *opt, int secure) __attribute__((noreturn));
 
 static void signal_mode(const struct options *opt, int secure)
@@ -1411,7 +1408,7 @@ static void signal_mode(const struct options *opt, int secure)
         say("the process has ended");
         exit(EXIT_GONE);
     }
-    become_signaller(id.uid);
+    become_signaller(&id);
     /* from here on _exit (uids_changed) */
     long r;
     if (opt->pgid) {
