@@ -362,17 +362,31 @@ static int l_starter_take(lua_State *L)
     return l ? 2 : 1;
 }
 
-/* s:stop([sig]) -> nil | errno: a failed start signals its app (sig; none
- * when absent) and kills its helper; the errno when the app could not be
- * signalled (EPERM: another user's); s:stopped() says when all it held has
+/* s:stop([sig]) -> errno | false, rest_refused: a failed start signals
+ * its app (sig; none when absent) and kills its helper; the errno when the
+ * app could not be signalled (EPERM: another user's), and whether other
+ * members of its tree could not be; s:stopped() says when all it held has
  * ended */
 static int l_starter_stop(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
-    int err = starter_stop(s, lb_check_signal(L, 2, 0));
-    if (!err)
+    int rest_refused = 0;
+    int err = starter_stop(s, lb_check_signal(L, 2, 0), &rest_refused);
+    if (err)
+        lua_pushinteger(L, err);
+    else
+        lua_pushboolean(L, 0);
+    lua_pushboolean(L, rest_refused);
+    return 2;
+}
+
+/* s:pgid() -> the app's process group (kill_mode "group") | nil */
+static int l_starter_pgid(lua_State *L)
+{
+    pid_t pgid = starter_pgid(check_starter(L, 1));
+    if (pgid <= 0)
         return 0;
-    lua_pushinteger(L, err);
+    lua_pushinteger(L, pgid);
     return 1;
 }
 
@@ -438,6 +452,7 @@ void lb_open_starter(lua_State *L)
         { "result", l_starter_result },
         { "take", l_starter_take },     { "stop", l_starter_stop },
         { "stopped", l_starter_stopped }, { "app_fd", l_starter_app_fd },
+        { "pgid", l_starter_pgid },
         { "app_ended", l_starter_app_ended },
         { "close", l_starter_close },
         { NULL, NULL },

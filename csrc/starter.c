@@ -1465,7 +1465,7 @@ static void salvage_pid(struct starter *s)
     s->err = err;
 }
 
-int starter_stop(struct starter *s, int app_signal)
+int starter_stop(struct starter *s, int app_signal, int *rest_refused)
 {
     salvage_pid(s);
     s->stopping = 1;
@@ -1485,7 +1485,13 @@ int starter_stop(struct starter *s, int app_signal)
     }
     if (s->has_helper && !s->helper_done)
         (void)process_signal(&s->spawned, SIGKILL);
+    *rest_refused = app_signal && s->tree && s->tree->refused > 0;
     return err == ESRCH ? 0 : err;
+}
+
+pid_t starter_pgid(const struct starter *s)
+{
+    return s->tree && s->tree->mode == TREE_GROUP ? s->tree->pgid : 0;
 }
 
 /* Is anything of the app's tree (its group or cgroup) still running? */

@@ -217,8 +217,12 @@ int starter_take_notify(struct starter *s, struct listener *out);
 /* FAILED: send app_signal (0: none) to the app where it may still run (and
  * SIGCONT after any but SIGKILL, so a stopped app gets it) and to the rest
  * of its tree (kill_mode), and SIGKILL to a helper still running. Returns
- * 0, or why the app could not be signalled (EPERM: another user's). */
-int starter_stop(struct starter *s, int app_signal);
+ * 0, or why the app could not be signalled (EPERM: another user's);
+ * *rest_refused: other members of its tree could not be (EPERM). */
+int starter_stop(struct starter *s, int app_signal, int *rest_refused);
+
+/* kill_mode "group": the app's process group, once known; else 0. */
+pid_t starter_pgid(const struct starter *s);
 
 /* FAILED: has every process held ended (children reaped, the app's group
  * or cgroup empty)? */

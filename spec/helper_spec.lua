@@ -661,6 +661,11 @@ local function assert_ends_its_apps(helper)
     -- a start that fails: its app is terminated all the same
     local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
     print("timeout", err.code, err.pid)
+    -- a group app that dies before it is ready: what it left in its group
+    -- is ended through the helper by the group's id
+    _, err = start({ F, "fork", "pidfile=" .. DIR .. "/orphan", "pause", "|", "waitfile=" .. DIR .. "/orphan",
+      "exit=3" }, { kill_mode = "group" })
+    print("died", err.code)
     -- app:reload: its signal goes the same way; it comes from the caller's
     -- real uid (the helper takes daemon's as its effective uid only, so no
     -- process of daemon's can signal or trace the helper)
@@ -697,6 +702,8 @@ local function assert_ends_its_apps(helper)
   lu.assertNotNil(failed, out)
   lu.assertEquals(failed, tonumber(S.read(dir .. "/slow")))
   lu.assertTrue(S.await_gone(failed), "the app of the failed start was terminated")
+  lu.assertStrContains(out, "\ndied\tdied\n")
+  lu.assertTrue(S.await_gone(tonumber(S.read(dir .. "/orphan"))), "what the app left in its group is gone")
   lu.assertStrContains(out, "\nreload\ttrue\n")
   lu.assertEquals(S.await_file(dir .. "/hup"), "1 65534\n")
   lu.assertNotNil(out:match("\nroot\tnil\tOperation not permitted %(pid " .. rootpid

@@ -385,13 +385,20 @@ end
 -- appstart-helper where the launcher may not (an app of another user),
 -- not waited for: stop_step looks at the app itself.
 local function stop_app(h, sig)
-  local opts = h._opts
-  if h._s:stop(sig) == EPERM then
-    local fd, group = h._s:app_fd(), opts.kill_mode == "group"
-    signal.post(fd, opts, sig, group, h._log, label(h))
-    -- (and SIGCONT, so a stopped app gets it, as the core sends it)
-    if sig ~= "KILL" then signal.post(fd, opts, "CONT", group, h._log, label(h)) end
+  local opts, s = h._opts, h._s
+  local err, rest_refused = s:stop(sig)
+  local fd, pgid = nil, nil
+  if err == EPERM then
+    fd = s:app_fd()
+  elseif rest_refused then
+    pgid = s:pgid() -- the app is gone; what it left in its group is not
+  else
+    return
   end
+  local group = fd and opts.kill_mode == "group"
+  signal.post(fd, opts, sig, group, h._log, label(h), pgid)
+  -- (and SIGCONT, so a stopped app gets it, as the core sends it)
+  if sig ~= "KILL" then signal.post(fd, opts, "CONT", group, h._log, label(h), pgid) end
 end
 
 -- Step a failed start: until every process it holds has ended, SIGKILL
