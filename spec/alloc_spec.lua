@@ -27,7 +27,7 @@ local function run_host(mode)
   local exe = io.open(HOST)
   lu.assertNotNil(exe, HOST .. " is missing: the Makefile builds it with the fixtures")
   exe:close()
-  local script = S.spec_dir .. "/alloc_child.lua"
+  local script = S.spec_dir .. "/child/alloc_in_failing_allocator.lua"
   local output = S.tmpname("alloc-out")
   -- the host loads core.so, ASan-instrumented under `make sanitize`: the
   -- runtime goes first. Output to a file and `timeout`, so neither a leaked

@@ -20,6 +20,12 @@ function K.out(...)
   io.stdout:flush()
 end
 
+--- The fixture program: the copy every user can run, which the spec names
+-- in APPSTART_SPEC_FIXTURE, else the built one.
+function K.fixture()
+  return os.getenv("APPSTART_SPEC_FIXTURE") or (os.getenv("APPSTART_FIXTURES") .. "/fixture")
+end
+
 --- A log function that drops everything.
 function K.quiet() end
 
@@ -46,6 +52,9 @@ function K.children()
   table.sort(list)
   return list
 end
+
+--- This process's children, as "pid,pid,..." ("" when it has none).
+function K.children_text() return table.concat(K.children(), ",") end
 
 --- This process's open descriptors, as "0,1,2,...".
 function K.fds() return table.concat(testing.fds(), ",") end

@@ -360,32 +360,11 @@ end
 -- Many starts at once under cqueues or luv need as many descriptors as
 -- inside appstart.run, which takes the hard limit: so do they (a soft
 -- limit of 200 here, 150 starts at once).
-local MANY_AT_A_LOW_LIMIT = [[
-local context, N = ...
-local ready, errs = 0, {}
-local function body(i)
-  local app, err = appstart.start { argv = { F, "sleep=0.1", "line=3:n" .. i, "sleep=0.3", "exit=0" },
-    ready = "fd", on_exit = function() end }
-  if app then ready = ready + 1; app:wait() else errs[#errs + 1] = tostring(err) end
-end
-if context == "cqueues" then
-  local cq = require("cqueues").new()
-  for i = 1, N do cq:wrap(function() body(i) end) end
-  assert(cq:loop())
-else
-  local uv = require "luv"
-  require "appstart.luv"
-  for i = 1, N do coroutine.wrap(function() body(i) end)() end
-  uv.run()
-end
-print(string.format("%d ready, %d failed %s; children: %s", ready, #errs, errs[1] or "", children()))
-]]
-
 for _, context in ipairs { "cqueues", "luv" } do
   local T = context == "luv" and TL or TC
   T["test_many_starts_at_once_at_a_low_descriptor_limit_under_" .. context] = function()
-    local out = S.child_lua(200, "local context, N = " .. string.format("%q", context) .. ", 150\n"
-      .. MANY_AT_A_LOW_LIMIT:gsub("^local context, N = %.%.%.\n", ""), true)
+    local out = S.run_child({ nofile = 200, soft_only = true }, "eventloops_many_starts_at_a_low_descriptor_limit",
+      context, 150)
     lu.assertStrContains(out, "150 ready, 0 failed ; children: \n")
   end
 end
@@ -396,25 +375,7 @@ end
 function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on()
   -- (held's output goes elsewhere: were the child to die, held would keep
   -- the pipe read here open)
-  local out, ok = S.run_child_lua({ timeout = 20 }, [[
-local uv = require "luv"
-require "appstart.luv"
-local held
-coroutine.wrap(function()
-  held = assert(appstart.start { argv = { F, "line=3:held", "pause" }, ready = "fd", stdout = "null",
-    stderr = "null" })
-  assert(appstart.start { argv = { F, "line=3:v", "sleep=0.05", "exit=0" }, ready = "fd",
-    on_exit = function() error("bug in on_exit") end })
-  local victim = assert(appstart.start { argv = { F, "line=3:w", "sleep=0.05", "exit=0" }, ready = "fd" })
-  appstart.watch(victim.pid, function() error("bug in a watch callback") end)
-  appstart.sleep(0.2)
-  print("held: " .. held.state)
-  held:terminate()
-  victim:wait()
-end)()
-uv.run()
-print("uv.run returned, children: " .. children())
-]])
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_callbacks_that_raise_under_luv")
   lu.assertTrue(ok, out)
   lu.assertStrContains(out, "bug in on_exit")
   lu.assertStrContains(out, "bug in a watch callback")

@@ -253,56 +253,14 @@ local Launcher = {}
 
 function Launcher.tearDown() S.kill_strays() end
 
--- Runs in a child Lua whose descriptor limit is low. For each number of
--- free descriptors k from 0 up, fill the table, free k, start (without, then
+-- In a child Lua whose descriptor limit is low: for each number of free
+-- descriptors k from 0 up, fill the table, free k, start (without, then
 -- with a helper), and print one line: mode, k, outcome, whether the
 -- launcher's descriptors are the same after, and its children.
-local LOW_LIMIT_SCRIPT = [==[
-local function opts(mode)
-  local o = { ready = "fd", log = function() end, ready_timeout = 3, kill_grace = 0.2 }
-  if mode == "helper" then
-    o.pid_timeout = 3
-    o.helper = { F, "fork", "line=4:x", "pause", "|", "int32=3:child", "exit=0" }
-    o.argv = { "pause" }
-  else
-    o.argv = { F, "line=3:x", "pause" }
-  end
-  return o
-end
-for _, mode in ipairs { "plain", "helper" } do
-  for k = 0, 12 do
-    collectgarbage()
-    local before = table.concat(testing.fds(), ",")
-    local fillers = {}
-    while true do
-      local f = io.open("/dev/null")
-      if not f then break end
-      fillers[#fillers + 1] = f
-    end
-    if k > #fillers then
-      for _, f in ipairs(fillers) do f:close() end
-      break
-    end
-    for _ = 1, k do table.remove(fillers):close() end
-    local ok, app, err = pcall(appstart.start, opts(mode))
-    for _, f in ipairs(fillers) do f:close() end
-    local outcome
-    if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
-    elseif app then outcome = "started"; app:terminate()
-    else outcome = err.code .. ":" .. tostring(err.errno) end
-    testing.reap()
-    local same = table.concat(testing.fds(), ",") == before
-    print(mode, k, outcome, same and "same" or "changed", "[" .. children() .. "]")
-    io.stdout:flush()
-    if outcome == "started" then break end
-  end
-end
-]==]
-
 function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothing()
   -- the child inherits LUA_PATH, LUA_CPATH and APPSTART_FIXTURES; 16 leaves
   -- room for the widest layout (a helper, both channels) once enough is free
-  local text, ok, how, code = S.child_lua(16, LOW_LIMIT_SCRIPT)
+  local text, ok, how, code = S.run_child({ nofile = 16 }, "faults_start_at_each_number_of_free_descriptors")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows = { plain = {}, helper = {} }
   for line in text:gmatch("[^\n]+") do

@@ -90,14 +90,8 @@ end
 function T.test_with_user_argv1_is_searched_in_the_launchers_path()
   local dir = S.fixture:match("^(.*)/[^/]*$")
   local uid = S.proc_status("self").Uid:match("%d+")
-  local out = S.run_child_lua({ env = { PATH = dir .. ":" .. os.getenv("PATH") } }, string.format([[
-    for _, env in ipairs { { A = "1" }, { PATH = "/nonexistent" } } do
-      local app, err = appstart.start { argv = { "fixture", "pause" }, user = %q, env = env, ready = "none" }
-      print(app and "ready" or tostring(err))
-      if app then app:terminate() end
-    end
-    print("left", children())
-  ]], uid))
+  local out = S.run_child({ env = { PATH = dir .. ":" .. os.getenv("PATH") } },
+    "helper_user_argv1_searched_in_launchers_path", uid)
   lu.assertEquals(out, "ready\nready\nleft\t\n")
 end
 
@@ -610,20 +604,9 @@ function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a
   local lua_path, lua_cpath = S.public_tree()
   -- the whole start as nobody: the helper drops to daemon, the app says
   -- READY=1 on the notify socket of nobody's launcher
-  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
-    local app, err = appstart.start { argv = { F, "notify=STATUS=up\\nREADY=1", "pause" }, user = "daemon",
-      stdout = "null", stderr = "null", ready_timeout = 5, log = require("childkit").quiet }
-    print(app and app.pid or tostring(err), app and app.status)
-    -- an app of another user: signalled through the helper
-    local how = app:terminate(1)
-    print(how and how.signal)
-    -- a user the policy does not list: why is in the error, though the
-    -- app's stderr (the helper's) is /dev/null
-    local _, refused = appstart.start { argv = { F, "pause" }, user = "bin", stdout = "null", stderr = "null",
-      ready_timeout = 5, log = require("childkit").quiet }
-    print(refused.code, refused.message)
-  ]])
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_starts_an_app_as_another_user")
   local pid = track(string.pack("<i4", tonumber(out:match("^(%d+)\t") or 0)))
   lu.assertNotNil(out:match("^%d+\tup\n15\nhelper\thelper exited with code 1 without "
     .. "reporting a pid on fd 3: policy: refused: nobody %(uid 65534%) may not start apps as bin %b() %b()\n$"), out)
@@ -642,58 +625,9 @@ local function assert_ends_its_apps(helper)
   -- a process of root's, which nothing of nobody's or daemon's may signal
   local root_app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
   local rootpid = root_app.pid
-  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, [[
-    local signal = require "appstart.signal"
-    local DIR, ROOTPID = ]] .. string.format("%q, %d", dir, rootpid) .. [[
-    local function start(argv, more)
-      local opts = { argv = argv, user = "daemon", stdout = "null", stderr = "null", ready_timeout = 5,
-        log = require("childkit").quiet }
-      for k, v in pairs(more or {}) do opts[k] = v end
-      return appstart.start(opts)
-    end
-    local fds = require("childkit").fds()
-    -- app:kill, kill_mode "group": the app and what it forked into its group
-    -- (ready once its child is under way: not killed before it says so)
-    local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|",
-      "waitfile=" .. DIR .. "/forked", "notify=READY=1", "pause" }, { kill_mode = "group" }))
-    print("kill", app.pid, app:kill("KILL"), app:wait(5).signal)
-    -- a start that fails: its app is terminated all the same
-    local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
-    print("timeout", err.code, err.pid)
-    -- a group app that dies before it is ready: what it left in its group
-    -- is ended through the helper by the group's id
-    _, err = start({ F, "fork", "pidfile=" .. DIR .. "/orphan", "pause", "|", "waitfile=" .. DIR .. "/orphan",
-      "exit=3" }, { kill_mode = "group" })
-    print("died", err.code)
-    -- app:reload: its signal goes the same way; it comes from the caller's
-    -- real uid (the helper takes daemon's as its effective uid only, so no
-    -- process of daemon's can signal or trace the helper)
-    app = assert(start({ F, "trapfrom=HUP:" .. DIR .. "/hup", "notify=READY=1", "pause" }))
-    print("reload", app:reload())
-    -- daemon may not signal root's process: the helper, as daemon, neither
-    local root = assert(core.process(ROOTPID))
-    print("root", signal.send(root, { user = "daemon" }, "TERM"))
-    -- nor may nobody's launcher have it signal as a user it may not start
-    -- apps as
-    print("bin", signal.send(app._proc, { user = "bin" }, "TERM"))
-    root:close()
-    print("terminate", app:terminate(1).signal)
-    -- kill_mode "group", the app ends by itself: what it left in its
-    -- group (its leader gone) goes too, through the helper by group id
-    app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/left", "pause", "|", "waitfile=" .. DIR .. "/left",
-      "notify=READY=1", "sleep=0.2" }, { kill_mode = "group" }))
-    print("ended", app:wait(5).code)
-    -- inside a loop: a watchdog's SIGABRT, and a failed start's SIGTERM
-    appstart.run(function()
-      local a = assert(start({ F, "notify=READY=1", "pause" }, { watchdog = 0.3 }))
-      local how = a:wait(5)
-      print("watchdog", how.signal, how.watchdog)
-      local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
-      print("timeout2", e.code, e.pid)
-    end)
-    print("left", require("childkit").fds() == fds, children())
-  ]])
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_ends_apps_of_another_user", dir, rootpid)
   local killed = tonumber(out:match("kill\t(%d+)\ttrue\t9\n"))
   lu.assertNotNil(killed, out)
   lu.assertTrue(S.await_gone(killed))

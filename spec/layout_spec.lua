@@ -259,48 +259,16 @@ function T.test_a_real_vfork_reports_the_exec_through_memory_with_no_pipe()
   S.assert_clean(before)
 end
 
--- Runs in a child Lua whose descriptor limit is 64. With exec failures
+-- In a child Lua whose descriptor limit is 64: with exec failures
 -- reported through memory and then through the pipe, for each target
 -- number (ready_fd alone, then pid_fd of a helper), start and print one
 -- line: how and which, the number, the outcome, whether the launcher's
 -- descriptors are the same after, and its children.
-local HIGH_FD_SCRIPT = [==[
-local base = { ready = "fd", log = function() end, ready_timeout = 3, kill_grace = 0.2 }
-for _, report in ipairs { "auto", "pipe" } do
-testing.exec_report(report) -- both ways an exec failure comes back
-for _, which in ipairs { "ready_fd", "pid_fd" } do
-  for _, fd in ipairs { 40, 60, 61, 62, 63, 64, 100, 1023 } do
-    local o = {}
-    for k, v in pairs(base) do o[k] = v end
-    if which == "ready_fd" then
-      o.argv, o.ready_fd = { F, "line=" .. fd .. ":x", "pause" }, fd
-    else
-      o.helper = { F, "fork", "line=3:x", "pause", "|", "int32=" .. fd .. ":child", "exit=0" }
-      o.argv, o.pid_fd, o.ready_fd, o.pid_timeout = { "pause" }, fd, 3, 3
-    end
-    collectgarbage()
-    local before = table.concat(testing.fds(), ",")
-    local ok, app, err = pcall(appstart.start, o)
-    local outcome
-    if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
-    elseif app then outcome = "started"; app:terminate()
-    else
-      outcome = err.code .. ":" .. tostring(err.errno)
-      if err.status then outcome = outcome .. ":" .. tostring(err.status.code or err.status.signal) end
-    end
-    testing.reap()
-    local same = table.concat(testing.fds(), ",") == before
-    print(report .. ":" .. which, fd, outcome, same and "same" or "changed", "[" .. children() .. "]")
-  end
-end
-end
-]==]
-
 function T.test_a_target_descriptor_at_or_near_the_limit_fails_as_spawn_never_as_exit_127()
   -- the child cannot hold descriptors at or past RLIMIT_NOFILE: such a
   -- layout must fail as an exec failure does (spawn, with an errno), never
   -- look like an app that started and exited 127
-  local text, ok, how, code = S.child_lua(64, HIGH_FD_SCRIPT)
+  local text, ok, how, code = S.run_child({ nofile = 64 }, "layout_a_target_descriptor_near_the_limit")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows, bad = 0, {}
   for line in text:gmatch("[^\n]+") do

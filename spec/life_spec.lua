@@ -350,11 +350,8 @@ end
 
 function TW.test_the_launchers_own_watchdog_variables_are_not_inherited()
   local env = S.tmpname("env")
-  local out = S.run_child_lua({ env = { WATCHDOG_USEC = "5000000", WATCHDOG_PID = "1" } }, string.format([[
-    local app = assert(appstart.start{ argv = { F, "env=%s", "notify=READY=1", "pause" } })
-    app:terminate()
-    print("done")
-  ]], env))
+  local out = S.run_child({ env = { WATCHDOG_USEC = "5000000", WATCHDOG_PID = "1" } },
+    "life_start_under_the_launchers_own_watchdog_variables", env)
   lu.assertStrContains(out, "done")
   local text = S.read(env)
   lu.assertNotStrContains(text, "WATCHDOG_USEC")

@@ -216,22 +216,7 @@ end
 -- helper still running) never shortens ready_timeout.
 function T.test_what_a_flood_queued_before_the_launcher_read_holds_still_counts()
   lu.skipIf(not S.can_unshare_net(), "needs unshare(1) and a network namespace of its own (root)")
-  local out = S.run_child_lua({ dgram_qlen = 512 }, [[
-    local function try(name, opts)
-      opts.helper, opts.log = true, function() end
-      local app, err = appstart.start(opts)
-      print(name, app and "ready" or err.code, app and "" or err.message)
-      if app then app:close() end
-    end
-    try("ready behind 100", { argv = { F, "fork", "notifyflood=100:STATUS=x", "notify=READY=1", "exit=0", "|",
-      "sleep=0.3", "int32=3:child", "exit=0" } })
-    try("extend behind 80 events", { argv = { F, "fork", "notifyflood=40:STATUS=x\nERRNO=1",
-      "notify=EXTEND_TIMEOUT_USEC=3000000", "sleep=1", "notify=READY=1", "exit=0", "|",
-      "sleep=0.3", "int32=3:child", "exit=0" }, ready_timeout = 0.5 })
-    try("a short extend", { argv = { F, "fork", "notify=EXTEND_TIMEOUT_USEC=1000", "sleep=0.5",
-      "notify=READY=1", "exit=0", "|", "sleep=0.1", "int32=3:child", "exit=0" }, ready_timeout = 5 })
-    print("left", children())
-  ]])
+  local out = S.run_child({ dgram_qlen = 512 }, "notify_a_flood_queued_before_the_launcher_reads")
   lu.assertStrContains(out, "ready behind 100\tready\t")
   lu.assertStrContains(out, "extend behind 80 events\tready\t")
   lu.assertStrContains(out, "a short extend\tready\t")

@@ -169,54 +169,7 @@ end
 -- task's sleeps of 0.01 s are never late by seconds. In a child Lua,
 -- killed if it hangs.
 function TC.test_an_on_output_that_raises_at_every_line_of_a_flood_holds_nothing_up()
-  local out = S.run_child_lua({ timeout = 60 }, [[
-local raised = 0
-local function log(_, message)
-  if message:find("on_output raised", 1, true) then raised = raised + 1 end
-end
-local function raise() error("no") end
-local hurry = false -- (what the pipe holds at the app's end comes fast)
-local function slow()
-  local t = core.now() + 20e-6
-  repeat until hurry or core.now() >= t
-end
-local function flood(on_output)
-  return assert(appstart.start { argv = { "/bin/sh", "-c", "exec yes" }, ready = "none", stdout = "capture",
-    log = log, on_output = on_output })
-end
-local app = flood(raise)
-local t0 = core.now()
-local how, why = app:wait(0.5)
-print("plain", tostring(how), why, string.format("%.3f", core.now() - t0), raised)
-app:kill("KILL")
-app:wait()
-app:close()
-for _, case in ipairs { { "run", raise }, { "slow", slow } } do
-  raised = 0
-  appstart.run(function()
-    local ticks, done, gap = 0, false, 0
-    appstart.spawn(function()
-      local last = core.now()
-      while not done do
-        appstart.sleep(0.01)
-        gap = math.max(gap, core.now() - last)
-        last = core.now()
-        ticks = ticks + 1
-      end
-    end)
-    local app2 = flood(case[2])
-    local t1 = core.now()
-    local how2, why2 = app2:wait(0.5)
-    done, hurry = true, true
-    print(case[1], tostring(how2), why2, string.format("%.3f", core.now() - t1), raised, ticks,
-      string.format("%.3f", gap))
-    app2:kill("KILL")
-    app2:wait()
-    app2:close()
-  end)
-end
-print("done")
-]])
+  local out = S.run_child({ timeout = 60 }, "output_an_on_output_that_raises_at_every_line_of_a_flood")
   local t, n = out:match("plain%snil%stimeout%s([%d.]+)%s(%d+)\n")
   lu.assertNotNil(t, "the plain script's wait ended: " .. out)
   lu.assertTrue(tonumber(t) < 1.5, "app:wait(0.5) took " .. t .. " s")

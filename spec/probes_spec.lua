@@ -76,24 +76,7 @@ function T.test_a_tcp_name_is_resolved_once_and_each_of_its_addresses_tried()
   local f = assert(io.open(hosts, "w"))
   f:write("::1 appstart-two\n127.0.0.1 appstart-two\n")
   f:close()
-  local out = S.run_child_lua({ hosts = hosts }, [[
-    local port
-    for _ = 1, 5 do
-      port = math.random(20000, 60000)
-      local app, err = appstart.start { argv = { F, "listen=tcp:" .. port, "pause" },
-        ready = { connect = "tcp:appstart-two:" .. port }, ready_timeout = 10, log = function() end }
-      if app then
-        print("ready", app:terminate().signal)
-        break
-      end
-      if err.code ~= "died" then print("failed", err.code, err.message) break end
-    end
-    -- nobody listens: the message names every address tried
-    local _, err = appstart.start { argv = { F, "pause" }, ready = { connect = "tcp:appstart-two:" .. port },
-      ready_timeout = 0.3, kill_grace = 1, log = function() end }
-    print(err.code, err.message)
-    print("left", children())
-  ]])
+  local out = S.run_child({ hosts = hosts }, "probes_a_tcp_name_with_two_addresses")
   lu.assertStrContains(out, "ready\t15\n")
   lu.assertStrContains(out, "timeout\tapp not ready within 0.3 s: no connection to tcp:appstart-two:")
   lu.assertStrContains(out, " (::1, 127.0.0.1) (the last try: Connection refused)")

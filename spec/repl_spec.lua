@@ -152,12 +152,7 @@ end
 -- 5. a failed start is returned, not also printed
 
 function T.test_a_failed_start_is_not_printed_by_the_default_logger()
-  local out = S.run_child_lua({}, [[
-    local app, err = appstart.start { argv = { F, "exit=1" }, ready = "fd" }
-    print("code", err.code)
-    appstart.log_level = "info"
-    appstart.start { argv = { F, "exit=2" }, ready = "fd" }
-  ]])
+  local out = S.run_child({}, "repl_a_failed_start_under_the_default_logger")
   lu.assertEquals(out, "code\tdied\nappstart: info: fixture: app exited with code 2 before it was ready\n")
 end
 
@@ -183,12 +178,7 @@ function T.test_an_error_in_on_exit_is_logged_and_never_raised_from_another_call
 end
 
 function T.test_an_error_in_a_watch_callback_is_logged_and_never_raised_from_another_call()
-  local out = S.run_child_lua({}, [[
-    local a = assert(appstart.start { argv = { F, "line=3:a", "exit=0" }, ready = "fd" })
-    appstart.watch(a.pid, function() error("watch went wrong") end)
-    local b = assert(appstart.start { argv = { F, "line=3:b", "sleep=0.2", "exit=7" }, ready = "fd" })
-    print("b", b:wait(3).code)
-  ]])
+  local out = S.run_child({}, "repl_an_error_in_a_watch_callback")
   lu.assertStrContains(out, "b\t7\n")
   lu.assertStrContains(out, "appstart: error: watch of pid ")
   lu.assertStrContains(out, "watch went wrong")

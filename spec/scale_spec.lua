@@ -38,16 +38,8 @@ end
 
 function T.test_apps_keep_the_soft_descriptor_limit_the_launcher_had()
   -- a launcher whose soft limit (256) is below its hard one raises it for
-  -- itself; the app it starts still gets 256 (appstart and core: see S.child_lua)
-  local script = [[
-    local soft = core.raise_nofile()
-    local out = os.tmpname()
-    local app = assert(appstart.start { argv = { "/bin/sh", "-c", "ulimit -S -n > " .. out }, ready = "none" })
-    app:wait(5)
-    local f = io.open(out); local child = f:read("n"); f:close(); os.remove(out)
-    print(soft, child)
-  ]]
-  local out = S.child_lua(256, script, true) -- the soft limit only
+  -- itself; the app it starts still gets 256 (the launcher: a child Lua)
+  local out = S.run_child({ nofile = 256, soft_only = true }, "scale_the_soft_descriptor_limit_an_app_gets")
   local soft, child = out:match("^(%d+)%s+(%d+)")
   lu.assertNotNil(soft, out)
   lu.assertTrue(tonumber(soft) > 256, "the launcher raised its own limit: " .. out)

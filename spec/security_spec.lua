@@ -51,16 +51,7 @@ function T.test_an_app_run_as_another_user_has_no_terminal_to_push_keystrokes_in
   local result, info = directory("out", "1777") .. "/tiocsti", S.tmpname("info")
   -- the launcher runs on a terminal of its own, as root at a shell would;
   -- the app, as nobody, tries TIOCSTI on every descriptor it inherited
-  local out = S.run_child_lua({ tty = true }, string.format([[
-    local app = assert(appstart.start { argv = { F, "tiocsti=0:%s.0", "tiocsti=1:%s.1", "tiocsti=2:%s.2",
-      "line=4:tried", "pause" }, user = "nobody", ready = "fd", ready_timeout = 5, log = require("childkit").quiet })
-    local stat = require("childkit").read("/proc/" .. app.pid .. "/stat")
-    local f = io.open(%q, "w")
-    f:write(app.pid, " ", stat:match("%%) %%S+ %%d+ %%d+ (%%d+ %%-?%%d+)"), " ",
-      io.popen("readlink /proc/" .. app.pid .. "/fd/0"):read("l"), "\n")
-    f:close()
-    print("terminated", app:terminate(1).signal)
-  ]], result, result, result, info))
+  local out = S.run_child({ tty = true }, "security_no_terminal_for_an_app_of_another_user", result, info)
   lu.assertStrContains(out, "terminated\t15", out)
   local pid, sid, tty, stdin = S.read(info):match("^(%d+) (%d+) (%-?%d+) (%S+)\n$")
   lu.assertNotNil(pid, S.read(info))
@@ -161,36 +152,7 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
   -- in a pid namespace of its own, the next pid can be chosen: once the
   -- helper is reaped, a process is made to take its pid and send READY=1
   -- (elsewhere the same needs only a loop of forks until the pid comes round)
-  local out = S.run_child_lua({ pidns = true, env = { D = dir } }, [[
-    local dir = os.getenv("D")
-    local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
-    local forger = dir .. "/forger.sh"
-    local f = assert(io.open(forger, "w"))
-    f:write([=[
-      while [ ! -e "$1/helper" ]; do sleep 0.01; done
-      hp=$(cat "$1/helper"); sock=$(cat "$1/sock")
-      while [ -e /proc/$hp ]; do sleep 0.01; done
-      echo $((hp - 1)) > /proc/sys/kernel/ns_last_pid
-      sh -c 'echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1' forge "$1" "$sock" "$2" &
-      wait
-    ]=])
-    f:close()
-    os.execute("sh " .. forger .. " " .. dir .. " " .. F .. " &")
-    local logged = {}
-    -- (the helper leads a session of its own, whose id no process can take
-    -- while a member lives: the app leaves it, so that the pid comes free)
-    local app, err = appstart.start { argv = { F, "setsid", "pause" }, pid_format = "line", ready_timeout = 2,
-      kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end,
-      helper = { "/bin/sh", "-c", 'echo "$NOTIFY_SOCKET" > "$0/sock"; "$@" & echo $! >&3; echo $$ > "$0/helper"',
-        dir } }
-    -- (the forger is done by the timeout: wait for its file all the same)
-    for _ = 1, 200 do if read(dir .. "/forged") then break end os.execute("sleep 0.01") end
-    print("helper", read(dir .. "/helper"))
-    print("forged", read(dir .. "/forged"))
-    print("result", app and "ready" or err.code)
-    print("log", table.concat(logged, "|"))
-    print("left", children())
-  ]])
+  local out = S.run_child({ pidns = true, env = { D = dir } }, "security_notify_ready_from_a_helpers_reused_pid")
   local helper, forged = out:match("helper\t(%d+)"), out:match("forged\t(%d+)")
   lu.assertNotNil(helper, out)
   lu.assertEquals(forged, helper, "the forger took the helper's pid: " .. out)
@@ -208,41 +170,8 @@ function T.test_a_forking_daemon_cannot_name_a_child_of_whoever_takes_its_starte
   lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
   local dir = S.tmpname("forkreuse")
   assert(os.execute("mkdir " .. q(dir)))
-  local out = S.run_child_lua({ pidns = true, env = { D = dir } }, [[
-    local dir = os.getenv("D")
-    local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
-    local function write(p, text) local f = assert(io.open(p, "w")) f:write(text) f:close() end
-    -- the unrelated tree: once the started process is gone, its next fork
-    -- takes that pid (ns_last_pid) and starts the victim there
-    write(dir .. "/taker.sh", [=[
-      while [ ! -s "$1/started" ]; do sleep 0.01; done
-      p=$(cat "$1/started")
-      while [ -e /proc/$p ]; do sleep 0.01; done
-      echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
-      sh -c 'echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"; wait' take "$1" &
-      wait
-    ]=])
-    -- the forking daemon: its daemon part names the victim. Nothing else
-    -- in the namespace forks until the taker has: the daemon part waits
-    -- in a read of a fifo (a shell builtin), the launcher in its looks at
-    -- the pid file
-    write(dir .. "/daemon.sh", [=[
-      echo $$ > "$1/started"
-      setsid sh -c 'read v < "$1/victim.fifo"; echo "$v" > "$1/d.tmp"; mv "$1/d.tmp" "$1/daemon.pid"; sleep 30' d "$1" \
-        </dev/null >/dev/null 2>&1 &
-      exit 0
-    ]=])
-    assert(os.execute("mkfifo " .. dir .. "/victim.fifo"))
-    os.execute("sh " .. dir .. "/taker.sh " .. dir .. " &")
-    local app, err = appstart.start { argv = { "/bin/sh", dir .. "/daemon.sh", dir }, ready_timeout = 5,
-      kill_grace = 0.5, ready = { forks = true, pid_file = dir .. "/daemon.pid" }, log = function() end }
-    local victim = tonumber(read(dir .. "/victim") or "")
-    print("started", read(dir .. "/started"))
-    print("taker", read(dir .. "/taker"))
-    print("result", app and "ready" or err.code, err and err.message)
-    print("victim alive", victim and os.execute("kill -0 " .. victim .. " 2>/dev/null") and "yes" or "no")
-    if app then app:close() end
-  ]])
+  local out = S.run_child({ pidns = true, env = { D = dir } },
+    "security_forking_daemon_names_a_child_of_its_starters_pid_taker")
   local started, taker = out:match("started\t(%d+)"), out:match("taker\t(%d+)")
   lu.assertNotNil(started, out)
   lu.assertEquals(taker, started, "the unrelated tree took the started process's pid: " .. out)
@@ -280,14 +209,7 @@ function T.test_a_fifo_planted_at_a_stdio_or_output_path_never_holds_the_launche
   local dir = directory("fifo", "0755")
   assert(os.execute("mkfifo " .. q(dir .. "/out")))
   -- in a child killed after 20 s: an open that blocks is beyond any hook
-  local out = S.run_child_lua({ timeout = 20, env = { D = dir } }, [[
-    local path = os.getenv("D") .. "/out"
-    for _, stdout in ipairs { path, { file = path } } do
-      local app, err = appstart.start { argv = { F, "pause" }, ready = "none", stdout = stdout, log = function() end }
-      print(app and "started" or (err.code .. ": " .. err.message))
-    end
-    print("left", children())
-  ]])
+  local out = S.run_child({ timeout = 20, env = { D = dir } }, "security_fifo_at_the_stdout_path")
   lu.assertStrContains(out, "spawn: cannot open " .. dir .. "/out for stdout: a FIFO with no reader (it would block"
     .. " the launcher)\n")
   lu.assertStrContains(out, "spawn: cannot start fixture: cannot open " .. dir .. "/out: ")
@@ -575,12 +497,7 @@ end
 function T.test_user_with_notify_works_when_XDG_RUNTIME_DIR_is_private()
   need_root()
   local private = directory("xdg", "700")
-  local out, ok = S.run_child_lua({ env = { XDG_RUNTIME_DIR = private } }, [[
-    local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, user = "nobody",
-      ready_timeout = 5, log = require("childkit").quiet }
-    print(app and "ready" or tostring(err))
-    if app then print("ended", app:terminate(1).signal) end
-  ]])
+  local out, ok = S.run_child({ env = { XDG_RUNTIME_DIR = private } }, "security_notify_dir_in_private_runtime_dir")
   lu.assertTrue(ok, out)
   lu.assertEquals(out, "ready\nended\t15\n")
 end
@@ -599,10 +516,8 @@ function T.test_the_notify_socket_is_never_reached_through_a_link_another_user_o
     .. "ln -s %s %s/rt", q(theirs), q(real), q(theirs))))
   local seen = S.tmpname("socket")
   local script = 'echo "$NOTIFY_SOCKET" > ' .. q(seen) .. '; exec "$0" notify=READY=1 pause'
-  local out, ok = S.run_child_lua({ env = { XDG_RUNTIME_DIR = theirs .. "/rt" } }, string.format([[
-    local app = assert(appstart.start { argv = { "/bin/sh", "-c", %q, F }, log = require("childkit").quiet })
-    print(app:terminate(1).signal)
-  ]], script))
+  local out, ok = S.run_child({ env = { XDG_RUNTIME_DIR = theirs .. "/rt" } }, "security_notify_socket_under_a_users_link",
+    script)
   lu.assertTrue(ok, out)
   lu.assertEquals(out, "15\n")
   local path = S.read(seen)
@@ -618,11 +533,8 @@ function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start
   local pidfile, appfile = S.tmpname("launcher"), S.tmpname("app")
   -- a launcher killed with SIGKILL while it waits for READY=1 leaves its
   -- directory behind
-  S.run_child_lua({ env = { XDG_RUNTIME_DIR = base }, background = true }, string.format([[
-    local f = io.open(%q .. ".tmp", "w"); f:write(require("childkit").read("/proc/self/stat"):match("^%%d+")); f:close()
-    os.rename(%q .. ".tmp", %q)
-    appstart.start { argv = { F, "pidfile=" .. %q, "pause" }, ready_timeout = 60, log = require("childkit").quiet }
-  ]], pidfile, pidfile, pidfile, appfile))
+  S.run_child({ env = { XDG_RUNTIME_DIR = base }, background = true }, "security_leftover_dirs_launcher_to_kill",
+    pidfile, appfile)
   local launcher, app = S.pid_in(pidfile), S.pid_in(appfile)
   local left = io.popen("ls " .. q(base)):read("a")
   lu.assertStrMatches(left, "appstart%.%d+%.%w+\n")
@@ -632,10 +544,7 @@ function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start
   lu.assertEquals(io.popen("ls " .. q(base)):read("a"), left, "the killed launcher's directory stays")
   -- the next start (of a launcher of the same user, with the same base)
   -- removes it
-  local out = S.run_child_lua({ env = { XDG_RUNTIME_DIR = base } }, [[
-    local app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, log = require("childkit").quiet })
-    print(app:terminate(1).signal)
-  ]])
+  local out = S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "security_leftover_dirs_next_start")
   lu.assertEquals(out, "15\n")
   lu.assertEquals(io.popen("ls " .. q(base)):read("a"), "")
 end

@@ -17,7 +17,7 @@ local report -- parsed once, shared by the tests
 
 local function run_child()
   if report then return report end
-  local script = S.spec_dir .. "/storm_child.lua"
+  local script = S.spec_dir .. "/child/storm_signals_during_every_wait.lua"
   local storm_log = S.tmpname("storm-log")
   local dir = S.tmpname("storm-files")
   assert(os.execute("mkdir " .. dir))

@@ -423,6 +423,9 @@ function TStates.test_a_ready_none_services_ready_timeout_bounds_its_reloads_wai
   lu.assertEquals(sv:up(), true)
   local pid = pid_of(sv, "r")
   kill(pid, "STOP")
+  -- a process stops when it next runs, not when the signal is sent: the
+  -- reload's SIGHUP must find it stopped, or it ends it at once
+  lu.assertTrue(S.await_with_sleep(function() return S.state(pid) == "T" end), "the app has stopped")
   local took, ok, err = S.timed(sv.reload, sv, "r")
   lu.assertEquals(ok, true, tostring(err))
   lu.assertTrue(took >= 0.3 and took < 5, "the reload returned after " .. took .. " s")
@@ -587,10 +590,11 @@ function TForeign.tearDown()
   S.kill_strays()
 end
 
---- Run script as nobody, whose launcher starts apps as daemon through a
+--- Run the child program `name` (spec/child/NAME.lua, given the rest of
+-- the arguments) as nobody, whose launcher starts apps as daemon through a
 -- setuid copy of the helper (as helper_spec does); more: its environment's
 -- additions. Its output.
-local function as_nobody_with_a_setuid_helper(script, more)
+local function as_nobody_with_a_setuid_helper(name, more, ...)
   local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
   local policy_dir = policy:match("^(.*)/[^/]*$")
   local dir = S.tmpname("installed")
@@ -601,23 +605,12 @@ local function as_nobody_with_a_setuid_helper(script, more)
   local lua_path, lua_cpath = S.public_tree()
   local env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir }
   for k, v in pairs(more or {}) do env[k] = v end
-  return S.run_child_lua({ as = "nobody", as_group = "nogroup", timeout = 60, env = env }, script)
+  return S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = env }, name, ...)
 end
 
 -- nobody's supervisor of an app that runs as daemon: its stop, its state
 -- and reason after, the log
-local FOREIGN_STOP = [[
-    local lines = {}
-    local sv = appstart.supervisor { log = function(l, m) lines[#lines + 1] = l .. ": " .. m end, services = {
-      d = { argv = { F, "notify=READY=1", "pause" }, user = "daemon", stdout = "null", stderr = "null",
-        ready_timeout = 5 } } }
-    assert(sv:up())
-    local pid = sv:status("d").pid
-    print(pid, sv:stop("d"))
-    local st = sv:status("d")
-    print(st.state, st.last and st.last.code, st.last and (st.last.message or st.last.signal))
-    print(table.concat(lines, "\n"))
-]]
+local FOREIGN_STOP = "supervisor_stops_an_app_of_another_user"
 
 function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_through_the_helper()
   lu.skipIf(not is_root(), "needs root to install a setuid helper")
@@ -633,15 +626,7 @@ function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is
   -- has passed, its group (its leader gone) gets SIGKILL by group id
   local dir = S.tmpname("shared")
   assert(os.execute("mkdir -m 777 " .. dir))
-  local out = as_nobody_with_a_setuid_helper([[
-    local sv = appstart.supervisor { log = require("childkit").quiet, services = {
-      d = { argv = { F, "fork", "ignore=TERM", "pidfile=]] .. dir .. [[/stubborn", "pause", "|",
-        "waitfile=]] .. dir .. [[/stubborn", "notify=READY=1", "pause" }, user = "daemon", stdout = "null",
-        stderr = "null", ready_timeout = 5, kill_grace = 0.3 } } }
-    assert(sv:up())
-    print(sv:status("d").pid, sv:stop("d"))
-    print(sv:status("d").state)
-  ]])
+  local out = as_nobody_with_a_setuid_helper("supervisor_kills_the_group_of_another_users_app", nil, dir)
   local stubborn = tonumber(S.await_file(dir .. "/stubborn"))
   lu.assertNotNil(out:match("^%d+\ttrue\tnil\nstopped\n$"), out)
   lu.assertTrue(S.await_gone(stubborn), "killed with its group")
@@ -1133,15 +1118,7 @@ function TCallbacks.test_callbacks_that_raise_are_logged_and_break_nothing()
 end
 
 function TCallbacks.test_a_log_function_or_on_status_that_raises_breaks_nothing()
-  local out, ok = S.run_child_lua({}, [[
-    local sv = appstart.supervisor {
-      log = function(level) if level ~= "debug" then error("log boom") end end,
-      services = { s = { argv = { F, "notify=STATUS=x", "notify=READY=1", "exit=3" }, restart = "no",
-        on_status = function() error("on_status boom") end } },
-    }
-    print("up", sv:up())
-    print("wait", sv:wait(), sv:status("s").state, tostring(sv:status("s").last))
-  ]])
+  local out, ok = S.run_child({}, "supervisor_log_and_on_status_that_raise")
   lu.assertTrue(ok, out)
   lu.assertStrContains(out, "up\ttrue\tnil\n")
   lu.assertStrContains(out, "wait\ttrue\tstopped\texited with code 3\n")
@@ -1517,7 +1494,11 @@ function TReadme.test_the_readmes_example_runs_as_it_is()
   local section = readme:match("\n## Supervision\n(.-)\n## ")
   local example = section:match("```lua\n(.-)```")
   lu.assertStrContains(example, "appstart.supervisor")
-  local out = S.run_child_lua({}, example)
+  local path = S.tmpname("readme") .. ".lua"
+  local f = assert(io.open(path, "w"))
+  f:write(example)
+  f:close()
+  local out = S.run_child({}, path)
   local lines = S.lines(out)
   -- each event a line: name, state, pid, how or err, delay
   local states = {}

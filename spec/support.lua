@@ -54,6 +54,8 @@ function S.tmpname(stem)
 end
 
 S.read = require("childkit").read
+--- The state letter of pid (R, S, T, Z, ...), or nil once it is gone.
+S.state = require("childkit").state
 
 --- Wait (bounded) for a file a fixture writes with tmp+rename.
 function S.await_file(path, timeout)
@@ -340,17 +342,6 @@ function S.fresh_appstart_if_wedged()
   return require "appstart"
 end
 
--- What every S.child_lua script starts with: appstart, core, testing, F
--- (the fixture) and children() (this Lua's children's pids,
--- comma-separated).
-local CHILD_PRELUDE = [==[
-local appstart = require "appstart"
-local core = require "appstart.core"
-local testing = require "appstart.testing"
-local F = os.getenv("APPSTART_SPEC_FIXTURE") or (os.getenv("APPSTART_FIXTURES") .. "/fixture")
-local function children() return table.concat(require("childkit").children(), ",") end
-]==]
-
 local function shell_quote(word)
   return "'" .. tostring(word):gsub("'", "'\\''") .. "'"
 end
@@ -389,25 +380,33 @@ end
 -- preloaded, as the suite's own has it.
 S.san_prefix = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
 
---- Run `script` (Lua source, after CHILD_PRELUDE) to its end in a child Lua
--- with this environment (LUA_PATH, LUA_CPATH, APPSTART_*; under `make
--- sanitize` the ASan runtime is preloaded again for it) plus `how.env` (a
--- table of variables to set), through sh: `how.nofile` lowers its
--- descriptor limit first (`ulimit -n`; only the soft limit with
--- `how.soft_only`), `how.tty` runs it on a terminal of its own (script(1)),
--- `how.background` leaves it running in the background (and returns
--- nothing), `how.as` and `how.as_group` run it as that user and group,
+--- Run spec/child/NAME.lua (or the Lua file at `name`, when it is a path)
+-- to its end in a child Lua, given the rest of the arguments (strings or
+-- numbers) as its `arg`, with this environment (LUA_PATH, LUA_CPATH,
+-- APPSTART_*; under `make sanitize` the ASan runtime is preloaded again
+-- for it) plus `how.env` (a table of variables to set), through sh:
+-- `how.nofile` lowers its descriptor limit first (`ulimit -n`; only the
+-- soft limit with `how.soft_only`), `how.tty` runs it on a terminal of its
+-- own (script(1)), `how.background` leaves it running in the background
+-- (and returns nothing), `how.as` and `how.as_group` run it as that user
+-- and group (from a copy under S.tmpdir, which that user can read),
 -- `how.hosts` (a file) has it see that file as /etc/hosts (a mount
 -- namespace of its own: see S.can_unshare), `how.dgram_qlen` runs it in a
 -- network namespace whose unix datagram queues hold that many (see
--- S.can_unshare_net).
+-- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
+-- S.can_unshare_pid).
 -- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
-function S.run_child_lua(how, script)
-  local path = S.tmpname("child") .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(CHILD_PRELUDE, script)
-  f:close()
+function S.run_child(how, name, ...)
+  local path = name:find("/", 1, true) and name or S.spec_dir .. "/child/" .. name .. ".lua"
+  assert(io.open(path), "no child program " .. path):close()
+  if how.as then
+    local copy = S.tmpname("child") .. ".lua"
+    assert(os.execute(string.format("cp '%s' '%s' && chmod 644 '%s'", path, copy, copy)))
+    path = copy
+  end
+  local words = { shell_quote(path) }
+  for i = 1, select("#", ...) do words[#words + 1] = shell_quote((select(i, ...))) end
   -- the reachable copy of the fixture, which nobody may run
   local env = { "APPSTART_SPEC_FIXTURE=" .. shell_quote(S.fixture) }
   for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
@@ -415,8 +414,8 @@ function S.run_child_lua(how, script)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
     .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
-    .. 'exec lua5.4 "$0"'
-  local command = "sh -c " .. shell_quote(shell) .. " " .. shell_quote(path)
+    .. 'exec lua5.4 "$0" "$@"'
+  local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")
   if how.as then
     command = string.format("setpriv --reuid=%s --regid=%s --clear-groups %s", how.as, how.as_group, command)
     -- under make sanitize: the leak checker's suppressions, where that
@@ -462,28 +461,23 @@ end
 
 --- Can a child have a mount namespace of its own and bind-mount a file
 -- there (root, unshare(1) and mount(8) allowed here)? For
--- S.run_child_lua's `hosts`.
+-- S.run_child's `hosts`.
 function S.can_unshare()
   return os.execute("unshare --mount sh -c 'mount --bind /etc/hosts /etc/hosts' >/dev/null 2>&1") == true
 end
 
 --- Can a child have a network namespace of its own and set its unix
--- datagram queue length there (S.run_child_lua's `dgram_qlen`)?
+-- datagram queue length there (S.run_child's `dgram_qlen`)?
 function S.can_unshare_net()
   return os.execute("unshare -n sh -c 'echo 512 > /proc/sys/net/unix/max_dgram_qlen' >/dev/null 2>&1") == true
 end
 
 --- Can a child have a pid namespace of its own and choose its next pid
--- there (S.run_child_lua's `pidns`)?
+-- there (S.run_child's `pidns`)?
 function S.can_unshare_pid()
   return os.execute("unshare --pid --fork --mount-proc sh -c "
     .. "'echo 100 >/proc/sys/kernel/ns_last_pid' >/dev/null 2>&1") == true
 end
 
---- S.run_child_lua with a descriptor limit: `ulimit -n nofile` (only the
--- soft limit with `soft_only`).
-function S.child_lua(nofile, script, soft_only)
-  return S.run_child_lua({ nofile = nofile, soft_only = soft_only }, script)
-end
 
 return S

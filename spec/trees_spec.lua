@@ -309,13 +309,8 @@ end
 
 function TC.test_where_cgroup_v2_is_not_writable_the_start_fails_and_says_so()
   local lua_path, lua_cpath = S.public_tree()
-  local out = S.run_child_lua({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_FIXTURES = S.bindir } }, [[
-    local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, kill_mode = "cgroup",
-      log = require("childkit").quiet }
-    print(app, err and err.code, err)
-    print("children", children())
-  ]])
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_FIXTURES = S.bindir } }, "trees_cgroup_v2_not_writable")
   lu.assertStrContains(out, "nil\tspawn\t")
   lu.assertStrContains(out, "cgroup v2 not writable here?")
   lu.assertStrContains(out, "children\t\n")

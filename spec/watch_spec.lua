@@ -407,22 +407,7 @@ local function make_class(use_pidfd)
 
   function T.test_watch_out_of_descriptors_raises_rather_than_report_an_end()
     local pid = foreign_sleeper()
-    local out = S.child_lua(32, string.format([[
-testing.use_pidfd(%s)
-local held = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  held[#held + 1] = f
-end
-local calls = {}
-local ok, w = pcall(appstart.watch, %d, function(_, why) calls[#calls + 1] = why end)
-print(ok and "watching" or w)
-held[1]:close()
-appstart.sleep(0.05)
-print("calls: " .. table.concat(calls, ","))
-if ok then w:stop() end
-]], tostring(use_pidfd), pid))
+    local out = S.run_child({ nofile = 32 }, "watch_out_of_descriptors", tostring(use_pidfd), pid)
     if use_pidfd then
       -- a pidfd cannot be had: an error, never "exited" for a live process
       lu.assertStrContains(out, "cannot watch pid " .. pid .. ": Too many open files")

@@ -1,0 +1,68 @@
+--- Run by spec/helper_spec.lua, test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
+-- (through assert_ends_its_apps; as nobody, with APPSTART_HELPER a setuid
+-- or file-capabilities copy whose policy lets nobody start apps as
+-- daemon): starts apps as daemon and ends them every way a launcher does
+-- (app:kill of a group, a failed start, a group app that dies before it
+-- is ready, app:reload, app:terminate, a group whose leader ended, a
+-- watchdog and a failed start inside a loop), and tries to signal root's
+-- process and to signal as bin. Prints a tab-separated line for each:
+-- "kill", "timeout", "died", "reload", "root", "bin", "terminate",
+-- "ended", "watchdog", "timeout2", then "left", whether its descriptors
+-- are as they were and its children (none expected).
+-- Arguments: DIR, a directory every user may write (the fixtures' pid
+-- files go there); ROOTPID, a process of root's.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local K = require "childkit"
+
+local F = K.fixture()
+
+local signal = require "appstart.signal"
+local DIR, ROOTPID = arg[1], tonumber(arg[2])
+local function start(argv, more)
+  local opts = { argv = argv, user = "daemon", stdout = "null", stderr = "null", ready_timeout = 5,
+    log = K.quiet }
+  for k, v in pairs(more or {}) do opts[k] = v end
+  return appstart.start(opts)
+end
+local fds = K.fds()
+-- app:kill, kill_mode "group": the app and what it forked into its group
+-- (ready once its child is under way: not killed before it says so)
+local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|",
+  "waitfile=" .. DIR .. "/forked", "notify=READY=1", "pause" }, { kill_mode = "group" }))
+print("kill", app.pid, app:kill("KILL"), app:wait(5).signal)
+-- a start that fails: its app is terminated all the same
+local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
+print("timeout", err.code, err.pid)
+-- a group app that dies before it is ready: what it left in its group
+-- is ended through the helper by the group's id
+_, err = start({ F, "fork", "pidfile=" .. DIR .. "/orphan", "pause", "|", "waitfile=" .. DIR .. "/orphan",
+  "exit=3" }, { kill_mode = "group" })
+print("died", err.code)
+-- app:reload: its signal goes the same way; it comes from the caller's
+-- real uid (the helper takes daemon's as its effective uid only, so no
+-- process of daemon's can signal or trace the helper)
+app = assert(start({ F, "trapfrom=HUP:" .. DIR .. "/hup", "notify=READY=1", "pause" }))
+print("reload", app:reload())
+-- daemon may not signal root's process: the helper, as daemon, neither
+local root = assert(core.process(ROOTPID))
+print("root", signal.send(root, { user = "daemon" }, "TERM"))
+-- nor may nobody's launcher have it signal as a user it may not start
+-- apps as
+print("bin", signal.send(app._proc, { user = "bin" }, "TERM"))
+root:close()
+print("terminate", app:terminate(1).signal)
+-- kill_mode "group", the app ends by itself: what it left in its
+-- group (its leader gone) goes too, through the helper by group id
+app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/left", "pause", "|", "waitfile=" .. DIR .. "/left",
+  "notify=READY=1", "sleep=0.2" }, { kill_mode = "group" }))
+print("ended", app:wait(5).code)
+-- inside a loop: a watchdog's SIGABRT, and a failed start's SIGTERM
+appstart.run(function()
+  local a = assert(start({ F, "notify=READY=1", "pause" }, { watchdog = 0.3 }))
+  local how = a:wait(5)
+  print("watchdog", how.signal, how.watchdog)
+  local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
+  print("timeout2", e.code, e.pid)
+end)
+print("left", K.fds() == fds, K.children_text())
