@@ -660,6 +660,27 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
 end
 
+--- The command, run by an unprivileged user with --user and --watch,
+-- forwards the signals it gets to the app it started as another user
+-- (through the helper, since it may not signal that app itself), and
+-- exits with the app's status.
+function U.test_the_command_of_an_unprivileged_user_forwards_signals_to_another_users_app()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local lua_path, lua_cpath = S.public_tree()
+  local dir = shared_dir()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_command_forwards_signals_to_another_users_app", lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart", dir)
+  local pid = tonumber(out:match("^ready\t(%d+)\n"))
+  lu.assertNotNil(pid, out)
+  started[#started + 1] = pid
+  -- SIGHUP arrived, sent with nobody's real uid (the helper's caller)
+  lu.assertStrContains(out, "\nhup\t1 65534\nexit\t143\n")
+  lu.assertStrContains(out, "appstart: fixture (pid " .. pid .. ") was killed by SIGTERM")
+  ended(pid)
+end
+
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()
   write_policy("# who may start apps as whom\n\nnobody: daemon   # the device's daemons\n")
   local helper = install_copy()

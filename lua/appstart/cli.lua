@@ -623,7 +623,9 @@ local function run(o)
   local signals, why = core.signals(CAUGHT_SIGNALS)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 
-  local state = {} -- app, interrupted (a signal number), code, interrupts (SIGINTs while watching)
+  -- app, interrupted (a signal number), code, interrupts (SIGINTs while
+  -- watching), done (the work has ended)
+  local state = {}
   local worker, watcher
 
   local function work()
@@ -680,9 +682,12 @@ local function run(o)
 
   local own_group = core.process_group(core.pid())
   local function forward()
-    while true do
+    -- (the cancel that ends this task may be taken by a wait inside
+    -- app:kill, one that goes through the helper: so the flag too)
+    while not state.done do
       if loop.wait(signals:fd()) == nil then return end -- cancelled: the work is done
       for _, got in ipairs(signals:read()) do
+        if state.done then return end
         local sig, app = got.signal, state.app
         if app and sig == SIGINT then state.interrupts = (state.interrupts or 0) + 1 end
         if app and sig == SIGINT and state.interrupts > 1 and app.state ~= "exited" then
@@ -709,6 +714,7 @@ local function run(o)
   local ok, err = pcall(appstart.run, function()
     worker = appstart.spawn(function()
       work()
+      state.done = true
       if watcher then watcher:cancel() end
     end)
     if signals then watcher = appstart.spawn(forward) end
