@@ -311,6 +311,21 @@ function T.test_a_signal_the_helper_cannot_send_says_why_and_leaves_nothing()
     lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
       { nil, appstart.helper_path .. " --signal did not answer within 0.2 s" })
     signal.WAIT = saved_wait
+    -- a task cancelled while it waits for the helper: "cancelled", at once,
+    -- the helper ended (its verdict no longer awaited)
+    local got, took
+    appstart.run(function()
+      local sender = appstart.spawn(function()
+        local t0 = core.now()
+        got = { signal.through(proc:fd(), { user = "nobody" }, "TERM") }
+        took = core.now() - t0
+      end)
+      appstart.sleep(0.1)
+      sender:cancel()
+    end)
+    lu.assertEquals(got, { nil, "cancelled" })
+    lu.assertTrue(took < 2, "the cancelled wait returned after " .. took .. " s")
+    lu.assertEquals(S.children(), { app.pid }, "the helper has been ended and reaped")
     appstart.helper_path = script("failing", "echo 'appstart-helper: it went wrong' >&2; exit 1")
     lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") }, { nil, "it went wrong" })
     appstart.helper_path = script("odd", "exit 7")

@@ -45,13 +45,18 @@ end
 
 --- Wait for the helper's verdict: true, or nil, message, errno (ESRCH:
 -- the process has ended; EPERM: it is not the user's, or may not be
--- signalled).
+-- signalled); nil, "cancelled" when the calling task is cancelled
+-- meanwhile (the helper ended, the signal perhaps not sent).
 local function finish(h, deadline)
   local app, err = h:wait()
-  if not app then return nil, "cannot run " .. settings.helper_path .. ": " .. err.message end
-  local how = app:wait(math.max(0, deadline - now()))
+  if not app then
+    if err.code == "cancelled" then return nil, "cancelled" end
+    return nil, "cannot run " .. settings.helper_path .. ": " .. err.message
+  end
+  local how, why = app:wait(math.max(0, deadline - now()))
   if not how then
     app:terminate(0)
+    if why == "cancelled" then return nil, "cancelled" end
     return nil, string.format("%s --signal did not answer within %g s", settings.helper_path, signal.WAIT)
   end
   if how.code == 0 then return true end
