@@ -56,6 +56,17 @@ end
 --- This process's children, as "pid,pid,..." ("" when it has none).
 function K.children_text() return table.concat(K.children(), ",") end
 
+--- Take every free descriptor (files open on /dev/null, until the limit
+-- refuses one): the list of them, to close.
+function K.take_all_descriptors()
+  local held = {}
+  while true do
+    local f = io.open("/dev/null")
+    if not f then return held end
+    held[#held + 1] = f
+  end
+end
+
 --- This process's open descriptors, as "0,1,2,...".
 function K.fds() return table.concat(testing.fds(), ",") end
 

@@ -7,15 +7,11 @@
 -- Arguments: "true" or "false" (use pidfds), the pid to watch.
 local appstart = require "appstart"
 local testing = require "appstart.testing"
+local K = require "childkit"
 
 local USE_PIDFD, PID = arg[1] == "true", tonumber(arg[2])
 testing.use_pidfd(USE_PIDFD)
-local held = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  held[#held + 1] = f
-end
+local held = K.take_all_descriptors()
 local calls = {}
 local ok, w = pcall(appstart.watch, PID, function(_, why) calls[#calls + 1] = why end)
 print(ok and "watching" or w)
