@@ -665,6 +665,7 @@ local function assert_ends_its_apps(helper)
   local failed2 = tonumber(out:match("\ntimeout2\ttimeout\t(%d+)\n"))
   lu.assertEquals(failed2, tonumber(S.read(dir .. "/slow2")), out)
   lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")
+  lu.assertStrContains(out, "\ncancelled\tnil\tcancelled\tnil\tcancelled\nterminate2\t15\n")
   lu.assertStrContains(out, "\nleft\ttrue\t\n")
   lu.assertEquals(root_app:terminate(1).signal, 15)
 end

@@ -636,6 +636,10 @@ function App:reload()
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
   local ok, message, errno = signal.send(self._proc, self._opts, sig, true)
   if not ok then
+    -- (the calling task cancelled while the helper sent the signal)
+    if message == "cancelled" then
+      return nil, errors.new("cancelled", "reload cancelled", { pid = self.pid }, self._program)
+    end
     -- gone between the look and the signal: died; else (EPERM: an app of
     -- another user) it runs on, and the message says why, as app:kill's
     if errno ~= 3 then return nil, message end -- ESRCH

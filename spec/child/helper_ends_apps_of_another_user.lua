@@ -7,8 +7,10 @@
 -- watchdog and a failed start inside a loop), and tries to signal root's
 -- process and to signal as bin. Prints a tab-separated line for each:
 -- "kill", "timeout", "died", "reload", "root", "bin", "terminate",
--- "ended", "watchdog", "timeout2", then "left", whether its descriptors
--- are as they were and its children (none expected).
+-- "ended", "watchdog", "timeout2", "cancelled" (app:kill and app:reload in
+-- tasks cancelled as they wait for the helper), "terminate2", then "left",
+-- whether its descriptors are as they were and its children (none
+-- expected).
 -- Arguments: DIR, a directory every user may write (the fixtures' pid
 -- files go there); ROOTPID, a process of root's.
 local appstart = require "appstart"
@@ -64,5 +66,19 @@ appstart.run(function()
   print("watchdog", how.signal, how.watchdog)
   local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
   print("timeout2", e.code, e.pid)
+  -- tasks cancelled while they wait for the helper's verdict: "cancelled"
+  -- (the helper ended)
+  local b = assert(start({ F, "notify=READY=1", "pause" }, { reload_signal = "CONT" }))
+  local got = {}
+  local killer = appstart.spawn(function() got.kill = { b:kill("CONT") } end)
+  local reloader = appstart.spawn(function()
+    local ok, why = b:reload()
+    got.reload = { ok, why and why.code }
+  end)
+  killer:cancel()
+  reloader:cancel()
+  while not (killer.done and reloader.done) do appstart.sleep(0.01) end
+  print("cancelled", got.kill[1], got.kill[2], got.reload[1], got.reload[2])
+  print("terminate2", b:terminate(1).signal)
 end)
 print("left", K.fds() == fds, K.children_text())
