@@ -18,9 +18,16 @@ write(dir .. "/taker.sh", [=[
   while [ ! -s "$1/started" ]; do sleep 0.01; done
   p=$(cat "$1/started")
   while [ -e /proc/$p ]; do sleep 0.01; done
-  echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
-  sh -c 'echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"; wait' take "$1" &
-  wait
+  # (the kernel frees a pid a moment after /proc/PID has gone: a fork that
+  # missed it exits 3 and the next tries again)
+  n=0
+  while :; do
+    echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
+    sh -c '[ $$ = "$2" ] || exit 3; echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"
+      wait' take "$1" "$p"
+    [ $? = 3 ] || break
+    n=$((n + 1)); [ $n -lt 100 ] || break
+  done
 ]=])
 -- the forking daemon: its daemon part names the victim. Nothing else
 -- in the namespace forks until the taker has: the daemon part waits

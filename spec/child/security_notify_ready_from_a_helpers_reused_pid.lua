@@ -19,9 +19,16 @@ f:write([=[
   while [ ! -e "$1/helper" ]; do sleep 0.01; done
   hp=$(cat "$1/helper"); sock=$(cat "$1/sock")
   while [ -e /proc/$hp ]; do sleep 0.01; done
-  echo $((hp - 1)) > /proc/sys/kernel/ns_last_pid
-  sh -c 'echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1' forge "$1" "$sock" "$2" &
-  wait
+  # (the kernel frees a pid a moment after /proc/PID has gone: a fork that
+  # missed it exits 3 and the next tries again)
+  n=0
+  while :; do
+    echo $((hp - 1)) > /proc/sys/kernel/ns_last_pid
+    sh -c '[ $$ = "$4" ] || exit 3; echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1' \
+      forge "$1" "$sock" "$2" "$hp"
+    [ $? = 3 ] || break
+    n=$((n + 1)); [ $n -lt 100 ] || break
+  done
 ]=])
 f:close()
 os.execute("sh " .. forger .. " " .. dir .. " " .. F .. " &")
