@@ -84,7 +84,8 @@ end
 
 --- proc:signal(sig, only), and where that is refused (EPERM) for an app
 -- started as another user, the same through the helper, waited for.
--- true, or nil, message, errno.
+-- true, or nil, message, errno (nil, "cancelled": the calling task was
+-- cancelled while the helper ran).
 function signal.send(proc, opts, sig, only)
   local ok, message, errno = proc:signal(sig, only)
   if ok or errno ~= EPERM then return ok, message, errno end
