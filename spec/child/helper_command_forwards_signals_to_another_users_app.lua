@@ -29,8 +29,12 @@ end
 
 -- sh's $$ is the command's pid once it execs lua5.4; the exit code is
 -- written to a file of its own once the command has ended (none of it
--- holds this Lua's output, which the spec reads to its end)
-assert(os.execute(string.format("(sh -c 'echo $$ >%s/cli; exec lua5.4 \"$@\" >%s/out 2>%s/err' command %s"
+-- holds this Lua's output, which the spec reads to its end). Under `make
+-- sanitize` the command loads the instrumented core: the runtime goes
+-- first (the core keeps LD_PRELOAD from what this Lua runs)
+assert(os.execute(string.format("(sh -c 'if [ -n \"$APPSTART_SAN_PRELOAD\" ]; then"
+  .. " export LD_PRELOAD=\"$APPSTART_SAN_PRELOAD\"; fi"
+  .. "; echo $$ >%s/cli; exec lua5.4 \"$@\" >%s/out 2>%s/err' command %s"
   .. " --user=daemon --watch -- %s %s notify=READY=1 pause; echo $? >%s/code.tmp; mv %s/code.tmp %s/code)"
   .. " >/dev/null 2>&1 </dev/null &",
   DIR, DIR, DIR, q(BIN), q(F), q("trapfrom=HUP:" .. DIR .. "/hup"), DIR, DIR, DIR)))
