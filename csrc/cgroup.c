@@ -261,8 +261,9 @@ int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_le
      * is delegated to) is not used */
     if (st.st_uid != geteuid())
         return fail(c, EPERM, why, why_len, "the cgroup made under %s was replaced", parent);
-    snprintf(c->path, sizeof c->path, "%s%s%s", strcmp(parent, "/") == 0 ? "" : parent, "/", c->name);
-    if (strlen(c->path) >= sizeof c->path - 1)
+    int len = snprintf(c->path, sizeof c->path, "%s%s%s", strcmp(parent, "/") == 0 ? "" : parent, "/",
+                       c->name);
+    if (len < 0 || (size_t)len >= sizeof c->path - 1)
         return fail(c, ENAMETOOLONG, why, why_len, "cgroup path under %s", parent);
     return 0;
 }

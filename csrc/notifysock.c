@@ -210,8 +210,10 @@ int notify_socket_open(struct notify_socket *c, const char *base)
         char rnd[17];
         if ((err = random_name(rnd, 16)))
             return err;
-        snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base,
-                 (long)getpid(), rnd);
+        int n = snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base,
+                         (long)getpid(), rnd);
+        if (n < 0 || (size_t)n >= sizeof c->dir)
+            return ENAMETOOLONG; /* (the base's length was checked above) */
         if (mkdir(c->dir, 0700) == 0)
             break;
         err = errno;
