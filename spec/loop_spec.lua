@@ -140,8 +140,10 @@ function T.test_hundred_starts_at_once_all_ready_well_below_hundred_times_one()
   local distinct = 0
   for _ in pairs(pids) do distinct = distinct + 1 end
   lu.assertEquals(distinct, N)
-  -- 100 sequential starts take >= 10 s; concurrent ones overlap their sleeps
-  lu.assertTrue(took < math.max(3, 20 * single),
+  -- 100 sequential starts take 100 times one (>= 10 s: each sleeps 0.1 s
+  -- first); at once their sleeps overlap and only the launcher's own work
+  -- adds up (under valgrind, most of the time): under half of that
+  lu.assertTrue(took < math.max(3, N * single / 2),
     string.format("%d starts took %.2f s (one alone: %.3f s)", N, took, single))
 
   appstart.run(function()
