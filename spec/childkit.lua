@@ -67,6 +67,24 @@ function K.take_all_descriptors()
   end
 end
 
+--- A shell function for a script run in a pid namespace of its own:
+-- `take_pid PID NAME ARG...` runs `sh -c "$TAKE" NAME ARG...` (TAKE
+-- exported) as the process PID, setting ns_last_pid to PID - 1 just
+-- before its fork. The kernel frees a pid a moment after /proc/PID has
+-- gone: a fork that missed it exits at once and the next tries again (100
+-- tries at most, then it returns 1).
+K.SH_TAKE_PID = [[
+take_pid() {
+  want=$1; shift; n=0
+  while :; do
+    echo $((want - 1)) > /proc/sys/kernel/ns_last_pid
+    WANT=$want sh -c '[ $$ = "$WANT" ] || exit 3; eval "$TAKE"' "$@"
+    [ $? = 3 ] || return 0
+    n=$((n + 1)); [ $n -lt 100 ] || return 1
+  done
+}
+]]
+
 --- This process's open descriptors, as "0,1,2,...".
 function K.fds() return table.concat(testing.fds(), ",") end
 

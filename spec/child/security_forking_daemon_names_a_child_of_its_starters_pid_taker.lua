@@ -8,26 +8,19 @@
 -- "victim alive\tyes" (or "no").
 -- Environment: D, an empty directory for the scripts' files.
 local appstart = require "appstart"
+local K = require "childkit"
 
 local dir = os.getenv("D")
 local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
 local function write(p, text) local f = assert(io.open(p, "w")) f:write(text) f:close() end
 -- the unrelated tree: once the started process is gone, its next fork
 -- takes that pid (ns_last_pid) and starts the victim there
-write(dir .. "/taker.sh", [=[
+write(dir .. "/taker.sh", K.SH_TAKE_PID .. [=[
   while [ ! -s "$1/started" ]; do sleep 0.01; done
   p=$(cat "$1/started")
   while [ -e /proc/$p ]; do sleep 0.01; done
-  # (the kernel frees a pid a moment after /proc/PID has gone: a fork that
-  # missed it exits 3 and the next tries again)
-  n=0
-  while :; do
-    echo $((p - 1)) > /proc/sys/kernel/ns_last_pid
-    sh -c '[ $$ = "$2" ] || exit 3; echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"
-      wait' take "$1" "$p"
-    [ $? = 3 ] || break
-    n=$((n + 1)); [ $n -lt 100 ] || break
-  done
+  export TAKE='echo $$ > "$1/taker"; sleep 1001 & echo $! > "$1/victim"; echo $! > "$1/victim.fifo"; wait'
+  take_pid "$p" take "$1"
 ]=])
 -- the forking daemon: its daemon part names the victim. Nothing else
 -- in the namespace forks until the taker has: the daemon part waits

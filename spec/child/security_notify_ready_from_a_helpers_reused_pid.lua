@@ -15,20 +15,12 @@ local dir = os.getenv("D")
 local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
 local forger = dir .. "/forger.sh"
 local f = assert(io.open(forger, "w"))
-f:write([=[
+f:write(K.SH_TAKE_PID .. [=[
   while [ ! -e "$1/helper" ]; do sleep 0.01; done
   hp=$(cat "$1/helper"); sock=$(cat "$1/sock")
   while [ -e /proc/$hp ]; do sleep 0.01; done
-  # (the kernel frees a pid a moment after /proc/PID has gone: a fork that
-  # missed it exits 3 and the next tries again)
-  n=0
-  while :; do
-    echo $((hp - 1)) > /proc/sys/kernel/ns_last_pid
-    sh -c '[ $$ = "$4" ] || exit 3; echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1' \
-      forge "$1" "$sock" "$2" "$hp"
-    [ $? = 3 ] || break
-    n=$((n + 1)); [ $n -lt 100 ] || break
-  done
+  export TAKE='echo $$ > "$1/forged"; NOTIFY_SOCKET="$2" exec "$3" notify=READY=1'
+  take_pid "$hp" forge "$1" "$sock" "$2"
 ]=])
 f:close()
 os.execute("sh " .. forger .. " " .. dir .. " " .. F .. " &")
