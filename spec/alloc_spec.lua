@@ -32,7 +32,7 @@ local function run_host(mode)
   -- the host loads core.so, ASan-instrumented under `make sanitize`: the
   -- runtime goes first. Output to a file and `timeout`, so neither a leaked
   -- app holding a pipe nor a hang can stall the runner.
-  local shell = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+  local shell = S.san_prefix
     .. 'exec timeout --foreground -s KILL 90 "$0" "$@"'
   local ok, how, code = os.execute(string.format("sh -c '%s' '%s' '%s' %s 4 >'%s' 2>&1", shell, HOST, script, mode,
     output))

@@ -26,6 +26,12 @@ function K.fixture()
   return os.getenv("APPSTART_SPEC_FIXTURE") or (os.getenv("APPSTART_FIXTURES") .. "/fixture")
 end
 
+--- A shell command's prefix: under make sanitize, a Lua started by the
+-- shell that loads the instrumented core needs the sanitizers' runtime
+-- preloaded, as the suite's own has it (the core keeps LD_PRELOAD from
+-- what it runs, so the runtime's path comes in APPSTART_SAN_PRELOAD).
+K.SH_SAN_PRELOAD = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+
 --- A log function that drops everything.
 function K.quiet() end
 

@@ -27,7 +27,7 @@ local function run_child()
   -- hold a pipe open and hang the runner; `timeout` bounds a child that
   -- hangs (--foreground keeps it in this process group, for S.strays)
   local output = S.tmpname("storm-out")
-  local shell = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+  local shell = S.san_prefix
     .. 'exec timeout --foreground -s KILL 120 lua5.4 "$0" "$@"'
   local ok, how, code = os.execute(string.format("sh -c '%s' '%s' '%s' '%s' %d >'%s' 2>&1",
     shell, script, storm_log, dir, HZ, output))

@@ -375,10 +375,9 @@ function S.my_cgroups(dir)
   return n
 end
 
---- A shell command's prefix: under make sanitize, a Lua started by the
--- shell that loads the instrumented core needs the sanitizers' runtime
--- preloaded, as the suite's own has it.
-S.san_prefix = 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+--- A shell command's prefix that preloads the sanitizers' runtime under
+-- make sanitize (childkit's SH_SAN_PRELOAD).
+S.san_prefix = require("childkit").SH_SAN_PRELOAD
 
 --- Run spec/child/NAME.lua (or the Lua file at `name`, when it is a path)
 -- to its end in a child Lua, given the rest of the arguments (strings or
@@ -412,7 +411,7 @@ function S.run_child(how, name, ...)
   for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
   table.sort(env)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
-    .. 'if [ -n "$APPSTART_SAN_PRELOAD" ]; then export LD_PRELOAD="$APPSTART_SAN_PRELOAD"; fi; '
+    .. S.san_prefix
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     .. 'exec lua5.4 "$0" "$@"'
   local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")

@@ -32,9 +32,8 @@ end
 -- holds this Lua's output, which the spec reads to its end). Under `make
 -- sanitize` the command loads the instrumented core: the runtime goes
 -- first (the core keeps LD_PRELOAD from what this Lua runs)
-assert(os.execute(string.format("(sh -c 'if [ -n \"$APPSTART_SAN_PRELOAD\" ]; then"
-  .. " export LD_PRELOAD=\"$APPSTART_SAN_PRELOAD\"; fi"
-  .. "; echo $$ >%s/cli; exec lua5.4 \"$@\" >%s/out 2>%s/err' command %s"
+assert(os.execute(string.format("(sh -c '" .. K.SH_SAN_PRELOAD
+  .. "echo $$ >%s/cli; exec lua5.4 \"$@\" >%s/out 2>%s/err' command %s"
   .. " --user=daemon --watch -- %s %s notify=READY=1 pause; echo $? >%s/code.tmp; mv %s/code.tmp %s/code)"
   .. " >/dev/null 2>&1 </dev/null &",
   DIR, DIR, DIR, q(BIN), q(F), q("trapfrom=HUP:" .. DIR .. "/hup"), DIR, DIR, DIR)))
