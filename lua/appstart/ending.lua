@@ -45,11 +45,16 @@ local ESRCH = 3
 -- reason than that the process has ended (EPERM: an app of another user
 -- the launcher may not signal, even through appstart-helper). opts: the
 -- start's options, where the app may be signalled through the helper
--- (appstart.signal).
+-- (appstart.signal). An ending ignores its task's cancel, as its waits
+-- do: a signal whose wait for the helper's verdict was cancelled (the
+-- helper ended, the signal perhaps not sent) is sent again (the cancel
+-- has been taken).
 function ending.send(proc, sig, opts)
   local ok, message, errno
   if opts then
-    ok, message, errno = signal.send(proc, opts, sig)
+    repeat
+      ok, message, errno = signal.send(proc, opts, sig)
+    until ok or message ~= "cancelled" or errno ~= nil
   else
     ok, message, errno = proc:signal(sig)
   end

@@ -8,7 +8,8 @@
 -- process and to signal as bin. Prints a tab-separated line for each:
 -- "kill", "timeout", "died", "reload", "root", "bin", "terminate",
 -- "ended", "watchdog", "timeout2", "cancelled" (app:kill and app:reload in
--- tasks cancelled as they wait for the helper), "terminate2", then "left",
+-- tasks cancelled as they wait for the helper), "terminate2",
+-- "terminate3" (app:terminate in a task so cancelled), then "left",
 -- whether its descriptors are as they were and its children (none
 -- expected).
 -- Arguments: DIR, a directory every user may write (the fixtures' pid
@@ -67,18 +68,47 @@ appstart.run(function()
   local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
   print("timeout2", e.code, e.pid)
   -- tasks cancelled while they wait for the helper's verdict: "cancelled"
-  -- (the helper ended)
+  -- (the helper ended). The helper's path is a wrapper that, while a
+  -- token directory is left, takes one and hangs (so the cancel is
+  -- sure to come during the wait), and runs the helper otherwise.
+  local wrapper = DIR .. "/hanging-helper"
+  local f = assert(io.open(wrapper, "w"))
+  f:write("#!/bin/sh\nfor t in ", DIR, "/hang.*; do\n",
+    "  if rmdir \"$t\" 2>/dev/null; then exec sleep 30; fi\ndone\n",
+    "exec ", appstart.helper_path, " \"$@\"\n")
+  f:close()
+  assert(os.execute("chmod 755 " .. wrapper))
+  local function hang(...)
+    for _, name in ipairs { ... } do assert(os.execute("mkdir " .. DIR .. "/hang." .. name)) end
+    -- until each is taken: a wrapper that took one hangs in its wait
+    for _, name in ipairs { ... } do
+      while os.rename(DIR .. "/hang." .. name, DIR .. "/hang." .. name) do appstart.sleep(0.01) end
+    end
+  end
+  local real = appstart.helper_path
   local b = assert(start({ F, "notify=READY=1", "pause" }, { reload_signal = "CONT" }))
+  local c = assert(start({ F, "notify=READY=1", "pause" }))
+  appstart.helper_path = wrapper
   local got = {}
   local killer = appstart.spawn(function() got.kill = { b:kill("CONT") } end)
   local reloader = appstart.spawn(function()
     local ok, why = b:reload()
     got.reload = { ok, why and why.code }
   end)
+  hang("kill", "reload")
   killer:cancel()
   reloader:cancel()
   while not (killer.done and reloader.done) do appstart.sleep(0.01) end
   print("cancelled", got.kill[1], got.kill[2], got.reload[1], got.reload[2])
   print("terminate2", b:terminate(1).signal)
+  -- app:terminate in a task so cancelled: it ends the app all the same
+  -- (the SIGTERM goes again), as it does when the cancel comes during the
+  -- grace
+  local terminator = appstart.spawn(function() got.term = { c:terminate(1) } end)
+  hang("terminate")
+  terminator:cancel()
+  while not terminator.done do appstart.sleep(0.01) end
+  appstart.helper_path = real
+  print("terminate3", got.term[1] and got.term[1].signal, got.term[2], c.pid)
 end)
 print("left", K.fds() == fds, K.children_text())
