@@ -48,6 +48,9 @@ struct starter {
     /* what starter_begin was told and is needed after it */
     int has_helper, pid_fd, pid_format, ready, ready_fd, access;
     uid_t app_uid;
+    char *signal_helper;      /* with app_uid: argv[0], appstart-helper, for
+                                 a SIGKILL the launcher's own is refused
+                                 (starter_abandon); malloc'd, or NULL */
     struct tree *tree;        /* kill_mode group or cgroup; NULL: process */
 
     int phase, code, err;
@@ -559,6 +562,10 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         flen = sizeof s->file - 1;
     memcpy(s->file, cfg->argv[0], flen);
     s->file[flen] = '\0';
+    /* (out of memory: a dropped start's app of another user is then left
+     * running, as without a helper that may signal it) */
+    if (s->has_helper && s->app_uid != (uid_t)-1 && strchr(cfg->argv[0], '/'))
+        s->signal_helper = strdup(cfg->argv[0]);
 
     int stdio[3] = { -1, -1, -1 }, pid_wr = -1, ready_wr = -1, error_wr = -1, cgroup_fd = -1, err = 0;
     char **envp = NULL, *env_vars = NULL, *pid_digits = NULL;
@@ -1540,13 +1547,54 @@ int starter_app_ended(struct starter *s)
     return s->app_dead;
 }
 
+/* SIGKILL to the app (the group it leads, for kill_mode "group") through
+ * `appstart-helper --signal 9 --user UID`, given the app's pidfd at fd 3:
+ * for an app of another user, whom the launcher may not signal itself.
+ * Not waited for (nothing may wait here: the caller may be a finalizer);
+ * the helper is reaped later, as any child let go of. */
+static void kill_through_helper(struct starter *s)
+{
+    struct process *app = app_of(s);
+    char uid[24], sig[8];
+    snprintf(uid, sizeof uid, "%lu", (unsigned long)s->app_uid);
+    snprintf(sig, sizeof sig, "%d", SIGKILL);
+    char *argv[] = { s->signal_helper, "--signal", sig, "--user", uid,
+                     s->tree && s->tree->mode == TREE_GROUP ? "--process-group" : NULL, NULL };
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0)
+        return;
+    struct spawn_fd fds[1] = { { 3, app->pidfd } };
+    struct spawn_request req = {
+        .file = s->signal_helper, .argv = argv, .stdio = { null_fd, null_fd, null_fd },
+        .fds = fds, .nfds = 1, .cgroup_fd = -1,
+    };
+    pid_t pid;
+    int error_fd;
+    struct spawn_failure failure;
+    if (spawn_start(&req, &pid, &error_fd, &failure) == 0) {
+        struct process helper;
+        if (process_open(&helper, pid, 1) != 0) {
+            children_add(pid);
+            children_abandon(pid);
+        } else {
+            process_release(&helper);
+        }
+        sys_close(&error_fd);
+    }
+    sys_close(&null_fd);
+}
+
 void starter_abandon(struct starter *s)
 {
     /* READY but never taken: the caller failed (a raising callback, out of
      * memory) between the handshake and the hand-over */
     salvage_pid(s);
-    if (known_app_pid(s) > 0)
-        (void)process_signal(app_of(s), SIGKILL);
+    /* an app of another user refuses the launcher's signal: the helper
+     * that started it as that user sends it (only through the app's
+     * pidfd, which names no other process) */
+    if (known_app_pid(s) > 0 && process_signal(app_of(s), SIGKILL) == EPERM && s->signal_helper &&
+        app_of(s)->pidfd >= 0)
+        kill_through_helper(s);
     (void)tree_kill(s->tree, known_app_pid(s));
     if (s->has_helper)
         (void)process_signal(&s->spawned, SIGKILL);
@@ -1558,6 +1606,8 @@ void starter_close(struct starter *s)
     finish_adoption(s);
     free(s->pid_file);
     s->pid_file = NULL;
+    free(s->signal_helper);
+    s->signal_helper = NULL;
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
     sys_close(&s->ready_rd);

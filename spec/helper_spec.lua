@@ -700,6 +700,31 @@ function U.test_the_command_of_an_unprivileged_user_forwards_signals_to_another_
   ended(pid)
 end
 
+--- A start of another user's app that is dropped (neither closed nor
+-- waited for) by an unprivileged launcher: when it is collected, its app,
+-- which refuses the launcher's own SIGKILL, gets it through the helper
+-- (with kill_mode "group", the group it leads), and nothing is left (the
+-- helper reaped too).
+function U.test_a_dropped_start_of_another_users_app_has_it_killed_through_the_helper()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local lua_path, lua_cpath = S.public_tree()
+  local dir = shared_dir()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_dropped_start_of_another_user", dir)
+  local pid = tonumber(out:match("^pid\t(%d+)\n"))
+  local leader, child = out:match("\ngroup\t(%d+)\t(%d+)\n")
+  lu.assertNotNil(pid, out)
+  lu.assertNotNil(leader, out)
+  leader, child = tonumber(leader), tonumber(child)
+  table.move({ pid, leader, child }, 1, 3, #started + 1, started)
+  lu.assertTrue(S.await_gone(pid), "the dropped start's app was killed")
+  lu.assertTrue(S.await_gone(leader), "the dropped group start's app was killed")
+  lu.assertTrue(S.await_gone(child), "what it forked into its group too")
+  lu.assertStrContains(out, "\nleft\ttrue\t\n")
+end
+
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()
   write_policy("# who may start apps as whom\n\nnobody: daemon   # the device's daemons\n")
   local helper = install_copy()
