@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -213,6 +214,28 @@ static int l_process_group(lua_State *L)
     return 1;
 }
 
+/* core.proc_status(pid) -> { tgid = N, blocked = MASK, ignored = MASK,
+ * caught = MASK } (SigBlk, SigIgn, SigCgt: bit n-1 for signal n) | nil,
+ * message, errno (ESRCH once gone) */
+static int l_proc_status(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    struct procfs_status st;
+    int err = pid > 0 && pid <= INT_MAX ? procfs_status((pid_t)pid, &st) : ESRCH;
+    if (err)
+        return lb_errno_result(L, err, "/proc/PID/status");
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, st.tgid);
+    lua_setfield(L, -2, "tgid");
+    lua_pushinteger(L, (lua_Integer)st.sig_blocked);
+    lua_setfield(L, -2, "blocked");
+    lua_pushinteger(L, (lua_Integer)st.sig_ignored);
+    lua_setfield(L, -2, "ignored");
+    lua_pushinteger(L, (lua_Integer)st.sig_caught);
+    lua_setfield(L, -2, "caught");
+    return 1;
+}
+
 /* core.raise_nofile([want]) -> soft limit now in force, hard limit.
  * Children are started with the soft limit from before. */
 static int l_raise_nofile(lua_State *L)
@@ -332,7 +355,7 @@ int luaopen_appstart_core(lua_State *L)
         { "isatty", l_isatty },
         { "pid", l_pid },
         { "bad_string", l_bad_string },
-        { "process_group", l_process_group },
+        { "process_group", l_process_group }, { "proc_status", l_proc_status },
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },
         { "group", l_group },

@@ -62,25 +62,51 @@ int procfs_stat(pid_t pid, struct procfs_stat *out)
     return 0;
 }
 
-int procfs_uids(pid_t pid, uid_t uids[4])
+/* The numbers after "\nKEY:" in text, in base: n of them into out. Returns
+ * 0, or EPROTO when the key or a number is missing. */
+static int status_numbers(const char *text, const char *key, int base, unsigned long long *out, int n)
+{
+    char needle[16];
+    snprintf(needle, sizeof needle, "\n%s:", key);
+    const char *p = strstr(text, needle);
+    if (!p)
+        return EPROTO;
+    p += strlen(needle);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        out[i] = strtoull(p, &end, base);
+        if (end == p)
+            return EPROTO;
+        p = end;
+    }
+    return 0;
+}
+
+int procfs_status(pid_t pid, struct procfs_status *out)
 {
     char buf[4096];
     int err = read_proc_file(pid, "status", buf, sizeof buf);
     if (err)
         return err;
-    const char *line = strstr(buf, "\nUid:");
-    if (!line)
-        return EPROTO;
-    const char *p = line + 5;
-    for (int i = 0; i < 4; i++) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (end == p)
-            return EPROTO;
-        uids[i] = (uid_t)v;
-        p = end;
-    }
+    unsigned long long uids[4], tgid;
+    if ((err = status_numbers(buf, "Uid", 10, uids, 4)) || (err = status_numbers(buf, "Tgid", 10, &tgid, 1)) ||
+        (err = status_numbers(buf, "SigBlk", 16, &out->sig_blocked, 1)) ||
+        (err = status_numbers(buf, "SigIgn", 16, &out->sig_ignored, 1)) ||
+        (err = status_numbers(buf, "SigCgt", 16, &out->sig_caught, 1)))
+        return err;
+    for (int i = 0; i < 4; i++)
+        out->uids[i] = (uid_t)uids[i];
+    out->tgid = (pid_t)tgid;
     return 0;
+}
+
+int procfs_uids(pid_t pid, uid_t uids[4])
+{
+    struct procfs_status st;
+    int err = procfs_status(pid, &st);
+    if (!err)
+        memcpy(uids, st.uids, sizeof st.uids);
+    return err;
 }
 
 #define PF_EXITING_FLAG 0x00000004u

@@ -22,8 +22,20 @@ struct procfs_stat {
 /* /proc/PID/stat of pid. Returns 0 or an errno value (ESRCH when gone). */
 int procfs_stat(pid_t pid, struct procfs_stat *out);
 
-/* The real, effective, saved and filesystem uids of pid. Returns 0 or an
- * errno value. */
+/* What /proc/PID/status says of pid that this library asks: its uids, its
+ * thread group and its signal masks. */
+struct procfs_status {
+    uid_t uids[4];                 /* real, effective, saved, filesystem */
+    pid_t tgid;                    /* its process: pid itself, unless pid is
+                                      a thread's id */
+    unsigned long long sig_blocked, sig_ignored, sig_caught; /* SigBlk,
+                                      SigIgn, SigCgt: bit n-1 for signal n */
+};
+/* /proc/PID/status of pid. Returns 0 or an errno value (ESRCH when gone,
+ * EPROTO when a field is missing). */
+int procfs_status(pid_t pid, struct procfs_status *out);
+/* The real, effective, saved and filesystem uids of pid (procfs_status).
+ * Returns 0 or an errno value. */
 int procfs_uids(pid_t pid, uid_t uids[4]);
 
 enum procfs_liveness {

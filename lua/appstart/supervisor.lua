@@ -1020,16 +1020,10 @@ local function ends_process(pid, signum)
     end
   end
   if SPARING[signum] or signum < 1 or signum > 64 then return false end
-  local f = io.open("/proc/" .. pid .. "/status")
-  local text = f and f:read("a")
-  if f then f:close() end
-  if not text then return false end
+  local st = core.proc_status(pid)
+  if not st then return false end
   local bit = 1 << (signum - 1)
-  for _, key in ipairs { "SigBlk", "SigIgn", "SigCgt" } do
-    local mask = tonumber(text:match("\n" .. key .. ":%s*(%x+)") or "", 16)
-    if not mask or mask & bit ~= 0 then return false end
-  end
-  return true
+  return (st.blocked | st.ignored | st.caught) & bit == 0
 end
 
 --- Ask a ready service to reload: app:reload() (the reload signal; a

@@ -63,10 +63,8 @@ function Watch.new(pid, fn)
   end
   if proc and not proc:fd() then
     -- probed (no pidfds): kill(pid, 0) answers for a thread too
-    local f = io.open("/proc/" .. pid .. "/status")
-    local tgid = f and tonumber((f:read("a") or ""):match("\nTgid:%s*(%d+)"))
-    if f then f:close() end
-    if tgid and tgid ~= pid then
+    local st = core.proc_status(pid)
+    if st and st.tgid ~= pid then
       proc:close()
       error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
     end
