@@ -62,42 +62,92 @@ int procfs_stat(pid_t pid, struct procfs_stat *out)
     return 0;
 }
 
-/* The numbers after "\nKEY:" in text, in base: n of them into out. Returns
- * 0, or EPROTO when the key or a number is missing. */
-static int status_numbers(const char *text, const char *key, int base, unsigned long long *out, int n)
+/* The n numbers (in base) after KEY in line, when line starts with KEY
+ * ("Uid:"): 1 with out filled, else 0. */
+static int status_numbers(const char *line, const char *key, int base, unsigned long long *out, int n)
 {
-    char needle[16];
-    snprintf(needle, sizeof needle, "\n%s:", key);
-    const char *p = strstr(text, needle);
-    if (!p)
-        return EPROTO;
-    p += strlen(needle);
+    size_t klen = strlen(key);
+    if (strncmp(line, key, klen) != 0)
+        return 0;
+    const char *p = line + klen;
     for (int i = 0; i < n; i++) {
         char *end;
         out[i] = strtoull(p, &end, base);
         if (end == p)
-            return EPROTO;
+            return 0;
         p = end;
     }
-    return 0;
+    return 1;
 }
 
+enum { ST_UID = 1, ST_TGID = 2, ST_BLK = 4, ST_IGN = 8, ST_CGT = 16, ST_ALL = 31 };
+
+/* One line of /proc/PID/status: what procfs_status asks for into out, a
+ * bit in *found for each. */
+static void status_line(const char *line, struct procfs_status *out, unsigned *found)
+{
+    unsigned long long v[4];
+    if (status_numbers(line, "Uid:", 10, v, 4)) {
+        for (int i = 0; i < 4; i++)
+            out->uids[i] = (uid_t)v[i];
+        *found |= ST_UID;
+    } else if (status_numbers(line, "Tgid:", 10, v, 1)) {
+        out->tgid = (pid_t)v[0];
+        *found |= ST_TGID;
+    } else if (status_numbers(line, "SigBlk:", 16, &out->sig_blocked, 1)) {
+        *found |= ST_BLK;
+    } else if (status_numbers(line, "SigIgn:", 16, &out->sig_ignored, 1)) {
+        *found |= ST_IGN;
+    } else if (status_numbers(line, "SigCgt:", 16, &out->sig_caught, 1)) {
+        *found |= ST_CGT;
+    }
+}
+
+/* Read line by line: the file has no bound on its length (Groups: lists
+ * every supplementary group, NGROUPS_MAX of them), and the fields asked
+ * for come before and after that line. A line longer than the buffer is
+ * none of them, and is skipped. */
 int procfs_status(pid_t pid, struct procfs_status *out)
 {
-    char buf[4096];
-    int err = read_proc_file(pid, "status", buf, sizeof buf);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? ESRCH : errno;
+    char chunk[4096], line[128];
+    size_t len = 0;
+    int overlong = 0, err = 0;
+    unsigned found = 0;
+    memset(out, 0, sizeof *out);
+    for (;;) {
+        ssize_t n = sys_read(fd, chunk, sizeof chunk);
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i] == '\n') {
+                line[len] = '\0';
+                if (!overlong)
+                    status_line(line, out, &found);
+                len = 0;
+                overlong = 0;
+            } else if (len < sizeof line - 1) {
+                line[len++] = chunk[i];
+            } else {
+                overlong = 1;
+            }
+        }
+        if (n == 0)
+            break;
+    }
+    sys_close(&fd);
     if (err)
         return err;
-    unsigned long long uids[4], tgid;
-    if ((err = status_numbers(buf, "Uid", 10, uids, 4)) || (err = status_numbers(buf, "Tgid", 10, &tgid, 1)) ||
-        (err = status_numbers(buf, "SigBlk", 16, &out->sig_blocked, 1)) ||
-        (err = status_numbers(buf, "SigIgn", 16, &out->sig_ignored, 1)) ||
-        (err = status_numbers(buf, "SigCgt", 16, &out->sig_caught, 1)))
-        return err;
-    for (int i = 0; i < 4; i++)
-        out->uids[i] = (uid_t)uids[i];
-    out->tgid = (pid_t)tgid;
-    return 0;
+    /* nothing read: the process is gone */
+    if (found == 0)
+        return ESRCH;
+    return found == ST_ALL ? 0 : EPROTO;
 }
 
 int procfs_uids(pid_t pid, uid_t uids[4])

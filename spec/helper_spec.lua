@@ -7,10 +7,6 @@ local S = require "support"
 
 local F, H = S.fixture, S.helper
 
-local function is_root()
-  return S.proc_status("self").Uid:match("^(%d+)") == "0"
-end
-
 local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- Run the helper by hand with fd 3 going to a file: exit code, the bytes
@@ -131,7 +127,7 @@ function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
   usage({ "--signal", "15", "--user", "nobody", "--pgid", "1" }, "--pgid must be a process group (2 or more)")
   usage({ "--signal", "15", "--user", "nobody", "--pgid", "5", "--process-group" }, "no --process-group or --pidfd")
   -- a descriptor that is no pidfd (a file at fd 3): refused, exit 1
-  lu.skipIf(not is_root(), "needs root (to become another user)")
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
   local code, _, err = run_helper { "--signal", "15", "--user", "nobody" }
   lu.assertEquals(code, 1, err)
   lu.assertStrContains(err, "fd 3 is not a pidfd")
@@ -159,7 +155,7 @@ function T.test_setsid_and_chdir()
 end
 
 function T.test_a_drop_it_cannot_make_runs_nothing()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   -- run the helper itself as nobody, asking for root: setgroups fails
   local marker = S.tmpname("ran")
   os.execute("chmod 777 " .. S.tmpdir)
@@ -172,7 +168,7 @@ function T.test_a_drop_it_cannot_make_runs_nothing()
 end
 
 function T.test_a_drop_that_does_not_stick_runs_nothing()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   -- setuid/setgid that lie (an LD_PRELOAD shim): the helper must check that
   -- root cannot be regained, find that it can, and refuse
   local marker = S.tmpname("ran")
@@ -188,7 +184,7 @@ function T.test_a_drop_that_does_not_stick_runs_nothing()
 end
 
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their
   -- own before READY=1); who may notify is decided by the sender's pid
   -- (its path is written whole, then renamed: S.await_file never sees it
@@ -247,7 +243,7 @@ end
 -- becomes: never one that user may not signal, never one that has ended,
 -- never through a descriptor that is no pidfd.
 function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
-  lu.skipIf(not is_root(), "needs root (to become another user)")
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
   lu.skipIf(not S.testing.use_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
   local signal = require "appstart.signal"
   local core = require "appstart.core"
@@ -384,7 +380,7 @@ local function ended(pid)
 end
 
 function T.test_user_gives_the_app_a_session_and_no_terminal_even_from_a_terminal()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
   -- script(1) runs the command in a session whose controlling terminal is
   -- a fresh pty; the stat of the app is read there, while the pty is its
@@ -413,7 +409,7 @@ function T.test_user_gives_the_app_a_session_and_no_terminal_even_from_a_termina
 end
 
 function T.test_a_uid_without_a_passwd_entry_runs_with_that_gid_and_no_groups()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   lu.assertNil(io.popen("getent passwd 54321"):read("l"), "uid 54321 must have no passwd entry")
   local dir = shared_dir()
   local code, rec, err = run_helper { "--user", "54321", "--", F, "status=" .. dir .. "/status", "pause" }
@@ -426,7 +422,7 @@ function T.test_a_uid_without_a_passwd_entry_runs_with_that_gid_and_no_groups()
 end
 
 function T.test_login_env_sets_home_user_logname_shell_from_passwd_or_unsets_them()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   local dir = shared_dir()
   local caller = "env HOME=/root USER=root LOGNAME=root SHELL=/bin/bash KEEP=me "
   local code, rec, err = run_helper({ "--login-env", "--user", "nobody", "--", F, "env=" .. dir .. "/env" }, caller)
@@ -456,7 +452,7 @@ function T.test_login_env_sets_home_user_logname_shell_from_passwd_or_unsets_the
 end
 
 function T.test_chdir_into_a_directory_the_user_cannot_enter_runs_nothing()
-  lu.skipIf(not is_root(), "needs root")
+  lu.skipIf(not S.is_root(), "needs root")
   local locked, marker = S.tmpname("locked"), S.tmpname("ran")
   assert(os.execute("mkdir -m 700 " .. locked))
   os.execute("chmod 777 " .. S.tmpdir)
@@ -604,7 +600,7 @@ local function start_as_nobody(helper, args, more)
 end
 
 function U.setUp()
-  lu.skipIf(not is_root(), "needs root to install a setuid copy")
+  lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
   os.execute("chmod 755 " .. S.tmpdir)
 end
 
@@ -666,8 +662,10 @@ local function assert_ends_its_apps(helper)
   lu.assertEquals(failed2, tonumber(S.read(dir .. "/slow2")), out)
   lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")
   lu.assertStrContains(out, "\ncancelled\tnil\tcancelled\tnil\tcancelled\nterminate2\t15\n")
-  local term3 = tonumber(out:match("\nterminate3\t15\tnil\t(%d+)\n"))
+  local term3 = tonumber(out:match("\nterminate3\t%S+\t%S+\t(%d+)\n"))
   lu.assertNotNil(term3, out)
+  started[#started + 1] = term3
+  lu.assertStrContains(out, "\nterminate3\t15\tnil\t" .. term3 .. "\n")
   lu.assertTrue(S.await_gone(term3), "the app of a cancelled terminate was ended")
   lu.assertStrContains(out, "\nleft\ttrue\t\n")
   lu.assertEquals(root_app:terminate(1).signal, 15)

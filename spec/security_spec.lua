@@ -11,12 +11,8 @@ local S = require "support"
 local F = S.fixture
 local q = S.shell_quote
 
-local function is_root()
-  return S.proc_status("self").Uid:match("^(%d+)") == "0"
-end
-
 local function need_root()
-  if not is_root() then lu.skip("needs root (and the user nobody)") end
+  if not S.is_root() then lu.skip("needs root (and the user nobody)") end
 end
 
 --- appstart.start with short timeouts and a silent logger unless given.

@@ -382,12 +382,18 @@ end
 
 -- The fixture does not handle SIGHUP: the reload signal ends it. Outside a
 -- loop nothing reads a notify app's socket after ready, and a ready =
--- "none" app has nothing to say: either way its end is what tells.
+-- "none" app has nothing to say: either way its end is what tells. (As
+-- root, also an app whose /proc/PID/status is longer than a page, where
+-- the signal masks come after 400 supplementary groups.)
 local function hup_killed_services()
-  return {
+  local services = {
     notify = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5 },
     none = { argv = { F, "pause" }, ready = "none", kill_grace = 0.5 },
   }
+  if S.is_root() then
+    services.many_groups = { argv = { F, "groups=400", "line=3:many", "pause" }, ready = "fd", kill_grace = 0.5 }
+  end
+  return services
 end
 
 function TStates.test_an_app_the_reload_signal_ends_is_never_ready_again_and_the_reload_fails()
@@ -577,10 +583,6 @@ end
 
 local TForeign = base()
 
-local function is_root()
-  return S.proc_status("self").Uid:match("^(%d+)") == "0"
-end
-
 local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
 
 function TForeign.tearDown()
@@ -613,7 +615,7 @@ end
 local FOREIGN_STOP = "supervisor_stops_an_app_of_another_user"
 
 function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_through_the_helper()
-  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
   local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP)
   local pid = tonumber(out:match("^(%d+)\ttrue\tnil\nstopped\tnil\t15\n"))
   lu.assertNotNil(pid, out)
@@ -621,7 +623,7 @@ function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_t
 end
 
 function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is_killed_through_the_helper()
-  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
   -- the app's child ignores SIGTERM: once the app has ended and kill_grace
   -- has passed, its group (its leader gone) gets SIGKILL by group id
   local dir = S.tmpname("shared")
@@ -633,7 +635,7 @@ function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is
 end
 
 function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
-  lu.skipIf(not is_root(), "needs root to install a setuid helper")
+  lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
   -- without a pidfd (the fallback, forced) nothing names the app safely
   -- for the helper to signal: nobody may not signal it
   local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP, { APPSTART_NO_PIDFD = "1" })

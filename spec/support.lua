@@ -83,6 +83,11 @@ function S.proc_status(pid)
   return t
 end
 
+--- Does the suite run as root (what needs it is skipped otherwise)?
+function S.is_root()
+  return S.proc_status("self").Uid:match("^(%d+)") == "0"
+end
+
 local function proc_pids()
   local p = io.popen("exec ls /proc")
   local pids = {}
