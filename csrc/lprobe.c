@@ -53,6 +53,11 @@ static int not_yet(int err)
  * header) and returns the number of values. */
 static int try_connect(lua_State *L, int family, const struct sockaddr *addr, socklen_t len)
 {
+    /* the object a connection in progress becomes, made first: nothing
+     * may raise (out of memory) while the socket is held outside it */
+    struct conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->fd = -1;
+    luaL_setmetatable(L, LB_CONN);
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return lb_errno_result(L, errno, "socket");
@@ -87,10 +92,7 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
             }
             return lb_errno_result(L, err, "connect");
         }
-        err = EINPROGRESS;
-        struct conn *c = lua_newuserdatauv(L, sizeof *c, 0);
         c->fd = fd;
-        luaL_setmetatable(L, LB_CONN);
         return 1;
     }
     sys_close(&fd);
@@ -140,10 +142,14 @@ static int l_connect(lua_State *L)
         lua_pushinteger(L, err);
         return 3;
     }
-    /* the first address: one host, one connection per try */
-    int n = try_connect(L, res->ai_family, res->ai_addr, res->ai_addrlen);
+    /* the first address: one host, one connection per try (copied out,
+     * so that nothing raises while the resolver's list is held) */
+    struct sockaddr_storage addr;
+    socklen_t addrlen = res->ai_addrlen <= sizeof addr ? res->ai_addrlen : (socklen_t)sizeof addr;
+    int family = res->ai_family;
+    memcpy(&addr, res->ai_addr, addrlen);
     freeaddrinfo(res);
-    return n;
+    return try_connect(L, family, (struct sockaddr *)&addr, addrlen);
 }
 
 static struct conn *check_conn(lua_State *L)

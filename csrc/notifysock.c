@@ -194,8 +194,8 @@ static void sweep_once(const char *base)
 
 int notify_socket_open(struct notify_socket *c, const char *base)
 {
+    memset(c, 0, sizeof *c);
     c->fd = -1;
-    c->dir[0] = c->path[0] = '\0';
     char resolved[PATH_MAX];
     if (base_usable(base, resolved))
         base = resolved;
@@ -221,7 +221,6 @@ int notify_socket_open(struct notify_socket *c, const char *base)
         if (err != EEXIST || tries == 8)
             return err;
     }
-    c->base_len = strlen(base);
     snprintf(c->path, sizeof c->path, "%s/" NOTIFY_NAME, c->dir);
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
@@ -256,23 +255,37 @@ int notify_socket_open(struct notify_socket *c, const char *base)
     sys_close(&dfd);
     return 0;
 fail:
+    /* (out of descriptors, most likely) undone with what is at hand, no
+     * descriptor more: the socket through the directory's descriptor,
+     * then the directory just made by its path (in a base nobody else may
+     * change, or /tmp's sticky one: nobody else can rename it there;
+     * rmdir removes nothing but an empty directory) */
+    sys_close(&c->fd);
+    if (dfd >= 0)
+        (void)unlinkat(dfd, NOTIFY_NAME, 0);
     sys_close(&dfd);
-    notify_socket_close(c);
+    (void)rmdir(c->dir);
+    c->dir[0] = c->path[0] = '\0';
     return err;
 }
 
+/* One descriptor at most (the socket's is closed first, so a launcher out
+ * of descriptors still cleans up): the socket is removed through the
+ * directory's descriptor, once that is proven to be the directory made
+ * (its device and inode), then the directory, empty, by its path (in a
+ * base nobody else may change, or /tmp's sticky one, where nobody else
+ * can rename it; rmdir removes nothing but an empty directory). */
 void notify_socket_close(struct notify_socket *c)
 {
     sys_close(&c->fd);
     if (c->dir[0]) {
-        char base[sizeof c->dir];
-        memcpy(base, c->dir, c->base_len);
-        base[c->base_len] = '\0';
-        int basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (basefd >= 0) {
-            remove_notify_dir(basefd, c->dir + c->base_len + 1, &c->dev, &c->ino);
-            sys_close(&basefd);
+        int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (dfd >= 0 && fstat(dfd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino) {
+            (void)unlinkat(dfd, NOTIFY_NAME, 0);
+            (void)rmdir(c->dir);
         }
+        sys_close(&dfd);
         c->dir[0] = '\0';
     }
     c->path[0] = '\0';

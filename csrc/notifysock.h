@@ -13,7 +13,6 @@ struct notify_socket {
     int fd;
     char dir[160];  /* "" when none */
     char path[176]; /* the socket: dir + "/notify" */
-    size_t base_len; /* dir[0 .. base_len) is the base directory */
     dev_t dev;      /* the directory's identity, checked before removal */
     ino_t ino;
 };
@@ -32,9 +31,11 @@ struct notify_socket {
  * Returns 0 or an errno value; on error nothing is left behind. */
 int notify_socket_open(struct notify_socket *c, const char *base);
 
-/* Close the socket and remove it and its directory, through descriptors
- * (the directory is checked to be the one made), so no path trick
- * redirects the cleanup. Idempotent. */
+/* Close the socket and remove it and its directory: the socket through
+ * the directory's descriptor, once that is checked to be the directory
+ * made, so no path trick redirects the cleanup; the directory, empty, by
+ * its path (in a base nobody else may change). Needs one descriptor at
+ * most (the socket's is closed first). Idempotent. */
 void notify_socket_close(struct notify_socket *c);
 
 /* Send msg as one datagram to the notify socket at path (as $NOTIFY_SOCKET

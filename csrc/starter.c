@@ -695,15 +695,23 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         goto done;
     }
     /* an unreaped child cannot vanish, so this only fails for lack of
-     * descriptors; the child is then watched by probing */
+     * descriptors; the child is then watched by probing (and is one of
+     * the launcher's own all the same: no adoption takes it) */
     if (process_open(&s->spawned, pid, 1) != 0) {
         s->spawned.pid = pid;
         s->spawned.is_child = 1;
+        children_add(pid);
     }
+    /* what a helper reports, and who is in the group, must have started
+     * after it: without its start time nothing could be proven */
     if (s->has_helper || s->tree) {
         struct procfs_stat st;
-        if (procfs_stat(pid, &st) == 0)
-            s->spawned_start = st.start_time;
+        if ((err = procfs_stat(pid, &st))) {
+            fail(s, STARTER_SPAWN, err, "cannot start %s: cannot read /proc/%d/stat: %s", s->file, (int)pid,
+                 strerror(err));
+            goto done;
+        }
+        s->spawned_start = st.start_time;
     }
     /* the group a stop reaches: the one the process started leads (with
      * a helper, until the app's pid is known and its group with it) */

@@ -123,8 +123,16 @@ function T.test_inside_appstart_run_failing_only_the_nth_allocation_gives_an_app
   assert_mode("once-loop", true)
 end
 
+--- A probe's connect (core.connect, over tcp and unix sockets, refused,
+-- missing, accepted) at every allocation failure: "not enough memory" or
+-- its result, and no socket, no resolver's list left behind (the latter
+-- seen under `make sanitize`).
+function T.test_a_probes_connect_failing_every_allocation_from_the_nth_on_leaks_nothing()
+  assert_mode("connect-sticky", true)
+end
+
 function T.test_the_hosts_leave_no_stray_process()
-  for _, mode in ipairs { "sticky", "once", "first", "sticky-loop", "once-loop" } do
+  for _, mode in ipairs { "sticky", "once", "first", "sticky-loop", "once-loop", "connect-sticky" } do
     assert_host_ran(run_host(mode))
   end
   lu.assertEquals(S.strays(), {})

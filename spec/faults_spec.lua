@@ -260,15 +260,20 @@ function Launcher.tearDown() S.kill_strays() end
 function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothing()
   -- the child inherits LUA_PATH, LUA_CPATH and APPSTART_FIXTURES; 16 leaves
   -- room for the widest layout (a helper, both channels) once enough is free
-  local text, ok, how, code = S.run_child({ nofile = 16 }, "faults_start_at_each_number_of_free_descriptors")
+  -- the notify sockets' directories are made there: none may be left
+  local runtime = S.tmpname("runtime")
+  assert(os.execute("mkdir -m 755 " .. runtime))
+  local text, ok, how, code = S.run_child({ nofile = 16, env = { XDG_RUNTIME_DIR = runtime } },
+    "faults_start_at_each_number_of_free_descriptors")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
-  local rows = { plain = {}, helper = {} }
+  local rows = { plain = {}, helper = {}, group = {}, notify = {} }
   for line in text:gmatch("[^\n]+") do
-    local mode, k, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
+    local mode, k, outcome, same, kids, left = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)\t(%d+)$")
     lu.assertNotNil(mode, "unexpected output: " .. line)
+    lu.assertEquals(left, "0", "a notify socket's directory was left: " .. line)
     rows[mode][#rows[mode] + 1] = { k = tonumber(k), outcome = outcome, same = same, kids = kids, line = line }
   end
-  for _, mode in ipairs { "plain", "helper" } do
+  for _, mode in ipairs { "plain", "helper", "group", "notify" } do
     local list = rows[mode]
     lu.assertTrue(#list >= 2, mode .. ": too few rows:\n" .. text)
     lu.assertEquals(list[1].k, 0)

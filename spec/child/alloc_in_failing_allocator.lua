@@ -1,7 +1,10 @@
 --- Run by spec/alloc_spec.lua in luahost (spec/fixtures/luahost.c), whose
 -- allocator fails on request: every start under every allocation failure
 -- must end in a working app or a clean "not enough memory" error, and
--- leave nothing behind. Prints one line per round and a summary.
+-- leave nothing behind. Prints one line per round and a summary. Mode
+-- "connect-sticky": a probe's connects (core.connect: refused over tcp, to
+-- a missing unix socket, to a listening one) instead of a start, each
+-- round's outcome "started" when all three returned.
 -- luacheck: globals set_alloc_limit alloc_count alloc_failures kill_and_reap
 local appstart = require "appstart"
 local core = require "appstart.core"
@@ -14,14 +17,31 @@ local set_alloc_limit, alloc_count, alloc_failures = set_alloc_limit, alloc_coun
 
 local K = require "childkit"
 local out, quiet, fds = K.out, K.quiet, K.fds
+local CONNECT = MODE:match("^connect%-") ~= nil
+local listener -- connect mode: the app whose unix socket listens
 --- Our children, each { pid =, zombie = } (zombie, or gone by now).
 local function children()
   local list = {}
   for _, pid in ipairs(K.children()) do
     local state = K.state(pid)
-    list[#list + 1] = { pid = pid, zombie = state == "Z" or state == "X" or state == nil }
+    if not (listener and pid == listener.pid) then
+      list[#list + 1] = { pid = pid, zombie = state == "Z" or state == "X" or state == nil }
+    end
   end
   return list
+end
+
+local SOCK = os.tmpname()
+os.remove(SOCK)
+--- A probe's three connects, each closed: true (raises as core.connect
+-- does, out of memory).
+local function connects()
+  local c = core.connect("tcp", "127.0.0.1", 1)
+  if type(c) == "userdata" then c:close() end
+  core.connect("unix", SOCK .. ".missing")
+  c = core.connect("unix", SOCK)
+  if type(c) == "userdata" then c:close() end
+  return true
 end
 local function show_children(list)
   local t = {}
@@ -61,11 +81,16 @@ local function round(n, mode, in_loop)
   local function attempt()
     local before = alloc_count()
     if n then set_alloc_limit(n, mode) end
-    ok, app, err = pcall(appstart.start, opts)
+    if CONNECT then
+      ok, app = pcall(connects)
+      if ok then app = "started" end
+    else
+      ok, app, err = pcall(appstart.start, opts)
+    end
     fired = alloc_failures() > 0
     set_alloc_limit(nil)
     used = alloc_count() - before
-    if ok and app then
+    if ok and app and not CONNECT then
       local how = app:terminate(1)
       if not (how and how.signal == 15) then app = "started-bad-terminate:" .. tostring(how and next(how)) end
     end
@@ -100,7 +125,11 @@ end
 -- warm up (first uses create what later starts reuse), then measure how many
 -- allocations one start makes: the most of a few
 local in_loop = MODE:match("%-loop$") ~= nil
-local mode = MODE:gsub("%-loop$", "")
+local mode = MODE:gsub("%-loop$", ""):gsub("^connect%-", "")
+if CONNECT then
+  listener = assert(appstart.start { argv = { F, "listen=unix:" .. SOCK, "pause" }, ready = { connect = "unix:" .. SOCK },
+    log = quiet })
+end
 local per_start = 0
 for i = 1, 6 do
   local outcome, _, _, used = round(nil, nil, in_loop)
@@ -143,6 +172,10 @@ do
   end
   out("summary", name, last_n, counts.started, counts.nomem, counts.other, counts.fd_leaks, counts.child_leaks,
     counts.slow, capped and "capped" or quiet_rounds >= 8 and "covered" or "uncovered", per_start)
+end
+if listener then
+  listener:terminate(1)
+  os.remove(SOCK)
 end
 out("time", string.format("%.2f", now() - t_all))
 out("done")

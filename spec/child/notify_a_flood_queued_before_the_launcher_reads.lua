@@ -4,8 +4,10 @@
 -- helper that reports late, apps that flood the notify socket before
 -- READY=1 or EXTEND_TIMEOUT_USEC=, and one whose EXTEND_TIMEOUT_USEC= comes
 -- while the helper still runs; prints "NAME\tready\t" or "NAME\tCODE\tMESSAGE"
--- for each, then "left\tPIDS" (the children left). No arguments.
+-- for each, then "left\tPIDS" (the children left once the apps, which exit
+-- after READY=1, have had 5 s to end). No arguments.
 local appstart = require "appstart"
+local core = require "appstart.core"
 local K = require "childkit"
 
 local F = K.fixture()
@@ -22,4 +24,8 @@ try("extend behind 80 events", { argv = { F, "fork", "notifyflood=40:STATUS=x\nE
   "sleep=0.3", "int32=3:child", "exit=0" }, ready_timeout = 0.5 })
 try("a short extend", { argv = { F, "fork", "notify=EXTEND_TIMEOUT_USEC=1000", "sleep=0.5",
   "notify=READY=1", "exit=0", "|", "sleep=0.1", "int32=3:child", "exit=0" }, ready_timeout = 5 })
+-- each app exits once it has said READY=1: reaped by a call that waits
+-- (closed apps are reaped there), which nothing above made after the last
+local deadline = core.now() + 5
+while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
 print("left", K.children_text())
