@@ -203,15 +203,17 @@ static int l_pid(lua_State *L)
     return 1;
 }
 
-/* core.process_group(pid) -> the process group of pid | nil once gone */
+/* core.process_group(pid) -> the process group of pid, its session | nil
+ * once gone */
 static int l_process_group(lua_State *L)
 {
     lua_Integer pid = luaL_checkinteger(L, 1);
     struct procfs_stat st;
-    if (pid <= 0 || procfs_stat((pid_t)pid, &st) != 0)
+    if (pid <= 0 || pid > INT_MAX || procfs_stat((pid_t)pid, &st) != 0)
         return 0;
     lua_pushinteger(L, st.pgrp);
-    return 1;
+    lua_pushinteger(L, st.session);
+    return 2;
 }
 
 /* core.proc_status(pid) -> { tgid = N, blocked = MASK, ignored = MASK,

@@ -929,6 +929,35 @@ function Watch.test_a_ctrl_c_on_the_terminal_is_forwarded_to_an_app_in_a_session
   ctrl_c_case({ "setsid", "line=3:tty", "pause" }, "forwarding SIGINT to pid %d", "SIGINT")
 end
 
+--- The terminal of a --watch command that leads its session (script(1)'s
+-- shell execs it) hangs up (script is killed: the terminal's other side
+-- closes). The kernel sends that SIGHUP to the session's leader alone, not
+-- to the foreground group as a ^C: the command passes it on, so the app,
+-- which does not handle it, ends, and then the command.
+function Watch.test_a_hangup_of_the_terminal_the_command_leads_is_forwarded_to_the_app()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local before = S.snapshot()
+  local out, pidfile, scriptpid = S.tmpname("tty"), S.tmpname("pid"), S.tmpname("script")
+  local argv = { "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile, "line=3:tty", "pause" }
+  assert(os.execute("script -qec " .. quote("exec " .. command_line(argv, true)) .. " /dev/null >" .. out
+    .. " 2>&1 </dev/null & echo $! >" .. scriptpid))
+  local app = S.pid_in(pidfile)
+  lu.assertNotNil(app)
+  local command = tonumber(S.proc_status(app).PPid)
+  local ok, err = pcall(function()
+    await_match(out, "ready: pid")
+    lu.assertEquals(select(2, core.process_group(command)), command, "the command leads its session")
+    os.execute("kill -KILL " .. S.pid_in(scriptpid))
+    lu.assertTrue(S.await_gone(app), "the app got the SIGHUP")
+    lu.assertTrue(S.await_gone(command), "the command ended with it")
+  end)
+  for _, pid in ipairs { app, command } do
+    if S.alive(pid) then os.execute("kill -KILL " .. pid) end
+  end
+  assert(ok, err)
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 
 local Install = {}

@@ -413,7 +413,7 @@ local SIGNAL_NAMES = {
 -- an app behind (the real-time ones aside)
 local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE", "VTALRM", "PROF",
   "XCPU", "XFSZ", "PWR", "IO" }
-local SIGPIPE, SIGINT = core.signum("PIPE"), core.signum("INT")
+local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.signum("HUP")
 
 local function signal_name(sig)
   return SIGNAL_NAMES[sig] or ("signal " .. sig)
@@ -680,7 +680,11 @@ local function run(o)
     app:kill(sig)
   end
 
-  local own_group = core.process_group(core.pid())
+  local own_group, own_session = core.process_group(core.pid())
+  -- a terminal's ^C and ^\ go to its whole foreground process group; its
+  -- hangup's SIGHUP to the session's leader alone (the group gets one
+  -- only once the leader has gone): the command, when it leads
+  local leads = own_session == core.pid()
   local function forward()
     -- (the cancel that ends this task may be taken by a wait inside
     -- app:kill, one that goes through the helper: so the flag too)
@@ -692,7 +696,8 @@ local function run(o)
         if app and sig == SIGINT then state.interrupts = (state.interrupts or 0) + 1 end
         if app and sig == SIGINT and state.interrupts > 1 and app.state ~= "exited" then
           escalate(app)
-        elseif app and got.terminal and core.process_group(app.pid) == own_group then
+        elseif app and got.terminal and not (sig == SIGHUP and leads)
+          and core.process_group(app.pid) == own_group then
           -- a ^C on the terminal went to its whole foreground process
           -- group, the app included: forwarding would make it two
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
