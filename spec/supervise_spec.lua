@@ -249,6 +249,58 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   S.assert_clean(before)
 end
 
+--- A signal other than SIGTERM, SIGINT and SIGHUP that would end the
+-- command (SIGUSR1 here) stops every service as SIGTERM does, and the
+-- command exits 128+N; with --json -q nothing is printed.
+function TC.test_another_terminating_signal_stops_the_services_and_exits_128_plus_it()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a", "b" })
+  local events = dir .. "/events"
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", "-q", file }, stdout = events,
+      ready_timeout = 20, log = S.quiet })
+    local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
+    lu.assertTrue(app:kill("USR1"))
+    lu.assertEquals(app:wait(10), { code = 128 + 10 })
+    lu.assertFalse(S.alive(a), "a was stopped")
+    lu.assertFalse(S.alive(b), "b was stopped")
+  end)
+  lu.assertEquals(S.read(events), "", "--quiet: no event, not even with --json")
+  S.assert_clean(before)
+end
+
+--- The reader of --json goes away once both services are ready (it
+-- closes its end of the pipe, then says so): the next event (a service
+-- killed, and restarted) is written to a pipe nobody reads, and the
+-- SIGPIPE stops every service before the command exits (128+13).
+function TC.test_a_json_reader_that_goes_away_stops_the_services()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a", "b" })
+  local status, closed = dir .. "/status", dir .. "/closed"
+  local words = {}
+  for i, w in ipairs(lua_command { "supervise", "--json", file }) do words[i] = "'" .. w .. "'" end
+  local reader = table.concat({
+    "n=0; while [ $n -lt 2 ] && read -r line; do",
+    "  case $line in *'\"state\":\"ready\"'*) n=$((n+1));; esac; done",
+    "exec 0<&-; echo $n >" .. closed }, "\n")
+  appstart.run(function()
+    local app = assert(appstart.start { argv = { "sh", "-c", "{ " .. table.concat(words, " ") .. "; echo $? >"
+      .. status .. "; } | { " .. reader .. "\n}" }, ready = "none", stderr = "null", log = S.quiet })
+    lu.assertEquals(S.await_file(closed, 20), "2\n", "the reader saw both services ready")
+    local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
+    os.execute("kill -KILL " .. a)
+    lu.assertEquals(app:wait(20), { code = 0 })
+    lu.assertTrue(S.await_gone(b), "b was stopped")
+    lu.assertTrue(S.await_gone(S.pid_in(dir .. "/a")), "and a, or what replaced it")
+  end)
+  lu.assertEquals(S.read(status), "141\n")
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()

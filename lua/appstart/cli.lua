@@ -413,6 +413,7 @@ local SIGNAL_NAMES = {
 -- an app behind (the real-time ones aside)
 local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE", "VTALRM", "PROF",
   "XCPU", "XFSZ", "PWR", "IO" }
+cli.CAUGHT_SIGNALS = CAUGHT_SIGNALS -- (appstart supervise catches them too)
 local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.signum("HUP")
 
 local function signal_name(sig)
@@ -742,7 +743,7 @@ end
 -- @return the exit code
 function cli.main(argv)
   if argv[1] == "supervise" then
-    local code, usage = require("appstart.supervise").main(table.move(argv, 2, #argv, 1, {}), cli.json_object)
+    local code, usage = require("appstart.supervise").main(table.move(argv, 2, #argv, 1, {}), cli)
     if usage then
       io.stderr:write("appstart supervise: ", usage, "\nTry 'appstart supervise --help' for more information.\n")
       return 2

@@ -2,7 +2,8 @@
 --
 -- FILE.lua returns the table given to appstart.supervisor. The command
 -- brings every service up and supervises until SIGTERM or SIGINT (then
--- sv:down(), exit 0). SIGHUP reads the file again and applies the
+-- sv:down(), exit 0), or another signal that would end it (SIGPIPE from a
+-- reader of --json gone, SIGQUIT, SIGUSR1...: sv:down(), exit 128+N). SIGHUP reads the file again and applies the
 -- difference: new services are started, removed ones stopped, changed ones
 -- restarted with their new spec. Each event is a line on stderr, or with
 -- --json one JSON object on stdout. Under a supervisor of its own
@@ -23,21 +24,24 @@ Usage: appstart supervise [options] FILE.lua
 Run FILE.lua, which returns the table given to appstart.supervisor (its
 services and their policies), bring every service up and keep them up
 until SIGTERM or SIGINT, then stop them all (dependents first) and exit 0.
-SIGHUP reads FILE.lua again and applies the difference: new services are
-started, removed ones stopped, changed ones restarted.
+Another signal that would end the command (SIGPIPE, SIGQUIT, SIGUSR1...)
+stops them all the same, and the command exits 128+N. SIGHUP reads
+FILE.lua again and applies the difference: new services are started,
+removed ones stopped, changed ones restarted.
 
   --json          one JSON object per event on stdout:
                   {"service":..,"state":..,"pid":..,"restarts":..,
                    "delay":..,"exit_code":..,"signal":..,"watchdog":..,
                    "code":..,"message":..} (null where it does not apply)
-  -q, --quiet     print no events (errors still go to stderr)
+  -q, --quiet     print no events, not even with --json (errors still go
+                  to stderr)
   -v, --verbose   log each step on stderr
   -h, --help      show this help
 
 Under systemd or another supervisor (NOTIFY_SOCKET set) it sends READY=1
 once every service is up and STATUS= with the count of ready services.
-Exit status: 0 after SIGTERM or SIGINT, 1 when FILE.lua cannot be used at
-the start, 2 usage error.
+Exit status: 0 after SIGTERM or SIGINT, 128+N after another signal N,
+1 when FILE.lua cannot be used at the start, 2 usage error.
 ]]
 
 local printable = log.printable
@@ -177,7 +181,8 @@ end
 -- the command
 
 --- Run the command; returns the exit code, or nil, usage message.
-function M.main(argv, json_object)
+-- command: appstart.cli (its json_object and CAUGHT_SIGNALS).
+function M.main(argv, command)
   local o, message = M.parse(argv)
   if not o then return nil, message end
   if o.help then
@@ -191,7 +196,7 @@ function M.main(argv, json_object)
   end
   local saved_level = appstart.log_level
   if o.verbose then appstart.log_level = "debug" end
-  local ok, code = pcall(M.run, o, spec, json_object)
+  local ok, code = pcall(M.run, o, spec, command)
   appstart.log_level = saved_level
   if not ok then
     io.stderr:write("appstart: ", tostring(code), "\n")
@@ -206,8 +211,9 @@ local function notify(text)
   if outer and outer ~= "" then core.notify(text, outer) end
 end
 
---- Supervise spec until SIGTERM or SIGINT: the exit code.
-function M.run(o, spec, json_object)
+--- Supervise spec until a signal that ends the command: the exit code.
+function M.run(o, spec, command)
+  local json_object = command.json_object
   local states, total = {}, 0
   local announced = false -- READY=1 sent
   local stopping = false -- STOPPING=1 sent: READY=1 never again
@@ -230,7 +236,8 @@ function M.run(o, spec, json_object)
   local function on_event(name, state, info)
     info = info or {}
     states[name] = state
-    if o.json then
+    if o.json and not o.quiet then
+      -- (a reader gone: the write fails, and the SIGPIPE ends the command)
       io.stdout:write(json_event(json_object, name, state, info), "\n")
       io.stdout:flush()
     elseif not o.quiet then
@@ -254,8 +261,9 @@ function M.run(o, spec, json_object)
   local made, sv = pcall(appstart.supervisor, with_our_events(spec))
   if not made then error(o.file .. ": " .. tostring(sv), 0) end
   -- taken before the first STATUS=: whoever reads it may send a signal at
-  -- once (a SIGHUP would end the command)
-  local signals = assert(core.signals { "TERM", "INT", "HUP" })
+  -- once (a SIGHUP would end the command); every signal that would end
+  -- it, so that none leaves the services behind
+  local signals = assert(core.signals(command.CAUGHT_SIGNALS))
   status() -- "0 of N"; READY=1 at once when there are none
   local current = spec
 
@@ -368,7 +376,9 @@ function M.run(o, spec, json_object)
       for _, got in ipairs(signals:read()) do
         local name = core.signame(got.signal)
         if name == "HUP" then reload()
-        else stop = true
+        else
+          stop = true
+          if name ~= "TERM" and name ~= "INT" and code == 0 then code = 128 + got.signal end
         end
       end
       if stop then break end
