@@ -279,6 +279,26 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
   S.assert_clean(before)
 end
 
+--- --stdout and --stderr naming one file two ways (a file not made yet,
+-- then made, then through a link): a usage error, nothing started.
+function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_error()
+  local before = S.snapshot()
+  local dir = S.tmpname("same")
+  assert(os.execute("mkdir " .. dir))
+  local message = "option '--stderr': the same file as stdout's: use stderr = 'stdout'"
+  local marker = dir .. "/spawned"
+  local function case(stdout, stderr)
+    return { { "--watch", "--ready=none", "--stdout=file:" .. stdout, "--stderr=file:" .. stderr, "--", F,
+      "pidfile=" .. marker }, message }
+  end
+  usage_errors({ case(dir .. "/log", dir .. "/./log"), case(dir .. "//log", dir .. "/log") }, true)
+  assert(io.open(dir .. "/log", "w")):close()
+  assert(os.execute("ln -s log " .. dir .. "/link"))
+  usage_errors({ case(dir .. "/log", dir .. "/./log"), case(dir .. "/link", dir .. "/log") }, true)
+  lu.assertNil(S.read(marker), "nothing was started")
+  S.assert_clean(before)
+end
+
 function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   local before = S.snapshot()
   -- the helper's pid channel is fd 3, so the ready channel cannot be

@@ -464,8 +464,10 @@ function TF.test_a_line_written_in_two_parts_is_not_split_by_a_rotation()
 end
 
 -- Two spellings of one file for stdout and stderr: the options' check
--- compares names; the files opened are compared too, and it is the same
--- argument error, raised before anything is spawned.
+-- compares what they name (the file's inode, or its directory's and its
+-- name for one not made yet); the files opened are compared again (a link
+-- made in between), and it is the same argument error, raised before
+-- anything is spawned.
 function TF.test_stdout_and_stderr_naming_one_file_two_ways_is_an_argument_error()
   local before = S.snapshot()
   local dir = S.tmpname("same")

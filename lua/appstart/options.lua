@@ -284,6 +284,19 @@ end
 --- What is wrong with opts, as (field, message), or nil when nothing is
 -- (field "" when opts is no table at all). Also looks `user` and `group`
 -- up (a name with no entry is a mistake).
+-- Who a path names, so that two names of one file ("log", "./log",
+-- "/dir/log", a link to it) are one: the file's device and inode, or, for
+-- a file not made yet, its directory's and its last part; else the path
+-- (a directory that does not exist either: opening it will fail anyway).
+local function file_identity(name)
+  local file_id = core.file_id(name)
+  if file_id then return file_id end
+  local dir, base = name:match("^(.*)/([^/]+)$")
+  if not dir then dir, base = ".", name end
+  local dir_id = core.file_id(dir == "" and "/" or dir)
+  return dir_id and (dir_id .. "/" .. base) or name
+end
+
 function options.check(opts)
   if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
   for k, v in next, opts do
@@ -358,7 +371,8 @@ function options.check(opts)
     and opts.stdout ~= "syslog" then
     return "stderr", "'stdout' needs stdout = 'capture', 'syslog' or {file = ...} (what the launcher reads)"
   end
-  if type(opts.stdout) == "table" and type(opts.stderr) == "table" and opts.stdout.file == opts.stderr.file then
+  if type(opts.stdout) == "table" and type(opts.stderr) == "table"
+    and file_identity(opts.stdout.file) == file_identity(opts.stderr.file) then
     return "stderr", "the same file as stdout's: use stderr = 'stdout'"
   end
   -- the ring output_keep sizes is filled where the launcher reads a stream
