@@ -792,6 +792,23 @@ function Watch.test_watchdog_kills_an_app_that_stops_pinging()
   assert_contains(err2, "option '--watchdog' needs --watch", "stderr")
 end
 
+--- The app moves its main process (MAINPID=) to a child it forked, which
+-- crashes once its parent has gone: that process is not the command's
+-- child, so how it ended cannot be known, and the command does not take
+-- it for a success.
+function Watch.test_an_end_whose_status_cannot_be_known_is_not_exit_0()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--json", "--", F, "fork", "sleep=0.5", "signal=SEGV", "|",
+    "notify=READY=1", "sleep=0.1", "mainpid=child", "sleep=0.1", "exit=0" }
+  lu.assertEquals(code, 255, err)
+  assert_contains(out, '"exit_code":null,"signal":null,"watchdog":false}', "stdout")
+  local code2, _, err2 = run { "--watch", "--", F, "fork", "sleep=0.5", "signal=SEGV", "|",
+    "notify=READY=1", "sleep=0.1", "mainpid=child", "sleep=0.1", "exit=0" }
+  lu.assertEquals(code2, 255, err2)
+  assert_contains(err2, "exited (its exit status is unknown: it is not appstart's child)", "stderr")
+  S.assert_clean(before)
+end
+
 function Watch.test_kill_mode_group_ends_what_a_failed_start_forked()
   local before = S.snapshot()
   local child = S.tmpname("pid")

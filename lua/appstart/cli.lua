@@ -94,7 +94,8 @@ and time to ready, and exit 0 leaving it running.
                            SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR and SIGIO
                            to it (a second SIGINT, ^C, sends SIGTERM,
                            a third SIGKILL); exit with its exit code (128+N
-                           when signal N killed it)
+                           when signal N killed it, 255 when its status
+                           cannot be known: not appstart's child)
   --json                   print one JSON object line instead of text, also
                            when the start fails:
                            {"code":..,"message":..,"pid":..,"exit_code":..,
@@ -449,10 +450,13 @@ local function status_display(quiet)
   return display
 end
 
+-- (an end whose status cannot be known, an app that is not the command's
+-- child, is not taken for a success: 255, as a supervisor takes it for a
+-- failure)
 local function exit_code(how)
   if how.code then return how.code end
   if how.signal then return 128 + how.signal end
-  return 0
+  return 255
 end
 
 -- true, or nil, why: the report could not be written (a closed pipe)
