@@ -285,7 +285,7 @@ function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_er
   local before = S.snapshot()
   local dir = S.tmpname("same")
   assert(os.execute("mkdir " .. dir))
-  local message = "option '--stderr': the same file as stdout's: use stderr = 'stdout'"
+  local message = "option '--stderr': the same file as stdout's: use --stderr=stdout"
   local marker = dir .. "/spawned"
   local function case(stdout, stderr)
     return { { "--watch", "--ready=none", "--stdout=file:" .. stdout, "--stderr=file:" .. stderr, "--", F,
@@ -1114,7 +1114,9 @@ function Output.test_output_the_command_reads_needs_watch_and_a_well_formed_file
     { "--stdout=file:/tmp/x", "option '--stdout=file:...' needs --watch" },
     { "--stdout=file:", "option '--stdout': invalid value 'file:' (expected file:PATH" },
     { "--watch", "--stdout=file:/tmp/x:0", "MAX_BYTES must be > 0" },
-    { "--watch", "--stderr=stdout", "option '--stderr': 'stdout' needs stdout = 'capture'" },
+    -- the Lua field's values named as the command's options
+    { "--watch", "--stderr=stdout",
+      "option '--stderr': 'stdout' needs --stdout=capture, --stdout=syslog or --stdout=file:PATH" },
   } do
     local msg = table.remove(args)
     args[#args + 1] = "--"

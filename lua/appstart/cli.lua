@@ -107,7 +107,8 @@ and time to ready, and exit 0 leaving it running.
   --version                show the version
 
 Options take their value as --opt=VALUE or --opt VALUE; S is any number
-of seconds >= 0 (5, 0.5, .5, 1e3). Relative paths in options (--stdout,
+of seconds >= 0 (5, 0.5, .5, 1e3; > 0 for --watchdog, --probe-interval and
+--probe-timeout). Relative paths in options (--stdout,
 --ready=file:/unix:, --pid-file) are the command's own directory's, not
 --chdir's (COMMAND itself is looked up after --chdir).
 Exit status: 0 ready (with --watch: the app's exit code), 1 the start
@@ -543,7 +544,12 @@ local function usage_of(opts, o)
     if word ~= "user" and word ~= "value" and options.SCHEMA[name] then
       return word .. " '" .. option_of(name, o) .. "'"
     end
-  end):gsub("ready%.forks", "--ready=forks"):gsub("ready = '(%w+)'", "--ready=%1")
+  end):gsub("ready%.forks", "--ready=forks"):gsub("([%l_]+) = '(%w+)'", function(name, value)
+    -- a field's value, as the option that sets it
+    if options.SCHEMA[name] then return option_of(name, o) .. "=" .. value end
+  end):gsub("{file = %.%.%.}", "file:PATH")
+    -- "--stdout=capture, 'syslog' or file:PATH": each alternative an option
+    :gsub("(%-%-[%l%-]+=)([%w:]+), '(%w+)' or ([%w:]+)", "%1%2, %1%3 or %1%4")
   local option = option_of(field, o)
   if option == "COMMAND" then return "COMMAND: " .. why end
   return string.format("option '%s': %s", option, why)
