@@ -295,8 +295,10 @@ static int l_starter_outcome(lua_State *L)
     return 4;
 }
 
-/* s:result() -> {code=, errno=, message=, pid=, name=, status=,
- * app_errno=, exited=, how=} (the fields that apply) */
+/* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
+ * unchecked_errno=, name=, status=, app_errno=, exited=, how=} (the fields
+ * that apply; unchecked_pid: reported, not checked yet for want of
+ * descriptors or memory) */
 static int l_starter_result(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
@@ -316,6 +318,12 @@ static int l_starter_result(lua_State *L)
     if (r.pid > 0) {
         lua_pushinteger(L, r.pid);
         lua_setfield(L, -2, "pid");
+    }
+    if (r.unchecked_pid > 0) {
+        lua_pushinteger(L, r.unchecked_pid);
+        lua_setfield(L, -2, "unchecked_pid");
+        lua_pushinteger(L, r.unchecked_err);
+        lua_setfield(L, -2, "unchecked_errno");
     }
     if (r.name) {
         lua_pushlstring(L, r.name, r.name_len);

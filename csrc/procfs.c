@@ -175,13 +175,14 @@ int procfs_liveness(pid_t pid)
 /* Parent chains are short; a longer one is not believed. */
 #define PROCFS_MAX_DEPTH 4096
 
-int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via)
+int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via)
 {
     pid_t cur = pid;
     for (int depth = 0; depth < PROCFS_MAX_DEPTH && cur > 1; depth++) {
         struct procfs_stat st;
-        if (procfs_stat(cur, &st) != 0)
-            return 0;
+        int err = procfs_stat(cur, &st);
+        if (err)
+            return err == ESRCH ? 0 : -err;
         if (st.ppid == ancestor) {
             if (via)
                 *via = cur;
@@ -190,4 +191,9 @@ int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via)
         cur = st.ppid;
     }
     return 0;
+}
+
+int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via)
+{
+    return procfs_descent(pid, ancestor, via) == 1;
 }

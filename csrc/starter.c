@@ -74,6 +74,11 @@ struct starter {
     struct timespec pid_file_since; /* when the start began (CLOCK_REALTIME_COARSE) */
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
+    long long unchecked_pid;  /* a pid reported but not checked yet: the
+                                 launcher ran out of descriptors or memory
+                                 (unchecked_err) checking it; checked again
+                                 at each step (probed) */
+    int unchecked_err;
     int stopping;             /* starter_stop was called: the start is
                                  being ended, whatever its phase */
 
@@ -702,16 +707,12 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->spawned.is_child = 1;
         children_add(pid);
     }
-    /* what a helper reports, and who is in the group, must have started
-     * after it: without its start time nothing could be proven */
+    /* (out of descriptors, 0: what a helper reports is checked against
+     * it once it can be read, verify_pid) */
     if (s->has_helper || s->tree) {
         struct procfs_stat st;
-        if ((err = procfs_stat(pid, &st))) {
-            fail(s, STARTER_SPAWN, err, "cannot start %s: cannot read /proc/%d/stat: %s", s->file, (int)pid,
-                 strerror(err));
-            goto done;
-        }
-        s->spawned_start = st.start_time;
+        if (procfs_stat(pid, &st) == 0)
+            s->spawned_start = st.start_time;
     }
     /* the group a stop reaches: the one the process started leads (with
      * a helper, until the app's pid is known and its group with it) */
@@ -780,6 +781,27 @@ static const char *pid_source(const struct starter *s)
     return s->pid_file ? "the pid file named" : "helper reported";
 }
 
+/* verify_pid: the checks could not be made (out of descriptors or
+ * memory), to be made again at the next step */
+#define VERIFY_LATER (-1)
+
+static int lacks_resources(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
+
+/* The pid cannot be checked now: neither trusted nor refused (a real app
+ * refused would be left running, and a pid not proven is never
+ * signalled), but checked again at the next step, within the pid
+ * deadline. */
+static int check_later(struct starter *s, int err, long long v)
+{
+    process_release(&s->app);
+    s->unchecked_pid = v;
+    s->unchecked_err = err;
+    return VERIFY_LATER;
+}
+
 static int bad_pid(struct starter *s, int err, long long v, const char *why)
 {
     process_release(&s->app);
@@ -790,9 +812,10 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
 
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
  * helper, no older than the helper, descended from it, and running as the
- * app's user where one was given. */
+ * app's user where one was given. Returns the phase, or VERIFY_LATER. */
 static int verify_pid(struct starter *s, long long v)
 {
+    s->unchecked_pid = 0;
     if (v <= 0 || v > INT_MAX)
         return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: out of range%s", pid_source(s), v,
                     s->pid_file ? "" : format_hint(s));
@@ -804,11 +827,21 @@ static int verify_pid(struct starter *s, long long v)
         return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: %s itself", pid_source(s), v,
                     s->pid_file ? "the process started" : "the helper");
     int err = process_open(&s->app, (pid_t)v, 0);
+    if (lacks_resources(err))
+        return check_later(s, err, v);
     if (err)
         return bad_pid(s, err, v, NULL);
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
-        return bad_pid(s, err, v, NULL);
+        return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
+    if (s->spawned_start == 0) {
+        /* not read at the spawn (out of descriptors): the helper, not
+         * reaped before the ready phase, is still there to read */
+        struct procfs_stat helper;
+        if ((err = procfs_stat(s->spawned.pid, &helper)))
+            return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, "the helper is gone");
+        s->spawned_start = helper.start_time;
+    }
     if (st.start_time < s->spawned_start)
         return bad_pid(s, 0, v, s->pid_file ? "started before the process that was started"
                                             : "started before the helper");
@@ -822,20 +855,25 @@ static int verify_pid(struct starter *s, long long v)
      * own: nothing it forks is in the launcher's session, where the
      * launcher's own children (io.popen) are */
     pid_t via;
-    int descends = !s->helper_done && procfs_descends_from((pid_t)v, s->spawned.pid, NULL);
-    if (!descends &&
-        (s->helper_done || procfs_liveness(s->spawned.pid) != PROCFS_RUNNING) &&
-        procfs_descends_from((pid_t)v, getpid(), &via)) {
+    int descends = s->helper_done ? 0 : procfs_descent((pid_t)v, s->spawned.pid, NULL);
+    if (descends < 0 && !lacks_resources(-descends))
+        descends = 0;
+    if (descends == 0 && (s->helper_done || procfs_liveness(s->spawned.pid) != PROCFS_RUNNING) &&
+        (descends = procfs_descent((pid_t)v, getpid(), &via)) == 1) {
         struct procfs_stat via_st;
-        descends = !children_owns(via) && procfs_stat(via, &via_st) == 0 &&
-                   via_st.start_time >= s->spawned_start && via_st.session != getsid(0);
+        if ((err = procfs_stat(via, &via_st)) && lacks_resources(err))
+            return check_later(s, err, v);
+        descends = !children_owns(via) && !err && via_st.start_time >= s->spawned_start &&
+                   via_st.session != getsid(0);
     }
-    if (!descends)
+    if (descends < 0 && lacks_resources(-descends))
+        return check_later(s, -descends, v);
+    if (descends != 1)
         return bad_pid(s, 0, v, "not a process it started");
     if (s->app_uid != (uid_t)-1) {
         uid_t uids[4];
         if ((err = procfs_uids((pid_t)v, uids)))
-            return bad_pid(s, err, v, NULL);
+            return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
         for (int i = 0; i < 4; i++)
             if (uids[i] != s->app_uid) {
                 char why[64];
@@ -863,6 +901,18 @@ static int start_ready_phase(struct starter *s)
     return s->phase;
 }
 
+/* The reported pid v has been checked (verify_pid's verdict): on to the
+ * ready phase when it passed. */
+static int pid_checked(struct starter *s, long long v, int verdict)
+{
+    if (verdict == VERIFY_LATER || verdict == STARTER_FAILED)
+        return s->phase;
+    push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);
+    if (s->helper_done || s->pid_file)
+        finish_adoption(s);
+    return start_ready_phase(s);
+}
+
 /* salvage: the start has failed already; a verified pid only names an app
  * to stop */
 static void read_pid_channel(struct starter *s, int salvage)
@@ -871,12 +921,11 @@ static void read_pid_channel(struct starter *s, int salvage)
     switch (pid_reader_feed(&s->pid_reader, s->pid_rd, &v)) {
     case PIDREC_READ_DONE:
         drop_fd(s, &s->pid_rd);
-        if (verify_pid(s, v) == STARTER_FAILED || salvage)
+        if (salvage) {
+            (void)verify_pid(s, v);
             return;
-        push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);
-        if (s->helper_done)
-            finish_adoption(s);
-        start_ready_phase(s);
+        }
+        pid_checked(s, v, verify_pid(s, v));
         return;
     case PIDREC_READ_EOF:
         drop_fd(s, &s->pid_rd);
@@ -993,11 +1042,7 @@ static int step_pid_file(struct starter *s)
                     why                ? why
                     : err == EINVAL    ? "not a regular file holding a pid and a newline"
                                        : strerror(err));
-    if (verify_pid(s, v) == STARTER_FAILED)
-        return s->phase;
-    push_event(s, STARTER_EVENT_PID, v, 1, NULL, 0);
-    finish_adoption(s);
-    return start_ready_phase(s);
+    return pid_checked(s, v, verify_pid(s, v));
 }
 
 /* What the helper wrote to its error pipe before it ended, for a failure's
@@ -1047,6 +1092,10 @@ static void helper_said(struct starter *s, char *out, size_t size)
 
 static int step_pid(struct starter *s)
 {
+    /* a pid that could not be checked: again (the helper's end is seen
+     * to on the way to ready, as for any pid) */
+    if (s->unchecked_pid)
+        return pid_checked(s, s->unchecked_pid, verify_pid(s, s->unchecked_pid));
     if (s->pid_file)
         return step_pid_file(s);
     /* read after looking at the helper: once it has exited, all it wrote is
@@ -1056,7 +1105,8 @@ static int step_pid(struct starter *s)
     int exited = s->helper_done || process_exited_unreaped(&s->spawned);
     if (s->pid_rd >= 0)
         read_pid_channel(s, 0);
-    if (s->phase != STARTER_AWAIT_PID)
+    /* (a pid that could not be checked was reported all the same) */
+    if (s->phase != STARTER_AWAIT_PID || s->unchecked_pid)
         return s->phase;
     if (exited)
         check_helper(s);
@@ -1373,8 +1423,10 @@ int starter_needs_probing(const struct starter *s)
     case STARTER_REAP_EXEC:
         return s->spawned.pidfd < 0;
     case STARTER_AWAIT_PID:
-        /* a pid file is looked for, not waited on */
-        return (!s->helper_done && s->spawned.pidfd < 0) || (s->pid_file && s->helper_done);
+        /* a pid file is looked for, not waited on; a pid that could not be
+         * checked is checked again */
+        return (!s->helper_done && s->spawned.pidfd < 0) || (s->pid_file && s->helper_done) ||
+               s->unchecked_pid != 0;
     case STARTER_AWAIT_READY:
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
@@ -1403,6 +1455,8 @@ void starter_result(const struct starter *s, struct starter_result *out)
     }
     const struct process *app = s->has_helper ? &s->app : &s->spawned;
     out->pid = known_app_pid(s);
+    out->unchecked_pid = (pid_t)s->unchecked_pid;
+    out->unchecked_err = s->unchecked_err;
     if (s->line.done == READY_LINE_DONE) {
         out->name = s->line.buf ? s->line.buf : "";
         out->name_len = s->line.len;

@@ -125,6 +125,10 @@ struct starter_result {
     int err;                 /* errno, 0 when none */
     const char *message;     /* "" unless FAILED */
     pid_t pid;               /* the app, once known; else 0 */
+    pid_t unchecked_pid;     /* a pid reported that could not be checked
+                                yet (out of descriptors or memory:
+                                unchecked_err); else 0 */
+    int unchecked_err;
     const char *name;        /* the fd protocol's ready line; NULL if none */
     size_t name_len;
     const char *status;      /* the latest STATUS=; NULL if none */

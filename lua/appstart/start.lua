@@ -639,7 +639,14 @@ function helper_late(h)
       and ("no pid came in " .. opts.ready.pid_file)
       or (label(h) .. " did not exit (ready.forks: it must fork the daemon and exit 0)"))
   end
-  if h._s:result().pid then return format("helper did not exit within %g s", timeout) end
+  local r = h._s:result()
+  if r.pid then return format("helper did not exit within %g s", timeout) end
+  if r.unchecked_pid then
+    -- (the launcher out of descriptors all along: a pid not proven is
+    -- never signalled, as a bad one is not)
+    return format("helper reported pid %d, which could not be checked within %g s: %s", r.unchecked_pid, timeout,
+      core.strerror(r.unchecked_errno))
+  end
   if opts.helper == true then
     return format("%s did not report a pid on fd %d within %g s (helper = true: it forks and"
       .. " reports its daemon's pid there itself, as dbus-daemon --print-pid=%d does)",

@@ -1,0 +1,58 @@
+--- Run by spec/faults_spec.lua, in
+-- test_a_reported_pid_is_checked_again_once_descriptors_are_back: a start
+-- through a helper (the fixture forks the app, reports its pid, writes
+-- DIR/reported and exits; the app says ready once DIR/go exists). Once the
+-- pid is reported every descriptor is taken, so the step that reads it
+-- cannot check it (no pidfd, no /proc): the start must wait, not fail.
+-- Given back, the next steps check the pid and the start is ready.
+-- Prints "stepped", whether the start was done and its error's code
+-- ("none" while it is under way);
+-- "ready", the app's pid and the pid the app wrote (DIR/app); "left",
+-- whether its descriptors are as they were and its children; then, for a
+-- second start whose descriptors stay taken past pid_timeout (its app
+-- writes DIR/app2), "unchecked", what the start returned, its code and
+-- message.
+-- Arguments: DIR, a directory of the test's own.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local K = require "childkit"
+
+local F = K.fixture()
+local DIR = arg[1]
+local fds = K.fds()
+
+local function await(path)
+  local deadline = core.now() + 10
+  while not K.read(path) do
+    assert(core.now() < deadline, path .. " never came")
+    core.wait_readable(-1, 0.005)
+  end
+end
+
+local h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app", "waitfile=" .. DIR .. "/go", "line=4:x",
+  "pause", "|", "int32=3:child", "pidfile=" .. DIR .. "/reported", "exit=0" }, argv = { "pause" }, ready = "fd",
+  pid_timeout = 10, ready_timeout = 10, log = K.quiet }
+await(DIR .. "/reported")
+local fillers = K.take_all_descriptors()
+local done = h:step()
+for _, f in ipairs(fillers) do f:close() end
+K.out("stepped", tostring(done), h.err and h.err.code or "none")
+assert(io.open(DIR .. "/go", "w")):close()
+local app, err = h:wait()
+K.out("ready", app and app.pid or tostring(err), tonumber(K.read(DIR .. "/app")))
+if app then app:terminate(5) end
+local deadline = core.now() + 5
+while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
+K.out("left", tostring(K.fds() == fds), K.children_text())
+-- the same, the descriptors kept until pid_timeout has passed: the start
+-- fails, saying why, and signals nothing (the app, not proven, runs on:
+-- the test ends it; its output goes nowhere, so that it does not hold the
+-- test's pipe open)
+h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app2", "pause", "|", "int32=3:child",
+  "pidfile=" .. DIR .. "/reported2", "exit=0" }, argv = { "pause" }, ready = "fd", pid_timeout = 0.5,
+  ready_timeout = 10, log = K.quiet, stdout = "null", stderr = "null" }
+await(DIR .. "/reported2")
+fillers = K.take_all_descriptors()
+app, err = h:wait()
+for _, f in ipairs(fillers) do f:close() end
+K.out("unchecked", tostring(app), err and err.code, err and err.message)
