@@ -47,10 +47,15 @@ K.out("left", tostring(K.fds() == fds), K.children_text())
 -- the same, the descriptors kept until pid_timeout has passed: the start
 -- fails, saying why, and signals nothing (the app, not proven, runs on:
 -- the test ends it; its output goes nowhere, so that it does not hold the
--- test's pipe open)
-h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app2", "pause", "|", "int32=3:child",
-  "pidfile=" .. DIR .. "/reported2", "exit=0" }, argv = { "pause" }, ready = "fd", pid_timeout = 0.5,
-  ready_timeout = 10, log = K.quiet, stdout = "null", stderr = "null" }
+-- test's pipe open). The helper reports only once told (DIR/report2),
+-- after a first step has read the exec's verdict (where that comes on a
+-- pipe, its end freed a descriptor the check could have used).
+h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app2", "pause", "|", "waitfile=" .. DIR .. "/report2",
+  "int32=3:child", "pidfile=" .. DIR .. "/reported2", "exit=0" }, argv = { "pause" }, ready = "fd",
+  pid_timeout = 0.5, ready_timeout = 10, log = K.quiet, stdout = "null", stderr = "null" }
+await(DIR .. "/app2")
+h:step()
+assert(io.open(DIR .. "/report2", "w")):close()
 await(DIR .. "/reported2")
 fillers = K.take_all_descriptors()
 app, err = h:wait()
