@@ -1094,8 +1094,10 @@ static int step_pid(struct starter *s)
 {
     /* a pid that could not be checked: again (the helper's end is seen
      * to on the way to ready, as for any pid) */
-    if (s->unchecked_pid)
-        return pid_checked(s, s->unchecked_pid, verify_pid(s, s->unchecked_pid));
+    if (s->unchecked_pid) {
+        long long v = s->unchecked_pid;
+        return pid_checked(s, v, verify_pid(s, v));
+    }
     if (s->pid_file)
         return step_pid_file(s);
     /* read after looking at the helper: once it has exited, all it wrote is
