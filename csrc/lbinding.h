@@ -28,6 +28,10 @@
 /* nil, "what: strerror(err)" (or strerror alone), err: 3 values */
 int lb_errno_result(lua_State *L, int err, const char *what);
 
+/* The string at arg, which must hold no NUL byte (the C string would end
+ * there); raises otherwise. */
+const char *lb_check_cstring(lua_State *L, int arg);
+
 /* A signal given as a number or a name ("TERM", "SIGTERM", "term"), or def
  * when the argument is absent; raises on anything else. */
 int lb_check_signal(lua_State *L, int arg, int def);

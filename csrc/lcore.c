@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef APPSTART_VERSION
@@ -41,6 +40,14 @@ int lb_errno_result(lua_State *L, int err, const char *what)
         lua_pushstring(L, strerror(err));
     lua_pushinteger(L, err);
     return 3;
+}
+
+const char *lb_check_cstring(lua_State *L, int arg)
+{
+    size_t len;
+    const char *v = luaL_checklstring(L, arg, &len);
+    luaL_argcheck(L, strlen(v) == len, arg, "contains a NUL byte");
+    return v;
 }
 
 void lb_push_how(lua_State *L, int end, int code)
@@ -239,20 +246,6 @@ static int l_proc_status(lua_State *L)
     return 1;
 }
 
-/* core.file_id(path) -> "DEV:INODE" of the file path names (symbolic links
- * followed) | nil, message, errno: two names of one file have one id */
-static int l_file_id(lua_State *L)
-{
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    luaL_argcheck(L, strlen(path) == len, 1, "contains a NUL byte");
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return lb_errno_result(L, errno, NULL);
-    lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
-    return 1;
-}
-
 /* core.raise_nofile([want]) -> soft limit now in force, hard limit.
  * Children are started with the soft limit from before. */
 static int l_raise_nofile(lua_State *L)
@@ -373,7 +366,6 @@ int luaopen_appstart_core(lua_State *L)
         { "pid", l_pid },
         { "bad_string", l_bad_string },
         { "process_group", l_process_group }, { "proc_status", l_proc_status },
-        { "file_id", l_file_id },
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },
         { "group", l_group },

@@ -108,9 +108,8 @@ static int l_connect(lua_State *L)
 {
     static const char *const kinds[] = { "unix", "tcp", NULL };
     int kind = luaL_checkoption(L, 1, NULL, kinds);
-    size_t len;
-    const char *where = luaL_checklstring(L, 2, &len);
-    luaL_argcheck(L, strlen(where) == len, 2, "contains a NUL byte");
+    const char *where = lb_check_cstring(L, 2);
+    size_t len = strlen(where);
     if (kind == 0) {
         struct sockaddr_un un;
         memset(&un, 0, sizeof un);
@@ -195,15 +194,35 @@ static int l_conn_close(lua_State *L)
     return 0;
 }
 
+/* stat() of the path at arg 1 (symbolic links followed) into *st: 0, or
+ * the count of the values pushed (nil, message, errno) */
+static int stat_arg(lua_State *L, struct stat *st)
+{
+    if (stat(lb_check_cstring(L, 1), st) < 0)
+        return lb_errno_result(L, errno, NULL);
+    return 0;
+}
+
+/* core.mtime(path) -> seconds | nil, message, errno */
 static int l_mtime(lua_State *L)
 {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    luaL_argcheck(L, strlen(path) == len, 1, "contains a NUL byte");
     struct stat st;
-    if (stat(path, &st) < 0)
-        return lb_errno_result(L, errno, NULL);
+    int n = stat_arg(L, &st);
+    if (n)
+        return n;
     lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.file_id(path) -> "DEV:INODE" | nil, message, errno: two names of
+ * one file have one id */
+static int l_file_id(lua_State *L)
+{
+    struct stat st;
+    int n = stat_arg(L, &st);
+    if (n)
+        return n;
+    lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
     return 1;
 }
 
@@ -274,7 +293,7 @@ void lb_open_probe(lua_State *L)
     lua_pop(L, 1);
     static const luaL_Reg functions[] = {
         { "connect", l_connect },
-        { "mtime", l_mtime },
+        { "mtime", l_mtime },         { "file_id", l_file_id },
         { "realtime", l_realtime },
         { "resolve", l_resolve },
         { NULL, NULL },

@@ -28,11 +28,7 @@ static const char *opt_string(lua_State *L, int arg)
 {
     if (lua_isnoneornil(L, arg))
         return NULL;
-    size_t len;
-    const char *v = luaL_checklstring(L, arg, &len);
-    /* the C string would end at a NUL inside it */
-    luaL_argcheck(L, strlen(v) == len, arg, "contains a NUL byte");
-    return v;
+    return lb_check_cstring(L, arg);
 }
 
 static int opt_integer(lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi)

@@ -609,15 +609,21 @@ function U.tearDown()
   kill_started()
 end
 
+--- Run spec/child/NAME.lua (with its arguments) as nobody, group nogroup,
+-- with the installed tree of modules and helper as its appstart-helper:
+-- its output, and run_child's other results.
+local function run_child_as_nobody(helper, name, ...)
+  local lua_path, lua_cpath = S.public_tree()
+  return S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, name, ...)
+end
+
 function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a_setuid_copy()
   write_policy("nobody: daemon\n")
   local helper = install_copy()
-  local lua_path, lua_cpath = S.public_tree()
   -- the whole start as nobody: the helper drops to daemon, the app says
   -- READY=1 on the notify socket of nobody's launcher
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
-    "helper_starts_an_app_as_another_user")
+  local out = run_child_as_nobody(helper, "helper_starts_an_app_as_another_user")
   local pid = track(string.pack("<i4", tonumber(out:match("^(%d+)\t") or 0)))
   lu.assertNotNil(out:match("^%d+\tup\n15\nhelper\thelper exited with code 1 without "
     .. "reporting a pid on fd 3: policy: refused: nobody %(uid 65534%) may not start apps as bin %b() %b()\n$"), out)
@@ -631,14 +637,11 @@ end
 -- stays untouched, and a user the policy does not list is refused. With a
 -- setuid copy and with a file-capabilities one.
 local function assert_ends_its_apps(helper)
-  local lua_path, lua_cpath = S.public_tree()
   local dir = shared_dir()
   -- a process of root's, which nothing of nobody's or daemon's may signal
   local root_app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
   local rootpid = root_app.pid
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
-    "helper_ends_apps_of_another_user", dir, rootpid)
+  local out = run_child_as_nobody(helper, "helper_ends_apps_of_another_user", dir, rootpid)
   local killed = tonumber(out:match("kill\t(%d+)\ttrue\t9\n"))
   lu.assertNotNil(killed, out)
   lu.assertTrue(S.await_gone(killed))
@@ -684,11 +687,10 @@ end
 function U.test_the_command_of_an_unprivileged_user_forwards_signals_to_another_users_app()
   write_policy("nobody: daemon\n")
   local helper = install_copy()
-  local lua_path, lua_cpath = S.public_tree()
+  local lua_path = S.public_tree()
   local dir = shared_dir()
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
-    "helper_command_forwards_signals_to_another_users_app", lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart", dir)
+  local out = run_child_as_nobody(helper, "helper_command_forwards_signals_to_another_users_app",
+    lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart", dir)
   local pid = tonumber(out:match("^ready\t(%d+)\n"))
   lu.assertNotNil(pid, out)
   started[#started + 1] = pid
@@ -706,11 +708,8 @@ end
 function U.test_a_dropped_start_of_another_users_app_has_it_killed_through_the_helper()
   write_policy("nobody: daemon\n")
   local helper = install_copy()
-  local lua_path, lua_cpath = S.public_tree()
   local dir = shared_dir()
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, env = { LUA_PATH = lua_path,
-    LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
-    "helper_dropped_start_of_another_user", dir)
+  local out = run_child_as_nobody(helper, "helper_dropped_start_of_another_user", dir)
   local pid = tonumber(out:match("^pid\t(%d+)\n"))
   local leader, child = out:match("\ngroup\t(%d+)\t(%d+)\n")
   lu.assertNotNil(pid, out)
