@@ -441,6 +441,45 @@ function TStates.test_a_ready_none_services_ready_timeout_bounds_its_reloads_wai
   S.assert_clean(before)
 end
 
+--- An error in a task ends appstart.run, which ends every app started in
+-- it, and every start under way: a supervisor's services it so ended are
+-- stopped, as sv:stop would have them, never taken for failures (no
+-- backoff, no restart at the next call); sv:up() brings them back.
+function TStates.test_a_failed_run_stops_the_services_it_ended_and_restarts_none()
+  local before = S.snapshot()
+  local rec = recorder()
+  local pidfile = S.tmpname("slow")
+  local sv = supervisor({ services = {
+    up = fd_service { restart = "always" },
+    slow = { argv = { F, "pidfile=" .. pidfile, "pause" }, ready = "fd", ready_timeout = 30, restart = "always",
+      kill_grace = 0.5 },
+  } }, rec)
+  local pids = {}
+  local ok, err = pcall(appstart.run, function()
+    appstart.spawn(function() sv:up() end) -- (slow never gets ready)
+    lu.assertTrue(await(sv, function() return rec.count("up", "ready") == 1 and S.read(pidfile) ~= nil end))
+    pids.up, pids.slow = pid_of(sv, "up"), S.pid_in(pidfile)
+    error("boom", 0)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, "^boom\n.*")
+  lu.assertFalse(S.alive(pids.up), "the run ended the ready service's app")
+  lu.assertTrue(S.await_gone(pids.slow), "and the start under way")
+  -- (another look later: a backoff would have restarted them by then)
+  appstart.sleep(0.3)
+  for _, name in ipairs { "up", "slow" } do
+    lu.assertEquals(sv:status(name).state, "stopped", name)
+    lu.assertEquals(rec.count(name, "backoff"), 0, name .. ": not taken for a failure")
+    lu.assertEquals(rec.count(name, "starting"), 1, name .. ": not started again")
+  end
+  lu.assertEquals(rec.states("up"), { "starting", "ready", "stopped" })
+  -- up again when asked
+  lu.assertTrue(sv:start("up"))
+  lu.assertEquals(sv:status("up").state, "ready")
+  sv:down()
+  S.assert_clean(before)
+end
+
 function TStates.test_in_a_loop_an_app_the_reload_signal_ends_goes_to_its_restart_policy()
   local before = S.snapshot()
   for kind, spec in pairs(hup_killed_services()) do

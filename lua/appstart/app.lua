@@ -663,6 +663,8 @@ function App.end_all(apps)
   for app in pairs(apps) do
     if app._proc and not check(app) then
       list[#list + 1] = app
+      -- (a supervisor's service: stopped by the run, not crashed)
+      app._run_failed = true
       app:kill("TERM")
     end
   end

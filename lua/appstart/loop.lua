@@ -666,6 +666,11 @@ end
 -- pending starts are abandoned), ends every app started in the run that
 -- still runs and was not closed (SIGTERM, SIGKILL after its kill_grace),
 -- and is raised here.
+--- How many runs have failed (an error in a task) in this Lua state: a
+-- supervisor looks at its starts again when this has changed (one that
+-- such a run abandoned says so on no descriptor).
+loop.failed_runs = 0
+
 function loop.run(fn, ...)
   if current then error("appstart.run: a loop is already running", 2) end
   check_function(fn, "appstart.run")
@@ -716,6 +721,7 @@ function loop.run(fn, ...)
     if task.waiting then task.waiting.drop(task.waiting) end
   end
   if not ok or failure then
+    loop.failed_runs = loop.failed_runs + 1
     -- the starts under way, a task's or begun and held by nobody: each is
     -- abandoned (SIGTERM to what it began), then waited for until its app
     -- has ended (SIGKILL after its kill_grace), all at once
@@ -723,6 +729,7 @@ function loop.run(fn, ...)
     for h in pairs(state.starts) do
       if not h.done then
         pending[#pending + 1] = h
+        h._run_failed = true -- (a supervisor's start: stopped, not failed)
         pcall(h.abandon, h)
       end
     end

@@ -152,8 +152,17 @@ end
 
 --- Close the set once nothing is watched and no driver waits on it, so a
 -- supervisor at rest holds no descriptor.
+local function driver_alive(sv)
+  local d = sv._driver
+  if not d then return false end
+  if not d.env.alive() then return false end
+  return not d.co or coroutine.status(d.co) ~= "dead"
+end
+
+-- (a driver whose loop is gone, a failed appstart.run's, holds it no
+-- more)
 local function close_poller(sv)
-  if sv._poller and sv._nwatched == 0 and not sv._driver then
+  if sv._poller and sv._nwatched == 0 and not driver_alive(sv) then
     sv._poller:close()
     sv._poller = false
   end
@@ -305,20 +314,32 @@ local function apply_policy(sv, svc, reason, start_failed)
   transition(sv, svc, "backoff", { pid = pid, [key] = reason, delay = delay })
 end
 
-local function start_failed(sv, svc, err)
+local stopped -- below
+
+-- The failed appstart.run the service's start or app belonged to ended it,
+-- as it ends every app of its own (an error in a task: nobody is left to
+-- stop them): a stop, as sv:stop's, not a failure for the policy to undo.
+local function stopped_by_run(sv, svc, reason, is_err)
+  svc.goal, svc.revive, svc.restart_pending = "down", false, false
+  return stopped(sv, svc, reason, is_err)
+end
+
+local function start_failed(sv, svc, err, h)
+  if h and h._run_failed then return stopped_by_run(sv, svc, err, true) end
   err.service = svc.name
   svc.fail_seq, svc.fail_err = svc.fail_seq + 1, err
   apply_policy(sv, svc, err, true)
 end
 
 local function ended(sv, svc, how)
+  if svc.app._run_failed then return stopped_by_run(sv, svc, how, false) end
   local app = release_app(sv, svc)
   if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
 end
 
 -- A stop the supervisor asked for is over: stopped, no policy.
-local function stopped(sv, svc, reason, is_err)
+function stopped(sv, svc, reason, is_err)
   local pid = svc.pid or nil
   if svc.app then
     local app = release_app(sv, svc)
@@ -393,7 +414,7 @@ function finish_start(sv, svc)
   svc.h = nil
   sv._inflight = sv._inflight - 1
   if h.app then return fire(sv, svc, "started", h.app) end
-  fire(sv, svc, "start_failed", h.err)
+  fire(sv, svc, "start_failed", h.err, h)
 end
 
 local function started(sv, svc, app)
@@ -639,13 +660,6 @@ local function reconcile(sv)
   end
 end
 
-local function driver_alive(sv)
-  local d = sv._driver
-  if not d then return false end
-  if not d.env.alive() then return false end
-  return not d.co or coroutine.status(d.co) ~= "dead"
-end
-
 -- The body of advance: descriptors, deadlines, then the graph until it
 -- settles.
 local function advance_body(sv)
@@ -668,6 +682,14 @@ local function advance_body(sv)
       if svc.wake <= t or sv._probed[svc] then due_now[#due_now + 1] = svc end
     end
     for _, svc in ipairs(due_now) do poke(sv, svc, false) end
+  end
+  -- starts that a failed appstart.run abandoned (it ends what it began)
+  -- say so on no descriptor: looked at once such a run has failed
+  if sv._failed_runs ~= loop.failed_runs then
+    sv._failed_runs = loop.failed_runs
+    for _, svc in ipairs(sv._order) do
+      if svc.h and svc.h.done then finish_start(sv, svc) end
+    end
   end
   for _ = 1, 4 * #sv._order + 8 do
     sv._dirty = false
@@ -863,7 +885,8 @@ function M.new(spec, level)
     _parallel = own.parallel, _on_event = own.on_event or false, _user_log = own.log or false,
     _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
-    _inflight = 0, _nactive = 0, _round = 0, _busy = false, _dirty = false, _changed = false, _rewake = false,
+    _inflight = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
+    _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false,
   }, Supervisor)
   local cfgs, names = {}, {}
