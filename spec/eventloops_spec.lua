@@ -316,6 +316,39 @@ for _, context in ipairs { "run", "cqueues", "luv" } do
   end
 end
 
+--- w:stop() calls fn(pid, "stopped") from within itself, in every
+-- context: before it returns, once.
+for _, context in ipairs { "plain", "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_watch_stop_calls_its_function_from_within_itself"] = function()
+    luv_warm(context)
+    local before = S.snapshot()
+    local app = assert(appstart.start { argv = { F, "line=3:w", "pause" }, ready = "fd" })
+    local order = {}
+    local function scenario()
+      local w = appstart.watch(app.pid, function(_, why) order[#order + 1] = why end)
+      w:stop()
+      order[#order + 1] = "returned"
+    end
+    if context == "plain" then
+      scenario()
+    elseif context == "run" then
+      appstart.run(scenario)
+    elseif context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(scenario)
+      assert(cq:loop(10))
+    else
+      require "appstart.luv"
+      coroutine.wrap(scenario)()
+      require("luv").run()
+    end
+    lu.assertEquals(order, { "stopped", "returned" }, context)
+    lu.assertEquals(app:terminate(1).signal, 15)
+    collectgarbage()
+    S.assert_clean(before)
+  end
+end
+
 -- libuv's timers count from the time its loop last woke: a wait after
 -- some work in the same pass must not end early by that work's time.
 function TL.test_a_sleep_after_work_in_the_same_pass_is_not_cut_short()

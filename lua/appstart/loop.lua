@@ -416,6 +416,16 @@ function loop.callback(report, fn, ...)
   guarded(report, fn, ...)
 end
 
+--- A callback of the user's that a call of the user's runs (w:stop()'s
+-- "stopped"): now, from within that call, in every loop. Outside any loop
+-- an error it raises is reported, as loop.callback's are (so that w:stop
+-- behaves as it always has there); inside one it escapes from the call,
+-- into the caller's task or coroutine, as any error of the caller's does.
+function loop.callback_now(report, fn, ...)
+  if current or active_backend() then return fn(...) end
+  guarded(report, fn, ...)
+end
+
 -------------------------------------------------------------------------------
 -- waiting
 
