@@ -564,6 +564,12 @@ function TR.test_an_unknown_reload_signal_raises()
   local ok, err = pcall(require("appstart").start, { argv = { F }, reload_signal = "NOPE" })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "field 'reload_signal': unknown signal 'NOPE'")
+  -- signal 0 is no signal: app:reload() would do nothing, silently
+  local marker = S.tmpname("spawned")
+  ok, err = pcall(require("appstart").start, { argv = { F, "pidfile=" .. marker }, reload_signal = 0 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'reload_signal': signal 0 sends nothing")
+  lu.assertNil(S.read(marker), "nothing was spawned")
 end
 
 -------------------------------------------------------------------------------

@@ -158,7 +158,10 @@ local function cgroup_path(value)
 end
 
 local function signal(value)
-  if not pcall(core.signum, value) then return "unknown signal '" .. tostring(value) .. "'" end
+  local ok, n = pcall(core.signum, value)
+  if not ok then return "unknown signal '" .. tostring(value) .. "'" end
+  -- (signal 0 only asks whether the process is there: a reload would do nothing)
+  if n == 0 then return "signal 0 sends nothing" end
 end
 
 local function enum(...)
