@@ -671,16 +671,16 @@ end
 -------------------------------------------------------------------------------
 -- run
 
---- Run fn(...) as the first task of a loop; return when it and every task
--- spawned meanwhile are done. An error in any task closes the others (their
--- pending starts are abandoned), ends every app started in the run that
--- still runs and was not closed (SIGTERM, SIGKILL after its kill_grace),
--- and is raised here.
 --- How many runs have failed (an error in a task) in this Lua state: a
 -- supervisor looks at its starts again when this has changed (one that
 -- such a run abandoned says so on no descriptor).
 loop.failed_runs = 0
 
+--- Run fn(...) as the first task of a loop; return when it and every task
+-- spawned meanwhile are done. An error in any task closes the others (their
+-- pending starts are abandoned), ends every app started in the run that
+-- still runs and was not closed (SIGTERM, SIGKILL after its kill_grace),
+-- and is raised here.
 function loop.run(fn, ...)
   if current then error("appstart.run: a loop is already running", 2) end
   check_function(fn, "appstart.run")

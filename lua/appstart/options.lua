@@ -284,9 +284,6 @@ local function type_names(types)
   return table.concat(names, "|")
 end
 
---- What is wrong with opts, as (field, message), or nil when nothing is
--- (field "" when opts is no table at all). Also looks `user` and `group`
--- up (a name with no entry is a mistake).
 -- Who a path names, so that two names of one file ("log", "./log",
 -- "/dir/log", a link to it) are one: the file's device and inode, or, for
 -- a file not made yet, its directory's and its last part; else the path
@@ -300,6 +297,9 @@ local function file_identity(name)
   return dir_id and (dir_id .. "/" .. base) or name
 end
 
+--- What is wrong with opts, as (field, message), or nil when nothing is
+-- (field "" when opts is no table at all). Also looks `user` and `group`
+-- up (a name with no entry is a mistake).
 function options.check(opts)
   if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
   for k, v in next, opts do

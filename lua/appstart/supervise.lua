@@ -3,7 +3,8 @@
 -- FILE.lua returns the table given to appstart.supervisor. The command
 -- brings every service up and supervises until SIGTERM or SIGINT (then
 -- sv:down(), exit 0), or another signal that would end it (SIGPIPE from a
--- reader of --json gone, SIGQUIT, SIGUSR1...: sv:down(), exit 128+N). SIGHUP reads the file again and applies the
+-- reader of --json gone, SIGQUIT, SIGUSR1...: sv:down(), exit 128+N).
+-- SIGHUP reads the file again and applies the
 -- difference: new services are started, removed ones stopped, changed ones
 -- restarted with their new spec. Each event is a line on stderr, or with
 -- --json one JSON object on stdout. Under a supervisor of its own

@@ -150,8 +150,6 @@ local function poller_fd(sv)
   return sv._nwatched > 0 and sv._poller:fd() or nil
 end
 
---- Close the set once nothing is watched and no driver waits on it, so a
--- supervisor at rest holds no descriptor.
 local function driver_alive(sv)
   local d = sv._driver
   if not d then return false end
@@ -159,8 +157,9 @@ local function driver_alive(sv)
   return not d.co or coroutine.status(d.co) ~= "dead"
 end
 
--- (a driver whose loop is gone, a failed appstart.run's, holds it no
--- more)
+--- Close the set once nothing is watched and no driver waits on it, so a
+-- supervisor at rest holds no descriptor (a driver whose loop is gone, a
+-- failed appstart.run's, waits on it no more).
 local function close_poller(sv)
   if sv._poller and sv._nwatched == 0 and not driver_alive(sv) then
     sv._poller:close()
