@@ -93,18 +93,15 @@ static int random_name(char *out, size_t count)
 #define NOTIFY_DIR_PREFIX "appstart."
 #define NOTIFY_NAME "notify"
 
-/* Remove name (a directory of ours holding at most the socket) from the
- * directory at basefd, through descriptors; with want_dev/want_ino it must
- * be that very directory. */
-static void remove_notify_dir(int basefd, const char *name, const dev_t *want_dev,
-                              const ino_t *want_ino)
+/* Remove name (a stale directory of ours holding at most the socket) from
+ * the directory at basefd, through descriptors. */
+static void remove_notify_dir(int basefd, const char *name)
 {
     int dfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         return;
     struct stat st;
-    if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() &&
-        (!want_dev || (st.st_dev == *want_dev && st.st_ino == *want_ino))) {
+    if (fstat(dfd, &st) == 0 && st.st_uid == geteuid()) {
         (void)unlinkat(dfd, NOTIFY_NAME, 0);
         (void)unlinkat(basefd, name, AT_REMOVEDIR);
     }
@@ -167,7 +164,7 @@ static void remove_stale_dirs(const char *base)
                 sizeof sock ||
             socket_alive(sock))
             continue;
-        remove_notify_dir(dirfd(d), name, NULL, NULL);
+        remove_notify_dir(dirfd(d), name);
     }
     closedir(d);
 }
