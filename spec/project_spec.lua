@@ -41,4 +41,21 @@ function T.test_the_readme_needs_nothing_a_user_does_not_get()
   end
 end
 
+--- The specs' temporary directory (support.lua, one per process that loads
+-- it: each run, each bench worker) goes when the process ends, whether its
+-- script ends, raises or calls os.exit(code, true).
+function T.test_a_runs_temporary_directory_is_removed_when_it_ends()
+  for _, ending in ipairs { "", "error('raised')", "os.exit(3, true)" } do
+    local p = io.popen("lua5.4 -e " .. S.shell_quote("local S = require 'support'; print(S.tmpdir); io.stdout:flush(); "
+      .. ending) .. " 2>/dev/null")
+    local dir = p:read("l")
+    p:close()
+    lu.assertStrMatches(dir, "/tmp/appstart%-spec%.[%w]+")
+    lu.assertNotEquals(dir, S.tmpdir)
+    lu.assertNil(io.open(dir .. "/bin/fixture"), ending)
+    lu.assertFalse(os.rename(dir, dir) or false, dir .. " is left after " .. (ending ~= "" and ending or "the end"))
+  end
+  lu.assertNotNil(io.open(S.fixture), "this run's own directory is there while it runs")
+end
+
 return { TestProject = T }

@@ -177,6 +177,6 @@ if math.abs(growth) > 0.10 then failures[#failures + 1] = "VmRSS moved more than
 
 if #failures > 0 then
   print("soak: FAILED\n  " .. table.concat(failures, "\n  "))
-  os.exit(1)
+  os.exit(1, true)
 end
 print("soak: ok")

@@ -1539,7 +1539,16 @@ function TReadme.test_the_readmes_example_runs_as_it_is()
   local f = assert(io.open(path, "w"))
   f:write(example)
   f:close()
+  -- os.tmpname() names /tmp/lua_XXXXXX whatever TMPDIR says
+  local function tmpnames()
+    local names, p = {}, io.popen("ls -d /tmp/lua_* 2>/dev/null")
+    for name in p:lines() do names[name] = true end
+    p:close()
+    return names
+  end
+  local names = tmpnames()
   local out = S.run_child({}, path)
+  for name in pairs(tmpnames()) do lu.assertTrue(names[name], "the example left " .. name) end
   local lines = S.lines(out)
   -- each event a line: name, state, pid, how or err, delay
   local states = {}

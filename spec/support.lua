@@ -20,6 +20,13 @@ do
   local p = io.popen("d=$(mktemp -d /tmp/appstart-spec.XXXXXX) && chmod 755 \"$d\" && echo \"$d\"")
   S.tmpdir = assert(p:read("l"), "cannot make a temporary directory")
   p:close()
+  -- removed with everything in it when the Lua state closes (the end of
+  -- the script, or os.exit(code, true)): each run, and each bench worker,
+  -- made one, and /tmp may be memory
+  local dir, owner = S.tmpdir, core.pid()
+  S.tmpdir_guard = setmetatable({}, { __gc = function()
+    if core.pid() == owner then os.execute("rm -rf -- '" .. dir .. "'") end
+  end })
 end
 
 --- The fixture, copied to S.tmpdir/bin: a checkout may live where other

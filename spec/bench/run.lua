@@ -1301,6 +1301,6 @@ else
   if tmp_out then os.remove(tmp_out) end
   if not ok then
     io.stderr:write("bench: ", tostring(err), "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
 end
