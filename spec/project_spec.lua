@@ -46,8 +46,8 @@ end
 -- script ends, raises or calls os.exit(code, true).
 function T.test_a_runs_temporary_directory_is_removed_when_it_ends()
   for _, ending in ipairs { "", "error('raised')", "os.exit(3, true)" } do
-    local p = io.popen("lua5.4 -e " .. S.shell_quote("local S = require 'support'; print(S.tmpdir); io.stdout:flush(); "
-      .. ending) .. " 2>/dev/null")
+    local p = io.popen("sh -c " .. S.shell_quote(S.san_prefix .. 'exec lua5.4 -e "$0"') .. " "
+      .. S.shell_quote("local S = require 'support'; print(S.tmpdir); io.stdout:flush(); " .. ending) .. " 2>/dev/null")
     local dir = p:read("l")
     p:close()
     lu.assertStrMatches(dir, "/tmp/appstart%-spec%.[%w]+")
