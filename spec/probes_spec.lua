@@ -221,6 +221,40 @@ function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   lu.assertFalse(S.alive(S.pid_in(mark)))
 end
 
+-- Each run is given up probe_timeout after it began, though the next try
+-- comes later: with probe_interval 4 s the tries back off to 0.5, 1, 2 s
+-- apart, and a run left until the next try lived that long. A task looks
+-- every 20 ms at which command runs (the pid it wrote) and since when.
+function T.test_each_exec_probe_run_ends_at_probe_timeout_when_probe_interval_is_longer()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local mark = S.tmpname("run")
+  local seen, err, done = {}, nil, false
+  appstart.run(function()
+    appstart.spawn(function()
+      local _, e = start { ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,
+        probe_interval = 4, ready_timeout = 4, argv = { F, "pause" } }
+      err, done = e, true
+    end)
+    while not done do
+      local pid = tonumber(S.read(mark) or "")
+      if pid and S.alive(pid) then
+        local t = now()
+        seen[pid] = seen[pid] or { first = t }
+        seen[pid].last = t
+      end
+      appstart.sleep(0.02)
+    end
+  end)
+  lu.assertEquals(err and err.code, "timeout")
+  lu.assertStrContains(err.message, "no answer within probe_timeout (0.2 s)")
+  local runs, longest = 0, 0
+  for _, r in pairs(seen) do runs, longest = runs + 1, math.max(longest, r.last - r.first) end
+  lu.assertTrue(runs >= 5, runs .. " runs seen")
+  lu.assertTrue(longest < 0.6, string.format("a run lived %.2f s", longest))
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_cannot_run_fails_the_start_at_once()
   local err = fail_within({ ready = { exec = { "/nonexistent/probe" } }, ready_timeout = 30,
     argv = { F, "pause" } }, "protocol", 2)

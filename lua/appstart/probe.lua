@@ -73,9 +73,12 @@ end
 --- When the next try is due (core.now() clock). While a check function
 -- runs in a task of its own, it wakes the start when it returns (p.wake):
 -- the start looks at it every probe_interval all the same, for whoever
--- steps it without waiting on it.
+-- steps it without waiting on it. A try under way (a connection, a
+-- command) is given up when its probe_timeout ends, though the next try
+-- would come later (probe_interval may be the longer).
 function Probe:next_at()
   if self.pending_kind == "check" then return now() + self.max end
+  if self.pending then return math.min(self.at, self.pending_until) end
   return self.at
 end
 
