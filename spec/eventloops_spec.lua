@@ -412,6 +412,13 @@ function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on
   lu.assertTrue(ok, out)
   lu.assertStrContains(out, "bug in on_exit")
   lu.assertStrContains(out, "bug in a watch callback")
+  -- what an error quotes of the app's output is escaped; a value no
+  -- tostring can show is said to be one (its tostring raised there)
+  lu.assertStrContains(out, "not JSON: \\x1b]0;owned\\x07\n")
+  lu.assertStrContains(out, "on_output raised an error that cannot be shown: '__tostring' must return a string\n")
+  lu.assertStrContains(out, "on_exit raised an error that cannot be shown: ")
+  lu.assertStrContains(out, "no text\n")
+  lu.assertNil(out:find("\27", 1, true), "an escape reached the log")
   lu.assertStrContains(out, "held: ready")
   lu.assertStrContains(out, "uv.run returned, children: \n")
 end

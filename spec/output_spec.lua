@@ -299,6 +299,24 @@ function TC.test_an_on_output_that_raises_is_logged_and_reading_goes_on()
   lu.assertStrContains(table.concat(logged, "\n"), "no l2 here")
 end
 
+-- What no tostring can show (a __tostring that returns a table) is said
+-- to be so: app:wait() does not raise it, and every line still comes.
+function TC.test_an_on_output_that_raises_what_cannot_be_shown_is_logged_and_reading_goes_on()
+  local logged, log = S.recorder()
+  local n = 0
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:3:l", "exit=0" }, ready = "fd",
+    stdout = "capture", log = log,
+    on_output = function()
+      n = n + 1
+      error(setmetatable({}, { __tostring = function() return {} end }))
+    end })
+  lu.assertEquals(app:wait(), { code = 0 })
+  app:close()
+  lu.assertEquals(n, 3)
+  lu.assertStrContains(table.concat(logged, "\n"),
+    "on_output raised an error that cannot be shown: '__tostring' must return a string")
+end
+
 function TC.test_a_failed_start_carries_the_last_lines_and_tostring_shows_them()
   local before = S.snapshot()
   local app, err = appstart.start { argv = { F, "lines=1:30:starting ", "line=2:fatal: no config", "exit=1" },

@@ -213,7 +213,7 @@ local function ended(app, how, settled)
     -- outside a loop it runs in whatever call looked: an error it raises
     -- is logged there, never raised from that unrelated call
     loop.callback(function(err)
-      app._log("error", string.format("%s: on_exit raised %s", app._program, err))
+      app._log("error", string.format("%s: on_exit raised %s", app._program, log.raised(err)))
     end, on_exit, app, how)
   end
 end
@@ -265,7 +265,7 @@ end
 -- the life after ready
 
 local function report(app, what)
-  return function(err) app._log("error", format("%s: %s raised %s", app._program, what, err)) end
+  return function(err) app._log("error", format("%s: %s raised %s", app._program, what, log.raised(err))) end
 end
 
 -- A line about what the app sent: once a second at most for each kind.

@@ -46,8 +46,30 @@ end
 -- written as \xHH, the C1 ones too (U+0080 to U+009F in UTF-8: a UTF-8
 -- terminal reads U+009B as CSI, as it reads ESC [).
 local function hex(c) return string.format("\\x%02x", c:byte()) end
+local function c1(c) return hex(c) .. hex(c:sub(2)) end
 function log.printable(text)
-  return (text:gsub("%c", hex):gsub("\xC2[\x80-\x9F]", function(c) return hex(c) .. hex(c:sub(2)) end))
+  return (text:gsub("%c", hex):gsub("\xC2[\x80-\x9F]", c1))
+end
+
+--- tostring(value), never raising: nil, why where the value's __tostring
+-- raises or returns no string (what a callback of the user's raised may
+-- be any value).
+function log.text(value)
+  if type(value) == "string" then return value end
+  local ok, s = pcall(tostring, value)
+  if ok then return s end
+  local shown, why = pcall(tostring, s)
+  return nil, shown and why or "its error cannot be shown either"
+end
+
+--- What a callback of the user's raised, as text for a log: never
+-- raising, and with control characters escaped as printable does, but
+-- for the newlines and tabs of a traceback (the error may quote what an
+-- app sent: a line of its output).
+function log.raised(value)
+  local s, why = log.text(value)
+  if not s then return "an error that cannot be shown: " .. why end
+  return (s:gsub("[\0-\8\11-\31\127]", hex):gsub("\xC2[\x80-\x9F]", c1))
 end
 
 --- logger(level, text), at most once a second for each `key` of `state`

@@ -71,7 +71,7 @@ function Out:drain(stream, chunks, in_listener, until_)
     if not ok then error(status, 0) end
     if status == "error" then
       log.limited(self.limits, "on_output", self.log, "error",
-        string.format("%s: on_output raised %s", self.program, tostring(e)))
+        string.format("%s: on_output raised %s", self.program, log.raised(e)))
       -- the lines after it come next, within what is left of the budget
       -- (once spent, those of the chunk read are handed over, no more
       -- read: an app that writes as fast as it can cannot hold the loop)

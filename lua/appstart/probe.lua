@@ -23,6 +23,7 @@
 -- until they are gone (p:settled()).
 local App = require "appstart.app"
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
 
@@ -256,25 +257,16 @@ function tries.exec(p)
   return false
 end
 
--- tostring(value), or nil, why where that raises (a __tostring of the
--- user's that raises, or returns no string)
-local function text(value)
-  local ok, s = pcall(tostring, value)
-  if ok then return s end
-  local shown, why = pcall(tostring, s)
-  return nil, shown and why or "its error cannot be shown either"
-end
-
 -- What a check function's call came to: as for Probe:try.
 local function verdict(p, ok, result, why)
   if not ok then
-    local message, bad = text(result)
+    local message, bad = log.text(result)
     return nil, "the check function raised " .. (message or ("an error that cannot be shown: " .. bad))
   end
   if result then return true end
   -- nil, why: what the last try saw, for a timeout's message
   if why ~= nil then
-    local message, bad = text(why)
+    local message, bad = log.text(why)
     if not message then
       return nil, "the check function returned a reason that cannot be shown: " .. bad
     end

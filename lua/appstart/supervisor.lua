@@ -60,7 +60,7 @@ end
 local function safe_logger(user)
   return function(level, message)
     local ok, err = pcall(user, level, message)
-    if not ok then log.default("error", "a log function raised " .. tostring(err)) end
+    if not ok then log.default("error", "a log function raised " .. log.raised(err)) end
   end
 end
 
@@ -82,7 +82,7 @@ local function run_queued(sv)
     q[q.first], q.first = nil, q.first + 1
     local svc, what = item[1], item[2]
     local ok, err = xpcall(item[3], debug.traceback, table.unpack(item, 4, item.n))
-    if not ok then say(svc, "error", "%s raised %s", what, err) end
+    if not ok then say(svc, "error", "%s raised %s", what, log.raised(err)) end
   end
 end
 
@@ -848,7 +848,7 @@ local function add_service(sv, name, cfg)
     if type(v) == "function" and k ~= "log" and k ~= "on_status" then
       opts[k] = function(...)
         local ok, err = xpcall(v, debug.traceback, ...)
-        if not ok then say(svc, "error", "%s raised %s", k, err) end
+        if not ok then say(svc, "error", "%s raised %s", k, log.raised(err)) end
       end
     end
   end

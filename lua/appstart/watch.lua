@@ -17,7 +17,7 @@ local function watch_end(w, why)
   loop.unwatch(w._watch)
   w._watch = nil
   if w._proc then loop.close_process(w._proc); w._proc = nil end
-  local function report(err) log.default("error", "watch of pid " .. w.pid .. ": callback raised " .. err) end
+  local function report(err) log.default("error", "watch of pid " .. w.pid .. ": callback raised " .. log.raised(err)) end
   -- "stopped" from within w:stop(), in a loop too; "exited" from the loop
   if why == "stopped" then return loop.callback_now(report, w._fn, w.pid, why) end
   loop.callback(report, w._fn, w.pid, why)
