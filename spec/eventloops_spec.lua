@@ -50,6 +50,34 @@ function TC.test_start_and_wait_yield_to_cqueues_while_a_timer_ticks()
   S.assert_clean(before)
 end
 
+-- Two coroutines wait on one app, a third with a timeout: when that
+-- third's wait ends, the two others go on waiting without a spin (each
+-- wait, ending, took the app's pidfd out of the controller's poll set,
+-- which woke the other, which polled again and did the same: the CPU of
+-- a busy loop until the app exited).
+function TC.test_waits_on_one_app_end_without_waking_each_other()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local hows, cpu, wall = {}, nil, nil
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=1", "exit=4" }, ready = "fd" })
+    local c0, t0 = os.clock(), S.core.now()
+    for i, timeout in ipairs { false, false, 0.1 } do
+      cq:wrap(function() hows[i] = app:wait(timeout or nil) or "timeout" end)
+    end
+    while not (hows[1] and hows[2]) do cqueues.sleep(0.05) end
+    cpu, wall = os.clock() - c0, S.core.now() - t0
+    app:close()
+  end)
+  assert(cq:loop())
+  lu.assertEquals(hows, { { code = 4 }, { code = 4 }, "timeout" })
+  lu.assertTrue(cpu < wall / 4, string.format("%.2f s of CPU over the %.2f s of the waits", cpu, wall))
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TC.test_many_starts_at_once_in_one_controller()
   local cqueues = require "cqueues"
   local cq = cqueues.new()

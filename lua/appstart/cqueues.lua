@@ -59,9 +59,12 @@ function B.wait(fd, deadline)
   if polling[fd] == set and not next(set) then polling[fd] = nil end
   -- cqueues keeps a descriptor in its poll set after the wait; appstart
   -- may close it next (a start's channels), so take it out now (unless
-  -- released: it may be closed, its number another's, by now)
+  -- released: it may be closed, its number another's, by now). Not while
+  -- another wait polls it: that would wake the other, whose wait would go
+  -- on and, ending its poll, wake this one's next, and so on (a spin); the
+  -- last wait to leave takes it out, or its release does.
   if obj.released then return true end
-  cqueues.cancel(fd)
+  if not polling[fd] then cqueues.cancel(fd) end
   if task and task.cancelled and ready ~= obj then return nil, "cancelled" end
   return ready == obj
 end
