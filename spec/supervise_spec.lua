@@ -349,6 +349,38 @@ function TC.test_a_reload_before_every_service_is_up_does_not_say_ready()
   S.assert_clean(before)
 end
 
+-- SIGTERM, or a SIGHUP that replaces a service, while a service still
+-- comes up: its start ends ("stopped"), which is no failure to report.
+function TC.test_a_stop_or_reload_during_the_first_start_is_not_said_to_be_a_failure()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  for _, how in ipairs { "TERM", "HUP" } do
+    local dir, file = supervise_dir()
+    local function services(slow)
+      write(file, string.format("local F = %q\nreturn { services = {\n"
+        .. "  a = { argv = { F, 'sleep=%s', 'notify=READY=1', 'pause' } },\n"
+        .. "  b = { argv = { F, 'pidfile=%s/b', 'notify=READY=1', 'pause' } },\n} }\n", F, slow, dir))
+    end
+    services(3)
+    local err = dir .. "/stderr"
+    appstart.run(function()
+      local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
+        log = S.quiet })
+      S.pid_in(dir .. "/b") -- b is up: the command runs its loop, a still comes up
+      if how == "HUP" then
+        services(0) -- a changed: replaced, and up at once
+        assert(app:kill("HUP"))
+        lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("a: ready") end), how)
+      end
+      lu.assertEquals(app:terminate(10), { code = 0 }, how)
+    end)
+    local said = S.read(err)
+    lu.assertStrContains(said, "a: stopped", how)
+    lu.assertNil(said:find("not every service came up", 1, true), said)
+  end
+  S.assert_clean(before)
+end
+
 function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -1506,6 +1506,35 @@ function TDrivers.test_a_task_cancelled_while_it_waits_gets_cancelled_and_the_st
   S.assert_clean(before)
 end
 
+-- sv:remove's wait for the stop, cancelled: the service is not forgotten
+-- (it was, the app still stopping: nothing escalated to SIGKILL, and
+-- sv:down and the run waited for it for ever); its stop goes on.
+function TDrivers.test_a_remove_cancelled_while_the_service_stops_keeps_it_and_its_stop_goes_on()
+  local before = S.snapshot()
+  local sv = supervisor { services = { x = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd",
+    kill_grace = 0.5 } } }
+  local pid, ok, err, downed
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    pid = sv:status("x").pid
+    local task = appstart.spawn(function() ok, err = sv:remove("x") end)
+    appstart.sleep(0.1)
+    lu.assertEquals(sv:status("x").state, "stopping")
+    task:cancel()
+    lu.assertTrue(S.await_with_sleep(function() return err ~= nil end))
+    lu.assertEquals(sv:status("x").state, "stopping", "still known, still stopping")
+    downed = sv:down()
+    lu.assertEquals(sv:status("x").state, "stopped")
+    lu.assertEquals(sv:remove("x"), true)
+  end)
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "cancelled")
+  lu.assertEquals(downed, true)
+  lu.assertFalse(S.alive(pid), "the SIGKILL after kill_grace ended it")
+  lu.assertEquals(tostring(sv), "appstart.supervisor(0 services)")
+  S.assert_clean(before)
+end
+
 function TDrivers.test_two_tasks_waiting_on_one_supervisor()
   local before = S.snapshot()
   local rec = recorder()

@@ -367,7 +367,9 @@ function M.run(o, spec, command)
     end
     appstart.spawn(function()
       local up, e = sv:up()
-      if not up and not o.quiet and not o.json then
+      -- (not for a service the command stopped: it stops, or a reload
+      -- replaced or removed that service, and starts what replaced it)
+      if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then
         io.stderr:write("appstart: not every service came up: ", tostring(e), "\n")
       end
     end)

@@ -1139,7 +1139,9 @@ end
 
 --- Stop a service and forget it; its name may then be added again. Raises
 -- when another service names it in needs or after (remove that one first).
--- @return true
+-- @return true, or nil, err when the wait for its stop was cancelled: it
+-- is not forgotten then (its stop goes on, under the supervisor, as a
+-- cancelled sv:stop's does), and may be removed again
 function Supervisor:remove(name)
   local svc = service_of(self, name, "sv:remove", 2)
   local users = {}
@@ -1150,8 +1152,9 @@ function Supervisor:remove(name)
       table.concat(users, ", "), #users > 1 and "them" or "it"), 2)
   end
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
-  drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil, true end)
+  local down, err = drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil, true end)
   if self._services[name] ~= svc then return true end -- removed meanwhile
+  if not down then return nil, err end
   release_app(self, svc)
   for _, list in ipairs { svc.needs, svc.after } do
     for _, dep in ipairs(list) do
