@@ -255,6 +255,34 @@ function T.test_each_exec_probe_run_ends_at_probe_timeout_when_probe_interval_is
   S.assert_clean(before)
 end
 
+-- A start dropped (never closed, collected) while its exec probe's
+-- command runs: the app is killed by the start's finalizer, and the
+-- command (and what it forked into its group) by the probe's; the command
+-- ran on for ever.
+function T.test_a_start_dropped_while_its_exec_probe_runs_leaves_no_command_behind()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local app_file, probe_file = S.tmpname("app"), S.tmpname("probe")
+  local h = appstart.begin { argv = { F, "pidfile=" .. app_file, "pause" }, ready_timeout = 30, log = S.quiet,
+    ready = { exec = { F, "pidfile=" .. probe_file, "fork", "pause", "|", "pause" } }, probe_timeout = 20 }
+  local deadline = now() + 5
+  while not S.read(probe_file) and now() < deadline do
+    lu.assertFalse(h:step())
+    core.wait_readable(h:pollfd() or -1, 0.01)
+  end
+  local app_pid, probe_pid = S.pid_in(app_file), S.pid_in(probe_file)
+  h = nil -- luacheck: ignore
+  collectgarbage()
+  collectgarbage()
+  lu.assertTrue(S.await_with_sleep(function()
+    S.testing.reap()
+    return #S.children() == 0
+  end), "the dropped start left children")
+  lu.assertFalse(S.alive(app_pid))
+  lu.assertFalse(S.alive(probe_pid), "the probe's command runs on")
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_cannot_run_fails_the_start_at_once()
   local err = fail_within({ ready = { exec = { "/nonexistent/probe" } }, ready_timeout = 30,
     argv = { F, "pause" } }, "protocol", 2)

@@ -38,6 +38,24 @@ Probe.__index = Probe
 
 local FIRST = 0.001 -- the first interval, doubled up to probe_interval
 
+-- A command dropped with its start (a start never closed, collected):
+-- it, or what it left in its group, gets SIGKILL, as the start's own app
+-- does (reaped later, by pid). Its guard is made after its process, so
+-- that the guard's finalizer runs first (Lua runs them newest first),
+-- while the process can still be signalled; it only signals (a finalizer
+-- runs at any allocation, in the middle of anything).
+local Guard = { __gc = function(g)
+  local app = g.app
+  local proc = app and (app._proc or App.leftover(app))
+  if proc then proc:signal("KILL") end
+end }
+
+-- The command is gone, or let go of: its guard has nothing to do.
+local function close_command(app)
+  if app._probe_guard then app._probe_guard.app = false end
+  app:close()
+end
+
 --- A probe for opts.ready (a table, checked by appstart.options).
 -- @param start_wall core.realtime() when the start began (the file probe
 -- wants a file modified after it)
@@ -125,7 +143,7 @@ end
 -- Its process, and so its descriptors, go with them.
 local function let_go(p, app)
   local rest = App.leftover(app)
-  if not rest then return app:close() end
+  if not rest then return close_command(app) end
   rest:signal("KILL")
   p.dying = p.dying or {}
   p.dying[#p.dying + 1] = app
@@ -143,7 +161,7 @@ local function command_gone(app)
     end
     App.leftover_gone(app)
   end
-  app:close()
+  close_command(app)
   return true
 end
 
@@ -244,6 +262,7 @@ function tries.exec(p)
       return false
     end
     p.pending, p.pending_kind = h.app, "app"
+    h.app._probe_guard = setmetatable({ app = h.app }, Guard)
     watch(p, h.app)
   end
   local app = p.pending
@@ -386,7 +405,7 @@ function Probe:drop()
         rest:signal("KILL")
         App.leftover_gone(d)
       end
-      d:close()
+      close_command(d)
     end
   end
   self.dying = false
