@@ -295,6 +295,10 @@ function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_er
   assert(io.open(dir .. "/log", "w")):close()
   assert(os.execute("ln -s log " .. dir .. "/link"))
   usage_errors({ case(dir .. "/log", dir .. "/./log"), case(dir .. "/link", dir .. "/log") }, true)
+  -- a plain file for stdout, the same rotated for stderr
+  usage_errors({ { { "--watch", "--ready=none", "--stdout=" .. dir .. "/log", "--stderr=file:" .. dir .. "/./log:100",
+    "--", F, "pidfile=" .. marker }, "option '--stderr': the same file as stdout's, which the app appends to itself:"
+    .. " the launcher cannot rotate it (give the file, to rotate, as stdout, and --stderr=stdout)" } }, true)
   lu.assertNil(S.read(marker), "nothing was started")
   S.assert_clean(before)
 end

@@ -504,6 +504,30 @@ function TF.test_stdout_and_stderr_naming_one_file_two_ways_is_an_argument_error
   S.assert_clean(before)
 end
 
+-- A file the launcher rotates named by the other stream as a plain path
+-- too (which the app appends to itself): the app's own lines followed the
+-- file into app.log.1, past max_bytes. An argument error, either way round.
+function TF.test_a_rotated_file_that_the_other_stream_names_as_a_path_is_an_argument_error()
+  local before = S.snapshot()
+  local dir = S.tmpname("mixed")
+  assert(os.execute("mkdir " .. dir))
+  local marker = S.tmpname("spawned")
+  local rotated = { file = dir .. "/app.log", max_bytes = 50, keep = 2 }
+  for _, case in ipairs {
+    { rotated, dir .. "/./app.log", "the same file as stdout's: use stderr = 'stdout'" },
+    { dir .. "/app.log", rotated, "the same file as stdout's, which the app appends to itself: the launcher"
+      .. " cannot rotate it (give the file, to rotate, as stdout, and stderr = 'stdout')" },
+  } do
+    local ok, e = pcall(appstart.start, { argv = { F, "pidfile=" .. marker }, ready = "none",
+      stdout = case[1], stderr = case[2] })
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "appstart.start: field 'stderr': " .. case[3])
+  end
+  lu.assertNil(S.read(marker), "nothing was spawned")
+  lu.assertNil(S.read(dir .. "/app.log"), "nothing was opened")
+  S.assert_clean(before)
+end
+
 -- Bytes a file could not take (its rotation fails: NAME.1 is a directory)
 -- are logged as the app runs, not only once something reads the ring, and
 -- those not logged yet at app:close() are logged then.

@@ -277,6 +277,14 @@ local function read_by_launcher(value)
   return type(value) == "table" or value == "capture" or value == "syslog"
 end
 
+-- The file a stdout or stderr value names, or nil (a table's, or a path:
+-- a string that is none of the words).
+local STDIO_WORDS = { inherit = true, null = true, capture = true, syslog = true, stdout = true }
+local function file_of(value)
+  if type(value) == "table" then return value.file end
+  if type(value) == "string" and not STDIO_WORDS[value] then return value end
+end
+
 local function type_names(types)
   local names = {}
   for t in pairs(types) do names[#names + 1] = t end
@@ -374,9 +382,14 @@ function options.check(opts)
     and opts.stdout ~= "syslog" then
     return "stderr", "'stdout' needs stdout = 'capture', 'syslog' or {file = ...} (what the launcher reads)"
   end
-  if type(opts.stdout) == "table" and type(opts.stderr) == "table"
-    and file_identity(opts.stdout.file) == file_identity(opts.stderr.file) then
-    return "stderr", "the same file as stdout's: use stderr = 'stdout'"
+  -- a file the launcher rotates cannot be written by another writer too
+  -- (the other's lines would follow it into PATH.1, past max_bytes)
+  local out_file, err_file = file_of(opts.stdout), file_of(opts.stderr)
+  if (type(opts.stdout) == "table" or type(opts.stderr) == "table") and out_file and err_file
+    and file_identity(out_file) == file_identity(err_file) then
+    if type(opts.stdout) == "table" then return "stderr", "the same file as stdout's: use stderr = 'stdout'" end
+    return "stderr", "the same file as stdout's, which the app appends to itself: the launcher cannot rotate it"
+      .. " (give the file, to rotate, as stdout, and stderr = 'stdout')"
   end
   -- the ring output_keep sizes is filled where the launcher reads a stream
   if opts.output_keep ~= nil and not read_by_launcher(opts.stdout) and not read_by_launcher(opts.stderr) then
