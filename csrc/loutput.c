@@ -153,15 +153,17 @@ static int deliver(lua_State *L, struct output *o, int has_fn, double until)
 /* o:read(stream, fn, chunks, until) -> "again" | "eof" | "more" |
  * "pending", or nil, message, errno; or "error", what fn raised, the
  * chunks read.
- * Reads at most `chunks` chunks of stream (each at most OUTPUT_CHUNK
- * bytes), calling fn(stream_name, line) for each captured line (lines of
- * a chunk read before are handed over first; chunks 0 hands them over
- * and reads nothing). fn runs protected: what it raises ends the call,
- * and the lines after it come at the next, which the caller counts
- * against the same budget (the chunks this one read). until (core.now()
- * time, optional): once past it, the call ends "pending" with the lines
- * not handed over yet kept for the next call (a slow fn holds its caller
- * that long at most, whatever the number of lines a chunk holds). */
+ * Reads at most `chunks` chunks' worth of stream (OUTPUT_CHUNK bytes each:
+ * a read may take less, see output_read), calling fn(stream_name, line)
+ * for each captured line (lines of a chunk read before are handed over
+ * first; chunks 0 hands them over and reads nothing). fn runs protected:
+ * what it raises ends the call, and the lines after it come at the next,
+ * which the caller counts against the same budget (the chunks' worth this
+ * one read, rounded up). until (core.now() time, optional): once past it,
+ * the call ends "pending" with the lines not handed over yet kept for the
+ * next call (a slow fn holds its caller that long at most, whatever the
+ * number of lines a chunk holds), or "more" between reads (a read's
+ * rotations of a file may take long too). */
 static int l_output_read(lua_State *L)
 {
     struct output *o = check_output(L, 1);
@@ -172,17 +174,19 @@ static int l_output_read(lua_State *L)
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
     double until = (double)luaL_optnumber(L, 5, 0);
     lua_settop(L, 3);
-    for (lua_Integer c = 0;; c++) {
+    lua_Integer got = 0; /* bytes read */
+    for (;;) {
+        lua_Integer used = (got + OUTPUT_CHUNK - 1) / OUTPUT_CHUNK;
         int d = deliver(L, o, has_fn, until);
         if (d > 0) {
-            lua_pushinteger(L, c);
+            lua_pushinteger(L, used);
             return 3;
         }
         if (d < 0) {
             lua_pushliteral(L, "pending");
             return 1;
         }
-        if (c >= chunks) {
+        if (got >= chunks * OUTPUT_CHUNK || (got > 0 && until > 0 && sys_now() >= until)) {
             lua_pushliteral(L, "more");
             return 1;
         }
@@ -195,7 +199,7 @@ static int l_output_read(lua_State *L)
             /* the last partial line */
             d = deliver(L, o, has_fn, 0);
             if (d > 0) {
-                lua_pushinteger(L, c + 1);
+                lua_pushinteger(L, used + 1);
                 return 3;
             }
             lua_pushliteral(L, "eof");
@@ -203,6 +207,7 @@ static int l_output_read(lua_State *L)
         }
         if (r < 0)
             return lb_errno_result(L, -r, "cannot read the app's output");
+        got += r;
     }
 }
 

@@ -40,6 +40,9 @@ struct output_file {
     long long open_line; /* bytes of an unfinished line at the file's end
                           * (written here: 0 in a file as found) */
     int keep;
+    int top; /* no NAME.i above it (as far as this reader knows): a
+              * rotation renames NAME.top .. NAME.1 only, not keep names
+              * most of which are not there */
 };
 
 struct output_stream {
@@ -88,7 +91,7 @@ static void file_init(struct output_file *f)
     f->readable = 0;
     f->name[0] = '\0';
     f->size = f->max_bytes = f->open_line = 0;
-    f->keep = 0;
+    f->keep = f->top = 0;
 }
 
 void output_init(struct output *o, size_t keep)
@@ -247,6 +250,20 @@ static int open_log(struct output_file *f, int create_flags, uid_t app_uid, cons
     return 0;
 }
 
+/* The highest i <= keep with a NAME.i (of any kind: a rotation renames
+ * onto it), looked for once, as the file is opened: 0 when none is. */
+static int rotated_top(const struct output_file *f)
+{
+    char name[OUTPUT_NAME_MAX + 16];
+    struct stat st;
+    for (int i = f->keep; i >= 1; i--) {
+        snprintf(name, sizeof name, "%s.%d", f->name, i);
+        if (fstatat(f->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+            return i;
+    }
+    return 0;
+}
+
 int output_set_file(struct output *o, int stream, const char *path, long long max_bytes, int keep,
                     char *why, size_t why_len)
 {
@@ -282,6 +299,7 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
     strcpy(f->name, name);
     f->max_bytes = max_bytes;
     f->keep = keep;
+    f->top = rotated_top(f);
     err = open_log(f, O_CREAT, o->app_uid, &refused);
     if (err) {
         if (refused)
@@ -384,12 +402,14 @@ static int rotate(struct output_file *f, long long carry)
         return 0;
     }
     char from_name[OUTPUT_NAME_MAX + 16], to_name[OUTPUT_NAME_MAX + 16];
-    for (int i = f->keep - 1; i >= 1; i--) {
+    for (int i = f->top < f->keep ? f->top : f->keep - 1; i >= 1; i--) {
         snprintf(from_name, sizeof from_name, "%s.%d", f->name, i);
         snprintf(to_name, sizeof to_name, "%s.%d", f->name, i + 1);
         if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT)
             return errno;
     }
+    if (f->top < f->keep)
+        f->top++; /* NAME.top moved up one; NAME.1 is made */
     snprintf(to_name, sizeof to_name, "%s.%d", f->name, 1);
     int old = f->fd;
     f->fd = -1;
@@ -571,7 +591,14 @@ int output_read(struct output *o, int stream)
     struct output_stream *st = &o->s[stream];
     if (st->fd < 0)
         return OUTPUT_EOF;
-    ssize_t n = sys_read(st->fd, o->chunk, sizeof o->chunk);
+    /* a file rotated at a small size: a read takes about one file's
+     * worth, so that one read's rotations (each keep renames at most) are
+     * few, and a caller that looks at the clock between reads is not
+     * held up by a flood's */
+    size_t want = sizeof o->chunk;
+    if (st->file && st->file->keep > 0 && st->file->max_bytes > 0 && st->file->max_bytes < (long long)want)
+        want = st->file->max_bytes < OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX : (size_t)st->file->max_bytes;
+    ssize_t n = sys_read(st->fd, o->chunk, want);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? OUTPUT_AGAIN : -errno;
     o->cstream = stream;

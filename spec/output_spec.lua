@@ -453,6 +453,49 @@ function TF.test_a_file_is_appended_to_and_rotated_at_its_byte_limit()
   S.assert_clean(before)
 end
 
+-- A flood into a file rotated at 4 KiB with 1000 kept: a wake-up read
+-- 1 MiB, 256 rotations of up to 1000 renames each, holding the loop for
+-- seconds. A read takes about a file's worth now, and a wake-up looks at
+-- the clock between reads; a rotation renames only the files there are.
+-- (The app stays up: its end, when what the pipe still holds is written
+-- at once, is not measured.) Every line is in the files.
+function TF.test_a_flood_into_a_small_file_with_many_kept_does_not_hold_the_loop()
+  local before = S.snapshot()
+  local dir = S.tmpname("rotflood")
+  assert(os.execute("mkdir " .. dir))
+  local n = 20000 // SCALE
+  local function lines_kept()
+    local p = io.popen("cat " .. dir .. "/app.log* | wc -l")
+    local count = tonumber(p:read("a"))
+    p:close()
+    return count
+  end
+  local worst, all = 0, false
+  appstart.run(function()
+    local done = false
+    appstart.spawn(function()
+      while not done do
+        local t = now()
+        appstart.sleep(0.01)
+        worst = math.max(worst, now() - t)
+      end
+    end)
+    local app = assert(appstart.start { argv = { F, "lines=1:" .. n .. ":" .. string.rep("x", 90), "pause" },
+      ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 4096, keep = 1000 } })
+    local deadline = now() + 30
+    repeat
+      appstart.sleep(0.1)
+      all = lines_kept() == n
+    until all or now() > deadline
+    done = true
+    app:terminate()
+    app:close()
+  end)
+  lu.assertTrue(all, lines_kept() .. " lines of " .. n .. " in the files")
+  if not INSTRUMENTED then lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s") end
+  S.assert_clean(before)
+end
+
 -- A line the app writes in two parts, the file's limit coming between
 -- them: the line goes whole to the next file (keep = 1), or stays whole in
 -- the emptied file (keep = 0), never split across the rotation.
