@@ -72,6 +72,9 @@ struct starter {
     struct process app;       /* the app when there is a helper */
     unsigned long long spawned_start;
     struct timespec pid_file_since; /* when the start began (CLOCK_REALTIME_COARSE) */
+    long long pid_file_bare;  /* a pid the file held with no newline after
+                                 it, at the last look (0: none) */
+    struct timespec pid_file_bare_mtim; /* and the file's time then */
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
     long long unchecked_pid;  /* a pid reported but not checked yet: the
@@ -967,7 +970,9 @@ static void check_helper(struct starter *s)
  * reached by a walk no user but root and the launcher can redirect
  * (sys_open_parent_safely; the daemon may make it meanwhile), the file is
  * opened in it without following a symbolic link, must be a regular file,
- * and only its first line is read. */
+ * and only its first line is read. Digits with no newline after them (as
+ * many daemons write their pid) may be a line still being written: they
+ * are taken once a later look finds them, and the file's time, the same. */
 static int read_pid_file(struct starter *s, long long *v, const char **why)
 {
     const char *name;
@@ -1004,9 +1009,11 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     size_t len = (size_t)n;
     buf[len] = '\0';
     char *nl = memchr(buf, '\n', len);
-    if (!nl)
-        return len == sizeof buf - 1 ? EINVAL : EAGAIN; /* being written */
-    *nl = '\0';
+    int bare = !nl;
+    if (bare && len == sizeof buf - 1)
+        return EINVAL;
+    if (nl)
+        *nl = '\0';
     /* digits only: no sign, no blank before them (strtoll takes both) */
     if (buf[0] < '0' || buf[0] > '9')
         return EINVAL;
@@ -1014,7 +1021,15 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     errno = 0;
     long long pid = strtoll(buf, &end, 10);
     if (errno || end == buf || *end || pid <= 0)
-        return EINVAL;
+        return bare ? EAGAIN : EINVAL; /* (bare: perhaps being written) */
+    if (bare) {
+        int settled = s->pid_file_bare == pid && s->pid_file_bare_mtim.tv_sec == st.st_mtim.tv_sec &&
+                      s->pid_file_bare_mtim.tv_nsec == st.st_mtim.tv_nsec;
+        s->pid_file_bare = pid;
+        s->pid_file_bare_mtim = st.st_mtim;
+        if (!settled)
+            return EAGAIN; /* looked at again at the next step */
+    }
     *v = pid;
     return 0;
 }

@@ -279,6 +279,24 @@ function T.test_a_pid_file_an_earlier_run_left_is_waited_past_for_the_new_one()
   S.assert_clean(before)
 end
 
+-- Many daemons write their pid with no newline after it (a Go program's
+-- os.WriteFile of strconv.Itoa(pid)): taken once a later look finds the
+-- same digits and the same file time (they may be a line being written).
+-- They waited until ready_timeout, "no pid came".
+function T.test_a_pid_with_no_newline_after_it_is_taken()
+  local before = S.snapshot()
+  local path = S.tmpname("bare")
+  local t0 = core.now()
+  local app, err = start { ready = { forks = true, pid_file = path }, ready_timeout = 5,
+    argv = { "/bin/sh", "-c", '"$0" pause >/dev/null 2>&1 & printf %s $! > "$1"', F, path } }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(core.now() - t0 < 2, "ready after " .. (core.now() - t0) .. " s")
+  lu.assertEquals(S.read(path), tostring(app.pid))
+  lu.assertEquals(S.proc_status(app.pid).Name, "fixture")
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
   local path = S.tmpname("pid")
   for _, text in ipairs { "+1", " 1" } do
