@@ -57,7 +57,9 @@ end
 --- Watch a pid (not necessarily a child): fn(pid, "exited" | "stopped")
 -- runs exactly once; w:stop() stops watching.
 function appstart.watch(pid, fn)
-  return Watch.new(pid, fn)
+  -- no tail call: an argument error counts the frames up to the caller
+  local w = Watch.new(pid, fn)
+  return w
 end
 
 --- A supervisor: keeps a set of named services up (see the README's

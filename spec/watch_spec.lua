@@ -388,14 +388,21 @@ local function make_class(use_pidfd)
     local app = assert(start { argv = { F, "thread=" .. path, "line=3:threads", "pause" } })
     local tid = S.pid_in(path)
     lu.assertNotEquals(tid, app.pid)
-    local ok, err = pcall(appstart.watch, tid, S.quiet)
-    lu.assertFalse(ok, mode .. ": a thread's id was watched")
-    lu.assertStrContains(err, "watch_spec.lua") -- the caller's line
-    lu.assertStrContains(err, "pid " .. tid .. " is not a process (a thread's id?)")
-    ok, err = pcall(appstart.watch, 2 ^ 31, S.quiet)
-    lu.assertFalse(ok)
-    lu.assertStrContains(err, "watch_spec.lua")
-    lu.assertStrContains(err, "positive integer below 2^31")
+    -- each raised at the line of the call (a tail call in appstart.watch
+    -- named its caller's)
+    local function raised(pid, fn)
+      local line = debug.getinfo(1, "l").currentline + 2
+      local ok, err = pcall(function()
+        local w = appstart.watch(pid, fn)
+        return w
+      end)
+      lu.assertFalse(ok, mode .. ": watched")
+      lu.assertStrContains(err, "watch_spec.lua:" .. line .. ": appstart.watch: ")
+      return err
+    end
+    lu.assertStrContains(raised(tid, S.quiet), "pid " .. tid .. " is not a process (a thread's id?)")
+    lu.assertStrContains(raised(2 ^ 31, S.quiet), "positive integer below 2^31")
+    lu.assertStrContains(raised(app.pid, "not a function"), "function expected, got string")
     local w, calls = recorded_watch(app.pid + 0.0)
     lu.assertEquals(w.pid, app.pid)
     lu.assertEquals(math.type(w.pid), "integer")
