@@ -118,10 +118,11 @@ void children_abandon(pid_t pid)
     pthread_mutex_unlock(&lock);
 }
 
-int children_reap_abandoned(void)
+/* Reaps each abandoned child that has exited (asked by pid, one call
+ * each); the lock held. Returns how many of those left are exiting. */
+static int reap_each_abandoned(void)
 {
     int exiting = 0;
-    pthread_mutex_lock(&lock);
     for (size_t i = 0; i < abandoned.len;) {
         int status;
         pid_t pid = abandoned.pids[i];
@@ -134,6 +135,13 @@ int children_reap_abandoned(void)
         pidset_remove(&own, pid);
         pidset_remove(&abandoned, pid); /* moves the last one to i */
     }
+    return exiting;
+}
+
+int children_reap_abandoned(void)
+{
+    pthread_mutex_lock(&lock);
+    int exiting = reap_each_abandoned();
     pthread_mutex_unlock(&lock);
     return exiting;
 }
@@ -145,9 +153,15 @@ void children_reap_exited(void)
         siginfo_t si;
         memset(&si, 0, sizeof si);
         /* WNOWAIT: looked at, never reaped, whoever's child it is */
-        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid <= 0 ||
-            !pidset_has(&abandoned, si.si_pid))
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid <= 0)
             break;
+        if (!pidset_has(&abandoned, si.si_pid)) {
+            /* the kernel names the oldest zombie first: another's (an app
+             * not looked at yet, an io.popen child) would hide every
+             * abandoned one behind it, so each is asked by pid */
+            reap_each_abandoned();
+            break;
+        }
         int status;
         if (sys_waitpid(si.si_pid, &status, WNOHANG) == 0)
             break;

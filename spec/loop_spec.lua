@@ -304,6 +304,27 @@ function T.test_a_closed_app_that_exits_is_reaped_at_the_next_wait()
   S.assert_clean(before)
 end
 
+-- The same behind an older zombie of the launcher's that is no closed
+-- app's (an io.popen child not closed yet, an app not looked at since it
+-- exited): the kernel names the oldest first, and the closed one stayed
+-- a zombie behind it until the next start.
+function T.test_a_closed_app_that_exits_is_reaped_at_the_next_wait_behind_another_zombie()
+  local before = S.snapshot()
+  local older = assert(appstart.start { argv = { F, "exit=0" }, ready = "none", log = S.quiet })
+  local popen = io.popen("exec true")
+  local app = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+  local pid = app.pid
+  app:close()
+  assert(S.await_with_sleep(function() return S.state(older.pid) == "Z" end))
+  assert(os.execute("kill -9 " .. pid))
+  lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. pid .. "/stat") end, 3),
+    "a zombie until the next start")
+  lu.assertEquals(S.state(older.pid), "Z", "the older one is left for its holder")
+  lu.assertEquals(older:wait(), { code = 0 })
+  popen:close()
+  S.assert_clean(before)
+end
+
 function T.test_mistakes_in_the_loop_calls_raise_naming_the_call()
   local function raises(fn, text)
     local ok, err = pcall(fn)
