@@ -135,6 +135,43 @@ function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait()
   S.assert_clean(before)
 end
 
+-- In a plain script, with nothing ever looking at the app (no on_exit,
+-- no wait): its end is still seen at the calls that wait, and what it
+-- left in its group gets its SIGTERM then (it waited until something read
+-- the app).
+function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait_with_nothing_looking_at_the_app()
+  local before = S.snapshot()
+  local a = S.tmpname("pid")
+  local app = assert(start { kill_mode = "group", argv = { F,
+    "fork", "pidfile=" .. a, "pause", "|", "notify=READY=1", "waitfile=" .. a, "exit=0" } })
+  local pid = S.pid_in(a)
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(pid) end, 3), "what the app left in its group")
+  lu.assertEquals(rawget(app, "_state"), "exited", "its end was seen by the waits")
+  lu.assertTrue(S.await_with_sleep(function() return select(2, require("appstart.loop").pending()) == 0 end, 3))
+  S.assert_clean(before)
+end
+
+-- app:terminate() (and a <close> variable's end) of an app whose leader
+-- has exited by itself, a member that ignores SIGTERM left in its group:
+-- the stop waits for it, SIGKILL after kill_grace, before it returns (it
+-- returned at once, and a script that ended then left the member running).
+function TG.test_terminate_of_an_ended_leader_waits_for_its_group_and_kills_what_ignores_term()
+  local before = S.snapshot()
+  for _, how in ipairs { "terminate", "close" } do
+    local a = S.tmpname("pid")
+    local pid
+    do
+      local app <close> = assert(start { kill_mode = "group", kill_grace = 0.3, argv = { F,
+        "fork", "ignore=TERM", "pidfile=" .. a, "pause", "|", "notify=READY=1", "waitfile=" .. a, "exit=0" } })
+      pid = S.pid_in(a)
+      lu.assertTrue(S.await_gone(app.pid, 3), how .. ": the leader exits")
+      if how == "terminate" then lu.assertEquals(app:terminate().code, 0) end
+    end
+    lu.assertFalse(S.alive(pid), how .. ": the member that ignores SIGTERM still runs")
+  end
+  S.assert_clean(before)
+end
+
 function TG.test_group_through_the_helper()
   local dir = S.tmpname("nobody")
   assert(os.execute("mkdir -m 1777 " .. dir))

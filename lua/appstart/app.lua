@@ -554,11 +554,30 @@ end
 --- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
 -- kill_grace). Returns how the app ended, or nil, message when it cannot
 -- be signalled (an app of another user, for an unprivileged launcher).
+-- A stop of an app that has ended by itself waits for what it left in its
+-- group (kill_mode "group") too, as any stop does: the SIGKILL after
+-- kill_grace comes meanwhile (from end_the_rest's task inside a loop, its
+-- watch in a plain script: both run in these waits, whose cancel is
+-- ignored as a stop's grace ignores it).
+local function await_leftovers(app)
+  local deadline = now() + kill_grace(app) + ending.KILL_WAIT + 1
+  while true do
+    local rest = App.leftover(app)
+    if not rest or now() >= deadline then return end
+    -- (in a plain script its watch would see them gone at its next look)
+    if not loop.served() and rest:rest() == 0 then return App.leftover_gone(app) end
+    loop.wait(nil, math.min(deadline, now() + settings.poll_interval))
+  end
+end
+
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
   not_starting(self, "app:terminate")
   local how = check(self)
-  if how then return how end
+  if how then
+    await_leftovers(self)
+    return how
+  end
   if not self._proc then return nil, "closed" end
   local message
   how, message = ending.terminate(self._proc, grace or kill_grace(self), true, self._opts) -- check polled it
@@ -567,8 +586,9 @@ function App:terminate(grace)
   if self._state ~= "exited" and not self._proc then return nil, "closed" end
   if not how then return nil, message end
   -- (a watch may have seen the end first, inside the wait: its record is
-  -- the app's)
+  -- the app's, and what it began for the group is over once this stop is)
   ended(self, how, true)
+  await_leftovers(self)
   return self._how
 end
 
@@ -691,7 +711,11 @@ end
 
 --- `local app <close> = appstart.start{...}` terminates the app at scope exit.
 function App:__close()
-  if self._proc and self._state ~= "exited" then self:terminate() end
+  if self._proc and self._state ~= "exited" then
+    self:terminate()
+  elseif App.leftover(self) then
+    await_leftovers(self)
+  end
   self:close()
 end
 

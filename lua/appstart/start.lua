@@ -469,8 +469,11 @@ local function finish_ready(h)
   local served = r and r.served and not exited
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
-  -- or reap it
-  if (app._on_exit or served) and not exited then App.watch(app, s:app_fd(), "pid") end
+  -- or reap it; so is a group's leader, whose end sends SIGTERM to what
+  -- it left in its group at once (in a plain script too, at the calls
+  -- that wait, not when something looks at the app)
+  local group = h._opts.kill_mode == "group"
+  if (app._on_exit or served or group) and not exited then App.watch(app, s:app_fd(), "pid") end
   loop.own(app) -- (a failed appstart.run ends it)
   local listener
   release_starter(s, s:app_fd())
