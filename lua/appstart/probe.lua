@@ -262,6 +262,13 @@ function tries.exec(p)
       return false
     end
     p.pending, p.pending_kind = h.app, "app"
+    -- its end is the probe's to look at (the start's waits, each try): no
+    -- watch of the group's leader, which would hold the command, and so
+    -- its guard, for ever once the start is dropped
+    if h.app._watch then
+      loop.unwatch(h.app._watch)
+      h.app._watch = false
+    end
     h.app._probe_guard = setmetatable({ app = h.app }, Guard)
     watch(p, h.app)
   end
