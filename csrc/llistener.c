@@ -122,7 +122,12 @@ static int l_listener_verify_main(lua_State *L)
 {
     struct listener *l = check_listener(L, 1);
     lua_Integer pid = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, pid > 0 && pid <= 0x7fffffff, 2, "pid out of range");
+    if (pid <= 0 || pid > 0x7fffffff) {
+        /* what an app sent (MAINPID=0): refused as any pid not proven */
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a pid a process may have (0 names none)");
+        return 2;
+    }
     struct lb_process *p = lb_new_process(L);
     char why[128];
     if (listener_verify_main(l, (pid_t)pid, &p->p, why, sizeof why) != 0) {

@@ -272,16 +272,19 @@ function TM.test_mainpid_of_an_unrelated_process_is_refused()
   run(function()
     -- the test runner's parent is older than the app
     local older = S.read("/proc/" .. core.pid() .. "/stat"):match("%) %S+ (%d+)")
-    local app = assert(start { argv = { F, "notify=READY=1", "mainpid=1", "mainpid=" .. older, "pause" }, log = log })
+    -- (MAINPID=0 raised out of the loop, ending the run and every app)
+    local app = assert(start { argv = { F, "notify=READY=1", "mainpid=0", "mainpid=1", "mainpid=" .. older, "pause" },
+      log = log })
     local pid = app.pid
     require("appstart").sleep(0.2)
     lu.assertEquals(app.pid, pid)
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
   local why = mainpid_lines(entries)
-  lu.assertEquals(#why, 2, table.concat(why, "\n"))
-  lu.assertStrContains(why[1], "not a pid an app may have")
-  lu.assertStrContains(why[2], "started before the app")
+  lu.assertEquals(#why, 3, table.concat(why, "\n"))
+  lu.assertStrContains(why[1], "ignored MAINPID=0: not a pid a process may have (0 names none)")
+  lu.assertStrContains(why[2], "not a pid an app may have")
+  lu.assertStrContains(why[3], "started before the app")
 end
 
 function TM.test_mainpid_of_a_child_that_has_exited_is_refused_and_the_main_stays_watched()
@@ -456,6 +459,26 @@ function TW.test_watchdog_usec_0_turns_the_watchdog_off()
   lu.assertEquals(hows, { { nil, "timeout" }, { nil, "timeout" } })
 end
 
+-- ... and a WATCHDOG_USEC=N after it turns it on again, as with systemd
+-- (it was off for good)
+function TW.test_watchdog_usec_after_a_0_turns_the_watchdog_on_again()
+  local hows = {}
+  run(function()
+    for i, argv in ipairs {
+      { F, "notify=WATCHDOG_USEC=0", "notify=READY=1", "sleep=0.1", "notify=WATCHDOG_USEC=200000", "pause" },
+      { F, "notify=READY=1", "notify=WATCHDOG_USEC=0", "sleep=0.1", "notify=WATCHDOG_USEC=200000", "pause" },
+    } do
+      local app = assert(start { argv = argv, watchdog = 30, kill_grace = 0.5 })
+      hows[i] = app:wait(5) or "not killed"
+      app:terminate(1)
+    end
+  end)
+  for i = 1, 2 do
+    lu.assertEquals(hows[i].signal, 6, tostring(hows[i]))
+    lu.assertTrue(hows[i].watchdog)
+  end
+end
+
 function TW.test_a_clean_exit_is_no_watchdog_kill()
   local how
   run(function()
@@ -507,6 +530,76 @@ function TR.test_reload_waits_for_reloading_then_ready()
     lu.assertEquals(app.state, "ready")
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
+  S.assert_clean(before)
+end
+
+-- Two tasks reload at once: each returns true once the app has reloaded
+-- after its signal (the second's record replaced the first's, which
+-- timed out though the app reloaded).
+function TR.test_two_reloads_at_once_both_return_once_the_app_has_reloaded()
+  local before = S.snapshot()
+  local results = {}
+  run(function()
+    local once = { "waitsig=HUP", "notify=RELOADING=1", "sleep=0.2", "notify=READY=1" }
+    local argv = { F, "catch=HUP", "notify=READY=1" }
+    for _ = 1, 2 do table.move(once, 1, #once, #argv + 1, argv) end
+    argv[#argv + 1] = "pause"
+    local app = assert(start { argv = argv, ready_timeout = 3 })
+    local appstart = require "appstart"
+    for i = 1, 2 do
+      appstart.spawn(function() results[i] = { app:reload() } end)
+      appstart.sleep(0.05)
+    end
+    lu.assertTrue(await(function() return results[1] and results[2] end, 5))
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  lu.assertEquals(results[1][1], true, tostring(results[1][2]))
+  lu.assertEquals(results[2][1], true, tostring(results[2][2]))
+  S.assert_clean(before)
+end
+
+-- STOPPING=1 is for good, as with systemd: a later RELOADING=1 and
+-- READY=1 do not make the app "ready" again, and a reload whose READY=1
+-- comes with a STOPPING=1 is not done.
+function TR.test_stopping_is_for_good()
+  local before = S.snapshot()
+  local states, ok, err = {}, nil, nil
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.1", "notify=RELOADING=1",
+      "notify=READY=1", "notify=STATUS=after", "pause" } })
+    lu.assertTrue(await(function() return app.status == "after" end))
+    states[1] = app.state
+    app:terminate()
+    app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1",
+      "notify=READY=1\nSTOPPING=1", "pause" }, ready_timeout = 0.5 })
+    ok, err = app:reload()
+    states[2] = app.state
+    app:terminate()
+  end)
+  lu.assertEquals(states, { "stopping", "stopping" })
+  lu.assertNil(ok)
+  lu.assertEquals(err.code, "timeout")
+  lu.assertStrContains(tostring(err), "it said STOPPING=1")
+  S.assert_clean(before)
+end
+
+-- An app closed (by another task) while its reload waits: "closed", as
+-- app:wait, kill and terminate say (it said its socket had failed).
+function TR.test_a_reload_of_an_app_closed_meanwhile_says_closed()
+  local before = S.snapshot()
+  local result, pid
+  run(function()
+    local app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "pause" }, ready_timeout = 5 })
+    pid = app.pid
+    local appstart = require "appstart"
+    appstart.spawn(function() result = { app:reload() } end)
+    appstart.sleep(0.1)
+    app:close()
+    lu.assertTrue(await(function() return result ~= nil end, 2), "the reload still waits")
+  end)
+  lu.assertEquals(result, { nil, "closed" })
+  os.execute("kill -9 " .. pid)
+  S.await_gone(pid, 3)
   S.assert_clean(before)
 end
 

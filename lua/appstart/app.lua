@@ -275,9 +275,10 @@ local function noisy(app, kind, level, text)
   if not log.drops(app._log, level) then app._log(level, text) end
 end
 
--- app.state moves (RELOADING=1, READY=1, STOPPING=1)
+-- app.state moves (RELOADING=1, READY=1, STOPPING=1); "stopping" is for
+-- good, as with systemd (a later READY=1 makes no app ready again)
 local function set_state(app, state)
-  if app._state == state or not RUNNING[app._state] then return end
+  if app._state == state or not RUNNING[app._state] or app._state == "stopping" then return end
   app._state = state
   if not log.drops(app._log, "info") then noisy(app, "state", "info", format("%s: %s", app._program, state)) end
   if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
@@ -401,9 +402,14 @@ local function on_message(app, m, sender)
     noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, m.errno))
   end
   local life = app._life
-  local r = life.reload
-  if m.extend and r then r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
-  if m.watchdog_usec and life.watchdog then
+  -- the reloads under way (app:reload() in several tasks at once: each
+  -- waits for the same RELOADING=1 and READY=1)
+  local reloads = life.reload
+  if m.extend and reloads then
+    for r in pairs(reloads) do r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
+  end
+  -- (the option given: a WATCHDOG_USEC= after a 0 turns it on again)
+  if m.watchdog_usec and app._opts.watchdog then
     -- the new period counts from now, and the timer goes with it (it may
     -- be due sooner than the old one's); 0 turns the watchdog off
     loop.unwatch(life.wd_timer or nil)
@@ -417,15 +423,22 @@ local function on_message(app, m, sender)
     end
   end
   if m.watchdog == "ping" and life.watchdog then watchdog_ping(app) end
-  if m.reloading then
+  -- (STOPPING=1 first: it wins over a READY=1 in the same datagram)
+  if m.stopping then set_state(app, "stopping") end
+  if m.reloading and app._state ~= "stopping" then
     set_state(app, "reloading")
-    if r then r.reloading = true end
+    if reloads then
+      for r in pairs(reloads) do r.reloading = true end
+    end
   end
   if m.ready and app._state == "reloading" then
     set_state(app, "ready")
-    if r and r.reloading then r.done = true end
+    if reloads then
+      for r in pairs(reloads) do
+        if r.reloading then r.done = true end
+      end
+    end
   end
-  if m.stopping then set_state(app, "stopping") end
   if m.watchdog == "trigger" and life.watchdog then watchdog_fire(app, "WATCHDOG=trigger") end
 end
 
@@ -625,9 +638,11 @@ local function reload_wait(app, r, timeout)
     end
     if now() >= r.deadline then
       return nil, errors.new("timeout", format("app not reloaded within %g s: %s", timeout,
-        r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
+        app._state == "stopping" and "it said STOPPING=1"
+        or r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
     end
+    if not app._proc then return nil, "closed" end -- by another task, a callback
     local listener = app._life.listener
     if not listener then -- its socket failed (logged)
       return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
@@ -669,9 +684,12 @@ function App:reload()
   if not (life and life.listener) then return true end -- nothing can say when it is done
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r = { reloading = false, done = false, deadline = now() + timeout }
-  life.reload = r
+  local reloads = life.reload or {}
+  life.reload = reloads
+  reloads[r] = true
   local result, err = reload_wait(self, r, timeout)
-  if life.reload == r then life.reload = false end
+  reloads[r] = nil
+  if life.reload == reloads and not next(reloads) then life.reload = false end
   return result, err
 end
 
