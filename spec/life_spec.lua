@@ -221,6 +221,25 @@ function T.test_a_notify_app_dropped_inside_a_loop_is_reaped_and_its_socket_clos
   S.assert_clean(before)
 end
 
+-- An app that outlives the appstart.run it was started in: nothing reads
+-- its socket any more, which is closed then (as a plain script closes one
+-- at ready). It stayed open, and the app's 11th sd_notify blocked for
+-- good once the queue was full.
+function T.test_an_app_that_outlives_its_run_is_not_held_up_by_its_notify_socket()
+  local before = S.snapshot()
+  local dirs = notify_dirs()
+  local done = S.tmpname("done")
+  local app
+  run(function()
+    app = assert(start { argv = { F, "notify=READY=1", "sleep=0.2", "notifyerrors=ignore",
+      "repeat=30:0.001:STATUS=tick", "pidfile=" .. done, "pause" } })
+  end)
+  lu.assertEquals(notify_dirs(), dirs, "the socket's directory is gone with the run")
+  lu.assertEquals(S.await_file(done, 5), tostring(app.pid) .. "\n", "every STATUS= was sent")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function T.test_terminate_returns_the_recorded_end_when_a_watch_saw_it_first()
   local before = S.snapshot()
   local seen

@@ -95,6 +95,23 @@ end
 --- The app's notify socket is read no more: closed, its timers stopped.
 App.unlisten = stop_listening
 
+--- The apps an appstart.run leaves running: nothing reads their notify
+-- sockets now, which are closed, as a plain script closes one at ready (a
+-- full queue would block the app's sd_notify), and their watchdogs
+-- stopped (no ping can come); a SIGKILL the watchdog has scheduled still
+-- comes. A supervisor's apps are left to it (it serves them itself).
+function App.unserved(apps)
+  for app in pairs(apps) do
+    local life = app._life
+    if life and life.listener and not app._on_state then
+      local kill_timer = life.kill_timer
+      life.kill_timer = false
+      stop_listening(app)
+      life.kill_timer = kill_timer
+    end
+  end
+end
+
 -- kill_mode "group": the main process ended by itself; what it left in its
 -- group goes with it (SIGTERM, SIGKILL after kill_grace), as under
 -- systemd, so that a service that crashes leaves nothing behind. Looking

@@ -746,8 +746,11 @@ function loop.run(fn, ...)
     for _, h in ipairs(pending) do pcall(h.wait, h) end
   end
   for co in pairs(state.tasks) do coroutine.close(co) end
-  -- and the apps its tasks started: nobody is left to stop them
-  if not ok or failure then require("appstart.app").end_all(state.apps) end
+  -- and the apps its tasks started: nobody is left to stop them; those
+  -- left running are served no more
+  local App = require "appstart.app"
+  if not ok or failure then App.end_all(state.apps) end
+  App.unserved(state.apps)
   loop.idle()
   if not ok then error(err, 0) end
   if failure then error(failure, 0) end
