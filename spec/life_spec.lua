@@ -286,6 +286,43 @@ function TM.test_mainpid_moves_the_app_to_its_child()
   S.assert_clean(before)
 end
 
+-- Ten moves in a second (each main forks the next, says MAINPID=
+-- and exits): the app follows each, and the moves are logged once a second
+-- at most, with a count (a line each before). (In the app's group: a main
+-- that has exited by the time its MAINPID= is read leaves its child
+-- proven by the group alone.)
+function TM.test_mainpid_moves_in_a_burst_are_followed_and_logged_once_a_second()
+  local before = S.snapshot()
+  local entries, log = S.recorder()
+  local last = S.tmpname("last")
+  local function chain(k)
+    if k == 0 then return { "pidfile=" .. last, "pause" } end
+    local t = { "fork", "sleep=0.1" }
+    for _, a in ipairs(chain(k - 1)) do t[#t + 1] = a end
+    for _, a in ipairs { "|", "mainpid=child", "exit=0" } do t[#t + 1] = a end
+    return t
+  end
+  local argv = { F, "notify=READY=1", "sleep=0.2" }
+  local links = chain(10)
+  table.move(links, 1, #links, #argv + 1, argv)
+  run(function()
+    local app = assert(start { argv = argv, log = log, kill_mode = "group" })
+    -- (the loop kept turning meanwhile: a MAINPID= read after the process
+    -- it names has exited is refused)
+    lu.assertTrue(await(function() return S.read(last) end, 5))
+    local pid = S.pid_in(last)
+    lu.assertTrue(await(function() return app.pid == pid end, 5), "the app followed its main to the last")
+    app:terminate()
+    lu.assertFalse(S.alive(pid))
+  end)
+  local moves = 0
+  for _, e in ipairs(entries) do
+    if e:find("(MAINPID=)", 1, true) then moves = moves + 1 end
+  end
+  lu.assertTrue(moves >= 1 and moves <= 3, moves .. " lines about the moves")
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_of_an_unrelated_process_is_refused()
   local entries, log = S.recorder()
   run(function()

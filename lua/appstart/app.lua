@@ -375,8 +375,9 @@ local function move_main(app, pid, sender)
     loop.watch(fd, function() if old:poll() then loop.close_process(old); return true end end,
       not fd and settings.poll_interval or nil)
   end
+  -- (once a second at most: an app may move it as fast as it forks)
   if not log.drops(app._log, "info") then
-    app._log("info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
+    noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
   end
   app.pid = pid
   -- the syslog tag names the main process
