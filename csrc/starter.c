@@ -1014,9 +1014,11 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
         return EINVAL;
     if (nl)
         *nl = '\0';
-    /* digits only: no sign, no blank before them (strtoll takes both) */
+    /* digits only: no sign, no blank before them (strtoll takes both);
+     * with no newline yet, nothing is refused (an empty file, made before
+     * it is written, comes first) */
     if (buf[0] < '0' || buf[0] > '9')
-        return EINVAL;
+        return bare ? EAGAIN : EINVAL;
     char *end;
     errno = 0;
     long long pid = strtoll(buf, &end, 10);

@@ -294,6 +294,16 @@ function T.test_a_pid_with_no_newline_after_it_is_taken()
   lu.assertEquals(S.read(path), tostring(app.pid))
   lu.assertEquals(S.proc_status(app.pid).Name, "fixture")
   app:terminate()
+  -- a file made empty first, written a moment later (with or without a
+  -- newline): waited for, not refused
+  for _, format in ipairs { "%s", "%s\\n" } do
+    app, err = start { ready = { forks = true, pid_file = path }, ready_timeout = 5,
+      argv = { "/bin/sh", "-c", '(: > "$1"; "$0" pause >/dev/null 2>&1 & sleep 0.3; printf "' .. format
+        .. '" $! > "$1") & sleep 0.1', F, path } }
+    lu.assertNotNil(app, tostring(err))
+    lu.assertEquals(S.proc_status(app.pid).Name, "fixture")
+    app:terminate()
+  end
   S.assert_clean(before)
 end
 

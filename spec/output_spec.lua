@@ -27,6 +27,21 @@ local function assert_bounded(worst, rss, hwm)
   lu.assertTrue(hwm < 8192, string.format("peak RSS grew by %d KiB (RSS %+d KiB)", hwm, rss))
 end
 
+-- Inside appstart.run: a task that sleeps 0.01 s at a time and notes the
+-- longest such sleep took (how late the loop let it run). Returns stop()
+-- and worst().
+local function ticker()
+  local done, worst = false, 0
+  appstart.spawn(function()
+    while not done do
+      local t = now()
+      appstart.sleep(0.01)
+      worst = math.max(worst, now() - t)
+    end
+  end)
+  return function() done = true end, function() return worst end
+end
+
 -- VmRSS and VmHWM of this process, in KiB
 local function memory()
   local st = S.proc_status("self")
@@ -470,16 +485,10 @@ function TF.test_a_flood_into_a_small_file_with_many_kept_does_not_hold_the_loop
     p:close()
     return count
   end
-  local worst, all = 0, false
+  local worst, all = nil, false
   appstart.run(function()
-    local done = false
-    appstart.spawn(function()
-      while not done do
-        local t = now()
-        appstart.sleep(0.01)
-        worst = math.max(worst, now() - t)
-      end
-    end)
+    local stop
+    stop, worst = ticker()
     local app = assert(appstart.start { argv = { F, "lines=1:" .. n .. ":" .. string.rep("x", 90), "pause" },
       ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 4096, keep = 1000 } })
     local deadline = now() + 30
@@ -487,12 +496,12 @@ function TF.test_a_flood_into_a_small_file_with_many_kept_does_not_hold_the_loop
       appstart.sleep(0.1)
       all = lines_kept() == n
     until all or now() > deadline
-    done = true
+    stop()
     app:terminate()
     app:close()
   end)
   lu.assertTrue(all, lines_kept() .. " lines of " .. n .. " in the files")
-  if not INSTRUMENTED then lu.assertTrue(worst < 0.25, "a tick waited " .. worst .. " s") end
+  if not INSTRUMENTED then lu.assertTrue(worst() < 0.25, "a tick waited " .. worst() .. " s") end
   S.assert_clean(before)
 end
 
@@ -842,27 +851,21 @@ function TM.tearDown() S.kill_strays() end
 local function flood(argv, opts)
   collectgarbage()
   local rss0, hwm0 = memory()
-  local lines, bytes, worst, how = 0, 0, 0, nil
+  local lines, bytes, worst, how = 0, 0, nil, nil
   appstart.run(function()
-    local done = false
-    appstart.spawn(function()
-      while not done do
-        local t = now()
-        appstart.sleep(0.01)
-        worst = math.max(worst, now() - t)
-      end
-    end)
+    local stop
+    stop, worst = ticker()
     local o = { argv = argv, ready = "none", stdout = "capture",
       on_output = function(_, _, l) lines, bytes = lines + 1, bytes + #l end }
     for k, v in pairs(opts or {}) do o[k] = v end
     local app = assert(appstart.start(o))
     how = app:wait()
     app:close()
-    done = true
+    stop()
   end)
   collectgarbage()
   local rss1, hwm1 = memory()
-  return lines, bytes, worst, how, rss1 - rss0, hwm1 - hwm0
+  return lines, bytes, worst(), how, rss1 - rss0, hwm1 - hwm0
 end
 
 function TM.test_100_mb_without_a_newline_keeps_memory_bounded_and_nothing_blocks()
