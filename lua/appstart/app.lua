@@ -582,9 +582,6 @@ function App:kill(sig)
   return true
 end
 
---- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
--- kill_grace). Returns how the app ended, or nil, message when it cannot
--- be signalled (an app of another user, for an unprivileged launcher).
 -- A stop of an app that has ended by itself waits for what it left in its
 -- group (kill_mode "group") too, as any stop does: the SIGKILL after
 -- kill_grace comes meanwhile (from end_the_rest's task inside a loop, its
@@ -601,6 +598,9 @@ local function await_leftovers(app)
   end
 end
 
+--- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
+-- kill_grace). Returns how the app ended, or nil, message when it cannot
+-- be signalled (an app of another user, for an unprivileged launcher).
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
   not_starting(self, "app:terminate")
