@@ -589,12 +589,16 @@ static void check_policy_dir(int fd, const char *path)
 }
 
 /* Open the policy file, refusing one that anyone but root could have
- * written or replaced: every directory on its resolved path is checked as
- * it is entered (each one opened relative to the last, never following a
- * link), so nothing can be swapped in behind a check. */
+ * written or replaced: every directory on its compiled-in path is checked
+ * as it is entered (each one opened relative to the last, never following
+ * a link), so nothing can be swapped in behind a check. A symbolic link on
+ * the path is refused: the directory holding it may be checked, but not
+ * what it points to, nor the directories on the way there (resolving the
+ * path first checked those of the target only, never a directory others
+ * could write that held the link). */
 static int open_policy(const char *path)
 {
-    char dir[PATH_MAX], real[PATH_MAX + 1];
+    char dir[PATH_MAX + 1];
     const char *slash = strrchr(path, '/');
     if (path[0] != '/' || !slash || slash[1] == '\0')
         fail("policy: the compiled-in path %s is not an absolute file name", path);
@@ -603,8 +607,6 @@ static int open_policy(const char *path)
         fail("policy: %s: %s", path, strerror(ENAMETOOLONG));
     memcpy(dir, path, dlen);
     dir[dlen] = '\0';
-    if (!realpath(dlen ? dir : "/", real))
-        fail("policy: refused: %s: %s", path, strerror(errno));
 
     int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -612,7 +614,7 @@ static int open_policy(const char *path)
     check_policy_dir(fd, "/");
     char walked[PATH_MAX + 1] = "";
     size_t wlen = 0;
-    for (char *part = real; *part;) {
+    for (char *part = dir; *part;) {
         while (*part == '/')
             part++;
         if (!*part)
@@ -620,13 +622,20 @@ static int open_policy(const char *path)
         char *end = strchr(part, '/');
         if (end)
             *end = '\0';
-        /* walked is a prefix of real, so it fits */
+        /* walked is a prefix of dir, so it fits */
         walked[wlen++] = '/';
         memcpy(walked + wlen, part, strlen(part) + 1);
         wlen += strlen(part);
         int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0)
-            fail("policy: refused: %s: %s", walked, strerror(errno));
+        if (next < 0) {
+            int err = errno;
+            struct stat link;
+            if ((err == ENOTDIR || err == ELOOP) && fstatat(fd, part, &link, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(link.st_mode))
+                fail("policy: refused: %s is a symbolic link (the path to the policy must name real directories)",
+                     walked);
+            fail("policy: refused: %s: %s", walked, strerror(err));
+        }
         (void)close(fd);
         fd = next;
         check_policy_dir(fd, walked);

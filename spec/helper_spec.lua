@@ -520,7 +520,12 @@ end
 --- The suite's build of the helper, with the policy at POLICY compiled in
 -- (its --help says where).
 local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
-local POLICY = io.popen(sh_quote(POLICYTEST) .. " --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+local POLICY
+do -- (closed at once: its process is no child left for the first test to find)
+  local p = io.popen(sh_quote(POLICYTEST) .. " --help")
+  POLICY = p:read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  p:close()
+end
 local POLICY_DIR = POLICY:match("^(.*)/[^/]*$")
 
 local U = {}
@@ -805,6 +810,17 @@ function U.test_a_policy_file_others_could_change_is_refused()
   assert_refused(helper, { "--user", "daemon" }, "line 2: no ':'")
   write_policy(string.rep("# padding\n", 7000) .. line)
   assert_refused(helper, { "--user", "daemon" }, "larger than")
+  -- a directory on the path that is a symbolic link (to a directory root
+  -- owns, the policy in it fine): refused. The path was resolved first,
+  -- and only the target's directories checked: a link in a directory
+  -- others could write could name any policy root had left anywhere.
+  write_policy(line)
+  local moved = POLICY_DIR .. ".real"
+  assert(os.execute("rm -rf " .. moved .. " && mv " .. POLICY_DIR .. " " .. moved .. " && ln -s " .. moved .. " "
+    .. POLICY_DIR))
+  local ok, err = pcall(assert_refused, helper, { "--user", "daemon" }, POLICY_DIR .. " is a symbolic link")
+  assert(os.execute("rm " .. POLICY_DIR .. " && mv " .. moved .. " " .. POLICY_DIR))
+  assert(ok, err)
   -- and the same file, fixed, is obeyed
   write_policy(line)
   stop((start_as_nobody(helper, { "--user", "daemon" })))
