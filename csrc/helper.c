@@ -1417,6 +1417,13 @@ static void signal_mode(const struct options *opt, int secure)
         say("the process has ended");
         exit(EXIT_GONE);
     }
+    /* the group pid 1 leads is not signalled: kill(-1) means every process
+     * the user may signal (a pidfd of pid 1: a launcher that is its pid
+     * namespace's first process) */
+    if (opt->process_group && pid == 1) {
+        say("pid 1: its group is not signalled (a signal to -1 reaches every process)");
+        exit(EXIT_NOT_PERMITTED);
+    }
     become_signaller(&id);
     /* from here on _exit (uids_changed) */
     long r;

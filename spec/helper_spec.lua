@@ -279,6 +279,18 @@ function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
   for _, pid in ipairs(S.children()) do lu.assertEquals(pid, forked, "only what the app forked") end
 end
 
+--- The group pid 1 leads is never signalled: kill(-1) is every process
+-- the user may signal (a launcher that is the first process of its pid
+-- namespace, a container's entrypoint, hands the helper its own pidfd).
+function T.test_signal_mode_refuses_the_group_of_pid_1()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  lu.skipIf(not S.testing.use_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  local out = S.run_child({ pidns = true, timeout = 30 }, "helper_signal_to_the_group_of_pid_1")
+  lu.assertStrContains(out, "group\tnil\tOperation not permitted (pid 1: its group is not signalled"
+    .. " (a signal to -1 reaches every process))\t1\n")
+  lu.assertStrContains(out, "process\ttrue\n")
+end
+
 --- When the helper cannot be run, does not answer, or fails: said, and
 -- nothing of it left behind; a signal posted (nothing waits for it) that
 -- could not go is logged.
