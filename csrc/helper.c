@@ -192,7 +192,8 @@ static void print_help(void)
           "  --user NAME|UID    run the app as this user: its groups, then the uid;\n"
           "                     the app leads a session of its own (no controlling\n"
           "                     terminal). A uid with no passwd entry uses the uid as\n"
-          "                     its gid and no supplementary groups.\n"
+          "                     its gid and no supplementary groups (setuid: refused\n"
+          "                     where that gid is a group's).\n"
           "  --group NAME|GID   primary group with --user (default: the user's own)\n"
           "  --setsid           the app leads a session of its own\n"
           "  --login-env        HOME, USER, LOGNAME, SHELL from the target's passwd\n"
@@ -910,6 +911,18 @@ static void resolve_identity(const char *user, const char *group, int secure,
         /* a uid with no passwd entry: its uid as its gid (gid_t is as wide
          * as uid_t, and the uid is at most (uid_t)-2) */
         own_gid = (gid_t)id->uid;
+        /* in setuid mode never a group no entry gives it: that gid may
+         * name a privileged one (uid 27 would run in group 27, sudo) */
+        if (secure) {
+            errno = 0;
+            const struct group *gr = getgrgid(own_gid);
+            if (gr)
+                fail("policy: refused: uid %lu has no passwd entry and gid %lu is group %s",
+                     (unsigned long)id->uid, (unsigned long)own_gid, gr->gr_name);
+            if (errno != 0 && errno != ENOENT && errno != ESRCH)
+                fail("policy: refused: uid %lu has no passwd entry and gid %lu could not be looked up: %s",
+                     (unsigned long)id->uid, (unsigned long)own_gid, strerror(errno));
+        }
     }
     id->gid = group ? resolve_group(group) : own_gid;
 

@@ -799,6 +799,23 @@ function U.test_a_numeric_user_without_a_passwd_entry_listed_by_uid_runs()
   lu.assertNotStrContains(env, "\nHOME=", "never the caller's HOME, nor root's")
 end
 
+--- A listed uid with no passwd entry runs with its uid as its gid: never
+-- where that gid is a group (one no entry gives that uid: uid 27 would run
+-- in group 27, sudo on Debian), not even named by --group.
+function U.test_a_uid_without_a_passwd_entry_whose_gid_is_a_group_is_refused()
+  -- a group whose gid no user has as a uid
+  local p = assert(io.popen("awk -F: 'NR==FNR{u[$3]=1;next} !($3 in u) && $3>0 {print $3, $1; exit}' "
+    .. "/etc/passwd /etc/group"))
+  local gid, name = p:read("a"):match("^(%d+) (%S+)")
+  p:close()
+  lu.skipIf(not gid, "no group here whose gid no user has")
+  write_policy("65534: " .. gid .. "\n")
+  local helper = install_copy()
+  local why = string.format("policy: refused: uid %s has no passwd entry and gid %s is group %s", gid, gid, name)
+  assert_refused(helper, { "--user", gid }, why)
+  assert_refused(helper, { "--user", gid, "--group", gid }, why)
+end
+
 function U.test_a_policy_file_others_could_change_is_refused()
   local helper = install_copy()
   local line = "nobody: daemon\n"
