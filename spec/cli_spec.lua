@@ -214,6 +214,14 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--grace=-0.5", "--", F, "pause" }, "option '--grace': invalid value '-0.5'" },
     { { "--grace=", "--", F, "pause" }, "option '--grace': invalid value ''" },
     { { "--pid-timeout=5s", "--", F, "pause" }, "option '--pid-timeout': invalid value '5s'" },
+    -- no wait at all is no handshake (the start would fail, or not, as the
+    -- app raced it)
+    { { "--timeout=0", "--", F, "pause" }, "option '--timeout': invalid value '0' (expected a number of seconds > 0)" },
+    { { "--pid-fd=3", "--pid-timeout=0", "--", F, "pause" }, "option '--pid-timeout': invalid value '0'" },
+    -- a second value would silently replace the first
+    { { "--user=nobody", "--user=root", "--", F, "pause" }, "option '--user' given twice" },
+    { { "--ready=fd", "--ready", "none", "--", F, "pause" }, "option '--ready' given twice" },
+    { { "-q", "--quiet", "--", F, "pause" }, "option '--quiet' given twice" },
     { { "--env=NOVALUE", "--", F, "pause" },
       "option '--env': invalid value 'NOVALUE' (expected NAME=VALUE)" },
     { { "--env==value", "--", F, "pause" }, "option '--env': invalid value '=value' (expected NAME=VALUE)" },
@@ -262,6 +270,12 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
       "option '--pid-fd' has no effect with --ready=forks (the daemon's pid is read from --pid-file)" },
     { { "--user=0", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
       "option '--user': cannot be combined with --ready=forks" },
+    -- with --user the pid channel is appstart-helper's own
+    { { "--user=nobody", "--pid-format=line", "--ready=none", "--", F, "pause" },
+      "option '--pid-format': has no effect with '--user' (appstart-helper reports the pid; the app never sees it)" },
+    { { "--user=nobody", "--pid-fd=7", "--ready=notify", "--", F, "pause" },
+      "option '--pid-fd': has no effect with '--user' but with --ready=fd (appstart-helper reports the pid; the app"
+      .. " never sees it)" },
     { { "--timeout=5", "--ready=none", "--", F, "pause" },
       "option '--timeout': has no effect with --ready=none (the app is ready once it runs: nothing is waited for)" },
     { { "--notify-access=main", "--ready=none", "--", F, "pause" }, "option '--notify-access' needs"

@@ -151,12 +151,34 @@ function T.test_tail_takes_an_integral_float_as_lua_does()
 end
 
 function T.test_infinite_seconds_are_an_error()
-  for _, field in ipairs { "ready_timeout", "pid_timeout", "kill_grace" } do
-    local opts = { ready = "fd", helper = true, [field] = math.huge }
-    raises(opts, "field '" .. field .. "': must be a finite number of seconds >= 0")
+  raises({ ready = "fd", helper = true, kill_grace = math.huge },
+    "field 'kill_grace': must be a finite number of seconds >= 0")
+  for _, field in ipairs { "ready_timeout", "pid_timeout" } do
+    raises({ ready = "fd", helper = true, [field] = math.huge }, "field '" .. field .. "': must be a number of seconds > 0")
   end
-  raises({ ready = "fd", ready_timeout = 0 / 0 }, "field 'ready_timeout': must be a finite number")
+  raises({ ready = "fd", ready_timeout = 0 / 0 }, "field 'ready_timeout': must be a number of seconds > 0")
   accepted({ ready = "fd", ready_timeout = 1e9, kill_grace = 0 })
+end
+
+-- A limit of 0 would fail the start at its first step, or not, as the app
+-- raced it: no wait at all is no handshake (kill_grace = 0 is SIGKILL at
+-- once, which means something).
+function T.test_a_ready_or_pid_timeout_of_0_is_an_error()
+  raises({ ready = "fd", ready_timeout = 0 }, "field 'ready_timeout': must be a number of seconds > 0")
+  raises({ ready = "fd", helper = true, pid_timeout = 0 }, "field 'pid_timeout': must be a number of seconds > 0")
+  raises({ ready = "fd", helper = true, pid_timeout = -1 }, "field 'pid_timeout': must be a number of seconds > 0")
+  accepted({ ready = "fd", helper = true, ready_timeout = 0.001, pid_timeout = 0.001 })
+end
+
+-- With `user`, the pid channel is appstart-helper's own: its format is
+-- never the app's business, and its number only moves the ready
+-- descriptor's default.
+function T.test_pid_format_and_pid_fd_with_user_are_errors_where_they_change_nothing()
+  raises({ ready = "none", user = "nobody", pid_format = "line" }, "field 'pid_format': has no effect with 'user'")
+  raises({ ready = "notify", user = "nobody", pid_fd = 7 }, "field 'pid_fd': has no effect with 'user' but with"
+    .. " ready = 'fd'")
+  accepted({ ready = "fd", user = "nobody", pid_fd = 7 })
+  accepted({ ready = "fd", helper = true, pid_fd = 7, pid_format = "line" })
 end
 
 function T.test_a_string_of_digits_is_a_uid_or_gid_as_a_number_is()

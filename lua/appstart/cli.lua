@@ -299,8 +299,8 @@ local OPTIONS = {
   stdin = { key = "stdin", parse = stdio },
   stdout = { key = "stdout", parse = output_stdio },
   stderr = { key = "stderr", parse = output_stdio },
-  timeout = { key = "timeout", parse = seconds },
-  ["pid-timeout"] = { key = "pid_timeout", parse = seconds },
+  timeout = { key = "timeout", parse = positive_seconds },
+  ["pid-timeout"] = { key = "pid_timeout", parse = positive_seconds },
   grace = { key = "grace", parse = seconds },
   ["kill-mode"] = { key = "kill_mode", parse = enum("process", "group", "cgroup") },
   watchdog = { key = "watchdog", parse = positive_seconds },
@@ -326,6 +326,10 @@ function cli.parse(argv)
       name = SHORT[a] or name or a:sub(3)
       local spec = OPTIONS[name]
       if not spec then return nil, "unknown option '--" .. name .. "'" end
+      -- a second value would silently replace the first (--user=A --user=B)
+      if not spec.list and o[spec.key] ~= nil then
+        return nil, "option '--" .. name .. "' given twice"
+      end
       if not spec.parse then
         if value then return nil, "option '--" .. name .. "' takes no value" end
         o[spec.key] = true

@@ -255,8 +255,8 @@ options.SCHEMA = {
   ready = { types = { string = true, table = true }, check = ready_value, default = "notify" },
   ready_fd = { types = { integer = true }, check = descriptor },
   notify_access = { types = { string = true }, check = enum("main", "exec", "all"), default = "exec" },
-  pid_timeout = { types = { integer = true, float = true }, check = seconds, default = 10 },
-  ready_timeout = { types = { integer = true, float = true }, check = seconds, default = 40 },
+  pid_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 10 },
+  ready_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 40 },
   probe_interval = { types = { integer = true, float = true }, check = positive_seconds, default = 0.1 },
   probe_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 1 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
@@ -336,6 +336,18 @@ function options.check(opts)
   if not helper and not user then
     if opts.pid_fd ~= nil then return "pid_fd", "has no effect without 'helper' or 'user'" end
     if opts.pid_format ~= nil then return "pid_format", "has no effect without 'helper' or 'user'" end
+  end
+  -- with `user`, the pid channel is appstart-helper's, closed before the
+  -- app runs: its format is appstart's own, and its number matters only
+  -- where it moves the ready descriptor's default
+  if user and not helper then
+    if opts.pid_format ~= nil then
+      return "pid_format", "has no effect with 'user' (appstart-helper reports the pid; the app never sees it)"
+    end
+    if opts.pid_fd ~= nil and opts.ready ~= "fd" then
+      return "pid_fd", "has no effect with 'user' but with ready = 'fd' (appstart-helper reports the pid; the"
+        .. " app never sees it)"
+    end
   end
   if ready_fd ~= nil then
     if opts.ready ~= "fd" then return "ready_fd", "has no effect without ready = 'fd'" end
