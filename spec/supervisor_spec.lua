@@ -195,6 +195,22 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
     { { argv = { F }, burst_interval = math.huge }, "service 'a': field 'burst_interval': seconds expected" },
     { { argv = { F }, needs = "b" }, "service 'a': field 'needs': table expected, got string" },
     { "argv", "service 'a': table expected, got string" },
+    -- a list with a hole (a nil variable in it): what comes after the hole
+    -- was silently dropped (a dependency lost, an exit code not a success)
+    { { argv = { F }, needs = { nil, "b" } }, "service 'a': field 'needs': [1]: a service name expected, got nil" },
+    { { argv = { F }, after = { "b", nil, "c" } }, "service 'a': field 'after': [2]: a service name expected, got nil" },
+    { { argv = { F }, success_codes = { 0, nil, 3 } },
+      "service 'a': field 'success_codes': [2]: an exit code from 0 to 255 expected, got nil" },
+    { { argv = { F }, needs = { [1.5] = "b" } }, "service 'a': field 'needs': a list expected (key 1.5)" },
+    -- fields that would be silently ignored: a window of no time counts no
+    -- earlier failure (burst would never trip); delays with no restart
+    { { argv = { F }, burst_interval = 0 }, "service 'a': field 'burst_interval': seconds expected (a finite number > 0)" },
+    { { argv = { F }, restart = "no", backoff = { initial = 1 } },
+      "service 'a': field 'backoff': has no effect with restart = 'no'" },
+    { { argv = { F }, restart = "no", reset_after = 60 },
+      "service 'a': field 'reset_after': has no effect with restart = 'no'" },
+    { { argv = { F }, backoff = { initial = 0, factor = 3 } },
+      "service 'a': field 'backoff': 'factor' has no effect with initial = 0 (no delay)" },
   }
   for _, case in ipairs(cases) do
     local line = debug.getinfo(1, "l").currentline + 1
@@ -699,7 +715,8 @@ local function life(fields, code, starts)
   local rec = recorder()
   -- ready for 0.05 s: sv:down() comes while the last run is ready
   local spec = fd_service(fields, "sleep=0.05", "exit=" .. code)
-  spec.backoff = spec.backoff or { initial = 0.01, jitter = 0 }
+  -- (short delays; with restart = "no" there are none, and backoff is a mistake)
+  if spec.restart ~= "no" then spec.backoff = spec.backoff or { initial = 0.01, jitter = 0 } end
   local sv = supervisor({ services = { s = spec } }, rec)
   sv:up()
   lu.assertTrue(await(sv, function()

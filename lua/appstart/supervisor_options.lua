@@ -35,6 +35,13 @@ local function seconds(v)
   end
 end
 
+local function positive_seconds(v)
+  -- (0 would count nothing: a window of no time holds no earlier failure)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
+    return "seconds expected (a finite number > 0), got " .. tostring(v)
+  end
+end
+
 local function count(v)
   if math.type(v) ~= "integer" or v < 0 then
     return "an integer >= 0 expected, got " .. tostring(v)
@@ -47,24 +54,38 @@ local function restart(v)
   end
 end
 
+-- What is wrong with a list's keys (one that is no integer from 1, a
+-- hole: {nil, "db"}, as a nil variable makes, whose "db" ipairs never
+-- reaches), or nil; and its length, the largest key.
+local function list_keys(v)
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 then return "a list expected (key " .. tostring(k) .. ")" end
+    if k > n then n = k end
+  end
+  return nil, n
+end
+
 local function codes(v)
   if type(v) ~= "table" then return "table expected, got " .. type(v) end
-  for i, c in ipairs(v) do
+  local why, n = list_keys(v)
+  if why then return why end
+  for i = 1, n do
+    local c = v[i]
     if math.type(c) ~= "integer" or c < 0 or c > 255 then
       return format("[%d]: an exit code from 0 to 255 expected, got %s", i, tostring(c))
     end
-  end
-  for k in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > #v then return "a list expected (key " .. tostring(k) .. ")" end
   end
 end
 
 local function names(v)
   if type(v) ~= "table" then return "table expected, got " .. type(v) end
-  for k, name in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > #v then return "a list expected (key " .. tostring(k) .. ")" end
+  local why, n = list_keys(v)
+  if why then return why end
+  for i = 1, n do
+    local name = v[i]
     if type(name) ~= "string" or name == "" then
-      return format("[%d]: a service name expected, got %s", k, type(name) == "string" and "''" or type(name))
+      return format("[%d]: a service name expected, got %s", i, type(name) == "string" and "''" or type(name))
     end
   end
 end
@@ -95,7 +116,7 @@ end
 --- The supervisor's own fields of a service, each with its check.
 M.SERVICE_FIELDS = {
   restart = restart, success_codes = codes, backoff = backoff, reset_after = seconds,
-  burst = count, burst_interval = seconds, after = names, needs = names,
+  burst = count, burst_interval = positive_seconds, after = names, needs = names,
 }
 
 -- What services without a field of their own share (read only): a
@@ -136,6 +157,19 @@ function M.service(name, spec, who, level)
       start[k] = v
     end
   end
+  -- a field that would be silently ignored is a mistake: the delays
+  -- between restarts with no restart, a delay's growth with none
+  local ignored
+  if own.restart == "no" then
+    ignored = (own.backoff and "backoff" or own.reset_after and "reset_after")
+    if ignored then ignored = format("field '%s': has no effect with restart = 'no'", ignored) end
+  end
+  local b = own.backoff
+  if not ignored and b and b.initial == 0 then
+    local grows = b.factor and "factor" or b.max and "max" or b.jitter and "jitter"
+    if grows then ignored = format("field 'backoff': '%s' has no effect with initial = 0 (no delay)", grows) end
+  end
+  if ignored then error(format("%s: service '%s': %s", who, name, ignored), level) end
   -- a supervisor stops what an app forked along with it
   if options.SCHEMA.kill_mode and start.kill_mode == nil then start.kill_mode = "group" end
   -- a start with ready = "none" waits for nothing, but sv:reload does:
@@ -159,7 +193,7 @@ function M.service(name, spec, who, level)
     success = {}
     for _, c in ipairs(own.success_codes) do success[c] = true end
   end
-  local delays, b = DEFAULT_BACKOFF, own.backoff
+  local delays = DEFAULT_BACKOFF
   if b then
     delays = { initial = b.initial or D.backoff.initial, max = b.max or D.backoff.max,
       factor = b.factor or D.backoff.factor, jitter = b.jitter or D.backoff.jitter }
