@@ -179,13 +179,14 @@ local function supervise_dir()
   return dir, dir .. "/services.lua"
 end
 
--- A supervisor file of fixture services, each writing its pid to dir/NAME.
-local function services_file(path, dir, names)
+-- A supervisor file of fixture services, each writing its pid to dir/NAME
+-- (and ready after `delay` seconds, when given).
+local function services_file(path, dir, names, delay)
   local parts = { "local F = " .. string.format("%q", F) .. "\nreturn { services = {\n" }
   for _, name in ipairs(names) do
     parts[#parts + 1] = string.format(
-      "  %s = { argv = { F, 'pidfile=%s/%s', 'notify=READY=1', 'pause' }, restart = 'always' },\n",
-      name, dir, name)
+      "  %s = { argv = { F, 'pidfile=%s/%s', %s'notify=READY=1', 'pause' }, restart = 'always' },\n",
+      name, dir, name, delay and string.format("'sleep=%g', ", delay) or "")
   end
   parts[#parts + 1] = "} }\n"
   write(path, table.concat(parts))
@@ -485,6 +486,56 @@ function TC.test_diff_sees_added_removed_and_changed_services()
   lu.assertEquals(added, {})
   lu.assertEquals(removed, { "gone" })
   lu.assertEquals(changed, { "a", "b", "c", "e" })
+  -- the file's log changed: each service that logs through it changed
+  -- too (one with a log of its own did not)
+  local function log1() end
+  local function log2() return 2 end
+  old = { log = log1, services = { a = { argv = { "x" } }, b = { argv = { "y" }, log = log1 } } }
+  new = { log = log2, services = { a = { argv = { "x" } }, b = { argv = { "y" }, log = log1 } } }
+  added, removed, changed = supervise.diff(old, new)
+  lu.assertEquals({ added, removed, changed }, { {}, {}, { "a" } })
+  new.log = load(string.dump(log1)) -- the same code
+  lu.assertEquals({ supervise.diff(old, new) }, { {}, {}, {} })
+end
+
+-- A SIGHUP applies the file's own fields too: its new on_event is called
+-- from then on, its new parallel bounds the starts from then on.
+function TC.test_a_reload_applies_the_files_on_event_and_parallel()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function with_fields(version, parallel, names)
+    -- (ready after a moment: two starts at once would overlap)
+    services_file(file, dir, names, 0.2)
+    local text = S.read(file):gsub("^(.-)return { services = {", function(head)
+      return head .. string.format("return { parallel = %d, on_event = function(name, state)\n"
+        .. "  local f = io.open(%q, 'a') f:write(%q, ' ', name, ' ', state, '\\n') f:close() end,\n"
+        .. "services = {", parallel, dir .. "/events", version)
+    end)
+    write(file, text)
+  end
+  with_fields("v1", 8, { "a" })
+  appstart.run(function()
+    local app = assert(appstart.start {
+      argv = lua_command { "supervise", "--quiet", file }, ready_timeout = 20, log = S.quiet,
+    })
+    -- b and c added with parallel = 1: one start in flight at a time
+    with_fields("v2", 1, { "a", "b", "c" })
+    lu.assertEquals(app:reload(), true)
+    local events = S.read(dir .. "/events")
+    lu.assertStrContains(events, "v1 a ready\n")
+    lu.assertNotStrContains(events, "v1 b", "the old on_event after the reload:\n" .. events)
+    lu.assertStrContains(events, "v2 b ready\n")
+    lu.assertStrContains(events, "v2 c ready\n")
+    -- one at a time: each added one ready before the other starts
+    local order = {}
+    for name, state in events:gmatch("v2 (%a) (%a+)\n") do order[#order + 1] = name .. ":" .. state end
+    local first, second = order[1]:sub(1, 1), order[3] and order[3]:sub(1, 1)
+    lu.assertEquals(order, { first .. ":starting", first .. ":ready", second .. ":starting", second .. ":ready" },
+      events)
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
 end
 
 return { TestSupervisedDaemons = T, TestSuperviseCommand = TC }

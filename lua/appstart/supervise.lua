@@ -16,6 +16,7 @@ local appstart = require "appstart"
 local core = require "appstart.core"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
+local supervisor_internals = require "appstart.supervisor"
 
 local M = {}
 
@@ -111,12 +112,16 @@ end
 M.same = same
 
 --- The difference between the services of two specs: added, removed and
--- changed names, each sorted.
+-- changed names, each sorted. A service with no `log` of its own logs
+-- through the file's: when that changes, so does the service.
 function M.diff(old, new)
   local added, removed, changed = {}, {}, {}
+  local log_changed = not same(old.log, new.log)
   for name, spec in pairs(new.services) do
-    if old.services[name] == nil then added[#added + 1] = name
-    elseif not same(old.services[name], spec) then changed[#changed + 1] = name
+    local was = old.services[name]
+    if was == nil then added[#added + 1] = name
+    elseif not same(was, spec) or (log_changed and type(spec) == "table" and spec.log == nil) then
+      changed[#changed + 1] = name
     end
   end
   for name in pairs(old.services) do
@@ -233,7 +238,7 @@ function M.run(o, spec, command)
       notify("READY=1")
     end
   end
-  local user_on_event = spec.on_event
+  local user_on_event = spec.on_event -- (a reload takes the file's new one)
   local function on_event(name, state, info)
     info = info or {}
     states[name] = state
@@ -299,6 +304,10 @@ function M.run(o, spec, command)
       return
     end
     local added, removed, changed = M.diff(current, new)
+    -- the file's own fields: on_event from now on, parallel for the starts
+    -- from now on (log: through the services that use it, changed above)
+    user_on_event = new.on_event
+    supervisor_internals.set_parallel(sv, new.parallel)
     -- dependents first: one still named by another waits for its turn
     local going = {}
     for _, list in ipairs { removed, changed } do

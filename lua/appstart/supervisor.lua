@@ -875,6 +875,12 @@ local function reorder(sv)
   sv._order = order
 end
 
+--- The most starts in flight at once, from now on (nil: the default):
+-- for `appstart supervise`, whose SIGHUP applies the file's new one.
+function M.set_parallel(sv, n)
+  sv._parallel = n or sopts.DEFAULTS.parallel
+end
+
 --- A new supervisor (see appstart.supervisor). level: as error() counts,
 -- where the user's call is.
 function M.new(spec, level)
