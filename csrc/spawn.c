@@ -200,7 +200,7 @@ static void child_main(const struct spawn_request *req,
 
     /* into the app's cgroup before anything else: whatever it forks from
      * here on is born inside */
-    if (req->cgroup_fd > 2 && write(req->cgroup_fd, "0", 1) != 1)
+    if (req->cgroup_fd >= 0 && write(req->cgroup_fd, "0", 1) != 1)
         child_fail(rep, error_fd, SPAWN_STEP_CGROUP, errno);
     if (req->new_session && setsid() < 0)
         child_fail(rep, error_fd, SPAWN_STEP_SESSION, errno);

@@ -34,7 +34,7 @@ struct spawn_request {
                                 what it orphans stays in its tree) */
     int new_session;         /* the child starts a session (and process
                                 group) of its own: setsid */
-    int cgroup_fd;           /* > 2: cgroup.procs of a cgroup the child
+    int cgroup_fd;           /* >= 0: cgroup.procs of a cgroup the child
                                 joins before anything else; else none */
     char *pid_digits;        /* NULL, or room for 11 bytes inside an envp
                                 string ("WATCHDOG_PID=" then this): the

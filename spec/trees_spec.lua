@@ -344,6 +344,19 @@ function TC.test_a_closed_app_s_cgroup_is_removed_once_it_empties()
   lu.assertEquals(my_cgroups(dir), mine)
 end
 
+-- A launcher whose stdin and stdout are closed opens the cgroup's
+-- descriptors at 0 and 1: the app joins it all the same (it ran outside
+-- it, and what it forked escaped every stop).
+function TC.test_an_app_joins_its_cgroup_whatever_descriptors_the_launcher_has_closed()
+  local out = S.run_child({ timeout = 30 }, "trees_cgroup_with_stdin_and_stdout_closed")
+  local cg, mine = out:match("cgroup\t([^\n]*)\n"), out:match("mine\t([^\n]*)\n")
+  lu.assertNotNil(cg, out)
+  lu.assertNotEquals(cg, mine, "the app runs in a cgroup of its own: " .. out)
+  lu.assertStrContains(cg, "/appstart.")
+  lu.assertStrContains(out, "how\tkilled by signal 15 (TERM)\n")
+  lu.assertStrContains(out, "children\t\n")
+end
+
 function TC.test_where_cgroup_v2_is_not_writable_the_start_fails_and_says_so()
   local lua_path, lua_cpath = S.public_tree()
   local out = S.run_child({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
