@@ -1308,9 +1308,9 @@ static int step_ready(struct starter *s)
     struct process *app = app_of(s);
     /* The helper is admitted as a sender (notify_access "exec") by its pid
      * only while no other process can have that pid: until it is reaped.
-     * So its exit is seen first and it is reaped after the drain, which
-     * then holds all it sent; a message from its pid after that is from
-     * whoever has the pid now, and is refused. */
+     * So its exit is seen first and it is reaped once a drain has emptied
+     * the queue, which then held all it sent; a message from its pid after
+     * that is from whoever has the pid now, and is refused. */
     int helper_ended = s->has_helper && !s->helper_done && process_exited_unreaped(&s->spawned);
     /* death first, then drain: a ready message sent before the app exited
      * still counts. (A pidfd the last wait saw quiet has no death to tell.) */
@@ -1330,7 +1330,10 @@ static int step_ready(struct starter *s)
         if (s->phase != STARTER_AWAIT_READY)
             return s->phase;
     }
-    if (helper_ended && reap_helper(s) != STARTER_AWAIT_READY)
+    /* not before the drain has emptied the queue (a step reads a bounded
+     * amount): what the helper sent behind the app's flood is read while
+     * its pid is still its own */
+    if (helper_ended && !more && reap_helper(s) != STARTER_AWAIT_READY)
         return s->phase;
     if (s->ready_seen) {
         if (s->helper_done)

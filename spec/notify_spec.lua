@@ -220,6 +220,7 @@ function T.test_what_a_flood_queued_before_the_launcher_read_holds_still_counts(
   lu.assertStrContains(out, "ready behind 100\tready\t")
   lu.assertStrContains(out, "extend behind 80 events\tready\t")
   lu.assertStrContains(out, "a short extend\tready\t")
+  lu.assertStrContains(out, "the helper's ready behind 100\tready\t")
   lu.assertStrContains(out, "left\t\n")
 end
 

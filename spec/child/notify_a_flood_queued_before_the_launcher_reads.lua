@@ -24,6 +24,18 @@ try("extend behind 80 events", { argv = { F, "fork", "notifyflood=40:STATUS=x\nE
   "sleep=0.3", "int32=3:child", "exit=0" }, ready_timeout = 0.5 })
 try("a short extend", { argv = { F, "fork", "notify=EXTEND_TIMEOUT_USEC=1000", "sleep=0.5",
   "notify=READY=1", "exit=0", "|", "sleep=0.1", "int32=3:child", "exit=0" }, ready_timeout = 5 })
+-- the helper's own READY=1 behind the app's flood, all of it queued (and
+-- the helper exited) before the first step: read before the helper is
+-- reaped, while its pid is still its own
+do
+  local h = appstart.begin { argv = { F, "fork", "notifyflood=100:STATUS=x", "pause", "|",
+    "sleep=0.3", "notify=READY=1", "int32=3:child", "exit=0" }, helper = true, ready_timeout = 3,
+    log = function() end }
+  os.execute("sleep 0.8")
+  local app, err = h:wait()
+  print("the helper's ready behind 100", app and "ready" or err.code, app and "" or err.message)
+  if app then app:terminate() end
+end
 -- each app exits once it has said READY=1: reaped by a call that waits
 -- (closed apps are reaped there), which nothing above made after the last
 local deadline = core.now() + 5
