@@ -377,13 +377,23 @@ static int move_to_start(int fd, long long from, long long carry)
     return err;
 }
 
+/* A rotation failed: what was written of the unfinished line leaves the
+ * file it was carried from (at offset from), so that the files hold whole
+ * lines; how many bytes that took back (the caller counts them dropped). */
+static long long take_back(int fd, long long from, long long carry)
+{
+    return carry > 0 && fd >= 0 && ftruncate(fd, (off_t)from) == 0 ? carry : 0;
+}
+
 /* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
  * keep 0: the file is emptied. carry: the bytes of an unfinished line at
  * the end of the file, moved to the fresh one (the old one ends where
  * that line began). 0 or an errno value (the caller closes f->fd then:
- * the output is dropped from there on). */
-static int rotate(struct output_file *f, long long carry)
+ * the output is dropped from there on; *lost: the bytes of the unfinished
+ * line taken back out of the files). */
+static int rotate(struct output_file *f, long long carry, long long *lost)
 {
+    *lost = 0;
     /* the file as this reader wrote it, or no move: bytes someone else
      * appended would be where the line is taken to be */
     struct stat st;
@@ -405,8 +415,11 @@ static int rotate(struct output_file *f, long long carry)
     for (int i = f->top < f->keep ? f->top : f->keep - 1; i >= 1; i--) {
         snprintf(from_name, sizeof from_name, "%s.%d", f->name, i);
         snprintf(to_name, sizeof to_name, "%s.%d", f->name, i + 1);
-        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT)
-            return errno;
+        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+            int err = errno;
+            *lost = take_back(f->fd, from, carry);
+            return err;
+        }
     }
     if (f->top < f->keep)
         f->top++; /* NAME.top moved up one; NAME.1 is made */
@@ -415,6 +428,7 @@ static int rotate(struct output_file *f, long long carry)
     f->fd = -1;
     if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
         int err = errno;
+        *lost = take_back(old, from, carry);
         sys_close(&old);
         return err;
     }
@@ -422,13 +436,17 @@ static int rotate(struct output_file *f, long long carry)
     int err = open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why);
     if (!err && carry > 0) {
         /* the line goes on in the fresh file: what was written of it
-         * leaves the old one (which keeps it if the copy fails) */
+         * leaves the old one */
         err = copy_range(old, from, f->fd, -1, carry);
         if (!err && ftruncate(old, (off_t)from) != 0)
             err = errno;
         if (!err)
             f->size = f->open_line = carry;
+        else if (ftruncate(f->fd, 0) != 0) /* (a part copied) */
+            carry = 0;
     }
+    if (err)
+        *lost = take_back(old, from, carry);
     sys_close(&old);
     return err;
 }
@@ -476,9 +494,11 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
             len -= take;
         }
         if (full) {
-            int err = rotate(f, carry);
+            long long lost;
+            int err = rotate(f, carry, &lost);
             if (err) {
                 o->file_err = err;
+                o->file_dropped += lost;
                 sys_close(&f->fd);
             }
         }
@@ -591,13 +611,14 @@ int output_read(struct output *o, int stream)
     struct output_stream *st = &o->s[stream];
     if (st->fd < 0)
         return OUTPUT_EOF;
-    /* a file rotated at a small size: a read takes about one file's
-     * worth, so that one read's rotations (each keep renames at most) are
-     * few, and a caller that looks at the clock between reads is not
-     * held up by a flood's */
+    /* a file rotated at a small size: a read takes one file's worth, so
+     * that one read's rotations (each keep renames at most) are one or
+     * two, and a caller that looks at the clock between reads is not held
+     * up by a flood's (lines are put together across reads, as a pipe's
+     * short reads need anyway) */
     size_t want = sizeof o->chunk;
     if (st->file && st->file->keep > 0 && st->file->max_bytes > 0 && st->file->max_bytes < (long long)want)
-        want = st->file->max_bytes < OUTPUT_LINE_MAX ? OUTPUT_LINE_MAX : (size_t)st->file->max_bytes;
+        want = (size_t)st->file->max_bytes;
     ssize_t n = sys_read(st->fd, o->chunk, want);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? OUTPUT_AGAIN : -errno;
