@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef PR_SET_CHILD_SUBREAPER
 #define PR_SET_CHILD_SUBREAPER 36
@@ -213,6 +215,9 @@ static int list_children(struct pidset *out)
 }
 
 static int adopt_depth;            /* windows open */
+static unsigned long long adopt_since; /* when the first opened, in clock
+                                          ticks since boot (as procfs's
+                                          start times), 0 if unknown */
 static int was_subreaper;          /* before the first window opened */
 static int adopt_before_known;     /* adopt_before could be listed */
 static struct pidset adopt_before; /* children when the window opened */
@@ -231,6 +236,12 @@ int children_adopt_begin(void)
         if (!err) {
             adopt_before.len = 0;
             adopt_before_known = list_children(&adopt_before) == 0;
+            struct timespec ts;
+            long hz = sysconf(_SC_CLK_TCK);
+            adopt_since = hz > 0 && clock_gettime(CLOCK_BOOTTIME, &ts) == 0
+                              ? (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+                                    (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ull
+                              : 0;
         }
     }
     if (!err)
@@ -247,19 +258,25 @@ void children_adopt_end(void)
             (void)prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
         /* what came to the launcher meanwhile and nobody took over: an
          * orphan a helper left behind. Reaped by pid once it exits. A
-         * helper leads a session of its own, so a child in the launcher's
-         * session is the launcher's own (io.popen), never taken; one
-         * another library forked and moved to a session of its own while
-         * the window was open cannot be told from an orphan: that is the
-         * price of proving descent. */
+         * helper leads a session of its own; a child in the launcher's
+         * session may be the launcher's own (io.popen), never taken, or
+         * what an app in that session (kill_mode "process") left: one
+         * that began before the window opened is that (a child of the
+         * launcher's from then would have been listed), taken; one that
+         * began meanwhile cannot be told from an io.popen child, and is
+         * left. One another library forked and moved to a session of its
+         * own while the window was open cannot be told from an orphan:
+         * that is the price of proving descent. */
         struct pidset now = { NULL, 0, 0 };
         pid_t session = getsid(0);
         if (adopt_before_known && list_children(&now) == 0) {
             for (size_t i = 0; i < now.len; i++) {
                 pid_t pid = now.pids[i];
                 struct procfs_stat st;
+                /* (a tick's margin: both times are rounded down) */
                 if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) ||
-                    procfs_stat(pid, &st) != 0 || st.session == session)
+                    procfs_stat(pid, &st) != 0 ||
+                    (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)))
                     continue;
                 if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
                     pidset_remove(&own, pid);

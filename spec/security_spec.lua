@@ -124,6 +124,39 @@ function T.test_an_app_its_helper_left_is_adopted_and_reaped_with_its_status()
   S.assert_clean(before)
 end
 
+-- While a helper's start is under way the launcher adopts orphans. One
+-- that an app of its own session (kill_mode "process") left behind, and
+-- that began before that start, is no io.popen child of the launcher's
+-- (those it had then are known): reaped once it exits, never a zombie.
+-- One begun meanwhile (an io.popen made while the start is under way)
+-- cannot be told from such an orphan, and is left to its holder.
+function T.test_an_orphan_adopted_during_a_helpers_start_is_reaped_and_a_popen_left()
+  local before = S.snapshot()
+  local orphan_file, go = S.tmpname("orphan"), S.tmpname("go")
+  -- the app forks a child that outlives it by a second, and exits on go
+  local parent = assert(start { argv = { F, "fork", "pidfile=" .. orphan_file, "sleep=1", "exit=0", "|",
+    "waitfile=" .. go, "exit=0" }, ready = "none" })
+  local orphan = S.pid_in(orphan_file)
+  -- (start times count in clock ticks, 10 ms: "before" needs two of them)
+  appstart.sleep(0.05)
+  -- a helper that reports after 0.5 s: the window is open meanwhile
+  local h = appstart.begin { argv = { "pause" }, ready = "none", helper = { F, "sleep=0.5", "fork", "pause", "|",
+    "int32=3:child", "exit=0" }, log = S.quiet }
+  local popen = io.popen("echo made-during-the-window")
+  S.touch(go)
+  lu.assertEquals(parent:wait(3), { code = 0 })
+  lu.assertTrue(S.await_with_sleep(function() return stat_of(orphan).ppid == S.core.pid() end, 3),
+    "the launcher adopted the orphan")
+  local app = assert(h:wait())
+  -- the orphan exits a second after it began: reaped by a call that waits
+  lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. orphan .. "/stat") end, 5),
+    "the orphan stayed a zombie")
+  lu.assertEquals(popen:read("a"), "made-during-the-window\n")
+  lu.assertEquals({ popen:close() }, { true, "exit", 0 })
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function T.test_what_a_helper_leaves_besides_the_app_is_reaped_too()
   local before = S.snapshot()
   local other = S.tmpname("other")
