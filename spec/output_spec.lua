@@ -536,7 +536,8 @@ function TF.test_a_flood_into_a_tiny_file_does_not_hold_the_loop()
     app:close()
   end)
   lu.assertTrue(last, "the last line came")
-  for _, p in ipairs { path, path .. ".1", path .. ".100" } do
+  -- (two lines a file at most: the 100th kept is there from 400 lines on)
+  for _, p in ipairs { path, path .. ".1", n >= 400 and path .. ".100" or path } do
     local content = assert(S.read(p), p)
     lu.assertTrue(#content <= 8 and content:find("^x%d+\n") ~= nil and content:sub(-1) == "\n", p .. ": " .. content)
   end
