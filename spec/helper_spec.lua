@@ -244,7 +244,7 @@ end
 -- never through a descriptor that is no pidfd.
 function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
   lu.skipIf(not S.is_root(), "needs root (to become another user)")
-  lu.skipIf(not S.testing.use_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
   local signal = require "appstart.signal"
   local core = require "appstart.core"
   -- root's process: nobody may not signal it
@@ -284,7 +284,7 @@ end
 -- namespace, a container's entrypoint, hands the helper its own pidfd).
 function T.test_signal_mode_refuses_the_group_of_pid_1()
   lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
-  lu.skipIf(not S.testing.use_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
   local out = S.run_child({ pidns = true, timeout = 30 }, "helper_signal_to_the_group_of_pid_1")
   lu.assertStrContains(out, "group\tnil\tOperation not permitted (pid 1: its group is not signalled"
     .. " (a signal to -1 reaches every process))\t1\n")
@@ -295,7 +295,7 @@ end
 -- nothing of it left behind; a signal posted (nothing waits for it) that
 -- could not go is logged.
 function T.test_a_signal_the_helper_cannot_send_says_why_and_leaves_nothing()
-  lu.skipIf(not S.testing.use_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
   local signal = require "appstart.signal"
   local core = require "appstart.core"
   local saved_path, saved_wait = appstart.helper_path, signal.WAIT

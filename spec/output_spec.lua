@@ -371,6 +371,25 @@ function TC.test_tail_inside_on_output_delivers_nothing_nested_and_every_line_co
   S.assert_clean(before)
 end
 
+-- Lines read while the app is still starting go to on_output with the
+-- app, whose tail has them already (it gave {} until the start was over).
+function TC.test_tail_inside_on_output_sees_the_lines_read_while_the_app_starts()
+  local before = S.snapshot()
+  local calls, during, tails = 0, 0, 0
+  local app = assert(appstart.start { argv = { F, "lines=1:50:L", "sleep=0.3", "line=3:up", "pause" },
+    ready = "fd", stdout = "capture", log = S.quiet, on_output = function(a, _, line)
+      calls = calls + 1
+      if a.state == nil or a.state == "starting" then during = during + 1 end
+      if a:tail(1)[1] == line then tails = tails + 1 end
+    end })
+  app:terminate()
+  app:close()
+  lu.assertEquals(calls, 50)
+  lu.assertTrue(during > 0, "no line came while the app started")
+  lu.assertEquals(tails, 50)
+  S.assert_clean(before)
+end
+
 function TC.test_tostring_of_an_error_escapes_the_apps_control_characters_as_every_log_does()
   local err = require("appstart.errors").new("died", "app exited", { output = { "oops\27[31m\1" } }, "x")
   lu.assertEquals(tostring(err), "x: app exited\n  | oops\\x1b[31m\\x01")

@@ -372,7 +372,8 @@ function TStates.test_reload_sends_the_reload_signal_and_goes_through_reloading(
   lu.assertEquals(sv:up(), true)
   local pid = pid_of(sv, "r")
   lu.assertEquals(sv:reload("r"), true)
-  lu.assertEquals(S.await_file(trapped), "1\n", "the app got SIGHUP")
+  -- (the trap makes its file, then writes: what it holds is waited for)
+  lu.assertTrue(S.await_with_sleep(function() return S.read(trapped) == "1\n" end), "the app got SIGHUP")
   lu.assertEquals(rec.states("r"), { "starting", "ready", "reloading", "ready" })
   lu.assertEquals(pid_of(sv, "r"), pid)
   sv:down()
@@ -713,14 +714,23 @@ local TPolicy = base()
 -- under `fields`, until it is stopped or has been ready `starts` times.
 local function life(fields, code, starts)
   local rec = recorder()
-  -- ready for 0.05 s: sv:down() comes while the last run is ready
-  local spec = fd_service(fields, "sleep=0.05", "exit=" .. code)
+  -- each run stays ready until told (SIGUSR1), then exits with code; the
+  -- last one is never told: sv:down() comes while it is ready
+  local spec = fd_service(fields)
+  spec.argv = { F, "catch=USR1", "line=3:up", "waitsig=USR1", "exit=" .. code }
   -- (short delays; with restart = "no" there are none, and backoff is a mistake)
   if spec.restart ~= "no" then spec.backoff = spec.backoff or { initial = 0.01, jitter = 0 } end
   local sv = supervisor({ services = { s = spec } }, rec)
   sv:up()
+  local told = {}
   lu.assertTrue(await(sv, function()
-    return rec.count("s", "ready") >= starts or sv:status("s").state == "stopped"
+    local st = sv:status("s")
+    if rec.count("s", "ready") >= starts or st.state == "stopped" then return true end
+    if st.state == "ready" and st.pid and not told[st.pid] then
+      told[st.pid] = true
+      kill(st.pid, "USR1")
+    end
+    return false
   end))
   sv:down()
   return rec, sv
@@ -1050,14 +1060,33 @@ function TGraph.test_starts_in_flight_never_exceed_parallel()
   S.assert_clean(before)
 end
 
+-- Eight independent starts are all under way at once: each app waits for
+-- a file before it says it is ready, and the file comes once all eight
+-- are starting (in turn, none would be).
 function TGraph.test_independent_services_start_in_parallel()
   local before = S.snapshot()
+  local go = S.tmpname("go")
   local services = {}
-  for i = 1, 8 do services["s" .. i] = slow_service(0.2) end
-  local sv = supervisor { services = services }
-  local took = S.timed(sv.up, sv)
-  lu.assertTrue(took < 0.6, "eight 0.2 s starts took " .. took .. " s")
-  sv:down()
+  for i = 1, 8 do
+    services["s" .. i] = fd_service()
+    services["s" .. i].argv = { F, "waitfile=" .. go, "line=3:up", "pause" }
+  end
+  local rec = recorder()
+  local sv = supervisor({ services = services }, rec)
+  local all_starting, up = false, nil
+  appstart.run(function()
+    appstart.spawn(function() up = sv:up() end)
+    all_starting = await(sv, function()
+      local n = 0
+      for i = 1, 8 do n = n + rec.count("s" .. i, "starting") - rec.count("s" .. i, "ready") end
+      return n == 8
+    end, 10)
+    S.touch(go)
+    lu.assertTrue(await(sv, function() return up ~= nil end, 10))
+    sv:down()
+  end)
+  lu.assertTrue(all_starting, "eight starts under way at once")
+  lu.assertEquals(up, true)
   S.assert_clean(before)
 end
 

@@ -371,9 +371,13 @@ local function make_class(use_pidfd)
   function T.test_an_app_closed_by_a_callback_while_waited_on_ends_the_wait_closed()
     local before = S.snapshot()
     local web
-    local db = assert(start { argv = { F, "line=3:db", "sleep=0.1", "exit=1" },
+    -- (db ends once web is there: its end during web's start would find
+    -- no web to close)
+    local go = S.tmpname("go")
+    local db = assert(start { argv = { F, "line=3:db", "waitfile=" .. go, "exit=1" },
       on_exit = function() web:close() end })
     web = assert(start { argv = { F, "line=3:web", "pause" } })
+    S.touch(go)
     lu.assertEquals({ web:wait() }, { nil, "closed" })
     lu.assertEquals(db.how, { code = 1 })
     lu.assertTrue(S.alive(web.pid), "close signalled web")

@@ -192,6 +192,9 @@ function start.begin(opts, who, up, pass_fd)
     return h
   end
   h._out = out
+  -- an app made early (on_output, on_status) has its lines while it starts
+  -- too: app:tail() inside on_output sees what was read
+  if out and h._app then h._app._out = out end
   local spawned
   h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr, pass_fd)
   loop.own_start(h) -- (a failed appstart.run ends it)
