@@ -489,9 +489,34 @@ function TF.test_a_file_is_appended_to_and_rotated_at_its_byte_limit()
   S.assert_clean(before)
 end
 
+-- Run argv (ready at once) with its stdout into `stdout` ({file = ...})
+-- under appstart.run, a ticker beside it, until done() (looked at every
+-- 0.05 s, a minute at most): whether done() came, and the ticker's worst
+-- (checked where the suite runs uninstrumented).
+local function flood_into_file(argv, stdout, done)
+  local came, worst = false, nil
+  appstart.run(function()
+    local stop
+    stop, worst = ticker()
+    local app = assert(appstart.start { argv = argv, ready = "none", stdout = stdout })
+    local deadline = now() + 60
+    repeat
+      appstart.sleep(0.05)
+      came = done()
+    until came or now() > deadline
+    stop()
+    app:terminate()
+    app:close()
+  end)
+  if not INSTRUMENTED then
+    lu.assertTrue(worst() < 0.25, "the loop worked " .. worst() .. " s of CPU between two ticks")
+  end
+  return came
+end
+
 -- A flood into a file rotated at 4 KiB with 1000 kept: a wake-up read
 -- 1 MiB, 256 rotations of up to 1000 renames each, holding the loop for
--- seconds. A read takes about a file's worth now, and a wake-up looks at
+-- seconds. A read takes a file's worth now, and a wake-up looks at
 -- the clock between reads; a rotation renames only the files there are.
 -- (The app stays up: its end, when what the pipe still holds is written
 -- at once, is not measured.) Every line is in the files.
@@ -506,25 +531,9 @@ function TF.test_a_flood_into_a_small_file_with_many_kept_does_not_hold_the_loop
     p:close()
     return count
   end
-  local worst, all = nil, false
-  appstart.run(function()
-    local stop
-    stop, worst = ticker()
-    local app = assert(appstart.start { argv = { F, "lines=1:" .. n .. ":" .. string.rep("x", 90), "pause" },
-      ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 4096, keep = 1000 } })
-    local deadline = now() + 30
-    repeat
-      appstart.sleep(0.1)
-      all = lines_kept() == n
-    until all or now() > deadline
-    stop()
-    app:terminate()
-    app:close()
-  end)
+  local all = flood_into_file({ F, "lines=1:" .. n .. ":" .. string.rep("x", 90), "pause" },
+    { file = dir .. "/app.log", max_bytes = 4096, keep = 1000 }, function() return lines_kept() == n end)
   lu.assertTrue(all, lines_kept() .. " lines of " .. n .. " in the files")
-  if not INSTRUMENTED then
-    lu.assertTrue(worst() < 0.25, "the loop worked " .. worst() .. " s of CPU between two ticks")
-  end
   S.assert_clean(before)
 end
 
@@ -538,22 +547,8 @@ function TF.test_a_flood_into_a_tiny_file_does_not_hold_the_loop()
   assert(os.execute("mkdir " .. dir))
   local n = 1000 // SCALE
   local path = dir .. "/app.log"
-  local last = false
-  local worst
-  appstart.run(function()
-    local stop
-    stop, worst = ticker()
-    local app = assert(appstart.start { argv = { F, "lines=1:" .. n .. ":x", "pause" },
-      ready = "none", stdout = { file = path, max_bytes = 8, keep = 100 } })
-    local deadline = now() + 60
-    repeat
-      appstart.sleep(0.05)
-      last = (S.read(path) or ""):find("x" .. n .. "\n", 1, true) ~= nil
-    until last or now() > deadline
-    stop()
-    app:terminate()
-    app:close()
-  end)
+  local last = flood_into_file({ F, "lines=1:" .. n .. ":x", "pause" }, { file = path, max_bytes = 8, keep = 100 },
+    function() return (S.read(path) or ""):find("x" .. n .. "\n", 1, true) ~= nil end)
   lu.assertTrue(last, "the last line came")
   -- (two lines a file at most: the 100th kept is there from 400 lines on)
   for _, p in ipairs { path, path .. ".1", n >= 400 and path .. ".100" or path } do
@@ -561,9 +556,6 @@ function TF.test_a_flood_into_a_tiny_file_does_not_hold_the_loop()
     lu.assertTrue(#content <= 8 and content:find("^x%d+\n") ~= nil and content:sub(-1) == "\n", p .. ": " .. content)
   end
   lu.assertNil(S.read(path .. ".101"), "keep = 100")
-  if not INSTRUMENTED then
-    lu.assertTrue(worst() < 0.25, "the loop worked " .. worst() .. " s of CPU between two ticks")
-  end
   S.assert_clean(before)
 end
 
