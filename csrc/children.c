@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 #ifndef PR_SET_CHILD_SUBREAPER
 #define PR_SET_CHILD_SUBREAPER 36
@@ -30,6 +35,19 @@ struct pidset {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pidset own, abandoned;
+
+/* Leases (children_lease): each holds an adoption window open for an app
+ * that has not come to the launcher yet. */
+enum lease_state { LEASE_PENDING, LEASE_CAME, LEASE_ENDED };
+struct lease {
+    pid_t pid;
+    int pidfd; /* a duplicate of the app's, while pending */
+    int state; /* enum lease_state */
+};
+static struct lease *leases;
+static size_t nleases, cap_leases;
+
+static void adopt_end_locked(void);
 
 static int pidset_add(struct pidset *set, pid_t pid)
 {
@@ -82,6 +100,9 @@ static void children_unload(void)
     pthread_mutex_lock(&lock);
     pidset_free(&own);
     pidset_free(&abandoned);
+    free(leases);
+    leases = NULL;
+    nleases = cap_leases = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -140,9 +161,12 @@ static int reap_each_abandoned(void)
     return exiting;
 }
 
+static void settle_leases(void);
+
 int children_reap_abandoned(void)
 {
     pthread_mutex_lock(&lock);
+    settle_leases();
     int exiting = reap_each_abandoned();
     pthread_mutex_unlock(&lock);
     return exiting;
@@ -151,6 +175,7 @@ int children_reap_abandoned(void)
 void children_reap_exited(void)
 {
     pthread_mutex_lock(&lock);
+    settle_leases();
     while (abandoned.len > 0) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
@@ -253,6 +278,12 @@ int children_adopt_begin(void)
 void children_adopt_end(void)
 {
     pthread_mutex_lock(&lock);
+    adopt_end_locked();
+    pthread_mutex_unlock(&lock);
+}
+
+static void adopt_end_locked(void)
+{
     if (adopt_depth > 0 && --adopt_depth == 0) {
         if (!was_subreaper)
             (void)prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
@@ -284,6 +315,134 @@ void children_adopt_end(void)
         }
         pidset_free(&now);
         pidset_free(&adopt_before);
+    }
+}
+
+/* ---- leases ---- */
+
+static struct lease *lease_of(pid_t pid)
+{
+    for (size_t i = 0; i < nleases; i++)
+        if (leases[i].pid == pid)
+            return &leases[i];
+    return NULL;
+}
+
+static void lease_remove(struct lease *l)
+{
+    sys_close(&l->pidfd);
+    *l = leases[--nleases];
+    if (nleases == 0) {
+        free(leases);
+        leases = NULL;
+        cap_leases = 0;
+    }
+}
+
+/* Has the app of l exited? 1, 0, or -1 (cannot tell now). */
+static int lease_app_exited(const struct lease *l)
+{
+    struct pollfd pf = { .fd = l->pidfd, .events = POLLIN, .revents = 0 };
+    int r;
+    do
+        r = poll(&pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* A pending lease, looked at: it settles once its app is the launcher's
+ * child (in `own` from then on, for its handle to reap) or has ended as
+ * another's, and its window closes. Its pidfd makes every look exact: the
+ * parent read from procfs is the app's only if the app still runs after
+ * the read, and an app that has exited is asked for by its pidfd, never
+ * by a pid that may have been given to another process since. */
+static void settle(struct lease *l)
+{
+    if (l->state != LEASE_PENDING)
+        return;
+    int exited = lease_app_exited(l);
+    if (exited == 0) {
+        struct procfs_stat st;
+        if (procfs_stat(l->pid, &st) != 0 || st.ppid != getpid())
+            return;
+        exited = lease_app_exited(l);
+        if (exited == 0) {
+            l->state = pidset_add(&own, l->pid) == 0 ? LEASE_CAME : LEASE_PENDING;
+            if (l->state == LEASE_PENDING)
+                return; /* out of memory: looked at again later */
+        }
+    }
+    if (exited < 0)
+        return;
+    if (exited > 0) {
+        /* a zombie of the launcher's (WNOWAIT: its handle reaps it), or
+         * reaped by its parent */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int r;
+        do
+            r = waitid((idtype_t)P_PIDFD, (id_t)l->pidfd, &si, WEXITED | WNOHANG | WNOWAIT);
+        while (r < 0 && errno == EINTR);
+        l->state = r == 0 && si.si_pid == l->pid && pidset_add(&own, l->pid) == 0 ? LEASE_CAME : LEASE_ENDED;
+    }
+    sys_close(&l->pidfd);
+    adopt_end_locked();
+}
+
+static void settle_leases(void)
+{
+    for (size_t i = 0; i < nleases; i++)
+        settle(&leases[i]);
+}
+
+int children_lease(pid_t pid, int pidfd)
+{
+    int err = 0;
+    pthread_mutex_lock(&lock);
+    if (adopt_depth == 0 || lease_of(pid)) {
+        err = EINVAL;
+    } else if (nleases == cap_leases) {
+        size_t cap = cap_leases ? cap_leases * 2 : 4;
+        struct lease *grown = realloc(leases, cap * sizeof *grown);
+        if (!grown)
+            err = ENOMEM;
+        else
+            leases = grown, cap_leases = cap;
+    }
+    if (!err) {
+        int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+            err = errno;
+        else
+            leases[nleases++] = (struct lease){ pid, fd, LEASE_PENDING };
+    }
+    pthread_mutex_unlock(&lock);
+    return err;
+}
+
+int children_lease_check(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    struct lease *l = lease_of(pid);
+    int r = -1;
+    if (l) {
+        settle(l);
+        r = l->state == LEASE_PENDING ? 0 : l->state == LEASE_CAME ? 1 : -1;
+        if (r != 0)
+            lease_remove(l);
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void children_lease_drop(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    struct lease *l = lease_of(pid);
+    if (l) {
+        if (l->state == LEASE_PENDING)
+            adopt_end_locked();
+        lease_remove(l);
     }
     pthread_mutex_unlock(&lock);
 }

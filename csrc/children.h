@@ -47,4 +47,22 @@ void children_reap_exited(void);
 int children_adopt_begin(void);
 void children_adopt_end(void);
 
+/* A lease: the app pid, proven through a process the launcher adopted, is
+ * not the launcher's child yet (its parent, a process between it and the
+ * helper, still runs: a forking daemon's intermediate). The caller's
+ * window becomes the lease's, so that the app comes to the launcher when
+ * that parent exits; it closes once the app has come (its handle reaps it,
+ * with its exit status) or has ended as another's. Leases are looked at by
+ * every reap above. pidfd: the app's (duplicated). Returns 0, or an errno
+ * value: the caller ends its window itself. */
+int children_lease(pid_t pid, int pidfd);
+
+/* pid's lease, looked at now: 1 once pid has come to the launcher (its
+ * child, to be reaped by its handle), 0 while it has not, -1 when it ended
+ * as another's; the lease is over unless 0. */
+int children_lease_check(pid_t pid);
+
+/* Let go of pid's lease, settled or not. */
+void children_lease_drop(pid_t pid);
+
 #endif

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 
 /* use_pidfd([on]) -> whether pidfds are in use: false forces the kill(pid,
  * 0) fallback, which older kernels take */
@@ -90,12 +91,24 @@ static int l_reap(lua_State *L)
     return 0;
 }
 
+/* subreaper() -> whether the launcher is a child subreaper now (while an
+ * adoption window is open, children.h) */
+static int l_subreaper(lua_State *L)
+{
+    int on = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) < 0)
+        return lb_errno_result(L, errno, "prctl");
+    lua_pushboolean(L, on);
+    return 1;
+}
+
 void lb_open_testing(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         { "use_pidfd", l_use_pidfd }, { "has_pidfd", l_has_pidfd },
         { "exec_report", l_exec_report }, { "fds", l_fds },
-        { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill }, { NULL, NULL },
+        { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill },
+        { "subreaper", l_subreaper }, { NULL, NULL },
     };
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "testing");

@@ -81,10 +81,23 @@ static void set_end_from_status(struct process *p, int status)
     }
 }
 
+/* A lease settled: p is the launcher's child now, or will never be. */
+static void check_lease(struct process *p)
+{
+    if (!p->lease)
+        return;
+    int r = children_lease_check(p->pid);
+    if (r != 0) {
+        p->lease = 0;
+        p->is_child = r > 0;
+    }
+}
+
 int process_has_ended(struct process *p)
 {
     if (p->end != PROCESS_RUNNING || p->pid <= 0)
         return 1;
+    check_lease(p);
     if (p->is_child) {
         int status;
         pid_t r = sys_waitpid(p->pid, &status, WNOHANG);
@@ -157,6 +170,11 @@ int process_signal(struct process *p, int sig)
 
 void process_release(struct process *p)
 {
+    check_lease(p);
+    if (p->lease) {
+        children_lease_drop(p->pid);
+        p->lease = 0;
+    }
     sys_close(&p->pidfd);
     if (p->pid > 0 && p->is_child && p->end == PROCESS_RUNNING) {
         int status;
@@ -183,4 +201,14 @@ void process_own_adopted(struct process *p)
     int status;
     if (sys_waitpid(p->pid, &status, WNOHANG) == p->pid)
         set_end_from_status(p, status);
+}
+
+int process_lease(struct process *p)
+{
+    if (p->pid <= 0 || p->is_child || p->lease || p->end != PROCESS_RUNNING || p->pidfd < 0)
+        return EINVAL;
+    int err = children_lease(p->pid, p->pidfd);
+    if (!err)
+        p->lease = 1;
+    return err;
 }

@@ -28,9 +28,11 @@ struct process {
     int code;
     int keep_pidfd; /* the end leaves the pidfd open, for process_release:
                      * its owner takes it out of every poll set first */
+    int lease;      /* holds a lease (children.h): ours to reap once it has
+                     * come to the launcher */
 };
 
-#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0 }
+#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0, 0 }
 
 /* Use pidfds when the kernel has them (the default), or force the polling
  * fallback. process_pidfd_enabled says which is in force. */
@@ -64,5 +66,11 @@ void process_release(struct process *p);
  * by pid from now on. One that has ended already is reaped now, its status
  * kept in p. */
 void process_own_adopted(struct process *p);
+
+/* p, proven through a process the launcher adopted, is not the launcher's
+ * child yet: hold the caller's adoption window as a lease (children.h)
+ * until it is. Returns 0, or an errno value (no pidfd to make it exact,
+ * out of memory or descriptors): the caller ends its window itself. */
+int process_lease(struct process *p);
 
 #endif

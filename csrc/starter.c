@@ -752,15 +752,25 @@ done:
 
 /* The adoption window closes once the app's pid is known and its helper
  * reaped (or the start is over): an app the helper left is the launcher's
- * child by then, to be reaped by pid with its exit status. */
+ * child by then, to be reaped by pid with its exit status. One whose
+ * parent is a process between it and the helper, adopted and still
+ * running (a forking daemon's intermediate, slower to exit than the
+ * process started), comes to the launcher when that parent exits: the
+ * window is held for it, as a lease, until it has. */
 static void finish_adoption(struct starter *s)
 {
     if (!s->adopting)
         return;
-    struct procfs_stat st;
-    if (s->app.pid > 0 && procfs_stat(s->app.pid, &st) == 0 && st.ppid == getpid())
-        process_own_adopted(&s->app);
     s->adopting = 0;
+    struct procfs_stat st;
+    if (s->app.pid > 0 && procfs_stat(s->app.pid, &st) == 0) {
+        if (st.ppid == getpid()) {
+            process_own_adopted(&s->app);
+        } else if (process_lease(&s->app) == 0) {
+            /* (a parent that exited meanwhile: the lease settles at once) */
+            return;
+        }
+    }
     children_adopt_end();
 }
 

@@ -141,6 +141,65 @@ function T.test_dnsmasq_with_its_pid_file()
   S.assert_clean(before)
 end
 
+-- A daemon proven while its parent, a process between it and the one
+-- started (which has exited), still runs, as dnsmasq's may be: once that
+-- parent exits the daemon comes to the launcher, with its exit status, and
+-- the launcher is a child subreaper no longer than that. The same for a
+-- helper's app (helper = true: the process started reports the pid).
+function T.test_a_daemon_proven_while_its_parent_runs_comes_to_the_launcher_with_its_status()
+  if not S.testing.has_pidfd() then lu.skip("no pidfds (valgrind 3.19): the daemon's status is not knowable") end
+  for _, how in ipairs { "forks", "helper" } do
+    local before = S.snapshot()
+    local mid, pid_file, go, stop = S.tmpname("mid"), S.tmpname("pidfile"), S.tmpname("go"), S.tmpname("stop")
+    local argv = { F, "fork", "setsid", "pidfile=" .. mid, "fork", "pidfile=" .. pid_file, "waitfile=" .. stop,
+      "exit=7", "|", "waitfile=" .. go, "|", "waitfile=" .. pid_file, "exit=0" }
+    local opts = { argv = argv, ready = { forks = true, pid_file = pid_file } }
+    if how == "helper" then
+      table.insert(argv, #argv, "int32=3:@" .. pid_file)
+      opts.helper, opts.ready = true, "none"
+    end
+    local app = assert(start(opts))
+    local mid_pid = S.pid_in(mid)
+    lu.assertEquals(tonumber(S.proc_status(app.pid).PPid), mid_pid, how .. ": proven while its parent runs")
+    lu.assertTrue(S.testing.subreaper(), how .. ": a subreaper while the app has not come")
+    S.touch(go)
+    lu.assertTrue(S.await_gone(mid_pid, 5))
+    lu.assertEquals(tonumber(S.proc_status(app.pid).PPid), core.pid(), how .. ": the app came to the launcher")
+    core.reap()
+    lu.assertFalse(S.testing.subreaper(), how .. ": still a subreaper once it came")
+    S.touch(stop)
+    lu.assertEquals(app:wait(5), { code = 7 }, how)
+    S.assert_clean(before, how)
+  end
+end
+
+-- The same daemon closed, or ended, while its parent still runs: the
+-- launcher is a subreaper no more (the daemon ended as its parent's child:
+-- its status is not knowable), and nothing is left behind.
+function T.test_a_daemon_closed_or_ended_while_its_parent_runs_leaves_nothing()
+  if not S.testing.has_pidfd() then lu.skip("no pidfds (valgrind 3.19)") end
+  for _, how in ipairs { "close", "terminate" } do
+    local before = S.snapshot()
+    local mid, pid_file, go = S.tmpname("mid"), S.tmpname("pidfile"), S.tmpname("go")
+    local app = assert(start { ready = { forks = true, pid_file = pid_file },
+      argv = { F, "fork", "setsid", "pidfile=" .. mid, "fork", "pidfile=" .. pid_file, "pause", "|",
+        "waitfile=" .. go, "|", "waitfile=" .. pid_file, "exit=0" } })
+    local pid, mid_pid = app.pid, S.pid_in(mid)
+    lu.assertTrue(S.testing.subreaper(), how)
+    if how == "close" then
+      app:close()
+      os.execute("kill " .. pid)
+    else
+      lu.assertEquals(app:terminate(), {}, how)
+    end
+    lu.assertFalse(S.testing.subreaper(), how .. ": a subreaper still")
+    S.touch(go)
+    lu.assertTrue(S.await_gone(mid_pid, 5), how)
+    lu.assertTrue(S.await_gone(pid, 5), how)
+    S.assert_clean(before, how)
+  end
+end
+
 function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_nothing_is_signalled()
   local old = S.tmpname("old")
   local older = io.popen(F .. " pidfile=" .. old .. " pause & echo $!")
