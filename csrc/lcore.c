@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -76,6 +77,9 @@ static const struct {
     { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
     { "SYS", SIGSYS },   { "TRAP", SIGTRAP },   { "BUS", SIGBUS },
     { "URG", SIGURG },   { "IO", SIGIO },       { "PWR", SIGPWR },
+#ifdef SIGSTKFLT
+    { "STKFLT", SIGSTKFLT },
+#endif
 };
 
 int lb_check_signal(lua_State *L, int arg, int def)
@@ -92,6 +96,11 @@ int lb_check_signal(lua_State *L, int arg, int def)
     for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
         if (strcasecmp(name, signal_names[i].name) == 0)
             return signal_names[i].num;
+    /* the real-time ones: their numbers are the C library's to say */
+    if (strcasecmp(name, "RTMIN") == 0)
+        return SIGRTMIN;
+    if (strcasecmp(name, "RTMAX") == 0)
+        return SIGRTMAX;
     return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", given));
 }
 
@@ -153,13 +162,30 @@ static int l_wait_readable(lua_State *L)
     return 1;
 }
 
+/* core.writable(fd) -> whether a write of up to PIPE_BUF bytes to fd
+ * goes through at once: a pipe or terminal with room (a pipe that has a
+ * free slot takes PIPE_BUF bytes), a file; also one whose reader is gone
+ * or that is not open (the write says so) */
+static int l_writable(lua_State *L)
+{
+    struct pollfd pf = { .fd = (int)luaL_checkinteger(L, 1), .events = POLLOUT, .revents = 0 };
+    int r;
+    do
+        r = poll(&pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return lb_errno_result(L, errno, "poll");
+    lua_pushboolean(L, r > 0);
+    return 1;
+}
+
 static int l_signum(lua_State *L)
 {
     lua_pushinteger(L, lb_check_signal(L, 1, SIGTERM));
     return 1;
 }
 
-/* core.signame(n) -> "TERM" | nil: the name of signal n */
+/* core.signame(n) -> "TERM" | "RTMIN+2" | nil: the name of signal n */
 static int l_signame(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -168,6 +194,13 @@ static int l_signame(lua_State *L)
             lua_pushstring(L, signal_names[i].name);
             return 1;
         }
+    if (n >= SIGRTMIN && n <= SIGRTMAX) {
+        if (n == SIGRTMIN)
+            lua_pushliteral(L, "RTMIN");
+        else
+            lua_pushfstring(L, "RTMIN+%d", (int)(n - SIGRTMIN));
+        return 1;
+    }
     return 0;
 }
 
@@ -359,7 +392,7 @@ int luaopen_appstart_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "now", l_now },             { "reap", l_reap },
         { "dup", l_dup },             { "close", l_close },
-        { "wait_readable", l_wait_readable },
+        { "wait_readable", l_wait_readable }, { "writable", l_writable },
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },
         { "isatty", l_isatty },

@@ -458,6 +458,16 @@ function Start.test_verbose_shows_STATUS_with_control_characters_escaped()
   kill_app(pid)
 end
 
+-- the app's name (its ready line) as well, in every line that names it:
+-- ready, and with --watch its end
+function Start.test_verbose_shows_the_apps_name_with_control_characters_escaped()
+  local code, out, err = run { "--verbose", "--watch", "--ready=fd", "--", F, "line=3:\\x1b]0;owned\\x07x",
+    "exit=0" }
+  lu.assertEquals(code, 0, err)
+  lu.assertNil((out .. err):find("\27", 1, true), "an escape sequence reached the terminal:\n" .. out .. err)
+  assert_contains(err, "appstart: debug: \\x1b]0;owned\\x07x: pid ")
+end
+
 function Start.test_pid_fd_without_user_takes_the_daemon_pid_from_the_command()
   local pidfile = S.tmpname("pid")
   local pid = started({ "--pid-fd=3", "--ready-fd=4", "--", F,
@@ -669,7 +679,7 @@ end
 
 -- every terminating signal the command can catch cancels a start: the app
 -- is terminated, its notify directory removed, and the command exits 1
-for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
+for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM", "ABRT", "TRAP", "SYS", "STKFLT", "RTMIN" } do
   Failure["test_sig" .. signal:lower() .. "_during_the_start_cancels_it_and_terminates_the_app"] = function()
     local before = S.snapshot()
     local pidfile, sockfile = S.tmpname("pid"), S.tmpname("sock")
@@ -678,7 +688,7 @@ for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
     local app = tonumber(S.await_file(pidfile))
     local dir = S.read(sockfile):match("^(.*)/notify\n$")
     lu.assertTrue(os.execute("test -d " .. quote(dir)), "the notify directory exists during the start")
-    os.execute("kill -" .. signal .. " " .. ppid(app))
+    os.execute("kill -" .. S.core.signum(signal) .. " " .. ppid(app))
     local code, out, err = finish(bg)
     lu.assertEquals(code, 1, err)
     lu.assertEquals(out, "")
@@ -687,6 +697,51 @@ for _, signal in ipairs { "TERM", "HUP", "INT", "QUIT", "USR1", "ALRM" } do
     lu.assertNil(os.execute("test -e " .. quote(dir)), "the notify directory is left")
     S.assert_clean(before)
   end
+end
+
+-- A stderr whose reader never reads (a fifo held open), and an app that
+-- floods it with STATUS= updates: the command is not held by it, its
+-- --timeout ends the start as ever, and the app is terminated.
+function Failure.test_a_stderr_nobody_reads_does_not_hold_the_command()
+  local before = S.snapshot()
+  local fifo, pidfile, out, code = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("out"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  local p = io.popen("sleep 60 < " .. fifo .. " >/dev/null 2>&1 & echo $!")
+  local reader = tonumber(p:read("l"))
+  p:close()
+  os.execute(string.format("(%s >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s) &", command_line {
+    "--json", "--timeout=1", "--grace=0.2", "--", F, "pidfile=" .. pidfile, "notifyerrors=ignore",
+    "repeat=40000:0.0001:STATUS=progress " .. string.rep("0123456789", 10), "pause" }, out, fifo, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local gone, ended = pcall(S.await_file, code, 10)
+  os.execute("kill " .. reader) -- (the command still held: the GUARD ends it)
+  lu.assertTrue(gone, "the command is held: " .. tostring(ended))
+  lu.assertEquals(tonumber(ended), 1, S.read(out))
+  lu.assertStrContains(S.read(out), '"code":"timeout"')
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
+-- A signal that came as the start was completing (both its READY=1 and
+-- the signal wait while the command is stopped): it still cancels the
+-- start, the app is terminated, and --json says how it ended.
+function Failure.test_a_signal_pending_as_the_start_completes_still_cancels_it()
+  local before = S.snapshot()
+  local pidfile, go, sent = S.tmpname("pid"), S.tmpname("go"), S.tmpname("sent")
+  local bg = run_background { "--json", "--grace=1", "--", F, "pidfile=" .. pidfile, "waitfile=" .. go,
+    "notify=READY=1", "now=" .. sent, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  os.execute("kill -STOP " .. command)
+  S.touch(go)
+  S.await_file(sent)
+  os.execute("kill -TERM " .. command .. "; kill -CONT " .. command)
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, out .. err)
+  lu.assertStrContains(out, '"code":"cancelled","message":"interrupted by SIGTERM: start cancelled"')
+  lu.assertStrContains(out, '"signal":15')
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
 end
 
 -- A signal that comes once the start has failed (here while its app,
@@ -892,12 +947,25 @@ local function forwarding_case(signal, number)
   local app = tonumber(S.await_file(pidfile))
   await_match(bg.out, "ready: pid %d+") -- the command is past the start
   lu.assertTrue(S.alive(app))
-  os.execute("kill -" .. signal .. " " .. ppid(app))
+  os.execute("kill -" .. number .. " " .. ppid(app))
   local code, _, err = finish(bg)
   lu.assertEquals(code, 128 + number, err)
   lu.assertEquals(err, "appstart: fwd (pid " .. app .. ") was killed by SIG" .. signal .. "\n")
   lu.assertFalse(S.alive(app))
   S.assert_clean(before)
+end
+
+-- With --json the command's stdout is its JSON alone: the app's stdout,
+-- read by the command, shows on its stderr.
+function Watch.test_watch_json_keeps_the_apps_stdout_off_the_commands()
+  local code, out, err = run { "--watch", "--json", "--", F, "notify=READY=1", "write=1:partial", "echo=line",
+    "exit=0" }
+  lu.assertEquals(code, 0, err)
+  local lines = S.lines(out)
+  lu.assertEquals(#lines, 2, out)
+  lu.assertStrMatches(lines[1], '^{"pid":%d+,"name":"fixture",.*}$')
+  lu.assertStrMatches(lines[2], '^{"pid":%d+,"name":"fixture","exit_code":0,"signal":null,"watchdog":false}$')
+  assert_contains(err, "]: partialline\n")
 end
 
 function Watch.test_watch_forwards_sigterm_to_the_app()
@@ -906,6 +974,13 @@ end
 
 function Watch.test_watch_forwards_sigint_to_the_app()
   forwarding_case("INT", 2)
+end
+
+-- every signal that would end the command is forwarded, SIGABRT and the
+-- real-time ones too
+function Watch.test_watch_forwards_sigabrt_and_a_real_time_signal_to_the_app()
+  forwarding_case("ABRT", 6)
+  forwarding_case("RTMIN", S.core.signum("RTMIN"))
 end
 
 function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_that_ignores_them()

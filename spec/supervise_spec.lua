@@ -251,25 +251,28 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
 end
 
 --- A signal other than SIGTERM, SIGINT and SIGHUP that would end the
--- command (SIGUSR1 here) stops every service as SIGTERM does, and the
--- command exits 128+N; with --json -q nothing is printed.
+-- command (SIGUSR1, SIGABRT, a real-time one) stops every service as
+-- SIGTERM does, and the command exits 128+N; with --json -q nothing is
+-- printed.
 function TC.test_another_terminating_signal_stops_the_services_and_exits_128_plus_it()
   local appstart = require "appstart"
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  services_file(file, dir, { "a", "b" })
-  local events = dir .. "/events"
-  appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", "-q", file }, stdout = events,
-      ready_timeout = 20, log = S.quiet })
-    local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
-    lu.assertTrue(app:kill("USR1"))
-    lu.assertEquals(app:wait(10), { code = 128 + 10 })
-    lu.assertFalse(S.alive(a), "a was stopped")
-    lu.assertFalse(S.alive(b), "b was stopped")
-  end)
-  lu.assertEquals(S.read(events), "", "--quiet: no event, not even with --json")
-  S.assert_clean(before)
+  for _, signal in ipairs { "USR1", "ABRT", "RTMIN" } do
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    services_file(file, dir, { "a", "b" })
+    local events = dir .. "/events"
+    appstart.run(function()
+      local app = assert(appstart.start { argv = lua_command { "supervise", "--json", "-q", file }, stdout = events,
+        ready_timeout = 20, log = S.quiet })
+      local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
+      lu.assertTrue(app:kill(signal))
+      lu.assertEquals(app:wait(10), { code = 128 + S.core.signum(signal) }, signal)
+      lu.assertFalse(S.alive(a), signal .. ": a was stopped")
+      lu.assertFalse(S.alive(b), signal .. ": b was stopped")
+    end)
+    lu.assertEquals(S.read(events), "", "--quiet: no event, not even with --json")
+    S.assert_clean(before, signal)
+  end
 end
 
 --- The reader of --json goes away once both services are ready (it
@@ -499,8 +502,10 @@ function TC.test_diff_sees_added_removed_and_changed_services()
 end
 
 -- A SIGHUP applies the file's own fields too: its new on_event is called
--- from then on, its new parallel bounds the starts from then on.
-function TC.test_a_reload_applies_the_files_on_event_and_parallel()
+-- from then on, its new parallel bounds the starts from then on, its new
+-- log is the one of the services started from then on (a, restarted for
+-- it, and those added).
+function TC.test_a_reload_applies_the_files_on_event_parallel_and_log()
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
@@ -510,7 +515,9 @@ function TC.test_a_reload_applies_the_files_on_event_and_parallel()
     local text = S.read(file):gsub("^(.-)return { services = {", function(head)
       return head .. string.format("return { parallel = %d, on_event = function(name, state)\n"
         .. "  local f = io.open(%q, 'a') f:write(%q, ' ', name, ' ', state, '\\n') f:close() end,\n"
-        .. "services = {", parallel, dir .. "/events", version)
+        .. "log = function(_, message)\n"
+        .. "  local f = io.open(%q, 'a') f:write(%q, ' ', message, '\\n') f:close() end,\n"
+        .. "services = {", parallel, dir .. "/events", version, dir .. "/log", version)
     end)
     write(file, text)
   end
@@ -527,12 +534,23 @@ function TC.test_a_reload_applies_the_files_on_event_and_parallel()
     lu.assertNotStrContains(events, "v1 b", "the old on_event after the reload:\n" .. events)
     lu.assertStrContains(events, "v2 b ready\n")
     lu.assertStrContains(events, "v2 c ready\n")
-    -- one at a time: each added one ready before the other starts
-    local order = {}
-    for name, state in events:gmatch("v2 (%a) (%a+)\n") do order[#order + 1] = name .. ":" .. state end
-    local first, second = order[1]:sub(1, 1), order[3] and order[3]:sub(1, 1)
-    lu.assertEquals(order, { first .. ":starting", first .. ":ready", second .. ":starting", second .. ":ready" },
-      events)
+    local logged = S.read(dir .. "/log")
+    for _, name in ipairs { "a", "b", "c" } do
+      lu.assertNotNil(logged:match("v2 " .. name .. ": ready %(pid %d+%)"), "the new log:\n" .. logged)
+    end
+    lu.assertNotStrContains(logged, "v1 b", "the old log after the reload:\n" .. logged)
+    -- one at a time: each started one (the two added, and a, restarted
+    -- for its new log) ready before the next starts
+    local order, want = {}, {}
+    for name, state in events:gmatch("v2 (%a) (%a+)\n") do
+      if state == "starting" or state == "ready" then order[#order + 1] = name .. ":" .. state end
+    end
+    for i = 1, #order, 2 do
+      local name = order[i]:sub(1, 1)
+      want[i], want[i + 1] = name .. ":starting", name .. ":ready"
+    end
+    lu.assertEquals(#order, 6, events)
+    lu.assertEquals(order, want, events)
     lu.assertEquals(app:terminate(10), { code = 0 })
   end)
   S.assert_clean(before)

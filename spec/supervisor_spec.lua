@@ -634,6 +634,25 @@ function TStates.test_remove_stops_and_forgets_a_service_which_may_then_be_added
   S.assert_clean(before)
 end
 
+-- A service added while another is being removed may not name it: the
+-- remove would leave it naming nothing (it raised inside the loop).
+function TStates.test_a_service_being_removed_cannot_be_named_by_one_added_meanwhile()
+  local before = S.snapshot()
+  local sv = supervisor { services = { a = fd_service({ kill_grace = 1 }, "ignore=TERM", "pause") } }
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    local removed
+    appstart.spawn(function() removed = sv:remove("a") end)
+    lu.assertTrue(await(sv, function() return sv:status("a").state == "stopping" end))
+    local err = raised(function() sv:add("d", fd_service { needs = { "a" } }) end, debug.getinfo(1, "l").currentline)
+    lu.assertStrContains(err, "sv:add: service 'a' is being removed (named by 'd')")
+    lu.assertTrue(await(sv, function() return removed ~= nil end))
+    lu.assertEquals(removed, true)
+    lu.assertEquals(sv:status(), {})
+  end)
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- an app the launcher may not signal
 
@@ -880,6 +899,34 @@ function TBackoff.test_reset_after_counts_from_ready_not_from_spawn()
   S.assert_clean(before)
 end
 
+-- An app ready for reset_after starts the count again however it ends:
+-- stopped (sv:restart here) as well as by itself.
+function TBackoff.test_reset_after_holds_for_an_app_that_was_stopped()
+  local before = S.snapshot()
+  local rec = recorder()
+  local count = S.tmpname("count")
+  -- the first three runs exit 1 at once, the others stay
+  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; '
+    .. '[ $n -le 3 ] && exit 1; exec "$0" pause', count, count)
+  local sv = supervisor({ services = {
+    s = { argv = { "/bin/sh", "-c", script, F }, ready = "none", burst = 100, reset_after = 0.2,
+      backoff = { initial = 0.01, factor = 2, jitter = 0 } },
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return rec.count("s", "ready") == 4 end))
+  local ready_at = rec.events("s", "ready")[4].at
+  -- ready longer than reset_after, then restarted, and the new one killed
+  lu.assertTrue(await(sv, function() return now() - ready_at > 0.25 end))
+  lu.assertEquals(sv:restart("s"), true)
+  os.execute("kill -9 " .. sv:status("s").pid)
+  lu.assertTrue(await(sv, function() return rec.count("s", "backoff") == 4 end))
+  local delays = {}
+  for i, e in ipairs(rec.events("s", "backoff")) do delays[i] = e.info.delay end
+  lu.assertEquals(delays, { 0.01, 0.02, 0.04, 0.01 })
+  sv:down()
+  S.assert_clean(before)
+end
+
 function TBackoff.test_a_burst_of_failures_gives_up_with_every_reason_kept()
   local before = S.snapshot()
   local rec = recorder()
@@ -914,6 +961,7 @@ function TBackoff.test_a_burst_of_failures_gives_up_with_every_reason_kept()
   local ok2 = sv:start("crash")
   lu.assertEquals(ok2, true)
   lu.assertEquals(rec.count("crash", "starting"), 4)
+  lu.assertNil(sv:status("crash").reasons, "the reasons of a burst it is over")
   sv:down()
   S.assert_clean(before)
 end
@@ -1157,6 +1205,60 @@ function TUp.test_a_dependent_of_a_service_that_stopped_for_good_is_an_error()
   lu.assertEquals(err.code, "dependency")
   lu.assertEquals(err.service, "dep")
   lu.assertStrContains(tostring(err), "dep: needs once, which is stopped")
+  sv:down()
+  S.assert_clean(before)
+end
+
+-- A failed service that needs another failed one, started again alone
+-- (sv:restart, sv:start): the wait cannot be met, and says so, outside a
+-- loop and in one (where it waited for good).
+function TUp.test_restart_of_a_failed_service_whose_need_failed_too_is_a_dependency_error()
+  local function failed_pair()
+    local sv = supervisor { services = { a = fd_service { burst = 0 }, d = fd_service { burst = 0, needs = { "a" } } } }
+    lu.assertEquals(sv:up(), true)
+    for _, name in ipairs { "d", "a" } do
+      os.execute("kill -9 " .. pid_of(sv, name))
+      lu.assertTrue(await(sv, function() return sv:status(name).state == "failed" end), name)
+    end
+    return sv
+  end
+  local function check(sv, method)
+    local ok, err = sv[method](sv, "d")
+    lu.assertNil(ok, method)
+    lu.assertTrue(err.code == "dependency" or err.code == "failed", method .. ": " .. tostring(err))
+    lu.assertStrContains(tostring(err), "a", method)
+  end
+  local before = S.snapshot()
+  local sv = failed_pair()
+  check(sv, "restart")
+  check(sv, "start")
+  sv:down()
+  appstart.run(function()
+    local sv2 = failed_pair()
+    check(sv2, "restart")
+    check(sv2, "start")
+    sv2:down()
+  end)
+  S.assert_clean(before)
+end
+
+-- sv:up with one service failed already: its error at once, whatever the
+-- others (here never ready, within ready_timeout: their timeout would
+-- come first if they were waited for).
+function TUp.test_up_with_a_service_failed_already_says_so_at_once()
+  local before = S.snapshot()
+  local services = { z = { argv = { F, "exit=1" }, ready = "fd", burst = 0 } }
+  for i = 1, 6 do
+    services["w" .. i] = { argv = { F, "waitfile=" .. S.tmpname("never"), "line=3:up", "pause" }, ready = "fd",
+      ready_timeout = 5, kill_grace = 0.5 }
+  end
+  local sv = supervisor { services = services }
+  lu.assertNil((sv:up("z")))
+  lu.assertEquals(sv:status("z").state, "failed")
+  local ok, err = sv:up()
+  lu.assertNil(ok)
+  lu.assertEquals({ err.code, err.service }, { "failed", "z" }, tostring(err))
+  for i = 1, 6 do lu.assertEquals(sv:status("w" .. i).state, "starting") end
   sv:down()
   S.assert_clean(before)
 end

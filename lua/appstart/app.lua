@@ -222,7 +222,7 @@ local function ended(app, how, settled)
     if not settled and proc:kill_mode() == "group" then end_the_rest(app, proc) else loop.close_process(proc) end
   end
   if not log.drops(app._log, "debug") then
-    app._log("debug", string.format("%s: pid %d %s", app.name or "app", app.pid, tostring(how)))
+    app._log("debug", string.format("%s: pid %d %s", log.printable(app.name or "app"), app.pid, tostring(how)))
   end
   local on_exit = app._on_exit
   app._on_exit = false

@@ -5,8 +5,8 @@
 -- Starts COMMAND through appstart.start, prints its pid, name and time to
 -- ready and exits 0 leaving it running (its stdout and stderr on /dev/null
 -- unless told otherwise, so that $(appstart ...) returns at ready); with
--- --watch it stays, forwards SIGHUP, SIGINT, SIGTERM (and QUIT, USR1, USR2,
--- ALRM) to the app, turns a second and third SIGINT into SIGTERM and
+-- --watch it stays, forwards SIGHUP, SIGINT, SIGTERM (and every other
+-- signal that would end it: CAUGHT_SIGNALS) to the app, turns a second and third SIGINT into SIGTERM and
 -- SIGKILL, and exits with the app's exit code. Exit status: 1 when the
 -- start fails or a signal interrupts it (the app is then terminated, like
 -- any failed start), 2 on a usage error.
@@ -62,7 +62,8 @@ and time to ready, and exit 0 leaving it running.
                            the app's stdout (a PATH is appended to);
                            default null, so that $(appstart ...) returns at
                            ready and prints only appstart's own line; with
-                           --watch, inherit. The launcher reads capture,
+                           --watch, inherit (capture with --json, whose
+                           stdout is the JSON alone). The launcher reads capture,
                            syslog and file: (only with --watch): capture
                            prints each line on stderr as "NAME[PID]: LINE";
                            syslog sends it to /dev/log (stdout at info,
@@ -89,10 +90,10 @@ and time to ready, and exit 0 leaving it running.
                            seconds (it gets WATCHDOG_USEC), else it is
                            killed with SIGABRT (only with --watch)
   --watch                  stay until the app exits (showing its STATUS=
-                           updates), forwarding SIGHUP, SIGINT, SIGTERM,
-                           SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
-                           SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR and SIGIO
-                           to it (a second SIGINT, ^C, sends SIGTERM,
+                           updates), forwarding SIGHUP, SIGINT, SIGTERM
+                           and every other signal that would end it
+                           (SIGQUIT, SIGUSR1, SIGABRT, the real-time
+                           ones...) to it (a second SIGINT, ^C, sends SIGTERM,
                            a third SIGKILL); exit with its exit code (128+N
                            when signal N killed it, 255 when its status
                            cannot be known: not appstart's child)
@@ -107,8 +108,8 @@ and time to ready, and exit 0 leaving it running.
   --version                show the version
 
 Options take their value as --opt=VALUE or --opt VALUE; S is any number
-of seconds >= 0 (5, 0.5, .5, 1e3; > 0 for --watchdog, --probe-interval and
---probe-timeout). Relative paths in options (--stdout,
+of seconds >= 0 (5, 0.5, .5, 1e3; > 0 for --timeout, --pid-timeout,
+--watchdog, --probe-interval and --probe-timeout). Relative paths in options (--stdout,
 --ready=file:/unix:, --pid-file) are the command's own directory's, not
 --chdir's (COMMAND itself is looked up after --chdir).
 Exit status: 0 ready (with --watch: the app's exit code), 1 the start
@@ -416,28 +417,52 @@ local SIGNAL_NAMES = {
   [15] = "SIGTERM",
 }
 -- every signal whose default would end the command, so that none leaves
--- an app behind (the real-time ones aside)
+-- an app behind: the real-time ones too (SIGILL, SIGFPE, SIGSEGV and
+-- SIGBUS are faults of the command's own, which a mask cannot hold back)
 local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE", "VTALRM", "PROF",
-  "XCPU", "XFSZ", "PWR", "IO" }
+  "XCPU", "XFSZ", "PWR", "IO", "ABRT", "TRAP", "SYS", "STKFLT" }
+for sig = core.signum("RTMIN"), core.signum("RTMAX") do CAUGHT_SIGNALS[#CAUGHT_SIGNALS + 1] = sig end
 cli.CAUGHT_SIGNALS = CAUGHT_SIGNALS -- (appstart supervise catches them too)
 local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.signum("HUP")
 
 local function signal_name(sig)
-  return SIGNAL_NAMES[sig] or ("signal " .. sig)
+  local name = SIGNAL_NAMES[sig] or core.signame(sig)
+  return name and (name:match("^SIG") and name or "SIG" .. name) or ("signal " .. sig)
 end
 
 local printable = log.printable
 
 --- The STATUS= display while the start waits: one line rewritten in place
 -- on a terminal, plain `appstart: status: TEXT` lines otherwise.
+-- What the app drives onto the command's stderr (its STATUS= updates, its
+-- captured lines) is written only while stderr takes it at once: a reader
+-- that does not keep up, or never reads, must not hold the command, which
+-- still has to time out, cancel and forward signals. What it could not
+-- take is counted, and said with the next line shown. A line is cut to
+-- what one write takes at once (PIPE_BUF, 4096 bytes).
+local PIPE_BUF = 4096
+local unshown = 0
+local function show(head, text, tail)
+  if not core.writable(2) then
+    unshown = unshown + 1
+    return false
+  end
+  if unshown > 0 then
+    head = string.format("appstart: %d line%s not shown (stderr was not read)\n%s", unshown,
+      unshown == 1 and "" or "s", head)
+    unshown = 0
+  end
+  local room = PIPE_BUF - #head - #tail
+  if #text > room then text = text:sub(1, room - 5) .. "[...]" end
+  io.stderr:write(head, text, tail)
+  return true
+end
+
 local function status_display(quiet)
   local display = { showing = false }
   local tty = not quiet and core.isatty(2)
   function display.clear()
-    if display.showing then
-      io.stderr:write("\r\27[K")
-      display.showing = false
-    end
+    if display.showing and show("\r", "", "\27[K") then display.showing = false end
   end
   function display.on_status(_, text)
     if quiet then return end
@@ -446,10 +471,9 @@ local function status_display(quiet)
       -- a longer line would wrap, and "\r" could not take it back
       local width = (tonumber(os.getenv("COLUMNS")) or 80) - 1
       if #text > width then text = text:sub(1, width) end
-      io.stderr:write("\r", text, "\27[K")
-      display.showing = true
+      if show("\r", text, "\27[K") then display.showing = true end
     else
-      io.stderr:write("appstart: status: ", text, "\n")
+      show("appstart: status: ", text, "\n")
     end
   end
   return display
@@ -587,6 +611,9 @@ local function start_options(o, display)
   -- ...) would wait for the app to exit (as daemonize and start-stop-daemon
   -- --background, /dev/null); a watched app may keep the terminal
   local default_output = not o.watch and "null" or nil
+  -- with --json the command's stdout is its JSON alone: a watched app's
+  -- stdout is read, its lines shown on stderr
+  local default_stdout = o.watch and o.json and "capture" or default_output
   local opts = {
     argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
@@ -594,7 +621,7 @@ local function start_options(o, display)
     pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
     kill_mode = o.kill_mode, watchdog = o.watchdog,
     probe_interval = o.probe_interval, probe_timeout = o.probe_timeout,
-    stdout = o.stdout or default_output, stderr = o.stderr or default_output,
+    stdout = o.stdout or default_stdout, stderr = o.stderr or default_output,
     -- STATUS= is a notify message: another protocol has none to show
     on_status = (o.ready == nil or o.ready == "notify") and display.on_status or nil,
   }
@@ -606,7 +633,7 @@ local function start_options(o, display)
     -- (the app's own lines: --quiet is about appstart's)
     opts.on_output = function(app, _, line)
       display.clear()
-      io.stderr:write(printable(program), "[", tostring(app.pid or "?"), "]: ", printable(line), "\n")
+      show(printable(program) .. "[" .. tostring(app.pid or "?") .. "]: ", printable(line), "\n")
     end
   end
   if not o.user and (o.pid_fd or o.pid_format) then
@@ -615,9 +642,10 @@ local function start_options(o, display)
   end
   opts.log = function(level, message)
     -- a failed start is reported once, by the command, as `appstart: MESSAGE`
-    if level == "error" then return end
-    if log.shown(level) then display.clear() end
-    log.default(level, message)
+    if level == "error" or not log.shown(level) then return end
+    display.clear()
+    -- (as log.default writes it, but never waiting for stderr: see show)
+    show("appstart: " .. level .. ": ", message, "\n")
   end
   return opts
 end
@@ -646,10 +674,15 @@ local function run(o)
   local function work()
     local app, err = appstart.start(opts)
     display.clear()
+    if app and not state.interrupted and signals then
+      -- one that came as the start was completing, not read yet (the
+      -- start's own descriptor was served first)
+      for _, got in ipairs(signals:read()) do state.interrupted = state.interrupted or got.signal end
+    end
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
-      app:terminate()
-      app, err = nil, { code = "cancelled", message = "start cancelled", pid = app.pid }
+      local how = app:terminate()
+      app, err = nil, { code = "cancelled", message = "start cancelled", pid = app.pid, status = how }
     end
     if not app then
       local message = err.message

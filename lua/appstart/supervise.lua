@@ -305,9 +305,11 @@ function M.run(o, spec, command)
     end
     local added, removed, changed = M.diff(current, new)
     -- the file's own fields: on_event from now on, parallel for the starts
-    -- from now on (log: through the services that use it, changed above)
+    -- from now on, log for the services added from now on (those that use
+    -- it are changed: removed and added again below)
     user_on_event = new.on_event
     supervisor_internals.set_parallel(sv, new.parallel)
+    supervisor_internals.set_log(sv, new.log)
     -- dependents first: one still named by another waits for its turn
     local going = {}
     for _, list in ipairs { removed, changed } do

@@ -271,15 +271,20 @@ local function release_app(sv, svc)
   return app
 end
 
+-- The app is ready no more (it ended, or is stopped): the run of restarts
+-- starts again once it stayed ready long enough, however it ends.
+local function no_more_ready(svc, t)
+  if svc.ready_at and t - svc.ready_at >= svc.cfg.reset_after then svc.streak = 0 end
+  svc.ready_at = nil
+end
+
 --- The app (or its start) has ended by itself: the restart policy.
 -- reason: a how, or the error of a failed start (start_failed).
 local function apply_policy(sv, svc, reason, start_failed)
   local cfg, t, pid = svc.cfg, now(), svc.pid or nil
   local key = start_failed and "err" or "how"
   svc.pid, svc.last, svc.reasons = nil, reason, nil
-  -- the run of restarts starts again once the app stayed ready long enough
-  if svc.ready_at and t - svc.ready_at >= cfg.reset_after then svc.streak = 0 end
-  svc.ready_at = nil
+  no_more_ready(svc, t)
   if svc.goal == "down" or svc.restart_pending then
     svc.restart_pending = nil
     return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
@@ -344,7 +349,8 @@ function stopped(sv, svc, reason, is_err)
     local app = release_app(sv, svc)
     if svc.on_exit and not is_err then enqueue(sv, svc, "on_exit", svc.on_exit, app, reason) end
   end
-  svc.pid, svc.by_us, svc.restart_pending, svc.ready_at = nil, nil, nil, nil
+  no_more_ready(svc, now())
+  svc.pid, svc.by_us, svc.restart_pending = nil, nil, nil
   svc.last, svc.reasons = reason, nil
   transition(sv, svc, "stopped", { pid = pid, [is_err and "err" or "how"] = reason })
 end
@@ -378,7 +384,7 @@ local finish_start -- below
 
 local function begin(sv, svc)
   if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
-  if svc.state == "failed" then svc.window, svc.streak = NONE, 0 end
+  if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
   svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
   local ok, h
   if svc.opts.watchdog then
@@ -607,7 +613,9 @@ local function assess(sv)
     end
     -- nil rather than false: a field set to false takes a slot in the table
     svc._keep = keep or nil
-    svc._blocked = blocked and svc.goal == "up" and svc.state == "stopped" or nil
+    -- (a failed one asked to start again, revive, waits as a stopped one)
+    svc._blocked = blocked and svc.goal == "up" and (svc.state == "stopped" or (svc.state == "failed" and svc.revive))
+      or nil
   end
 end
 
@@ -819,7 +827,7 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, sent, _keep, _blocked), so that a thousand
+  -- fail_err, started_in, sent, _keep, _blocked, _removing), so that a thousand
   -- services cost little
   local svc = {
     name = name, id = sv._nextid, cfg = cfg, state = "stopped", goal = "down", since = os.time(),
@@ -881,6 +889,14 @@ function M.set_parallel(sv, n)
   sv._parallel = n or sopts.DEFAULTS.parallel
 end
 
+--- The log of the services added from now on that have none of their own
+-- (nil: the default logger): for `appstart supervise`, whose SIGHUP
+-- applies the file's new one (and restarts, so adds again, the services
+-- that log through it).
+function M.set_log(sv, fn)
+  sv._user_log = fn or false
+end
+
 --- A new supervisor (see appstart.supervisor). level: as error() counts,
 -- where the user's call is.
 function M.new(spec, level)
@@ -912,6 +928,14 @@ end
 function Supervisor:add(name, spec)
   local cfg = sopts.service(name, spec, "sv:add", 2)
   if self._services[name] then error(format("sv:add: service '%s' exists already", name), 2) end
+  for _, list in ipairs { cfg.needs, cfg.after } do
+    for _, n in ipairs(list) do
+      local named = self._services[n]
+      if named and named._removing then
+        error(format("sv:add: service '%s' is being removed (named by '%s')", n, name), 2)
+      end
+    end
+  end
   local cfgs, names = { [name] = cfg }, { name }
   for n, svc in pairs(self._services) do
     cfgs[n] = svc.cfg
@@ -980,13 +1004,17 @@ local function ready_cond(set, new)
     for svc in pairs(set) do
       if svc.fail_seq > fail_seq[svc] then return true, nil, svc.fail_err end
     end
+    -- every one still to come looked at: one that cannot ends the wait,
+    -- whichever the others are
+    local pending = false
     for svc in pairs(set) do
       if svc.ready_seq == ready_seq[svc] and (new or not UP[svc.state]) then
         local err = never_ready(svc)
         if err then return true, nil, err end
-        return false
+        pending = true
       end
     end
+    if pending then return false end
     return true, true
   end
 end
@@ -1157,10 +1185,14 @@ function Supervisor:remove(name)
     error(format("sv:remove: service '%s' is named by %s (remove %s first)", name,
       table.concat(users, ", "), #users > 1 and "them" or "it"), 2)
   end
-  svc.goal, svc.revive, svc.restart_pending = "down", false, false
+  -- while it stops, nothing added may name it (sv:add raises)
+  svc.goal, svc.revive, svc.restart_pending, svc._removing = "down", false, false, true
   local down, err = drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil, true end)
   if self._services[name] ~= svc then return true end -- removed meanwhile
-  if not down then return nil, err end
+  if not down then
+    svc._removing = nil
+    return nil, err
+  end
   release_app(self, svc)
   for _, list in ipairs { svc.needs, svc.after } do
     for _, dep in ipairs(list) do
