@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +30,24 @@ int channel_ready_pair(int fds[2])
         sys_close(&fds[1]);
     }
     return err;
+}
+
+/* Close a descriptor a sender passed along, without waiting: a socket set
+ * to linger (SO_LINGER) would hold the launcher until its unsent data has
+ * gone, as long as the sender likes, if this close is its last; lingering
+ * is turned off first (the data still goes, after the close). */
+static void close_passed(int fd)
+{
+    struct stat st;
+    struct linger lg;
+    socklen_t len = sizeof lg;
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff) {
+        lg.l_onoff = 0;
+        lg.l_linger = 0;
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    sys_close(&fd);
 }
 
 ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
@@ -70,7 +89,7 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
             for (size_t i = 0; i < nfd; i++) {
                 int passed;
                 memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-                sys_close(&passed);
+                close_passed(passed);
             }
         }
     }

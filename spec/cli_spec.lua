@@ -854,6 +854,20 @@ function Watch.test_watch_shows_status_updates_after_ready()
   assert_contains(err, "appstart: status: warming up\nappstart: status: serving\\x1b[2J\n", "stderr")
 end
 
+-- A flood of STATUS= updates: a line a second at most (a line each was
+-- hundreds a second), the last one shown.
+function Watch.test_watch_shows_a_flood_of_status_updates_once_a_second()
+  local t0 = core.now()
+  local code, _, err = run { "--watch", "--", F, "notify=READY=1", "repeat=5000:0:STATUS=step",
+    "notify=STATUS=done", "sleep=0.05", "exit=0" }
+  local took = core.now() - t0
+  lu.assertEquals(code, 0, err)
+  local lines = {}
+  for line in err:gmatch("appstart: status: ([^\n]*)\n") do lines[#lines + 1] = line end
+  lu.assertTrue(#lines >= 2 and #lines <= 2 + took, #lines .. " lines in " .. took .. " s")
+  lu.assertEquals(lines[#lines], "done")
+end
+
 function Watch.test_watchdog_kills_an_app_that_stops_pinging()
   local code, out, err = run { "--watch", "--json", "--watchdog=0.2", "--grace=0.2", "--",
     F, "notify=READY=1", "repeat=2:0.05:WATCHDOG=1", "pause" }

@@ -4,6 +4,7 @@ local lu = require "luaunit"
 local S = require "support"
 
 local F = S.fixture
+local core = S.core
 
 --- appstart.start with the notify protocol, short timeouts and a silent
 -- logger unless given.
@@ -32,6 +33,34 @@ function T.test_ready_1_starts_and_status_is_the_last_STATUS()
   lu.assertEquals(app.status, "serving")
   lu.assertEquals(app.name, "fixture")
   lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+-- A descriptor passed along with a notify message (SCM_RIGHTS) is closed
+-- without waiting: a tcp socket set to linger 20 s, its data never read,
+-- held the launcher 20 s (every app and task of its loop with it). From
+-- the app during its start, and after ready from a process not admitted.
+function T.test_a_passed_socket_that_lingers_holds_nothing_up()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local t0 = core.now()
+  local app, err = start { argv = { F, "passlinger=20", "notify=READY=1", "pause" } }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(core.now() - t0 < 5, "ready after " .. (core.now() - t0) .. " s")
+  app:terminate()
+  local envfile = S.tmpname("env")
+  local logged, log = S.recorder()
+  appstart.run(function()
+    local app2 = assert(appstart.start { argv = { F, "env=" .. envfile, "notify=READY=1", "pause" }, log = log })
+    local socket = S.read(envfile):match("NOTIFY_SOCKET=([^\n]*)")
+    assert(os.execute("NOTIFY_SOCKET=" .. socket .. " " .. F .. " passlinger=20"))
+    local t1 = core.now()
+    lu.assertTrue(S.await_with_sleep(function()
+      return table.concat(logged, "\n"):find("not admitted", 1, true) ~= nil
+    end, 30), table.concat(logged, "\n"))
+    lu.assertTrue(core.now() - t1 < 5, "read after " .. (core.now() - t1) .. " s")
+    app2:terminate()
+  end)
   S.assert_clean(before)
 end
 
@@ -68,6 +97,24 @@ function T.test_EXTEND_TIMEOUT_USEC_pushes_the_deadline()
   }
   lu.assertNotNil(app, tostring(err))
   lu.assertTrue(app.ready_after >= 0.6)
+  app:terminate()
+  S.assert_clean(before)
+end
+
+-- Each EXTEND_TIMEOUT_USEC= was a debug line: a flood of them, as many
+-- lines. Once a second, as every line about what the app sends.
+function T.test_a_flood_of_EXTEND_TIMEOUT_USEC_is_logged_once_a_second()
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  local app, err = start {
+    argv = { F, "repeat=2000:0:EXTEND_TIMEOUT_USEC=3000000", "notify=READY=1", "pause" }, log = log,
+  }
+  lu.assertNotNil(app, tostring(err))
+  local n = 0
+  for _, line in ipairs(logged) do
+    if line:find("ready timeout extended", 1, true) then n = n + 1 end
+  end
+  lu.assertTrue(n >= 1 and n <= 1 + app.ready_after, n .. " lines in " .. app.ready_after .. " s")
   app:terminate()
   S.assert_clean(before)
 end

@@ -458,15 +458,20 @@ local function show(head, text, tail)
   return true
 end
 
+-- STATUS= updates shown: on a terminal, the line redrawn in place (at
+-- most ten times a second), else a line each (at most once a second, as
+-- the log's lines about what an app sends). One that comes sooner is held,
+-- and shown when its time comes (the latest held), or at flush.
 local function status_display(quiet)
   local display = { showing = false }
   local tty = not quiet and core.isatty(2)
+  local every = tty and 0.1 or 1
+  local shown_at, held, timer = -math.huge, nil, false
   function display.clear()
     if display.showing and show("\r", "", "\27[K") then display.showing = false end
   end
-  function display.on_status(_, text)
-    if quiet then return end
-    text = printable(text)
+  local function draw(text)
+    shown_at = core.now()
     if tty then
       -- a longer line would wrap, and "\r" could not take it back
       local width = (tonumber(os.getenv("COLUMNS")) or 80) - 1
@@ -475,6 +480,22 @@ local function status_display(quiet)
     else
       show("appstart: status: ", text, "\n")
     end
+  end
+  --- The status held, shown now.
+  function display.flush()
+    if timer then loop.unwatch(timer) end
+    timer = false
+    if held then
+      local text = held
+      held = nil
+      draw(text)
+    end
+  end
+  function display.on_status(_, text)
+    if quiet then return end
+    held = printable(text)
+    if core.now() - shown_at >= every then return display.flush() end
+    if not timer then timer = loop.at(shown_at + every, display.flush) end
   end
   return display
 end
@@ -673,6 +694,7 @@ local function run(o)
 
   local function work()
     local app, err = appstart.start(opts)
+    display.flush()
     display.clear()
     if app and not state.interrupted and signals then
       -- one that came as the start was completing, not read yet (the
@@ -710,6 +732,7 @@ local function run(o)
       return
     end
     local how = app:wait()
+    display.flush()
     display.clear()
     report_exit(o, app, how)
     state.code = exit_code(how)

@@ -307,7 +307,10 @@ local function on_event(h, kind, value, count, text)
     local until_ = t + value / 1e6
     local deadline = h._ready_deadline or (t + (h._opts.ready_timeout or DEFAULTS.ready_timeout))
     h._ready_deadline = until_ > deadline and until_ or deadline
-    if h._debug then logger("debug", format("%s: ready timeout extended by %.3f s", label(h), value / 1e6)) end
+    if h._debug then
+      log.limited(quiet(h), "extend", logger, "debug", format("%s: ready timeout extended by %.3f s", label(h),
+        value / 1e6))
+    end
   elseif kind == "errno" then
     if not log.drops(logger, "info") then
       log.limited(quiet(h), "errno", logger, "info", format("%s: app reported ERRNO=%d", label(h), value))
@@ -317,7 +320,7 @@ local function on_event(h, kind, value, count, text)
       log.limited(quiet(h), "stopping", logger, "info", label(h) .. ": app reported STOPPING=1")
     end
   elseif kind == "mainpid" then
-    if h._debug then logger("debug", format("%s: MAINPID=%d agrees", label(h), value)) end
+    if h._debug then log.limited(quiet(h), "mainpid", logger, "debug", format("%s: MAINPID=%d agrees", label(h), value)) end
   elseif kind == "watchdog_usec" then
     if h._opts.watchdog then rare(h).watchdog = value / 1e6 end
   elseif kind == "dropped" then

@@ -71,8 +71,30 @@ end
 -- one at once. What one raises is logged with its traceback.
 local function enqueue(sv, svc, what, fn, ...)
   local q = sv._queue
+  local item = table.pack(svc, what, fn, ...)
   q.last = q.last + 1
-  q[q.last] = table.pack(svc, what, fn, ...)
+  q[q.last] = item
+  svc._pending = (svc._pending or 0) + 1
+  return item
+end
+
+-- An app drives some callbacks (STATUS=, RELOADING=1 and READY=1 after
+-- ready), as often as it likes, while one that waits holds the queue: past
+-- this many of a service's still to run, each of those gives the one of
+-- its kind still queued its arguments instead of queueing one more.
+local MAX_PENDING = 64
+
+--- enqueue, or, for a callback svc[key] of whose is still queued, the
+-- latest arguments given to that one where it is the last in the queue
+-- (when adjacent: on_status, which gets the latest status, never a queue
+-- of them) or svc has MAX_PENDING queued. The item is kept in svc[key].
+local function enqueue_latest(sv, svc, key, adjacent, what, fn, ...)
+  local item, q = svc[key], sv._queue
+  if item and not item.ran and ((adjacent and q[q.last] == item) or svc._pending >= MAX_PENDING) then
+    for i = 1, select("#", ...) do item[3 + i] = select(i, ...) end
+    return
+  end
+  svc[key] = enqueue(sv, svc, what, fn, ...)
 end
 
 local function run_queued(sv)
@@ -81,6 +103,7 @@ local function run_queued(sv)
     local item = q[q.first]
     q[q.first], q.first = nil, q.first + 1
     local svc, what = item[1], item[2]
+    item.ran, svc._pending = true, svc._pending - 1
     local ok, err = xpcall(item[3], debug.traceback, table.unpack(item, 4, item.n))
     if not ok then say(svc, "error", "%s raised %s", what, log.raised(err)) end
   end
@@ -238,7 +261,7 @@ local function transition(sv, svc, state, info)
     say(svc, "debug", "%s%s%s", state, info.pid and (" (pid " .. info.pid .. ")") or "",
       why and (": " .. tostring(why)) or "")
   end
-  if sv._on_event then enqueue(sv, svc, "on_event", sv._on_event, svc.name, state, info) end
+  if sv._on_event then enqueue_latest(sv, svc, "_event_item", false, "on_event", sv._on_event, svc.name, state, info) end
 end
 
 local function backoff_delay(b, n)
@@ -827,7 +850,8 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, sent, _keep, _blocked, _removing), so that a thousand
+  -- fail_err, started_in, sent, _keep, _blocked, _removing, _pending,
+  -- _status_item, _event_item), so that a thousand
   -- services cost little
   local svc = {
     name = name, id = sv._nextid, cfg = cfg, state = "stopped", goal = "down", since = os.time(),
@@ -846,7 +870,7 @@ local function add_service(sv, name, cfg)
     opts.on_status = function(app, text)
       svc.status = text
       if on_status then
-        enqueue(sv, svc, "on_status", on_status, app, text)
+        enqueue_latest(sv, svc, "_status_item", true, "on_status", on_status, app, text)
         if not sv._busy then flush(sv) end
       end
     end
