@@ -91,16 +91,28 @@ int lb_check_signal(lua_State *L, int arg, int def)
         luaL_argcheck(L, n >= 0 && n < NSIG, arg, "signal number out of range");
         return (int)n;
     }
-    const char *given = luaL_checkstring(L, arg);
+    size_t len;
+    const char *given = luaL_checklstring(L, arg, &len);
     const char *name = strncasecmp(given, "SIG", 3) == 0 ? given + 3 : given;
-    for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
-        if (strcasecmp(name, signal_names[i].name) == 0)
-            return signal_names[i].num;
-    /* the real-time ones: their numbers are the C library's to say */
-    if (strcasecmp(name, "RTMIN") == 0)
-        return SIGRTMIN;
-    if (strcasecmp(name, "RTMAX") == 0)
-        return SIGRTMAX;
+    if (strlen(given) == len) {
+        for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
+            if (strcasecmp(name, signal_names[i].name) == 0)
+                return signal_names[i].num;
+        /* the real-time ones, as core.signame names them (RTMIN+N), and as
+         * kill(1) does (RTMAX-N): their numbers are the C library's */
+        if (strncasecmp(name, "RTMIN", 5) == 0 || strncasecmp(name, "RTMAX", 5) == 0) {
+            int base = toupper((unsigned char)name[4]) == 'N' ? SIGRTMIN : SIGRTMAX;
+            int sign = base == SIGRTMIN ? '+' : '-', n = 0;
+            const char *p = name + 5;
+            if (*p == sign && p[1] >= '0' && p[1] <= '9' && (p[2] == '\0' || (p[2] >= '0' && p[2] <= '9' && !p[3])))
+                n = atoi(p + 1);
+            else if (*p != '\0')
+                n = -1;
+            int num = sign == '+' ? base + n : base - n;
+            if (n >= 0 && num >= SIGRTMIN && num <= SIGRTMAX)
+                return num;
+        }
+    }
     return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", given));
 }
 

@@ -240,6 +240,29 @@ function T.test_an_app_that_outlives_its_run_is_not_held_up_by_its_notify_socket
   S.assert_clean(before)
 end
 
+-- The same for a start begun in the run and finished after it (h:wait()
+-- in the plain script): its socket is closed, its watchdog off, as for
+-- an app the run left. It kept both, and the watchdog, with nothing to
+-- read the pings, killed the app.
+function T.test_a_start_the_run_began_and_a_plain_script_finished_is_served_no_more()
+  local before = S.snapshot()
+  local dirs = notify_dirs()
+  local go = S.tmpname("go")
+  local h
+  run(function()
+    h = require("appstart").begin { argv = { F, "waitfile=" .. go, "notify=READY=1", "notifyerrors=ignore",
+      "repeat=1000:0.01:WATCHDOG=1" }, watchdog = 0.2, kill_grace = 0.5, log = S.quiet }
+  end)
+  S.touch(go)
+  local app = assert(h:wait())
+  lu.assertEquals(notify_dirs(), dirs, "the socket's directory is kept")
+  -- several watchdog periods with nothing reading the pings
+  lu.assertNil(app:wait(0.8))
+  lu.assertEquals(app.state, "ready")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function T.test_terminate_returns_the_recorded_end_when_a_watch_saw_it_first()
   local before = S.snapshot()
   local seen

@@ -209,6 +209,76 @@ function T.test_task_error_ends_the_apps_other_tasks_hold_and_leaves_nothing()
   S.assert_clean(before)
 end
 
+-- A group app whose main process ended leaves a member that ignores
+-- SIGTERM: its sweep (a task) was closed with the failed run, so the
+-- SIGKILL never came (the member ran on for good, its pidfd held).
+function T.test_task_error_during_a_group_sweep_still_kills_what_is_left()
+  local before = S.snapshot()
+  local member_file = S.tmpname("member")
+  local member
+  local ok, err = pcall(appstart.run, function()
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "fork", "ignore=TERM", "pidfile=" .. member_file,
+      "pause", "|", "waitfile=" .. member_file, "exit=0" }, kill_mode = "group", kill_grace = 0.5, log = S.quiet })
+    member = await_pidfile_in_loop(member_file)
+    lu.assertEquals(app:wait(5), { code = 0, left = 0 })
+    error("boom in the sweep's grace")
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in the sweep's grace")
+  lu.assertFalse(S.alive(member), "what the group app left runs on")
+  S.assert_clean(before)
+end
+
+-- An app's on_exit queued (its end seen) but not run yet when a task
+-- fails: it still runs, once, as those of the apps the failure ends do.
+function T.test_task_error_runs_an_on_exit_queued_before_it()
+  local before = S.snapshot()
+  local calls = 0
+  local ok = pcall(appstart.run, function()
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, log = S.quiet,
+      on_exit = function() calls = calls + 1 end })
+    app:kill("KILL")
+    lu.assertTrue(S.await_gone(app.pid, 3))
+    lu.assertEquals(app.state, "exited")
+    error("boom before on_exit ran")
+  end)
+  lu.assertFalse(ok)
+  lu.assertEquals(calls, 1)
+  S.assert_clean(before)
+end
+
+-- A failed run ends what it began all at once: apps held in <close>
+-- variables by three tasks and a start under way, each ignoring SIGTERM
+-- (kill_grace 1 s): about one grace in all, not one after the other.
+function T.test_task_error_ends_every_app_and_start_at_once()
+  local before = S.snapshot()
+  local pidfiles, pids = {}, {}
+  for i = 1, 4 do pidfiles[i] = S.tmpname("once-" .. i) end
+  local t0
+  local ok = pcall(appstart.run, function()
+    for i = 1, 3 do
+      appstart.spawn(function()
+        local app <close> = assert(appstart.start { argv = { F, "ignore=TERM", "pidfile=" .. pidfiles[i],
+          "notify=READY=1", "pause" }, kill_grace = 1, log = S.quiet })
+        app:wait()
+      end)
+    end
+    appstart.spawn(function()
+      appstart.start { argv = { F, "ignore=TERM", "pidfile=" .. pidfiles[4], "pause" }, ready = "fd",
+        ready_timeout = 30, kill_grace = 1, log = S.quiet }
+    end)
+    -- (whether the three are ready or still starting, each is ended so)
+    for i = 1, 4 do pids[i] = await_pidfile_in_loop(pidfiles[i]) end
+    t0 = S.core.now()
+    error("boom")
+  end)
+  local took = S.core.now() - t0
+  lu.assertFalse(ok)
+  for i = 1, 4 do lu.assertFalse(S.alive(pids[i]), "app " .. i .. " still running") end
+  lu.assertTrue(took < 2.5, string.format("ended in %.2f s: one after the other", took))
+  S.assert_clean(before)
+end
+
 -- Whatever holds a start under way when a task fails (appstart.start in
 -- another task, a task stepping a begun start, a begun start nobody
 -- steps), its app is terminated as a cancelled start's is: SIGTERM first

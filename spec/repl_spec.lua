@@ -213,7 +213,25 @@ function T.test_signals_by_name_in_any_case_or_by_number()
   ok, err = pcall(function() app:terminate("soon") end)
   lu.assertFalse(ok)
   lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: app:terminate: seconds expected.*")
+  -- a name with a NUL byte in it is no name (it was read up to the NUL)
+  lu.assertFalse((pcall(app.kill, app, "TERM\0junk")))
   app:terminate(1)
+end
+
+-- The real-time signals by the names an end is told with (RTMIN+N), and
+-- as kill(1) takes them (RTMAX-N).
+function T.test_real_time_signals_by_name()
+  local rtmin = S.core.signum("RTMIN")
+  for _, case in ipairs { { "RTMIN+2", rtmin + 2 }, { "SIGRTMAX-1", S.core.signum("RTMAX") - 1 } } do
+    local app = assert(start { argv = { F, "line=3:sig", "pause" } })
+    lu.assertTrue(app:kill(case[1]))
+    local how = app:wait(3)
+    lu.assertEquals(how, { signal = case[2] }, case[1])
+    if case[1] == "RTMIN+2" then lu.assertStrContains(tostring(how), "(RTMIN+2)") end
+  end
+  for _, bad in ipairs { "RTMIN+", "RTMIN-1", "RTMAX+1", "RTMIN+99", "RTMIN+2x" } do
+    lu.assertFalse((pcall(S.core.signum, bad)), bad)
+  end
 end
 
 -------------------------------------------------------------------------------

@@ -712,10 +712,11 @@ function App:reload()
 end
 
 --- End the apps a failed appstart.run leaves (the tasks that held them are
--- gone): SIGTERM to every one at once, then each is waited for within what
--- is left of its kill_grace, SIGKILL after.
-function App.end_all(apps)
-  local t0, list = now(), {}
+-- gone), and what group apps that ended left in their groups: SIGTERM to
+-- every one at once, meanwhile() (the run's starts waited for), then each
+-- waited for within what is left of its kill_grace, SIGKILL after.
+function App.end_all(apps, meanwhile)
+  local t0, list, rests = now(), {}, {}
   for app in pairs(apps) do
     if app._proc and not check(app) then
       list[#list + 1] = app
@@ -723,9 +724,27 @@ function App.end_all(apps)
       app._run_failed = true
       app:kill("TERM")
     end
+    -- what a group app that ended left in its group (its sweep, a task of
+    -- the run's, will not go on): SIGTERM (again, where it had one)
+    local entry = leftovers[app]
+    if entry then
+      rests[#rests + 1] = app
+      sweep_group(app, entry.proc)
+    end
   end
+  if meanwhile then meanwhile() end
   for _, app in ipairs(list) do
     app:terminate(math.max(0, kill_grace(app) - (now() - t0)))
+  end
+  for _, app in ipairs(rests) do
+    local entry = leftovers[app]
+    if entry then
+      if not ending.settle(entry.proc, t0 + kill_grace(app)) then
+        signal.rest(entry.proc, app._opts, "KILL", app._log, app._program)
+        ending.settle(entry.proc, now() + ending.KILL_WAIT)
+      end
+      entry.finish()
+    end
   end
 end
 

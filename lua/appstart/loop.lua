@@ -406,8 +406,19 @@ local function guarded(report, fn, ...)
   if not ok then report(err) end
 end
 
+-- A callback's task inside appstart.run: marked as begun, so that one a
+-- failed run never began is run then (loop.run), not dropped.
+local function run_callback(entry, ...)
+  current.callbacks[entry] = nil
+  return entry.fn(...)
+end
+
 function loop.callback(report, fn, ...)
-  if current then return loop.spawn(fn, ...) end
+  if current then
+    local entry = { report = report, fn = fn, args = table.pack(...) }
+    current.callbacks[entry] = true
+    return loop.spawn(run_callback, entry, ...)
+  end
   local b = active_backend()
   if b and b.spawn then
     if b.errors_exit then return b.spawn(guarded, report, fn, ...) end
@@ -688,7 +699,7 @@ function loop.run(fn, ...)
   -- allows (apps still start with the old soft limit)
   core.raise_nofile()
   local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }),
-    starts = setmetatable({}, { __mode = "k" }) }
+    starts = setmetatable({}, { __mode = "k" }), callbacks = {} }
   current = state
   local failure
   local ok, err = pcall(function(...)
@@ -730,11 +741,16 @@ function loop.run(fn, ...)
   for _, task in pairs(state.tasks) do
     if task.waiting then task.waiting.drop(task.waiting) end
   end
+  local App = require "appstart.app"
   if not ok or failure then
     loop.failed_runs = loop.failed_runs + 1
-    -- the starts under way, a task's or begun and held by nobody: each is
-    -- abandoned (SIGTERM to what it began), then waited for until its app
-    -- has ended (SIGKILL after its kill_grace), all at once
+    -- what the run began is ended, all at once: the starts under way (a
+    -- task's, or begun and held by nobody) abandoned, SIGTERM to what each
+    -- began; the apps its tasks started (nobody is left to stop them), and
+    -- what a group app left (its sweep is a task, closed with the others),
+    -- SIGTERM; then each waited for, SIGKILL once its kill_grace is over.
+    -- Before the tasks are closed: an app of theirs in a <close> variable
+    -- has ended by then, not each in turn
     local pending = {}
     for h in pairs(state.starts) do
       if not h.done then
@@ -743,13 +759,18 @@ function loop.run(fn, ...)
         pcall(h.abandon, h)
       end
     end
-    for _, h in ipairs(pending) do pcall(h.wait, h) end
+    App.end_all(state.apps, function()
+      for _, h in ipairs(pending) do pcall(h.wait, h) end
+    end)
+    -- the callbacks it never began (an app's on_exit): run now, once each,
+    -- as those of the apps just ended were
+    for entry in pairs(state.callbacks) do
+      local okc, e = xpcall(entry.fn, debug.traceback, table.unpack(entry.args, 1, entry.args.n))
+      if not okc then entry.report(e) end
+    end
   end
   for co in pairs(state.tasks) do coroutine.close(co) end
-  -- and the apps its tasks started: nobody is left to stop them; those
-  -- left running are served no more
-  local App = require "appstart.app"
-  if not ok or failure then App.end_all(state.apps) end
+  -- those left running are served no more
   App.unserved(state.apps)
   loop.idle()
   if not ok then error(err, 0) end

@@ -472,7 +472,10 @@ local function finish_ready(h)
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   local r = h._rare
-  local served = r and r.served and not exited
+  -- (by what serves it now: a start begun in an appstart.run that has
+  -- returned since finishes as a plain script's, its socket closed, as
+  -- those of the apps the run left are)
+  local served = r and r.served and not exited and loop.served()
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
   -- or reap it; so is a group's leader, whose end sends SIGTERM to what
