@@ -175,9 +175,19 @@ int output_set_syslog(struct output *o, int stream, const char *socket_path, int
     return 0;
 }
 
+/* The tag is PROGRAM[PID]: a syslog daemon reads the program name up to a
+ * blank, '[' or ':', so each of those (and any byte that is not printable
+ * ASCII) in the program's name is written '_'. */
 void output_set_tag(struct output *o, const char *program, long pid)
 {
-    int n = snprintf(o->tag, sizeof o->tag, "%.*s[%ld]: ", OUTPUT_NAME_MAX - 1, program, pid);
+    char name[OUTPUT_NAME_MAX];
+    size_t i = 0;
+    for (; program[i] && i < sizeof name - 1; i++) {
+        unsigned char c = (unsigned char)program[i];
+        name[i] = c > ' ' && c < 127 && c != '[' && c != ']' && c != ':' ? (char)c : '_';
+    }
+    name[i] = '\0';
+    int n = snprintf(o->tag, sizeof o->tag, "%s[%ld]: ", name, pid);
     o->tag_len = n < 0 ? 0 : (size_t)n >= sizeof o->tag ? sizeof o->tag - 1 : (size_t)n;
 }
 
@@ -482,14 +492,39 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
             }
         }
         if (take > 0) {
-            if (sys_write_all(f->fd, buf, take) < 0) {
-                o->file_err = errno;
-                o->file_dropped += (long long)len;
+            size_t done = 0;
+            int err = 0;
+            while (done < take) {
+                ssize_t n = write(f->fd, buf + done, take - done);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n < 0) {
+                    err = errno;
+                    break;
+                }
+                done += (size_t)n;
+            }
+            /* what went in counts, even when the rest did not (a full
+             * disk): the file's size is what rotation is measured by */
+            f->size += (long long)done;
+            const char *last = done > 0 ? memrchr(buf, '\n', done) : NULL;
+            f->open_line = last ? (long long)(buf + done - last - 1) : f->open_line + (long long)done;
+            if (err) {
+                /* the line cut short is taken back out (when the file is
+                 * as this reader wrote it), so the file holds whole lines;
+                 * it is lost with the rest */
+                long long lost = (long long)(len - done), line = f->open_line;
+                struct stat st;
+                if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
+                    ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
+                    f->size -= line;
+                    f->open_line = 0;
+                    lost += line;
+                }
+                o->file_err = err;
+                o->file_dropped += lost;
                 return;
             }
-            f->size += (long long)take;
-            const char *last = memrchr(buf, '\n', take);
-            f->open_line = last ? (long long)(buf + take - last - 1) : f->open_line + (long long)take;
             buf += take;
             len -= take;
         }
@@ -722,6 +757,14 @@ void output_close_stream(struct output *o, int stream)
 
 void output_close(struct output *o)
 {
+    /* the lines of the chunk read and not handed over yet (a close from
+     * on_output, between two of them): to the ring (and syslog), not
+     * lost; nobody is handed them now */
+    const char *line;
+    size_t len;
+    int stream;
+    while (o->cpos < o->clen && output_next_line(o, &line, &len, &stream)) {
+    }
     for (int i = 0; i < 2; i++) {
         sys_close(&o->s[i].fd);
         sys_close(&o->s[i].writer);

@@ -431,6 +431,10 @@ static int open_stdio(const char *how, int fd, uid_t app_uid, int *out, const ch
     while (r < 0 && errno == EINTR);
     if (r < 0) {
         int err = errno;
+        struct stat fifo;
+        /* (ENXIO is also a device with nothing behind it, a socket) */
+        if (err == ENXIO && fstatat(dfd, name, &fifo, AT_SYMLINK_NOFOLLOW) == 0 && S_ISFIFO(fifo.st_mode))
+            *why = "a FIFO with no reader (it would block the launcher)";
         sys_close(&dfd);
         return err;
     }
@@ -463,7 +467,6 @@ static const char *stdio_why(int err, const char *why)
     switch (err) {
     case ELOOP: return "it is a symbolic link (never followed)";
     case EMLINK: return "it has more than one link (a hard link is never written through)";
-    case ENXIO: return "a FIFO with no reader (it would block the launcher)";
     default: return strerror(err);
     }
 }

@@ -98,6 +98,44 @@ end
 -- on_output has the app while its start is under way; closing it then
 -- would be undone by the hand-over at ready: it raises (logged, as any
 -- error of on_output's), and the start goes on.
+-- app:close() from on_output, in the middle of a chunk read at once: the
+-- lines after the one being handed over are in the ring all the same
+-- (app:tail "still there after the app has been closed"); they were lost.
+function TC.test_close_from_on_output_keeps_the_rest_of_what_was_read()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local app
+  app = assert(appstart.start { argv = { F, "line=3:up", "waitfile=" .. go, "write=1:L1\nL2\nL3\nL4\nL5\n", "pause" },
+    ready = "fd", stdout = "capture", on_output = function(_, _, line)
+      if line == "L3" then app:close() end
+    end })
+  S.touch(go)
+  lu.assertTrue(S.await_with_sleep(function() return #app:tail() > 0 end, 5))
+  lu.assertEquals(app:tail(), { "L1", "L2", "L3", "L4", "L5" })
+  os.execute("kill " .. app.pid)
+  lu.assertTrue(S.await_gone(app.pid, 3))
+  S.testing.reap()
+  S.assert_clean(before)
+end
+
+-- A script that polls with app:wait(0) gets the pipes read (each such
+-- call read nothing: an app writing more than a pipe holds waited for
+-- good, and so did the script).
+function TC.test_polling_with_wait_0_reads_the_pipes()
+  local before = S.snapshot()
+  local app = assert(appstart.start { argv = { F, "lines=1:100000:a-line-of-the-app-output", "exit=0" },
+    ready = "none", stdout = "capture" })
+  local how
+  local t0 = S.core.now()
+  while not how and S.core.now() - t0 < 20 do
+    how = app:wait(0)
+    if not how then S.core.wait_readable(-1, 0.001) end
+  end
+  lu.assertEquals(how, { code = 0 })
+  lu.assertEquals(app:tail(1), { "a-line-of-the-app-output100000" })
+  S.assert_clean(before)
+end
+
 function TC.test_closing_the_app_from_on_output_during_its_start_raises()
   local before = S.snapshot()
   local logged, log = S.recorder()
@@ -680,6 +718,91 @@ function TF.test_bytes_a_file_could_not_take_are_logged_as_the_app_runs_and_at_c
   S.assert_clean(before)
 end
 
+-- A full disk: what a write got into the file before it failed counts
+-- toward max_bytes (the file grew past it, the failed chunk taken for
+-- nothing written), the line it cut short is taken back out, and what
+-- was lost is counted right: every byte the app wrote is in a file or
+-- said lost, and the files hold whole lines within max_bytes.
+function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lost()
+  if not S.is_root() then lu.skip("mounts a small tmpfs (root)") end
+  local before = S.snapshot()
+  local dir = S.tmpname("fulldisk")
+  assert(os.execute("mkdir " .. dir))
+  if not os.execute("mount -t tmpfs -o size=64k tmpfs " .. dir .. " 2>/dev/null") then
+    lu.skip("cannot mount a tmpfs here")
+  end
+  local app
+  local ok, err = pcall(function()
+    -- 13 pages of filler: 3 pages (12288 bytes) left
+    assert(os.execute("head -c 53248 /dev/zero > " .. dir .. "/filler"))
+    local logged, log = S.recorder()
+    local go = S.tmpname("go")
+    local a, b = "0123456789012345678901234567890123456789", "abcdefghijabcdefghijabcdefghijabcdefghij"
+    app = assert(appstart.start { argv = { F, "lines=1:400:" .. a, "waitfile=" .. go, "lines=1:400:" .. b,
+      "exit=0" }, ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 20000, keep = 1 }, log = log })
+    local function lost()
+      local n = 0
+      for _, e in ipairs(logged) do
+        local bytes = e:match("(%d+) bytes of output not written to its file")
+        if bytes then n = n + tonumber(bytes) end
+      end
+      return n
+    end
+    lu.assertTrue(S.await_with_sleep(function() return lost() > 0 end, 5), table.concat(logged, "\n"))
+    os.remove(dir .. "/filler")
+    S.touch(go)
+    lu.assertEquals(app:wait(5), { code = 0 })
+    local total = 0
+    for _, text in ipairs { a, b } do
+      for i = 1, 400 do total = total + #text + #tostring(i) + 1 end
+    end
+    local kept = 0
+    for _, name in ipairs { "app.log", "app.log.1" } do
+      local content = S.read(dir .. "/" .. name) or ""
+      lu.assertTrue(#content <= 20000, name .. ": " .. #content .. " bytes")
+      lu.assertTrue(content == "" or content:sub(-1) == "\n", name .. " ends inside a line")
+      for line in content:gmatch("([^\n]*)\n") do
+        lu.assertNotNil(line:match("^" .. a .. "%d+$") or line:match("^" .. b .. "%d+$"), name .. ": " .. line)
+      end
+      kept = kept + #content
+    end
+    lu.assertEquals(kept + lost(), total, table.concat(logged, "\n"))
+  end)
+  if app then app:close() end
+  S.kill_strays()
+  os.execute("umount -l " .. dir)
+  if not ok then error(err, 0) end
+  S.assert_clean(before)
+end
+
+-- app:tail() reads the pipes, and logs what was lost as any read does:
+-- once a second at most (each tail() logged it again, at every call).
+function TF.test_bytes_lost_are_logged_once_a_second_also_when_tail_reads()
+  local before = S.snapshot()
+  local dir = S.tmpname("taildrops")
+  assert(os.execute("mkdir -p " .. dir .. "/app.log.1/x"))
+  local logged, log = S.recorder()
+  local app = assert(appstart.start { argv = { "/bin/sh", "-c", "while :; do echo a-line-of-output; sleep 0.02; done" },
+    ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 20 }, log = log })
+  local function warnings()
+    local n = 0
+    for _, e in ipairs(logged) do
+      if e:find("bytes of output not written to its file", 1, true) then n = n + 1 end
+    end
+    return n
+  end
+  local t0 = S.core.now()
+  while S.core.now() - t0 < 0.6 do
+    app:tail()
+    S.core.wait_readable(-1, 0.01)
+  end
+  local took = S.core.now() - t0
+  lu.assertTrue(warnings() >= 1 and warnings() <= 1 + took, warnings() .. " warnings in " .. took .. " s")
+  app:terminate()
+  app:close() -- (its last sleep(1) may hold the pipe a moment)
+  S.assert_clean(before)
+end
+
 function TF.test_a_symbolic_link_or_a_hard_link_is_never_written_through()
   local before = S.snapshot()
   local dir = S.tmpname("links")
@@ -806,11 +929,19 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   appstart.syslog_socket = dir .. "/log"
   local app = assert(appstart.start { argv = { F, "line=1:hello from stdout", "line=2:trouble on stderr",
     "line=3:up", "pause" }, ready = "fd", stdout = "syslog", stderr = "syslog" })
+  -- a program whose name has a blank in it: the daemon would take what
+  -- comes before it for the program, the rest for the message
+  local spaced = dir .. "/my prog:x"
+  assert(os.execute(string.format("cp %s %s", S.shell_quote(F), S.shell_quote(spaced))))
+  local other = assert(appstart.start { argv = { spaced, "line=1:spaced", "line=3:up", "pause" }, ready = "fd",
+    stdout = "syslog" })
   appstart.syslog_socket = saved
   local pid = app.pid
-  local got = logged_lines(dir, 2, now() + 5)
-  app:terminate()
-  app:close()
+  local got = logged_lines(dir, 3, now() + 5)
+  for _, a in ipairs { app, other } do
+    a:terminate()
+    a:close()
+  end
   daemon:terminate()
   daemon:close()
   local lines = S.lines(got)
@@ -818,6 +949,7 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   lu.assertEquals(lines, {
     string.format("fixture[%d]:|user.err| trouble on stderr", pid),
     string.format("fixture[%d]:|user.info| hello from stdout", pid),
+    string.format("my_prog_x[%d]:|user.info| spaced", other.pid),
   })
   S.assert_clean(before)
 end

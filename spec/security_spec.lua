@@ -220,10 +220,14 @@ function T.test_a_stdio_path_is_never_written_through_a_link_into_a_file_the_app
   -- hard link, a directory
   assert(os.execute(string.format("ln -s %s %s/sym && ln %s %s/hard && mkdir %s/dir", q(secret), q(dir),
     q(secret), q(dir), q(dir))))
+  -- and a unix socket's file (left by a process gone): said as it is, not
+  -- as a FIFO with no reader (both are ENXIO to open)
+  assert(os.execute(q(F) .. " listen=unix:" .. q(dir .. "/sock") .. " exit=0"))
   for _, case in ipairs {
     { "sym", "it is a symbolic link (never followed)" },
     { "hard", "it has more than one link" },
     { "dir", "Is a directory" },
+    { "sock", "No such device or address" },
   } do
     for _, stream in ipairs { "stdin", "stdout", "stderr" } do
       local err = fail_case({ argv = { F, "notify=READY=1", "pause" }, [stream] = dir .. "/" .. case[1] }, "spawn")
@@ -297,6 +301,7 @@ function T.test_no_file_output_goes_through_a_link_a_user_owns_into_roots_direct
       local err = fail_case({ argv = { F, "line=1:written", "line=2:written", "notify=READY=1", "pause" },
         [stream] = file }, "spawn")
       lu.assertEquals(err.message, "cannot start fixture: cannot open the directory " .. link .. ": " .. UNSAFE_LINK)
+      lu.assertEquals(err.output, {}, "where output is read, err.output is a list")
     end
   end
   lu.assertEquals(S.read(victim .. "/app.log"), "root only\n")

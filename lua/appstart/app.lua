@@ -210,7 +210,7 @@ local function ended(app, how, settled)
   -- on_output has every line the app wrote before on_exit runs (read
   -- before the pidfd is closed: under cqueues, a pipe that leaves the
   -- loop meanwhile must not find a closed descriptor in its poll set)
-  if app._out then app._out:drain_all() end
+  if app._out then app._out:drain_all(true) end
   if app._watch then
     loop.unwatch(app._watch)
     app._watch = false
@@ -534,10 +534,14 @@ function App:wait(timeout)
   if self._state == "exited" then return self._how end
   if not self._proc then return nil, "closed" end
   local deadline = timeout and now() + timeout
+  local looked = false
   while true do
     local how = check(self)
     if how then return how end
-    if deadline and now() >= deadline then return nil, "timeout" end
+    -- (a wait whose time is up still looks once: a script that polls with
+    -- app:wait(0) gets the pipes read, as every call that waits reads them)
+    if deadline and now() >= deadline and looked then return nil, "timeout" end
+    looked = true
     local fd = self._proc:fd()
     local wake = deadline
     if not fd then

@@ -554,9 +554,12 @@ function loop.wait(source, deadline)
   entry.fire = function(e) e.done = true; ready = true end
   local ok, err = pcall(function()
     for i = 1, #fds do add_waiter(fds[i], entry) end
+    -- (one turn at least: a wait whose time is up serves what is ready)
+    local turned = false
     while not ready do
-      if deadline and now() >= deadline then break end
+      if turned and deadline and now() >= deadline then break end
       turn(deadline)
+      turned = true
     end
   end)
   for i = 1, #fds do remove_waiter(fds[i], entry) end

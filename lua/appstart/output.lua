@@ -134,11 +134,13 @@ function Out:go_on()
 end
 
 --- Read what the pipes hold now (the app's end, a failed start, app:tail).
-function Out:drain_all()
+-- What was lost is logged as it is while the app runs (once a second at
+-- most), but at the end (final), whatever is left.
+function Out:drain_all(final)
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
   end
-  self:report_drops(true)
+  self:report_drops(final)
 end
 
 -- Lost syslog lines and file bytes, when they have grown: once a second

@@ -186,7 +186,9 @@ function start.begin(opts, who, up, pass_fd)
   -- a failure to make them is a failed start (nothing spawned)
   local out, stdout, stderr = output.open(opts, h._app, label(h), logger, who, up + 2)
   if out == nil then
-    h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr }, label(h))
+    -- (its output, to be read, has no line: {})
+    h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr, output = {} },
+      label(h))
     h.done = true
     logger("info", label(h) .. ": " .. h.err.message)
     return h
