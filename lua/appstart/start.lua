@@ -177,8 +177,8 @@ function start.begin(opts, who, up, pass_fd)
     _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false,
       on_wake = false } or false,
     -- the rare facts of a start (see rare())
-    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false }
-      or false,
+    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
+      run = loop.current_run() or false } or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -474,10 +474,9 @@ local function finish_ready(h)
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   local r = h._rare
-  -- (by what serves it now: a start begun in an appstart.run that has
-  -- returned since finishes as a plain script's, its socket closed, as
-  -- those of the apps the run left are)
-  local served = r and r.served and not exited and loop.served()
+  -- (a start begun in an appstart.run that has returned since, finished
+  -- by a plain script, is served no more, as the apps the run left are)
+  local served = r and r.served and not exited and not (r.run and r.run.over and not loop.served())
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
   -- or reap it; so is a group's leader, whose end sends SIGTERM to what
