@@ -210,13 +210,13 @@ static void print_help(void)
           "                     caller's own) rather than in the app's PATH\n"
           "  --signal N         start nothing: send signal N (a number) as --user\n"
           "  --pidfd N          --signal: the target's pidfd (default 3)\n"
-          "  --process-group    --signal: to the group the target leads\n"
+          "  --process-group    --signal: to the process group the target is in\n"
           "  --pgid N           --signal: to process group N instead (no pidfd)\n"
           "\n"
           "With --signal it starts nothing: it takes the user's uid as its effective\n"
           "uid (the caller's stays its real and saved uid) and sends signal N to the\n"
           "process whose pidfd it inherits at fd N (--pidfd, default 3), with\n"
-          "--process-group to the process group that process leads, or with\n"
+          "--process-group to the process group that process is in, or with\n"
           "--pgid N to process group N (one whose leader has ended); what that\n"
           "user may not signal is not signalled. So an unprivileged launcher\n"
           "stops the apps it started as other users.\n"
@@ -1402,7 +1402,7 @@ static void become_signaller(const struct identity *id)
 }
 
 /* Send opt->signal to the process whose pidfd is at opt->target_fd (with
- * --process-group, to the group it leads; with --pgid, to that group) as
+ * --process-group, to the group it is in; with --pgid, to that group) as
  * the target user: the helper takes that user's uid first
  * (become_signaller), so the kernel's own check decides what it may reach,
  * and the pidfd names the process without a pid another could take. In
@@ -1430,12 +1430,32 @@ static void signal_mode(const struct options *opt, int secure)
         say("the process has ended");
         exit(EXIT_GONE);
     }
-    /* the group pid 1 leads is not signalled: kill(-1) means every process
-     * the user may signal (a pidfd of pid 1: a launcher that is its pid
-     * namespace's first process) */
+    /* --process-group: the group the target is in (it may lead none: a
+     * main pid moved by MAINPID= to a child), read while the target is
+     * known to live (a pidfd names it); the number is held while it is in
+     * that group. Not group 1 (kill(-1) means every process the user may
+     * signal: a pidfd of pid 1, a launcher that is its pid namespace's
+     * first process), nor the helper's own (the launcher's) */
+    pid_t group = 0;
     if (opt->process_group && pid == 1) {
         say("pid 1: its group is not signalled (a signal to -1 reaches every process)");
         exit(EXIT_NOT_PERMITTED);
+    }
+    if (opt->process_group) {
+        /* (the pidfd's process is seen to live after this, as the user,
+         * before the group is signalled: it lived here too, and the pid
+         * was its own) */
+        if ((group = getpgid(pid)) < 0) {
+            say("pid %ld has ended", (long)pid);
+            exit(EXIT_GONE);
+        }
+        /* (0: a group of another pid namespace's, not to be named here) */
+        if (group <= 1 || group == getpgrp()) {
+            say("pid %ld: its group %ld is not signalled (%s)", (long)pid, (long)group,
+                group == 1 ? "a signal to -1 reaches every process"
+                           : group == 0 ? "not in this pid namespace" : "the launcher's own");
+            exit(EXIT_NOT_PERMITTED);
+        }
     }
     become_signaller(&id);
     /* from here on _exit (uids_changed) */
@@ -1446,11 +1466,11 @@ static void signal_mode(const struct options *opt, int secure)
          * that user's are reached */
         r = kill(-opt->pgid, opt->signal);
     } else if (opt->process_group) {
-        /* the leader is alive (so its pid, the group's id, is not another
-         * process's) and this user's, then its group */
+        /* the target is this user's (the check as that user), then the
+         * group it is in */
         r = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0);
         if (r == 0)
-            r = kill(-pid, opt->signal);
+            r = kill(-group, opt->signal);
     } else {
         r = syscall(SYS_pidfd_send_signal, fd, opt->signal, NULL, 0);
     }

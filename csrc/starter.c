@@ -723,8 +723,7 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     /* the group a stop reaches: the one the process started leads (with
      * a helper, until the app's pid is known and its group with it) */
     if (s->tree && s->tree->mode == TREE_GROUP) {
-        s->tree->pgid = pid;
-        s->tree->min_start = s->spawned_start;
+        tree_set_led_group(s->tree, pid, s->spawned_start);
     }
     if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
         (err = watch_fd(s, s->exec_fd))) {

@@ -61,13 +61,39 @@ int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start)
         return EPERM;
     t->pgid = st.pgrp;
     t->min_start = min_start;
+    struct procfs_stat leader;
+    t->leader_start = procfs_stat(st.pgrp, &leader) == 0 ? leader.start_time : 0;
+    t->leader_known = 1;
     return 0;
 }
+
+void tree_set_led_group(struct tree *t, pid_t pid, unsigned long long start)
+{
+    t->pgid = pid;
+    t->min_start = start;
+    t->leader_start = start;
+    t->leader_known = start != 0;
+}
+
+/* Has the group's number been given out again since it was learned? A
+ * number is held while any process has it as its pid, group or session,
+ * so a live process whose pid is pgid and that is not the leader the
+ * group had shows that the group emptied: nothing of it is left, and
+ * what is in the group of that number now is another's. */
+static int group_recycled(const struct tree *t)
+{
+    struct procfs_stat st;
+    return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time != t->leader_start;
+}
+
+static int group_recycled(const struct tree *t);
 
 static int member_now(const struct tree *t, pid_t pid)
 {
     struct procfs_stat st;
     if (procfs_stat(pid, &st) != 0 || st.state == 'Z' || st.state == 'X')
+        return 0;
+    if (t->mode == TREE_GROUP && group_recycled(t))
         return 0;
     if (t->mode == TREE_GROUP)
         return st.pgrp == t->pgid && st.start_time >= t->min_start;
@@ -160,6 +186,8 @@ static int each_member(struct tree *t, pid_t app, int sig)
     /* a group with no process left is told by one system call, not by
      * reading all of /proc (an app whose main ended alone, the usual case) */
     if (kill(-t->pgid, 0) != 0 && errno == ESRCH)
+        return 0;
+    if (group_recycled(t))
         return 0;
     DIR *d = opendir("/proc");
     if (!d)

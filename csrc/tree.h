@@ -35,6 +35,10 @@ struct tree {
     int mode;                      /* enum tree_mode */
     pid_t pgid;                    /* group: 0 until known */
     unsigned long long min_start;  /* group: members start no earlier */
+    int leader_known;              /* group: leader_start is known */
+    unsigned long long leader_start; /* group: start of the process whose
+                                        pid is pgid when the group was
+                                        learned (0: there was none) */
     struct cgroup cg;              /* cgroup */
     int events_fd;                 /* cgroup: inotify on cgroup.events */
     long long left;
@@ -54,6 +58,9 @@ struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
  * members start no earlier than min_start (the process spawned's start
  * time). Returns 0 or an errno value. */
 int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start);
+
+/* group: the group is the one pid (just spawned, started at start) leads. */
+void tree_set_led_group(struct tree *t, pid_t pid, unsigned long long start);
 
 /* Send sig to every member but the app. Returns how many were signalled,
  * or -errno when the members cannot be listed. */

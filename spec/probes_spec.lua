@@ -349,6 +349,33 @@ function T.test_a_waiting_check_function_loses_to_the_apps_death_and_to_ready_ti
   S.assert_clean(before)
 end
 
+-- A check function that polls on regardless of the "cancelled" its wait
+-- returned once its start failed: its next wait raises, which ends it, so
+-- the run returns (it waited for the check for good).
+function T.test_a_check_function_that_waits_on_after_its_start_failed_does_not_hold_the_run()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local never = S.tmpname("never")
+  local err, tries_after, failed_at
+  local tries = 0
+  appstart.run(function()
+    local app
+    app, err = start { argv = { F, "pause" }, ready_timeout = 0.3, ready = { check = function()
+      while not io.open(never) do
+        tries = tries + 1
+        appstart.sleep(0.05)
+      end
+      return true
+    end } }
+    lu.assertNil(app)
+    failed_at = tries
+  end)
+  tries_after = tries - failed_at
+  lu.assertEquals(err.code, "timeout", tostring(err))
+  lu.assertTrue(tries_after <= 1, tries_after .. " more tries after the start failed")
+  S.assert_clean(before)
+end
+
 function T.test_cancelling_a_start_while_its_check_function_waits_cancels_the_start()
   local before = S.snapshot()
   local appstart = require "appstart"

@@ -697,6 +697,21 @@ function TForeign.test_an_unprivileged_supervisor_stops_an_app_of_another_user_t
   lu.assertTrue(S.await_gone(pid), "stopped by its SIGTERM, sent through the helper")
 end
 
+-- A kill_mode "group" app of another user's whose main pid moved
+-- (MAINPID=) to a process that leads no group: its signals go through the
+-- helper to the group that process is in (the helper sent them to the
+-- group it leads, none: "No such process", and nothing was stopped).
+function TForeign.test_the_group_of_another_users_app_is_signalled_after_a_mainpid_move()
+  lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
+  local dir = S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. dir))
+  local out = as_nobody_with_a_setuid_helper("supervisor_signals_the_group_of_another_users_app_after_a_mainpid_move",
+    nil, dir)
+  -- (the new main is not the launcher's child: how it ended is not known)
+  lu.assertStrContains(out, "moved\tyes\nkill\ttrue\nhow\texited (its exit status is not knowable")
+  lu.assertStrContains(out, "old alive\tno\nnew alive\tno\n")
+end
+
 function TForeign.test_what_ignores_sigterm_in_the_group_of_another_users_app_is_killed_through_the_helper()
   lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
   -- the app's child ignores SIGTERM: once the app has ended and kill_grace

@@ -62,6 +62,20 @@ function TG.test_terminate_reaches_the_forked_children_and_counts_them()
   S.assert_clean(before)
 end
 
+-- The group an app left, emptied, and its number taken by an unrelated
+-- session's leader (the app's pid, recycled): the SIGKILL due to what the
+-- app left (its kill_grace is over) never reaches the new group's
+-- members (it killed them: they passed for members, in the group and
+-- younger than the app).
+function TG.test_a_group_recycled_after_the_app_is_never_signalled()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("recycled")
+  assert(os.execute("mkdir " .. dir))
+  local out = S.run_child({ pidns = true, timeout = 30, env = { D = dir } }, "trees_a_recycled_group_is_never_signalled")
+  lu.assertStrMatches(out, ".*recycled\t%d+\n.*")
+  lu.assertStrContains(out, "child alive\tyes\n")
+end
+
 function TG.test_kill_sends_the_signal_to_the_whole_group()
   local done = S.tmpname("pid")
   local app = assert(start { kill_mode = "group", argv = { F, "catch=USR1",

@@ -257,8 +257,13 @@ function loop.spawn(fn, ...)
   return task
 end
 
-function Task:cancel()
+-- for_good: what the task waited for is over for good (a check function
+-- whose start has ended): after the one "cancelled", every wait it makes
+-- raises, so that one that waits on regardless (a polling loop) ends
+-- instead of holding the run.
+function Task:cancel(for_good)
   if self.done then return end
+  if for_good then self.abandoned = true end
   if self.waiting then
     self.waiting.resume(self.waiting, nil, "cancelled")
   else
@@ -509,6 +514,7 @@ function loop.wait(source, deadline)
       task.cancel_pending = false
       return nil, "cancelled"
     end
+    if task.abandoned then error("cancelled for good: what this task waited for is over", 0) end
     -- the loop's only task, with nothing else to wait for: nobody could
     -- run meanwhile (or cancel it), so it blocks as a plain script does
     if fd and current.count == 1 and #current.queue == 0 and alone() then

@@ -354,8 +354,8 @@ end
 -- probe's command is killed with its group, and kept in p.dying until
 -- p:settled() has seen it and its group end (so that no zombie, and
 -- nothing it forked, outlives the start); a check function's task is
--- cancelled (its wait returns nil, "cancelled"), and what it returns
--- ignored.
+-- cancelled (its wait returns nil, "cancelled"; a wait after that raises),
+-- and what it returns ignored.
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
@@ -373,7 +373,9 @@ function Probe:close()
     self.dying[#self.dying + 1] = pending
   elseif kind == "check" then
     pending.dropped, pending.wake = true, false
-    if pending.task then pending.task:cancel() end
+    -- (for good: a check that waits on regardless gets an error, which
+    -- ends it, at its next wait)
+    if pending.task then pending.task:cancel(true) end
   end
 end
 

@@ -4,7 +4,7 @@
 -- it signal none of them: `appstart-helper --signal` checks its policy (the
 -- caller may start apps as that user), takes that user's uid as its
 -- effective uid (keeping the caller's as its real one) and signals the
--- process whose pidfd it inherits (or the group it leads), so it reaches
+-- process whose pidfd it inherits (or the group it is in), so it reaches
 -- nothing that user or the caller could not signal. Only a process with a
 -- pidfd goes this way: without one nothing proves which process a pid
 -- names. (What a group app left in its group once it ended goes by the
@@ -28,7 +28,7 @@ local VERDICT = { [3] = { "No such process", ESRCH }, [4] = { "Operation not per
 local function quiet() end
 
 --- Run the helper on the process whose pidfd is fd (with group, the
--- group it leads), or on the process group pgid: a start (of
+-- group it is in), or on the process group pgid: a start (of
 -- appstart.start's), under way.
 local function begin(fd, opts, sig, group, pgid)
   local argv = { settings.helper_path, "--signal", tostring(core.signum(sig)), "--user", tostring(opts.user) }
