@@ -39,7 +39,8 @@ BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
                 csrc/lsignals.c csrc/ltesting.c csrc/llistener.c csrc/loutput.c \
                 csrc/lprobe.c
 HEADERS      := $(wildcard csrc/*.h)
-FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/luahost \
+FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/fakesetgroups.so \
+                $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest
 
 # the suite runs against the tree: modules from lua/ and $(B)/; the run's

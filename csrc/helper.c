@@ -1111,6 +1111,25 @@ static void child_drop_privileges(int status_fd, const struct identity *id)
     if (getuid() != id->uid || geteuid() != id->uid ||
         getgid() != id->gid || getegid() != id->gid)
         child_fail(status_fd, STEP_VERIFY, 0);
+    /* and the supplementary groups are the target's alone (a setgroups
+     * that "succeeds" without doing it would leave root's: disk, shadow) */
+    gid_t now[64];
+    int n = getgroups(0, NULL);
+    if (n < 0 || n > id->ngroups)
+        child_fail(status_fd, STEP_VERIFY, 0);
+    /* (each looked at where they fit on the stack: a target of more than
+     * 64 groups has its count checked only) */
+    if (n <= 64 && (n = getgroups(n, now)) >= 0) {
+        for (int i = 0; i < n; i++) {
+            int found = 0;
+            for (int j = 0; j < id->ngroups && !found; j++)
+                found = now[i] == id->groups[j];
+            if (!found)
+                child_fail(status_fd, STEP_VERIFY, 0);
+        }
+    } else if (n < 0) {
+        child_fail(status_fd, STEP_VERIFY, 0);
+    }
 }
 
 /* Mark [lo, hi] close-on-exec (the status pipe must stay open until the

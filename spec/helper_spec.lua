@@ -183,6 +183,23 @@ function T.test_a_drop_that_does_not_stick_runs_nothing()
   lu.assertNil(S.read(marker), "the program must not have run as root")
 end
 
+-- A setgroups that lies (setuid and setgid real): the app would run as
+-- the user with root's supplementary groups (disk, shadow). The helper
+-- checks the groups it ends up in, finds root's, and refuses.
+function T.test_a_group_drop_that_does_not_stick_runs_nothing()
+  lu.skipIf(not S.is_root(), "needs root")
+  local marker = S.tmpname("ran")
+  local san = os.getenv("APPSTART_SAN_PRELOAD")
+  local preload = (san and san .. " " or "") .. S.fixtures .. "/fakesetgroups.so"
+  -- (root in more groups than its own: what a lie would leave)
+  local code, rec, err = run_helper({ "--user", "nobody", "--", F, "pidfile=" .. marker },
+    "setpriv --groups=0,4,6,42 env LD_PRELOAD=" .. sh_quote(preload) .. " ")
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "refusing")
+  lu.assertNil(S.read(marker), "the program must not have run in root's groups")
+end
+
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their

@@ -114,6 +114,24 @@ function T.test_a_file_the_app_makes_at_once_counts_though_file_times_lag_the_cl
   S.assert_clean(before)
 end
 
+-- A file there before the start does not count, whatever its time says
+-- (dated ahead: a clock stepped back since, as on a device without a
+-- battery-backed clock): it counted at once. Once the app replaces it,
+-- it does.
+function T.test_a_file_there_before_the_start_does_not_count_even_dated_ahead()
+  local before = S.snapshot()
+  local path = S.tmpname("ahead")
+  S.touch(path)
+  assert(os.execute("touch -d '+1 hour' " .. path))
+  local err = fail_within({ ready = { file = path }, ready_timeout = 0.3, argv = { F, "pause" } }, "timeout", 3)
+  lu.assertStrContains(err.message, "it is the one there before the start")
+  -- replaced by the app (a new file, made after the start): it counts
+  local app = assert(start { ready = { file = path }, argv = { F, "sleep=0.2", "pidfile=" .. path, "pause" } })
+  lu.assertTrue(app.ready_after >= 0.2, "ready at the app's file, not the old one: " .. app.ready_after)
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_a_file_older_than_the_start_does_not_count()
   local before = S.snapshot()
   local path = S.tmpname("made")

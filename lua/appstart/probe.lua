@@ -23,6 +23,7 @@
 -- until they are gone (p:settled()).
 local App = require "appstart.app"
 local core = require "appstart.core"
+local ENOENT, ENOTDIR = 2, 20
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
@@ -56,12 +57,30 @@ local function close_command(app)
   app:close()
 end
 
+--- What a file probe's path held before the start (read before the
+-- spawn): false when nothing (a file there now was made after), {id =,
+-- mtime =} of the file there, or nil when it could not be told (then a
+-- file's time alone says whether it is new). Other probes: nil.
+function M.before(opts)
+  local spec = opts.ready
+  if type(spec) ~= "table" or not spec.file then return nil end
+  local mtime, _, errno = core.mtime(spec.file)
+  if not mtime then
+    if errno == ENOENT or errno == ENOTDIR then return false end
+    return nil
+  end
+  local id = core.file_id(spec.file)
+  return id and { id = id, mtime = mtime } or nil
+end
+
 --- A probe for opts.ready (a table, checked by appstart.options).
 -- @param start_wall core.realtime() when the start began (the file probe
 -- wants a file modified after it)
 -- @param starter the start's core starter, whose waits an exec probe's
 -- command joins while it runs (nil: it is looked at at each try only)
-function M.new(opts, start_wall, starter)
+-- @param before what the file probe's path held before the start
+-- (M.before)
+function M.new(opts, start_wall, starter, before)
   local spec = opts.ready
   local p = setmetatable({
     interval = FIRST, max = opts.probe_interval or DEFAULTS.probe_interval,
@@ -77,7 +96,7 @@ function M.new(opts, start_wall, starter)
     p.family, p.where, p.port = options.parse_address(spec.connect)
     p.what = "no connection to " .. spec.connect
   elseif spec.file then
-    p.kind, p.path, p.since = "file", spec.file, start_wall
+    p.kind, p.path, p.since, p.before = "file", spec.file, start_wall, before
     p.what = spec.file .. " was not made"
   elseif spec.exec then
     p.kind, p.argv = "exec", spec.exec
@@ -227,14 +246,23 @@ function tries.connect(p)
   return false
 end
 
+-- A file there before the start counts once replaced or modified (its
+-- time, whatever the clock says: one stepped back, or a file dated ahead,
+-- was taken for new); one made after counts at once. Where what was there
+-- could not be told, a file modified after the start counts.
 function tries.file(p)
   local mtime, why = core.mtime(p.path)
   if not mtime then
     p.last = why
     return false
   end
-  if mtime < p.since then
+  local before = p.before
+  if before == nil and mtime < p.since then
     p.last = "it is older than the start"
+    return false
+  end
+  if before and mtime == before.mtime and core.file_id(p.path) == before.id then
+    p.last = "it is the one there before the start"
     return false
   end
   return true

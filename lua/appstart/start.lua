@@ -175,7 +175,7 @@ function start.begin(opts, who, up, pass_fd)
     -- a probe's: its start on the wall clock, the probe, whether it passed
     -- (and the task waiting in h:wait(), for a check function to wake)
     _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false,
-      on_wake = false } or false,
+      on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
       run = loop.current_run() or false } or false,
@@ -524,7 +524,7 @@ function probe_step(h)
   local s, pr = h._s, h._probing
   local p = pr.probe
   if not p then
-    p = probes.new(h._opts, pr.wall0, s)
+    p = probes.new(h._opts, pr.wall0, s, pr.before)
     p.wake = function() wake(h) end
     pr.probe = p
     local app = h._app
