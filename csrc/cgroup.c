@@ -153,8 +153,20 @@ static int alive(pid_t pid)
     return kill(pid, 0) == 0 || errno == EPERM;
 }
 
+/* The cgroups an app made inside its own (a root app may: a worker's of
+ * its own) are walked, children first, this deep and this many at most
+ * (an app could make them without end): past that they are left to
+ * cgroup.kill, which reaches the whole subtree. */
+#define CGROUP_WALK_DEPTH 8
+#define CGROUP_WALK_MAX 256
+
+static void each_inner(int dir_fd, int depth, int *budget,
+                       void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
+static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg);
+
 /* Empty directories that killed launchers left under the parent: the pid
- * in the name is gone, and nothing runs in them. */
+ * in the name is gone, and nothing runs in them (nor in the cgroups made
+ * inside them, removed first). */
 static void remove_stale(int parent_fd)
 {
     int fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -174,6 +186,12 @@ static void remove_stale(int parent_fd)
         if (end == name + plen || *end != '.' || pid <= 0 || pid == getpid() ||
             alive((pid_t)pid))
             continue;
+        int stale = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (stale >= 0) {
+            int budget = CGROUP_WALK_MAX;
+            each_inner(stale, 0, &budget, remove_inner, NULL);
+            sys_close(&stale);
+        }
         (void)unlinkat(dirfd(d), name, AT_REMOVEDIR); /* EBUSY while populated */
     }
     closedir(d);
@@ -274,10 +292,44 @@ int cgroup_procs_fd(const struct cgroup *c)
     return fd < 0 ? -errno : fd;
 }
 
-int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
+/* fn(dir_fd, parent_fd, name, arg) for each cgroup inside dir_fd, the
+ * deepest first; *budget counts them down. */
+static void each_inner(int dir_fd, int depth, int *budget,
+                       void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg)
 {
-    *n = 0;
-    int fd = openat(c->dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    if (depth >= CGROUP_WALK_DEPTH)
+        return;
+    int list_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
+    if (!d) {
+        sys_close(&list_fd);
+        return;
+    }
+    struct dirent *e;
+    while (*budget > 0 && (e = readdir(d))) {
+        if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        int sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0)
+            continue;
+        (*budget)--;
+        each_inner(sub, depth + 1, budget, fn, arg);
+        fn(sub, dir_fd, e->d_name, arg);
+        sys_close(&sub);
+    }
+    closedir(d);
+}
+
+struct pid_list {
+    pid_t *pids;
+    size_t max, n;
+    int err;
+};
+
+/* The pids in dir_fd's cgroup.procs, added to l (counted past l->max). */
+static int read_procs(int dir_fd, struct pid_list *l)
+{
+    int fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno;
     char buf[4096], digits[16];
@@ -289,15 +341,38 @@ int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
                 digits[nd++] = buf[i];
             } else if (buf[i] == '\n' && nd) {
                 digits[nd] = '\0';
-                if (*n < max)
-                    pids[*n] = (pid_t)strtol(digits, NULL, 10);
-                (*n)++;
+                if (l->n < l->max)
+                    l->pids[l->n] = (pid_t)strtol(digits, NULL, 10);
+                l->n++;
                 nd = 0;
             }
         }
     }
     int err = got < 0 ? errno : 0;
     sys_close(&fd);
+    return err;
+}
+
+static void read_inner_procs(int dir_fd, int parent_fd, const char *name, void *arg)
+{
+    (void)parent_fd;
+    (void)name;
+    struct pid_list *l = arg;
+    int err = read_procs(dir_fd, l);
+    if (err && err != ENOENT && !l->err)
+        l->err = err;
+}
+
+int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
+{
+    struct pid_list l = { pids, max, 0, 0 };
+    int err = read_procs(c->dir_fd, &l);
+    if (!err) {
+        int budget = CGROUP_WALK_MAX;
+        each_inner(c->dir_fd, 0, &budget, read_inner_procs, &l);
+        err = l.err;
+    }
+    *n = l.n;
     return err;
 }
 
@@ -359,6 +434,13 @@ int cgroup_events_fd(const struct cgroup *c)
     return fd;
 }
 
+static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg)
+{
+    (void)dir_fd;
+    (void)arg;
+    (void)unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
 int cgroup_remove(struct cgroup *c)
 {
     if (c->parent_fd < 0 || !c->name[0])
@@ -371,6 +453,10 @@ int cgroup_remove(struct cgroup *c)
         c->name[0] = '\0';
         return ENOENT;
     }
+    /* the cgroups an app made inside it first (empty too by now: a
+     * cgroup is populated while any inside it is) */
+    int budget = CGROUP_WALK_MAX;
+    each_inner(c->dir_fd, 0, &budget, remove_inner, NULL);
     if (unlinkat(c->parent_fd, c->name, AT_REMOVEDIR) < 0)
         return errno;
     c->name[0] = '\0';

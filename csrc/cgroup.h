@@ -36,8 +36,8 @@ int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_le
  * cgroup by writing "0" to it. Returns it, or -errno. */
 int cgroup_procs_fd(const struct cgroup *c);
 
-/* The pids in the cgroup, into pids[max] (*n: how many there are, which
- * may exceed max). Returns 0 or an errno value. */
+/* The pids in the cgroup and in those made inside it, into pids[max] (*n:
+ * how many there are, which may exceed max). Returns 0 or an errno value. */
 int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n);
 
 /* 1 while any process is in it, 0 once empty, -errno. */
@@ -55,9 +55,9 @@ int cgroup_path_contains(const char *cgroup, pid_t pid); /* by its path */
  * -errno. */
 int cgroup_events_fd(const struct cgroup *c);
 
-/* Remove the directory (it must be empty of processes). Returns 0 or an
- * errno value (EBUSY while populated); the descriptors are closed either
- * way only by cgroup_close. */
+/* Remove the directory, and the cgroups made inside it (it must be empty
+ * of processes). Returns 0 or an errno value (EBUSY while populated); the
+ * descriptors are closed either way only by cgroup_close. */
 int cgroup_remove(struct cgroup *c);
 
 /* Close the descriptors (and remove the directory when it is empty).

@@ -307,6 +307,30 @@ function TC.test_a_member_that_ignores_term_is_killed_after_kill_grace()
   end
 end
 
+-- A cgroup an app (of root's) made inside its own, with a member moved
+-- there: that member gets the SIGTERM, counts in how.left, and the inner
+-- cgroup is removed with the app's (it got SIGKILL only, and the app's
+-- directory, not empty of cgroups, stayed for good).
+function TC.test_a_cgroup_the_app_made_inside_its_own_is_reached_and_removed()
+  local before = S.snapshot()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local trap, child = S.tmpname("trap"), S.tmpname("child")
+  local script = 'cg="$1$(sed -n "s/^0:://p" /proc/self/cgroup)"; mkdir "$cg/worker" && '
+    .. 'sh -c \'echo $$ > "$1/worker/cgroup.procs"; exec "$0" trap=TERM:"$2" pidfile="$3" pause\' "$0" "$cg" "$2" "$3" & '
+    .. 'exec "$0" waitfile="$3" notify=READY=1 pause'
+  local app = assert(start { kill_mode = "cgroup", kill_grace = 0.5,
+    argv = { "/bin/sh", "-c", script, F, cgroup_mount(), trap, child } })
+  local pid = S.pid_in(child)
+  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+/worker\n.*")
+  local how = app:terminate()
+  lu.assertEquals(how.left, 1, "the member in the inner cgroup")
+  lu.assertEquals(S.read(trap), "15\n", "it had its SIGTERM")
+  assert_gone({ pid }, "inner cgroup member")
+  lu.assertEquals(my_cgroups(dir), mine, "the cgroup (and the one inside it) is removed")
+  S.assert_clean(before)
+end
+
 function TC.test_a_failed_start_empties_and_removes_its_cgroup()
   local dir = own_cgroup_dir()
   local mine = my_cgroups(dir)
