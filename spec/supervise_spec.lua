@@ -290,7 +290,8 @@ function TC.test_a_json_reader_that_goes_away_stops_the_services()
   local reader = table.concat({
     "n=0; while [ $n -lt 2 ] && read -r line; do",
     "  case $line in *'\"state\":\"ready\"'*) n=$((n+1));; esac; done",
-    "exec 0<&-; echo $n >" .. closed }, "\n")
+    -- (written whole, then renamed: await_file sees it at once whole)
+    "exec 0<&-; echo $n >" .. closed .. ".tmp; mv " .. closed .. ".tmp " .. closed }, "\n")
   appstart.run(function()
     local app = assert(appstart.start { argv = { "sh", "-c", "{ " .. table.concat(words, " ") .. "; echo $? >"
       .. status .. "; } | { " .. reader .. "\n}" }, ready = "none", stderr = "null", log = S.quiet })

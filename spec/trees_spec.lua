@@ -76,6 +76,22 @@ function TG.test_a_group_recycled_after_the_app_is_never_signalled()
   lu.assertStrContains(out, "child alive\tyes\n")
 end
 
+-- An app whose main process ended by itself, leaving a child in its
+-- group, looked at by a stop: the child had its SIGTERM, and how.left
+-- counts it (it said 0, where a cgroup's said 1).
+function TG.test_how_left_counts_what_a_main_that_ended_left_in_its_group()
+  local before = S.snapshot()
+  local child, gone = S.tmpname("child"), S.tmpname("gone")
+  local app = assert(start { kill_mode = "group", kill_grace = 1, argv = { F, "fork", "pidfile=" .. child, "pause", "|",
+    "waitfile=" .. child, "notify=READY=1", "pidfile=" .. gone, "exit=0" } })
+  local pid = S.pid_in(child)
+  lu.assertTrue(S.await_gone(S.pid_in(gone), 3))
+  local how = app:terminate()
+  lu.assertEquals(how, { code = 0, left = 1 })
+  assert_gone({ pid }, "what the main left")
+  S.assert_clean(before)
+end
+
 function TG.test_kill_sends_the_signal_to_the_whole_group()
   local done = S.tmpname("pid")
   local app = assert(start { kill_mode = "group", argv = { F, "catch=USR1",

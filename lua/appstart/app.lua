@@ -127,6 +127,10 @@ local function sweep_group(app, proc)
   end
   signal.rest(proc, app._opts, "TERM", app._log, app._program)
   signal.rest(proc, app._opts, "CONT", app._log, app._program)
+  -- how.left counts them, as a stop's does (the how was made as the main
+  -- process ended, before this)
+  local after = proc:poll()
+  if after and after.left and app._how then app._how.left = after.left end
   return true
 end
 

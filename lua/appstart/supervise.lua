@@ -223,9 +223,16 @@ function M.run(o, spec, command)
   local states, total = {}, 0
   local announced = false -- READY=1 sent
   local stopping = false -- STOPPING=1 sent: READY=1 never again
+  local sv -- (made below)
+  -- each service's state now: an event is told after the step that
+  -- caused it, when the state may have moved on (a STATUS= from a late
+  -- "starting" of a service ready since came after the reload's READY=1)
   local function ready_count()
     local n = 0
-    for _, state in pairs(states) do
+    for name, state in pairs(states) do
+      local ok, st = true, nil
+      if sv then ok, st = pcall(sv.status, sv, name) end
+      if ok and st then state = st.state end
       if state == "ready" or state == "reloading" then n = n + 1 end
     end
     return n
@@ -264,8 +271,9 @@ function M.run(o, spec, command)
     total = total + 1
   end
   -- a mistake in the file is the file's (not a line of appstart's)
-  local made, sv = pcall(appstart.supervisor, with_our_events(spec))
-  if not made then error(o.file .. ": " .. tostring(sv), 0) end
+  local made, made_sv = pcall(appstart.supervisor, with_our_events(spec))
+  if not made then error(o.file .. ": " .. tostring(made_sv), 0) end
+  sv = made_sv
   -- taken before the first STATUS=: whoever reads it may send a signal at
   -- once (a SIGHUP would end the command); every signal that would end
   -- it, so that none leaves the services behind
