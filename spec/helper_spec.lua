@@ -167,20 +167,27 @@ function T.test_a_drop_it_cannot_make_runs_nothing()
   lu.assertNil(S.read(marker), "the program must not have run")
 end
 
-function T.test_a_drop_that_does_not_stick_runs_nothing()
-  lu.skipIf(not S.is_root(), "needs root")
-  -- setuid/setgid that lie (an LD_PRELOAD shim): the helper must check that
-  -- root cannot be regained, find that it can, and refuse
+-- The helper run as root with an LD_PRELOAD shim whose calls lie
+-- (prefix: before env, as setpriv): it must find the drop did not stick,
+-- and refuse to run anything.
+local function assert_a_lying_drop_runs_nothing(shim, prefix, why)
   local marker = S.tmpname("ran")
   -- (under make sanitize the helper is instrumented: the ASan runtime first)
   local san = os.getenv("APPSTART_SAN_PRELOAD")
-  local preload = (san and san .. " " or "") .. S.fixtures .. "/fakesetuid.so"
+  local preload = (san and san .. " " or "") .. S.fixtures .. "/" .. shim
   local code, rec, err = run_helper({ "--user", "nobody", "--", F, "pidfile=" .. marker },
-    "env LD_PRELOAD=" .. sh_quote(preload) .. " ")
+    prefix .. "env LD_PRELOAD=" .. sh_quote(preload) .. " ")
   lu.assertEquals(code, 1, err)
   lu.assertEquals(rec, "")
   lu.assertStrContains(err, "refusing")
-  lu.assertNil(S.read(marker), "the program must not have run as root")
+  lu.assertNil(S.read(marker), why)
+end
+
+function T.test_a_drop_that_does_not_stick_runs_nothing()
+  lu.skipIf(not S.is_root(), "needs root")
+  -- setuid/setgid that lie: the helper must check that root cannot be
+  -- regained, find that it can, and refuse
+  assert_a_lying_drop_runs_nothing("fakesetuid.so", "", "the program must not have run as root")
 end
 
 -- A setgroups that lies (setuid and setgid real): the app would run as
@@ -188,16 +195,9 @@ end
 -- checks the groups it ends up in, finds root's, and refuses.
 function T.test_a_group_drop_that_does_not_stick_runs_nothing()
   lu.skipIf(not S.is_root(), "needs root")
-  local marker = S.tmpname("ran")
-  local san = os.getenv("APPSTART_SAN_PRELOAD")
-  local preload = (san and san .. " " or "") .. S.fixtures .. "/fakesetgroups.so"
   -- (root in more groups than its own: what a lie would leave)
-  local code, rec, err = run_helper({ "--user", "nobody", "--", F, "pidfile=" .. marker },
-    "setpriv --groups=0,4,6,42 env LD_PRELOAD=" .. sh_quote(preload) .. " ")
-  lu.assertEquals(code, 1, err)
-  lu.assertEquals(rec, "")
-  lu.assertStrContains(err, "refusing")
-  lu.assertNil(S.read(marker), "the program must not have run in root's groups")
+  assert_a_lying_drop_runs_nothing("fakesetgroups.so", "setpriv --groups=0,4,6,42 ",
+    "the program must not have run in root's groups")
 end
 
 function T.test_another_users_message_on_the_notify_socket_is_ignored()

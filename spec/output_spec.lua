@@ -677,6 +677,17 @@ function TF.test_a_rotated_file_that_the_other_stream_names_as_a_path_is_an_argu
   S.assert_clean(before)
 end
 
+-- The bytes of output logged as lost (warnings of "N bytes of output not
+-- written to its file"), and how many such lines, in a recorder's list.
+local function lost_bytes(logged)
+  local bytes, lines = 0, 0
+  for _, e in ipairs(logged) do
+    local n = e:match("^warn: %S+: (%d+) bytes of output not written to its file")
+    if n then bytes, lines = bytes + tonumber(n), lines + 1 end
+  end
+  return bytes, lines
+end
+
 -- Bytes a file could not take (its rotation fails: NAME.1 is a directory)
 -- are logged as the app runs, not only once something reads the ring, and
 -- those not logged yet at app:close() are logged then.
@@ -692,14 +703,7 @@ function TF.test_bytes_a_file_could_not_take_are_logged_as_the_app_runs_and_at_c
     "lines=1:5:" .. text, "line=2:second", "pause" }, ready = "none",
     stdout = { file = dir .. "/app.log", max_bytes = 100 }, stderr = "capture", log = log,
     on_output = function(_, _, l) seen[#seen + 1] = l end })
-  local function lost()
-    local n = 0
-    for _, e in ipairs(logged) do
-      local bytes = e:match("^warn: fixture: (%d+) bytes of output not written to its file")
-      if bytes then n = n + tonumber(bytes) end
-    end
-    return n
-  end
+  local function lost() return (lost_bytes(logged)) end
   -- two lines fit (84 bytes); the rotation fails: the other three are lost
   -- (said as they are lost, once a second at most: a read takes a file's
   -- worth, so what the later reads of that second lost is said later)
@@ -740,14 +744,7 @@ function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lo
     local a, b = "0123456789012345678901234567890123456789", "abcdefghijabcdefghijabcdefghijabcdefghij"
     app = assert(appstart.start { argv = { F, "lines=1:400:" .. a, "waitfile=" .. go, "lines=1:400:" .. b,
       "exit=0" }, ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 20000, keep = 1 }, log = log })
-    local function lost()
-      local n = 0
-      for _, e in ipairs(logged) do
-        local bytes = e:match("(%d+) bytes of output not written to its file")
-        if bytes then n = n + tonumber(bytes) end
-      end
-      return n
-    end
+    local function lost() return (lost_bytes(logged)) end
     lu.assertTrue(S.await_with_sleep(function() return lost() > 0 end, 5), table.concat(logged, "\n"))
     os.remove(dir .. "/filler")
     S.touch(go)
@@ -784,13 +781,7 @@ function TF.test_bytes_lost_are_logged_once_a_second_also_when_tail_reads()
   local logged, log = S.recorder()
   local app = assert(appstart.start { argv = { "/bin/sh", "-c", "while :; do echo a-line-of-output; sleep 0.02; done" },
     ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 20 }, log = log })
-  local function warnings()
-    local n = 0
-    for _, e in ipairs(logged) do
-      if e:find("bytes of output not written to its file", 1, true) then n = n + 1 end
-    end
-    return n
-  end
+  local function warnings() return select(2, lost_bytes(logged)) end
   local t0 = S.core.now()
   while S.core.now() - t0 < 0.6 do
     app:tail()
