@@ -638,7 +638,9 @@ end
 -- remove would leave it naming nothing (it raised inside the loop).
 function TStates.test_a_service_being_removed_cannot_be_named_by_one_added_meanwhile()
   local before = S.snapshot()
-  local sv = supervisor { services = { a = fd_service({ kill_grace = 1 }, "ignore=TERM", "pause") } }
+  -- (SIGTERM ignored from before its ready line: its stop lasts kill_grace)
+  local sv = supervisor { services = { a = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd",
+    ready_timeout = 3, kill_grace = 1 } } }
   appstart.run(function()
     lu.assertEquals(sv:up(), true)
     local removed
