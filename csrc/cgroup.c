@@ -323,7 +323,6 @@ static void each_inner(int dir_fd, int depth, int *budget,
 struct pid_list {
     pid_t *pids;
     size_t max, n;
-    int err;
 };
 
 /* The pids in dir_fd's cgroup.procs, added to l (counted past l->max). */
@@ -353,24 +352,22 @@ static int read_procs(int dir_fd, struct pid_list *l)
     return err;
 }
 
+/* (one that cannot be read, as a threaded cgroup's cgroup.procs, is
+ * passed over: its processes are reached by cgroup.kill) */
 static void read_inner_procs(int dir_fd, int parent_fd, const char *name, void *arg)
 {
     (void)parent_fd;
     (void)name;
-    struct pid_list *l = arg;
-    int err = read_procs(dir_fd, l);
-    if (err && err != ENOENT && !l->err)
-        l->err = err;
+    (void)read_procs(dir_fd, arg);
 }
 
 int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
 {
-    struct pid_list l = { pids, max, 0, 0 };
+    struct pid_list l = { pids, max, 0 };
     int err = read_procs(c->dir_fd, &l);
     if (!err) {
         int budget = CGROUP_WALK_MAX;
         each_inner(c->dir_fd, 0, &budget, read_inner_procs, &l);
-        err = l.err;
     }
     *n = l.n;
     return err;
