@@ -6,8 +6,9 @@
 -- ready and exits 0 leaving it running (its stdout and stderr on /dev/null
 -- unless told otherwise, so that $(appstart ...) returns at ready); with
 -- --watch it stays, forwards SIGHUP, SIGINT, SIGTERM (and every other
--- signal that would end it: CAUGHT_SIGNALS) to the app, turns a second and third SIGINT into SIGTERM and
--- SIGKILL, and exits with the app's exit code. Exit status: 1 when the
+-- signal that would end it: CAUGHT_SIGNALS) to the app, turns a second
+-- and third SIGINT into SIGTERM and SIGKILL, and exits with the app's
+-- exit code. Exit status: 1 when the
 -- start fails or a signal interrupts it (the app is then terminated, like
 -- any failed start), 2 on a usage error.
 --
@@ -432,8 +433,6 @@ end
 
 local printable = log.printable
 
---- The STATUS= display while the start waits: one line rewritten in place
--- on a terminal, plain `appstart: status: TEXT` lines otherwise.
 -- What the app drives onto the command's stderr (its STATUS= updates, its
 -- captured lines) is written only while stderr takes it at once: a reader
 -- that does not keep up, or never reads, must not hold the command, which
@@ -458,10 +457,11 @@ local function show(head, text, tail)
   return true
 end
 
--- STATUS= updates shown: on a terminal, the line redrawn in place (at
--- most ten times a second), else a line each (at most once a second, as
--- the log's lines about what an app sends). One that comes sooner is held,
--- and shown when its time comes (the latest held), or at flush.
+--- The STATUS= display while the start waits: on a terminal one line
+-- redrawn in place (at most ten times a second), plain `appstart: status:
+-- TEXT` lines otherwise (at most once a second, as the log's lines about
+-- what an app sends). One that comes sooner is held, and shown when its
+-- time comes (the latest held), or at flush.
 local function status_display(quiet)
   local display = { showing = false }
   local tty = not quiet and core.isatty(2)

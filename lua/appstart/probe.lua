@@ -23,10 +23,11 @@
 -- until they are gone (p:settled()).
 local App = require "appstart.app"
 local core = require "appstart.core"
-local ENOENT, ENOTDIR = 2, 20
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
+
+local ENOENT, ENOTDIR = 2, 20
 
 local now = core.now
 local format = string.format

@@ -84,10 +84,10 @@ end
 -- its kind still queued its arguments instead of queueing one more.
 local MAX_PENDING = 64
 
---- enqueue, or, for a callback svc[key] of whose is still queued, the
--- latest arguments given to that one where it is the last in the queue
--- (when adjacent: on_status, which gets the latest status, never a queue
--- of them) or svc has MAX_PENDING queued. The item is kept in svc[key].
+--- enqueue; but where svc's last callback of this kind (svc[key], the
+-- item kept there) is still queued, and is the last in the queue (when
+-- adjacent: on_status, which gets the latest status, never a queue of
+-- them) or svc has MAX_PENDING queued, that one gets these arguments.
 local function enqueue_latest(sv, svc, key, adjacent, what, fn, ...)
   local item, q = svc[key], sv._queue
   if item and not item.ran and ((adjacent and q[q.last] == item) or svc._pending >= MAX_PENDING) then
