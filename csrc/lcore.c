@@ -12,10 +12,10 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -86,17 +86,13 @@ static int group_recycled(const struct tree *t)
     return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time != t->leader_start;
 }
 
-static int group_recycled(const struct tree *t);
-
 static int member_now(const struct tree *t, pid_t pid)
 {
     struct procfs_stat st;
     if (procfs_stat(pid, &st) != 0 || st.state == 'Z' || st.state == 'X')
         return 0;
-    if (t->mode == TREE_GROUP && group_recycled(t))
-        return 0;
     if (t->mode == TREE_GROUP)
-        return st.pgrp == t->pgid && st.start_time >= t->min_start;
+        return st.pgrp == t->pgid && st.start_time >= t->min_start && !group_recycled(t);
     return cgroup_contains(&t->cg, pid);
 }
 
