@@ -115,7 +115,8 @@ static int l_process_signal(lua_State *L)
     int only = lua_toboolean(L, 3);
     int err = process_signal(&p->p, sig);
     if (p->tree && !only) {
-        int n = sig == SIGKILL ? (tree_kill(p->tree, p->p.pid), 0) : tree_signal(p->tree, p->p.pid, sig);
+        int n = sig == SIGKILL ? (tree_kill(p->tree, p->p.pid, p->p.pidfd), 0)
+                               : tree_signal(p->tree, p->p.pid, p->p.pidfd, sig);
         if (err == ESRCH && (n > 0 || (sig == SIGKILL && tree_populated(p->tree))))
             err = 0; /* the app is gone, the rest of its tree was not */
         else if (err == ESRCH && p->tree->refused > 0)
@@ -178,7 +179,11 @@ static int l_process_switch(lua_State *L)
 static int l_process_close(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
-    process_release(&p->p); /* never signals: children are reaped later */
+    /* a group's leader held unreaped after its end (process.h): the kill
+     * of its group that pins its number allows, then the reap */
+    if (p->p.hold && p->p.is_child && p->p.end != PROCESS_RUNNING)
+        tree_let_go(p->tree, p->p.pid, p->p.pidfd);
+    process_release(&p->p); /* never signals the app: a child is reaped later */
     tree_free(p->tree);     /* a cgroup still in use is removed once empty */
     p->tree = NULL;
     return 0;

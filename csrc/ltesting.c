@@ -22,6 +22,17 @@ static int l_use_pidfd(lua_State *L)
     return 1;
 }
 
+/* hold_leaders([on]) -> whether a group's leader is held unreaped after
+ * its end until let go of (process.h): false reaps it at once, as one that
+ * is not held (a main moved by MAINPID=, a leader another reaps) */
+static int l_hold_leaders(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        process_hold_leaders(lua_toboolean(L, 1));
+    lua_pushboolean(L, process_holds_leaders());
+    return 1;
+}
+
 /* has_pidfd() -> whether the kernel (or valgrind) offers pidfds at all */
 static int l_has_pidfd(lua_State *L)
 {
@@ -106,6 +117,7 @@ void lb_open_testing(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         { "use_pidfd", l_use_pidfd }, { "has_pidfd", l_has_pidfd },
+        { "hold_leaders", l_hold_leaders },
         { "exec_report", l_exec_report }, { "fds", l_fds },
         { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill },
         { "subreaper", l_subreaper }, { NULL, NULL },

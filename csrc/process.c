@@ -30,6 +30,10 @@ static int pidfd_open_cloexec(pid_t pid)
 /* Tests force the fallback with process_use_pidfd(0); a kernel without
  * pidfds turns it off by itself on the first ENOSYS. */
 static int use_pidfd = 1;
+static int hold_leaders = 1;
+
+void process_hold_leaders(int on) { hold_leaders = on; }
+int process_holds_leaders(void) { return hold_leaders; }
 
 void process_use_pidfd(int on) { use_pidfd = on; }
 int process_pidfd_enabled(void) { return use_pidfd; }
@@ -98,6 +102,27 @@ int process_has_ended(struct process *p)
     if (p->end != PROCESS_RUNNING || p->pid <= 0)
         return 1;
     check_lease(p);
+    if (p->is_child && p->hold && hold_leaders) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int r;
+        do
+            r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && si.si_pid != p->pid)
+            return 0;
+        if (r == 0) {
+            /* read, not reaped: the zombie is process_release's */
+            p->end = si.si_code == CLD_EXITED ? PROCESS_EXITED : PROCESS_SIGNALED;
+            p->code = si.si_status;
+            if (!p->keep_pidfd)
+                sys_close(&p->pidfd);
+            return 1;
+        }
+        if (errno != ECHILD)
+            return -1;
+        /* reaped by someone else: as below */
+    }
     if (p->is_child) {
         int status;
         pid_t r = sys_waitpid(p->pid, &status, WNOHANG);
@@ -176,7 +201,8 @@ void process_release(struct process *p)
         p->lease = 0;
     }
     sys_close(&p->pidfd);
-    if (p->pid > 0 && p->is_child && p->end == PROCESS_RUNNING) {
+    if (p->pid > 0 && p->is_child) {
+        /* a held child that has exited is reaped at once */
         int status;
         if (sys_waitpid(p->pid, &status, WNOHANG) == 0)
             children_abandon(p->pid);
@@ -185,6 +211,7 @@ void process_release(struct process *p)
     }
     p->pid = 0;
     p->is_child = 0;
+    p->hold = 0;
 }
 
 void process_own_adopted(struct process *p)

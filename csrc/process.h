@@ -30,14 +30,24 @@ struct process {
                      * its owner takes it out of every poll set first */
     int lease;      /* holds a lease (children.h): ours to reap once it has
                      * come to the launcher */
+    int hold;       /* a child left unreaped once it has exited, until
+                     * process_release: the leader of a process group, whose
+                     * number no other process can take meanwhile, so that
+                     * kill(-pgid) reaches its group and no other (tree.c) */
 };
 
-#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0, 0 }
+#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0, 0, 0 }
 
 /* Use pidfds when the kernel has them (the default), or force the polling
  * fallback. process_pidfd_enabled says which is in force. */
 void process_use_pidfd(int on);
 int process_pidfd_enabled(void);
+
+/* Hold a process with p->hold unreaped after its end (the default), or
+ * reap it at once, as one that is not held (a test of what is done for
+ * those). process_holds_leaders says which is in force. */
+void process_hold_leaders(int on);
+int process_holds_leaders(void);
 
 /* Does this kernel (or the emulator running us) have pidfd_open? */
 int process_pidfd_available(void);
@@ -47,7 +57,9 @@ int process_pidfd_available(void);
 int process_open(struct process *p, pid_t pid, int is_child);
 
 /* Non-blocking: has it ended? Returns 1 (p->end and p->code are set), 0 while
- * it runs, or -1 with errno on an unexpected error. Reaps a child. */
+ * it runs, or -1 with errno on an unexpected error. Reaps a child, but for
+ * one held (p->hold): its status is read, and it is reaped by
+ * process_release. */
 int process_has_ended(struct process *p);
 
 /* Has p, a child, exited without being reaped yet (a zombie, whose pid no
@@ -58,8 +70,9 @@ int process_exited_unreaped(const struct process *p);
 /* Send sig. Returns 0 or an errno value; ESRCH once it has ended. */
 int process_signal(struct process *p, int sig);
 
-/* Let go: close the pidfd; a child that has not been reaped is reaped later
- * (children_reap_abandoned), so it never stays a zombie. */
+/* Let go: close the pidfd; a held child that has exited is reaped now, one
+ * that has not is reaped later (children_reap_abandoned), so it never stays
+ * a zombie. */
 void process_release(struct process *p);
 
 /* Take an adopted process over as a child of this library's: it is reaped

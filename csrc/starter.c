@@ -724,6 +724,8 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
      * a helper, until the app's pid is known and its group with it) */
     if (s->tree && s->tree->mode == TREE_GROUP) {
         tree_set_led_group(s->tree, pid, s->spawned_start);
+        /* its end read, its reap left until it is let go of (tree.h) */
+        s->spawned.hold = !s->has_helper;
     }
     if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
         (err = watch_fd(s, s->exec_fd))) {
@@ -1526,6 +1528,9 @@ int starter_take_app(struct starter *s, struct process *out, struct tree **tree)
     *app = (struct process)PROCESS_NONE;
     *tree = s->tree;
     s->tree = NULL;
+    /* the leader of its group (a helper's app too, once adopted): held
+     * after its end until let go of (tree.h) */
+    out->hold = *tree && (*tree)->mode == TREE_GROUP && (*tree)->pgid == out->pid;
     return 0;
 }
 
@@ -1582,9 +1587,9 @@ int starter_stop(struct starter *s, int app_signal, int *rest_refused)
     if (app_signal && pid > 0 && err == 0 && app_signal != SIGKILL)
         (void)process_signal(app, SIGCONT);
     if (app_signal == SIGKILL) {
-        (void)tree_kill(s->tree, pid);
-    } else if (app_signal && tree_signal(s->tree, pid, app_signal) > 0) {
-        (void)tree_signal(s->tree, pid, SIGCONT);
+        (void)tree_kill(s->tree, pid, starter_app_pidfd(s));
+    } else if (app_signal && tree_signal(s->tree, pid, starter_app_pidfd(s), app_signal) > 0) {
+        (void)tree_signal(s->tree, pid, starter_app_pidfd(s), SIGCONT);
     }
     if (s->has_helper && !s->helper_done)
         (void)process_signal(&s->spawned, SIGKILL);
@@ -1691,7 +1696,7 @@ void starter_abandon(struct starter *s)
     if (known_app_pid(s) > 0 && process_signal(app_of(s), SIGKILL) == EPERM && s->signal_helper &&
         app_of(s)->pidfd >= 0)
         kill_through_helper(s);
-    (void)tree_kill(s->tree, known_app_pid(s));
+    (void)tree_kill(s->tree, known_app_pid(s), starter_app_pidfd(s));
     if (s->has_helper)
         (void)process_signal(&s->spawned, SIGKILL);
     starter_close(s);

@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 /* Members are remembered up to this many, to count each once; past it (a
  * fork bomb) each signal counts. */
@@ -120,9 +125,37 @@ static void note(struct tree *t, pid_t pid, unsigned long long start)
     t->seen[t->nseen++] = (struct tree_member){ pid, start };
 }
 
+/* Is the group's number pinned: is its leader (the process whose pid is
+ * pgid, started when the group was learned) an unreaped child of the
+ * launcher's? No other process can have that number then, so no other
+ * group can: kill(-pgid) reaches this group and no other, every member at
+ * once, even one forked a moment ago (a fork-and-exit chain runs ahead of
+ * any look at /proc). The leader is known by the app's pidfd (app_fd)
+ * where the app leads the group, else by its start time. exited: only
+ * once the leader has exited (and is held, process.h). */
+static int group_pinned(const struct tree *t, pid_t app, int app_fd, int exited)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r, by_fd = app == t->pgid && app_fd >= 0;
+    do
+        r = by_fd ? waitid((idtype_t)P_PIDFD, (id_t)app_fd, &si, WEXITED | WNOHANG | WNOWAIT)
+                  : waitid(P_PID, (id_t)t->pgid, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && by_fd && errno == EINVAL)
+        return group_pinned(t, app, -1, exited); /* a kernel without P_PIDFD */
+    if (r != 0 || (exited && si.si_pid != t->pgid))
+        return 0;
+    if (by_fd)
+        return 1;
+    struct procfs_stat st;
+    return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time == t->leader_start;
+}
+
 /* Signal pid if it is a member, held by a pidfd while it is checked: 1
- * when signalled (sig 0: when it is a live member). */
-static int signal_member(struct tree *t, pid_t pid, int sig)
+ * when signalled (sig 0: when it is a live member; count: counted as
+ * signalled, the signal left to a kill of the whole group). */
+static int signal_member(struct tree *t, pid_t pid, int sig, int count)
 {
     struct process p;
     if (process_open(&p, pid, 0) != 0)
@@ -135,7 +168,8 @@ static int signal_member(struct tree *t, pid_t pid, int sig)
         if (sig == 0) {
             sent = 1;
         } else {
-            int err = process_signal(&p, sig);
+            /* counted: may it be signalled? */
+            int err = process_signal(&p, count ? 0 : sig);
             if (err == 0) {
                 note(t, pid, st.start_time);
                 sent = 1;
@@ -149,7 +183,7 @@ static int signal_member(struct tree *t, pid_t pid, int sig)
 }
 
 /* Every member but the app: sig to each (0: count them). */
-static int each_member(struct tree *t, pid_t app, int sig)
+static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
 {
     int count = 0;
     t->refused = 0;
@@ -172,7 +206,7 @@ static int each_member(struct tree *t, pid_t app, int sig)
         }
         for (size_t i = 0; i < n; i++)
             if (pids[i] != app && pids[i] > 0)
-                count += signal_member(t, pids[i], sig);
+                count += signal_member(t, pids[i], sig, 0);
         if (pids != small)
             free(pids);
         return count;
@@ -185,9 +219,17 @@ static int each_member(struct tree *t, pid_t app, int sig)
         return 0;
     if (group_recycled(t))
         return 0;
+    /* pinned, the group is signalled as one (each member once, none that
+     * forks meanwhile missed; a SIGKILL also while the leader runs, as it
+     * is being killed too): /proc is read to count its members */
+    int whole = sig != 0 && group_pinned(t, app, app_fd, sig != SIGKILL);
     DIR *d = opendir("/proc");
-    if (!d)
-        return -errno;
+    if (!d) {
+        int err = errno;
+        if (whole) /* uncounted (out of descriptors), not unsignalled */
+            (void)kill(-t->pgid, sig);
+        return -err;
+    }
     struct dirent *e;
     while ((e = readdir(d))) {
         char *end;
@@ -198,39 +240,47 @@ static int each_member(struct tree *t, pid_t app, int sig)
         /* a cheap look first: most processes are not in the group */
         if (procfs_stat((pid_t)pid, &st) != 0 || st.pgrp != t->pgid)
             continue;
-        count += signal_member(t, (pid_t)pid, sig);
+        count += signal_member(t, (pid_t)pid, sig, whole);
     }
     closedir(d);
+    if (whole)
+        (void)kill(-t->pgid, sig);
     return count;
 }
 
-int tree_signal(struct tree *t, pid_t app, int sig)
+int tree_signal(struct tree *t, pid_t app, int app_fd, int sig)
 {
     if (!t)
         return 0;
-    return each_member(t, app, sig);
+    return each_member(t, app, app_fd, sig);
 }
 
 int tree_others(struct tree *t, pid_t app)
 {
     if (!t)
         return 0;
-    return each_member(t, app, 0);
+    return each_member(t, app, -1, 0);
 }
 
-int tree_kill(struct tree *t, pid_t app)
+int tree_kill(struct tree *t, pid_t app, int app_fd)
 {
     if (!t)
         return 0;
     /* each member by its pidfd first (counted for how.left), then, for a
      * cgroup, cgroup.kill for whatever forked meanwhile */
-    int n = each_member(t, app, SIGKILL);
+    int n = each_member(t, app, app_fd, SIGKILL);
     if (t->mode == TREE_CGROUP && !tree_no_cgroup_kill && cgroup_kill(&t->cg) == 0)
         return 0;
     /* a member may fork while it is killed: a few more passes */
     for (int pass = 0; pass < 3 && n > 0; pass++)
-        n = each_member(t, app, SIGKILL);
+        n = each_member(t, app, app_fd, SIGKILL);
     return 0;
+}
+
+void tree_let_go(struct tree *t, pid_t app, int app_fd)
+{
+    if (t && t->mode == TREE_GROUP && t->pgid > 0 && group_pinned(t, app, app_fd, 1))
+        (void)kill(-t->pgid, SIGKILL);
 }
 
 int tree_populated(struct tree *t)

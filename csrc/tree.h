@@ -62,13 +62,25 @@ int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start);
 /* group: the group is the one pid (just spawned, started at start) leads. */
 void tree_set_led_group(struct tree *t, pid_t pid, unsigned long long start);
 
-/* Send sig to every member but the app. Returns how many were signalled,
- * or -errno when the members cannot be listed. */
-int tree_signal(struct tree *t, pid_t app, int sig);
+/* Send sig to every member but the app (app_fd: its pidfd, or -1). A group
+ * whose number its leader pins (an unreaped child of the launcher's) gets
+ * it as one, kill(-pgid), once the leader has exited (a SIGKILL: also while
+ * it runs, the app being killed too); members are then counted, not
+ * signalled, one by one. Returns how many were signalled, or -errno when
+ * the members cannot be listed. */
+int tree_signal(struct tree *t, pid_t app, int app_fd, int sig);
 
 /* SIGKILL to every member: cgroup.kill (the app included) where the
- * kernel has it, else each by its pidfd; the app is for the caller. */
-int tree_kill(struct tree *t, pid_t app);
+ * kernel has it, else each by its pidfd (and a pinned group as one, as
+ * tree_signal); the app is for the caller. */
+int tree_kill(struct tree *t, pid_t app, int app_fd);
+
+/* The app, the group's leader, has exited and is let go of (reaped): what
+ * is left in its group while its number is still pinned (an unreaped
+ * leader, process.h) gets SIGKILL, atomically: a member that forks and
+ * exits can slip by a count read from /proc, never by this. Other modes,
+ * and a group not pinned: nothing. */
+void tree_let_go(struct tree *t, pid_t app, int app_fd);
 
 /* How many members other than the app are alive (zombies not counted). */
 int tree_others(struct tree *t, pid_t app);

@@ -149,6 +149,106 @@ function TG.test_an_app_whose_main_exits_by_itself_takes_its_group_with_it()
   S.assert_clean(before)
 end
 
+-- A fork-and-exit chain (a member that forks and exits at once, again and
+-- again, SIGTERM ignored): /proc read for the group's members finds each
+-- gone by the time it is looked at, the child it forked not yet there, so
+-- member by member it ran on for good. The group is signalled as one now,
+-- its number pinned by its leader, held unreaped until then.
+local function chain_gone(pgid, timeout)
+  -- its last members are zombies a moment, until init reaps them
+  local deadline = now() + timeout
+  while os.execute("kill -0 -" .. pgid .. " 2>/dev/null") do
+    if now() >= deadline then return false end
+    core.wait_readable(-1, 0.01)
+  end
+  return true
+end
+
+local CHAIN = { "fork", "ignore=TERM", "hop=0", "|" }
+
+local function chain_app(...)
+  local argv = { F }
+  for _, a in ipairs(CHAIN) do argv[#argv + 1] = a end
+  for _, a in ipairs { ... } do argv[#argv + 1] = a end
+  return assert(start { kill_mode = "group", argv = argv })
+end
+
+function TG.test_a_fork_and_exit_chain_left_by_the_main_is_killed()
+  local before = S.snapshot()
+  local pgid, how
+  local ok, err = pcall(require("appstart").run, function()
+    local app = chain_app("notify=READY=1", "sleep=0.1", "exit=3")
+    pgid = app.pid
+    how = app:wait()
+  end)
+  local gone = pgid and chain_gone(pgid, 3)
+  if pgid and not gone then os.execute("kill -9 -" .. pgid .. " 2>/dev/null") end
+  assert(ok, err)
+  lu.assertEquals(how.code, 3)
+  lu.assertTrue(gone, "the chain outlived its group's SIGKILL")
+  S.assert_clean(before)
+end
+
+function TG.test_a_fork_and_exit_chain_goes_with_a_terminate()
+  local before = S.snapshot()
+  -- the main ignores SIGTERM too: the group's SIGKILL comes while it runs
+  local app = chain_app("ignore=TERM", "notify=READY=1", "pause")
+  local pgid = app.pid
+  local how = app:terminate()
+  local gone = chain_gone(pgid, 3)
+  if not gone then os.execute("kill -9 -" .. pgid .. " 2>/dev/null") end
+  lu.assertEquals(how.signal, 9)
+  lu.assertTrue(gone, "the chain outlived its group's SIGKILL")
+  S.assert_clean(before)
+end
+
+function TG.test_a_fork_and_exit_chain_goes_with_a_terminate_after_the_main_ended()
+  local before = S.snapshot()
+  local app = chain_app("notify=READY=1", "sleep=0.1", "exit=0")
+  local pgid = app.pid
+  lu.assertEquals(app:wait().code, 0)
+  local how = app:terminate()
+  local gone = chain_gone(pgid, 3)
+  if not gone then os.execute("kill -9 -" .. pgid .. " 2>/dev/null") end
+  lu.assertEquals(how.code, 0)
+  lu.assertTrue(gone, "the chain outlived its group's SIGKILL")
+  S.assert_clean(before)
+end
+
+-- Out of descriptors, /proc cannot be read for the group's members: a
+-- SIGKILL to the app reached it alone, the members ran on. Sent to the
+-- group as one (its number pinned by the app, its leader, unreaped), it
+-- reaches them all the same.
+function TG.test_out_of_descriptors_a_kill_still_reaches_the_whole_group()
+  local dir = S.tmpname("nofds")
+  assert(os.execute("mkdir " .. dir))
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 30 },
+    "trees_out_of_descriptors_a_kill_reaches_the_group", dir)
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertStrContains(text, "killed\ttrue\t")
+  lu.assertStrContains(text, "member\tgone\n")
+  lu.assertStrContains(text, "how\t9\n")
+  lu.assertEquals(S.strays(), {})
+end
+
+-- The app, its group's leader, is held unreaped (a zombie) while what it
+-- left in its group is seen to, so that its number, the group's, cannot
+-- be given out meanwhile; reaped once they are gone.
+function TG.test_the_leader_is_held_until_what_it_left_is_gone()
+  local before = S.snapshot()
+  local a = S.tmpname("pid")
+  local app = assert(start { kill_mode = "group", kill_grace = 0.5, argv = { F,
+    "fork", "ignore=TERM", "pidfile=" .. a, "pause", "|", "notify=READY=1", "waitfile=" .. a, "exit=0" } })
+  local pid, member = app.pid, S.pid_in(a)
+  lu.assertEquals(app:wait().code, 0)
+  lu.assertTrue(S.alive(member), "the member ignores SIGTERM: kill_grace has not passed")
+  lu.assertStrContains(S.read("/proc/" .. pid .. "/stat") or "", ") Z ", "the leader is held, a zombie")
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(member) end, 3), "the member got SIGKILL")
+  lu.assertTrue(S.await_with_sleep(function() return S.read("/proc/" .. pid .. "/stat") == nil end, 3),
+    "the leader reaped once its group is gone")
+  S.assert_clean(before)
+end
+
 function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait()
   local before = S.snapshot()
   local a = S.tmpname("pid")

@@ -2,5 +2,6 @@
 -- module's functions; nothing here is needed to use appstart.
 --
 -- use_pidfd([on]), has_pidfd(), exec_report(["pipe" | "auto"]), fds(),
--- reap(), no_cgroup_kill(on), subreaper(): see csrc/ltesting.c.
+-- reap(), no_cgroup_kill(on), subreaper(), hold_leaders([on]): see
+-- csrc/ltesting.c.
 return require("appstart.core").testing
