@@ -827,6 +827,15 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
                 s->pid_file ? "" : format_hint(s));
 }
 
+/* Is st in the session or process group of another of the launcher's own
+ * children (an app it started, not this start's process)? */
+static int others_group(const struct starter *s, const struct procfs_stat *st)
+{
+    pid_t mine = s->spawned.pid;
+    return (st->session > 1 && st->session != mine && children_owns(st->session)) ||
+           (st->pgrp > 1 && st->pgrp != mine && children_owns(st->pgrp));
+}
+
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
  * helper, no older than the helper, descended from it, and running as the
  * app's user where one was given. Returns the phase, or VERIFY_LATER. */
@@ -846,8 +855,16 @@ static int verify_pid(struct starter *s, long long v)
     int err = process_open(&s->app, (pid_t)v, 0);
     if (lacks_resources(err))
         return check_later(s, err, v);
+    /* a thread's id is no process (pidfd_open: EINVAL, ENOENT since Linux
+     * 6.9; without pidfds kill(tid, 0) answers for it) */
+    struct procfs_status pst;
+    int serr = err && err != EINVAL && err != ENOENT ? err : procfs_status((pid_t)v, &pst);
+    if (!serr && pst.tgid != (pid_t)v)
+        return bad_pid(s, 0, v, "a thread's id, not a process");
     if (err)
         return bad_pid(s, err, v, NULL);
+    if (serr)
+        return lacks_resources(serr) ? check_later(s, serr, v) : bad_pid(s, serr, v, NULL);
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
         return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
@@ -880,22 +897,24 @@ static int verify_pid(struct starter *s, long long v)
         struct procfs_stat via_st;
         if ((err = procfs_stat(via, &via_st)) && lacks_resources(err))
             return check_later(s, err, v);
+        /* nor one in the session or group of another of the launcher's
+         * apps (an orphan another app left, adopted in this window too) */
         descends = !children_owns(via) && !err && via_st.start_time >= s->spawned_start &&
-                   via_st.session != getsid(0);
+                   via_st.session != getsid(0) && !others_group(s, &via_st);
     }
     if (descends < 0 && lacks_resources(-descends))
         return check_later(s, -descends, v);
     if (descends != 1)
         return bad_pid(s, 0, v, "not a process it started");
     if (s->app_uid != (uid_t)-1) {
-        uid_t uids[4];
-        if ((err = procfs_uids((pid_t)v, uids)))
+        /* read again: it may have changed since (a setuid exec) */
+        if ((err = procfs_status((pid_t)v, &pst)))
             return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
         for (int i = 0; i < 4; i++)
-            if (uids[i] != s->app_uid) {
+            if (pst.uids[i] != s->app_uid) {
                 char why[64];
                 snprintf(why, sizeof why, "it runs as uid %lu, not %lu",
-                         (unsigned long)uids[i], (unsigned long)s->app_uid);
+                         (unsigned long)pst.uids[i], (unsigned long)s->app_uid);
                 return bad_pid(s, 0, v, why);
             }
     }
@@ -1001,12 +1020,16 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     do
         fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     while (fd < 0 && errno == EINTR);
-    sys_close(&dfd);
-    if (fd < 0)
-        return errno == ENOENT ? EAGAIN : errno;
+    if (fd < 0) {
+        err = errno;
+        sys_close(&dfd);
+        return err == ENOENT ? EAGAIN : err;
+    }
     struct stat st;
     char buf[32];
     ssize_t n = 0;
+    /* as for a stdio file: no hard link (another name for a file another
+     * user chose), no other user's file planted in a sticky directory */
     if (fstat(fd, &st) < 0)
         err = errno;
     else if (!S_ISREG(st.st_mode))
@@ -1015,9 +1038,14 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
              (st.st_mtim.tv_sec == s->pid_file_since.tv_sec &&
               st.st_mtim.tv_nsec < s->pid_file_since.tv_nsec))
         err = EAGAIN; /* left by an earlier run: the daemon writes it anew */
+    else if (st.st_nlink != 1)
+        *why = "a hard link (a file with another name too), refused", err = EMLINK;
+    else if ((err = sys_foreign_in_sticky_dir(dfd, &st, s->app_uid)))
+        *why = err == EPERM ? "another user's file in a sticky directory others can write (as /tmp), refused" : NULL;
     else if ((n = sys_read(fd, buf, sizeof buf - 1)) < 0)
         err = errno;
     sys_close(&fd);
+    sys_close(&dfd);
     if (err || n < 0)
         return err ? err : EIO;
     size_t len = (size_t)n;
@@ -1338,8 +1366,9 @@ static int step_ready(struct starter *s)
             more = read_ready_fd(s);
         else if (s->ready == STARTER_READY_NOTIFY)
             more = read_notify(s);
-        else if (s->ready == STARTER_READY_NONE)
-            s->ready_seen = 1;
+        else if (s->ready == STARTER_READY_NONE && !(s->app_dead && (s->pid_file || s->has_helper)))
+            s->ready_seen = 1; /* (a pid reported must name a live process: one
+                                * that has ended died before it was ready) */
         report_refused(s);
         if (s->phase != STARTER_AWAIT_READY)
             return s->phase;

@@ -8,11 +8,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,8 +127,8 @@ static void note(struct tree *t, pid_t pid, unsigned long long start)
     t->seen[t->nseen++] = (struct tree_member){ pid, start };
 }
 
-/* Is the group's number pinned: is its leader (the process whose pid is
- * pgid, started when the group was learned) an unreaped child of the
+/* Is the group's number pinned: is its leader, the app (pid == pgid,
+ * started when the group was learned), an unreaped child of the
  * launcher's? No other process can have that number then, so no other
  * group can: kill(-pgid) reaches this group and no other, every member at
  * once, even one forked a moment ago (a fork-and-exit chain runs ahead of
@@ -219,10 +221,13 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
         return 0;
     if (group_recycled(t))
         return 0;
-    /* pinned, the group is signalled as one (each member once, none that
-     * forks meanwhile missed; a SIGKILL also while the leader runs, as it
-     * is being killed too): /proc is read to count its members */
-    int whole = sig != 0 && group_pinned(t, app, app_fd, sig != SIGKILL);
+    /* the app's own group (it leads it), pinned: signalled as one (each
+     * member once, none that forks meanwhile missed; a SIGKILL also while
+     * the app runs, as it is being killed too), /proc read to count its
+     * members. A group the app is in but does not lead (a main moved by
+     * MAINPID=, whose leader may be anyone's) is signalled member by
+     * member: never the app twice, never what is not the app's. */
+    int whole = sig != 0 && app == t->pgid && group_pinned(t, app, app_fd, sig != SIGKILL);
     DIR *d = opendir("/proc");
     if (!d) {
         int err = errno;
@@ -236,9 +241,9 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
         long pid = strtol(e->d_name, &end, 10);
         if (*end || pid <= 0 || pid == app)
             continue;
-        struct procfs_stat st;
-        /* a cheap look first: most processes are not in the group */
-        if (procfs_stat((pid_t)pid, &st) != 0 || st.pgrp != t->pgid)
+        /* a cheap look first (one system call, no /proc file read): most
+         * processes are not in the group */
+        if (getpgid((pid_t)pid) != t->pgid)
             continue;
         count += signal_member(t, (pid_t)pid, sig, whole);
     }
@@ -279,7 +284,7 @@ int tree_kill(struct tree *t, pid_t app, int app_fd)
 
 void tree_let_go(struct tree *t, pid_t app, int app_fd)
 {
-    if (t && t->mode == TREE_GROUP && t->pgid > 0 && group_pinned(t, app, app_fd, 1))
+    if (t && t->mode == TREE_GROUP && t->pgid > 0 && app == t->pgid && group_pinned(t, app, app_fd, 1))
         (void)kill(-t->pgid, SIGKILL);
 }
 
@@ -317,26 +322,150 @@ int tree_fd(struct tree *t)
 
 /* Cgroups let go of while processes still ran in them (a start dropped,
  * an app closed and left running): removed once empty, by a later start
- * or poll. A few are kept; past that the next launcher's sweep of dead
- * launchers' directories gets them. */
-#define TREE_DEFERRED_MAX 64
+ * or poll. Each is kept by its name and identity (device, inode) under its
+ * parent, not by a descriptor: one descriptor per parent, however many
+ * are let go of. Past TREE_DEFERRED_MAX (or out of memory) the next
+ * launcher's sweep of dead launchers' directories gets them. */
+#define TREE_DEFERRED_MAX 65536
+struct deferred_parent {
+    int fd; /* -1: a free slot */
+    dev_t dev;
+    ino_t ino;
+    size_t refs;
+};
+struct deferred_cgroup {
+    size_t parent;
+    char name[sizeof ((struct cgroup *)0)->name];
+    dev_t dev;
+    ino_t ino;
+};
 static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cgroup deferred[TREE_DEFERRED_MAX];
-static int ndeferred;
+static struct deferred_parent *parents;
+static size_t nparents;
+static struct deferred_cgroup *deferred;
+static size_t ndeferred, cap_deferred;
+
+/* The slot of the parent cg is under (its descriptor taken, or closed for
+ * one kept already), or -1 (out of memory); the lock held. */
+static long deferred_parent_of(struct cgroup *cg, const struct stat *st)
+{
+    size_t free_slot = nparents;
+    for (size_t i = 0; i < nparents; i++) {
+        if (parents[i].fd < 0) {
+            free_slot = i;
+        } else if (parents[i].dev == st->st_dev && parents[i].ino == st->st_ino) {
+            sys_close(&cg->parent_fd);
+            parents[i].refs++;
+            return (long)i;
+        }
+    }
+    if (free_slot == nparents) {
+        struct deferred_parent *grown = realloc(parents, (nparents + 1) * sizeof *grown);
+        if (!grown)
+            return -1;
+        parents = grown;
+        nparents++;
+    }
+    parents[free_slot] = (struct deferred_parent){ cg->parent_fd, st->st_dev, st->st_ino, 1 };
+    cg->parent_fd = -1;
+    return (long)free_slot;
+}
+
+/* Keep cg, still populated, for a later sweep: 0, or -1 (it is left as it
+ * is); the lock held. */
+static int defer(struct cgroup *cg)
+{
+    struct stat pst, st;
+    if (ndeferred >= TREE_DEFERRED_MAX || fstat(cg->parent_fd, &pst) < 0 || fstat(cg->dir_fd, &st) < 0)
+        return -1;
+    if (ndeferred == cap_deferred) {
+        size_t cap = cap_deferred ? 2 * cap_deferred : 8;
+        struct deferred_cgroup *grown = realloc(deferred, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        deferred = grown;
+        cap_deferred = cap;
+    }
+    long parent = deferred_parent_of(cg, &pst);
+    if (parent < 0)
+        return -1;
+    struct deferred_cgroup *d = &deferred[ndeferred++];
+    d->parent = (size_t)parent;
+    memcpy(d->name, cg->name, sizeof d->name);
+    d->dev = st.st_dev;
+    d->ino = st.st_ino;
+    /* kept by name now: closed without a look (it is populated) */
+    sys_close(&cg->dir_fd);
+    sys_close(&cg->parent_fd);
+    cg->name[0] = '\0';
+    return 0;
+}
+
+/* Let go of the lists (and give their memory back: no block is left that
+ * only this library's statics point to once it is unloaded); the lock
+ * held. */
+static void forget_deferred(void)
+{
+    for (size_t i = 0; i < nparents; i++)
+        sys_close(&parents[i].fd);
+    free(parents);
+    free(deferred);
+    parents = NULL;
+    deferred = NULL;
+    nparents = ndeferred = cap_deferred = 0;
+}
+
+/* Look at deferred[i]: 1 to keep it (populated, or not to be looked at
+ * now: out of descriptors), 0 when it is gone or removed now. */
+static int deferred_still_there(const struct deferred_cgroup *d)
+{
+    struct cgroup c = CGROUP_NONE;
+    c.parent_fd = parents[d->parent].fd;
+    c.dir_fd = openat(c.parent_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (c.dir_fd < 0)
+        return errno == EMFILE || errno == ENFILE || errno == ENOMEM;
+    struct stat st;
+    int keep = 0;
+    if (fstat(c.dir_fd, &st) == 0 && st.st_dev == d->dev && st.st_ino == d->ino) {
+        int r = cgroup_populated(&c);
+        if (r == 0) {
+            memcpy(c.name, d->name, sizeof c.name);
+            (void)cgroup_remove(&c);
+        }
+        keep = r == 1;
+    }
+    sys_close(&c.dir_fd); /* the parent's stays: it is the list's */
+    return keep;
+}
 
 void tree_sweep_deferred(void)
 {
     if (ndeferred == 0) /* a racy look, only to spare the lock */
         return;
     pthread_mutex_lock(&deferred_lock);
-    for (int i = 0; i < ndeferred;) {
-        if (cgroup_populated(&deferred[i]) == 1) {
+    for (size_t i = 0; i < ndeferred;) {
+        if (deferred_still_there(&deferred[i])) {
             i++;
             continue;
         }
-        cgroup_close(&deferred[i]);
+        struct deferred_parent *p = &parents[deferred[i].parent];
+        if (--p->refs == 0)
+            sys_close(&p->fd);
         deferred[i] = deferred[--ndeferred];
     }
+    if (ndeferred == 0)
+        forget_deferred();
+    pthread_mutex_unlock(&deferred_lock);
+}
+
+/* The library is being unloaded (the Lua state closed): what is still
+ * kept is left to the next launcher's sweep. */
+static void tree_unload(void) __attribute__((destructor));
+
+static void tree_unload(void)
+{
+    pthread_mutex_lock(&deferred_lock);
+    forget_deferred();
     pthread_mutex_unlock(&deferred_lock);
 }
 
@@ -347,10 +476,7 @@ void tree_free(struct tree *t)
     sys_close(&t->events_fd);
     if (t->mode == TREE_CGROUP && t->cg.dir_fd >= 0 && cgroup_populated(&t->cg) == 1) {
         pthread_mutex_lock(&deferred_lock);
-        if (ndeferred < TREE_DEFERRED_MAX) {
-            deferred[ndeferred++] = t->cg;
-            t->cg = (struct cgroup)CGROUP_NONE;
-        }
+        (void)defer(&t->cg);
         pthread_mutex_unlock(&deferred_lock);
     }
     cgroup_close(&t->cg);

@@ -380,6 +380,90 @@ function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
   end
 end
 
+-- A pid file is checked as a stdio file is: a hard link (another name of
+-- a file someone else chose) and, in a sticky directory others can write
+-- (/tmp), another user's file are refused: such a file names whatever pid
+-- its owner wants.
+function T.test_a_pid_file_that_is_a_hard_link_or_planted_in_tmp_is_bad_pid()
+  local path = S.tmpname("linked")
+  pid_file_to_come(path, core.pid() .. "\n")
+  assert(os.execute("ln " .. path .. " " .. path .. ".other"))
+  local err = fail_within({ ready = { forks = true, pid_file = path }, argv = { F, "exit=0" } }, "bad_pid", 5)
+  lu.assertStrContains(err.message, "a hard link (a file with another name too), refused")
+  os.remove(path .. ".other")
+  if S.is_root() then
+    local planted = os.tmpname()
+    pid_file_to_come(planted, core.pid() .. "\n")
+    assert(os.execute("chown nobody " .. planted))
+    err = fail_within({ ready = { forks = true, pid_file = planted }, argv = { F, "exit=0" } }, "bad_pid", 5)
+    os.remove(planted)
+    lu.assertStrContains(err.message, "another user's file in a sticky directory others can write (as /tmp), refused")
+  end
+end
+
+-- A pid named must be a live process: a daemon that wrote its pid file
+-- and ended (exit 7) before the launcher looked was taken as ready, its
+-- end seen only after. It died before it was ready; its status is said.
+-- The same for a pid a helper reports (ready = "none").
+function T.test_a_daemon_that_ended_before_its_pid_was_read_is_died()
+  local path = S.tmpname("pid")
+  local err = fail_within({ ready = { forks = true, pid_file = path },
+    argv = { F, "fork", "pidfile=" .. path, "exit=7", "|", "sleep=0.3", "exit=0" } }, "died", 5)
+  lu.assertStrContains(err.message, "exited with code 7 before it was ready")
+  lu.assertEquals(err.status, { code = 7 })
+  err = fail_within({ ready = "none", helper = { F, "fork", "exit=7", "|", "sleep=0.3", "int32=3:child", "exit=0" },
+    argv = { "pause" } }, "died", 5) -- (the helper's argv: the fixture's actions)
+  lu.assertStrContains(err.message, "exited with code 7 before it was ready")
+  lu.assertEquals(err.status, { code = 7 })
+end
+
+-- A thread's id in the pid file names no process: refused, with pidfds
+-- and without (kill(tid, 0) answers for a thread: it was taken, and the
+-- stop of that "app" ended at once, the daemon left running).
+function T.test_a_thread_id_in_the_pid_file_is_bad_pid()
+  for _, pidfd in ipairs { true, false } do
+    if pidfd or S.testing.has_pidfd() then
+      local path, real = S.tmpname("tid"), S.tmpname("pid")
+      local was = S.testing.use_pidfd()
+      S.testing.use_pidfd(pidfd)
+      local ok, err = pcall(fail_within, { ready = { forks = true, pid_file = path }, kill_mode = "group",
+        argv = { F, "fork", "pidfile=" .. real, "thread=" .. path, "pause", "|", "waitfile=" .. path, "exit=0" } },
+        "bad_pid", 5, function()
+          local daemon = S.pid_in(real)
+          if daemon then os.execute("kill -9 " .. daemon) S.await_gone(daemon) end
+        end)
+      S.testing.use_pidfd(was)
+      assert(ok, err)
+      lu.assertStrContains(err.message, "a thread's id, not a process", "pidfd " .. tostring(pidfd))
+    end
+  end
+end
+
+-- While a daemon's start is under way the launcher adopts orphans: one
+-- that another app (kill_mode "group", a session of its own) left then is
+-- no descendant of this start's, though it came the same way. Named in
+-- the pid file, it was taken: the stop of that "daemon" then ended the
+-- other app's process.
+function T.test_an_orphan_another_app_left_is_not_the_daemon()
+  local dir = S.tmpname("orphan")
+  assert(os.execute("mkdir " .. dir))
+  local a = assert(start { ready = "none", kill_mode = "group", argv = { F, "fork", "waitfile=" .. dir .. "/go",
+    "fork", "ignore=TERM", "pidfile=" .. dir .. "/g.pid", "pause", "|", "exit=0", "|", "pause" } })
+  -- the daemon's started process: the other app orphans G now; once G
+  -- has come to the launcher, its pid goes in the pid file
+  local script = ("touch %s/go; while [ ! -s %s/g.pid ]; do sleep 0.01; done; g=$(cat %s/g.pid)\n"
+    .. "while [ \"$(cut -d' ' -f4 /proc/$g/stat)\" != %d ]; do sleep 0.01; done\n"
+    .. "cat %s/g.pid > %s/b.pid; exit 0"):format(dir, dir, dir, core.pid(), dir, dir)
+  local b, err = start { ready = { forks = true, pid_file = dir .. "/b.pid" }, ready_timeout = 5, kill_mode = "group",
+    argv = { "/bin/sh", "-c", script } }
+  if b then b:terminate() end
+  local how = a:terminate()
+  lu.assertNil(b, "the other app's orphan was taken for the daemon")
+  lu.assertEquals(err.code, "bad_pid")
+  lu.assertStrContains(err.message, "not a process it started")
+  lu.assertEquals(how.signal, 15, "the other app ran until its own stop")
+end
+
 function T.test_a_started_process_that_exits_non_zero_is_died()
   local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
     "died", 5)

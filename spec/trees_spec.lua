@@ -131,18 +131,24 @@ end
 function TG.test_an_app_whose_main_exits_by_itself_takes_its_group_with_it()
   local before = S.snapshot()
   local a, b = S.tmpname("pid"), S.tmpname("pid")
-  local how, took
+  local how, took, left_at_wait, left_at_exit
   require("appstart").run(function()
     -- one child ends at SIGTERM, one ignores it (SIGKILL after kill_grace)
     local app = assert(start { kill_mode = "group", argv = { F,
       "fork", "pidfile=" .. a, "pause", "|",
       "fork", "ignore=TERM", "pidfile=" .. b, "pause", "|",
-      "notify=READY=1", "waitfile=" .. b, "sleep=0.1", "exit=4" } })
+      "notify=READY=1", "waitfile=" .. b, "sleep=0.1", "exit=4" },
+      on_exit = function(_, h) left_at_exit = h.left or "none" end })
     local t0 = now()
     how = app:wait()
+    left_at_wait = how.left or "none"
     took = now() - t0
   end)
   lu.assertEquals(how.code, 4)
+  -- counted as the end was seen, before anyone was told of it (inside a
+  -- loop the count came later, with the wait for them)
+  lu.assertEquals(left_at_wait, 2, "how.left when app:wait() returned")
+  lu.assertEquals(left_at_exit, 2, "how.left in on_exit")
   local pids = pids_in(a, b)
   assert_gone(pids, "what the app left in its group")
   lu.assertTrue(took < 3, "the app's own end is seen at once: " .. took)
@@ -247,6 +253,33 @@ function TG.test_the_leader_is_held_until_what_it_left_is_gone()
   lu.assertTrue(S.await_with_sleep(function() return S.read("/proc/" .. pid .. "/stat") == nil end, 3),
     "the leader reaped once its group is gone")
   S.assert_clean(before)
+end
+
+-- A main moved by MAINPID= to a member of the group: the group is not its
+-- own (it does not lead it). Its old leader ended and held a moment, not
+-- seen yet: a signal to the app reached the main twice (once to it, once
+-- to its group as one), where daemons take a second SIGTERM or SIGINT for
+-- a fast shutdown.
+function TG.test_a_main_moved_by_mainpid_gets_a_signal_once()
+  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
+  local count
+  require("appstart").run(function()
+    local app = assert(start { kill_mode = "group", argv = { F,
+      "fork", "trap=USR1:" .. trap, "pidfile=" .. pidfile, "pause", "|",
+      "waitfile=" .. pidfile, "notify=READY=1", "mainpid=@" .. pidfile, "sleep=0.2", "exit=0" } })
+    local leader = app.pid
+    lu.assertTrue(S.await_with_sleep(function() return app.pid ~= leader end, 3), "the main moved")
+    -- the old leader ends; nothing of the loop's runs meanwhile
+    local deadline = now() + 3
+    while not (S.read("/proc/" .. leader .. "/stat") or ""):find(") Z ", 1, true) and now() < deadline do end
+    assert(app:kill("USR1"))
+    S.await_with_sleep(function() return S.read(trap) ~= nil end, 3)
+    require("appstart").sleep(0.2)
+    count = select(2, (S.read(trap) or ""):gsub("\n", ""))
+    app:kill("KILL")
+    app:wait()
+  end)
+  lu.assertEquals(count, 1, "SIGUSR1 deliveries to the main")
 end
 
 function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait()
@@ -496,6 +529,30 @@ function TC.test_a_closed_app_s_cgroup_is_removed_once_it_empties()
   S.await_gone(pid)
   S.testing.reap()
   lu.assertEquals(my_cgroups(dir), mine)
+end
+
+-- Many apps closed and left running: their cgroups, kept for removal
+-- once empty, cost no descriptor each (two each, and past 64 the rest
+-- were dropped from the list and left behind for good).
+function TC.test_many_closed_apps_cgroups_hold_no_descriptor_each_and_are_all_removed()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local n = 70
+  local fds_before = #S.testing.fds()
+  local pids = {}
+  for i = 1, n do
+    local app = assert(start { kill_mode = "cgroup", ready = "none", argv = { F, "pause" } })
+    pids[i] = app.pid
+    app:close()
+  end
+  local held = #S.testing.fds() - fds_before
+  lu.assertEquals(my_cgroups(dir), mine + n, "in use")
+  kill(pids)
+  for _, pid in ipairs(pids) do S.await_gone(pid) end
+  S.testing.reap()
+  local left = my_cgroups(dir) - mine
+  lu.assertTrue(held <= 1, "descriptors held for the closed apps' cgroups: " .. held)
+  lu.assertEquals(left, 0, "cgroups left behind")
 end
 
 -- A launcher whose stdin and stdout are closed opens the cgroup's

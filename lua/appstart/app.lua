@@ -114,10 +114,12 @@ end
 
 -- kill_mode "group": the main process ended by itself; what it left in its
 -- group goes with it (SIGTERM, SIGKILL after kill_grace), as under
--- systemd, so that a service that crashes leaves nothing behind. Looking
--- for them reads /proc: it is done after, not in the way of whoever saw
--- the end (a supervisor about to restart). The process is closed once
--- they are gone.
+-- systemd, so that a service that crashes leaves nothing behind. The
+-- SIGTERM is sent, and they are counted (how.left), as the end is seen,
+-- before anyone is told of it (one system call per process: /proc's
+-- list, not its files); the wait for them is done after, not in the way
+-- of whoever saw the end (a supervisor about to restart). The process is
+-- closed once they are gone.
 local function sweep_group(app, proc)
   local n = proc:rest()
   if n == 0 then return false end
@@ -148,23 +150,22 @@ function end_the_rest(app, proc)
     loop.close_process(proc)
   end
   entry.finish = done
+  if not sweep_group(app, proc) then return done() end
   if loop.served() then
     -- a task of the loop (appstart.run waits for it to end), after what
     -- is under way (a supervisor's restart comes first)
     loop.call(function()
       loop.wait(nil, now())
-      if sweep_group(app, proc) and not ending.settle(proc, now() + grace) then
+      if not ending.settle(proc, now() + grace) then
         signal.rest(proc, app._opts, "KILL", app._log, app._program)
         ending.settle(proc, now() + ending.KILL_WAIT)
       end
       done()
     end)
   else
-    -- a plain script: SIGTERM now, and a short wait for them to go (most
-    -- do at once), so that nothing is left pending; then looked at by the
-    -- calls that wait, every poll_interval, SIGKILL once kill_grace has
-    -- passed
-    if not sweep_group(app, proc) then return done() end
+    -- a plain script: a short wait for them to go (most do at once), so
+    -- that nothing is left pending; then looked at by the calls that
+    -- wait, every poll_interval, SIGKILL once kill_grace has passed
     local deadline = now() + grace
     if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return done() end
     local killed = false
@@ -662,13 +663,13 @@ local function reload_wait(app, r, timeout)
       return nil, errors.new("died", "app " .. tostring(how) .. " while it reloaded",
         { pid = app.pid, status = how }, app._program)
     end
+    if not app._proc then return nil, "closed" end -- by another task, a callback
     if now() >= r.deadline then
       return nil, errors.new("timeout", format("app not reloaded within %g s: %s", timeout,
         app._state == "stopping" and "it said STOPPING=1"
         or r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
     end
-    if not app._proc then return nil, "closed" end -- by another task, a callback
     local listener = app._life.listener
     if not listener then -- its socket failed (logged)
       return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
@@ -677,7 +678,11 @@ local function reload_wait(app, r, timeout)
     local fd = app._proc:fd()
     local source = setmetatable({ listener:fd(), fd }, Both)
     local wake = fd and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
+    -- (app:close() wakes it: under another loop the wait is on the
+    -- source's own descriptor, which the release of the app's knows not)
+    r.source = source
     local ok = loop.wait(source, wake)
+    r.source = false
     source:close()
     if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
   end
@@ -766,8 +771,13 @@ function App:close()
   if self._out then self._out:close() end
   local proc = self._proc
   if proc then
-    -- (whoever waits on the app is woken: app:wait returns nil, "closed")
+    -- (whoever waits on the app is woken: app:wait returns nil, "closed";
+    -- app:reload too, waiting on a source of its own under another loop)
     self._proc = false
+    local reloads = self._life and self._life.reload
+    for r in pairs(reloads or {}) do
+      if r.source and r.source.poller then loop.release(r.source:fd()) end
+    end
     loop.close_process(proc)
   end
 end
