@@ -274,8 +274,15 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
     { { "--user=nobody", "--pid-format=line", "--ready=none", "--", F, "pause" },
       "option '--pid-format': has no effect with '--user' (appstart-helper reports the pid; the app never sees it)" },
     { { "--user=nobody", "--pid-fd=7", "--ready=notify", "--", F, "pause" },
-      "option '--pid-fd': has no effect with '--user' but with --ready=fd (appstart-helper reports the pid; the app"
-      .. " never sees it)" },
+      "option '--pid-fd': has no effect with '--user' (appstart-helper reports the pid; the app never sees it)" },
+    { { "--user=nobody", "--pid-fd=7", "--ready=fd", "--", F, "pause" },
+      "option '--pid-fd': has no effect with '--user' (appstart-helper reports the pid; the app never sees it)" },
+    -- a value that happens to be a field's name is left as it is
+    { { "--user=nobody", "--group=stdout", "--", F, "pause" }, "option '--group': no such group 'stdout'" },
+    -- the pid file is an option of its own; a file: output's parts
+    { { "--ready=forks", "--pid-file=/tmp/", "--", F, "pause" }, "option '--pid-file': names a directory" },
+    { { "--watch", "--stdout=file:/tmp/appstart-cli-x:10:2000", "--", F, "pause" },
+      "option '--stdout': KEEP: an integer from 0 to 1000 expected, got 2000" },
     { { "--timeout=5", "--ready=none", "--", F, "pause" },
       "option '--timeout': has no effect with --ready=none (the app is ready once it runs: nothing is waited for)" },
     { { "--notify-access=main", "--ready=none", "--", F, "pause" }, "option '--notify-access' needs"
@@ -319,9 +326,9 @@ end
 
 function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   local before = S.snapshot()
-  -- the helper's pid channel is fd 3, so the ready channel cannot be
-  local code, _, err = run { "--user=" .. S.proc_status("self").Uid:match("%d+"),
-    "--ready-fd=3", "--", F, "pause" }
+  -- the command reports its daemon's pid on fd 3, so the ready channel
+  -- cannot be fd 3 too
+  local code, _, err = run { "--pid-fd=3", "--ready-fd=3", "--", F, "pause" }
   lu.assertEquals(code, 2)
   -- the other field is named as the command's option too, never as Lua's
   assert_contains(err, "appstart: option '--ready-fd': same descriptor as '--pid-fd' (3)\n")
@@ -483,7 +490,7 @@ function Start.test_user_runs_the_app_through_the_helper_as_that_user()
   if S.proc_status("self").Uid:match("%d+") ~= "0" or not uid then
     lu.skip("needs root and a user 'nobody'")
   end
-  local pid = started({ "--user=nobody", "--ready=fd", "--", F, "line=4:dropped", "pause" }, "dropped")
+  local pid = started({ "--user=nobody", "--ready=fd", "--", F, "line=3:dropped", "pause" }, "dropped")
   lu.assertEquals(tonumber(S.proc_status(pid).Uid:match("%d+")), uid)
   kill_app(pid)
 end
@@ -620,7 +627,7 @@ function Start.test_group_sets_the_primary_group_of_the_user()
   if S.proc_status("self").Uid:match("%d+") ~= "0" or not uid then
     lu.skip("needs root and a user 'nobody'")
   end
-  local pid = started({ "--user=nobody", "--group=4242", "--ready=fd", "--", F, "line=4:grouped",
+  local pid = started({ "--user=nobody", "--group=4242", "--ready=fd", "--", F, "line=3:grouped",
     "pause" }, "grouped")
   local status = S.proc_status(pid)
   kill_app(pid)
@@ -928,7 +935,7 @@ function Watch.test_watch_with_user_exits_with_the_apps_code()
   local before = S.snapshot()
   -- the app is the helper's child: the launcher adopts it once the helper
   -- exits, and so learns its exit status
-  local code, out, err = run { "--watch", "--user=nobody", "--ready=fd", "--", F, "line=4:seven", "exit=7" }
+  local code, out, err = run { "--watch", "--user=nobody", "--ready=fd", "--", F, "line=3:seven", "exit=7" }
   lu.assertEquals(code, 7, err)
   local pid = out:match("^appstart: seven ready: pid (%d+)")
   lu.assertNotNil(pid, out)
@@ -1146,7 +1153,7 @@ function Install.test_an_installed_appstart_finds_its_own_modules_without_lua_pa
     kill_app(pid)
     if S.proc_status("self").Uid:match("%d+") == "0" then
       -- through the installed helper, found where the module was built to find it
-      code, out, err = installed(env, "--watch --user=nobody --ready=fd -- " .. quote(F) .. " line=4:helped exit=4")
+      code, out, err = installed(env, "--watch --user=nobody --ready=fd -- " .. quote(F) .. " line=3:helped exit=4")
       lu.assertEquals(code, 4, err)
       assert_contains(out, "appstart: helped ready: pid ")
     end

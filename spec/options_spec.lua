@@ -175,9 +175,11 @@ end
 -- descriptor's default.
 function T.test_pid_format_and_pid_fd_with_user_are_errors_where_they_change_nothing()
   raises({ ready = "none", user = "nobody", pid_format = "line" }, "field 'pid_format': has no effect with 'user'")
-  raises({ ready = "notify", user = "nobody", pid_fd = 7 }, "field 'pid_fd': has no effect with 'user' but with"
-    .. " ready = 'fd'")
-  accepted({ ready = "fd", user = "nobody", pid_fd = 7 })
+  raises({ ready = "notify", user = "nobody", pid_fd = 7 }, "field 'pid_fd': has no effect with 'user'")
+  -- nor with ready = "fd": the app's ready descriptor is the first free
+  -- from 3 all the same (the pid channel takes another)
+  raises({ ready = "fd", user = "nobody", pid_fd = 7 }, "field 'pid_fd': has no effect with 'user'")
+  accepted({ ready = "fd", user = "nobody", ready_fd = 3 })
   accepted({ ready = "fd", helper = true, pid_fd = 7, pid_format = "line" })
 end
 

@@ -654,9 +654,11 @@ function T.test_a_file_without_a_shebang_never_runs_through_a_shell()
   -- the app could not be executed: spawn, as without a helper
   local err = fail_case({ argv = { script }, user = "nobody", ready = "none" }, "spawn")
   lu.assertEquals(err.message, "cannot execute " .. script .. ": Exec format error")
+  lu.assertEquals(err.errno, 8, "ENOEXEC, as without a helper")
   lu.assertNil(S.read(marker), "the file ran through a shell")
   err = fail_case({ argv = { S.bindir .. "/no-such-program" }, user = "nobody", ready = "none" }, "spawn")
   lu.assertEquals(err.message, "cannot execute " .. S.bindir .. "/no-such-program: No such file or directory")
+  lu.assertEquals(err.errno, 2, "ENOENT, as without a helper")
 end
 
 -------------------------------------------------------------------------------
@@ -723,12 +725,13 @@ function T.test_why_the_helper_failed_comes_back_on_its_own_pipe_and_the_app_nev
   lu.assertEquals(err.code, "spawn")
   lu.assertEquals(err.message, "cannot execute /nonexistent/appstart-spec: No such file or directory")
   S.assert_clean(before)
-  -- an app that starts sees its ready channel and nothing of the pid
-  -- channel's or the error pipe's (fd 3 and 5 in the helper)
+  -- an app that starts sees its ready channel, the first free from 3,
+  -- and nothing of the pid channel's or the error pipe's (fd 4 and 5 in
+  -- the helper)
   local out = directory("out", "1777") .. "/fds"
-  app, err = start { argv = { F, "fds=" .. out, "line=4:x", "pause" }, user = "nobody", ready = "fd" }
+  app, err = start { argv = { F, "fds=" .. out, "line=3:x", "pause" }, user = "nobody", ready = "fd" }
   lu.assertNotNil(app, tostring(err))
-  lu.assertEquals(S.await_file(out, 3), "0\n1\n2\n4\n")
+  lu.assertEquals(S.await_file(out, 3), "0\n1\n2\n3\n")
   app:terminate()
   S.assert_clean(before)
 end

@@ -211,6 +211,9 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
       "service 'a': field 'reset_after': has no effect with restart = 'no'" },
     { { argv = { F }, backoff = { initial = 0, factor = 3 } },
       "service 'a': field 'backoff': 'factor' has no effect with initial = 0 (no delay)" },
+    -- what reset_after resets (the restarts in a row) only grows a delay
+    { { argv = { F }, backoff = { initial = 0 }, reset_after = 5 },
+      "service 'a': field 'reset_after': has no effect with backoff.initial = 0 (no delay to reset)" },
   }
   for _, case in ipairs(cases) do
     local line = debug.getinfo(1, "l").currentline + 1

@@ -581,16 +581,30 @@ local function option_of(field, o)
   return FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
 end
 
+-- the words before a field's name in appstart.start's messages ("without
+-- 'user'", "same descriptor as 'pid_fd'", "within 'ready_timeout'"); a
+-- name after any other is a value ("no such group 'stdout'")
+local NAMING = { with = true, without = true, as = true, within = true, ["or"] = true }
+
+-- a file: output's fields, as the parts of file:PATH:MAX_BYTES:KEEP
+local FILE_PARTS = { file = "PATH", max_bytes = "MAX_BYTES", keep = "KEEP" }
+
 --- What appstart.start would raise for opts (the options cannot work
 -- together, a user that does not exist), as a usage message naming the
 -- command's option, or nil. A field named in the message ("same descriptor
 -- as 'pid_fd'") is named as its option too; a value ("no such user 'x'",
--- "invalid value 'x'") is left as it is.
+-- "no such group 'stdout'") is left as it is.
 local function usage_of(opts, o)
   local field, why = options.check(opts)
   if not field then return nil end
+  -- the pid file is an option of its own (--ready=forks --pid-file=PATH)
+  if field == "ready" and why:match("^pid_file: ") then field, why = "pid_file", why:sub(11) end
+  if (field == "stdout" or field == "stderr") and type(opts[field]) == "table" then
+    why = why:gsub("^field '([%l_]+)'", function(name) return FILE_PARTS[name] end)
+      :gsub("without 'max_bytes'", "without MAX_BYTES")
+  end
   why = why:gsub("(%a+) '([%l_]+)'", function(word, name)
-    if word ~= "user" and word ~= "value" and options.SCHEMA[name] then
+    if NAMING[word] and options.SCHEMA[name] then
       return word .. " '" .. option_of(name, o) .. "'"
     end
   end):gsub("ready%.forks", "--ready=forks"):gsub("([%l_]+) = '(%w+)'", function(name, value)

@@ -338,20 +338,19 @@ function options.check(opts)
     if opts.pid_format ~= nil then return "pid_format", "has no effect without 'helper' or 'user'" end
   end
   -- with `user`, the pid channel is appstart-helper's, closed before the
-  -- app runs: its format is appstart's own, and its number matters only
-  -- where it moves the ready descriptor's default
+  -- app runs: its format and number are appstart's own (a number the
+  -- ready descriptor does not take)
   if user and not helper then
     if opts.pid_format ~= nil then
       return "pid_format", "has no effect with 'user' (appstart-helper reports the pid; the app never sees it)"
     end
-    if opts.pid_fd ~= nil and opts.ready ~= "fd" then
-      return "pid_fd", "has no effect with 'user' but with ready = 'fd' (appstart-helper reports the pid; the"
-        .. " app never sees it)"
+    if opts.pid_fd ~= nil then
+      return "pid_fd", "has no effect with 'user' (appstart-helper reports the pid; the app never sees it)"
     end
   end
   if ready_fd ~= nil then
     if opts.ready ~= "fd" then return "ready_fd", "has no effect without ready = 'fd'" end
-    if (helper or user) and ready_fd == (opts.pid_fd or 3) then
+    if helper and ready_fd == (opts.pid_fd or 3) then
       return "ready_fd", "same descriptor as 'pid_fd' (" .. ready_fd .. ")"
     end
   end

@@ -86,7 +86,10 @@ local function core_start(opts, ready, stdout, stderr, pass_fd)
   local pid_fd = opts.pid_fd or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
   if ready == "fd" then
-    ready_fd = opts.ready_fd or ((helper or opts.user) and pid_fd == 3 and 4 or 3)
+    ready_fd = opts.ready_fd or (helper and pid_fd == 3 and 4 or 3)
+    -- with `user` the pid channel is appstart-helper's own, closed before
+    -- the app runs: a number the ready channel leaves
+    if opts.user and not helper and ready_fd == 3 then pid_fd = 4 end
   end
   local cwd, stdin, app_uid, error_fd = opts.cwd, opts.stdin, nil, nil
   if opts.user then
@@ -360,18 +363,32 @@ local function release_starter(s, kept)
   release_but(kept, s:fds())
 end
 
+-- strerror's text -> its errno, built at first need: the helper says why
+-- an exec failed in words (what its own strerror said, the same C library)
+local errno_of_text
+local function errno_in(message)
+  if not errno_of_text then
+    errno_of_text = {}
+    for n = 133, 1, -1 do errno_of_text[core.strerror(n)] = n end
+  end
+  return errno_of_text[message:match(": ([^:]+)$") or ""]
+end
+
 -- The start has failed and what it began has ended (or been given up on):
 -- the error.
 local function finish_failed(h)
   local s, f = h._s, h._failure
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
+  local errno = f.errno or r.errno or r.app_errno
   -- appstart-helper (user =) exits 126 or 127 when the app's exec failed,
   -- as a shell does: the app could not be executed, as without a helper
+  -- (its errno too)
   local helper_code = h._rare and h._rare.helper_exited
   if code == "helper" and h._opts.user and (helper_code == 126 or helper_code == 127) then
     code = "spawn"
     message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
+    errno = errno or errno_in(message)
   end
   release_starter(s)
   s:close()
@@ -382,7 +399,7 @@ local function finish_failed(h)
     out:close()
   end
   h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
-    errno = f.errno or r.errno or r.app_errno, output = lines }, label(h))
+    errno = errno, output = lines }, label(h))
   h.done = true
   -- the caller gets the error: logged at "info", not printed twice
   h._log("info", label(h) .. ": " .. message)

@@ -168,6 +168,10 @@ function M.service(name, spec, who, level)
   if not ignored and b and b.initial == 0 then
     local grows = b.factor and "factor" or b.max and "max" or b.jitter and "jitter"
     if grows then ignored = format("field 'backoff': '%s' has no effect with initial = 0 (no delay)", grows) end
+    -- (what it resets, the count of restarts in a row, only grows delays)
+    if not grows and own.reset_after then
+      ignored = "field 'reset_after': has no effect with backoff.initial = 0 (no delay to reset)"
+    end
   end
   if ignored then error(format("%s: service '%s': %s", who, name, ignored), level) end
   -- a supervisor stops what an app forked along with it

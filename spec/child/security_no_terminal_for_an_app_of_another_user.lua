@@ -13,7 +13,7 @@ local F = K.fixture()
 local RESULT, INFO = arg[1], arg[2]
 
 local app = assert(appstart.start { argv = { F, "tiocsti=0:" .. RESULT .. ".0", "tiocsti=1:" .. RESULT .. ".1",
-  "tiocsti=2:" .. RESULT .. ".2", "line=4:tried", "pause" }, user = "nobody", ready = "fd", ready_timeout = 5,
+  "tiocsti=2:" .. RESULT .. ".2", "line=3:tried", "pause" }, user = "nobody", ready = "fd", ready_timeout = 5,
   log = K.quiet })
 local stat = K.read("/proc/" .. app.pid .. "/stat")
 local f = io.open(INFO, "w")
