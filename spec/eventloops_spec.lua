@@ -163,6 +163,50 @@ function TC.test_a_controller_dropped_while_it_watched_leaves_no_descriptor()
   S.assert_clean(before)
 end
 
+-- A captured output pipe whose writer goes away (an app that closes its
+-- stdout and runs on) polls POLLHUP without POLLIN: the listener took only
+-- a poll that named its object, so it polled again at once, for good (a
+-- core's whole time, and cq:loop never returned).
+function TC.test_a_pipe_closed_by_the_app_is_read_to_its_end_not_spun_on()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  local app
+  cq:wrap(function()
+    app = assert(appstart.start { argv = { F, "line=3:r", "echo=x", "close=1", "pause" }, ready = "fd",
+      stdout = "capture", log = function() end })
+  end)
+  assert(cq:loop(5))
+  local c0, t0 = os.clock(), S.core.now()
+  local ok = cq:loop(0.5)
+  local cpu, took = os.clock() - c0, S.core.now() - t0
+  app:terminate(1)
+  assert(ok)
+  lu.assertTrue(cpu < 0.2, string.format("%.2f s of CPU in %.2f s with the app's stdout closed", cpu, took))
+  lu.assertEquals(app:tail(), { "x" })
+end
+
+-- Apps ended from outside the controller that served them (the main
+-- thread), the controller kept: each kept two descriptors (its copies of
+-- the pidfd and of the notify socket) until that controller ran again.
+function TC.test_apps_ended_outside_their_controller_keep_no_descriptor()
+  local cqueues = require "cqueues"
+  local cq = cqueues.new()
+  collectgarbage()
+  local before = S.snapshot() -- (the controller's own descriptors in it)
+  local apps, exits = {}, 0
+  cq:wrap(function()
+    for i = 1, 5 do
+      apps[i] = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, log = function() end,
+        on_exit = function() exits = exits + 1 end })
+    end
+  end)
+  assert(cq:loop(5))
+  for _, app in ipairs(apps) do lu.assertEquals(app:terminate(1), { signal = 15 }) end
+  lu.assertEquals(exits, 5)
+  S.assert_clean(before, "the controller not run again")
+  assert(cq:loop(1))
+end
+
 function TC.test_a_failed_start_under_cqueues_leaves_nothing()
   local cqueues = require "cqueues"
   local before = S.snapshot()
@@ -184,6 +228,28 @@ end
 local TL = {}
 
 function TL.tearDown() S.kill_strays() end
+
+-- An app started from the main thread, before uv.run: its on_exit ran
+-- only once uv.run had returned (nothing served the waits made outside
+-- luv). The calls that wait inside luv serve them too, as a plain
+-- script's do.
+function TL.test_an_app_started_before_uv_run_is_seen_by_the_waits_inside_it()
+  local uv = require "luv"
+  require "appstart.luv"
+  local exited_at, body_done
+  local app = assert(appstart.start { argv = { F, "line=3:r", "sleep=0.1", "exit=7" }, ready = "fd",
+    log = function() end, on_exit = function() exited_at = exited_at or S.core.now() end })
+  local co = coroutine.wrap(function()
+    appstart.sleep(0.5)
+    appstart.sleep(0.01)
+    body_done = S.core.now()
+  end)
+  co()
+  uv.run()
+  lu.assertNotNil(exited_at, "on_exit never ran")
+  lu.assertTrue(exited_at <= body_done, "on_exit ran after the loop's work, not at a wait inside it")
+  lu.assertEquals(app.how, { code = 7 })
+end
 
 function TL.test_start_and_wait_in_a_coroutine_driven_by_uv_run()
   local uv = require "luv"
@@ -315,6 +381,43 @@ local function waiter_and_closer(context, closer_closes)
   return got
 end
 
+-- app:reload() waiting for a notify app's RELOADING=1 while another
+-- coroutine closes the app: woken, nil, "closed" (under luv and cqueues
+-- it waited out ready_timeout, then said "not reloaded").
+local function reload_then_close(context)
+  local got = {}
+  local function scenario(spawn, sleep)
+    local app = assert(appstart.start { argv = { F, "ignore=HUP", "notify=READY=1", "pause" }, ready_timeout = 5,
+      log = function() end })
+    got.pid = app.pid
+    spawn(function()
+      local t = S.core.now()
+      got.reload = { app:reload() }
+      got.took = S.core.now() - t
+    end)
+    sleep(0.2)
+    app:close()
+    local t = S.core.now()
+    while not got.reload and S.core.now() - t < 6 do sleep(0.05) end
+  end
+  if context == "run" then
+    appstart.run(function() scenario(appstart.spawn, appstart.sleep) end)
+  elseif context == "cqueues" then
+    local cqueues = require "cqueues"
+    local cq = cqueues.new()
+    cq:wrap(function() scenario(function(fn) cq:wrap(fn) end, cqueues.sleep) end)
+    assert(cq:loop(10))
+  else
+    local uv = require "luv"
+    require "appstart.luv"
+    coroutine.wrap(function() scenario(function(fn) coroutine.wrap(fn)() end, appstart.sleep) end)()
+    uv.run()
+  end
+  os.execute("kill -9 " .. got.pid)
+  S.await_gone(got.pid)
+  return got
+end
+
 local TW = {}
 
 function TW.tearDown() S.kill_strays() end
@@ -322,6 +425,19 @@ function TW.tearDown() S.kill_strays() end
 -- (luv's loop makes its own descriptors when first run: before the snapshot)
 local function luv_warm(context)
   if context == "luv" then require("luv").run("nowait") end
+end
+
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_reload_under_way_is_woken_by_the_apps_close"] = function()
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local got = reload_then_close(context)
+    lu.assertEquals(got.reload, { nil, "closed" }, context)
+    lu.assertTrue(got.took < 2, context .. ": the reload waited " .. tostring(got.took) .. " s")
+    collectgarbage()
+    S.assert_clean(before)
+  end
 end
 
 for _, context in ipairs { "run", "cqueues", "luv" } do

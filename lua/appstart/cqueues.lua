@@ -5,6 +5,9 @@
 -- cqueues instead of blocking, and on_exit / watch callbacks run as
 -- coroutines of that controller.
 local cqueues = require "cqueues"
+-- (loaded now: a require needs a descriptor, which a start at the
+-- descriptor limit may not have to spare)
+local condition = require "cqueues.condition"
 local core = require "appstart.core"
 
 local now = core.now
@@ -81,7 +84,6 @@ function B.release(fd)
   cqueues.cancel(fd)
 end
 
-local condition -- cqueues.condition, loaded with the first task
 
 local Task = {}
 Task.__index = Task
@@ -98,7 +100,6 @@ end
 -- cancel() ends its waits.
 function B.spawn(fn, ...)
   local args = table.pack(...)
-  condition = condition or require "cqueues.condition"
   local task = setmetatable({ cond = condition.new(), cancelled = false }, Task)
   cqueues.running():wrap(function()
     tasks[coroutine.running()] = task
@@ -120,20 +121,37 @@ local Copy = {
   end,
 }
 
-local function own_copy(fd)
-  return setmetatable({ pollfd = assert(core.dup(fd)), events = "r" }, Copy)
+local function own_copy(fd, what)
+  local copy, message = core.dup(fd)
+  if not copy then error(what .. ": " .. message, 3) end
+  return setmetatable({ pollfd = copy, events = "r" }, Copy)
 end
 
 local function close_copy(c)
+  if not c.pollfd then return end
   cqueues.cancel(c.pollfd)
   core.close(c.pollfd)
   c.pollfd = nil
 end
 
+-- A watch or listener cancelled from outside the controller that polls
+-- it (an app ended from the main thread, a controller not run again):
+-- its copy is closed now, not when that controller next runs (it may
+-- never), which cqueues.cancel tells every controller of.
+local function cancel_copy(c, controller)
+  if not c or not c.pollfd then return end
+  if cqueues.running() == controller then
+    cqueues.cancel(c.pollfd) -- (wakes the poll: its coroutine closes it)
+  else
+    close_copy(c)
+  end
+end
+
 function B.watch(fd, fn, interval)
   local h = { done = false }
-  local obj = fd and own_copy(fd)
-  cqueues.running():wrap(function()
+  local obj = fd and own_copy(fd, "cannot watch descriptor " .. tostring(fd))
+  local controller = cqueues.running()
+  controller:wrap(function()
     while not h.done do
       if obj then
         if cqueues.poll(obj) == obj and not h.done then
@@ -149,30 +167,35 @@ function B.watch(fd, fn, interval)
   end)
   function h.cancel()
     h.done = true
-    if obj and obj.pollfd then cqueues.cancel(obj.pollfd) end -- (wakes the poll)
+    cancel_copy(obj, controller)
   end
   return h
 end
 
 function B.listen(fd, fn)
   local h = { done = false }
-  local obj = own_copy(fd)
-  cqueues.running():wrap(function()
+  local obj = own_copy(fd, "cannot listen on descriptor " .. tostring(fd))
+  local controller = cqueues.running()
+  controller:wrap(function()
     while not h.done do
-      if cqueues.poll(obj) == obj and not h.done then fn() end
+      -- whatever the poll returns, fn looks: a pipe whose writer went
+      -- away polls POLLHUP without POLLIN, which cqueues.poll never
+      -- reports as the object (it would spin here, the end never read)
+      cqueues.poll(obj)
+      if not h.done then fn() end
     end
     close_copy(obj)
   end)
   function h.cancel()
     h.done = true
-    if obj.pollfd then cqueues.cancel(obj.pollfd) end -- (wakes the poll)
+    cancel_copy(obj, controller)
   end
   return h
 end
 
 function B.at(at, fn)
   local h = { done = false }
-  local cond = require("cqueues.condition").new()
+  local cond = condition.new()
   cqueues.running():wrap(function()
     local left = at - now()
     if left > 0 then cond:wait(left) end

@@ -484,6 +484,8 @@ end
 -- Block on source (a descriptor or a source of several) until the
 -- deadline, polling it directly: no poller to create and close, no
 -- registration to undo.
+local serve_now -- below
+
 local function block(source, deadline)
   core.reap()
   local timeout = deadline and math.max(0, deadline - now()) or -1
@@ -544,10 +546,15 @@ function loop.wait(source, deadline)
   local b = active_backend()
   if b then
     if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
-    -- closed apps that have exited are reaped by the calls that wait
+    -- closed apps that have exited are reaped by the calls that wait, and
+    -- what waits in the shared poller (an app started, a watch made, from
+    -- the main thread, outside the other loop) is served by them too,
+    -- without waiting: its callbacks run at the next call that waits
     core.reap()
+    serve_now()
     local r, why = b.wait(fd, deadline)
     core.reap()
+    serve_now()
     return r, why
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
@@ -572,6 +579,15 @@ function loop.wait(source, deadline)
   loop.idle()
   if not ok then error(err, 0) end
   return ready
+end
+
+-- What waits in the shared poller (made outside the other loop), served
+-- without waiting; the poller closed if nothing uses it then.
+function serve_now()
+  if next(waiters) or heap[1] then
+    turn(now())
+    loop.idle()
+  end
 end
 
 --- Would a wait from here go to another event loop, which takes a single
