@@ -46,6 +46,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -112,6 +113,8 @@ enum child_step {
     STEP_RLIMIT,
     STEP_CHDIR,
     STEP_FDS,
+    STEP_TERMINAL,
+    STEP_KEYRING,
     STEP_EXEC
 };
 
@@ -1236,8 +1239,21 @@ static void run_child(const struct child_plan *plan, int status_fd)
     }
     if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
-    if (plan->id)
+    /* no terminal for another user's app, controlling or not: one on
+     * 0, 1 or 2 (the caller's) would let it read what is typed there */
+    for (int fd = 0; plan->id && plan->id->uid != getuid() && fd < 3; fd++)
+        if (isatty(fd))
+            child_fail(status_fd, STEP_TERMINAL, fd);
+    if (plan->id) {
         child_drop_privileges(status_fd, plan->id);
+        /* a session keyring of its own, the target's: the caller's (root's
+         * Kerberos tickets, mount keys) is not the app's to read or fill.
+         * (No keys in this kernel, or keyctl refused to every process here
+         * by a seccomp filter, as a container's: nothing to reach.) */
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
+            errno != EPERM)
+            child_fail(status_fd, STEP_KEYRING, errno);
+    }
     /* unprivileged now: the app may dump core again as its limit says */
     if (plan->secure && setrlimit(RLIMIT_CORE, &plan->core_limit) != 0)
         child_fail(status_fd, STEP_RLIMIT, errno);
@@ -1269,6 +1285,8 @@ static const char *step_name(int step)
     case STEP_RLIMIT: return "rlimit";
     case STEP_CHDIR: return "chdir";
     case STEP_FDS: return "closing descriptors";
+    case STEP_TERMINAL: return "terminal";
+    case STEP_KEYRING: return "session keyring";
     case STEP_EXEC: return "exec";
     default: return "start";
     }
@@ -1657,6 +1675,9 @@ int main(int argc, char **argv)
     if (failure.step == STEP_VERIFY)
         say("verify: the privilege drop did not stick; refusing to run as "
             "root what was asked to run as another user");
+    else if (failure.step == STEP_TERMINAL)
+        say("terminal: descriptor %d is a terminal, which an app of another user "
+            "never gets (it could read what is typed there)", failure.err);
     else
         say("%s: %s", step_name(failure.step),
                 strerror(failure.err));

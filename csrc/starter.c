@@ -610,6 +610,16 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
                  i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr", stdio_why(err, why));
             goto done;
         }
+        /* no terminal for an app of another user, controlling or not: it
+         * could read what is typed there (appstart-helper refuses it too) */
+        if (cfg->app_uid != (uid_t)-1 && cfg->app_uid != getuid() && isatty(stdio[i] >= 0 ? stdio[i] : i)) {
+            const char *name = i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr";
+            fail(s, STARTER_SPAWN, EPERM,
+                 "the app's %s would be a terminal, which an app of another user never gets"
+                 " (it could read what is typed there): %s = \"%s\" or a file",
+                 name, name, i == 0 ? "null" : "capture\", \"null");
+            goto done;
+        }
     }
     if (cfg->pid_file) {
         size_t n = strlen(cfg->pid_file);

@@ -509,6 +509,22 @@ function Start.test_status_on_a_terminal_is_one_line_rewritten_in_place()
   assert_contains(text, "appstart: fixture ready: pid ")
 end
 
+-- --watch --user on a terminal: the app, another user's, never gets the
+-- terminal (it could read what is typed there); its lines are captured
+-- and shown by the command.
+function Start.test_watch_as_another_user_on_a_terminal_shows_the_apps_lines_captured()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  if S.proc_status("self").Uid:match("%d+") ~= "0" then lu.skip("needs root") end
+  local out = S.tmpname("tty")
+  local cmd = command_line { "--watch", "--user=nobody", "--ready=none", "--", F, "echo=hello", "echoerr=oops",
+    "exit=0" }
+  local ok = os.execute("script -qec " .. quote(cmd) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+  local text = S.read(out)
+  lu.assertTrue(ok, text)
+  lu.assertStrMatches(text, ".*fixture%[%d+%]: hello.*")
+  lu.assertStrMatches(text, ".*fixture%[%d+%]: oops.*")
+end
+
 function Start.test_without_watch_the_apps_output_goes_to_dev_null_so_command_substitution_returns_at_ready()
   local before = S.snapshot()
   local errfile = S.tmpname("err")

@@ -416,8 +416,11 @@ function T.test_user_gives_the_app_a_session_and_no_terminal_even_from_a_termina
   -- session's terminal (when script ends, the session loses it)
   local function from_a_terminal(args)
     local pidout, statout, errout = S.tmpname("pid"), S.tmpname("stat"), S.tmpname("err")
+    -- (its stdin and stdout /dev/null: the pty stays the session's
+    -- controlling terminal, but no app of another user gets it on 0-2)
     local cmd = sh_quote(H) .. " --pid-format=line " .. args .. " -- " .. sh_quote(F) ..
-      " pause 3>" .. pidout .. " 2>" .. errout .. " && cat /proc/$(cat " .. pidout .. ")/stat >" .. statout
+      " pause 3>" .. pidout .. " 2>" .. errout .. " </dev/null >/dev/null && cat /proc/$(cat " .. pidout .. ")/stat >"
+      .. statout
     lu.assertTrue(os.execute("script -qec " .. sh_quote(cmd) .. " /dev/null </dev/null >/dev/null"),
       S.read(errout))
     local pid = tonumber(S.read(pidout))

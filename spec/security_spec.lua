@@ -41,14 +41,23 @@ function T.tearDown() S.kill_strays() end
 -------------------------------------------------------------------------------
 -- 1. no terminal for an app that runs as another user
 
-function T.test_an_app_run_as_another_user_has_no_terminal_to_push_keystrokes_into()
+-- An app run as another user gets no terminal, controlling or not: the
+-- launcher's on its stdout (stderr, stdin) let it read what is typed
+-- there (keystrokes meant for the launcher's user, a later password), and
+-- with a controlling terminal push keystrokes into it (TIOCSTI).
+function T.test_an_app_run_as_another_user_gets_no_terminal()
   need_root()
   lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
   local result, info = directory("out", "1777") .. "/tiocsti", S.tmpname("info")
-  -- the launcher runs on a terminal of its own, as root at a shell would;
-  -- the app, as nobody, tries TIOCSTI on every descriptor it inherited
+  -- the launcher runs on a terminal of its own, as root at a shell would
   local out = S.run_child({ tty = true }, "security_no_terminal_for_an_app_of_another_user", result, info)
-  lu.assertStrContains(out, "terminated\t15", out)
+  lu.assertStrContains(out, "inherited\tspawn\tthe app's stdout would be a terminal, which an app of another user"
+    .. " never gets (it could read what is typed there): stdout = \"capture\", \"null\" or a file", false, out)
+  lu.assertStrContains(out, "default\t/dev/null\t/dev/null", false, out)
+  -- appstart-helper refuses it itself (as a setuid copy, for any caller)
+  lu.assertStrMatches(out, ".*helper\t[1-9]%d*\t[^\n]*terminal: descriptor 0 is a terminal, which an app of another"
+    .. " user never gets.*")
+  lu.assertStrContains(out, "terminated\t15", false, out)
   local pid, sid, tty, stdin = S.read(info):match("^(%d+) (%d+) (%-?%d+) (%S+)\n$")
   lu.assertNotNil(pid, S.read(info))
   lu.assertEquals(sid, pid, "the app leads a session of its own")
@@ -59,6 +68,23 @@ function T.test_an_app_run_as_another_user_has_no_terminal_to_push_keystrokes_in
     lu.assertNotNil(said, "fd " .. fd)
     lu.assertNotEquals(said, "ok\n", "TIOCSTI worked on fd " .. fd)
   end
+end
+
+-- An app run as another user gets a session keyring of its own: the
+-- launcher's (root's Kerberos tickets, mount keys) was the app's to read
+-- and to fill (it holds it, so it "possesses" every key in it).
+function T.test_an_app_run_as_another_user_has_a_session_keyring_of_its_own()
+  need_root()
+  local dir = directory("out", "1777")
+  local mine, its = dir .. "/keyring.launcher", dir .. "/keyring.app"
+  -- the helper's caller in a session keyring of its own, as a login is
+  local ok = os.execute(q(F) .. " newkeyring keyring=" .. q(mine) .. " exec " .. q(S.helper)
+    .. " --user nobody -- " .. q(F) .. " keyring=" .. q(its) .. " 3>/dev/null </dev/null >/dev/null 2>&1")
+  lu.assertTrue(ok)
+  local a, b = S.await_file(mine, 3), S.await_file(its, 3)
+  lu.assertNotNil(b, "the app wrote nothing")
+  lu.skipIf(a == "none\n", "no session keyring here (a kernel without keys)")
+  lu.assertNotEquals(b, a, "the app holds the launcher's session keyring")
 end
 
 -------------------------------------------------------------------------------

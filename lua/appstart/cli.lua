@@ -649,6 +649,13 @@ local function start_options(o, display)
   -- with --json the command's stdout is its JSON alone: a watched app's
   -- stdout is read, its lines shown on stderr
   local default_stdout = o.watch and o.json and "capture" or default_output
+  -- an app of another user never gets a terminal (it could read what is
+  -- typed there): a watched one's lines are shown as captured lines
+  local default_stderr = default_output
+  if o.watch and o.user then
+    if core.isatty(1) and not default_stdout then default_stdout = "capture" end
+    if core.isatty(2) then default_stderr = "capture" end
+  end
   local opts = {
     argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
@@ -656,7 +663,7 @@ local function start_options(o, display)
     pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
     kill_mode = o.kill_mode, watchdog = o.watchdog,
     probe_interval = o.probe_interval, probe_timeout = o.probe_timeout,
-    stdout = o.stdout or default_stdout, stderr = o.stderr or default_output,
+    stdout = o.stdout or default_stdout, stderr = o.stderr or default_stderr,
     -- STATUS= is a notify message: another protocol has none to show
     on_status = (o.ready == nil or o.ready == "notify") and display.on_status or nil,
   }

@@ -113,6 +113,11 @@ local function core_start(opts, ready, stdout, stderr, pass_fd)
     if search then append(helper, "--path", search) end
     append(helper, "--")
     cwd, stdin = nil, stdin or "null"
+    -- no terminal for another user's app (it could read what is typed
+    -- there): stdout and stderr, not given, are /dev/null where the
+    -- launcher's are one (given as "inherit", the start fails: starter.c)
+    if stdout == nil and core.isatty(1) then stdout = "null" end
+    if stderr == nil and core.isatty(2) then stderr = "null" end
   end
   if type(helper) == "table" then
     local full = table.move(helper, 1, #helper, 1, {})
