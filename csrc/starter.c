@@ -1376,9 +1376,10 @@ static int step_ready(struct starter *s)
             more = read_ready_fd(s);
         else if (s->ready == STARTER_READY_NOTIFY)
             more = read_notify(s);
-        else if (s->ready == STARTER_READY_NONE && !(s->app_dead && (s->pid_file || s->has_helper)))
-            s->ready_seen = 1; /* (a pid reported must name a live process: one
-                                * that has ended died before it was ready) */
+        else if (s->ready == STARTER_READY_NONE && !(s->app_dead && s->pid_file))
+            s->ready_seen = 1; /* (a pid file must name a live daemon: one that
+                                * has ended died before it was ready; a
+                                * helper's app is ready at its exec) */
         report_refused(s);
         if (s->phase != STARTER_AWAIT_READY)
             return s->phase;

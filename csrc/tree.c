@@ -216,7 +216,8 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
     if (t->mode != TREE_GROUP || t->pgid <= 0)
         return 0;
     /* a group with no process left is told by one system call, not by
-     * reading all of /proc (an app whose main ended alone, the usual case) */
+     * reading all of /proc (where its leader is not held: a held one,
+     * a zombie, is in it until reaped) */
     if (kill(-t->pgid, 0) != 0 && errno == ESRCH)
         return 0;
     if (group_recycled(t))
@@ -432,7 +433,8 @@ static int deferred_still_there(const struct deferred_cgroup *d)
             memcpy(c.name, d->name, sizeof c.name);
             (void)cgroup_remove(&c);
         }
-        keep = r == 1;
+        /* (one that could not be read now, out of descriptors: later) */
+        keep = r == 1 || (r < 0 && r != -ENOENT);
     }
     sys_close(&c.dir_fd); /* the parent's stays: it is the list's */
     return keep;

@@ -306,6 +306,37 @@ function TC.test_a_json_reader_that_goes_away_stops_the_services()
   S.assert_clean(before)
 end
 
+-- A SIGHUP and a SIGTERM read together (the command stopped meanwhile,
+-- as a slow reload or a loaded machine does): the reload started what it
+-- added after the stop had begun, its sv:up took back sv:down's goals,
+-- and the command waited for good, ignoring every later signal, with the
+-- added service running.
+function TC.test_a_reload_and_a_stop_read_together_stop_everything()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 20, log = S.quiet })
+    local a = S.pid_in(dir .. "/a")
+    services_file(file, dir, { "a", "b" })
+    -- both pending when it runs again: one read takes both
+    assert(app:kill("STOP"))
+    assert(app:kill("HUP"))
+    assert(app:kill("TERM"))
+    assert(app:kill("CONT"))
+    local how = app:wait(10)
+    if not how then app:kill("KILL") app:wait(5) end
+    lu.assertEquals(how, { code = 0 }, "the command stopped")
+    lu.assertFalse(S.alive(a), "a was stopped")
+    local b = S.read(dir .. "/b") and S.pid_in(dir .. "/b")
+    if b and S.alive(b) then os.execute("kill -9 " .. b) end
+    lu.assertFalse(b and true or false, "b, added by the reload, was started after the stop began")
+  end)
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -282,6 +282,28 @@ function TG.test_a_main_moved_by_mainpid_gets_a_signal_once()
   lu.assertEquals(count, 1, "SIGUSR1 deliveries to the main")
 end
 
+-- A logger that raises as the group of an app that ended is seen to: the
+-- error fails the run, as any raising logger's does, but only once the
+-- end is told (on_exit runs) and what ends the rest is set up (the
+-- member, deaf to SIGTERM, was left running; a stop waited 11 s for it).
+function TG.test_a_logger_that_raises_at_the_sweep_leaves_nothing_undone()
+  local before = S.snapshot()
+  local a = S.tmpname("pid")
+  local exits, raised = 0, false
+  local ok, err = pcall(require("appstart").run, function()
+    assert(start { kill_mode = "group", kill_grace = 0.3, argv = { F,
+      "fork", "ignore=TERM", "pidfile=" .. a, "pause", "|", "notify=READY=1", "waitfile=" .. a, "exit=0" },
+      log = function(level) if level == "info" and not raised then raised = true; error("logger boom", 0) end end,
+      on_exit = function() exits = exits + 1 end })
+    require("appstart").sleep(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "logger boom")
+  lu.assertEquals(exits, 1, "on_exit ran")
+  lu.assertFalse(S.alive(S.pid_in(a)), "the member the app left was ended with the run")
+  S.assert_clean(before)
+end
+
 function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait()
   local before = S.snapshot()
   local a = S.tmpname("pid")

@@ -123,16 +123,17 @@ end
 local function sweep_group(app, proc)
   local n = proc:rest()
   if n == 0 then return false end
-  if not log.drops(app._log, "info") then
-    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group",
-      app._program, n, n == 1 and "" or "es"))
-  end
   signal.rest(proc, app._opts, "TERM", app._log, app._program)
   signal.rest(proc, app._opts, "CONT", app._log, app._program)
   -- how.left counts them, as a stop's does (the how was made as the main
   -- process ended, before this)
   local after = proc:poll()
   if after and after.left and app._how then app._how.left = after.left end
+  -- (said last: a logger that raises leaves nothing undone)
+  if not log.drops(app._log, "info") then
+    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group",
+      app._program, n, n == 1 and "" or "es"))
+  end
   return true
 end
 
@@ -150,7 +151,10 @@ function end_the_rest(app, proc)
     loop.close_process(proc)
   end
   entry.finish = done
-  if not sweep_group(app, proc) then return done() end
+  -- (an error of the logger's comes out once what ends them is set up)
+  local swept_ok, swept = pcall(sweep_group, app, proc)
+  if swept_ok and not swept then return done() end
+  local function raise() if not swept_ok then error(swept, 0) end end
   if loop.served() then
     -- a task of the loop (appstart.run waits for it to end), after what
     -- is under way (a supervisor's restart comes first)
@@ -162,12 +166,16 @@ function end_the_rest(app, proc)
       end
       done()
     end)
+    raise()
   else
     -- a plain script: a short wait for them to go (most do at once), so
     -- that nothing is left pending; then looked at by the calls that
     -- wait, every poll_interval, SIGKILL once kill_grace has passed
     local deadline = now() + grace
-    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then return done() end
+    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then
+      done()
+      return raise()
+    end
     local killed = false
     entry.watch = loop.watch(nil, function()
       local t = now()
@@ -185,6 +193,7 @@ function end_the_rest(app, proc)
       end
       return false
     end, settings.poll_interval)
+    raise()
   end
 end
 
@@ -223,8 +232,15 @@ local function ended(app, how, settled)
   stop_listening(app)
   local proc = app._proc
   app._proc = false
+  -- (an error the sweep of its group raises, its logger's, comes out
+  -- once the end is told: on_exit queued)
+  local swept_ok, swept_err = true, nil
   if proc then
-    if not settled and proc:kill_mode() == "group" then end_the_rest(app, proc) else loop.close_process(proc) end
+    if not settled and proc:kill_mode() == "group" then
+      swept_ok, swept_err = pcall(end_the_rest, app, proc)
+    else
+      loop.close_process(proc)
+    end
   end
   if not log.drops(app._log, "debug") then
     app._log("debug", string.format("%s: pid %d %s", log.printable(app.name or "app"), app.pid, tostring(how)))
@@ -238,6 +254,7 @@ local function ended(app, how, settled)
       app._log("error", string.format("%s: on_exit raised %s", app._program, log.raised(err)))
     end, on_exit, app, how)
   end
+  if not swept_ok then error(swept_err, 0) end
 end
 
 --- Has the app ended? how | nil (its end is recorded, on_exit run).
