@@ -290,13 +290,11 @@ function M.run(o, spec, command)
   local reloads = 0 -- SIGHUPs taken
   local function reloaded()
     if stopping then return end
-    -- the states as they are now: a service's own event (its "ready")
-    -- may not have run yet, and STATUS= comes before READY=1, so that the
-    -- reload ends on the count it reached
-    for name in pairs(states) do
-      local ok, st = pcall(sv.status, sv, name)
-      if ok and st then states[name] = st.state end
-    end
+    -- the states as they are now (one step of the supervisor: ready_count
+    -- reads them): a service's own event (its "ready") may not have run
+    -- yet, and STATUS= comes before READY=1, so that the reload ends on
+    -- the count it reached
+    pcall(sv.status, sv)
     local was = announced
     status()
     if was then notify("READY=1") end
