@@ -658,6 +658,58 @@ function TStates.test_a_service_being_removed_cannot_be_named_by_one_added_meanw
   S.assert_clean(before)
 end
 
+-- A start asked while sv:remove stops the service does not start it again
+-- (the remove waited for good, the service ran on): nil, "stopped"; the
+-- remove ends; sv:up of every service leaves it out. A remove while a
+-- start waits ends that wait ("stopped") and forgets the service.
+function TStates.test_a_start_while_the_service_is_removed_is_refused_and_the_remove_ends()
+  local before = S.snapshot()
+  local function mk()
+    return supervisor { services = { a = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd",
+      ready_timeout = 3, kill_grace = 0.3 }, b = fd_service() } }
+  end
+  for _, call in ipairs { "start", "restart", "up", "up every" } do
+    local sv = mk()
+    local removed, started
+    appstart.run(function()
+      lu.assertEquals(sv:up(), true)
+      local pid = pid_of(sv, "a")
+      appstart.spawn(function() removed = table.pack(sv:remove("a")) end)
+      lu.assertTrue(await(sv, function() return sv:status("a").state == "stopping" end))
+      if call == "up every" then
+        started = table.pack(sv:up())
+      else
+        started = table.pack(sv[call](sv, "a"))
+      end
+      lu.assertTrue(await(sv, function() return removed ~= nil end), call .. ": the remove ends")
+      lu.assertFalse(S.alive(pid), call)
+      sv:down()
+    end)
+    if call == "up every" then
+      lu.assertEquals(started[1], true, "every service but the one on its way out")
+    else
+      lu.assertNil(started[1], call)
+      lu.assertEquals({ started[2].code, started[2].service }, { "stopped", "a" }, call)
+      lu.assertStrContains(tostring(started[2]), "sv:remove is stopping it")
+    end
+    lu.assertEquals(removed[1], true, call)
+    lu.assertNil(sv:status().a, call)
+  end
+  -- the other way round: the remove ends the wait of a start under way
+  local sv = supervisor { services = { s = slow_service(0.5) } }
+  local got, removed
+  appstart.run(function()
+    appstart.spawn(function() got = table.pack(sv:start("s")) end)
+    lu.assertTrue(await(sv, function() return sv:status("s").state == "starting" end))
+    removed = sv:remove("s")
+  end)
+  lu.assertEquals(removed, true)
+  lu.assertNil(got[1])
+  lu.assertEquals(got[2].code, "stopped")
+  lu.assertEquals(sv:status(), {})
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- an app the launcher may not signal
 
@@ -1279,6 +1331,49 @@ function TUp.test_up_with_a_service_failed_already_says_so_at_once()
   lu.assertNil(ok)
   lu.assertEquals({ err.code, err.service }, { "failed", "z" }, tostring(err))
   for i = 1, 6 do lu.assertEquals(sv:status("w" .. i).state, "starting") end
+  sv:down()
+  S.assert_clean(before)
+end
+
+-- A request is made of the services as they are: an end that has come
+-- and was not looked at yet (a plain script between two calls) is seen
+-- first, so sv:start of a service that crashed starts it again (it said
+-- "stopped" with restart = "no", "gave up" with burst = 0: the request was
+-- applied, then the crash, seen after it, undid it).
+function TUp.test_start_of_a_service_whose_crash_is_not_looked_at_yet_starts_it_again()
+  local before = S.snapshot()
+  for _, fields in ipairs { { restart = "no" }, { burst = 0 } } do
+    local sv = supervisor { services = { c = fd_service(fields) } }
+    lu.assertEquals(sv:up(), true)
+    local pid = pid_of(sv, "c")
+    kill(pid)
+    lu.assertTrue(S.await_gone(pid), "the app is a zombie") -- without a look of the supervisor's
+    local ok, err = sv:start("c")
+    lu.assertEquals({ ok, err and tostring(err) }, { true, nil }, next(fields))
+    lu.assertEquals(sv:status("c").state, "ready")
+    lu.assertNotEquals(pid_of(sv, "c"), pid)
+    sv:down()
+  end
+  S.assert_clean(before)
+end
+
+-- A failed appstart.run ends the starts it holds (a stop, not a failure);
+-- sv:up after it starts them again (it returned "stopped before it was
+-- ready": the run's end, seen after the request, undid it).
+function TUp.test_up_after_a_failed_run_starts_what_the_run_ended()
+  local before = S.snapshot()
+  local sv = supervisor { services = { s = slow_service(0.3), q = fd_service() } }
+  local ok, err = pcall(appstart.run, function()
+    sv:up("q")
+    appstart.spawn(function() sv:up("s") end)
+    appstart.sleep(0.05)
+    error("the run fails", 0)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "the run fails")
+  local up, up_err = sv:up()
+  lu.assertEquals({ up, up_err and tostring(up_err) }, { true, nil })
+  lu.assertEquals({ sv:status("s").state, sv:status("q").state }, { "ready", "ready" })
   sv:down()
   S.assert_clean(before)
 end

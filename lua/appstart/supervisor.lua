@@ -1043,6 +1043,29 @@ local function ready_cond(set, new)
   end
 end
 
+-- The error of a request to start a service of set that sv:remove is
+-- stopping (it is not started again), or nil.
+local function removing(set, who)
+  for s in pairs(set) do
+    if s._removing then
+      return errors.new("stopped", format("%s: %s: sv:remove is stopping it", s.name, who), { service = s.name })
+    end
+  end
+end
+
+-- The services of set asked up (svc, if given, explicitly: see ask_up),
+-- then waited for: after the ends already come are seen (a crash a plain
+-- script has not looked at yet, a failed run's abandoned starts), which
+-- would otherwise undo the request. One that sv:remove is stopping is not
+-- started again: nil, err ("stopped").
+local function ask_set_up(sv, set, svc, who)
+  sv:_advance()
+  local err = removing(set, who)
+  if err then return nil, err end
+  for s in pairs(set) do ask_up(s, s == svc) end
+  return drive(sv, who, ready_cond(set, false))
+end
+
 --- Start every service (or these and what they need) and wait until each
 -- is ready (yields inside a loop, blocks outside, driving the supervision
 -- meanwhile). A service that has failed is not started again (see start).
@@ -1050,10 +1073,14 @@ end
 -- it, err.code says why); its restart policy goes on
 function Supervisor:up(...)
   local names = table.pack(...)
-  if names.n == 0 then names = self._names end
-  local set = with_needs(self, names, "sv:up")
-  for svc in pairs(set) do ask_up(svc, false) end
-  return drive(self, "sv:up", ready_cond(set, false))
+  local set = with_needs(self, names.n > 0 and names or self._names, "sv:up")
+  -- every service: but those on their way out
+  if names.n == 0 then
+    for svc in pairs(set) do
+      if svc._removing then set[svc] = nil end
+    end
+  end
+  return ask_set_up(self, set, nil, "sv:up")
 end
 
 --- Start one service (and what it needs) and wait until it is ready: as
@@ -1061,9 +1088,7 @@ end
 -- started at once.
 function Supervisor:start(name)
   local svc = service_of(self, name, "sv:start", 2)
-  local set = with_needs(self, { name }, "sv:start")
-  for s in pairs(set) do ask_up(s, s == svc) end
-  return drive(self, "sv:start", ready_cond(set, false))
+  return ask_set_up(self, with_needs(self, { name }, "sv:start"), svc, "sv:start")
 end
 
 --- Stop one service (what needs it first) and wait until it has stopped.
@@ -1080,6 +1105,9 @@ end
 function Supervisor:restart(name)
   local svc = service_of(self, name, "sv:restart", 2)
   local set = with_needs(self, { name }, "sv:restart")
+  self:_advance()
+  local err = removing(set, "sv:restart")
+  if err then return nil, err end
   for s in pairs(set) do ask_up(s, s == svc) end
   if ACTIVE[svc.state] and svc.state ~= "backoff" then svc.restart_pending = true end
   return drive(self, "sv:restart", ready_cond({ [svc] = true }, true))
