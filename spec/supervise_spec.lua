@@ -443,6 +443,78 @@ function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lin
   S.assert_clean(before)
 end
 
+-- A reader of the command's events that never reads (its pipe full from
+-- the start): the command never waits for it. It supervised nothing (its
+-- first event's write waited for good: no service started, SIGTERM unseen).
+-- Here a service is started, killed and started again, SIGTERM stops
+-- everything and the command exits 0; with --json the events it could not
+-- write are counted on stderr.
+function TC.test_a_reader_that_never_reads_does_not_hold_the_command()
+  local appstart = require "appstart"
+  for _, json in ipairs { true, false } do
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    services_file(file, dir, { "a" })
+    local words = {}
+    for i, w in ipairs(lua_command { "supervise", json and "--json" or "-v", file }) do words[i] = "'" .. w .. "'" end
+    local me, status, err = dir .. "/command", dir .. "/status", dir .. "/stderr"
+    -- the pipe filled (64 KiB) before the command writes to it; sleep
+    -- never reads it
+    local left = "head -c 65536 /dev/zero" .. (json and "" or " >&2") .. "; echo $$ >" .. me .. "; exec "
+      .. table.concat(words, " ")
+    local redirect = json and " 2>" .. err or " 2>&1 >/dev/null"
+    local script = "sh -c " .. S.shell_quote(left) .. redirect .. " | sleep 1000; echo $? >" .. status
+    appstart.run(function()
+      local app = assert(appstart.start { argv = { "sh", "-c", script }, ready = "none", stdout = "null",
+        stderr = "null", log = S.quiet, kill_mode = "group" })
+      local command = tonumber(S.await_file(me, 10):match("%d+"))
+      local a = tonumber(S.await_file(dir .. "/a", 10):match("%d+"))
+      os.remove(dir .. "/a")
+      os.execute("kill -KILL " .. a)
+      local a2 = tonumber((S.await_file(dir .. "/a", 10) or ""):match("%d+"))
+      lu.assertNotNil(a2, "a was started again")
+      lu.assertNotEquals(a2, a)
+      os.execute("kill -TERM " .. command)
+      lu.assertTrue(S.await_gone(command, 10), "the command ended")
+      lu.assertTrue(S.await_gone(a2), "and stopped a")
+      app:terminate(1)
+    end)
+    if json then
+      lu.assertStrMatches(S.read(err), ".*appstart: %d+ events? not written %(stdout was not read%)\n")
+    end
+    S.assert_clean(before, json and "json" or "text")
+  end
+end
+
+-- A --json event is one write that a pipe takes at once (4096 bytes at
+-- most): one too long loses its output, then the end of its message, and
+-- stays one JSON object.
+function TC.test_a_json_event_too_long_for_one_write_is_cut_and_stays_json()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local events = dir .. "/events"
+  local long = string.rep("x", 1500)
+  write(file, string.format("return { services = { x = { argv = { %q, 'echo=%s', 'echo=%s', 'echo=%s', 'exit=3' },"
+    .. " stdout = 'capture', restart = 'no' } } }\n", F, long, long, long))
+  local line
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, ready = "none",
+      stdout = events, stderr = "null", log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function()
+      for _, l in ipairs(S.lines(S.read(events) or "")) do
+        if l:find('"state":"stopped"', 1, true) then line = l end
+      end
+      return line ~= nil
+    end, 10), S.read(events))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  lu.assertTrue(#line < 4096, #line)
+  lu.assertStrMatches(line, '{"service":"x","state":"stopped",.*"code":"died","message":".*"}')
+  lu.assertNotStrContains(line, '"output"')
+  S.assert_clean(before)
+end
+
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   local appstart = require "appstart"
   local before = S.snapshot()

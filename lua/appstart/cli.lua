@@ -434,28 +434,10 @@ end
 local printable = log.printable
 
 -- What the app drives onto the command's stderr (its STATUS= updates, its
--- captured lines) is written only while stderr takes it at once: a reader
--- that does not keep up, or never reads, must not hold the command, which
--- still has to time out, cancel and forward signals. What it could not
--- take is counted, and said with the next line shown. A line is cut to
--- what one write takes at once (PIPE_BUF, 4096 bytes).
-local PIPE_BUF = 4096
-local unshown = 0
-local function show(head, text, tail)
-  if not core.writable(2) then
-    unshown = unshown + 1
-    return false
-  end
-  if unshown > 0 then
-    head = string.format("appstart: %d line%s not shown (stderr was not read)\n%s", unshown,
-      unshown == 1 and "" or "s", head)
-    unshown = 0
-  end
-  local room = PIPE_BUF - #head - #tail
-  if #text > room then text = text:sub(1, room - 5) .. "[...]" end
-  io.stderr:write(head, text, tail)
-  return true
-end
+-- captured lines) and its own log lines never wait for stderr (see
+-- log.show): the command still has to time out, cancel and forward
+-- signals.
+local show = log.show
 
 --- The STATUS= display while the start waits: on a terminal one line
 -- redrawn in place (at most ten times a second), plain `appstart: status:

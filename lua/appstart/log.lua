@@ -1,7 +1,8 @@
 --- appstart.log: the default logger, levels, and text an app chose made
 -- safe to log.
 local settings = require "appstart.settings"
-local core_now = require("appstart.core").now
+local core = require "appstart.core"
+local core_now = core.now
 
 local log = {}
 
@@ -12,12 +13,36 @@ function log.shown(level)
   return (LEVELS[level] or 4) <= (LEVELS[settings.log_level] or 2)
 end
 
---- The default logger: one line on stderr per message at or above
--- appstart.log_level.
-function log.default(level, message)
-  if log.shown(level) then
-    io.stderr:write("appstart: ", level, ": ", message, "\n")
+-- A line is written on stderr only while stderr takes it at once: a
+-- reader that does not keep up, or never reads, must not hold the
+-- launcher, which still has to time out, kill and restart. What it could
+-- not take is counted, and said with the next line written. A line is cut
+-- to what one write takes at once (PIPE_BUF, 4096 bytes).
+log.PIPE_BUF = 4096
+local unshown = 0
+
+--- head .. text .. tail on stderr, text cut to fit PIPE_BUF, unless
+-- stderr would make the launcher wait: true, or false (counted).
+function log.show(head, text, tail)
+  if not core.writable(2) then
+    unshown = unshown + 1
+    return false
   end
+  if unshown > 0 then
+    head = string.format("appstart: %d line%s not shown (stderr was not read)\n%s", unshown,
+      unshown == 1 and "" or "s", head)
+    unshown = 0
+  end
+  local room = log.PIPE_BUF - #head - #tail
+  if #text > room then text = text:sub(1, room - 5) .. "[...]" end
+  io.stderr:write(head .. text .. tail)
+  return true
+end
+
+--- The default logger: one line on stderr per message at or above
+-- appstart.log_level (never waiting for stderr: see log.show).
+function log.default(level, message)
+  if log.shown(level) then log.show("appstart: " .. level .. ": ", message, "\n") end
 end
 
 --- Would `logger` drop a message at `level`? Only the default logger is

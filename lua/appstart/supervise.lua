@@ -164,14 +164,26 @@ local function json_event(json_object, name, state, info)
   -- lines, as the command's own --json failure has
   local e = type(err) == "table" and err or {}
   local how = info.how or e.status or {}
+  local message = { "message", err and (e.message or tostring(err)) }
   local fields = {
     { "service", name }, { "state", state }, { "pid", info.pid or e.pid }, { "restarts", info.restarts },
     { "delay", info.delay }, { "exit_code", how.code }, { "signal", how.signal },
-    { "watchdog", how.watchdog == true }, { "code", err and e.code },
-    { "message", err and (e.message or tostring(err)) },
+    { "watchdog", how.watchdog == true }, { "code", err and e.code }, message,
   }
   if e.output then fields[#fields + 1] = { "output", e.output } end
-  return json_object(fields)
+  -- one write that stdout takes at once (see write_json): what does not
+  -- fit loses its output, then the end of its message
+  local line, limit = json_object(fields), log.PIPE_BUF - 1
+  if #line > limit and e.output then
+    fields[#fields] = nil
+    line = json_object(fields)
+  end
+  while #line > limit and type(message[2]) == "string" and message[2] ~= "[...]" do
+    local text = message[2]
+    message[2] = text:sub(1, math.max(0, #text - (#line - limit) - 5)) .. "[...]"
+    line = json_object(fields)
+  end
+  return line
 end
 
 local function text_event(name, state, info)
@@ -248,16 +260,37 @@ function M.run(o, spec, command)
       notify("READY=1")
     end
   end
+  -- An event is written only while stdout takes it at once, as a line
+  -- on stderr (log.show): a reader that does not keep up, or never reads,
+  -- must not keep the supervisor from its restarts and the signals. Those
+  -- dropped are counted, said on stderr with the next one written, or
+  -- at the end.
+  local unwritten = 0
+  local function say_unwritten()
+    if unwritten > 0 then
+      log.show("appstart: ", string.format("%d event%s not written (stdout was not read)", unwritten,
+        unwritten == 1 and "" or "s"), "\n")
+      unwritten = 0
+    end
+  end
+  local function write_json(line)
+    if not core.writable(1) then
+      unwritten = unwritten + 1
+      return
+    end
+    say_unwritten()
+    -- (a reader gone: the write fails, and the SIGPIPE ends the command)
+    io.stdout:write(line .. "\n")
+    io.stdout:flush()
+  end
   local user_on_event = spec.on_event -- (a reload takes the file's new one)
   local function on_event(name, state, info)
     info = info or {}
     states[name] = state
     if o.json and not o.quiet then
-      -- (a reader gone: the write fails, and the SIGPIPE ends the command)
-      io.stdout:write(json_event(json_object, name, state, info), "\n")
-      io.stdout:flush()
+      write_json(json_event(json_object, name, state, info))
     elseif not o.quiet then
-      io.stderr:write(text_event(name, state, info), "\n")
+      log.show("", text_event(name, state, info), "\n")
     end
     status()
     if user_on_event then user_on_event(name, state, info) end
@@ -309,7 +342,7 @@ function M.run(o, spec, command)
       if not ok then new, err = nil, e end
     end
     if not new then
-      io.stderr:write("appstart: reload: ", tostring(err), " (the services are left as they were)\n")
+      log.show("appstart: reload: ", tostring(err), " (the services are left as they were)\n")
       reloaded()
       return
     end
@@ -360,8 +393,8 @@ function M.run(o, spec, command)
     end
     current = new
     if not o.quiet and not o.json then
-      io.stderr:write(string.format("appstart: reload: %d added, %d removed, %d changed\n",
-        #added, #removed, #changed))
+      log.show("", string.format("appstart: reload: %d added, %d removed, %d changed", #added, #removed, #changed),
+        "\n")
     end
     -- the reload is done (READY=1) once what it started is up, or has
     -- failed to come up: systemctl reload returns then
@@ -398,7 +431,7 @@ function M.run(o, spec, command)
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
       if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then
-        io.stderr:write("appstart: not every service came up: ", tostring(e), "\n")
+        log.show("appstart: not every service came up: ", tostring(e), "\n")
       end
     end)
     while true do
@@ -422,6 +455,7 @@ function M.run(o, spec, command)
   end)
   signals:read()
   signals:close()
+  say_unwritten()
   if not ok then error(err, 0) end
   return code
 end
