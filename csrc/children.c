@@ -48,6 +48,9 @@ static struct lease *leases;
 static size_t nleases, cap_leases;
 
 static void adopt_end_locked(void);
+static void abandon_orphans_locked(void);
+static void abandon_newcomers(void);
+static struct lease *lease_of(pid_t pid);
 
 static int pidset_add(struct pidset *set, pid_t pid)
 {
@@ -298,24 +301,55 @@ static void adopt_end_locked(void)
          * left. One another library forked and moved to a session of its
          * own while the window was open cannot be told from an orphan:
          * that is the price of proving descent. */
-        struct pidset now = { NULL, 0, 0 };
-        pid_t session = getsid(0);
-        if (adopt_before_known && list_children(&now) == 0) {
-            for (size_t i = 0; i < now.len; i++) {
-                pid_t pid = now.pids[i];
-                struct procfs_stat st;
-                /* (a tick's margin: both times are rounded down) */
-                if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) ||
-                    procfs_stat(pid, &st) != 0 ||
-                    (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)))
-                    continue;
-                if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
-                    pidset_remove(&own, pid);
-            }
-        }
-        pidset_free(&now);
+        abandon_newcomers();
         pidset_free(&adopt_before);
     }
+}
+
+/* The children that came to the launcher while the window was open and
+ * that nobody took over (see adopt_end_locked), abandoned: reaped by pid
+ * once they exit. A pending lease's app is left to its lease. */
+static void abandon_newcomers(void)
+{
+    struct pidset now = { NULL, 0, 0 };
+    pid_t session = getsid(0);
+    if (adopt_before_known && list_children(&now) == 0) {
+        for (size_t i = 0; i < now.len; i++) {
+            pid_t pid = now.pids[i];
+            struct procfs_stat st;
+            const struct lease *l = lease_of(pid);
+            /* (a tick's margin: both times are rounded down) */
+            if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) || (l && l->state == LEASE_PENDING) ||
+                procfs_stat(pid, &st) != 0 ||
+                (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)))
+                continue;
+            if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
+                pidset_remove(&own, pid);
+        }
+    }
+    pidset_free(&now);
+}
+
+/* While every open window is a pending lease's (no start is under way),
+ * nothing can take over a process that comes to the launcher but a
+ * lease's own app, which settle takes: the others (orphans of the apps'
+ * descendants) are abandoned now, as the window's close would, so that a
+ * lease held long (an intermediate that never exits) does not keep them
+ * zombies until then. Looked for only when some child of the launcher's
+ * has exited (one waitid, which reaps nothing). */
+static void abandon_orphans_locked(void)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < nleases; i++)
+        if (leases[i].state == LEASE_PENDING)
+            pending++;
+    if (pending == 0 || (size_t)adopt_depth != pending)
+        return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid <= 0)
+        return;
+    abandon_newcomers();
 }
 
 /* ---- leases ---- */
@@ -393,6 +427,7 @@ static void settle_leases(void)
 {
     for (size_t i = 0; i < nleases; i++)
         settle(&leases[i]);
+    abandon_orphans_locked();
 }
 
 int children_lease(pid_t pid, int pidfd)

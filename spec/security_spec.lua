@@ -183,6 +183,39 @@ function T.test_an_orphan_adopted_during_a_helpers_start_is_reaped_and_a_popen_l
   S.assert_clean(before)
 end
 
+-- A daemon whose intermediate parent never exits holds the adoption
+-- window open (its lease, so that the daemon comes to the launcher when
+-- that parent exits): orphans of other apps that come meanwhile (here of
+-- a group app's, and of a helper's app) stayed zombies until then. With
+-- no start under way they are reaped by the next call that waits.
+function T.test_orphans_adopted_while_a_daemons_lease_is_held_are_reaped()
+  local before = S.snapshot()
+  local daemon_file, orphans = S.tmpname("daemon"), { S.tmpname("orphan"), S.tmpname("orphan") }
+  -- the helper's child forks the daemon, then stays (sleep); the helper
+  -- reports the daemon's pid once it is known and exits
+  local d = assert(start { argv = { "pause" }, ready = "none", helper = { "sh", "-c",
+    '( "$0" pause & echo $! >"$1.tmp"; mv "$1.tmp" "$1"; exec "$0" pause ) & '
+    .. 'while [ ! -s "$1" ]; do sleep 0.01; done; cat "$1" >&3', F, daemon_file }, pid_format = "line" })
+  local intermediate = stat_of(d.pid).ppid
+  lu.assertNotEquals(intermediate, S.core.pid(), "the daemon is not the launcher's child yet")
+  -- apps whose children outlive their parents by a moment: orphans
+  local g = assert(start { argv = { "sh", "-c", '("$0" pidfile="$1" sleep=0.1 exit=0 &); exec "$0" pause', F,
+    orphans[1] }, ready = "none", kill_mode = "group" })
+  local h = assert(start { argv = { "pause" }, ready = "none", helper = { F, "fork", "fork", "pidfile=" .. orphans[2],
+    "sleep=0.1", "exit=0", "|", "exit=0", "|", "fork", "pause", "|", "int32=3:child", "exit=0" } })
+  for _, file in ipairs(orphans) do
+    local pid = S.pid_in(file)
+    lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. pid .. "/stat") end, 5),
+      "an orphan stayed a zombie: " .. file)
+  end
+  lu.assertEquals(stat_of(d.pid).ppid, intermediate, "the lease still holds")
+  for _, app in ipairs { g, h } do lu.assertEquals(app:terminate(1).signal, 15) end
+  lu.assertTrue(os.execute("kill " .. intermediate))
+  -- the daemon comes to the launcher: reaped with its status
+  lu.assertEquals(d:terminate(1), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function T.test_what_a_helper_leaves_besides_the_app_is_reaped_too()
   local before = S.snapshot()
   local other = S.tmpname("other")
