@@ -150,9 +150,9 @@ static int deliver(lua_State *L, struct output *o, int has_fn, double until)
     return 0;
 }
 
-/* o:read(stream, fn, chunks, until) -> "again" | "eof" | "more" |
- * "pending", or nil, message, errno; or "error", what fn raised, the
- * chunks read.
+/* o:read(stream, fn, chunks, until, final) -> "again" | "eof" | "more" |
+ * "pending" and the bytes read, or nil, message, errno; or "error", what
+ * fn raised, the chunks read.
  * Reads at most `chunks` chunks' worth of stream (OUTPUT_CHUNK bytes each:
  * a read may take less, see output_read), calling fn(stream_name, line)
  * for each captured line (lines of a chunk read before are handed over
@@ -163,7 +163,10 @@ static int deliver(lua_State *L, struct output *o, int has_fn, double until)
  * the call ends "pending" with the lines not handed over yet kept for the
  * next call (a slow fn holds its caller that long at most, whatever the
  * number of lines a chunk holds), or "more" between reads (a read's
- * rotations of a file may take long too). */
+ * rotations of a file may take long too). final (the app has ended): what
+ * the pipe holds now is its last output, read within `chunks`; once it is
+ * read (or the chunks are), the line left without its '\n' is its last
+ * (output_finish) and the call ends "eof", the stream to be closed. */
 static int l_output_read(lua_State *L)
 {
     struct output *o = check_output(L, 1);
@@ -173,6 +176,7 @@ static int l_output_read(lua_State *L)
         luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
     double until = (double)luaL_optnumber(L, 5, 0);
+    int final = lua_toboolean(L, 6);
     lua_settop(L, 3);
     lua_Integer got = 0; /* bytes read */
     for (;;) {
@@ -184,16 +188,33 @@ static int l_output_read(lua_State *L)
         }
         if (d < 0) {
             lua_pushliteral(L, "pending");
-            return 1;
+            lua_pushinteger(L, got);
+            return 2;
         }
-        if (got >= chunks * OUTPUT_CHUNK || (got > 0 && until > 0 && sys_now() >= until)) {
+        int r;
+        if (got > 0 && until > 0 && sys_now() >= until) {
             lua_pushliteral(L, "more");
-            return 1;
+            lua_pushinteger(L, got);
+            return 2;
         }
-        int r = output_read(o, stream);
+        if (got >= chunks * OUTPUT_CHUNK) {
+            if (!final) {
+                lua_pushliteral(L, "more");
+                lua_pushinteger(L, got);
+                return 2;
+            }
+            r = OUTPUT_AGAIN;
+        } else {
+            r = output_read(o, stream);
+        }
         if (r == OUTPUT_AGAIN) {
-            lua_pushliteral(L, "again");
-            return 1;
+            if (!final) {
+                lua_pushliteral(L, "again");
+                lua_pushinteger(L, got);
+                return 2;
+            }
+            output_finish(o, stream);
+            r = OUTPUT_EOF;
         }
         if (r == OUTPUT_EOF) {
             /* the last partial line */
@@ -203,7 +224,8 @@ static int l_output_read(lua_State *L)
                 return 3;
             }
             lua_pushliteral(L, "eof");
-            return 1;
+            lua_pushinteger(L, got);
+            return 2;
         }
         if (r < 0)
             return lb_errno_result(L, -r, "cannot read the app's output");

@@ -484,9 +484,11 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
             } else if (f->size > f->open_line) {
                 /* the line under way ends past max_bytes: the file ends
                  * where it began, and it goes on in the next file (a file
-                 * the launcher cannot read back keeps what it has of it) */
+                 * the launcher cannot read back keeps what it has of it,
+                 * and so does one whose part is longer than a chunk: the
+                 * copy is the app's to size, in one wake-up) */
                 take = 0;
-                carry = f->readable ? f->open_line : 0;
+                carry = f->readable && f->open_line <= OUTPUT_CHUNK ? f->open_line : 0;
             } else {
                 take = room; /* a line longer than a whole file */
             }
@@ -660,9 +662,7 @@ int output_read(struct output *o, int stream)
     o->cstream = stream;
     o->cpos = 0;
     if (n == 0) {
-        o->clen = 0;
-        st->split = 0;
-        st->flush = st->plen > 0;
+        output_finish(o, stream);
         return OUTPUT_EOF;
     }
     o->clen = (size_t)n;
@@ -742,6 +742,15 @@ int output_next_line(struct output *o, const char **line, size_t *len, int *stre
         }
     }
     return 0;
+}
+
+void output_finish(struct output *o, int stream)
+{
+    struct output_stream *st = &o->s[stream];
+    o->cstream = stream;
+    o->cpos = o->clen = 0;
+    st->split = 0;
+    st->flush = st->plen > 0;
 }
 
 void output_close_writers(struct output *o)

@@ -90,6 +90,12 @@ int output_read(struct output *o, int stream);
  * goes to the ring; syslog lines are sent from here. */
 int output_next_line(struct output *o, const char **line, size_t *len, int *stream);
 
+/* The app has ended (only when output_next_line has returned 0): what
+ * stream holds of a line without its '\n' is its last line, as at end of
+ * file (a child that keeps the pipe open writes after the app's end: not
+ * the app's). output_next_line hands it over next. */
+void output_finish(struct output *o, int stream);
+
 /* Close the write ends: the child has its own. */
 void output_close_writers(struct output *o);
 

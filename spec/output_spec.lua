@@ -345,6 +345,75 @@ function TC.test_every_line_reaches_on_output_before_on_exit()
   app:close()
 end
 
+-- At the app's end what its pipe holds is handed over a slice at a time,
+-- as while it runs: a slow on_output over a full pipe held the loop (and
+-- every other task) for all of it at once. app:wait() returns once every
+-- line was handed over, and the run waits for that and on_exit.
+function TC.test_at_the_apps_end_a_slow_on_output_holds_the_loop_a_slice_at_a_time()
+  local before = S.snapshot()
+  local n, seen, at_exit, at_wait, worst = 4000, 0, nil, nil, nil
+  appstart.run(function()
+    local stop
+    stop, worst = ticker()
+    local app = assert(appstart.start { argv = { F, "lines=1:" .. n .. ":x", "exit=0" }, ready = "none",
+      stdout = "capture", on_exit = function() at_exit = seen end,
+      on_output = function()
+        seen = seen + 1
+        local until_ = os.clock() + 0.0005 -- (CPU: what the ticker counts)
+        while os.clock() < until_ do end
+      end })
+    lu.assertEquals(app:wait(), { code = 0 })
+    at_wait = seen
+    stop()
+  end)
+  lu.assertEquals(at_wait, n, "app:wait returned once every line was handed over")
+  lu.assertEquals(at_exit, n, "on_exit came after every line, before the run returned")
+  assert_ticked(worst())
+  S.assert_clean(before)
+end
+
+-- The app exits in the middle of a line while a child it forked keeps
+-- the pipe open: that line is its last (it came at the pipe's end of
+-- file only, after on_exit, or never: lost from err.output), and the
+-- pipes are closed at its end (they were read as long as the child
+-- lived: a supervisor's restarts each kept one).
+function TC.test_the_last_line_without_a_newline_is_the_apps_though_a_child_holds_the_pipe()
+  local before = S.snapshot()
+  local child = S.tmpname("child")
+  local _, err = appstart.start { argv = { F, "fork", "pidfile=" .. child .. "a", "sleep=3", "|", "line=2:first",
+    "write=2:fatal: no config", "exit=3" }, stdout = "capture", stderr = "stdout", ready = "fd" }
+  lu.assertEquals(err.code, "died")
+  lu.assertEquals(err.output, { "first", "fatal: no config" })
+  local pid = S.pid_in(child .. "a")
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  for _, served in ipairs { false, true } do
+    local got = {}
+    local function body()
+      -- (inside a run, with the run's own descriptors: its poller, made
+      -- at its first wait)
+      if served then appstart.sleep(0.01) end
+      local inner = S.snapshot()
+      local app = assert(appstart.start { argv = { F, "fork", "pidfile=" .. child .. tostring(served), "sleep=3", "|",
+        "line=1:first", "write=1:last words", "exit=3" }, ready = "none", stdout = "capture",
+        on_output = function(_, _, l) got[#got + 1] = l end, on_exit = function() got[#got + 1] = "<on_exit>" end })
+      lu.assertEquals(app:wait(5), { code = 3 })
+      lu.assertTrue(S.await_with_sleep(function() return got[#got] == "<on_exit>" end, 5))
+      lu.assertEquals(app:tail(), { "first", "last words" })
+      -- nothing of the app's is open now (the child still runs)
+      local kid = S.pid_in(child .. tostring(served))
+      lu.assertTrue(S.alive(kid))
+      os.execute("kill " .. kid)
+      lu.assertTrue(S.await_gone(kid))
+      S.assert_clean(inner, "served " .. tostring(served))
+      app:close()
+    end
+    if served then appstart.run(body) else body() end
+    lu.assertEquals(got, { "first", "last words", "<on_exit>" })
+  end
+  S.assert_clean(before)
+end
+
 function TC.test_an_on_output_that_raises_is_logged_and_reading_goes_on()
   local logged, log = S.recorder()
   local n = 0
@@ -627,6 +696,26 @@ function TF.test_a_line_written_in_two_parts_is_not_split_by_a_rotation()
       lu.assertNil(S.read(path .. ".1"))
     end
   end
+  S.assert_clean(before)
+end
+
+-- The part written of a line that a rotation would move is the app's to
+-- size: one longer than 64 KiB stays where it is, the line cut there (it
+-- was copied whole, up to max_bytes, in one wake-up).
+function TF.test_a_part_of_a_line_longer_than_64_kib_is_not_moved_by_a_rotation()
+  local before = S.snapshot()
+  local dir = S.tmpname("bigpart")
+  assert(os.execute("mkdir " .. dir))
+  local path = dir .. "/app.log"
+  local go = S.tmpname("go")
+  local app = assert(appstart.start { argv = { F, "line=1:x", "bytes=1:70000:A", "waitfile=" .. go,
+    "bytes=1:100:B", "line=1:", "exit=0" }, ready = "none", stdout = { file = path, max_bytes = 70050, keep = 1 } })
+  lu.assertTrue(S.await_with_sleep(function() return #(S.read(path) or "") == 70002 end, 5), "the first part came")
+  S.touch(go)
+  lu.assertEquals(app:wait(5), { code = 0 })
+  app:close()
+  lu.assertEquals(S.read(path .. ".1"), "x\n" .. string.rep("A", 70000))
+  lu.assertEquals(S.read(path), string.rep("B", 100) .. "\n")
   S.assert_clean(before)
 end
 
@@ -985,14 +1074,14 @@ end
 function TS.test_syslog_lines_lost_when_no_daemon_listens_are_counted_and_nothing_blocks()
   local before = S.snapshot()
   local logged, log = S.recorder()
-  local saved = appstart.syslog_socket
-  appstart.syslog_socket = S.tmpname("nobody-listens")
-  local app = assert(appstart.start { argv = { F, "lines=1:3:x", "line=3:up", "exit=0" }, ready = "fd",
+  local saved, path = appstart.syslog_socket, S.tmpname("nobody-listens")
+  appstart.syslog_socket = path
+  local app = assert(appstart.start { argv = { F, "line=3:up", "sleep=0.05", "lines=1:3:x", "exit=0" }, ready = "fd",
     stdout = "syslog", log = log })
-  appstart.syslog_socket = saved
+  appstart.syslog_socket = saved -- (the socket its lines went to is named, not the setting now)
   app:wait()
   app:close()
-  lu.assertStrContains(table.concat(logged, "\n"), "fixture: 3 output lines not taken by syslog")
+  lu.assertStrContains(table.concat(logged, "\n"), "fixture: 3 output lines not taken by syslog (" .. path .. ")")
   lu.assertEquals(app:tail(), { "x1", "x2", "x3" })
   S.assert_clean(before)
 end

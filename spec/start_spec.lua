@@ -60,6 +60,21 @@ function Success.test_ready_none_without_helper_is_ready_at_once_with_the_spawne
   S.assert_clean(before)
 end
 
+-- An app offers its documented methods only: the library's own
+-- functions (drain, listen, check, watch, new...) were reachable as
+-- app:drain(), app:new(...).
+function Success.test_an_app_offers_its_documented_methods_only()
+  local app = assert(start { argv = { F, "pause" }, ready = "none" })
+  for _, m in ipairs { "wait", "tail", "kill", "terminate", "reload", "close", "pollfd", "events", "timeout" } do
+    lu.assertEquals(type(app[m]), "function", m)
+  end
+  for _, m in ipairs { "new", "unserved", "leftover", "leftover_gone", "check", "watch", "drain", "listen",
+    "unlisten", "end_all", "__index" } do
+    lu.assertNil(app[m], m)
+  end
+  lu.assertEquals(app:terminate(), { signal = 15 })
+end
+
 function Success.test_ready_fd_without_helper_names_the_app_by_its_ready_line()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")

@@ -35,6 +35,12 @@ local check -- App.check, below
 -- states in which the app runs, and may have ended since it was last seen
 local RUNNING = { ready = true, reloading = true, stopping = true }
 
+-- The methods an app offers (App's other functions are the library's,
+-- called as App.f(app): not reachable through an app); pollfd, events and
+-- timeout make it pollable by cqueues.
+local METHODS = { wait = true, tail = true, kill = true, terminate = true, reload = true, close = true,
+  pollfd = true, events = true, timeout = true }
+
 --- app.state ("starting", "ready", "reloading", "stopping", "exited") and
 -- app.how (once exited) are read through here; everything else is a
 -- method.
@@ -48,7 +54,7 @@ function App.__index(app, key)
   elseif key == "argv" then
     return rawget(app, "_opts").argv
   end
-  return App[key]
+  if METHODS[key] then return App[key] end
 end
 
 --- A new app, still starting: on_status gets it while the start is under
@@ -214,6 +220,14 @@ function App.leftover_gone(app)
   if e then e.finish() end
 end
 
+-- on_exit(app, how): outside a loop it runs in whatever call looked: an
+-- error it raises is logged there, never raised from that unrelated call
+local function tell_exit(app, on_exit, how)
+  loop.callback(function(err)
+    app._log("error", string.format("%s: on_exit raised %s", app._program, log.raised(err)))
+  end, on_exit, app, how)
+end
+
 -- settled: a stop has seen the group (kill_mode "group") end already
 local function ended(app, how, settled)
   if app._state == "exited" then return end
@@ -221,10 +235,6 @@ local function ended(app, how, settled)
   if app._life and app._life.wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
-  -- on_output has every line the app wrote before on_exit runs (read
-  -- before the pidfd is closed: under cqueues, a pipe that leaves the
-  -- loop meanwhile must not find a closed descriptor in its poll set)
-  if app._out then app._out:drain_all(true) end
   if app._watch then
     loop.unwatch(app._watch)
     app._watch = false
@@ -247,12 +257,13 @@ local function ended(app, how, settled)
   end
   local on_exit = app._on_exit
   app._on_exit = false
-  if on_exit then
-    -- outside a loop it runs in whatever call looked: an error it raises
-    -- is logged there, never raised from that unrelated call
-    loop.callback(function(err)
-      app._log("error", string.format("%s: on_exit raised %s", app._program, log.raised(err)))
-    end, on_exit, app, how)
+  -- on_output has every line the app wrote before on_exit runs: what the
+  -- pipes hold now, then they are closed (inside a loop a slice a turn)
+  local out = app._out
+  if out and not out.closed then
+    out:finish(on_exit and function() tell_exit(app, on_exit, how) end or nil, loop.served())
+  elseif on_exit then
+    tell_exit(app, on_exit, how)
   end
   if not swept_ok then error(swept_err, 0) end
 end
@@ -550,16 +561,28 @@ end
 -- @param timeout seconds, or nil to wait as long as it takes
 -- @return how ({code = n} | {signal = n} | {}) or nil, "timeout"
 -- (nil, "cancelled" when the calling task is cancelled)
+-- The app has ended: its last lines come a slice a turn inside a loop
+-- (Output's end): waited for (within the deadline), so that on_output has
+-- every line when app:wait returns, as outside a loop.
+local function with_last_lines(app, how, deadline)
+  local out = app._out
+  while out and out:ending_now() and not (deadline and now() >= deadline) do
+    local ok, why = loop.wait(nil, now())
+    if ok == nil then return nil, why end
+  end
+  return how
+end
+
 function App:wait(timeout)
   check_seconds(timeout, "app:wait", 2)
   not_starting(self, "app:wait")
-  if self._state == "exited" then return self._how end
-  if not self._proc then return nil, "closed" end
   local deadline = timeout and now() + timeout
+  if self._state == "exited" then return with_last_lines(self, self._how, deadline) end
+  if not self._proc then return nil, "closed" end
   local looked = false
   while true do
     local how = check(self)
-    if how then return how end
+    if how then return with_last_lines(self, how, deadline) end
     -- (a wait whose time is up still looks once: a script that polls with
     -- app:wait(0) gets the pipes read, as every call that waits reads them)
     if deadline and now() >= deadline and looked then return nil, "timeout" end

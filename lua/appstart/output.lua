@@ -29,6 +29,7 @@ local SLICE = 0.01
 -- hold (a pipe is at most pipe-max-size, 1 MiB by default), with room for
 -- what a child still writing adds meanwhile
 local CHUNKS_AT_END = 64
+local CHUNK = 65536
 -- syslog levels
 local LEVEL = { stdout = 6, stderr = 3 } -- info, err
 
@@ -50,8 +51,11 @@ Out.__name = "appstart.output"
 -- nil: none) has passed with lines of a chunk read not handed over yet.
 -- in_listener: called by the stream's own listener, which must not close
 -- the descriptor it was woken for (cqueues still holds it until that
--- coroutine is done with it): the close comes just after.
-function Out:drain(stream, chunks, in_listener, until_)
+-- coroutine is done with it): the close comes just after. final: the app
+-- has ended (see Out:finish): its last line without '\n' is a line, and
+-- "eof" comes once the pipe holds nothing more, or the chunks are read;
+-- the bytes read are the second result.
+function Out:drain(stream, chunks, in_listener, until_, final)
   -- a read is under way, on_output inside it (it called app:tail, or
   -- waited): what the pipe holds is read once it has returned, one line at
   -- a time, in order. A listener woken meanwhile leaves the loop until
@@ -62,27 +66,28 @@ function Out:drain(stream, chunks, in_listener, until_)
     return "busy"
   end
   local r = self.r
-  local left = chunks
+  local left, bytes = chunks, 0
   while true do
     self.reading = true
-    local ok, status, e, used = pcall(r.read, r, stream, self.deliver or nil, left, until_)
+    local ok, status, e, used = pcall(r.read, r, stream, self.deliver or nil, left, until_, final)
     self.reading = false
     if self.paused then self:resume() end
     if not ok then error(status, 0) end
     if status == "error" then
+      bytes = bytes + used * CHUNK
       log.limited(self.limits, "on_output", self.log, "error",
         string.format("%s: on_output raised %s", self.program, log.raised(e)))
       -- the lines after it come next, within what is left of the budget
       -- (once spent, those of the chunk read are handed over, no more
       -- read: an app that writes as fast as it can cannot hold the loop)
       left = math.max(0, left - used)
-      if until_ and now() >= until_ then return "pending" end
+      if until_ and now() >= until_ then return "pending", bytes end
     elseif status == "eof" or status == nil then
       if status == nil then self.log("error", string.format("%s: %s", self.program, tostring(e))) end
       self:stop(stream, in_listener)
-      return status
+      return status, bytes + (e or 0)
     else
-      return status
+      return status, bytes + e
     end
   end
 end
@@ -128,19 +133,86 @@ function Out:go_on()
   if self.cont or self.closed then return end
   self.cont = loop.at(now(), function()
     self.cont = false
+    if self.ending then return self:end_step() end
     local stream = self.handles.stdout and "stdout" or self.handles.stderr and "stderr"
     if stream and not self.paused_streams[stream] then self:wake(stream, false) end
   end)
 end
 
---- Read what the pipes hold now (the app's end, a failed start, app:tail).
--- What was lost is logged as it is while the app runs (once a second at
--- most), but at the end (final), whatever is left.
-function Out:drain_all(final)
+--- Read what the pipes hold now (app:tail): a slice of on_output calls,
+-- the rest at the loop's next turn.
+function Out:drain_all()
   for _, stream in ipairs { "stdout", "stderr" } do
-    if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
+    if self.handles[stream] and not self.ending then
+      local status = self:drain(stream, CHUNKS_AT_END, false, now() + SLICE)
+      if status == "pending" or status == "more" then self:go_on() end
+    end
   end
-  self:report_drops(final)
+  if self.reports then self:report_drops() end
+end
+
+--- The app has ended: what its pipes hold now is its last output, handed
+-- over (the last line without '\n' too), then the pipes are closed (the
+-- ring stays): a child that keeps one open writes after the app's end,
+-- and nobody reads that (it gets SIGPIPE, as after app:close()). Inside a
+-- loop a slice of on_output calls a turn, as while the app runs (a slow
+-- on_output over a full pipe holds the loop no longer than a wake-up
+-- does); outside one (sliced false), at once. done() then (on_exit), and
+-- what was lost is logged, whatever is left. Also for a failed start.
+function Out:finish(done, sliced)
+  self.ending = { done = done or false, sliced = sliced, left = { stdout = CHUNKS_AT_END * CHUNK,
+    stderr = CHUNKS_AT_END * CHUNK } }
+  -- the listeners leave the loop: the end reads what is there
+  for _, stream in ipairs { "stdout", "stderr" } do
+    local h = self.handles[stream]
+    if h then
+      if h ~= true then loop.unwatch(h) end
+      self.handles[stream] = true
+    end
+    self.paused_streams[stream] = false
+  end
+  self.paused = false
+  self:end_step()
+end
+
+-- A step of the end (Out:finish): the next slice, or done.
+function Out:end_step()
+  local e = self.ending
+  if not e or self.closed then return end
+  if self.reading then return self:go_on() end -- (on_output is running: once it has returned)
+  for _, stream in ipairs { "stdout", "stderr" } do
+    if self.handles[stream] then
+      local left = e.left[stream]
+      local status, bytes = self:drain(stream, math.max(0, left) // CHUNK, false, e.sliced and now() + SLICE or nil,
+        true)
+      e.left[stream] = left - (bytes or 0)
+      if status == "pending" or status == "more" or status == "busy" then return self:carry_on() end
+    end
+  end
+  e.over = true
+  self:close()
+end
+
+-- The end goes on at the loop's next turns, in a task of its own: the
+-- run (or cqueues' loop, luv's) waits for it, so that the last lines
+-- and on_exit are not lost when every task of the caller's has returned.
+-- A cancelled task (a failed run) hands the rest over at once.
+function Out:carry_on()
+  local e = self.ending
+  if e.task then return end
+  e.task = true
+  loop.call(function()
+    while self.ending == e and not self.closed do
+      if loop.wait(nil, now()) == nil then return self:close() end
+      self:end_step()
+    end
+  end)
+end
+
+--- Is the end's hand-over (Out:finish) under way, and may the caller wait
+-- for it (on_output is not running: it may be the caller)?
+function Out:ending_now()
+  return self.ending and not self.ending.over and not self.reading
 end
 
 -- Lost syslog lines and file bytes, when they have grown: once a second
@@ -154,7 +226,7 @@ function Out:report_drops(final)
   if lines > self.dropped_lines or bytes > self.dropped_bytes then self.drops_at = t end
   if lines > self.dropped_lines then
     self.log("warn", string.format("%s: %d output line%s not taken by syslog (%s)", self.program,
-      lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", settings.syslog_socket))
+      lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", self.syslog_socket))
     self.dropped_lines = lines
   end
   if bytes > self.dropped_bytes then
@@ -170,7 +242,7 @@ function Out:stop(stream, later)
   local h = self.handles[stream]
   if not h then return end
   self.handles[stream] = false
-  loop.unwatch(h)
+  if h ~= true then loop.unwatch(h) end -- (true: out of the loop, at the end)
   if self.cont and not self.handles.stdout and not self.handles.stderr then
     loop.unwatch(self.cont) -- (nothing left to read: every line was handed over)
     self.cont = false
@@ -183,9 +255,17 @@ function Out:stop(stream, later)
 end
 
 --- Stop reading; the ring stays for tail. Safe to call twice. What was
--- lost and not logged yet is logged now.
+-- lost and not logged yet is logged now; an end under way (Out:finish)
+-- hands over what is left first (app:close() after app:wait() has every
+-- line), and is done.
 function Out:close()
   if self.closed then return end
+  local e = self.ending
+  if e and not e.over and not self.reading then
+    e.sliced = false
+    self:end_step()
+    if self.closed then return end
+  end
   self.closed = true
   if self.cont then
     loop.unwatch(self.cont)
@@ -195,11 +275,20 @@ function Out:close()
   self:stop("stderr")
   self.r:close()
   if self.reports then self:report_drops(true) end
+  self.ending = false
+  if e and e.done then e.done() end
 end
 
---- The last n lines (read what is there first).
+--- The last n lines (read what is there first, a slice's worth: see
+-- drain_all; once the app has ended, every line it wrote).
 function Out:tail(n)
-  if not self.closed then self:drain_all() end
+  if self.ending then
+    -- the lines the app wrote, all of them now (as the caller asks)
+    self.ending.sliced = false
+    self:end_step()
+  elseif not self.closed then
+    self:drain_all()
+  end
   return self.r:tail(n)
 end
 
@@ -270,8 +359,9 @@ function output.open(opts, app, program, logger, who, level)
   end
   local self = setmetatable({ r = r, app = app or false, log = logger, program = program,
     handles = { stdout = false, stderr = false }, closed = false, deliver = false, reading = false,
-    paused = false, paused_streams = { stdout = false, stderr = false }, limits = {}, cont = false,
+    paused = false, paused_streams = { stdout = false, stderr = false }, limits = {}, cont = false, ending = false,
     syslog = so == "syslog" or se == "syslog",
+    syslog_socket = settings.syslog_socket, -- (where its lines went: the setting at its start)
     -- syslog or a file may lose what the app writes: logged as it goes
     reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",
     dropped_lines = 0, dropped_bytes = 0 }, Out)

@@ -400,6 +400,7 @@ local function finish_failed(h)
   -- the app's last lines say why it failed
   local out, lines = h._out, nil
   if out then
+    out:finish(nil, false) -- (its last line without '\n' too)
     lines = out:tail(10)
     out:close()
   end
