@@ -93,14 +93,20 @@ static int group_recycled(const struct tree *t)
     return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time != t->leader_start;
 }
 
+/* Is pid a live member now (*st: its stat then)? */
+static int member_stat(const struct tree *t, pid_t pid, struct procfs_stat *st)
+{
+    if (procfs_stat(pid, st) != 0 || st->state == 'Z' || st->state == 'X')
+        return 0;
+    if (t->mode == TREE_GROUP)
+        return st->pgrp == t->pgid && st->start_time >= t->min_start && !group_recycled(t);
+    return cgroup_contains(&t->cg, pid);
+}
+
 static int member_now(const struct tree *t, pid_t pid)
 {
     struct procfs_stat st;
-    if (procfs_stat(pid, &st) != 0 || st.state == 'Z' || st.state == 'X')
-        return 0;
-    if (t->mode == TREE_GROUP)
-        return st.pgrp == t->pgid && st.start_time >= t->min_start && !group_recycled(t);
-    return cgroup_contains(&t->cg, pid);
+    return member_stat(t, pid, &st);
 }
 
 int tree_contains(struct tree *t, pid_t pid)
@@ -165,8 +171,9 @@ static int signal_member(struct tree *t, pid_t pid, int sig, int count)
     struct procfs_stat st;
     int sent = 0;
     /* a zombie runs no more: nothing to signal or wait for (its parent,
-     * perhaps an init that is slow to reap, has it) */
-    if (member_now(t, pid) && procfs_stat(pid, &st) == 0 && st.state != 'Z' && st.state != 'X') {
+     * perhaps an init that is slow to reap, has it); the pidfd holds the
+     * pid while it is read: the stat is this process's */
+    if (member_stat(t, pid, &st)) {
         if (sig == 0) {
             sent = 1;
         } else {
@@ -189,6 +196,7 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
 {
     int count = 0;
     t->refused = 0;
+    t->whole = 0;
     if (t->mode == TREE_CGROUP) {
         pid_t small[256], *pids = small;
         size_t n = 0;
@@ -233,7 +241,7 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
     if (!d) {
         int err = errno;
         if (whole) /* uncounted (out of descriptors), not unsignalled */
-            (void)kill(-t->pgid, sig);
+            t->whole = kill(-t->pgid, sig) == 0;
         return -err;
     }
     struct dirent *e;
@@ -250,7 +258,7 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
     }
     closedir(d);
     if (whole)
-        (void)kill(-t->pgid, sig);
+        t->whole = kill(-t->pgid, sig) == 0;
     return count;
 }
 
@@ -277,8 +285,10 @@ int tree_kill(struct tree *t, pid_t app, int app_fd)
     int n = each_member(t, app, app_fd, SIGKILL);
     if (t->mode == TREE_CGROUP && !tree_no_cgroup_kill && cgroup_kill(&t->cg) == 0)
         return 0;
-    /* a member may fork while it is killed: a few more passes */
-    for (int pass = 0; pass < 3 && n > 0; pass++)
+    /* a member may fork while it is killed one by one: a few more passes
+     * (none after a kill of the pinned group as one: it reached every
+     * member, those forked meanwhile too) */
+    for (int pass = 0; pass < 3 && n > 0 && !t->whole; pass++)
         n = each_member(t, app, app_fd, SIGKILL);
     return 0;
 }

@@ -44,6 +44,9 @@ struct tree {
     long long left;
     int refused;                   /* members the last signal could not
                                       reach (EPERM: another user's) */
+    int whole;                     /* the last signal went to the group as
+                                      one (kill(-pgid): every member, those
+                                      forked meanwhile too) */
     struct tree_member *seen;      /* members signalled, for `left` */
     size_t nseen, cap_seen;
 };
