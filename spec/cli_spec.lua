@@ -1047,6 +1047,29 @@ function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_
   S.assert_clean(before)
 end
 
+-- During the start, the first SIGINT cancels it (SIGTERM to the app, which
+-- has its grace); a second one sends SIGKILL at once: it was dropped, and
+-- an app that ignores SIGTERM held the command for the whole --grace.
+function Watch.test_a_second_sigint_while_a_start_is_cancelled_sends_sigkill()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--watch", "--verbose", "--grace=60", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "ignore=INT", "ignore=TERM", "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  os.execute("kill -INT " .. command)
+  await_match(bg.err, "got SIGINT: cancelling the start")
+  lu.assertTrue(S.alive(app), "the app ignores SIGTERM")
+  os.execute("kill -INT " .. command)
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(out, "")
+  assert_contains(err, "appstart: fixture (pid " .. app .. ") is still running: sending SIGKILL\n")
+  assert_contains(err, "appstart: interrupted by SIGINT: start cancelled\n")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+end
+
 -- The command on a terminal (script(1) makes one), and a keyboard: a shell
 -- that waits for "ready: pid" in the output, types ^C, waits for the
 -- command's decision, then ends the app with SIGTERM if it still runs. No

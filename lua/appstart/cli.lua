@@ -16,6 +16,7 @@
 -- can be driven from Lua; lua/bin/appstart is the executable.
 local appstart = require "appstart"
 local core = require "appstart.core"
+local start = require "appstart.start"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
@@ -433,6 +434,12 @@ end
 
 local printable = log.printable
 
+-- COMMAND's last component (COMMAND itself when that is empty)
+local function program_of(path)
+  local program = path:match("([^/]*)/*$")
+  return program ~= "" and program or path
+end
+
 -- What the app drives onto the command's stderr (its STATUS= updates, its
 -- captured lines) and its own log lines never wait for stderr (see
 -- log.show): the command still has to time out, cancel and forward
@@ -652,8 +659,7 @@ local function start_options(o, display)
   -- captured lines go to the command's stderr (its stdout is appstart's
   -- own: the ready line, --json), each with the app's name and pid
   if opts.stdout == "capture" or opts.stderr == "capture" then
-    local program = o.command[1]:match("([^/]*)/*$")
-    if program == "" then program = o.command[1] end
+    local program = program_of(o.command[1])
     -- (the app's own lines: --quiet is about appstart's)
     opts.on_output = function(app, _, line)
       display.clear()
@@ -696,7 +702,11 @@ local function run(o)
   local worker, watcher
 
   local function work()
-    local app, err = appstart.start(opts)
+    -- (begun, then waited for: a second ^C during a cancel hurries it)
+    local h <close> = appstart.begin(opts)
+    state.starting = h
+    local app, err = h:wait()
+    state.starting = nil
     display.flush()
     display.clear()
     if app and not state.interrupted and signals then
@@ -785,6 +795,14 @@ local function run(o)
           opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
           state.interrupted = sig
           worker:cancel()
+        elseif sig == SIGINT and state.starting then
+          -- a second ^C while the cancel waits out the app's grace: SIGKILL
+          local pid = start.hurry(state.starting)
+          if pid and not o.quiet then
+            display.clear()
+            io.stderr:write(string.format("appstart: %s%s is still running: sending SIGKILL\n",
+              printable(program_of(o.command[1])), pid == true and "" or " (pid " .. pid .. ")"))
+          end
         end
       end
     end

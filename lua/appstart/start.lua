@@ -400,7 +400,7 @@ local function finish_failed(h)
   -- the app's last lines say why it failed
   local out, lines = h._out, nil
   if out then
-    out:finish(nil, false) -- (its last line without '\n' too)
+    out:finish(nil) -- (its last line without '\n' too)
     lines = out:tail(10)
     out:close()
   end
@@ -746,6 +746,19 @@ end
 function Starting:abandon()
   abandon(self)
   return self.done
+end
+
+--- A start that is being stopped (failed, cancelled) and whose app has
+-- had SIGTERM gets SIGKILL now, not at the end of its grace (the
+-- command's second ^C). Its waiter wakes as the app ends. Returns the pid
+-- signalled (or true where none is known), or nil when there is nothing
+-- to hurry.
+function start.hurry(h)
+  local f = h._failure
+  if h.done or not f or not f.stopping or f.escalated then return nil end
+  stop_app(h, "KILL")
+  f.escalated, f.deadline = true, now() + ending.KILL_WAIT
+  return h._s:result().pid or true
 end
 
 -- cqueues-style polling interface: pollfd / events / timeout
