@@ -258,10 +258,10 @@ local function ended(app, how, settled)
   local on_exit = app._on_exit
   app._on_exit = false
   -- on_output has every line the app wrote before on_exit runs: what the
-  -- pipes hold now, then they are closed (inside a loop a slice a turn)
+  -- pipes hold now, then they are closed
   local out = app._out
   if out and not out.closed then
-    out:finish(on_exit and function() tell_exit(app, on_exit, how) end or nil, loop.served())
+    out:finish(on_exit and function() tell_exit(app, on_exit, how) end or nil)
   elseif on_exit then
     tell_exit(app, on_exit, how)
   end
@@ -561,28 +561,16 @@ end
 -- @param timeout seconds, or nil to wait as long as it takes
 -- @return how ({code = n} | {signal = n} | {}) or nil, "timeout"
 -- (nil, "cancelled" when the calling task is cancelled)
--- The app has ended: its last lines come a slice a turn inside a loop
--- (Output's end): waited for (within the deadline), so that on_output has
--- every line when app:wait returns, as outside a loop.
-local function with_last_lines(app, how, deadline)
-  local out = app._out
-  while out and out:ending_now() and not (deadline and now() >= deadline) do
-    local ok, why = loop.wait(nil, now())
-    if ok == nil then return nil, why end
-  end
-  return how
-end
-
 function App:wait(timeout)
   check_seconds(timeout, "app:wait", 2)
   not_starting(self, "app:wait")
-  local deadline = timeout and now() + timeout
-  if self._state == "exited" then return with_last_lines(self, self._how, deadline) end
+  if self._state == "exited" then return self._how end
   if not self._proc then return nil, "closed" end
+  local deadline = timeout and now() + timeout
   local looked = false
   while true do
     local how = check(self)
-    if how then return with_last_lines(self, how, deadline) end
+    if how then return how end
     -- (a wait whose time is up still looks once: a script that polls with
     -- app:wait(0) gets the pipes read, as every call that waits reads them)
     if deadline and now() >= deadline and looked then return nil, "timeout" end

@@ -85,7 +85,7 @@ function Out:drain(stream, chunks, in_listener, until_, final)
     elseif status == "eof" or status == nil then
       if status == nil then self.log("error", string.format("%s: %s", self.program, tostring(e))) end
       self:stop(stream, in_listener)
-      return status, bytes + (e or 0)
+      return status, bytes + (status and e or 0) -- (nil, message: a read that failed)
     else
       return status, bytes + e
     end
@@ -139,29 +139,24 @@ function Out:go_on()
   end)
 end
 
---- Read what the pipes hold now (app:tail): a slice of on_output calls,
--- the rest at the loop's next turn.
+--- Read what the pipes hold now (app:tail).
 function Out:drain_all()
   for _, stream in ipairs { "stdout", "stderr" } do
-    if self.handles[stream] and not self.ending then
-      local status = self:drain(stream, CHUNKS_AT_END, false, now() + SLICE)
-      if status == "pending" or status == "more" then self:go_on() end
-    end
+    if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
   end
   if self.reports then self:report_drops() end
 end
 
 --- The app has ended: what its pipes hold now is its last output, handed
--- over (the last line without '\n' too), then the pipes are closed (the
--- ring stays): a child that keeps one open writes after the app's end,
--- and nobody reads that (it gets SIGPIPE, as after app:close()). Inside a
--- loop a slice of on_output calls a turn, as while the app runs (a slow
--- on_output over a full pipe holds the loop no longer than a wake-up
--- does); outside one (sliced false), at once. done() then (on_exit), and
--- what was lost is logged, whatever is left. Also for a failed start.
-function Out:finish(done, sliced)
-  self.ending = { done = done or false, sliced = sliced, left = { stdout = CHUNKS_AT_END * CHUNK,
-    stderr = CHUNKS_AT_END * CHUNK } }
+-- over at once (the last line without '\n' too), then the pipes are closed
+-- (the ring stays): a child that keeps one open writes after the app's
+-- end, and nobody reads that (it gets SIGPIPE, as after app:close()).
+-- done() then (on_exit), and what was lost is logged, whatever is left.
+-- Called from within on_output (which waited, and saw the end), the rest
+-- comes once it has returned, at the loop's next turn. Also for a failed
+-- start.
+function Out:finish(done)
+  self.ending = { done = done or false, left = { stdout = CHUNKS_AT_END * CHUNK, stderr = CHUNKS_AT_END * CHUNK } }
   -- the listeners leave the loop: the end reads what is there
   for _, stream in ipairs { "stdout", "stderr" } do
     local h = self.handles[stream]
@@ -175,44 +170,27 @@ function Out:finish(done, sliced)
   self:end_step()
 end
 
--- A step of the end (Out:finish): the next slice, or done.
+-- The end (Out:finish): what the pipes hold, then done; once on_output
+-- has returned when it runs now.
 function Out:end_step()
   local e = self.ending
   if not e or self.closed then return end
   if self.reading then return self:go_on() end -- (on_output is running: once it has returned)
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then
-      local left = e.left[stream]
-      local status, bytes = self:drain(stream, math.max(0, left) // CHUNK, false, e.sliced and now() + SLICE or nil,
-        true)
-      e.left[stream] = left - (bytes or 0)
-      if status == "pending" or status == "more" or status == "busy" then return self:carry_on() end
+      -- (an on_output that raises ends a read: the rest comes at the next)
+      local status
+      repeat
+        local left = e.left[stream]
+        local bytes
+        status, bytes = self:drain(stream, math.max(0, left) // CHUNK, false, nil, true)
+        e.left[stream] = left - (bytes or 0)
+      until status ~= "pending" and status ~= "more"
+      if status == "busy" then return self:go_on() end
     end
   end
   e.over = true
   self:close()
-end
-
--- The end goes on at the loop's next turns, in a task of its own: the
--- run (or cqueues' loop, luv's) waits for it, so that the last lines
--- and on_exit are not lost when every task of the caller's has returned.
--- A cancelled task (a failed run) hands the rest over at once.
-function Out:carry_on()
-  local e = self.ending
-  if e.task then return end
-  e.task = true
-  loop.call(function()
-    while self.ending == e and not self.closed do
-      if loop.wait(nil, now()) == nil then return self:close() end
-      self:end_step()
-    end
-  end)
-end
-
---- Is the end's hand-over (Out:finish) under way, and may the caller wait
--- for it (on_output is not running: it may be the caller)?
-function Out:ending_now()
-  return self.ending and not self.ending.over and not self.reading
 end
 
 -- Lost syslog lines and file bytes, when they have grown: once a second
@@ -243,7 +221,7 @@ function Out:stop(stream, later)
   if not h then return end
   self.handles[stream] = false
   if h ~= true then loop.unwatch(h) end -- (true: out of the loop, at the end)
-  if self.cont and not self.handles.stdout and not self.handles.stderr then
+  if self.cont and not self.handles.stdout and not self.handles.stderr and not self.ending then
     loop.unwatch(self.cont) -- (nothing left to read: every line was handed over)
     self.cont = false
   end
@@ -262,7 +240,6 @@ function Out:close()
   if self.closed then return end
   local e = self.ending
   if e and not e.over and not self.reading then
-    e.sliced = false
     self:end_step()
     if self.closed then return end
   end
@@ -279,13 +256,10 @@ function Out:close()
   if e and e.done then e.done() end
 end
 
---- The last n lines (read what is there first, a slice's worth: see
--- drain_all; once the app has ended, every line it wrote).
+--- The last n lines (read what is there first).
 function Out:tail(n)
   if self.ending then
-    -- the lines the app wrote, all of them now (as the caller asks)
-    self.ending.sliced = false
-    self:end_step()
+    self:end_step() -- (on_output waited, and the app ended meanwhile)
   elseif not self.closed then
     self:drain_all()
   end
