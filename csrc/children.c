@@ -49,7 +49,7 @@ static size_t nleases, cap_leases;
 
 static void adopt_end_locked(void);
 static void abandon_orphans_locked(void);
-static void abandon_newcomers(void);
+static void abandon_newcomers(int apps_only);
 static struct lease *lease_of(pid_t pid);
 
 static int pidset_add(struct pidset *set, pid_t pid)
@@ -301,15 +301,32 @@ static void adopt_end_locked(void)
          * left. One another library forked and moved to a session of its
          * own while the window was open cannot be told from an orphan:
          * that is the price of proving descent. */
-        abandon_newcomers();
+        abandon_newcomers(0);
         pidset_free(&adopt_before);
     }
 }
 
+/* Is session that of one of the launcher's apps (a child it owns, or a
+ * pending lease's app)? */
+static int an_apps_session(pid_t session)
+{
+    struct procfs_stat st;
+    for (size_t i = 0; i < own.len; i++)
+        if (procfs_stat(own.pids[i], &st) == 0 && st.session == session)
+            return 1;
+    for (size_t i = 0; i < nleases; i++)
+        if (leases[i].state == LEASE_PENDING && procfs_stat(leases[i].pid, &st) == 0 && st.session == session)
+            return 1;
+    return 0;
+}
+
 /* The children that came to the launcher while the window was open and
  * that nobody took over (see adopt_end_locked), abandoned: reaped by pid
- * once they exit. A pending lease's app is left to its lease. */
-static void abandon_newcomers(void)
+ * once they exit. A pending lease's app is left to its lease. apps_only:
+ * only those in the session of one of the launcher's apps (a child of
+ * the launcher's own that made a session of its own, an io.popen of
+ * `setsid`, is not an orphan of theirs). */
+static void abandon_newcomers(int apps_only)
 {
     struct pidset now = { NULL, 0, 0 };
     pid_t session = getsid(0);
@@ -321,7 +338,8 @@ static void abandon_newcomers(void)
             /* (a tick's margin: both times are rounded down) */
             if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) || (l && l->state == LEASE_PENDING) ||
                 procfs_stat(pid, &st) != 0 ||
-                (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)))
+                (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)) ||
+                (apps_only && !an_apps_session(st.session)))
                 continue;
             if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
                 pidset_remove(&own, pid);
@@ -332,11 +350,11 @@ static void abandon_newcomers(void)
 
 /* While every open window is a pending lease's (no start is under way),
  * nothing can take over a process that comes to the launcher but a
- * lease's own app, which settle takes: the others (orphans of the apps'
- * descendants) are abandoned now, as the window's close would, so that a
- * lease held long (an intermediate that never exits) does not keep them
- * zombies until then. Looked for only when some child of the launcher's
- * has exited (one waitid, which reaps nothing). */
+ * lease's own app, which settle takes: the others in an app's session
+ * (orphans of the apps' descendants) are abandoned now, as the window's
+ * close would, so that a lease held long (an intermediate that never
+ * exits) does not keep them zombies until then. Looked for only when some
+ * child of the launcher's has exited (one waitid, which reaps nothing). */
 static void abandon_orphans_locked(void)
 {
     size_t pending = 0;
@@ -349,7 +367,7 @@ static void abandon_orphans_locked(void)
     memset(&si, 0, sizeof si);
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid <= 0)
         return;
-    abandon_newcomers();
+    abandon_newcomers(1);
 }
 
 /* ---- leases ---- */

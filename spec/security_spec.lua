@@ -209,6 +209,13 @@ function T.test_orphans_adopted_while_a_daemons_lease_is_held_are_reaped()
       "an orphan stayed a zombie: " .. file)
   end
   lu.assertEquals(stat_of(d.pid).ppid, intermediate, "the lease still holds")
+  -- a child of the launcher's own in a session of its own (not an app's)
+  -- is no orphan: its status stays its holder's
+  local p = io.popen("exec setsid sh -c 'echo out; exit 7'")
+  lu.assertEquals(p:read("a"), "out\n")
+  appstart.sleep(0.05)
+  appstart.sleep(0.05)
+  lu.assertEquals({ p:close() }, { nil, "exit", 7 })
   for _, app in ipairs { g, h } do lu.assertEquals(app:terminate(1).signal, 15) end
   lu.assertTrue(os.execute("kill " .. intermediate))
   -- the daemon comes to the launcher: reaped with its status

@@ -460,8 +460,9 @@ function TC.test_a_reader_that_never_reads_does_not_hold_the_command()
     local me, status, err = dir .. "/command", dir .. "/status", dir .. "/stderr"
     -- the pipe filled (64 KiB) before the command writes to it; sleep
     -- never reads it
-    local left = "head -c 65536 /dev/zero" .. (json and "" or " >&2") .. "; echo $$ >" .. me .. "; exec "
-      .. table.concat(words, " ")
+    -- (its pid written whole, then renamed: await_file reads it whole)
+    local left = "head -c 65536 /dev/zero" .. (json and "" or " >&2") .. "; echo $$ >" .. me .. ".tmp; mv "
+      .. me .. ".tmp " .. me .. "; exec " .. table.concat(words, " ")
     local redirect = json and " 2>" .. err or " 2>&1 >/dev/null"
     local script = "sh -c " .. S.shell_quote(left) .. redirect .. " | sleep 1000; echo $? >" .. status
     appstart.run(function()
