@@ -32,6 +32,18 @@ int lb_errno_result(lua_State *L, int err, const char *what);
  * there); raises otherwise. */
 const char *lb_check_cstring(lua_State *L, int arg);
 
+/* A descriptor number at arg (0 to INT_MAX); raises otherwise (a larger
+ * integer cast to int would name another descriptor). */
+int lb_check_fd(lua_State *L, int arg);
+
+/* A timeout in seconds at arg, or -1 (none) when absent or negative;
+ * raises on NaN (no comparison holds for it: it would wait for ever). */
+double lb_opt_timeout(lua_State *L, int arg);
+
+/* A uid or gid at arg (0 to 2^32 - 2: (uid_t)-1 is none); raises
+ * otherwise (a larger integer would wrap onto root's). */
+unsigned lb_check_id(lua_State *L, int arg);
+
 /* A signal given as a number or a name ("TERM", "SIGTERM", "term"), or def
  * when the argument is absent; raises on anything else. */
 int lb_check_signal(lua_State *L, int arg, int def);

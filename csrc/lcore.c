@@ -51,6 +51,27 @@ const char *lb_check_cstring(lua_State *L, int arg)
     return v;
 }
 
+int lb_check_fd(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, v >= 0 && v <= INT_MAX, arg, "not a descriptor");
+    return (int)v;
+}
+
+double lb_opt_timeout(lua_State *L, int arg)
+{
+    lua_Number t = luaL_optnumber(L, arg, -1);
+    luaL_argcheck(L, t == t, arg, "not a number (NaN)");
+    return t < 0 ? -1 : (double)t;
+}
+
+unsigned lb_check_id(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, v >= 0 && v <= 0xfffffffe, arg, "out of range");
+    return (unsigned)v;
+}
+
 void lb_push_how(lua_State *L, int end, int code)
 {
     lua_createtable(L, 0, 1);
@@ -162,11 +183,13 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-/* core.wait_readable(fd, timeout) -> true | false (timeout): blocks */
+/* core.wait_readable(fd, timeout) -> true | false (timeout): blocks; fd
+ * -1 with a timeout is a sleep (without one it would never return) */
 static int l_wait_readable(lua_State *L)
 {
-    int fd = (int)luaL_checkinteger(L, 1);
-    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    int fd = luaL_checkinteger(L, 1) == -1 ? -1 : lb_check_fd(L, 1);
+    double timeout = lb_opt_timeout(L, 2);
+    luaL_argcheck(L, fd >= 0 || timeout >= 0, 2, "a timeout is needed without a descriptor");
     int r = sys_wait_readable(fd, timeout);
     if (r < 0)
         return lb_errno_result(L, errno, "poll");
@@ -180,7 +203,7 @@ static int l_wait_readable(lua_State *L)
  * or that is not open (the write says so) */
 static int l_writable(lua_State *L)
 {
-    struct pollfd pf = { .fd = (int)luaL_checkinteger(L, 1), .events = POLLOUT, .revents = 0 };
+    struct pollfd pf = { .fd = lb_check_fd(L, 1), .events = POLLOUT, .revents = 0 };
     int r;
     do
         r = poll(&pf, 1, 0);
@@ -219,7 +242,7 @@ static int l_signame(lua_State *L)
 /* core.isatty(fd) -> whether fd is a terminal */
 static int l_isatty(lua_State *L)
 {
-    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    lua_pushboolean(L, isatty(lb_check_fd(L, 1)));
     return 1;
 }
 
@@ -311,9 +334,9 @@ static int l_user(lua_State *L)
 {
     struct passwd *pw;
     if (lua_type(L, 1) == LUA_TNUMBER)
-        pw = getpwuid((uid_t)luaL_checkinteger(L, 1));
+        pw = getpwuid((uid_t)lb_check_id(L, 1));
     else
-        pw = getpwnam(luaL_checkstring(L, 1));
+        pw = getpwnam(lb_check_cstring(L, 1));
     if (!pw)
         return 0;
     lua_pushinteger(L, pw->pw_uid);
@@ -328,9 +351,9 @@ static int l_group(lua_State *L)
 {
     struct group *gr;
     if (lua_type(L, 1) == LUA_TNUMBER)
-        gr = getgrgid((gid_t)luaL_checkinteger(L, 1));
+        gr = getgrgid((gid_t)lb_check_id(L, 1));
     else
-        gr = getgrnam(luaL_checkstring(L, 1));
+        gr = getgrnam(lb_check_cstring(L, 1));
     if (!gr)
         return 0;
     lua_pushinteger(L, gr->gr_gid);
@@ -345,7 +368,7 @@ static int l_notify(lua_State *L)
 {
     size_t len;
     const char *msg = luaL_checklstring(L, 1, &len);
-    const char *path = luaL_optstring(L, 2, getenv("NOTIFY_SOCKET"));
+    const char *path = lua_isnoneornil(L, 2) ? getenv("NOTIFY_SOCKET") : lb_check_cstring(L, 2);
     if (!path || !*path) {
         lua_pushnil(L);
         lua_pushliteral(L, "NOTIFY_SOCKET is not set");
@@ -376,7 +399,7 @@ static int l_reap(lua_State *L)
  * one still polls it breaks the controller) */
 static int l_dup(lua_State *L)
 {
-    int fd = (int)luaL_checkinteger(L, 1);
+    int fd = lb_check_fd(L, 1);
     int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (r < 0)
         return lb_errno_result(L, errno, "dup");
@@ -386,7 +409,7 @@ static int l_dup(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-    int fd = (int)luaL_checkinteger(L, 1);
+    int fd = lb_check_fd(L, 1);
     sys_close(&fd);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #define LB_OUTPUT "appstart.output"
@@ -51,7 +52,7 @@ static int l_output_syslog(lua_State *L)
 {
     struct output *o = check_output(L, 1);
     int stream = luaL_checkoption(L, 2, NULL, stream_names);
-    const char *path = luaL_checkstring(L, 3);
+    const char *path = lb_check_cstring(L, 3);
     lua_Integer level = luaL_checkinteger(L, 4);
     luaL_argcheck(L, level >= 0 && level <= 7, 4, "not a syslog level");
     int err = output_set_syslog(o, stream, path, (int)level);
@@ -66,7 +67,7 @@ static int l_output_file(lua_State *L)
 {
     struct output *o = check_output(L, 1);
     int stream = luaL_checkoption(L, 2, NULL, stream_names);
-    const char *path = luaL_checkstring(L, 3);
+    const char *path = lb_check_cstring(L, 3);
     lua_Integer max = luaL_checkinteger(L, 4), keep = luaL_checkinteger(L, 5);
     luaL_argcheck(L, max >= 0, 4, "out of range");
     luaL_argcheck(L, keep >= 0 && keep <= 1000, 5, "out of range");
@@ -104,7 +105,10 @@ static int l_output_app_uid(lua_State *L)
 static int l_output_tag(lua_State *L)
 {
     struct output *o = check_output(L, 1);
-    output_set_tag(o, luaL_checkstring(L, 2), (long)luaL_checkinteger(L, 3));
+    const char *program = lb_check_cstring(L, 2);
+    lua_Integer pid = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, pid >= 0 && pid <= INT_MAX, 3, "not a pid");
+    output_set_tag(o, program, (long)pid);
     return 0;
 }
 
@@ -175,7 +179,11 @@ static int l_output_read(lua_State *L)
     if (has_fn)
         luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_Integer chunks = luaL_optinteger(L, 4, 1);
-    double until = (double)luaL_optnumber(L, 5, 0);
+    /* (a product that overflowed would read nothing, for ever) */
+    luaL_argcheck(L, chunks >= 0 && chunks <= LUA_MAXINTEGER / OUTPUT_CHUNK, 4, "out of range");
+    lua_Number until_arg = luaL_optnumber(L, 5, 0);
+    luaL_argcheck(L, until_arg == until_arg, 5, "not a number (NaN)");
+    double until = (double)until_arg;
     int final = lua_toboolean(L, 6);
     lua_settop(L, 3);
     lua_Integer got = 0; /* bytes read */

@@ -38,7 +38,7 @@ static int l_poller(lua_State *L)
 static int l_poller_add(lua_State *L)
 {
     struct poller *p = check_poller(L, 1);
-    int fd = (int)luaL_checkinteger(L, 2);
+    int fd = lb_check_fd(L, 2);
     lua_Integer key = luaL_checkinteger(L, 3);
     const char *ev = luaL_optstring(L, 4, "r");
     struct epoll_event e;
@@ -59,7 +59,7 @@ static int l_poller_add(lua_State *L)
 static int l_poller_del(lua_State *L)
 {
     struct poller *p = check_poller(L, 1);
-    int fd = (int)luaL_checkinteger(L, 2);
+    int fd = lb_check_fd(L, 2);
     lua_pushboolean(L, epoll_ctl(p->fd, EPOLL_CTL_DEL, fd, NULL) == 0);
     return 1;
 }
@@ -70,7 +70,7 @@ static int l_poller_del(lua_State *L)
 static int l_poller_wait(lua_State *L)
 {
     struct poller *p = check_poller(L, 1);
-    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    double timeout = lb_opt_timeout(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     int ms = -1;
     if (timeout >= 0)

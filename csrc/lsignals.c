@@ -7,14 +7,42 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 
 struct lsignals {
     int fd;
     int blocked;
-    sigset_t set, old;
+    sigset_t set;
 };
+
+/* Each signal blocked here, by how many live objects, and whether the
+ * first of them blocked it (it was not blocked before): the last to go
+ * unblocks it then, whatever order they go in (one closed first must not
+ * unblock a signal another still reads: its default action would come). */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static int held[NSIG];
+static char blocked_here[NSIG];
+
+/* ls's signals let go of: those no other object holds, and that were not
+ * blocked before the first blocked them, are unblocked. */
+static void let_go(struct lsignals *ls)
+{
+    if (!ls->blocked)
+        return;
+    ls->blocked = 0;
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    pthread_mutex_lock(&held_lock);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&ls->set, sig) == 1 && --held[sig] == 0 && blocked_here[sig]) {
+            blocked_here[sig] = 0;
+            sigaddset(&unblock, sig);
+        }
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    pthread_mutex_unlock(&held_lock);
+}
 
 /* core.signals({"INT", "TERM", ...}) -> signals | nil, message, errno.
  * Spawned children start with an empty mask, so they still get every
@@ -35,12 +63,24 @@ static int l_signals(lua_State *L)
     ls->blocked = 0;
     luaL_setmetatable(L, LB_SIGNALS);
     ls->set = set;
-    if (sigprocmask(SIG_BLOCK, &set, &ls->old) < 0)
-        return lb_errno_result(L, errno, "sigprocmask");
-    ls->blocked = 1;
+    sigset_t old;
+    pthread_mutex_lock(&held_lock);
+    int err = pthread_sigmask(SIG_BLOCK, &set, &old);
+    if (!err) {
+        ls->blocked = 1;
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&set, sig) == 1 && held[sig]++ == 0)
+                blocked_here[sig] = sigismember(&old, sig) == 0;
+    }
+    pthread_mutex_unlock(&held_lock);
+    if (err)
+        return lb_errno_result(L, err, "sigprocmask");
     ls->fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (ls->fd < 0)
-        return lb_errno_result(L, errno, "signalfd");
+    if (ls->fd < 0) {
+        err = errno;
+        let_go(ls); /* (not left blocked until the object is collected) */
+        return lb_errno_result(L, err, "signalfd");
+    }
     return 1;
 }
 
@@ -77,16 +117,7 @@ static int l_signals_close(lua_State *L)
 {
     struct lsignals *ls = luaL_checkudata(L, 1, LB_SIGNALS);
     sys_close(&ls->fd);
-    if (ls->blocked) {
-        /* unblock only what this object blocked and was not blocked before */
-        sigset_t unblock;
-        sigemptyset(&unblock);
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sigismember(&ls->set, sig) == 1 && sigismember(&ls->old, sig) == 0)
-                sigaddset(&unblock, sig);
-        sigprocmask(SIG_UNBLOCK, &unblock, NULL);
-        ls->blocked = 0;
-    }
+    let_go(ls);
     return 0;
 }
 

@@ -46,12 +46,14 @@ static char **string_array(lua_State *L, int arg, int required)
     if (!required && lua_isnoneornil(L, arg))
         return NULL;
     luaL_checktype(L, arg, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, arg);
+    /* read raw: a string an __index made would be held by nothing once
+     * popped, and collected before the exec reads it */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
     luaL_argcheck(L, n >= (required ? 1 : 0) && n <= 65536, arg, "bad number of entries");
     char **arr = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
     for (lua_Integer i = 1; i <= n; i++) {
         size_t len;
-        if (lua_geti(L, arg, i) != LUA_TSTRING)
+        if (lua_rawgeti(L, arg, i) != LUA_TSTRING)
             luaL_argerror(L, arg, lua_pushfstring(L, "[%d]: string expected", (int)i));
         arr[i - 1] = (char *)lua_tolstring(L, -1, &len);
         if (strlen(arr[i - 1]) != len)
@@ -217,7 +219,7 @@ static int l_starter_fds(lua_State *L)
 static int l_starter_watch(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
-    int fd = (int)luaL_checkinteger(L, 2);
+    int fd = lb_check_fd(L, 2);
     int err = starter_watch(s, fd);
     if (err)
         return lb_errno_result(L, err, "starter:watch");
@@ -237,7 +239,7 @@ static int l_starter_unwatch(lua_State *L)
 static int l_starter_wait(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
-    lua_Number timeout = luaL_optnumber(L, 2, -1);
+    double timeout = lb_opt_timeout(L, 2);
     int fds[STARTER_MAX_WATCH];
     if (starter_fds(s, fds) == 0 && timeout < 0)
         return luaL_error(L, "starter:wait: nothing to wait for and no timeout");

@@ -278,6 +278,11 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
                     char *why, size_t why_len)
 {
     struct output_file *f = &o->files[stream];
+    if (f->fd >= 0 || f->dir_fd >= 0) {
+        /* (set again, the first file's descriptors would be lost) */
+        snprintf(why, why_len, "the stream has a file already");
+        return EBUSY;
+    }
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     if (strlen(name) + 8 >= sizeof f->name || *name == '\0') {

@@ -131,6 +131,27 @@ function T.test_a_key_past_argvs_list_is_an_error_not_left_out()
   raises({ ready = "none", helper = { "/bin/sh", x = 1 } }, "field 'helper': unexpected key \"x\"")
 end
 
+-- A list with a metatable (a proxy whose __index makes each entry) is an
+-- error: the core reads entries raw, and a string __index made and nothing
+-- held was freed before the exec read it (a use after free).
+function T.test_a_list_with_a_metatable_is_an_error()
+  local function proxy(list)
+    return setmetatable({}, { __len = function() return #list end, __index = function(_, i)
+      collectgarbage()
+      return list[i] and (list[i] .. "") or nil
+    end })
+  end
+  raises({ ready = "none", argv = proxy { F, "pause" } }, "field 'argv': must be a plain list (it has a metatable)")
+  raises({ ready = "none", argv = setmetatable({ F, "pause" }, {}) }, "field 'argv': must be a plain list")
+  raises({ ready = "none", helper = proxy { "/bin/sh" } }, "field 'helper': must be a plain list")
+  raises({ ready = "none", env = setmetatable({}, { __pairs = function() return next, { A = "1" } end }) },
+    "field 'env': must be a plain table")
+  -- the core itself reads raw: a proxy has no entries
+  local ok, err = pcall(S.core.start, proxy { "/bin/true" }, nil, nil, nil, nil, nil, "none")
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "bad number of entries")
+end
+
 function T.test_a_tcp_probe_whose_host_cannot_be_resolved_has_no_errno()
   local app, err = appstart.start { argv = { F, "pause" }, ready = { connect = "tcp:no.such.host.invalid:80" },
     ready_timeout = 5, kill_grace = 1, log = S.quiet }

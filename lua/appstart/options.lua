@@ -30,6 +30,8 @@ local type, mtype = type, math.type
 local bad_string = core.bad_string
 
 local function strings(list, what)
+  -- (read raw, as the core reads it: what an __index makes is no entry)
+  if getmetatable(list) ~= nil then return "must be a plain list (it has a metatable)" end
   if list[1] == nil then return "must not be empty" end
   local i, why = bad_string(list)
   if i then return string.format("[%d]: %s", i, why) end
@@ -45,6 +47,7 @@ local function strings(list, what)
 end
 
 local function environment(env)
+  if getmetatable(env) ~= nil then return "must be a plain table (it has a metatable)" end
   for k, v in pairs(env) do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
       return "bad variable name " .. string.format("%q", tostring(k))

@@ -1,0 +1,130 @@
+--- The core's Lua binding (appstart.core, which a user may require): what a
+-- caller passes never crashes it, corrupts memory, leaks a descriptor or
+-- blocks for ever; a wrong argument is an argument error naming it.
+local lu = require "luaunit"
+local S = require "support"
+
+local core = S.core
+
+local function blocked()
+  return core.proc_status(core.pid()).blocked
+end
+
+local function raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  lu.assertFalse(ok, "accepted")
+  lu.assertStrContains(tostring(err), pattern)
+end
+
+local T = {}
+
+function T.tearDown() S.kill_strays() end
+
+-- Two signals objects on one signal: the first closed must not unblock it
+-- while the other still reads it (its default action, the end of the
+-- process, came instead).
+function T.test_signals_objects_closed_out_of_order_keep_the_signal_blocked_until_the_last()
+  local mask = blocked()
+  local a = assert(core.signals { "USR2" })
+  local b = assert(core.signals { "USR2" })
+  a:close()
+  lu.assertNotEquals(blocked(), mask, "USR2 stays blocked while b reads it")
+  assert(os.execute("kill -USR2 " .. core.pid()))
+  lu.assertTrue(core.wait_readable(b:fd(), 5))
+  local got = b:read()
+  lu.assertEquals(#got, 1)
+  lu.assertEquals(got[1].signal, core.signum("USR2"))
+  b:close()
+  lu.assertEquals(blocked(), mask, "unblocked once the last has gone")
+end
+
+-- signalfd failing (no descriptor left): nil, message, errno, and nothing
+-- left blocked (until a collection, the signals stayed blocked).
+function T.test_signals_that_cannot_be_made_leave_nothing_blocked()
+  local before = S.snapshot()
+  local mask = blocked()
+  local held = {}
+  while true do
+    local f = io.open("/dev/null")
+    if not f then break end
+    held[#held + 1] = f
+  end
+  local s, message, errno = core.signals { "USR2", "TERM" }
+  for _, f in ipairs(held) do f:close() end
+  lu.assertNil(s)
+  lu.assertStrContains(message, "signalfd")
+  lu.assertEquals(errno, 24) -- EMFILE
+  lu.assertEquals(blocked(), mask)
+  S.assert_clean(before)
+end
+
+-- Numbers past what the C side takes are argument errors, never cast: fd
+-- 2^32 + 1 was fd 1 (closed), uid 2^32 was root's.
+function T.test_integers_out_of_range_are_argument_errors_not_cast()
+  for _, fn in ipairs { core.close, core.dup, core.isatty, core.writable } do
+    raises("not a descriptor", fn, 4294967297)
+    raises("not a descriptor", fn, -1)
+  end
+  raises("not a descriptor", core.wait_readable, -2, 0)
+  raises("a timeout is needed", core.wait_readable, -1) -- (-1 is a sleep: it never returned)
+  lu.assertFalse(core.wait_readable(-1, 0))
+  raises("out of range", core.user, 4294967296)
+  raises("out of range", core.user, -4294967296)
+  raises("out of range", core.group, 4294967296)
+  lu.assertNotNil(io.stdout:write(""), "stdout still open")
+  local p = core.poller()
+  raises("not a descriptor", p.add, p, 4294967297, 1)
+  p:close()
+end
+
+-- A NaN timeout waited for ever (no comparison holds for it).
+function T.test_a_nan_timeout_is_an_argument_error()
+  raises("NaN", core.wait_readable, 0, 0 / 0)
+  local p = core.poller()
+  raises("NaN", p.wait, p, 0 / 0, {})
+  p:close()
+  local s = core.start({ "/bin/true" }, nil, nil, nil, nil, nil, "none")
+  s:close()
+  raises("NaN", s.wait, s, 0 / 0)
+end
+
+-- A path with a NUL byte was cut there: another file was opened.
+function T.test_a_nul_byte_in_a_path_is_an_argument_error()
+  local o = core.output(100)
+  local dir = S.tmpname("nul")
+  assert(os.execute("mkdir " .. dir))
+  raises("contains a NUL byte", o.file, o, "stdout", dir .. "/app.log\0/x", 100, 1)
+  raises("contains a NUL byte", o.syslog, o, "stdout", "/dev/log\0x", 3)
+  raises("contains a NUL byte", o.tag, o, "prog\0x", 1)
+  o:close()
+  lu.assertNil(S.read(dir .. "/app.log"), "the cut name was opened")
+  raises("contains a NUL byte", core.user, "root\0x")
+  raises("contains a NUL byte", core.notify, "READY=1", "/tmp/x\0y")
+end
+
+-- A stream's file set twice kept the first one's descriptors for good.
+function T.test_a_second_file_for_a_stream_is_refused_and_leaks_nothing()
+  local before = S.snapshot()
+  local dir = S.tmpname("twice")
+  assert(os.execute("mkdir " .. dir))
+  local o = core.output(256)
+  lu.assertTrue(o:file("stdout", dir .. "/a.log", 1000, 2))
+  local ok, why = o:file("stdout", dir .. "/b.log", 1000, 2)
+  lu.assertNil(ok)
+  lu.assertStrContains(why, "has a file already")
+  o:close()
+  S.assert_clean(before)
+end
+
+-- A read of a huge number of chunks: the byte count overflowed, and every
+-- call read nothing ("more", for ever).
+function T.test_a_read_of_too_many_chunks_is_an_argument_error()
+  local o = core.output(4096)
+  local w = assert(o:pipe("stdout", "capture"))
+  raises("out of range", o.read, o, "stdout", function() end, math.maxinteger)
+  raises("NaN", o.read, o, "stdout", function() end, 1, 0 / 0)
+  core.close(w)
+  o:close()
+end
+
+return { TestBinding = T }
