@@ -417,13 +417,18 @@ function TC.test_a_stop_or_reload_during_the_first_start_is_not_said_to_be_a_fai
   S.assert_clean(before)
 end
 
-function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
+-- The --json event of the stop of a service x that runs once (restart =
+-- "no", its stdout captured): the fixture with `words`; the command is
+-- then stopped. Leaves nothing behind.
+local function stopped_event(words)
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
   local events = dir .. "/events"
-  write(file, string.format("return { services = { x = { argv = { %q, 'echo=no config', 'exit=3' },"
-    .. " stdout = 'capture', restart = 'no' } } }\n", F))
+  local argv = { string.format("%q", F) }
+  for _, w in ipairs(words) do argv[#argv + 1] = string.format("%q", w) end
+  write(file, "return { services = { x = { argv = { " .. table.concat(argv, ", ")
+    .. " }, stdout = 'capture', restart = 'no' } } }\n")
   local line
   appstart.run(function()
     local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, ready = "none",
@@ -436,11 +441,16 @@ function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lin
     end, 10), S.read(events))
     lu.assertEquals(app:terminate(10), { code = 0 })
   end)
+  S.assert_clean(before)
+  return line
+end
+
+function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lines()
+  local line = stopped_event { "echo=no config", "exit=3" }
   lu.assertStrMatches(line, '.*"pid":%d+.*')
   lu.assertStrContains(line, '"exit_code":3')
   lu.assertStrContains(line, '"code":"died"')
   lu.assertStrContains(line, '"output":["no config"]')
-  S.assert_clean(before)
 end
 
 -- A reader of the command's events that never reads (its pipe full from
@@ -491,29 +501,11 @@ end
 -- most): one too long loses its output, then the end of its message, and
 -- stays one JSON object.
 function TC.test_a_json_event_too_long_for_one_write_is_cut_and_stays_json()
-  local appstart = require "appstart"
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  local events = dir .. "/events"
-  local long = string.rep("x", 1500)
-  write(file, string.format("return { services = { x = { argv = { %q, 'echo=%s', 'echo=%s', 'echo=%s', 'exit=3' },"
-    .. " stdout = 'capture', restart = 'no' } } }\n", F, long, long, long))
-  local line
-  appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, ready = "none",
-      stdout = events, stderr = "null", log = S.quiet })
-    lu.assertTrue(S.await_with_sleep(function()
-      for _, l in ipairs(S.lines(S.read(events) or "")) do
-        if l:find('"state":"stopped"', 1, true) then line = l end
-      end
-      return line ~= nil
-    end, 10), S.read(events))
-    lu.assertEquals(app:terminate(10), { code = 0 })
-  end)
+  local long = "echo=" .. string.rep("x", 1500)
+  local line = stopped_event { long, long, long, "exit=3" }
   lu.assertTrue(#line < 4096, #line)
   lu.assertStrMatches(line, '{"service":"x","state":"stopped",.*"code":"died","message":".*"}')
   lu.assertNotStrContains(line, '"output"')
-  S.assert_clean(before)
 end
 
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
