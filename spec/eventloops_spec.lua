@@ -763,4 +763,52 @@ function TCore.test_a_late_pollfd_wakes_on_the_death_of_the_app()
   S.assert_clean(before)
 end
 
-return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore, TestWaitersAndClosers = TW }
+-- An on_output that waits for the app's end (app:wait in it) while a child
+-- of the app holds the pipe: the lines after its own come once it has
+-- returned, then on_exit, and the pipe is closed; under cqueues and luv
+-- (the rest waited on a timer of appstart's that neither loop turns: the
+-- lines, on_exit and the descriptor were lost), and inside appstart.run.
+local TO = {}
+
+function TO.tearDown() S.kill_strays() end
+
+local function waits_for_its_end(context)
+  if context == "luv" then require "appstart.luv" end -- (its own descriptors first)
+  local before = S.snapshot()
+  local child = S.tmpname("child")
+  local got = {}
+  local function go()
+    local app = assert(appstart.start { argv = { F, "fork", "pidfile=" .. child, "sleep=3", "|", "line=1:first",
+      "sleep=0.2", "line=1:second", "write=1:last", "exit=3" }, ready = "none", stdout = "capture",
+      on_output = function(a, _, line)
+        got[#got + 1] = line
+        if line == "first" then got[#got + 1] = "wait " .. a:wait().code end
+      end,
+      on_exit = function(_, how) got[#got + 1] = "on_exit " .. how.code end })
+    if context == "run" then app:wait() end
+  end
+  if context == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(go)
+    assert(cq:loop())
+    cq = nil -- luacheck: ignore
+    collectgarbage()
+  elseif context == "luv" then
+    coroutine.wrap(go)()
+    require("luv").run()
+  else
+    appstart.run(go)
+  end
+  lu.assertEquals(got, { "first", "wait 3", "second", "last", "on_exit 3" }, context)
+  local pid = S.pid_in(child)
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  S.assert_clean(before, context)
+end
+
+function TO.test_an_on_output_that_waits_for_the_end_inside_appstart_run() waits_for_its_end("run") end
+function TO.test_an_on_output_that_waits_for_the_end_under_cqueues() waits_for_its_end("cqueues") end
+function TO.test_an_on_output_that_waits_for_the_end_under_luv() waits_for_its_end("luv") end
+
+return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore, TestWaitersAndClosers = TW,
+  TestOutputEnd = TO }

@@ -368,6 +368,42 @@ function TC.test_an_on_output_that_waits_for_the_end_still_has_every_line_before
   S.assert_clean(before)
 end
 
+-- The app's end seen inside on_output, in a plain script's app:tail()
+-- (nothing turns a loop there): the rest comes once on_output has
+-- returned, from that call, then on_exit (a timer that no later call
+-- turned held them: lost when the script ended). An on_output that then
+-- closes the app leaves the rest in the ring (it was read by nobody).
+function TC.test_an_end_seen_inside_on_output_in_a_plain_script_is_finished_by_that_call()
+  local before = S.snapshot()
+  local got = {}
+  local app = assert(appstart.start { argv = { F, "line=1:first", "sleep=0.2", "line=1:second", "write=1:last",
+    "exit=3" }, ready = "none", stdout = "capture",
+    on_output = function(a, _, line)
+      got[#got + 1] = line
+      if line == "first" then
+        lu.assertTrue(S.await_gone(a.pid))
+        got[#got + 1] = a.state
+      end
+    end,
+    on_exit = function(_, how) got[#got + 1] = "on_exit " .. how.code end })
+  S.core.wait_readable(-1, 0.1) -- (first is written: tail reads it)
+  app:tail()
+  lu.assertEquals(got, { "first", "exited", "second", "last", "on_exit 3" })
+  S.assert_clean(before)
+  app:close()
+  got = {}
+  app = assert(appstart.start { argv = { F, "line=1:first", "sleep=0.2", "line=1:second", "write=1:last", "exit=3" },
+    ready = "none", stdout = "capture",
+    on_output = function(a, _, line)
+      got[#got + 1] = line
+      if line == "first" then a:wait(); a:close() end
+    end })
+  lu.assertEquals(app:wait(), { code = 3 })
+  lu.assertEquals(got, { "first" })
+  lu.assertEquals(app:tail(), { "first", "second", "last" })
+  S.assert_clean(before)
+end
+
 -- The app exits in the middle of a line while a child it forked keeps
 -- the pipe open: that line is its last (it came at the pipe's end of
 -- file only, after on_exit, or never: lost from err.output), and the

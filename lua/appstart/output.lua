@@ -55,7 +55,7 @@ Out.__name = "appstart.output"
 -- has ended (see Out:finish): its last line without '\n' is a line, and
 -- "eof" comes once the pipe holds nothing more, or the chunks are read;
 -- the bytes read are the second result.
-function Out:drain(stream, chunks, in_listener, until_, final)
+local function read_some(self, stream, chunks, in_listener, until_, final)
   -- a read is under way, on_output inside it (it called app:tail, or
   -- waited): what the pipe holds is read once it has returned, one line at
   -- a time, in order. A listener woken meanwhile leaves the loop until
@@ -90,6 +90,19 @@ function Out:drain(stream, chunks, in_listener, until_, final)
       return status, bytes + e
     end
   end
+end
+
+function Out:drain(stream, chunks, in_listener, until_, final)
+  local status, bytes = read_some(self, stream, chunks, in_listener, until_, final)
+  -- the app ended while on_output ran (it waited, and saw the end): the
+  -- end comes now that it has returned, from this read's caller (not a
+  -- timer: inside on_output no event loop of the caller's is at hand)
+  local e = self.ending
+  if e and e.deferred and not self.reading then
+    e.deferred = false
+    self:end_step(in_listener)
+  end
+  return status, bytes
 end
 
 -- stream's listener out of the loop while on_output runs (see drain).
@@ -153,8 +166,7 @@ end
 -- end, and nobody reads that (it gets SIGPIPE, as after app:close()).
 -- done() then (on_exit), and what was lost is logged, whatever is left.
 -- Called from within on_output (which waited, and saw the end), the rest
--- comes once it has returned, at the loop's next turn. Also for a failed
--- start.
+-- comes once it has returned (Out:drain). Also for a failed start.
 function Out:finish(done)
   self.ending = { done = done or false, left = { stdout = CHUNKS_AT_END * CHUNK, stderr = CHUNKS_AT_END * CHUNK } }
   -- the listeners leave the loop: the end reads what is there
@@ -171,11 +183,15 @@ function Out:finish(done)
 end
 
 -- The end (Out:finish): what the pipes hold, then done; once on_output
--- has returned when it runs now.
-function Out:end_step()
+-- has returned when it runs now (Out:drain). later: called by a stream's
+-- listener (its descriptor is closed just after: see drain).
+function Out:end_step(later)
   local e = self.ending
-  if not e or self.closed then return end
-  if self.reading then return self:go_on() end -- (on_output is running: once it has returned)
+  if not e or self.closed or e.over then return end
+  if self.reading then
+    e.deferred = true
+    return
+  end
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then
       -- (an on_output that raises ends a read: the rest comes at the next)
@@ -183,14 +199,13 @@ function Out:end_step()
       repeat
         local left = e.left[stream]
         local bytes
-        status, bytes = self:drain(stream, math.max(0, left) // CHUNK, false, nil, true)
+        status, bytes = read_some(self, stream, math.max(0, left) // CHUNK, later, nil, true)
         e.left[stream] = left - (bytes or 0)
       until status ~= "pending" and status ~= "more"
-      if status == "busy" then return self:go_on() end
     end
   end
   e.over = true
-  self:close()
+  self:close(later)
 end
 
 -- Lost syslog lines and file bytes, when they have grown: once a second
@@ -235,22 +250,37 @@ end
 --- Stop reading; the ring stays for tail. Safe to call twice. What was
 -- lost and not logged yet is logged now; an end under way (Out:finish)
 -- hands over what is left first (app:close() after app:wait() has every
--- line), and is done.
-function Out:close()
+-- line), and is done. later: as end_step's.
+function Out:close(later)
   if self.closed then return end
   local e = self.ending
-  if e and not e.over and not self.reading then
-    self:end_step()
-    if self.closed then return end
+  if e and not e.over then
+    if not self.reading then
+      self:end_step(later)
+      if self.closed then return end
+    else
+      -- inside on_output (it waited for the end, then closed the app):
+      -- what the pipes hold goes to the ring (and a file, syslog), not
+      -- handed over
+      for _, stream in ipairs { "stdout", "stderr" } do
+        if self.handles[stream] then
+          pcall(self.r.read, self.r, stream, nil, math.max(0, e.left[stream]) // CHUNK, nil, true)
+        end
+      end
+    end
   end
   self.closed = true
   if self.cont then
     loop.unwatch(self.cont)
     self.cont = false
   end
-  self:stop("stdout")
-  self:stop("stderr")
-  self.r:close()
+  self:stop("stdout", later)
+  self:stop("stderr", later)
+  if later then
+    loop.at(now(), function() self.r:close() end)
+  else
+    self.r:close()
+  end
   if self.reports then self:report_drops(true) end
   self.ending = false
   if e and e.done then e.done() end
