@@ -182,7 +182,7 @@ void output_set_tag(struct output *o, const char *program, long pid)
 {
     char name[OUTPUT_NAME_MAX];
     size_t i = 0;
-    for (; program[i] && i < sizeof name - 1; i++) {
+    for (; i < sizeof name - 1 && program[i]; i++) {
         unsigned char c = (unsigned char)program[i];
         name[i] = c > ' ' && c < 127 && c != '[' && c != ']' && c != ':' ? (char)c : '_';
     }
