@@ -658,6 +658,49 @@ function TStates.test_a_service_being_removed_cannot_be_named_by_one_added_meanw
   S.assert_clean(before)
 end
 
+-- A stop is met once the service has stopped, though a callback (or
+-- another task) took it up again in the same step: sv:stop waited for
+-- good (a plain script hung), as sv:down did.
+function TStates.test_a_stop_met_then_undone_by_a_start_in_the_same_step_returns()
+  local before = S.snapshot()
+  local sv
+  local again = 0
+  sv = supervisor { services = { a = fd_service() }, on_event = function(_, state)
+    if state == "stopped" and again == 0 then
+      again = 1
+      sv:start("a")
+    end
+  end }
+  lu.assertEquals(sv:up(), true)
+  local pid = pid_of(sv, "a")
+  lu.assertEquals(sv:stop("a"), true)
+  lu.assertEquals(again, 1)
+  lu.assertEquals(sv:status("a").state, "ready", "the callback's start")
+  lu.assertNotEquals(pid_of(sv, "a"), pid)
+  again = 2
+  lu.assertEquals(sv:down(), true)
+  lu.assertEquals(sv:status("a").state, "stopped")
+  S.assert_clean(before)
+end
+
+-- A reload that times out (RELOADING=1 came, READY=1 did not) leaves the
+-- service reloading, as the app is, until its READY=1: it went back to
+-- ready.
+function TStates.test_a_reload_that_times_out_leaves_the_service_reloading()
+  local before = S.snapshot()
+  local sv = supervisor { services = { n = { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP",
+    "notify=RELOADING=1", "pause" }, ready = "notify", ready_timeout = 0.5, kill_grace = 0.5 } } }
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    local ok, err = sv:reload("n")
+    lu.assertNil(ok)
+    lu.assertEquals(err.code, "timeout")
+    lu.assertEquals(sv:status("n").state, "reloading")
+    sv:down()
+  end)
+  S.assert_clean(before)
+end
+
 -- A start asked while sv:remove stops the service does not start it again
 -- (the remove waited for good, the service ran on): nil, "stopped"; the
 -- remove ends; sv:up of every service leaves it out. A remove while a

@@ -252,6 +252,9 @@ end
 local function transition(sv, svc, state, info)
   local was = svc.state
   svc.state, svc.since = state, os.time()
+  -- (counted: a wait for a stop is met by one since it began, though a
+  -- start in the same step took the service up again)
+  if DOWN[state] and not DOWN[was] then svc.downs = (svc.downs or 0) + 1 end
   if ACTIVE[was] and not ACTIVE[state] then sv._nactive = sv._nactive - 1
   elseif ACTIVE[state] and not ACTIVE[was] then sv._nactive = sv._nactive + 1 end
   sv._changed, sv._dirty = true, true
@@ -1096,7 +1099,8 @@ end
 function Supervisor:stop(name)
   local svc = service_of(self, name, "sv:stop", 2)
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
-  return drive(self, "sv:stop", function() return DOWN[svc.state] ~= nil, true end)
+  local downs = svc.downs or 0
+  return drive(self, "sv:stop", function() return DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs, true end)
 end
 
 --- Stop a service and start it again (what needs it is stopped first and
@@ -1170,7 +1174,10 @@ function Supervisor:reload(name)
   local how = app.state == "exited" and app.how or nil
   if svc.app == app then
     -- an app that ended during its reload never got ready again
-    if how then fire(self, svc, "exited", how) else fire(self, svc, "reloaded") end
+    -- (one that said RELOADING=1 and no READY=1 within the time stays
+    -- reloading: its own READY=1 ends that)
+    if how then fire(self, svc, "exited", how)
+    elseif ok or app.state ~= "reloading" then fire(self, svc, "reloaded") end
   end
   self:_advance()
   if how and (ok or err.code ~= "died") then
@@ -1201,11 +1208,17 @@ function Supervisor:status(name)
   return all
 end
 
-local function all_down(sv)
-  for _, svc in pairs(sv._services) do
-    if not DOWN[svc.state] then return false end
+-- A condition for drive: every service stopped or failed now, or since
+-- the call (one that a start took up again in the same step has been).
+local function all_down_cond(sv)
+  local downs = {}
+  for _, svc in pairs(sv._services) do downs[svc] = svc.downs or 0 end
+  return function()
+    for _, svc in pairs(sv._services) do
+      if not DOWN[svc.state] and (downs[svc] == nil or (svc.downs or 0) == downs[svc]) then return false end
+    end
+    return true, true
   end
-  return true
 end
 
 --- Stop every service, dependents before what they need; wait until all
@@ -1214,7 +1227,7 @@ function Supervisor:down()
   for _, svc in pairs(self._services) do
     svc.goal, svc.revive, svc.restart_pending = "down", false, false
   end
-  return drive(self, "sv:down", function() return all_down(self), true end)
+  return drive(self, "sv:down", all_down_cond(self))
 end
 
 local function unlink(list, svc)
@@ -1262,7 +1275,7 @@ end
 --- Wait until every service is stopped or failed (outside a loop: supervise
 -- until then). @return true
 function Supervisor:wait()
-  return drive(self, "sv:wait", function() return all_down(self), true end)
+  return drive(self, "sv:wait", all_down_cond(self))
 end
 
 function Supervisor:__tostring()
