@@ -76,6 +76,8 @@
 #define POLICY_NAME_MAX 256
 #define MAX_KEEP_FDS 64
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+/* --encoded-env: the prefix of each of the app's variables */
+#define ENV_PREFIX "APPSTART_ENV_"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -130,6 +132,7 @@ struct options {
     const char *path;       /* NULL: ARGV[0] is searched in the app's PATH */
     int setsid;
     int login_env;
+    int encoded_env;
     int pid_fd;
     enum pid_format pid_format;
     int keep_fds[MAX_KEEP_FDS];
@@ -168,7 +171,7 @@ struct child_plan {
     int close_fds;
     struct rlimit core_limit;   /* secure: the app's RLIMIT_CORE */
     char **argv;
-    char **envp;                /* NULL: the helper's own environment */
+    char **envp;                /* the app's environment */
     char **candidates;          /* paths to execve in turn, NULL-terminated */
     int search;                 /* candidates come from a PATH search */
 };
@@ -178,7 +181,7 @@ static void print_usage(FILE *out)
     fputs("usage: appstart-helper [--user NAME|UID] [--group NAME|GID] [--setsid]\n"
           "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
           "                       [--pid-fd N] [--pid-format int32le|line]\n"
-          "                       [--error-fd N] [--path DIRS]\n"
+          "                       [--error-fd N] [--path DIRS] [--encoded-env]\n"
           "                       -- ARGV...\n"
           "       appstart-helper --signal N --user NAME|UID [--process-group]\n"
           "                       [--pidfd N | --pgid N]\n", out);
@@ -211,6 +214,10 @@ static void print_help(void)
           "                     shares and may have on /dev/null\n"
           "  --path DIRS        search ARGV[0] in DIRS (colon-separated, as PATH; the\n"
           "                     caller's own) rather than in the app's PATH\n"
+          "  --encoded-env      the environment given is the app's, each variable's\n"
+          "                     name prefixed with " ENV_PREFIX " (any other is\n"
+          "                     dropped): the helper's own loader and C library\n"
+          "                     never see LD_PRELOAD and the like meant for the app\n"
           "  --signal N         start nothing: send signal N (a number) as --user\n"
           "  --pidfd N          --signal: the target's pidfd (default 3)\n"
           "  --process-group    --signal: to the process group the target is in\n"
@@ -394,6 +401,9 @@ static void parse_options(int argc, char **argv, struct options *opt)
         } else if (strcmp(arg, "--login-env") == 0) {
             opt->login_env = 1;
             opt->start_only = "--login-env";
+        } else if (strcmp(arg, "--encoded-env") == 0) {
+            opt->encoded_env = 1;
+            opt->start_only = "--encoded-env";
         } else if (strcmp(arg, "--process-group") == 0) {
             opt->process_group = 1;
         } else if ((v = option_value(arg, "--signal", argc, argv, &i))) {
@@ -550,15 +560,15 @@ static int kept_value_is_safe(const char *entry, size_t nlen)
     return 1;
 }
 
-/* Copy the caller's variables a setuid app may see, then clear the
+/* Copy the caller's variables (from) a setuid app may see, then clear the
  * helper's own environment: nothing below reads a caller's variable. */
-static char **take_kept_environment(void)
+static char **take_kept_environment(char **from)
 {
     size_t n = 0, count = 0;
-    for (char **e = environ; e && *e; e++)
+    for (char **e = from; e && *e; e++)
         n++;
     char **kept = xmalloc((n + 1) * sizeof *kept);
-    for (char **e = environ; e && *e; e++) {
+    for (char **e = from; e && *e; e++) {
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;
@@ -575,6 +585,40 @@ static char **take_kept_environment(void)
     if (clearenv() != 0)
         fail("cannot clear the environment");
     return kept;
+}
+
+/* The caller's environment, the app's to be: the helper's own, or with
+ * --encoded-env the variables given with ENV_PREFIX before their names,
+ * that prefix taken off; the helper's own environment is emptied then,
+ * so that nothing it calls reads one. Its dynamic loader saw prefixed
+ * names only, which it knows nothing of: an LD_PRELOAD, LD_LIBRARY_PATH
+ * or GLIBC_TUNABLES meant for the app (in a directory of the app's user)
+ * never reaches a helper that runs as root. */
+static char **take_caller_environment(int encoded)
+{
+    if (!encoded)
+        return environ;
+    size_t n = 0, count = 0, plen = strlen(ENV_PREFIX);
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char **env = xmalloc((n + 1) * sizeof *env);
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, ENV_PREFIX, plen) == 0 && strchr(*e + plen, '=') > *e + plen)
+            env[count++] = xstrdup(*e + plen);
+    env[count] = NULL;
+    if (clearenv() != 0)
+        fail("cannot clear the environment");
+    return env;
+}
+
+/* A variable's value in env (NULL-terminated), as getenv: the first. */
+static const char *lookup(char **env, const char *name)
+{
+    size_t len = strlen(name);
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
 }
 
 /* ---- setuid mode: the policy ---- */
@@ -1203,7 +1247,7 @@ static void child_exec(const struct child_plan *plan, int status_fd)
 
 static void child_exec(const struct child_plan *plan, int status_fd)
 {
-    char **envp = plan->envp ? plan->envp : environ;
+    char **envp = plan->envp;
     int saw_eacces = 0, last = ENOENT;
     for (char **c = plan->candidates; *c; c++) {
         execve(*c, plan->argv, envp);
@@ -1533,23 +1577,24 @@ int main(int argc, char **argv)
      * (leak checkers of the sanitizer builds look for that) */
     static struct identity ident;
     static struct child_plan plan;
-    static char **kept_env;
+    static char **kept_env, **caller_env;
     int status_pipe[2];
     struct child_failure failure = { 0, 0 };
     ssize_t got;
     pid_t pid;
 
     /* Setuid mode begins before anything else can open a file or read a
-     * variable the caller chose. */
+     * variable the caller chose (reading the options reads neither). */
     plan.secure = getauxval(AT_SECURE) != 0;
     if (plan.secure) {
         ensure_std_fds();
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
         reset_limits(&plan.core_limit);
-        kept_env = take_kept_environment();
     }
-
     parse_options(argc, argv, &opt);
+    caller_env = take_caller_environment(opt.encoded_env);
+    if (plan.secure)
+        kept_env = take_kept_environment(caller_env);
     if (opt.signal)
         signal_mode(&opt, plan.secure);
     /* from here on messages go to the error pipe, which the app does not
@@ -1596,10 +1641,13 @@ int main(int argc, char **argv)
                 snprintf(self, sizeof self, "%lu", (unsigned long)getuid());
                 resolve_identity(self, NULL, 0, &own);
             }
-            plan.envp = login_environment(NULL, environ, plan.id ? plan.id : &own);
+            plan.envp = login_environment(NULL, caller_env, plan.id ? plan.id : &own);
             free_identity(&own);
         }
-        plan.candidates = exec_candidates(opt.argv[0], opt.path ? opt.path : getenv("PATH"), &plan.search);
+        plan.candidates = exec_candidates(opt.argv[0], opt.path ? opt.path : lookup(caller_env, "PATH"),
+                                          &plan.search);
+        if (!plan.envp)
+            plan.envp = caller_env;
     }
     /* a user switch always comes with a session of its own: no controlling
      * terminal to push keystrokes into */

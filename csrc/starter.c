@@ -486,10 +486,12 @@ static int launchers_own(const char *var)
 /* The child's environment: env (or the launcher's) without the notify
  * protocol's variables, plus this start's own: NOTIFY_SOCKET=, and for a
  * watchdog WATCHDOG_USEC= and (where the process spawned is the app)
- * WATCHDOG_PID=, whose digits the child writes (*pid_digits). All in one
- * allocation (*vars), freed by the caller. */
+ * WATCHDOG_PID=, whose digits the child writes (*pid_digits); encoded
+ * (appstart-helper's --encoded-env) for a helper that runs as root
+ * before it becomes the app's user. All in one allocation (*vars), freed
+ * by the caller. */
 static char **child_environment(char *const *env, const char *notify_path,
-                                unsigned long long watchdog_usec, int with_pid,
+                                unsigned long long watchdog_usec, int with_pid, int encode,
                                 char **vars, char **pid_digits)
 {
     if (!env)
@@ -525,6 +527,29 @@ static char **child_environment(char *const *env, const char *notify_path,
         }
     }
     out[kept] = NULL;
+    if (encode) {
+        /* each name after ENCODED_ENV_PREFIX: the helper's own loader and
+         * C library see none of the app's variables (it takes the
+         * prefix off for the app) */
+        size_t plen = strlen(ENCODED_ENV_PREFIX), size = 0;
+        for (size_t i = 0; i < kept; i++)
+            size += plen + strlen(out[i]) + 1;
+        char *block = malloc(size ? size : 1);
+        if (!block) {
+            free(out);
+            free(*vars);
+            *vars = NULL;
+            return NULL;
+        }
+        at = block;
+        for (size_t i = 0; i < kept; i++) {
+            char *entry = at;
+            at += sprintf(at, "%s%s", ENCODED_ENV_PREFIX, out[i]) + 1;
+            out[i] = entry;
+        }
+        free(*vars);
+        *vars = block;
+    }
     return out;
 }
 
@@ -672,7 +697,8 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         }
     }
     envp = child_environment(cfg->env, s->notify ? s->notify->path : NULL, cfg->watchdog_usec,
-                             !s->has_helper, &env_vars, &pid_digits);
+                             !s->has_helper, s->has_helper && s->app_uid != (uid_t)-1, &env_vars,
+                             &pid_digits);
     if (!envp) {
         fail(s, STARTER_SPAWN, ENOMEM, "cannot start %s: %s", s->file, strerror(ENOMEM));
         goto done;

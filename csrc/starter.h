@@ -30,6 +30,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* appstart-helper --encoded-env: the prefix of each of the app's variables */
+#define ENCODED_ENV_PREFIX "APPSTART_ENV_"
+
 struct starter;
 
 enum starter_ready { STARTER_READY_NONE = 0, STARTER_READY_FD, STARTER_READY_NOTIFY };
@@ -99,7 +102,9 @@ struct starter_config {
     int has_helper;          /* argv reports the app's pid at pid_fd */
     int pid_fd, pid_format;  /* pidrec.h */
     uid_t app_uid;           /* with a helper: the user the app must run as;
-                                (uid_t)-1: not checked */
+                                (uid_t)-1: not checked. The helper is then
+                                appstart-helper --encoded-env: the
+                                environment goes to it encoded */
     int ready, ready_fd, access; /* enum starter_ready, enum starter_access */
     const char *notify_base; /* base of the notify socket's directory */
     int kill_mode;           /* enum tree_mode */

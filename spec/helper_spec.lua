@@ -200,6 +200,32 @@ function T.test_a_group_drop_that_does_not_stick_runs_nothing()
     "the program must not have run in root's groups")
 end
 
+-- An LD_PRELOAD in the env of an app run as another user is the app's
+-- (its user may write where it points, as for an LD_LIBRARY_PATH of the
+-- app's own libraries): appstart-helper, which runs as root until it
+-- becomes that user, gets the environment encoded and never loads it. The
+-- app gets its env as given, a variable named like the encoding too.
+function T.test_the_apps_env_never_reaches_the_loader_of_the_root_helper()
+  lu.skipIf(not S.is_root(), "needs root")
+  local lib = S.bindir .. "/preloadprobe.so"
+  assert(os.execute(string.format("cp '%s/preloadprobe.so' '%s' && chmod 644 '%s'", S.fixtures, lib, lib)))
+  os.execute("chmod 777 " .. S.tmpdir)
+  local before = S.snapshot()
+  local errout, envout = S.tmpname("preload-err"), S.tmpname("env")
+  local app, err = appstart.start {
+    argv = { F, "env=" .. envout, "line=3:up", "pause" }, user = "nobody", ready = "fd",
+    env = { LD_PRELOAD = lib, FOO = "bar", APPSTART_ENV_FOO = "baz" }, stderr = errout, log = S.quiet,
+  }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(S.read(errout), "preloaded into fixture as uid 65534\n", "loaded into the app only")
+  local vars = {}
+  for line in S.read(envout):gmatch("[^\n]+") do vars[#vars + 1] = line end
+  table.sort(vars)
+  lu.assertEquals(vars, { "APPSTART_ENV_FOO=baz", "FOO=bar", "LD_PRELOAD=" .. lib })
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their

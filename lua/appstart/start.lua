@@ -102,7 +102,11 @@ local function core_start(opts, ready, stdout, stderr, pass_fd)
     -- /dev/null unless given; its directory is entered as its user
     helper = { settings.helper_path, "--user", tostring(opts.user),
       "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format,
-      "--error-fd", tostring(error_fd) }
+      "--error-fd", tostring(error_fd),
+      -- the environment goes to it encoded (the core's doing): what is
+      -- meant for the app (LD_PRELOAD, LD_LIBRARY_PATH) never reaches the
+      -- loader of a helper that runs as root
+      "--encoded-env" }
     if opts.group ~= nil then append(helper, "--group", tostring(opts.group)) end
     if ready_fd then append(helper, "--keep-fd", tostring(ready_fd)) end
     if cwd then append(helper, "--chdir", cwd) end
