@@ -242,6 +242,10 @@ static void print_help(void)
           "TZ and LC_*; no capability; no descriptor above 2 but the --keep-fd ones;\n"
           "resource limits reset; a session of its own.\n"
           "\n"
+          "A SIGTERM before the pid is written kills the app forked (SIGKILL),\n"
+          "then the helper exits 1: a caller that gives up on a start leaves no\n"
+          "app it cannot know.\n"
+          "\n"
           "Exit status: 0 started, 1 failed (nothing runs), 2 usage, 126 cannot\n"
           "execute, 127 not found; with --signal 0 sent, 1 failed or refused,\n"
           "2 usage, 3 the process has ended, 4 the user may not signal it.\n", stdout);
@@ -1264,6 +1268,21 @@ static void child_exec(const struct child_plan *plan, int status_fd)
     child_fail(status_fd, STEP_EXEC, saw_eacces ? EACCES : last);
 }
 
+/* The app forked and not yet reaped (its pid cannot have been reused), or
+ * 0. A SIGTERM (the launcher's, whose start was cancelled before the pid
+ * came) kills it, then ends the helper: killed before it has written
+ * the pid, the helper would leave an app nobody knows running. */
+static volatile sig_atomic_t forked_app;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    pid_t app = (pid_t)forked_app;
+    if (app > 0)
+        (void)kill(app, SIGKILL);
+    _exit(EXIT_FAILED);
+}
+
 static void run_child(const struct child_plan *plan, int status_fd)
     __attribute__((noreturn));
 
@@ -1281,6 +1300,9 @@ static void run_child(const struct child_plan *plan, int status_fd)
         /* a caller's umask of 0 would leave the app's files open to it */
         umask(umask(0) | 022);
     }
+    /* (SIGTERM stays blocked until the exec: the helper's handler is not
+     * the app's) */
+    (void)signal(SIGTERM, SIG_DFL);
     if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
     /* no terminal for another user's app, controlling or not: one on
@@ -1663,6 +1685,15 @@ int main(int argc, char **argv)
     if (!pid_channel_fits(opt.pid_fd))
         fail("the pid channel (fd %d) is a file RLIMIT_FSIZE would not let the pid be written to",
              opt.pid_fd);
+    /* a SIGTERM from here on kills the app once it is forked (on_sigterm):
+     * blocked until its pid is known */
+    sigset_t term, unblocked;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    struct sigaction on_term = { .sa_handler = on_sigterm };
+    sigemptyset(&on_term.sa_mask);
+    (void)sigprocmask(SIG_BLOCK, &term, &unblocked);
+    (void)sigaction(SIGTERM, &on_term, NULL);
     pid = fork();
     if (pid < 0)
         fail("cannot fork: %s", strerror(errno));
@@ -1670,6 +1701,8 @@ int main(int argc, char **argv)
         (void)close(status_pipe[0]);
         run_child(&plan, status_pipe[1]);
     }
+    forked_app = pid;
+    (void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
 
     /* Only now, in the parent: an ignored disposition survives exec, so
      * setting it before fork would hand the app an ignored SIGPIPE. With it
@@ -1685,6 +1718,7 @@ int main(int argc, char **argv)
         int err = errno;
         /* We cannot tell whether the app started; it is still our child,
          * so its pid cannot have been reused and killing it is safe. */
+        forked_app = 0;
         kill(pid, SIGKILL);
         reap(pid);
         say("reading the exec status: %s",
@@ -1707,6 +1741,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    forked_app = 0; /* (before its pid is free) */
     reap(pid);
     if (got < (ssize_t)sizeof failure) {
         say("the child failed before exec");

@@ -88,6 +88,7 @@ struct starter {
     /* facts of the handshake, besides the phase */
     int fresh;                /* see starter_fresh */
     int helper_done, helper_status;
+    int helper_termed;        /* appstart-helper has had its SIGTERM */
     int app_quiet;            /* the last starter_wait saw the app's pidfd
                                  not readable: it has not ended since */
     int pid_eof;
@@ -1147,7 +1148,8 @@ static int step_pid_file(struct starter *s)
  * once: the pipe is closed after. */
 static void helper_said(struct starter *s, char *out, size_t size)
 {
-    char buf[256];
+    /* (a message may name a path of PATH_MAX bytes: read whole) */
+    char buf[8192];
     ssize_t n = -1;
     out[0] = '\0';
     if (s->error_rd < 0)
@@ -1160,6 +1162,9 @@ static void helper_said(struct starter *s, char *out, size_t size)
         return;
     buf[n] = '\0';
     static const char prefix[] = "appstart-helper: ";
+    /* a line too long for what is left keeps its end, where the reason is
+     * ("cannot execute PATH: No such file or directory"), its middle cut */
+    enum { TAIL = 64 };
     size_t at = 0;
     const char *line = buf;
     while (*line && at + 3 < size) {
@@ -1173,7 +1178,15 @@ static void helper_said(struct starter *s, char *out, size_t size)
             const char *sep = at == 0 ? ": " : "; ";
             for (size_t i = 0; sep[i] && at + 1 < size; i++)
                 out[at++] = sep[i];
+            size_t room = size - 1 - at, head = len;
+            if (len > room && room > TAIL + 3)
+                head = room - TAIL - 3;
             for (size_t i = 0; i < len && at + 1 < size; i++) {
+                if (i == head) {
+                    for (int k = 0; k < 3; k++)
+                        out[at++] = '.';
+                    i = len - TAIL;
+                }
                 unsigned char c = (unsigned char)line[i];
                 out[at++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
             }
@@ -1639,6 +1652,21 @@ static void salvage_pid(struct starter *s)
     s->err = err;
 }
 
+/* The helper is killed, but appstart-helper first gets SIGTERM (and
+ * SIGCONT): killed before it has written the pid, it would leave the app
+ * it forked running, unknown; on SIGTERM it kills that app first. A later
+ * stop, when it is still there, sends SIGKILL. */
+static void stop_helper(struct starter *s)
+{
+    if (s->signal_helper && !s->helper_termed) {
+        s->helper_termed = 1;
+        if (process_signal(&s->spawned, SIGTERM) == 0)
+            (void)process_signal(&s->spawned, SIGCONT);
+        return;
+    }
+    (void)process_signal(&s->spawned, SIGKILL);
+}
+
 int starter_stop(struct starter *s, int app_signal, int *rest_refused)
 {
     salvage_pid(s);
@@ -1658,7 +1686,7 @@ int starter_stop(struct starter *s, int app_signal, int *rest_refused)
         (void)tree_signal(s->tree, pid, starter_app_pidfd(s), SIGCONT);
     }
     if (s->has_helper && !s->helper_done)
-        (void)process_signal(&s->spawned, SIGKILL);
+        stop_helper(s);
     *rest_refused = app_signal && s->tree && s->tree->refused > 0;
     return err == ESRCH ? 0 : err;
 }
@@ -1763,8 +1791,12 @@ void starter_abandon(struct starter *s)
         app_of(s)->pidfd >= 0)
         kill_through_helper(s);
     (void)tree_kill(s->tree, known_app_pid(s), starter_app_pidfd(s));
-    if (s->has_helper)
-        (void)process_signal(&s->spawned, SIGKILL);
+    /* (appstart-helper gets SIGTERM, as a stop's first, and no SIGKILL
+     * after it: it kills the app it forked, then exits, reaped later) */
+    if (s->has_helper) {
+        s->helper_termed = 0;
+        stop_helper(s);
+    }
     starter_close(s);
 }
 

@@ -226,6 +226,64 @@ function T.test_the_apps_env_never_reaches_the_loader_of_the_root_helper()
   S.assert_clean(before)
 end
 
+-- The children of pid's main thread (a plain Lua launcher has one).
+local function children_of(pid)
+  local f, set = io.open(string.format("/proc/%d/task/%d/children", pid, pid)), {}
+  if f then
+    for child in f:read("a"):gmatch("%d+") do set[tonumber(child)] = true end
+    f:close()
+  end
+  return set
+end
+
+-- A start with `user` cancelled once appstart-helper has forked the app,
+-- before it has written the app's pid (the launcher cannot know it yet):
+-- told to stop, the helper kills that app first. Twenty tries, each
+-- cancelled the moment the helper's child shows up.
+function T.test_a_start_cancelled_before_the_helper_reported_its_pid_leaves_no_app()
+  lu.skipIf(not S.is_root(), "needs root")
+  local core = require "appstart.core"
+  local me = core.pid()
+  local before = S.snapshot()
+  local caught, left = 0, {}
+  for _ = 1, 20 do
+    local old = children_of(me)
+    local h = appstart.begin { argv = { F, "pause" }, user = "nobody", ready = "none", log = S.quiet }
+    local helper
+    for pid in pairs(children_of(me)) do
+      if not old[pid] then helper = pid end
+    end
+    local forked, deadline = nil, core.now() + 2
+    while helper and not forked and core.now() < deadline do forked = next(children_of(helper)) end
+    h:cancel()
+    if forked then
+      caught = caught + 1
+      if not S.await_gone(forked, 2) then
+        left[#left + 1] = forked
+        os.execute("kill -9 " .. forked)
+      end
+    end
+  end
+  lu.assertTrue(caught > 0, "the helper was never seen with its child")
+  lu.assertEquals(left, {}, "apps left running by cancelled starts")
+  appstart.sleep(0) -- (what the cancelled starts left to reap)
+  S.assert_clean(before)
+end
+
+-- `user` as a string of digits is that uid, as appstart-helper reads it,
+-- though a user has that name: the launcher checked the app against the
+-- named user's uid, refused it (bad_pid) and left it running.
+function T.test_a_string_of_digits_is_a_uid_though_a_user_has_that_name()
+  lu.skipIf(not S.is_root(), "needs root")
+  lu.skipIf(not S.can_unshare(), "needs a mount namespace of its own")
+  local passwd = S.tmpname("passwd")
+  local f = assert(io.open(passwd, "w"))
+  f:write(assert(S.read("/etc/passwd")), "4242:x:5000:5000::/nonexistent:/usr/sbin/nologin\n")
+  f:close()
+  local out = S.run_child({ passwd = passwd, timeout = 60 }, "helper_a_user_named_with_digits")
+  lu.assertEquals(out, "ready\n4242\t4242\t4242\t4242\n")
+end
+
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their

@@ -401,9 +401,10 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- own (script(1)), `how.background` leaves it running in the background
 -- (and returns nothing), `how.as` and `how.as_group` run it as that user
 -- and group (from a copy under S.tmpdir, which that user can read),
--- `how.hosts` (a file) has it see that file as /etc/hosts (a mount
--- namespace of its own: see S.can_unshare), `how.dgram_qlen` runs it in a
--- network namespace whose unix datagram queues hold that many (see
+-- `how.hosts` (a file) has it see that file as /etc/hosts, `how.passwd`
+-- as /etc/passwd (a mount namespace of its own: see S.can_unshare),
+-- `how.dgram_qlen` runs it in a network namespace whose unix datagram
+-- queues hold that many (see
 -- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
 -- S.can_unshare_pid).
 -- Returns its output (stderr goes with stdout), then what closing the pipe
@@ -437,9 +438,12 @@ function S.run_child(how, name, ...)
       command = "env LSAN_OPTIONS=" .. shell_quote("suppressions=" .. supp .. ":print_suppressions=0") .. " " .. command
     end
   end
-  if how.hosts then
-    command = "unshare --mount sh -c " .. shell_quote("mount --bind " .. shell_quote(how.hosts)
-      .. " /etc/hosts && exec " .. command)
+  local binds = {}
+  for _, file in ipairs { "hosts", "passwd" } do
+    if how[file] then binds[#binds + 1] = "mount --bind " .. shell_quote(how[file]) .. " /etc/" .. file end
+  end
+  if #binds > 0 then
+    command = "unshare --mount sh -c " .. shell_quote(table.concat(binds, " && ") .. " && exec " .. command)
   end
   if how.timeout then
     -- a child that would hang (a regression that blocks in a system call,

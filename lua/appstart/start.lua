@@ -97,7 +97,11 @@ local function core_start(opts, ready, stdout, stderr, pass_fd)
     -- the app's, often /dev/null): the first number the layout leaves free
     error_fd = 3
     while error_fd == pid_fd or error_fd == ready_fd do error_fd = error_fd + 1 end
-    app_uid = core.user(opts.user) or opts.user -- a uid with no passwd entry
+    -- a number or a string of digits is a uid, as appstart-helper reads
+    -- it (with an entry or not: a user named "4242" is not uid 4242)
+    local user = opts.user
+    if type(user) == "string" and user:find("^%d+$") then user = math.tointeger(tonumber(user)) end
+    app_uid = math.type(user) == "integer" and user or core.user(user)
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
     helper = { settings.helper_path, "--user", tostring(opts.user),
