@@ -4,6 +4,7 @@
  */
 #include "children.h"
 #include "procfs.h"
+#include "process.h"
 #include "sys.h"
 
 #include <dirent.h>
@@ -345,6 +346,55 @@ static void abandon_newcomers(int apps_only)
                 pidset_remove(&own, pid);
         }
     }
+    pidset_free(&now);
+}
+
+/* pid, a child of the launcher's: taken over (see children_take_adopted)
+ * if member proves it one of an app's; the lock held. Held by its pidfd
+ * while it is looked at: the wait on that pidfd reaps the process the
+ * look proved, or fails (ECHILD) if the pid has been another's since.
+ * Without pidfds, a child's pid cannot be recycled before it is reaped
+ * (the fallback's accepted risk: another waitpid elsewhere in the process
+ * between the look and this one). */
+static void take_adopted(pid_t pid, int (*member)(pid_t, void *), void *arg)
+{
+    struct process p;
+    if (process_open(&p, pid, 0) != 0)
+        return;
+    if (member(pid, arg)) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int r = -1;
+        if (p.pidfd >= 0)
+            do
+                r = waitid((idtype_t)P_PIDFD, (id_t)p.pidfd, &si, WEXITED | WNOHANG);
+            while (r < 0 && errno == EINTR);
+        if (p.pidfd < 0 || (r < 0 && errno == EINVAL)) { /* a kernel without P_PIDFD */
+            int status;
+            pid_t w = sys_waitpid(pid, &status, WNOHANG);
+            r = w < 0 ? -1 : 0;
+            si.si_pid = w > 0 ? w : 0;
+        }
+        /* still running: reaped once it exits, by pid */
+        if (r == 0 && si.si_pid == 0 && pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
+            pidset_remove(&own, pid);
+    }
+    process_release(&p); /* not a child of the handle's: only its pidfd closed */
+}
+
+void children_take_adopted(int (*member)(pid_t pid, void *arg), void *arg)
+{
+    struct pidset now = { NULL, 0, 0 };
+    pthread_mutex_lock(&lock);
+    if (list_children(&now) == 0) {
+        for (size_t i = 0; i < now.len; i++) {
+            pid_t pid = now.pids[i];
+            const struct lease *l = lease_of(pid);
+            if (!pidset_has(&own, pid) && !(l && l->state == LEASE_PENDING))
+                take_adopted(pid, member, arg);
+        }
+    }
+    pthread_mutex_unlock(&lock);
     pidset_free(&now);
 }
 

@@ -42,6 +42,14 @@ int children_reap_abandoned(void);
  * children_reap_abandoned finds the rest at the next start. */
 void children_reap_exited(void);
 
+/* Children of the launcher's that nothing here owns (adopted, or another
+ * library's), each held by a pidfd where there is one, for which
+ * member(pid, arg) proves that they descend from an app of this library's
+ * (a member of its process group): reaped now if they have exited, else
+ * abandoned (reaped once they exit). A pending lease's app is left to its
+ * lease. Called with the library's lock held: member must not call back. */
+void children_take_adopted(int (*member)(pid_t pid, void *arg), void *arg);
+
 /* Open and close an adoption window (nested calls count). Returns 0 or an
  * errno value. */
 int children_adopt_begin(void);

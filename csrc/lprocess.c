@@ -183,6 +183,11 @@ static int l_process_close(lua_State *L)
      * of its group that pins its number allows, then the reap */
     if (p->p.hold && p->p.is_child && p->p.end != PROCESS_RUNNING)
         tree_let_go(p->tree, p->p.pid, p->p.pidfd);
+    /* what the app left in its group and the launcher adopted (an exec
+     * probe's command's leftovers while another start holds the adoption
+     * window open): no zombie of the launcher's until that start ends.
+     * Before the release: a held leader still pins the group's number */
+    tree_take_adopted(p->tree, p->p.pid);
     process_release(&p->p); /* never signals the app: a child is reaped later */
     tree_free(p->tree);     /* a cgroup still in use is removed once empty */
     p->tree = NULL;

@@ -2,6 +2,7 @@
  * tree.c: the members of an app's process group or cgroup (see tree.h).
  */
 #include "tree.h"
+#include "children.h"
 #include "procfs.h"
 #include "process.h"
 #include "sys.h"
@@ -297,6 +298,29 @@ void tree_let_go(struct tree *t, pid_t app, int app_fd)
 {
     if (t && t->mode == TREE_GROUP && t->pgid > 0 && app == t->pgid && group_pinned(t, app, app_fd, 1))
         (void)kill(-t->pgid, SIGKILL);
+}
+
+struct take {
+    const struct tree *t;
+    pid_t app;
+};
+
+/* Is pid in the group, live or a zombie (its stat read once), and not the
+ * app (its handle's to reap, though out of memory left it out of the
+ * library's children)? */
+static int member_any_state(pid_t pid, void *arg)
+{
+    const struct take *k = arg;
+    struct procfs_stat st;
+    return pid != k->app && procfs_stat(pid, &st) == 0 && st.pgrp == k->t->pgid &&
+           st.start_time >= k->t->min_start && !group_recycled(k->t);
+}
+
+void tree_take_adopted(struct tree *t, pid_t app)
+{
+    struct take k = { t, app };
+    if (t && t->mode == TREE_GROUP && t->pgid > 0)
+        children_take_adopted(member_any_state, &k);
 }
 
 int tree_populated(struct tree *t)

@@ -85,6 +85,14 @@ int tree_kill(struct tree *t, pid_t app, int app_fd);
  * and a group not pinned: nothing. */
 void tree_let_go(struct tree *t, pid_t app, int app_fd);
 
+/* group: the members other than the app that are the launcher's children
+ * and not its own (what the app left there, adopted while the launcher
+ * was a child subreaper, or its pid namespace's init) are taken over
+ * (children_take_adopted): reaped now if they have exited, else reaped
+ * once they exit. A zombie is a member until it is reaped. Other modes:
+ * nothing. */
+void tree_take_adopted(struct tree *t, pid_t app);
+
 /* How many members other than the app are alive (zombies not counted). */
 int tree_others(struct tree *t, pid_t app);
 

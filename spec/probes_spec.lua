@@ -232,6 +232,43 @@ function T.test_what_an_exec_probes_command_leaves_is_gone_when_the_start_return
   end
 end
 
+-- The launcher's children that are zombies, named.
+local function zombies()
+  local out = {}
+  for _, pid in ipairs(S.children()) do
+    local st = S.proc_status(pid)
+    if st and st.State:match("^Z") then out[#out + 1] = string.format("%d (%s)", pid, st.Name) end
+  end
+  return out
+end
+
+-- While a start through a helper is under way the launcher is a child
+-- subreaper: what an exec probe's command leaves in its group comes to the
+-- launcher when the command exits. The probe killed it and saw the group
+-- empty, but never reaped it: one zombie of the launcher's per run, until
+-- that other start ended.
+function T.test_what_an_exec_probes_command_leaves_is_reaped_while_a_helpers_start_is_under_way()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local go = S.tmpname("go")
+  -- a helper that reports once go is there: the window is open until then
+  local h = appstart.begin { argv = { "pause" }, ready = "none", log = S.quiet,
+    helper = { F, "waitfile=" .. go, "fork", "pause", "|", "int32=3:child", "exit=0" } }
+  lu.assertTrue(S.testing.subreaper(), "the helper's start holds the adoption window open")
+  local app, err = start { argv = { F, "pause" }, ready = { exec = { "sh", "-c", "sleep 600 & exit 1" } },
+    ready_timeout = 0.5 }
+  local left = zombies() -- right after the start returned
+  lu.assertTrue(S.testing.subreaper(), "the helper's start was under way all along")
+  S.touch(go)
+  local a = assert(h:wait())
+  lu.assertEquals(a:terminate(1), { signal = 15 })
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "timeout")
+  lu.assertStrContains(err.message, "never exited 0 (the last try: sh exited with code 1")
+  lu.assertEquals(left, {}, "the probe's leftovers are zombies of the launcher's")
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   local mark = S.tmpname("hang")
   local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,
@@ -588,7 +625,8 @@ end
 -- where the kernel has no pidfds (kill(pid, 0) is polled instead)
 local Waits = { setUp = T.setUp, tearDown = T.tearDown }
 for _, name in ipairs { "test_a_waiting_check_function_loses_to_the_apps_death_and_to_ready_timeout",
-  "test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns" } do
+  "test_what_an_exec_probes_command_leaves_is_gone_when_the_start_returns",
+  "test_what_an_exec_probes_command_leaves_is_reaped_while_a_helpers_start_is_under_way" } do
   Waits[name] = T[name]
 end
 
