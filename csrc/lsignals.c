@@ -46,7 +46,11 @@ static void let_go(struct lsignals *ls)
 
 /* core.signals({"INT", "TERM", ...}) -> signals | nil, message, errno.
  * Spawned children start with an empty mask, so they still get every
- * signal. */
+ * signal. A listed signal the process ignores (SIG_IGN now: inherited
+ * from nohup, or from a shell that runs a background job with SIGINT and
+ * SIGQUIT ignored) is left alone, neither blocked nor read: it would not
+ * end the process, so the kernel goes on discarding it, and nobody acts
+ * on it. */
 static int l_signals(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -55,8 +59,12 @@ static int l_signals(lua_State *L)
     lua_Integer n = luaL_len(L, 1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 1, i);
-        sigaddset(&set, lb_check_signal(L, lua_gettop(L), SIGTERM));
+        int sig = lb_check_signal(L, lua_gettop(L), SIGTERM);
         lua_pop(L, 1);
+        struct sigaction now;
+        if (sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN)
+            continue;
+        sigaddset(&set, sig);
     }
     struct lsignals *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->fd = -1;

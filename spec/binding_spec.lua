@@ -46,6 +46,15 @@ function T.test_signals_that_cannot_be_made_leave_nothing_blocked()
   lu.assertEquals(out, "signalfd: Too many open files\t24\tsame\n")
 end
 
+-- A signal the process ignores is left alone: not blocked (the kernel
+-- discards it as before), not read, and not unblocked on close (a
+-- launcher under nohup forwarded the SIGHUP that could not end it). In a
+-- child started with SIGUSR2 ignored.
+function T.test_signals_leaves_a_signal_the_process_ignores_alone()
+  local out = S.run_child({ ignore = "USR2", timeout = 30 }, "binding_signals_ignored")
+  lu.assertEquals(out, "USR2 ignored\tUSR1 blocked\tUSR2 not blocked\tread USR1\tsame\tUSR2 ignored\n")
+end
+
 -- Numbers past what the C side takes are argument errors, never cast: fd
 -- 2^32 + 1 was fd 1 (closed), uid 2^32 was root's.
 function T.test_integers_out_of_range_are_argument_errors_not_cast()

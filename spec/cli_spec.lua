@@ -26,12 +26,15 @@ end
 -- the command in our process group, where S.strays() looks for leftovers
 local GUARD = has("timeout") and "timeout --foreground -s KILL 20 " or ""
 
-local function command_line(args, unguarded)
+local function command_line(args, unguarded, ignored)
   -- under make sanitize the instrumented module needs the ASan runtime
   -- preloaded into this Lua too (appstart keeps it out of the apps)
   local preload = os.getenv("APPSTART_SAN_PRELOAD")
   local env = preload and ("env LD_PRELOAD=" .. quote(preload) .. " ") or ""
-  local words = { env .. (unguarded and "" or GUARD) .. "lua5.4", quote(BIN) }
+  -- ignored: signals the command starts with ignored, as under nohup (set
+  -- inside the guard: timeout(1) catches SIGHUP, SIGINT, SIGQUIT, SIGTERM)
+  local ignoring = ignored and ("sh -c " .. quote('trap "" ' .. ignored .. '; exec "$@"') .. " sh ") or ""
+  local words = { env .. (unguarded and "" or GUARD) .. ignoring .. "lua5.4", quote(BIN) }
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   return table.concat(words, " ")
 end
@@ -45,11 +48,12 @@ local function run(args)
   return code, S.read(out), S.read(err)
 end
 
---- Start the command in the background; finish(bg) waits for its exit code.
-local function run_background(args)
+--- Start the command in the background (with the signals named in ignored
+-- ignored); finish(bg) waits for its exit code.
+local function run_background(args, ignored)
   local bg = { out = S.tmpname("out"), err = S.tmpname("err"), code = S.tmpname("code") }
   os.execute(string.format("(%s >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s) &",
-    command_line(args), bg.out, bg.err, bg.code, bg.code, bg.code))
+    command_line(args, false, ignored), bg.out, bg.err, bg.code, bg.code, bg.code))
   return bg
 end
 
@@ -1019,6 +1023,33 @@ end
 function Watch.test_watch_forwards_sigabrt_and_a_real_time_signal_to_the_app()
   forwarding_case("ABRT", 6)
   forwarding_case("RTMIN", S.core.signum("RTMIN"))
+end
+
+-- A signal the command was started with ignored (nohup's SIGHUP) would not
+-- end it: it is left alone, not forwarded (the app died of the SIGHUP of
+-- `nohup appstart --watch`), and the command watches on.
+function Watch.test_a_signal_the_command_was_started_with_ignored_is_not_forwarded()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background({ "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "line=3:nohup", "pause" }, "HUP")
+  local app = tonumber(S.await_file(pidfile))
+  await_match(bg.out, "ready: pid %d+")
+  local command = ppid(app)
+  lu.assertEquals(tonumber(S.proc_status(command).SigIgn:sub(-1), 16) % 2, 1, "the command ignores SIGHUP")
+  os.execute("kill -HUP " .. command)
+  -- (an ignored signal is discarded by the kill itself: nothing is left to come)
+  lu.assertTrue(S.alive(app), "the app got the SIGHUP")
+  lu.assertTrue(S.alive(command), "the command ended")
+  -- it goes on: a SIGTERM is forwarded and ends the app, and the command
+  os.execute("kill -TERM " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 128 + 15, err)
+  assert_contains(err, "forwarding SIGTERM to pid " .. app .. "\n")
+  lu.assertNil(err:find("SIGHUP", 1, true), err)
+  assert_contains(err, "appstart: nohup (pid " .. app .. ") was killed by SIGTERM\n")
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
 end
 
 function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_that_ignores_them()

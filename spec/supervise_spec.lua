@@ -275,6 +275,30 @@ function TC.test_another_terminating_signal_stops_the_services_and_exits_128_plu
   end
 end
 
+--- A signal the command was started with ignored (a shell script's
+-- background job has SIGQUIT ignored) would not end it: it stops nothing
+-- (every service was stopped), and the command goes on.
+function TC.test_a_signal_the_command_was_started_with_ignored_stops_nothing()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  appstart.run(function()
+    local argv = { "sh", "-c", 'trap "" QUIT; exec "$@"', "sh" }
+    for _, w in ipairs(lua_command { "supervise", "-q", file }) do argv[#argv + 1] = w end
+    local app = assert(appstart.start { argv = argv, ready_timeout = 20, log = S.quiet })
+    local a = S.pid_in(dir .. "/a")
+    lu.assertTrue(app:kill("QUIT"))
+    -- (discarded by the kill itself) the next signal is the command's
+    -- next: a SIGHUP reloads (RELOADING=1, READY=1)
+    lu.assertEquals(app:reload(), true)
+    lu.assertTrue(S.alive(a), "a was stopped")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+    lu.assertFalse(S.alive(a))
+  end)
+  S.assert_clean(before)
+end
+
 --- The reader of --json goes away once both services are ready (it
 -- closes its end of the pipe, then says so): the next event (a service
 -- killed, and restarted) is written to a pipe nobody reads, and the

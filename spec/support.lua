@@ -397,7 +397,8 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- APPSTART_*; under `make sanitize` the ASan runtime is preloaded again
 -- for it) plus `how.env` (a table of variables to set), through sh:
 -- `how.nofile` lowers its descriptor limit first (`ulimit -n`; only the
--- soft limit with `how.soft_only`), `how.tty` runs it on a terminal of its
+-- soft limit with `how.soft_only`), `how.ignore` starts it with those
+-- signals ignored (`trap '' SIGS`: "USR1 USR2"), `how.tty` runs it on a terminal of its
 -- own (script(1)), `how.background` leaves it running in the background
 -- (and returns nothing), `how.as` and `how.as_group` run it as that user
 -- and group (from a copy under S.tmpdir, which that user can read),
@@ -424,6 +425,7 @@ function S.run_child(how, name, ...)
   for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
   table.sort(env)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
+    .. (how.ignore and ("trap '' " .. how.ignore .. "; ") or "")
     .. S.san_prefix
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     .. 'exec lua5.4 "$0" "$@"'

@@ -6,7 +6,8 @@
 -- ready and exits 0 leaving it running (its stdout and stderr on /dev/null
 -- unless told otherwise, so that $(appstart ...) returns at ready); with
 -- --watch it stays, forwards SIGHUP, SIGINT, SIGTERM (and every other
--- signal that would end it: CAUGHT_SIGNALS) to the app, turns a second
+-- signal that would end it: CAUGHT_SIGNALS, but those it was started with
+-- ignored) to the app, turns a second
 -- and third SIGINT into SIGTERM and SIGKILL, and exits with the app's
 -- exit code. Exit status: 1 when the
 -- start fails or a signal interrupts it (the app is then terminated, like
@@ -692,7 +693,9 @@ local function run(o)
   -- processes start with an empty signal mask, so the app still gets them
   -- every terminating signal the command can catch: during the start it
   -- cancels the start (nothing is left), with --watch it is forwarded
-  -- (but SIGPIPE, which the command's own writes may raise)
+  -- (but SIGPIPE, which the command's own writes may raise); one the
+  -- command was started with ignored (nohup's SIGHUP) would not end it:
+  -- core.signals leaves it alone, so it neither cancels nor is forwarded
   local signals, why = core.signals(CAUGHT_SIGNALS)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 

@@ -312,7 +312,9 @@ function M.run(o, spec, command)
   sv = made_sv
   -- taken before the first STATUS=: whoever reads it may send a signal at
   -- once (a SIGHUP would end the command); every signal that would end
-  -- it, so that none leaves the services behind
+  -- it, so that none leaves the services behind (one it was started with
+  -- ignored, as a shell's background job is with SIGQUIT, would not:
+  -- core.signals leaves it alone, and it stops nothing)
   local signals = assert(core.signals(command.CAUGHT_SIGNALS))
   status() -- "0 of N"; READY=1 at once when there are none
   local current = spec
