@@ -428,6 +428,37 @@ function T.test_error_in_fn_itself_propagates_out_of_run()
   lu.assertTrue(ran)
 end
 
+-- An error value that is not a message (a table, as many libraries raise;
+-- nil) is raised from run as it is, from fn and from a spawned task alike,
+-- as pcall gives it: it came back as a string, and one whose __tostring
+-- raises as that __tostring's error.
+function T.test_an_error_value_that_is_not_a_string_is_raised_from_run_as_it_is()
+  local E = setmetatable({ code = "E42" }, { __tostring = function(e) return "my error " .. e.code end })
+  local B = setmetatable({}, { __tostring = function() error("cannot show") end })
+  for _, value in ipairs { E, B, 42 } do
+    local ok, err = pcall(appstart.run, function() error(value) end)
+    lu.assertFalse(ok)
+    lu.assertIs(err, value, "from fn")
+    ok, err = pcall(appstart.run, function()
+      appstart.spawn(function() error(value) end)
+      appstart.sleep(10)
+    end)
+    lu.assertFalse(ok)
+    lu.assertIs(err, value, "from a spawned task")
+  end
+  local ok, err = pcall(appstart.run, function() error(nil) end)
+  lu.assertFalse(ok, "an error of nil is still an error")
+  lu.assertNil(err)
+  -- a message still comes with the task's traceback
+  ok, err = pcall(appstart.run, function() error("a message", 0) end)
+  lu.assertFalse(ok)
+  lu.assertStrMatches(err, "^a message\nstack traceback:\n.*")
+  -- and the loop is usable again afterwards
+  local ran = false
+  appstart.run(function() appstart.sleep(0.01); ran = true end)
+  lu.assertTrue(ran)
+end
+
 function T.test_cancel_of_a_sleeping_task_makes_sleep_return_nil_cancelled()
   local r
   local took = S.timed(appstart.run, function()

@@ -732,7 +732,7 @@ function loop.run(fn, ...)
   local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }),
     starts = setmetatable({}, { __mode = "k" }), callbacks = {} }
   current = state
-  local failure
+  local failed, failure
   local ok, err = pcall(function(...)
     loop.spawn(fn, ...)
     while state.count > 0 do
@@ -744,7 +744,11 @@ function loop.run(fn, ...)
           if not task.done then
             local okr, res = coroutine.resume(task.co, unpack_args(task))
             if not okr then
-              failure = debug.traceback(task.co, tostring(res))
+              -- a message gets the task's traceback; any other value (a
+              -- table, as many libraries raise, even nil) is raised as it
+              -- is, as pcall would give it, never through its __tostring
+              -- (which may raise itself)
+              failed, failure = true, type(res) == "string" and debug.traceback(task.co, res) or res
               task.done = true
               state.tasks[task.co] = nil
               state.count = state.count - 1
@@ -774,7 +778,7 @@ function loop.run(fn, ...)
     if task.waiting then task.waiting.drop(task.waiting) end
   end
   local App = require "appstart.app"
-  if not ok or failure then
+  if not ok or failed then
     loop.failed_runs = loop.failed_runs + 1
     -- what the run began is ended, all at once: the starts under way (a
     -- task's, or begun and held by nobody) abandoned, SIGTERM to what each
@@ -806,7 +810,7 @@ function loop.run(fn, ...)
   App.unserved(state.apps)
   loop.idle()
   if not ok then error(err, 0) end
-  if failure then error(failure, 0) end
+  if failed then error(failure, 0) end
 end
 
 --- An app started inside appstart.run: ended if the run fails (an error
