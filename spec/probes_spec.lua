@@ -541,6 +541,42 @@ function T.test_under_cqueues_and_luv_a_start_that_ends_cancels_its_waiting_chec
   end
 end
 
+-- A check function that polls on regardless of the "cancelled" its wait
+-- returned once its start failed, under cqueues and luv: its next wait
+-- raises, as inside appstart.run (each wait returned "cancelled" at once,
+-- without yielding: the check spun at full CPU, holding the whole loop,
+-- and the start's ready_timeout never came; here it gives up after 4 s).
+function T.test_under_cqueues_and_luv_a_check_function_that_waits_on_after_its_start_failed_does_not_hold_the_loop()
+  local appstart = require "appstart"
+  require "appstart.luv" -- (luv's own descriptors before the snapshots)
+  local never = S.tmpname("never")
+  local function scenario(out)
+    local give_up = now() + 4
+    out.took, out.app, out.err = S.timed(start, { argv = { F, "pause" }, ready_timeout = 0.3,
+      ready = { check = function()
+        while not io.open(never) and now() < give_up do
+          out.tries = out.tries + 1
+          appstart.sleep(0.05)
+        end
+        return true
+      end } })
+    out.failed_at = out.tries
+    -- the loop runs on: were the check still waiting, it would try again
+    appstart.sleep(0.3)
+  end
+  for _, under in ipairs { "cqueues", "luv" } do
+    local before = S.snapshot()
+    local out = { tries = 0 }
+    in_a_coroutine_of(under, scenario, out)
+    lu.assertNil(out.app, under)
+    lu.assertEquals(out.err.code, "timeout", under .. ": " .. tostring(out.err))
+    lu.assertTrue(out.took < 2, under .. ": the start returned after " .. out.took .. " s, the loop held by the check")
+    local tries_after = out.tries - out.failed_at
+    lu.assertTrue(tries_after <= 1, under .. ": " .. tries_after .. " more tries after the start failed")
+    S.assert_clean(before, under)
+  end
+end
+
 function T.test_a_check_function_that_raises_fails_the_start()
   local err = fail_within({ ready = { check = function() error("no such table", 0) end },
     argv = { F, "pause" } }, "protocol", 2)

@@ -9,6 +9,7 @@ local cqueues = require "cqueues"
 -- descriptor limit may not have to spare)
 local condition = require "cqueues.condition"
 local core = require "appstart.core"
+local loop = require "appstart.loop"
 
 local now = core.now
 
@@ -25,17 +26,30 @@ local polling = {}
 -- that task:cancel() signals, which each of its waits polls too).
 local tasks = setmetatable({}, { __mode = "k" })
 
+-- A wait of a cancelled task: nil, "cancelled"; once that has been said
+-- to a task cancelled for good, every wait after raises (as in
+-- appstart.run: a check function that waits on regardless would
+-- otherwise spin, each wait returning at once, and hold the controller).
+local function cancelled(task)
+  if task.abandoned then
+    if task.told then error(loop.ABANDONED, 0) end
+    task.told = true
+  end
+  return nil, "cancelled"
+end
+
 --- true when fd became readable (or was released), false at the deadline;
--- nil, "cancelled" when the task B.spawn made was cancelled
+-- nil, "cancelled" when the task B.spawn made was cancelled (for good: once,
+-- then every wait raises)
 function B.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   local task = tasks[coroutine.running()]
-  if task and task.cancelled then return nil, "cancelled" end
+  if task and task.cancelled then return cancelled(task) end
   local cond = task and task.cond
   if not fd then
     if cond then
       cqueues.poll(cond, timeout or math.huge)
-      if task.cancelled then return nil, "cancelled" end
+      if task.cancelled then return cancelled(task) end
     else
       cqueues.sleep(timeout or math.huge)
     end
@@ -68,7 +82,7 @@ function B.wait(fd, deadline)
   -- last wait to leave takes it out, or its release does.
   if obj.released then return true end
   if not polling[fd] then cqueues.cancel(fd) end
-  if task and task.cancelled and ready ~= obj then return nil, "cancelled" end
+  if task and task.cancelled and ready ~= obj then return cancelled(task) end
   return ready == obj
 end
 
@@ -89,8 +103,10 @@ local Task = {}
 Task.__index = Task
 
 --- The task's wait under way, and every wait after, returns nil,
--- "cancelled".
-function Task:cancel()
+-- "cancelled"; for_good (as appstart.run's task:cancel): after the one
+-- "cancelled", every wait raises.
+function Task:cancel(for_good)
+  if for_good then self.abandoned = true end
   if self.cancelled then return end
   self.cancelled = true
   self.cond:signal()
@@ -100,7 +116,7 @@ end
 -- cancel() ends its waits.
 function B.spawn(fn, ...)
   local args = table.pack(...)
-  local task = setmetatable({ cond = condition.new(), cancelled = false }, Task)
+  local task = setmetatable({ cond = condition.new(), cancelled = false, abandoned = false, told = false }, Task)
   cqueues.running():wrap(function()
     tasks[coroutine.running()] = task
     fn(table.unpack(args, 1, args.n))

@@ -199,6 +199,9 @@ local Task = {}
 Task.__index = Task
 Task.__name = "appstart.task"
 
+--- What a wait raises in a task cancelled for good (task:cancel(true)).
+loop.ABANDONED = "cancelled for good: what this task waited for is over"
+
 -- Queue task to be resumed with (...). A task is queued at most once at a
 -- time (when spawned, or by the one wait it is in), so its values wait in
 -- its own fields: one or two (every wait's result) without a table. The
@@ -259,8 +262,9 @@ end
 
 -- for_good: what the task waited for is over for good (a check function
 -- whose start has ended): after the one "cancelled", every wait it makes
--- raises, so that one that waits on regardless (a polling loop) ends
--- instead of holding the run.
+-- raises (loop.ABANDONED), so that one that waits on regardless (a polling
+-- loop) ends instead of holding the run. The tasks of cqueues and luv
+-- (appstart.cqueues, appstart.luv) do the same.
 function Task:cancel(for_good)
   if self.done then return end
   if for_good then self.abandoned = true end
@@ -516,7 +520,7 @@ function loop.wait(source, deadline)
       task.cancel_pending = false
       return nil, "cancelled"
     end
-    if task.abandoned then error("cancelled for good: what this task waited for is over", 0) end
+    if task.abandoned then error(loop.ABANDONED, 0) end
     -- the loop's only task, with nothing else to wait for: nobody could
     -- run meanwhile (or cancel it), so it blocks as a plain script does
     if fd and current.count == 1 and #current.queue == 0 and alone() then

@@ -112,12 +112,25 @@ end
 -- (task.finish), so that task:cancel() can end it.
 local tasks = setmetatable({}, { __mode = "k" })
 
+-- A wait of a cancelled task: nil, "cancelled"; once that has been said
+-- to a task cancelled for good, every wait after raises (as in
+-- appstart.run: a check function that waits on regardless would
+-- otherwise spin, each wait returning at once, and hold uv's loop).
+local function cancelled(task)
+  if task.abandoned then
+    if task.told then error(loop.ABANDONED, 0) end
+    task.told = true
+  end
+  return nil, "cancelled"
+end
+
 --- true when fd became readable, false at the deadline; nil, "cancelled"
--- when the task B.spawn made was cancelled (task:cancel())
+-- when the task B.spawn made was cancelled (task:cancel(); for good: once,
+-- then every wait raises)
 function B.wait(fd, deadline)
   local co = coroutine.running()
   local task = tasks[co]
-  if task and task.cancelled then return nil, "cancelled" end
+  if task and task.cancelled then return cancelled(task) end
   local timer, done, on_ready
   local function finish(value, why)
     if done then return end
@@ -152,14 +165,20 @@ Task.__index = Task
 
 --- The task's wait under way, and every wait after, returns nil,
 -- "cancelled"; the wait is ended from a callback of uv's (never from
--- inside this call).
-function Task:cancel()
-  if self.cancelled or coroutine.status(self.co) == "dead" then return end
+-- inside this call). for_good (as appstart.run's task:cancel): after the
+-- one "cancelled", every wait raises.
+function Task:cancel(for_good)
+  if coroutine.status(self.co) == "dead" then return end
+  if for_good then self.abandoned = true end
+  if self.cancelled then return end
   self.cancelled = true
   local timer = uv.new_timer()
   timer:start(0, 0, function()
     close_handle(timer)
-    if self.finish then self.finish(nil, "cancelled") end
+    if self.finish then
+      self.told = true
+      self.finish(nil, "cancelled")
+    end
   end)
 end
 
@@ -167,7 +186,7 @@ end
 -- task whose cancel() ends its waits.
 function B.spawn(fn, ...)
   local co = coroutine.create(fn)
-  local task = setmetatable({ co = co, cancelled = false, finish = false }, Task)
+  local task = setmetatable({ co = co, cancelled = false, abandoned = false, told = false, finish = false }, Task)
   tasks[co] = task
   resume(co, ...)
   return task
