@@ -493,6 +493,75 @@ for _, context in ipairs { "plain", "run", "cqueues", "luv" } do
   end
 end
 
+--- An on_status that raises while the app starts is a callback of the
+-- user's as after ready: in a plain script its error is logged and the
+-- start goes on (it came out of appstart.start, the app terminated);
+-- inside appstart.run it ends the run, under cqueues cq:loop() returns it
+-- (it came out of appstart.start, where a pcall kept it from either), and
+-- the start goes on at the next cq:loop(). (luv: TL, in a child.)
+for _, context in ipairs { "plain", "run", "cqueues" } do
+  TW["test_" .. context .. "_an_on_status_that_raises_during_a_start_is_a_callback_of_the_users"] = function()
+    local before = S.snapshot()
+    local logs, rec = S.recorder()
+    local seen, got = {}, {}
+    local function scenario()
+      got.ok, got.app = pcall(appstart.start, { argv = { F, "notify=STATUS=starting", "sleep=0.1", "notify=READY=1",
+        "pause" }, log = rec, on_status = function(_, text)
+          seen[#seen + 1] = text
+          error("bug in on_status")
+        end })
+      if got.ok and got.app then got.state = got.app.state; got.how = got.app:terminate() end
+    end
+    if context == "plain" then
+      scenario()
+    elseif context == "run" then
+      got.run = { pcall(appstart.run, scenario) }
+    else
+      local cq = require("cqueues").new()
+      cq:wrap(scenario)
+      got.loop = { cq:loop(10) }
+      got.again = { cq:loop(10) }
+      cq = nil -- luacheck: ignore (its own descriptors go with it)
+      collectgarbage()
+    end
+    lu.assertEquals(seen, { "starting" }, context)
+    local logged = table.concat(logs, "\n")
+    if context == "plain" then
+      lu.assertTrue(got.ok, context .. ": " .. tostring(got.app))
+      lu.assertStrContains(logged, "fixture: on_status raised ")
+      lu.assertStrContains(logged, "bug in on_status")
+    elseif context == "run" then
+      lu.assertNil(got.ok, "the error came out of appstart.start, not out of the run")
+      lu.assertFalse(got.run[1], "the run went on")
+      lu.assertStrContains(tostring(got.run[2]), "bug in on_status")
+    else
+      lu.assertFalse(got.loop[1], "cq:loop() returned no error: it came out of appstart.start")
+      lu.assertStrContains(tostring(got.loop[2]), "bug in on_status")
+      lu.assertTrue(got.again[1], tostring(got.again[2]))
+      lu.assertTrue(got.ok, context .. ": " .. tostring(got.app))
+    end
+    if context ~= "run" then
+      lu.assertEquals(got.state, "ready", context)
+      lu.assertEquals(got.how, { signal = 15 }, context)
+    end
+    S.assert_clean(before, context)
+  end
+end
+
+-- A STATUS= during the start of an app with on_output and no on_status
+-- (its app object made early, for on_output) sets app.status, and the
+-- start goes on (the on_status that was not there was called: an error
+-- that cancelled the start).
+function TW.test_a_status_during_the_start_of_an_app_with_on_output_only()
+  local before = S.snapshot()
+  local app, err = appstart.start { argv = { F, "notify=STATUS=starting", "notify=READY=1", "pause" },
+    stdout = "capture", on_output = function() end, log = function() end }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.status, "starting")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 -- libuv's timers count from the time its loop last woke: a wait after
 -- some work in the same pass must not end early by that work's time.
 function TL.test_a_sleep_after_work_in_the_same_pass_is_not_cut_short()
@@ -564,6 +633,21 @@ function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on
   lu.assertStrContains(out, "no text\n")
   lu.assertNil(out:find("\27", 1, true), "an escape reached the log")
   lu.assertStrContains(out, "held: ready")
+  lu.assertStrContains(out, "uv.run returned, children: \n")
+end
+
+-- So is an on_status that raises while the app starts (it came out of
+-- appstart.start, out of a uv callback: luv ended the process, the app
+-- left running); the start goes on.
+function TL.test_an_on_status_that_raises_during_a_start_under_luv_is_logged_and_the_start_goes_on()
+  local pidfile = S.tmpname("pid")
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_on_status_that_raises_during_a_start_under_luv", pidfile)
+  local pid = S.pid_in(pidfile)
+  if S.alive(pid) then os.execute("kill -9 " .. pid) end
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "fixture: on_status raised ")
+  lu.assertStrContains(out, "bug in on_status")
+  lu.assertStrContains(out, "start: ready\n")
   lu.assertStrContains(out, "uv.run returned, children: \n")
 end
 

@@ -436,6 +436,20 @@ function loop.callback(report, fn, ...)
   guarded(report, fn, ...)
 end
 
+--- What a callback of the user's raised that a step of appstart's ran
+-- within itself (on_status while its app starts: the start holds the app
+-- then, app.state is "starting"), caught there: handed on as loop.callback
+-- hands on a callback's error, never into that step (it would end the
+-- start, which must go on). Inside appstart.run a task of its own raises
+-- it, which ends the run; under cqueues a coroutine of the controller's,
+-- which cq:loop() returns; elsewhere (a plain script, luv) it is reported.
+function loop.raised(report, err)
+  if current then return loop.spawn(error, err, 0) end
+  local b = active_backend()
+  if b and b.spawn and not b.errors_exit then return b.spawn(error, err, 0) end
+  report(err)
+end
+
 --- A callback of the user's that a call of the user's runs (w:stop()'s
 -- "stopped"): now, from within that call, in every loop. Outside any loop
 -- an error it raises is reported, as loop.callback's are (so that w:stop

@@ -305,7 +305,16 @@ local function on_event(h, kind, value, count, text)
     end
     if app then
       app.status = text
-      h._opts.on_status(app, text)
+      -- (now, within the step: the start holds the app meanwhile) what
+      -- it raises is logged, or ends appstart.run, as a callback's after
+      -- ready is; the start goes on
+      local on_status = h._opts.on_status
+      if on_status then
+        local ok, err = xpcall(on_status, debug.traceback, app, text)
+        if not ok then
+          loop.raised(function(e) logger("error", format("%s: on_status raised %s", label(h), log.raised(e))) end, err)
+        end
+      end
     end
   elseif kind == "ignored" then
     -- a flood is logged once a second at most, with a count
