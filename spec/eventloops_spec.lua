@@ -493,6 +493,54 @@ for _, context in ipairs { "plain", "run", "cqueues", "luv" } do
   end
 end
 
+-- One party waits in h:wait() on a begun start while another abandons it
+-- (h:abandon()): the waiter wakes to it, and the app, which ignores
+-- SIGTERM, gets SIGKILL once its kill_grace is over (the waiter slept on
+-- to the deadline it waited for, ready_timeout: the SIGKILL came then).
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_an_abandon_wakes_whoever_waits_on_the_start"] = function()
+    luv_warm(context)
+    local before = S.snapshot()
+    local pidfile = S.tmpname("pid")
+    local got = {}
+    local function scenario(spawn)
+      local h = appstart.begin { argv = { F, "ignore=TERM", "pidfile=" .. pidfile, "pause" }, ready = "fd",
+        ready_timeout = 10, kill_grace = 0.3, log = function() end }
+      spawn(function()
+        got.began = true
+        got.app, got.err = h:wait()
+      end)
+      -- (the waiter waits by then: it has begun, and has yielded since)
+      lu.assertTrue(S.await_with_sleep(function() return got.began and S.read(pidfile) end, 5), "the app never ran")
+      local t0 = S.core.now()
+      got.abandoned = h:abandon()
+      -- (bounded within ready_timeout: a waiter left asleep is caught)
+      S.await_with_sleep(function() return got.err end, 5)
+      got.took = got.err and S.core.now() - t0
+    end
+    if context == "run" then
+      appstart.run(scenario, appstart.spawn)
+    elseif context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(scenario, function(fn) cq:wrap(fn) end)
+      assert(cq:loop(20))
+      cq = nil -- luacheck: ignore (its own descriptors go with it)
+      collectgarbage()
+    else
+      require "appstart.luv"
+      coroutine.wrap(scenario)(function(fn) coroutine.wrap(fn)() end)
+      require("luv").run()
+    end
+    lu.assertFalse(got.abandoned, context)
+    lu.assertNotNil(got.took, context .. ": the waiter slept on after the abandon")
+    lu.assertNil(got.app, context)
+    lu.assertEquals(got.err.code, "cancelled", context)
+    lu.assertEquals(got.err.status, { signal = 9 }, context .. ": the app ignores SIGTERM")
+    lu.assertTrue(got.took < 3, context .. ": the waiter returned " .. got.took .. " s after the abandon")
+    S.assert_clean(before, context)
+  end
+end
+
 --- An on_status that raises while the app starts is a callback of the
 -- user's as after ready: in a plain script its error is logged and the
 -- start goes on (it came out of appstart.start, the app terminated);

@@ -189,8 +189,8 @@ function start.begin(opts, who, up, pass_fd)
       or false, _out = false, _t0 = t0, _ready_deadline = false,
     _wake = false, _fresh = false, _failure = false,
     -- a probe's: its start on the wall clock, the probe, whether it passed
-    -- (and the task waiting in h:wait(), for a check function to wake)
-    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false, waiter = false,
+    -- (and h:on_wake's function, for a check function to call)
+    _probing = probing and { wall0 = core.realtime(), probe = false, passed = false,
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
@@ -544,18 +544,31 @@ local function finish_ready(h)
   return true
 end
 
+-- The task of appstart.run waiting in h:wait() on each start (start ->
+-- task; false between its waits), for wake().
+local waiting = setmetatable({}, { __mode = "k" })
+
+-- Whoever waits on the start looks again now, though none of its
+-- descriptors says so (the start has been abandoned: its deadline is
+-- another). A task of appstart.run waiting in h:wait() is woken; a wait
+-- on the start's one descriptor (another event loop's, or a poll of
+-- h:pollfd()) is woken by taking that descriptor out of its poll set (it
+-- stays open: the next wait puts it back). Both soon, not from inside
+-- this call.
+local function wake_waiters(h)
+  local task = waiting[h]
+  if task then task:wake() end
+  local fd = loop.polled() and h._s:fd(true)
+  if fd then loop.release(fd) end
+end
+
 -- A check function that ran in a task of its own has returned: whoever
--- waits on the start looks again now. A task of appstart.run waiting in
--- h:wait() is woken; a wait on the start's one descriptor (another event
--- loop's, or a poll of h:pollfd()) is woken by taking that descriptor out
--- of its poll set (it stays open: the next wait puts it back).
+-- waits on the start looks again now, and h:on_wake's function is called.
 local function wake(h)
   local pr = h._probing
   if not pr or h.done then return end
   if pr.on_wake then pr.on_wake() end
-  if pr.waiter then pr.waiter:wake() end
-  local fd = loop.polled() and h._s:fd(true)
-  if fd then loop.release(fd) end
+  wake_waiters(h)
 end
 
 -- Ready to the core (the exec, the pid): the probe decides, raced against
@@ -709,19 +722,26 @@ function helper_late(h)
 end
 
 -- The start is abandoned: what it began is ended, as for any failure.
+-- Whoever waits on it meanwhile (another task or coroutine in h:wait())
+-- is woken, to wait for the app's end and its kill_grace, not until the
+-- deadline it waited for (the app's SIGKILL came only then). Woken first:
+-- the failure may close the starter (its waiters are woken later all the
+-- same, having looked again only then).
 local function abandon(h)
   if h.done or (h._failure and h._failure.stopping) then return end
+  wake_waiters(h)
   fail(h, "cancelled", "start cancelled")
 end
 
--- One wait of h:wait(): a probing start's check function, running in a
--- task of its own, wakes the task that waits here when it returns.
+-- One wait of h:wait(): a task of appstart.run waiting here is woken by
+-- wake_waiters() (a probing start's check function that returns, an
+-- abandon).
 local function wait_once(h, s)
-  local pr = h._probing
-  if not pr then return loop.wait(s, h._wake) end
-  pr.waiter = loop.task() or false
+  local task = loop.task()
+  if not task then return loop.wait(s, h._wake) end
+  waiting[h] = task
   local r, why = loop.wait(s, h._wake)
-  pr.waiter = false
+  if waiting[h] == task then waiting[h] = false end
   return r, why
 end
 
