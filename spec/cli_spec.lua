@@ -1078,6 +1078,46 @@ function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_
   S.assert_clean(before)
 end
 
+-- Until pid has read its pending `sig` (the command reads its signals from
+-- a descriptor: one read, the next may come without merging into it).
+local function await_taken(pid, sig)
+  local bit, deadline = 1 << (sig - 1), core.now() + 5
+  repeat
+    local st = S.proc_status(pid)
+    if not st or (tonumber(st.SigPnd, 16) | tonumber(st.ShdPnd, 16)) & bit == 0 then return end
+    core.wait_readable(-1, 0.005)
+  until core.now() > deadline
+  lu.fail("signal " .. sig .. " never read by pid " .. pid)
+end
+
+-- The second and third SIGINT reach the app though the command's stderr
+-- is a pipe nobody reads, full: the notice that says so came first, in a
+-- write that waited for the reader, and the app never got its signals.
+function Watch.test_a_second_and_third_sigint_reach_the_app_though_stderr_is_never_read()
+  local before = S.snapshot()
+  local pidfile, fifo, code = S.tmpname("pid"), S.tmpname("fifo"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  local line = command_line { "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile,
+    "ignore=INT", "ignore=TERM", "line=3:stubborn", "pause" }
+  -- (the pipe's 64 KiB filled before the command starts; the shell that
+  -- says how it ended writes elsewhere)
+  os.execute(string.format("((exec 2<>%s; head -c 65536 /dev/zero >&2; exec %s >/dev/null); echo $? >%s.tmp; "
+    .. "mv %s.tmp %s) 2>/dev/null &", fifo, line, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  for _ = 1, 3 do
+    await_taken(command, 2)
+    os.execute("kill -INT " .. command)
+  end
+  local gone = S.await_gone(app, 5)
+  if not gone then os.execute("kill -KILL " .. app) end
+  lu.assertTrue(gone, "the app got SIGKILL at the third SIGINT")
+  -- (the command may wait for its reader now, to say how the app ended)
+  os.execute("kill -KILL " .. command .. " 2>/dev/null")
+  S.await_file(code, 20)
+  S.assert_clean(before)
+end
+
 -- During the start, the first SIGINT cancels it (SIGTERM to the app, which
 -- has its grace); a second one sends SIGKILL at once: it was dropped, and
 -- an app that ignores SIGTERM held the command for the whole --grace.

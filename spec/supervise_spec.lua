@@ -532,7 +532,9 @@ function TC.test_a_json_event_too_long_for_one_write_is_cut_and_stays_json()
   lu.assertNotStrContains(line, '"output"')
 end
 
-function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
+-- A reload from a file whose text is `broken`: said on stderr (`said` in
+-- the line), nothing changed.
+local function assert_a_broken_reload_changes_nothing(broken, said)
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
@@ -543,13 +545,13 @@ function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
       argv = lua_command { "supervise", file }, stderr = err_path, ready_timeout = 20, log = S.quiet,
     })
     local a = S.pid_in(dir .. "/a")
-    write(file, "return { services = ") -- cut short
+    write(file, broken)
     local n = #app.status
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function()
       return (S.read(err_path) or ""):find("reload:", 1, true) ~= nil
     end, 10), S.read(err_path))
-    lu.assertStrContains(S.read(err_path), "the services are left as they were")
+    lu.assertStrContains(S.read(err_path), said .. " (the services are left as they were)")
     lu.assertTrue(S.alive(a), "a runs on")
     lu.assertEquals(app.state, "ready", "READY=1 again after the reload")
     lu.assertEquals(#app.status, n)
@@ -557,6 +559,18 @@ function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
     lu.assertFalse(S.alive(a))
   end)
   S.assert_clean(before)
+end
+
+function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
+  assert_a_broken_reload_changes_nothing("return { services = ", "") -- cut short
+end
+
+-- An error no tostring can show, raised by the file: it ended every
+-- service, and the command with them (exit 1).
+function TC.test_a_reload_from_a_file_that_raises_an_error_that_cannot_be_shown_changes_nothing()
+  assert_a_broken_reload_changes_nothing(
+    "error(setmetatable({}, { __tostring = function() return {} end }))",
+    "an error that cannot be shown: '__tostring' must return a string")
 end
 
 function TC.test_supervise_usage_and_a_file_that_cannot_be_used()

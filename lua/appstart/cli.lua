@@ -759,12 +759,14 @@ local function run(o)
   -- ^C must always be able to stop a watched app.
   local function escalate(app)
     local sig = state.interrupts == 2 and "TERM" or "KILL"
+    -- the signal first, then the notice, and that only where stderr takes
+    -- it at once (a reader that never reads must not keep it from the app)
+    app:kill(sig)
     display.clear()
     if not o.quiet then
-      io.stderr:write(string.format("appstart: %s (pid %d) is still running: sending SIG%s\n",
-        printable(app.name or "app"), app.pid, sig))
+      log.show(string.format("appstart: %s (pid %d) is still running: ", printable(app.name or "app"), app.pid),
+        "sending SIG" .. sig, "\n")
     end
-    app:kill(sig)
   end
 
   local own_group, own_session = core.process_group(core.pid())
@@ -803,8 +805,8 @@ local function run(o)
           local pid = start.hurry(state.starting)
           if pid and not o.quiet then
             display.clear()
-            io.stderr:write(string.format("appstart: %s%s is still running: sending SIGKILL\n",
-              printable(program_of(o.command[1])), pid == true and "" or " (pid " .. pid .. ")"))
+            log.show(string.format("appstart: %s%s is still running: ", printable(program_of(o.command[1])),
+              pid == true and "" or " (pid " .. pid .. ")"), "sending SIGKILL", "\n")
           end
         end
       end

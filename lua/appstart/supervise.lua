@@ -72,7 +72,7 @@ function M.load(path)
   local chunk, err = loadfile(path, "t")
   if not chunk then return nil, err end
   local ok, spec = pcall(chunk)
-  if not ok then return nil, path .. ": " .. tostring(spec) end
+  if not ok then return nil, path .. ": " .. log.raised(spec) end
   if type(spec) ~= "table" then
     return nil, path .. ": must return the supervisor's table, returned " .. type(spec)
   end
@@ -344,7 +344,7 @@ function M.run(o, spec, command)
       if not ok then new, err = nil, e end
     end
     if not new then
-      log.show("appstart: reload: ", tostring(err), " (the services are left as they were)\n")
+      log.show("appstart: reload: ", log.raised(err), " (the services are left as they were)\n")
       reloaded()
       return
     end
