@@ -14,6 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The most descriptors one message carries: the kernel's own limit on a
+ * sendmsg (SCM_MAX_FD), and a read never takes those of two messages. */
+#define CHANNEL_MAX_FDS 253
+
 int channel_ready_pair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
@@ -54,13 +58,15 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
                      int *truncated)
 {
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
-    /* room for the credentials and a few descriptors: sd_notify clients
-     * pass some (systemd-notify's barrier pipe). They are closed below,
-     * which is what releases such a barrier; any beyond this room the
-     * kernel discards itself (MSG_CTRUNC), so none can leak. */
+    /* room for the credentials and as many descriptors as one message
+     * can carry: sd_notify clients pass some (systemd-notify's barrier
+     * pipe). They are closed below, which is what releases such a
+     * barrier. None may be left to the kernel: those beyond the room
+     * would be closed by it (MSG_CTRUNC) inside this call, with a
+     * socket's lingering still on, and the launcher would wait it out. */
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(16 * sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(CHANNEL_MAX_FDS * sizeof(int))];
     } control;
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);

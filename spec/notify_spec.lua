@@ -64,6 +64,26 @@ function T.test_a_passed_socket_that_lingers_holds_nothing_up()
   S.assert_clean(before)
 end
 
+-- A message may carry 253 descriptors: the launcher's read had room for
+-- 16, and the kernel closed the rest itself, inside that read, a socket's
+-- lingering still on. From the app, and from its child, not admitted.
+function T.test_a_socket_that_lingers_passed_behind_16_descriptors_holds_nothing_up()
+  local before = S.snapshot()
+  local took, app, err = S.timed(start, { argv = { F, "passlinger=20:16", "notify=READY=1", "pause" },
+    ready_timeout = 60 })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  local sent = S.tmpname("sent")
+  took, app, err = S.timed(start, { notify_access = "main", ready_timeout = 60,
+    argv = { F, "fork", "passlinger=20:252", "pidfile=" .. sent, "|", "waitfile=" .. sent, "notify=READY=1",
+      "pause" } })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_unknown_keys_are_ignored()
   local app = assert(start { argv = { F, "notify=FDSTORE=1\\nWATCHDOG=1\\nX_CUSTOM=anything=at all\\nREADY=1", "pause" } })
   lu.assertEquals(app:terminate(), { signal = 15 })
