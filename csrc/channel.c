@@ -18,6 +18,12 @@
  * sendmsg (SCM_MAX_FD), and a read never takes those of two messages. */
 #define CHANNEL_MAX_FDS 253
 
+/* The most messages channel_close reads before it closes: a queue is
+ * bounded (net.unix.max_dgram_qlen, 512 by default; a stream by its
+ * sender's buffer) and no new message can come once it is shut, so this
+ * only bounds the time a close takes. */
+#define CHANNEL_DRAIN_MAX 1024
+
 int channel_ready_pair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
@@ -100,4 +106,28 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
         }
     }
     return n;
+}
+
+void channel_close(int *fd)
+{
+    if (*fd < 0)
+        return;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(*fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        type = 0;
+    /* from now on a sender's message is refused (EPIPE): what is queued is
+     * all there is */
+    (void)shutdown(*fd, SHUT_RD);
+    char buf[4096];
+    for (int i = 0; i < CHANNEL_DRAIN_MAX; i++) {
+        pid_t sender;
+        int truncated;
+        ssize_t n = channel_recv(*fd, buf, sizeof buf, &sender, &truncated);
+        /* (an empty datagram is a message, and may carry descriptors; a
+         * stream says 0 at its end) */
+        if (n < 0 || (n == 0 && type != SOCK_DGRAM))
+            break;
+    }
+    sys_close(fd);
 }

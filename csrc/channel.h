@@ -23,4 +23,13 @@ int channel_ready_pair(int fds[2]);
 ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
                      int *truncated);
 
+/* Close a channel of the launcher's (the notify socket, the ready
+ * socket) without waiting: descriptors still queued on it would be closed
+ * by the kernel, a socket's lingering still on, and the launcher would
+ * wait it out. So it is shut first (new messages are refused), and what
+ * is queued is read through channel_recv (its descriptors closed without
+ * lingering), up to a bound, before the close. Sets *fd to -1; nothing
+ * when it is -1 already. */
+void channel_close(int *fd);
+
 #endif

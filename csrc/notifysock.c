@@ -3,6 +3,7 @@
  * notifysock.h).
  */
 #include "notifysock.h"
+#include "channel.h"
 #include "procfs.h"
 #include "sys.h"
 
@@ -267,14 +268,16 @@ fail:
 }
 
 /* One descriptor at most (the socket's is closed first, so a launcher out
- * of descriptors still cleans up): the socket is removed through the
+ * of descriptors still cleans up; what is still queued on it is read
+ * first, its descriptors closed at once without lingering: see
+ * channel_close): the socket is removed through the
  * directory's descriptor, once that is proven to be the directory made
  * (its device and inode), then the directory, empty, by its path (in a
  * base nobody else may change, or /tmp's sticky one, where nobody else
  * can rename it; rmdir removes nothing but an empty directory). */
 void notify_socket_close(struct notify_socket *c)
 {
-    sys_close(&c->fd);
+    channel_close(&c->fd);
     if (c->dir[0]) {
         int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;

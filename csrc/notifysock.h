@@ -35,7 +35,8 @@ int notify_socket_open(struct notify_socket *c, const char *base);
  * the directory's descriptor, once that is checked to be the directory
  * made, so no path trick redirects the cleanup; the directory, empty, by
  * its path (in a base nobody else may change). Needs one descriptor at
- * most (the socket's is closed first). Idempotent. */
+ * most (the socket's is closed first; the descriptors queued messages
+ * still pass are closed as they come: channel_close). Idempotent. */
 void notify_socket_close(struct notify_socket *c);
 
 /* Send msg as one datagram to the notify socket at path (as $NOTIFY_SOCKET

@@ -217,6 +217,15 @@ static void drop_fd(struct starter *s, int *fd)
     sys_close(fd);
 }
 
+/* (a channel the app writes to: what is still queued on it is read first,
+ * so that no descriptor it passes is closed by the kernel with a socket's
+ * lingering on: see channel_close) */
+static void drop_channel(struct starter *s, int *fd)
+{
+    unwatch_fd(s, *fd);
+    channel_close(fd);
+}
+
 /* Has p ended? Its pidfd leaves the set once it has. */
 static int check_process(struct starter *s, struct process *p)
 {
@@ -307,7 +316,7 @@ static int fail(struct starter *s, int code, int err, const char *fmt, ...)
     s->err = err;
     drop_fd(s, &s->exec_fd);
     unwatch_fd(s, s->pid_rd);   /* kept: a pid on its way is salvaged */
-    drop_fd(s, &s->ready_rd);
+    drop_channel(s, &s->ready_rd);
     unwatch_fd(s, notify_fd(s));
     return s->phase;
 }
@@ -1809,7 +1818,7 @@ void starter_close(struct starter *s)
     s->signal_helper = NULL;
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
-    sys_close(&s->ready_rd);
+    channel_close(&s->ready_rd);
     sys_close(&s->error_rd);
     if (s->notify) {
         notify_socket_close(s->notify);

@@ -84,6 +84,83 @@ function T.test_a_socket_that_lingers_passed_behind_16_descriptors_holds_nothing
   S.assert_clean(before)
 end
 
+--- The start of an app through a helper: helper (a list of the fixture's
+-- actions) forks the app and reports its pid, so what the two send before
+-- the report is all queued when the launcher begins to read (it reads
+-- the channels from then on). Returns the seconds it took, and what it
+-- returned.
+local function start_through(helper, opts)
+  table.insert(helper, 1, F)
+  opts.helper, opts.argv, opts.pid_timeout = helper, { "pause" }, 3
+  return S.timed(start, opts)
+end
+
+-- Descriptors still queued when the launcher closed the notify socket at
+-- ready, or the ready channel, were closed by the kernel with a socket's
+-- lingering on: READY=1 (or the ready line) and, behind it, a socket that
+-- lingers 20 s held the start that long. (Each socket's peer is held, and
+-- never read, by the app that passed it, which pauses: a peer closed
+-- unread resets the connection, and nothing lingers.)
+function T.test_a_socket_that_lingers_queued_behind_READY_holds_nothing_up()
+  local before = S.snapshot()
+  local sent = S.tmpname("sent")
+  local took, app, err = start_through({ "fork", "notify=READY=1", "passlinger=20", "pidfile=" .. sent, "pause",
+    "|", "waitfile=" .. sent, "int32=3:child", "exit=0" }, {})
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+--- A helper that writes `first` to the ready channel (fd 4) and then has
+-- its child, the app, pass a socket that lingers 20 s there (from another
+-- process: the kernel never joins two writers' bytes in one read, so what
+-- the helper wrote is read alone).
+local function behind(first)
+  local said, sent = S.tmpname("said"), S.tmpname("sent")
+  return { "fork", "waitfile=" .. said, "passlinger=20:0:4", "pidfile=" .. sent, "pause", "|",
+    first, "pidfile=" .. said, "waitfile=" .. sent, "int32=3:child", "exit=0" }
+end
+
+function T.test_a_socket_that_lingers_queued_behind_the_ready_line_holds_nothing_up()
+  local before = S.snapshot()
+  local took, app, err = start_through(behind("line=4:name"), { ready = "fd" })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertEquals(app.name, "name")
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+-- (the channel closed at a failure: a line too long)
+function T.test_a_socket_that_lingers_queued_on_a_failed_starts_channel_holds_nothing_up()
+  local before = S.snapshot()
+  local took, app, err = start_through(behind("bytes=4:5000:x"), { ready = "fd" })
+  lu.assertNil(app, "a line too long")
+  lu.assertEquals(err.code, "protocol", tostring(err))
+  lu.assertTrue(took < 5, "failed after " .. took .. " s")
+  S.assert_clean(before)
+end
+
+-- (the notify socket a loop kept after ready, closed as appstart.run
+-- returns with the app still running: the run's function waits for the
+-- app's message without a step of the loop, so nothing has read it)
+function T.test_a_socket_that_lingers_queued_as_a_run_returns_holds_nothing_up()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local go, sent = S.tmpname("go"), S.tmpname("sent")
+  local app
+  local took = S.timed(appstart.run, function()
+    app = assert(start { argv = { F, "notify=READY=1", "waitfile=" .. go, "passlinger=20", "pidfile=" .. sent,
+      "pause" } })
+    S.touch(go)
+    assert(os.execute("timeout 10 sh -c 'until [ -e \"$0\" ]; do sleep 0.01; done' " .. S.shell_quote(sent)))
+  end)
+  lu.assertTrue(took < 5, "the run returned after " .. took .. " s")
+  app:terminate()
+  S.assert_clean(before)
+end
+
 function T.test_unknown_keys_are_ignored()
   local app = assert(start { argv = { F, "notify=FDSTORE=1\\nWATCHDOG=1\\nX_CUSTOM=anything=at all\\nREADY=1", "pause" } })
   lu.assertEquals(app:terminate(), { signal = 15 })
