@@ -5,10 +5,12 @@
  *
  *   core.connect("unix", path) / core.connect("tcp", host, port)
  *       -> true (a connection was made, and closed at once)
- *        | false, why (refused, not there yet: try again later)
+ *        | false, why (refused, not there yet: try again later; a socket
+ *          connected to itself is not there yet either)
  *        | conn (under way: conn:check() later; conn:close())
  *        | nil, message, errno (cannot be tried at all: a bad address)
- *   conn:check() -> true | false (still under way) | false, why (failed)
+ *   conn:check() -> true | false (still under way) | false, why (failed,
+ *          or connected to itself)
  *   core.mtime(path) -> seconds since the epoch (st_mtime, to the ns) |
  *       nil, message, errno
  *   core.realtime() -> seconds since the epoch (CLOCK_REALTIME_COARSE, the
@@ -49,6 +51,43 @@ static int not_yet(int err)
            err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH;
 }
 
+/* Is the socket fd, whose connect has succeeded, connected to itself?
+ * Linux may give a tcp connect to a port of the ephemeral range that very
+ * port as its source, and TCP's simultaneous open then connects the socket
+ * to itself: a connection with nothing listening. */
+static int connected_to_itself(int fd)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t me_len = sizeof me, peer_len = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &me_len) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 || me.ss_family != peer.ss_family)
+        return 0;
+    if (me.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&me, *b = (const void *)&peer;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (me.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&me, *b = (const void *)&peer;
+        return a->sin6_port == b->sin6_port &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+/* A connect of fd has succeeded: pushes true, or false and why when it
+ * is a connection to itself (nothing listens: not yet), and closes fd.
+ * Returns the number of values. */
+static int connected(lua_State *L, int *fd)
+{
+    int itself = connected_to_itself(*fd);
+    sys_close(fd);
+    lua_pushboolean(L, !itself);
+    if (!itself)
+        return 1;
+    lua_pushliteral(L, "connected to itself: nothing listens");
+    return 2;
+}
+
 /* Connect a fresh non-blocking socket to addr: pushes the result (see the
  * header) and returns the number of values. */
 static int try_connect(lua_State *L, int family, const struct sockaddr *addr, socklen_t len)
@@ -65,11 +104,8 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
     do
         r = connect(fd, addr, len);
     while (r < 0 && errno == EINTR);
-    if (r == 0) {
-        sys_close(&fd);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
+    if (r == 0)
+        return connected(L, &fd);
     int err = errno;
     if (err == EINPROGRESS) {
         /* loopback answers within the call, most often: look once */
@@ -80,11 +116,9 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
         while (n < 0 && errno == EINTR);
         socklen_t errlen = sizeof err;
         if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) == 0 && err != EINPROGRESS) {
+            if (err == 0)
+                return connected(L, &fd);
             sys_close(&fd);
-            if (err == 0) {
-                lua_pushboolean(L, 1);
-                return 1;
-            }
             if (not_yet(err)) {
                 lua_pushboolean(L, 0);
                 lua_pushstring(L, strerror(err));
@@ -177,11 +211,9 @@ static int l_conn_check(lua_State *L)
     socklen_t len = sizeof err;
     if (r < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    if (err == 0)
+        return connected(L, &c->fd);
     sys_close(&c->fd);
-    if (err == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
     lua_pushboolean(L, 0);
     lua_pushstring(L, strerror(err));
     return 2;
