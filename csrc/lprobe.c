@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -88,6 +89,40 @@ static int connected(lua_State *L, int *fd)
     return 2;
 }
 
+/* The source port the next tcp connect binds to (testing: a connect to
+ * the same port on the same address then reaches itself at once) */
+static int next_source_port;
+
+void lb_probe_source_port(int port)
+{
+    next_source_port = port;
+}
+
+/* Bind fd (of family) to the source port set for the next connect, if
+ * any: 0 or an errno value. */
+static int bind_source(int fd, int family)
+{
+    int port = next_source_port;
+    next_source_port = 0;
+    if (!port || (family != AF_INET && family != AF_INET6))
+        return 0;
+    struct sockaddr_storage src;
+    memset(&src, 0, sizeof src);
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (void *)&src;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        len = sizeof *in;
+    } else {
+        struct sockaddr_in6 *in6 = (void *)&src;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        len = sizeof *in6;
+    }
+    return bind(fd, (struct sockaddr *)&src, len) < 0 ? errno : 0;
+}
+
 /* Connect a fresh non-blocking socket to addr: pushes the result (see the
  * header) and returns the number of values. */
 static int try_connect(lua_State *L, int family, const struct sockaddr *addr, socklen_t len)
@@ -100,6 +135,11 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return lb_errno_result(L, errno, "socket");
+    int berr = bind_source(fd, family);
+    if (berr) {
+        sys_close(&fd);
+        return lb_errno_result(L, berr, "bind");
+    }
     int r;
     do
         r = connect(fd, addr, len);

@@ -22,6 +22,18 @@ static int l_use_pidfd(lua_State *L)
     return 1;
 }
 
+/* probe_source_port(port): the next tcp connect of a probe binds its socket
+ * to that source port (a connect to that port of the same address reaches
+ * itself: TCP's simultaneous open, which the probe must not take for a
+ * listener) */
+static int l_probe_source_port(lua_State *L)
+{
+    lua_Integer port = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, port >= 0 && port < 65536, 1, "port out of range");
+    lb_probe_source_port((int)port);
+    return 0;
+}
+
 /* hold_leaders([on]) -> whether a group's leader is held unreaped after
  * its end until let go of (process.h): false reaps it at once, as one that
  * is not held (a main moved by MAINPID=, a leader another reaps) */
@@ -120,7 +132,8 @@ void lb_open_testing(lua_State *L)
         { "hold_leaders", l_hold_leaders },
         { "exec_report", l_exec_report }, { "fds", l_fds },
         { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill },
-        { "subreaper", l_subreaper }, { NULL, NULL },
+        { "subreaper", l_subreaper }, { "probe_source_port", l_probe_source_port },
+        { NULL, NULL },
     };
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "testing");
