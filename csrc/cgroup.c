@@ -137,7 +137,9 @@ static int open_path(int dirfd, const char *rel)
         part[l] = '\0';
         p += l;
         int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0 && errno == ENOENT && mkdirat(cur, part, 0755) == 0)
+        /* EEXIST: another launcher made it between our look and our
+         * mkdir; it is opened all the same */
+        if (next < 0 && errno == ENOENT && (mkdirat(cur, part, 0755) == 0 || errno == EEXIST))
             next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         int err = errno;
         sys_close(&cur);

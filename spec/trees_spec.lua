@@ -525,6 +525,30 @@ function TC.test_cgroup_parent_is_made_and_used()
   assert(os.execute("rmdir " .. dir))
 end
 
+-- Launchers that each make the same missing cgroup_parent at the same
+-- moment: one's mkdir of a component another has just made fails with
+-- EEXIST, and that start failed ("File exists") where the directory it
+-- wanted was there to be used.
+function TC.test_a_cgroup_parent_made_by_launchers_at_once_is_used_by_all()
+  local base = "/appstart-spec-race-" .. core.pid()
+  local launchers, rounds, gap = 4, 25, 0.06
+  local at = now() + 0.5
+  local pipes = {}
+  for i = 1, launchers do
+    pipes[i] = assert(io.popen(S.san_prefix .. "lua5.4 " .. S.spec_dir
+      .. "/child/trees_cgroup_parent_made_by_launchers_at_once.lua "
+      .. string.format("%s %d %.3f %s", base, rounds, at, gap)))
+  end
+  local outs = {}
+  for i = 1, launchers do
+    outs[i] = pipes[i]:read("a")
+    pipes[i]:close()
+  end
+  os.execute("find " .. cgroup_mount() .. base .. " -depth -type d -exec rmdir {} + 2>/dev/null")
+  for i = 1, launchers do lu.assertEquals(outs[i], "done\t0\n", "launcher " .. i) end
+  lu.assertEquals(S.strays(), {})
+end
+
 function TC.test_notify_access_all_admits_a_member_of_the_cgroup()
   -- the grandchild is orphaned: no parent chain leads to the app, but it
   -- is in the app's cgroup
