@@ -281,6 +281,11 @@ int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_le
      * is delegated to) is not used */
     if (st.st_uid != geteuid())
         return fail(c, EPERM, why, why_len, "the cgroup made under %s was replaced", parent);
+    /* kept: the SIGKILL that ends the app may come when the launcher has
+     * no descriptor free (ENOENT: a kernel without cgroup.kill) */
+    c->kill_fd = openat(c->dir_fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+    if (c->kill_fd < 0 && errno != ENOENT)
+        return fail(c, errno, why, why_len, "cannot open cgroup.kill of the cgroup made under %s", parent);
     int len = snprintf(c->path, sizeof c->path, "%s%s%s", strcmp(parent, "/") == 0 ? "" : parent, "/",
                        c->name);
     if (len < 0 || (size_t)len >= sizeof c->path - 1)
@@ -389,6 +394,8 @@ int cgroup_populated(const struct cgroup *c)
 
 int cgroup_kill(const struct cgroup *c)
 {
+    if (c->kill_fd >= 0)
+        return sys_write_all(c->kill_fd, "1", 1) < 0 ? errno : 0;
     int fd = openat(c->dir_fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return errno;
@@ -466,6 +473,7 @@ void cgroup_close(struct cgroup *c)
 {
     if (c->dir_fd >= 0 && cgroup_populated(c) == 0)
         (void)cgroup_remove(c);
+    sys_close(&c->kill_fd);
     sys_close(&c->dir_fd);
     sys_close(&c->parent_fd);
     c->name[0] = '\0';

@@ -18,12 +18,15 @@
 struct cgroup {
     int parent_fd;   /* the parent directory; -1 when none */
     int dir_fd;      /* ours; -1 when none */
+    int kill_fd;     /* its cgroup.kill, for writing, opened as it is made
+                        (a SIGKILL must not need a free descriptor); -1
+                        where the kernel has none */
     char name[64];   /* ours, under the parent */
     char path[512];  /* ours, in the hierarchy ("/appstart.1.2.x"), as
                         /proc/PID/cgroup names it */
 };
 
-#define CGROUP_NONE { -1, -1, "", "" }
+#define CGROUP_NONE { -1, -1, -1, "", "" }
 
 /* Make a fresh directory under parent (a path in the cgroup v2 hierarchy;
  * NULL: the launcher's own cgroup). Returns 0, or an errno value with a
@@ -43,8 +46,10 @@ int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n);
 /* 1 while any process is in it, 0 once empty, -errno. */
 int cgroup_populated(const struct cgroup *c);
 
-/* SIGKILL to every process in it at once (cgroup.kill, Linux 5.14).
- * Returns 0, or an errno value (ENOENT: the kernel has no cgroup.kill). */
+/* SIGKILL to every process in it at once (cgroup.kill, Linux 5.14),
+ * through the descriptor kept since it was made: no free descriptor is
+ * needed. Returns 0, or an errno value (ENOENT: the kernel has no
+ * cgroup.kill). */
 int cgroup_kill(const struct cgroup *c);
 
 /* Is pid in this cgroup, or in one inside it (by /proc/PID/cgroup)? */

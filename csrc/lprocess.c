@@ -55,7 +55,9 @@ static int l_process_fd(lua_State *L)
     int fd = p->p.pidfd;
     const char *kind = "pid";
     if (p->p.end != PROCESS_RUNNING && p->tree && p->tree->mode == TREE_CGROUP) {
-        fd = tree_fd(p->tree);
+        /* (none while cgroup.events could not be read: its emptying may
+         * have come before the look, with no event left to wait for) */
+        fd = p->tree->unread ? -1 : tree_fd(p->tree);
         kind = "cgroup";
     }
     if (fd < 0) {

@@ -337,9 +337,14 @@ int tree_populated(struct tree *t)
             ;
     }
     int r = cgroup_populated(&t->cg);
+    if (r == -ENOENT)
+        r = 0; /* removed (by an earlier look): it was empty, and is gone */
     if (r == 0)
         (void)cgroup_remove(&t->cg);
-    return r < 0 ? 0 : r;
+    /* not known to be empty: the app has not ended (an emptying before
+     * this look may have left no event to wait for: looked at again) */
+    t->unread = r < 0;
+    return r != 0;
 }
 
 int tree_fd(struct tree *t)
@@ -510,7 +515,9 @@ void tree_free(struct tree *t)
     if (!t)
         return;
     sys_close(&t->events_fd);
-    if (t->mode == TREE_CGROUP && t->cg.dir_fd >= 0 && cgroup_populated(&t->cg) == 1) {
+    int r = t->mode == TREE_CGROUP && t->cg.dir_fd >= 0 ? cgroup_populated(&t->cg) : 0;
+    /* (one that cannot be read now, out of descriptors, is kept too) */
+    if (r == 1 || (r < 0 && r != -ENOENT)) {
         pthread_mutex_lock(&deferred_lock);
         (void)defer(&t->cg);
         pthread_mutex_unlock(&deferred_lock);

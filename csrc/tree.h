@@ -41,6 +41,10 @@ struct tree {
                                         learned (0: there was none) */
     struct cgroup cg;              /* cgroup */
     int events_fd;                 /* cgroup: inotify on cgroup.events */
+    int unread;                    /* cgroup: cgroup.events could not be
+                                      read at the last look (out of
+                                      descriptors): counted populated,
+                                      looked at again at poll_interval */
     long long left;
     int refused;                   /* members the last signal could not
                                       reach (EPERM: another user's) */
@@ -96,8 +100,9 @@ void tree_take_adopted(struct tree *t, pid_t app);
 /* How many members other than the app are alive (zombies not counted). */
 int tree_others(struct tree *t, pid_t app);
 
-/* cgroup: 1 while any process is in it, 0 once empty (its directory is
- * removed then); drains the events descriptor. Other modes: 0. */
+/* cgroup: 1 while any process is in it, or while that cannot be read (out
+ * of descriptors: unread is set), 0 once empty (its directory is removed
+ * then); drains the events descriptor. Other modes: 0. */
 int tree_populated(struct tree *t);
 
 /* cgroup: a descriptor readable when the cgroup's population changes

@@ -478,6 +478,23 @@ function TC.test_a_member_that_ignores_term_is_killed_after_kill_grace()
   end
 end
 
+-- Out of descriptors (cgroup.events unreadable), the app whose main has
+-- ended was taken for ended with its cgroup: terminate returned at once,
+-- the member that ignores SIGTERM never had its SIGKILL (cgroup.kill
+-- could not be opened either) and the directory stayed for good. The
+-- cgroup counts as populated until it is seen empty, and cgroup.kill is
+-- kept open from the start.
+function TC.test_out_of_descriptors_a_cgroup_app_ends_only_once_its_cgroup_is_empty()
+  local dir = S.tmpname("nofds")
+  assert(os.execute("mkdir " .. dir))
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 },
+    "trees_cgroup_out_of_descriptors_the_app_ends_with_its_cgroup", dir)
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertStrContains(text, "member\tgone\n")
+  lu.assertStrContains(text, "cgroup\tremoved\n")
+  lu.assertEquals(S.strays(), {})
+end
+
 -- A cgroup an app (of root's) made inside its own, with a member moved
 -- there: that member gets the SIGTERM, counts in how.left, and the inner
 -- cgroup is removed with the app's (it got SIGKILL only, and the app's
