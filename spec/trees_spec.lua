@@ -357,6 +357,35 @@ function TG.test_terminate_of_an_ended_leader_waits_for_its_group_and_kills_what
   S.assert_clean(before)
 end
 
+-- app:terminate(grace) of a group app whose main exits at once on SIGTERM
+-- while a member takes longer than kill_grace (but not grace) to shut
+-- down: its watch saw the main's end first and handled it as a crash
+-- (a second SIGTERM, SIGKILL after kill_grace, "its main process ended"
+-- logged). The end is the stop's: one SIGTERM, SIGKILL after its grace.
+function TG.test_terminate_s_grace_holds_for_the_group_when_the_main_ends_first()
+  local appstart = require "appstart"
+  for _, in_loop in ipairs { false, true } do
+    local before = S.snapshot()
+    local trap, child, done = S.tmpname("trap"), S.tmpname("child"), S.tmpname("done")
+    local logged = {}
+    local function body()
+      local app = assert(start { kill_mode = "group", kill_grace = 0.3,
+        log = function(level, msg) if level ~= "debug" then logged[#logged + 1] = msg end end,
+        argv = { F, "fork", "trap=TERM:" .. trap, "pidfile=" .. child, "waitfile=" .. trap, "sleep=0.8",
+          "pidfile=" .. done, "exit=0", "|", "waitfile=" .. child, "notify=READY=1", "pause" } })
+      local how = app:terminate(5)
+      lu.assertEquals(how.signal, 15)
+      lu.assertEquals(how.left, 1)
+    end
+    if in_loop then appstart.run(body) else body() end
+    local where = in_loop and "in appstart.run" or "in a plain script"
+    lu.assertNotNil(S.read(done), where .. ": the member finished its shutdown within the grace")
+    lu.assertEquals(S.read(trap), "15\n", where .. ": one SIGTERM")
+    lu.assertEquals(logged, {}, where)
+    S.assert_clean(before, where)
+  end
+end
+
 function TG.test_group_through_the_helper()
   local dir = S.tmpname("nobody")
   assert(os.execute("mkdir -m 1777 " .. dir))

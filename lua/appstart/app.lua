@@ -66,7 +66,7 @@ end
 function App.new(label, opts, log_fn)
   return setmetatable({ name = label, _state = "starting", pid = false,
     status = false, ready_after = false, _how = false, _program = label,
-    _proc = false, _watch = false, _watch_kind = false, _on_exit = opts.on_exit or false,
+    _proc = false, _stopping = false, _watch = false, _watch_kind = false, _on_exit = opts.on_exit or false,
     _log = log_fn, _opts = opts, _on_state = false,
     -- the life after ready of an app whose notify socket is read (App.listen)
     _life = false,
@@ -246,7 +246,12 @@ local function ended(app, how, settled)
   -- once the end is told: on_exit queued)
   local swept_ok, swept_err = true, nil
   if proc then
-    if not settled and proc:kill_mode() == "group" then
+    if app._stopping == proc then
+      -- seen by its watch while a stop (app:terminate, a <close> end)
+      -- ends it: the group is the stop's (its grace, its SIGKILL), which
+      -- closes the process once done
+      app._stopping = "ended"
+    elseif not settled and proc:kill_mode() == "group" then
       swept_ok, swept_err = pcall(end_the_rest, app, proc)
     else
       loop.close_process(proc)
@@ -648,7 +653,16 @@ function App:terminate(grace)
   end
   if not self._proc then return nil, "closed" end
   local message
-  how, message = ending.terminate(self._proc, grace or kill_grace(self), true, self._opts) -- check polled it
+  local proc = self._proc
+  -- (an end its watch sees meanwhile is this stop's: ended leaves the
+  -- group, and the process, to it)
+  self._stopping = proc
+  local ok
+  ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it
+  local left_to_us = self._stopping == "ended"
+  self._stopping = false
+  if left_to_us then loop.close_process(proc) end
+  if not ok then error(how, 0) end
   -- closed meanwhile (by a callback, another task): its process was let
   -- go of, not ended, and the app is left as it runs
   if self._state ~= "exited" and not self._proc then return nil, "closed" end
