@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef APPSTART_VERSION
@@ -420,6 +421,132 @@ static int l_strerror(lua_State *L)
     return 1;
 }
 
+/* (in a protected call) a room of n bytes, collected with the rest */
+static int new_room(lua_State *L)
+{
+    (void)lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), 0);
+    return 1;
+}
+
+/* Who may change what st describes, besides root and uid (and the groups
+ * root and gid, this user's own): nobody (NULL), or a text that says who.
+ * A directory writable by others with its sticky bit (/tmp) lets them add
+ * names but not replace another's. */
+static const char *others_may_change(const struct stat *st, uid_t uid, gid_t gid, char *why, size_t len)
+{
+    if (st->st_uid != 0 && st->st_uid != uid) {
+        snprintf(why, len, "owned by uid %lu", (unsigned long)st->st_uid);
+        return why;
+    }
+    if (S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX))
+        return NULL;
+    if (st->st_mode & S_IWOTH)
+        return "writable by every user";
+    if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && st->st_gid != gid) {
+        snprintf(why, len, "writable by group %lu", (unsigned long)st->st_gid);
+        return why;
+    }
+    return NULL;
+}
+
+/* core.read_trusted(path, max) -> the text of a file that only root and
+ * this user (the effective uid) can change, read whole (max bytes at
+ * most) | nil, why, errno. The file (opened without following a link in
+ * its last component) must be regular, owned by root or this user and
+ * writable by no other user (nor by a group but root's and this user's
+ * own, the effective gid); so must every directory of
+ * its real path (but for the sticky bit's leave), and that path must name
+ * the file opened: code that runs as this user comes from nowhere another
+ * user can write. */
+static int l_read_trusted(lua_State *L)
+{
+    const char *path = lb_check_cstring(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max > 0 && max < INT_MAX, 2, "size out of range");
+    uid_t me = geteuid();
+    char why[96];
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return lb_errno_result(L, errno, path);
+    struct stat st;
+    const char *bad = NULL;
+    char *real = NULL;
+    int err = fstat(fd, &st) < 0 ? errno : 0;
+    if (!err && !S_ISREG(st.st_mode))
+        bad = "not a regular file";
+    if (!err && !bad)
+        bad = others_may_change(&st, me, getegid(), why, sizeof why);
+    if (!err && !bad && !(real = realpath(path, NULL)))
+        err = errno;
+    struct stat at;
+    if (!err && !bad && (lstat(real, &at) < 0 || at.st_dev != st.st_dev || at.st_ino != st.st_ino))
+        bad = "replaced while it was looked at";
+    /* each directory from the file's up to / (its name kept for the
+     * message: where is the part of real before it) */
+    const char *where = NULL;
+    for (char *slash = real ? strrchr(real, '/') : NULL; !err && !bad && slash; slash = strrchr(real, '/')) {
+        *slash = '\0';
+        const char *dir = slash == real ? "/" : real;
+        if (lstat(dir, &at) < 0)
+            err = errno;
+        else if ((bad = others_may_change(&at, me, getegid(), why, sizeof why)))
+            where = dir;
+        if (slash == real)
+            break;
+    }
+    /* (copied out: nothing below may raise with real or fd held) */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", where ? where : "");
+    free(real);
+    if (!err && !bad && st.st_size > max)
+        err = EFBIG;
+    /* the text's room made first (a memory error raises with nothing held
+     * but fd, which is closed before it can) */
+    char *text = NULL;
+    size_t got = 0;
+    if (!err && !bad) {
+        int made = 0;
+        lua_pushnil(L); /* (the room's slot) */
+        if (lua_checkstack(L, 2)) {
+            /* lua_newuserdatauv raises on out of memory: through a
+             * protected call, so that fd is closed first */
+            lua_pushcfunction(L, new_room);
+            lua_pushinteger(L, (lua_Integer)st.st_size + 1);
+            made = lua_pcall(L, 1, 1, 0) == LUA_OK;
+            lua_replace(L, -2);
+        }
+        if (!made)
+            err = ENOMEM;
+        else
+            text = lua_touserdata(L, -1);
+        while (!err && got < (size_t)st.st_size + 1) {
+            ssize_t n = sys_read(fd, text + got, (size_t)st.st_size + 1 - got);
+            if (n < 0)
+                err = errno;
+            else if (n == 0)
+                break;
+            else
+                got += (size_t)n;
+        }
+        if (got > (size_t)st.st_size) /* it grew meanwhile: what it held */
+            got = (size_t)st.st_size;
+    }
+    sys_close(&fd);
+    if (err)
+        return lb_errno_result(L, err, path);
+    if (bad) {
+        lua_pushnil(L);
+        if (*dir)
+            lua_pushfstring(L, "%s: refused: its directory %s is %s: another user could change the file",
+                            path, dir, bad);
+        else
+            lua_pushfstring(L, "%s: refused: it is %s: another user could change it", path, bad);
+        return 2;
+    }
+    lua_pushlstring(L, text, got);
+    return 1;
+}
+
 int luaopen_appstart_core(lua_State *L);
 
 int luaopen_appstart_core(lua_State *L)
@@ -438,6 +565,7 @@ int luaopen_appstart_core(lua_State *L)
         { "user", l_user },
         { "group", l_group },
         { "strerror", l_strerror },
+        { "read_trusted", l_read_trusted },
         { NULL, NULL },
     };
     luaL_newlib(L, functions);

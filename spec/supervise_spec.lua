@@ -532,9 +532,41 @@ function TC.test_a_json_event_too_long_for_one_write_is_cut_and_stays_json()
   lu.assertNotStrContains(line, '"output"')
 end
 
+-- A services file is code run as the command's user (root): one that
+-- another user could change is refused before any of it runs (exit 1,
+-- why on stderr), as is one in a directory another user could change.
+function TC.test_a_services_file_another_user_could_change_is_refused()
+  local before = S.snapshot()
+  local cases = {
+    { "owned by nobody", function(dir, file) os.execute("chown nobody " .. file) end, "it is owned by uid 65534" },
+    { "writable by all", function(dir, file) os.execute("chmod 666 " .. file) end, "it is writable by every user" },
+    { "in a directory all may write", function(dir) os.execute("chmod 777 " .. dir) end,
+      "its directory %s is writable by every user" },
+  }
+  for _, case in ipairs(cases) do
+    local name, make, said = case[1], case[2], case[3]
+    if name ~= "owned by nobody" or S.is_root() then
+      local dir, file = supervise_dir()
+      local ran = dir .. "/ran"
+      write(file, string.format("io.open(%q, 'w'):close()\nreturn { services = {} }\n", ran))
+      make(dir, file)
+      local out, err = S.tmpname("out"), S.tmpname("err")
+      local argv = lua_command { "supervise", file }
+      for i, a in ipairs(argv) do argv[i] = "'" .. a .. "'" end
+      local _, _, code = os.execute(table.concat(argv, " ") .. " >" .. out .. " 2>" .. err)
+      lu.assertEquals(code, 1, name)
+      local whose = said:find("directory", 1, true) and said:format(dir) .. ": another user could change the file"
+        or said .. ": another user could change it"
+      lu.assertEquals(S.read(err), "appstart: " .. file .. ": refused: " .. whose .. "\n", name)
+      lu.assertNil(S.read(ran), name .. ": its code ran")
+    end
+  end
+  S.assert_clean(before)
+end
+
 -- A reload from a file whose text is `broken`: said on stderr (`said` in
 -- the line), nothing changed.
-local function assert_a_broken_reload_changes_nothing(broken, said)
+local function assert_a_broken_reload_changes_nothing(broken, said, make)
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
@@ -546,6 +578,7 @@ local function assert_a_broken_reload_changes_nothing(broken, said)
     })
     local a = S.pid_in(dir .. "/a")
     write(file, broken)
+    if make then make(file) end
     local n = #app.status
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function()
@@ -563,6 +596,13 @@ end
 
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   assert_a_broken_reload_changes_nothing("return { services = ", "") -- cut short
+end
+
+-- (its text the same: what changed is who may write it)
+function TC.test_a_reload_from_a_file_another_user_could_change_changes_nothing()
+  assert_a_broken_reload_changes_nothing(string.format("local F = %q\nreturn { services = {\n"
+    .. "  a = { argv = { F, 'pause' } },\n} }\n", F), "it is writable by every user: another user could change it",
+    function(file) os.execute("chmod 666 " .. file) end)
 end
 
 -- An error no tostring can show, raised by the file: it ended every
