@@ -538,8 +538,8 @@ end
 function TC.test_a_services_file_another_user_could_change_is_refused()
   local before = S.snapshot()
   local cases = {
-    { "owned by nobody", function(dir, file) os.execute("chown nobody " .. file) end, "it is owned by uid 65534" },
-    { "writable by all", function(dir, file) os.execute("chmod 666 " .. file) end, "it is writable by every user" },
+    { "owned by nobody", function(_, file) os.execute("chown nobody " .. file) end, "it is owned by uid 65534" },
+    { "writable by all", function(_, file) os.execute("chmod 666 " .. file) end, "it is writable by every user" },
     { "in a directory all may write", function(dir) os.execute("chmod 777 " .. dir) end,
       "its directory %s is writable by every user" },
   }
