@@ -76,8 +76,6 @@ int tree_set_group(struct tree *t, pid_t app, unsigned long long min_start)
     struct procfs_stat leader;
     t->leader_start = procfs_stat(st.pgrp, &leader) == 0 ? leader.start_time : 0;
     t->leader_known = 1;
-    t->leader_gone_at = 0;
-    t->dead = 0;
     return 0;
 }
 
@@ -87,67 +85,30 @@ void tree_set_led_group(struct tree *t, pid_t pid, unsigned long long start)
     t->min_start = start;
     t->leader_start = start;
     t->leader_known = start != 0;
-    t->leader_gone_at = 0;
-    t->dead = 0;
 }
 
-/* Now, in clock ticks since boot (as procfs's start times), or 0. */
-static unsigned long long boot_ticks(void)
+/* Has the group's number been given out again since it was learned? A
+ * number is held while any process has it as its pid, group or session,
+ * so a live process whose pid is pgid and that is not the leader the
+ * group had shows that the group emptied: nothing of it is left, and
+ * what is in the group of that number now is another's. */
+static int group_recycled(const struct tree *t)
 {
-    struct timespec ts;
-    long hz = sysconf(_SC_CLK_TCK);
-    if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return 0;
-    return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
-           (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ull;
-}
-
-/* Is the group dead for good: has its number been given out again since
- * it was learned? A number is held while any process has it as its pid,
- * group or session, so a live process whose pid is pgid and that is not
- * the leader the group had shows that the group emptied: nothing of it is
- * left, and what is in the group of that number now is another's. That
- * leader may have gone already (it led its new session a moment, leaving
- * a child there): when the group's own leader is first seen gone, that
- * time is kept, for member_stat. */
-static int group_recycled(struct tree *t)
-{
-    if (t->dead)
-        return 1;
-    if (!t->leader_known)
-        return 0;
     struct procfs_stat st;
-    int found = procfs_stat(t->pgid, &st) == 0;
-    if (found && st.start_time != t->leader_start)
-        t->dead = 1;
-    else if (!found && t->leader_gone_at == 0)
-        t->leader_gone_at = boot_ticks();
-    return t->dead;
+    return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time != t->leader_start;
 }
 
-/* Is pid a live member now (*st: its stat then)? In a group whose leader
- * has gone (not held: the number may be given out again once the group
- * empties), one that began after the leader was seen gone (a tick's
- * margin: both times are rounded down) may be a process of a new group of
- * that number whose own leader has gone too, which nothing tells apart
- * from a member of the app's forked since: the group is taken for dead
- * for good (such a member is left running; another's process is never
- * signalled). */
-static int member_stat(struct tree *t, pid_t pid, struct procfs_stat *st)
+/* Is pid a live member now (*st: its stat then)? */
+static int member_stat(const struct tree *t, pid_t pid, struct procfs_stat *st)
 {
     if (procfs_stat(pid, st) != 0 || st->state == 'Z' || st->state == 'X')
         return 0;
-    if (t->mode == TREE_GROUP) {
-        if (st->pgrp != t->pgid || st->start_time < t->min_start || group_recycled(t))
-            return 0;
-        if (t->leader_gone_at > 1 && st->start_time > t->leader_gone_at + 1)
-            t->dead = 1;
-        return !t->dead;
-    }
+    if (t->mode == TREE_GROUP)
+        return st->pgrp == t->pgid && st->start_time >= t->min_start && !group_recycled(t);
     return cgroup_contains(&t->cg, pid);
 }
 
-static int member_now(struct tree *t, pid_t pid)
+static int member_now(const struct tree *t, pid_t pid)
 {
     struct procfs_stat st;
     return member_stat(t, pid, &st);
@@ -270,12 +231,10 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
     /* a group with no process left is told by one system call, not by
      * reading all of /proc (where its leader is not held: a held one,
      * a zombie, is in it until reaped) */
+    if (kill(-t->pgid, 0) != 0 && errno == ESRCH)
+        return 0;
     if (group_recycled(t))
         return 0;
-    if (kill(-t->pgid, 0) != 0 && errno == ESRCH) {
-        t->dead = 1; /* empty: a group of that number from now on is another's */
-        return 0;
-    }
     /* the app's own group (it leads it), pinned: signalled as one (each
      * member once, none that forks meanwhile missed; a SIGKILL also while
      * the app runs, as it is being killed too), /proc read to count its
@@ -346,7 +305,7 @@ void tree_let_go(struct tree *t, pid_t app, int app_fd)
 }
 
 struct take {
-    struct tree *t;
+    const struct tree *t;
     pid_t app;
 };
 
@@ -355,7 +314,7 @@ struct take {
  * library's children)? */
 static int member_any_state(pid_t pid, void *arg)
 {
-    struct take *k = arg;
+    const struct take *k = arg;
     struct procfs_stat st;
     return pid != k->app && procfs_stat(pid, &st) == 0 && st.pgrp == k->t->pgid &&
            st.start_time >= k->t->min_start && !group_recycled(k->t);

@@ -39,13 +39,6 @@ struct tree {
     unsigned long long leader_start; /* group: start of the process whose
                                         pid is pgid when the group was
                                         learned (0: there was none) */
-    unsigned long long leader_gone_at; /* group: when its leader was
-                                        first seen gone, in clock ticks
-                                        since boot (as procfs's start
-                                        times); 0 while it is not */
-    int dead;                      /* group: seen empty, or its number
-                                      seen given out again: never
-                                      signalled again */
     struct cgroup cg;              /* cgroup */
     int events_fd;                 /* cgroup: inotify on cgroup.events */
     int unread;                    /* cgroup: cgroup.events could not be

@@ -76,22 +76,6 @@ function TG.test_a_group_recycled_after_the_app_is_never_signalled()
   lu.assertStrContains(out, "child alive\tyes\n")
 end
 
--- The same, but the process that took the number leads its new group only
--- a moment (it forks a child and exits): the group has members and no
--- process whose pid is its number, and reuse was spotted only while one
--- had it. A leader seen gone, then a member begun after that: the group
--- is dead for good.
-function TG.test_a_group_recycled_by_a_leader_that_has_gone_is_never_signalled()
-  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
-  local dir = S.tmpname("recycled")
-  assert(os.execute("mkdir " .. dir))
-  local out = S.run_child({ pidns = true, timeout = 30, env = { D = dir } }, "trees_a_recycled_group_is_never_signalled",
-    "leaderless")
-  lu.assertStrMatches(out, ".*recycled\t%d+\n.*")
-  lu.assertStrContains(out, "leader gone\tyes\n")
-  lu.assertStrContains(out, "child alive\tyes\n")
-end
-
 -- An app whose main process ended by itself, leaving a child in its
 -- group, looked at by a stop: the child had its SIGTERM, and how.left
 -- counts it (it said 0, where a cgroup's said 1).

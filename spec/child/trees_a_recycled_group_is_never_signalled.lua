@@ -11,10 +11,6 @@
 -- it (a main moved by MAINPID=, a leader another reaps): held, as it is
 -- by default, no other process can take its number while what it left is
 -- seen to.
--- With the argument "leaderless", the process that takes the pid leads
--- its new session only a moment: it forks the child and exits, so that no
--- process has the group's number as its pid when the launcher looks (it
--- prints "leader gone\tyes" once it has gone).
 -- Environment: D, an empty directory for the scripts' files.
 local appstart = require "appstart"
 local K = require "childkit"
@@ -38,10 +34,8 @@ write(dir .. "/go", "")
 while os.execute("test -e /proc/" .. member) do os.execute("sleep 0.01") end
 -- (the process that gets the pid leads a session of its own: setsid(1)
 -- calls setsid() in place in a process that leads no group)
-local leaderless = arg[1] == "leaderless"
 write(dir .. "/taker.sh", K.SH_TAKE_PID .. [=[
-  export TAKE='exec setsid sh -c "echo \$\$ > \"\$0/leader\"; sleep 1000 & echo \$! > \"\$0/child\"; ]=]
-  .. (leaderless and "" or "wait") .. [=[" "$1"'
+  export TAKE='exec setsid sh -c "echo \$\$ > \"\$0/leader\"; sleep 1000 & echo \$! > \"\$0/child\"; wait" "$1"'
   take_pid "$2" take "$1"
 ]=])
 os.execute("sh " .. dir .. "/taker.sh " .. dir .. " " .. pgid .. " &")
@@ -49,10 +43,6 @@ while not os.execute("test -s " .. dir .. "/child") do os.execute("sleep 0.01") 
 local leader, child = tonumber(read(dir .. "/leader") or ""), tonumber(read(dir .. "/child") or "")
 print("app", pgid)
 print("recycled", leader)
-if leaderless then
-  while leader and os.execute("test -e /proc/" .. leader) do os.execute("sleep 0.01") end
-  print("leader gone", "yes")
-end
 -- past the old group's kill_grace: a SIGKILL is due to what is left in it
 os.execute("sleep 0.3")
 -- the calls that wait look at the old group
