@@ -3,7 +3,6 @@
  * adoption window (see children.h).
  */
 #include "children.h"
-#include "cgroup.h"
 #include "procfs.h"
 #include "process.h"
 #include "sys.h"
@@ -48,11 +47,6 @@ struct lease {
 };
 static struct lease *leases;
 static size_t nleases, cap_leases;
-
-/* The cgroups of the launcher's apps of kill_mode "cgroup", by path
- * (children_app_cgroup). */
-static char **app_cgroups;
-static size_t napp_cgroups, cap_app_cgroups;
 
 static void adopt_end_locked(void);
 static void abandon_orphans_locked(void);
@@ -113,11 +107,6 @@ static void children_unload(void)
     free(leases);
     leases = NULL;
     nleases = cap_leases = 0;
-    for (size_t i = 0; i < napp_cgroups; i++)
-        free(app_cgroups[i]);
-    free(app_cgroups);
-    app_cgroups = NULL;
-    napp_cgroups = cap_app_cgroups = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -318,54 +307,6 @@ static void adopt_end_locked(void)
     }
 }
 
-int children_app_cgroup(const char *path, int add)
-{
-    int err = 0;
-    pthread_mutex_lock(&lock);
-    if (add) {
-        char *copy = strdup(path);
-        if (copy && napp_cgroups == cap_app_cgroups) {
-            size_t cap = cap_app_cgroups ? cap_app_cgroups * 2 : 8;
-            char **grown = realloc(app_cgroups, cap * sizeof *grown);
-            if (grown) {
-                app_cgroups = grown;
-                cap_app_cgroups = cap;
-            }
-        }
-        if (copy && napp_cgroups < cap_app_cgroups) {
-            app_cgroups[napp_cgroups++] = copy;
-        } else {
-            free(copy);
-            err = ENOMEM;
-        }
-    } else {
-        for (size_t i = 0; i < napp_cgroups; i++) {
-            if (strcmp(app_cgroups[i], path) == 0) {
-                free(app_cgroups[i]);
-                app_cgroups[i] = app_cgroups[--napp_cgroups];
-                break;
-            }
-        }
-        if (napp_cgroups == 0) {
-            free(app_cgroups);
-            app_cgroups = NULL;
-            cap_app_cgroups = 0;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-    return err;
-}
-
-/* Is pid in the cgroup of one of the launcher's apps, or in one inside it
- * (by /proc/PID/cgroup)? The lock held. */
-static int in_an_apps_cgroup(pid_t pid)
-{
-    for (size_t i = 0; i < napp_cgroups; i++)
-        if (cgroup_path_contains(app_cgroups[i], pid))
-            return 1;
-    return 0;
-}
-
 /* Is session that of one of the launcher's apps (a child it owns, or a
  * pending lease's app)? */
 static int an_apps_session(pid_t session)
@@ -385,9 +326,7 @@ static int an_apps_session(pid_t session)
  * once they exit. A pending lease's app is left to its lease. apps_only:
  * only those in the session of one of the launcher's apps (a child of
  * the launcher's own that made a session of its own, an io.popen of
- * `setsid`, is not an orphan of theirs). One in the cgroup of one of the
- * launcher's apps is that app's orphan, whatever its session (an app of
- * kill_mode "cgroup" stays in the launcher's). */
+ * `setsid`, is not an orphan of theirs). */
 static void abandon_newcomers(int apps_only)
 {
     struct pidset now = { NULL, 0, 0 };
@@ -399,11 +338,9 @@ static void abandon_newcomers(int apps_only)
             const struct lease *l = lease_of(pid);
             /* (a tick's margin: both times are rounded down) */
             if (pidset_has(&adopt_before, pid) || pidset_has(&own, pid) || (l && l->state == LEASE_PENDING) ||
-                procfs_stat(pid, &st) != 0)
-                continue;
-            if (((st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)) ||
-                 (apps_only && !an_apps_session(st.session))) &&
-                !in_an_apps_cgroup(pid))
+                procfs_stat(pid, &st) != 0 ||
+                (st.session == session && !(adopt_since > 1 && st.start_time + 1 < adopt_since)) ||
+                (apps_only && !an_apps_session(st.session)))
                 continue;
             if (pidset_add(&own, pid) == 0 && pidset_add(&abandoned, pid) != 0)
                 pidset_remove(&own, pid);

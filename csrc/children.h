@@ -50,14 +50,6 @@ void children_reap_exited(void);
  * lease. Called with the library's lock held: member must not call back. */
 void children_take_adopted(int (*member)(pid_t pid, void *arg), void *arg);
 
-/* The cgroup (its path in the hierarchy) of an app of kill_mode "cgroup",
- * made (add) or let go of: what comes to the launcher while a window is
- * open and is in it, or in one inside it, is that app's orphan (an app in
- * a cgroup has no session of its own to tell it by), abandoned at the
- * window's close. Returns 0 or ENOMEM (then not known: such an orphan is
- * left, as before). */
-int children_app_cgroup(const char *path, int add);
-
 /* Open and close an adoption window (nested calls count). Returns 0 or an
  * errno value. */
 int children_adopt_begin(void);

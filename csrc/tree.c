@@ -55,10 +55,6 @@ struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
         free(t);
         return NULL;
     }
-    /* (out of memory it is not known: an orphan of the app's that comes to
-     * the launcher while a window is open is left, as in its session) */
-    if (mode == TREE_CGROUP)
-        (void)children_app_cgroup(t->cg.path, 1);
     return t;
 }
 
@@ -518,8 +514,6 @@ void tree_free(struct tree *t)
 {
     if (!t)
         return;
-    if (t->mode == TREE_CGROUP)
-        (void)children_app_cgroup(t->cg.path, 0);
     sys_close(&t->events_fd);
     int r = t->mode == TREE_CGROUP && t->cg.dir_fd >= 0 ? cgroup_populated(&t->cg) : 0;
     /* (one that cannot be read now, out of descriptors, is kept too) */

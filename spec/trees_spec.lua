@@ -579,38 +579,6 @@ function TC.test_cgroups_made_deep_and_many_inside_the_app_s_are_all_removed()
   lu.assertNil(left, "the killed launcher's directory is removed")
 end
 
--- While a start through a helper is under way (the launcher a child
--- subreaper), what a cgroup app orphans comes to the launcher. In the
--- launcher's session (a cgroup app has none of its own) and begun while
--- the window was open, it was told from the launcher's own io.popen
--- children by nothing, and left: once it exited, a zombie for good. In
--- the app's cgroup, it is the app's, and reaped.
-function TC.test_an_orphan_of_a_cgroup_app_adopted_during_a_helper_start_is_reaped()
-  local appstart = require "appstart"
-  local before = S.snapshot()
-  local gc, go, done = S.tmpname("gc"), S.tmpname("go"), S.tmpname("done")
-  local h = appstart.begin { helper = true, ready = "none", log = S.quiet, pid_timeout = 5,
-    argv = { F, "waitfile=" .. done, "fork", "pause", "|", "int32=3:child", "exit=0" } }
-  -- its child forks the grandchild and exits: the grandchild comes to
-  -- the launcher
-  local app = assert(start { kill_mode = "cgroup", argv = { F,
-    "fork", "fork", "pidfile=" .. gc, "waitfile=" .. go, "exit=0", "|", "exit=0", "|",
-    "waitfile=" .. gc, "notify=READY=1", "pause" } })
-  local g = S.pid_in(gc)
-  lu.assertTrue(S.await_with_sleep(function() return tonumber(S.proc_status(g).PPid) == core.pid() end, 3),
-    "the grandchild came to the launcher")
-  S.touch(go)
-  lu.assertTrue(S.await_gone(g), "the grandchild exited")
-  S.touch(done)
-  h:wait()
-  lu.assertNotNil(h.app, tostring(h.err))
-  h.app:terminate()
-  app:terminate()
-  S.testing.reap()
-  lu.assertNil(S.proc_status(g), "the grandchild is reaped")
-  S.assert_clean(before)
-end
-
 function TC.test_a_failed_start_empties_and_removes_its_cgroup()
   local dir = own_cgroup_dir()
   local mine = my_cgroups(dir)
