@@ -156,17 +156,15 @@ static int alive(pid_t pid)
 }
 
 /* The cgroups an app made inside its own (a root app may: a worker's of
- * its own) are walked for their processes, children first, this deep and
- * this many at most (an app could make them without end): past that they
- * are left to cgroup.kill, which reaches the whole subtree. Once empty
- * they are removed all (remove_below), with this many directories open at
- * most. */
+ * its own) are walked, children first, this deep and this many at most
+ * (an app could make them without end): past that they are left to
+ * cgroup.kill, which reaches the whole subtree. */
 #define CGROUP_WALK_DEPTH 8
 #define CGROUP_WALK_MAX 256
 
 static void each_inner(int dir_fd, int depth, int *budget,
                        void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
-static void remove_below(int top_fd);
+static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg);
 
 /* Empty directories that killed launchers left under the parent: the pid
  * in the name is gone, and nothing runs in them (nor in the cgroups made
@@ -192,11 +190,8 @@ static void remove_stale(int parent_fd)
             continue;
         int stale = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (stale >= 0) {
-            /* only an empty one is walked (whole: it cannot grow) */
-            struct cgroup c = CGROUP_NONE;
-            c.dir_fd = stale;
-            if (cgroup_populated(&c) == 0)
-                remove_below(stale);
+            int budget = CGROUP_WALK_MAX;
+            each_inner(stale, 0, &budget, remove_inner, NULL);
             sys_close(&stale);
         }
         (void)unlinkat(dirfd(d), name, AT_REMOVEDIR); /* EBUSY while populated */
@@ -445,68 +440,11 @@ int cgroup_events_fd(const struct cgroup *c)
     return fd;
 }
 
-/* The first directory in d's listing from where it stands (not . nor ..),
- * or NULL at its end. */
-static struct dirent *next_subdir(DIR *d)
+static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg)
 {
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            return e;
-    return NULL;
-}
-
-/* Remove every cgroup inside top_fd's, the deepest first, however deep and
- * many the app made them (an empty cgroup's: none can be made inside it
- * by a process of its own any more). The walk holds a window of
- * CGROUP_WALK_DEPTH directories open at most, never recursion as deep as
- * the app chose: past the window the oldest is let go of, and once the
- * walk is back at it, the walk starts again from the top, until one goes
- * through whole or one removes nothing. */
-static void remove_below(int top_fd)
-{
-    DIR *open_dirs[CGROUP_WALK_DEPTH];
-    char names[CGROUP_WALK_DEPTH][NAME_MAX + 1]; /* names[i]: open_dirs[i]'s in open_dirs[i - 1] */
-    for (;;) {
-        int n = 0, dropped = 0, removed = 0;
-        int fd = openat(top_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-            sys_close(&fd);
-            return;
-        }
-        open_dirs[n++] = d;
-        while (n > 0) {
-            struct dirent *e = next_subdir(open_dirs[n - 1]);
-            if (e) {
-                int sub_fd = openat(dirfd(open_dirs[n - 1]), e->d_name,
-                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                DIR *sub = sub_fd >= 0 ? fdopendir(sub_fd) : NULL;
-                if (!sub) {
-                    sys_close(&sub_fd);
-                    continue;
-                }
-                if (n == CGROUP_WALK_DEPTH) {
-                    /* the window slides down: the oldest is let go of */
-                    closedir(open_dirs[0]);
-                    memmove(open_dirs, open_dirs + 1, (size_t)(n - 1) * sizeof open_dirs[0]);
-                    memmove(names, names + 1, (size_t)(n - 1) * sizeof names[0]);
-                    n--;
-                    dropped = 1;
-                }
-                snprintf(names[n], sizeof names[n], "%s", e->d_name);
-                open_dirs[n++] = sub;
-            } else {
-                /* listed to its end, its own removed: it goes too (from
-                 * its parent, when that is still held) */
-                closedir(open_dirs[--n]);
-                if (n > 0 && unlinkat(dirfd(open_dirs[n - 1]), names[n], AT_REMOVEDIR) == 0)
-                    removed = 1;
-            }
-        }
-        if (!dropped || !removed)
-            return;
-    }
+    (void)dir_fd;
+    (void)arg;
+    (void)unlinkat(parent_fd, name, AT_REMOVEDIR);
 }
 
 int cgroup_remove(struct cgroup *c)
@@ -522,8 +460,9 @@ int cgroup_remove(struct cgroup *c)
         return ENOENT;
     }
     /* the cgroups an app made inside it first (empty too by now: a
-     * cgroup is populated while any inside it is), all of them */
-    remove_below(c->dir_fd);
+     * cgroup is populated while any inside it is) */
+    int budget = CGROUP_WALK_MAX;
+    each_inner(c->dir_fd, 0, &budget, remove_inner, NULL);
     if (unlinkat(c->parent_fd, c->name, AT_REMOVEDIR) < 0)
         return errno;
     c->name[0] = '\0';

@@ -548,37 +548,6 @@ function TC.test_a_cgroup_the_app_made_inside_its_own_is_reached_and_removed()
   S.assert_clean(before)
 end
 
--- An app (of root's) that made cgroups deeper and more than a walk for
--- members goes (12 deep, and 300 side by side): once its cgroup is empty
--- they are all removed, and its directory with them (it was left for
--- good); so is such a directory a killed launcher left, by the next start
--- under the same parent.
-function TC.test_cgroups_made_deep_and_many_inside_the_app_s_are_all_removed()
-  local dir = own_cgroup_dir()
-  local mine = my_cgroups(dir)
-  local script = 'd="$0$(sed -n "s/^0:://p" /proc/self/cgroup)"; w="$d"; '
-    .. 'for i in $(seq 1 12); do d="$d/n$i"; mkdir "$d" || exit 1; done; '
-    .. 'for i in $(seq 1 300); do mkdir "$w/w$i" || exit 1; done'
-  local app = assert(start { kill_mode = "cgroup", ready = "none", argv = { "/bin/sh", "-c", script, cgroup_mount() } })
-  lu.assertEquals(app:wait(10), { code = 0, left = 0 })
-  app:close()
-  lu.assertEquals(my_cgroups(dir), mine, "the app's cgroup and those inside it are removed")
-  -- a killed launcher's: its pid gone, its directory empty of processes
-  local parent = "/appstart-spec-stale-" .. core.pid()
-  local p = io.popen("sh -c 'echo $$'")
-  local gone = p:read("l")
-  p:close()
-  local stale = cgroup_mount() .. parent .. "/appstart." .. gone .. ".1"
-  assert(os.execute("mkdir -p " .. stale .. "/" .. ("d/"):rep(12) .. " && cd " .. stale
-    .. " && for i in $(seq 1 300); do mkdir w$i; done"))
-  local out = S.run_child({ timeout = 30, env = { PARENT = parent } }, "trees_cgroup_next_start_under_a_parent")
-  lu.assertStrContains(out, "how\texited with code 0\n")
-  local left = io.open(stale)
-  if left then left:close() end
-  os.execute("find " .. cgroup_mount() .. parent .. " -depth -type d -exec rmdir {} + 2>/dev/null")
-  lu.assertNil(left, "the killed launcher's directory is removed")
-end
-
 function TC.test_a_failed_start_empties_and_removes_its_cgroup()
   local dir = own_cgroup_dir()
   local mine = my_cgroups(dir)
