@@ -158,10 +158,8 @@ local function turn(until_)
   if next(waiters) then
     n = assert(get_poller():wait(timeout, fired))
   elseif timeout > 0 then
-    -- nothing to poll: a plain sleep (through poll, EINTR-safe; no
-    -- poller made for it, which a launcher out of descriptors could not)
-    local ok, err = core.wait_readable(-1, timeout)
-    if ok == nil then error(err, 0) end
+    -- nothing to poll: a plain sleep (still through poll, EINTR-safe)
+    assert(get_poller():wait(timeout, fired))
   elseif timeout < 0 then
     error("appstart: waiting forever with nothing to wait for", 0)
   end
