@@ -1273,12 +1273,19 @@ static void child_exec(const struct child_plan *plan, int status_fd)
  * came) kills it, then ends the helper: killed before it has written
  * the pid, the helper would leave an app nobody knows running. */
 static volatile sig_atomic_t forked_app;
+/* The uid the app runs as once dropped (when has_forked_uid): a
+ * file-capabilities copy, whose effective uid is its caller's, signals it
+ * as that uid (it holds CAP_SETUID; a setuid-root copy and root need not).
+ * Set while SIGTERM is blocked, before the handler can run. */
+static volatile uid_t forked_uid;
+static volatile sig_atomic_t has_forked_uid;
 
 static void on_sigterm(int sig)
 {
     (void)sig;
     pid_t app = (pid_t)forked_app;
-    if (app > 0)
+    if (app > 0 && kill(app, SIGKILL) < 0 && errno == EPERM && has_forked_uid &&
+        syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0)
         (void)kill(app, SIGKILL);
     _exit(EXIT_FAILED);
 }
@@ -1693,6 +1700,10 @@ int main(int argc, char **argv)
     struct sigaction on_term = { .sa_handler = on_sigterm };
     sigemptyset(&on_term.sa_mask);
     (void)sigprocmask(SIG_BLOCK, &term, &unblocked);
+    if (plan.id) {
+        forked_uid = plan.id->uid;
+        has_forked_uid = 1;
+    }
     (void)sigaction(SIGTERM, &on_term, NULL);
     pid = fork();
     if (pid < 0)
@@ -1726,7 +1737,18 @@ int main(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (got == 0) {
-        if (report_pid(opt.pid_fd, opt.pid_format, pid) != 0) {
+        /* once the pid is written the launcher knows the app: a SIGTERM
+         * from then on (a stop) is for the launcher to carry to it, with
+         * its grace, not for us to turn into a SIGKILL */
+        sigset_t was;
+        (void)sigprocmask(SIG_BLOCK, &term, &was);
+        int reported = report_pid(opt.pid_fd, opt.pid_format, pid);
+        int report_errno = errno;
+        if (reported == 0)
+            forked_app = 0;
+        (void)sigprocmask(SIG_SETMASK, &was, NULL);
+        errno = report_errno;
+        if (reported != 0) {
             /* leave the app running: the launcher sees no pid and reports
              * the helper as failed; we may not know where the app stands */
             say("cannot write the pid of %s (%ld): %s",
@@ -1748,8 +1770,14 @@ int main(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (failure.step == STEP_EXEC) {
-        say("cannot execute %s: %s",
-                opt.argv[0], strerror(failure.err));
+        /* a long path loses its middle, not the reason after it (what
+         * say() takes is bounded) */
+        size_t plen = strlen(opt.argv[0]);
+        if (plen > 400)
+            say("cannot execute %.200s...%s: %s", opt.argv[0], opt.argv[0] + plen - 150,
+                strerror(failure.err));
+        else
+            say("cannot execute %s: %s", opt.argv[0], strerror(failure.err));
         /* 127 when there is no such program, 126 when there is one that
          * cannot run (no permission, not an executable format) */
         return failure.err == ENOENT || failure.err == ENOTDIR

@@ -61,8 +61,11 @@ static int l_signals(lua_State *L)
         lua_geti(L, 1, i);
         int sig = lb_check_signal(L, lua_gettop(L), SIGTERM);
         lua_pop(L, 1);
+        /* (but SIGPIPE: ignored, a write to a reader gone fails with
+         * EPIPE, which the command's writes do not look at; read, it
+         * says that reader went away all the same) */
         struct sigaction now;
-        if (sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN)
+        if (sig != SIGPIPE && sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN)
             continue;
         sigaddset(&set, sig);
     }

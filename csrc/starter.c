@@ -1827,6 +1827,9 @@ void starter_close(struct starter *s)
     }
     process_release(&s->spawned);
     process_release(&s->app);
+    /* what the app left in its group and the launcher adopted (another
+     * start's window open): taken over, as when an app is let go of */
+    tree_take_adopted(s->tree, known_app_pid(s));
     tree_free(s->tree); /* a cgroup not empty yet is removed later */
     s->tree = NULL;
     sys_close(&s->epoll_fd);

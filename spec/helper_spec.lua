@@ -284,6 +284,46 @@ function T.test_a_string_of_digits_is_a_uid_though_a_user_has_that_name()
   lu.assertEquals(out, "ready\n4242\t4242\t4242\t4242\n")
 end
 
+-- A start stopped once appstart-helper has written the app's pid, but
+-- before it has exited (its exit slowed by a preloaded library): the app
+-- is the launcher's to stop, SIGTERM then SIGKILL after kill_grace; the
+-- helper's own SIGTERM, which kills a forked app whose pid it has not
+-- written, made it a SIGKILL at once.
+function T.test_a_start_stopped_after_the_helper_wrote_the_pid_gives_the_app_its_grace()
+  lu.skipIf(not S.is_root(), "needs root")
+  local san = os.getenv("APPSTART_SAN_PRELOAD")
+  local wrapper = S.tmpdir .. "/slow-exit-helper"
+  local f = assert(io.open(wrapper, "w"))
+  f:write(string.format("#!/bin/sh\nLD_PRELOAD=%s exec %s \"$@\"\n",
+    sh_quote((san and san .. " " or "") .. S.fixtures .. "/delayexit.so"), sh_quote(H)))
+  f:close()
+  os.execute("chmod 755 " .. wrapper .. "; chmod 777 " .. S.tmpdir)
+  local saved = appstart.helper_path
+  appstart.helper_path = wrapper
+  local before = S.snapshot()
+  local trap, pidfile = S.tmpname("trap"), S.tmpname("pid")
+  local ok, err = pcall(function()
+    local h = appstart.begin { argv = { F, "trap=15:" .. trap, "pidfile=" .. pidfile, "pause" }, user = "nobody",
+      ready = "notify", kill_grace = 0.5, log = S.quiet }
+    -- the app runs: its pid is written, the helper lingers in its exit
+    local app = tonumber(S.await_file(pidfile))
+    local core = require "appstart.core"
+    local t = core.now() + 0.3
+    while core.now() < t do h:step() core.wait_readable(-1, 0.01) end
+    local t0 = core.now()
+    h:cancel()
+    local lived = core.now() - t0
+    lu.assertEquals(h.err.code, "cancelled")
+    lu.assertTrue(S.await_gone(app))
+    lu.assertEquals(S.read(trap), "15\n", "the app got SIGTERM")
+    lu.assertEquals(h.err.status, { signal = 9 }, "then SIGKILL")
+    lu.assertTrue(lived >= 0.45, string.format("SIGKILL after %.2f s, within its grace (0.5 s)", lived))
+  end)
+  appstart.helper_path = saved
+  assert(ok, err)
+  S.assert_clean(before)
+end
+
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their
@@ -799,6 +839,28 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   write_policy("nobody: daemon\n")
   assert_ends_its_apps(install_copy())
   assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
+end
+
+--- A start cancelled once the installed helper has forked the app, before
+-- it has written its pid: the helper kills that app first, a setuid copy
+-- as root, a file-capabilities one as the app's user (its own effective
+-- uid is the caller's, which may not signal the app: it left it running).
+function U.test_a_start_cancelled_before_an_installed_copy_reported_leaves_no_app()
+  write_policy("nobody: daemon\n")
+  for _, caps in ipairs { false, "cap_setuid,cap_setgid+ep" } do
+    local out = run_child_as_nobody(install_copy(caps or nil), "helper_cancelled_before_the_pid_through_an_installed_copy")
+    local caught = tonumber(out:match("^caught (%d+)\n"))
+    lu.assertNotNil(caught, out)
+    lu.assertTrue(caught > 0, "the helper was never seen with its child")
+    local left = {}
+    for pid in out:gmatch("\nforked (%d+)") do
+      if not S.await_gone(tonumber(pid), 2) then
+        left[#left + 1] = pid
+        os.execute("kill -KILL " .. pid)
+      end
+    end
+    lu.assertEquals(left, {}, (caps and "file capabilities" or "setuid") .. ": apps left running")
+  end
 end
 
 --- The command, run by an unprivileged user with --user and --watch,

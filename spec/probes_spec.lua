@@ -296,6 +296,30 @@ function T.test_what_an_exec_probes_command_leaves_is_reaped_while_a_helpers_sta
   S.assert_clean(before)
 end
 
+-- The same for a failed start of a group app: what its main left in its
+-- group comes to the launcher while the helper's window is open; the
+-- failed start ends it and must reap it too, not leave it a zombie until
+-- that other start ends.
+function T.test_what_a_failed_group_start_leaves_is_reaped_while_a_helpers_start_is_under_way()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local go = S.tmpname("go")
+  local h = appstart.begin { argv = { "pause" }, ready = "none", log = S.quiet,
+    helper = { F, "waitfile=" .. go, "fork", "pause", "|", "int32=3:child", "exit=0" } }
+  lu.assertTrue(S.testing.subreaper(), "the helper's start holds the adoption window open")
+  local app, err = appstart.start { argv = { "sh", "-c", "sleep 600 & exit 1" }, kill_mode = "group",
+    ready = "notify", ready_timeout = 5, log = S.quiet }
+  local left = zombies() -- right after the start returned
+  lu.assertTrue(S.testing.subreaper(), "the helper's start was under way all along")
+  S.touch(go)
+  local a = assert(h:wait())
+  lu.assertEquals(a:terminate(1), { signal = 15 })
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "died")
+  lu.assertEquals(left, {}, "what the group app left is a zombie of the launcher's")
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   local mark = S.tmpname("hang")
   local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,

@@ -303,7 +303,7 @@ end
 -- closes its end of the pipe, then says so): the next event (a service
 -- killed, and restarted) is written to a pipe nobody reads, and the
 -- SIGPIPE stops every service before the command exits (128+13).
-function TC.test_a_json_reader_that_goes_away_stops_the_services()
+local function assert_a_json_reader_going_away_stops_the_services(pipe_ignored)
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
@@ -317,7 +317,9 @@ function TC.test_a_json_reader_that_goes_away_stops_the_services()
     -- (written whole, then renamed: await_file sees it at once whole)
     "exec 0<&-; echo $n >" .. closed .. ".tmp; mv " .. closed .. ".tmp " .. closed }, "\n")
   appstart.run(function()
-    local app = assert(appstart.start { argv = { "sh", "-c", "{ " .. table.concat(words, " ") .. "; echo $? >"
+    local command = table.concat(words, " ")
+    if pipe_ignored then command = "(trap '' PIPE; exec " .. command .. ")" end
+    local app = assert(appstart.start { argv = { "sh", "-c", "{ " .. command .. "; echo $? >"
       .. status .. "; } | { " .. reader .. "\n}" }, ready = "none", stderr = "null", log = S.quiet })
     lu.assertEquals(S.await_file(closed, 20), "2\n", "the reader saw both services ready")
     local a, b = S.pid_in(dir .. "/a"), S.pid_in(dir .. "/b")
@@ -328,6 +330,16 @@ function TC.test_a_json_reader_that_goes_away_stops_the_services()
   end)
   lu.assertEquals(S.read(status), "141\n")
   S.assert_clean(before)
+end
+
+function TC.test_a_json_reader_that_goes_away_stops_the_services()
+  assert_a_json_reader_going_away_stops_the_services(false)
+end
+
+-- The same with SIGPIPE ignored when the command starts: it is read all
+-- the same (a write to the pipe would fail, EPIPE, and nothing stopped).
+function TC.test_a_json_reader_that_goes_away_stops_the_services_with_sigpipe_ignored()
+  assert_a_json_reader_going_away_stops_the_services(true)
 end
 
 -- A SIGHUP and a SIGTERM read together (the command stopped meanwhile,

@@ -1,0 +1,55 @@
+--- Run by spec/helper_spec.lua, test_a_start_cancelled_before_an_installed_copy_reported_leaves_no_app
+-- (as nobody, with APPSTART_HELPER a setuid or file-capabilities copy
+-- whose policy lets nobody start apps as daemon): twenty starts as daemon,
+-- each cancelled the moment the helper has forked, before it has written
+-- the app's pid. Prints "caught N" (how many were cancelled so) and one
+-- line "forked PID" for each app so forked, which must be gone.
+-- No arguments.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local K = require "childkit"
+
+local F = K.fixture()
+local DAEMON = core.user("daemon")
+-- (the exec of an environment this long takes a while: the window; each
+-- variable under the kernel's 128 KiB)
+local ENV = {}
+for i = 1, 8 do ENV["PAD" .. i] = string.rep("x", 100000) end
+
+local function children_of(pid)
+  local f, set = io.open(string.format("/proc/%d/task/%d/children", pid, pid)), {}
+  if f then
+    for child in f:read("a"):gmatch("%d+") do set[tonumber(child)] = true end
+    f:close()
+  end
+  return set
+end
+
+local me, caught, forked = core.pid(), 0, {}
+for _ = 1, 20 do
+  local old = children_of(me)
+  local h = appstart.begin { argv = { F, "pause" }, env = ENV, user = "daemon", ready = "none", stdout = "null",
+    stderr = "null", log = K.quiet }
+  local helper
+  for pid in pairs(children_of(me)) do
+    if not old[pid] then helper = pid end
+  end
+  local child, deadline = nil, core.now() + 2
+  while helper and not child and core.now() < deadline do child = next(children_of(helper)) end
+  -- until it runs as daemon (its exec under way), not yet reported
+  local dropped = false
+  while child and not dropped and core.now() < deadline do
+    local f = io.open("/proc/" .. child .. "/status")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    dropped = text:match("\nUid:%s+" .. DAEMON .. "%s") ~= nil
+    if text == "" then break end
+  end
+  h:cancel()
+  if child and dropped then
+    caught = caught + 1
+    forked[#forked + 1] = child
+  end
+end
+print("caught " .. caught)
+for _, pid in ipairs(forked) do print("forked " .. pid) end
