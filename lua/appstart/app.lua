@@ -66,7 +66,7 @@ end
 function App.new(label, opts, log_fn)
   return setmetatable({ name = label, _state = "starting", pid = false,
     status = false, ready_after = false, _how = false, _program = label,
-    _proc = false, _stopping = false, _watch = false, _watch_kind = false, _on_exit = opts.on_exit or false,
+    _proc = false, _watch = false, _watch_kind = false, _on_exit = opts.on_exit or false,
     _log = log_fn, _opts = opts, _on_state = false,
     -- the life after ready of an app whose notify socket is read (App.listen)
     _life = false,
@@ -74,6 +74,11 @@ function App.new(label, opts, log_fn)
     -- for app:tail
     _out = false }, App)
 end
+
+-- The apps app:terminate (or a <close> end) is stopping: app -> the
+-- process it stops, then "ended" once its watch has seen the end (kept
+-- here, not in the app: a field more would double its table's size).
+local stopping = setmetatable({}, { __mode = "k" })
 
 -- The app's socket is of no more use: closed, and its timers stopped.
 local log_refused -- below
@@ -246,11 +251,11 @@ local function ended(app, how, settled)
   -- once the end is told: on_exit queued)
   local swept_ok, swept_err = true, nil
   if proc then
-    if app._stopping == proc then
+    if stopping[app] == proc then
       -- seen by its watch while a stop (app:terminate, a <close> end)
       -- ends it: the group is the stop's (its grace, its SIGKILL), which
       -- closes the process once done
-      app._stopping = "ended"
+      stopping[app] = "ended"
     elseif not settled and proc:kill_mode() == "group" then
       swept_ok, swept_err = pcall(end_the_rest, app, proc)
     else
@@ -656,11 +661,11 @@ function App:terminate(grace)
   local proc = self._proc
   -- (an end its watch sees meanwhile is this stop's: ended leaves the
   -- group, and the process, to it)
-  self._stopping = proc
+  stopping[self] = proc
   local ok
   ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it
-  local left_to_us = self._stopping == "ended"
-  self._stopping = false
+  local left_to_us = stopping[self] == "ended"
+  stopping[self] = nil
   if left_to_us then loop.close_process(proc) end
   if not ok then error(how, 0) end
   -- closed meanwhile (by a callback, another task): its process was let
