@@ -108,14 +108,10 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
     return n;
 }
 
-void channel_close(int *fd)
+void channel_close(int *fd, int type)
 {
     if (*fd < 0)
         return;
-    int type = 0;
-    socklen_t len = sizeof type;
-    if (getsockopt(*fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-        type = 0;
     /* from now on a sender's message is refused (EPIPE): what is queued is
      * all there is */
     (void)shutdown(*fd, SHUT_RD);

@@ -10,6 +10,7 @@
 #define APPSTART_CHANNEL_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* fds[0]: the launcher's end (credentials on); fds[1]: the child's. Returns
@@ -28,8 +29,10 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
  * by the kernel, a socket's lingering still on, and the launcher would
  * wait it out. So it is shut first (new messages are refused), and what
  * is queued is read through channel_recv (its descriptors closed without
- * lingering), up to a bound, before the close. Sets *fd to -1; nothing
- * when it is -1 already. */
-void channel_close(int *fd);
+ * lingering), up to a bound, before the close. type: the socket's,
+ * SOCK_STREAM (the ready socket: a read of 0 is its end) or SOCK_DGRAM
+ * (the notify socket: an empty datagram is a message, and may carry
+ * descriptors). Sets *fd to -1; nothing when it is -1 already. */
+void channel_close(int *fd, int type);
 
 #endif

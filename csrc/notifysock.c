@@ -277,7 +277,7 @@ fail:
  * can rename it; rmdir removes nothing but an empty directory). */
 void notify_socket_close(struct notify_socket *c)
 {
-    channel_close(&c->fd);
+    channel_close(&c->fd, SOCK_DGRAM);
     if (c->dir[0]) {
         int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;

@@ -223,7 +223,7 @@ static void drop_fd(struct starter *s, int *fd)
 static void drop_channel(struct starter *s, int *fd)
 {
     unwatch_fd(s, *fd);
-    channel_close(fd);
+    channel_close(fd, SOCK_STREAM);
 }
 
 /* Has p ended? Its pidfd leaves the set once it has. */
@@ -1818,7 +1818,7 @@ void starter_close(struct starter *s)
     s->signal_helper = NULL;
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
-    channel_close(&s->ready_rd);
+    channel_close(&s->ready_rd, SOCK_STREAM);
     sys_close(&s->error_rd);
     if (s->notify) {
         notify_socket_close(s->notify);

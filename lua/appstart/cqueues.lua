@@ -26,30 +26,18 @@ local polling = {}
 -- that task:cancel() signals, which each of its waits polls too).
 local tasks = setmetatable({}, { __mode = "k" })
 
--- A wait of a cancelled task: nil, "cancelled"; once that has been said
--- to a task cancelled for good, every wait after raises (as in
--- appstart.run: a check function that waits on regardless would
--- otherwise spin, each wait returning at once, and hold the controller).
-local function cancelled(task)
-  if task.abandoned then
-    if task.told then error(loop.ABANDONED, 0) end
-    task.told = true
-  end
-  return nil, "cancelled"
-end
-
 --- true when fd became readable (or was released), false at the deadline;
 -- nil, "cancelled" when the task B.spawn made was cancelled (for good: once,
 -- then every wait raises)
 function B.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   local task = tasks[coroutine.running()]
-  if task and task.cancelled then return cancelled(task) end
+  if task and task.cancelled then return loop.cancelled(task) end
   local cond = task and task.cond
   if not fd then
     if cond then
       cqueues.poll(cond, timeout or math.huge)
-      if task.cancelled then return cancelled(task) end
+      if task.cancelled then return loop.cancelled(task) end
     else
       cqueues.sleep(timeout or math.huge)
     end
@@ -82,7 +70,7 @@ function B.wait(fd, deadline)
   -- last wait to leave takes it out, or its release does.
   if obj.released then return true end
   if not polling[fd] then cqueues.cancel(fd) end
-  if task and task.cancelled and ready ~= obj then return cancelled(task) end
+  if task and task.cancelled and ready ~= obj then return loop.cancelled(task) end
   return ready == obj
 end
 

@@ -202,6 +202,18 @@ Task.__name = "appstart.task"
 --- What a wait raises in a task cancelled for good (task:cancel(true)).
 loop.ABANDONED = "cancelled for good: what this task waited for is over"
 
+--- A wait of a cancelled task of cqueues' or luv's (appstart.cqueues,
+-- appstart.luv): nil, "cancelled"; but once told so, a task cancelled for
+-- good (task.abandoned) raises loop.ABANDONED at each wait, as inside
+-- appstart.run.
+function loop.cancelled(task)
+  if task.abandoned then
+    if task.told then error(loop.ABANDONED, 0) end
+    task.told = true
+  end
+  return nil, "cancelled"
+end
+
 -- Queue task to be resumed with (...). A task is queued at most once at a
 -- time (when spawned, or by the one wait it is in), so its values wait in
 -- its own fields: one or two (every wait's result) without a table. The

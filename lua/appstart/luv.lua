@@ -112,25 +112,13 @@ end
 -- (task.finish), so that task:cancel() can end it.
 local tasks = setmetatable({}, { __mode = "k" })
 
--- A wait of a cancelled task: nil, "cancelled"; once that has been said
--- to a task cancelled for good, every wait after raises (as in
--- appstart.run: a check function that waits on regardless would
--- otherwise spin, each wait returning at once, and hold uv's loop).
-local function cancelled(task)
-  if task.abandoned then
-    if task.told then error(loop.ABANDONED, 0) end
-    task.told = true
-  end
-  return nil, "cancelled"
-end
-
 --- true when fd became readable, false at the deadline; nil, "cancelled"
 -- when the task B.spawn made was cancelled (task:cancel(); for good: once,
 -- then every wait raises)
 function B.wait(fd, deadline)
   local co = coroutine.running()
   local task = tasks[co]
-  if task and task.cancelled then return cancelled(task) end
+  if task and task.cancelled then return loop.cancelled(task) end
   local timer, done, on_ready
   local function finish(value, why)
     if done then return end
