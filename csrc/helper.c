@@ -1737,17 +1737,9 @@ int main(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (got == 0) {
-        /* once the pid is written the launcher knows the app: a SIGTERM
-         * from then on (a stop) is for the launcher to carry to it, with
-         * its grace, not for us to turn into a SIGKILL */
-        sigset_t was;
-        (void)sigprocmask(SIG_BLOCK, &term, &was);
+        /* (a SIGTERM after this still kills the app: a launcher that
+         * stops the start may have looked for the pid before it came) */
         int reported = report_pid(opt.pid_fd, opt.pid_format, pid);
-        int report_errno = errno;
-        if (reported == 0)
-            forked_app = 0;
-        (void)sigprocmask(SIG_SETMASK, &was, NULL);
-        errno = report_errno;
         if (reported != 0) {
             /* leave the app running: the launcher sees no pid and reports
              * the helper as failed; we may not know where the app stands */

@@ -284,46 +284,6 @@ function T.test_a_string_of_digits_is_a_uid_though_a_user_has_that_name()
   lu.assertEquals(out, "ready\n4242\t4242\t4242\t4242\n")
 end
 
--- A start stopped once appstart-helper has written the app's pid, but
--- before it has exited (its exit slowed by a preloaded library): the app
--- is the launcher's to stop, SIGTERM then SIGKILL after kill_grace; the
--- helper's own SIGTERM, which kills a forked app whose pid it has not
--- written, made it a SIGKILL at once.
-function T.test_a_start_stopped_after_the_helper_wrote_the_pid_gives_the_app_its_grace()
-  lu.skipIf(not S.is_root(), "needs root")
-  local san = os.getenv("APPSTART_SAN_PRELOAD")
-  local wrapper = S.tmpdir .. "/slow-exit-helper"
-  local f = assert(io.open(wrapper, "w"))
-  f:write(string.format("#!/bin/sh\nLD_PRELOAD=%s exec %s \"$@\"\n",
-    sh_quote((san and san .. " " or "") .. S.fixtures .. "/delayexit.so"), sh_quote(H)))
-  f:close()
-  os.execute("chmod 755 " .. wrapper .. "; chmod 777 " .. S.tmpdir)
-  local saved = appstart.helper_path
-  appstart.helper_path = wrapper
-  local before = S.snapshot()
-  local trap, pidfile = S.tmpname("trap"), S.tmpname("pid")
-  local ok, err = pcall(function()
-    local h = appstart.begin { argv = { F, "trap=15:" .. trap, "pidfile=" .. pidfile, "pause" }, user = "nobody",
-      ready = "notify", kill_grace = 0.5, log = S.quiet }
-    -- the app runs: its pid is written, the helper lingers in its exit
-    local app = tonumber(S.await_file(pidfile))
-    local core = require "appstart.core"
-    local t = core.now() + 0.3
-    while core.now() < t do h:step() core.wait_readable(-1, 0.01) end
-    local t0 = core.now()
-    h:cancel()
-    local lived = core.now() - t0
-    lu.assertEquals(h.err.code, "cancelled")
-    lu.assertTrue(S.await_gone(app))
-    lu.assertEquals(S.read(trap), "15\n", "the app got SIGTERM")
-    lu.assertEquals(h.err.status, { signal = 9 }, "then SIGKILL")
-    lu.assertTrue(lived >= 0.45, string.format("SIGKILL after %.2f s, within its grace (0.5 s)", lived))
-  end)
-  appstart.helper_path = saved
-  assert(ok, err)
-  S.assert_clean(before)
-end
-
 function T.test_another_users_message_on_the_notify_socket_is_ignored()
   lu.skipIf(not S.is_root(), "needs root")
   -- the socket is reachable by every user (daemons drop to a user of their
