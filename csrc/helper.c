@@ -243,8 +243,9 @@ static void print_help(void)
           "resource limits reset; a session of its own.\n"
           "\n"
           "A SIGTERM before the pid is written kills the app forked (SIGKILL),\n"
-          "then the helper exits 1: a caller that gives up on a start leaves no\n"
-          "app it cannot know.\n"
+          "then the helper exits 1: a caller that stops a start leaves no app it\n"
+          "cannot know (after the write it exits 1 alone: the caller has the pid).\n"
+          "A SIGUSR1 kills the app forked, its pid written or not, then exits 1.\n"
           "\n"
           "Exit status: 0 started, 1 failed (nothing runs), 2 usage, 126 cannot\n"
           "execute, 127 not found; with --signal 0 sent, 1 failed or refused,\n"
@@ -1269,21 +1270,27 @@ static void child_exec(const struct child_plan *plan, int status_fd)
 }
 
 /* The app forked and not yet reaped (its pid cannot have been reused), or
- * 0. A SIGTERM (the launcher's, whose start was cancelled before the pid
- * came) kills it, then ends the helper: killed before it has written
- * the pid, the helper would leave an app nobody knows running. */
+ * 0. The launcher's stop of a start that has no pid yet sends SIGTERM:
+ * the app is killed then (the helper, killed before it has written the
+ * pid, would leave an app nobody knows running) unless its pid was
+ * written, which the launcher reads once the helper has gone and stops
+ * with the stop's own signal (its kill_grace). A start given up on
+ * (dropped, with no later step to read the pid) sends SIGUSR1: the app
+ * is killed, written or not. Either ends the helper. */
 static volatile sig_atomic_t forked_app;
+static volatile sig_atomic_t pid_written;
 /* The uid the app runs as once dropped (when has_forked_uid): a
  * file-capabilities copy, whose effective uid is its caller's, signals it
  * as that uid (it holds CAP_SETUID; a setuid-root copy and root need not).
- * Set while SIGTERM is blocked, before the handler can run. */
+ * Set while SIGTERM and SIGUSR1 are blocked, before the handler can run. */
 static volatile uid_t forked_uid;
 static volatile sig_atomic_t has_forked_uid;
 
-static void on_sigterm(int sig)
+static void on_stop_signal(int sig)
 {
-    (void)sig;
     pid_t app = (pid_t)forked_app;
+    if (sig == SIGTERM && pid_written)
+        app = 0;
     if (app > 0 && kill(app, SIGKILL) < 0 && errno == EPERM && has_forked_uid &&
         syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0)
         (void)kill(app, SIGKILL);
@@ -1307,9 +1314,10 @@ static void run_child(const struct child_plan *plan, int status_fd)
         /* a caller's umask of 0 would leave the app's files open to it */
         umask(umask(0) | 022);
     }
-    /* (SIGTERM stays blocked until the exec: the helper's handler is not
-     * the app's) */
+    /* (SIGTERM and SIGUSR1 stay blocked until the exec: the helper's
+     * handler is not the app's) */
     (void)signal(SIGTERM, SIG_DFL);
+    (void)signal(SIGUSR1, SIG_DFL);
     if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
     /* no terminal for another user's app, controlling or not: one on
@@ -1692,19 +1700,23 @@ int main(int argc, char **argv)
     if (!pid_channel_fits(opt.pid_fd))
         fail("the pid channel (fd %d) is a file RLIMIT_FSIZE would not let the pid be written to",
              opt.pid_fd);
-    /* a SIGTERM from here on kills the app once it is forked (on_sigterm):
-     * blocked until its pid is known */
+    /* a SIGTERM or SIGUSR1 from here on kills the app once it is forked
+     * (on_stop_signal): blocked until its pid is known */
     sigset_t term, unblocked;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
-    struct sigaction on_term = { .sa_handler = on_sigterm };
+    sigaddset(&term, SIGUSR1);
+    struct sigaction on_term = { .sa_handler = on_stop_signal };
     sigemptyset(&on_term.sa_mask);
+    sigaddset(&on_term.sa_mask, SIGTERM);
+    sigaddset(&on_term.sa_mask, SIGUSR1);
     (void)sigprocmask(SIG_BLOCK, &term, &unblocked);
     if (plan.id) {
         forked_uid = plan.id->uid;
         has_forked_uid = 1;
     }
     (void)sigaction(SIGTERM, &on_term, NULL);
+    (void)sigaction(SIGUSR1, &on_term, NULL);
     pid = fork();
     if (pid < 0)
         fail("cannot fork: %s", strerror(errno));
@@ -1737,9 +1749,13 @@ int main(int argc, char **argv)
         return EXIT_FAILED;
     }
     if (got == 0) {
-        /* (a SIGTERM after this still kills the app: a launcher that
-         * stops the start may have looked for the pid before it came) */
+        /* (SIGTERM held over the write: one that comes during it finds
+         * the pid written, or the write failed and the app unknown) */
+        (void)sigprocmask(SIG_BLOCK, &term, NULL);
         int reported = report_pid(opt.pid_fd, opt.pid_format, pid);
+        if (reported == 0)
+            pid_written = 1;
+        (void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
         if (reported != 0) {
             /* leave the app running: the launcher sees no pid and reports
              * the helper as failed; we may not know where the app stands */
@@ -1747,6 +1763,8 @@ int main(int argc, char **argv)
                     opt.argv[0], (long)pid, strerror(errno));
             return EXIT_FAILED;
         }
+        /* (a SIGTERM from here on leaves the app to the launcher, which
+         * has its pid; a SIGUSR1 still kills it) */
         if (close(opt.pid_fd) != 0 && errno != EINTR) {
             say("closing the pid fd: %s",
                     strerror(errno));

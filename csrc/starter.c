@@ -84,11 +84,13 @@ struct starter {
     int unchecked_err;
     int stopping;             /* starter_stop was called: the start is
                                  being ended, whatever its phase */
+    int stop_signal;          /* the last signal a stop sent the app, or 0 */
 
     /* facts of the handshake, besides the phase */
     int fresh;                /* see starter_fresh */
     int helper_done, helper_status;
-    int helper_termed;        /* appstart-helper has had its SIGTERM */
+    int helper_termed;        /* appstart-helper has had its SIGTERM
+                                 (or SIGUSR1) */
     int app_quiet;            /* the last starter_wait saw the app's pidfd
                                  not readable: it has not ended since */
     int pid_eof;
@@ -1661,41 +1663,54 @@ static void salvage_pid(struct starter *s)
     s->err = err;
 }
 
-/* The helper is killed, but appstart-helper first gets SIGTERM (and
+/* The helper is killed, but appstart-helper first gets `first` (and
  * SIGCONT): killed before it has written the pid, it would leave the app
- * it forked running, unknown; on SIGTERM it kills that app first. A later
- * stop, when it is still there, sends SIGKILL. */
-static void stop_helper(struct starter *s)
+ * it forked running, unknown. On SIGTERM (a stop) it kills that app
+ * unless it has written its pid, which starter_stopped then reads
+ * (stop_late_app); on SIGUSR1 (a start dropped) it kills it all the same.
+ * A later stop, when it is still there, sends SIGKILL. */
+static void stop_helper(struct starter *s, int first)
 {
     if (s->signal_helper && !s->helper_termed) {
         s->helper_termed = 1;
-        if (process_signal(&s->spawned, SIGTERM) == 0)
+        if (process_signal(&s->spawned, first) == 0)
             (void)process_signal(&s->spawned, SIGCONT);
         return;
     }
     (void)process_signal(&s->spawned, SIGKILL);
 }
 
+/* sig (0: none) to the app once its pid is known, and to what its
+ * kill_mode reaches (SIGCONT after it, so a stopped app gets it): the
+ * app's errno */
+static int signal_app(struct starter *s, int sig)
+{
+    struct process *app = app_of(s);
+    pid_t pid = known_app_pid(s);
+    int err = sig && pid > 0 ? process_signal(app, sig) : 0;
+    if (sig && pid > 0 && err == 0 && sig != SIGKILL)
+        (void)process_signal(app, SIGCONT);
+    if (sig == SIGKILL) {
+        (void)tree_kill(s->tree, pid, starter_app_pidfd(s));
+    } else if (sig && tree_signal(s->tree, pid, starter_app_pidfd(s), sig) > 0) {
+        (void)tree_signal(s->tree, pid, starter_app_pidfd(s), SIGCONT);
+    }
+    return err;
+}
+
 int starter_stop(struct starter *s, int app_signal, int *rest_refused)
 {
     salvage_pid(s);
     s->stopping = 1;
+    if (app_signal)
+        s->stop_signal = app_signal;
     /* what the channels say no longer matters: not waited on (a flood
      * would otherwise wake the caller until the end) */
     unwatch_fd(s, s->ready_rd);
     unwatch_fd(s, notify_fd(s));
-    struct process *app = app_of(s);
-    pid_t pid = known_app_pid(s);
-    int err = app_signal && pid > 0 ? process_signal(app, app_signal) : 0;
-    if (app_signal && pid > 0 && err == 0 && app_signal != SIGKILL)
-        (void)process_signal(app, SIGCONT);
-    if (app_signal == SIGKILL) {
-        (void)tree_kill(s->tree, pid, starter_app_pidfd(s));
-    } else if (app_signal && tree_signal(s->tree, pid, starter_app_pidfd(s), app_signal) > 0) {
-        (void)tree_signal(s->tree, pid, starter_app_pidfd(s), SIGCONT);
-    }
+    int err = signal_app(s, app_signal);
     if (s->has_helper && !s->helper_done)
-        stop_helper(s);
+        stop_helper(s, SIGTERM);
     *rest_refused = app_signal && s->tree && s->tree->refused > 0;
     return err == ESRCH ? 0 : err;
 }
@@ -1715,6 +1730,26 @@ static int tree_running(struct starter *s)
     return tree_others(s->tree, known_app_pid(s)) > 0;
 }
 
+static void kill_through_helper(struct starter *s);
+
+/* The pid a helper wrote after the stop's last look for it (appstart-helper,
+ * told to stop once it had written it, leaves the app to the launcher):
+ * read, and the app stopped as the stop said (SIGKILL where it said
+ * nothing; through appstart-helper where the launcher may not signal it).
+ * The helper's exit is looked at first: once it has gone, all it wrote is
+ * in the channel. */
+static void stop_late_app(struct starter *s)
+{
+    if (!s->has_helper || known_app_pid(s) > 0 || s->pid_rd < 0)
+        return;
+    salvage_pid(s);
+    if (known_app_pid(s) <= 0)
+        return;
+    int err = signal_app(s, s->stop_signal ? s->stop_signal : SIGKILL);
+    if (err == EPERM && s->signal_helper && app_of(s)->pidfd >= 0)
+        kill_through_helper(s);
+}
+
 int starter_stopped(struct starter *s)
 {
     int running = 0;
@@ -1724,6 +1759,7 @@ int starter_stopped(struct starter *s)
         else
             running = 1;
     }
+    stop_late_app(s);
     struct process *app = app_of(s);
     if (known_app_pid(s) > 0 && app->end == PROCESS_RUNNING) {
         if (check_process(s, app))
@@ -1792,6 +1828,14 @@ void starter_abandon(struct starter *s)
 {
     /* READY but never taken: the caller failed (a raising callback, out of
      * memory) between the handshake and the hand-over */
+    /* appstart-helper first (SIGUSR1: it kills the app it forked, its pid
+     * written or not, then exits; no SIGKILL after it, reaped later): the
+     * pid is looked for after, so an app whose pid is not found by then is
+     * one the helper's handler kills */
+    if (s->has_helper) {
+        s->helper_termed = 0;
+        stop_helper(s, SIGUSR1);
+    }
     salvage_pid(s);
     /* an app of another user refuses the launcher's signal: the helper
      * that started it as that user sends it (only through the app's
@@ -1800,12 +1844,6 @@ void starter_abandon(struct starter *s)
         app_of(s)->pidfd >= 0)
         kill_through_helper(s);
     (void)tree_kill(s->tree, known_app_pid(s), starter_app_pidfd(s));
-    /* (appstart-helper gets SIGTERM, as a stop's first, and no SIGKILL
-     * after it: it kills the app it forked, then exits, reaped later) */
-    if (s->has_helper) {
-        s->helper_termed = 0;
-        stop_helper(s);
-    }
     starter_close(s);
 }
 

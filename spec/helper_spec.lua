@@ -270,6 +270,104 @@ function T.test_a_start_cancelled_before_the_helper_reported_its_pid_leaves_no_a
   S.assert_clean(before)
 end
 
+-- Try i of a start with `user` caught about when appstart-helper writes
+-- the app's pid and exits: once the app has exec'd, 0 to 390 us later
+-- across the tries, the helper is stopped (if still there: until a stop's
+-- SIGCONT), so it is found between the two as often as not; returned once
+-- the app's SIGTERM handler is set (it exits 7 on SIGTERM). h, the app's
+-- pid (nil when not seen).
+local function start_caught_at_its_pid(i)
+  local core = require "appstart.core"
+  local old = children_of(core.pid())
+  local h = appstart.begin { argv = { F, "catch=TERM", "waitsig=TERM", "exit=7" }, user = "nobody",
+    ready = "none", log = S.quiet, kill_grace = 10 }
+  local helper
+  for pid in pairs(children_of(core.pid())) do
+    if not old[pid] then helper = pid end
+  end
+  local forked, deadline = nil, core.now() + 2
+  while helper and not forked and core.now() < deadline do forked = next(children_of(helper)) end
+  -- (the fixture's path first in its command line: the exec is done)
+  local execd = false
+  while forked and not execd and core.now() < deadline do
+    local f = io.open("/proc/" .. forked .. "/cmdline")
+    execd = f and (f:read("a") or ""):sub(1, #F + 1) == F .. "\0"
+    if f then f:close() end
+  end
+  local at = core.now() + (i - 1) * 10e-6
+  while core.now() < at do end
+  local proc = helper and core.process(helper)
+  if proc then
+    proc:signal("STOP")
+    proc:close()
+  end
+  local caught = false
+  while execd and not caught and core.now() < deadline do
+    local mask = (S.proc_status(forked) or {}).SigCgt
+    caught = mask ~= nil and tonumber(mask:sub(-4), 16) & 0x4000 ~= 0
+  end
+  return h, forked
+end
+
+-- Each start cancelled so: a pid written after the stop had looked for it,
+-- the helper gone before its SIGTERM came, was left unread and its app
+-- running (seen under valgrind); one written before the SIGTERM, the
+-- helper still there, had its app killed by the helper at once, without
+-- the stop's SIGTERM and grace. Now no app is left, and every app whose pid
+-- the launcher got ends by the stop's SIGTERM; the others the helper
+-- killed unwritten.
+function T.test_starts_cancelled_as_the_pid_is_written_leave_no_app_and_a_known_one_its_grace()
+  lu.skipIf(not S.is_root(), "needs root")
+  local before = S.snapshot()
+  local known, left, ends = 0, {}, {}
+  for i = 1, 40 do
+    local h, forked = start_caught_at_its_pid(i)
+    h:cancel()
+    lu.assertEquals(h.err.code, "cancelled")
+    if h.err.pid then
+      known = known + 1
+      local how = h.err.status or {}
+      -- (exit 7, or the TERM itself where it came before the handler)
+      if how.code ~= 7 and how.signal ~= 15 then ends[#ends + 1] = how end
+    end
+    if forked and not S.await_gone(forked, 2) then
+      left[#left + 1] = forked
+      os.execute("kill -9 " .. forked)
+    end
+  end
+  lu.assertEquals(left, {}, "apps left running by cancelled starts")
+  lu.assertTrue(known > 0, "no start was cancelled once its pid had come")
+  lu.assertEquals(ends, {}, "apps with a pid known not ended by the stop's SIGTERM")
+  appstart.sleep(0)
+  S.assert_clean(before)
+end
+
+-- Each start dropped so (collected, no later step to read a pid): the
+-- helper is told to kill its app, its pid written or not, and the pid is
+-- looked for after that: no app is left.
+function T.test_starts_dropped_as_the_pid_is_written_leave_no_app()
+  lu.skipIf(not S.is_root(), "needs root")
+  local before = S.snapshot()
+  local seen, left = 0, {}
+  for i = 1, 40 do
+    -- (the start itself not kept: dropped at once)
+    local forked = select(2, start_caught_at_its_pid(i))
+    collectgarbage()
+    collectgarbage()
+    if forked then
+      seen = seen + 1
+      if not S.await_gone(forked, 2) then
+        left[#left + 1] = forked
+        os.execute("kill -9 " .. forked)
+      end
+    end
+  end
+  lu.assertTrue(seen > 0, "no app was seen")
+  lu.assertEquals(left, {}, "apps left running by dropped starts")
+  appstart.sleep(0) -- (the helpers, reaped)
+  S.assert_clean(before)
+end
+
 -- `user` as a string of digits is that uid, as appstart-helper reads it,
 -- though a user has that name: the launcher checked the app against the
 -- named user's uid, refused it (bad_pid) and left it running.
