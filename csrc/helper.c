@@ -247,8 +247,9 @@ static void print_help(void)
           "cannot know (after the write it exits 1 alone: the caller has the pid).\n"
           "A SIGUSR1 kills the app forked, its pid written or not, then exits 1.\n"
           "\n"
-          "Exit status: 0 started, 1 failed (nothing runs), 2 usage, 126 cannot\n"
-          "execute, 127 not found; with --signal 0 sent, 1 failed or refused,\n"
+          "Exit status: 0 started, 1 failed (nothing runs unless its pid was\n"
+          "written), 2 usage, 126 cannot execute, 127 not found; with --signal\n"
+          "0 sent, 1 failed or refused,\n"
           "2 usage, 3 the process has ended, 4 the user may not signal it.\n", stdout);
 }
 

@@ -1730,7 +1730,7 @@ static int tree_running(struct starter *s)
     return tree_others(s->tree, known_app_pid(s)) > 0;
 }
 
-static void kill_through_helper(struct starter *s);
+static void signal_through_helper(struct starter *s, int sig);
 
 /* The pid a helper wrote after the stop's last look for it (appstart-helper,
  * told to stop once it had written it, leaves the app to the launcher):
@@ -1745,9 +1745,10 @@ static void stop_late_app(struct starter *s)
     salvage_pid(s);
     if (known_app_pid(s) <= 0)
         return;
-    int err = signal_app(s, s->stop_signal ? s->stop_signal : SIGKILL);
+    int sig = s->stop_signal ? s->stop_signal : SIGKILL;
+    int err = signal_app(s, sig);
     if (err == EPERM && s->signal_helper && app_of(s)->pidfd >= 0)
-        kill_through_helper(s);
+        signal_through_helper(s, sig);
 }
 
 int starter_stopped(struct starter *s)
@@ -1787,18 +1788,18 @@ int starter_app_ended(struct starter *s)
     return s->app_dead;
 }
 
-/* SIGKILL to the app (the group it leads, for kill_mode "group") through
- * `appstart-helper --signal 9 --user UID`, given the app's pidfd at fd 3:
+/* sig to the app (the group it leads, for kill_mode "group") through
+ * `appstart-helper --signal SIG --user UID`, given the app's pidfd at fd 3:
  * for an app of another user, whom the launcher may not signal itself.
  * Not waited for (nothing may wait here: the caller may be a finalizer);
  * the helper is reaped later, as any child let go of. */
-static void kill_through_helper(struct starter *s)
+static void signal_through_helper(struct starter *s, int sig)
 {
     struct process *app = app_of(s);
-    char uid[24], sig[8];
+    char uid[24], signum[8];
     snprintf(uid, sizeof uid, "%lu", (unsigned long)s->app_uid);
-    snprintf(sig, sizeof sig, "%d", SIGKILL);
-    char *argv[] = { s->signal_helper, "--signal", sig, "--user", uid,
+    snprintf(signum, sizeof signum, "%d", sig);
+    char *argv[] = { s->signal_helper, "--signal", signum, "--user", uid,
                      s->tree && s->tree->mode == TREE_GROUP ? "--process-group" : NULL, NULL };
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0)
@@ -1842,7 +1843,7 @@ void starter_abandon(struct starter *s)
      * pidfd, which names no other process) */
     if (known_app_pid(s) > 0 && process_signal(app_of(s), SIGKILL) == EPERM && s->signal_helper &&
         app_of(s)->pidfd >= 0)
-        kill_through_helper(s);
+        signal_through_helper(s, SIGKILL);
     (void)tree_kill(s->tree, known_app_pid(s), starter_app_pidfd(s));
     starter_close(s);
 }
