@@ -249,8 +249,8 @@ static void print_help(void)
           "\n"
           "Exit status: 0 started, 1 failed (nothing runs unless its pid was\n"
           "written), 2 usage, 126 cannot execute, 127 not found; with --signal\n"
-          "0 sent, 1 failed or refused,\n"
-          "2 usage, 3 the process has ended, 4 the user may not signal it.\n", stdout);
+          "0 sent, 1 failed or refused, 2 usage, 3 the process has ended, 4 the\n"
+          "user may not signal it.\n", stdout);
 }
 
 /* Where messages go: stderr, or the caller's error pipe (--error-fd). */

@@ -1827,8 +1827,6 @@ static void signal_through_helper(struct starter *s, int sig)
 
 void starter_abandon(struct starter *s)
 {
-    /* READY but never taken: the caller failed (a raising callback, out of
-     * memory) between the handshake and the hand-over */
     /* appstart-helper first (SIGUSR1: it kills the app it forked, its pid
      * written or not, then exits; no SIGKILL after it, reaped later): the
      * pid is looked for after, so an app whose pid is not found by then is
@@ -1837,6 +1835,8 @@ void starter_abandon(struct starter *s)
         s->helper_termed = 0;
         stop_helper(s, SIGUSR1);
     }
+    /* READY but never taken: the caller failed (a raising callback, out of
+     * memory) between the handshake and the hand-over */
     salvage_pid(s);
     /* an app of another user refuses the launcher's signal: the helper
      * that started it as that user sends it (only through the app's
