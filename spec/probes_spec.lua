@@ -622,8 +622,11 @@ function T.test_under_cqueues_and_luv_a_check_function_that_waits_on_after_its_s
     lu.assertNil(out.app, under)
     lu.assertEquals(out.err.code, "timeout", under .. ": " .. tostring(out.err))
     lu.assertTrue(out.took < 2, under .. ": the start returned after " .. out.took .. " s, the loop held by the check")
+    -- (one woken by the cancel, and one more where the check's sleep ran
+    -- out in the same turn of the loop as the start failed, seen under
+    -- ASan: a check that spun, or kept polling, tried hundreds of times)
     local tries_after = out.tries - out.failed_at
-    lu.assertTrue(tries_after <= 1, under .. ": " .. tries_after .. " more tries after the start failed")
+    lu.assertTrue(tries_after <= 2, under .. ": " .. tries_after .. " more tries after the start failed")
     S.assert_clean(before, under)
   end
 end
