@@ -1754,6 +1754,7 @@ int main(int argc, char **argv)
          * the pid written, or the write failed and the app unknown) */
         (void)sigprocmask(SIG_BLOCK, &term, NULL);
         int reported = report_pid(opt.pid_fd, opt.pid_format, pid);
+        int write_err = reported != 0 ? errno : 0; /* (kept across the unblock) */
         if (reported == 0)
             pid_written = 1;
         (void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
@@ -1761,7 +1762,7 @@ int main(int argc, char **argv)
             /* leave the app running: the launcher sees no pid and reports
              * the helper as failed; we may not know where the app stands */
             say("cannot write the pid of %s (%ld): %s",
-                    opt.argv[0], (long)pid, strerror(errno));
+                    opt.argv[0], (long)pid, strerror(write_err));
             return EXIT_FAILED;
         }
         /* (a SIGTERM from here on leaves the app to the launcher, which
