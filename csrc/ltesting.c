@@ -9,8 +9,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 
 /* use_pidfd([on]) -> whether pidfds are in use: false forces the kill(pid,
  * 0) fallback, which older kernels take */
@@ -114,6 +117,34 @@ static int l_reap(lua_State *L)
     return 0;
 }
 
+/* reap_zombie(pid) -> whether pid was a child of this process that had
+ * exited, now reaped (a live child is left alone): the suite's cleanup of
+ * a child a failed test left, so that the tests after it start clean */
+static int l_reap_zombie(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "pid out of range");
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r;
+    do
+        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    int reaped = 0;
+    if (r == 0 && si.si_pid == (pid_t)pid) {
+        int status;
+        pid_t w;
+        do
+            w = waitpid((pid_t)pid, &status, WNOHANG);
+        while (w < 0 && errno == EINTR);
+        reaped = w == (pid_t)pid;
+        if (reaped)
+            children_reaped((pid_t)pid);
+    }
+    lua_pushboolean(L, reaped);
+    return 1;
+}
+
 /* subreaper() -> whether the launcher is a child subreaper now (while an
  * adoption window is open, children.h) */
 static int l_subreaper(lua_State *L)
@@ -131,7 +162,8 @@ void lb_open_testing(lua_State *L)
         { "use_pidfd", l_use_pidfd }, { "has_pidfd", l_has_pidfd },
         { "hold_leaders", l_hold_leaders },
         { "exec_report", l_exec_report }, { "fds", l_fds },
-        { "reap", l_reap }, { "no_cgroup_kill", l_no_cgroup_kill },
+        { "reap", l_reap }, { "reap_zombie", l_reap_zombie },
+        { "no_cgroup_kill", l_no_cgroup_kill },
         { "subreaper", l_subreaper }, { "probe_source_port", l_probe_source_port },
         { NULL, NULL },
     };

@@ -58,4 +58,22 @@ function T.test_a_runs_temporary_directory_is_removed_when_it_ends()
   lu.assertNotNil(io.open(S.fixture), "this run's own directory is there while it runs")
 end
 
+--- A child a test left (one that nothing of appstart's would reap) fails
+-- that test, named, and is reaped by its check: the tests after it do
+-- not fail for it too.
+function T.test_a_child_a_test_left_fails_that_test_alone()
+  -- (the pipe opened first: the descriptors are the same before and after)
+  local p = io.popen("exec " .. S.shell_quote(S.fixture) .. " exit=0")
+  local before = S.snapshot()
+  lu.assertEquals(p:read("a"), "")
+  local pid = S.children()[1]
+  lu.assertNotNil(pid, "the popen'd fixture is a child of this process")
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(pid) end, 5), "the fixture exited")
+  local ok, err = pcall(S.assert_clean, before)
+  lu.assertFalse(ok, "a zombie left passed the check")
+  lu.assertStrContains(tostring(err), "children (zombies) left: " .. pid .. " (fixture, Z (zombie))")
+  S.assert_clean(before)
+  p:close() -- (its process already reaped: the close has nothing to wait for)
+end
+
 return { TestProject = T }

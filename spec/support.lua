@@ -172,6 +172,23 @@ function S.kill_strays()
     end
   end
   testing.reap()
+  S.reap_children()
+end
+
+--- Reap every child of the launcher's that has exited, whoever it was
+-- (after a failed test: one it left, that nothing of appstart's would
+-- reap, must not fail every test after it too). Waits up to 2 s for a
+-- child killed just now to end.
+function S.reap_children()
+  local deadline = core.now() + 2
+  repeat
+    local live = 0
+    for _, pid in ipairs(S.children()) do
+      if not testing.reap_zombie(tonumber(pid)) then live = live + 1 end
+    end
+    if live == 0 then return end
+    core.wait_readable(-1, 0.01)
+  until core.now() > deadline
 end
 
 --- Snapshot of what the launcher holds, for S.assert_clean.
@@ -194,9 +211,14 @@ function S.assert_clean(before, msg)
       local st = S.proc_status(pid)
       named[i] = string.format("%d (%s, %s)", pid, st and st.Name or "?", st and st.State or "gone")
     end
+    -- (cleaned up, so that only this test fails for what it left)
+    S.kill_strays()
     lu.fail(msg .. "children (zombies) left: " .. table.concat(named, ", "))
   end
   lu.assertEquals(S.strays(), {}, msg .. "stray processes")
+  -- no adoption window left open (the launcher a child subreaper would
+  -- take in every orphan of its descendants from then on)
+  lu.assertFalse(testing.subreaper(), msg .. "the launcher is still a child subreaper")
   local loop = require "appstart.loop"
   if not loop.running() then
     lu.assertEquals((loop.pending()), {}, msg .. "descriptors still waited on by the loop")

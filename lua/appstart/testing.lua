@@ -2,7 +2,7 @@
 -- module's functions; nothing here is needed to use appstart.
 --
 -- use_pidfd([on]), has_pidfd(), exec_report(["pipe" | "auto"]), fds(),
--- reap(), no_cgroup_kill(on), subreaper(), hold_leaders([on]),
+-- reap(), reap_zombie(pid), no_cgroup_kill(on), subreaper(), hold_leaders([on]),
 -- probe_source_port(port): see
 -- csrc/ltesting.c.
 return require("appstart.core").testing
