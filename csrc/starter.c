@@ -1557,8 +1557,10 @@ int starter_needs_probing(const struct starter *s)
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
     case STARTER_FAILED:
-        /* a group or cgroup is looked at, not waited on */
-        return (s->has_helper && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING &&
+        /* a group or cgroup is looked at, not waited on; a pid that could
+         * not be checked is checked again */
+        return (s->has_helper && s->app.pid <= 0 && s->unchecked_pid != 0) ||
+               (s->has_helper && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING &&
                 s->spawned.pidfd < 0) ||
                (app->pid > 0 && app->end == PROCESS_RUNNING && app->pidfd < 0) ||
                (s->tree != NULL && (app->pid <= 0 || app->end != PROCESS_RUNNING));
@@ -1646,16 +1648,21 @@ int starter_take_notify(struct starter *s, struct listener *out)
 }
 
 /* After a failure in the pid phase: a complete, verified record that
- * arrived meanwhile still names an app to stop. The verdict stays. */
+ * arrived meanwhile still names an app to stop, and so does a pid read
+ * before that could not be checked then (out of descriptors: checked
+ * again here). The verdict stays. */
 static void salvage_pid(struct starter *s)
 {
-    if (!s->has_helper || s->app.pid > 0 || s->pid_rd < 0 || s->exec_failure.step)
+    if (!s->has_helper || s->app.pid > 0 || (s->pid_rd < 0 && !s->unchecked_pid) || s->exec_failure.step)
         return;
     int phase = s->phase, code = s->code, err = s->err;
     char *message = s->message;
     s->message = NULL;
     s->phase = STARTER_AWAIT_PID;
-    read_pid_channel(s, 1);
+    if (s->unchecked_pid)
+        (void)verify_pid(s, s->unchecked_pid);
+    else
+        read_pid_channel(s, 1);
     free(s->message);
     s->message = message;
     s->phase = phase;
@@ -1735,12 +1742,13 @@ static void signal_through_helper(struct starter *s, int sig);
 /* The pid a helper wrote after the stop's last look for it (appstart-helper,
  * told to stop once it had written it, leaves the app to the launcher):
  * read, and the app stopped as the stop said (SIGKILL where it said
- * nothing; through appstart-helper where the launcher may not signal it).
- * The helper's exit is looked at first: once it has gone, all it wrote is
- * in the channel. */
+ * nothing; through appstart-helper where the launcher may not signal it),
+ * as is one whose pid could not be checked when it was read (out of
+ * descriptors), once it can be. The helper's exit is looked at first:
+ * once it has gone, all it wrote is in the channel. */
 static void stop_late_app(struct starter *s)
 {
-    if (!s->has_helper || known_app_pid(s) > 0 || s->pid_rd < 0)
+    if (!s->has_helper || known_app_pid(s) > 0 || (s->pid_rd < 0 && !s->unchecked_pid))
         return;
     salvage_pid(s);
     if (known_app_pid(s) <= 0)
@@ -1761,6 +1769,11 @@ int starter_stopped(struct starter *s)
             running = 1;
     }
     stop_late_app(s);
+    /* a pid read that could not be checked yet (out of descriptors): not
+     * stopped before it is (its app, not proven, is never signalled; the
+     * caller gives up at its deadline) */
+    if (s->unchecked_pid && known_app_pid(s) <= 0)
+        running = 1;
     struct process *app = app_of(s);
     if (known_app_pid(s) > 0 && app->end == PROCESS_RUNNING) {
         if (check_process(s, app))

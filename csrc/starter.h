@@ -234,7 +234,9 @@ int starter_stop(struct starter *s, int app_signal, int *rest_refused);
 pid_t starter_pgid(const struct starter *s);
 
 /* FAILED: has every process held ended (children reaped, the app's group
- * or cgroup empty)? */
+ * or cgroup empty)? Not while a reported pid could not be checked yet
+ * (out of descriptors): it is checked again at each call, and its app
+ * signalled as the stop said once it is proven. */
 int starter_stopped(struct starter *s);
 
 /* READY, not yet taken (its readiness is being probed from outside): has

@@ -292,21 +292,30 @@ end
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.
 -- (Refused, its app would be left running: a pid not proven is never
--- signalled.) Descriptors that never come back fail it at pid_timeout,
--- saying why.
+-- signalled.) So is one a stop (the start abandoned) reads then: the app
+-- is ended once it can be checked. Descriptors that never come back fail
+-- it at pid_timeout, saying why.
 function Launcher.test_a_reported_pid_is_checked_again_once_descriptors_are_back()
   local dir = S.tmpname("unchecked")
   assert(os.execute("mkdir " .. dir))
   local text, ok, how, code = S.run_child({ nofile = 32, timeout = 60 },
     "faults_a_reported_pid_checked_once_descriptors_are_back", dir)
   local app, app2 = tonumber(S.read(dir .. "/app")), tonumber(S.read(dir .. "/app2"))
-  for _, pid in ipairs { app or 0, app2 or 0 } do
+  local app3 = tonumber(S.read(dir .. "/app3"))
+  local app3_ran_on = app3 and S.alive(app3)
+  for _, pid in ipairs { app or 0, app2 or 0, app3 or 0 } do
     if pid > 0 and S.alive(pid) then os.execute("kill -KILL " .. pid) end
   end
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertStrContains(text, "stepped\tfalse\tnone\n")
   lu.assertStrContains(text, string.format("ready\t%d\t%d\n", app, app))
   lu.assertStrContains(text, "left\ttrue\t\n")
+  -- abandoned while its pid could not be checked: checked once it could,
+  -- and its app ended by the stop's SIGTERM (it was left running)
+  lu.assertFalse(app3_ran_on, "the abandoned start's app ran on")
+  lu.assertStrContains(text, "abandoned\tfalse\n")
+  lu.assertStrContains(text, string.format("cancelled\tnil\tcancelled\t%d\t15\n", app3))
+  lu.assertStrContains(text, "left3\ttrue\t\n")
   -- descriptors that never came back: the pid deadline, and why
   lu.assertStrContains(text, string.format("unchecked\tnil\thelper\thelper reported pid %d, which could not be"
     .. " checked within 0.5 s: Too many open files\n", app2))

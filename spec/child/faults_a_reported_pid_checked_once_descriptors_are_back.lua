@@ -8,7 +8,10 @@
 -- Prints "stepped", whether the start was done and its error's code
 -- ("none" while it is under way);
 -- "ready", the app's pid and the pid the app wrote (DIR/app); "left",
--- whether its descriptors are as they were and its children; then, for a
+-- whether its descriptors are as they were and its children; for a start
+-- abandoned with its pid in the channel and no descriptor free,
+-- "abandoned" (whether that call ended it), "cancelled" (what it returned,
+-- its code, its pid and the signal its app ended by) and "left3"; then, for a
 -- second start whose descriptors stay taken past pid_timeout (its app
 -- writes DIR/app2), "unchecked", what the start returned, its code and
 -- message.
@@ -44,9 +47,29 @@ if app then app:terminate(5) end
 local deadline = core.now() + 5
 while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
 K.out("left", tostring(K.fds() == fds), K.children_text())
+-- a start abandoned once its pid is in the channel, every descriptor
+-- taken: the stop reads the pid and cannot check it. Given back, the stop
+-- checks it and ends the app (SIGTERM) before it is done (DIR/app3).
+h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app3", "pause", "|", "waitfile=" .. DIR .. "/report3",
+  "int32=3:child", "pidfile=" .. DIR .. "/reported3", "exit=0" }, argv = { "pause" }, ready = "fd",
+  pid_timeout = 10, ready_timeout = 10, kill_grace = 5, log = K.quiet, stdout = "null", stderr = "null" }
+await(DIR .. "/app3")
+h:step()
+assert(io.open(DIR .. "/report3", "w")):close()
+await(DIR .. "/reported3")
+fillers = K.take_all_descriptors()
+done = h:abandon()
+for _, f in ipairs(fillers) do f:close() end
+K.out("abandoned", tostring(done))
+app, err = h:wait()
+K.out("cancelled", tostring(app), err and err.code, err and err.pid, err and err.status and err.status.signal)
+deadline = core.now() + 5
+while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
+K.out("left3", tostring(K.fds() == fds), K.children_text())
 -- the same, the descriptors kept until pid_timeout has passed: the start
--- fails, saying why, and signals nothing (the app, not proven, runs on:
--- the test ends it; its output goes nowhere, so that it does not hold the
+-- fails, saying why (its stop checks the pid again, and ends the app if
+-- a descriptor is free by then; else the app, not proven, runs on: the
+-- test ends it; its output goes nowhere, so that it does not hold the
 -- test's pipe open). The helper reports only once told (DIR/report2),
 -- after a first step has read the exec's verdict (where that comes on a
 -- pipe, its end freed a descriptor the check could have used).
