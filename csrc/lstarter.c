@@ -396,17 +396,20 @@ static int l_starter_pgid(lua_State *L)
     return 1;
 }
 
-/* s:stopped() -> true | false, probe (as for s:step()) */
+/* s:stopped() -> true | false, probe (as for s:step()), late (an app found
+ * late has just been sent the stop's signal: its grace starts now) */
 static int l_starter_stopped(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
-    if (starter_stopped(s)) {
+    int late = 0;
+    if (starter_stopped(s, &late)) {
         lua_pushboolean(L, 1);
         return 1;
     }
     lua_pushboolean(L, 0);
     lua_pushboolean(L, starter_needs_probing(s));
-    return 2;
+    lua_pushboolean(L, late != 0);
+    return 3;
 }
 
 /* s:app_fd() -> the app's pidfd | nil (probed): for a watch made before

@@ -1745,21 +1745,23 @@ static void signal_through_helper(struct starter *s, int sig);
  * nothing; through appstart-helper where the launcher may not signal it),
  * as is one whose pid could not be checked when it was read (out of
  * descriptors), once it can be. The helper's exit is looked at first:
- * once it has gone, all it wrote is in the channel. */
-static void stop_late_app(struct starter *s)
+ * once it has gone, all it wrote is in the channel. Returns the signal
+ * sent, 0 when none was. */
+static int stop_late_app(struct starter *s)
 {
     if (!s->has_helper || known_app_pid(s) > 0 || (s->pid_rd < 0 && !s->unchecked_pid))
-        return;
+        return 0;
     salvage_pid(s);
     if (known_app_pid(s) <= 0)
-        return;
+        return 0;
     int sig = s->stop_signal ? s->stop_signal : SIGKILL;
     int err = signal_app(s, sig);
     if (err == EPERM && s->signal_helper && app_of(s)->pidfd >= 0)
         signal_through_helper(s, sig);
+    return sig;
 }
 
-int starter_stopped(struct starter *s)
+int starter_stopped(struct starter *s, int *late_signal)
 {
     int running = 0;
     if (s->has_helper && s->spawned.pid > 0 && !s->helper_done) {
@@ -1768,11 +1770,12 @@ int starter_stopped(struct starter *s)
         else
             running = 1;
     }
-    stop_late_app(s);
+    *late_signal = stop_late_app(s);
     /* a pid read that could not be checked yet (out of descriptors): not
-     * stopped before it is (its app, not proven, is never signalled; the
-     * caller gives up at its deadline) */
-    if (s->unchecked_pid && known_app_pid(s) <= 0)
+     * stopped before it is, until the stop's SIGKILL (its app, not
+     * proven, is never signalled; a SIGKILL has nothing to wait for then:
+     * it is still checked at each look, and killed if proven) */
+    if (s->unchecked_pid && known_app_pid(s) <= 0 && s->stop_signal != SIGKILL)
         running = 1;
     struct process *app = app_of(s);
     if (known_app_pid(s) > 0 && app->end == PROCESS_RUNNING) {

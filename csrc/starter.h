@@ -235,9 +235,11 @@ pid_t starter_pgid(const struct starter *s);
 
 /* FAILED: has every process held ended (children reaped, the app's group
  * or cgroup empty)? Not while a reported pid could not be checked yet
- * (out of descriptors): it is checked again at each call, and its app
- * signalled as the stop said once it is proven. */
-int starter_stopped(struct starter *s);
+ * (out of descriptors), before the stop's SIGKILL: it is checked again at
+ * each call. An app found late (its pid written after the stop looked for
+ * it, or checked only now) is signalled as the stop said: *late_signal is
+ * that signal (the caller's grace runs from now), else 0. */
+int starter_stopped(struct starter *s, int *late_signal);
 
 /* READY, not yet taken (its readiness is being probed from outside): has
  * the app ended? Non-blocking; a child is reaped, so starter_result then

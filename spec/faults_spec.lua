@@ -301,21 +301,31 @@ function Launcher.test_a_reported_pid_is_checked_again_once_descriptors_are_back
   local text, ok, how, code = S.run_child({ nofile = 32, timeout = 60 },
     "faults_a_reported_pid_checked_once_descriptors_are_back", dir)
   local app, app2 = tonumber(S.read(dir .. "/app")), tonumber(S.read(dir .. "/app2"))
-  local app3 = tonumber(S.read(dir .. "/app3"))
+  local app3, app4 = tonumber(S.read(dir .. "/app3")), tonumber(S.read(dir .. "/app4"))
   local app3_ran_on = app3 and S.alive(app3)
-  for _, pid in ipairs { app or 0, app2 or 0, app3 or 0 } do
+  for _, pid in ipairs { app or 0, app2 or 0, app3 or 0, app4 or 0 } do
     if pid > 0 and S.alive(pid) then os.execute("kill -KILL " .. pid) end
   end
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertStrContains(text, "stepped\tfalse\tnone\n")
   lu.assertStrContains(text, string.format("ready\t%d\t%d\n", app, app))
   lu.assertStrContains(text, "left\ttrue\t\n")
-  -- abandoned while its pid could not be checked: checked once it could,
-  -- and its app ended by the stop's SIGTERM (it was left running)
+  -- abandoned while its pid could not be checked: the stop waits, the app
+  -- not signalled, and ends it once it can check it (it was left
+  -- running): SIGTERM, then SIGKILL a whole kill_grace (1.5 s) after that
+  -- SIGTERM, not after the stop began (1 s before)
   lu.assertFalse(app3_ran_on, "the abandoned start's app ran on")
-  lu.assertStrContains(text, "abandoned\tfalse\n")
-  lu.assertStrContains(text, string.format("cancelled\tnil\tcancelled\t%d\t15\n", app3))
+  lu.assertStrContains(text, "abandoned\tfalse\tfalse\ttrue\n")
+  lu.assertStrContains(text, string.format("cancelled\tnil\tcancelled\t%d\t9\n", app3))
+  local grace = text:match("grace\t([%d.]+)\t15\n\n")
+  lu.assertNotNil(grace, text)
+  lu.assertTrue(tonumber(grace) >= 1.4, "SIGKILL " .. grace .. " s after the late SIGTERM")
   lu.assertStrContains(text, "left3\ttrue\t\n")
+  -- never: given up at the stop's SIGKILL (kill_grace 1 s), not 10 s
+  -- later, the app not proven and not signalled
+  local took = text:match("given up\t([%d.]+)\ttrue\tcancelled\n")
+  lu.assertNotNil(took, text)
+  lu.assertTrue(tonumber(took) >= 1 and tonumber(took) < 5, "given up after " .. took .. " s")
   -- descriptors that never came back: the pid deadline, and why
   lu.assertStrContains(text, string.format("unchecked\tnil\thelper\thelper reported pid %d, which could not be"
     .. " checked within 0.5 s: Too many open files\n", app2))

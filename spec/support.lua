@@ -172,13 +172,14 @@ function S.kill_strays()
     end
   end
   testing.reap()
-  S.reap_children()
 end
 
 --- Reap every child of the launcher's that has exited, whoever it was
--- (after a failed test: one it left, that nothing of appstart's would
--- reap, must not fail every test after it too). Waits up to 2 s for a
--- child killed just now to end.
+-- (after a check that found children left: one that nothing of
+-- appstart's would reap must not fail every test after it too; not in a
+-- tearDown, where a test that checks nothing itself leaves what it
+-- leaked to the next check). Waits up to 2 s for a child killed just now
+-- to end.
 function S.reap_children()
   local deadline = core.now() + 2
   repeat
@@ -213,6 +214,7 @@ function S.assert_clean(before, msg)
     end
     -- (cleaned up, so that only this test fails for what it left)
     S.kill_strays()
+    S.reap_children()
     lu.fail(msg .. "children (zombies) left: " .. table.concat(named, ", "))
   end
   lu.assertEquals(S.strays(), {}, msg .. "stray processes")

@@ -453,7 +453,10 @@ end
 -- after the grace.
 local function stop_step(h)
   local s, f = h._s, h._failure
-  local stopped, probe = s:stopped()
+  local stopped, probe, late = s:stopped()
+  -- an app found late (its pid written after the stop looked, or checked
+  -- only now) had the stop's SIGTERM just now: its grace runs from here
+  if late and not f.escalated then f.deadline = now() + (h._opts.kill_grace or DEFAULTS.kill_grace) end
   -- a probe's killed command is looked at, not waited on
   local settled = not f.probe or f.probe:settled()
   if stopped and settled then return finish_failed(h) end

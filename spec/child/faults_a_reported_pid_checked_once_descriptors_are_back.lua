@@ -9,9 +9,14 @@
 -- ("none" while it is under way);
 -- "ready", the app's pid and the pid the app wrote (DIR/app); "left",
 -- whether its descriptors are as they were and its children; for a start
--- abandoned with its pid in the channel and no descriptor free,
--- "abandoned" (whether that call ended it), "cancelled" (what it returned,
--- its code, its pid and the signal its app ended by) and "left3"; then, for a
+-- abandoned with its pid read and not checked, no descriptor free,
+-- "abandoned" (whether that call ended it, whether a step after it did,
+-- whether the app is still running), "cancelled" (once descriptors are
+-- back: what it returned, its code, its pid and the signal its app ended
+-- by), "grace" (the seconds that took, what the app's TERM trap wrote)
+-- and "left3"; "given up" for one whose descriptors never come back
+-- (the seconds from the abandon to its end, whether the app runs on, the
+-- code); then, for a
 -- second start whose descriptors stay taken past pid_timeout (its app
 -- writes DIR/app2), "unchecked", what the start returned, its code and
 -- message.
@@ -47,25 +52,73 @@ if app then app:terminate(5) end
 local deadline = core.now() + 5
 while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
 K.out("left", tostring(K.fds() == fds), K.children_text())
--- a start abandoned once its pid is in the channel, every descriptor
--- taken: the stop reads the pid and cannot check it. Given back, the stop
--- checks it and ends the app (SIGTERM) before it is done (DIR/app3).
-h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app3", "pause", "|", "waitfile=" .. DIR .. "/report3",
-  "int32=3:child", "pidfile=" .. DIR .. "/reported3", "exit=0" }, argv = { "pause" }, ready = "fd",
-  pid_timeout = 10, ready_timeout = 10, kill_grace = 5, log = K.quiet, stdout = "null", stderr = "null" }
-await(DIR .. "/app3")
-h:step()
-assert(io.open(DIR .. "/report3", "w")):close()
-await(DIR .. "/reported3")
-fillers = K.take_all_descriptors()
+-- A start abandoned once its pid has been read and could not be checked
+-- (DIR/app3, kill_grace 1.5 s): every descriptor taken, and taken again
+-- after each call (a descriptor freed then, the pid channel's or the
+-- helper's pidfd, is one: a check needs two), for 1 s. The stop checks
+-- the pid at each look; once the descriptors are given back, it proves
+-- it and sends the app SIGTERM (which it notes in DIR/term-app3, and goes
+-- on), and SIGKILL a whole kill_grace later.
+local function alive(pid)
+  local stat = K.read("/proc/" .. pid .. "/stat")
+  return stat ~= nil and not stat:match("^%d+ %b() [ZX]")
+end
+local function start3(name, trap, grace)
+  local start = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/" .. name, trap, "pause", "|",
+    "waitfile=" .. DIR .. "/report-" .. name, "int32=3:child", "pidfile=" .. DIR .. "/reported-" .. name, "exit=0" },
+    argv = { "pause" }, ready = "fd", pid_timeout = 10, ready_timeout = 10, kill_grace = grace, log = K.quiet,
+    stdout = "null", stderr = "null" }
+  await(DIR .. "/" .. name)
+  start:step()
+  assert(io.open(DIR .. "/report-" .. name, "w")):close()
+  await(DIR .. "/reported-" .. name)
+  local pid = tonumber(K.read(DIR .. "/" .. name))
+  local held = K.take_all_descriptors()
+  start:step() -- the pid read, not checked
+  local function take_again()
+    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
+  end
+  take_again()
+  return start, pid, held, take_again
+end
+local app3, held, take_again
+h, app3, held, take_again = start3("app3", "trap=TERM:" .. DIR .. "/term-app3", 1.5)
+local t0 = core.now()
 done = h:abandon()
-for _, f in ipairs(fillers) do f:close() end
-K.out("abandoned", tostring(done))
+take_again()
+local stepped = h:step()
+take_again()
+while core.now() - t0 < 1 do
+  core.wait_readable(-1, 0.02)
+  stepped = h:step() or stepped
+  take_again()
+end
+for _, f in ipairs(held) do f:close() end
+-- (looked at once descriptors are back: reading /proc takes one)
+K.out("abandoned", tostring(done), tostring(stepped), tostring(alive(app3)))
+local t1 = core.now()
 app, err = h:wait()
 K.out("cancelled", tostring(app), err and err.code, err and err.pid, err and err.status and err.status.signal)
+K.out("grace", string.format("%.1f", core.now() - t1), tostring(K.read(DIR .. "/term-app3")))
 deadline = core.now() + 5
 while K.children_text() ~= "" and core.now() < deadline do appstart.sleep(0.01) end
 K.out("left3", tostring(K.fds() == fds), K.children_text())
+-- The same with descriptors that never come back (DIR/app4): the stop
+-- holds for the pid only until its SIGKILL (after kill_grace, 1 s), which
+-- has nothing to reach; it ends then, nothing signalled, the app running
+-- on (the test ends it).
+local app4
+h, app4, held, take_again = start3("app4", "sleep=0", 1)
+t0 = core.now()
+done = h:abandon()
+while not done do
+  take_again()
+  core.wait_readable(-1, 0.02)
+  done = h:step()
+end
+local took = core.now() - t0
+for _, f in ipairs(held) do f:close() end
+K.out("given up", string.format("%.1f", took), tostring(alive(app4)), h.err.code)
 -- the same, the descriptors kept until pid_timeout has passed: the start
 -- fails, saying why (its stop checks the pid again, and ends the app if
 -- a descriptor is free by then; else the app, not proven, runs on: the
