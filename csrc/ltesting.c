@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -124,24 +123,14 @@ static int l_reap_zombie(lua_State *L)
 {
     lua_Integer pid = luaL_checkinteger(L, 1);
     luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "pid out of range");
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int r;
+    int status;
+    pid_t w;
     do
-        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
-    while (r < 0 && errno == EINTR);
-    int reaped = 0;
-    if (r == 0 && si.si_pid == (pid_t)pid) {
-        int status;
-        pid_t w;
-        do
-            w = waitpid((pid_t)pid, &status, WNOHANG);
-        while (w < 0 && errno == EINTR);
-        reaped = w == (pid_t)pid;
-        if (reaped)
-            children_reaped((pid_t)pid);
-    }
-    lua_pushboolean(L, reaped);
+        w = waitpid((pid_t)pid, &status, WNOHANG);
+    while (w < 0 && errno == EINTR);
+    if (w == (pid_t)pid)
+        children_reaped((pid_t)pid);
+    lua_pushboolean(L, w == (pid_t)pid);
     return 1;
 }
 

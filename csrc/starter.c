@@ -1749,7 +1749,7 @@ static void signal_through_helper(struct starter *s, int sig);
  * sent, 0 when none was. */
 static int stop_late_app(struct starter *s)
 {
-    if (!s->has_helper || known_app_pid(s) > 0 || (s->pid_rd < 0 && !s->unchecked_pid))
+    if (!s->has_helper || known_app_pid(s) > 0)
         return 0;
     salvage_pid(s);
     if (known_app_pid(s) <= 0)
