@@ -1843,17 +1843,20 @@ static void signal_through_helper(struct starter *s, int sig)
 
 void starter_abandon(struct starter *s)
 {
-    /* appstart-helper first (SIGUSR1: it kills the app it forked, its pid
-     * written or not, then exits; no SIGKILL after it, reaped later): the
-     * pid is looked for after, so an app whose pid is not found by then is
-     * one the helper's handler kills */
-    if (s->has_helper) {
-        s->helper_termed = 0;
-        stop_helper(s, SIGUSR1);
-    }
     /* READY but never taken: the caller failed (a raising callback, out of
      * memory) between the handshake and the hand-over */
     salvage_pid(s);
+    /* then appstart-helper (no SIGKILL after it, reaped later): an app
+     * whose pid is known is killed below, with what its kill_mode
+     * reaches, and the helper, still exiting, gets SIGTERM, which spares
+     * it (its SIGUSR1 would kill the app alone first: the group kill
+     * through the helper, which needs the app alive to prove its group,
+     * would then not reach what it forked). Else SIGUSR1: it kills the
+     * app it forked, its pid written after that look or not. */
+    if (s->has_helper) {
+        s->helper_termed = 0;
+        stop_helper(s, known_app_pid(s) > 0 ? SIGTERM : SIGUSR1);
+    }
     /* an app of another user refuses the launcher's signal: the helper
      * that started it as that user sends it (only through the app's
      * pidfd, which names no other process) */
