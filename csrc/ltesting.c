@@ -6,6 +6,7 @@
 #include "children.h"
 #include "lbinding.h"
 #include "spawn.h"
+#include "starter.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -106,6 +107,17 @@ static int l_no_cgroup_kill(lua_State *L)
     return 0;
 }
 
+/* epoll_fault([errno]): every descriptor a start adds to its epoll set
+ * (h:pollfd(), an event loop's wait) fails to go in with that errno, as
+ * ENOSPC does past the kernel's limit on watches; none or 0: none fails */
+static int l_epoll_fault(lua_State *L)
+{
+    lua_Integer err = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, err >= 0 && err < 4096, 1, "errno out of range");
+    starter_epoll_fault = (int)err;
+    return 0;
+}
+
 /* reap(): reap now the children let go of before they ended, and remove
  * the cgroups let go of that have emptied */
 static int l_reap(lua_State *L)
@@ -152,7 +164,7 @@ void lb_open_testing(lua_State *L)
         { "hold_leaders", l_hold_leaders },
         { "exec_report", l_exec_report }, { "fds", l_fds },
         { "reap", l_reap }, { "reap_zombie", l_reap_zombie },
-        { "no_cgroup_kill", l_no_cgroup_kill },
+        { "no_cgroup_kill", l_no_cgroup_kill }, { "epoll_fault", l_epoll_fault },
         { "subreaper", l_subreaper }, { "probe_source_port", l_probe_source_port },
         { NULL, NULL },
     };

@@ -61,6 +61,7 @@ struct starter {
     int caller_fd;            /* one of them, the caller's (starter_watch) */
     int nwatch;
     int epoll_fd;             /* -1 until starter_pollfd */
+    int unpolled;             /* the set lacks one of watch[] (watch_fd) */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
     int error_rd;             /* the helper's error pipe (not waited on:
@@ -173,10 +174,14 @@ static pid_t known_app_pid(const struct starter *s)
 
 /* ---- the descriptors to wait on ---- */
 
+int starter_epoll_fault;
+
 /* The list is short; an epoll set mirrors it only once a caller asked for
  * a single descriptor (starter_pollfd). */
 static int epoll_add(int epfd, int fd)
 {
+    if (starter_epoll_fault)
+        return starter_epoll_fault;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
@@ -184,19 +189,33 @@ static int epoll_add(int epfd, int fd)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? errno : 0;
 }
 
+/* A descriptor the epoll set cannot take (ENOMEM, or ENOSPC: the kernel's
+ * limit on watches) is in the list all the same, and the start is probed
+ * (starter_needs_probing) until the set has taken it (repoll): never
+ * failed for it, which would leave a proven app running unsignalled. */
 static int watch_fd(struct starter *s, int fd)
 {
     if (fd < 0)
         return 0;
     if (s->nwatch == STARTER_MAX_WATCH)
         return EOVERFLOW; /* a bug: never this many at once */
-    if (s->epoll_fd >= 0) {
-        int err = epoll_add(s->epoll_fd, fd);
-        if (err)
-            return err;
-    }
+    if (s->epoll_fd >= 0 && epoll_add(s->epoll_fd, fd) != 0)
+        s->unpolled = 1;
     s->watch[s->nwatch++] = fd;
     return 0;
+}
+
+/* Offer the epoll set again what it could not take. */
+static void repoll(struct starter *s)
+{
+    if (!s->unpolled || s->epoll_fd < 0)
+        return;
+    s->unpolled = 0;
+    for (int i = 0; i < s->nwatch; i++) {
+        int err = epoll_add(s->epoll_fd, s->watch[i]);
+        if (err && err != EEXIST)
+            s->unpolled = 1;
+    }
 }
 
 /* Take fd out of the set before it is closed or handed over: a forked child
@@ -245,13 +264,9 @@ int starter_pollfd(struct starter *s)
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         return -errno;
-    for (int i = 0; i < s->nwatch; i++) {
-        int err = epoll_add(epfd, s->watch[i]);
-        if (err) {
-            sys_close(&epfd);
-            return -err;
-        }
-    }
+    for (int i = 0; i < s->nwatch; i++)
+        if (epoll_add(epfd, s->watch[i]) != 0)
+            s->unpolled = 1; /* probed until it has taken them (watch_fd) */
     s->epoll_fd = epfd;
     return epfd;
 }
@@ -1486,6 +1501,7 @@ static int step_exec(struct starter *s)
 int starter_step(struct starter *s)
 {
     s->fresh = 0;
+    repoll(s);
     children_reap_abandoned();
     if (s->phase != STARTER_AWAIT_READY)
         s->app_quiet = 0;
@@ -1543,6 +1559,8 @@ int starter_awaits_helper(const struct starter *s)
 int starter_needs_probing(const struct starter *s)
 {
     const struct process *app = s->has_helper ? &s->app : &s->spawned;
+    if (s->unpolled)
+        return 1;
     /* a start being stopped (failed, or given up on by its caller: a
      * timeout) waits for its processes to end */
     switch (s->stopping ? STARTER_FAILED : s->phase) {
@@ -1764,6 +1782,7 @@ static int stop_late_app(struct starter *s)
 int starter_stopped(struct starter *s, int *late_signal)
 {
     int running = 0;
+    repoll(s);
     if (s->has_helper && s->spawned.pid > 0 && !s->helper_done) {
         if (check_process(s, &s->spawned))
             s->helper_done = 1;

@@ -176,7 +176,8 @@ pid_t starter_spawned_pid(const struct starter *s);
  * exited)? Else the ready deadline does. */
 int starter_awaits_helper(const struct starter *s);
 
-/* Must the caller step at an interval (a watched process has no pidfd)? */
+/* Must the caller step at an interval (a watched process has no pidfd, or
+ * the epoll set of starter_pollfd could not take one of the descriptors)? */
 int starter_needs_probing(const struct starter *s);
 
 /* The descriptors to wait on until the next step (any readable one means
@@ -191,13 +192,15 @@ int starter_wait(struct starter *s, double timeout);
 
 /* Wake the start's waits when fd is readable too (a probe's command's
  * pidfd): fd is the caller's, never closed here; take it out with
- * starter_unwatch before closing it. One at a time: 0, EBUSY when one is
- * watched already, or the errno of epoll_ctl. */
+ * starter_unwatch before closing it. One at a time: 0, or EBUSY when one
+ * is watched already. */
 int starter_watch(struct starter *s, int fd);
 void starter_unwatch(struct starter *s);
 
 /* One descriptor for all of them (an epoll set, made on first call and kept
- * up to date from then on), or -errno. */
+ * up to date from then on), or -errno (epoll_create1's). A descriptor the
+ * set cannot take is offered again at each step; the start is probed
+ * meanwhile. */
 int starter_pollfd(struct starter *s);
 
 /* That descriptor if it has been made, else -1 (never makes it). */
@@ -253,5 +256,10 @@ void starter_abandon(struct starter *s);
 /* Release every descriptor and the notify directory; processes still held
  * are let go of, never signalled (children are reaped later). Idempotent. */
 void starter_close(struct starter *s);
+
+/* Test knob: every epoll_ctl that adds a descriptor to a starter's set
+ * fails with this errno (0, the default: none do), as ENOSPC does past
+ * the kernel's limit on watches. */
+extern int starter_epoll_fault;
 
 #endif

@@ -225,6 +225,70 @@ function TC.test_a_failed_start_under_cqueues_leaves_nothing()
   S.assert_clean(before)
 end
 
+-- A start whose descriptors its epoll set cannot take (ENOSPC: the
+-- kernel's limit on watches, forced here) is stepped at an interval
+-- instead: the set of a start under cqueues lacks every descriptor, so
+-- only that interval moves it on. It failed before: the set's making
+-- raised, and an app's pidfd the set could not take once its pid was
+-- proven failed the start as bad_pid, whose app is never signalled.
+local ENOSPC = 28
+local function behind_a_helper(app_part)
+  local argv = { F, "fork" }
+  for _, a in ipairs(app_part) do argv[#argv + 1] = a end
+  for _, a in ipairs { "|", "int32=3:child", "exit=0" } do argv[#argv + 1] = a end
+  return argv
+end
+
+function TC.test_a_start_its_poll_set_cannot_take_is_stepped_at_an_interval()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local app, err, how
+  S.testing.epoll_fault(ENOSPC)
+  cq:wrap(function()
+    app, err = appstart.start { helper = behind_a_helper { "sleep=0.3", "line=4:probed", "pause" },
+      argv = { "pause" }, ready = "fd", ready_timeout = 10, log = function() end }
+    S.testing.epoll_fault(0)
+    if app then how = app:terminate(1) end
+  end)
+  local ok, why = cq:loop()
+  S.testing.epoll_fault(0)
+  assert(ok, why)
+  lu.assertNil(err)
+  lu.assertEquals(app.name, "probed")
+  lu.assertEquals(how, { signal = 15 })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+-- The same once the pid is on its way: the set, made, cannot take the
+-- app's pidfd nor its ready channel; the start times out and its app is
+-- terminated.
+function TC.test_an_app_whose_pidfd_the_poll_set_cannot_take_is_terminated_at_its_timeout()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local err
+  cq:wrap(function()
+    local h = appstart.begin { helper = behind_a_helper { "sleep=0.1", "pause" },
+      argv = { "pause" }, ready = "fd", ready_timeout = 0.6, kill_grace = 1, log = function() end }
+    assert(h:pollfd(), "the start's poll set is made")
+    S.testing.epoll_fault(ENOSPC)
+    local _
+    _, err = h:wait()
+    S.testing.epoll_fault(0)
+  end)
+  local ok, why = cq:loop()
+  S.testing.epoll_fault(0)
+  assert(ok, why)
+  lu.assertEquals(err.code, "timeout", tostring(err))
+  lu.assertEquals(err.status, { signal = 15 })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 local TL = {}
 
 function TL.tearDown() S.kill_strays() end
