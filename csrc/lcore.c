@@ -201,7 +201,8 @@ static int l_wait_readable(lua_State *L)
 /* core.writable(fd) -> whether a write of up to PIPE_BUF bytes to fd
  * goes through at once: a pipe or terminal with room (a pipe that has a
  * free slot takes PIPE_BUF bytes), a file; also one whose reader is gone
- * or that is not open (the write says so) */
+ * or that is not open (the write says so, and raises SIGPIPE); then
+ * whether it is such a one (a pipe's reader gone: POLLERR) */
 static int l_writable(lua_State *L)
 {
     struct pollfd pf = { .fd = lb_check_fd(L, 1), .events = POLLOUT, .revents = 0 };
@@ -212,7 +213,8 @@ static int l_writable(lua_State *L)
     if (r < 0)
         return lb_errno_result(L, errno, "poll");
     lua_pushboolean(L, r > 0);
-    return 1;
+    lua_pushboolean(L, r > 0 && (pf.revents & (POLLERR | POLLHUP | POLLNVAL)));
+    return 2;
 }
 
 static int l_signum(lua_State *L)

@@ -499,6 +499,27 @@ function Start.test_user_runs_the_app_through_the_helper_as_that_user()
   kill_app(pid)
 end
 
+-- A stderr whose reader has gone before the start (a fifo's only reader
+-- closed): the STATUS= shown there would raise SIGPIPE, which cancelled
+-- the start ("interrupted by SIGPIPE"); it is not written, the app comes
+-- up and the command exits 0.
+function Start.test_a_stderr_whose_reader_has_gone_does_not_cancel_the_start()
+  local before = S.snapshot()
+  local fifo, out, code = S.tmpname("fifo"), S.tmpname("out"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  -- (fd 3 reads and writes the fifo, so that fd 2 can be opened on it,
+  -- then goes: fd 2 is a pipe with no reader)
+  os.execute(string.format("((exec 3<>%s 2>%s 3<&-; exec %s >%s); echo $? >%s.tmp; mv %s.tmp %s) 2>/dev/null &",
+    fifo, fifo, command_line { "--json", "--", F, "notify=STATUS=loading", "notify=READY=1", "pause" },
+    out, code, code, code))
+  local ended = tonumber(S.await_file(code, 20))
+  local pid = tonumber(S.read(out):match('"pid":(%d+)'))
+  if pid then kill_app(pid) end
+  lu.assertEquals(ended, 0, S.read(out))
+  lu.assertStrContains(S.read(out), '"status":"loading"')
+  S.assert_clean(before)
+end
+
 function Start.test_status_on_a_terminal_is_one_line_rewritten_in_place()
   if not has("script") then lu.skip("needs script(1) for a terminal") end
   local out = S.tmpname("tty")
@@ -747,6 +768,29 @@ function Failure.test_a_stderr_nobody_reads_does_not_hold_the_command()
   lu.assertEquals(tonumber(ended), 1, S.read(out))
   lu.assertStrContains(S.read(out), '"code":"timeout"')
   lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
+-- A stderr full and never read when the start has failed: the --json
+-- object comes first, on stdout, and a SIGTERM ends the command waiting to
+-- say why on stderr (it waited there with its signals blocked, for a read
+-- that never came, and only a SIGKILL ended it).
+function Failure.test_a_full_stderr_holds_neither_the_json_nor_a_sigterm()
+  local before = S.snapshot()
+  local fifo, pidfile, out, code = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("out"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  -- (the pipe's 64 KiB filled before the command starts; the shell that
+  -- says how it ended writes elsewhere)
+  os.execute(string.format("((exec 2<>%s; head -c 65536 /dev/zero >&2; exec %s >%s); echo $? >%s.tmp; "
+    .. "mv %s.tmp %s) 2>/dev/null &", fifo, command_line { "--json", "--ready=fd", "--timeout=0.3", "--grace=0.2",
+    "--", F, "pidfile=" .. pidfile, "pause" }, out, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  await_match(out, '"code":"timeout"', 10)
+  lu.assertTrue(S.await_gone(app, 5), "the app was terminated")
+  os.execute("kill -TERM " .. command)
+  local ended = tonumber(S.await_file(code, 20))
+  lu.assertEquals(ended, 128 + 15, "the command ended by its SIGTERM")
   S.assert_clean(before)
 end
 

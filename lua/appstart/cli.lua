@@ -542,17 +542,19 @@ end
 -- the error's code, the message, the app's pid and how it ended, each
 -- null where it is not known.
 local function report_failure(o, code, message, err)
-  io.stderr:write("appstart: ", message, "\n")
   -- the app's last lines, where appstart read them, say why
   local lines = err and err.output or {}
+  -- (the object first: a reader of stdout gets it whatever holds stderr)
+  if o.json then
+    local status = err and err.status or {}
+    io.stdout:write(cli.json_object {
+      { "code", code }, { "message", message }, { "pid", err and err.pid or nil },
+      { "exit_code", status.code }, { "signal", status.signal }, { "output", lines },
+    }, "\n")
+    io.stdout:flush()
+  end
+  io.stderr:write("appstart: ", message, "\n")
   for _, line in ipairs(lines) do io.stderr:write("  | ", printable(line), "\n") end
-  if not o.json then return end
-  local status = err and err.status or {}
-  io.stdout:write(cli.json_object {
-    { "code", code }, { "message", message }, { "pid", err and err.pid or nil },
-    { "exit_code", status.code }, { "signal", status.signal }, { "output", lines },
-  }, "\n")
-  io.stdout:flush()
 end
 
 -- appstart.start fields -> the option that sets them, for argument errors
@@ -700,7 +702,8 @@ local function run(o)
   if not signals then opts.log("warn", "signals will not be forwarded: " .. tostring(why)) end
 
   -- app, interrupted (a signal number), code, interrupts (SIGINTs while
-  -- watching), done (the work has ended)
+  -- watching), done (the work has ended), report (the last words, written
+  -- once the work is done)
   local state = {}
   local worker, watcher
 
@@ -728,7 +731,7 @@ local function run(o)
       if state.interrupted and err.code == "cancelled" then
         message = string.format("interrupted by %s: %s", signal_name(state.interrupted), message)
       end
-      report_failure(o, err.code, message, err)
+      state.report = function() report_failure(o, err.code, message, err) end
       state.code = 1
       return
     end
@@ -737,8 +740,10 @@ local function run(o)
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
       app:terminate()
-      io.stderr:write("appstart: cannot write to stdout (", tostring(unwritten), "): ",
-        printable(app.name or "app"), " (pid ", app.pid, ") terminated\n")
+      state.report = function()
+        io.stderr:write("appstart: cannot write to stdout (", tostring(unwritten), "): ",
+          printable(app.name or "app"), " (pid ", app.pid, ") terminated\n")
+      end
       state.code = 1
       return
     end
@@ -750,7 +755,7 @@ local function run(o)
     local how = app:wait()
     display.flush()
     display.clear()
-    report_exit(o, app, how)
+    state.report = function() report_exit(o, app, how) end
     state.code = exit_code(how)
   end
 
@@ -821,11 +826,23 @@ local function run(o)
     end)
     if signals then watcher = appstart.spawn(forward) end
   end)
+  -- The last words (how the start failed, how the watched app ended) are
+  -- written once nothing is left to stop, with the signals that end the
+  -- command back to their defaults: a reader that keeps stderr full holds
+  -- it there as it holds any program, but a SIGTERM ends it (blocked, it
+  -- waited for a read that might never come). SIGPIPE stays blocked: a
+  -- reader gone is no reason to die, the exit code says how it went.
+  local pipe = signals and core.signals { "PIPE" }
   if signals then
     signals:read() -- drop what came too late to act on, then unblock
     signals:close()
   end
   if not ok then error(err, 0) end
+  if state.report then state.report() end
+  if pipe then
+    pipe:read()
+    pipe:close()
+  end
   return state.code
 end
 

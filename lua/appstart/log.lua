@@ -17,14 +17,18 @@ end
 -- reader that does not keep up, or never reads, must not hold the
 -- launcher, which still has to time out, kill and restart. What it could
 -- not take is counted, and said with the next line written. A line is cut
--- to what one write takes at once (PIPE_BUF, 4096 bytes).
+-- to what one write takes at once (PIPE_BUF, 4096 bytes). None is written
+-- once stderr's reader has gone: the write would raise SIGPIPE, which
+-- ends a script, and which the command takes for its stdout's reader
+-- gone.
 log.PIPE_BUF = 4096
 local unshown = 0
 
 --- head .. text .. tail on stderr, text cut to fit PIPE_BUF, unless
 -- stderr would make the launcher wait: true, or false (counted).
 function log.show(head, text, tail)
-  if not core.writable(2) then
+  local takes, gone = core.writable(2)
+  if gone or not takes then
     unshown = unshown + 1
     return false
   end
