@@ -1785,6 +1785,50 @@ function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_c
   S.assert_clean(before)
 end
 
+-- The same with a callback that waits, parked in the first controller as
+-- it is left: the events after it come from the controller the calls
+-- come from (they came no more: the parked runner held the queue).
+function TDrivers.test_cqueues_events_go_on_though_a_callback_waits_in_a_controller_left()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local rec, parked = recorder(), false
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "pause" }, backoff = { initial = 0.01 }, kill_grace = 0.5 } },
+    log = function() end,
+    on_event = function(name, state, info)
+      rec.on_event(name, state, info)
+      if state == "ready" and not parked then
+        parked = true
+        cqueues.sleep(60) -- (its controller is never run again)
+      end
+    end,
+  }
+  local cq = up_in_a_controller(sv)
+  local deadline = now() + 5
+  while not parked and now() < deadline do assert(cq:step(0.1)) end
+  lu.assertTrue(parked, "the callback waits in the first controller")
+  local cq2 = cqueues.new()
+  local ok, err, down
+  cq2:wrap(function()
+    ok, err = pcall(function()
+      kill(pid_of(sv, "a"))
+      local until_ = now() + 5
+      while rec.count("a", "ready") < 2 and now() < until_ do cqueues.sleep(0.01) end
+      lu.assertEquals(rec.states("a"), { "starting", "ready", "backoff", "starting", "ready" })
+      down = sv:down()
+      until_ = now() + 5
+      while rec.count("a", "stopped") < 1 and now() < until_ do cqueues.sleep(0.01) end
+    end)
+  end)
+  assert(cq2:loop(10))
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(down, true)
+  lu.assertEquals(rec.states("a"), { "starting", "ready", "backoff", "starting", "ready", "stopping", "stopped" })
+  cq, cq2 = nil, nil -- luacheck: ignore
+  collectgarbage() -- (the controllers close their descriptors)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

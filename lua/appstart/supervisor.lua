@@ -97,9 +97,10 @@ local function enqueue_latest(sv, svc, key, adjacent, what, fn, ...)
   svc[key] = enqueue(sv, svc, what, fn, ...)
 end
 
-local function run_queued(sv)
+local function run_queued(sv, r)
   local q = sv._queue
-  while q.first <= q.last do
+  -- (until another runner has taken over: see flush)
+  while q.first <= q.last and q.runner == r do
     local item = q[q.first]
     q[q.first], q.first = nil, q.first + 1
     local svc, what = item[1], item[2]
@@ -109,29 +110,36 @@ local function run_queued(sv)
   end
 end
 
--- Is the coroutine that runs the queue (r: {env, co}) still there? (A
--- loop that ended with an error closed it.)
-local function runner_alive(r)
-  return r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")
+-- Is the coroutine that runs the queue (r: {env, home, co}) still there,
+-- in the loop the call comes from (env)? A loop that ended with an error
+-- closed it; one the caller no longer runs (another kind's, or a cqueues
+-- controller left for another) may hold it in a callback that waits, as
+-- it may hold the driver (_ensure_driver): a runner in the caller's loop
+-- takes over.
+local function runner_alive(r, env)
+  return r and r.env == env and env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")
+    and (not env.home or r.home == env.home())
 end
 
 local function flush(sv)
   local q = sv._queue
-  if q.first > q.last or runner_alive(q.runner) then return end
+  if q.first > q.last then return end
   local env = driver.current()
-  local r = { env = env, co = false }
+  if runner_alive(q.runner, env) then return end
+  -- (one left in another loop stops once its callback returns, if ever)
+  local r = { env = env, home = env.home and env.home(), co = false }
   q.runner = r
   if not env.spawn then
     -- a callback run here may cause more: this same loop runs them
-    local ok, err = pcall(run_queued, sv)
-    q.runner = false
+    local ok, err = pcall(run_queued, sv, r)
+    if q.runner == r then q.runner = false end
     if not ok then error(err, 0) end
     return
   end
   env.spawn(function()
     r.co = coroutine.running()
-    run_queued(sv)
-    q.runner = false
+    run_queued(sv, r)
+    if q.runner == r then q.runner = false end
   end)
 end
 
