@@ -457,6 +457,60 @@ function T.test_a_waiting_check_function_loses_to_the_apps_death_and_to_ready_ti
   S.assert_clean(before)
 end
 
+-- A check function that polls by yielding plainly (coroutine.yield, no
+-- wait of appstart's), for 3 s at most: the start still races the app's
+-- death and ready_timeout, and ends before the check does (its task was
+-- resumed again and again, the run's descriptors and timers never served
+-- meanwhile: each start ended only once its check gave up). One that
+-- would poll on for 30 s does not hold the run.
+function T.test_a_check_function_that_yields_plainly_loses_to_the_apps_death_and_to_ready_timeout()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local checks_ended = 0
+  local function yielding_check()
+    local t = now()
+    while now() - t < 3 do coroutine.yield() end
+    checks_ended = checks_ended + 1
+    return false, "gave up"
+  end
+  -- one that would poll on for 30 s: its task, cancelled for good once
+  -- its start is over, is closed at its next yield (it held the run)
+  local endless_ended = false
+  local function endless_check()
+    local t = now()
+    while now() - t < 30 do coroutine.yield() end
+    endless_ended = true
+  end
+  local died, timed_out, endless = {}, {}, {}
+  appstart.run(function()
+    appstart.spawn(function()
+      died.app, died.err = start { ready = { check = yielding_check }, ready_timeout = 30,
+        argv = { F, "sleep=0.1", "exit=3" } }
+      died.checks_ended = checks_ended
+    end)
+    appstart.spawn(function()
+      endless.app, endless.err = start { ready = { check = endless_check }, ready_timeout = 0.3,
+        argv = { F, "pause" } }
+    end)
+    appstart.spawn(function()
+      timed_out.app, timed_out.err = start { ready = { check = yielding_check }, ready_timeout = 0.3,
+        argv = { F, "pause" } }
+      timed_out.checks_ended = checks_ended
+    end)
+  end)
+  lu.assertNil(died.app)
+  lu.assertEquals(died.err.code, "died", tostring(died.err))
+  lu.assertEquals(died.err.status, { code = 3 })
+  lu.assertEquals(died.checks_ended, 0, "the app's death was seen only once a check gave up")
+  lu.assertNil(timed_out.app)
+  lu.assertEquals(timed_out.err.code, "timeout", tostring(timed_out.err))
+  lu.assertEquals(timed_out.err.status, { signal = 15 })
+  lu.assertEquals(timed_out.checks_ended, 0, "the timeout came only once a check gave up")
+  lu.assertEquals(endless.err and endless.err.code, "timeout", tostring(endless.err))
+  lu.assertFalse(endless_ended, "the run waited for the endless check")
+  S.assert_clean(before)
+end
+
 -- A check function that polls on regardless of the "cancelled" its wait
 -- returned once its start failed: its next wait raises, which ends it, so
 -- the run returns (it waited for the check for good).

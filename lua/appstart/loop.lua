@@ -769,6 +769,7 @@ function loop.run(fn, ...)
       local q = state.queue
       if #q > 0 then
         state.queue = {}
+        local plain = false
         for i = 1, #q do
           local task = q[i]
           if not task.done then
@@ -789,11 +790,26 @@ function loop.run(fn, ...)
               state.tasks[task.co] = nil
               state.count = state.count - 1
             elseif res == nil or type(res) ~= "table" or res.fire == nil then
-              -- a yield that is not ours (a plain coroutine.yield): resume soon
-              schedule(task)
+              -- a yield that is not ours (a plain coroutine.yield): resume
+              -- soon; but a task cancelled for good, whose next wait would
+              -- raise, would never make one (a check function that polls
+              -- so, its start over): it is closed
+              if task.abandoned then
+                coroutine.close(task.co)
+                task.done = true
+                state.tasks[task.co] = nil
+                state.count = state.count - 1
+              else
+                schedule(task)
+                plain = true
+              end
             end
           end
         end
+        -- soon, not before what is ready and due is served: a task that
+        -- yields so in a loop (a check function polling) would keep the
+        -- run from every descriptor and timer, its start's deadline too
+        if plain then turn(now()) end
       else
         turn(nil)
       end
