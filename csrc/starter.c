@@ -44,6 +44,28 @@ struct queued_event {
     size_t len;
 };
 
+/* A forking daemon's pid file (ready = forks): what a start needs of it,
+ * made only for the starts that have one. */
+struct pid_file {
+    struct timespec since;    /* when the start began (CLOCK_REALTIME_COARSE) */
+    long long bare;           /* a pid the file held with no newline after
+                                 it, at the last look (0: none) */
+    struct timespec bare_mtim; /* and the file's time then */
+    int before;               /* what was there as the start began: */
+#define PID_FILE_UNKNOWN 0    /* could not be told (no descriptor): a file
+                                 older than since was left by an earlier run */
+#define PID_FILE_NONE 1       /* nothing: any file there now is new */
+#define PID_FILE_ONE 2        /* a file, which counts once replaced or
+                                 modified, whatever its time says (a clock
+                                 stepped back since) */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtim;
+    char path[];
+};
+
+static void note_pid_file_before(struct pid_file *pf);
+
 struct starter {
     /* what starter_begin was told and is needed after it */
     int has_helper, pid_fd, pid_format, ready, ready_fd, access;
@@ -66,16 +88,12 @@ struct starter {
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
     int error_rd;             /* the helper's error pipe (not waited on:
                                  read once the helper has ended), or -1 */
-    char *pid_file;           /* see starter_config; malloc'd, NULL when none */
+    struct pid_file *pid_file; /* see starter_config; malloc'd, NULL when none */
     struct notify_socket *notify; /* notify protocol: malloc'd */
 
     struct process spawned;   /* the direct child: the helper, or the app */
     struct process app;       /* the app when there is a helper */
     unsigned long long spawned_start;
-    struct timespec pid_file_since; /* when the start began (CLOCK_REALTIME_COARSE) */
-    long long pid_file_bare;  /* a pid the file held with no newline after
-                                 it, at the last look (0: none) */
-    struct timespec pid_file_bare_mtim; /* and the file's time then */
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
     long long unchecked_pid;  /* a pid reported but not checked yet: the
@@ -679,13 +697,12 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
             fail(s, STARTER_SPAWN, ENAMETOOLONG, "pid file: %s", strerror(ENAMETOOLONG));
             goto done;
         }
-        if (!(s->pid_file = strdup(cfg->pid_file))) {
+        if (!(s->pid_file = calloc(1, sizeof *s->pid_file + n + 1))) {
             fail(s, STARTER_SPAWN, ENOMEM, "pid file: %s", strerror(ENOMEM));
             goto done;
         }
-        /* on the clock of file times: a pid file older than this was left
-         * by an earlier run */
-        clock_gettime(CLOCK_REALTIME_COARSE, &s->pid_file_since);
+        memcpy(s->pid_file->path, cfg->pid_file, n + 1);
+        note_pid_file_before(s->pid_file);
     }
     if (s->has_helper && !s->pid_file) {
         int p[2];
@@ -1059,6 +1076,44 @@ static void check_helper(struct starter *s)
         finish_adoption(s);
 }
 
+/* What is at the pid file's path as the start begins (pid_file.before),
+ * looked at as read_pid_file looks: through a walk no other user can
+ * redirect, the name itself not followed. */
+static void note_pid_file_before(struct pid_file *pf)
+{
+    /* on the clock of file times */
+    clock_gettime(CLOCK_REALTIME_COARSE, &pf->since);
+    const char *name, *why;
+    int dfd = -1;
+    int err = sys_open_parent_safely(pf->path, &dfd, &name, &why);
+    struct stat st;
+    if (err == ENOENT) {
+        pf->before = PID_FILE_NONE;
+    } else if (!err && *name) {
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            pf->before = PID_FILE_ONE;
+            pf->dev = st.st_dev;
+            pf->ino = st.st_ino;
+            pf->mtim = st.st_mtim;
+        } else if (errno == ENOENT) {
+            pf->before = PID_FILE_NONE;
+        }
+    }
+    sys_close(&dfd);
+}
+
+/* Is st the pid file an earlier run left (read_pid_file)? */
+static int left_before(const struct pid_file *pf, const struct stat *st)
+{
+    if (pf->before == PID_FILE_ONE)
+        return st->st_dev == pf->dev && st->st_ino == pf->ino && st->st_mtim.tv_sec == pf->mtim.tv_sec &&
+               st->st_mtim.tv_nsec == pf->mtim.tv_nsec;
+    if (pf->before == PID_FILE_NONE)
+        return 0;
+    return st->st_mtim.tv_sec < pf->since.tv_sec ||
+           (st->st_mtim.tv_sec == pf->since.tv_sec && st->st_mtim.tv_nsec < pf->since.tv_nsec);
+}
+
 /* The pid in s->pid_file: 0 and *v, EAGAIN while there is none yet (no
  * file or directory, or no full line in it), or an errno value (*why says
  * which rule refused, when one did). The file is the daemon's, and the pid
@@ -1073,7 +1128,8 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
 {
     const char *name;
     int dfd = -1, fd = -1;
-    int err = sys_open_parent_safely(s->pid_file, &dfd, &name, why);
+    struct pid_file *pf = s->pid_file;
+    int err = sys_open_parent_safely(pf->path, &dfd, &name, why);
     if (err)
         return err == ENOENT ? EAGAIN : err;
     if (*name == '\0') {
@@ -1097,9 +1153,7 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
         err = errno;
     else if (!S_ISREG(st.st_mode))
         err = EINVAL;
-    else if (st.st_mtim.tv_sec < s->pid_file_since.tv_sec ||
-             (st.st_mtim.tv_sec == s->pid_file_since.tv_sec &&
-              st.st_mtim.tv_nsec < s->pid_file_since.tv_nsec))
+    else if (left_before(pf, &st))
         err = EAGAIN; /* left by an earlier run: the daemon writes it anew */
     else if (st.st_nlink != 1)
         *why = "a hard link (a file with another name too), refused", err = EMLINK;
@@ -1130,10 +1184,10 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     if (errno || end == buf || *end || pid <= 0)
         return bare ? EAGAIN : EINVAL; /* (bare: perhaps being written) */
     if (bare) {
-        int settled = s->pid_file_bare == pid && s->pid_file_bare_mtim.tv_sec == st.st_mtim.tv_sec &&
-                      s->pid_file_bare_mtim.tv_nsec == st.st_mtim.tv_nsec;
-        s->pid_file_bare = pid;
-        s->pid_file_bare_mtim = st.st_mtim;
+        int settled = pf->bare == pid && pf->bare_mtim.tv_sec == st.st_mtim.tv_sec &&
+                      pf->bare_mtim.tv_nsec == st.st_mtim.tv_nsec;
+        pf->bare = pid;
+        pf->bare_mtim = st.st_mtim;
         if (!settled)
             return EAGAIN; /* looked at again at the next step */
     }
@@ -1160,7 +1214,7 @@ static int step_pid_file(struct starter *s)
     if (err == EAGAIN)
         return s->phase;
     if (err)
-        return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file,
+        return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file->path,
                     why                ? why
                     : err == EINVAL    ? "not a regular file holding a pid and a newline"
                                        : strerror(err));

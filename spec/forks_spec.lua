@@ -34,11 +34,13 @@ local function write(path, text)
   f:close()
 end
 
---- A pid file with text in it, as if written after the start to come (its
--- time an hour ahead): one left by an earlier run is not read at all.
+--- A pid file with text in it, which the process started rewrites: the
+-- fixture's last actions (a file there before the start is read only once
+-- modified: it is an earlier run's until then). Its time is set an hour
+-- ahead, so that it differs from the one before, however soon.
 local function pid_file_to_come(path, text)
   write(path, text)
-  assert(os.execute("touch -d '+1 hour' " .. path))
+  return "exec", "touch", "-d", "+1 hour", path
 end
 
 -- Does a tcp connection to 127.0.0.1:port succeed (within 2 s)?
@@ -207,9 +209,9 @@ function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_noth
   older:close()
   S.pid_in(old)
   local pid_file, child = S.tmpname("pidfile"), S.tmpname("child")
-  pid_file_to_come(pid_file, older_pid .. "\n")
   local err = fail_within({ ready = { forks = true, pid_file = pid_file },
-    argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=0" } }, "bad_pid", 5,
+    argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child,
+      pid_file_to_come(pid_file, older_pid .. "\n") } }, "bad_pid", 5,
     function()
       -- the daemon it forked was never proven the app: not signalled
       local pid = S.pid_in(child)
@@ -299,7 +301,7 @@ function T.test_in_a_cgroup_a_failed_start_leaves_no_zombie_to_a_later_call()
 end
 
 -- Looked for as a probe looks: the first looks come soon after the started
--- process has exited (each wait as long as the start has taken so far),
+-- process has exited (each wait as long as it has been looked for so far),
 -- not a whole poll_interval later.
 function T.test_a_pid_file_is_looked_for_soon_once_the_started_process_has_exited()
   local before = S.snapshot()
@@ -319,15 +321,37 @@ function T.test_a_pid_file_is_looked_for_soon_once_the_started_process_has_exite
   S.assert_clean(before)
 end
 
+-- The same for a process that takes a while to exit: the looks start
+-- soon after its exit, not at poll_interval (they were timed from the
+-- start's beginning, so were a whole poll_interval apart at once).
+function T.test_a_pid_file_is_looked_for_soon_after_a_slow_started_process_has_exited()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local marker, pid_file = S.tmpname("started"), S.tmpname("never")
+  local h = appstart.begin { ready = { forks = true, pid_file = pid_file }, ready_timeout = 5, log = S.quiet,
+    argv = { F, "pidfile=" .. marker, "sleep=0.3", "exit=0" } }
+  lu.assertTrue(S.await_gone(S.pid_in(marker), 3))
+  local t1 = core.now()
+  lu.assertFalse(h:step())
+  lu.assertFalse(h:step())
+  local took = core.now() - t1
+  lu.assertTrue(h:timeout() <= math.max(0.002, took), string.format("the next look is %.4f s away after %.4f s",
+    h:timeout(), took))
+  h:cancel()
+  S.assert_clean(before)
+end
+
 function T.test_a_pid_file_an_earlier_run_left_is_waited_past_for_the_new_one()
   local before = S.snapshot()
   local path = S.tmpname("pid")
-  -- what a crash left: a pid that names nothing now (or init), an hour old
-  for _, old in ipairs { "4000000", "1" } do
+  -- what a crash left: a pid that names nothing now (or init), an hour
+  -- old, or dated an hour ahead (the clock stepped back since: it was
+  -- taken for the new one, and the start failed bad_pid)
+  for _, old in ipairs { { "4000000", "1 hour ago" }, { "1", "1 hour ago" }, { "4000000", "1 hour" } } do
     local f = assert(io.open(path, "w"))
-    f:write(old, "\n")
+    f:write(old[1], "\n")
     f:close()
-    assert(os.execute("touch -d '1 hour ago' " .. path))
+    assert(os.execute("touch -d '" .. old[2] .. "' " .. path))
     -- the daemon writes its pid after its parent has exited, as nginx does
     local app, err = start { ready = { forks = true, pid_file = path }, ready_timeout = 5,
       argv = { F, "fork", "setsid", "sleep=0.1", "pidfile=" .. path, "pause", "|", "exit=0" } }
@@ -373,9 +397,8 @@ end
 function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
   local path = S.tmpname("pid")
   for _, text in ipairs { "+1", " 1" } do
-    pid_file_to_come(path, text .. "\n")
     local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 5,
-      argv = { F, "exit=0" } }, "bad_pid", 5)
+      argv = { F, pid_file_to_come(path, text .. "\n") } }, "bad_pid", 5)
     lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
   end
 end
@@ -386,16 +409,18 @@ end
 -- its owner wants.
 function T.test_a_pid_file_that_is_a_hard_link_or_planted_in_tmp_is_bad_pid()
   local path = S.tmpname("linked")
-  pid_file_to_come(path, core.pid() .. "\n")
+  local touch = table.pack(pid_file_to_come(path, core.pid() .. "\n"))
   assert(os.execute("ln " .. path .. " " .. path .. ".other"))
-  local err = fail_within({ ready = { forks = true, pid_file = path }, argv = { F, "exit=0" } }, "bad_pid", 5)
+  local err = fail_within({ ready = { forks = true, pid_file = path }, argv = { F, table.unpack(touch, 1, touch.n) } },
+    "bad_pid", 5)
   lu.assertStrContains(err.message, "a hard link (a file with another name too), refused")
   os.remove(path .. ".other")
   if S.is_root() then
     local planted = os.tmpname()
-    pid_file_to_come(planted, core.pid() .. "\n")
+    touch = table.pack(pid_file_to_come(planted, core.pid() .. "\n"))
     assert(os.execute("chown nobody " .. planted))
-    err = fail_within({ ready = { forks = true, pid_file = planted }, argv = { F, "exit=0" } }, "bad_pid", 5)
+    err = fail_within({ ready = { forks = true, pid_file = planted }, argv = { F, table.unpack(touch, 1, touch.n) } },
+      "bad_pid", 5)
     os.remove(planted)
     lu.assertStrContains(err.message, "another user's file in a sticky directory others can write (as /tmp), refused")
   end
@@ -496,8 +521,8 @@ end
 
 function T.test_a_pid_file_that_holds_no_pid_is_bad_pid()
   local pid_file = S.tmpname("garbage")
-  pid_file_to_come(pid_file, "nginx\n")
-  local err = fail_within({ ready = { forks = true, pid_file = pid_file }, argv = { F, "exit=0" } }, "bad_pid", 5)
+  local err = fail_within({ ready = { forks = true, pid_file = pid_file },
+    argv = { F, pid_file_to_come(pid_file, "nginx\n") } }, "bad_pid", 5)
   lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
   -- a symbolic link is not followed
   local link = S.tmpname("link")

@@ -259,6 +259,32 @@ local function cpu_seconds()
   return (tonumber(utime) + tonumber(stime)) / hz
 end
 
+-- In a plain script, a call that waits reads the other apps' pipes even
+-- when it has nothing to wait for: a start done at once (ready = "none")
+-- and app:wait() on an app that has ended (they returned at once, and a
+-- script of short jobs never read a long-running app's output, which
+-- blocks once the pipe is full).
+function TC.test_in_a_plain_script_calls_that_need_not_wait_read_the_pipes_too()
+  local before = S.snapshot()
+  local m1, m2, go = S.tmpname("m1"), S.tmpname("m2"), S.tmpname("go")
+  local lines = {}
+  local a = assert(appstart.start { ready = "none", stdout = "capture",
+    on_output = function(_, _, line) lines[#lines + 1] = line end,
+    argv = { "sh", "-c", 'echo l1; echo l2; : >"$0"; while [ ! -e "$1" ]; do sleep 0.01; done; '
+      .. 'echo l3; echo l4; : >"$2"; exec sleep 30', m1, go, m2 } })
+  S.await_file(m1)
+  local b = assert(appstart.start { argv = { "true" }, ready = "none" })
+  lu.assertEquals(lines, { "l1", "l2" }, "read by the start")
+  lu.assertEquals(b:wait(), { code = 0 })
+  S.touch(go)
+  S.await_file(m2)
+  lu.assertEquals(b:wait(), { code = 0 })
+  lu.assertEquals(lines, { "l1", "l2", "l3", "l4" }, "read by the wait on an app that had ended")
+  a:kill("KILL")
+  a:wait(5)
+  S.assert_clean(before)
+end
+
 -- An on_output that waits (once, 0.3 s, at the first line) while both
 -- pipes have more: meanwhile they leave the loop, which sleeps rather than
 -- spins (the launcher's CPU time over that wait is a fraction of it), and

@@ -574,13 +574,20 @@ end
 function App:wait(timeout)
   check_seconds(timeout, "app:wait", 2)
   not_starting(self, "app:wait")
-  if self._state == "exited" then return self._how end
+  -- (a call that waits serves the rest in a plain script, even with no wait)
+  if self._state == "exited" then
+    loop.serve()
+    return self._how
+  end
   if not self._proc then return nil, "closed" end
   local deadline = timeout and now() + timeout
   local looked = false
   while true do
     local how = check(self)
-    if how then return how end
+    if how then
+      if not looked then loop.serve() end
+      return how
+    end
     -- (a wait whose time is up still looks once: a script that polls with
     -- app:wait(0) gets the pipes read, as every call that waits reads them)
     if deadline and now() >= deadline and looked then return nil, "timeout" end

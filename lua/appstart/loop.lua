@@ -620,6 +620,15 @@ function serve_now()
   end
 end
 
+--- In a plain script, what the calls that wait serve (the shared poller:
+-- other apps' pipes and notify sockets, their callbacks), served without
+-- waiting: for such a call that returns without a wait (an app that had
+-- ended, a start done at once). Inside a loop, the loop serves it.
+function loop.serve()
+  if current or active_backend() then return end
+  serve_now()
+end
+
 --- Would a wait from here go to another event loop, which takes a single
 -- descriptor? (A source then needs its fd() ready before it waits.)
 function loop.wants_one_fd()

@@ -194,7 +194,7 @@ function start.begin(opts, who, up, pass_fd)
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      run = loop.current_run() or false } or false,
+      looking = false, run = loop.current_run() or false } or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -265,7 +265,8 @@ end
 local function rare(h)
   local r = h._rare
   if not r then
-    r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false }
+    r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false,
+      looking = false }
     h._rare = r
   end
   return r
@@ -668,10 +669,12 @@ function Starting:step()
   end
   if probe and pid_phase and type(self._opts.ready) == "table" and self._opts.ready.forks then
     -- a forking daemon's pid file is looked for as a probe looks: soon
-    -- at first, then less often (each wait as long as the start has
-    -- taken, from 1 ms up to poll_interval), so that a daemon that writes
-    -- it at once is seen at once
-    self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - self._t0)))
+    -- at first, then less often (each wait as long as it has been looked
+    -- for, from 1 ms up to poll_interval), so that a daemon that writes
+    -- it at once is seen at once, however long the process took to exit
+    local r = rare(self)
+    if not r.looking then r.looking = t end
+    self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - r.looking)))
   else
     self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
   end
@@ -764,10 +767,14 @@ function Starting:wait()
   -- fresh from its spawn: the first step comes after a wait (unless the
   -- start has been abandoned meanwhile: its own deadline rules then, and
   -- it may be done already)
-  if self._fresh and not self._failure and wait_once(self, s) == nil then abandon(self) end
+  local waited = self._fresh and not self._failure
+  if waited and wait_once(self, s) == nil then abandon(self) end
   while not self:step() do
+    waited = true
     if wait_once(self, s) == nil then abandon(self) end
   end
+  -- (a call that waits serves the rest in a plain script, even with no wait)
+  if not waited then loop.serve() end
   return self.app or nil, self.err or nil
 end
 
