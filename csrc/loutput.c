@@ -154,6 +154,14 @@ static int deliver(lua_State *L, struct output *o, int has_fn, double until)
     return 0;
 }
 
+/* r:bound_end(): the app has ended; its end reads take what the pipes
+ * hold now and no more (output_bound_end) */
+static int l_output_bound_end(lua_State *L)
+{
+    output_bound_end(check_output(L, 1));
+    return 0;
+}
+
 /* o:read(stream, fn, chunks, until, final) -> "again" | "eof" | "more" |
  * "pending" and the bytes read, or nil, message, errno; or "error", what
  * fn raised, the chunks read.
@@ -320,6 +328,7 @@ void lb_open_output(lua_State *L)
         { "pipe", l_output_pipe },     { "syslog", l_output_syslog },
         { "file", l_output_file },     { "tag", l_output_tag },
         { "fd", l_output_fd },         { "read", l_output_read },
+        { "bound_end", l_output_bound_end },
         { "tail", l_output_tail },     { "close_stream", l_output_close_stream },
         { "app_uid", l_output_app_uid }, { "same_file", l_output_same_file },
         { "close_writers", l_output_close_writers }, { "dropped", l_output_dropped }, { "close", l_output_close },

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -54,6 +55,8 @@ struct output_stream {
     int split;    /* a line was just split at OUTPUT_LINE_MAX: a '\n'
                    * coming next (in this chunk or the next) ends it */
     size_t plen;  /* bytes in partial */
+    long long end_left; /* what is left of the app's own output, once it
+                           has ended (output_bound_end); -1: not bounded */
     struct output_file *file;
     char partial[OUTPUT_LINE_MAX];
 };
@@ -103,6 +106,7 @@ void output_init(struct output *o, size_t keep)
         o->s[i].flush = 0;
         o->s[i].split = 0;
         o->s[i].plen = 0;
+        o->s[i].end_left = -1;
         o->s[i].file = NULL;
         file_init(&o->files[i]);
     }
@@ -648,11 +652,22 @@ int output_fd(const struct output *o, int stream)
     return o->s[stream].fd;
 }
 
+void output_bound_end(struct output *o)
+{
+    for (int i = 0; i < 2; i++) {
+        int n;
+        if (o->s[i].fd >= 0 && o->s[i].end_left < 0)
+            o->s[i].end_left = ioctl(o->s[i].fd, FIONREAD, &n) == 0 && n >= 0 ? n : -1;
+    }
+}
+
 int output_read(struct output *o, int stream)
 {
     struct output_stream *st = &o->s[stream];
     if (st->fd < 0)
         return OUTPUT_EOF;
+    if (st->end_left == 0)
+        return OUTPUT_AGAIN; /* the rest is a child's, written since */
     /* a file rotated at a small size: a read takes one file's worth, so
      * that one read's rotations (each keep renames at most) are one or
      * two, and a caller that looks at the clock between reads is not held
@@ -661,9 +676,13 @@ int output_read(struct output *o, int stream)
     size_t want = sizeof o->chunk;
     if (st->file && st->file->keep > 0 && st->file->max_bytes > 0 && st->file->max_bytes < (long long)want)
         want = (size_t)st->file->max_bytes;
+    if (st->end_left > 0 && st->end_left < (long long)want)
+        want = (size_t)st->end_left;
     ssize_t n = sys_read(st->fd, o->chunk, want);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? OUTPUT_AGAIN : -errno;
+    if (st->end_left > 0)
+        st->end_left -= n;
     o->cstream = stream;
     o->cpos = 0;
     if (n == 0) {

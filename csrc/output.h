@@ -90,6 +90,13 @@ int output_read(struct output *o, int stream);
  * goes to the ring; syslog lines are sent from here. */
 int output_next_line(struct output *o, const char **line, size_t *len, int *stream);
 
+/* The app has ended: what each pipe holds now is the last of its output;
+ * reads from here on take no more than that (what a child that keeps the
+ * pipe open writes after is not the app's: output_read says OUTPUT_AGAIN
+ * once it is all read, and the line left without its '\n' is the app's
+ * last). */
+void output_bound_end(struct output *o);
+
 /* The app has ended (only when output_next_line has returned 0): what
  * stream holds of a line without its '\n' is its last line, as at end of
  * file (a child that keeps the pipe open writes after the app's end: not

@@ -259,6 +259,38 @@ local function cpu_seconds()
   return (tonumber(utime) + tonumber(stime)) / hz
 end
 
+-- The app's end read to what the pipe held then: what a child it left
+-- writes meanwhile (here while on_output runs on the app's first line)
+-- is not glued to the app's unfinished last line ("lastchild-after-end").
+function TC.test_what_a_child_writes_after_the_apps_end_is_not_its_last_line()
+  local before = S.snapshot()
+  local go, done = S.tmpname("go"), S.tmpname("done")
+  local seen = {}
+  local app = assert(appstart.start { ready = "none", stdout = "capture",
+    argv = { "sh", "-c", '(while [ ! -e "$0" ]; do sleep 0.01; done; echo child-after-end; exec "$2" pidfile="$1"'
+      .. ' pause) & echo a; printf last', go, done, F },
+    on_output = function(_, _, line)
+      seen[#seen + 1] = line
+      if line == "a" then
+        S.touch(go)
+        S.await_file(done)
+      end
+    end,
+    on_exit = function() seen[#seen + 1] = "(exit)" end })
+  -- (ended, and nothing read yet: a plain script reads at its calls)
+  local deadline = now() + 5
+  while (S.proc_status(app.pid) or { State = "Z" }).State:sub(1, 1) ~= "Z" and now() < deadline do
+    S.core.wait_readable(-1, 0.005)
+  end
+  lu.assertEquals(app:wait(5), { code = 0 })
+  local child = S.pid_in(done)
+  os.execute("kill -KILL " .. child)
+  lu.assertTrue(S.await_gone(child, 5))
+  lu.assertEquals(seen, { "a", "last", "(exit)" })
+  lu.assertEquals(app:tail(), { "a", "last" })
+  S.assert_clean(before)
+end
+
 -- In a plain script, a call that waits reads the other apps' pipes even
 -- when it has nothing to wait for: a start done at once (ready = "none")
 -- and app:wait() on an app that has ended (they returned at once, and a

@@ -169,6 +169,10 @@ end
 -- comes once it has returned (Out:drain). Also for a failed start.
 function Out:finish(done)
   self.ending = { done = done or false, left = { stdout = CHUNKS_AT_END * CHUNK, stderr = CHUNKS_AT_END * CHUNK } }
+  -- what the pipes hold now is the app's last output, read in full; what
+  -- a child that keeps them open writes from now on is not (it would be
+  -- read while on_output runs, and glued to the app's unfinished line)
+  self.r:bound_end()
   -- the listeners leave the loop: the end reads what is there
   for _, stream in ipairs { "stdout", "stderr" } do
     local h = self.handles[stream]
