@@ -1322,10 +1322,14 @@ static void run_child(const struct child_plan *plan, int status_fd)
     if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
     /* no terminal for another user's app, controlling or not: one on
-     * 0, 1 or 2 (the caller's) would let it read what is typed there */
+     * 0, 1 or 2 (the caller's), or on a descriptor a setuid run's caller
+     * had kept (--keep-fd), would let it read what is typed there */
     for (int fd = 0; plan->id && plan->id->uid != getuid() && fd < 3; fd++)
         if (isatty(fd))
             child_fail(status_fd, STEP_TERMINAL, fd);
+    for (int k = 0; plan->id && plan->id->uid != getuid() && plan->close_fds && k < plan->nkeep; k++)
+        if (isatty(plan->keep_fds[k]))
+            child_fail(status_fd, STEP_TERMINAL, plan->keep_fds[k]);
     if (plan->id) {
         child_drop_privileges(status_fd, plan->id);
         /* a session keyring of its own, the target's: the caller's (root's
@@ -1718,6 +1722,16 @@ int main(int argc, char **argv)
     }
     (void)sigaction(SIGTERM, &on_term, NULL);
     (void)sigaction(SIGUSR1, &on_term, NULL);
+    /* The app stays our child, a zombie once it has exited, until reap():
+     * what makes a kill of forked_app safe. A SIGCHLD the caller had
+     * ignored (it survives exec, setuid or not) would have the kernel reap
+     * it at once, its pid free for another (root's) process to take before
+     * on_stop_signal's SIGKILL */
+    struct sigaction chld_default;
+    memset(&chld_default, 0, sizeof chld_default);
+    chld_default.sa_handler = SIG_DFL;
+    sigemptyset(&chld_default.sa_mask);
+    (void)sigaction(SIGCHLD, &chld_default, NULL);
     pid = fork();
     if (pid < 0)
         fail("cannot fork: %s", strerror(errno));

@@ -236,6 +236,39 @@ local function children_of(pid)
   return set
 end
 
+-- Its caller ran it with SIGCHLD ignored (which survives exec, a setuid
+-- one's too), and an app that exits at once while the helper still holds
+-- its pid (its write blocked on a full pipe): the app stays the helper's
+-- zombie, its pid held, until the helper is done with it. It was reaped
+-- by the kernel at once, its pid free for another process to take,
+-- which a SIGUSR1 (or SIGTERM) to a setuid helper then killed as root.
+function T.test_the_app_stays_the_helpers_zombie_though_its_caller_ignored_sigchld()
+  local fifo, out = S.tmpname("fifo"), S.tmpname("helper")
+  assert(os.execute("mkfifo " .. fifo))
+  -- (fd 3 the pid channel, a pipe filled before the helper runs)
+  os.execute(string.format("(exec 3<>%s; head -c 65536 /dev/zero >&3; exec %s ignore=CHLD exec %s -- /bin/true)"
+    .. " </dev/null >/dev/null 2>&1 & echo $! >%s", fifo, sh_quote(F), sh_quote(H), out))
+  local helper = tonumber(S.await_file(out))
+  started[#started + 1] = helper
+  -- the app shows up as the helper's child, then, once it has exited,
+  -- stays there as a zombie (or is gone at once)
+  local state
+  local deadline = S.core.now() + 5
+  repeat
+    local app = next(children_of(helper))
+    local st = app and S.proc_status(app)
+    state = st and st.State:sub(1, 1)
+    if state ~= "Z" then S.core.wait_readable(-1, 0.005) end
+  until state == "Z" or S.core.now() > deadline
+  lu.assertEquals(state, "Z", "the app was reaped at once (its pid free)")
+  -- (SIGUSR1 waits for the write: the pipe drained, the pid after the fill)
+  os.execute("kill -USR1 " .. helper)
+  local f = assert(io.open(fifo, "rb"))
+  lu.assertEquals(#f:read(65536 + 4), 65536 + 4)
+  f:close()
+  lu.assertTrue(S.await_gone(helper, 5))
+end
+
 -- A start with `user` cancelled once appstart-helper has forked the app,
 -- before it has written the app's pid (the launcher cannot know it yet):
 -- told to stop, the helper kills that app first. Twenty tries, each
@@ -911,6 +944,7 @@ local function assert_ends_its_apps(helper)
   local failed2 = tonumber(out:match("\ntimeout2\ttimeout\t(%d+)\n"))
   lu.assertEquals(failed2, tonumber(S.read(dir .. "/slow2")), out)
   lu.assertTrue(S.await_gone(failed2), "the app of the failed start was terminated")
+  lu.assertStrContains(out, "\nreload2\ttrue\tnil\tready\t15\n")
   lu.assertStrContains(out, "\ncancelled\tnil\tcancelled\tnil\tcancelled\nterminate2\t15\n")
   local term3 = tonumber(out:match("\nterminate3\t%S+\t%S+\t(%d+)\n"))
   lu.assertNotNil(term3, out)
@@ -1127,6 +1161,25 @@ function U.test_only_kept_descriptors_reach_the_app()
   local fds = S.await_file(dir .. "/fds")
   ended(le32(rec))
   lu.assertEquals(fds, "0\n1\n2\n5\n", "the caller's 7 and 9 are closed, the kept 5 is not")
+end
+
+-- Nor a terminal on a kept descriptor: it reached another user's app
+-- (only 0-2 were looked at), which could read what is typed there.
+function U.test_a_terminal_on_a_kept_descriptor_is_refused()
+  lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local dir = shared_dir()
+  local pidout, errout, codeout = S.tmpname("pidrec"), S.tmpname("stderr"), S.tmpname("code")
+  -- (on script(1)'s pty: /dev/tty opened on 5 by root's shell, kept)
+  local cmd = "setpriv --reuid=nobody --regid=nogroup --clear-groups " .. sh_quote(helper) ..
+    " --keep-fd 5 --user daemon -- " .. sh_quote(F) .. " pidfile=" .. dir .. "/ran 3>" .. pidout .. " 2>" ..
+    errout .. " </dev/null >/dev/null 5<>/dev/tty; echo $? >" .. codeout
+  os.execute("script -qec " .. sh_quote(cmd) .. " /dev/null </dev/null >/dev/null")
+  lu.assertEquals(tonumber(S.read(codeout)), 1, S.read(errout))
+  lu.assertStrContains(S.read(errout), "terminal: descriptor 5 is a terminal")
+  lu.assertEquals(S.read(pidout), "", "no pid written")
+  lu.assertNil(S.read(dir .. "/ran"), "the program must not have run")
 end
 
 -- A copy without CAP_SYS_RESOURCE (file capabilities) cannot lift a
