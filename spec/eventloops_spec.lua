@@ -315,6 +315,37 @@ function TL.test_an_app_started_before_uv_run_is_seen_by_the_waits_inside_it()
   lu.assertEquals(app.how, { code = 7 })
 end
 
+-- An app that pings its watchdog on time while the launcher is busy for
+-- longer than the period: libuv runs the watchdog's timer before it polls
+-- the notify socket, where the pings wait; they are read first, and the
+-- app lives (it was killed by SIGABRT, as under no other loop).
+function TL.test_pings_that_came_while_the_launcher_was_busy_count_under_luv()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local app, err, how
+  coroutine.wrap(function()
+    app, err = appstart.start { argv = { F, "notify=READY=1", "notifyerrors=ignore", "repeat=100:0.1:WATCHDOG=1",
+      "pause" }, watchdog = 1, log = function() end }
+    if not app then return end
+    -- (after a poll: the next one comes after the timers)
+    local busy = uv.new_check()
+    busy:start(function()
+      busy:close()
+      local t = S.core.now()
+      while S.core.now() - t < 1.5 do end -- (busy: no poll for 1.5 s)
+    end)
+    appstart.sleep(1.8)
+    how = app.how
+    app:terminate(1)
+  end)()
+  uv.run()
+  lu.assertNil(err)
+  lu.assertNil(how, "the app was killed: " .. tostring(how))
+  lu.assertEquals(app.how, { signal = 15 })
+  S.assert_clean(before)
+end
+
 function TL.test_start_and_wait_in_a_coroutine_driven_by_uv_run()
   local uv = require "luv"
   require "appstart.luv"

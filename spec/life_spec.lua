@@ -263,6 +263,40 @@ function T.test_a_start_the_run_began_and_a_plain_script_finished_is_served_no_m
   S.assert_clean(before)
 end
 
+-- The same for a start begun in a coroutine of cqueues' or luv's, the
+-- loop then left: the app's sd_notify was held on a full queue nothing
+-- read, as it had been for appstart.run.
+function T.test_a_start_cqueues_or_luv_began_and_a_plain_script_finished_is_served_no_more()
+  local uv = require "luv"
+  require "appstart.luv"
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local dirs = notify_dirs()
+  for _, under in ipairs { "cqueues", "luv" } do
+    local go, done = S.tmpname("go"), S.tmpname("done")
+    local h
+    local function begin()
+      h = require("appstart").begin { argv = { F, "waitfile=" .. go, "notify=READY=1", "notifyerrors=ignore",
+        "repeat=30:0.001:STATUS=tick", "pidfile=" .. done, "pause" }, log = S.quiet }
+    end
+    if under == "cqueues" then
+      local cq = cqueues.new()
+      cq:wrap(begin)
+      assert(cq:loop())
+    else
+      coroutine.wrap(begin)()
+      uv.run()
+    end
+    S.touch(go)
+    local app = assert(h:wait())
+    lu.assertEquals(notify_dirs(), dirs, under .. ": the socket's directory is gone")
+    lu.assertEquals(S.await_file(done, 5), tostring(app.pid) .. "\n", under .. ": every STATUS= was sent")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end
+  collectgarbage() -- (the controller closes its descriptors)
+  S.assert_clean(before)
+end
+
 function T.test_terminate_returns_the_recorded_end_when_a_watch_saw_it_first()
   local before = S.snapshot()
   local seen

@@ -367,6 +367,11 @@ end
 -- looks at it when it fires.
 local function watchdog_check(app)
   local life = app._life
+  -- what came meanwhile is read first (a loop that runs its timers before
+  -- it polls, as libuv does, after a busy spell): a ping counts from when
+  -- it is read, as at every wait. (The timer still set: a ping read here
+  -- only moves the due time.)
+  if RUNNING[app._state] and now() >= life.wd_due then App.drain(app) end
   life.wd_timer = false
   if not RUNNING[app._state] then return end
   local due = life.wd_due
@@ -753,9 +758,27 @@ function App:reload()
       self._program)
   end
   if not self._proc then return nil, "closed" end
+  -- waited for from before the signal: its RELOADING=1 may come while the
+  -- signal is on its way (through appstart-helper, a wait that yields,
+  -- while the loop reads the notify socket)
+  local life = self._life
+  local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
+  local r, reloads
+  if life and life.listener then
+    r = { reloading = false, done = false, deadline = now() + timeout }
+    reloads = life.reload or {}
+    life.reload = reloads
+    reloads[r] = true
+  end
+  local function unwait()
+    if not r then return end
+    reloads[r] = nil
+    if life.reload == reloads and not next(reloads) then life.reload = false end
+  end
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
   local ok, message, errno = signal.send(self._proc, self._opts, sig, true)
   if not ok then
+    unwait()
     -- (the calling task cancelled while the helper sent the signal)
     if message == "cancelled" then
       return nil, errors.new("cancelled", "reload cancelled", { pid = self.pid }, self._program)
@@ -765,16 +788,9 @@ function App:reload()
     if errno ~= 3 then return nil, message end -- ESRCH
     return nil, errors.new("died", "app has exited", { pid = self.pid or nil }, self._program)
   end
-  local life = self._life
-  if not (life and life.listener) then return true end -- nothing can say when it is done
-  local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
-  local r = { reloading = false, done = false, deadline = now() + timeout }
-  local reloads = life.reload or {}
-  life.reload = reloads
-  reloads[r] = true
+  if not r then return true end -- nothing can say when it is done
   local result, err = reload_wait(self, r, timeout)
-  reloads[r] = nil
-  if life.reload == reloads and not next(reloads) then life.reload = false end
+  unwait()
   return result, err
 end
 

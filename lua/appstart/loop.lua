@@ -743,12 +743,6 @@ function loop.served()
   return current ~= nil or active_backend() ~= nil
 end
 
---- The appstart.run running now (a table whose `over` is set once it has
--- returned), or nil.
-function loop.current_run()
-  return current
-end
-
 -------------------------------------------------------------------------------
 -- run
 
@@ -828,7 +822,6 @@ function loop.run(fn, ...)
   -- waits from here blocks instead of yielding; the tasks' waits go first,
   -- so that nothing resumes a task meanwhile.
   current = nil
-  state.over = true
   for _, task in pairs(state.tasks) do
     if task.waiting then task.waiting.drop(task.waiting) end
   end

@@ -194,7 +194,7 @@ function start.begin(opts, who, up, pass_fd)
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, run = loop.current_run() or false } or false,
+      looking = false } or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -518,9 +518,10 @@ local function finish_ready(h)
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   local r = h._rare
-  -- (a start begun in an appstart.run that has returned since, finished
-  -- by a plain script, is served no more, as the apps the run left are)
-  local served = r and r.served and not exited and not (r.run and r.run.over and not loop.served())
+  -- (a start begun in a loop, appstart.run, cqueues or luv, and finished
+  -- by a plain script is served no more, as the apps a run left are:
+  -- nothing would read its socket, and a full queue blocks the app)
+  local served = r and r.served and not exited and loop.served()
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
   -- or reap it; so is a group's leader, whose end sends SIGTERM to what

@@ -7,7 +7,8 @@
 -- watchdog and a failed start inside a loop), and tries to signal root's
 -- process and to signal as bin. Prints a tab-separated line for each:
 -- "kill", "timeout", "died", "reload", "root", "bin", "terminate",
--- "ended", "watchdog", "timeout2", "cancelled" (app:kill and app:reload in
+-- "ended", "watchdog", "timeout2", "reload2" (app:reload of a notify app,
+-- waited for), "cancelled" (app:kill and app:reload in
 -- tasks cancelled as they wait for the helper), "terminate2",
 -- "terminate3" (app:terminate in a task so cancelled), then "left",
 -- whether its descriptors are as they were and its children (none
@@ -67,6 +68,13 @@ appstart.run(function()
   print("watchdog", how.signal, how.watchdog)
   local _, e = start({ F, "pidfile=" .. DIR .. "/slow2", "pause" }, { ready_timeout = 0.3 })
   print("timeout2", e.code, e.pid)
+  -- app:reload of a notify app, waited for: its RELOADING=1 and READY=1
+  -- come while the helper sends its signal (they were read before the
+  -- reload waited for them, and it timed out)
+  local r = assert(start({ F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1",
+    "notify=READY=1", "pause" }, { ready_timeout = 2 }))
+  local reloaded, not_reloaded = r:reload()
+  print("reload2", reloaded, not_reloaded and not_reloaded.code, r.state, r:terminate(1).signal)
   -- tasks cancelled while they wait for the helper's verdict: "cancelled"
   -- (the helper ended). The helper's path is a wrapper that, while a
   -- token directory is left, takes one and hangs (so the cancel is
