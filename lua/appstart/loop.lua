@@ -743,6 +743,20 @@ function loop.served()
   return current ~= nil or active_backend() ~= nil
 end
 
+--- The other event loop a call from here yields to (its backend), or nil:
+-- for loop.still_served.
+function loop.backend()
+  return active_backend()
+end
+
+--- Is what was made under backend b (loop.backend()) still served from
+-- here: served now, or b's loop still running (b.running()), as luv's is
+-- in its callbacks on the main thread (not once the loop has returned),
+-- or a supervisor's at each of its calls that wait?
+function loop.still_served(b)
+  return loop.served() or (b and b.running and b.running()) or false
+end
+
 -------------------------------------------------------------------------------
 -- run
 

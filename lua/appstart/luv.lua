@@ -46,6 +46,11 @@ function B.applies()
   return not (cqueues and cqueues.running())
 end
 
+--- Is uv.run running (a callback of it, on the main thread too)?
+function B.running()
+  return uv.loop_mode() ~= nil
+end
+
 local function close_handle(h)
   if h and not h:is_closing() then
     h:stop()

@@ -194,7 +194,7 @@ function start.begin(opts, who, up, pass_fd)
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false } or false,
+      looking = false, by = loop.backend() or false } or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -266,7 +266,7 @@ local function rare(h)
   local r = h._rare
   if not r then
     r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false }
+      looking = false, by = false }
     h._rare = r
   end
   return r
@@ -521,7 +521,7 @@ local function finish_ready(h)
   -- (a start begun in a loop, appstart.run, cqueues or luv, and finished
   -- by a plain script is served no more, as the apps a run left are:
   -- nothing would read its socket, and a full queue blocks the app)
-  local served = r and r.served and not exited and loop.served()
+  local served = r and r.served and not exited and loop.still_served(r.by)
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
   -- or reap it; so is a group's leader, whose end sends SIGTERM to what

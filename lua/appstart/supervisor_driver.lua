@@ -140,6 +140,10 @@ function BACKEND.applies()
   return serving ~= false and coroutine.running() == serving
 end
 
+-- Its starts stay served once begun (loop.still_served): each call of the
+-- supervisor's that waits serves them, on the main thread too.
+function BACKEND.running() return true end
+
 -- A start's beginning does not wait; were it to, it would block.
 function BACKEND.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or -1
