@@ -111,14 +111,15 @@ local function run_queued(sv, r)
 end
 
 -- Is the coroutine that runs the queue (r: {env, home, co}) still there,
--- in the loop the call comes from (env)? A loop that ended with an error
--- closed it; one the caller no longer runs (another kind's, or a cqueues
--- controller left for another) may hold it in a callback that waits, as
--- it may hold the driver (_ensure_driver): a runner in the caller's loop
--- takes over.
+-- for a call from env? A loop that ended with an error closed it; one the
+-- caller no longer runs (another kind's, or a cqueues controller left for
+-- another) may hold it in a callback that waits, as it may hold the driver
+-- (_ensure_driver): a runner in the caller's loop takes over. A caller
+-- that can start none (plain) leaves the queue to it.
 local function runner_alive(r, env)
-  return r and r.env == env and env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")
-    and (not env.home or r.home == env.home())
+  if not (r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")) then return false end
+  if not env.spawn then return true end
+  return r.env == env and (not env.home or r.home == env.home())
 end
 
 local function flush(sv)
