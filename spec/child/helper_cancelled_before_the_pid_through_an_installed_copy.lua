@@ -46,6 +46,9 @@ for _ = 1, 20 do
     if text == "" then break end
   end
   h:cancel()
+  -- (a start done before the cancel, which leaves it alone: its app is
+  -- the caller's to end)
+  if h.app then assert(h.app:terminate()) end
   if child and dropped then
     caught = caught + 1
     forked[#forked + 1] = child
