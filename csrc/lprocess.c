@@ -106,19 +106,24 @@ static int l_process_poll(lua_State *L)
     return 1;
 }
 
-/* p:signal([sig [, only]]) -> true | nil, message, errno: to the process
- * and every other member of its tree (SIGKILL to a cgroup: cgroup.kill
- * too); with only, to the process alone. EPERM also when the process has
- * ended and members of its tree could not be signalled. */
+/* p:signal([sig [, only [, uncounted]]]) -> true | nil, message, errno:
+ * to the process and every other member of its tree (SIGKILL to a
+ * cgroup: cgroup.kill too); with only, to the process alone; uncounted:
+ * no stop's (app:kill), the members it reaches are not counted in
+ * how.left. EPERM also when the process has ended and members of its
+ * tree could not be signalled. */
 static int l_process_signal(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
     int sig = lb_check_signal(L, 2, SIGTERM);
     int only = lua_toboolean(L, 3);
+    int uncounted = lua_toboolean(L, 4);
     int err = process_signal(&p->p, sig);
     if (p->tree && !only) {
+        p->tree->uncounted = uncounted;
         int n = sig == SIGKILL ? (tree_kill(p->tree, p->p.pid, p->p.pidfd), 0)
                                : tree_signal(p->tree, p->p.pid, p->p.pidfd, sig);
+        p->tree->uncounted = 0;
         if (err == ESRCH && (n > 0 || (sig == SIGKILL && tree_populated(p->tree))))
             err = 0; /* the app is gone, the rest of its tree was not */
         else if (err == ESRCH && p->tree->refused > 0)

@@ -181,7 +181,8 @@ static int signal_member(struct tree *t, pid_t pid, int sig, int count)
             /* counted: may it be signalled? */
             int err = process_signal(&p, count ? 0 : sig);
             if (err == 0) {
-                note(t, pid, st.start_time);
+                if (!t->uncounted)
+                    note(t, pid, st.start_time);
                 sent = 1;
             } else if (err == EPERM) {
                 t->refused++;

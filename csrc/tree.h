@@ -45,7 +45,10 @@ struct tree {
                                       read at the last look (out of
                                       descriptors): counted populated,
                                       looked at again at poll_interval */
-    long long left;
+    long long left;                /* members a stop signalled (below) */
+    int uncounted;                 /* the signal being sent is no stop's
+                                      (app:kill): what it reaches is not
+                                      counted in left */
     int refused;                   /* members the last signal could not
                                       reach (EPERM: another user's) */
     int whole;                     /* the last signal went to the group as

@@ -102,6 +102,21 @@ function TG.test_kill_sends_the_signal_to_the_whole_group()
   lu.assertEquals(app:terminate().left, 1)
 end
 
+-- app:kill is no stop: a member it ended is not counted in the how.left
+-- of the stop after it, which found none (it said 1).
+function TG.test_how_left_counts_what_the_stop_found_not_what_app_kill_reached()
+  local before = S.snapshot()
+  local child = S.tmpname("pid")
+  local app = assert(start { kill_mode = "group", argv = { F,
+    "fork", "pidfile=" .. child, "pause", "|", "catch=USR1", "notify=READY=1", "pause" } })
+  local pid = S.pid_in(child)
+  assert(app:kill("USR1"))
+  lu.assertTrue(S.await_gone(pid, 3), "the child, killed by USR1")
+  local how = app:terminate()
+  lu.assertEquals(how, { signal = 15, left = 0 })
+  S.assert_clean(before)
+end
+
 function TG.test_the_process_mode_reaches_the_app_alone()
   local child = S.tmpname("pid")
   local app = assert(start { argv = { F, "fork", "pidfile=" .. child, "pause", "|", "notify=READY=1", "pause" } })

@@ -636,7 +636,8 @@ function App:kill(sig)
   not_starting(self, "app:kill")
   if check(self) then return nil, "app has exited" end
   if not self._proc then return nil, "closed" end
-  local ok, msg = signal.send(self._proc, self._opts, sig or "TERM")
+  -- (no stop: what it reaches of the app's tree is not counted in how.left)
+  local ok, msg = signal.send(self._proc, self._opts, sig or "TERM", false, true)
   if not ok then return nil, msg end
   return true
 end

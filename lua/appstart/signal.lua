@@ -82,12 +82,13 @@ function signal.through(fd, opts, sig, group)
   return finish(begin(fd, opts, sig, group), now() + signal.WAIT)
 end
 
---- proc:signal(sig, only), and where that is refused (EPERM) for an app
--- started as another user, the same through the helper, waited for.
--- true, or nil, message, errno (nil, "cancelled": the calling task was
--- cancelled while the helper ran).
-function signal.send(proc, opts, sig, only)
-  local ok, message, errno = proc:signal(sig, only)
+--- proc:signal(sig, only, uncounted), and where that is refused (EPERM)
+-- for an app started as another user, the same through the helper,
+-- waited for. true, or nil, message, errno (nil, "cancelled": the calling
+-- task was cancelled while the helper ran). uncounted: no stop's signal
+-- (app:kill), what it reaches is not counted in how.left.
+function signal.send(proc, opts, sig, only, uncounted)
+  local ok, message, errno = proc:signal(sig, only, uncounted)
   if ok or errno ~= EPERM then return ok, message, errno end
   local fd = target_fd(proc, opts)
   if not fd then return ok, message, errno end
