@@ -58,8 +58,14 @@ int procfs_stat(pid_t pid, struct procfs_stat *out)
     out->session = (pid_t)field[2];
     out->tty = (int)field[3];
     out->flags = (unsigned long)field[5];
+    out->threads = (long)field[16];
     out->start_time = (unsigned long long)field[18];
     return 0;
+}
+
+int procfs_stat_ended(const struct procfs_stat *st)
+{
+    return (st->state == 'Z' || st->state == 'X') && st->threads <= 1;
 }
 
 /* The n numbers (in base) after KEY in line, when line starts with KEY
@@ -167,8 +173,12 @@ int procfs_liveness(pid_t pid)
     int err = procfs_stat(pid, &st);
     if (err)
         return err == ESRCH ? PROCFS_GONE : PROCFS_RUNNING;
-    if (st.state == 'Z' || st.state == 'X')
+    if (procfs_stat_ended(&st))
         return PROCFS_GONE;
+    /* (a main thread alone gone, the rest running, is flagged exiting
+     * too: its descriptors stay open, shared with the threads) */
+    if (st.state == 'Z' || st.state == 'X')
+        return PROCFS_RUNNING;
     return (st.flags & PF_EXITING_FLAG) ? PROCFS_EXITING : PROCFS_RUNNING;
 }
 

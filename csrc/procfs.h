@@ -17,7 +17,14 @@ struct procfs_stat {
     int tty;                       /* tty_nr: 0 with no controlling terminal */
     unsigned long flags;           /* PF_* */
     unsigned long long start_time; /* clock ticks since boot */
+    long threads;                  /* num_threads: more than 1 in a "zombie"
+                                      whose main thread alone has exited
+                                      (pthread_exit), the rest running */
 };
+
+/* Has the process st describes ended: a zombie (or dead) with no thread
+ * left running? (Its main thread alone gone shows as a zombie too.) */
+int procfs_stat_ended(const struct procfs_stat *st);
 
 /* /proc/PID/stat of pid. Returns 0 or an errno value (ESRCH when gone). */
 int procfs_stat(pid_t pid, struct procfs_stat *out);

@@ -97,7 +97,7 @@ static int group_recycled(const struct tree *t)
 /* Is pid a live member now (*st: its stat then)? */
 static int member_stat(const struct tree *t, pid_t pid, struct procfs_stat *st)
 {
-    if (procfs_stat(pid, st) != 0 || st->state == 'Z' || st->state == 'X')
+    if (procfs_stat(pid, st) != 0 || procfs_stat_ended(st))
         return 0;
     if (t->mode == TREE_GROUP)
         return st->pgrp == t->pgid && st->start_time >= t->min_start && !group_recycled(t);

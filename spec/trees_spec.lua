@@ -31,6 +31,31 @@ end
 
 local cgroup_mount, my_cgroups, own_cgroup_dir = S.cgroup_mount, S.my_cgroups, S.own_cgroup_dir
 
+-- /proc/PID/stat's state and num_threads (nil, 0 once pid is gone)
+local function state_threads(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  local stat = f and f:read("a") or ""
+  if f then f:close() end
+  local state, threads = stat:match("%) (%S) " .. string.rep("%S+ ", 16) .. "(%d+) ")
+  return state, tonumber(threads) or 0
+end
+
+-- A fixture that forks a member whose main thread exits (its other thread
+-- runs on: a "zombie" in /proc/PID/stat), once that is so: its pid.
+local function member_with_its_main_thread_gone(kill_mode, grace)
+  local child, tid = S.tmpname("pid"), S.tmpname("tid")
+  local app = assert(start { kill_mode = kill_mode, kill_grace = grace, argv = { F,
+    "fork", "thread=" .. tid, "pidfile=" .. child, "mainexit", "|", "notify=READY=1", "pause" } })
+  local pid = S.pid_in(child)
+  lu.assertTrue(S.await_with_sleep(function() return state_threads(pid) == "Z" end, 3), "its main thread exits")
+  lu.assertEquals(select(2, state_threads(pid)), 2, "its other thread runs on")
+  return app, pid
+end
+
+local function await_ended(pid)
+  return S.await_with_sleep(function() local st, n = state_threads(pid); return not st or (st == "Z" and n <= 1) end, 3)
+end
+
 -------------------------------------------------------------------------------
 -- group
 
@@ -114,6 +139,19 @@ function TG.test_how_left_counts_what_the_stop_found_not_what_app_kill_reached()
   lu.assertTrue(S.await_gone(pid, 3), "the child, killed by USR1")
   local how = app:terminate()
   lu.assertEquals(how, { signal = 15, left = 0 })
+  S.assert_clean(before)
+end
+
+-- A member whose main thread alone has exited (pthread_exit; its other
+-- thread runs on) shows as a zombie in /proc/PID/stat: it was taken for
+-- gone, neither signalled nor counted, and left running.
+function TG.test_a_member_whose_main_thread_exited_is_signalled_and_counted()
+  local before = S.snapshot()
+  local app, pid = member_with_its_main_thread_gone("group", 5)
+  local took, how = S.timed(app.terminate, app)
+  lu.assertEquals(how, { signal = 15, left = 1 })
+  lu.assertTrue(took < 2, "its SIGTERM ended it, not the group's SIGKILL after kill_grace: " .. took)
+  lu.assertTrue(await_ended(pid), "the member's thread still runs")
   S.assert_clean(before)
 end
 
@@ -518,6 +556,27 @@ function TC.test_a_member_that_ignores_term_is_killed_after_kill_grace()
     S.testing.no_cgroup_kill(false)
     lu.assertEquals(how.left, 1)
     assert_gone({ pid }, fallback and "without cgroup.kill" or "with cgroup.kill")
+    S.assert_clean(before)
+  end
+end
+
+-- A member whose main thread alone has exited, its other thread running
+-- on: signalled and counted, its cgroup emptied and removed (the stop
+-- took it for gone and ended at kill_grace, the cgroup still populated,
+-- never killed).
+function TC.test_a_member_whose_main_thread_exited_is_signalled_and_counted()
+  for _, fallback in ipairs { false, true } do
+    S.testing.no_cgroup_kill(fallback)
+    local before = S.snapshot()
+    local dir = own_cgroup_dir()
+    local mine = my_cgroups(dir)
+    local app, pid = member_with_its_main_thread_gone("cgroup", 5)
+    local took, how = S.timed(app.terminate, app)
+    S.testing.no_cgroup_kill(false)
+    lu.assertEquals(how, { signal = 15, left = 1 })
+    lu.assertTrue(took < 2, "its SIGTERM ended it: " .. took)
+    lu.assertTrue(await_ended(pid), "the member's thread still runs")
+    lu.assertEquals(my_cgroups(dir), mine, "the cgroup is removed")
     S.assert_clean(before)
   end
 end
