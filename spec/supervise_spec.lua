@@ -275,6 +275,29 @@ function TC.test_another_terminating_signal_stops_the_services_and_exits_128_plu
   end
 end
 
+--- --quiet prints no log line either: a service that died and is
+-- restarted said "restart in ..." on stderr (warn), only errors do.
+function TC.test_quiet_prints_no_restart_line()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  local err = dir .. "/stderr"
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "-q", file }, stderr = { file = err },
+      ready_timeout = 20, log = S.quiet })
+    local a = S.pid_in(dir .. "/a")
+    os.remove(dir .. "/a")
+    assert(os.execute("kill -KILL " .. a))
+    local again = S.pid_in(dir .. "/a")
+    lu.assertNotEquals(again, a, "a was restarted")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+    lu.assertFalse(S.alive(again))
+  end)
+  lu.assertEquals(S.read(err), "", "--quiet: nothing on stderr")
+  S.assert_clean(before)
+end
+
 --- A signal the command was started with ignored (a shell script's
 -- background job has SIGQUIT ignored) would not end it: it stops nothing
 -- (every service was stopped), and the command goes on.

@@ -35,8 +35,8 @@ removed ones stopped, changed ones restarted.
                   {"service":..,"state":..,"pid":..,"restarts":..,
                    "delay":..,"exit_code":..,"signal":..,"watchdog":..,
                    "code":..,"message":..} (null where it does not apply)
-  -q, --quiet     print no events, not even with --json (errors still go
-                  to stderr)
+  -q, --quiet     print no events, not even with --json, and no log line
+                  below an error (errors still go to stderr)
   -v, --verbose   log each step on stderr
   -h, --help      show this help
 
@@ -220,7 +220,8 @@ function M.main(argv, command)
     return 1
   end
   local saved_level = appstart.log_level
-  if o.verbose then appstart.log_level = "debug" end
+  if o.verbose then appstart.log_level = "debug"
+  elseif o.quiet then appstart.log_level = "error" end -- (as the command's)
   local ok, code = pcall(M.run, o, spec, command)
   appstart.log_level = saved_level
   if not ok then
