@@ -144,17 +144,17 @@ function S.strays()
     local cmd = S.read("/proc/" .. pid .. "/cmdline")
     local argv0 = cmd and cmd:match("^[^%z]*")
     if (argv0 == S.fixture or argv0 == S.helper) and of_this_run(pid, mine) then
-      local st = S.proc_status(pid)
-      if st and not st.State:match("^Z") then out[#out + 1] = pid end
+      if S.alive(pid) then out[#out + 1] = pid end
     end
   end
   return out
 end
 
---- Is pid alive (not a zombie)?
+--- Is pid alive: not a zombie, or one whose main thread alone has exited,
+-- its other threads running?
 function S.alive(pid)
   local st = S.proc_status(pid)
-  return st ~= nil and not st.State:match("^Z")
+  return st ~= nil and (not st.State:match("^Z") or (tonumber(st.Threads) or 1) > 1)
 end
 
 --- Kill every stray fixture (cleanup after a failed test), and what else
