@@ -794,6 +794,54 @@ function Failure.test_a_full_stderr_holds_neither_the_json_nor_a_sigterm()
   S.assert_clean(before)
 end
 
+-- Is the command (pid) held at its ready line by a stdout that takes no
+-- more: waiting in a write (wchan), or in the loop for stdout (an epoll
+-- set of its watching descriptor 1 for output)? Waits 10 s at most.
+local function await_held_at_stdout(pid)
+  local deadline = core.now() + 10
+  repeat
+    local wchan = S.read("/proc/" .. pid .. "/wchan") or ""
+    if wchan:match("pipe_write$") then return "in a write" end
+    local ls = io.popen("ls /proc/" .. pid .. "/fdinfo 2>/dev/null")
+    for fd in ls:lines() do
+      local info = S.read("/proc/" .. pid .. "/fdinfo/" .. fd) or ""
+      local events = info:match("\ntfd:%s+1%s+events:%s+(%x+)")
+      if events and tonumber(events, 16) & 4 ~= 0 then ls:close(); return "in the loop" end
+    end
+    ls:close()
+    core.wait_readable(-1, 0.01)
+  until core.now() > deadline
+  return false
+end
+
+-- A stdout full and never read when the app is ready: the ready line
+-- waits for it in the loop, not in a write, so a SIGTERM cancels the
+-- start as during it, the app terminated (nobody has learned its pid),
+-- --watch or not. The command hung in the write, its signals blocked,
+-- until a SIGKILL, and left the app running.
+function Failure.test_a_full_stdout_at_the_ready_line_holds_neither_a_sigterm_nor_the_app()
+  for _, watch in ipairs { false, true } do
+    local before = S.snapshot()
+    local fifo, pidfile, err, code = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("err"), S.tmpname("code")
+    assert(os.execute("mkfifo " .. fifo))
+    local args = { "--ready=none", "--", F, "pidfile=" .. pidfile, "pause" }
+    if watch then table.insert(args, 1, "--watch") end
+    -- (the pipe's 64 KiB filled before the command starts)
+    os.execute(string.format("((exec 1<>%s; head -c 65536 /dev/zero; exec %s 2>%s); echo $? >%s.tmp; "
+      .. "mv %s.tmp %s) >/dev/null 2>&1 &", fifo, command_line(args), err, code, code, code))
+    local app = tonumber(S.await_file(pidfile))
+    local command = ppid(app)
+    local held = await_held_at_stdout(command)
+    lu.assertNotEquals(held, false, "the command never came to its ready line")
+    os.execute("kill -TERM " .. command)
+    local ended = tonumber(S.await_file(code, 20))
+    lu.assertEquals(ended, 1, "held " .. tostring(held) .. "; " .. (S.read(err) or ""))
+    lu.assertStrContains(S.read(err), "interrupted by SIGTERM: start cancelled")
+    lu.assertTrue(S.await_gone(app, 5), "the app was left running")
+    S.assert_clean(before)
+  end
+end
+
 -- A signal that came as the start was completing (both its READY=1 and
 -- the signal wait while the command is stopped): it still cancels the
 -- start, the app is terminated, and --json says how it ended.

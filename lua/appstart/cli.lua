@@ -499,22 +499,49 @@ local function exit_code(how)
   return 255
 end
 
--- true, or nil, why: the report could not be written (a closed pipe)
+--- Until stdout takes a write of up to PIPE_BUF bytes at once, waiting in
+-- the loop (an epoll set of its own, readable then), not in a write: a
+-- reader that does not read leaves the command to its signals. true, or
+-- nil when the wait was cancelled (a signal came: see run).
+local function await_stdout()
+  if core.writable(1) then return true end
+  local p = core.poller()
+  if not p then return true end -- (out of descriptors: the write waits)
+  if not p:add(1, 1, "w") then p:close(); return true end
+  local fd = p:fd()
+  local r = loop.wait(fd)
+  loop.release(fd)
+  p:close()
+  return r ~= nil
+end
+
+--- text on stdout, each PIPE_BUF bytes of it once stdout takes them at
+-- once: true; nil when a signal came meanwhile; false, why when the write
+-- failed (a closed pipe).
+local function write_stdout(text)
+  local PIPE_BUF = log.PIPE_BUF
+  for i = 1, #text, PIPE_BUF do
+    if not await_stdout() then return nil end
+    local ok, why = io.stdout:write(text:sub(i, i + PIPE_BUF - 1))
+    if ok then ok, why = io.stdout:flush() end
+    if not ok then return false, why end
+  end
+  return true
+end
+
+-- true; nil: a signal came while stdout did not take it; false, why: it
+-- could not be written (a closed pipe)
 local function report_ready(o, app)
   if o.quiet then return true end
   local name = app.name or "app"
-  local ok, why
   if o.json then
     local after = math.floor(app.ready_after * 1e6 + 0.5) / 1e6
-    ok, why = io.stdout:write(cli.json_object {
+    return write_stdout(cli.json_object {
       { "pid", app.pid }, { "name", name }, { "ready_after", after }, { "status", app.status },
-    }, "\n")
-  else
-    ok, why = io.stdout:write(string.format("appstart: %s ready: pid %d, %.3f s\n",
-      printable(name), app.pid, app.ready_after))
+    } .. "\n")
   end
-  if ok then ok, why = io.stdout:flush() end
-  return ok and true, why
+  return write_stdout(string.format("appstart: %s ready: pid %d, %.3f s\n",
+    printable(name), app.pid, app.ready_after))
 end
 
 local function report_exit(o, app, how)
@@ -720,6 +747,11 @@ local function run(o)
       -- start's own descriptor was served first)
       for _, got in ipairs(signals:read()) do state.interrupted = state.interrupted or got.signal end
     end
+    -- The ready line, unless a signal came: one that comes while stdout
+    -- does not take it (its reader does not read) cancels the start as
+    -- during it (nobody has learned the app's pid: it is not left)
+    local reported, unwritten = true, nil
+    if app and not state.interrupted then reported, unwritten = report_ready(o, app) end
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
       local how = app:terminate()
@@ -736,7 +768,6 @@ local function run(o)
       return
     end
     state.app = app
-    local reported, unwritten = report_ready(o, app)
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
       app:terminate()
