@@ -424,6 +424,35 @@ function TM.test_mainpid_of_a_child_that_has_exited_is_refused_and_the_main_stay
   S.assert_clean(before)
 end
 
+-- A MAINPID= the main sent just before it exited, read only once it had
+-- (the launcher busy meanwhile, nothing read): the app follows it as when
+-- it is read at once, and a last STATUS= counts too. Both were dropped
+-- with the socket as the end was told: the app "exited", the new main, in
+-- its group, swept with a SIGTERM.
+function TM.test_what_the_main_sent_just_before_it_exited_counts()
+  local before = S.snapshot()
+  run(function()
+    local child = S.tmpname("child")
+    local app = assert(start { kill_mode = "group", argv = { F, "notify=READY=1",
+      "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child,
+      "notify=STATUS=handing over", "mainpid=child", "exit=0" } })
+    local first, pid = app.pid, S.pid_in(child)
+    -- (busy, not yielding: the loop reads nothing until the main has gone)
+    local deadline = now() + 5
+    while S.alive(first) and now() < deadline do core.wait_readable(-1, 0.005) end
+    lu.assertFalse(S.alive(first), "the main exited")
+    lu.assertNil(app:wait(0.3), "the app followed its MAINPID=")
+    lu.assertEquals(app.pid, pid)
+    lu.assertEquals(app.status, "handing over")
+    lu.assertTrue(S.alive(pid))
+    local how = app:terminate()
+    lu.assertNotNil(how)
+    lu.assertNil(how.code, "not the launcher's child: no status")
+    lu.assertFalse(S.alive(pid))
+  end)
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_from_another_process_than_the_main_is_refused()
   local entries, log = S.recorder()
   run(function()
@@ -496,6 +525,17 @@ function TW.test_pings_keep_the_app_alive_and_silence_kills_it()
   lu.assertTrue(how.watchdog)
   lu.assertTrue(t_silent < 2, "killed soon after the pings stopped: " .. t_silent)
   S.assert_clean(before)
+end
+
+-- A ping sent in time behind more datagrams than two steps read (the
+-- launcher busy past the watchdog's due time; systemd's queue length,
+-- 512, in a network namespace of the child's own): read before the
+-- watchdog acts, it keeps the app alive (it was killed by SIGABRT).
+function TW.test_a_ping_behind_a_flood_is_read_before_the_watchdog_acts()
+  lu.skipIf(not S.can_unshare_net(), "needs unshare(1) and a network namespace of its own (root)")
+  local out = S.run_child({ dgram_qlen = 512, timeout = 30 }, "life_a_ping_behind_a_flood")
+  lu.assertStrContains(out, "after the busy spell\tready\tnil\n")
+  lu.assertStrContains(out, "ended\t15\tnil\n")
 end
 
 function TW.test_an_app_that_ignores_sigabrt_gets_sigkill_after_kill_grace()

@@ -26,6 +26,12 @@ local DEFAULT_GRACE = DEFAULTS.kill_grace
 
 -- at most this many datagrams per wake-up: a flood cannot stall the loop
 local READS_PER_WAKE = 64
+-- before a verdict (the app's end told, the watchdog's SIGABRT) all that
+-- came before it is read, up to this many datagrams: more than a socket
+-- holds (net.unix.max_dgram_qlen), so a sender cannot keep it reading
+local READS_BEFORE_VERDICT = 4096
+
+local drain_all -- below
 
 local App = {}
 App.__name = "appstart.app"
@@ -284,6 +290,14 @@ function App.check(app)
   local proc = app._proc
   if not proc then return nil end
   local how = proc:poll()
+  if how and app._life and app._life.listener and not stopping[app] then
+    -- what it sent before it ended counts, as before ready: read before
+    -- its end is told (a MAINPID= to a process that goes on, which the
+    -- app follows then; a last STATUS=)
+    drain_all(app)
+    if app._state == "exited" then return app._how end
+    how = app._proc and app._proc:poll()
+  end
   if how then
     ended(app, how)
     return how
@@ -371,7 +385,7 @@ local function watchdog_check(app)
   -- it polls, as libuv does, after a busy spell): a ping counts from when
   -- it is read, as at every wait. (The timer still set: a ping read here
   -- only moves the due time.)
-  if RUNNING[app._state] and now() >= life.wd_due then App.drain(app) end
+  if RUNNING[app._state] and now() >= life.wd_due then drain_all(app) end
   life.wd_timer = false
   if not RUNNING[app._state] then return end
   local due = life.wd_due
@@ -509,14 +523,15 @@ local function on_message(app, m, sender)
 end
 
 --- Read what the app's socket holds (a bounded batch), acting on each
--- datagram.
+-- datagram: true when the batch was full (more may wait).
 function App.drain(app)
   local life = app._life
   local l = life and life.listener
+  local full = true
   for _ = 1, READS_PER_WAKE do
-    if not l or life.listener ~= l then return end
+    if not l or life.listener ~= l then return false end
     local kind, a, b = l:read()
-    if not kind then break end
+    if not kind then full = false; break end
     if kind == "message" then
       on_message(app, a, b)
     elseif kind == "refused" then
@@ -534,10 +549,19 @@ function App.drain(app)
     else
       app._log("error", format("%s: cannot read the notify socket: %s", app._program, a))
       stop_listening(app)
-      return
+      return false
     end
   end
   log_refused(app)
+  return full
+end
+
+-- All the socket holds (READS_BEFORE_VERDICT datagrams at most), in
+-- batches.
+function drain_all(app)
+  for _ = 1, READS_BEFORE_VERDICT // READS_PER_WAKE do
+    if not App.drain(app) then return end
+  end
 end
 
 --- After ready, under a loop: keep reading the app's notify socket
