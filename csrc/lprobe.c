@@ -13,6 +13,9 @@
  *          or connected to itself)
  *   core.mtime(path) -> seconds since the epoch (st_mtime, to the ns) |
  *       nil, message, errno
+ *   core.ready_file(path [, uid]) -> mtime, "DEV:INODE" | nil, message,
+ *       errno: the file probe's file, as a file the launcher may count
+ *       (see l_ready_file)
  *   core.realtime() -> seconds since the epoch (CLOCK_REALTIME_COARSE, the
  *                      clock of file timestamps)
  *   core.resolve(host) -> { numeric address, ... } (each once, in
@@ -26,6 +29,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -286,6 +290,48 @@ static int l_mtime(lua_State *L)
     return 1;
 }
 
+/* core.ready_file(path [, uid]) -> mtime, "DEV:INODE" | nil, message,
+ * errno. What the file probe counts: its directory reached by a walk no
+ * user but root and the launcher can redirect (sys_open_parent_safely),
+ * the file itself not followed if a symbolic link, a regular file with no
+ * other name (a hard link: a file another user chose), not another user's
+ * (but root's, the launcher's or uid's, the app's) planted in a sticky
+ * directory others can write (as /tmp). Nothing is opened but directories:
+ * the file is looked at (fstatat), never read. */
+static int l_ready_file(lua_State *L)
+{
+    const char *path = lb_check_cstring(L, 1);
+    lua_Integer uid = luaL_optinteger(L, 2, -1);
+    const char *name, *why = NULL;
+    int dfd = -1;
+    struct stat st;
+    int err = sys_open_parent_safely(path, &dfd, &name, &why);
+    if (!err && *name == '\0')
+        err = EISDIR, why = "a directory, not a file";
+    else if (!err && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        err = errno;
+    else if (!err && S_ISLNK(st.st_mode))
+        err = ELOOP, why = "a symbolic link (never followed), not a file";
+    else if (!err && !S_ISREG(st.st_mode))
+        err = EINVAL, why = S_ISDIR(st.st_mode) ? "a directory, not a file" : "not a regular file";
+    else if (!err && st.st_nlink != 1)
+        err = EMLINK, why = "a hard link (a file with another name too), refused";
+    else if (!err && (err = sys_foreign_in_sticky_dir(dfd, &st, uid < 0 ? (uid_t)-1 : (uid_t)uid)))
+        why = err == EPERM ? "another user's file in a sticky directory others can write (as /tmp), refused" : NULL;
+    sys_close(&dfd);
+    if (err) {
+        if (!why)
+            return lb_errno_result(L, err, NULL);
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+    lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
+    return 2;
+}
+
 /* core.file_id(path) -> "DEV:INODE" | nil, message, errno: two names of
  * one file have one id */
 static int l_file_id(lua_State *L)
@@ -366,6 +412,7 @@ void lb_open_probe(lua_State *L)
     static const luaL_Reg functions[] = {
         { "connect", l_connect },
         { "mtime", l_mtime },         { "file_id", l_file_id },
+        { "ready_file", l_ready_file },
         { "realtime", l_realtime },
         { "resolve", l_resolve },
         { NULL, NULL },

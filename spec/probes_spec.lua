@@ -159,6 +159,34 @@ function T.test_a_file_there_before_the_start_does_not_count_even_dated_ahead()
   S.assert_clean(before)
 end
 
+-- A file the app's user did not make does not count, nor a name that is
+-- not a file of its own: another user's file planted in a sticky
+-- directory others can write (as /tmp), a symbolic link (to a file older
+-- than the start), a directory there before the start (whose time a file
+-- made in it moves), a hard link to an older file. Each counted at once.
+function T.test_what_is_not_the_apps_own_file_does_not_count()
+  lu.skipIf(not S.is_root(), "needs root (a file of another user's)")
+  local sticky = S.tmpname("sticky")
+  assert(os.execute("mkdir " .. sticky .. " && chmod 1777 " .. sticky))
+  local old = S.tmpname("old")
+  S.touch(old)
+  assert(os.execute("touch -d '1 hour ago' " .. old))
+  local dir = S.tmpname("dir")
+  assert(os.execute("mkdir " .. dir))
+  for _, case in ipairs {
+    { sticky .. "/planted", "setpriv --reuid=65534 --regid=65534 --clear-groups touch %s",
+      "another user's file in a sticky directory" },
+    { S.tmpname("link"), "ln -s " .. old .. " %s", "a symbolic link" },
+    { dir, "touch %s/made-in-it", "a directory" },
+    { S.tmpname("hard"), "ln " .. old .. " %s", "a hard link" },
+  } do
+    local path, make, why = case[1], case[2], case[3]
+    local err = fail_within({ ready = { file = path }, ready_timeout = 0.5,
+      argv = { "sh", "-c", string.format(make, path) .. " && exec " .. F .. " pause" } }, "timeout", 3)
+    lu.assertStrContains(err.message, why)
+  end
+end
+
 function T.test_a_file_older_than_the_start_does_not_count()
   local before = S.snapshot()
   local path = S.tmpname("made")

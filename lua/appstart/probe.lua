@@ -58,6 +58,15 @@ local function close_command(app)
   app:close()
 end
 
+-- The app's user's uid (opts.user, a name or a number), whose file in a
+-- sticky directory the file probe counts; nil: the launcher's.
+local function app_uid(opts)
+  local user = opts.user
+  if user == nil then return nil end
+  if math.type(user) == "integer" then return user end
+  return tonumber(user:match("^%d+$")) or core.user(user)
+end
+
 --- What a file probe's path held before the start (read before the
 -- spawn): false when nothing (a file there now was made after), {id =,
 -- mtime =} of the file there, or nil when it could not be told (then a
@@ -65,13 +74,12 @@ end
 function M.before(opts)
   local spec = opts.ready
   if type(spec) ~= "table" or not spec.file then return nil end
-  local mtime, _, errno = core.mtime(spec.file)
+  local mtime, id, errno = core.ready_file(spec.file, app_uid(opts))
   if not mtime then
     if errno == ENOENT or errno == ENOTDIR then return false end
     return nil
   end
-  local id = core.file_id(spec.file)
-  return id and { id = id, mtime = mtime } or nil
+  return { id = id, mtime = mtime }
 end
 
 --- A probe for opts.ready (a table, checked by appstart.options).
@@ -98,6 +106,7 @@ function M.new(opts, start_wall, starter, before)
     p.what = "no connection to " .. spec.connect
   elseif spec.file then
     p.kind, p.path, p.since, p.before = "file", spec.file, start_wall, before
+    p.uid = app_uid(opts)
     p.what = spec.file .. " was not made"
   elseif spec.exec then
     p.kind, p.argv = "exec", spec.exec
@@ -252,9 +261,9 @@ end
 -- was taken for new); one made after counts at once. Where what was there
 -- could not be told, a file modified after the start counts.
 function tries.file(p)
-  local mtime, why = core.mtime(p.path)
+  local mtime, id = core.ready_file(p.path, p.uid)
   if not mtime then
-    p.last = why
+    p.last = id
     return false
   end
   local before = p.before
@@ -262,7 +271,7 @@ function tries.file(p)
     p.last = "it is older than the start"
     return false
   end
-  if before and mtime == before.mtime and core.file_id(p.path) == before.id then
+  if before and mtime == before.mtime and id == before.id then
     p.last = "it is the one there before the start"
     return false
   end
