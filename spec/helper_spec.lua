@@ -226,6 +226,18 @@ function T.test_the_apps_env_never_reaches_the_loader_of_the_root_helper()
   S.assert_clean(before)
 end
 
+-- With `user`, the app's ready descriptor is 3, as without: the timeout
+-- that says no line came names it (it said fd 4).
+function T.test_with_user_a_ready_fd_timeout_names_fd_3()
+  lu.skipIf(not S.is_root(), "needs root")
+  local before = S.snapshot()
+  local app, err = appstart.start { argv = { F, "pause" }, user = "nobody", ready = "fd", ready_timeout = 0.3,
+    kill_grace = 0.5, log = S.quiet }
+  lu.assertNil(app)
+  lu.assertEquals(err.message, "app not ready within 0.3 s: no line came on its fd 3")
+  S.assert_clean(before)
+end
+
 -- The children of pid's main thread (a plain Lua launcher has one).
 local function children_of(pid)
   local f, set = io.open(string.format("/proc/%d/task/%d/children", pid, pid)), {}

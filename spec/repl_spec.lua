@@ -216,6 +216,27 @@ function T.test_signals_by_name_in_any_case_or_by_number()
   -- a name with a NUL byte in it is no name (it was read up to the NUL)
   lu.assertFalse((pcall(app.kill, app, "TERM\0junk")))
   app:terminate(1)
+  -- a number that arithmetic made a float, 10.0, is signal 10 (it was an
+  -- "unknown signal '10.0'")
+  app = assert(start { argv = { F, "line=3:sig", "pause" } })
+  lu.assertTrue(app:kill(20 / 2))
+  lu.assertEquals(app:wait(3), { signal = 10 })
+end
+
+-- A method called with "." for ":" (app.kill("TERM")) raises, naming the
+-- slip: the string passed for the app read as a closed app (nil,
+-- "closed", nothing sent), a number raised from deep inside.
+function T.test_a_method_called_with_a_dot_says_so()
+  local app = assert(start { argv = { F, "line=3:dot", "pause" } })
+  for _, case in ipairs { { "kill", "TERM" }, { "terminate", "1" }, { "wait", 5 }, { "reload", "x" },
+    { "tail", "5" }, { "close", "x" } } do
+    local ok, err = pcall(app[case[1]], case[2])
+    lu.assertFalse(ok, case[1])
+    lu.assertStrContains(err, string.format("app:%s: an app expected, got %s (app:%s(), not app.%s())",
+      case[1], type(case[2]), case[1], case[1]))
+  end
+  lu.assertEquals(app.state, "ready")
+  lu.assertEquals(app:terminate(1), { signal = 15 })
 end
 
 -- The real-time signals by the names an end is told with (RTMIN+N), and

@@ -584,7 +584,17 @@ end
 
 -- on_status and on_output have the app while its start is under way: the
 -- start holds it then (its process included), and decides its end
+-- (app.kill("TERM") for app:kill("TERM"): the string would read as a
+-- closed app) level: the caller's caller's
+local function is_app(app, what, level)
+  if getmetatable(app) ~= App then
+    error(format("%s: an app expected, got %s (%s(), not %s())", what, type(app), what,
+      (what:gsub(":", "."))), level + 1)
+  end
+end
+
 local function not_starting(app, what)
+  is_app(app, what, 3)
   if app._state == "starting" then
     error(what .. ": the app is still starting (its start holds it: appstart.begin's h:cancel() ends it)", 3)
   end
@@ -639,6 +649,7 @@ end
 -- {file = ...}), from the ring of the last output_keep bytes. Reads what
 -- the pipes hold first. {} when the launcher reads neither.
 function App:tail(n)
+  is_app(self, "app:tail", 2)
   if n ~= nil then
     -- an integral float (n / 2 of an even n) is an integer, as Lua's own
     -- functions take it
@@ -653,6 +664,8 @@ end
 --- Send a signal: a name ("TERM", "SIGTERM", "term") or a number; default
 -- SIGTERM. true, or nil, message. An unknown signal raises.
 function App:kill(sig)
+  -- (an integral float, 15.0, is the integer, as Lua's own functions take it)
+  if math.type(sig) == "float" then sig = math.tointeger(sig) or sig end
   if sig ~= nil then
     local ok = (type(sig) == "string" or math.type(sig) == "integer") and pcall(core.signum, sig)
     if not ok then error("app:kill: unknown signal '" .. tostring(sig) .. "'", 2) end

@@ -695,7 +695,8 @@ function not_ready(h)
       .. (opts.ready == nil and " (ready = \"notify\" is the default: an app that speaks no protocol needs"
         .. " ready = \"none\")" or "")
   else
-    what = format("no line came on its fd %d", opts.ready_fd or ((opts.helper or opts.user)
+    -- (the number core_start gave it: with `user`, 3 all the same)
+    what = format("no line came on its fd %d", opts.ready_fd or (opts.helper
       and (opts.pid_fd or 3) == 3 and 4 or 3))
   end
   return format("app not ready within %g s: %s", timeout, what)
