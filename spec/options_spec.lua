@@ -146,6 +146,16 @@ function T.test_a_list_with_a_metatable_is_an_error()
   raises({ ready = "none", helper = proxy { "/bin/sh" } }, "field 'helper': must be a plain list")
   raises({ ready = "none", env = setmetatable({}, { __pairs = function() return next, { A = "1" } end }) },
     "field 'env': must be a plain table")
+  -- an options table, or a table in it, whose metatable would give what
+  -- was not checked (a string ready_timeout, a file name through __index)
+  local ok0, e0 = pcall(appstart.start, setmetatable({ argv = { F }, ready = "none" },
+    { __index = { ready_timeout = "10" } }))
+  lu.assertFalse(ok0)
+  lu.assertStrContains(e0, "options must be a plain table (it has a metatable)")
+  raises({ ready = "none", stdout = setmetatable({}, { __index = { file = S.tmpname("out") } }) },
+    "field 'stdout': must be a plain table (it has a metatable)")
+  raises({ ready = setmetatable({}, { __index = { file = S.tmpname("ready") } }) },
+    "field 'ready': must be a plain table (it has a metatable)")
   -- the core itself reads raw: a proxy has no entries
   local ok, err = pcall(S.core.start, proxy { "/bin/true" }, nil, nil, nil, nil, nil, "none")
   lu.assertFalse(ok)

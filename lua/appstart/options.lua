@@ -80,6 +80,7 @@ local OUTPUT_FIELDS = { file = true, max_bytes = true, keep = true }
 -- "stderr", stderr = "stderr") would make a file of that name in the
 -- current directory: a mistake, most likely for stderr = "stdout".
 local function output_stdio(value, what)
+  if type(value) == "table" and getmetatable(value) ~= nil then return "must be a plain table (it has a metatable)" end
   if type(value) == "string" then
     if value == "stderr" or (value == "stdout" and what == "stdout") then
       return string.format("'%s' would be a file of that name in the current directory%s: write './%s'"
@@ -201,8 +202,12 @@ local PROBES = { connect = "string", file = "string", exec = "table", check = "f
 
 -- ready: a protocol's name, a probe (a table of exactly one of PROBES), or
 -- a forking daemon ({forks = true, pid_file = PATH})
+-- (what an __index would give is read, and would not have been checked)
+local PLAIN = "must be a plain table (it has a metatable)"
+
 local function ready_value(value)
   if type(value) == "string" then return PROTOCOLS(value) end
+  if getmetatable(value) ~= nil then return PLAIN end
   if value.forks ~= nil or value.pid_file ~= nil then
     if value.forks ~= true then return "forks: true expected, with pid_file" end
     if type(value.pid_file) ~= "string" then
@@ -313,6 +318,7 @@ end
 -- up (a name with no entry is a mistake).
 function options.check(opts)
   if type(opts) ~= "table" then return "", "options table expected, got " .. type(opts) end
+  if getmetatable(opts) ~= nil then return "", "options " .. PLAIN end
   for k, v in next, opts do
     local spec = SCHEMA[k]
     if not spec then return tostring(k), "unknown option" end
@@ -326,6 +332,7 @@ function options.check(opts)
       local why = check(v, spec.what)
       if why then return k, why end
     end
+    if t == "table" and getmetatable(v) ~= nil then return k, PLAIN end
   end
   if opts.argv == nil then return "argv", "table expected, got nil" end
   local helper, user, ready_fd = opts.helper, opts.user, opts.ready_fd
