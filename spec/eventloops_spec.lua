@@ -78,6 +78,37 @@ function TC.test_waits_on_one_app_end_without_waking_each_other()
   S.assert_clean(before)
 end
 
+-- Two coroutines wait on an app a third terminates (one of them polls it
+-- itself first, cqueues.poll(app)): the controller goes on. Its next
+-- update of the pidfd the two polled, cancelled and closed at the app's
+-- end, failed: cq:loop() returned false, "... Bad file descriptor", one
+-- waiter still waiting.
+function TC.test_an_app_two_coroutines_wait_on_ends_without_failing_the_controller()
+  local cqueues = require "cqueues"
+  for _, user_poll in ipairs { false, true } do
+    local before = S.snapshot()
+    local cq = cqueues.new()
+    local got = {}
+    cq:wrap(function()
+      local app = assert(appstart.start { argv = { F, "line=3:up", "pause" }, ready = "fd" })
+      for i = 1, 2 do
+        cq:wrap(function()
+          if user_poll and i == 1 then cqueues.poll(app) end
+          got[i] = app:wait()
+        end)
+      end
+      cq:wrap(function() got[3] = app:terminate() end)
+    end)
+    local ok, err = cq:loop(5)
+    lu.assertTrue(ok, (user_poll and "cqueues.poll(app): " or "app:wait(): ") .. tostring(err))
+    lu.assertTrue(cq:empty())
+    lu.assertEquals(got, { { signal = 15 }, { signal = 15 }, { signal = 15 } })
+    cq = nil -- luacheck: ignore
+    collectgarbage()
+    S.assert_clean(before)
+  end
+end
+
 function TC.test_many_starts_at_once_in_one_controller()
   local cqueues = require "cqueues"
   local cq = cqueues.new()

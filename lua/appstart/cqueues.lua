@@ -19,6 +19,32 @@ function B.applies()
   return cqueues.running() ~= nil and coroutine.isyieldable()
 end
 
+-- A watch or a listener polls a copy of the owner's descriptor, its own:
+-- the owner closes its descriptor right after it cancels (an app's end
+-- closes its pidfd), while the coroutine that polls is still registered
+-- with the controller, which then fails on the closed descriptor. The
+-- copy is closed by that coroutine, once its poll has returned.
+-- The copy is the poll object itself ({pollfd, events}); one whose
+-- coroutine never ends (its controller dropped) is closed when collected.
+local Copy = {
+  __gc = function(c)
+    if c.pollfd then core.close(c.pollfd) end
+  end,
+}
+
+local function own_copy(fd, what)
+  local copy, message = core.dup(fd)
+  if not copy then error(what .. ": " .. message, 3) end
+  return setmetatable({ pollfd = copy, events = "r" }, Copy)
+end
+
+local function close_copy(c)
+  if not c.pollfd then return end
+  cqueues.cancel(c.pollfd)
+  core.close(c.pollfd)
+  c.pollfd = nil
+end
+
 -- the waits under way: fd -> { [poll object] = true }
 local polling = {}
 
@@ -43,12 +69,18 @@ function B.wait(fd, deadline)
     end
     return false
   end
-  local obj = { pollfd = fd, events = "r", released = false }
   local set = polling[fd]
   if not set then
     set = {}
     polling[fd] = set
   end
+  -- a second wait on fd polls a copy of its own (see own_copy): a
+  -- descriptor two coroutines poll, cancelled and closed (an app's end),
+  -- failed the controller's next update (EBADF, out of cq:loop()). Out of
+  -- descriptors, it polls fd itself.
+  local copy = next(set) and core.dup(fd)
+  local obj = copy and setmetatable({ pollfd = copy, events = "r", released = false }, Copy)
+    or { pollfd = fd, events = "r", released = false }
   set[obj] = true
   local ready
   if timeout and cond then
@@ -61,6 +93,7 @@ function B.wait(fd, deadline)
     ready = cqueues.poll(obj)
   end
   set[obj] = nil
+  if copy then close_copy(obj) end
   if polling[fd] == set and not next(set) then polling[fd] = nil end
   -- cqueues keeps a descriptor in its poll set after the wait; appstart
   -- may close it next (a start's channels), so take it out now (unless
@@ -81,7 +114,10 @@ function B.release(fd)
   local set = polling[fd]
   if set then
     polling[fd] = nil
-    for obj in pairs(set) do obj.released = true end
+    for obj in pairs(set) do
+      obj.released = true
+      if obj.pollfd ~= fd then cqueues.cancel(obj.pollfd) end -- (a copy: closed by its wait)
+    end
   end
   cqueues.cancel(fd)
 end
@@ -110,32 +146,6 @@ function B.spawn(fn, ...)
     fn(table.unpack(args, 1, args.n))
   end)
   return task
-end
-
--- A watch or a listener polls a copy of the owner's descriptor, its own:
--- the owner closes its descriptor right after it cancels (an app's end
--- closes its pidfd), while the coroutine that polls is still registered
--- with the controller, which then fails on the closed descriptor. The
--- copy is closed by that coroutine, once its poll has returned.
--- The copy is the poll object itself ({pollfd, events}); one whose
--- coroutine never ends (its controller dropped) is closed when collected.
-local Copy = {
-  __gc = function(c)
-    if c.pollfd then core.close(c.pollfd) end
-  end,
-}
-
-local function own_copy(fd, what)
-  local copy, message = core.dup(fd)
-  if not copy then error(what .. ": " .. message, 3) end
-  return setmetatable({ pollfd = copy, events = "r" }, Copy)
-end
-
-local function close_copy(c)
-  if not c.pollfd then return end
-  cqueues.cancel(c.pollfd)
-  core.close(c.pollfd)
-  c.pollfd = nil
 end
 
 -- A watch or listener cancelled from outside the controller that polls
