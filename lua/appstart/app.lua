@@ -582,10 +582,9 @@ function App.listen(app, listener, watchdog)
   if life.watchdog then watchdog_ping(app) end
 end
 
--- on_status and on_output have the app while its start is under way: the
--- start holds it then (its process included), and decides its end
--- (app.kill("TERM") for app:kill("TERM"): the string would read as a
--- closed app) level: the caller's caller's
+-- A method's self must be an app: app.kill("TERM") for app:kill("TERM")
+-- would read the string as a closed app. (level: error's, as counted
+-- from the caller of is_app)
 local function is_app(app, what, level)
   if getmetatable(app) ~= App then
     error(format("%s: an app expected, got %s (%s(), not %s())", what, type(app), what,
@@ -593,6 +592,8 @@ local function is_app(app, what, level)
   end
 end
 
+-- on_status and on_output have the app while its start is under way: the
+-- start holds it then (its process included), and decides its end
 local function not_starting(app, what)
   is_app(app, what, 3)
   if app._state == "starting" then

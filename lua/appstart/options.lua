@@ -200,11 +200,12 @@ end
 local PROTOCOLS = enum("none", "fd", "notify")
 local PROBES = { connect = "string", file = "string", exec = "table", check = "function" }
 
--- ready: a protocol's name, a probe (a table of exactly one of PROBES), or
--- a forking daemon ({forks = true, pid_file = PATH})
--- (what an __index would give is read, and would not have been checked)
+-- A table with a metatable: what its __index gave would be read, and
+-- would not have been checked.
 local PLAIN = "must be a plain table (it has a metatable)"
 
+-- ready: a protocol's name, a probe (a table of exactly one of PROBES), or
+-- a forking daemon ({forks = true, pid_file = PATH})
 local function ready_value(value)
   if type(value) == "string" then return PROTOCOLS(value) end
   if getmetatable(value) ~= nil then return PLAIN end
