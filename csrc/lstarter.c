@@ -294,9 +294,10 @@ static int l_starter_outcome(lua_State *L)
 }
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
- * unchecked_errno=, name=, status=, app_errno=, exited=, how=} (the fields
- * that apply; unchecked_pid: reported, not checked yet for want of
- * descriptors or memory) */
+ * unchecked_errno=, name=, partial=, status=, app_errno=, exited=, how=}
+ * (the fields that apply; unchecked_pid: reported, not checked yet for want
+ * of descriptors or memory; partial: the fd protocol's line begun, with no
+ * newline yet) */
 static int l_starter_result(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
@@ -326,6 +327,10 @@ static int l_starter_result(lua_State *L)
     if (r.name) {
         lua_pushlstring(L, r.name, r.name_len);
         lua_setfield(L, -2, "name");
+    }
+    if (r.partial) {
+        lua_pushlstring(L, r.partial, r.partial_len);
+        lua_setfield(L, -2, "partial");
     }
     if (r.status) {
         lua_pushlstring(L, r.status, r.status_len);

@@ -1528,6 +1528,11 @@ static int step_ready(struct starter *s)
          * if that is why, wait for its death and report that instead */
         if (procfs_liveness(app->pid) != PROCFS_RUNNING)
             return s->phase;
+        if (s->line.len > 0)
+            return fail(s, STARTER_READY_CLOSED, 0,
+                        "app closed the ready channel without a ready message"
+                        " (%zu byte%s came with no newline)", s->line.len,
+                        s->line.len == 1 ? "" : "s");
         return fail(s, STARTER_READY_CLOSED, 0,
                     "app closed the ready channel without a ready message");
     }
@@ -1660,6 +1665,9 @@ void starter_result(const struct starter *s, struct starter_result *out)
     if (s->line.done == READY_LINE_DONE) {
         out->name = s->line.buf ? s->line.buf : "";
         out->name_len = s->line.len;
+    } else if (s->line.done == READY_LINE_MORE && s->line.len > 0) {
+        out->partial = s->line.buf;
+        out->partial_len = s->line.len;
     }
     out->status = s->status;
     out->status_len = s->status_len;

@@ -136,6 +136,9 @@ struct starter_result {
     int unchecked_err;
     const char *name;        /* the fd protocol's ready line; NULL if none */
     size_t name_len;
+    const char *partial;     /* the fd protocol: a line begun, its newline
+                                not come yet; NULL if none */
+    size_t partial_len;
     const char *status;      /* the latest STATUS=; NULL if none */
     size_t status_len;
     int app_errno;           /* ERRNO=, 0 when none */

@@ -115,6 +115,17 @@ function T.test_forgetting_ready_says_what_was_awaited_and_how_to_change_it()
   lu.assertEquals(err.message, "app not ready within 0.3 s: no line came on its fd 5")
 end
 
+-- A line begun and not ended: the timeout says what it lacks (the newline),
+-- and shows its first bytes, escaped and bounded.
+function T.test_a_ready_line_without_its_newline_is_named_at_the_timeout()
+  local err = fail_case({ argv = { F, "write=3:up\27[2J", "pause" }, ready = "fd", ready_timeout = 0.3 }, "timeout")
+  lu.assertEquals(err.message, 'app not ready within 0.3 s: no line came on its fd 3 (6 bytes with no newline:'
+    .. ' "up\\x1b[2J")')
+  err = fail_case({ argv = { F, "bytes=3:100:x", "pause" }, ready = "fd", ready_timeout = 0.3 }, "timeout")
+  lu.assertEquals(err.message, 'app not ready within 0.3 s: no line came on its fd 3 (100 bytes with no newline: "'
+    .. string.rep("x", 40) .. '"...)')
+end
+
 -------------------------------------------------------------------------------
 -- 3. the state tells the truth when read
 

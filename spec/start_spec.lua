@@ -342,6 +342,13 @@ function Errors.test_ready_closed_terminates_the_app()
   lu.assertEquals(err.status, { signal = 15 })
 end
 
+-- a line begun, then the channel closed: the message says what it lacked
+function Errors.test_ready_closed_after_a_line_without_its_newline_says_so()
+  local err = fail_case({ argv = { F, "write=3:half", "close=3", "pause" }, ready = "fd" }, "ready_closed")
+  lu.assertEquals(err.message, "app closed the ready channel without a ready message (4 bytes came with no newline)")
+  lu.assertEquals(err.status, { signal = 15 })
+end
+
 function Errors.test_protocol_a_megabyte_without_newline_terminates_the_app()
   local err = fail_case({ argv = { F, "bytes=3:1048576:x", "pause" }, ready = "fd" }, "protocol")
   lu.assertEquals(err.status, { signal = 15 })

@@ -33,6 +33,8 @@ local EPERM = 1
 local printable = log.printable
 local DEFAULTS = options.DEFAULTS
 local format = string.format
+-- bytes of an unfinished ready line a timeout's message shows
+local PARTIAL_SHOWN = 40
 
 local start = {}
 
@@ -698,6 +700,12 @@ function not_ready(h)
     -- (the number core_start gave it: with `user`, 3 all the same)
     what = format("no line came on its fd %d", opts.ready_fd or (opts.helper
       and (opts.pid_fd or 3) == 3 and 4 or 3))
+    -- a line begun: the newline is what it lacks (its first bytes shown)
+    local partial = h._s:result().partial
+    if partial then
+      what = format("%s (%d byte%s with no newline: \"%s\"%s)", what, #partial, #partial == 1 and "" or "s",
+        printable(partial:sub(1, PARTIAL_SHOWN)), #partial > PARTIAL_SHOWN and "..." or "")
+    end
   end
   return format("app not ready within %g s: %s", timeout, what)
 end
