@@ -569,6 +569,27 @@ function TW.test_watchdog_trigger_kills_at_once()
   S.assert_clean(before)
 end
 
+-- sd_notify(3): WatchdogSec= need not be set for WATCHDOG=trigger to act;
+-- nor does `watchdog` here, nor after WATCHDOG_USEC=0 turned it off
+function TW.test_watchdog_trigger_kills_without_a_watchdog_set()
+  local before = S.snapshot()
+  local hows = {}
+  run(function()
+    local apps = {
+      assert(start { argv = { F, "notify=READY=1", "sleep=0.05", "notify=WATCHDOG=trigger", "pause" } }),
+      assert(start { argv = { F, "notify=READY=1", "notify=WATCHDOG_USEC=0", "sleep=0.05", "notify=WATCHDOG=trigger",
+        "pause" }, watchdog = 30 }),
+    }
+    for i, app in ipairs(apps) do hows[i] = app:wait(5) end
+  end)
+  for i = 1, 2 do
+    lu.assertNotNil(hows[i], "app " .. i .. " was not ended")
+    lu.assertEquals(hows[i].signal, 6, i)
+    lu.assertTrue(hows[i].watchdog, i)
+  end
+  S.assert_clean(before)
+end
+
 function TW.test_watchdog_usec_from_the_app_changes_the_timeout()
   local how, took
   run(function()

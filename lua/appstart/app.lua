@@ -519,7 +519,9 @@ local function on_message(app, m, sender)
       end
     end
   end
-  if m.watchdog == "trigger" and life.watchdog then watchdog_fire(app, "WATCHDOG=trigger") end
+  -- (with a watchdog or not: the app asks for its watchdog's end, as
+  -- sd_notify(3) says it may without WatchdogSec=)
+  if m.watchdog == "trigger" then watchdog_fire(app, "WATCHDOG=trigger") end
 end
 
 --- Read what the app's socket holds (a bounded batch), acting on each
