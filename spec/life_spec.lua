@@ -453,6 +453,25 @@ function TM.test_what_the_main_sent_just_before_it_exited_counts()
   S.assert_clean(before)
 end
 
+-- A start that finds its app ready and gone at once (the launcher busy
+-- meanwhile) has what the app sent after READY=1 read all the same: it
+-- closed that socket unread, and a last STATUS= was lost.
+function TM.test_what_an_app_ready_and_gone_at_once_sent_after_ready_counts()
+  local before = S.snapshot()
+  local seen = {}
+  run(function()
+    local h = require("appstart").begin { argv = { F, "notify=READY=1", "notify=STATUS=last", "exit=0" },
+      ready_timeout = 3, on_status = function(_, text) seen[#seen + 1] = text end,
+      on_exit = function(_, how) seen[#seen + 1] = "exit " .. tostring(how.code) end }
+    core.wait_readable(-1, 0.3) -- (busy, not yielding: the app is gone when the start looks)
+    local app = assert(h:wait())
+    lu.assertEquals(app.state, "exited")
+    lu.assertEquals(app.status, "last")
+  end)
+  lu.assertEquals(seen, { "last", "exit 0" })
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_from_another_process_than_the_main_is_refused()
   local entries, log = S.recorder()
   run(function()

@@ -523,7 +523,9 @@ local function finish_ready(h)
   -- (a start begun in a loop, appstart.run, cqueues or luv, and finished
   -- by a plain script is served no more, as the apps a run left are:
   -- nothing would read its socket, and a full queue blocks the app)
-  local served = r and r.served and not exited and loop.still_served(r.by)
+  -- (one gone already has it read all the same: what it sent after
+  -- READY=1, a last STATUS=, counts, read before its end is told)
+  local served = r and r.served and loop.still_served(r.by)
   -- an app whose socket is read after ready is watched to its end too: it
   -- may be dropped meanwhile, and nothing else would close that socket
   -- or reap it; so is a group's leader, whose end sends SIGTERM to what
@@ -547,7 +549,7 @@ local function finish_ready(h)
   end
   -- gone at once: on_exit runs now, or, in a cgroup that has not emptied
   -- yet, once it has
-  if exited and not App.check(app) and app._on_exit then App.watch(app, app._proc:fd()) end
+  if exited and not App.check(app) and (app._on_exit or app._life) then App.watch(app, app._proc:fd()) end
   return true
 end
 
