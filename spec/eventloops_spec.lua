@@ -109,6 +109,53 @@ function TC.test_an_app_two_coroutines_wait_on_ends_without_failing_the_controll
   end
 end
 
+-- What an app tells in one step comes to the callbacks in its order:
+-- cqueues runs the coroutines wrapped in one step last first, which made
+-- a supervisor take a reload's "ready" before its "reloading" (the
+-- service left "reloading" for good) and on_exit run before a last
+-- on_status. The launcher is kept busy (a blocking sleep) while the app
+-- tells it all, so that one step reads everything.
+function TC.test_callbacks_come_in_the_order_the_app_told_them()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local seen, events, state = {}, {}, nil
+  local cq = cqueues.new()
+  cq:wrap(function()
+    local app = assert(appstart.start {
+      argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=last", "exit=0" },
+      on_status = function(_, text) seen[#seen + 1] = text end,
+      on_exit = function() seen[#seen + 1] = "on_exit" end,
+    })
+    os.execute("sleep 0.5") -- (the controller held)
+    app:wait(5)
+    cqueues.sleep(0.05)
+  end)
+  local ok, err = cq:loop(10)
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(seen, { "last", "on_exit" })
+  cq = cqueues.new()
+  cq:wrap(function()
+    local sv = appstart.supervisor {
+      log = function() end,
+      on_event = function(_, st) events[#events + 1] = st end,
+      services = { a = { argv = { F, "notify=READY=1", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+        "pause" } } },
+    }
+    assert(sv:up())
+    os.execute("sleep 0.5")
+    cqueues.sleep(0.05)
+    state = sv:status("a").state
+    sv:down()
+  end)
+  ok, err = cq:loop(10)
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(state, "ready", table.concat(events, " "))
+  lu.assertEquals(events, { "starting", "ready", "reloading", "ready", "stopping", "stopped" })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TC.test_many_starts_at_once_in_one_controller()
   local cqueues = require "cqueues"
   local cq = cqueues.new()

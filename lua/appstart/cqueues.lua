@@ -123,6 +123,45 @@ function B.release(fd)
 end
 
 
+-- Coroutines started in the order asked: cqueues runs those wrapped in one
+-- step last first (a stack), so an app's on_status and on_exit, a
+-- supervisor's state callbacks ("reloading", then "ready"), timers due at
+-- once, would run the wrong way round. Each controller's are queued; one
+-- is wrapped at a time, and it wraps the next as it starts (which runs
+-- once it yields or returns): a chain, in order.
+local queues = setmetatable({}, { __mode = "k" })
+
+local function wrap_next(controller, q)
+  local fn = q[q.first]
+  if not fn then
+    q.chained = false
+    return
+  end
+  q[q.first] = nil
+  q.first = q.first + 1
+  -- (the controller not held by the coroutine: one that raised is
+  -- returned by cq:loop(), and may be kept after the controller is not)
+  controller:wrap(function()
+    wrap_next(cqueues.running(), q)
+    fn()
+  end)
+end
+
+local function start(fn)
+  local controller = cqueues.running()
+  local q = queues[controller]
+  if not q then
+    q = { first = 1, last = 0, chained = false }
+    queues[controller] = q
+  end
+  q.last = q.last + 1
+  q[q.last] = fn
+  if not q.chained then
+    q.chained = true
+    wrap_next(controller, q)
+  end
+end
+
 local Task = {}
 Task.__index = Task
 
@@ -141,7 +180,7 @@ end
 function B.spawn(fn, ...)
   local args = table.pack(...)
   local task = setmetatable({ cond = condition.new(), cancelled = false, abandoned = false, told = false }, Task)
-  cqueues.running():wrap(function()
+  start(function()
     tasks[coroutine.running()] = task
     fn(table.unpack(args, 1, args.n))
   end)
@@ -210,7 +249,7 @@ end
 function B.at(at, fn)
   local h = { done = false }
   local cond = condition.new()
-  cqueues.running():wrap(function()
+  start(function()
     local left = at - now()
     if left > 0 then cond:wait(left) end
     if not h.done then
