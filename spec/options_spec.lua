@@ -269,6 +269,10 @@ function Settings.test_a_bad_value_for_a_setting_raises_and_changes_nothing()
   end
   lu.assertEquals(appstart.poll_interval, SAVED.poll_interval)
   setting_raises(function() appstart.helper_path = "" end, "appstart.helper_path: must not be empty")
+  -- a bare name would be looked up in PATH (a program of anyone's, run as root)
+  setting_raises(function() appstart.helper_path = "appstart-helper" end,
+    "appstart.helper_path: 'appstart-helper' is a name, not a path (it would be looked up in PATH): give its path")
+  lu.assertEquals(appstart.helper_path, SAVED.helper_path)
   setting_raises(function() appstart.syslog_socket = 5 end, "appstart.syslog_socket: a path expected, got number")
   setting_raises(function() appstart.version = "9" end, "appstart.version: is read only")
   lu.assertNotEquals(appstart.version, "9")
@@ -289,6 +293,17 @@ function Settings.test_a_name_that_is_no_setting_raises()
   setting_raises(function() appstart.log_levle = "debug" end, "appstart.log_levle: no such setting")
   lu.assertNil(rawget(appstart, "no_such_setting"))
   lu.assertNil(appstart.log_levle)
+end
+
+function Settings.test_an_APPSTART_HELPER_that_is_a_name_is_said_on_stderr_and_not_looked_up()
+  local out = S.run_child({ env = { APPSTART_HELPER = "appstart-helper", PATH = S.tmpdir .. ":/usr/bin:/bin" } },
+    "settings_helper_path")
+  local compiled = out:match("\n([^\n]*)\n$")
+  lu.assertStrContains(compiled, "/")
+  lu.assertEquals(out, "appstart: warn: APPSTART_HELPER=\"appstart-helper\": 'appstart-helper' is a name, not a path"
+    .. " (it would be looked up in PATH): give its path: using " .. compiled .. "\n" .. compiled .. "\n" .. compiled .. "\n")
+  out = S.run_child({ env = { APPSTART_HELPER = "./build/appstart-helper" } }, "settings_helper_path")
+  lu.assertEquals(out:match("^[^\n]*"), "./build/appstart-helper")
 end
 
 function Settings.test_a_bad_APPSTART_LOG_is_said_once_on_stderr_and_warn_used()

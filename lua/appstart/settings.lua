@@ -20,9 +20,19 @@ local function path(value)
   if value:find("\0", 1, true) then return "contains a NUL byte" end
 end
 
+-- a program's path: with a '/' (a bare name would be looked up in PATH,
+-- which may name another program, run as root)
+local function program_path(value)
+  local why = path(value)
+  if why then return why end
+  if not value:find("/", 1, true) then
+    return "'" .. value .. "' is a name, not a path (it would be looked up in PATH): give its path"
+  end
+end
+
 local CHECKS = {
   version = function() return "is read only" end,
-  helper_path = path,
+  helper_path = program_path,
   poll_interval = function(value)
     if type(value) ~= "number" then return "a number of seconds expected, got " .. type(value) end
     if value ~= value or value <= 0 or value == math.huge then return "must be a finite number of seconds > 0" end
@@ -42,11 +52,20 @@ local function initial_level()
   return "warn"
 end
 
+local function initial_helper()
+  local env = os.getenv("APPSTART_HELPER")
+  if env == nil or env == "" then return core.helper_path end
+  local why = program_path(env)
+  if not why then return env end
+  io.stderr:write(string.format("appstart: warn: APPSTART_HELPER=%q: %s: using %s\n", env, why, core.helper_path))
+  return core.helper_path
+end
+
 local values = {
   --- the module's version (the VERSION file's)
   version = core.version,
   --- path of appstart-helper, run for `user =`
-  helper_path = os.getenv("APPSTART_HELPER") or core.helper_path,
+  helper_path = initial_helper(),
   --- seconds between probes where a process has no pidfd
   poll_interval = 0.05,
   --- the syslog socket that stdout/stderr = "syslog" send lines to (an
