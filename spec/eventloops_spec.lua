@@ -857,6 +857,16 @@ function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on
   lu.assertStrContains(out, "uv.run returned, children: \n")
 end
 
+-- An app and a supervisor begun under luv and finished from the main
+-- thread once uv.run has returned (a common end: the loop stopped on a
+-- signal, the cleaning up after it): the process exits cleanly (it died
+-- of SIGSEGV at exit, in luv's finalizer: see the child).
+function TL.test_apps_and_a_supervisor_finished_from_the_main_thread_after_uv_run()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_finished_from_the_main_thread")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "finished:\t15\ttrue\n")
+end
+
 -- So is an on_status that raises while the app starts (it came out of
 -- appstart.start, out of a uv callback: luv ended the process, the app
 -- left running); the start goes on.

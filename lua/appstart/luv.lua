@@ -51,10 +51,41 @@ function B.running()
   return uv.loop_mode() ~= nil
 end
 
+-- A handle closed while uv.run is not running (an app ended, a wait
+-- finished, from the main thread after uv.run returned) has its close
+-- callback pending until uv.run runs again; if it never does, luv calls
+-- that callback from its loop's finalizer at lua_close, after the
+-- handle's own finalizer freed what it uses, and the process dies of
+-- SIGSEGV on its way out. Each such close makes a guard, whose finalizer
+-- runs before the handle's (finalizers run last made first): at
+-- lua_close it closes what is still open, as luv's finalizer would, and
+-- runs one pass of the loop to complete the closes, before any handle is
+-- freed. Once the closes are done (uv.run ran), the guards do nothing.
+local closing_outside, guards = 0, {}
+
+local Guard = {
+  __gc = function()
+    if closing_outside > 0 and uv.loop_mode() == nil then
+      pcall(uv.walk, function(h)
+        if not h:is_closing() then h:close() end
+      end)
+      pcall(uv.run, "nowait")
+    end
+  end,
+}
+
+local function closed_outside()
+  closing_outside = closing_outside - 1
+  if closing_outside == 0 then guards = {} end
+end
+
 local function close_handle(h)
   if h and not h:is_closing() then
     h:stop()
-    h:close()
+    if uv.loop_mode() ~= nil then return h:close() end
+    closing_outside = closing_outside + 1
+    h:close(closed_outside)
+    guards[#guards + 1] = setmetatable({}, Guard)
   end
 end
 
