@@ -1785,6 +1785,25 @@ function TDrivers.test_cqueues_a_supervisor_goes_on_in_the_controller_its_next_c
   S.assert_clean(before)
 end
 
+-- A supervisor brought up in a cqueues controller and taken down from the
+-- main thread does not keep that controller (its epoll set, its eventfd)
+-- once the caller has dropped it: it held it as its driver's home.
+function TDrivers.test_cqueues_a_controller_left_for_the_main_thread_is_not_kept()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = graph(rec)
+  local cq = up_in_a_controller(sv) -- never run again
+  lu.assertEquals(sv:down(), true)
+  local weak = setmetatable({ cq }, { __mode = "v" })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  collectgarbage()
+  lu.assertNil(weak[1], "the supervisor keeps the controller it left")
+  sv = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 -- The same with a callback that waits, parked in the first controller as
 -- it is left: the events after it come from the controller the calls
 -- come from (they came no more: the parked runner held the queue).

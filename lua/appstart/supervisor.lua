@@ -116,10 +116,18 @@ end
 -- another) may hold it in a callback that waits, as it may hold the driver
 -- (_ensure_driver): a runner in the caller's loop takes over. A caller
 -- that can start none (plain) leaves the queue to it.
+-- The controller a driver or runner runs in (a cqueues controller; nil
+-- where the loop has none), held weakly: one the caller left for another
+-- is not kept, with its descriptors, by the supervisor.
+local WEAK = { __mode = "v" }
+local function home_of(env)
+  return env.home and setmetatable({ env.home() }, WEAK) or nil
+end
+
 local function runner_alive(r, env)
   if not (r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")) then return false end
   if not env.spawn then return true end
-  return r.env == env and (not env.home or r.home == env.home())
+  return r.env == env and (not env.home or r.home[1] == env.home())
 end
 
 local function flush(sv)
@@ -128,7 +136,7 @@ local function flush(sv)
   local env = driver.current()
   if runner_alive(q.runner, env) then return end
   -- (one left in another loop stops once its callback returns, if ever)
-  local r = { env = env, home = env.home and env.home(), co = false }
+  local r = { env = env, home = home_of(env), co = false }
   q.runner = r
   if not env.spawn then
     -- a callback run here may cause more: this same loop runs them
@@ -797,11 +805,11 @@ local function drive_background(sv, d)
 end
 
 function Supervisor:_ensure_driver(env)
-  local home = env.home and env.home()
+  local home = home_of(env)
   local old = self._driver
   -- a driver in another loop (another kind's, or a cqueues controller
   -- the caller may never run again) is replaced by one in the caller's
-  if driver_alive(self) and old.env == env and (not home or old.home == home) then return end
+  if driver_alive(self) and old.env == env and (not home or old.home[1] == home[1]) then return end
   if idle(self) then return end
   if old and old.waiter then self._waiters[old.waiter] = nil end
   local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false }
