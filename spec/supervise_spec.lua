@@ -417,6 +417,31 @@ function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   S.assert_clean(before)
 end
 
+-- A service that ends on purpose and is not restarted (a migration before
+-- the app, restart "no") does not keep the command from being ready:
+-- READY=1 comes once `sv:up()` has returned true, here once the app after
+-- it is ready (it waits until the migration is gone).
+function TC.test_READY_1_comes_once_the_services_are_up_though_one_ended_on_purpose()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  write(file, string.format("local F = %q\nlocal dir = %q\nreturn { services = {\n"
+    .. "  migrate = { argv = { F, 'pidfile=' .. dir .. '/migrate', 'sleep=0.2', 'exit=0' }, ready = 'none',\n"
+    .. "    restart = 'no' },\n"
+    .. "  app = { argv = { 'sh', '-c', 'while [ ! -s \"$1\" ]; do sleep 0.01; done; '\n"
+    .. "    .. 'while kill -0 \"$(cat \"$1\")\" 2>/dev/null; do sleep 0.01; done; '\n"
+    .. "    .. 'exec \"$0\" pidfile=\"$2\" notify=READY=1 pause', F, dir .. '/migrate', dir .. '/app' },\n"
+    .. "    after = { 'migrate' } },\n} }\n", F, dir))
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 5, log = S.quiet })
+    lu.assertNotNil(S.read(dir .. "/app"), "READY=1 before the app was up")
+    lu.assertEquals(app.status, "1 of 2 services ready")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 -- A SIGHUP while the services are still coming up: READY=1 waits for them
 -- all the same (it came at the end of the reload, every service not up).
 function TC.test_a_reload_before_every_service_is_up_does_not_say_ready()

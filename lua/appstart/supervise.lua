@@ -9,7 +9,7 @@
 -- restarted with their new spec. Each event is a line on stderr, or with
 -- --json one JSON object on stdout. Under a supervisor of its own
 -- (NOTIFY_SOCKET set) it is a Type=notify service: READY=1 once every
--- service is up, STATUS= with the count of those ready, RELOADING=1 /
+-- service is up (sv:up() succeeded), STATUS= with the count of those ready, RELOADING=1 /
 -- READY=1 around a SIGHUP, STOPPING=1 at the end, and WATCHDOG=1 pings
 -- when WATCHDOG_USEC asks for them.
 local appstart = require "appstart"
@@ -41,7 +41,8 @@ removed ones stopped, changed ones restarted.
   -h, --help      show this help
 
 Under systemd or another supervisor (NOTIFY_SOCKET set) it sends READY=1
-once every service is up and STATUS= with the count of ready services.
+once every service is up (one that ended on purpose and is not restarted
+counts) and STATUS= with the count of ready services.
 Exit status: 0 after SIGTERM or SIGINT, 128+N after another signal N,
 1 when FILE.lua cannot be used at the start, 2 usage error.
 ]]
@@ -260,13 +261,18 @@ function M.run(o, spec, command)
     end
     return n
   end
-  local function status()
-    local n = ready_count()
-    notify(string.format("STATUS=%d of %d services ready", n, total))
-    if not announced and not stopping and n == total then
+  -- READY=1 once: every service ready, or sv:up() returned true (one
+  -- that ended on purpose and is not restarted, a migration, counts then)
+  local function announce()
+    if not announced and not stopping then
       announced = true
       notify("READY=1")
     end
+  end
+  local function status()
+    local n = ready_count()
+    notify(string.format("STATUS=%d of %d services ready", n, total))
+    if n == total then announce() end
   end
   -- An event is written only while stdout takes it at once, as a line
   -- on stderr (log.show): a reader that does not keep up, or never reads,
@@ -438,6 +444,7 @@ function M.run(o, spec, command)
     end
     appstart.spawn(function()
       local up, e = sv:up()
+      if up then announce() end
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
       if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then
