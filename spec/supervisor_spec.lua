@@ -1014,6 +1014,46 @@ function TBackoff.test_reset_after_counts_from_ready_not_from_spawn()
   S.assert_clean(before)
 end
 
+-- In a plain script nothing looks at the apps between calls: an end that a
+-- call finds counts from the last look (the end of the call before), so an
+-- app counts as ready only as long as a call saw it. A crash loop that the
+-- script polls now and then grows its backoff; an app seen ready past
+-- reset_after (by sv:status() here) before it ended starts the count again.
+function TBackoff.test_in_a_plain_script_an_end_a_call_finds_counts_from_the_last_look()
+  local before = S.snapshot()
+  local rec = recorder()
+  local go = S.tmpname("go")
+  local sv = supervisor({ services = { s = fd_service({ burst = 100, reset_after = 0.2,
+    backoff = { initial = 0.01, factor = 2, jitter = 0 } }, "waitfile=" .. go, "exit=1") } }, rec)
+  -- the app ends (go), and the script is away well past reset_after
+  local function run_ends(look_before)
+    local pid = pid_of(sv, "s")
+    local ready_at = now()
+    core.wait_readable(-1, 0.3)
+    if look_before then
+      lu.assertEquals(sv:status("s").state, "ready")
+      ready_at = now()
+    end
+    S.touch(go)
+    lu.assertTrue(S.await_gone(pid))
+    core.wait_readable(-1, 0.3)
+    os.remove(go)
+    lu.assertTrue(now() - ready_at > 0.2)
+  end
+  lu.assertEquals(sv:up(), true)
+  for _ = 1, 3 do
+    run_ends(false)
+    lu.assertEquals(sv:up(), true)
+  end
+  run_ends(true)
+  lu.assertEquals(sv:up(), true)
+  local delays = {}
+  for i, e in ipairs(rec.events("s", "backoff")) do delays[i] = e.info.delay end
+  lu.assertEquals(delays, { 0.01, 0.02, 0.04, 0.01 })
+  sv:down()
+  S.assert_clean(before)
+end
+
 -- An app ready for reset_after starts the count again however it ends:
 -- stopped (sv:restart here) as well as by itself.
 function TBackoff.test_reset_after_holds_for_an_app_that_was_stopped()

@@ -323,11 +323,15 @@ end
 
 --- The app (or its start) has ended by itself: the restart policy.
 -- reason: a how, or the error of a failed start (start_failed).
+-- When it ended: now, but for an end that a call of a plain script finds,
+-- which counts from the last look (sv._looked_at): nothing looked between
+-- calls, and the app is counted ready only as long as a call saw it.
 local function apply_policy(sv, svc, reason, start_failed)
   local cfg, t, pid = svc.cfg, now(), svc.pid or nil
+  local ended = sv._looked_at and math.min(sv._looked_at, t) or t
   local key = start_failed and "err" or "how"
   svc.pid, svc.last, svc.reasons = nil, reason, nil
-  no_more_ready(svc, t)
+  no_more_ready(svc, ended)
   if svc.goal == "down" or svc.restart_pending then
     svc.restart_pending = nil
     return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
@@ -336,9 +340,9 @@ local function apply_policy(sv, svc, reason, start_failed)
   if failure then
     local kept = {}
     for _, f in ipairs(svc.window) do
-      if t - f.at <= cfg.burst_interval then kept[#kept + 1] = f end
+      if ended - f.at <= cfg.burst_interval then kept[#kept + 1] = f end
     end
-    kept[#kept + 1] = { at = t, reason = reason }
+    kept[#kept + 1] = { at = ended, reason = reason }
     svc.window = kept
     if #kept > cfg.burst then
       local reasons = {}
@@ -759,6 +763,7 @@ function Supervisor:_advance()
   end
   self._busy = true
   self._round = self._round + 1
+  local looked = now()
   local ok, err = pcall(advance_body, self)
   self._busy = false
   if not ok then error(err, 0) end
@@ -772,7 +777,12 @@ function Supervisor:_advance()
   -- inside a loop, a task of its own goes on while anything is active
   local env = driver.current()
   if env.spawn then self:_ensure_driver(env) end
-  if not driver_alive(self) then close_poller(self) end
+  if driver_alive(self) then
+    self._looked_at = nil -- a driver waits on the set: an end is seen as it comes
+  else
+    self._looked_at = looked -- till a call waits on the set again
+    close_poller(self)
+  end
 end
 
 -------------------------------------------------------------------------------
@@ -848,6 +858,7 @@ local function drive(sv, what, cond, until_)
         error(what .. ": nothing left to wait for, and the state asked for never came (a bug)", 0)
       end
       local ok = env.wait(nil, fd, deadline)
+      sv._looked_at = nil -- waited on the set: an end that came meanwhile is seen now
       if ok == nil then return nil, cancelled(what) end
     end
   end
