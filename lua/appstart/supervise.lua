@@ -9,9 +9,9 @@
 -- restarted with their new spec. Each event is a line on stderr, or with
 -- --json one JSON object on stdout. Under a supervisor of its own
 -- (NOTIFY_SOCKET set) it is a Type=notify service: READY=1 once every
--- service is up (sv:up() succeeded), STATUS= with the count of those ready, RELOADING=1 /
--- READY=1 around a SIGHUP, STOPPING=1 at the end, and WATCHDOG=1 pings
--- when WATCHDOG_USEC asks for them.
+-- service is up (sv:up() succeeded), STATUS= with the count of those
+-- ready, RELOADING=1 / READY=1 around a SIGHUP, STOPPING=1 at the end,
+-- and WATCHDOG=1 pings when WATCHDOG_USEC asks for them.
 local appstart = require "appstart"
 local core = require "appstart.core"
 local log = require "appstart.log"
