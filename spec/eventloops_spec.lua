@@ -867,6 +867,15 @@ function TL.test_apps_and_a_supervisor_finished_from_the_main_thread_after_uv_ru
   lu.assertEquals(out, "finished:\t15\ttrue\n")
 end
 
+-- What completes those closes at exit acts then only: a later close outside
+-- uv.run (a second app finished from the main thread) and a collection
+-- leave the user's own handles alone.
+function TL.test_closes_outside_uv_run_leave_the_users_handles_alone()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_closes_outside_leave_the_users_handles")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "terminated:\t15\t15\ntimer closing:\tfalse\ntimer ran:\t1\n")
+end
+
 -- So is an on_status that raises while the app starts (it came out of
 -- appstart.start, out of a uv callback: luv ended the process, the app
 -- left running); the start goes on.

@@ -962,6 +962,13 @@ local function backoffs(backoff, n, extra)
   return delays, waits, rec
 end
 
+-- The delays of name's backoff events, in order.
+local function backoff_delays(rec, name)
+  local delays = {}
+  for i, e in ipairs(rec.events(name, "backoff")) do delays[i] = e.info.delay end
+  return delays
+end
+
 function TBackoff.test_the_schedule_is_the_formula_without_jitter()
   local before = S.snapshot()
   local b = { initial = 0.02, factor = 2, max = 0.1, jitter = 0 }
@@ -1047,9 +1054,7 @@ function TBackoff.test_in_a_plain_script_an_end_a_call_finds_counts_from_the_las
   end
   run_ends(true)
   lu.assertEquals(sv:up(), true)
-  local delays = {}
-  for i, e in ipairs(rec.events("s", "backoff")) do delays[i] = e.info.delay end
-  lu.assertEquals(delays, { 0.01, 0.02, 0.04, 0.01 })
+  lu.assertEquals(backoff_delays(rec, "s"), { 0.01, 0.02, 0.04, 0.01 })
   sv:down()
   S.assert_clean(before)
 end
@@ -1075,9 +1080,7 @@ function TBackoff.test_reset_after_holds_for_an_app_that_was_stopped()
   lu.assertEquals(sv:restart("s"), true)
   os.execute("kill -9 " .. sv:status("s").pid)
   lu.assertTrue(await(sv, function() return rec.count("s", "backoff") == 4 end))
-  local delays = {}
-  for i, e in ipairs(rec.events("s", "backoff")) do delays[i] = e.info.delay end
-  lu.assertEquals(delays, { 0.01, 0.02, 0.04, 0.01 })
+  lu.assertEquals(backoff_delays(rec, "s"), { 0.01, 0.02, 0.04, 0.01 })
   sv:down()
   S.assert_clean(before)
 end

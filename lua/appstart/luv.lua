@@ -60,12 +60,15 @@ end
 -- runs before the handle's (finalizers run last made first): at
 -- lua_close it closes what is still open, as luv's finalizer would, and
 -- runs one pass of the loop to complete the closes, before any handle is
--- freed. Once the closes are done (uv.run ran), the guards do nothing.
-local closing_outside, guards = 0, {}
+-- freed. Once the closes are done (uv.run ran), the guards are let go of
+-- and do nothing when collected (their generation is over): a guard
+-- collected while later closes are pending must not close the user's
+-- handles behind their back.
+local closing_outside, guards, generation = 0, {}, 0
 
 local Guard = {
-  __gc = function()
-    if closing_outside > 0 and uv.loop_mode() == nil then
+  __gc = function(guard)
+    if guard.generation == generation and closing_outside > 0 and uv.loop_mode() == nil then
       pcall(uv.walk, function(h)
         if not h:is_closing() then h:close() end
       end)
@@ -76,7 +79,7 @@ local Guard = {
 
 local function closed_outside()
   closing_outside = closing_outside - 1
-  if closing_outside == 0 then guards = {} end
+  if closing_outside == 0 then guards, generation = {}, generation + 1 end
 end
 
 local function close_handle(h)
@@ -85,7 +88,7 @@ local function close_handle(h)
     if uv.loop_mode() ~= nil then return h:close() end
     closing_outside = closing_outside + 1
     h:close(closed_outside)
-    guards[#guards + 1] = setmetatable({}, Guard)
+    guards[#guards + 1] = setmetatable({ generation = generation }, Guard)
   end
 end
 
