@@ -460,10 +460,12 @@ function TM.test_what_an_app_ready_and_gone_at_once_sent_after_ready_counts()
   local before = S.snapshot()
   local seen = {}
   run(function()
-    local h = require("appstart").begin { argv = { F, "notify=READY=1", "notify=STATUS=last", "exit=0" },
-      ready_timeout = 3, on_status = function(_, text) seen[#seen + 1] = text end,
+    local pidfile = S.tmpname("pid")
+    local h = require("appstart").begin { argv = { F, "notify=READY=1", "notify=STATUS=last", "pidfile=" .. pidfile,
+      "exit=0" }, ready_timeout = 3, on_status = function(_, text) seen[#seen + 1] = text end,
       on_exit = function(_, how) seen[#seen + 1] = "exit " .. tostring(how.code) end }
-    core.wait_readable(-1, 0.3) -- (busy, not yielding: the app is gone when the start looks)
+    -- (busy, not yielding, until the app is gone: so it is when the start looks)
+    lu.assertTrue(S.await_gone(S.pid_in(pidfile)))
     local app = assert(h:wait())
     lu.assertEquals(app.state, "exited")
     lu.assertEquals(app.status, "last")
