@@ -113,20 +113,21 @@ end
 -- cqueues runs the coroutines wrapped in one step last first, which made
 -- a supervisor take a reload's "ready" before its "reloading" (the
 -- service left "reloading" for good) and on_exit run before a last
--- on_status. The launcher is kept busy (a blocking sleep) while the app
--- tells it all, so that one step reads everything.
+-- on_status. The launcher is kept busy (blocked, not yielding) until the
+-- app has told it all, so that one step reads everything.
 function TC.test_callbacks_come_in_the_order_the_app_told_them()
   local cqueues = require "cqueues"
   local before = S.snapshot()
   local seen, events, state = {}, {}, nil
+  local told = { S.tmpname("told"), S.tmpname("told") }
   local cq = cqueues.new()
   cq:wrap(function()
     local app = assert(appstart.start {
-      argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=last", "exit=0" },
+      argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=last", "pidfile=" .. told[1], "exit=0" },
       on_status = function(_, text) seen[#seen + 1] = text end,
       on_exit = function() seen[#seen + 1] = "on_exit" end,
     })
-    os.execute("sleep 0.5") -- (the controller held)
+    lu.assertTrue(S.await_gone(S.pid_in(told[1]))) -- (the controller held)
     app:wait(5)
     cqueues.sleep(0.05)
   end)
@@ -139,10 +140,10 @@ function TC.test_callbacks_come_in_the_order_the_app_told_them()
       log = function() end,
       on_event = function(_, st) events[#events + 1] = st end,
       services = { a = { argv = { F, "notify=READY=1", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
-        "pause" } } },
+        "pidfile=" .. told[2], "pause" } } },
     }
     assert(sv:up())
-    os.execute("sleep 0.5")
+    S.pid_in(told[2])
     cqueues.sleep(0.05)
     state = sv:status("a").state
     sv:down()
