@@ -93,6 +93,19 @@ function T.test_output_keep_where_the_launcher_reads_no_output_is_an_error()
   accepted({ output_keep = 100, stderr = { file = "/tmp/x.log" } })
 end
 
+-- A line kept takes 3 bytes more than its length: 1 to 3 would keep
+-- nothing, silently, as 0 says on purpose.
+function T.test_output_keep_is_0_or_from_4_to_64_MiB()
+  local what = "field 'output_keep': must be 0 (nothing kept) or from 4 to 67108864 (bytes: a line kept takes 3"
+    .. " more than its length)"
+  for _, keep in ipairs { -1, 1, 2, 3, 64 * 1024 * 1024 + 1 } do
+    raises({ stdout = "capture", output_keep = keep }, what)
+  end
+  for _, keep in ipairs { 0, 4, 64 * 1024 * 1024 } do
+    accepted({ stdout = "capture", output_keep = keep })
+  end
+end
+
 function T.test_output_keep_sizes_the_tail_of_a_syslog_stream()
   local saved = appstart.syslog_socket
   appstart.syslog_socket = S.tmpname("nobody-listens")

@@ -106,8 +106,11 @@ local function output_stdio(value, what)
   if keep ~= nil and max == nil then return "field 'keep': has no effect without 'max_bytes'" end
 end
 
+-- (1 to 3 would keep nothing, silently: a line kept takes 3 bytes more)
 local function output_keep(value)
-  if value < 0 or value > 64 * 1024 * 1024 then return "must be from 0 to 67108864 (bytes)" end
+  if value < 0 or (value > 0 and value < 4) or value > 64 * 1024 * 1024 then
+    return "must be 0 (nothing kept) or from 4 to 67108864 (bytes: a line kept takes 3 more than its length)"
+  end
 end
 
 -- finite: an infinite wait would overflow the millisecond timers of event
