@@ -65,9 +65,7 @@ static char **string_array(lua_State *L, int arg, int required)
 }
 
 /* core.start(argv, env, cwd, stdin, stdout, stderr, ready, ready_fd,
- *            notify_access, notify_dir, helper, pid_fd, pid_format,
- *            app_uid, kill_mode, cgroup_parent, watchdog_usec, pid_file,
- *            error_fd, pass_fd)
+ *            notify_access, notify_dir, helper, rare)
  *            -> starter, fresh, pid: begun, maybe failed already
  *            (s:step says); fresh: the first step may come after a wait
  *            (starter.h, starter_fresh); pid: the process spawned (0: none)
@@ -75,22 +73,36 @@ static char **string_array(lua_State *L, int arg, int required)
  * argv: the helper's argv then the app's when helper is true; env: array of
  * "K=V" or nil; stdio: nil, "inherit", "null", a path, or a descriptor
  * (the write end of a pipe the launcher reads: the child gets a copy); ready: "none" |
- * "fd" | "notify"; notify_access: "main" | "exec" | "all"; pid_format:
- * "int32le" | "line"; app_uid: the uid a helper's app must run as, or nil;
- * kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in the
- * cgroup v2 hierarchy or nil; watchdog_usec: 0 or nil for none; pid_file:
- * the forking daemon's (helper true), or nil; error_fd: where the helper
- * (appstart-helper --error-fd) writes why it failed, or nil; pass_fd: a
- * descriptor the child gets at fd 3 (no helper, ready "none" or "notify"),
- * or nil.
- * Values, not a table: a start reads them once. */
+ * "fd" | "notify"; notify_access: "main" | "exec" | "all".
+ * rare: nil, or a table of what few starts set (rare_fields below): pid_fd;
+ * pid_format: "int32le" | "line"; app_uid: the uid a helper's app must run
+ * as; kill_mode: "process" | "group" | "cgroup"; cgroup_parent: a path in
+ * the cgroup v2 hierarchy; watchdog_usec: 0 for none; pid_file: the
+ * forking daemon's (helper true); error_fd: where the helper
+ * (appstart-helper --error-fd) writes why it failed; pass_fd: a descriptor
+ * the child gets at fd 3 (no helper, ready "none" or "notify").
+ * Values, not a table, for what every start gives: a start reads them
+ * once, and a coroutine's stack grows to its deepest call (twenty
+ * arguments here took a task in a start from 80 slots to 160). */
 static int l_start(lua_State *L)
 {
     static const char *const ready_names[] = { "none", "fd", "notify", NULL };
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
     static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
-    lua_settop(L, 20); /* the arrays' userdata go above the arguments */
+    /* the rare fields laid out as arguments 12 to 20, by their names; the
+     * arrays' userdata go above */
+    static const char *const rare_fields[] = { "pid_fd", "pid_format", "app_uid", "kill_mode", "cgroup_parent",
+                                               "watchdog_usec", "pid_file", "error_fd", "pass_fd" };
+    lua_settop(L, 12);
+    if (lua_isnil(L, 12)) {
+        lua_settop(L, 20);
+    } else {
+        luaL_checktype(L, 12, LUA_TTABLE);
+        for (size_t i = 0; i < sizeof rare_fields / sizeof rare_fields[0]; i++)
+            lua_getfield(L, 12, rare_fields[i]);
+        lua_remove(L, 12); /* what they hold is on the stack now */
+    }
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.argv = string_array(L, 1, 1);

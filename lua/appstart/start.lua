@@ -81,9 +81,10 @@ local function append(list, ...)
   return table.move({ ... }, 1, select("#", ...), #list + 1, list)
 end
 
---- Start the core's starter for opts (checked): the command (with a
--- helper's argv before the app's), the descriptor layout, the user.
-local function core_start(opts, ready, stdout, stderr, pass_fd)
+--- core_start for the starts that need more than the common fields: a
+-- helper (the command's argv after the helper's), a user, a kill mode, a
+-- watchdog, a forking daemon's pid file, a descriptor passed.
+local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
   local argv, helper = opts.argv, opts.helper or nil
   local pid_fd = opts.pid_fd or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
@@ -136,10 +137,30 @@ local function core_start(opts, ready, stdout, stderr, pass_fd)
   local watchdog = opts.watchdog
   local pid_file = type(opts.ready) == "table" and opts.ready.pid_file or nil
   if pid_file then helper = true end -- argv forks; the file names the daemon
+  -- what few starts set, in a table made only for them (see core.start)
+  local rare = nil
+  if helper or opts.kill_mode or watchdog or pass_fd then
+    rare = { pid_fd = pid_fd, pid_format = opts.pid_format, app_uid = app_uid, kill_mode = opts.kill_mode,
+      cgroup_parent = opts.cgroup_parent, watchdog_usec = watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)),
+      pid_file = pid_file, error_fd = error_fd, pass_fd = pass_fd }
+  end
   return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
-    helper ~= nil, pid_fd, opts.pid_format, app_uid, opts.kill_mode, opts.cgroup_parent,
-    watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)) or nil, pid_file, error_fd, pass_fd)
+    helper ~= nil, rare)
+end
+
+--- Start the core's starter for opts (checked): the command, the
+-- descriptor layout. Few locals on the common path: a task's coroutine
+-- stack grows (by doubling) to fit its deepest call, and this one is the
+-- deepest of a start (README, "Where the memory goes").
+local function core_start(opts, ready, stdout, stderr, pass_fd)
+  if opts.helper or opts.user or opts.kill_mode or opts.watchdog or pass_fd
+    or (type(opts.ready) == "table" and opts.ready.pid_file) then
+    return core_start_rare(opts, ready, stdout, stderr, pass_fd)
+  end
+  return core.start(opts.argv, env_array(opts.env), opts.cwd, opts.stdin, stdout, stderr,
+    ready, ready == "fd" and (opts.ready_fd or 3) or nil, opts.notify_access,
+    ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil, false)
 end
 
 local nofile_raised = false
