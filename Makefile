@@ -115,8 +115,8 @@ deps:
 run: deps all fixtures
 	$(TEST_ENV) $(LUA) spec/demo.lua
 
-# everything CI runs: lint, the suite, the suite under ASan+UBSan, and
-# the suite under valgrind (about 9 minutes on 2 cores), then the sum of the
+# everything CI runs (about 25 minutes on 2 cores): lint, the suite, the
+# suite under ASan+UBSan, and the suite under valgrind, then the sum of the
 # three runs as the last line. A step that fails does not stop the others
 # (each says what failed); the sum counts it (lint's warnings as one
 # failure, a run that said nothing as a missing one) and fails the target.

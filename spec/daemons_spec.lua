@@ -39,6 +39,33 @@ function T.test_redis_server_with_supervised_systemd()
   S.assert_clean(before)
 end
 
+-- The README's example of the app's output, run as it is written (its
+-- socket path made the suite's own): it prints what its comments say, and
+-- leaves nothing running.
+function T.test_the_readmes_output_example_prints_what_it_says()
+  lu.assertTrue(have("redis-server"), "redis-server is installed by .ci/deps")
+  local before = S.snapshot()
+  local readme = assert(S.read(S.spec_dir .. "/../README.md"))
+  local code = assert(readme:match("\n### The app's output\n.-```lua\n(.-)```"), "the example")
+  local sock = S.tmpname("redis.sock")
+  local n
+  code, n = code:gsub("/tmp/r%.sock", sock)
+  lu.assertEquals(n, 1)
+  local file = S.tmpname("example") .. ".lua"
+  local f = assert(io.open(file, "w"))
+  f:write('local appstart = require "appstart"\n', code)
+  f:close()
+  local app = assert(appstart.start { argv = { "lua5.4", file }, ready = "none", stdout = "capture",
+    cwd = S.tmpdir, log = quiet })
+  lu.assertEquals(app:wait(20), { code = 0 })
+  local out = app:tail(3)
+  lu.assertEquals(#out, 3, table.concat(out, "\n"))
+  lu.assertStrContains(out[2], "Redis is now ready to exit, bye bye...")
+  lu.assertStrMatches(out[3], "%d+ lines seen")
+  lu.assertTrue(tonumber(out[3]:match("%d+")) >= 2)
+  S.assert_clean(before)
+end
+
 function T.test_dbus_daemon_forks_and_reports_pid_and_address()
   lu.assertTrue(have("dbus-daemon"))
   local before = S.snapshot()

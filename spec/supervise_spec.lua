@@ -691,6 +691,10 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   code, out = run { "supervise", dir .. "/none.lua" }
   lu.assertEquals(code, 1)
   lu.assertStrContains(out, "none.lua")
+  -- (-q and -v say opposite things: neither wins silently)
+  code, out = run { "supervise", "-q", "-v", dir .. "/none.lua" }
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(out, "--quiet and --verbose exclude each other")
   write(dir .. "/bad.lua", "return { services = { a = { argv = { 'x' }, needs = { 'b' } } } }")
   code, out = run { "supervise", dir .. "/bad.lua" }
   lu.assertEquals(code, 1)

@@ -105,7 +105,7 @@ and time to ready, and exit 0 leaving it running.
                            {"code":..,"message":..,"pid":..,"exit_code":..,
                            "signal":..,"output":[..]} (null where not known;
                            output: the app's last lines, [] unless read)
-  -q, --quiet              print nothing on success
+  -q, --quiet              print nothing on success (not with -v)
   -v, --verbose            log each step on stderr
   -h, --help               show this help
   --version                show the version

@@ -36,7 +36,7 @@ removed ones stopped, changed ones restarted.
                    "delay":..,"exit_code":..,"signal":..,"watchdog":..,
                    "code":..,"message":..} (null where it does not apply)
   -q, --quiet     print no events, not even with --json, and no log line
-                  below an error (errors still go to stderr)
+                  below an error (errors still go to stderr); not with -v
   -v, --verbose   log each step on stderr
   -h, --help      show this help
 
