@@ -41,6 +41,21 @@ function T.test_the_readme_needs_nothing_a_user_does_not_get()
   end
 end
 
+--- `make bench` runs, in its quick form (every benchmark, small counts): a
+-- change to what the benchmarks call (appstart.core directly, for one) is
+-- seen by the suite, not by the next one to measure. Its figures are not
+-- looked at here: timing is the benchmarks' own business.
+function T.test_the_benchmarks_run()
+  local out = S.tmpname("bench")
+  local ok = os.execute("export BENCH_QUICK=1; " .. S.san_prefix .. "exec lua5.4 "
+    .. S.shell_quote(TOP .. "/spec/bench/run.lua") .. " >" .. out .. " 2>&1")
+  local text = S.read(out) or ""
+  lu.assertTrue(ok, text)
+  for _, b in ipairs { "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10" } do
+    lu.assertStrContains(text, "\n| " .. b .. " ", false)
+  end
+end
+
 --- The specs' temporary directory (support.lua, one per process that loads
 -- it: each run, each bench worker) goes when the process ends, whether its
 -- script ends, raises or calls os.exit(code, true).
