@@ -249,6 +249,38 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* core.open_stdio() -> the numbers of 0, 1, 2 that were closed, now on
+ * /dev/null (a list). For a program's first step (the command's): with
+ * one of them closed, the next descriptor made takes its number, and what
+ * the program writes to stdout (or reads from stdin) would go to that one
+ * (a signalfd, a socket) instead. Not close-on-exec: they are stdio, what
+ * a child given "inherit" takes. */
+static int l_open_stdio(lua_State *L)
+{
+    lua_createtable(L, 3, 0);
+    int n = 0;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int got;
+        do
+            got = open("/dev/null", O_RDWR | O_NOCTTY);
+        while (got < 0 && errno == EINTR);
+        if (got < 0)
+            return luaL_error(L, "/dev/null: %s", strerror(errno));
+        if (got != fd) { /* (a lower one opened meanwhile: another thread) */
+            int moved = dup2(got, fd);
+            int saved = errno;
+            (void)close(got);
+            if (moved < 0)
+                return luaL_error(L, "dup2: %s", strerror(saved));
+        }
+        lua_pushinteger(L, fd);
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
 /* core.bad_string(list) -> nil | i, why: the first entry of the array
  * list that is no string, or holds a NUL byte (which a C string would cut
  * there), in one call however long the list (options.lua's checks) */
@@ -559,7 +591,7 @@ int luaopen_appstart_core(lua_State *L)
         { "wait_readable", l_wait_readable }, { "writable", l_writable },
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },
-        { "isatty", l_isatty },
+        { "isatty", l_isatty },       { "open_stdio", l_open_stdio },
         { "pid", l_pid },
         { "bad_string", l_bad_string },
         { "process_group", l_process_group }, { "proc_status", l_proc_status },

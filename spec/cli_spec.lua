@@ -342,6 +342,26 @@ end
 -------------------------------------------------------------------------------
 
 local Start = {}
+
+-- Started with stdin, stdout or stderr closed (as `cmd >&-` does), the
+-- command works as with /dev/null there: the descriptors it makes (its
+-- signals', first) take no stdio number, so the ready line is written
+-- and it exits 0 at ready, the app left running. Before, with stdout
+-- closed, the line waited for ever on the signals' descriptor.
+function Start.test_the_command_with_stdin_stdout_or_stderr_closed_exits_at_ready()
+  for _, closed in ipairs { "<&-", ">&-", "2>&-" } do
+    local pidfile, out, err = S.tmpname("pid"), S.tmpname("out"), S.tmpname("err")
+    local _, how, code = os.execute(command_line { "--ready=none", "--", F, "pidfile=" .. pidfile, "pause" }
+      .. (closed == ">&-" and "" or " >" .. out) .. (closed == "2>&-" and "" or " 2>" .. err) .. " " .. closed)
+    lu.assertEquals({ how, code }, { "exit", 0 }, closed .. ": " .. (S.read(err) or ""))
+    -- (ready at the exec: the app writes its pid file after)
+    local pid = tonumber(S.await_file(pidfile, 5))
+    lu.assertNotNil(pid, closed)
+    if closed ~= ">&-" then lu.assertStrMatches(S.read(out), "appstart: fixture ready: pid " .. pid .. ", .*\n") end
+    lu.assertNotNil(S.read("/proc/" .. pid .. "/stat"), closed .. ": the app runs")
+    kill_app(pid)
+  end
+end
 function Start.tearDown() S.kill_strays() end
 
 function Start.test_fd_start_prints_pid_name_and_time_and_leaves_the_app_running()

@@ -886,6 +886,9 @@ end
 -- @param argv the arguments (argv[1..n]; the script's `arg` table)
 -- @return the exit code
 function cli.main(argv)
+  -- a closed stdin, stdout or stderr would be taken by the next
+  -- descriptor made (the signals'), and the ready line written there
+  core.open_stdio()
   if argv[1] == "supervise" then
     local code, usage = require("appstart.supervise").main(table.move(argv, 2, #argv, 1, {}), cli)
     if usage then
