@@ -877,6 +877,18 @@ function TL.test_closes_outside_uv_run_leave_the_users_handles_alone()
   lu.assertEquals(out, "terminated:\t15\t15\ntimer closing:\tfalse\ntimer ran:\t1\n")
 end
 
+-- A coroutine closed (coroutine.close) while it waits in a start: the
+-- start is abandoned there, its app terminated, and what it waited on,
+-- when it ends, finds it over; nothing is left.
+function TL.test_a_coroutine_closed_while_it_waits_in_a_start_under_luv()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting_in_a_start")
+  local pid = tonumber(out:match("app:\t(%d+)"))
+  lu.assertNotNil(pid, out)
+  lu.assertTrue(S.await_gone(pid, 5), "the app of the closed start still runs")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "closed:\ttrue\napp:\t" .. pid .. "\nchildren:\t\ndescriptors:\tsame\n")
+end
+
 -- So is an on_status that raises while the app starts (it came out of
 -- appstart.start, out of a uv callback: luv ended the process, the app
 -- left running); the start goes on.

@@ -68,6 +68,31 @@ function T.test_run_returns_when_fn_and_every_spawned_task_are_done()
   lu.assertEquals(finished, { "child", "grandchild", "main", "short" })
 end
 
+-- A task's coroutine closed by another task (coroutine.close) while it
+-- waits in a start: the start is abandoned there (its app terminated),
+-- and the run, when what it waited on ends, counts it over instead of
+-- resuming it (it raised "cannot resume dead coroutine" out of the run).
+function T.test_a_task_closed_while_it_waits_in_a_start_is_over_and_its_app_ended()
+  local before = S.snapshot()
+  local pid, returned
+  appstart.run(function()
+    local co
+    appstart.spawn(function()
+      co = coroutine.running()
+      appstart.start { argv = { F, "pause" }, ready = { check = function(app)
+        pid = app.pid
+        return false
+      end }, ready_timeout = 2, kill_grace = 0.2, log = S.quiet }
+      returned = true
+    end)
+    lu.assertTrue(await_in_loop(function() return pid ~= nil end), "the start never probed")
+    lu.assertTrue(coroutine.close(co))
+  end)
+  lu.assertNil(returned)
+  lu.assertTrue(await_gone(pid, 5), "the app of the closed start still runs")
+  S.assert_clean(before)
+end
+
 function T.test_run_passes_arguments_and_task_done_turns_true()
   local seen, task
   appstart.run(function(a, b)

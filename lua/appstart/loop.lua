@@ -789,7 +789,14 @@ function loop.run(fn, ...)
         local plain = false
         for i = 1, #q do
           local task = q[i]
-          if not task.done then
+          if not task.done and coroutine.status(task.co) == "dead" then
+            -- closed by another (coroutine.close): its to-be-closed
+            -- variables ran there (a start in it was abandoned), and the
+            -- wait it was in ended now; it is over, never resumed
+            task.done = true
+            state.tasks[task.co] = nil
+            state.count = state.count - 1
+          elseif not task.done then
             local okr, res = coroutine.resume(task.co, unpack_args(task))
             if not okr then
               -- a message gets the task's traceback; any other value (a

@@ -165,6 +165,9 @@ function B.wait(fd, deadline)
     if task then task.finish = false end
     if fd then remove_poll(fd, on_ready) end
     close_handle(timer)
+    -- (a coroutine closed while it waited, by coroutine.close, is over:
+    -- its to-be-closed variables ran there, a start in it abandoned)
+    if coroutine.status(co) == "dead" then return end
     resume(co, value, why)
   end
   if task then task.finish = finish end
