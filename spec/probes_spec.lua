@@ -719,6 +719,53 @@ function T.test_a_check_function_that_raises_fails_the_start()
   lu.assertStrContains(err.message, "the check function raised no such table")
 end
 
+-- A check function that steps or waits for its own start (h:step(),
+-- h:wait()) is refused at once, in a plain script (where its call is that
+-- start's step: a nested wait finished the start under the outer step,
+-- which then failed on what was gone, and a nested step recursed until
+-- the C stack ran out) as in a loop (where it would wait on itself until
+-- ready_timeout). Refused there and caught, the start goes on; not
+-- caught, it is the check's error: the start fails, its app terminated.
+function T.test_a_check_function_that_steps_or_waits_for_its_own_start_is_refused()
+  local appstart = require "appstart"
+  local function scenario(how, n)
+    local h, tries, refused = nil, 0, nil
+    local t0 = now()
+    h = appstart.begin { argv = { F, "pause" }, ready_timeout = 5, kill_grace = 0.2, log = S.quiet,
+      ready = { check = function()
+        tries = tries + 1
+        if tries == n then
+          if how == "caught" then
+            local ok, why = pcall(h.wait, h)
+            refused = not ok and why
+          else
+            h:step()
+          end
+        end
+        return tries > n
+      end } }
+    local app, err = h:wait()
+    return app, err, refused, now() - t0
+  end
+  for _, in_loop in ipairs { false, true } do
+    local before = S.snapshot()
+    local app, err, refused, took
+    local function run() app, err, refused, took = scenario("caught", 2) end
+    if in_loop then appstart.run(run) else run() end
+    lu.assertNotNil(app, tostring(err))
+    lu.assertEquals(refused, "appstart: a check function cannot step or wait for its own start (h:step, h:wait)")
+    lu.assertTrue(took < 3, "ready after " .. took .. " s")
+    lu.assertEquals(app:terminate(1).signal, 15)
+    local function run2() app, err = scenario("raised", 2) end
+    if in_loop then appstart.run(run2) else run2() end
+    lu.assertNil(app)
+    lu.assertEquals(err.code, "protocol", tostring(err))
+    lu.assertStrContains(err.message, "the check function raised")
+    lu.assertStrContains(err.message, "a check function cannot step or wait for its own start (h:step, h:wait)")
+    S.assert_clean(before, in_loop and "in a loop" or "plain")
+  end
+end
+
 function T.test_a_check_functions_reason_or_error_that_tostring_cannot_show_fails_the_start()
   -- (a __tostring that raises: the start fails, it does not raise)
   local unshowable = setmetatable({}, { __tostring = function() error("no text for this", 0) end })

@@ -114,6 +114,7 @@ function M.new(opts, start_wall, starter, before)
   else
     p.kind, p.fn = "check", spec.check
     p.what = "the check function never returned true"
+    p.caller = false -- the coroutine the check function runs in, while it runs
   end
   return p
 end
@@ -347,7 +348,9 @@ local function call_check(p, app)
   local fn = p.fn
   local task = loop.call(function()
     if job.dropped then return end -- its start ended before the task ran
+    p.caller = coroutine.running()
     local ok, result, why = pcall(fn, app)
+    p.caller = false
     if job.dropped then return end -- its start has ended meanwhile
     job.done, job.ok, job.result, job.why = true, ok, result, why
     if job.wake then job.wake() end

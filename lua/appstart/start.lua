@@ -652,10 +652,22 @@ function probe_step(h)
   return false
 end
 
+-- The start's own check function stepping it (h:step, h:wait) would run
+-- inside its step: a step in a step, or the check again (in a plain
+-- script the call is a step's; in a loop it would wait on itself).
+-- Raised at the line of the call.
+local function not_from_own_check(h)
+  local pr = h._probing
+  if pr and pr.probe and pr.probe.caller == coroutine.running() then
+    error("appstart: a check function cannot step or wait for its own start (h:step, h:wait)", 3)
+  end
+end
+
 --- Advance without blocking: true once done (then h.app or h.err is set).
 -- Call it whenever h:pollfd() (or one of the starter's descriptors) is
 -- readable or h:timeout() has passed.
 function Starting:step()
+  not_from_own_check(self)
   -- stepped once, it is fresh no more: what happened is for the step to see
   self._fresh = false
   if self.done then return true end
@@ -796,6 +808,7 @@ end
 -- err. A wait cancelled (the calling task was) cancels the start (and the
 -- task a check function runs in).
 function Starting:wait()
+  not_from_own_check(self)
   local s = self._s
   -- fresh from its spawn: the first step comes after a wait (unless the
   -- start has been abandoned meanwhile: its own deadline rules then, and
