@@ -249,16 +249,14 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
-/* core.open_stdio() -> the numbers of 0, 1, 2 that were closed, now on
- * /dev/null (a list). For a program's first step (the command's): with
- * one of them closed, the next descriptor made takes its number, and what
- * the program writes to stdout (or reads from stdin) would go to that one
- * (a signalfd, a socket) instead. Not close-on-exec: they are stdio, what
- * a child given "inherit" takes. */
+/* core.open_stdio(): 0, 1 and 2, those closed, opened on /dev/null. For a
+ * program's first step (the command's): with one of them closed, the next
+ * descriptor made takes its number, and what the program writes to stdout
+ * (or reads from stdin) would go to that one (a signalfd, a socket)
+ * instead. Not close-on-exec: they are stdio, what a child given
+ * "inherit" takes. */
 static int l_open_stdio(lua_State *L)
 {
-    lua_createtable(L, 3, 0);
-    int n = 0;
     for (int fd = 0; fd <= 2; fd++) {
         if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
             continue;
@@ -268,17 +266,12 @@ static int l_open_stdio(lua_State *L)
         while (got < 0 && errno == EINTR);
         if (got < 0)
             return luaL_error(L, "/dev/null: %s", strerror(errno));
-        if (got != fd) { /* (a lower one opened meanwhile: another thread) */
-            int moved = dup2(got, fd);
-            int saved = errno;
+        /* the lowest free number: fd, unless another thread took it
+         * meanwhile (then it is open, and this one is not needed) */
+        if (got != fd)
             (void)close(got);
-            if (moved < 0)
-                return luaL_error(L, "dup2: %s", strerror(saved));
-        }
-        lua_pushinteger(L, fd);
-        lua_rawseti(L, -2, ++n);
     }
-    return 1;
+    return 0;
 }
 
 /* core.bad_string(list) -> nil | i, why: the first entry of the array

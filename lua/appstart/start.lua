@@ -138,12 +138,9 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
   local pid_file = type(opts.ready) == "table" and opts.ready.pid_file or nil
   if pid_file then helper = true end -- argv forks; the file names the daemon
   -- what few starts set, in a table made only for them (see core.start)
-  local rare = nil
-  if helper or opts.kill_mode or watchdog or pass_fd then
-    rare = { pid_fd = pid_fd, pid_format = opts.pid_format, app_uid = app_uid, kill_mode = opts.kill_mode,
-      cgroup_parent = opts.cgroup_parent, watchdog_usec = watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)),
-      pid_file = pid_file, error_fd = error_fd, pass_fd = pass_fd }
-  end
+  local rare = { pid_fd = pid_fd, pid_format = opts.pid_format, app_uid = app_uid, kill_mode = opts.kill_mode,
+    cgroup_parent = opts.cgroup_parent, watchdog_usec = watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)),
+    pid_file = pid_file, error_fd = error_fd, pass_fd = pass_fd }
   return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, rare)
