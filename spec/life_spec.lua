@@ -474,6 +474,39 @@ function TM.test_what_an_app_ready_and_gone_at_once_sent_after_ready_counts()
   S.assert_clean(before)
 end
 
+-- What an app sends as a stop ends it counts: a last STATUS= still queued
+-- when the stop sees the end is read before the socket is closed, and
+-- told before on_exit (it was closed unread: a supervisor's "0 of 2
+-- services ready" was lost so).
+function TM.test_a_last_status_sent_as_a_stop_ends_the_app_counts()
+  local before = S.snapshot()
+  local seen = {}
+  local how
+  run(function()
+    local appstart = require "appstart"
+    local pidfile, go = S.tmpname("pid"), S.tmpname("go")
+    local app = assert(start {
+      argv = { F, "catch=TERM", "pidfile=" .. pidfile, "notify=READY=1", "waitsig=TERM", "waitfile=" .. go,
+        "notify=STATUS=last", "exit=0" },
+      on_status = function(_, text) seen[#seen + 1] = text end,
+      on_exit = function(_, h) seen[#seen + 1] = "exit " .. tostring(h.code) end,
+    })
+    local pid = S.pid_in(pidfile)
+    local stop = appstart.spawn(function() how = app:terminate(3) end)
+    -- (the stop sends SIGTERM and waits for the end meanwhile)
+    appstart.sleep(0.1)
+    -- (busy, not yielding: the app sends its last status and is gone
+    -- before the loop looks again; the cancel, which the stop ignores,
+    -- has it look at the process first)
+    S.touch(go)
+    lu.assertTrue(S.await_gone(pid))
+    stop:cancel()
+  end)
+  lu.assertEquals(how, { code = 0 })
+  lu.assertEquals(seen, { "last", "exit 0" })
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_from_another_process_than_the_main_is_refused()
   local entries, log = S.recorder()
   run(function()

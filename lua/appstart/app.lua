@@ -250,6 +250,10 @@ local function ended(app, how, settled)
     loop.unwatch(app._watch)
     app._watch = false
   end
+  -- what it sent before it ended and the socket still holds is its last
+  -- word (a stop that saw the end first: a last STATUS=), told before
+  -- on_exit
+  if app._life and app._life.listener then drain_all(app, true) end
   stop_listening(app)
   local proc = app._proc
   app._proc = false
@@ -468,8 +472,8 @@ local function call_on_status(app, on_status)
   end)
 end
 
-local function on_message(app, m, sender)
-  if m.mainpid then move_main(app, m.mainpid, sender) end
+-- What a message says of the app: its status, an errno.
+local function take_report(app, m)
   if m.status then
     app.status = m.status
     if not log.drops(app._log, "info") then
@@ -481,6 +485,11 @@ local function on_message(app, m, sender)
   if m.errno and not log.drops(app._log, "info") then
     noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, m.errno))
   end
+end
+
+local function on_message(app, m, sender)
+  if m.mainpid then move_main(app, m.mainpid, sender) end
+  take_report(app, m)
   local life = app._life
   -- the reloads under way (app:reload() in several tasks at once: each
   -- waits for the same RELOADING=1 and READY=1)
@@ -525,8 +534,10 @@ local function on_message(app, m, sender)
 end
 
 --- Read what the app's socket holds (a bounded batch), acting on each
--- datagram: true when the batch was full (more may wait).
-function App.drain(app)
+-- datagram: true when the batch was full (more may wait). last: the app
+-- has ended, what it sent is only its last word (a status; no new main,
+-- no state, no watchdog).
+function App.drain(app, last)
   local life = app._life
   local l = life and life.listener
   local full = true
@@ -535,7 +546,7 @@ function App.drain(app)
     local kind, a, b = l:read()
     if not kind then full = false; break end
     if kind == "message" then
-      on_message(app, a, b)
+      if last then take_report(app, a) else on_message(app, a, b) end
     elseif kind == "refused" then
       local r = life.refused
       if not r then
@@ -559,10 +570,10 @@ function App.drain(app)
 end
 
 -- All the socket holds (READS_BEFORE_VERDICT datagrams at most), in
--- batches.
-function drain_all(app)
+-- batches (last: as App.drain's).
+function drain_all(app, last)
   for _ = 1, READS_BEFORE_VERDICT // READS_PER_WAKE do
-    if not App.drain(app) then return end
+    if not App.drain(app, last) then return end
   end
 end
 
