@@ -243,6 +243,16 @@ static int list_children(struct pidset *out)
     return err;
 }
 
+static struct timespec adopt_pause; /* (the specs': see the header) */
+
+void children_testing_adopt_pause(double seconds)
+{
+    pthread_mutex_lock(&lock);
+    adopt_pause.tv_sec = (time_t)seconds;
+    adopt_pause.tv_nsec = (long)((seconds - (double)adopt_pause.tv_sec) * 1e9);
+    pthread_mutex_unlock(&lock);
+}
+
 static int adopt_depth;            /* windows open */
 static unsigned long long adopt_since; /* when the first opened, in clock
                                           ticks since boot (as procfs's
@@ -260,17 +270,24 @@ int children_adopt_begin(void)
         if (prctl(PR_GET_CHILD_SUBREAPER, &cur, 0, 0, 0) < 0)
             cur = 0;
         was_subreaper = cur;
+        /* the children before the window, listed before it opens: an
+         * orphan that comes once the launcher is a subreaper (a helper of
+         * an earlier start, dropped, exiting just then) is a newcomer, never
+         * one of these, which stay as they are */
+        adopt_before.len = 0;
+        adopt_before_known = list_children(&adopt_before) == 0;
+        struct timespec ts;
+        long hz = sysconf(_SC_CLK_TCK);
+        adopt_since = hz > 0 && clock_gettime(CLOCK_BOOTTIME, &ts) == 0
+                          ? (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+                                (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ull
+                          : 0;
         if (!cur && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
             err = errno;
-        if (!err) {
-            adopt_before.len = 0;
-            adopt_before_known = list_children(&adopt_before) == 0;
-            struct timespec ts;
-            long hz = sysconf(_SC_CLK_TCK);
-            adopt_since = hz > 0 && clock_gettime(CLOCK_BOOTTIME, &ts) == 0
-                              ? (unsigned long long)ts.tv_sec * (unsigned long long)hz +
-                                    (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ull
-                              : 0;
+        else if (adopt_pause.tv_sec || adopt_pause.tv_nsec) {
+            struct timespec left = adopt_pause;
+            while (nanosleep(&left, &left) < 0 && errno == EINTR)
+                ;
         }
     }
     if (!err)

@@ -146,6 +146,18 @@ static int l_reap_zombie(lua_State *L)
     return 1;
 }
 
+/* adopt_pause(seconds): each adoption window that opens (none open before)
+ * pauses that long once the launcher is a subreaper, until adopt_pause(0);
+ * an orphan that comes to it meanwhile is a newcomer, taken at the
+ * window's end */
+static int l_adopt_pause(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds <= 10, 1, "0 to 10 seconds expected");
+    children_testing_adopt_pause((double)seconds);
+    return 0;
+}
+
 /* subreaper() -> whether the launcher is a child subreaper now (while an
  * adoption window is open, children.h) */
 static int l_subreaper(lua_State *L)
@@ -165,7 +177,7 @@ void lb_open_testing(lua_State *L)
         { "exec_report", l_exec_report }, { "fds", l_fds },
         { "reap", l_reap }, { "reap_zombie", l_reap_zombie },
         { "no_cgroup_kill", l_no_cgroup_kill }, { "epoll_fault", l_epoll_fault },
-        { "subreaper", l_subreaper }, { "probe_source_port", l_probe_source_port },
+        { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause }, { "probe_source_port", l_probe_source_port },
         { NULL, NULL },
     };
     luaL_newlib(L, functions);

@@ -434,15 +434,19 @@ function T.test_starts_dropped_as_the_pid_is_written_leave_no_app()
   lu.assertTrue(seen > 0, "no app was seen")
   lu.assertEquals(left, {}, "apps left running by dropped starts")
   -- (each helper ends once it has killed its app; both are reaped then)
+  local on -- (what ran on, for the message)
   lu.assertTrue(S.await_with_sleep(function()
-    for _, pid in ipairs(helpers) do
-      if S.proc_status(pid) then return false end
-    end
-    for _, pid in ipairs(apps) do
-      if S.proc_status(pid) then return false end
+    for kind, pids in pairs { helper = helpers, app = apps } do
+      for _, pid in ipairs(pids) do
+        local st = S.proc_status(pid)
+        if st then
+          on = string.format("%s %d: %s, parent %s", kind, pid, st.State, st.PPid)
+          return false
+        end
+      end
     end
     return true
-  end, 5), "a helper or an app ran on")
+  end, 5), "a helper or an app ran on: " .. tostring(on))
   S.assert_clean(before)
 end
 

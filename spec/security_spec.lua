@@ -183,6 +183,35 @@ function T.test_an_orphan_adopted_during_a_helpers_start_is_reaped_and_a_popen_l
   S.assert_clean(before)
 end
 
+-- An orphan that comes to the launcher as a helper's start opens its
+-- window (a dropped start's app, its helper exiting just then) is one to
+-- take, not one of the children the launcher had before: those were
+-- listed once it was a subreaper already, and such an orphan, counted
+-- among them, stayed a zombie of the launcher's for good.
+function T.test_an_orphan_that_comes_as_the_window_opens_is_reaped()
+  local before = S.snapshot()
+  local orphan_file = S.tmpname("orphan")
+  -- an app that forks a child of a session of its own (as a helper's app
+  -- is), outliving it by half a second, and exits 0.1 s after it began
+  local parent = assert(start { argv = { F, "fork", "setsid", "pidfile=" .. orphan_file, "sleep=0.6", "exit=0", "|",
+    "sleep=0.1", "exit=0" }, ready = "none" })
+  local orphan = S.pid_in(orphan_file)
+  -- the next window pauses 0.3 s once open: the parent exits meanwhile
+  S.testing.adopt_pause(0.3)
+  local ok, h = pcall(appstart.begin, { argv = { "pause" }, ready = "none",
+    helper = { F, "fork", "pause", "|", "int32=3:child", "exit=0" }, log = S.quiet })
+  S.testing.adopt_pause(0)
+  assert(ok, h)
+  lu.assertEquals(stat_of(orphan).ppid, S.core.pid(), "the launcher adopted the orphan as the window opened")
+  local app = assert(h:wait())
+  lu.assertEquals(parent:wait(3), { code = 0 })
+  lu.assertEquals(app:terminate(1), { signal = 15 })
+  -- the orphan exits 0.6 s after it began: reaped by a call that waits
+  lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. orphan .. "/stat") end, 5),
+    "the orphan stayed a zombie")
+  S.assert_clean(before)
+end
+
 -- A daemon whose intermediate parent never exits holds the adoption
 -- window open (its lease, so that the daemon comes to the launcher when
 -- that parent exits): orphans of other apps that come meanwhile (here of
