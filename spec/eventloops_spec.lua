@@ -889,6 +889,15 @@ function TL.test_a_coroutine_closed_while_it_waits_in_a_start_under_luv()
   lu.assertEquals(out, "closed:\ttrue\napp:\t" .. pid .. "\nchildren:\t\ndescriptors:\tsame\n")
 end
 
+-- So is one closed while it waits in a supervisor's call (sv:up()): the
+-- supervisor's next change woke the dead coroutine from a timer of its
+-- wait's, and luv ended the process.
+function TL.test_a_coroutine_closed_while_it_waits_in_a_supervisor_under_luv()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting_in_a_supervisor")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "closed:\ttrue\ndown:\ttrue\nchildren:\t\ndescriptors:\tsame\n")
+end
+
 -- So is an on_status that raises while the app starts (it came out of
 -- appstart.start, out of a uv callback: luv ended the process, the app
 -- left running); the start goes on.

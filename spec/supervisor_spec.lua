@@ -1784,6 +1784,49 @@ function TDrivers.test_cqueues()
   S.assert_clean(before)
 end
 
+-- The last STATUS= a service sends as sv:down() stops it is told before
+-- its on_exit, and sv:status() has it, in every loop (under cqueues the
+-- supervisor told on_exit first, and its status stayed the one before).
+local function last_status_before_on_exit(context)
+  if context == "luv" then require "appstart.luv" end
+  local before = S.snapshot()
+  local got = {}
+  local sv = supervisor { services = { a = {
+    argv = { F, "catch=TERM", "notify=READY=1\nSTATUS=up", "waitsig=TERM", "notify=STATUS=bye", "exit=0" },
+    on_status = function(_, text) got[#got + 1] = "on_status " .. text end,
+    on_exit = function(_, how) got[#got + 1] = "on_exit " .. tostring(how.code) end } } }
+  local function go()
+    lu.assertEquals(sv:up(), true)
+    lu.assertEquals(sv:status("a").status, "up")
+    lu.assertEquals(sv:down(), true)
+    lu.assertEquals(sv:status("a").status, "bye")
+  end
+  if context == "cqueues" then
+    local cq = require("cqueues").new()
+    local ok, err
+    cq:wrap(function() ok, err = pcall(go) end)
+    assert(cq:loop())
+    lu.assertTrue(ok, tostring(err))
+    cq = nil -- luacheck: ignore
+    collectgarbage() -- the controller closes its descriptors
+  elseif context == "luv" then
+    local ok, err
+    coroutine.wrap(function() ok, err = pcall(go) end)()
+    require("luv").run()
+    lu.assertTrue(ok, tostring(err))
+  else
+    appstart.run(go)
+  end
+  lu.assertEquals(got, { "on_status up", "on_status bye", "on_exit 0" }, context)
+  S.assert_clean(before)
+end
+
+function TDrivers.test_the_last_status_comes_before_on_exit_inside_appstart_run()
+  last_status_before_on_exit("run")
+end
+function TDrivers.test_the_last_status_comes_before_on_exit_under_cqueues() last_status_before_on_exit("cqueues") end
+function TDrivers.test_the_last_status_comes_before_on_exit_under_luv() last_status_before_on_exit("luv") end
+
 -- sv:up() in a coroutine of a new cqueues controller, stepped until it
 -- has returned true; the controller, whose coroutine the supervisor's
 -- driver is

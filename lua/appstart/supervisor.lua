@@ -382,9 +382,20 @@ local function start_failed(sv, svc, err, h)
   apply_policy(sv, svc, err, true)
 end
 
+-- What the app said last (a STATUS= read as it ended, whose on_status
+-- call the app has queued, not run yet): told now, before its on_exit
+-- (the call the app queued then finds it told).
+local function last_status(svc, app)
+  if app.status and app.status ~= svc.status and svc.opts.on_status then
+    svc.opts.on_status(app, app.status)
+  end
+  svc.told_last = app
+end
+
 local function ended(sv, svc, how)
   if svc.app._run_failed then return stopped_by_run(sv, svc, how, false) end
   local app = release_app(sv, svc)
+  last_status(svc, app)
   if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
 end
@@ -394,6 +405,7 @@ function stopped(sv, svc, reason, is_err)
   local pid = svc.pid or nil
   if svc.app then
     local app = release_app(sv, svc)
+    last_status(svc, app)
     if svc.on_exit and not is_err then enqueue(sv, svc, "on_exit", svc.on_exit, app, reason) end
   end
   no_more_ready(svc, now())
@@ -432,7 +444,7 @@ local finish_start -- below
 local function begin(sv, svc)
   if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
-  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
+  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent, svc.told_last = nil, nil, nil, nil, nil, nil
   local ok, h
   if svc.opts.watchdog then
     -- its pings are read while a call of the supervisor's waits, even
@@ -899,6 +911,7 @@ local function add_service(sv, name, cfg)
   -- STATUS= is a notify message: a start refuses on_status for other apps
   if (opts.ready or "notify") == "notify" then
     opts.on_status = function(app, text)
+      if svc.told_last == app then return end -- (its last word told: last_status)
       svc.status = text
       if on_status then
         enqueue_latest(sv, svc, "_status_item", true, "on_status", on_status, app, text)

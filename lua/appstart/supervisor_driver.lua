@@ -85,18 +85,23 @@ function LUV.alive() return true end
 
 --- A poll handle on fd (the supervisor's poller: nobody else polls it) and
 -- a timer for the deadline, or for a wake: whichever fires first resumes
--- the waiting coroutine, from uv's loop.
+-- the waiting coroutine, from uv's loop. A coroutine closed meanwhile
+-- (coroutine.close) takes both with it: nothing resumes it then.
 function LUV.wait(w, fd, deadline)
   local co = coroutine.running()
   local timer, poll, done = uv.new_timer(), nil, false
-  local function finish(value)
-    if done then return end
+  local function over()
+    if done then return false end
     done, w.wake = true, false
     if poll then poll:stop(); poll:close() end
     timer:stop()
     timer:close()
-    resume(co, value)
+    return true
   end
+  local function finish(value)
+    if over() then resume(co, value) end
+  end
+  local _ <close> = setmetatable({}, { __close = over })
   if fd then
     poll = assert(uv.new_poll(fd))
     poll:start("r", function() finish(true) end)
