@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/signalfd.h>
 
 struct lsignals {
@@ -132,6 +133,55 @@ static int l_signals_close(lua_State *L)
     return 0;
 }
 
+/* The handlers default_action took away, to give back. */
+static struct sigaction handled[NSIG];
+static char taken[NSIG];
+
+/* core.default_action({"INT", ...}, on): each listed signal that a handler
+ * of the process's catches (lua5.4's own for SIGINT, which only raises
+ * "interrupted!" once the running C call returns: a write blocked on a
+ * reader that never reads stays blocked) takes its default action from
+ * now on (on true), or gets that handler back (on false). A signal
+ * ignored, or at its default already, is left as it is. */
+static int l_default_action(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int on = lua_toboolean(L, 2);
+    sigset_t set;
+    sigemptyset(&set);
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        sigaddset(&set, lb_check_signal(L, lua_gettop(L), SIGTERM));
+        lua_pop(L, 1);
+    }
+    pthread_mutex_lock(&held_lock);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigismember(&set, sig) != 1)
+            continue;
+        if (on && !taken[sig]) {
+            struct sigaction now;
+            if (sigaction(sig, NULL, &now) != 0)
+                continue;
+            if (!(now.sa_flags & SA_SIGINFO) && (now.sa_handler == SIG_IGN || now.sa_handler == SIG_DFL))
+                continue;
+            struct sigaction dfl;
+            memset(&dfl, 0, sizeof dfl);
+            dfl.sa_handler = SIG_DFL;
+            sigemptyset(&dfl.sa_mask);
+            if (sigaction(sig, &dfl, NULL) == 0) {
+                handled[sig] = now;
+                taken[sig] = 1;
+            }
+        } else if (!on && taken[sig]) {
+            taken[sig] = 0;
+            (void)sigaction(sig, &handled[sig], NULL);
+        }
+    }
+    pthread_mutex_unlock(&held_lock);
+    return 0;
+}
+
 void lb_open_signals(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -142,4 +192,6 @@ void lb_open_signals(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_signals);
     lua_setfield(L, -2, "signals");
+    lua_pushcfunction(L, l_default_action);
+    lua_setfield(L, -2, "default_action");
 }

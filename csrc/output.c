@@ -212,6 +212,7 @@ void output_set_app_uid(struct output *o, uid_t uid)
 }
 
 static const char not_one_link[] = "not a regular file of one link";
+static const char symlink_why[] = "a symbolic link (never followed)";
 static const char foreign[] = "another user's file in a sticky directory others can write (as /tmp)";
 
 /* The file to append to: a regular file with one link, never through a
@@ -239,8 +240,15 @@ static int open_log(struct output_file *f, int create_flags, uid_t app_uid, cons
         readable = 0;
         fd = open_in_dir(f->dir_fd, f->name, create_flags | O_WRONLY);
     }
-    if (fd < 0)
+    if (fd < 0) {
+        /* (said in the words of the rules: a symbolic link is ELOOP to
+         * open, a FIFO with no reader ENXIO, as is a socket's file) */
+        struct stat lst;
+        if ((fd == -ELOOP || fd == -ENXIO) && fstatat(f->dir_fd, f->name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISREG(lst.st_mode))
+            *why = S_ISLNK(lst.st_mode) ? symlink_why : not_one_link;
         return -fd;
+    }
     if (fstat(fd, &st) != 0) {
         int err = errno;
         sys_close(&fd);

@@ -382,6 +382,39 @@ function TC.test_an_on_output_that_waits_leaves_the_launcher_idle_meanwhile()
   S.assert_clean(before)
 end
 
+-- An on_output that waits at every line, handed the last of them by a
+-- task's wait that saw the end (inside appstart.run, past the first slice
+-- of lines): its wait blocks there, as everywhere else (it raised "attempt
+-- to yield across a C-call boundary", the sleep never made).
+function TC.test_an_on_output_that_waits_at_each_line_waits_inside_appstart_run_too()
+  local slept, raised = 0, {}
+  appstart.run(function()
+    local app = assert(appstart.start { argv = { F, "lines=1:300:l", "exit=0" }, ready = "none",
+      stdout = "capture", on_output = function(_, _, line)
+        local ok, err = pcall(appstart.sleep, 0.001)
+        if ok then slept = slept + 1 else raised[#raised + 1] = line .. ": " .. tostring(err) end
+      end })
+    lu.assertEquals(app:wait(20), { code = 0 })
+  end)
+  lu.assertEquals(raised, {})
+  lu.assertEquals(slept, 300)
+end
+
+-- What an app wrote before app:close() is read then, into its ring (and
+-- its file, syslog), not thrown away with the pipe: app:tail() has the
+-- last words of an app that ended before it was closed.
+function TC.test_close_keeps_what_the_pipe_held_for_tail()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app = assert(appstart.start { argv = { F, "pidfile=" .. pidfile, "line=1:fatal: no config", "write=1:partial",
+    "exit=3" }, ready = "none", stdout = "capture" })
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)))
+  app:close()
+  lu.assertEquals(app:tail(), { "fatal: no config", "partial" })
+  S.testing.reap()
+  S.assert_clean(before)
+end
+
 function TC.test_stderr_into_stdout_merges_both_into_one_capture()
   local seen = {}
   local app = assert(appstart.start { argv = talker("line=1:one", "line=2:two", "line=1:three"), ready = "fd",

@@ -695,6 +695,13 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   code, out = run { "supervise", "-q", "-v", dir .. "/none.lua" }
   lu.assertEquals(code, 2)
   lu.assertStrContains(out, "--quiet and --verbose exclude each other")
+  -- (an option given twice, as the command's: a usage error)
+  for _, twice in ipairs { { "--json", "--json", "option '--json' given twice" },
+    { "-q", "--quiet", "option '--quiet' given twice" }, { "-v", "-v", "option '--verbose' given twice" } } do
+    code, out = run { "supervise", twice[1], twice[2], dir .. "/none.lua" }
+    lu.assertEquals(code, 2, twice[3])
+    lu.assertStrContains(out, twice[3])
+  end
   write(dir .. "/bad.lua", "return { services = { a = { argv = { 'x' }, needs = { 'b' } } } }")
   code, out = run { "supervise", dir .. "/bad.lua" }
   lu.assertEquals(code, 1)

@@ -864,8 +864,15 @@ local function run(o)
   -- waited for a read that might never come). SIGPIPE stays blocked: a
   -- reader gone is no reason to die, the exit code says how it went.
   local pipe = signals and core.signals { "PIPE" }
+  -- (a handler of the process's, as lua5.4's own for SIGINT, would hold a
+  -- ^C until the write returns, and then raise "interrupted!": their
+  -- default actions meanwhile, the handlers back once it is over)
+  local _ <close> = signals and setmetatable({}, { __close = function()
+    core.default_action(CAUGHT_SIGNALS, false)
+  end })
   if signals then
     signals:read() -- drop what came too late to act on, then unblock
+    core.default_action(CAUGHT_SIGNALS, true)
     signals:close()
   end
   if not ok then error(err, 0) end

@@ -304,6 +304,10 @@ local function current_task()
   if not current then return nil end
   local co, main = coroutine.running()
   if main then return nil end
+  -- (inside a call the core makes into Lua, as its output reader's to
+  -- on_output, the task cannot yield: a wait there blocks, as one in a
+  -- callback of the loop's does)
+  if not coroutine.isyieldable() then return nil end
   return current.tasks[co]
 end
 

@@ -258,18 +258,18 @@ end
 function Out:close(later)
   if self.closed then return end
   local e = self.ending
-  if e and not e.over then
-    if not self.reading then
-      self:end_step(later)
-      if self.closed then return end
-    else
-      -- inside on_output (it waited for the end, then closed the app):
-      -- what the pipes hold goes to the ring (and a file, syslog), not
-      -- handed over
-      for _, stream in ipairs { "stdout", "stderr" } do
-        if self.handles[stream] then
-          pcall(self.r.read, self.r, stream, nil, math.max(0, e.left[stream]) // CHUNK, nil, true)
-        end
+  if e and not e.over and not self.reading then
+    self:end_step(later)
+    if self.closed then return end
+  elseif not e or not e.over then
+    -- the app closed (app:close), or inside on_output (it waited for the
+    -- end, then closed the app): what the pipes hold goes to the ring
+    -- (and a file, syslog), not handed over, the last line without '\n'
+    -- too (nothing more will be read)
+    for _, stream in ipairs { "stdout", "stderr" } do
+      if self.handles[stream] then
+        local chunks = e and math.max(0, e.left[stream]) // CHUNK or CHUNKS_AT_END
+        pcall(self.r.read, self.r, stream, nil, chunks, nil, true)
       end
     end
   end

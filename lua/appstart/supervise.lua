@@ -49,14 +49,18 @@ Exit status: 0 after SIGTERM or SIGINT, 128+N after another signal N,
 
 local printable = log.printable
 
+-- The options without a value, by what they set.
+local FLAGS = { ["--json"] = "json", ["-q"] = "quiet", ["--quiet"] = "quiet", ["-v"] = "verbose",
+  ["--verbose"] = "verbose", ["-h"] = "help", ["--help"] = "help" }
+
 --- argv (after "supervise") -> options, or nil, message.
 function M.parse(argv)
   local o = {}
   for _, a in ipairs(argv) do
-    if a == "--json" then o.json = true
-    elseif a == "-q" or a == "--quiet" then o.quiet = true
-    elseif a == "-v" or a == "--verbose" then o.verbose = true
-    elseif a == "-h" or a == "--help" then o.help = true; return o
+    local flag = FLAGS[a]
+    if flag and o[flag] then return nil, "option '--" .. flag .. "' given twice" end
+    if flag == "help" then o.help = true; return o
+    elseif flag then o[flag] = true
     elseif a:sub(1, 1) == "-" and a ~= "-" then return nil, "unknown option '" .. a .. "'"
     elseif o.file then return nil, "one FILE.lua only (got '" .. o.file .. "' and '" .. a .. "')"
     else o.file = a
@@ -471,6 +475,11 @@ function M.run(o, spec, command)
     if pinger then pinger:cancel() end
   end)
   signals:read()
+  -- (its last words as the command's: see appstart.cli)
+  local _ <close> = setmetatable({}, { __close = function()
+    core.default_action(command.CAUGHT_SIGNALS, false)
+  end })
+  core.default_action(command.CAUGHT_SIGNALS, true)
   signals:close()
   say_unwritten()
   if not ok then error(err, 0) end
