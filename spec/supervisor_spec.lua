@@ -1798,6 +1798,9 @@ local function last_status_before_on_exit(context)
   local function go()
     lu.assertEquals(sv:up(), true)
     lu.assertEquals(sv:status("a").status, "up")
+    -- (told before the stop: else "bye" would be its next call's, the
+    -- latest status, and "up" never told)
+    lu.assertTrue(S.await_with_sleep(function() return #got == 1 end), "on_status up")
     lu.assertEquals(sv:down(), true)
     lu.assertEquals(sv:status("a").status, "bye")
   end
