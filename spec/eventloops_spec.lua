@@ -881,7 +881,7 @@ end
 -- start is abandoned there, its app terminated, and what it waited on,
 -- when it ends, finds it over; nothing is left.
 function TL.test_a_coroutine_closed_while_it_waits_in_a_start_under_luv()
-  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting_in_a_start")
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting", "start")
   local pid = tonumber(out:match("app:\t(%d+)"))
   lu.assertNotNil(pid, out)
   lu.assertTrue(S.await_gone(pid, 5), "the app of the closed start still runs")
@@ -893,7 +893,7 @@ end
 -- supervisor's next change woke the dead coroutine from a timer of its
 -- wait's, and luv ended the process.
 function TL.test_a_coroutine_closed_while_it_waits_in_a_supervisor_under_luv()
-  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting_in_a_supervisor")
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting", "supervisor")
   lu.assertTrue(ok, out)
   lu.assertEquals(out, "closed:\ttrue\ndown:\ttrue\nchildren:\t\ndescriptors:\tsame\n")
 end
