@@ -963,6 +963,26 @@ function TB.test_a_start_in_progress_is_a_cqueues_pollable()
   app:terminate(1)
 end
 
+-- A start its own on_status cancels (h:cancel) is done at the step that
+-- ran it: that step went on to wait for the ready deadline, and a
+-- h:wait() with it (the start closed by then: nothing could wake it).
+function TB.test_a_start_cancelled_from_its_on_status_is_done_at_that_step()
+  local before = S.snapshot()
+  local h
+  h = appstart.begin { argv = { F, "notify=STATUS=hello", "pause" }, ready_timeout = 30, kill_grace = 5,
+    on_status = function() h:cancel() end, log = S.quiet }
+  local done
+  repeat
+    local fd = h:pollfd()
+    if fd then S.core.wait_readable(fd, h:timeout()) end
+    done = h:step()
+  until done or h.done
+  lu.assertTrue(done, "the step that ran on_status says the start is over")
+  lu.assertNil(h:wait())
+  lu.assertEquals(h.err.code, "cancelled")
+  S.assert_clean(before)
+end
+
 function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   local before = S.snapshot()
   -- the grace leaves room for a child that has not reached its exec yet

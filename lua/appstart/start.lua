@@ -675,7 +675,11 @@ function Starting:step()
   end
   local s = self._s
   local state, events, probe, pid_phase = s:step()
-  if events then on_events(self) end
+  if events then
+    on_events(self)
+    -- (a callback may have ended the start: h:cancel, h:abandon)
+    if self.done or self._failure then return Starting.step(self) end
+  end
   if state == "ready" then
     if self._probing then return probe_step(self) end
     return finish_ready(self)
