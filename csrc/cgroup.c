@@ -158,13 +158,14 @@ static int alive(pid_t pid)
 /* The cgroups an app made inside its own (a root app may: a worker's of
  * its own) are walked, children first, this deep and this many at most
  * (an app could make them without end): past that they are left to
- * cgroup.kill, which reaches the whole subtree. */
+ * cgroup.kill, which reaches the whole subtree. (Removed, they are taken
+ * to any depth: remove_all_inner.) */
 #define CGROUP_WALK_DEPTH 8
 #define CGROUP_WALK_MAX 256
 
 static void each_inner(int dir_fd, int depth, int *budget,
                        void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
-static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg);
+static void remove_all_inner(int top_fd);
 
 /* Empty directories that killed launchers left under the parent: the pid
  * in the name is gone, and nothing runs in them (nor in the cgroups made
@@ -190,8 +191,7 @@ static void remove_stale(int parent_fd)
             continue;
         int stale = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (stale >= 0) {
-            int budget = CGROUP_WALK_MAX;
-            each_inner(stale, 0, &budget, remove_inner, NULL);
+            remove_all_inner(stale);
             sys_close(&stale);
         }
         (void)unlinkat(dirfd(d), name, AT_REMOVEDIR); /* EBUSY while populated */
@@ -440,11 +440,60 @@ int cgroup_events_fd(const struct cgroup *c)
     return fd;
 }
 
-static void remove_inner(int dir_fd, int parent_fd, const char *name, void *arg)
+/* The first cgroup inside dir_fd (its name into name), or -1 when none. */
+static int first_inner(int dir_fd, char *name, size_t size)
 {
-    (void)dir_fd;
-    (void)arg;
-    (void)unlinkat(parent_fd, name, AT_REMOVEDIR);
+    int list_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
+    if (!d) {
+        sys_close(&list_fd);
+        return -1;
+    }
+    int sub = -1;
+    struct dirent *e;
+    while (sub < 0 && (e = readdir(d))) {
+        if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strlen(e->d_name) >= size)
+            continue;
+        sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0)
+            strcpy(name, e->d_name);
+    }
+    closedir(d);
+    return sub;
+}
+
+/* The cgroups an app made inside top_fd's, empty by now (a cgroup is
+ * populated while any inside it is), removed one at a time, the deepest
+ * of a chain first, two descriptors held at a time: to any depth (the
+ * walk of each_inner stops at CGROUP_WALK_DEPTH, and those below stayed,
+ * with the app's directory, for good), CGROUP_WALK_MAX removals and
+ * CGROUP_WALK_MAX * 16 steps down at most (an app could make them
+ * without end). */
+static void remove_all_inner(int top_fd)
+{
+    int steps = CGROUP_WALK_MAX * 16;
+    for (int removals = 0; removals < CGROUP_WALK_MAX && steps > 0; removals++) {
+        /* down the first of each to one with none inside: cur, named
+         * `name` in parent (both ours to close but the top) */
+        char name[NAME_MAX + 1];
+        int parent = top_fd, cur = top_fd, sub = -1;
+        while (steps > 0 && (sub = first_inner(cur, name, sizeof name)) >= 0) {
+            steps--;
+            if (parent != top_fd)
+                sys_close(&parent);
+            parent = cur;
+            cur = sub;
+        }
+        if (cur == top_fd)
+            return; /* nothing left inside */
+        int removed = sub < 0 && unlinkat(parent, name, AT_REMOVEDIR) == 0;
+        sys_close(&cur);
+        if (parent != top_fd)
+            sys_close(&parent);
+        if (!removed)
+            return; /* (busy, or out of steps: left) */
+    }
 }
 
 int cgroup_remove(struct cgroup *c)
@@ -459,10 +508,8 @@ int cgroup_remove(struct cgroup *c)
         c->name[0] = '\0';
         return ENOENT;
     }
-    /* the cgroups an app made inside it first (empty too by now: a
-     * cgroup is populated while any inside it is) */
-    int budget = CGROUP_WALK_MAX;
-    each_inner(c->dir_fd, 0, &budget, remove_inner, NULL);
+    /* the cgroups an app made inside it first */
+    remove_all_inner(c->dir_fd);
     if (unlinkat(c->parent_fd, c->name, AT_REMOVEDIR) < 0)
         return errno;
     c->name[0] = '\0';

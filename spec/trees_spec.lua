@@ -622,6 +622,29 @@ function TC.test_a_cgroup_the_app_made_inside_its_own_is_reached_and_removed()
   S.assert_clean(before)
 end
 
+-- Cgroups an app made deeper than the walk that signals them goes (12
+-- levels, a member in the deepest): cgroup.kill reaches that member, and
+-- they are removed with the app's, the deepest first (those past 8 levels
+-- stayed, with the app's directory, for good).
+function TC.test_cgroups_nested_past_the_walk_are_removed_with_the_apps()
+  local before = S.snapshot()
+  local dir = own_cgroup_dir()
+  local mine = my_cgroups(dir)
+  local child = S.tmpname("child")
+  local script = 'cg="$1$(sed -n "s/^0:://p" /proc/self/cgroup)"; d="$cg"; '
+    .. 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do d="$d/n$i"; mkdir "$d" || exit 9; done; '
+    .. 'sh -c \'echo $$ > "$1/cgroup.procs"; exec "$0" pidfile="$2" pause\' "$0" "$d" "$2" & '
+    .. 'exec "$0" waitfile="$2" notify=READY=1 pause'
+  local app = assert(start { kill_mode = "cgroup", kill_grace = 0.5,
+    argv = { "/bin/sh", "-c", script, F, cgroup_mount(), child } })
+  local pid = S.pid_in(child)
+  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+/n1/.*/n12\n.*")
+  app:terminate()
+  assert_gone({ pid }, "the member 12 cgroups down")
+  lu.assertEquals(my_cgroups(dir), mine, "the cgroup (and the 12 inside it) is removed")
+  S.assert_clean(before)
+end
+
 function TC.test_a_failed_start_empties_and_removes_its_cgroup()
   local dir = own_cgroup_dir()
   local mine = my_cgroups(dir)
