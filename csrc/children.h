@@ -55,9 +55,9 @@ void children_take_adopted(int (*member)(pid_t pid, void *arg), void *arg);
 int children_adopt_begin(void);
 void children_adopt_end(void);
 
-/* For the specs: each window that opens first (none open before) pauses `seconds` (0: none, the
- * default) once the launcher is a subreaper, before it returns, so that an
- * orphan comes to it meanwhile. */
+/* For the specs: each window that opens with none open before pauses
+ * `seconds` (0: none, the default) once the launcher is a subreaper,
+ * before it returns, so that an orphan comes to it meanwhile. */
 void children_testing_adopt_pause(double seconds);
 
 /* A lease: the app pid, proven through a process the launcher adopted, is

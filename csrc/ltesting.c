@@ -177,7 +177,8 @@ void lb_open_testing(lua_State *L)
         { "exec_report", l_exec_report }, { "fds", l_fds },
         { "reap", l_reap }, { "reap_zombie", l_reap_zombie },
         { "no_cgroup_kill", l_no_cgroup_kill }, { "epoll_fault", l_epoll_fault },
-        { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause }, { "probe_source_port", l_probe_source_port },
+        { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause },
+        { "probe_source_port", l_probe_source_port },
         { NULL, NULL },
     };
     luaL_newlib(L, functions);
