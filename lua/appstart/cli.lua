@@ -426,6 +426,25 @@ local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "
   "XCPU", "XFSZ", "PWR", "IO", "ABRT", "TRAP", "SYS", "STKFLT" }
 for sig = core.signum("RTMIN"), core.signum("RTMAX") do CAUGHT_SIGNALS[#CAUGHT_SIGNALS + 1] = sig end
 cli.CAUGHT_SIGNALS = CAUGHT_SIGNALS -- (appstart supervise catches them too)
+
+--- Enter the command's last words: what came on `signals` too late to act
+-- on is dropped and `signals` closed (which unblocks them), and the signals
+-- that end the command have their default actions until the returned
+-- to-be-closed value closes. A handler of the process's, as lua5.4's own
+-- for SIGINT, would hold a ^C until a write returns, and then raise
+-- "interrupted!"; the handlers are given back at the close.
+-- @param signals the command's core.signals(CAUGHT_SIGNALS)
+-- @return a value to hold in a `<close>` variable
+function cli.last_words(signals)
+  local guard = setmetatable({}, { __close = function()
+    core.default_action(CAUGHT_SIGNALS, false)
+  end })
+  signals:read()
+  core.default_action(CAUGHT_SIGNALS, true)
+  signals:close()
+  return guard
+end
+
 local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.signum("HUP")
 
 local function signal_name(sig)
@@ -864,17 +883,7 @@ local function run(o)
   -- waited for a read that might never come). SIGPIPE stays blocked: a
   -- reader gone is no reason to die, the exit code says how it went.
   local pipe = signals and core.signals { "PIPE" }
-  -- (a handler of the process's, as lua5.4's own for SIGINT, would hold a
-  -- ^C until the write returns, and then raise "interrupted!": their
-  -- default actions meanwhile, the handlers back once it is over)
-  local _ <close> = signals and setmetatable({}, { __close = function()
-    core.default_action(CAUGHT_SIGNALS, false)
-  end })
-  if signals then
-    signals:read() -- drop what came too late to act on, then unblock
-    core.default_action(CAUGHT_SIGNALS, true)
-    signals:close()
-  end
+  local _ <close> = signals and cli.last_words(signals)
   if not ok then error(err, 0) end
   if state.report then state.report() end
   if pipe then

@@ -474,13 +474,7 @@ function M.run(o, spec, command)
     sv:down()
     if pinger then pinger:cancel() end
   end)
-  signals:read()
-  -- (its last words as the command's: see appstart.cli)
-  local _ <close> = setmetatable({}, { __close = function()
-    core.default_action(command.CAUGHT_SIGNALS, false)
-  end })
-  core.default_action(command.CAUGHT_SIGNALS, true)
-  signals:close()
+  local _ <close> = command.last_words(signals)
   say_unwritten()
   if not ok then error(err, 0) end
   return code
