@@ -747,6 +747,27 @@ function TC.test_diff_sees_added_removed_and_changed_services()
   lu.assertEquals({ supervise.diff(old, new) }, { {}, {}, {} })
 end
 
+-- A function is its code and what it captures, wherever it stands in the
+-- file: one moved down (a line added above it, lines past 127 too) is the
+-- same, one that reads a local of the file whose value changed is not.
+function TC.test_diff_sees_a_function_by_its_code_and_captures_not_its_line()
+  local supervise = require "appstart.supervise"
+  local function services(text)
+    return assert(load(text, "=services", "t"))()
+  end
+  local file = "local port = %d\nreturn { services = {\n"
+    .. "  a = { argv = { 'x' }, on_exit = function(app, how) return app, how, 'a', 1.5 end },\n"
+    .. "  b = { argv = { 'y' }, ready = { check = function() return port > 0 end } },\n"
+    .. "  c = { argv = { 'z' }, on_exit = function() local function inner() return 2 end return inner end } } }"
+  local old = services(string.format(file, 6379))
+  for _, above in ipairs { "-- a comment\n", string.rep("\n", 300) } do
+    lu.assertEquals({ supervise.diff(old, services(above .. string.format(file, 6379))) }, { {}, {}, {} })
+  end
+  lu.assertEquals({ supervise.diff(old, services(string.format(file, 6380))) }, { {}, {}, { "b" } })
+  local changed = string.format(file, 6379):gsub("return 2", "return 3")
+  lu.assertEquals({ supervise.diff(old, services("\n" .. changed)) }, { {}, {}, { "c" } })
+end
+
 -- A SIGHUP applies the file's own fields too: its new on_event is called
 -- from then on, its new parallel bounds the starts from then on, its new
 -- log is the one of the services started from then on (a, restarted for

@@ -97,22 +97,83 @@ end
 -------------------------------------------------------------------------------
 -- what changed between two readings of the file
 
--- Deep equality of two specs; a Lua function counts as the same when its
--- code is (string.dump without debug information: moving it in the file
--- is no change), a C function when it is the same one.
+-- What a Lua function's code is, wherever it stands in the file:
+-- string.dump(f, true) less the lines where each function (f and those
+-- within) begins and ends, which Lua 5.4 keeps in a stripped dump
+-- (ldump.c, dumpFunction); nil for a C function. A dump of a form this
+-- does not know is taken whole (a function moved then counts as changed).
+local function code_of(f)
+  local ok, d = pcall(string.dump, f, true)
+  if not ok then return nil end
+  -- the header: signature, version, format, data, the sizes of an
+  -- instruction, an integer and a float, an integer, a float; then the
+  -- count of the main function's upvalues, and the main function
+  local isize, intsize, nsize = d:byte(13, 15)
+  if d:sub(1, 6) ~= "\27LuaT\0" or not nsize then return d end
+  local pos, kept = 15 + intsize + nsize + 2, { d:sub(1, 15 + intsize + nsize + 1) }
+  local from = pos
+  local function size()
+    local x = 0
+    repeat
+      local b = d:byte(pos)
+      if not b or x > 0xffffff then error("not a dump of this form", 0) end
+      pos, x = pos + 1, (x << 7) | (b & 0x7f)
+    until b >= 0x80
+    return x
+  end
+  local function skip_string()
+    local n = size()
+    if n > 0 then pos = pos + n - 1 end
+  end
+  local function proto()
+    skip_string() -- (the source: none, stripped)
+    kept[#kept + 1] = d:sub(from, pos - 1)
+    size() -- linedefined
+    size() -- lastlinedefined
+    from = pos
+    pos = pos + 3 -- numparams, is_vararg, maxstacksize
+    local n = size() -- (read before pos is: size() moves it)
+    pos = pos + n * isize
+    for _ = 1, size() do -- constants
+      local tag = d:byte(pos)
+      pos = pos + 1
+      if tag == 3 then pos = pos + intsize -- (an integer)
+      elseif tag == 19 then pos = pos + nsize -- (a float)
+      elseif tag == 4 or tag == 20 then skip_string()
+      elseif tag ~= 0 and tag ~= 1 and tag ~= 17 then error("not a dump of this form", 0) end
+    end
+    n = size() -- upvalues
+    pos = pos + n * 3
+    for _ = 1, size() do proto() end
+    for _ = 1, 4 do -- debug information: none, stripped
+      if size() ~= 0 then error("not a dump of this form", 0) end
+    end
+  end
+  if not pcall(proto) or pos ~= #d + 1 then return d end
+  kept[#kept + 1] = d:sub(from)
+  return table.concat(kept)
+end
+
+-- Deep equality of two specs. A Lua function counts as the same when its
+-- code is (moving it in the file is no change) and so is each value it
+-- captures (its upvalues, compared the same way: a local of the file that
+-- it reads); a C function only when it is the same one.
 local function same(a, b, seen)
   if a == b then return true end
   local ta = type(a)
-  if ta ~= type(b) then return false end
-  if ta == "function" then
-    local ok1, da = pcall(string.dump, a, true)
-    local ok2, db = pcall(string.dump, b, true)
-    return ok1 and ok2 and da == db
-  end
-  if ta ~= "table" then return false end
+  if ta ~= type(b) or (ta ~= "table" and ta ~= "function") then return false end
   seen = seen or {}
   if seen[a] == b then return true end
   seen[a] = b
+  if ta == "function" then
+    local ca = code_of(a)
+    if not ca or ca ~= code_of(b) then return false end
+    for i = 1, math.huge do
+      local name, va = debug.getupvalue(a, i)
+      if name == nil then return true end
+      if not same(va, select(2, debug.getupvalue(b, i)), seen) then return false end
+    end
+  end
   for k, v in pairs(a) do
     if not same(v, b[k], seen) then return false end
   end
