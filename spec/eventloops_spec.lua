@@ -1172,6 +1172,56 @@ local function waits_for_its_end(context)
   S.assert_clean(before, context)
 end
 
+-- An app whose output the loop reads, with no on_exit and nobody waiting
+-- on it, while a child of its holds the pipe: its end is seen at once all
+-- the same (it is reaped, its pipes closed), and cq:loop() and uv.run()
+-- return (they went on until the child closed the pipe: for good, with a
+-- child that never does; inside appstart.run the app stayed a zombie and
+-- the child's lines went on to on_output).
+local function ends_with_a_child_holding_its_pipe(context)
+  if context == "luv" then require "appstart.luv" end -- (its own descriptors first)
+  local before = S.snapshot()
+  local child = S.tmpname("child")
+  local got, app = {}, nil
+  local function go()
+    app = assert(appstart.start { argv = { F, "fork", "pidfile=" .. child, "sleep=15", "|", "line=1:first",
+      "exit=3" }, ready = "none", stdout = "capture", on_output = function(_, _, line) got[#got + 1] = line end })
+    if context == "run" then
+      -- (rawget: app.state would look, and see the end itself)
+      lu.assertTrue(S.await_with_sleep(function() return S.proc_status(app.pid) == nil end, 10),
+        "the app's end was not seen in the background")
+      lu.assertEquals(rawget(app, "_state"), "exited")
+    end
+  end
+  if context == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(go)
+    assert(cq:loop())
+    cq = nil -- luacheck: ignore
+    collectgarbage()
+  elseif context == "luv" then
+    coroutine.wrap(go)()
+    require("luv").run()
+  else
+    appstart.run(go)
+  end
+  local pid = S.pid_in(child)
+  lu.assertTrue(S.alive(pid), "the loop returned once the child holding the pipe had gone: " .. context)
+  lu.assertNil(S.proc_status(app.pid), "the app was not reaped")
+  lu.assertEquals(got, { "first" })
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  S.assert_clean(before, context)
+end
+
+function TO.test_an_app_with_a_child_holding_its_pipe_ends_inside_appstart_run()
+  ends_with_a_child_holding_its_pipe("run")
+end
+function TO.test_an_app_with_a_child_holding_its_pipe_ends_under_cqueues()
+  ends_with_a_child_holding_its_pipe("cqueues")
+end
+function TO.test_an_app_with_a_child_holding_its_pipe_ends_under_luv() ends_with_a_child_holding_its_pipe("luv") end
+
 function TO.test_an_on_output_that_waits_for_the_end_inside_appstart_run() waits_for_its_end("run") end
 function TO.test_an_on_output_that_waits_for_the_end_under_cqueues() waits_for_its_end("cqueues") end
 function TO.test_an_on_output_that_waits_for_the_end_under_luv() waits_for_its_end("luv") end

@@ -544,13 +544,15 @@ local function finish_ready(h)
   -- (one gone already has it read all the same: what it sent after
   -- READY=1, a last STATUS=, counts, read before its end is told)
   local served = r and r.served and loop.still_served(r.by)
-  -- an app whose socket is read after ready is watched to its end too: it
-  -- may be dropped meanwhile, and nothing else would close that socket
-  -- or reap it; so is a group's leader, whose end sends SIGTERM to what
-  -- it left in its group at once (in a plain script too, at the calls
-  -- that wait, not when something looks at the app)
+  -- an app whose socket or output is read after ready is watched to its
+  -- end too: it may be dropped meanwhile, and nothing else would close
+  -- that socket or its pipes (a child of its may hold them open for good:
+  -- cq:loop() and uv.run() would not return) or reap it; so is a group's
+  -- leader, whose end sends SIGTERM to what it left in its group at once
+  -- (in a plain script too, at the calls that wait, not when something
+  -- looks at the app)
   local group = h._opts.kill_mode == "group"
-  if (app._on_exit or served or group) and not exited then App.watch(app, s:app_fd(), "pid") end
+  if (app._on_exit or served or out or group) and not exited then App.watch(app, s:app_fd(), "pid") end
   loop.own(app) -- (a failed appstart.run ends it)
   local listener
   release_starter(s, s:app_fd())
@@ -567,7 +569,7 @@ local function finish_ready(h)
   end
   -- gone at once: on_exit runs now, or, in a cgroup that has not emptied
   -- yet, once it has
-  if exited and not App.check(app) and (app._on_exit or app._life) then App.watch(app, app._proc:fd()) end
+  if exited and not App.check(app) and (app._on_exit or app._life or out) then App.watch(app, app._proc:fd()) end
   return true
 end
 
