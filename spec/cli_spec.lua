@@ -196,6 +196,28 @@ function Usage.test_version_prints_the_library_version()
   lu.assertEquals(err, "")
 end
 
+-- --help and --version win whatever else is given, before them or after:
+-- a mistake in the rest too (it was a usage error, exit 2); not a value
+-- of an option's, nor an argument of COMMAND's
+function Usage.test_help_and_version_win_whatever_else_is_given()
+  for _, argv in ipairs {
+    { "--bogus", "--version" }, { "--json", "--json", "--version" }, { "--timeout=abc", "--version" },
+    { "--version", "--bogus" }, { "-q", "-v", "--version", "--", F, "pause" }, { "--ready=fd", "--version" },
+  } do
+    local code, out, err = run(argv)
+    lu.assertEquals({ code, out, err }, { 0, "appstart " .. appstart.version .. "\n", "" }, table.concat(argv, " "))
+  end
+  for _, argv in ipairs { { "--timeout=abc", "--help" }, { "--foo", "-h", "--version" }, { "supervise", "--bogus", "-h" },
+    { "supervise", "a.lua", "b.lua", "--help" } } do
+    local code, out = run(argv)
+    lu.assertEquals(code, 0, table.concat(argv, " "))
+    lu.assertStrMatches(out, "^Usage: appstart .*", nil, nil, table.concat(argv, " "))
+  end
+  -- a value, or COMMAND's: not the command's own --version
+  fails({ "--timeout", "--version", "--", F, "pause" }, 2, "^appstart: option '%-%-timeout': invalid value '%-%-version'.*")
+  fails({ "--bogus", "--", F, "--version" }, 2, "^appstart: unknown option '%-%-bogus'\n.*")
+end
+
 function Usage.test_unknown_option_is_a_usage_error_with_a_hint_to_help()
   fails({ "--bogus", "--", F, "pause" }, 2, "appstart: unknown option '--bogus'\n"
     .. "Try 'appstart --help' for more information.\n")

@@ -315,9 +315,32 @@ local OPTIONS = {
 -- short options: the long ones they stand for
 local SHORT = { ["-h"] = "help", ["-q"] = "quiet", ["-v"] = "verbose" }
 
+-- --help or --version among the options (before COMMAND), the first one
+-- given: it wins whatever else is given, a mistake in the rest included.
+local function help_or_version(argv)
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then return nil end
+    local name, value = a:match("^%-%-([^=]*)=(.*)$")
+    name = SHORT[a] or name or (a:sub(1, 2) == "--" and a:sub(3))
+    if not name then
+      if a:sub(1, 1) ~= "-" or a == "-" then return nil end -- (COMMAND)
+    elseif name == "help" or name == "version" then
+      return name
+    elseif not value and OPTIONS[name] and OPTIONS[name].parse then
+      i = i + 1 -- (its value: "--chdir --help" is a directory)
+    end
+    i = i + 1
+  end
+  return nil
+end
+
 --- argv (1..n) -> options table, or nil, message (a usage error).
--- --help and --version end the parse where they stand.
+-- --help and --version win whatever else is given.
 function cli.parse(argv)
+  local first = help_or_version(argv)
+  if first then return { [first] = true } end
   local o = {}
   local i, n = 1, #argv
   while i <= n do
@@ -337,7 +360,6 @@ function cli.parse(argv)
       if not spec.parse then
         if value then return nil, "option '--" .. name .. "' takes no value" end
         o[spec.key] = true
-        if name == "help" or name == "version" then return o end
       else
         if not value then
           i = i + 1

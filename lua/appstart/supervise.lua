@@ -55,6 +55,10 @@ local FLAGS = { ["--json"] = "json", ["-q"] = "quiet", ["--quiet"] = "quiet", ["
 
 --- argv (after "supervise") -> options, or nil, message.
 function M.parse(argv)
+  -- (--help wins whatever else is given, a mistake in the rest included)
+  for _, a in ipairs(argv) do
+    if FLAGS[a] == "help" then return { help = true } end
+  end
   local o = {}
   for _, a in ipairs(argv) do
     local flag = FLAGS[a]
