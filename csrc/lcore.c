@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -246,6 +247,18 @@ static int l_signame(lua_State *L)
 static int l_isatty(lua_State *L)
 {
     lua_pushboolean(L, isatty(lb_check_fd(L, 1)));
+    return 1;
+}
+
+/* core.terminal_columns(fd) -> the width of the terminal at fd, or nil
+ * (not a terminal, or one that does not say) */
+static int l_terminal_columns(lua_State *L)
+{
+    struct winsize ws;
+    if (ioctl(lb_check_fd(L, 1), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        lua_pushinteger(L, ws.ws_col);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -585,6 +598,7 @@ int luaopen_appstart_core(lua_State *L)
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },
         { "isatty", l_isatty },       { "open_stdio", l_open_stdio },
+        { "terminal_columns", l_terminal_columns },
         { "pid", l_pid },
         { "bad_string", l_bad_string },
         { "process_group", l_process_group }, { "proc_status", l_proc_status },

@@ -576,6 +576,22 @@ function Start.test_status_on_a_terminal_is_one_line_rewritten_in_place()
   assert_contains(text, "appstart: fixture ready: pid ")
 end
 
+-- The status line is cut to the terminal's width, as the terminal says it
+-- (a shell does not export COLUMNS; it was taken for 80), at a character:
+-- a longer one wraps, and "\r" cannot take it back.
+function Start.test_status_on_a_terminal_is_cut_to_its_width_at_a_character()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local out = S.tmpname("tty")
+  local cmd = command_line { "--watch", "--", F, "notify=STATUS=" .. string.rep("x", 70),
+    "notify=STATUS=" .. string.rep("\u{e9}", 70), "notify=READY=1", "exit=0" }
+  local ok = os.execute("COLUMNS= script -qec " .. quote("stty cols 40; exec " .. cmd) .. " /dev/null >" .. out
+    .. " 2>&1 </dev/null")
+  lu.assertTrue(ok, S.read(out))
+  local text = S.read(out)
+  assert_contains(text, "\r" .. string.rep("x", 39) .. "\27[K\r" .. string.rep("\u{e9}", 39) .. "\27[K",
+    "status line")
+end
+
 -- --watch --user on a terminal: the app, another user's, never gets the
 -- terminal (it could read what is typed there); its lines are captured
 -- and shown by the command.

@@ -488,6 +488,20 @@ end
 -- signals.
 local show = log.show
 
+-- The first `columns` characters of text, a UTF-8 sequence never cut
+-- (a character: a byte that does not go on a sequence).
+local function first_columns(text, columns)
+  local n = 0
+  for i = 1, #text do
+    local b = text:byte(i)
+    if b < 0x80 or b >= 0xC0 then
+      n = n + 1
+      if n > columns then return text:sub(1, i - 1) end
+    end
+  end
+  return text
+end
+
 --- The STATUS= display while the start waits: on a terminal one line
 -- redrawn in place (at most ten times a second), plain `appstart: status:
 -- TEXT` lines otherwise (at most once a second, as the log's lines about
@@ -504,9 +518,11 @@ local function status_display(quiet)
   local function draw(text)
     shown_at = core.now()
     if tty then
-      -- a longer line would wrap, and "\r" could not take it back
-      local width = (tonumber(os.getenv("COLUMNS")) or 80) - 1
-      if #text > width then text = text:sub(1, width) end
+      -- a longer line would wrap, and "\r" could not take it back (the
+      -- terminal's width now, as it may have been resized; a shell does
+      -- not export COLUMNS)
+      local width = (core.terminal_columns(2) or tonumber(os.getenv("COLUMNS")) or 80) - 1
+      text = first_columns(text, width)
       if show("\r", text, "\27[K") then display.showing = true end
     else
       show("appstart: status: ", text, "\n")
