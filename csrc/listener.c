@@ -56,6 +56,23 @@ static int refuse(struct process *out, int err, char *why, size_t why_len, const
     return err ? err : EPERM;
 }
 
+/* Is the process group numbered l->pgid still the app's? Once every
+ * process of a group and of its session has gone, the kernel gives the
+ * number to the next process made, which may make a group of its own
+ * under it (setsid): a process in a group of that number is then no
+ * process of the app's. The number is the app's while its leader is there
+ * (alive, or a zombie the launcher holds) or while the app's main process
+ * is in its session (it cannot have left it and come back: a session is
+ * joined only by being born in it). Asked after the candidate's group was
+ * read: what held the number now held it then. */
+static int group_is_the_apps(const struct listener *l)
+{
+    struct procfs_stat st;
+    if (procfs_stat(l->pgid, &st) == 0 && st.start_time == l->pgid_start)
+        return 1;
+    return procfs_stat(l->main, &st) == 0 && st.start_time == l->main_start && st.session == l->pgid;
+}
+
 int listener_verify_main(struct listener *l, pid_t pid, struct process *out, char *why,
                          size_t why_len)
 {
@@ -82,7 +99,7 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
      * started can be in */
     if (!procfs_descends_from(pid, l->main, NULL) &&
         !(l->cgroup[0] && cgroup_path_contains(l->cgroup, pid)) &&
-        !(l->pgid > 0 && st.pgrp == l->pgid))
+        !(l->pgid > 0 && st.pgrp == l->pgid && group_is_the_apps(l)))
         return refuse(out, EPERM, why, why_len, "not descended from the app");
     if (l->app_uid != (uid_t)-1) {
         uid_t uids[4];

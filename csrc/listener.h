@@ -27,6 +27,7 @@ struct listener {
     char cgroup[512];             /* the app's cgroup, "" when none */
     pid_t pgid;                   /* the app's process group (kill_mode
                                      "group"), 0 when none */
+    unsigned long long pgid_start; /* the start time of its leader */
 };
 
 enum listener_read_result {

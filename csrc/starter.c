@@ -1722,8 +1722,13 @@ int starter_take_notify(struct starter *s, struct listener *out)
     out->app_uid = s->app_uid;
     if (s->tree && s->tree->mode == TREE_CGROUP)
         snprintf(out->cgroup, sizeof out->cgroup, "%s", s->tree->cg.path);
-    if (s->tree && s->tree->mode == TREE_GROUP)
+    /* (a group whose leader is not known cannot be told from another
+     * that got its number later: no move into it, see
+     * listener_verify_main) */
+    if (s->tree && s->tree->mode == TREE_GROUP && s->tree->leader_known) {
         out->pgid = s->tree->pgid;
+        out->pgid_start = s->tree->leader_start;
+    }
     return 0;
 }
 

@@ -297,6 +297,25 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- After ready, a group app's MAINPID= may name a process in its group, but
+-- only while the group's number is the app's: once its leader has gone
+-- and its main left the session, nothing holds the number, and a process
+-- that takes it as its pid leads a group of that number that is not the
+-- app's (the main moved there: the app, watched no more, ran on, and the
+-- stop killed the unrelated process).
+function T.test_mainpid_never_moves_into_a_group_whose_number_another_took()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("groupreuse")
+  assert(os.execute("mkdir " .. q(dir)))
+  local out = S.run_child({ pidns = true, env = { D = dir }, timeout = 60 }, "security_mainpid_into_a_recycled_group")
+  local first, taker, main = out:match("first\t(%d+)"), out:match("taker\t(%d+)"), out:match("main\t(%d+)")
+  lu.assertNotNil(main, out)
+  lu.assertEquals(taker, first, "the unrelated process took the group's number: " .. out)
+  lu.assertNotEquals(main, taker, "the main pid moved to the unrelated process: " .. out)
+  lu.assertStrContains(out, "ignored MAINPID=" .. taker .. ": not descended from the app")
+  lu.assertStrContains(out, "taker alive\tyes\n")
+end
+
 -- A forking daemon's started process has exited and been reaped: its pid
 -- is free, and a process that takes it proves nothing. Here an unrelated
 -- tree (not started by the launcher) takes that pid and starts a child;
