@@ -747,25 +747,40 @@ function TC.test_diff_sees_added_removed_and_changed_services()
   lu.assertEquals({ supervise.diff(old, new) }, { {}, {}, {} })
 end
 
--- A function is its code and what it captures, wherever it stands in the
--- file: one moved down (a line added above it, lines past 127 too) is the
--- same, one that reads a local of the file whose value changed is not.
-function TC.test_diff_sees_a_function_by_its_code_and_captures_not_its_line()
+-- A function is its code, wherever it stands in the file: one moved down
+-- (a line added above it, lines past 127 too) is the same, one whose code
+-- changed is not; what it captures is not compared (the old one's running
+-- changes it: a counter); a table is compared with its metatable, a
+-- number with its kind, and a cycle ends (it overflowed the stack).
+function TC.test_diff_sees_a_function_by_its_code_not_its_line_nor_its_state()
   local supervise = require "appstart.supervise"
   local function services(text)
     return assert(load(text, "=services", "t"))()
   end
-  local file = "local port = %d\nreturn { services = {\n"
+  local file = "local tries = 0\nreturn { services = {\n"
     .. "  a = { argv = { 'x' }, on_exit = function(app, how) return app, how, 'a', 1.5 end },\n"
-    .. "  b = { argv = { 'y' }, ready = { check = function() return port > 0 end } },\n"
+    .. "  b = { argv = { 'y' }, ready = { check = function() tries = tries + 1 return true end } },\n"
     .. "  c = { argv = { 'z' }, on_exit = function() local function inner() return 2 end return inner end } } }"
-  local old = services(string.format(file, 6379))
-  for _, above in ipairs { "-- a comment\n", string.rep("\n", 300) } do
-    lu.assertEquals({ supervise.diff(old, services(above .. string.format(file, 6379))) }, { {}, {}, {} })
+  local old = services(file)
+  old.services.b.ready.check() -- (it ran: its count is 1, a new reading's 0)
+  for _, above in ipairs { "", "-- a comment\n", string.rep("\n", 300) } do
+    lu.assertEquals({ supervise.diff(old, services(above .. file)) }, { {}, {}, {} })
   end
-  lu.assertEquals({ supervise.diff(old, services(string.format(file, 6380))) }, { {}, {}, { "b" } })
-  local changed = string.format(file, 6379):gsub("return 2", "return 3")
+  local changed = file:gsub("return 2", "return 3")
   lu.assertEquals({ supervise.diff(old, services("\n" .. changed)) }, { {}, {}, { "c" } })
+  -- tables: their metatables, numbers: their kind; cycles in both
+  local function ports(port, limit)
+    return { services = { d = { argv = { "w" }, env = setmetatable({}, { __index = { PORT = port } }) },
+      e = { argv = { "v" }, kill_grace = limit } } }
+  end
+  lu.assertEquals({ supervise.diff(ports(80, 1), ports(81, 1.0)) }, { {}, {}, { "d", "e" } })
+  local ring, loop = {}, {}
+  ring.next = { next = ring }
+  loop.next = loop
+  old = { services = { f = { argv = { "u" }, ring = loop } } }
+  lu.assertEquals({ supervise.diff(old, { services = { f = { argv = { "u" }, ring = ring } } }) }, { {}, {}, {} })
+  lu.assertEquals({ supervise.diff(old, { services = { f = { argv = { "u" }, ring = { next = {} } } } }) },
+    { {}, {}, { "f" } })
 end
 
 -- A SIGHUP applies the file's own fields too: its new on_event is called

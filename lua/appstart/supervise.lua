@@ -158,31 +158,37 @@ local function code_of(f)
   return table.concat(kept)
 end
 
--- Deep equality of two specs. A Lua function counts as the same when its
--- code is (moving it in the file is no change) and so is each value it
--- captures (its upvalues, compared the same way: a local of the file that
--- it reads); a C function only when it is the same one.
+-- Deep equality of two specs: a table by its contents and metatable, a
+-- number by its value and kind (1 is not 1.0), a Lua function by its code,
+-- wherever it stands in the file; not by what it captures, which the old
+-- one's running may have changed (a counter, a cache: no change of the
+-- file's); a C function or any other value only when it is the same one.
+-- seen: the pairs under comparison, taken as the same meanwhile (a cycle,
+-- in either, ends there).
 local function same(a, b, seen)
-  if a == b then return true end
+  if rawequal(a, b) then return math.type(a) == math.type(b) end
   local ta = type(a)
-  if ta ~= type(b) or (ta ~= "table" and ta ~= "function") then return false end
-  seen = seen or {}
-  if seen[a] == b then return true end
-  seen[a] = b
+  if ta ~= type(b) then return false end
   if ta == "function" then
-    local ca = code_of(a)
-    if not ca or ca ~= code_of(b) then return false end
-    for i = 1, math.huge do
-      local name, va = debug.getupvalue(a, i)
-      if name == nil then return true end
-      if not same(va, select(2, debug.getupvalue(b, i)), seen) then return false end
-    end
+    local code = code_of(a)
+    return code ~= nil and code == code_of(b)
   end
-  for k, v in pairs(a) do
-    if not same(v, b[k], seen) then return false end
+  if ta ~= "table" then return false end
+  seen = seen or {}
+  local with = seen[a]
+  if not with then
+    with = {}
+    seen[a] = with
+  elseif with[b] then
+    return true
   end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
+  with[b] = true
+  if not same(getmetatable(a), getmetatable(b), seen) then return false end
+  for k, v in next, a do
+    if not same(v, rawget(b, k), seen) then return false end
+  end
+  for k in next, b do
+    if rawget(a, k) == nil then return false end
   end
   return true
 end
