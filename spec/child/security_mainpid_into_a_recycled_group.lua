@@ -18,26 +18,31 @@ local dir = os.getenv("D")
 local F = os.getenv("APPSTART_SPEC_FIXTURE")
 local read = K.read
 local function exists(path) return os.execute("test -e " .. path) == true end
-local function await(pred)
+local logged = {}
+local app
+local function await(pred, what)
   local deadline = core.now() + 10
   while not pred() do
-    assert(core.now() < deadline, "timed out")
+    if core.now() >= deadline then
+      error(string.format("timed out waiting for %s: app.pid %s, log %s", what, app and app.pid,
+        table.concat(logged, "|")), 0)
+    end
     appstart.sleep(0.01)
   end
 end
 
-local logged = {}
 appstart.run(function()
-  local app = assert(appstart.start {
-    argv = { F, "notify=READY=1", "fork", "waitfile=" .. dir .. "/leave", "setsid", "pidfile=" .. dir .. "/left",
+  app = assert(appstart.start {
+    argv = { F, "pidfile=" .. dir .. "/first", "notify=READY=1", "fork", "waitfile=" .. dir .. "/leave", "setsid", "pidfile=" .. dir .. "/left",
       "mainpid=@" .. dir .. "/taker", "pause", "|", "mainpid=child", "exit=0" },
     kill_mode = "group", kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end })
-  local first = app.pid
+  -- (not app.pid: the move may have come before this task runs again)
+  local first = tonumber(read(dir .. "/first"))
   print("first", first)
   -- moved to C, and the first process reaped: C alone holds the number
-  await(function() return app.pid ~= first and not exists("/proc/" .. first) end)
+  await(function() return app.pid ~= first and not exists("/proc/" .. first) end, "the move, then the first reaped")
   os.execute("touch " .. dir .. "/leave")
-  await(function() return read(dir .. "/left") ~= nil end)
+  await(function() return read(dir .. "/left") ~= nil end, "C out of the session")
   -- (setsid(1) in a process that leads no group calls setsid() in place)
   local taker = io.open(dir .. "/taker.sh", "w")
   taker:write(K.SH_TAKE_PID .. [=[
@@ -46,13 +51,13 @@ appstart.run(function()
   ]=])
   taker:close()
   os.execute("sh " .. dir .. "/taker.sh " .. dir .. " " .. first .. " &")
-  await(function() return read(dir .. "/taker") ~= nil end)
+  await(function() return read(dir .. "/taker") ~= nil end, "the taker")
   local victim = tonumber(read(dir .. "/taker"))
   print("taker", victim)
   -- C's MAINPID= read: moved, or refused (said in the log)
   await(function()
     return app.pid ~= tonumber(read(dir .. "/left"):match("%d+")) or table.concat(logged, "|"):find("MAINPID=" .. victim, 1, true)
-  end)
+  end, "the MAINPID= of the taker read")
   print("main", app.pid)
   print("log", table.concat(logged, "|"))
   app:terminate()
