@@ -338,16 +338,19 @@ function M.run(o, spec, command)
   end
   -- READY=1 once: every service ready, or sv:up() returned true (one
   -- that ended on purpose and is not restarted, a migration, counts then)
+  -- (with the count as it is now, in the same datagram: sv:up() may
+  -- return before the events that say its services are ready have run,
+  -- and whoever reads READY=1 takes the status it last had)
   local function announce()
     if not announced and not stopping then
       announced = true
-      notify("READY=1")
+      notify(string.format("STATUS=%d of %d services ready\nREADY=1", ready_count(), total))
     end
   end
   local function status()
     local n = ready_count()
+    if n == total and not announced and not stopping then return announce() end
     notify(string.format("STATUS=%d of %d services ready", n, total))
-    if n == total then announce() end
   end
   -- An event is written only while stdout takes it at once, as a line
   -- on stderr (log.show): a reader that does not keep up, or never reads,
