@@ -488,14 +488,34 @@ end
 -- signals.
 local show = log.show
 
--- The first `columns` characters of text, a UTF-8 sequence never cut
--- (a character: a byte that does not go on a sequence).
+-- The characters a terminal shows two columns wide (East Asian wide and
+-- full-width ones, emoji), as ranges of code points: first, last, ...
+local WIDE = { 0x1100, 0x115F, 0x2329, 0x232A, 0x2E80, 0x303E, 0x3041, 0xA4CF, 0xAC00, 0xD7A3, 0xF900, 0xFAFF,
+  0xFE10, 0xFE19, 0xFE30, 0xFE6F, 0xFF00, 0xFF60, 0xFFE0, 0xFFE6, 0x1F300, 0x1F64F, 0x1F900, 0x1F9FF,
+  0x20000, 0x2FFFD, 0x30000, 0x3FFFD }
+
+local function columns_of(code)
+  for i = 1, #WIDE, 2 do
+    if code < WIDE[i] then return 1 end
+    if code <= WIDE[i + 1] then return 2 end
+  end
+  return 1
+end
+
+-- What of text fits in `columns` columns, a UTF-8 sequence never cut (a
+-- character: a byte that does not go on a sequence; one that is not
+-- valid UTF-8 shows as one column).
 local function first_columns(text, columns)
   local n = 0
   for i = 1, #text do
     local b = text:byte(i)
     if b < 0x80 or b >= 0xC0 then
-      n = n + 1
+      local width = 1
+      if b >= 0xE1 then -- (U+1100 and up: three bytes or four)
+        local ok, code = pcall(utf8.codepoint, text, i)
+        if ok then width = columns_of(code) end
+      end
+      n = n + width
       if n > columns then return text:sub(1, i - 1) end
     end
   end

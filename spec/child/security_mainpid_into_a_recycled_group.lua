@@ -33,8 +33,9 @@ end
 
 appstart.run(function()
   app = assert(appstart.start {
-    argv = { F, "pidfile=" .. dir .. "/first", "notify=READY=1", "fork", "waitfile=" .. dir .. "/leave", "setsid", "pidfile=" .. dir .. "/left",
-      "mainpid=@" .. dir .. "/taker", "pause", "|", "mainpid=child", "exit=0" },
+    argv = { F, "pidfile=" .. dir .. "/first", "notify=READY=1",
+      "fork", "waitfile=" .. dir .. "/leave", "setsid", "pidfile=" .. dir .. "/left", "mainpid=@" .. dir .. "/taker",
+      "pause", "|", "mainpid=child", "exit=0" },
     kill_mode = "group", kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end })
   -- (not app.pid: the move may have come before this task runs again)
   local first = tonumber(read(dir .. "/first"))
