@@ -1138,6 +1138,23 @@ local TO = {}
 
 function TO.tearDown() S.kill_strays() end
 
+-- go() in a coroutine of a cqueues controller, of luv's, or a task of
+-- appstart.run (context), until that loop returns.
+local function run_in(context, go)
+  if context == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(go)
+    assert(cq:loop())
+    cq = nil -- luacheck: ignore
+    collectgarbage()
+  elseif context == "luv" then
+    coroutine.wrap(go)()
+    require("luv").run()
+  else
+    appstart.run(go)
+  end
+end
+
 local function waits_for_its_end(context)
   if context == "luv" then require "appstart.luv" end -- (its own descriptors first)
   local before = S.snapshot()
@@ -1158,18 +1175,7 @@ local function waits_for_its_end(context)
     S.touch(started)
     if context == "run" then app:wait() end
   end
-  if context == "cqueues" then
-    local cq = require("cqueues").new()
-    cq:wrap(go)
-    assert(cq:loop())
-    cq = nil -- luacheck: ignore
-    collectgarbage()
-  elseif context == "luv" then
-    coroutine.wrap(go)()
-    require("luv").run()
-  else
-    appstart.run(go)
-  end
+  run_in(context, go)
   lu.assertEquals(got, { "first", "wait 3", "second", "last", "on_exit 3" }, context)
   local pid = S.pid_in(child)
   os.execute("kill " .. pid)
@@ -1198,18 +1204,7 @@ local function ends_with_a_child_holding_its_pipe(context)
       lu.assertEquals(rawget(app, "_state"), "exited")
     end
   end
-  if context == "cqueues" then
-    local cq = require("cqueues").new()
-    cq:wrap(go)
-    assert(cq:loop())
-    cq = nil -- luacheck: ignore
-    collectgarbage()
-  elseif context == "luv" then
-    coroutine.wrap(go)()
-    require("luv").run()
-  else
-    appstart.run(go)
-  end
+  run_in(context, go)
   local pid = S.pid_in(child)
   lu.assertTrue(S.alive(pid), "the loop returned once the child holding the pipe had gone: " .. context)
   lu.assertNil(S.proc_status(app.pid), "the app was not reaped")
