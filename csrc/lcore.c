@@ -622,6 +622,8 @@ int luaopen_appstart_core(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, APPSTART_HELPER_PATH);
     lua_setfield(L, -2, "helper_path");
+    lua_pushliteral(L, SPAWN_DEFAULT_PATH);
+    lua_setfield(L, -2, "default_path");
 #ifdef APPSTART_SANITIZE_BUILD
     /* make sanitize preloads the ASan runtime into the (uninstrumented) Lua
      * interpreter; it must not reach the apps the suite starts, whose exit

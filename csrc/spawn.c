@@ -150,7 +150,7 @@ static void child_exec(const struct spawn_request *req,
      * nothing here ever goes through a shell. */
     const char *path = req->search_path && *req->search_path
                            ? req->search_path
-                           : "/usr/local/bin:/usr/bin:/bin";
+                           : SPAWN_DEFAULT_PATH;
     size_t flen = strlen(req->file);
     int saw_eacces = 0, last = ENOENT;
     char buf[PATH_MAX];

@@ -15,6 +15,10 @@
 
 #define SPAWN_MAX_FDS 8
 
+/* Where a program named without '/' is looked up when the launcher has
+ * no PATH (or an empty one) */
+#define SPAWN_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
 /* parent_fd appears at child_fd in the child */
 struct spawn_fd {
     int child_fd;

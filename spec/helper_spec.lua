@@ -89,6 +89,10 @@ function T.test_with_user_argv1_is_searched_in_the_launchers_path()
   local out = S.run_child({ env = { PATH = dir .. ":" .. os.getenv("PATH") } },
     "helper_user_argv1_searched_in_launchers_path", uid)
   lu.assertEquals(out, "ready\nready\nleft\t\n")
+  -- a launcher with no PATH: where the core looks, not the app's PATH
+  -- (the helper took the env's, where the fixture is)
+  out = S.run_child({ no_path = true }, "helper_user_argv1_searched_in_launchers_path", uid, dir)
+  lu.assertEquals(out, "spawn\nspawn\nleft\t\n")
 end
 
 function T.test_exec_failures_write_no_pid_and_exit_127_or_126()

@@ -428,6 +428,7 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- and group (from a copy under S.tmpdir, which that user can read),
 -- `how.hosts` (a file) has it see that file as /etc/hosts, `how.passwd`
 -- as /etc/passwd (a mount namespace of its own: see S.can_unshare),
+-- `how.no_path` runs it with no PATH in its environment,
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
 -- queues hold that many (see
 -- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
@@ -452,7 +453,7 @@ function S.run_child(how, name, ...)
     .. (how.ignore and ("trap '' " .. how.ignore .. "; ") or "")
     .. S.san_prefix
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
-    .. 'exec lua5.4 "$0" "$@"'
+    .. (how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
   local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")
   if how.as then
     command = string.format("setpriv --reuid=%s --regid=%s --clear-groups %s", how.as, how.as_group, command)

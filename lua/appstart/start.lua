@@ -119,9 +119,12 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
     if cwd then append(helper, "--chdir", cwd) end
     if not opts.env then append(helper, "--login-env") end
     -- argv[1] is searched in the launcher's PATH, as without a helper
-    -- (not in the app's, which env may replace)
-    local search = not argv[1]:find("/", 1, true) and os.getenv("PATH")
-    if search then append(helper, "--path", search) end
+    -- (not in the app's, which env may replace: the helper's own choice
+    -- without --path), or, with none or an empty one, where the core looks
+    if not argv[1]:find("/", 1, true) then
+      local search = os.getenv("PATH")
+      append(helper, "--path", search ~= nil and search ~= "" and search or core.default_path)
+    end
     append(helper, "--")
     cwd, stdin = nil, stdin or "null"
     -- no terminal for another user's app (it could read what is typed

@@ -7,11 +7,24 @@
 local appstart = require "appstart"
 local K = require "childkit"
 
-local UID = arg[1]
+-- With a second argument, DIR (the fixture's directory), run with no
+-- PATH: starts "fixture" by name with an env = whose PATH is DIR, as user
+-- UID and with no user, and prints each one's error code (the lookup is
+-- in the core's default path, where there is no fixture), or "ready".
+local UID, DIR = arg[1], arg[2]
 
-for _, env in ipairs { { A = "1" }, { PATH = "/nonexistent" } } do
-  local app, err = appstart.start { argv = { "fixture", "pause" }, user = UID, env = env, ready = "none" }
-  print(app and "ready" or tostring(err))
-  if app then app:terminate() end
+if DIR then
+  for _, user in ipairs { UID, false } do
+    local app, err = appstart.start { argv = { "fixture", "pause" }, user = user or nil, env = { PATH = DIR },
+      ready = "none", log = K.quiet }
+    print(app and "ready" or err.code)
+    if app then app:terminate() end
+  end
+else
+  for _, env in ipairs { { A = "1" }, { PATH = "/nonexistent" } } do
+    local app, err = appstart.start { argv = { "fixture", "pause" }, user = UID, env = env, ready = "none" }
+    print(app and "ready" or tostring(err))
+    if app then app:terminate() end
+  end
 end
 print("left", K.children_text())
