@@ -157,6 +157,30 @@ function TC.test_callbacks_come_in_the_order_the_app_told_them()
   S.assert_clean(before)
 end
 
+-- A timer of appstart's in the controller (the watchdog's) cancelled
+-- before its coroutine first ran: the coroutine saw no cancel, and slept to
+-- the deadline, holding cq:loop() for the watchdog's whole period after
+-- the app was closed.
+function TC.test_a_timer_cancelled_before_it_first_ran_holds_the_controller_no_longer()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local pid
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "pause" }, watchdog = 600, log = S.quiet })
+    pid = app.pid
+    app:close()
+  end)
+  assert(cq:loop(10))
+  lu.assertTrue(cq:empty(), "cq:loop() was held by the watchdog's timer of a closed app")
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  S.reap_children()
+  S.assert_clean(before)
+end
+
 function TC.test_many_starts_at_once_in_one_controller()
   local cqueues = require "cqueues"
   local cq = cqueues.new()

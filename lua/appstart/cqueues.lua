@@ -250,8 +250,9 @@ function B.at(at, fn)
   local h = { done = false }
   local cond = condition.new()
   start(function()
+    -- (cancelled before this first ran: its signal woke nothing)
     local left = at - now()
-    if left > 0 then cond:wait(left) end
+    if left > 0 and not h.done then cond:wait(left) end
     if not h.done then
       h.done = true
       fn()
