@@ -104,6 +104,9 @@ struct starter {
     int stopping;             /* starter_stop was called: the start is
                                  being ended, whatever its phase */
     int stop_signal;          /* the last signal a stop sent the app, or 0 */
+    int orphan_exiting;       /* the last starter_stopped waited for a
+                                 process adopted and abandoned, on its way
+                                 out: looked at again, not waited on */
 
     /* facts of the handshake, besides the phase */
     int fresh;                /* see starter_fresh */
@@ -1634,9 +1637,10 @@ int starter_needs_probing(const struct starter *s)
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
                (!s->app_dead && app->pid > 0 && app->pidfd < 0);
     case STARTER_FAILED:
-        /* a group or cgroup is looked at, not waited on; a pid that could
-         * not be checked is checked again */
-        return (s->has_helper && s->app.pid <= 0 && s->unchecked_pid != 0) ||
+        /* a group or cgroup is looked at, not waited on, as is an orphan
+         * on its way out; a pid that could not be checked is checked
+         * again */
+        return s->orphan_exiting || (s->has_helper && s->app.pid <= 0 && s->unchecked_pid != 0) ||
                (s->has_helper && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING &&
                 s->spawned.pidfd < 0) ||
                (app->pid > 0 && app->end == PROCESS_RUNNING && app->pidfd < 0) ||
@@ -1872,13 +1876,15 @@ int starter_stopped(struct starter *s, int *late_signal)
     }
     if (!running && tree_running(s))
         running = 1;
+    s->orphan_exiting = 0;
     if (!running) {
         finish_adoption(s);
         /* what a stop killed there (a cgroup is empty before its members
-         * are reaped) is reaped now, not at a later call: one on its way
-         * out is waited for */
+         * are reaped; an app its helper killed, orphaned to the launcher)
+         * is reaped now, not at a later call: one on its way out is
+         * waited for, by looking again (no descriptor tells its end) */
         if (children_reap_abandoned() > 0)
-            running = 1;
+            running = s->orphan_exiting = 1;
     }
     return !running;
 }

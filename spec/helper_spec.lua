@@ -990,6 +990,9 @@ end
 -- it has written its pid: the helper kills that app first, a setuid copy
 -- as root, a file-capabilities one as the app's user (its own effective
 -- uid is the caller's, which may not signal the app: it left it running).
+-- The cancel returns once that app has ended, not at the end of its
+-- kill_grace (10 s; a quarter of the cancels waited it out, the app seen
+-- on its way out, orphaned to the launcher, and not looked at again).
 function U.test_a_start_cancelled_before_an_installed_copy_reported_leaves_no_app()
   write_policy("nobody: daemon\n")
   for _, caps in ipairs { false, "cap_setuid,cap_setgid+ep" } do
@@ -997,6 +1000,9 @@ function U.test_a_start_cancelled_before_an_installed_copy_reported_leaves_no_ap
     local caught = tonumber(out:match("^caught (%d+)\n"))
     lu.assertNotNil(caught, out)
     lu.assertTrue(caught > 0, "the helper was never seen with its child")
+    local slowest = tonumber(out:match("\nslowest ([%d.]+)\n"))
+    lu.assertNotNil(slowest, out)
+    lu.assertTrue(slowest < 5, string.format("a cancel took %.3f s: its kill_grace waited out", slowest))
     local left = {}
     for pid in out:gmatch("\nforked (%d+)") do
       if not S.await_gone(tonumber(pid), 2) then

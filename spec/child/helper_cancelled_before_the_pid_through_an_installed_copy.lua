@@ -2,8 +2,9 @@
 -- (as nobody, with APPSTART_HELPER a setuid or file-capabilities copy
 -- whose policy lets nobody start apps as daemon): twenty starts as daemon,
 -- each cancelled the moment the helper has forked, before it has written
--- the app's pid. Prints "caught N" (how many were cancelled so) and one
--- line "forked PID" for each app so forked, which must be gone.
+-- the app's pid. Prints "caught N" (how many were cancelled so), "slowest
+-- S" (the longest cancel, in seconds) and one line "forked PID" for each
+-- app so forked, which must be gone.
 -- No arguments.
 local appstart = require "appstart"
 local core = require "appstart.core"
@@ -25,14 +26,14 @@ local function children_of(pid)
   return set
 end
 
-local me, caught, forked = core.pid(), 0, {}
+local me, caught, forked, slowest = core.pid(), 0, {}, 0
 for _ = 1, 20 do
   local old = children_of(me)
-  -- (kill_grace: a cancel waits it out where the helper outlives its
-  -- SIGTERM, 5 s by default: twenty of those, twice, passed the minute
-  -- the spec gives this run)
+  -- (a cancel waits for the end of what the stop killed, never for its
+  -- kill_grace: the app the helper killed, orphaned to the launcher, ends
+  -- at once, but no descriptor says so)
   local h = appstart.begin { argv = { F, "pause" }, env = ENV, user = "daemon", ready = "none", stdout = "null",
-    stderr = "null", log = K.quiet, kill_grace = 0.5 }
+    stderr = "null", log = K.quiet, kill_grace = 10 }
   local helper
   for pid in pairs(children_of(me)) do
     if not old[pid] then helper = pid end
@@ -48,7 +49,9 @@ for _ = 1, 20 do
     dropped = text:match("\nUid:%s+" .. DAEMON .. "%s") ~= nil
     if text == "" then break end
   end
+  local t0 = core.now()
   h:cancel()
+  slowest = math.max(slowest, core.now() - t0)
   -- (a start done before the cancel, which leaves it alone: its app is
   -- the caller's to end)
   if h.app then assert(h.app:terminate()) end
@@ -56,6 +59,9 @@ for _ = 1, 20 do
     caught = caught + 1
     forked[#forked + 1] = child
   end
+  -- (one waited out is enough to tell)
+  if slowest >= 5 then break end
 end
 print("caught " .. caught)
+print(string.format("slowest %.3f", slowest))
 for _, pid in ipairs(forked) do print("forked " .. pid) end
