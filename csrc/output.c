@@ -478,83 +478,243 @@ static int rotate(struct output_file *f, long long carry, long long *lost)
     return err;
 }
 
+/* Where the next write of buf (len bytes) goes in a file of `size` bytes
+ * whose last `open_line` are an unfinished line (readable: it can be read
+ * back): the bytes taken; *full when the file is rotated after them, and
+ * *carry, the bytes of its unfinished line that move to the next file
+ * then. Rotation comes where a write would take the file past max_bytes:
+ * at the last line end that fits. A line that does not fit in what is
+ * left of the file goes whole to the next one (what was written of it
+ * moves there); one longer than the whole file is cut at max_bytes. */
+static size_t next_cut(const struct output_file *f, long long size, long long open_line, int readable,
+                       const char *buf, size_t len, int *full, long long *carry)
+{
+    *full = 0;
+    *carry = 0;
+    if (f->max_bytes <= 0 || size + (long long)len <= f->max_bytes)
+        return len;
+    size_t room = size < f->max_bytes ? (size_t)(f->max_bytes - size) : 0;
+    const char *nl = room > 0 ? memrchr(buf, '\n', room) : NULL;
+    *full = 1;
+    if (nl)
+        return (size_t)(nl - buf) + 1;
+    if (size > open_line) {
+        /* the line under way ends past max_bytes: the file ends where it
+         * began, and it goes on in the next file (a file the launcher
+         * cannot read back keeps what it has of it, and so does one whose
+         * part is longer than a chunk: the copy is the app's to size, in
+         * one wake-up) */
+        *carry = readable && open_line <= OUTPUT_CHUNK ? open_line : 0;
+        return 0;
+    }
+    return room; /* a line longer than a whole file */
+}
+
+/* The unfinished line at a file's end once n bytes of buf are written */
+static long long open_line_after(long long open_line, const char *buf, size_t n)
+{
+    const char *last = n > 0 ? memrchr(buf, '\n', n) : NULL;
+    return last ? (long long)(buf + n - last - 1) : open_line + (long long)n;
+}
+
+/* Write take bytes of buf at the file's end; what went in counts, even
+ * when the rest did not (a full disk): the file's size is what rotation is
+ * measured by. On an error, the line cut short is taken back out (when the
+ * file is as this reader wrote it), so that the file holds whole lines,
+ * and the error is the output's, with `rest` (the bytes after these that
+ * will not be written) and all that did not go in counted lost: 0, or the
+ * errno value. */
+static int file_write(struct output *o, struct output_file *f, const char *buf, size_t take, size_t rest)
+{
+    size_t done = 0;
+    int err = 0;
+    while (done < take) {
+        ssize_t n = write(f->fd, buf + done, take - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        done += (size_t)n;
+    }
+    f->size += (long long)done;
+    f->open_line = open_line_after(f->open_line, buf, done);
+    if (!err)
+        return 0;
+    long long lost = (long long)(take - done + rest), line = f->open_line;
+    struct stat st;
+    if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
+        ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
+        f->size -= line;
+        f->open_line = 0;
+        lost += line;
+    }
+    o->file_err = err;
+    o->file_dropped += lost;
+    return err;
+}
+
+/* A rotation (or a batch of them) failed: the output is dropped from
+ * here on. */
+static void file_failed(struct output *o, struct output_file *f, int err, long long lost)
+{
+    o->file_err = err;
+    o->file_dropped += lost;
+    sys_close(&f->fd);
+}
+
+/* How many rotations writing buf (len bytes) makes (see next_cut),
+ * and what goes into the file there is: *take0 bytes of buf, then *carry0
+ * bytes at its end move to the next file. */
+static long long count_rotations(const struct output_file *f, int same_size, const char *buf, size_t len,
+                                 size_t *take0, long long *carry0)
+{
+    long long size = f->size, line = f->open_line, rotations = 0;
+    int readable = f->readable, full;
+    size_t pos = 0;
+    *take0 = 0;
+    *carry0 = 0;
+    while (pos < len) {
+        long long carry;
+        size_t take = next_cut(f, size, line, readable, buf + pos, len - pos, &full, &carry);
+        if (rotations == 0) {
+            /* (a file someone else appended to: no move, as in rotate) */
+            *take0 = take;
+            *carry0 = carry = same_size ? carry : 0;
+        }
+        pos += take;
+        if (!full)
+            break;
+        rotations++;
+        size = line = carry;
+        readable = 1;
+    }
+    return rotations;
+}
+
+/* Many rotations in one write (a flood into a small max_bytes, the app's
+ * last output read at its end): done as one, O(keep + files made) instead
+ * of O(keep x rotations). The file there is (file 0) and the files the
+ * write fills (1 .. n, the last one the new NAME) end as n rotations one
+ * at a time would leave them: file k is NAME.(n-k), NAME.i is NAME.(i+n),
+ * and what would be rotated off the end is never written: only the last
+ * keep of the files it fills are. take0, carry0: as count_rotations. */
+static void rotate_many(struct output *o, struct output_file *f, const char *buf, size_t len, long long n,
+                        size_t take0, long long carry0)
+{
+    char from_name[OUTPUT_NAME_MAX + 16], to_name[OUTPUT_NAME_MAX + 16];
+    long long first = n > f->keep ? n - f->keep : 1; /* the first file kept */
+    if (take0 > 0 && file_write(o, f, buf, take0, len - take0))
+        return;
+    /* (every NAME.i named below has i <= keep) */
+    long long from = f->size - carry0; /* where the moved line begins */
+    /* the files there are move up n (the top ones off the end: replaced
+     * below by what this write makes) */
+    for (long long i = f->top < f->keep - n ? f->top : f->keep - n; i >= 1; i--) {
+        snprintf(from_name, sizeof from_name, "%s.%d", f->name, (int)i);
+        snprintf(to_name, sizeof to_name, "%s.%d", f->name, (int)(i + n));
+        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+            int err = errno;
+            file_failed(o, f, err, take_back(f->fd, from, carry0) + (long long)(len - take0));
+            return;
+        }
+    }
+    f->top = f->top + n < f->keep ? (int)(f->top + n) : f->keep;
+    /* NAME becomes NAME.n, or, rotated off the end, NAME.keep, which the
+     * first file kept then replaces */
+    snprintf(to_name, sizeof to_name, "%s.%d", f->name, n <= f->keep ? (int)n : f->keep);
+    int old = f->fd;
+    f->fd = -1;
+    if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+        int err = errno;
+        long long lost = take_back(old, from, carry0) + (long long)(len - take0);
+        sys_close(&old);
+        file_failed(o, f, err, lost);
+        return;
+    }
+    /* each file in turn: its bytes found again as count_rotations found
+     * them, written when it is kept */
+    long long size = carry0, line = carry0, k = 1;
+    size_t pos = take0;
+    int err = 0;
+    for (;;) {
+        int full;
+        long long carry;
+        size_t take = next_cut(f, size, line, 1, buf + pos, len - pos, &full, &carry);
+        if (k >= first) {
+            const char *why; /* a file made here, O_EXCL: the launcher's */
+            if ((err = open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why))) {
+                file_failed(o, f, err, (long long)(len - pos) + (k == 1 ? take_back(old, from, carry0) : 0));
+                break;
+            }
+            if (k == 1 && carry0 > 0) {
+                /* the line goes on in the fresh file: what was written of
+                 * it leaves the old one (kept or not) */
+                err = copy_range(old, from, f->fd, -1, carry0);
+                if (!err && ftruncate(old, (off_t)from) != 0)
+                    err = errno;
+                if (err) {
+                    long long lost = ftruncate(f->fd, 0) == 0 ? take_back(old, from, carry0) : 0;
+                    file_failed(o, f, err, lost + (long long)(len - pos));
+                    break;
+                }
+                f->size = f->open_line = carry0;
+            }
+            if (take > 0 && file_write(o, f, buf + pos, take, len - pos - take))
+                break; /* (the file stays NAME, written to from here on) */
+            if (full) {
+                snprintf(to_name, sizeof to_name, "%s.%d", f->name, (int)(n - k));
+                if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+                    err = errno;
+                    file_failed(o, f, err, (long long)(len - pos - take));
+                    break;
+                }
+                sys_close(&f->fd);
+            }
+        }
+        pos += take;
+        if (!full)
+            break;
+        k++;
+        size = line = carry;
+    }
+    sys_close(&old);
+}
+
 /* Append len bytes, rotating first where they would take the file past
- * max_bytes: at the last line end that fits. A line that does not fit in
- * what is left of the file goes whole to the next one (what was written of
- * it moves there); one longer than the whole file is cut at max_bytes. */
+ * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
 {
+    if (f->fd >= 0 && f->keep > 0 && f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
+        struct stat st;
+        int same = fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size;
+        size_t take0;
+        long long carry0, n = count_rotations(f, same, buf, len, &take0, &carry0);
+        if (n > 1) {
+            rotate_many(o, f, buf, len, n, take0, carry0);
+            return;
+        }
+    }
     while (len > 0) {
         if (f->fd < 0) {
             o->file_dropped += (long long)len;
             return;
         }
-        size_t take = len;
-        int full = 0;
-        long long carry = 0;
-        if (f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
-            size_t room = f->size < f->max_bytes ? (size_t)(f->max_bytes - f->size) : 0;
-            const char *nl = room > 0 ? memrchr(buf, '\n', room) : NULL;
-            full = 1;
-            if (nl) {
-                take = (size_t)(nl - buf) + 1;
-            } else if (f->size > f->open_line) {
-                /* the line under way ends past max_bytes: the file ends
-                 * where it began, and it goes on in the next file (a file
-                 * the launcher cannot read back keeps what it has of it,
-                 * and so does one whose part is longer than a chunk: the
-                 * copy is the app's to size, in one wake-up) */
-                take = 0;
-                carry = f->readable && f->open_line <= OUTPUT_CHUNK ? f->open_line : 0;
-            } else {
-                take = room; /* a line longer than a whole file */
-            }
-        }
+        int full;
+        long long carry;
+        size_t take = next_cut(f, f->size, f->open_line, f->readable, buf, len, &full, &carry);
         if (take > 0) {
-            size_t done = 0;
-            int err = 0;
-            while (done < take) {
-                ssize_t n = write(f->fd, buf + done, take - done);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n < 0) {
-                    err = errno;
-                    break;
-                }
-                done += (size_t)n;
-            }
-            /* what went in counts, even when the rest did not (a full
-             * disk): the file's size is what rotation is measured by */
-            f->size += (long long)done;
-            const char *last = done > 0 ? memrchr(buf, '\n', done) : NULL;
-            f->open_line = last ? (long long)(buf + done - last - 1) : f->open_line + (long long)done;
-            if (err) {
-                /* the line cut short is taken back out (when the file is
-                 * as this reader wrote it), so the file holds whole lines;
-                 * it is lost with the rest */
-                long long lost = (long long)(len - done), line = f->open_line;
-                struct stat st;
-                if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
-                    ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
-                    f->size -= line;
-                    f->open_line = 0;
-                    lost += line;
-                }
-                o->file_err = err;
-                o->file_dropped += lost;
+            if (file_write(o, f, buf, take, len - take))
                 return;
-            }
             buf += take;
             len -= take;
         }
         if (full) {
             long long lost;
             int err = rotate(f, carry, &lost);
-            if (err) {
-                o->file_err = err;
-                o->file_dropped += lost;
-                sys_close(&f->fd);
-            }
+            if (err)
+                file_failed(o, f, err, lost);
         }
     }
 }
@@ -676,14 +836,9 @@ int output_read(struct output *o, int stream)
         return OUTPUT_EOF;
     if (st->end_left == 0)
         return OUTPUT_AGAIN; /* the rest is a child's, written since */
-    /* a file rotated at a small size: a read takes one file's worth, so
-     * that one read's rotations (each keep renames at most) are one or
-     * two, and a caller that looks at the clock between reads is not held
-     * up by a flood's (lines are put together across reads, as a pipe's
-     * short reads need anyway) */
+    /* (a read's rotations, however many, cost what one costs and a
+     * file made each, for the files kept at most: rotate_many) */
     size_t want = sizeof o->chunk;
-    if (st->file && st->file->keep > 0 && st->file->max_bytes > 0 && st->file->max_bytes < (long long)want)
-        want = (size_t)st->file->max_bytes;
     if (st->end_left > 0 && st->end_left < (long long)want)
         want = (size_t)st->end_left;
     ssize_t n = sys_read(st->fd, o->chunk, want);
