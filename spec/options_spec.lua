@@ -308,6 +308,25 @@ function Settings.test_a_name_that_is_no_setting_raises()
   lu.assertNil(appstart.log_levle)
 end
 
+--- One of the module's functions assigned to is no setting either: the
+-- library never calls appstart.default_log through the module, so a
+-- logger put there would change nothing. It stays as it was; the module
+-- still shows all it holds to pairs() (at the REPL).
+function Settings.test_a_function_of_the_module_assigned_to_raises()
+  local default_log, start = appstart.default_log, appstart.start
+  setting_raises(function() appstart.default_log = print end,
+    "appstart.default_log: one of the module's functions, not a setting (helper_path, log_level, poll_interval,"
+    .. " syslog_socket)")
+  setting_raises(function() appstart.start = 1 end, "appstart.start: one of the module's functions, not a setting")
+  lu.assertIs(appstart.default_log, default_log)
+  lu.assertIs(appstart.start, start)
+  local seen = {}
+  for k, v in pairs(appstart) do seen[k] = v end
+  lu.assertIs(seen.start, start)
+  lu.assertEquals(seen.log_level, appstart.log_level)
+  lu.assertEquals(seen.version, appstart.version)
+end
+
 function Settings.test_an_APPSTART_HELPER_that_is_a_name_is_said_on_stderr_and_not_looked_up()
   local out = S.run_child({ env = { APPSTART_HELPER = "appstart-helper", PATH = S.tmpdir .. ":/usr/bin:/bin" } },
     "settings_helper_path")

@@ -6,8 +6,10 @@
 -- A mistake in a setting raises where it is made, naming it: a value of the
 -- wrong type or out of range (appstart.log_level = "loud"), a name that is
 -- no setting (appstart.log_levle = "debug"; once the module is loaded, a
--- new name on it can only be a mistake), appstart.version (read only). A
--- bad $APPSTART_LOG is said once on stderr, and the default ("warn") used.
+-- new name on it can only be a mistake), one of the module's functions
+-- (appstart.default_log = f would change nothing appstart calls),
+-- appstart.version (read only). A bad $APPSTART_LOG is said once on
+-- stderr, and the default ("warn") used.
 local core = require "appstart.core"
 
 local LEVELS = { error = true, warn = true, info = true, debug = true }
@@ -80,8 +82,11 @@ for name in pairs(CHECKS) do if name ~= "version" then names[#names + 1] = name 
 table.sort(names)
 names = table.concat(names, ", ")
 
--- the settings live in `values`, so that every assignment to one comes
--- here and is checked
+-- the settings live in `values` and the module's functions in
+-- `functions`, so that every assignment to either comes here and is
+-- checked
+local functions = {}
+setmetatable(values, { __index = functions })
 return setmetatable({}, {
   __index = values,
   __newindex = function(t, k, v)
@@ -90,10 +95,19 @@ return setmetatable({}, {
       local why = check(v)
       if why then error(string.format("appstart.%s: %s", k, why), 2) end
       values[k] = v
-    elseif rawequal(package.loaded.appstart, t) then
-      error(string.format("appstart.%s: no such setting (%s)", tostring(k), names), 2)
+    elseif not rawequal(package.loaded.appstart, t) then
+      functions[k] = v -- lua/appstart.lua adding the module's functions
+    elseif functions[k] ~= nil then
+      error(string.format("appstart.%s: one of the module's functions, not a setting (%s)", tostring(k), names), 2)
     else
-      rawset(t, k, v) -- lua/appstart.lua adding the module's functions
+      error(string.format("appstart.%s: no such setting (%s)", tostring(k), names), 2)
     end
+  end,
+  -- (what the module holds, for a look at it at the REPL)
+  __pairs = function()
+    local all = {}
+    for k, v in pairs(functions) do all[k] = v end
+    for k, v in pairs(values) do all[k] = v end
+    return next, all, nil
   end,
 })
