@@ -81,6 +81,16 @@ function T.test_path_searches_the_callers_directories_not_the_apps_path()
   os.execute("kill -9 " .. pid)
 end
 
+--- The helper (standalone: it shares no code with the core) gives an app
+-- the core's default PATH, and looks a name up there when it is given no
+-- --path: the two agree.
+function T.test_the_helpers_default_path_is_the_cores()
+  local p = io.popen(H .. " --help 2>&1")
+  local text = p:read("a")
+  p:close()
+  lu.assertStrContains(text, "gets PATH=" .. S.core.default_path .. ",")
+end
+
 -- With user =, argv[1] is searched in the launcher's PATH, as without a
 -- helper: an env = that has no PATH (or another) changes nothing.
 function T.test_with_user_argv1_is_searched_in_the_launchers_path()
