@@ -682,17 +682,45 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     sys_close(&old);
 }
 
+/* The same with keep 0, where a rotation empties the file: after n of
+ * them it holds what the last one left, the bytes after the n-1 files
+ * before it (no line is moved into it: only the first rotation moves
+ * one). */
+static void empty_many(struct output *o, struct output_file *f, const char *buf, size_t len, long long n,
+                       size_t take0, long long carry0)
+{
+    long long size = carry0, line = carry0;
+    size_t pos = take0;
+    for (long long k = 1; k < n; k++) {
+        int full;
+        long long carry;
+        pos += next_cut(f, size, line, 1, buf + pos, len - pos, &full, &carry);
+        size = line = carry;
+    }
+    if (ftruncate(f->fd, 0) != 0) {
+        int err = errno;
+        file_failed(o, f, err, (long long)len);
+        return;
+    }
+    f->size = f->open_line = 0;
+    if (pos < len)
+        (void)file_write(o, f, buf + pos, len - pos, 0);
+}
+
 /* Append len bytes, rotating first where they would take the file past
  * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
 {
-    if (f->fd >= 0 && f->keep > 0 && f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
+    if (f->fd >= 0 && f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
         struct stat st;
         int same = fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size;
         size_t take0;
         long long carry0, n = count_rotations(f, same, buf, len, &take0, &carry0);
         if (n > 1) {
-            rotate_many(o, f, buf, len, n, take0, carry0);
+            if (f->keep > 0)
+                rotate_many(o, f, buf, len, n, take0, carry0);
+            else
+                empty_many(o, f, buf, len, n, take0, carry0);
             return;
         }
     }
