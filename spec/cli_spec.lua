@@ -833,6 +833,42 @@ function Failure.test_a_stderr_nobody_reads_does_not_hold_the_command()
   S.assert_clean(before)
 end
 
+-- Lines stderr did not take while the app was watched are counted, and
+-- the count is told before the command's last line, however it ends
+-- (the app's end, a failed start, --json): it was lost with the count
+-- of lines held back since the last one shown. Every line is either
+-- shown or counted.
+function Failure.test_the_lines_not_shown_are_told_at_the_end()
+  local n = 100000
+  for _, case in ipairs {
+    { { "--watch", "--ready=none", "--stdout=capture" }, "exit=0", "appstart: fixture %(pid %d+%) exited with code 0" },
+    { { "--watch", "--timeout=1", "--grace=0.2", "--stdout=capture" }, "pause", "appstart: app not ready within 1 s" },
+    { { "--watch", "--json", "--ready=none", "--stdout=capture" }, "exit=0", nil },
+  } do
+    local before = S.snapshot()
+    local args = case[1]
+    for _, a in ipairs { "--", F, "lines=1:" .. n .. ":x", case[2] } do args[#args + 1] = a end
+    local err = S.tmpname("err")
+    -- (stderr into a pipe read only once the app has flooded it)
+    lu.assertTrue(os.execute(string.format("(%s 2>&1 >/dev/null) | (sleep 2; cat) >%s", command_line(args), err)))
+    local text, shown, counted, last = S.read(err), 0, 0, nil
+    for line in text:gmatch("[^\n]+") do
+      local count = line:match("^appstart: (%d+) lines? not shown %(stderr was not read%)$")
+      if count then
+        counted = counted + tonumber(count)
+      elseif line:match("^fixture%[%d+%]: x%d+$") then
+        shown = shown + 1
+      elseif not line:match("^  | ") then
+        last = line
+      end
+    end
+    lu.assertTrue(counted > 0, "no line says how many were not shown: " .. #text .. " bytes")
+    lu.assertEquals(shown + counted, n, table.concat(args, " "))
+    if case[3] then lu.assertStrMatches(last, case[3] .. ".*") end
+    S.assert_clean(before)
+  end
+end
+
 -- A stderr full and never read when the start has failed: the --json
 -- object comes first, on stdout, and a SIGTERM or a SIGINT ends the
 -- command waiting to say why on stderr (it waited there with its signals
@@ -908,6 +944,31 @@ function Failure.test_a_full_stdout_at_the_ready_line_holds_neither_a_sigterm_no
     lu.assertTrue(S.await_gone(app, 5), "the app was left running")
     S.assert_clean(before)
   end
+end
+
+-- The same with an app that outlives the cancel's SIGTERM: a second ^C
+-- sends SIGKILL at once, as while a start's cancel waits (it did nothing:
+-- the command waited out the whole --grace).
+function Failure.test_a_second_sigint_at_a_full_stdouts_ready_line_sends_sigkill()
+  local before = S.snapshot()
+  local fifo, pidfile, trapped = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("trapped")
+  local err, code = S.tmpname("err"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  local args = { "--grace=60", "--ready=none", "--", F, "pidfile=" .. pidfile, "trap=TERM:" .. trapped, "pause" }
+  os.execute(string.format("((exec 1<>%s; head -c 65536 /dev/zero; exec %s 2>%s); echo $? >%s.tmp; "
+    .. "mv %s.tmp %s) >/dev/null 2>&1 &", fifo, command_line(args), err, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  lu.assertNotEquals(await_held_at_stdout(command), false, "the command never came to its ready line")
+  os.execute("kill -INT " .. command)
+  S.await_file(trapped) -- (the app had its SIGTERM, and lives on)
+  os.execute("kill -INT " .. command)
+  -- (the guard ends a command still there after 20 s with SIGKILL: 137)
+  lu.assertEquals(tonumber(S.await_file(code, 30)), 1, S.read(err))
+  lu.assertStrMatches(S.read(err), "appstart: fixture %(pid " .. app .. "%) is still running: sending SIGKILL\n"
+    .. "appstart: interrupted by SIGINT: start cancelled\n")
+  lu.assertTrue(S.await_gone(app, 5), "the app was left running")
+  S.assert_clean(before)
 end
 
 -- A signal that came as the start was completing (both its READY=1 and

@@ -843,7 +843,8 @@ function TF.test_rotations_of_a_flood_leave_the_files_one_at_a_time_would()
     for i = 1, n do t[i] = string.rep(string.char(96 + i % 26 + 1), math.random(0, longest)) end
     return table.concat(t, "\n") .. (math.random(2) == 1 and "\n" or "")
   end
-  for _, c in ipairs { { 8, 100, 6000 }, { 16, 5, 3000 }, { 50, 1, 2000 }, { 20, 300, 800 }, { 30, 1000, 600 }, { 12, 0, 6000 } } do
+  for _, c in ipairs { { 8, 100, 6000 }, { 16, 5, 3000 }, { 50, 1, 2000 }, { 20, 300, 800 }, { 30, 1000, 600 },
+    { 12, 0, 6000 } } do
     local max_bytes, keep, n = c[1], c[2], c[3] // SCALE
     local dir = S.tmpname("rotmodel")
     assert(os.execute("mkdir " .. dir))

@@ -638,7 +638,7 @@ local function report_exit(o, app, how)
   elseif how.signal then what = "was killed by " .. signal_name(how.signal)
   else what = "exited (its exit status is unknown: it is not appstart's child)"
   end
-  io.stderr:write(string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
+  io.stderr:write(log.unshown(), string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
 end
 
 --- A start that failed: `appstart: MESSAGE` on stderr and, with --json,
@@ -657,7 +657,7 @@ local function report_failure(o, code, message, err)
     }, "\n")
     io.stdout:flush()
   end
-  io.stderr:write("appstart: ", message, "\n")
+  io.stderr:write(log.unshown(), "appstart: ", message, "\n")
   for _, line in ipairs(lines) do io.stderr:write("  | ", printable(line), "\n") end
 end
 
@@ -831,6 +831,8 @@ local function run(o)
     if app and not state.interrupted then reported, unwritten = report_ready(o, app) end
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
+      -- (a second ^C meanwhile: SIGKILL, as while a cancel waits)
+      state.ending = app
       local how = app:terminate()
       app, err = nil, { code = "cancelled", message = "start cancelled", pid = app.pid, status = how }
     end
@@ -849,7 +851,7 @@ local function run(o)
       -- nobody learns the pid of an app left running: it is not left
       app:terminate()
       state.report = function()
-        io.stderr:write("appstart: cannot write to stdout (", tostring(unwritten), "): ",
+        io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(unwritten), "): ",
           printable(app.name or "app"), " (pid ", app.pid, ") terminated\n")
       end
       state.code = 1
@@ -869,9 +871,9 @@ local function run(o)
 
   --- A second SIGINT while the app still runs (it ignores or outlives the
   -- first, which it got) sends SIGTERM, a third and later ones SIGKILL:
-  -- ^C must always be able to stop a watched app.
-  local function escalate(app)
-    local sig = state.interrupts == 2 and "TERM" or "KILL"
+  -- ^C must always be able to stop a watched app (sig: that one instead).
+  local function escalate(app, sig)
+    sig = sig or state.interrupts == 2 and "TERM" or "KILL"
     -- the signal first, then the notice, and that only where stderr takes
     -- it at once (a reader that never reads must not keep it from the app)
     app:kill(sig)
@@ -921,6 +923,9 @@ local function run(o)
             log.show(string.format("appstart: %s%s is still running: ", printable(program_of(o.command[1])),
               pid == true and "" or " (pid " .. pid .. ")"), "sending SIGKILL", "\n")
           end
+        elseif sig == SIGINT and state.ending and state.ending.state ~= "exited" then
+          -- the same once the start was over, its ready line not written
+          escalate(state.ending, "KILL")
         end
       end
     end
@@ -944,6 +949,9 @@ local function run(o)
   local _ <close> = signals and cli.last_words(signals)
   if not ok then error(err, 0) end
   if state.report then state.report() end
+  -- (lines not shown are told, as the last word does where there is one)
+  local untold = log.unshown()
+  if untold ~= "" then io.stderr:write(untold) end
   if pipe then
     pipe:read()
     pipe:close()

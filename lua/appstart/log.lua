@@ -24,6 +24,18 @@ end
 log.PIPE_BUF = 4096
 local unshown = 0
 
+--- The line that says how many lines were not shown since the last one
+-- shown ("" when none): for a line about to be shown, or a last word (the
+-- command's, written however long stderr takes it: nothing waits on it
+-- then), which must not leave them untold.
+function log.unshown()
+  if unshown == 0 then return "" end
+  local line = string.format("appstart: %d line%s not shown (stderr was not read)\n", unshown,
+    unshown == 1 and "" or "s")
+  unshown = 0
+  return line
+end
+
 --- head .. text .. tail on stderr, text cut to fit PIPE_BUF, unless
 -- stderr would make the launcher wait: true, or false (counted).
 function log.show(head, text, tail)
@@ -32,11 +44,7 @@ function log.show(head, text, tail)
     unshown = unshown + 1
     return false
   end
-  if unshown > 0 then
-    head = string.format("appstart: %d line%s not shown (stderr was not read)\n%s", unshown,
-      unshown == 1 and "" or "s", head)
-    unshown = 0
-  end
+  head = log.unshown() .. head
   local room = log.PIPE_BUF - #head - #tail
   if #text > room then text = text:sub(1, room - 5) .. "[...]" end
   io.stderr:write(head .. text .. tail)
