@@ -807,7 +807,8 @@ local function run(o)
 
   -- app, interrupted (a signal number), code, interrupts (SIGINTs while
   -- watching), done (the work has ended), report (the last words, written
-  -- once the work is done)
+  -- once the work is done), ending (an app the command terminates, not
+  -- reported)
   local state = {}
   local worker, watcher
 
@@ -849,6 +850,7 @@ local function run(o)
     state.app = app
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
+      state.ending = app
       app:terminate()
       state.report = function()
         io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(unwritten), "): ",
@@ -911,6 +913,10 @@ local function run(o)
             opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), app.pid))
             app:kill(sig)
           end
+        elseif sig == SIGINT and state.ending and state.ending.state ~= "exited" then
+          -- ^C while the command terminates an app it cannot report (the
+          -- start was cancelled as it completed, or stdout is gone): SIGKILL
+          escalate(state.ending, "KILL")
         elseif not state.interrupted then
           opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
           state.interrupted = sig
@@ -923,9 +929,6 @@ local function run(o)
             log.show(string.format("appstart: %s%s is still running: ", printable(program_of(o.command[1])),
               pid == true and "" or " (pid " .. pid .. ")"), "sending SIGKILL", "\n")
           end
-        elseif sig == SIGINT and state.ending and state.ending.state ~= "exited" then
-          -- the same once the start was over, its ready line not written
-          escalate(state.ending, "KILL")
         end
       end
     end
