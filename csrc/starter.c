@@ -1739,19 +1739,26 @@ int starter_take_notify(struct starter *s, struct listener *out)
 /* After a failure in the pid phase: a complete, verified record that
  * arrived meanwhile still names an app to stop, and so does a pid read
  * before that could not be checked then (out of descriptors: checked
- * again here). The verdict stays. */
+ * again here), and a forking daemon's pid file written before the stop
+ * looked (its pid proven as ever: whether the process started has exited
+ * yet, and how, does not matter then). The verdict stays. */
 static void salvage_pid(struct starter *s)
 {
-    if (!s->has_helper || s->app.pid > 0 || (s->pid_rd < 0 && !s->unchecked_pid) || s->exec_failure.step)
+    if (!s->has_helper || s->app.pid > 0 || s->exec_failure.step ||
+        (s->pid_rd < 0 && !s->unchecked_pid && !s->pid_file))
         return;
     int phase = s->phase, code = s->code, err = s->err;
     char *message = s->message;
     s->message = NULL;
     s->phase = STARTER_AWAIT_PID;
+    long long v = 0;
+    const char *why = NULL;
     if (s->unchecked_pid)
         (void)verify_pid(s, s->unchecked_pid);
-    else
+    else if (!s->pid_file)
         read_pid_channel(s, 1);
+    else if (read_pid_file(s, &v, &why) == 0)
+        (void)verify_pid(s, v);
     free(s->message);
     s->message = message;
     s->phase = phase;

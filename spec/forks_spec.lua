@@ -202,6 +202,30 @@ function T.test_a_daemon_closed_or_ended_while_its_parent_runs_leaves_nothing()
   end
 end
 
+--- A start cancelled or closed once the daemon has written its pid file,
+-- before anything stepped it: the stop reads the file and terminates the
+-- daemon (proven as ever), as it does an app whose pid a helper reported,
+-- in process mode and in a group it left (setsid). It ran on, a child of
+-- the launcher's: the stop never looked at the file.
+function T.test_a_start_cancelled_once_the_pid_file_is_written_ends_the_daemon()
+  local appstart = require "appstart"
+  for _, mode in ipairs { "process", "group" } do
+    for _, how in ipairs { "cancel", "close" } do
+      local before = S.snapshot()
+      local pid_file = S.tmpname("pidfile")
+      local h = appstart.begin { ready = { forks = true, pid_file = pid_file }, kill_mode = mode, kill_grace = 10,
+        log = S.quiet, argv = { F, "fork", "setsid", "pidfile=" .. pid_file, "pause", "|", "exit=0" } }
+      local daemon = S.pid_in(pid_file)
+      if how == "cancel" then h:cancel() else h:__close() end
+      local what = mode .. ", " .. how
+      lu.assertEquals(h.err.code, "cancelled", what)
+      lu.assertEquals(h.err.pid, daemon, what)
+      lu.assertTrue(S.await_gone(daemon, 5), what .. ": the daemon runs on")
+      S.assert_clean(before, what)
+    end
+  end
+end
+
 function T.test_a_pid_file_naming_an_older_unrelated_process_is_bad_pid_and_nothing_is_signalled()
   local old = S.tmpname("old")
   local older = io.popen(F .. " pidfile=" .. old .. " pause & echo $!")
