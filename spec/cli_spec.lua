@@ -1012,6 +1012,28 @@ function Failure.test_a_signal_after_the_start_failed_leaves_the_failure_as_it_i
   S.assert_clean(before)
 end
 
+-- A ^C then is the second one: the failed start has sent its app SIGTERM
+-- already, as a first ^C would have; the app gets SIGKILL at once (the ^C
+-- did nothing at all: the command waited out the whole --grace), and the
+-- command still says why the start failed.
+function Failure.test_a_sigint_after_the_start_failed_sends_sigkill()
+  local before = S.snapshot()
+  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
+  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=60", "--", F, "pidfile=" .. pidfile,
+    "trap=TERM:" .. trap, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  S.await_file(trap) -- the timeout's SIGTERM came
+  os.execute("kill -INT " .. ppid(app))
+  -- (the guard ends a command still there after 20 s with SIGKILL: 137)
+  local code, out, err = finish(bg)
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "appstart: fixture (pid " .. app .. ") is still running: sending SIGKILL\n"
+    .. "appstart: app not ready within 0.2 s: no line came on its fd 3\n")
+  lu.assertFalse(S.alive(app), "the app is still running")
+  S.assert_clean(before)
+end
+
 --- Run the command with --json, which must fail (exit 1) with `message` on
 -- stderr and the same as one JSON object on stdout; returns that object's
 -- pid (nil for null), exit_code and signal, as text.

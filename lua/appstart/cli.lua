@@ -886,6 +886,18 @@ local function run(o)
     end
   end
 
+  --- SIGKILL now to the app of a start being stopped (its grace not
+  -- waited out), said where stderr takes it: whether there was one.
+  local function hurry(h)
+    local pid = start.hurry(h)
+    if pid and not o.quiet then
+      display.clear()
+      log.show(string.format("appstart: %s%s is still running: ", printable(program_of(o.command[1])),
+        pid == true and "" or " (pid " .. pid .. ")"), "sending SIGKILL", "\n")
+    end
+    return pid ~= nil
+  end
+
   local own_group, own_session = core.process_group(core.pid())
   -- a terminal's ^C and ^\ go to its whole foreground process group; its
   -- hangup's SIGHUP to the session's leader alone (the group gets one
@@ -918,17 +930,16 @@ local function run(o)
           -- start was cancelled as it completed, or stdout is gone): SIGKILL
           escalate(state.ending, "KILL")
         elseif not state.interrupted then
-          opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
           state.interrupted = sig
-          worker:cancel()
+          -- a start that has failed already (a timeout) has terminated its
+          -- app: a ^C while it waits out the grace is the second one
+          if not (sig == SIGINT and state.starting and hurry(state.starting)) then
+            opts.log("info", "got " .. signal_name(sig) .. ": cancelling the start")
+            worker:cancel()
+          end
         elseif sig == SIGINT and state.starting then
           -- a second ^C while the cancel waits out the app's grace: SIGKILL
-          local pid = start.hurry(state.starting)
-          if pid and not o.quiet then
-            display.clear()
-            log.show(string.format("appstart: %s%s is still running: ", printable(program_of(o.command[1])),
-              pid == true and "" or " (pid " .. pid .. ")"), "sending SIGKILL", "\n")
-          end
+          hurry(state.starting)
         end
       end
     end
