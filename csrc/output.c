@@ -593,6 +593,21 @@ static long long count_rotations(const struct output_file *f, int same_size, con
     return rotations;
 }
 
+/* Where in buf file j of a batch begins (see rotate_many). */
+static size_t file_start(const struct output_file *f, const char *buf, size_t len, size_t take0, long long carry0,
+                         long long j)
+{
+    long long size = carry0, line = carry0;
+    size_t pos = take0;
+    for (long long k = 1; k < j; k++) {
+        int full;
+        long long carry;
+        pos += next_cut(f, size, line, 1, buf + pos, len - pos, &full, &carry);
+        size = line = carry;
+    }
+    return pos;
+}
+
 /* Many rotations in one write (a flood into a small max_bytes, the app's
  * last output read at its end): done as one, O(keep + files made) instead
  * of O(keep x rotations). The file there is (file 0) and the files the
@@ -610,11 +625,22 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     /* (every NAME.i named below has i <= keep) */
     long long from = f->size - carry0; /* where the moved line begins */
     /* the files there are move up n (the top ones off the end: replaced
-     * below by what this write makes) */
+     * below by what this write makes). A NAME.i missing (someone removed
+     * it) leaves NAME.(i+n) missing, as the gap moves up one at a time
+     * with each rotation, but for NAME.keep, which only a file moved onto
+     * it replaces: it takes the newest of NAME.(keep-n+1) .. NAME.(keep-1)
+     * there is (the last to arrive one at a time), or stays */
     for (long long i = f->top < f->keep - n ? f->top : f->keep - n; i >= 1; i--) {
         snprintf(from_name, sizeof from_name, "%s.%d", f->name, (int)i);
         snprintf(to_name, sizeof to_name, "%s.%d", f->name, (int)(i + n));
-        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+        int moved = renameat(f->dir_fd, from_name, f->dir_fd, to_name) == 0;
+        for (long long j = i + 1; !moved && errno == ENOENT && i + n == f->keep && j < f->keep; j++) {
+            snprintf(from_name, sizeof from_name, "%s.%d", f->name, (int)j);
+            moved = renameat(f->dir_fd, from_name, f->dir_fd, to_name) == 0;
+        }
+        if (!moved && errno == ENOENT && (i + n == f->keep || unlinkat(f->dir_fd, to_name, 0) == 0 || errno == ENOENT))
+            continue;
+        if (!moved) {
             int err = errno;
             file_failed(o, f, err, take_back(f->fd, from, carry0) + (long long)(len - take0));
             return;
@@ -636,12 +662,14 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     /* each file in turn: its bytes found again as count_rotations found
      * them, written when it is kept */
     long long size = carry0, line = carry0, k = 1;
-    size_t pos = take0;
-    int err = 0;
+    size_t pos = take0, first_pos = 0;
+    int err = 0, failed = 1;
     for (;;) {
         int full;
         long long carry;
         size_t take = next_cut(f, size, line, 1, buf + pos, len - pos, &full, &carry);
+        if (k == first)
+            first_pos = pos;
         if (k >= first) {
             const char *why; /* a file made here, O_EXCL: the launcher's */
             if ((err = open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why))) {
@@ -674,11 +702,18 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
             }
         }
         pos += take;
-        if (!full)
+        if (!full) {
+            failed = 0;
             break;
+        }
         k++;
         size = line = carry;
     }
+    /* a batch that failed at file k: the files before the first kept
+     * that one at a time would hold (the keep before k) were not written */
+    long long held = k - f->keep > 1 ? k - f->keep : 1;
+    if (failed && held < first)
+        o->file_dropped += (long long)(first_pos - file_start(f, buf, len, take0, carry0, held));
     sys_close(&old);
 }
 

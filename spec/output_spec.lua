@@ -795,10 +795,17 @@ function TF.test_a_flood_into_a_tiny_file_does_not_hold_the_loop()
   S.assert_clean(before)
 end
 
+local function write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  assert(f:write(text))
+  f:close()
+end
+
 -- The files that bytes appended to a rotated file leave, by the rules the
 -- README gives (state: {file = what PATH holds, line = the bytes of its
 -- unfinished line that a rotation moves, 0 in a file as found, rotated =
--- {PATH.1, PATH.2, ...}}), one rotation at a time.
+-- {PATH.1, PATH.2, ... PATH.keep}, false where there is none}), one
+-- rotation at a time.
 local function rotate_model(state, data, max_bytes, keep)
   local file, line, rotated, pos = state.file, state.line, state.rotated, 1
   while pos <= #data do
@@ -819,8 +826,9 @@ local function rotate_model(state, data, max_bytes, keep)
     file, pos = file .. written, pos + take
     line = written:find("\n") and #written:match("[^\n]*$") or line + #written
     if not full then break end
-    table.insert(rotated, 1, file:sub(1, #file - carry))
-    rotated[keep + 1] = nil
+    -- (PATH.keep is replaced only by a file moved onto it)
+    for i = keep, 2, -1 do rotated[i] = rotated[i - 1] or i == keep and rotated[i] end
+    if keep > 0 then rotated[1] = file:sub(1, #file - carry) end
     file, line = file:sub(#file - carry + 1), carry
   end
   state.file, state.line = file, line
@@ -833,7 +841,9 @@ end
 -- now, the files rotated off the end never written. Random lines (some
 -- longer than a file, some cut by the app's end), two apps in turn on the
 -- same files (the second's rotations move the first's files), in a plain
--- script and under appstart.run, against the model above.
+-- script and under appstart.run, against the model above. The first
+-- finds PATH (past max_bytes, its last line unfinished) and some PATH.i,
+-- with gaps (a batch left a file someone had moved up to in a gap).
 function TF.test_rotations_of_a_flood_leave_the_files_one_at_a_time_would()
   local before = S.snapshot()
   local seed = os.time()
@@ -848,12 +858,15 @@ function TF.test_rotations_of_a_flood_leave_the_files_one_at_a_time_would()
     local max_bytes, keep, n = c[1], c[2], c[3] // SCALE
     local dir = S.tmpname("rotmodel")
     assert(os.execute("mkdir " .. dir))
-    local state = { file = "", line = 0, rotated = {} }
+    local state = { file = "found\n" .. string.rep("f", max_bytes), line = 0, rotated = {} }
+    for i = 1, keep do state.rotated[i] = (i == 2 or i == keep - 1 or i == keep) and ("old" .. i .. "\n") end
+    for i, text in pairs(state.rotated) do
+      if text then write_file(dir .. "/app.log." .. i, text) end
+    end
+    write_file(dir .. "/app.log", state.file)
     for round, under_run in ipairs { false, true } do
       local data = random_lines(n, max_bytes * 3 // 2)
-      local f = assert(io.open(dir .. "/data", "w"))
-      assert(f:write(data))
-      f:close()
+      write_file(dir .. "/data", data)
       -- (its first bytes end within a line, read before the rest: a line
       -- under way as the many rotations of the rest begin)
       local first = data:find("\n") + 2
@@ -873,7 +886,7 @@ function TF.test_rotations_of_a_flood_leave_the_files_one_at_a_time_would()
       local what = string.format("seed %d, max_bytes %d, keep %d, round %d", seed, max_bytes, keep, round)
       lu.assertEquals(S.read(dir .. "/app.log"), state.file, what .. ": app.log")
       for i = 1, keep + 1 do
-        lu.assertEquals(S.read(dir .. "/app.log." .. i), state.rotated[i], what .. ": app.log." .. i)
+        lu.assertEquals(S.read(dir .. "/app.log." .. i), state.rotated[i] or nil, what .. ": app.log." .. i)
       end
       -- (the launcher's CPU for it all in the plain script, where its
       -- output is read in a few large reads, where the suite runs
