@@ -724,14 +724,7 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
 static void empty_many(struct output *o, struct output_file *f, const char *buf, size_t len, long long n,
                        size_t take0, long long carry0)
 {
-    long long size = carry0, line = carry0;
-    size_t pos = take0;
-    for (long long k = 1; k < n; k++) {
-        int full;
-        long long carry;
-        pos += next_cut(f, size, line, 1, buf + pos, len - pos, &full, &carry);
-        size = line = carry;
-    }
+    size_t pos = file_start(f, buf, len, take0, carry0, n);
     if (ftruncate(f->fd, 0) != 0) {
         int err = errno;
         file_failed(o, f, err, (long long)len);

@@ -993,18 +993,26 @@ function Failure.test_a_signal_pending_as_the_start_completes_still_cancels_it()
   S.assert_clean(before)
 end
 
+--- The command's start times out (--ready=fd, 0.2 s) with an app that
+-- outlives the SIGTERM it gets then (kill_grace `grace`); `signal` then
+-- comes: the command's exit code, stdout and stderr, and the app's pid.
+local function signal_after_the_failure(signal, grace)
+  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
+  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=" .. grace, "--", F, "pidfile=" .. pidfile,
+    "trap=TERM:" .. trap, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  S.await_file(trap) -- the timeout's SIGTERM came
+  os.execute("kill -" .. signal .. " " .. ppid(app))
+  local code, out, err = finish(bg)
+  return code, out, err, app
+end
+
 -- A signal that comes once the start has failed (here while its app,
 -- which ignores SIGTERM, has its grace) cancels nothing: the command says
 -- why the start failed, not that it was interrupted
 function Failure.test_a_signal_after_the_start_failed_leaves_the_failure_as_it_is()
   local before = S.snapshot()
-  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
-  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=1", "--", F, "pidfile=" .. pidfile,
-    "trap=TERM:" .. trap, "pause" }
-  local app = tonumber(S.await_file(pidfile))
-  S.await_file(trap) -- the timeout's SIGTERM came
-  os.execute("kill -TERM " .. ppid(app))
-  local code, out, err = finish(bg)
+  local code, out, err, app = signal_after_the_failure("TERM", 1)
   lu.assertEquals(code, 1, err)
   lu.assertEquals(out, "")
   lu.assertEquals(err, "appstart: app not ready within 0.2 s: no line came on its fd 3\n")
@@ -1018,14 +1026,8 @@ end
 -- command still says why the start failed.
 function Failure.test_a_sigint_after_the_start_failed_sends_sigkill()
   local before = S.snapshot()
-  local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
-  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=60", "--", F, "pidfile=" .. pidfile,
-    "trap=TERM:" .. trap, "pause" }
-  local app = tonumber(S.await_file(pidfile))
-  S.await_file(trap) -- the timeout's SIGTERM came
-  os.execute("kill -INT " .. ppid(app))
   -- (the guard ends a command still there after 20 s with SIGKILL: 137)
-  local code, out, err = finish(bg)
+  local code, out, err, app = signal_after_the_failure("INT", 60)
   lu.assertEquals(code, 1, err)
   lu.assertEquals(out, "")
   lu.assertEquals(err, "appstart: fixture (pid " .. app .. ") is still running: sending SIGKILL\n"
