@@ -212,9 +212,13 @@ function T.test_a_start_cancelled_once_the_pid_file_is_written_ends_the_daemon()
   for _, mode in ipairs { "process", "group" } do
     for _, how in ipairs { "cancel", "close" } do
       local before = S.snapshot()
-      local pid_file = S.tmpname("pidfile")
+      local pid_file, go = S.tmpname("pidfile"), S.tmpname("go")
+      -- (the pid file comes once begin's own step is over: go)
       local h = appstart.begin { ready = { forks = true, pid_file = pid_file }, kill_mode = mode, kill_grace = 10,
-        log = S.quiet, argv = { F, "fork", "setsid", "pidfile=" .. pid_file, "pause", "|", "exit=0" } }
+        log = S.quiet, argv = { F, "fork", "setsid", "waitfile=" .. go, "pidfile=" .. pid_file, "pause", "|",
+          "exit=0" } }
+      lu.assertFalse(h.done, mode .. ": done at begin")
+      S.touch(go)
       local daemon = S.pid_in(pid_file)
       if how == "cancel" then h:cancel() else h:__close() end
       local what = mode .. ", " .. how
