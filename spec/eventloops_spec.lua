@@ -993,8 +993,12 @@ end
 function TB.test_a_start_cancelled_from_its_on_status_is_done_at_that_step()
   local before = S.snapshot()
   local h
-  h = appstart.begin { argv = { F, "notify=STATUS=hello", "pause" }, ready_timeout = 30, kill_grace = 5,
-    on_status = function() h:cancel() end, log = S.quiet }
+  -- (the app says it once begin, which steps as far as it goes, has
+  -- returned h: a STATUS= read in begin's step would find no h to cancel)
+  local go = S.tmpname("go")
+  h = appstart.begin { argv = { F, "waitfile=" .. go, "notify=STATUS=hello", "pause" }, ready_timeout = 30,
+    kill_grace = 5, on_status = function() h:cancel() end, log = S.quiet }
+  S.touch(go)
   local done
   repeat
     local fd = h:pollfd()
