@@ -807,8 +807,8 @@ local function run(o)
 
   -- app, interrupted (a signal number), code, interrupts (SIGINTs while
   -- watching), done (the work has ended), report (the last words, written
-  -- once the work is done), ending (an app the command terminates, not
-  -- reported)
+  -- once the work is done), ending (an app the command terminates, its
+  -- start cancelled as it completed)
   local state = {}
   local worker, watcher
 
@@ -850,7 +850,7 @@ local function run(o)
     state.app = app
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
-      state.ending = app
+      -- (state.app is set: a ^C meanwhile goes up the watch's ladder)
       app:terminate()
       state.report = function()
         io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(unwritten), "): ",
@@ -926,8 +926,8 @@ local function run(o)
             app:kill(sig)
           end
         elseif sig == SIGINT and state.ending and state.ending.state ~= "exited" then
-          -- ^C while the command terminates an app it cannot report (the
-          -- start was cancelled as it completed, or stdout is gone): SIGKILL
+          -- ^C while the command terminates an app whose start a signal
+          -- cancelled as it completed (its ready line not written): SIGKILL
           escalate(state.ending, "KILL")
         elseif not state.interrupted then
           state.interrupted = sig
