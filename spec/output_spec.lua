@@ -76,7 +76,7 @@ function TC.test_captured_lines_reach_on_output_in_order_and_tail_keeps_the_last
     stdout = "capture", stderr = "capture",
     on_output = function(a, stream, line) seen[#seen + 1] = { a, stream, line } end })
   -- the lines come while the script waits (a call that waits reads them)
-  appstart.sleep(0.05)
+  lu.assertTrue(S.await_with_sleep(function() return #seen == 28 end, 5), #seen)
   local out, err = {}, {}
   for _, s in ipairs(seen) do
     lu.assertIs(s[1], app)
@@ -264,11 +264,14 @@ end
 -- is not glued to the app's unfinished last line ("lastchild-after-end").
 function TC.test_what_a_child_writes_after_the_apps_end_is_not_its_last_line()
   local before = S.snapshot()
-  local go, done = S.tmpname("go"), S.tmpname("done")
+  local go, done, started = S.tmpname("go"), S.tmpname("done"), S.tmpname("started")
   local seen = {}
+  -- (the app writes once start has returned: a line read within the
+  -- start has its on_output run there, and the app's end is seen only
+  -- after it, when the child has written)
   local app = assert(appstart.start { ready = "none", stdout = "capture",
     argv = { "sh", "-c", '(while [ ! -e "$0" ]; do sleep 0.01; done; echo child-after-end; exec "$2" pidfile="$1"'
-      .. ' pause) & echo a; printf last', go, done, F },
+      .. ' pause) & while [ ! -e "$3" ]; do sleep 0.01; done; echo a; printf last', go, done, F, started },
     on_output = function(_, _, line)
       seen[#seen + 1] = line
       if line == "a" then
@@ -277,6 +280,7 @@ function TC.test_what_a_child_writes_after_the_apps_end_is_not_its_last_line()
       end
     end,
     on_exit = function() seen[#seen + 1] = "(exit)" end })
+  S.touch(started)
   -- (ended, and nothing read yet: a plain script reads at its calls)
   local deadline = now() + 5
   while (S.proc_status(app.pid) or { State = "Z" }).State:sub(1, 1) ~= "Z" and now() < deadline do
@@ -321,19 +325,28 @@ end
 -- pipes have more: meanwhile they leave the loop, which sleeps rather than
 -- spins (the launcher's CPU time over that wait is a fraction of it), and
 -- every line comes after it, each stream's in order. In a plain script,
--- in appstart.run, under cqueues and under luv.
+-- in appstart.run, under cqueues and under luv; once the app is ready, and
+-- while it starts, as its ready line comes (the start's descriptor, ready
+-- then, does not wake that wait over and over: in a plain script it did,
+-- 0.25 s of CPU in 0.3).
 function TC.test_an_on_output_that_waits_leaves_the_launcher_idle_meanwhile()
   -- (luv's default loop holds its descriptors from its first use on)
   local uv = require "luv"
   require "appstart.luv"
   local cqueues = require "cqueues"
   local before = S.snapshot()
-  local function scenario()
-    local seen, cpu, wall = {}, nil, nil
-    local app = assert(appstart.start { argv = { F, "line=1:o1", "line=2:e1", "line=1:o2", "line=2:e2", "pause" },
-      ready = "none", stdout = "capture", stderr = "capture", on_output = function(_, stream, line)
+  local function scenario(starting)
+    local seen, cpu, wall, state = {}, nil, nil, nil
+    -- starting: the app says it is ready once on_output has begun to wait
+    local go = S.tmpname("go")
+    local argv = { F, "line=1:o1", "line=2:e1", "line=1:o2", "line=2:e2", "pause" }
+    if starting then table.insert(argv, 6, "waitfile=" .. go); table.insert(argv, 7, "line=3:up") end
+    local app = assert(appstart.start { argv = argv, ready = starting and "fd" or "none", stdout = "capture",
+      stderr = "capture", on_output = function(a, stream, line)
         seen[#seen + 1] = stream .. ":" .. line
         if not cpu then
+          state = a.state
+          S.touch(go)
           cpu, wall = cpu_seconds(), now()
           appstart.sleep(0.3)
           cpu, wall = cpu_seconds() - cpu, now() - wall
@@ -343,40 +356,44 @@ function TC.test_an_on_output_that_waits_leaves_the_launcher_idle_meanwhile()
     app:kill("KILL")
     app:wait(5)
     app:close()
-    return all, seen, cpu, wall
+    return all, seen, cpu, wall, state
   end
   local modes = {
-    plain = function() return scenario() end,
-    run = function()
+    plain = function(starting) return scenario(starting) end,
+    run = function(starting)
       local r
-      appstart.run(function() r = table.pack(scenario()) end)
+      appstart.run(function() r = table.pack(scenario(starting)) end)
       return table.unpack(r, 1, r.n)
     end,
-    cqueues = function()
+    cqueues = function(starting)
       local cq = cqueues.new()
       local r
-      cq:wrap(function() r = table.pack(scenario()) end)
+      cq:wrap(function() r = table.pack(scenario(starting)) end)
       assert(cq:loop())
       return table.unpack(r, 1, r.n)
     end,
-    luv = function()
+    luv = function(starting)
       local r
-      coroutine.wrap(function() r = table.pack(scenario()) end)()
+      coroutine.wrap(function() r = table.pack(scenario(starting)) end)()
       uv.run()
       return table.unpack(r, 1, r.n)
     end,
   }
-  for _, mode in ipairs { "plain", "run", "cqueues", "luv" } do
-    local all, seen, cpu, wall = modes[mode]()
-    lu.assertTrue(all, mode .. ": every line came: " .. table.concat(seen, ","))
-    lu.assertTrue(wall >= 0.3, mode)
-    lu.assertTrue(cpu < wall / 4, string.format("%s: %.2f s of CPU while on_output waited %.2f s", mode, cpu, wall))
-    local out, err = {}, {}
-    for _, l in ipairs(seen) do
-      if l:match("^stdout:") then out[#out + 1] = l else err[#err + 1] = l end
+  for _, starting in ipairs { false, true } do
+    for _, mode in ipairs { "plain", "run", "cqueues", "luv" } do
+      local all, seen, cpu, wall, state = modes[mode](starting)
+      local what = mode .. (starting and ", starting" or "")
+      lu.assertTrue(all, what .. ": every line came: " .. table.concat(seen, ","))
+      if starting then lu.assertEquals(state, "starting", what) end
+      lu.assertTrue(wall >= 0.3, what)
+      lu.assertTrue(cpu < wall / 4, string.format("%s: %.2f s of CPU while on_output waited %.2f s", what, cpu, wall))
+      local out, err = {}, {}
+      for _, l in ipairs(seen) do
+        if l:match("^stdout:") then out[#out + 1] = l else err[#err + 1] = l end
+      end
+      lu.assertEquals(out, { "stdout:o1", "stdout:o2" }, what)
+      lu.assertEquals(err, { "stderr:e1", "stderr:e2" }, what)
     end
-    lu.assertEquals(out, { "stdout:o1", "stdout:o2" }, mode)
-    lu.assertEquals(err, { "stderr:e1", "stderr:e2" }, mode)
   end
   collectgarbage() -- (the cqueues controller's copies of the pipes)
   S.assert_clean(before)
@@ -444,17 +461,22 @@ function TC.test_an_on_output_that_waits_for_the_end_still_has_every_line_before
   for _, served in ipairs { false, true } do
     local got = {}
     local function body()
-      local app = assert(appstart.start { argv = { F, "lines=1:3:x", "exit=0" }, ready = "none", stdout = "capture",
+      -- (its lines once start has returned: a line read within the start
+      -- would come while the start holds the app, and a:wait() raise)
+      local go = S.tmpname("go")
+      local app = assert(appstart.start { argv = { F, "waitfile=" .. go, "lines=1:3:x", "exit=0" }, ready = "none",
+        stdout = "capture",
         on_output = function(a, _, l)
           got[#got + 1] = l
-          if l == "x1" then a:wait() end
+          if l == "x1" then got[#got + 1] = "wait " .. a:wait().code end
         end,
         on_exit = function() got[#got + 1] = "<on_exit>" end })
+      S.touch(go)
       lu.assertEquals(app:wait(5), { code = 0 })
       lu.assertTrue(S.await_with_sleep(function() return got[#got] == "<on_exit>" end, 5), table.concat(got, ","))
     end
     if served then appstart.run(body) else body() end
-    lu.assertEquals(got, { "x1", "x2", "x3", "<on_exit>" }, "served " .. tostring(served))
+    lu.assertEquals(got, { "x1", "wait 0", "x2", "x3", "<on_exit>" }, "served " .. tostring(served))
   end
   S.assert_clean(before)
 end
@@ -467,8 +489,12 @@ end
 function TC.test_an_end_seen_inside_on_output_in_a_plain_script_is_finished_by_that_call()
   local before = S.snapshot()
   local got = {}
-  local app = assert(appstart.start { argv = { F, "line=1:first", "sleep=0.2", "line=1:second", "write=1:last",
-    "exit=3" }, ready = "none", stdout = "capture",
+  -- (the app writes its first line once start has returned: start steps
+  -- as far as it goes, and a line read within it would come while the
+  -- start holds the app; then it says so in a file, and tail reads it)
+  local go, written = S.tmpname("go"), S.tmpname("written")
+  local app = assert(appstart.start { argv = { F, "waitfile=" .. go, "line=1:first", "now=" .. written,
+    "sleep=0.2", "line=1:second", "write=1:last", "exit=3" }, ready = "none", stdout = "capture",
     on_output = function(a, _, line)
       got[#got + 1] = line
       if line == "first" then
@@ -477,18 +503,21 @@ function TC.test_an_end_seen_inside_on_output_in_a_plain_script_is_finished_by_t
       end
     end,
     on_exit = function(_, how) got[#got + 1] = "on_exit " .. how.code end })
-  S.core.wait_readable(-1, 0.1) -- (first is written: tail reads it)
+  S.touch(go)
+  S.await_file(written) -- (raises if it never comes)
   app:tail()
   lu.assertEquals(got, { "first", "exited", "second", "last", "on_exit 3" })
   S.assert_clean(before)
   app:close()
   got = {}
-  app = assert(appstart.start { argv = { F, "line=1:first", "sleep=0.2", "line=1:second", "write=1:last", "exit=3" },
-    ready = "none", stdout = "capture",
+  os.remove(go)
+  app = assert(appstart.start { argv = { F, "waitfile=" .. go, "line=1:first", "sleep=0.2", "line=1:second",
+    "write=1:last", "exit=3" }, ready = "none", stdout = "capture",
     on_output = function(a, _, line)
       got[#got + 1] = line
       if line == "first" then a:wait(); a:close() end
     end })
+  S.touch(go)
   lu.assertEquals(app:wait(), { code = 3 })
   lu.assertEquals(got, { "first" })
   lu.assertEquals(app:tail(), { "first", "second", "last" })

@@ -598,7 +598,14 @@ function loop.wait(source, deadline)
   local ready = false
   local fds = descriptors(fd)
   local entry = { done = false }
-  entry.fire = function(e) e.done = true; ready = true end
+  -- fired, its descriptors leave the poller at once: a callback that
+  -- waits within this turn (on_output during a start, which sleeps) turns
+  -- the poller again, and one still readable there would wake that wait
+  -- over and over, spinning until it is done
+  entry.fire = function(e)
+    e.done, ready = true, true
+    for i = 1, #fds do remove_waiter(fds[i], e) end
+  end
   local ok, err = pcall(function()
     for i = 1, #fds do add_waiter(fds[i], entry) end
     -- (one turn at least: a wait whose time is up serves what is ready)
