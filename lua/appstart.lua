@@ -48,9 +48,12 @@ end
 -- cqueues.poll expects); call h:step() whenever pollfd is readable or the
 -- timeout has passed, until it returns true; then h.app, or h.err.
 -- h:wait() steps and waits itself; h:cancel() abandons the start.
+-- Nothing of the start's is looked at before it returns: the first step
+-- is the caller's (so no on_status, on_output or check of the caller's
+-- runs before the caller holds h, to cancel it from there).
 function appstart.begin(opts)
+  -- no tail call: an argument error counts the frames up to the caller
   local h = start.begin(opts, "appstart.begin", 2)
-  h:step() -- as far as it goes without waiting
   return h
 end
 

@@ -993,12 +993,8 @@ end
 function TB.test_a_start_cancelled_from_its_on_status_is_done_at_that_step()
   local before = S.snapshot()
   local h
-  -- (the app says it once begin, which steps as far as it goes, has
-  -- returned h: a STATUS= read in begin's step would find no h to cancel)
-  local go = S.tmpname("go")
-  h = appstart.begin { argv = { F, "waitfile=" .. go, "notify=STATUS=hello", "pause" }, ready_timeout = 30,
-    kill_grace = 5, on_status = function() h:cancel() end, log = S.quiet }
-  S.touch(go)
+  h = appstart.begin { argv = { F, "notify=STATUS=hello", "pause" }, ready_timeout = 30, kill_grace = 5,
+    on_status = function() h:cancel() end, log = S.quiet }
   local done
   repeat
     local fd = h:pollfd()
@@ -1008,6 +1004,32 @@ function TB.test_a_start_cancelled_from_its_on_status_is_done_at_that_step()
   lu.assertTrue(done, "the step that ran on_status says the start is over")
   lu.assertNil(h:wait())
   lu.assertEquals(h.err.code, "cancelled")
+  S.assert_clean(before)
+end
+
+-- appstart.begin looks at nothing of the start's before it returns: the
+-- first step is the caller's, so no callback of the caller's (on_status,
+-- on_output, a check) runs before the caller holds h (it took a step, and
+-- a check, due at once, ran inside begin; a STATUS= read there found no h
+-- to cancel).
+function TB.test_begin_runs_no_callback_before_it_returns()
+  local before = S.snapshot()
+  local returned, ran_before = false, nil
+  local h
+  h = appstart.begin { argv = { F, "pause" }, ready = { check = function()
+    if ran_before == nil then ran_before = not returned end
+    return true
+  end } }
+  returned = true
+  lu.assertFalse(h.done)
+  local app = assert(h:wait())
+  lu.assertFalse(ran_before, "the check ran inside begin")
+  app:terminate(1)
+  app:close()
+  -- a spawn that fails is done at once all the same
+  h = appstart.begin { argv = { "/nonexistent/app" } }
+  lu.assertNil(h:wait())
+  lu.assertEquals(h.err.code, "spawn")
   S.assert_clean(before)
 end
 
