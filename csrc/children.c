@@ -243,14 +243,32 @@ static int list_children(struct pidset *out)
     return err;
 }
 
-static struct timespec adopt_pause; /* (the specs': see the header) */
+static struct timespec adopt_pause, drop_pause; /* (the specs': see the header) */
+
+static void set_pause(struct timespec *pause, double seconds)
+{
+    pthread_mutex_lock(&lock);
+    pause->tv_sec = (time_t)seconds;
+    pause->tv_nsec = (long)((seconds - (double)pause->tv_sec) * 1e9);
+    pthread_mutex_unlock(&lock);
+}
+
+static void take_pause(const struct timespec *pause)
+{
+    struct timespec left = *pause;
+    if (left.tv_sec || left.tv_nsec)
+        while (nanosleep(&left, &left) < 0 && errno == EINTR)
+            ;
+}
 
 void children_testing_adopt_pause(double seconds)
 {
-    pthread_mutex_lock(&lock);
-    adopt_pause.tv_sec = (time_t)seconds;
-    adopt_pause.tv_nsec = (long)((seconds - (double)adopt_pause.tv_sec) * 1e9);
-    pthread_mutex_unlock(&lock);
+    set_pause(&adopt_pause, seconds);
+}
+
+void children_testing_drop_pause(double seconds)
+{
+    set_pause(&drop_pause, seconds);
 }
 
 static int adopt_depth;            /* windows open */
@@ -284,11 +302,8 @@ int children_adopt_begin(void)
                           : 0;
         if (!cur && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
             err = errno;
-        else if (adopt_pause.tv_sec || adopt_pause.tv_nsec) {
-            struct timespec left = adopt_pause;
-            while (nanosleep(&left, &left) < 0 && errno == EINTR)
-                ;
-        }
+        else
+            take_pause(&adopt_pause);
     }
     if (!err)
         adopt_depth++;
@@ -560,8 +575,15 @@ void children_lease_drop(pid_t pid)
     pthread_mutex_lock(&lock);
     struct lease *l = lease_of(pid);
     if (l) {
-        if (l->state == LEASE_PENDING)
+        if (l->state == LEASE_PENDING) {
+            take_pause(&drop_pause);
+            /* its lease's no more: the window's close takes its app if
+             * it has come meanwhile (its parent exited since the lease's
+             * last look), as any newcomer; a pending lease's app is left
+             * alone there, and would stay a zombie nobody reaps */
+            l->state = LEASE_ENDED;
             adopt_end_locked();
+        }
         lease_remove(l);
     }
     pthread_mutex_unlock(&lock);

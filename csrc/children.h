@@ -60,6 +60,11 @@ void children_adopt_end(void);
  * before it returns, so that an orphan comes to it meanwhile. */
 void children_testing_adopt_pause(double seconds);
 
+/* For the specs: a pending lease dropped (children_lease_drop) pauses
+ * `seconds` (0: none, the default) before its window closes, so that its
+ * app comes to the launcher meanwhile (its parent exiting then). */
+void children_testing_drop_pause(double seconds);
+
 /* A lease: the app pid, proven through a process the launcher adopted, is
  * not the launcher's child yet (its parent, a process between it and the
  * helper, still runs: a forking daemon's intermediate). The caller's

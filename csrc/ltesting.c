@@ -158,6 +158,18 @@ static int l_adopt_pause(lua_State *L)
     return 0;
 }
 
+/* drop_pause(seconds): a pending lease dropped (an app closed while the
+ * process between it and the launcher still runs) pauses that long
+ * before its adoption window closes, until drop_pause(0): that process
+ * may exit meanwhile, its app coming to the launcher */
+static int l_drop_pause(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds <= 10, 1, "0 to 10 seconds expected");
+    children_testing_drop_pause((double)seconds);
+    return 0;
+}
+
 /* subreaper() -> whether the launcher is a child subreaper now (while an
  * adoption window is open, children.h) */
 static int l_subreaper(lua_State *L)
@@ -178,6 +190,7 @@ void lb_open_testing(lua_State *L)
         { "reap", l_reap }, { "reap_zombie", l_reap_zombie },
         { "no_cgroup_kill", l_no_cgroup_kill }, { "epoll_fault", l_epoll_fault },
         { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause },
+        { "drop_pause", l_drop_pause },
         { "probe_source_port", l_probe_source_port },
         { NULL, NULL },
     };

@@ -784,6 +784,20 @@ function Failure.test_timeout_exits_1_and_terminates_the_app()
   lu.assertFalse(S.alive(tonumber(S.read(pidfile))), "the app is still running")
 end
 
+-- A failure's hint names the command's options, not appstart.start's
+-- fields (it said ready = "none" where --ready=none was meant).
+function Failure.test_a_failures_hint_names_the_commands_options()
+  fails({ "--timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1, "^appstart: app not ready within 0%.3 s: no"
+    .. " READY=1 came on its notify socket %(%-%-ready=notify is the default: an app that speaks no protocol needs"
+    .. " %-%-ready=none%)\n$")
+  fails({ "--pid-fd=3", "--pid-timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1, "^appstart: fixture did not"
+    .. " report a pid on fd 3 within 0%.3 s %(%-%-pid%-fd without %-%-user: it forks and reports its daemon's pid"
+    .. " there itself, as dbus%-daemon %-%-print%-pid=3 does%)\n$")
+  fails({ "--ready=forks", "--pid-file=" .. S.tmpname("pid"), "--timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1,
+    "^appstart: app not ready within 0%.3 s: fixture did not exit %(%-%-ready=forks: it must fork the daemon and"
+    .. " exit 0%)\n$")
+end
+
 function Failure.test_app_that_dies_before_ready_exits_1()
   fails({ "--ready=fd", "--", F, "exit=3" }, 1, "appstart: app exited with code 3 before it was ready\n")
 end

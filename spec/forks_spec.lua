@@ -202,6 +202,34 @@ function T.test_a_daemon_closed_or_ended_while_its_parent_runs_leaves_nothing()
   end
 end
 
+-- The same daemon closed just as its parent exits: the parent gone after
+-- the close's last look at it and before the adoption window closed, the
+-- daemon came to the launcher then, and is reaped once it ends (it was
+-- taken by nobody: killed, it stayed a zombie of the launcher's). The
+-- close pauses before the window closes, so the parent exits within it.
+function T.test_a_daemon_closed_as_its_parent_exits_is_reaped_once_it_ends()
+  if not S.testing.has_pidfd() then lu.skip("no pidfds (valgrind 3.19)") end
+  local before = S.snapshot()
+  local mid, pid_file, go = S.tmpname("mid"), S.tmpname("pidfile"), S.tmpname("go")
+  local app = assert(start { ready = { forks = true, pid_file = pid_file },
+    argv = { F, "fork", "setsid", "pidfile=" .. mid, "fork", "pidfile=" .. pid_file, "pause", "|",
+      "waitfile=" .. go, "sleep=0.1", "|", "waitfile=" .. pid_file, "exit=0" } })
+  local pid, mid_pid = app.pid, S.pid_in(mid)
+  lu.assertTrue(S.testing.subreaper())
+  S.touch(go)
+  S.testing.drop_pause(1)
+  local ok, err = pcall(app.close, app)
+  S.testing.drop_pause(0)
+  assert(ok, err)
+  lu.assertTrue(S.await_gone(mid_pid, 5))
+  lu.assertEquals(tonumber(S.proc_status(pid).PPid), core.pid(), "the daemon came to the launcher in the pause")
+  lu.assertFalse(S.testing.subreaper())
+  os.execute("kill " .. pid)
+  lu.assertTrue(S.await_with_sleep(function() return S.proc_status(pid) == nil end, 5), "the daemon is not reaped: "
+    .. (S.proc_status(pid) or { State = "gone" }).State)
+  S.assert_clean(before)
+end
+
 --- A start cancelled or closed once the daemon has written its pid file,
 -- before anything stepped it: the stop reads the file and terminates the
 -- daemon (proven as ever), as it does an app whose pid a helper reported,

@@ -287,7 +287,13 @@ function T.test_the_app_stays_the_helpers_zombie_though_its_caller_ignored_sigch
     if state ~= "Z" then S.core.wait_readable(-1, 0.005) end
   until state == "Z" or S.core.now() > deadline
   lu.assertEquals(state, "Z", "the app was reaped at once (its pid free)")
-  -- (SIGUSR1 waits for the write: the pipe drained, the pid after the fill)
+  -- (SIGUSR1 waits for the write: the pipe drained, the pid after the fill;
+  -- sent once the helper is in that write: before it, between the exec's
+  -- verdict and the write, it ends the helper with no pid written)
+  local in_write = S.await_with_sleep(function()
+    return (S.read("/proc/" .. helper .. "/wchan") or ""):match("pipe_write$") ~= nil
+  end, 5)
+  lu.assertTrue(in_write, "the helper never blocked in its write of the pid")
   os.execute("kill -USR1 " .. helper)
   local f = assert(io.open(fifo, "rb"))
   lu.assertEquals(#f:read(65536 + 4), 65536 + 4)

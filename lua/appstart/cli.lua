@@ -677,6 +677,15 @@ local function option_of(field, o)
   return FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
 end
 
+-- A start's failure messages name options as the command's: "--ready=none"
+-- (not ready = "none"), "--pid-fd without --user" (not helper = true).
+local function spelling(o)
+  return function(field, value)
+    if field == "helper" then return option_of(field, o) .. " without --user" end
+    return option_of(field, o) .. "=" .. tostring(value)
+  end
+end
+
 -- the words before a field's name in appstart.start's messages ("without
 -- 'user'", "same descriptor as 'pid_fd'", "within 'ready_timeout'"); a
 -- name after any other is a value ("no such group 'stdout'")
@@ -815,6 +824,7 @@ local function run(o)
   local function work()
     -- (begun, then waited for: a second ^C during a cancel hurries it)
     local h <close> = appstart.begin(opts)
+    start.spelling(h, spelling(o))
     state.starting = h
     local app, err = h:wait()
     state.starting = nil

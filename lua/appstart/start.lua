@@ -217,7 +217,7 @@ function start.begin(opts, who, up, pass_fd)
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, by = loop.backend() or false } or false,
+      looking = false, by = loop.backend() or false, spell = false } or false,
   }, Starting)
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
@@ -284,15 +284,35 @@ end
 
 -- The rare facts of a start, made when the first comes: whether the notify
 -- socket is read after ready (served), the messages refused since they
--- were last logged, WATCHDOG_USEC= before ready, whether a helper exited.
+-- were last logged, WATCHDOG_USEC= before ready, whether a helper exited,
+-- how its messages spell an option (start.spelling).
 local function rare(h)
   local r = h._rare
   if not r then
     r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, by = false }
+      looking = false, by = false, spell = false }
     h._rare = r
   end
   return r
+end
+
+-- An option as appstart.start's caller writes it, in a failure's message:
+-- field set to value ("forks": the ready table's flag).
+local function lua_spelling(field, value)
+  if field == "ready" and value == "forks" then return "ready.forks" end
+  return format(type(value) == "string" and '%s = "%s"' or "%s = %s", field, tostring(value))
+end
+
+-- How h's messages spell field = value.
+local function spell(h, field, value)
+  local r = h._rare
+  return (r and r.spell or lua_spelling)(field, value)
+end
+
+--- Have h's failure messages name an option as fn(field, value) spells it
+-- (the command: "--ready=none", not ready = "none"), from its first step.
+function start.spelling(h, fn)
+  rare(h).spell = fn
 end
 
 -- The start's log.limited state (what the app sends, before ready).
@@ -735,8 +755,8 @@ function not_ready(h)
     what = probe:describe()
   elseif ready == "notify" then
     what = "no READY=1 came on its notify socket"
-      .. (opts.ready == nil and " (ready = \"notify\" is the default: an app that speaks no protocol needs"
-        .. " ready = \"none\")" or "")
+      .. (opts.ready == nil and format(" (%s is the default: an app that speaks no protocol needs %s)",
+        spell(h, "ready", "notify"), spell(h, "ready", "none")) or "")
   else
     -- (the number core_start gave it: with `user`, 3 all the same)
     what = format("no line came on its fd %d", opts.ready_fd or (opts.helper
@@ -760,7 +780,7 @@ function helper_late(h)
     if h._s:result().pid then return format("app not ready within %g s", timeout) end
     return format("app not ready within %g s: %s", timeout, h._rare and h._rare.helper_exited
       and ("no pid came in " .. opts.ready.pid_file)
-      or (label(h) .. " did not exit (ready.forks: it must fork the daemon and exit 0)"))
+      or format("%s did not exit (%s: it must fork the daemon and exit 0)", label(h), spell(h, "ready", "forks")))
   end
   local r = h._s:result()
   if r.pid then return format("helper did not exit within %g s", timeout) end
@@ -771,9 +791,9 @@ function helper_late(h)
       core.strerror(r.unchecked_errno))
   end
   if opts.helper == true then
-    return format("%s did not report a pid on fd %d within %g s (helper = true: it forks and"
+    return format("%s did not report a pid on fd %d within %g s (%s: it forks and"
       .. " reports its daemon's pid there itself, as dbus-daemon --print-pid=%d does)",
-      label(h), fd, timeout, fd)
+      label(h), fd, timeout, spell(h, "helper", true), fd)
   end
   return format("helper did not report a pid on fd %d within %g s", fd, timeout)
 end
