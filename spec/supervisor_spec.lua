@@ -1607,6 +1607,47 @@ function TCallbacks.test_down_waits_for_what_the_service_forked_into_its_group()
   end
 end
 
+-- The same child left by a service that crashed (its main exited: the
+-- group gets SIGTERM at once, SIGKILL at kill_grace): a stop of it, in
+-- backoff or stopped by its policy, waits for that child too, as for a
+-- running app's (sv:down, sv:stop, sv:remove and sv:wait returned while
+-- it ran).
+function TCallbacks.test_a_stop_waits_for_what_a_crashed_service_left_in_its_group()
+  for _, how in ipairs { "down", "stop", "remove", "wait" } do
+    for _, context in ipairs { "plain", "run" } do
+      local what = how .. ", " .. context
+      local before = S.snapshot()
+      local child, go = S.tmpname("child"), S.tmpname("go")
+      local sv = supervisor { services = {
+        g = fd_service(how == "wait" and { kill_grace = 0.5, restart = "no" }
+          or { kill_grace = 0.5, backoff = { initial = 30, jitter = 0 }, restart = "on-failure" },
+          "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "waitfile=" .. go, "exit=1"),
+      } }
+      local alive_after, state
+      local function body()
+        lu.assertEquals(sv:up(), true, what)
+        local pid = S.pid_in(child)
+        S.touch(go)
+        local want = how == "wait" and "stopped" or "backoff"
+        lu.assertTrue(S.await_with_sleep(function()
+          state = sv:status("g").state
+          return state == want
+        end, 5), what .. ": " .. tostring(state))
+        lu.assertTrue(S.alive(pid), what .. ": the child went with the main (kill_grace too short?)")
+        if how == "down" then lu.assertEquals(sv:down(), true, what)
+        elseif how == "stop" then lu.assertEquals(sv:stop("g"), true, what)
+        elseif how == "remove" then lu.assertEquals(sv:remove("g"), true, what)
+        else lu.assertEquals(sv:wait(), true, what) end
+        alive_after = S.alive(pid)
+      end
+      if context == "run" then appstart.run(body) else body() end
+      lu.assertFalse(alive_after, what .. ": the child outlived the stop")
+      lu.assertEquals(S.strays(), {}, what)
+      S.assert_clean(before, what)
+    end
+  end
+end
+
 -------------------------------------------------------------------------------
 -- kill_mode "cgroup": a service ends when its cgroup has
 

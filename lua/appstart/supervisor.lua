@@ -207,9 +207,24 @@ local function close_poller(sv)
   end
 end
 
+--- Is what svc's last app left in its group (kill_mode "group": it
+-- ended by itself, and its group is being seen to, SIGKILL after
+-- kill_grace) still there? A stop waits for it, as for a running app's.
+local function leftover(sv, svc)
+  local app = svc.left_by
+  if not app then return false end
+  local rest = App.leftover(app)
+  if rest and rest:rest() > 0 then return true end
+  -- (in a plain script its watch would see them gone at its next look)
+  if rest and not loop.served() then App.leftover_gone(app) end
+  -- (a change: whoever waits for the stop looks again)
+  svc.left_by, sv._left[svc], sv._changed = nil, nil, true
+  return false
+end
+
 --- When svc next needs a look without a descriptor telling: its start's
 -- next step, the end of its backoff, its stop's escalation, a probe where
--- there is no pidfd.
+-- there is no pidfd, what its last app left in its group.
 local function rearm(sv, svc)
   local t, wake = now(), nil
   if svc.h then
@@ -231,6 +246,10 @@ local function rearm(sv, svc)
     -- (else due: started as soon as the graph allows, by the advance that
     -- frees its slot or readies what it comes after; no deadline, or a
     -- service that cannot start yet would have every wait return at once)
+  end
+  -- (a group cannot be waited on: looked at every poll_interval)
+  if svc.left_by and leftover(sv, svc) then
+    wake = math.min(wake or math.huge, t + settings.poll_interval)
   end
   if wake ~= svc.wake then
     svc.wake = wake
@@ -395,6 +414,8 @@ end
 local function ended(sv, svc, how)
   if svc.app._run_failed then return stopped_by_run(sv, svc, how, false) end
   local app = release_app(sv, svc)
+  -- (what it left in its group: a stop waits for it to be gone)
+  if App.leftover(app) then svc.left_by, sv._left[svc] = app, true end
   last_status(svc, app)
   if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
@@ -801,7 +822,7 @@ end
 -- drivers
 
 local function idle(sv)
-  return sv._nactive == 0
+  return sv._nactive == 0 and next(sv._left) == nil
 end
 
 --- The driver in the background of a loop: advances whenever the set is
@@ -893,7 +914,7 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, sent, _keep, _blocked, _removing, _pending,
+  -- fail_err, started_in, sent, left_by, _keep, _blocked, _removing, _pending,
   -- _status_item, _event_item), so that a thousand
   -- services cost little
   local svc = {
@@ -976,7 +997,7 @@ function M.new(spec, level)
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
     _inflight = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
     _changed = false, _rewake = false,
-    _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false,
+    _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
   }, Supervisor)
   local cfgs, names = {}, {}
   for name, spec_ in pairs(spec.services or {}) do
@@ -1141,7 +1162,9 @@ function Supervisor:stop(name)
   local svc = service_of(self, name, "sv:stop", 2)
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
   local downs = svc.downs or 0
-  return drive(self, "sv:stop", function() return DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs, true end)
+  return drive(self, "sv:stop", function()
+    return (DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs) and not leftover(self, svc), true
+  end)
 end
 
 --- Stop a service and start it again (what needs it is stopped first and
@@ -1257,6 +1280,7 @@ local function all_down_cond(sv)
   return function()
     for _, svc in pairs(sv._services) do
       if not DOWN[svc.state] and (downs[svc] == nil or (svc.downs or 0) == downs[svc]) then return false end
+      if leftover(sv, svc) then return false end
     end
     return true, true
   end
@@ -1293,7 +1317,7 @@ function Supervisor:remove(name)
   end
   -- while it stops, nothing added may name it (sv:add raises)
   svc.goal, svc.revive, svc.restart_pending, svc._removing = "down", false, false, true
-  local down, err = drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil, true end)
+  local down, err = drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil and not leftover(self, svc), true end)
   if self._services[name] ~= svc then return true end -- removed meanwhile
   if not down then
     svc._removing = nil
