@@ -437,6 +437,29 @@ function Start.test_notify_access_goes_with_the_fd_protocol_and_any_protocol_wat
   lu.assertStrMatches(out, "^appstart: fixture ready: pid %d+, [%d.]+ s\n$")
 end
 
+-- A message from a process --notify-access does not admit is logged with
+-- the option as the command spells it (it read "notify_access=main"):
+-- before ready by the start, after it by the watch.
+function Start.test_a_refused_senders_log_names_the_notify_access_option()
+  local child, later = S.tmpname("child"), S.tmpname("later")
+  local bg = run_background { "--watch", "--notify-access=main", "--", F,
+    "fork", "notify=STATUS=forged", "pidfile=" .. child, "waitfile=" .. later, "notify=STATUS=again", "pause", "|",
+    "waitfile=" .. child, "notify=READY=1", "pause" }
+  local pid = tonumber(await_match(bg.out, "ready: pid (%d+)"))
+  await_match(bg.err, "ignored a notify datagram from pid %d+ %(([^)]*)%)")
+  S.touch(later)
+  await_match(bg.err, "ignored 1 notify datagram from processes not admitted, the last from pid %d+ %(([^)]*)%)")
+  os.execute("kill -TERM " .. pid)
+  local code, _, err = finish(bg)
+  local child_pid = S.pid_in(child)
+  if S.alive(child_pid) then os.execute("kill -KILL " .. child_pid) end
+  lu.assertEquals(code, 128 + 15, err)
+  lu.assertStrContains(err, "ignored a notify datagram from pid " .. child_pid .. " (--notify-access=main)")
+  lu.assertStrContains(err, "ignored 1 notify datagram from processes not admitted, the last from pid "
+    .. child_pid .. " (--notify-access=main)")
+  lu.assertNil(err:find("notify_access", 1, true), err)
+end
+
 function Start.test_stderr_defaults_to_dev_null_whatever_stdout_is()
   -- without --watch: /dev/null, even when --stdout is a file
   local log = S.tmpname("applog")

@@ -139,7 +139,7 @@ function T.test_refused_senders_after_ready_are_logged_once_with_a_count()
   end
   lu.assertTrue(#lines >= 1 and #lines <= 2, table.concat(lines, "\n"))
   lu.assertStrContains(lines[1], "ignored ")
-  lu.assertStrContains(lines[1], "notify_access=main")
+  lu.assertStrContains(lines[1], '(notify_access = "main")')
   S.kill_strays()
 end
 

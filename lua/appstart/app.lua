@@ -410,9 +410,10 @@ function log_refused(app, force)
   local n = r.n
   r.n, r.at = 0, now()
   if log.drops(app._log, "warn") then return end
+  local access = app._opts.notify_access or DEFAULTS.notify_access
   app._log("warn", format("%s: ignored %d notify datagram%s from processes not admitted, the last from pid %d"
-    .. " (notify_access=%s)", app._program, n, n == 1 and "" or "s", r.pid,
-    app._opts.notify_access or DEFAULTS.notify_access))
+    .. " (%s)", app._program, n, n == 1 and "" or "s", r.pid,
+    app._life.spell("notify_access", access)))
 end
 
 -- MAINPID= after ready: from the app itself, to a pid the pid truth rules
@@ -580,8 +581,9 @@ end
 --- After ready, under a loop: keep reading the app's notify socket
 -- (listener, from the core) in the background, and start its watchdog
 -- (watchdog: the seconds of a WATCHDOG_USEC= that came before ready, or
--- nil for the option's).
-function App.listen(app, listener, watchdog)
+-- nil for the option's; spell(field, value): how its log names an
+-- option, as the start's, start.spelling).
+function App.listen(app, listener, watchdog, spell)
   if watchdog == nil then watchdog = app._opts.watchdog end
   -- (0: the app said WATCHDOG_USEC=0, the watchdog off)
   if watchdog == 0 then watchdog = nil end
@@ -589,7 +591,7 @@ function App.listen(app, listener, watchdog)
     wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
-    quiet = {}, status_busy = false, status_next = false }
+    quiet = {}, status_busy = false, status_next = false, spell = spell }
   app._life = life
   life.listen = loop.listen(listener:fd(), function() App.drain(app) end)
   if life.watchdog then watchdog_ping(app) end

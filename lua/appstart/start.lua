@@ -265,23 +265,6 @@ function start.begin(opts, who, up, pass_fd)
   return h
 end
 
--- Refused messages since the last such log line, in one line.
-local function log_refused(h)
-  local r = h._rare and h._rare.refused
-  if not r or r.n == 0 then return end
-  local n = r.n
-  r.n, r.at = 0, now()
-  if log.drops(h._log, "warn") then return end
-  local access = h._opts.notify_access or DEFAULTS.notify_access
-  if n == 1 then
-    h._log("warn", format("%s: ignored a %s from pid %d (notify_access=%s)", label(h), r.what, r.pid, access))
-  else
-    h._log("warn", format(
-      "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (notify_access=%s)",
-      label(h), n, r.what, r.pid, access))
-  end
-end
-
 -- The rare facts of a start, made when the first comes: whether the notify
 -- socket is read after ready (served), the messages refused since they
 -- were last logged, WATCHDOG_USEC= before ready, whether a helper exited,
@@ -313,6 +296,23 @@ end
 -- (the command: "--ready=none", not ready = "none"), from its first step.
 function start.spelling(h, fn)
   rare(h).spell = fn
+end
+
+-- Refused messages since the last such log line, in one line.
+local function log_refused(h)
+  local r = h._rare and h._rare.refused
+  if not r or r.n == 0 then return end
+  local n = r.n
+  r.n, r.at = 0, now()
+  if log.drops(h._log, "warn") then return end
+  local access = spell(h, "notify_access", h._opts.notify_access or DEFAULTS.notify_access)
+  if n == 1 then
+    h._log("warn", format("%s: ignored a %s from pid %d (%s)", label(h), r.what, r.pid, access))
+  else
+    h._log("warn", format(
+      "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (%s)",
+      label(h), n, r.what, r.pid, access))
+  end
 end
 
 -- The start's log.limited state (what the app sends, before ready).
@@ -584,7 +584,7 @@ local function finish_ready(h)
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
     -- (a WATCHDOG_USEC= that came early sets the watchdog's period)
-    local ok, err = pcall(App.listen, app, listener, r and r.watchdog or nil)
+    local ok, err = pcall(App.listen, app, listener, r and r.watchdog or nil, r and r.spell or lua_spelling)
     if not ok then
       if app._life then App.unlisten(app) else listener:close() end
       h._log("error", label(h) .. ": cannot read the notify socket after ready: " .. tostring(err))
