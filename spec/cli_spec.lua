@@ -773,8 +773,12 @@ function Failure.test_a_report_nobody_can_read_leaves_no_app_running_unknown()
   -- the pid would be told to nobody, so the app is not left
   local err, code = S.tmpname("err"), S.tmpname("code")
   for _, mode in ipairs { "--json", "--verbose" } do
-    os.execute(string.format("(sleep 0.2; %s 2>%s; echo $? >%s) | true", command_line({ mode, "--ready=none",
-      "--", F, "pause" }), err, code))
+    -- (stdout a fifo whose one reader has opened it and exited before the
+    -- command runs: the reader's end is closed, however slow the machine)
+    local fifo = S.tmpname("fifo")
+    assert(os.execute("mkfifo " .. fifo))
+    os.execute(string.format("(true <%s & r=$!; exec >%s; wait $r; %s 2>%s; echo $? >%s)", fifo, fifo,
+      command_line({ mode, "--ready=none", "--", F, "pause" }), err, code))
     lu.assertEquals(S.read(code), "1\n", mode)
     local pid = tonumber(await_match(err, "appstart: cannot write to stdout %(Broken pipe%): fixture %(pid (%d+)%)"
       .. " terminated\n"))

@@ -144,7 +144,9 @@ function TC.test_callbacks_come_in_the_order_the_app_told_them()
     }
     assert(sv:up())
     S.pid_in(told[2])
-    cqueues.sleep(0.05)
+    -- (the reload's datagrams are sent: the controller reads them, 5 s at most)
+    local deadline = S.core.now() + 5
+    while #events < 4 and S.core.now() < deadline do cqueues.sleep(0.01) end
     state = sv:status("a").state
     sv:down()
   end)
@@ -407,7 +409,10 @@ function TL.test_an_app_started_before_uv_run_is_seen_by_the_waits_inside_it()
   local app = assert(appstart.start { argv = { F, "line=3:r", "sleep=0.1", "exit=7" }, ready = "fd",
     log = function() end, on_exit = function() exited_at = exited_at or S.core.now() end })
   local co = coroutine.wrap(function()
-    appstart.sleep(0.5)
+    -- (the waits inside luv, until the app's end has been told, 5 s at
+    -- most: were it not served by them, on_exit comes after body_done)
+    local deadline = S.core.now() + 5
+    while not exited_at and S.core.now() < deadline do appstart.sleep(0.01) end
     appstart.sleep(0.01)
     body_done = S.core.now()
   end)

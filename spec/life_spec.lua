@@ -129,7 +129,12 @@ function T.test_refused_senders_after_ready_are_logged_once_with_a_count()
       argv = { F, "notify=READY=1", "fork", "notifyflood=50:STATUS=forged", "pause", "|", "pause" },
       notify_access = "main", log = log,
     })
-    require("appstart").sleep(0.3)
+    -- (the child's datagrams read: a line says so at once)
+    lu.assertTrue(await(function()
+      for _, e in ipairs(entries) do
+        if e:find("not admitted", 1, true) then return true end
+      end
+    end, 5), "the forged datagrams were never read")
     lu.assertNil(app.status, "a forged STATUS= is not taken")
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
@@ -333,8 +338,10 @@ function TM.test_mainpid_moves_the_app_to_its_child()
     lu.assertTrue(await(function() return app.pid ~= first end), "app.pid moved")
     local child = app.pid
     lu.assertEquals(S.read("/proc/" .. child .. "/stat"):match("%) %S+ (%d+)"), tostring(first))
-    -- the old main exits 0: the app is the child now, and still runs
-    require("appstart").sleep(0.4)
+    -- the old main exits 0 (reaped: the launcher has seen its end): the
+    -- app is the child now, and still runs
+    lu.assertTrue(await(function() return not S.read("/proc/" .. first .. "/stat") end, 5),
+      "the old main was never reaped")
     lu.assertEquals(app.state, "ready")
     lu.assertTrue(S.alive(child))
     lu.assertEquals(app:terminate(), {}, "not the launcher's child: no status")
@@ -515,7 +522,12 @@ function TM.test_mainpid_from_another_process_than_the_main_is_refused()
       notify_access = "all", log = log,
     })
     local pid = app.pid
-    require("appstart").sleep(0.2)
+    -- (the child's MAINPID= read: the refusal is logged)
+    lu.assertTrue(await(function()
+      for _, e in ipairs(entries) do
+        if e:find("only the app", 1, true) then return true end
+      end
+    end, 5), "the child's MAINPID= was never read")
     lu.assertEquals(app.pid, pid)
     app:terminate()
   end)

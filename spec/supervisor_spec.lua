@@ -2022,7 +2022,11 @@ end
 
 function TDrivers.test_a_task_cancelled_while_it_waits_gets_cancelled_and_the_start_goes_on()
   local before = S.snapshot()
-  local sv = supervisor { services = { slow = slow_service(0.3) } }
+  -- (ready once the go file is there: starting until then, however slow)
+  local go = S.tmpname("go")
+  local slow = fd_service()
+  slow.argv = { F, "waitfile=" .. go, "line=3:up", "pause" }
+  local sv = supervisor { services = { slow = slow } }
   local ok, err
   appstart.run(function()
     local task = appstart.spawn(function() ok, err = sv:up() end)
@@ -2030,6 +2034,7 @@ function TDrivers.test_a_task_cancelled_while_it_waits_gets_cancelled_and_the_st
     task:cancel()
     lu.assertTrue(S.await_with_sleep(function() return err ~= nil end))
     lu.assertEquals(sv:status("slow").state, "starting", "only the wait was cancelled")
+    S.touch(go)
     lu.assertTrue(await(sv, function() return sv:status("slow").state == "ready" end))
     sv:down()
   end)
