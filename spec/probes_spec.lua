@@ -766,6 +766,48 @@ function T.test_a_check_function_that_steps_or_waits_for_its_own_start_is_refuse
   end
 end
 
+-- A check function that abandons its own start (h:abandon(): it gives
+-- up) ends it there: the start fails "cancelled", its app terminated,
+-- whatever the check returns (it came back ready, its app dying of the
+-- SIGTERM), in a plain script as in a loop.
+function T.test_a_check_function_that_abandons_its_own_start_fails_it_cancelled()
+  local appstart = require "appstart"
+  for _, in_loop in ipairs { false, true } do
+    local before = S.snapshot()
+    local app, err, pid
+    local function run()
+      local h
+      h = appstart.begin { argv = { F, "ignore=TERM", "pause" }, ready_timeout = 5, kill_grace = 0.2, log = S.quiet,
+        ready = { check = function(a)
+          pid = a.pid
+          lu.assertEquals(h:abandon(), false)
+          return true
+        end } }
+      app, err = h:wait()
+    end
+    if in_loop then appstart.run(run) else run() end
+    local what = in_loop and "in a loop" or "plain"
+    lu.assertNil(app, what)
+    lu.assertEquals(err.code, "cancelled", tostring(err))
+    lu.assertFalse(S.alive(pid), what .. ": the app outlived its abandoned start")
+    S.assert_clean(before, what)
+  end
+end
+
+-- A check function that blocks past ready_timeout (a plain script's
+-- blocking call) and then returns true comes too late: the start fails
+-- "timeout", as it does for an exec probe's command that exits 0 after
+-- the deadline (it came back ready after the block).
+function T.test_a_check_function_that_passes_after_ready_timeout_fails_timeout()
+  local err, took = fail_within({ ready = { check = function()
+    os.execute("sleep 0.6")
+    return true
+  end }, ready_timeout = 0.2, argv = { F, "pause" } }, "timeout", 3)
+  lu.assertTrue(took >= 0.6, took)
+  lu.assertStrMatches(err.message,
+    "app not ready within 0.2 s: the check function returned true only after 0%.[6-9]%d%d s")
+end
+
 function T.test_a_check_functions_reason_or_error_that_tostring_cannot_show_fails_the_start()
   -- (a __tostring that raises: the start fails, it does not raise)
   local unshowable = setmetatable({}, { __tostring = function() error("no text for this", 0) end })

@@ -653,18 +653,27 @@ function probe_step(h)
     return finish_ready(h)
   end
   local ok, why, errno = p:try(h._app)
-  if ok then
-    p:close()
-    pr.passed = true
-    return probe_step(h)
-  end
-  if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
+  -- (a check function may have ended the start itself: h:abandon)
+  if h.done then return true end
+  if h._failure then return h._failure.stopping and stop_step(h) or fail(h) end
   local t = now()
   local deadline = h._ready_deadline
   if not deadline then
     deadline = h._t0 + (h._opts.ready_timeout or DEFAULTS.ready_timeout)
     h._ready_deadline = deadline
   end
+  if ok and t >= deadline and not s:app_ended() then
+    -- a check function that blocked past ready_timeout: its pass came too
+    -- late, as an exec probe's command that exits 0 after it does
+    return fail(h, "timeout", format("app not ready within %g s: the check function returned true only after %.3f s",
+      h._opts.ready_timeout or DEFAULTS.ready_timeout, t - h._t0))
+  end
+  if ok then
+    p:close()
+    pr.passed = true
+    return probe_step(h)
+  end
+  if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
   if t >= deadline then return fail(h, "timeout", not_ready(h)) end
   local wake_at = p:next_at()
   -- while a check function runs, the app's end wakes the start through
