@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 struct lsignals {
     int fd;
@@ -98,7 +100,10 @@ static int l_signals(lua_State *L)
 
 /* signals:read() -> { {signal = n, pid = sender, terminal = bool}, ... }:
  * what arrived, without waiting. terminal: sent by the kernel, as a
- * terminal's ^C or ^\ is, to its whole foreground process group (pid 0). */
+ * terminal's ^C or ^\ is, to its whole foreground process group (pid 0).
+ * A SIGXFSZ this process sent itself is left out: the kernel's, for a
+ * write of its own past its file size limit (an app's output to its file),
+ * which failed (EFBIG) and was counted; nobody sent it to be acted on. */
 static int l_signals_read(lua_State *L)
 {
     struct lsignals *ls = luaL_checkudata(L, 1, LB_SIGNALS);
@@ -106,6 +111,8 @@ static int l_signals_read(lua_State *L)
     int n = 0;
     struct signalfd_siginfo info;
     while (ls->fd >= 0 && sys_read(ls->fd, &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGXFSZ && info.ssi_code == SI_USER && info.ssi_pid == (uint32_t)getpid())
+            continue;
         lua_createtable(L, 0, 3);
         lua_pushinteger(L, info.ssi_signo);
         lua_setfield(L, -2, "signal");

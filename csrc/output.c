@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +288,27 @@ static int rotated_top(const struct output_file *f)
     return 0;
 }
 
+/* A write past the launcher's file size limit (RLIMIT_FSIZE) raises
+ * SIGXFSZ, whose default ends the launcher, every app it watches with it:
+ * at its default, and not blocked (where it is, its reader acts on it, as
+ * the command does), it is ignored from the first file on, so that the
+ * write fails (EFBIG) and is counted as a full disk's. The apps never
+ * inherit it: a spawned child resets every signal. */
+static void ignore_xfsz(void)
+{
+    sigset_t mask;
+    struct sigaction now;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &mask) != 0 || sigismember(&mask, SIGXFSZ) == 1)
+        return;
+    if (sigaction(SIGXFSZ, NULL, &now) != 0 || (now.sa_flags & SA_SIGINFO) || now.sa_handler != SIG_DFL)
+        return;
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    (void)sigaction(SIGXFSZ, &ign, NULL);
+}
+
 int output_set_file(struct output *o, int stream, const char *path, long long max_bytes, int keep,
                     char *why, size_t why_len)
 {
@@ -337,6 +360,7 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
         return err;
     }
     o->s[stream].file = f;
+    ignore_xfsz();
     return 0;
 }
 

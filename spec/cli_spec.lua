@@ -460,6 +460,36 @@ function Start.test_a_refused_senders_log_names_the_notify_access_option()
   lu.assertNil(err:find("notify_access", 1, true), err)
 end
 
+-- The command under a file size limit (ulimit -f) whose writes of the
+-- app's output to its file pass it: the bytes are lost and said, and the
+-- kernel's SIGXFSZ for the command's own write is not the app's (it was
+-- forwarded to it, as a signal sent to the command is, which its default
+-- would end). A SIGUSR1 sent once the loss is said is forwarded: the
+-- SIGXFSZ, pending before it, would have been by then.
+function Start.test_a_file_past_the_commands_size_limit_loses_bytes_and_signals_nothing()
+  local before = S.snapshot()
+  local dir = S.tmpname("fsize")
+  assert(os.execute("mkdir " .. dir))
+  local out, err, code = S.tmpname("out"), S.tmpname("err"), S.tmpname("code")
+  local go, usr1, xfsz = dir .. "/go", dir .. "/usr1", dir .. "/xfsz"
+  -- (sh's ulimit -f counts 512-byte blocks: 4 KiB, of 16.8 KB written)
+  os.execute(string.format("(ulimit -f 8; %s >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s) &", command_line {
+    "--watch", "--ready=none", "--stdout=file:" .. dir .. "/app.log:100000", "--", F, "trap=USR1:" .. usr1,
+    "trap=XFSZ:" .. xfsz, "lines=1:400:0123456789012345678901234567890123456789", "waitfile=" .. go, "exit=3" },
+    out, err, code, code, code))
+  await_match(err, "bytes of output not written to its file: File too large")
+  local pid = tonumber(await_match(out, "ready: pid (%d+)"))
+  -- the command is the app's parent
+  os.execute("kill -USR1 " .. ppid(pid))
+  S.await_file(usr1, 5)
+  S.touch(go)
+  lu.assertEquals(tonumber(S.await_file(code, 20)), 3, S.read(err))
+  lu.assertNil(S.read(xfsz), "the command's SIGXFSZ reached the app")
+  lu.assertNil(S.read(err):find("forwarding SIGXFSZ", 1, true), S.read(err))
+  lu.assertTrue(#S.read(dir .. "/app.log") <= 4096)
+  S.assert_clean(before)
+end
+
 function Start.test_stderr_defaults_to_dev_null_whatever_stdout_is()
   -- without --watch: /dev/null, even when --stdout is a file
   local log = S.tmpname("applog")

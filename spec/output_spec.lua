@@ -1069,6 +1069,29 @@ function TF.test_bytes_a_file_could_not_take_are_logged_as_the_app_runs_and_at_c
   S.assert_clean(before)
 end
 
+-- A launcher under a file size limit (ulimit -f, LimitFSIZE=) whose
+-- writes of an app's output pass it: SIGXFSZ killed the launcher, every
+-- app it watched with it; the writes fail (EFBIG) and are counted as a
+-- full disk's are, and the app runs on, in a plain script as in a loop.
+function TF.test_a_file_past_the_launchers_size_limit_loses_bytes_not_the_launcher()
+  local dir = S.tmpname("fsize")
+  assert(os.execute("mkdir " .. dir))
+  -- (sh's ulimit -f counts 512-byte blocks: 4 KiB, of 16.8 KB written)
+  local out, ok = S.run_child({ fsize = 8, timeout = 30 }, "output_a_file_past_the_launchers_size_limit", dir)
+  lu.assertTrue(ok, out)
+  local cases = {}
+  for name, code, lost in out:gmatch("(%a+)\t(%S+)\t([^\n]*)\n") do cases[name] = { code = code, lost = lost } end
+  for _, name in ipairs { "plain", "run" } do
+    local c = cases[name]
+    lu.assertNotNil(c, name .. ": " .. out)
+    lu.assertEquals(c.code, "3", name)
+    lu.assertStrContains(c.lost, "bytes of output not written to its file: File too large", name)
+    local content = S.read(dir .. "/" .. name .. ".log")
+    lu.assertTrue(#content > 0 and #content <= 4096, name .. ": " .. #content .. " bytes")
+  end
+  lu.assertStrContains(out, "\ndone\n")
+end
+
 -- A full disk: what a write got into the file before it failed counts
 -- toward max_bytes (the file grew past it, the failed chunk taken for
 -- nothing written), the line it cut short is taken back out, and what

@@ -581,6 +581,39 @@ function TC.test_a_reader_that_never_reads_does_not_hold_the_command()
   end
 end
 
+-- The command under a file size limit (ulimit -f) whose writes of a
+-- service's output to its file pass it: the bytes are lost and said, and
+-- the kernel's SIGXFSZ for that write of its own is no signal to stop (it
+-- stopped every service and exited 153); a SIGTERM stops it, exit 0.
+function TC.test_a_file_past_the_commands_size_limit_stops_nothing()
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  write(file, string.format("return { services = { w = { argv = { %q, 'pidfile=%s/w', 'notify=READY=1',"
+    .. " 'lines=1:400:0123456789012345678901234567890123456789', 'pause' },"
+    .. " stdout = { file = '%s/w.log', max_bytes = 100000 } } } }\n", F, dir, dir))
+  local words = {}
+  for i, w in ipairs(lua_command { "supervise", file }) do words[i] = S.shell_quote(w) end
+  local me, status, err = dir .. "/command", dir .. "/status", dir .. "/stderr"
+  -- (sh's ulimit -f counts 512-byte blocks: 4 KiB, of 16.8 KB written)
+  local script = "ulimit -f 8; echo $$ >" .. me .. ".tmp; mv " .. me .. ".tmp " .. me .. "; exec "
+    .. table.concat(words, " ")
+  os.execute("(sh -c " .. S.shell_quote(script) .. " 2>" .. err .. " >/dev/null; echo $? >" .. status .. ".tmp; mv "
+    .. status .. ".tmp " .. status .. ") &")
+  local command = tonumber(S.await_file(me, 10):match("%d+"))
+  local w = tonumber(S.await_file(dir .. "/w", 10):match("%d+"))
+  local deadline = S.core.now() + 10
+  while not (S.read(err) or ""):find("not written to its file: File too large", 1, true)
+    and S.core.now() < deadline do
+    S.core.wait_readable(-1, 0.01)
+  end
+  lu.assertStrContains(S.read(err), "not written to its file: File too large")
+  os.execute("kill -TERM " .. command)
+  lu.assertEquals(S.await_file(status, 20), "0\n", S.read(err))
+  lu.assertFalse(S.alive(w), "the service was stopped")
+  lu.assertTrue(#S.read(dir .. "/w.log") <= 4096)
+  S.assert_clean(before)
+end
+
 -- A --json event is one write that a pipe takes at once (4096 bytes at
 -- most): one too long loses its output, then the end of its message, and
 -- stays one JSON object.

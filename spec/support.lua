@@ -450,6 +450,7 @@ function S.run_child(how, name, ...)
   for k, v in pairs(how.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
   table.sort(env)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
+    .. (how.fsize and ("ulimit -f " .. how.fsize .. "; ") or "")
     .. (how.ignore and ("trap '' " .. how.ignore .. "; ") or "")
     .. S.san_prefix
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
