@@ -346,6 +346,12 @@ function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_er
   usage_errors({ { { "--watch", "--ready=none", "--stdout=" .. dir .. "/log", "--stderr=file:" .. dir .. "/./log:100",
     "--", F, "pidfile=" .. marker }, "option '--stderr': the same file as stdout's, which the app appends to itself:"
     .. " the launcher cannot rotate it (give the file, to rotate, as stdout, and --stderr=stdout)" } }, true)
+  -- one of the other's rotated files (log.1 of log's), either way round
+  usage_errors({ { { "--watch", "--ready=none", "--stdout=file:" .. dir .. "/log:100:3", "--stderr=file:" .. dir
+    .. "/log.1", "--", F, "pidfile=" .. marker }, "option '--stderr': names " .. dir .. "/log.1, one of stdout's"
+    .. " rotated files: a rotation would rename it away, with the lines written to it since" } }, true)
+  usage_errors({ { { "--watch", "--ready=none", "--stdout=" .. dir .. "/log.2", "--stderr=file:" .. dir .. "/log:100:2", "--",
+      F, "pidfile=" .. marker }, "option '--stdout': names " .. dir .. "/log.2, one of stderr's rotated files" } })
   lu.assertNil(S.read(marker), "nothing was started")
   S.assert_clean(before)
 end

@@ -1024,6 +1024,42 @@ function TF.test_a_rotated_file_that_the_other_stream_names_as_a_path_is_an_argu
   S.assert_clean(before)
 end
 
+-- One stream's file named as one of the other's rotated files (app.log.1
+-- of app.log's, as a file to rotate, a plain path or through a link): the
+-- first rotation renamed it away, and every line written to it after went
+-- into a file no name reaches, unsaid. An argument error, either way round.
+function TF.test_one_of_a_streams_rotated_files_named_by_the_other_is_an_argument_error()
+  local before = S.snapshot()
+  local dir = S.tmpname("rotated")
+  assert(os.execute("mkdir " .. dir))
+  assert(io.open(dir .. "/app.log.2", "w")):close()
+  assert(os.execute("ln -s app.log.2 " .. dir .. "/link"))
+  local marker = S.tmpname("spawned")
+  local rotated = { file = dir .. "/app.log", max_bytes = 50, keep = 2 }
+  local function says(name, of) return "names " .. name .. ", one of " .. of .. "'s rotated files" end
+  for _, case in ipairs {
+    { rotated, { file = dir .. "/app.log.1" }, "stderr", says(dir .. "/app.log.1", "stdout") },
+    { rotated, dir .. "/./app.log.1", "stderr", says(dir .. "/app.log.1", "stdout") },
+    { rotated, { file = dir .. "/link", max_bytes = 10 }, "stderr", says(dir .. "/app.log.2", "stdout") },
+    { dir .. "/app.log.2", rotated, "stdout", says(dir .. "/app.log.2", "stderr") },
+  } do
+    local ok, e = pcall(appstart.start, { argv = { F, "pidfile=" .. marker }, ready = "none",
+      stdout = case[1], stderr = case[2] })
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "appstart.start: field '" .. case[3] .. "': " .. case[4])
+  end
+  -- past keep, or without max_bytes (nothing rotates), a name is free
+  local app = assert(appstart.start { argv = { F, "pidfile=" .. marker }, ready = "none",
+    stdout = rotated, stderr = { file = dir .. "/app.log.3" } })
+  lu.assertEquals(app:wait(5), { code = 0 })
+  app:close()
+  app = assert(appstart.start { argv = { F }, ready = "none",
+    stdout = { file = dir .. "/app.log" }, stderr = { file = dir .. "/app.log.1" } })
+  lu.assertEquals(app:wait(5), { code = 0 })
+  app:close()
+  S.assert_clean(before)
+end
+
 -- The bytes of output logged as lost (warnings of "N bytes of output not
 -- written to its file"), and how many such lines, in a recorder's list.
 local function lost_bytes(logged)

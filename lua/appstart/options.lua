@@ -317,6 +317,18 @@ local function file_identity(name)
   return dir_id and (dir_id .. "/" .. base) or name
 end
 
+-- Which of the files the rotation of `value` (a stream's {file = ...,
+-- max_bytes = N, keep = K}) makes, PATH.1 to PATH.K, is the file `other`
+-- (the other stream's), or nil.
+local function rotated_as(value, other)
+  if type(value) ~= "table" or value.max_bytes == nil or not other then return nil end
+  local other_id = file_identity(other)
+  for i = 1, value.keep or 1 do
+    local name = value.file .. "." .. i
+    if file_identity(name) == other_id then return name end
+  end
+end
+
 --- What is wrong with opts, as (field, message), or nil when nothing is
 -- (field "" when opts is no table at all). Also looks `user` and `group`
 -- up (a name with no entry is a mistake).
@@ -415,6 +427,15 @@ function options.check(opts)
     if type(opts.stdout) == "table" then return "stderr", "the same file as stdout's: use stderr = 'stdout'" end
     return "stderr", "the same file as stdout's, which the app appends to itself: the launcher cannot rotate it"
       .. " (give the file, to rotate, as stdout, and stderr = 'stdout')"
+  end
+  -- nor can one stream's file be one of the other's rotated files (a
+  -- rotation would rename it away, and the lines written to it after)
+  for _, pair in ipairs { { "stdout", "stderr", err_file }, { "stderr", "stdout", out_file } } do
+    local name = rotated_as(opts[pair[1]], pair[3])
+    if name then
+      return pair[2], string.format("names %s, one of %s's rotated files: a rotation would rename it away,"
+        .. " with the lines written to it since", name, pair[1])
+    end
   end
   -- the ring output_keep sizes is filled where the launcher reads a stream
   if opts.output_keep ~= nil and not read_by_launcher(opts.stdout) and not read_by_launcher(opts.stderr) then
