@@ -593,6 +593,28 @@ function TW.test_pings_keep_the_app_alive_and_silence_kills_it()
   S.assert_clean(before)
 end
 
+-- A WATCHDOG_USEC= the watchdog's timer reads (a loop that runs its
+-- timers before it polls, luv's and cqueues', the launcher busy past the
+-- due time) sets the watchdog anew: a 0 turns it off, and the app lives
+-- (the timer went on with the old due time: a raise in the loop, which
+-- ended the launcher, the app left unwatched); a new period replaces the
+-- timer, which a 0 later turns off too (a second timer was left behind,
+-- and fired).
+function TW.test_a_watchdog_usec_read_late_after_a_busy_spell_sets_the_watchdog_anew()
+  for _, context in ipairs { "luv", "cqueues" } do
+    for _, case in ipairs { "off", "changed" } do
+      local what = context .. ", " .. case
+      local mark = S.tmpname("mark")
+      local out, ok = S.run_child({ timeout = 30 }, "life_a_late_watchdog_usec_after_a_busy_spell", context, case,
+        mark)
+      local pid = S.pid_in(mark)
+      if pid and S.alive(pid) then os.execute("kill -KILL " .. pid) end
+      lu.assertTrue(ok, what .. ": " .. out)
+      lu.assertEquals(out, "how\t0\tnil\tnil\nchildren: \n", what)
+    end
+  end
+end
+
 -- A ping sent in time behind more datagrams than two steps read (the
 -- launcher busy past the watchdog's due time; systemd's queue length,
 -- 512, in a network namespace of the child's own): read before the

@@ -385,13 +385,17 @@ end
 -- looks at it when it fires.
 local function watchdog_check(app)
   local life = app._life
+  local timer = life.wd_timer -- (the one that fired)
   -- what came meanwhile is read first (a loop that runs its timers before
   -- it polls, as libuv does, after a busy spell): a ping counts from when
   -- it is read, as at every wait. (The timer still set: a ping read here
   -- only moves the due time.)
   if RUNNING[app._state] and now() >= life.wd_due then drain_all(app) end
+  -- a WATCHDOG_USEC= read just now has set the watchdog anew: off, or
+  -- with a timer of its own (this one let go of)
+  if life.wd_timer ~= timer then return end
   life.wd_timer = false
-  if not RUNNING[app._state] then return end
+  if not RUNNING[app._state] or not life.watchdog or life.wd_fired then return end
   local due = life.wd_due
   if now() >= due then return watchdog_fire(app, format("no WATCHDOG=1 within %g s", life.watchdog)) end
   life.wd_timer = loop.at(due, function() watchdog_check(app) end)
