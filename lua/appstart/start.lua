@@ -540,6 +540,12 @@ local function fail(h, code, message, errno)
   return stop_step(h)
 end
 
+-- Step a start that has failed: its stop, or the failure taken further.
+local function failed_step(h)
+  if h._failure.stopping then return stop_step(h) end
+  return fail(h)
+end
+
 -- Ready: the app object takes the app over.
 local function finish_ready(h)
   flush_refused(h)
@@ -655,7 +661,7 @@ function probe_step(h)
   local ok, why, errno = p:try(h._app)
   -- (a check function may have ended the start itself: h:abandon)
   if h.done then return true end
-  if h._failure then return h._failure.stopping and stop_step(h) or fail(h) end
+  if h._failure then return failed_step(h) end
   local t = now()
   local deadline = h._ready_deadline
   if not deadline then
@@ -702,11 +708,7 @@ function Starting:step()
   -- stepped once, it is fresh no more: what happened is for the step to see
   self._fresh = false
   if self.done then return true end
-  local f = self._failure
-  if f then
-    if f.stopping then return stop_step(self) end
-    return fail(self)
-  end
+  if self._failure then return failed_step(self) end
   local s = self._s
   local state, events, probe, pid_phase = s:step()
   if events then

@@ -210,15 +210,16 @@ end
 --- Is what svc's last app left in its group (kill_mode "group": it
 -- ended by itself, and its group is being seen to, SIGKILL after
 -- kill_grace) still there? A stop waits for it, as for a running app's.
+-- (sv._left: svc -> that app, until they are gone)
 local function leftover(sv, svc)
-  local app = svc.left_by
+  local app = sv._left[svc]
   if not app then return false end
   local rest = App.leftover(app)
   if rest and rest:rest() > 0 then return true end
   -- (in a plain script its watch would see them gone at its next look)
   if rest and not loop.served() then App.leftover_gone(app) end
   -- (a change: whoever waits for the stop looks again)
-  svc.left_by, sv._left[svc], sv._changed = nil, nil, true
+  sv._left[svc], sv._changed = nil, true
   return false
 end
 
@@ -248,7 +249,7 @@ local function rearm(sv, svc)
     -- service that cannot start yet would have every wait return at once)
   end
   -- (a group cannot be waited on: looked at every poll_interval)
-  if svc.left_by and leftover(sv, svc) then
+  if sv._left[svc] and leftover(sv, svc) then
     wake = math.min(wake or math.huge, t + settings.poll_interval)
   end
   if wake ~= svc.wake then
@@ -415,7 +416,7 @@ local function ended(sv, svc, how)
   if svc.app._run_failed then return stopped_by_run(sv, svc, how, false) end
   local app = release_app(sv, svc)
   -- (what it left in its group: a stop waits for it to be gone)
-  if App.leftover(app) then svc.left_by, sv._left[svc] = app, true end
+  if App.leftover(app) then sv._left[svc] = app end
   last_status(svc, app)
   if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
@@ -914,7 +915,7 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, sent, left_by, _keep, _blocked, _removing, _pending,
+  -- fail_err, started_in, sent, _keep, _blocked, _removing, _pending,
   -- _status_item, _event_item), so that a thousand
   -- services cost little
   local svc = {
