@@ -127,8 +127,14 @@ void output_init(struct output *o, size_t keep)
     o->iter_index = o->iter_pos = 0;
 }
 
-/* The largest pipe the system allows an unprivileged process: tried from
- * pipe-max-size down, as a user over pipe-user-pages-soft gets EPERM. */
+/* The largest pipe the read at the app's end takes in full (64 chunks of
+ * 64 KiB, CHUNKS_AT_END in output.lua): a pipe-max-size raised above it
+ * would leave the rest of a full pipe unread at the end. */
+#define PIPE_SIZE_MAX (1L << 22)
+
+/* The largest pipe the system allows an unprivileged process, up to
+ * PIPE_SIZE_MAX: tried from pipe-max-size down, as a user over
+ * pipe-user-pages-soft gets EPERM. */
 static void enlarge_pipe(int fd)
 {
     long max = 1 << 20;
@@ -140,12 +146,12 @@ static void enlarge_pipe(int fd)
             buf[n] = '\0';
             long v = strtol(buf, NULL, 10);
             if (v > 0)
-                max = v;
+                max = v < PIPE_SIZE_MAX ? v : PIPE_SIZE_MAX;
         }
         sys_close(&f);
     }
     for (long size = max; size >= 65536; size /= 2)
-        if (fcntl(fd, F_SETPIPE_SZ, (int)(size > INT_MAX ? INT_MAX : size)) >= 0)
+        if (fcntl(fd, F_SETPIPE_SZ, (int)size) >= 0)
             return;
 }
 

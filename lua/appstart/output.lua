@@ -26,8 +26,9 @@ local CHUNKS_PER_WAKE = 16
 -- the lines left of the chunk read come at the next, at once
 local SLICE = 0.01
 -- chunks read at the app's end, a failed start or app:tail: what the pipes
--- hold (a pipe is at most pipe-max-size, 1 MiB by default), with room for
--- what a child still writing adds meanwhile
+-- hold (a pipe is at most pipe-max-size, 1 MiB by default, and never
+-- made larger than 4 MiB: PIPE_SIZE_MAX in output.c), with room for what a
+-- child still writing adds meanwhile
 local CHUNKS_AT_END = 64
 local CHUNK = 65536
 -- syslog levels
