@@ -358,6 +358,10 @@ static int l_starter_result(lua_State *L)
     }
     if (r.app_end != PROCESS_RUNNING) {
         lb_push_how(L, r.app_end, r.app_code);
+        if (r.left >= 0) {
+            lua_pushinteger(L, r.left);
+            lua_setfield(L, -2, "left");
+        }
         lua_setfield(L, -2, "how");
     }
     return 1;

@@ -1677,6 +1677,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->status_len = s->status_len;
     out->app_errno = s->app_errno;
     out->exited = s->ready_seen && s->app_dead;
+    out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;
     if (out->pid > 0) {
         out->app_end = app->end;
         out->app_code = app->code;

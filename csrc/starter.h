@@ -145,6 +145,9 @@ struct starter_result {
     int exited;              /* ready, and gone already */
     int app_end, app_code;   /* how the app ended (enum process_end), once
                                 it has, while the starter holds it */
+    int left;                /* kill_mode "group" or "cgroup": how many
+                                other members of the app's tree a failed
+                                start's stop found and signalled; else -1 */
 };
 
 /* sizeof(struct starter), for the caller's memory (a Lua userdata). */

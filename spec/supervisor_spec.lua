@@ -345,7 +345,7 @@ function TStates.test_stop_of_a_start_in_flight_cancels_it_and_terminates_the_ap
   lu.assertEquals(rec.states("slow"), { "starting", "stopping", "stopped" })
   local st = sv:status("slow")
   lu.assertEquals(st.last.code, "cancelled")
-  lu.assertEquals(st.last.status, { signal = 15 })
+  lu.assertEquals(st.last.status, { signal = 15, left = 0 })
   lu.assertEquals(rec.events("slow", "stopped")[1].info.err.code, "cancelled")
   S.assert_clean(before)
 end
@@ -929,7 +929,7 @@ function TPolicy.test_a_failed_start_is_a_failure_and_is_retried()
   lu.assertEquals(rec.states("s"), { "starting", "backoff", "starting", "failed" })
   local failed = rec.events("s", "failed")[1].info
   lu.assertEquals(failed.err.code, "died")
-  lu.assertEquals(failed.err.status, { code = 7 })
+  lu.assertEquals(failed.err.status, { code = 7, left = 0 })
   S.assert_clean(before)
 end
 

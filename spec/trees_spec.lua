@@ -171,13 +171,16 @@ function TG.test_a_failed_start_ends_the_group()
     "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "pause" } }, "timeout", 3)
   lu.assertEquals(err.code, "timeout")
   assert_gone({ S.pid_in(child) }, "group member of a failed start")
+  -- the stop counted it, as an app's stop does
+  lu.assertEquals(err.status, { signal = 15, left = 1 })
+  lu.assertStrContains(tostring(err.status), "1 other process of its group or cgroup signalled")
 end
 
 function TG.test_an_app_that_died_leaves_no_group_member()
   local child = S.tmpname("pid")
   local err = fail_within({ kill_mode = "group", argv = { F,
     "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "exit=3" } }, "died", 3)
-  lu.assertEquals(err.status, { code = 3 })
+  lu.assertEquals(err.status, { code = 3, left = 1 })
   assert_gone({ S.pid_in(child) }, "what a dead app forked")
 end
 
@@ -649,10 +652,11 @@ function TC.test_a_failed_start_empties_and_removes_its_cgroup()
   local dir = own_cgroup_dir()
   local mine = my_cgroups(dir)
   local child = S.tmpname("pid")
-  fail_within({ kill_mode = "cgroup", ready_timeout = 0.3, argv = { F,
+  local err = fail_within({ kill_mode = "cgroup", ready_timeout = 0.3, argv = { F,
     "fork", "setsid", "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "exit=0", "|", "pause" } },
     "timeout", 3)
   assert_gone({ S.pid_in(child) })
+  lu.assertEquals(err.status, { signal = 15, left = 1 }, "the member that left the app's session, counted")
   lu.assertEquals(my_cgroups(dir), mine)
 end
 
