@@ -442,6 +442,46 @@ function TG.test_terminate_s_grace_holds_for_the_group_when_the_main_ends_first(
   end
 end
 
+-- app:terminate(grace) of a group app whose main had ended by itself (its
+-- end seen, what it left in its group had its SIGTERM then): the SIGKILL
+-- comes after the stop's own grace, as for an app that runs, not after
+-- kill_grace from the end (a longer grace was cut short, a grace of 0
+-- waited the whole kill_grace).
+function TG.test_terminate_s_grace_holds_for_what_an_ended_main_left()
+  local appstart = require "appstart"
+  for _, in_loop in ipairs { false, true } do
+    local before = S.snapshot()
+    local where = in_loop and "in appstart.run" or "in a plain script"
+    local trap, child, done, go = S.tmpname("trap"), S.tmpname("child"), S.tmpname("done"), S.tmpname("go")
+    local slow = S.tmpname("slow")
+    local function body()
+      -- a member that takes 0.8 s to shut down, kill_grace 0.3: a grace of 5
+      local app = assert(start { kill_mode = "group", kill_grace = 0.3,
+        argv = { F, "fork", "trap=TERM:" .. trap, "pidfile=" .. child, "waitfile=" .. trap, "sleep=0.8",
+          "pidfile=" .. done, "exit=0", "|", "waitfile=" .. child, "notify=READY=1", "waitfile=" .. go, "exit=0" } })
+      S.touch(go)
+      lu.assertEquals(app:wait(), { code = 0, left = 1 }, where)
+      local how = app:terminate(5)
+      lu.assertEquals(how, { code = 0, left = 1 }, where)
+      lu.assertNotNil(S.read(done), where .. ": the member finished its shutdown within the grace")
+      -- a member that ignores SIGTERM, kill_grace 30: a grace of 0
+      local go2 = S.tmpname("go")
+      app = assert(start { kill_mode = "group", kill_grace = 30,
+        argv = { F, "fork", "ignore=TERM", "pidfile=" .. slow, "pause", "|", "waitfile=" .. slow,
+          "notify=READY=1", "waitfile=" .. go2, "exit=3" } })
+      local member = S.pid_in(slow)
+      S.touch(go2)
+      lu.assertEquals(app:wait(), { code = 3, left = 1 }, where)
+      local t0 = now()
+      lu.assertEquals(app:terminate(0), { code = 3, left = 1 }, where)
+      lu.assertTrue(now() - t0 < 10, where .. ": SIGKILL at once, not after kill_grace (30 s)")
+      lu.assertFalse(S.alive(member), where)
+    end
+    if in_loop then appstart.run(body) else body() end
+    S.assert_clean(before, where)
+  end
+end
+
 function TG.test_group_through_the_helper()
   local dir = S.tmpname("nobody")
   assert(os.execute("mkdir -m 1777 " .. dir))

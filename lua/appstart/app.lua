@@ -159,8 +159,9 @@ end
 local leftovers = setmetatable({}, { __mode = "k" })
 
 function end_the_rest(app, proc)
-  local grace = kill_grace(app)
-  local entry = { proc = proc, finish = false, watch = false }
+  -- (deadline: the SIGKILL's, which a stop with a grace of its own moves,
+  -- until it is sent: await_leftovers)
+  local entry = { proc = proc, finish = false, watch = false, deadline = now() + kill_grace(app), killed = false }
   leftovers[app] = entry
   local function done()
     if leftovers[app] == entry then leftovers[app] = nil end
@@ -177,9 +178,15 @@ function end_the_rest(app, proc)
     -- is under way (a supervisor's restart comes first)
     loop.call(function()
       loop.wait(nil, now())
-      if not ending.settle(proc, now() + grace) then
-        signal.rest(proc, app._opts, "KILL", app._log, app._program)
-        ending.settle(proc, now() + ending.KILL_WAIT)
+      -- (looked at every poll_interval, as a group is: its deadline may
+      -- move meanwhile)
+      while not ending.settle(proc, math.min(entry.deadline, now() + settings.poll_interval)) do
+        if now() >= entry.deadline then
+          entry.killed = true
+          signal.rest(proc, app._opts, "KILL", app._log, app._program)
+          ending.settle(proc, now() + ending.KILL_WAIT)
+          break
+        end
       end
       done()
     end)
@@ -188,25 +195,23 @@ function end_the_rest(app, proc)
     -- a plain script: a short wait for them to go (most do at once), so
     -- that nothing is left pending; then looked at by the calls that
     -- wait, every poll_interval, SIGKILL once kill_grace has passed
-    local deadline = now() + grace
-    if ending.settle(proc, math.min(deadline, now() + SETTLE_AT_ONCE)) then
+    if ending.settle(proc, math.min(entry.deadline, now() + SETTLE_AT_ONCE)) then
       done()
       return raise()
     end
-    local killed = false
     entry.watch = loop.watch(nil, function()
       local t = now()
       if proc:rest() == 0 then
         done()
         return true
-      elseif t >= deadline then
+      elseif t >= entry.deadline then
         -- SIGKILL, then looked at until they are gone (KILL_WAIT at most)
-        if killed then
+        if entry.killed then
           done()
           return true
         end
         signal.rest(proc, app._opts, "KILL", app._log, app._program)
-        killed, deadline = true, t + ending.KILL_WAIT
+        entry.killed, entry.deadline = true, t + ending.KILL_WAIT
       end
       return false
     end, settings.poll_interval)
@@ -703,9 +708,12 @@ end
 -- group (kill_mode "group") too, as any stop does: the SIGKILL after
 -- kill_grace comes meanwhile (from end_the_rest's task inside a loop, its
 -- watch in a plain script: both run in these waits, whose cancel is
--- ignored as a stop's grace ignores it).
-local function await_leftovers(app)
-  local deadline = now() + kill_grace(app) + ending.KILL_WAIT + 1
+-- ignored as a stop's grace ignores it); after grace from now, where the
+-- stop has one of its own (app:terminate(grace)), as for an app that runs.
+local function await_leftovers(app, grace)
+  local entry = leftovers[app]
+  if grace and entry and not entry.killed then entry.deadline = now() + grace end
+  local deadline = now() + (grace or kill_grace(app)) + ending.KILL_WAIT + 1
   while true do
     local rest = App.leftover(app)
     if not rest or now() >= deadline then return end
@@ -723,7 +731,7 @@ function App:terminate(grace)
   not_starting(self, "app:terminate")
   local how = check(self)
   if how then
-    await_leftovers(self)
+    await_leftovers(self, grace)
     return how
   end
   if not self._proc then return nil, "closed" end
