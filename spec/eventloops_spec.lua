@@ -927,6 +927,16 @@ function TL.test_a_coroutine_closed_while_it_waits_in_a_supervisor_under_luv()
   lu.assertEquals(out, "closed:\ttrue\ndown:\ttrue\nchildren:\t\ndescriptors:\tsame\n")
 end
 
+-- So is one closed while it waits in app:wait(), the app's only holder:
+-- collected at once, its pidfd was closed under the wait's poll handle,
+-- so uv.run never returned, and a later app whose pidfd had that number
+-- was never seen to end. The wait holds the app until it ends.
+function TL.test_a_coroutine_closed_while_it_waits_on_its_app_under_luv()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_a_closed_coroutine_waiting", "app")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "closed:\ttrue\nsecond:\texited with code 0\nchildren:\t\ndescriptors:\tsame\n")
+end
+
 -- So is an on_status that raises while the app starts (it came out of
 -- appstart.start, out of a uv callback: luv ended the process, the app
 -- left running); the start goes on.

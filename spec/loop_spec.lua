@@ -93,6 +93,15 @@ function T.test_a_task_closed_while_it_waits_in_a_start_is_over_and_its_app_ende
   S.assert_clean(before)
 end
 
+-- So is one closed while it waits in app:wait(), the app's only holder:
+-- collected at once, its pidfd was closed under the wait, and the run
+-- never returned. The wait holds the app until it ends.
+function T.test_a_task_closed_while_it_waits_on_its_app_lets_the_run_end()
+  local out, ok = S.run_child({ timeout = 20 }, "loop_a_closed_task_waiting_on_its_app")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "closed:\ttrue\nreturned\nchildren:\t\ndescriptors:\tsame\n")
+end
+
 function T.test_run_passes_arguments_and_task_done_turns_true()
   local seen, task
   appstart.run(function(a, b)

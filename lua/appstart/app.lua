@@ -662,7 +662,7 @@ function App:wait(timeout)
       wake = now() + settings.poll_interval
       if deadline and deadline < wake then wake = deadline end
     end
-    local ok, why = loop.wait(fd, wake)
+    local ok, why = loop.wait(fd, wake, self._proc)
     if ok == nil then return nil, why end
     -- closed meanwhile (by a callback, another task)
     if not self._proc and self._state ~= "exited" then return nil, "closed" end
@@ -801,7 +801,9 @@ local function reload_wait(app, r, timeout)
     end
     -- made afresh each time round: MAINPID= may have moved the app
     local fd = app._proc:fd()
-    local source = setmetatable({ listener:fd(), fd }, Both)
+    -- (what owns the two descriptors is held by the source, as long as a
+    -- wait holds it)
+    local source = setmetatable({ listener:fd(), fd, listener = listener, proc = app._proc }, Both)
     local wake = fd and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
     -- (app:close() wakes it: under another loop the wait is on the
     -- source's own descriptor, which the release of the app's knows not)

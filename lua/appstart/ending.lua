@@ -30,7 +30,7 @@ function ending.wait(proc, deadline, just_signalled)
     if deadline and t >= deadline then return nil end
     local fd = proc:fd()
     if fd then
-      loop.wait(fd, deadline)
+      loop.wait(fd, deadline, proc)
     else
       local wake = t + settings.poll_interval
       if deadline and deadline < wake then wake = deadline end

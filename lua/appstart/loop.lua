@@ -494,7 +494,7 @@ end
 -- task asleep. Dropping it takes it out of the poller and the heap,
 -- allocating nothing.
 local function wait_drop(entry)
-  entry.done = true
+  entry.done, entry.owner = true, false
   for i = 1, entry.nfds do remove_waiter(entry[i], entry) end
   if entry.at then loop.cancel(entry) end
   entry.task.waiting = false
@@ -539,11 +539,17 @@ end
 -- an object with fds() (the descriptors, any of which readable ends the
 -- wait), fd() (one descriptor standing for them all, for an event loop
 -- that takes only one) and wait(timeout) (blocks on them); deadline may be
--- nil (no limit).
+-- nil (no limit). owner: what owns a descriptor given as a number (a
+-- process, for its pidfd); it, or a source given as an object, is held
+-- while the wait is registered, so that the collector cannot close the
+-- descriptor under the poller (a coroutine closed while it waits drops
+-- every other reference: the wait stays until its descriptor or deadline
+-- ends it, and finds the coroutine gone then).
 -- @return true when readable, false at the deadline, nil, "cancelled" when
 -- the calling task was cancelled
-function loop.wait(source, deadline)
+function loop.wait(source, deadline, owner)
   local fd = source
+  local keep = owner or (source ~= nil and math.type(source) ~= "integer" and source) or false
   local task = current and current_task()
   if task then
     if task.cancel_pending then
@@ -567,7 +573,7 @@ function loop.wait(source, deadline)
       n = f5 and 5 or f4 and 4 or f3 and 3 or f2 and 2 or f1 and 1 or 0
     end
     local entry = setmetatable({ f1, f2, f3, f4, f5, nfds = n, done = false, task = task,
-      at = deadline or false, fn = wait_expire, arg = false, cancelled = false }, Wait)
+      at = deadline or false, fn = wait_expire, arg = false, cancelled = false, owner = keep }, Wait)
     entry.arg = entry
     if deadline then heap_push(entry) end
     for i = 1, n do
@@ -586,7 +592,7 @@ function loop.wait(source, deadline)
     -- without waiting: its callbacks run at the next call that waits
     core.reap()
     serve_now()
-    local r, why = b.wait(fd, deadline)
+    local r, why = b.wait(fd, deadline, keep)
     core.reap()
     serve_now()
     return r, why

@@ -102,7 +102,7 @@ end
 -- per fd, closed with its last waiter (before the owner closes the fd).
 local polls = {} -- fd -> { handle = uv_poll, waiters = { [fn] = true } }
 
-local function add_poll(fd, fn)
+local function add_poll(fd, fn, owner)
   local p = polls[fd]
   if not p then
     local handle = assert(uv.new_poll(fd))
@@ -116,7 +116,8 @@ local function add_poll(fd, fn)
       end
     end)
   end
-  p.waiters[fn] = true
+  -- (what owns fd, held while fn waits on it: loop.wait)
+  p.waiters[fn] = owner or true
 end
 
 local function remove_poll(fd, fn)
@@ -153,8 +154,8 @@ local tasks = setmetatable({}, { __mode = "k" })
 
 --- true when fd became readable, false at the deadline; nil, "cancelled"
 -- when the task B.spawn made was cancelled (task:cancel(); for good: once,
--- then every wait raises)
-function B.wait(fd, deadline)
+-- then every wait raises). owner: held while the wait is on fd (loop.wait).
+function B.wait(fd, deadline, owner)
   local co = coroutine.running()
   local task = tasks[co]
   if task and task.cancelled then return loop.cancelled(task) end
@@ -173,7 +174,7 @@ function B.wait(fd, deadline)
   if task then task.finish = finish end
   if fd then
     on_ready = function() finish(true) end
-    add_poll(fd, on_ready)
+    add_poll(fd, on_ready, owner)
   end
   if deadline then
     timer = uv.new_timer()

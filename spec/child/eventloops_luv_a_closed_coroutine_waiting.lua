@@ -12,6 +12,13 @@
 --               another coroutine brings the supervisor down 0.2 s after
 --               the close, its next change (it woke the dead coroutine);
 --               prints "down: BOOL"
+--   app         it waits in app:wait() (an app that exits 0.6 s after its
+--               start); the close lets go of the app, which is collected
+--               at once (its pidfd closed under the wait's poll handle,
+--               luv's loop never ended, and a later app whose pidfd had
+--               that number was never seen to end); then a second app,
+--               which exits 0.3 s after its start, is waited for; prints
+--               "second: HOW"
 local appstart = require "appstart"
 local K = require "childkit"
 
@@ -32,6 +39,13 @@ if mode == "start" then
     appstart.start { argv = { F, "pause" }, ready = check, ready_timeout = 2, kill_grace = 0.2, log = K.quiet }
     K.out("start returned")
   end)
+elseif mode == "app" then
+  co = coroutine.create(function()
+    local app = assert(appstart.start { argv = { F, "sleep=0.6", "exit=0" }, ready = "none", log = K.quiet })
+    pid = app.pid
+    app:wait()
+    K.out("wait returned")
+  end)
 else
   sv = appstart.supervisor { services = { a = { argv = { F, "pause" }, ready = check, ready_timeout = 5,
     kill_grace = 0.2, restart = "no" } }, log = K.quiet }
@@ -49,6 +63,14 @@ t2:start(200, 0, function()
   t2:close()
   K.out("closed:", tostring(coroutine.close(co)))
   if mode == "start" then K.out("app:", pid) end
+  if mode == "app" then
+    collectgarbage("collect")
+    collectgarbage("collect")
+    coroutine.wrap(function()
+      local app = assert(appstart.start { argv = { F, "sleep=0.3", "exit=0" }, ready = "none", log = K.quiet })
+      K.out("second:", tostring(app:wait()))
+    end)()
+  end
 end)
 t3:start(400, 0, function()
   t3:close()
