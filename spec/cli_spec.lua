@@ -260,6 +260,9 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--timeout" }, "option '--timeout' needs a value" },
     { { "--timeout", "--", F, "pause" }, "option '--timeout' needs a value" },
     { { "--watch=yes", "--", F, "pause" }, "option '--watch' takes no value" },
+    -- (as any flag: a value would be ignored)
+    { { "--help=foo" }, "option '--help' takes no value" },
+    { { "--version=1", "--", F, "pause" }, "option '--version' takes no value" },
     { { "--ready=fd" }, "missing COMMAND" },
     { { "--ready=fd", "--" }, "missing COMMAND" },
     { { "--quiet", "--verbose", "--", F, "pause" }, "--quiet and --verbose exclude each other" },

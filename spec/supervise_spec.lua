@@ -720,10 +720,21 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   lu.assertStrContains(out, "missing FILE.lua")
   code, out = run { "supervise", "--help" }
   lu.assertEquals(code, 0)
-  lu.assertStrContains(out, "Usage: appstart supervise [options] FILE.lua")
+  lu.assertStrContains(out, "Usage: appstart supervise [options] [--] FILE.lua")
   code, out = run { "supervise", dir .. "/none.lua" }
   lu.assertEquals(code, 1)
   lu.assertStrContains(out, "none.lua")
+  -- after "--", FILE.lua, whatever its name begins with (as the command's
+  -- COMMAND); "--" no option
+  code, out = run { "supervise", "--", "-none.lua" }
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "-none.lua")
+  code, out = run { "supervise", "--", "--help" }
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "--help")
+  code, out = run { "supervise", "--", dir .. "/none.lua", "-q" }
+  lu.assertEquals(code, 2, out)
+  lu.assertStrContains(out, "one FILE.lua only")
   -- (-q and -v say opposite things: neither wins silently)
   code, out = run { "supervise", "-q", "-v", dir .. "/none.lua" }
   lu.assertEquals(code, 2)

@@ -45,10 +45,11 @@ and time to ready, and exit 0 leaving it running.
   --probe-timeout=S        one tcp: connect's limit (default 1)
   --ready-fd=N             descriptor for --ready=fd (default: first free
                            from 3); implies --ready=fd
-  --pid-fd=N               descriptor on which the app's pid is reported
-                           (default 3); without --user, COMMAND itself forks
-                           and reports its daemon's pid there
-  --pid-format=int32le|line  format of that pid (default int32le)
+  --pid-fd=N               descriptor on which COMMAND, which forks, reports
+                           its daemon's pid (default 3; not with --user,
+                           whose helper is appstart's own)
+  --pid-format=int32le|line  format of that pid (default int32le; not with
+                           --user)
   --notify-access=main|exec|all  whose ready message counts (default exec;
                            only with --ready=notify or fd)
   --user=NAME|UID          run COMMAND as that user through appstart-helper
@@ -326,8 +327,8 @@ local function help_or_version(argv)
     name = SHORT[a] or name or (a:sub(1, 2) == "--" and a:sub(3))
     if not name then
       if a:sub(1, 1) ~= "-" or a == "-" then return nil end -- (COMMAND)
-    elseif name == "help" or name == "version" then
-      return name
+    elseif (name == "help" or name == "version") and not value then
+      return name -- (--help=X is a usage error, as any flag given a value)
     elseif not value and OPTIONS[name] and OPTIONS[name].parse then
       i = i + 1 -- (its value: "--chdir --help" is a directory)
     end

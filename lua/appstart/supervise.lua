@@ -21,7 +21,7 @@ local supervisor_internals = require "appstart.supervisor"
 local M = {}
 
 M.USAGE = [[
-Usage: appstart supervise [options] FILE.lua
+Usage: appstart supervise [options] [--] FILE.lua
 
 Run FILE.lua, which returns the table given to appstart.supervisor (its
 services and their policies), bring every service up and keep them up
@@ -57,15 +57,18 @@ local FLAGS = { ["--json"] = "json", ["-q"] = "quiet", ["--quiet"] = "quiet", ["
 function M.parse(argv)
   -- (--help wins whatever else is given, a mistake in the rest included)
   for _, a in ipairs(argv) do
+    if a == "--" then break end
     if FLAGS[a] == "help" then return { help = true } end
   end
   local o = {}
+  local options = true -- until "--": after it, FILE.lua (a name that begins with '-' too)
   for _, a in ipairs(argv) do
-    local flag = FLAGS[a]
+    local flag = options and FLAGS[a]
     if flag and o[flag] then return nil, "option '--" .. flag .. "' given twice" end
     if flag == "help" then o.help = true; return o
     elseif flag then o[flag] = true
-    elseif a:sub(1, 1) == "-" and a ~= "-" then return nil, "unknown option '" .. a .. "'"
+    elseif options and a == "--" then options = false
+    elseif options and a:sub(1, 1) == "-" and a ~= "-" then return nil, "unknown option '" .. a .. "'"
     elseif o.file then return nil, "one FILE.lua only (got '" .. o.file .. "' and '" .. a .. "')"
     else o.file = a
     end
