@@ -14,6 +14,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,10 @@ static char **string_array(lua_State *L, int arg, int required)
     luaL_checktype(L, arg, LUA_TTABLE);
     /* read raw: a string an __index made would be held by nothing once
      * popped, and collected before the exec reads it */
+    /* (no bound of its own: the exec's, E2BIG, is the kernel's; this one
+     * keeps the array's size and the entries' numbers in range) */
     lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
-    luaL_argcheck(L, n >= (required ? 1 : 0) && n <= 65536, arg, "bad number of entries");
+    luaL_argcheck(L, n >= (required ? 1 : 0) && n < INT_MAX, arg, "bad number of entries");
     char **arr = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
     for (lua_Integer i = 1; i <= n; i++) {
         size_t len;

@@ -283,6 +283,30 @@ function Errors.test_spawn_non_executable_file_is_errno_EACCES()
   lu.assertEquals(err.errno, EACCES)
 end
 
+-- appstart sets no bound of its own on argv and env (a 65536-entry one
+-- raised an internal error, the output pipes open until a collection):
+-- the kernel's, past which the exec fails (E2BIG), is a spawn error.
+function Errors.test_argv_and_env_are_bounded_by_the_exec_alone()
+  local before = S.snapshot()
+  local argv = { F, "exit=0" }
+  for i = 3, 70000 do argv[i] = "sleep=0" end
+  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "capture" })
+  lu.assertEquals(app:wait(), { code = 0 })
+  local env = {}
+  for i = 1, 70000 do env["V" .. i] = "x" end
+  app = assert(appstart.start { argv = { F, "exit=0" }, env = env, ready = "none" })
+  lu.assertEquals(app:wait(), { code = 0 })
+  S.assert_clean(before)
+  -- (valgrind's own execve, under make valgrind, cannot recover from an
+  -- E2BIG: it ends the child, exit 101)
+  if os.getenv("APPSTART_VFORK_IS_FORK") then return end
+  local big = string.rep("x", 200000)
+  argv = { F }
+  for i = 2, 20 do argv[i] = big end -- 4 MB, past the exec's limit (ARG_MAX)
+  local err = fail_case({ argv = argv, ready = "none", stdout = "capture" }, "spawn")
+  lu.assertEquals(err.errno, 7) -- E2BIG
+end
+
 function Errors.test_spawn_cwd_that_does_not_exist()
   local err = fail_case({ argv = { F, "line=3:x", "pause" }, ready = "fd",
     cwd = "/nonexistent/appstart-no-such-dir" }, "spawn")
