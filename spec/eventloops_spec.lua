@@ -988,6 +988,34 @@ function TB.test_starts_in_progress_driven_by_a_plain_poll_loop()
   S.assert_clean(before)
 end
 
+-- A check function's return, which no descriptor of the start's says,
+-- calls h:on_wake's function, for a loop of the caller's to step the
+-- start then; on_wake takes a function or nil, nothing else (a number
+-- was taken, and raised inside the loop when the check returned).
+function TB.test_on_wake_is_called_when_a_check_function_returns()
+  local before = S.snapshot()
+  appstart.run(function()
+    local checked = false
+    local h = appstart.begin { argv = { F, "pause" }, ready = { check = function()
+      appstart.sleep(0.05)
+      checked = true
+      return true
+    end }, ready_timeout = 10, kill_grace = 0.3 }
+    local ok, err = pcall(h.on_wake, h, 42)
+    lu.assertFalse(ok)
+    lu.assertStrContains(err, "h:on_wake: a function expected, got number")
+    local woke = 0
+    h:on_wake(function() woke = woke + 1 end)
+    lu.assertFalse(h:step()) -- (the check runs in a task of its own now)
+    lu.assertTrue(S.await_with_sleep(function() return woke > 0 end, 5), "on_wake was never called")
+    lu.assertTrue(checked)
+    lu.assertTrue(h:step())
+    lu.assertEquals(woke, 1)
+    h.app:terminate()
+  end)
+  S.assert_clean(before)
+end
+
 function TB.test_a_start_in_progress_is_a_cqueues_pollable()
   local cqueues = require "cqueues"
   local cq = cqueues.new()

@@ -838,7 +838,10 @@ end
 -- has returned): for whoever waits on h:pollfd() in a poll set of its own.
 -- Only a probing start has such a wake; for another it is never called.
 function Starting:on_wake(fn)
-  if self._probing then self._probing.on_wake = fn end
+  if fn ~= nil and type(fn) ~= "function" then
+    error("h:on_wake: a function expected, got " .. type(fn), 2)
+  end
+  if self._probing then self._probing.on_wake = fn or false end
 end
 
 --- Step until done, waiting in between (yields inside a loop): app | nil,
