@@ -26,7 +26,7 @@ static int admitted(const struct listener *l, pid_t sender)
         return 1;
     if (l->access != STARTER_ACCESS_ALL)
         return 0;
-    return procfs_descends_from(sender, l->main, NULL) ||
+    return procfs_descends_within(sender, l->main, PROCFS_SENDER_MAX_DEPTH) ||
            (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender));
 }
 

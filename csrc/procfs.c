@@ -185,10 +185,10 @@ int procfs_liveness(pid_t pid)
 /* Parent chains are short; a longer one is not believed. */
 #define PROCFS_MAX_DEPTH 4096
 
-int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via)
+static int descent(pid_t pid, pid_t ancestor, pid_t *via, int max_depth)
 {
     pid_t cur = pid;
-    for (int depth = 0; depth < PROCFS_MAX_DEPTH && cur > 1; depth++) {
+    for (int depth = 0; depth < max_depth && cur > 1; depth++) {
         struct procfs_stat st;
         int err = procfs_stat(cur, &st);
         if (err)
@@ -203,7 +203,17 @@ int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via)
     return 0;
 }
 
+int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via)
+{
+    return descent(pid, ancestor, via, PROCFS_MAX_DEPTH);
+}
+
 int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via)
 {
-    return procfs_descent(pid, ancestor, via) == 1;
+    return descent(pid, ancestor, via, PROCFS_MAX_DEPTH) == 1;
+}
+
+int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth)
+{
+    return descent(pid, ancestor, NULL, max_depth) == 1;
 }

@@ -64,5 +64,13 @@ int procfs_liveness(pid_t pid);
 int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via);
 /* The same, as a yes or no: 1 only when it reaches ancestor. */
 int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via);
+/* The same within max_depth generations (pid a child of ancestor: 1). */
+int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth);
+
+/* How many generations below the app a notify_access "all" sender may be:
+ * its descent is read for every datagram it sends, one /proc file per
+ * generation, so a flood from deeper down would hold the launcher for
+ * that much longer a datagram. */
+#define PROCFS_SENDER_MAX_DEPTH 64
 
 #endif

@@ -1334,7 +1334,7 @@ static int admitted(struct starter *s, pid_t sender)
         return 1;
     if (s->access != STARTER_ACCESS_ALL || app <= 0)
         return 0;
-    return procfs_descends_from(sender, app, NULL) ||
+    return procfs_descends_within(sender, app, PROCFS_SENDER_MAX_DEPTH) ||
            (s->tree && s->tree->mode == TREE_CGROUP && tree_contains(s->tree, sender));
 }
 

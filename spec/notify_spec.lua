@@ -320,6 +320,44 @@ function T.test_all_admits_a_forked_child()
   end
 end
 
+-- argv of an app (a shell) whose descendant `depth` generations down
+-- runs F with `actions` (a chain of subshells, each waiting for the next)
+local function chain(depth, ...)
+  return { "sh", "-c", 'F=$1; shift; f() { n=$1; shift; if [ "$n" -gt 0 ]; then (f $((n - 1)) "$@"); '
+    .. 'else exec "$F" "$@"; fi; }; f "$@"', "sh", F, tostring(depth), ... }
+end
+
+-- notify_access = "all" admits a sender 64 generations below the app at
+-- most: its descent is read for every datagram, one /proc file per
+-- generation, so a flood from thousands of generations down held the
+-- launcher's loop for a second at each wake-up. Before ready and after.
+function T.test_all_admits_a_sender_64_generations_down_at_most()
+  local appstart = require "appstart"
+  local app, err = start { argv = chain(64, "notify=READY=1", "pause"), notify_access = "all", kill_mode = "group" }
+  lu.assertNotNil(app, tostring(err))
+  app:terminate()
+  local logged, log = S.recorder()
+  err = fail_case(chain(65, "notify=READY=1", "pause"), "timeout",
+    { notify_access = "all", kill_mode = "group", log = log, ready_timeout = 0.5 })
+  lu.assertEquals(err.code, "timeout")
+  lu.assertStrContains(table.concat(logged, "\n"), "ignored a notify datagram")
+  -- after ready: the app itself says READY=1, then becomes the shell
+  for _, depth in ipairs { 64, 65 } do
+    local statuses, lines, log2 = {}, S.recorder()
+    appstart.run(function()
+      local a = assert(start { argv = { F, "notify=READY=1", "exec", table.unpack(chain(depth, "notify=STATUS=deep",
+        "pause")) }, notify_access = "all", kill_mode = "group", log = log2,
+        on_status = function(_, text) statuses[#statuses + 1] = text end })
+      lu.assertTrue(S.await_with_sleep(function()
+        return #statuses > 0 or table.concat(lines, "\n"):find("from processes not admitted", 1, true)
+      end, 10), depth .. ": neither admitted nor refused")
+      a:terminate()
+    end)
+    lu.assertEquals(statuses, depth == 64 and { "deep" } or {}, depth)
+  end
+  S.kill_strays()
+end
+
 local function helper_says_ready(access)
   -- a helper that itself reports readiness (as some forking daemons do from
   -- the parent), then reports its child's pid
