@@ -1827,7 +1827,9 @@ pid_t starter_pgid(const struct starter *s)
 /* Is anything of the app's tree (its group or cgroup) still running? */
 static int tree_running(struct starter *s)
 {
-    if (!s->tree)
+    /* (nothing spawned: nothing joined it, though out of descriptors its
+     * cgroup cannot be read to say so) */
+    if (!s->tree || s->spawned.pid <= 0)
         return 0;
     if (s->tree->mode == TREE_CGROUP)
         return tree_populated(s->tree);

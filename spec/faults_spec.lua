@@ -288,6 +288,40 @@ function Launcher.test_descriptor_limit_fails_spawn_with_EMFILE_and_leaks_nothin
   lu.assertEquals(S.strays(), {})
 end
 
+-- What the kill modes need descriptors for, with none free: an app's
+-- wait (a kill_mode "cgroup" app's raised EMFILE, making the launcher's
+-- poll set; out of descriptors its cgroup cannot be read, so its end is
+-- not seen: a timeout, then its end once they are back), and a cgroup
+-- start that cannot join its cgroup (it waited 10 s, KILL_WAIT, for the
+-- cgroup nothing was spawned into to empty, which it could not read).
+function Launcher.test_the_kill_modes_out_of_descriptors()
+  local cgroup = S.own_cgroup_dir() and S.my_cgroups() and "cgroup" or "none"
+  if cgroup == "cgroup" then
+    local app = require("appstart").start { argv = { F }, ready = "none", kill_mode = "cgroup", log = S.quiet }
+    if app then app:wait(3) else cgroup = "none" end
+  end
+  local text, ok, how, code = S.run_child({ nofile = 32, timeout = 60 }, "faults_tree_waits_out_of_descriptors", cgroup)
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  for _, mode in ipairs { "process", "group", cgroup ~= "none" and "cgroup" or nil } do
+    local wait = text:match("wait\t" .. mode .. "\t(%S+\t[^\n]*)\n")
+    lu.assertNotNil(wait, text)
+    lu.assertEquals(wait, mode == "cgroup" and "true\ttimeout" or "true\tkilled by signal 9 (KILL)", mode)
+    lu.assertStrContains(text, "after\t" .. mode .. "\tkilled by signal 9 (KILL)\n")
+  end
+  if cgroup ~= "none" then
+    local n = 0
+    for k, outcome, took in text:gmatch("failed\t(%d+)\t(%S+)\t([%d.]+)\n") do
+      n = n + 1
+      lu.assertTrue(outcome == "spawn:" .. EMFILE or outcome == "started", k .. ": " .. outcome)
+      lu.assertTrue(tonumber(took) < 5, k .. " free: " .. outcome .. " after " .. took .. " s")
+    end
+    lu.assertTrue(n >= 2, text)
+    lu.assertStrContains(text, "\tstarted\t")
+  end
+  lu.assertStrContains(text, "children:\t\n")
+  lu.assertEquals(S.strays(), {})
+end
+
 --- A pid the helper reports while the launcher has no descriptor free (no
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.

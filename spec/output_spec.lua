@@ -543,8 +543,10 @@ function TC.test_the_last_line_without_a_newline_is_the_apps_though_a_child_hold
     local got = {}
     local function body()
       -- (inside a run, with the run's own descriptors: its poller, made
-      -- at its first wait)
-      if served then appstart.sleep(0.01) end
+      -- as the first pipes to be read in the loop were, an app's)
+      if served then
+        assert(appstart.start { argv = { F, "exit=0" }, ready = "none", stdout = "capture" }):wait()
+      end
       local inner = S.snapshot()
       local app = assert(appstart.start { argv = { F, "fork", "pidfile=" .. child .. tostring(served), "sleep=3", "|",
         "line=1:first", "write=1:last words", "exit=3" }, ready = "none", stdout = "capture",

@@ -158,8 +158,10 @@ local function turn(until_)
   if next(waiters) then
     n = assert(get_poller():wait(timeout, fired))
   elseif timeout > 0 then
-    -- nothing to poll: a plain sleep (still through poll, EINTR-safe)
-    assert(get_poller():wait(timeout, fired))
+    -- nothing to poll: a plain sleep (poll(2) of no descriptor, EINTR-safe;
+    -- no poll set made for it, which out of descriptors could not be)
+    local ok, err = core.wait_readable(-1, timeout)
+    if ok == nil then error(err, 0) end
   elseif timeout < 0 then
     error("appstart: waiting forever with nothing to wait for", 0)
   end
@@ -600,6 +602,18 @@ function loop.wait(source, deadline, owner)
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
   if fd and alone() then return block(fd, deadline) end
+  -- only timers wait besides (a group's sweep, a watch at an interval):
+  -- the same, up to the next of them, which then runs; no poll set is
+  -- made (out of descriptors, none could be), unless a timer's callback
+  -- has something wait on a descriptor, which the shared set serves
+  while fd and not next(waiters) do
+    while heap[1] and heap[1].cancelled do pop_cancelled() end
+    local wake = heap[1] and heap[1].at
+    if deadline and (not wake or deadline < wake) then wake = deadline end
+    if block(fd, wake) then return true end
+    turn(now())
+    if deadline and now() >= deadline then return false end
+  end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
   local fds = descriptors(fd)
