@@ -102,6 +102,65 @@ function T.test_a_task_closed_while_it_waits_on_its_app_lets_the_run_end()
   lu.assertEquals(out, "closed:\ttrue\nreturned\nchildren:\t\ndescriptors:\tsame\n")
 end
 
+-- A task closed (coroutine.close) inside app:terminate, the app's end
+-- then seen by another wait: that end was left to the stop, which never
+-- came back, and the app's pidfd stayed open until a collection.
+function T.test_a_task_closed_inside_terminate_leaves_no_descriptor()
+  local before = S.snapshot()
+  local trap = S.tmpname("trap")
+  local app
+  appstart.run(function()
+    app = assert(appstart.start { argv = { F, "trap=TERM:" .. trap, "notify=READY=1", "waitfile=" .. trap,
+      "sleep=0.2", "exit=0" }, kill_grace = 10 })
+    local co
+    appstart.spawn(function()
+      co = coroutine.running()
+      app:terminate()
+    end)
+    lu.assertTrue(S.await_with_sleep(function() return S.read(trap) ~= nil end, 5), "no SIGTERM came")
+    lu.assertTrue(coroutine.close(co))
+    lu.assertEquals(app:wait(5), { code = 0 })
+  end)
+  lu.assertEquals(app.state, "exited")
+  S.assert_clean(before)
+end
+
+-- task:cancel(true) on a task inside appstart.start or app:terminate: the
+-- stop under way ends what it must (the start's app terminated, the
+-- app's SIGKILL after its grace) and the task gets the one "cancelled"
+-- (the start's error; terminate ignores it), then its next wait raises;
+-- the stop's own waits raised, failing the run and every app in it.
+function T.test_a_cancel_for_good_inside_a_start_or_a_stop_lets_the_stop_end()
+  local before = S.snapshot()
+  local got = {}
+  appstart.run(function()
+    local pid = S.tmpname("pid")
+    local held = assert(appstart.start { argv = { F, "ignore=TERM", "pidfile=" .. pid, "notify=READY=1", "pause" },
+      kill_grace = 0.3 })
+    local starting = S.tmpname("starting")
+    local t1 = appstart.spawn(function()
+      got.start = { appstart.start { argv = { F, "ignore=TERM", "pidfile=" .. starting, "pause" }, ready = "fd",
+        kill_grace = 0.3 } }
+      got.after_start = { pcall(appstart.sleep, 0) }
+    end)
+    local t2 = appstart.spawn(function()
+      got.terminate = held:terminate()
+      got.after_terminate = { pcall(appstart.sleep, 0) }
+    end)
+    -- (both tasks ran when this one first waited, and wait now: one in
+    -- the start of the app that wrote the file, one in the stop)
+    lu.assertTrue(S.await_with_sleep(function() return S.read(starting) and S.read(pid) end, 5))
+    t1:cancel(true)
+    t2:cancel(true)
+  end)
+  lu.assertNil(got.start[1])
+  lu.assertEquals(got.start[2].code, "cancelled")
+  lu.assertEquals(got.after_start, { false, require("appstart.loop").ABANDONED })
+  lu.assertEquals(got.terminate, { signal = 9 })
+  lu.assertEquals(got.after_terminate, { false, require("appstart.loop").ABANDONED })
+  S.assert_clean(before)
+end
+
 function T.test_run_passes_arguments_and_task_done_turns_true()
   local seen, task
   appstart.run(function(a, b)

@@ -726,9 +726,25 @@ end
 --- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
 -- kill_grace). Returns how the app ended, or nil, message when it cannot
 -- be signalled (an app of another user, for an unprivileged launcher).
+-- A stop under way (app:terminate's), in a to-be-closed variable: a stop
+-- that never comes back (its coroutine closed, by coroutine.close or a
+-- failed appstart.run) closes the process an end seen meanwhile left to
+-- it, as the stop would have.
+local Stopping = {
+  __close = function(guard)
+    local app = guard.app
+    if stopping[app] == nil then return end -- the stop came back
+    local left_to_us = stopping[app] == "ended"
+    stopping[app] = nil
+    if left_to_us then loop.close_process(guard.proc) end
+  end,
+}
+
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
   not_starting(self, "app:terminate")
+  -- (a stop: its waits ignore a cancel, for good too)
+  local _ <close> = loop.shield()
   local how = check(self)
   if how then
     await_leftovers(self, grace)
@@ -740,6 +756,7 @@ function App:terminate(grace)
   -- (an end its watch sees meanwhile is this stop's: ended leaves the
   -- group, and the process, to it)
   stopping[self] = proc
+  local _ <close> = setmetatable({ app = self, proc = proc }, Stopping)
   local ok
   ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it
   local left_to_us = stopping[self] == "ended"

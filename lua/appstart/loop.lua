@@ -204,12 +204,33 @@ Task.__name = "appstart.task"
 --- What a wait raises in a task cancelled for good (task:cancel(true)).
 loop.ABANDONED = "cancelled for good: what this task waited for is over"
 
+-- coroutine -> how many stops under way in it shield its waits (loop.shield)
+local shielded = setmetatable({}, { __mode = "k" })
+local Shield = {
+  __close = function(guard)
+    local n = shielded[guard.co]
+    shielded[guard.co] = n and n > 1 and n - 1 or nil
+  end,
+}
+
+--- Until the value it returns is closed (a to-be-closed variable), the
+-- calling coroutine's waits do not raise for a cancel for good
+-- (task:cancel(true)): a stop under way (a start's after its cancel,
+-- app:terminate) ends what it must, and its caller gets the one
+-- "cancelled" then, as from a wait. nil outside a coroutine.
+function loop.shield()
+  local co, main = coroutine.running()
+  if main then return nil end
+  shielded[co] = (shielded[co] or 0) + 1
+  return setmetatable({ co = co }, Shield)
+end
+
 --- A wait of a cancelled task of cqueues' or luv's (appstart.cqueues,
 -- appstart.luv): nil, "cancelled"; but once told so, a task cancelled for
 -- good (task.abandoned) raises loop.ABANDONED at each wait, as inside
--- appstart.run.
+-- appstart.run (not inside a stop: loop.shield).
 function loop.cancelled(task)
-  if task.abandoned then
+  if task.abandoned and not shielded[coroutine.running()] then
     if task.told then error(loop.ABANDONED, 0) end
     task.told = true
   end
@@ -558,7 +579,7 @@ function loop.wait(source, deadline, owner)
       task.cancel_pending = false
       return nil, "cancelled"
     end
-    if task.abandoned then error(loop.ABANDONED, 0) end
+    if task.abandoned and not shielded[task.co] then error(loop.ABANDONED, 0) end
     -- the loop's only task, with nothing else to wait for: nobody could
     -- run meanwhile (or cancel it), so it blocks as a plain script does
     if fd and current.count == 1 and #current.queue == 0 and alone() then

@@ -847,6 +847,17 @@ end
 --- Step until done, waiting in between (yields inside a loop): app | nil,
 -- err. A wait cancelled (the calling task was) cancels the start (and the
 -- task a check function runs in).
+-- A wait of h:wait() was cancelled: the start is abandoned, and stepped
+-- until what it began has ended; those waits are a stop's (a cancel for
+-- good does not end them: loop.shield).
+local function finish_cancelled(h, s)
+  abandon(h)
+  local _ <close> = loop.shield()
+  while not h:step() do
+    if wait_once(h, s) == nil then abandon(h) end
+  end
+end
+
 function Starting:wait()
   not_from_own_check(self)
   local s = self._s
@@ -854,10 +865,16 @@ function Starting:wait()
   -- start has been abandoned meanwhile: its own deadline rules then, and
   -- it may be done already)
   local waited = self._fresh and not self._failure
-  if waited and wait_once(self, s) == nil then abandon(self) end
-  while not self:step() do
-    waited = true
-    if wait_once(self, s) == nil then abandon(self) end
+  if waited and wait_once(self, s) == nil then
+    finish_cancelled(self, s)
+  else
+    while not self:step() do
+      waited = true
+      if wait_once(self, s) == nil then
+        finish_cancelled(self, s)
+        break
+      end
+    end
   end
   -- (a call that waits serves the rest in a plain script, even with no wait)
   if not waited then loop.serve() end
