@@ -742,6 +742,10 @@ local Stopping = {
 
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
+  -- (endless, no SIGKILL would ever come: what hangs would not be ended)
+  if grace == math.huge then
+    error("app:terminate: seconds expected (a finite number >= 0), got " .. tostring(grace), 2)
+  end
   not_starting(self, "app:terminate")
   -- (a stop: its waits ignore a cancel, for good too)
   local _ <close> = loop.shield()
