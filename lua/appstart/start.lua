@@ -844,9 +844,6 @@ function Starting:on_wake(fn)
   if self._probing then self._probing.on_wake = fn or false end
 end
 
---- Step until done, waiting in between (yields inside a loop): app | nil,
--- err. A wait cancelled (the calling task was) cancels the start (and the
--- task a check function runs in).
 -- A wait of h:wait() was cancelled: the start is abandoned, and stepped
 -- until what it began has ended; those waits are a stop's (a cancel for
 -- good does not end them: loop.shield).
@@ -858,6 +855,9 @@ local function finish_cancelled(h, s)
   end
 end
 
+--- Step until done, waiting in between (yields inside a loop): app | nil,
+-- err. A wait cancelled (the calling task was) cancels the start (and the
+-- task a check function runs in).
 function Starting:wait()
   not_from_own_check(self)
   local s = self._s
