@@ -161,6 +161,27 @@ function T.test_a_cancel_for_good_inside_a_start_or_a_stop_lets_the_stop_end()
   S.assert_clean(before)
 end
 
+-- In a plain script, a wait on an app that a timer's callback closes (a
+-- watch of a pid already gone runs from a timer) is woken by the close,
+-- even when the pidfd's number is taken at once by another descriptor
+-- (a wait that polled the number itself went on with the new one).
+function T.test_a_wait_on_an_app_a_timer_closes_is_woken_in_a_plain_script()
+  local before = S.snapshot()
+  local gone = assert(appstart.start { argv = { F }, ready = "none" })
+  gone:wait()
+  local app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+  local pid, taker = app.pid, nil
+  appstart.watch(gone.pid, function()
+    app:close()
+    taker = assert(S.core.poller()) -- (an empty epoll set, never readable, at the pidfd's number)
+  end)
+  lu.assertEquals({ app:wait(10) }, { nil, "closed" })
+  taker:close()
+  os.execute("kill " .. pid)
+  lu.assertTrue(await_gone(pid, 5))
+  S.assert_clean(before)
+end
+
 function T.test_run_passes_arguments_and_task_done_turns_true()
   local seen, task
   appstart.run(function(a, b)

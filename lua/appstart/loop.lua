@@ -623,17 +623,22 @@ function loop.wait(source, deadline, owner)
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
   if fd and alone() then return block(fd, deadline) end
-  -- only timers wait besides (a group's sweep, a watch at an interval):
-  -- the same, up to the next of them, which then runs; no poll set is
-  -- made (out of descriptors, none could be), unless a timer's callback
-  -- has something wait on a descriptor, which the shared set serves
-  while fd and not next(waiters) do
-    while heap[1] and heap[1].cancelled do pop_cancelled() end
-    local wake = heap[1] and heap[1].at
-    if deadline and (not wake or deadline < wake) then wake = deadline end
-    if block(fd, wake) then return true end
-    turn(now())
-    if deadline and now() >= deadline then return false end
+  -- out of descriptors, with no poll set yet and only timers waiting
+  -- besides (a cgroup app's wait), none can be made: fd is polled alone,
+  -- up to the next timer, which then runs (until descriptors are back,
+  -- or a timer's callback has something wait on a descriptor)
+  if fd and not poller and not next(waiters) then
+    poller = core.poller()
+    while not poller and not next(waiters) do
+      while heap[1] and heap[1].cancelled do pop_cancelled() end
+      local wake = heap[1] and heap[1].at
+      if deadline and (not wake or deadline < wake) then wake = deadline end
+      local readable = block(fd, wake)
+      turn(now()) -- (the timers due run, readable or not)
+      if readable then return true end
+      if deadline and now() >= deadline then return false end
+      poller = core.poller()
+    end
   end
   -- blocking: turn the shared poller until fd or the deadline
   local ready = false
