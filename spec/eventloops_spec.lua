@@ -1006,11 +1006,13 @@ function TB.test_on_wake_is_called_when_a_check_function_returns()
     lu.assertStrContains(err, "h:on_wake: a function expected, got number")
     local woke = 0
     h:on_wake(function() woke = woke + 1 end)
-    -- the caller's loop: a step when one is due (the first at once, a
-    -- second where the exec's verdict came after it: a fork, under
-    -- valgrind), until the check, run in a task of its own, has returned
+    -- the caller's loop: a step when one is due or h:pollfd() is
+    -- readable (the exec's verdict, where it comes after the first step:
+    -- a fork, under valgrind), until the check, run in a task of its own,
+    -- has returned
     lu.assertTrue(S.await_with_sleep(function()
-      if woke == 0 and h:timeout() == 0 then lu.assertFalse(h:step()) end
+      local fd = h:pollfd()
+      if woke == 0 and (h:timeout() == 0 or fd and S.core.wait_readable(fd, 0)) then lu.assertFalse(h:step()) end
       return woke > 0
     end, 5), "on_wake was never called")
     lu.assertTrue(checked)
