@@ -744,6 +744,56 @@ for _, context in ipairs { "run", "cqueues", "luv" } do
   end
 end
 
+-- A check function holds an app of its own in a <close> variable, and
+-- its start times out: its task is cancelled for good, its next wait
+-- raises, and the <close> stops that app (which ignores SIGTERM) through
+-- its kill_grace. Under cqueues and luv every wait of that stop returned
+-- "cancelled" at once: a busy loop that held the whole controller for
+-- the grace (a task ticking beside it did not tick for 1 s).
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_stop_in_a_check_cancelled_for_good_waits_not_spins"] = function()
+    luv_warm(context)
+    local before = S.snapshot()
+    local got = { ticks = {} }
+    local function scenario(spawn)
+      spawn(function()
+        while not got.done do
+          appstart.sleep(0.01)
+          got.ticks[#got.ticks + 1] = S.core.now()
+        end
+      end)
+      got.app, got.err = appstart.start { argv = { F, "pause" }, ready = { check = function()
+          local inner <close> = assert(appstart.start { argv = { F, "ignore=TERM", "pause" }, ready = "none",
+            kill_grace = 1, log = S.quiet })
+          got.inner = inner.pid
+          while true do appstart.sleep(0.05) end
+        end }, ready_timeout = 0.2, log = S.quiet }
+      got.gone = S.await_with_sleep(function() return got.inner and not S.alive(got.inner) end, 5)
+      got.done = true
+    end
+    if context == "run" then
+      appstart.run(scenario, appstart.spawn)
+    elseif context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(scenario, function(fn) cq:wrap(fn) end)
+      assert(cq:loop(20))
+      cq = nil -- luacheck: ignore (its own descriptors go with it)
+      collectgarbage()
+    else
+      require "appstart.luv"
+      coroutine.wrap(scenario)(function(fn) coroutine.wrap(fn)() end)
+      require("luv").run()
+    end
+    lu.assertNil(got.app, context)
+    lu.assertEquals(got.err.code, "timeout", context)
+    lu.assertTrue(got.gone, context .. ": the check's own app still runs")
+    local gap = 0
+    for i = 2, #got.ticks do gap = math.max(gap, got.ticks[i] - got.ticks[i - 1]) end
+    lu.assertTrue(gap < 0.5, string.format("%s: the task beside it did not tick for %.2f s", context, gap))
+    S.assert_clean(before, context)
+  end
+end
+
 --- An on_status that raises while the app starts is a callback of the
 -- user's as after ready: in a plain script its error is logged and the
 -- start goes on (it came out of appstart.start, the app terminated);

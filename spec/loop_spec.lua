@@ -323,6 +323,47 @@ function T.test_task_error_ends_the_apps_other_tasks_hold_and_leaves_nothing()
   S.assert_clean(before)
 end
 
+-- An app its task dropped (no variable holds it, the collector has run)
+-- is the run's still: the failed run ends it (it was collected, and left
+-- running, its pidfd closed by the collector).
+function T.test_task_error_ends_an_app_its_task_dropped()
+  local before = S.snapshot()
+  local pid
+  local ok, err = pcall(appstart.run, function()
+    pid = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet }).pid
+    collectgarbage()
+    collectgarbage()
+    error("boom")
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom")
+  lu.assertFalse(S.alive(pid), "the dropped app still runs")
+  S.assert_clean(before)
+end
+
+-- Held so, the apps of a long run that were dropped and have ended are let
+-- go as the run starts more: 300 apps that exit at once, none waited for,
+-- leave no more than the last few score of pidfds open, not 300.
+function T.test_a_run_lets_go_of_the_dropped_apps_that_ended()
+  local before = S.snapshot()
+  local n = #S.testing.fds()
+  local held
+  appstart.run(function()
+    for _ = 1, 300 do
+      assert(appstart.start { argv = { F, "exit=0" }, ready = "none", log = S.quiet })
+    end
+    collectgarbage()
+    collectgarbage()
+    held = #S.testing.fds() - n
+  end)
+  lu.assertTrue(held < 150, held .. " descriptors held by 300 dropped apps that ended")
+  -- (the last of them collected now; one that ended after the run is
+  -- reaped at the next wait, as a closed app is)
+  collectgarbage()
+  lu.assertTrue(S.await_with_sleep(function() return #S.children() == 0 end, 3), "zombies left")
+  S.assert_clean(before)
+end
+
 -- A group app whose main process ended leaves a member that ignores
 -- SIGTERM: its sweep (a task) was closed with the failed run, so the
 -- SIGKILL never came (the member ran on for good, its pidfd held).

@@ -326,6 +326,16 @@ function App.check(app)
 end
 check = App.check
 
+--- May the app still run? false once it has been seen to end or been
+-- closed, or its pidfd says it has ended (its end not recorded: that is
+-- for whoever looks next); true otherwise, where there is no pidfd too.
+function App.may_run(app)
+  local proc = app._proc
+  if not proc or app._state == "exited" then return false end
+  local fd, kind = proc:fd()
+  return not (fd and kind == "pid" and core.wait_readable(fd, 0) == true)
+end
+
 --- Call App.check in the background when the app's process (pidfd fd, or
 -- probed when there is none) ends; kind: what fd is (proc:fd()'s second
 -- result). The watch is made before the process is handed to the app, so

@@ -53,17 +53,17 @@ local polling = {}
 local tasks = setmetatable({}, { __mode = "k" })
 
 --- true when fd became readable (or was released), false at the deadline;
--- nil, "cancelled" when the task B.spawn made was cancelled (for good: once,
--- then every wait raises)
+-- nil, "cancelled" when the task B.spawn made was cancelled (once; for
+-- good: then every wait raises, but in a stop: loop.cancel_due)
 function B.wait(fd, deadline)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   local task = tasks[coroutine.running()]
-  if task and task.cancelled then return loop.cancelled(task) end
+  if loop.cancel_due(task) then return loop.cancelled(task) end
   local cond = task and task.cond
   if not fd then
     if cond then
       cqueues.poll(cond, timeout or math.huge)
-      if task.cancelled then return loop.cancelled(task) end
+      if loop.cancel_due(task) then return loop.cancelled(task) end
     else
       cqueues.sleep(timeout or math.huge)
     end
@@ -103,7 +103,7 @@ function B.wait(fd, deadline)
   -- last wait to leave takes it out, or its release does.
   if obj.released then return true end
   if not polling[fd] then cqueues.cancel(fd) end
-  if task and task.cancelled and ready ~= obj then return loop.cancelled(task) end
+  if ready ~= obj and loop.cancel_due(task) then return loop.cancelled(task) end
   return ready == obj
 end
 
@@ -165,9 +165,9 @@ end
 local Task = {}
 Task.__index = Task
 
---- The task's wait under way, and every wait after, returns nil,
--- "cancelled"; for_good (as appstart.run's task:cancel): after the one
--- "cancelled", every wait raises.
+--- The task's wait under way (or its next) returns nil, "cancelled";
+-- for_good (as appstart.run's task:cancel): after the one "cancelled",
+-- every wait raises (but in a stop: loop.cancel_due).
 function Task:cancel(for_good)
   if for_good then self.abandoned = true end
   if self.cancelled then return end

@@ -21,6 +21,7 @@ local nwaiters = {}   -- fd -> count
 local heap = {}       -- timers, ordered by .at
 local fired = {}      -- scratch table for poller:wait
 local current = nil   -- the running loop: { tasks = {co -> task}, queue, count }
+local HELD_PRUNE_MIN = 64 -- loop.own: the fewest apps a run holds before it looks which have ended
 
 -------------------------------------------------------------------------------
 -- timers
@@ -225,15 +226,22 @@ function loop.shield()
   return setmetatable({ co = co }, Shield)
 end
 
---- A wait of a cancelled task of cqueues' or luv's (appstart.cqueues,
--- appstart.luv): nil, "cancelled"; but once told so, a task cancelled for
--- good (task.abandoned) raises loop.ABANDONED at each wait, as inside
--- appstart.run (not inside a stop: loop.shield).
+--- Is a cancel of a task of cqueues' or luv's (appstart.cqueues,
+-- appstart.luv) to be told at this wait (then loop.cancelled)? Once, as
+-- inside appstart.run; after that the task's waits wait, but those of one
+-- cancelled for good (task.abandoned) raise loop.ABANDONED, unless a stop
+-- under way shields them (loop.shield): its waits wait, not spin on
+-- "cancelled" until its grace is over.
+function loop.cancel_due(task)
+  if not task or not task.cancelled then return false end
+  if not task.told then return true end
+  if task.abandoned and not shielded[coroutine.running()] then error(loop.ABANDONED, 0) end
+  return false
+end
+
+--- The wait's result that tells a task of cqueues' or luv's its cancel.
 function loop.cancelled(task)
-  if task.abandoned and not shielded[coroutine.running()] then
-    if task.told then error(loop.ABANDONED, 0) end
-    task.told = true
-  end
+  task.told = true
   return nil, "cancelled"
 end
 
@@ -834,6 +842,7 @@ function loop.run(fn, ...)
   -- allows (apps still start with the old soft limit)
   core.raise_nofile()
   local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }),
+    held = {}, held_count = 0, prune_at = HELD_PRUNE_MIN,
     starts = setmetatable({}, { __mode = "k" }), callbacks = {} }
   current = state
   local failed, failure
@@ -940,9 +949,25 @@ function loop.run(fn, ...)
 end
 
 --- An app started inside appstart.run: ended if the run fails (an error
--- in a task), as the tasks that held it are.
+-- in a task), as the tasks that held it are. The run holds it while it
+-- may run, so that one its tasks dropped is not collected and left
+-- running by a failed run; those seen ended or closed are let go (weakly
+-- held, as before) each time the count of the held doubles, so that a
+-- long run of short-lived apps holds no more than about twice those
+-- still running.
 function loop.own(app)
-  if current then current.apps[app] = true end
+  local state = current
+  if not state then return end
+  state.apps[app] = true
+  state.held[app] = true
+  state.held_count = state.held_count + 1
+  if state.held_count >= state.prune_at then
+    local App, n = require "appstart.app", 0
+    for held in pairs(state.held) do
+      if App.may_run(held) then n = n + 1 else state.held[held] = nil end
+    end
+    state.held_count, state.prune_at = n, math.max(HELD_PRUNE_MIN, 2 * n)
+  end
 end
 
 --- A start begun inside appstart.run: abandoned, and its app ended, if the

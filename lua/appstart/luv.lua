@@ -153,12 +153,13 @@ end
 local tasks = setmetatable({}, { __mode = "k" })
 
 --- true when fd became readable, false at the deadline; nil, "cancelled"
--- when the task B.spawn made was cancelled (task:cancel(); for good: once,
--- then every wait raises). owner: held while the wait is on fd (loop.wait).
+-- when the task B.spawn made was cancelled (task:cancel(): once; for good:
+-- then every wait raises, but in a stop: loop.cancel_due). owner: held
+-- while the wait is on fd (loop.wait).
 function B.wait(fd, deadline, owner)
   local co = coroutine.running()
   local task = tasks[co]
-  if task and task.cancelled then return loop.cancelled(task) end
+  if loop.cancel_due(task) then return loop.cancelled(task) end
   local timer, done, on_ready
   local function finish(value, why)
     if done then return end
@@ -194,10 +195,10 @@ end
 local Task = {}
 Task.__index = Task
 
---- The task's wait under way, and every wait after, returns nil,
--- "cancelled"; the wait is ended from a callback of uv's (never from
--- inside this call). for_good (as appstart.run's task:cancel): after the
--- one "cancelled", every wait raises.
+--- The task's wait under way (or its next) returns nil, "cancelled"; the
+-- wait is ended from a callback of uv's (never from inside this call).
+-- for_good (as appstart.run's task:cancel): after the one "cancelled",
+-- every wait raises (but in a stop: loop.cancel_due).
 function Task:cancel(for_good)
   if coroutine.status(self.co) == "dead" then return end
   if for_good then self.abandoned = true end
@@ -206,7 +207,7 @@ function Task:cancel(for_good)
   local timer = uv.new_timer()
   timer:start(0, 0, function()
     close_handle(timer)
-    if self.finish then
+    if self.finish and not self.told then
       self.told = true
       self.finish(nil, "cancelled")
     end
