@@ -893,6 +893,28 @@ function TR.test_an_app_that_never_says_reloading_times_out()
   end)
 end
 
+-- A reload that EXTEND_TIMEOUT_USEC= extended and that times out all the
+-- same says for how long it waited and why: "within 0.3 s" (the
+-- ready_timeout) was not what happened.
+function TR.test_a_reload_timeout_after_an_extend_names_the_time_it_got()
+  local before = S.snapshot()
+  run(function()
+    local app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1",
+      "notify=EXTEND_TIMEOUT_USEC=600000", "pause" }, ready_timeout = 0.3 })
+    local t0 = now()
+    local ok, err = app:reload()
+    local took = now() - t0
+    lu.assertNil(ok)
+    lu.assertEquals(err.code, "timeout")
+    local within = tonumber(tostring(err):match("^fixture: app not reloaded within (%d+%.%d+) s %(ready_timeout 0%.3 s, "
+      .. "which its EXTEND_TIMEOUT_USEC= extended%): no READY=1 came after its RELOADING=1$"))
+    lu.assertNotNil(within, tostring(err))
+    lu.assertTrue(within >= 0.6 and within <= took + 0.01, within .. " s said, " .. took .. " s waited")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  S.assert_clean(before)
+end
+
 function TR.test_an_app_that_dies_reloading_is_died()
   local before = S.snapshot()
   run(function()

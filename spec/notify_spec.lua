@@ -198,6 +198,23 @@ function T.test_EXTEND_TIMEOUT_USEC_pushes_the_deadline()
   S.assert_clean(before)
 end
 
+-- A start that EXTEND_TIMEOUT_USEC= extended and that times out all the
+-- same says for how long it waited and why: "within 0.2 s" (the
+-- ready_timeout) was not what happened.
+function T.test_a_timeout_after_an_extend_names_the_time_it_got()
+  local before = S.snapshot()
+  local t0 = S.core.now()
+  local app, err = start { argv = { F, "notify=EXTEND_TIMEOUT_USEC=500000", "pause" }, ready_timeout = 0.2 }
+  local took = S.core.now() - t0
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "timeout")
+  local within = tonumber(tostring(err):match("^fixture: app not ready within (%d+%.%d+) s of its start %(ready_timeout 0%.2 s, "
+    .. "which its EXTEND_TIMEOUT_USEC= extended%): no READY=1 came on its notify socket$"))
+  lu.assertNotNil(within, tostring(err))
+  lu.assertTrue(within >= 0.5 and within <= took + 0.01, within .. " s said, " .. took .. " s waited")
+  S.assert_clean(before)
+end
+
 -- Each EXTEND_TIMEOUT_USEC= was a debug line: a flood of them, as many
 -- lines. Once a second, as every line about what the app sends.
 function T.test_a_flood_of_EXTEND_TIMEOUT_USEC_is_logged_once_a_second()

@@ -515,7 +515,10 @@ local function on_message(app, m, sender)
   -- waits for the same RELOADING=1 and READY=1)
   local reloads = life.reload
   if m.extend and reloads then
-    for r in pairs(reloads) do r.deadline = math.max(r.deadline, now() + m.extend / 1e6) end
+    for r in pairs(reloads) do
+      local until_ = now() + m.extend / 1e6
+      if until_ > r.deadline then r.deadline, r.extended = until_, true end
+    end
   end
   -- (the option given: a WATCHDOG_USEC= after a 0 turns it on again)
   if m.watchdog_usec and app._opts.watchdog then
@@ -821,7 +824,10 @@ local function reload_wait(app, r, timeout)
     end
     if not app._proc then return nil, "closed" end -- by another task, a callback
     if now() >= r.deadline then
-      return nil, errors.new("timeout", format("app not reloaded within %g s: %s", timeout,
+      -- (one whose EXTEND_TIMEOUT_USEC= moved the deadline: the time it got)
+      local within = r.extended and format("%.3f s (ready_timeout %g s, which its EXTEND_TIMEOUT_USEC= extended)",
+        r.deadline - r.since, timeout) or format("%g s", timeout)
+      return nil, errors.new("timeout", format("app not reloaded within %s: %s", within,
         app._state == "stopping" and "it said STOPPING=1"
         or r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
@@ -864,7 +870,7 @@ function App:reload()
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r, reloads
   if life and life.listener then
-    r = { reloading = false, done = false, deadline = now() + timeout }
+    r = { reloading = false, done = false, deadline = now() + timeout, since = now(), extended = false }
     reloads = life.reload or {}
     life.reload = reloads
     reloads[r] = true

@@ -273,7 +273,7 @@ local function rare(h)
   local r = h._rare
   if not r then
     r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, by = false, spell = false }
+      looking = false, by = false, spell = false, extended = false }
     h._rare = r
   end
   return r
@@ -378,6 +378,7 @@ local function on_event(h, kind, value, count, text)
     local until_ = t + value / 1e6
     local deadline = h._ready_deadline or (t + (h._opts.ready_timeout or DEFAULTS.ready_timeout))
     h._ready_deadline = until_ > deadline and until_ or deadline
+    if until_ > deadline then rare(h).extended = true end
     if h._debug then
       log.limited(quiet(h), "extend", logger, "debug", format("%s: ready timeout extended by %.3f s", label(h),
         value / 1e6))
@@ -778,6 +779,11 @@ function not_ready(h)
       what = format("%s (%d byte%s with no newline: \"%s\"%s)", what, #partial, #partial == 1 and "" or "s",
         printable(partial:sub(1, PARTIAL_SHOWN)), #partial > PARTIAL_SHOWN and "..." or "")
     end
+  end
+  if h._rare and h._rare.extended then
+    -- (the app moved the deadline: the time it was given, from the start)
+    return format("app not ready within %.3f s of its start (ready_timeout %g s, which its EXTEND_TIMEOUT_USEC= "
+      .. "extended): %s", h._ready_deadline - h._t0, timeout, what)
   end
   return format("app not ready within %g s: %s", timeout, what)
 end
