@@ -736,23 +736,26 @@ local function await_leftovers(app, grace)
   end
 end
 
---- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
--- kill_grace). Returns how the app ended, or nil, message when it cannot
--- be signalled (an app of another user, for an unprivileged launcher).
--- A stop under way (app:terminate's), in a to-be-closed variable: a stop
--- that never comes back (its coroutine closed, by coroutine.close or a
--- failed appstart.run) closes the process an end seen meanwhile left to
--- it, as the stop would have.
+-- The stop of app (app:terminate's) is over: the process an end its
+-- watch saw meanwhile left to it is closed. Once; then a no-op.
+local function stop_over(app, proc)
+  local left_to_us = stopping[app] == "ended"
+  stopping[app] = nil
+  if left_to_us then loop.close_process(proc) end
+end
+
+-- A stop under way, in a to-be-closed variable: one that never comes back
+-- (its coroutine closed, by coroutine.close or a failed appstart.run)
+-- is over all the same.
 local Stopping = {
   __close = function(guard)
-    local app = guard.app
-    if stopping[app] == nil then return end -- the stop came back
-    local left_to_us = stopping[app] == "ended"
-    stopping[app] = nil
-    if left_to_us then loop.close_process(guard.proc) end
+    if stopping[guard.app] ~= nil then stop_over(guard.app, guard.proc) end
   end,
 }
 
+--- SIGTERM, then SIGKILL after `grace` seconds (default: the start's
+-- kill_grace). Returns how the app ended, or nil, message when it cannot
+-- be signalled (an app of another user, for an unprivileged launcher).
 function App:terminate(grace)
   check_seconds(grace, "app:terminate", 2)
   -- (endless, no SIGKILL would ever come: what hangs would not be ended)
@@ -776,9 +779,7 @@ function App:terminate(grace)
   local _ <close> = setmetatable({ app = self, proc = proc }, Stopping)
   local ok
   ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it
-  local left_to_us = stopping[self] == "ended"
-  stopping[self] = nil
-  if left_to_us then loop.close_process(proc) end
+  stop_over(self, proc)
   if not ok then error(how, 0) end
   -- closed meanwhile (by a callback, another task): its process was let
   -- go of, not ended, and the app is left as it runs
