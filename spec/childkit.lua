@@ -73,6 +73,30 @@ function K.take_all_descriptors()
   end
 end
 
+--- appstart.start(opts) with only k descriptors free: the outcome
+-- ("started", its app terminated; "CODE:ERRNO"; or "raised:ERROR", blanks
+-- made _) and the seconds it took; what it left as a zombie is reaped.
+-- nil when fewer than k can be freed.
+function K.start_with_free_descriptors(k, opts)
+  local appstart, core = require "appstart", require "appstart.core"
+  local fillers = K.take_all_descriptors()
+  if k > #fillers then
+    for _, f in ipairs(fillers) do f:close() end
+    return nil
+  end
+  for _ = 1, k do table.remove(fillers):close() end
+  local t0 = core.now()
+  local ok, app, err = pcall(appstart.start, opts)
+  local took = core.now() - t0
+  for _, f in ipairs(fillers) do f:close() end
+  local outcome
+  if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
+  elseif app then outcome = "started"; app:terminate()
+  else outcome = err.code .. ":" .. tostring(err.errno) end
+  testing.reap()
+  return outcome, took
+end
+
 --- A shell function for a script run in a pid namespace of its own:
 -- `take_pid PID NAME ARG...` runs `sh -c "$TAKE" NAME ARG...` (TAKE
 -- exported) as the process PID, setting ns_last_pid to PID - 1 just

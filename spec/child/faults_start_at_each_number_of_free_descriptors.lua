@@ -9,7 +9,6 @@
 -- descriptors after), "[PIDS]" (its children) and how many entries
 -- XDG_RUNTIME_DIR holds (a notify socket's directory left behind). No
 -- arguments.
-local appstart = require "appstart"
 local testing = require "appstart.testing"
 local K = require "childkit"
 
@@ -40,19 +39,8 @@ for _, mode in ipairs { "plain", "helper", "group", "notify" } do
   for k = 0, 12 do
     collectgarbage()
     local before = table.concat(testing.fds(), ",")
-    local fillers = K.take_all_descriptors()
-    if k > #fillers then
-      for _, f in ipairs(fillers) do f:close() end
-      break
-    end
-    for _ = 1, k do table.remove(fillers):close() end
-    local ok, app, err = pcall(appstart.start, opts(mode))
-    for _, f in ipairs(fillers) do f:close() end
-    local outcome
-    if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
-    elseif app then outcome = "started"; app:terminate()
-    else outcome = err.code .. ":" .. tostring(err.errno) end
-    testing.reap()
+    local outcome = K.start_with_free_descriptors(k, opts(mode))
+    if not outcome then break end
     local same = table.concat(testing.fds(), ",") == before
     print(mode, k, outcome, same and "same" or "changed", "[" .. K.children_text() .. "]", entries(RUNTIME))
     io.stdout:flush()

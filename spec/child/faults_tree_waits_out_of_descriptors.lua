@@ -14,8 +14,6 @@
 -- Argument: "cgroup" when cgroup v2 is usable, else "none" (the cgroup
 -- lines are left out).
 local appstart = require "appstart"
-local core = require "appstart.core"
-local testing = require "appstart.testing"
 local K = require "childkit"
 
 local F = K.fixture()
@@ -35,18 +33,9 @@ end
 if arg[1] == "cgroup" then
   for k = 0, 16 do
     collectgarbage()
-    local fillers = K.take_all_descriptors()
-    for _ = 1, k do table.remove(fillers):close() end
-    local t0 = core.now()
-    local ok, app, err = pcall(appstart.start, { argv = { F, "pause" }, ready = "none", kill_mode = "cgroup",
-      kill_grace = 0.2, log = K.quiet })
-    local took = core.now() - t0
-    for _, f in ipairs(fillers) do f:close() end
-    local outcome
-    if not ok then outcome = "raised:" .. tostring(app):gsub("%s", "_")
-    elseif app then outcome = "started"; app:terminate()
-    else outcome = err.code .. ":" .. tostring(err.errno) end
-    testing.reap()
+    local outcome, took = K.start_with_free_descriptors(k, { argv = { F, "pause" }, ready = "none",
+      kill_mode = "cgroup", kill_grace = 0.2, log = K.quiet })
+    if not outcome then break end
     K.out("failed", k, outcome, string.format("%.1f", took))
     if outcome == "started" then break end
   end
