@@ -683,6 +683,25 @@ function TStates.test_a_stop_met_then_undone_by_a_start_in_the_same_step_returns
   S.assert_clean(before)
 end
 
+-- A service that has stopped since sv:wait began and is being stopped
+-- again when the rest are down (its dependency failed) is waited for: its
+-- first stop counted, so sv:wait returned with the second under way, and
+-- in a plain script nothing went on to its SIGKILL (an app that ignores
+-- SIGTERM ran on, orphaned once the launcher exited).
+function TStates.test_wait_waits_for_a_stop_under_way_of_a_service_that_stopped_before()
+  local before = S.snapshot()
+  local sv = supervisor { services = {
+    db = { argv = { F, "line=3:up", "sleep=0.3", "exit=3" }, ready = "fd", restart = "always",
+      backoff = { initial = 0 }, burst = 1 },
+    web = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd", needs = { "db" }, kill_grace = 0.5 },
+  } }
+  lu.assertEquals(sv:up(), true)
+  lu.assertEquals(sv:wait(), true)
+  lu.assertEquals(sv:status("db").state, "failed")
+  lu.assertEquals(sv:status("web").state, "stopped", "sv:wait returned with web " .. sv:status("web").state)
+  S.assert_clean(before)
+end
+
 -- A reload that times out (RELOADING=1 came, READY=1 did not) leaves the
 -- service reloading, as the app is, until its READY=1: it went back to
 -- ready.

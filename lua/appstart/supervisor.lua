@@ -1164,7 +1164,9 @@ function Supervisor:stop(name)
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
   local downs = svc.downs or 0
   return drive(self, "sv:stop", function()
-    return (DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs) and not leftover(self, svc), true
+    -- (as all_down_cond: a stop under way again is seen to the end)
+    return (DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs and svc.state ~= "stopping")
+      and not leftover(self, svc), true
   end)
 end
 
@@ -1274,13 +1276,17 @@ function Supervisor:status(name)
 end
 
 -- A condition for drive: every service stopped or failed now, or since
--- the call (one that a start took up again in the same step has been).
+-- the call (one that a start took up again in the same step has been),
+-- but none is being stopped (one that stopped since and is stopping
+-- again: its stop, its SIGKILL, is seen to the end).
 local function all_down_cond(sv)
   local downs = {}
   for _, svc in pairs(sv._services) do downs[svc] = svc.downs or 0 end
   return function()
     for _, svc in pairs(sv._services) do
-      if not DOWN[svc.state] and (downs[svc] == nil or (svc.downs or 0) == downs[svc]) then return false end
+      if not DOWN[svc.state] and (downs[svc] == nil or (svc.downs or 0) == downs[svc] or svc.state == "stopping") then
+        return false
+      end
       if leftover(sv, svc) then return false end
     end
     return true, true
