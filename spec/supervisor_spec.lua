@@ -1188,6 +1188,39 @@ function TGraph.test_a_needed_service_killed_takes_its_dependents_down_and_back(
   S.assert_clean(before)
 end
 
+-- A dependent that waits in backoff when what it needs restarts waits on
+-- there: its delay holds, and its restart counts (it was stopped, its
+-- delay dropped, and started again the moment the other was back: a
+-- crash loop at the other's pace, sv:status().restarts 0 all along).
+function TGraph.test_a_dependent_in_backoff_keeps_its_delay_when_what_it_needs_restarts()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = {
+    db = fd_service { restart = "always", backoff = { initial = 0 } },
+    app = { argv = { F, "line=3:up", "exit=1" }, ready = "fd", restart = "always", needs = { "db" },
+      backoff = { initial = 1, jitter = 0 }, burst = 10 },
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("app").state == "backoff" end), "app never ended")
+  local waits = rec.first("app", "backoff")
+  kill(pid_of(sv, "db"))
+  lu.assertTrue(await(sv, function() return rec.count("db", "ready") == 2 end), "db never came back")
+  lu.assertTrue(await(sv, function() return rec.count("app", "starting") == 2 end), "app never started again")
+  lu.assertEquals({ table.unpack(rec.states("app"), 1, 4) }, { "starting", "ready", "backoff", "starting" })
+  local waited = rec.list[rec.first("app", "starting", waits)].at - rec.list[waits].at
+  lu.assertTrue(waited >= 0.99, string.format("started again %.3f s into its delay of 1 s", waited))
+  lu.assertTrue(rec.first("db", "ready", waits) < rec.first("app", "starting", waits), "before db was back")
+  lu.assertEquals(sv:status("app").restarts, 1)
+  -- what it needs stopped for good: its backoff is over, before that stop
+  lu.assertTrue(await(sv, function() return rec.count("app", "backoff") == 2 end), "app never ended again")
+  local mark = #rec.list
+  lu.assertEquals(sv:stop("db"), true)
+  lu.assertEquals(sv:status("app").state, "stopped")
+  lu.assertTrue(rec.first("app", "stopped", mark) < rec.first("db", "stopping", mark), "dependents first")
+  sv:down()
+  S.assert_clean(before)
+end
+
 function TGraph.test_a_crashed_service_comes_back_only_once_its_dependents_have_stopped()
   local before = S.snapshot()
   local rec = recorder()

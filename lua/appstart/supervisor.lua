@@ -684,14 +684,21 @@ end
 
 --- Which services should be up now (_keep), and which are stopped for
 -- good until someone asks (_blocked), in dependency order.
+-- Will one of what svc needs not come back without a new request?
+local function needs_lost(svc)
+  for _, n in ipairs(svc.needs) do
+    if n.state == "failed" or (n.state == "stopped" and n.goal == "down") or n._blocked then return true end
+  end
+  return false
+end
+
 local function assess(sv)
   for _, svc in ipairs(sv._order) do
     local keep = svc.goal == "up" and not svc.restart_pending
-    local blocked = false
     for _, n in ipairs(svc.needs) do
       if not (n._keep and UP[n.state]) then keep = false end
-      if n.state == "failed" or (n.state == "stopped" and n.goal == "down") or n._blocked then blocked = true end
     end
+    local blocked = #svc.needs > 0 and needs_lost(svc)
     -- nil rather than false: a field set to false takes a slot in the table
     svc._keep = keep or nil
     -- (a failed one asked to start again, revive, waits as a stopped one)
@@ -711,13 +718,26 @@ local function after_settled(svc)
   return true
 end
 
--- Every dependent of svc that is going down has stopped: "dependents
--- before what they need".
+-- Every dependent of svc that is going down has stopped, or waits in
+-- backoff (no app): "dependents before what they need".
 local function dependents_down(svc)
   for _, d in ipairs(svc.dependents) do
-    if not d._keep and not DOWN[d.state] then return false end
+    if not d._keep and not DOWN[d.state] and d.state ~= "backoff" then return false end
   end
   return true
+end
+
+-- A service in backoff that should not run now: stopped (its delay
+-- dropped) when it is to stay down, but one kept down only by what it
+-- needs, which will be back, waits on in backoff: its delay holds, and
+-- it starts once both that is over and what it needs is ready.
+local function drops_backoff(svc)
+  if svc.goal ~= "up" or svc.restart_pending or needs_lost(svc) then return true end
+  -- (one of what it needs is being stopped for good: it goes first)
+  for _, n in ipairs(svc.needs) do
+    if n.goal == "down" then return true end
+  end
+  return false
 end
 
 --- Stop what should not run (dependents first), then start what should
@@ -732,7 +752,11 @@ local function reconcile(sv)
     local svc = order[i]
     local st = svc.state
     if not svc._keep and ACTIVE[st] and not (st == "stopping" and svc.by_us) then
-      if st == "backoff" or dependents_down(svc) then fire(sv, svc, "stop") end
+      if st == "backoff" then
+        if drops_backoff(svc) then fire(sv, svc, "stop") end
+      elseif dependents_down(svc) then
+        fire(sv, svc, "stop")
+      end
     end
   end
   local round = sv._round
