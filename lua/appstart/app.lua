@@ -327,13 +327,13 @@ end
 check = App.check
 
 --- May the app still run? false once it has been seen to end or been
--- closed, or its pidfd says it has ended (its end not recorded: that is
--- for whoever looks next); true otherwise, where there is no pidfd too.
+-- closed, or its process has ended (reaped, where it is the launcher's
+-- child; its end is recorded by whoever looks next: the process keeps
+-- it, and its pidfd); true otherwise, and where that cannot be told.
 function App.may_run(app)
   local proc = app._proc
   if not proc or app._state == "exited" then return false end
-  local fd, kind = proc:fd()
-  return not (fd and kind == "pid" and core.wait_readable(fd, 0) == true)
+  return proc:poll() == nil
 end
 
 --- Call App.check in the background when the app's process (pidfd fd, or

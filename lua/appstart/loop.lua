@@ -958,9 +958,8 @@ end
 function loop.own(app)
   local state = current
   if not state then return end
-  state.apps[app] = true
-  state.held[app] = true
-  state.held_count = state.held_count + 1
+  -- (before app joins: it is not the app's yet, its process still the
+  -- start's, and would look ended)
   if state.held_count >= state.prune_at then
     local App, n = require "appstart.app", 0
     for held in pairs(state.held) do
@@ -968,6 +967,9 @@ function loop.own(app)
     end
     state.held_count, state.prune_at = n, math.max(HELD_PRUNE_MIN, 2 * n)
   end
+  state.apps[app] = true
+  state.held[app] = true
+  state.held_count = state.held_count + 1
 end
 
 --- A start begun inside appstart.run: abandoned, and its app ended, if the
