@@ -1816,6 +1816,52 @@ function TDrivers.test_plain_script_a_call_that_waits_serves_the_watchdog()
   S.assert_clean(before)
 end
 
+-- Brought up by the main thread (its starts served by the calls that
+-- wait, their sockets and watchdogs in appstart's shared poller), then
+-- waited on inside cqueues or luv: the driver there serves them too. Its
+-- waits polled the supervisor's own descriptors only: the app that sent
+-- no ping was never killed, the other's pings were never read (its
+-- sd_notify blocked once the socket was full), and sv:wait() never
+-- returned.
+for _, context in ipairs { "cqueues", "luv" } do
+  TDrivers["test_brought_up_by_the_main_thread_then_waited_on_under_" .. context .. "_serves_the_watchdog"] = function()
+    -- (luv's own descriptors, made at its first run, in the snapshot)
+    if context == "luv" then require("luv").run("nowait") end
+    local before = S.snapshot()
+    local rec = recorder()
+    local sv = watchdog_pair(rec, 0.3)
+    lu.assertEquals(sv:up(), true)
+    local waited
+    if context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(function() waited = sv:wait() end)
+      assert(cq:loop(10))
+      cq = nil -- luacheck: ignore
+      collectgarbage() -- the controller closes its descriptors
+    else
+      local uv = require "luv"
+      require "appstart.luv"
+      local timer = uv.new_timer() -- (a hang ends the loop)
+      uv.update_time()
+      timer:start(10000, 0, function() timer:close(); uv.stop() end)
+      coroutine.wrap(function()
+        waited = sv:wait()
+        if not timer:is_closing() then timer:close() end
+      end)()
+      uv.run()
+    end
+    lu.assertEquals(waited, true, context .. ": sv:wait() never returned")
+    lu.assertEquals(sv:status("pings").last.code, 0, context)
+    local last = sv:status("hangs").last
+    lu.assertTrue(last.watchdog, context)
+    lu.assertEquals(last.signal, 6, context)
+    local t_ready = rec.list[rec.first("hangs", "ready")].at
+    local killed_after = rec.events("hangs", "stopped")[1].at - t_ready
+    lu.assertTrue(killed_after < 1, context .. ": killed " .. killed_after .. " s after ready, its watchdog 0.3 s")
+    S.assert_clean(before, context)
+  end
+end
+
 function TDrivers.test_plain_script_between_calls_the_watchdog_waits_for_the_next_call()
   local before = S.snapshot()
   local rec = recorder()

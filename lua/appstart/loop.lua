@@ -685,6 +685,25 @@ function serve_now()
   end
 end
 
+--- What waits in the shared poller outside appstart.run (made by the
+-- main thread: a supervisor's served starts, their notify sockets and
+-- watchdogs), for a wait of another loop's that must serve it meanwhile
+-- (a supervisor's driver under cqueues or luv): the poller's descriptor
+-- (nil when nothing is polled) and the time of its next timer (nil when
+-- none). Inside appstart.run, nothing: the run serves it.
+function loop.outside()
+  if current then return nil, nil end
+  while heap[1] and heap[1].cancelled do pop_cancelled() end
+  local fd = next(waiters) and get_poller():fd() or nil
+  return fd, heap[1] and heap[1].at or nil
+end
+
+--- Serve what loop.outside() named, without waiting (outside
+-- appstart.run; inside it, the run does).
+function loop.serve_outside()
+  if not current then serve_now() end
+end
+
 --- In a plain script, what the calls that wait serve (the shared poller:
 -- other apps' pipes and notify sockets, their callbacks), served without
 -- waiting: for such a call that returns without a wait (an app that had

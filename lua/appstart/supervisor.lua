@@ -863,7 +863,15 @@ local function drive_background(sv, d)
     if idle(sv) or sv._driver ~= d then break end
     sv._waiters[waiter] = env
     d.waiting, d.until_ = true, next_deadline(sv)
-    local ok = env.wait(waiter, poller_fd(sv), d.until_)
+    -- under cqueues or luv, what the main thread began (a served start's
+    -- notify socket and watchdog, in the shared poller) is served here
+    -- too, as a plain call that waits would serve it
+    local outside_fd, outside_at = nil, nil
+    if env.outside then outside_fd, outside_at = loop.outside() end
+    local wake = d.until_
+    if outside_at and (not wake or outside_at < wake) then wake = outside_at end
+    local ok = env.wait(waiter, poller_fd(sv), wake, outside_fd)
+    if env.outside then loop.serve_outside() end
     d.waiting, d.until_ = false, false
     sv._waiters[waiter] = nil
     if ok == nil then break end

@@ -51,18 +51,26 @@ function CQ.alive() return true end
 -- come from another one moves its driver there
 function CQ.home() return cqueues.running() end
 
-function CQ.wait(cond, fd, deadline)
+-- (outside: a driver's wait serves appstart's shared poller too)
+CQ.outside = true
+
+--- also: another descriptor (other_fd: loop.outside's) whose readiness
+-- ends the wait as the deadline does
+function CQ.wait(cond, fd, deadline, other_fd)
   local timeout = deadline and math.max(0, deadline - now())
   local obj = fd and { pollfd = fd, events = "r" }
-  local first, second = obj or cond, obj and cond or nil
-  local ready
-  if timeout and second then ready = cqueues.poll(first, second, timeout)
-  elseif timeout then ready = cqueues.poll(first, timeout)
-  elseif second then ready = cqueues.poll(first, second)
-  else ready = cqueues.poll(first) end
+  local other = other_fd and { pollfd = other_fd, events = "r" }
+  local list, n = { obj, other, cond }, 0
+  for i = 1, 3 do
+    if list[i] then n = n + 1; list[n] = list[i] end
+  end
+  if timeout then n = n + 1; list[n] = timeout end
+  local ready = cqueues.poll(table.unpack(list, 1, n))
   -- cqueues keeps a descriptor in its poll set after the wait; the
-  -- supervisor closes its poller once idle: take it out now
+  -- supervisor closes its poller once idle, appstart its shared one: take
+  -- them out now
   if fd then cqueues.cancel(fd) end
+  if other_fd then cqueues.cancel(other_fd) end
   return obj ~= nil and ready == obj
 end
 
@@ -83,17 +91,21 @@ function LUV.waiter() return { wake = false } end
 function LUV.wake(w) if w.wake then w.wake() end end
 function LUV.alive() return true end
 
---- A poll handle on fd (the supervisor's poller: nobody else polls it) and
--- a timer for the deadline, or for a wake: whichever fires first resumes
--- the waiting coroutine, from uv's loop. A coroutine closed meanwhile
--- (coroutine.close) takes both with it: nothing resumes it then.
-function LUV.wait(w, fd, deadline)
+LUV.outside = true
+
+--- A poll handle on fd (the supervisor's poller: nobody else polls it),
+-- one on other_fd (appstart's shared poller, loop.outside's: nor that, under
+-- luv) and a timer for the deadline, or for a wake: whichever fires first
+-- resumes the waiting coroutine, from uv's loop. A coroutine closed
+-- meanwhile (coroutine.close) takes them with it: nothing resumes it then.
+function LUV.wait(w, fd, deadline, other_fd)
   local co = coroutine.running()
-  local timer, poll, done = uv.new_timer(), nil, false
+  local timer, poll, other, done = uv.new_timer(), nil, nil, false
   local function over()
     if done then return false end
     done, w.wake = true, false
     if poll then poll:stop(); poll:close() end
+    if other then other:stop(); other:close() end
     timer:stop()
     timer:close()
     return true
@@ -105,6 +117,10 @@ function LUV.wait(w, fd, deadline)
   if fd then
     poll = assert(uv.new_poll(fd))
     poll:start("r", function() finish(true) end)
+  end
+  if other_fd then
+    other = assert(uv.new_poll(other_fd))
+    other:start("r", function() finish(false) end)
   end
   if deadline then
     -- (a day at most: libuv aborts past its range; the caller looks at
