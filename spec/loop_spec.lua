@@ -330,6 +330,7 @@ end
 -- start set that look off was let go (not the app's yet, it looked
 -- ended).
 function T.test_task_error_ends_the_apps_its_tasks_dropped()
+  S.arm_watchdog(60) -- (66 starts: seconds under valgrind)
   local before = S.snapshot()
   local pids = {}
   local ok, err = pcall(appstart.run, function()
@@ -347,11 +348,12 @@ function T.test_task_error_ends_the_apps_its_tasks_dropped()
 end
 
 -- Held so, the apps of a long run that were dropped and have ended are let
--- go as the run starts more: 300 apps that exit at once, none waited for,
+-- go as the run starts more: 200 apps that exit at once, none waited for,
 -- leave no more than the last few score of pidfds open and of zombies,
--- not 300; without pidfds too (nothing told their ends: the run held them
+-- not 200; without pidfds too (nothing told their ends: the run held them
 -- all, zombies, to its end).
 function T.test_a_run_lets_go_of_the_dropped_apps_that_ended()
+  S.arm_watchdog(120) -- (400 starts: tens of seconds under valgrind)
   for _, pidfd in ipairs { true, false } do
     local context = pidfd and "pidfd" or "no pidfd"
     S.testing.use_pidfd(pidfd)
@@ -359,7 +361,7 @@ function T.test_a_run_lets_go_of_the_dropped_apps_that_ended()
     local n = #S.testing.fds()
     local fds, children
     local ok, err = pcall(appstart.run, function()
-      for _ = 1, 300 do
+      for _ = 1, 200 do
         assert(appstart.start { argv = { F, "exit=0" }, ready = "none", log = S.quiet })
       end
       collectgarbage()
@@ -368,8 +370,8 @@ function T.test_a_run_lets_go_of_the_dropped_apps_that_ended()
     end)
     S.testing.use_pidfd(true)
     lu.assertTrue(ok, tostring(err))
-    lu.assertTrue(fds < 150, context .. ": " .. fds .. " descriptors held by 300 dropped apps that ended")
-    lu.assertTrue(children < 150, context .. ": " .. children .. " zombies of 300 dropped apps that ended")
+    lu.assertTrue(fds < 100, context .. ": " .. fds .. " descriptors held by 200 dropped apps that ended")
+    lu.assertTrue(children < 100, context .. ": " .. children .. " zombies of 200 dropped apps that ended")
     -- (the last of them collected now; one that ended after the run is
     -- reaped at the next wait, as a closed app is)
     collectgarbage()
