@@ -682,8 +682,6 @@ end
 -------------------------------------------------------------------------------
 -- the graph
 
---- Which services should be up now (_keep), and which are stopped for
--- good until someone asks (_blocked), in dependency order.
 -- Will one of what svc needs not come back without a new request?
 local function needs_lost(svc)
   for _, n in ipairs(svc.needs) do
@@ -692,6 +690,8 @@ local function needs_lost(svc)
   return false
 end
 
+--- Which services should be up now (_keep), and which are stopped for
+-- good until someone asks (_blocked), in dependency order.
 local function assess(sv)
   for _, svc in ipairs(sv._order) do
     local keep = svc.goal == "up" and not svc.restart_pending
