@@ -696,6 +696,24 @@ for _, context in ipairs { "plain", "run", "cqueues", "luv" } do
   end
 end
 
+--- Run scenario(spawn) in context ("run", "cqueues" or "luv") to its end:
+-- spawn(fn) makes fn another task (a coroutine) of that loop.
+local function in_context(context, scenario)
+  if context == "run" then
+    appstart.run(scenario, appstart.spawn)
+  elseif context == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(scenario, function(fn) cq:wrap(fn) end)
+    assert(cq:loop(20))
+    cq = nil -- luacheck: ignore (its own descriptors go with it)
+    collectgarbage()
+  else
+    require "appstart.luv"
+    coroutine.wrap(scenario)(function(fn) coroutine.wrap(fn)() end)
+    require("luv").run()
+  end
+end
+
 -- One party waits in h:wait() on a begun start while another abandons it
 -- (h:abandon()): the waiter wakes to it, and the app, which ignores
 -- SIGTERM, gets SIGKILL once its kill_grace is over (the waiter slept on
@@ -721,19 +739,7 @@ for _, context in ipairs { "run", "cqueues", "luv" } do
       S.await_with_sleep(function() return got.err end, 5)
       got.took = got.err and S.core.now() - t0
     end
-    if context == "run" then
-      appstart.run(scenario, appstart.spawn)
-    elseif context == "cqueues" then
-      local cq = require("cqueues").new()
-      cq:wrap(scenario, function(fn) cq:wrap(fn) end)
-      assert(cq:loop(20))
-      cq = nil -- luacheck: ignore (its own descriptors go with it)
-      collectgarbage()
-    else
-      require "appstart.luv"
-      coroutine.wrap(scenario)(function(fn) coroutine.wrap(fn)() end)
-      require("luv").run()
-    end
+    in_context(context, scenario)
     lu.assertFalse(got.abandoned, context)
     lu.assertNotNil(got.took, context .. ": the waiter slept on after the abandon")
     lu.assertNil(got.app, context)
@@ -771,19 +777,7 @@ for _, context in ipairs { "run", "cqueues", "luv" } do
       got.gone = S.await_with_sleep(function() return got.inner and not S.alive(got.inner) end, 5)
       got.done = true
     end
-    if context == "run" then
-      appstart.run(scenario, appstart.spawn)
-    elseif context == "cqueues" then
-      local cq = require("cqueues").new()
-      cq:wrap(scenario, function(fn) cq:wrap(fn) end)
-      assert(cq:loop(20))
-      cq = nil -- luacheck: ignore (its own descriptors go with it)
-      collectgarbage()
-    else
-      require "appstart.luv"
-      coroutine.wrap(scenario)(function(fn) coroutine.wrap(fn)() end)
-      require("luv").run()
-    end
+    in_context(context, scenario)
     lu.assertNil(got.app, context)
     lu.assertEquals(got.err.code, "timeout", context)
     lu.assertTrue(got.gone, context .. ": the check's own app still runs")
