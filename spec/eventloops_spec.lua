@@ -1282,6 +1282,92 @@ end
 -- returned, then on_exit, and the pipe is closed; under cqueues and luv
 -- (the rest waited on a timer of appstart's that neither loop turns: the
 -- lines, on_exit and the descriptor were lost), and inside appstart.run.
+-- What the main thread made (an app whose output appstart reads, a
+-- watch) is served by the waits inside another loop while they wait, as
+-- a plain script's waits serve it: under cqueues and luv it was served
+-- only as each wait began and ended. An app that wrote more than its pipe
+-- holds was held up meanwhile: a coroutine's app:wait(3) on it timed out
+-- (3 s, its lines read a pipe-ful at each end) where a plain wait took
+-- 0.6 s. A second coroutine sleeps meanwhile, in one wait: the
+-- shared poller it polls too is closed once the app has ended (out of
+-- its poll set first), and its number goes to what is polled next.
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_an_app_the_main_thread_started_is_read_while_a_coroutine_waits"] = function()
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local n, got = 0, {}
+    -- (2.4 MB in 12 bursts 0.05 s apart: more than the pipe holds, each
+    -- burst read to its end before the next, whoever reads)
+    local argv = { F }
+    for _ = 1, 12 do
+      argv[#argv + 1] = "lines=1:2000:" .. string.rep("x", 99)
+      argv[#argv + 1] = "sleep=0.05"
+    end
+    argv[#argv + 1] = "exit=0"
+    local app = assert(appstart.start { argv = argv, ready = "none", stdout = "capture", log = S.quiet,
+      on_output = function() n = n + 1 end })
+    in_context(context, function(spawn)
+      spawn(function()
+        appstart.sleep(1)
+        got.slept = true
+      end)
+      local t0 = S.core.now()
+      got.how, got.err = app:wait(3)
+      got.took = S.core.now() - t0
+      -- (the poller's number, free, goes to what the loop polls next)
+      got.next = assert(appstart.start { argv = { F, "sleep=0.05", "exit=4" }, ready = "none" }):wait()
+    end)
+    lu.assertEquals(got.how, { code = 0 }, context)
+    lu.assertTrue(got.took < 2.5, string.format("%s: the wait took %.2f s: the app was held up", context, got.took))
+    lu.assertEquals(n, 24000, context)
+    lu.assertEquals(got.next, { code = 4 }, context)
+    lu.assertTrue(got.slept, context)
+    app:close()
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
+-- A watch the main thread made, its pid's end seen during a coroutine's
+-- one long sleep under the other loop (by its pidfd, or, without pidfds,
+-- by a timer every poll_interval), not once the sleep is over (under
+-- cqueues and luv it was seen as the 2 s sleep ended: its function ran
+-- 1.9 s after the end).
+for _, pidfd in ipairs { true, false } do
+  for _, context in ipairs { "run", "cqueues", "luv" } do
+    local name = "test_" .. context .. "_a_watch_the_main_thread_made_fires_during_a_coroutines_sleep"
+    TW[name .. (pidfd and "" or "_without_pidfd")] = function()
+      luv_warm(context)
+      collectgarbage()
+      local before = S.snapshot()
+      S.testing.use_pidfd(pidfd)
+      local order = {}
+      local ok, err = pcall(function()
+        local app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=0" }, ready = "none", log = S.quiet })
+        local w = appstart.watch(app.pid, function(_, why)
+          order[#order + 1] = why
+          order.seen = S.core.now()
+        end)
+        in_context(context, function()
+          appstart.sleep(2)
+          order[#order + 1] = "slept"
+          order.slept = S.core.now()
+        end)
+        lu.assertTrue(w.done, context)
+        lu.assertTrue(order.slept - order.seen > 1, string.format("%s: seen %.2f s before the sleep's end",
+          context, order.slept - order.seen))
+        app:close()
+      end)
+      S.testing.use_pidfd(true)
+      if not ok then error(err, 0) end
+      lu.assertEquals({ order[1], order[2] }, { "exited", "slept" }, context)
+      collectgarbage()
+      S.assert_clean(before, context)
+    end
+  end
+end
+
 local TO = {}
 
 function TO.tearDown() S.kill_strays() end

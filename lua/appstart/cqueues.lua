@@ -52,15 +52,53 @@ local polling = {}
 -- that task:cancel() signals, which each of its waits polls too).
 local tasks = setmetatable({}, { __mode = "k" })
 
---- true when fd became readable (or was released), false at the deadline;
--- nil, "cancelled" when the task B.spawn made was cancelled (once; for
--- good: then every wait raises, but in a stop: loop.cancel_due)
-function B.wait(fd, deadline)
+--- A wait's poll object on fd, until B.leave: the first polls fd itself;
+-- a second wait on fd polls a copy of its own (see own_copy): a
+-- descriptor two coroutines poll, cancelled and closed (an app's end),
+-- failed the controller's next update (EBADF, out of cq:loop()). Out of
+-- descriptors, it polls fd itself.
+function B.enter(fd)
+  local set = polling[fd]
+  if not set then
+    set = {}
+    polling[fd] = set
+  end
+  local copy = next(set) and core.dup(fd)
+  local obj = copy and setmetatable({ pollfd = copy, events = "r", released = false, set = set }, Copy)
+    or { pollfd = fd, events = "r", released = false, set = set }
+  set[obj] = true
+  return obj
+end
+
+--- The wait on obj (B.enter's, on fd) is over: true when fd was released
+-- meanwhile (loop.release: it may be closed, its number another's, by now).
+function B.leave(fd, obj)
+  local set = obj.set
+  set[obj] = nil
+  if obj.pollfd ~= fd then close_copy(obj) end
+  if polling[fd] == set and not next(set) then polling[fd] = nil end
+  -- cqueues keeps a descriptor in its poll set after the wait; appstart
+  -- may close it next (a start's channels), so take it out now (unless
+  -- released). Not while another wait polls it: that would wake the
+  -- other, whose wait would go on and, ending its poll, wake this one's
+  -- next, and so on (a spin); the last wait to leave takes it out, or its
+  -- release does.
+  if obj.released then return true end
+  if not polling[fd] then cqueues.cancel(fd) end
+  return false
+end
+
+--- true when fd became readable (or was released), false at the deadline
+-- (or when other, a second descriptor, became readable or was released:
+-- loop.outside's); nil, "cancelled" when the task B.spawn made was
+-- cancelled (once; for good: then every wait raises, but in a stop:
+-- loop.cancel_due)
+function B.wait(fd, deadline, _, other)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   local task = tasks[coroutine.running()]
   if loop.cancel_due(task) then return loop.cancelled(task) end
   local cond = task and task.cond
-  if not fd then
+  if not fd and not other then
     if cond then
       cqueues.poll(cond, timeout or math.huge)
       if loop.cancel_due(task) then return loop.cancelled(task) end
@@ -69,43 +107,35 @@ function B.wait(fd, deadline)
     end
     return false
   end
-  local set = polling[fd]
-  if not set then
-    set = {}
-    polling[fd] = set
-  end
-  -- a second wait on fd polls a copy of its own (see own_copy): a
-  -- descriptor two coroutines poll, cancelled and closed (an app's end),
-  -- failed the controller's next update (EBADF, out of cq:loop()). Out of
-  -- descriptors, it polls fd itself.
-  local copy = next(set) and core.dup(fd)
-  local obj = copy and setmetatable({ pollfd = copy, events = "r", released = false }, Copy)
-    or { pollfd = fd, events = "r", released = false }
-  set[obj] = true
+  local obj = fd and B.enter(fd)
+  local also = other and B.enter(other)
   local ready
-  if timeout and cond then
-    ready = cqueues.poll(obj, cond, timeout)
-  elseif timeout then
-    ready = cqueues.poll(obj, timeout)
-  elseif cond then
-    ready = cqueues.poll(obj, cond)
+  if obj and not also then
+    if timeout and cond then
+      ready = cqueues.poll(obj, cond, timeout)
+    elseif timeout then
+      ready = cqueues.poll(obj, timeout)
+    elseif cond then
+      ready = cqueues.poll(obj, cond)
+    else
+      ready = cqueues.poll(obj)
+    end
   else
-    ready = cqueues.poll(obj)
+    local list, n = { obj, also, cond }, 0
+    for i = 1, 3 do
+      if list[i] then n = n + 1; list[n] = list[i] end
+    end
+    if timeout then n = n + 1; list[n] = timeout end
+    ready = cqueues.poll(table.unpack(list, 1, n))
   end
-  set[obj] = nil
-  if copy then close_copy(obj) end
-  if polling[fd] == set and not next(set) then polling[fd] = nil end
-  -- cqueues keeps a descriptor in its poll set after the wait; appstart
-  -- may close it next (a start's channels), so take it out now (unless
-  -- released: it may be closed, its number another's, by now). Not while
-  -- another wait polls it: that would wake the other, whose wait would go
-  -- on and, ending its poll, wake this one's next, and so on (a spin); the
-  -- last wait to leave takes it out, or its release does.
-  if obj.released then return true end
-  if not polling[fd] then cqueues.cancel(fd) end
+  if also then B.leave(other, also) end
+  if obj and B.leave(fd, obj) then return true end
   if ready ~= obj and loop.cancel_due(task) then return loop.cancelled(task) end
-  return ready == obj
+  return obj ~= nil and ready == obj
 end
+
+-- (loop.wait may pass loop.outside's descriptor as other)
+B.outside = true
 
 --- fd is about to be closed (loop.release): out of every controller's poll
 -- set, which wakes whoever polls it (a wait here, or the user's own

@@ -381,6 +381,33 @@ local function active_backend()
   return nil
 end
 
+-- The waits under another loop that serve the shared poller meanwhile,
+-- by descriptor: fd -> { [its record] = true } (weak: a coroutine closed
+-- while it waits takes its record with it). What is served may end what
+-- fd stands for, its owner releasing and closing it; the record tells the
+-- wait to look again rather than poll a closed descriptor.
+local Weak = { __mode = "k" }
+local served_waits = {}
+
+local function served_wait(fd)
+  local record = { released = false }
+  local set = served_waits[fd]
+  if not set then
+    set = setmetatable({}, Weak)
+    served_waits[fd] = set
+  end
+  set[record] = true
+  return record
+end
+
+local function served_wait_over(fd, record)
+  local set = served_waits[fd]
+  if set and set[record] then
+    set[record] = nil
+    if not next(set) then served_waits[fd] = nil end
+  end
+end
+
 --- Descriptors about to be closed by their owner (a process's pidfd, a
 -- start's channels): each leaves every poll set now, appstart's, cqueues'
 -- and luv's, and whoever waited on it is woken soon (never from inside
@@ -390,6 +417,11 @@ end
 function loop.release(...)
   for i = 1, select("#", ...) do
     local fd = select(i, ...)
+    local records = fd and served_waits[fd]
+    if records then
+      served_waits[fd] = nil
+      for r in pairs(records) do r.released = true end
+    end
     local set = fd and waiters[fd]
     if set then
       local list, k = {}, 0
@@ -619,13 +651,32 @@ function loop.wait(source, deadline, owner)
     if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
     -- closed apps that have exited are reaped by the calls that wait, and
     -- what waits in the shared poller (an app started, a watch made, from
-    -- the main thread, outside the other loop) is served by them too,
-    -- without waiting: its callbacks run at the next call that waits
+    -- the main thread, outside the other loop) is served by them too, as
+    -- they begin and end, and while they wait: the other loop polls its
+    -- descriptor and wakes for its next timer beside what this waits for
+    if not b.outside then
+      core.reap()
+      serve_now()
+      local r, why = b.wait(fd, deadline, keep)
+      core.reap()
+      serve_now()
+      return r, why
+    end
+    local record = fd and (next(waiters) or heap[1]) and served_wait(fd) or nil
     core.reap()
     serve_now()
-    local r, why = b.wait(fd, deadline, keep)
-    core.reap()
-    serve_now()
+    local r, why
+    while true do
+      if record and record.released then r, why = true, nil; break end
+      local other, at = loop.outside()
+      local wake = deadline
+      if at and (not wake or at < wake) then wake = at end
+      r, why = b.wait(fd, wake, keep, other)
+      core.reap()
+      serve_now()
+      if r ~= false or not (other or at) or (deadline and now() >= deadline) then break end
+    end
+    if record then served_wait_over(fd, record) end
     return r, why
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
@@ -685,6 +736,7 @@ function serve_now()
   end
 end
 
+
 --- What waits in the shared poller outside appstart.run (made by the
 -- main thread: a supervisor's served starts, their notify sockets and
 -- watchdogs), for a wait of another loop's that must serve it meanwhile
@@ -725,8 +777,12 @@ function loop.idle()
   if poller and not current and not next(waiters) then
     while heap[1] and heap[1].cancelled do pop_cancelled() end
     if not heap[1] then
-      poller:close()
+      -- (out of the other loops' poll sets first: a wait under cqueues
+      -- or luv may poll it, loop.outside's)
+      local p = poller
       poller = nil
+      if backends[1] or package.loaded.cqueues then loop.release(p:fd()) end
+      p:close()
     end
   end
 end

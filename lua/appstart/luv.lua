@@ -102,7 +102,7 @@ end
 -- per fd, closed with its last waiter (before the owner closes the fd).
 local polls = {} -- fd -> { handle = uv_poll, waiters = { [fn] = true } }
 
-local function add_poll(fd, fn, owner)
+function B.add_poll(fd, fn, owner)
   local p = polls[fd]
   if not p then
     local handle = assert(uv.new_poll(fd))
@@ -120,7 +120,7 @@ local function add_poll(fd, fn, owner)
   p.waiters[fn] = owner or true
 end
 
-local function remove_poll(fd, fn)
+function B.remove_poll(fd, fn)
   local p = polls[fd]
   if p and p.waiters[fn] then
     p.waiters[fn] = nil
@@ -152,20 +152,22 @@ end
 -- (task.finish), so that task:cancel() can end it.
 local tasks = setmetatable({}, { __mode = "k" })
 
---- true when fd became readable, false at the deadline; nil, "cancelled"
--- when the task B.spawn made was cancelled (task:cancel(): once; for good:
--- then every wait raises, but in a stop: loop.cancel_due). owner: held
--- while the wait is on fd (loop.wait).
-function B.wait(fd, deadline, owner)
+--- true when fd became readable, false at the deadline (or when other, a
+-- second descriptor, became readable or was released: loop.outside's);
+-- nil, "cancelled" when the task B.spawn made was cancelled
+-- (task:cancel(): once; for good: then every wait raises, but in a stop:
+-- loop.cancel_due). owner: held while the wait is on fd (loop.wait).
+function B.wait(fd, deadline, owner, other)
   local co = coroutine.running()
   local task = tasks[co]
   if loop.cancel_due(task) then return loop.cancelled(task) end
-  local timer, done, on_ready
+  local timer, done, on_ready, on_other
   local function finish(value, why)
     if done then return end
     done = true
     if task then task.finish = false end
-    if fd then remove_poll(fd, on_ready) end
+    if fd then B.remove_poll(fd, on_ready) end
+    if other then B.remove_poll(other, on_other) end
     close_handle(timer)
     -- (a coroutine closed while it waited, by coroutine.close, is over:
     -- its to-be-closed variables ran there, a start in it abandoned)
@@ -175,7 +177,15 @@ function B.wait(fd, deadline, owner)
   if task then task.finish = finish end
   if fd then
     on_ready = function() finish(true) end
-    add_poll(fd, on_ready, owner)
+    B.add_poll(fd, on_ready, owner)
+  end
+  if other then
+    on_other = function() finish(false) end
+    local ok, err = pcall(B.add_poll, other, on_other)
+    if not ok then
+      if fd then B.remove_poll(fd, on_ready) end
+      error(err, 0)
+    end
   end
   if deadline then
     timer = uv.new_timer()
@@ -231,10 +241,10 @@ function B.watch(fd, fn, interval)
     on_ready = function()
       if h.done then return end
       h.done = true
-      remove_poll(fd, on_ready)
+      B.remove_poll(fd, on_ready)
       B.spawn(fn)
     end
-    add_poll(fd, on_ready)
+    B.add_poll(fd, on_ready)
   else
     timer = uv.new_timer()
     local ms = to_ms(interval, 1)
@@ -247,7 +257,7 @@ function B.watch(fd, fn, interval)
   end
   function h.cancel()
     h.done = true
-    if fd then remove_poll(fd, on_ready) end
+    if fd then B.remove_poll(fd, on_ready) end
     close_handle(timer)
   end
   return h
@@ -258,10 +268,10 @@ function B.listen(fd, fn)
   local function on_ready()
     if not h.done then B.spawn(fn) end
   end
-  add_poll(fd, on_ready)
+  B.add_poll(fd, on_ready)
   function h.cancel()
     h.done = true
-    remove_poll(fd, on_ready)
+    B.remove_poll(fd, on_ready)
   end
   return h
 end
@@ -285,6 +295,9 @@ function B.at(at, fn)
   end
   return h
 end
+
+-- (loop.wait may pass loop.outside's descriptor as other)
+B.outside = true
 
 loop.add_backend(B)
 

@@ -39,7 +39,7 @@ function RUN.alive() return loop.running() end
 -------------------------------------------------------------------------------
 -- cqueues
 
-local cqueues, condition -- loaded when a controller is seen
+local cqueues, condition, cq_backend -- loaded when a controller is seen
 
 local CQ = { name = "cqueues" }
 
@@ -56,10 +56,12 @@ CQ.outside = true
 
 --- also: another descriptor (other_fd: loop.outside's) whose readiness
 -- ends the wait as the deadline does
+-- (other_fd, appstart's shared poller, may be polled by waits of
+-- appstart.cqueues at once: polled as theirs, see its B.enter)
 function CQ.wait(cond, fd, deadline, other_fd)
   local timeout = deadline and math.max(0, deadline - now())
   local obj = fd and { pollfd = fd, events = "r" }
-  local other = other_fd and { pollfd = other_fd, events = "r" }
+  local other = other_fd and cq_backend.enter(other_fd)
   local list, n = { obj, other, cond }, 0
   for i = 1, 3 do
     if list[i] then n = n + 1; list[n] = list[i] end
@@ -70,7 +72,7 @@ function CQ.wait(cond, fd, deadline, other_fd)
   -- supervisor closes its poller once idle, appstart its shared one: take
   -- them out now
   if fd then cqueues.cancel(fd) end
-  if other_fd then cqueues.cancel(other_fd) end
+  if other then cq_backend.leave(other_fd, other) end
   return obj ~= nil and ready == obj
 end
 
@@ -94,18 +96,21 @@ function LUV.alive() return true end
 LUV.outside = true
 
 --- A poll handle on fd (the supervisor's poller: nobody else polls it),
--- one on other_fd (appstart's shared poller, loop.outside's: nor that, under
--- luv) and a timer for the deadline, or for a wake: whichever fires first
--- resumes the waiting coroutine, from uv's loop. A coroutine closed
--- meanwhile (coroutine.close) takes them with it: nothing resumes it then.
+-- a waiter on other_fd (appstart's shared poller, loop.outside's, which
+-- waits of appstart.luv may poll at once: libuv takes one handle per
+-- descriptor, theirs, see its B.add_poll) and a timer for the deadline,
+-- or for a wake: whichever fires first resumes the waiting coroutine, from
+-- uv's loop. A coroutine closed meanwhile (coroutine.close) takes them
+-- with it: nothing resumes it then.
 function LUV.wait(w, fd, deadline, other_fd)
   local co = coroutine.running()
-  local timer, poll, other, done = uv.new_timer(), nil, nil, false
+  local luv_backend = package.loaded["appstart.luv"]
+  local timer, poll, on_other, done = uv.new_timer(), nil, nil, false
   local function over()
     if done then return false end
     done, w.wake = true, false
     if poll then poll:stop(); poll:close() end
-    if other then other:stop(); other:close() end
+    if on_other then luv_backend.remove_poll(other_fd, on_other) end
     timer:stop()
     timer:close()
     return true
@@ -119,14 +124,15 @@ function LUV.wait(w, fd, deadline, other_fd)
     poll:start("r", function() finish(true) end)
   end
   if other_fd then
-    other = assert(uv.new_poll(other_fd))
-    other:start("r", function() finish(false) end)
+    local function on_ready() finish(false) end
+    luv_backend.add_poll(other_fd, on_ready)
+    on_other = on_ready
   end
   if deadline then
     -- (a day at most: libuv aborts past its range; the caller looks at
     -- its deadlines again when woken)
     uv.update_time()
-    timer:start(package.loaded["appstart.luv"].to_ms(deadline - now(), 0), 0, function() finish(false) end)
+    timer:start(luv_backend.to_ms(deadline - now(), 0), 0, function() finish(false) end)
   end
   w.wake = function()
     timer:stop()
@@ -221,6 +227,7 @@ function M.current()
   if package.loaded.cqueues and package.loaded.cqueues.running() then
     cqueues = cqueues or require "cqueues"
     condition = condition or require "cqueues.condition"
+    cq_backend = cq_backend or require "appstart.cqueues"
     return CQ
   end
   local luv_backend = package.loaded["appstart.luv"]
