@@ -1368,6 +1368,109 @@ for _, pidfd in ipairs { true, false } do
   end
 end
 
+-- A reload asked for in a coroutine of cqueues or luv, of a service the
+-- main thread brought up (its notify socket read in appstart's own poll
+-- set, which the coroutine's wait polls beside the socket), while an app
+-- the main thread started keeps that poll set busy: a wait woken by that
+-- set whose serving read the app's READY=1 waited on for a socket that
+-- would never be readable again, to its ready_timeout (one reload in
+-- three or so: 1.5 s, not 0.1 s). Five reloads: each is done once the
+-- app says so.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_reload_whose_ready_the_main_threads_poll_set_read_is_done_at_once"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    S.arm_watchdog(20)
+    collectgarbage()
+    local before = S.snapshot()
+    local sv = appstart.supervisor { log = S.quiet, services = { svc = { argv = { F, "catch=HUP",
+      "notify=READY=1", "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1", "pause" },
+      ready_timeout = 1.5, kill_grace = 0.5, watchdog = 20 } } } -- (the watchdog keeps its socket read)
+    assert(sv:up())
+    -- (a line every 2 ms, each taking 1 ms of the launcher's CPU)
+    local chatty = assert(appstart.start { argv = { "sh", "-c", "while :; do echo x; sleep 0.002; done" },
+      ready = "none", stdout = "capture", log = S.quiet,
+      on_output = function()
+        local t = os.clock() + 0.001
+        repeat until os.clock() >= t
+      end })
+    local took = {}
+    in_context(context, function()
+      for i = 1, 5 do
+        local t0 = S.core.now()
+        local ok, err = sv:reload("svc")
+        took[i] = string.format("%s %.1f", tostring(ok or err), S.core.now() - t0)
+      end
+      sv:down()
+    end)
+    chatty:terminate()
+    chatty:close()
+    for i = 1, 5 do
+      local ok, t = took[i]:match("^(%S+) (%S+)$")
+      lu.assertEquals(ok, "true", context)
+      lu.assertTrue(tonumber(t) < 1, context .. ": reloads took " .. table.concat(took, ", "))
+    end
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
+-- A supervisor brought up in a coroutine of cqueues or luv, the loop
+-- left once its service is ready, and taken down from the main thread
+-- (the clean-up after a loop stopped on a signal): its epoll descriptor
+-- is closed by sv:down(), not held until the loop runs again (its driver
+-- was left waiting on it there); run again, the loop ends that driver, and
+-- the supervisor works there as before.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_supervisor_taken_down_from_the_main_thread_keeps_no_descriptor"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local sv = appstart.supervisor { log = S.quiet,
+      services = { a = { argv = { F, "notify=READY=1", "pause" } } } }
+    local got = {}
+    local cq = context == "cqueues" and require("cqueues").new()
+    local with_loop = table.concat(S.testing.fds(), ",") -- (the controller's own)
+    local function up_then_down()
+      got.up = sv:up()
+      got.state = sv:status("a").state
+      got.down = sv:down()
+    end
+    if cq then
+      cq:wrap(function() assert(sv:up()) end)
+      local deadline = S.core.now() + 3
+      while sv:status("a").state ~= "ready" and S.core.now() < deadline do assert(cq:step(0.05)) end
+    else
+      local uv = require "luv"
+      coroutine.wrap(function() assert(sv:up()) end)()
+      local t = uv.new_timer()
+      t:start(10, 10, function()
+        if sv:status("a").state == "ready" then t:close(); uv.stop() end
+      end)
+      uv.run()
+    end
+    lu.assertEquals(sv:status("a").state, "ready", context)
+    lu.assertTrue(sv:down(), context)
+    lu.assertEquals(table.concat(S.testing.fds(), ","), with_loop, context .. ": a descriptor held after sv:down()")
+    if cq then
+      cq:wrap(up_then_down)
+      assert(cq:loop(5))
+    else
+      coroutine.wrap(up_then_down)()
+      require("luv").run()
+    end
+    lu.assertEquals({ got.up, got.state, got.down }, { true, "ready", true }, context)
+    cq = nil -- luacheck: ignore
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
 local TO = {}
 
 function TO.tearDown() S.kill_strays() end

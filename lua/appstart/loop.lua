@@ -146,6 +146,11 @@ local function remove_waiter(fd, entry)
   end
 end
 
+-- Turns that ran something (a waiter fired, a timer run), counted: a
+-- wait under another loop tells by it that serving the shared poller did
+-- something its caller must look at.
+local nserved = 0
+
 --- One turn: wait for descriptors or the next timer (never past `until_`),
 -- then run what became ready. Entries are called as entry.fire(entry).
 local function turn(until_)
@@ -166,6 +171,7 @@ local function turn(until_)
   elseif timeout < 0 then
     error("appstart: waiting forever with nothing to wait for", 0)
   end
+  if n > 0 then nserved = nserved + 1 end
   for i = 1, n do
     local fd = fired[i]
     local set = waiters[fd]
@@ -188,6 +194,7 @@ local function turn(until_)
   while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
     local timer = pop_cancelled()
     if not timer.cancelled then
+      nserved = nserved + 1
       local fn, arg = timer.fn, timer.arg
       timer.cancelled, timer.fn, timer.arg = true, nil, false -- out of the heap already
       fn(arg)
@@ -381,32 +388,9 @@ local function active_backend()
   return nil
 end
 
--- The waits under another loop that serve the shared poller meanwhile,
--- by descriptor: fd -> { [its record] = true } (weak: a coroutine closed
--- while it waits takes its record with it). What is served may end what
--- fd stands for, its owner releasing and closing it; the record tells the
--- wait to look again rather than poll a closed descriptor.
-local Weak = { __mode = "k" }
-local served_waits = {}
-
-local function served_wait(fd)
-  local record = { released = false }
-  local set = served_waits[fd]
-  if not set then
-    set = setmetatable({}, Weak)
-    served_waits[fd] = set
-  end
-  set[record] = true
-  return record
-end
-
-local function served_wait_over(fd, record)
-  local set = served_waits[fd]
-  if set and set[record] then
-    set[record] = nil
-    if not next(set) then served_waits[fd] = nil end
-  end
-end
+-- The descriptor a wait under another loop serves the shared poller for
+-- (serve_for), and whether it was released meanwhile
+local serving_for, serving_released = nil, false
 
 --- Descriptors about to be closed by their owner (a process's pidfd, a
 -- start's channels): each leaves every poll set now, appstart's, cqueues'
@@ -417,11 +401,7 @@ end
 function loop.release(...)
   for i = 1, select("#", ...) do
     local fd = select(i, ...)
-    local records = fd and served_waits[fd]
-    if records then
-      served_waits[fd] = nil
-      for r in pairs(records) do r.released = true end
-    end
+    if fd ~= nil and fd == serving_for then serving_released = true end
     local set = fd and waiters[fd]
     if set then
       local list, k = {}, 0
@@ -581,7 +561,7 @@ end
 -- Block on source (a descriptor or a source of several) until the
 -- deadline, polling it directly: no poller to create and close, no
 -- registration to undo.
-local serve_now -- below
+local serve_now, serve_for -- below
 
 local function block(source, deadline)
   core.reap()
@@ -654,30 +634,27 @@ function loop.wait(source, deadline, owner)
     -- the main thread, outside the other loop) is served by them too, as
     -- they begin and end, and while they wait: the other loop polls its
     -- descriptor and wakes for its next timer beside what this waits for
-    if not b.outside then
-      core.reap()
-      serve_now()
-      local r, why = b.wait(fd, deadline, keep)
-      core.reap()
-      serve_now()
-      return r, why
-    end
-    local record = fd and (next(waiters) or heap[1]) and served_wait(fd) or nil
+    -- (what is served may be what fd stands for: its owner releases and
+    -- closes it, or reads what this waits for, a notify socket the
+    -- shared poller reads too; the caller looks again then)
     core.reap()
-    serve_now()
-    local r, why
+    local served = nserved
+    if serve_for(fd) or (fd and nserved ~= served) then return true end
     while true do
-      if record and record.released then r, why = true, nil; break end
-      local other, at = loop.outside()
+      local other, at = nil, nil
+      if b.outside then other, at = loop.outside() end
       local wake = deadline
       if at and (not wake or at < wake) then wake = at end
-      r, why = b.wait(fd, wake, keep, other)
+      local r, why = b.wait(fd, wake, keep, other)
       core.reap()
       serve_now()
-      if r ~= false or not (other or at) or (deadline and now() >= deadline) then break end
+      if r ~= false or not (other or at) or (deadline and now() >= deadline) then return r, why end
+      -- woken for what the main thread made, and served it: the caller
+      -- looks again (what it waits for may have been read by the serving,
+      -- or fd released by another wait's, its number another's by now);
+      -- a sleep goes on
+      if fd then return true end
     end
-    if record then served_wait_over(fd, record) end
-    return r, why
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly
   -- (no poller to create and close for each wait of a plain script)
@@ -734,6 +711,22 @@ function serve_now()
     turn(now())
     loop.idle()
   end
+end
+
+-- serve_now() for a wait on fd under another loop: true when fd was
+-- released meanwhile (loop.release: it may be closed by now). (Serving
+-- may nest: a callback that waits.)
+function serve_for(fd)
+  if not fd or not (next(waiters) or heap[1]) then
+    serve_now()
+    return false
+  end
+  local outer, outer_released = serving_for, serving_released
+  serving_for, serving_released = fd, false
+  serve_now()
+  local released = serving_released
+  serving_for, serving_released = outer, outer_released
+  return released
 end
 
 

@@ -82,6 +82,8 @@ local function closed_outside()
   if closing_outside == 0 then guards, generation = {}, generation + 1 end
 end
 
+--- Stop and close a handle of appstart's, inside uv.run or not (see
+-- the guards above).
 local function close_handle(h)
   if h and not h:is_closing() then
     h:stop()
@@ -91,6 +93,8 @@ local function close_handle(h)
     guards[#guards + 1] = setmetatable({ generation = generation }, Guard)
   end
 end
+
+B.close_handle = close_handle
 
 local function resume(co, ...)
   local ok, err = coroutine.resume(co, ...)

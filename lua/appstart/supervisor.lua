@@ -870,7 +870,8 @@ local function drive_background(sv, d)
     if env.outside then outside_fd, outside_at = loop.outside() end
     local wake = d.until_
     if outside_at and (not wake or outside_at < wake) then wake = outside_at end
-    local ok = env.wait(waiter, poller_fd(sv), wake, outside_fd)
+    d.fd = poller_fd(sv)
+    local ok = env.wait(waiter, d.fd, wake, outside_fd)
     if env.outside then loop.serve_outside() end
     d.waiting, d.until_ = false, false
     sv._waiters[waiter] = nil
@@ -888,13 +889,28 @@ function Supervisor:_ensure_driver(env)
   if driver_alive(self) and old.env == env and (not home or old.home[1] == home[1]) then return end
   if idle(self) then return end
   if old and old.waiter then self._waiters[old.waiter] = nil end
-  local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false }
+  local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false, fd = nil }
   self._driver = d
   env.spawn(function() drive_background(self, d) end)
 end
 
 local function cancelled(what)
   return errors.new("cancelled", what .. ": cancelled")
+end
+
+--- Nothing left to supervise, and the caller outside any loop (the main
+-- thread, once cq:loop() or uv.run() has returned, which may never run
+-- again): the driver waiting in that loop is let go of, its wait taken
+-- out of the loop's poll set, so that the set can be closed now, not
+-- when that loop runs again or is collected. Run there (woken, or
+-- started: one spawned that never ran), it finds itself replaced and
+-- ends; a later call inside a loop makes a new one.
+local function let_go_of_driver(sv)
+  local d = sv._driver
+  if not d or not idle(sv) then return end
+  sv._driver = false
+  if d.waiter then sv._waiters[d.waiter] = nil end
+  if d.waiting and d.env.abandon then d.env.abandon(d.waiter, d.fd) end
 end
 
 --- Wait until cond() is true, then return what it returned after the
@@ -908,6 +924,7 @@ local function drive(sv, what, cond, until_)
     sv:_advance()
     local done, a, b = cond()
     if done then
+      if not env.spawn then let_go_of_driver(sv) end
       if not driver_alive(sv) then close_poller(sv) end
       return a, b
     end

@@ -56,6 +56,9 @@ CQ.outside = true
 
 --- also: another descriptor (other_fd: loop.outside's) whose readiness
 -- ends the wait as the deadline does
+-- the waiters whose wait was let go of (CQ.abandon)
+local abandoned = setmetatable({}, { __mode = "k" })
+
 -- (other_fd, appstart's shared poller, may be polled by waits of
 -- appstart.cqueues at once: polled as theirs, see its B.enter)
 function CQ.wait(cond, fd, deadline, other_fd)
@@ -71,9 +74,20 @@ function CQ.wait(cond, fd, deadline, other_fd)
   -- cqueues keeps a descriptor in its poll set after the wait; the
   -- supervisor closes its poller once idle, appstart its shared one: take
   -- them out now
-  if fd then cqueues.cancel(fd) end
+  -- (not after an abandon: fd may be closed, its number another's, by now)
+  if fd and not abandoned[cond] then cqueues.cancel(fd) end
   if other then cq_backend.leave(other_fd, other) end
   return obj ~= nil and ready == obj
+end
+
+--- The wait on cond (and fd) is let go of from outside the controller
+-- (the main thread, once cq:loop() has returned): fd leaves the
+-- controller's poll set now, so that it may be closed; the driver, woken
+-- when the controller runs again, finds itself replaced.
+function CQ.abandon(cond, fd)
+  abandoned[cond] = true
+  if fd then cqueues.cancel(fd) end
+  cond:signal()
 end
 
 -------------------------------------------------------------------------------
@@ -89,7 +103,7 @@ local function resume(co, ...)
 end
 
 function LUV.spawn(fn) resume(coroutine.create(fn)) end
-function LUV.waiter() return { wake = false } end
+function LUV.waiter() return { wake = false, abandon = false } end
 function LUV.wake(w) if w.wake then w.wake() end end
 function LUV.alive() return true end
 
@@ -108,11 +122,10 @@ function LUV.wait(w, fd, deadline, other_fd)
   local timer, poll, on_other, done = uv.new_timer(), nil, nil, false
   local function over()
     if done then return false end
-    done, w.wake = true, false
-    if poll then poll:stop(); poll:close() end
+    done, w.wake, w.abandon = true, false, false
+    luv_backend.close_handle(poll)
     if on_other then luv_backend.remove_poll(other_fd, on_other) end
-    timer:stop()
-    timer:close()
+    luv_backend.close_handle(timer)
     return true
   end
   local function finish(value)
@@ -138,7 +151,15 @@ function LUV.wait(w, fd, deadline, other_fd)
     timer:stop()
     timer:start(0, 0, function() finish(false) end)
   end
+  w.abandon = over
   return coroutine.yield()
+end
+
+--- The wait is let go of (from the main thread, uv.run over or not): its
+-- handles closed, fd's first, so that fd may be closed; the coroutine is
+-- resumed no more.
+function LUV.abandon(w)
+  if w.abandon then w.abandon() end
 end
 
 -------------------------------------------------------------------------------
