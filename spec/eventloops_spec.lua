@@ -1380,7 +1380,6 @@ for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_reload_whose_ready_the_main_threads_poll_set_read_is_done_at_once"] = function()
     if context == "luv" then require "appstart.luv" end
     luv_warm(context)
-    S.arm_watchdog(20)
     collectgarbage()
     local before = S.snapshot()
     local sv = appstart.supervisor { log = S.quiet, services = { svc = { argv = { F, "catch=HUP",
