@@ -950,6 +950,16 @@ function TL.test_closes_outside_uv_run_leave_the_users_handles_alone()
   lu.assertEquals(out, "terminated:\t15\t15\ntimer closing:\tfalse\ntimer ran:\t1\n")
 end
 
+-- Descriptors released from luv's poll handles outside uv.run (the main
+-- thread's poll set closed with its last app, an app's pidfd) leave a
+-- clean exit: the guard that completes those closes at exit met a handle
+-- luv had finalized first, and luv ended the process (status 255).
+function TL.test_descriptors_released_outside_uv_run_leave_a_clean_exit()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_luv_released_outside_uv_run")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "terminated:\t15\t15\n")
+end
+
 -- A coroutine closed (coroutine.close) while it waits in a start: the
 -- start is abandoned there, its app terminated, and what it waited on,
 -- when it ends, finds it over; nothing is left.

@@ -66,12 +66,18 @@ end
 -- handles behind their back.
 local closing_outside, guards, generation = 0, {}, 0
 
+-- (a handle made after the guard, a release's timer, is finalized
+-- before it: luv's walk still lists it, and a method called on it raises,
+-- which out of a walk's callback ends the process; such a handle is left
+-- to luv)
+local function close_if_open(h)
+  if not h:is_closing() then h:close() end
+end
+
 local Guard = {
   __gc = function(guard)
     if guard.generation == generation and closing_outside > 0 and uv.loop_mode() == nil then
-      pcall(uv.walk, function(h)
-        if not h:is_closing() then h:close() end
-      end)
+      pcall(uv.walk, function(h) pcall(close_if_open, h) end)
       pcall(uv.run, "nowait")
     end
   end,
