@@ -1428,6 +1428,33 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A supervisor brought up by the main thread, its service pinging its
+-- watchdog for 0.6 s, then no more; meanwhile a coroutine of cqueues or
+-- luv sleeps 0.3 s, serving the main thread's poll set: the watchdog's
+-- timer, set again at each ping, went to that loop, which ran on for it
+-- after the coroutine was done (cq:loop() and uv.run() returned with the
+-- app killed), or, left before (cq:loop(1)), never fired for the main
+-- thread (sv:wait() hung). Set again there, it stays the main thread's.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_watchdog_the_main_thread_serves_stays_its_own_after_a_loop"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local sv = appstart.supervisor { log = S.quiet, services = { w = { argv = { F, "notify=READY=1",
+      "repeat=6:0.1:WATCHDOG=1", "pause" }, ready = "notify", watchdog = 0.3, kill_grace = 0.5, restart = "no" } } }
+    assert(sv:up())
+    in_context(context, function() appstart.sleep(0.3) end)
+    lu.assertEquals(sv:status("w").state, "ready", context)
+    local ended = S.await_with_sleep(function() return sv:status("w").state ~= "ready" end, 5)
+    lu.assertTrue(ended, context .. ": the watchdog never fired")
+    lu.assertEquals(sv:status("w").last.signal, 6, context)
+    lu.assertTrue(sv:wait(), context)
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
 -- A supervisor brought up in a coroutine of cqueues or luv, the loop
 -- left once its service is ready, and taken down from the main thread
 -- (the clean-up after a loop stopped on a signal): its epoll descriptor

@@ -392,6 +392,22 @@ end
 -- (serve_for), and whether it was released meanwhile
 local serving_for, serving_released = nil, false
 
+-- The coroutines serving what the main thread made (serve_now from a wait
+-- under another loop), each with its depth: what that serving makes (a
+-- watchdog's timer set again, an app's end watched, a callback run) stays
+-- the main thread's, in appstart's own poll set, not the other loop's,
+-- which may not run again once the coroutine is done (a controller left,
+-- uv.run returned), while the main thread goes on with it.
+local for_main = setmetatable({}, { __mode = "k" })
+
+-- The backend what is made here goes to (active_backend(), but none while
+-- serving for the main thread).
+local function making_backend()
+  local b = active_backend()
+  if b and for_main[coroutine.running()] then return nil end
+  return b
+end
+
 --- Descriptors about to be closed by their owner (a process's pidfd, a
 -- start's channels): each leaves every poll set now, appstart's, cqueues'
 -- and luv's, and whoever waited on it is woken soon (never from inside
@@ -456,7 +472,7 @@ end
 -- callbacks, so that a callback may itself wait.
 function loop.call(fn, ...)
   if current then return loop.spawn(fn, ...) end
-  local b = active_backend()
+  local b = making_backend()
   if b and b.spawn then return b.spawn(fn, ...) end
   return fn(...)
 end
@@ -487,7 +503,7 @@ function loop.callback(report, fn, ...)
     current.callbacks[entry] = true
     return loop.spawn(run_callback, entry, ...)
   end
-  local b = active_backend()
+  local b = making_backend()
   if b and b.spawn then
     if b.errors_exit then return b.spawn(guarded, report, fn, ...) end
     return b.spawn(fn, ...)
@@ -504,7 +520,7 @@ end
 -- which cq:loop() returns; elsewhere (a plain script, luv) it is reported.
 function loop.raised(report, err)
   if current then return loop.spawn(error, err, 0) end
-  local b = active_backend()
+  local b = making_backend()
   if b and b.spawn and not b.errors_exit then return b.spawn(error, err, 0) end
   report(err)
 end
@@ -515,7 +531,7 @@ end
 -- behaves as it always has there); inside one it escapes from the call,
 -- into the caller's task or coroutine, as any error of the caller's does.
 function loop.callback_now(report, fn, ...)
-  if current or active_backend() then return fn(...) end
+  if current or making_backend() then return fn(...) end
   guarded(report, fn, ...)
 end
 
@@ -708,7 +724,12 @@ end
 -- without waiting; the poller closed if nothing uses it then.
 function serve_now()
   if next(waiters) or heap[1] then
-    turn(now())
+    local co = coroutine.running()
+    local depth = for_main[co]
+    for_main[co] = (depth or 0) + 1
+    local ok, err = pcall(turn, now())
+    for_main[co] = depth
+    if not ok then error(err, 0) end
     loop.idle()
   end
 end
@@ -807,7 +828,7 @@ end
 -- @return a handle for loop.unwatch
 function loop.watch(fd, fn, interval)
   if not current then
-    local b = active_backend()
+    local b = making_backend()
     if b and b.watch then return b.watch(fd, fn, interval) end
   end
   local h = { done = false }
@@ -834,7 +855,7 @@ end
 -- made it so), until loop.unwatch(handle).
 function loop.listen(fd, fn)
   if not current then
-    local b = active_backend()
+    local b = making_backend()
     if b and b.listen then return b.listen(fd, fn) end
   end
   local h = { done = false, fd = fd }
@@ -847,7 +868,7 @@ end
 -- unless loop.unwatch(handle) comes first.
 function loop.at(at, fn)
   if not current then
-    local b = active_backend()
+    local b = making_backend()
     if b and b.at then return b.at(at, fn) end
   end
   local h = { done = false }
@@ -873,7 +894,7 @@ end
 -- appstart.run, or in a coroutine of another event loop's? (A plain
 -- script's main thread is served only while it waits.)
 function loop.served()
-  return current ~= nil or active_backend() ~= nil
+  return current ~= nil or making_backend() ~= nil
 end
 
 --- The other event loop a call from here yields to (its backend), or nil:
