@@ -1428,6 +1428,54 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- An app the main thread starts while a coroutine of cqueues or luv
+-- already waits (between two cq:loop() calls; in a callback of uv's on
+-- the main thread): that wait, begun when the main thread had nothing to
+-- serve, serves it from then on (its end was seen once the wait was over,
+-- 2 s on).
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_an_app_the_main_thread_starts_while_a_coroutine_waits_is_served"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local got = {}
+    local function main_starts()
+      got.app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=5" }, ready = "none", log = S.quiet,
+        on_exit = function() got.exited = S.core.now() end })
+    end
+    local function waits()
+      local paused = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+      got.waited = paused:wait(2)
+      got.over = S.core.now()
+      paused:terminate(1)
+    end
+    if context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(waits)
+      assert(cq:loop(0.1))
+      main_starts()
+      assert(cq:loop(5))
+      cq = nil -- luacheck: ignore
+      collectgarbage()
+    else
+      local uv = require "luv"
+      coroutine.wrap(waits)()
+      local t = uv.new_timer()
+      t:start(100, 0, function() t:close(); main_starts() end)
+      uv.run()
+    end
+    lu.assertNil(got.waited, context)
+    lu.assertNotNil(got.exited, context)
+    lu.assertTrue(got.over - got.exited > 1, string.format("%s: its end seen %.2f s before the wait's",
+      context, got.over - got.exited))
+    lu.assertEquals(got.app.how, { code = 5 }, context)
+    got.app:close()
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
 -- A supervisor brought up by the main thread, its service pinging its
 -- watchdog for 0.6 s, then no more; meanwhile a coroutine of cqueues or
 -- luv sleeps 0.3 s, serving the main thread's poll set: the watchdog's

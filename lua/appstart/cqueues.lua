@@ -88,46 +88,30 @@ function B.leave(fd, obj)
   return false
 end
 
+-- Signalled when what the main thread made changes under the waits
+-- (loop's outside_changed): each wait polls it too, and looks again.
+local outside_cond = condition.new()
+B.outside_cond = outside_cond
+function B.outside_changed() outside_cond:signal() end
+
 --- true when fd became readable (or was released), false at the deadline
 -- (or when other, a second descriptor, became readable or was released:
--- loop.outside's); nil, "cancelled" when the task B.spawn made was
--- cancelled (once; for good: then every wait raises, but in a stop:
--- loop.cancel_due)
+-- loop.outside's, or outside_cond was signalled); nil, "cancelled" when
+-- the task B.spawn made was cancelled (once; for good: then every wait
+-- raises, but in a stop: loop.cancel_due)
 function B.wait(fd, deadline, _, other)
   local timeout = deadline and math.max(0, deadline - now()) or nil
   local task = tasks[coroutine.running()]
   if loop.cancel_due(task) then return loop.cancelled(task) end
   local cond = task and task.cond
-  if not fd and not other then
-    if cond then
-      cqueues.poll(cond, timeout or math.huge)
-      if loop.cancel_due(task) then return loop.cancelled(task) end
-    else
-      cqueues.sleep(timeout or math.huge)
-    end
-    return false
-  end
   local obj = fd and B.enter(fd)
   local also = other and B.enter(other)
-  local ready
-  if obj and not also then
-    if timeout and cond then
-      ready = cqueues.poll(obj, cond, timeout)
-    elseif timeout then
-      ready = cqueues.poll(obj, timeout)
-    elseif cond then
-      ready = cqueues.poll(obj, cond)
-    else
-      ready = cqueues.poll(obj)
-    end
-  else
-    local list, n = { obj, also, cond }, 0
-    for i = 1, 3 do
-      if list[i] then n = n + 1; list[n] = list[i] end
-    end
-    if timeout then n = n + 1; list[n] = timeout end
-    ready = cqueues.poll(table.unpack(list, 1, n))
+  local list, n = { obj, also, cond, outside_cond }, 0
+  for i = 1, 4 do
+    if list[i] then n = n + 1; list[n] = list[i] end
   end
+  if timeout then n = n + 1; list[n] = timeout end
+  local ready = cqueues.poll(table.unpack(list, 1, n))
   if also then B.leave(other, also) end
   if obj and B.leave(fd, obj) then return true end
   if ready ~= obj and loop.cancel_due(task) then return loop.cancelled(task) end

@@ -59,6 +59,24 @@ end
 
 local ncancelled = 0 -- cancelled timers still in the heap
 
+-- What the waits under another loop were told of the shared poller
+-- (loop.outside): the latest next timer one of them sleeps until, and
+-- whether one was told there is no poll set. A timer due before that, or
+-- a first descriptor, wakes them (outside_changed), to look again: a wait
+-- begun before the main thread made something (between two cq:loop()
+-- calls, in a luv callback of the main thread's) would not serve it.
+local told_at, told_none = -math.huge, false
+local backends = {} -- registered by adapters (appstart.luv): see loop.add_backend
+
+local function outside_changed()
+  told_at, told_none = -math.huge, false
+  local cq = package.loaded["appstart.cqueues"]
+  if cq then cq.outside_changed() end
+  for i = 1, #backends do
+    if backends[i].outside_changed then backends[i].outside_changed() end
+  end
+end
+
 --- Call fn(arg) once at time `at` (core.now() clock) unless cancelled.
 -- Every field is preset, so cancelling allocates nothing (it must work
 -- while Lua is out of memory).
@@ -66,6 +84,7 @@ local ncancelled = 0 -- cancelled timers still in the heap
 function loop.timer(at, fn, arg)
   local t = { at = at, fn = fn, arg = arg or false, cancelled = false }
   heap_push(t)
+  if at < told_at then outside_changed() end
   return t
 end
 
@@ -132,6 +151,7 @@ local function add_waiter(fd, entry)
     p:del(fd)
     error(err, 0)
   end
+  if told_none then outside_changed() end
 end
 
 local function remove_waiter(fd, entry)
@@ -360,9 +380,7 @@ end
 -- and watches, listeners and timers go to the shared poller). A backend yields, so it is only asked
 -- (applies) inside a coroutine; the main thread always blocks.
 -- cqueues is used whenever the caller runs inside a cqueues controller;
--- luv once `require "appstart.luv"` has registered it.
-
-local backends = {}
+-- luv once `require "appstart.luv"` has registered it. (backends: above)
 
 --- Register a backend; the latest registered that applies wins.
 function loop.add_backend(b)
@@ -664,11 +682,12 @@ function loop.wait(source, deadline, owner)
       local r, why = b.wait(fd, wake, keep, other)
       core.reap()
       serve_now()
-      if r ~= false or not (other or at) or (deadline and now() >= deadline) then return r, why end
-      -- woken for what the main thread made, and served it: the caller
-      -- looks again (what it waits for may have been read by the serving,
-      -- or fd released by another wait's, its number another's by now);
-      -- a sleep goes on
+      if r ~= false or (deadline and now() >= deadline) then return r, why end
+      -- woken for what the main thread made (its poll set, its next timer,
+      -- something new of its), and served it: the caller looks again
+      -- (what it waits for may have been read by the serving, or fd
+      -- released by another wait's, its number another's by now); a sleep
+      -- goes on
       if fd then return true end
     end
   end
@@ -761,7 +780,10 @@ function loop.outside()
   if current then return nil, nil end
   while heap[1] and heap[1].cancelled do pop_cancelled() end
   local fd = next(waiters) and get_poller():fd() or nil
-  return fd, heap[1] and heap[1].at or nil
+  local at = heap[1] and heap[1].at or nil
+  if not fd then told_none = true end
+  if (at or math.huge) > told_at then told_at = at or math.huge end
+  return fd, at
 end
 
 --- Serve what loop.outside() named, without waiting (outside

@@ -162,8 +162,31 @@ end
 -- (task.finish), so that task:cancel() can end it.
 local tasks = setmetatable({}, { __mode = "k" })
 
+-- The waits to wake when what the main thread made changes under them
+-- (loop's outside_changed): fn -> true, each called once, from a timer of
+-- uv's (never from inside the call that changed it). The supervisor's
+-- driver adds its own.
+local outside_waits = {}
+B.outside_waits = outside_waits
+local outside_timer = false
+
+function B.outside_changed()
+  if outside_timer or not next(outside_waits) then return end
+  outside_timer = uv.new_timer()
+  outside_timer:start(0, 0, function()
+    close_handle(outside_timer)
+    outside_timer = false
+    local list = {}
+    for w in pairs(outside_waits) do list[#list + 1] = w end
+    for _, w in ipairs(list) do
+      if outside_waits[w] then w() end
+    end
+  end)
+end
+
 --- true when fd became readable, false at the deadline (or when other, a
--- second descriptor, became readable or was released: loop.outside's);
+-- second descriptor, became readable or was released: loop.outside's, or
+-- what the main thread made changed: B.outside_changed);
 -- nil, "cancelled" when the task B.spawn made was cancelled
 -- (task:cancel(): once; for good: then every wait raises, but in a stop:
 -- loop.cancel_due). owner: held while the wait is on fd (loop.wait).
@@ -171,10 +194,11 @@ function B.wait(fd, deadline, owner, other)
   local co = coroutine.running()
   local task = tasks[co]
   if loop.cancel_due(task) then return loop.cancelled(task) end
-  local timer, done, on_ready, on_other
+  local timer, done, on_ready, on_other, on_change
   local function finish(value, why)
     if done then return end
     done = true
+    outside_waits[on_change] = nil
     if task then task.finish = false end
     if fd then B.remove_poll(fd, on_ready) end
     if other then B.remove_poll(other, on_other) end
@@ -185,6 +209,8 @@ function B.wait(fd, deadline, owner, other)
     resume(co, value, why)
   end
   if task then task.finish = finish end
+  on_change = function() finish(false) end
+  outside_waits[on_change] = true
   if fd then
     on_ready = function() finish(true) end
     B.add_poll(fd, on_ready, owner)

@@ -65,8 +65,9 @@ function CQ.wait(cond, fd, deadline, other_fd)
   local timeout = deadline and math.max(0, deadline - now())
   local obj = fd and { pollfd = fd, events = "r" }
   local other = other_fd and cq_backend.enter(other_fd)
-  local list, n = { obj, other, cond }, 0
-  for i = 1, 3 do
+  -- (outside_cond: what the main thread made changed, see loop.outside)
+  local list, n = { obj, other, cond, cq_backend.outside_cond }, 0
+  for i = 1, 4 do
     if list[i] then n = n + 1; list[n] = list[i] end
   end
   if timeout then n = n + 1; list[n] = timeout end
@@ -119,10 +120,11 @@ LUV.outside = true
 function LUV.wait(w, fd, deadline, other_fd)
   local co = coroutine.running()
   local luv_backend = package.loaded["appstart.luv"]
-  local timer, poll, on_other, done = uv.new_timer(), nil, nil, false
+  local timer, poll, on_other, on_change, done = uv.new_timer(), nil, nil, nil, false
   local function over()
     if done then return false end
     done, w.wake, w.abandon = true, false, false
+    luv_backend.outside_waits[on_change] = nil
     luv_backend.close_handle(poll)
     if on_other then luv_backend.remove_poll(other_fd, on_other) end
     luv_backend.close_handle(timer)
@@ -132,6 +134,9 @@ function LUV.wait(w, fd, deadline, other_fd)
     if over() then resume(co, value) end
   end
   local _ <close> = setmetatable({}, { __close = over })
+  -- (what the main thread made changed, see loop.outside)
+  on_change = function() finish(false) end
+  luv_backend.outside_waits[on_change] = true
   if fd then
     poll = assert(uv.new_poll(fd))
     poll:start("r", function() finish(true) end)
