@@ -1476,6 +1476,91 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A main thread's app whose on_exit waits (0.5 s), its end served by a
+-- coroutine's wait under cqueues or luv (a 0.4 s sleep): on_exit runs in a
+-- coroutine of its own, not in the one that served it, whose sleep it
+-- held up (to 0.8 s), whose close cut it short, whose cancel it took.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_main_threads_on_exit_served_by_a_coroutine_waits_on_its_own"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local order = {}
+    local app = assert(appstart.start { argv = { F, "sleep=0.2", "exit=0" }, ready = "none", log = S.quiet,
+      on_exit = function()
+        order[#order + 1] = "on_exit begins"
+        appstart.sleep(0.5)
+        order[#order + 1] = "on_exit ends"
+      end })
+    local function sleeper()
+      appstart.sleep(0.4)
+      order[#order + 1] = "slept"
+    end
+    if context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(sleeper)
+      assert(cq:loop(5))
+      cq = nil -- luacheck: ignore
+      collectgarbage()
+    else
+      coroutine.wrap(sleeper)()
+      require("luv").run()
+    end
+    lu.assertEquals(order, { "on_exit begins", "slept", "on_exit ends" }, context)
+    lu.assertEquals(app.how, { code = 0 }, context)
+    app:close()
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
+-- A wait under luv that fails (a descriptor uv cannot poll: a regular
+-- file) leaves nothing behind: it stayed among the waits woken when the
+-- main thread makes something, which then resumed the coroutine at a
+-- yield of the user's own.
+function TL.test_a_wait_that_failed_under_luv_is_not_woken_later()
+  require "appstart.luv"
+  local uv = require "luv"
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local file = S.tmpname("regular")
+  S.touch(file)
+  local had = {}
+  for _, n in ipairs(S.testing.fds()) do had[n] = true end
+  local f = assert(io.open(file))
+  local fd
+  for _, n in ipairs(S.testing.fds()) do
+    if not had[n] then fd = n end
+  end
+  lu.assertNotNil(fd, "the file's descriptor")
+  local got = { resumed = {} }
+  local co = coroutine.create(function()
+    got.ok, got.err = pcall(loop.wait, fd, S.core.now() + 0.1)
+    while true do got.resumed[#got.resumed + 1] = tostring(coroutine.yield("mine")) end
+  end)
+  assert(coroutine.resume(co))
+  local app
+  local t = uv.new_timer()
+  t:start(50, 0, function()
+    t:close()
+    -- (a first descriptor in the main thread's poll set)
+    app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=0" }, ready = "none", stdout = "capture",
+      log = S.quiet })
+    local t2 = uv.new_timer()
+    t2:start(100, 0, function() t2:close(); app:wait(5) end)
+  end)
+  uv.run()
+  f:close()
+  lu.assertFalse(got.ok)
+  lu.assertEquals(got.resumed, {}, "the coroutine was resumed by appstart")
+  lu.assertEquals(app.how, { code = 0 })
+  app:close()
+  coroutine.close(co)
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 -- A supervisor brought up by the main thread, its service pinging its
 -- watchdog for 0.6 s, then no more; meanwhile a coroutine of cqueues or
 -- luv sleeps 0.3 s, serving the main thread's poll set: the watchdog's

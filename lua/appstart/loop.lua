@@ -486,12 +486,26 @@ function loop.in_task()
   return current_task() ~= nil
 end
 
+-- fn(...) in a coroutine of the other loop's, spawned by a coroutine that
+-- serves what the main thread made (a callback of an app of the main
+-- thread's): its waits its own (not the serving coroutine's: its timing,
+-- its cancel), what it makes the main thread's (for_main).
+local function as_main(fn, ...)
+  for_main[coroutine.running()] = 1
+  return fn(...)
+end
+
+local function backend_spawn(b, fn, ...)
+  if for_main[coroutine.running()] then return b.spawn(as_main, fn, ...) end
+  return b.spawn(fn, ...)
+end
+
 --- Run fn(...) as a task when inside a loop; call it now otherwise. Used for
 -- callbacks, so that a callback may itself wait.
 function loop.call(fn, ...)
   if current then return loop.spawn(fn, ...) end
-  local b = making_backend()
-  if b and b.spawn then return b.spawn(fn, ...) end
+  local b = active_backend()
+  if b and b.spawn then return backend_spawn(b, fn, ...) end
   return fn(...)
 end
 
@@ -521,10 +535,10 @@ function loop.callback(report, fn, ...)
     current.callbacks[entry] = true
     return loop.spawn(run_callback, entry, ...)
   end
-  local b = making_backend()
+  local b = active_backend()
   if b and b.spawn then
-    if b.errors_exit then return b.spawn(guarded, report, fn, ...) end
-    return b.spawn(fn, ...)
+    if b.errors_exit then return backend_spawn(b, guarded, report, fn, ...) end
+    return backend_spawn(b, fn, ...)
   end
   guarded(report, fn, ...)
 end
@@ -538,7 +552,7 @@ end
 -- which cq:loop() returns; elsewhere (a plain script, luv) it is reported.
 function loop.raised(report, err)
   if current then return loop.spawn(error, err, 0) end
-  local b = making_backend()
+  local b = active_backend()
   if b and b.spawn and not b.errors_exit then return b.spawn(error, err, 0) end
   report(err)
 end

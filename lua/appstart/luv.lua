@@ -198,7 +198,7 @@ function B.wait(fd, deadline, owner, other)
   local function finish(value, why)
     if done then return end
     done = true
-    outside_waits[on_change] = nil
+    if on_change then outside_waits[on_change] = nil end
     if task then task.finish = false end
     if fd then B.remove_poll(fd, on_ready) end
     if other then B.remove_poll(other, on_other) end
@@ -209,8 +209,6 @@ function B.wait(fd, deadline, owner, other)
     resume(co, value, why)
   end
   if task then task.finish = finish end
-  on_change = function() finish(false) end
-  outside_waits[on_change] = true
   if fd then
     on_ready = function() finish(true) end
     B.add_poll(fd, on_ready, owner)
@@ -223,6 +221,10 @@ function B.wait(fd, deadline, owner, other)
       error(err, 0)
     end
   end
+  -- (once nothing can fail: an entry left by a wait that raised would
+  -- resume the coroutine at a yield of someone else's)
+  on_change = function() finish(false) end
+  outside_waits[on_change] = true
   if deadline then
     timer = uv.new_timer()
     -- libuv counts from its loop's time, taken when the loop last woke:
