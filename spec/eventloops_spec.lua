@@ -1515,15 +1515,37 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- What such an on_exit raises is logged, as in a plain script (under
+-- cqueues it came out of cq:loop(), or was logged, by which of the two
+-- saw the app's end first).
+function TC.test_what_a_main_threads_on_exit_served_by_a_coroutine_raises_is_logged()
+  local before = S.snapshot()
+  local logged = {}
+  local app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=0" }, ready = "none",
+    log = function(level, message) logged[#logged + 1] = level .. ": " .. message end,
+    on_exit = function() error("boom from on_exit") end })
+  local cq = require("cqueues").new()
+  cq:wrap(function() appstart.sleep(0.4) end)
+  local ok, err = cq:loop(5)
+  lu.assertTrue(ok, tostring(err))
+  lu.assertStrContains(table.concat(logged, "\n"), "boom from on_exit")
+  lu.assertEquals(app.how, { code = 0 })
+  app:close()
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 -- A wait under luv that fails (a descriptor uv cannot poll: a regular
 -- file) leaves nothing behind: it stayed among the waits woken when the
--- main thread makes something, which then resumed the coroutine at a
--- yield of the user's own. (In a child: see there.)
+-- main thread makes something, and a task's cancel ended it, each of
+-- which then resumed the coroutine at a yield of the user's own. (In a
+-- child: see there.)
 function TL.test_a_wait_that_failed_under_luv_is_not_woken_later()
   local out, ok = S.run_child({ timeout = 20, env = { ASAN_OPTIONS = "detect_leaks=0" } },
     "eventloops_luv_a_failed_wait")
   lu.assertTrue(ok, out)
-  lu.assertEquals(out, "failed:\ttrue\nresumed:\t0\napp:\t0\n")
+  lu.assertEquals(out, "failed:\ttrue\ttrue\nresumed:\t0\napp:\t0\n")
 end
 
 -- A supervisor brought up by the main thread, its service pinging its

@@ -537,8 +537,10 @@ function loop.callback(report, fn, ...)
   end
   local b = active_backend()
   if b and b.spawn then
-    if b.errors_exit then return backend_spawn(b, guarded, report, fn, ...) end
-    return backend_spawn(b, fn, ...)
+    -- (the main thread's: what it raises is reported, as in a plain script)
+    if for_main[coroutine.running()] then return b.spawn(as_main, guarded, report, fn, ...) end
+    if b.errors_exit then return b.spawn(guarded, report, fn, ...) end
+    return b.spawn(fn, ...)
   end
   guarded(report, fn, ...)
 end
@@ -552,7 +554,7 @@ end
 -- which cq:loop() returns; elsewhere (a plain script, luv) it is reported.
 function loop.raised(report, err)
   if current then return loop.spawn(error, err, 0) end
-  local b = active_backend()
+  local b = making_backend()
   if b and b.spawn and not b.errors_exit then return b.spawn(error, err, 0) end
   report(err)
 end

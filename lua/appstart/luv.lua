@@ -208,7 +208,6 @@ function B.wait(fd, deadline, owner, other)
     if coroutine.status(co) == "dead" then return end
     resume(co, value, why)
   end
-  if task then task.finish = finish end
   if fd then
     on_ready = function() finish(true) end
     B.add_poll(fd, on_ready, owner)
@@ -223,6 +222,7 @@ function B.wait(fd, deadline, owner, other)
   end
   -- (once nothing can fail: an entry left by a wait that raised would
   -- resume the coroutine at a yield of someone else's)
+  if task then task.finish = finish end
   on_change = function() finish(false) end
   outside_waits[on_change] = true
   if deadline then
