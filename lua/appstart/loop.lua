@@ -406,10 +406,6 @@ local function active_backend()
   return nil
 end
 
--- The descriptor a wait under another loop serves the shared poller for
--- (serve_for), and whether it was released meanwhile
-local serving_for, serving_released = nil, false
-
 -- The coroutines serving what the main thread made (serve_now from a wait
 -- under another loop), each with its depth: what that serving makes (a
 -- watchdog's timer set again, an app's end watched, a callback run) stays
@@ -435,7 +431,6 @@ end
 function loop.release(...)
   for i = 1, select("#", ...) do
     local fd = select(i, ...)
-    if fd ~= nil and fd == serving_for then serving_released = true end
     local set = fd and waiters[fd]
     if set then
       local list, k = {}, 0
@@ -611,7 +606,7 @@ end
 -- Block on source (a descriptor or a source of several) until the
 -- deadline, polling it directly: no poller to create and close, no
 -- registration to undo.
-local serve_now, serve_for -- below
+local serve_now -- below
 
 local function block(source, deadline)
   core.reap()
@@ -689,7 +684,8 @@ function loop.wait(source, deadline, owner)
     -- shared poller reads too; the caller looks again then)
     core.reap()
     local served = nserved
-    if serve_for(fd) or (fd and nserved ~= served) then return true end
+    serve_now()
+    if fd and nserved ~= served then return true end
     while true do
       local other, at = nil, nil
       if b.outside then other, at = loop.outside() end
@@ -767,22 +763,6 @@ function serve_now()
     if not ok then error(err, 0) end
     loop.idle()
   end
-end
-
--- serve_now() for a wait on fd under another loop: true when fd was
--- released meanwhile (loop.release: it may be closed by now). (Serving
--- may nest: a callback that waits.)
-function serve_for(fd)
-  if not fd or not (next(waiters) or heap[1]) then
-    serve_now()
-    return false
-  end
-  local outer, outer_released = serving_for, serving_released
-  serving_for, serving_released = fd, false
-  serve_now()
-  local released = serving_released
-  serving_for, serving_released = outer, outer_released
-  return released
 end
 
 
