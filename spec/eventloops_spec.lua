@@ -1515,6 +1515,113 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A supervisor the main thread brought up, its service's STATUS= served
+-- by a coroutine's wait under cqueues or luv: its on_status runs as the
+-- main thread's, in a coroutine of its own there. What it makes (a watch)
+-- is the main thread's, served by the main thread's sleep once the loop is
+-- left (it went to the loop, which never fired it meanwhile); and one
+-- still waiting in the loop left holds back no later on_status: the main
+-- thread's sleep runs "two" (it waited for the loop to run again: a loop
+-- left for good held back every later callback for good). The one left
+-- finishes when that loop runs again.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_main_threads_supervisor_callbacks_served_by_a_coroutine_stay_the_main_threads"] =
+    function()
+      if context == "luv" then require "appstart.luv" end
+      luv_warm(context)
+      collectgarbage()
+      local before = S.snapshot()
+      local got, other, w = {}, nil, nil
+      local sv = appstart.supervisor { log = S.quiet, services = { svc = {
+        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two", "pause" },
+        watchdog = 20, kill_grace = 0.5, -- (the watchdog keeps its socket read)
+        on_status = function(_, text)
+          got[#got + 1] = text
+          if text ~= "one" then return end
+          w = appstart.watch(other.pid, function(_, why) got[#got + 1] = "watch " .. why end)
+          appstart.sleep(0.3)
+          got[#got + 1] = "one done"
+        end } } }
+      assert(sv:up())
+      other = assert(appstart.start { argv = { F, "sleep=0.5", "exit=0" }, ready = "none", log = S.quiet })
+      local function sleeper() appstart.sleep(1) end
+      local cq, uv
+      -- the loop, left at 0.25 s, with on_status("one") waiting in it
+      if context == "cqueues" then
+        cq = require("cqueues").new()
+        cq:wrap(sleeper)
+        assert(cq:loop(0.25))
+      else
+        uv = require "luv"
+        coroutine.wrap(sleeper)()
+        local t = uv.new_timer()
+        t:start(250, 0, function() t:close(); uv.stop() end)
+        uv.run()
+      end
+      got[#got + 1] = "left"
+      appstart.sleep(0.75)
+      got[#got + 1] = "slept"
+      local by_then = table.concat(got, ",")
+      assert(sv:down())
+      -- that loop run again: what waited there finishes
+      if cq then assert(cq:loop(5)) else uv.run() end
+      cq = nil -- luacheck: ignore
+      lu.assertEquals(other.how, { code = 0 }, context)
+      other:close()
+      lu.assertTrue(w.done, context)
+      lu.assertEquals({ got[1], got[2] }, { "one", "left" }, context .. ": " .. by_then)
+      lu.assertStrContains(by_then, "two", false, context)
+      lu.assertStrContains(by_then, "watch exited", false, context)
+      lu.assertEquals(got[#got], "one done", context)
+      lu.assertEquals(#got, 6, context .. ": " .. table.concat(got, ","))
+      collectgarbage()
+      S.assert_clean(before, context)
+    end
+end
+
+-- Nor does such serving move the supervisor's driver into that loop (the
+-- app tells a reload of its own, served so): the loop returns
+-- once its coroutine is done (a driver moved there held cq:loop() and
+-- uv.run() for as long as the service ran: 3 s here, to the timeout), and
+-- the supervisor stays the main thread's.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_serving_a_main_threads_supervisor_leaves_no_driver_in_the_loop"] = function()
+    if context == "luv" then require "appstart.luv" end
+    luv_warm(context)
+    collectgarbage()
+    local before = S.snapshot()
+    local got = {}
+    local sv = appstart.supervisor { log = S.quiet, services = { svc = {
+      argv = { F, "notify=READY=1", "sleep=0.1", "notify=RELOADING=1", "notify=STATUS=one", "notify=READY=1",
+        "pause" }, watchdog = 20, kill_grace = 0.5,
+      on_status = function(_, text) got[#got + 1] = text end } } }
+    assert(sv:up())
+    local function sleeper() appstart.sleep(0.4) end
+    local t0 = S.core.now()
+    if context == "cqueues" then
+      local cq = require("cqueues").new()
+      cq:wrap(sleeper)
+      assert(cq:loop(3))
+    else
+      local uv = require "luv"
+      coroutine.wrap(sleeper)()
+      local t = uv.new_timer()
+      t:start(3000, 0, function() uv.stop() end)
+      t:unref()
+      uv.run()
+      t:close()
+    end
+    local took = S.core.now() - t0
+    lu.assertEquals(got, { "one" }, context)
+    lu.assertTrue(took < 2, string.format("%s: the loop ran %.1f s", context, took))
+    lu.assertEquals(sv:status().svc.state, "ready", context)
+    assert(sv:down())
+    if context == "luv" then require("luv").run() end
+    collectgarbage()
+    S.assert_clean(before, context)
+  end
+end
+
 -- What such an on_exit raises is logged, as in a plain script (under
 -- cqueues it came out of cq:loop(), or was logged, by which of the two
 -- saw the app's end first).

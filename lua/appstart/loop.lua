@@ -495,6 +495,13 @@ local function backend_spawn(b, fn, ...)
   return b.spawn(fn, ...)
 end
 
+--- Does the caller serve, or run a callback of, what the main thread made
+-- (a coroutine of another loop's, marked so: see serve_now)? What it
+-- makes is the main thread's, its callbacks run as the main thread's.
+function loop.for_main()
+  return for_main[coroutine.running()] ~= nil
+end
+
 --- Run fn(...) as a task when inside a loop; call it now otherwise. Used for
 -- callbacks, so that a callback may itself wait.
 function loop.call(fn, ...)

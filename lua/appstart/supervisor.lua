@@ -115,7 +115,11 @@ end
 -- caller no longer runs (another kind's, or a cqueues controller left for
 -- another) may hold it in a callback that waits, as it may hold the driver
 -- (_ensure_driver): a runner in the caller's loop takes over. A caller
--- that can start none (plain) leaves the queue to it.
+-- that can start none (plain) leaves the queue to it, but for a runner of
+-- the main thread's (supervisor_driver's MAIN: spawned where a loop's
+-- coroutine served the main thread's supervisor) waiting in a loop the
+-- caller is outside of, which may never run again: a plain script would
+-- have run its callbacks inline, in order.
 -- The controller a driver or runner runs in (a cqueues controller; nil
 -- where the loop has none), held weakly: one the caller left for another
 -- is not kept, with its descriptors, by the supervisor.
@@ -126,6 +130,11 @@ end
 
 local function runner_alive(r, env)
   if not (r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")) then return false end
+  -- the main thread's, waiting (or yet to begin) in a loop the caller is
+  -- outside of, which may never run again
+  if r.env.inside and (not r.co or coroutine.status(r.co) == "suspended") and not r.env.inside(r) then
+    return false
+  end
   if not env.spawn then return true end
   return r.env == env and (not env.home or r.home[1] == env.home())
 end
@@ -138,14 +147,15 @@ local function flush(sv)
   -- (one left in another loop stops once its callback returns, if ever)
   local r = { env = env, home = home_of(env), co = false }
   q.runner = r
-  if not env.spawn then
+  local spawn = env.spawn_runner or env.spawn
+  if not spawn then
     -- a callback run here may cause more: this same loop runs them
     local ok, err = pcall(run_queued, sv, r)
     if q.runner == r then q.runner = false end
     if not ok then error(err, 0) end
     return
   end
-  env.spawn(function()
+  spawn(function()
     r.co = coroutine.running()
     run_queued(sv, r)
     if q.runner == r then q.runner = false end

@@ -176,6 +176,40 @@ function PLAIN.wait(_, fd, deadline) return loop.wait(fd, deadline) end
 function PLAIN.alive() return true end
 
 -------------------------------------------------------------------------------
+-- the main thread's, in a coroutine of another loop's
+
+-- A coroutine of cqueues' or luv's that serves what the main thread made
+-- (its wait serving appstart's shared poller), or runs a callback of the
+-- main thread's so served (loop.for_main): a supervisor the main thread
+-- brought up stays the main thread's there, with no driver in that loop,
+-- and its calls that wait drive as a plain script's do. Its callbacks run
+-- in a coroutine of that loop's of their own (runner), marked the main
+-- thread's, as an app's on_exit is: their waits their own, not the
+-- serving coroutine's. That loop, once left, may not run again: a caller
+-- outside it takes the queue over from a runner waiting there.
+local MAIN = { name = "main" }
+
+MAIN.wait = PLAIN.wait
+MAIN.alive = PLAIN.alive
+function MAIN.spawn_runner(fn) loop.call(fn) end
+
+--- Is the caller inside the loop runner r (a coroutine MAIN spawned)
+-- waits in: the controller it runs in (cqueues), luv's loop running?
+function MAIN.inside(r)
+  local home = r.home and r.home[1]
+  if home then return package.loaded.cqueues.running() == home end
+  local luv_backend = package.loaded["appstart.luv"]
+  return luv_backend ~= nil and luv_backend.running()
+end
+
+--- The loop a runner spawned now runs in: a cqueues controller; none
+-- under luv (one loop).
+function MAIN.home()
+  local cq = package.loaded.cqueues
+  return cq and cq.running() or nil
+end
+
+-------------------------------------------------------------------------------
 -- a start served by a plain script's calls
 
 -- Outside any loop an app's notify socket is closed at ready and a start
@@ -247,6 +281,7 @@ end
 -- else plain.
 function M.current()
   if loop.task() then return RUN end
+  if loop.for_main() then return MAIN end
   if loop.running() then return PLAIN end -- a loop's callback: waits block
   local _, main = coroutine.running()
   if main or not coroutine.isyieldable() then return PLAIN end
