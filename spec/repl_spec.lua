@@ -239,20 +239,44 @@ function T.test_signals_by_name_in_any_case_or_by_number()
   lu.assertEquals(app:wait(3), { signal = 10 })
 end
 
--- A method called with "." for ":" (app.kill("TERM")) raises, naming the
--- slip: the string passed for the app read as a closed app (nil,
--- "closed", nothing sent), a number raised from deep inside.
+-- A method called with "." for ":" (app.kill("TERM")) raises at the
+-- caller's line, naming the slip: the string passed for the app read as a
+-- closed app (nil, "closed", nothing sent), a number raised from deep
+-- inside; so for a start's, a watch's and a supervisor's methods (which
+-- failed on a field of nil's or of a string's: "attempt to index a nil
+-- value (local 'self')", "attempt to get length of a nil value").
+local function dot_call_says_so(obj, prefix, kind, cases)
+  for _, case in ipairs(cases) do
+    local ok, err = pcall(function()
+      local r = obj[case[1]](case[2])
+      return r
+    end)
+    lu.assertFalse(ok, case[1])
+    lu.assertStrMatches(err, ".*repl_spec%.lua:%d+: .*")
+    lu.assertStrContains(err, string.format("%s:%s: %s expected, got %s (%s:%s(), not %s.%s())",
+      prefix, case[1], kind, type(case[2]), prefix, case[1], prefix, case[1]))
+  end
+end
+
 function T.test_a_method_called_with_a_dot_says_so()
   local app = assert(start { argv = { F, "line=3:dot", "pause" } })
-  for _, case in ipairs { { "kill", "TERM" }, { "terminate", "1" }, { "wait", 5 }, { "reload", "x" },
-    { "tail", "5" }, { "close", "x" } } do
-    local ok, err = pcall(app[case[1]], case[2])
-    lu.assertFalse(ok, case[1])
-    lu.assertStrContains(err, string.format("app:%s: an app expected, got %s (app:%s(), not app.%s())",
-      case[1], type(case[2]), case[1], case[1]))
-  end
+  dot_call_says_so(app, "app", "an app", { { "kill", "TERM" }, { "terminate", "1" }, { "wait", 5 },
+    { "reload", "x" }, { "tail", "5" }, { "close", "x" }, { "pollfd" }, { "timeout" } })
   lu.assertEquals(app.state, "ready")
+  local w = appstart.watch(app.pid, function() end)
+  dot_call_says_so(w, "w", "a watch", { { "stop" }, { "pollfd" }, { "timeout" } })
+  lu.assertFalse(w.done)
   lu.assertEquals(app:terminate(1), { signal = 15 })
+  lu.assertTrue(w.done)
+  local h = appstart.begin { argv = { F, "line=3:dot", "exit=0" }, ready = "fd" }
+  dot_call_says_so(h, "h", "a start", { { "step" }, { "wait" }, { "cancel" }, { "abandon" }, { "pollfd" },
+    { "timeout" }, { "on_wake", print } })
+  lu.assertFalse(h.done)
+  lu.assertTrue(h:wait() ~= nil)
+  h.app:wait(3)
+  local sv = appstart.supervisor { services = {} }
+  dot_call_says_so(sv, "sv", "a supervisor", { { "add", "x" }, { "up", "x" }, { "start", "x" }, { "stop", "x" },
+    { "restart", "x" }, { "reload", "x" }, { "status" }, { "down" }, { "remove", "x" }, { "wait" } })
 end
 
 -- The real-time signals by the names an end is told with (RTMIN+N), and

@@ -623,10 +623,7 @@ end
 -- would read the string as a closed app. (level: error's, as counted
 -- from the caller of is_app)
 local function is_app(app, what, level)
-  if getmetatable(app) ~= App then
-    error(format("%s: an app expected, got %s (%s(), not %s())", what, type(app), what,
-      (what:gsub(":", "."))), level + 1)
-  end
+  errors.check_self(app, App, what, "an app", level + 1)
 end
 
 -- on_status and on_output have the app while its start is under way: the
@@ -979,12 +976,14 @@ end
 
 -- cqueues-style polling interface: pollfd / events / timeout
 function App:pollfd()
+  is_app(self, "app:pollfd", 2)
   local proc = self._proc
   if proc then return proc:fd() end
   return nil
 end
 function App:events() return "r" end
 function App:timeout()
+  is_app(self, "app:timeout", 2)
   -- ended or closed: a poll returns at once (app:wait says which)
   if not self._proc then return 0 end
   if not self._proc:fd() then return settings.poll_interval end

@@ -66,4 +66,15 @@ function errors.new(code, message, fields, program)
   return setmetatable(e, Error)
 end
 
+--- A method's self must be its object (metatable mt): obj.method(x) for
+-- obj:method(x) would take x for it, and fail on some field of x's with
+-- a message that names neither. what: "app:wait"; kind: "an app"; level:
+-- error's, as counted from the caller of check_self.
+function errors.check_self(obj, mt, what, kind, level)
+  if getmetatable(obj) ~= mt then
+    error(string.format("%s: %s expected, got %s (%s(), not %s())", what, kind, type(obj), what,
+      (what:gsub(":", "."))), level + 1)
+  end
+end
+
 return errors

@@ -690,6 +690,12 @@ function probe_step(h)
   return false
 end
 
+-- A method's self must be a start (h:step(), not h.step()). (level:
+-- error's, as counted from the caller of is_start)
+local function is_start(h, what, level)
+  errors.check_self(h, Starting, what, "a start", level + 1)
+end
+
 -- The start's own check function stepping it (h:step, h:wait) would run
 -- inside its step: a step in a step, or the check again (in a plain
 -- script the call is a step's; in a loop it would wait on itself).
@@ -705,6 +711,7 @@ end
 -- Call it whenever h:pollfd() (or one of the starter's descriptors) is
 -- readable or h:timeout() has passed.
 function Starting:step()
+  is_start(self, "h:step", 2)
   not_from_own_check(self)
   -- stepped once, it is fresh no more: what happened is for the step to see
   self._fresh = false
@@ -844,6 +851,7 @@ end
 -- has returned): for whoever waits on h:pollfd() in a poll set of its own.
 -- Only a probing start has such a wake; for another it is never called.
 function Starting:on_wake(fn)
+  is_start(self, "h:on_wake", 2)
   if fn ~= nil and type(fn) ~= "function" then
     error("h:on_wake: a function expected, got " .. type(fn), 2)
   end
@@ -865,6 +873,7 @@ end
 -- err. A wait cancelled (the calling task was) cancels the start (and the
 -- task a check function runs in).
 function Starting:wait()
+  is_start(self, "h:wait", 2)
   not_from_own_check(self)
   local s = self._s
   -- fresh from its spawn: the first step comes after a wait (unless the
@@ -890,6 +899,7 @@ end
 --- Abandon the start and wait until its app is terminated; then
 -- h.err.code == "cancelled".
 function Starting:cancel()
+  is_start(self, "h:cancel", 2)
   abandon(self)
   self:wait()
 end
@@ -900,6 +910,7 @@ end
 -- and must not wait here (a supervisor stopping a service whose start is
 -- under way). Returns h.done.
 function Starting:abandon()
+  is_start(self, "h:abandon", 2)
   abandon(self)
   return self.done
 end
@@ -919,11 +930,13 @@ end
 
 -- cqueues-style polling interface: pollfd / events / timeout
 function Starting:pollfd()
+  is_start(self, "h:pollfd", 2)
   if self.done then return nil end
   return (self._s:fd())
 end
 function Starting:events() return "r" end
 function Starting:timeout()
+  is_start(self, "h:timeout", 2)
   if self.done then return 0 end
   return self._wake and math.max(0, self._wake - now()) or 0
 end

@@ -961,6 +961,11 @@ end
 -------------------------------------------------------------------------------
 -- the object
 
+-- A method's self must be a supervisor (sv:up(), not sv.up()).
+local function is_sv(sv, what)
+  errors.check_self(sv, Supervisor, what, "a supervisor", 3)
+end
+
 -- The service called name; an unknown name raises at the user's line
 -- (level: as error() counts, from the caller of this function).
 local function service_of(sv, name, who, level)
@@ -1075,6 +1080,7 @@ end
 --- Add a service (stopped until started). Raises on a mistake in its spec,
 -- an existing name, an unknown name in after/needs or a cycle.
 function Supervisor:add(name, spec)
+  is_sv(self, "sv:add")
   local cfg = sopts.service(name, spec, "sv:add", 2)
   if self._services[name] then error(format("sv:add: service '%s' exists already", name), 2) end
   for _, list in ipairs { cfg.needs, cfg.after } do
@@ -1197,6 +1203,7 @@ end
 -- @return true, or nil, err as soon as one start fails (err.service names
 -- it, err.code says why); its restart policy goes on
 function Supervisor:up(...)
+  is_sv(self, "sv:up")
   local names = table.pack(...)
   local set = with_needs(self, names.n > 0 and names or self._names, "sv:up")
   -- every service: but those on their way out
@@ -1212,6 +1219,7 @@ end
 -- sv:up(name), and a service that failed (gave up) or waits in backoff is
 -- started at once.
 function Supervisor:start(name)
+  is_sv(self, "sv:start")
   local svc = service_of(self, name, "sv:start", 2)
   return ask_set_up(self, with_needs(self, { name }, "sv:start"), svc, "sv:start")
 end
@@ -1219,6 +1227,7 @@ end
 --- Stop one service (what needs it first) and wait until it has stopped.
 -- @return true
 function Supervisor:stop(name)
+  is_sv(self, "sv:stop")
   local svc = service_of(self, name, "sv:stop", 2)
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
   local downs = svc.downs or 0
@@ -1233,6 +1242,7 @@ end
 -- comes back after it); wait until it is ready again.
 -- @return true, or nil, err
 function Supervisor:restart(name)
+  is_sv(self, "sv:restart")
   local svc = service_of(self, name, "sv:restart", 2)
   local set = with_needs(self, { name }, "sv:restart")
   self:_advance()
@@ -1271,6 +1281,7 @@ end
 -- end goes to the restart policy, and the reload is an error ("died").
 -- @return true, or nil, err
 function Supervisor:reload(name)
+  is_sv(self, "sv:reload")
   local svc = service_of(self, name, "sv:reload", 2)
   self:_advance()
   if not UP[svc.state] then
@@ -1326,6 +1337,7 @@ end
 -- STATUS=), last (how it last ended, or the error of its last start),
 -- reasons (when failed: how each failure of the burst ended)}.
 function Supervisor:status(name)
+  is_sv(self, "sv:status")
   local svc = name ~= nil and service_of(self, name, "sv:status", 2)
   self:_advance()
   if svc then return status_of(svc) end
@@ -1355,6 +1367,7 @@ end
 --- Stop every service, dependents before what they need; wait until all
 -- have stopped. @return true
 function Supervisor:down()
+  is_sv(self, "sv:down")
   for _, svc in pairs(self._services) do
     svc.goal, svc.revive, svc.restart_pending = "down", false, false
   end
@@ -1373,6 +1386,7 @@ end
 -- is not forgotten then (its stop goes on, under the supervisor, as a
 -- cancelled sv:stop's does), and may be removed again
 function Supervisor:remove(name)
+  is_sv(self, "sv:remove")
   local svc = service_of(self, name, "sv:remove", 2)
   local users = {}
   for _, d in ipairs(svc.dependents) do users[#users + 1] = d.name end
@@ -1406,6 +1420,7 @@ end
 --- Wait until every service is stopped or failed (outside a loop: supervise
 -- until then). @return true
 function Supervisor:wait()
+  is_sv(self, "sv:wait")
   return drive(self, "sv:wait", all_down_cond(self))
 end
 

@@ -1,6 +1,7 @@
 --- appstart.watch: watch any pid (not necessarily a child) until it exits:
 -- fn(pid, "exited" | "stopped") runs exactly once.
 local core = require "appstart.core"
+local errors = require "appstart.errors"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
@@ -23,8 +24,14 @@ local function watch_end(w, why)
   loop.callback(report, w._fn, w.pid, why)
 end
 
+-- A method's self must be a watch (w:stop(), not w.stop()).
+local function is_watch(w, what)
+  errors.check_self(w, Watch, what, "a watch", 3)
+end
+
 --- Stop watching: the callback runs with "stopped" unless it already ran.
 function Watch:stop()
+  is_watch(self, "w:stop")
   watch_end(self, "stopped")
 end
 
@@ -32,9 +39,13 @@ function Watch:__tostring()
   return string.format("appstart.watch(pid %d, %s)", self.pid, self.done and "done" or "watching")
 end
 
-function Watch:pollfd() return self._proc and self._proc:fd() end
+function Watch:pollfd()
+  is_watch(self, "w:pollfd")
+  return self._proc and self._proc:fd()
+end
 function Watch:events() return "r" end
 function Watch:timeout()
+  is_watch(self, "w:timeout")
   -- done, or the pid was gone at the start: a poll returns at once
   if self.done or not self._proc then return 0 end
   if not self._proc:fd() then return settings.poll_interval end
