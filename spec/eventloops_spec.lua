@@ -1378,6 +1378,18 @@ for _, pidfd in ipairs { true, false } do
   end
 end
 
+--- body() run, nothing leaked by it (luv loaded and its loop's own
+-- descriptors made before the snapshot).
+local function leaves_nothing(context, body)
+  if context == "luv" then require "appstart.luv" end
+  luv_warm(context)
+  collectgarbage()
+  local before = S.snapshot()
+  body()
+  collectgarbage()
+  S.assert_clean(before, context)
+end
+
 -- A reload asked for in a coroutine of cqueues or luv, of a service the
 -- main thread brought up (its notify socket read in appstart's own poll
 -- set, which the coroutine's wait polls beside the socket), while an app
@@ -1388,43 +1400,39 @@ end
 -- app says so.
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_reload_whose_ready_the_main_threads_poll_set_read_is_done_at_once"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local sv = appstart.supervisor { log = S.quiet, services = { svc = { argv = { F, "catch=HUP",
-      "notify=READY=1", "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
-      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
-      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
-      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
-      "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1", "pause" },
-      ready_timeout = 1.5, kill_grace = 0.5, watchdog = 20 } } } -- (the watchdog keeps its socket read)
-    assert(sv:up())
-    -- (a line every 2 ms, each taking 1 ms of the launcher's CPU)
-    local chatty = assert(appstart.start { argv = { "sh", "-c", "while :; do echo x; sleep 0.002; done" },
-      ready = "none", stdout = "capture", log = S.quiet,
-      on_output = function()
-        local t = os.clock() + 0.001
-        repeat until os.clock() >= t
-      end })
-    local took = {}
-    in_context(context, function()
+    leaves_nothing(context, function()
+      local sv = appstart.supervisor { log = S.quiet, services = { svc = { argv = { F, "catch=HUP",
+        "notify=READY=1", "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+        "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+        "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+        "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1",
+        "waitsig=HUP", "sleep=0.1", "notify=RELOADING=1", "notify=READY=1", "pause" },
+        ready_timeout = 1.5, kill_grace = 0.5, watchdog = 20 } } } -- (the watchdog keeps its socket read)
+      assert(sv:up())
+      -- (a line every 2 ms, each taking 1 ms of the launcher's CPU)
+      local chatty = assert(appstart.start { argv = { "sh", "-c", "while :; do echo x; sleep 0.002; done" },
+        ready = "none", stdout = "capture", log = S.quiet,
+        on_output = function()
+          local t = os.clock() + 0.001
+          repeat until os.clock() >= t
+        end })
+      local took = {}
+      in_context(context, function()
+        for i = 1, 5 do
+          local t0 = S.core.now()
+          local ok, err = sv:reload("svc")
+          took[i] = string.format("%s %.1f", tostring(ok or err), S.core.now() - t0)
+        end
+        sv:down()
+      end)
+      chatty:terminate()
+      chatty:close()
       for i = 1, 5 do
-        local t0 = S.core.now()
-        local ok, err = sv:reload("svc")
-        took[i] = string.format("%s %.1f", tostring(ok or err), S.core.now() - t0)
+        local ok, t = took[i]:match("^(%S+) (%S+)$")
+        lu.assertEquals(ok, "true", context)
+        lu.assertTrue(tonumber(t) < 1, context .. ": reloads took " .. table.concat(took, ", "))
       end
-      sv:down()
     end)
-    chatty:terminate()
-    chatty:close()
-    for i = 1, 5 do
-      local ok, t = took[i]:match("^(%S+) (%S+)$")
-      lu.assertEquals(ok, "true", context)
-      lu.assertTrue(tonumber(t) < 1, context .. ": reloads took " .. table.concat(took, ", "))
-    end
-    collectgarbage()
-    S.assert_clean(before, context)
   end
 end
 
@@ -1435,45 +1443,65 @@ end
 -- 2 s on).
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_an_app_the_main_thread_starts_while_a_coroutine_waits_is_served"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local got = {}
-    local function main_starts()
-      got.app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=5" }, ready = "none", log = S.quiet,
-        on_exit = function() got.exited = S.core.now() end })
-    end
-    local function waits()
-      local paused = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
-      got.waited = paused:wait(2)
-      got.over = S.core.now()
-      paused:terminate(1)
-    end
-    if context == "cqueues" then
-      local cq = require("cqueues").new()
-      cq:wrap(waits)
-      assert(cq:loop(0.1))
-      main_starts()
-      assert(cq:loop(5))
-      cq = nil -- luacheck: ignore
-      collectgarbage()
-    else
-      local uv = require "luv"
-      coroutine.wrap(waits)()
-      local t = uv.new_timer()
-      t:start(100, 0, function() t:close(); main_starts() end)
-      uv.run()
-    end
-    lu.assertNil(got.waited, context)
-    lu.assertNotNil(got.exited, context)
-    lu.assertTrue(got.over - got.exited > 1, string.format("%s: its end seen %.2f s before the wait's",
-      context, got.over - got.exited))
-    lu.assertEquals(got.app.how, { code = 5 }, context)
-    got.app:close()
-    collectgarbage()
-    S.assert_clean(before, context)
+    leaves_nothing(context, function()
+      local got = {}
+      local function main_starts()
+        got.app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=5" }, ready = "none", log = S.quiet,
+          on_exit = function() got.exited = S.core.now() end })
+      end
+      local function waits()
+        local paused = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+        got.waited = paused:wait(2)
+        got.over = S.core.now()
+        paused:terminate(1)
+      end
+      if context == "cqueues" then
+        local cq = require("cqueues").new()
+        cq:wrap(waits)
+        assert(cq:loop(0.1))
+        main_starts()
+        assert(cq:loop(5))
+        cq = nil -- luacheck: ignore
+        collectgarbage()
+      else
+        local uv = require "luv"
+        coroutine.wrap(waits)()
+        local t = uv.new_timer()
+        t:start(100, 0, function() t:close(); main_starts() end)
+        uv.run()
+      end
+      lu.assertNil(got.waited, context)
+      lu.assertNotNil(got.exited, context)
+      lu.assertTrue(got.over - got.exited > 1, string.format("%s: its end seen %.2f s before the wait's",
+        context, got.over - got.exited))
+      lu.assertEquals(got.app.how, { code = 5 }, context)
+      got.app:close()
+    end)
   end
+end
+
+--- fn run in a coroutine of cqueues' (context "cqueues") or luv's, that
+-- loop run until nothing is left to run in it, or left after `leave`
+-- seconds (cq:loop(leave); uv.stop from a timer that holds the loop no
+-- longer than it). Returns a function that runs it again to its end.
+local function in_loop(context, fn, leave)
+  if context == "cqueues" then
+    local cq = require("cqueues").new()
+    cq:wrap(fn)
+    assert(cq:loop(leave or 20))
+    return function() assert(cq:loop(20)) end
+  end
+  require "appstart.luv"
+  local uv = require "luv"
+  coroutine.wrap(fn)()
+  local t = leave and uv.new_timer()
+  if t then
+    t:start(math.floor(leave * 1000), 0, function() uv.stop() end)
+    t:unref()
+  end
+  uv.run()
+  if t then t:close() end
+  return function() uv.run() end
 end
 
 -- A main thread's app whose on_exit waits (0.5 s), its end served by a
@@ -1482,36 +1510,22 @@ end
 -- held up (to 0.8 s), whose close cut it short, whose cancel it took.
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_main_threads_on_exit_served_by_a_coroutine_waits_on_its_own"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local order = {}
-    local app = assert(appstart.start { argv = { F, "sleep=0.2", "exit=0" }, ready = "none", log = S.quiet,
-      on_exit = function()
-        order[#order + 1] = "on_exit begins"
-        appstart.sleep(0.5)
-        order[#order + 1] = "on_exit ends"
-      end })
-    local function sleeper()
-      appstart.sleep(0.4)
-      order[#order + 1] = "slept"
-    end
-    if context == "cqueues" then
-      local cq = require("cqueues").new()
-      cq:wrap(sleeper)
-      assert(cq:loop(5))
-      cq = nil -- luacheck: ignore
-      collectgarbage()
-    else
-      coroutine.wrap(sleeper)()
-      require("luv").run()
-    end
-    lu.assertEquals(order, { "on_exit begins", "slept", "on_exit ends" }, context)
-    lu.assertEquals(app.how, { code = 0 }, context)
-    app:close()
-    collectgarbage()
-    S.assert_clean(before, context)
+    leaves_nothing(context, function()
+      local order = {}
+      local app = assert(appstart.start { argv = { F, "sleep=0.2", "exit=0" }, ready = "none", log = S.quiet,
+        on_exit = function()
+          order[#order + 1] = "on_exit begins"
+          appstart.sleep(0.5)
+          order[#order + 1] = "on_exit ends"
+        end })
+      in_loop(context, function()
+        appstart.sleep(0.4)
+        order[#order + 1] = "slept"
+      end)
+      lu.assertEquals(order, { "on_exit begins", "slept", "on_exit ends" }, context)
+      lu.assertEquals(app.how, { code = 0 }, context)
+      app:close()
+    end)
   end
 end
 
@@ -1527,55 +1541,40 @@ end
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_main_threads_supervisor_callbacks_served_by_a_coroutine_stay_the_main_threads"] =
     function()
-      if context == "luv" then require "appstart.luv" end
-      luv_warm(context)
-      collectgarbage()
-      local before = S.snapshot()
-      local got, other, w = {}, nil, nil
-      local sv = appstart.supervisor { log = S.quiet, services = { svc = {
-        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two", "pause" },
-        watchdog = 20, kill_grace = 0.5, -- (the watchdog keeps its socket read)
-        on_status = function(_, text)
-          got[#got + 1] = text
-          if text ~= "one" then return end
-          w = appstart.watch(other.pid, function(_, why) got[#got + 1] = "watch " .. why end)
-          appstart.sleep(0.3)
-          got[#got + 1] = "one done"
-        end } } }
-      assert(sv:up())
-      other = assert(appstart.start { argv = { F, "sleep=0.5", "exit=0" }, ready = "none", log = S.quiet })
-      local function sleeper() appstart.sleep(1) end
-      local cq, uv
-      -- the loop, left at 0.25 s, with on_status("one") waiting in it
-      if context == "cqueues" then
-        cq = require("cqueues").new()
-        cq:wrap(sleeper)
-        assert(cq:loop(0.25))
-      else
-        uv = require "luv"
-        coroutine.wrap(sleeper)()
-        local t = uv.new_timer()
-        t:start(250, 0, function() t:close(); uv.stop() end)
-        uv.run()
-      end
-      got[#got + 1] = "left"
-      appstart.sleep(0.75)
-      got[#got + 1] = "slept"
-      local by_then = table.concat(got, ",")
-      assert(sv:down())
-      -- that loop run again: what waited there finishes
-      if cq then assert(cq:loop(5)) else uv.run() end
-      cq = nil -- luacheck: ignore
-      lu.assertEquals(other.how, { code = 0 }, context)
-      other:close()
-      lu.assertTrue(w.done, context)
-      lu.assertEquals({ got[1], got[2] }, { "one", "left" }, context .. ": " .. by_then)
-      lu.assertStrContains(by_then, "two", false, context)
-      lu.assertStrContains(by_then, "watch exited", false, context)
-      lu.assertEquals(got[#got], "one done", context)
-      lu.assertEquals(#got, 6, context .. ": " .. table.concat(got, ","))
-      collectgarbage()
-      S.assert_clean(before, context)
+      leaves_nothing(context, function()
+        local got, other, w = {}, nil, nil
+        local sv = appstart.supervisor { log = S.quiet, services = { svc = {
+          argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two", "pause" },
+          watchdog = 20, kill_grace = 0.5, -- (the watchdog keeps its socket read)
+          on_status = function(_, text)
+            got[#got + 1] = text
+            if text ~= "one" then return end
+            w = appstart.watch(other.pid, function(_, why) got[#got + 1] = "watch " .. why end)
+            appstart.sleep(0.3)
+            got[#got + 1] = "one done"
+          end } } }
+        assert(sv:up())
+        other = assert(appstart.start { argv = { F, "sleep=0.5", "exit=0" }, ready = "none", log = S.quiet })
+        -- the loop, left at 0.25 s, with on_status("one") waiting in it
+        local again = in_loop(context, function() appstart.sleep(1) end, 0.25)
+        got[#got + 1] = "left"
+        appstart.sleep(0.75)
+        got[#got + 1] = "slept"
+        local by_then = table.concat(got, ",")
+        assert(sv:down())
+        -- that loop run again: what waited there finishes
+        again()
+        again = nil -- luacheck: ignore (the controller's descriptors go with it)
+        collectgarbage()
+        lu.assertEquals(other.how, { code = 0 }, context)
+        other:close()
+        lu.assertTrue(w.done, context)
+        lu.assertEquals({ got[1], got[2] }, { "one", "left" }, context .. ": " .. by_then)
+        lu.assertStrContains(by_then, "two", false, context)
+        lu.assertStrContains(by_then, "watch exited", false, context)
+        lu.assertEquals(got[#got], "one done", context)
+        lu.assertEquals(#got, 6, context .. ": " .. table.concat(got, ","))
+      end)
     end
 end
 
@@ -1586,39 +1585,23 @@ end
 -- the supervisor stays the main thread's.
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_serving_a_main_threads_supervisor_leaves_no_driver_in_the_loop"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local got = {}
-    local sv = appstart.supervisor { log = S.quiet, services = { svc = {
-      argv = { F, "notify=READY=1", "sleep=0.1", "notify=RELOADING=1", "notify=STATUS=one", "notify=READY=1",
-        "pause" }, watchdog = 20, kill_grace = 0.5,
-      on_status = function(_, text) got[#got + 1] = text end } } }
-    assert(sv:up())
-    local function sleeper() appstart.sleep(0.4) end
-    local t0 = S.core.now()
-    if context == "cqueues" then
-      local cq = require("cqueues").new()
-      cq:wrap(sleeper)
-      assert(cq:loop(3))
-    else
-      local uv = require "luv"
-      coroutine.wrap(sleeper)()
-      local t = uv.new_timer()
-      t:start(3000, 0, function() uv.stop() end)
-      t:unref()
-      uv.run()
-      t:close()
-    end
-    local took = S.core.now() - t0
-    lu.assertEquals(got, { "one" }, context)
-    lu.assertTrue(took < 2, string.format("%s: the loop ran %.1f s", context, took))
-    lu.assertEquals(sv:status().svc.state, "ready", context)
-    assert(sv:down())
-    if context == "luv" then require("luv").run() end
-    collectgarbage()
-    S.assert_clean(before, context)
+    leaves_nothing(context, function()
+      local got = {}
+      local sv = appstart.supervisor { log = S.quiet, services = { svc = {
+        argv = { F, "notify=READY=1", "sleep=0.1", "notify=RELOADING=1", "notify=STATUS=one", "notify=READY=1",
+          "pause" }, watchdog = 20, kill_grace = 0.5,
+        on_status = function(_, text) got[#got + 1] = text end } } }
+      assert(sv:up())
+      local t0 = S.core.now()
+      local again = in_loop(context, function() appstart.sleep(0.4) end, 3)
+      local took = S.core.now() - t0
+      lu.assertEquals(got, { "one" }, context)
+      lu.assertTrue(took < 2, string.format("%s: the loop ran %.1f s", context, took))
+      lu.assertEquals(sv:status().svc.state, "ready", context)
+      assert(sv:down())
+      again()
+      again = nil -- luacheck: ignore
+    end)
   end
 end
 
@@ -1664,21 +1647,17 @@ end
 -- thread (sv:wait() hung). Set again there, it stays the main thread's.
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_watchdog_the_main_thread_serves_stays_its_own_after_a_loop"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local sv = appstart.supervisor { log = S.quiet, services = { w = { argv = { F, "notify=READY=1",
-      "repeat=6:0.1:WATCHDOG=1", "pause" }, ready = "notify", watchdog = 0.3, kill_grace = 0.5, restart = "no" } } }
-    assert(sv:up())
-    in_context(context, function() appstart.sleep(0.3) end)
-    lu.assertEquals(sv:status("w").state, "ready", context)
-    local ended = S.await_with_sleep(function() return sv:status("w").state ~= "ready" end, 5)
-    lu.assertTrue(ended, context .. ": the watchdog never fired")
-    lu.assertEquals(sv:status("w").last.signal, 6, context)
-    lu.assertTrue(sv:wait(), context)
-    collectgarbage()
-    S.assert_clean(before, context)
+    leaves_nothing(context, function()
+      local sv = appstart.supervisor { log = S.quiet, services = { w = { argv = { F, "notify=READY=1",
+        "repeat=6:0.1:WATCHDOG=1", "pause" }, ready = "notify", watchdog = 0.3, kill_grace = 0.5, restart = "no" } } }
+      assert(sv:up())
+      in_context(context, function() appstart.sleep(0.3) end)
+      lu.assertEquals(sv:status("w").state, "ready", context)
+      local ended = S.await_with_sleep(function() return sv:status("w").state ~= "ready" end, 5)
+      lu.assertTrue(ended, context .. ": the watchdog never fired")
+      lu.assertEquals(sv:status("w").last.signal, 6, context)
+      lu.assertTrue(sv:wait(), context)
+    end)
   end
 end
 
@@ -1690,47 +1669,43 @@ end
 -- the supervisor works there as before.
 for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_supervisor_taken_down_from_the_main_thread_keeps_no_descriptor"] = function()
-    if context == "luv" then require "appstart.luv" end
-    luv_warm(context)
-    collectgarbage()
-    local before = S.snapshot()
-    local sv = appstart.supervisor { log = S.quiet,
-      services = { a = { argv = { F, "notify=READY=1", "pause" } } } }
-    local got = {}
-    local cq = context == "cqueues" and require("cqueues").new()
-    local with_loop = table.concat(S.testing.fds(), ",") -- (the controller's own)
-    local function up_then_down()
-      got.up = sv:up()
-      got.state = sv:status("a").state
-      got.down = sv:down()
-    end
-    if cq then
-      cq:wrap(function() assert(sv:up()) end)
-      local deadline = S.core.now() + 3
-      while sv:status("a").state ~= "ready" and S.core.now() < deadline do assert(cq:step(0.05)) end
-    else
-      local uv = require "luv"
-      coroutine.wrap(function() assert(sv:up()) end)()
-      local t = uv.new_timer()
-      t:start(10, 10, function()
-        if sv:status("a").state == "ready" then t:close(); uv.stop() end
-      end)
-      uv.run()
-    end
-    lu.assertEquals(sv:status("a").state, "ready", context)
-    lu.assertTrue(sv:down(), context)
-    lu.assertEquals(table.concat(S.testing.fds(), ","), with_loop, context .. ": a descriptor held after sv:down()")
-    if cq then
-      cq:wrap(up_then_down)
-      assert(cq:loop(5))
-    else
-      coroutine.wrap(up_then_down)()
-      require("luv").run()
-    end
-    lu.assertEquals({ got.up, got.state, got.down }, { true, "ready", true }, context)
-    cq = nil -- luacheck: ignore
-    collectgarbage()
-    S.assert_clean(before, context)
+    leaves_nothing(context, function()
+      local sv = appstart.supervisor { log = S.quiet,
+        services = { a = { argv = { F, "notify=READY=1", "pause" } } } }
+      local got = {}
+      local cq = context == "cqueues" and require("cqueues").new()
+      local with_loop = table.concat(S.testing.fds(), ",") -- (the controller's own)
+      local function up_then_down()
+        got.up = sv:up()
+        got.state = sv:status("a").state
+        got.down = sv:down()
+      end
+      if cq then
+        cq:wrap(function() assert(sv:up()) end)
+        local deadline = S.core.now() + 3
+        while sv:status("a").state ~= "ready" and S.core.now() < deadline do assert(cq:step(0.05)) end
+      else
+        local uv = require "luv"
+        coroutine.wrap(function() assert(sv:up()) end)()
+        local t = uv.new_timer()
+        t:start(10, 10, function()
+          if sv:status("a").state == "ready" then t:close(); uv.stop() end
+        end)
+        uv.run()
+      end
+      lu.assertEquals(sv:status("a").state, "ready", context)
+      lu.assertTrue(sv:down(), context)
+      lu.assertEquals(table.concat(S.testing.fds(), ","), with_loop, context .. ": a descriptor held after sv:down()")
+      if cq then
+        cq:wrap(up_then_down)
+        assert(cq:loop(5))
+      else
+        coroutine.wrap(up_then_down)()
+        require("luv").run()
+      end
+      lu.assertEquals({ got.up, got.state, got.down }, { true, "ready", true }, context)
+      cq = nil -- luacheck: ignore
+    end)
   end
 end
 
