@@ -1605,6 +1605,70 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- Such a supervisor's on_status, waiting in that loop, holds back its
+-- later ones for the loop's own coroutines too: one that calls the
+-- supervisor meanwhile (sv:status(), which moves its driver into the
+-- loop) took the queue over, and "three" ran while "one" still waited,
+-- which a plain script never does.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_main_threads_supervisor_callbacks_served_by_a_coroutine_stay_in_order"] = function()
+    leaves_nothing(context, function()
+      local got = {}
+      local sv = appstart.supervisor { log = S.quiet, services = { svc = {
+        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.1", "notify=STATUS=two",
+          "sleep=0.1", "notify=STATUS=three", "pause" }, watchdog = 20, kill_grace = 0.5,
+        on_status = function(_, text)
+          got[#got + 1] = text
+          if text ~= "one" then return end
+          appstart.sleep(0.5)
+          got[#got + 1] = "one done"
+        end } } }
+      assert(sv:up())
+      -- (left at 1.5 s: called from the loop's coroutine, the supervisor's
+      -- driver moved into the loop, which would run on with it)
+      local again = in_loop(context, function()
+        local function calls()
+          appstart.sleep(0.35)
+          got[#got + 1] = "status"
+          sv:status()
+        end
+        if context == "cqueues" then require("cqueues").running():wrap(calls) else coroutine.wrap(calls)() end
+        appstart.sleep(1.2)
+      end, 1.5)
+      assert(sv:down())
+      again()
+      again = nil -- luacheck: ignore
+      lu.assertEquals(got, { "one", "status", "one done", "three" }, context)
+    end)
+  end
+end
+
+-- A supervisor a coroutine of the loop brought up stays the loop's when
+-- a callback of the main thread's served there (an app's on_exit) calls
+-- it: its driver stays in the loop (the on_exit's sv:up() left none: the
+-- service's exit went unseen until the next call), and under luv its
+-- descriptor is polled by that driver alone (sv:down() polled it beside
+-- the driver's uv handle: EEXIST, the process ended, status 255). (In a
+-- child: see there.)
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_loops_supervisor_called_by_a_main_threads_callback_stays_the_loops"] = function()
+    local out, ok = S.run_child({ timeout = 20 }, "eventloops_a_loops_supervisor_called_by_a_main_threads_callback",
+      context)
+    lu.assertTrue(ok, out)
+    local events, on_exit, order = {}, nil, {}
+    for line in out:gmatch("[^\n]+") do
+      local state = line:match("^event:\tsvc\t(%a+)$")
+      if state then events[#events + 1] = state end
+      if line:match("^on_exit:") then on_exit = line end
+      order[#order + 1] = state and "event" or line
+    end
+    lu.assertEquals(events, { "starting", "ready", "stopping", "stopped", "starting", "ready", "stopped" }, out)
+    lu.assertEquals(on_exit, "on_exit:\ttrue\ttrue", out)
+    lu.assertEquals({ order[#order - 2], order[#order - 1], order[#order] }, { "event", "slept", "done:\ttrue" },
+      context .. ": the app's exit was seen after the sleep:\n" .. out)
+  end
+end
+
 -- What such an on_exit raises is logged, as in a plain script (under
 -- cqueues it came out of cq:loop(), or was logged, by which of the two
 -- saw the app's end first).

@@ -130,10 +130,11 @@ end
 
 local function runner_alive(r, env)
   if not (r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")) then return false end
-  -- the main thread's, waiting (or yet to begin) in a loop the caller is
-  -- outside of, which may never run again
-  if r.env.inside and (not r.co or coroutine.status(r.co) == "suspended") and not r.env.inside(r) then
-    return false
+  -- the main thread's: for any caller inside its loop (whose callbacks
+  -- wait for it, in order); not when waiting (or yet to begin) in a loop
+  -- the caller is outside of, which may never run again
+  if r.env.inside then
+    return r.env.inside(r) or (r.co and coroutine.status(r.co) ~= "suspended") or false
   end
   if not env.spawn then return true end
   return r.env == env and (not env.home or r.home[1] == env.home())
@@ -142,7 +143,7 @@ end
 local function flush(sv)
   local q = sv._queue
   if q.first > q.last then return end
-  local env = driver.current()
+  local env = driver.current(sv._main)
   if runner_alive(q.runner, env) then return end
   -- (one left in another loop stops once its callback returns, if ever)
   local r = { env = env, home = home_of(env), co = false }
@@ -843,7 +844,7 @@ function Supervisor:_advance()
   end
   self._changed, self._rewake = false, false
   -- inside a loop, a task of its own goes on while anything is active
-  local env = driver.current()
+  local env = driver.current(self._main)
   if env.spawn then self:_ensure_driver(env) end
   if driver_alive(self) then
     self._looked_at = nil -- a driver waits on the set: an end is seen as it comes
@@ -928,7 +929,7 @@ end
 -- caller; anywhere else the caller drives, waiting on the set until the
 -- next deadline.
 local function drive(sv, what, cond, until_)
-  local env = driver.current()
+  local env = driver.current(sv._main)
   local waiter
   while true do
     sv:_advance()
@@ -1063,7 +1064,13 @@ function M.new(spec, level)
     _inflight = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
     _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
+    -- made by the main thread (a plain script, a callback of its run by
+    -- another loop's coroutine): served by another loop's coroutine, it
+    -- stays the main thread's (supervisor_driver's MAIN)
+    _main = false,
   }, Supervisor)
+  local made_in = driver.current(true)
+  sv._main = made_in == driver.PLAIN or made_in == driver.MAIN
   local cfgs, names = {}, {}
   for name, spec_ in pairs(spec.services or {}) do
     cfgs[name] = sopts.service(name, spec_, who, level)

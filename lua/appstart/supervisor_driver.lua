@@ -181,7 +181,7 @@ function PLAIN.alive() return true end
 -- A coroutine of cqueues' or luv's that serves what the main thread made
 -- (its wait serving appstart's shared poller), or runs a callback of the
 -- main thread's so served (loop.for_main): a supervisor the main thread
--- brought up stays the main thread's there, with no driver in that loop,
+-- made stays the main thread's there, with no driver in that loop,
 -- and its calls that wait drive as a plain script's do. Its callbacks run
 -- in a coroutine of that loop's of their own (runner), marked the main
 -- thread's, as an app's on_exit is: their waits their own, not the
@@ -274,14 +274,15 @@ end
 
 -------------------------------------------------------------------------------
 
---- The environment of the calling coroutine: a task of appstart.run; else
--- a coroutine of a cqueues controller (which can yield to nothing else,
--- even once appstart.luv is loaded: appstart.loop would send its waits to
--- luv); else one resumed from luv's loop (once appstart.luv is loaded);
--- else plain.
-function M.current()
+--- The environment of the calling coroutine: a task of appstart.run; else,
+-- for a supervisor of the main thread's (of_main: one made there), one
+-- that serves the main thread (MAIN); else a coroutine of a cqueues controller
+-- (which can yield to nothing else, even once appstart.luv is loaded:
+-- appstart.loop would send its waits to luv); else one resumed from luv's
+-- loop (once appstart.luv is loaded); else plain.
+function M.current(of_main)
   if loop.task() then return RUN end
-  if loop.for_main() then return MAIN end
+  if of_main and loop.for_main() then return MAIN end
   if loop.running() then return PLAIN end -- a loop's callback: waits block
   local _, main = coroutine.running()
   if main or not coroutine.isyieldable() then return PLAIN end
@@ -300,5 +301,6 @@ function M.current()
 end
 
 M.PLAIN = PLAIN
+M.MAIN = MAIN
 
 return M
