@@ -1643,17 +1643,19 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
--- A supervisor a coroutine of the loop brought up stays the loop's when
--- a callback of the main thread's served there (an app's on_exit) calls
--- it: its driver stays in the loop (the on_exit's sv:up() left none: the
--- service's exit went unseen until the next call), and under luv its
--- descriptor is polled by that driver alone (sv:down() polled it beside
--- the driver's uv handle: EEXIST, the process ended, status 255). (In a
--- child: see there.)
-for _, context in ipairs { "cqueues", "luv" } do
-  TW["test_" .. context .. "_a_loops_supervisor_called_by_a_main_threads_callback_stays_the_loops"] = function()
+-- A supervisor a coroutine of the loop brought up (made there, or by the
+-- main thread) stays the loop's when a callback of the main thread's
+-- served there (an app's on_exit) calls it: its driver stays in the loop
+-- (the on_exit's sv:up() left none: the service's exit went unseen until
+-- the next call), and under luv its descriptor is polled by that driver
+-- alone (sv:down() polled it beside the driver's uv handle: EEXIST, the
+-- process ended, status 255). (In a child: see there.)
+for _, case in ipairs { { "cqueues", "loop" }, { "luv", "loop" }, { "cqueues", "main" }, { "luv", "main" } } do
+  local context, made_by = case[1], case[2]
+  local name = "test_" .. context .. "_a_loops_supervisor_called_by_a_main_threads_callback_stays_the_loops"
+  TW[name .. (made_by == "main" and "_though_the_main_thread_made_it" or "")] = function()
     local out, ok = S.run_child({ timeout = 20 }, "eventloops_a_loops_supervisor_called_by_a_main_threads_callback",
-      context)
+      context, made_by)
     lu.assertTrue(ok, out)
     local events, on_exit, order = {}, nil, {}
     for line in out:gmatch("[^\n]+") do
@@ -1666,6 +1668,41 @@ for _, context in ipairs { "cqueues", "luv" } do
     lu.assertEquals(on_exit, "on_exit:\ttrue\ttrue", out)
     lu.assertEquals({ order[#order - 2], order[#order - 1], order[#order] }, { "event", "slept", "done:\ttrue" },
       context .. ": the app's exit was seen after the sleep:\n" .. out)
+  end
+end
+
+-- Such a supervisor's callback, run in the loop, waits in sv:restart()
+-- (on the supervisor's epoll descriptor, in the loop's poll set) when the
+-- loop is left; the main thread takes the supervisor down, which closes
+-- that descriptor: it leaves the loop's poll set first (cqueues failed the
+-- loop when it ran again, "Bad file descriptor", its coroutine's sleep cut
+-- short).
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_main_threads_supervisor_closed_under_a_callback_waiting_in_a_loop_left"] = function()
+    leaves_nothing(context, function()
+      local got, sv = {}, nil
+      sv = appstart.supervisor { log = S.quiet, services = { svc = {
+        argv = { F, "ignore=TERM", "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "pause" },
+        watchdog = 20, kill_grace = 0.6, restart = "no",
+        on_status = function()
+          if got.restart then return end
+          got.restart = "asked"
+          got.restart = table.pack(sv:restart("svc"))
+        end } } }
+      assert(sv:up())
+      local t0 = S.core.now()
+      local again = in_loop(context, function()
+        appstart.sleep(2)
+        got.slept = S.core.now() - t0
+      end, 0.3)
+      lu.assertEquals(got.restart, "asked", context)
+      assert(sv:down())
+      again()
+      again = nil -- luacheck: ignore
+      lu.assertTrue(got.slept > 1.9, string.format("%s: the loop's sleep of 2 s took %.2f s", context, got.slept))
+      lu.assertEquals(type(got.restart), "table", context)
+      lu.assertEquals(sv:status().svc.state, "stopped", context)
+    end)
   end
 end
 

@@ -213,6 +213,9 @@ end
 -- failed appstart.run's, waits on it no more).
 local function close_poller(sv)
   if sv._poller and sv._nwatched == 0 and not driver_alive(sv) then
+    -- (out of every poll set first: a call of the main thread's that waits
+    -- on it in another loop's coroutine, left there, is woken to look again)
+    if loop.polled() then loop.release(sv._poller:fd()) end
     sv._poller:close()
     sv._poller = false
   end
@@ -897,8 +900,14 @@ function Supervisor:_ensure_driver(env)
   local old = self._driver
   -- a driver in another loop (another kind's, or a cqueues controller
   -- the caller may never run again) is replaced by one in the caller's
-  if driver_alive(self) and old.env == env and (not home or old.home[1] == home[1]) then return end
+  if driver_alive(self) and old.env == env and (not home or old.home[1] == home[1]) then
+    self._main = false
+    return
+  end
   if idle(self) then return end
+  -- driven by that loop from now on, it is the loop's (supervisor_driver's
+  -- MAIN no more), till a call of the main thread's drives it again
+  self._main = false
   if old and old.waiter then self._waiters[old.waiter] = nil end
   local d = { env = env, home = home, co = false, waiter = false, waiting = false, until_ = false, fd = nil }
   self._driver = d
@@ -929,6 +938,8 @@ end
 -- caller; anywhere else the caller drives, waiting on the set until the
 -- next deadline.
 local function drive(sv, what, cond, until_)
+  -- (driven by the main thread, it is the main thread's again)
+  if driver.current(false) == driver.PLAIN then sv._main = true end
   local env = driver.current(sv._main)
   local waiter
   while true do
@@ -1064,9 +1075,10 @@ function M.new(spec, level)
     _inflight = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
     _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
-    -- made by the main thread (a plain script, a callback of its run by
-    -- another loop's coroutine): served by another loop's coroutine, it
-    -- stays the main thread's (supervisor_driver's MAIN)
+    -- the main thread's (made or last driven by it, a plain script or a
+    -- callback of its run by another loop's coroutine): served by another
+    -- loop's coroutine, it stays the main thread's (supervisor_driver's
+    -- MAIN); a loop that drives it (_ensure_driver) makes it its own
     _main = false,
   }, Supervisor)
   local made_in = driver.current(true)
