@@ -1706,6 +1706,21 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A main thread's supervisor brought up by a callback of the main
+-- thread's served in the loop (its wait on the supervisor's descriptor in
+-- the loop's poll set) while one of the loop's coroutines calls it (its
+-- driver, moved into the loop, polls that descriptor too): under luv the
+-- driver's own poll handle failed (EEXIST: the process ended, status 255,
+-- its services left running). (In a child: see there.)
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_main_threads_supervisor_brought_up_by_a_callback_beside_a_loops_call"] = function()
+    local out, ok = S.run_child({ timeout = 20 },
+      "eventloops_a_main_threads_supervisor_up_from_a_callback_beside_a_loops_call", context)
+    lu.assertTrue(ok, out)
+    lu.assertEquals(out, "status:\tstarting\nup:\ttrue\nslept\ndown:\ttrue\n", context)
+  end
+end
+
 -- What such an on_exit raises is logged, as in a plain script (under
 -- cqueues it came out of cq:loop(), or was logged, by which of the two
 -- saw the app's end first).

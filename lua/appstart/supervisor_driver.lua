@@ -110,22 +110,23 @@ function LUV.alive() return true end
 
 LUV.outside = true
 
---- A poll handle on fd (the supervisor's poller: nobody else polls it),
--- a waiter on other_fd (appstart's shared poller, loop.outside's, which
--- waits of appstart.luv may poll at once: libuv takes one handle per
--- descriptor, theirs, see its B.add_poll) and a timer for the deadline,
+--- A waiter on fd (the supervisor's poller, which a call of the main
+-- thread's served in uv's loop may poll at once, through loop.wait) and
+-- one on other_fd (appstart's shared poller, loop.outside's, which waits
+-- of appstart.luv may poll at once): libuv takes one handle per
+-- descriptor, appstart.luv's, see its B.add_poll; and a timer for the deadline,
 -- or for a wake: whichever fires first resumes the waiting coroutine, from
 -- uv's loop. A coroutine closed meanwhile (coroutine.close) takes them
 -- with it: nothing resumes it then.
 function LUV.wait(w, fd, deadline, other_fd)
   local co = coroutine.running()
   local luv_backend = package.loaded["appstart.luv"]
-  local timer, poll, on_other, on_change, done = uv.new_timer(), nil, nil, nil, false
+  local timer, on_fd, on_other, on_change, done = uv.new_timer(), nil, nil, nil, false
   local function over()
     if done then return false end
     done, w.wake, w.abandon = true, false, false
     luv_backend.outside_waits[on_change] = nil
-    luv_backend.close_handle(poll)
+    if on_fd then luv_backend.remove_poll(fd, on_fd) end
     if on_other then luv_backend.remove_poll(other_fd, on_other) end
     luv_backend.close_handle(timer)
     return true
@@ -138,8 +139,8 @@ function LUV.wait(w, fd, deadline, other_fd)
   on_change = function() finish(false) end
   luv_backend.outside_waits[on_change] = true
   if fd then
-    poll = assert(uv.new_poll(fd))
-    poll:start("r", function() finish(true) end)
+    on_fd = function() finish(true) end
+    luv_backend.add_poll(fd, on_fd)
   end
   if other_fd then
     local function on_ready() finish(false) end
@@ -161,8 +162,9 @@ function LUV.wait(w, fd, deadline, other_fd)
 end
 
 --- The wait is let go of (from the main thread, uv.run over or not): its
--- handles closed, fd's first, so that fd may be closed; the coroutine is
--- resumed no more.
+-- waiters and timer gone, fd's first (its handle closed unless another
+-- waits on it, whom fd's release wakes), so that fd may be closed; the
+-- coroutine is resumed no more.
 function LUV.abandon(w)
   if w.abandon then w.abandon() end
 end
