@@ -1721,6 +1721,85 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A main thread's callback waiting in sv:up() of a main thread's
+-- supervisor (on its descriptor, in the loop's poll set) while a
+-- coroutine of the loop has moved the supervisor's driver into that loop
+-- (polling the same descriptor); the loop left while both wait, the main
+-- thread takes the supervisor down, and the loop runs again: under
+-- cqueues the driver's poll of the closed descriptor failed the loop
+-- ("Bad file descriptor": the two waits on one descriptor were not
+-- told apart).
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_supervisor_polled_by_its_driver_and_a_main_threads_call_closes_cleanly"] = function()
+    leaves_nothing(context, function()
+      local got = {}
+      local sv = appstart.supervisor { log = S.quiet, services = {
+        a = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.3 },
+        slow = { argv = { F, "sleep=1.5", "notify=READY=1", "pause" }, kill_grace = 0.3 } } }
+      assert(sv:up("a"))
+      local main_app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=0" }, ready = "none", log = S.quiet,
+        on_exit = function() got.up = table.pack(sv:up("slow")) end })
+      local again = in_loop(context, function()
+        main_app:wait()
+        appstart.sleep(0.3)
+        got.status = sv:status("slow").state
+      end, 1)
+      lu.assertEquals(got.status, "starting", context)
+      lu.assertTrue(sv:down(), context)
+      main_app:close()
+      again()
+      again = nil -- luacheck: ignore
+      lu.assertNil(got.up[1], context .. ": the up came to its end")
+    end)
+  end
+end
+
+-- Such a call of the main thread's waiting on the supervisor's
+-- descriptor in uv's loop holds what owns that descriptor while it
+-- waits: its coroutine closed (coroutine.close) and the supervisor
+-- dropped, the collector closed the descriptor under luv's poll handle on
+-- it (which then polled a closed descriptor, or another's of that number).
+function TL.test_a_main_threads_call_waiting_on_a_supervisors_descriptor_holds_it()
+  local uv = require "luv"
+  leaves_nothing("luv", function()
+    local weak, holder, got, cb = setmetatable({}, { __mode = "v" }), {}, {}, nil
+    holder.sv = appstart.supervisor { log = S.quiet, services = { slow = {
+      argv = { F, "sleep=30", "notify=READY=1", "pause" }, ready_timeout = 30, kill_grace = 0.2 } } }
+    local main_app = assert(appstart.start { argv = { F, "sleep=0.1", "exit=0" }, ready = "none", log = S.quiet,
+      on_exit = function()
+        cb = coroutine.running()
+        local sv = holder.sv
+        holder.sv, weak[1] = nil, sv
+        sv:up("slow")
+      end })
+    coroutine.wrap(function() main_app:wait() end)()
+    local t = uv.new_timer()
+    t:start(500, 0, function()
+      t:close()
+      got.waiting = cb ~= nil and coroutine.status(cb) == "suspended"
+      got.fd = weak[1]._poller:fd()
+      coroutine.close(cb)
+      cb = nil
+      collectgarbage()
+      collectgarbage()
+      local link = io.popen("readlink /proc/" .. S.core.pid() .. "/fd/" .. got.fd)
+      got.link = link:read("l")
+      link:close()
+      uv.stop()
+    end)
+    uv.run()
+    lu.assertTrue(got.waiting, "the on_exit was not waiting in sv:up()")
+    lu.assertEquals(got.link, "anon_inode:[eventpoll]", "the supervisor's descriptor was closed under the wait")
+    -- (the wait let go of: its descriptor released, as a closing owner does)
+    require("appstart.loop").release(got.fd)
+    main_app:close()
+    uv.run()
+    collectgarbage()
+    collectgarbage()
+    S.testing.reap()
+  end)
+end
+
 -- What such an on_exit raises is logged, as in a plain script (under
 -- cqueues it came out of cq:loop(), or was logged, by which of the two
 -- saw the app's end first).

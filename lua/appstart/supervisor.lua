@@ -962,7 +962,9 @@ local function drive(sv, what, cond, until_)
       if not fd and not deadline then
         error(what .. ": nothing left to wait for, and the state asked for never came (a bug)", 0)
       end
-      local ok = env.wait(nil, fd, deadline)
+      -- (the poller held while a wait in another loop's poll set polls its
+      -- descriptor: a supervisor dropped meanwhile is not closed under it)
+      local ok = env.wait(fd and sv._poller or nil, fd, deadline)
       sv._looked_at = nil -- waited on the set: an end that came meanwhile is seen now
       if ok == nil then return nil, cancelled(what) end
     end

@@ -56,14 +56,19 @@ CQ.outside = true
 
 --- also: another descriptor (other_fd: loop.outside's) whose readiness
 -- ends the wait as the deadline does
--- the waiters whose wait was let go of (CQ.abandon)
-local abandoned = setmetatable({}, { __mode = "k" })
+-- the poll object of each waiter's wait on fd, till it is over or let go
+-- of (CQ.abandon)
+local entered = setmetatable({}, { __mode = "k" })
 
--- (other_fd, appstart's shared poller, may be polled by waits of
--- appstart.cqueues at once: polled as theirs, see its B.enter)
+-- (fd, the supervisor's poller, may be polled by a call of the main
+-- thread's served in the controller at once, through loop.wait; other_fd,
+-- appstart's shared poller, by waits of appstart.cqueues: both polled as
+-- theirs are, see its B.enter, which gives a second poller of one
+-- descriptor a copy of its own)
 function CQ.wait(cond, fd, deadline, other_fd)
   local timeout = deadline and math.max(0, deadline - now())
-  local obj = fd and { pollfd = fd, events = "r" }
+  local obj = fd and cq_backend.enter(fd)
+  entered[cond] = obj or nil
   local other = other_fd and cq_backend.enter(other_fd)
   -- (outside_cond: what the main thread made changed, see loop.outside)
   local list, n = { obj, other, cond, cq_backend.outside_cond }, 0
@@ -73,11 +78,15 @@ function CQ.wait(cond, fd, deadline, other_fd)
   if timeout then n = n + 1; list[n] = timeout end
   local ready = cqueues.poll(table.unpack(list, 1, n))
   -- cqueues keeps a descriptor in its poll set after the wait; the
-  -- supervisor closes its poller once idle, appstart its shared one: take
-  -- them out now
+  -- supervisor closes its poller once idle, appstart its shared one: the
+  -- last wait on each takes it out (B.leave)
   -- (not after an abandon: fd may be closed, its number another's, by now)
-  if fd and not abandoned[cond] then cqueues.cancel(fd) end
   if other then cq_backend.leave(other_fd, other) end
+  if obj and entered[cond] == obj then
+    entered[cond] = nil
+    -- (released meanwhile: looked at again)
+    if cq_backend.leave(fd, obj) then return true end
+  end
   return obj ~= nil and ready == obj
 end
 
@@ -86,8 +95,9 @@ end
 -- controller's poll set now, so that it may be closed; the driver, woken
 -- when the controller runs again, finds itself replaced.
 function CQ.abandon(cond, fd)
-  abandoned[cond] = true
-  if fd then cqueues.cancel(fd) end
+  local obj = entered[cond]
+  entered[cond] = nil
+  if obj then cq_backend.leave(fd, obj) end
   cond:signal()
 end
 
@@ -174,7 +184,8 @@ end
 
 local PLAIN = { name = "plain" }
 
-function PLAIN.wait(_, fd, deadline) return loop.wait(fd, deadline) end
+-- (owner: what owns fd, held while the wait is registered, see loop.wait)
+function PLAIN.wait(owner, fd, deadline) return loop.wait(fd, deadline, owner) end
 function PLAIN.alive() return true end
 
 -------------------------------------------------------------------------------
