@@ -8,16 +8,20 @@
 --            cqueues.poll on the descriptor and a condition variable
 --   luv      a coroutine resumed from luv's uv.run (once appstart.luv is
 --            loaded): uv poll and timer handles
+--   main     for a supervisor of the main thread's, a coroutine of
+--            cqueues' or luv's serving what the main thread made (see
+--            MAIN): as plain, its callbacks in a coroutine of that loop's
 --   plain    anywhere else (a plain script, the REPL): no driver in the
 --            background; a call that waits drives while it waits (each
 --            wait blocks, turning appstart's shared poller meanwhile)
 --
 -- Each is a table: spawn(fn) (a coroutine in the background; none for
--- plain), waiter() (made by the coroutine that will wait, what wake takes),
--- wait(w, fd, deadline) -> true (fd readable) | false (the deadline, or
--- woken) | nil, "cancelled" (the calling task was), wake(w), alive()
--- (can a driver spawned here still run?) and, where there may be more
--- than one loop of the kind, home() (the one a driver spawned now runs in).
+-- plain and main), waiter() (made by the coroutine that will wait, what
+-- wake takes), wait(w, fd, deadline) -> true (fd readable) | false (the
+-- deadline, or woken) | nil, "cancelled" (the calling task was) (for plain
+-- and main, w is what owns fd, held meanwhile), wake(w), alive() (can a
+-- driver spawned here still run?) and, where there may be more than one
+-- loop of the kind, home() (the one a driver spawned now runs in).
 local core = require "appstart.core"
 local loop = require "appstart.loop"
 
