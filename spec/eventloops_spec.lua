@@ -1578,6 +1578,43 @@ for _, context in ipairs { "cqueues", "luv" } do
     end
 end
 
+-- A supervisor a coroutine of the loop made, its on_status waiting in
+-- that loop (its runner, the loop's) when the loop is left for good: the
+-- main thread's sv:wait() that drives it then runs its later on_status
+-- ("two", as a plain script would), where it was held back for as long as
+-- that loop did not run again. The one left finishes when the loop runs
+-- again.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_loops_supervisor_the_main_thread_drives_runs_callbacks_a_loop_left_held"] = function()
+    leaves_nothing(context, function()
+      local got, sv = {}, nil
+      local again = in_loop(context, function()
+        sv = appstart.supervisor { log = S.quiet, services = { svc = {
+          argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two",
+            "sleep=0.2", "exit=0" }, watchdog = 20, restart = "no",
+          on_status = function(_, text)
+            got[#got + 1] = text
+            if text ~= "one" then return end
+            appstart.sleep(0.5)
+            got[#got + 1] = "one done"
+          end } } }
+        assert(sv:up())
+        appstart.sleep(2)
+      end, 0.25)
+      got[#got + 1] = "left"
+      -- (to the service's exit, at 0.6 s or so)
+      assert(sv:wait())
+      got[#got + 1] = "waited"
+      local by_then = table.concat(got, ",")
+      again()
+      again = nil -- luacheck: ignore (the controller's descriptors go with it)
+      lu.assertEquals(by_then, "one,left,two,waited", context)
+      lu.assertEquals(got[#got], "one done", context)
+      lu.assertEquals(sv:status().svc.state, "stopped", context)
+    end)
+  end
+end
+
 -- Nor does such serving move the supervisor's driver into that loop (the
 -- app tells a reload of its own, served so): the loop returns
 -- once its coroutine is done (a driver moved there held cq:loop() and

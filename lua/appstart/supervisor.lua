@@ -115,11 +115,13 @@ end
 -- caller no longer runs (another kind's, or a cqueues controller left for
 -- another) may hold it in a callback that waits, as it may hold the driver
 -- (_ensure_driver): a runner in the caller's loop takes over. A caller
--- that can start none (plain) leaves the queue to it, but for a runner of
--- the main thread's (supervisor_driver's MAIN: spawned where a loop's
--- coroutine served the main thread's supervisor) waiting in a loop the
--- caller is outside of, which may never run again: a plain script would
--- have run its callbacks inline, in order.
+-- that can start none (plain) leaves the queue to it, but for one waiting
+-- (or yet to begin) in a loop the caller is outside of, which may never
+-- run again, where the main thread's: a runner of its own
+-- (supervisor_driver's MAIN: spawned where a loop's coroutine served the
+-- main thread's supervisor), or any once the main thread drives the
+-- supervisor (main: sv._main, a loop's supervisor it took back): a plain
+-- script would have run its callbacks inline, in order.
 -- The controller a driver or runner runs in (a cqueues controller; nil
 -- where the loop has none), held weakly: one the caller left for another
 -- is not kept, with its descriptors, by the supervisor.
@@ -128,7 +130,7 @@ local function home_of(env)
   return env.home and setmetatable({ env.home() }, WEAK) or nil
 end
 
-local function runner_alive(r, env)
+local function runner_alive(r, env, main)
   if not (r and r.env.alive() and (not r.co or coroutine.status(r.co) ~= "dead")) then return false end
   -- the main thread's: for any caller inside its loop (whose callbacks
   -- wait for it, in order); not when waiting (or yet to begin) in a loop
@@ -136,7 +138,9 @@ local function runner_alive(r, env)
   if r.env.inside then
     return r.env.inside(r) or (r.co and coroutine.status(r.co) ~= "suspended") or false
   end
-  if not env.spawn then return true end
+  if not env.spawn then
+    return not main or (r.co and coroutine.status(r.co) ~= "suspended") or false
+  end
   return r.env == env and (not env.home or r.home[1] == env.home())
 end
 
@@ -144,7 +148,7 @@ local function flush(sv)
   local q = sv._queue
   if q.first > q.last then return end
   local env = driver.current(sv._main)
-  if runner_alive(q.runner, env) then return end
+  if runner_alive(q.runner, env, sv._main) then return end
   -- (one left in another loop stops once its callback returns, if ever)
   local r = { env = env, home = home_of(env), co = false }
   q.runner = r
