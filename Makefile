@@ -43,6 +43,7 @@ FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/
                 $(B)/fixtures/preloadprobe.so \
                 $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest \
+                $(B)/fixtures/appstart-helper-other \
                 $(B)/fixtures/baseline
 
 # the suite runs against the tree: modules from lua/ and $(B)/; the run's
@@ -95,6 +96,13 @@ $(B)/fixtures/appstart-helper-policytest: csrc/helper.c $(B)/.policytestdir
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
 	  -DAPPSTART_HELPER_POLICY='"$(POLICYTEST_DIR)/helper.policy"' -o $@ $<
+
+# the helper of another version than the module's, as an upgrade of one
+# of the two leaves it (spec/helper_spec.lua)
+$(B)/fixtures/appstart-helper-other: csrc/helper.c $(B)/.sysconfdir
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -UAPPSTART_VERSION -DAPPSTART_VERSION='"0.0.0-other"' $(CFLAGS) \
+	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' -o $@ $<
 
 $(B)/fixtures/%.so: spec/fixtures/%.c
 	@mkdir -p $(@D)

@@ -144,6 +144,7 @@ struct options {
     int target_fd;          /* --pidfd: the target's pidfd (default 3) */
     pid_t pgid;             /* --pgid: a process group instead (0: none) */
     const char *start_only; /* an option of a start's, for --signal's error */
+    const char *module_version; /* --module-version: the caller's, or NULL */
 };
 
 /* The identity to switch to, resolved entirely before fork. */
@@ -182,9 +183,10 @@ static void print_usage(FILE *out)
           "                       [--login-env] [--chdir DIR] [--keep-fd N]...\n"
           "                       [--pid-fd N] [--pid-format int32le|line]\n"
           "                       [--error-fd N] [--path DIRS] [--encoded-env]\n"
-          "                       -- ARGV...\n"
+          "                       [--module-version V] -- ARGV...\n"
           "       appstart-helper --signal N --user NAME|UID [--process-group]\n"
-          "                       [--pidfd N | --pgid N]\n", out);
+          "                       [--pidfd N | --pgid N] [--module-version V]\n"
+          "       appstart-helper --version | --help\n", out);
 }
 
 static void print_help(void)
@@ -222,6 +224,9 @@ static void print_help(void)
           "  --pidfd N          --signal: the target's pidfd (default 3)\n"
           "  --process-group    --signal: to the process group the target is in\n"
           "  --pgid N           --signal: to process group N instead (no pidfd)\n"
+          "  --module-version V the version of the appstart module calling: another\n"
+          "                     than the helper's own (" APPSTART_VERSION ") is a usage\n"
+          "                     error, said on the error fd where there is one\n"
           "\n"
           "With --signal it starts nothing: it takes the user's uid as its effective\n"
           "uid (the caller's stays its real and saved uid) and sends signal N to the\n"
@@ -288,6 +293,19 @@ static void usage_error(const char *why, const char *what)
     if (message_fd == 2)
         print_usage(stderr);
     exit(EXIT_USAGE);
+}
+
+/* A module of another version than this helper's (an upgrade that left
+ * one of the two behind) may pass options this one reads otherwise, or
+ * not at all: it says so, rather than failing on the first it does not
+ * know. */
+static void check_module_version(const struct options *opt)
+{
+    if (opt->module_version && strcmp(opt->module_version, APPSTART_VERSION) != 0) {
+        say("this is appstart-helper " APPSTART_VERSION ", called by appstart %.40s: "
+            "install the helper built with the module", opt->module_version);
+        exit(EXIT_USAGE);
+    }
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -448,6 +466,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
                 usage_error("too many --keep-fd options", v);
             opt->keep_fds[opt->nkeep++] =
                 parse_fd(v, "--keep-fd must be a number of 3 or more");
+        } else if ((v = option_value(arg, "--module-version", argc, argv, &i))) {
+            opt->module_version = v;
         } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
             opt->start_only = "--pid-format";
             if (strcmp(v, "int32le") == 0)
@@ -1637,12 +1657,15 @@ int main(int argc, char **argv)
     caller_env = take_caller_environment(opt.encoded_env);
     if (plan.secure)
         kept_env = take_kept_environment(caller_env);
-    if (opt.signal)
+    if (opt.signal) {
+        check_module_version(&opt);
         signal_mode(&opt, plan.secure);
+    }
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */
     if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)
         message_fd = opt.error_fd;
+    check_module_version(&opt);
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", opt.pid_fd);

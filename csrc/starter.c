@@ -1917,7 +1917,7 @@ static void signal_through_helper(struct starter *s, int sig)
     char uid[24], signum[8];
     snprintf(uid, sizeof uid, "%lu", (unsigned long)s->app_uid);
     snprintf(signum, sizeof signum, "%d", sig);
-    char *argv[] = { s->signal_helper, "--signal", signum, "--user", uid,
+    char *argv[] = { s->signal_helper, "--module-version", APPSTART_VERSION, "--signal", signum, "--user", uid,
                      s->tree && s->tree->mode == TREE_GROUP ? "--process-group" : NULL, NULL };
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0)

@@ -154,6 +154,64 @@ function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
   lu.assertEquals(app:terminate(1).signal, 15)
 end
 
+--- A module and a helper of two versions (an upgrade that left one behind):
+-- the helper says so, by hand (exit 2) and to a start, which fails
+-- `helper` with its words and leaves nothing; a helper that takes the
+-- module's options as a usage error without saying why (one older than
+-- --module-version, its words on the app's stderr) is named as the
+-- likely cause.
+function T.test_a_helper_of_another_version_than_the_modules_says_so()
+  local code, _, err = run_helper { "--module-version", appstart.version, "--", F }
+  lu.assertEquals(code, 0, err)
+  code, _, err = run_helper { "--module-version", "9.9.9", "--", F }
+  lu.assertEquals(code, 2)
+  lu.assertEquals(err, "appstart-helper: this is appstart-helper " .. appstart.version ..
+    ", called by appstart 9.9.9: install the helper built with the module\n")
+  code, _, err = run_helper { "--module-version", "9.9.9", "--signal", "15", "--user", "nobody" }
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(err, "called by appstart 9.9.9")
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
+  local saved = appstart.helper_path
+  local before = S.snapshot()
+  local ok, failure = pcall(function()
+    appstart.helper_path = S.fixtures .. "/appstart-helper-other"
+    local app, e = appstart.start { argv = { F, "pause" }, user = "nobody", ready = "none", log = S.quiet }
+    lu.assertNil(app)
+    lu.assertEquals(e.code, "helper")
+    lu.assertStrContains(e.message, "this is appstart-helper 0.0.0-other, called by appstart " .. appstart.version ..
+      ": install the helper built with the module")
+    -- a signal through it (an unprivileged launcher's to another user's app)
+    if S.testing.has_pidfd() then
+      local core = require "appstart.core"
+      local target = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+      local proc = assert(core.process(target.pid))
+      local r = { require("appstart.signal").through(proc:fd(), { user = "nobody" }, "TERM") }
+      proc:close()
+      lu.assertTrue(S.alive(target.pid))
+      target:kill("KILL")
+      target:wait()
+      lu.assertEquals(r, { nil, "this is appstart-helper 0.0.0-other, called by appstart " .. appstart.version ..
+        ": install the helper built with the module" })
+    end
+    local path = S.tmpname("old-helper")
+    local f = assert(io.open(path, "w"))
+    f:write("#!/bin/sh\necho 'appstart-helper: unknown option: --module-version' >&2\nexit 2\n")
+    f:close()
+    assert(os.execute("chmod 755 " .. path))
+    appstart.helper_path = path
+    app, e = appstart.start { argv = { F, "pause" }, user = "nobody", ready = "none", stderr = "null",
+      log = S.quiet }
+    lu.assertNil(app)
+    lu.assertEquals(e.code, "helper")
+    lu.assertStrContains(e.message, "exited with code 2 without reporting a pid on fd 3 (a usage error: is " .. path ..
+      " the appstart-helper of appstart " .. appstart.version .. "?)")
+  end)
+  appstart.helper_path = saved
+  if not ok then error(failure, 0) end
+  lu.assertEquals(S.children(), {})
+  S.assert_clean(before)
+end
+
 function T.test_setsid_and_chdir()
   local status, cwd = S.tmpname("status"), S.tmpname("cwd")
   local code, rec = run_helper { "--setsid", "--chdir", "/tmp", "--", F, "status=" .. status,

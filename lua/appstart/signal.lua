@@ -31,7 +31,8 @@ local function quiet() end
 -- group it is in), or on the process group pgid: a start (of
 -- appstart.start's), under way.
 local function begin(fd, opts, sig, group, pgid)
-  local argv = { settings.helper_path, "--signal", tostring(core.signum(sig)), "--user", tostring(opts.user) }
+  local argv = { settings.helper_path, "--module-version", settings.version, "--signal", tostring(core.signum(sig)),
+    "--user", tostring(opts.user) }
   if group then argv[#argv + 1] = "--process-group" end
   if pgid then
     argv[#argv + 1] = "--pgid"

@@ -107,7 +107,8 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
     app_uid = math.type(user) == "integer" and user or core.user(user)
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
-    helper = { settings.helper_path, "--user", tostring(opts.user),
+    -- (first: a helper of another version says so, see finish_failed)
+    helper = { settings.helper_path, "--module-version", settings.version, "--user", tostring(opts.user),
       "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format,
       "--error-fd", tostring(error_fd),
       -- the environment goes to it encoded (the core's doing): what is
@@ -456,6 +457,12 @@ local function finish_failed(h)
     code = "spawn"
     message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
     errno = errno or errno_in(message)
+  elseif code == "helper" and h._opts.user and helper_code == 2 and not message:find("this is appstart-helper", 1, true) then
+    -- a usage error: the module builds the helper's options, so a helper
+    -- of another version (one that knows no --module-version says why on
+    -- its stderr, the app's)
+    message = format("%s (a usage error: is %s the appstart-helper of appstart %s?)", message,
+      settings.helper_path, settings.version)
   end
   release_starter(s)
   s:close()
