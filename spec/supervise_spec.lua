@@ -469,6 +469,43 @@ function TC.test_a_reload_before_every_service_is_up_does_not_say_ready()
   S.assert_clean(before)
 end
 
+-- A SIGHUP that replaces a service still coming up, after another ended on
+-- purpose (a migration, restart "no"): READY=1 comes once the replacement
+-- is up, as the bring-up's would have (the reload cut the bring-up's
+-- sv:up() short, and the migration's end kept every service from being
+-- ready: READY=1 never came, the start timed out).
+function TC.test_a_reload_during_the_bring_up_after_a_migration_ended_says_ready()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function services(slow)
+    write(file, string.format("local F = %q\nreturn { services = {\n"
+      .. "  migrate = { argv = { F, 'sleep=0.1', 'exit=0' }, ready = 'none', restart = 'no' },\n"
+      .. "  web = { argv = { F, 'sleep=%s', 'pidfile=%s/web', 'notify=READY=1', 'pause' } },\n} }\n", F, slow, dir))
+  end
+  services(3)
+  local seen, hup_sent = {}, false
+  appstart.run(function()
+    local app, err = appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 6, log = S.quiet,
+      on_status = function(a, text)
+        seen[#seen + 1] = text
+        -- the migration has ended (it was ready once): web replaced
+        if not hup_sent and text == "0 of 2 services ready" and #seen > 2 then
+          hup_sent = true
+          services(0.2)
+          os.execute("kill -HUP " .. a.pid)
+        end
+      end }
+    lu.assertTrue(hup_sent, table.concat(seen, ", "))
+    lu.assertNotNil(app, tostring(err) .. ": " .. table.concat(seen, ", "))
+    lu.assertEquals(app.status, "1 of 2 services ready")
+    lu.assertNotNil(S.read(dir .. "/web"))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 -- SIGTERM, or a SIGHUP that replaces a service, while a service still
 -- comes up: its start ends ("stopped"), which is no failure to report.
 function TC.test_a_stop_or_reload_during_the_first_start_is_not_said_to_be_a_failure()

@@ -321,6 +321,10 @@ function M.run(o, spec, command)
   local json_object = command.json_object
   local states, total = {}, 0
   local announced = false -- READY=1 sent
+  -- the services ready at least once since they were added (a migration
+  -- that ended on purpose counts): what a bring-up a reload cut short
+  -- still waits for is the rest
+  local came_up = {}
   local stopping = false -- STOPPING=1 sent: READY=1 never again
   local sv -- (made below)
   -- each service's state now: an event is told after the step that
@@ -382,6 +386,7 @@ function M.run(o, spec, command)
   local function on_event(name, state, info)
     info = info or {}
     states[name] = state
+    if state == "ready" then came_up[name] = true end
     if o.json and not o.quiet then
       write_json(json_event(json_object, name, state, info))
     elseif not o.quiet then
@@ -418,6 +423,12 @@ function M.run(o, spec, command)
   -- it (before that, status() says READY=1 when they are), never once
   -- stopping.
   local reloads = 0 -- SIGHUPs taken
+  local reloading = 0 -- of them, still under way (to their task's end)
+  local bring_up -- the bring-up's task, while it waits for them
+  local function reload_over()
+    reloading = reloading - 1
+    if reloading == 0 and bring_up then bring_up:wake() end
+  end
   local function reloaded()
     if stopping then return end
     -- the states as they are now (one step of the supervisor: ready_count
@@ -432,6 +443,7 @@ function M.run(o, spec, command)
 
   -- SIGHUP: the file again, the difference applied
   local function reload()
+    reloading = reloading + 1
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
     local new, err = M.load(o.file)
     if new then
@@ -441,6 +453,7 @@ function M.run(o, spec, command)
     if not new then
       log.show("appstart: reload: ", log.raised(err), " (the services are left as they were)\n")
       reloaded()
+      reload_over()
       return
     end
     local added, removed, changed = M.diff(current, new)
@@ -465,8 +478,10 @@ function M.run(o, spec, command)
       end
       if not progress then error("reload: cannot remove " .. table.concat(going, ", ")) end
     end
+    for _, name in ipairs(changed) do came_up[name] = nil end
     for _, name in ipairs(removed) do
       states[name] = nil
+      came_up[name] = nil
       total = total - 1
     end
     -- in dependency order: what a service names must exist when it is added
@@ -506,9 +521,11 @@ function M.run(o, spec, command)
     reloads = reloads + 1
     local this = reloads
     appstart.spawn(function()
-      if stopping then return end
-      if #starting > 0 then sv:up(table.unpack(starting)) end
-      if this == reloads then reloaded() end
+      if not stopping then
+        if #starting > 0 then sv:up(table.unpack(starting)) end
+        if this == reloads then reloaded() end
+      end
+      reload_over()
     end)
   end
 
@@ -525,6 +542,21 @@ function M.run(o, spec, command)
     end
     appstart.spawn(function()
       local up, e = sv:up()
+      -- a reload replaced (or removed) a service still coming up: once
+      -- the reloads under way are done, what has not been ready yet (what
+      -- replaced it included) is waited for, then READY=1 as for the whole
+      while not up and not stopping and e.code == "stopped" do
+        bring_up = loop.task()
+        while reloading > 0 and not stopping do loop.wait(nil) end
+        bring_up = nil
+        if stopping then break end
+        local rest = {}
+        for name in pairs(current.services) do
+          if not came_up[name] then rest[#rest + 1] = name end
+        end
+        up, e = true, nil
+        if #rest > 0 then up, e = sv:up(table.unpack(rest)) end
+      end
       if up then announce() end
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
@@ -546,6 +578,7 @@ function M.run(o, spec, command)
       if stop then break end
     end
     stopping = true
+    if bring_up then bring_up:wake() end
     notify("STOPPING=1")
     -- (yields: a reload task of this batch's SIGHUP runs, sees stopping)
     sv:down()
