@@ -252,6 +252,14 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
       "option '--env': invalid value 'NOVALUE' (expected NAME=VALUE)" },
     { { "--env==value", "--", F, "pause" }, "option '--env': invalid value '=value' (expected NAME=VALUE)" },
     { { "--env=A=1", "--env", "--", F, "pause" }, "option '--env' needs a value" },
+    -- the notify protocol's: the start's own to set, never the app's (it
+    -- would have had none of it)
+    { { "--env=NOTIFY_SOCKET=/tmp/x", "--", F, "pause" }, "option '--env': invalid value 'NOTIFY_SOCKET=/tmp/x' "
+      .. "(NOTIFY_SOCKET is the start's own to set: --ready=notify gives the app one)" },
+    { { "--env=WATCHDOG_USEC=5", "--", F, "pause" }, "option '--env': invalid value 'WATCHDOG_USEC=5' "
+      .. "(WATCHDOG_USEC is the start's own to set: --watchdog gives the app one)" },
+    { { "--env=WATCHDOG_PID=5", "--", F, "pause" }, "option '--env': invalid value 'WATCHDOG_PID=5' "
+      .. "(WATCHDOG_PID is the start's own to set: --watchdog gives the app one)" },
     { { "--clear-env=yes", "--", F, "pause" }, "option '--clear-env' takes no value" },
     { { "--chdir=", "--", F, "pause" }, "option '--chdir': invalid value ''" },
     { { "--stdin=", "--", F, "pause" }, "option '--stdin': invalid value ''" },

@@ -279,9 +279,16 @@ local function directory(value)
 end
 
 -- NAME=VALUE, NAME neither empty nor holding '='
+-- the notify protocol's variables: a start sets them (or none), whatever
+-- the environment holds (appstart.start's env)
+local STARTS_OWN = { NOTIFY_SOCKET = "--ready=notify", WATCHDOG_USEC = "--watchdog", WATCHDOG_PID = "--watchdog" }
+
 local function variable(value)
   local name, v = value:match("^([^=]+)=(.*)$")
   if not name then return nil, "expected NAME=VALUE" end
+  if STARTS_OWN[name] then
+    return nil, string.format("%s is the start's own to set: %s gives the app one", name, STARTS_OWN[name])
+  end
   return { name, v }
 end
 
