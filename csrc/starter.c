@@ -1678,15 +1678,17 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->app_errno = s->app_errno;
     out->exited = s->ready_seen && s->app_dead;
     out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;
-    if (out->pid > 0) {
-        out->app_end = app->end;
-        out->app_code = app->code;
-    } else if (s->pid_file && s->helper_done && s->phase == STARTER_FAILED && s->code == STARTER_DIED) {
-        /* a forking daemon's start that exited without forking it: what
-         * died is the process started */
+    if (s->pid_file && s->helper_done && s->helper_status != 0 && s->phase == STARTER_FAILED &&
+        s->code == STARTER_DIED) {
+        /* a forking daemon's start whose process started exited non-zero:
+         * what died is that process (a daemon its pid file names, proven
+         * after all, is stopped with the start, not what died) */
         out->pid = s->spawned.pid;
         out->app_end = s->spawned.end;
         out->app_code = s->spawned.code;
+    } else if (out->pid > 0) {
+        out->app_end = app->end;
+        out->app_code = app->code;
     }
 }
 

@@ -550,6 +550,27 @@ function T.test_a_started_process_that_exits_non_zero_is_died()
   lu.assertTrue(math.type(err.pid) == "integer" and err.pid > 1, tostring(err.pid))
 end
 
+-- The process started writes the daemon's pid file (its child forked),
+-- then exits non-zero: died, with that process's pid and status, and the
+-- daemon the file names, proven, is terminated with the start (it was left
+-- running, unsignalled, until the stop gave up on it 10 s later and its
+-- end became a zombie of the launcher's; and err named the daemon).
+function T.test_a_started_process_that_exits_non_zero_after_the_pid_file_ends_the_daemon()
+  for _, mode in ipairs { "process", "group" } do
+    local path = S.tmpname("pid")
+    local err = fail_within({ ready = { forks = true, pid_file = path }, kill_mode = mode,
+      argv = { F, "fork", "pidfile=" .. path, "pause", "|", "waitfile=" .. path, "sleep=0.05", "exit=3" } },
+      "died", 1.5, function()
+        local daemon = S.pid_in(path)
+        lu.assertTrue(S.await_gone(daemon, 5), mode .. ": the daemon runs on")
+      end)
+    lu.assertStrContains(err.message, "exited with code 3 before it was ready (it must exit 0 once it has forked)")
+    -- (in a group, with how.left: the daemon, signalled with the group)
+    lu.assertEquals({ err.status.code, err.status.signal }, { 3, nil }, mode)
+    lu.assertNotEquals(err.pid, S.pid_in(path), mode .. ": err.pid is the daemon's")
+  end
+end
+
 function T.test_no_pid_file_within_ready_timeout_is_a_timeout()
   local path = S.tmpname("never")
   local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, argv = { F, "exit=0" } },

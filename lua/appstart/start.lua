@@ -45,9 +45,13 @@ local Starting = {}
 Starting.__index = Starting
 Starting.__name = "appstart.starting"
 
--- what a failed start sends its app first (nil: nothing)
+-- what a failed start sends its app first (nil: nothing). An app that
+-- died is signalled no more (the core sends nothing to a process that has
+-- ended), but a forking daemon's start that died (its process started
+-- exited non-zero) may have a daemon its pid file names, proven: that one
+-- is ended with the start.
 local FIRST_SIGNAL = { timeout = "TERM", ready_closed = "TERM", protocol = "TERM",
-  cancelled = "TERM", helper = "TERM", pid_mismatch = "KILL" }
+  cancelled = "TERM", helper = "TERM", pid_mismatch = "KILL", died = "TERM" }
 
 -- The last component of path (a plain search: a pattern anchored at the
 -- end backtracks from every position, microseconds per start), kept for
