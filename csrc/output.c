@@ -326,8 +326,21 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
     }
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
-    if (strlen(name) + 8 >= sizeof f->name || *name == '\0') {
+    /* the rotated names (NAME.1 .. NAME.keep) must be names too: only
+     * they need the room of their suffix */
+    size_t len = strlen(name), suffix = 0;
+    if (max_bytes > 0 && keep > 0) {
+        suffix = 2; /* ".K" */
+        for (int k = keep; k >= 10; k /= 10)
+            suffix++;
+    }
+    if (*name == '\0') {
         snprintf(why, why_len, "bad file name");
+        return EINVAL;
+    }
+    if (len >= sizeof f->name || len > NAME_MAX || len + suffix > NAME_MAX) {
+        snprintf(why, why_len, "file name too long (%zu bytes%s; at most %d)", len + suffix,
+                 suffix ? " with the rotated names' suffix" : "", NAME_MAX);
         return ENAMETOOLONG;
     }
     char dir[PATH_MAX];

@@ -757,6 +757,35 @@ function TF.test_a_file_is_appended_to_and_rotated_at_its_byte_limit()
   S.assert_clean(before)
 end
 
+-- A file's name may be as long as the system allows (255 bytes), but for
+-- the room its rotated names need (NAME.1 .. NAME.K): only with max_bytes.
+-- (Names from 248 bytes were refused, "bad file name", rotated or not.)
+function TF.test_a_file_name_may_be_as_long_as_the_system_allows_less_its_rotations_suffix()
+  local before = S.snapshot()
+  local dir = S.tmpname("long")
+  assert(os.execute("mkdir " .. dir))
+  local function start(name, max_bytes, keep)
+    return appstart.start { argv = { F, "line=1:up", "line=3:up", "exit=0" }, ready = "fd", log = S.quiet,
+      stdout = { file = dir .. "/" .. name, max_bytes = max_bytes, keep = keep } }
+  end
+  for _, case in ipairs { { 255 }, { 253, 100, 1 }, { 252, 100, 10 }, { 250, 100, 1000 } } do
+    local name = string.rep("n", case[1])
+    local app, err = start(name, case[2], case[3])
+    lu.assertNotNil(app, #name .. ": " .. tostring(err))
+    app:wait()
+    app:close()
+    lu.assertEquals(S.read(dir .. "/" .. name), "up\n", #name)
+  end
+  for _, case in ipairs { { 256, nil, nil, 256, "" }, { 254, 100, 1, 256, " with the rotated names' suffix" },
+    { 251, 100, 1000, 256, " with the rotated names' suffix" } } do
+    local app, err = start(string.rep("x", case[1]), case[2], case[3])
+    lu.assertNil(app, tostring(case[1]))
+    lu.assertEquals(err.code, "spawn")
+    lu.assertStrContains(err.message, string.format("file name too long (%d bytes%s; at most 255)", case[4], case[5]))
+  end
+  S.assert_clean(before)
+end
+
 -- Run argv (ready at once) with its stdout into `stdout` ({file = ...})
 -- under appstart.run, a ticker beside it, until done() (looked at every
 -- 0.05 s, a minute at most): whether done() came, and the ticker's worst
