@@ -425,6 +425,20 @@ function T.test_an_exec_probe_that_cannot_run_fails_the_start_at_once()
   lu.assertStrContains(err.message, "cannot run the probe /nonexistent/probe")
 end
 
+-- An app that dies while an exec probe's command runs: died as soon as
+-- that command, killed, has ended, whose end wakes the start (it was
+-- looked at a poll_interval later: made 5 s here, the start took that).
+function T.test_an_app_that_dies_while_the_exec_probes_command_runs_fails_at_once()
+  local appstart = require "appstart"
+  local saved = appstart.poll_interval
+  appstart.poll_interval = 5
+  local ok, err = pcall(fail_within, { ready = { exec = { F, "pause" } }, probe_timeout = 10, kill_grace = 5,
+    argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)
+  appstart.poll_interval = saved
+  if not ok then error(err, 0) end
+  lu.assertEquals(err.status, { code = 3 })
+end
+
 function T.test_a_check_function_may_yield_in_a_loop_and_gets_the_app()
   local before = S.snapshot()
   local appstart = require "appstart"

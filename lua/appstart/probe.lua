@@ -98,6 +98,7 @@ function M.new(opts, start_wall, starter, before)
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
     dying = false, -- exec probes' commands killed, until they have ended (their groups too)
     starter = starter or false, watching = false, -- the command's pidfd is in its waits
+    watched = false, -- the command it is of
     wake = false, -- called when a check function running in a task of its own returns
   }, Probe)
   if spec.connect then
@@ -151,20 +152,24 @@ local function settle_pending(p, t)
   p:settled() -- what earlier tries left, looked at as it goes
 end
 
--- The exec probe's command runs: its exit wakes the start's waits
--- (without a pidfd it is looked at at each try, as before).
-local function watch(p, app)
-  local fd = p.starter and app._proc and app._proc:fd()
-  p.watching = fd and p.starter:watch(fd) or false
-end
-
--- It runs no more (ended, killed, or given up): out of the waits before
--- its pidfd is closed.
+-- It runs no more (ended, or given up on): out of the waits before its
+-- pidfd is closed. (A command killed stays: see Probe:close.)
 local function unwatch(p)
   if p.watching then
     p.starter:unwatch()
     p.watching = false
   end
+  p.watched = false
+end
+
+-- The exec probe's command runs: its exit wakes the start's waits
+-- (without a pidfd it is looked at at each try, as before). One at a
+-- time: the start has one such place in its waits.
+local function watch(p, app)
+  unwatch(p)
+  local fd = p.starter and app._proc and app._proc:fd()
+  p.watching = fd and p.starter:watch(fd) or false
+  p.watched = p.watching and app or false
 end
 
 -- An exec probe's command (an app of its own start, kill_mode "group")
@@ -400,7 +405,9 @@ end
 function Probe:close()
   local pending, kind = self.pending, self.pending_kind
   self.pending, self.pending_kind, self.pending_until = false, false, false
-  unwatch(self)
+  -- (a command killed stays in the waits: its end wakes the start, whose
+  -- stop looks at it then, not a poll_interval later; see settled)
+  if kind ~= "app" or not pending._proc then unwatch(self) end
   if kind == "conn" then
     pending:close()
   elseif kind == "start" then
@@ -432,7 +439,12 @@ function Probe:settled()
     if d.step then
       gone = d:step() -- an abandoned start: done once its command has ended
     else
+      -- the one watched: out of the waits before its end closes its
+      -- pidfd, in again while it runs
+      local watched = self.watching and self.watched == d
+      if watched then unwatch(self) end
       gone = command_gone(d)
+      if watched and not gone and d._proc then watch(self, d) end
     end
     if gone then table.remove(dying, i) end
   end
@@ -445,6 +457,7 @@ end
 -- let go of (a child is reaped later, by pid).
 function Probe:drop()
   self:close()
+  unwatch(self)
   for _, d in ipairs(self.dying or {}) do
     if d.step then
       getmetatable(d).__close(d)
