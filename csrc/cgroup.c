@@ -234,7 +234,47 @@ static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char
     return err;
 }
 
-int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_len)
+/* Could uid move a process of the cgroup made under parent_fd out of it?
+ * The kernel lets a process move one of its user's to another cgroup
+ * when it may write the cgroup.procs of the destination and of the
+ * cgroups' common ancestor: parent_fd's or one above it, up to the
+ * hierarchy's root (root_dev, root_ino). Owned by uid, or writable by a
+ * group or by all, one of those is taken to be its: 0, or EPERM with
+ * that cgroup's path left in path (parent's, its last components taken
+ * off as it goes up); another errno value when one cannot be looked at. */
+static int escapable(int parent_fd, uid_t uid, dev_t root_dev, ino_t root_ino, char *path)
+{
+    int cur = fcntl(parent_fd, F_DUPFD_CLOEXEC, 3), err = 0;
+    if (cur < 0)
+        return errno;
+    for (int depth = 0; depth < 256; depth++) {
+        struct stat dir, procs;
+        if (fstat(cur, &dir) < 0 || fstatat(cur, "cgroup.procs", &procs, AT_SYMLINK_NOFOLLOW) < 0) {
+            err = errno;
+            break;
+        }
+        if (procs.st_uid == uid || (procs.st_mode & (S_IWGRP | S_IWOTH))) {
+            err = EPERM;
+            break;
+        }
+        if (dir.st_dev == root_dev && dir.st_ino == root_ino)
+            break;
+        int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (up < 0) {
+            err = errno;
+            break;
+        }
+        sys_close(&cur);
+        cur = up;
+        char *slash = strrchr(path, '/');
+        if (slash)
+            slash[slash == path ? 1 : 0] = '\0';
+    }
+    sys_close(&cur);
+    return err;
+}
+
+int cgroup_create(struct cgroup *c, const char *parent, uid_t app_uid, char *why, size_t why_len)
 {
     *c = (struct cgroup)CGROUP_NONE;
     char mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX];
@@ -251,14 +291,31 @@ int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_le
     if (rlen && (strncmp(parent, root, rlen) != 0 || (parent[rlen] && parent[rlen] != '/')))
         return fail(c, ENOENT, why, why_len, "cgroup %s is outside the mounted cgroup v2 hierarchy", parent);
     int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (mfd < 0)
-        return fail(c, errno, why, why_len, "cannot open the cgroup v2 mount %s", mnt);
+    struct stat root_st;
+    if (mfd < 0 || fstat(mfd, &root_st) < 0) {
+        err = errno;
+        sys_close(&mfd);
+        return fail(c, err, why, why_len, "cannot open the cgroup v2 mount %s", mnt);
+    }
     c->parent_fd = open_path(mfd, parent + rlen);
     sys_close(&mfd);
     if (c->parent_fd < 0) {
         err = -c->parent_fd;
         c->parent_fd = -1;
         return fail(c, err, why, why_len, "cannot open or make cgroup %s (cgroup v2 not writable here?)", parent);
+    }
+    /* an app of another user's must not be able to move out of its own
+     * (root may anyway; the launcher's own user may as the launcher may) */
+    if (app_uid != (uid_t)-1 && app_uid != 0 && app_uid != geteuid()) {
+        char at[PATH_MAX];
+        snprintf(at, sizeof at, "%s", parent);
+        err = escapable(c->parent_fd, app_uid, root_st.st_dev, root_st.st_ino, at);
+        if (err == EPERM)
+            return fail(c, err, why, why_len,
+                        "uid %lu may write the cgroup.procs of cgroup %s: the app's processes could leave "
+                        "its cgroup (give a cgroup_parent its user may not write)", (unsigned long)app_uid, at);
+        if (err)
+            return fail(c, err, why, why_len, "cannot look at cgroup %s, above the app's", at);
     }
     pthread_mutex_lock(&swept_lock);
     sweep_once(c->parent_fd, parent);

@@ -32,8 +32,12 @@ struct cgroup {
  * NULL: the launcher's own cgroup). Returns 0, or an errno value with a
  * message in why that says what is missing (cgroup v2 not mounted, not
  * writable, no such parent). Empty directories left under the same parent
- * by launchers that were killed are removed on the way. */
-int cgroup_create(struct cgroup *c, const char *parent, char *why, size_t why_len);
+ * by launchers that were killed are removed on the way. app_uid: the
+ * user the app runs as ((uid_t)-1: the launcher's; 0: root, who may
+ * move anything anyway): EPERM where that user could move the app's
+ * processes out (the cgroup.procs of parent or of a cgroup above it
+ * writable by it). */
+int cgroup_create(struct cgroup *c, const char *parent, uid_t app_uid, char *why, size_t why_len);
 
 /* A new descriptor on cgroup.procs, for writing: the child joins the
  * cgroup by writing "0" to it. Returns it, or -errno. */

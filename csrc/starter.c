@@ -656,7 +656,7 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     tree_sweep_deferred();
     if (cfg->kill_mode != TREE_PROCESS) {
         char why[512];
-        s->tree = tree_new(cfg->kill_mode, cfg->cgroup_parent, &err, why, sizeof why);
+        s->tree = tree_new(cfg->kill_mode, cfg->cgroup_parent, cfg->app_uid, &err, why, sizeof why);
         if (!s->tree) {
             fail(s, STARTER_SPAWN, err, "cannot start %s: %s", s->file, why);
             goto done;

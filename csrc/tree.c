@@ -38,7 +38,7 @@ const char *tree_mode_name(int mode)
     }
 }
 
-struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
+struct tree *tree_new(int mode, const char *cgroup_parent, uid_t app_uid, int *err, char *why,
                       size_t why_len)
 {
     struct tree *t = calloc(1, sizeof *t);
@@ -51,7 +51,7 @@ struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
     t->cg = (struct cgroup)CGROUP_NONE;
     t->events_fd = -1;
     *err = 0;
-    if (mode == TREE_CGROUP && (*err = cgroup_create(&t->cg, cgroup_parent, why, why_len))) {
+    if (mode == TREE_CGROUP && (*err = cgroup_create(&t->cg, cgroup_parent, app_uid, why, why_len))) {
         free(t);
         return NULL;
     }

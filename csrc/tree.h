@@ -60,8 +60,9 @@ struct tree {
 
 /* A tree of mode, holding nothing yet; for a cgroup, make its directory
  * under parent (NULL: the launcher's cgroup). Returns 0 or an errno value
- * with why set. A tree is malloc'd: NULL with ENOMEM. */
-struct tree *tree_new(int mode, const char *cgroup_parent, int *err, char *why,
+ * with why set (app_uid: as cgroup_create's). A tree is malloc'd: NULL
+ * with ENOMEM. */
+struct tree *tree_new(int mode, const char *cgroup_parent, uid_t app_uid, int *err, char *why,
                       size_t why_len);
 
 /* group: the group is the app's, from /proc (the app is a member);

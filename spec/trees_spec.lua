@@ -712,6 +712,34 @@ function TC.test_cgroup_parent_is_made_and_used()
   assert(os.execute("rmdir " .. dir))
 end
 
+-- An app of another user's must not leave its cgroup: a cgroup_parent (or
+-- a cgroup above it) whose cgroup.procs its user may write would let it
+-- move its processes there (one moved itself into the parent and ran on
+-- after terminate, unseen): refused, `spawn`, nothing started. The same
+-- parent serves an app of the launcher's own user.
+function TC.test_a_cgroup_parent_the_apps_user_may_write_is_refused()
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
+  local parent = "/appstart-spec-delegated-" .. core.pid()
+  local dir = cgroup_mount() .. parent
+  assert(os.execute("mkdir " .. dir .. " && mkdir " .. dir .. "/sub && chown nobody " .. dir .. "/cgroup.procs"))
+  local ok, failure = pcall(function()
+    for _, p in ipairs { parent, parent .. "/sub" } do
+      local err = fail_within({ kill_mode = "cgroup", cgroup_parent = p, user = "nobody", ready = "none",
+        stdout = "null", stderr = "null", argv = { F, "pause" } }, "spawn", 3)
+      lu.assertStrContains(err.message, string.format("uid %d may write the cgroup.procs of cgroup %s: the app's "
+        .. "processes could leave its cgroup", core.user("nobody"), parent))
+      lu.assertEquals(my_cgroups(dir .. "/sub"), 0)
+    end
+    local app = assert(start { kill_mode = "cgroup", cgroup_parent = parent .. "/sub",
+      argv = { F, "notify=READY=1", "pause" } })
+    lu.assertEquals(my_cgroups(dir .. "/sub"), 1)
+    app:terminate()
+  end)
+  if not ok then S.kill_strays() end -- (an app started there, by a failure)
+  os.execute("rmdir " .. dir .. "/sub/appstart.* " .. dir .. "/appstart.* " .. dir .. "/sub " .. dir .. " 2>/dev/null")
+  if not ok then error(failure, 0) end
+end
+
 -- Launchers that each make the same missing cgroup_parent at the same
 -- moment: one's mkdir of a component another has just made fails with
 -- EEXIST, and that start failed ("File exists") where the directory it
