@@ -148,39 +148,6 @@ function T.test_refused_senders_after_ready_are_logged_once_with_a_count()
   S.kill_strays()
 end
 
--- Refused senders before ready and after: one flood, logged once a second
--- at most across the hand-over from the start to the app (the start's
--- count was flushed at ready, and the app's first one logged at once:
--- three lines within 0.3 s); what is left is logged as the socket closes.
-function T.test_refused_senders_around_ready_are_logged_once_a_second_at_most()
-  local entries, closing = {}, false
-  local function log(level, message)
-    if message:find("not admitted", 1, true) then
-      entries[#entries + 1] = { t = core.now(), closing = closing, text = level .. ": " .. message }
-    end
-  end
-  run(function()
-    local app = assert(start {
-      argv = { F, "fork", "notifyflood=300:STATUS=forged", "|", "sleep=0.3", "notify=READY=1",
-        "fork", "notifyflood=300:STATUS=forged", "|", "pause" },
-      notify_access = "main", log = log,
-    })
-    require("appstart").sleep(0.4)
-    closing = true
-    lu.assertEquals(app:terminate(), { signal = 15 })
-  end)
-  local said, last = {}, nil
-  for _, e in ipairs(entries) do
-    said[#said + 1] = string.format("%.3f %s", e.t, e.text)
-    if not e.closing then
-      lu.assertTrue(not last or e.t - last >= 1, table.concat(said, "\n"))
-      last = e.t
-    end
-  end
-  lu.assertTrue(#entries >= 1, "nothing logged")
-  S.kill_strays()
-end
-
 function T.test_a_malformed_datagram_after_ready_is_logged_and_the_app_lives()
   local entries, log = S.recorder()
   run(function()

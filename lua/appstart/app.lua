@@ -304,7 +304,6 @@ function App.check(app)
     -- its end is told (a MAINPID= to a process that goes on, which the
     -- app follows then; a last STATUS=); a WATCHDOG=trigger there is over
     -- with the process that sent it (watchdog_fire)
-    app._life.ended_proc = proc
     drain_all(app)
     if app._state == "exited" then return app._how end
     how = app._proc and app._proc:poll()
@@ -386,7 +385,10 @@ end
 -- No ping in time (or WATCHDOG=trigger): SIGABRT, SIGKILL after kill_grace.
 local function watchdog_fire(app, why)
   local life = app._life
-  if life.wd_fired or not RUNNING[app._state] or not app._proc or life.ended_proc == app._proc then return end
+  if life.wd_fired or not RUNNING[app._state] or not app._proc then return end
+  -- ended already (a WATCHDOG=trigger as its last word, read as it
+  -- exited): nothing for the watchdog to kill; its end is told as it is
+  if app._proc:poll() then return end
   life.wd_fired = true
   local grace = kill_grace(app)
   app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
@@ -602,13 +604,6 @@ function drain_all(app, last)
   end
 end
 
---- n refused messages the start counted, not logged yet (the last log
--- line about them at `at`, the last from pid): the app's count goes on
--- from there, logged once a second at most.
-function App.carry_refused(app, n, at, pid)
-  app._life.refused = { n = n, at = at, pid = pid }
-end
-
 --- After ready, under a loop: keep reading the app's notify socket
 -- (listener, from the core) in the background, and start its watchdog
 -- (watchdog: the seconds of a WATCHDOG_USEC= that came before ready, or
@@ -620,7 +615,6 @@ function App.listen(app, listener, watchdog, spell)
   if watchdog == 0 then watchdog = nil end
   local life = { listener = listener, listen = false, watchdog = watchdog or false,
     wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false,
-    ended_proc = false, -- its process seen ended, its last word being read (App.check)
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
     quiet = {}, status_busy = false, status_next = false, spell = spell }

@@ -560,6 +560,7 @@ end
 
 -- Ready: the app object takes the app over.
 local function finish_ready(h)
+  flush_refused(h)
   local s, opts = h._s, h._opts
   local app = h._app
   if not app then
@@ -605,14 +606,8 @@ local function finish_ready(h)
     if not ok then
       if app._life then App.unlisten(app) else listener:close() end
       h._log("error", label(h) .. ": cannot read the notify socket after ready: " .. tostring(err))
-    elseif r and r.refused then
-      -- refused messages go on being counted there, logged once a second
-      -- at most as before ready (those not logged yet not flushed now)
-      App.carry_refused(app, r.refused.n, r.refused.at, r.refused.pid)
-      r.refused.n = 0
     end
   end
-  flush_refused(h) -- (the socket closed at ready: its last count)
   -- gone at once: on_exit runs now, or, in a cgroup that has not emptied
   -- yet, once it has
   if exited and not App.check(app) and (app._on_exit or app._life or out) then App.watch(app, app._proc:fd()) end
