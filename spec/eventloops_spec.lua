@@ -1615,6 +1615,38 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- Nor does a call from a callback of uv's (a timer's, on the main thread
+-- while uv.run() runs) take the queue over from the loop's runner that
+-- waits in that running loop: "two" ran while "one" still waited.
+function TL.test_a_luv_callbacks_call_leaves_a_loops_supervisor_callbacks_in_order()
+  leaves_nothing("luv", function()
+    local uv = require "luv"
+    local got, sv = {}, nil
+    coroutine.wrap(function()
+      sv = appstart.supervisor { log = S.quiet, services = { svc = {
+        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.2", "notify=STATUS=two",
+          "sleep=0.6", "exit=0" }, watchdog = 20, restart = "no",
+        on_status = function(_, text)
+          got[#got + 1] = text
+          if text ~= "one" then return end
+          appstart.sleep(0.5)
+          got[#got + 1] = "one done"
+        end } } }
+      assert(sv:up())
+    end)()
+    local t = uv.new_timer()
+    -- (0.35 s on: "one" waits, "two" has come)
+    t:start(350, 0, function()
+      got[#got + 1] = "up"
+      assert(sv:up("svc"))
+      t:close()
+    end)
+    uv.run()
+    lu.assertEquals(got, { "one", "up", "one done", "two" })
+    lu.assertEquals(sv:status().svc.state, "stopped")
+  end)
+end
+
 -- Nor does such serving move the supervisor's driver into that loop (the
 -- app tells a reload of its own, served so): the loop returns
 -- once its coroutine is done (a driver moved there held cq:loop() and

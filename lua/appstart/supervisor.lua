@@ -139,7 +139,10 @@ local function runner_alive(r, env, main)
     return r.env.inside(r) or (r.co and coroutine.status(r.co) ~= "suspended") or false
   end
   if not env.spawn then
-    return not main or (r.co and coroutine.status(r.co) ~= "suspended") or false
+    -- (the caller plain, but a callback of the loop the runner waits in,
+    -- uv.run() running: that loop goes on, the runner with it)
+    return not main or (r.co and coroutine.status(r.co) ~= "suspended") or (r.env.looping and r.env.looping())
+      or false
   end
   return r.env == env and (not env.home or r.home[1] == env.home())
 end

@@ -39,6 +39,10 @@ function RUN.waiter() return loop.task() end
 function RUN.wait(_, fd, deadline) return loop.wait(fd, deadline) end
 function RUN.wake(task) task:wake() end
 function RUN.alive() return loop.running() end
+-- is its loop running now (a caller that is none of its coroutines is
+-- then one of its callbacks)? (cqueues: no callback runs outside a
+-- coroutine of its)
+RUN.looping = RUN.alive
 
 -------------------------------------------------------------------------------
 -- cqueues
@@ -121,6 +125,10 @@ function LUV.spawn(fn) resume(coroutine.create(fn)) end
 function LUV.waiter() return { wake = false, abandon = false } end
 function LUV.wake(w) if w.wake then w.wake() end end
 function LUV.alive() return true end
+function LUV.looping()
+  local luv_backend = package.loaded["appstart.luv"]
+  return luv_backend ~= nil and luv_backend.running()
+end
 
 LUV.outside = true
 
