@@ -296,8 +296,11 @@ static int l_mtime(lua_State *L)
  * the file itself not followed if a symbolic link, a regular file with no
  * other name (a hard link: a file another user chose), not another user's
  * (but root's, the launcher's or uid's, the app's) planted in a sticky
- * directory others can write (as /tmp). Nothing is opened but directories:
- * the file is looked at (fstatat), never read. */
+ * directory others can write (as /tmp), and with uid (the app's user,
+ * `user =`) none but root's, the launcher's or uid's anywhere (without it
+ * the app may become any user: a daemon that drops to a user of its own
+ * makes the file as that user). Nothing is opened but directories: the
+ * file is looked at (fstatat), never read. */
 static int l_ready_file(lua_State *L)
 {
     const char *path = lb_check_cstring(L, 1);
@@ -318,6 +321,8 @@ static int l_ready_file(lua_State *L)
         err = EMLINK, why = "a hard link (a file with another name too), refused";
     else if (!err && (err = sys_foreign_in_sticky_dir(dfd, &st, uid < 0 ? (uid_t)-1 : (uid_t)uid)))
         why = err == EPERM ? "another user's file in a sticky directory others can write (as /tmp), refused" : NULL;
+    else if (!err && uid >= 0 && st.st_uid != (uid_t)uid && st.st_uid != 0 && st.st_uid != geteuid())
+        err = EPERM, why = "another user's file (not the app's user's, root's or the launcher's), refused";
     sys_close(&dfd);
     if (err) {
         if (!why)

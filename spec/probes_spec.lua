@@ -187,6 +187,42 @@ function T.test_what_is_not_the_apps_own_file_does_not_count()
   end
 end
 
+-- With `user =`, a file counts only as the app's user's, root's or the
+-- launcher's, wherever it is: another user who may write the directory
+-- (not a sticky one) cannot make the app ready by making it. Without
+-- `user =` the app may become any user (a daemon that drops to a user of
+-- its own makes the file as that user): such a file counts.
+function T.test_with_user_another_users_file_does_not_count_anywhere()
+  lu.skipIf(not S.is_root(), "needs root (a file of another user's)")
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir = S.tmpname("shared")
+  assert(os.execute("mkdir " .. dir .. " && chmod 777 " .. dir))
+  local path = dir .. "/ready"
+  local function begin(user)
+    return appstart.begin { ready = { file = path }, user = user, ready_timeout = 0.5, stdout = "null",
+      stderr = "null", log = S.quiet, argv = { F, "pause" } }
+  end
+  local function make_as(uid)
+    os.remove(path)
+    assert(os.execute(string.format("setpriv --reuid=%d --regid=%d --clear-groups touch %s", uid, uid, path)))
+  end
+  -- (made once the start has begun: a file made after it)
+  local h = begin("nobody")
+  make_as(1) -- daemon's
+  local app, err = h:wait()
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "timeout")
+  lu.assertStrContains(err.message, "another user's file (not the app's user's, root's or the launcher's), refused")
+  for _, case in ipairs { { "nobody", core.user("nobody") }, { nil, 1 } } do
+    h = begin(case[1])
+    make_as(case[2])
+    app = assert(h:wait())
+    lu.assertEquals(app:terminate().signal, 15)
+  end
+  S.assert_clean(before)
+end
+
 function T.test_a_file_older_than_the_start_does_not_count()
   local before = S.snapshot()
   local path = S.tmpname("made")
