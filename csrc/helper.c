@@ -144,7 +144,6 @@ struct options {
     int target_fd;          /* --pidfd: the target's pidfd (default 3) */
     pid_t pgid;             /* --pgid: a process group instead (0: none) */
     const char *start_only; /* an option of a start's, for --signal's error */
-    const char *module_version; /* --module-version: the caller's, or NULL */
 };
 
 /* The identity to switch to, resolved entirely before fork. */
@@ -295,19 +294,6 @@ static void usage_error(const char *why, const char *what)
     exit(EXIT_USAGE);
 }
 
-/* A module of another version than this helper's (an upgrade that left
- * one of the two behind) may pass options this one reads otherwise, or
- * not at all: it says so, rather than failing on the first it does not
- * know. */
-static void check_module_version(const struct options *opt)
-{
-    if (opt->module_version && strcmp(opt->module_version, APPSTART_VERSION) != 0) {
-        say("this is appstart-helper " APPSTART_VERSION ", called by appstart %.40s: "
-            "install the helper built with the module", opt->module_version);
-        exit(EXIT_USAGE);
-    }
-}
-
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Set once --signal's uids begin to change: from then on the process ends
@@ -400,6 +386,38 @@ static int parse_fd(const char *v, const char *what)
     return (int)fd;
 }
 
+/* A module of another version than this helper's (an upgrade that left
+ * one of the two behind) may pass options this one reads otherwise, or
+ * not at all: it says so, before any option is parsed (rather than
+ * failing on the first it does not know), on the error fd where one is
+ * named and open. Looks at the options before "--" only, and at nothing
+ * it cannot read (parse_options says what is wrong with them). */
+static void check_module_version(int argc, char **argv)
+{
+    const char *version = NULL, *error_fd = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *names[2] = { "--module-version", "--error-fd" };
+        const char **values[2] = { &version, &error_fd };
+        for (int k = 0; k < 2; k++) {
+            size_t len = strlen(names[k]);
+            if (strncmp(argv[i], names[k], len) != 0)
+                continue;
+            if (argv[i][len] == '=')
+                *values[k] = argv[i] + len + 1;
+            else if (argv[i][len] == '\0' && i + 1 < argc)
+                *values[k] = argv[i + 1];
+        }
+    }
+    if (!version || strcmp(version, APPSTART_VERSION) == 0)
+        return;
+    unsigned long fd;
+    if (error_fd && parse_decimal(error_fd, INT_MAX, &fd) == 0 && fd > 2 && fcntl((int)fd, F_GETFD) >= 0)
+        message_fd = (int)fd;
+    say("this is appstart-helper " APPSTART_VERSION ", called by appstart %.40s: "
+        "install the helper built with the module", version);
+    exit(EXIT_USAGE);
+}
+
 static void parse_options(int argc, char **argv, struct options *opt)
 {
     int i;
@@ -467,7 +485,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->keep_fds[opt->nkeep++] =
                 parse_fd(v, "--keep-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--module-version", argc, argv, &i))) {
-            opt->module_version = v;
+            /* (checked before: check_module_version) */
         } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
             opt->start_only = "--pid-format";
             if (strcmp(v, "int32le") == 0)
@@ -1653,19 +1671,17 @@ int main(int argc, char **argv)
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
         reset_limits(&plan.core_limit);
     }
+    check_module_version(argc, argv);
     parse_options(argc, argv, &opt);
     caller_env = take_caller_environment(opt.encoded_env);
     if (plan.secure)
         kept_env = take_kept_environment(caller_env);
-    if (opt.signal) {
-        check_module_version(&opt);
+    if (opt.signal)
         signal_mode(&opt, plan.secure);
-    }
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */
     if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)
         message_fd = opt.error_fd;
-    check_module_version(&opt);
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", opt.pid_fd);

@@ -170,6 +170,13 @@ function T.test_a_helper_of_another_version_than_the_modules_says_so()
   code, _, err = run_helper { "--module-version", "9.9.9", "--signal", "15", "--user", "nobody" }
   lu.assertEquals(code, 2)
   lu.assertStrContains(err, "called by appstart 9.9.9")
+  -- said before any option is parsed (one it does not know, a module's
+  -- newer one), on the error fd where one is named
+  local rec
+  code, rec, err = run_helper { "--module-version=9.9.9", "--bogus", "--error-fd", "3", "--", F }
+  lu.assertEquals({ code, err }, { 2, "" })
+  lu.assertEquals(rec, "appstart-helper: this is appstart-helper " .. appstart.version ..
+    ", called by appstart 9.9.9: install the helper built with the module\n")
   lu.skipIf(not S.is_root(), "needs root (to become another user)")
   local saved = appstart.helper_path
   local before = S.snapshot()
