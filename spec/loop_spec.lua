@@ -599,6 +599,56 @@ function T.test_error_in_fn_itself_propagates_out_of_run()
   lu.assertTrue(ran)
 end
 
+-- The failing task's own to-be-closed variables are closed as the other
+-- tasks' are (a coroutine that dies of an error keeps them: they never
+-- ran), a start it held so among them: cancelled, its app ended (it ran
+-- on after run had raised).
+function T.test_a_failing_tasks_own_to_be_closed_variables_are_closed()
+  local before = S.snapshot()
+  local closed = {}
+  local function closer(name)
+    return setmetatable({}, { __close = function() closed[#closed + 1] = name end })
+  end
+  local h = appstart.begin { argv = { F, "sleep=10", "notify=READY=1", "pause" }, kill_grace = 0.5, log = S.quiet }
+  local ok, err = pcall(appstart.run, function()
+    appstart.spawn(function()
+      local other <close> = closer("other") -- luacheck: ignore
+      appstart.sleep(10)
+    end)
+    local held <close> = h -- luacheck: ignore
+    local mine <close> = closer("failing") -- luacheck: ignore
+    appstart.sleep(0.01)
+    error("boom", 0)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "boom")
+  table.sort(closed)
+  lu.assertEquals(closed, { "failing", "other" })
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err.code, "cancelled")
+  S.assert_clean(before)
+end
+
+-- A start made in a coroutine of the user's inside a task (whose waits
+-- block the run: they cannot yield to it through that coroutine), ready
+-- by a check function: the function is called there, as in a plain
+-- script (a task spawned for it never ran before that blocked wait had
+-- ended: the start failed, "the check function never returned true").
+function T.test_a_check_start_in_a_coroutine_of_the_users_inside_a_task()
+  local before = S.snapshot()
+  appstart.run(function()
+    local gen = coroutine.wrap(function()
+      coroutine.yield(appstart.start { argv = { F, "pause" }, ready = { check = function() return true end },
+        ready_timeout = 2, kill_grace = 0.5, log = S.quiet })
+    end)
+    local app, err = gen()
+    lu.assertNotNil(app, tostring(err))
+    lu.assertTrue(app.ready_after < 1, app.ready_after)
+    app:terminate()
+  end)
+  S.assert_clean(before)
+end
+
 -- An error value that is not a message (a table, as many libraries raise;
 -- nil) is raised from run as it is, from fn and from a spawned task alike,
 -- as pcall gives it: it came back as a string, and one whose __tostring

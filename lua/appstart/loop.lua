@@ -503,9 +503,16 @@ function loop.for_main()
 end
 
 --- Run fn(...) as a task when inside a loop; call it now otherwise. Used for
--- callbacks, so that a callback may itself wait.
+-- callbacks, so that a callback may itself wait. Inside appstart.run but
+-- neither in a task nor in the run's own rounds (a coroutine of the
+-- user's inside a task, a call from C there), where a wait blocks the run
+-- as a plain script's does: called now too (a task would not run before
+-- that wait, a start's on its check function, had ended).
 function loop.call(fn, ...)
-  if current then return loop.spawn(fn, ...) end
+  if current then
+    if current_task() or coroutine.running() == current.co then return loop.spawn(fn, ...) end
+    return fn(...)
+  end
   local b = active_backend()
   if b and b.spawn then return backend_spawn(b, fn, ...) end
   return fn(...)
@@ -957,9 +964,11 @@ function loop.run(fn, ...)
   core.raise_nofile()
   local state = { tasks = {}, queue = {}, count = 0, apps = setmetatable({}, { __mode = "k" }),
     held = {}, held_count = 0, prune_at = HELD_PRUNE_MIN,
-    starts = setmetatable({}, { __mode = "k" }), callbacks = {} }
+    starts = setmetatable({}, { __mode = "k" }), callbacks = {},
+    -- the coroutine the run's own rounds run in (not a task's)
+    co = coroutine.running() }
   current = state
-  local failed, failure
+  local failed, failure, failed_co
   local ok, err = pcall(function(...)
     loop.spawn(fn, ...)
     while state.count > 0 do
@@ -984,6 +993,8 @@ function loop.run(fn, ...)
               -- is, as pcall would give it, never through its __tostring
               -- (which may raise itself)
               failed, failure = true, type(res) == "string" and debug.traceback(task.co, res) or res
+              -- (closed with the others: its to-be-closed variables too)
+              failed_co = task.co
               task.done = true
               state.tasks[task.co] = nil
               state.count = state.count - 1
@@ -1055,6 +1066,7 @@ function loop.run(fn, ...)
     end
   end
   for co in pairs(state.tasks) do coroutine.close(co) end
+  if failed_co then coroutine.close(failed_co) end
   -- those left running are served no more
   App.unserved(state.apps)
   loop.idle()
