@@ -202,7 +202,9 @@ install: all
 	install -d $(DESTDIR)$(LUADIR)/appstart $(DESTDIR)$(LIBDIR)/appstart \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
 	install -m 644 lua/appstart.lua $(DESTDIR)$(LUADIR)/appstart.lua
-	install -m 644 lua/appstart/*.lua $(DESTDIR)$(LUADIR)/appstart/
+	# (but appstart.testing: the suite's knobs, from the tree only)
+	install -m 644 $(filter-out lua/appstart/testing.lua,$(wildcard lua/appstart/*.lua)) \
+	  $(DESTDIR)$(LUADIR)/appstart/
 	install -m 755 $(B)/appstart/core.so $(DESTDIR)$(LIBDIR)/appstart/core.so
 	install -m 755 $(B)/appstart-helper $(DESTDIR)$(LIBEXECDIR)/appstart-helper
 	# the interpreter, and where the script's own modules are (DESTDIR is

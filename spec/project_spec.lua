@@ -34,6 +34,32 @@ function T.test_the_rockspec_installs_the_helper_where_make_install_does()
   for dir in rockspec:gmatch('LIBEXECDIR = "([^"]+)"') do lu.assertEquals(dir, default) end
 end
 
+-- `make install` puts there what a user runs and nothing of the suite's
+-- (appstart.testing, its knobs, was installed with the modules), and what
+-- it put there loads: the module from its installed paths, the command.
+function T.test_make_install_installs_what_users_run_and_nothing_of_the_suites()
+  local stage = S.tmpname("stage")
+  local build = S.helper:match("^(.*)/appstart%-helper$")
+  local out = S.tmpname("install")
+  -- (the build's own PREFIX and LIBEXECDIR, not set here: a change would
+  -- build the core again, under the suite)
+  local ok = os.execute(string.format("make -s -C %s install DESTDIR=%s LUADIR=/lua LIBDIR=/lib BINDIR=/bin B=%s"
+    .. " > %s 2>&1", TOP, stage, build, out))
+  lu.assertTrue(ok, S.read(out))
+  local luadir, libdir = stage .. "/lua", stage .. "/lib"
+  local installed = io.popen("cd " .. luadir .. " && ls appstart.lua appstart/"):read("a")
+  lu.assertNil(installed:find("testing", 1, true), installed)
+  for name in io.popen("ls " .. TOP .. "/lua/appstart"):read("a"):gmatch("(%S+)%.lua") do
+    if name ~= "testing" then lu.assertStrContains(installed, name .. ".lua") end
+  end
+  local env = string.format("LUA_PATH='%s/?.lua' LUA_CPATH='%s/?.so'", luadir, libdir)
+  local version = io.popen(env .. " lua5.4 -e 'print(require(\"appstart\").version)' 2>&1"):read("a")
+  lu.assertEquals(version, appstart.version .. "\n")
+  lu.assertEquals(io.popen(env .. " lua5.4 " .. stage .. "/bin/appstart --version 2>&1"):read("a"),
+    "appstart " .. appstart.version .. "\n")
+  assert(os.execute("rm -rf " .. stage))
+end
+
 function T.test_the_readme_needs_nothing_a_user_does_not_get()
   local readme = S.read(TOP .. "/README.md")
   for _, word in ipairs { "DESIGN.md", "shared notes", "../shared" } do
