@@ -141,7 +141,7 @@ test: all fixtures
 	$(TEST_ENV) $(LUA) spec/run.lua
 
 lint:
-	luacheck -q lua spec
+	luacheck -q lua spec lua/bin/appstart
 
 sanitize:
 	$(MAKE) B=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DAPPSTART_SANITIZE_BUILD' all fixtures
