@@ -34,7 +34,9 @@ removed ones stopped, changed ones restarted.
   --json          one JSON object per event on stdout:
                   {"service":..,"state":..,"pid":..,"restarts":..,
                    "delay":..,"exit_code":..,"signal":..,"watchdog":..,
-                   "code":..,"message":..} (null where it does not apply)
+                   "code":..,"message":..} (null where it does not apply),
+                  and "output":[..] (a failed start's last lines, where
+                  captured)
   -q, --quiet     print no events, not even with --json, and no log line
                   below an error (errors still go to stderr); not with -v
   -v, --verbose   log each step on stderr
