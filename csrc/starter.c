@@ -1184,7 +1184,8 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     char *end;
     errno = 0;
     long long pid = strtoll(buf, &end, 10);
-    if (errno || end == buf || *end || pid <= 0)
+    /* (to the line's end: a NUL byte inside it ends strtoll's reading) */
+    if (errno || end == buf || *end || end != (nl ? nl : buf + len) || pid <= 0)
         return bare ? EAGAIN : EINVAL; /* (bare: perhaps being written) */
     if (bare) {
         int settled = pf->bare == pid && pf->bare_mtim.tv_sec == st.st_mtim.tv_sec &&

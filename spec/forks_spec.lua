@@ -450,9 +450,11 @@ function T.test_a_pid_with_no_newline_after_it_is_taken()
   S.assert_clean(before)
 end
 
+-- (nor a NUL byte inside the line, where the reading of its digits stopped:
+-- "1\0junk" was pid 1)
 function T.test_a_pid_file_with_a_sign_or_a_blank_before_its_digits_is_bad_pid()
   local path = S.tmpname("pid")
-  for _, text in ipairs { "+1", " 1" } do
+  for _, text in ipairs { "+1", " 1", "1\0junk" } do
     local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 5,
       argv = { F, pid_file_to_come(path, text .. "\n") } }, "bad_pid", 5)
     lu.assertStrContains(err.message, "not a regular file holding a pid and a newline")
