@@ -82,7 +82,7 @@ appstart.spawn = loop.spawn
 -- the calling task is cancelled meanwhile.
 function appstart.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds then
-    error("appstart.sleep: seconds expected (a number), got " .. tostring(seconds), 2)
+    error("appstart.sleep: seconds expected (a number), got " .. errors.shown(seconds), 2)
   end
   local r, why = loop.sleep(seconds)
   if r == nil then return nil, why end

@@ -577,7 +577,9 @@ function T.test_mistakes_in_the_loop_calls_raise_naming_the_call()
     -- at the caller's line, not inside appstart
     lu.assertStrContains(tostring(err), "loop_spec.lua")
   end
-  raises(function() appstart.sleep("x") end, "appstart.sleep: seconds expected (a number), got x")
+  raises(function() appstart.sleep("x") end, 'appstart.sleep: seconds expected (a number), got string "x"')
+  -- (the digits of a string shown as one: "got 1" read as the number 1)
+  raises(function() appstart.sleep("1") end, 'appstart.sleep: seconds expected (a number), got string "1"')
   raises(function() appstart.sleep() end, "appstart.sleep: seconds expected (a number), got nil")
   raises(function() appstart.sleep(0 / 0) end, "appstart.sleep: seconds expected")
   -- what is left until a deadline that has passed: no wait

@@ -406,6 +406,9 @@ local function make_class(use_pidfd)
     end
     lu.assertStrContains(raised(tid, S.quiet), "pid " .. tid .. " is not a process (a thread's id?)")
     lu.assertStrContains(raised(2 ^ 31, S.quiet), "positive integer below 2^31")
+    -- (a pid's digits in a string are no pid: the callback got the string)
+    lu.assertStrContains(raised(tostring(app.pid), S.quiet),
+      "positive integer below 2^31, got string \"" .. app.pid .. "\"")
     lu.assertStrContains(raised(app.pid, "not a function"), "function expected, got string")
     local w, calls = recorded_watch(app.pid + 0.0)
     lu.assertEquals(w.pid, app.pid)

@@ -641,7 +641,7 @@ end
 
 local function check_seconds(value, what, level)
   if value ~= nil and (type(value) ~= "number" or value ~= value or value < 0) then
-    error(string.format("%s: seconds expected (a number >= 0), got %s", what, tostring(value)), level + 1)
+    error(string.format("%s: seconds expected (a number >= 0), got %s", what, errors.shown(value)), level + 1)
   end
 end
 
@@ -692,8 +692,8 @@ function App:tail(n)
   if n ~= nil then
     -- an integral float (n / 2 of an even n) is an integer, as Lua's own
     -- functions take it
-    local i = math.tointeger(n)
-    if not i or i < 0 then error("app:tail: an integer >= 0 expected, got " .. tostring(n), 2) end
+    local i = type(n) == "number" and math.tointeger(n)
+    if not i or i < 0 then error("app:tail: an integer >= 0 expected, got " .. errors.shown(n), 2) end
     n = i
   end
   if not self._out then return {} end

@@ -77,4 +77,14 @@ function errors.check_self(obj, mt, what, kind, level)
   end
 end
 
+--- A value a check refused, as its message shows it: a number as it is
+-- (inf, -1), a string quoted with its type (a "1" is no number 1), nil and
+-- booleans as they are, anything else by its type.
+function errors.shown(v)
+  local t = type(v)
+  if t == "string" then return 'string "' .. printable(#v > 40 and v:sub(1, 40) .. "..." or v) .. '"' end
+  if t == "number" or t == "nil" or t == "boolean" then return tostring(v) end
+  return t
+end
+
 return errors

@@ -850,7 +850,7 @@ function loop.sleep(seconds)
   -- (0 or less does not wait: what is left until a deadline may have run
   -- out already)
   if type(seconds) ~= "number" or seconds ~= seconds then
-    error("appstart.sleep: seconds expected (a number), got " .. tostring(seconds), 2)
+    error("appstart.sleep: seconds expected (a number), got " .. require("appstart.errors").shown(seconds), 2)
   end
   return loop.wait(nil, now() + seconds)
 end

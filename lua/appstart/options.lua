@@ -8,6 +8,7 @@
 -- which of its own options was wrong; appstart.start raises it, pointing
 -- at its caller's line.
 local core = require "appstart.core"
+local errors = require "appstart.errors"
 
 local options = {}
 
@@ -53,7 +54,7 @@ local function environment(env)
       return "bad variable name " .. string.format("%q", tostring(k))
     end
     if type(v) ~= "string" and type(v) ~= "number" then
-      return string.format("value of %s: string expected, got %s", k, type(v))
+      return string.format("value of %s: a string or a number expected, got %s", k, type(v))
     end
     if type(v) == "string" and v:find("\0", 1, true) then
       return string.format("value of %s: contains a NUL byte", k)
@@ -98,10 +99,10 @@ local function output_stdio(value, what)
   if value.file:sub(-1) == "/" then return "field 'file': names a directory" end
   local max, keep = value.max_bytes, value.keep
   if max ~= nil and (mtype(max) ~= "integer" or max < 1) then
-    return "field 'max_bytes': an integer > 0 expected, got " .. tostring(max)
+    return "field 'max_bytes': an integer > 0 expected, got " .. errors.shown(max)
   end
   if keep ~= nil and (mtype(keep) ~= "integer" or keep < 0 or keep > 1000) then
-    return "field 'keep': an integer from 0 to 1000 expected, got " .. tostring(keep)
+    return "field 'keep': an integer from 0 to 1000 expected, got " .. errors.shown(keep)
   end
   if keep ~= nil and max == nil then return "field 'keep': has no effect without 'max_bytes'" end
 end

@@ -7,6 +7,7 @@
 -- start) plus the supervisor's own: restart, success_codes, backoff,
 -- reset_after, burst, burst_interval, after, needs. A mistake raises a Lua
 -- error at the caller's line, before anything is started.
+local errors = require "appstart.errors"
 local options = require "appstart.options"
 
 local format = string.format
@@ -31,20 +32,20 @@ local RESTART = { no = true, ["on-failure"] = true, always = true }
 local function seconds(v)
   -- (no wait is endless, as for appstart.start's seconds)
   if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
-    return "seconds expected (a finite number >= 0), got " .. tostring(v)
+    return "seconds expected (a finite number >= 0), got " .. errors.shown(v)
   end
 end
 
 local function positive_seconds(v)
   -- (0 would count nothing: a window of no time holds no earlier failure)
   if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
-    return "seconds expected (a finite number > 0), got " .. tostring(v)
+    return "seconds expected (a finite number > 0), got " .. errors.shown(v)
   end
 end
 
 local function count(v)
   if math.type(v) ~= "integer" or v < 0 then
-    return "an integer >= 0 expected, got " .. tostring(v)
+    return "an integer >= 0 expected, got " .. errors.shown(v)
   end
 end
 
@@ -73,7 +74,7 @@ local function codes(v)
   for i = 1, n do
     local c = v[i]
     if math.type(c) ~= "integer" or c < 0 or c > 255 then
-      return format("[%d]: an exit code from 0 to 255 expected, got %s", i, tostring(c))
+      return format("[%d]: an exit code from 0 to 255 expected, got %s", i, errors.shown(c))
     end
   end
 end
@@ -94,11 +95,11 @@ local BACKOFF = {
   initial = seconds,
   max = seconds,
   factor = function(v)
-    if type(v) ~= "number" or v ~= v or v < 1 then return "a number >= 1 expected, got " .. tostring(v) end
+    if type(v) ~= "number" or v ~= v or v < 1 then return "a number >= 1 expected, got " .. errors.shown(v) end
   end,
   jitter = function(v)
     if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then
-      return "a fraction from 0 to 1 expected, got " .. tostring(v)
+      return "a fraction from 0 to 1 expected, got " .. errors.shown(v)
     end
   end,
 }
@@ -314,7 +315,7 @@ function M.supervisor(spec, who, level)
       if type(v) ~= "table" then error(format("%s: field 'services': table expected, got %s", who, type(v)), level) end
     elseif k == "parallel" then
       if math.type(v) ~= "integer" or v < 1 then
-        error(format("%s: field 'parallel': an integer >= 1 expected, got %s", who, tostring(v)), level)
+        error(format("%s: field 'parallel': an integer >= 1 expected, got %s", who, errors.shown(v)), level)
       end
     elseif k == "on_event" or k == "log" then
       if type(v) ~= "function" then

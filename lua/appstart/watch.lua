@@ -56,9 +56,9 @@ end
 -- is already gone is reported "exited" (at the next dispatch, never from
 -- inside this call).
 function Watch.new(pid, fn)
-  local n = math.tointeger(pid)
+  local n = type(pid) == "number" and math.tointeger(pid)
   if not n or n <= 0 or n > 0x7fffffff then
-    error("appstart.watch: pid must be a positive integer below 2^31, got " .. tostring(pid), 3)
+    error("appstart.watch: pid must be a positive integer below 2^31, got " .. errors.shown(pid), 3)
   end
   pid = n
   if type(fn) ~= "function" then
