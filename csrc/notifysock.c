@@ -24,7 +24,9 @@
 
 /* Is base a directory every user can traverse (o+x on it and on every
  * directory above it) and that only its owner, root or the launcher's
- * user, can change (not writable by group or others, unless sticky)? Its
+ * user, can change (not writable by group or others, unless sticky), and
+ * the launcher may make its directory in (a root's 0755 one, for a
+ * launcher that is not root, would fail every start: /tmp then)? Its
  * path with no symbolic link in it goes to resolved (PATH_MAX bytes): the
  * one to use from then on, since a link on the way that another user
  * owns could be pointed elsewhere after the check. */
@@ -32,6 +34,8 @@ static int base_usable(const char *base, char *resolved)
 {
     char real[PATH_MAX];
     if (!base || base[0] != '/' || !realpath(base, real))
+        return 0;
+    if (faccessat(AT_FDCWD, real, W_OK | X_OK, AT_EACCESS) < 0)
         return 0;
     memcpy(resolved, real, strlen(real) + 1);
     uid_t me = geteuid();

@@ -676,6 +676,22 @@ function T.test_user_with_notify_works_when_XDG_RUNTIME_DIR_is_private()
   lu.assertEquals(out, "ready\nended\t15\n")
 end
 
+-- A launcher that is not root, its XDG_RUNTIME_DIR a directory of root's
+-- every user can traverse but it may not write (0755): the notify socket
+-- is made under /tmp (every notify start failed, "cannot create the notify
+-- socket: Permission denied").
+function T.test_a_notify_base_the_launcher_cannot_write_is_passed_over()
+  need_root()
+  local base = directory("rootbase", "755")
+  local lua_path, lua_cpath = S.public_tree()
+  local out, ok = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 30,
+    env = { XDG_RUNTIME_DIR = base, LUA_PATH = lua_path, LUA_CPATH = lua_cpath } },
+    "security_notify_base_the_launcher_cannot_write")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "ready\n/tmp\nended\t15\n")
+  lu.assertEquals(io.popen("ls -A " .. q(base)):read("a"), "")
+end
+
 -- $XDG_RUNTIME_DIR through a symbolic link another user owns (to a
 -- directory that passes the checks): the socket's path, given to the app,
 -- must not go through that link, which its owner could point at a
