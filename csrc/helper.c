@@ -1854,6 +1854,11 @@ int main(int argc, char **argv)
     else if (failure.step == STEP_TERMINAL)
         say("terminal: descriptor %d is a terminal, which an app of another user "
             "never gets (it could read what is typed there)", failure.err);
+    else if (failure.err == EPERM && geteuid() != 0 &&
+             (failure.step == STEP_SETGROUPS || failure.step == STEP_SETGID || failure.step == STEP_SETUID))
+        /* (a caller that is not root, the helper not installed setuid) */
+        say("%s: %s (only root may change users: install appstart-helper setuid root, with a policy)",
+            step_name(failure.step), strerror(failure.err));
     else
         say("%s: %s", step_name(failure.step),
                 strerror(failure.err));

@@ -1004,6 +1004,20 @@ local function run_child_as_nobody(helper, name, ...)
     LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } }, name, ...)
 end
 
+-- A launcher that is not root, its helper not installed setuid, asks for
+-- another user: the start fails `helper`, and the message says what is
+-- missing (it said "setgroups: Operation not permitted" alone).
+function U.test_an_unprivileged_launcher_without_a_setuid_helper_is_told_why()
+  local dir = S.tmpname("plain")
+  local helper = dir .. "/appstart-helper"
+  assert(os.execute("mkdir -m 755 " .. dir .. " && cp " .. sh_quote(H) .. " " .. helper .. " && chmod 755 " .. helper))
+  local out, ok = run_child_as_nobody(helper, "helper_another_user_without_a_setuid_helper")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "helper\t")
+  lu.assertStrContains(out, "setgroups: Operation not permitted (only root may change users: install "
+    .. "appstart-helper setuid root, with a policy)")
+end
+
 function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a_setuid_copy()
   write_policy("nobody: daemon\n")
   local helper = install_copy()
