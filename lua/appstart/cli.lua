@@ -83,7 +83,8 @@ and time to ready, and exit 0 leaving it running.
                            this way are printed under the message
   --timeout=S              seconds to wait for ready (default 40)
   --pid-timeout=S          seconds to wait for the pid on --pid-fd
-                           (default 10; only with --user or --pid-fd)
+                           (default 10; only with --user, --pid-fd or
+                           --pid-format)
   --grace=S                seconds from SIGTERM to SIGKILL when the app must
                            be stopped (default 5)
   --kill-mode=process|group|cgroup  what a stop reaches: the app alone
