@@ -1647,6 +1647,25 @@ function TL.test_a_luv_callbacks_call_leaves_a_loops_supervisor_callbacks_in_ord
   end)
 end
 
+-- Inside appstart.run, appstart.luv loaded but uv.run() not running: a
+-- start in a coroutine of the user's inside a task waits there, as a plain
+-- script's does (its wait was luv's, yielding out of that coroutine: the
+-- caller's resume returned nothing at once, the start left behind).
+function TL.test_a_start_in_a_users_coroutine_inside_a_run_is_not_luvs_while_uv_is_not_running()
+  leaves_nothing("luv", function()
+    appstart.run(function()
+      local gen = coroutine.wrap(function()
+        coroutine.yield(appstart.start { argv = { F, "sleep=0.2", "line=3:late", "pause" }, ready = "fd",
+          log = S.quiet })
+      end)
+      local app, err = gen()
+      lu.assertNotNil(app, tostring(err))
+      lu.assertEquals(app.name, "late")
+      app:terminate()
+    end)
+  end)
+end
+
 -- Nor does such serving move the supervisor's driver into that loop (the
 -- app tells a reload of its own, served so): the loop returns
 -- once its coroutine is done (a driver moved there held cq:loop() and

@@ -52,7 +52,8 @@ function T.test_make_install_installs_what_users_run_and_nothing_of_the_suites()
   for name in io.popen("ls " .. TOP .. "/lua/appstart"):read("a"):gmatch("(%S+)%.lua") do
     if name ~= "testing" then lu.assertStrContains(installed, name .. ".lua") end
   end
-  local env = string.format("LUA_PATH='%s/?.lua' LUA_CPATH='%s/?.so'", luadir, libdir)
+  -- (under make sanitize the core needs the sanitizers' runtime first)
+  local env = S.san_prefix .. string.format("LUA_PATH='%s/?.lua' LUA_CPATH='%s/?.so'", luadir, libdir)
   local version = io.popen(env .. " lua5.4 -e 'print(require(\"appstart\").version)' 2>&1"):read("a")
   lu.assertEquals(version, appstart.version .. "\n")
   lu.assertEquals(io.popen(env .. " lua5.4 " .. stage .. "/bin/appstart --version 2>&1"):read("a"),

@@ -397,7 +397,11 @@ local function active_backend()
   if main then return nil end
   if current and current.tasks[co] then return nil end
   for i = #backends, 1, -1 do
-    if backends[i].applies() then return backends[i] end
+    local b = backends[i]
+    -- (inside appstart.run, a coroutine of the user's in a task is luv's
+    -- only while uv.run() runs there: else nothing would resume it, and
+    -- its wait, yielding out of it, ended its caller's call at once)
+    if b.applies() and not (current and b.running and not b.running()) then return b end
   end
   if package.loaded.cqueues then
     cqueues_backend = cqueues_backend or require "appstart.cqueues"
