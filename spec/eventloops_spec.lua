@@ -1578,6 +1578,21 @@ for _, context in ipairs { "cqueues", "luv" } do
     end
 end
 
+-- A supervisor of one service, svc, ready at once, then the fixture's
+-- words (its STATUS= lines), with the fields of more: its on_status notes
+-- each status in got, and waits 0.5 s in "one" ("one done" after).
+local function one_waits(got, words, more)
+  local svc = { argv = { F, "notify=READY=1", table.unpack(words) }, watchdog = 20,
+    on_status = function(_, text)
+      got[#got + 1] = text
+      if text ~= "one" then return end
+      appstart.sleep(0.5)
+      got[#got + 1] = "one done"
+    end }
+  for k, v in pairs(more) do svc[k] = v end
+  return appstart.supervisor { log = S.quiet, services = { svc = svc } }
+end
+
 -- A supervisor a coroutine of the loop made, its on_status waiting in
 -- that loop (its runner, the loop's) when the loop is left for good: the
 -- main thread's sv:wait() that drives it then runs its later on_status
@@ -1589,15 +1604,8 @@ for _, context in ipairs { "cqueues", "luv" } do
     leaves_nothing(context, function()
       local got, sv = {}, nil
       local again = in_loop(context, function()
-        sv = appstart.supervisor { log = S.quiet, services = { svc = {
-          argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two",
-            "sleep=0.2", "exit=0" }, watchdog = 20, restart = "no",
-          on_status = function(_, text)
-            got[#got + 1] = text
-            if text ~= "one" then return end
-            appstart.sleep(0.5)
-            got[#got + 1] = "one done"
-          end } } }
+        sv = one_waits(got, { "sleep=0.1", "notify=STATUS=one", "sleep=0.3", "notify=STATUS=two", "sleep=0.2",
+          "exit=0" }, { restart = "no" })
         assert(sv:up())
         appstart.sleep(2)
       end, 0.25)
@@ -1623,15 +1631,8 @@ function TL.test_a_luv_callbacks_call_leaves_a_loops_supervisor_callbacks_in_ord
     local uv = require "luv"
     local got, sv = {}, nil
     coroutine.wrap(function()
-      sv = appstart.supervisor { log = S.quiet, services = { svc = {
-        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.2", "notify=STATUS=two",
-          "sleep=0.6", "exit=0" }, watchdog = 20, restart = "no",
-        on_status = function(_, text)
-          got[#got + 1] = text
-          if text ~= "one" then return end
-          appstart.sleep(0.5)
-          got[#got + 1] = "one done"
-        end } } }
+      sv = one_waits(got, { "sleep=0.1", "notify=STATUS=one", "sleep=0.2", "notify=STATUS=two", "sleep=0.6",
+        "exit=0" }, { restart = "no" })
       assert(sv:up())
     end)()
     local t = uv.new_timer()
@@ -1702,15 +1703,8 @@ for _, context in ipairs { "cqueues", "luv" } do
   TW["test_" .. context .. "_a_main_threads_supervisor_callbacks_served_by_a_coroutine_stay_in_order"] = function()
     leaves_nothing(context, function()
       local got = {}
-      local sv = appstart.supervisor { log = S.quiet, services = { svc = {
-        argv = { F, "notify=READY=1", "sleep=0.1", "notify=STATUS=one", "sleep=0.1", "notify=STATUS=two",
-          "sleep=0.1", "notify=STATUS=three", "pause" }, watchdog = 20, kill_grace = 0.5,
-        on_status = function(_, text)
-          got[#got + 1] = text
-          if text ~= "one" then return end
-          appstart.sleep(0.5)
-          got[#got + 1] = "one done"
-        end } } }
+      local sv = one_waits(got, { "sleep=0.1", "notify=STATUS=one", "sleep=0.1", "notify=STATUS=two", "sleep=0.1",
+        "notify=STATUS=three", "pause" }, { kill_grace = 0.5 })
       assert(sv:up())
       -- (left at 1.5 s: called from the loop's coroutine, the supervisor's
       -- driver moved into the loop, which would run on with it)
