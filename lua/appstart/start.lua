@@ -111,7 +111,7 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
     app_uid = math.type(user) == "integer" and user or core.user(user)
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
-    -- (first: a helper of another version says so, see finish_failed)
+    -- (a helper of another version says so: see finish_failed)
     helper = { settings.helper_path, "--module-version", settings.version, "--user", tostring(opts.user),
       "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format,
       "--error-fd", tostring(error_fd),
