@@ -464,15 +464,27 @@ end
 -- An app that dies while an exec probe's command runs: died as soon as
 -- that command, killed, has ended, whose end wakes the start (it was
 -- looked at a poll_interval later: made 5 s here, the start took that).
-function T.test_an_app_that_dies_while_the_exec_probes_command_runs_fails_at_once()
+local function dies_while_the_command_runs(pidfd)
   local appstart = require "appstart"
   local saved = appstart.poll_interval
   appstart.poll_interval = 5
+  S.testing.use_pidfd(pidfd)
   local ok, err = pcall(fail_within, { ready = { exec = { F, "pause" } }, probe_timeout = 10, kill_grace = 5,
     argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)
+  S.testing.use_pidfd(true)
   appstart.poll_interval = saved
   if not ok then error(err, 0) end
   lu.assertEquals(err.status, { code = 3 })
+end
+
+function T.test_an_app_that_dies_while_the_exec_probes_command_runs_fails_at_once()
+  dies_while_the_command_runs(true)
+end
+
+-- without a pidfd the killed command is looked at soon after its signal,
+-- not a poll_interval later
+function T.test_without_pidfds_an_app_that_dies_while_the_exec_probes_command_runs_fails_at_once()
+  dies_while_the_command_runs(false)
 end
 
 function T.test_a_check_function_may_yield_in_a_loop_and_gets_the_app()

@@ -512,7 +512,10 @@ local function stop_step(h)
   local stopped, probe, late = s:stopped()
   -- an app found late (its pid written after the stop looked, or checked
   -- only now) had the stop's SIGTERM just now: its grace runs from here
-  if late and not f.escalated then f.deadline = now() + (h._opts.kill_grace or DEFAULTS.kill_grace) end
+  if late and not f.escalated then
+    f.signalled = now()
+    f.deadline = f.signalled + (h._opts.kill_grace or DEFAULTS.kill_grace)
+  end
   -- a probe's killed command is looked at, not waited on
   local settled = not f.probe or f.probe:settled()
   if stopped and settled then return finish_failed(h) end
@@ -523,9 +526,16 @@ local function stop_step(h)
       return finish_failed(h)
     end
     stop_app(h, "KILL")
-    f.escalated, f.deadline = true, t + ending.KILL_WAIT
+    f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
   end
-  h._wake = (probe or not settled) and math.min(f.deadline, t + settings.poll_interval) or f.deadline
+  if probe or not settled then
+    -- looked at, not waited on (no pidfd): soon after a signal, when a
+    -- process most often ends, then less often, up to poll_interval
+    local gap = math.max(0.001, math.min(settings.poll_interval, t - f.signalled))
+    h._wake = math.min(f.deadline, t + gap)
+  else
+    h._wake = f.deadline
+  end
   return false
 end
 
@@ -547,8 +557,8 @@ local function fail(h, code, message, errno)
   -- forked into its group or cgroup is, all the same
   if not first and (h._opts.kill_mode or "process") ~= "process" then first = "TERM" end
   stop_app(h, first)
-  f.stopping, f.escalated = true, first ~= "TERM"
-  f.deadline = now() + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
+  f.stopping, f.escalated, f.signalled = true, first ~= "TERM", now()
+  f.deadline = f.signalled + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
   return stop_step(h)
 end
 
