@@ -186,6 +186,11 @@ static int l_process_switch(lua_State *L)
 static int l_process_close(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
+    /* an end not seen yet (a plain script that made no call that waits
+     * after it) is looked at now: what it left in its group goes as at an
+     * end seen (not reaped: the held leader still pins the group) */
+    if (p->p.hold && p->p.is_child && p->p.end == PROCESS_RUNNING)
+        (void)process_has_ended(&p->p);
     /* a group's leader held unreaped after its end (process.h): the kill
      * of its group that pins its number allows, then the reap */
     if (p->p.hold && p->p.is_child && p->p.end != PROCESS_RUNNING)

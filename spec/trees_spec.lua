@@ -311,6 +311,20 @@ function TG.test_the_leader_is_held_until_what_it_left_is_gone()
   S.assert_clean(before)
 end
 
+-- A plain script's app of kill_mode "group" that ended by itself, its end
+-- never seen by a call that waits: at the script's end (the Lua state
+-- closed) its group's leftovers are killed, as at an end seen.
+function TG.test_a_group_app_that_ended_unseen_leaves_nothing_at_the_scripts_end()
+  local pidfile = S.tmpname("pid")
+  local out, ok = S.run_child({ timeout = 20 }, "trees_a_group_app_ended_unseen_at_the_scripts_end", pidfile)
+  lu.assertTrue(ok, out)
+  local member = tonumber(out:match("^member:\t(%d+)\n$"))
+  lu.assertNotNil(member, out)
+  local gone = S.await_with_sleep(function() return not S.alive(member) end, 3)
+  if not gone then os.execute("kill -9 " .. member) end
+  lu.assertTrue(gone, "the member the app left in its group runs on")
+end
+
 -- A main moved by MAINPID= to a member of the group: the group is not its
 -- own (it does not lead it). Its old leader ended and held a moment, not
 -- seen yet: a signal to the app reached the main twice (once to it, once
