@@ -114,10 +114,11 @@ static int own_cgroup(char *out, size_t len)
     return 0;
 }
 
-/* Open (and make, when missing) the directories of rel under dirfd, one
- * component at a time, never following a link. Returns a descriptor or
- * -errno. */
-static int open_path(int dirfd, const char *rel)
+/* Open (and make, when missing, if make) the directories of rel under
+ * dirfd, one component at a time, never following a link. Returns a
+ * descriptor or -errno; without make, the deepest one there is, *done the
+ * length of rel it has opened (the rest is missing). */
+static int open_path(int dirfd, const char *rel, int make, size_t *done)
 {
     int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
     if (cur < 0)
@@ -135,8 +136,9 @@ static int open_path(int dirfd, const char *rel)
         }
         memcpy(part, p, l);
         part[l] = '\0';
-        p += l;
         int next = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && !make)
+            break;
         /* EEXIST: another launcher made it between our look and our
          * mkdir; it is opened all the same */
         if (next < 0 && errno == ENOENT && (mkdirat(cur, part, 0755) == 0 || errno == EEXIST))
@@ -146,6 +148,8 @@ static int open_path(int dirfd, const char *rel)
         if (next < 0)
             return -err;
         cur = next;
+        p += l;
+        *done = (size_t)(p - rel);
     }
     return cur;
 }
@@ -297,25 +301,38 @@ int cgroup_create(struct cgroup *c, const char *parent, uid_t app_uid, char *why
         sys_close(&mfd);
         return fail(c, err, why, why_len, "cannot open the cgroup v2 mount %s", mnt);
     }
-    c->parent_fd = open_path(mfd, parent + rlen);
+    /* what there is of parent first, then what is missing made */
+    size_t done = 0;
+    int there = open_path(mfd, parent + rlen, 0, &done);
     sys_close(&mfd);
+    c->parent_fd = there;
+    if (there >= 0) {
+        /* an app of another user's must not be able to move out of its
+         * own (root may anyway; the launcher's own user may as the
+         * launcher may): looked at before anything is made (what the
+         * launcher makes, its user's and 0755, is no way out) */
+        if (app_uid != (uid_t)-1 && app_uid != 0 && app_uid != geteuid()) {
+            char at[PATH_MAX];
+            snprintf(at, sizeof at, "%.*s", (int)(rlen + done), parent);
+            if (!at[0])
+                snprintf(at, sizeof at, "/");
+            err = escapable(there, app_uid, root_st.st_dev, root_st.st_ino, at);
+            if (err == EPERM)
+                return fail(c, err, why, why_len,
+                            "uid %lu may write the cgroup.procs of cgroup %s: the app's processes could leave "
+                            "its cgroup (give a cgroup_parent its user may not write)", (unsigned long)app_uid, at);
+            if (err)
+                return fail(c, err, why, why_len, "cannot look at cgroup %s, above the app's", at);
+        }
+        if (parent[rlen + done]) {
+            c->parent_fd = open_path(there, parent + rlen + done, 1, &done);
+            sys_close(&there);
+        }
+    }
     if (c->parent_fd < 0) {
         err = -c->parent_fd;
         c->parent_fd = -1;
         return fail(c, err, why, why_len, "cannot open or make cgroup %s (cgroup v2 not writable here?)", parent);
-    }
-    /* an app of another user's must not be able to move out of its own
-     * (root may anyway; the launcher's own user may as the launcher may) */
-    if (app_uid != (uid_t)-1 && app_uid != 0 && app_uid != geteuid()) {
-        char at[PATH_MAX];
-        snprintf(at, sizeof at, "%s", parent);
-        err = escapable(c->parent_fd, app_uid, root_st.st_dev, root_st.st_ino, at);
-        if (err == EPERM)
-            return fail(c, err, why, why_len,
-                        "uid %lu may write the cgroup.procs of cgroup %s: the app's processes could leave "
-                        "its cgroup (give a cgroup_parent its user may not write)", (unsigned long)app_uid, at);
-        if (err)
-            return fail(c, err, why, why_len, "cannot look at cgroup %s, above the app's", at);
     }
     pthread_mutex_lock(&swept_lock);
     sweep_once(c->parent_fd, parent);

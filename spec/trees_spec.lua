@@ -737,20 +737,23 @@ function TC.test_a_cgroup_parent_the_apps_user_may_write_is_refused()
   local dir = cgroup_mount() .. parent
   assert(os.execute("mkdir " .. dir .. " && mkdir " .. dir .. "/sub && chown nobody " .. dir .. "/cgroup.procs"))
   local ok, failure = pcall(function()
-    for _, p in ipairs { parent, parent .. "/sub" } do
+    -- (a missing one is refused before it is made)
+    for _, p in ipairs { parent, parent .. "/sub", parent .. "/missing/below" } do
       local err = fail_within({ kill_mode = "cgroup", cgroup_parent = p, user = "nobody", ready = "none",
         stdout = "null", stderr = "null", argv = { F, "pause" } }, "spawn", 3)
       lu.assertStrContains(err.message, string.format("uid %d may write the cgroup.procs of cgroup %s: the app's "
         .. "processes could leave its cgroup", core.user("nobody"), parent))
       lu.assertEquals(my_cgroups(dir .. "/sub"), 0)
     end
+    lu.assertNil(S.read(dir .. "/missing/cgroup.procs"), "a refused cgroup_parent was made")
     local app = assert(start { kill_mode = "cgroup", cgroup_parent = parent .. "/sub",
       argv = { F, "notify=READY=1", "pause" } })
     lu.assertEquals(my_cgroups(dir .. "/sub"), 1)
     app:terminate()
   end)
   if not ok then S.kill_strays() end -- (an app started there, by a failure)
-  os.execute("rmdir " .. dir .. "/sub/appstart.* " .. dir .. "/appstart.* " .. dir .. "/sub " .. dir .. " 2>/dev/null")
+  os.execute("rmdir " .. dir .. "/sub/appstart.* " .. dir .. "/appstart.* " .. dir .. "/sub " .. dir .. "/missing/below "
+    .. dir .. "/missing " .. dir .. " 2>/dev/null")
   if not ok then error(failure, 0) end
 end
 
