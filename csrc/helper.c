@@ -1174,6 +1174,37 @@ static int child_clear_capabilities(int *err)
     return 0;
 }
 
+/* Does gid belong to the set of {extra} and the n groups of list? */
+static int in_groups(gid_t gid, gid_t extra, const gid_t *list, int n)
+{
+    if (gid == extra)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (list[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* Are the process's groups (its effective gid and its supplementary
+ * groups) already the target's, as a set? Then a setgroups refused to a
+ * caller that is not root (naming its own user, through a helper not
+ * installed setuid) had nothing to change. */
+static int groups_are(const struct identity *id)
+{
+    gid_t now[64];
+    int n = getgroups(64, now);
+    gid_t egid = getegid();
+    if (n < 0 || !in_groups(egid, id->gid, id->groups, id->ngroups))
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!in_groups(now[i], id->gid, id->groups, id->ngroups))
+            return 0;
+    for (int i = 0; i < id->ngroups; i++)
+        if (!in_groups(id->groups[i], egid, now, n))
+            return 0;
+    return in_groups(id->gid, egid, now, n);
+}
+
 /* Switch to the target identity and prove the switch cannot be undone.
  * setgroups and setgid must come before setuid: after setuid the process
  * has lost the right to change its groups and would keep root's. */
@@ -1182,7 +1213,7 @@ static void child_drop_privileges(int status_fd, const struct identity *id)
     int err = 0, step;
     if (id->uid != 0)
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    if (setgroups((size_t)id->ngroups, id->groups) != 0)
+    if (setgroups((size_t)id->ngroups, id->groups) != 0 && (errno != EPERM || !groups_are(id)))
         child_fail(status_fd, STEP_SETGROUPS, errno);
     if (setgid(id->gid) != 0)
         child_fail(status_fd, STEP_SETGID, errno);

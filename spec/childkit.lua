@@ -38,7 +38,7 @@ function K.quiet() end
 --- A field of /proc/PID/status ("self" for this process), or nil.
 function K.status_field(pid, field)
   local s = K.read("/proc/" .. pid .. "/status")
-  return s and s:match(field .. ":%s*([^\n]*)")
+  return s and s:match(field .. ":[ \t]*([^\n]*)")
 end
 
 --- The state letter of pid (R, S, Z, ...), or nil once it is gone.

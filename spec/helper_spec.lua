@@ -1018,6 +1018,20 @@ function U.test_an_unprivileged_launcher_without_a_setuid_helper_is_told_why()
     .. "appstart-helper setuid root, with a policy)")
 end
 
+-- Its own user, named: nothing to change, the app starts (the helper's
+-- setgroups, refused to it, was its failure): its groups, the same set
+-- as that user's (nobody: nogroup, as its gid), are left as they are.
+function U.test_an_unprivileged_launcher_may_name_its_own_user_without_a_setuid_helper()
+  local dir = S.tmpname("plain")
+  local helper = dir .. "/appstart-helper"
+  assert(os.execute("mkdir -m 755 " .. dir .. " && cp " .. sh_quote(H) .. " " .. helper .. " && chmod 755 " .. helper))
+  local out, ok = run_child_as_nobody(helper, "helper_another_user_without_a_setuid_helper", "nobody")
+  lu.assertTrue(ok, out)
+  local uid, gid = require("appstart.core").user("nobody")
+  local ids = function(id) return string.format("%d\t%d\t%d\t%d", id, id, id, id) end
+  lu.assertEquals(out, string.format("started\t%s\t%s\t\n", ids(uid), ids(gid)))
+end
+
 function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a_setuid_copy()
   write_policy("nobody: daemon\n")
   local helper = install_copy()
