@@ -223,8 +223,7 @@ function MAIN.spawn_runner(fn) loop.call(fn) end
 function MAIN.inside(r)
   local home = r.home and r.home[1]
   if home then return package.loaded.cqueues.running() == home end
-  local luv_backend = package.loaded["appstart.luv"]
-  return luv_backend ~= nil and luv_backend.running()
+  return LUV.looping()
 end
 
 --- The loop a runner spawned now runs in: a cqueues controller; none
