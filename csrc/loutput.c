@@ -126,11 +126,13 @@ static int l_output_fd(lua_State *L)
 /* Lines a deliver hands over between two looks at the clock */
 #define LINES_PER_LOOK 64
 
-/* Every line the reader holds, to the function at index 3 (when has_fn;
- * else they are only taken, kept in the ring): 0; or 2 with "error" and
- * what the function raised on the stack (the lines after it stay); or -1
- * when `until` (a sys_now() time; 0: none) has passed with lines left
- * (they stay, for the next call). */
+/* Every line the reader holds, to the function at index 3 (when has_fn
+ * and the line is captured; else it is only taken: kept in the ring, sent
+ * to syslog): 0; or 2 with "error" and what the function raised on the
+ * stack (the lines after it stay); or -1 when `until` (a sys_now() time;
+ * 0: none) has passed with lines left (they stay, for the next call).
+ * Lines taken count as lines handed over (a syslog send costs as much as
+ * a short on_output). */
 static int deliver(lua_State *L, struct output *o, int has_fn, double until)
 {
     const char *line;
@@ -138,15 +140,15 @@ static int deliver(lua_State *L, struct output *o, int has_fn, double until)
     int id;
     unsigned n = 0;
     while (output_next_line(o, &line, &len, &id)) {
-        if (!has_fn)
-            continue;
-        lua_pushvalue(L, 3);
-        lua_pushstring(L, stream_names[id]);
-        lua_pushlstring(L, line, len);
-        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-            lua_pushliteral(L, "error");
-            lua_insert(L, -2);
-            return 2;
+        if (has_fn && line) {
+            lua_pushvalue(L, 3);
+            lua_pushstring(L, stream_names[id]);
+            lua_pushlstring(L, line, len);
+            if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                lua_pushliteral(L, "error");
+                lua_insert(L, -2);
+                return 2;
+            }
         }
         if (until > 0 && ++n % LINES_PER_LOOK == 0 && sys_now() >= until)
             return -1;

@@ -46,6 +46,9 @@ struct output_file {
     int top; /* no NAME.i above it (as far as this reader knows): a
               * rotation renames NAME.top .. NAME.1 only, not keep names
               * most of which are not there */
+    int skip; /* a failed write dropped the start of a line: what comes
+               * up to its '\n' is dropped too (the file holds whole
+               * lines) */
 };
 
 struct output_stream {
@@ -96,7 +99,7 @@ static void file_init(struct output_file *f)
     f->readable = 0;
     f->name[0] = '\0';
     f->size = f->max_bytes = f->open_line = 0;
-    f->keep = f->top = 0;
+    f->keep = f->top = f->skip = 0;
 }
 
 void output_init(struct output *o, size_t keep)
@@ -593,6 +596,8 @@ static int file_write(struct output *o, struct output_file *f, const char *buf, 
         f->open_line = 0;
         lost += line;
     }
+    /* (rest ends where buf's chunk does) */
+    f->skip = buf[take + rest - 1] != '\n';
     o->file_err = err;
     o->file_dropped += lost;
     return err;
@@ -782,6 +787,14 @@ static void empty_many(struct output *o, struct output_file *f, const char *buf,
  * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
 {
+    if (f->skip) {
+        const char *nl = memchr(buf, '\n', len);
+        size_t n = nl ? (size_t)(nl - buf) + 1 : len;
+        o->file_dropped += (long long)n;
+        f->skip = !nl;
+        buf += n;
+        len -= n;
+    }
     if (f->fd >= 0 && f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
         struct stat st;
         int same = fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size;
@@ -1011,21 +1024,17 @@ int output_next_line(struct output *o, const char **line, size_t *len, int *stre
             whole_len = st->plen + seg;
             st->plen = 0;
         }
-        if (deliver(o, id, whole, whole_len)) {
-            *line = whole;
-            *len = whole_len;
-            return 1;
-        }
+        *line = deliver(o, id, whole, whole_len) ? whole : NULL;
+        *len = whole_len;
+        return 1;
     }
     if (st->flush) {
         st->flush = 0;
         size_t plen = st->plen;
         st->plen = 0;
-        if (deliver(o, id, st->partial, plen)) {
-            *line = st->partial;
-            *len = plen;
-            return 1;
-        }
+        *line = deliver(o, id, st->partial, plen) ? st->partial : NULL;
+        *len = plen;
+        return 1;
     }
     return 0;
 }

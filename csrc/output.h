@@ -85,9 +85,11 @@ int output_fd(const struct output *o, int stream);
  * the bytes here. */
 int output_read(struct output *o, int stream);
 
-/* The next captured line of what was read: 1 with *line (valid until the
- * next call), *len and *stream; 0 when the chunk is used up. Every line
- * goes to the ring; syslog lines are sent from here. */
+/* The next line of what was read: 1 with *line (valid until the next
+ * call; NULL for a line not captured, handed to nobody), *len and
+ * *stream; 0 when the chunk is used up. Every line goes to the ring;
+ * syslog lines are sent from here (one a call, so that the caller may
+ * look at the clock between them). */
 int output_next_line(struct output *o, const char **line, size_t *len, int *stream);
 
 /* The app has ended: what each pipe holds now is the last of its output;

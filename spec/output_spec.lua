@@ -1143,7 +1143,10 @@ end
 function TF.test_a_file_past_the_launchers_size_limit_loses_bytes_not_the_launcher()
   local dir = S.tmpname("fsize")
   assert(os.execute("mkdir " .. dir))
-  -- (sh's ulimit -f counts 512-byte blocks: 4 KiB, of 16.8 KB written)
+  -- (sh's ulimit -f counts 512-byte blocks: 4 KiB, of 2.7 MB of short
+  -- lines written by seq, 4 KiB at a time whatever the lines: a write
+  -- fails in each read, most often mid-line, past the few bytes the
+  -- limit lets in)
   local out, ok = S.run_child({ fsize = 8, timeout = 30 }, "output_a_file_past_the_launchers_size_limit", dir)
   lu.assertTrue(ok, out)
   local cases = {}
@@ -1155,6 +1158,13 @@ function TF.test_a_file_past_the_launchers_size_limit_loses_bytes_not_the_launch
     lu.assertStrContains(c.lost, "bytes of output not written to its file: File too large", name)
     local content = S.read(dir .. "/" .. name .. ".log")
     lu.assertTrue(#content > 0 and #content <= 4096, name .. ": " .. #content .. " bytes")
+    -- whole lines, in order: none the tail of a line whose start was lost
+    local n = 0
+    for line in content:gmatch("([^\n]*)\n") do
+      n = n + 1
+      lu.assertEquals(line, tostring(n), name)
+    end
+    lu.assertEquals(content:sub(-1), "\n", name)
   end
   lu.assertStrContains(out, "\ndone\n")
 end
@@ -1431,6 +1441,48 @@ function TS.test_syslog_lines_lost_when_no_daemon_listens_are_counted_and_nothin
   app:close()
   lu.assertStrContains(table.concat(logged, "\n"), "fixture: 3 output lines not taken by syslog (" .. path .. ")")
   lu.assertEquals(app:tail(), { "x1", "x2", "x3" })
+  S.assert_clean(before)
+end
+
+-- A flood of short lines to syslog, inside a loop: each wake-up's sends
+-- are bounded by its slice, as on_output's calls are (the clock was
+-- looked at between chunks only: a chunk of "y" lines, 32,768 datagrams,
+-- held every other task ten slices long).
+function TS.test_a_syslog_flood_holds_the_loop_a_slice_at_a_time()
+  local before = S.snapshot()
+  local dir = S.tmpname("syslog")
+  assert(os.execute("mkdir " .. dir))
+  local mark = S.tmpname("written")
+  local worst, written
+  appstart.run(function()
+    local daemon = start_rsyslogd(dir)
+    local saved = appstart.syslog_socket
+    appstart.syslog_socket = dir .. "/log"
+    local stop, worst_now = ticker()
+    local app = assert(appstart.start { argv = { "/bin/sh", "-c", "yes | head -c " .. 4000000 // SCALE
+      .. "; : > " .. mark .. "; exec sleep 60" }, ready = "none", stdout = "syslog", log = S.quiet })
+    appstart.syslog_socket = saved
+    -- the flood written (the pipe may hold a last MiB of it): the ticks
+    -- so far, before the app's end, whose reads take what is left at once
+    -- (nor app:tail, which reads what the pipe holds)
+    local deadline = now() + 60
+    repeat
+      appstart.sleep(0.01)
+      written = S.read(mark) ~= nil
+    until written or now() > deadline
+    worst = worst_now()
+    stop()
+    app:terminate()
+    app:close()
+    daemon:terminate()
+    daemon:close()
+  end)
+  lu.assertTrue(written, "the app wrote its lines")
+  -- a slice (0.01 s) and a turn's own work, where one chunk's 32,768
+  -- sends held it 0.1 s
+  if not INSTRUMENTED then
+    lu.assertTrue(worst < 0.06, "the loop worked " .. worst .. " s of CPU between two ticks")
+  end
   S.assert_clean(before)
 end
 

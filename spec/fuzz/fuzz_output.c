@@ -22,7 +22,7 @@ static void take_lines(struct output *o)
     size_t len;
     int stream;
     while (output_next_line(o, &line, &len, &stream)) {
-        if (len > OUTPUT_LINE_MAX || memchr(line, '\n', len) || stream != OUTPUT_STDOUT)
+        if (!line || len > OUTPUT_LINE_MAX || memchr(line, '\n', len) || stream != OUTPUT_STDOUT)
             abort();
         delivered += len;
         memcpy(last, line, len);
