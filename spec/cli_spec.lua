@@ -218,6 +218,42 @@ function Usage.test_help_and_version_win_whatever_else_is_given()
   fails({ "--bogus", "--", F, "--version" }, 2, "^appstart: unknown option '%-%-bogus'\n.*")
 end
 
+--- Run the command to completion, its stdout a full disk: exit code,
+-- stderr.
+local function run_to_full(args)
+  local err = S.tmpname("err")
+  local _, how, code = os.execute(command_line(args) .. " >/dev/full 2>" .. err)
+  lu.assertEquals(how, "exit", "the command was killed by a signal")
+  return code, S.read(err)
+end
+
+-- What it could not write to stdout is said, and the help and version
+-- exit 1 then (they exited 0, what they print lost without a word).
+function Usage.test_help_and_version_that_cannot_be_written_say_so_and_exit_1()
+  for _, case in ipairs { { { "--help" }, "the help" }, { { "--version" }, "the version" },
+    { { "supervise", "--help" }, "the help" } } do
+    local code, err = run_to_full(case[1])
+    lu.assertEquals({ code, err }, { 1, "appstart: cannot write to stdout (No space left on device): " .. case[2]
+      .. " lost\n" }, table.concat(case[1], " "))
+  end
+end
+
+-- With --watch an app whose ready object could not be written is watched
+-- all the same (its pid was lost to a reader, not to the command), and
+-- that object and the exit's are said lost on stderr (they were lost
+-- without a word).
+function Usage.test_watched_json_objects_that_cannot_be_written_are_said_lost()
+  local before = S.snapshot()
+  local code, err = run_to_full { "--watch", "--json", "--", F, "notify=READY=1", "sleep=0.1", "exit=7" }
+  lu.assertEquals(code, 7)
+  lu.assertEquals(err, "appstart: cannot write to stdout (No space left on device): the ready object lost\n"
+    .. "appstart: cannot write to stdout (No space left on device): the exit's object lost\n")
+  code, err = run_to_full { "--json", "--", F, "exit=3" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "appstart: cannot write to stdout (No space left on device): the failure's object lost\n")
+  S.assert_clean(before)
+end
+
 function Usage.test_unknown_option_is_a_usage_error_with_a_hint_to_help()
   fails({ "--bogus", "--", F, "pause" }, 2, "appstart: unknown option '--bogus'\n"
     .. "Try 'appstart --help' for more information.\n")

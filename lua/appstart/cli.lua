@@ -601,6 +601,19 @@ local function await_stdout()
   return r ~= nil
 end
 
+--- Write text to stdout at once: true, or false and why it could not be
+-- (a full disk, a reader gone: the command's SIGPIPE is not its end).
+function cli.put_stdout(text)
+  local ok, why = io.stdout:write(text)
+  if ok then ok, why = io.stdout:flush() end
+  return ok and true or false, why
+end
+
+--- Say on stderr that what went to stdout is lost (what: its name).
+function cli.say_lost(why, what)
+  io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(why), "): ", what, " lost\n")
+end
+
 --- text on stdout, each PIPE_BUF bytes of it once stdout takes them at
 -- once: true; nil when a signal came meanwhile; false, why when the write
 -- failed (a closed pipe).
@@ -608,8 +621,7 @@ local function write_stdout(text)
   local PIPE_BUF = log.PIPE_BUF
   for i = 1, #text, PIPE_BUF do
     if not await_stdout() then return nil end
-    local ok, why = io.stdout:write(text:sub(i, i + PIPE_BUF - 1))
-    if ok then ok, why = io.stdout:flush() end
+    local ok, why = cli.put_stdout(text:sub(i, i + PIPE_BUF - 1))
     if not ok then return false, why end
   end
   return true
@@ -634,11 +646,11 @@ local function report_exit(o, app, how)
   if o.quiet then return end
   local name = app.name or "app"
   if o.json then
-    io.stdout:write(cli.json_object {
+    local ok, why = cli.put_stdout(cli.json_object {
       { "pid", app.pid }, { "name", name }, { "exit_code", how.code }, { "signal", how.signal },
       { "watchdog", how.watchdog == true },
-    }, "\n")
-    io.stdout:flush()
+    } .. "\n")
+    if not ok then cli.say_lost(why, "the exit's object") end
     return
   end
   local what
@@ -660,11 +672,11 @@ local function report_failure(o, code, message, err)
   -- (the object first: a reader of stdout gets it whatever holds stderr)
   if o.json then
     local status = err and err.status or {}
-    io.stdout:write(cli.json_object {
+    local ok, why = cli.put_stdout(cli.json_object {
       { "code", code }, { "message", message }, { "pid", err and err.pid or nil },
       { "exit_code", status.code }, { "signal", status.signal }, { "output", lines },
-    }, "\n")
-    io.stdout:flush()
+    } .. "\n")
+    if not ok then cli.say_lost(why, "the failure's object") end
   end
   io.stderr:write(log.unshown(), "appstart: ", message, "\n")
   for _, line in ipairs(lines) do io.stderr:write("  | ", printable(line), "\n") end
@@ -867,6 +879,10 @@ local function run(o)
       return
     end
     state.app = app
+    if reported == false and o.watch then
+      -- watched all the same (the pid is lost to a reader, not the app)
+      cli.say_lost(unwritten, o.json and "the ready object" or "the ready line")
+    end
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
       -- (state.app is set: a ^C meanwhile goes up the watch's ladder)
@@ -1019,13 +1035,11 @@ function cli.main(argv)
   end
   local o, message = cli.parse(argv)
   if not o then return usage_error(message) end
-  if o.help then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  if o.version then
-    io.stdout:write("appstart ", appstart.version, "\n")
-    return 0
+  if o.help or o.version then
+    local ok, why = cli.put_stdout(o.help and USAGE or "appstart " .. appstart.version .. "\n")
+    if ok then return 0 end
+    cli.say_lost(why, o.help and "the help" or "the version")
+    return 1
   end
   local saved_level = appstart.log_level
   if o.verbose then appstart.log_level = "debug"

@@ -292,8 +292,10 @@ function M.main(argv, command)
   local o, message = M.parse(argv)
   if not o then return nil, message end
   if o.help then
-    io.stdout:write(M.USAGE)
-    return 0
+    local ok, why = command.put_stdout(M.USAGE)
+    if ok then return 0 end
+    command.say_lost(why, "the help")
+    return 1
   end
   local spec, why = M.load(o.file)
   if not spec then
