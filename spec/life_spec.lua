@@ -410,6 +410,41 @@ function TM.test_mainpid_of_an_unrelated_process_is_refused()
   lu.assertStrContains(why[3], "started before the app")
 end
 
+-- A thread's id is no process, where the kernel has pidfds or not: the
+-- app's own thread in its group, a thread of its child (without pidfds
+-- both were taken, kill(tid, 0) answering for them: app.pid a thread's,
+-- the real main's status lost).
+function TM.test_mainpid_of_a_thread_is_refused_with_or_without_pidfds()
+  local before = S.snapshot()
+  for _, pidfd in ipairs { false, true } do
+    for _, case in ipairs {
+      { "its own", function(tid) return { F, "notify=READY=1", "thread=" .. tid, "waitfile=" .. tid,
+        "mainpid=@" .. tid, "pause" } end },
+      { "its child's", function(tid) return { F, "notify=READY=1", "fork", "thread=" .. tid, "pause", "|",
+        "waitfile=" .. tid, "mainpid=@" .. tid, "pause" } end },
+    } do
+      local what = string.format("%s thread, pidfd %s", case[1], tostring(pidfd))
+      local tid = S.tmpname("tid")
+      local entries, log = S.recorder()
+      S.testing.use_pidfd(pidfd)
+      local ok, failure = pcall(run, function()
+        local app = assert(start { argv = case[2](tid), kill_mode = "group", log = log })
+        local pid = app.pid
+        lu.assertTrue(await(function() return #mainpid_lines(entries) > 0 end), what .. ": the claim was looked at")
+        lu.assertEquals(app.pid, pid, what)
+        local how = app:terminate()
+        lu.assertEquals({ code = how.code, signal = how.signal }, { signal = 15 }, what)
+      end)
+      S.testing.use_pidfd(true)
+      if not ok then error(failure, 0) end
+      local why = mainpid_lines(entries)
+      lu.assertEquals(#why, 1, what .. ": " .. table.concat(why, "\n"))
+      lu.assertStrContains(why[1], "ignored MAINPID=" .. S.pid_in(tid) .. ": a thread's id, not a process", what)
+    end
+  end
+  S.assert_clean(before)
+end
+
 function TM.test_mainpid_of_a_child_that_has_exited_is_refused_and_the_main_stays_watched()
   local before = S.snapshot()
   local entries, log = S.recorder()
