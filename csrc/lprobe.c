@@ -137,8 +137,16 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
     c->fd = -1;
     luaL_setmetatable(L, LB_CONN);
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return lb_errno_result(L, errno, "socket");
+    if (fd < 0) {
+        int err = errno;
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+            /* out of descriptors or memory for now: a try that failed */
+            lua_pushboolean(L, 0);
+            lua_pushfstring(L, "socket: %s", strerror(err));
+            return 2;
+        }
+        return lb_errno_result(L, err, "socket");
+    }
     int berr = bind_source(fd, family);
     if (berr) {
         sys_close(&fd);

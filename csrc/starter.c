@@ -1215,7 +1215,9 @@ static int step_pid_file(struct starter *s)
     long long v = 0;
     const char *why = NULL;
     int err = read_pid_file(s, &v, &why);
-    if (err == EAGAIN)
+    /* (out of descriptors or memory: read again at the next step, as a
+     * reported pid is checked again) */
+    if (err == EAGAIN || lacks_resources(err))
         return s->phase;
     if (err)
         return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file->path,

@@ -322,6 +322,24 @@ function Launcher.test_the_kill_modes_out_of_descriptors()
   lu.assertEquals(S.strays(), {})
 end
 
+-- Readiness looked at while the launcher is out of descriptors: a forking
+-- daemon's pid file that cannot be opened, a connect probe's socket, an
+-- exec probe's command that cannot be spawned are tries that failed, not
+-- a start that failed (the pid file was bad_pid, the daemon left running;
+-- the probes protocol, a healthy app killed): once descriptors are back
+-- each is ready.
+function Launcher.test_readiness_looked_at_out_of_descriptors_waits_for_them()
+  local dir = S.tmpname("starved")
+  assert(os.execute("mkdir " .. dir))
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_ready_waits_out_a_descriptor_shortage",
+    dir)
+  local daemon = tonumber(S.read(dir .. "/forks.pid"))
+  if daemon and S.alive(daemon) then os.execute("kill -KILL " .. daemon) end
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "forks\tfalse\tnone\tready\nconnect\tfalse\tnone\tready\nexec\tfalse\tnone\tready\n"
+    .. "left\ttrue\t\n")
+end
+
 --- A pid the helper reports while the launcher has no descriptor free (no
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.

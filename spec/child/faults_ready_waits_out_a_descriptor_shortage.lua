@@ -1,0 +1,57 @@
+--- Run by spec/faults_spec.lua, in
+-- test_readiness_looked_at_out_of_descriptors_waits_for_them: for each of
+-- a forking daemon's pid file, a connect probe and an exec probe, a start
+-- whose app is where its readiness can be seen (the pid file written, the
+-- socket listening, the exec probe's file made) is stepped for 0.3 s with
+-- every descriptor taken (taken again after each step), then given them
+-- back and waited for. Prints "CASE", whether the start was done while
+-- starved and its code then ("none"), and "ready" or the code it ended
+-- with; then "left", whether the descriptors are as they were, and the
+-- children left. Argument: a directory of the test's own.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local K = require "childkit"
+
+local F = K.fixture()
+local DIR = arg[1]
+local fds = K.fds()
+
+local function await(path)
+  local deadline = core.now() + 10
+  while not K.read(path) and not os.execute("test -S '" .. path .. "'") do
+    assert(core.now() < deadline, path .. " never came")
+    core.wait_readable(-1, 0.005)
+  end
+end
+
+-- Step h for seconds with every descriptor taken: whether it was done,
+-- and its code then.
+local function starved(h, seconds)
+  local held = K.take_all_descriptors()
+  local t0, done = core.now(), false
+  while not done and core.now() - t0 < seconds do
+    done = h:step()
+    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
+    core.wait_readable(-1, 0.01)
+  end
+  for _, f in ipairs(held) do f:close() end
+  return done, h.err and h.err.code or "none"
+end
+
+local pid_file, sock, up = DIR .. "/forks.pid", DIR .. "/sock", DIR .. "/up"
+for _, case in ipairs {
+  { "forks", pid_file, { ready = { forks = true, pid_file = pid_file },
+    argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "exit=0" } } },
+  { "connect", sock, { ready = { connect = "unix:" .. sock }, argv = { F, "listen=unix:" .. sock, "pause" } } },
+  { "exec", up, { ready = { exec = { "test", "-e", up } }, argv = { F, "pidfile=" .. up, "pause" } } },
+} do
+  local name, marker, opts = case[1], case[2], case[3]
+  opts.ready_timeout, opts.log, opts.stdout, opts.stderr = 10, K.quiet, "null", "null"
+  local h = appstart.begin(opts)
+  await(marker)
+  local done, code = starved(h, 0.3)
+  local app, err = h:wait()
+  K.out(name, tostring(done), code, app and "ready" or err.code)
+  if app then app:terminate(5) end
+end
+K.out("left", tostring(K.fds() == fds), K.children_text())
