@@ -592,7 +592,9 @@ int cgroup_remove(struct cgroup *c)
 
 void cgroup_close(struct cgroup *c)
 {
-    if (c->dir_fd >= 0 && cgroup_populated(c) == 0)
+    /* one that cannot be read (out of descriptors) is removed all the
+     * same where it can be: the kernel refuses a populated one (EBUSY) */
+    if (c->dir_fd >= 0 && cgroup_populated(c) != 1)
         (void)cgroup_remove(c);
     sys_close(&c->kill_fd);
     sys_close(&c->dir_fd);

@@ -517,7 +517,11 @@ void tree_free(struct tree *t)
         return;
     sys_close(&t->events_fd);
     int r = t->mode == TREE_CGROUP && t->cg.dir_fd >= 0 ? cgroup_populated(&t->cg) : 0;
-    /* (one that cannot be read now, out of descriptors, is kept too) */
+    /* one that cannot be read now (out of descriptors) is removed where
+     * it can be (the kernel refuses a populated one: EBUSY; one nothing
+     * joined can), else kept too */
+    if (r < 0 && r != -ENOENT && cgroup_remove(&t->cg) == 0)
+        r = 0;
     if (r == 1 || (r < 0 && r != -ENOENT)) {
         pthread_mutex_lock(&deferred_lock);
         (void)defer(&t->cg);

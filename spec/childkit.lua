@@ -118,4 +118,32 @@ take_pid() {
 --- This process's open descriptors, as "0,1,2,...".
 function K.fds() return table.concat(testing.fds(), ",") end
 
+--- The cgroup v2 mount point, from /proc/self/mountinfo (nil: none).
+function K.cgroup_mount()
+  for line in io.lines("/proc/self/mountinfo") do
+    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
+    if mnt then return mnt end
+  end
+end
+
+--- This process's own cgroup directory (where its apps' are made), or nil
+-- without cgroup v2.
+function K.own_cgroup_dir()
+  local mnt = K.cgroup_mount()
+  local path = mnt and (K.read("/proc/self/cgroup") or ""):match("0::([^\n]*)")
+  return path and mnt .. (path == "/" and "" or path)
+end
+
+--- How many cgroups of this process's ("appstart.PID.*") are under dir
+-- (its own cgroup directory unless given): nil where there is none.
+function K.my_cgroups(dir)
+  dir = dir or K.own_cgroup_dir()
+  if not dir then return nil end
+  local n = 0
+  local p = io.popen("ls -d " .. dir .. "/appstart." .. require("appstart.core").pid() .. ".* 2>/dev/null")
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
 return K

@@ -293,7 +293,8 @@ end
 -- poll set; out of descriptors its cgroup cannot be read, so its end is
 -- not seen: a timeout, then its end once they are back), and a cgroup
 -- start that cannot join its cgroup (it waited 10 s, KILL_WAIT, for the
--- cgroup nothing was spawned into to empty, which it could not read).
+-- cgroup nothing was spawned into to empty, which it could not read; and
+-- left that cgroup, unread, for good or until a later start).
 function Launcher.test_the_kill_modes_out_of_descriptors()
   local cgroup = S.own_cgroup_dir() and S.my_cgroups() and "cgroup" or "none"
   if cgroup == "cgroup" then
@@ -310,10 +311,14 @@ function Launcher.test_the_kill_modes_out_of_descriptors()
   end
   if cgroup ~= "none" then
     local n = 0
-    for k, outcome, took in text:gmatch("failed\t(%d+)\t(%S+)\t([%d.]+)\n") do
+    for k, outcome, took, left, fds in text:gmatch("failed\t(%d+)\t(%S+)\t([%d.]+)\t(%d+)\t(%S+)\n") do
       n = n + 1
       lu.assertTrue(outcome == "spawn:" .. EMFILE or outcome == "started", k .. ": " .. outcome)
       lu.assertTrue(tonumber(took) < 5, k .. " free: " .. outcome .. " after " .. took .. " s")
+      -- nothing left of a failed one: its cgroup, made and never joined,
+      -- is removed (the kernel refuses a populated one), not kept as if
+      -- it could be in use, with its parent's descriptor
+      lu.assertEquals({ left, fds }, { "0", "same" }, k .. " free: " .. outcome)
     end
     lu.assertTrue(n >= 2, text)
     lu.assertStrContains(text, "\tstarted\t")

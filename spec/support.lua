@@ -383,33 +383,10 @@ local function shell_quote(word)
 end
 S.shell_quote = shell_quote
 
---- The cgroup v2 mount point, from /proc/self/mountinfo (nil: none).
-function S.cgroup_mount()
-  for line in io.lines("/proc/self/mountinfo") do
-    local mnt = line:match("^%S+ %S+ %S+ %S+ (%S+) .* %- cgroup2 ")
-    if mnt then return mnt end
-  end
-end
-
---- The launcher's own cgroup directory (where its apps' are made), or nil
--- without cgroup v2.
-function S.own_cgroup_dir()
-  local mnt = S.cgroup_mount()
-  local path = mnt and (S.read("/proc/self/cgroup") or ""):match("0::([^\n]*)")
-  return path and mnt .. (path == "/" and "" or path)
-end
-
---- How many cgroups of this launcher's ("appstart.PID.*") are under dir
--- (its own cgroup directory unless given): nil where there is none.
-function S.my_cgroups(dir)
-  dir = dir or S.own_cgroup_dir()
-  if not dir then return nil end
-  local n = 0
-  local p = io.popen("ls -d " .. dir .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
+-- (childkit's: a child program counts them too)
+S.cgroup_mount = require("childkit").cgroup_mount
+S.own_cgroup_dir = require("childkit").own_cgroup_dir
+S.my_cgroups = require("childkit").my_cgroups
 
 --- A shell command's prefix that preloads the sanitizers' runtime under
 -- make sanitize (childkit's SH_SAN_PRELOAD).

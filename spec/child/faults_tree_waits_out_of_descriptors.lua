@@ -6,11 +6,14 @@
 --                          raised EMFILE; out of descriptors its cgroup
 --                          cannot be read: not seen ended, a timeout),
 --   after MODE HOW         its app:wait() once descriptors are back,
---   failed K OUTCOME SECS  for k = 0, 1, ... descriptors free, a kill_mode
+--   failed K OUTCOME SECS CGROUPS FDS
+--                          for k = 0, 1, ... descriptors free, a kill_mode
 --                          "cgroup" start until one starts: how and how
 --                          fast (one whose cgroup was made but could not
 --                          be joined, nothing spawned, waited 10 s for
---                          that cgroup to empty, which it could not read).
+--                          that cgroup to empty, which it could not read),
+--                          how many cgroups of the launcher's are left,
+--                          and whether its descriptors are as they were.
 -- Argument: "cgroup" when cgroup v2 is usable, else "none" (the cgroup
 -- lines are left out).
 local appstart = require "appstart"
@@ -33,10 +36,12 @@ end
 if arg[1] == "cgroup" then
   for k = 0, 16 do
     collectgarbage()
+    local fds = K.fds()
     local outcome, took = K.start_with_free_descriptors(k, { argv = { F, "pause" }, ready = "none",
       kill_mode = "cgroup", kill_grace = 0.2, log = K.quiet })
     if not outcome then break end
-    K.out("failed", k, outcome, string.format("%.1f", took))
+    collectgarbage()
+    K.out("failed", k, outcome, string.format("%.1f", took), K.my_cgroups(), K.fds() == fds and "same" or "changed")
     if outcome == "started" then break end
   end
 end
