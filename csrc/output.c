@@ -603,8 +603,8 @@ static int file_write(struct output *o, struct output_file *f, const char *buf, 
     return err;
 }
 
-/* A rotation (or a batch of them) failed: the output is dropped from
- * here on. */
+/* A rotation (or a batch of them) failed: the output is dropped until
+ * a fresh file can be made (file_append). */
 static void file_failed(struct output *o, struct output_file *f, int err, long long lost)
 {
     o->file_err = err;
@@ -787,6 +787,21 @@ static void empty_many(struct output *o, struct output_file *f, const char *buf,
  * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
 {
+    if (len == 0)
+        return;
+    /* the line the chunk ends in: a failure below (a rotation's, with no
+     * file left to write to) drops the rest of it, and so its end comes
+     * first in the next chunk */
+    int ends_line = buf[len - 1] == '\n';
+    if (f->fd < 0 && f->dir_fd >= 0) {
+        /* no file since a rotation failed: made afresh, as a rotation
+         * makes it (O_EXCL: a file someone made there meanwhile, or the
+         * one a failed rename left, is not written to), once it can be
+         * (descriptors back, room on the disk) */
+        const char *why;
+        if (open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why) == 0)
+            f->size = f->open_line = 0;
+    }
     if (f->skip) {
         const char *nl = memchr(buf, '\n', len);
         size_t n = nl ? (size_t)(nl - buf) + 1 : len;
@@ -805,12 +820,15 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
                 rotate_many(o, f, buf, len, n, take0, carry0);
             else
                 empty_many(o, f, buf, len, n, take0, carry0);
+            if (f->fd < 0)
+                f->skip = !ends_line;
             return;
         }
     }
     while (len > 0) {
         if (f->fd < 0) {
             o->file_dropped += (long long)len;
+            f->skip = !ends_line;
             return;
         }
         int full;

@@ -1169,6 +1169,39 @@ function TF.test_a_file_past_the_launchers_size_limit_loses_bytes_not_the_launch
   lu.assertStrContains(out, "\ndone\n")
 end
 
+-- A rotation whose fresh file cannot be made for want of descriptors:
+-- the stream's bytes are lost meanwhile, counted, and once descriptors
+-- are back the file is made again at the next read, from a line's start
+-- (the output was dropped for good, the app's life long).
+function TF.test_a_rotation_out_of_descriptors_makes_its_file_once_they_are_back()
+  local dir = S.tmpname("rotation")
+  assert(os.execute("mkdir " .. dir))
+  local path = dir .. "/out.log"
+  local out, ok = S.run_child({ nofile = 64, timeout = 30 }, "output_a_rotation_out_of_descriptors", path,
+    dir .. "/go-a", dir .. "/go-b")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "done\ttrue\n")
+  -- the last lines are all there, whole, in order; no "a" line after a
+  -- "b" one, nor any part of a line
+  local names = { path .. ".3", path .. ".2", path .. ".1", path }
+  local lines = {}
+  for _, name in ipairs(names) do
+    for line in (S.read(name) or ""):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  end
+  lu.assertEquals(lines[#lines], "b100", table.concat(lines, " "))
+  local last_b
+  for i, line in ipairs(lines) do
+    lu.assertNotNil(line:match("^[ab]%d+$"), "line " .. i .. ": " .. line)
+    if line:sub(1, 1) == "b" then
+      local n = tonumber(line:sub(2))
+      if last_b then lu.assertEquals(n, last_b + 1, table.concat(lines, " ")) end
+      last_b = n
+    else
+      lu.assertNil(last_b, "an a line after the b ones: " .. table.concat(lines, " "))
+    end
+  end
+end
+
 -- A full disk: what a write got into the file before it failed counts
 -- toward max_bytes (the file grew past it, the failed chunk taken for
 -- nothing written), the line it cut short is taken back out, and what
