@@ -201,9 +201,52 @@ static int l_connect(lua_State *L)
         memset(&un, 0, sizeof un);
         un.sun_family = AF_UNIX;
         luaL_argcheck(L, len > 0 && len < sizeof un.sun_path, 2, "path too long");
-        memcpy(un.sun_path, where, len);
-        return try_connect(L, AF_UNIX, (struct sockaddr *)&un,
-                           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1));
+        /* the socket itself, reached by a walk no user but root and the
+         * launcher can steer, and never through a symbolic link in its
+         * last component: a link the app's user made would have the
+         * launcher connect, with its rights, where that user may not. It
+         * is held (O_PATH, in a conn: closed however this call ends) and
+         * connected to through its /proc/self/fd name */
+        struct conn *at = lua_newuserdatauv(L, sizeof *at, 0);
+        at->fd = -1;
+        luaL_setmetatable(L, LB_CONN);
+        const char *name, *why = NULL;
+        int dfd, err = sys_open_parent_safely(where, &dfd, &name, &why);
+        if (!err) {
+            do
+                at->fd = openat(dfd, *name ? name : ".", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            while (at->fd < 0 && errno == EINTR);
+            err = at->fd < 0 ? errno : 0;
+            sys_close(&dfd);
+        }
+        struct stat st;
+        if (!err && fstat(at->fd, &st) < 0)
+            err = errno;
+        if (!err && S_ISLNK(st.st_mode))
+            why = "a symbolic link, never followed (name the socket itself)", err = ELOOP;
+        else if (!err && !S_ISSOCK(st.st_mode))
+            why = "not a socket", err = ENOTSOCK;
+        if (err) {
+            sys_close(&at->fd);
+            /* a try that failed: no socket there yet (or no descriptor to
+             * look with); else one the launcher may not reach that way */
+            if (err == ENOENT || err == ENOTDIR || err == ENOTSOCK || err == EMFILE || err == ENFILE ||
+                err == ENOMEM) {
+                lua_pushboolean(L, 0);
+                lua_pushstring(L, why ? why : strerror(err));
+                return 2;
+            }
+            lua_pushnil(L);
+            lua_pushfstring(L, "unix:%s: %s", where, why ? why : strerror(err));
+            lua_pushinteger(L, err);
+            return 3;
+        }
+        snprintf(un.sun_path, sizeof un.sun_path, "/proc/self/fd/%d", at->fd);
+        int n = try_connect(L, AF_UNIX, (struct sockaddr *)&un,
+                            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un.sun_path) + 1));
+        sys_close(&at->fd);
+        lua_remove(L, -n - 1); /* (the held socket's conn, empty now) */
+        return n;
     }
     lua_Integer port = luaL_checkinteger(L, 3);
     luaL_argcheck(L, port > 0 && port < 65536, 3, "port out of range");

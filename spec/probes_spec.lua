@@ -110,6 +110,38 @@ function T.test_a_tcp_name_is_resolved_once_and_each_of_its_addresses_tried()
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- A socket named through a symbolic link in its last component: never
+-- followed, the start fails at once (a link the app's user made had the
+-- launcher connect, with its rights, to a socket that user may not
+-- reach: root's, in a directory only root may enter). A link on the way
+-- that only root may change (/var/run -> /run) is followed.
+function T.test_a_unix_socket_is_never_reached_through_a_link_in_its_last_component()
+  local before = S.snapshot()
+  local dir = S.tmpname("sockets")
+  assert(os.execute("mkdir -m 700 " .. dir))
+  local real, link = dir .. "/real.sock", S.tmpname("link.sock")
+  local server = assert(start { ready = { connect = "unix:" .. real }, argv = { F, "listen=unix:" .. real, "pause" } })
+  assert(os.execute(string.format("ln -s %s %s", real, link)))
+  local app, err = start { ready = { connect = "unix:" .. link }, argv = { F, "pause" } }
+  if app then app:terminate() end
+  server:terminate()
+  lu.assertNil(app, "ready through the link")
+  lu.assertEquals(err.code, "protocol")
+  lu.assertStrContains(err.message, "ready probe: unix:" .. link .. ": a symbolic link, never followed (name the "
+    .. "socket itself)")
+  local run = "/run/appstart-spec-" .. core.pid() .. ".sock"
+  local readlink = io.popen("readlink /var/run")
+  local through = readlink:read("l")
+  readlink:close()
+  if S.is_root() and through == "/run" then
+    local app = assert(start { ready = { connect = "unix:/var/run/" .. run:match("[^/]+$") },
+      argv = { F, "listen=unix:" .. run, "pause" } })
+    app:terminate()
+    os.remove(run)
+  end
+  S.assert_clean(before)
+end
+
 function T.test_an_app_that_dies_while_probed_fails_died_at_once()
   local err, took = fail_within({ ready = { connect = "unix:" .. S.tmpname("none") }, ready_timeout = 30,
     argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)
