@@ -46,6 +46,8 @@ struct output_file {
     int top; /* no NAME.i above it (as far as this reader knows): a
               * rotation renames NAME.top .. NAME.1 only, not keep names
               * most of which are not there */
+    uid_t app_uid; /* the app's user ((uid_t)-1: none): its names a
+                    * rotation may move in a sticky directory */
     int skip; /* a failed write dropped the start of a line: what comes
                * up to its '\n' is dropped too (the file holds whole
                * lines) */
@@ -100,6 +102,7 @@ static void file_init(struct output_file *f)
     f->name[0] = '\0';
     f->size = f->max_bytes = f->open_line = 0;
     f->keep = f->top = f->skip = 0;
+    f->app_uid = (uid_t)-1;
 }
 
 void output_init(struct output *o, size_t keep)
@@ -372,6 +375,7 @@ int output_set_file(struct output *o, int stream, const char *path, long long ma
     f->max_bytes = max_bytes;
     f->keep = keep;
     f->top = rotated_top(f);
+    f->app_uid = o->app_uid;
     err = open_log(f, O_CREAT, o->app_uid, &refused);
     if (err) {
         if (refused)
@@ -464,6 +468,30 @@ static long long take_back(int fd, long long from, long long carry)
  * that line began). 0 or an errno value (the caller closes f->fd then:
  * the output is dropped from there on; *lost: the bytes of the unfinished
  * line taken back out of the files). */
+/* A rotation's rename (and removal) of names in f's directory: refused
+ * (EPERM) where either is another user's in a sticky directory others
+ * may write (as /tmp): that user's file, which the app's user may not
+ * move nor remove, is not root's to move or remove for it. -1 with errno
+ * set, as renameat and unlinkat. */
+static int rotation_refuses(const struct output_file *f, const char *name)
+{
+    int err = sys_foreign_name_in_sticky_dir(f->dir_fd, name, f->app_uid);
+    errno = err;
+    return err != 0;
+}
+
+static int rotate_rename(const struct output_file *f, const char *from, const char *to)
+{
+    if (rotation_refuses(f, from) || rotation_refuses(f, to))
+        return -1;
+    return renameat(f->dir_fd, from, f->dir_fd, to);
+}
+
+static int rotate_unlink(const struct output_file *f, const char *name)
+{
+    return rotation_refuses(f, name) ? -1 : unlinkat(f->dir_fd, name, 0);
+}
+
 static int rotate(struct output_file *f, long long carry, long long *lost)
 {
     *lost = 0;
@@ -488,7 +516,7 @@ static int rotate(struct output_file *f, long long carry, long long *lost)
     for (int i = f->top < f->keep ? f->top : f->keep - 1; i >= 1; i--) {
         snprintf(from_name, sizeof from_name, "%s.%d", f->name, i);
         snprintf(to_name, sizeof to_name, "%s.%d", f->name, i + 1);
-        if (renameat(f->dir_fd, from_name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+        if (rotate_rename(f, from_name, to_name) != 0 && errno != ENOENT) {
             int err = errno;
             *lost = take_back(f->fd, from, carry);
             return err;
@@ -499,7 +527,7 @@ static int rotate(struct output_file *f, long long carry, long long *lost)
     snprintf(to_name, sizeof to_name, "%s.%d", f->name, 1);
     int old = f->fd;
     f->fd = -1;
-    if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+    if (rotate_rename(f, f->name, to_name) != 0 && errno != ENOENT) {
         int err = errno;
         *lost = take_back(old, from, carry);
         sys_close(&old);
@@ -681,12 +709,12 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     for (long long i = f->top < f->keep - n ? f->top : f->keep - n; i >= 1; i--) {
         snprintf(from_name, sizeof from_name, "%s.%d", f->name, (int)i);
         snprintf(to_name, sizeof to_name, "%s.%d", f->name, (int)(i + n));
-        int moved = renameat(f->dir_fd, from_name, f->dir_fd, to_name) == 0;
+        int moved = rotate_rename(f, from_name, to_name) == 0;
         for (long long j = i + 1; !moved && errno == ENOENT && i + n == f->keep && j < f->keep; j++) {
             snprintf(from_name, sizeof from_name, "%s.%d", f->name, (int)j);
-            moved = renameat(f->dir_fd, from_name, f->dir_fd, to_name) == 0;
+            moved = rotate_rename(f, from_name, to_name) == 0;
         }
-        if (!moved && errno == ENOENT && (i + n == f->keep || unlinkat(f->dir_fd, to_name, 0) == 0 || errno == ENOENT))
+        if (!moved && errno == ENOENT && (i + n == f->keep || rotate_unlink(f, to_name) == 0 || errno == ENOENT))
             continue;
         if (!moved) {
             int err = errno;
@@ -700,7 +728,7 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     snprintf(to_name, sizeof to_name, "%s.%d", f->name, n <= f->keep ? (int)n : f->keep);
     int old = f->fd;
     f->fd = -1;
-    if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+    if (rotate_rename(f, f->name, to_name) != 0 && errno != ENOENT) {
         int err = errno;
         long long lost = take_back(old, from, carry0) + (long long)(len - take0);
         sys_close(&old);
@@ -741,7 +769,7 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
                 break; /* (the file stays NAME, written to from here on) */
             if (full) {
                 snprintf(to_name, sizeof to_name, "%s.%d", f->name, (int)(n - k));
-                if (renameat(f->dir_fd, f->name, f->dir_fd, to_name) != 0 && errno != ENOENT) {
+                if (rotate_rename(f, f->name, to_name) != 0 && errno != ENOENT) {
                     err = errno;
                     file_failed(o, f, err, (long long)(len - pos - take));
                     break;

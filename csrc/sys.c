@@ -333,14 +333,28 @@ int sys_open_parent_safely(const char *path, int *dir_fd, const char **name, con
     return sys_open_dir_safely(path, (size_t)(slash - path), dir_fd, why);
 }
 
-int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
+/* Is owner another user's (see sys_foreign_in_sticky_dir) in dir_fd? */
+static int foreign_owner_in(int dir_fd, uid_t owner, uid_t also)
 {
     struct stat d;
-    if (!S_ISREG(st->st_mode) || trusted_owner(st->st_uid) || (also != (uid_t)-1 && st->st_uid == also))
+    if (trusted_owner(owner) || (also != (uid_t)-1 && owner == also))
         return 0;
     if (fstat(dir_fd, &d) != 0)
         return errno;
-    if (!(d.st_mode & S_ISVTX) || !(d.st_mode & S_IWOTH) || st->st_uid == d.st_uid)
+    if (!(d.st_mode & S_ISVTX) || !(d.st_mode & S_IWOTH) || owner == d.st_uid)
         return 0;
     return EPERM;
+}
+
+int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
+{
+    return S_ISREG(st->st_mode) ? foreign_owner_in(dir_fd, st->st_uid, also) : 0;
+}
+
+int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)
+{
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? 0 : errno;
+    return foreign_owner_in(dir_fd, st.st_uid, also);
 }

@@ -84,4 +84,9 @@ int sys_open_parent_safely(const char *path, int *dir_fd, const char **name, con
  * errno value. */
 int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also);
 
+/* The same for whatever is named name in dir_fd (any type: a name the
+ * launcher would rename or remove), not following a link: 0 when there
+ * is none. */
+int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also);
+
 #endif

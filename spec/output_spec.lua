@@ -1202,6 +1202,31 @@ function TF.test_a_rotation_out_of_descriptors_makes_its_file_once_they_are_back
   end
 end
 
+-- A rotation in a sticky directory others may write (as /tmp) moves and
+-- removes only names of root's, the launcher's, the directory owner's or
+-- the app's user's: another user's PATH.1 and PATH.2 there (which the
+-- app's user could neither move nor remove) were moved and removed by
+-- root for it. The rotation fails instead, its bytes counted lost.
+function TF.test_a_rotation_in_a_sticky_directory_leaves_another_users_files()
+  lu.skipIf(not S.is_root(), "needs root (files of another user's)")
+  local before = S.snapshot()
+  local dir = S.tmpname("sticky")
+  assert(os.execute("mkdir -m 1777 " .. dir))
+  local path = dir .. "/a.log"
+  for i = 1, 2 do
+    assert(os.execute(string.format("setpriv --reuid=1 --regid=1 --clear-groups sh -c 'echo theirs-%d > %s.%d'",
+      i, path, i)))
+  end
+  local logged, log = S.recorder()
+  local app = assert(appstart.start { argv = { F, "lines=1:50:line-", "exit=0" }, ready = "none", user = "nobody",
+    stdout = { file = path, max_bytes = 100, keep = 2 }, log = log })
+  lu.assertEquals(app:wait(10), { code = 0 })
+  app:close()
+  for i = 1, 2 do lu.assertEquals(S.read(path .. "." .. i), "theirs-" .. i .. "\n", path .. "." .. i) end
+  lu.assertStrContains(table.concat(logged, "\n"), "bytes of output not written to its file: Operation not permitted")
+  S.assert_clean(before)
+end
+
 -- A full disk: what a write got into the file before it failed counts
 -- toward max_bytes (the file grew past it, the failed chunk taken for
 -- nothing written), the line it cut short is taken back out, and what
