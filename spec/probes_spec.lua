@@ -134,9 +134,9 @@ function T.test_a_unix_socket_is_never_reached_through_a_link_in_its_last_compon
   local through = readlink:read("l")
   readlink:close()
   if S.is_root() and through == "/run" then
-    local app = assert(start { ready = { connect = "unix:/var/run/" .. run:match("[^/]+$") },
+    local followed = assert(start { ready = { connect = "unix:/var/run/" .. run:match("[^/]+$") },
       argv = { F, "listen=unix:" .. run, "pause" } })
-    app:terminate()
+    followed:terminate()
     os.remove(run)
   end
   S.assert_clean(before)
