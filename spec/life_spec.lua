@@ -628,6 +628,28 @@ function TW.test_pings_keep_the_app_alive_and_silence_kills_it()
   S.assert_clean(before)
 end
 
+-- A stop under way is no hang: once the app says STOPPING=1, or the
+-- launcher terminates it, the watchdog is over (as systemd's is once a
+-- unit stops), and a shutdown that sends no ping ends as it ends, bounded
+-- by kill_grace (it was killed by SIGABRT, how.watchdog = true, mid-way
+-- through a clean shutdown).
+function TW.test_a_stop_under_way_ends_the_watchdog()
+  local before = S.snapshot()
+  local trap = S.tmpname("trap")
+  local said, terminated
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.6", "exit=0" },
+      watchdog = 0.2 })
+    said = app:wait(5)
+    app = assert(start { argv = { F, "trap=TERM:" .. trap, "notify=READY=1", "repeat=4:0.05:WATCHDOG=1",
+      "waitfile=" .. trap, "sleep=0.6", "exit=0" }, watchdog = 0.3, kill_grace = 5 })
+    terminated = app:terminate()
+  end)
+  lu.assertEquals({ said.code, said.signal, said.watchdog }, { 0, nil, nil }, "after STOPPING=1")
+  lu.assertEquals({ terminated.code, terminated.signal, terminated.watchdog }, { 0, nil, nil }, "terminated")
+  S.assert_clean(before)
+end
+
 -- A WATCHDOG_USEC= the watchdog's timer reads (a loop that runs its
 -- timers before it polls, luv's and cqueues', the launcher busy past the
 -- due time) sets the watchdog anew: a 0 turns it off, and the app lives

@@ -1816,6 +1816,21 @@ function TDrivers.test_plain_script_a_call_that_waits_serves_the_watchdog()
   S.assert_clean(before)
 end
 
+-- A supervisor's stop ends the watchdog (as app:terminate does): a
+-- service that stops pinging at its SIGTERM and shuts down cleanly within
+-- kill_grace is no hang (it was killed by SIGABRT, last.watchdog true).
+function TDrivers.test_a_stop_ends_the_watchdog()
+  local before = S.snapshot()
+  local trap = S.tmpname("trap")
+  local sv = supervisor { services = { w = { argv = { F, "trap=TERM:" .. trap, "notify=READY=1",
+    "repeat=4:0.05:WATCHDOG=1", "waitfile=" .. trap, "sleep=0.6", "exit=0" }, watchdog = 0.3, kill_grace = 5 } } }
+  lu.assertEquals(sv:up(), true)
+  lu.assertEquals(sv:stop("w"), true)
+  local last = sv:status("w").last
+  lu.assertEquals({ last.code, last.signal, last.watchdog }, { 0, nil, nil })
+  S.assert_clean(before)
+end
+
 -- Brought up by the main thread (its starts served by the calls that
 -- wait, their sockets and watchdogs in appstart's shared poller), then
 -- waited on inside cqueues or luv: the driver there serves them too. Its

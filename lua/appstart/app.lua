@@ -426,6 +426,17 @@ local function watchdog_ping(app)
   if not life.wd_timer then life.wd_timer = loop.at(life.wd_due, function() watchdog_check(app) end) end
 end
 
+--- A stop has begun (STOPPING=1, app:terminate, a supervisor's stop):
+-- the watchdog is over, as systemd's is once a unit stops: a shutdown
+-- that sends no ping is no hang, its kill_grace is its bound. (A
+-- WATCHDOG=trigger still kills.)
+function App.watchdog_over(app)
+  local life = app._life
+  if not life or life.wd_over then return end
+  loop.unwatch(life.wd_timer or nil)
+  life.wd_timer, life.watchdog, life.wd_over = false, false, true
+end
+
 -- Refused senders: one line a second at most, with a count.
 function log_refused(app, force)
   local r = app._life.refused
@@ -525,7 +536,7 @@ local function on_message(app, m, sender)
     end
   end
   -- (the option given: a WATCHDOG_USEC= after a 0 turns it on again)
-  if m.watchdog_usec and app._opts.watchdog then
+  if m.watchdog_usec and app._opts.watchdog and not life.wd_over then
     -- the new period counts from now, and the timer goes with it (it may
     -- be due sooner than the old one's); 0 turns the watchdog off
     loop.unwatch(life.wd_timer or nil)
@@ -540,7 +551,10 @@ local function on_message(app, m, sender)
   end
   if m.watchdog == "ping" and life.watchdog then watchdog_ping(app) end
   -- (STOPPING=1 first: it wins over a READY=1 in the same datagram)
-  if m.stopping then set_state(app, "stopping") end
+  if m.stopping then
+    set_state(app, "stopping")
+    App.watchdog_over(app)
+  end
   if m.reloading and app._state ~= "stopping" then
     set_state(app, "reloading")
     if reloads then
@@ -614,7 +628,7 @@ function App.listen(app, listener, watchdog, spell)
   -- (0: the app said WATCHDOG_USEC=0, the watchdog off)
   if watchdog == 0 then watchdog = nil end
   local life = { listener = listener, listen = false, watchdog = watchdog or false,
-    wd_due = false, wd_timer = false, wd_fired = false, kill_timer = false, reload = false, refused = false,
+    wd_due = false, wd_timer = false, wd_fired = false, wd_over = false, kill_timer = false, reload = false, refused = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
     quiet = {}, status_busy = false, status_next = false, spell = spell }
@@ -777,6 +791,7 @@ function App:terminate(grace)
   -- (an end its watch sees meanwhile is this stop's: ended leaves the
   -- group, and the process, to it)
   stopping[self] = proc
+  App.watchdog_over(self)
   local _ <close> = setmetatable({ app = self, proc = proc }, Stopping)
   local ok
   ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it

@@ -543,6 +543,7 @@ local function stop_app(sv, svc)
   svc.by_us = true
   if svc.state ~= "stopping" then transition(sv, svc, "stopping", { pid = svc.pid or nil }) end
   if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
+  App.watchdog_over(app) -- (a stop: a shutdown that sends no ping is no hang)
   local ok, message = app:kill("TERM")
   if not ok then
     if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
