@@ -570,7 +570,9 @@ static void remove_all_inner(int top_fd)
     }
 }
 
-int cgroup_remove(struct cgroup *c)
+/* Remove c's directory (with the cgroups inside it first, when inner):
+ * 0, or an errno value (EBUSY: populated, or with cgroups inside). */
+static int remove_own(struct cgroup *c, int inner)
 {
     if (c->parent_fd < 0 || !c->name[0])
         return 0;
@@ -583,19 +585,34 @@ int cgroup_remove(struct cgroup *c)
         return ENOENT;
     }
     /* the cgroups an app made inside it first */
-    remove_all_inner(c->dir_fd);
+    if (inner)
+        remove_all_inner(c->dir_fd);
     if (unlinkat(c->parent_fd, c->name, AT_REMOVEDIR) < 0)
         return errno;
     c->name[0] = '\0';
     return 0;
 }
 
+int cgroup_remove(struct cgroup *c)
+{
+    return remove_own(c, 1);
+}
+
+int cgroup_remove_if_unused(struct cgroup *c)
+{
+    return remove_own(c, 0);
+}
+
 void cgroup_close(struct cgroup *c)
 {
     /* one that cannot be read (out of descriptors) is removed all the
-     * same where it can be: the kernel refuses a populated one (EBUSY) */
-    if (c->dir_fd >= 0 && cgroup_populated(c) != 1)
+     * same where it can be: the kernel refuses a populated one (EBUSY),
+     * and the cgroups inside it, which a running app may use, are left */
+    int r = c->dir_fd >= 0 ? cgroup_populated(c) : 1;
+    if (r == 0)
         (void)cgroup_remove(c);
+    else if (r < 0)
+        (void)cgroup_remove_if_unused(c);
     sys_close(&c->kill_fd);
     sys_close(&c->dir_fd);
     sys_close(&c->parent_fd);

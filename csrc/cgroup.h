@@ -69,6 +69,12 @@ int cgroup_events_fd(const struct cgroup *c);
  * descriptors are closed either way only by cgroup_close. */
 int cgroup_remove(struct cgroup *c);
 
+/* The same for the directory alone, whatever is in it: where whether it
+ * is populated cannot be read (out of descriptors), the kernel refuses a
+ * populated one, or one with cgroups inside, which are left (a running
+ * app may use them): EBUSY. */
+int cgroup_remove_if_unused(struct cgroup *c);
+
 /* Close the descriptors (and remove the directory when it is empty).
  * Idempotent. */
 void cgroup_close(struct cgroup *c);

@@ -1188,7 +1188,9 @@ static int in_groups(gid_t gid, gid_t extra, const gid_t *list, int n)
 /* Are the process's groups (its effective gid and its supplementary
  * groups) already the target's, as a set? Then a setgroups refused to a
  * caller that is not root (naming its own user, through a helper not
- * installed setuid) had nothing to change. */
+ * installed setuid) had nothing to change. (More than 64 supplementary
+ * groups, looked at where they fit on the stack: taken for not the
+ * same.) */
 static int groups_are(const struct identity *id)
 {
     gid_t now[64];
@@ -1213,8 +1215,11 @@ static void child_drop_privileges(int status_fd, const struct identity *id)
     int err = 0, step;
     if (id->uid != 0)
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    if (setgroups((size_t)id->ngroups, id->groups) != 0 && (errno != EPERM || !groups_are(id)))
-        child_fail(status_fd, STEP_SETGROUPS, errno);
+    if (setgroups((size_t)id->ngroups, id->groups) != 0) {
+        err = errno; /* (groups_are may set another) */
+        if (err != EPERM || !groups_are(id))
+            child_fail(status_fd, STEP_SETGROUPS, err);
+    }
     if (setgid(id->gid) != 0)
         child_fail(status_fd, STEP_SETGID, errno);
     if (setuid(id->uid) != 0)

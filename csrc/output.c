@@ -48,6 +48,8 @@ struct output_file {
               * most of which are not there */
     uid_t app_uid; /* the app's user ((uid_t)-1: none): its names a
                     * rotation may move in a sticky directory */
+    dev_t made_dev; /* the last file a rotation made (O_EXCL) */
+    ino_t made_ino;
     int skip; /* a failed write dropped the start of a line: what comes
                * up to its '\n' is dropped too (the file holds whole
                * lines) */
@@ -103,6 +105,8 @@ static void file_init(struct output_file *f)
     f->size = f->max_bytes = f->open_line = 0;
     f->keep = f->top = f->skip = 0;
     f->app_uid = (uid_t)-1;
+    f->made_dev = 0;
+    f->made_ino = 0;
 }
 
 void output_init(struct output *o, size_t keep)
@@ -283,6 +287,10 @@ static int open_log(struct output_file *f, int create_flags, uid_t app_uid, cons
     f->readable = readable;
     f->size = st.st_size;
     f->open_line = 0;
+    if (create_flags & O_EXCL) {
+        f->made_dev = st.st_dev;
+        f->made_ino = st.st_ino;
+    }
     return 0;
 }
 
@@ -811,6 +819,27 @@ static void empty_many(struct output *o, struct output_file *f, const char *buf,
         (void)file_write(o, f, buf + pos, len - pos, 0);
 }
 
+/* No file since a rotation failed: made afresh, as a rotation makes it,
+ * once it can be (descriptors back): O_EXCL, so that a file someone made
+ * there meanwhile, or the one a failed rename left, is not written to;
+ * but the one that rotation made is, when it is still there, empty (its
+ * carried line could not be copied into it: a full disk). */
+static void file_again(struct output_file *f)
+{
+    const char *why;
+    int err = open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why);
+    if (err == EEXIST && f->made_ino != 0 && open_log(f, 0, (uid_t)-1, &why) == 0) {
+        struct stat st;
+        if (fstat(f->fd, &st) != 0 || st.st_dev != f->made_dev || st.st_ino != f->made_ino || st.st_size != 0) {
+            sys_close(&f->fd);
+            return;
+        }
+        err = 0;
+    }
+    if (!err)
+        f->size = f->open_line = 0;
+}
+
 /* Append len bytes, rotating first where they would take the file past
  * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
@@ -821,15 +850,8 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
      * file left to write to) drops the rest of it, and so its end comes
      * first in the next chunk */
     int ends_line = buf[len - 1] == '\n';
-    if (f->fd < 0 && f->dir_fd >= 0) {
-        /* no file since a rotation failed: made afresh, as a rotation
-         * makes it (O_EXCL: a file someone made there meanwhile, or the
-         * one a failed rename left, is not written to), once it can be
-         * (descriptors back, room on the disk) */
-        const char *why;
-        if (open_log(f, O_CREAT | O_EXCL, (uid_t)-1, &why) == 0)
-            f->size = f->open_line = 0;
-    }
+    if (f->fd < 0 && f->dir_fd >= 0)
+        file_again(f);
     if (f->skip) {
         const char *nl = memchr(buf, '\n', len);
         size_t n = nl ? (size_t)(nl - buf) + 1 : len;

@@ -520,7 +520,7 @@ void tree_free(struct tree *t)
     /* one that cannot be read now (out of descriptors) is removed where
      * it can be (the kernel refuses a populated one: EBUSY; one nothing
      * joined can), else kept too */
-    if (r < 0 && r != -ENOENT && cgroup_remove(&t->cg) == 0)
+    if (r < 0 && r != -ENOENT && cgroup_remove_if_unused(&t->cg) == 0)
         r = 0;
     if (r == 1 || (r < 0 && r != -ENOENT)) {
         pthread_mutex_lock(&deferred_lock);

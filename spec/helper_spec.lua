@@ -1032,6 +1032,25 @@ function U.test_an_unprivileged_launcher_may_name_its_own_user_without_a_setuid_
   lu.assertEquals(out, string.format("started\t%s\t%s\t\n", ids(uid), ids(gid)))
 end
 
+-- With groups that are not its user's (more than 64 of them, beyond
+-- what the helper compares), naming its own user is refused still, and
+-- said as setgroups' EPERM (its errno was lost to the comparison's:
+-- "Invalid argument").
+function U.test_an_unprivileged_launcher_with_other_groups_naming_its_own_user_is_told_why()
+  local dir = S.tmpname("plain")
+  local helper = dir .. "/appstart-helper"
+  assert(os.execute("mkdir -m 755 " .. dir .. " && cp " .. sh_quote(H) .. " " .. helper .. " && chmod 755 " .. helper))
+  local groups = {}
+  for g = 1000, 1069 do groups[#groups + 1] = g end
+  local lua_path, lua_cpath = S.public_tree()
+  local out, ok = S.run_child({ as = "nobody", as_group = "nogroup", as_groups = table.concat(groups, ","), timeout = 60,
+    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_another_user_without_a_setuid_helper", "nobody")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "helper\t")
+  lu.assertStrContains(out, "setgroups: Operation not permitted (only root may change users")
+end
+
 function U.test_an_unprivileged_launcher_starts_an_app_as_another_user_through_a_setuid_copy()
   write_policy("nobody: daemon\n")
   local helper = install_copy()

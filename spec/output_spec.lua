@@ -1277,6 +1277,43 @@ function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lo
   S.assert_clean(before)
 end
 
+-- A full disk at a rotation that carries a line into the fresh file: the
+-- file is made, the copy fails; once there is room again the stream is
+-- written to that file (its output was dropped for good: the fresh file,
+-- the launcher's own, empty, was taken for someone else's).
+function TF.test_a_full_disk_at_a_rotation_that_carries_a_line_goes_on_once_there_is_room()
+  if not S.is_root() then lu.skip("mounts a small tmpfs (root)") end
+  local before = S.snapshot()
+  local dir = S.tmpname("fullcarry")
+  assert(os.execute("mkdir " .. dir))
+  if not os.execute("mount -t tmpfs -o size=64k tmpfs " .. dir .. " 2>/dev/null") then
+    lu.skip("cannot mount a tmpfs here")
+  end
+  local app
+  local ok, err = pcall(function()
+    local go1, go2 = S.tmpname("go"), S.tmpname("go")
+    local logged, log = S.recorder()
+    app = assert(appstart.start { argv = { F, "line=1:x", "bytes=1:3000:a", "waitfile=" .. go1, "bytes=1:3000:b",
+      "line=1:", "waitfile=" .. go2, "lines=1:5:c", "exit=0" }, ready = "none",
+      stdout = { file = dir .. "/out.log", max_bytes = 5000, keep = 3 }, log = log })
+    -- the first 3 KB written (and read: the file holds them), then the disk full
+    lu.assertTrue(S.await_with_sleep(function() app:tail(); return #(S.read(dir .. "/out.log") or "") == 3002 end, 5))
+    os.execute("head -c 65536 /dev/zero > " .. dir .. "/filler 2>/dev/null")
+    S.touch(go1)
+    lu.assertTrue(S.await_with_sleep(function() app:tail(); return lost_bytes(logged) > 0 end, 5),
+      table.concat(logged, "\n"))
+    os.remove(dir .. "/filler")
+    S.touch(go2)
+    lu.assertEquals(app:wait(5), { code = 0 })
+    lu.assertEquals(S.read(dir .. "/out.log"), "c1\nc2\nc3\nc4\nc5\n", table.concat(logged, "\n"))
+  end)
+  if app then app:close() end
+  S.kill_strays()
+  os.execute("umount -l " .. dir)
+  if not ok then error(err, 0) end
+  S.assert_clean(before)
+end
+
 -- app:tail() reads the pipes, and logs what was lost as any read does:
 -- once a second at most (each tail() logged it again, at every call).
 function TF.test_bytes_lost_are_logged_once_a_second_also_when_tail_reads()

@@ -402,7 +402,8 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- signals ignored (`trap '' SIGS`: "USR1 USR2"), `how.tty` runs it on a terminal of its
 -- own (script(1)), `how.background` leaves it running in the background
 -- (and returns nothing), `how.as` and `how.as_group` run it as that user
--- and group (from a copy under S.tmpdir, which that user can read),
+-- and group (from a copy under S.tmpdir, which that user can read), with
+-- no supplementary groups but `how.as_groups` ("1,2,3"),
 -- `how.hosts` (a file) has it see that file as /etc/hosts, `how.passwd`
 -- as /etc/passwd (a mount namespace of its own: see S.can_unshare),
 -- `how.no_path` runs it with no PATH in its environment,
@@ -434,7 +435,8 @@ function S.run_child(how, name, ...)
     .. (how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
   local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")
   if how.as then
-    command = string.format("setpriv --reuid=%s --regid=%s --clear-groups %s", how.as, how.as_group, command)
+    command = string.format("setpriv --reuid=%s --regid=%s %s %s", how.as, how.as_group,
+      how.as_groups and "--groups=" .. how.as_groups or "--clear-groups", command)
     -- under make sanitize: the leak checker's suppressions, where that
     -- user can read them
     if os.getenv("LSAN_OPTIONS") then
