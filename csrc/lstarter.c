@@ -230,7 +230,7 @@ static int l_starter_fds(lua_State *L)
 }
 
 /* s:watch(fd) -> true | nil, message, errno: fd (the caller's, never
- * closed here) wakes the start's waits too, until s:unwatch() */
+ * closed here) wakes the start's waits too, until s:unwatch(fd) */
 static int l_starter_watch(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
@@ -244,7 +244,8 @@ static int l_starter_watch(lua_State *L)
 
 static int l_starter_unwatch(lua_State *L)
 {
-    starter_unwatch(check_starter(L, 1));
+    struct starter *s = check_starter(L, 1);
+    starter_unwatch(s, lb_check_fd(L, 2));
     return 0;
 }
 

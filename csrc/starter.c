@@ -80,7 +80,8 @@ struct starter {
     char file[96];            /* what was spawned, for messages */
 
     int watch[STARTER_MAX_WATCH]; /* the descriptors to wait on */
-    int caller_fd;            /* one of them, the caller's (starter_watch) */
+    int caller_fd[STARTER_MAX_CALLER]; /* of them, the caller's (starter_watch) */
+    int ncaller;
     int nwatch;
     int epoll_fd;             /* -1 until starter_pollfd */
     int unpolled;             /* the set lacks one of watch[] (watch_fd) */
@@ -169,7 +170,8 @@ const char *starter_phase_name(int phase)
 void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
-    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = s->caller_fd = -1;
+    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = -1;
+    s->ncaller = 0;
     s->spawned = (struct process)PROCESS_NONE;
     s->app = (struct process)PROCESS_NONE;
     s->app_uid = (uid_t)-1;
@@ -301,18 +303,25 @@ int starter_watch(struct starter *s, int fd)
 {
     if (fd < 0)
         return EBADF;
-    if (s->caller_fd >= 0)
+    for (int i = 0; i < s->ncaller; i++)
+        if (s->caller_fd[i] == fd)
+            return EEXIST;
+    if (s->ncaller == STARTER_MAX_CALLER)
         return EBUSY;
     int err = watch_fd(s, fd);
     if (!err)
-        s->caller_fd = fd;
+        s->caller_fd[s->ncaller++] = fd;
     return err;
 }
 
-void starter_unwatch(struct starter *s)
+void starter_unwatch(struct starter *s, int fd)
 {
-    unwatch_fd(s, s->caller_fd);
-    s->caller_fd = -1;
+    for (int i = 0; i < s->ncaller; i++)
+        if (s->caller_fd[i] == fd) {
+            unwatch_fd(s, fd);
+            s->caller_fd[i] = s->caller_fd[--s->ncaller];
+            return;
+        }
 }
 
 int starter_wait(struct starter *s, double timeout)
@@ -1999,7 +2008,7 @@ void starter_close(struct starter *s)
     s->tree = NULL;
     sys_close(&s->epoll_fd);
     s->nwatch = 0;
-    s->caller_fd = -1;
+    s->ncaller = 0;
     ready_line_free(&s->line);
     for (int i = s->next_event; i < s->nevents; i++)
         free(s->events[i].text);

@@ -85,8 +85,11 @@ struct starter_event {
 };
 
 /* The descriptors a start may wait on at once: the exec pipe, the pid pipe,
- * the helper's pidfd, the app's pidfd, the ready channel; never all. */
-#define STARTER_MAX_WATCH 6 /* its own five, and one of the caller's */
+ * the helper's pidfd, the app's pidfd, the ready channel (never all), and
+ * the caller's (starter_watch: a probe's command's pidfd, the output
+ * pipes). */
+#define STARTER_MAX_CALLER 3
+#define STARTER_MAX_WATCH (5 + STARTER_MAX_CALLER)
 
 struct starter_config {
     char *const *argv;       /* NULL-terminated: the helper's, then the app's */
@@ -197,11 +200,11 @@ int starter_fds(const struct starter *s, int *fds);
 int starter_wait(struct starter *s, double timeout);
 
 /* Wake the start's waits when fd is readable too (a probe's command's
- * pidfd): fd is the caller's, never closed here; take it out with
- * starter_unwatch before closing it. One at a time: 0, or EBUSY when one
- * is watched already. */
+ * pidfd, the app's output pipes): fd is the caller's, never closed here;
+ * take it out with starter_unwatch before closing it. STARTER_MAX_CALLER
+ * at a time: 0, or EBUSY when that many are watched already. */
 int starter_watch(struct starter *s, int fd);
-void starter_unwatch(struct starter *s);
+void starter_unwatch(struct starter *s, int fd);
 
 /* One descriptor for all of them (an epoll set, made on first call and kept
  * up to date from then on), or -errno (epoll_create1's). A descriptor the

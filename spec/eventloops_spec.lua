@@ -1157,6 +1157,25 @@ function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   S.assert_clean(before)
 end
 
+-- A start the caller's own loop steps (h:pollfd(), h:timeout(), as the
+-- README says), its app writing more than a pipe holds before it is
+-- ready: its output pipes wake the start's waits too and each step reads
+-- them, so the app is not held up, and on_output has every line by ready
+-- (nothing read them: the app blocked on its write, never said READY=1,
+-- and the start timed out).
+function TB.test_a_start_stepped_by_the_callers_loop_reads_its_apps_output()
+  local before = S.snapshot()
+  local n = 0
+  local h = appstart.begin { argv = { F, "lines=1:50000:" .. string.rep("x", 50), "notify=READY=1", "pause" },
+    ready_timeout = 10, stdout = "capture", on_output = function() n = n + 1 end }
+  while not h:step() do S.core.wait_readable(h:pollfd() or -1, h:timeout()) end
+  local app = h.app
+  lu.assertNotNil(app, h.err and h.err.message)
+  lu.assertEquals(n, 50000)
+  app:terminate(1)
+  S.assert_clean(before)
+end
+
 function TB.test_a_start_stepped_to_its_end_is_not_waited_for_again()
   -- the caller's own loop steps the start to its end; a wait after that
   -- has nothing to wait for (it once waited until ready_timeout, on a

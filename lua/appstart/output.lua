@@ -241,6 +241,8 @@ function Out:stop(stream, later)
   if not h then return end
   self.handles[stream] = false
   if h ~= true then loop.unwatch(h) end -- (true: out of the loop, at the end)
+  -- (out of a start's waits too: see start.lua's watch_output)
+  if self.released then self.released(self.r:fd(stream)) end
   if self.cont and not self.handles.stdout and not self.handles.stderr and not self.ending then
     loop.unwatch(self.cont) -- (nothing left to read: every line was handed over)
     self.cont = false
@@ -373,7 +375,9 @@ function output.open(opts, app, program, logger, who, level)
     syslog_socket = settings.syslog_socket, -- (where its lines went: the setting at its start)
     -- syslog or a file may lose what the app writes: logged as it goes
     reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",
-    dropped_lines = 0, dropped_bytes = 0 }, Out)
+    dropped_lines = 0, dropped_bytes = 0,
+    released = false, -- called with a pipe's descriptor before it is closed (a start's)
+  }, Out)
   local on_output = opts.on_output
   if on_output then
     self.deliver = function(stream, line) on_output(self.app, stream, line) end

@@ -160,7 +160,7 @@ end
 -- pidfd is closed. (A command killed stays: see Probe:close.)
 local function unwatch(p)
   if p.watching then
-    p.starter:unwatch()
+    p.starter:unwatch(p.watching)
     p.watching = false
   end
   p.watched = false
@@ -172,7 +172,7 @@ end
 local function watch(p, app)
   unwatch(p)
   local fd = p.starter and app._proc and app._proc:fd()
-  p.watching = fd and p.starter:watch(fd) or false
+  p.watching = fd and p.starter:watch(fd) and fd or false
   p.watched = p.watching and app or false
 end
 

@@ -40,6 +40,7 @@ local start = {}
 
 local not_ready, helper_late -- the messages of a start that took too long
 local probe_step -- below
+local watch_output -- below
 
 local Starting = {}
 Starting.__index = Starting
@@ -246,6 +247,7 @@ function start.begin(opts, who, up, pass_fd)
   loop.own_start(h) -- (a failed appstart.run ends it)
   if out then
     out:listen()
+    if not loop.served() then watch_output(h, out) end
     if spawned > 0 then out:set_pid(spawned) end
   end
   if spawned > 0 then
@@ -435,6 +437,41 @@ local function release_starter(s, kept)
   release_but(kept, s:fds())
 end
 
+-- A start no loop serves (a plain script's, stepped by its caller's own
+-- poll loop on h:pollfd(), or waited on by h:wait): its app's output
+-- pipes wake its waits too, and each step reads what they hold, so that
+-- an app that writes more than a pipe holds before it is ready is not
+-- held up, and on_output has its lines as they come. (Under a loop, the
+-- loop reads them.)
+function watch_output(h, out)
+  local s = h._s
+  for _, stream in ipairs { "stdout", "stderr" } do
+    local fd = out.r:fd(stream)
+    if fd and s:watch(fd) then
+      h._out_fds = h._out_fds or {}
+      h._out_fds[fd] = true
+    end
+  end
+  -- (a pipe the output closes leaves the start's waits first)
+  if h._out_fds then
+    out.released = function(fd)
+      if h._out_fds and h._out_fds[fd] then
+        h._out_fds[fd] = nil
+        s:unwatch(fd)
+      end
+    end
+  end
+end
+
+-- The start is over: its output pipes leave its waits.
+local function unwatch_output(h)
+  local fds = h._out_fds
+  if not fds then return end
+  h._out_fds = false
+  h._out.released = false
+  for fd in pairs(fds) do h._s:unwatch(fd) end
+end
+
 -- strerror's text -> its errno, built at first need: the helper says why
 -- an exec failed in words (what its own strerror said, the same C library)
 local errno_of_text
@@ -468,6 +505,7 @@ local function finish_failed(h)
     message = format("%s (a usage error: is %s the appstart-helper of appstart %s?)", message,
       settings.helper_path, settings.version)
   end
+  unwatch_output(h)
   release_starter(s)
   s:close()
   -- the app's last lines say why it failed
@@ -606,6 +644,7 @@ local function finish_ready(h)
   if (app._on_exit or served or out or group) and not exited then App.watch(app, s:app_fd(), "pid") end
   loop.own(app) -- (a failed appstart.run ends it)
   local listener
+  unwatch_output(h)
   release_starter(s, s:app_fd())
   app._proc, listener = s:take(served) -- and the starter is closed
   h.app, h.done = app, true
@@ -736,6 +775,9 @@ function Starting:step()
   not_from_own_check(self)
   -- stepped once, it is fresh no more: what happened is for the step to see
   self._fresh = false
+  if self.done then return true end
+  -- (what the output pipes hold: read, as no loop reads them)
+  if self._out_fds then self._out:drain_all() end
   if self.done then return true end
   if self._failure then return failed_step(self) end
   local s = self._s
