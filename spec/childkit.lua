@@ -146,4 +146,15 @@ function K.my_cgroups(dir)
   return n
 end
 
+--- Wait (10 s at most, else raise) until path is there: a file that can
+-- be read, or (socket) a socket.
+function K.await_path(path, socket)
+  local core = require "appstart.core"
+  local deadline = core.now() + 10
+  while not K.read(path) and not (socket and os.execute("test -S '" .. path .. "'")) do
+    assert(core.now() < deadline, path .. " never came")
+    core.wait_readable(-1, 0.005)
+  end
+end
+
 return K

@@ -1232,23 +1232,36 @@ end
 -- nothing written), the line it cut short is taken back out, and what
 -- was lost is counted right: every byte the app wrote is in a file or
 -- said lost, and the files hold whole lines within max_bytes.
-function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lost()
+-- fn(dir, held) with a 64 KiB tmpfs mounted at dir (skipped where that
+-- cannot be); the app fn leaves in held.app closed, strays killed and the
+-- tmpfs unmounted whatever fn does; then nothing left.
+local function on_a_small_tmpfs(name, fn)
   if not S.is_root() then lu.skip("mounts a small tmpfs (root)") end
   local before = S.snapshot()
-  local dir = S.tmpname("fulldisk")
+  local dir = S.tmpname(name)
   assert(os.execute("mkdir " .. dir))
   if not os.execute("mount -t tmpfs -o size=64k tmpfs " .. dir .. " 2>/dev/null") then
     lu.skip("cannot mount a tmpfs here")
   end
-  local app
-  local ok, err = pcall(function()
+  local held = {}
+  local ok, err = pcall(fn, dir, held)
+  if held.app then held.app:close() end
+  S.kill_strays()
+  os.execute("umount -l " .. dir)
+  if not ok then error(err, 0) end
+  S.assert_clean(before)
+end
+
+function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lost()
+  on_a_small_tmpfs("fulldisk", function(dir, held)
     -- 13 pages of filler: 3 pages (12288 bytes) left
     assert(os.execute("head -c 53248 /dev/zero > " .. dir .. "/filler"))
     local logged, log = S.recorder()
     local go = S.tmpname("go")
     local a, b = "0123456789012345678901234567890123456789", "abcdefghijabcdefghijabcdefghijabcdefghij"
-    app = assert(appstart.start { argv = { F, "lines=1:400:" .. a, "waitfile=" .. go, "lines=1:400:" .. b,
+    local app = assert(appstart.start { argv = { F, "lines=1:400:" .. a, "waitfile=" .. go, "lines=1:400:" .. b,
       "exit=0" }, ready = "none", stdout = { file = dir .. "/app.log", max_bytes = 20000, keep = 1 }, log = log })
+    held.app = app
     local function lost() return (lost_bytes(logged)) end
     lu.assertTrue(S.await_with_sleep(function() return lost() > 0 end, 5), table.concat(logged, "\n"))
     os.remove(dir .. "/filler")
@@ -1270,11 +1283,6 @@ function TF.test_a_full_disk_keeps_files_within_max_bytes_and_counts_what_was_lo
     end
     lu.assertEquals(kept + lost(), total, table.concat(logged, "\n"))
   end)
-  if app then app:close() end
-  S.kill_strays()
-  os.execute("umount -l " .. dir)
-  if not ok then error(err, 0) end
-  S.assert_clean(before)
 end
 
 -- A full disk at a rotation that carries a line into the fresh file: the
@@ -1282,20 +1290,13 @@ end
 -- written to that file (its output was dropped for good: the fresh file,
 -- the launcher's own, empty, was taken for someone else's).
 function TF.test_a_full_disk_at_a_rotation_that_carries_a_line_goes_on_once_there_is_room()
-  if not S.is_root() then lu.skip("mounts a small tmpfs (root)") end
-  local before = S.snapshot()
-  local dir = S.tmpname("fullcarry")
-  assert(os.execute("mkdir " .. dir))
-  if not os.execute("mount -t tmpfs -o size=64k tmpfs " .. dir .. " 2>/dev/null") then
-    lu.skip("cannot mount a tmpfs here")
-  end
-  local app
-  local ok, err = pcall(function()
+  on_a_small_tmpfs("fullcarry", function(dir, held)
     local go1, go2 = S.tmpname("go"), S.tmpname("go")
     local logged, log = S.recorder()
-    app = assert(appstart.start { argv = { F, "line=1:x", "bytes=1:3000:a", "waitfile=" .. go1, "bytes=1:3000:b",
+    local app = assert(appstart.start { argv = { F, "line=1:x", "bytes=1:3000:a", "waitfile=" .. go1, "bytes=1:3000:b",
       "line=1:", "waitfile=" .. go2, "lines=1:5:c", "exit=0" }, ready = "none",
       stdout = { file = dir .. "/out.log", max_bytes = 5000, keep = 3 }, log = log })
+    held.app = app
     -- the first 3 KB written (and read: the file holds them), then the disk full
     lu.assertTrue(S.await_with_sleep(function() app:tail(); return #(S.read(dir .. "/out.log") or "") == 3002 end, 5))
     os.execute("head -c 65536 /dev/zero > " .. dir .. "/filler 2>/dev/null")
@@ -1307,11 +1308,6 @@ function TF.test_a_full_disk_at_a_rotation_that_carries_a_line_goes_on_once_ther
     lu.assertEquals(app:wait(5), { code = 0 })
     lu.assertEquals(S.read(dir .. "/out.log"), "c1\nc2\nc3\nc4\nc5\n", table.concat(logged, "\n"))
   end)
-  if app then app:close() end
-  S.kill_strays()
-  os.execute("umount -l " .. dir)
-  if not ok then error(err, 0) end
-  S.assert_clean(before)
 end
 
 -- app:tail() reads the pipes, and logs what was lost as any read does:

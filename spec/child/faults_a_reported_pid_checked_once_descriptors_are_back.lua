@@ -29,18 +29,10 @@ local F = K.fixture()
 local DIR = arg[1]
 local fds = K.fds()
 
-local function await(path)
-  local deadline = core.now() + 10
-  while not K.read(path) do
-    assert(core.now() < deadline, path .. " never came")
-    core.wait_readable(-1, 0.005)
-  end
-end
-
 local h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app", "waitfile=" .. DIR .. "/go", "line=4:x",
   "pause", "|", "int32=3:child", "pidfile=" .. DIR .. "/reported", "exit=0" }, argv = { "pause" }, ready = "fd",
   pid_timeout = 10, ready_timeout = 10, log = K.quiet }
-await(DIR .. "/reported")
+K.await_path(DIR .. "/reported")
 local fillers = K.take_all_descriptors()
 local done = h:step()
 for _, f in ipairs(fillers) do f:close() end
@@ -68,10 +60,10 @@ local function start3(name, trap, grace)
     "waitfile=" .. DIR .. "/report-" .. name, "int32=3:child", "pidfile=" .. DIR .. "/reported-" .. name, "exit=0" },
     argv = { "pause" }, ready = "fd", pid_timeout = 10, ready_timeout = 10, kill_grace = grace, log = K.quiet,
     stdout = "null", stderr = "null" }
-  await(DIR .. "/" .. name)
+  K.await_path(DIR .. "/" .. name)
   start:step()
   assert(io.open(DIR .. "/report-" .. name, "w")):close()
-  await(DIR .. "/reported-" .. name)
+  K.await_path(DIR .. "/reported-" .. name)
   local pid = tonumber(K.read(DIR .. "/" .. name))
   local held = K.take_all_descriptors()
   start:step() -- the pid read, not checked
@@ -129,10 +121,10 @@ K.out("given up", string.format("%.1f", took), tostring(alive(app4)), h.err.code
 h = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/app2", "pause", "|", "waitfile=" .. DIR .. "/report2",
   "int32=3:child", "pidfile=" .. DIR .. "/reported2", "exit=0" }, argv = { "pause" }, ready = "fd",
   pid_timeout = 0.5, ready_timeout = 10, log = K.quiet, stdout = "null", stderr = "null" }
-await(DIR .. "/app2")
+K.await_path(DIR .. "/app2")
 h:step()
 assert(io.open(DIR .. "/report2", "w")):close()
-await(DIR .. "/reported2")
+K.await_path(DIR .. "/reported2")
 fillers = K.take_all_descriptors()
 app, err = h:wait()
 for _, f in ipairs(fillers) do f:close() end

@@ -16,14 +16,6 @@ local F = K.fixture()
 local DIR = arg[1]
 local fds = K.fds()
 
-local function await(path)
-  local deadline = core.now() + 10
-  while not K.read(path) and not os.execute("test -S '" .. path .. "'") do
-    assert(core.now() < deadline, path .. " never came")
-    core.wait_readable(-1, 0.005)
-  end
-end
-
 -- Step h for seconds with every descriptor taken: whether it was done,
 -- and its code then.
 local function starved(h, seconds)
@@ -48,7 +40,7 @@ for _, case in ipairs {
   local name, marker, opts = case[1], case[2], case[3]
   opts.ready_timeout, opts.log, opts.stdout, opts.stderr = 10, K.quiet, "null", "null"
   local h = appstart.begin(opts)
-  await(marker)
+  K.await_path(marker, true)
   local done, code = starved(h, 0.3)
   local app, err = h:wait()
   K.out(name, tostring(done), code, app and "ready" or err.code)
