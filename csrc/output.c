@@ -470,12 +470,6 @@ static long long take_back(int fd, long long from, long long carry)
     return carry > 0 && fd >= 0 && ftruncate(fd, (off_t)from) == 0 ? carry : 0;
 }
 
-/* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
- * keep 0: the file is emptied. carry: the bytes of an unfinished line at
- * the end of the file, moved to the fresh one (the old one ends where
- * that line began). 0 or an errno value (the caller closes f->fd then:
- * the output is dropped from there on; *lost: the bytes of the unfinished
- * line taken back out of the files). */
 /* A rotation's rename (and removal) of names in f's directory: refused
  * (EPERM) where either is another user's in a sticky directory others
  * may write (as /tmp): that user's file, which the app's user may not
@@ -500,6 +494,12 @@ static int rotate_unlink(const struct output_file *f, const char *name)
     return rotation_refuses(f, name) ? -1 : unlinkat(f->dir_fd, name, 0);
 }
 
+/* NAME -> NAME.1 -> ... -> NAME.keep (the oldest dropped), a fresh NAME.
+ * keep 0: the file is emptied. carry: the bytes of an unfinished line at
+ * the end of the file, moved to the fresh one (the old one ends where
+ * that line began). 0 or an errno value (the caller closes f->fd then:
+ * the output is dropped until a fresh file can be made, file_again;
+ * *lost: the bytes of the unfinished line taken back out of the files). */
 static int rotate(struct output_file *f, long long carry, long long *lost)
 {
     *lost = 0;

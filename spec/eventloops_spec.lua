@@ -1160,9 +1160,9 @@ end
 -- A start the caller's own loop steps (h:pollfd(), h:timeout(), as the
 -- README says), its app writing more than a pipe holds before it is
 -- ready: its output pipes wake the start's waits too and each step reads
--- them, so the app is not held up, and on_output has every line by ready
--- (nothing read them: the app blocked on its write, never said READY=1,
--- and the start timed out).
+-- them, so the app is not held up, and on_output has its lines as they
+-- come (nothing read them: the app blocked on its write, never said
+-- READY=1, and the start timed out).
 function TB.test_a_start_stepped_by_the_callers_loop_reads_its_apps_output()
   local before = S.snapshot()
   local n = 0
@@ -1171,8 +1171,87 @@ function TB.test_a_start_stepped_by_the_callers_loop_reads_its_apps_output()
   while not h:step() do S.core.wait_readable(h:pollfd() or -1, h:timeout()) end
   local app = h.app
   lu.assertNotNil(app, h.err and h.err.message)
+  app:tail() -- (what the last steps left: lines read, and what the pipe holds)
   lu.assertEquals(n, 50000)
   app:terminate(1)
+  S.assert_clean(before)
+end
+
+-- Each such step reads as a listener's wake-up does: a slice of
+-- on_output calls (10 ms), not all the pipe holds (a step read it all,
+-- holding the caller's loop, and a supervisor's other services, for as
+-- long as on_output took over a MiB of lines); what is left makes the
+-- next step due at once. (on_output takes 0.05 ms a line: 200 lines and a
+-- look at the clock's 64 at most to a step, where the pipe holds 10,000.)
+function TB.test_a_start_stepped_by_the_callers_loop_reads_a_slice_a_step()
+  local before = S.snapshot()
+  local n, most, in_step = 0, 0, 0
+  local h = appstart.begin { argv = { F, "lines=1:20000:" .. string.rep("x", 100), "notify=READY=1", "pause" },
+    ready_timeout = 30, stdout = "capture", on_output = function()
+      n, in_step = n + 1, in_step + 1
+      local t = os.clock()
+      repeat until os.clock() - t >= 0.00005
+    end }
+  repeat
+    in_step = 0
+    local done = h:step()
+    most = math.max(most, in_step)
+    if not done then S.core.wait_readable(h:pollfd() or -1, h:timeout()) end
+  until done
+  lu.assertNotNil(h.app, h.err and h.err.message)
+  h.app:tail()
+  lu.assertEquals(n, 20000)
+  lu.assertTrue(most < 2000, most .. " lines handed over in one step")
+  h.app:terminate(1)
+  S.assert_clean(before)
+end
+
+-- Such a start dropped (its output in the start's waits): collected, its
+-- app killed and its descriptors closed (the output's hook held the start
+-- for good: the app ran on, four descriptors open).
+function TB.test_a_dropped_start_whose_output_it_reads_is_collected()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  do
+    local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "line=1:x", "pause" }, stdout = "capture",
+      ready_timeout = 30, log = function() end }
+    h:step()
+  end
+  local pid = S.pid_in(pidfile)
+  lu.assertTrue(S.await_with_sleep(function()
+    collectgarbage()
+    collectgarbage()
+    S.testing.reap()
+    return not S.alive(pid)
+  end, 5), "the dropped start's app runs on")
+  lu.assertTrue(S.await_with_sleep(function()
+    require("appstart.loop").serve()
+    S.testing.reap()
+    return #S.children() == 0
+  end, 5))
+  S.assert_clean(before)
+end
+
+-- An on_output that waits on its own start (h:wait, h:cancel) from such a
+-- step: the pipes leave the start's waits while it runs, as a listener
+-- leaves the loop (the wait woke at once, again and again, on the pipe
+-- nothing read: half a million steps, a CPU busy, till the start ended).
+function TB.test_an_on_output_waiting_on_its_own_start_does_not_spin()
+  local before = S.snapshot()
+  local steps, h = 0, nil
+  h = appstart.begin { argv = { F, "ignore=TERM", "line=1:a", "sleep=0.2", "line=1:b", "sleep=1", "notify=READY=1",
+    "pause" }, stdout = "capture", kill_grace = 0.5, ready_timeout = 30,
+    on_output = function(_, _, line) if line == "a" then h:cancel() end end }
+  local Starting = getmetatable(h).__index
+  local saved = Starting.step
+  Starting.step = function(self) steps = steps + 1; return saved(self) end
+  local ok, err = pcall(function()
+    while not h:step() do S.core.wait_readable(h:pollfd() or -1, h:timeout()) end
+  end)
+  Starting.step = saved
+  assert(ok, err)
+  lu.assertEquals(h.err.code, "cancelled")
+  lu.assertTrue(steps < 1000, steps .. " steps")
   S.assert_clean(before)
 end
 

@@ -113,6 +113,7 @@ function Out:pause(stream)
     self.paused_streams[stream] = true
     self.paused = true
     loop.unwatch(h)
+    if self.waits then self.waits.drop(self.r:fd(stream)) end
   end
 end
 
@@ -126,6 +127,7 @@ function Out:resume()
       self.paused_streams[stream] = false
       if self.handles[stream] then
         self.handles[stream] = self:listen_to(stream)
+        if self.waits then self.waits.take(self.r:fd(stream)) end
         self:go_on()
       end
     end
@@ -151,6 +153,30 @@ function Out:go_on()
     local stream = self.handles.stdout and "stdout" or self.handles.stderr and "stderr"
     if stream and not self.paused_streams[stream] then self:wake(stream, false) end
   end)
+end
+
+--- A start's step outside any loop (start.lua's watch_output): each
+-- stream read as a listener's wake-up reads it (CHUNKS_PER_WAKE chunks,
+-- a SLICE of on_output calls at most): true when lines or bytes are left
+-- for the next step (due at once; a call that waits takes them too).
+function Out:step_read()
+  local left = false
+  for _, stream in ipairs { "stdout", "stderr" } do
+    if self.handles[stream] and not self.paused_streams[stream] then
+      if self.reading then
+        -- (inside on_output, the start stepped again: the stream leaves
+        -- the start's waits until on_output has returned, as a listener
+        -- leaves the loop, lest a wait there spin on the pipe)
+        self:pause(stream)
+      else
+        local status = self:drain(stream, CHUNKS_PER_WAKE, false, now() + SLICE)
+        if status == "pending" or status == "more" then left = true end
+      end
+    end
+  end
+  if left then self:go_on() end
+  if self.reports then self:report_drops() end
+  return left
 end
 
 --- Read what the pipes hold now (app:tail).
@@ -242,7 +268,7 @@ function Out:stop(stream, later)
   self.handles[stream] = false
   if h ~= true then loop.unwatch(h) end -- (true: out of the loop, at the end)
   -- (out of a start's waits too: see start.lua's watch_output)
-  if self.released then self.released(self.r:fd(stream)) end
+  if self.waits then self.waits.drop(self.r:fd(stream)) end
   if self.cont and not self.handles.stdout and not self.handles.stderr and not self.ending then
     loop.unwatch(self.cont) -- (nothing left to read: every line was handed over)
     self.cont = false
@@ -376,7 +402,9 @@ function output.open(opts, app, program, logger, who, level)
     -- syslog or a file may lose what the app writes: logged as it goes
     reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",
     dropped_lines = 0, dropped_bytes = 0,
-    released = false, -- called with a pipe's descriptor before it is closed (a start's)
+    -- a start's waits the pipes are in (start.lua's watch_output): drop(fd)
+    -- before one is closed or while it is paused, take(fd) as it resumes
+    waits = false,
   }, Out)
   local on_output = opts.on_output
   if on_output then

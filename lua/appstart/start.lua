@@ -445,22 +445,32 @@ end
 -- loop reads them.)
 function watch_output(h, out)
   local s = h._s
+  local fds = {}
   for _, stream in ipairs { "stdout", "stderr" } do
     local fd = out.r:fd(stream)
-    if fd and s:watch(fd) then
-      h._out_fds = h._out_fds or {}
-      h._out_fds[fd] = true
-    end
+    if fd and s:watch(fd) then fds[fd] = true end
   end
-  -- (a pipe the output closes leaves the start's waits first)
-  if h._out_fds then
-    out.released = function(fd)
-      if h._out_fds and h._out_fds[fd] then
-        h._out_fds[fd] = nil
-        s:unwatch(fd)
+  if not next(fds) then return end
+  h._out_fds = fds
+  -- (a pipe the output closes, or pauses while on_output runs, leaves the
+  -- start's waits; the output holds the start weakly: a start dropped is
+  -- collected, its app killed)
+  local weak = setmetatable({ h = h }, { __mode = "v" })
+  out.waits = {
+    drop = function(fd)
+      local held = weak.h
+      if held and held._out_fds and held._out_fds[fd] then
+        held._out_fds[fd] = false
+        held._s:unwatch(fd)
       end
-    end
-  end
+    end,
+    take = function(fd)
+      local held = weak.h
+      if held and held._out_fds and held._out_fds[fd] == false and held._s:watch(fd) then
+        held._out_fds[fd] = true
+      end
+    end,
+  }
 end
 
 -- The start is over: its output pipes leave its waits.
@@ -468,8 +478,10 @@ local function unwatch_output(h)
   local fds = h._out_fds
   if not fds then return end
   h._out_fds = false
-  h._out.released = false
-  for fd in pairs(fds) do h._s:unwatch(fd) end
+  h._out.waits = false
+  for fd, watched in pairs(fds) do
+    if watched then h._s:unwatch(fd) end
+  end
 end
 
 -- strerror's text -> its errno, built at first need: the helper says why
@@ -776,8 +788,10 @@ function Starting:step()
   -- stepped once, it is fresh no more: what happened is for the step to see
   self._fresh = false
   if self.done then return true end
-  -- (what the output pipes hold: read, as no loop reads them)
-  if self._out_fds then self._out:drain_all() end
+  -- (what the output pipes hold: read, as no loop reads them, a
+  -- listener's wake-up at a time; what is left makes the next step due
+  -- at once)
+  self._out_left = self._out_fds and self._out:step_read() or false
   if self.done then return true end
   if self._failure then return failed_step(self) end
   local s = self._s
@@ -1000,7 +1014,7 @@ end
 function Starting:events() return "r" end
 function Starting:timeout()
   is_start(self, "h:timeout", 2)
-  if self.done then return 0 end
+  if self.done or self._out_left then return 0 end
   return self._wake and math.max(0, self._wake - now()) or 0
 end
 
