@@ -83,16 +83,14 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
         return refuse(out, EEXIST, why, why_len, "it is the app's pid already");
     /* held first: what is checked below is then that very process */
     int err = process_open(out, pid, 0);
-    /* a thread's id is no process (pidfd_open: EINVAL, ENOENT since Linux
-     * 6.9; without pidfds kill(tid, 0) answers for it) */
-    struct procfs_status pst;
-    int serr = err && err != EINVAL && err != ENOENT ? err : procfs_status(pid, &pst);
-    if (!serr && pst.tgid != pid)
+    /* a thread's id is no process */
+    int thread = procfs_names_a_thread(pid, err);
+    if (thread == 1)
         return refuse(out, EINVAL, why, why_len, "a thread's id, not a process");
     if (err)
         return refuse(out, err, why, why_len, err == ESRCH ? "no such process" : NULL);
-    if (serr)
-        return refuse(out, serr, why, why_len, serr == ENOENT ? "no such process" : NULL);
+    if (thread < 0)
+        return refuse(out, -thread, why, why_len, thread == -ENOENT ? "no such process" : NULL);
     struct procfs_stat st;
     if ((err = procfs_stat(pid, &st)))
         return refuse(out, err, why, why_len, NULL);

@@ -217,3 +217,12 @@ int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth)
 {
     return descent(pid, ancestor, NULL, max_depth) == 1;
 }
+
+int procfs_names_a_thread(pid_t pid, int open_err)
+{
+    if (open_err && open_err != EINVAL && open_err != ENOENT)
+        return -open_err;
+    struct procfs_status st;
+    int err = procfs_status(pid, &st);
+    return err ? -err : st.tgid != pid;
+}

@@ -41,6 +41,12 @@ struct procfs_status {
 /* /proc/PID/status of pid. Returns 0 or an errno value (ESRCH when gone,
  * EPROTO when a field is missing). */
 int procfs_status(pid_t pid, struct procfs_status *out);
+/* Does pid name a thread rather than a process (its thread group's id is
+ * another)? open_err: what opening pid as a process returned (pidfd_open
+ * refuses a thread's id, EINVAL, ENOENT since Linux 6.9; without pidfds
+ * kill(tid, 0) answers for it). 1 or 0; -open_err where opening failed
+ * for another reason, -errno where /proc could not say. */
+int procfs_names_a_thread(pid_t pid, int open_err);
 /* The real, effective, saved and filesystem uids of pid (procfs_status).
  * Returns 0 or an errno value. */
 int procfs_uids(pid_t pid, uid_t uids[4]);

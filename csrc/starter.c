@@ -947,16 +947,14 @@ static int verify_pid(struct starter *s, long long v)
     int err = process_open(&s->app, (pid_t)v, 0);
     if (lacks_resources(err))
         return check_later(s, err, v);
-    /* a thread's id is no process (pidfd_open: EINVAL, ENOENT since Linux
-     * 6.9; without pidfds kill(tid, 0) answers for it) */
-    struct procfs_status pst;
-    int serr = err && err != EINVAL && err != ENOENT ? err : procfs_status((pid_t)v, &pst);
-    if (!serr && pst.tgid != (pid_t)v)
+    /* a thread's id is no process */
+    int thread = procfs_names_a_thread((pid_t)v, err);
+    if (thread == 1)
         return bad_pid(s, 0, v, "a thread's id, not a process");
     if (err)
         return bad_pid(s, err, v, NULL);
-    if (serr)
-        return lacks_resources(serr) ? check_later(s, serr, v) : bad_pid(s, serr, v, NULL);
+    if (thread < 0)
+        return lacks_resources(-thread) ? check_later(s, -thread, v) : bad_pid(s, -thread, v, NULL);
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
         return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
@@ -1000,6 +998,7 @@ static int verify_pid(struct starter *s, long long v)
         return bad_pid(s, 0, v, "not a process it started");
     if (s->app_uid != (uid_t)-1) {
         /* read again: it may have changed since (a setuid exec) */
+        struct procfs_status pst;
         if ((err = procfs_status((pid_t)v, &pst)))
             return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
         for (int i = 0; i < 4; i++)
