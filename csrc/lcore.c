@@ -461,6 +461,14 @@ static int l_strerror(lua_State *L)
     return 1;
 }
 
+/* core.lacks_resources(errno) -> boolean: out of descriptors or memory
+ * for now (sys_lacks_resources), a try to make again */
+static int l_lacks_resources(lua_State *L)
+{
+    lua_pushboolean(L, sys_lacks_resources((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 /* (in a protected call) a room of n bytes, collected with the rest */
 static int new_room(lua_State *L)
 {
@@ -605,7 +613,7 @@ int luaopen_appstart_core(lua_State *L)
         { "raise_nofile", l_raise_nofile },
         { "user", l_user },
         { "group", l_group },
-        { "strerror", l_strerror },
+        { "strerror", l_strerror },   { "lacks_resources", l_lacks_resources },
         { "read_trusted", l_read_trusted },
         { NULL, NULL },
     };

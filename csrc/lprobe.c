@@ -139,7 +139,7 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = errno;
-        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        if (sys_lacks_resources(err)) {
             /* out of descriptors or memory for now: a try that failed */
             lua_pushboolean(L, 0);
             lua_pushfstring(L, "socket: %s", strerror(err));
@@ -230,8 +230,7 @@ static int l_connect(lua_State *L)
             sys_close(&at->fd);
             /* a try that failed: no socket there yet (or no descriptor to
              * look with); else one the launcher may not reach that way */
-            if (err == ENOENT || err == ENOTDIR || err == ENOTSOCK || err == EMFILE || err == ENFILE ||
-                err == ENOMEM) {
+            if (err == ENOENT || err == ENOTDIR || err == ENOTSOCK || sys_lacks_resources(err)) {
                 lua_pushboolean(L, 0);
                 lua_pushstring(L, why ? why : strerror(err));
                 return 2;

@@ -894,11 +894,6 @@ static const char *pid_source(const struct starter *s)
  * memory), to be made again at the next step */
 #define VERIFY_LATER (-1)
 
-static int lacks_resources(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
-}
-
 /* The pid cannot be checked now: neither trusted nor refused (a real app
  * refused would be left running, and a pid not proven is never
  * signalled), but checked again at the next step, within the pid
@@ -945,7 +940,7 @@ static int verify_pid(struct starter *s, long long v)
         return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: %s itself", pid_source(s), v,
                     s->pid_file ? "the process started" : "the helper");
     int err = process_open(&s->app, (pid_t)v, 0);
-    if (lacks_resources(err))
+    if (sys_lacks_resources(err))
         return check_later(s, err, v);
     /* a thread's id is no process */
     int thread = procfs_names_a_thread((pid_t)v, err);
@@ -954,16 +949,16 @@ static int verify_pid(struct starter *s, long long v)
     if (err)
         return bad_pid(s, err, v, NULL);
     if (thread < 0)
-        return lacks_resources(-thread) ? check_later(s, -thread, v) : bad_pid(s, -thread, v, NULL);
+        return sys_lacks_resources(-thread) ? check_later(s, -thread, v) : bad_pid(s, -thread, v, NULL);
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
-        return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
+        return sys_lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
     if (s->spawned_start == 0) {
         /* not read at the spawn (out of descriptors): the helper, not
          * reaped before the ready phase, is still there to read */
         struct procfs_stat helper;
         if ((err = procfs_stat(s->spawned.pid, &helper)))
-            return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, "the helper is gone");
+            return sys_lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, "the helper is gone");
         s->spawned_start = helper.start_time;
     }
     if (st.start_time < s->spawned_start)
@@ -980,27 +975,28 @@ static int verify_pid(struct starter *s, long long v)
      * launcher's own children (io.popen) are */
     pid_t via;
     int descends = s->helper_done ? 0 : procfs_descent((pid_t)v, s->spawned.pid, NULL);
-    if (descends < 0 && !lacks_resources(-descends))
+    if (descends < 0 && !sys_lacks_resources(-descends))
         descends = 0;
     if (descends == 0 && (s->helper_done || procfs_liveness(s->spawned.pid) != PROCFS_RUNNING) &&
         (descends = procfs_descent((pid_t)v, getpid(), &via)) == 1) {
         struct procfs_stat via_st;
-        if ((err = procfs_stat(via, &via_st)) && lacks_resources(err))
+        if ((err = procfs_stat(via, &via_st)) && sys_lacks_resources(err))
             return check_later(s, err, v);
         /* nor one in the session or group of another of the launcher's
          * apps (an orphan another app left, adopted in this window too) */
         descends = !children_owns(via) && !err && via_st.start_time >= s->spawned_start &&
                    via_st.session != getsid(0) && !others_group(s, &via_st);
     }
-    if (descends < 0 && lacks_resources(-descends))
+    if (descends < 0 && sys_lacks_resources(-descends))
         return check_later(s, -descends, v);
     if (descends != 1)
         return bad_pid(s, 0, v, "not a process it started");
     if (s->app_uid != (uid_t)-1) {
-        /* read again: it may have changed since (a setuid exec) */
+        /* read last, after the descent: a setuid exec may have changed
+         * it while the checks above ran */
         struct procfs_status pst;
         if ((err = procfs_status((pid_t)v, &pst)))
-            return lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
+            return sys_lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
         for (int i = 0; i < 4; i++)
             if (pst.uids[i] != s->app_uid) {
                 char why[64];
@@ -1225,7 +1221,7 @@ static int step_pid_file(struct starter *s)
     int err = read_pid_file(s, &v, &why);
     /* (out of descriptors or memory: read again at the next step, as a
      * reported pid is checked again) */
-    if (err == EAGAIN || lacks_resources(err))
+    if (err == EAGAIN || sys_lacks_resources(err))
         return s->phase;
     if (err)
         return fail(s, STARTER_BAD_PID, err, "pid file %s: %s", s->pid_file->path,

@@ -91,6 +91,11 @@ double sys_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int sys_lacks_resources(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
+
 int sys_wait_any_readable(const int *fds, int n, double timeout)
 {
     return sys_poll_readable(fds, n, timeout, NULL);

@@ -33,6 +33,11 @@ int sys_set_nonblock(int fd, int on);
 /* Monotonic time in seconds. */
 double sys_now(void);
 
+/* Whether err says the system is out of descriptors or memory for now
+ * (EMFILE, ENFILE, ENOMEM, ENOBUFS): a try that failed and is made again
+ * later, never a verdict on the app. */
+int sys_lacks_resources(int err);
+
 /* Wait for fd to become readable for up to timeout seconds (negative:
  * forever). Returns 1 when readable (or hung up), 0 at the timeout or when
  * a signal interrupted the wait, -1 with errno on error. A wait that can

@@ -464,7 +464,7 @@ static int deferred_still_there(const struct deferred_cgroup *d)
     c.parent_fd = parents[d->parent].fd;
     c.dir_fd = openat(c.parent_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (c.dir_fd < 0)
-        return errno == EMFILE || errno == ENFILE || errno == ENOMEM;
+        return sys_lacks_resources(errno);
     struct stat st;
     int keep = 0;
     if (fstat(c.dir_fd, &st) == 0 && st.st_dev == d->dev && st.st_ino == d->ino) {

@@ -27,11 +27,7 @@ local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
 
-local ENOENT, ENOTDIR = 2, 20
--- a command that cannot be run for now (out of descriptors, memory, or
--- processes: EMFILE, ENFILE, ENOMEM, fork's EAGAIN): a try that failed,
--- not a probe that cannot work
-local SHORTAGE = { [24] = true, [23] = true, [12] = true, [11] = true }
+local ENOENT, ENOTDIR, EAGAIN = 2, 20, 11
 
 local now = core.now
 local format = string.format
@@ -305,7 +301,11 @@ function tries.exec(p)
     if not h:step() then return false end
     if h.err then
       p.pending, p.pending_kind = false, false
-      if h.err.code == "spawn" and not SHORTAGE[h.err.errno] then
+      -- a command that cannot be run for now (out of descriptors or
+      -- memory, or processes: fork's EAGAIN) is a try that failed, not a
+      -- probe that cannot work
+      local e = h.err.errno
+      if h.err.code == "spawn" and not (e and (e == EAGAIN or core.lacks_resources(e))) then
         return nil, "cannot run the probe " .. p.argv[1] .. ": " .. h.err.message
       end
       p.last = h.err.message
