@@ -1040,6 +1040,32 @@ function TBackoff.test_reset_after_counts_from_ready_not_from_spawn()
   S.assert_clean(before)
 end
 
+-- A stop ends a run of restarts, as systemd flushes its restart count at
+-- the next start after an end it did not restart: a service stopped (by
+-- the user here) and started again backs off from the initial delay, not
+-- from where its last crash loop left the count.
+function TBackoff.test_a_stop_starts_the_count_again()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ services = { s = fd_service({ burst = 100,
+    backoff = { initial = 0.01, factor = 4, max = 10, jitter = 0 } }, "exit=1") } }, rec)
+  local n
+  appstart.run(function()
+    sv:up()
+    lu.assertTrue(S.await_with_sleep(function() return rec.count("s", "backoff") >= 3 end, 10))
+    sv:stop("s")
+    n = rec.count("s", "backoff")
+    sv:start("s")
+    lu.assertTrue(S.await_with_sleep(function() return rec.count("s", "backoff") > n end, 10))
+    sv:down()
+  end)
+  local delays = backoff_delays(rec, "s")
+  lu.assertEquals({ delays[1], delays[2], delays[3] }, { 0.01, 0.04, 0.16 })
+  lu.assertEquals(delays[n + 1], 0.01, "the first crash after sv:stop and sv:start")
+  lu.assertEquals(delays[n], math.min(10, 0.16 * 4 ^ (n - 3)), "the last before")
+  S.assert_clean(before)
+end
+
 -- In a plain script nothing looks at the apps between calls: an end that a
 -- call finds counts from the last look (the end of the call before), so an
 -- app counts as ready only as long as a call saw it. A crash loop that the

@@ -487,6 +487,9 @@ local finish_start -- below
 local function begin(sv, svc)
   if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
+  -- a stop ended the run of restarts (as systemd flushes its count at the
+  -- next start): the backoff starts from its initial delay again
+  if svc.state == "stopped" then svc.streak = 0 end
   svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent, svc.told_last = nil, nil, nil, nil, nil, nil
   local ok, h
   if svc.opts.watchdog then
