@@ -438,13 +438,39 @@ static int l_reap(lua_State *L)
  * message, errno; core.close(fd): for an event loop's adapter that must
  * own what it polls (cqueues: a descriptor another coroutine closes while
  * one still polls it breaks the controller) */
+/* core.dup(fd) -> a copy, close-on-exec, numbered 3 or more;
+ * core.dup(fd, to) -> to: fd copied onto the number to (dup2), not
+ * close-on-exec (a stdio number, what a child given "inherit" takes);
+ * nil, message, errno on failure */
 static int l_dup(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
-    int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int r;
+    if (lua_isnoneornil(L, 2)) {
+        r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    } else {
+        int to = lb_check_fd(L, 2);
+        do
+            r = dup2(fd, to);
+        while (r < 0 && (errno == EINTR || errno == EBUSY));
+    }
     if (r < 0)
         return lb_errno_result(L, errno, "dup");
     lua_pushinteger(L, r);
+    return 1;
+}
+
+/* core.write(fd, text) -> true | nil, message, errno: all of text,
+ * retried on EINTR (a blocking descriptor: the caller asks
+ * core.writable first where it must not wait) */
+static int l_write(lua_State *L)
+{
+    int fd = lb_check_fd(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    if (sys_write_all(fd, text, len) < 0)
+        return lb_errno_result(L, errno, "write");
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -602,6 +628,7 @@ int luaopen_appstart_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "now", l_now },             { "reap", l_reap },
         { "dup", l_dup },             { "close", l_close },
+        { "write", l_write },
         { "wait_readable", l_wait_readable }, { "writable", l_writable },
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },

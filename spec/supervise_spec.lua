@@ -250,6 +250,30 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   S.assert_clean(before)
 end
 
+-- With --json the command's stdout is its JSON alone: what a service
+-- writes to the stdout it inherits, and what the file prints, go to the
+-- command's stderr (they came between the objects, breaking a reader).
+function TC.test_with_json_the_services_stdout_goes_to_the_commands_stderr()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  write(file, string.format("print('printed by the file')\nreturn { services = { a = { argv = { %q,"
+    .. " 'pidfile=%s/a', 'line=1:not json', 'notify=READY=1', 'pause' } } } }\n", F, dir))
+  local events, err = dir .. "/events", dir .. "/stderr"
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, stdout = events,
+      stderr = err, ready_timeout = 20, log = S.quiet })
+    lu.assertEquals(app.status, "1 of 1 services ready")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  local lines = S.lines(S.read(events))
+  lu.assertTrue(#lines >= 3, S.read(events))
+  for _, l in ipairs(lines) do lu.assertStrMatches(l, '{"service":"a","state":"%w+",.*}') end
+  lu.assertStrContains(S.read(err), "printed by the file\n")
+  lu.assertStrContains(S.read(err), "not json\n")
+  S.assert_clean(before)
+end
+
 --- A signal other than SIGTERM, SIGINT and SIGHUP that would end the
 -- command (SIGUSR1, SIGABRT, a real-time one) stops every service as
 -- SIGTERM does, and the command exits 128+N; with --json -q nothing is

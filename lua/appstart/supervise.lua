@@ -36,7 +36,7 @@ removed ones stopped, changed ones restarted.
                    "delay":..,"exit_code":..,"signal":..,"watchdog":..,
                    "code":..,"message":..} (null where it does not apply),
                   and "output":[..] (a failed start's last lines, where
-                  captured)
+                  captured); the services' own stdout goes to stderr
   -q, --quiet     print no events, not even with --json, and no log line
                   below an error (errors still go to stderr); not with -v
   -v, --verbose   log each step on stderr
@@ -297,6 +297,20 @@ function M.main(argv, command)
     command.say_lost(why, "the help")
     return 1
   end
+  if o.json then
+    -- the command's stdout is its JSON alone: the events go to a copy of
+    -- it, and its stdout becomes its stderr, which the services (stdout
+    -- "inherit", the default) and the file's own prints write to
+    local fd, err = core.dup(1)
+    local moved = false
+    if fd then moved, err = core.dup(2, 1) end
+    if not moved then
+      if fd then core.close(fd) end
+      io.stderr:write("appstart: stdout: ", tostring(err), "\n")
+      return 1
+    end
+    o.json_fd = fd
+  end
   local spec, why = M.load(o.file)
   if not spec then
     io.stderr:write("appstart: ", why, "\n")
@@ -377,14 +391,13 @@ function M.run(o, spec, command)
     end
   end
   local function write_json(line)
-    if not core.writable(1) then
+    if not core.writable(o.json_fd) then
       unwritten = unwritten + 1
       return
     end
     say_unwritten()
     -- (a reader gone: the write fails, and the SIGPIPE ends the command)
-    io.stdout:write(line .. "\n")
-    io.stdout:flush()
+    core.write(o.json_fd, line .. "\n")
   end
   local user_on_event = spec.on_event -- (a reload takes the file's new one)
   local function on_event(name, state, info)
