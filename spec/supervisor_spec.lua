@@ -1344,6 +1344,28 @@ function TGraph.test_starts_in_flight_never_exceed_parallel()
   S.assert_clean(before)
 end
 
+-- A start slot freed goes to the service that has waited longest for
+-- one: a service that fails at once and restarts with no delay does not
+-- take every slot from one that never started (parallel = 1: it did, and
+-- the other stayed stopped while the first looped).
+function TGraph.test_a_slot_goes_to_the_service_that_waited_longest()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor({ parallel = 1, services = {
+    a = { argv = { F, "exit=1" }, ready = "fd", backoff = { initial = 0 }, burst = 100 }, -- (died: no ready)
+    b = fd_service(),
+  } }, rec)
+  appstart.run(function()
+    appstart.spawn(function() sv:up() end)
+    lu.assertTrue(await(sv, function() return rec.count("a", "starting") >= 3 end, 10))
+    lu.assertTrue(rec.first("b", "starting") ~= nil, "b started once a had failed once")
+    lu.assertTrue(rec.first("b", "starting") < rec.first("a", "starting", rec.first("a", "backoff")),
+      "before a started again")
+    sv:down()
+  end)
+  S.assert_clean(before)
+end
+
 -- Eight independent starts are all under way at once: each app waits for
 -- a file before it says it is ready, and the file comes once all eight
 -- are starting (in turn, none would be).

@@ -491,6 +491,9 @@ local function begin(sv, svc)
   -- next start): the backoff starts from its initial delay again
   if svc.state == "stopped" then svc.streak = 0 end
   svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent, svc.told_last = nil, nil, nil, nil, nil, nil
+  -- (when it last took a slot: see reconcile)
+  sv._begun = sv._begun + 1
+  svc.begun = sv._begun
   local ok, h
   if svc.opts.watchdog then
     -- its pings are read while a call of the supervisor's waits, even
@@ -765,6 +768,14 @@ local function drops_backoff(svc)
   return false
 end
 
+-- May svc start now, a slot aside (once an advance at most)?
+local function may_start(svc, round)
+  local st = svc.state
+  return svc._keep and svc.started_in ~= round
+    and (st == "stopped" or (st == "backoff" and svc.due) or (st == "failed" and svc.revive))
+    and after_settled(svc) and dependents_down(svc)
+end
+
 --- Stop what should not run (dependents first), then start what should
 -- and may (needs ready, after settled, the dependents it took down
 -- stopped, a start slot free), in order. A
@@ -784,13 +795,31 @@ local function reconcile(sv)
       end
     end
   end
-  local round = sv._round
+  if sv._inflight >= sv._parallel then return end
+  local round, waiting = sv._round, nil
   for _, svc in ipairs(order) do
+    if may_start(svc, round) then
+      waiting = waiting or {}
+      waiting[#waiting + 1] = svc
+    end
+  end
+  if not waiting then return end
+  -- more than the slots free: the service that has waited longest for
+  -- one first (one never started yet, in order), so that one that fails at
+  -- once and restarts with no delay does not take every slot
+  if #waiting > sv._parallel - sv._inflight then
+    local at = {}
+    for i, svc in ipairs(waiting) do at[svc] = i end
+    table.sort(waiting, function(x, y)
+      local bx, by = x.begun or 0, y.begun or 0
+      if bx ~= by then return bx < by end
+      return at[x] < at[y]
+    end)
+  end
+  for _, svc in ipairs(waiting) do
     if sv._inflight >= sv._parallel then break end
-    local st = svc.state
-    if svc._keep and svc.started_in ~= round
-      and (st == "stopped" or (st == "backoff" and svc.due) or (st == "failed" and svc.revive))
-      and after_settled(svc) and dependents_down(svc) then
+    -- (asked again: a start fired before may have changed the graph)
+    if may_start(svc, round) then
       svc.started_in = round
       fire(sv, svc, "start")
     end
@@ -1004,7 +1033,7 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, sent, _keep, _blocked, _removing, _pending,
+  -- fail_err, started_in, begun, sent, _keep, _blocked, _removing, _pending,
   -- _status_item, _event_item), so that a thousand
   -- services cost little
   local svc = {
@@ -1085,7 +1114,7 @@ function M.new(spec, level)
     _parallel = own.parallel, _on_event = own.on_event or false, _user_log = own.log or false,
     _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
-    _inflight = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
+    _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
     _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
     -- the main thread's (made or last driven by it, a plain script or a
