@@ -247,6 +247,8 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   end
   -- after the stop: each service's end told, the last with none left
   lu.assertEquals(statuses[#statuses], "0 of 2 services ready")
+  -- each STATUS= says something new
+  for i = 2, #statuses do lu.assertNotEquals(statuses[i], statuses[i - 1], table.concat(statuses, ", ")) end
   S.assert_clean(before)
 end
 

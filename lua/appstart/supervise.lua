@@ -366,16 +366,23 @@ function M.run(o, spec, command)
   -- (with the count as it is now, in the same datagram: sv:up() may
   -- return before the events that say its services are ready have run,
   -- and whoever reads READY=1 takes the status it last had)
+  -- (STATUS= only when it says something new: each event asks)
+  local told
   local function announce()
     if not announced and not stopping then
       announced = true
-      notify(string.format("STATUS=%d of %d services ready\nREADY=1", ready_count(), total))
+      told = string.format("STATUS=%d of %d services ready", ready_count(), total)
+      notify(told .. "\nREADY=1")
     end
   end
   local function status()
     local n = ready_count()
     if n == total and not announced and not stopping then return announce() end
-    notify(string.format("STATUS=%d of %d services ready", n, total))
+    local text = string.format("STATUS=%d of %d services ready", n, total)
+    if text ~= told then
+      told = text
+      notify(text)
+    end
   end
   -- An event is written only while stdout takes it at once, as a line
   -- on stderr (log.show): a reader that does not keep up, or never reads,
