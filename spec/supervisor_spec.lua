@@ -461,6 +461,41 @@ function TStates.test_a_ready_none_services_ready_timeout_bounds_its_reloads_wai
   S.assert_clean(before)
 end
 
+--- `local sv <close> = appstart.supervisor{...}` takes every service down
+-- at scope exit: in a plain script, when an error leaves the scope, in a
+-- task of appstart.run, and in a run that an error in that task ends
+-- (its services ended by the run, the close finds them stopped).
+function TStates.test_a_supervisor_in_a_close_variable_is_taken_down_at_scope_exit()
+  local before = S.snapshot()
+  local function services()
+    return supervisor { services = {
+      a = fd_service { kill_grace = 0.5 },
+      b = fd_service { needs = { "a" }, kill_grace = 0.5 },
+    } }
+  end
+  local function scope(fail)
+    local sv <close> = services()
+    lu.assertEquals(sv:up(), true)
+    local pids = { pid_of(sv, "a"), pid_of(sv, "b") }
+    if fail then error({ pids = pids }) end
+    return pids, sv
+  end
+  local function all_gone(pids, how)
+    for _, pid in ipairs(pids) do lu.assertFalse(S.alive(pid), how) end
+  end
+  local pids, sv = scope(false)
+  all_gone(pids, "plain script")
+  lu.assertEquals(sv:status("a").state, "stopped")
+  local ok, err = pcall(scope, true)
+  lu.assertFalse(ok)
+  all_gone(err.pids, "an error in the scope")
+  appstart.run(function() all_gone((scope(false)), "a task") end)
+  ok, err = pcall(appstart.run, function() scope(true) end)
+  lu.assertFalse(ok)
+  all_gone(err.pids, "a run an error ended")
+  S.assert_clean(before)
+end
+
 --- An error in a task ends appstart.run, which ends every app started in
 -- it, and every start under way: a supervisor's services it so ended are
 -- stopped, as sv:stop would have them, never taken for failures (no

@@ -1485,6 +1485,11 @@ function Supervisor:wait()
   return drive(self, "sv:wait", all_down_cond(self))
 end
 
+--- `local sv <close> = appstart.supervisor{...}`: sv:down() at scope exit.
+function Supervisor:__close()
+  self:down()
+end
+
 function Supervisor:__tostring()
   local count = {}
   for _, svc in pairs(self._services) do count[svc.state] = (count[svc.state] or 0) + 1 end
