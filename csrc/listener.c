@@ -88,9 +88,9 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
     if (thread == 1)
         return refuse(out, EINVAL, why, why_len, "a thread's id, not a process");
     if (err)
-        return refuse(out, err, why, why_len, err == ESRCH ? "no such process" : NULL);
+        return refuse(out, err, why, why_len, procfs_strerror(err));
     if (thread < 0)
-        return refuse(out, -thread, why, why_len, thread == -ENOENT ? "no such process" : NULL);
+        return refuse(out, -thread, why, why_len, thread == -ENOENT ? "no such process" : procfs_strerror(-thread));
     struct procfs_stat st;
     if ((err = procfs_stat(pid, &st)))
         return refuse(out, err, why, why_len, NULL);

@@ -9,6 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* What a /proc/PID file that could not be opened (errno err) says: ENOENT
+ * is a process that is gone (ESRCH), unless /proc itself is not there. */
+static int open_failed(int err)
+{
+    if (err != ENOENT)
+        return err;
+    return access("/proc/self/stat", F_OK) != 0 && errno == ENOENT ? PROCFS_UNMOUNTED : ESRCH;
+}
+
+const char *procfs_strerror(int err)
+{
+    if (err == ESRCH)
+        return "no such process";
+    if (err == PROCFS_UNMOUNTED)
+        return "it cannot be checked: /proc is not mounted";
+    return strerror(err);
+}
 
 /* The whole of a small /proc file into buf, NUL-terminated. Returns 0 or an
  * errno value (ESRCH for a process that is gone). */
@@ -18,7 +37,7 @@ static int read_proc_file(pid_t pid, const char *name, char *buf, size_t len)
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? ESRCH : errno;
+        return open_failed(errno);
     ssize_t n = sys_read(fd, buf, len - 1);
     int err = n < 0 ? errno : 0;
     sys_close(&fd);
@@ -119,7 +138,7 @@ int procfs_status(pid_t pid, struct procfs_status *out)
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? ESRCH : errno;
+        return open_failed(errno);
     char chunk[4096], line[128];
     size_t len = 0;
     int overlong = 0, err = 0;

@@ -9,6 +9,7 @@
 #ifndef APPSTART_PROCFS_H
 #define APPSTART_PROCFS_H
 
+#include <errno.h>
 #include <sys/types.h>
 
 struct procfs_stat {
@@ -26,7 +27,17 @@ struct procfs_stat {
  * left running? (Its main thread alone gone shows as a zombie too.) */
 int procfs_stat_ended(const struct procfs_stat *st);
 
-/* /proc/PID/stat of pid. Returns 0 or an errno value (ESRCH when gone). */
+/* What reading /proc returns where /proc is not mounted (an initramfs, a
+ * mount namespace without it): nothing can be checked, and no process is
+ * taken for gone. */
+#define PROCFS_UNMOUNTED ENOMEDIUM
+
+/* Says what a procfs function's errno value means of a process: "no such
+ * process", "/proc is not mounted...", else strerror's text. */
+const char *procfs_strerror(int err);
+
+/* /proc/PID/stat of pid. Returns 0 or an errno value (ESRCH when gone,
+ * PROCFS_UNMOUNTED). */
 int procfs_stat(pid_t pid, struct procfs_stat *out);
 
 /* What /proc/PID/status says of pid that this library asks: its uids, its

@@ -910,7 +910,7 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
 {
     process_release(&s->app);
     return fail(s, STARTER_BAD_PID, err, "%s pid %lld: %s%s", pid_source(s), v,
-                why ? why : err == ESRCH ? "no such process" : strerror(err),
+                why ? why : procfs_strerror(err),
                 s->pid_file ? "" : format_hint(s));
 }
 

@@ -643,4 +643,20 @@ function T.test_the_command_ready_forks_with_pid_file()
   lu.assertTrue(S.await_gone(pid, 3))
 end
 
+-- Where /proc is not mounted (an initramfs, a container without it), a
+-- daemon's pid cannot be checked: the start fails bad_pid at once, saying
+-- so (it said "no such process" of a daemon that ran), and signals
+-- nothing; a start with no pid to check is ready as ever.
+function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
+  lu.skipIf(not S.can_unshare(), "needs unshare(1) and a mount namespace of its own (root)")
+  local dir = S.tmpname("noproc")
+  assert(os.execute("mkdir " .. dir))
+  local out = S.run_child({ own_mounts = true, timeout = 60 }, "forks_without_proc", dir)
+  lu.assertStrContains(out, "plain\tready\n")
+  local code, took, message = out:match("forks\t(%S+)\t(%S+)\t([^\n]*)")
+  lu.assertEquals(code, "bad_pid", out)
+  lu.assertTrue(tonumber(took) < 5, "at once, not at ready_timeout: " .. took)
+  lu.assertStrMatches(message, "the pid file named pid %d+: it cannot be checked: /proc is not mounted")
+end
+
 return { TestForks = T }

@@ -405,7 +405,8 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- and group (from a copy under S.tmpdir, which that user can read), with
 -- no supplementary groups but `how.as_groups` ("1,2,3"),
 -- `how.hosts` (a file) has it see that file as /etc/hosts, `how.passwd`
--- as /etc/passwd (a mount namespace of its own: see S.can_unshare),
+-- as /etc/passwd (a mount namespace of its own: see S.can_unshare;
+-- `how.own_mounts` gives it one, for what it mounts itself),
 -- `how.no_path` runs it with no PATH in its environment,
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
 -- queues hold that many (see
@@ -451,6 +452,8 @@ function S.run_child(how, name, ...)
   end
   if #binds > 0 then
     command = "unshare --mount sh -c " .. shell_quote(table.concat(binds, " && ") .. " && exec " .. command)
+  elseif how.own_mounts then
+    command = "unshare --mount " .. command
   end
   if how.timeout then
     -- a child that would hang (a regression that blocks in a system call,

@@ -1,0 +1,27 @@
+--- Run by spec/forks_spec.lua, in
+-- test_without_proc_a_pid_to_check_fails_at_once_saying_why (as root, in a
+-- mount namespace of its own): unmounts /proc there, then starts a plain
+-- notify app (no pid to check: ready) and a forking daemon, whose pid
+-- (from its pid file) cannot be checked. Prints "plain\tready" (or the
+-- error), then "forks\tCODE\tSECONDS\tMESSAGE"; ends the daemon it left
+-- (never proven: nothing of appstart's signals it) and mounts /proc again
+-- (the sanitizers' runtime reads it at the end).
+-- Argument: a directory for the pid file.
+local appstart = require "appstart"
+local K = require "childkit"
+
+local F, dir = K.fixture(), arg[1]
+assert(os.execute("umount -l /proc"), "umount /proc")
+local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, log = K.quiet }
+print("plain", app and "ready" or err.code .. "\t" .. err.message)
+if app then app:terminate() end
+local pid_file = dir .. "/daemon.pid"
+local t = require("appstart.core").now()
+app, err = appstart.start { argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "exit=0" },
+  ready = { forks = true, pid_file = pid_file }, ready_timeout = 10, log = K.quiet }
+print("forks", app and "ready" or err.code, string.format("%.3f", require("appstart.core").now() - t),
+  err and err.message or "")
+if app then app:terminate() end
+local daemon = K.read(pid_file)
+if daemon then os.execute("kill -KILL " .. daemon:match("%d+")) end
+assert(os.execute("mount -t proc proc /proc"), "mount /proc")
