@@ -101,6 +101,55 @@ function T.test_ctrl_c_cancels_a_start_and_leaves_nothing()
   lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
 end
 
+-- ^C that lands in a callback of the user's (the wait runs it: a check
+-- function's sleep, on_output busy with a line) interrupts the wait as
+-- well: the check was taken for one that raised (the start failed
+-- `protocol`, the script went on), on_output's was logged and the wait
+-- went on to its timeout.
+function T.test_ctrl_c_in_a_check_function_cancels_the_start()
+  lu.skipIf(not has("script"), "needs script(1) for a terminal")
+  local pidfile = S.tmpname("pid")
+  local out = repl_session { SETUP[1], SETUP[2],
+    timed("appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'pause' }, ready_timeout = 30, "
+      .. "ready = { check = function() appstart.sleep(20) return true end } }") }
+  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+  lu.assertNotNil(took, out)
+  lu.assertEquals(ok, "false", out)
+  lu.assertStrContains(err, "interrupted!")
+  lu.assertTrue(tonumber(took) < 2, "the start ended after " .. took .. " s")
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+end
+
+function T.test_ctrl_c_in_on_output_interrupts_the_wait()
+  lu.skipIf(not has("script"), "needs script(1) for a terminal")
+  local pidfile = S.tmpname("pid")
+  local out = repl_session { SETUP[1], SETUP[2],
+    "app = assert(appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'line=3:x', "
+      .. "'lines=1:400:y', 'pause' }, ready = 'fd', stdout = 'capture', "
+      .. "on_output = function() local t = os.clock() while os.clock() - t < 0.02 do end end })",
+    timed("app:wait(4)"), "print('state', app.state); app:terminate(1)" }
+  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+  lu.assertNotNil(took, out)
+  lu.assertEquals(ok, "false", out)
+  lu.assertStrContains(err, "interrupted!")
+  lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+  lu.assertStrContains(out, "state\tready")
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+end
+
+function T.test_ctrl_c_in_on_exit_interrupts_the_wait()
+  lu.skipIf(not has("script"), "needs script(1) for a terminal")
+  local out = repl_session { SETUP[1], SETUP[2],
+    "app = assert(appstart.start{ argv = { F, 'line=3:x', 'sleep=0.1', 'exit=0' }, ready = 'fd', "
+      .. "on_exit = function() local t = os.clock() while os.clock() - t < 4 do end end })",
+    timed("app:wait(10)") }
+  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+  lu.assertNotNil(took, out)
+  lu.assertEquals(ok, "false", out)
+  lu.assertStrContains(err, "interrupted!")
+  lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+end
+
 -------------------------------------------------------------------------------
 -- 2. a forgotten `ready =`
 

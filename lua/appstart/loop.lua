@@ -506,6 +506,23 @@ function loop.for_main()
   return for_main[coroutine.running()] ~= nil
 end
 
+--- Is e what lua.c's ^C hook raises ("interrupted!", with the position of
+-- the code it stopped)? The signal lands wherever the launcher runs Lua
+-- next, a callback of the user's as likely as appstart's own code: what
+-- catches a callback's errors (to report them, or to go on without it)
+-- hands this one on, so that ^C at the REPL, or in a script, interrupts
+-- the call that waits, as it does when it lands in the wait itself.
+function loop.interrupt(e)
+  return type(e) == "string" and (e == "interrupted!" or e:sub(-14) == ": interrupted!")
+end
+
+--- The message handler of a callback's xpcall: debug.traceback's, but an
+-- interrupt (loop.interrupt) is left as it is.
+function loop.traceback(e)
+  if loop.interrupt(e) then return e end
+  return debug.traceback(e, 2)
+end
+
 --- Run fn(...) as a task when inside a loop; call it now otherwise. Used for
 -- callbacks, so that a callback may itself wait. Inside appstart.run but
 -- neither in a task nor in the run's own rounds (a coroutine of the
@@ -531,8 +548,11 @@ end
 -- loop where an error out of a callback ends the process (luv: exit(-1),
 -- the apps left running), it is reported too.
 local function guarded(report, fn, ...)
-  local ok, err = xpcall(fn, debug.traceback, ...)
-  if not ok then report(err) end
+  local ok, err = xpcall(fn, loop.traceback, ...)
+  if not ok then
+    if loop.interrupt(err) then error(err, 0) end
+    report(err)
+  end
 end
 
 -- A callback's task inside appstart.run: marked as begun, so that one a

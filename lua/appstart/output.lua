@@ -75,6 +75,8 @@ local function read_some(self, stream, chunks, in_listener, until_, final)
     if self.paused then self:resume() end
     if not ok then error(status, 0) end
     if status == "error" then
+      -- ^C: the call that reads is interrupted (the lines after it stay)
+      if loop.interrupt(e) then error(e, 0) end
       bytes = bytes + used * CHUNK
       log.limited(self.limits, "on_output", self.log, "error",
         string.format("%s: on_output raised %s", self.program, log.raised(e)))

@@ -362,6 +362,9 @@ local function call_check(p, app)
     p.caller = coroutine.running()
     local ok, result, why = pcall(fn, app)
     p.caller = false
+    -- ^C (loop.interrupt): the start's caller is interrupted (and the
+    -- start cancelled), not the check taken for one that raised
+    if not ok and loop.interrupt(result) then error(result, 0) end
     if job.dropped then return end -- its start has ended meanwhile
     job.done, job.ok, job.result, job.why = true, ok, result, why
     if job.wake then job.wake() end

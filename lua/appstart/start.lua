@@ -361,7 +361,9 @@ local function on_event(h, kind, value, count, text)
       -- ready is; the start goes on
       local on_status = h._opts.on_status
       if on_status then
-        local ok, err = xpcall(on_status, debug.traceback, app, text)
+        local ok, err = xpcall(on_status, loop.traceback, app, text)
+        -- (^C: the start's caller is interrupted, and the start cancelled)
+        if not ok and loop.interrupt(err) then error(err, 0) end
         if not ok then
           loop.raised(function(e) logger("error", format("%s: on_status raised %s", label(h), log.raised(e))) end, err)
         end

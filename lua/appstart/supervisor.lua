@@ -60,6 +60,7 @@ end
 local function safe_logger(user)
   return function(level, message)
     local ok, err = pcall(user, level, message)
+    if not ok and loop.interrupt(err) then error(err, 0) end
     if not ok then log.default("error", "a log function raised " .. log.raised(err)) end
   end
 end
@@ -105,7 +106,8 @@ local function run_queued(sv, r)
     q[q.first], q.first = nil, q.first + 1
     local svc, what = item[1], item[2]
     item.ran, svc._pending = true, svc._pending - 1
-    local ok, err = xpcall(item[3], debug.traceback, table.unpack(item, 4, item.n))
+    local ok, err = xpcall(item[3], loop.traceback, table.unpack(item, 4, item.n))
+    if not ok and loop.interrupt(err) then error(err, 0) end
     if not ok then say(svc, "error", "%s raised %s", what, log.raised(err)) end
   end
 end
@@ -1063,7 +1065,8 @@ local function add_service(sv, name, cfg)
   for k, v in pairs(opts) do
     if type(v) == "function" and k ~= "log" and k ~= "on_status" then
       opts[k] = function(...)
-        local ok, err = xpcall(v, debug.traceback, ...)
+        local ok, err = xpcall(v, loop.traceback, ...)
+        if not ok and loop.interrupt(err) then error(err, 0) end
         if not ok then say(svc, "error", "%s raised %s", k, log.raised(err)) end
       end
     end
