@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,6 +38,12 @@ static int base_usable(const char *base, char *resolved)
     if (!base || base[0] != '/' || !realpath(base, real))
         return 0;
     if (faccessat(AT_FDCWD, real, W_OK | X_OK, AT_EACCESS) < 0)
+        return 0;
+    /* no file system of the kernel's own (/proc, /sys, a cgroup one, that
+     * root may seem to write to: a directory made there is a cgroup) */
+    struct statfs fs;
+    if (statfs(real, &fs) < 0 || fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
+        fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC)
         return 0;
     memcpy(resolved, real, strlen(real) + 1);
     uid_t me = geteuid();
@@ -194,25 +202,18 @@ static void sweep_once(const char *base)
     pthread_mutex_unlock(&swept_lock);
 }
 
-int notify_socket_open(struct notify_socket *c, const char *base)
+/* The directory and the socket under base (usable, or /tmp): 0 or an
+ * errno value, nothing left behind. */
+static int open_under(struct notify_socket *c, const char *base)
 {
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
-    char resolved[PATH_MAX];
-    if (base_usable(base, resolved))
-        base = resolved;
-    else
-        base = "/tmp";
-    /* the socket's path must fit a sockaddr_un: else /tmp */
-    if (strlen(base) + 48 > sizeof(((struct sockaddr_un *)0)->sun_path))
-        base = "/tmp";
     sweep_once(base);
     int err = 0;
     for (int tries = 0;; tries++) {
         char rnd[17];
         if ((err = random_name(rnd, 16)))
             return err;
-        int n = snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base,
+        /* ("/" itself: no "//") */
+        int n = snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base[1] ? base : "",
                          (long)getpid(), rnd);
         if (n < 0 || (size_t)n >= sizeof c->dir)
             return ENAMETOOLONG; /* (the base's length was checked above) */
@@ -268,6 +269,30 @@ fail:
     sys_close(&dfd);
     (void)rmdir(c->dir);
     c->dir[0] = c->path[0] = '\0';
+    return err;
+}
+
+int notify_socket_open(struct notify_socket *c, const char *base, char *tried, size_t tried_len)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    char resolved[PATH_MAX];
+    if (base_usable(base, resolved))
+        base = resolved;
+    else
+        base = "/tmp";
+    /* the socket's path must fit a sockaddr_un: else /tmp */
+    if (strlen(base) + 48 > sizeof(((struct sockaddr_un *)0)->sun_path))
+        base = "/tmp";
+    int err = open_under(c, base);
+    /* a base where the directory cannot be made after all (a read-only
+     * or full file system, one that refuses sockets): /tmp */
+    if (err && strcmp(base, "/tmp") != 0 && !sys_lacks_resources(err)) {
+        base = "/tmp";
+        err = open_under(c, base);
+    }
+    if (err)
+        snprintf(tried, tried_len, "%s", base);
     return err;
 }
 

@@ -18,7 +18,8 @@ struct notify_socket {
 };
 
 /* Make the directory under base (when every user can traverse base and
- * only its owner, root or the launcher's user, can change it; else /tmp),
+ * only its owner, root or the launcher's user, can change it, and the
+ * directory can be made there; else /tmp),
  * bind the datagram socket in it, turn on SO_PASSCRED.
  *
  * The socket is writable by every user, so an app that drops to a user of
@@ -28,8 +29,9 @@ struct notify_socket {
  * unguessable name: nobody else can list, rename, replace or fill it.
  * The first start under a base in this process removes the directories
  * that launchers of the same user killed before their cleanup left there.
- * Returns 0 or an errno value; on error nothing is left behind. */
-int notify_socket_open(struct notify_socket *c, const char *base);
+ * Returns 0 or an errno value; on error nothing is left behind, and tried
+ * (tried_len bytes) names the base directory tried last. */
+int notify_socket_open(struct notify_socket *c, const char *base, char *tried, size_t tried_len);
 
 /* Close the socket and remove it and its directory: the socket through
  * the directory's descriptor, once that is checked to be the directory

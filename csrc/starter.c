@@ -744,11 +744,13 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         ready_wr = p[1];
     } else if (s->ready == STARTER_READY_NOTIFY) {
         s->notify = malloc(sizeof *s->notify);
-        err = s->notify ? notify_socket_open(s->notify, cfg->notify_base) : ENOMEM;
+        char tried[64] = "";
+        err = s->notify ? notify_socket_open(s->notify, cfg->notify_base, tried, sizeof tried) : ENOMEM;
         if (err) {
             free(s->notify);
             s->notify = NULL;
-            fail(s, STARTER_SPAWN, err, "cannot create the notify socket: %s", strerror(err));
+            fail(s, STARTER_SPAWN, err, "cannot create the notify socket%s%s: %s", *tried ? " in " : "", tried,
+                 strerror(err));
             goto done;
         }
     }

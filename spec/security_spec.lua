@@ -692,6 +692,34 @@ function T.test_a_notify_base_the_launcher_cannot_write_is_passed_over()
   lu.assertEquals(io.popen("ls -A " .. q(base)):read("a"), "")
 end
 
+-- $XDG_RUNTIME_DIR where the notify socket's directory cannot be made
+-- after all: a file system of the kernel's (/proc: the start failed "No
+-- such file or directory"; /sys/fs/cgroup, where root's directory is a
+-- cgroup), a full one (no inode left: the start failed "No space left on
+-- device"): /tmp instead. Where /tmp cannot take it either (read-only),
+-- the start fails `spawn`, saying where it tried.
+function T.test_a_notify_base_where_nothing_can_be_made_is_passed_over()
+  need_root()
+  for _, base in ipairs { "/proc", "/sys/fs/cgroup" } do
+    local out, ok = S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "security_notify_base_passed_over")
+    lu.assertTrue(ok, out)
+    lu.assertEquals(out, "ready\t/tmp\n", base)
+  end
+  local full = S.tmpname("full")
+  assert(os.execute("mkdir " .. full))
+  if os.execute("mount -t tmpfs -o nr_inodes=1,mode=755 tmpfs " .. full .. " 2>/dev/null") then
+    local out, ok = S.run_child({ env = { XDG_RUNTIME_DIR = full } }, "security_notify_base_passed_over")
+    os.execute("umount -l " .. full)
+    lu.assertTrue(ok, out)
+    lu.assertEquals(out, "ready\t/tmp\n", "a full base")
+  end
+  if S.can_unshare() then
+    local out = S.run_child({ own_mounts = true, env = { XDG_RUNTIME_DIR = "" } }, "security_notify_base_passed_over",
+      "ro-tmp")
+    lu.assertEquals(out, "failed\tspawn\tcannot create the notify socket in /tmp: Read-only file system\n")
+  end
+end
+
 -- $XDG_RUNTIME_DIR through a symbolic link another user owns (to a
 -- directory that passes the checks): the socket's path, given to the app,
 -- must not go through that link, which its owner could point at a
