@@ -646,7 +646,8 @@ end
 -- Where /proc is not mounted (an initramfs, a container without it), a
 -- daemon's pid cannot be checked: the start fails bad_pid at once, saying
 -- so (it said "no such process" of a daemon that ran), and signals
--- nothing; a start with no pid to check is ready as ever.
+-- nothing; a start with no pid to check is ready as ever; a unix socket
+-- probe fails protocol.
 function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
   lu.skipIf(not S.can_unshare(), "needs unshare(1) and a mount namespace of its own (root)")
   local dir = S.tmpname("noproc")
@@ -657,6 +658,12 @@ function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
   lu.assertEquals(code, "bad_pid", out)
   lu.assertTrue(tonumber(took) < 5, "at once, not at ready_timeout: " .. took)
   lu.assertStrMatches(message, "the pid file named pid %d+: it cannot be checked: /proc is not mounted")
+  -- a unix socket probe, which connects through /proc/self/fd: protocol,
+  -- at once (it timed out, "No such file or directory")
+  code, took, message = out:match("unix\t(%S+)\t(%S+)\t([^\n]*)")
+  lu.assertEquals(code, "protocol", out)
+  lu.assertTrue(tonumber(took) < 5, "at once, not at ready_timeout: " .. took)
+  lu.assertStrContains(message, "probe.sock: /proc is not mounted (a socket is connected to through /proc/self/fd)")
 end
 
 return { TestForks = T }

@@ -2,8 +2,10 @@
 -- test_without_proc_a_pid_to_check_fails_at_once_saying_why (as root, in a
 -- mount namespace of its own): unmounts /proc there, then starts a plain
 -- notify app (no pid to check: ready) and a forking daemon, whose pid
--- (from its pid file) cannot be checked. Prints "plain\tready" (or the
--- error), then "forks\tCODE\tSECONDS\tMESSAGE"; ends the daemon it left
+-- (from its pid file) cannot be checked, and an app probed on a unix
+-- socket (connected to through /proc/self/fd). Prints "plain\tready" (or
+-- the error), then "forks\tCODE\tSECONDS\tMESSAGE" and the same for
+-- "unix"; ends the daemon it left
 -- (never proven: nothing of appstart's signals it) and mounts /proc again
 -- (the sanitizers' runtime reads it at the end).
 -- Argument: a directory for the pid file.
@@ -24,4 +26,11 @@ print("forks", app and "ready" or err.code, string.format("%.3f", require("appst
 if app then app:terminate() end
 local daemon = K.read(pid_file)
 if daemon then os.execute("kill -KILL " .. daemon:match("%d+")) end
+local sock = dir .. "/probe.sock"
+t = require("appstart.core").now()
+app, err = appstart.start { argv = { F, "listen=unix:" .. sock, "pause" }, ready = { connect = "unix:" .. sock },
+  ready_timeout = 10, kill_grace = 1, log = K.quiet }
+print("unix", app and "ready" or err.code, string.format("%.3f", require("appstart.core").now() - t),
+  err and err.message or "")
+if app then app:terminate() end
 assert(os.execute("mount -t proc proc /proc"), "mount /proc")
