@@ -208,6 +208,19 @@ function T.test_how_err_and_app_print_as_what_they_mean()
   lu.assertEquals(tostring(err.status), "killed by signal 15 (TERM)")
 end
 
+-- A supervisor's calls that succeed return true alone: the REPL showed
+-- `true	nil`.
+function T.test_a_supervisors_calls_return_true_alone()
+  local before = S.snapshot()
+  local sv = appstart.supervisor { log = S.quiet, services = {
+    s = { argv = { F, "line=3:up", "pause" }, ready = "fd", kill_grace = 0.5 } } }
+  for _, call in ipairs { "up", "stop", "start", "restart", "down", "wait" } do
+    local results = table.pack(sv[call](sv, call ~= "up" and call ~= "down" and call ~= "wait" and "s" or nil))
+    lu.assertEquals(results, { true, n = 1 }, "sv:" .. call)
+  end
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- 5. a failed start is returned, not also printed
 

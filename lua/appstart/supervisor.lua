@@ -990,6 +990,8 @@ local function drive(sv, what, cond, until_)
     if done then
       if not env.spawn then let_go_of_driver(sv) end
       if not driver_alive(sv) then close_poller(sv) end
+      -- (true alone, not true, nil: what the REPL shows)
+      if b == nil then return a end
       return a, b
     end
     if env.spawn then
