@@ -191,7 +191,7 @@ int procfs_liveness(pid_t pid)
     struct procfs_stat st;
     int err = procfs_stat(pid, &st);
     if (err)
-        return err == ESRCH ? PROCFS_GONE : PROCFS_RUNNING;
+        return err == ESRCH ? PROCFS_GONE : err == PROCFS_UNMOUNTED ? PROCFS_UNKNOWN : PROCFS_RUNNING;
     if (procfs_stat_ended(&st))
         return PROCFS_GONE;
     /* (a main thread alone gone, the rest running, is flagged exiting

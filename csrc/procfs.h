@@ -67,11 +67,15 @@ enum procfs_liveness {
     PROCFS_EXITING, /* PF_EXITING: set before an exiting process closes its
                        descriptors, so an end of file on a channel can be
                        told apart from a deliberate close */
-    PROCFS_GONE     /* a zombie, or no such process */
+    PROCFS_GONE,    /* a zombie, or no such process */
+    PROCFS_UNKNOWN  /* /proc not mounted (PROCFS_UNMOUNTED): neither
+                       running nor gone for sure */
 };
 
-/* How far pid is from running. A /proc that cannot be read says RUNNING:
- * callers act only on EXITING and GONE. */
+/* How far pid is from running. A /proc that cannot be read says RUNNING
+ * (callers act only on EXITING and GONE), one not mounted UNKNOWN (a
+ * channel closed then may be a process exiting: its end is waited for,
+ * as before one that is EXITING or GONE). */
 int procfs_liveness(pid_t pid);
 
 /* Walk pid's parent chain: 1 when it reaches ancestor (*via: the child of

@@ -483,9 +483,9 @@ function TStates.test_a_supervisor_in_a_close_variable_is_taken_down_at_scope_ex
   local function all_gone(pids, how)
     for _, pid in ipairs(pids) do lu.assertFalse(S.alive(pid), how) end
   end
-  local pids, sv = scope(false)
-  all_gone(pids, "plain script")
-  lu.assertEquals(sv:status("a").state, "stopped")
+  local first, closed = scope(false)
+  all_gone(first, "plain script")
+  lu.assertEquals(closed:status("a").state, "stopped")
   local ok, err = pcall(scope, true)
   lu.assertFalse(ok)
   all_gone(err.pids, "an error in the scope")
@@ -493,6 +493,29 @@ function TStates.test_a_supervisor_in_a_close_variable_is_taken_down_at_scope_ex
   ok, err = pcall(appstart.run, function() scope(true) end)
   lu.assertFalse(ok)
   all_gone(err.pids, "a run an error ended")
+  -- a task cancelled, for good too, while in sv:up(): the close waits for
+  -- the stop all the same (a wait in it raised: the run failed)
+  for _, for_good in ipairs { false, true } do
+    local pids, b_pid = {}, S.tmpname("b")
+    appstart.run(function()
+      local t = appstart.spawn(function()
+        -- (b never ready: the task stays in sv:up())
+        local sv <close> = supervisor { services = {
+          a = fd_service { kill_grace = 0.5 },
+          b = { argv = { F, "pidfile=" .. b_pid, "pause" }, ready = "fd", ready_timeout = 30, needs = { "a" },
+            kill_grace = 0.5 },
+        } }
+        appstart.spawn(function()
+          lu.assertTrue(await(sv, function() return S.read(b_pid) ~= nil end))
+          pids = { pid_of(sv, "a"), S.pid_in(b_pid) }
+        end)
+        sv:up()
+      end)
+      lu.assertTrue(S.await_with_sleep(function() return #pids == 2 end, 10))
+      t:cancel(for_good)
+    end)
+    all_gone(pids, for_good and "a task cancelled for good" or "a task cancelled")
+  end
   S.assert_clean(before)
 end
 
@@ -1098,6 +1121,36 @@ function TBackoff.test_a_stop_starts_the_count_again()
   lu.assertEquals({ delays[1], delays[2], delays[3] }, { 0.01, 0.04, 0.16 })
   lu.assertEquals(delays[n + 1], 0.01, "the first crash after sv:stop and sv:start")
   lu.assertEquals(delays[n], math.min(10, 0.16 * 4 ^ (n - 3)), "the last before")
+  S.assert_clean(before)
+end
+
+-- So does the user's start of a service waiting in backoff (sv:start,
+-- sv:restart: it went on from where the crash loop left the count), which
+-- is no restart of the policy's either (restarts unchanged).
+function TBackoff.test_a_start_or_restart_in_backoff_starts_the_count_again()
+  local before = S.snapshot()
+  for _, call in ipairs { "start", "restart" } do
+    local rec = recorder()
+    local sv = supervisor({ services = { s = fd_service({ burst = 100,
+      backoff = { initial = 0.01, factor = 4, max = 10, jitter = 0 } }, "exit=1") } }, rec)
+    local n, restarts
+    appstart.run(function()
+      sv:up()
+      -- in backoff, its delay the third in a row (0.16 s) or more
+      lu.assertTrue(S.await_with_sleep(function()
+        local last = rec.list[#rec.list]
+        return last ~= nil and last.state == "backoff" and last.info.delay >= 0.16
+      end, 10))
+      n, restarts = rec.count("s", "backoff"), sv:status("s").restarts
+      sv[call](sv, "s")
+      lu.assertTrue(S.await_with_sleep(function() return rec.count("s", "backoff") > n end, 10))
+      sv:down()
+    end)
+    local delays = backoff_delays(rec, "s")
+    lu.assertEquals(delays[n + 1], 0.01, "the first crash after sv:" .. call)
+    local starting = rec.events("s", "starting")
+    lu.assertEquals(starting[n + 1].info.restarts, restarts, "sv:" .. call .. " is no restart of the policy's")
+  end
   S.assert_clean(before)
 end
 

@@ -487,11 +487,13 @@ end
 local finish_start -- below
 
 local function begin(sv, svc)
-  if svc.state == "backoff" then svc.restarts = svc.restarts + 1 end
+  if svc.state == "backoff" and not svc.asked then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
   -- a stop ended the run of restarts (as systemd flushes its count at the
-  -- next start): the backoff starts from its initial delay again
-  if svc.state == "stopped" then svc.streak = 0 end
+  -- next start), and so does the user's start of a service in backoff
+  -- (sv:start, sv:restart): the backoff starts from its initial delay again
+  if svc.state == "stopped" or svc.asked then svc.streak = 0 end
+  svc.asked = nil
   svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent, svc.told_last = nil, nil, nil, nil, nil, nil
   -- (when it last took a slot: see reconcile)
   sv._begun = sv._begun + 1
@@ -1037,7 +1039,7 @@ local function add_service(sv, name, cfg)
   -- what a service is at rest; the rest is set while it is needed (pid,
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
-  -- fail_err, started_in, begun, sent, _keep, _blocked, _removing, _pending,
+  -- fail_err, started_in, begun, asked, sent, _keep, _blocked, _removing, _pending,
   -- _status_item, _event_item), so that a thousand
   -- services cost little
   local svc = {
@@ -1188,7 +1190,8 @@ local function ask_up(svc, explicit)
   svc.goal = "up"
   if explicit then
     if svc.state == "failed" then svc.revive = true end
-    if svc.state == "backoff" then svc.due = true end
+    -- (the user's start, not a restart of the policy's: see begin)
+    if svc.state == "backoff" then svc.due, svc.asked = true, true end
   end
 end
 
@@ -1492,7 +1495,10 @@ end
 
 --- `local sv <close> = appstart.supervisor{...}`: sv:down() at scope exit.
 function Supervisor:__close()
-  self:down()
+  -- (a stop, as app:terminate's: its waits ignore a cancel, for good too;
+  -- a task cancelled meanwhile is told once, and the stop waited for)
+  local _ <close> = loop.shield()
+  if self:down() == nil then self:down() end
 end
 
 function Supervisor:__tostring()

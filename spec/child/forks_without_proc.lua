@@ -1,7 +1,8 @@
 --- Run by spec/forks_spec.lua, in
 -- test_without_proc_a_pid_to_check_fails_at_once_saying_why (as root, in a
 -- mount namespace of its own): unmounts /proc there, then starts a plain
--- notify app (no pid to check: ready) and a forking daemon, whose pid
+-- notify app (no pid to check: ready), 50 apps that exit before they are
+-- ready ("exits\tCODE=N,..."), a forking daemon, whose pid
 -- (from its pid file) cannot be checked, and an app probed on a unix
 -- socket (connected to through /proc/self/fd). Prints "plain\tready" (or
 -- the error), then "forks\tCODE\tSECONDS\tMESSAGE" and the same for
@@ -17,6 +18,18 @@ assert(os.execute("umount -l /proc"), "umount /proc")
 local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, log = K.quiet }
 print("plain", app and "ready" or err.code .. "\t" .. err.message)
 if app then app:terminate() end
+-- an app that exits before it is ready: died, whether its ready channel
+-- closed first or its end came first (the closed channel, with no /proc
+-- to tell an exiting app, was taken for ready_closed)
+local codes = {}
+for _ = 1, 50 do
+  local _, e = appstart.start { argv = { F, "exit=3" }, ready = "fd", log = K.quiet }
+  codes[e.code] = (codes[e.code] or 0) + 1
+end
+local seen = {}
+for code, n in pairs(codes) do seen[#seen + 1] = code .. "=" .. n end
+table.sort(seen)
+print("exits", table.concat(seen, ","))
 local pid_file = dir .. "/daemon.pid"
 local t = require("appstart.core").now()
 app, err = appstart.start { argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "exit=0" },
