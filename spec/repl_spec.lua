@@ -64,6 +64,15 @@ local function timed(expr)
     .. " end); print('WAIT-' .. 'ENDED'); print('to' .. 'ok', now() - t0, ok, err)"
 end
 
+--- What the timed line printed: it raised "interrupted!" within 2 s.
+local function assert_interrupted(out, what)
+  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
+  lu.assertNotNil(took, out)
+  lu.assertEquals(ok, "false", out)
+  lu.assertStrContains(err, "interrupted!")
+  lu.assertTrue(tonumber(took) < 2, what .. " ended after " .. took .. " s")
+end
+
 for name, case in pairs {
   wait_with_a_timeout = "app:wait(30)",
   wait_without_a_timeout = "app:wait()",
@@ -77,11 +86,7 @@ for name, case in pairs {
         .. "ready = 'fd' })",
       timed(case), "print('state', app.state); app:terminate(1)" }
     local out = repl_session(lines)
-    local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
-    lu.assertNotNil(took, out)
-    lu.assertEquals(ok, "false", out)
-    lu.assertStrContains(err, "interrupted!")
-    lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+    assert_interrupted(out, "the wait")
     lu.assertStrContains(out, "state\tready")
     lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
   end
@@ -93,11 +98,7 @@ function T.test_ctrl_c_cancels_a_start_and_leaves_nothing()
   -- the default protocol, an app that never says READY=1
   local out = repl_session { SETUP[1], SETUP[2],
     timed("appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'pause' } }") }
-  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
-  lu.assertNotNil(took, out)
-  lu.assertEquals(ok, "false", out)
-  lu.assertStrContains(err, "interrupted!")
-  lu.assertTrue(tonumber(took) < 2, "the start ended after " .. took .. " s")
+  assert_interrupted(out, "the start")
   lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
 end
 
@@ -112,11 +113,7 @@ function T.test_ctrl_c_in_a_check_function_cancels_the_start()
   local out = repl_session { SETUP[1], SETUP[2],
     timed("appstart.start{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'pause' }, ready_timeout = 30, "
       .. "ready = { check = function() appstart.sleep(20) return true end } }") }
-  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
-  lu.assertNotNil(took, out)
-  lu.assertEquals(ok, "false", out)
-  lu.assertStrContains(err, "interrupted!")
-  lu.assertTrue(tonumber(took) < 2, "the start ended after " .. took .. " s")
+  assert_interrupted(out, "the start")
   lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
 end
 
@@ -128,11 +125,7 @@ function T.test_ctrl_c_in_on_output_interrupts_the_wait()
       .. "'lines=1:400:y', 'pause' }, ready = 'fd', stdout = 'capture', "
       .. "on_output = function() local t = os.clock() while os.clock() - t < 0.02 do end end })",
     timed("app:wait(4)"), "print('state', app.state); app:terminate(1)" }
-  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
-  lu.assertNotNil(took, out)
-  lu.assertEquals(ok, "false", out)
-  lu.assertStrContains(err, "interrupted!")
-  lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+  assert_interrupted(out, "the wait")
   lu.assertStrContains(out, "state\tready")
   lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
 end
@@ -143,11 +136,7 @@ function T.test_ctrl_c_in_on_exit_interrupts_the_wait()
     "app = assert(appstart.start{ argv = { F, 'line=3:x', 'sleep=0.1', 'exit=0' }, ready = 'fd', "
       .. "on_exit = function() local t = os.clock() while os.clock() - t < 4 do end end })",
     timed("app:wait(10)") }
-  local took, ok, err = out:match("took\t([%d.e-]+)\t(%a+)\t([^\r\n]*)")
-  lu.assertNotNil(took, out)
-  lu.assertEquals(ok, "false", out)
-  lu.assertStrContains(err, "interrupted!")
-  lu.assertTrue(tonumber(took) < 2, "the wait ended after " .. took .. " s")
+  assert_interrupted(out, "the wait")
 end
 
 -------------------------------------------------------------------------------
