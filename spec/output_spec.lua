@@ -1635,6 +1635,27 @@ local function flood(argv, opts)
   return lines, bytes, worst(), how, rss1 - rss0, hwm1 - hwm0
 end
 
+-- A long appstart.run of short-lived apps whose output the launcher reads
+-- (each one's reader and ring, 70 to 135 KB): an app the run has seen end
+-- is let go at once, not held (with its buffers) until the count of those
+-- it holds doubles from 64, which took the heap to 9 MB and more.
+function TM.test_a_run_lets_go_of_each_app_it_has_seen_end()
+  local before = S.snapshot()
+  collectgarbage()
+  local most = 0
+  appstart.run(function()
+    for _ = 1, 100 do
+      local app = assert(appstart.start { argv = { F, "echo=hi", "line=3:up", "pause" }, ready = "fd",
+        stdout = "capture", on_output = function() end, kill_grace = 0.5 })
+      app:terminate()
+      collectgarbage()
+      most = math.max(most, collectgarbage("count"))
+    end
+  end)
+  lu.assertTrue(most < 3000, string.format("a Lua heap of %.0f KB", most))
+  S.assert_clean(before)
+end
+
 function TM.test_100_mb_without_a_newline_keeps_memory_bounded_and_nothing_blocks()
   local before = S.snapshot()
   local size = 100000000 // SCALE

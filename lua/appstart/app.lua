@@ -251,6 +251,7 @@ local function ended(app, how, settled)
   if app._life and app._life.wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
+  loop.disown(app)
   if app._watch then
     loop.unwatch(app._watch)
     app._watch = false
@@ -957,6 +958,7 @@ end
 -- not run). Safe to call twice.
 function App:close()
   not_starting(self, "app:close")
+  loop.disown(self)
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
   stop_listening(self)

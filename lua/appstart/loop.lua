@@ -1101,10 +1101,10 @@ end
 --- An app started inside appstart.run: ended if the run fails (an error
 -- in a task), as the tasks that held it are. The run holds it while it
 -- may run, so that one its tasks dropped is not collected and left
--- running by a failed run; those seen ended or closed are let go (weakly
--- held, as before) each time the count of the held doubles, so that a
--- long run of short-lived apps holds no more than about twice those
--- still running.
+-- running by a failed run; one seen ended or closed is let go then
+-- (loop.disown), and those that ended unseen each time the count of the
+-- held doubles, so that a long run of short-lived apps holds no more than
+-- about twice those still running.
 function loop.own(app)
   local state = current
   if not state then return end
@@ -1120,6 +1120,17 @@ function loop.own(app)
   state.apps[app] = true
   state.held[app] = true
   state.held_count = state.held_count + 1
+end
+
+--- app has ended, or is closed: the run that holds it lets it go (held
+-- weakly, as before), with its buffers (an app read for its output holds
+-- 70 KB and more), rather than at the next look (see loop.own).
+function loop.disown(app)
+  local state = current
+  if state and state.held[app] then
+    state.held[app] = nil
+    state.held_count = state.held_count - 1
+  end
 end
 
 --- A start begun inside appstart.run: abandoned, and its app ended, if the
