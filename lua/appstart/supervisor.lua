@@ -381,18 +381,26 @@ local function apply_policy(sv, svc, reason, start_failed)
   end
   local failure = start_failed or failed_exit(svc, reason)
   if failure then
-    local kept = {}
-    for _, f in ipairs(svc.window) do
-      if ended - f.at <= cfg.burst_interval then kept[#kept + 1] = f end
+    -- the failures within burst_interval, oldest first (burst + 1 at most:
+    -- one more gives up): a queue, pruned from its front, so that a large
+    -- burst costs no copy of the list at each failure
+    local w = svc.window
+    if w == NONE then
+      w = { first = 1, last = 0 }
+      svc.window = w
     end
-    kept[#kept + 1] = { at = ended, reason = reason }
-    svc.window = kept
-    if #kept > cfg.burst then
+    w.last = w.last + 1
+    w[w.last] = { at = ended, reason = reason }
+    while w.first < w.last and ended - w[w.first].at > cfg.burst_interval do
+      w[w.first], w.first = nil, w.first + 1
+    end
+    local n = w.last - w.first + 1
+    if n > cfg.burst then
       local reasons = {}
-      for i, f in ipairs(kept) do reasons[i] = f.reason end
+      for i = w.first, w.last do reasons[#reasons + 1] = w[i].reason end
       svc.reasons = reasons
       say(svc, "error", "%d failures within %g s, the last: %s; not restarted until started again",
-        #kept, cfg.burst_interval, tostring(reason))
+        n, cfg.burst_interval, tostring(reason))
       return transition(sv, svc, "failed", { pid = pid, [key] = reason, reasons = reasons })
     end
   end
