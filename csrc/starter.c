@@ -118,6 +118,9 @@ struct starter {
                                  not readable: it has not ended since */
     int pid_eof;
     int ready_seen, ready_eof, app_dead;
+    double eof_since;         /* a channel closed by a process /proc could
+                                 not say was running or exiting (not
+                                 mounted): since when (see may_be_exiting) */
     int app_stopping; /* it said STOPPING=1: a READY=1 from then on is not believed */
     struct pid_reader pid_reader;
     struct ready_line line;   /* fd protocol: grows with what comes */
@@ -1205,6 +1208,28 @@ static int read_pid_file(struct starter *s, long long *v, const char **why)
     return 0;
 }
 
+/* How long a channel closed by a process /proc cannot tell about (not
+ * mounted) waits for that process's end, which its pidfd says, before the
+ * close is taken for a deliberate one */
+#define EOF_GRACE 0.1
+
+/* A channel pid's process closed: may it be exiting (its end to be waited
+ * for, and reported instead)? Yes when /proc says it is exiting or gone;
+ * where /proc is not mounted, for EOF_GRACE from the close's first look
+ * (s->eof_since: the start looks again, starter_needs_probing). */
+static int may_be_exiting(struct starter *s, pid_t pid)
+{
+    int live = procfs_liveness(pid);
+    if (live == PROCFS_EXITING || live == PROCFS_GONE)
+        return 1;
+    if (live != PROCFS_UNKNOWN)
+        return 0;
+    double t = sys_now();
+    if (s->eof_since == 0)
+        s->eof_since = t;
+    return t - s->eof_since < EOF_GRACE;
+}
+
 /* pid_file: the helper (the daemon as started) exits 0 having forked, then
  * the file names the daemon */
 static int step_pid_file(struct starter *s)
@@ -1316,7 +1341,7 @@ static int step_pid(struct starter *s)
         char how[64], said[200];
         if (!s->helper_done) {
             /* an exiting helper closed it: wait for its status */
-            if (procfs_liveness(s->spawned.pid) != PROCFS_RUNNING)
+            if (may_be_exiting(s, s->spawned.pid))
                 return s->phase;
             return fail(s, STARTER_HELPER, 0, "helper closed the pid channel (fd %d) without a pid",
                         s->pid_fd);
@@ -1538,7 +1563,7 @@ static int step_ready(struct starter *s)
     if (s->ready_eof) {
         /* an exiting app closes its descriptors before it becomes a zombie:
          * if that is why, wait for its death and report that instead */
-        if (procfs_liveness(app->pid) != PROCFS_RUNNING)
+        if (may_be_exiting(s, app->pid))
             return s->phase;
         if (s->line.len > 0)
             return fail(s, STARTER_READY_CLOSED, 0,
@@ -1641,10 +1666,10 @@ int starter_needs_probing(const struct starter *s)
         /* a pid file is looked for, not waited on; a pid that could not be
          * checked is checked again */
         return (!s->helper_done && s->spawned.pidfd < 0) || (s->pid_file && s->helper_done) ||
-               s->unchecked_pid != 0;
+               s->unchecked_pid != 0 || s->eof_since != 0;
     case STARTER_AWAIT_READY:
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
-               (!s->app_dead && app->pid > 0 && app->pidfd < 0);
+               (!s->app_dead && app->pid > 0 && app->pidfd < 0) || s->eof_since != 0;
     case STARTER_FAILED:
         /* a group or cgroup is looked at, not waited on, as is an orphan
          * on its way out; a pid that could not be checked is checked

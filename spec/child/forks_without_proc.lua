@@ -2,7 +2,8 @@
 -- test_without_proc_a_pid_to_check_fails_at_once_saying_why (as root, in a
 -- mount namespace of its own): unmounts /proc there, then starts a plain
 -- notify app (no pid to check: ready), 50 apps that exit before they are
--- ready ("exits\tCODE=N,..."), a forking daemon, whose pid
+-- ready ("exits\tCODE=N,..."), one that closes its ready channel and runs
+-- on ("closed\tCODE\tSECONDS"), a forking daemon, whose pid
 -- (from its pid file) cannot be checked, and an app probed on a unix
 -- socket (connected to through /proc/self/fd). Prints "plain\tready" (or
 -- the error), then "forks\tCODE\tSECONDS\tMESSAGE" and the same for
@@ -30,6 +31,12 @@ local seen = {}
 for code, n in pairs(codes) do seen[#seen + 1] = code .. "=" .. n end
 table.sort(seen)
 print("exits", table.concat(seen, ","))
+-- an app that closes its ready channel and runs on: ready_closed, soon
+-- (a moment for its end, which comes with an exit, then the close is
+-- taken for what it is; it waited for ready_timeout, then said timeout)
+local t0 = require("appstart.core").now()
+local _, closed = appstart.start { argv = { F, "close=3", "pause" }, ready = "fd", ready_timeout = 10, log = K.quiet }
+print("closed", closed.code, string.format("%.3f", require("appstart.core").now() - t0))
 local pid_file = dir .. "/daemon.pid"
 local t = require("appstart.core").now()
 app, err = appstart.start { argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "exit=0" },
