@@ -434,14 +434,13 @@ static int l_reap(lua_State *L)
     return 0;
 }
 
-/* core.dup(fd) -> a new close-on-exec descriptor for the same file | nil,
- * message, errno; core.close(fd): for an event loop's adapter that must
- * own what it polls (cqueues: a descriptor another coroutine closes while
- * one still polls it breaks the controller) */
-/* core.dup(fd) -> a copy, close-on-exec, numbered 3 or more;
- * core.dup(fd, to) -> to: fd copied onto the number to (dup2), not
- * close-on-exec (a stdio number, what a child given "inherit" takes);
- * nil, message, errno on failure */
+/* core.dup(fd) -> a copy, close-on-exec, numbered 3 or more; core.dup(fd,
+ * to) -> to: fd copied onto the number to (dup2), not close-on-exec (a
+ * stdio number, what a child given "inherit" takes); nil, message, errno
+ * on failure. core.close(fd). For an event loop's adapter that must own
+ * what it polls (cqueues: a descriptor another coroutine closes while one
+ * still polls it breaks the controller), and the command's stdout moved
+ * aside (supervise --json). */
 static int l_dup(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
