@@ -240,20 +240,21 @@ static int l_connect(lua_State *L)
             lua_pushinteger(L, err);
             return 3;
         }
-        /* (where /proc is not mounted there is no such name: a probe
-         * that can never work) */
-        if (access("/proc/self/fd", F_OK) != 0 && errno == ENOENT) {
-            sys_close(&at->fd);
-            lua_pushnil(L);
-            lua_pushfstring(L, "unix:%s: /proc is not mounted (a socket is connected to through /proc/self/fd)",
-                            where);
-            lua_pushinteger(L, ENOMEDIUM);
-            return 3;
-        }
         snprintf(un.sun_path, sizeof un.sun_path, "/proc/self/fd/%d", at->fd);
         int n = try_connect(L, AF_UNIX, (struct sockaddr *)&un,
                             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un.sun_path) + 1));
         sys_close(&at->fd);
+        /* a try that failed where /proc is not mounted: there is no such
+         * name, a probe that can never work (looked at only then: one
+         * system call less a try) */
+        if (n == 2 && !lua_toboolean(L, -2) && access("/proc/self/fd", F_OK) != 0 && errno == ENOENT) {
+            lua_pop(L, 2);
+            lua_pushnil(L);
+            lua_pushfstring(L, "unix:%s: /proc is not mounted (a socket is connected to through /proc/self/fd)",
+                            where);
+            lua_pushinteger(L, ENOMEDIUM);
+            n = 3;
+        }
         lua_remove(L, -n - 1); /* (the held socket's conn, empty now) */
         return n;
     }

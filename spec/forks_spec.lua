@@ -668,6 +668,12 @@ function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
   lu.assertEquals(code, "protocol", out)
   lu.assertTrue(tonumber(took) < 5, "at once, not at ready_timeout: " .. took)
   lu.assertStrContains(message, "probe.sock: /proc is not mounted (a socket is connected to through /proc/self/fd)")
+  -- notify_access = "all": a child's READY=1 is refused, and the log
+  -- says why (descent is proven through /proc)
+  local all, said = out:match("all\t(%S+)\t([^\n]*)")
+  lu.assertEquals(all, "timeout", out)
+  lu.assertStrMatches(said, '.*ignored a notify datagram from pid %d+ %(notify_access = "all"; /proc is not mounted, '
+    .. "so no process's descent from the app can be proven%).*")
 end
 
 return { TestForks = T }

@@ -7,7 +7,8 @@
 -- (from its pid file) cannot be checked, and an app probed on a unix
 -- socket (connected to through /proc/self/fd). Prints "plain\tready" (or
 -- the error), then "forks\tCODE\tSECONDS\tMESSAGE" and the same for
--- "unix"; ends the daemon it left
+-- "unix", and "all\tCODE\tLOG" for a notify app whose child's READY=1
+-- notify_access = "all" cannot admit there; ends the daemon it left
 -- (never proven: nothing of appstart's signals it) and mounts /proc again
 -- (the sanitizers' runtime reads it at the end).
 -- Argument: a directory for the pid file.
@@ -53,4 +54,10 @@ app, err = appstart.start { argv = { F, "listen=unix:" .. sock, "pause" }, ready
 print("unix", app and "ready" or err.code, string.format("%.3f", require("appstart.core").now() - t),
   err and err.message or "")
 if app then app:terminate() end
+-- notify_access = "all": the READY=1 of the app's child is refused, its
+-- descent unproven, and the log line says why (it named the option alone)
+local said = {}
+_, err = appstart.start { argv = { F, "fork", "notify=READY=1", "|", "pause" }, notify_access = "all",
+  ready_timeout = 1, kill_grace = 1, log = function(_, message) said[#said + 1] = message end }
+print("all", err and err.code or "ready", (table.concat(said, " / "):gsub("\n", " ")))
 assert(os.execute("mount -t proc proc /proc"), "mount /proc")
