@@ -673,7 +673,7 @@ function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
   local all, said = out:match("all\t(%S+)\t([^\n]*)")
   lu.assertEquals(all, "timeout", out)
   lu.assertStrMatches(said, '.*ignored a notify datagram from pid %d+ %(notify_access = "all"; /proc is not mounted, '
-    .. "so no process's descent from the app can be proven%).*")
+    .. "so no other process can be proven the app's%).*")
 end
 
 return { TestForks = T }

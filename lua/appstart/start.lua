@@ -313,10 +313,15 @@ local function log_refused(h)
   r.n, r.at = 0, now()
   if log.drops(h._log, "warn") then return end
   local access = spell(h, "notify_access", h._opts.notify_access or DEFAULTS.notify_access)
-  -- (a descent is proven through /proc: without it "all" admits the app
-  -- alone, and the line says why)
-  if h._opts.notify_access == "all" and not io.open("/proc/self/stat") then
-    access = access .. "; /proc is not mounted, so no process's descent from the app can be proven"
+  -- (descent and cgroup membership are proven through /proc: without it
+  -- "all" admits what "exec" does, and the line says why)
+  if h._opts.notify_access == "all" then
+    local f = io.open("/proc/self/stat")
+    if f then
+      f:close()
+    else
+      access = access .. "; /proc is not mounted, so no other process can be proven the app's"
+    end
   end
   if n == 1 then
     h._log("warn", format("%s: ignored a %s from pid %d (%s)", label(h), r.what, r.pid, access))
