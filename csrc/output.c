@@ -801,6 +801,32 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
     sys_close(&old);
 }
 
+/* Can a batch (rotate_many) stand for n rotations one at a time: is each
+ * name they would move or replace, NAME.1 .. NAME.(top + n) (keep at
+ * most), absent or a regular file a rotation may move and replace? A
+ * name one would fail at (another user's in a sticky
+ * directory, a directory) fails a rotation one at a time there, before
+ * anything after it: the batch, which moves NAME.i by n at once and
+ * writes only the last files, would destroy and not count what that
+ * failure leaves. Such a write is then rotated one at a time. */
+static int batch_can_stand(const struct output_file *f, long long n)
+{
+    char name[OUTPUT_NAME_MAX + 16];
+    long long last = f->top + n < f->keep ? f->top + n : f->keep;
+    for (int i = 1; i <= last; i++) {
+        struct stat st;
+        snprintf(name, sizeof name, "%s.%d", f->name, i);
+        if (fstatat(f->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return 0;
+        }
+        if (!S_ISREG(st.st_mode) || rotation_refuses(f, name))
+            return 0;
+    }
+    return 1;
+}
+
 /* The same with keep 0, where a rotation empties the file: after n of
  * them it holds what the last one left, the bytes after the n-1 files
  * before it (no line is moved into it: only the first rotation moves
@@ -865,7 +891,7 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
         int same = fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size;
         size_t take0;
         long long carry0, n = count_rotations(f, same, buf, len, &take0, &carry0);
-        if (n > 1) {
+        if (n > 1 && (f->keep == 0 || batch_can_stand(f, n))) {
             if (f->keep > 0)
                 rotate_many(o, f, buf, len, n, take0, carry0);
             else

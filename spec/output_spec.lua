@@ -1227,6 +1227,32 @@ function TF.test_a_rotation_in_a_sticky_directory_leaves_another_users_files()
   S.assert_clean(before)
 end
 
+-- The same where one read needs more rotations than keep: the batch that
+-- does them at once renamed the file over PATH.2 before it met another
+-- user's PATH.1, which it left; then the file held "world", "hello" was
+-- gone, and 6 bytes of the 12 not written were counted. As one at a
+-- time: the first rotation fails, the file keeps its line, and the 12
+-- bytes that did not go in are counted.
+function TF.test_a_batch_of_rotations_fails_where_one_at_a_time_would()
+  lu.skipIf(not S.is_root(), "needs root (files of another user's)")
+  local before = S.snapshot()
+  local dir = S.tmpname("sticky")
+  assert(os.execute("mkdir -m 1777 " .. dir))
+  local path = dir .. "/a.log"
+  assert(os.execute(string.format("setpriv --reuid=1 --regid=1 --clear-groups sh -c 'echo theirs > %s.1'", path)))
+  local logged, log = S.recorder()
+  -- one write, so one read: three lines, each a file's worth
+  local app = assert(appstart.start { argv = { F, "write=1:hello\nworld\nagain\n", "exit=0" }, ready = "none",
+    user = "nobody", stdout = { file = path, max_bytes = 6, keep = 2 }, log = log })
+  lu.assertEquals(app:wait(10), { code = 0 })
+  app:close()
+  lu.assertEquals(S.read(path), "hello\n", table.concat(logged, "\n"))
+  lu.assertEquals(S.read(path .. ".1"), "theirs\n")
+  lu.assertNil(S.read(path .. ".2"))
+  lu.assertStrContains(table.concat(logged, "\n"), "12 bytes of output not written to its file: Operation not permitted")
+  S.assert_clean(before)
+end
+
 -- A full disk: what a write got into the file before it failed counts
 -- toward max_bytes (the file grew past it, the failed chunk taken for
 -- nothing written), the line it cut short is taken back out, and what
