@@ -12,12 +12,21 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* Masks are the kernel's 64 bits (sys_sigmask), so that 32 and 33, which
+ * the C library keeps for itself and will not block, are blocked and read
+ * as the others are: their default ends the process. (This holds for a
+ * process of one thread, as the commands are; a second thread's setuid
+ * would wait on 33, which glibc sends every thread.) */
+#define BIT(sig) ((uint64_t)1 << ((sig) - 1))
+_Static_assert(NSIG - 1 <= 64, "the kernel's mask is 64 bits");
 
 struct lsignals {
     int fd;
     int blocked;
-    sigset_t set;
+    uint64_t set;
 };
 
 /* Each signal blocked here, by how many live objects, and whether the
@@ -35,15 +44,14 @@ static void let_go(struct lsignals *ls)
     if (!ls->blocked)
         return;
     ls->blocked = 0;
-    sigset_t unblock;
-    sigemptyset(&unblock);
+    uint64_t unblock = 0;
     pthread_mutex_lock(&held_lock);
     for (int sig = 1; sig < NSIG; sig++)
-        if (sigismember(&ls->set, sig) == 1 && --held[sig] == 0 && blocked_here[sig]) {
+        if ((ls->set & BIT(sig)) && --held[sig] == 0 && blocked_here[sig]) {
             blocked_here[sig] = 0;
-            sigaddset(&unblock, sig);
+            unblock |= BIT(sig);
         }
-    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    (void)sys_sigmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_mutex_unlock(&held_lock);
 }
 
@@ -57,8 +65,7 @@ static void let_go(struct lsignals *ls)
 static int l_signals(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    sigset_t set;
-    sigemptyset(&set);
+    uint64_t set = 0;
     lua_Integer n = luaL_len(L, 1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 1, i);
@@ -66,30 +73,32 @@ static int l_signals(lua_State *L)
         lua_pop(L, 1);
         /* (but SIGPIPE: ignored, a write to a reader gone fails with
          * EPIPE, which the command's writes do not look at; read, it
-         * says that reader went away all the same) */
-        struct sigaction now;
-        if (sig != SIGPIPE && sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN)
+         * says that reader went away all the same. Asked of the kernel:
+         * glibc's posix_spawn and system() leave 32 and 33 ignored in
+         * what they start, which the C library's sigaction will not say) */
+        if (sig < 1 || (sig != SIGPIPE && sys_signal_ignored(sig)))
             continue;
-        sigaddset(&set, sig);
+        set |= BIT(sig);
     }
     struct lsignals *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->fd = -1;
     ls->blocked = 0;
     luaL_setmetatable(L, LB_SIGNALS);
     ls->set = set;
-    sigset_t old;
+    uint64_t old;
     pthread_mutex_lock(&held_lock);
-    int err = pthread_sigmask(SIG_BLOCK, &set, &old);
+    int err = sys_sigmask(SIG_BLOCK, &set, &old);
     if (!err) {
         ls->blocked = 1;
         for (int sig = 1; sig < NSIG; sig++)
-            if (sigismember(&set, sig) == 1 && held[sig]++ == 0)
-                blocked_here[sig] = sigismember(&old, sig) == 0;
+            if ((set & BIT(sig)) && held[sig]++ == 0)
+                blocked_here[sig] = !(old & BIT(sig));
     }
     pthread_mutex_unlock(&held_lock);
     if (err)
         return lb_errno_result(L, err, "sigprocmask");
-    ls->fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* (the kernel's call too: the C library's would leave 32 and 33 out) */
+    ls->fd = (int)syscall(SYS_signalfd4, -1, &set, sizeof set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (ls->fd < 0) {
         err = errno;
         let_go(ls); /* (not left blocked until the object is collected) */

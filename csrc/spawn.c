@@ -190,13 +190,12 @@ static void child_main(const struct spawn_request *req,
 
     /* Signal handlers are the launcher's (Lua hosts install them): reset all
      * to default before unblocking, so none runs here or survives the exec;
-     * an ignored SIGPIPE would otherwise reach the app too. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+     * an ignored SIGPIPE would otherwise reach the app too, and so would
+     * 32 and 33, which glibc's posix_spawn and system() leave ignored in
+     * what they start (the kernel's call: the C library's refuses them) */
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
-            (void)sigaction(sig, &dfl, NULL);
+            sys_signal_default(sig);
 
     /* into the app's cgroup before anything else: whatever it forks from
      * here on is born inside */
@@ -328,11 +327,12 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
      * copy.
      *
      * No handler may run in the child before the exec: block every signal
-     * across the vfork; the child resets handlers, then unblocks. */
+     * across the vfork; the child resets handlers, then unblocks. (The
+     * kernel's call: the C library's would unblock 32 and 33 on the way
+     * back, where the command has them blocked, appstart.signals.) */
     struct child_report rep = { 0, 0, 0 };
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    uint64_t all = ~(uint64_t)0, old;
+    (void)sys_sigmask(SIG_SETMASK, &all, &old); /* (valid: cannot fail) */
     int child_end = pipefd[1];
     pid_t child = vfork();
     if (child == 0) {
@@ -340,7 +340,7 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
         _exit(127); /* not reached */
     }
     int err = child < 0 ? errno : 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    (void)sys_sigmask(SIG_SETMASK, &old, NULL);
     sys_close(&pipefd[1]);
     if (err) {
         sys_close(&pipefd[0]);

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -362,4 +364,29 @@ int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return errno == ENOENT ? 0 : errno;
     return foreign_owner_in(dir_fd, st.st_uid, also);
+}
+
+int sys_sigmask(int how, const uint64_t *set, uint64_t *old)
+{
+    return syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t)) == 0 ? 0 : errno;
+}
+
+/* The kernel's struct sigaction: the handler first, then flags, and the
+ * restorer and mask in whichever order the architecture has them; all
+ * zero is SIG_DFL with no flags. Room for the largest. */
+struct kernel_action {
+    unsigned long word[4];
+};
+
+int sys_signal_ignored(int sig)
+{
+    struct kernel_action now = { { 0, 0, 0, 0 } };
+    return syscall(SYS_rt_sigaction, sig, NULL, &now, sizeof(uint64_t)) == 0 &&
+           now.word[0] == (unsigned long)SIG_IGN;
+}
+
+void sys_signal_default(int sig)
+{
+    struct kernel_action dfl = { { 0, 0, 0, 0 } };
+    (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
 }

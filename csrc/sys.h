@@ -9,6 +9,7 @@
 #define APPSTART_SYS_H
 
 #include <sys/stat.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Close *fd if open and mark it closed. Never retried on EINTR: on Linux the
@@ -17,6 +18,19 @@ void sys_close(int *fd);
 
 /* read/write/recvmsg retried on EINTR; -1 with errno otherwise. */
 ssize_t sys_read(int fd, void *buf, size_t len);
+
+/* The thread's signal mask, set by the kernel's call (how: SIG_BLOCK,
+ * SIG_UNBLOCK, SIG_SETMASK; set, old: the kernel's 64 bits, signal n at
+ * bit n - 1), not the C library's: that one leaves out the two signals it
+ * keeps for itself (32 and 33), so it can neither block them nor keep
+ * them blocked across a SIG_SETMASK. 0 or an errno value. */
+int sys_sigmask(int how, const uint64_t *set, uint64_t *old);
+
+/* Signal sig's disposition, by the kernel's call for the same reason:
+ * is it ignored (SIG_IGN)? And set it to its default (async-signal-safe:
+ * the spawned child's reset). */
+int sys_signal_ignored(int sig);
+void sys_signal_default(int sig);
 ssize_t sys_write_all(int fd, const void *buf, size_t len);
 
 /* waitpid retried on EINTR (skalibs' waitpid_nointr): the pid, 0 (WNOHANG

@@ -1394,6 +1394,56 @@ function Watch.test_watch_forwards_sigabrt_and_a_real_time_signal_to_the_app()
   forwarding_case("RTMIN", S.core.signum("RTMIN"))
 end
 
+-- Signals 32 and 33 end the command too, where they are at their default
+-- (the C library keeps them for itself and would not block them: the
+-- command died of them, and the app ran on): they are read and forwarded
+-- as the others are. The command is started here by appstart, which gives
+-- what it starts every signal at its default.
+function Watch.test_signals_32_and_33_are_forwarded_where_they_would_end_the_command()
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  for _, number in ipairs { 32, 33 } do
+    local before = S.snapshot()
+    local pidfile, out, err = S.tmpname("pid"), S.tmpname("out"), S.tmpname("err")
+    local argv = { "lua5.4", BIN, "--watch", "--ready=fd", "--", F, "pidfile=" .. pidfile, "line=3:fwd", "pause" }
+    if preload then table.insert(argv, 1, "LD_PRELOAD=" .. preload) table.insert(argv, 1, "env") end
+    table.insert(argv, 1, "sh")
+    table.insert(argv, 1, 'exec "$@" >' .. out .. " 2>" .. err)
+    table.insert(argv, 1, "-c")
+    table.insert(argv, 1, "/bin/sh")
+    local command = assert(appstart.start { argv = argv, ready = "none", log = S.quiet })
+    local app = tonumber(S.await_file(pidfile))
+    await_match(out, "ready: pid %d+")
+    lu.assertEquals(tonumber(S.proc_status(command.pid).SigIgn, 16) & 0x180000000, 0, "32 and 33 at their default")
+    os.execute("kill -" .. number .. " " .. command.pid)
+    lu.assertEquals(command:wait(20), { code = 128 + number }, S.read(err))
+    lu.assertEquals(S.read(err), "appstart: fwd (pid " .. app .. ") was killed by signal " .. number .. "\n")
+    lu.assertFalse(S.alive(app))
+    command:close()
+    S.assert_clean(before)
+  end
+end
+
+-- Started with 32 and 33 ignored, as whatever glibc's posix_spawn or
+-- system() starts is (os.execute here), the command leaves them alone, as
+-- it does any signal it was started with ignored; its app gets them at
+-- their default, as every other signal (they reached it ignored).
+function Watch.test_an_app_gets_32_and_33_at_their_default_whatever_the_command_had()
+  local pidfile, status = S.tmpname("pid"), S.tmpname("status")
+  local bg = run_background { "--watch", "--ready=fd", "--", F, "pidfile=" .. pidfile, "status=" .. status,
+    "line=3:ign", "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  await_match(bg.out, "ready: pid %d+")
+  local command = ppid(app)
+  lu.skipIf(tonumber(S.proc_status(command).SigIgn, 16) & 0x180000000 ~= 0x180000000,
+    "the command was not started with 32 and 33 ignored")
+  os.execute("kill -32 " .. command)
+  lu.assertTrue(S.alive(app), "the app got the ignored 32")
+  lu.assertEquals(tonumber(S.read(status):match("SigIgn:%s*(%x+)"), 16), 0)
+  os.execute("kill -TERM " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 128 + 15, err)
+end
+
 -- A signal the command was started with ignored (nohup's SIGHUP) would not
 -- end it: it is left alone, not forwarded (the app died of the SIGHUP of
 -- `nohup appstart --watch`), and the command watches on.

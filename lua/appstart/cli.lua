@@ -455,7 +455,9 @@ local SIGNAL_NAMES = {
 -- SIGBUS are faults of the command's own, which a mask cannot hold back)
 local CAUGHT_SIGNALS = { "HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "ALRM", "PIPE", "VTALRM", "PROF",
   "XCPU", "XFSZ", "PWR", "IO", "ABRT", "TRAP", "SYS", "STKFLT" }
-for sig = core.signum("RTMIN"), core.signum("RTMAX") do CAUGHT_SIGNALS[#CAUGHT_SIGNALS + 1] = sig end
+-- (from the kernel's first, 32: the C library keeps 32 and 33 for itself,
+-- and its RTMIN is 34, but a kill -32 ends the command all the same)
+for sig = 32, core.signum("RTMAX") do CAUGHT_SIGNALS[#CAUGHT_SIGNALS + 1] = sig end
 cli.CAUGHT_SIGNALS = CAUGHT_SIGNALS -- (appstart supervise catches them too)
 
 --- Enter the command's last words: what came on `signals` too late to act
