@@ -36,6 +36,27 @@ function T.test_ready_1_starts_and_status_is_the_last_STATUS()
   S.assert_clean(before)
 end
 
+-- A READY=1 that came in time counts however long an on_status call
+-- took: the step that read STATUS= ran the callback past ready_timeout and
+-- then failed timeout ("no READY=1 came") with the READY=1 queued behind.
+function T.test_a_ready_1_in_time_counts_after_a_slow_on_status()
+  local before = S.snapshot()
+  local took
+  local app, err = start {
+    argv = { F, "notify=STATUS=loading", "sleep=0.2", "notify=READY=1", "pause" }, ready_timeout = 1,
+    on_status = function()
+      local t0 = core.now()
+      core.wait_readable(-1, 1.5) -- a slow callback, past the deadline
+      took = core.now() - t0
+    end,
+  }
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took >= 1.5, took)
+  lu.assertEquals(app.status, "loading")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 -- A descriptor passed along with a notify message (SCM_RIGHTS) is closed
 -- without waiting: a tcp socket set to linger 20 s, its data never read,
 -- held the launcher 20 s (every app and task of its loop with it). From

@@ -808,6 +808,10 @@ function Starting:step()
   if self._failure then return failed_step(self) end
   local s = self._s
   local state, events, probe, pid_phase = s:step()
+  -- the deadline is against the time of the read, not of the callbacks
+  -- below: a message queued behind the one a slow on_status is called
+  -- for is read by the next step, however late that comes
+  local t = now()
   if events then
     on_events(self)
     -- (a callback may have ended the start: h:cancel, h:abandon)
@@ -818,7 +822,6 @@ function Starting:step()
     return finish_ready(self)
   end
   if state == "failed" then return fail(self) end
-  local t = now()
   local deadline
   if pid_phase then
     -- a forking daemon's pid file is waited for within ready_timeout
