@@ -810,7 +810,9 @@ function Starting:step()
   local state, events, probe, pid_phase = s:step()
   -- the deadline is against the time of the read, not of the callbacks
   -- below: a message queued behind the one a slow on_status is called
-  -- for is read by the next step, however late that comes
+  -- for is read by the next step, however late that comes (a step reads
+  -- up to 64, more than a notify socket queues: net.unix.max_dgram_qlen,
+  -- 10 by default; an app blocked sending to a full queue has not sent)
   local t = now()
   if events then
     on_events(self)
