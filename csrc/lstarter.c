@@ -310,7 +310,8 @@ static int l_starter_outcome(lua_State *L)
 }
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
- * unchecked_errno=, name=, partial=, status=, app_errno=, exited=, how=}
+ * unchecked_errno=, name=, partial=, status=, app_errno=, exited=, how=,
+ * left=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
  * of descriptors or memory; partial: the fd protocol's line begun, with no
  * newline yet) */
@@ -367,6 +368,11 @@ static int l_starter_result(lua_State *L)
             lua_setfield(L, -2, "left");
         }
         lua_setfield(L, -2, "how");
+    } else if (r.left >= 0) {
+        /* no end known (a daemon never named, an app not the launcher's
+         * child): what the stop found of its group or cgroup all the same */
+        lua_pushinteger(L, r.left);
+        lua_setfield(L, -2, "left");
     }
     return 1;
 }

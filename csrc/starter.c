@@ -1809,9 +1809,13 @@ static void salvage_pid(struct starter *s)
  * unless it has written its pid, which starter_stopped then reads
  * (stop_late_app); on SIGUSR1 (a start dropped) it kills it all the same.
  * A later stop, when it is still there, sends SIGKILL. */
+/* appstart-helper gets first (SIGTERM, or SIGUSR1: see starter_abandon),
+ * then SIGKILL; so does a forking daemon's process started, the app's own
+ * first process, which is terminated as an app is (SIGTERM, SIGKILL after
+ * the grace); any other helper SIGKILL at once. */
 static void stop_helper(struct starter *s, int first)
 {
-    if (s->signal_helper && !s->helper_termed) {
+    if ((s->signal_helper || s->pid_file) && !s->helper_termed) {
         s->helper_termed = 1;
         if (process_signal(&s->spawned, first) == 0)
             (void)process_signal(&s->spawned, SIGCONT);
@@ -1991,9 +1995,11 @@ void starter_abandon(struct starter *s)
      * through the helper, which needs the app alive to prove its group,
      * would then not reach what it forked). Else SIGUSR1: it kills the
      * app it forked, its pid written after that look or not. */
-    if (s->has_helper) {
+    if (s->signal_helper) {
         s->helper_termed = 0;
         stop_helper(s, known_app_pid(s) > 0 ? SIGTERM : SIGUSR1);
+    } else if (s->has_helper) {
+        (void)process_signal(&s->spawned, SIGKILL);
     }
     /* an app of another user refuses the launcher's signal: the helper
      * that started it as that user sends it (only through the app's

@@ -333,9 +333,12 @@ function T.test_in_a_group_what_the_started_process_forked_is_ended_with_a_faile
     local pid_file = S.tmpname("pidfile")
     -- a pid file naming init, or none: the daemon it forked is never proven
     local script = '"$0" pause & echo $! > "$1"; ' .. (case[1] and ('echo 1 > "$2"; ') or "") .. "exit 0"
-    fail_within({ ready = { forks = true, pid_file = pid_file }, kill_mode = "group", ready_timeout = 1,
+    local err = fail_within({ ready = { forks = true, pid_file = pid_file }, kill_mode = "group", ready_timeout = 1,
       kill_grace = 1, argv = { "/bin/sh", "-c", script, F, child, pid_file } }, case[2], 5)
     lu.assertFalse(S.alive(S.pid_in(child)), case[2] .. ": the started process's group was left running")
+    -- the stop says what it found of the group (it said nothing: no
+    -- daemon, no how)
+    lu.assertEquals(err.status, { left = 1 }, case[2])
     os.remove(child)
   end
 end
@@ -582,6 +585,17 @@ function T.test_no_pid_file_within_ready_timeout_is_a_timeout()
   err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, kill_grace = 0.2,
     argv = { F, "pause" } }, "timeout", 5)
   lu.assertStrContains(err.message, "did not exit (ready.forks: it must fork the daemon and exit 0)")
+end
+
+-- The process started, the app's own first process, is terminated as an
+-- app is: SIGTERM, then SIGKILL after kill_grace (it had SIGKILL at once,
+-- no chance to clean up, as a helper does).
+function T.test_a_started_process_that_never_exits_is_terminated_with_the_grace()
+  local path, trapped = S.tmpname("never"), S.tmpname("trapped")
+  local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, kill_grace = 0.3,
+    argv = { F, "trap=TERM:" .. trapped, "pause" } }, "timeout", 5)
+  lu.assertStrContains(err.message, "did not exit")
+  lu.assertEquals(S.read(trapped), "15\n")
 end
 
 function T.test_in_a_cgroup_a_daemon_whose_pid_never_comes_is_ended_with_the_start()

@@ -539,7 +539,11 @@ local function finish_failed(h)
     lines = out:tail(10)
     out:close()
   end
-  h.err = errors.new(code, message, { pid = r.pid, status = r.how or (r.pid and {}) or nil,
+  -- (how.left: what the stop found of its group or cgroup, also where the
+  -- app's end is not known, or the app itself never was: a forking
+  -- daemon's pid that never came)
+  local status = r.how or ((r.pid or (r.left or 0) > 0) and { left = r.left }) or nil
+  h.err = errors.new(code, message, { pid = r.pid, status = status,
     errno = errno, output = lines }, label(h))
   h.done = true
   -- the caller gets the error: logged at "info", not printed twice
