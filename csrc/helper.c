@@ -139,7 +139,9 @@ struct options {
     int nkeep;
     int error_fd;           /* -1: none (see say) */
     char **argv;
-    int signal;             /* --signal: 0, or the signal to send */
+    int signal;             /* --signal: the signal to send (0: none,
+                               the check alone, as kill(pid, 0)) */
+    int signal_mode;        /* --signal given: start nothing */
     int process_group;      /* --process-group */
     int target_fd;          /* --pidfd: the target's pidfd (default 3) */
     pid_t pgid;             /* --pgid: a process group instead (0: none) */
@@ -219,7 +221,8 @@ static void print_help(void)
           "                     name prefixed with " ENV_PREFIX " (any other is\n"
           "                     dropped): the helper's own loader and C library\n"
           "                     never see LD_PRELOAD and the like meant for the app\n"
-          "  --signal N         start nothing: send signal N (a number) as --user\n"
+          "  --signal N         start nothing: send signal N (a number; 0: only\n"
+          "                     check that it could be sent) as --user\n"
           "  --pidfd N          --signal: the target's pidfd (default 3)\n"
           "  --process-group    --signal: to the process group the target is in\n"
           "  --pgid N           --signal: to process group N instead (no pidfd)\n"
@@ -450,9 +453,10 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->process_group = 1;
         } else if ((v = option_value(arg, "--signal", argc, argv, &i))) {
             unsigned long sig;
-            if (parse_decimal(v, 64, &sig) != 0 || sig == 0)
-                usage_error("--signal must be a signal number (1 to 64)", v);
+            if (parse_decimal(v, 64, &sig) != 0)
+                usage_error("--signal must be a signal number (0 to 64)", v);
             opt->signal = (int)sig;
+            opt->signal_mode = 1;
         } else if ((v = option_value(arg, "--pgid", argc, argv, &i))) {
             unsigned long g;
             /* kill(-1) would be every process the user may signal */
@@ -502,7 +506,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
         }
     }
     opt->argv = argv + i;
-    if (opt->signal) {
+    if (opt->signal_mode) {
         /* what would be ignored is refused */
         if (i < argc)
             usage_error("--signal takes no command", argv[i]);
@@ -1712,7 +1716,7 @@ int main(int argc, char **argv)
     caller_env = take_caller_environment(opt.encoded_env);
     if (plan.secure)
         kept_env = take_kept_environment(caller_env);
-    if (opt.signal)
+    if (opt.signal_mode)
         signal_mode(&opt, plan.secure);
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */

@@ -202,7 +202,8 @@ function T.test_a_helper_of_another_version_than_the_modules_says_so()
     end
     local path = S.tmpname("old-helper")
     local f = assert(io.open(path, "w"))
-    f:write("#!/bin/sh\necho 'appstart-helper: unknown option: --module-version' >&2\nexit 2\n")
+    f:write("#!/bin/sh\necho 'appstart-helper: unknown option: --module-version' >&2\n"
+      .. "echo 'usage: appstart-helper [--user NAME|UID] ...' >&2\nexit 2\n")
     f:close()
     assert(os.execute("chmod 755 " .. path))
     appstart.helper_path = path
@@ -212,6 +213,19 @@ function T.test_a_helper_of_another_version_than_the_modules_says_so()
     lu.assertEquals(e.code, "helper")
     lu.assertStrContains(e.message, "exited with code 2 without reporting a pid on fd 3 (a usage error: is " .. path ..
       " the appstart-helper of appstart " .. appstart.version .. "?)")
+    -- and a signal through it: its first words, and the likely cause (it
+    -- said the last line it printed, its usage's, where it has one)
+    if S.testing.has_pidfd() then
+      local core = require "appstart.core"
+      local target = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
+      local proc = assert(core.process(target.pid))
+      local r = { require("appstart.signal").through(proc:fd(), { user = "nobody" }, "TERM") }
+      proc:close()
+      target:kill("KILL")
+      target:wait()
+      lu.assertEquals(r, { nil, "unknown option: --module-version (a usage error: is " .. path
+        .. " the appstart-helper of appstart " .. appstart.version .. "?)" })
+    end
   end)
   appstart.helper_path = saved
   if not ok then error(failure, 0) end
@@ -1075,6 +1089,7 @@ local function assert_ends_its_apps(helper)
   local root_app = assert(appstart.start { argv = { F, "pause" }, ready = "none" })
   local rootpid = root_app.pid
   local out = run_child_as_nobody(helper, "helper_ends_apps_of_another_user", dir, rootpid)
+  lu.assertStrContains(out, "probe\ttrue\n")
   local killed = tonumber(out:match("kill\t(%d+)\ttrue\t9\n"))
   lu.assertNotNil(killed, out)
   lu.assertTrue(S.await_gone(killed))

@@ -66,6 +66,14 @@ local function finish(h, deadline)
   local said = app:tail(1)[1]
   said = said and said:gsub("^[^:]*: ", "", 1)
   if verdict then return nil, verdict[1] .. (said and " (" .. said .. ")" or ""), verdict[2] end
+  if how.code == 2 and not (said or ""):find("this is appstart-helper", 1, true) then
+    -- a usage error: the module builds the helper's options, so a helper
+    -- of another version (its last line is its usage's: its first says why)
+    local first = app:tail(20)[1]
+    first = first and first:gsub("^[^:]*: ", "", 1)
+    return nil, string.format("%s (a usage error: is %s the appstart-helper of appstart %s?)",
+      first or (settings.helper_path .. " --signal " .. tostring(how)), settings.helper_path, settings.version), nil
+  end
   return nil, said or (settings.helper_path .. " --signal " .. tostring(how)), nil
 end
 

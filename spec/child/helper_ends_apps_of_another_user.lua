@@ -6,7 +6,7 @@
 -- is ready, app:reload, app:terminate, a group whose leader ended, a
 -- watchdog and a failed start inside a loop), and tries to signal root's
 -- process and to signal as bin. Prints a tab-separated line for each:
--- "kill", "timeout", "died", "reload", "root", "bin", "terminate",
+-- "probe" (app:kill(0)), "kill", "timeout", "died", "reload", "root", "bin", "terminate",
 -- "ended", "watchdog", "timeout2", "reload2" (app:reload of a notify app,
 -- waited for), "cancelled" (app:kill and app:reload in
 -- tasks cancelled as they wait for the helper), "terminate2",
@@ -34,6 +34,9 @@ local fds = K.fds()
 -- (ready once its child is under way: not killed before it says so)
 local app = assert(start({ F, "fork", "pidfile=" .. DIR .. "/forked", "pause", "|",
   "waitfile=" .. DIR .. "/forked", "notify=READY=1", "pause" }, { kill_mode = "group" }))
+-- (signal 0 first: whether one could be sent, through the helper too; it
+-- said the last line of the helper's usage)
+print("probe", app:kill(0))
 print("kill", app.pid, app:kill("KILL"), app:wait(5).signal)
 -- a start that fails: its app is terminated all the same
 local _, err = start({ F, "pidfile=" .. DIR .. "/slow", "pause" }, { ready_timeout = 0.3 })
