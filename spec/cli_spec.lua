@@ -299,6 +299,9 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--clear-env=yes", "--", F, "pause" }, "option '--clear-env' takes no value" },
     { { "--chdir=", "--", F, "pause" }, "option '--chdir': invalid value ''" },
     { { "--stdin=", "--", F, "pause" }, "option '--stdin': invalid value ''" },
+    -- (a path alone: inherit or null would mean nothing there)
+    { { "--ready=forks", "--pid-file=", "--", F, "pause" },
+      "option '--pid-file': invalid value '' (expected a path)\nTry" },
     { { "--group=", "--user=0", "--", F, "pause" }, "option '--group': invalid value ''" },
     { { "--group=0", "--", F, "pause" }, "option '--group' needs --user" },
     { { "--timeout" }, "option '--timeout' needs a value" },

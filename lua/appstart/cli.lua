@@ -241,6 +241,12 @@ local function stdio(value)
   return value
 end
 
+-- --pid-file: a path (inherit and null mean nothing there: names as any)
+local function a_path(value)
+  if value == "" then return nil, "expected a path" end
+  return value
+end
+
 local SIZE_UNITS = { [""] = 1, K = 1024, M = 1024 ^ 2, G = 1024 ^ 3 }
 
 -- --stdout/--stderr: inherit, null, PATH, capture, syslog, or
@@ -299,7 +305,7 @@ local OPTIONS = {
   ready = { key = "ready", parse = ready_value },
   ["ready-fd"] = { key = "ready_fd", parse = descriptor },
   ["probe-interval"] = { key = "probe_interval", parse = positive_seconds },
-  ["pid-file"] = { key = "pid_file", parse = stdio },
+  ["pid-file"] = { key = "pid_file", parse = a_path },
   ["probe-timeout"] = { key = "probe_timeout", parse = positive_seconds },
   ["pid-fd"] = { key = "pid_fd", parse = descriptor },
   ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
