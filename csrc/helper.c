@@ -57,6 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -536,14 +537,32 @@ static void parse_options(int argc, char **argv, struct options *opt)
 /* ---- setuid mode: the first things done, before anything is opened ---- */
 
 /* A caller can start us with 0, 1 or 2 closed; the next file we open would
- * take that number and the app would write its output into it. */
+ * take that number and the app would write its output into it. glibc has
+ * filled them already in setuid mode, before main, the wrong way round on
+ * purpose: /dev/full write-only on 0, /dev/null read-only on 1 and 2, so
+ * that every use fails (the app's echo failed, its read of stdin too).
+ * Those become /dev/null, read and write, as a closed one does. */
+static int glibc_filler(int fd)
+{
+    struct stat st;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode))
+        return 0;
+    if (fd == 0)
+        return st.st_rdev == makedev(1, 7) && (flags & O_ACCMODE) == O_WRONLY;
+    return st.st_rdev == makedev(1, 3) && (flags & O_ACCMODE) == O_RDONLY;
+}
+
 static void ensure_std_fds(void)
 {
     for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+        int closed = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+        if (!closed && !glibc_filler(fd))
             continue;
-        int got = open("/dev/null", O_RDWR);
-        if (got != fd)
+        int got = open("/dev/null", O_RDWR | (closed ? 0 : O_CLOEXEC));
+        if (!closed && got > 2 && dup2(got, fd) == fd)
+            (void)close(got);
+        else if (got != fd)
             _exit(EXIT_FAILED);     /* nowhere safe to say why */
     }
 }

@@ -1337,6 +1337,23 @@ function U.test_only_kept_descriptors_reach_the_app()
   lu.assertEquals(fds, "0\n1\n2\n5\n", "the caller's 7 and 9 are closed, the kept 5 is not")
 end
 
+-- Descriptors 0-2 the caller closed are /dev/null, read and write, for
+-- the app: glibc fills them before main in setuid mode, with /dev/full
+-- write-only on 0 and /dev/null read-only on 1 and 2, so the app's echo
+-- and its read of stdin failed (EBADF).
+function U.test_closed_standard_descriptors_are_dev_null_for_the_app()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local dir = shared_dir()
+  local out = dir .. "/std"
+  local code, rec, err = run_as_nobody(helper, { "--user", "daemon", "--", "/bin/sh", "-c",
+    'echo hi; echo "$?" > ' .. out .. "; readlink /proc/self/fd/0 >> " .. out .. "; cat >/dev/null; echo \"$?\" >> "
+    .. out }, "0<&- 1>&-")
+  lu.assertEquals(code, 0, err)
+  ended(le32(rec)) -- (it has written all it writes)
+  lu.assertEquals(S.read(out), "0\n/dev/null\n0\n")
+end
+
 -- Nor a terminal on a kept descriptor: it reached another user's app
 -- (only 0-2 were looked at), which could read what is typed there.
 function U.test_a_terminal_on_a_kept_descriptor_is_refused()
