@@ -12,21 +12,17 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-/* Masks are the kernel's 64 bits (sys_sigmask), so that 32 and 33, which
- * the C library keeps for itself and will not block, are blocked and read
- * as the others are: their default ends the process. (This holds for a
- * process of one thread, as the commands are; a second thread's setuid
- * would wait on 33, which glibc sends every thread.) */
-#define BIT(sig) ((uint64_t)1 << ((sig) - 1))
-_Static_assert(NSIG - 1 <= 64, "the kernel's mask is 64 bits");
-
+/* Masks are set by the kernel's calls (sys_sigmask), so that 32 and 33,
+ * which the C library keeps for itself and will not block, are blocked
+ * and read as the others are: their default ends the process. (This
+ * holds for a process of one thread, as the commands are; a second
+ * thread's setuid would wait on 33, which glibc sends every thread.) */
 struct lsignals {
     int fd;
     int blocked;
-    uint64_t set;
+    sigset_t set;
 };
 
 /* Each signal blocked here, by how many live objects, and whether the
@@ -44,12 +40,13 @@ static void let_go(struct lsignals *ls)
     if (!ls->blocked)
         return;
     ls->blocked = 0;
-    uint64_t unblock = 0;
+    sigset_t unblock;
+    memset(&unblock, 0, sizeof unblock);
     pthread_mutex_lock(&held_lock);
     for (int sig = 1; sig < NSIG; sig++)
-        if ((ls->set & BIT(sig)) && --held[sig] == 0 && blocked_here[sig]) {
+        if (sys_sigset_has(&ls->set, sig) && --held[sig] == 0 && blocked_here[sig]) {
             blocked_here[sig] = 0;
-            unblock |= BIT(sig);
+            sys_sigset_add(&unblock, sig);
         }
     (void)sys_sigmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_mutex_unlock(&held_lock);
@@ -65,7 +62,8 @@ static void let_go(struct lsignals *ls)
 static int l_signals(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    uint64_t set = 0;
+    sigset_t set;
+    memset(&set, 0, sizeof set);
     lua_Integer n = luaL_len(L, 1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 1, i);
@@ -78,27 +76,28 @@ static int l_signals(lua_State *L)
          * what they start, which the C library's sigaction will not say) */
         if (sig < 1 || (sig != SIGPIPE && sys_signal_ignored(sig)))
             continue;
-        set |= BIT(sig);
+        sys_sigset_add(&set, sig);
     }
     struct lsignals *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->fd = -1;
     ls->blocked = 0;
     luaL_setmetatable(L, LB_SIGNALS);
     ls->set = set;
-    uint64_t old;
+    sigset_t old;
+    memset(&old, 0, sizeof old);
     pthread_mutex_lock(&held_lock);
     int err = sys_sigmask(SIG_BLOCK, &set, &old);
     if (!err) {
         ls->blocked = 1;
         for (int sig = 1; sig < NSIG; sig++)
-            if ((set & BIT(sig)) && held[sig]++ == 0)
-                blocked_here[sig] = !(old & BIT(sig));
+            if (sys_sigset_has(&set, sig) && held[sig]++ == 0)
+                blocked_here[sig] = !sys_sigset_has(&old, sig);
     }
     pthread_mutex_unlock(&held_lock);
     if (err)
         return lb_errno_result(L, err, "sigprocmask");
     /* (the kernel's call too: the C library's would leave 32 and 33 out) */
-    ls->fd = (int)syscall(SYS_signalfd4, -1, &set, sizeof set, SFD_CLOEXEC | SFD_NONBLOCK);
+    ls->fd = sys_signalfd(&set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (ls->fd < 0) {
         err = errno;
         let_go(ls); /* (not left blocked until the object is collected) */

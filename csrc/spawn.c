@@ -331,7 +331,8 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
      * kernel's call: the C library's would unblock 32 and 33 on the way
      * back, where the command has them blocked, appstart.signals.) */
     struct child_report rep = { 0, 0, 0 };
-    uint64_t all = ~(uint64_t)0, old;
+    sigset_t all, old;
+    memset(&all, 0xff, sizeof all);
     (void)sys_sigmask(SIG_SETMASK, &all, &old); /* (valid: cannot fail) */
     int child_end = pipefd[1];
     pid_t child = vfork();

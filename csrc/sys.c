@@ -366,27 +366,69 @@ int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)
     return foreign_owner_in(dir_fd, st.st_uid, also);
 }
 
-int sys_sigmask(int how, const uint64_t *set, uint64_t *old)
+#define LONG_BITS (8 * sizeof(unsigned long))
+
+void sys_sigset_add(sigset_t *set, int sig)
 {
-    return syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t)) == 0 ? 0 : errno;
+    unsigned long *word = (unsigned long *)(void *)set;
+    word[(unsigned)(sig - 1) / LONG_BITS] |= 1UL << ((unsigned)(sig - 1) % LONG_BITS);
 }
 
-/* The kernel's struct sigaction: the handler first, then flags, and the
- * restorer and mask in whichever order the architecture has them; all
- * zero is SIG_DFL with no flags. Room for the largest. */
+int sys_sigset_has(const sigset_t *set, int sig)
+{
+    const unsigned long *word = (const unsigned long *)(const void *)set;
+    return (word[(unsigned)(sig - 1) / LONG_BITS] >> ((unsigned)(sig - 1) % LONG_BITS)) & 1;
+}
+
+int sys_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    return syscall(SYS_rt_sigprocmask, how, set, old, SYS_SIGSET_BYTES) == 0 ? 0 : errno;
+}
+
+int sys_signalfd(const sigset_t *set, int flags)
+{
+    return (int)syscall(SYS_signalfd4, -1, set, SYS_SIGSET_BYTES, flags);
+}
+
+/* The kernel's struct sigaction, where its handler comes first and all
+ * zero is SIG_DFL with no flags (x86, arm, powerpc, s390, riscv...): room
+ * for the largest of those layouts. Elsewhere (MIPS, whose flags come
+ * first; SPARC and Alpha, whose call takes more) the C library's calls,
+ * and 32 and 33 are left as they are. */
+#if defined(__mips__) || defined(__sparc__) || defined(__alpha__)
+#define RAW_SIGACTION 0
+#else
+#define RAW_SIGACTION 1
+#endif
+
 struct kernel_action {
-    unsigned long word[4];
+    unsigned long handler;
+    unsigned long rest[15];
 };
 
 int sys_signal_ignored(int sig)
 {
-    struct kernel_action now = { { 0, 0, 0, 0 } };
-    return syscall(SYS_rt_sigaction, sig, NULL, &now, sizeof(uint64_t)) == 0 &&
-           now.word[0] == (unsigned long)SIG_IGN;
+#if RAW_SIGACTION
+    struct kernel_action now;
+    memset(&now, 0, sizeof now);
+    return syscall(SYS_rt_sigaction, sig, NULL, &now, SYS_SIGSET_BYTES) == 0 &&
+           now.handler == (unsigned long)SIG_IGN;
+#else
+    struct sigaction now;
+    return sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN;
+#endif
 }
 
 void sys_signal_default(int sig)
 {
-    struct kernel_action dfl = { { 0, 0, 0, 0 } };
-    (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
+#if RAW_SIGACTION
+    struct kernel_action dfl;
+    memset(&dfl, 0, sizeof dfl);
+    (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, SYS_SIGSET_BYTES);
+#else
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    (void)sigaction(sig, &dfl, NULL);
+#endif
 }

@@ -9,7 +9,7 @@
 #define APPSTART_SYS_H
 
 #include <sys/stat.h>
-#include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* Close *fd if open and mark it closed. Never retried on EINTR: on Linux the
@@ -19,16 +19,25 @@ void sys_close(int *fd);
 /* read/write/recvmsg retried on EINTR; -1 with errno otherwise. */
 ssize_t sys_read(int fd, void *buf, size_t len);
 
-/* The thread's signal mask, set by the kernel's call (how: SIG_BLOCK,
- * SIG_UNBLOCK, SIG_SETMASK; set, old: the kernel's 64 bits, signal n at
- * bit n - 1), not the C library's: that one leaves out the two signals it
- * keeps for itself (32 and 33), so it can neither block them nor keep
- * them blocked across a SIG_SETMASK. 0 or an errno value. */
-int sys_sigmask(int how, const uint64_t *set, uint64_t *old);
+/* Signal sets as the kernel takes them: the first SYS_SIGSET_BYTES of a
+ * sigset_t, signal n at bit n - 1 of an array of unsigned long. The C
+ * library's calls leave out the two signals it keeps for itself (32 and
+ * 33): sigaddset refuses them, sigprocmask neither blocks them nor keeps
+ * them blocked across a SIG_SETMASK, sigaction will not say how they are
+ * disposed. These are the kernel's own calls. */
+#define SYS_SIGSET_BYTES ((NSIG - 1 + 7) / 8)
+void sys_sigset_add(sigset_t *set, int sig);
+int sys_sigset_has(const sigset_t *set, int sig);
 
-/* Signal sig's disposition, by the kernel's call for the same reason:
- * is it ignored (SIG_IGN)? And set it to its default (async-signal-safe:
- * the spawned child's reset). */
+/* The thread's signal mask (how: SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK):
+ * 0 or an errno value. */
+int sys_sigmask(int how, const sigset_t *set, sigset_t *old);
+
+/* A signalfd for set (flags: SFD_*): the descriptor, or -1 with errno. */
+int sys_signalfd(const sigset_t *set, int flags);
+
+/* Is signal sig ignored (SIG_IGN)? And set it to its default
+ * (async-signal-safe: the spawned child's reset). */
 int sys_signal_ignored(int sig);
 void sys_signal_default(int sig);
 ssize_t sys_write_all(int fd, const void *buf, size_t len);
