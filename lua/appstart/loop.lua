@@ -682,7 +682,16 @@ function loop.wait(source, deadline, owner)
       task.cancel_pending = false
       return nil, "cancelled"
     end
-    if task.abandoned and not shielded[task.co] then error(loop.ABANDONED, 0) end
+    if task.abandoned and not shielded[task.co] then
+      -- a second wait after that raise was caught (a check function
+      -- that retries on any error): the task is closed, at the yield
+      -- below (the run closes a task cancelled for good that yields so),
+      -- rather than raise again and again without ever yielding, which
+      -- held the run at full CPU
+      if task.raised_abandoned and coroutine.isyieldable() then coroutine.yield() end
+      task.raised_abandoned = true
+      error(loop.ABANDONED, 0)
+    end
     -- the loop's only task, with nothing else to wait for: nobody could
     -- run meanwhile (or cancel it), so it blocks as a plain script does
     if fd and current.count == 1 and #current.queue == 0 and alone() then
