@@ -1811,12 +1811,11 @@ static void salvage_pid(struct starter *s)
  * A later stop, when it is still there, sends SIGKILL. */
 /* appstart-helper gets first (SIGTERM, or SIGUSR1: see starter_abandon),
  * then SIGKILL; so does a forking daemon's process started, the app's own
- * first process, which is stopped as an app is (SIGTERM, SIGKILL after
- * the grace; a stop that begins with SIGKILL, SIGKILL); any other helper
- * SIGKILL at once. */
+ * first process, which is terminated as an app is (SIGTERM, SIGKILL after
+ * the grace); any other helper SIGKILL at once. */
 static void stop_helper(struct starter *s, int first)
 {
-    if ((s->signal_helper || (s->pid_file && first != SIGKILL)) && !s->helper_termed) {
+    if ((s->signal_helper || s->pid_file) && !s->helper_termed) {
         s->helper_termed = 1;
         if (process_signal(&s->spawned, first) == 0)
             (void)process_signal(&s->spawned, SIGCONT);
@@ -1855,7 +1854,7 @@ int starter_stop(struct starter *s, int app_signal, int *rest_refused)
     unwatch_fd(s, notify_fd(s));
     int err = signal_app(s, app_signal);
     if (s->has_helper && !s->helper_done)
-        stop_helper(s, app_signal == SIGKILL && s->pid_file ? SIGKILL : SIGTERM);
+        stop_helper(s, SIGTERM);
     *rest_refused = app_signal && s->tree && s->tree->refused > 0;
     return err == ESRCH ? 0 : err;
 }
