@@ -20,6 +20,23 @@ function T.test_the_version_is_the_VERSION_files_everywhere()
   lu.assertStrContains(S.read(TOP .. "/NEWS.md"), "## " .. version)
 end
 
+-- The top level is fixed: what the repository tracks there is these and
+-- nothing else (a scratch script once slipped in with a commit).
+function T.test_the_top_level_holds_only_what_belongs_there()
+  lu.skipIf(not os.execute("git -C " .. TOP .. " rev-parse --git-dir >/dev/null 2>&1"), "not a git checkout")
+  local allowed = { csrc = true, lua = true, spec = true, rockspec = true, Makefile = true, ["README.md"] = true,
+    [".ci"] = true, LICENSE = true, ["NEWS.md"] = true, VERSION = true, [".gitignore"] = true,
+    [".luacheckrc"] = true }
+  local p = io.popen("git -C " .. TOP .. " ls-files")
+  local stray = {}
+  for path in p:lines() do
+    local first = path:match("^[^/]+")
+    if not allowed[first] then stray[#stray + 1] = path end
+  end
+  p:close()
+  lu.assertEquals(stray, {})
+end
+
 function T.test_the_licence_ships_and_is_the_rockspecs()
   lu.assertStrContains(assert(S.read(TOP .. "/LICENSE")), "MIT License")
   local rockspec = io.popen("cat " .. TOP .. "/rockspec/*.rockspec"):read("a")
