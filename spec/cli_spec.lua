@@ -269,8 +269,12 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
     { { "--notify-access=some", "--", F, "pause" }, "option '--notify-access': invalid value" },
     { { "--timeout=-1", "--", F, "pause" }, "option '--timeout': invalid value '-1'" },
     { { "--grace=soon", "--", F, "pause" }, "option '--grace': invalid value 'soon'" },
-    -- seconds are any finite number >= 0 that Lua reads
+    -- seconds are a finite decimal number >= 0 (not whatever Lua's
+    -- tonumber reads: 0x10 was 16 s, " 1" 1 s)
     { { "--timeout=nan", "--", F, "pause" }, "option '--timeout': invalid value 'nan'" },
+    { { "--timeout=0x10", "--", F, "pause" }, "option '--timeout': invalid value '0x10'" },
+    { { "--timeout= 1", "--", F, "pause" }, "option '--timeout': invalid value ' 1'" },
+    { { "--grace=+1", "--", F, "pause" }, "option '--grace': invalid value '+1'" },
     { { "--timeout=inf", "--", F, "pause" }, "option '--timeout': invalid value 'inf'" },
     { { "--timeout=1e999", "--", F, "pause" }, "option '--timeout': invalid value '1e999'" },
     { { "--grace=-0.5", "--", F, "pause" }, "option '--grace': invalid value '-0.5'" },

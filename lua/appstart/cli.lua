@@ -216,14 +216,24 @@ local function descriptor(value)
 end
 
 -- any finite number >= 0 that Lua reads (5, 0.5, .5, 1e3), but no nan or inf
+-- A decimal number, as the help writes them (5, 0.5, 1e3): not whatever
+-- Lua's tonumber takes (" 5", "0x10", which reads as 16)
+local function decimal(value)
+  if not (value:match("^%d+%.?%d*$") or value:match("^%.%d+$") or value:match("^%d*%.?%d+[eE][-+]?%d+$")
+      or value:match("^%d+%.[eE][-+]?%d+$")) then
+    return nil
+  end
+  return tonumber(value)
+end
+
 local function seconds(value)
-  local n = tonumber(value)
+  local n = decimal(value)
   if n and n >= 0 and n < math.huge then return n end
   return nil, "expected a number of seconds >= 0 (e.g. 5, 0.5 or 1e3)"
 end
 
 local function positive_seconds(value)
-  local n = tonumber(value)
+  local n = decimal(value)
   if n and n > 0 and n < math.huge then return n end
   return nil, "expected a number of seconds > 0"
 end
