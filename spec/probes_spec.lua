@@ -661,13 +661,16 @@ function T.test_a_check_function_that_waits_on_after_its_start_failed_does_not_h
 end
 
 -- The same with a check that retries on any error, so catches the one
--- its next wait raises: the wait after that closes its task. It raised
--- again and again without ever yielding, and held the run at full CPU
--- for good (run in a child, bounded: it hung).
+-- its next wait raises: the wait after that closes its task, inside
+-- appstart.run and under luv. It raised again and again without ever
+-- yielding, and held the run at full CPU for good (run in a child,
+-- bounded: it hung).
 function T.test_a_check_function_that_catches_the_error_of_its_wait_does_not_hold_the_run()
-  local out, ok = S.run_child({ timeout = 20 }, "probes_check_catches_every_error")
-  lu.assertTrue(ok, out)
-  lu.assertEquals(out, "timeout\tdone\tclosed\n")
+  for _, context in ipairs { "run", "luv" } do
+    local out, ok = S.run_child({ timeout = 20 }, "probes_check_catches_every_error", context)
+    lu.assertTrue(ok, context .. ": " .. out)
+    lu.assertEquals(out, "timeout\tdone\tclosed\n", context)
+  end
 end
 
 function T.test_cancelling_a_start_while_its_check_function_waits_cancels_the_start()

@@ -262,7 +262,15 @@ end
 function loop.cancel_due(task)
   if not task or not task.cancelled then return false end
   if not task.told then return true end
-  if task.abandoned and not shielded[coroutine.running()] then error(loop.ABANDONED, 0) end
+  if task.abandoned and not shielded[coroutine.running()] then
+    -- a second wait after that raise was caught (a check function that
+    -- retries on any error): "close", where the adapter can close the
+    -- task (luv's, whose coroutines it resumes itself), rather than raise
+    -- again and again without ever yielding
+    if task.raised_abandoned and task.closable then return "close" end
+    task.raised_abandoned = true
+    error(loop.ABANDONED, 0)
+  end
   return false
 end
 

@@ -193,7 +193,20 @@ end
 function B.wait(fd, deadline, owner, other)
   local co = coroutine.running()
   local task = tasks[co]
-  if loop.cancel_due(task) then return loop.cancelled(task) end
+  local due = loop.cancel_due(task)
+  if due == "close" then
+    -- closed from uv's next callback (a coroutine cannot close itself);
+    -- its to-be-closed variables run there
+    local timer = uv.new_timer()
+    timer:start(0, 0, function()
+      close_handle(timer)
+      if coroutine.status(co) ~= "suspended" then return end
+      local ok, err = coroutine.close(co)
+      if not ok then error(debug.traceback(co, tostring(err)), 0) end
+    end)
+    return coroutine.yield()
+  end
+  if due then return loop.cancelled(task) end
   local timer, done, on_ready, on_other, on_change
   local function finish(value, why)
     if done then return end
@@ -266,7 +279,8 @@ end
 -- task whose cancel() ends its waits.
 function B.spawn(fn, ...)
   local co = coroutine.create(fn)
-  local task = setmetatable({ co = co, cancelled = false, abandoned = false, told = false, finish = false }, Task)
+  local task = setmetatable({ co = co, cancelled = false, abandoned = false, told = false, finish = false,
+    closable = true }, Task)
   tasks[co] = task
   resume(co, ...)
   return task
