@@ -925,6 +925,28 @@ function TR.test_stopping_is_for_good()
   S.assert_clean(before)
 end
 
+-- An app that has said STOPPING=1 is not reloaded, as systemd refuses to
+-- reload a unit that stops: no signal, and an answer at once (it was sent
+-- the signal, and the reload waited out ready_timeout).
+function TR.test_an_app_that_said_stopping_is_not_reloaded()
+  local before = S.snapshot()
+  local hups = S.tmpname("hups")
+  local result, took
+  run(function()
+    local app = assert(start { argv = { F, "trap=HUP:" .. hups, "notify=READY=1", "notify=STOPPING=1", "pause" },
+      ready_timeout = 3 })
+    lu.assertTrue(await(function() return app.state == "stopping" end))
+    local t0 = now()
+    result = { app:reload() }
+    took = now() - t0
+    app:terminate()
+  end)
+  lu.assertEquals(result, { nil, "app is stopping (it said STOPPING=1)" })
+  lu.assertTrue(took < 1, took .. " s")
+  lu.assertNil(S.read(hups), "the app got the reload signal")
+  S.assert_clean(before)
+end
+
 -- An app closed (by another task) while its reload waits: "closed", as
 -- app:wait, kill and terminate say (it said its socket had failed).
 function TR.test_a_reload_of_an_app_closed_meanwhile_says_closed()

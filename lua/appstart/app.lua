@@ -881,6 +881,9 @@ function App:reload()
       self._program)
   end
   if not self._proc then return nil, "closed" end
+  -- (as systemd refuses to reload a unit that is stopping: the signal
+  -- would come to an app on its way out, and no READY=1 after it)
+  if self._state == "stopping" then return nil, "app is stopping (it said STOPPING=1)" end
   -- waited for from before the signal: its RELOADING=1 may come while the
   -- signal is on its way (through appstart-helper, a wait that yields,
   -- while the loop reads the notify socket)
