@@ -1207,16 +1207,23 @@ end
 -- the app's user's: another user's PATH.1 and PATH.2 there (which the
 -- app's user could neither move nor remove) were moved and removed by
 -- root for it. The rotation fails instead, its bytes counted lost.
-function TF.test_a_rotation_in_a_sticky_directory_leaves_another_users_files()
-  lu.skipIf(not S.is_root(), "needs root (files of another user's)")
-  local before = S.snapshot()
+-- A log path in a fresh sticky directory others may write, with files of
+-- another user's (uid 1) at PATH.i holding theirs[i] and a newline.
+local function sticky_log_with_theirs(theirs)
   local dir = S.tmpname("sticky")
   assert(os.execute("mkdir -m 1777 " .. dir))
   local path = dir .. "/a.log"
-  for i = 1, 2 do
-    assert(os.execute(string.format("setpriv --reuid=1 --regid=1 --clear-groups sh -c 'echo theirs-%d > %s.%d'",
-      i, path, i)))
+  for i, text in pairs(theirs) do
+    assert(os.execute(string.format("setpriv --reuid=1 --regid=1 --clear-groups sh -c 'echo %s > %s.%d'",
+      text, path, i)))
   end
+  return path
+end
+
+function TF.test_a_rotation_in_a_sticky_directory_leaves_another_users_files()
+  lu.skipIf(not S.is_root(), "needs root (files of another user's)")
+  local before = S.snapshot()
+  local path = sticky_log_with_theirs { "theirs-1", "theirs-2" }
   local logged, log = S.recorder()
   local app = assert(appstart.start { argv = { F, "lines=1:50:line-", "exit=0" }, ready = "none", user = "nobody",
     stdout = { file = path, max_bytes = 100, keep = 2 }, log = log })
@@ -1236,10 +1243,7 @@ end
 function TF.test_a_batch_of_rotations_fails_where_one_at_a_time_would()
   lu.skipIf(not S.is_root(), "needs root (files of another user's)")
   local before = S.snapshot()
-  local dir = S.tmpname("sticky")
-  assert(os.execute("mkdir -m 1777 " .. dir))
-  local path = dir .. "/a.log"
-  assert(os.execute(string.format("setpriv --reuid=1 --regid=1 --clear-groups sh -c 'echo theirs > %s.1'", path)))
+  local path = sticky_log_with_theirs { "theirs" }
   local logged, log = S.recorder()
   -- one write, so one read: three lines, each a file's worth
   local app = assert(appstart.start { argv = { F, "write=1:hello\nworld\nagain\n", "exit=0" }, ready = "none",
