@@ -1808,11 +1808,10 @@ static void salvage_pid(struct starter *s)
  * it forked running, unknown. On SIGTERM (a stop) it kills that app
  * unless it has written its pid, which starter_stopped then reads
  * (stop_late_app); on SIGUSR1 (a start dropped) it kills it all the same.
- * A later stop, when it is still there, sends SIGKILL. */
-/* appstart-helper gets first (SIGTERM, or SIGUSR1: see starter_abandon),
- * then SIGKILL; so does a forking daemon's process started, the app's own
- * first process, which is terminated as an app is (SIGTERM, SIGKILL after
- * the grace); any other helper SIGKILL at once. */
+ * So does a forking daemon's process started, the app's own first
+ * process, which is terminated as an app is (SIGTERM, then SIGKILL after
+ * the grace). A later stop, when it is still there, sends SIGKILL; any
+ * other helper gets SIGKILL at once. */
 static void stop_helper(struct starter *s, int first)
 {
     if ((s->signal_helper || s->pid_file) && !s->helper_termed) {
