@@ -27,6 +27,14 @@ local VERDICT = { [3] = { "No such process", ESRCH }, [4] = { "Operation not per
 
 local function quiet() end
 
+--- A helper's usage error, with its likely cause: the module builds the
+-- helper's options, so a helper of another version (one older than
+-- --module-version, which says nothing of versions).
+function signal.usage_error(message)
+  return string.format("%s (a usage error: is %s the appstart-helper of appstart %s?)", message,
+    settings.helper_path, settings.version)
+end
+
 --- Run the helper on the process whose pidfd is fd (with group, the
 -- group it is in), or on the process group pgid: a start (of
 -- appstart.start's), under way.
@@ -67,12 +75,10 @@ local function finish(h, deadline)
   said = said and said:gsub("^[^:]*: ", "", 1)
   if verdict then return nil, verdict[1] .. (said and " (" .. said .. ")" or ""), verdict[2] end
   if how.code == 2 and not (said or ""):find("this is appstart-helper", 1, true) then
-    -- a usage error: the module builds the helper's options, so a helper
-    -- of another version (its last line is its usage's: its first says why)
+    -- a usage error (its last line is its usage's: its first says why)
     local first = app:tail(20)[1]
     first = first and first:gsub("^[^:]*: ", "", 1)
-    return nil, string.format("%s (a usage error: is %s the appstart-helper of appstart %s?)",
-      first or (settings.helper_path .. " --signal " .. tostring(how)), settings.helper_path, settings.version), nil
+    return nil, signal.usage_error(first or (settings.helper_path .. " --signal " .. tostring(how))), nil
   end
   return nil, said or (settings.helper_path .. " --signal " .. tostring(how)), nil
 end

@@ -523,11 +523,9 @@ local function finish_failed(h)
     message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
     errno = errno or errno_in(message)
   elseif code == "helper" and h._opts.user and helper_code == 2 and not message:find("this is appstart-helper", 1, true) then
-    -- a usage error: the module builds the helper's options, so a helper
-    -- of another version (one that knows no --module-version says why on
-    -- its stderr, the app's)
-    message = format("%s (a usage error: is %s the appstart-helper of appstart %s?)", message,
-      settings.helper_path, settings.version)
+    -- a usage error (one that knows no --module-version says why on its
+    -- stderr, the app's)
+    message = signal.usage_error(message)
   end
   unwatch_output(h)
   release_starter(s)
