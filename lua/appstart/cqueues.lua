@@ -189,6 +189,14 @@ function Task:cancel(for_good)
   self.cond:signal()
 end
 
+--- Before a wait of a task cancelled for good raises again (its last
+-- raise was caught: a check function that retries on any error), as
+-- long as a slow probe's interval: such a task cannot be closed from
+-- here, but it does not spin.
+function Task.pause()
+  cqueues.sleep(0.1)
+end
+
 --- fn(...) in a coroutine of the running controller: a task whose
 -- cancel() ends its waits.
 function B.spawn(fn, ...)

@@ -267,7 +267,12 @@ function loop.cancel_due(task)
     -- retries on any error): "close", where the adapter can close the
     -- task (luv's, whose coroutines it resumes itself), rather than raise
     -- again and again without ever yielding
-    if task.raised_abandoned and task.closable then return "close" end
+    if task.raised_abandoned then
+      if task.closable then return "close" end
+      -- (cqueues': its coroutines cannot be closed here, so each such
+      -- wait raises again, but after a pause: not a spin at full CPU)
+      if task.pause then task:pause() end
+    end
     task.raised_abandoned = true
     error(loop.ABANDONED, 0)
   end
