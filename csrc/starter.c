@@ -615,6 +615,25 @@ static char **child_environment(char *const *env, const char *notify_path,
 
 static int start_ready_phase(struct starter *s);
 
+/* The start fails: f says which step of the child failed and why. */
+static int spawn_failed(struct starter *s, const struct spawn_failure *f)
+{
+    if (f->step == SPAWN_STEP_CGROUP && s->tree)
+        /* (the directory was made: joining it failed, so name it; a move
+         * takes write access to cgroup.procs of the cgroup above both the
+         * launcher's and this one, which an unprivileged launcher outside
+         * a subtree delegated to it lacks) */
+        return fail(s, STARTER_SPAWN, f->err, "cannot start %s: cannot join the cgroup %s: %s%s",
+                    s->file, s->tree->cg.path, strerror(f->err),
+                    f->err == EACCES ? " (moving a process takes write access to cgroup.procs of "
+                                       "the cgroup above both the launcher's and the new one: "
+                                       "a cgroup_parent delegated to the launcher's user, with "
+                                       "the launcher inside it)"
+                                     : "");
+    return fail(s, STARTER_SPAWN, f->err, "cannot %s %s: %s", spawn_step_name(f->step), s->file,
+                strerror(f->err));
+}
+
 /* The exec failed: its child is exiting with nothing to report but that.
  * Where vfork shares memory it is a zombie by now; else it is reaped when
  * it has got there, without a wait that blocks. */
@@ -623,8 +642,7 @@ static int exec_failed(struct starter *s, const struct spawn_failure *f)
     s->exec_failure = *f;
     if (check_process(s, &s->spawned)) {
         process_release(&s->spawned);
-        return fail(s, STARTER_SPAWN, f->err, "cannot %s %s: %s", spawn_step_name(f->step),
-                    s->file, strerror(f->err));
+        return spawn_failed(s, f);
     }
     s->phase = STARTER_REAP_EXEC;
     return s->phase;
@@ -1612,9 +1630,7 @@ int starter_step(struct starter *s)
             if (!check_process(s, &s->spawned))
                 return s->phase;
             process_release(&s->spawned);
-            return fail(s, STARTER_SPAWN, s->exec_failure.err, "cannot %s %s: %s",
-                        spawn_step_name(s->exec_failure.step), s->file,
-                        strerror(s->exec_failure.err));
+            return spawn_failed(s, &s->exec_failure);
         case STARTER_AWAIT_PID:
             step_pid(s);
             break;

@@ -726,6 +726,29 @@ function TC.test_cgroup_parent_is_made_and_used()
   assert(os.execute("rmdir " .. dir))
 end
 
+-- A cgroup made that the app cannot join (under a threaded cgroup no
+-- process may join, only threads): `spawn`, naming the cgroup and why
+-- (it said "cannot set up the cgroup of PROGRAM"), nothing left running,
+-- the directory removed.
+function TC.test_a_cgroup_the_app_cannot_join_fails_the_start_naming_it()
+  local parent = "/appstart-spec-" .. core.pid()
+  local dir = cgroup_mount() .. parent
+  assert(os.execute("mkdir " .. dir .. " " .. dir .. "/t && echo threaded > " .. dir .. "/t/cgroup.type"))
+  local before = S.snapshot()
+  local app, err = start { kill_mode = "cgroup", cgroup_parent = parent .. "/t", argv = { F, "notify=READY=1", "pause" } }
+  local left = my_cgroups(dir .. "/t")
+  if app then app:terminate() end
+  local removed = os.execute("rmdir " .. dir .. "/t " .. dir)
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "spawn", tostring(err))
+  local function lit(text) return (text:gsub("%p", "%%%0")) end
+  lu.assertStrMatches(err.message, lit("cannot start " .. F .. ": cannot join the cgroup " .. parent .. "/t/appstart.")
+    .. "[^:]+: Operation not supported")
+  lu.assertEquals(left, 0, "the cgroup made is removed")
+  lu.assertTrue(removed)
+  S.assert_clean(before)
+end
+
 -- An app of another user's must not leave its cgroup: a cgroup_parent (or
 -- a cgroup above it) whose cgroup.procs its user may write would let it
 -- move its processes there (one moved itself into the parent and ran on
@@ -853,6 +876,23 @@ function TC.test_where_cgroup_v2_is_not_writable_the_start_fails_and_says_so()
   lu.assertStrContains(out, "nil\tspawn\t")
   lu.assertStrContains(out, "cgroup v2 not writable here?")
   lu.assertStrContains(out, "children\t\n")
+  -- a parent delegated to the launcher's user, the launcher outside it:
+  -- the cgroup is made, but moving a process into it is refused (it
+  -- said "cannot set up the cgroup of PROGRAM: Permission denied")
+  local parent = "/appstart-spec-" .. core.pid()
+  local dir = cgroup_mount() .. parent
+  assert(os.execute("mkdir " .. dir .. " && chown nobody " .. dir .. " " .. dir .. "/cgroup.procs"))
+  out = S.run_child({ as = "nobody", as_group = "nogroup", env = { LUA_PATH = lua_path,
+    LUA_CPATH = lua_cpath, APPSTART_FIXTURES = S.bindir } }, "trees_cgroup_v2_not_writable", parent)
+  local left = my_cgroups(dir)
+  local removed = os.execute("rmdir " .. dir)
+  lu.assertStrContains(out, "nil\tspawn\t")
+  lu.assertStrContains(out, ": cannot join the cgroup " .. parent .. "/appstart.")
+  lu.assertStrContains(out, ": Permission denied (moving a process takes write access to cgroup.procs of "
+    .. "the cgroup above both the launcher's and the new one")
+  lu.assertStrContains(out, "children\t\n")
+  lu.assertEquals(left, 0, "the cgroup made is removed")
+  lu.assertTrue(removed)
 end
 
 function TC.test_bad_cgroup_options_raise()

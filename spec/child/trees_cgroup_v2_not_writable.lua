@@ -2,13 +2,14 @@
 -- (as nobody, who may not write the cgroup tree): starts the fixture with
 -- kill_mode = "cgroup". Prints the app (nil), the error's code and the
 -- error, then "children" and its children (none expected).
--- No arguments.
+-- Argument: a cgroup_parent (delegated to nobody, the launcher outside
+-- it), or none.
 local appstart = require "appstart"
 local K = require "childkit"
 
 local F = K.fixture()
 
 local app, err = appstart.start { argv = { F, "notify=READY=1", "pause" }, kill_mode = "cgroup",
-  log = K.quiet }
+  cgroup_parent = arg[1], log = K.quiet }
 print(app, err and err.code, err)
 print("children", K.children_text())
