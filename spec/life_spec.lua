@@ -639,7 +639,7 @@ function TW.test_a_stop_under_way_ends_the_watchdog()
   local said, terminated
   run(function()
     local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.6", "exit=0" },
-      watchdog = 0.2 })
+      watchdog = 0.2, kill_grace = 2 })
     said = app:wait(5)
     app = assert(start { argv = { F, "trap=TERM:" .. trap, "notify=READY=1", "repeat=4:0.05:WATCHDOG=1",
       "waitfile=" .. trap, "sleep=0.6", "exit=0" }, watchdog = 0.3, kill_grace = 5 })
@@ -647,6 +647,36 @@ function TW.test_a_stop_under_way_ends_the_watchdog()
   end)
   lu.assertEquals({ said.code, said.signal, said.watchdog }, { 0, nil, nil }, "after STOPPING=1")
   lu.assertEquals({ terminated.code, terminated.signal, terminated.watchdog }, { 0, nil, nil }, "terminated")
+  S.assert_clean(before)
+end
+
+-- ... but bounded it is: an app that said STOPPING=1 and hangs on its way
+-- out is killed once kill_grace is over (SIGKILL, how.watchdog), not at
+-- the watchdog's period (it ran on for good: nothing bounded it), while
+-- one that ends within kill_grace ends as it ends. Without a watchdog
+-- nothing judges an app hung: it shuts down as long as it takes.
+function TW.test_a_shutdown_that_hangs_after_stopping_is_killed_after_kill_grace()
+  local before = S.snapshot()
+  local hung, took, slow, unwatched
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "pause" },
+      watchdog = 0.1, kill_grace = 0.6 })
+    local t0 = now()
+    hung = app:wait(10)
+    took = now() - t0
+    if not hung then app:terminate(0) end
+    app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.3", "exit=0" },
+      watchdog = 0.1, kill_grace = 2 })
+    slow = app:wait(10)
+    app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.6", "exit=0" },
+      kill_grace = 0.1 })
+    unwatched = app:wait(10)
+  end)
+  lu.assertNotNil(hung, "still running 10 s after STOPPING=1")
+  lu.assertEquals({ hung.code, hung.signal, hung.watchdog }, { nil, 9, true }, "hung after STOPPING=1")
+  lu.assertTrue(took >= 0.55, "killed " .. took .. " s after ready: before its kill_grace was over")
+  lu.assertEquals({ slow.code, slow.signal, slow.watchdog }, { 0, nil, nil }, "ended within kill_grace")
+  lu.assertEquals({ unwatched.code, unwatched.signal, unwatched.watchdog }, { 0, nil, nil }, "no watchdog")
   S.assert_clean(before)
 end
 

@@ -102,7 +102,8 @@ local function stop_listening(app)
   loop.unwatch(life.listen or nil)
   loop.unwatch(life.wd_timer or nil)
   loop.unwatch(life.kill_timer or nil)
-  life.listen, life.wd_timer, life.kill_timer = false, false, false
+  loop.unwatch(life.stop_bound or nil)
+  life.listen, life.wd_timer, life.kill_timer, life.stop_bound = false, false, false, false
   if life.listener then
     life.listener:close()
     life.listener = false
@@ -121,10 +122,10 @@ function App.unserved(apps)
   for app in pairs(apps) do
     local life = app._life
     if life and life.listener and not app._on_state then
-      local kill_timer = life.kill_timer
-      life.kill_timer = false
+      local kill_timer, stop_bound = life.kill_timer, life.stop_bound
+      life.kill_timer, life.stop_bound = false, false
       stop_listening(app)
-      life.kill_timer = kill_timer
+      life.kill_timer, life.stop_bound = kill_timer, stop_bound
     end
   end
 end
@@ -395,6 +396,7 @@ local function watchdog_fire(app, why)
   app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
   signal.kick(app._proc, app._opts, "ABRT", app._log, app._program)
   signal.kick(app._proc, app._opts, "CONT", app._log, app._program)
+  loop.unwatch(life.kill_timer or nil) -- (a STOPPING=1's bound: this kill is sooner)
   life.kill_timer = loop.at(now() + grace, function()
     life.kill_timer = false
     if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app._log, app._program) end
@@ -436,6 +438,23 @@ function App.watchdog_over(app)
   if not life or life.wd_over then return end
   loop.unwatch(life.wd_timer or nil)
   life.wd_timer, life.watchdog, life.wd_over = false, false, true
+end
+
+-- The app said STOPPING=1 with its watchdog on: the watchdog is over, and
+-- kill_grace bounds the shutdown instead (as a stop's grace does; with
+-- systemd, TimeoutStopSec): still running then, it has hung on its way
+-- out, and is killed (SIGKILL, how.watchdog). A stop of the launcher's
+-- (app:terminate) takes over with its own grace.
+local function bound_shutdown(app)
+  local life = app._life
+  local grace = kill_grace(app)
+  life.stop_bound = loop.at(now() + grace, function()
+    life.stop_bound = false
+    if life.wd_fired or not app._proc or stopping[app] or check(app) then return end
+    life.wd_fired = true
+    app._log("warn", format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
+    signal.kick(app._proc, app._opts, "KILL", app._log, app._program)
+  end)
 end
 
 -- Refused senders: one line a second at most, with a count.
@@ -554,7 +573,9 @@ local function on_message(app, m, sender)
   -- (STOPPING=1 first: it wins over a READY=1 in the same datagram)
   if m.stopping then
     set_state(app, "stopping")
+    local watched = life.watchdog and not life.wd_over
     App.watchdog_over(app)
+    if watched then bound_shutdown(app) end
   end
   if m.reloading and app._state ~= "stopping" then
     set_state(app, "reloading")
@@ -629,7 +650,8 @@ function App.listen(app, listener, watchdog, spell)
   -- (0: the app said WATCHDOG_USEC=0, the watchdog off)
   if watchdog == 0 then watchdog = nil end
   local life = { listener = listener, listen = false, watchdog = watchdog or false,
-    wd_due = false, wd_timer = false, wd_fired = false, wd_over = false, kill_timer = false, reload = false, refused = false,
+    wd_due = false, wd_timer = false, wd_fired = false, wd_over = false, kill_timer = false, stop_bound = false,
+    reload = false, refused = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
     quiet = {}, status_busy = false, status_next = false, spell = spell }
