@@ -905,6 +905,32 @@ function TR.test_reload_waits_for_reloading_then_ready()
   S.assert_clean(before)
 end
 
+-- A reload asked for while the app reloads of its own accord (it said
+-- RELOADING=1) waits for that reload's READY=1, then sends the signal and
+-- waits for the reload it asked for, as systemd runs a reload job once the
+-- unit is back: the signal came at once, the app folded it into the
+-- reload it was making, no RELOADING=1 of its own came, and the reload
+-- timed out.
+function TR.test_a_reload_while_the_app_reloads_of_itself_waits_for_that_one_first()
+  local before = S.snapshot()
+  local result, states = nil, {}
+  run(function()
+    local app = assert(start {
+      argv = { F, "catch=HUP", "notify=READY=1", "notify=RELOADING=1", "sleep=0.3",
+        -- (what came meanwhile is folded into this reload: forgotten)
+        "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1", "notify=READY=1", "pause" },
+      ready_timeout = 2,
+    })
+    lu.assertTrue(await(function() return app.state == "reloading" end))
+    result = { app:reload() }
+    states[1] = app.state
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  lu.assertEquals(result[1], true, tostring(result[2]))
+  lu.assertEquals(states[1], "ready")
+  S.assert_clean(before)
+end
+
 -- Two tasks reload at once: each returns true once the app has reloaded
 -- after its signal (the second's record replaced the first's, which
 -- timed out though the app reloaded).

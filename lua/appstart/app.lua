@@ -912,8 +912,8 @@ function App:reload()
   local life = self._life
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r, reloads
-  if life and life.listener then
-    r = { reloading = false, done = false, deadline = now() + timeout, since = now(), extended = false }
+  local function await(reloading)
+    r = { reloading = reloading, done = false, deadline = now() + timeout, since = now(), extended = false }
     reloads = life.reload or {}
     life.reload = reloads
     reloads[r] = true
@@ -923,6 +923,18 @@ function App:reload()
     reloads[r] = nil
     if life.reload == reloads and not next(reloads) then life.reload = false end
   end
+  -- a reload of the app's own under way (it said RELOADING=1): its READY=1
+  -- first, then the signal, as systemd runs a reload job once the unit is
+  -- back (the app would fold the signal into the reload it makes, and no
+  -- RELOADING=1 of its own would come)
+  if life and life.listener and self._state == "reloading" then
+    await(true)
+    local result, err = reload_wait(self, r, timeout)
+    unwait()
+    if not result then return nil, err end
+    if self._state == "stopping" then return nil, "app is stopping (it said STOPPING=1)" end
+  end
+  if life and life.listener then await(false) end
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
   local ok, message, errno = signal.send(self._proc, self._opts, sig, true)
   if not ok then
