@@ -345,6 +345,19 @@ function Launcher.test_readiness_looked_at_out_of_descriptors_waits_for_them()
     .. "left\ttrue\t\n")
 end
 
+-- An app that gets ready while the launcher has no descriptor free, in a
+-- plain script with no poll set made yet, is returned and watched all the
+-- same (the start raised "epoll_create1: Too many open files"): its end,
+-- with the descriptors still taken, is seen at the calls that wait (its
+-- pidfd looked at alone until a poll set can be made).
+function Launcher.test_an_app_ready_with_no_descriptor_left_is_watched_all_the_same()
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_ready_with_no_descriptor_for_the_watch")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "group\tapp\tkilled by signal 9 (KILL)\tkilled by signal 9 (KILL)\n"
+    .. "on_exit\tapp\tkilled by signal 9 (KILL)\tkilled by signal 9 (KILL)\n"
+    .. "left\ttrue\t\n")
+end
+
 --- A pid the helper reports while the launcher has no descriptor free (no
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.

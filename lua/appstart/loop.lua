@@ -10,6 +10,7 @@
 -- descriptor leaves the set when its last waiter goes, always before whoever
 -- owns it closes it. Timers live in a binary heap.
 local core = require "appstart.core"
+local settings = require "appstart.settings"
 
 local now = core.now
 
@@ -116,10 +117,16 @@ end
 -------------------------------------------------------------------------------
 -- descriptors
 
-local function get_poller()
-  if not poller then poller = assert(core.poller()) end
-  return poller
+-- The poll set; nil, why where none can be made (out of descriptors).
+local function try_poller()
+  if poller then return poller end
+  local p, err = core.poller()
+  if not p then return nil, err end
+  poller = p
+  return p
 end
+
+local function get_poller() return assert(try_poller()) end
 
 -- A descriptor is in the epoll set exactly while it has a waiter set: the
 -- set is made whole first, and a failure (out of memory) on the way undoes
@@ -904,6 +911,26 @@ end
 --- Call fn() in the background when fd becomes readable, once; or, with no
 -- fd, every `interval` seconds until fn returns true.
 -- @return a handle for loop.unwatch
+-- h's descriptor joins the poll set; out of descriptors, with no poll set
+-- yet and none to be made (a start that got ready meanwhile, in a plain
+-- script), it is looked at alone every poll_interval instead (poll(2) of
+-- it, which needs no descriptor: what it says is seen all the same),
+-- until a poll set can be made and it joins that.
+local function add_or_look(fd, h)
+  if try_poller() then return add_waiter(fd, h) end
+  local function look()
+    h.timer = nil
+    if h.done then return end
+    if try_poller() then return add_waiter(fd, h) end
+    if core.wait_readable(fd, 0) then
+      h.fire(h)
+      if h.done then return end
+    end
+    h.timer = loop.timer(now() + settings.poll_interval, look)
+  end
+  h.timer = loop.timer(now() + settings.poll_interval, look)
+end
+
 function loop.watch(fd, fn, interval)
   if not current then
     local b = making_backend()
@@ -917,7 +944,7 @@ function loop.watch(fd, fn, interval)
       fn()
     end
     h.fd = fd
-    add_waiter(fd, h)
+    add_or_look(fd, h)
   else
     local function probe()
       if h.done then return end
@@ -938,7 +965,7 @@ function loop.listen(fd, fn)
   end
   local h = { done = false, fd = fd }
   h.fire = function() fn() end
-  add_waiter(fd, h)
+  add_or_look(fd, h)
   return h
 end
 

@@ -263,9 +263,9 @@ function BACKEND.wait(fd, deadline)
     if readable == nil then error(err, 2) end
     return readable
   end
-  local p = assert(core.poller())
-  p:wait(timeout, {})
-  p:close()
+  -- (a sleep: poll(2) of no descriptor, which needs none free)
+  local ok, err = core.wait_readable(-1, timeout)
+  if ok == nil then error(err, 2) end
   return false
 end
 
