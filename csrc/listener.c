@@ -6,6 +6,7 @@
 #include "channel.h"
 #include "procfs.h"
 #include "starter.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ int listener_fd(const struct listener *l)
     return l->sock ? l->sock->fd : -1;
 }
 
+/* 1, 0, or -errno when it cannot be told for now (starter.c's admitted) */
 static int admitted(const struct listener *l, pid_t sender)
 {
     if (sender <= 0)
@@ -26,8 +28,17 @@ static int admitted(const struct listener *l, pid_t sender)
         return 1;
     if (l->access != STARTER_ACCESS_ALL)
         return 0;
-    return procfs_descends_within(sender, l->main, PROCFS_SENDER_MAX_DEPTH) ||
-           (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender));
+    int descends = procfs_descent_within(sender, l->main, PROCFS_SENDER_MAX_DEPTH);
+    if (descends == 1 || (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender)))
+        return 1;
+    return descends < 0 && sys_lacks_resources(-descends) ? descends : 0;
+}
+
+static void drop_held(struct listener *l)
+{
+    free(l->held);
+    l->held = NULL;
+    l->held_len = 0;
 }
 
 int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *sender)
@@ -37,10 +48,34 @@ int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *se
     if (!l->sock)
         return LISTENER_NONE;
     int trunc = 0;
-    ssize_t n = channel_recv(l->sock->fd, buf, NOTIFY_DATAGRAM_MAX + 1, sender, &trunc);
-    if (n < 0)
-        return errno == EAGAIN ? LISTENER_NONE : LISTENER_ERROR;
-    if (!admitted(l, *sender))
+    ssize_t n;
+    int a;
+    if (l->held) {
+        /* what could not be checked comes first, once it can be */
+        if ((a = admitted(l, l->held_sender)) < 0)
+            return LISTENER_LATER;
+        n = (ssize_t)l->held_len;
+        memcpy(buf, l->held, l->held_len);
+        trunc = l->held_trunc;
+        *sender = l->held_sender;
+        drop_held(l);
+    } else {
+        n = channel_recv(l->sock->fd, buf, NOTIFY_DATAGRAM_MAX + 1, sender, &trunc);
+        if (n < 0)
+            return errno == EAGAIN ? LISTENER_NONE : LISTENER_ERROR;
+        if ((a = admitted(l, *sender)) < 0) {
+            char *copy = malloc(n ? (size_t)n : 1);
+            if (!copy)
+                return LISTENER_REFUSED; /* (cannot be kept: refused, and logged) */
+            memcpy(copy, buf, (size_t)n);
+            l->held = copy;
+            l->held_len = (size_t)n;
+            l->held_trunc = trunc;
+            l->held_sender = *sender;
+            return LISTENER_LATER;
+        }
+    }
+    if (!a)
         return LISTENER_REFUSED;
     if (trunc || n > NOTIFY_DATAGRAM_MAX) {
         m->error = "datagram over 4096 bytes";
@@ -122,6 +157,7 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
 
 void listener_close(struct listener *l)
 {
+    drop_held(l);
     if (l->sock) {
         notify_socket_close(l->sock);
         free(l->sock);

@@ -28,6 +28,12 @@ struct listener {
     pid_t pgid;                   /* the app's process group (kill_mode
                                      "group"), 0 when none */
     unsigned long long pgid_start; /* the start time of its leader */
+    char *held;                   /* a datagram whose sender could not be
+                                     checked yet (out of descriptors),
+                                     malloc'd; NULL when none */
+    size_t held_len;
+    int held_trunc;
+    pid_t held_sender;
 };
 
 enum listener_read_result {
@@ -35,7 +41,11 @@ enum listener_read_result {
     LISTENER_MESSAGE,   /* *m parsed from an admitted sender */
     LISTENER_REFUSED,   /* from *sender, not admitted: not parsed */
     LISTENER_MALFORMED, /* admitted, but broke the protocol (m->error) */
-    LISTENER_ERROR      /* errno says */
+    LISTENER_ERROR,     /* errno says */
+    LISTENER_LATER      /* a datagram whose sender cannot be checked for
+                           now (the launcher out of descriptors or
+                           memory) is held, and what follows it: ask
+                           again a moment later */
 };
 
 /* The next datagram, never waiting. buf holds NOTIFY_DATAGRAM_MAX + 1

@@ -54,6 +54,9 @@ static void set_flag(lua_State *L, int on, const char *name)
  *              errno=}, pid      from an admitted sender (fields present)
  *   "refused", pid               from a sender not admitted
  *   "malformed", why             broke the protocol
+ *   "later"                      a sender that cannot be checked for now
+ *                                (out of descriptors): its datagram is
+ *                                held, and what follows; ask again later
  *   "error", message, errno */
 static int l_listener_read(lua_State *L)
 {
@@ -104,6 +107,9 @@ static int l_listener_read(lua_State *L)
         lua_pushliteral(L, "malformed");
         lua_pushstring(L, m.error);
         return 2;
+    case LISTENER_LATER:
+        lua_pushliteral(L, "later");
+        return 1;
     case LISTENER_ERROR: {
         int err = errno;
         lua_pushliteral(L, "error");

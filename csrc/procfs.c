@@ -237,6 +237,11 @@ int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth)
     return descent(pid, ancestor, NULL, max_depth) == 1;
 }
 
+int procfs_descent_within(pid_t pid, pid_t ancestor, int max_depth)
+{
+    return descent(pid, ancestor, NULL, max_depth);
+}
+
 int procfs_names_a_thread(pid_t pid, int open_err)
 {
     if (open_err && open_err != EINVAL && open_err != ENOENT)

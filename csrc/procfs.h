@@ -87,6 +87,8 @@ int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via);
 int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via);
 /* The same within max_depth generations (pid a child of ancestor: 1). */
 int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth);
+/* procfs_descent within max_depth generations: 1, 0 or -errno. */
+int procfs_descent_within(pid_t pid, pid_t ancestor, int max_depth);
 
 /* How many generations below the app a notify_access "all" sender may be:
  * its descent is read for every datagram it sends, one /proc file per

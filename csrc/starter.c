@@ -125,6 +125,11 @@ struct starter {
     struct pid_reader pid_reader;
     struct ready_line line;   /* fd protocol: grows with what comes */
 
+    char *held;               /* a message whose sender could not be
+                                 checked yet (admitted), malloc'd */
+    size_t held_len;
+    int held_trunc;
+    pid_t held_sender;
     char *status;             /* the latest STATUS=, malloc'd */
     size_t status_len;
     int app_errno;            /* ERRNO=, 0 when none */
@@ -1374,6 +1379,10 @@ static int step_pid(struct starter *s)
 
 /* ---- the ready message ---- */
 
+/* 1 when notify_access admits sender, 0 when not, -errno when that cannot
+ * be told for now (the launcher out of descriptors or memory: its
+ * descent cannot be read): the message is then held (hold) and looked at
+ * again at the next steps. */
 static int admitted(struct starter *s, pid_t sender)
 {
     if (sender <= 0)
@@ -1386,15 +1395,90 @@ static int admitted(struct starter *s, pid_t sender)
         return 1;
     if (s->access != STARTER_ACCESS_ALL || app <= 0)
         return 0;
-    return procfs_descends_within(sender, app, PROCFS_SENDER_MAX_DEPTH) ||
-           (s->tree && s->tree->mode == TREE_CGROUP && tree_contains(s->tree, sender));
+    int descends = procfs_descent_within(sender, app, PROCFS_SENDER_MAX_DEPTH);
+    if (descends == 1 || (s->tree && s->tree->mode == TREE_CGROUP && tree_contains(s->tree, sender)))
+        return 1;
+    return descends < 0 && sys_lacks_resources(-descends) ? descends : 0;
+}
+
+/* A message whose sender could not be told admitted or not (admitted < 0)
+ * waits in s->held, the reads stopped behind it (what follows comes after
+ * it); 0, or ENOMEM when it cannot be kept (it is then refused). */
+static int hold(struct starter *s, const char *buf, size_t n, int trunc, pid_t sender)
+{
+    char *copy = malloc(n ? n : 1);
+    if (!copy)
+        return ENOMEM;
+    memcpy(copy, buf, n);
+    s->held = copy;
+    s->held_len = n;
+    s->held_trunc = trunc;
+    s->held_sender = sender;
+    return 0;
+}
+
+static void drop_held(struct starter *s)
+{
+    free(s->held);
+    s->held = NULL;
+    s->held_len = 0;
+}
+
+/* One chunk of the ready channel from an admitted sender: 1 to read on,
+ * 0 to stop (the line is whole, or the start failed). */
+static int take_ready_chunk(struct starter *s, const char *buf, size_t n)
+{
+    size_t used;
+    int v = ready_line_feed(&s->line, buf, n, &used);
+    if (v == READY_LINE_NOMEM) {
+        fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s", strerror(ENOMEM));
+        return 0;
+    }
+    if (v == READY_LINE_DONE) {
+        s->ready_seen = 1;
+        return 0;
+    }
+    if (v == READY_LINE_TOO_LONG) {
+        fail(s, STARTER_PROTOCOL, 0, "ready line longer than %d bytes", READY_LINE_MAX - 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* The held message (hold), once its sender can be told: -1 while it
+ * cannot yet (the reads wait behind it), else what take says (1 to read
+ * on, 0 to stop); refused, 1. */
+static int take_held(struct starter *s, const char *what, int (*take)(struct starter *, const char *, size_t, int))
+{
+    int a = admitted(s, s->held_sender);
+    if (a < 0)
+        return -1;
+    int on = 1;
+    if (a)
+        on = take(s, s->held, s->held_len, s->held_trunc);
+    else
+        refuse(s, s->held_sender, what);
+    drop_held(s);
+    return on;
+}
+
+static int take_ready_held(struct starter *s, const char *buf, size_t n, int trunc)
+{
+    (void)trunc;
+    return take_ready_chunk(s, buf, n);
 }
 
 /* The reads of one step are bounded (a flood cannot stall the launcher):
  * 1 when they stopped at the bound with more perhaps still queued, which
- * the next step reads before it may conclude that the app died unready. */
+ * the next step reads before it may conclude that the app died unready
+ * (so it does with a message held, its sender not checked yet). */
 static int read_ready_fd(struct starter *s)
 {
+    if (s->held) {
+        int on = take_held(s, "ready line", take_ready_held);
+        if (on <= 0)
+            return on < 0;
+    }
     char buf[READY_LINE_MAX];
     for (int i = 0; i < STARTER_READS_PER_STEP; i++) {
         pid_t sender;
@@ -1411,25 +1495,15 @@ static int read_ready_fd(struct starter *s)
             drop_fd(s, &s->ready_rd);
             return 0;
         }
-        if (!admitted(s, sender)) {
+        int a = admitted(s, sender);
+        if (a < 0 && hold(s, buf, (size_t)n, trunc, sender) == 0)
+            return 1;
+        if (a <= 0) {
             refuse(s, sender, "ready line");
             continue;
         }
-        size_t used;
-        int v = ready_line_feed(&s->line, buf, (size_t)n, &used);
-        if (v == READY_LINE_NOMEM) {
-            fail(s, STARTER_READY_CLOSED, ENOMEM, "cannot read the ready channel: %s",
-                 strerror(ENOMEM));
+        if (!take_ready_chunk(s, buf, (size_t)n))
             return 0;
-        }
-        if (v == READY_LINE_DONE) {
-            s->ready_seen = 1;
-            return 0;
-        }
-        if (v == READY_LINE_TOO_LONG) {
-            fail(s, STARTER_PROTOCOL, 0, "ready line longer than %d bytes", READY_LINE_MAX - 1);
-            return 0;
-        }
     }
     return 1;
 }
@@ -1447,11 +1521,69 @@ static void set_status(struct starter *s, const char *text, size_t len)
     push_event(s, STARTER_EVENT_STATUS, 0, 1, text, len);
 }
 
+/* One datagram from an admitted sender: 1 to read on, 0 to stop (ready,
+ * or the start failed). */
+static int take_datagram(struct starter *s, const char *buf, size_t n, int trunc)
+{
+    if (trunc || n > NOTIFY_DATAGRAM_MAX) {
+        fail(s, STARTER_PROTOCOL, 0, "notify datagram over %d bytes", NOTIFY_DATAGRAM_MAX);
+        return 0;
+    }
+    struct notify_msg m;
+    if (notify_parse(buf, n, &m) < 0) {
+        fail(s, STARTER_PROTOCOL, 0, "malformed notify datagram: %s", m.error);
+        return 0;
+    }
+    if (m.has_mainpid) {
+        pid_t expected = app_of(s)->pid;
+        if (m.mainpid != (long long)expected) {
+            fail(s, STARTER_PID_MISMATCH, 0, "app claimed MAINPID=%lld but its pid is %d",
+                 m.mainpid, (int)expected);
+            return 0;
+        }
+        push_event(s, STARTER_EVENT_MAINPID, m.mainpid, 1, NULL, 0);
+    }
+    if (m.has_status)
+        set_status(s, m.status, m.status_len);
+    if (m.has_errno) {
+        s->app_errno = m.errno_value;
+        push_event(s, STARTER_EVENT_ERRNO, m.errno_value, 1, NULL, 0);
+    }
+    if (m.has_extend)
+        push_event(s, STARTER_EVENT_EXTEND,
+                   m.extend_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
+                                                                 : (long long)m.extend_usec,
+                   1, NULL, 0);
+    if (m.stopping) {
+        s->app_stopping = 1;
+        push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
+    }
+    if (m.has_watchdog_usec)
+        push_event(s, STARTER_EVENT_WATCHDOG_USEC,
+                   m.watchdog_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
+                                                                   : (long long)m.watchdog_usec,
+                   1, NULL, 0);
+    /* as with systemd, STOPPING=1 wins, in the same datagram too, and
+     * a dying app is not made ready again */
+    if (m.ready && !s->app_stopping) {
+        s->ready_seen = 1;
+        return 0;
+    }
+    return 1;
+}
+
 /* (as read_ready_fd; it also stops while the event queue has no room for
  * what one datagram may add, so that no event is dropped: the caller takes
  * them between steps) */
 static int read_notify(struct starter *s)
 {
+    if (s->nevents + NOTIFY_EVENTS_MAX > STARTER_MAX_EVENTS)
+        return 1;
+    if (s->held) {
+        int on = take_held(s, "notify datagram", take_datagram);
+        if (on <= 0)
+            return on < 0;
+    }
     char buf[NOTIFY_DATAGRAM_MAX + 1];
     for (int i = 0; i < STARTER_READS_PER_STEP; i++) {
         if (s->nevents + NOTIFY_EVENTS_MAX > STARTER_MAX_EVENTS)
@@ -1465,54 +1597,15 @@ static int read_notify(struct starter *s)
                      strerror(errno));
             return 0;
         }
-        if (!admitted(s, sender)) {
+        int a = admitted(s, sender);
+        if (a < 0 && hold(s, buf, (size_t)n, trunc, sender) == 0)
+            return 1;
+        if (a <= 0) {
             refuse(s, sender, "notify datagram");
             continue;
         }
-        if (trunc || n > NOTIFY_DATAGRAM_MAX) {
-            fail(s, STARTER_PROTOCOL, 0, "notify datagram over %d bytes", NOTIFY_DATAGRAM_MAX);
+        if (!take_datagram(s, buf, (size_t)n, trunc))
             return 0;
-        }
-        struct notify_msg m;
-        if (notify_parse(buf, (size_t)n, &m) < 0) {
-            fail(s, STARTER_PROTOCOL, 0, "malformed notify datagram: %s", m.error);
-            return 0;
-        }
-        if (m.has_mainpid) {
-            pid_t expected = app_of(s)->pid;
-            if (m.mainpid != (long long)expected) {
-                fail(s, STARTER_PID_MISMATCH, 0, "app claimed MAINPID=%lld but its pid is %d",
-                     m.mainpid, (int)expected);
-                return 0;
-            }
-            push_event(s, STARTER_EVENT_MAINPID, m.mainpid, 1, NULL, 0);
-        }
-        if (m.has_status)
-            set_status(s, m.status, m.status_len);
-        if (m.has_errno) {
-            s->app_errno = m.errno_value;
-            push_event(s, STARTER_EVENT_ERRNO, m.errno_value, 1, NULL, 0);
-        }
-        if (m.has_extend)
-            push_event(s, STARTER_EVENT_EXTEND,
-                       m.extend_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
-                                                                     : (long long)m.extend_usec,
-                       1, NULL, 0);
-        if (m.stopping) {
-            s->app_stopping = 1;
-            push_event(s, STARTER_EVENT_STOPPING, 0, 1, NULL, 0);
-        }
-        if (m.has_watchdog_usec)
-            push_event(s, STARTER_EVENT_WATCHDOG_USEC,
-                       m.watchdog_usec > (unsigned long long)LLONG_MAX ? LLONG_MAX
-                                                                       : (long long)m.watchdog_usec,
-                       1, NULL, 0);
-        /* as with systemd, STOPPING=1 wins, in the same datagram too, and
-         * a dying app is not made ready again */
-        if (m.ready && !s->app_stopping) {
-            s->ready_seen = 1;
-            return 0;
-        }
     }
     return 1;
 }
@@ -1684,8 +1777,10 @@ int starter_needs_probing(const struct starter *s)
         return (!s->helper_done && s->spawned.pidfd < 0) || (s->pid_file && s->helper_done) ||
                s->unchecked_pid != 0 || s->eof_since != 0;
     case STARTER_AWAIT_READY:
+        /* (a message held: its sender is checked again) */
         return (s->has_helper && !s->helper_done && s->spawned.pidfd < 0) ||
-               (!s->app_dead && app->pid > 0 && app->pidfd < 0) || s->eof_since != 0;
+               (!s->app_dead && app->pid > 0 && app->pidfd < 0) || s->eof_since != 0 ||
+               s->held != NULL;
     case STARTER_FAILED:
         /* a group or cgroup is looked at, not waited on, as is an orphan
          * on its way out; a pid that could not be checked is checked
@@ -2062,6 +2157,7 @@ void starter_close(struct starter *s)
     s->taken_text = NULL;
     free(s->status);
     s->status = NULL;
+    drop_held(s);
     free(s->message);
     s->message = NULL;
 }

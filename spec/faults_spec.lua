@@ -345,6 +345,23 @@ function Launcher.test_readiness_looked_at_out_of_descriptors_waits_for_them()
     .. "left\ttrue\t\n")
 end
 
+-- A ready message from a process that notify_access "all" may admit (a
+-- child of the app's), sent while the launcher has no descriptor free
+-- (its descent cannot be read), is held, its sender checked again at
+-- each step: once descriptors are back it counts (it was refused and
+-- logged for good, "/proc is not mounted", and the start timed out); so
+-- is one after ready, read again every poll_interval.
+function Launcher.test_a_ready_message_whose_sender_cannot_be_checked_waits_for_descriptors()
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_a_sender_checked_once_descriptors_are_back")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "notify\tfalse\tready\t0\nfd\tfalse\tready\t0\nleft\ttrue\t\n")
+  -- and after ready (a STATUS= from the app's child)
+  text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 },
+    "faults_a_sender_after_ready_checked_once_descriptors_are_back", S.tmpname("go"))
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "status\tchild\t0\nleft\ttrue\t\n")
+end
+
 -- An app that gets ready while the launcher has no descriptor free, in a
 -- plain script with no poll set made yet, is returned and watched all the
 -- same (the start raised "epoll_create1: Too many open files"): its end,

@@ -103,7 +103,8 @@ local function stop_listening(app)
   loop.unwatch(life.wd_timer or nil)
   loop.unwatch(life.kill_timer or nil)
   loop.unwatch(life.stop_bound or nil)
-  life.listen, life.wd_timer, life.kill_timer, life.stop_bound = false, false, false, false
+  loop.unwatch(life.later or nil)
+  life.listen, life.wd_timer, life.kill_timer, life.stop_bound, life.later = false, false, false, false, false
   if life.listener then
     life.listener:close()
     life.listener = false
@@ -608,6 +609,19 @@ function App.drain(app, last)
     if not l or life.listener ~= l then return false end
     local kind, a, b = l:read()
     if not kind then full = false; break end
+    if kind == "later" then
+      -- a sender that cannot be checked for now (out of descriptors):
+      -- its datagram is held, and read again a moment later (the socket
+      -- may say nothing more meanwhile)
+      full = false
+      if not last and not life.later then
+        life.later = loop.at(now() + settings.poll_interval, function()
+          life.later = false
+          drain_all(app)
+        end)
+      end
+      break
+    end
     if kind == "message" then
       if last then take_report(app, a) else on_message(app, a, b) end
     elseif kind == "refused" then
@@ -651,7 +665,7 @@ function App.listen(app, listener, watchdog, spell)
   if watchdog == 0 then watchdog = nil end
   local life = { listener = listener, listen = false, watchdog = watchdog or false,
     wd_due = false, wd_timer = false, wd_fired = false, wd_over = false, kill_timer = false, stop_bound = false,
-    reload = false, refused = false,
+    reload = false, refused = false, later = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
     quiet = {}, status_busy = false, status_next = false, spell = spell }

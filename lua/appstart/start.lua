@@ -316,10 +316,10 @@ local function log_refused(h)
   -- (descent and cgroup membership are proven through /proc: without it
   -- "all" admits what "exec" does, and the line says why)
   if h._opts.notify_access == "all" then
-    local f = io.open("/proc/self/stat")
+    local f, _, code = io.open("/proc/self/stat")
     if f then
       f:close()
-    else
+    elseif code == 2 then -- ENOENT (out of descriptors, it cannot be told)
       access = access .. "; /proc is not mounted, so no other process can be proven the app's"
     end
   end

@@ -1,0 +1,44 @@
+--- Run by spec/faults_spec.lua, in
+-- test_a_ready_message_whose_sender_cannot_be_checked_waits_for_descriptors:
+-- for each of the notify and fd protocols, with notify_access "all", a
+-- start whose app's child sends the ready message while every descriptor
+-- is taken (its descent cannot be read) is stepped for 1 s so, then given
+-- them back and waited for. Prints "CASE", whether the start was done
+-- while starved, "ready" or the code it ended with, and the log lines
+-- that said a message was ignored; then "left", whether the descriptors
+-- are as they were, and the children left.
+local appstart = require "appstart"
+local core = require "appstart.core"
+local K = require "childkit"
+
+local F = K.fixture()
+local fds = K.fds()
+
+local function starved(h, seconds)
+  local held = K.take_all_descriptors()
+  local t0, done = core.now(), false
+  while not done and core.now() - t0 < seconds do
+    done = h:step()
+    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
+    core.wait_readable(-1, 0.01)
+  end
+  for _, f in ipairs(held) do f:close() end
+  return done
+end
+
+for _, case in ipairs {
+  { "notify", { ready = "notify", argv = { F, "sleep=0.3", "fork", "notify=READY=1", "pause", "|", "pause" } } },
+  { "fd", { ready = "fd", ready_fd = 3, argv = { F, "sleep=0.3", "fork", "line=3:up", "pause", "|", "pause" } } },
+} do
+  local name, opts = case[1], case[2]
+  local ignored = 0
+  opts.notify_access, opts.kill_mode, opts.ready_timeout, opts.kill_grace = "all", "group", 5, 2
+  opts.log = function(_, message) if message:find("ignored") then ignored = ignored + 1 end end
+  local h = appstart.begin(opts)
+  local done = starved(h, 1)
+  local app, err = h:wait()
+  K.out(name, tostring(done), app and "ready" or err.code, ignored)
+  if app then app:terminate() end
+end
+require("appstart.testing").reap()
+K.out("left", tostring(K.fds() == fds), K.children_text())
