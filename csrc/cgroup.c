@@ -154,9 +154,11 @@ static int open_path(int dirfd, const char *rel, int make, size_t *done)
     return cur;
 }
 
+/* Does the launcher of that pid run? (A zombie, its parent not reaping
+ * it, as a killed launcher's may stay, does not.) */
 static int alive(pid_t pid)
 {
-    return kill(pid, 0) == 0 || errno == EPERM;
+    return (kill(pid, 0) == 0 || errno == EPERM) && procfs_liveness(pid) != PROCFS_GONE;
 }
 
 /* The cgroups an app made inside its own (a root app may: a worker's of
@@ -173,15 +175,17 @@ static void remove_all_inner(int top_fd);
 
 /* Empty directories that killed launchers left under the parent: the pid
  * in the name is gone, and nothing runs in them (nor in the cgroups made
- * inside them, removed first). */
-static void remove_stale(int parent_fd)
+ * inside them, removed first). Returns how many were left, their apps
+ * still running (or -1 when the parent could not be read). */
+static int remove_stale(int parent_fd)
 {
     int fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         sys_close(&fd);
-        return;
+        return -1;
     }
+    int left = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *name = e->d_name;
@@ -198,13 +202,18 @@ static void remove_stale(int parent_fd)
             remove_all_inner(stale);
             sys_close(&stale);
         }
-        (void)unlinkat(dirfd(d), name, AT_REMOVEDIR); /* EBUSY while populated */
+        if (unlinkat(dirfd(d), name, AT_REMOVEDIR) < 0 && errno == EBUSY)
+            left++; /* populated (one that cannot be removed, another
+                     * user's, is no reason to look again) */
     }
     closedir(d);
+    return left;
 }
 
-/* The parents already swept in this process (a few; past that, every
- * start sweeps, which is only slower). */
+/* The parents already swept in this process, and found clean (a few;
+ * past that, every start sweeps, which is only slower). One where a
+ * killed launcher's app still ran is swept again at the next start, until
+ * none is left: that app's directory goes once it has emptied. */
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
 static char swept[4][128];
 static int nswept;
@@ -217,8 +226,7 @@ static void sweep_once(int parent_fd, const char *parent)
         done = strcmp(swept[i], parent) == 0;
     if (done)
         return;
-    remove_stale(parent_fd);
-    if (nswept < 4 && strlen(parent) < sizeof swept[0])
+    if (remove_stale(parent_fd) == 0 && nswept < 4 && strlen(parent) < sizeof swept[0])
         strcpy(swept[nswept++], parent);
 }
 

@@ -726,6 +726,48 @@ function TC.test_cgroup_parent_is_made_and_used()
   assert(os.execute("rmdir " .. dir))
 end
 
+-- A launcher killed (SIGKILL) leaves its app's cgroup: the next start
+-- under the same parent removes it once that app has ended, also when
+-- that start is made by a launcher that swept the parent before, while
+-- the app still ran (a parent was swept once a process: such a cgroup
+-- stayed as long as that launcher ran).
+function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
+  local parent = "/appstart-spec-" .. core.pid() .. "-stale"
+  local dir = cgroup_mount() .. parent
+  local pidfile, appfile = S.tmpname("launcher"), S.tmpname("app")
+  S.run_child({ background = true }, "trees_cgroup_launcher_to_kill", pidfile, appfile, parent)
+  local launcher, orphan = S.pid_in(pidfile), S.pid_in(appfile)
+  local theirs = "appstart." .. launcher .. "."
+  local function left()
+    local n = 0
+    for name in io.popen("ls " .. dir):lines() do
+      if name:sub(1, #theirs) == theirs then n = n + 1 end
+    end
+    return n
+  end
+  os.execute("kill -9 " .. launcher)
+  lu.assertTrue(S.await_gone(launcher))
+  local running, ended
+  local first = start { kill_mode = "cgroup", cgroup_parent = parent, argv = { F, "notify=READY=1", "pause" } }
+  running = left()
+  os.execute("kill -9 " .. orphan)
+  lu.assertTrue(S.await_gone(orphan))
+  -- (its cgroup says so a moment after it is a zombie)
+  local events = io.popen("ls -d " .. dir .. "/" .. theirs .. "*"):read("l") .. "/cgroup.events"
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(events) or ""):find("populated 0") ~= nil end))
+  local second = start { kill_mode = "cgroup", cgroup_parent = parent, argv = { F, "notify=READY=1", "pause" } }
+  ended = left()
+  for _, app in ipairs { first or false, second or false } do
+    if app then app:terminate() end
+  end
+  local removed = os.execute("rmdir " .. dir)
+  lu.assertNotNil(first)
+  lu.assertNotNil(second)
+  lu.assertEquals(running, 1, "the killed launcher's cgroup stays while its app runs")
+  lu.assertEquals(ended, 0, "the killed launcher's cgroup is removed once its app has ended")
+  lu.assertTrue(removed)
+end
+
 -- A cgroup made that the app cannot join (under a threaded cgroup no
 -- process may join, only threads): `spawn`, naming the cgroup and why
 -- (it said "cannot set up the cgroup of PROGRAM"), nothing left running,
