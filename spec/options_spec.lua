@@ -357,4 +357,33 @@ function Settings.test_printable_given_no_string_is_a_bad_argument_error()
   lu.assertEquals(appstart.printable("\xC3\xA9 \xE2\x82\xAC \xC2\xA0"), "\xC3\xA9 \xE2\x82\xAC \xC2\xA0")
 end
 
+-- The options are read as they were checked: a change to the caller's
+-- table after (a template reused for the next app, an on_status that
+-- writes to it) changes nothing of the start or its app (the app read the
+-- table itself: a reload_signal = "KILL" set after the start killed the
+-- app on app:reload(), a kill_grace = "bogus" made app:terminate() raise
+-- in appstart's own code, an on_status set to a string ended the run).
+function T.test_the_options_table_changed_after_the_start_changes_nothing()
+  local before = S.snapshot()
+  local seen = {}
+  local opts = { argv = { F, "catch=HUP", "notify=STATUS=one", "sleep=0.2", "notify=READY=1",
+    "waitsig=HUP", "notify=RELOADING=1", "notify=STATUS=two", "notify=READY=1", "pause" },
+    reload_signal = "HUP", kill_grace = 2, ready_timeout = 5, log = S.quiet }
+  opts.on_status = function(_, text)
+    seen[#seen + 1] = text
+    opts.on_status, opts.kill_grace, opts.ready_timeout = "not a function", "bogus", "bogus"
+  end
+  local reloaded, how
+  appstart.run(function()
+    local app = assert(appstart.start(opts))
+    opts.reload_signal, opts.notify_access, opts.watchdog = "KILL", "all", 0.01
+    reloaded = { app:reload() }
+    how = app:terminate()
+  end)
+  lu.assertEquals(reloaded[1], true, tostring(reloaded[2]))
+  lu.assertEquals(seen, { "one", "two" })
+  lu.assertEquals(how, { signal = 15 })
+  S.assert_clean(before)
+end
+
 return { TestOptionsNoEffect = T, TestSettings = Settings }

@@ -185,6 +185,14 @@ end
 -- appstart-helper --signal is given: appstart.signal)
 function start.begin(opts, who, up, pass_fd)
   options.assert(opts, who, up + 2)
+  -- the start and its app read the options as checked: the caller's table
+  -- may be changed after (a template reused, an on_status that writes to
+  -- it), and what it would then hold was never checked. (Its tables, argv,
+  -- env, ready, are the ones given: read as the start begins, or only
+  -- during it.)
+  local given = opts
+  opts = {}
+  for k, v in next, given do opts[k] = v end
   local ready = opts.ready or DEFAULTS.ready
   -- a probe looks from outside once the app runs: to the core the start
   -- is ready at the exec (or the pid), and the probing comes after
