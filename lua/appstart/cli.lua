@@ -26,7 +26,7 @@ local cli = {}
 
 local USAGE = [[
 Usage: appstart [options] -- COMMAND [ARG...]
-       appstart supervise [--json] FILE.lua   (see appstart supervise --help)
+       appstart supervise [--json] [-q | -v] [--] FILE.lua   (see appstart supervise --help)
 
 Start COMMAND, wait until it reports that it is ready, print its pid, name
 and time to ready, and exit 0 leaving it running.
