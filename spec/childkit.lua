@@ -73,6 +73,22 @@ function K.take_all_descriptors()
   end
 end
 
+--- Step the start h (appstart.begin's) for `seconds` with every
+-- descriptor taken (taken again after each step, 10 ms apart), then give
+-- them back: whether it was done meanwhile, and its code then ("none").
+function K.step_starved(h, seconds)
+  local core = require "appstart.core"
+  local held = K.take_all_descriptors()
+  local t0, done = core.now(), false
+  while not done and core.now() - t0 < seconds do
+    done = h:step()
+    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
+    core.wait_readable(-1, 0.01)
+  end
+  for _, f in ipairs(held) do f:close() end
+  return done, h.err and h.err.code or "none"
+end
+
 --- appstart.start(opts) with only k descriptors free: the outcome
 -- ("started", its app terminated; "CODE:ERRNO"; or "raised:ERROR", blanks
 -- made _) and the seconds it took; what it left as a zombie is reaped.

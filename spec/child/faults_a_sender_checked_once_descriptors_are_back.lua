@@ -8,23 +8,11 @@
 -- that said a message was ignored; then "left", whether the descriptors
 -- are as they were, and the children left.
 local appstart = require "appstart"
-local core = require "appstart.core"
 local K = require "childkit"
 
 local F = K.fixture()
 local fds = K.fds()
 
-local function starved(h, seconds)
-  local held = K.take_all_descriptors()
-  local t0, done = core.now(), false
-  while not done and core.now() - t0 < seconds do
-    done = h:step()
-    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
-    core.wait_readable(-1, 0.01)
-  end
-  for _, f in ipairs(held) do f:close() end
-  return done
-end
 
 for _, case in ipairs {
   { "notify", { ready = "notify", argv = { F, "sleep=0.3", "fork", "notify=READY=1", "pause", "|", "pause" } } },
@@ -35,7 +23,7 @@ for _, case in ipairs {
   opts.notify_access, opts.kill_mode, opts.ready_timeout, opts.kill_grace = "all", "group", 5, 2
   opts.log = function(_, message) if message:find("ignored") then ignored = ignored + 1 end end
   local h = appstart.begin(opts)
-  local done = starved(h, 1)
+  local done = K.step_starved(h, 1)
   local app, err = h:wait()
   K.out(name, tostring(done), app and "ready" or err.code, ignored)
   if app then app:terminate() end

@@ -9,26 +9,13 @@
 -- with; then "left", whether the descriptors are as they were, and the
 -- children left. Argument: a directory of the test's own.
 local appstart = require "appstart"
-local core = require "appstart.core"
 local K = require "childkit"
 
 local F = K.fixture()
 local DIR = arg[1]
 local fds = K.fds()
 
--- Step h for seconds with every descriptor taken: whether it was done,
--- and its code then.
-local function starved(h, seconds)
-  local held = K.take_all_descriptors()
-  local t0, done = core.now(), false
-  while not done and core.now() - t0 < seconds do
-    done = h:step()
-    for _, f in ipairs(K.take_all_descriptors()) do held[#held + 1] = f end
-    core.wait_readable(-1, 0.01)
-  end
-  for _, f in ipairs(held) do f:close() end
-  return done, h.err and h.err.code or "none"
-end
+local starved = K.step_starved
 
 local pid_file, sock, up = DIR .. "/forks.pid", DIR .. "/sock", DIR .. "/up"
 for _, case in ipairs {
