@@ -161,6 +161,38 @@ function T.test_a_cancel_for_good_inside_a_start_or_a_stop_lets_the_stop_end()
   S.assert_clean(before)
 end
 
+-- The same for a start of appstart.begin that the task holds, after its
+-- wait returned the one "cancelled": h:cancel() is a stop, which ends the
+-- start and returns; h:wait() is a wait, which raises, but ends the start
+-- first (each raised at once, the start left as it was: its app ran on
+-- after the run, or stayed a zombie until the handle was collected).
+function T.test_after_a_cancel_for_good_a_begun_start_is_ended_by_its_cancel_or_wait()
+  local before = S.snapshot()
+  local loop = require "appstart.loop"
+  local got = {}
+  for _, how in ipairs { "cancel", "wait" } do
+    local pid = S.tmpname("pid-" .. how)
+    appstart.run(function()
+      local t = appstart.spawn(function()
+        local h = appstart.begin { argv = { F, "ignore=TERM", "pidfile=" .. pid, "sleep=0.3", "notify=READY=1",
+          "pause" }, kill_grace = 0.2 }
+        local slept = { appstart.sleep(5) }
+        local called = { pcall(h[how], h) }
+        got[how] = { slept = slept, called = called, done = h.done, code = h.err and h.err.code,
+          status = h.err and h.err.status }
+      end)
+      lu.assertTrue(S.await_with_sleep(function() return S.read(pid) end, 5))
+      t:cancel(true)
+    end)
+    lu.assertFalse(S.alive(S.pid_in(pid)), how .. ": the app runs on")
+  end
+  lu.assertEquals(got.cancel, { slept = { nil, "cancelled" }, called = { true }, done = true, code = "cancelled",
+    status = { signal = 9 } })
+  lu.assertEquals(got.wait, { slept = { nil, "cancelled" }, called = { false, loop.ABANDONED }, done = true,
+    code = "cancelled", status = { signal = 9 } })
+  S.assert_clean(before)
+end
+
 -- In a plain script, a wait on an app that a timer's callback closes (a
 -- watch of a pid already gone runs from a timer) is woken by the close,
 -- even when the pidfd's number is taken at once by another descriptor

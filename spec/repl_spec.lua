@@ -102,6 +102,20 @@ function T.test_ctrl_c_cancels_a_start_and_leaves_nothing()
   lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
 end
 
+-- So does ^C in the h:wait() of a start of appstart.begin: the start is
+-- ended before the error goes on (it was left as it was, its app
+-- running).
+function T.test_ctrl_c_in_the_wait_of_a_begun_start_ends_it()
+  lu.skipIf(not has("script"), "needs script(1) for a terminal")
+  local pidfile = S.tmpname("pid")
+  local out = repl_session { SETUP[1], SETUP[2],
+    "h = appstart.begin{ argv = { F, 'ignore=INT', 'pidfile=" .. pidfile .. "', 'pause' }, kill_grace = 0.5 }",
+    timed("h:wait()"), "print('ended', h.done, h.err and h.err.code)" }
+  assert_interrupted(out, "the start")
+  lu.assertStrContains(out, "ended\ttrue\tcancelled")
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+end
+
 -- ^C that lands in a callback of the user's (the wait runs it: a check
 -- function's sleep, on_output busy with a line) interrupts the wait as
 -- well: the check was taken for one that raised (the start failed

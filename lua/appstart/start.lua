@@ -973,6 +973,17 @@ local function finish_cancelled(h, s)
   end
 end
 
+-- wait_once, but a wait that raises (its task cancelled for good, a ^C
+-- in a plain script) ends the start first, as a cancelled wait does, and
+-- the error goes on then: the start was left as it was, its app running
+-- (or a zombie) for as long as the handle was held.
+local function wait_or_end(h, s)
+  local ok, r, why = pcall(wait_once, h, s)
+  if ok then return r, why end
+  finish_cancelled(h, s)
+  error(r, 0)
+end
+
 --- Step until done, waiting in between (yields inside a loop): app | nil,
 -- err. A wait cancelled (the calling task was) cancels the start (and the
 -- task a check function runs in).
@@ -984,12 +995,12 @@ function Starting:wait()
   -- start has been abandoned meanwhile: its own deadline rules then, and
   -- it may be done already)
   local waited = self._fresh and not self._failure
-  if waited and wait_once(self, s) == nil then
+  if waited and wait_or_end(self, s) == nil then
     finish_cancelled(self, s)
   else
     while not self:step() do
       waited = true
-      if wait_once(self, s) == nil then
+      if wait_or_end(self, s) == nil then
         finish_cancelled(self, s)
         break
       end
@@ -1005,6 +1016,8 @@ end
 function Starting:cancel()
   is_start(self, "h:cancel", 2)
   abandon(self)
+  -- a stop: its waits wait, in a task cancelled for good too
+  local _ <close> = loop.shield()
   self:wait()
 end
 
