@@ -1369,6 +1369,12 @@ static int step_pid(struct starter *s)
             return fail(s, STARTER_HELPER, 0, "helper closed the pid channel (fd %d) without a pid",
                         s->pid_fd);
         }
+        /* part of a record, and the helper has exited well: all it wrote
+         * has been read (a process it forked may hold the channel open,
+         * so no end of file says so) */
+        if (s->helper_status == 0 && s->pid_reader.len > 0)
+            return fail(s, STARTER_BAD_PID, 0, "short pid record: %zu of %s (the helper exited)",
+                        s->pid_reader.len, s->pid_format == PID_FORMAT_LINE ? "a line" : "4 bytes");
         describe_end(&s->spawned, how, sizeof how);
         helper_said(s, said, sizeof said);
         return fail(s, STARTER_HELPER, 0, "helper %s without reporting a pid on fd %d%s", how,

@@ -396,6 +396,20 @@ function Errors.test_bad_pid_from_a_helper()
   fail_case({ helper = { F, "int32=3:0", "exit=0" }, argv = { "pause" }, ready = "fd" }, "bad_pid")
 end
 
+-- Part of a pid record, then the helper exits well while a process it
+-- forked holds the channel open (so no end of file comes): bad_pid, a
+-- short record, as when nothing else holds it (it was `helper`, "helper
+-- exited with code 0 without reporting a pid").
+function Errors.test_part_of_a_pid_record_then_the_helpers_exit_is_a_short_record()
+  for _, case in ipairs { { "int32le", "int32part=3:self:2", "2 of 4 bytes" }, { "line", "write=3:123", "3 of a line" } } do
+    local forked = S.tmpname("forked")
+    local err = fail_without_leaks({ helper = { F, "fork", "pidfile=" .. forked, "sleep=0.5", "|", case[2], "exit=0" },
+      argv = { "pause" }, ready = "none", pid_format = case[1] }, "bad_pid", 2,
+      function() lu.assertTrue(S.await_gone(S.pid_in(forked))) end)
+    lu.assertEquals(err.message, "short pid record: " .. case[3] .. " (the helper exited)", case[1])
+  end
+end
+
 --- fn(...) under a watchdog: a hang inside appstart (a loop that never
 -- gives the CPU back) becomes a test failure after `seconds` instead of
 -- hanging the suite. A Lua hook belongs to one coroutine, so the tasks fn
