@@ -210,24 +210,36 @@ static int remove_stale(int parent_fd)
     return left;
 }
 
-/* The parents already swept in this process, and found clean (a few;
- * past that, every start sweeps, which is only slower). One where a
- * killed launcher's app still ran is swept again at the next start, until
- * none is left: that app's directory goes once it has emptied. */
+/* The parents already swept in this process (a few; past that, every
+ * start sweeps, which is only slower). One found clean is not swept again;
+ * one where a killed launcher's app still ran (or one a launcher left
+ * running as it exited: app:close(), the command) is swept again by a
+ * start once SWEEP_AGAIN seconds have passed, so that such a directory
+ * goes once it has emptied, and many such apps running on cost a start
+ * nothing in between. */
+#define SWEEP_AGAIN 1.0
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
-static char swept[4][128];
+static struct {
+    char parent[128];
+    double again_at; /* 0: clean */
+} swept[4];
 static int nswept;
 static unsigned long serial;
 
 static void sweep_once(int parent_fd, const char *parent)
 {
-    int done = 0;
-    for (int i = 0; i < nswept && !done; i++)
-        done = strcmp(swept[i], parent) == 0;
-    if (done)
+    int i = 0;
+    while (i < nswept && strcmp(swept[i].parent, parent) != 0)
+        i++;
+    if (i < nswept && (swept[i].again_at == 0 || sys_now() < swept[i].again_at))
         return;
-    if (remove_stale(parent_fd) == 0 && nswept < 4 && strlen(parent) < sizeof swept[0])
-        strcpy(swept[nswept++], parent);
+    int left = remove_stale(parent_fd);
+    if (i == nswept) {
+        if (nswept == 4 || strlen(parent) >= sizeof swept[0].parent)
+            return;
+        strcpy(swept[nswept++].parent, parent);
+    }
+    swept[i].again_at = left != 0 ? sys_now() + SWEEP_AGAIN : 0; /* (-1: unread) */
 }
 
 static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char *fmt, ...)
