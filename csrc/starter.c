@@ -130,6 +130,7 @@ struct starter {
     size_t held_len;
     int held_trunc;
     pid_t held_sender;
+    int held_fd;              /* its channel, out of the waits meanwhile */
     char *status;             /* the latest STATUS=, malloc'd */
     size_t status_len;
     int app_errno;            /* ERRNO=, 0 when none */
@@ -1409,8 +1410,11 @@ static int admitted(struct starter *s, pid_t sender)
 
 /* A message whose sender could not be told admitted or not (admitted < 0)
  * waits in s->held, the reads stopped behind it (what follows comes after
- * it); 0, or ENOMEM when it cannot be kept (it is then refused). */
-static int hold(struct starter *s, const char *buf, size_t n, int trunc, pid_t sender)
+ * it), and its channel fd out of the start's waits meanwhile (what is
+ * queued behind it would wake them at once, again and again: the start
+ * is stepped every poll interval instead, starter_needs_probing); 0, or
+ * ENOMEM when it cannot be kept (it is then refused). */
+static int hold(struct starter *s, int fd, const char *buf, size_t n, int trunc, pid_t sender)
 {
     char *copy = malloc(n ? n : 1);
     if (!copy)
@@ -1420,6 +1424,8 @@ static int hold(struct starter *s, const char *buf, size_t n, int trunc, pid_t s
     s->held_len = n;
     s->held_trunc = trunc;
     s->held_sender = sender;
+    s->held_fd = fd;
+    unwatch_fd(s, fd);
     return 0;
 }
 
@@ -1459,12 +1465,18 @@ static int take_held(struct starter *s, const char *what, int (*take)(struct sta
     int a = admitted(s, s->held_sender);
     if (a < 0)
         return -1;
+    char *msg = s->held;
+    s->held = NULL;
+    /* its channel back in the waits first: taking it may end the start,
+     * which lets go of the channel */
+    (void)watch_fd(s, s->held_fd);
     int on = 1;
     if (a)
-        on = take(s, s->held, s->held_len, s->held_trunc);
+        on = take(s, msg, s->held_len, s->held_trunc);
     else
         refuse(s, s->held_sender, what);
-    drop_held(s);
+    free(msg);
+    s->held_len = 0;
     return on;
 }
 
@@ -1502,7 +1514,7 @@ static int read_ready_fd(struct starter *s)
             return 0;
         }
         int a = admitted(s, sender);
-        if (a < 0 && hold(s, buf, (size_t)n, trunc, sender) == 0)
+        if (a < 0 && hold(s, s->ready_rd, buf, (size_t)n, trunc, sender) == 0)
             return 1;
         if (a <= 0) {
             refuse(s, sender, "ready line");
@@ -1604,7 +1616,7 @@ static int read_notify(struct starter *s)
             return 0;
         }
         int a = admitted(s, sender);
-        if (a < 0 && hold(s, buf, (size_t)n, trunc, sender) == 0)
+        if (a < 0 && hold(s, s->notify->fd, buf, (size_t)n, trunc, sender) == 0)
             return 1;
         if (a <= 0) {
             refuse(s, sender, "notify datagram");

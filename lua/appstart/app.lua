@@ -611,12 +611,17 @@ function App.drain(app, last)
     if not kind then full = false; break end
     if kind == "later" then
       -- a sender that cannot be checked for now (out of descriptors):
-      -- its datagram is held, and read again a moment later (the socket
-      -- may say nothing more meanwhile)
+      -- its datagram is held, and read again a moment later; the socket
+      -- leaves the waits meanwhile (what is queued behind it would wake
+      -- them at once, again and again)
       full = false
       if not last and not life.later then
+        loop.unwatch(life.listen or nil)
+        life.listen = false
         life.later = loop.at(now() + settings.poll_interval, function()
           life.later = false
+          if life.listener ~= l then return end
+          life.listen = loop.listen(l:fd(), function() App.drain(app) end)
           drain_all(app)
         end)
       end
@@ -892,16 +897,20 @@ local function reload_wait(app, r, timeout)
     end
     -- made afresh each time round: MAINPID= may have moved the app
     local fd = app._proc:fd()
+    -- (a datagram held, its sender not checked yet: the socket is out of
+    -- the wait, which ends at the next look)
+    local held = app._life.later and true
     -- (what owns the two descriptors is held by the source, as long as a
     -- wait holds it)
-    local source = setmetatable({ listener:fd(), fd, listener = listener, proc = app._proc }, Both)
-    local wake = fd and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
+    local source = (fd or not held) and setmetatable(held and { fd, proc = app._proc }
+      or { listener:fd(), fd, listener = listener, proc = app._proc }, Both) or nil
+    local wake = (fd and not held) and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
     -- (app:close() wakes it: under another loop the wait is on the
     -- source's own descriptor, which the release of the app's knows not)
-    r.source = source
+    r.source = source or false
     local ok = loop.wait(source, wake)
     r.source = false
-    source:close()
+    if source then source:close() end
     if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
   end
 end

@@ -5,8 +5,13 @@
 -- is taken (its descent cannot be read) is stepped for 1 s so, then given
 -- them back and waited for. Prints "CASE", whether the start was done
 -- while starved, "ready" or the code it ended with, and the log lines
--- that said a message was ignored; then "left", whether the descriptors
--- are as they were, and the children left.
+-- that said a message was ignored. Then "waited": the same with two
+-- messages (STATUS=, READY=1), the start waited for (h:wait()) with the
+-- descriptors taken all along: its code, and "calm", or "spun" when the
+-- wait took more than a quarter of its time in CPU (the held message's
+-- socket, readable with what is queued behind it, woke it again and
+-- again). Then "left", whether the descriptors are as they were, and the
+-- children left.
 local appstart = require "appstart"
 local K = require "childkit"
 
@@ -26,6 +31,18 @@ for _, case in ipairs {
   local done = K.step_starved(h, 1)
   local app, err = h:wait()
   K.out(name, tostring(done), app and "ready" or err.code, ignored)
+  if app then app:terminate() end
+end
+do
+  local h = appstart.begin { ready = "notify", notify_access = "all", kill_mode = "group", ready_timeout = 1,
+    kill_grace = 1, log = K.quiet, argv = { F, "sleep=0.3", "fork", "notify=STATUS=x", "notify=READY=1", "pause", "|",
+      "pause" } }
+  local held = K.take_all_descriptors()
+  local cpu0, t0 = os.clock(), require("appstart.core").now()
+  local app, err = h:wait()
+  local cpu, took = os.clock() - cpu0, require("appstart.core").now() - t0
+  for _, f in ipairs(held) do f:close() end
+  K.out("waited", app and "ready" or err.code, cpu < took / 4 and "calm" or "spun")
   if app then app:terminate() end
 end
 require("appstart.testing").reap()
