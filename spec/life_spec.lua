@@ -680,6 +680,30 @@ function TW.test_a_shutdown_that_hangs_after_stopping_is_killed_after_kill_grace
   S.assert_clean(before)
 end
 
+-- A stop of the launcher's that comes after the app said STOPPING=1 (a
+-- supervisor's sv:stop here, whose TERM the app ignores) takes over from
+-- that bound, with its own grace: its SIGKILL ends the app, no watchdog's
+-- (the bound came first, how.watchdog = true, on an app the supervisor
+-- was stopping).
+function TW.test_a_stop_after_stopping_takes_over_from_its_bound()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local last, state
+  run(function()
+    local sv = appstart.supervisor { log = S.quiet, services = { s = { argv = { F, "ignore=TERM", "notify=READY=1",
+      "notify=STOPPING=1", "pause" }, watchdog = 5, kill_grace = 0.6, restart = "no" } } }
+    assert(sv:up())
+    lu.assertTrue(S.await_with_sleep(function() return sv:status("s").state == "stopping" end))
+    appstart.sleep(0.3)
+    sv:stop("s")
+    sv:wait()
+    last, state = sv:status("s").last, sv:status("s").state
+  end)
+  lu.assertEquals(state, "stopped")
+  lu.assertEquals({ last.code, last.signal, last.watchdog }, { nil, 9, nil })
+  S.assert_clean(before)
+end
+
 -- A WATCHDOG_USEC= the watchdog's timer reads (a loop that runs its
 -- timers before it polls, luv's and cqueues', the launcher busy past the
 -- due time) sets the watchdog anew: a 0 turns it off, and the app lives

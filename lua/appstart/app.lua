@@ -397,7 +397,7 @@ local function watchdog_fire(app, why)
   app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
   signal.kick(app._proc, app._opts, "ABRT", app._log, app._program)
   signal.kick(app._proc, app._opts, "CONT", app._log, app._program)
-  loop.unwatch(life.kill_timer or nil) -- (a STOPPING=1's bound: this kill is sooner)
+  loop.unwatch(life.kill_timer or nil)
   life.kill_timer = loop.at(now() + grace, function()
     life.kill_timer = false
     if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app._log, app._program) end
@@ -436,7 +436,12 @@ end
 -- WATCHDOG=trigger still kills.)
 function App.watchdog_over(app)
   local life = app._life
-  if not life or life.wd_over then return end
+  if not life then return end
+  -- (a stop of the launcher's, app:terminate, a supervisor's, takes over
+  -- from a STOPPING=1's bound, with its own grace)
+  loop.unwatch(life.stop_bound or nil)
+  life.stop_bound = false
+  if life.wd_over then return end
   loop.unwatch(life.wd_timer or nil)
   life.wd_timer, life.watchdog, life.wd_over = false, false, true
 end
@@ -445,7 +450,8 @@ end
 -- kill_grace bounds the shutdown instead (as a stop's grace does; with
 -- systemd, TimeoutStopSec): still running then, it has hung on its way
 -- out, and is killed (SIGKILL, how.watchdog). A stop of the launcher's
--- (app:terminate) takes over with its own grace.
+-- (app:terminate, a supervisor's: App.watchdog_over) takes over with its
+-- own grace.
 local function bound_shutdown(app)
   local life = app._life
   local grace = kill_grace(app)
