@@ -355,7 +355,9 @@ static int foreign_owner_in(int dir_fd, uid_t owner, uid_t also)
 
 int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
 {
-    return S_ISREG(st->st_mode) ? foreign_owner_in(dir_fd, st->st_uid, also) : 0;
+    /* (a FIFO too: another user's would read what the app writes, or
+     * feed what it reads) */
+    return S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode) ? foreign_owner_in(dir_fd, st->st_uid, also) : 0;
 }
 
 int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)

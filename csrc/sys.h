@@ -103,13 +103,13 @@ int sys_open_dir_safely(const char *path, size_t len, int *out, const char **why
  * *name (within path: after its last '/'; "" when path ends with '/'). */
 int sys_open_parent_safely(const char *path, int *dir_fd, const char **name, const char **why);
 
-/* The kernel's fs.protected_regular, in user space: is the regular file
- * st, found in the directory dir_fd, one the launcher must not use? Yes
- * (EPERM) when dir_fd is sticky and writable by others (as /tmp is) and
- * st's owner is none of root, the launcher's euid, the directory's owner
- * and `also` (the app's user; (uid_t)-1: none): another user planted it
- * there. 0 when it may be used (or st is not a regular file), else an
- * errno value. */
+/* The kernel's fs.protected_regular and protected_fifos, in user space:
+ * is the regular file or FIFO st, found in the directory dir_fd, one the
+ * launcher must not use? Yes (EPERM) when dir_fd is sticky and writable
+ * by others (as /tmp is) and st's owner is none of root, the launcher's
+ * euid, the directory's owner and `also` (the app's user; (uid_t)-1:
+ * none): another user planted it there. 0 when it may be used (or st is
+ * neither), else an errno value. */
 int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also);
 
 /* The same for whatever is named name in dir_fd (any type: a name the

@@ -538,6 +538,17 @@ function T.test_another_users_file_in_a_sticky_directory_all_can_write_is_refuse
     end
     lu.assertEquals(S.read(path), "", "written to")
   end
+  -- nobody's FIFO, its reader (and writer) there: it would read what the
+  -- app writes, or feed what it reads (it was taken)
+  local fifo = shared .. "/nobody.fifo"
+  assert(os.execute(string.format("mkfifo -m 666 %s && chown nobody %s", q(fifo), q(fifo))))
+  local end_held = assert(io.open(fifo, "r+")) -- (O_RDWR: a FIFO's open that does not wait)
+  for _, stream in ipairs { "stdin", "stdout", "stderr" } do
+    local err = fail_case({ argv = { F, "line=1:written", "line=2:written", "notify=READY=1", "pause" },
+      [stream] = fifo }, "spawn")
+    lu.assertEquals(err.message, "cannot open " .. fifo .. " for " .. stream .. ": " .. FOREIGN)
+  end
+  end_held:close()
   -- the app's user's own file is its to be given
   local mine = shared .. "/mine.log"
   S.touch(mine)
