@@ -197,9 +197,10 @@ int output_set_syslog(struct output *o, int stream, const char *socket_path, int
     return 0;
 }
 
-/* The tag is PROGRAM[PID]: a syslog daemon reads the program name up to a
- * blank, '[' or ':', so each of those (and any byte that is not printable
- * ASCII) in the program's name is written '_'. */
+/* The tag is PROGRAM[PID] (PROGRAM alone for pid 0: not known yet): a
+ * syslog daemon reads the program name up to a blank, '[' or ':', so
+ * each of those (and any byte that is not printable ASCII) in the
+ * program's name is written '_'. */
 void output_set_tag(struct output *o, const char *program, long pid)
 {
     char name[OUTPUT_NAME_MAX];
@@ -209,7 +210,8 @@ void output_set_tag(struct output *o, const char *program, long pid)
         name[i] = c > ' ' && c < 127 && c != '[' && c != ']' && c != ':' ? (char)c : '_';
     }
     name[i] = '\0';
-    int n = snprintf(o->tag, sizeof o->tag, "%s[%ld]: ", name, pid);
+    int n = pid > 0 ? snprintf(o->tag, sizeof o->tag, "%s[%ld]: ", name, pid)
+                    : snprintf(o->tag, sizeof o->tag, "%s: ", name);
     o->tag_len = n < 0 ? 0 : (size_t)n >= sizeof o->tag ? sizeof o->tag - 1 : (size_t)n;
 }
 

@@ -1513,6 +1513,36 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   S.assert_clean(before)
 end
 
+-- Through a helper (here argv itself forks the daemon and reports its
+-- pid, 0.3 s later), a line read before the app's pid is known is tagged
+-- PROGRAM alone, whoever wrote it (it was tagged with the helper's pid:
+-- the daemon's own line, as an app of `user =` writes at once, was
+-- another process's); the daemon's line after, with its pid.
+function TS.test_through_a_helper_lines_before_the_pid_is_known_carry_no_pid()
+  local before = S.snapshot()
+  local dir = S.tmpname("syslog")
+  assert(os.execute("mkdir " .. dir))
+  local go = S.tmpname("go")
+  local daemon = start_rsyslogd(dir)
+  local saved = appstart.syslog_socket
+  appstart.syslog_socket = dir .. "/log"
+  local app = assert(appstart.start { argv = { F, "fork", "line=1:at once", "waitfile=" .. go, "line=1:later", "pause",
+    "|", "sleep=0.3", "int32=3:child", "exit=0" }, helper = true, ready = "none", stdout = "syslog" })
+  appstart.syslog_socket = saved
+  assert(io.open(go, "w")):close()
+  local got = logged_lines(dir, 2, now() + 5)
+  local pid = app.pid
+  app:terminate()
+  app:close()
+  daemon:terminate()
+  daemon:close()
+  lu.assertEquals(S.lines(got), {
+    "fixture:|user.info| at once",
+    string.format("fixture[%d]:|user.info| later", pid),
+  })
+  S.assert_clean(before)
+end
+
 function TS.test_the_syslog_tag_follows_a_mainpid_move()
   -- inside a loop the notify socket is read after ready: MAINPID= moves
   -- the app to its child, whose lines are then tagged with its pid. Both

@@ -575,6 +575,25 @@ function Args.test_a_raised_start_spawned_nothing()
   lu.assertNil(S.read(pidfile))
 end
 
+-- A program whose name holds control characters (a name need not be the
+-- launcher's own choice) is named with them escaped in every log line
+-- and in tostring(err), as the app's own name is (the lines of the start,
+-- "spawned pid", "ready after", and a failed start's error, wrote the
+-- escape sequence as it was).
+function Args.test_a_program_name_with_control_characters_is_logged_escaped()
+  local link = S.tmpdir .. "/x\27[31mred"
+  assert(os.execute(string.format("ln -s '%s' '%s'", F, link)))
+  local lines = {}
+  local function logger(level, message) lines[#lines + 1] = level .. ": " .. message end
+  local app = assert(require("appstart").start { argv = { link, "exit=0" }, ready = "none", log = logger })
+  app:wait()
+  local _, err = require("appstart").start { argv = { link, "exit=0" }, ready = "fd", log = logger }
+  os.remove(link)
+  local all = table.concat(lines, "\n")
+  lu.assertNil(all:find("\27", 1, true), all)
+  lu.assertStrContains(all, "x\\x1b[31mred: spawned pid ")
+  lu.assertEquals(tostring(err), "x\\x1b[31mred: app exited with code 0 before it was ready")
+end
 
 return {
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,

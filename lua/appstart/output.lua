@@ -331,8 +331,8 @@ function Out:tail(n)
   return self.r:tail(n)
 end
 
---- The syslog tag's pid: the app's (or, until it is known, the spawned
--- helper's).
+--- The syslog tag's pid: the app's (0 until it is known: through a
+-- helper, a line may be the helper's or the app's until then).
 function Out:set_pid(pid)
   if self.syslog then self.r:tag(self.program, pid) end
 end

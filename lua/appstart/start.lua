@@ -171,9 +171,12 @@ end
 
 local nofile_raised = false
 
--- The start's name in messages: its program's.
+-- The start's name in messages: its program's, its control characters
+-- escaped as in every log line (a name need not be the launcher's own
+-- choice: a script's, a directory's listing).
 local function label(h)
-  return basename(h._opts.argv[1])
+  local name = basename(h._opts.argv[1])
+  return name:find("[%c\xC2]") and printable(name) or name
 end
 
 --- Begin a start without waiting for it (see appstart.begin).
@@ -256,7 +259,9 @@ function start.begin(opts, who, up, pass_fd)
   if out then
     out:listen()
     if not loop.served() then watch_output(h, out) end
-    if spawned > 0 then out:set_pid(spawned) end
+    -- (through a helper, the app's pid is not known yet: its lines, and
+    -- the helper's, come without one until it is)
+    if spawned > 0 then out:set_pid((opts.helper or opts.user) and 0 or spawned) end
   end
   if spawned > 0 then
     local app = h._app
