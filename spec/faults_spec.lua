@@ -369,13 +369,25 @@ end
 -- plain script with no poll set made yet, is returned and watched all the
 -- same (the start raised "epoll_create1: Too many open files"): its end,
 -- with the descriptors still taken, is seen at the calls that wait (its
--- pidfd looked at alone until a poll set can be made).
+-- pidfd looked at alone until a poll set can be made). So it is inside
+-- appstart.run, whose poll set is made as it begins (an app:terminate()
+-- then raised "epoll_create1: Too many open files", the app left
+-- running), and under cqueues, whose watch looks at the descriptor
+-- itself until it can have a copy of it (the start raised "cannot watch
+-- descriptor N: dup: Too many open files"; a supervisor's failed its
+-- cq:loop(), the app left running).
 function Launcher.test_an_app_ready_with_no_descriptor_left_is_watched_all_the_same()
   local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_ready_with_no_descriptor_for_the_watch")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "group\tapp\tkilled by signal 9 (KILL)\tkilled by signal 9 (KILL)\n"
     .. "on_exit\tapp\tkilled by signal 9 (KILL)\tkilled by signal 9 (KILL)\n"
     .. "left\ttrue\t\n")
+  -- inside appstart.run (its terminate then), under cqueues (the start
+  -- itself, and a supervisor's)
+  text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_ready_with_no_descriptor_under_run_and_cqueues")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "run\tkilled by signal 9 (KILL)\ncqueues\tkilled by signal 9 (KILL)\n"
+    .. "supervisor\ttrue stopped\nleft\ttrue\t\n")
 end
 
 --- A pid the helper reports while the launcher has no descriptor free (no

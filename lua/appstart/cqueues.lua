@@ -10,6 +10,7 @@ local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 local core = require "appstart.core"
 local loop = require "appstart.loop"
+local settings = require "appstart.settings"
 
 local now = core.now
 
@@ -32,10 +33,29 @@ local Copy = {
   end,
 }
 
-local function own_copy(fd, what)
-  local copy, message = core.dup(fd)
-  if not copy then error(what .. ": " .. message, 3) end
-  return setmetatable({ pollfd = copy, events = "r" }, Copy)
+-- (nil out of descriptors: see look_meanwhile)
+local function own_copy(fd)
+  local copy = core.dup(fd)
+  return copy and setmetatable({ pollfd = copy, events = "r" }, Copy) or nil
+end
+
+-- Out of descriptors, no copy to be had (a start that got ready then):
+-- fd is looked at itself every poll_interval (poll(2) of it alone, at
+-- once; only while h is not done, which nothing can change between that
+-- look and its check: no yield comes between them), and a copy tried
+-- for again each time. Returns the copy once there is one, or nil once
+-- h is done; calls seen() each time fd is readable meanwhile.
+local function look_meanwhile(fd, h, seen)
+  while true do
+    cqueues.sleep(settings.poll_interval)
+    if h.done then return nil end
+    local obj = own_copy(fd)
+    if obj then return obj end
+    if core.wait_readable(fd, 0) then
+      seen()
+      if h.done then return nil end
+    end
+  end
 end
 
 local function close_copy(c)
@@ -224,9 +244,15 @@ end
 
 function B.watch(fd, fn, interval)
   local h = { done = false }
-  local obj = fd and own_copy(fd, "cannot watch descriptor " .. tostring(fd))
+  local obj = fd and own_copy(fd)
   local controller = cqueues.running()
   controller:wrap(function()
+    if fd and not obj then
+      obj = look_meanwhile(fd, h, function()
+        h.done = true
+        fn()
+      end)
+    end
     while not h.done do
       if obj then
         if cqueues.poll(obj) == obj and not h.done then
@@ -249,9 +275,10 @@ end
 
 function B.listen(fd, fn)
   local h = { done = false }
-  local obj = own_copy(fd, "cannot listen on descriptor " .. tostring(fd))
+  local obj = own_copy(fd)
   local controller = cqueues.running()
   controller:wrap(function()
+    if not obj then obj = look_meanwhile(fd, h, fn) end
     while not h.done do
       -- whatever the poll returns, fn looks: a pipe whose writer went
       -- away polls POLLHUP without POLLIN, which cqueues.poll never
@@ -259,7 +286,7 @@ function B.listen(fd, fn)
       cqueues.poll(obj)
       if not h.done then fn() end
     end
-    close_copy(obj)
+    if obj then close_copy(obj) end
   end)
   function h.cancel()
     h.done = true

@@ -473,8 +473,15 @@ function loop.release(...)
         if backends[j].release then backends[j].release(fd) end
       end
       if package.loaded.cqueues then
-        cqueues_backend = cqueues_backend or require "appstart.cqueues"
-        cqueues_backend.release(fd)
+        -- (not required here: a require may find no descriptor to read
+        -- the file with. Not loaded, nothing of appstart.cqueues polls fd:
+        -- only the user's own cqueues.poll of an app or a start may)
+        cqueues_backend = cqueues_backend or package.loaded["appstart.cqueues"]
+        if cqueues_backend then
+          cqueues_backend.release(fd)
+        else
+          package.loaded.cqueues.cancel(fd)
+        end
       end
     end
   end
@@ -1041,6 +1048,10 @@ function loop.run(fn, ...)
     -- the coroutine the run's own rounds run in (not a task's)
     co = coroutine.running() }
   current = state
+  -- the poll set, now: every wait of the run needs it, and one a shortage
+  -- of descriptors met later could not make it (an app:wait() of an app
+  -- that got ready then raised "epoll_create1: Too many open files")
+  try_poller()
   local failed, failure, failed_co
   local ok, err = pcall(function(...)
     loop.spawn(fn, ...)
