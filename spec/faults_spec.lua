@@ -387,7 +387,7 @@ function Launcher.test_an_app_ready_with_no_descriptor_left_is_watched_all_the_s
   text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_ready_with_no_descriptor_under_run_and_cqueues")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "run\tkilled by signal 9 (KILL)\ncqueues\tkilled by signal 9 (KILL)\n"
-    .. "supervisor\ttrue stopped\nleft\ttrue\t\n")
+    .. "supervisor\ttrue stopped\nreload\ttrue\nleft\ttrue\t\n")
 end
 
 --- A pid the helper reports while the launcher has no descriptor free (no

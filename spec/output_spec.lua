@@ -1517,7 +1517,9 @@ end
 -- pid, 0.3 s later), a line read before the app's pid is known is tagged
 -- PROGRAM alone, whoever wrote it (it was tagged with the helper's pid:
 -- the daemon's own line, as an app of `user =` writes at once, was
--- another process's); the daemon's line after, with its pid.
+-- another process's); the daemon's line after, with its pid. So with
+-- ready.forks, whose pid file names the daemon once the process started
+-- has exited.
 function TS.test_through_a_helper_lines_before_the_pid_is_known_carry_no_pid()
   local before = S.snapshot()
   local dir = S.tmpname("syslog")
@@ -1539,6 +1541,28 @@ function TS.test_through_a_helper_lines_before_the_pid_is_known_carry_no_pid()
   lu.assertEquals(S.lines(got), {
     "fixture:|user.info| at once",
     string.format("fixture[%d]:|user.info| later", pid),
+  })
+  -- so with ready.forks, until the pid file has named the daemon
+  os.remove(go)
+  local pid_file = S.tmpname("daemon.pid")
+  dir = S.tmpname("syslog")
+  assert(os.execute("mkdir " .. dir))
+  daemon = start_rsyslogd(dir)
+  appstart.syslog_socket = dir .. "/log"
+  app = assert(appstart.start { argv = { F, "fork", "line=1:daemon at once", "pidfile=" .. pid_file,
+    "waitfile=" .. go, "line=1:daemon later", "pause", "|", "sleep=0.3", "exit=0" },
+    ready = { forks = true, pid_file = pid_file }, stdout = "syslog" })
+  appstart.syslog_socket = saved
+  assert(io.open(go, "w")):close()
+  got = logged_lines(dir, 2, now() + 5)
+  pid = app.pid
+  app:terminate()
+  app:close()
+  daemon:terminate()
+  daemon:close()
+  lu.assertEquals(S.lines(got), {
+    "fixture:|user.info| daemon at once",
+    string.format("fixture[%d]:|user.info| daemon later", pid),
   })
   S.assert_clean(before)
 end

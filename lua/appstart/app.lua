@@ -862,15 +862,23 @@ end
 local Both = {}
 Both.__index = Both
 function Both:fds() return self[1], self[2] end
+-- (nil, why out of descriptors: no poll set for the two to be had)
 function Both:fd()
   if not self.poller then
-    self.poller = assert(core.poller())
+    local p, why = core.poller()
+    if not p then return nil, why end
+    self.poller = p
     for i = 1, #self do assert(self.poller:add(self[i], i)) end
   end
   return self.poller:fd()
 end
 function Both:wait(timeout)
-  self:fd()
+  if not self:fd() then
+    -- out of descriptors: the first alone, a poll interval at most (the
+    -- caller looks at both again then)
+    local most = settings.poll_interval
+    return core.wait_readable(self[1], timeout and timeout >= 0 and math.min(timeout, most) or most)
+  end
   return self.poller:wait(timeout or -1, {}) > 0
 end
 function Both:close()

@@ -747,7 +747,17 @@ function loop.wait(source, deadline, owner)
   end
   local b = active_backend()
   if b then
-    if fd and math.type(fd) ~= "integer" then fd = assert(fd:fd()) end
+    if fd and math.type(fd) ~= "integer" then
+      local one = fd:fd()
+      fd = one
+      if not one then
+        -- out of descriptors, no poll set to be had for the object's:
+        -- the wait ends a poll interval on at most (false: its caller
+        -- looks again, and waits again)
+        local soon = now() + settings.poll_interval
+        if not deadline or soon < deadline then deadline = soon end
+      end
+    end
     -- closed apps that have exited are reaped by the calls that wait, and
     -- what waits in the shared poller (an app started, a watch made, from
     -- the main thread, outside the other loop) is served by them too, as

@@ -260,8 +260,11 @@ function start.begin(opts, who, up, pass_fd)
     out:listen()
     if not loop.served() then watch_output(h, out) end
     -- (through a helper, the app's pid is not known yet: its lines, and
-    -- the helper's, come without one until it is)
-    if spawned > 0 then out:set_pid((opts.helper or opts.user) and 0 or spawned) end
+    -- the helper's, come without one until it is; so with ready.forks,
+    -- until the pid file has named the daemon)
+    if spawned > 0 then
+      out:set_pid((opts.helper or opts.user or type(opts.ready) == "table" and opts.ready.forks) and 0 or spawned)
+    end
   end
   if spawned > 0 then
     local app = h._app

@@ -6,7 +6,8 @@
 -- files" where the run had made no poll set yet, the app left running),
 -- under cqueues ("cqueues": the start raised "cannot watch descriptor
 -- N: dup: Too many open files") and a supervisor's under cqueues
--- ("supervisor": cq:loop() failed so, its app left running). Prints
+-- ("supervisor": cq:loop() failed so, its app left running), and an
+-- app:reload() under cqueues ("reload": it raised so). Prints
 -- "CASE" and what came of it: the app's end as terminate or wait gave
 -- it, or what was raised; then "left", whether the descriptors are as
 -- they were, and the children left.
@@ -60,6 +61,25 @@ end)
 ok, err = cq:loop()
 give_back()
 K.out("supervisor", ok and result or "cq:loop failed " .. tostring(err))
+-- a reload under cqueues while every descriptor is taken (its wait
+-- raised "epoll_create1: Too many open files"), given back 0.5 s on
+cq = cqueues.new()
+cq:wrap(function()
+  local app = assert(appstart.start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP",
+    "notify=RELOADING=1", "notify=READY=1", "pause" }, ready_timeout = 5, kill_grace = 0.3, log = K.quiet })
+  take()
+  cqueues.running():wrap(function()
+    cqueues.sleep(0.5)
+    give_back()
+  end)
+  local reloaded = { pcall(app.reload, app) }
+  result = reloaded[1] and tostring(reloaded[2]) or "raised " .. tostring(reloaded[2])
+  give_back()
+  app:terminate()
+end)
+ok, err = cq:loop()
+give_back()
+K.out("reload", ok and result or "cq:loop failed " .. tostring(err))
 cq = nil -- luacheck: ignore (its own descriptors go with it)
 collectgarbage()
 require("appstart.testing").reap()
