@@ -232,11 +232,6 @@ int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via)
     return descent(pid, ancestor, via, PROCFS_MAX_DEPTH) == 1;
 }
 
-int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth)
-{
-    return descent(pid, ancestor, NULL, max_depth) == 1;
-}
-
 int procfs_descent_within(pid_t pid, pid_t ancestor, int max_depth)
 {
     return descent(pid, ancestor, NULL, max_depth);

@@ -85,9 +85,8 @@ int procfs_liveness(pid_t pid);
 int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via);
 /* The same, as a yes or no: 1 only when it reaches ancestor. */
 int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via);
-/* The same within max_depth generations (pid a child of ancestor: 1). */
-int procfs_descends_within(pid_t pid, pid_t ancestor, int max_depth);
-/* procfs_descent within max_depth generations: 1, 0 or -errno. */
+/* procfs_descent within max_depth generations (pid a child of ancestor:
+ * 1): 1, 0 or -errno. */
 int procfs_descent_within(pid_t pid, pid_t ancestor, int max_depth);
 
 /* How many generations below the app a notify_access "all" sender may be:
