@@ -1525,48 +1525,36 @@ end
 -- has exited.
 function TS.test_through_a_helper_lines_before_the_pid_is_known_carry_no_pid()
   local before = S.snapshot()
-  local dir = S.tmpname("syslog")
-  assert(os.execute("mkdir " .. dir))
+  -- opts started with its syslog lines going to a daemon of their own,
+  -- the go file made once it is up: the two lines logged, and its pid
+  local function logged(opts, go)
+    local dir = S.tmpname("syslog")
+    assert(os.execute("mkdir " .. dir))
+    local daemon = start_rsyslogd(dir)
+    local saved = appstart.syslog_socket
+    appstart.syslog_socket = dir .. "/log"
+    opts.stdout = "syslog"
+    local app = assert(appstart.start(opts))
+    appstart.syslog_socket = saved
+    assert(io.open(go, "w")):close()
+    local got = logged_lines(dir, 2, now() + 5)
+    app:terminate()
+    app:close()
+    daemon:terminate()
+    daemon:close()
+    return S.lines(got), app.pid
+  end
   local go = S.tmpname("go")
-  local daemon = start_rsyslogd(dir)
-  local saved = appstart.syslog_socket
-  appstart.syslog_socket = dir .. "/log"
-  local app = assert(appstart.start { argv = { F, "fork", "line=1:at once", "waitfile=" .. go, "line=1:later", "pause",
-    "|", "sleep=0.3", "int32=3:child", "exit=0" }, helper = true, ready = "none", stdout = "syslog" })
-  appstart.syslog_socket = saved
-  assert(io.open(go, "w")):close()
-  local got = logged_lines(dir, 2, now() + 5)
-  local pid = app.pid
-  app:terminate()
-  app:close()
-  daemon:terminate()
-  daemon:close()
-  lu.assertEquals(S.lines(got), {
-    "fixture:|user.info| at once",
-    string.format("fixture[%d]:|user.info| later", pid),
-  })
+  local lines, pid = logged({ argv = { F, "fork", "line=1:at once", "waitfile=" .. go, "line=1:later", "pause",
+    "|", "sleep=0.3", "int32=3:child", "exit=0" }, helper = true, ready = "none" }, go)
+  lu.assertEquals(lines, { "fixture:|user.info| at once", string.format("fixture[%d]:|user.info| later", pid) })
   -- so with ready.forks, until the pid file has named the daemon
-  os.remove(go)
+  go = S.tmpname("go2")
   local pid_file = S.tmpname("daemon.pid")
-  dir = S.tmpname("syslog")
-  assert(os.execute("mkdir " .. dir))
-  daemon = start_rsyslogd(dir)
-  appstart.syslog_socket = dir .. "/log"
-  app = assert(appstart.start { argv = { F, "fork", "line=1:daemon at once", "pidfile=" .. pid_file,
-    "waitfile=" .. go, "line=1:daemon later", "pause", "|", "sleep=0.3", "exit=0" },
-    ready = { forks = true, pid_file = pid_file }, stdout = "syslog" })
-  appstart.syslog_socket = saved
-  assert(io.open(go, "w")):close()
-  got = logged_lines(dir, 2, now() + 5)
-  pid = app.pid
-  app:terminate()
-  app:close()
-  daemon:terminate()
-  daemon:close()
-  lu.assertEquals(S.lines(got), {
-    "fixture:|user.info| daemon at once",
-    string.format("fixture[%d]:|user.info| daemon later", pid),
-  })
+  lines, pid = logged({ argv = { F, "fork", "line=1:daemon at once", "pidfile=" .. pid_file, "waitfile=" .. go,
+    "line=1:daemon later", "pause", "|", "sleep=0.3", "exit=0" }, ready = { forks = true, pid_file = pid_file } }, go)
+  lu.assertEquals(lines, { "fixture:|user.info| daemon at once",
+    string.format("fixture[%d]:|user.info| daemon later", pid) })
   S.assert_clean(before)
 end
 
