@@ -23,7 +23,7 @@ local function give_back()
   for _, f in ipairs(held) do f:close() end
   held = {}
 end
-local argv = { F, "notify=STATUS=x", "sleep=0.1", "notify=READY=1", "ignore=TERM", "pause" }
+local argv = { F, "ignore=TERM", "notify=STATUS=x", "sleep=0.1", "notify=READY=1", "pause" }
 
 local result
 local ok, err = pcall(appstart.run, function()
