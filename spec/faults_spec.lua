@@ -390,6 +390,18 @@ function Launcher.test_an_app_ready_with_no_descriptor_left_is_watched_all_the_s
     .. "supervisor\ttrue stopped\nreload\ttrue\nleft\ttrue\t\n")
 end
 
+-- A coroutine of a cqueues controller that waits for the first time
+-- while every descriptor is taken, its app started from the main thread
+-- (cqueues loaded, its adapter not yet): the wait is served, yielding to
+-- the controller (its app:terminate() raised "module 'appstart.cqueues'
+-- not found", the adapter required only then, and a require needs a
+-- descriptor).
+function Launcher.test_the_first_wait_under_cqueues_in_a_descriptor_shortage_is_served()
+  local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_cqueues_first_wait_in_a_shortage")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "terminate\tkilled by signal 9 (KILL)\tserved\nleft\ttrue\t\n")
+end
+
 --- A pid the helper reports while the launcher has no descriptor free (no
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.

@@ -412,6 +412,13 @@ local function active_backend()
   -- none registered and cqueues not loaded: none can apply (a plain
   -- script's every wait comes here; spare it the calls below)
   if not backends[1] and not package.loaded.cqueues then return nil end
+  -- the cqueues adapter is loaded as soon as cqueues is seen, from any
+  -- thread: a require needs a descriptor, which a coroutine's first wait
+  -- may come to when none is free (tried again at the next wait if not)
+  if not cqueues_backend and package.loaded.cqueues then
+    local loaded, b = pcall(require, "appstart.cqueues")
+    if loaded then cqueues_backend = b end
+  end
   local co, main = coroutine.running()
   -- every backend yields: none applies to the main thread
   if main then return nil end
