@@ -130,6 +130,7 @@ struct starter {
     size_t held_len;
     int held_trunc;
     pid_t held_sender;
+    int held_err;             /* why its descent could not be read */
     int held_fd;              /* its channel, out of the waits meanwhile */
     char *status;             /* the latest STATUS=, malloc'd */
     size_t status_len;
@@ -1414,7 +1415,7 @@ static int admitted(struct starter *s, pid_t sender)
  * queued behind it would wake them at once, again and again: the start
  * is stepped every poll interval instead, starter_needs_probing); 0, or
  * ENOMEM when it cannot be kept (it is then refused). */
-static int hold(struct starter *s, int fd, const char *buf, size_t n, int trunc, pid_t sender)
+static int hold(struct starter *s, int fd, const char *buf, size_t n, int trunc, pid_t sender, int err)
 {
     char *copy = malloc(n ? n : 1);
     if (!copy)
@@ -1424,6 +1425,7 @@ static int hold(struct starter *s, int fd, const char *buf, size_t n, int trunc,
     s->held_len = n;
     s->held_trunc = trunc;
     s->held_sender = sender;
+    s->held_err = err;
     s->held_fd = fd;
     unwatch_fd(s, fd);
     return 0;
@@ -1463,8 +1465,10 @@ static int take_ready_chunk(struct starter *s, const char *buf, size_t n)
 static int take_held(struct starter *s, const char *what, int (*take)(struct starter *, const char *, size_t, int))
 {
     int a = admitted(s, s->held_sender);
-    if (a < 0)
+    if (a < 0) {
+        s->held_err = -a;
         return -1;
+    }
     char *msg = s->held;
     s->held = NULL;
     /* its channel back in the waits first: taking it may end the start,
@@ -1514,7 +1518,7 @@ static int read_ready_fd(struct starter *s)
             return 0;
         }
         int a = admitted(s, sender);
-        if (a < 0 && hold(s, s->ready_rd, buf, (size_t)n, trunc, sender) == 0)
+        if (a < 0 && hold(s, s->ready_rd, buf, (size_t)n, trunc, sender, -a) == 0)
             return 1;
         if (a <= 0) {
             refuse(s, sender, "ready line");
@@ -1616,7 +1620,7 @@ static int read_notify(struct starter *s)
             return 0;
         }
         int a = admitted(s, sender);
-        if (a < 0 && hold(s, s->notify->fd, buf, (size_t)n, trunc, sender) == 0)
+        if (a < 0 && hold(s, s->notify->fd, buf, (size_t)n, trunc, sender, -a) == 0)
             return 1;
         if (a <= 0) {
             refuse(s, sender, "notify datagram");
@@ -1829,6 +1833,10 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->pid = known_app_pid(s);
     out->unchecked_pid = (pid_t)s->unchecked_pid;
     out->unchecked_err = s->unchecked_err;
+    if (s->held) {
+        out->held_sender = s->held_sender;
+        out->held_err = s->held_err;
+    }
     if (s->line.done == READY_LINE_DONE) {
         out->name = s->line.buf ? s->line.buf : "";
         out->name_len = s->line.len;

@@ -137,6 +137,11 @@ struct starter_result {
                                 yet (out of descriptors or memory:
                                 unchecked_err); else 0 */
     int unchecked_err;
+    pid_t held_sender;       /* a ready message's sender whose descent
+                                could not be read yet (held_err): the
+                                message waits, what follows behind it;
+                                else 0 */
+    int held_err;
     const char *name;        /* the fd protocol's ready line; NULL if none */
     size_t name_len;
     const char *partial;     /* the fd protocol: a line begun, its newline

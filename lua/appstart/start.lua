@@ -882,7 +882,14 @@ function not_ready(h)
   local ready, timeout = opts.ready or DEFAULTS.ready, opts.ready_timeout or DEFAULTS.ready_timeout
   local what
   local probe = probe_of(h)
-  if probe then
+  local held = not probe and h._s:result()
+  if held and held.held_sender then
+    -- a message whose sender's descent could not be read (out of
+    -- descriptors or memory) all along: it and what came behind it
+    -- were never read, READY=1 perhaps among them
+    what = format("a message from pid %d (notify_access \"all\" may admit it) was held unread, and what came after"
+      .. " it, since its sender's descent could not be read: %s", held.held_sender, core.strerror(held.held_errno))
+  elseif probe then
     what = probe:describe()
   elseif ready == "notify" then
     what = "no READY=1 came on its notify socket"

@@ -10,7 +10,8 @@
 -- descriptors taken all along: its code, and "calm", or "spun" when the
 -- wait took more than a quarter of its time in CPU (the held message's
 -- socket, readable with what is queued behind it, woke it again and
--- again). Then "left", whether the descriptors are as they were, and the
+-- again), and "held" when its message says the message was held (it
+-- said "no READY=1 came"), else that message. Then "left", whether the descriptors are as they were, and the
 -- children left.
 local appstart = require "appstart"
 local K = require "childkit"
@@ -42,7 +43,11 @@ do
   local app, err = h:wait()
   local cpu, took = os.clock() - cpu0, require("appstart.core").now() - t0
   for _, f in ipairs(held) do f:close() end
-  K.out("waited", app and "ready" or err.code, cpu < took / 4 and "calm" or "spun")
+  -- what its message says it waited for: the message held, not "no READY=1 came"
+  local said = app and "" or err.message:match("^app not ready within 1 s: a message from pid %d+ %(notify_access \"all\""
+    .. " may admit it%) was held unread, and what came after it, since its sender's descent could not be read: "
+    .. "Too many open files$") and "held" or err.message
+  K.out("waited", app and "ready" or err.code, cpu < took / 4 and "calm" or "spun", said)
   if app then app:terminate() end
 end
 require("appstart.testing").reap()
