@@ -213,6 +213,35 @@ function T.test_on_status_that_waits_is_called_once_at_a_time_with_the_latest_st
   S.assert_clean(before)
 end
 
+-- An on_status call still running (it waits for the app's end) as the app
+-- sends more statuses and ends: the last STATUS=, its next call, comes
+-- before on_exit (on_exit ran while the call still waited, the last
+-- status after it).
+function T.test_the_last_status_comes_before_on_exit_with_an_on_status_call_still_running()
+  local before = S.snapshot()
+  local go1, go2 = S.tmpname("go1"), S.tmpname("go2")
+  local seen = {}
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "waitfile=" .. go1, "notify=STATUS=first", "waitfile=" .. go2,
+        "notify=STATUS=mid", "notify=STATUS=last", "exit=5" },
+      on_status = function(a, text)
+        seen[#seen + 1] = text
+        if text == "first" then
+          S.touch(go2)
+          seen[#seen + 1] = a:wait(5) and "waited" or "wait failed"
+        end
+      end,
+      on_exit = function(_, how) seen[#seen + 1] = "exit " .. tostring(how.code) end,
+    })
+    S.touch(go1)
+    lu.assertEquals(app:wait(5), { code = 5 })
+    lu.assertTrue(await(function() return seen[#seen] == "exit 5" end, 5), table.concat(seen, ", "))
+  end)
+  lu.assertEquals(seen, { "first", "waited", "last", "exit 5" })
+  S.assert_clean(before)
+end
+
 function T.test_a_notify_app_dropped_inside_a_loop_is_reaped_and_its_socket_closed_when_it_ends()
   local before = S.snapshot()
   local dirs = notify_dirs()

@@ -241,6 +241,13 @@ end
 -- on_exit(app, how): outside a loop it runs in whatever call looked: an
 -- error it raises is logged there, never raised from that unrelated call
 local function tell_exit(app, on_exit, how)
+  local life = app._life
+  if life and life.status_busy then
+    -- an on_status call still running: its next call, the app's last
+    -- STATUS= (told before on_exit), comes first; on_exit once it returns
+    life.exit_next = function() tell_exit(app, on_exit, how) end
+    return
+  end
   loop.callback(function(err)
     app._log("error", string.format("%s: on_exit raised %s", app._program, log.raised(err)))
   end, on_exit, app, how)
@@ -530,6 +537,11 @@ local function call_on_status(app, on_status)
       until not life.status_next
     end)
     life.status_busy = false
+    local exit_next = life.exit_next
+    if exit_next then
+      life.exit_next = nil
+      exit_next()
+    end
     if not ok then error(err, 0) end
   end)
 end
