@@ -731,7 +731,13 @@ function App:wait(timeout)
     loop.serve()
     return self._how
   end
-  if not self._proc then return nil, "closed" end
+  if not self._proc then
+    -- (and reaps what has exited, this app too: a closed child of the
+    -- launcher is reaped by the first call that waits after its exit)
+    core.reap()
+    loop.serve()
+    return nil, "closed"
+  end
   local deadline = timeout and now() + timeout
   local looked = false
   while true do
@@ -1078,7 +1084,7 @@ function App:__tostring()
   local name = ""
   if self.name ~= self._program then name = string.format(", name %q", log.printable(tostring(self.name))) end
   return string.format("appstart.app(%s%s, pid %s, %s)", log.printable(self._program), name,
-    tostring(self.pid or "?"), rawget(self, "_state"))
+    tostring(self.pid or "?"), self.state)
 end
 
 -- cqueues-style polling interface: pollfd / events / timeout
@@ -1088,7 +1094,10 @@ function App:pollfd()
   if proc then return proc:fd() end
   return nil
 end
-function App:events() return "r" end
+function App:events()
+  is_app(self, "app:events", 2)
+  return "r"
+end
 function App:timeout()
   is_app(self, "app:timeout", 2)
   -- ended or closed: a poll returns at once (app:wait says which)

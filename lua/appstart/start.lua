@@ -1066,7 +1066,10 @@ function Starting:pollfd()
   if self.done then return nil end
   return (self._s:fd())
 end
-function Starting:events() return "r" end
+function Starting:events()
+  is_start(self, "h:events", 2)
+  return "r"
+end
 function Starting:timeout()
   is_start(self, "h:timeout", 2)
   if self.done or self._out_left then return 0 end

@@ -43,7 +43,10 @@ function Watch:pollfd()
   is_watch(self, "w:pollfd")
   return self._proc and self._proc:fd()
 end
-function Watch:events() return "r" end
+function Watch:events()
+  is_watch(self, "w:events")
+  return "r"
+end
 function Watch:timeout()
   is_watch(self, "w:timeout")
   -- done, or the pid was gone at the start: a poll returns at once
