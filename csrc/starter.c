@@ -515,6 +515,10 @@ static int open_stdio(const char *how, int fd, uid_t app_uid, int *out, const ch
         err = EMLINK;
     else if ((err = sys_foreign_in_sticky_dir(dfd, &st, app_uid)))
         *why = err == EPERM ? "another user's file in a sticky directory others can write (as /tmp)" : NULL;
+    else if (fd == 0 && (err = sys_unreadable_moved_in(dfd, &st, app_uid)))
+        *why = err == EACCES ? "a file the app's user cannot read, in a directory a user other than root can change"
+                               " (that user may have moved it there)"
+                             : NULL;
     else if ((fl = fcntl(r, F_GETFL)) < 0 || fcntl(r, F_SETFL, fl & ~O_NONBLOCK) < 0)
         err = errno;
     sys_close(&dfd);

@@ -360,6 +360,20 @@ int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
     return S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode) ? foreign_owner_in(dir_fd, st->st_uid, also) : 0;
 }
 
+int sys_unreadable_moved_in(int dir_fd, const struct stat *st, uid_t app_uid)
+{
+    struct stat d;
+    if (app_uid == (uid_t)-1 || app_uid == geteuid() || !S_ISREG(st->st_mode))
+        return 0;
+    if (st->st_uid == app_uid || (st->st_mode & S_IROTH))
+        return 0;
+    if (fstat(dir_fd, &d) != 0)
+        return errno;
+    if (trusted_owner(d.st_uid) && !(d.st_mode & S_IWOTH) && (!(d.st_mode & S_IWGRP) || d.st_gid == 0))
+        return 0;
+    return EACCES;
+}
+
 int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)
 {
     struct stat st;

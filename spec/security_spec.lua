@@ -582,6 +582,63 @@ function T.test_another_users_file_in_a_sticky_directory_all_can_write_is_refuse
   S.assert_clean(before)
 end
 
+-- A file the launcher (root) reads for an app of another user (stdin),
+-- in a directory that user can change: one the app's user cannot read
+-- itself (root's 0600, another user's: moved there, a rename is all it
+-- takes) is refused, in a directory of that user's, a group-writable one,
+-- and a sticky one all can write (it was read and fed to the app); its
+-- own, one all may read, and any in a directory only root changes are
+-- given.
+function T.test_a_file_the_apps_user_cannot_read_where_it_can_move_files_is_refused_as_stdin()
+  need_root()
+  local before = S.snapshot()
+  local UNREADABLE = "a file the app's user cannot read, in a directory a user other than root can change"
+    .. " (that user may have moved it there)"
+  local seen = directory("seen", "777")
+  local home = directory("home", "755")
+  assert(os.execute("chown nobody " .. q(home)))
+  local shared = directory("shared", "775")
+  assert(os.execute("chgrp nogroup " .. q(shared)))
+  local sticky = directory("sticky", "1777")
+  local function fed(path)
+    local out = seen .. "/fed"
+    os.remove(out)
+    local app, err = start { argv = { F, "stdin=" .. out, "exit=0" }, ready = "none", stdin = path, user = "nobody" }
+    if not app then return err end
+    app:wait(5)
+    app:close()
+    return S.read(out)
+  end
+  for _, dir in ipairs { home, shared, sticky } do
+    -- (another user's in the sticky one is refused as planted: above)
+    for _, owner in ipairs(dir == sticky and { "root" } or { "root", "54321" }) do
+      local path = dir .. "/" .. owner .. ".secret"
+      local f = assert(io.open(path, "w"))
+      f:write("secret\n")
+      f:close()
+      assert(os.execute(string.format("chown %s %s && chmod 640 %s", owner, q(path), q(path))))
+      local err = fed(path)
+      lu.assertEquals(type(err), "table", path .. " was fed to the app")
+      lu.assertEquals(err.code, "spawn")
+      lu.assertEquals(err.message, "cannot open " .. path .. " for stdin: " .. UNREADABLE)
+    end
+  end
+  -- the app's user's own, root's readable by all, root's 0600 in root's
+  -- directory (a key handed to the app)
+  local function file(path, owner, mode)
+    local f = assert(io.open(path, "w"))
+    f:write("given\n")
+    f:close()
+    assert(os.execute(string.format("chown %s %s && chmod %s %s", owner, q(path), mode, q(path))))
+    return path
+  end
+  local given = directory("given", "755")
+  lu.assertEquals(fed(file(home .. "/own", "nobody", "600")), "given\n")
+  lu.assertEquals(fed(file(home .. "/public", "root", "644")), "given\n")
+  lu.assertEquals(fed(file(given .. "/key", "root", "600")), "given\n")
+  S.assert_clean(before)
+end
+
 function T.test_the_socket_is_writable_by_all_in_a_0711_directory_with_an_unguessable_name()
   local before = S.snapshot()
   local info = S.tmpname("info")
@@ -711,7 +768,13 @@ end
 -- the start fails `spawn`, saying where it tried.
 function T.test_a_notify_base_where_nothing_can_be_made_is_passed_over()
   need_root()
-  for _, base in ipairs { "/proc", "/sys/fs/cgroup" } do
+  -- (/sys/fs/cgroup where it is cgroup2's: a hybrid layout mounts a
+  -- tmpfs there, where a directory can be made)
+  local bases = { "/proc" }
+  for line in io.lines("/proc/self/mounts") do
+    if line:match("^%S+ /sys/fs/cgroup cgroup2 ") then bases[2] = "/sys/fs/cgroup" end
+  end
+  for _, base in ipairs(bases) do
     local out, ok = S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "security_notify_base_passed_over")
     lu.assertTrue(ok, out)
     lu.assertEquals(out, "ready\t/tmp\n", base)
