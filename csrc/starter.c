@@ -500,8 +500,12 @@ static int open_stdio(const char *how, int fd, uid_t app_uid, int *out, const ch
         int err = errno;
         struct stat fifo;
         /* (ENXIO is also a device with nothing behind it, a socket) */
-        if (err == ENXIO && fstatat(dfd, name, &fifo, AT_SYMLINK_NOFOLLOW) == 0 && S_ISFIFO(fifo.st_mode))
-            *why = "a FIFO with no reader (it would block the launcher)";
+        if (err == ENXIO && fstatat(dfd, name, &fifo, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISFIFO(fifo.st_mode))
+                *why = "a FIFO with no reader (it would block the launcher)";
+            else if (S_ISSOCK(fifo.st_mode))
+                *why = "a socket (it cannot be opened as a file)";
+        }
         sys_close(&dfd);
         return err;
     }
