@@ -1085,7 +1085,8 @@ function Failure.test_a_second_sigint_at_a_full_stdouts_ready_line_sends_sigkill
   local fifo, pidfile, trapped = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("trapped")
   local err, code = S.tmpname("err"), S.tmpname("code")
   assert(os.execute("mkfifo " .. fifo))
-  local args = { "--grace=60", "--ready=none", "--", F, "pidfile=" .. pidfile, "trap=TERM:" .. trapped, "pause" }
+  -- (the trap set before the pid file that the test acts on appears)
+  local args = { "--grace=60", "--ready=none", "--", F, "trap=TERM:" .. trapped, "pidfile=" .. pidfile, "pause" }
   os.execute(string.format("((exec 1<>%s; head -c 65536 /dev/zero; exec %s 2>%s); echo $? >%s.tmp; "
     .. "mv %s.tmp %s) >/dev/null 2>&1 &", fifo, command_line(args), err, code, code, code))
   local app = tonumber(S.await_file(pidfile))
@@ -1124,13 +1125,13 @@ function Failure.test_a_signal_pending_as_the_start_completes_still_cancels_it()
   S.assert_clean(before)
 end
 
---- The command's start times out (--ready=fd, 0.2 s) with an app that
+--- The command's start times out (--ready=fd, 0.5 s) with an app that
 -- outlives the SIGTERM it gets then (kill_grace `grace`); `signal` then
 -- comes: the command's exit code, stdout and stderr, and the app's pid.
 local function signal_after_the_failure(signal, grace)
   local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
-  local bg = run_background { "--ready=fd", "--timeout=0.2", "--grace=" .. grace, "--", F, "pidfile=" .. pidfile,
-    "trap=TERM:" .. trap, "pause" }
+  local bg = run_background { "--ready=fd", "--timeout=0.5", "--grace=" .. grace, "--", F, "trap=TERM:" .. trap,
+    "pidfile=" .. pidfile, "pause" }
   local app = tonumber(S.await_file(pidfile))
   S.await_file(trap) -- the timeout's SIGTERM came
   os.execute("kill -" .. signal .. " " .. ppid(app))
@@ -1146,7 +1147,7 @@ function Failure.test_a_signal_after_the_start_failed_leaves_the_failure_as_it_i
   local code, out, err, app = signal_after_the_failure("TERM", 1)
   lu.assertEquals(code, 1, err)
   lu.assertEquals(out, "")
-  lu.assertEquals(err, "appstart: app not ready within 0.2 s: no line came on its fd 3\n")
+  lu.assertEquals(err, "appstart: app not ready within 0.5 s: no line came on its fd 3\n")
   lu.assertFalse(S.alive(app), "the app is still running")
   S.assert_clean(before)
 end
@@ -1162,7 +1163,7 @@ function Failure.test_a_sigint_after_the_start_failed_sends_sigkill()
   lu.assertEquals(code, 1, err)
   lu.assertEquals(out, "")
   lu.assertEquals(err, "appstart: fixture (pid " .. app .. ") is still running: sending SIGKILL\n"
-    .. "appstart: app not ready within 0.2 s: no line came on its fd 3\n")
+    .. "appstart: app not ready within 0.5 s: no line came on its fd 3\n")
   lu.assertFalse(S.alive(app), "the app is still running")
   S.assert_clean(before)
 end
@@ -1523,8 +1524,8 @@ function Watch.test_a_second_and_third_sigint_reach_the_app_though_stderr_is_nev
   local before = S.snapshot()
   local pidfile, fifo, code = S.tmpname("pid"), S.tmpname("fifo"), S.tmpname("code")
   assert(os.execute("mkfifo " .. fifo))
-  local line = command_line { "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile,
-    "ignore=INT", "ignore=TERM", "line=3:stubborn", "pause" }
+  local line = command_line { "--watch", "--verbose", "--ready=fd", "--", F, "ignore=INT", "ignore=TERM",
+    "pidfile=" .. pidfile, "line=3:stubborn", "pause" }
   -- (the pipe's 64 KiB filled before the command starts; the shell that
   -- says how it ended writes elsewhere)
   os.execute(string.format("((exec 2<>%s; head -c 65536 /dev/zero >&2; exec %s >/dev/null); echo $? >%s.tmp; "
@@ -1550,8 +1551,8 @@ end
 function Watch.test_a_second_sigint_while_a_start_is_cancelled_sends_sigkill()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local bg = run_background { "--watch", "--verbose", "--grace=60", "--ready=fd", "--", F, "pidfile=" .. pidfile,
-    "ignore=INT", "ignore=TERM", "pause" }
+  local bg = run_background { "--watch", "--verbose", "--grace=60", "--ready=fd", "--", F, "ignore=INT",
+    "ignore=TERM", "pidfile=" .. pidfile, "pause" }
   local app = tonumber(S.await_file(pidfile))
   local command = ppid(app)
   os.execute("kill -INT " .. command)

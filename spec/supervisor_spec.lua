@@ -1340,8 +1340,9 @@ function TGraph.test_a_crashed_service_comes_back_only_once_its_dependents_have_
   local rec = recorder()
   local sv = supervisor({ services = {
     db = { argv = { F, "notify=READY=1", "pause" }, backoff = { initial = 0.01, jitter = 0 } },
-    -- ignores SIGTERM: its stop takes kill_grace, far longer than db's backoff
-    app = fd_service({ needs = { "db" }, kill_grace = 0.4 }, "ignore=TERM", "pause"),
+    -- ignores SIGTERM (from before its ready line on: the stop may come
+    -- at once): its stop takes kill_grace, far longer than db's backoff
+    app = fd_service({ needs = { "db" }, kill_grace = 0.4, argv = { F, "ignore=TERM", "line=3:up", "pause" } }),
   } }, rec)
   lu.assertEquals(sv:up(), true)
   kill(pid_of(sv, "db"))

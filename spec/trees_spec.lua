@@ -84,6 +84,7 @@ function TG.test_terminate_reaches_the_forked_children_and_counts_them()
   assert_gone({ pa }, "group member")
   lu.assertTrue(S.alive(pb), "a child that left the group is beyond kill_mode = 'group'")
   kill { pb }
+  assert_gone({ pb }, "the child that left the group")
   S.assert_clean(before)
 end
 
