@@ -386,4 +386,25 @@ function T.test_the_options_table_changed_after_the_start_changes_nothing()
   S.assert_clean(before)
 end
 
+-- So are the tables in it that a begun start reads as it runs: its argv
+-- (the app's name, taken at ready: a number put there raised inside
+-- appstart, the start left not done and its app running; a string
+-- renamed the app) and its probe (an exec probe's command, read at each
+-- try; a probe of another kind put there raised so).
+function T.test_the_argv_and_probe_tables_changed_after_begin_change_nothing()
+  local before = S.snapshot()
+  local opts = { argv = { F, "notify=READY=1", "pause" }, log = S.quiet }
+  local h = appstart.begin(opts)
+  opts.argv[1] = 42
+  local app = assert(h:wait())
+  lu.assertEquals(app.name, "fixture")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  opts = { argv = { F, "pause" }, ready = { exec = { F, "sleep=0.2", "exit=0" } }, log = S.quiet }
+  h = appstart.begin(opts)
+  opts.ready.exec[1], opts.ready.exec[2], opts.ready.connect = "/nonexistent", 42, 42
+  app = assert(h:wait())
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 return { TestOptionsNoEffect = T, TestSettings = Settings }

@@ -190,12 +190,21 @@ function start.begin(opts, who, up, pass_fd)
   options.assert(opts, who, up + 2)
   -- the start and its app read the options as checked: the caller's table
   -- may be changed after (a template reused, an on_status that writes to
-  -- it), and what it would then hold was never checked. (Its tables, argv,
-  -- env, ready, are the ones given: read as the start begins, or only
-  -- during it.)
+  -- it), and what it would then hold was never checked. Its tables read
+  -- while the start runs are copied too: argv (the app's name, at ready
+  -- and in each log line) and a probe's (read at each try, an exec
+  -- probe's argv); the others (env, a helper's, an output file's) are
+  -- read as the start begins.
   local given = opts
   opts = {}
   for k, v in next, given do opts[k] = v end
+  opts.argv = table.move(given.argv, 1, #given.argv, 1, {})
+  if type(given.ready) == "table" then
+    local ready = {}
+    for k, v in next, given.ready do ready[k] = v end
+    if type(ready.exec) == "table" then ready.exec = table.move(ready.exec, 1, #ready.exec, 1, {}) end
+    opts.ready = ready
+  end
   local ready = opts.ready or DEFAULTS.ready
   -- a probe looks from outside once the app runs: to the core the start
   -- is ready at the exec (or the pid), and the probing comes after
