@@ -1077,14 +1077,18 @@ function TR.test_a_reload_of_an_app_closed_meanwhile_says_closed()
 end
 
 function TR.test_reload_signal_is_configurable()
-  run(function()
-    local app = assert(start {
-      argv = { F, "catch=USR2", "notify=READY=1", "waitsig=USR2", "notify=RELOADING=1\\nREADY=1", "pause" },
-      reload_signal = "USR2",
-    })
-    lu.assertEquals(app:reload(), true)
-    app:terminate()
-  end)
+  -- by name, and by number (a float with an integer value too, as
+  -- app:kill takes it: 12.0 was refused, "integer|string expected")
+  for _, sig in ipairs { "USR2", 12, 12.0 } do
+    run(function()
+      local app = assert(start {
+        argv = { F, "catch=USR2", "notify=READY=1", "waitsig=USR2", "notify=RELOADING=1\\nREADY=1", "pause" },
+        reload_signal = sig,
+      })
+      lu.assertEquals(app:reload(), true)
+      app:terminate()
+    end)
+  end
 end
 
 function TR.test_an_app_that_never_says_reloading_times_out()
@@ -1152,6 +1156,9 @@ function TR.test_an_unknown_reload_signal_raises()
   local ok, err = pcall(require("appstart").start, { argv = { F }, reload_signal = "NOPE" })
   lu.assertFalse(ok)
   lu.assertStrContains(err, "field 'reload_signal': unknown signal 'NOPE'")
+  ok, err = pcall(require("appstart").start, { argv = { F }, reload_signal = 10.5 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "field 'reload_signal': unknown signal '10.5'")
   -- signal 0 is no signal: app:reload() would do nothing, silently
   local marker = S.tmpname("spawned")
   ok, err = pcall(require("appstart").start, { argv = { F, "pidfile=" .. marker }, reload_signal = 0 })

@@ -276,7 +276,8 @@ options.SCHEMA = {
   kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },
   cgroup_parent = { types = { string = true }, check = cgroup_path },
   watchdog = { types = { integer = true, float = true }, check = watchdog_seconds },
-  reload_signal = { types = { string = true, integer = true }, check = signal, default = "HUP" },
+  -- (a number with an integer value, 10.0 as 10, as app:kill takes it)
+  reload_signal = { types = { string = true, integer = true, float = true }, check = signal, default = "HUP" },
   on_status = { types = { ["function"] = true } },
   on_exit = { types = { ["function"] = true } },
   log = { types = { ["function"] = true } },
