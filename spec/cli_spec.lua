@@ -418,6 +418,11 @@ function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   lu.assertEquals(code, 2)
   -- the other field is named as the command's option too, never as Lua's
   assert_contains(err, "appstart: option '--ready-fd': same descriptor as '--pid-fd' (3)\n")
+  -- --pid-fd not given (--pid-format brings a helper, its pid on fd 3):
+  -- named as the default it is
+  code, _, err = run { "--pid-format=line", "--ready-fd=3", "--", F, "pause" }
+  lu.assertEquals(code, 2)
+  assert_contains(err, "appstart: option '--ready-fd': same descriptor as the default '--pid-fd' (3)\n")
   S.assert_clean(before)
 end
 

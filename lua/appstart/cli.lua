@@ -726,9 +726,10 @@ local function spelling(o)
 end
 
 -- the words before a field's name in appstart.start's messages ("without
--- 'user'", "same descriptor as 'pid_fd'", "within 'ready_timeout'"); a
--- name after any other is a value ("no such group 'stdout'")
-local NAMING = { with = true, without = true, as = true, within = true, ["or"] = true }
+-- 'user'", "same descriptor as the default 'pid_fd'", "within
+-- 'ready_timeout'"); a name after any other is a value ("no such group
+-- 'stdout'")
+local NAMING = { with = true, without = true, as = true, within = true, ["or"] = true, default = true }
 
 -- a file: output's fields, as the parts of file:PATH:MAX_BYTES:KEEP
 local FILE_PARTS = { file = "PATH", max_bytes = "MAX_BYTES", keep = "KEEP" }

@@ -379,7 +379,9 @@ function options.check(opts)
   if ready_fd ~= nil then
     if opts.ready ~= "fd" then return "ready_fd", "has no effect without ready = 'fd'" end
     if helper and ready_fd == (opts.pid_fd or 3) then
-      return "ready_fd", "same descriptor as 'pid_fd' (" .. ready_fd .. ")"
+      -- (a pid_fd not given is named as the default it is)
+      return "ready_fd", "same descriptor as " .. (opts.pid_fd == nil and "the default " or "") .. "'pid_fd' ("
+        .. ready_fd .. ")"
     end
   end
   if opts.cgroup_parent ~= nil and opts.kill_mode ~= "cgroup" then
