@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -360,6 +363,31 @@ int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
     return S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode) ? foreign_owner_in(dir_fd, st->st_uid, also) : 0;
 }
 
+/* Is the user uid in group g, as it logs in: its passwd entry's group and
+ * those getgrouplist gives it (with no entry: the group of its number,
+ * which appstart-helper runs it in)? Not known (out of memory): no. */
+static int user_in_group(uid_t uid, gid_t g)
+{
+    const struct passwd *pw = getpwuid(uid);
+    if (!pw)
+        return g == (gid_t)uid;
+    if (pw->pw_gid == g)
+        return 1;
+    gid_t small[64], *list = small;
+    int n = 64, member = 0;
+    if (getgrouplist(pw->pw_name, pw->pw_gid, list, &n) < 0) {
+        if (n <= 0 || !(list = malloc((size_t)n * sizeof *list)))
+            return 0;
+        if (getgrouplist(pw->pw_name, pw->pw_gid, list, &n) < 0)
+            n = 0;
+    }
+    for (int i = 0; i < n && !member; i++)
+        member = list[i] == g;
+    if (list != small)
+        free(list);
+    return member;
+}
+
 int sys_unreadable_moved_in(int dir_fd, const struct stat *st, uid_t app_uid)
 {
     struct stat d;
@@ -370,6 +398,9 @@ int sys_unreadable_moved_in(int dir_fd, const struct stat *st, uid_t app_uid)
     if (fstat(dir_fd, &d) != 0)
         return errno;
     if (trusted_owner(d.st_uid) && !(d.st_mode & S_IWOTH) && (!(d.st_mode & S_IWGRP) || d.st_gid == 0))
+        return 0;
+    /* (its groups looked up last: only for a file in such a directory) */
+    if ((st->st_mode & S_IRGRP) && user_in_group(app_uid, st->st_gid))
         return 0;
     return EACCES;
 }

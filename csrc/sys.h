@@ -115,7 +115,8 @@ int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also);
 /* A file the launcher opens to read for an app of another user (app_uid;
  * (uid_t)-1: none, or the launcher's own: no check): is the regular file
  * st, found in dir_fd, one that user could not read itself (not its own,
- * not readable by all), in a directory whose names a user other than root
+ * not readable by all, nor by a group it is in as it logs in), in a
+ * directory whose names a user other than root
  * and the launcher's can change (its owner is another, or it is writable
  * by others, or by a group other than root's, sticky or not)? That user
  * may have moved it there (root's, another user's file), to have the

@@ -585,11 +585,11 @@ end
 
 -- A file the launcher (root) reads for an app of another user (stdin),
 -- in a directory that user can change: one the app's user cannot read
--- itself (root's 0600, another user's: moved there, a rename is all it
--- takes) is refused, in a directory of that user's, a group-writable one,
--- and a sticky one all can write (it was read and fed to the app); its
--- own, one all may read, and any in a directory only root changes are
--- given.
+-- itself (root's 0640 in group root, another user's: moved there, a
+-- rename is all it takes) is refused, in a directory of that user's, a
+-- group-writable one, and a sticky one all can write (it was read and fed
+-- to the app); its own, one a group of its may read, one all may read,
+-- and any in a directory only root changes are given.
 function T.test_a_file_the_apps_user_cannot_read_where_it_can_move_files_is_refused_as_stdin()
   need_root()
   local before = S.snapshot()
@@ -635,6 +635,8 @@ function T.test_a_file_the_apps_user_cannot_read_where_it_can_move_files_is_refu
   end
   local given = directory("given", "755")
   lu.assertEquals(fed(file(home .. "/own", "nobody", "600")), "given\n")
+  -- root's that a group of the app's user may read (it was refused)
+  lu.assertEquals(fed(file(home .. "/group", "root:nogroup", "640")), "given\n")
   lu.assertEquals(fed(file(home .. "/public", "root", "644")), "given\n")
   lu.assertEquals(fed(file(given .. "/key", "root", "600")), "given\n")
   S.assert_clean(before)
