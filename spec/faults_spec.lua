@@ -395,11 +395,18 @@ end
 -- (cqueues loaded, its adapter not yet): the wait is served, yielding to
 -- the controller (its app:terminate() raised "module 'appstart.cqueues'
 -- not found", the adapter required only then, and a require needs a
--- descriptor).
+-- descriptor). So is a supervisor's first call from such a coroutine.
 function Launcher.test_the_first_wait_under_cqueues_in_a_descriptor_shortage_is_served()
   local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_cqueues_first_wait_in_a_shortage")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "terminate\tkilled by signal 9 (KILL)\tserved\nleft\ttrue\t\n")
+  -- a supervisor's first call so (its cq:loop() failed: "module
+  -- 'cqueues.condition' not found"): its start fails for want of
+  -- descriptors, as any would, and nothing is raised
+  text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 },
+    "faults_supervisor_first_call_under_cqueues_in_a_shortage")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertStrMatches(text, "up\tnil fixture: [^\n]*Too many open files\nleft\ttrue\t\n")
 end
 
 --- A pid the helper reports while the launcher has no descriptor free (no

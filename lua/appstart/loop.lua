@@ -417,7 +417,11 @@ local function active_backend()
   -- may come to when none is free (tried again at the next wait if not)
   if not cqueues_backend and package.loaded.cqueues then
     local loaded, b = pcall(require, "appstart.cqueues")
-    if loaded then cqueues_backend = b end
+    if loaded then
+      cqueues_backend = b
+    elseif loop.interrupt(b) then
+      error(b, 0) -- (^C, landed in the require)
+    end
   end
   local co, main = coroutine.running()
   -- every backend yields: none applies to the main thread
