@@ -1868,6 +1868,14 @@ void starter_result(const struct starter *s, struct starter_result *out)
     } else if (out->pid > 0) {
         out->app_end = app->end;
         out->app_code = app->code;
+    } else if (s->pid_file && (s->phase == STARTER_FAILED || s->stopping) && s->spawned.pid > 0 &&
+               !(s->spawned.end == PROCESS_EXITED && s->spawned.code == 0)) {
+        /* a forking daemon's start that failed while its process started
+         * still ran (a timeout, a cancel): that process, stopped with the
+         * start, and how it ended (no daemon was named) */
+        out->pid = s->spawned.pid;
+        out->app_end = s->spawned.end;
+        out->app_code = s->spawned.code;
     }
 }
 

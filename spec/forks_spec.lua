@@ -592,10 +592,15 @@ end
 -- no chance to clean up, as a helper does).
 function T.test_a_started_process_that_never_exits_is_terminated_with_the_grace()
   local path, trapped = S.tmpname("never"), S.tmpname("trapped")
+  local pidfile = S.tmpname("started")
   local err = fail_within({ ready = { forks = true, pid_file = path }, ready_timeout = 0.3, kill_grace = 0.3,
-    argv = { F, "trap=TERM:" .. trapped, "pause" } }, "timeout", 5)
+    argv = { F, "trap=TERM:" .. trapped, "pidfile=" .. pidfile, "pause" } }, "timeout", 5)
   lu.assertStrContains(err.message, "did not exit")
   lu.assertEquals(S.read(trapped), "15\n")
+  -- the error says which process and how it ended, as a died start's
+  -- does (neither was there)
+  lu.assertEquals(err.pid, S.pid_in(pidfile))
+  lu.assertEquals(err.status, { signal = 9 })
 end
 
 function T.test_in_a_cgroup_a_daemon_whose_pid_never_comes_is_ended_with_the_start()
