@@ -310,10 +310,11 @@ static int l_starter_outcome(lua_State *L)
 }
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
- * unchecked_errno=, held_sender=, held_errno=, name=, partial=, status=,
- * app_errno=, exited=, how=, left=}
+ * unchecked_errno=, pid_partial=, held_sender=, held_errno=, name=,
+ * partial=, status=, app_errno=, exited=, how=, left=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
- * of descriptors or memory; held_sender: a ready message's sender whose
+ * of descriptors or memory; pid_partial: bytes of a pid record not whole
+ * yet; held_sender: a ready message's sender whose
  * descent could not be read yet, the message held; partial: the fd protocol's line begun, with no
  * newline yet) */
 static int l_starter_result(lua_State *L)
@@ -341,6 +342,10 @@ static int l_starter_result(lua_State *L)
         lua_setfield(L, -2, "unchecked_pid");
         lua_pushinteger(L, r.unchecked_err);
         lua_setfield(L, -2, "unchecked_errno");
+    }
+    if (r.pid_partial > 0) {
+        lua_pushinteger(L, (lua_Integer)r.pid_partial);
+        lua_setfield(L, -2, "pid_partial");
     }
     if (r.held_sender > 0) {
         lua_pushinteger(L, r.held_sender);

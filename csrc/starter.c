@@ -1841,6 +1841,8 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->pid = known_app_pid(s);
     out->unchecked_pid = (pid_t)s->unchecked_pid;
     out->unchecked_err = s->unchecked_err;
+    if (out->pid <= 0 && out->unchecked_pid <= 0)
+        out->pid_partial = s->pid_reader.len;
     if (s->held) {
         out->held_sender = s->held_sender;
         out->held_err = s->held_err;

@@ -137,6 +137,8 @@ struct starter_result {
                                 yet (out of descriptors or memory:
                                 unchecked_err); else 0 */
     int unchecked_err;
+    size_t pid_partial;      /* bytes of a pid record read, the record
+                                not whole yet (no pid): else 0 */
     pid_t held_sender;       /* a ready message's sender whose descent
                                 could not be read yet (held_err): the
                                 message waits, what follows behind it;

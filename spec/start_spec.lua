@@ -408,6 +408,11 @@ function Errors.test_part_of_a_pid_record_then_the_helpers_exit_is_a_short_recor
       function() lu.assertTrue(S.await_gone(S.pid_in(forked))) end)
     lu.assertEquals(err.message, "short pid record: " .. case[3] .. " (the helper exited)", case[1])
   end
+  -- the helper that wrote part of one runs on, the channel open: its
+  -- timeout says what came (it said nothing of it)
+  local err = fail_without_leaks({ helper = { F, "int32part=3:self:2", "exec" }, argv = { F, "pause" },
+    ready = "none", pid_timeout = 0.3, kill_grace = 0.2 }, "helper", 5)
+  lu.assertEquals(err.message, "helper did not report a pid on fd 3 within 0.3 s (2 of 4 bytes came)")
 end
 
 --- fn(...) under a watchdog: a hang inside appstart (a loop that never

@@ -942,12 +942,16 @@ function helper_late(h)
     return format("helper reported pid %d, which could not be checked within %g s: %s", r.unchecked_pid, timeout,
       core.strerror(r.unchecked_errno))
   end
+  -- a record begun: what of it came (the channel held open by what the
+  -- helper left, or the helper itself, waiting)
+  local part = r.pid_partial and format(" (%d of %s came)", r.pid_partial,
+    (opts.pid_format or DEFAULTS.pid_format) == "line" and "a line" or "4 bytes") or ""
   if opts.helper == true then
-    return format("%s did not report a pid on fd %d within %g s (%s: it forks and"
+    return format("%s did not report a pid on fd %d within %g s%s (%s: it forks and"
       .. " reports its daemon's pid there itself, as dbus-daemon --print-pid=%d does)",
-      label(h), fd, timeout, spell(h, "helper", true), fd)
+      label(h), fd, timeout, part, spell(h, "helper", true), fd)
   end
-  return format("helper did not report a pid on fd %d within %g s", fd, timeout)
+  return format("helper did not report a pid on fd %d within %g s%s", fd, timeout, part)
 end
 
 -- The start is abandoned: what it began is ended, as for any failure.
