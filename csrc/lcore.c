@@ -370,33 +370,46 @@ static int l_raise_nofile(lua_State *L)
     return 2;
 }
 
-/* core.user(name_or_uid) -> uid, gid, name | nil */
+/* No entry, or (nil, errno) when it could not be read for want of
+ * resources (out of descriptors): no "no such user" then. */
+static int lookup_failed(lua_State *L, int err)
+{
+    if (!sys_lacks_resources(err))
+        return 0;
+    lua_pushnil(L);
+    lua_pushinteger(L, err);
+    return 2;
+}
+
+/* core.user(name_or_uid) -> uid, gid, name | nil | nil, errno */
 static int l_user(lua_State *L)
 {
     struct passwd *pw;
-    if (lua_type(L, 1) == LUA_TNUMBER)
-        pw = getpwuid((uid_t)lb_check_id(L, 1));
-    else
-        pw = getpwnam(lb_check_cstring(L, 1));
+    int number = lua_type(L, 1) == LUA_TNUMBER;
+    uid_t uid = number ? (uid_t)lb_check_id(L, 1) : 0;
+    const char *name = number ? NULL : lb_check_cstring(L, 1);
+    errno = 0;
+    pw = number ? getpwuid(uid) : getpwnam(name);
     if (!pw)
-        return 0;
+        return lookup_failed(L, errno);
     lua_pushinteger(L, pw->pw_uid);
     lua_pushinteger(L, pw->pw_gid);
     lua_pushstring(L, pw->pw_name);
     return 3;
 }
 
-/* core.group(name_or_gid) -> gid, name | nil: a group the system knows
- * (a gid with no entry is nil too) */
+/* core.group(name_or_gid) -> gid, name | nil | nil, errno: a group the
+ * system knows (a gid with no entry is nil too) */
 static int l_group(lua_State *L)
 {
     struct group *gr;
-    if (lua_type(L, 1) == LUA_TNUMBER)
-        gr = getgrgid((gid_t)lb_check_id(L, 1));
-    else
-        gr = getgrnam(lb_check_cstring(L, 1));
+    int number = lua_type(L, 1) == LUA_TNUMBER;
+    gid_t gid = number ? (gid_t)lb_check_id(L, 1) : 0;
+    const char *name = number ? NULL : lb_check_cstring(L, 1);
+    errno = 0;
+    gr = number ? getgrgid(gid) : getgrnam(name);
     if (!gr)
-        return 0;
+        return lookup_failed(L, errno);
     lua_pushinteger(L, gr->gr_gid);
     lua_pushstring(L, gr->gr_name);
     return 2;

@@ -365,19 +365,24 @@ int sys_foreign_in_sticky_dir(int dir_fd, const struct stat *st, uid_t also)
 
 /* Is the user uid in group g, as it logs in: its passwd entry's group and
  * those getgrouplist gives it (with no entry: the group of its number,
- * which appstart-helper runs it in)? Not known (out of memory): no. */
+ * which appstart-helper runs it in)? 1 or 0, or -errno when its entry
+ * could not be read for want of resources (out of descriptors). */
 static int user_in_group(uid_t uid, gid_t g)
 {
+    errno = 0;
     const struct passwd *pw = getpwuid(uid);
-    if (!pw)
+    if (!pw) {
+        if (sys_lacks_resources(errno))
+            return -errno;
         return g == (gid_t)uid;
+    }
     if (pw->pw_gid == g)
         return 1;
     gid_t small[64], *list = small;
     int n = 64, member = 0;
     if (getgrouplist(pw->pw_name, pw->pw_gid, list, &n) < 0) {
         if (n <= 0 || !(list = malloc((size_t)n * sizeof *list)))
-            return 0;
+            return -ENOMEM;
         if (getgrouplist(pw->pw_name, pw->pw_gid, list, &n) < 0)
             n = 0;
     }
@@ -399,10 +404,12 @@ int sys_unreadable_moved_in(int dir_fd, const struct stat *st, uid_t app_uid)
         return errno;
     if (trusted_owner(d.st_uid) && !(d.st_mode & S_IWOTH) && (!(d.st_mode & S_IWGRP) || d.st_gid == 0))
         return 0;
-    /* (its groups looked up last: only for a file in such a directory) */
-    if ((st->st_mode & S_IRGRP) && user_in_group(app_uid, st->st_gid))
-        return 0;
-    return EACCES;
+    /* (its groups looked up last: only for a file in such a directory;
+     * out of resources, the start fails for that, not for a refusal) */
+    int member = (st->st_mode & S_IRGRP) ? user_in_group(app_uid, st->st_gid) : 0;
+    if (member < 0)
+        return -member;
+    return member ? 0 : EACCES;
 }
 
 int sys_foreign_name_in_sticky_dir(int dir_fd, const char *name, uid_t also)

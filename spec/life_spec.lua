@@ -1223,6 +1223,45 @@ function TE.test_status_and_the_watchdog_under_cqueues()
   S.assert_clean(before)
 end
 
+-- Under cqueues an on_status that raises (cq:loop() returns its error):
+-- the app's later statuses and its on_exit still come (they never did:
+-- the call, its coroutine dead of the error and closed by nobody, was
+-- taken as running for good).
+function TE.test_an_on_status_that_raises_under_cqueues_leaves_later_statuses_and_on_exit()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local cq = cqueues.new()
+  local seen = {}
+  cq:wrap(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "waitfile=" .. go, "notify=STATUS=two", "exit=3" },
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = "status " .. text
+        if text == "one" then
+          S.touch(go)
+          error("boom in on_status")
+        end
+      end,
+      on_exit = function(_, how) seen[#seen + 1] = "exit " .. tostring(how) end,
+    })
+    app:wait(5)
+  end)
+  local failures = 0
+  for _ = 1, 5 do
+    local ok, err = cq:loop(10)
+    if ok then break end
+    failures = failures + 1
+    lu.assertStrContains(tostring(err), "boom in on_status")
+  end
+  lu.assertEquals(failures, 1)
+  lu.assertEquals(seen, { "status one", "status two", "exit exited with code 3" })
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 function TE.test_reload_and_the_watchdog_under_luv()
   local uv = require "luv"
   require "appstart.luv"

@@ -637,6 +637,18 @@ function T.test_a_file_the_apps_user_cannot_read_where_it_can_move_files_is_refu
   lu.assertEquals(fed(file(home .. "/own", "nobody", "600")), "given\n")
   -- root's that a group of the app's user may read (it was refused)
   lu.assertEquals(fed(file(home .. "/group", "root:nogroup", "640")), "given\n")
+  -- so with few descriptors free: a shortage as the user's groups are
+  -- read fails the start for what it is, never as a refusal (it was one)
+  local text, ok = S.run_child({ nofile = 64, timeout = 60 }, "security_a_group_readable_stdin_out_of_descriptors",
+    home .. "/group")
+  lu.assertTrue(ok, text)
+  local n = 0
+  for k, outcome in text:gmatch("(%d+)\t(%S+)\n") do
+    n = n + 1
+    lu.assertTrue(outcome == "started" or outcome == "spawn:24", k .. " free: " .. outcome) -- (EMFILE)
+  end
+  lu.assertTrue(n >= 2, text)
+  lu.assertStrContains(text, "\tstarted\n")
   lu.assertEquals(fed(file(home .. "/public", "root", "644")), "given\n")
   lu.assertEquals(fed(file(given .. "/key", "root", "600")), "given\n")
   S.assert_clean(before)

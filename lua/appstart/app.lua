@@ -522,17 +522,20 @@ end
 
 -- on_status, one call at a time: statuses that come while it runs (it may
 -- wait, inside a loop) are not queued, the latest is its next call's.
-local STATUS_DONE = {
-  __close = function(done)
-    local life = done.life
-    life.status_busy = false
-    local exit_next = life.exit_next
-    if exit_next then
-      life.exit_next = nil
-      exit_next()
-    end
-  end,
-}
+-- A call done (once): the next may come, and an on_exit held behind it
+-- runs.
+local function status_done(done)
+  if done.over then return end
+  done.over = true
+  local life = done.life
+  life.status_busy = false
+  local exit_next = life.exit_next
+  if exit_next then
+    life.exit_next = nil
+    exit_next()
+  end
+end
+local STATUS_DONE = { __close = status_done }
 local function call_on_status(app, on_status)
   local life = app._life
   if life.status_busy then
@@ -541,14 +544,19 @@ local function call_on_status(app, on_status)
   end
   life.status_busy = true
   loop.callback(report(app, "on_status"), function()
-    -- done: the next call may come, and an on_exit held behind this one
-    -- runs; so it does when the call's task is closed before it returns
-    -- (a failed run closes its tasks: on_exit was lost)
-    local _ <close> = setmetatable({ life = life }, STATUS_DONE)
-    repeat
-      life.status_next = false
-      on_status(app, app.status)
-    until not life.status_next
+    -- done as the call returns or raises (a coroutine that dies of an
+    -- error closes nothing: under cqueues nobody closes it), and as its
+    -- task is closed before it returns (a failed run closes its tasks:
+    -- the on_exit held was lost)
+    local done <close> = setmetatable({ life = life }, STATUS_DONE)
+    local ok, err = pcall(function()
+      repeat
+        life.status_next = false
+        on_status(app, app.status)
+      until not life.status_next
+    end)
+    status_done(done)
+    if not ok then error(err, 0) end
   end)
 end
 

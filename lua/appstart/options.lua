@@ -331,6 +331,10 @@ local function rotated_as(value, other)
   end
 end
 
+-- core.user's or core.group's answer: no entry (nil), not one that could
+-- not be read for now (nil, errno)
+local function no_entry(found, errno) return not found and not errno end
+
 --- What is wrong with opts, as (field, message), or nil when nothing is
 -- (field "" when opts is no table at all). Also looks `user` and `group`
 -- up (a name with no entry is a mistake).
@@ -446,13 +450,15 @@ function options.check(opts)
     return "output_keep", "has no effect without stdout or stderr = 'capture', 'syslog' or {file = ...}"
       .. " (the lines kept are those the launcher reads)"
   end
-  -- a uid (or a string of digits: the uid itself) needs no entry; a name does
-  if type(user) == "string" and not user:find("^%d+$") and not core.user(user) then
+  -- a uid (or a string of digits: the uid itself) needs no entry; a name
+  -- does (one that cannot be read for now, out of descriptors, is no
+  -- mistake: the start fails for that, or appstart-helper says)
+  if type(user) == "string" and not user:find("^%d+$") and no_entry(core.user(user)) then
     return "user", "no such user '" .. user .. "'"
   end
   -- a gid needs no entry (as a uid needs none); a name does
   local group = opts.group
-  if type(group) == "string" and not group:find("^%d+$") and not core.group(group) then
+  if type(group) == "string" and not group:find("^%d+$") and no_entry(core.group(group)) then
     return "group", "no such group '" .. group .. "'"
   end
 end

@@ -369,7 +369,7 @@ function output.open(opts, app, program, logger, who, level)
     return nil, message, errno
   end
   -- (the app's own file may be in a sticky directory all may write)
-  if opts.user ~= nil then r:app_uid(core.user(opts.user) or opts.user) end
+  if opts.user ~= nil then r:app_uid(opts._uid) end
   local out_arg, err_arg = stdout, stderr
   if so then
     local w, message, errno = r:pipe("stdout", so)

@@ -61,10 +61,8 @@ end
 -- The app's user's uid (opts.user, a name or a number), whose file in a
 -- sticky directory the file probe counts; nil: the launcher's.
 local function app_uid(opts)
-  local user = opts.user
-  if user == nil then return nil end
-  if math.type(user) == "integer" then return user end
-  return tonumber(user:match("^%d+$")) or core.user(user)
+  -- (looked up as the start began)
+  return opts._uid
 end
 
 --- What a file probe's path held before the start (read before the

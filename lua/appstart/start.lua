@@ -107,9 +107,7 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
     while error_fd == pid_fd or error_fd == ready_fd do error_fd = error_fd + 1 end
     -- a number or a string of digits is a uid, as appstart-helper reads
     -- it (with an entry or not: a user named "4242" is not uid 4242)
-    local user = opts.user
-    if type(user) == "string" and user:find("^%d+$") then user = math.tointeger(tonumber(user)) end
-    app_uid = math.type(user) == "integer" and user or core.user(user)
+    app_uid = opts._uid
     -- the app gets a session of its own and no terminal, stdin from
     -- /dev/null unless given; its directory is entered as its user
     -- (a helper of another version says so: see finish_failed)
@@ -205,6 +203,25 @@ function start.begin(opts, who, up, pass_fd)
     if type(ready.exec) == "table" then ready.exec = table.move(ready.exec, 1, #ready.exec, 1, {}) end
     opts.ready = ready
   end
+  -- the app's user, looked up once (its uid: the pid's owner, its files'
+  -- owner where it may own them); an entry that cannot be read for now
+  -- (out of descriptors) fails the start, below: it is no "no such user"
+  local user_failed, user_errno
+  if opts.user ~= nil then
+    local user = opts.user
+    if type(user) == "string" and user:find("^%d+$") then user = math.tointeger(tonumber(user)) end
+    if math.type(user) == "integer" then
+      opts._uid = user
+    else
+      local uid, errno = core.user(user)
+      if uid then
+        opts._uid = uid
+      else
+        user_failed, user_errno = format("cannot look up user '%s': %s", printable(user),
+          errno and core.strerror(errno) or "no such user"), errno
+      end
+    end
+  end
   local ready = opts.ready or DEFAULTS.ready
   -- a probe looks from outside once the app runs: to the core the start
   -- is ready at the exec (or the pid), and the probing comes after
@@ -245,6 +262,12 @@ function start.begin(opts, who, up, pass_fd)
     _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
       looking = false, by = loop.backend() or false, spell = false } or false,
   }, Starting)
+  if user_failed then
+    h.err = errors.new("spawn", user_failed, { errno = user_errno, output = {} }, label(h))
+    h.done = true
+    logger("info", label(h) .. ": " .. user_failed)
+    return h
+  end
   -- from here on the starter holds processes: nothing may raise before h
   -- holds it, or they would wait for a collection to be killed
   -- the app's output, where the launcher reads it: the pipes come first,
