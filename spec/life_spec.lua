@@ -1262,6 +1262,26 @@ function TE.test_an_on_status_that_raises_under_cqueues_leaves_later_statuses_an
   S.assert_clean(before)
 end
 
+-- What an on_status raises inside appstart.run ends the run with the
+-- traceback of the raise: the callback's frame in it (it was raised again
+-- from inside appstart, the traceback starting there).
+function TE.test_what_on_status_raises_keeps_its_traceback()
+  local before = S.snapshot()
+  local ok, err = pcall(run, function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "pause" },
+      on_status = function(a)
+        if a.state ~= "starting" then error("boom in on_status") end
+      end,
+    })
+    app:wait(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in on_status")
+  lu.assertNotNil(tostring(err):find("\n[^\n]*life_spec%.lua:%d+: in [^\n]*on_status"), tostring(err))
+  S.assert_clean(before)
+end
+
 function TE.test_reload_and_the_watchdog_under_luv()
   local uv = require "luv"
   require "appstart.luv"

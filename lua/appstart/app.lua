@@ -240,9 +240,10 @@ end
 
 -- on_exit(app, how): outside a loop it runs in whatever call looked: an
 -- error it raises is logged there, never raised from that unrelated call
+local status_busy -- below
 local function tell_exit(app, on_exit, how)
   local life = app._life
-  if life and life.status_busy then
+  if life and status_busy(life) then
     -- an on_status call still running: its next call, the app's last
     -- STATUS= (told before on_exit), comes first; on_exit once it returns
     life.exit_next = function() tell_exit(app, on_exit, how) end
@@ -524,39 +525,48 @@ end
 -- wait, inside a loop) are not queued, the latest is its next call's.
 -- A call done (once): the next may come, and an on_exit held behind it
 -- runs.
-local function status_done(done)
-  if done.over then return end
-  done.over = true
-  local life = done.life
-  life.status_busy = false
+local function status_over(life)
+  life.status_busy, life.status_co = false, false
   local exit_next = life.exit_next
   if exit_next then
     life.exit_next = nil
     exit_next()
   end
 end
+local function status_done(done)
+  if done.over then return end
+  done.over = true
+  status_over(done.life)
+end
 local STATUS_DONE = { __close = status_done }
+
+-- Is an on_status call still running? One whose coroutine died of the
+-- error it raised is not, though it closed nothing (under cqueues nobody
+-- closes a coroutine that failed): it is done when that is seen.
+function status_busy(life)
+  local co = life.status_co
+  if co and coroutine.status(co) == "dead" then status_over(life) end
+  return life.status_busy
+end
+
 local function call_on_status(app, on_status)
   local life = app._life
-  if life.status_busy then
+  if status_busy(life) then
     life.status_next = true
     return
   end
-  life.status_busy = true
+  life.status_busy, life.status_co = true, false
   loop.callback(report(app, "on_status"), function()
-    -- done as the call returns or raises (a coroutine that dies of an
-    -- error closes nothing: under cqueues nobody closes it), and as its
-    -- task is closed before it returns (a failed run closes its tasks:
-    -- the on_exit held was lost)
-    local done <close> = setmetatable({ life = life }, STATUS_DONE)
-    local ok, err = pcall(function()
-      repeat
-        life.status_next = false
-        on_status(app, app.status)
-      until not life.status_next
-    end)
-    status_done(done)
-    if not ok then error(err, 0) end
+    -- done as the call returns, or as what it raises goes out of it to
+    -- the protected call that reports it (unraised here, its traceback
+    -- is the raise's), and as its task is closed before it returns (a
+    -- failed run closes its tasks: the on_exit held was lost)
+    local _ <close> = setmetatable({ life = life }, STATUS_DONE)
+    life.status_co = coroutine.running()
+    repeat
+      life.status_next = false
+      on_status(app, app.status)
+    until not life.status_next
   end)
 end
 
