@@ -314,9 +314,9 @@ static int l_starter_outcome(lua_State *L)
  * partial=, status=, app_errno=, exited=, how=, left=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
  * of descriptors or memory; pid_partial: bytes of a pid record not whole
- * yet; held_sender: a ready message's sender whose
- * descent could not be read yet, the message held; partial: the fd protocol's line begun, with no
- * newline yet) */
+ * yet; held_sender: a ready message's sender whose descent could not be
+ * read yet, the message held; partial: the fd protocol's line begun, with
+ * no newline yet) */
 static int l_starter_result(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
