@@ -408,21 +408,30 @@ function loop.add_backend(b)
 end
 
 local cqueues_backend
-local function active_backend()
-  -- none registered and cqueues not loaded: none can apply (a plain
-  -- script's every wait comes here; spare it the calls below)
-  if not backends[1] and not package.loaded.cqueues then return nil end
-  -- the cqueues adapter is loaded as soon as cqueues is seen, from any
-  -- thread: a require needs a descriptor, which a coroutine's first wait
-  -- may come to when none is free (tried again at the next wait if not)
+
+--- The cqueues adapter (appstart.cqueues), loaded as soon as cqueues is
+-- seen, from any thread; nil while cqueues is not loaded, or while the
+-- adapter cannot be: a require needs a descriptor, which a coroutine's
+-- first wait (or a supervisor's first call) may come to when none is free,
+-- and it is tried again at the next call. A ^C landing in the require is
+-- raised again.
+function loop.cqueues_adapter()
   if not cqueues_backend and package.loaded.cqueues then
     local loaded, b = pcall(require, "appstart.cqueues")
     if loaded then
       cqueues_backend = b
     elseif loop.interrupt(b) then
-      error(b, 0) -- (^C, landed in the require)
+      error(b, 0)
     end
   end
+  return cqueues_backend
+end
+
+local function active_backend()
+  -- none registered and cqueues not loaded: none can apply (a plain
+  -- script's every wait comes here; spare it the calls below)
+  if not backends[1] and not package.loaded.cqueues then return nil end
+  loop.cqueues_adapter()
   local co, main = coroutine.running()
   -- every backend yields: none applies to the main thread
   if main then return nil end

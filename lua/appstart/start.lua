@@ -914,13 +914,13 @@ function not_ready(h)
   local ready, timeout = opts.ready or DEFAULTS.ready, opts.ready_timeout or DEFAULTS.ready_timeout
   local what
   local probe = probe_of(h)
-  local held = not probe and h._s:result()
-  if held and held.held_sender then
+  local result = not probe and h._s:result()
+  if result and result.held_sender then
     -- a message whose sender's descent could not be read (out of
     -- descriptors or memory) all along: it and what came behind it
     -- were never read, READY=1 perhaps among them
     what = format("a message from pid %d (notify_access \"all\" may admit it) was held unread, and what came after"
-      .. " it, since its sender's descent could not be read: %s", held.held_sender, core.strerror(held.held_errno))
+      .. " it, since its sender's descent could not be read: %s", result.held_sender, core.strerror(result.held_errno))
   elseif probe then
     what = probe:describe()
   elseif ready == "notify" then
@@ -932,7 +932,7 @@ function not_ready(h)
     what = format("no line came on its fd %d", opts.ready_fd or (opts.helper
       and (opts.pid_fd or 3) == 3 and 4 or 3))
     -- a line begun: the newline is what it lacks (its first bytes shown)
-    local partial = h._s:result().partial
+    local partial = result.partial
     if partial then
       what = format("%s (%d byte%s with no newline: \"%s\"%s)", what, #partial, #partial == 1 and "" or "s",
         printable(partial:sub(1, PARTIAL_SHOWN)), #partial > PARTIAL_SHOWN and "..." or "")

@@ -305,15 +305,12 @@ end
 -- appstart.loop would send its waits to luv); else one resumed from luv's
 -- loop (once appstart.luv is loaded); else plain.
 function M.current(of_main)
-  -- cqueues' modules are loaded as soon as cqueues is, from any thread: a
-  -- require needs a descriptor, which a coroutine's first call may come
-  -- to when none is free (tried again at the next call if not)
-  if not cq_backend and package.loaded.cqueues then
-    local ok, e = pcall(function()
-      condition = condition or require "cqueues.condition"
-      cq_backend = require "appstart.cqueues"
-    end)
-    if not ok and loop.interrupt(e) then error(e, 0) end
+  -- cqueues' modules are loaded as soon as cqueues is, from any thread
+  -- (loop.cqueues_adapter; the adapter loads cqueues.condition, so taking
+  -- it after needs no descriptor)
+  if not cq_backend and loop.cqueues_adapter() then
+    cq_backend = loop.cqueues_adapter()
+    condition = require "cqueues.condition"
   end
   if loop.task() then return RUN end
   if of_main and loop.for_main() then return MAIN end
