@@ -1262,6 +1262,67 @@ function TE.test_an_on_status_that_raises_under_cqueues_leaves_later_statuses_an
   S.assert_clean(before)
 end
 
+-- Under cqueues an on_status that raises after its app ended (an on_exit
+-- held behind it): on_exit runs once cq:loop() is called again. It never
+-- did: nothing looked at the dead call again, the app's end already seen.
+-- And a status that came while a call ran that then raised is the next
+-- call's, with no other status to come first (it waited for one).
+function TE.test_an_on_status_that_raises_under_cqueues_holds_back_neither_on_exit_nor_the_latest_status()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local go, go2 = S.tmpname("go"), S.tmpname("go2")
+  local cq = cqueues.new()
+  local seen, how = {}, nil
+  cq:wrap(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "waitfile=" .. go, "exit=3" },
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = "status " .. text
+        S.touch(go)
+        -- the app's end seen (on_exit held behind this call), then raised
+        seen[#seen + 1] = "waited " .. tostring(a:wait(5))
+        error("boom in on_status")
+      end,
+      on_exit = function(_, h) seen[#seen + 1] = "exit " .. tostring(h) end,
+    })
+    app:wait(5)
+  end)
+  local ok, err = cq:loop(10)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in on_status")
+  lu.assertEquals(seen, { "status one", "waited exited with code 3" })
+  lu.assertTrue(cq:loop(10))
+  lu.assertEquals(seen, { "status one", "waited exited with code 3", "exit exited with code 3" })
+  -- "two" comes while the call for "one" runs, which then raises
+  seen = {}
+  cq:wrap(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "waitfile=" .. go2, "notify=STATUS=two", "pause" },
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = "status " .. text
+        if text == "one" then
+          S.touch(go2)
+          while a.status ~= "two" do cqueues.sleep(0.01) end
+          error("boom in on_status")
+        end
+        a:terminate()
+      end,
+    })
+    how = app:wait(5)
+  end)
+  ok, err = cq:loop(10)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom in on_status")
+  lu.assertTrue(cq:loop(10))
+  lu.assertEquals(seen, { "status one", "status two" })
+  lu.assertEquals(how and how.signal, 15)
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 -- What an on_status raises inside appstart.run ends the run with the
 -- traceback of the raise: the callback's frame in it (it was raised again
 -- from inside appstart, the traceback starting there).

@@ -240,13 +240,14 @@ end
 
 -- on_exit(app, how): outside a loop it runs in whatever call looked: an
 -- error it raises is logged there, never raised from that unrelated call
-local status_busy -- below
+local status_busy, look_until_status_over -- below
 local function tell_exit(app, on_exit, how)
   local life = app._life
   if life and status_busy(life) then
     -- an on_status call still running: its next call, the app's last
     -- STATUS= (told before on_exit), comes first; on_exit once it returns
     life.exit_next = function() tell_exit(app, on_exit, how) end
+    look_until_status_over(life)
     return
   end
   loop.callback(function(err)
@@ -523,10 +524,19 @@ end
 
 -- on_status, one call at a time: statuses that come while it runs (it may
 -- wait, inside a loop) are not queued, the latest is its next call's.
--- A call done (once): the next may come, and an on_exit held behind it
--- runs.
+-- A call done (once): the next may come, one for a status that came while
+-- it ran if it raised (returned, it made that call itself), and then an
+-- on_exit held behind it runs (held again behind that call, if one is
+-- made).
+local call_on_status -- below
 local function status_over(life)
-  life.status_busy, life.status_co = false, false
+  local app, on_status = life.status_app, life.status_fn
+  life.status_busy, life.status_co, life.status_cq = false, false, false
+  life.status_app, life.status_fn = false, false
+  if life.status_next and app then
+    life.status_next = false
+    call_on_status(app, on_status)
+  end
   local exit_next = life.exit_next
   if exit_next then
     life.exit_next = nil
@@ -549,13 +559,33 @@ function status_busy(life)
   return life.status_busy
 end
 
-local function call_on_status(app, on_status)
+-- A status or an on_exit held behind an on_status call of a cqueues
+-- controller's: a call that dies of its error there closes nothing and
+-- tells nobody, and nothing else may look at the app again (its end seen,
+-- no other status to come). A coroutine of that controller looks, each
+-- poll interval, until the call is over (status_busy lets what it held go
+-- then), so that they still come once cq:loop() has returned that error
+-- and is called again.
+function look_until_status_over(life)
+  local controller = life.status_cq
+  if not controller or life.status_looked then return end
+  life.status_looked = true
+  loop.cqueues_adapter().when_over(controller, function()
+    if status_busy(life) then return false end
+    life.status_looked = false
+    return true
+  end, settings.poll_interval)
+end
+
+function call_on_status(app, on_status)
   local life = app._life
   if status_busy(life) then
     life.status_next = true
+    look_until_status_over(life)
     return
   end
-  life.status_busy, life.status_co = true, false
+  life.status_busy, life.status_co, life.status_cq = true, false, false
+  life.status_app, life.status_fn = app, on_status
   loop.callback(report(app, "on_status"), function()
     -- done as the call returns, or as what it raises goes out of it to
     -- the protected call that reports it (unraised here, its traceback
@@ -563,6 +593,10 @@ local function call_on_status(app, on_status)
     -- failed run closes its tasks: the on_exit held was lost)
     local _ <close> = setmetatable({ life = life }, STATUS_DONE)
     life.status_co = coroutine.running()
+    -- (a coroutine of a cqueues controller's, not a task of
+    -- appstart.run's, which is closed all the same)
+    local cq = package.loaded.cqueues
+    life.status_cq = not loop.task() and cq and cq.running() or false
     repeat
       life.status_next = false
       on_status(app, app.status)

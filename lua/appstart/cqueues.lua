@@ -217,6 +217,14 @@ function Task.pause()
   cqueues.sleep(0.1)
 end
 
+--- A coroutine of controller (given from anywhere) that calls over() each
+-- interval until it returns true.
+function B.when_over(controller, over, interval)
+  controller:wrap(function()
+    while not over() do cqueues.sleep(interval) end
+  end)
+end
+
 --- fn(...) in a coroutine of the running controller: a task whose
 -- cancel() ends its waits.
 function B.spawn(fn, ...)
