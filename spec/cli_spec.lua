@@ -340,7 +340,7 @@ function Usage.test_an_option_that_would_have_no_effect_is_a_usage_error()
   local before = S.snapshot()
   local cases = {
     { { "--pid-timeout=5", "--ready=fd", "--", F, "pause" },
-      "option '--pid-timeout' needs --user or --pid-fd (it bounds the wait for the app's pid)" },
+      "option '--pid-timeout' needs --user, --pid-fd or --pid-format (it bounds the wait for the app's pid)" },
     { { "--pid-timeout=5", "--ready=forks", "--pid-file=/tmp/x.pid", "--", F, "pause" },
       "option '--pid-timeout' has no effect with --ready=forks (the pid file is waited for within --timeout)" },
     -- named as the option given, never as the Lua field it sets

@@ -84,6 +84,18 @@ function Success.test_ready_fd_without_helper_names_the_app_by_its_ready_line()
   S.assert_clean(before)
 end
 
+-- An empty ready line (s6's bare "\n") names nothing: the app keeps its
+-- program's name (it was named "", its messages ": ...").
+function Success.test_an_empty_ready_line_leaves_the_program_name()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local app = start_ready({ argv = { F, "pidfile=" .. pidfile, "line=3:", "pause" }, ready = "fd" }, pidfile,
+    F:match("[^/]*$"))
+  lu.assertStrContains(tostring(app), "(" .. F:match("[^/]*$") .. ", pid ")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 function Success.test_ready_fd_ready_after_covers_the_time_before_the_line()
   local app, err = start { argv = { F, "sleep=0.2", "line=3:late", "pause" }, ready = "fd" }
   assert_ready(app, err)

@@ -453,7 +453,7 @@ function cli.parse(argv)
       return nil, "option '--pid-timeout' has no effect with --ready=forks (the pid file is waited for"
         .. " within --timeout)"
     end
-    return nil, "option '--pid-timeout' needs --user or --pid-fd (it bounds the wait for the app's pid)"
+    return nil, "option '--pid-timeout' needs --user, --pid-fd or --pid-format (it bounds the wait for the app's pid)"
   end
   return o
 end

@@ -690,7 +690,8 @@ local function finish_ready(h)
     h._app = app
   end
   local pid, name, status, exited = s:outcome()
-  app.pid, app.name, app.status = pid, name or app.name, status
+  -- (an empty ready line, s6's bare "\n", names nothing)
+  app.pid, app.name, app.status = pid, name ~= "" and name or app.name, status
   local out = h._out
   if out then
     out.app, app._out = app, out
