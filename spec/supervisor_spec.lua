@@ -214,6 +214,25 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
     -- what reset_after resets (the restarts in a row) only grows a delay
     { { argv = { F }, backoff = { initial = 0 }, reset_after = 5 },
       "service 'a': field 'reset_after': has no effect with backoff.initial = 0 (no delay to reset)" },
+    -- delays that cannot grow: their growth's fields (a 5 s delay that
+    -- triples, asked for, was 0.05 s each time)
+    { { argv = { F }, backoff = { initial = 5, max = 0.05, factor = 3 } },
+      "service 'a': field 'backoff': initial = 5 is above max = 0.05 (every delay would be max)" },
+    { { argv = { F }, backoff = { initial = 60 } },
+      "service 'a': field 'backoff': initial = 60 is above max = 30 (the default) (every delay would be max)" },
+    { { argv = { F }, backoff = { max = 0 } },
+      "service 'a': field 'backoff': initial = 0.1 (the default) is above max = 0 (every delay would be max)" },
+    { { argv = { F }, backoff = { initial = 0.05, factor = 1, max = 10 } },
+      "service 'a': field 'backoff': 'max' has no effect with factor = 1 (no delay grows)" },
+    { { argv = { F }, backoff = { initial = 2, max = 2, factor = 3 } },
+      "service 'a': field 'backoff': 'factor' has no effect with initial = max (no delay grows)" },
+    { { argv = { F }, backoff = { factor = 1 }, reset_after = 10 },
+      "service 'a': field 'reset_after': has no effect with backoff.factor = 1 (no delay grows, none to reset)" },
+    { { argv = { F }, backoff = { initial = 30 }, reset_after = 10 },
+      "service 'a': field 'reset_after': has no effect with backoff.initial = max (no delay grows, none to reset)" },
+    -- the first failure fails a service with burst = 0, whatever the window
+    { { argv = { F }, burst = 0, burst_interval = 1000 },
+      "service 'a': field 'burst_interval': has no effect with burst = 0 (the first failure fails the service)" },
   }
   for _, case in ipairs(cases) do
     local line = debug.getinfo(1, "l").currentline + 1

@@ -174,6 +174,29 @@ function M.service(name, spec, who, level)
       ignored = "field 'reset_after': has no effect with backoff.initial = 0 (no delay to reset)"
     end
   end
+  if not ignored and b and b.initial ~= 0 then
+    -- delays that cannot grow: every one is initial (factor 1, or
+    -- initial = max), or max (initial above it)
+    local D = DEFAULT_BACKOFF
+    local initial, max, factor = b.initial or D.initial, b.max or D.max, b.factor or D.factor
+    if initial > max then
+      ignored = format("field 'backoff': initial = %s%s is above max = %s%s (every delay would be max)",
+        initial, b.initial and "" or " (the default)", max, b.max and "" or " (the default)")
+    elseif factor == 1 or initial == max then
+      local why = factor == 1 and "factor = 1" or "initial = max"
+      local grows = factor == 1 and b.max and "max" or initial == max and b.factor and "factor"
+      if grows then
+        ignored = format("field 'backoff': '%s' has no effect with %s (no delay grows)", grows, why)
+      elseif own.reset_after then
+        ignored = format("field 'reset_after': has no effect with backoff.%s (no delay grows, none to reset)", why)
+      end
+    end
+  end
+  -- (one failure is more than none: the first fails the service, whatever
+  -- the window)
+  if not ignored and own.burst == 0 and own.burst_interval then
+    ignored = "field 'burst_interval': has no effect with burst = 0 (the first failure fails the service)"
+  end
   if ignored then error(format("%s: service '%s': %s", who, name, ignored), level) end
   -- a supervisor stops what an app forked along with it
   if options.SCHEMA.kill_mode and start.kill_mode == nil then start.kill_mode = "group" end
