@@ -1408,6 +1408,34 @@ function TO.test_wait_kill_terminate_reload_raise_while_the_start_holds_the_app(
   S.assert_clean(before)
 end
 
+-- A closed app's callbacks do not run: on_status was called again, for a
+-- status that came while its call ran, after that call closed the app.
+function TO.test_a_closed_app_gets_no_more_on_status()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local seen, pid, waited = {}, nil, nil
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "waitfile=" .. go, "notify=STATUS=two", "pause" },
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = text
+        S.touch(go)
+        while a.status ~= "two" do require("appstart").sleep(0.01) end
+        pid = a.pid
+        a:close()
+      end,
+    })
+    waited = { app:wait(5) }
+  end)
+  lu.assertEquals(waited, { nil, "closed" })
+  lu.assertEquals(seen, { "one" })
+  lu.assertTrue(S.alive(pid))
+  os.execute("kill -9 " .. pid)
+  S.await_gone(pid, 3)
+  S.assert_clean(before)
+end
+
 function TO.test_reload_of_a_closed_app_says_closed_not_died()
   local before = S.snapshot()
   local app = assert(start { argv = { F, "pause" }, ready = "none" })

@@ -533,7 +533,7 @@ local function status_over(life)
   local app, on_status = life.status_app, life.status_fn
   life.status_busy, life.status_co, life.status_cq = false, false, false
   life.status_app, life.status_fn = false, false
-  if life.status_next and app then
+  if life.status_next and app and not app._closed then
     life.status_next = false
     call_on_status(app, on_status)
   end
@@ -597,10 +597,13 @@ function call_on_status(app, on_status)
     -- appstart.run's, which is closed all the same)
     local cq = package.loaded.cqueues
     life.status_cq = not loop.task() and cq and cq.running() or false
-    repeat
+    -- (not once the app is closed: a call queued before, the next of a
+    -- call running as it was closed)
+    while not app._closed do
       life.status_next = false
       on_status(app, app.status)
-    until not life.status_next
+      if not life.status_next then break end
+    end
   end)
 end
 
@@ -1108,6 +1111,7 @@ end
 -- not run). Safe to call twice.
 function App:close()
   not_starting(self, "app:close")
+  self._closed = true
   loop.disown(self)
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
