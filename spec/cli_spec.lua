@@ -329,6 +329,11 @@ function Usage.test_bad_values_and_missing_parts_are_usage_errors_that_start_not
       "option '--stdout': invalid value 'file:/tmp/x:100:99999999999999999999' (KEEP is too large)" },
     { { "--watch", "--stdout=file:/tmp/x:99999999999999999999", "--", F, "pause" },
       "option '--stdout': invalid value 'file:/tmp/x:99999999999999999999' (MAX_BYTES is too large)" },
+    -- (in K, a product past 2^63 wrapped: 2^54 K + 1 K was 1024 bytes)
+    { { "--watch", "--stdout=file:/tmp/x:18014398509481985K", "--", F, "pause" },
+      "option '--stdout': invalid value 'file:/tmp/x:18014398509481985K' (MAX_BYTES is too large)" },
+    { { "--watch", "--stdout=file:/tmp/x:9007199254740992k", "--", F, "pause" },
+      "option '--stdout': invalid value 'file:/tmp/x:9007199254740992k' (MAX_BYTES is too large)" },
     { { "--watch", "--stdout=file:/tmp/x::3", "--", F, "pause" },
       "option '--stdout': invalid value 'file:/tmp/x::3' (expected file:PATH[:MAX_BYTES[:KEEP]], got an empty field)" },
   }

@@ -201,6 +201,46 @@ local function lua_command(args)
   return argv
 end
 
+-- The outer watchdog (WATCHDOG_USEC) is kept with a WATCHDOG=1 at half
+-- its period; one not written as sd_watchdog_enabled reads it (decimal
+-- microseconds > 0) asks for nothing that can be kept, and is said: no
+-- pings, and the outer manager's watchdog ends the command. (tonumber()
+-- took "1e-300" and pinged in a busy loop, which kept that watchdog.)
+function TC.test_the_outer_watchdog_is_kept_and_one_not_in_microseconds_is_refused()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  local err = dir .. "/stderr"
+  local kept, refused, refused_pid
+  appstart.run(function()
+    local app = assert(appstart.start {
+      argv = lua_command { "supervise", file }, ready_timeout = 20, watchdog = 1, stdout = "null", stderr = "null",
+      log = S.quiet,
+    })
+    -- two and a half periods: pinged each half
+    appstart.sleep(2.5)
+    kept = app.state
+    app:terminate(10)
+    for _, bad in ipairs { { "WATCHDOG_USEC=1e-300" }, { "WATCHDOG_USEC=1000000", "WATCHDOG_PID=+1" } } do
+      local argv = { "env" }
+      for _, a in ipairs(bad) do argv[#argv + 1] = a end
+      for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
+      app = assert(appstart.start { argv = argv, ready_timeout = 20, watchdog = 0.5, stdout = "null", stderr = err,
+        log = S.quiet })
+      local how = app:wait(10) or app:terminate(10)
+      if bad[2] then refused_pid = how else refused = how end
+    end
+  end)
+  lu.assertEquals(kept, "ready")
+  lu.assertTrue(refused.watchdog, tostring(refused))
+  lu.assertTrue(refused_pid.watchdog, tostring(refused_pid))
+  local text = S.read(err)
+  lu.assertStrContains(text, "appstart: WATCHDOG_USEC=1e-300 ignored: a number of microseconds > 0 expected\n")
+  lu.assertStrContains(text, "appstart: WATCHDOG_USEC ignored: WATCHDOG_PID=+1 is not a pid\n")
+  S.assert_clean(before)
+end
+
 function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_stops_cleanly()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -257,7 +257,9 @@ local function a_path(value)
   return value
 end
 
-local SIZE_UNITS = { [""] = 1, K = 1024, M = 1024 ^ 2, G = 1024 ^ 3 }
+-- (floats but for none: an integer product would wrap, 2^54 K becoming
+-- 1024 bytes, where a float is seen too large)
+local SIZE_UNITS = { [""] = 1, K = 1024.0, M = 1024.0 ^ 2, G = 1024.0 ^ 3 }
 
 -- --stdout/--stderr: inherit, null, PATH, capture, syslog, or
 -- file:PATH[:MAX_BYTES[:KEEP]] (MAX_BYTES with an optional K, M or G)

@@ -328,6 +328,32 @@ function M.main(argv, command)
   return code
 end
 
+-- The outer watchdog's period in microseconds and the pid it is for (nil:
+-- any), read as sd_watchdog_enabled reads them: decimal digits, the
+-- period > 0, the pid too. Anything else is no watchdog that can be kept
+-- (none, as for sd_watchdog_enabled), and is said (a tonumber() took
+-- "1e-300", and pinged in a busy loop).
+local function watchdog_usec()
+  local usec, pid = os.getenv("WATCHDOG_USEC"), os.getenv("WATCHDOG_PID")
+  if not usec or usec == "" then return nil end
+  local n = usec:match("^%d+$") and math.tointeger(tonumber(usec))
+  if not n or n == 0 then
+    io.stderr:write(string.format("appstart: WATCHDOG_USEC=%s ignored: a number of microseconds > 0 expected\n",
+      appstart.printable(usec:sub(1, 40))))
+    return nil
+  end
+  if pid and pid ~= "" then
+    local p = pid:match("^%d+$") and math.tointeger(tonumber(pid))
+    if not p or p == 0 then
+      io.stderr:write(string.format("appstart: WATCHDOG_USEC ignored: WATCHDOG_PID=%s is not a pid\n",
+        appstart.printable(pid:sub(1, 40))))
+      return nil
+    end
+    return n, p
+  end
+  return n
+end
+
 -- The supervisor's outer notify socket: nothing when there is none.
 local outer = os.getenv("NOTIFY_SOCKET")
 local function notify(text)
@@ -556,12 +582,16 @@ function M.run(o, spec, command)
   local code = 0
   local ok, err = pcall(appstart.run, function()
     -- the outer watchdog, when the outer supervisor asks for one
-    local wd = tonumber(os.getenv("WATCHDOG_USEC"))
-    local wd_pid = tonumber(os.getenv("WATCHDOG_PID"))
+    local wd, wd_pid
+    if outer then wd, wd_pid = watchdog_usec() end
     local pinger
-    if outer and wd and wd > 0 and (not wd_pid or wd_pid == core.pid()) then
+    if wd and (not wd_pid or wd_pid == core.pid()) then
+      -- (half the period, as sd_watchdog_enabled's users do; once a
+      -- millisecond at most: a period of 1 us is not met by pinging in a
+      -- busy loop)
+      local every = math.max(wd / 2e6, 0.001)
       pinger = appstart.spawn(function()
-        while loop.sleep(wd / 2e6) ~= nil do notify("WATCHDOG=1") end
+        while loop.sleep(every) ~= nil do notify("WATCHDOG=1") end
       end)
     end
     appstart.spawn(function()
