@@ -308,6 +308,9 @@ int spawn_start(const struct spawn_request *req, pid_t *pid, int *error_fd,
 {
     if (req->nfds < 0 || req->nfds > SPAWN_MAX_FDS)
         return EINVAL;
+    /* the child's end must stay ours to see and reap (a launcher may have
+     * inherited SIGCHLD ignored) */
+    sys_keep_child_status();
     *error_fd = -1;
     failure->step = failure->err = 0;
     /* the pipe only where the shared memory is not known to carry the

@@ -439,6 +439,23 @@ int sys_sigmask(int how, const sigset_t *set, sigset_t *old)
     return syscall(SYS_rt_sigprocmask, how, set, old, SYS_SIGSET_BYTES) == 0 ? 0 : errno;
 }
 
+void sys_keep_child_status(void)
+{
+    struct sigaction now;
+    if (sigaction(SIGCHLD, NULL, &now) < 0)
+        return;
+    int ignored = !(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_IGN;
+    if (!ignored && !(now.sa_flags & SA_NOCLDWAIT))
+        return;
+    if (ignored) {
+        memset(&now, 0, sizeof now);
+        now.sa_handler = SIG_DFL;
+    } else {
+        now.sa_flags &= ~SA_NOCLDWAIT;
+    }
+    (void)sigaction(SIGCHLD, &now, NULL);
+}
+
 int sys_signalfd(const sigset_t *set, int flags)
 {
     return (int)syscall(SYS_signalfd4, -1, set, SYS_SIGSET_BYTES, flags);

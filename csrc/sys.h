@@ -33,6 +33,13 @@ int sys_sigset_has(const sigset_t *set, int sig);
  * 0 or an errno value. */
 int sys_sigmask(int how, const sigset_t *set, sigset_t *old);
 
+/* SIGCHLD ignored (SIG_IGN survives exec: a launcher may inherit it), or
+ * its handler's SA_NOCLDWAIT, has the kernel reap the launcher's children:
+ * their exit status is lost, and waitid can no longer see them end. Put
+ * back as a spawn needs it: the default for SIG_IGN, the caller's handler
+ * without that flag. (The parent's side, before a spawn.) */
+void sys_keep_child_status(void);
+
 /* A signalfd for set (flags: SFD_*): the descriptor, or -1 with errno. */
 int sys_signalfd(const sigset_t *set, int flags);
 

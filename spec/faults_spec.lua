@@ -409,6 +409,18 @@ function Launcher.test_the_first_wait_under_cqueues_in_a_descriptor_shortage_is_
   lu.assertStrMatches(text, "up\tnil fixture: [^\n]*Too many open files\nleft\ttrue\t\n")
 end
 
+-- A launcher that inherited SIGCHLD ignored (SIG_IGN survives exec: a
+-- daemon's wrapper, a shell's trap) has the kernel reap its children,
+-- their status lost: a helper's start spun until pid_timeout ("helper did
+-- not exit within 10 s", a CPU all along), a plain app's end was "not the
+-- launcher's child". A spawn puts SIGCHLD back to the default first.
+function Launcher.test_a_launcher_that_inherited_sigchld_ignored_keeps_its_apps_ends()
+  local text, ok, how, code = S.run_child({ ignore = "CHLD", timeout = 60 }, "faults_a_launcher_with_sigchld_ignored")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "ignored\ttrue\nplain\texited with code 3\nhelper\tready\tkilled by signal 15 (TERM)\n"
+    .. "ignored\tfalse\n")
+end
+
 --- A pid the helper reports while the launcher has no descriptor free (no
 -- pidfd, no /proc to check it with) is neither trusted nor refused: the
 -- start waits, checks it again once descriptors are back, and is ready.

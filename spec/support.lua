@@ -430,10 +430,12 @@ function S.run_child(how, name, ...)
   table.sort(env)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
     .. (how.fsize and ("ulimit -f " .. how.fsize .. "; ") or "")
-    .. (how.ignore and ("trap '' " .. how.ignore .. "; ") or "")
     .. S.san_prefix
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
-    .. (how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
+    -- (ignored by the fixture, which execs the Lua: a shell's trap '' CHLD
+    -- is not SIG_IGN)
+    .. (how.ignore and ("exec " .. shell_quote(S.fixture) .. " ignore=" .. how.ignore .. " exec lua5.4 \"$0\" \"$@\"")
+      or how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
   local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")
   if how.as then
     command = string.format("setpriv --reuid=%s --regid=%s %s %s", how.as, how.as_group,
