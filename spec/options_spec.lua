@@ -280,6 +280,9 @@ function Settings.test_a_bad_value_for_a_setting_raises_and_changes_nothing()
   for _, bad in ipairs { -1, 0, math.huge, 0 / 0, "1" } do
     setting_raises(function() appstart.poll_interval = bad end, "appstart.poll_interval: ")
   end
+  -- (what it paces looked in a busy loop)
+  setting_raises(function() appstart.poll_interval = 1e-9 end,
+    "appstart.poll_interval: must be at least 0.001 s (less would spin)")
   lu.assertEquals(appstart.poll_interval, SAVED.poll_interval)
   setting_raises(function() appstart.helper_path = "" end, "appstart.helper_path: must not be empty")
   -- a bare name would be looked up in PATH (a program of anyone's, run as root)

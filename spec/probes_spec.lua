@@ -962,6 +962,14 @@ function T.test_probe_mistakes_raise_at_the_callers_line()
   check({ check = "fn" }, "check: function expected, got string")
   check("none", "'probe_interval': has no effect without a probe", { probe_interval = 1 })
   check({ file = "/x" }, "'probe_timeout': must be a number of seconds > 0", { probe_timeout = 0 })
+  -- (tries that start 1 ms apart: a longest wait of less tried in a busy
+  -- loop, a CPU all along)
+  check({ file = "/x" }, "'probe_interval': must be at least 0.001 s (the tries start 1 ms apart; less would spin)",
+    { probe_interval = 1e-9 })
+  local app, e = require("appstart").start { argv = { F, "pause" }, ready = { file = S.tmpname("never") },
+    probe_interval = 0.001, ready_timeout = 0.05 }
+  lu.assertNil(app)
+  lu.assertEquals(e.code, "timeout")
   -- tries that end at once: nothing for probe_timeout to bound
   local no_effect = "'probe_timeout': has no effect without an exec or tcp connect probe"
   check({ file = "/x" }, no_effect, { probe_timeout = 1 })

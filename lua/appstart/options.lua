@@ -144,6 +144,14 @@ local function positive_seconds(value)
   if value ~= value or value <= 0 or value == math.huge then return "must be a number of seconds > 0" end
 end
 
+-- the tries of a probe start 1 ms apart and double up to it: less would
+-- try in a busy loop
+local function probe_interval_seconds(value)
+  local why = positive_seconds(value)
+  if why then return why end
+  if value < 0.001 then return "must be at least 0.001 s (the tries start 1 ms apart; less would spin)" end
+end
+
 -- the app is told its watchdog in microseconds (WATCHDOG_USEC), an integer
 local function watchdog_seconds(value)
   local why = positive_seconds(value)
@@ -270,7 +278,7 @@ options.SCHEMA = {
   notify_access = { types = { string = true }, check = enum("main", "exec", "all"), default = "exec" },
   pid_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 10 },
   ready_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 40 },
-  probe_interval = { types = { integer = true, float = true }, check = positive_seconds, default = 0.1 },
+  probe_interval = { types = { integer = true, float = true }, check = probe_interval_seconds, default = 0.1 },
   probe_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 1 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
   kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },

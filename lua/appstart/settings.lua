@@ -38,6 +38,8 @@ local CHECKS = {
   poll_interval = function(value)
     if type(value) ~= "number" then return "a number of seconds expected, got " .. type(value) end
     if value ~= value or value <= 0 or value == math.huge then return "must be a finite number of seconds > 0" end
+    -- (what it paces would look in a busy loop)
+    if value < 0.001 then return "must be at least 0.001 s (less would spin)" end
   end,
   syslog_socket = path,
   log_level = function(value)
