@@ -709,7 +709,10 @@ function Start.test_status_on_a_terminal_is_cut_to_its_width_at_a_character()
   -- would be held, a third would take its place)
   for _, case in ipairs { { string.rep("x", 70), string.rep("x", 39) },
     { string.rep("\u{e9}", 70), string.rep("\u{e9}", 39) },
-    { string.rep("\u{4e2d}", 30), string.rep("\u{4e2d}", 19) } } do -- (a wide character: two columns)
+    { string.rep("\u{4e2d}", 30), string.rep("\u{4e2d}", 19) }, -- (a wide character: two columns)
+    -- continuation bytes no lead byte began (the fixture's escapes): one
+    -- column each, a U+FFFD (they counted none, and the line wrapped)
+    { string.rep("\\x80", 70), string.rep("\x80", 39) } } do
     local out = S.tmpname("tty")
     local cmd = command_line { "--watch", "--", F, "notify=STATUS=" .. case[1], "notify=READY=1", "exit=0" }
     local ok = os.execute("COLUMNS= script -qec " .. quote("stty cols 40; exec " .. cmd) .. " /dev/null >" .. out
@@ -1214,6 +1217,21 @@ function Failure.test_json_failure_with_nothing_started_has_null_pid_and_status(
     "cannot execute /nonexistent/appstart-cli-test: No such file or directory")
   lu.assertNil(pid)
   lu.assertEquals({ exit_code, signal }, { "null", "null" })
+end
+
+-- A program path with control characters, a C1 control (U+009B, a
+-- terminal's CSI) and a line end of JavaScript's: the failure on stderr is
+-- escaped as every line the command writes (it went out raw), and its JSON
+-- object escapes the C1 control and U+2028 as it does the C0 ones (they
+-- went out raw: valid JSON, a live escape at a terminal).
+function Failure.test_a_failure_quoting_control_characters_is_escaped_on_stderr_and_in_json()
+  local path = "/nonexistent/ev\27[31mil\1\127\194\155x\226\128\168y"
+  local code, out, err = run { "--json", "--quiet", "--ready=fd", "--", path }
+  lu.assertEquals(code, 1, err)
+  lu.assertEquals(err, "appstart: cannot execute /nonexistent/ev\\x1b[31mil\\x01\\x7f\\xc2\\x9bx\226\128\168y:"
+    .. " No such file or directory\n")
+  lu.assertStrContains(out, '"message":"cannot execute /nonexistent/ev\\u001b[31mil\\u0001\\u007f\\u009bx\\u2028y:'
+    .. ' No such file or directory"')
 end
 
 function Failure.test_json_failure_of_a_start_cancelled_by_a_signal()

@@ -615,19 +615,21 @@ end
 -- The --json event of the stop of a service x that runs once (restart =
 -- "no", its stdout captured): the fixture with `words`; the command is
 -- then stopped. Leaves nothing behind.
-local function stopped_event(words)
+-- (name: the service's, "x" if not given; err: a file for the command's
+-- stderr)
+local function stopped_event(words, name, err)
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
   local events = dir .. "/events"
-  local argv = { string.format("%q", F) }
+  local argv = { string.format("%q", words.program or F) }
   for _, w in ipairs(words) do argv[#argv + 1] = string.format("%q", w) end
-  write(file, "return { services = { x = { argv = { " .. table.concat(argv, ", ")
-    .. " }, stdout = 'capture', restart = 'no' } } }\n")
+  write(file, "return { services = { [" .. string.format("%q", name or "x") .. "] = { argv = { "
+    .. table.concat(argv, ", ") .. " }, stdout = 'capture', restart = 'no' } } }\n")
   local line
   appstart.run(function()
     local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, ready = "none",
-      stdout = events, stderr = "null", log = S.quiet })
+      stdout = events, stderr = err or "null", log = S.quiet })
     lu.assertTrue(S.await_with_sleep(function()
       for _, l in ipairs(S.lines(S.read(events) or "")) do
         if l:find('"state":"stopped"', 1, true) then line = l end
@@ -734,6 +736,26 @@ function TC.test_a_json_event_too_long_for_one_write_is_cut_and_stays_json()
   lu.assertTrue(#line < 4096, #line)
   lu.assertStrMatches(line, '{"service":"x","state":"stopped",.*"code":"died","message":".*"}')
   lu.assertNotStrContains(line, '"output"')
+end
+
+-- A service's name is any string: one too long for one write is cut too
+-- (the object was 21 KB, and a reader slower than the command held it,
+-- SIGTERM unseen); one with control characters is escaped in the events
+-- and in every log line on stderr (the supervisor's lines and the reason
+-- quoted in them went out raw: a live escape, a line split in two).
+function TC.test_a_service_name_of_any_bytes_is_cut_and_escaped()
+  local line = stopped_event({ "exit=3" }, string.rep("N", 5000))
+  lu.assertTrue(#line < 4096, #line)
+  lu.assertStrMatches(line, '{"service":"N+%[%.%.%.%]","state":"stopped",.*"code":"died",.*}')
+  local dir = supervise_dir()
+  local err = dir .. "/stderr"
+  line = stopped_event({ program = "/nonexistent/p\27[31m\194\155" }, "s\27]0;t\7\r\n\194\155", err)
+  lu.assertStrContains(line, '{"service":"s\\u001b]0;t\\u0007\\r\\n\\u009b","state":"stopped"')
+  local text = S.read(err)
+  lu.assertStrContains(text, "appstart: warn: s\\x1b]0;t\\x07\\x0d\\x0a\\xc2\\x9b: p\\x1b[31m\\xc2\\x9b: cannot"
+    .. " execute /nonexistent/p\\x1b[31m\\xc2\\x9b: No such file or directory; not restarted")
+  lu.assertNil(text:find("[\27\7\r]"), text)
+  lu.assertNil(text:find("\194\155", 1, true), text)
 end
 
 -- A services file is code run as the command's user (root): one that

@@ -135,7 +135,10 @@ local JSON_ESCAPES = {
 }
 
 --- A JSON string literal. JSON text is UTF-8, so a byte that is not part of
--- a valid UTF-8 sequence (an app's name is any bytes) becomes U+FFFD.
+-- a valid UTF-8 sequence (an app's name is any bytes) becomes U+FFFD. The
+-- C1 controls (U+0080 to U+009F: U+009B is a terminal's CSI) and U+2028,
+-- U+2029 (line ends to JavaScript) are escaped as the C0 ones are: the
+-- object may be read at a terminal.
 local function json_string(s)
   local parts, i = {}, 1
   while true do
@@ -150,6 +153,10 @@ local function json_string(s)
   end
   local escaped = table.concat(parts):gsub('[%c"\\]', function(c)
     return JSON_ESCAPES[c] or string.format("\\u%04x", c:byte())
+  end):gsub("\xC2([\x80-\x9F])", function(c)
+    return string.format("\\u%04x", c:byte())
+  end):gsub("\xE2\x80([\xA8\xA9])", function(c)
+    return string.format("\\u%04x", 0x2000 + c:byte() - 0x80)
   end)
   return '"' .. escaped .. '"'
 end
@@ -533,17 +540,21 @@ end
 
 -- What of text fits in `columns` columns, a UTF-8 sequence never cut (a
 -- character: a byte that does not go on a sequence; one that is not
--- valid UTF-8 shows as one column).
+-- valid UTF-8 shows as one column, as does a continuation byte that no
+-- lead byte began: a terminal shows U+FFFD for it).
 local function first_columns(text, columns)
-  local n = 0
+  local n, owed = 0, 0 -- (owed: the continuation bytes the last lead byte began)
   for i = 1, #text do
     local b = text:byte(i)
-    if b < 0x80 or b >= 0xC0 then
+    if b >= 0x80 and b < 0xC0 and owed > 0 then
+      owed = owed - 1
+    else
       local width = 1
       if b >= 0xE1 then -- (U+1100 and up: three bytes or four)
         local ok, code = pcall(utf8.codepoint, text, i)
         if ok then width = columns_of(code) end
       end
+      owed = b >= 0xF0 and b < 0xF8 and 3 or b >= 0xE0 and b < 0xF0 and 2 or b >= 0xC0 and b < 0xE0 and 1 or 0
       n = n + width
       if n > columns then return text:sub(1, i - 1) end
     end
@@ -698,7 +709,8 @@ local function report_failure(o, code, message, err)
     } .. "\n")
     if not ok then cli.say_lost(why, "the failure's object") end
   end
-  io.stderr:write(log.unshown(), "appstart: ", message, "\n")
+  -- (a path of the command's in it, any bytes: escaped as every line)
+  io.stderr:write(log.unshown(), "appstart: ", printable(message), "\n")
   for _, line in ipairs(lines) do io.stderr:write("  | ", printable(line), "\n") end
 end
 
@@ -1030,7 +1042,7 @@ local function run(o)
 end
 
 local function usage_error(message)
-  io.stderr:write("appstart: ", message, "\nTry 'appstart --help' for more information.\n")
+  io.stderr:write("appstart: ", printable(message), "\nTry 'appstart --help' for more information.\n")
   return 2
 end
 

@@ -266,10 +266,13 @@ local function json_event(json_object, name, state, info)
     fields[#fields] = nil
     line = json_object(fields)
   end
-  while #line > limit and type(message[2]) == "string" and message[2] ~= "[...]" do
-    local text = message[2]
-    message[2] = text:sub(1, math.max(0, #text - (#line - limit) - 5)) .. "[...]"
-    line = json_object(fields)
+  -- (then the end of the service's name: a name is any string)
+  for _, field in ipairs { message, fields[1] } do
+    while #line > limit and type(field[2]) == "string" and field[2] ~= "[...]" do
+      local text = field[2]
+      field[2] = text:sub(1, math.max(0, #text - (#line - limit) - 5)) .. "[...]"
+      line = json_object(fields)
+    end
   end
   return line
 end
@@ -615,7 +618,7 @@ function M.run(o, spec, command)
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
       if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then
-        log.show("appstart: not every service came up: ", tostring(e), "\n")
+        log.show("appstart: not every service came up: ", printable(tostring(e)), "\n")
       end
     end)
     while true do
