@@ -1323,6 +1323,57 @@ function TE.test_an_on_status_that_raises_under_cqueues_holds_back_neither_on_ex
   S.assert_clean(before)
 end
 
+-- An on_status that raises with a status come meanwhile: inside
+-- appstart.run its error ends the run, and on_status is not called again
+-- (it was, for that status, as the failed run closed the call: after the
+-- run had ended the app, blocking the run's end for as long as it took);
+-- under luv the call for that status comes after the error is reported
+-- (it was reported first, from inside the failed call's close).
+function TE.test_the_status_held_behind_an_on_status_that_raised_comes_after_its_error_or_not_at_all()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local function scenario(go, logs, seen, sleep)
+    return {
+      argv = { F, "notify=READY=1", "notify=STATUS=one", "waitfile=" .. go, "notify=STATUS=two", "pause" },
+      log = function(_, text) logs[#logs + 1] = text:match("on_status raised [^:]*:%d+: (boom %d)") end,
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = text
+        if text == "one" then
+          S.touch(go)
+          while a.status ~= "two" do sleep(0.01) end
+        end
+        error("boom " .. #seen)
+      end,
+      on_exit = function() seen[#seen + 1] = "exit" end,
+    }
+  end
+  local appstart = require "appstart"
+  local logs, seen = {}, {}
+  local ok, err = pcall(run, function()
+    local app = assert(start(scenario(S.tmpname("go"), logs, seen, appstart.sleep)))
+    app:wait(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom 1")
+  lu.assertEquals(seen, { "one", "exit" })
+  lu.assertEquals(logs, {})
+  logs, seen = {}, {}
+  local pid
+  coroutine.wrap(function()
+    local app = assert(start(scenario(S.tmpname("go"), logs, seen, appstart.sleep)))
+    pid = app.pid
+    while #seen < 2 do appstart.sleep(0.01) end
+    app:terminate()
+  end)()
+  uv.run()
+  lu.assertNotNil(pid)
+  lu.assertEquals(seen, { "one", "two", "exit" })
+  lu.assertEquals(logs, { "boom 1", "boom 2" })
+  S.assert_clean(before)
+end
+
 -- What an on_status raises inside appstart.run ends the run with the
 -- traceback of the raise: the callback's frame in it (it was raised again
 -- from inside appstart, the traceback starting there).

@@ -527,26 +527,36 @@ end
 -- A call done (once): the next may come, one for a status that came while
 -- it ran if it raised (returned, it made that call itself), and then an
 -- on_exit held behind it runs (held again behind that call, if one is
--- made).
+-- made). None once a failed appstart.run closes the call: its error ended
+-- the run (the on_exit still runs).
 local call_on_status -- below
-local function status_over(life)
+local function status_over(life, raised)
   local app, on_status = life.status_app, life.status_fn
   life.status_busy, life.status_co, life.status_cq = false, false, false
   life.status_app, life.status_fn = false, false
-  if life.status_next and app and not app._closed then
-    life.status_next = false
-    call_on_status(app, on_status)
+  local function go_on()
+    if life.status_next and app and not app._closed and not loop.run_failing() then
+      life.status_next = false
+      call_on_status(app, on_status)
+    end
+    local exit_next = life.exit_next
+    if exit_next then
+      life.exit_next = nil
+      exit_next()
+    end
   end
-  local exit_next = life.exit_next
-  if exit_next then
-    life.exit_next = nil
-    exit_next()
+  -- (raised: its error on its way out to the call that reports it, which
+  -- goes on once it has: else the next call ran, and was reported, first)
+  if raised and not loop.run_failing() then
+    life.after_report = go_on
+    return
   end
+  go_on()
 end
-local function status_done(done)
+local function status_done(done, err)
   if done.over then return end
   done.over = true
-  status_over(done.life)
+  status_over(done.life, err ~= nil)
 end
 local STATUS_DONE = { __close = status_done }
 
@@ -585,8 +595,18 @@ function call_on_status(app, on_status)
     return
   end
   life.status_busy, life.status_co, life.status_cq = true, false, false
-  life.status_app, life.status_fn = app, on_status
-  loop.callback(report(app, "on_status"), function()
+  -- (a look of an earlier call's, on a controller perhaps not run again,
+  -- is not this one's)
+  life.status_app, life.status_fn, life.status_looked = app, on_status, false
+  local reported = report(app, "on_status")
+  loop.callback(function(err)
+    reported(err)
+    local after = life.after_report
+    if after then
+      life.after_report = nil
+      after()
+    end
+  end, function()
     -- done as the call returns, or as what it raises goes out of it to
     -- the protected call that reports it (unraised here, its traceback
     -- is the raise's), and as its task is closed before it returns (a
