@@ -337,24 +337,19 @@ end
 -- (none, as for sd_watchdog_enabled), and is said (a tonumber() took
 -- "1e-300", and pinged in a busy loop).
 local function watchdog_usec()
+  -- (decimal digits, > 0 and an integer: nil else, and said)
+  local function count(text, fmt)
+    local n = text:match("^%d+$") and math.tointeger(tonumber(text))
+    if n and n > 0 then return n end
+    io.stderr:write(string.format(fmt, appstart.printable(text:sub(1, 40))))
+  end
   local usec, pid = os.getenv("WATCHDOG_USEC"), os.getenv("WATCHDOG_PID")
   if not usec or usec == "" then return nil end
-  local n = usec:match("^%d+$") and math.tointeger(tonumber(usec))
-  if not n or n == 0 then
-    io.stderr:write(string.format("appstart: WATCHDOG_USEC=%s ignored: a number of microseconds > 0 expected\n",
-      appstart.printable(usec:sub(1, 40))))
-    return nil
-  end
-  if pid and pid ~= "" then
-    local p = pid:match("^%d+$") and math.tointeger(tonumber(pid))
-    if not p or p == 0 then
-      io.stderr:write(string.format("appstart: WATCHDOG_USEC ignored: WATCHDOG_PID=%s is not a pid\n",
-        appstart.printable(pid:sub(1, 40))))
-      return nil
-    end
-    return n, p
-  end
-  return n
+  local n = count(usec, "appstart: WATCHDOG_USEC=%s ignored: a number of microseconds > 0 expected\n")
+  if not n or not pid or pid == "" then return n end
+  local p = count(pid, "appstart: WATCHDOG_USEC ignored: WATCHDOG_PID=%s is not a pid\n")
+  if not p then return nil end
+  return n, p
 end
 
 -- The supervisor's outer notify socket: nothing when there is none.
