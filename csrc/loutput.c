@@ -295,19 +295,23 @@ static int l_output_close_stream(lua_State *L)
 }
 
 /* o:dropped() -> syslog datagrams lost, file bytes lost, the file's last
- * error message or nil */
+ * error message or nil, the last lost datagram's error message or nil */
 static int l_output_dropped(lua_State *L)
 {
     struct output *o = check_output(L, 1);
-    int err;
+    int err, syslog_err;
     long long file = output_file_dropped(o, &err);
-    lua_pushinteger(L, (lua_Integer)output_syslog_dropped(o));
+    lua_pushinteger(L, (lua_Integer)output_syslog_dropped(o, &syslog_err));
     lua_pushinteger(L, (lua_Integer)file);
     if (err)
         lua_pushstring(L, strerror(err));
     else
         lua_pushnil(L);
-    return 3;
+    if (syslog_err)
+        lua_pushstring(L, strerror(syslog_err));
+    else
+        lua_pushnil(L);
+    return 4;
 }
 
 static int l_output_close(lua_State *L)

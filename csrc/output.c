@@ -79,6 +79,7 @@ struct output {
     char tag[OUTPUT_NAME_MAX + 32];
     size_t tag_len;
     long long syslog_dropped, file_dropped;
+    int syslog_err; /* the last datagram's that was lost */
     int file_err;
     uid_t app_uid; /* (uid_t)-1: none */
     /* the chunk being split */
@@ -128,6 +129,7 @@ void output_init(struct output *o, size_t keep)
     o->tag[0] = '\0';
     o->tag_len = 0;
     o->syslog_dropped = o->file_dropped = 0;
+    o->syslog_err = 0;
     o->file_err = 0;
     o->app_uid = (uid_t)-1;
     o->cstream = 0;
@@ -940,8 +942,10 @@ static void syslog_send(struct output *o, int level, const char *line, size_t le
         r = sendto(o->syslog_fd, msg, (size_t)n + o->tag_len + len, MSG_DONTWAIT | MSG_NOSIGNAL,
                    (const struct sockaddr *)&o->syslog_addr, o->syslog_len);
     while (r < 0 && errno == EINTR);
-    if (r < 0)
+    if (r < 0) {
         o->syslog_dropped++;
+        o->syslog_err = errno;
+    }
 }
 
 /* ---- the ring ---- */
@@ -1176,8 +1180,9 @@ void output_close(struct output *o)
     o->clen = o->cpos = 0;
 }
 
-long long output_syslog_dropped(const struct output *o)
+long long output_syslog_dropped(const struct output *o, int *err)
 {
+    *err = o->syslog_err;
     return o->syslog_dropped;
 }
 

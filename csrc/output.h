@@ -119,9 +119,10 @@ void output_close(struct output *o);
 size_t output_lines(const struct output *o);
 int output_line_at(struct output *o, size_t i, const char **line, size_t *len, int *stream);
 
-/* Syslog datagrams lost (the daemon absent or slow), bytes a file could
- * not take, and the last file error (0: none). */
-long long output_syslog_dropped(const struct output *o);
+/* Syslog datagrams lost (the daemon absent or slow) and why the last
+ * was (err: an errno value, 0 none), bytes a file could not take, and the
+ * last file error (0: none). */
+long long output_syslog_dropped(const struct output *o, int *err);
 long long output_file_dropped(const struct output *o, int *err);
 
 #endif

@@ -248,11 +248,14 @@ end
 function Out:report_drops(final)
   local t = now()
   if not final and t - (self.drops_at or -math.huge) < 1 then return end
-  local lines, bytes, why = self.r:dropped()
+  local lines, bytes, why, syslog_why = self.r:dropped()
   if lines > self.dropped_lines or bytes > self.dropped_bytes then self.drops_at = t end
   if lines > self.dropped_lines then
-    self.log("warn", string.format("%s: %d output line%s not taken by syslog (%s)", self.program,
-      lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", self.syslog_socket))
+    -- (why: the last lost line's error, ENOBUFS a daemon too slow, no
+    -- daemon ENOENT or ECONNREFUSED)
+    self.log("warn", string.format("%s: %d output line%s not taken by syslog (%s%s)", self.program,
+      lines - self.dropped_lines, lines - self.dropped_lines == 1 and "" or "s", self.syslog_socket,
+      syslog_why and (": " .. syslog_why) or ""))
     self.dropped_lines = lines
   end
   if bytes > self.dropped_bytes then
