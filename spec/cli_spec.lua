@@ -712,7 +712,10 @@ function Start.test_status_on_a_terminal_is_cut_to_its_width_at_a_character()
     { string.rep("\u{4e2d}", 30), string.rep("\u{4e2d}", 19) }, -- (a wide character: two columns)
     -- continuation bytes no lead byte began (the fixture's escapes): one
     -- column each, a U+FFFD (they counted none, and the line wrapped)
-    { string.rep("\\x80", 70), string.rep("\x80", 39) } } do
+    { string.rep("\\x80", 70), string.rep("\x80", 39) },
+    -- and each byte of a sequence that is no UTF-8 (overlong: they
+    -- counted one a sequence)
+    { string.rep("\\xe0\\x80\\x80", 40), string.rep("\xe0\x80\x80", 13) } } do
     local out = S.tmpname("tty")
     local cmd = command_line { "--watch", "--", F, "notify=STATUS=" .. case[1], "notify=READY=1", "exit=0" }
     local ok = os.execute("COLUMNS= script -qec " .. quote("stty cols 40; exec " .. cmd) .. " /dev/null >" .. out

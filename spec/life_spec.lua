@@ -1359,6 +1359,26 @@ function TE.test_the_status_held_behind_an_on_status_that_raised_comes_after_its
   lu.assertStrContains(tostring(err), "boom 1")
   lu.assertEquals(seen, { "one", "exit" })
   lu.assertEquals(logs, {})
+  -- nor for a status read as the failed run ends the app (it ignores
+  -- SIGTERM: its kill_grace, the notify socket read meanwhile)
+  seen = {}
+  ok, err = pcall(run, function()
+    local app = assert(start {
+      argv = { F, "ignore=TERM", "notify=READY=1", "notify=STATUS=one", "sleep=0.2", "notify=STATUS=two", "pause" },
+      kill_grace = 1, log = function(_, text) logs[#logs + 1] = text:match("on_status raised [^:]*:%d+: boom %w+") end,
+      on_status = function(a, text)
+        if a.state == "starting" then return end
+        seen[#seen + 1] = text
+        error("boom " .. text)
+      end,
+      on_exit = function() seen[#seen + 1] = "exit" end,
+    })
+    app:wait(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom one")
+  lu.assertEquals(seen, { "one", "exit" })
+  lu.assertEquals(logs, {})
   logs, seen = {}, {}
   local pid
   coroutine.wrap(function()

@@ -747,6 +747,13 @@ function TC.test_a_service_name_of_any_bytes_is_cut_and_escaped()
   local line = stopped_event({ "exit=3" }, string.rep("N", 5000))
   lu.assertTrue(#line < 4096, #line)
   lu.assertStrMatches(line, '{"service":"N+%[%.%.%.%]","state":"stopped",.*"code":"died",.*}')
+  -- as much as fits, though each byte takes six in JSON (cut by bytes, a
+  -- name went to nothing)
+  line = stopped_event({ "exit=3" }, string.rep("\1", 3000))
+  lu.assertTrue(#line < 4096, #line)
+  local kept = line:match('^{"service":"(.-)%[%.%.%.%]","state":"stopped"')
+  lu.assertNotNil(kept, line)
+  lu.assertTrue(#kept > 3000, #kept)
   local dir = supervise_dir()
   local err = dir .. "/stderr"
   line = stopped_event({ program = "/nonexistent/p\27[31m\194\155" }, "s\27]0;t\7\r\n\194\155", err)

@@ -241,6 +241,21 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
   end
 end
 
+-- A service's log lines are escaped as every log line (its name is any
+-- string), and what they quote keeps its lines: a failed start's last
+-- lines of output, each on a line of its own ("  | "), not run together
+-- as "\x0a".
+function TMistakes.test_a_services_log_line_is_escaped_and_keeps_the_lines_it_quotes()
+  local logged = {}
+  local sv = supervisor { log = function(level, text) logged[#logged + 1] = level .. " " .. text end, services = {
+    ["s\27[1m"] = { argv = { F, "echo=line1", "echo=li\\x1bne2", "exit=3" }, ready = "fd", stdout = "capture",
+      restart = "no" } } }
+  lu.assertNil(sv:up())
+  lu.assertStrContains(table.concat(logged, "\n"), "warn s\\x1b[1m: fixture: app exited with code 3 before it was"
+    .. " ready\n  | line1\n  | li\\x1bne2; not restarted")
+  sv:down()
+end
+
 function TMistakes.test_the_supervisors_own_fields_are_checked()
   lu.assertStrContains(raised(function() appstart.supervisor { servces = {} } end),
     "appstart.supervisor: unknown field 'servces'")

@@ -527,15 +527,16 @@ end
 -- A call done (once): the next may come, one for a status that came while
 -- it ran if it raised (returned, it made that call itself), and then an
 -- on_exit held behind it runs (held again behind that call, if one is
--- made). None once a failed appstart.run closes the call: its error ended
--- the run (the on_exit still runs).
+-- made). None once a failed appstart.run has ended the app: an error
+-- ended the run, this call's perhaps (the on_exit still runs).
 local call_on_status -- below
 local function status_over(life, raised)
   local app, on_status = life.status_app, life.status_fn
   life.status_busy, life.status_co, life.status_cq = false, false, false
   life.status_app, life.status_fn = false, false
+  local over = app and app._run_over
   local function go_on()
-    if life.status_next and app and not app._closed and not loop.run_failing() then
+    if life.status_next and app and not app._closed and not over then
       life.status_next = false
       call_on_status(app, on_status)
     end
@@ -547,7 +548,7 @@ local function status_over(life, raised)
   end
   -- (raised: its error on its way out to the call that reports it, which
   -- goes on once it has: else the next call ran, and was reported, first)
-  if raised and not loop.run_failing() then
+  if raised and not over then
     life.after_report = go_on
     return
   end
@@ -589,6 +590,7 @@ end
 
 function call_on_status(app, on_status)
   local life = app._life
+  if app._run_over then return end
   if status_busy(life) then
     life.status_next = true
     look_until_status_over(life)
@@ -1097,6 +1099,8 @@ end
 function App.end_all(apps, meanwhile)
   local t0, list, rests = now(), {}, {}
   for app in pairs(apps) do
+    -- (its on_status is called no more: the run it is served by is over)
+    app._run_over = true
     if app._proc and not check(app) then
       list[#list + 1] = app
       -- (a supervisor's service: stopped by the run, not crashed)

@@ -539,22 +539,25 @@ local function columns_of(code)
 end
 
 -- What of text fits in `columns` columns, a UTF-8 sequence never cut (a
--- character: a byte that does not go on a sequence; one that is not
--- valid UTF-8 shows as one column, as does a continuation byte that no
--- lead byte began: a terminal shows U+FFFD for it).
+-- character: a valid sequence, its width; a byte of one that is not valid
+-- UTF-8, overlong, a surrogate, past U+10FFFF or cut short, or a
+-- continuation byte that no lead byte began, one column each: a terminal
+-- shows a U+FFFD for each).
 local function first_columns(text, columns)
-  local n, owed = 0, 0 -- (owed: the continuation bytes the last lead byte began)
+  local n, owed = 0, 0 -- (owed: the continuation bytes of the last valid sequence)
   for i = 1, #text do
     local b = text:byte(i)
-    if b >= 0x80 and b < 0xC0 and owed > 0 then
+    if owed > 0 then
       owed = owed - 1
     else
       local width = 1
-      if b >= 0xE1 then -- (U+1100 and up: three bytes or four)
+      if b >= 0xC0 then
         local ok, code = pcall(utf8.codepoint, text, i)
-        if ok then width = columns_of(code) end
+        if ok then
+          width = columns_of(code)
+          owed = code < 0x800 and 1 or code < 0x10000 and 2 or 3
+        end
       end
-      owed = b >= 0xF0 and b < 0xF8 and 3 or b >= 0xE0 and b < 0xF0 and 2 or b >= 0xC0 and b < 0xE0 and 1 or 0
       n = n + width
       if n > columns then return text:sub(1, i - 1) end
     end

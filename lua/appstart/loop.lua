@@ -22,9 +22,6 @@ local nwaiters = {}   -- fd -> count
 local heap = {}       -- timers, ordered by .at
 local fired = {}      -- scratch table for poller:wait
 local current = nil   -- the running loop: { tasks = {co -> task}, queue, count }
--- how many failed runs are closing what they left (see loop.run_failing)
-local failing = 0
-local FAILING_OVER = { __close = function() failing = failing - 1 end }
 local HELD_PRUNE_MIN = 64 -- loop.own: the fewest apps a run holds before it looks which have ended
 
 -------------------------------------------------------------------------------
@@ -1151,9 +1148,6 @@ function loop.run(fn, ...)
   -- waits from here blocks instead of yielding; the tasks' waits go first,
   -- so that nothing resumes a task meanwhile.
   current = nil
-  local ending = not ok or failed
-  if ending then failing = failing + 1 end
-  local _ <close> = ending and setmetatable({}, FAILING_OVER) or nil
   for _, task in pairs(state.tasks) do
     if task.waiting then task.waiting.drop(task.waiting) end
   end
@@ -1192,13 +1186,6 @@ function loop.run(fn, ...)
   loop.idle()
   if not ok then error(err, 0) end
   if failed then error(failure, 0) end
-end
-
---- Is a failed appstart.run closing what it left (its tasks, its apps)?
--- What is closed then has no next step to come: an on_status call closed
--- has no next call.
-function loop.run_failing()
-  return failing > 0
 end
 
 --- An app started inside appstart.run: ended if the run fails (an error

@@ -266,11 +266,18 @@ local function json_event(json_object, name, state, info)
     fields[#fields] = nil
     line = json_object(fields)
   end
-  -- (then the end of the service's name: a name is any string)
+  -- (then the end of the service's name: a name is any string). The
+  -- longest start that fits, sought: a byte may take 6 in JSON
   for _, field in ipairs { message, fields[1] } do
-    while #line > limit and type(field[2]) == "string" and field[2] ~= "[...]" do
-      local text = field[2]
-      field[2] = text:sub(1, math.max(0, #text - (#line - limit) - 5)) .. "[...]"
+    local text = field[2]
+    if #line > limit and type(text) == "string" then
+      local fits, over = -1, #text -- (the longest start that fits: in [fits + 1, over - 1] or none)
+      while over - fits > 1 do
+        local mid = (fits + over) // 2
+        field[2] = text:sub(1, mid) .. "[...]"
+        if #json_object(fields) <= limit then fits = mid else over = mid end
+      end
+      field[2] = text:sub(1, math.max(fits, 0)) .. "[...]"
       line = json_object(fields)
     end
   end

@@ -51,17 +51,12 @@ local ACTIVE = { starting = true, ready = true, reloading = true, stopping = tru
 -- callbacks and logging: nothing the user gives may break the supervisor
 
 -- (escaped, as every log line: the service's name is any string, and what
--- a line quotes, a start's error, may hold a path of the user's)
+-- a line quotes, a start's error, may hold a path of the user's; the
+-- newlines and tabs of what it quotes are kept, a failed start's last
+-- lines of output, a callback's traceback)
 local function say(svc, level, fmt, ...)
   if log.drops(svc.log, level) then return end
-  svc.log(level, log.printable(svc.name .. ": " .. format(fmt, ...)))
-end
-
--- What a callback raised: its traceback's newlines and tabs kept
--- (log.raised escapes the rest).
-local function say_raised(svc, what, err)
-  if log.drops(svc.log, "error") then return end
-  svc.log("error", log.printable(svc.name .. ": " .. what) .. " raised " .. log.raised(err))
+  svc.log(level, log.printable(svc.name) .. ": " .. log.raised(format(fmt, ...)))
 end
 
 --- A logger of the user's that cannot raise into the supervisor: what it
@@ -117,7 +112,7 @@ local function run_queued(sv, r)
     item.ran, svc._pending = true, svc._pending - 1
     local ok, err = xpcall(item[3], loop.traceback, table.unpack(item, 4, item.n))
     if not ok and loop.interrupt(err) then error(err, 0) end
-    if not ok then say_raised(svc, what, err) end
+    if not ok then say(svc, "error", "%s raised %s", what, log.raised(err)) end
   end
 end
 
@@ -1088,7 +1083,7 @@ local function add_service(sv, name, cfg)
       opts[k] = function(...)
         local ok, err = xpcall(v, loop.traceback, ...)
         if not ok and loop.interrupt(err) then error(err, 0) end
-        if not ok then say_raised(svc, k, err) end
+        if not ok then say(svc, "error", "%s raised %s", k, log.raised(err)) end
       end
     end
   end
