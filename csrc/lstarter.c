@@ -19,9 +19,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The userdata: the starter, in memory of its own (from the Lua state's
+ * allocator), given back as soon as a ready start hands its app over
+ * (s:take), not when the userdata is collected. A start that is over is
+ * mostly garbage until a collection: the 600 bytes of a starter would
+ * stay held with it, and a launcher that starts many apps at once would
+ * peak that much higher (README, "Where the memory goes"). */
+struct lstarter {
+    struct starter *s; /* NULL once taken (or if it could not be made) */
+};
+
+static void *state_alloc(lua_State *L, void *p, size_t osize, size_t nsize)
+{
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    return f(ud, p, osize, nsize);
+}
+
+/* The starter's memory back, once it is closed. */
+static void starter_free(lua_State *L, struct lstarter *u)
+{
+    if (!u->s)
+        return;
+    (void)state_alloc(L, u->s, starter_size(), 0);
+    u->s = NULL;
+}
+
 static struct starter *check_starter(lua_State *L, int i)
 {
-    return lb_check_self(L, i, LB_STARTER);
+    struct lstarter *u = lb_check_self(L, i, LB_STARTER);
+    if (!u->s)
+        luaL_error(L, "appstart.starter: closed, its app taken");
+    return u->s;
 }
 
 /* The string at arg, or NULL when it is nil; raises for another type. */
@@ -39,10 +68,12 @@ static int opt_integer(lua_State *L, int arg, int def, lua_Integer lo, lua_Integ
     return (int)v;
 }
 
-/* A NULL-terminated char* array of the array table at arg, in a userdata
- * left on the stack (so nothing malloc'd is held across errors); NULL when
- * the argument is nil and may be. */
-static char **string_array(lua_State *L, int arg, int required)
+/* A NULL-terminated char* array of the array table at arg: in buf (bufn
+ * entries, the caller's stack) when it fits, else in a userdata left on
+ * the stack (so nothing malloc'd is held across errors); NULL when the
+ * argument is nil and may be. (A start's command fits: nothing is
+ * allocated for it, to be garbage at once.) */
+static char **string_array(lua_State *L, int arg, int required, char **buf, size_t bufn)
 {
     if (!required && lua_isnoneornil(L, arg))
         return NULL;
@@ -53,7 +84,7 @@ static char **string_array(lua_State *L, int arg, int required)
      * keeps the array's size and the entries' numbers in range) */
     lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
     luaL_argcheck(L, n >= (required ? 1 : 0) && n < INT_MAX, arg, "bad number of entries");
-    char **arr = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    char **arr = (size_t)n < bufn ? buf : lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
     for (lua_Integer i = 1; i <= n; i++) {
         size_t len;
         if (lua_rawgeti(L, arg, i) != LUA_TSTRING)
@@ -108,8 +139,9 @@ static int l_start(lua_State *L)
     }
     struct starter_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.argv = string_array(L, 1, 1);
-    cfg.env = string_array(L, 2, 0);
+    char *argv_buf[16], *env_buf[16];
+    cfg.argv = string_array(L, 1, 1, argv_buf, sizeof argv_buf / sizeof argv_buf[0]);
+    cfg.env = string_array(L, 2, 0, env_buf, sizeof env_buf / sizeof env_buf[0]);
     cfg.cwd = opt_string(L, 3);
     for (int i = 0; i < 3; i++) {
         cfg.stdio_fd[i] = -1;
@@ -149,9 +181,21 @@ static int l_start(lua_State *L)
                   "fd 3 of the child is taken");
     cfg.search_path = getenv("PATH");
 
-    struct starter *s = lua_newuserdatauv(L, starter_size(), 0);
-    starter_init(s);
+    struct lstarter *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->s = NULL;
     luaL_setmetatable(L, LB_STARTER);
+    /* as Lua's own allocations do, a failure gets a collection and a retry */
+    struct starter *s = state_alloc(L, NULL, 0, starter_size());
+    if (!s) {
+        lua_gc(L, LUA_GCCOLLECT);
+        s = state_alloc(L, NULL, 0, starter_size());
+        if (!s) {
+            lua_pushliteral(L, "not enough memory");
+            return lua_error(L);
+        }
+    }
+    u->s = s;
+    starter_init(s);
     /* no Lua error can come between here and the return: the starter owns
      * what is made, and is closed by __gc should the caller drop it */
     starter_begin(s, &cfg);
@@ -406,6 +450,7 @@ static int l_starter_take(lua_State *L)
     }
     int err = starter_take_app(s, &p->p, &p->tree);
     starter_close(s);
+    starter_free(L, lua_touserdata(L, 1));
     if (err)
         return 0;
     return l ? 2 : 1;
@@ -479,13 +524,28 @@ static int l_starter_app_ended(lua_State *L)
  * children are reaped later) */
 static int l_starter_close(lua_State *L)
 {
-    starter_abandon(check_starter(L, 1));
+    struct lstarter *u = lb_check_self(L, 1, LB_STARTER);
+    if (u->s)
+        starter_abandon(u->s);
+    return 0;
+}
+
+/* __gc: closed, and its memory given back */
+static int l_starter_gc(lua_State *L)
+{
+    l_starter_close(L);
+    starter_free(L, lua_touserdata(L, 1));
     return 0;
 }
 
 static int l_starter_tostring(lua_State *L)
 {
-    struct starter *s = check_starter(L, 1);
+    struct lstarter *u = lb_check_self(L, 1, LB_STARTER);
+    if (!u->s) {
+        lua_pushliteral(L, "appstart.starter(closed, its app taken)");
+        return 1;
+    }
+    struct starter *s = u->s;
     struct starter_result r;
     starter_result(s, &r);
     lua_pushfstring(L, "appstart.starter(pid %d, %s)", (int)r.pid,
@@ -510,6 +570,9 @@ void lb_open_starter(lua_State *L)
         { NULL, NULL },
     };
     lb_new_class(L, LB_STARTER, methods, l_starter_close, l_starter_tostring);
+    lua_pushvalue(L, -1); /* its methods' upvalue, as lb_new_class gives them */
+    lua_pushcclosure(L, l_starter_gc, 1);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     lua_pushcfunction(L, l_start);
     lua_setfield(L, -2, "start");

@@ -124,4 +124,33 @@ function T.test_a_read_of_too_many_chunks_is_an_argument_error()
   o:close()
 end
 
+-- A starter gives its memory back as its app is taken: a use of it after
+-- is an error, not a read of freed memory (ASan and valgrind, under make
+-- sanitize and make valgrind, would say); closing and printing it are
+-- harmless, and its collection frees nothing twice.
+function T.test_a_starter_whose_app_was_taken_is_closed_for_good()
+  local before = S.snapshot()
+  local s = core.start({ S.fixture, "pause" }, nil, nil, "null", "null", "null", "none")
+  local deadline = core.now() + 5
+  while s:step() == "wait" do
+    lu.assertTrue(core.now() < deadline, "never ready")
+    core.wait_readable(s:fd() or -1, 0.01)
+  end
+  local pid = s:outcome()
+  local app = assert(s:take())
+  for _, method in ipairs { "step", "result", "outcome", "fd", "take", "stop", "stopped", "app_fd" } do
+    raises("closed, its app taken", s[method], s)
+  end
+  lu.assertEquals(tostring(s), "appstart.starter(closed, its app taken)")
+  s:close()
+  s = nil -- luacheck: ignore
+  collectgarbage()
+  collectgarbage()
+  lu.assertEquals(app:pid(), pid)
+  app:signal("KILL")
+  while not app:poll() do core.wait_readable(app:fd() or -1, 0.01) end
+  app:close()
+  S.assert_clean(before)
+end
+
 return { TestBinding = T }

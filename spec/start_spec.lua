@@ -189,6 +189,62 @@ function Success.test_without_env_the_environment_is_inherited()
   app:terminate()
 end
 
+-- the binding lays a short command out without allocating, a long one
+-- in memory of its own: both whole and in order, either side of the edge
+function Success.test_argv_and_env_of_any_length_arrive_whole_and_in_order()
+  for _, n in ipairs { 1, 14, 15, 16, 17, 40 } do
+    local out, envout = S.tmpname("argv"), S.tmpname("env")
+    -- n entries in all: the program, n - 2 words it prints, exit
+    local argv, words, env, vars = { F, "env=" .. envout }, {}, {}, {}
+    for i = 3, n - 1 do
+      argv[i] = "echo=w" .. i
+      words[#words + 1] = "w" .. i
+    end
+    argv[#argv + 1] = "exit=0"
+    for i = 1, n do
+      env["V" .. i] = tostring(i)
+      vars[#vars + 1] = "V" .. i .. "=" .. i
+    end
+    local app = assert(appstart.start { argv = argv, env = env, ready = "none", stdout = out })
+    lu.assertEquals(app:wait(5), { code = 0 })
+    lu.assertEquals(S.lines(S.read(out) or ""), words, n .. " entries")
+    local got = S.lines(S.read(envout) or "")
+    table.sort(got)
+    table.sort(vars)
+    lu.assertEquals(got, vars, n .. " variables")
+  end
+end
+
+-- A start in flight is its handle and the core's starter: the handle's
+-- fields are all set at begin (and its rare facts' when that table is
+-- made), since one added later doubles the table's hash part (a start's
+-- memory, README "Where the memory goes"). Stepped by h:wait in a plain
+-- script, with its output read by its steps, with and without an app
+-- made early (on_output), and one ready at once.
+function Success.test_a_start_handle_gains_no_field_as_it_runs()
+  local function keys(t)
+    local list = {}
+    for k in next, t or {} do list[#list + 1] = tostring(k) end
+    table.sort(list)
+    return table.concat(list, " ")
+  end
+  local cases = {
+    { argv = { F, "sleep=0.05", "echo=out", "line=3:x", "pause" }, ready = "fd" },
+    { argv = { F, "sleep=0.05", "echo=out", "line=3:x", "pause" }, ready = "fd", stdout = "capture" },
+    { argv = { F, "sleep=0.05", "echo=out", "line=3:x", "pause" }, ready = "fd", stdout = "capture",
+      on_output = function() end },
+    { argv = { F, "pause" }, ready = "none" },
+  }
+  for i, opts in ipairs(cases) do
+    local h = appstart.begin(opts)
+    local at_begin, rare_at_begin = keys(h), h._rare and keys(h._rare)
+    local app = assert(h:wait())
+    lu.assertEquals(keys(h), at_begin, "case " .. i .. ": the handle")
+    if h._rare then lu.assertEquals(keys(h._rare), rare_at_begin or keys(h._rare), "case " .. i .. ": its rare facts") end
+    app:terminate()
+  end
+end
+
 function Success.test_cwd_sets_the_working_directory()
   local dir = S.tmpname("dir")
   assert(os.execute("mkdir '" .. dir .. "'"))

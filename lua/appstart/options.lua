@@ -445,13 +445,14 @@ function options.check(opts)
       .. " (give the file, to rotate, as stdout, and stderr = 'stdout')"
   end
   -- nor can one stream's file be one of the other's rotated files (a
-  -- rotation would rename it away, and the lines written to it after)
-  for _, pair in ipairs { { "stdout", "stderr", err_file }, { "stderr", "stdout", out_file } } do
-    local name = rotated_as(opts[pair[1]], pair[3])
-    if name then
-      return pair[2], string.format("names %s, one of %s's rotated files: a rotation would rename it away,"
-        .. " with the lines written to it since", name, pair[1])
-    end
+  -- rotation would rename it away, and the lines written to it after).
+  -- (Looked at without a table made: a start checks its options, and
+  -- what it allocates is garbage the launcher's peak memory holds.)
+  local rotated, by, named = rotated_as(opts.stdout, err_file), "stdout", "stderr"
+  if not rotated then rotated, by, named = rotated_as(opts.stderr, out_file), "stderr", "stdout" end
+  if rotated then
+    return named, string.format("names %s, one of %s's rotated files: a rotation would rename it away,"
+      .. " with the lines written to it since", rotated, by)
   end
   -- the ring output_keep sizes is filled where the launcher reads a stream
   if opts.output_keep ~= nil and not read_by_launcher(opts.stdout) and not read_by_launcher(opts.stderr) then

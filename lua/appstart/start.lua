@@ -169,6 +169,15 @@ end
 
 local nofile_raised = false
 
+-- The table of a start's rare facts (see rare()), every field preset: one
+-- set later would double its hash part. Also a start's output pipes, with
+-- no loop to read them (watch_output): out_fds, fd -> watched, and
+-- out_left, whether a step left some of what they held.
+local function new_rare(served, by)
+  return { served = served, refused = false, watchdog = false, helper_exited = false, quiet = false,
+    looking = false, by = by, spell = false, extended = false, out_fds = false, out_left = false }
+end
+
 -- The start's name in messages: its program's, its control characters
 -- escaped as in every log line (a name need not be the launcher's own
 -- choice: a script's, a directory's listing).
@@ -259,8 +268,7 @@ function start.begin(opts, who, up, pass_fd)
     _probing = probing and { wall0 = core.realtime(), probe = false, passed = false,
       on_wake = false, before = probes.before(opts) } or false,
     -- the rare facts of a start (see rare())
-    _rare = served and { served = true, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, by = loop.backend() or false, spell = false } or false,
+    _rare = served and new_rare(true, loop.backend() or false) or false,
   }, Starting)
   if user_failed then
     h.err = errors.new("spawn", user_failed, { errno = user_errno, output = {} }, label(h))
@@ -327,8 +335,7 @@ end
 local function rare(h)
   local r = h._rare
   if not r then
-    r = { served = false, refused = false, watchdog = false, helper_exited = false, quiet = false,
-      looking = false, by = false, spell = false, extended = false }
+    r = new_rare(false, false)
     h._rare = r
   end
   return r
@@ -511,7 +518,7 @@ function watch_output(h, out)
     if fd and s:watch(fd) then fds[fd] = true end
   end
   if not next(fds) then return end
-  h._out_fds = fds
+  rare(h).out_fds = fds
   -- (a pipe the output closes, or pauses while on_output runs, leaves the
   -- start's waits; the output holds the start weakly: a start dropped is
   -- collected, its app killed)
@@ -519,15 +526,17 @@ function watch_output(h, out)
   out.waits = {
     drop = function(fd)
       local held = weak.h
-      if held and held._out_fds and held._out_fds[fd] then
-        held._out_fds[fd] = false
+      local held_fds = held and held._rare.out_fds
+      if held_fds and held_fds[fd] then
+        held_fds[fd] = false
         held._s:unwatch(fd)
       end
     end,
     take = function(fd)
       local held = weak.h
-      if held and held._out_fds and held._out_fds[fd] == false and held._s:watch(fd) then
-        held._out_fds[fd] = true
+      local held_fds = held and held._rare.out_fds
+      if held_fds and held_fds[fd] == false and held._s:watch(fd) then
+        held_fds[fd] = true
       end
     end,
   }
@@ -535,9 +544,9 @@ end
 
 -- The start is over: its output pipes leave its waits.
 local function unwatch_output(h)
-  local fds = h._out_fds
+  local fds = h._rare and h._rare.out_fds
   if not fds then return end
-  h._out_fds = false
+  h._rare.out_fds, h._rare.out_left = false, false
   h._out.waits = false
   for fd, watched in pairs(fds) do
     if watched then h._s:unwatch(fd) end
@@ -722,7 +731,7 @@ local function finish_ready(h)
   unwatch_output(h)
   release_starter(s, s:app_fd())
   app._proc, listener = s:take(served) -- and the starter is closed
-  h.app, h.done = app, true
+  h.app, h.done, h._s = app, true, false
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
     -- (a WATCHDOG_USEC= that came early sets the watchdog's period)
@@ -854,7 +863,8 @@ function Starting:step()
   -- (what the output pipes hold: read, as no loop reads them, a
   -- listener's wake-up at a time; what is left makes the next step due
   -- at once)
-  self._out_left = self._out_fds and self._out:step_read() or false
+  local facts = self._rare
+  if facts and facts.out_fds then facts.out_left = self._out:step_read() end
   if self.done then return true end
   if self._failure then return failed_step(self) end
   local s = self._s
@@ -1109,7 +1119,7 @@ function Starting:events()
 end
 function Starting:timeout()
   is_start(self, "h:timeout", 2)
-  if self.done or self._out_left then return 0 end
+  if self.done or (self._rare and self._rare.out_left) then return 0 end
   return self._wake and math.max(0, self._wake - now()) or 0
 end
 
