@@ -45,12 +45,22 @@ static void starter_free(lua_State *L, struct lstarter *u)
     u->s = NULL;
 }
 
+/* The starter, or NULL once its app was taken: what a wait asks then
+ * (its descriptors, its events) has a harmless answer, as from a closed
+ * starter: a caller still inside a wait or a callback when another
+ * finished the start looks again and finds it done. */
+static struct starter *opt_starter(lua_State *L, int i)
+{
+    return ((struct lstarter *)lb_check_self(L, i, LB_STARTER))->s;
+}
+
+/* The starter; raises once its app was taken (nothing left to ask). */
 static struct starter *check_starter(lua_State *L, int i)
 {
-    struct lstarter *u = lb_check_self(L, i, LB_STARTER);
-    if (!u->s)
+    struct starter *s = opt_starter(L, i);
+    if (!s)
         luaL_error(L, "appstart.starter: closed, its app taken");
-    return u->s;
+    return s;
 }
 
 /* The string at arg, or NULL when it is nil; raises for another type. */
@@ -184,15 +194,12 @@ static int l_start(lua_State *L)
     struct lstarter *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->s = NULL;
     luaL_setmetatable(L, LB_STARTER);
-    /* as Lua's own allocations do, a failure gets a collection and a retry */
+    /* (no collection and retry, as Lua's own allocations get: that would
+     * run finalizers, arbitrary code, in the middle of this call) */
     struct starter *s = state_alloc(L, NULL, 0, starter_size());
     if (!s) {
-        lua_gc(L, LUA_GCCOLLECT);
-        s = state_alloc(L, NULL, 0, starter_size());
-        if (!s) {
-            lua_pushliteral(L, "not enough memory");
-            return lua_error(L);
-        }
+        lua_pushliteral(L, "not enough memory");
+        return lua_error(L);
     }
     u->s = s;
     starter_init(s);
@@ -247,7 +254,9 @@ static int l_starter_phase(lua_State *L)
  * (else nil) */
 static int l_starter_fd(lua_State *L)
 {
-    struct starter *s = check_starter(L, 1);
+    struct starter *s = opt_starter(L, 1);
+    if (!s)
+        return lua_toboolean(L, 2) ? 0 : lb_errno_result(L, EBADF, "starter:fd");
     if (lua_toboolean(L, 2)) {
         int made = starter_pollfd_made(s);
         if (made < 0)
@@ -266,7 +275,8 @@ static int l_starter_fd(lua_State *L)
 static int l_starter_fds(lua_State *L)
 {
     int fds[STARTER_MAX_WATCH];
-    int n = starter_fds(check_starter(L, 1), fds);
+    struct starter *s = opt_starter(L, 1);
+    int n = s ? starter_fds(s, fds) : 0;
     luaL_checkstack(L, n, NULL);
     for (int i = 0; i < n; i++)
         lua_pushinteger(L, fds[i]);
@@ -288,8 +298,10 @@ static int l_starter_watch(lua_State *L)
 
 static int l_starter_unwatch(lua_State *L)
 {
-    struct starter *s = check_starter(L, 1);
-    starter_unwatch(s, lb_check_fd(L, 2));
+    struct starter *s = opt_starter(L, 1);
+    int fd = lb_check_fd(L, 2);
+    if (s)
+        starter_unwatch(s, fd);
     return 0;
 }
 
@@ -298,8 +310,13 @@ static int l_starter_unwatch(lua_State *L)
  * wait on */
 static int l_starter_wait(lua_State *L)
 {
-    struct starter *s = check_starter(L, 1);
+    struct starter *s = opt_starter(L, 1);
     double timeout = lb_opt_timeout(L, 2);
+    if (!s) {
+        /* over: look again now */
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     int fds[STARTER_MAX_WATCH];
     if (starter_fds(s, fds) == 0 && timeout < 0)
         return luaL_error(L, "starter:wait: nothing to wait for and no timeout");
@@ -320,9 +337,9 @@ static int l_starter_event(lua_State *L)
         "", "pid", "helper_exit", "status", "ignored",
         "extend", "errno", "stopping", "mainpid", "dropped", "watchdog_usec",
     };
-    struct starter *s = check_starter(L, 1);
+    struct starter *s = opt_starter(L, 1);
     struct starter_event e;
-    if (!starter_next_event(s, &e))
+    if (!s || !starter_next_event(s, &e))
         return 0;
     lua_pushstring(L, kinds[e.kind]);
     lua_pushinteger(L, e.value);

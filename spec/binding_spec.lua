@@ -126,8 +126,10 @@ end
 
 -- A starter gives its memory back as its app is taken: a use of it after
 -- is an error, not a read of freed memory (ASan and valgrind, under make
--- sanitize and make valgrind, would say); closing and printing it are
--- harmless, and its collection frees nothing twice.
+-- sanitize and make valgrind, would say); what a wait asks (a caller
+-- still waiting when another finished the start) has a closed starter's
+-- answer: no descriptors, no events, a wait over at once; closing and
+-- printing it are harmless, and its collection frees nothing twice.
 function T.test_a_starter_whose_app_was_taken_is_closed_for_good()
   local before = S.snapshot()
   local s = core.start({ S.fixture, "pause" }, nil, nil, "null", "null", "null", "none")
@@ -138,9 +140,17 @@ function T.test_a_starter_whose_app_was_taken_is_closed_for_good()
   end
   local pid = s:outcome()
   local app = assert(s:take())
-  for _, method in ipairs { "step", "result", "outcome", "fd", "take", "stop", "stopped", "app_fd" } do
+  for _, method in ipairs { "step", "result", "outcome", "take", "stop", "stopped", "app_fd", "app_ended" } do
     raises("closed, its app taken", s[method], s)
   end
+  lu.assertEquals(select("#", s:fds()), 0)
+  lu.assertNil(s:event())
+  lu.assertNil(s:fd(true))
+  local fd, message = s:fd()
+  lu.assertNil(fd)
+  lu.assertStrContains(message, "Bad file descriptor")
+  lu.assertTrue(s:wait(5))
+  s:unwatch(0)
   lu.assertEquals(tostring(s), "appstart.starter(closed, its app taken)")
   s:close()
   s = nil -- luacheck: ignore

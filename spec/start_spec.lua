@@ -668,7 +668,73 @@ function Args.test_a_program_name_with_control_characters_is_logged_escaped()
   lu.assertEquals(tostring(err), "x\\x1b[31mred: app exited with code 0 before it was ready")
 end
 
+-------------------------------------------------------------------------------
+-- a start finished by someone else while a call on it is under way (the
+-- core's starter is given back as the app is handed over: nothing may use
+-- it after)
+
+local Reentry = {}
+
+function Reentry.tearDown() S.kill_strays() end
+
+-- on_status steps its own start to ready: the step that called it, and
+-- the wait around it, return the app
+function Reentry.test_a_start_stepped_to_ready_inside_its_own_on_status_gives_its_app()
+  local before = S.snapshot()
+  local h
+  h = appstart.begin { argv = { F, "notify=STATUS=hi", "notify=READY=1", "pause" }, ready = "notify",
+    on_status = function() h:step() end }
+  local ok, app = pcall(h.wait, h)
+  lu.assertTrue(ok, tostring(app))
+  lu.assertTrue(h.done)
+  lu.assertIs(app, h.app)
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+-- two tasks wait on one start: one is inside a slow on_status while the
+-- other finishes the start; both have the app
+function Reentry.test_a_start_finished_by_another_waiter_during_on_status_gives_both_the_app()
+  local before = S.snapshot()
+  local got = {}
+  appstart.run(function()
+    local h = appstart.begin { argv = { F, "notify=STATUS=hi", "sleep=0.05", "notify=READY=1", "pause" },
+      ready = "notify", on_status = function() appstart.sleep(0.3) end }
+    appstart.spawn(function() got.b = { pcall(h.wait, h) } end)
+    got.a = { pcall(h.wait, h) }
+    appstart.sleep(0.5)
+  end)
+  lu.assertTrue(got.a[1], tostring(got.a[2]))
+  lu.assertTrue(got.b[1], tostring(got.b[2]))
+  lu.assertIs(got.a[2], got.b[2])
+  lu.assertEquals(got.a[2]:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
+-- a log function that waits (inside appstart.run): the other waiter
+-- finishes the start meanwhile; the first, back, leaves the app as the
+-- other made it, its process with it
+function Reentry.test_a_start_finished_while_its_log_function_waits_keeps_its_app_whole()
+  local before = S.snapshot()
+  local got = {}
+  appstart.run(function()
+    local h = appstart.begin { argv = { F, "sleep=0.05", "line=3:x", "pause" }, ready = "fd",
+      log = function(level) if level == "debug" then appstart.sleep(0.05) end end }
+    appstart.spawn(function() got.b = { pcall(h.wait, h) } end)
+    got.a = { pcall(h.wait, h) }
+    appstart.sleep(0.5)
+  end)
+  lu.assertTrue(got.a[1], tostring(got.a[2]))
+  lu.assertTrue(got.b[1], tostring(got.b[2]))
+  lu.assertIs(got.a[2], got.b[2])
+  local app = got.a[2]
+  lu.assertEquals(app.name, "x")
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  S.assert_clean(before)
+end
+
 return {
+  TestStartReentry = Reentry,
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,
   TestStartSuccessNoPidfd = S.without_pidfd(Success), TestStartErrorsNoPidfd = S.without_pidfd(Errors),
   TestStartSuccessExecPipe = S.with_exec_pipe(Success), TestStartErrorsExecPipe = S.with_exec_pipe(Errors),

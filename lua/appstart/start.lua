@@ -692,6 +692,9 @@ end
 -- Ready: the app object takes the app over.
 local function finish_ready(h)
   flush_refused(h)
+  -- (a log function that yields: another waiter may have finished the
+  -- start meanwhile, and taken its app)
+  if h.done then return true end
   local s, opts = h._s, h._opts
   local app = h._app
   if not app then
@@ -707,7 +710,10 @@ local function finish_ready(h)
     out:set_pid(pid)
   end
   app._state, app.ready_after = "ready", now() - h._t0
-  if h._debug then h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid)) end
+  if h._debug then
+    h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid))
+    if h.done then return true end
+  end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   local r = h._rare
@@ -761,7 +767,10 @@ local waiting = setmetatable({}, { __mode = "k" })
 local function wake_waiters(h)
   local task = waiting[h]
   if task then task:wake() end
-  local fd = loop.polled() and h._s:fd(true)
+  -- (h:on_wake's function may have stepped the start to its end: its
+  -- starter is gone, and its descriptors with it)
+  local s = h._s
+  local fd = s and loop.polled() and s:fd(true)
   if fd then loop.release(fd) end
 end
 
