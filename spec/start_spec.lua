@@ -692,45 +692,38 @@ function Reentry.test_a_start_stepped_to_ready_inside_its_own_on_status_gives_it
   S.assert_clean(before)
 end
 
--- two tasks wait on one start: one is inside a slow on_status while the
--- other finishes the start; both have the app
-function Reentry.test_a_start_finished_by_another_waiter_during_on_status_gives_both_the_app()
+-- Two tasks of one run wait on the start opts begin: both must have the
+-- same app (the run returns once both have), which is then terminated.
+local function two_waiters_have_one_app(opts)
   local before = S.snapshot()
   local got = {}
   appstart.run(function()
-    local h = appstart.begin { argv = { F, "notify=STATUS=hi", "sleep=0.05", "notify=READY=1", "pause" },
-      ready = "notify", on_status = function() appstart.sleep(0.3) end }
+    local h = appstart.begin(opts)
     appstart.spawn(function() got.b = { pcall(h.wait, h) } end)
     got.a = { pcall(h.wait, h) }
-    appstart.sleep(0.5)
-  end)
-  lu.assertTrue(got.a[1], tostring(got.a[2]))
-  lu.assertTrue(got.b[1], tostring(got.b[2]))
-  lu.assertIs(got.a[2], got.b[2])
-  lu.assertEquals(got.a[2]:terminate(), { signal = 15 })
-  S.assert_clean(before)
-end
-
--- a log function that waits (inside appstart.run): the other waiter
--- finishes the start meanwhile; the first, back, leaves the app as the
--- other made it, its process with it
-function Reentry.test_a_start_finished_while_its_log_function_waits_keeps_its_app_whole()
-  local before = S.snapshot()
-  local got = {}
-  appstart.run(function()
-    local h = appstart.begin { argv = { F, "sleep=0.05", "line=3:x", "pause" }, ready = "fd",
-      log = function(level) if level == "debug" then appstart.sleep(0.05) end end }
-    appstart.spawn(function() got.b = { pcall(h.wait, h) } end)
-    got.a = { pcall(h.wait, h) }
-    appstart.sleep(0.5)
   end)
   lu.assertTrue(got.a[1], tostring(got.a[2]))
   lu.assertTrue(got.b[1], tostring(got.b[2]))
   lu.assertIs(got.a[2], got.b[2])
   local app = got.a[2]
-  lu.assertEquals(app.name, "x")
   lu.assertEquals(app:terminate(), { signal = 15 })
   S.assert_clean(before)
+  return app
+end
+
+-- one is inside a slow on_status while the other finishes the start
+function Reentry.test_a_start_finished_by_another_waiter_during_on_status_gives_both_the_app()
+  two_waiters_have_one_app { argv = { F, "notify=STATUS=hi", "sleep=0.05", "notify=READY=1", "pause" },
+    ready = "notify", on_status = function() appstart.sleep(0.3) end }
+end
+
+-- one is in a log function that waits while the other finishes the
+-- start; back, it leaves the app as the other made it, its process with
+-- it (to be terminated)
+function Reentry.test_a_start_finished_while_its_log_function_waits_keeps_its_app_whole()
+  local app = two_waiters_have_one_app { argv = { F, "sleep=0.05", "line=3:x", "pause" }, ready = "fd",
+    log = function(level) if level == "debug" then appstart.sleep(0.05) end end }
+  lu.assertEquals(app.name, "x")
 end
 
 return {
