@@ -726,6 +726,71 @@ function Reentry.test_a_start_finished_while_its_log_function_waits_keeps_its_ap
   lu.assertEquals(app.name, "x")
 end
 
+-- a probing start's check function passes: the task that steps the start
+-- to ready and the other waiting on it are both back at once, not at the
+-- next probe (probe_interval away: the other waited on the app's pidfd
+-- alone)
+function Reentry.test_both_waiters_of_a_probing_start_are_back_when_it_is_ready()
+  local t0 = S.core.now()
+  two_waiters_have_one_app { argv = { F, "pause" }, probe_interval = 20,
+    ready = { check = function() appstart.sleep(0.05) return true end } }
+  local took = S.core.now() - t0
+  lu.assertTrue(took < 10, "the second waiter was back after " .. took .. " s")
+end
+
+-- a cancel that comes while a log function waits, as the start is made
+-- ready: the start is cancelled, its app not handed over
+function Reentry.test_a_cancel_while_the_ready_log_waits_is_not_lost()
+  local before = S.snapshot()
+  local began, app, err = false, nil, nil
+  appstart.run(function()
+    local h
+    -- (an app that outlives its SIGTERM: the cancel is still under way as
+    -- the log function returns)
+    h = appstart.begin { argv = { F, "ignore=TERM", "line=3:x", "pause" }, ready = "fd", kill_grace = 0.2,
+      log = function(_, message)
+        if not message:find("ready after", 1, true) then return end
+        appstart.spawn(function()
+          began = true
+          h:cancel()
+        end)
+        -- (back once that task has begun its cancel, and waits on it)
+        while not began do appstart.sleep(0.01) end
+      end }
+    app, err = h:wait()
+  end)
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "cancelled")
+  S.assert_clean(before)
+end
+
+-- on_output steps its own failed start as it is told the app's last line
+-- (read as the failure is made): the failure is made once, logged once
+function Reentry.test_a_failed_start_stepped_from_its_last_lines_fails_once()
+  local before = S.snapshot()
+  local lines, inner = {}, nil
+  local h
+  -- (the fork holds the output open: the last line, with no newline, is
+  -- told as the start fails, no sooner; it is ended after)
+  local child_pid = S.tmpname("child")
+  h = appstart.begin { argv = { F, "fork", "pidfile=" .. child_pid, "sleep=5", "|", "echo=first", "write=1:last",
+    "exit=1" }, ready = "notify", stdout = "capture",
+    log = function(level, message) if level == "info" then lines[#lines + 1] = message end end,
+    on_output = function(_, _, line) if line == "last" then inner = { pcall(h.step, h) } end end }
+  local app, err = h:wait()
+  lu.assertNil(app)
+  lu.assertNotNil(inner, "on_output never had the last line")
+  lu.assertTrue(inner[1], tostring(inner[2]))
+  lu.assertEquals(err.code, "died")
+  lu.assertStrContains(err.message, "app exited with code 1 before it was ready")
+  lu.assertEquals(err.output, { "first", "last" })
+  lu.assertEquals(#lines, 1, table.concat(lines, "\n"))
+  local pid = S.pid_in(child_pid)
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  S.assert_clean(before)
+end
+
 return {
   TestStartReentry = Reentry,
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,

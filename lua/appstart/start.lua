@@ -564,10 +564,31 @@ local function errno_in(message)
   return errno_of_text[message:match(": ([^:]+)$") or ""]
 end
 
+-- The tasks of appstart.run waiting in h:wait() on each start (start ->
+-- task, or a set of tasks when more than one waits; false between their
+-- waits), for wake_tasks().
+local waiting = setmetatable({}, { __mode = "k" })
+local Tasks = {} -- the metatable of a set of them
+
+-- Every task waiting on the start looks again now: it is over (another
+-- waiter ended it: the waits of the others may be on none of what is
+-- left, a probing start's on the app's pidfd alone), or it was abandoned.
+local function wake_tasks(h)
+  local w = waiting[h]
+  if not w then return end
+  if getmetatable(w) ~= Tasks then return w:wake() end
+  for task in next, w do task:wake() end
+end
+
 -- The start has failed and what it began has ended (or been given up on):
 -- the error.
 local function finish_failed(h)
   local s, f = h._s, h._failure
+  -- on_output, called below for the app's last lines, may step the start
+  -- again: the error is this call's to make (a second would read the
+  -- starter closed, and log the failure twice)
+  if f.finishing then return false end
+  f.finishing = true
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
   local errno = f.errno or r.errno or r.app_errno
@@ -601,6 +622,7 @@ local function finish_failed(h)
   h.err = errors.new(code, message, { pid = r.pid, status = status,
     errno = errno, output = lines }, label(h))
   h.done = true
+  wake_tasks(h)
   -- the caller gets the error: logged at "info", not printed twice
   h._log("info", label(h) .. ": " .. message)
   return true
@@ -664,6 +686,10 @@ end
 -- end what it began, as the code says.
 local function fail(h, code, message, errno)
   flush_refused(h)
+  -- (a log function that yields: another waiter may have ended the start
+  -- meanwhile, or begun its stop)
+  if h.done then return true end
+  if h._failure and h._failure.stopping then return stop_step(h) end
   local f = h._failure or {}
   h._failure = f
   local probe = probe_of(h)
@@ -693,8 +719,9 @@ end
 local function finish_ready(h)
   flush_refused(h)
   -- (a log function that yields: another waiter may have finished the
-  -- start meanwhile, and taken its app)
+  -- start meanwhile, and taken its app, or cancelled it)
   if h.done then return true end
+  if h._failure then return failed_step(h) end
   local s, opts = h._s, h._opts
   local app = h._app
   if not app then
@@ -713,6 +740,7 @@ local function finish_ready(h)
   if h._debug then
     h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid))
     if h.done then return true end
+    if h._failure then return failed_step(h) end
   end
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
@@ -738,6 +766,7 @@ local function finish_ready(h)
   release_starter(s, s:app_fd())
   app._proc, listener = s:take(served) -- and the starter is closed
   h.app, h.done, h._s = app, true, false
+  wake_tasks(h)
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
     -- (a WATCHDOG_USEC= that came early sets the watchdog's period)
@@ -753,10 +782,6 @@ local function finish_ready(h)
   return true
 end
 
--- The task of appstart.run waiting in h:wait() on each start (start ->
--- task; false between its waits), for wake().
-local waiting = setmetatable({}, { __mode = "k" })
-
 -- Whoever waits on the start looks again now, though none of its
 -- descriptors says so (the start has been abandoned: its deadline is
 -- another). A task of appstart.run waiting in h:wait() is woken; a wait
@@ -765,8 +790,7 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- stays open: the next wait puts it back). Both soon, not from inside
 -- this call.
 local function wake_waiters(h)
-  local task = waiting[h]
-  if task then task:wake() end
+  wake_tasks(h)
   -- (h:on_wake's function may have stepped the start to its end: its
   -- starter is gone, and its descriptors with it)
   local s = h._s
@@ -1015,9 +1039,23 @@ end
 local function wait_once(h, s)
   local task = loop.task()
   if not task then return loop.wait(s, h._wake) end
-  waiting[h] = task
+  local w = waiting[h]
+  if not w or w == task then
+    waiting[h] = task
+  elseif getmetatable(w) == Tasks then
+    w[task] = true
+  else
+    -- (a second task waits on it too: rare, a set for them)
+    waiting[h] = setmetatable({ [w] = true, [task] = true }, Tasks)
+  end
   local r, why = loop.wait(s, h._wake)
-  if waiting[h] == task then waiting[h] = false end
+  w = waiting[h]
+  if w == task then
+    waiting[h] = false
+  elseif w and getmetatable(w) == Tasks then
+    w[task] = nil
+    if not next(w) then waiting[h] = false end
+  end
   return r, why
 end
 
