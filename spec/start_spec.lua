@@ -776,15 +776,49 @@ function Reentry.test_a_failed_start_stepped_from_its_last_lines_fails_once()
   h = appstart.begin { argv = { F, "fork", "pidfile=" .. child_pid, "sleep=5", "|", "echo=first", "write=1:last",
     "exit=1" }, ready = "notify", stdout = "capture",
     log = function(level, message) if level == "info" then lines[#lines + 1] = message end end,
-    on_output = function(_, _, line) if line == "last" then inner = { pcall(h.step, h) } end end }
+    on_output = function(_, _, line) if line == "last" then inner = { pcall(h.step, h) } inner[3] = h.err end end }
   local app, err = h:wait()
   lu.assertNil(app)
   lu.assertNotNil(inner, "on_output never had the last line")
-  lu.assertTrue(inner[1], tostring(inner[2]))
+  -- (the start is over as its last lines are told: the step says so)
+  lu.assertEquals({ inner[1], inner[2] }, { true, true }, tostring(inner[2]))
+  lu.assertIs(inner[3], err)
   lu.assertEquals(err.code, "died")
   lu.assertStrContains(err.message, "app exited with code 1 before it was ready")
   lu.assertEquals(err.output, { "first", "last" })
   lu.assertEquals(#lines, 1, table.concat(lines, "\n"))
+  local pid = S.pid_in(child_pid)
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  S.assert_clean(before)
+end
+
+-- an error out of the telling of a failed start's last lines (the log
+-- function raising for on_output's error, a ^C): the start is over all
+-- the same, its error made, its output closed; a wait after returns it
+function Reentry.test_a_failed_start_whose_last_lines_raise_is_over_all_the_same()
+  local before = S.snapshot()
+  local child_pid = S.tmpname("child")
+  local raised = 0
+  local h = appstart.begin { argv = { F, "fork", "pidfile=" .. child_pid, "sleep=5", "|", "write=1:last", "exit=1" },
+    ready = "notify", stdout = "capture",
+    log = function(level)
+      if level == "error" then
+        raised = raised + 1
+        error("log raised")
+      end
+    end,
+    on_output = function() error("on_output raised") end }
+  local ok, why = pcall(h.wait, h)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(why), "log raised")
+  lu.assertEquals(raised, 1)
+  lu.assertTrue(h.done)
+  local app, err = h:wait()
+  lu.assertNil(app)
+  lu.assertIs(err, h.err)
+  lu.assertEquals(err.code, "died")
+  lu.assertEquals(err.output, { "last" })
   local pid = S.pid_in(child_pid)
   os.execute("kill -9 " .. pid)
   lu.assertTrue(S.await_gone(pid))

@@ -584,11 +584,6 @@ end
 -- the error.
 local function finish_failed(h)
   local s, f = h._s, h._failure
-  -- on_output, called below for the app's last lines, may step the start
-  -- again: the error is this call's to make (a second would read the
-  -- starter closed, and log the failure twice)
-  if f.finishing then return false end
-  f.finishing = true
   local r = s:result()
   local code, message = f.code or r.code, f.message or r.message
   local errno = f.errno or r.errno or r.app_errno
@@ -608,20 +603,27 @@ local function finish_failed(h)
   unwatch_output(h)
   release_starter(s)
   s:close()
-  -- the app's last lines say why it failed
-  local out, lines = h._out, nil
-  if out then
-    out:finish(nil) -- (its last line without '\n' too)
-    lines = out:tail(10)
-    out:close()
-  end
   -- (how.left: what the stop found of its group or cgroup, also where the
   -- app's end is not known, or the app itself never was: a forking
   -- daemon's pid that never came)
   local status = r.how or ((r.pid or (r.left or 0) > 0) and { left = r.left }) or nil
-  h.err = errors.new(code, message, { pid = r.pid, status = status,
-    errno = errno, output = lines }, label(h))
-  h.done = true
+  local err = errors.new(code, message, { pid = r.pid, status = status, errno = errno }, label(h))
+  -- over, with this error, before any code of the caller's runs (on_output
+  -- for the last lines, the log): a step or wait from inside it, or after
+  -- it raised (a ^C), finds the start done
+  h.err, h.done = err, true
+  -- the app's last lines say why it failed (its last line without '\n'
+  -- too); the output closed even if on_output raises for one
+  local out = h._out
+  if out then
+    local ok, raised = pcall(out.finish, out, nil)
+    err.output = out:tail(10)
+    out:close()
+    if not ok then
+      wake_tasks(h)
+      error(raised, 0)
+    end
+  end
   wake_tasks(h)
   -- the caller gets the error: logged at "info", not printed twice
   h._log("info", label(h) .. ": " .. message)
