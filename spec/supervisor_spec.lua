@@ -1871,6 +1871,76 @@ function TCallbacks.test_a_stop_waits_for_what_a_crashed_service_left_in_its_gro
   end
 end
 
+-- A check function that calls its supervisor (sv:status) inside a loop:
+-- that call advances the supervisor, which must not step the check's own
+-- start from inside it (the start failed "protocol": a check function
+-- cannot step its own start). The check busy-waits past its service's
+-- next look, so that the advance has it due.
+function TCallbacks.test_a_check_function_that_calls_its_supervisor_passes()
+  local before = S.snapshot()
+  local sv, seen, up, why
+  appstart.run(function()
+    sv = supervisor { services = { a = { argv = { F, "pause" }, probe_interval = 0.05, restart = "no",
+      ready = { check = function()
+        appstart.sleep(0.1)
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.1 do end
+        seen = sv:status("a").state
+        return true
+      end } } } }
+    up, why = sv:up()
+    lu.assertTrue(sv:down())
+  end)
+  lu.assertTrue(up, tostring(why))
+  lu.assertEquals(seen, "starting")
+  S.assert_clean(before)
+end
+
+-- A log function that waits for the supervisor it logs for (sv:stop):
+-- that wait could never end (each advance found the supervisor busy: a
+-- plain script spun); it raises, and the stop goes on unwaited for.
+function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_rather_than_spin()
+  local before = S.snapshot()
+  local sv, inner
+  sv = supervisor { log = function(_, message)
+      if not inner and message:find("status: x", 1, true) then inner = { pcall(sv.stop, sv, "a") } end
+    end,
+    services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
+  local up, why = sv:up()
+  lu.assertNotNil(inner, "the status never came")
+  lu.assertFalse(inner[1])
+  lu.assertStrContains(tostring(inner[2]), "sv:stop cannot wait inside the supervisor's own log function")
+  lu.assertNil(up)
+  lu.assertStrContains(tostring(why), "stopped before it was ready")
+  lu.assertEquals(sv:status("a").state, "stopped")
+  lu.assertTrue(sv:down())
+  S.assert_clean(before)
+end
+
+-- A log function that waits inside an advance (inside appstart.run) whose
+-- run fails meanwhile: its coroutine is closed there, and the supervisor
+-- goes on (it stayed busy for good: a status left as it was, a down that
+-- never returned).
+function TCallbacks.test_a_run_that_fails_while_the_log_waits_inside_an_advance_leaves_the_supervisor_working()
+  local before = S.snapshot()
+  local sv = supervisor { log = function(_, message)
+      if message:find("status: x", 1, true) then appstart.sleep(0.5) end
+    end,
+    services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
+  local ok, err = pcall(appstart.run, function()
+    appstart.spawn(function()
+      appstart.sleep(0.2)
+      error("the run fails")
+    end)
+    sv:up()
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "the run fails")
+  lu.assertNotEquals(sv:status("a").state, "starting")
+  lu.assertTrue(sv:down())
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- kill_mode "cgroup": a service ends when its cgroup has
 

@@ -879,9 +879,14 @@ end
 -- inside its step: a step in a step, or the check again (in a plain
 -- script the call is a step's; in a loop it would wait on itself).
 -- Raised at the line of the call.
-local function not_from_own_check(h)
+--- Is the caller inside h's own check function (it may not step h)?
+function start.in_own_check(h)
   local pr = h._probing
-  if pr and pr.probe and pr.probe.caller == coroutine.running() then
+  return pr and pr.probe and pr.probe.caller == coroutine.running() or false
+end
+
+local function not_from_own_check(h)
+  if start.in_own_check(h) then
     error("appstart: a check function cannot step or wait for its own start (h:step, h:wait)", 3)
   end
 end

@@ -685,7 +685,9 @@ ACTIONS = {
 -- deadline. fired: its descriptor was readable.
 local function poke(sv, svc, fired)
   if svc.h then
-    if svc.h:step() then finish_start(sv, svc) end
+    -- (not from inside its own check function, which called the
+    -- supervisor: its start is stepped once the check returns)
+    if not start.in_own_check(svc.h) and svc.h:step() then finish_start(sv, svc) end
   elseif svc.app then
     local app = svc.app
     -- the supervisor's own handle first: seen gone there, the app (asked
@@ -889,11 +891,18 @@ function Supervisor:_advance()
     self._dirty = true
     return
   end
-  self._busy = true
+  -- (busy: the coroutine that advances it, the main thread's included)
+  self._busy = coroutine.running()
   self._round = self._round + 1
   local looked = now()
-  local ok, err = pcall(advance_body, self)
-  self._busy = false
+  local ok, err
+  do
+    -- busy no more however the body ends: a log function that waits
+    -- inside it may have its coroutine closed there (its run failed), and
+    -- every advance after would do nothing
+    local _ <close> = self._unbusy
+    ok, err = pcall(advance_body, self)
+  end
   if not ok then error(err, 0) end
   flush(self)
   if self._changed then
@@ -997,6 +1006,12 @@ local function drive(sv, what, cond, until_)
   -- (driven by the main thread, it is the main thread's again)
   if driver.current(false) == driver.PLAIN then sv._main = true end
   local env = driver.current(sv._main)
+  -- from inside its own advance (a log function's call): each advance
+  -- would find it busy, and the wait never end
+  if sv._busy and sv._busy == coroutine.running() then
+    error("appstart: " .. what .. " cannot wait inside the supervisor's own log function (the supervisor is"
+      .. " acting on what it logs): what it asked for goes on, not waited for", 3)
+  end
   local waiter
   while true do
     sv:_advance()
@@ -1124,6 +1139,9 @@ function M.set_log(sv, fn)
   sv._user_log = fn or false
 end
 
+-- A supervisor's advance is over (a to-be-closed value, one for each).
+local Unbusy = { __close = function(u) u.sv._busy = false end }
+
 --- A new supervisor (see appstart.supervisor). level: as error() counts,
 -- where the user's call is.
 function M.new(spec, level)
@@ -1141,7 +1159,9 @@ function M.new(spec, level)
     -- loop's coroutine, it stays the main thread's (supervisor_driver's
     -- MAIN); a loop that drives it (_ensure_driver) makes it its own
     _main = false,
+    _unbusy = false, -- (below)
   }, Supervisor)
+  sv._unbusy = setmetatable({ sv = sv }, Unbusy)
   local made_in = driver.current(true)
   sv._main = made_in == driver.PLAIN or made_in == driver.MAIN
   local cfgs, names = {}, {}
