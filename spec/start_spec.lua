@@ -825,6 +825,36 @@ function Reentry.test_a_failed_start_whose_last_lines_raise_is_over_all_the_same
   S.assert_clean(before)
 end
 
+-- on_output cancels its start at the first line of a chunk (one write of
+-- four lines): the lines after it, read with it, are not handed over (the
+-- output is closed under it) but go to the ring, and err.output has them
+-- (it had only the first: taken before the close), plain and in a loop
+local function cancel_from_on_output(in_run)
+  local before = S.snapshot()
+  local told, h = {}, nil
+  h = appstart.begin { argv = { F, "write=1:a\\nb\\nc\\nd\\n", "sleep=5", "line=3:up", "pause" },
+    ready = "fd", stdout = "capture",
+    on_output = function(_, _, line)
+      told[#told + 1] = line
+      if line == "a" then h:cancel() end
+    end }
+  local app, err
+  if in_run then appstart.run(function() app, err = h:wait() end) else app, err = h:wait() end
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "cancelled")
+  lu.assertEquals(told, { "a" })
+  lu.assertEquals(err.output, { "a", "b", "c", "d" })
+  S.assert_clean(before)
+end
+
+function Reentry.test_a_start_cancelled_by_on_output_keeps_the_rest_of_the_chunk_in_its_error()
+  cancel_from_on_output(false)
+end
+
+function Reentry.test_a_start_cancelled_by_on_output_in_a_loop_keeps_the_rest_of_the_chunk_in_its_error()
+  cancel_from_on_output(true)
+end
+
 return {
   TestStartReentry = Reentry,
   TestStartSuccess = Success, TestStartErrors = Errors, TestStartArguments = Args,

@@ -613,12 +613,15 @@ local function finish_failed(h)
   -- it raised (a ^C), finds the start done
   h.err, h.done = err, true
   -- the app's last lines say why it failed (its last line without '\n'
-  -- too); the output closed even if on_output raises for one
+  -- too); the output closed even if on_output raises for one. Taken from
+  -- the ring once closed: a start failed from inside on_output (it
+  -- cancelled) has the lines of the chunk after the one being told, and
+  -- what the pipes held, put in the ring by the close, not handed over
   local out = h._out
   if out then
     local ok, raised = pcall(out.finish, out, nil)
-    err.output = out:tail(10)
     out:close()
+    err.output = out:tail(10)
     if not ok then
       wake_tasks(h)
       error(raised, 0)
