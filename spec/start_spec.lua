@@ -739,15 +739,18 @@ function Reentry.test_both_waiters_of_a_probing_start_are_back_when_it_is_ready(
 end
 
 -- a cancel that comes while a log function waits, as the start is made
--- ready: the start is cancelled, its app not handed over
+-- ready: the start is cancelled, its app not handed over; the app
+-- on_output was handed (its line is told before the ready line is read,
+-- or with the failure's last lines) never says "ready"
 function Reentry.test_a_cancel_while_the_ready_log_waits_is_not_lost()
   local before = S.snapshot()
-  local began, app, err = false, nil, nil
+  local began, app, err, early = false, nil, nil, nil
   appstart.run(function()
     local h
     -- (an app that outlives its SIGTERM: the cancel is still under way as
     -- the log function returns)
-    h = appstart.begin { argv = { F, "ignore=TERM", "line=3:x", "pause" }, ready = "fd", kill_grace = 0.2,
+    h = appstart.begin { argv = { F, "ignore=TERM", "echo=hi", "line=3:x", "pause" }, ready = "fd", kill_grace = 0.2,
+      stdout = "capture", on_output = function(a) early = a end,
       log = function(_, message)
         if not message:find("ready after", 1, true) then return end
         appstart.spawn(function()
@@ -761,6 +764,8 @@ function Reentry.test_a_cancel_while_the_ready_log_waits_is_not_lost()
   end)
   lu.assertNil(app)
   lu.assertEquals(err.code, "cancelled")
+  lu.assertNotNil(early, "on_output was never told the app's line")
+  lu.assertEquals(early.state, "starting")
   S.assert_clean(before)
 end
 

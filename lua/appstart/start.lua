@@ -741,12 +741,15 @@ local function finish_ready(h)
     out.app, app._out = app, out
     out:set_pid(pid)
   end
-  app._state, app.ready_after = "ready", now() - h._t0
+  local after = now() - h._t0
   if h._debug then
-    h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), app.ready_after, pid))
+    h._log("debug", format("%s: ready after %.3f s, pid %d", label(h), after, pid))
     if h.done then return true end
     if h._failure then return failed_step(h) end
   end
+  -- (ready once no log can end the start: an app a callback of the start
+  -- was handed, on_output's, says "starting" to the end of a failed one)
+  app._state, app.ready_after = "ready", after
   -- everything that may raise comes before the app leaves the starter: an
   -- error until then kills it, as the starter is closed
   local r = h._rare
