@@ -781,13 +781,17 @@ function Reentry.test_a_failed_start_stepped_from_its_last_lines_fails_once()
   h = appstart.begin { argv = { F, "fork", "pidfile=" .. child_pid, "sleep=5", "|", "echo=first", "write=1:last",
     "exit=1" }, ready = "notify", stdout = "capture",
     log = function(level, message) if level == "info" then lines[#lines + 1] = message end end,
-    on_output = function(_, _, line) if line == "last" then inner = { pcall(h.step, h) } inner[3] = h.err end end }
+    on_output = function(_, _, line)
+      if line == "last" then inner = { pcall(h.step, h) } inner[3], inner[4] = h.err, h.err.output end
+    end }
   local app, err = h:wait()
   lu.assertNil(app)
   lu.assertNotNil(inner, "on_output never had the last line")
   -- (the start is over as its last lines are told: the step says so)
   lu.assertEquals({ inner[1], inner[2] }, { true, true }, tostring(inner[2]))
   lu.assertIs(inner[3], err)
+  -- (inside, the lines read as the failure was made; after, all of them)
+  lu.assertIsTable(inner[4])
   lu.assertEquals(err.code, "died")
   lu.assertStrContains(err.message, "app exited with code 1 before it was ready")
   lu.assertEquals(err.output, { "first", "last" })
@@ -858,6 +862,54 @@ end
 
 function Reentry.test_a_start_cancelled_by_on_output_in_a_loop_keeps_the_rest_of_the_chunk_in_its_error()
   cancel_from_on_output(true)
+end
+
+-- a log function that ends a probing start as it is told "probing" (a
+-- nested step in a plain script, a nested wait in a loop, or a wait of
+-- its own while another task's wait makes it ready): the outer step
+-- finds the start ready, its app handed over, rather than raising on its
+-- starter, taken ("closed, its app taken")
+local function probing_log_ends_it(how)
+  local before = S.snapshot()
+  local h, inner
+  local function log(_, message)
+    if inner or not message:find(": probing (check)", 1, true) then return end
+    if how == "step" then
+      inner = { pcall(h.step, h) }
+    elseif how == "wait" then
+      inner = { pcall(h.wait, h) }
+    else
+      appstart.spawn(function() h:wait() end)
+      while not h.done do appstart.sleep(0.01) end
+      inner = { true, true }
+    end
+  end
+  local function body()
+    h = appstart.begin { argv = { F, "pause" }, ready = { check = function() return true end }, log = log }
+    return pcall(h.wait, h)
+  end
+  local ok, app
+  if how == "step" then ok, app = body() else appstart.run(function() ok, app = body() end) end
+  lu.assertNotNil(inner, "the log function was never told the probe began")
+  lu.assertTrue(inner[1], tostring(inner[2]))
+  lu.assertTrue(ok, tostring(app))
+  lu.assertIs(app, h.app)
+  lu.assertEquals(app.state, "ready")
+  lu.assertTrue(app:kill("KILL"))
+  lu.assertEquals(app:wait().signal, 9)
+  S.assert_clean(before)
+end
+
+function Reentry.test_a_probing_start_stepped_to_ready_by_its_log_function_is_ready_once()
+  probing_log_ends_it("step")
+end
+
+function Reentry.test_a_probing_start_waited_for_by_its_log_function_in_a_loop_is_ready_once()
+  probing_log_ends_it("wait")
+end
+
+function Reentry.test_a_probing_start_made_ready_by_another_task_while_its_log_function_waits_is_ready_once()
+  probing_log_ends_it("other")
 end
 
 return {

@@ -619,6 +619,9 @@ local function finish_failed(h)
   -- what the pipes held, put in the ring by the close, not handed over
   local out = h._out
   if out then
+    -- (what was read so far, for a step or wait from inside on_output,
+    -- as the last lines are told)
+    err.output = out.r:tail(10)
     local ok, raised = pcall(out.finish, out, nil)
     out:close()
     err.output = out:tail(10)
@@ -830,7 +833,13 @@ function probe_step(h)
       h._app = app
     end
     app.pid = s:outcome()
-    if h._debug then h._log("debug", format("%s: running, pid %d: probing (%s)", label(h), app.pid, p.kind)) end
+    if h._debug then
+      h._log("debug", format("%s: running, pid %d: probing (%s)", label(h), app.pid, p.kind))
+      -- (a log function that stepped the start, or yielded while another
+      -- waiter did: it may be ready, its starter taken, or cancelled)
+      if h.done then return true end
+      if h._failure then return failed_step(h) end
+    end
   end
   if s:app_ended() then
     return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
