@@ -173,6 +173,8 @@ int process_exited_unreaped(const struct process *p)
     do
         r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
     while (r < 0 && errno == EINTR);
+    if (r < 0 && errno == ECHILD)
+        return 2;
     return r == 0 && si.si_pid == p->pid;
 }
 

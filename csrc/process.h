@@ -63,8 +63,10 @@ int process_open(struct process *p, pid_t pid, int is_child);
 int process_has_ended(struct process *p);
 
 /* Has p, a child, exited without being reaped yet (a zombie, whose pid no
- * other process can have until it is reaped)? 1, or 0 (running, not a
- * child, or reaped already); never reaps. */
+ * other process can have until it is reaped)? 1; 2 when it has exited and
+ * been reaped by another wait of the process (a waitpid(-1) elsewhere: no
+ * wait finds it, its pid is free); 0 when it runs, is not a child or has
+ * been reaped by process_has_ended. Never reaps. */
 int process_exited_unreaped(const struct process *p);
 
 /* Send sig. Returns 0 or an errno value; ESRCH once it has ended. */

@@ -1116,9 +1116,29 @@ static void check_helper(struct starter *s)
         return;
     s->helper_done = 1;
     s->helper_status = s->spawned.end == PROCESS_EXITED ? s->spawned.code : -s->spawned.code;
-    push_event(s, STARTER_EVENT_HELPER_EXIT, s->helper_status, 1, NULL, 0);
+    /* (one reaped by another wait has no status to tell: helper_lost) */
+    if (s->spawned.end != PROCESS_GONE)
+        push_event(s, STARTER_EVENT_HELPER_EXIT, s->helper_status, 1, NULL, 0);
     if (s->phase == STARTER_AWAIT_READY)
         finish_adoption(s);
+}
+
+/* Was the helper (or a forking daemon's started process) reaped by
+ * another wait of the launcher's process (a waitpid(-1) elsewhere, SIGCHLD
+ * ignored since the spawn)? Its exit status, which says whether it did
+ * its part, is lost, and its pid is free for another process: the start
+ * cannot be told a success. The pid it reported is still read, and
+ * checked without it (see verify_pid), so that the app is terminated. */
+static int helper_lost(const struct starter *s)
+{
+    return s->helper_done && s->spawned.end == PROCESS_GONE;
+}
+
+#define HELPER_LOST "was reaped by another wait of this process (a waitpid(-1) elsewhere): its exit status is lost"
+
+static int fail_helper_lost(struct starter *s)
+{
+    return fail(s, STARTER_HELPER, ECHILD, "%s " HELPER_LOST, s->pid_file ? s->file : "helper");
 }
 
 /* What is at the pid file's path as the start begins (pid_file.before),
@@ -1270,7 +1290,9 @@ static int step_pid_file(struct starter *s)
     check_helper(s);
     if (!s->helper_done)
         return s->phase;
-    if (s->helper_status != 0) {
+    /* (lost: the pid file is read all the same, the start failed once its
+     * daemon is known: step_ready) */
+    if (s->helper_status != 0 && !helper_lost(s)) {
         char how[64];
         describe_end(&s->spawned, how, sizeof how);
         return fail(s, STARTER_DIED, 0, "%s %s before it was ready (it must exit 0 once it has forked)",
@@ -1363,6 +1385,10 @@ static int step_pid(struct starter *s)
      * after the ready channel's first drain (step_ready), so that what it
      * sent there is read while its pid is still its own. */
     int exited = s->helper_done || process_exited_unreaped(&s->spawned);
+    /* reaped by another wait: its pid, free now, proves nothing about the
+     * pid it reported (helper_lost) */
+    if (exited == 2)
+        check_helper(s);
     if (s->pid_rd >= 0)
         read_pid_channel(s, 0);
     /* (a pid that could not be checked was reported all the same) */
@@ -1379,6 +1405,9 @@ static int step_pid(struct starter *s)
             return fail(s, STARTER_HELPER, 0, "helper closed the pid channel (fd %d) without a pid",
                         s->pid_fd);
         }
+        if (helper_lost(s))
+            return fail(s, STARTER_HELPER, ECHILD, "helper " HELPER_LOST ", and it reported no pid on fd %d",
+                        s->pid_fd);
         /* part of a record, and the helper has exited well: all it wrote
          * has been read (a process it forked may hold the channel open,
          * so no end of file says so) */
@@ -1660,7 +1689,13 @@ static int step_ready(struct starter *s)
      * So its exit is seen first and it is reaped once a drain has emptied
      * the queue, which then held all it sent; a message from its pid after
      * that is from whoever has the pid now, and is refused. */
-    int helper_ended = s->has_helper && !s->helper_done && process_exited_unreaped(&s->spawned);
+    int helper_ended = s->has_helper && !s->helper_done ? process_exited_unreaped(&s->spawned) : 0;
+    /* reaped by another wait: its pid is free, nothing more from it is
+     * admitted, and the start fails, its app terminated */
+    if (helper_ended == 2)
+        check_helper(s);
+    if (helper_lost(s))
+        return fail_helper_lost(s);
     /* death first, then drain: a ready message sent before the app exited
      * still counts. (A pidfd the last wait saw quiet has no death to tell.) */
     int quiet = s->app_quiet;

@@ -139,6 +139,58 @@ function Helper.test_writes_the_pid_then_hangs_and_the_app_is_terminated()
   lu.assertFalse(S.alive(pid_in(helper_pidfile)), "helper still running")
 end
 
+-- The helper (or a forking daemon's started process) reaped by another
+-- wait of the launcher's process, as a waitpid(-1) elsewhere in it would
+-- (here: by its pid, as soon as it has exited, before the start is stepped
+-- again): its exit status, which says whether it did its part, is lost,
+-- and its pid is free. The start fails at once, code "helper", the app it
+-- reported terminated (it spun at full CPU until a 10 s deadline, then
+-- said the helper had not exited).
+local function stolen_helper(opts, app_pidfile, says)
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local spawned
+  opts.log = function(_, message) spawned = spawned or tonumber(message:match("spawned pid (%d+)")) end
+  opts.kill_grace = 0.2
+  local h = appstart.begin(opts)
+  lu.assertNotNil(spawned, "no spawned pid logged")
+  local deadline = now() + 5
+  while not S.testing.reap_zombie(spawned) do
+    lu.assertTrue(now() < deadline, "the helper never exited")
+    core.wait_readable(-1, 0.005)
+  end
+  local t0 = now()
+  local app, err = h:wait()
+  local took = now() - t0
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "helper", tostring(err))
+  lu.assertStrContains(err.message, says)
+  lu.assertStrContains(err.message, "was reaped by another wait of this process")
+  lu.assertTrue(took < 2, "failed after " .. took .. " s")
+  if app_pidfile then lu.assertTrue(await_gone(pid_in(app_pidfile), 1), "app still running") end
+  S.assert_clean(before)
+end
+
+function Helper.test_reaped_elsewhere_after_its_report_fails_at_once_and_the_app_is_terminated()
+  for _, ready in ipairs { "fd", "none", "notify" } do
+    local app_pidfile = S.tmpname("app")
+    stolen_helper({ helper = { F, "fork", "pidfile=" .. app_pidfile, "pause", "|", "waitfile=" .. app_pidfile,
+      "int32=3:child", "exit=0" }, argv = { "pause" }, ready = ready, ready_timeout = ready ~= "none" and 30 or nil },
+      app_pidfile, "helper was reaped")
+  end
+end
+
+function Helper.test_reaped_elsewhere_before_any_report_fails_at_once()
+  stolen_helper({ helper = { F, "exit=0" }, argv = { "pause" }, ready = "none", pid_timeout = 30 }, nil,
+    "and it reported no pid on fd 3")
+end
+
+function Helper.test_a_forking_daemons_started_process_reaped_elsewhere_fails_at_once_and_the_daemon_is_terminated()
+  local pid_file = S.tmpname("pidfile")
+  stolen_helper({ argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "waitfile=" .. pid_file, "exit=0" },
+    ready = { forks = true, pid_file = pid_file }, ready_timeout = 30 }, pid_file, "fixture was reaped")
+end
+
 -------------------------------------------------------------------------------
 -- the app
 
