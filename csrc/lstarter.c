@@ -398,6 +398,10 @@ static int l_starter_result(lua_State *L)
         lua_pushinteger(L, r.pid);
         lua_setfield(L, -2, "pid");
     }
+    if (r.helper_lost) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "helper_lost");
+    }
     if (r.unchecked_pid > 0) {
         lua_pushinteger(L, r.unchecked_pid);
         lua_setfield(L, -2, "unchecked_pid");

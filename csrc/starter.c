@@ -1894,6 +1894,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->app_errno = s->app_errno;
     out->exited = s->ready_seen && s->app_dead;
     out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;
+    out->helper_lost = helper_lost(s);
     if (s->pid_file && s->helper_done && s->helper_status != 0 && s->phase == STARTER_FAILED &&
         s->code == STARTER_DIED) {
         /* a forking daemon's start whose process started exited non-zero:
@@ -1906,7 +1907,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
         out->app_end = app->end;
         out->app_code = app->code;
     } else if (s->pid_file && (s->phase == STARTER_FAILED || s->stopping) && s->spawned.pid > 0 &&
-               !(s->spawned.end == PROCESS_EXITED && s->spawned.code == 0)) {
+               !(s->spawned.end == PROCESS_EXITED && s->spawned.code == 0) && !helper_lost(s)) {
         /* a forking daemon's start that failed while its process started
          * still ran (a timeout, a cancel): that process, stopped with the
          * start, and how it ended (no daemon was named) */

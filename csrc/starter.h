@@ -158,6 +158,9 @@ struct starter_result {
     int left;                /* kill_mode "group" or "cgroup": how many
                                 other members of the app's tree a failed
                                 start's stop found and signalled; else -1 */
+    int helper_lost;         /* the helper (a forking daemon's started
+                                process) was reaped by another wait of the
+                                process: its exit status is lost */
 };
 
 /* sizeof(struct starter), for the caller's memory (a Lua userdata). */

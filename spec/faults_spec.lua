@@ -146,7 +146,7 @@ end
 -- and its pid is free. The start fails at once, code "helper", the app it
 -- reported terminated (it spun at full CPU until a 10 s deadline, then
 -- said the helper had not exited).
-local function stolen_helper(opts, app_pidfile, says)
+local function stolen_helper(opts, app_pidfile, says, code)
   local appstart = require "appstart"
   local before = S.snapshot()
   local spawned
@@ -163,12 +163,13 @@ local function stolen_helper(opts, app_pidfile, says)
   local app, err = h:wait()
   local took = now() - t0
   lu.assertNil(app)
-  lu.assertEquals(err.code, "helper", tostring(err))
+  lu.assertEquals(err.code, code or "helper", tostring(err))
   lu.assertStrContains(err.message, says)
   lu.assertStrContains(err.message, "was reaped by another wait of this process")
   lu.assertTrue(took < 2, "failed after " .. took .. " s")
   if app_pidfile then lu.assertTrue(await_gone(pid_in(app_pidfile), 1), "app still running") end
   S.assert_clean(before)
+  return err
 end
 
 function Helper.test_reaped_elsewhere_after_its_report_fails_at_once_and_the_app_is_terminated()
@@ -189,6 +190,15 @@ function Helper.test_a_forking_daemons_started_process_reaped_elsewhere_fails_at
   local pid_file = S.tmpname("pidfile")
   stolen_helper({ argv = { F, "fork", "pidfile=" .. pid_file, "pause", "|", "waitfile=" .. pid_file, "exit=0" },
     ready = { forks = true, pid_file = pid_file }, ready_timeout = 30 }, pid_file, "fixture was reaped")
+end
+
+-- ... and one that wrote no pid file: its daemon, if any, may write it
+-- yet, so it is waited for until ready_timeout, which says so (it said the
+-- process had not exited); no pid is named (the lost one is free)
+function Helper.test_a_forking_daemons_started_process_reaped_elsewhere_without_a_pid_file_times_out_saying_so()
+  local err = stolen_helper({ argv = { F, "exit=0" }, ready = { forks = true, pid_file = S.tmpname("pidfile") },
+    ready_timeout = 0.3 }, nil, "no pid came in", "timeout")
+  lu.assertNil(err.pid)
 end
 
 -------------------------------------------------------------------------------

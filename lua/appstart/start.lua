@@ -1018,7 +1018,13 @@ function helper_late(h)
   local timeout, fd = opts.pid_timeout or DEFAULTS.pid_timeout, opts.pid_fd or 3
   if type(opts.ready) == "table" and opts.ready.forks then
     timeout = opts.ready_timeout or DEFAULTS.ready_timeout
-    if h._s:result().pid then return format("app not ready within %g s", timeout) end
+    local r = h._s:result()
+    if r.pid then return format("app not ready within %g s", timeout) end
+    -- (one reaped by another wait: it exited, how is not known)
+    if r.helper_lost then
+      return format("app not ready within %g s: no pid came in %s, and %s was reaped by another wait of this"
+        .. " process (a waitpid(-1) elsewhere): its exit status is lost", timeout, opts.ready.pid_file, label(h))
+    end
     return format("app not ready within %g s: %s", timeout, h._rare and h._rare.helper_exited
       and ("no pid came in " .. opts.ready.pid_file)
       or format("%s did not exit (%s: it must fork the daemon and exit 0)", label(h), spell(h, "ready", "forks")))
