@@ -189,7 +189,11 @@ int process_signal(struct process *p, int sig)
             return errno;
     }
     /* Without a pidfd: an unreaped child's pid cannot be recycled, so kill is
-     * exact; for anything else this is the fallback's accepted risk. */
+     * exact, once it is known that no other wait of this process (a
+     * waitpid(-1) elsewhere) reaped it: its pid is then free, or another
+     * process's. For anything else this is the fallback's accepted risk. */
+    if (process_exited_unreaped(p) == 2)
+        return ESRCH;
     if (kill(p->pid, sig) == 0)
         return 0;
     return errno;

@@ -1129,6 +1129,28 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
 end
 
+-- A failed start's stop whose signals the helper cannot send (nobody may
+-- not signal daemon's app, and the helper named cannot run) tells each
+-- failure to the log function, which steps the start there: the start is
+-- stopping by then, so that step waits with it. It failed again from
+-- inside its own failure, sending its SIGTERM once more for each nested
+-- step, until Lua's stack overflowed out of the wait; its SIGKILL the
+-- same.
+function U.test_a_log_function_that_steps_its_failed_start_as_the_helper_fails_to_signal()
+  write_policy("nobody: daemon\n")
+  local out, ok = run_child_as_nobody(install_copy(), "helper_a_log_function_that_steps_its_start_as_a_signal_fails")
+  -- (what failed is at its end: it was 4.7 MB of warnings)
+  local shown = #out > 2000 and "..." .. out:sub(-2000) or out
+  lu.assertTrue(ok, shown)
+  local pid = tonumber(out:match("\nresult\treturned\ttimeout\t(%d+)\n$"))
+  lu.assertNotNil(pid, shown)
+  started[#started + 1] = pid
+  local warns = {}
+  for text in out:gmatch("warn\t([^\n]*)\n") do warns[#warns + 1] = text:match("^[^:]*: (SIG%u+) through ") end
+  lu.assertEquals(warns, { "SIGTERM", "SIGCONT", "SIGKILL" }, shown)
+  lu.assertStrContains(out, "SIGTERM through /nonexistent/appstart-helper: cannot run /nonexistent/appstart-helper")
+end
+
 --- A start cancelled once the installed helper has forked the app, before
 -- it has written its pid: the helper kills that app first, a setuid copy
 -- as root, a file-capabilities one as the app's user (its own effective

@@ -676,8 +676,10 @@ local function stop_step(h)
       if f.probe then f.probe:drop() end
       return finish_failed(h)
     end
-    stop_app(h, "KILL")
+    -- (escalated first, as in fail)
     f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
+    stop_app(h, "KILL")
+    if h.done then return true end
   end
   if probe or not settled then
     -- looked at, not waited on (no pidfd): soon after a signal, when a
@@ -711,9 +713,13 @@ local function fail(h, code, message, errno)
   -- an app that is gone (or never proven) is not signalled; what it
   -- forked into its group or cgroup is, all the same
   if not first and (h._opts.kill_mode or "process") ~= "process" then first = "TERM" end
-  stop_app(h, first)
+  -- (stopping before the signal: a log function that steps the start as
+  -- a helper's failure to send it is told waits with this stop, where it
+  -- failed again, signalled again, until Lua's stack overflowed)
   f.stopping, f.escalated, f.signalled = true, first ~= "TERM", now()
   f.deadline = f.signalled + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
+  stop_app(h, first)
+  if h.done then return true end
   return stop_step(h)
 end
 
@@ -1177,8 +1183,8 @@ end
 function start.hurry(h)
   local f = h._failure
   if h.done or not f or not f.stopping or f.escalated then return nil end
-  stop_app(h, "KILL")
   f.escalated, f.deadline = true, now() + ending.KILL_WAIT
+  stop_app(h, "KILL")
   return h._s:result().pid or true
 end
 
