@@ -193,6 +193,35 @@ function T.test_after_a_cancel_for_good_a_begun_start_is_ended_by_its_cancel_or_
   S.assert_clean(before)
 end
 
+-- ... and one whose stop needs no wait (its app had exited before):
+-- the task whose wait raised is held by nothing of the start's (the start
+-- held it, as a task waiting on it, until its handle was collected)
+function T.test_after_a_cancel_for_good_a_wait_that_raises_leaves_the_start_no_hold_on_the_task()
+  local before = S.snapshot()
+  local loop = require "appstart.loop"
+  local pid = S.tmpname("pid")
+  local weak = setmetatable({}, { __mode = "v" })
+  local h, called
+  appstart.run(function()
+    local t = appstart.spawn(function()
+      h = appstart.begin { argv = { F, "pidfile=" .. pid, "exit=0" } }
+      weak.co = coroutine.running()
+      appstart.sleep(5)
+      called = { pcall(h.wait, h) }
+    end)
+    lu.assertTrue(S.await_with_sleep(function() return S.read(pid) and not S.alive(S.pid_in(pid)) end, 5))
+    t:cancel(true)
+  end)
+  lu.assertEquals(called, { false, loop.ABANDONED })
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err.code, "cancelled")
+  collectgarbage()
+  collectgarbage()
+  lu.assertNil(weak.co, "the task's coroutine is held")
+  h = nil
+  S.assert_clean(before)
+end
+
 -- In a plain script, a wait on an app that a timer's callback closes (a
 -- watch of a pid already gone runs from a timer) is woken by the close,
 -- even when the pidfd's number is taken at once by another descriptor

@@ -1067,6 +1067,17 @@ local function abandon(h)
   fail(h, "cancelled", "start cancelled")
 end
 
+-- The task no longer waits on the start.
+local function unwait(h, task)
+  local w = waiting[h]
+  if w == task then
+    waiting[h] = false
+  elseif w and getmetatable(w) == Tasks then
+    w[task] = nil
+    if not next(w) then waiting[h] = false end
+  end
+end
+
 -- One wait of h:wait(): a task of appstart.run waiting here is woken by
 -- wake_waiters() (a probing start's check function that returns, an
 -- abandon).
@@ -1083,13 +1094,7 @@ local function wait_once(h, s)
     waiting[h] = setmetatable({ [w] = true, [task] = true }, Tasks)
   end
   local r, why = loop.wait(s, h._wake)
-  w = waiting[h]
-  if w == task then
-    waiting[h] = false
-  elseif w and getmetatable(w) == Tasks then
-    w[task] = nil
-    if not next(w) then waiting[h] = false end
-  end
+  unwait(h, task)
   return r, why
 end
 
@@ -1123,6 +1128,9 @@ end
 local function wait_or_end(h, s)
   local ok, r, why = pcall(wait_once, h, s)
   if ok then return r, why end
+  -- (no longer waiting: a start whose stop needs no wait held the task)
+  local task = loop.task()
+  if task then unwait(h, task) end
   finish_cancelled(h, s)
   error(r, 0)
 end
