@@ -193,23 +193,25 @@ function T.test_after_a_cancel_for_good_a_begun_start_is_ended_by_its_cancel_or_
   S.assert_clean(before)
 end
 
--- ... and one whose stop needs no wait (its app had exited before):
--- the task whose wait raised is held by nothing of the start's (the start
--- held it, as a task waiting on it, until its handle was collected)
+-- ... and one whose stop needs no wait (a forking daemon's started
+-- process has exited, its pid file not yet written: nothing is left to
+-- stop): the task whose wait raised is held by nothing of the start's (the
+-- start held it, as a task waiting on it, until its handle was collected)
 function T.test_after_a_cancel_for_good_a_wait_that_raises_leaves_the_start_no_hold_on_the_task()
   local before = S.snapshot()
   local loop = require "appstart.loop"
-  local pid = S.tmpname("pid")
   local weak = setmetatable({}, { __mode = "v" })
-  local h, called
+  local h, called, spawned
   appstart.run(function()
     local t = appstart.spawn(function()
-      h = appstart.begin { argv = { F, "pidfile=" .. pid, "exit=0" } }
+      h = appstart.begin { argv = { F, "exit=0" }, ready = { forks = true, pid_file = S.tmpname("pidfile") },
+        ready_timeout = 30,
+        log = function(_, message) spawned = spawned or tonumber(message:match("spawned pid (%d+)")) end }
       weak.co = coroutine.running()
       appstart.sleep(5)
       called = { pcall(h.wait, h) }
     end)
-    lu.assertTrue(S.await_with_sleep(function() return S.read(pid) and not S.alive(S.pid_in(pid)) end, 5))
+    lu.assertTrue(S.await_with_sleep(function() return spawned and not S.alive(spawned) end, 5))
     t:cancel(true)
   end)
   lu.assertEquals(called, { false, loop.ABANDONED })
