@@ -1078,12 +1078,8 @@ local function unwait(h, task)
   end
 end
 
--- One wait of h:wait(): a task of appstart.run waiting here is woken by
--- wake_waiters() (a probing start's check function that returns, an
--- abandon).
-local function wait_once(h, s)
-  local task = loop.task()
-  if not task then return loop.wait(s, h._wake) end
+-- The task waits on the start.
+local function enlist(h, task)
   local w = waiting[h]
   if not w or w == task then
     waiting[h] = task
@@ -1093,6 +1089,15 @@ local function wait_once(h, s)
     -- (a second task waits on it too: rare, a set for them)
     waiting[h] = setmetatable({ [w] = true, [task] = true }, Tasks)
   end
+end
+
+-- One wait of h:wait(): a task of appstart.run waiting here is woken by
+-- wake_waiters() (a probing start's check function that returns, an
+-- abandon).
+local function wait_once(h, s)
+  local task = loop.task()
+  if not task then return loop.wait(s, h._wake) end
+  enlist(h, task)
   local r, why = loop.wait(s, h._wake)
   unwait(h, task)
   return r, why
