@@ -397,6 +397,45 @@ function parts.b5_heap(n)
     end)
   end)
   emit("task_bytes", (asleep - t0) * 1024 / n)
+  -- the room a task's own code has around appstart.start before the
+  -- task's stack doubles (40 slots, 80, 160, 16 bytes each): the most
+  -- locals a task may hold there with its heap per start in flight as
+  -- with none (its deepest call is under the start's wait)
+  local function heap_with(k)
+    local names, values = {}, {}
+    for i = 1, k do names[i], values[i] = "l" .. i, tostring(i) end
+    local decl = k > 0 and ("local " .. table.concat(names, ",") .. " = " .. table.concat(values, ",") .. " ") or ""
+    -- (the task's function itself, as B5's: its k locals, then the start)
+    local task_of = assert(load("local appstart, argv, held = ...\n"
+      .. "return function(i) return function() " .. decl
+      .. "held[i] = assert(appstart.start { argv = argv, ready = 'fd', ready_timeout = 60 }) end end"))
+    local m, held2 = math.min(n, 100), {}
+    task_of = task_of(appstart, { FIXTURE, "sleep=0.3", "line=3:b5", "pause" }, held2)
+    collectgarbage()
+    collectgarbage()
+    local h0, at = collectgarbage("count"), nil
+    appstart.run(function()
+      for i = 1, m do appstart.spawn(task_of(i)) end
+      appstart.spawn(function()
+        collectgarbage()
+        collectgarbage()
+        at = collectgarbage("count")
+      end)
+    end)
+    appstart.run(function()
+      for i = 1, m do appstart.spawn(function() held2[i]:terminate(5) end) end
+    end)
+    return (at - h0) * 1024 / m
+  end
+  -- (the first k that doubles it: past 80 slots, a stack of 80 at k = 0,
+  -- room k - 1; else one of 160 already, no room before 80)
+  local base = heap_with(0)
+  local lo, hi = 0, 120 -- lo fits, hi doubles (80 more slots always do)
+  while hi - lo > 1 do
+    local mid = (lo + hi) // 2
+    if heap_with(mid) - base < 640 then lo = mid else hi = mid end
+  end
+  emit("task_room", hi < 80 and lo or -1)
 end
 
 --- B3, appstart: kill an app, time until its on_exit callback runs. Apps
@@ -1091,6 +1130,8 @@ local function driver()
     local heap = worker("b5_heap", n)
     say("  Lua heap: %.0f B per start in flight (a bare sleeping task: %.0f B), %.0f B per app held once ready",
       heap.in_flight_bytes, heap.task_bytes, heap.held_bytes)
+    say("  a task's own locals around appstart.start before its stack doubles (1.3 KB a start more): %s",
+      heap.task_room >= 0 and string.format("%d", heap.task_room) or "none (its stack is 160 slots already)")
     row("B5 Lua heap per start in flight / per app held", string.format("%.0f B / %.0f B",
       heap.in_flight_bytes, heap.held_bytes), "—", "—", "—", "—")
   end
