@@ -194,6 +194,36 @@ function T.test_tail_takes_an_integral_float_as_lua_does()
   app:close()
 end
 
+-- An integer option takes a float with an integer value, as Lua's own
+-- functions do (1e6 is a float): the start is the integer's (a uid and
+-- gid of 65534.0 reach the helper as 65534: its text was "65534.0", no
+-- such user). One with a fraction is refused, naming it.
+function T.test_integer_options_take_an_integral_float_as_lua_does()
+  local before = S.snapshot()
+  local file = S.tmpname("out")
+  local app = assert(appstart.start { argv = { F, "echo=a", "echo=b", "line=5:up", "pause" }, ready = "fd",
+    ready_fd = 5.0, output_keep = 4096.0, stdout = { file = file, max_bytes = 1e6, keep = 2.0 } })
+  lu.assertEquals(app:terminate(), { signal = 15 })
+  app:close()
+  lu.assertEquals(S.read(file), "a\nb\n")
+  if S.is_root() then
+    local uid = require("appstart.core").user("nobody")
+    app = assert(appstart.start { argv = { F, "pause" }, ready = "none", user = uid + 0.0, group = uid + 0.0 })
+    local st = S.proc_status(app.pid)
+    lu.assertStrContains(st.Uid, tostring(uid) .. "\t")
+    lu.assertStrContains(st.Gid, tostring(uid) .. "\t")
+    app:terminate()
+    app:close()
+  end
+  raises({ ready = "fd", ready_fd = 5.5 }, "field 'ready_fd': integer expected, got float")
+  raises({ output_keep = 4096.5 }, "field 'output_keep': integer expected, got float")
+  raises({ stdout = { file = file, max_bytes = 1e6 + 0.5 } }, "field 'stdout': field 'max_bytes': an integer > 0 "
+    .. "expected, got 1000000.5")
+  raises({ stdout = { file = file, max_bytes = 1e6, keep = 1.5 } }, "field 'stdout': field 'keep': an integer from 0 "
+    .. "to 1000 expected, got 1.5")
+  S.assert_clean(before)
+end
+
 function T.test_infinite_seconds_are_an_error()
   raises({ ready = "fd", helper = true, kill_grace = math.huge },
     "field 'kill_grace': must be a finite number of seconds >= 0")

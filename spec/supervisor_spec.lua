@@ -261,6 +261,9 @@ function TMistakes.test_the_supervisors_own_fields_are_checked()
     "appstart.supervisor: unknown field 'servces'")
   lu.assertStrContains(raised(function() appstart.supervisor { parallel = 0 } end),
     "field 'parallel': an integer >= 1 expected, got 0")
+  lu.assertStrContains(raised(function() appstart.supervisor { parallel = 1.5 } end),
+    "field 'parallel': an integer >= 1 expected, got 1.5")
+  lu.assertEquals(tostring(appstart.supervisor { parallel = 2.0 }), "appstart.supervisor(0 services)")
   lu.assertStrContains(raised(function() appstart.supervisor { on_event = true } end),
     "field 'on_event': function expected, got boolean")
   lu.assertStrContains(raised(function() appstart.supervisor "x" end), "appstart.supervisor: table expected")
@@ -1002,6 +1005,9 @@ function TPolicy.test_on_failure_restarts_on_a_code_outside_success_codes_only()
   lu.assertEquals(rec.states("s"), { "starting", "ready", "stopped" }, "3 is a success here")
   rec = life({ success_codes = { 0, 3 } }, 4, 2)
   lu.assertEquals(rec.count("s", "backoff"), 1)
+  -- (3.0 is 3, as for Lua's own functions; so is a burst of 2.0)
+  rec = life({ success_codes = { 0, 3.0 }, burst = 2.0 }, 3, 2)
+  lu.assertEquals(rec.states("s"), { "starting", "ready", "stopped" }, "3.0 is a success here")
   S.assert_clean(before)
 end
 

@@ -28,6 +28,14 @@ end
 
 local type, mtype = type, math.type
 
+-- An integer, or a float with an integer value (3.0, 1e6: that integer,
+-- as Lua's own functions take it): the integer, else nil.
+local function whole(v)
+  if mtype(v) == "float" then return math.tointeger(v) end
+  if mtype(v) == "integer" then return v end
+end
+options.whole = whole
+
 local bad_string = core.bad_string
 
 local function strings(list, what)
@@ -98,10 +106,10 @@ local function output_stdio(value, what)
   if why then return "field 'file': " .. why end
   if value.file:sub(-1) == "/" then return "field 'file': names a directory" end
   local max, keep = value.max_bytes, value.keep
-  if max ~= nil and (mtype(max) ~= "integer" or max < 1) then
+  if max ~= nil and not (whole(max) and max >= 1) then
     return "field 'max_bytes': an integer > 0 expected, got " .. errors.shown(max)
   end
-  if keep ~= nil and (mtype(keep) ~= "integer" or keep < 0 or keep > 1000) then
+  if keep ~= nil and not (whole(keep) and keep >= 0 and keep <= 1000) then
     return "field 'keep': an integer from 0 to 1000 expected, got " .. errors.shown(keep)
   end
   if keep ~= nil and max == nil then return "field 'keep': has no effect without 'max_bytes'" end
@@ -353,7 +361,11 @@ function options.check(opts)
     local spec = SCHEMA[k]
     if not spec then return tostring(k), "unknown option" end
     local t = type(v)
-    if t == "number" then t = mtype(v) end
+    if t == "number" then
+      t = mtype(v)
+      -- (1e6 for an integer option)
+      if t == "float" and not spec.types.float and spec.types.integer and whole(v) then v, t = whole(v), "integer" end
+    end
     if not spec.types[t] then
       return k, type_names(spec.types):gsub("float|integer", "number") .. " expected, got " .. t
     end

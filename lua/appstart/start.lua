@@ -217,6 +217,8 @@ function start.begin(opts, who, up, pass_fd)
   -- (out of descriptors) fails the start, below: it is no "no such user"
   local user_failed, user_errno
   if opts.user ~= nil then
+    -- (a uid or gid of 1000.0 is 1000: the helper is told it as text)
+    opts.user, opts.group = options.whole(opts.user) or opts.user, options.whole(opts.group) or opts.group
     local user = opts.user
     if type(user) == "string" and user:find("^%d+$") then user = math.tointeger(tonumber(user)) end
     if math.type(user) == "integer" then

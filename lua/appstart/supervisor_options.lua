@@ -43,8 +43,11 @@ local function positive_seconds(v)
   end
 end
 
+-- (an integral float, 3.0, as the integer it is: as for a start's options)
+local whole = options.whole
+
 local function count(v)
-  if math.type(v) ~= "integer" or v < 0 then
+  if not (whole(v) and v >= 0) then
     return "an integer >= 0 expected, got " .. errors.shown(v)
   end
 end
@@ -73,7 +76,7 @@ local function codes(v)
   if why then return why end
   for i = 1, n do
     local c = v[i]
-    if math.type(c) ~= "integer" or c < 0 or c > 255 then
+    if not (whole(c) and c >= 0 and c <= 255) then
       return format("[%d]: an exit code from 0 to 255 expected, got %s", i, errors.shown(c))
     end
   end
@@ -337,7 +340,7 @@ function M.supervisor(spec, who, level)
     if k == "services" then
       if type(v) ~= "table" then error(format("%s: field 'services': table expected, got %s", who, type(v)), level) end
     elseif k == "parallel" then
-      if math.type(v) ~= "integer" or v < 1 then
+      if not (whole(v) and v >= 1) then
         error(format("%s: field 'parallel': an integer >= 1 expected, got %s", who, errors.shown(v)), level)
       end
     elseif k == "on_event" or k == "log" then
