@@ -201,22 +201,6 @@ function Helper.test_a_forking_daemons_started_process_reaped_elsewhere_without_
   lu.assertNil(err.pid)
 end
 
--- Without pidfds (the fallback), a start cancelled after its helper was
--- reaped elsewhere, before a step noticed, sends its helper's SIGKILL to
--- no process that has taken the helper's pid since (its pid was taken as
--- an unreaped child's, which none may take).
-function Helper.test_a_start_cancelled_after_its_helper_was_reaped_elsewhere_signals_no_process_that_took_its_pid()
-  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
-  local dir = S.tmpname("reuse")
-  assert(os.execute("mkdir " .. dir))
-  local out = S.run_child({ pidns = true, timeout = 60, env = { D = dir } },
-    "faults_a_cancel_without_pidfds_after_the_helper_was_reaped_elsewhere")
-  local helper, victim = out:match("helper\t(%d+)"), out:match("victim\t(%d+)")
-  lu.assertNotNil(helper, out)
-  lu.assertEquals(victim, helper, "the process took the helper's pid: " .. out)
-  lu.assertStrContains(out, "\nresult\tcancelled\nvictim\talive\nleft\t\n")
-end
-
 -------------------------------------------------------------------------------
 -- the app
 
@@ -328,6 +312,23 @@ end
 -- the launcher
 
 local Launcher = {}
+
+-- Without pidfds (the fallback), a start cancelled after its helper was
+-- reaped elsewhere, before a step noticed, sends its helper's SIGKILL to
+-- no process that has taken the helper's pid since (its pid was taken as
+-- an unreaped child's, which none may take). (Here, not in the helper's
+-- classes: its child forces the fallback itself.)
+function Launcher.test_a_start_cancelled_after_its_helper_was_reaped_elsewhere_signals_no_process_that_took_its_pid()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("reuse")
+  assert(os.execute("mkdir " .. dir))
+  local out = S.run_child({ pidns = true, timeout = 60, env = { D = dir } },
+    "faults_a_cancel_without_pidfds_after_the_helper_was_reaped_elsewhere")
+  local helper, victim = out:match("helper\t(%d+)"), out:match("victim\t(%d+)")
+  lu.assertNotNil(helper, out)
+  lu.assertEquals(victim, helper, "the process took the helper's pid: " .. out)
+  lu.assertStrContains(out, "\nresult\tcancelled\nvictim\talive\nleft\t\n")
+end
 
 function Launcher.tearDown() S.kill_strays() end
 

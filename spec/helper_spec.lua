@@ -1151,6 +1151,45 @@ function U.test_a_log_function_that_steps_its_failed_start_as_the_helper_fails_t
   lu.assertStrContains(out, "SIGTERM through /nonexistent/appstart-helper: cannot run /nonexistent/appstart-helper")
 end
 
+-- A failed start's signals through a helper that takes its time, outside
+-- a loop (where the launcher waits for it): the start's grace runs from
+-- the signal sent, not from before (its SIGKILL came as soon as the
+-- helper had answered for SIGTERM and SIGCONT, the grace spent waiting
+-- for it)...
+function U.test_a_failed_starts_signals_through_a_slow_helper_leave_it_its_grace()
+  write_policy("nobody: daemon\n")
+  local dir = shared_dir()
+  local out, ok = run_child_as_nobody(install_copy(), "helper_a_slow_signal_helper_outside_a_loop", dir, 0.2, 0.5,
+    0.4, 0, "pause")
+  lu.assertTrue(ok, out)
+  local pid = tonumber(out:match("^result\ttimeout\t(%d+)\n$"))
+  lu.assertNotNil(pid, out)
+  started[#started + 1] = pid
+  local runs, sigs = {}, {}
+  for t, sig in S.read(dir .. "/slow-helper.runs"):gmatch("(%S+) (%d+)\n") do
+    runs[#runs + 1], sigs[#sigs + 1] = tonumber(t), tonumber(sig)
+  end
+  lu.assertEquals(sigs, { 15, 18, 9 })
+  -- SIGCONT's answer came 0.4 s after it began; SIGKILL 0.5 s after that
+  lu.assertTrue(runs[3] - runs[2] >= 0.85, string.format("SIGKILL %.3f s after SIGCONT", runs[3] - runs[2]))
+end
+
+-- ... and a log function that steps the start as the helper's failure is
+-- told, once the app has ended meanwhile, ends the start: its SIGCONT is
+-- not sent after (its pidfd, closed with the starter, was handed to the
+-- helper, whatever its number named by then).
+function U.test_a_start_ended_by_its_log_function_as_a_signal_failed_sends_no_more()
+  write_policy("nobody: daemon\n")
+  local dir = shared_dir()
+  local out, ok = run_child_as_nobody(install_copy(), "helper_a_slow_signal_helper_outside_a_loop", dir, 0.3, 5,
+    0.6, 1, "sleep=0.6", "exit=0")
+  lu.assertTrue(ok, out)
+  lu.assertNotNil(out:match("^result\ttimeout\t%d+\n$"), out)
+  local sigs = {}
+  for sig in S.read(dir .. "/slow-helper.runs"):gmatch("%S+ (%d+)\n") do sigs[#sigs + 1] = tonumber(sig) end
+  lu.assertEquals(sigs, { 15 })
+end
+
 --- A start cancelled once the installed helper has forked the app, before
 -- it has written its pid: the helper kills that app first, a setuid copy
 -- as root, a file-capabilities one as the app's user (its own effective

@@ -654,8 +654,22 @@ local function stop_app(h, sig)
   end
   local group = fd and opts.kill_mode == "group"
   signal.post(fd, opts, sig, group, h._log, label(h), pgid)
-  -- (and SIGCONT, so a stopped app gets it, as the core sends it)
-  if sig ~= "KILL" then signal.post(fd, opts, "CONT", group, h._log, label(h), pgid) end
+  -- (and SIGCONT, so a stopped app gets it, as the core sends it; not
+  -- once a log function told of the helper's failure has stepped the
+  -- start to its end: fd, closed with the starter, may be another's by
+  -- now)
+  if sig ~= "KILL" and not h.done then signal.post(fd, opts, "CONT", group, h._log, label(h), pgid) end
+end
+
+-- A signal sent at t through a helper outside a loop took its time: its
+-- wait runs from now (unless a step from inside a log function during it
+-- set it anew). Returns now.
+local function restamp(f, t)
+  local t1 = now()
+  if f.signalled == t then
+    f.signalled, f.deadline = t1, f.deadline + (t1 - t)
+  end
+  return t1
 end
 
 -- Step a failed start: until every process it holds has ended, SIGKILL
@@ -682,6 +696,7 @@ local function stop_step(h)
     f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
     stop_app(h, "KILL")
     if h.done then return true end
+    t = restamp(f, t)
   end
   if probe or not settled then
     -- looked at, not waited on (no pidfd): soon after a signal, when a
@@ -718,10 +733,12 @@ local function fail(h, code, message, errno)
   -- (stopping before the signal: a log function that steps the start as
   -- a helper's failure to send it is told waits with this stop, where it
   -- failed again, signalled again, until Lua's stack overflowed)
-  f.stopping, f.escalated, f.signalled = true, first ~= "TERM", now()
-  f.deadline = f.signalled + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
+  local t = now()
+  f.stopping, f.escalated, f.signalled = true, first ~= "TERM", t
+  f.deadline = t + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
   stop_app(h, first)
   if h.done then return true end
+  restamp(f, t)
   return stop_step(h)
 end
 
@@ -1200,6 +1217,8 @@ function start.hurry(h)
   if h.done or not f or not f.stopping or f.escalated then return nil end
   f.escalated, f.deadline = true, now() + ending.KILL_WAIT
   stop_app(h, "KILL")
+  -- (its wait from the signal sent, as in fail)
+  if not h.done then f.deadline = now() + ending.KILL_WAIT end
   return h._s:result().pid or true
 end
 

@@ -7,7 +7,7 @@
 -- is cancelled, which stops what it still takes for its helper. Prints
 -- "helper\tPID", "victim\tPID" (the pid the process took), "result\tCODE",
 -- then "victim\talive" if that process is still there once the cancel has
--- returned (a SIGTERM sent then is the first it gets: it says so), else
+-- returned (a SIGTERM sent then reaches it: it says so), else
 -- "victim\tgone", and "left\tPIDS" (this process's children left at the
 -- end).
 -- Environment: D, an empty directory for the script's files.
@@ -20,6 +20,14 @@ local F = K.fixture()
 testing.use_pidfd(false)
 local dir = os.getenv("D")
 local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
+local function await(path)
+  local deadline, value = core.now() + 10
+  repeat
+    value = tonumber(read(path))
+    if not value then core.wait_readable(-1, 0.01) end
+  until value or core.now() > deadline
+  return value
+end
 
 local spawned
 local h = appstart.begin { helper = { F, "exit=0" }, argv = { "pause" }, ready = "none", pid_timeout = 30,
@@ -32,38 +40,25 @@ while not testing.reap_zombie(spawned) do
   core.wait_readable(-1, 0.005)
 end
 print("helper", spawned)
--- a process takes its pid: a shell that says when it gets SIGTERM (a
--- SIGKILL before leaves it silent: a process being killed takes no other
--- signal)
+-- a process takes its pid: a fixture that writes its pid, then waits for
+-- SIGTERM (caught from its start: one that comes early is counted) and
+-- writes it again, to "got" (a SIGKILL before leaves it silent)
 local taker = dir .. "/taker.sh"
 local f = assert(io.open(taker, "w"))
 f:write(K.SH_TAKE_PID .. [=[
-  export TAKE='trap "echo term > \"$1/got\"; kill \$!; exit 0" TERM
-    echo $$ > "$1/victim.tmp" && mv "$1/victim.tmp" "$1/victim"; sleep 100 & wait'
   echo $$ > "$1/taker"
-  take_pid "$2" victim "$1"
+  export TAKE='exec "$2" catch=TERM pidfile="$1/victim" waitsig=TERM pidfile="$1/got"'
+  take_pid "$3" victim "$1" "$2"
 ]=])
 f:close()
-os.execute("sh " .. taker .. " " .. dir .. " " .. spawned .. " &")
-local victim
-deadline = core.now() + 10
-repeat
-  victim = tonumber(read(dir .. "/victim"))
-  if not victim then core.wait_readable(-1, 0.01) end
-until victim or core.now() > deadline
+os.execute("sh " .. taker .. " " .. dir .. " " .. F .. " " .. spawned .. " &")
+local victim = await(dir .. "/victim")
 print("victim", victim)
 h:cancel()
 local app, err = h:wait()
 print("result", app and "ready" or err.code)
-local said
-if victim and os.execute("kill -TERM " .. victim .. " 2>/dev/null") then
-  deadline = core.now() + 5
-  repeat
-    said = read(dir .. "/got")
-    if not said then core.wait_readable(-1, 0.01) end
-  until said or core.now() > deadline
-end
-print("victim", said == "term\n" and "alive" or "gone")
+local said = victim and os.execute("kill -TERM " .. victim .. " 2>/dev/null") and await(dir .. "/got")
+print("victim", said and said == victim and "alive" or "gone")
 -- (the script that made it, this process's child once orphaned, as this
 -- process is its children's reaper, ends with it)
 local script = tonumber(read(dir .. "/taker"))
