@@ -1923,6 +1923,28 @@ function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_
   S.assert_clean(before)
 end
 
+-- ... and from a loop of its own that the log function runs (a nested
+-- appstart.run: the advancing coroutine waits for it), the same (it said
+-- "waiting forever with nothing to wait for").
+function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_in_a_nested_run_raises_saying_why()
+  local before = S.snapshot()
+  local sv, inner
+  sv = supervisor { log = function(_, message)
+      if not inner and message:find("status: x", 1, true) then
+        inner = { pcall(appstart.run, function() return sv:stop("a") end) }
+      end
+    end,
+    services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
+  local up, why = sv:up()
+  lu.assertNotNil(inner, "the status never came")
+  lu.assertFalse(inner[1])
+  lu.assertStrContains(tostring(inner[2]), "sv:stop cannot wait inside the supervisor's own log function")
+  lu.assertNil(up)
+  lu.assertStrContains(tostring(why), "stopped before it was ready")
+  lu.assertTrue(sv:down())
+  S.assert_clean(before)
+end
+
 -- A log function that waits inside an advance (inside appstart.run) whose
 -- run fails meanwhile: its coroutine is closed there, and the supervisor
 -- goes on (it stayed busy for good: a status left as it was, a down that

@@ -1007,8 +1007,11 @@ local function drive(sv, what, cond, until_)
   if driver.current(false) == driver.PLAIN then sv._main = true end
   local env = driver.current(sv._main)
   -- from inside its own advance (a log function's call): each advance
-  -- would find it busy, and the wait never end
-  if sv._busy and sv._busy == coroutine.running() then
+  -- would find it busy, and the wait never end; so from a coroutine that
+  -- advance resumed (a nested appstart.run: the advancing one is "normal",
+  -- waiting for this one to yield or end; it said "waiting forever")
+  local busy = sv._busy
+  if busy and (busy == coroutine.running() or coroutine.status(busy) == "normal") then
     error("appstart: " .. what .. " cannot wait inside the supervisor's own log function (the supervisor is"
       .. " acting on what it logs): what it asked for goes on, not waited for", 3)
   end
