@@ -1902,14 +1902,14 @@ function TCallbacks.test_a_check_function_that_calls_its_supervisor_passes()
   S.assert_clean(before)
 end
 
--- A log function that waits for the supervisor it logs for (sv:stop):
--- that wait could never end (each advance found the supervisor busy: a
--- plain script spun); it raises, and the stop goes on unwaited for.
-function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_rather_than_spin()
+-- A log function that waits for the supervisor it logs for, as wait(sv)
+-- does: that wait could never end; it raises, and the stop goes on
+-- unwaited for.
+local function assert_a_log_function_that_waits_raises(wait)
   local before = S.snapshot()
   local sv, inner
   sv = supervisor { log = function(_, message)
-      if not inner and message:find("status: x", 1, true) then inner = { pcall(sv.stop, sv, "a") } end
+      if not inner and message:find("status: x", 1, true) then inner = { pcall(wait, sv) } end
     end,
     services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
   local up, why = sv:up()
@@ -1923,26 +1923,19 @@ function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_
   S.assert_clean(before)
 end
 
--- ... and from a loop of its own that the log function runs (a nested
--- appstart.run: the advancing coroutine waits for it), the same (it said
--- "waiting forever with nothing to wait for").
+-- (sv:stop in the log function: each advance found the supervisor busy,
+-- and a plain script spun)
+function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_rather_than_spin()
+  assert_a_log_function_that_waits_raises(function(sv) return sv:stop("a") end)
+end
+
+-- (from a loop of its own that the log function runs, a nested
+-- appstart.run, whose coroutine the advancing one waits for: it said
+-- "waiting forever with nothing to wait for")
 function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_in_a_nested_run_raises_saying_why()
-  local before = S.snapshot()
-  local sv, inner
-  sv = supervisor { log = function(_, message)
-      if not inner and message:find("status: x", 1, true) then
-        inner = { pcall(appstart.run, function() return sv:stop("a") end) }
-      end
-    end,
-    services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
-  local up, why = sv:up()
-  lu.assertNotNil(inner, "the status never came")
-  lu.assertFalse(inner[1])
-  lu.assertStrContains(tostring(inner[2]), "sv:stop cannot wait inside the supervisor's own log function")
-  lu.assertNil(up)
-  lu.assertStrContains(tostring(why), "stopped before it was ready")
-  lu.assertTrue(sv:down())
-  S.assert_clean(before)
+  assert_a_log_function_that_waits_raises(function(sv)
+    return appstart.run(function() return sv:stop("a") end)
+  end)
 end
 
 -- A log function that waits inside an advance (inside appstart.run) whose
