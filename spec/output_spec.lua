@@ -38,17 +38,22 @@ end
 -- most CPU time this process spent during such a sleep: the work the loop
 -- did before it let the task run again (its CPU, not the wall clock, so
 -- that a loaded machine's scheduling does not count). Returns stop() and
--- worst().
+-- worst([k]): the k-th most (default 1, the most), 0 when fewer ticks.
 local function ticker()
-  local done, worst = false, 0
+  local done, most = false, { 0, 0 }
   appstart.spawn(function()
     while not done do
       local c = os.clock()
       appstart.sleep(0.01)
-      worst = math.max(worst, os.clock() - c)
+      local took = os.clock() - c
+      if took > most[1] then
+        most[1], most[2] = took, most[1]
+      elseif took > most[2] then
+        most[2] = took
+      end
     end
   end)
-  return function() done = true end, function() return worst end
+  return function() done = true end, function(k) return most[k or 1] end
 end
 
 -- VmRSS and VmHWM of this process, in KiB
@@ -1638,7 +1643,7 @@ function TS.test_a_syslog_flood_holds_the_loop_a_slice_at_a_time()
       appstart.sleep(0.01)
       written = S.read(mark) ~= nil
     until written or now() > deadline
-    worst = worst_now()
+    worst = worst_now(2)
     stop()
     app:terminate()
     app:close()
@@ -1646,10 +1651,14 @@ function TS.test_a_syslog_flood_holds_the_loop_a_slice_at_a_time()
     daemon:close()
   end)
   lu.assertTrue(written, "the app wrote its lines")
-  -- a slice (0.01 s) and a turn's own work, where one chunk's 32,768
-  -- sends held it 0.1 s
+  -- a slice (0.01 s) and a turn's own work (two slices between ticks,
+  -- 0.021 s, in runs of 2026-12-06), where one chunk's 32,768 sends held
+  -- it 0.1 s at every chunk; the second worst tick, so that one tick the
+  -- host took (a CPU clock of a shared machine's may count its stolen
+  -- time) is not a failure, as it was once in many runs
   if not INSTRUMENTED then
-    lu.assertTrue(worst < 0.06, "the loop worked " .. worst .. " s of CPU between two ticks")
+    lu.assertTrue(worst < 0.06, string.format("the loop worked %.3f s of CPU between two ticks (twice or more)",
+      worst))
   end
   S.assert_clean(before)
 end
