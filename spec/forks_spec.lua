@@ -327,6 +327,39 @@ function T.test_a_pid_file_naming_a_process_the_launcher_forked_itself_is_bad_pi
   S.assert_clean(before)
 end
 
+-- The same through the launcher's child in a session of its own
+-- (setsid), as an adopted orphan is: made before the start began, it is
+-- no orphan of the start's (what a start adopts began after it), nor is
+-- what it forks after. (One made while the start is under way cannot be
+-- told from one: README, Pid truth.)
+function T.test_a_pid_file_naming_what_a_setsid_child_the_launcher_made_before_the_start_forked_is_bad_pid()
+  local before = S.snapshot()
+  local pass, pid_file, go, own = S.tmpname("pass"), S.tmpname("pidfile"), S.tmpname("go"), S.tmpname("own")
+  local p = io.popen("exec setsid " .. F .. " waitfile=" .. go .. " fork pidfile=" .. own .. " pause '|' pause")
+  local h = require("appstart").begin { ready = { forks = true, pid_file = pid_file }, ready_timeout = 5,
+    log = S.quiet, argv = { "/bin/sh", "-c", 'while [ ! -s "$0" ]; do sleep 0.01; done; cat "$0" > "$1"; exit 0',
+      pass, pid_file } }
+  -- the launcher's child forks now: younger than the start, a grandchild
+  -- of the launcher's through a process of a session of its own
+  local f = assert(io.open(go, "w"))
+  f:close()
+  local pid = S.pid_in(own)
+  local parent, sid = assert(S.read("/proc/" .. pid .. "/stat")):match("%) %S+ (%d+) %d+ (%d+)")
+  lu.assertEquals(tonumber(sid), tonumber(parent), "its parent leads a session of its own")
+  f = assert(io.open(pass .. ".tmp", "w"))
+  f:write(pid, "\n")
+  f:close()
+  assert(os.rename(pass .. ".tmp", pass))
+  local app, err = h:wait()
+  lu.assertNil(app, "what the launcher's own child forked was taken for the app")
+  lu.assertEquals(err.code, "bad_pid", tostring(err))
+  lu.assertStrContains(err.message, "the pid file named pid " .. pid .. ": not a process it started")
+  lu.assertTrue(S.alive(pid), "a process never proven was signalled")
+  os.execute("kill -9 " .. pid .. " " .. parent)
+  lu.assertEquals({ p:close() }, { nil, "signal", 9 })
+  S.assert_clean(before)
+end
+
 function T.test_in_a_group_what_the_started_process_forked_is_ended_with_a_failed_start()
   local child = S.tmpname("child")
   for _, case in ipairs { { "1", "bad_pid" }, { nil, "timeout" } } do
