@@ -2353,6 +2353,50 @@ function TDrivers.test_cqueues_events_go_on_though_a_callback_waits_in_a_control
   S.assert_clean(before)
 end
 
+-- A log function that waits (in a cqueues controller) while the
+-- supervisor acts, here as a start spawns its app: a sv:down() meanwhile
+-- read the half-made states (the service still "stopped") and returned
+-- true at once, the app running on; from the main thread it said true as
+-- well. Now a wait in the loop waits for that act to end, and a call from
+-- where nothing runs the loop raises, saying why.
+function TDrivers.test_cqueues_a_wait_while_a_log_function_holds_the_supervisor_waits_for_it()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local parked, spawned = false, nil
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5 } },
+    log = function(_, message)
+      spawned = spawned or tonumber(message:match("spawned pid (%d+)"))
+      if spawned and not parked then
+        parked = true
+        cqueues.sleep(0.3)
+      end
+    end,
+  }
+  local cq = cqueues.new()
+  local up, down, alive_at_down
+  cq:wrap(function() up = sv:up() end)
+  cq:wrap(function()
+    while not parked do cqueues.sleep(0.01) end
+    down = sv:down()
+    alive_at_down = S.alive(spawned)
+  end)
+  local deadline = now() + 5
+  while not parked and now() < deadline do assert(cq:step(0.1)) end
+  lu.assertTrue(parked, "the log function waits")
+  local ok, err = pcall(sv.down, sv)
+  lu.assertFalse(ok, "sv:down() from the main thread returned as the log function waited")
+  lu.assertStrContains(err, "sv:down: the supervisor is held by its log function")
+  assert(cq:loop(10))
+  lu.assertEquals(down, true)
+  lu.assertFalse(alive_at_down, "sv:down() returned with the app running")
+  lu.assertNotNil(up)
+  lu.assertEquals(sv:status("a").state, "stopped")
+  cq = nil -- luacheck: ignore
+  collectgarbage() -- (the controller closes its descriptors)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

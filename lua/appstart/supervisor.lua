@@ -888,7 +888,8 @@ end
 -- during itself, it has the running one go round again.
 function Supervisor:_advance()
   if self._busy then
-    self._dirty = true
+    -- (its end wakes every wait: one may wait for it, see drive)
+    self._dirty, self._changed = true, true
     return
   end
   -- (busy: the coroutine that advances it, the main thread's included)
@@ -1018,7 +1019,13 @@ local function drive(sv, what, cond, until_)
   local waiter
   while true do
     sv:_advance()
-    local done, a, b = cond()
+    -- another coroutine's advance under way, its log function waiting:
+    -- the states are half made (a service still "stopped" whose start has
+    -- spawned its app), and what cond() read of them was a lie (sv:down()
+    -- said true, its app running on); that advance's end wakes this wait
+    local held = sv._busy and sv._busy ~= coroutine.running()
+    local done, a, b
+    if not held then done, a, b = cond() end
     if done then
       if not env.spawn then let_go_of_driver(sv) end
       if not driver_alive(sv) then close_poller(sv) end
@@ -1033,6 +1040,12 @@ local function drive(sv, what, cond, until_)
       sv._waiters[waiter] = nil
       if ok == nil then return nil, cancelled(what) end
     else
+      -- (a wait here runs nothing else: that advance would never end)
+      if held then
+        error("appstart: " .. what .. ": the supervisor is held by its log function, which waits in a coroutine"
+          .. " that is not running here (a loop's task, that loop not run meanwhile): call it from that loop,"
+          .. " or once the log function has returned", 3)
+      end
       local fd, deadline = poller_fd(sv), next_deadline(sv)
       if until_ and (not deadline or until_ < deadline) then deadline = until_ end
       if not fd and not deadline then
