@@ -1434,6 +1434,43 @@ function TGraph.test_restart_of_a_needed_service_cycles_its_dependents_around_it
   S.assert_clean(before)
 end
 
+-- What needs a service through one waiting in backoff (or failed), web
+-- -> api -> db, api's app gone: web, slow to stop, stopped before db, by
+-- sv:down() and by sv:stop("db") alike; and db itself in backoff, its
+-- app gone, web stopping as it lost what it needs: sv:stop("db") waits
+-- for web. The service in between counted as down, its own dependents
+-- not looked at: db stopped 0.9 s before web (sv:down); and one in
+-- backoff was stopped at once: sv:stop("db") returned, web running.
+function TGraph.test_a_service_in_backoff_between_keeps_what_needs_it_stopping_first()
+  local before = S.snapshot()
+  for _, how in ipairs { "down", "stop", "stop db in backoff" } do
+    local rec = recorder()
+    local gone = how == "stop db in backoff" and "db" or "api"
+    local sv = supervisor { on_event = rec.on_event, services = {
+      db = { argv = { F, "line=3:up", "pause" }, ready = "fd", backoff = { initial = 30 } },
+      api = { argv = { F, "line=3:up", "pause" }, ready = "fd", needs = { "db" }, backoff = { initial = 30 } },
+      web = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd", needs = { "api" }, kill_grace = 0.5 },
+    } }
+    appstart.run(function()
+      lu.assertEquals(sv:up(), true)
+      local web = pid_of(sv, "web")
+      kill(pid_of(sv, gone))
+      local deadline = now() + 5
+      while rec.count(gone, "backoff") == 0 and now() < deadline do appstart.sleep(0.01) end
+      lu.assertEquals(sv:status(gone).state, "backoff", how)
+      if how == "down" then lu.assertEquals(sv:down(), true) else lu.assertEquals(sv:stop("db"), true) end
+      lu.assertFalse(S.alive(web), how .. ": returned with web running")
+      -- (db's stop: "stopping", or "stopped" from backoff, which has no app)
+      local web_stopped = rec.first("web", "stopped")
+      local db_stops = math.min(rec.first("db", "stopping") or math.huge, rec.first("db", "stopped") or math.huge)
+      lu.assertNotNil(web_stopped, how)
+      lu.assertTrue(db_stops < math.huge and db_stops > web_stopped, how .. ": db stopped before web")
+      sv:down()
+    end)
+  end
+  S.assert_clean(before)
+end
+
 function TGraph.test_after_waits_for_ready_or_failed_but_not_for_what_will_not_come()
   local before = S.snapshot()
   local rec = recorder()

@@ -765,10 +765,22 @@ local function after_settled(svc)
 end
 
 -- Every dependent of svc that is going down has stopped, or waits in
--- backoff (no app): "dependents before what they need".
-local function dependents_down(svc)
+-- backoff (no app), and so has every one of theirs: "dependents before
+-- what they need" (one down in between, what needs it may be stopping
+-- still: db stopped before web, through api in backoff). seen: those
+-- looked at already (a dependent reached by two ways).
+local function dependents_down(svc, seen)
   for _, d in ipairs(svc.dependents) do
-    if not d._keep and not DOWN[d.state] and d.state ~= "backoff" then return false end
+    if not d._keep then
+      if not DOWN[d.state] and d.state ~= "backoff" then return false end
+      if d.dependents ~= NONE then
+        seen = seen or {}
+        if not seen[d] then
+          seen[d] = true
+          if not dependents_down(d, seen) then return false end
+        end
+      end
+    end
   end
   return true
 end
@@ -807,7 +819,8 @@ local function reconcile(sv)
     local st = svc.state
     if not svc._keep and ACTIVE[st] and not (st == "stopping" and svc.by_us) then
       if st == "backoff" then
-        if drops_backoff(svc) then fire(sv, svc, "stop") end
+        -- (no app of its own, but its stop is what sv:stop waits for)
+        if drops_backoff(svc) and dependents_down(svc) then fire(sv, svc, "stop") end
       elseif dependents_down(svc) then
         fire(sv, svc, "stop")
       end
