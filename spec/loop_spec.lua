@@ -161,6 +161,49 @@ function T.test_a_cancel_for_good_inside_a_start_or_a_stop_lets_the_stop_end()
   S.assert_clean(before)
 end
 
+-- task:cancel() on a task inside app:terminate: the stop goes on to its
+-- SIGKILL after the grace and returns how, and the cancel is told at the
+-- task's next wait, once (the stop's wait took it: a task that waited on
+-- after the stop never saw it, and one that looped never ended). The
+-- same for a stop of appstart.begin's start (h:cancel()).
+function T.test_a_cancel_inside_a_stop_is_told_at_the_next_wait()
+  local before = S.snapshot()
+  local got = {}
+  appstart.run(function()
+    local held = assert(appstart.start { argv = { F, "ignore=TERM", "notify=READY=1", "pause" }, kill_grace = 0.5 })
+    -- (the app of the start to cancel ignores SIGTERM once it has written
+    -- its pid file: its stop then waits through its grace)
+    local pid = S.tmpname("pid")
+    local h = appstart.begin { argv = { F, "ignore=TERM", "pidfile=" .. pid, "pause" }, ready = "fd", kill_grace = 0.5 }
+    local t1 = appstart.spawn(function()
+      got.in1 = true
+      got.terminate = held:terminate()
+      got.next1 = { appstart.sleep(0.05) }
+      got.after1 = { appstart.sleep(0.05) }
+    end)
+    local t2 = appstart.spawn(function()
+      S.pid_in(pid)
+      got.in2 = true
+      h:cancel()
+      got.err = h.err
+      got.next2 = { appstart.sleep(0.05) }
+      got.after2 = { appstart.sleep(0.05) }
+    end)
+    -- both in the waits of their stops' grace
+    while not (got.in1 and got.in2) do appstart.sleep(0.01) end
+    appstart.sleep(0.01)
+    t1:cancel()
+    t2:cancel()
+  end)
+  lu.assertEquals(got.terminate, { signal = 9 })
+  lu.assertEquals(got.next1, { nil, "cancelled" })
+  lu.assertEquals(got.after1, { true })
+  lu.assertEquals(got.err.code, "cancelled")
+  lu.assertEquals(got.next2, { nil, "cancelled" })
+  lu.assertEquals(got.after2, { true })
+  S.assert_clean(before)
+end
+
 -- The same for a start of appstart.begin that the task holds, after its
 -- wait returned the one "cancelled": h:cancel() is a stop, which ends the
 -- start and returns; h:wait() is a wait, which raises, but ends the start

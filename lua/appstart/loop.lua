@@ -241,10 +241,25 @@ loop.ABANDONED = "cancelled for good: what this task waited for is over"
 
 -- coroutine -> how many stops under way in it shield its waits (loop.shield)
 local shielded = setmetatable({}, { __mode = "k" })
+-- coroutine -> its task, whose cancel a wait of a stop took (the stop went
+-- on): told again at the task's next wait once the stops are over, so
+-- that a task that waits on after app:terminate() sees it (it did not,
+-- and one that looped never ended). Not after a cancel for good: every
+-- wait after the stop raises then.
+local swallowed = setmetatable({}, { __mode = "k" })
 local Shield = {
   __close = function(guard)
-    local n = shielded[guard.co]
-    shielded[guard.co] = n and n > 1 and n - 1 or nil
+    local co = guard.co
+    local n = shielded[co]
+    shielded[co] = n and n > 1 and n - 1 or nil
+    local task = swallowed[co]
+    if task and not shielded[co] then
+      swallowed[co] = nil
+      if not task.abandoned then
+        -- (a task of appstart.run's; one of cqueues' or luv's: loop.cancel_due)
+        if task.cancel_pending ~= nil then task.cancel_pending = true else task.told = false end
+      end
+    end
   end,
 }
 
@@ -289,6 +304,8 @@ end
 --- The wait's result that tells a task of cqueues' or luv's its cancel.
 function loop.cancelled(task)
   task.told = true
+  local co = coroutine.running()
+  if shielded[co] then swallowed[co] = task end
   return nil, "cancelled"
 end
 
@@ -359,6 +376,7 @@ function Task:cancel(for_good)
   if self.done then return end
   if for_good then self.abandoned = true end
   if self.waiting then
+    if shielded[self.co] then swallowed[self.co] = self end
     self.waiting.resume(self.waiting, nil, "cancelled")
   else
     self.cancel_pending = true
@@ -761,6 +779,7 @@ function loop.wait(source, deadline, owner)
   if task then
     if task.cancel_pending then
       task.cancel_pending = false
+      if shielded[task.co] then swallowed[task.co] = task end
       return nil, "cancelled"
     end
     if task.abandoned and not shielded[task.co] then
