@@ -301,10 +301,11 @@ function loop.cancel_due(task)
   return false
 end
 
---- The wait's result that tells a task of cqueues' or luv's its cancel.
-function loop.cancelled(task)
+--- The wait's result that tells a task of cqueues' or luv's its cancel
+-- (co: the task's coroutine, when it is not the one running).
+function loop.cancelled(task, co)
   task.told = true
-  local co = coroutine.running()
+  co = co or coroutine.running()
   if shielded[co] then swallowed[co] = task end
   return nil, "cancelled"
 end

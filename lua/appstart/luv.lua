@@ -268,10 +268,7 @@ function Task:cancel(for_good)
   local timer = uv.new_timer()
   timer:start(0, 0, function()
     close_handle(timer)
-    if self.finish and not self.told then
-      self.told = true
-      self.finish(nil, "cancelled")
-    end
+    if self.finish and not self.told then self.finish(loop.cancelled(self, self.co)) end
   end)
 end
 
