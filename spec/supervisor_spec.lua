@@ -1471,6 +1471,36 @@ function TGraph.test_a_service_in_backoff_between_keeps_what_needs_it_stopping_f
   S.assert_clean(before)
 end
 
+-- sv:stop("db") while web, which needs it, takes its grace to stop, and
+-- db ends by itself meanwhile: the stop returns once web has stopped too
+-- ("what needs it first"); it returned as db ended, web running on.
+function TGraph.test_stop_waits_for_what_needs_the_service_though_it_ended_by_itself()
+  local before = S.snapshot()
+  local rec = recorder()
+  local sv = supervisor { on_event = rec.on_event, services = {
+    db = { argv = { F, "line=3:up", "pause" }, ready = "fd" },
+    web = { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd", needs = { "db" }, kill_grace = 0.5 },
+  } }
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    local web, db = pid_of(sv, "web"), pid_of(sv, "db")
+    local stopped
+    appstart.spawn(function()
+      stopped = sv:stop("db")
+      lu.assertFalse(S.alive(web), "sv:stop returned with web running")
+    end)
+    -- web's SIGTERM (ignored) sent as that task began: db ends now
+    while rec.count("web", "stopping") == 0 do appstart.sleep(0.01) end
+    kill(db)
+    while stopped == nil do appstart.sleep(0.01) end
+    lu.assertEquals(stopped, true)
+    lu.assertEquals(sv:status("db").state, "stopped")
+    lu.assertEquals(sv:status("web").state, "stopped")
+    sv:down()
+  end)
+  S.assert_clean(before)
+end
+
 function TGraph.test_after_waits_for_ready_or_failed_but_not_for_what_will_not_come()
   local before = S.snapshot()
   local rec = recorder()

@@ -1362,9 +1362,10 @@ function Supervisor:stop(name)
   svc.goal, svc.revive, svc.restart_pending = "down", false, false
   local downs = svc.downs or 0
   return drive(self, "sv:stop", function()
-    -- (as all_down_cond: a stop under way again is seen to the end)
+    -- (as all_down_cond: a stop under way again is seen to the end; and
+    -- what needs it has stopped too, though it ended by itself first)
     return (DOWN[svc.state] ~= nil or (svc.downs or 0) ~= downs and svc.state ~= "stopping")
-      and not leftover(self, svc), true
+      and not leftover(self, svc) and dependents_down(svc), true
   end)
 end
 
