@@ -589,6 +589,28 @@ function TC.test_an_on_output_that_raises_is_logged_and_reading_goes_on()
   lu.assertStrContains(table.concat(logged, "\n"), "no l2 here")
 end
 
+-- An on_output that raises at every line of a burst: the first said at
+-- once, the rest held back (once a second at most) and said, with their
+-- count, once the app has ended (they were never said: the next such line
+-- would have counted them, and none came).
+function TC.test_an_on_output_that_raises_at_every_line_is_counted_whole_by_the_end()
+  local logged, log = S.recorder()
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:50:l", "exit=0" }, ready = "fd",
+    stdout = "capture", log = log, on_output = function() error("refused") end })
+  app:wait()
+  app:close()
+  local raised, said = 0, 0
+  for _, line in ipairs(logged) do
+    if line:find("on_output raised", 1, true) then
+      said = said + 1
+      raised = raised + (tonumber(line:match("on_output raised (%d+) more times?")) or 0)
+        + (tonumber(line:match("%((%d+) more like it not logged%)")) or 0) + (line:find("refused", 1, true) and 1 or 0)
+    end
+  end
+  lu.assertEquals(raised, 50, table.concat(logged, "\n"))
+  lu.assertTrue(said < 50, "a line for each")
+end
+
 -- What no tostring can show (a __tostring that returns a table) is said
 -- to be so: app:wait() does not raise it, and every line still comes.
 function TC.test_an_on_output_that_raises_what_cannot_be_shown_is_logged_and_reading_goes_on()

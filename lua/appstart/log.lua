@@ -129,4 +129,15 @@ function log.limited(state, key, logger, level, text)
   logger(level, text)
 end
 
+--- How many lines of `key` log.limited held back that no line has said
+-- since (a flood that ended within its second): 0 or more, forgotten
+-- then, for the caller to say once what sent them is over.
+function log.limited_over(state, key)
+  local e = state[key]
+  if not e or e.n == 0 then return 0 end
+  local n = e.n
+  e.n = 0
+  return n
+end
+
 return log

@@ -320,6 +320,12 @@ function Out:close(later)
     self.r:close()
   end
   if self.reports then self:report_drops(true) end
+  -- (what on_output raised in its last second was held back: said now)
+  local held = log.limited_over(self.limits, "on_output")
+  if held > 0 and not log.drops(self.log, "error") then
+    self.log("error", string.format("%s: on_output raised %d more time%s (logged once a second at most)",
+      self.program, held, held == 1 and "" or "s"))
+  end
   self.ending = false
   if e and e.done then e.done() end
 end
