@@ -204,6 +204,53 @@ function T.test_a_cancel_inside_a_stop_is_told_at_the_next_wait()
   S.assert_clean(before)
 end
 
+-- A cancel that comes as a failed start stops its app (its grace, after
+-- ready_timeout): the start's error is its own ("timeout"), and the
+-- cancel is told at the task's next wait (it was lost: the start's stop
+-- took it). One that a log function waiting inside a stop (a supervisor's
+-- close) was told is told once: not again after the stop.
+function T.test_a_cancel_in_a_failed_starts_stop_is_told_after_and_one_a_log_function_saw_is_not()
+  local before = S.snapshot()
+  local got = {}
+  appstart.run(function()
+    local pid = S.tmpname("pid")
+    local t1 = appstart.spawn(function()
+      got.start = { appstart.start { argv = { F, "ignore=TERM", "pidfile=" .. pid, "pause" }, ready = "fd",
+        ready_timeout = 0.2, kill_grace = 1, log = S.quiet } }
+      got.next1 = { appstart.sleep(0.05) }
+      got.after1 = { appstart.sleep(0.05) }
+    end)
+    local in_log = false
+    local t2 = appstart.spawn(function()
+      do
+        local sv <close> = appstart.supervisor { services = { a = { argv = { F, "line=3:up", "pause" }, ready = "fd",
+          kill_grace = 0.5 } }, log = function(_, message)
+            if message:find("stop", 1, true) and not in_log then
+              in_log = true
+              got.in_log = { appstart.sleep(0.3) }
+            end
+          end }
+        assert(sv:up())
+      end
+      got.next2 = { appstart.sleep(0.05) }
+      got.after2 = { appstart.sleep(0.05) }
+    end)
+    -- t2's log function waits (0.3 s) in the stop of the supervisor's close
+    while not in_log do appstart.sleep(0.01) end
+    t2:cancel()
+    -- t1's start has timed out (0.2 s): its app, ignoring SIGTERM, in its grace
+    while not S.read(pid) do appstart.sleep(0.01) end
+    appstart.sleep(0.35)
+    t1:cancel()
+  end)
+  lu.assertEquals(got.start[2].code, "timeout")
+  lu.assertEquals(got.next1, { nil, "cancelled" })
+  lu.assertEquals(got.after1, { true })
+  lu.assertEquals(got.in_log, { nil, "cancelled" })
+  lu.assertEquals(got.next2, { true })
+  S.assert_clean(before)
+end
+
 -- The same for a start of appstart.begin that the task holds, after its
 -- wait returned the one "cancelled": h:cancel() is a stop, which ends the
 -- start and returns; h:wait() is a wait, which raises, but ends the start

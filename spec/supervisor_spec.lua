@@ -1460,11 +1460,17 @@ function TGraph.test_a_service_in_backoff_between_keeps_what_needs_it_stopping_f
       lu.assertEquals(sv:status(gone).state, "backoff", how)
       if how == "down" then lu.assertEquals(sv:down(), true) else lu.assertEquals(sv:stop("db"), true) end
       lu.assertFalse(S.alive(web), how .. ": returned with web running")
-      -- (db's stop: "stopping", or "stopped" from backoff, which has no app)
-      local web_stopped = rec.first("web", "stopped")
-      local db_stops = math.min(rec.first("db", "stopping") or math.huge, rec.first("db", "stopped") or math.huge)
+      -- (db's stop: "stopping", or "stopped" from backoff, which has no
+      -- app; its event may come after the call has returned: callbacks
+      -- run after the step, in order)
+      local function db_stops()
+        return math.min(rec.first("db", "stopping") or math.huge, rec.first("db", "stopped") or math.huge)
+      end
+      deadline = now() + 5
+      while db_stops() == math.huge and now() < deadline do appstart.sleep(0.01) end
+      local web_stopped, db_stopped = rec.first("web", "stopped"), db_stops()
       lu.assertNotNil(web_stopped, how)
-      lu.assertTrue(db_stops < math.huge and db_stops > web_stopped, how .. ": db stopped before web")
+      lu.assertTrue(db_stopped < math.huge and db_stopped > web_stopped, how .. ": db stopped before web")
       sv:down()
     end)
   end
@@ -2453,6 +2459,10 @@ function TDrivers.test_cqueues_a_wait_while_a_log_function_holds_the_supervisor_
   lu.assertTrue(parked, "the log function waits")
   local ok, err = pcall(sv.down, sv)
   lu.assertFalse(ok, "sv:down() from the main thread returned as the log function waited")
+  lu.assertStrContains(err, "sv:down: the supervisor is held by its log function")
+  -- (nor from another loop: the wait there would never end)
+  ok, err = pcall(appstart.run, function() sv:down() end)
+  lu.assertFalse(ok, "sv:down() inside appstart.run returned as the log function waited")
   lu.assertStrContains(err, "sv:down: the supervisor is held by its log function")
   assert(cq:loop(10))
   lu.assertEquals(down, true)

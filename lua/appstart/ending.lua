@@ -29,12 +29,13 @@ function ending.wait(proc, deadline, just_signalled)
     local t = now()
     if deadline and t >= deadline then return nil end
     local fd = proc:fd()
+    -- (a cancel is taken: the ending goes on, and its task is told after)
     if fd then
-      loop.wait(fd, deadline, proc)
+      if loop.wait(fd, deadline, proc) == nil then loop.took_cancel() end
     else
       local wake = t + settings.poll_interval
       if deadline and deadline < wake then wake = deadline end
-      loop.wait(nil, wake)
+      if loop.wait(nil, wake) == nil then loop.took_cancel() end
     end
   end
 end
@@ -54,6 +55,7 @@ function ending.send(proc, sig, opts)
   if opts then
     repeat
       ok, message, errno = signal.send(proc, opts, sig)
+      if not ok and message == "cancelled" and errno == nil then loop.took_cancel() end
     until ok or message ~= "cancelled" or errno ~= nil
   else
     ok, message, errno = proc:signal(sig)
@@ -70,7 +72,7 @@ function ending.settle(proc, deadline)
   while proc:rest() > 0 do
     local t = now()
     if t >= deadline then return false end
-    loop.wait(nil, math.min(deadline, t + settings.poll_interval))
+    if loop.wait(nil, math.min(deadline, t + settings.poll_interval)) == nil then loop.took_cancel() end
   end
   return true
 end

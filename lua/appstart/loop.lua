@@ -241,6 +241,9 @@ loop.ABANDONED = "cancelled for good: what this task waited for is over"
 
 -- coroutine -> how many stops under way in it shield its waits (loop.shield)
 local shielded = setmetatable({}, { __mode = "k" })
+-- coroutine -> its task, when the last wait it made was told the task's
+-- cancel (loop.took_cancel)
+local told_by = setmetatable({}, { __mode = "k" })
 -- coroutine -> its task, whose cancel a wait of a stop took (the stop went
 -- on): told again at the task's next wait once the stops are over, so
 -- that a task that waits on after app:terminate() sees it (it did not,
@@ -268,6 +271,18 @@ local Shield = {
 -- (task:cancel(true)): a stop under way (a start's after its cancel,
 -- app:terminate) ends what it must, and its caller gets the one
 -- "cancelled" then, as from a wait. nil outside a coroutine.
+--- For a stop's code whose wait has just returned nil, "cancelled" and
+-- that goes on regardless (app:terminate's grace, a cancelled start's
+-- stop): inside loop.shield, the cancel is told again at the task's next
+-- wait once the stops are over. (A wait of the user's inside the stop, a
+-- log function's, that is told it has seen it: it is not told again.)
+function loop.took_cancel()
+  local co = coroutine.running()
+  local task = told_by[co]
+  told_by[co] = nil
+  if task and shielded[co] then swallowed[co] = task end
+end
+
 function loop.shield()
   local co, main = coroutine.running()
   if main then return nil end
@@ -305,8 +320,7 @@ end
 -- (co: the task's coroutine, when it is not the one running).
 function loop.cancelled(task, co)
   task.told = true
-  co = co or coroutine.running()
-  if shielded[co] then swallowed[co] = task end
+  told_by[co or coroutine.running()] = task
   return nil, "cancelled"
 end
 
@@ -377,7 +391,7 @@ function Task:cancel(for_good)
   if self.done then return end
   if for_good then self.abandoned = true end
   if self.waiting then
-    if shielded[self.co] then swallowed[self.co] = self end
+    told_by[self.co] = self
     self.waiting.resume(self.waiting, nil, "cancelled")
   else
     self.cancel_pending = true
@@ -780,7 +794,7 @@ function loop.wait(source, deadline, owner)
   if task then
     if task.cancel_pending then
       task.cancel_pending = false
-      if shielded[task.co] then swallowed[task.co] = task end
+      told_by[task.co] = task
       return nil, "cancelled"
     end
     if task.abandoned and not shielded[task.co] then

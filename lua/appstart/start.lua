@@ -1134,14 +1134,22 @@ function Starting:on_wake(fn)
   if self._probing then self._probing.on_wake = fn or false end
 end
 
--- A wait of h:wait() was cancelled: the start is abandoned, and stepped
--- until what it began has ended; those waits are a stop's (a cancel for
--- good does not end them: loop.shield).
-local function finish_cancelled(h, s)
+-- A wait of h:wait() was cancelled (took: its cancel; else it raised):
+-- the start is abandoned, and stepped until what it began has ended;
+-- those waits are a stop's (a cancel for good does not end them:
+-- loop.shield). A cancel that came as the start was ending already (it
+-- failed, or h:cancel() ended it) is not its error: it is told at the
+-- task's next wait after the stop, as one a stop's wait takes.
+local function finish_cancelled(h, s, took)
+  local failed_before = h._failure
   abandon(h)
   local _ <close> = loop.shield()
+  if took and failed_before then loop.took_cancel() end
   while not h:step() do
-    if wait_once(h, s) == nil then abandon(h) end
+    if wait_once(h, s) == nil then
+      abandon(h)
+      loop.took_cancel()
+    end
   end
 end
 
@@ -1171,12 +1179,12 @@ function Starting:wait()
   -- it may be done already)
   local waited = self._fresh and not self._failure
   if waited and wait_or_end(self, s) == nil then
-    finish_cancelled(self, s)
+    finish_cancelled(self, s, true)
   else
     while not self:step() do
       waited = true
       if wait_or_end(self, s) == nil then
-        finish_cancelled(self, s)
+        finish_cancelled(self, s, true)
         break
       end
     end

@@ -907,6 +907,9 @@ function Supervisor:_advance()
   end
   -- (busy: the coroutine that advances it, the main thread's included)
   self._busy = coroutine.running()
+  -- (and the loop it runs in: a wait from another cannot wait for it)
+  local at = driver.current(self._main)
+  self._busy_env, self._busy_home = at, at.home and at.home() or false
   self._round = self._round + 1
   local looked = now()
   local ok, err
@@ -1037,6 +1040,14 @@ local function drive(sv, what, cond, until_)
     -- spawned its app), and what cond() read of them was a lie (sv:down()
     -- said true, its app running on); that advance's end wakes this wait
     local held = sv._busy and sv._busy ~= coroutine.running()
+    -- (a wait that nothing here would end: in a plain script, or in
+    -- another loop than the one that advance waits in, or in another
+    -- controller of it)
+    if held and (not env.spawn or sv._busy_env ~= env or (env.home and sv._busy_home ~= env.home())) then
+      error("appstart: " .. what .. ": the supervisor is held by its log function, which waits in a coroutine"
+        .. " that is not running here (a task of another loop, or of one not run meanwhile): call it from that"
+        .. " loop, or once the log function has returned; what it asked for goes on", 3)
+    end
     local done, a, b
     if not held then done, a, b = cond() end
     if done then
@@ -1053,12 +1064,6 @@ local function drive(sv, what, cond, until_)
       sv._waiters[waiter] = nil
       if ok == nil then return nil, cancelled(what) end
     else
-      -- (a wait here runs nothing else: that advance would never end)
-      if held then
-        error("appstart: " .. what .. ": the supervisor is held by its log function, which waits in a coroutine"
-          .. " that is not running here (a loop's task, that loop not run meanwhile): call it from that loop,"
-          .. " or once the log function has returned", 3)
-      end
       local fd, deadline = poller_fd(sv), next_deadline(sv)
       if until_ and (not deadline or until_ < deadline) then deadline = until_ end
       if not fd and not deadline then
@@ -1169,7 +1174,12 @@ function M.set_log(sv, fn)
 end
 
 -- A supervisor's advance is over (a to-be-closed value, one for each).
-local Unbusy = { __close = function(u) u.sv._busy = false end }
+local Unbusy = {
+  __close = function(u)
+    local sv = u.sv
+    sv._busy, sv._busy_env, sv._busy_home = false, false, false
+  end,
+}
 
 --- A new supervisor (see appstart.supervisor). level: as error() counts,
 -- where the user's call is.
@@ -1180,8 +1190,8 @@ function M.new(spec, level)
     _parallel = own.parallel, _on_event = own.on_event or false, _user_log = own.log or false,
     _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
-    _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _busy = false, _dirty = false,
-    _changed = false, _rewake = false,
+    _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _dirty = false,
+    _busy = false, _busy_env = false, _busy_home = false, _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
     -- the main thread's (made or last driven by it, a plain script or a
     -- callback of its run by another loop's coroutine): served by another
@@ -1560,7 +1570,10 @@ function Supervisor:__close()
   -- (a stop, as app:terminate's: its waits ignore a cancel, for good too;
   -- a task cancelled meanwhile is told once, and the stop waited for)
   local _ <close> = loop.shield()
-  if self:down() == nil then self:down() end
+  if self:down() == nil then
+    loop.took_cancel()
+    self:down()
+  end
 end
 
 function Supervisor:__tostring()
