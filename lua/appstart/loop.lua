@@ -266,11 +266,6 @@ local Shield = {
   end,
 }
 
---- Until the value it returns is closed (a to-be-closed variable), the
--- calling coroutine's waits do not raise for a cancel for good
--- (task:cancel(true)): a stop under way (a start's after its cancel,
--- app:terminate) ends what it must, and its caller gets the one
--- "cancelled" then, as from a wait. nil outside a coroutine.
 --- For a stop's code whose wait has just returned nil, "cancelled" and
 -- that goes on regardless (app:terminate's grace, a cancelled start's
 -- stop): inside loop.shield, the cancel is told again at the task's next
@@ -283,6 +278,11 @@ function loop.took_cancel()
   if task and shielded[co] then swallowed[co] = task end
 end
 
+--- Until the value it returns is closed (a to-be-closed variable), the
+-- calling coroutine's waits do not raise for a cancel for good
+-- (task:cancel(true)): a stop under way (a start's after its cancel,
+-- app:terminate) ends what it must, and its caller gets the one
+-- "cancelled" then, as from a wait. nil outside a coroutine.
 function loop.shield()
   local co, main = coroutine.running()
   if main then return nil end
