@@ -769,6 +769,43 @@ function Reentry.test_a_cancel_while_the_ready_log_waits_is_not_lost()
   S.assert_clean(before)
 end
 
+-- a log function that raises (a ^C) as it is told the app was spawned,
+-- the first it hears of a start: the error goes on, and the app is ended
+-- as a closed handle's is (it ran on, till a collection), plain and in a
+-- loop
+local function raise_at_spawned(in_run)
+  local before = S.snapshot()
+  local spawned
+  local opts = { argv = { F, "line=3:up", "pause" }, ready = "fd",
+    log = function(_, message)
+      if spawned then return end
+      spawned = tonumber(message:match("spawned pid (%d+)"))
+      if spawned then error("interrupted!", 0) end
+    end }
+  local ok, err, gone
+  if in_run then
+    appstart.run(function()
+      ok, err = pcall(appstart.start, opts)
+    end)
+  else
+    ok, err = pcall(appstart.start, opts)
+  end
+  gone = spawned and not S.alive(spawned)
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  lu.assertNotNil(spawned, "the log function was never told the pid")
+  lu.assertTrue(gone, "the app runs on")
+  S.assert_clean(before)
+end
+
+function Reentry.test_a_log_function_that_raises_at_the_spawn_has_the_app_ended()
+  raise_at_spawned(false)
+end
+
+function Reentry.test_a_log_function_that_raises_at_the_spawn_in_a_loop_has_the_app_ended()
+  raise_at_spawned(true)
+end
+
 -- on_output steps its own failed start as it is told the app's last line
 -- (read as the failure is made): the failure is made once, logged once
 function Reentry.test_a_failed_start_stepped_from_its_last_lines_fails_once()

@@ -2474,6 +2474,49 @@ function TDrivers.test_cqueues_a_wait_while_a_log_function_holds_the_supervisor_
   S.assert_clean(before)
 end
 
+-- The same, the log function raising ^C once it has waited (in the
+-- start's beginning, its app spawned): the interrupt goes to the caller
+-- (it was taken for a failed start, code "spawn"), the app is ended as
+-- a closed start's is, and the wait held on that advance is woken (it
+-- was not, ever: sv:down() in the other task never returned).
+function TDrivers.test_cqueues_an_interrupt_in_a_log_function_that_holds_a_wait_goes_on_and_wakes_it()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local parked, spawned = false, nil
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5 } },
+    log = function(_, message)
+      spawned = spawned or tonumber(message:match("spawned pid (%d+)"))
+      if spawned and not parked then
+        parked = true
+        cqueues.sleep(0.3)
+        error("interrupted!", 0)
+      end
+    end,
+  }
+  local cq = cqueues.new()
+  local up, down = "never", nil
+  cq:wrap(function() up = sv:up() end)
+  cq:wrap(function()
+    while not parked do cqueues.sleep(0.01) end
+    down = sv:down()
+  end)
+  local ok, err = cq:loop(5)
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  lu.assertEquals(up, "never", "sv:up() returned as the interrupt went on")
+  lu.assertNil(down, "the wait returned before the log function raised")
+  -- (run on: the wait held on that advance goes on, and ends)
+  ok, err = cq:loop(5)
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(down, true)
+  lu.assertFalse(S.alive(spawned), "the start's app runs on")
+  lu.assertEquals(sv:status("a").state, "stopped")
+  cq = nil -- luacheck: ignore
+  collectgarbage() -- (the controller closes its descriptors)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

@@ -311,7 +311,6 @@ function start.begin(opts, who, up, pass_fd)
   if spawned > 0 then
     local app = h._app
     if app and not opts.helper and not opts.user then app.pid = spawned end
-    if debug then logger("debug", format("%s: spawned pid %d", label(h), spawned)) end
   end
   -- under an event loop that takes one descriptor, it is made now, so a
   -- failure is a failed start rather than a failed wait
@@ -326,6 +325,16 @@ function start.begin(opts, who, up, pass_fd)
     h._wake = h._ready_deadline
   else
     h._wake = t0
+  end
+  -- (the start made whole first: a log function that raises here, a ^C,
+  -- has it ended as a closed handle's is, its app not left running till
+  -- a collection)
+  if debug and spawned > 0 then
+    local ok, err = pcall(logger, "debug", format("%s: spawned pid %d", label(h), spawned))
+    if not ok then
+      Starting.__close(h)
+      error(err, 0)
+    end
   end
   return h
 end

@@ -518,6 +518,9 @@ local function begin(sv, svc)
   else
     ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
   end
+  -- (^C in a log function: the supervisor's caller is interrupted, the
+  -- start undone by its own guard; the service is begun again after)
+  if not ok and loop.interrupt(h) then error(h, 0) end
   transition(sv, svc, "starting", {})
   if not ok then -- checked when added: what raises now is the world (a user removed)
     return start_failed(sv, svc, errors.new("spawn", tostring(h), nil, svc.name))
@@ -920,7 +923,12 @@ function Supervisor:_advance()
     local _ <close> = self._unbusy
     ok, err = pcall(advance_body, self)
   end
-  if not ok then error(err, 0) end
+  if not ok then
+    -- (a ^C in a log function, say: what waits on this advance, held by
+    -- it, is woken to look again, or it would wait for a later one)
+    for w, env in pairs(self._waiters) do env.wake(w) end
+    error(err, 0)
+  end
   flush(self)
   if self._changed then
     for w, env in pairs(self._waiters) do env.wake(w) end
