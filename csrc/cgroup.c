@@ -169,6 +169,20 @@ static int alive(pid_t pid)
 #define CGROUP_WALK_DEPTH 8
 #define CGROUP_WALK_MAX 256
 
+/* 1 when a process runs in the cgroup open at dir_fd or in one inside
+ * it, 0 when none does, or minus an errno value. */
+static int populated_at(int dir_fd)
+{
+    char buf[256];
+    ssize_t n = read_small(dir_fd, "cgroup.events", buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(buf, "populated ");
+    if (!p)
+        return -EPROTO;
+    return p[10] != '0';
+}
+
 static void each_inner(int dir_fd, int depth, int *budget,
                        void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
 static void remove_all_inner(int top_fd);
@@ -197,9 +211,12 @@ static int remove_stale(int parent_fd)
         if (end == name + plen || *end != '.' || pid <= 0 || pid == getpid() ||
             alive((pid_t)pid))
             continue;
+        /* the cgroups inside one whose app runs on are that app's: only
+         * an empty one (as the kernel says) is emptied of them */
         int stale = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (stale >= 0) {
-            remove_all_inner(stale);
+            if (populated_at(stale) == 0)
+                remove_all_inner(stale);
             sys_close(&stale);
         }
         if (unlinkat(dirfd(d), name, AT_REMOVEDIR) < 0 && errno == EBUSY)
@@ -476,14 +493,7 @@ int cgroup_pids(const struct cgroup *c, pid_t *pids, size_t max, size_t *n)
 
 int cgroup_populated(const struct cgroup *c)
 {
-    char buf[256];
-    ssize_t n = read_small(c->dir_fd, "cgroup.events", buf, sizeof buf);
-    if (n < 0)
-        return (int)n;
-    const char *p = strstr(buf, "populated ");
-    if (!p)
-        return -EPROTO;
-    return p[10] != '0';
+    return populated_at(c->dir_fd);
 }
 
 int cgroup_kill(const struct cgroup *c)

@@ -731,7 +731,9 @@ end
 -- under the same parent removes it once that app has ended, also when
 -- that start is made by a launcher that swept the parent before, while
 -- the app still ran, a second or more before (a parent was swept once a
--- process: such a cgroup stayed as long as that launcher ran).
+-- process: such a cgroup stayed as long as that launcher ran). While the
+-- app runs, the cgroups made inside it stay too (the sweep removed them,
+-- an app's own, as it found it busy).
 function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   local parent = "/appstart-spec-" .. core.pid() .. "-stale"
   local dir = cgroup_mount() .. parent
@@ -748,10 +750,13 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   end
   os.execute("kill -9 " .. launcher)
   lu.assertTrue(S.await_gone(launcher))
-  local running, ended
+  -- (one the app made, as root may)
+  local inner = io.popen("ls -d " .. dir .. "/" .. theirs .. "*"):read("l") .. "/inner"
+  assert(os.execute("mkdir " .. inner))
+  local running, ended, inner_kept
   local first = start { kill_mode = "cgroup", cgroup_parent = parent, argv = { F, "notify=READY=1", "pause" } }
   local swept_at = now()
-  running = left()
+  running, inner_kept = left(), S.read(inner .. "/cgroup.events") ~= nil
   os.execute("kill -9 " .. orphan)
   lu.assertTrue(S.await_gone(orphan))
   -- (its cgroup says so a moment after it is a zombie)
@@ -774,6 +779,7 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   lu.assertNotNil(first)
   lu.assertNotNil(second)
   lu.assertEquals(running, 1, "the killed launcher's cgroup stays while its app runs")
+  lu.assertTrue(inner_kept, "the cgroup made inside it was removed while the app ran")
   lu.assertEquals(ended, 0, "the killed launcher's cgroup is removed once its app has ended")
   lu.assertTrue(removed)
 end
