@@ -407,6 +407,39 @@ function TG.test_in_a_plain_script_the_group_goes_at_the_next_wait_with_nothing_
   S.assert_clean(before)
 end
 
+-- In a plain script, the look that sees the app's end (a read of
+-- app.state, app:wait(0)) sends what it left in its group the SIGTERM,
+-- counts it, and returns: it does not wait for it to go (it did, up to
+-- 0.2 s, serving meanwhile what the calls that wait serve: another app's
+-- on_exit ran inside the read); the calls that wait see to it after,
+-- SIGKILL after kill_grace.
+function TG.test_in_a_plain_script_a_look_at_the_end_does_not_wait_for_the_group()
+  local before = S.snapshot()
+  local child, go = S.tmpname("child"), S.tmpname("go")
+  local app = assert(start { kill_mode = "group", kill_grace = 0.5, argv = { F,
+    "fork", "ignore=TERM", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "notify=READY=1",
+    "waitfile=" .. go, "exit=0" } })
+  local told = false
+  local other = assert(start { argv = { F, "notify=READY=1", "waitfile=" .. go, "exit=0" },
+    on_exit = function() told = true end })
+  local pid = S.pid_in(child)
+  S.touch(go)
+  -- (both ended, nothing waited meanwhile: seen by no call of appstart's)
+  local deadline = now() + 3
+  while not (state_threads(app.pid) == "Z" and state_threads(other.pid) == "Z") and now() < deadline do
+    core.wait_readable(-1, 0.005)
+  end
+  lu.assertEquals(app.state, "exited")
+  lu.assertFalse(told, "the read of app.state waited (it ran another app's on_exit)")
+  lu.assertEquals(app:wait(0), { code = 0, left = 1 })
+  lu.assertEquals(other:wait(), { code = 0 })
+  lu.assertTrue(told)
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(pid) end, 3), "what ignores SIGTERM, killed")
+  lu.assertTrue(S.await_with_sleep(function() return select(2, require("appstart.loop").pending()) == 0 end, 3),
+    "the group is still looked at")
+  S.assert_clean(before)
+end
+
 -- app:terminate() (and a <close> variable's end) of an app whose leader
 -- has exited by itself, a member that ignores SIGTERM left in its group:
 -- the stop waits for it, SIGKILL after kill_grace, before it returns (it

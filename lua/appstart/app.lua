@@ -90,11 +90,6 @@ local stopping = setmetatable({}, { __mode = "k" })
 local log_refused -- below
 local end_the_rest, kill_grace -- below
 
--- How long a plain script's look at an ended app waits for the processes
--- it left in its group to go after their SIGTERM, before it leaves them
--- to the calls that wait.
-local SETTLE_AT_ONCE = 0.2
-
 local function stop_listening(app)
   local life = app._life
   if not life then return end
@@ -194,10 +189,11 @@ function end_the_rest(app, proc)
     end)
     raise()
   else
-    -- a plain script: a short wait for them to go (most do at once), so
-    -- that nothing is left pending; then looked at by the calls that
-    -- wait, every poll_interval, SIGKILL once kill_grace has passed
-    if ending.settle(proc, math.min(entry.deadline, now() + SETTLE_AT_ONCE)) then
+    -- a plain script: looked at by the calls that wait, every
+    -- poll_interval, SIGKILL once kill_grace has passed; not waited for
+    -- here (a look at the app, a read of app.state, may have seen the
+    -- end: it returns at once, and runs nothing a wait would)
+    if proc:rest() == 0 then
       done()
       return raise()
     end

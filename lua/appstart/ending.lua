@@ -66,13 +66,18 @@ end
 
 --- Wait until no other member of proc's tree (kill_mode "group") runs,
 -- or the deadline: true once none does. A group cannot be waited on; it
--- is looked at, at poll_interval. (A cgroup's emptying is part of
--- proc:poll, and a lone process has no tree: true at once.)
+-- is looked at, soon at first (most members go at once on their signal),
+-- then less often: each wait as long as it has been waited for, from
+-- 1 ms up to poll_interval. (A cgroup's emptying is part of proc:poll,
+-- and a lone process has no tree: true at once.)
 function ending.settle(proc, deadline)
+  local since
   while proc:rest() > 0 do
     local t = now()
     if t >= deadline then return false end
-    if loop.wait(nil, math.min(deadline, t + settings.poll_interval)) == nil then loop.took_cancel() end
+    since = since or t
+    local step = math.max(0.001, math.min(settings.poll_interval, t - since))
+    if loop.wait(nil, math.min(deadline, t + step)) == nil then loop.took_cancel() end
   end
   return true
 end
