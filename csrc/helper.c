@@ -173,6 +173,10 @@ struct child_plan {
     int nkeep;
     int close_fds;
     struct rlimit core_limit;   /* secure: the app's RLIMIT_CORE */
+    /* secure: the caller's own limits, which an app that runs as the
+     * caller gets back (no higher than pid 1's) */
+    struct rlimit caller_limits[RLIMIT_NLIMITS];
+    int own_limits;
     char **argv;
     char **envp;                /* the app's environment */
     char **candidates;          /* paths to execve in turn, NULL-terminated */
@@ -198,6 +202,8 @@ static void print_help(void)
           "app's pid to fd N (default 3) once its exec has succeeded, and exits\n"
           "without waiting for it. Nothing runs through a shell: ARGV[0] without a\n"
           "'/' is searched in PATH, and a file that is not a valid executable fails.\n"
+          "Options end at \"--\" or at the first word that is none (what follows is\n"
+          "ARGV's); each is given once, but --keep-fd.\n"
           "\n"
           "  --user NAME|UID    run the app as this user: its groups, then the uid;\n"
           "                     the app leads a session of its own (no controlling\n"
@@ -217,7 +223,8 @@ static void print_help(void)
           "                     not inherited) instead of stderr, which the app\n"
           "                     shares and may have on /dev/null\n"
           "  --path DIRS        search ARGV[0] in DIRS (colon-separated, as PATH; the\n"
-          "                     caller's own) rather than in the app's PATH\n"
+          "                     caller's own) rather than in the app's PATH (an\n"
+          "                     ARGV[0] with a '/' is not searched: refused)\n"
           "  --encoded-env      the environment given is the app's, each variable's\n"
           "                     name prefixed with " ENV_PREFIX " (any other is\n"
           "                     dropped): the helper's own loader and C library\n"
@@ -229,8 +236,9 @@ static void print_help(void)
           "  --pgid N           --signal: to process group N instead (no pidfd)\n"
           "  --module-version V the version of the appstart module calling: another\n"
           "                     than the helper's own (" APPSTART_VERSION ") is a usage\n"
-          "                     error, said on the error fd where there is one\n"
-          "\n"
+          "                     error, said on the error fd where there is one\n",
+          stdout);
+    fputs("\n"
           "With --signal it starts nothing: it takes the user's uid as its effective\n"
           "uid (the caller's stays its real and saved uid) and sends signal N to the\n"
           "process whose pidfd it inherits at fd N (--pidfd, default 3), with\n"
@@ -248,7 +256,8 @@ static void print_help(void)
           "LOGNAME and SHELL, and of the caller's environment only NOTIFY_SOCKET,\n"
           "WATCHDOG_USEC, WATCHDOG_PID, LISTEN_FDS, LISTEN_PID, TERM, LANG, LANGUAGE,\n"
           "TZ and LC_*; no capability; no descriptor above 2 but the --keep-fd ones;\n"
-          "resource limits reset; a session of its own.\n"
+          "resource limits reset (running as the caller, none above its own); a\n"
+          "session of its own.\n"
           "\n"
           "A SIGTERM before the pid is written kills the app forked (SIGKILL),\n"
           "then the helper exits 1: a caller that stops a start leaves no app it\n"
@@ -390,16 +399,32 @@ static int parse_fd(const char *v, const char *what)
     return (int)fd;
 }
 
+/* The options that take a value ("--name value" or "--name=value"). */
+static const char *const VALUE_OPTIONS[] = {
+    "--signal", "--pgid", "--pidfd", "--user", "--group", "--chdir", "--path",
+    "--pid-fd", "--error-fd", "--keep-fd", "--module-version", "--pid-format", NULL
+};
+
+static int takes_value(const char *arg)
+{
+    for (int k = 0; VALUE_OPTIONS[k]; k++)
+        if (strcmp(arg, VALUE_OPTIONS[k]) == 0)
+            return 1;
+    return 0;
+}
+
 /* A module of another version than this helper's (an upgrade that left
  * one of the two behind) may pass options this one reads otherwise, or
  * not at all: it says so, before any option is parsed (rather than
  * failing on the first it does not know), on the error fd where one is
- * named and open. Looks at the options before "--" only, and at nothing
- * it cannot read (parse_options says what is wrong with them). */
+ * named and open. Looks at the options only, as parse_options takes them
+ * (up to "--" or the first word that is none: the app's own arguments
+ * are not the helper's), and at nothing it cannot read (parse_options
+ * says what is wrong with them). */
 static void check_module_version(int argc, char **argv)
 {
     const char *version = NULL, *error_fd = NULL;
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0 && argv[i][0] == '-'; i++) {
         const char *names[2] = { "--module-version", "--error-fd" };
         const char **values[2] = { &version, &error_fd };
         for (int k = 0; k < 2; k++) {
@@ -411,6 +436,8 @@ static void check_module_version(int argc, char **argv)
             else if (argv[i][len] == '\0' && i + 1 < argc)
                 *values[k] = argv[i + 1];
         }
+        if (takes_value(argv[i]))
+            i++; /* (its value, whatever it looks like) */
     }
     if (!version || strcmp(version, APPSTART_VERSION) == 0)
         return;
@@ -422,10 +449,20 @@ static void check_module_version(int argc, char **argv)
     exit(EXIT_USAGE);
 }
 
+/* An option given twice would have its first value silently replaced:
+ * refused (--keep-fd alone may be repeated). */
+#define ONCE(bit, name)                                                        \
+    do {                                                                       \
+        if (seen & (1u << (bit)))                                              \
+            usage_error("option given twice", name);                           \
+        seen |= 1u << (bit);                                                   \
+    } while (0)
+
 static void parse_options(int argc, char **argv, struct options *opt)
 {
     int i;
     const char *v;
+    unsigned seen = 0;
     opt->pid_fd = 3;
     opt->error_fd = -1;
     opt->pid_format = PID_INT32LE;
@@ -453,34 +490,43 @@ static void parse_options(int argc, char **argv, struct options *opt)
         } else if (strcmp(arg, "--process-group") == 0) {
             opt->process_group = 1;
         } else if ((v = option_value(arg, "--signal", argc, argv, &i))) {
+            ONCE(0, "--signal");
             unsigned long sig;
             if (parse_decimal(v, 64, &sig) != 0)
                 usage_error("--signal must be a signal number (0 to 64)", v);
             opt->signal = (int)sig;
             opt->signal_mode = 1;
         } else if ((v = option_value(arg, "--pgid", argc, argv, &i))) {
+            ONCE(1, "--pgid");
             unsigned long g;
             /* kill(-1) would be every process the user may signal */
             if (parse_decimal(v, INT_MAX, &g) != 0 || g < 2)
                 usage_error("--pgid must be a process group (2 or more)", v);
             opt->pgid = (pid_t)g;
         } else if ((v = option_value(arg, "--pidfd", argc, argv, &i))) {
+            ONCE(2, "--pidfd");
             opt->target_fd = parse_fd(v, "--pidfd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--user", argc, argv, &i))) {
+            ONCE(3, "--user");
             opt->user = v;
         } else if ((v = option_value(arg, "--group", argc, argv, &i))) {
+            ONCE(4, "--group");
             opt->start_only = "--group";
             opt->group = v;
         } else if ((v = option_value(arg, "--chdir", argc, argv, &i))) {
+            ONCE(5, "--chdir");
             opt->start_only = "--chdir";
             opt->dir = v;
         } else if ((v = option_value(arg, "--path", argc, argv, &i))) {
+            ONCE(6, "--path");
             opt->start_only = "--path";
             opt->path = v;
         } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
+            ONCE(7, "--pid-fd");
             opt->start_only = "--pid-fd";
             opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--error-fd", argc, argv, &i))) {
+            ONCE(8, "--error-fd");
             opt->start_only = "--error-fd";
             opt->error_fd = parse_fd(v, "--error-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--keep-fd", argc, argv, &i))) {
@@ -490,8 +536,10 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->keep_fds[opt->nkeep++] =
                 parse_fd(v, "--keep-fd must be a number of 3 or more");
         } else if ((v = option_value(arg, "--module-version", argc, argv, &i))) {
+            ONCE(9, "--module-version");
             /* (checked before: check_module_version) */
         } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
+            ONCE(10, "--pid-format");
             opt->start_only = "--pid-format";
             if (strcmp(v, "int32le") == 0)
                 opt->pid_format = PID_INT32LE;
@@ -523,6 +571,9 @@ static void parse_options(int argc, char **argv, struct options *opt)
         usage_error("--process-group, --pidfd and --pgid go with --signal only", NULL);
     if (i >= argc)
         usage_error("no command given", NULL);
+    /* (a command that names its file is not searched for) */
+    if (opt->path && strchr(argv[i], '/'))
+        usage_error("--path does not go with a command that names its path", argv[i]);
     if (opt->group && !opt->user)
         usage_error("--group needs --user", NULL);
     if (opt->dir && opt->dir[0] == '\0')
@@ -1440,6 +1491,21 @@ static void run_child(const struct child_plan *plan, int status_fd)
     /* unprivileged now: the app may dump core again as its limit says */
     if (plan->secure && setrlimit(RLIMIT_CORE, &plan->core_limit) != 0)
         child_fail(status_fd, STEP_RLIMIT, errno);
+    /* an app that runs as its caller has the caller's limits, where they
+     * are lower than those it runs with now (pid 1's): the root part's
+     * reset gives it none it had not (only lowered: no privilege needed) */
+    for (int r = 0; plan->own_limits && r < RLIMIT_NLIMITS; r++) {
+        struct rlimit now_lim, mine = plan->caller_limits[r];
+        if (getrlimit(r, &now_lim) != 0)
+            child_fail(status_fd, STEP_RLIMIT, errno);
+        if (mine.rlim_max > now_lim.rlim_max)
+            mine.rlim_max = now_lim.rlim_max;
+        if (mine.rlim_cur > mine.rlim_max)
+            mine.rlim_cur = mine.rlim_max;
+        if ((mine.rlim_max != now_lim.rlim_max || mine.rlim_cur != now_lim.rlim_cur) &&
+            setrlimit(r, &mine) != 0)
+            child_fail(status_fd, STEP_RLIMIT, errno);
+    }
     /* after the drop, so the directory is checked as the target user */
     if (plan->dir && chdir(plan->dir) != 0)
         child_fail(status_fd, STEP_CHDIR, errno);
@@ -1728,6 +1794,9 @@ int main(int argc, char **argv)
     if (plan.secure) {
         ensure_std_fds();
         (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        for (int r = 0; r < RLIMIT_NLIMITS; r++)
+            if (getrlimit(r, &plan.caller_limits[r]) != 0)
+                plan.caller_limits[r].rlim_cur = plan.caller_limits[r].rlim_max = RLIM_INFINITY;
         reset_limits(&plan.core_limit);
     }
     check_module_version(argc, argv);
@@ -1758,6 +1827,7 @@ int main(int argc, char **argv)
             fail("policy: refused: %s changed while it was checked",
                  opt.user ? opt.user : self);
         plan.id = &ident;
+        plan.own_limits = ident.uid == getuid();
     } else if (opt.user) {
         resolve_identity(opt.user, opt.group, 0, &ident);
         plan.id = &ident;

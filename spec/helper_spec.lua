@@ -122,6 +122,44 @@ function T.test_usage_errors_exit_2()
   lu.assertEquals((run_helper { "--pid-fd=2", "--", "true" }), 2)
 end
 
+-- An option given twice (the first was replaced: --user daemon --user
+-- nobody ran the app as nobody), or --path with a command that names its
+-- file (never searched: the path was ignored), is refused, nothing run.
+function T.test_what_would_be_ignored_is_a_usage_error()
+  local marker = S.tmpname("ran")
+  for _, case in ipairs {
+    { { "--user", "daemon", "--user", "nobody" }, "option given twice: --user" },
+    { { "--pid-fd", "3", "--pid-fd=4" }, "option given twice: --pid-fd" },
+    { { "--chdir", "/", "--chdir", "/tmp" }, "option given twice: --chdir" },
+    { { "--pid-format", "line", "--pid-format", "int32le" }, "option given twice: --pid-format" },
+    { { "--path", "/nonexistent" }, "--path does not go with a command that names its path: " .. F },
+  } do
+    local args = table.move(case[1], 1, #case[1], 1, {})
+    for _, a in ipairs { "--", F, "pidfile=" .. marker } do args[#args + 1] = a end
+    local code, rec, err = run_helper(args)
+    lu.assertEquals(code, 2, err)
+    lu.assertEquals(rec, "")
+    lu.assertStrContains(err, case[2])
+    lu.assertNil(S.read(marker), "the program ran")
+  end
+  lu.assertEquals(S.children(), {})
+end
+
+-- The app's own arguments are not the helper's, though no "--" comes
+-- before them: one that looks like --module-version (or --error-fd) is
+-- the app's (the helper refused to run, on the app's say-so).
+function T.test_the_apps_arguments_are_never_read_as_the_helpers_options()
+  local out = S.tmpname("out")
+  local code, rec, err = run_helper { "--pid-format", "line", "/bin/sh", "-c", 'echo "$@" > "$0"', out,
+    "--module-version", "0.0.9", "--error-fd", "3" }
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(err, "")
+  lu.assertStrMatches(rec, "%d+\n")
+  lu.assertEquals(S.await_file(out), "--module-version 0.0.9 --error-fd 3\n")
+  lu.assertTrue(S.await_gone(tonumber(rec), 3))
+  lu.assertEquals(S.children(), {})
+end
+
 function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
   local function usage(args, why)
     local code, _, err = run_helper(args)
@@ -1432,6 +1470,27 @@ function U.test_a_terminal_on_a_kept_descriptor_is_refused()
   lu.assertStrContains(S.read(errout), "terminal: descriptor 5 is a terminal")
   lu.assertEquals(S.read(pidout), "", "no pid written")
   lu.assertNil(S.read(dir .. "/ran"), "the program must not have run")
+end
+
+-- Without --user the app runs as its caller, with the caller's limits:
+-- what the root part set for itself (pid 1's) is not the app's (a lowered
+-- one came back lifted: RLIMIT_FSIZE unlimited; with CAP_SYS_RESOURCE a
+-- hard one too). As another user, pid 1's.
+function U.test_an_app_run_as_its_caller_keeps_the_callers_limits()
+  local helper = install_copy()
+  write_policy("nobody: daemon\n")
+  local function limits(user)
+    local out, pidout = shared_dir() .. "/limits", S.tmpname("pidrec")
+    local args = user and ("--user " .. user .. " ") or ""
+    local _, _, code = os.execute("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c "
+      .. sh_quote('ulimit -S -f 2048; exec "$0" "$@"') .. " " .. sh_quote(helper) .. " " .. args .. "-- /bin/sh -c "
+      .. sh_quote("ulimit -S -f > " .. out .. "; ulimit -H -f >> " .. out) .. " 3>" .. pidout .. " 2>/dev/null </dev/null")
+    lu.assertEquals(code, 0)
+    track(S.read(pidout))
+    return S.await_file(out)
+  end
+  lu.assertEquals(limits(nil), "2048\nunlimited\n", "the caller's own")
+  lu.assertEquals(limits("daemon"), "unlimited\nunlimited\n", "pid 1's")
 end
 
 -- A copy without CAP_SYS_RESOURCE (file capabilities) cannot lift a
