@@ -189,6 +189,33 @@ function T.test_a_flood_after_ready_is_logged_once_a_second_a_kind_with_a_count(
   S.assert_clean(before)
 end
 
+-- A flood that ends within its second (the app's last, or the start's)
+-- is counted whole all the same: what was held back is said once the
+-- start is over and once the app has ended (it never was: 50 malformed
+-- datagrams, one line, "1" in all).
+function T.test_a_flood_that_ends_within_its_second_is_counted_whole()
+  local before = S.snapshot()
+  local entries, log = S.recorder()
+  run(function()
+    local app = assert(start {
+      argv = { F, "repeat=20:0:STATUS=starting", "notify=READY=1", "repeat=50:0:garbage", "sleep=0.05",
+        "exit=0" }, log = log,
+    })
+    lu.assertEquals(app:wait(), { code = 0 })
+  end)
+  local function told(what, more)
+    local n = 0
+    for _, e in ipairs(entries) do
+      if e:find(what, 1, true) then n = n + 1 + (tonumber(e:match("%((%d+) more like it not logged%)")) or 0) end
+      n = n + (tonumber(e:match(": (%d+) more " .. more .. " lines? not logged")) or 0)
+    end
+    return n
+  end
+  lu.assertEquals(told(": status: starting", "status"), 20, table.concat(entries, "\n"))
+  lu.assertEquals(told("malformed notify datagram", "malformed"), 50, table.concat(entries, "\n"))
+  S.assert_clean(before)
+end
+
 function T.test_on_status_that_waits_is_called_once_at_a_time_with_the_latest_status()
   local before = S.snapshot()
   local calls, running, most, last = 0, 0, 0, nil

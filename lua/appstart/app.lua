@@ -94,6 +94,7 @@ local function stop_listening(app)
   local life = app._life
   if not life then return end
   if life.refused then log_refused(app, true) end
+  if next(life.quiet) then log.held_over(life.quiet, app._log, app._program) end
   loop.unwatch(life.listen or nil)
   loop.unwatch(life.wd_timer or nil)
   loop.unwatch(life.kill_timer or nil)

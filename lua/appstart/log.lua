@@ -124,7 +124,7 @@ function log.limited(state, key, logger, level, text)
     if e.n > 0 then text = string.format("%s (%d more like it not logged)", text, e.n) end
     e.at, e.n = t, 0
   else
-    state[key] = { at = t, n = 0 }
+    state[key] = { at = t, n = 0, level = level }
   end
   logger(level, text)
 end
@@ -138,6 +138,19 @@ function log.limited_over(state, key)
   local n = e.n
   e.n = 0
   return n
+end
+
+--- Say, once, what log.limited held back of every key of `state` that no
+-- line has said since (what sent them is over: the app ended, its socket
+-- closed): one line a key, at that key's level, `label` first.
+function log.held_over(state, logger, label)
+  for key, e in pairs(state) do
+    local n = log.limited_over(state, key)
+    if n > 0 and not log.drops(logger, e.level) then
+      logger(e.level, string.format("%s: %d more %s line%s not logged (one a second at most)", label, n,
+        log.printable(key), n == 1 and "" or "s"))
+    end
+  end
 end
 
 return log

@@ -494,9 +494,13 @@ local function on_events(h)
   end
 end
 
--- the refused messages not logged yet, if any
+-- the refused messages not logged yet, if any, and what else of the
+-- app's log.limited held back (its flood ended within its second)
 local function flush_refused(h)
-  if h._rare then log_refused(h) end
+  local r = h._rare
+  if not r then return end
+  log_refused(h)
+  if r.quiet and next(r.quiet) then log.held_over(r.quiet, h._log, label(h)) end
 end
 
 -- The starter's descriptors leave every poll set before it closes them:
