@@ -1743,6 +1743,11 @@ static void signal_mode(const struct options *opt, int secure)
             exit(EXIT_NOT_PERMITTED);
         }
     }
+    /* --pgid: nor the launcher's own group, as --process-group's */
+    if (opt->pgid && opt->pgid == getpgrp()) {
+        say("process group %ld is not signalled (the launcher's own)", (long)opt->pgid);
+        exit(EXIT_NOT_PERMITTED);
+    }
     become_signaller(&id);
     /* from here on _exit (uids_changed) */
     long r;

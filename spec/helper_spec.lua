@@ -709,6 +709,16 @@ function T.test_signal_mode_refuses_the_group_of_pid_1()
   lu.assertStrContains(out, "process\ttrue\n")
 end
 
+--- --pgid never names the launcher's own group (the helper's: as
+-- --process-group refuses it); it was signalled, as that user, whatever
+-- of it ran as that user.
+function T.test_signal_mode_refuses_the_launchers_own_group_by_pgid()
+  local own = S.read("/proc/" .. S.core.pid() .. "/stat"):match("^%d+ %b() %S+ %d+ (%d+)")
+  local code, _, err = run_helper { "--signal", "0", "--user", "nobody", "--pgid", own }
+  lu.assertEquals(code, 4, err)
+  lu.assertStrContains(err, "process group " .. own .. " is not signalled (the launcher's own)")
+end
+
 --- When the helper cannot be run, does not answer, or fails: said, and
 -- nothing of it left behind; a signal posted (nothing waits for it) that
 -- could not go is logged.
