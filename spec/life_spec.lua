@@ -216,6 +216,37 @@ function T.test_a_flood_that_ends_within_its_second_is_counted_whole()
   S.assert_clean(before)
 end
 
+-- A log function that raises (a ^C) at that last count, as the app's end
+-- is told: the end is seen to all the same (on_exit told, what the app
+-- left in its group sent its SIGTERM, its process closed), and the error
+-- goes on (the end was left half done: the group ran on, on_exit never
+-- came, the process held till a collection).
+function T.test_a_log_function_that_raises_at_the_last_count_leaves_the_end_whole()
+  local before = S.snapshot()
+  local child = S.tmpname("child")
+  local raised, exited = false, nil
+  local ok, err = pcall(run, function()
+    local app = assert(start {
+      argv = { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "notify=READY=1",
+        "repeat=5:0:STATUS=x", "sleep=0.05", "exit=3" }, kill_mode = "group",
+      on_exit = function(_, how) exited = how end,
+      log = function(_, message)
+        if not raised and message:find("not logged", 1, true) then
+          raised = true
+          error("interrupted!", 0)
+        end
+      end,
+    })
+    app:wait()
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "interrupted!")
+  lu.assertTrue(raised)
+  lu.assertEquals(exited, { code = 3, left = 1 })
+  lu.assertTrue(S.await_gone(S.pid_in(child), 3), "what the app left in its group runs on")
+  S.assert_clean(before)
+end
+
 function T.test_on_status_that_waits_is_called_once_at_a_time_with_the_latest_status()
   local before = S.snapshot()
   local calls, running, most, last = 0, 0, 0, nil

@@ -2517,6 +2517,39 @@ function TDrivers.test_cqueues_an_interrupt_in_a_log_function_that_holds_a_wait_
   S.assert_clean(before)
 end
 
+-- A ^C in the log function as a restart out of backoff begins (its app
+-- spawned): the service is left as it was, due, and a later advance
+-- begins it again (it stayed in backoff for good: the start had cleared
+-- its due time before the interrupt came).
+function TDrivers.test_an_interrupt_as_a_restart_begins_leaves_the_service_to_be_begun_again()
+  local before = S.snapshot()
+  local spawns, states = 0, {}
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "sleep=0.1", "exit=3" }, restart = "always",
+      backoff = { initial = 0.05, jitter = 0 }, kill_grace = 0.5 } },
+    on_event = function(_, state) states[#states + 1] = state end,
+    log = function(_, message)
+      if message:match("spawned pid") then
+        spawns = spawns + 1
+        if spawns == 2 then error("interrupted!", 0) end
+      end
+    end,
+  }
+  local ok, err = pcall(appstart.run, function()
+    sv:up()
+    appstart.sleep(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "interrupted!")
+  lu.assertTrue(spawns >= 2)
+  appstart.run(function()
+    lu.assertTrue(await(sv, function() return spawns >= 3 end, 3), "never begun again: "
+      .. table.concat(states, " "))
+    sv:down()
+  end)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

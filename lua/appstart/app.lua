@@ -93,8 +93,6 @@ local end_the_rest, kill_grace -- below
 local function stop_listening(app)
   local life = app._life
   if not life then return end
-  if life.refused then log_refused(app, true) end
-  if next(life.quiet) then log.held_over(life.quiet, app._log, app._program) end
   loop.unwatch(life.listen or nil)
   loop.unwatch(life.wd_timer or nil)
   loop.unwatch(life.kill_timer or nil)
@@ -105,6 +103,10 @@ local function stop_listening(app)
     life.listener:close()
     life.listener = false
   end
+  -- (said last: a logger that raises, a ^C, leaves nothing undone here;
+  -- its callers go on with what they were doing before they raise it)
+  if life.refused then log_refused(app, true) end
+  if next(life.quiet) then log.held_over(life.quiet, app._log, app._program) end
 end
 
 --- The app's notify socket is read no more: closed, its timers stopped.
@@ -116,15 +118,20 @@ App.unlisten = stop_listening
 -- stopped (no ping can come); a SIGKILL the watchdog has scheduled still
 -- comes. A supervisor's apps are left to it (it serves them itself).
 function App.unserved(apps)
+  -- (what a logger raises at an app's last lines comes out once every app
+  -- is seen to)
+  local raised
   for app in pairs(apps) do
     local life = app._life
     if life and life.listener and not app._on_state then
       local kill_timer, stop_bound = life.kill_timer, life.stop_bound
       life.kill_timer, life.stop_bound = false, false
-      stop_listening(app)
+      local ok, err = pcall(stop_listening, app)
       life.kill_timer, life.stop_bound = kill_timer, stop_bound
+      if not ok and not raised then raised = { err } end
     end
   end
+  if raised then error(raised[1], 0) end
 end
 
 -- kill_mode "group": the main process ended by itself; what it left in its
@@ -268,7 +275,10 @@ local function ended(app, how, settled)
   -- word (a stop that saw the end first: a last STATUS=), told before
   -- on_exit
   if app._life and app._life.listener then drain_all(app, true) end
-  stop_listening(app)
+  -- (an error its last log lines raise, its logger's, comes out once the
+  -- end is told, as the sweep's)
+  local heard_ok, heard_err = true, nil
+  if app._life then heard_ok, heard_err = pcall(stop_listening, app) end
   local proc = app._proc
   app._proc = false
   -- (an error the sweep of its group raises, its logger's, comes out
@@ -300,6 +310,7 @@ local function ended(app, how, settled)
     tell_exit(app, on_exit, how)
   end
   if not swept_ok then error(swept_err, 0) end
+  if not heard_ok then error(heard_err, 0) end
 end
 
 --- Has the app ended? how | nil (its end is recorded, on_exit run).
@@ -1136,7 +1147,9 @@ function App:close()
   loop.disown(self)
   loop.unwatch(self._watch or nil)
   self._watch, self._on_exit = false, false
-  stop_listening(self)
+  -- (what its logger raises comes out once all is closed)
+  local heard_ok, heard_err = true, nil
+  if self._life then heard_ok, heard_err = pcall(stop_listening, self) end
   if self._out then self._out:close() end
   local proc = self._proc
   if proc then
@@ -1149,6 +1162,7 @@ function App:close()
     end
     loop.close_process(proc)
   end
+  if not heard_ok then error(heard_err, 0) end
 end
 
 --- `local app <close> = appstart.start{...}` terminates the app at scope exit.

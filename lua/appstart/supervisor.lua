@@ -499,6 +499,18 @@ end
 local finish_start -- below
 
 local function begin(sv, svc)
+  local ok, h
+  if svc.opts.watchdog then
+    -- its pings are read while a call of the supervisor's waits, even
+    -- outside any loop (appstart.supervisor_driver)
+    ok, h = driver.served(start.begin, svc.opts, "appstart.supervisor", 1)
+  else
+    ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
+  end
+  -- (^C in a log function: the supervisor's caller is interrupted, the
+  -- start undone by its own guard; the service, left as it was, is begun
+  -- again by a later advance)
+  if not ok and loop.interrupt(h) then error(h, 0) end
   if svc.state == "backoff" and not svc.asked then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
   -- a stop ended the run of restarts (as systemd flushes its count at the
@@ -510,17 +522,6 @@ local function begin(sv, svc)
   -- (when it last took a slot: see reconcile)
   sv._begun = sv._begun + 1
   svc.begun = sv._begun
-  local ok, h
-  if svc.opts.watchdog then
-    -- its pings are read while a call of the supervisor's waits, even
-    -- outside any loop (appstart.supervisor_driver)
-    ok, h = driver.served(start.begin, svc.opts, "appstart.supervisor", 1)
-  else
-    ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
-  end
-  -- (^C in a log function: the supervisor's caller is interrupted, the
-  -- start undone by its own guard; the service is begun again after)
-  if not ok and loop.interrupt(h) then error(h, 0) end
   transition(sv, svc, "starting", {})
   if not ok then -- checked when added: what raises now is the world (a user removed)
     return start_failed(sv, svc, errors.new("spawn", tostring(h), nil, svc.name))
