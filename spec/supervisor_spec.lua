@@ -2518,10 +2518,12 @@ function TDrivers.test_cqueues_an_interrupt_in_a_log_function_that_holds_a_wait_
 end
 
 -- A ^C in the log function as a restart out of backoff begins (its app
--- spawned): the service is left as it was, due, and a later advance
--- begins it again (it stayed in backoff for good: the start had cleared
--- its due time before the interrupt came).
-function TDrivers.test_an_interrupt_as_a_restart_begins_leaves_the_service_to_be_begun_again()
+-- spawned): the act goes on (the start is made), the interrupt is handed
+-- on once it is over, and the run it ends stops the service as it stops
+-- every app of its own; nothing is left half made (the service stayed in
+-- backoff for good, its due time cleared, when the interrupt was raised
+-- where it landed).
+function TDrivers.test_an_interrupt_as_a_restart_begins_leaves_no_service_half_made()
   local before = S.snapshot()
   local spawns, states = 0, {}
   local sv = appstart.supervisor {
@@ -2542,11 +2544,52 @@ function TDrivers.test_an_interrupt_as_a_restart_begins_leaves_the_service_to_be
   lu.assertFalse(ok)
   lu.assertStrContains(tostring(err), "interrupted!")
   lu.assertTrue(spawns >= 2)
+  local up
   appstart.run(function()
-    lu.assertTrue(await(sv, function() return spawns >= 3 end, 3), "never begun again: "
-      .. table.concat(states, " "))
+    lu.assertTrue(await(sv, function() return spawns >= 3 or sv:status("a").state == "stopped" end, 3),
+      "left in " .. sv:status("a").state .. ": " .. table.concat(states, " "))
+    up = sv:up()
     sv:down()
   end)
+  lu.assertEquals(up, true)
+  S.assert_clean(before)
+end
+
+-- A ^C in the log function as it says a service's app ended and when it
+-- restarts: the act goes on to its end (the service in backoff, its
+-- restart armed) and the interrupt is handed on then (the service stayed
+-- "ready" with its app gone, and sv:down() raised "attempt to index a nil
+-- value").
+function TDrivers.test_an_interrupt_at_the_restart_line_is_handed_on_once_the_act_is_over()
+  local before = S.snapshot()
+  local told, spawns = false, 0
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "sleep=0.1", "exit=3" }, restart = "always",
+      backoff = { initial = 0.05, jitter = 0 }, kill_grace = 0.5 } },
+    log = function(_, message)
+      if message:match("spawned pid") then spawns = spawns + 1 end
+      if not told and message:find("restart in", 1, true) then
+        told = true
+        error("interrupted!", 0)
+      end
+    end,
+  }
+  local ok, err = pcall(appstart.run, function()
+    sv:up()
+    appstart.sleep(5)
+  end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "interrupted!")
+  lu.assertTrue(told)
+  local state = sv:status("a").state
+  lu.assertTrue(state == "backoff" or state == "starting" or state == "ready", state)
+  local down
+  appstart.run(function()
+    lu.assertTrue(await(sv, function() return spawns >= 2 end, 3), "never restarted")
+    down = sv:down()
+  end)
+  lu.assertEquals(down, true)
+  lu.assertEquals(sv:status("a").state, "stopped")
   S.assert_clean(before)
 end
 

@@ -60,12 +60,20 @@ local function say(svc, level, fmt, ...)
 end
 
 --- A logger of the user's that cannot raise into the supervisor: what it
--- raises goes to the default logger.
-local function safe_logger(user)
+-- raises goes to the default logger. A ^C is handed on to the caller, but
+-- in the supervisor's acting once the act is over (Supervisor:_advance):
+-- raised where it lands, it would leave the states half made (a service
+-- "ready" whose app had ended, its restart never armed).
+local function safe_logger(sv, user)
   return function(level, message)
     local ok, err = pcall(user, level, message)
-    if not ok and loop.interrupt(err) then error(err, 0) end
-    if not ok then log.default("error", "a log function raised " .. log.raised(err)) end
+    if ok then return end
+    if loop.interrupt(err) then
+      if not sv._busy then error(err, 0) end
+      sv._interrupted = sv._interrupted or err
+      return
+    end
+    log.default("error", "a log function raised " .. log.raised(err))
   end
 end
 
@@ -946,6 +954,12 @@ function Supervisor:_advance()
     self._looked_at = looked -- till a call waits on the set again
     close_poller(self)
   end
+  -- a ^C a log function took during the act, handed on now that it is over
+  local interrupted = self._interrupted
+  if interrupted then
+    self._interrupted = false
+    error(interrupted, 0)
+  end
 end
 
 -------------------------------------------------------------------------------
@@ -1120,7 +1134,7 @@ local function add_service(sv, name, cfg)
   local opts = {}
   for k, v in pairs(cfg.start) do opts[k] = v end
   local user_log = opts.log or sv._user_log
-  svc.log = user_log and safe_logger(user_log) or log.default
+  svc.log = user_log and safe_logger(sv, user_log) or log.default
   opts.log = user_log and svc.log or nil
   svc.on_exit, opts.on_exit = opts.on_exit, nil -- called by the supervisor, in order
   local on_status = opts.on_status
@@ -1200,7 +1214,7 @@ function M.new(spec, level)
     _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
     _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _dirty = false,
-    _busy = false, _busy_env = false, _busy_home = false, _changed = false, _rewake = false,
+    _busy = false, _busy_env = false, _busy_home = false, _interrupted = false, _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
     -- the main thread's (made or last driven by it, a plain script or a
     -- callback of its run by another loop's coroutine): served by another
