@@ -440,6 +440,30 @@ function TG.test_in_a_plain_script_a_look_at_the_end_does_not_wait_for_the_group
   S.assert_clean(before)
 end
 
+-- app:close() of an app whose main has ended, nothing having looked yet
+-- (a plain script): what it left in its group goes as after an end seen,
+-- SIGTERM first, SIGKILL after kill_grace (it had SIGKILL at once, the
+-- group let go of as a collected app's is).
+function TG.test_close_after_an_unseen_end_gives_the_group_its_sigterm_first()
+  local before = S.snapshot()
+  local child, trap, go = S.tmpname("child"), S.tmpname("trap"), S.tmpname("go")
+  local app = assert(start { kill_mode = "group", kill_grace = 0.5, argv = { F,
+    "fork", "trap=TERM:" .. trap, "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "notify=READY=1",
+    "waitfile=" .. go, "exit=0" } })
+  local pid, main = S.pid_in(child), app.pid
+  S.touch(go)
+  -- (ended, a zombie: nothing of appstart's has looked)
+  local deadline = now() + 3
+  while state_threads(main) ~= "Z" and now() < deadline do core.wait_readable(-1, 0.005) end
+  app:close()
+  -- (SIGKILL at once would leave no trace: the child gone, no file)
+  lu.assertTrue(S.await_with_sleep(function() return S.read(trap) ~= nil or not S.alive(pid) end, 3))
+  lu.assertEquals(S.read(trap), "15\n", "no SIGTERM came first")
+  lu.assertTrue(S.await_with_sleep(function() return not S.alive(pid) end, 3), "no SIGKILL after kill_grace")
+  lu.assertTrue(S.await_with_sleep(function() return select(2, require("appstart.loop").pending()) == 0 end, 3))
+  S.assert_clean(before)
+end
+
 -- app:terminate() (and a <close> variable's end) of an app whose leader
 -- has exited by itself, a member that ignores SIGTERM left in its group:
 -- the stop waits for it, SIGKILL after kill_grace, before it returns (it

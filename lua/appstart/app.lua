@@ -1149,9 +1149,19 @@ function App:close()
   self._watch, self._on_exit = false, false
   -- (what its logger raises comes out once all is closed)
   local heard_ok, heard_err = true, nil
-  if self._life then heard_ok, heard_err = pcall(stop_listening, self) end
-  if self._out then self._out:close() end
+  -- kill_mode "group": an end not seen yet is seen now, so that what the
+  -- app left in its group goes as after an end seen (SIGTERM, SIGKILL
+  -- after kill_grace), not with the SIGKILL at once of a group let go of
   local proc = self._proc
+  if proc and self._state ~= "exited" and proc:kill_mode() == "group" then
+    heard_ok, heard_err = pcall(check, self)
+  end
+  if self._life then
+    local ok, err = pcall(stop_listening, self)
+    if heard_ok and not ok then heard_ok, heard_err = ok, err end
+  end
+  if self._out then self._out:close() end
+  proc = self._proc
   if proc then
     -- (whoever waits on the app is woken: app:wait returns nil, "closed";
     -- app:reload too, waiting on a source of its own under another loop)
