@@ -182,22 +182,32 @@ static void remove_stale_dirs(const char *base)
     closedir(d);
 }
 
-/* The bases already swept in this process (a few; past that, each start
- * sweeps again, which is only slower). */
+/* The bases swept in this process (a few; past that, each start sweeps,
+ * which is only slower), and when: a base is swept again by a start once
+ * SWEEP_AGAIN seconds have passed, so that a launcher that runs on (a
+ * supervisor) removes what others killed since its first start left, at
+ * the cost of a read of the base a second at most. */
+#define SWEEP_AGAIN 1.0
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
-static char swept[4][128];
+static struct {
+    char base[128];
+    double again_at;
+} swept[4];
 static int nswept;
 
 static void sweep_once(const char *base)
 {
     pthread_mutex_lock(&swept_lock);
-    int done = 0;
-    for (int i = 0; i < nswept && !done; i++)
-        done = strcmp(swept[i], base) == 0;
-    if (!done) {
+    int i = 0;
+    while (i < nswept && strcmp(swept[i].base, base) != 0)
+        i++;
+    double t = sys_now();
+    if (i == nswept || t >= swept[i].again_at) {
         remove_stale_dirs(base);
-        if (nswept < 4 && strlen(base) < sizeof swept[0])
-            strcpy(swept[nswept++], base);
+        if (i == nswept && nswept < 4 && strlen(base) < sizeof swept[0].base)
+            strcpy(swept[nswept++].base, base);
+        if (i < nswept)
+            swept[i].again_at = t + SWEEP_AGAIN;
     }
     pthread_mutex_unlock(&swept_lock);
 }

@@ -835,11 +835,12 @@ function T.test_the_notify_socket_is_never_reached_through_a_link_another_user_o
   S.assert_clean(before)
 end
 
-function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start()
-  local base = directory("base", "755")
+-- A launcher killed with SIGKILL while it waits for READY=1 leaves its
+-- directory behind; the base's next start, in a launcher begun after or
+-- in one that ran before and runs on, removes it (one that had swept the
+-- base at its first start never swept it again).
+local function killed_launchers_directory(base)
   local pidfile, appfile = S.tmpname("launcher"), S.tmpname("app")
-  -- a launcher killed with SIGKILL while it waits for READY=1 leaves its
-  -- directory behind
   S.run_child({ env = { XDG_RUNTIME_DIR = base }, background = true }, "security_leftover_dirs_launcher_to_kill",
     pidfile, appfile)
   local launcher, app = S.pid_in(pidfile), S.pid_in(appfile)
@@ -849,10 +850,25 @@ function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start
   lu.assertTrue(S.await_gone(launcher))
   os.execute("kill -9 " .. app)
   lu.assertEquals(io.popen("ls " .. q(base)):read("a"), left, "the killed launcher's directory stays")
-  -- the next start (of a launcher of the same user, with the same base)
-  -- removes it
+end
+
+function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start()
+  local base = directory("base", "755")
+  killed_launchers_directory(base)
   local out = S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "security_leftover_dirs_next_start")
   lu.assertEquals(out, "15\n")
+  lu.assertEquals(io.popen("ls " .. q(base)):read("a"), "")
+end
+
+function T.test_directories_a_killed_launcher_left_are_removed_by_a_launcher_that_runs_on()
+  local base = directory("base", "755")
+  local ready, go, out = S.tmpname("ready"), S.tmpname("go"), S.tmpname("out")
+  S.run_child({ env = { XDG_RUNTIME_DIR = base }, background = true }, "security_leftover_dirs_long_launcher",
+    ready, go, out)
+  S.await_file(ready, 10)
+  killed_launchers_directory(base)
+  S.touch(go)
+  lu.assertEquals(S.await_file(out, 10), "15\n15\n")
   lu.assertEquals(io.popen("ls " .. q(base)):read("a"), "")
 end
 
