@@ -235,17 +235,29 @@ static void child_main(const struct spawn_request *req,
         src[n] = req->fds[i].parent_fd;
         dst[n++] = req->fds[i].child_fd;
     }
+    /* the moves need numbers above top + 1, one each at most: a target
+     * near the soft descriptor limit has them where the hard limit
+     * allows (the app's own soft limit is put back after) */
+    struct rlimit before_layout;
+    int layout_raised = 0;
+    rlim_t room = (rlim_t)top + 3 + (rlim_t)n;
+    if (getrlimit(RLIMIT_NOFILE, &before_layout) == 0 && before_layout.rlim_cur < room) {
+        struct rlimit more = { room < before_layout.rlim_max ? room : before_layout.rlim_max,
+                               before_layout.rlim_max };
+        layout_raised = setrlimit(RLIMIT_NOFILE, &more) == 0;
+    }
     if (error_fd >= 0 && error_fd <= top + 1) {
         int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
-        if (moved < 0) /* near the descriptor limit: report where it is */
-            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
+        if (moved < 0) /* near the descriptor limit: report where it is
+                        * (EINVAL: top + 2 is past it) */
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
         error_fd = moved;
     }
     for (int i = 0; i < n; i++)
         if (src[i] <= top + 1) {
             int moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
             if (moved < 0)
-                child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
+                child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
             for (int j = i + 1; j < n; j++)
                 if (src[j] == src[i])
                     src[j] = moved;
@@ -253,7 +265,7 @@ static void child_main(const struct spawn_request *req,
         }
     if (error_fd >= 0) {
         if (dup3(error_fd, top + 1, O_CLOEXEC) < 0)
-            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EBADF ? EMFILE : errno);
         error_fd = top + 1;
     }
     for (int i = 0; i < n; i++)
@@ -269,11 +281,12 @@ static void child_main(const struct spawn_request *req,
     }
     child_close_from(error_fd >= 0 ? top + 2 : top + 1);
 
-    if (nofile_raised) {
+    if (nofile_raised || layout_raised) {
         struct rlimit rl;
-        /* keep the hard limit as it is now; only the soft one goes back */
+        /* keep the hard limit as it is now; only the soft one goes back
+         * (the app keeps the descriptors above it it was given) */
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-            rl.rlim_cur = original_nofile.rlim_cur;
+            rl.rlim_cur = nofile_raised ? original_nofile.rlim_cur : before_layout.rlim_cur;
             (void)setrlimit(RLIMIT_NOFILE, &rl);
         }
     }

@@ -285,4 +285,26 @@ function T.test_a_target_descriptor_at_or_near_the_limit_fails_as_spawn_never_as
   lu.assertEquals(S.strays(), {})
 end
 
+-- The same under a soft limit of 64 alone (the hard one higher, as a
+-- shell's `ulimit -S -n` leaves it): every number the hard limit leaves
+-- room for starts (each failed from 62 on: the layout's moves need numbers
+-- above the highest target, which the soft limit refused, and said so as
+-- EINVAL), the app given the soft limit it had.
+function T.test_a_target_descriptor_past_the_soft_limit_alone_starts()
+  local hard = tonumber(io.popen("ulimit -H -n"):read("l"))
+  lu.skipIf(not hard or hard < 1030, "the hard descriptor limit leaves no room above 1023 here")
+  local text, ok, how, code = S.run_child({ nofile = 64, soft_only = true }, "layout_a_target_descriptor_near_the_limit")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  local rows, bad = 0, {}
+  for line in text:gmatch("[^\n]+") do
+    local which, fd, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
+    lu.assertNotNil(which, "unexpected output: " .. line)
+    rows = rows + 1
+    if outcome ~= "started" or same ~= "same" or kids ~= "[]" then bad[#bad + 1] = line end
+  end
+  lu.assertEquals(rows, 32, text)
+  lu.assertEquals(bad, {})
+  lu.assertEquals(S.strays(), {})
+end
+
 return { TestLayout = T }
