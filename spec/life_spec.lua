@@ -743,6 +743,27 @@ function TW.test_pings_keep_the_app_alive_and_silence_kills_it()
   S.assert_clean(before)
 end
 
+-- An app that exits by itself as its watchdog fires (its SIGABRT too late
+-- to count) ended by itself: never how.watchdog with an exit code (it
+-- said {code = 0, watchdog = true}, and the command "killed by its
+-- watchdog (SIGABRT)"); one the SIGABRT reached, {signal = 6, watchdog =
+-- true}.
+function TW.test_an_app_that_exits_as_its_watchdog_fires_was_not_killed_by_it()
+  local before = S.snapshot()
+  local hows = {}
+  run(function()
+    for i = 1, 8 do
+      local app = assert(start { argv = { F, "notify=READY=1", "exit=0" }, watchdog = 0.0000001 })
+      hows[i] = app:wait(5)
+    end
+  end)
+  for _, how in ipairs(hows) do
+    lu.assertTrue((how.code == 0 and how.watchdog == nil) or (how.signal == 6 and how.watchdog == true),
+      tostring(how))
+  end
+  S.assert_clean(before)
+end
+
 -- A stop under way is no hang: once the app says STOPPING=1, or the
 -- launcher terminates it, the watchdog is over (as systemd's is once a
 -- unit stops), and a shutdown that sends no ping ends as it ends, bounded

@@ -263,7 +263,9 @@ end
 local function ended(app, how, settled)
   if app._state == "exited" then return end
   errors.how(how)
-  if app._life and app._life.wd_fired then how.watchdog = true end
+  -- (killed by it: an app that exited by itself as its watchdog fired,
+  -- its SIGABRT too late, was not)
+  if app._life and app._life.wd_fired and (how.signal == 6 or how.signal == 9) then how.watchdog = true end
   app._state = "exited"
   app._how = how
   loop.disown(app)
