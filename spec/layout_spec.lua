@@ -297,7 +297,7 @@ function T.test_a_target_descriptor_past_the_soft_limit_alone_starts()
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows, bad = 0, {}
   for line in text:gmatch("[^\n]+") do
-    local which, fd, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
+    local which, _, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
     lu.assertNotNil(which, "unexpected output: " .. line)
     rows = rows + 1
     if outcome ~= "started" or same ~= "same" or kids ~= "[]" then bad[#bad + 1] = line end
