@@ -166,12 +166,13 @@ static void remove_stale_dirs(const char *base)
         long pid = strtol(name + plen, &end, 10);
         if (end == name + plen || *end != '.' || pid <= 0 || pid == me)
             continue;
-        if (procfs_liveness((pid_t)pid) != PROCFS_GONE)
-            continue; /* its launcher (or a process with its pid) lives */
+        /* (another user's first: never removed, nor looked into further) */
         struct stat st;
         if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
             continue;
+        if (procfs_liveness((pid_t)pid) != PROCFS_GONE)
+            continue; /* its launcher (or a process with its pid) lives */
         char sock[PATH_MAX];
         if ((size_t)snprintf(sock, sizeof sock, "%s/%s/" NOTIFY_NAME, base, name) >=
                 sizeof sock ||
@@ -183,10 +184,13 @@ static void remove_stale_dirs(const char *base)
 }
 
 /* The bases swept in this process (a few; past that, each start sweeps,
- * which is only slower), and when: a base is swept again by a start once
- * SWEEP_AGAIN seconds have passed, so that a launcher that runs on (a
- * supervisor) removes what others killed since its first start left, at
- * the cost of a read of the base a second at most. */
+ * which is only slower), and when again: a base only this user may
+ * write ($XDG_RUNTIME_DIR) is swept again by a start once SWEEP_AGAIN
+ * seconds have passed since the last sweep ended, so that a launcher
+ * that runs on (a supervisor) removes what others killed since its first
+ * start left, at the cost of a read of the base a second at most; one
+ * that others may write (/tmp) once a process, as another user could
+ * fill it with names to read (0: never again). */
 #define SWEEP_AGAIN 1.0
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -195,19 +199,25 @@ static struct {
 } swept[4];
 static int nswept;
 
+static int only_mine(const char *base)
+{
+    struct stat st;
+    return stat(base, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+           (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
 static void sweep_once(const char *base)
 {
     pthread_mutex_lock(&swept_lock);
     int i = 0;
     while (i < nswept && strcmp(swept[i].base, base) != 0)
         i++;
-    double t = sys_now();
-    if (i == nswept || t >= swept[i].again_at) {
+    if (i == nswept || (swept[i].again_at > 0 && sys_now() >= swept[i].again_at)) {
         remove_stale_dirs(base);
         if (i == nswept && nswept < 4 && strlen(base) < sizeof swept[0].base)
             strcpy(swept[nswept++].base, base);
         if (i < nswept)
-            swept[i].again_at = t + SWEEP_AGAIN;
+            swept[i].again_at = only_mine(base) ? sys_now() + SWEEP_AGAIN : 0;
     }
     pthread_mutex_unlock(&swept_lock);
 }

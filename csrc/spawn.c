@@ -88,6 +88,20 @@ static void child_fail(struct child_report *rep, int error_fd, int step, int err
     _exit(127);
 }
 
+/* In the child: lift the soft descriptor limit to the hard one, once
+ * (*raised), keeping what it was in *before: 1 when it was lifted. Only
+ * system calls: safe after vfork (the limit is the child's own). */
+static int child_more_fds(struct rlimit *before, int *raised)
+{
+    if (*raised || getrlimit(RLIMIT_NOFILE, before) != 0 || before->rlim_cur >= before->rlim_max)
+        return 0;
+    struct rlimit more = { before->rlim_max, before->rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &more) != 0)
+        return 0;
+    *raised = 1;
+    return 1;
+}
+
 /* Close every descriptor from lo up, or have the exec close them.
  * close_range(CLOSE_RANGE_CLOEXEC) only marks them, and the exec closes
  * them after it has let the launcher go (a vfork parent waits for the
@@ -235,19 +249,17 @@ static void child_main(const struct spawn_request *req,
         src[n] = req->fds[i].parent_fd;
         dst[n++] = req->fds[i].child_fd;
     }
-    /* the moves need numbers above top + 1, one each at most: a target
-     * near the soft descriptor limit has them where the hard limit
-     * allows (the app's own soft limit is put back after) */
+    /* the moves need free numbers above top + 1: a target near the soft
+     * descriptor limit, or the launcher's own descriptors above it, may
+     * leave none below it; then the child lifts its soft limit to the
+     * hard one (once) and tries again (the app's own soft limit is put
+     * back after) */
     struct rlimit before_layout;
     int layout_raised = 0;
-    rlim_t room = (rlim_t)top + 3 + (rlim_t)n;
-    if (getrlimit(RLIMIT_NOFILE, &before_layout) == 0 && before_layout.rlim_cur < room) {
-        struct rlimit more = { room < before_layout.rlim_max ? room : before_layout.rlim_max,
-                               before_layout.rlim_max };
-        layout_raised = setrlimit(RLIMIT_NOFILE, &more) == 0;
-    }
     if (error_fd >= 0 && error_fd <= top + 1) {
         int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
+        if (moved < 0 && child_more_fds(&before_layout, &layout_raised))
+            moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
         if (moved < 0) /* near the descriptor limit: report where it is
                         * (EINVAL: top + 2 is past it) */
             child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
@@ -256,6 +268,8 @@ static void child_main(const struct spawn_request *req,
     for (int i = 0; i < n; i++)
         if (src[i] <= top + 1) {
             int moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
+            if (moved < 0 && child_more_fds(&before_layout, &layout_raised))
+                moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
             if (moved < 0)
                 child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
             for (int j = i + 1; j < n; j++)
@@ -264,13 +278,17 @@ static void child_main(const struct spawn_request *req,
             src[i] = moved;
         }
     if (error_fd >= 0) {
-        if (dup3(error_fd, top + 1, O_CLOEXEC) < 0)
+        int placed = dup3(error_fd, top + 1, O_CLOEXEC);
+        if (placed < 0 && child_more_fds(&before_layout, &layout_raised))
+            placed = dup3(error_fd, top + 1, O_CLOEXEC);
+        if (placed < 0)
             child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EBADF ? EMFILE : errno);
         error_fd = top + 1;
     }
     for (int i = 0; i < n; i++)
-        if (dup2(src[i], dst[i]) < 0)
-            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno);
+        if (dup2(src[i], dst[i]) < 0 &&
+            (!child_more_fds(&before_layout, &layout_raised) || dup2(src[i], dst[i]) < 0))
+            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EBADF ? EMFILE : errno);
     for (int fd = 3; fd <= top; fd++) {
         int wanted = 0;
         for (int i = 0; i < n; i++)

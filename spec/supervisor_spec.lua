@@ -2593,6 +2593,35 @@ function TDrivers.test_an_interrupt_at_the_restart_line_is_handed_on_once_the_ac
   S.assert_clean(before)
 end
 
+-- A ^C a log function took, held till the act's end, and one of another
+-- callback's that ends the act first: one interrupt goes on, and a later
+-- call does not raise the held one (sv:status() raised "interrupted!").
+function TDrivers.test_a_held_interrupt_goes_with_the_acts_own_error_not_later()
+  local before = S.snapshot()
+  local checks, told = 0, false
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "pause" }, kill_grace = 0.5, ready = { check = function()
+      checks = checks + 1
+      if checks == 1 then error("interrupted!", 0) end
+      return true
+    end } } },
+    log = function(_, message)
+      if not told and message:match("spawned pid") then
+        told = true
+        error("interrupted!", 0)
+      end
+    end,
+  }
+  local ok, err = pcall(sv.up, sv)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "interrupted!")
+  lu.assertTrue(told)
+  ok, err = pcall(sv.status, sv, "a")
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(sv:down(), true)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

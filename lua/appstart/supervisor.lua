@@ -933,8 +933,10 @@ function Supervisor:_advance()
     ok, err = pcall(advance_body, self)
   end
   if not ok then
-    -- (a ^C in a log function, say: what waits on this advance, held by
-    -- it, is woken to look again, or it would wait for a later one)
+    -- (a ^C in a callback, say: what waits on this advance, held by it,
+    -- is woken to look again, or it would wait for a later one; a ^C a
+    -- log function took is handed on with it, never by a later call)
+    self._interrupted = false
     for w, env in pairs(self._waiters) do env.wake(w) end
     error(err, 0)
   end

@@ -4,7 +4,8 @@
 -- launcher that runs on: starts the fixture (ready at READY=1) and
 -- terminates it, writes READYFILE, waits for GOFILE (made once the other
 -- launcher has been killed), then, a second or more after its first
--- start (when a base is swept again), starts and terminates it again, and
+-- start (when a base only its user may write is swept again), starts and
+-- terminates it again, and
 -- writes the two signals that ended them to OUTFILE ("15\n15\n").
 -- arg[1]: READYFILE, arg[2]: GOFILE, arg[3]: OUTFILE.
 local appstart = require "appstart"
@@ -18,11 +19,12 @@ local function once()
   return app:terminate(1).signal
 end
 
-local t0 = core.now()
 local first = once()
+-- (its first sweep ended inside that start)
+local t1 = core.now()
 assert(io.open(READYFILE, "w")):close()
 K.await_path(GOFILE)
-core.wait_readable(-1, math.max(0, t0 + 1.05 - core.now()))
+core.wait_readable(-1, math.max(0, t1 + 1.05 - core.now()))
 local second = once()
 local f = assert(io.open(OUTFILE .. ".tmp", "w"))
 f:write(first, "\n", second, "\n")
