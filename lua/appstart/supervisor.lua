@@ -506,6 +506,20 @@ end
 
 local finish_start -- below
 
+-- A start stepped: true once it is done. A ^C out of the step (its check
+-- function's) cancels it, as an interrupted start is cancelled (its end
+-- a failed start, for the policy), and is handed on once the act is over
+-- (raised here, it left the start stalled: the service "starting" for
+-- good, and sv:up() raised "nothing left to wait for").
+local function step_start(sv, svc)
+  local h = svc.h
+  local ok, done = pcall(h.step, h)
+  if ok then return done end
+  if not (loop.interrupt(done) and sv._busy) then error(done, 0) end
+  sv._interrupted = sv._interrupted or done
+  return h:abandon()
+end
+
 local function begin(sv, svc)
   local ok, h
   if svc.opts.watchdog then
@@ -544,7 +558,7 @@ local function begin(sv, svc)
     sv._timed[svc] = true
     sv:_advance()
   end)
-  if h:step() then return finish_start(sv, svc) end
+  if step_start(sv, svc) then return finish_start(sv, svc) end
   local fd = h:pollfd()
   if fd then watch(sv, svc, fd) end
 end
@@ -699,7 +713,7 @@ local function poke(sv, svc, fired)
   if svc.h then
     -- (not from inside its own check function, which called the
     -- supervisor: its start is stepped once the check returns)
-    if not start.in_own_check(svc.h) and svc.h:step() then finish_start(sv, svc) end
+    if not start.in_own_check(svc.h) and step_start(sv, svc) then finish_start(sv, svc) end
   elseif svc.app then
     local app = svc.app
     -- the supervisor's own handle first: seen gone there, the app (asked
