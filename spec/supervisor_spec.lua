@@ -2476,9 +2476,9 @@ end
 
 -- The same, the log function raising ^C once it has waited (in the
 -- start's beginning, its app spawned): the interrupt goes to the caller
--- (it was taken for a failed start, code "spawn"), the app is ended as
--- a closed start's is, and the wait held on that advance is woken (it
--- was not, ever: sv:down() in the other task never returned).
+-- once the act is over (it was taken for a failed start, code "spawn"),
+-- and the wait held on that advance is woken (it was not, ever: sv:down()
+-- in the other task never returned), its app stopped by it.
 function TDrivers.test_cqueues_an_interrupt_in_a_log_function_that_holds_a_wait_goes_on_and_wakes_it()
   local cqueues = require "cqueues"
   local before = S.snapshot()

@@ -529,9 +529,9 @@ local function begin(sv, svc)
   else
     ok, h = pcall(start.begin, svc.opts, "appstart.supervisor", 1)
   end
-  -- (^C in a log function: the supervisor's caller is interrupted, the
-  -- start undone by its own guard; the service, left as it was, is begun
-  -- again by a later advance)
+  -- (a ^C out of it, where no act held it back: the caller interrupted,
+  -- the start undone by its own guard; the service, left as it was, is
+  -- begun again by a later advance)
   if not ok and loop.interrupt(h) then error(h, 0) end
   if svc.state == "backoff" and not svc.asked then svc.restarts = svc.restarts + 1 end
   if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
