@@ -219,6 +219,27 @@ function T.test_EXTEND_TIMEOUT_USEC_pushes_the_deadline()
   S.assert_clean(before)
 end
 
+-- An EXTEND_TIMEOUT_USEC= sent while the helper still runs (the pid
+-- phase) never shortens the ready phase's deadline, ready_timeout from
+-- the helper's end (a 1 µs one took it back to ready_timeout from when it
+-- came: a timeout, the app about to say READY=1), and a longer one is
+-- kept for it.
+function T.test_an_extend_before_the_helper_has_ended_never_shortens_the_deadline()
+  local before = S.snapshot()
+  local function with(extend, ready_at, helper_for)
+    local helper = { F, "fork", "notify=EXTEND_TIMEOUT_USEC=" .. extend, "sleep=" .. ready_at, "notify=READY=1", "pause",
+      "|", "int32=3:child", "sleep=" .. helper_for, "exit=0" }
+    local app, err = start { helper = helper, argv = { "pause" }, ready_timeout = 1, pid_timeout = 5 }
+    if app then app:terminate() end
+    return app and "ready" or err.code .. ": " .. err.message
+  end
+  -- (ready 1.2 s in, the ready phase's deadline 1.8 s in)
+  lu.assertEquals(with(1, 1.2, 0.8), "ready")
+  -- (ready 2 s in, past the ready phase's own 1.3 s, within 2.5 s)
+  lu.assertEquals(with(2500000, 2, 0.3), "ready")
+  S.assert_clean(before)
+end
+
 -- A start that EXTEND_TIMEOUT_USEC= extended and that times out all the
 -- same says for how long it waited and why: "within 0.2 s" (the
 -- ready_timeout) was not what happened.

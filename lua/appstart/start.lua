@@ -175,7 +175,8 @@ local nofile_raised = false
 -- out_left, whether a step left some of what they held.
 local function new_rare(served, by)
   return { served = served, refused = false, watchdog = false, helper_exited = false, quiet = false,
-    looking = false, by = by, spell = false, extended = false, out_fds = false, out_left = false }
+    looking = false, by = by, spell = false, extended = false, extend_until = false, out_fds = false,
+    out_left = false }
 end
 
 -- The start's name in messages: its program's, its control characters
@@ -457,13 +458,20 @@ local function on_event(h, kind, value, count, text)
     if now() - r.at >= 1 then log_refused(h) end
   elseif kind == "extend" then
     -- it never shortens ready_timeout: before the ready phase has a
-    -- deadline (a helper still running), it counts from now as that phase
-    -- would
-    local t = now()
-    local until_ = t + value / 1e6
-    local deadline = h._ready_deadline or (t + (h._opts.ready_timeout or DEFAULTS.ready_timeout))
-    h._ready_deadline = until_ > deadline and until_ or deadline
-    if until_ > deadline then rare(h).extended = true end
+    -- deadline (a helper still running), it is kept for that phase's, as
+    -- the least it may be (set from now then, it took that deadline back
+    -- to this step's ready_timeout, earlier than the phase's own)
+    local until_ = now() + value / 1e6
+    local deadline = h._ready_deadline
+    if deadline then
+      if until_ > deadline then
+        h._ready_deadline = until_
+        rare(h).extended = true
+      end
+    else
+      local r = rare(h)
+      if not r.extend_until or until_ > r.extend_until then r.extend_until = until_ end
+    end
     if h._debug then
       log.limited(quiet(h), "extend", logger, "debug", format("%s: ready timeout extended by %.3f s", label(h),
         value / 1e6))
@@ -988,6 +996,12 @@ function Starting:step()
     deadline = self._ready_deadline
     if not deadline then
       deadline = t + (self._opts.ready_timeout or DEFAULTS.ready_timeout)
+      -- (one an EXTEND_TIMEOUT_USEC= before this phase asked for, if later)
+      local r = self._rare
+      if r and r.extend_until and r.extend_until > deadline then
+        deadline = r.extend_until
+        r.extended = true
+      end
       self._ready_deadline = deadline
     end
   end
