@@ -1315,6 +1315,22 @@ function Watch.test_watchdog_kills_an_app_that_stops_pinging()
   assert_contains(err2, "option '--watchdog' needs --watch", "stderr")
 end
 
+-- An app that handles the watchdog's SIGABRT and exits with a code of its
+-- own: it exited with that code as its watchdog fired, and the command
+-- says so, not that the watchdog killed it (it said "was killed by its
+-- watchdog (SIGABRT)" of an app that exited 0).
+function Watch.test_an_app_that_exits_as_its_watchdog_fires_is_not_said_killed()
+  local code, out, err = run { "--watch", "--json", "--watchdog=0.2", "--grace=2", "--",
+    F, "catch=ABRT", "notify=READY=1", "waitsig=ABRT", "exit=3" }
+  lu.assertEquals(code, 3, err)
+  assert_contains(out, '"exit_code":3,"signal":null,"watchdog":true}', "stdout")
+  local code2, _, err2 = run { "--watch", "--watchdog=0.2", "--grace=2", "--",
+    F, "catch=ABRT", "notify=READY=1", "waitsig=ABRT", "exit=3" }
+  lu.assertEquals(code2, 3, err2)
+  assert_contains(err2, "appstart: fixture (pid ", "stderr")
+  assert_contains(err2, ") exited with code 3 as its watchdog fired\n", "stderr")
+end
+
 --- The app moves its main process (MAINPID=) to a child it forked, which
 -- crashes once its parent has gone: that process is not the command's
 -- child, so how it ended cannot be known, and the command does not take

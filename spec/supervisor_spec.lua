@@ -2646,6 +2646,38 @@ function TDrivers.test_an_interrupt_in_a_check_function_cancels_its_start_and_go
   S.assert_clean(before)
 end
 
+-- A ^C a log function took, held till the act's end, and one of on_event's
+-- in the same call (a plain script's, run as the act ends): one goes on,
+-- and a later call does not raise the held one (sv:status() raised it).
+function TDrivers.test_a_held_interrupt_is_not_raised_by_a_later_call()
+  local before = S.snapshot()
+  local told, evtold = false, false
+  local sv = appstart.supervisor {
+    services = { a = { argv = { F, "notify=READY=1", "pause" }, kill_grace = 0.5 } },
+    log = function(_, message)
+      if not told and message:match("spawned pid") then
+        told = true
+        error("interrupted!", 0)
+      end
+    end,
+    on_event = function(_, state)
+      if not evtold and state == "starting" then
+        evtold = true
+        error("interrupted!", 0)
+      end
+    end,
+  }
+  local ok, err = pcall(sv.up, sv)
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "interrupted!")
+  lu.assertTrue(told and evtold)
+  ok, err = pcall(sv.status, sv, "a")
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(sv:up(), true)
+  lu.assertEquals(sv:down(), true)
+  S.assert_clean(before)
+end
+
 -- The same from a cqueues controller to luv: the driver goes where the
 -- calls come from.
 function TDrivers.test_a_supervisor_brought_up_under_cqueues_goes_on_under_luv()

@@ -263,9 +263,10 @@ end
 local function ended(app, how, settled)
   if app._state == "exited" then return end
   errors.how(how)
-  -- (killed by it: an app that exited by itself as its watchdog fired,
-  -- its SIGABRT too late, was not)
-  if app._life and app._life.wd_fired and (how.signal == 6 or how.signal == 9) then how.watchdog = true end
+  -- (its watchdog fired: judged hung, however it ended then, as systemd
+  -- counts it: killed by the SIGABRT, exiting on it with a code of its
+  -- own, or by itself as it fired)
+  if app._life and app._life.wd_fired then how.watchdog = true end
   app._state = "exited"
   app._how = how
   loop.disown(app)

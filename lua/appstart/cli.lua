@@ -688,7 +688,10 @@ local function report_exit(o, app, how)
     return
   end
   local what
-  if how.watchdog then what = "was killed by its watchdog (" .. signal_name(how.signal or 6) .. ")"
+  -- (its watchdog fired: killed by it, or it exited with a code of its
+  -- own as it fired, which is not said to be a kill)
+  if how.watchdog and how.code then what = "exited with code " .. how.code .. " as its watchdog fired"
+  elseif how.watchdog then what = "was killed by its watchdog (" .. signal_name(how.signal or 6) .. ")"
   elseif how.code then what = "exited with code " .. how.code
   elseif how.signal then what = "was killed by " .. signal_name(how.signal)
   else what = "exited (its exit status is unknown: it is not appstart's child)"

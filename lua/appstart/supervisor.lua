@@ -954,6 +954,11 @@ function Supervisor:_advance()
     for w, env in pairs(self._waiters) do env.wake(w) end
     error(err, 0)
   end
+  -- (a ^C a log function took, handed on at the end; taken now: a ^C of a
+  -- callback's the flush runs goes on instead, never both, nor this one
+  -- at a later call)
+  local interrupted = self._interrupted
+  self._interrupted = false
   flush(self)
   if self._changed then
     for w, env in pairs(self._waiters) do env.wake(w) end
@@ -971,11 +976,7 @@ function Supervisor:_advance()
     close_poller(self)
   end
   -- a ^C a log function took during the act, handed on now that it is over
-  local interrupted = self._interrupted
-  if interrupted then
-    self._interrupted = false
-    error(interrupted, 0)
-  end
+  if interrupted then error(interrupted, 0) end
 end
 
 -------------------------------------------------------------------------------
