@@ -831,6 +831,16 @@ function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   assert_a_broken_reload_changes_nothing("return { services = ", "") -- cut short
 end
 
+-- (a table whose __index raises: what the file returned, or its services
+-- table, read by the reload; it ended the command, its services stopped)
+function TC.test_a_reload_from_a_file_whose_tables_raise_changes_nothing()
+  assert_a_broken_reload_changes_nothing("return setmetatable({}, { __index = function() error('idx') end })",
+    ": idx")
+  assert_a_broken_reload_changes_nothing(string.format("local F = %q\nreturn { services = setmetatable("
+    .. "{ b = { argv = { F, 'pause' } } }, { __index = function(_, k) error('no such service: ' .. k, 2) end }) }\n",
+    F), "no such service: a")
+end
+
 -- (its text the same: what changed is who may write it)
 function TC.test_a_reload_from_a_file_another_user_could_change_changes_nothing()
   assert_a_broken_reload_changes_nothing(string.format("local F = %q\nreturn { services = {\n"

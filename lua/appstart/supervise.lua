@@ -87,13 +87,7 @@ local FILE_MAX = 1 << 20
 
 --- The supervisor's spec from path: the table its chunk returns, or nil,
 -- message.
-function M.load(path)
-  local text, why = core.read_trusted(path, FILE_MAX)
-  if not text then return nil, why end
-  local chunk, err = load(text, "@" .. path, "t")
-  if not chunk then return nil, err end
-  local ok, spec = pcall(chunk)
-  if not ok then return nil, path .. ": " .. log.raised(spec) end
+local function spec_of(path, spec)
   if type(spec) ~= "table" then
     return nil, path .. ": must return the supervisor's table, returned " .. type(spec)
   end
@@ -101,6 +95,20 @@ function M.load(path)
     return nil, path .. ": the table has no 'services' table"
   end
   return spec
+end
+
+function M.load(path)
+  local text, why = core.read_trusted(path, FILE_MAX)
+  if not text then return nil, why end
+  local chunk, err = load(text, "@" .. path, "t")
+  if not chunk then return nil, err end
+  local ok, spec = pcall(chunk)
+  if not ok then return nil, path .. ": " .. log.raised(spec) end
+  -- (what it returned read under pcall: a table whose __index raises, a
+  -- strict one's, is said as the file's error)
+  local read, got, bad = pcall(spec_of, path, spec)
+  if not read then return nil, path .. ": " .. log.raised(got) end
+  return got, bad
 end
 
 -------------------------------------------------------------------------------
@@ -511,7 +519,15 @@ function M.run(o, spec, command)
       reload_over()
       return
     end
-    local added, removed, changed = M.diff(current, new)
+    -- (read under pcall too: a strict services table raises for a name it
+    -- has not, which the difference asks for)
+    local diffed, added, removed, changed = pcall(M.diff, current, new)
+    if not diffed then
+      log.show("appstart: reload: ", log.raised(added), " (the services are left as they were)\n")
+      reloaded()
+      reload_over()
+      return
+    end
     -- the file's own fields: on_event from now on, parallel for the starts
     -- from now on, log for the services added from now on (those that use
     -- it are changed: removed and added again below)
