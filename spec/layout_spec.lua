@@ -264,23 +264,33 @@ end
 -- number (ready_fd alone, then pid_fd of a helper), start and print one
 -- line: how and which, the number, the outcome, whether the launcher's
 -- descriptors are the same after, and its children.
+-- The child's lines, run as `how` says (S.run_child): for each, the line,
+-- the number, the outcome, "same" or "changed", the children.
+local function near_the_limit(how)
+  local text, ok, why, code = S.run_child(how, "layout_a_target_descriptor_near_the_limit")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", why, code, text))
+  local lines = text:gmatch("[^\n]+")
+  return function()
+    local line = lines()
+    if not line then return nil end
+    local which, fd, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
+    lu.assertNotNil(which, "unexpected output: " .. line)
+    return line, tonumber(fd), outcome, same, kids
+  end
+end
+
 function T.test_a_target_descriptor_at_or_near_the_limit_fails_as_spawn_never_as_exit_127()
   -- the child cannot hold descriptors at or past RLIMIT_NOFILE: such a
   -- layout must fail as an exec failure does (spawn, with an errno), never
   -- look like an app that started and exited 127
-  local text, ok, how, code = S.run_child({ nofile = 64 }, "layout_a_target_descriptor_near_the_limit")
-  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows, bad = 0, {}
-  for line in text:gmatch("[^\n]+") do
-    local which, fd, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
-    lu.assertNotNil(which, "unexpected output: " .. line)
+  for line, fd, outcome, same, kids in near_the_limit { nofile = 64 } do
     rows = rows + 1
-    fd = tonumber(fd)
     if fd == 40 and outcome ~= "started" then bad[#bad + 1] = line .. "  (room to spare: must start)" end
     if outcome ~= "started" and not outcome:match("^spawn:%d+$") then bad[#bad + 1] = line end
     if same ~= "same" or kids ~= "[]" then bad[#bad + 1] = line .. "  (left something)" end
   end
-  lu.assertEquals(rows, 32, text)
+  lu.assertEquals(rows, 32)
   lu.assertEquals(bad, {}, "outcomes other than started or spawn with an errno")
   lu.assertEquals(S.strays(), {})
 end
@@ -293,20 +303,16 @@ end
 function T.test_a_target_descriptor_past_the_soft_limit_alone_starts()
   local hard = tonumber(io.popen("ulimit -H -n"):read("l"))
   lu.skipIf(not hard or hard < 1030, "the hard descriptor limit leaves no room above 1023 here")
-  local text, ok, how, code = S.run_child({ nofile = 64, soft_only = true }, "layout_a_target_descriptor_near_the_limit")
-  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   local rows, bad = 0, {}
-  for line in text:gmatch("[^\n]+") do
-    local which, _, outcome, same, kids = line:match("^(%S+)\t(%d+)\t(%S+)\t(%S+)\t(%S+)$")
-    lu.assertNotNil(which, "unexpected output: " .. line)
+  for line, _, outcome, same, kids in near_the_limit { nofile = 64, soft_only = true } do
     rows = rows + 1
     if outcome ~= "started" or same ~= "same" or kids ~= "[]" then bad[#bad + 1] = line end
   end
-  lu.assertEquals(rows, 32, text)
+  lu.assertEquals(rows, 32)
   lu.assertEquals(bad, {})
   -- (and below the soft limit, where the launcher's own descriptors hold
   -- every number above the target: they failed, "Too many open files")
-  text, ok, how, code = S.run_child({ nofile = 64, soft_only = true }, "layout_targets_below_the_launchers_own")
+  local text, ok, how, code = S.run_child({ nofile = 64, soft_only = true }, "layout_targets_below_the_launchers_own")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "40\tstarted\n58\tstarted\n")
   lu.assertEquals(S.strays(), {})

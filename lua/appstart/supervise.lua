@@ -508,26 +508,21 @@ function M.run(o, spec, command)
   local function reload()
     reloading = reloading + 1
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
+    local function refused(why)
+      log.show("appstart: reload: ", log.raised(why), " (the services are left as they were)\n")
+      reloaded()
+      reload_over()
+    end
     local new, err = M.load(o.file)
     if new then
       local ok, e = pcall(appstart.supervisor, with_our_events(new)) -- checked whole first
       if not ok then new, err = nil, e end
     end
-    if not new then
-      log.show("appstart: reload: ", log.raised(err), " (the services are left as they were)\n")
-      reloaded()
-      reload_over()
-      return
-    end
+    if not new then return refused(err) end
     -- (read under pcall too: a strict services table raises for a name it
     -- has not, which the difference asks for)
     local diffed, added, removed, changed = pcall(M.diff, current, new)
-    if not diffed then
-      log.show("appstart: reload: ", log.raised(added), " (the services are left as they were)\n")
-      reloaded()
-      reload_over()
-      return
-    end
+    if not diffed then return refused(added) end
     -- the file's own fields: on_event from now on, parallel for the starts
     -- from now on, log for the services added from now on (those that use
     -- it are changed: removed and added again below)
