@@ -9,12 +9,7 @@ local appstart = require "appstart"
 local K = require "childkit"
 
 local F = K.fixture()
-local held = {}
-while true do
-  local f = io.open("/dev/null")
-  if not f then break end
-  held[#held + 1] = f
-end
+local held = K.take_all_descriptors()
 for i = 1, 30 do held[i]:close() end
 for _, fd in ipairs { 40, 58 } do
   local app, err = appstart.start { argv = { F, "line=" .. fd .. ":x", "pause" }, ready = "fd", ready_fd = fd,
