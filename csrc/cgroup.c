@@ -227,36 +227,20 @@ static int remove_stale(int parent_fd)
     return left;
 }
 
-/* The parents already swept in this process (a few; past that, every
- * start sweeps, which is only slower). One found clean is not swept again;
- * one where a killed launcher's app still ran (or one a launcher left
- * running as it exited: app:close(), the command) is swept again by a
- * start once SWEEP_AGAIN seconds have passed, so that such a directory
- * goes once it has emptied, and many such apps running on cost a start
- * nothing in between. */
-#define SWEEP_AGAIN 1.0
+/* The parents already swept in this process. One found clean is not
+ * swept again; one where a killed launcher's app still ran (or one a
+ * launcher left running as it exited: app:close(), the command) is swept
+ * again by a start once SYS_SWEEP_AGAIN seconds have passed, so that such
+ * a directory goes once it has emptied, and many such apps running on
+ * cost a start nothing in between. */
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    char parent[128];
-    double again_at; /* 0: clean */
-} swept[4];
-static int nswept;
+static struct sys_sweeps swept;
 static unsigned long serial;
 
 static void sweep_once(int parent_fd, const char *parent)
 {
-    int i = 0;
-    while (i < nswept && strcmp(swept[i].parent, parent) != 0)
-        i++;
-    if (i < nswept && (swept[i].again_at == 0 || sys_now() < swept[i].again_at))
-        return;
-    int left = remove_stale(parent_fd);
-    if (i == nswept) {
-        if (nswept == 4 || strlen(parent) >= sizeof swept[0].parent)
-            return;
-        strcpy(swept[nswept++].parent, parent);
-    }
-    swept[i].again_at = left != 0 ? sys_now() + SWEEP_AGAIN : 0; /* (-1: unread) */
+    if (sys_sweep_due(&swept, parent))
+        sys_swept(&swept, parent, remove_stale(parent_fd) != 0); /* (-1: unread) */
 }
 
 static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char *fmt, ...)

@@ -183,21 +183,15 @@ static void remove_stale_dirs(const char *base)
     closedir(d);
 }
 
-/* The bases swept in this process (a few; past that, each start sweeps,
- * which is only slower), and when again: a base only this user may
- * write ($XDG_RUNTIME_DIR) is swept again by a start once SWEEP_AGAIN
- * seconds have passed since the last sweep ended, so that a launcher
- * that runs on (a supervisor) removes what others killed since its first
- * start left, at the cost of a read of the base a second at most; one
- * that others may write (/tmp) once a process, as another user could
- * fill it with names to read (0: never again). */
-#define SWEEP_AGAIN 1.0
+/* The bases swept in this process, and when again: a base only this user
+ * may write ($XDG_RUNTIME_DIR) is swept again by a start once
+ * SYS_SWEEP_AGAIN seconds have passed since the last sweep ended, so that
+ * a launcher that runs on (a supervisor) removes what others killed since
+ * its first start left, at the cost of a read of the base a second at
+ * most; one that others may write (/tmp) once a process, as another user
+ * could fill it with names to read. */
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    char base[128];
-    double again_at;
-} swept[4];
-static int nswept;
+static struct sys_sweeps swept;
 
 static int only_mine(const char *base)
 {
@@ -209,15 +203,9 @@ static int only_mine(const char *base)
 static void sweep_once(const char *base)
 {
     pthread_mutex_lock(&swept_lock);
-    int i = 0;
-    while (i < nswept && strcmp(swept[i].base, base) != 0)
-        i++;
-    if (i == nswept || (swept[i].again_at > 0 && sys_now() >= swept[i].again_at)) {
+    if (sys_sweep_due(&swept, base)) {
         remove_stale_dirs(base);
-        if (i == nswept && nswept < 4 && strlen(base) < sizeof swept[0].base)
-            strcpy(swept[nswept++].base, base);
-        if (i < nswept)
-            swept[i].again_at = only_mine(base) ? sys_now() + SWEEP_AGAIN : 0;
+        sys_swept(&swept, base, only_mine(base));
     }
     pthread_mutex_unlock(&swept_lock);
 }

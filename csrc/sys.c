@@ -96,6 +96,32 @@ double sys_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int sweep_find(const struct sys_sweeps *s, const char *place)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->place[i], place) == 0)
+            return i;
+    return -1;
+}
+
+int sys_sweep_due(const struct sys_sweeps *s, const char *place)
+{
+    int i = sweep_find(s, place);
+    return i < 0 || (s->again_at[i] > 0 && sys_now() >= s->again_at[i]);
+}
+
+void sys_swept(struct sys_sweeps *s, const char *place, int again)
+{
+    int i = sweep_find(s, place);
+    if (i < 0) {
+        if (s->n == SYS_SWEEPS || strlen(place) >= sizeof s->place[0])
+            return;
+        i = s->n++;
+        strcpy(s->place[i], place);
+    }
+    s->again_at[i] = again ? sys_now() + SYS_SWEEP_AGAIN : 0;
+}
+
 int sys_lacks_resources(int err)
 {
     return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;

@@ -63,6 +63,24 @@ int sys_set_nonblock(int fd, int on);
 /* Monotonic time in seconds. */
 double sys_now(void);
 
+/* The places a sweep of what killed launchers left has looked at in this
+ * process, and when to look again (the notify sockets' base directories,
+ * the cgroups' parents): a few, past which every call sweeps, which is
+ * only slower. The caller holds its own lock around both calls. */
+#define SYS_SWEEPS 4
+#define SYS_SWEEP_AGAIN 1.0 /* seconds after a sweep ended */
+struct sys_sweeps {
+    char place[SYS_SWEEPS][128];
+    double again_at[SYS_SWEEPS]; /* 0: never again */
+    int n;
+};
+/* Whether place is due: never swept here, or its time to look again has
+ * come. */
+int sys_sweep_due(const struct sys_sweeps *s, const char *place);
+/* Place has just been swept: look again SYS_SWEEP_AGAIN seconds from now
+ * (again), or never. */
+void sys_swept(struct sys_sweeps *s, const char *place, int again);
+
 /* Whether err says the system is out of descriptors or memory for now
  * (EMFILE, ENFILE, ENOMEM, ENOBUFS): a try that failed and is made again
  * later, never a verdict on the app. */
