@@ -372,23 +372,6 @@ static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-/* Accept "--name value" and "--name=value". Returns the value or NULL when
- * arg is not this option; a missing value is a usage error. */
-static const char *option_value(const char *arg, const char *name,
-                                int argc, char **argv, int *i)
-{
-    size_t len = strlen(name);
-    if (strncmp(arg, name, len) != 0)
-        return NULL;
-    if (arg[len] == '=')
-        return arg + len + 1;
-    if (arg[len] != '\0')
-        return NULL;
-    if (*i + 1 >= argc)
-        usage_error("option needs a value", name);
-    return argv[++*i];
-}
-
 static int parse_fd(const char *v, const char *what)
 {
     unsigned long fd;
@@ -399,18 +382,59 @@ static int parse_fd(const char *v, const char *what)
     return (int)fd;
 }
 
-/* The options that take a value ("--name value" or "--name=value"). */
-static const char *const VALUE_OPTIONS[] = {
-    "--signal", "--pgid", "--pidfd", "--user", "--group", "--chdir", "--path",
-    "--pid-fd", "--error-fd", "--keep-fd", "--module-version", "--pid-format", NULL
+/* Every option, once: its name, whether it takes a value ("--name value"
+ * or "--name=value"), whether it goes with starting an app only (not with
+ * --signal), and whether it may be given more than once (one that takes a
+ * value would otherwise have its first value silently replaced). */
+enum option_id {
+    OPT_HELP, OPT_VERSION, OPT_SETSID, OPT_LOGIN_ENV, OPT_ENCODED_ENV,
+    OPT_PROCESS_GROUP, OPT_SIGNAL, OPT_PGID, OPT_PIDFD, OPT_USER, OPT_GROUP,
+    OPT_CHDIR, OPT_PATH, OPT_PID_FD, OPT_ERROR_FD, OPT_KEEP_FD,
+    OPT_MODULE_VERSION, OPT_PID_FORMAT
 };
+static const struct option_spec {
+    const char *name;
+    enum option_id id;
+    unsigned char takes_value, start_only, repeatable;
+} OPTIONS[] = {
+    { "--help", OPT_HELP, 0, 0, 1 },
+    { "--version", OPT_VERSION, 0, 0, 1 },
+    { "--setsid", OPT_SETSID, 0, 1, 1 },
+    { "--login-env", OPT_LOGIN_ENV, 0, 1, 1 },
+    { "--encoded-env", OPT_ENCODED_ENV, 0, 1, 1 },
+    { "--process-group", OPT_PROCESS_GROUP, 0, 0, 1 },
+    { "--signal", OPT_SIGNAL, 1, 0, 0 },
+    { "--pgid", OPT_PGID, 1, 0, 0 },
+    { "--pidfd", OPT_PIDFD, 1, 0, 0 },
+    { "--user", OPT_USER, 1, 0, 0 },
+    { "--group", OPT_GROUP, 1, 1, 0 },
+    { "--chdir", OPT_CHDIR, 1, 1, 0 },
+    { "--path", OPT_PATH, 1, 1, 0 },
+    { "--pid-fd", OPT_PID_FD, 1, 1, 0 },
+    { "--error-fd", OPT_ERROR_FD, 1, 1, 0 },
+    { "--keep-fd", OPT_KEEP_FD, 1, 1, 1 },
+    { "--module-version", OPT_MODULE_VERSION, 1, 0, 0 },
+    { "--pid-format", OPT_PID_FORMAT, 1, 1, 0 },
+};
+#define NOPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
-static int takes_value(const char *arg)
+/* The option arg is (NULL: none), with *value its "=value" part, if any
+ * (only an option that takes a value has one). */
+static const struct option_spec *find_option(const char *arg, const char **value)
 {
-    for (int k = 0; VALUE_OPTIONS[k]; k++)
-        if (strcmp(arg, VALUE_OPTIONS[k]) == 0)
-            return 1;
-    return 0;
+    *value = NULL;
+    for (size_t k = 0; k < NOPTIONS; k++) {
+        size_t len = strlen(OPTIONS[k].name);
+        if (strncmp(arg, OPTIONS[k].name, len) != 0)
+            continue;
+        if (arg[len] == '\0')
+            return &OPTIONS[k];
+        if (arg[len] == '=' && OPTIONS[k].takes_value) {
+            *value = arg + len + 1;
+            return &OPTIONS[k];
+        }
+    }
+    return NULL;
 }
 
 /* A module of another version than this helper's (an upgrade that left
@@ -425,19 +449,16 @@ static void check_module_version(int argc, char **argv)
 {
     const char *version = NULL, *error_fd = NULL;
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0 && argv[i][0] == '-'; i++) {
-        const char *names[2] = { "--module-version", "--error-fd" };
-        const char **values[2] = { &version, &error_fd };
-        for (int k = 0; k < 2; k++) {
-            size_t len = strlen(names[k]);
-            if (strncmp(argv[i], names[k], len) != 0)
-                continue;
-            if (argv[i][len] == '=')
-                *values[k] = argv[i] + len + 1;
-            else if (argv[i][len] == '\0' && i + 1 < argc)
-                *values[k] = argv[i + 1];
-        }
-        if (takes_value(argv[i]))
-            i++; /* (its value, whatever it looks like) */
+        const char *v;
+        const struct option_spec *o = find_option(argv[i], &v);
+        if (!o || !o->takes_value)
+            continue;
+        if (!v && i + 1 < argc)
+            v = argv[++i]; /* (its value, whatever it looks like) */
+        if (o->id == OPT_MODULE_VERSION)
+            version = v;
+        else if (o->id == OPT_ERROR_FD)
+            error_fd = v;
     }
     if (!version || strcmp(version, APPSTART_VERSION) == 0)
         return;
@@ -449,108 +470,107 @@ static void check_module_version(int argc, char **argv)
     exit(EXIT_USAGE);
 }
 
-/* An option given twice would have its first value silently replaced:
- * refused (--keep-fd alone may be repeated). */
-#define ONCE(bit, name)                                                        \
-    do {                                                                       \
-        if (seen & (1u << (bit)))                                              \
-            usage_error("option given twice", name);                           \
-        seen |= 1u << (bit);                                                   \
-    } while (0)
-
 static void parse_options(int argc, char **argv, struct options *opt)
 {
     int i;
-    const char *v;
     unsigned seen = 0;
     opt->pid_fd = 3;
     opt->error_fd = -1;
     opt->pid_format = PID_INT32LE;
     for (i = 1; i < argc; i++) {
-        const char *arg = argv[i];
+        const char *arg = argv[i], *v;
         if (strcmp(arg, "--") == 0) {
             i++;
             break;
         }
-        if (strcmp(arg, "--help") == 0) {
+        if (arg[0] != '-')
+            break; /* the first non-option starts ARGV, as with getopt's "+" mode */
+        const struct option_spec *o = find_option(arg, &v);
+        if (!o)
+            usage_error("unknown option", arg);
+        if (o->takes_value && !v) {
+            if (i + 1 >= argc)
+                usage_error("option needs a value", o->name);
+            v = argv[++i];
+        }
+        if (!o->repeatable) {
+            if (seen & (1u << o->id))
+                usage_error("option given twice", o->name);
+            seen |= 1u << o->id;
+        }
+        if (o->start_only)
+            opt->start_only = o->name;
+        switch (o->id) {
+        case OPT_HELP:
             print_help();
             exit(0);
-        } else if (strcmp(arg, "--version") == 0) {
+        case OPT_VERSION:
             puts("appstart-helper " APPSTART_VERSION);
             exit(0);
-        } else if (strcmp(arg, "--setsid") == 0) {
+        case OPT_SETSID:
             opt->setsid = 1;
-            opt->start_only = "--setsid";
-        } else if (strcmp(arg, "--login-env") == 0) {
+            break;
+        case OPT_LOGIN_ENV:
             opt->login_env = 1;
-            opt->start_only = "--login-env";
-        } else if (strcmp(arg, "--encoded-env") == 0) {
+            break;
+        case OPT_ENCODED_ENV:
             opt->encoded_env = 1;
-            opt->start_only = "--encoded-env";
-        } else if (strcmp(arg, "--process-group") == 0) {
+            break;
+        case OPT_PROCESS_GROUP:
             opt->process_group = 1;
-        } else if ((v = option_value(arg, "--signal", argc, argv, &i))) {
-            ONCE(0, "--signal");
+            break;
+        case OPT_SIGNAL: {
             unsigned long sig;
             if (parse_decimal(v, 64, &sig) != 0)
                 usage_error("--signal must be a signal number (0 to 64)", v);
             opt->signal = (int)sig;
             opt->signal_mode = 1;
-        } else if ((v = option_value(arg, "--pgid", argc, argv, &i))) {
-            ONCE(1, "--pgid");
+            break;
+        }
+        case OPT_PGID: {
             unsigned long g;
             /* kill(-1) would be every process the user may signal */
             if (parse_decimal(v, INT_MAX, &g) != 0 || g < 2)
                 usage_error("--pgid must be a process group (2 or more)", v);
             opt->pgid = (pid_t)g;
-        } else if ((v = option_value(arg, "--pidfd", argc, argv, &i))) {
-            ONCE(2, "--pidfd");
+            break;
+        }
+        case OPT_PIDFD:
             opt->target_fd = parse_fd(v, "--pidfd must be a number of 3 or more");
-        } else if ((v = option_value(arg, "--user", argc, argv, &i))) {
-            ONCE(3, "--user");
+            break;
+        case OPT_USER:
             opt->user = v;
-        } else if ((v = option_value(arg, "--group", argc, argv, &i))) {
-            ONCE(4, "--group");
-            opt->start_only = "--group";
+            break;
+        case OPT_GROUP:
             opt->group = v;
-        } else if ((v = option_value(arg, "--chdir", argc, argv, &i))) {
-            ONCE(5, "--chdir");
-            opt->start_only = "--chdir";
+            break;
+        case OPT_CHDIR:
             opt->dir = v;
-        } else if ((v = option_value(arg, "--path", argc, argv, &i))) {
-            ONCE(6, "--path");
-            opt->start_only = "--path";
+            break;
+        case OPT_PATH:
             opt->path = v;
-        } else if ((v = option_value(arg, "--pid-fd", argc, argv, &i))) {
-            ONCE(7, "--pid-fd");
-            opt->start_only = "--pid-fd";
+            break;
+        case OPT_PID_FD:
             opt->pid_fd = parse_fd(v, "--pid-fd must be a number of 3 or more");
-        } else if ((v = option_value(arg, "--error-fd", argc, argv, &i))) {
-            ONCE(8, "--error-fd");
-            opt->start_only = "--error-fd";
+            break;
+        case OPT_ERROR_FD:
             opt->error_fd = parse_fd(v, "--error-fd must be a number of 3 or more");
-        } else if ((v = option_value(arg, "--keep-fd", argc, argv, &i))) {
-            opt->start_only = "--keep-fd";
+            break;
+        case OPT_KEEP_FD:
             if (opt->nkeep >= MAX_KEEP_FDS)
                 usage_error("too many --keep-fd options", v);
             opt->keep_fds[opt->nkeep++] =
                 parse_fd(v, "--keep-fd must be a number of 3 or more");
-        } else if ((v = option_value(arg, "--module-version", argc, argv, &i))) {
-            ONCE(9, "--module-version");
-            /* (checked before: check_module_version) */
-        } else if ((v = option_value(arg, "--pid-format", argc, argv, &i))) {
-            ONCE(10, "--pid-format");
-            opt->start_only = "--pid-format";
+            break;
+        case OPT_MODULE_VERSION:
+            break; /* (checked before: check_module_version) */
+        case OPT_PID_FORMAT:
             if (strcmp(v, "int32le") == 0)
                 opt->pid_format = PID_INT32LE;
             else if (strcmp(v, "line") == 0)
                 opt->pid_format = PID_LINE;
             else
                 usage_error("--pid-format must be int32le or line", v);
-        } else if (arg[0] == '-') {
-            usage_error("unknown option", arg);
-        } else {
-            /* the first non-option starts ARGV, as with getopt's "+" mode */
             break;
         }
     }
