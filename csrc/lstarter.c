@@ -372,7 +372,7 @@ static int l_starter_outcome(lua_State *L)
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
  * unchecked_errno=, pid_partial=, held_sender=, held_errno=, name=,
- * partial=, status=, app_errno=, exited=, how=, left=}
+ * partial=, status=, app_errno=, exited=, stopping=, how=, left=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
  * of descriptors or memory; pid_partial: bytes of a pid record not whole
  * yet; held_sender: a ready message's sender whose descent could not be
@@ -437,6 +437,10 @@ static int l_starter_result(lua_State *L)
     if (r.exited) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "exited");
+    }
+    if (r.app_stopping) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "stopping");
     }
     if (r.app_end != PROCESS_RUNNING) {
         lb_push_how(L, r.app_end, r.app_code);

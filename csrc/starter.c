@@ -1893,6 +1893,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->status_len = s->status_len;
     out->app_errno = s->app_errno;
     out->exited = s->ready_seen && s->app_dead;
+    out->app_stopping = s->app_stopping;
     out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;
     out->helper_lost = helper_lost(s);
     if (s->pid_file && s->helper_done && s->helper_status != 0 && s->phase == STARTER_FAILED &&

@@ -153,6 +153,8 @@ struct starter_result {
     size_t status_len;
     int app_errno;           /* ERRNO=, 0 when none */
     int exited;              /* ready, and gone already */
+    int app_stopping;        /* it said STOPPING=1 (a READY=1 after it
+                                is not believed) */
     int app_end, app_code;   /* how the app ended (enum process_end), once
                                 it has, while the starter holds it */
     int left;                /* kill_mode "group" or "cgroup": how many

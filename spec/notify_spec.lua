@@ -306,6 +306,22 @@ function T.test_READY_after_or_with_STOPPING_is_not_believed()
   end
 end
 
+-- one that said STOPPING=1 and lingers times out saying so, not that no
+-- READY=1 came (its READY=1 after it, if any, did not count)
+function T.test_a_timeout_after_STOPPING_says_so()
+  for _, argv in ipairs {
+    { F, "notify=STOPPING=1", "notify=READY=1", "pause" },
+    { F, "notify=STOPPING=1", "pause" },
+  } do
+    local before = S.snapshot()
+    local err = fail_case(argv, "timeout", { ready_timeout = 0.3 })
+    lu.assertStrContains(err.message, "it said STOPPING=1 on its notify socket (no READY=1 counts after that)")
+    lu.assertNotStrContains(err.message, "no READY=1 came")
+    lu.assertEquals(err.status, { signal = 15 })
+    S.assert_clean(before)
+  end
+end
+
 function T.test_malformed_datagrams_break_the_protocol_and_the_app_is_terminated()
   for _, text in ipairs { "garbage", "READY=2", "MAINPID=abc", "EXTEND_TIMEOUT_USEC=-1", "=1",
                          "READY=1\\0", "ERRNO=99999999999" } do

@@ -1041,6 +1041,9 @@ function not_ready(h)
       .. " it, since its sender's descent could not be read: %s", result.held_sender, core.strerror(result.held_errno))
   elseif probe then
     what = probe:describe()
+  elseif ready == "notify" and result.stopping then
+    -- (as systemd does, a READY=1 after it is not believed)
+    what = "it said STOPPING=1 on its notify socket (no READY=1 counts after that)"
   elseif ready == "notify" then
     what = "no READY=1 came on its notify socket"
       .. (opts.ready == nil and format(" (%s is the default: an app that speaks no protocol needs %s)",
