@@ -1524,10 +1524,16 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
   assert(os.execute(string.format("cp %s %s", S.shell_quote(F), S.shell_quote(spaced))))
   local other = assert(appstart.start { argv = { spaced, "line=1:spaced", "line=3:up", "pause" }, ready = "fd",
     stdout = "syslog" })
+  -- and one with a control character (a tab): '_' too, not the escape
+  -- the launcher's own log lines write it with
+  local tabbed = dir .. "/x\ty"
+  assert(os.execute(string.format("cp %s %s", S.shell_quote(F), S.shell_quote(tabbed))))
+  local third = assert(appstart.start { argv = { tabbed, "line=1:tabbed", "line=3:up", "pause" }, ready = "fd",
+    stdout = "syslog" })
   appstart.syslog_socket = saved
   local pid = app.pid
-  local got = logged_lines(dir, 3, now() + 5)
-  for _, a in ipairs { app, other } do
+  local got = logged_lines(dir, 4, now() + 5)
+  for _, a in ipairs { app, other, third } do
     a:terminate()
     a:close()
   end
@@ -1539,6 +1545,7 @@ function TS.test_lines_go_to_a_real_syslog_daemon_tagged_with_program_and_pid()
     string.format("fixture[%d]:|user.err| trouble on stderr", pid),
     string.format("fixture[%d]:|user.info| hello from stdout", pid),
     string.format("my_prog_x[%d]:|user.info| spaced", other.pid),
+    string.format("x_y[%d]:|user.info| tabbed", third.pid),
   })
   S.assert_clean(before)
 end

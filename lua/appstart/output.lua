@@ -343,7 +343,7 @@ end
 --- The syslog tag's pid: the app's (0 until it is known: through a
 -- helper, a line may be the helper's or the app's until then).
 function Out:set_pid(pid)
-  if self.syslog then self.r:tag(self.program, pid) end
+  if self.syslog then self.r:tag(self.syslog, pid) end
 end
 
 -- A stream's destination: the reader told where its lines go.
@@ -361,13 +361,15 @@ end
 -- ends where the launcher reads). out is false when it reads neither; nil,
 -- message, errno when a pipe, the file or the syslog socket cannot be
 -- made. app: the app object when made early (on_output gets it), program:
--- argv[1]'s basename, logger: the logger. Raises, nothing spawned, when
+-- the start's name in messages (argv[1]'s basename, its control
+-- characters escaped), name: that basename as it is (syslog's tag writes
+-- what it cannot take '_'), logger: the logger. Raises, nothing spawned, when
 -- stdout's and stderr's files are one file under two names (the options'
 -- check compares the names): an argument error as that check's, naming
 -- `who` (the function the user called; "appstart" if not given) at error
 -- level `level` (as options.assert counts it; 0, no position, if not
 -- given).
-function output.open(opts, app, program, logger, who, level)
+function output.open(opts, app, program, name, logger, who, level)
   local stdout, stderr = opts.stdout, opts.stderr
   local so = output.mode(stdout)
   local se = stderr == "stdout" and "merge" or output.mode(stderr)
@@ -408,7 +410,7 @@ function output.open(opts, app, program, logger, who, level)
   local self = setmetatable({ r = r, app = app or false, log = logger, program = program,
     handles = { stdout = false, stderr = false }, closed = false, deliver = false, reading = false,
     paused = false, paused_streams = { stdout = false, stderr = false }, limits = {}, cont = false, ending = false,
-    syslog = so == "syslog" or se == "syslog",
+    syslog = (so == "syslog" or se == "syslog") and name, -- (its tag's name)
     syslog_socket = settings.syslog_socket, -- (where its lines went: the setting at its start)
     -- syslog or a file may lose what the app writes: logged as it goes
     reports = so == "syslog" or se == "syslog" or so == "file" or se == "file",

@@ -283,7 +283,7 @@ function start.begin(opts, who, up, pass_fd)
   -- holds it, or they would wait for a collection to be killed
   -- the app's output, where the launcher reads it: the pipes come first,
   -- a failure to make them is a failed start (nothing spawned)
-  local out, stdout, stderr = output.open(opts, h._app, label(h), logger, who, up + 2)
+  local out, stdout, stderr = output.open(opts, h._app, label(h), basename(opts.argv[1]), logger, who, up + 2)
   if out == nil then
     -- (its output, to be read, has no line: {})
     h.err = errors.new("spawn", format("cannot start %s: %s", label(h), stdout), { errno = stderr, output = {} },
