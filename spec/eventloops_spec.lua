@@ -245,6 +245,37 @@ function TC.test_an_ended_app_and_a_done_watch_poll_at_once()
   lu.assertTrue(S.core.now() - t0 < 4, "a poll waited for its timeout")
 end
 
+-- A watch the main thread made, polled with cqueues.poll in a controller
+-- that does not serve it: its end is seen at the poll that follows it (as
+-- a look at an app's state sees the app's), the watch done and its fn run
+-- once; its pidfd, readable for good, had each poll return at once and
+-- the watch never done (the loop below spun to its bound).
+function TC.test_a_watch_the_main_thread_made_is_done_at_its_poll()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local app = assert(appstart.start { argv = { F, "line=3:p", "sleep=0.2", "exit=0" }, ready = "fd" })
+  local calls = {}
+  local w = appstart.watch(app.pid, function(pid, why) calls[#calls + 1] = why .. " " .. pid end)
+  local cq = cqueues.new()
+  local polls = 0
+  cq:wrap(function()
+    while not w.done and polls < 1000 do
+      cqueues.poll(w, 5)
+      polls = polls + 1
+    end
+  end)
+  assert(cq:loop())
+  lu.assertTrue(w.done)
+  lu.assertTrue(polls <= 3, polls .. " polls")
+  lu.assertEquals(calls, { "exited " .. app.pid })
+  lu.assertEquals(app:wait(1), { code = 0 })
+  appstart.sleep(0.01)
+  lu.assertEquals(#calls, 1, "once")
+  app:close()
+  cq:close()
+  S.assert_clean(before)
+end
+
 -- A controller dropped for good (its coroutines never resumed again)
 -- while it watched an app's end and read its notify socket: once the app
 -- is terminated and the controller collected, no descriptor is left.

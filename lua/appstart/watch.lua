@@ -41,6 +41,11 @@ end
 
 function Watch:pollfd()
   is_watch(self, "w:pollfd")
+  -- ended: seen here (asked first, before events and timeout), as a look
+  -- at an app's state sees its end; else a watch the main thread made,
+  -- polled in a loop that does not serve it, would have its pidfd
+  -- readable for good, each poll returning at once, and never be done
+  if self._proc and not self.done and self._proc:poll() then watch_end(self, "exited") end
   return self._proc and self._proc:fd()
 end
 function Watch:events()
