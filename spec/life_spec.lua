@@ -247,6 +247,47 @@ function T.test_a_log_function_that_raises_at_the_last_count_leaves_the_end_whol
   S.assert_clean(before)
 end
 
+-- The same at the debug line that says how the app ended, in a plain
+-- script: through app:wait(), app:terminate() and a <close> end, on_exit
+-- is told once, the last output line given to on_output and the pipes
+-- closed, and then the error goes on (on_exit never came, and the pipes
+-- were held till a collection, as that line came first).
+function T.test_a_log_function_that_raises_at_the_end_line_leaves_the_end_whole()
+  for _, how in ipairs { "wait", "terminate", "close" } do
+    local before = S.snapshot()
+    local exits, lines = {}, {}
+    local opts = {
+      argv = { F, "notify=READY=1", "sleep=0.1", "echo=last", how == "wait" and "exit=3" or "pause" },
+      stdout = "capture",
+      on_output = function(_, _, line) lines[#lines + 1] = line end,
+      on_exit = function(_, h) exits[#exits + 1] = h end,
+      log = function(_, message)
+        if message:find("pid %d+ exited") or message:find("pid %d+ killed") then error("interrupted!", 0) end
+      end,
+    }
+    local ok, err
+    if how == "close" then
+      ok, err = pcall(function()
+        local app <close> = assert(start(opts))
+        await(function() return app:tail(1)[1] ~= nil end, 5)
+      end)
+    else
+      local app = assert(start(opts))
+      if how == "terminate" then await(function() return app:tail(1)[1] ~= nil end, 5) end
+      ok, err = pcall(app[how], app)
+      lu.assertEquals(app.state, "exited", how)
+    end
+    lu.assertFalse(ok, how)
+    lu.assertStrContains(tostring(err), "interrupted!", how)
+    lu.assertEquals(exits, { how == "wait" and { code = 3 } or { signal = 15 } }, how)
+    lu.assertEquals(lines, { "last" }, how)
+    -- (what the raise left to the loop, its poller, the next call that
+    -- waits closes)
+    require("appstart").sleep(0)
+    S.assert_clean(before)
+  end
+end
+
 function T.test_on_status_that_waits_is_called_once_at_a_time_with_the_latest_status()
   local before = S.snapshot()
   local calls, running, most, last = 0, 0, 0, nil

@@ -299,8 +299,11 @@ local function ended(app, how, settled)
       loop.close_process(proc)
     end
   end
+  -- (its line's error too, a ^C in the logger: on_exit told first)
+  local said_ok, said_err = true, nil
   if not log.drops(app._log, "debug") then
-    app._log("debug", string.format("%s: pid %d %s", log.printable(app.name or "app"), app.pid, tostring(how)))
+    said_ok, said_err = pcall(app._log, "debug",
+      string.format("%s: pid %d %s", log.printable(app.name or "app"), app.pid, tostring(how)))
   end
   local on_exit = app._on_exit
   app._on_exit = false
@@ -314,6 +317,7 @@ local function ended(app, how, settled)
   end
   if not swept_ok then error(swept_err, 0) end
   if not heard_ok then error(heard_err, 0) end
+  if not said_ok then error(said_err, 0) end
 end
 
 --- Has the app ended? how | nil (its end is recorded, on_exit run).
