@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ struct pidset {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pidset own, abandoned;
+static struct pidset own, abandoned, leaders;
 
 /* Leases (children_lease): each holds an adoption window open for an app
  * that has not come to the launcher yet. */
@@ -104,6 +105,7 @@ static void children_unload(void)
     pthread_mutex_lock(&lock);
     pidset_free(&own);
     pidset_free(&abandoned);
+    pidset_free(&leaders);
     free(leases);
     leases = NULL;
     nleases = cap_leases = 0;
@@ -118,6 +120,43 @@ void children_add(pid_t pid)
     pthread_mutex_lock(&lock);
     (void)pidset_add(&own, pid);
     pthread_mutex_unlock(&lock);
+}
+
+void children_spawned(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    pidset_remove(&leaders, pid);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Does anything still have id for its pid or process group? (EPERM: one
+ * of another user's does) */
+static int id_in_use(pid_t id)
+{
+    return !(kill(-id, 0) != 0 && errno == ESRCH && kill(id, 0) != 0 && errno == ESRCH);
+}
+
+void children_add_leader(pid_t pid)
+{
+    pthread_mutex_lock(&lock);
+    if (!pidset_has(&leaders, pid)) {
+        if (leaders.len == leaders.cap)
+            for (size_t i = leaders.len; i-- > 0;)
+                if (!id_in_use(leaders.pids[i]))
+                    leaders.pids[i] = leaders.pids[--leaders.len];
+        /* out of memory: an orphan of its session could pass for another
+         * start's daemon (the checks before that still hold) */
+        (void)pidset_add(&leaders, pid);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+int children_led(pid_t id)
+{
+    pthread_mutex_lock(&lock);
+    int r = pidset_has(&leaders, id);
+    pthread_mutex_unlock(&lock);
+    return r;
 }
 
 void children_reaped(pid_t pid)

@@ -29,6 +29,22 @@ void children_add(pid_t pid);
 void children_reaped(pid_t pid);
 int children_owns(pid_t pid);
 
+/* Leaders: the launcher's own children that led a session (and process
+ * group) of their own (helpers, a forking daemon's started process, apps
+ * of kill_mode "group" or that made one), remembered once reaped too,
+ * while that session or group may still hold processes: an orphan of an
+ * app started through a helper is in the helper's session long after the
+ * helper was reaped. children_led(id): is id (a session or group id) one
+ * such child's? An entry goes once the kernel gives its pid to a child of
+ * the launcher's again (children_spawned: a pid in use as a session or group id is never
+ * given again), or once neither its pid nor a group of that id is found
+ * (looked at when the set would grow). */
+void children_add_leader(pid_t pid);
+int children_led(pid_t id);
+/* pid was given to a child just spawned: free, so no session or group of
+ * that id is left (its entry goes). */
+void children_spawned(pid_t pid);
+
 /* pid, a child of ours not reaped yet, is let go of: reaped later. */
 void children_abandon(pid_t pid);
 

@@ -843,6 +843,11 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         s->spawned.is_child = 1;
         children_add(pid);
     }
+    children_spawned(pid);
+    /* what is adopted in its session or group, once it is gone too, is
+     * its orphan, never another start's daemon (others_group) */
+    if (req.new_session)
+        children_add_leader(pid);
     /* (out of descriptors, 0: what a helper reports is checked against
      * it once it can be read, verify_pid) */
     if (s->has_helper || s->tree) {
@@ -953,12 +958,14 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
 }
 
 /* Is st in the session or process group of another of the launcher's own
- * children (an app it started, not this start's process)? */
+ * children (an app it started, not this start's process), or of one that
+ * led its own and is gone (a helper reaped, whose app's orphans are in its
+ * session still)? */
 static int others_group(const struct starter *s, const struct procfs_stat *st)
 {
     pid_t mine = s->spawned.pid;
-    return (st->session > 1 && st->session != mine && children_owns(st->session)) ||
-           (st->pgrp > 1 && st->pgrp != mine && children_owns(st->pgrp));
+    return (st->session > 1 && st->session != mine && (children_owns(st->session) || children_led(st->session))) ||
+           (st->pgrp > 1 && st->pgrp != mine && (children_owns(st->pgrp) || children_led(st->pgrp)));
 }
 
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
@@ -1045,6 +1052,10 @@ static int verify_pid(struct starter *s, long long v)
     }
     if ((err = watch_fd(s, s->app.pidfd)))
         return fail(s, STARTER_BAD_PID, err, "cannot watch pid %lld: %s", v, strerror(err));
+    /* an app that made a session or group of its own: what is adopted in
+     * it is its orphan, never another start's daemon */
+    if (st.session == (pid_t)v || st.pgrp == (pid_t)v)
+        children_add_leader((pid_t)v);
     /* the group a stop reaches is the app's own (it may have made one) */
     if (s->tree && s->tree->mode == TREE_GROUP)
         (void)tree_set_group(s->tree, (pid_t)v, s->spawned_start);

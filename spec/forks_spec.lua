@@ -590,6 +590,38 @@ function T.test_an_orphan_another_app_left_is_not_the_daemon()
   lu.assertEquals(how.signal, 15, "the other app ran until its own stop")
 end
 
+-- The same for an app started through a helper (argv itself forks and
+-- reports the pid), whose session is its helper's: the helper reaped and
+-- that app ended, its orphan G, in the helper's session still, came to
+-- the launcher during the daemon's start and was taken for the daemon (no
+-- child of the launcher's led that session any more).
+function T.test_an_orphan_of_an_app_whose_helper_is_gone_is_not_the_daemon()
+  local before = S.snapshot()
+  local dir = S.tmpname("orphan")
+  assert(os.execute("mkdir " .. dir))
+  local a = assert(start { ready = "none", helper = true, argv = { F, "fork", "waitfile=" .. dir .. "/go",
+    "fork", "pidfile=" .. dir .. "/g.pid", "pause", "|", "waitfile=" .. dir .. "/die", "exit=0", "|",
+    "int32=3:child", "exit=0" } })
+  local script = ("touch %s/go; while [ ! -s %s/g.pid ]; do sleep 0.01; done; g=$(cat %s/g.pid); touch %s/die\n"
+    .. "while [ \"$(cut -d' ' -f4 /proc/$g/stat)\" != %d ]; do sleep 0.01; done\n"
+    .. "cat %s/g.pid > %s/b.pid; exit 0"):format(dir, dir, dir, dir, core.pid(), dir, dir)
+  local b, err = start { ready = { forks = true, pid_file = dir .. "/b.pid" }, ready_timeout = 5,
+    argv = { "/bin/sh", "-c", script } }
+  local g = S.pid_in(dir .. "/g.pid")
+  local g_ran = S.alive(g)
+  if b then b:terminate() end
+  lu.assertEquals(a:wait(5), { code = 0 })
+  lu.assertNil(b, "the other app's orphan was taken for the daemon")
+  lu.assertEquals(err.code, "bad_pid")
+  lu.assertStrContains(err.message, "not a process it started")
+  lu.assertTrue(g_ran and S.alive(g), "the other app's orphan ran on")
+  os.execute("kill -9 " .. g)
+  lu.assertTrue(S.await_gone(g, 5))
+  a:close()
+  S.reap_children()
+  S.assert_clean(before)
+end
+
 function T.test_a_started_process_that_exits_non_zero_is_died()
   local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
     "died", 5)
