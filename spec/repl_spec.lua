@@ -211,6 +211,12 @@ function T.test_how_err_and_app_print_as_what_they_mean()
   app = assert(start { argv = { F, "line=3:fixture", "exit=0" } })
   lu.assertTrue(S.await_gone(app.pid))
   lu.assertEquals(tostring(app), string.format("appstart.app(fixture, pid %d, exited)", app.pid))
+  -- a name with a control character, a quote and a backslash: each
+  -- escaped once (the control character's escape was escaped again)
+  app = assert(start { argv = { F, 'line=3:my\27na"m\\\\e', "exit=0" } }) -- (the fixture decodes \\)
+  lu.assertEquals(tostring(app), string.format('appstart.app(fixture, name "my\\x1bna\\"m\\\\e", pid %d, %s)',
+    app.pid, rawget(app, "_state")))
+  app:wait(3)
   local err = fail_case({ argv = { F, "pause" }, ready_timeout = 0.2 }, "timeout")
   lu.assertEquals(tostring(err), "fixture: " .. err.message)
   lu.assertEquals(tostring(err.status), "killed by signal 15 (TERM)")

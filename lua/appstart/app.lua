@@ -1196,7 +1196,11 @@ end
 -- name it reported apart (Xvfb's name is its display number).
 function App:__tostring()
   local name = ""
-  if self.name ~= self._program then name = string.format(", name %q", log.printable(tostring(self.name))) end
+  -- (quoted: its quotes and backslashes escaped, then its control
+  -- characters as in log lines; %q would escape that escape again)
+  if self.name ~= self._program then
+    name = string.format(', name "%s"', log.printable((tostring(self.name):gsub('[\\"]', "\\%0"))))
+  end
   return string.format("appstart.app(%s%s, pid %s, %s)", log.printable(self._program), name,
     tostring(self.pid or "?"), self.state)
 end
