@@ -247,9 +247,10 @@ end
 
 -- A watch the main thread made, polled with cqueues.poll in a controller
 -- that does not serve it: its end is seen at the poll that follows it (as
--- a look at an app's state sees the app's), the watch done and its fn run
--- once; its pidfd, readable for good, had each poll return at once and
--- the watch never done (the loop below spun to its bound).
+-- a look at an app's state sees the app's), the watch done, its fn due and
+-- run once by the main thread's next call that waits; its pidfd, readable
+-- for good, had each poll return at once and the watch never done (the
+-- loop below spun to its bound).
 function TC.test_a_watch_the_main_thread_made_is_done_at_its_poll()
   local cqueues = require "cqueues"
   local before = S.snapshot()
@@ -267,11 +268,39 @@ function TC.test_a_watch_the_main_thread_made_is_done_at_its_poll()
   assert(cq:loop())
   lu.assertTrue(w.done)
   lu.assertTrue(polls <= 3, polls .. " polls")
-  lu.assertEquals(calls, { "exited " .. app.pid })
+  w:stop() -- (its end seen: "exited" is due, not "stopped")
   lu.assertEquals(app:wait(1), { code = 0 })
   appstart.sleep(0.01)
-  lu.assertEquals(#calls, 1, "once")
+  lu.assertEquals(calls, { "exited " .. app.pid })
   app:close()
+  cq:close()
+  S.assert_clean(before)
+end
+
+-- A watch made in a controller's coroutine and polled there with
+-- cqueues.poll: its fn runs in a coroutine of that controller, as the
+-- watch's own, and what it raises comes out of cq:loop() (seen as the
+-- poll asked for its descriptor, it ran inside cqueues' step, on the main
+-- thread, its error only logged).
+function TC.test_a_watch_polled_in_its_controller_runs_fn_in_a_coroutine()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local ran_in
+  cq:wrap(function()
+    local app = assert(appstart.start { argv = { F, "line=3:p", "sleep=0.1", "exit=0" }, ready = "fd" })
+    local w = appstart.watch(app.pid, function()
+      ran_in = select(2, coroutine.running()) and "main" or "coroutine"
+      error("from fn", 0)
+    end)
+    while not w.done do cqueues.poll(w, 5) end
+    app:wait(1)
+  end)
+  local ok, err = cq:loop()
+  lu.assertEquals(ran_in, "coroutine")
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "from fn")
+  assert(cq:loop()) -- (the coroutine that waits on the app goes on)
   cq:close()
   S.assert_clean(before)
 end

@@ -13,8 +13,8 @@ Watch.__index = Watch
 Watch.__name = "appstart.watch"
 
 local function watch_end(w, why)
-  if w.done then return end
-  w.done = true
+  if w._told then return end
+  w._told, w.done = true, true
   loop.unwatch(w._watch)
   w._watch = nil
   if w._proc then loop.close_process(w._proc); w._proc = nil end
@@ -29,9 +29,11 @@ local function is_watch(w, what)
   errors.check_self(w, Watch, what, "a watch", 3)
 end
 
---- Stop watching: the callback runs with "stopped" unless it already ran.
+--- Stop watching: the callback runs with "stopped" unless it already ran,
+-- or its end was seen (then "exited" is due, from the loop that owns it).
 function Watch:stop()
   is_watch(self, "w:stop")
+  if self.done then return end
   watch_end(self, "stopped")
 end
 
@@ -42,10 +44,12 @@ end
 function Watch:pollfd()
   is_watch(self, "w:pollfd")
   -- ended: seen here (asked first, before events and timeout), as a look
-  -- at an app's state sees its end; else a watch the main thread made,
-  -- polled in a loop that does not serve it, would have its pidfd
-  -- readable for good, each poll returning at once, and never be done
-  if self._proc and not self.done and self._proc:poll() then watch_end(self, "exited") end
+  -- at an app's state sees its end: done, fn due (run by the loop that
+  -- owns the watch, in its turn: not here, inside a poll's step); else a
+  -- watch the main thread made, polled in a loop that does not serve it,
+  -- would have its pidfd readable for good, each poll returning at once,
+  -- and never be done
+  if self._proc and not self.done and self._proc:poll() then self.done = true end
   return self._proc and self._proc:fd()
 end
 function Watch:events()
@@ -90,11 +94,12 @@ function Watch.new(pid, fn)
       error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
     end
   end
-  local w = setmetatable({ pid = pid, done = false, _fn = fn }, Watch)
+  local w = setmetatable({ pid = pid, done = false, _told = false, _fn = fn }, Watch)
   w._proc = proc
   local function check()
-    if w.done then return true end
-    if not w._proc or w._proc:poll() then watch_end(w, "exited"); return true end
+    if w._told then return true end
+    -- (done, not told: its end seen as it was polled)
+    if w.done or not w._proc or w._proc:poll() then watch_end(w, "exited"); return true end
     return false
   end
   if not proc then
