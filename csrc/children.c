@@ -140,10 +140,12 @@ void children_add_leader(pid_t pid)
 {
     pthread_mutex_lock(&lock);
     if (!pidset_has(&leaders, pid)) {
-        if (leaders.len == leaders.cap)
-            for (size_t i = leaders.len; i-- > 0;)
-                if (!id_in_use(leaders.pids[i]))
-                    leaders.pids[i] = leaders.pids[--leaders.len];
+        /* (each time: an entry whose session has emptied goes before
+         * the kernel may give its pid to a process of a start under way,
+         * whose own session that would be; one look a group) */
+        for (size_t i = leaders.len; i-- > 0;)
+            if (!id_in_use(leaders.pids[i]))
+                leaders.pids[i] = leaders.pids[--leaders.len];
         /* out of memory: an orphan of its session could pass for another
          * start's daemon (the checks before that still hold) */
         (void)pidset_add(&leaders, pid);

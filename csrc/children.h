@@ -36,9 +36,11 @@ int children_owns(pid_t pid);
  * app started through a helper is in the helper's session long after the
  * helper was reaped. children_led(id): is id (a session or group id) one
  * such child's? An entry goes once the kernel gives its pid to a child of
- * the launcher's again (children_spawned: a pid in use as a session or group id is never
- * given again), or once neither its pid nor a group of that id is found
- * (looked at when the set would grow). */
+ * the launcher's again (children_spawned: a pid in use as a session or
+ * group id is never given again), or once neither its pid nor a group of
+ * that id is found (looked at each time a leader is added: the spawn of
+ * a start that may adopt, whose processes could otherwise take that pid
+ * for a session of their own and be refused). */
 void children_add_leader(pid_t pid);
 int children_led(pid_t id);
 /* pid was given to a child just spawned: free, so no session or group of

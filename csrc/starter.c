@@ -957,15 +957,19 @@ static int bad_pid(struct starter *s, int err, long long v, const char *why)
                 s->pid_file ? "" : format_hint(s));
 }
 
-/* Is st in the session or process group of another of the launcher's own
- * children (an app it started, not this start's process), or of one that
- * led its own and is gone (a helper reaped, whose app's orphans are in its
- * session still)? */
-static int others_group(const struct starter *s, const struct procfs_stat *st)
+/* Is pid (st) in the session or process group of another of the
+ * launcher's own children (an app it started, not this start's process),
+ * or of one that led its own and is gone (a helper reaped, whose app's
+ * orphans are in its session still)? Not one pid leads itself: made by
+ * it, since it was forked (an orphan in another's session inherited it;
+ * that pid named a leader once, gone since, is no matter). */
+static int others_group(const struct starter *s, pid_t pid, const struct procfs_stat *st)
 {
     pid_t mine = s->spawned.pid;
-    return (st->session > 1 && st->session != mine && (children_owns(st->session) || children_led(st->session))) ||
-           (st->pgrp > 1 && st->pgrp != mine && (children_owns(st->pgrp) || children_led(st->pgrp)));
+    return (st->session > 1 && st->session != mine &&
+            (children_owns(st->session) || (st->session != pid && children_led(st->session)))) ||
+           (st->pgrp > 1 && st->pgrp != mine &&
+            (children_owns(st->pgrp) || (st->pgrp != pid && children_led(st->pgrp))));
 }
 
 /* The pid truth rules: a live process other than 0, 1, the launcher and the
@@ -1030,7 +1034,7 @@ static int verify_pid(struct starter *s, long long v)
         /* nor one in the session or group of another of the launcher's
          * apps (an orphan another app left, adopted in this window too) */
         descends = !children_owns(via) && !err && via_st.start_time >= s->spawned_start &&
-                   via_st.session != getsid(0) && !others_group(s, &via_st);
+                   via_st.session != getsid(0) && !others_group(s, via, &via_st);
     }
     if (descends < 0 && sys_lacks_resources(-descends))
         return check_later(s, -descends, v);

@@ -622,6 +622,22 @@ function T.test_an_orphan_of_an_app_whose_helper_is_gone_is_not_the_daemon()
   S.assert_clean(before)
 end
 
+-- What the launcher remembers of the sessions and groups its children
+-- led holds no more once such a session has emptied: a forking daemon
+-- whose intermediate takes a gone group leader's pid for a session of its
+-- own (setsid), forks the daemon in it and exits, is taken (it was
+-- refused bad_pid, as an orphan of the gone app's, "not a process it
+-- started"). A pid namespace of its own, whose next pid the child sets.
+function T.test_a_daemon_whose_session_takes_a_gone_leaders_pid_is_taken()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("gone")
+  assert(os.execute("mkdir " .. dir))
+  local out = S.run_child({ pidns = true, timeout = 60 }, "forks_a_session_on_a_gone_leaders_pid", dir)
+  local leader = out:match("leader (%d+)\n")
+  lu.assertNotNil(leader, out)
+  lu.assertEquals(out:match("daemon ([^\n]*)\n"), leader .. " ready", out)
+end
+
 function T.test_a_started_process_that_exits_non_zero_is_died()
   local err = fail_within({ ready = { forks = true, pid_file = S.tmpname("never") }, argv = { F, "exit=4" } },
     "died", 5)
