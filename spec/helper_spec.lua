@@ -369,6 +369,21 @@ function T.test_with_user_a_ready_fd_timeout_names_fd_3()
   S.assert_clean(before)
 end
 
+-- A ready_fd of 4.0 is 4, with `user` too (the helper is told it as
+-- text: "--keep-fd 4.0" was a usage error, the start failed "helper",
+-- blamed on a helper of another version).
+function T.test_with_user_an_integral_float_ready_fd_is_that_descriptor()
+  lu.skipIf(not S.is_root(), "needs root")
+  local before = S.snapshot()
+  for _, fd in ipairs { 4, 4.0 } do
+    local app = assert(appstart.start { argv = { F, "line=4:up", "pause" }, user = "nobody", ready = "fd",
+      ready_fd = fd, ready_timeout = 5, kill_grace = 0.5 })
+    lu.assertEquals(app.name, "up")
+    app:terminate()
+  end
+  S.assert_clean(before)
+end
+
 -- The children of pid's main thread (a plain Lua launcher has one).
 local function children_of(pid)
   local f, set = io.open(string.format("/proc/%d/task/%d/children", pid, pid)), {}

@@ -398,6 +398,8 @@ function T.test_options_that_cannot_be_right_raise_at_the_callers_line()
   for field, opts in pairs {
     argv = { argv = { F, "a\0b" } },
     ["argv "] = { argv = { "" } },
+    -- (a helper's program too: it was tried, failed "spawn")
+    helper = { argv = { F }, helper = { "" } },
     env = { argv = { F }, env = { A = "x\0y" } },
     cwd = { argv = { F }, cwd = "/tmp\0/etc" },
     stdout = { argv = { F }, stdout = "" },

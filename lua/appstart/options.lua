@@ -38,13 +38,14 @@ options.whole = whole
 
 local bad_string = core.bad_string
 
-local function strings(list, what)
+local function strings(list)
   -- (read raw, as the core reads it: what an __index makes is no entry)
   if getmetatable(list) ~= nil then return "must be a plain list (it has a metatable)" end
   if list[1] == nil then return "must not be empty" end
   local i, why = bad_string(list)
   if i then return string.format("[%d]: %s", i, why) end
-  if what == "argv" and list[1] == "" then return "[1]: the program must not be empty" end
+  -- (each list is a command: argv, a helper's, an exec probe's)
+  if list[1] == "" then return "[1]: the program must not be empty" end
   -- a key past the list (argv = {"ls", dir = "/"}) would be left out
   local n = #list
   for k in pairs(list) do
@@ -260,7 +261,7 @@ local function ready_value(value)
     local why = path(v)
     if why then return "file: " .. why end
   elseif kind == "exec" then
-    local why = strings(v, "argv")
+    local why = strings(v)
     if why then return "exec" .. (why:sub(1, 1) == "[" and "" or ": ") .. why end
   end
 end
@@ -268,7 +269,7 @@ end
 --- name -> { types = accepted Lua types, check = fn(value) -> message,
 -- default = value } (math.type's "integer" and "float" for numbers)
 options.SCHEMA = {
-  argv = { types = { table = true }, check = strings, what = "argv" },
+  argv = { types = { table = true }, check = strings },
   env = { types = { table = true }, check = environment },
   cwd = { types = { string = true }, check = path },
   stdin = { types = { string = true }, check = stdio },
@@ -276,7 +277,7 @@ options.SCHEMA = {
   stderr = { types = { string = true, table = true }, check = output_stdio, what = "stderr" },
   output_keep = { types = { integer = true }, check = output_keep, default = 65536 },
   on_output = { types = { ["function"] = true } },
-  helper = { types = { table = true, boolean = true }, check = strings, what = "helper" },
+  helper = { types = { table = true, boolean = true }, check = strings },
   user = { types = { string = true, integer = true }, check = id },
   group = { types = { string = true, integer = true }, check = id },
   pid_fd = { types = { integer = true }, check = descriptor, default = 3 },

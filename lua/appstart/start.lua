@@ -91,10 +91,11 @@ end
 -- watchdog, a forking daemon's pid file, a descriptor passed.
 local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
   local argv, helper = opts.argv, opts.helper or nil
-  local pid_fd = opts.pid_fd or 3
+  -- (4.0 is 4: the helper is told them as text)
+  local pid_fd = math.tointeger(opts.pid_fd) or 3
   local ready_fd -- the ready channel's number in the child: the first free from 3
   if ready == "fd" then
-    ready_fd = opts.ready_fd or (helper and pid_fd == 3 and 4 or 3)
+    ready_fd = math.tointeger(opts.ready_fd) or (helper and pid_fd == 3 and 4 or 3)
     -- with `user` the pid channel is appstart-helper's own, closed before
     -- the app runs: a number the ready channel leaves
     if opts.user and not helper and ready_fd == 3 then pid_fd = 4 end
