@@ -470,6 +470,56 @@ function TC.test_a_reload_and_a_stop_read_together_stop_everything()
   S.assert_clean(before)
 end
 
+-- A reload stops what it changes at once, as sv:down stops (it stopped
+-- one service after another, each its whole kill_grace), and reads the
+-- signals meanwhile: a SIGTERM then stops the command, and nothing the
+-- reload would have started again is started (the SIGTERM waited for the
+-- stops, then the changed services came up again, to be stopped again).
+-- Three services that ignore SIGTERM, a kill_grace of 1 s each.
+function TC.test_a_reload_stops_what_it_changes_at_once_and_a_stop_meanwhile_is_prompt()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function three(word)
+    local parts = { string.format("local F = %q\nreturn { services = {\n", F) }
+    for _, name in ipairs { "x", "y", "z" } do
+      parts[#parts + 1] = string.format("  %s = { argv = { F, 'ignore=TERM', 'pidfile=%s/%s', 'notify=READY=1', "
+        .. "'pause' }, env = { WORD = %q }, kill_grace = 1 },\n", name, dir, name, word)
+    end
+    parts[#parts + 1] = "} }\n"
+    write(file, table.concat(parts))
+  end
+  three("first")
+  local events = dir .. "/events"
+  local function seen(what)
+    local n = 0
+    for line in (S.read(events) or ""):gmatch("[^\n]+") do
+      local name, state = line:match('^{"service":"(%w+)","state":"(%w+)",')
+      if state == what then n = n + 1 end
+      if what == name .. ":" .. state then n = n + 1 end
+    end
+    return n
+  end
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", "--json", file }, stdout = events,
+      stderr = "null", ready_timeout = 20, log = S.quiet })
+    local pids = { S.pid_in(dir .. "/x"), S.pid_in(dir .. "/y"), S.pid_in(dir .. "/z") }
+    three("second") -- each one changed
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function() return seen("stopping") == 3 end, 10), S.read(events))
+    lu.assertEquals(seen("stopped"), 0, "the three stops under way at once: " .. S.read(events))
+    assert(app:kill("TERM"))
+    local how = app:wait(10)
+    if not how then app:kill("KILL") app:wait(5) end
+    lu.assertEquals(how, { code = 0 }, "the command stopped")
+    for _, pid in ipairs(pids) do lu.assertFalse(S.alive(pid)) end
+  end)
+  for _, name in ipairs { "x", "y", "z" } do
+    lu.assertEquals(seen(name .. ":starting"), 1, name .. " started again after the stop began: " .. S.read(events))
+  end
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -504,8 +504,18 @@ function M.run(o, spec, command)
     if was then notify("READY=1") end
   end
 
-  -- SIGHUP: the file again, the difference applied
-  local function reload()
+  -- SIGHUP: the file again, the difference applied, in a task of its own:
+  -- the signals are read meanwhile (a SIGTERM while the services it stops
+  -- take their kill_grace stops the command then). One at a time: a
+  -- SIGHUP while one is applied is taken once that is done (the file read
+  -- then), as one however many came.
+  local applying, again = false, false
+  local reload
+  function reload()
+    if applying then
+      again = true
+      return
+    end
     reloading = reloading + 1
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
     local function refused(why)
@@ -529,56 +539,9 @@ function M.run(o, spec, command)
     user_on_event = new.on_event
     supervisor_internals.set_parallel(sv, new.parallel)
     supervisor_internals.set_log(sv, new.log)
-    -- dependents first: one still named by another waits for its turn
     local going = {}
     for _, list in ipairs { removed, changed } do
       for _, name in ipairs(list) do going[#going + 1] = name end
-    end
-    while #going > 0 do
-      local progress = false
-      for i = #going, 1, -1 do
-        if pcall(sv.remove, sv, going[i]) then
-          table.remove(going, i)
-          progress = true
-        end
-      end
-      if not progress then error("reload: cannot remove " .. table.concat(going, ", ")) end
-    end
-    for _, name in ipairs(changed) do came_up[name] = nil end
-    for _, name in ipairs(removed) do
-      states[name] = nil
-      came_up[name] = nil
-      total = total - 1
-    end
-    -- in dependency order: what a service names must exist when it is added
-    local pending = {}
-    for _, name in ipairs(changed) do pending[#pending + 1] = name end
-    for _, name in ipairs(added) do
-      pending[#pending + 1] = name
-      states[name] = "stopped"
-      total = total + 1
-    end
-    while #pending > 0 do
-      local progress = false
-      for i = #pending, 1, -1 do
-        local name = pending[i]
-        if pcall(sv.add, sv, name, new.services[name]) then
-          table.remove(pending, i)
-          progress = true
-        end
-      end
-      if not progress then error("reload: cannot add " .. table.concat(pending, ", ")) end
-    end
-    current = new
-    if not o.quiet and not o.json then
-      log.show("", string.format("appstart: reload: %d added, %d removed, %d changed", #added, #removed, #changed),
-        "\n")
-    end
-    -- the reload is done (READY=1) once what it started is up, or has
-    -- failed to come up: systemctl reload returns then
-    local starting = {}
-    for _, list in ipairs { changed, added } do
-      for _, name in ipairs(list) do starting[#starting + 1] = name end
     end
     -- (a stop read with this SIGHUP, in the same batch, comes first: what
     -- the reload would start is not started once the command stops, or
@@ -586,8 +549,68 @@ function M.run(o, spec, command)
     -- and only the latest reload says READY=1 when it is done)
     reloads = reloads + 1
     local this = reloads
+    applying = true
     appstart.spawn(function()
+      -- what goes is stopped at once, dependents first, as sv:down stops
+      -- (one remove after another waited for each one's whole stop)
+      if #going > 0 and not supervisor_internals.stop_all(sv, going) then
+        applying = false
+        return reload_over()
+      end
+      -- dependents first: one still named by another waits for its turn
+      while #going > 0 do
+        local progress = false
+        for i = #going, 1, -1 do
+          if pcall(sv.remove, sv, going[i]) then
+            table.remove(going, i)
+            progress = true
+          end
+        end
+        if not progress then error("reload: cannot remove " .. table.concat(going, ", ")) end
+      end
+      for _, name in ipairs(changed) do came_up[name] = nil end
+      for _, name in ipairs(removed) do
+        states[name] = nil
+        came_up[name] = nil
+        total = total - 1
+      end
+      -- in dependency order: what a service names must exist when it is
+      -- added
+      local pending = {}
+      for _, name in ipairs(changed) do pending[#pending + 1] = name end
+      for _, name in ipairs(added) do
+        pending[#pending + 1] = name
+        states[name] = "stopped"
+        total = total + 1
+      end
+      while #pending > 0 do
+        local progress = false
+        for i = #pending, 1, -1 do
+          local name = pending[i]
+          if pcall(sv.add, sv, name, new.services[name]) then
+            table.remove(pending, i)
+            progress = true
+          end
+        end
+        if not progress then error("reload: cannot add " .. table.concat(pending, ", ")) end
+      end
+      current = new
+      if not o.quiet and not o.json then
+        log.show("", string.format("appstart: reload: %d added, %d removed, %d changed", #added, #removed,
+          #changed), "\n")
+      end
+      applying = false
+      if again and not stopping then
+        again = false
+        reload()
+      end
+      -- the reload is done (READY=1) once what it started is up, or has
+      -- failed to come up: systemctl reload returns then
       if not stopping then
+        local starting = {}
+        for _, list in ipairs { changed, added } do
+          for _, name in ipairs(list) do starting[#starting + 1] = name end
+        end
         if #starting > 0 then sv:up(table.unpack(starting)) end
         if this == reloads then reloaded() end
       end
