@@ -520,6 +520,48 @@ function TC.test_a_reload_stops_what_it_changes_at_once_and_a_stop_meanwhile_is_
   S.assert_clean(before)
 end
 
+-- A SIGHUP while a reload is applied (its stop of x takes x's kill_grace)
+-- is taken once that one is done, the file read again then: the first
+-- applied, the second finds nothing changed; x as
+-- the file says and y, which it adds, come up, and stop with the command.
+function TC.test_a_reload_asked_while_one_is_applied_is_taken_after_it()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function version(word, with_y)
+    write(file, string.format("local F = %q\nreturn { services = {\n"
+      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1 },\n"
+      .. (with_y and "  y = { argv = { F, 'pidfile=%s/y', 'notify=READY=1', 'pause' } },\n" or "%s")
+      .. "} }\n", F, dir, word, with_y and dir or ""))
+  end
+  version("first")
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
+      ready_timeout = 20, log = S.quiet })
+    local first = S.pid_in(dir .. "/x_first")
+    version("second", true)
+    assert(app:kill("HUP"))
+    -- (x's stop under way: its kill_grace of 1 s to go; one signal read
+    -- in a batch, as standard signals are not queued)
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(dir .. "/err") or ""):find("x: stopping (pid " .. first .. ")", 1, true) ~= nil
+    end, 10))
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function()
+      return S.read(dir .. "/x_second") ~= nil and S.read(dir .. "/y") ~= nil
+    end, 15), "the file's services came up")
+    local second, y = S.pid_in(dir .. "/x_second"), S.pid_in(dir .. "/y")
+    lu.assertFalse(S.alive(first))
+    lu.assertTrue(S.alive(second) and S.alive(y))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+    lu.assertFalse(S.alive(second) or S.alive(y))
+  end)
+  local said = S.read(dir .. "/err")
+  lu.assertStrContains(said, "appstart: reload: 1 added, 0 removed, 1 changed\n")
+  lu.assertStrContains(said, "appstart: reload: 0 added, 0 removed, 0 changed\n")
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()
