@@ -437,6 +437,26 @@ function TStates.test_a_reload_signal_that_kills_the_app_is_no_failure()
   S.assert_clean(before)
 end
 
+-- A reload the app took (it caught the SIGHUP and runs on) is over: a
+-- SIGHUP from elsewhere that ends it later is a failure, restarted
+-- on-failure (it was taken for the supervisor's own for the app's life).
+function TStates.test_a_reload_signal_from_elsewhere_after_a_reload_was_taken_is_a_failure()
+  local before = S.snapshot()
+  local rec = recorder()
+  local execd = S.tmpname("execd")
+  -- the SIGHUP caught, then the fixture again, SIGHUP as it comes
+  local sv = supervisor({ services = { r = fd_service({ restart = "on-failure" }, "catch=HUP", "waitsig=HUP",
+    "exec", F, "pidfile=" .. execd, "pause") } }, rec)
+  lu.assertEquals(sv:up(), true)
+  lu.assertEquals(sv:reload("r"), true)
+  local pid = S.pid_in(execd)
+  os.execute("kill -HUP " .. pid)
+  lu.assertTrue(await(sv, function() return rec.count("r", "backoff") == 1 end), table.concat(rec.states("r"), " "))
+  lu.assertEquals(sv:status("r").last, { signal = 1, left = 0 })
+  sv:down()
+  S.assert_clean(before)
+end
+
 -- The fixture does not handle SIGHUP: the reload signal ends it. Outside a
 -- loop nothing reads a notify app's socket after ready, and a ready =
 -- "none" app has nothing to say: either way its end is what tells. (As

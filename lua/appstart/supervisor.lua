@@ -348,13 +348,14 @@ local function backoff_delay(b, n)
 end
 
 -- Did the app fail (for restart = "on-failure" and the burst count)? A
--- signal the supervisor sent (the reload signal) is not a failure; a
+-- signal the supervisor sent (the reload signal, while a reload it sent
+-- is under way or has ended in an error) is not a failure; a
 -- watchdog kill, an exit code outside success_codes and an end whose
 -- status is not knowable are.
 local function failed_exit(svc, how)
   if how.watchdog then return true end
   if how.code then return not svc.cfg.success[how.code] end
-  if how.signal then return not (svc.sent and svc.sent[how.signal]) end
+  if how.signal then return not (svc.sent and (svc.sent[how.signal] or 0) > 0) end
   return true
 end
 
@@ -1440,7 +1441,8 @@ local SPARING
 
 --- Will signum end the process pid: its default action ends a process,
 -- and the process neither catches, ignores nor blocks it (its
--- /proc/PID/status)? false when that cannot be read.
+-- /proc/PID/status)? false when that cannot be read. Then whether it
+-- takes it (catches or ignores it): false too when that cannot be read.
 local function ends_process(pid, signum)
   if not SPARING then
     SPARING = {}
@@ -1448,11 +1450,13 @@ local function ends_process(pid, signum)
       SPARING[core.signum(n)] = true
     end
   end
-  if SPARING[signum] or signum < 1 or signum > 64 then return false end
+  if signum < 1 or signum > 64 then return false, false end
   local st = core.proc_status(pid)
-  if not st then return false end
+  if not st then return false, false end
   local bit = 1 << (signum - 1)
-  return (st.blocked | st.ignored | st.caught) & bit == 0
+  local takes = (st.ignored | st.caught) & bit ~= 0
+  if SPARING[signum] then return false, takes end
+  return (st.blocked | st.ignored | st.caught) & bit == 0, takes
 end
 
 --- Ask a ready service to reload: app:reload() (the reload signal; a
@@ -1471,11 +1475,15 @@ function Supervisor:reload(name)
   local app = svc.app
   local reload_signal = svc.opts.reload_signal or "HUP"
   local signum = core.signum(reload_signal)
-  svc.sent = svc.sent or {}
-  svc.sent[signum] = true
+  -- (counted: a reload done, the app back, says the signal was taken; one
+  -- that kills the app later, as reloads of theirs under way do not, is
+  -- another's)
+  local sent = svc.sent or {}
+  svc.sent = sent
+  sent[signum] = (sent[signum] or 0) + 1
   -- known before the signal: once sent, an app that ends of it and one
   -- that handles it look alike until it has ended
-  local fatal = ends_process(app.pid, signum)
+  local fatal, takes = ends_process(app.pid, signum)
   fire(self, svc, "reloading")
   self:_advance()
   local ok, err
@@ -1498,6 +1506,9 @@ function Supervisor:reload(name)
     elseif ok or app.state ~= "reloading" then fire(self, svc, "reloaded") end
   end
   self:_advance()
+  -- (a signal it takes is over once the reload is; one that ends it, or
+  -- is blocked, may end it later: the supervisor's still)
+  if ok and takes and not how and svc.app == app and svc.sent == sent then sent[signum] = sent[signum] - 1 end
   if how and (ok or err.code ~= "died") then
     ok, err = nil, errors.new("died", "app " .. tostring(how) .. " while it reloaded",
       { pid = app.pid, status = how }, app._program) -- as app:reload() says it
