@@ -444,9 +444,11 @@ function TStates.test_a_reload_signal_from_elsewhere_after_a_reload_was_taken_is
   local before = S.snapshot()
   local rec = recorder()
   local execd = S.tmpname("execd")
-  -- the SIGHUP caught, then the fixture again, SIGHUP as it comes
-  local sv = supervisor({ services = { r = fd_service({ restart = "on-failure" }, "catch=HUP", "waitsig=HUP",
-    "exec", F, "pidfile=" .. execd, "pause") } }, rec)
+  -- the SIGHUP caught (from before its ready line), then the fixture
+  -- again, SIGHUP as it comes
+  local spec = fd_service({ restart = "on-failure" })
+  spec.argv = { F, "catch=HUP", "line=3:up", "waitsig=HUP", "exec", F, "pidfile=" .. execd, "pause" }
+  local sv = supervisor({ services = { r = spec } }, rec)
   lu.assertEquals(sv:up(), true)
   lu.assertEquals(sv:reload("r"), true)
   local pid = S.pid_in(execd)
