@@ -562,6 +562,39 @@ function TC.test_a_reload_asked_while_one_is_applied_is_taken_after_it()
   S.assert_clean(before)
 end
 
+-- READY=1 comes once every reload's starts are done: a SIGHUP taken
+-- while the first is applied, which changes nothing, said READY=1 at once,
+-- before c, which the first added, was up (systemctl reload returned
+-- early).
+function TC.test_a_reload_taken_after_another_says_READY_1_once_both_are_done()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function version(word, with_c)
+    write(file, string.format("local F = %q\nreturn { services = {\n"
+      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1 },\n"
+      .. (with_c and "  c = { argv = { F, 'sleep=1', 'pidfile=%s/c', 'notify=READY=1', 'pause' } },\n" or "%s")
+      .. "} }\n", F, dir, word, with_c and dir or ""))
+  end
+  version("first")
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
+      ready_timeout = 20, log = S.quiet })
+    local first = S.pid_in(dir .. "/x_first")
+    version("second", true)
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(dir .. "/err") or ""):find("x: stopping (pid " .. first .. ")", 1, true) ~= nil
+    end, 10))
+    lu.assertEquals(app.state, "reloading")
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
+    lu.assertNotNil(S.read(dir .. "/c"), "READY=1 before c was up")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()

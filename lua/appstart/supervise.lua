@@ -485,7 +485,7 @@ function M.run(o, spec, command)
   -- A reload is over: READY=1 again, once every service was ready before
   -- it (before that, status() says READY=1 when they are), never once
   -- stopping.
-  local reloads = 0 -- SIGHUPs taken
+  local ups = 0 -- reloads whose starts are under way (READY=1 once none is)
   local reloading = 0 -- of them, still under way (to their task's end)
   local bring_up -- the bring-up's task, while it waits for them
   local function reload_over()
@@ -520,7 +520,7 @@ function M.run(o, spec, command)
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
     local function refused(why)
       log.show("appstart: reload: ", log.raised(why), " (the services are left as they were)\n")
-      reloaded()
+      if ups == 0 then reloaded() end
       reload_over()
     end
     local new, err = M.load(o.file)
@@ -546,15 +546,17 @@ function M.run(o, spec, command)
     -- (a stop read with this SIGHUP, in the same batch, comes first: what
     -- the reload would start is not started once the command stops, or
     -- sv:up would take back sv:down's goals and the stop wait for good;
-    -- and only the latest reload says READY=1 when it is done)
-    reloads = reloads + 1
-    local this = reloads
+    -- and READY=1 comes once every reload's starts are done)
     applying = true
     appstart.spawn(function()
       -- what goes is stopped at once, dependents first, as sv:down stops
       -- (one remove after another waited for each one's whole stop)
       if #going > 0 and not supervisor_internals.stop_all(sv, going) then
         applying = false
+        if again and not stopping then
+          again = false
+          reload()
+        end
         return reload_over()
       end
       -- dependents first: one still named by another waits for its turn
@@ -600,6 +602,7 @@ function M.run(o, spec, command)
           #changed), "\n")
       end
       applying = false
+      ups = ups + 1
       if again and not stopping then
         again = false
         reload()
@@ -612,8 +615,9 @@ function M.run(o, spec, command)
           for _, name in ipairs(list) do starting[#starting + 1] = name end
         end
         if #starting > 0 then sv:up(table.unpack(starting)) end
-        if this == reloads then reloaded() end
       end
+      ups = ups - 1
+      if ups == 0 and not stopping then reloaded() end
       reload_over()
     end)
   end
