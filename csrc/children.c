@@ -37,6 +37,7 @@ struct pidset {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pidset own, abandoned, leaders;
+static struct pidset kept; /* leaders gone, their session in use at the last look (prune_leaders) */
 
 /* Leases (children_lease): each holds an adoption window open for an app
  * that has not come to the launcher yet. */
@@ -106,6 +107,7 @@ static void children_unload(void)
     pidset_free(&own);
     pidset_free(&abandoned);
     pidset_free(&leaders);
+    pidset_free(&kept);
     free(leases);
     leases = NULL;
     nleases = cap_leases = 0;
@@ -136,16 +138,60 @@ static int id_in_use(pid_t id)
     return !(kill(-id, 0) != 0 && errno == ESRCH && kill(id, 0) != 0 && errno == ESRCH);
 }
 
+/* The leaders whose session has emptied go: those whose pid and group
+ * are gone (a look each) and whose session no process is in (one pass
+ * over /proc, a getsid() a process: an orphan that moved to a group of
+ * its own with setpgid is in it still). Looked at whenever a leader's pid
+ * and group are newly gone (before the kernel may give that pid out
+ * again: to a process of a start under way, whose own session it would
+ * be, refused then), and once a second at most for those found still in
+ * use. Nothing goes when /proc cannot be read. The lock held. */
+static double looked_at;
+
+static void prune_leaders(void)
+{
+    struct pidset gone = { NULL, 0, 0 };
+    int fresh = 0;
+    for (size_t i = 0; i < leaders.len; i++)
+        if (!id_in_use(leaders.pids[i])) {
+            if (pidset_add(&gone, leaders.pids[i]) != 0)
+                break;
+            fresh |= !pidset_has(&kept, leaders.pids[i]);
+        }
+    double now = sys_now();
+    if (gone.len == 0 || (!fresh && now - looked_at < 1.0)) {
+        pidset_free(&gone);
+        return;
+    }
+    looked_at = now;
+    DIR *d = opendir("/proc");
+    if (!d) {
+        pidset_free(&gone);
+        return;
+    }
+    pidset_free(&kept);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        pid_t sid = getsid((pid_t)pid);
+        if (sid > 0 && pidset_has(&gone, sid) && !pidset_has(&kept, sid))
+            (void)pidset_add(&kept, sid);
+    }
+    closedir(d);
+    for (size_t i = 0; i < gone.len; i++)
+        if (!pidset_has(&kept, gone.pids[i]))
+            pidset_remove(&leaders, gone.pids[i]);
+    pidset_free(&gone);
+}
+
 void children_add_leader(pid_t pid)
 {
     pthread_mutex_lock(&lock);
     if (!pidset_has(&leaders, pid)) {
-        /* (each time: an entry whose session has emptied goes before
-         * the kernel may give its pid to a process of a start under way,
-         * whose own session that would be; one look a group) */
-        for (size_t i = leaders.len; i-- > 0;)
-            if (!id_in_use(leaders.pids[i]))
-                leaders.pids[i] = leaders.pids[--leaders.len];
+        prune_leaders();
         /* out of memory: an orphan of its session could pass for another
          * start's daemon (the checks before that still hold) */
         (void)pidset_add(&leaders, pid);

@@ -37,10 +37,10 @@ int children_owns(pid_t pid);
  * helper was reaped. children_led(id): is id (a session or group id) one
  * such child's? An entry goes once the kernel gives its pid to a child of
  * the launcher's again (children_spawned: a pid in use as a session or
- * group id is never given again), or once neither its pid nor a group of
- * that id is found (looked at each time a leader is added: the spawn of
- * a start that may adopt, whose processes could otherwise take that pid
- * for a session of their own and be refused). */
+ * group id is never given again), or once no process is left in its
+ * session (looked at as leaders are added, at most once a second: before
+ * the kernel may give that pid out again, to a process of a start under
+ * way whose own session it would be, refused then). */
 void children_add_leader(pid_t pid);
 int children_led(pid_t id);
 /* pid was given to a child just spawned: free, so no session or group of

@@ -622,6 +622,44 @@ function T.test_an_orphan_of_an_app_whose_helper_is_gone_is_not_the_daemon()
   S.assert_clean(before)
 end
 
+-- An orphan of another app's, in that app's session (gone, its group
+-- too) but in a group of its own (setpgid), adopted during a forking
+-- daemon's start and named in its pid file: not the daemon. The sessions
+-- remembered were let go of as soon as their pid and group were gone,
+-- at the next start that leads one (then the orphan was taken).
+function T.test_an_orphan_in_a_group_of_its_own_in_a_gone_apps_session_is_not_the_daemon()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir = S.tmpname("setpgid")
+  assert(os.execute("mkdir " .. dir))
+  local pid_file = dir .. "/b.pid"
+  -- A forks O once go is there: O takes a group of its own, A exits
+  local a = assert(start { ready = "none", kill_mode = "group", argv = { F, "waitfile=" .. dir .. "/go", "fork",
+    "setpgid", "pidfile=" .. dir .. "/o", "waitfile=" .. dir .. "/gone", "pidfile=" .. pid_file, "pause", "|",
+    "waitfile=" .. dir .. "/o", "exit=0" } })
+  local h = appstart.begin { ready = { forks = true, pid_file = pid_file }, ready_timeout = 10, log = S.quiet,
+    argv = { F, "waitfile=" .. pid_file, "exit=0" } }
+  S.touch(dir .. "/go")
+  lu.assertEquals(a:wait(5).code, 0)
+  local o = S.pid_in(dir .. "/o")
+  -- (the sessions remembered are looked at as a start that leads one
+  -- begins, A's pid and group gone)
+  local c = assert(start { ready = "none", kill_mode = "group", argv = { F, "pause" } })
+  S.touch(dir .. "/gone")
+  while not h:step() do core.wait_readable(h:pollfd() or -1, math.min(h:timeout() or 0.01, 0.01)) end
+  local taken = h.app and h.app.pid
+  if h.app then h.app:close() end
+  lu.assertFalse(taken, "the other app's orphan was taken for the daemon")
+  lu.assertEquals(h.err.code, "bad_pid")
+  lu.assertStrContains(h.err.message, "not a process it started")
+  lu.assertTrue(S.alive(o), "the orphan ran on")
+  os.execute("kill -9 " .. o)
+  lu.assertTrue(S.await_gone(o, 5))
+  c:terminate()
+  S.reap_children()
+  S.assert_clean(before)
+end
+
 -- What the launcher remembers of the sessions and groups its children
 -- led holds no more once such a session has emptied: a forking daemon
 -- whose intermediate takes a gone group leader's pid for a session of its
