@@ -128,6 +128,7 @@ void children_spawned(pid_t pid)
 {
     pthread_mutex_lock(&lock);
     pidset_remove(&leaders, pid);
+    pidset_remove(&kept, pid);
     pthread_mutex_unlock(&lock);
 }
 

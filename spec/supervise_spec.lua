@@ -595,6 +595,38 @@ function TC.test_a_reload_taken_after_another_says_READY_1_once_both_are_done()
   S.assert_clean(before)
 end
 
+-- The same for a reload that begins while another's start is under way:
+-- its stops count too (READY=1 came once c, the first's, was up, x still
+-- being stopped by the second).
+function TC.test_a_reload_begun_during_anothers_start_says_READY_1_once_its_stops_and_starts_are_done()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local function version(word, with_c)
+    write(file, string.format("local F = %q\nreturn { services = {\n"
+      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1.5 },\n"
+      .. (with_c and "  c = { argv = { F, 'sleep=1', 'pidfile=%s/c', 'notify=READY=1', 'pause' } },\n" or "%s")
+      .. "} }\n", F, dir, word, with_c and dir or ""))
+  end
+  version("first")
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
+      ready_timeout = 20, log = S.quiet })
+    version("first", true)
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(dir .. "/err") or ""):find("c: starting", 1, true) ~= nil
+    end, 10))
+    version("second", true)
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
+    lu.assertNotNil(S.read(dir .. "/x_second"), "READY=1 while x was being stopped")
+    lu.assertNotNil(S.read(dir .. "/c"))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()

@@ -546,17 +546,20 @@ function M.run(o, spec, command)
     -- (a stop read with this SIGHUP, in the same batch, comes first: what
     -- the reload would start is not started once the command stops, or
     -- sv:up would take back sv:down's goals and the stop wait for good;
-    -- and READY=1 comes once every reload's starts are done)
+    -- and READY=1 comes once every reload's starts are done: counted from
+    -- here, its stops and its starts)
     applying = true
+    ups = ups + 1
     appstart.spawn(function()
       -- what goes is stopped at once, dependents first, as sv:down stops
       -- (one remove after another waited for each one's whole stop)
       if #going > 0 and not supervisor_internals.stop_all(sv, going) then
-        applying = false
+        applying, ups = false, ups - 1
         if again and not stopping then
           again = false
           reload()
         end
+        if ups == 0 and not stopping then reloaded() end
         return reload_over()
       end
       -- dependents first: one still named by another waits for its turn
@@ -602,7 +605,6 @@ function M.run(o, spec, command)
           #changed), "\n")
       end
       applying = false
-      ups = ups + 1
       if again and not stopping then
         again = false
         reload()
