@@ -520,32 +520,46 @@ function TC.test_a_reload_stops_what_it_changes_at_once_and_a_stop_meanwhile_is_
   S.assert_clean(before)
 end
 
+-- The reload tests' services file: x, which ignores SIGTERM (its stop
+-- takes its whole kill_grace, `grace`) and writes its pid to dir/x_WORD,
+-- and, named, `other` ({name, its actions before its pid file}) too.
+local function x_file(file, dir, word, grace, other)
+  write(file, string.format("local F = %q\nreturn { services = {\n"
+    .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = %g },\n"
+    .. (other and string.format("  %s = { argv = { F, %s'pidfile=%s/%s', 'notify=READY=1', 'pause' } },\n",
+      other[1], other[2] and ("'" .. other[2] .. "', ") or "", dir, other[1]) or "")
+    .. "} }\n", F, dir, word, grace))
+end
+
+-- `appstart supervise FILE` started through the handshake, its stderr to
+-- dir/err; and a wait for a line of that stderr.
+local function supervise_command(dir, file)
+  local app = assert(require("appstart").start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
+    ready_timeout = 20, log = S.quiet })
+  return app, function(text)
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(dir .. "/err") or ""):find(text, 1, true) ~= nil
+    end, 10), "never said: " .. text)
+  end
+end
+
 -- A SIGHUP while a reload is applied (its stop of x takes x's kill_grace)
 -- is taken once that one is done, the file read again then: the first
--- applied, the second finds nothing changed; x as
--- the file says and y, which it adds, come up, and stop with the command.
+-- applied, the second finds nothing changed; x as the file says and y,
+-- which it adds, come up, and stop with the command.
 function TC.test_a_reload_asked_while_one_is_applied_is_taken_after_it()
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
-  local function version(word, with_y)
-    write(file, string.format("local F = %q\nreturn { services = {\n"
-      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1 },\n"
-      .. (with_y and "  y = { argv = { F, 'pidfile=%s/y', 'notify=READY=1', 'pause' } },\n" or "%s")
-      .. "} }\n", F, dir, word, with_y and dir or ""))
-  end
-  version("first")
+  x_file(file, dir, "first", 1)
   appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
-      ready_timeout = 20, log = S.quiet })
+    local app, await_said = supervise_command(dir, file)
     local first = S.pid_in(dir .. "/x_first")
-    version("second", true)
+    x_file(file, dir, "second", 1, { "y" })
     assert(app:kill("HUP"))
     -- (x's stop under way: its kill_grace of 1 s to go; one signal read
     -- in a batch, as standard signals are not queued)
-    lu.assertTrue(S.await_with_sleep(function()
-      return (S.read(dir .. "/err") or ""):find("x: stopping (pid " .. first .. ")", 1, true) ~= nil
-    end, 10))
+    await_said("x: stopping (pid " .. first .. ")")
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function()
       return S.read(dir .. "/x_second") ~= nil and S.read(dir .. "/y") ~= nil
@@ -570,22 +584,13 @@ function TC.test_a_reload_taken_after_another_says_READY_1_once_both_are_done()
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
-  local function version(word, with_c)
-    write(file, string.format("local F = %q\nreturn { services = {\n"
-      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1 },\n"
-      .. (with_c and "  c = { argv = { F, 'sleep=1', 'pidfile=%s/c', 'notify=READY=1', 'pause' } },\n" or "%s")
-      .. "} }\n", F, dir, word, with_c and dir or ""))
-  end
-  version("first")
+  x_file(file, dir, "first", 1)
   appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
-      ready_timeout = 20, log = S.quiet })
+    local app, await_said = supervise_command(dir, file)
     local first = S.pid_in(dir .. "/x_first")
-    version("second", true)
+    x_file(file, dir, "second", 1, { "c", "sleep=1" })
     assert(app:kill("HUP"))
-    lu.assertTrue(S.await_with_sleep(function()
-      return (S.read(dir .. "/err") or ""):find("x: stopping (pid " .. first .. ")", 1, true) ~= nil
-    end, 10))
+    await_said("x: stopping (pid " .. first .. ")")
     lu.assertEquals(app.state, "reloading")
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
@@ -602,22 +607,13 @@ function TC.test_a_reload_begun_during_anothers_start_says_READY_1_once_its_stop
   local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
-  local function version(word, with_c)
-    write(file, string.format("local F = %q\nreturn { services = {\n"
-      .. "  x = { argv = { F, 'ignore=TERM', 'pidfile=%s/x_%s', 'notify=READY=1', 'pause' }, kill_grace = 1.5 },\n"
-      .. (with_c and "  c = { argv = { F, 'sleep=1', 'pidfile=%s/c', 'notify=READY=1', 'pause' } },\n" or "%s")
-      .. "} }\n", F, dir, word, with_c and dir or ""))
-  end
-  version("first")
+  x_file(file, dir, "first", 1.5)
   appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = dir .. "/err",
-      ready_timeout = 20, log = S.quiet })
-    version("first", true)
+    local app, await_said = supervise_command(dir, file)
+    x_file(file, dir, "first", 1.5, { "c", "sleep=1" })
     assert(app:kill("HUP"))
-    lu.assertTrue(S.await_with_sleep(function()
-      return (S.read(dir .. "/err") or ""):find("c: starting", 1, true) ~= nil
-    end, 10))
-    version("second", true)
+    await_said("c: starting")
+    x_file(file, dir, "second", 1.5, { "c", "sleep=1" })
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
     lu.assertNotNil(S.read(dir .. "/x_second"), "READY=1 while x was being stopped")
