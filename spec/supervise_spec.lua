@@ -507,7 +507,6 @@ function TC.test_a_reload_stops_what_it_changes_at_once_and_a_stop_meanwhile_is_
     three("second") -- each one changed
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function() return seen("stopping") == 3 end, 10), S.read(events))
-    lu.assertEquals(seen("stopped"), 0, "the three stops under way at once: " .. S.read(events))
     assert(app:kill("TERM"))
     local how = app:wait(10)
     if not how then app:kill("KILL") app:wait(5) end
@@ -517,6 +516,14 @@ function TC.test_a_reload_stops_what_it_changes_at_once_and_a_stop_meanwhile_is_
   for _, name in ipairs { "x", "y", "z" } do
     lu.assertEquals(seen(name .. ":starting"), 1, name .. " started again after the stop began: " .. S.read(events))
   end
+  -- the three stops under way at once: each "stopping" before any "stopped"
+  local order = {}
+  for line in S.read(events):gmatch("[^\n]+") do
+    local state = line:match('^{"service":"%w+","state":"(%w+)",')
+    if state == "stopping" or state == "stopped" then order[#order + 1] = state end
+  end
+  lu.assertEquals({ order[1], order[2], order[3], order[4] }, { "stopping", "stopping", "stopping", "stopped" },
+    S.read(events))
   S.assert_clean(before)
 end
 
@@ -591,8 +598,10 @@ function TC.test_a_reload_taken_after_another_says_READY_1_once_both_are_done()
     x_file(file, dir, "second", 1, { "c", "sleep=1" })
     assert(app:kill("HUP"))
     await_said("x: stopping (pid " .. first .. ")")
-    -- (its RELOADING=1, sent before that line, read by now or soon)
-    lu.assertTrue(S.await_with_sleep(function() return app.state == "reloading" end, 10), app.state)
+    -- (its RELOADING=1, sent before that line, read by now or soon; or,
+    -- on a slow machine, that reload done already, c up)
+    lu.assertTrue(S.await_with_sleep(function() return app.state == "reloading" or S.read(dir .. "/c") ~= nil end,
+      10), app.state)
     assert(app:kill("HUP"))
     lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
     lu.assertNotNil(S.read(dir .. "/c"), "READY=1 before c was up")
@@ -616,6 +625,8 @@ function TC.test_a_reload_begun_during_anothers_start_says_READY_1_once_its_stop
     await_said("c: starting")
     x_file(file, dir, "second", 1.5, { "c", "sleep=1" })
     assert(app:kill("HUP"))
+    -- (reloading still, or again: x's stop takes its kill_grace)
+    lu.assertTrue(S.await_with_sleep(function() return app.state == "reloading" end, 10), app.state)
     lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
     lu.assertNotNil(S.read(dir .. "/x_second"), "READY=1 while x was being stopped")
     lu.assertNotNil(S.read(dir .. "/c"))
