@@ -16,22 +16,21 @@ local dir = assert(arg[1])
 local leader = assert(appstart.start { argv = { F, "pause" }, ready = "none", kill_mode = "group" })
 local pid = leader.pid
 leader:terminate(5)
--- (let go of, and reaped by a call that waits: a group's leader is held,
--- a zombie that pins its group, until its app is let go of; its pid in
--- use then, the look as the next start begins would keep it, and the
--- daemon's session take it only after: the window README speaks of)
-leader:close()
-appstart.sleep(0)
 print("leader " .. pid)
-local pid_file = dir .. "/daemon.pid"
--- the intermediate: the next pid after the write (a builtin's, no fork),
--- a session of its own (not a group leader: setsid(1) does not fork), the
--- daemon forked in it, its pid written, then gone
-local script = string.format("echo %d > /proc/sys/kernel/ns_last_pid; "
+local pid_file, go = dir .. "/daemon.pid", dir .. "/go"
+-- the intermediate, once the start has begun (the launcher's look at the
+-- sessions it remembers, as it begins, done: a session of that pid made
+-- meanwhile would be kept): the next pid after the write (a builtin's, no
+-- fork), a session of its own (not a group leader: setsid(1) does not
+-- fork), the daemon forked in it, its pid written, then gone
+local script = string.format("while [ ! -e %s ]; do sleep 0.01; done; echo %d > /proc/sys/kernel/ns_last_pid; "
   .. "setsid sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"' sh %s & "
-  .. "wait $!; while [ ! -e %s ]; do sleep 0.01; done; exit 0", pid - 1, pid_file, pid_file)
-local app, err = appstart.start { argv = { "/bin/sh", "-c", script }, ready = { forks = true, pid_file = pid_file },
+  .. "wait $!; while [ ! -e %s ]; do sleep 0.01; done; exit 0", go, pid - 1, pid_file, pid_file)
+local h = appstart.begin { argv = { "/bin/sh", "-c", script }, ready = { forks = true, pid_file = pid_file },
   ready_timeout = 10 }
+assert(io.open(go, "w")):close()
+while not h:step() do appstart.sleep(0.005) end
+local app, err = h.app, h.err
 if app then
   local session = io.open("/proc/" .. app.pid .. "/stat"):read("l"):match("^%d+ %b() %S+ %d+ %d+ (%d+)")
   print("daemon " .. session .. " " .. app.state)
