@@ -47,6 +47,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1674,6 +1675,18 @@ static pid_t pidfd_pid(int fd)
     return 0;
 }
 
+/* Has the process of pidfd fd exited (a zombie, or reaped)? A pidfd is
+ * readable once it has. */
+static int pidfd_exited(int fd)
+{
+    struct pollfd pf = { .fd = fd, .events = POLLIN, .revents = 0 };
+    int r;
+    do
+        r = poll(&pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r > 0 && (pf.revents & POLLIN);
+}
+
 /* Take uid as the effective uid only, the caller's (the real uid) as the
  * real and saved ones, no group but the caller's real one, no capability:
  * the kernel then lets this process signal what uid may and what the
@@ -1732,7 +1745,10 @@ static void signal_mode(const struct options *opt, int secure)
     pid_t pid = opt->pgid ? opt->pgid : pidfd_pid(fd);
     if (pid == 0)
         fail("fd %d is not a pidfd", fd);
-    if (pid < 0) {
+    /* a zombie too (its parent has not reaped it yet: a group leader the
+     * launcher holds while its group has members): the kernel takes a
+     * signal to it, which does nothing; its group is another matter */
+    if (pid < 0 || (!opt->pgid && !opt->process_group && pidfd_exited(fd))) {
         say("the process has ended");
         exit(EXIT_GONE);
     }

@@ -712,6 +712,36 @@ function T.test_signal_mode_signals_as_the_user_only_what_that_user_may()
   for _, pid in ipairs(S.children()) do lu.assertEquals(pid, forked, "only what the app forked") end
 end
 
+--- A process that has ended but is not reaped yet (a group leader the
+-- launcher holds while its group still has a member) has ended for
+-- appstart-helper --signal too: the kernel would take the signal and do
+-- nothing with it, and "sent" would say otherwise.
+function T.test_signal_mode_takes_a_zombie_for_ended()
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here (valgrind 3.19 knows no pidfd_open)")
+  local signal = require "appstart.signal"
+  local core = require "appstart.core"
+  local before = S.snapshot()
+  local dir = shared_dir()
+  -- its member ignores SIGTERM: the leader is held once it has ended
+  local theirs = assert(appstart.start { argv = { F, "fork", "ignore=TERM", "pidfile=" .. dir .. "/forked", "pause",
+    "|", "pause" }, ready = "none", user = "nobody", kill_mode = "group" })
+  local forked = tonumber(S.await_file(dir .. "/forked"))
+  local proc = assert(core.process(theirs.pid))
+  lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") }, { true })
+  lu.assertEquals(theirs:wait(5).signal, 15)
+  lu.assertTrue(S.alive(forked), "its member lives on")
+  lu.assertStrContains(S.read("/proc/" .. theirs.pid .. "/stat"), ") Z ", "the leader is a zombie, held")
+  lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "TERM") },
+    { nil, "No such process (the process has ended)", 3 })
+  -- its group is another matter: its member is reached
+  lu.assertEquals({ signal.through(proc:fd(), { user = "nobody" }, "KILL", true) }, { true })
+  lu.assertTrue(S.await_gone(forked), "the group was signalled")
+  proc:close()
+  theirs:terminate(1) -- (its group's end: the leader reaped)
+  S.assert_clean(before)
+end
+
 --- The group pid 1 leads is never signalled: kill(-1) is every process
 -- the user may signal (a launcher that is the first process of its pid
 -- namespace, a container's entrypoint, hands the helper its own pidfd).
