@@ -192,8 +192,9 @@ end
 -------------------------------------------------------------------------------
 -- option parsing
 
-local function enum(...)
-  local allowed, list = {}, { ... }
+-- one of an option's values (appstart.start's, options.SCHEMA)
+local function enum(field)
+  local allowed, list = {}, options.SCHEMA[field].values
   for _, v in ipairs(list) do allowed[v] = true end
   local expected = table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
   return function(value)
@@ -216,10 +217,11 @@ local function ready_value(value)
   return nil, "expected none, fd, notify, tcp:HOST:PORT, unix:PATH, file:PATH or forks"
 end
 
+-- (the range appstart.start's: options.SCHEMA)
 local function descriptor(value)
-  local n = value:match("^%d+$") and tonumber(value)
-  if n and n >= 3 and n <= 1023 then return math.tointeger(n) end
-  return nil, "expected a descriptor number from 3 to 1023"
+  local n = value:match("^%d+$") and math.tointeger(tonumber(value))
+  if n and not options.SCHEMA.ready_fd.check(n) then return n end
+  return nil, "expected a descriptor number from 3 to " .. options.DESCRIPTOR_MAX
 end
 
 -- any finite number >= 0 that Lua reads (5, 0.5, .5, 1e3), but no nan or inf
@@ -233,15 +235,17 @@ local function decimal(value)
   return tonumber(value)
 end
 
+-- (the ranges appstart.start's: kill_grace's, ready_timeout's; an
+-- option's own bound, such as probe_interval's, is said by its check)
 local function seconds(value)
   local n = decimal(value)
-  if n and n >= 0 and n < math.huge then return n end
+  if n and not options.SCHEMA.kill_grace.check(n) then return n end
   return nil, "expected a number of seconds >= 0 (e.g. 5, 0.5 or 1e3)"
 end
 
 local function positive_seconds(value)
   local n = decimal(value)
-  if n and n > 0 and n < math.huge then return n end
+  if n and not options.SCHEMA.ready_timeout.check(n) then return n end
   return nil, "expected a number of seconds > 0"
 end
 
@@ -327,8 +331,8 @@ local OPTIONS = {
   ["pid-file"] = { key = "pid_file", parse = a_path },
   ["probe-timeout"] = { key = "probe_timeout", parse = positive_seconds },
   ["pid-fd"] = { key = "pid_fd", parse = descriptor },
-  ["pid-format"] = { key = "pid_format", parse = enum("int32le", "line") },
-  ["notify-access"] = { key = "notify_access", parse = enum("main", "exec", "all") },
+  ["pid-format"] = { key = "pid_format", parse = enum("pid_format") },
+  ["notify-access"] = { key = "notify_access", parse = enum("notify_access") },
   user = { key = "user", parse = id_of("user name or uid") },
   group = { key = "group", parse = id_of("group name or gid") },
   env = { key = "env", parse = variable, list = true },
@@ -340,7 +344,7 @@ local OPTIONS = {
   timeout = { key = "timeout", parse = positive_seconds },
   ["pid-timeout"] = { key = "pid_timeout", parse = positive_seconds },
   grace = { key = "grace", parse = seconds },
-  ["kill-mode"] = { key = "kill_mode", parse = enum("process", "group", "cgroup") },
+  ["kill-mode"] = { key = "kill_mode", parse = enum("kill_mode") },
   watchdog = { key = "watchdog", parse = positive_seconds },
   watch = { key = "watch" }, json = { key = "json" }, quiet = { key = "quiet" },
   verbose = { key = "verbose" }, help = { key = "help" }, version = { key = "version" },

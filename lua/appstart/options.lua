@@ -13,6 +13,7 @@ local errors = require "appstart.errors"
 local options = {}
 
 local DESCRIPTOR_MAX = 1023
+options.DESCRIPTOR_MAX = DESCRIPTOR_MAX
 local ID_MAX = 0xfffffffe -- (uid_t)-1 means "no change" to the kernel
 
 -- each check returns nil, or the message of what is wrong with value
@@ -189,9 +190,11 @@ local function signal(value)
   if n == 0 then return "signal 0 sends nothing" end
 end
 
-local function enum(...)
+-- (a list of the values: an option's `values`, which the command's own
+-- options take too)
+local function enum(list)
   local set = {}
-  for _, v in ipairs { ... } do set[v] = true end
+  for _, v in ipairs(list) do set[v] = true end
   return function(value)
     if not set[value] then return "invalid value '" .. tostring(value) .. "'" end
   end
@@ -218,7 +221,7 @@ function options.parse_address(text)
   return "tcp", host, port
 end
 
-local PROTOCOLS = enum("none", "fd", "notify")
+local PROTOCOLS = enum { "none", "fd", "notify" }
 local PROBES = { connect = "string", file = "string", exec = "table", check = "function" }
 
 -- A table with a metatable: what its __index gave would be read, and
@@ -267,7 +270,8 @@ local function ready_value(value)
 end
 
 --- name -> { types = accepted Lua types, check = fn(value) -> message,
--- default = value } (math.type's "integer" and "float" for numbers)
+-- default = value, values = the list of a string's values where it is
+-- one of them } (math.type's "integer" and "float" for numbers)
 options.SCHEMA = {
   argv = { types = { table = true }, check = strings },
   env = { types = { table = true }, check = environment },
@@ -281,16 +285,16 @@ options.SCHEMA = {
   user = { types = { string = true, integer = true }, check = id },
   group = { types = { string = true, integer = true }, check = id },
   pid_fd = { types = { integer = true }, check = descriptor, default = 3 },
-  pid_format = { types = { string = true }, check = enum("int32le", "line"), default = "int32le" },
+  pid_format = { types = { string = true }, values = { "int32le", "line" }, default = "int32le" },
   ready = { types = { string = true, table = true }, check = ready_value, default = "notify" },
   ready_fd = { types = { integer = true }, check = descriptor },
-  notify_access = { types = { string = true }, check = enum("main", "exec", "all"), default = "exec" },
+  notify_access = { types = { string = true }, values = { "main", "exec", "all" }, default = "exec" },
   pid_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 10 },
   ready_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 40 },
   probe_interval = { types = { integer = true, float = true }, check = probe_interval_seconds, default = 0.1 },
   probe_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 1 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
-  kill_mode = { types = { string = true }, check = enum("process", "group", "cgroup"), default = "process" },
+  kill_mode = { types = { string = true }, values = { "process", "group", "cgroup" }, default = "process" },
   cgroup_parent = { types = { string = true }, check = cgroup_path },
   watchdog = { types = { integer = true, float = true }, check = watchdog_seconds },
   -- (a number with an integer value, 10.0 as 10, as app:kill takes it)
@@ -301,6 +305,9 @@ options.SCHEMA = {
 }
 
 local SCHEMA = options.SCHEMA
+for _, spec in pairs(SCHEMA) do
+  if spec.values then spec.check = enum(spec.values) end
+end
 
 -- Does the launcher read a stream given this value (its lines then fill the
 -- ring of output_keep bytes)?
