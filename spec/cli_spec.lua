@@ -238,6 +238,21 @@ function Usage.test_help_and_version_that_cannot_be_written_say_so_and_exit_1()
   end
 end
 
+-- The same where stdout's reader has gone: the write fails (EPIPE), said
+-- so; SIGPIPE does not end the command (it died of it, exit 141, without
+-- a word).
+function Usage.test_help_and_version_to_a_reader_gone_say_so_and_exit_1()
+  for _, case in ipairs { { { "--help" }, "the help" }, { { "--version" }, "the version" },
+    { { "supervise", "--help" }, "the help" } } do
+    local err, closed, rc = S.tmpname("err"), S.tmpname("closed"), S.tmpname("rc")
+    -- the command runs once the pipe's reader has closed it
+    assert(os.execute(string.format("{ while [ ! -e %s ]; do sleep 0.01; done; %s 2>%s; echo $? >%s; } | { exec <&-; : >%s; }",
+      closed, command_line(case[1]), err, rc, closed)))
+    lu.assertEquals({ S.read(rc), S.read(err) }, { "1\n", "appstart: cannot write to stdout (Broken pipe): "
+      .. case[2] .. " lost\n" }, table.concat(case[1], " "))
+  end
+end
+
 -- With --watch an app whose ready object could not be written is watched
 -- all the same (its pid was lost to a reader, not to the command), and
 -- that object and the exit's are said lost on stderr (they were lost

@@ -652,6 +652,23 @@ function cli.say_lost(why, what)
   io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(why), "): ", what, " lost\n")
 end
 
+--- The command's whole answer (its help, its version: what) on stdout:
+-- the exit code, 0, or 1 when it could not be written (said on stderr).
+-- SIGPIPE blocked meanwhile: a reader gone fails the write, as a full
+-- disk does, and is said so; the signal is read, not left to end the
+-- command once it is let through again.
+function cli.answer(text, what)
+  local pipe = core.signals { "PIPE" }
+  local ok, why = cli.put_stdout(text)
+  if pipe then
+    pipe:read()
+    pipe:close()
+  end
+  if ok then return 0 end
+  cli.say_lost(why, what)
+  return 1
+end
+
 --- text on stdout, each PIPE_BUF bytes of it once stdout takes them at
 -- once: true; nil when a signal came meanwhile; false, why when the write
 -- failed (a closed pipe).
@@ -1079,10 +1096,7 @@ function cli.main(argv)
   local o, message = cli.parse(argv)
   if not o then return usage_error(message) end
   if o.help or o.version then
-    local ok, why = cli.put_stdout(o.help and USAGE or "appstart " .. appstart.version .. "\n")
-    if ok then return 0 end
-    cli.say_lost(why, o.help and "the help" or "the version")
-    return 1
+    return cli.answer(o.help and USAGE or "appstart " .. appstart.version .. "\n", o.help and "the help" or "the version")
   end
   local saved_level = appstart.log_level
   if o.verbose then appstart.log_level = "debug"

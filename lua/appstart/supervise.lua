@@ -309,12 +309,7 @@ end
 function M.main(argv, command)
   local o, message = M.parse(argv)
   if not o then return nil, message end
-  if o.help then
-    local ok, why = command.put_stdout(M.USAGE)
-    if ok then return 0 end
-    command.say_lost(why, "the help")
-    return 1
-  end
+  if o.help then return command.answer(M.USAGE, "the help") end
   if o.json then
     -- the command's stdout is its JSON alone: the events go to a copy of
     -- it, and its stdout becomes its stderr, which the services (stdout
