@@ -19,17 +19,53 @@ int listener_fd(const struct listener *l)
     return l->sock ? l->sock->fd : -1;
 }
 
-/* 1, 0, or -errno when it cannot be told for now (starter.c's admitted) */
+/* Who has the number l->main now: the main itself (MAIN_THERE: alive, or
+ * a zombie not reaped yet, with its start time), another process that
+ * took the number once the main was reaped (MAIN_REPLACED: a later start
+ * time), nobody (MAIN_GONE), or -errno when /proc cannot say. A moved main
+ * (MAINPID=) is reaped by its own parent, which the launcher is not: its
+ * number is free from then on, until the launcher has seen its end. */
+enum { MAIN_REPLACED = 0, MAIN_THERE = 1, MAIN_GONE = 2 };
+
+static int main_holder(const struct listener *l)
+{
+    struct procfs_stat st;
+    int err = procfs_stat(l->main, &st);
+    if (err)
+        return err == ESRCH ? MAIN_GONE : -err;
+    return st.start_time == l->main_start ? MAIN_THERE : MAIN_REPLACED;
+}
+
+/* 1, 0, or -errno when it cannot be told for now (starter.c's admitted).
+ * A sender is the main only while the number is the main's: a datagram
+ * from whoever took it after the main's end is no app's (read once the
+ * main is gone too: the main's own last words, which count, or those of
+ * a taker gone as well, which can move the main nowhere, having no
+ * process of the app's below it). A descendant's is counted while the
+ * main it descends from is there. */
 static int admitted(const struct listener *l, pid_t sender)
 {
     if (sender <= 0)
         return 0;
-    if (sender == l->main)
-        return 1;
+    if (sender == l->main) {
+        int holder = main_holder(l);
+        if (holder < 0)
+            /* (/proc unmounted: nothing to tell with, the number believed) */
+            return sys_lacks_resources(-holder) ? holder : 1;
+        return holder != MAIN_REPLACED;
+    }
     if (l->access != STARTER_ACCESS_ALL)
         return 0;
     int descends = procfs_descent_within(sender, l->main, PROCFS_SENDER_MAX_DEPTH);
-    if (descends == 1 || (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender)))
+    if (descends == 1) {
+        int holder = main_holder(l);
+        if (holder == MAIN_THERE)
+            return 1;
+        if (holder < 0 && sys_lacks_resources(-holder))
+            return holder;
+        descends = 0;
+    }
+    if (l->cgroup[0] && cgroup_path_contains(l->cgroup, sender))
         return 1;
     return descends < 0 && sys_lacks_resources(-descends) ? descends : 0;
 }
@@ -135,10 +171,11 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
         return refuse(out, ESRCH, why, why_len, "it has exited");
     if (st.start_time < l->main_start)
         return refuse(out, EPERM, why, why_len, "started before the app");
-    /* descended: its parent chain reaches the app (while that lives), or
+    /* descended: its parent chain reaches the app (while that lives: the
+     * number the chain reached still the main's after it was read), or
      * it is in the app's cgroup or process group, which only what the app
      * started can be in */
-    if (!procfs_descends_from(pid, l->main, NULL) &&
+    if (!(procfs_descends_from(pid, l->main, NULL) && main_holder(l) == MAIN_THERE) &&
         !(l->cgroup[0] && cgroup_path_contains(l->cgroup, pid)) &&
         !(l->pgid > 0 && st.pgrp == l->pgid && group_is_the_apps(l)))
         return refuse(out, EPERM, why, why_len, "not descended from the app");

@@ -68,6 +68,9 @@ int process_open(struct process *p, pid_t pid, int is_child)
      * for process_has_ended to report */
     if (p->pidfd < 0 && !is_child && kill(pid, 0) < 0 && errno == ESRCH)
         return ESRCH;
+    struct procfs_stat st;
+    if (p->pidfd < 0 && !is_child && procfs_stat(pid, &st) == 0)
+        p->start = st.start_time;
     p->pid = pid;
     if (is_child)
         children_add(pid);
@@ -95,6 +98,14 @@ static void check_lease(struct process *p)
         p->lease = 0;
         p->is_child = r > 0;
     }
+}
+
+/* Without a pidfd: does another process have p's number now (a later
+ * start time: p was reaped elsewhere and its number given out again)? */
+static int number_taken(const struct process *p)
+{
+    struct procfs_stat st;
+    return p->start && procfs_stat(p->pid, &st) == 0 && st.start_time != p->start;
 }
 
 int process_has_ended(struct process *p)
@@ -153,7 +164,7 @@ int process_has_ended(struct process *p)
             return -1;
         if (r == 0)
             return 0;
-    } else if (procfs_liveness(p->pid) != PROCFS_GONE) {
+    } else if (procfs_liveness(p->pid) != PROCFS_GONE && !number_taken(p)) {
         if (!(kill(p->pid, 0) < 0 && errno == ESRCH))
             return 0;
     }
@@ -192,7 +203,7 @@ int process_signal(struct process *p, int sig)
      * exact, once it is known that no other wait of this process (a
      * waitpid(-1) elsewhere) reaped it: its pid is then free, or another
      * process's. For anything else this is the fallback's accepted risk. */
-    if (process_exited_unreaped(p) == 2)
+    if (process_exited_unreaped(p) == 2 || (!p->is_child && number_taken(p)))
         return ESRCH;
     if (kill(p->pid, sig) == 0)
         return 0;

@@ -34,9 +34,13 @@ struct process {
                      * process_release: the leader of a process group, whose
                      * number no other process can take meanwhile, so that
                      * kill(-pgid) reaches its group and no other (tree.c) */
+    unsigned long long start; /* without a pidfd, for one not the
+                     * launcher's child: its start time (/proc), so that a
+                     * process that took its number once it was reaped
+                     * elsewhere is not taken for it; 0 when unknown */
 };
 
-#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0, 0, 0 }
+#define PROCESS_NONE { 0, -1, 0, PROCESS_RUNNING, 0, 0, 0, 0, 0 }
 
 /* Use pidfds when the kernel has them (the default), or force the polling
  * fallback. process_pidfd_enabled says which is in force. */

@@ -316,6 +316,26 @@ function T.test_mainpid_never_moves_into_a_group_whose_number_another_took()
   lu.assertStrContains(out, "taker alive\tyes\n")
 end
 
+-- After ready, a main pid moved by MAINPID= is reaped by its own parent,
+-- not the launcher: once it has ended its number is free. A process that
+-- took it, before the launcher had seen that end, was the app for the
+-- notify socket: its STATUS= was the app's, its MAINPID= moved the main
+-- to its own child (which was then watched, and signalled by the stop),
+-- and the app's end was never told.
+function T.test_a_datagram_from_whoever_takes_a_moved_mains_pid_is_refused()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("mainreuse")
+  assert(os.execute("mkdir " .. q(dir)))
+  local out = S.run_child({ pidns = true, env = { D = dir }, timeout = 60 }, "security_a_moved_mains_pid_taken_after_its_end")
+  local main, taker = out:match("main\t(%d+)"), out:match("taker\t(%d+)")
+  lu.assertNotNil(main, out)
+  lu.assertEquals(taker, main, "the unrelated process took the moved main's pid: " .. out)
+  lu.assertStrContains(out, "pid\t" .. main .. "\n", false, "the main did not move: " .. out)
+  lu.assertNotStrContains(out, "hijacked", false, "its STATUS= is no app's: " .. out)
+  lu.assertStrContains(out, "ended\texited (its exit status is not knowable", false, "the app's end was told: " .. out)
+  lu.assertStrContains(out, "from pid " .. main, false, "the datagrams were refused, and logged: " .. out)
+end
+
 -- A forking daemon's started process has exited and been reaped: its pid
 -- is free, and a process that takes it proves nothing. Here an unrelated
 -- tree (not started by the launcher) takes that pid and starts a child;
