@@ -1982,9 +1982,14 @@ int main(int argc, char **argv)
             pid_written = 1;
         (void)sigprocmask(SIG_SETMASK, &unblocked, NULL);
         if (reported != 0) {
-            /* leave the app running: the launcher sees no pid and reports
-             * the helper as failed; we may not know where the app stands */
-            say("cannot write the pid of %s (%ld): %s",
+            /* the launcher has no pid (or a part of one: bad_pid, nothing
+             * signalled), so nothing may run that it cannot know: the app
+             * is still our child, its pid ours alone, and killing it is
+             * safe */
+            forked_app = 0;
+            kill(pid, SIGKILL);
+            reap(pid);
+            say("cannot write the pid of %s (%ld): %s: the app killed",
                     opt.argv[0], (long)pid, strerror(write_err));
             return EXIT_FAILED;
         }

@@ -160,6 +160,27 @@ function T.test_the_apps_arguments_are_never_read_as_the_helpers_options()
   lu.assertEquals(S.children(), {})
 end
 
+-- A pid that cannot be written (a full disk, a descriptor open for
+-- reading, a reader gone) leaves no app running that its caller cannot
+-- know: it is killed, and the helper exits 1 (it ran on, as another user,
+-- out of the caller's reach).
+function T.test_an_app_whose_pid_cannot_be_written_is_killed()
+  lu.skipIf(not S.is_root(), "needs root (to become another user)")
+  for _, channel in ipairs { "3>/dev/full", "3</dev/null" } do
+    local errout = S.tmpname("stderr")
+    local _, _, code = os.execute(sh_quote(H) .. " --user nobody -- " .. sh_quote(F) .. " pause " .. channel
+      .. " 2>" .. errout .. " </dev/null")
+    local err = S.read(errout)
+    local pid = tonumber(err:match("cannot write the pid of %S+ %((%d+)%)"))
+    lu.assertNotNil(pid, err)
+    started[#started + 1] = pid
+    lu.assertEquals(code, 1, err)
+    lu.assertStrContains(err, ": the app killed\n")
+    lu.assertFalse(S.alive(pid), channel .. ": the app runs on")
+    lu.assertEquals(S.children(), {})
+  end
+end
+
 function T.test_signal_mode_usage_errors_exit_2_and_name_what_is_wrong()
   local function usage(args, why)
     local code, _, err = run_helper(args)
