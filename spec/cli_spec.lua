@@ -642,10 +642,11 @@ function Start.test_verbose_logs_each_step_at_debug_level()
 end
 
 function Start.test_verbose_shows_STATUS_with_control_characters_escaped()
-  local pid, err = started({ "--verbose", "--", F, "notify=STATUS=\\x1b]0;owned\\x07\\x1b[31mred",
+  -- (and a lone 0x9B: CSI to an 8-bit terminal)
+  local pid, err = started({ "--verbose", "--", F, "notify=STATUS=\\x1b]0;owned\\x07\\x1b[31mred\\x9b1m",
     "notify=READY=1", "pause" }, "fixture")
-  assert_contains(err, "appstart: info: fixture: status: \\x1b]0;owned\\x07\\x1b[31mred\n")
-  lu.assertNil(err:find("\27", 1, true), "an escape sequence reached the terminal")
+  assert_contains(err, "appstart: info: fixture: status: \\x1b]0;owned\\x07\\x1b[31mred\\x9b1m\n")
+  lu.assertNil(err:find("[\27\155]"), "an escape sequence reached the terminal")
   kill_app(pid)
 end
 
@@ -725,12 +726,13 @@ function Start.test_status_on_a_terminal_is_cut_to_its_width_at_a_character()
   for _, case in ipairs { { string.rep("x", 70), string.rep("x", 39) },
     { string.rep("\u{e9}", 70), string.rep("\u{e9}", 39) },
     { string.rep("\u{4e2d}", 30), string.rep("\u{4e2d}", 19) }, -- (a wide character: two columns)
-    -- continuation bytes no lead byte began (the fixture's escapes): one
-    -- column each, a U+FFFD (they counted none, and the line wrapped)
-    { string.rep("\\x80", 70), string.rep("\x80", 39) },
-    -- and each byte of a sequence that is no UTF-8 (overlong: they
-    -- counted one a sequence)
-    { string.rep("\\xe0\\x80\\x80", 40), string.rep("\xe0\x80\x80", 13) } } do
+    -- continuation bytes no lead byte began (the fixture's escapes), and
+    -- the bytes of a sequence that is no UTF-8 (overlong): written \xHH,
+    -- as in every log line (a lone 0x80 to 0x9F is a C1 control to an
+    -- 8-bit terminal), and cut as the text they are then (raw, they
+    -- counted none, and the line wrapped)
+    { string.rep("\\x80", 70), string.rep("\\x80", 9) .. "\\x8" },
+    { string.rep("\\xe0\\x80\\x80", 40), string.rep("\\xe0\\x80\\x80", 3) .. "\\xe" } } do
     local out = S.tmpname("tty")
     local cmd = command_line { "--watch", "--", F, "notify=STATUS=" .. case[1], "notify=READY=1", "exit=0" }
     local ok = os.execute("COLUMNS= script -qec " .. quote("stty cols 40; exec " .. cmd) .. " /dev/null >" .. out

@@ -388,6 +388,10 @@ function Settings.test_printable_given_no_string_is_a_bad_argument_error()
   -- characters, those whose bytes run through 0x80-0x9F among them, stay
   lu.assertEquals(appstart.printable("a\xC2\x9B31mb\xC2\x85"), "a\\xc2\\x9b31mb\\xc2\\x85")
   lu.assertEquals(appstart.printable("\xC3\xA9 \xE2\x82\xAC \xC2\xA0"), "\xC3\xA9 \xE2\x82\xAC \xC2\xA0")
+  -- a byte that is no part of UTF-8 text (a lone 0x9B is CSI to an 8-bit
+  -- terminal; a Latin-1 é; a surrogate's encoding; a truncated sequence)
+  lu.assertEquals(appstart.printable("a\x9B31mb caf\xE9 \xED\xA0\x80 \xE2\x82"),
+    "a\\x9b31mb caf\\xe9 \\xed\\xa0\\x80 \\xe2\\x82")
 end
 
 -- The options are read as they were checked: a change to the caller's

@@ -81,11 +81,28 @@ end
 --- Text an app chose (its name, its STATUS=) made safe for one line of a
 -- log or a terminal: control characters (escape sequences among them)
 -- written as \xHH, the C1 ones too (U+0080 to U+009F in UTF-8: a UTF-8
--- terminal reads U+009B as CSI, as it reads ESC [).
+-- terminal reads U+009B as CSI, as it reads ESC [), and so is every byte
+-- that is no part of UTF-8 text (a lone 0x9B is CSI to an 8-bit
+-- terminal).
 local function hex(c) return string.format("\\x%02x", c:byte()) end
 local function c1(c) return hex(c) .. hex(c:sub(2)) end
+local utf8_len = utf8.len
+local function utf8_only(text)
+  if utf8_len(text) then return text end
+  local parts, i = {}, 1
+  while true do
+    local n, bad = utf8_len(text, i)
+    if n then
+      parts[#parts + 1] = text:sub(i)
+      return table.concat(parts)
+    end
+    parts[#parts + 1] = text:sub(i, bad - 1)
+    parts[#parts + 1] = hex(text:sub(bad, bad))
+    i = bad + 1
+  end
+end
 function log.printable(text)
-  return (text:gsub("%c", hex):gsub("\xC2[\x80-\x9F]", c1))
+  return (utf8_only(text:gsub("%c", hex)):gsub("\xC2[\x80-\x9F]", c1))
 end
 
 --- tostring(value), never raising: nil, why where the value's __tostring
@@ -106,7 +123,7 @@ end
 function log.raised(value)
   local s, why = log.text(value)
   if not s then return "an error that cannot be shown: " .. why end
-  return (s:gsub("[\0-\8\11-\31\127]", hex):gsub("\xC2[\x80-\x9F]", c1))
+  return (utf8_only(s:gsub("[\0-\8\11-\31\127]", hex)):gsub("\xC2[\x80-\x9F]", c1))
 end
 
 --- logger(level, text), at most once a second for each `key` of `state`

@@ -185,7 +185,7 @@ end
 -- choice: a script's, a directory's listing).
 local function label(h)
   local name = basename(h._opts.argv[1])
-  return name:find("[%c\xC2]") and printable(name) or name
+  return name:find("[%c\x80-\xFF]") and printable(name) or name
 end
 
 --- Begin a start without waiting for it (see appstart.begin).
