@@ -1072,6 +1072,20 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   lu.assertEquals(code, 1)
   lu.assertStrContains(out, "appstart: " .. dir .. "/cycle.lua: appstart.supervisor: dependency cycle: ")
   lu.assertNotStrContains(out, "supervise.lua:")
+  -- what the command writes is escaped, a name of the user's in it too
+  -- (a path, an option, a service's name in the file's mistake)
+  code, out = run { "supervise", dir .. "/no\27[31m.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "appstart: " .. dir .. "/no\\x1b[31m.lua: No such file or directory\n")
+  code, out = run { "supervise", "--x\27" }
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(out, "appstart supervise: unknown option '--x\\x1b'\n")
+  write(dir .. "/named.lua", "return { services = { ['a\\27b'] = { argv = { 'x' }, bogus = 1 } } }")
+  code, out = run { "supervise", dir .. "/named.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "appstart: " .. dir .. "/named.lua: appstart.supervisor: service 'a\\x1bb':"
+    .. " field 'bogus': unknown option\n")
+  lu.assertNotStrContains(out, "\27")
 end
 
 function TC.test_diff_sees_added_removed_and_changed_services()

@@ -1083,7 +1083,8 @@ function cli.main(argv)
   if argv[1] == "supervise" then
     local code, usage = require("appstart.supervise").main(table.move(argv, 2, #argv, 1, {}), cli)
     if usage then
-      io.stderr:write("appstart supervise: ", usage, "\nTry 'appstart supervise --help' for more information.\n")
+      io.stderr:write("appstart supervise: ", printable(usage),
+        "\nTry 'appstart supervise --help' for more information.\n")
       return 2
     end
     return code

@@ -319,14 +319,16 @@ function M.main(argv, command)
     if fd then moved, err = core.dup(2, 1) end
     if not moved then
       if fd then core.close(fd) end
-      io.stderr:write("appstart: stdout: ", tostring(err), "\n")
+      io.stderr:write("appstart: stdout: ", printable(tostring(err)), "\n")
       return 1
     end
     o.json_fd = fd
   end
   local spec, why = M.load(o.file)
   if not spec then
-    io.stderr:write("appstart: ", why, "\n")
+    -- (a path of the user's, what the file raised: escaped, but for the
+    -- newlines and tabs of a traceback)
+    io.stderr:write("appstart: ", log.raised(why), "\n")
     return 1
   end
   local saved_level = appstart.log_level
@@ -335,7 +337,7 @@ function M.main(argv, command)
   local ok, code = pcall(M.run, o, spec, command)
   appstart.log_level = saved_level
   if not ok then
-    io.stderr:write("appstart: ", tostring(code), "\n")
+    io.stderr:write("appstart: ", log.raised(code), "\n")
     return 1
   end
   return code
