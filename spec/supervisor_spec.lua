@@ -1865,6 +1865,40 @@ function TCallbacks.test_callbacks_driven_by_an_app_that_floods_are_not_queued_w
   S.assert_clean(before)
 end
 
+-- A service that ends and is restarted at once, again and again, while
+-- its on_exit waits: its ends are not queued one per end (the queue, each
+-- holding an ended app, grew without a bound, and sv:down waited for all
+-- of them); past a queue's worth the last on_exit queued is told the
+-- latest end, and the ends it stands for are said.
+function TCallbacks.test_on_exit_of_a_service_restarted_at_once_is_not_queued_without_a_bound()
+  local before = S.snapshot()
+  local lines, logger = S.recorder()
+  local released, exits, told, stopped = false, 0, nil, nil
+  local sv = appstart.supervisor { log = logger, services = {
+    s = { argv = { F, "exit=0" }, ready = "none", restart = "always", backoff = { initial = 0 },
+      on_exit = function(app)
+        exits, told = exits + 1, app.pid
+        while not released do appstart.sleep(0.01) end
+      end },
+  }, on_event = function(_, state, info) if state == "stopped" then stopped = info.pid end end }
+  local restarts
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    lu.assertTrue(await(sv, function() return sv:status("s").restarts >= 300 end, 15))
+    -- (a stop waits for the callbacks queued before it)
+    released = true
+    sv:stop("s")
+    restarts = sv:status("s").restarts
+    -- the last end is told, the last on_exit
+    lu.assertTrue(await(sv, function() return stopped and told == stopped end, 5), tostring(told))
+    sv:down()
+  end)
+  lu.assertTrue(exits <= 70, exits .. " on_exit calls for " .. restarts + 1 .. " ends")
+  lu.assertStrMatches(table.concat(lines, "\n"), ".*warn: s: on_exit: %d+ ends before this one not told %(64 of the"
+    .. " service's callbacks were still to run%).*")
+  S.assert_clean(before)
+end
+
 function TCallbacks.test_a_log_function_or_on_status_that_raises_breaks_nothing()
   local out, ok = S.run_child({}, "supervisor_log_and_on_status_that_raise")
   lu.assertTrue(ok, out)

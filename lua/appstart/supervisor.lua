@@ -92,19 +92,22 @@ local function enqueue(sv, svc, what, fn, ...)
 end
 
 -- An app drives some callbacks (STATUS=, RELOADING=1 and READY=1 after
--- ready), as often as it likes, while one that waits holds the queue: past
--- this many of a service's still to run, each of those gives the one of
--- its kind still queued its arguments instead of queueing one more.
+-- ready; on_exit, as fast as it ends and is restarted), as often as it
+-- likes, while one that waits holds the queue: past this many of a
+-- service's still to run, each of those gives the one of its kind still
+-- queued its arguments instead of queueing one more.
 local MAX_PENDING = 64
 
 --- enqueue; but where svc's last callback of this kind (svc[key], the
 -- item kept there) is still queued, and is the last in the queue (when
 -- adjacent: on_status, which gets the latest status, never a queue of
--- them) or svc has MAX_PENDING queued, that one gets these arguments.
+-- them) or svc has MAX_PENDING queued, that one gets these arguments
+-- (item.replaced counts the calls it stands for).
 local function enqueue_latest(sv, svc, key, adjacent, what, fn, ...)
   local item, q = svc[key], sv._queue
   if item and not item.ran and ((adjacent and q[q.last] == item) or svc._pending >= MAX_PENDING) then
     for i = 1, select("#", ...) do item[3 + i] = select(i, ...) end
+    item.replaced = (item.replaced or 0) + 1
     return
   end
   svc[key] = enqueue(sv, svc, what, fn, ...)
@@ -118,6 +121,11 @@ local function run_queued(sv, r)
     q[q.first], q.first = nil, q.first + 1
     local svc, what = item[1], item[2]
     item.ran, svc._pending = true, svc._pending - 1
+    if what == "on_exit" and item.replaced then
+      -- (an app's end is told once: those it stands for are said)
+      say(svc, "warn", "on_exit: %d end%s before this one not told (%d of the service's callbacks were still to run)",
+        item.replaced, item.replaced == 1 and "" or "s", MAX_PENDING)
+    end
     local ok, err = xpcall(item[3], loop.traceback, table.unpack(item, 4, item.n))
     if not ok and loop.interrupt(err) then error(err, 0) end
     if not ok then say(svc, "error", "%s raised %s", what, log.raised(err)) end
@@ -462,7 +470,7 @@ local function ended(sv, svc, how)
   -- (what it left in its group: a stop waits for it to be gone)
   if App.leftover(app) then sv._left[svc] = app end
   last_status(svc, app)
-  if svc.on_exit then enqueue(sv, svc, "on_exit", svc.on_exit, app, how) end
+  if svc.on_exit then enqueue_latest(sv, svc, "_exit_item", false, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
 end
 
@@ -472,7 +480,9 @@ function stopped(sv, svc, reason, is_err)
   if svc.app then
     local app = release_app(sv, svc)
     last_status(svc, app)
-    if svc.on_exit and not is_err then enqueue(sv, svc, "on_exit", svc.on_exit, app, reason) end
+    if svc.on_exit and not is_err then
+      enqueue_latest(sv, svc, "_exit_item", false, "on_exit", svc.on_exit, app, reason)
+    end
   end
   no_more_ready(svc, now())
   svc.pid, svc.by_us, svc.restart_pending = nil, nil, nil
@@ -1142,7 +1152,7 @@ local function add_service(sv, name, cfg)
   -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
   -- fail_err, started_in, begun, asked, sent, _keep, _blocked, _removing, _pending,
-  -- _status_item, _event_item), so that a thousand
+  -- _status_item, _event_item, _exit_item), so that a thousand
   -- services cost little
   local svc = {
     name = name, id = sv._nextid, cfg = cfg, state = "stopped", goal = "down", since = os.time(),
