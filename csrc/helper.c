@@ -1568,6 +1568,21 @@ static void reap(pid_t pid)
         ;
 }
 
+/* Kill the app forked (still our child, so its pid is its own), as the
+ * stop signal's handler does (a file-capabilities copy as the app's uid),
+ * and reap it; one that could not be killed is not waited for (the wait
+ * would never end). Its end: the helper's, which exits then. */
+static void kill_forked(pid_t pid)
+{
+    forked_app = 0;
+    int killed = kill(pid, SIGKILL) == 0;
+    if (!killed && errno == EPERM && has_forked_uid &&
+        syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0)
+        killed = kill(pid, SIGKILL) == 0;
+    if (killed)
+        reap(pid);
+}
+
 static int write_all(int fd, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
@@ -1965,9 +1980,7 @@ int main(int argc, char **argv)
         int err = errno;
         /* We cannot tell whether the app started; it is still our child,
          * so its pid cannot have been reused and killing it is safe. */
-        forked_app = 0;
-        kill(pid, SIGKILL);
-        reap(pid);
+        kill_forked(pid);
         say("reading the exec status: %s",
                 strerror(err));
         return EXIT_FAILED;
@@ -1986,9 +1999,7 @@ int main(int argc, char **argv)
              * signalled), so nothing may run that it cannot know: the app
              * is still our child, its pid ours alone, and killing it is
              * safe */
-            forked_app = 0;
-            kill(pid, SIGKILL);
-            reap(pid);
+            kill_forked(pid);
             say("cannot write the pid of %s (%ld): %s: the app killed",
                     opt.argv[0], (long)pid, strerror(write_err));
             return EXIT_FAILED;

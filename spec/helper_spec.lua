@@ -1589,6 +1589,30 @@ function U.test_a_pid_channel_that_cannot_take_the_pid_is_refused_before_the_for
   lu.assertNil(S.read(marker), "the app ran")
 end
 
+-- A pid that cannot be written (here a channel open for reading) gets
+-- the app killed, also by a copy whose effective uid is its caller's
+-- (file capabilities): it kills as the app's uid, as its stop signal's
+-- handler does. (It waited for an app its kill could not reach, for good,
+-- the app running on as another user.)
+function U.test_a_file_capabilities_copy_kills_an_app_whose_pid_cannot_be_written()
+  if not os.execute("command -v setcap >/dev/null") then
+    lu.skip("setcap not found (package libcap2-bin): the file-capabilities copy is not tested")
+  end
+  for _, caps in ipairs { false, "cap_setuid,cap_setgid+ep" } do
+    local helper = install_copy(caps)
+    write_policy("nobody: daemon\n")
+    local errout = S.tmpname("stderr")
+    local _, how, code = os.execute("timeout -s KILL 20 setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      .. sh_quote(helper) .. " --user daemon -- " .. sh_quote(F) .. " pause 3</dev/null 2>" .. errout .. " </dev/null")
+    local err = S.read(errout)
+    lu.assertEquals({ how, code }, { "exit", 1 }, tostring(caps) .. ": " .. err)
+    local pid = tonumber(err:match("cannot write the pid of %S+ %((%d+)%)"))
+    lu.assertNotNil(pid, err)
+    lu.assertStrContains(err, ": the app killed\n")
+    lu.assertFalse(S.alive(pid), tostring(caps) .. ": the app runs on")
+  end
+end
+
 function U.test_a_file_capabilities_copy_obeys_the_policy_and_drops_every_capability()
   if not os.execute("command -v setcap >/dev/null") then
     lu.skip("setcap not found (package libcap2-bin): the file-capabilities copy is not tested")
