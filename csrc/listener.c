@@ -29,6 +29,9 @@ enum { MAIN_REPLACED = 0, MAIN_THERE = 1, MAIN_GONE = 2 };
 
 static int main_holder(const struct listener *l)
 {
+    /* (its start time not known: the number believed, as nothing tells) */
+    if (!l->main_known)
+        return MAIN_THERE;
     struct procfs_stat st;
     int err = procfs_stat(l->main, &st);
     if (err)
@@ -189,6 +192,7 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
     }
     l->main = pid;
     l->main_start = st.start_time;
+    l->main_known = 1;
     return 0;
 }
 

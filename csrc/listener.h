@@ -23,6 +23,10 @@ struct listener {
     int access;                   /* enum starter_access */
     pid_t main;                   /* the app's pid */
     unsigned long long main_start;
+    int main_known;               /* main_start read from /proc for the
+                                     main itself (not a lower bound: the
+                                     launcher was out of descriptors as
+                                     it took the socket) */
     uid_t app_uid;                /* (uid_t)-1: not checked */
     char cgroup[512];             /* the app's cgroup, "" when none */
     pid_t pgid;                   /* the app's process group (kill_mode

@@ -1966,7 +1966,8 @@ int starter_take_notify(struct starter *s, struct listener *out)
     s->notify = NULL;
     out->access = s->access;
     out->main = app->pid;
-    out->main_start = procfs_stat(app->pid, &st) == 0 ? st.start_time : s->spawned_start;
+    out->main_known = procfs_stat(app->pid, &st) == 0;
+    out->main_start = out->main_known ? st.start_time : s->spawned_start;
     out->app_uid = s->app_uid;
     if (s->tree && s->tree->mode == TREE_CGROUP)
         snprintf(out->cgroup, sizeof out->cgroup, "%s", s->tree->cg.path);

@@ -442,6 +442,13 @@ function Launcher.test_a_ready_message_whose_sender_cannot_be_checked_waits_for_
     "faults_a_sender_after_ready_checked_once_descriptors_are_back", S.tmpname("go"))
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "status\tchild2\t0\tcalm\nreload\ttrue\tnil\tcalm\nleft\ttrue\t\n")
+  -- the app's own, after a ready taken with no descriptor free (the
+  -- start time of its main could not be read then: its datagrams were
+  -- refused as a stranger's, and its watchdog killed it)
+  text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 },
+    "faults_a_main_taken_at_ready_without_descriptors", S.tmpname("go"))
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, "status\tafter\tready\t0\nleft\ttrue\t\n")
 end
 
 -- An app that gets ready while the launcher has no descriptor free, in a
