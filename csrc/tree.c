@@ -158,7 +158,16 @@ static int group_pinned(const struct tree *t, pid_t app, int app_fd, int exited)
     if (by_fd)
         return 1;
     struct procfs_stat st;
-    return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time == t->leader_start;
+    if (!t->leader_known)
+        return 0;
+    int err = procfs_stat(t->pgid, &st);
+    if (err == 0)
+        return st.start_time == t->leader_start;
+    /* /proc cannot be read for now (out of descriptors, without pidfds):
+     * the app leads the group and is the unreaped child of ours that the
+     * wait found, so the number is its own (a start failed then would
+     * leave what it forked running, unsignalled) */
+    return app == t->pgid && sys_lacks_resources(err);
 }
 
 /* Signal pid if it is a member, held by a pidfd while it is checked: 1

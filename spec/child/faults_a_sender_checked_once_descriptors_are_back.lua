@@ -11,8 +11,9 @@
 -- wait took more than a quarter of its time in CPU (the held message's
 -- socket, readable with what is queued behind it, woke it again and
 -- again), and "held" when its message says the message was held (it
--- said "no READY=1 came"), else that message. Then "left", whether the descriptors are as they were, and the
--- children left.
+-- said "no READY=1 came"), else that message, and "forked gone" once
+-- what the app forked has been seen to end. Then "left", whether the
+-- descriptors are as they were, and the children left.
 local appstart = require "appstart"
 local K = require "childkit"
 
@@ -35,9 +36,11 @@ for _, case in ipairs {
   if app then app:terminate() end
 end
 do
+  local forked = os.tmpname()
+  os.remove(forked)
   local h = appstart.begin { ready = "notify", notify_access = "all", kill_mode = "group", ready_timeout = 1,
-    kill_grace = 1, log = K.quiet, argv = { F, "sleep=0.3", "fork", "notify=STATUS=x", "notify=READY=1", "pause", "|",
-      "pause" } }
+    kill_grace = 1, log = K.quiet, argv = { F, "sleep=0.3", "fork", "pidfile=" .. forked, "notify=STATUS=x",
+      "notify=READY=1", "pause", "|", "pause" } }
   local held = K.take_all_descriptors()
   local cpu0, t0 = os.clock(), require("appstart.core").now()
   local app, err = h:wait()
@@ -47,8 +50,21 @@ do
   local said = app and "" or err.message:match("^app not ready within 1 s: a message from pid %d+ %(notify_access \"all\""
     .. " may admit it%) was held unread, and what came after it, since its sender's descent could not be read: "
     .. "Too many open files$") and "held" or err.message
-  K.out("waited", app and "ready" or err.code, cpu < took / 4 and "calm" or "spun", said)
+  -- and what the app forked is gone with it (without pidfds its group,
+  -- not pinned for want of /proc, was not signalled)
+  local pid = tonumber(K.read(forked))
+  os.remove(forked)
+  local gone = false
+  for _ = 1, 200 do
+    local stat = pid and K.read("/proc/" .. pid .. "/stat")
+    gone = pid ~= nil and (not stat or stat:match("^%d+ %(.*%) Z") ~= nil)
+    if gone then break end
+    appstart.sleep(0.01)
+  end
+  K.out("waited", app and "ready" or err.code, cpu < took / 4 and "calm" or "spun", said,
+    gone and "forked gone" or "forked left")
   if app then app:terminate() end
+  if pid and not gone then os.execute("kill -KILL " .. pid) end
 end
 require("appstart.testing").reap()
 K.out("left", tostring(K.fds() == fds), K.children_text())
