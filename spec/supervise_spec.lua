@@ -1086,6 +1086,21 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   lu.assertStrContains(out, "appstart: " .. dir .. "/named.lua: appstart.supervisor: service 'a\\x1bb':"
     .. " field 'bogus': unknown option\n")
   lu.assertNotStrContains(out, "\27")
+  -- a newline or a tab in the path too (a line of its own, forged, after
+  -- it), whatever the mistake: the file missing, not Lua, or its table's
+  local forged = dir .. "/no\nappstart: all services up\t"
+  code, out = run { "supervise", forged .. ".lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "appstart: " .. dir .. "/no\\x0aappstart: all services up\\x09.lua: No such file")
+  write(forged .. "1.lua", "return {")
+  write(forged .. "2.lua", "return { services = { a = { argv = { 'x' }, bogus = 1 } } }")
+  for _, name in ipairs { "1.lua", "2.lua" } do
+    code, out = run { "supervise", forged .. name }
+    lu.assertEquals(code, 1)
+    -- (Lua's own message names a long path by its end: "...sup-1/no...")
+    lu.assertStrContains(out, "/no\\x0aappstart: all services up\\x09" .. name .. ":")
+  end
+  lu.assertNotStrContains(out, "\nappstart: all services up")
 end
 
 function TC.test_diff_sees_added_removed_and_changed_services()

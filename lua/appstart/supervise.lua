@@ -97,17 +97,23 @@ local function spec_of(path, spec)
   return spec
 end
 
+-- (the path in every message escaped whole, its newlines and tabs too:
+-- what the file raised keeps those of its traceback, log.raised)
 function M.load(path)
+  local shown = log.printable(path)
   local text, why = core.read_trusted(path, FILE_MAX)
-  if not text then return nil, why end
-  local chunk, err = load(text, "@" .. path, "t")
+  if not text then
+    if why:sub(1, #path) == path then why = shown .. why:sub(#path + 1) end
+    return nil, why
+  end
+  local chunk, err = load(text, "@" .. shown, "t")
   if not chunk then return nil, err end
   local ok, spec = pcall(chunk)
-  if not ok then return nil, path .. ": " .. log.raised(spec) end
+  if not ok then return nil, shown .. ": " .. log.raised(spec) end
   -- (what it returned read under pcall: a table whose __index raises, a
   -- strict one's, is said as the file's error)
-  local read, got, bad = pcall(spec_of, path, spec)
-  if not read then return nil, path .. ": " .. log.raised(got) end
+  local read, got, bad = pcall(spec_of, shown, spec)
+  if not read then return nil, shown .. ": " .. log.raised(got) end
   return got, bad
 end
 
@@ -468,7 +474,7 @@ function M.run(o, spec, command)
   end
   -- a mistake in the file is the file's (not a line of appstart's)
   local made, made_sv = pcall(appstart.supervisor, with_our_events(spec))
-  if not made then error(o.file .. ": " .. tostring(made_sv), 0) end
+  if not made then error(log.printable(o.file) .. ": " .. tostring(made_sv), 0) end
   sv = made_sv
   -- taken before the first STATUS=: whoever reads it may send a signal at
   -- once (a SIGHUP would end the command); every signal that would end
