@@ -310,9 +310,10 @@ static void usage_error(const char *why, const char *what)
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/* Set once --signal's uids begin to change: from then on the process ends
- * with _exit (no exit handler runs: a sanitizer's leak check at exit
- * cannot trace a process whose uids changed, and nothing is buffered). */
+/* Set once --signal's uids begin to change (or a file-capabilities copy's
+ * to kill its app, kill_forked): from then on the process ends with _exit
+ * (no exit handler runs: a sanitizer's leak check at exit cannot trace a
+ * process whose uids changed, and nothing is buffered). */
 static int uids_changed;
 
 /* A failure of the world (unknown user, no fork, a refused policy): message
@@ -1577,8 +1578,10 @@ static void kill_forked(pid_t pid)
     forked_app = 0;
     int killed = kill(pid, SIGKILL) == 0;
     if (!killed && errno == EPERM && has_forked_uid &&
-        syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0)
+        syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0) {
+        uids_changed = 1; /* (the helper's end: _exit, as --signal's) */
         killed = kill(pid, SIGKILL) == 0;
+    }
     if (killed)
         reap(pid);
 }
@@ -1983,6 +1986,8 @@ int main(int argc, char **argv)
         kill_forked(pid);
         say("reading the exec status: %s",
                 strerror(err));
+        if (uids_changed)
+            _exit(EXIT_FAILED);
         return EXIT_FAILED;
     }
     if (got == 0) {
@@ -2002,6 +2007,8 @@ int main(int argc, char **argv)
             kill_forked(pid);
             say("cannot write the pid of %s (%ld): %s: the app killed",
                     opt.argv[0], (long)pid, strerror(write_err));
+            if (uids_changed)
+                _exit(EXIT_FAILED);
             return EXIT_FAILED;
         }
         /* (a SIGTERM from here on leaves the app to the launcher, which
