@@ -2368,6 +2368,34 @@ local function last_status_before_on_exit(context)
   S.assert_clean(before)
 end
 
+-- A service restarted at once: no on_status of an app comes after its
+-- on_exit (the app's own call, deferred, came while the next app started,
+-- which forgot that the last one's last status had been told: it was told
+-- again, after on_exit, and became the new app's status).
+function TDrivers.test_no_on_status_of_an_app_comes_after_its_on_exit()
+  local before = S.snapshot()
+  local seq = {}
+  local sv = supervisor { services = { s = {
+    argv = { F, "notify=READY=1", "notify=STATUS=hello", "exit=0" }, restart = "always",
+    backoff = { initial = 0 }, burst = 100000,
+    on_status = function(app) seq[#seq + 1] = { "status", app.pid } end,
+    on_exit = function(app) seq[#seq + 1] = { "exit", app.pid } end } } }
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    lu.assertTrue(await(sv, function() return sv:status("s").restarts >= 20 end, 15))
+    sv:down()
+  end)
+  local exited, late = {}, {}
+  for i, e in ipairs(seq) do
+    if e[1] == "exit" then exited[e[2]] = i
+    elseif exited[e[2]] then late[#late + 1] = string.format("pid %d: on_status #%d after on_exit #%d", e[2], i,
+      exited[e[2]]) end
+  end
+  lu.assertEquals(late, {})
+  lu.assertTrue(next(exited) ~= nil)
+  S.assert_clean(before)
+end
+
 function TDrivers.test_the_last_status_comes_before_on_exit_inside_appstart_run()
   last_status_before_on_exit("run")
 end

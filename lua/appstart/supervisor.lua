@@ -457,11 +457,11 @@ end
 -- What the app said last (a STATUS= read as it ended, whose on_status
 -- call the app has queued, not run yet): told now, before its on_exit
 -- (the call the app queued then finds it told).
-local function last_status(svc, app)
+local function last_status(sv, svc, app)
   if app.status and app.status ~= svc.status and svc.opts.on_status then
     svc.opts.on_status(app, app.status)
   end
-  svc.told_last = app
+  sv._told[app] = true
 end
 
 local function ended(sv, svc, how)
@@ -469,7 +469,7 @@ local function ended(sv, svc, how)
   local app = release_app(sv, svc)
   -- (what it left in its group: a stop waits for it to be gone)
   if App.leftover(app) then sv._left[svc] = app end
-  last_status(svc, app)
+  last_status(sv, svc, app)
   if svc.on_exit then enqueue_latest(sv, svc, "_exit_item", false, "on_exit", svc.on_exit, app, how) end
   apply_policy(sv, svc, how, false)
 end
@@ -479,7 +479,7 @@ function stopped(sv, svc, reason, is_err)
   local pid = svc.pid or nil
   if svc.app then
     local app = release_app(sv, svc)
-    last_status(svc, app)
+    last_status(sv, svc, app)
     if svc.on_exit and not is_err then
       enqueue_latest(sv, svc, "_exit_item", false, "on_exit", svc.on_exit, app, reason)
     end
@@ -551,7 +551,7 @@ local function begin(sv, svc)
   -- (sv:start, sv:restart): the backoff starts from its initial delay again
   if svc.state == "stopped" or svc.asked then svc.streak = 0 end
   svc.asked = nil
-  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent, svc.told_last = nil, nil, nil, nil, nil, nil
+  svc.due, svc.revive, svc.backoff_until, svc.status, svc.sent = nil, nil, nil, nil, nil
   -- (when it last took a slot: see reconcile)
   sv._begun = sv._begun + 1
   svc.begun = sv._begun
@@ -1169,7 +1169,9 @@ local function add_service(sv, name, cfg)
   -- STATUS= is a notify message: a start refuses on_status for other apps
   if (opts.ready or "notify") == "notify" then
     opts.on_status = function(app, text)
-      if svc.told_last == app then return end -- (its last word told: last_status)
+      -- (its last word told: last_status; a call of the app's own that
+      -- comes after, deferred, while the next app starts, is over)
+      if sv._told[app] then return end
       svc.status = text
       if on_status then
         enqueue_latest(sv, svc, "_status_item", true, "on_status", on_status, app, text)
@@ -1244,6 +1246,9 @@ function M.new(spec, level)
     _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _dirty = false,
     _busy = false, _busy_env = false, _busy_home = false, _interrupted = false, _changed = false, _rewake = false,
     _queue = { first = 1, last = 0, runner = false }, _waiters = {}, _driver = false, _left = {},
+    -- the apps whose last status has been told (last_status): no
+    -- on_status of theirs comes after (weak: an ended app goes)
+    _told = setmetatable({}, { __mode = "k" }),
     -- the main thread's (made or last driven by it, a plain script or a
     -- callback of its run by another loop's coroutine): served by another
     -- loop's coroutine, it stays the main thread's (supervisor_driver's
