@@ -1101,6 +1101,13 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
     lu.assertStrContains(out, "/no\\x0aappstart: all services up\\x09" .. name .. ":")
   end
   lu.assertNotStrContains(out, "\nappstart: all services up")
+  -- and where a directory on the path is refused (the message names it)
+  local open = dir .. "/o\npen"
+  assert(os.execute("mkdir -m 777 " .. S.shell_quote(open)))
+  write(open .. "/s.lua", "return { services = {} }")
+  code, out = run { "supervise", open .. "/s.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "its directory " .. dir .. "/o\\x0apen is writable by every user")
 end
 
 function TC.test_diff_sees_added_removed_and_changed_services()

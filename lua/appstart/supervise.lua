@@ -102,10 +102,8 @@ end
 function M.load(path)
   local shown = log.printable(path)
   local text, why = core.read_trusted(path, FILE_MAX)
-  if not text then
-    if why:sub(1, #path) == path then why = shown .. why:sub(#path + 1) end
-    return nil, why
-  end
+  -- (its message names the path, or a directory on it, and no more)
+  if not text then return nil, log.printable(why) end
   local chunk, err = load(text, "@" .. shown, "t")
   if not chunk then return nil, err end
   local ok, spec = pcall(chunk)
