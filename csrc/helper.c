@@ -1575,13 +1575,15 @@ static void reap(pid_t pid)
  * would never end). Its end: the helper's, which exits then. */
 static void kill_forked(pid_t pid)
 {
-    forked_app = 0;
     int killed = kill(pid, SIGKILL) == 0;
     if (!killed && errno == EPERM && has_forked_uid &&
         syscall(SYS_setresuid, (uid_t)-1, forked_uid, (uid_t)-1) == 0) {
         uids_changed = 1; /* (the helper's end: _exit, as --signal's) */
         killed = kill(pid, SIGKILL) == 0;
     }
+    /* (a stop signal until here kills it too; after, before the reap, the
+     * handler would signal a pid that may be free) */
+    forked_app = 0;
     if (killed)
         reap(pid);
 }
