@@ -173,4 +173,19 @@ function K.await_path(path, socket)
   end
 end
 
+--- Wait (10 s at most, else raise) until pred() is true, in appstart's
+-- waits (inside appstart.run, a task's: the loop goes on). The error says
+-- what was waited for, and what describe() says of the state then.
+function K.await(pred, what, describe)
+  local appstart = require "appstart"
+  local core = require "appstart.core"
+  local deadline = core.now() + 10
+  while not pred() do
+    if core.now() >= deadline then
+      error(string.format("timed out waiting for %s: %s", what, describe and describe() or ""), 0)
+    end
+    appstart.sleep(0.01)
+  end
+end
+
 return K

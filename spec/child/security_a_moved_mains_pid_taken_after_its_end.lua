@@ -11,7 +11,6 @@
 -- Environment: D, an empty directory for the scripts' files.
 local appstart = require "appstart"
 local K = require "childkit"
-local core = require "appstart.core"
 
 local dir = os.getenv("D")
 local F = os.getenv("APPSTART_SPEC_FIXTURE")
@@ -19,14 +18,9 @@ local read = K.read
 local logged = {}
 local app
 local function await(pred, what)
-  local deadline = core.now() + 10
-  while not pred() do
-    if core.now() >= deadline then
-      error(string.format("timed out waiting for %s: app.pid %s, log %s", what, app and app.pid,
-        table.concat(logged, "|")), 0)
-    end
-    appstart.sleep(0.01)
-  end
+  K.await(pred, what, function()
+    return string.format("app.pid %s, log %s", app and app.pid, table.concat(logged, "|"))
+  end)
 end
 
 appstart.run(function()
