@@ -170,7 +170,7 @@ struct child_plan {
     const struct identity *id;  /* NULL: keep the current identity */
     const char *dir;
     int pid_fd;
-    const int *keep_fds;        /* sorted, only read when close_fds */
+    const int *keep_fds;        /* sorted when close_fds */
     int nkeep;
     int close_fds;
     struct rlimit core_limit;   /* secure: the app's RLIMIT_CORE */
@@ -216,7 +216,8 @@ static void print_help(void)
           "  --login-env        HOME, USER, LOGNAME, SHELL from the target's passwd\n"
           "                     entry (all four unset when it has none)\n"
           "  --chdir DIR        change to DIR as the target user, before the exec\n"
-          "  --keep-fd N        a descriptor (3 or more) the app keeps in setuid mode;\n"
+          "  --keep-fd N        an open descriptor (3 or more) the app keeps in setuid\n"
+          "                     mode (run by root, it keeps every inherited one);\n"
           "                     repeatable\n"
           "  --pid-fd N         where to write the pid (default 3, not inherited)\n"
           "  --pid-format F     int32le (4 bytes, little endian) or line (digits, \\n)\n"
@@ -1492,12 +1493,12 @@ static void run_child(const struct child_plan *plan, int status_fd)
     if (plan->setsid && setsid() < 0)
         child_fail(status_fd, STEP_SETSID, errno);
     /* no terminal for another user's app, controlling or not: one on
-     * 0, 1 or 2 (the caller's), or on a descriptor a setuid run's caller
-     * had kept (--keep-fd), would let it read what is typed there */
+     * 0, 1 or 2 (the caller's), or on a descriptor the caller had kept
+     * (--keep-fd, in either mode), would let it read what is typed there */
     for (int fd = 0; plan->id && plan->id->uid != getuid() && fd < 3; fd++)
         if (isatty(fd))
             child_fail(status_fd, STEP_TERMINAL, fd);
-    for (int k = 0; plan->id && plan->id->uid != getuid() && plan->close_fds && k < plan->nkeep; k++)
+    for (int k = 0; plan->id && plan->id->uid != getuid() && k < plan->nkeep; k++)
         if (isatty(plan->keep_fds[k]))
             child_fail(status_fd, STEP_TERMINAL, plan->keep_fds[k]);
     if (plan->id) {
@@ -1876,6 +1877,14 @@ int main(int argc, char **argv)
         snprintf(num, sizeof num, "%d", opt.pid_fd);
         usage_error("pid fd is not open", num);
     }
+    /* a descriptor to keep that is not there: the app would miss it (and
+     * in setuid mode the number would be silently skipped) */
+    for (int k = 0; k < opt.nkeep; k++)
+        if (fcntl(opt.keep_fds[k], F_GETFD) < 0) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", opt.keep_fds[k]);
+            usage_error("--keep-fd is not open", num);
+        }
 
     if (plan.secure) {
         char self[32];
@@ -1901,8 +1910,6 @@ int main(int argc, char **argv)
          * an absolute ARGV[0] would: the exec comes after the drop */
         plan.candidates = exec_candidates(opt.argv[0], opt.path ? opt.path : DEFAULT_PATH, &plan.search);
         qsort(opt.keep_fds, (size_t)opt.nkeep, sizeof opt.keep_fds[0], compare_ints);
-        plan.keep_fds = opt.keep_fds;
-        plan.nkeep = opt.nkeep;
         plan.close_fds = 1;
     } else {
         if (opt.login_env) {
@@ -1920,6 +1927,10 @@ int main(int argc, char **argv)
         if (!plan.envp)
             plan.envp = caller_env;
     }
+    /* (checked for a terminal in either mode; only setuid mode closes the
+     * others) */
+    plan.keep_fds = opt.keep_fds;
+    plan.nkeep = opt.nkeep;
     /* a user switch always comes with a session of its own: no controlling
      * terminal to push keystrokes into */
     plan.setsid = opt.setsid || plan.id != NULL;

@@ -1020,7 +1020,39 @@ function T.test_keep_fd_checks_its_number()
   lu.assertEquals((run_helper { "--keep-fd", "2", "--", "true" }), 2)
   lu.assertEquals((run_helper { "--keep-fd", "x", "--", "true" }), 2)
   lu.assertEquals((run_helper { "--keep-fd", "3", "--", "true" }), 2, "the pid fd is not kept")
-  lu.assertEquals((run_helper { "--keep-fd=4", "--", "true" }), 0)
+  -- a descriptor to keep must be there: a closed one would be silently
+  -- missing in the app
+  local code, rec, err = run_helper { "--keep-fd=4", "--", "true" }
+  lu.assertEquals(code, 2, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "--keep-fd is not open: 4")
+  lu.assertEquals((run_helper({ "--keep-fd=4", "--", "true" }, "exec 4</dev/null; ")), 0)
+end
+
+function T.test_user_refuses_a_terminal_on_a_kept_descriptor_when_run_by_root()
+  lu.skipIf(not S.is_root(), "needs root")
+  lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
+  -- run by root (no setuid: nothing is closed), a descriptor the caller
+  -- keeps is the app's as it is: the pty on it would let the app of
+  -- another user read what is typed there
+  local pidout, errout = S.tmpname("pid"), S.tmpname("err")
+  local function on_a_terminal(args)
+    local cmd = "exec 5</dev/tty; " .. sh_quote(H) .. " --pid-format=line " .. args .. " -- " .. sh_quote(F) ..
+      " pause 3>" .. pidout .. " 2>" .. errout .. " </dev/null >/dev/null; echo $? >>" .. errout
+    os.execute("script -qec " .. sh_quote(cmd) .. " /dev/null </dev/null >/dev/null")
+    local pid = tonumber(S.read(pidout))
+    if pid then started[#started + 1] = pid end
+    return pid, S.read(errout)
+  end
+  local pid, err = on_a_terminal("--user nobody --keep-fd 5")
+  lu.assertNil(pid, err)
+  lu.assertStrContains(err, "terminal: descriptor 5 is a terminal")
+  lu.assertStrContains(err, "\n1\n")
+  -- the same user as the caller's keeps it (and so without --user)
+  pid, err = on_a_terminal("--keep-fd 5")
+  lu.assertNotNil(pid, err)
+  stop(pid)
+  lu.assertEquals(S.children(), {})
 end
 
 
