@@ -514,6 +514,45 @@ function TL.test_pings_that_came_while_the_launcher_was_busy_count_under_luv()
   S.assert_clean(before)
 end
 
+-- A coroutine of the user's resumed by its owner (a generator), uv.run
+-- not running, the luv adapter loaded: its first wait yields to the
+-- owner (nothing else can tell it from one uv.run will resume), and once
+-- resumed by the owner, not by uv, that wait and its later ones block as
+-- the main thread's do. (Its start was reported cancelled, the app
+-- terminated though ready, and its later waits yielded again.)
+function TL.test_a_generator_resumed_by_its_owner_blocks_after_one_yield()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local exits = 0
+  local gen = coroutine.wrap(function()
+    local apps = {}
+    for i = 1, 2 do
+      local app, err = appstart.start { argv = { F, "sleep=0.1", "line=3:ok" .. i, "sleep=0.2", "exit=" .. i },
+        ready = "fd", log = function() end, on_exit = function() exits = exits + 1 end }
+      apps[i] = app
+      coroutine.yield(app or err)
+    end
+    appstart.sleep(0.05)
+    coroutine.yield("slept")
+    coroutine.yield(apps[1]:wait(5), apps[2]:wait(5))
+  end)
+  lu.assertEquals(select("#", gen()), 0, "the first wait yields to the owner")
+  local app1 = gen()
+  lu.assertEquals(tostring(app1), string.format('appstart.app(fixture, name "ok1", pid %d, ready)', app1.pid))
+  local app2 = gen()
+  lu.assertEquals(app2.name, "ok2")
+  lu.assertEquals(gen(), "slept")
+  local how1, how2 = gen()
+  lu.assertEquals(how1, { code = 1 })
+  lu.assertEquals(how2, { code = 2 })
+  lu.assertEquals(exits, 2)
+  local active = {}
+  uv.walk(function(h) if h:is_active() then active[#active + 1] = tostring(h) end end)
+  lu.assertEquals(active, {})
+  S.assert_clean(before)
+end
+
 function TL.test_start_and_wait_in_a_coroutine_driven_by_uv_run()
   local uv = require "luv"
   require "appstart.luv"

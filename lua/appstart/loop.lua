@@ -854,6 +854,9 @@ function loop.wait(source, deadline, owner)
       -- released by another wait's, its number another's by now); a sleep
       -- goes on
       if fd then return true end
+      -- (a sleep whose coroutine was resumed by its owner, not by the
+      -- other loop, goes on blocking)
+      if not b.applies() then break end
     end
   end
   -- blocking, and nothing else is waiting: poll the descriptors directly

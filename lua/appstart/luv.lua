@@ -11,7 +11,8 @@
 -- Inside any coroutine that is not an appstart.run task (nor one of a
 -- cqueues controller's, which yields to cqueues), a wait becomes a
 -- uv poll handle on the descriptor (and a uv timer for the deadline) and
--- the coroutine yields; the handle's callback resumes it. Callbacks
+-- the coroutine yields; the handle's callback resumes it. (One resumed
+-- by anyone else, a generator of the user's, blocks from then on.) Callbacks
 -- (on_exit, watches) become coroutines of their own, resumed from uv
 -- callbacks. In the main thread (no coroutine) waits still block.
 local uv = require "luv"
@@ -38,9 +39,18 @@ B.to_ms = to_ms
 -- the user's callbacks are run guarded (loop.callback)
 B.errors_exit = true
 
+-- Coroutines a wait of which was resumed by someone else than uv's
+-- callbacks (a generator of the user's, resumed by its caller, uv.run
+-- never running it): their waits block from then on, as the main
+-- thread's do.
+local foreign = setmetatable({}, { __mode = "k" })
+
+-- (what a wait's own resume passes first: any other resume is foreign)
+local RESUMED = {}
+
 function B.applies()
-  local _, main = coroutine.running()
-  if main or not coroutine.isyieldable() then return false end
+  local co, main = coroutine.running()
+  if main or not coroutine.isyieldable() or foreign[co] then return false end
   -- a coroutine of a cqueues controller yields to cqueues, not to uv
   local cqueues = package.loaded.cqueues
   return not (cqueues and cqueues.running())
@@ -219,7 +229,7 @@ function B.wait(fd, deadline, owner, other)
     -- (a coroutine closed while it waited, by coroutine.close, is over:
     -- its to-be-closed variables ran there, a start in it abandoned)
     if coroutine.status(co) == "dead" then return end
-    resume(co, value, why)
+    resume(co, RESUMED, value, why)
   end
   if fd then
     on_ready = function() finish(true) end
@@ -250,7 +260,20 @@ function B.wait(fd, deadline, owner, other)
     uv.update_time()
     timer:start(to_ms(deadline - now(), 0), 0, on_time)
   end
-  return coroutine.yield()
+  local by, value, why = coroutine.yield()
+  if by == RESUMED then return value, why end
+  -- resumed by its owner, not by uv (a coroutine of the user's resumed
+  -- as a generator, which uv.run never runs): the wait leaves uv, and
+  -- it and the coroutine's next waits block (false: loop.wait looks
+  -- again, not at luv's). The owner got one empty yield.
+  foreign[co] = true
+  if task then task.finish = false end
+  done = true
+  if on_change then outside_waits[on_change] = nil end
+  if fd then B.remove_poll(fd, on_ready) end
+  if other then B.remove_poll(other, on_other) end
+  close_handle(timer)
+  return false
 end
 
 local Task = {}
