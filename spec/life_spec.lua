@@ -1159,10 +1159,12 @@ end
 
 -- STOPPING=1 is for good, as with systemd: a later RELOADING=1 and
 -- READY=1 do not make the app "ready" again, and a reload whose READY=1
--- comes with a STOPPING=1 is not done.
+-- comes with a STOPPING=1 is not done: it says the app is stopping as
+-- soon as that is read (it waited out ready_timeout, then said
+-- "timeout").
 function TR.test_stopping_is_for_good()
   local before = S.snapshot()
-  local states, ok, err = {}, nil, nil
+  local states, ok, err, took = {}, nil, nil, nil
   run(function()
     local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "sleep=0.1", "notify=RELOADING=1",
       "notify=READY=1", "notify=STATUS=after", "pause" } })
@@ -1170,15 +1172,66 @@ function TR.test_stopping_is_for_good()
     states[1] = app.state
     app:terminate()
     app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "notify=RELOADING=1",
-      "notify=READY=1\nSTOPPING=1", "pause" }, ready_timeout = 0.5 })
+      "notify=READY=1\nSTOPPING=1", "pause" }, ready_timeout = 5 })
+    local t0 = now()
     ok, err = app:reload()
+    took = now() - t0
     states[2] = app.state
     app:terminate()
   end)
   lu.assertEquals(states, { "stopping", "stopping" })
   lu.assertNil(ok)
-  lu.assertEquals(err.code, "timeout")
-  lu.assertStrContains(tostring(err), "it said STOPPING=1")
+  lu.assertEquals(err, "app is stopping (it said STOPPING=1)")
+  lu.assertTrue(took < 2.5, "returned after " .. took .. " s")
+  S.assert_clean(before)
+end
+
+-- A reload asked for while the app reloads of its own accord, which that
+-- reload ends with a STOPPING=1: the app is stopping, said as soon as it
+-- is read, no signal sent (the reload waited out ready_timeout, then said
+-- "timeout").
+function TR.test_a_reload_behind_one_of_the_apps_own_that_ends_stopping_says_so_at_once()
+  local before = S.snapshot()
+  local hups = S.tmpname("hups")
+  local result, took
+  run(function()
+    local app = assert(start { argv = { F, "trap=HUP:" .. hups, "notify=READY=1", "notify=RELOADING=1", "sleep=0.3",
+      "notify=STOPPING=1", "pause" }, ready_timeout = 5 })
+    lu.assertTrue(await(function() return app.state == "reloading" end))
+    local t0 = now()
+    result = { app:reload() }
+    took = now() - t0
+    app:terminate()
+  end)
+  lu.assertEquals(result, { nil, "app is stopping (it said STOPPING=1)" })
+  lu.assertTrue(took < 2.5, "returned after " .. took .. " s")
+  lu.assertNil(S.read(hups), "the app got the reload signal")
+  S.assert_clean(before)
+end
+
+-- A reload asked for after the launcher was busy (no yield) while the
+-- app began a reload of its own: what the app said is read first, so
+-- that reload is seen and waited out, and only then the signal sent
+-- (the state was still "ready": the signal went into the app's own
+-- reload, and its READY=1 was taken for this one's, which returned while
+-- the app reloaded still).
+function TR.test_a_reload_reads_what_the_app_said_while_the_launcher_was_busy()
+  local before = S.snapshot()
+  local seen, result, after
+  run(function()
+    local app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "sleep=0.1", "notify=RELOADING=1",
+      "sleep=0.6", "notify=READY=1", "waitsig=HUP", "notify=STATUS=asked", "notify=RELOADING=1", "sleep=0.2",
+      "notify=READY=1", "pause" }, ready_timeout = 5 })
+    local t0 = now()
+    while now() - t0 < 0.4 do end -- busy: nothing read meanwhile
+    seen = app.state
+    result = { app:reload() }
+    after = { app.state, app.status }
+    app:terminate()
+  end)
+  lu.assertEquals(seen, "ready", "nothing read while busy")
+  lu.assertEquals(result, { true })
+  lu.assertEquals(after, { "ready", "asked" }, "returned once the reload it asked for was done")
   S.assert_clean(before)
 end
 

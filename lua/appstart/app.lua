@@ -1001,11 +1001,17 @@ function Both:close()
   if self.poller then self.poller:close(); self.poller = nil end
 end
 
--- Wait for the reload r to be done, for the app's end or the deadline.
+-- (as systemd refuses to reload a unit that is stopping: the signal
+-- would come to an app on its way out, and no READY=1 after it)
+local STOPPING = "app is stopping (it said STOPPING=1)"
+
+-- Wait for the reload r to be done, for the app's end, its STOPPING=1
+-- (for good: no reload can end after it) or the deadline.
 local function reload_wait(app, r, timeout)
   while true do
     App.drain(app)
     if r.done then return true end
+    if app._state == "stopping" then return nil, STOPPING end
     local how = check(app)
     if how then
       return nil, errors.new("died", "app " .. tostring(how) .. " while it reloaded",
@@ -1017,8 +1023,7 @@ local function reload_wait(app, r, timeout)
       local within = r.extended and format("%.3f s (ready_timeout %g s, which its EXTEND_TIMEOUT_USEC= extended)",
         r.deadline - r.since, timeout) or format("%g s", timeout)
       return nil, errors.new("timeout", format("app not reloaded within %s: %s", within,
-        app._state == "stopping" and "it said STOPPING=1"
-        or r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
+        r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
     end
     local listener = app._life.listener
@@ -1056,13 +1061,18 @@ function App:reload()
       self._program)
   end
   if not self._proc then return nil, "closed" end
-  -- (as systemd refuses to reload a unit that is stopping: the signal
-  -- would come to an app on its way out, and no READY=1 after it)
-  if self._state == "stopping" then return nil, "app is stopping (it said STOPPING=1)" end
+  -- what the app said while the launcher was busy is read first: its
+  -- state decides (a RELOADING=1 of its own not read yet had the signal
+  -- sent into that reload, whose READY=1 was taken for this one's)
+  local life = self._life
+  if life and life.listener then
+    drain_all(self)
+    if not self._proc then return nil, "closed" end -- (by a callback)
+  end
+  if self._state == "stopping" then return nil, STOPPING end
   -- waited for from before the signal: its RELOADING=1 may come while the
   -- signal is on its way (through appstart-helper, a wait that yields,
   -- while the loop reads the notify socket)
-  local life = self._life
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r, reloads
   local function await(reloading)
@@ -1085,7 +1095,8 @@ function App:reload()
     local result, err = reload_wait(self, r, timeout)
     unwait()
     if not result then return nil, err end
-    if self._state == "stopping" then return nil, "app is stopping (it said STOPPING=1)" end
+    -- (its READY=1 and a STOPPING=1 read in one drain)
+    if self._state == "stopping" then return nil, STOPPING end
   end
   if life and life.listener then await(false) end
   local sig = self._opts.reload_signal or DEFAULTS.reload_signal
