@@ -226,6 +226,10 @@ static int l_connect(lua_State *L)
             why = "a symbolic link, never followed (name the socket itself)", err = ELOOP;
         else if (!err && !S_ISSOCK(st.st_mode))
             why = "not a socket", err = ENOTSOCK;
+        else if (!err && st.st_nlink != 1)
+            /* another name for a socket that may be where the app's user
+             * may not connect (as a file probe's, refused) */
+            why = "a hard link (a socket with another name too), refused", err = EMLINK;
         if (err) {
             sys_close(&at->fd);
             /* a try that failed: no socket there yet (or no descriptor to

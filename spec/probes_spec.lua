@@ -142,6 +142,31 @@ function T.test_a_unix_socket_is_never_reached_through_a_link_in_its_last_compon
   S.assert_clean(before)
 end
 
+-- A socket with a second name (a hard link the app's user made to a
+-- socket in a directory it may not enter): refused, as a file probe's
+-- hard link is (it was connected to, with the launcher's rights).
+function T.test_a_unix_socket_with_another_name_is_refused()
+  local before = S.snapshot()
+  local dir = S.tmpname("sockets")
+  assert(os.execute("mkdir -m 700 " .. dir))
+  local real, link = dir .. "/real.sock", S.tmpname("hard.sock")
+  local server = assert(start { ready = { connect = "unix:" .. real }, argv = { F, "listen=unix:" .. real, "pause" } })
+  assert(os.execute(string.format("ln %s %s", real, link)))
+  local app, err = start { ready = { connect = "unix:" .. link }, argv = { F, "pause" } }
+  if app then app:terminate() end
+  os.remove(link)
+  -- its one name again: taken
+  local again = start { ready = { connect = "unix:" .. real }, argv = { F, "pause" } }
+  if again then again:terminate() end
+  server:terminate()
+  lu.assertNil(app, "ready through the hard link")
+  lu.assertEquals(err.code, "protocol")
+  lu.assertStrContains(err.message, "ready probe: unix:" .. link .. ": a hard link (a socket with another name too), "
+    .. "refused")
+  lu.assertNotNil(again, "a socket with one name")
+  S.assert_clean(before)
+end
+
 function T.test_an_app_that_dies_while_probed_fails_died_at_once()
   local err, took = fail_within({ ready = { connect = "unix:" .. S.tmpname("none") }, ready_timeout = 30,
     argv = { F, "sleep=0.2", "exit=3" } }, "died", 2)
@@ -423,6 +448,29 @@ function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   lu.assertStrContains(err.message, "no answer within probe_timeout (0.2 s)")
   -- each hanging probe was killed (fail_within checked nothing is left)
   lu.assertFalse(S.alive(S.pid_in(mark)))
+end
+
+-- A run that succeeded while nothing stepped the start, looked at only
+-- once probe_timeout has passed (a caller that steps its start late, a
+-- loop held up): its exit 0 counts (it was given up, as no answer, and
+-- the command run again).
+function T.test_an_exec_probe_run_that_succeeded_unseen_past_probe_timeout_counts()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local runs = S.tmpname("runs")
+  local h = appstart.begin { argv = { F, "pause" }, ready = { exec = { "sh", "-c", "sleep 0.1; echo run >>" .. runs } },
+    probe_timeout = 0.3, ready_timeout = 20, log = S.quiet }
+  lu.assertFalse(h:step())
+  local deadline = now() + 10
+  while not S.read(runs) and now() < deadline do core.wait_readable(-1, 0.01) end
+  core.wait_readable(-1, 0.5) -- past probe_timeout, nothing stepping
+  deadline = now() + 10
+  while not h:step() and now() < deadline do core.wait_readable(h:pollfd() or -1, 0.01) end
+  local app, err = h:wait()
+  lu.assertNotNil(app, tostring(err))
+  app:terminate()
+  lu.assertEquals(S.read(runs), "run\n", "the command ran once")
+  S.assert_clean(before)
 end
 
 -- Each run is given up probe_timeout after it began, though the next try

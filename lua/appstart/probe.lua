@@ -390,6 +390,13 @@ end
 -- work: a start that fails).
 function Probe:try(app)
   local t = now()
+  if self.pending and t >= self.pending_until then
+    -- its time is up: what it came to meanwhile counts first (a command
+    -- that exited 0, a connection made, while nothing stepped the start);
+    -- still under way, it is given up below
+    local ok, why, errno = tries[self.kind](self, app)
+    if ok ~= false then return ok, why, errno end
+  end
   settle_pending(self, t)
   local ok, why, errno = tries[self.kind](self, app)
   -- (a check function that still runs wakes the start when it returns)
