@@ -254,6 +254,40 @@ function TC.test_an_on_output_that_raises_at_every_line_of_a_flood_holds_nothing
   lu.assertStrContains(out, "done\n")
 end
 
+-- app:tail() inside appstart.run, a slow on_output (20 us a line) and a
+-- pipe full of short lines: it reads a wake-up's worth (a slice of
+-- on_output calls), as the loop does, and leaves the rest to the loop (it
+-- read 64 chunks a stream and called on_output for every line: seconds
+-- with the loop held).
+function TC.test_tail_inside_a_loop_reads_a_slice_at_most()
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local took, lines, tailed = nil, 0, nil
+  appstart.run(function()
+    local slow = true
+    local app = assert(appstart.start { argv = { F, "waitfile=" .. go, "lines=1:" .. 200000 // SCALE .. ":x", "pause" },
+      ready = "none", stdout = "capture", log = S.quiet, on_output = function()
+        lines = lines + 1
+        if slow then
+          local t = now() + 0.00002
+          repeat until now() >= t
+        end
+      end })
+    assert(io.open(go, "w")):close()
+    local t = now() + 0.3
+    repeat until now() >= t -- no yield: the app fills its pipe
+    local c = os.clock()
+    tailed = app:tail(1)
+    took = os.clock() - c
+    slow = false
+    app:terminate()
+  end)
+  lu.assertTrue(lines > 0)
+  lu.assertEquals(#tailed, 1)
+  if not INSTRUMENTED then lu.assertTrue(took < 0.25, "app:tail took " .. took .. " s of CPU") end
+  S.assert_clean(before)
+end
+
 -- the CPU time this process has used, in seconds (utime + stime)
 local function cpu_seconds()
   local f = assert(io.open("/proc/self/stat"))

@@ -181,10 +181,13 @@ function Out:step_read()
   return left
 end
 
---- Read what the pipes hold now (app:tail).
+--- Read what the pipes hold now (app:tail): a wake-up's worth a stream
+-- (CHUNKS_PER_WAKE chunks, a SLICE of on_output calls), as the loop
+-- reads them; the rest comes as the loop's next turn, or the next call
+-- that waits, reads it.
 function Out:drain_all()
   for _, stream in ipairs { "stdout", "stderr" } do
-    if self.handles[stream] then self:drain(stream, CHUNKS_AT_END) end
+    if self.handles[stream] then self:wake(stream, false) end
   end
   if self.reports then self:report_drops() end
 end
