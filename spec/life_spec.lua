@@ -1257,6 +1257,28 @@ function TR.test_an_app_that_said_stopping_is_not_reloaded()
   S.assert_clean(before)
 end
 
+-- A reload asked for while app:terminate stops the app (in another
+-- task, its grace running): refused, no signal sent (the app on its way
+-- out was sent the reload signal, and the reload waited for its end).
+function TR.test_an_app_being_terminated_is_not_reloaded()
+  local before = S.snapshot()
+  local hups, terms = S.tmpname("hups"), S.tmpname("terms")
+  local result, how
+  run(function()
+    local appstart = require "appstart"
+    local app = assert(start { argv = { F, "trap=HUP:" .. hups, "trap=TERM:" .. terms, "notify=READY=1", "pause" },
+      ready_timeout = 3 })
+    local task = appstart.spawn(function() how = app:terminate(1) end)
+    lu.assertTrue(await(function() return S.read(terms) ~= nil end))
+    result = { app:reload() }
+    while not task.done do appstart.sleep(0.01) end
+  end)
+  lu.assertEquals(result, { nil, "app is stopping (app:terminate under way)" })
+  lu.assertEquals(how, { signal = 9 })
+  lu.assertNil(S.read(hups), "the app got the reload signal")
+  S.assert_clean(before)
+end
+
 -- An app closed (by another task) while its reload waits: "closed", as
 -- app:wait, kill and terminate say (it said its socket had failed).
 function TR.test_a_reload_of_an_app_closed_meanwhile_says_closed()

@@ -1070,6 +1070,9 @@ function App:reload()
     if not self._proc then return nil, "closed" end -- (by a callback)
   end
   if self._state == "stopping" then return nil, STOPPING end
+  -- (nor one that app:terminate stops: the signal would come to an app on
+  -- its way out)
+  if stopping[self] then return nil, "app is stopping (app:terminate under way)" end
   -- waited for from before the signal: its RELOADING=1 may come while the
   -- signal is on its way (through appstart-helper, a wait that yields,
   -- while the loop reads the notify socket)
