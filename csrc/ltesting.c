@@ -5,6 +5,7 @@
  */
 #include "children.h"
 #include "lbinding.h"
+#include "output.h"
 #include "spawn.h"
 #include "starter.h"
 
@@ -181,6 +182,14 @@ static int l_subreaper(lua_State *L)
     return 1;
 }
 
+/* pipe_budget() -> bytes the captured pipes of this process hold past
+ * their first size (output.c's budget) */
+static int l_pipe_budget(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)output_pipe_budget_used());
+    return 1;
+}
+
 void lb_open_testing(lua_State *L)
 {
     static const luaL_Reg functions[] = {
@@ -191,7 +200,7 @@ void lb_open_testing(lua_State *L)
         { "no_cgroup_kill", l_no_cgroup_kill }, { "epoll_fault", l_epoll_fault },
         { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause },
         { "drop_pause", l_drop_pause },
-        { "probe_source_port", l_probe_source_port },
+        { "probe_source_port", l_probe_source_port }, { "pipe_budget", l_pipe_budget },
         { NULL, NULL },
     };
     luaL_newlib(L, functions);

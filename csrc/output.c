@@ -66,6 +66,8 @@ struct output_stream {
     size_t plen;  /* bytes in partial */
     long long end_left; /* what is left of the app's own output, once it
                            has ended (output_bound_end); -1: not bounded */
+    long enlarged;      /* bytes of the pipe past its first size, counted
+                           in the process's pipe budget until its close */
     struct output_file *file;
     char partial[OUTPUT_LINE_MAX];
 };
@@ -114,6 +116,7 @@ void output_init(struct output *o, size_t keep)
 {
     for (int i = 0; i < 2; i++) {
         o->s[i].fd = o->s[i].writer = -1;
+        o->s[i].enlarged = 0;
         o->s[i].sink = OUTPUT_NONE;
         o->s[i].level = 6;
         o->s[i].flush = 0;
@@ -144,27 +147,84 @@ void output_init(struct output *o, size_t keep)
  * would leave the rest of a full pipe unread at the end. */
 #define PIPE_SIZE_MAX (1L << 22)
 
-/* The largest pipe the system allows an unprivileged process, up to
- * PIPE_SIZE_MAX: tried from pipe-max-size down, as a user over
- * pipe-user-pages-soft gets EPERM. */
-static void enlarge_pipe(int fd)
+/* A number in a file of /proc/sys (-1: none to be read). */
+static long sysctl_long(const char *path)
 {
-    long max = 1 << 20;
-    int f = open("/proc/sys/fs/pipe-max-size", O_RDONLY | O_CLOEXEC);
+    long v = -1;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
     if (f >= 0) {
         char buf[32];
         ssize_t n = sys_read(f, buf, sizeof buf - 1);
         if (n > 0) {
             buf[n] = '\0';
-            long v = strtol(buf, NULL, 10);
-            if (v > 0)
-                max = v < PIPE_SIZE_MAX ? v : PIPE_SIZE_MAX;
+            char *end;
+            v = strtol(buf, &end, 10);
+            if (end == buf || v < 0)
+                v = -1;
         }
         sys_close(&f);
     }
-    for (long size = max; size >= 65536; size /= 2)
-        if (fcntl(fd, F_SETPIPE_SZ, (int)size) >= 0)
-            return;
+    return v;
+}
+
+/* What this process's pipes may take past their first size, together:
+ * half of the user's pipe-user-pages-soft (past which the kernel gives an
+ * unprivileged user's new pipes 8 KiB, its other processes' too, and
+ * refuses to enlarge one), 32 MiB where that is unlimited or unread. A
+ * pipe's pages are the kernel's memory, never swapped: a launcher that
+ * captures the output of many apps enlarges the first ones' only, and
+ * the others' keep the size of any pipe. */
+static long pipe_budget_used;
+
+static long pipe_budget(void)
+{
+    long pages = sysctl_long("/proc/sys/fs/pipe-user-pages-soft");
+    long page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0 || pages > LONG_MAX / page)
+        return 32L << 20;
+    return pages * page / 2;
+}
+
+/* The largest pipe the system allows an unprivileged process, up to
+ * PIPE_SIZE_MAX and within the budget: tried from pipe-max-size down, as
+ * a user over pipe-user-pages-soft gets EPERM. Returns the bytes added,
+ * counted in the budget. */
+static long enlarge_pipe(int fd)
+{
+    long max = sysctl_long("/proc/sys/fs/pipe-max-size");
+    if (max <= 0)
+        max = 1L << 20;
+    if (max > PIPE_SIZE_MAX)
+        max = PIPE_SIZE_MAX;
+    int first = fcntl(fd, F_GETPIPE_SZ);
+    if (first <= 0)
+        return 0;
+    long budget = -1;
+    for (long size = max; size > first; size /= 2) {
+        long extra = size - first;
+        if (budget < 0)
+            budget = pipe_budget();
+        if (__atomic_add_fetch(&pipe_budget_used, extra, __ATOMIC_RELAXED) <= budget &&
+            fcntl(fd, F_SETPIPE_SZ, (int)size) >= 0)
+            return extra;
+        __atomic_sub_fetch(&pipe_budget_used, extra, __ATOMIC_RELAXED);
+    }
+    return 0;
+}
+
+/* The stream's pipe closed: what it took of the budget is given back. */
+static void close_pipe(struct output_stream *st)
+{
+    if (st->fd >= 0 && st->enlarged) {
+        __atomic_sub_fetch(&pipe_budget_used, st->enlarged, __ATOMIC_RELAXED);
+        st->enlarged = 0;
+    }
+    sys_close(&st->fd);
+}
+
+long output_pipe_budget_used(void)
+{
+    return __atomic_load_n(&pipe_budget_used, __ATOMIC_RELAXED);
 }
 
 int output_open_pipe(struct output *o, int stream, int sink, int *writer)
@@ -173,7 +233,7 @@ int output_open_pipe(struct output *o, int stream, int sink, int *writer)
     int err = sys_pipe(p, 1);
     if (err)
         return err;
-    enlarge_pipe(p[0]);
+    o->s[stream].enlarged = enlarge_pipe(p[0]);
     o->s[stream].fd = p[0];
     o->s[stream].sink = sink;
     o->s[stream].writer = p[1];
@@ -1156,7 +1216,7 @@ void output_close_writers(struct output *o)
 
 void output_close_stream(struct output *o, int stream)
 {
-    sys_close(&o->s[stream].fd);
+    close_pipe(&o->s[stream]);
 }
 
 void output_close(struct output *o)
@@ -1170,7 +1230,7 @@ void output_close(struct output *o)
     while (o->cpos < o->clen && output_next_line(o, &line, &len, &stream)) {
     }
     for (int i = 0; i < 2; i++) {
-        sys_close(&o->s[i].fd);
+        close_pipe(&o->s[i]);
         sys_close(&o->s[i].writer);
         sys_close(&o->files[i].fd);
         sys_close(&o->files[i].dir_fd);

@@ -47,6 +47,10 @@ void output_init(struct output *o, size_t keep);
  * output_close_writers (once the child has it). Returns 0 or an errno value. */
 int output_open_pipe(struct output *o, int stream, int sink, int *writer);
 
+/* Bytes this process's captured pipes hold past their first size (their
+ * budget: half of pipe-user-pages-soft), for the specs. */
+long output_pipe_budget_used(void);
+
 /* Stream's lines go to syslog at priority (a syslog level, facility user)
  * through the AF_UNIX datagram socket at socket_path. Returns 0 or an
  * errno value. */

@@ -288,6 +288,52 @@ function TC.test_tail_inside_a_loop_reads_a_slice_at_most()
   S.assert_clean(before)
 end
 
+-- Captured pipes are made as large as the system allows within a budget
+-- of the process's: half the user's pipe-user-pages-soft, past which the
+-- kernel gives every new pipe of the user's 8 KiB and enlarges none. The
+-- apps past it keep the size of any pipe; the budget comes back as the
+-- pipes close. (Each was made 1 MiB: 32 apps with both streams captured
+-- took a user's whole quota, and a non-root launcher's next apps, and its
+-- user's other processes, got pipes of 8 KiB.)
+function TC.test_captured_pipes_are_enlarged_within_a_budget()
+  local before = S.snapshot()
+  local function number(path)
+    local f = io.open(path)
+    local v = f and tonumber(f:read("l"))
+    if f then f:close() end
+    return v
+  end
+  local pages, max = number("/proc/sys/fs/pipe-user-pages-soft"), number("/proc/sys/fs/pipe-max-size") or 1048576
+  local pagesize = tonumber(io.popen("getconf PAGESIZE"):read("l"))
+  local budget = pages and pages > 0 and pages * pagesize // 2 or 32 * 1048576
+  max = math.min(max, 4 * 1048576)
+  lu.skipIf(max <= 65536, "pipes cannot be enlarged here")
+  local fit = budget // (max - 65536)
+  lu.skipIf(fit > 100, "a budget of " .. fit .. " enlarged pipes: too many apps to start")
+  lu.assertEquals(S.testing.pipe_budget(), 0, "nothing held before")
+  local dir = S.tmpname("sizes")
+  assert(os.execute("mkdir " .. dir))
+  local apps, sizes = {}, {}
+  local function start_one(i)
+    apps[i] = assert(appstart.start { argv = { F, "pipesize=" .. dir .. "/" .. i, "pause" }, ready = "none",
+      stdout = "capture", log = S.quiet })
+    local deadline = now() + 10
+    while not S.read(dir .. "/" .. i) and now() < deadline do pause(0.002) end
+    sizes[i] = tonumber(S.read(dir .. "/" .. i))
+  end
+  for i = 1, fit + 1 do start_one(i) end
+  local used = S.testing.pipe_budget()
+  for i = 1, fit do lu.assertEquals(sizes[i], max, "app " .. i) end
+  lu.assertTrue(sizes[fit + 1] < max and sizes[fit + 1] >= 65536, "past the budget: " .. sizes[fit + 1])
+  lu.assertTrue(used <= budget, used .. " bytes past the pipes' first size, budget " .. budget)
+  for i = 1, fit + 1 do apps[i]:terminate() end
+  lu.assertEquals(S.testing.pipe_budget(), 0, "given back as the pipes close")
+  start_one(fit + 2)
+  apps[fit + 2]:terminate()
+  lu.assertEquals(sizes[fit + 2], max, "enlarged again")
+  S.assert_clean(before)
+end
+
 -- the CPU time this process has used, in seconds (utime + stime)
 local function cpu_seconds()
   local f = assert(io.open("/proc/self/stat"))
