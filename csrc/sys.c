@@ -377,7 +377,9 @@ static int foreign_owner_in(int dir_fd, uid_t owner, uid_t also)
         return 0;
     if (fstat(dir_fd, &d) != 0)
         return errno;
-    if (!(d.st_mode & S_ISVTX) || !(d.st_mode & S_IWOTH) || owner == d.st_uid)
+    /* (writable by a group too: its members plant files there as others
+     * do in /tmp, as fs.protected_regular = 2 sees it) */
+    if (!(d.st_mode & S_ISVTX) || !(d.st_mode & (S_IWOTH | S_IWGRP)) || owner == d.st_uid)
         return 0;
     return EPERM;
 }

@@ -600,6 +600,18 @@ function T.test_another_users_file_in_a_sticky_directory_all_can_write_is_refuse
   app:wait()
   app:close()
   lu.assertEquals(S.read(owned .. "/theirs.log"), "out\n")
+  -- a sticky directory a group can write (1770): a member of it plants
+  -- files there as anyone does in /tmp (it was appended to)
+  local group = directory("group", "1770")
+  assert(os.execute("chgrp nogroup " .. q(group)))
+  local theirs = group .. "/nobody.log"
+  S.touch(theirs)
+  assert(os.execute(string.format("chown nobody %s && chmod 600 %s", q(theirs), q(theirs))))
+  local err = fail_case({ argv = { F, "line=1:written", "notify=READY=1", "pause" }, stdout = theirs }, "spawn")
+  lu.assertEquals(err.message, "cannot open " .. theirs .. " for stdout: " .. FOREIGN)
+  err = fail_case({ argv = { F, "line=1:written", "notify=READY=1", "pause" }, stdout = { file = theirs } }, "spawn")
+  lu.assertEquals(err.message, "cannot start fixture: cannot append to " .. theirs .. ": " .. FOREIGN)
+  lu.assertEquals(S.read(theirs), "", "written to")
   S.assert_clean(before)
 end
 
