@@ -440,7 +440,16 @@ static int l_resolve(lua_State *L)
         r = getaddrinfo(host, NULL, &hints, &res);
     }
     if (r != 0) {
-        int err = r == EAI_SYSTEM ? errno : 0;
+        int err = r == EAI_SYSTEM ? errno : r == EAI_MEMORY ? ENOMEM : 0;
+        if (!err) {
+            /* out of descriptors, /etc/hosts cannot be read and the name
+             * is "not known": said so, a try that failed, not a name that
+             * does not resolve */
+            int t = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (t < 0 && sys_lacks_resources(errno))
+                err = errno;
+            sys_close(&t);
+        }
         lua_pushnil(L);
         lua_pushfstring(L, "cannot resolve %s: %s", host, gai_strerror(r));
         if (!err) /* no errno: a resolver's own failure */

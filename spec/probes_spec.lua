@@ -110,6 +110,16 @@ function T.test_a_tcp_name_is_resolved_once_and_each_of_its_addresses_tried()
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- A name looked up while the launcher has no descriptor free (the
+-- resolver cannot read /etc/hosts, and says the name is not known): a try
+-- that failed, looked up again at the next (the start failed "protocol",
+-- the app terminated).
+function T.test_a_name_looked_up_in_a_descriptor_shortage_is_a_try_that_failed()
+  local out, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "probes_a_name_looked_up_in_a_descriptor_shortage")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, out))
+  lu.assertEquals(out, "stepped\tfalse\tnone\nready\tready\nleft\ttrue\t\n")
+end
+
 -- A socket named through a symbolic link in its last component: never
 -- followed, the start fails at once (a link the app's user made had the
 -- launcher connect, with its rights, to a socket that user may not

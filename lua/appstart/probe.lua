@@ -233,6 +233,12 @@ function tries.connect(p)
   end
   local list, err, errno = addresses(p)
   if not list then
+    -- out of descriptors or memory, the name could not be looked up: a
+    -- try that failed
+    if errno and core.lacks_resources(errno) then
+      p.last = err
+      return false
+    end
     -- cannot be tried at all (the name does not resolve): an error, not
     -- a wait until the timeout
     return nil, err, errno
