@@ -87,6 +87,11 @@ struct starter {
     int unpolled;             /* the set lacks one of watch[] (watch_fd) */
     int exec_fd;              /* -1 where the exec's verdict came by memory */
     int pid_rd, ready_rd;     /* the launcher's ends of the channels */
+    int pid_rest;             /* the pid channel once its record is read,
+                                 held open, not watched, until the helper
+                                 has been reaped: a helper that writes
+                                 more after it is not killed by SIGPIPE
+                                 (or not, by how soon it writes) */
     int error_rd;             /* the helper's error pipe (not waited on:
                                  read once the helper has ended), or -1 */
     struct pid_file *pid_file; /* see starter_config; malloc'd, NULL when none */
@@ -180,7 +185,7 @@ const char *starter_phase_name(int phase)
 void starter_init(struct starter *s)
 {
     memset(s, 0, sizeof *s);
-    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = -1;
+    s->epoll_fd = s->exec_fd = s->pid_rd = s->ready_rd = s->error_rd = s->pid_rest = -1;
     s->ncaller = 0;
     s->spawned = (struct process)PROCESS_NONE;
     s->app = (struct process)PROCESS_NONE;
@@ -1096,7 +1101,14 @@ static void read_pid_channel(struct starter *s, int salvage)
     long long v;
     switch (pid_reader_feed(&s->pid_reader, s->pid_rd, &v)) {
     case PIDREC_READ_DONE:
-        drop_fd(s, &s->pid_rd);
+        unwatch_fd(s, s->pid_rd);
+        /* (a helper that has exited writes no more) */
+        if (s->helper_done || process_exited_unreaped(&s->spawned)) {
+            sys_close(&s->pid_rd);
+        } else {
+            s->pid_rest = s->pid_rd;
+            s->pid_rd = -1;
+        }
         if (salvage) {
             (void)verify_pid(s, v);
             return;
@@ -1130,6 +1142,7 @@ static void check_helper(struct starter *s)
     if (s->helper_done || !check_process(s, &s->spawned))
         return;
     s->helper_done = 1;
+    sys_close(&s->pid_rest);
     s->helper_status = s->spawned.end == PROCESS_EXITED ? s->spawned.code : -s->spawned.code;
     /* (one reaped by another wait has no status to tell: helper_lost) */
     if (s->spawned.end != PROCESS_GONE)
@@ -2112,10 +2125,12 @@ int starter_stopped(struct starter *s, int *late_signal)
     int running = 0;
     repoll(s);
     if (s->has_helper && s->spawned.pid > 0 && !s->helper_done) {
-        if (check_process(s, &s->spawned))
+        if (check_process(s, &s->spawned)) {
             s->helper_done = 1;
-        else
+            sys_close(&s->pid_rest);
+        } else {
             running = 1;
+        }
     }
     *late_signal = stop_late_app(s);
     /* a pid read that could not be checked yet (out of descriptors): not
@@ -2227,6 +2242,7 @@ void starter_close(struct starter *s)
     s->signal_helper = NULL;
     sys_close(&s->exec_fd);
     sys_close(&s->pid_rd);
+    sys_close(&s->pid_rest);
     channel_close(&s->ready_rd, SOCK_STREAM);
     sys_close(&s->error_rd);
     if (s->notify) {

@@ -143,6 +143,28 @@ function Success.test_ready_fd_with_helper_and_line_pid_format()
   S.assert_clean(before)
 end
 
+-- A helper that writes more to the pid channel after its record (a
+-- second line, bytes after the 4 of an int32), some time after it: the
+-- rest is not read, and the helper is not killed for writing it (the
+-- channel was closed as the record was read: the helper died of SIGPIPE,
+-- the start failed "helper" and its app was killed, or not, by how soon
+-- the helper wrote).
+function Success.test_a_helper_that_writes_more_after_its_pid_record_is_no_matter()
+  local before = S.snapshot()
+  for _, case in ipairs { { "line", "pidline=3:child", "write=3:456\n" }, { "int32le", "int32=3:child", "write=3:zzzz" } } do
+    local pidfile = S.tmpname("pid")
+    local app, err = start { helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", case[2], "sleep=0.3", case[3],
+      "exit=0" }, argv = { "pause" }, ready = "none", pid_format = case[1], log = S.quiet }
+    lu.assertNotNil(app, case[1] .. ": " .. tostring(err))
+    lu.assertEquals(app.pid, S.pid_in(pidfile))
+    -- the helper has written the rest, and exited 0 (not by SIGPIPE)
+    S.core.wait_readable(-1, 0.5)
+    lu.assertEquals(app.state, "ready")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end
+  S.assert_clean(before)
+end
+
 function Success.test_app_that_writes_its_line_and_exits_at_once_has_started()
   local before = S.snapshot()
   local app, err = start { argv = { F, "line=3:quick", "exit=0" }, ready = "fd" }

@@ -55,6 +55,24 @@ local function alive(pid)
   local stat = K.read("/proc/" .. pid .. "/stat")
   return stat ~= nil and not stat:match("^%d+ %b() [ZX]")
 end
+-- Until the helper has exited (every child of the launcher's but the
+-- apps, which the launcher adopts, a zombie): the step that reads its pid
+-- closes the pid channel then (a helper that has exited writes no more
+-- there), and what that frees is taken again after that step.
+local function await_helper_exit(...)
+  local apps = {}
+  for _, pid in ipairs { ... } do apps[pid] = true end
+  local until_ = core.now() + 5
+  repeat
+    local running = false
+    for _, pid in ipairs(K.children()) do
+      if not apps[pid] and K.state(pid) ~= "Z" then running = true end
+    end
+    if not running then return end
+    core.wait_readable(-1, 0.002)
+  until core.now() > until_
+  error("the helper did not exit")
+end
 local function start3(name, trap, grace)
   local start = appstart.begin { helper = { F, "fork", "pidfile=" .. DIR .. "/" .. name, trap, "pause", "|",
     "waitfile=" .. DIR .. "/report-" .. name, "int32=3:child", "pidfile=" .. DIR .. "/reported-" .. name, "exit=0" },
@@ -65,6 +83,7 @@ local function start3(name, trap, grace)
   assert(io.open(DIR .. "/report-" .. name, "w")):close()
   K.await_path(DIR .. "/reported-" .. name)
   local pid = tonumber(K.read(DIR .. "/" .. name))
+  await_helper_exit(pid)
   local held = K.take_all_descriptors()
   start:step() -- the pid read, not checked
   local function take_again()
@@ -125,6 +144,7 @@ K.await_path(DIR .. "/app2")
 h:step()
 assert(io.open(DIR .. "/report2", "w")):close()
 K.await_path(DIR .. "/reported2")
+await_helper_exit(tonumber(K.read(DIR .. "/app2")), app4)
 fillers = K.take_all_descriptors()
 app, err = h:wait()
 for _, f in ipairs(fillers) do f:close() end
