@@ -259,15 +259,17 @@ static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char
     return err;
 }
 
-/* Could uid move a process of the cgroup made under parent_fd out of it?
- * The kernel lets a process move one of its user's to another cgroup
- * when it may write the cgroup.procs of the destination and of the
- * cgroups' common ancestor: parent_fd's or one above it, up to the
- * hierarchy's root (root_dev, root_ino). Owned by uid, or writable by a
- * group or by all, one of those is taken to be its: 0, or EPERM with
+/* Could a user other than root and the launcher's move a process of the
+ * cgroup made under parent_fd out of it? The kernel lets a process move
+ * one to another cgroup when it may write the cgroup.procs of the
+ * destination and of the cgroups' common ancestor (whoever the process
+ * moved runs as, with a subtree delegated to it): parent_fd's or one
+ * above it, up to the hierarchy's root (root_dev, root_ino). Owned by
+ * another user (*who), or writable by a group or by all (*who
+ * (uid_t)-1), one of those is taken to be writable so: 0, or EPERM with
  * that cgroup's path left in path (parent's, its last components taken
  * off as it goes up); another errno value when one cannot be looked at. */
-static int escapable(int parent_fd, uid_t uid, dev_t root_dev, ino_t root_ino, char *path)
+static int escapable(int parent_fd, dev_t root_dev, ino_t root_ino, char *path, uid_t *who)
 {
     int cur = fcntl(parent_fd, F_DUPFD_CLOEXEC, 3), err = 0;
     if (cur < 0)
@@ -278,7 +280,13 @@ static int escapable(int parent_fd, uid_t uid, dev_t root_dev, ino_t root_ino, c
             err = errno;
             break;
         }
-        if (procs.st_uid == uid || (procs.st_mode & (S_IWGRP | S_IWOTH))) {
+        if (procs.st_uid != 0 && procs.st_uid != geteuid()) {
+            *who = procs.st_uid;
+            err = EPERM;
+            break;
+        }
+        if (procs.st_mode & (S_IWGRP | S_IWOTH)) {
+            *who = (uid_t)-1;
             err = EPERM;
             break;
         }
@@ -328,23 +336,35 @@ int cgroup_create(struct cgroup *c, const char *parent, uid_t app_uid, char *why
     sys_close(&mfd);
     c->parent_fd = there;
     if (there >= 0) {
-        /* an app of another user's must not be able to move out of its
-         * own (root may anyway; the launcher's own user may as the
-         * launcher may): looked at before anything is made (what the
-         * launcher makes, its user's and 0755, is no way out) */
-        if (app_uid != (uid_t)-1 && app_uid != 0 && app_uid != geteuid()) {
-            char at[PATH_MAX];
-            snprintf(at, sizeof at, "%.*s", (int)(rlen + done), parent);
-            if (!at[0])
-                snprintf(at, sizeof at, "/");
-            err = escapable(there, app_uid, root_st.st_dev, root_st.st_ino, at);
-            if (err == EPERM)
-                return fail(c, err, why, why_len,
-                            "uid %lu may write the cgroup.procs of cgroup %s: the app's processes could leave "
-                            "its cgroup (give a cgroup_parent its user may not write)", (unsigned long)app_uid, at);
-            if (err)
-                return fail(c, err, why, why_len, "cannot look at cgroup %s, above the app's", at);
-        }
+        /* no user but root and the launcher's may move the app's
+         * processes out of its cgroup: not an app of another user's
+         * (root may anyway; the launcher's own user may as the launcher
+         * may), nor a third user a subtree above it is delegated to.
+         * Looked at before anything is made (what the launcher makes, its
+         * user's and 0755, is no way out) */
+        char at[PATH_MAX];
+        snprintf(at, sizeof at, "%.*s", (int)(rlen + done), parent);
+        if (!at[0])
+            snprintf(at, sizeof at, "/");
+        uid_t who = (uid_t)-1;
+        err = escapable(there, root_st.st_dev, root_st.st_ino, at, &who);
+        int foreign_app = app_uid != (uid_t)-1 && app_uid != 0 && app_uid != geteuid();
+        if (err == EPERM && foreign_app && (who == app_uid || who == (uid_t)-1))
+            return fail(c, err, why, why_len,
+                        "uid %lu may write the cgroup.procs of cgroup %s: the app's processes could leave "
+                        "its cgroup (give a cgroup_parent its user may not write)", (unsigned long)app_uid, at);
+        if (err == EPERM && who != (uid_t)-1)
+            return fail(c, err, why, why_len,
+                        "uid %lu may write the cgroup.procs of cgroup %s: it could move the app's processes out "
+                        "of its cgroup (give a cgroup_parent only root and the launcher's user may write)",
+                        (unsigned long)who, at);
+        if (err == EPERM)
+            return fail(c, err, why, why_len,
+                        "the cgroup.procs of cgroup %s is writable by a group or by all: the app's processes "
+                        "could be moved out of its cgroup (give a cgroup_parent only root and the launcher's "
+                        "user may write)", at);
+        if (err)
+            return fail(c, err, why, why_len, "cannot look at cgroup %s, above the app's", at);
         if (parent[rlen + done]) {
             c->parent_fd = open_path(there, parent + rlen + done, 1, &done);
             sys_close(&there);

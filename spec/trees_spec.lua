@@ -867,8 +867,10 @@ end
 -- An app of another user's must not leave its cgroup: a cgroup_parent (or
 -- a cgroup above it) whose cgroup.procs its user may write would let it
 -- move its processes there (one moved itself into the parent and ran on
--- after terminate, unseen): refused, `spawn`, nothing started. The same
--- parent serves an app of the launcher's own user.
+-- after terminate, unseen): refused, `spawn`, nothing started. Nor may a
+-- third user such a parent is delegated to move an app of the launcher's
+-- own user out (it served it: root's app moved into a sibling by nobody
+-- ran on after terminate). A parent only root writes serves it.
 function TC.test_a_cgroup_parent_the_apps_user_may_write_is_refused()
   lu.skipIf(not S.is_root(), "needs root (to become another user)")
   local parent = "/appstart-spec-delegated-" .. core.pid()
@@ -884,6 +886,17 @@ function TC.test_a_cgroup_parent_the_apps_user_may_write_is_refused()
       lu.assertEquals(my_cgroups(dir .. "/sub"), 0)
     end
     lu.assertNil(S.read(dir .. "/missing/cgroup.procs"), "a refused cgroup_parent was made")
+    local err = fail_within({ kill_mode = "cgroup", cgroup_parent = parent .. "/sub", ready = "none",
+      stdout = "null", stderr = "null", argv = { F, "pause" } }, "spawn", 3)
+    lu.assertStrContains(err.message, string.format("uid %d may write the cgroup.procs of cgroup %s: it could move "
+      .. "the app's processes out of its cgroup", core.user("nobody"), parent))
+    lu.assertEquals(my_cgroups(dir .. "/sub"), 0)
+    assert(os.execute("chown root " .. dir .. "/cgroup.procs && chmod 664 " .. dir .. "/cgroup.procs"))
+    err = fail_within({ kill_mode = "cgroup", cgroup_parent = parent .. "/sub", ready = "none",
+      stdout = "null", stderr = "null", argv = { F, "pause" } }, "spawn", 3)
+    lu.assertStrContains(err.message, string.format("the cgroup.procs of cgroup %s is writable by a group or by all",
+      parent))
+    assert(os.execute("chmod 644 " .. dir .. "/cgroup.procs"))
     local app = assert(start { kill_mode = "cgroup", cgroup_parent = parent .. "/sub",
       argv = { F, "notify=READY=1", "pause" } })
     lu.assertEquals(my_cgroups(dir .. "/sub"), 1)
