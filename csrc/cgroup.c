@@ -514,10 +514,16 @@ int cgroup_kill(const struct cgroup *c)
 
 int cgroup_path_contains(const char *cgroup, pid_t pid)
 {
+    return cgroup_path_holds(cgroup, pid) == 1;
+}
+
+int cgroup_path_holds(const char *cgroup, pid_t pid)
+{
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
-    if (read_small(AT_FDCWD, path, buf, sizeof buf) < 0)
-        return 0;
+    ssize_t n = read_small(AT_FDCWD, path, buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
     const char *p = strncmp(buf, "0::", 3) == 0 ? buf + 3 : strstr(buf, "\n0::");
     if (!p)
         return 0;

@@ -59,6 +59,8 @@ int cgroup_kill(const struct cgroup *c);
 /* Is pid in this cgroup, or in one inside it (by /proc/PID/cgroup)? */
 int cgroup_contains(const struct cgroup *c, pid_t pid);
 int cgroup_path_contains(const char *cgroup, pid_t pid); /* by its path */
+/* The same, 1 or 0, or -errno when /proc/PID/cgroup cannot be read. */
+int cgroup_path_holds(const char *cgroup, pid_t pid);
 
 /* A descriptor readable whenever cgroup.events changes (inotify), or
  * -errno. */

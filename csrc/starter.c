@@ -1045,6 +1045,16 @@ static int verify_pid(struct starter *s, long long v)
         return check_later(s, -descends, v);
     if (descends != 1)
         return bad_pid(s, 0, v, "not a process it started");
+    /* with a cgroup of its own, the app is in it: what the start spawned
+     * joined it before its exec, and nothing of another start's is there
+     * (an orphan the launcher adopted from another app is not) */
+    if (s->tree && s->tree->mode == TREE_CGROUP) {
+        int in = cgroup_path_holds(s->tree->cg.path, (pid_t)v);
+        if (in < 0 && sys_lacks_resources(-in))
+            return check_later(s, -in, v);
+        if (in != 1)
+            return bad_pid(s, in < 0 ? -in : 0, v, in < 0 ? NULL : "not in the start's cgroup");
+    }
     if (s->app_uid != (uid_t)-1) {
         /* read last, after the descent: a setuid exec may have changed
          * it while the checks above ran */

@@ -590,6 +590,33 @@ function T.test_an_orphan_another_app_left_is_not_the_daemon()
   lu.assertEquals(how.signal, 15, "the other app ran until its own stop")
 end
 
+-- The same where both take kill_mode "cgroup" and the other app's orphan
+-- leads a session of its own: its descent proves nothing the kernel does
+-- not show, but its cgroup does: what the started process forks is in the
+-- start's cgroup, and the orphan is in the other app's. Named in the pid
+-- file, it was taken: the stop of that "daemon" ended the other app's
+-- process.
+function T.test_in_a_cgroup_an_orphan_another_app_left_is_not_the_daemon()
+  local dir = S.tmpname("orphan")
+  assert(os.execute("mkdir " .. dir))
+  local a = assert(start { ready = "none", kill_mode = "cgroup", argv = { F, "fork", "waitfile=" .. dir .. "/go",
+    "setsid", "fork", "pidfile=" .. dir .. "/g.pid", "pause", "|", "exit=0", "|", "pause" } })
+  local script = ("touch %s/go; while [ ! -s %s/g.pid ]; do sleep 0.01; done; g=$(cat %s/g.pid)\n"
+    .. "while [ \"$(cut -d' ' -f4 /proc/$g/stat)\" != %d ]; do sleep 0.01; done\n"
+    .. "cat %s/g.pid > %s/b.pid; exit 0"):format(dir, dir, dir, core.pid(), dir, dir)
+  local b, err = start { ready = { forks = true, pid_file = dir .. "/b.pid" }, ready_timeout = 5, kill_mode = "cgroup",
+    argv = { "/bin/sh", "-c", script } }
+  local g = S.pid_in(dir .. "/g.pid")
+  if b then b:terminate() end
+  local g_ran = g and S.alive(g)
+  a:terminate()
+  lu.assertNil(b, "the other app's orphan was taken for the daemon")
+  lu.assertEquals(err.code, "bad_pid")
+  lu.assertStrContains(err.message, "not in the start's cgroup")
+  lu.assertTrue(g_ran, "the other app's orphan ran until its own stop")
+  lu.assertTrue(S.await_gone(g, 5))
+end
+
 -- The same for an app started through a helper (argv itself forks and
 -- reports the pid), whose session is its helper's: the helper reaped and
 -- that app ended, its orphan G, in the helper's session still, came to
