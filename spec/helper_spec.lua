@@ -1592,7 +1592,10 @@ function U.test_an_app_run_as_its_caller_keeps_the_callers_limits()
     local args = user and ("--user " .. user .. " ") or ""
     local _, _, code = os.execute("setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c "
       .. sh_quote('ulimit -S -f 2048; exec "$0" "$@"') .. " " .. sh_quote(helper) .. " " .. args .. "-- /bin/sh -c "
-      .. sh_quote("ulimit -S -f > " .. out .. "; ulimit -H -f >> " .. out) .. " 3>" .. pidout .. " 2>/dev/null </dev/null")
+      -- (written whole, then renamed into place: the app runs on its own,
+      -- and a look between its two writes read part of it)
+      .. sh_quote("ulimit -S -f > " .. out .. ".part; ulimit -H -f >> " .. out .. ".part; mv " .. out .. ".part " .. out)
+      .. " 3>" .. pidout .. " 2>/dev/null </dev/null")
     lu.assertEquals(code, 0)
     track(S.read(pidout))
     return S.await_file(out)
