@@ -553,6 +553,43 @@ function TL.test_a_generator_resumed_by_its_owner_blocks_after_one_yield()
   S.assert_clean(before)
 end
 
+-- app:tail() from a callback of uv.run's on the main thread, the app's
+-- pipe full of short lines and on_output slow (20 us a line): it reads a
+-- wake-up's worth, as inside any loop, and leaves the rest to uv (it read
+-- all the pipe held, uv.run held for seconds).
+function TL.test_tail_in_a_uv_callback_reads_a_slice_at_most()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local app, took, tailed
+  local slow = true
+  coroutine.wrap(function()
+    app = assert(appstart.start { argv = { F, "line=3:ok", "sleep=0.2", "lines=1:100000:x", "pause" }, ready = "fd",
+      stdout = "capture", log = function() end, on_output = function()
+        if slow then
+          local t = S.core.now() + 0.00002
+          repeat until S.core.now() >= t
+        end
+      end })
+  end)()
+  local timer = uv.new_timer()
+  timer:start(500, 0, function()
+    local t = S.core.now() + 0.3
+    repeat until S.core.now() >= t -- (no yield: the pipe fills)
+    local c = os.clock()
+    tailed = app:tail(1)
+    took = os.clock() - c
+    slow = false
+    timer:close()
+    coroutine.wrap(function() app:terminate() end)()
+  end)
+  uv.run()
+  lu.assertEquals(#tailed, 1)
+  local instrumented = os.getenv("APPSTART_SAN_PRELOAD") or os.getenv("APPSTART_VFORK_IS_FORK")
+  if not instrumented then lu.assertTrue(took < 0.25, "app:tail took " .. took .. " s of CPU") end
+  S.assert_clean(before)
+end
+
 function TL.test_start_and_wait_in_a_coroutine_driven_by_uv_run()
   local uv = require "luv"
   require "appstart.luv"

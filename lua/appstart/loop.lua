@@ -1286,4 +1286,16 @@ function loop.running()
   return current ~= nil
 end
 
+--- Is a loop running around this call: appstart.run (from any coroutine
+-- inside it), a coroutine of another loop's, or luv's uv.run (in its
+-- callbacks on the main thread too)? What it does holds that loop.
+function loop.inside()
+  if current or active_backend() then return true end
+  for i = 1, #backends do
+    local b = backends[i]
+    if b.running and b.running() then return true end
+  end
+  return false
+end
+
 return loop

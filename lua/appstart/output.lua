@@ -181,13 +181,14 @@ function Out:step_read()
   return left
 end
 
---- Read what the pipes hold now (app:tail). Inside a loop (a task of
--- appstart.run, a coroutine of cqueues' or luv's), which reads them as
--- data comes, a wake-up's worth a stream (CHUNKS_PER_WAKE chunks, a SLICE
--- of on_output calls), the rest left to the loop's next turn: the loop is
--- held no longer than by a wake-up. In a plain script, all they hold.
+--- Read what the pipes hold now (app:tail). Inside a loop (appstart.run,
+-- a coroutine of cqueues' or luv's, a callback of uv.run's), which reads
+-- them as data comes, a wake-up's worth a stream (CHUNKS_PER_WAKE chunks,
+-- a SLICE of on_output calls), the rest left to the loop's next turn: the
+-- loop is held no longer than by a wake-up. In a plain script, all they
+-- hold.
 function Out:drain_all()
-  local in_loop = loop.in_task() or loop.wants_one_fd()
+  local in_loop = loop.inside()
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then
       if in_loop then self:wake(stream, false) else self:drain(stream, CHUNKS_AT_END) end
