@@ -401,6 +401,9 @@ function Errors.test_spawn_cwd_that_does_not_exist()
   local err = fail_case({ argv = { F, "line=3:x", "pause" }, ready = "fd",
     cwd = "/nonexistent/appstart-no-such-dir" }, "spawn")
   lu.assertEquals(err.errno, ENOENT)
+  -- (the directory named: it was not)
+  lu.assertEquals(err.message, "cannot change directory to /nonexistent/appstart-no-such-dir for " .. F
+    .. ": No such file or directory")
 end
 
 function Errors.test_spawn_shell_words_as_argv1_are_one_literal_name()

@@ -619,6 +619,10 @@ local function finish_failed(h)
     code = "spawn"
     message = message:match("without reporting a pid on fd %d+: (cannot execute .*)$") or message
     errno = errno or errno_in(message)
+  elseif code == "spawn" and h._opts.cwd and message:find("^cannot change directory for ") then
+    -- (the directory the child could not enter, named)
+    message = "cannot change directory to " .. printable(h._opts.cwd) .. " for "
+      .. message:sub(#"cannot change directory for " + 1)
   elseif code == "helper" and h._opts.user and helper_code == 2 and not message:find("this is appstart-helper", 1, true) then
     -- a usage error (one that knows no --module-version says why on its
     -- stderr, the app's)
