@@ -102,7 +102,7 @@ static int child_more_fds(struct rlimit *before, int *raised)
     return 1;
 }
 
-/* Close every descriptor from lo up, or have the exec close them.
+/* Close every descriptor from lo to hi, or have the exec close them.
  * close_range(CLOSE_RANGE_CLOEXEC) only marks them, and the exec closes
  * them after it has let the launcher go (a vfork parent waits for the
  * exec): with thousands of starts in flight, each holding descriptors, the
@@ -110,11 +110,11 @@ static int child_more_fds(struct rlimit *before, int *raised)
  * longer holds the launcher up. Else close_range; else the entries of
  * /proc/self/fd read with raw getdents64; else a loop up to the descriptor
  * limit. All are async-signal-safe. */
-static void child_close_from(int lo)
+static void child_close_range(int lo, int hi)
 {
-    if (syscall(SYS_close_range, (unsigned)lo, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+    if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, CLOSE_RANGE_CLOEXEC) == 0)
         return;
-    if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0) == 0)
+    if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0) == 0)
         return;
     int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {
@@ -132,7 +132,7 @@ static void child_close_from(int lo)
                 int fd = 0, digits = 0;
                 for (; *name >= '0' && *name <= '9'; name++, digits++)
                     fd = fd * 10 + (*name - '0');
-                if (digits && *name == '\0' && fd >= lo && fd != dir) {
+                if (digits && *name == '\0' && fd >= lo && fd <= hi && fd != dir) {
                     close(fd);
                     found_any = 1;
                 }
@@ -148,8 +148,57 @@ static void child_close_from(int lo)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < (rlim_t)max)
         max = (long)rl.rlim_cur;
+    if (max > (long)hi + 1)
+        max = (long)hi + 1;
     for (long fd = lo; fd < max; fd++)
         close((int)fd);
+}
+
+/* Every descriptor from 3 up closed (or marked to close at the exec) but
+ * the n in keep (any order; those below 3 are no matter). */
+static void child_close_but(const int *keep, int n)
+{
+    int sorted[4 + SPAWN_MAX_FDS], m = 0;
+    for (int i = 0; i < n && m < (int)(sizeof sorted / sizeof sorted[0]); i++) {
+        if (keep[i] < 3)
+            continue;
+        int j = m++;
+        for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = keep[i];
+    }
+    int lo = 3;
+    for (int i = 0; i < m; i++) {
+        if (sorted[i] > lo)
+            child_close_range(lo, sorted[i] - 1);
+        if (sorted[i] >= lo)
+            lo = sorted[i] + 1;
+    }
+    child_close_range(lo, INT_MAX);
+}
+
+/* Is fd one of the n targets? */
+static int child_is_target(const int *dst, int n, int fd)
+{
+    for (int i = 0; i < n; i++)
+        if (dst[i] == fd)
+            return 1;
+    return 0;
+}
+
+/* A copy of fd (close-on-exec) on a number no target takes: the lowest
+ * free one. One that a target takes, free for now, is held meanwhile (the
+ * dup2 onto that target replaces it), and the next tried. -1 and errno
+ * when there is none. */
+static int child_park(int fd, const int *dst, int n, struct rlimit *before, int *raised)
+{
+    for (;;) {
+        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0 && child_more_fds(before, raised))
+            moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0 || !child_is_target(dst, n, moved))
+            return moved;
+    }
 }
 
 static void child_exec(const struct spawn_request *req,
@@ -231,15 +280,13 @@ static void child_main(const struct spawn_request *req,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
-    /* Layout. Every target is at most top; move every source (and the error
-     * pipe) above top + 1 first, so no dup2 can overwrite a source not yet
-     * placed; then the error pipe goes to top + 1 and each source to its
-     * target; then everything else above 2 is closed. */
-    int top = 2;
-    for (int i = 0; i < req->nfds; i++)
-        if (req->fds[i].child_fd > top)
-            top = req->fds[i].child_fd;
-    int src[3 + SPAWN_MAX_FDS], dst[3 + SPAWN_MAX_FDS], n = 0;
+    /* Layout. A source (or the error pipe) on a number a target takes is
+     * moved first to one no target takes (child_park), so no dup2 can
+     * overwrite a source not yet placed; then each source goes to its
+     * target; then everything else above 2 but the error pipe is closed.
+     * Nothing needs a number above the highest target: one just below
+     * the descriptor limit is laid out as any other. */
+    int src[3 + SPAWN_MAX_FDS], dst[4 + SPAWN_MAX_FDS], n = 0;
     for (int i = 0; i < 3; i++)
         if (req->stdio[i] >= 0) {
             src[n] = req->stdio[i];
@@ -249,27 +296,21 @@ static void child_main(const struct spawn_request *req,
         src[n] = req->fds[i].parent_fd;
         dst[n++] = req->fds[i].child_fd;
     }
-    /* the moves need free numbers above top + 1: a target near the soft
-     * descriptor limit, or the launcher's own descriptors above it, may
-     * leave none below it; then the child lifts its soft limit to the
-     * hard one (once) and tries again (the app's own soft limit is put
-     * back after) */
+    /* a free number may be wanting below the soft descriptor limit (a
+     * target at or past it, the launcher's own descriptors filling it):
+     * then the child lifts its soft limit to the hard one (once) and tries
+     * again (the app's own soft limit is put back after) */
     struct rlimit before_layout;
     int layout_raised = 0;
-    if (error_fd >= 0 && error_fd <= top + 1) {
-        int moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
-        if (moved < 0 && child_more_fds(&before_layout, &layout_raised))
-            moved = fcntl(error_fd, F_DUPFD_CLOEXEC, top + 2);
-        if (moved < 0) /* near the descriptor limit: report where it is
-                        * (EINVAL: top + 2 is past it) */
+    if (error_fd >= 0 && child_is_target(dst, n, error_fd)) {
+        int moved = child_park(error_fd, dst, n, &before_layout, &layout_raised);
+        if (moved < 0) /* near the descriptor limit: report where it is */
             child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
         error_fd = moved;
     }
     for (int i = 0; i < n; i++)
-        if (src[i] <= top + 1) {
-            int moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
-            if (moved < 0 && child_more_fds(&before_layout, &layout_raised))
-                moved = fcntl(src[i], F_DUPFD_CLOEXEC, top + 2);
+        if (child_is_target(dst, n, src[i])) {
+            int moved = child_park(src[i], dst, n, &before_layout, &layout_raised);
             if (moved < 0)
                 child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EINVAL ? EMFILE : errno);
             for (int j = i + 1; j < n; j++)
@@ -277,27 +318,12 @@ static void child_main(const struct spawn_request *req,
                     src[j] = moved;
             src[i] = moved;
         }
-    if (error_fd >= 0) {
-        int placed = dup3(error_fd, top + 1, O_CLOEXEC);
-        if (placed < 0 && child_more_fds(&before_layout, &layout_raised))
-            placed = dup3(error_fd, top + 1, O_CLOEXEC);
-        if (placed < 0)
-            child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EBADF ? EMFILE : errno);
-        error_fd = top + 1;
-    }
     for (int i = 0; i < n; i++)
         if (dup2(src[i], dst[i]) < 0 &&
             (!child_more_fds(&before_layout, &layout_raised) || dup2(src[i], dst[i]) < 0))
             child_fail(rep, error_fd, SPAWN_STEP_LAYOUT, errno == EBADF ? EMFILE : errno);
-    for (int fd = 3; fd <= top; fd++) {
-        int wanted = 0;
-        for (int i = 0; i < n; i++)
-            if (dst[i] == fd)
-                wanted = 1;
-        if (!wanted)
-            close(fd);
-    }
-    child_close_from(error_fd >= 0 ? top + 2 : top + 1);
+    dst[n] = error_fd; /* (-1: none, below 3: no matter) */
+    child_close_but(dst, n + 1);
 
     if (nofile_raised || layout_raised) {
         struct rlimit rl;
