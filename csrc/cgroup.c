@@ -269,6 +269,34 @@ static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char
  * (uid_t)-1), one of those is taken to be writable so: 0, or EPERM with
  * that cgroup's path left in path (parent's, its last components taken
  * off as it goes up); another errno value when one cannot be looked at. */
+/* Is uid the owner of a file whose owner the launcher's user namespace
+ * does not map (the overflow uid, a namespace other than the first): the
+ * host's, outside the namespace (its root, most often), not a user of
+ * it? -1: not known yet. */
+static int userns_nested = -1;
+static long overflow_uid = -1;
+
+static int unmapped_owner(uid_t uid)
+{
+    if (userns_nested < 0) {
+        char map[256], buf[32];
+        ssize_t n = read_small(AT_FDCWD, "/proc/self/uid_map", map, sizeof map);
+        unsigned long a, b, c;
+        /* (the first namespace maps every uid to itself, in one line; an
+         * unreadable map is taken for the first's) */
+        int first = 1;
+        if (n > 0) {
+            const char *nl = strchr(map, '\n');
+            first = sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 && c == 4294967295UL &&
+                    (!nl || nl[1] == '\0');
+        }
+        ssize_t m = read_small(AT_FDCWD, "/proc/sys/kernel/overflowuid", buf, sizeof buf);
+        overflow_uid = m > 0 ? strtol(buf, NULL, 10) : 65534;
+        userns_nested = !first;
+    }
+    return userns_nested == 1 && (long)uid == overflow_uid;
+}
+
 static int escapable(int parent_fd, dev_t root_dev, ino_t root_ino, char *path, uid_t *who)
 {
     int cur = fcntl(parent_fd, F_DUPFD_CLOEXEC, 3), err = 0;
@@ -280,6 +308,10 @@ static int escapable(int parent_fd, dev_t root_dev, ino_t root_ino, char *path, 
             err = errno;
             break;
         }
+        /* (in a user namespace, a cgroup of a uid it does not map is the
+         * host's, above the namespace's own: looked at no further) */
+        if (unmapped_owner(procs.st_uid))
+            break;
         if (procs.st_uid != 0 && procs.st_uid != geteuid()) {
             *who = procs.st_uid;
             err = EPERM;

@@ -407,7 +407,10 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- `how.hosts` (a file) has it see that file as /etc/hosts, `how.passwd`
 -- as /etc/passwd (a mount namespace of its own: see S.can_unshare;
 -- `how.own_mounts` gives it one, for what it mounts itself),
--- `how.no_path` runs it with no PATH in its environment,
+-- `how.no_path` runs it with no PATH in its environment, `how.cgroup` (a
+-- directory of the cgroup v2 hierarchy) in that cgroup, `how.userns` (a
+-- uid) in a user namespace of its own whose uid 0 is that uid outside
+-- (the fixture's userns=),
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
 -- queues hold that many (see
 -- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
@@ -434,7 +437,10 @@ function S.run_child(how, name, ...)
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     -- (ignored by the fixture, which execs the Lua: a shell's trap '' CHLD
     -- is not SIG_IGN)
+    -- (in a cgroup of the test's, then a user namespace of its own)
+    .. (how.cgroup and ("echo $$ > " .. shell_quote(how.cgroup .. "/cgroup.procs") .. "; ") or "")
     .. (how.ignore and ("exec " .. shell_quote(S.fixture) .. " ignore=" .. how.ignore .. " exec lua5.4 \"$0\" \"$@\"")
+      or how.userns and ("exec " .. shell_quote(S.fixture) .. " userns=" .. how.userns .. " exec lua5.4 \"$0\" \"$@\"")
       or how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
   local command = "sh -c " .. shell_quote(shell) .. " " .. table.concat(words, " ")
   if how.as then

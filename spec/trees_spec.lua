@@ -908,6 +908,36 @@ function TC.test_a_cgroup_parent_the_apps_user_may_write_is_refused()
   if not ok then error(failure, 0) end
 end
 
+-- A launcher that is root in a user namespace of its own, the host's
+-- root unmapped there (a rootless container sharing the host's cgroups,
+-- `unshare`), in a cgroup delegated to it: the cgroups above its own
+-- seem the overflow uid's, which is no user of the namespace's but the
+-- host's. Its apps of kill_mode "cgroup" start (each was refused: "uid
+-- 65534 may write the cgroup.procs of cgroup /").
+function TC.test_a_launcher_in_a_user_namespace_starts_a_cgroup_app()
+  lu.skipIf(not S.is_root(), "needs root (to make a user namespace with a map)")
+  local max = tonumber(S.read("/proc/sys/user/max_user_namespaces") or "0")
+  lu.skipIf(not max or max == 0, "no user namespaces here")
+  -- what the launcher there runs must be readable by a user not the
+  -- host's root (a checkout in a 0700 directory is not)
+  local files = { package.searchpath("appstart", package.path), package.searchpath("appstart.core", package.cpath),
+    S.spec_dir .. "/child/trees_a_cgroup_app_from_a_user_namespace.lua", S.spec_dir .. "/childkit.lua" }
+  for _, f in ipairs(files) do
+    lu.skipIf(not os.execute("setpriv --reuid=100000 --regid=100000 --clear-groups test -r " .. f .. " 2>/dev/null"),
+      "the checkout is not readable by another user: " .. f)
+  end
+  local dir = cgroup_mount() .. "/appstart-spec-userns-" .. core.pid()
+  assert(os.execute("mkdir " .. dir .. " && chown 100000:100000 " .. dir .. " " .. dir .. "/cgroup.procs " .. dir
+    .. "/cgroup.threads " .. dir .. "/cgroup.subtree_control"))
+  local out, ok, how, code = S.run_child({ cgroup = dir, userns = 100000, timeout = 60 },
+    "trees_a_cgroup_app_from_a_user_namespace")
+  os.execute("rmdir " .. dir .. "/appstart.* 2>/dev/null")
+  local removed = os.execute("rmdir " .. dir)
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, out))
+  lu.assertEquals(out, "start\tready\nhow\tkilled by signal 15 (TERM)\n")
+  lu.assertTrue(removed, "the test's cgroup has nothing left in it")
+end
+
 -- Launchers that each make the same missing cgroup_parent at the same
 -- moment: one's mkdir of a component another has just made fails with
 -- EEXIST, and that start failed ("File exists") where the directory it
