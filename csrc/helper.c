@@ -41,6 +41,7 @@
  * program can be installed and audited on its own. Raw system calls stand in
  * where libc has no wrapper (capget/capset, close_range, getdents64).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1397,6 +1398,37 @@ static int child_cloexec_range(unsigned lo, unsigned hi)
     return err;
 }
 
+/* A descriptor above 2 the app would inherit (open, not close-on-exec)
+ * that is a terminal, or -1: read from /proc/self/fd (this child of a
+ * single-threaded helper may allocate), else looked at up to the limit. */
+static int child_inherited_terminal(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        int found = -1;
+        while (found < 0 && (e = readdir(d))) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end || fd < 3 || fd > INT_MAX || fd == dirfd(d))
+                continue;
+            int flags = fcntl((int)fd, F_GETFD);
+            if (flags >= 0 && !(flags & FD_CLOEXEC) && isatty((int)fd))
+                found = (int)fd;
+        }
+        closedir(d);
+        return found;
+    }
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
+    for (long fd = 3; fd < max; fd++) {
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC) && isatty((int)fd))
+            return (int)fd;
+    }
+    return -1;
+}
+
 /* Setuid mode: no descriptor of the caller's above 2 reaches the app but
  * the kept ones (sorted). */
 static int child_close_fds(const struct child_plan *plan)
@@ -1501,6 +1533,13 @@ static void run_child(const struct child_plan *plan, int status_fd)
     for (int k = 0; plan->id && plan->id->uid != getuid() && k < plan->nkeep; k++)
         if (isatty(plan->keep_fds[k]))
             child_fail(status_fd, STEP_TERMINAL, plan->keep_fds[k]);
+    /* run by root, nothing is closed: every descriptor the app inherits,
+     * named with --keep-fd or not */
+    if (plan->id && plan->id->uid != getuid() && !plan->close_fds) {
+        int tty = child_inherited_terminal();
+        if (tty >= 0)
+            child_fail(status_fd, STEP_TERMINAL, tty);
+    }
     if (plan->id) {
         child_drop_privileges(status_fd, plan->id);
         /* a session keyring of its own, the target's: the caller's (root's

@@ -1033,8 +1033,8 @@ function T.test_user_refuses_a_terminal_on_a_kept_descriptor_when_run_by_root()
   lu.skipIf(not S.is_root(), "needs root")
   lu.skipIf(not os.execute("command -v script >/dev/null"), "needs script(1) for a terminal")
   -- run by root (no setuid: nothing is closed), a descriptor the caller
-  -- keeps is the app's as it is: the pty on it would let the app of
-  -- another user read what is typed there
+  -- keeps, or leaves open, is the app's as it is: the pty on it would let
+  -- the app of another user read what is typed there
   local pidout, errout = S.tmpname("pid"), S.tmpname("err")
   local function on_a_terminal(args)
     local cmd = "exec 5</dev/tty; " .. sh_quote(H) .. " --pid-format=line " .. args .. " -- " .. sh_quote(F) ..
@@ -1048,6 +1048,10 @@ function T.test_user_refuses_a_terminal_on_a_kept_descriptor_when_run_by_root()
   lu.assertNil(pid, err)
   lu.assertStrContains(err, "terminal: descriptor 5 is a terminal")
   lu.assertStrContains(err, "\n1\n")
+  -- nor one it inherits unnamed: nothing is closed (it ran with it)
+  pid, err = on_a_terminal("--user nobody")
+  lu.assertNil(pid, err)
+  lu.assertStrContains(err, "terminal: descriptor 5 is a terminal")
   -- the same user as the caller's keeps it (and so without --user)
   pid, err = on_a_terminal("--keep-fd 5")
   lu.assertNotNil(pid, err)
