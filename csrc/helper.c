@@ -1398,10 +1398,10 @@ static int child_cloexec_range(unsigned lo, unsigned hi)
     return err;
 }
 
-/* A descriptor above 2 the app would inherit (open, not close-on-exec)
- * that is a terminal, or -1: read from /proc/self/fd (this child of a
+/* A descriptor above 2 the app would inherit (open, not close-on-exec,
+ * not the pid channel) that is a terminal, or -1: read from /proc/self/fd (this child of a
  * single-threaded helper may allocate), else looked at up to the limit. */
-static int child_inherited_terminal(void)
+static int child_inherited_terminal(int pid_fd)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d) {
@@ -1410,7 +1410,7 @@ static int child_inherited_terminal(void)
         while (found < 0 && (e = readdir(d))) {
             char *end;
             long fd = strtol(e->d_name, &end, 10);
-            if (*end || fd < 3 || fd > INT_MAX || fd == dirfd(d))
+            if (*end || fd < 3 || fd > INT_MAX || fd == dirfd(d) || fd == pid_fd)
                 continue;
             int flags = fcntl((int)fd, F_GETFD);
             if (flags >= 0 && !(flags & FD_CLOEXEC) && isatty((int)fd))
@@ -1423,7 +1423,7 @@ static int child_inherited_terminal(void)
     long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
     for (long fd = 3; fd < max; fd++) {
         int flags = fcntl((int)fd, F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC) && isatty((int)fd))
+        if (fd != pid_fd && flags >= 0 && !(flags & FD_CLOEXEC) && isatty((int)fd))
             return (int)fd;
     }
     return -1;
@@ -1536,7 +1536,8 @@ static void run_child(const struct child_plan *plan, int status_fd)
     /* run by root, nothing is closed: every descriptor the app inherits,
      * named with --keep-fd or not */
     if (plan->id && plan->id->uid != getuid() && !plan->close_fds) {
-        int tty = child_inherited_terminal();
+        /* (but the pid channel, closed before the exec) */
+        int tty = child_inherited_terminal(plan->pid_fd);
         if (tty >= 0)
             child_fail(status_fd, STEP_TERMINAL, tty);
     }

@@ -1052,6 +1052,11 @@ function T.test_user_refuses_a_terminal_on_a_kept_descriptor_when_run_by_root()
   pid, err = on_a_terminal("--user nobody")
   lu.assertNil(pid, err)
   lu.assertStrContains(err, "terminal: descriptor 5 is a terminal")
+  -- but the pid channel, which the app never gets, may be one
+  local cmd = "exec 5<>/dev/tty; " .. sh_quote(H) .. " --pid-format=line --pid-fd 5 --user nobody -- " .. sh_quote(F)
+    .. " exit=0 2>" .. errout .. " </dev/null >/dev/null; echo $? >>" .. errout
+  os.execute("script -qec " .. sh_quote(cmd) .. " /dev/null </dev/null >/dev/null")
+  lu.assertEquals(S.read(errout), "0\n")
   -- the same user as the caller's keeps it (and so without --user)
   pid, err = on_a_terminal("--keep-fd 5")
   lu.assertNotNil(pid, err)
