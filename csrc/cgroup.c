@@ -21,30 +21,6 @@
 
 #define CGROUP_PREFIX "appstart."
 
-/* The whole of a small file (at dirfd/name, or a path when dirfd is
- * AT_FDCWD) into buf, NUL-terminated. Returns the length or -errno. */
-static ssize_t read_small(int dirfd, const char *name, char *buf, size_t len)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t got = 0;
-    while (got < len - 1) {
-        ssize_t n = sys_read(fd, buf + got, len - 1 - got);
-        if (n < 0) {
-            int err = errno;
-            sys_close(&fd);
-            return -err;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    sys_close(&fd);
-    buf[got] = '\0';
-    return (ssize_t)got;
-}
-
 /* mountinfo escapes space, tab, newline and backslash as \ooo */
 static void unescape(char *s)
 {
@@ -99,7 +75,7 @@ static int find_mount(char *mnt, size_t mnt_len, char *root, size_t root_len)
 static int own_cgroup(char *out, size_t len)
 {
     char buf[4096];
-    ssize_t n = read_small(AT_FDCWD, "/proc/self/cgroup", buf, sizeof buf);
+    ssize_t n = sys_read_small(AT_FDCWD, "/proc/self/cgroup", buf, sizeof buf);
     if (n < 0)
         return (int)-n;
     const char *p = strncmp(buf, "0::", 3) == 0 ? buf : strstr(buf, "\n0::");
@@ -174,7 +150,7 @@ static int alive(pid_t pid)
 static int populated_at(int dir_fd)
 {
     char buf[256];
-    ssize_t n = read_small(dir_fd, "cgroup.events", buf, sizeof buf);
+    ssize_t n = sys_read_small(dir_fd, "cgroup.events", buf, sizeof buf);
     if (n < 0)
         return (int)n;
     const char *p = strstr(buf, "populated ");
@@ -280,7 +256,7 @@ static int unmapped_owner(uid_t uid)
 {
     if (userns_nested < 0) {
         char map[256], buf[32];
-        ssize_t n = read_small(AT_FDCWD, "/proc/self/uid_map", map, sizeof map);
+        ssize_t n = sys_read_small(AT_FDCWD, "/proc/self/uid_map", map, sizeof map);
         unsigned long a, b, c;
         /* (the first namespace maps every uid to itself, in one line; an
          * unreadable map is taken for the first's) */
@@ -290,7 +266,7 @@ static int unmapped_owner(uid_t uid)
             first = sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 && c == 4294967295UL &&
                     (!nl || nl[1] == '\0');
         }
-        ssize_t m = read_small(AT_FDCWD, "/proc/sys/kernel/overflowuid", buf, sizeof buf);
+        ssize_t m = sys_read_small(AT_FDCWD, "/proc/sys/kernel/overflowuid", buf, sizeof buf);
         overflow_uid = m > 0 ? strtol(buf, NULL, 10) : 65534;
         userns_nested = !first;
     }
@@ -553,7 +529,7 @@ int cgroup_path_holds(const char *cgroup, pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
-    ssize_t n = read_small(AT_FDCWD, path, buf, sizeof buf);
+    ssize_t n = sys_read_small(AT_FDCWD, path, buf, sizeof buf);
     if (n < 0)
         return (int)n;
     const char *p = strncmp(buf, "0::", 3) == 0 ? buf + 3 : strstr(buf, "\n0::");

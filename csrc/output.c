@@ -150,21 +150,11 @@ void output_init(struct output *o, size_t keep)
 /* A number in a file of /proc/sys (-1: none to be read). */
 static long sysctl_long(const char *path)
 {
-    long v = -1;
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f >= 0) {
-        char buf[32];
-        ssize_t n = sys_read(f, buf, sizeof buf - 1);
-        if (n > 0) {
-            buf[n] = '\0';
-            char *end;
-            v = strtol(buf, &end, 10);
-            if (end == buf || v < 0)
-                v = -1;
-        }
-        sys_close(&f);
-    }
-    return v;
+    char buf[32], *end;
+    if (sys_read_small(AT_FDCWD, path, buf, sizeof buf) <= 0)
+        return -1;
+    long v = strtol(buf, &end, 10);
+    return end == buf || v < 0 ? -1 : v;
 }
 
 /* What this process's pipes may take past their first size, together:

@@ -38,6 +38,30 @@ ssize_t sys_read(int fd, void *buf, size_t len)
     return n;
 }
 
+/* The whole of a small file (at dirfd/name, or a path when dirfd is
+ * AT_FDCWD) into buf, NUL-terminated. Returns the length or -errno. */
+ssize_t sys_read_small(int dirfd, const char *name, char *buf, size_t len)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got < len - 1) {
+        ssize_t n = sys_read(fd, buf + got, len - 1 - got);
+        if (n < 0) {
+            int err = errno;
+            sys_close(&fd);
+            return -err;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    sys_close(&fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
 ssize_t sys_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

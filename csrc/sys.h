@@ -19,6 +19,11 @@ void sys_close(int *fd);
 /* read/write/recvmsg retried on EINTR; -1 with errno otherwise. */
 ssize_t sys_read(int fd, void *buf, size_t len);
 
+/* The whole of a small file (at dirfd/name, or a path when dirfd is
+ * AT_FDCWD) into buf (len bytes with the NUL), NUL-terminated: its length
+ * or -errno. */
+ssize_t sys_read_small(int dirfd, const char *name, char *buf, size_t len);
+
 /* Signal sets as the kernel takes them: the first SYS_SIGSET_BYTES of a
  * sigset_t, signal n at bit n - 1 of an array of unsigned long. The C
  * library's calls leave out the two signals it keeps for itself (32 and
