@@ -521,6 +521,33 @@ end
 -- command runs: the app is killed by the start's finalizer, and the
 -- command (and what it forked into its group) by the probe's; the command
 -- ran on for ever.
+-- An exec probe's run given up on at probe_timeout that the launcher may
+-- not kill (a setuid program become root, for a launcher run as nobody;
+-- or one in uninterruptible sleep on a hung file system), then a run that
+-- exits 0: the start waited for the first one's end for ever, past
+-- ready_timeout. It is let go of KILL_WAIT (10 s) after its SIGKILL, and
+-- the start says so.
+function T.test_an_exec_probes_command_that_cannot_be_killed_is_let_go_of_after_kill_wait()
+  lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
+  local installed, dir = S.tmpname("installed"), S.tmpname("shared")
+  local suid = installed .. "/fixture"
+  assert(os.execute(string.format("mkdir -m 755 %s && cp '%s' %s && chown root:root %s && chmod 4755 %s"
+    .. " && mkdir -m 777 %s", installed, S.fixture, suid, suid, suid, dir)))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60,
+    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, "probe_leftover_of_another_user", suid, dir)
+  local stuck = tonumber(S.read(dir .. "/mark") or "")
+  lu.assertNotNil(stuck, out)
+  lu.assertEquals(S.proc_status(stuck).Uid:match("^(%d+)"), "0", "it became root")
+  os.execute("kill -9 " .. stuck)
+  lu.assertTrue(S.await_gone(stuck))
+  local took = tonumber(out:match("^ready\t(%d+%.%d+)\n"))
+  lu.assertNotNil(took, out)
+  lu.assertTrue(took >= 10 and took < 30, out)
+  lu.assertStrContains(out, "\nwarn: fixture: 1 run of its ready probe's command (/bin/sh) still ran 10 s after"
+    .. " SIGKILL: let go of")
+end
+
 function T.test_a_start_dropped_while_its_exec_probe_runs_leaves_no_command_behind()
   local before = S.snapshot()
   local appstart = require "appstart"

@@ -20,9 +20,14 @@
 -- An exec probe's command runs in a process group of its own. Once it has
 -- ended, what is left in its group is killed at once (SIGKILL: a probe's
 -- leftovers get no grace) and the start does not end, ready or failed,
--- until they are gone (p:settled()).
+-- until they are gone (p:settled()). A command that still runs KILL_WAIT
+-- after its SIGKILL (in uninterruptible sleep on a hung file system, or a
+-- setuid program become another user's) is let go of then, and the start
+-- says so; what it left in its group is given up on silently after the
+-- same wait, as an app's is (App.leftover).
 local App = require "appstart.app"
 local core = require "appstart.core"
+local ending = require "appstart.ending"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
@@ -95,6 +100,8 @@ function M.new(opts, start_wall, starter, before)
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
     dying = false, -- exec probes' commands killed, until they have ended (their groups too)
+    dying_until = false, -- command -> when it is given up on (KILL_WAIT after its SIGKILL)
+    given_up = false, -- the commands given up on, for the start to say
     starter = starter or false, watching = false, -- the command's pidfd is in its waits
     watched = false, -- the command it is of
     wake = false, -- called when a check function running in a task of its own returns
@@ -178,8 +185,7 @@ local function let_go(p, app)
   local rest = App.leftover(app)
   if not rest then return close_command(app) end
   rest:signal("KILL")
-  p.dying = p.dying or {}
-  p.dying[#p.dying + 1] = app
+  return p:kill_wait(app)
 end
 
 -- Has the command in p.dying (an app) ended, and what it left in its
@@ -437,8 +443,7 @@ function Probe:close()
   elseif kind == "app" then
     if not pending._proc then return let_go(self, pending) end -- ended already
     pending._proc:signal("KILL") -- and what it forked, in its group
-    self.dying = self.dying or {}
-    self.dying[#self.dying + 1] = pending
+    self:kill_wait(pending)
   elseif kind == "check" then
     pending.dropped, pending.wake = true, false
     -- (for good: a check that waits on regardless gets an error, which
@@ -447,12 +452,34 @@ function Probe:close()
   end
 end
 
+--- A command (an app of its own start) that has had its SIGKILL, or
+-- whose group has: kept in p.dying until it and its group are gone (the
+-- command itself KILL_WAIT at most).
+function Probe:kill_wait(app)
+  self.dying = self.dying or {}
+  self.dying[#self.dying + 1] = app
+  self.dying_until = self.dying_until or {}
+  self.dying_until[app] = now() + ending.KILL_WAIT
+end
+
+-- A command still running KILL_WAIT after its SIGKILL: let go of (a child
+-- of the launcher's is reaped later, by pid), and counted for the start
+-- to say.
+local function give_up(p, app)
+  p.given_up = (p.given_up or 0) + 1
+  local rest = App.leftover(app)
+  if rest then App.leftover_gone(app) end
+  close_command(app)
+end
+
 --- Have the commands p:close() killed, or that ended, ended, and what
 -- they left in their groups (each looked at, without waiting)? true once
--- none is left.
+-- none is left, or once the commands left are given up on (KILL_WAIT
+-- after their SIGKILL: p.given_up counts them).
 function Probe:settled()
   local dying = self.dying
   if not dying then return true end
+  local t = now()
   for i = #dying, 1, -1 do
     local d = dying[i]
     local gone
@@ -464,12 +491,17 @@ function Probe:settled()
       local watched = self.watching and self.watched == d
       if watched then unwatch(self) end
       gone = command_gone(d)
-      if watched and not gone and d._proc then watch(self, d) end
+      if not gone and d._proc and t >= self.dying_until[d] then
+        give_up(self, d)
+        gone = true
+      elseif watched and not gone and d._proc then
+        watch(self, d)
+      end
     end
     if gone then table.remove(dying, i) end
   end
   if #dying > 0 then return false end
-  self.dying = false
+  self.dying, self.dying_until = false, false
   return true
 end
 
@@ -491,7 +523,7 @@ function Probe:drop()
       close_command(d)
     end
   end
-  self.dying = false
+  self.dying, self.dying_until = false, false
 end
 
 return M

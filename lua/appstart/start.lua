@@ -698,6 +698,16 @@ local function restamp(f, t)
   return t1
 end
 
+-- An exec probe's commands still running KILL_WAIT after their SIGKILL
+-- (p:settled() gave up on them): said once.
+local function tell_given_up(h, p)
+  local n = p.given_up
+  if not n then return end
+  p.given_up = false
+  h._log("warn", format("%s: %d run%s of its ready probe's command (%s) still ran %g s after SIGKILL: let go of",
+    label(h), n, n == 1 and "" or "s", p.argv[1], ending.KILL_WAIT))
+end
+
 -- Step a failed start: until every process it holds has ended, SIGKILL
 -- after the grace.
 local function stop_step(h)
@@ -711,6 +721,7 @@ local function stop_step(h)
   end
   -- a probe's killed command is looked at, not waited on
   local settled = not f.probe or f.probe:settled()
+  if f.probe then tell_given_up(h, f.probe) end
   if stopped and settled then return finish_failed(h) end
   local t = now()
   if t >= f.deadline then
@@ -897,7 +908,9 @@ function probe_step(h)
   end
   if pr.passed then
     -- a command an earlier try left is looked at until it has ended
-    if not p:settled() then
+    local settled = p:settled()
+    tell_given_up(h, p)
+    if not settled then
       h._wake = now() + settings.poll_interval
       return false
     end
