@@ -1110,6 +1110,74 @@ function Failure.test_a_full_stdout_at_the_ready_line_holds_neither_a_sigterm_no
   end
 end
 
+-- A SIGTERM and room on a full stdout in one turn of the command's loop
+-- (both come while the command is stopped, the signal first): the task
+-- that reads signals cancelled the start's task, queued already by its
+-- wait for stdout, too late for that wait, and the ready line went out
+-- before the app was terminated: two --json objects, a pid printed of an
+-- app that no longer runs. The line is not written.
+function Failure.test_a_signal_in_the_turn_stdout_takes_the_ready_line_cancels_it_unwritten()
+  local before = S.snapshot()
+  local fifo, pidfile, err, code = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("err"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  os.execute(string.format("((exec 1<>%s; head -c 65536 /dev/zero; exec %s 2>%s); echo $? >%s.tmp; "
+    .. "mv %s.tmp %s) >/dev/null 2>&1 &", fifo, command_line { "--json", "--ready=none", "--", F,
+      "pidfile=" .. pidfile, "pause" }, err, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  lu.assertEquals(await_held_at_stdout(command), "in the loop")
+  os.execute("kill -STOP " .. command)
+  lu.assertTrue(S.await_with_sleep(function() return (S.proc_status(command).State or ""):match("^T") ~= nil end, 5))
+  os.execute("kill -TERM " .. command)
+  -- (pending: SIGTERM's bit in the process's pending set)
+  lu.assertTrue(S.await_with_sleep(function()
+    return tonumber((S.proc_status(command).ShdPnd or "0"):sub(-4), 16) & 0x4000 ~= 0
+  end, 5), "the SIGTERM is not pending")
+  local f = assert(io.open(fifo, "rb"))
+  lu.assertEquals(#f:read(65536), 65536)
+  os.execute("kill -CONT " .. command)
+  local out = f:read("a")
+  f:close()
+  lu.assertEquals(tonumber(S.await_file(code, 20)), 1, S.read(err))
+  lu.assertEquals(#S.lines(out), 1, "one --json object: " .. out)
+  lu.assertStrContains(out, '"code":"cancelled","message":"interrupted by SIGTERM: start cancelled"')
+  lu.assertTrue(S.await_gone(app, 5), "the app was left running")
+  S.assert_clean(before)
+end
+
+-- --watch with a stdout that cannot be written (a full disk) and a stderr
+-- full and never read: that the ready line is lost is said where stderr
+-- takes it at once (counted, not waited for), so a SIGTERM is still
+-- forwarded to the app. The command waited in its write to stderr, its
+-- signals blocked, and only a SIGKILL ended it, the app left running.
+function Failure.test_a_watched_apps_lost_ready_line_is_said_without_waiting_for_stderr()
+  local before = S.snapshot()
+  local fifo, pidfile, code = S.tmpname("fifo"), S.tmpname("pid"), S.tmpname("code")
+  assert(os.execute("mkfifo " .. fifo))
+  os.execute(string.format("((exec 2<>%s; head -c 65536 /dev/zero >&2; exec %s >/dev/full); echo $? >%s.tmp; "
+    .. "mv %s.tmp %s) >/dev/null 2>&1 &", fifo, command_line { "--watch", "--ready=none", "--", F,
+      "pidfile=" .. pidfile, "pause" }, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  -- (its SIGTERM handler the default: the forwarded signal ends it)
+  lu.assertTrue(S.await_with_sleep(function()
+    return (S.read("/proc/" .. command .. "/wchan") or ""):match("epoll") ~= nil
+  end, 5), "the command is not watching")
+  os.execute("kill -TERM " .. command)
+  local gone = S.await_gone(app, 5)
+  -- (the rest of stderr: the count of what was not shown, how the app ended)
+  local f = assert(io.open(fifo, "rb"))
+  lu.assertEquals(#f:read(65536), 65536)
+  if not gone then os.execute("kill -KILL " .. command .. " " .. app) end
+  local said = f:read("a")
+  f:close()
+  lu.assertTrue(gone, "the SIGTERM was not forwarded")
+  lu.assertEquals(tonumber(S.await_file(code, 20)), 128 + 15, said)
+  lu.assertStrContains(said, "appstart: 1 line not shown (stderr was not read)\n")
+  lu.assertStrContains(said, "appstart: fixture (pid " .. app .. ") was killed by SIGTERM\n")
+  S.assert_clean(before)
+end
+
 -- The same with an app that outlives the cancel's SIGTERM: a second ^C
 -- sends SIGKILL at once, as while a start's cancel waits (it did nothing:
 -- the command waited out the whole --grace).

@@ -647,9 +647,14 @@ function cli.put_stdout(text)
   return ok and true or false, why
 end
 
---- Say on stderr that what went to stdout is lost (what: its name).
-function cli.say_lost(why, what)
-  io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(why), "): ", what, " lost\n")
+--- Say on stderr that what went to stdout is lost (what: its name); with
+-- `now`, only where stderr takes it at once (counted if not: a reader that
+-- does not read must not keep the command from its signals while it
+-- watches an app), else however long stderr takes it (a last word).
+function cli.say_lost(why, what, now)
+  local text = "cannot write to stdout (" .. tostring(why) .. "): " .. what .. " lost"
+  if now then return log.show("appstart: ", text, "\n") end
+  io.stderr:write(log.unshown(), "appstart: ", text, "\n")
 end
 
 --- The command's whole answer (its help, its version: what) on stdout:
@@ -670,31 +675,33 @@ function cli.answer(text, what)
 end
 
 --- text on stdout, each PIPE_BUF bytes of it once stdout takes them at
--- once: true; nil when a signal came meanwhile; false, why when the write
--- failed (a closed pipe).
-local function write_stdout(text)
+-- once: true; nil when a signal came meanwhile (its wait cancelled, or
+-- interrupted() true: a signal read in the turn of the loop that found
+-- stdout ready, whose cancel came too late for that wait); false, why
+-- when the write failed (a closed pipe).
+local function write_stdout(text, interrupted)
   local PIPE_BUF = log.PIPE_BUF
   for i = 1, #text, PIPE_BUF do
-    if not await_stdout() then return nil end
+    if not await_stdout() or interrupted() then return nil end
     local ok, why = cli.put_stdout(text:sub(i, i + PIPE_BUF - 1))
     if not ok then return false, why end
   end
   return true
 end
 
--- true; nil: a signal came while stdout did not take it; false, why: it
--- could not be written (a closed pipe)
-local function report_ready(o, app)
+-- true; nil: a signal came while stdout did not take it (interrupted:
+-- see write_stdout); false, why: it could not be written (a closed pipe)
+local function report_ready(o, app, interrupted)
   if o.quiet then return true end
   local name = app.name or "app"
   if o.json then
     local after = math.floor(app.ready_after * 1e6 + 0.5) / 1e6
     return write_stdout(cli.json_object {
       { "pid", app.pid }, { "name", name }, { "ready_after", after }, { "status", app.status },
-    } .. "\n")
+    } .. "\n", interrupted)
   end
   return write_stdout(string.format("appstart: %s ready: pid %d, %.3f s\n",
-    printable(name), app.pid, app.ready_after))
+    printable(name), app.pid, app.ready_after), interrupted)
 end
 
 local function report_exit(o, app, how)
@@ -920,7 +927,9 @@ local function run(o)
     -- does not take it (its reader does not read) cancels the start as
     -- during it (nobody has learned the app's pid: it is not left)
     local reported, unwritten = true, nil
-    if app and not state.interrupted then reported, unwritten = report_ready(o, app) end
+    if app and not state.interrupted then
+      reported, unwritten = report_ready(o, app, function() return state.interrupted ~= nil end)
+    end
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
       -- (a second ^C meanwhile: SIGKILL, as while a cancel waits)
@@ -940,8 +949,10 @@ local function run(o)
     end
     state.app = app
     if reported == false and o.watch then
-      -- watched all the same (the pid is lost to a reader, not the app)
-      cli.say_lost(unwritten, o.json and "the ready object" or "the ready line")
+      -- watched all the same (the pid is lost to a reader, not the app);
+      -- said where stderr takes it at once: a reader that does not read
+      -- must not keep the command from forwarding a signal
+      cli.say_lost(unwritten, o.json and "the ready object" or "the ready line", true)
     end
     if not reported and not o.watch then
       -- nobody learns the pid of an app left running: it is not left
