@@ -514,6 +514,45 @@ function TL.test_pings_that_came_while_the_launcher_was_busy_count_under_luv()
   S.assert_clean(before)
 end
 
+-- An app closed by its on_status, from a datagram that also pings its
+-- watchdog: under luv on_status runs inside the read of that datagram,
+-- which went on to arm a new watchdog timer for the closed app, holding
+-- uv.run() for the watchdog's whole period.
+function TL.test_an_app_closed_by_on_status_leaves_no_watchdog_timer_under_luv()
+  local uv = require "luv"
+  require "appstart.luv"
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local pid, closed, held = nil, false, false
+  coroutine.wrap(function()
+    local app = assert(appstart.start { argv = { F, "notify=READY=1", "waitfile=" .. go,
+      "notify=STATUS=bye\\nWATCHDOG=1", "pause" }, watchdog = 600, log = S.quiet,
+      on_status = function(a, text)
+        if text == "bye" then
+          a:close()
+          closed = true
+        end
+      end })
+    pid = app.pid
+    S.touch(go)
+  end)()
+  -- (not a handle that holds the loop: it ends one that something else holds)
+  local guard = uv.new_timer()
+  guard:start(10000, 0, function()
+    held = true
+    uv.stop()
+  end)
+  guard:unref()
+  uv.run()
+  guard:close()
+  uv.run("nowait")
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid, 5))
+  lu.assertTrue(closed, "on_status never closed the app")
+  lu.assertFalse(held, "uv.run() was held by a timer of the closed app")
+  S.assert_clean(before)
+end
+
 -- A coroutine of the user's resumed by its owner (a generator), uv.run
 -- not running, the luv adapter loaded: its first wait yields to the
 -- owner (nothing else can tell it from one uv.run will resume), and once

@@ -506,6 +506,46 @@ function TM.test_mainpid_moves_the_app_to_its_child()
   S.assert_clean(before)
 end
 
+-- A log function that waits on the line of a move (MAINPID=), another
+-- coroutine closing the app meanwhile (under cqueues): the move logged
+-- first, then re-armed the app's watch on a process let go of ("attempt
+-- to index a boolean value", out of cq:loop()). It moves first, and says
+-- so last.
+function TM.test_a_log_function_that_waits_on_a_moves_line_leaves_the_move_done()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local app, moved, closed, first, child = nil, false, false, nil, nil
+  local function log(_, message)
+    if not message:find("(MAINPID=)", 1, true) then return end
+    moved = true
+    local deadline = core.now() + 5
+    while not closed and core.now() < deadline do cqueues.sleep(0.01) end
+  end
+  local cq = cqueues.new()
+  cq:wrap(function()
+    app = assert(start { argv = { F, "notify=READY=1", "fork", "pause", "|", "mainpid=child", "pause" }, log = log })
+    first = app.pid
+    local deadline = core.now() + 5
+    while not moved and core.now() < deadline do cqueues.sleep(0.01) end
+    child = app.pid
+    app:close()
+    closed = true
+    os.execute("kill -9 " .. first .. " " .. child)
+    -- (the old main, a child of ours, is reaped as it ends, in the loop)
+    deadline = core.now() + 5
+    while S.read("/proc/" .. first .. "/stat") and core.now() < deadline do cqueues.sleep(0.01) end
+  end)
+  local ok, err = cq:loop(10)
+  cq = nil -- luacheck: ignore (its descriptors go with it)
+  collectgarbage()
+  lu.assertTrue(ok, tostring(err))
+  lu.assertTrue(moved, "never moved")
+  lu.assertNotEquals(child, first)
+  lu.assertTrue(S.await_gone(child, 5))
+  lu.assertNil(S.read("/proc/" .. first .. "/stat"), "the old main was never reaped")
+  S.assert_clean(before)
+end
+
 -- Ten moves in a second (each main forks the next, says MAINPID=
 -- and exits): the app follows each, and the moves are logged once a second
 -- at most, with a count (a line each before). (In the app's group: a main
@@ -929,6 +969,69 @@ function TW.test_an_app_that_ignores_sigabrt_gets_sigkill_after_kill_grace()
   S.assert_clean(before)
 end
 
+-- A log function that waits on the watchdog's line, the app ending
+-- meanwhile (it ignores SIGABRT), or that raises there: the watchdog
+-- logged before it acted, and then signalled a process let go of ("attempt
+-- to index a boolean value", an error that ended the run), or, the log
+-- having raised, sent no SIGABRT and set no SIGKILL. It acts first, and
+-- says so last.
+function TW.test_a_log_function_that_waits_or_raises_on_the_watchdogs_line_leaves_nothing_undone()
+  for _, raises in ipairs { false, true } do
+    local before = S.snapshot()
+    local go, trapped, app = S.tmpname("go"), S.tmpname("trapped"), nil
+    local how, ok, err
+    local function log(_, message)
+      if not message:find("watchdog: no WATCHDOG=1", 1, true) then return end
+      if raises then error("the log's own error", 0) end
+      S.touch(go)
+      await(function() return app.state == "exited" end, 5)
+    end
+    -- (raising: a hung app, which notes the SIGABRT, and ignores the
+    -- SIGTERM the failed run's end sends right after, which would cut its
+    -- note short: SIGKILL kill_grace later; waiting: one that ends when the
+    -- log says the watchdog has fired)
+    local argv = raises and { F, "ignore=TERM", "trap=ABRT:" .. trapped, "notify=READY=1", "pause" }
+      or { F, "ignore=ABRT", "notify=READY=1", "waitfile=" .. go, "exit=0" }
+    ok, err = pcall(run, function()
+      app = assert(start { argv = argv, watchdog = 0.2, kill_grace = raises and 2 or 0.3, log = log })
+      require("appstart").spawn(function() how = app:wait(10) end)
+    end)
+    if raises then
+      -- (the run ended with the log's error, and ended the app)
+      lu.assertFalse(ok)
+      lu.assertStrContains(tostring(err), "the log's own error")
+      lu.assertEquals(S.await_file(trapped, 5), "6\n", "no SIGABRT was sent")
+      lu.assertNotNil(app:wait(10))
+    else
+      lu.assertTrue(ok, tostring(err))
+      lu.assertEquals(how.code, 0, tostring(how))
+      lu.assertTrue(how.watchdog, tostring(how))
+    end
+    S.assert_clean(before)
+  end
+end
+
+-- The same on the line of a shutdown's bound (STOPPING=1, the app still
+-- running kill_grace later): SIGKILL first, then the line.
+function TW.test_a_log_function_that_waits_on_the_shutdowns_bound_line_leaves_nothing_undone()
+  local before = S.snapshot()
+  local go, app, how = S.tmpname("go"), nil, nil
+  local function log(_, message)
+    if not message:find("after STOPPING=1: SIGKILL", 1, true) then return end
+    S.touch(go)
+    await(function() return app.state == "exited" end, 5)
+  end
+  local ok, err = pcall(run, function()
+    app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "waitfile=" .. go, "exit=0" },
+      watchdog = 5, kill_grace = 0.2, log = log })
+    how = app:wait(10)
+  end)
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(how.signal, 9, tostring(how))
+  lu.assertTrue(how.watchdog, tostring(how))
+  S.assert_clean(before)
+end
+
 function TW.test_watchdog_trigger_kills_at_once()
   local before = S.snapshot()
   local how, took
@@ -1294,6 +1397,31 @@ function TR.test_a_reload_of_an_app_closed_meanwhile_says_closed()
     lu.assertTrue(await(function() return result ~= nil end, 2), "the reload still waits")
   end)
   lu.assertEquals(result, { nil, "closed" })
+  os.execute("kill -9 " .. pid)
+  S.await_gone(pid, 3)
+  S.assert_clean(before)
+end
+
+-- The same while the reload waits for the app's own reload (it said
+-- RELOADING=1) to end: closed by on_status, from the datagram that ends
+-- it. The reload went on to signal the closed app ("attempt to index a
+-- boolean value"), an error that ended the run.
+function TR.test_a_reload_behind_the_apps_own_closed_meanwhile_says_closed()
+  local before = S.snapshot()
+  local result, pid
+  run(function()
+    local go = S.tmpname("go")
+    local app = assert(start { argv = { F, "catch=HUP", "notify=READY=1", "notify=RELOADING=1", "waitfile=" .. go,
+      "notify=STATUS=bye\\nREADY=1", "pause" }, ready_timeout = 5,
+      on_status = function(a, text) if text == "bye" then a:close() end end })
+    pid = app.pid
+    local appstart = require "appstart"
+    lu.assertTrue(await(function() return app.state == "reloading" end, 5))
+    appstart.spawn(function() result = { pcall(app.reload, app) } end)
+    S.touch(go)
+    lu.assertTrue(await(function() return result ~= nil end, 5), "the reload still waits")
+  end)
+  lu.assertEquals(result, { true, nil, "closed" })
   os.execute("kill -9 " .. pid)
   S.await_gone(pid, 3)
   S.assert_clean(before)

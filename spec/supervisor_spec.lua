@@ -233,6 +233,13 @@ function TMistakes.test_fields_of_a_service_are_checked_as_appstart_starts_are()
     -- the first failure fails a service with burst = 0, whatever the window
     { { argv = { F }, burst = 0, burst_interval = 1000 },
       "service 'a': field 'burst_interval': has no effect with burst = 0 (the first failure fails the service)" },
+    -- restarted on failure only (the default), and none is restarted then
+    { { argv = { F }, burst = 0, backoff = { initial = 5 } },
+      "service 'a': field 'backoff': has no effect with burst = 0 and restart = 'on-failure' (the default) (the first"
+        .. " failure fails the service: none is restarted)" },
+    { { argv = { F }, burst = 0, restart = "on-failure", reset_after = 10 },
+      "service 'a': field 'reset_after': has no effect with burst = 0 and restart = 'on-failure' (the first failure"
+        .. " fails the service: none is restarted)" },
   }
   for _, case in ipairs(cases) do
     local line = debug.getinfo(1, "l").currentline + 1

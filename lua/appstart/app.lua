@@ -418,14 +418,19 @@ local function watchdog_fire(app, why)
   if app._proc:poll() then return end
   life.wd_fired = true
   local grace = kill_grace(app)
-  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
-  signal.kick(app._proc, app._opts, "ABRT", app._log, app._program)
-  signal.kick(app._proc, app._opts, "CONT", app._log, app._program)
+  -- (the SIGKILL's timer first: a signal sent through the helper waits,
+  -- and the app may end or be closed meanwhile)
   loop.unwatch(life.kill_timer or nil)
   life.kill_timer = loop.at(now() + grace, function()
     life.kill_timer = false
     if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app._log, app._program) end
   end)
+  local proc = app._proc
+  signal.kick(proc, app._opts, "ABRT", app._log, app._program)
+  signal.kick(proc, app._opts, "CONT", app._log, app._program)
+  -- (said last: a log function that waits, or raises, a ^C in it, leaves
+  -- nothing undone)
+  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
 end
 
 -- The watchdog's one timer: a ping only moves the due time, the timer
@@ -483,8 +488,9 @@ local function bound_shutdown(app)
     life.stop_bound = false
     if life.wd_fired or not app._proc or stopping[app] or check(app) then return end
     life.wd_fired = true
-    app._log("warn", format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
     signal.kick(app._proc, app._opts, "KILL", app._log, app._program)
+    -- (said last, as watchdog_fire's)
+    app._log("warn", format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
   end)
 end
 
@@ -527,14 +533,16 @@ local function move_main(app, pid, sender)
     loop.watch(fd, function() if old:poll() then loop.close_process(old); return true end end,
       not fd and settings.poll_interval or nil)
   end
-  -- (once a second at most: an app may move it as fast as it forks)
-  if not log.drops(app._log, "info") then
-    noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, app.pid, pid))
-  end
+  local was = app.pid
   app.pid = pid
   -- the syslog tag names the main process
   if app._out then app._out:set_pid(pid) end
   if watched then App.watch(app, app._proc:fd()) end
+  -- (once a second at most: an app may move it as fast as it forks; said
+  -- last: a log function that waits, or raises, leaves nothing undone)
+  if not log.drops(app._log, "info") then
+    noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, was, pid))
+  end
 end
 
 -- on_status, one call at a time: statuses that come while it runs (it may
@@ -663,6 +671,10 @@ local function on_message(app, m, sender)
   if m.mainpid then move_main(app, m.mainpid, sender) end
   take_report(app, m)
   local life = app._life
+  -- (closed by on_status, which under luv runs inside this call, or the
+  -- app's end seen there: the rest of the datagram is for nobody, and a
+  -- timer armed now would outlive the app's reading)
+  if not life.listener then return end
   -- the reloads under way (app:reload() in several tasks at once: each
   -- waits for the same RELOADING=1 and READY=1)
   local reloads = life.reload
@@ -1098,6 +1110,9 @@ function App:reload()
     local result, err = reload_wait(self, r, timeout)
     unwait()
     if not result then return nil, err end
+    -- (closed meanwhile: by a callback of that READY=1's datagram, or
+    -- another task)
+    if not self._proc then return nil, "closed" end
     -- (its READY=1 and a STOPPING=1 read in one drain)
     if self._state == "stopping" then return nil, STOPPING end
   end

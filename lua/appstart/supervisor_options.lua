@@ -168,6 +168,15 @@ function M.service(name, spec, who, level)
     ignored = (own.backoff and "backoff" or own.reset_after and "reset_after")
     if ignored then ignored = format("field '%s': has no effect with restart = 'no'", ignored) end
   end
+  -- (restarted on failure only, and the first failure fails it: none is
+  -- ever restarted)
+  if not ignored and own.burst == 0 and (own.restart or M.DEFAULTS.restart) == "on-failure" then
+    ignored = (own.backoff and "backoff" or own.reset_after and "reset_after")
+    if ignored then
+      ignored = format("field '%s': has no effect with burst = 0 and restart = 'on-failure'%s (the first failure"
+        .. " fails the service: none is restarted)", ignored, own.restart and "" or " (the default)")
+    end
+  end
   local b = own.backoff
   if not ignored and b and b.initial == 0 then
     local grows = b.factor and "factor" or b.max and "max" or b.jitter and "jitter"
