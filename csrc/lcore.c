@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -486,6 +488,53 @@ static int l_write(lua_State *L)
     return 1;
 }
 
+/* core.write_now(fd, text) -> n | nil, message, errno: what of text fd
+ * takes at once (n may be short: a terminal with less room; none: EAGAIN),
+ * never waiting for a reader. POLLOUT says only that some room is there (a
+ * terminal's 256 bytes), and fd's own file description is shared with
+ * whoever gave it (its O_NONBLOCK is theirs to set): a pipe, fifo or
+ * terminal is written through a description of its own, opened anew
+ * through /proc with O_NONBLOCK; a socket with MSG_DONTWAIT; a file as
+ * ever (it waits for no reader). A pipe whose reader is gone: EPIPE,
+ * without SIGPIPE. Without /proc: the blocking write, as core.write's. */
+static int l_write_now(lua_State *L)
+{
+    int fd = lb_check_fd(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    struct stat st;
+    ssize_t n;
+    if (fstat(fd, &st) != 0)
+        return lb_errno_result(L, errno, "write");
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
+        n = sys_write_all(fd, text, len);
+    } else if (S_ISSOCK(st.st_mode)) {
+        do
+            n = send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+    } else {
+        char path[40];
+        (void)snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (own < 0 && errno == ENXIO)
+            return lb_errno_result(L, EPIPE, "write"); /* a fifo with no reader */
+        if (own < 0) {
+            n = sys_write_all(fd, text, len);
+        } else {
+            do
+                n = write(own, text, len);
+            while (n < 0 && errno == EINTR);
+            int saved = errno;
+            sys_close(&own);
+            errno = saved;
+        }
+    }
+    if (n < 0)
+        return lb_errno_result(L, errno, "write");
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static int l_close(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
@@ -640,7 +689,7 @@ int luaopen_appstart_core(lua_State *L)
     static const luaL_Reg functions[] = {
         { "now", l_now },             { "reap", l_reap },
         { "dup", l_dup },             { "close", l_close },
-        { "write", l_write },
+        { "write", l_write }, { "write_now", l_write_now },
         { "wait_readable", l_wait_readable }, { "writable", l_writable },
         { "signum", l_signum },       { "notify", l_notify },
         { "signame", l_signame },

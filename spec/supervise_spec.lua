@@ -300,6 +300,94 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   S.assert_clean(before)
 end
 
+-- A SIGHUP during the bring-up that adds a service: READY=1 comes once
+-- the reload's starts are done too. It came as soon as the bring-up's
+-- own services were up, the added one still starting ("1 of 2").
+function TC.test_a_reload_during_the_bring_up_is_done_before_ready()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local go = dir .. "/go"
+  local function services(names)
+    local parts = { "return { services = {\n" }
+    for _, name in ipairs(names) do
+      -- (a: up once told; c: up 2 s after its start)
+      local wait = name == "a" and string.format("'waitfile=%s', ", go) or "'sleep=2', "
+      parts[#parts + 1] = string.format("  %s = { argv = { %q, 'pidfile=%s/%s', %s'notify=READY=1', 'pause' } },\n",
+        name, F, dir, name, wait)
+    end
+    parts[#parts + 1] = "} }\n"
+    write(file, table.concat(parts))
+  end
+  services { "a" }
+  local events = dir .. "/events"
+  local status
+  appstart.run(function()
+    local h = appstart.begin { argv = lua_command { "supervise", "--json", file }, stdout = events,
+      ready_timeout = 20, log = S.quiet }
+    local command = tonumber(S.proc_status(S.pid_in(dir .. "/a")).PPid)
+    services { "a", "c" }
+    os.execute("kill -HUP " .. command)
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(events) or ""):find('{"service":"c","state":"starting"', 1, true) ~= nil
+    end, 10), "c never started")
+    S.touch(go)
+    local app = assert(h:wait())
+    status = app.status
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  lu.assertEquals(status, "2 of 2 services ready")
+  S.assert_clean(before)
+end
+
+-- --json (and the text events, on stderr) to a terminal whose reader has
+-- stalled (an ssh client gone quiet; here `script`, stopped, holds the
+-- pty's other end): the terminal said it took a write (POLLOUT: some
+-- room) and the write of a whole event waited for room that never came,
+-- the command's signals blocked: a SIGTERM did nothing. Events are
+-- written as far as the terminal takes them at once; the rest counted.
+function TC.test_a_stalled_terminal_holds_neither_the_command_nor_a_sigterm()
+  lu.skipIf(not have("script"), "needs script(1) for a pty")
+  for _, json in ipairs { true, false } do
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    -- a service that fails at once, again and again, its output in each
+    -- failure's event (about 4 KB an event with --json)
+    write(file, string.format("return { services = { crash = { argv = { '/bin/sh', '-c', 'echo >> %s/runs;"
+      .. " exec \"$0\" lines=2:10:%s exit=1', %q }, stdout = 'capture', stderr = 'capture',"
+      .. " backoff = { initial = 0.01, max = 0.02 }, burst = 10000 } } }\n", dir, string.rep("y", 360), F))
+    local words = {}
+    for i, w in ipairs(lua_command { "supervise", json and "--json" or "-v", file }) do words[i] = S.shell_quote(w) end
+    -- (the command on the pty's end, stdout and stderr; script's own
+    -- output, what it reads from the pty, to /dev/null)
+    local p = io.popen("script -qfec " .. S.shell_quote("exec " .. table.concat(words, " ") .. " 2>&1")
+      .. " /dev/null </dev/null >/dev/null 2>&1 & echo $!")
+    local script = tonumber(p:read("l"))
+    p:close()
+    local command
+    lu.assertTrue(S.await_with_sleep(function()
+      local f = io.open("/proc/" .. script .. "/task/" .. script .. "/children")
+      command = f and tonumber(f:read("a"):match("%d+"))
+      if f then f:close() end
+      return command ~= nil and S.read("/proc/" .. command .. "/cmdline"):find("supervise", 1, true) ~= nil
+    end, 10), "script never ran the command")
+    os.execute("kill -STOP " .. script)
+    -- (40 failures: some 160 KB of events with --json, more than a pty holds)
+    local restarted = S.await_with_sleep(function() return #(S.read(dir .. "/runs") or "") >= 40 end, 30)
+    local runs = #(S.read(dir .. "/runs") or "")
+    os.execute("kill -TERM " .. command)
+    local gone = S.await_gone(command, 10)
+    local wchan = S.read("/proc/" .. command .. "/wchan") or ""
+    -- (what a failure leaves: the command, its service, script)
+    os.execute("kill -KILL " .. script .. " " .. command .. " 2>/dev/null; kill -CONT " .. script)
+    os.execute("pkill -KILL -f " .. S.shell_quote(dir .. "/runs"))
+    lu.assertTrue(S.await_gone(script, 5))
+    lu.assertTrue(restarted, "the service was restarted " .. runs .. " times, not 40: held in " .. wchan)
+    lu.assertTrue(gone, "the SIGTERM did not end the command: held in " .. wchan)
+    S.assert_clean(before)
+  end
+end
+
 -- With --json the command's stdout is its JSON alone: what a service
 -- writes to the stdout it inherits, and what the file prints, go to the
 -- command's stderr (they came between the objects, breaking a reader).

@@ -2069,6 +2069,31 @@ function TCallbacks.test_a_log_function_that_waits_on_its_own_supervisor_raises_
   assert_a_log_function_that_waits_raises(function(sv) return sv:stop("a") end)
 end
 
+-- sv:remove from the log function raises the same, and leaves nothing
+-- half done: the service stopped, not forgotten, and not "being removed"
+-- for good (sv:start said "sv:remove is stopping it", sv:up passed it
+-- over and sv:add of a service naming it raised, until a second remove).
+function TCallbacks.test_a_log_function_that_removes_its_service_raises_and_leaves_it_startable()
+  local before = S.snapshot()
+  local sv, inner
+  sv = supervisor { log = function(_, message)
+      if not inner and message:find("status: x", 1, true) then inner = { pcall(sv.remove, sv, "a") } end
+    end,
+    services = { a = { argv = { F, "notify=STATUS=x", "sleep=0.2", "notify=READY=1", "pause" } } } }
+  lu.assertNil(sv:up())
+  lu.assertNotNil(inner, "the status never came")
+  lu.assertFalse(inner[1])
+  lu.assertStrContains(tostring(inner[2]), "sv:remove cannot wait inside the supervisor's own log function")
+  lu.assertEquals(sv:status("a").state, "stopped")
+  inner = true -- (the log function does no more)
+  lu.assertEquals({ sv:start("a") }, { true })
+  lu.assertTrue(sv:up())
+  lu.assertEquals(sv:status("a").state, "ready")
+  sv:add("b", { argv = { F, "notify=READY=1", "pause" }, after = { "a" } })
+  lu.assertTrue(sv:down())
+  S.assert_clean(before)
+end
+
 -- (from a loop of its own that the log function runs, a nested
 -- appstart.run, whose coroutine the advancing one waits for: it said
 -- "waiting forever with nothing to wait for")

@@ -36,6 +36,21 @@ function log.unshown()
   return line
 end
 
+-- descriptor -> true: a line written there in part (a terminal short of
+-- room): the next one starts on a line of its own
+local torn = {}
+
+--- line on fd, as much of it as fd takes at once (core.write_now: a
+-- terminal may take less than POLLOUT promised, and would make a plain
+-- write wait for its reader): true when all of it went, false if not.
+-- A line cut short is ended by the next one's start.
+function log.write_now(fd, line)
+  if torn[fd] then line = "\n" .. line end
+  local n = core.write_now(fd, line)
+  torn[fd] = n and n > 0 and n < #line or nil
+  return n == #line
+end
+
 --- head .. text .. tail on stderr, text cut to fit PIPE_BUF, unless
 -- stderr would make the launcher wait: true, or false (counted).
 function log.show(head, text, tail)
@@ -44,11 +59,14 @@ function log.show(head, text, tail)
     unshown = unshown + 1
     return false
   end
-  head = log.unshown() .. head
-  local room = log.PIPE_BUF - #head - #tail
+  local told = log.unshown()
+  local room = log.PIPE_BUF - #told - #head - #tail
   if #text > room then text = text:sub(1, room - 5) .. "[...]" end
-  io.stderr:write(head .. text .. tail)
-  return true
+  if log.write_now(2, told .. head .. text .. tail) then return true end
+  -- (the count said, with what was not: both again with the next line)
+  if told ~= "" then unshown = unshown + tonumber(told:match("%d+")) end
+  unshown = unshown + 1
+  return false
 end
 
 --- The default logger: one line on stderr per message at or above

@@ -438,13 +438,17 @@ function M.run(o, spec, command)
     end
   end
   local function write_json(line)
-    if not core.writable(o.json_fd) then
+    local takes, gone = core.writable(o.json_fd)
+    -- (a reader gone: the write fails, and the SIGPIPE ends the command)
+    if gone then return core.write(o.json_fd, line .. "\n") end
+    if not takes then
       unwritten = unwritten + 1
       return
     end
     say_unwritten()
-    -- (a reader gone: the write fails, and the SIGPIPE ends the command)
-    core.write(o.json_fd, line .. "\n")
+    -- (as much as it takes at once: a terminal may take less than it
+    -- promised, and its reader may be stalled)
+    if not log.write_now(o.json_fd, line .. "\n") then unwritten = unwritten + 1 end
   end
   local user_on_event = spec.on_event -- (a reload takes the file's new one)
   local function on_event(name, state, info)
@@ -487,6 +491,7 @@ function M.run(o, spec, command)
   -- it (before that, status() says READY=1 when they are), never once
   -- stopping.
   local ups = 0 -- reloads whose starts are under way (READY=1 once none is)
+  local brought_up = false -- the bring-up's sv:up() returned true
   local reloading = 0 -- of them, still under way (to their task's end)
   local bring_up -- the bring-up's task, while it waits for them
   local function reload_over()
@@ -502,7 +507,12 @@ function M.run(o, spec, command)
     pcall(sv.status, sv)
     local was = announced
     status()
-    if was then notify("READY=1") end
+    if was then
+      notify("READY=1")
+    elseif brought_up then
+      -- (the bring-up was done while this reload's starts were under way)
+      announce()
+    end
   end
 
   -- SIGHUP: the file again, the difference applied, in a task of its own:
@@ -657,7 +667,12 @@ function M.run(o, spec, command)
         up, e = true, nil
         if #rest > 0 then up, e = sv:up(table.unpack(rest)) end
       end
-      if up then announce() end
+      -- (READY=1 once the starts of every reload taken are done too: a
+      -- reload's service still coming up is not up)
+      if up then
+        brought_up = true
+        if ups == 0 then announce() end
+      end
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
       if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then

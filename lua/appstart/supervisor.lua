@@ -1626,7 +1626,16 @@ function Supervisor:remove(name)
   end
   -- while it stops, nothing added may name it (sv:add raises)
   svc.goal, svc.revive, svc.restart_pending, svc._removing = "down", false, false, true
-  local down, err = drive(self, "sv:remove", function() return DOWN[svc.state] ~= nil and not leftover(self, svc), true end)
+  -- (a wait it may not make, inside the supervisor's own log function or
+  -- one that holds it, raises: the stop goes on, the service is not
+  -- forgotten, as for a cancelled wait, and nothing is left removing it)
+  local ok, down, err = pcall(drive, self, "sv:remove", function()
+    return DOWN[svc.state] ~= nil and not leftover(self, svc), true
+  end)
+  if not ok then
+    if self._services[name] == svc then svc._removing = nil end
+    error(down, 0)
+  end
   if self._services[name] ~= svc then return true end -- removed meanwhile
   if not down then
     svc._removing = nil
