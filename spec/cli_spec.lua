@@ -946,6 +946,11 @@ function Failure.test_a_failures_hint_names_the_commands_options()
   fails({ "--ready=forks", "--pid-file=" .. S.tmpname("pid"), "--timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1,
     "^appstart: app not ready within 0%.3 s: fixture did not exit %(%-%-ready=forks: it must fork the daemon and"
     .. " exit 0%)\n$")
+  -- (a deadline the app extended: the time it was given, and the option)
+  fails({ "--timeout=0.2", "--grace=0.2", "--", F, "notify=EXTEND_TIMEOUT_USEC=400000", "pause" }, 1,
+    "^appstart: app not ready within 0%.%d+ s of its start %(%-%-timeout=0%.2, which its EXTEND_TIMEOUT_USEC="
+    .. " extended%): no READY=1 came on its notify socket %(%-%-ready=notify is the default: an app that speaks no"
+    .. " protocol needs %-%-ready=none%)\n$")
 end
 
 function Failure.test_app_that_dies_before_ready_exits_1()

@@ -250,7 +250,7 @@ function T.test_a_timeout_after_an_extend_names_the_time_it_got()
   local took = S.core.now() - t0
   lu.assertNil(app)
   lu.assertEquals(err.code, "timeout")
-  local within = tonumber(tostring(err):match("^fixture: app not ready within (%d+%.%d+) s of its start %(ready_timeout 0%.2 s, "
+  local within = tonumber(tostring(err):match("^fixture: app not ready within (%d+%.%d+) s of its start %(ready_timeout = 0%.2, "
     .. "which its EXTEND_TIMEOUT_USEC= extended%): no READY=1 came on its notify socket$"))
   lu.assertNotNil(within, tostring(err))
   lu.assertTrue(within >= 0.5 and within <= took + 0.01, within .. " s said, " .. took .. " s waited")

@@ -1079,8 +1079,8 @@ function not_ready(h)
   end
   if h._rare and h._rare.extended then
     -- (the app moved the deadline: the time it was given, from the start)
-    return format("app not ready within %.3f s of its start (ready_timeout %g s, which its EXTEND_TIMEOUT_USEC= "
-      .. "extended): %s", h._ready_deadline - h._t0, timeout, what)
+    return format("app not ready within %.3f s of its start (%s, which its EXTEND_TIMEOUT_USEC= extended): %s",
+      h._ready_deadline - h._t0, spell(h, "ready_timeout", timeout), what)
   end
   return format("app not ready within %g s: %s", timeout, what)
 end
