@@ -1373,6 +1373,41 @@ function Watch.test_watch_exits_with_the_apps_exit_code()
   S.assert_clean(before)
 end
 
+-- --watch run by nobody, its app a setuid program become root (nobody
+-- may not signal it): a SIGTERM the command cannot forward is said (it
+-- was dropped without a word, the app running on as if told), and the
+-- command watches on.
+function Watch.test_a_signal_that_cannot_be_forwarded_is_said()
+  lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
+  local before = S.snapshot()
+  local installed = S.tmpname("installed")
+  local suid = installed .. "/fixture"
+  assert(os.execute(string.format("mkdir -m 755 %s && cp '%s' %s && chown root:root %s && chmod 4755 %s", installed,
+    S.fixture, suid, suid, suid)))
+  local pidfile, err, code = S.tmpname("pid"), S.tmpname("err"), S.tmpname("code")
+  local lua_path, lua_cpath = S.public_tree()
+  local bin = lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart"
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  os.execute(string.format("(env LUA_PATH=%s LUA_CPATH=%s %s setpriv --reuid=nobody --regid=nogroup --clear-groups"
+    .. " lua5.4 %s --watch --ready=none -- %s root pidfile=%s pause 2>%s >/dev/null; echo $? >%s.tmp; mv %s.tmp %s) &",
+    quote(lua_path), quote(lua_cpath), preload and ("LD_PRELOAD=" .. quote(preload)) or "", quote(bin), suid, pidfile,
+    err, code, code, code))
+  local app = tonumber(S.await_file(pidfile))
+  local command = ppid(app)
+  lu.assertEquals(S.proc_status(app).Uid:match("^(%d+)"), "0", "the app became root")
+  os.execute("kill -TERM " .. command)
+  local said = pcall(await_match, err, "cannot forward SIGTERM to pid " .. app .. ": ", 10)
+  local running = S.alive(app) and S.alive(command)
+  os.execute("kill -KILL " .. app)
+  local ended = tonumber(S.await_file(code, 20))
+  lu.assertTrue(said, "nothing said: " .. (S.read(err) or ""))
+  lu.assertTrue(running, "the app and the command run on")
+  lu.assertEquals(ended, 128 + 9, S.read(err))
+  lu.assertStrContains(S.read(err), "appstart: warn: cannot forward SIGTERM to pid " .. app
+    .. ": Operation not permitted\n")
+  S.assert_clean(before)
+end
+
 function Watch.test_watch_shows_status_updates_after_ready()
   local code, _, err = run { "--watch", "--", F, "notify=READY=1", "notify=STATUS=warming up",
     "sleep=0.05", "notify=STATUS=serving\x1b[2J", "sleep=0.05", "exit=0" }

@@ -984,9 +984,11 @@ local function run(o)
     sig = sig or state.interrupts == 2 and "TERM" or "KILL"
     -- the signal first, then the notice, and that only where stderr takes
     -- it at once (a reader that never reads must not keep it from the app)
-    app:kill(sig)
+    local sent, refused = app:kill(sig)
     display.clear()
-    if not o.quiet then
+    if not sent and app.state ~= "exited" then
+      opts.log("warn", string.format("cannot send SIG%s to pid %d: %s", sig, app.pid, tostring(refused)))
+    elseif sent and not o.quiet then
       log.show(string.format("appstart: %s (pid %d) is still running: ", printable(app.name or "app"), app.pid),
         "sending SIG" .. sig, "\n")
     end
@@ -1029,7 +1031,13 @@ local function run(o)
         elseif app then
           if sig ~= SIGPIPE then
             opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), app.pid))
-            app:kill(sig)
+            -- (refused: an app become another user's, a setuid program;
+            -- one that has just exited needs none)
+            local sent, refused = app:kill(sig)
+            if not sent and app.state ~= "exited" then
+              opts.log("warn", string.format("cannot forward %s to pid %d: %s", signal_name(sig), app.pid,
+                tostring(refused)))
+            end
           end
         elseif sig == SIGINT and state.ending and state.ending.state ~= "exited" then
           -- ^C while the command terminates an app whose start a signal
