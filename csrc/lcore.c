@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -490,13 +489,15 @@ static int l_write(lua_State *L)
 
 /* core.write_now(fd, text) -> n | nil, message, errno: what of text fd
  * takes at once (n may be short: a terminal with less room; none: EAGAIN),
- * never waiting for a reader. POLLOUT says only that some room is there (a
- * terminal's 256 bytes), and fd's own file description is shared with
- * whoever gave it (its O_NONBLOCK is theirs to set): a pipe, fifo or
- * terminal is written through a description of its own, opened anew
- * through /proc with O_NONBLOCK; a socket with MSG_DONTWAIT; a file as
- * ever (it waits for no reader). A pipe whose reader is gone: EPIPE,
- * without SIGPIPE. Without /proc: the blocking write, as core.write's. */
+ * never waiting for a reader. POLLOUT says only that some room is there
+ * (a terminal's may be a byte), and fd's file description is shared with
+ * whoever gave it: a pipe, fifo or terminal is written with O_NONBLOCK
+ * set on it for that one write, and put back (another writer to it sees
+ * the flag only for that write, and only if the terminal is full then: it
+ * would have waited); a socket with MSG_DONTWAIT; a file as ever (it
+ * waits for no reader). (A description of its own, opened anew through
+ * /proc, would need the device's permissions, which the launcher may not
+ * have, and is another pty for a pty's master.) */
 static int l_write_now(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
@@ -513,21 +514,19 @@ static int l_write_now(lua_State *L)
             n = send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
     } else {
-        char path[40];
-        (void)snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        int own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (own < 0 && errno == ENXIO)
-            return lb_errno_result(L, EPIPE, "write"); /* a fifo with no reader */
-        if (own < 0) {
-            n = sys_write_all(fd, text, len);
-        } else {
-            do
-                n = write(own, text, len);
-            while (n < 0 && errno == EINTR);
-            int saved = errno;
-            sys_close(&own);
-            errno = saved;
-        }
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+            return lb_errno_result(L, errno, "write");
+        int set = !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+        if (!(flags & O_NONBLOCK) && !set)
+            return lb_errno_result(L, errno, "write");
+        do
+            n = write(fd, text, len);
+        while (n < 0 && errno == EINTR);
+        int saved = errno;
+        if (set)
+            (void)fcntl(fd, F_SETFL, flags);
+        errno = saved;
     }
     if (n < 0)
         return lb_errno_result(L, errno, "write");

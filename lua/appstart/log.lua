@@ -23,32 +23,37 @@ end
 -- gone.
 log.PIPE_BUF = 4096
 local unshown = 0
+-- descriptor -> true: a line written there in part (a terminal short of
+-- room): the next one starts on a line of its own
+local torn = {}
 
 --- The line that says how many lines were not shown since the last one
 -- shown ("" when none): for a line about to be shown, or a last word (the
 -- command's, written however long stderr takes it: nothing waits on it
 -- then), which must not leave them untold.
 function log.unshown()
-  if unshown == 0 then return "" end
-  local line = string.format("appstart: %d line%s not shown (stderr was not read)\n", unshown,
+  -- (after a line stderr took in part: from a line of its own)
+  local nl = torn[2] and "\n" or ""
+  torn[2] = nil
+  if unshown == 0 then return nl end
+  local line = string.format("%sappstart: %d line%s not shown (stderr was not read)\n", nl, unshown,
     unshown == 1 and "" or "s")
   unshown = 0
   return line
 end
 
--- descriptor -> true: a line written there in part (a terminal short of
--- room): the next one starts on a line of its own
-local torn = {}
-
 --- line on fd, as much of it as fd takes at once (core.write_now: a
 -- terminal may take less than POLLOUT promised, and would make a plain
--- write wait for its reader): true when all of it went, false if not.
+-- write wait for its reader): the bytes of line that went (0 to #line).
 -- A line cut short is ended by the next one's start.
 function log.write_now(fd, line)
-  if torn[fd] then line = "\n" .. line end
-  local n = core.write_now(fd, line)
-  torn[fd] = n and n > 0 and n < #line or nil
-  return n == #line
+  local mark = torn[fd] and "\n" or ""
+  local n = core.write_now(fd, mark .. line) or 0
+  -- (nothing taken: as it was, the mark to come again)
+  if n == 0 then return 0 end
+  n = n - #mark
+  torn[fd] = n > 0 and n < #line or nil
+  return n
 end
 
 --- head .. text .. tail on stderr, text cut to fit PIPE_BUF, unless
@@ -62,9 +67,14 @@ function log.show(head, text, tail)
   local told = log.unshown()
   local room = log.PIPE_BUF - #told - #head - #tail
   if #text > room then text = text:sub(1, room - 5) .. "[...]" end
-  if log.write_now(2, told .. head .. text .. tail) then return true end
-  -- (the count said, with what was not: both again with the next line)
-  if told ~= "" then unshown = unshown + tonumber(told:match("%d+")) end
+  local line = told .. head .. text .. tail
+  local n = log.write_now(2, line)
+  if n == #line then return true end
+  -- (the count not said whole: again with the next line, and this one;
+  -- nothing taken: the line stderr was left in still to be ended)
+  local count = n < #told and tonumber(told:match("(%d+) lines? not shown"))
+  if count then unshown = unshown + count end
+  if n == 0 and told:sub(1, 1) == "\n" then torn[2] = true end
   unshown = unshown + 1
   return false
 end

@@ -448,7 +448,8 @@ function M.run(o, spec, command)
     say_unwritten()
     -- (as much as it takes at once: a terminal may take less than it
     -- promised, and its reader may be stalled)
-    if not log.write_now(o.json_fd, line .. "\n") then unwritten = unwritten + 1 end
+    line = line .. "\n"
+    if log.write_now(o.json_fd, line) < #line then unwritten = unwritten + 1 end
   end
   local user_on_event = spec.on_event -- (a reload takes the file's new one)
   local function on_event(name, state, info)
