@@ -614,6 +614,31 @@ function Start.test_json_escapes_quotes_backslashes_controls_and_invalid_utf8()
   kill_app(tonumber(pid))
 end
 
+-- A ready report an app made long (a 4000-byte name of control bytes,
+-- six bytes each in JSON; a long STATUS=) is one write of 4096 bytes at
+-- most, "[...]" where it was cut: a signal between two writes cancelled
+-- the start with half of it out, and a pid shown of an app then
+-- terminated.
+function Start.test_a_long_ready_report_is_one_write_cut_to_fit()
+  local long_name = { "--ready=fd", "--", F, "line=3:" .. string.rep("\\x01", 4000), "pause" }
+  local long_status = { "--", F, "notify=STATUS=" .. string.rep("\\x01", 3000) .. "\\nREADY=1", "pause" }
+  for _, case in ipairs {
+    { long_name, true, '^{"pid":%d+,"name":"[\\u0001]+%[%.%.%.%]","ready_after":[%d.e+-]+,"status":null}\n$' },
+    { long_name, false, "^appstart: [\\x01]+%[%.%.%.%] ready: pid %d+, [%d.]+ s\n$" },
+    { long_status, true, '^{"pid":%d+,"name":"fixture","ready_after":[%d.e+-]+,"status":"[\\u0001]+%[%.%.%.%]"}\n$' },
+  } do
+    local args = { table.unpack(case[1]) }
+    if case[2] then table.insert(args, 1, "--json") end
+    local code, out, err = run(args)
+    lu.assertEquals(code, 0, err)
+    local pid = tonumber(out:match('^{"pid":(%d+),') or out:match("ready: pid (%d+),"))
+    lu.assertNotNil(pid, out)
+    kill_app(pid)
+    lu.assertTrue(#out <= 4096, #out .. " bytes")
+    lu.assertStrMatches(out, case[3])
+  end
+end
+
 function Start.test_json_object_encoder()
   local cli = require "appstart.cli"
   lu.assertEquals(cli.json_object {}, "{}")

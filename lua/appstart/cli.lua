@@ -689,6 +689,32 @@ local function write_stdout(text, interrupted)
   return true
 end
 
+-- The ready report (build(name, status)) in one write of PIPE_BUF bytes
+-- at most: a signal between two writes would tear it (the start cancelled
+-- with half a line out, a pid shown of an app then terminated). An app
+-- may make it longer (its name on its ready line, a STATUS=, each control
+-- byte six in JSON): the status is cut first, then the name, to the
+-- longest start that fits, "[...]" after it.
+local function fitted(build, name, status)
+  local text = build(name, status)
+  if #text <= log.PIPE_BUF then return text end
+  local function longest(fits, whole)
+    local lo, hi = 0, #whole -- (fits(lo) holds, or nothing does)
+    while lo < hi do
+      local mid = (lo + hi + 1) // 2
+      if fits(mid) then lo = mid else hi = mid - 1 end
+    end
+    return whole:sub(1, lo) .. "[...]"
+  end
+  if status then
+    local function fits(n) return #build(name, status:sub(1, n) .. "[...]") <= log.PIPE_BUF end
+    if fits(0) then return build(name, longest(fits, status)) end
+    status = nil
+  end
+  local function fits(n) return #build(name:sub(1, n) .. "[...]", status) <= log.PIPE_BUF end
+  return build(longest(fits, name), status)
+end
+
 -- true; nil: a signal came while stdout did not take it (interrupted:
 -- see write_stdout); false, why: it could not be written (a closed pipe)
 local function report_ready(o, app, interrupted)
@@ -696,12 +722,14 @@ local function report_ready(o, app, interrupted)
   local name = app.name or "app"
   if o.json then
     local after = math.floor(app.ready_after * 1e6 + 0.5) / 1e6
-    return write_stdout(cli.json_object {
-      { "pid", app.pid }, { "name", name }, { "ready_after", after }, { "status", app.status },
-    } .. "\n", interrupted)
+    return write_stdout(fitted(function(n, status)
+      return cli.json_object { { "pid", app.pid }, { "name", n }, { "ready_after", after }, { "status", status } }
+        .. "\n"
+    end, name, app.status), interrupted)
   end
-  return write_stdout(string.format("appstart: %s ready: pid %d, %.3f s\n",
-    printable(name), app.pid, app.ready_after), interrupted)
+  return write_stdout(fitted(function(n)
+    return string.format("appstart: %s ready: pid %d, %.3f s\n", printable(n), app.pid, app.ready_after)
+  end, name), interrupted)
 end
 
 local function report_exit(o, app, how)
