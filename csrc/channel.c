@@ -18,11 +18,13 @@
  * sendmsg (SCM_MAX_FD), and a read never takes those of two messages. */
 #define CHANNEL_MAX_FDS 253
 
-/* The most messages channel_close reads before it closes: a queue is
- * bounded (net.unix.max_dgram_qlen, 512 by default; a stream by its
- * sender's buffer) and no new message can come once it is shut, so this
- * only bounds the time a close takes. */
-#define CHANNEL_DRAIN_MAX 1024
+/* How deep close_passed looks into unix sockets passed inside passed
+ * unix sockets: the kernel refuses to pass one nested deeper than 4 (its
+ * MAX_RECURSION_LEVEL). */
+#define PASSED_DEPTH_MAX 8
+
+static void close_passed_at(int fd, int depth);
+static void drain_passed(int fd, int depth);
 
 int channel_ready_pair(int fds[2])
 {
@@ -45,19 +47,91 @@ int channel_ready_pair(int fds[2])
 /* Close a descriptor a sender passed along, without waiting: a socket set
  * to linger (SO_LINGER) would hold the launcher until its unsent data has
  * gone, as long as the sender likes, if this close is its last; lingering
- * is turned off first (the data still goes, after the close). */
-static void close_passed(int fd)
+ * is turned off first (the data still goes, after the close). A unix
+ * socket may hold more such sockets, passed into its own queue, or
+ * connections not accepted yet: the kernel would close those inside this
+ * close, lingering on; they are taken out and closed so first. */
+static void close_passed_at(int fd, int depth)
 {
     struct stat st;
     struct linger lg;
     socklen_t len = sizeof lg;
-    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff) {
-        lg.l_onoff = 0;
-        lg.l_linger = 0;
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff) {
+            lg.l_onoff = 0;
+            lg.l_linger = 0;
+            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        int domain = 0;
+        len = sizeof domain;
+        if (depth < PASSED_DEPTH_MAX && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+            domain == AF_UNIX)
+            drain_passed(fd, depth + 1);
     }
     sys_close(&fd);
+}
+
+static void close_passed(int fd)
+{
+    close_passed_at(fd, 0);
+}
+
+/* A passed unix socket's queue, or its connections not accepted yet, each
+ * closed as close_passed closes: shut first, so that nothing more comes
+ * (a stream's or a datagram's sender gets EPIPE), and so the queue is
+ * finite (a stream's is its sender's buffer at most). */
+static void drain_passed(int fd, int depth)
+{
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+        (void)shutdown(fd, SHUT_RDWR); /* (no more connections) */
+        int c;
+        while ((c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0 || errno == EINTR ||
+               errno == ECONNABORTED)
+            if (c >= 0)
+                close_passed_at(c, depth);
+        return;
+    }
+    (void)shutdown(fd, SHUT_RD);
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(CHANNEL_MAX_FDS * sizeof(int))];
+    } control;
+    char byte[256];
+    for (;;) {
+        struct iovec iov = { .iov_base = byte, .iov_len = sizeof byte };
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return;
+        int any = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < nfd; i++) {
+                    int passed;
+                    memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+                    close_passed_at(passed, depth);
+                    any = 1;
+                }
+            }
+        /* (a stream's end; an empty datagram, or one without descriptors,
+         * is read on: what follows may carry some) */
+        if (n == 0 && !any && !(msg.msg_flags & MSG_CTRUNC)) {
+            int type = 0;
+            len = sizeof type;
+            if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM)
+                return;
+        }
+    }
 }
 
 ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
@@ -116,7 +190,9 @@ void channel_close(int *fd, int type)
      * all there is */
     (void)shutdown(*fd, SHUT_RD);
     char buf[4096];
-    for (int i = 0; i < CHANNEL_DRAIN_MAX; i++) {
+    /* (every message: a stream's queue, bounded by its sender's buffer,
+     * may hold thousands, each with a descriptor) */
+    for (;;) {
         pid_t sender;
         int truncated;
         ssize_t n = channel_recv(*fd, buf, sizeof buf, &sender, &truncated);

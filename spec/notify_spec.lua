@@ -85,6 +85,41 @@ function T.test_a_passed_socket_that_lingers_holds_nothing_up()
   S.assert_clean(before)
 end
 
+-- The same socket passed inside a unix socket (in that socket's queue),
+-- the unix socket passed along with a notify message, or with the ready
+-- line: closing the unix socket, the last of it, closed the one inside,
+-- lingering on, and held the launcher 20 s. From the app during its
+-- start, from a process not admitted (any local user may send to the
+-- notify socket: its datagram is refused, its descriptors closed), and on
+-- the fd protocol's ready channel.
+function T.test_a_socket_that_lingers_passed_inside_a_unix_socket_holds_nothing_up()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local took, app, err = S.timed(start, { argv = { F, "passnested=20", "notify=READY=1", "pause" }, ready_timeout = 60 })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  took, app, err = S.timed(start, { argv = { F, "passnested=20:0:3", "line=3:up", "pause" }, ready = "fd",
+    ready_timeout = 60 })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  local envfile = S.tmpname("env")
+  local logged, log = S.recorder()
+  appstart.run(function()
+    local app2 = assert(appstart.start { argv = { F, "env=" .. envfile, "notify=READY=1", "pause" }, log = log })
+    local socket = S.read(envfile):match("NOTIFY_SOCKET=([^\n]*)")
+    assert(os.execute("NOTIFY_SOCKET=" .. socket .. " " .. F .. " passnested=20"))
+    local t1 = core.now()
+    lu.assertTrue(S.await_with_sleep(function()
+      return table.concat(logged, "\n"):find("not admitted", 1, true) ~= nil
+    end, 30), table.concat(logged, "\n"))
+    lu.assertTrue(core.now() - t1 < 5, "read after " .. (core.now() - t1) .. " s")
+    app2:terminate()
+  end)
+  S.assert_clean(before)
+end
+
 -- A message may carry 253 descriptors: the launcher's read had room for
 -- 16, and the kernel closed the rest itself, inside that read, a socket's
 -- lingering still on. From the app, and from its child, not admitted.
@@ -127,6 +162,23 @@ function T.test_a_socket_that_lingers_queued_behind_READY_holds_nothing_up()
   local sent = S.tmpname("sent")
   local took, app, err = start_through({ "fork", "notify=READY=1", "passlinger=20", "pidfile=" .. sent, "pause",
     "|", "waitfile=" .. sent, "int32=3:child", "exit=0" }, {})
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  app:terminate()
+  S.assert_clean(before)
+end
+
+-- On the fd protocol's ready channel, a stream, the queue behind the
+-- ready line may hold thousands of messages, each with a descriptor (as
+-- many as the sender's buffer takes): the launcher read 1024 of them at
+-- its close, and left the rest to the kernel, a socket that lingers 20 s
+-- among them, closed inside the launcher's close. Every one is read.
+function T.test_a_socket_that_lingers_behind_thousands_of_passed_descriptors_holds_nothing_up()
+  local before = S.snapshot()
+  local sent = S.tmpname("sent")
+  local took, app, err = start_through({ "fork", "line=4:up", "passmany=1500:4", "passlinger=20:0:4",
+    "pidfile=" .. sent, "pause", "|", "waitfile=" .. sent, "int32=3:child", "exit=0" }, { ready = "fd",
+    ready_timeout = 60 })
   lu.assertNotNil(app, tostring(err))
   lu.assertTrue(took < 5, "ready after " .. took .. " s")
   app:terminate()
