@@ -25,6 +25,7 @@
 
 static void close_passed_at(int fd, int depth);
 static void drain_passed(int fd, int depth);
+static ssize_t recv_closing(int fd, char *buf, size_t cap, pid_t *sender, int *truncated, int depth);
 
 int channel_ready_pair(int fds[2])
 {
@@ -71,13 +72,8 @@ static void close_passed_at(int fd, int depth)
     sys_close(&fd);
 }
 
-static void close_passed(int fd)
-{
-    close_passed_at(fd, 0);
-}
-
 /* A passed unix socket's queue, or its connections not accepted yet, each
- * closed as close_passed closes: shut first, so that nothing more comes
+ * closed as close_passed_at closes: shut first, so that nothing more comes
  * (a stream's or a datagram's sender gets EPIPE), and so the queue is
  * finite (a stream's is its sender's buffer at most). */
 static void drain_passed(int fd, int depth)
@@ -94,48 +90,24 @@ static void drain_passed(int fd, int depth)
         return;
     }
     (void)shutdown(fd, SHUT_RD);
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(CHANNEL_MAX_FDS * sizeof(int))];
-    } control;
-    char byte[256];
+    int type = 0;
+    len = sizeof type;
+    (void)getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    char buf[256];
     for (;;) {
-        struct iovec iov = { .iov_base = byte, .iov_len = sizeof byte };
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof control.buf;
-        ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
+        pid_t sender;
+        int truncated;
+        ssize_t n = recv_closing(fd, buf, sizeof buf, &sender, &truncated, depth);
+        /* (an empty datagram is a message, and may carry descriptors; a
+         * stream says 0 at its end) */
+        if (n < 0 || (n == 0 && type == SOCK_STREAM))
             return;
-        int any = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < nfd; i++) {
-                    int passed;
-                    memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-                    close_passed_at(passed, depth);
-                    any = 1;
-                }
-            }
-        /* (a stream's end; an empty datagram, or one without descriptors,
-         * is read on: what follows may carry some) */
-        if (n == 0 && !any && !(msg.msg_flags & MSG_CTRUNC)) {
-            int type = 0;
-            len = sizeof type;
-            if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM)
-                return;
-        }
     }
 }
 
-ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
-                     int *truncated)
+/* channel_recv, the descriptors passed closed as close_passed_at(depth)
+ * closes them */
+static ssize_t recv_closing(int fd, char *buf, size_t cap, pid_t *sender, int *truncated, int depth)
 {
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
     /* room for the credentials and as many descriptors as one message
@@ -175,11 +147,17 @@ ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
             for (size_t i = 0; i < nfd; i++) {
                 int passed;
                 memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-                close_passed(passed);
+                close_passed_at(passed, depth);
             }
         }
     }
     return n;
+}
+
+ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
+                     int *truncated)
+{
+    return recv_closing(fd, buf, cap, sender, truncated, 0);
 }
 
 void channel_close(int *fd, int type)
