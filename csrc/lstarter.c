@@ -371,7 +371,7 @@ static int l_starter_outcome(lua_State *L)
 }
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
- * unchecked_errno=, pid_partial=, held_sender=, held_errno=, name=,
+ * unchecked_errno=, pid_partial=, record_as_line=, held_sender=, held_errno=, name=,
  * partial=, status=, app_errno=, exited=, stopping=, how=, left=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
  * of descriptors or memory; pid_partial: bytes of a pid record not whole
@@ -411,6 +411,10 @@ static int l_starter_result(lua_State *L)
     if (r.pid_partial > 0) {
         lua_pushinteger(L, (lua_Integer)r.pid_partial);
         lua_setfield(L, -2, "pid_partial");
+    }
+    if (r.record_as_line) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "record_as_line");
     }
     if (r.held_sender > 0) {
         lua_pushinteger(L, r.held_sender);

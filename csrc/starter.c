@@ -918,18 +918,19 @@ static void finish_adoption(struct starter *s)
     children_adopt_end();
 }
 
-/* A hint for a pid record that was not meant for this format: four
- * bytes that read as decimal text are a line, not an int32le. */
-static const char *format_hint(const struct starter *s)
+/* A helper's pid record not meant for this format: four bytes that read
+ * as decimal text are a line, not an int32le (the caller says so, as its
+ * user spells the option: starter_result's record_as_line). */
+static int record_as_line(const struct starter *s)
 {
-    if (s->pid_format != PID_FORMAT_INT32LE || s->pid_reader.len != 4)
-        return "";
+    if (s->pid_file || s->pid_format != PID_FORMAT_INT32LE || s->pid_reader.len != 4)
+        return 0;
     for (int i = 0; i < 4; i++) {
         unsigned char c = s->pid_reader.buf[i];
         if ((c < '0' || c > '9') && c != '\n')
-            return "";
+            return 0;
     }
-    return " (its 4 bytes read as decimal text: a line? pid_format = \"line\")";
+    return 1;
 }
 
 /* Who named the pid, for messages. */
@@ -957,9 +958,8 @@ static int check_later(struct starter *s, int err, long long v)
 static int bad_pid(struct starter *s, int err, long long v, const char *why)
 {
     process_release(&s->app);
-    return fail(s, STARTER_BAD_PID, err, "%s pid %lld: %s%s", pid_source(s), v,
-                why ? why : procfs_strerror(err),
-                s->pid_file ? "" : format_hint(s));
+    return fail(s, STARTER_BAD_PID, err, "%s pid %lld: %s", pid_source(s), v,
+                why ? why : procfs_strerror(err));
 }
 
 /* Is pid (st) in the session or process group of another of the
@@ -984,8 +984,7 @@ static int verify_pid(struct starter *s, long long v)
 {
     s->unchecked_pid = 0;
     if (v <= 0 || v > INT_MAX)
-        return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: out of range%s", pid_source(s), v,
-                    s->pid_file ? "" : format_hint(s));
+        return fail(s, STARTER_BAD_PID, 0, "%s pid %lld: out of range", pid_source(s), v);
     if (v == 1)
         return fail(s, STARTER_BAD_PID, 0, "%s pid 1: init is no app", pid_source(s));
     if (v == (long long)getpid())
@@ -1930,6 +1929,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->status = s->status;
     out->status_len = s->status_len;
     out->app_errno = s->app_errno;
+    out->record_as_line = s->phase == STARTER_FAILED && s->code == STARTER_BAD_PID && record_as_line(s);
     out->exited = s->ready_seen && s->app_dead;
     out->app_stopping = s->app_stopping;
     out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;

@@ -152,6 +152,9 @@ struct starter_result {
     const char *status;      /* the latest STATUS=; NULL if none */
     size_t status_len;
     int app_errno;           /* ERRNO=, 0 when none */
+    int record_as_line;      /* bad_pid: the helper's int32le record read
+                                as decimal text (a line? pid_format
+                                "line") */
     int exited;              /* ready, and gone already */
     int app_stopping;        /* it said STOPPING=1 (a READY=1 after it
                                 is not believed) */

@@ -971,6 +971,9 @@ function Failure.test_a_failures_hint_names_the_commands_options()
   fails({ "--ready=forks", "--pid-file=" .. S.tmpname("pid"), "--timeout=0.3", "--grace=0.2", "--", F, "pause" }, 1,
     "^appstart: app not ready within 0%.3 s: fixture did not exit %(%-%-ready=forks: it must fork the daemon and"
     .. " exit 0%)\n$")
+  -- (a pid line read as an int32le: the option that reads a line)
+  fails({ "--pid-fd=3", "--grace=0.2", "--", F, "write=3:1234\\n", "exit=0" }, 1,
+    "^appstart: helper reported pid 875770417: .* %(its 4 bytes read as decimal text: a line%? %-%-pid%-format=line%)\n$")
   -- (a deadline the app extended: the time it was given, and the option)
   fails({ "--timeout=0.2", "--grace=0.2", "--", F, "notify=EXTEND_TIMEOUT_USEC=400000", "pause" }, 1,
     "^appstart: app not ready within 0%.%d+ s of its start %(%-%-timeout=0%.2, which its EXTEND_TIMEOUT_USEC="

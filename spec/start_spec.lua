@@ -489,6 +489,16 @@ function Errors.test_bad_pid_from_a_helper()
   fail_case({ helper = { F, "int32=3:0", "exit=0" }, argv = { "pause" }, ready = "fd" }, "bad_pid")
 end
 
+-- A helper that writes its pid as a line where an int32le is read: the
+-- error says what its 4 bytes read as, and names the option that would
+-- take them (the command names its own: cli_spec).
+function Errors.test_a_pid_line_read_as_an_int32_says_it_may_be_a_line()
+  local err = fail_case({ helper = { F, "write=3:1234\\n", "exit=0" }, argv = { "pause" }, ready = "none",
+    pid_timeout = 5 }, "bad_pid")
+  lu.assertStrContains(err.message, "helper reported pid 875770417: ")
+  lu.assertStrContains(err.message, ' (its 4 bytes read as decimal text: a line? pid_format = "line")')
+end
+
 -- Part of a pid record, then the helper exits well while a process it
 -- forked holds the channel open (so no end of file comes): bad_pid, a
 -- short record, as when nothing else holds it (it was `helper`, "helper

@@ -623,6 +623,9 @@ local function finish_failed(h)
     -- (the directory the child could not enter, named)
     message = "cannot change directory to " .. printable(h._opts.cwd) .. " for "
       .. message:sub(#"cannot change directory for " + 1)
+  elseif code == "bad_pid" and r.record_as_line then
+    -- (the option as its caller spells it: the command's --pid-format)
+    message = format("%s (its 4 bytes read as decimal text: a line? %s)", message, spell(h, "pid_format", "line"))
   elseif code == "helper" and h._opts.user and helper_code == 2 and not message:find("this is appstart-helper", 1, true) then
     -- a usage error (one that knows no --module-version says why on its
     -- stderr, the app's)
