@@ -18,14 +18,6 @@
  * sendmsg (SCM_MAX_FD), and a read never takes those of two messages. */
 #define CHANNEL_MAX_FDS 253
 
-/* How deep close_passed looks into unix sockets passed inside passed
- * unix sockets: the kernel refuses to pass one nested deeper than 4 (its
- * MAX_RECURSION_LEVEL). */
-#define PASSED_DEPTH_MAX 8
-
-static void close_passed_at(int fd, int depth);
-static void drain_passed(int fd, int depth);
-static ssize_t recv_closing(int fd, char *buf, size_t cap, pid_t *sender, int *truncated, int depth);
 
 int channel_ready_pair(int fds[2])
 {
@@ -48,66 +40,23 @@ int channel_ready_pair(int fds[2])
 /* Close a descriptor a sender passed along, without waiting: a socket set
  * to linger (SO_LINGER) would hold the launcher until its unsent data has
  * gone, as long as the sender likes, if this close is its last; lingering
- * is turned off first (the data still goes, after the close). A unix
- * socket may hold more such sockets, passed into its own queue, or
- * connections not accepted yet: the kernel would close those inside this
- * close, lingering on; they are taken out and closed so first. */
-static void close_passed_at(int fd, int depth)
+ * is turned off first (the data still goes, after the close). */
+static void close_passed(int fd)
 {
     struct stat st;
     struct linger lg;
     socklen_t len = sizeof lg;
-    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff) {
-            lg.l_onoff = 0;
-            lg.l_linger = 0;
-            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        }
-        int domain = 0;
-        len = sizeof domain;
-        if (depth < PASSED_DEPTH_MAX && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
-            domain == AF_UNIX)
-            drain_passed(fd, depth + 1);
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff) {
+        lg.l_onoff = 0;
+        lg.l_linger = 0;
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     sys_close(&fd);
 }
 
-/* A passed unix socket's queue, or its connections not accepted yet, each
- * closed as close_passed_at closes: shut first, so that nothing more comes
- * (a stream's or a datagram's sender gets EPIPE), and so the queue is
- * finite (a stream's is its sender's buffer at most). */
-static void drain_passed(int fd, int depth)
-{
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
-        (void)shutdown(fd, SHUT_RDWR); /* (no more connections) */
-        int c;
-        while ((c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0 || errno == EINTR ||
-               errno == ECONNABORTED)
-            if (c >= 0)
-                close_passed_at(c, depth);
-        return;
-    }
-    (void)shutdown(fd, SHUT_RD);
-    int type = 0;
-    len = sizeof type;
-    (void)getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
-    char buf[256];
-    for (;;) {
-        pid_t sender;
-        int truncated;
-        ssize_t n = recv_closing(fd, buf, sizeof buf, &sender, &truncated, depth);
-        /* (an empty datagram is a message, and may carry descriptors; a
-         * stream says 0 at its end) */
-        if (n < 0 || (n == 0 && type == SOCK_STREAM))
-            return;
-    }
-}
-
-/* channel_recv, the descriptors passed closed as close_passed_at(depth)
- * closes them */
-static ssize_t recv_closing(int fd, char *buf, size_t cap, pid_t *sender, int *truncated, int depth)
+ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
+                     int *truncated)
 {
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
     /* room for the credentials and as many descriptors as one message
@@ -147,17 +96,11 @@ static ssize_t recv_closing(int fd, char *buf, size_t cap, pid_t *sender, int *t
             for (size_t i = 0; i < nfd; i++) {
                 int passed;
                 memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-                close_passed_at(passed, depth);
+                close_passed(passed);
             }
         }
     }
     return n;
-}
-
-ssize_t channel_recv(int fd, char *buf, size_t cap, pid_t *sender,
-                     int *truncated)
-{
-    return recv_closing(fd, buf, cap, sender, truncated, 0);
 }
 
 void channel_close(int *fd, int type)
@@ -168,8 +111,9 @@ void channel_close(int *fd, int type)
      * all there is */
     (void)shutdown(*fd, SHUT_RD);
     char buf[4096];
-    /* (every message: a stream's queue, bounded by its sender's buffer,
-     * may hold thousands, each with a descriptor) */
+    /* (every message: no new one can come, and a stream's queue, bounded
+     * by its sender's buffer, may hold thousands, each with a descriptor
+     * the kernel would close, lingering on, were it left to the close) */
     for (;;) {
         pid_t sender;
         int truncated;
