@@ -497,7 +497,11 @@ static int l_write(lua_State *L)
  * would have waited); a socket with MSG_DONTWAIT; a file as ever (it
  * waits for no reader). (A description of its own, opened anew through
  * /proc, would need the device's permissions, which the launcher may not
- * have, and is another pty for a pty's master.) */
+ * have, and is another pty for a pty's master.) The job-control signals
+ * are held meanwhile: a stop in that window (^Z, or SIGTTOU for a
+ * background write with TOSTOP) would leave the flag set on a terminal
+ * the shell shares; with SIGTTOU held, such a write goes through, as
+ * with TOSTOP off. (SIGSTOP cannot be held.) */
 static int l_write_now(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
@@ -514,18 +518,25 @@ static int l_write_now(lua_State *L)
             n = send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
     } else {
+        sigset_t jobs, old;
+        sigemptyset(&jobs);
+        sigaddset(&jobs, SIGTSTP);
+        sigaddset(&jobs, SIGTTOU);
+        sigaddset(&jobs, SIGTTIN);
+        (void)pthread_sigmask(SIG_BLOCK, &jobs, &old);
         int flags = fcntl(fd, F_GETFL);
-        if (flags < 0)
-            return lb_errno_result(L, errno, "write");
-        int set = !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-        if (!(flags & O_NONBLOCK) && !set)
-            return lb_errno_result(L, errno, "write");
-        do
-            n = write(fd, text, len);
-        while (n < 0 && errno == EINTR);
+        int set = flags >= 0 && !(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+        if (flags >= 0 && ((flags & O_NONBLOCK) || set)) {
+            do
+                n = write(fd, text, len);
+            while (n < 0 && errno == EINTR);
+        } else {
+            n = -1;
+        }
         int saved = errno;
         if (set)
             (void)fcntl(fd, F_SETFL, flags);
+        (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
         errno = saved;
     }
     if (n < 0)

@@ -388,6 +388,36 @@ function TC.test_a_stalled_terminal_holds_neither_the_command_nor_a_sigterm()
   end
 end
 
+-- A line of the default logger's from a launcher in the background of a
+-- terminal with TOSTOP: its write raised SIGTTOU, which stopped the
+-- launcher inside that write, O_NONBLOCK set on the terminal's file
+-- description for it, and left set: the shell, which shares it, read
+-- EAGAIN. The job-control signals are held for that write (it goes
+-- through, as with TOSTOP off); the terminal is as it was.
+function TC.test_a_background_launchers_line_on_a_tostop_terminal_leaves_it_blocking()
+  lu.skipIf(not have("script"), "needs script(1) for a pty")
+  local dir = supervise_dir()
+  local flags = dir .. "/flags"
+  local lua = lua_command({})
+  table.remove(lua) -- (BIN: not this one)
+  for i, w in ipairs(lua) do lua[i] = S.shell_quote(w) end
+  local session = table.concat({
+    "set -m", -- (job control: the background job is a process group of its own)
+    "stty tostop",
+    table.concat(lua, " ") .. " -e 'require(\"appstart\").default_log(\"warn\", \"from the background\")' &",
+    "pid=$!",
+    -- (until it has stopped, or ended)
+    "while s=$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null) && [ \"$s\" != T ] && [ \"$s\" != Z ]; do :; done",
+    "echo \"$s\" > " .. flags .. ".state",
+    "grep ^flags: /proc/$$/fdinfo/0 > " .. flags .. ".tmp; mv " .. flags .. ".tmp " .. flags,
+    "kill -KILL $pid 2>/dev/null; wait" }, "\n")
+  os.execute("timeout -s KILL 20 script -qfec " .. S.shell_quote(session) .. " /dev/null </dev/null >/dev/null 2>&1")
+  local octal = (S.read(flags) or ""):match("flags:%s*(%d+)")
+  lu.assertNotNil(octal, "no flags read; state " .. tostring(S.read(flags .. ".state")))
+  lu.assertEquals(tonumber(octal, 8) & tonumber("4000", 8), 0,
+    "O_NONBLOCK left set on the terminal; the launcher was " .. tostring(S.read(flags .. ".state")))
+end
+
 -- With --json the command's stdout is its JSON alone: what a service
 -- writes to the stdout it inherits, and what the file prints, go to the
 -- command's stderr (they came between the objects, breaking a reader).
