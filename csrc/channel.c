@@ -30,6 +30,12 @@ int channel_ready_pair(int fds[2])
      * it would on the write end of a pipe. A system call a start spared. */
     if (setsockopt(fds[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
         err = errno;
+    /* out-of-band data inline: a message sent MSG_OOB is read as the rest
+     * are, its descriptors with it (left out of band, a read past it has
+     * the kernel close them inside the launcher's read, a socket's
+     * lingering still on) */
+    else if (setsockopt(fds[0], SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0)
+        err = errno;
     if (err) {
         sys_close(&fds[0]);
         sys_close(&fds[1]);

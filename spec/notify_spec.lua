@@ -133,6 +133,22 @@ function T.test_a_socket_that_lingers_queued_behind_READY_holds_nothing_up()
   S.assert_clean(before)
 end
 
+-- On the fd protocol's ready channel, a socket that lingers passed with
+-- a byte sent out of band (MSG_OOB), then the ready line: reading past
+-- that byte had the kernel close the socket inside the launcher's read,
+-- lingering on (20 s). Out-of-band data is read inline, its descriptors
+-- with it.
+function T.test_a_socket_that_lingers_passed_out_of_band_holds_nothing_up()
+  local before = S.snapshot()
+  local took, app, err = S.timed(start, { argv = { F, "passoob=20:3", "line=3:up", "pause" }, ready = "fd",
+    ready_timeout = 60 })
+  lu.assertNotNil(app, tostring(err))
+  lu.assertTrue(took < 5, "ready after " .. took .. " s")
+  lu.assertEquals(app.name, "xup")
+  app:terminate()
+  S.assert_clean(before)
+end
+
 -- On the fd protocol's ready channel, a stream, the queue behind the
 -- ready line may hold thousands of messages, each with a descriptor (as
 -- many as the sender's buffer takes): the launcher read 1024 of them at
