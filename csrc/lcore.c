@@ -501,7 +501,8 @@ static int l_write(lua_State *L)
  * are held meanwhile: a stop in that window (^Z, or SIGTTOU for a
  * background write with TOSTOP) would leave the flag set on a terminal
  * the shell shares; with SIGTTOU held, such a write goes through, as
- * with TOSTOP off. (SIGSTOP cannot be held.) */
+ * with TOSTOP off. (SIGSTOP cannot be held; nor, in a process with other
+ * threads, a ^Z that another thread takes: it stops this one too.) */
 static int l_write_now(lua_State *L)
 {
     int fd = lb_check_fd(L, 1);
