@@ -724,7 +724,11 @@ local function stop_step(h)
   end
   -- a probe's killed command is looked at, not waited on
   local settled = not f.probe or f.probe:settled()
-  if f.probe then tell_given_up(h, f.probe) end
+  if f.probe and f.probe.given_up then
+    tell_given_up(h, f.probe)
+    -- (a log function that yielded: another waiter may have ended it)
+    if h.done then return true end
+  end
   if stopped and settled then return finish_failed(h) end
   local t = now()
   if t >= f.deadline then
@@ -912,7 +916,13 @@ function probe_step(h)
   if pr.passed then
     -- a command an earlier try left is looked at until it has ended
     local settled = p:settled()
-    tell_given_up(h, p)
+    if p.given_up then
+      tell_given_up(h, p)
+      -- (a log function that stepped the start, or yielded while another
+      -- waiter did)
+      if h.done then return true end
+      if h._failure then return failed_step(h) end
+    end
     if not settled then
       h._wake = now() + settings.poll_interval
       return false
