@@ -64,6 +64,7 @@ function log.show(head, text, tail)
     unshown = unshown + 1
     return false
   end
+  local untold = unshown -- (the count the line below says)
   local told = log.unshown()
   local room = log.PIPE_BUF - #told - #head - #tail
   if #text > room then text = text:sub(1, room - 5) .. "[...]" end
@@ -72,8 +73,7 @@ function log.show(head, text, tail)
   if n == #line then return true end
   -- (the count not said whole: again with the next line, and this one;
   -- nothing taken: the line stderr was left in still to be ended)
-  local count = n < #told and tonumber(told:match("(%d+) lines? not shown"))
-  if count then unshown = unshown + count end
+  if n < #told then unshown = unshown + untold end
   if n == 0 and told:sub(1, 1) == "\n" then torn[2] = true end
   unshown = unshown + 1
   return false
