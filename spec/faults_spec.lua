@@ -436,6 +436,7 @@ function Launcher.test_a_ready_message_whose_sender_cannot_be_checked_waits_for_
   local text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 }, "faults_a_sender_checked_once_descriptors_are_back")
   lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
   lu.assertEquals(text, "notify\tfalse\tready\t0\nfd\tfalse\tready\t0\nwaited\ttimeout\tcalm\theld\tforked gone\n"
+    .. "waited\ttimeout\tcalm\theld\tforked gone\n"
     .. "left\ttrue\t\n")
   -- and after ready (a STATUS= from the app's child)
   text, ok, how, code = S.run_child({ nofile = 64, timeout = 60 },

@@ -1068,8 +1068,9 @@ function not_ready(h)
     -- a message whose sender's descent could not be read (out of
     -- descriptors or memory) all along: it and what came behind it
     -- were never read, READY=1 perhaps among them
-    what = format("a message from pid %d (notify_access \"all\" may admit it) was held unread, and what came after"
-      .. " it, since its sender's descent could not be read: %s", result.held_sender, core.strerror(result.held_errno))
+    what = format("a message from pid %d (%s may admit it) was held unread, and what came after"
+      .. " it, since its sender's descent could not be read: %s", result.held_sender, spell(h, "notify_access", "all"),
+      core.strerror(result.held_errno))
   elseif probe then
     what = probe:describe()
   elseif ready == "notify" and result.stopping then

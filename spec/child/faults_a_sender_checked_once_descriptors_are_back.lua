@@ -12,7 +12,8 @@
 -- socket, readable with what is queued behind it, woke it again and
 -- again), and "held" when its message says the message was held (it
 -- said "no READY=1 came"), else that message, and "forked gone" once
--- what the app forked has been seen to end. Then "left", whether the
+-- what the app forked has been seen to end; twice, the second time with
+-- the command's spelling of options (--notify-access=all). Then "left", whether the
 -- descriptors are as they were, and the children left.
 local appstart = require "appstart"
 local K = require "childkit"
@@ -35,21 +36,26 @@ for _, case in ipairs {
   K.out(name, tostring(done), app and "ready" or err.code, ignored)
   if app then app:terminate() end
 end
-do
+-- (the second time named as the command names its options)
+for _, spelled in ipairs { false, true } do
   local forked = os.tmpname()
   os.remove(forked)
   local h = appstart.begin { ready = "notify", notify_access = "all", kill_mode = "group", ready_timeout = 1,
     kill_grace = 1, log = K.quiet, argv = { F, "sleep=0.3", "fork", "pidfile=" .. forked, "notify=STATUS=x",
       "notify=READY=1", "pause", "|", "pause" } }
+  if spelled then
+    require("appstart.start").spelling(h, function(field, value) return "--" .. field:gsub("_", "-") .. "=" .. value end)
+  end
   local held = K.take_all_descriptors()
   local cpu0, t0 = os.clock(), require("appstart.core").now()
   local app, err = h:wait()
   local cpu, took = os.clock() - cpu0, require("appstart.core").now() - t0
   for _, f in ipairs(held) do f:close() end
   -- what its message says it waited for: the message held, not "no READY=1 came"
-  local said = app and "" or err.message:match("^app not ready within 1 s: a message from pid %d+ %(notify_access \"all\""
-    .. " may admit it%) was held unread, and what came after it, since its sender's descent could not be read: "
-    .. "Too many open files$") and "held" or err.message
+  local said = app and "" or err.message:match("^app not ready within 1 s: a message from pid %d+ %("
+    .. (spelled and "%-%-notify%-access=all" or "notify_access = \"all\"") .. " may admit it%) was held unread, and"
+    .. " what came after it, since its sender's descent could not be read: Too many open files$") and "held"
+    or err.message
   -- and what the app forked is gone with it (without pidfds its group,
   -- not pinned for want of /proc, was not signalled)
   local pid = tonumber(K.read(forked))
