@@ -1408,10 +1408,7 @@ end
 function Watch.test_a_signal_that_cannot_be_forwarded_is_said()
   lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
   local before = S.snapshot()
-  local installed = S.tmpname("installed")
-  local suid = installed .. "/fixture"
-  assert(os.execute(string.format("mkdir -m 755 %s && cp '%s' %s && chown root:root %s && chmod 4755 %s", installed,
-    S.fixture, suid, suid, suid)))
+  local suid = S.setuid_fixture()
   local pidfile, err, code = S.tmpname("pid"), S.tmpname("err"), S.tmpname("code")
   local lua_path, lua_cpath = S.public_tree()
   local bin = lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart"

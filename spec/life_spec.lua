@@ -867,6 +867,30 @@ function TW.test_a_stop_under_way_ends_the_watchdog()
   S.assert_clean(before)
 end
 
+-- An app:terminate() that cannot begin (its SIGTERM refused: an app
+-- become root, for a launcher run as nobody) leaves the app as it was,
+-- watched: its watchdog goes on (it was turned off for good, an app that
+-- then hung never judged so).
+function TW.test_a_terminate_that_cannot_signal_leaves_the_watchdog_on()
+  lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
+  local suid, dir = S.setuid_fixture(), S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. dir))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 30,
+    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, "life_a_failed_terminate_leaves_the_watchdog_on", suid, dir)
+  local pid = tonumber(S.read(dir .. "/pid") or "")
+  lu.assertNotNil(pid, out)
+  lu.assertEquals(S.proc_status(pid).Uid:match("^(%d+)"), "0", "it became root")
+  os.execute("kill -9 " .. pid)
+  lu.assertTrue(S.await_gone(pid))
+  lu.assertStrContains(out, "terminate\tnil\tOperation not permitted\tready\n")
+  -- (the pings end about 0.6 s after ready; the watchdog's 0.3 s after)
+  local took = tonumber(out:match("\nwatchdog\t(%d+%.%d+)\n"))
+  lu.assertNotNil(took, out)
+  lu.assertTrue(took >= 0.5 and took < 2.5, out)
+  lu.assertStrContains(out, "warn: fixture: watchdog: no WATCHDOG=1 within 0.3 s: SIGABRT, then SIGKILL after 0.2 s")
+end
+
 -- ... but bounded it is: an app that said STOPPING=1 and hangs on its way
 -- out is killed once kill_grace is over (SIGKILL, how.watchdog), not at
 -- the watchdog's period (it ran on for good: nothing bounded it), while

@@ -529,10 +529,8 @@ end
 -- the start says so.
 function T.test_an_exec_probes_command_that_cannot_be_killed_is_let_go_of_after_kill_wait()
   lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
-  local installed, dir = S.tmpname("installed"), S.tmpname("shared")
-  local suid = installed .. "/fixture"
-  assert(os.execute(string.format("mkdir -m 755 %s && cp '%s' %s && chown root:root %s && chmod 4755 %s"
-    .. " && mkdir -m 777 %s", installed, S.fixture, suid, suid, suid, dir)))
+  local suid, dir = S.setuid_fixture(), S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. dir))
   local lua_path, lua_cpath = S.public_tree()
   local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60,
     env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, "probe_leftover_of_another_user", suid, dir)

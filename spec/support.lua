@@ -53,6 +53,17 @@ function S.public_tree()
   return tree .. "/?.lua;" .. tree .. "/spec/?.lua;;", tree .. "/?.so;;"
 end
 
+--- A setuid-root copy of the fixture, in a directory of its own only
+-- root may write (its `root` action then becomes root: a process its
+-- launcher, run as another user, may not signal). Needs root.
+function S.setuid_fixture()
+  local installed = S.tmpname("installed")
+  local suid = installed .. "/fixture"
+  assert(os.execute(string.format("mkdir -m 755 %s && cp '%s' %s && chown root:root %s && chmod 4755 %s", installed,
+    S.fixture, suid, suid, suid)))
+  return suid
+end
+
 local tmp_count = 0
 --- A fresh path under the per-run temporary directory.
 function S.tmpname(stem)

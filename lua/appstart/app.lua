@@ -475,6 +475,15 @@ function App.watchdog_over(app)
   life.wd_timer, life.watchdog, life.wd_over = false, false, true
 end
 
+-- What of the watchdog runs now (App.watchdog_over ends it): its period,
+-- or "bound" for a STOPPING=1's bound, or false.
+local function watched_now(app)
+  local life = app._life
+  if not life then return false end
+  if life.stop_bound then return "bound" end
+  return not life.wd_over and life.watchdog or false
+end
+
 -- The app said STOPPING=1 with its watchdog on: the watchdog is over, and
 -- kill_grace bounds the shutdown instead (as a stop's grace does; with
 -- systemd, TimeoutStopSec): still running then, it has hung on its way
@@ -492,6 +501,22 @@ local function bound_shutdown(app)
     -- (said last, as watchdog_fire's)
     app._log("warn", format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
   end)
+end
+
+-- A stop that could not begin (no signal sent) gives back what
+-- watched_now said watched the app: its watchdog, its period counted
+-- from now (a ping read meanwhile was not counted), or a STOPPING=1's
+-- bound, kill_grace from now.
+local function watch_again(app, watched)
+  local life = app._life
+  if not watched or not life or not RUNNING[app._state] or life.wd_fired then return end
+  if watched == "bound" or app._state == "stopping" then
+    -- (a STOPPING=1 read meanwhile, the watchdog on: bounded as one is)
+    if not life.stop_bound then bound_shutdown(app) end
+  elseif life.wd_over then
+    life.wd_over, life.watchdog = false, watched
+    watchdog_ping(app)
+  end
 end
 
 -- Refused senders: one line a second at most, with a count.
@@ -967,6 +992,7 @@ function App:terminate(grace)
   -- (an end its watch sees meanwhile is this stop's: ended leaves the
   -- group, and the process, to it)
   stopping[self] = proc
+  local watched = watched_now(self)
   App.watchdog_over(self)
   local _ <close> = setmetatable({ app = self, proc = proc }, Stopping)
   local ok
@@ -976,7 +1002,12 @@ function App:terminate(grace)
   -- closed meanwhile (by a callback, another task): its process was let
   -- go of, not ended, and the app is left as it runs
   if self._state ~= "exited" and not self._proc then return nil, "closed" end
-  if not how then return nil, message end
+  if not how then
+    -- its SIGTERM was not sent (an app the launcher may not signal): no
+    -- stop has begun, and what watched it watches on
+    watch_again(self, watched)
+    return nil, message
+  end
   -- (a watch may have seen the end first, inside the wait: its record is
   -- the app's, and what it began for the group is over once this stop is)
   ended(self, how, true)
