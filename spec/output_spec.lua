@@ -691,6 +691,35 @@ function TC.test_an_on_output_that_raises_at_every_line_is_counted_whole_by_the_
   lu.assertTrue(said < 50, "a line for each")
 end
 
+-- A log function that raises (a ^C in it) on the held-back count said as
+-- the output closes at the app's end: the app's end is done all the same,
+-- on_exit called once (it was never called: the output, closed, was
+-- never finished again), and the raise reaches the wait.
+function TC.test_a_log_function_that_raises_at_the_outputs_last_words_leaves_on_exit_called()
+  local before = S.snapshot()
+  local exits, raised = 0, false
+  local go = S.tmpname("go")
+  local app = assert(appstart.start { argv = { F, "line=3:up", "lines=1:5:l", "waitfile=" .. go, "exit=0" }, ready = "fd",
+    stdout = "capture", on_output = function() error("refused") end, on_exit = function() exits = exits + 1 end,
+    log = function(_, message)
+      if not raised and message:find("more time", 1, true) then
+        raised = true
+        error("interrupted!", 0)
+      end
+    end })
+  -- (it ends once the start is back: its end is the wait's)
+  S.touch(go)
+  local ok, err = pcall(app.wait, app, 5)
+  lu.assertTrue(raised, "the held-back count was said")
+  lu.assertEquals({ ok, err }, { false, "interrupted!" })
+  lu.assertEquals(app.state, "exited")
+  lu.assertEquals(exits, 1, "on_exit called")
+  lu.assertEquals(app:wait(1).code, 0)
+  app:close()
+  lu.assertEquals(exits, 1, "once")
+  S.assert_clean(before)
+end
+
 -- What no tostring can show (a __tostring that returns a table) is said
 -- to be so: app:wait() does not raise it, and every line still comes.
 function TC.test_an_on_output_that_raises_what_cannot_be_shown_is_logged_and_reading_goes_on()

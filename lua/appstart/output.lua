@@ -327,6 +327,17 @@ function Out:close(later)
   else
     self.r:close()
   end
+  -- (a log function that raises there, a ^C in it, leaves the end done
+  -- all the same: on_exit was waiting for it, and nothing calls this
+  -- again once closed)
+  local ok, err = pcall(Out.last_words, self)
+  self.ending = false
+  if e and e.done then e.done() end
+  if not ok then error(err, 0) end
+end
+
+-- What was lost and not said yet, said as the output closes.
+function Out:last_words()
   if self.reports then self:report_drops(true) end
   -- (what on_output raised in its last second was held back: said now)
   local held = log.limited_over(self.limits, "on_output")
@@ -334,8 +345,6 @@ function Out:close(later)
     self.log("error", string.format("%s: on_output raised %d more time%s (logged once a second at most)",
       self.program, held, held == 1 and "" or "s"))
   end
-  self.ending = false
-  if e and e.done then e.done() end
 end
 
 --- The last n lines (read what is there first).
