@@ -1196,6 +1196,10 @@ void output_finish(struct output *o, int stream)
     o->cpos = o->clen = 0;
     st->split = 0;
     st->flush = st->plen > 0;
+    /* its last line, without its '\n', is a line: in its file too (the
+     * next app's first line, a restart's, would join it) */
+    if (st->file && st->file->open_line > 0)
+        file_append(o, st->file, "\n", 1);
 }
 
 void output_close_writers(struct output *o)

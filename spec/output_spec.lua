@@ -1099,6 +1099,32 @@ function TF.test_rotations_of_a_flood_leave_the_files_one_at_a_time_would()
   S.assert_clean(before)
 end
 
+-- An app's last line without its '\n' is a line in its file too: the
+-- next app's first line (a restart's, on the same file) does not join it
+-- (the file read "fatal: no configstart 2"), with or without rotation,
+-- and so for an app closed while it runs, its unfinished line the last.
+function TF.test_an_apps_last_line_without_a_newline_ends_in_its_file()
+  local before = S.snapshot()
+  for _, rotated in ipairs { false, true } do
+    local path = S.tmpname("glue")
+    local out = rotated and { file = path, max_bytes = 1000, keep = 2 } or { file = path }
+    for i = 1, 2 do
+      local app = assert(appstart.start { argv = { F, "line=1:start " .. i, "write=1:fatal: no config", "exit=1" },
+        ready = "none", stdout = out })
+      lu.assertEquals(app:wait(5).code, 1)
+      app:close()
+    end
+    local app = assert(appstart.start { argv = { F, "line=1:start 3", "write=1:still writ", "pause" },
+      ready = "none", stdout = out })
+    lu.assertTrue(S.await_with_sleep(function() return S.read(path):find("still writ$") ~= nil end, 5), "read")
+    app:close()
+    lu.assertEquals(S.read(path), "start 1\nfatal: no config\nstart 2\nfatal: no config\nstart 3\nstill writ\n",
+      rotated and "rotated" or "plain")
+    S.kill_strays()
+  end
+  S.assert_clean(before)
+end
+
 -- A line the app writes in two parts, the file's limit coming between
 -- them: the line goes whole to the next file (keep = 1), or stays whole in
 -- the emptied file (keep = 0), never split across the rotation.
