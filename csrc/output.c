@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,11 +203,52 @@ static long enlarge_pipe(int fd)
     return 0;
 }
 
-/* The stream's pipe closed: what it took of the budget is given back. */
+/* Whether a pipe's read end still has a writer (a child the app left
+ * holding it): no POLLHUP. */
+static int pipe_has_writer(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    int n;
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    return n < 0 || !(p.revents & POLLHUP);
+}
+
+/* Back to its first size, `enlarged` bytes less (1), emptied first: what
+ * it holds is a writer's that nobody will read, written since the app's
+ * end (the kernel refuses to shrink a pipe below what it holds: EBUSY;
+ * a few tries, as the writer may fill it again meanwhile). */
+static int shrink_pipe(int fd, long enlarged)
+{
+    int size = fcntl(fd, F_GETPIPE_SZ);
+    if (size <= 0 || (long)size <= enlarged)
+        return 0;
+    for (int tries = 0; tries < 4; tries++) {
+        char buf[16384];
+        /* (as many reads as the pipe's size holds: a bound, however fast
+         * the writer) */
+        for (int reads = size / (int)sizeof buf + 1; reads > 0; reads--)
+            if (sys_read(fd, buf, sizeof buf) <= 0)
+                break;
+        if (fcntl(fd, F_SETPIPE_SZ, (int)(size - enlarged)) >= 0)
+            return 1;
+        if (errno != EBUSY)
+            return 0;
+    }
+    return 0;
+}
+
+/* The stream's pipe closed: what it took of the budget is given back. The
+ * kernel counts a pipe's pages against the user until its last end is
+ * closed, so a pipe a writer still holds is shrunk first, and one that
+ * cannot be stays counted (else the budget would let the launcher take
+ * the user past pipe-user-pages-soft, its other processes' pipes 8 KiB). */
 static void close_pipe(struct output_stream *st)
 {
     if (st->fd >= 0 && st->enlarged) {
-        __atomic_sub_fetch(&pipe_budget_used, st->enlarged, __ATOMIC_RELAXED);
+        if (!pipe_has_writer(st->fd) || shrink_pipe(st->fd, st->enlarged))
+            __atomic_sub_fetch(&pipe_budget_used, st->enlarged, __ATOMIC_RELAXED);
         st->enlarged = 0;
     }
     sys_close(&st->fd);

@@ -334,6 +334,31 @@ function TC.test_captured_pipes_are_enlarged_within_a_budget()
   S.assert_clean(before)
 end
 
+-- A captured pipe that a child of the app still holds once it is closed
+-- (the app ended, a daemon it forked writes on): the kernel counts its
+-- pages against the user until that child lets go, so it is shrunk back
+-- to its first size before its budget is given back (it stayed 1 MiB, the
+-- launcher's budget said nothing was held, and a user's launcher that
+-- ran many such apps took the user past pipe-user-pages-soft).
+function TC.test_a_pipe_a_child_still_holds_is_shrunk_before_its_budget_is_given_back()
+  local before = S.snapshot()
+  local go, first, after, pid_file = S.tmpname("go"), S.tmpname("first"), S.tmpname("after"), S.tmpname("child")
+  local app = assert(appstart.start { argv = { F, "fork", "pidfile=" .. pid_file, "pipesize=" .. first,
+    "waitfile=" .. go, "pipesize=" .. after, "pause", "|", "waitfile=" .. first, "exit=0" },
+    ready = "none", stdout = "capture" })
+  lu.assertEquals(app:wait(5).code, 0)
+  lu.assertTrue(tonumber(S.read(first)) > 65536 or S.read("/proc/sys/fs/pipe-max-size") == "65536\n",
+    "its pipe was enlarged")
+  app:close()
+  lu.assertEquals(S.testing.pipe_budget(), 0, "given back")
+  S.touch(go)
+  lu.assertEquals(tonumber(S.await_file(after)), 65536, "the pipe the child holds, back to its first size")
+  local child = S.pid_in(pid_file)
+  os.execute("kill -KILL " .. child)
+  lu.assertTrue(S.await_gone(child))
+  S.assert_clean(before)
+end
+
 -- the CPU time this process has used, in seconds (utime + stime)
 local function cpu_seconds()
   local f = assert(io.open("/proc/self/stat"))
