@@ -11,7 +11,10 @@
  *
  * With --user the app always leads a session of its own, so it has no
  * controlling terminal: an app running as another user could otherwise push
- * keystrokes into the launcher's terminal (TIOCSTI). Nothing ever runs
+ * keystrokes into the launcher's terminal (TIOCSTI). An app of a user other
+ * than the caller's enters its directory as that user, by its absolute
+ * path: the caller's current directory, inherited, may lie where that user
+ * could never reach (under root's 0700 home). Nothing ever runs
  * through a shell: the PATH search is done here, without execvp's /bin/sh
  * fallback for a file that is not a valid executable.
  *
@@ -170,6 +173,8 @@ struct child_plan {
     int secure;                 /* AT_SECURE: the extra steps of setuid mode */
     const struct identity *id;  /* NULL: keep the current identity */
     const char *dir;
+    int dir_or_root;            /* dir is the caller's own: "/" where it
+                                   cannot be entered */
     int pid_fd;
     const int *keep_fds;        /* sorted when close_fds */
     int nkeep;
@@ -216,7 +221,12 @@ static void print_help(void)
           "  --setsid           the app leads a session of its own\n"
           "  --login-env        HOME, USER, LOGNAME, SHELL from the target's passwd\n"
           "                     entry (all four unset when it has none)\n"
-          "  --chdir DIR        change to DIR as the target user, before the exec\n"
+          "  --chdir DIR        change to DIR as the target user, before the exec;\n"
+          "                     with --user (another user than the caller), a\n"
+          "                     relative DIR is taken from the current directory\n"
+          "                     and entered by its absolute path, and without\n"
+          "                     --chdir the current directory is entered so, or\n"
+          "                     / where that user cannot enter it\n"
           "  --keep-fd N        an open descriptor (3 or more) the app keeps in setuid\n"
           "                     mode (run by root, it keeps every inherited one);\n"
           "                     repeatable\n"
@@ -1230,6 +1240,42 @@ static int compare_ints(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The directory an app of another user than the caller's starts in, as
+ * an absolute path, to be entered after the drop (so as that user, every
+ * part of it checked): an absolute dir as it is; a relative one joined to
+ * the current directory (entered relative to the inherited directory,
+ * only its own parts would be checked as that user); none, the current
+ * directory itself, with *or_root set: where that user cannot enter it,
+ * or it has no path (removed), the app starts in "/". Read here, before
+ * the fork: the child may call nothing but async-signal-safe functions. */
+static const char *app_directory(const char *dir, int *or_root)
+{
+    static char path[PATH_MAX];
+    *or_root = 0;
+    if (dir && dir[0] == '/')
+        return dir;
+    /* (a path that is no absolute one: a directory outside the root, as
+     * the kernel's getcwd writes it) */
+    const char *got = getcwd(path, sizeof path);
+    if (!got || path[0] != '/') {
+        if (!dir)
+            return "/";
+        fail("chdir: %s: the current directory it is relative to has no path: %s", dir,
+             strerror(got ? ENOENT : errno == ERANGE ? ENAMETOOLONG : errno));
+    }
+    if (!dir) {
+        *or_root = 1;
+        return path;
+    }
+    size_t len = strlen(path), dlen = strlen(dir);
+    if (len > 1)
+        path[len++] = '/';  /* (none after "/") */
+    if (len + dlen >= sizeof path)
+        fail("chdir: %s: %s", dir, strerror(ENAMETOOLONG));
+    memcpy(path + len, dir, dlen + 1);
+    return path;
+}
+
 /* ---- everything from here to run_child runs in the forked child ---- */
 
 static void child_fail(int status_fd, int step, int err) __attribute__((noreturn));
@@ -1569,8 +1615,10 @@ static void run_child(const struct child_plan *plan, int status_fd)
             setrlimit(r, &mine) != 0)
             child_fail(status_fd, STEP_RLIMIT, errno);
     }
-    /* after the drop, so the directory is checked as the target user */
-    if (plan->dir && chdir(plan->dir) != 0)
+    /* after the drop, so the directory is checked as the target user; the
+     * caller's own, which that user cannot enter, gives way to "/" (as
+     * systemd starts a service with no directory given) */
+    if (plan->dir && chdir(plan->dir) != 0 && (!plan->dir_or_root || chdir("/") != 0))
         child_fail(status_fd, STEP_CHDIR, errno);
     if (plan->close_fds && (err = child_close_fds(plan)) != 0)
         child_fail(status_fd, STEP_FDS, err);
@@ -1910,8 +1958,16 @@ int main(int argc, char **argv)
         signal_mode(&opt, plan.secure);
     /* from here on messages go to the error pipe, which the app does not
      * inherit (in setuid mode the child closes it with the rest) */
-    if (opt.error_fd >= 0 && fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) == 0)
+    if (opt.error_fd >= 0) {
+        /* one that is not open would have the messages go to stderr, the
+         * app's (often /dev/null), where the caller does not look */
+        if (fcntl(opt.error_fd, F_SETFD, FD_CLOEXEC) != 0) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", opt.error_fd);
+            usage_error("--error-fd is not open", num);
+        }
         message_fd = opt.error_fd;
+    }
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", opt.pid_fd);
@@ -1975,6 +2031,11 @@ int main(int argc, char **argv)
      * terminal to push keystrokes into */
     plan.setsid = opt.setsid || plan.id != NULL;
     plan.dir = opt.dir;
+    /* an app of another user inherits no directory: its own is entered
+     * by path, as that user (what the caller could reach by its
+     * directory alone is not the app's) */
+    if (plan.id && plan.id->uid != getuid())
+        plan.dir = app_directory(opt.dir, &plan.dir_or_root);
     plan.pid_fd = opt.pid_fd;
     plan.argv = opt.argv;
 

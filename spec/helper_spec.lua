@@ -150,7 +150,7 @@ end
 -- the app's (the helper refused to run, on the app's say-so).
 function T.test_the_apps_arguments_are_never_read_as_the_helpers_options()
   local out = S.tmpname("out")
-  local code, rec, err = run_helper { "--pid-format", "line", "/bin/sh", "-c", 'echo "$@" > "$0"', out,
+  local code, rec, err = run_helper { "--pid-format", "line", "/bin/sh", "-c", 'echo "$@" > "$0.tmp" && mv "$0.tmp" "$0"', out,
     "--module-version", "0.0.9", "--error-fd", "3" }
   lu.assertEquals(code, 0, err)
   lu.assertEquals(err, "")
@@ -983,6 +983,45 @@ function T.test_chdir_into_a_directory_the_user_cannot_enter_runs_nothing()
   lu.assertEquals(S.children(), {})
 end
 
+--- Run spec/child/NAME.lua (with its arguments) as S.run_child runs one,
+-- but from directory dir (run_child's start from the suite's own): its
+-- output, and what closing the pipe returns.
+local function run_child_in(dir, name, ...)
+  local words = { sh_quote(S.spec_dir .. "/child/" .. name .. ".lua") }
+  for i = 1, select("#", ...) do words[#words + 1] = sh_quote((select(i, ...))) end
+  local p = assert(io.popen("timeout -s KILL 60 sh -c " .. sh_quote(S.san_prefix .. "export APPSTART_SPEC_FIXTURE="
+    .. sh_quote(S.fixture) .. '; script=$(readlink -f "$0") && cd ' .. sh_quote(dir)
+    .. ' && exec lua5.4 "$script" "$@"') .. " " .. table.concat(words, " ") .. " 2>&1"))
+  return p:read("a"), p:close()
+end
+
+-- An app of another user enters its directory as that user, by its
+-- absolute path: with no cwd, the launcher's own, or "/" where that user
+-- cannot enter it (the app inherited it: root's directory under a 0700
+-- one, its files read by relative paths); a relative cwd is joined to the
+-- launcher's (entered relative to the inherited directory, only its own
+-- parts were checked as the user, while its absolute spelling was
+-- refused).
+function T.test_another_users_app_enters_its_directory_by_path_as_that_user()
+  lu.skipIf(not S.is_root(), "needs root")
+  local locked = S.tmpname("locked")
+  local open = S.tmpname("open")
+  for _, dir in ipairs { locked .. "/work", open } do
+    assert(os.execute(string.format("mkdir -p -m 755 %s/sub && echo top > %s/notes.txt && chmod 644 %s/notes.txt",
+      dir, dir, dir)))
+  end
+  assert(os.execute("chmod 700 " .. locked))
+  local out, ok = run_child_in(locked .. "/work", "helper_the_directory_of_another_users_app", shared_dir())
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "none\t/\t\t1\nsub\thelper\thelper exited with code 1 without reporting a pid on fd 3: "
+    .. "chdir: Permission denied\n")
+  -- a launcher's directory the user may enter is the app's
+  out, ok = run_child_in(open, "helper_the_directory_of_another_users_app", shared_dir())
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "none\t" .. open .. "\ttop\t0\nsub\t" .. open .. "/sub\n")
+  lu.assertEquals(S.children(), {})
+end
+
 function T.test_a_file_without_a_shebang_is_never_run_through_a_shell()
   local dir, marker = S.tmpname("noshebang"), S.tmpname("shell-ran")
   assert(os.execute("mkdir -m 755 " .. dir))
@@ -1037,6 +1076,25 @@ function T.test_keep_fd_checks_its_number()
   lu.assertEquals(rec, "")
   lu.assertStrContains(err, "--keep-fd is not open: 4")
   lu.assertEquals((run_helper({ "--keep-fd=4", "--", "true" }, "exec 4</dev/null; ")), 0)
+end
+
+-- An error fd that is not open is a usage error, as a pid fd or a kept
+-- one is: the messages went to stderr (the app's, often /dev/null) where
+-- the caller never looks, and the app ran.
+function T.test_an_error_fd_that_is_not_open_is_a_usage_error()
+  local marker = S.tmpname("ran")
+  local code, rec, err = run_helper({ "--error-fd", "9", "--", F, "pidfile=" .. marker }, "exec 9>&-; ")
+  lu.assertEquals(code, 2, err)
+  lu.assertEquals(rec, "")
+  lu.assertStrContains(err, "appstart-helper: --error-fd is not open: 9\nusage: appstart-helper ")
+  lu.assertNil(S.read(marker), "the program ran")
+  -- open, it takes what follows (the usage, then, is not printed)
+  code, rec, err = run_helper({ "--error-fd", "9", "--pid-fd", "5", "--", "true" }, "exec 9>" .. marker .. ".err; ")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(rec, "")
+  lu.assertEquals(err, "")
+  lu.assertEquals(S.read(marker .. ".err"), "appstart-helper: pid fd is not open: 5\n")
+  lu.assertEquals(S.children(), {})
 end
 
 function T.test_user_refuses_a_terminal_on_a_kept_descriptor_when_run_by_root()
@@ -1423,6 +1481,29 @@ function U.test_a_dropped_start_of_another_users_app_has_it_killed_through_the_h
   lu.assertTrue(S.await_gone(leader), "the dropped group start's app was killed")
   lu.assertTrue(S.await_gone(child), "what it forked into its group too")
   lu.assertStrContains(out, "\nleft\ttrue\t\n")
+end
+
+-- An env for an app of another user, started by a launcher that is not
+-- root, is an argument error (the command's: a usage error): the setuid
+-- helper rebuilds the app's environment, and the start went on without
+-- the env given.
+function U.test_an_env_given_to_an_unprivileged_launchers_start_as_another_user_is_refused()
+  write_policy("nobody: daemon\n")
+  local helper = install_copy()
+  local lua_path = S.public_tree()
+  local out, ok = run_child_as_nobody(helper, "helper_env_given_to_a_setuid_helper",
+    lua_path:match("^(.-)/%?%.lua;") .. "/bin/appstart")
+  lu.assertTrue(ok, out)
+  local why = "field 'env': cannot be combined with 'user' in a launcher that is not root: the setuid "
+    .. "appstart-helper rebuilds the app's environment (README: A setuid helper)"
+  lu.assertStrContains(out, "start\tappstart.start: " .. why .. "\nbegin\tappstart.begin: " .. why
+    .. "\nstarted\t15\n")
+  lu.assertStrContains(out, "\ncommand\t2\tappstart: option '--env': cannot be combined with '--user' in a "
+    .. "launcher that is not root: the setuid appstart-helper rebuilds the app's environment (README: A setuid "
+    .. "helper)\n")
+  lu.assertStrContains(out, "\ncommand\t2\tappstart: option '--clear-env': cannot be combined with '--user' in a "
+    .. "launcher that is not root: the setuid appstart-helper rebuilds the app's environment (README: A setuid "
+    .. "helper)\n")
 end
 
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()

@@ -789,6 +789,8 @@ local FIELD_OPTIONS = {
 local function option_of(field, o)
   -- helper is set when --pid-fd or --pid-format is given without --user
   if field == "helper" then return o.pid_fd and "--pid-fd" or "--pid-format" end
+  -- (an env of the command's own: --env given, or --clear-env alone)
+  if field == "env" then return o.env and "--env" or "--clear-env" end
   return FIELD_OPTIONS[field] or ("--" .. field:gsub("_", "-"))
 end
 

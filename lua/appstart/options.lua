@@ -355,6 +355,17 @@ local function rotated_as(value, other)
   end
 end
 
+-- Is the launcher root (its effective uid 0)? nil where /proc/self/status
+-- cannot be read (it cannot be told).
+local function launcher_is_root()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local euid = text and text:match("\nUid:%s*%d+%s+(%d+)")
+  if euid then return euid == "0" end
+end
+
 -- core.user's or core.group's answer: no entry (nil), not one that could
 -- not be read for now (nil, errno)
 local function no_entry(found, errno) return not found and not errno end
@@ -407,6 +418,14 @@ function options.check(opts)
     if opts.pid_fd ~= nil then
       return "pid_fd", "has no effect with 'user' (appstart-helper reports the pid; the app never sees it)"
     end
+  end
+  -- a launcher that is not root starts another user's app through a
+  -- setuid appstart-helper, which rebuilds the app's environment (what it
+  -- trusts of its caller's is a short list: README, A setuid helper): an
+  -- env would be dropped, the start going on without it
+  if user and opts.env ~= nil and launcher_is_root() == false then
+    return "env", "cannot be combined with 'user' in a launcher that is not root: the setuid appstart-helper"
+      .. " rebuilds the app's environment (README: A setuid helper)"
   end
   if ready_fd ~= nil then
     if opts.ready ~= "fd" then return "ready_fd", "has no effect without ready = 'fd'" end

@@ -110,7 +110,10 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
     -- it (with an entry or not: a user named "4242" is not uid 4242)
     app_uid = opts._uid
     -- the app gets a session of its own and no terminal, stdin from
-    -- /dev/null unless given; its directory is entered as its user
+    -- /dev/null unless given; its directory is entered as its user, by
+    -- its absolute path (a relative cwd from the launcher's directory;
+    -- with none, the launcher's directory, or "/" where that user cannot
+    -- enter it): appstart-helper's doing
     -- (a helper of another version says so: see finish_failed)
     helper = { settings.helper_path, "--module-version", settings.version, "--user", tostring(opts.user),
       "--pid-fd", tostring(pid_fd), "--pid-format", opts.pid_format or DEFAULTS.pid_format,

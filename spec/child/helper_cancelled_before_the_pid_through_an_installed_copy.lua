@@ -12,10 +12,6 @@ local K = require "childkit"
 
 local F = K.fixture()
 local DAEMON = core.user("daemon")
--- (the exec of an environment this long takes a while: the window; each
--- variable under the kernel's 128 KiB)
-local ENV = {}
-for i = 1, 8 do ENV["PAD" .. i] = string.rep("x", 100000) end
 
 local function children_of(pid)
   local f, set = io.open(string.format("/proc/%d/task/%d/children", pid, pid)), {}
@@ -32,7 +28,7 @@ for _ = 1, 20 do
   -- (a cancel waits for the end of what the stop killed, never for its
   -- kill_grace: the app the helper killed, orphaned to the launcher, ends
   -- at once, but no descriptor says so)
-  local h = appstart.begin { argv = { F, "pause" }, env = ENV, user = "daemon", ready = "none", stdout = "null",
+  local h = appstart.begin { argv = { F, "pause" }, user = "daemon", ready = "none", stdout = "null",
     stderr = "null", log = K.quiet, kill_grace = 10 }
   local helper
   for pid in pairs(children_of(me)) do
