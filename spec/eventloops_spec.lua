@@ -454,6 +454,76 @@ function TC.test_an_app_whose_pidfd_the_poll_set_cannot_take_is_terminated_at_it
   S.assert_clean(before)
 end
 
+-- A generator of the user's (coroutine.wrap) inside a controller's
+-- coroutine, which sleeps and starts apps: its waits yielded cqueues' poll
+-- to the generator's caller, who took cqueues' values for the
+-- generator's own and resumed it at once, thousands of times a start (a
+-- sleep returned the poll's values). Its waits block there, as the main
+-- thread's do, and its caller gets what it yields, nothing else.
+function TC.test_a_generator_inside_a_controller_yields_only_its_own_values()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local got, apps = {}, {}
+  cq:wrap(function()
+    local gen = coroutine.wrap(function()
+      coroutine.yield(appstart.sleep(0.05))
+      for i = 1, 2 do
+        local app = assert(appstart.start { argv = { F, "sleep=0.05", "line=3:up" .. i, "pause" }, ready = "fd",
+          log = S.quiet })
+        apps[i] = app
+        coroutine.yield(app.name)
+      end
+      return "done"
+    end)
+    -- (ten values at most: what took cqueues' for the generator's got
+    -- thousands; those not a string or a boolean by their type)
+    for _ = 1, 10 do
+      local v = gen()
+      got[#got + 1] = (type(v) == "string" or type(v) == "boolean") and v or type(v)
+      if v == "done" then break end
+    end
+    for _, app in pairs(apps) do app:terminate() end
+  end)
+  assert(cq:loop(20))
+  lu.assertEquals(got, { true, "up1", "up2", "done" })
+  lu.assertTrue(cq:empty())
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
+-- The same for a supervisor's call from such a generator (sv:up() of a
+-- supervisor the controller's coroutine made): its wait polled through
+-- cqueues, which yielded to the generator's caller, who never saw the
+-- call's result. It blocks there, as a plain script's call does.
+function TC.test_a_supervisors_call_from_a_generator_inside_a_controller_blocks()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local got = {}
+  cq:wrap(function()
+    local sv = appstart.supervisor { log = S.quiet, services = { a = { argv = { F, "sleep=0.05", "line=3:up",
+      "pause" }, ready = "fd" } } }
+    local gen = coroutine.wrap(function()
+      coroutine.yield(sv:up())
+      return "done"
+    end)
+    for _ = 1, 10 do
+      local v = gen()
+      got[#got + 1] = (type(v) == "string" or type(v) == "boolean") and v or type(v)
+      if v == "done" then break end
+    end
+    sv:down()
+  end)
+  assert(cq:loop(20))
+  lu.assertEquals(got, { true, "done" })
+  lu.assertTrue(cq:empty())
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 local TL = {}
 
 function TL.tearDown() S.kill_strays() end
@@ -1751,6 +1821,80 @@ for _, context in ipairs { "cqueues", "luv" } do
         context, got.over - got.exited))
       lu.assertEquals(got.app.how, { code = 5 }, context)
       got.app:close()
+    end)
+  end
+end
+
+-- A coroutine waits on an app of its own while the main thread's app
+-- floods its captured output (an on_output slow enough that the pipe never
+-- runs dry): each wait served a slice of that output and, having served
+-- something, returned at once without yielding, and app:wait waited
+-- again: the loop's other coroutines, timers and descriptors were served
+-- only once that wait was over (here at its 10 s bound, no tick before).
+-- A wait that served something gives the loop its turn first: the loop's
+-- own ticks come meanwhile, and the fifth ends the app waited on.
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_wait_serving_the_main_threads_flood_lets_the_loop_run"] = function()
+    leaves_nothing(context, function()
+      local n, slow = 0, true
+      local flood = assert(appstart.start { argv = { F, "lines=1:100000000:" .. string.rep("x", 40) },
+        ready = "none", stdout = "capture", log = S.quiet, on_output = function()
+          n = n + 1
+          if slow then
+            local t = os.clock() + 0.00002
+            repeat until os.clock() >= t
+          end
+        end })
+      local got = { ticks = 0 }
+      in_context(context, function(spawn)
+        local paused = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+        got.paused = paused
+        local function tick()
+          got.ticks = got.ticks + 1
+          if got.ticks == 5 then paused:kill() end
+          return got.ticks == 5
+        end
+        if context == "cqueues" then
+          local cqueues = require "cqueues"
+          spawn(function()
+            repeat cqueues.sleep(0.01) until tick()
+          end)
+        else
+          -- (a tick is a timer's write and its read's callback: the loop's
+          -- timers and its poll of descriptors both; a wait of no time
+          -- made of a timer of 0 ms ran in the same pass of the timers,
+          -- over and over, and the poll never came)
+          -- (a poll handle on a pipe, no uv stream: libuv's first stream
+          -- keeps a descriptor of its loop's for good)
+          local uv = require "luv"
+          local fds = uv.pipe()
+          got.fds = fds
+          local poll, t = uv.new_poll(fds.read), uv.new_timer()
+          poll:start("r", function()
+            uv.fs_read(fds.read, 64)
+            if tick() then
+              poll:close()
+              t:close()
+            end
+          end)
+          t:start(10, 10, function() uv.fs_write(fds.write, "x") end)
+        end
+        local n0 = n
+        got.how, got.err = paused:wait(10)
+        got.ticked, got.read = got.ticks, n - n0
+      end)
+      slow = false
+      if got.fds then
+        require("luv").fs_close(got.fds.read)
+        require("luv").fs_close(got.fds.write)
+      end
+      lu.assertEquals(got.how, { signal = 15 }, context .. ": " .. tostring(got.err))
+      lu.assertEquals(got.ticked, 5, context)
+      lu.assertTrue(got.read > 0, context .. ": the flood was not read meanwhile")
+      got.paused:wait(5)
+      got.paused:close()
+      flood:terminate()
+      flood:close()
     end)
   end
 end

@@ -910,4 +910,35 @@ function T.test_spawn_outside_run_raises()
   lu.assertStrContains(tostring(err), "no loop is running")
 end
 
+-- A plain script's app:tail() reads all the pipes hold, also once a
+-- supervisor with a watchdog service has been up (its start begun
+-- served, by a backend of the supervisor's, registered for good): that
+-- backend said it was running, so every plain script's call from then on
+-- looked to be inside a loop, and app:tail() read a wake-up's worth (10
+-- ms of on_output) and left the rest to a loop that never turns. The
+-- app writes its lines, then its ready line: all of them are in the pipe,
+-- or read, once the start returns; 50 us of on_output each, they take
+-- many wake-ups to hand over.
+function T.test_a_plain_scripts_tail_reads_all_the_pipes_hold_after_a_supervisor_was_up()
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local sv = appstart.supervisor { log = S.quiet, services = { a = { argv = { F, "notify=READY=1", "pause" },
+    watchdog = 10 } } }
+  assert(sv:up())
+  sv:down()
+  local n = 0
+  local app = assert(appstart.start { argv = { F, "lines=1:5000:line", "line=3:ok", "pause" }, ready = "fd",
+    stdout = "capture", log = S.quiet, on_output = function()
+      n = n + 1
+      local t = os.clock() + 0.00005
+      repeat until os.clock() >= t
+    end })
+  lu.assertEquals(app:tail(1), { "line5000" })
+  lu.assertEquals(n, 5000)
+  lu.assertFalse(loop.inside(), "a plain script's main thread is inside no loop")
+  app:terminate()
+  app:close()
+  S.assert_clean(before)
+end
+
 return { TestLoop = T }

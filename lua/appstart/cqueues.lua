@@ -16,8 +16,17 @@ local now = core.now
 
 local B = {}
 
+-- Only in a coroutine of the controller's own (cq:wrap's: cqueues.running()
+-- then says true beside the controller), whose yield reaches it. In a
+-- coroutine of the user's inside one (a generator, coroutine.wrap; and
+-- cqueues.auxlib.wrap's too, which passes the poll on to the controller,
+-- but which cqueues.running() does not tell apart) the poll was yielded
+-- to whoever resumed it: a generator's caller took cqueues' values for
+-- its own, and resumed it at once, over and over. There the waits block,
+-- as the main thread's do (and a nested wait's inside appstart.run).
 function B.applies()
-  return cqueues.running() ~= nil and coroutine.isyieldable()
+  local controller, own = cqueues.running()
+  return controller ~= nil and own and coroutine.isyieldable()
 end
 
 -- A watch or a listener polls a copy of the owner's descriptor, its own:

@@ -428,7 +428,10 @@ end
 -- A backend lets the same waits yield to an event loop the user already
 -- runs: { applies = fn() -> bool, wait = fn(fd, deadline) -> true|false,
 -- spawn = fn(fn, ...), watch = fn(fd, fn, interval) -> handle with cancel(),
--- listen = fn(fd, fn) -> handle, at = fn(time, fn) -> handle }
+-- listen = fn(fd, fn) -> handle, at = fn(time, fn) -> handle,
+-- running = fn() -> bool (its loop runs around the caller: loop.inside),
+-- served = fn() -> bool (what was made under it stays served, with no
+-- loop running: loop.still_served) }
 -- (all but applies and wait optional: without them, callbacks run inline
 -- and watches, listeners and timers go to the shared poller). A backend yields, so it is only asked
 -- (applies) inside a coroutine; the main thread always blocks.
@@ -838,7 +841,18 @@ function loop.wait(source, deadline, owner)
     core.reap()
     local served = nserved
     serve_now()
-    if fd and nserved ~= served then return true end
+    if fd and nserved ~= served then
+      -- something was served: the caller looks again, but only once the
+      -- other loop has had its turn (a wait of no time). Returned at once,
+      -- a caller that waits on (app:wait) while the main thread's app
+      -- floods its output served a slice of it at each wait and never
+      -- yielded: the loop's other coroutines waited until its wait was
+      -- over. (Only then: a wait that served nothing costs no more.)
+      local r, why = b.wait(nil, now())
+      core.reap()
+      if r == nil then return r, why end
+      return true
+    end
     while true do
       local other, at = nil, nil
       if b.outside then other, at = loop.outside() end
@@ -1100,9 +1114,10 @@ end
 --- Is what was made under backend b (loop.backend()) still served from
 -- here: served now, or b's loop still running (b.running()), as luv's is
 -- in its callbacks on the main thread (not once the loop has returned),
--- or a supervisor's at each of its calls that wait?
+-- or served for good (b.served()), a supervisor's at each of its calls
+-- that wait?
 function loop.still_served(b)
-  return loop.served() or (b and b.running and b.running()) or false
+  return loop.served() or (b and ((b.served and b.served()) or (b.running and b.running()))) or false
 end
 
 -------------------------------------------------------------------------------

@@ -248,7 +248,16 @@ function B.wait(fd, deadline, owner, other)
   if task then task.finish = finish end
   on_change = function() finish(false) end
   outside_waits[on_change] = true
-  if deadline then
+  if deadline and deadline <= now() then
+    -- a wait of no time (loop.wait's turn for the loop after serving): an
+    -- idle handle, run once in the loop's next turn, after its timers,
+    -- its poll following. A timer of 0 ms set from a timer's callback
+    -- runs in that same pass over the timers (libuv 1.44): a coroutine
+    -- that waited so over and over kept the loop from its poll, every
+    -- descriptor's callback held back.
+    timer = uv.new_idle()
+    timer:start(function() finish(false) end)
+  elseif deadline then
     timer = uv.new_timer()
     -- libuv counts from its loop's time, taken when the loop last woke:
     -- that time is brought up to date first, and a timer that fires early

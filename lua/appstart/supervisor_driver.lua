@@ -252,8 +252,11 @@ function BACKEND.applies()
 end
 
 -- Its starts stay served once begun (loop.still_served): each call of the
--- supervisor's that waits serves them, on the main thread too.
-function BACKEND.running() return true end
+-- supervisor's that waits serves them, on the main thread too. Served,
+-- not running: no loop runs around a plain script once this backend is
+-- registered (loop.inside), whose app:tail() reads all the pipes hold,
+-- not a wake-up's worth with the rest left to a loop that never turns.
+function BACKEND.served() return true end
 
 -- A start's beginning does not wait; were it to, it would block.
 function BACKEND.wait(fd, deadline)
@@ -300,10 +303,11 @@ end
 
 --- The environment of the calling coroutine: a task of appstart.run; else,
 -- for a supervisor of the main thread's (of_main: one made there), one
--- that serves the main thread (MAIN); else a coroutine of a cqueues controller
--- (which can yield to nothing else, even once appstart.luv is loaded:
+-- that serves the main thread (MAIN); else a coroutine of a cqueues controller's
+-- own (which can yield to nothing else, even once appstart.luv is loaded:
 -- appstart.loop would send its waits to luv); else one resumed from luv's
--- loop (once appstart.luv is loaded); else plain.
+-- loop (once appstart.luv is loaded); else plain (a coroutine of the
+-- user's inside a controller too).
 function M.current(of_main)
   -- cqueues' modules are loaded as soon as cqueues is, from any thread
   -- (loop.cqueues_adapter; the adapter loads cqueues.condition, so taking
@@ -317,7 +321,12 @@ function M.current(of_main)
   if loop.running() then return PLAIN end -- a loop's callback: waits block
   local _, main = coroutine.running()
   if main or not coroutine.isyieldable() then return PLAIN end
-  if package.loaded.cqueues and package.loaded.cqueues.running() then
+  -- (a coroutine of the controller's own: in one of the user's inside it,
+  -- a generator, cqueues.poll would yield to whoever resumed it, as
+  -- appstart.cqueues' B.applies tells; the calls there wait as plain)
+  local controller, own = nil, false
+  if package.loaded.cqueues then controller, own = package.loaded.cqueues.running() end
+  if controller and own then
     cqueues = cqueues or require "cqueues"
     condition = condition or require "cqueues.condition"
     cq_backend = cq_backend or require "appstart.cqueues"
