@@ -841,6 +841,31 @@ function Reentry.test_a_log_function_that_raises_at_the_spawn_in_a_loop_has_the_
   raise_at_spawned(true)
 end
 
+-- A log function that raises (a ^C in it) at a step of h:wait(), after
+-- the spawn (the app's STATUS= told): the error goes on, and the start is
+-- cancelled, its app ended, as appstart.start's is (it ran on for as long
+-- as the handle was held), plain and in a loop.
+function Reentry.test_a_log_function_that_raises_at_a_step_of_h_wait_cancels_the_start()
+  for _, in_run in ipairs { false, true } do
+    local before = S.snapshot()
+    local pid_file = S.tmpname("app")
+    local h
+    local function go()
+      h = appstart.begin { argv = { F, "pidfile=" .. pid_file, "notify=STATUS=hello", "pause" }, ready = "notify",
+        log = function(_, message) if message:find("status: hello", 1, true) then error("interrupted!", 0) end end }
+      return pcall(h.wait, h)
+    end
+    local ok, err
+    if in_run then appstart.run(function() ok, err = go() end) else ok, err = go() end
+    local what = in_run and "in a run" or "plain"
+    lu.assertEquals({ ok, err }, { false, "interrupted!" }, what)
+    lu.assertTrue(h.done, what)
+    lu.assertEquals(h.err.code, "cancelled", what)
+    lu.assertFalse(S.alive(S.pid_in(pid_file)), what .. ": the app runs on")
+    S.assert_clean(before)
+  end
+end
+
 -- on_output steps its own failed start as it is told the app's last line
 -- (read as the failure is made): the failure is made once, logged once
 function Reentry.test_a_failed_start_stepped_from_its_last_lines_fails_once()

@@ -1232,6 +1232,17 @@ local function wait_or_end(h, s)
   error(r, 0)
 end
 
+-- A step of h:wait(): one that raises (a ^C in a callback it runs, a log
+-- function that raises) ends the start first, as a wait that raises does
+-- (wait_or_end), unless it is done (its app was handed over: what
+-- appstart.start's own handle leaves to its caller too).
+local function step_or_end(h, s)
+  local ok, done = pcall(h.step, h)
+  if ok then return done end
+  if not h.done then finish_cancelled(h, s) end
+  error(done, 0)
+end
+
 --- Step until done, waiting in between (yields inside a loop): app | nil,
 -- err. A wait cancelled (the calling task was) cancels the start (and the
 -- task a check function runs in).
@@ -1246,7 +1257,7 @@ function Starting:wait()
   if waited and wait_or_end(self, s) == nil then
     finish_cancelled(self, s, true)
   else
-    while not self:step() do
+    while not step_or_end(self, s) do
       waited = true
       if wait_or_end(self, s) == nil then
         finish_cancelled(self, s, true)
