@@ -1386,6 +1386,33 @@ function TB.test_begin_runs_no_callback_before_it_returns()
   S.assert_clean(before)
 end
 
+-- A start whose exec failed is done at the first step, or, where its
+-- child had not quite ended then (it is on its way out), at a step due at
+-- once and then soon: a loop of the caller's that steps on h:timeout()
+-- alone was told to come back at the pid deadline (pid_timeout, 10 s).
+function TB.test_a_failed_exec_is_due_at_once_for_a_loop_that_steps_on_the_timeout()
+  local before = S.snapshot()
+  local late, longest = 0, 0
+  for _ = 1, 50 do
+    local h = appstart.begin { argv = { "/nonexistent/app" }, log = S.quiet }
+    local steps = 0
+    while not h:step() do
+      steps = steps + 1
+      local due = h:timeout()
+      longest = math.max(longest, due)
+      if steps > 1000 or due >= 1 then break end
+      appstart.sleep(due)
+    end
+    if not h.done then
+      late = late + 1
+      h:wait()
+    end
+    lu.assertEquals(h.err.code, "spawn")
+  end
+  lu.assertEquals(late, 0, string.format("steps due %.3f s later", longest))
+  S.assert_clean(before)
+end
+
 function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   local before = S.snapshot()
   -- the grace leaves room for a child that has not reached its exec yet

@@ -1054,6 +1054,19 @@ function Starting:step()
     local r = rare(self)
     if not r.looking then r.looking = t end
     self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - r.looking)))
+  elseif pid_phase and s:phase() == "reap" then
+    -- its exec failed, and its child, on its way out (_exit), was not a
+    -- zombie yet: done in a moment, so the next step is due at once, then
+    -- soon (each wait as long as it has been looked for, from 1 ms), not
+    -- at the pid deadline, for a loop of the caller's that steps on
+    -- h:timeout() alone
+    local r = rare(self)
+    if not r.looking then
+      r.looking = t
+      self._wake = t
+    else
+      self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - r.looking)))
+    end
   else
     self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
   end
