@@ -1542,6 +1542,39 @@ function TB.test_a_start_stepped_to_its_end_is_not_waited_for_again()
   S.assert_clean(before)
 end
 
+-- ready_timeout counts from the exec for a start with no helper, however
+-- late its first step comes (a caller's loop busy elsewhere): it counted
+-- from that step without a pidfd (the fallback) and where the exec's
+-- verdict comes over a pipe, the app given the lateness on top, while with
+-- a pidfd it did not. Each way, the first step after the deadline fails.
+function TB.test_ready_timeout_counts_from_the_exec_however_late_the_first_step()
+  for _, way in ipairs { "pidfd", "no pidfd", "exec pipe" } do
+    local before = S.snapshot()
+    local was = S.testing.use_pidfd()
+    local ok, err = pcall(function()
+      if way == "no pidfd" then S.testing.use_pidfd(false) end
+      if way == "exec pipe" then S.testing.exec_report("pipe") end
+      local pid_file = S.tmpname("app")
+      local h = appstart.begin { argv = { F, "pidfile=" .. pid_file, "pause" }, ready = "notify",
+        ready_timeout = 0.3, kill_grace = 5, log = S.quiet }
+      -- (the caller busy elsewhere past the deadline)
+      S.core.wait_readable(-1, 0.6)
+      local pid = S.pid_in(pid_file)
+      -- that first step fails the start: its app is terminated (SIGTERM),
+      -- with no other step (it was given a deadline from then, at which
+      -- only a step would look)
+      h:step()
+      lu.assertTrue(S.await_gone(pid, 5), way .. ": the app was not terminated at the first step")
+      lu.assertNil(h:wait())
+      lu.assertEquals(h.err.code, "timeout", way)
+    end)
+    S.testing.use_pidfd(was)
+    S.testing.exec_report("auto")
+    assert(ok, err)
+    S.assert_clean(before)
+  end
+end
+
 function TB.test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_app()
   -- where vfork is a fork the exec's verdict comes later, over a pipe: a
   -- start stopped meanwhile still holds, and ends, the process it spawned

@@ -1029,7 +1029,13 @@ function Starting:step()
   else
     deadline = self._ready_deadline
     if not deadline then
-      deadline = t + (self._opts.ready_timeout or DEFAULTS.ready_timeout)
+      -- from the ready phase's beginning: the exec, for a start with no
+      -- helper (its first step may come late: a caller's loop busy
+      -- elsewhere, a slow log function at the spawn), this step for one
+      -- whose helper has just reported
+      local opts = self._opts
+      local forks = type(opts.ready) == "table" and opts.ready.forks
+      deadline = ((opts.helper or opts.user or forks) and t or self._t0) + (opts.ready_timeout or DEFAULTS.ready_timeout)
       -- (one an EXTEND_TIMEOUT_USEC= before this phase asked for, if later)
       local r = self._rare
       if r and r.extend_until and r.extend_until > deadline then
