@@ -67,6 +67,7 @@ struct output_stream {
     size_t plen;  /* bytes in partial */
     long long end_left; /* what is left of the app's own output, once it
                            has ended (output_bound_end); -1: not bounded */
+    int first_size;     /* the pipe's size as made (enlarged: see below) */
     long enlarged;      /* bytes of the pipe past its first size, counted
                            in the process's pipe budget until its close */
     struct output_file *file;
@@ -118,6 +119,7 @@ void output_init(struct output *o, size_t keep)
     for (int i = 0; i < 2; i++) {
         o->s[i].fd = o->s[i].writer = -1;
         o->s[i].enlarged = 0;
+        o->s[i].first_size = 0;
         o->s[i].sink = OUTPUT_NONE;
         o->s[i].level = 6;
         o->s[i].flush = 0;
@@ -180,7 +182,7 @@ static long pipe_budget(void)
  * PIPE_SIZE_MAX and within the budget: tried from pipe-max-size down, as
  * a user over pipe-user-pages-soft gets EPERM. Returns the bytes added,
  * counted in the budget. */
-static long enlarge_pipe(int fd)
+static long enlarge_pipe(int fd, int *first_size)
 {
     long max = sysctl_long("/proc/sys/fs/pipe-max-size");
     if (max <= 0)
@@ -188,6 +190,7 @@ static long enlarge_pipe(int fd)
     if (max > PIPE_SIZE_MAX)
         max = PIPE_SIZE_MAX;
     int first = fcntl(fd, F_GETPIPE_SZ);
+    *first_size = first;
     if (first <= 0)
         return 0;
     long budget = -1;
@@ -215,15 +218,18 @@ static int pipe_has_writer(int fd)
     return n < 0 || !(p.revents & POLLHUP);
 }
 
-/* Back to its first size, `enlarged` bytes less (1), emptied first: what
- * it holds is a writer's that nobody will read, written since the app's
- * end (the kernel refuses to shrink a pipe below what it holds: EBUSY;
- * a few tries, as the writer may fill it again meanwhile). */
-static int shrink_pipe(int fd, long enlarged)
+/* Back to its first size (1), emptied first: what it holds is a
+ * writer's that nobody will read, written since the app's end (the kernel
+ * refuses to shrink a pipe below what it holds: EBUSY; a few tries, as the
+ * writer may fill it again meanwhile). One at its first size or below
+ * already (the app shrank it itself) is done. */
+static int shrink_pipe(int fd, int first_size)
 {
     int size = fcntl(fd, F_GETPIPE_SZ);
-    if (size <= 0 || (long)size <= enlarged)
+    if (size < 0 || first_size <= 0)
         return 0;
+    if (size <= first_size)
+        return 1;
     for (int tries = 0; tries < 4; tries++) {
         char buf[16384];
         /* (as many reads as the pipe's size holds: a bound, however fast
@@ -231,7 +237,7 @@ static int shrink_pipe(int fd, long enlarged)
         for (int reads = size / (int)sizeof buf + 1; reads > 0; reads--)
             if (sys_read(fd, buf, sizeof buf) <= 0)
                 break;
-        if (fcntl(fd, F_SETPIPE_SZ, (int)(size - enlarged)) >= 0)
+        if (fcntl(fd, F_SETPIPE_SZ, first_size) >= 0)
             return 1;
         if (errno != EBUSY)
             return 0;
@@ -247,7 +253,7 @@ static int shrink_pipe(int fd, long enlarged)
 static void close_pipe(struct output_stream *st)
 {
     if (st->fd >= 0 && st->enlarged) {
-        if (!pipe_has_writer(st->fd) || shrink_pipe(st->fd, st->enlarged))
+        if (!pipe_has_writer(st->fd) || shrink_pipe(st->fd, st->first_size))
             __atomic_sub_fetch(&pipe_budget_used, st->enlarged, __ATOMIC_RELAXED);
         st->enlarged = 0;
     }
@@ -265,7 +271,7 @@ int output_open_pipe(struct output *o, int stream, int sink, int *writer)
     int err = sys_pipe(p, 1);
     if (err)
         return err;
-    o->s[stream].enlarged = enlarge_pipe(p[0]);
+    o->s[stream].enlarged = enlarge_pipe(p[0], &o->s[stream].first_size);
     o->s[stream].fd = p[0];
     o->s[stream].sink = sink;
     o->s[stream].writer = p[1];
@@ -742,6 +748,9 @@ static void file_failed(struct output *o, struct output_file *f, int err, long l
     o->file_err = err;
     o->file_dropped += lost;
     sys_close(&f->fd);
+    /* (the line under way went with what was lost: the file made again
+     * is one as found, with no line of this app's to end) */
+    f->open_line = 0;
 }
 
 /* How many rotations writing buf (len bytes) makes (see next_cut),
@@ -1240,7 +1249,7 @@ void output_finish(struct output *o, int stream)
     st->flush = st->plen > 0;
     /* its last line, without its '\n', is a line: in its file too (the
      * next app's first line, a restart's, would join it) */
-    if (st->file && st->file->open_line > 0)
+    if (st->file && st->file->fd >= 0 && st->file->open_line > 0)
         file_append(o, st->file, "\n", 1);
 }
 

@@ -1394,6 +1394,41 @@ function TF.test_a_rotation_out_of_descriptors_makes_its_file_once_they_are_back
   end
 end
 
+-- A rotation that cannot make the fresh file (out of descriptors) loses
+-- the line under way: the '\n' that ends an app's unfinished last line at
+-- its end is not written for it, into a file made again for that alone
+-- (PATH held one empty line the app never wrote).
+function TF.test_a_failed_rotation_leaves_no_newline_of_its_own_at_the_apps_end()
+  local dir = S.tmpname("rotfail")
+  assert(os.execute("mkdir " .. dir))
+  local path = dir .. "/out.log"
+  local out, ok = S.run_child({ nofile = 64, timeout = 30 }, "output_a_failed_rotation_ends_no_line_of_its_own", path,
+    dir .. "/go-a", dir .. "/go-b")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "lost\nended\t0\nleft\ttrue\n")
+  lu.assertEquals(S.read(path .. ".1"), "aaaa\n")
+  lu.assertNil(S.read(path), "a file made for the newline alone")
+end
+
+-- A pipe the app made smaller itself (F_SETPIPE_SZ), which a child of its
+-- still holds as the launcher lets go of it: the kernel counts no more
+-- than its first size, and its budget is given back (it was kept for
+-- good: a service restarted over and over used the launcher's budget up).
+function TC.test_a_pipe_the_app_shrank_itself_gives_its_budget_back()
+  local before = S.snapshot()
+  lu.skipIf(S.read("/proc/sys/fs/pipe-max-size") == "65536\n", "pipes cannot be enlarged here")
+  local pid_file = S.tmpname("child")
+  local app = assert(appstart.start { argv = { F, "setpipe=4096", "fork", "pidfile=" .. pid_file, "pause", "|",
+    "waitfile=" .. pid_file, "exit=0" }, ready = "none", stdout = "capture" })
+  lu.assertEquals(app:wait(5).code, 0)
+  app:close()
+  lu.assertEquals(S.testing.pipe_budget(), 0, "given back")
+  local child = S.pid_in(pid_file)
+  os.execute("kill -KILL " .. child)
+  lu.assertTrue(S.await_gone(child))
+  S.assert_clean(before)
+end
+
 -- A rotation in a sticky directory others may write (as /tmp) moves and
 -- removes only names of root's, the launcher's, the directory owner's or
 -- the app's user's: another user's PATH.1 and PATH.2 there (which the

@@ -1247,7 +1247,9 @@ local function wait_or_end(h, s)
   -- (no longer waiting: a start whose stop needs no wait held the task)
   local task = loop.task()
   if task then unwait(h, task) end
-  finish_cancelled(h, s)
+  -- (the first error goes on: a log function that raises again as the
+  -- start is cancelled, a second ^C, would take its place)
+  pcall(finish_cancelled, h, s)
   error(r, 0)
 end
 
@@ -1258,7 +1260,7 @@ end
 local function step_or_end(h, s)
   local ok, done = pcall(h.step, h)
   if ok then return done end
-  if not h.done then finish_cancelled(h, s) end
+  if not h.done then pcall(finish_cancelled, h, s) end
   error(done, 0)
 end
 
