@@ -873,16 +873,7 @@ end
 -- then hung never judged so).
 function TW.test_a_terminate_that_cannot_signal_leaves_the_watchdog_on()
   lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
-  local suid, dir = S.setuid_fixture(), S.tmpname("shared")
-  assert(os.execute("mkdir -m 777 " .. dir))
-  local lua_path, lua_cpath = S.public_tree()
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 30,
-    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, "life_a_failed_terminate_leaves_the_watchdog_on", suid, dir)
-  local pid = tonumber(S.read(dir .. "/pid") or "")
-  lu.assertNotNil(pid, out)
-  lu.assertEquals(S.proc_status(pid).Uid:match("^(%d+)"), "0", "it became root")
-  os.execute("kill -9 " .. pid)
-  lu.assertTrue(S.await_gone(pid))
+  local out = S.run_as_nobody_with_a_root_process("life_a_failed_terminate_leaves_the_watchdog_on", "pid", 30)
   lu.assertStrContains(out, "terminate\tnil\tOperation not permitted\tready\n")
   -- (the pings end about 0.6 s after ready; the watchdog's 0.3 s after)
   local took = tonumber(out:match("\nwatchdog\t(%d+%.%d+)\n"))

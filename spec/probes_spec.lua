@@ -529,16 +529,7 @@ end
 -- the start says so.
 function T.test_an_exec_probes_command_that_cannot_be_killed_is_let_go_of_after_kill_wait()
   lu.skipIf(not S.is_root(), "needs root to install a setuid copy")
-  local suid, dir = S.setuid_fixture(), S.tmpname("shared")
-  assert(os.execute("mkdir -m 777 " .. dir))
-  local lua_path, lua_cpath = S.public_tree()
-  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60,
-    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, "probe_leftover_of_another_user", suid, dir)
-  local stuck = tonumber(S.read(dir .. "/mark") or "")
-  lu.assertNotNil(stuck, out)
-  lu.assertEquals(S.proc_status(stuck).Uid:match("^(%d+)"), "0", "it became root")
-  os.execute("kill -9 " .. stuck)
-  lu.assertTrue(S.await_gone(stuck))
+  local out = S.run_as_nobody_with_a_root_process("probe_leftover_of_another_user", "mark", 60)
   local took = tonumber(out:match("^ready\t(%d+%.%d+)\n"))
   lu.assertNotNil(took, out)
   lu.assertTrue(took >= 10 and took < 30, out)

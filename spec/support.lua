@@ -64,6 +64,27 @@ function S.setuid_fixture()
   return suid
 end
 
+--- Run spec/child/NAME.lua as nobody (the module copied where nobody
+-- may read it), its arguments a setuid-root copy of the fixture and a
+-- directory all may write, DIR, whose file `pid_name` the process it
+-- makes become root writes its pid to: that process is checked root and
+-- killed (the child's launcher may not). The child's output, or an error
+-- when no such pid was written.
+function S.run_as_nobody_with_a_root_process(name, pid_name, timeout)
+  local suid, dir = S.setuid_fixture(), S.tmpname("shared")
+  assert(os.execute("mkdir -m 777 " .. dir))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = timeout,
+    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath } }, name, suid, dir)
+  local pid = tonumber(S.read(dir .. "/" .. pid_name) or "")
+  if not pid then error("no process became root: " .. out, 2) end
+  local uid = S.proc_status(pid).Uid:match("^(%d+)")
+  os.execute("kill -9 " .. pid)
+  assert(S.await_gone(pid))
+  if uid ~= "0" then error("pid " .. pid .. " did not become root: " .. out, 2) end
+  return out
+end
+
 local tmp_count = 0
 --- A fresh path under the per-run temporary directory.
 function S.tmpname(stem)
