@@ -451,6 +451,56 @@ function T.test_what_a_failed_group_start_leaves_is_reaped_while_a_helpers_start
   S.assert_clean(before)
 end
 
+-- A step woken by something else than the probe (the app's captured
+-- output, a line every 10 ms) makes no try before the next is due: each
+-- ran an exec probe's command (or called a check function, opened a
+-- connection), as fast as the app wrote, whatever probe_interval.
+function T.test_the_apps_output_brings_no_try_before_the_next_is_due()
+  local before = S.snapshot()
+  local runs = S.tmpname("runs")
+  local lines = 0
+  local err = select(2, start { argv = { "/bin/sh", "-c", "while :; do echo line; sleep 0.01; done" },
+    stdout = "capture", on_output = function() lines = lines + 1 end, kill_grace = 0.2,
+    ready = { exec = { "/bin/sh", "-c", 'echo x >> "$0"; exit 1', runs } }, probe_interval = 1, ready_timeout = 1.5 })
+  lu.assertEquals(err.code, "timeout")
+  local tries = #S.lines(S.read(runs))
+  -- (1, 2, 4 ... 512 ms apart, then 1 s: a dozen at most in 1.5 s)
+  lu.assertTrue(lines > 20, "the app wrote " .. lines .. " lines")
+  lu.assertTrue(tries <= 14, tries .. " tries in 1.5 s for " .. lines .. " lines")
+  S.assert_clean(before)
+end
+
+-- A probe start through a helper counts ready_timeout from the helper's
+-- report, as the other readiness kinds do (it counted from the start: a
+-- helper that took long left the probe a try, or none).
+function T.test_a_probe_behind_a_helper_has_ready_timeout_from_its_report()
+  local before = S.snapshot()
+  local t0 = now()
+  local app, err = start { argv = { "exit=0" }, helper = { F, "sleep=0.6", "fork", "pause", "|", "int32=3:child" },
+    ready = { file = S.tmpname("never") }, ready_timeout = 0.5, kill_grace = 1 }
+  local took = now() - t0
+  lu.assertNil(app)
+  lu.assertEquals(err.code, "timeout")
+  lu.assertTrue(took >= 1.05, string.format("failed %.3f s after the start: before 0.5 s of probing", took))
+  S.assert_clean(before)
+end
+
+-- A pass seen only past ready_timeout (a caller's loop that stepped the
+-- start late: its command had exited 0 meanwhile) comes too late, and the
+-- message says what passed (it spoke of a check function for every kind).
+function T.test_a_pass_seen_late_says_what_passed()
+  local before = S.snapshot()
+  local appstart = require "appstart"
+  local h = appstart.begin { argv = { F, "pause" }, ready = { exec = { "/bin/sh", "-c", "sleep 0.1" } },
+    ready_timeout = 0.4, kill_grace = 1, log = S.quiet }
+  h:step() -- the first try: its command runs
+  core.wait_readable(-1, 0.6) -- (the caller busy elsewhere)
+  lu.assertNil(h:wait())
+  lu.assertEquals(h.err.code, "timeout")
+  lu.assertStrMatches(h.err.message, "app not ready within 0%.4 s: its command %(/bin/sh%) exited 0 only after %d%.%d+ s")
+  S.assert_clean(before)
+end
+
 function T.test_an_exec_probe_that_hangs_is_bounded_by_probe_timeout()
   local mark = S.tmpname("hang")
   local err = fail_within({ ready = { exec = { F, "pidfile=" .. mark, "pause" } }, probe_timeout = 0.2,

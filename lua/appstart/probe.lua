@@ -109,6 +109,7 @@ function M.new(opts, start_wall, starter, before)
   if spec.connect then
     p.kind = "connect"
     p.family, p.where, p.port = options.parse_address(spec.connect)
+    p.target = spec.connect
     p.what = "no connection to " .. spec.connect
   elseif spec.file then
     p.kind, p.path, p.since, p.before = "file", spec.file, start_wall, before
@@ -402,6 +403,13 @@ end
 -- work: a start that fails).
 function Probe:try(app)
   local t = now()
+  -- (a step before the next try is due, woken by something else: the
+  -- app's output, a stray message; a try for each would run an exec
+  -- probe's command, or open a connection, as fast as the app writes)
+  if not self.pending and t < self.at then
+    self:settled()
+    return false
+  end
   if self.pending and t >= self.pending_until then
     -- its time is up: what it came to meanwhile counts first (a command
     -- that exited 0, a connection made, while nothing stepped the start);
@@ -414,6 +422,14 @@ function Probe:try(app)
   -- (a check function that still runs wakes the start when it returns)
   if ok == false and self.pending_kind ~= "check" then back_off(self) end
   return ok, why, errno
+end
+
+--- What a pass of this probe is, for a message that it came too late.
+function Probe:passed_as()
+  if self.kind == "check" then return "the check function returned true" end
+  if self.kind == "exec" then return format("its command (%s) exited 0", self.argv[1]) end
+  if self.kind == "file" then return self.path .. " was seen made" end
+  return "a connection to " .. self.target .. " was made"
 end
 
 --- What was awaited, and what the last try saw, for a timeout's message.

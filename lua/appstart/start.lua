@@ -890,6 +890,17 @@ local function wake(h)
   wake_waiters(h)
 end
 
+-- The ready phase's deadline, as it begins at t: ready_timeout from the
+-- exec for a start with no helper (its first step may come late: a
+-- caller's loop busy elsewhere, a slow log function at the spawn), from
+-- t for one whose helper has just reported (or a forking daemon's pid
+-- file been read).
+local function ready_deadline(h, t)
+  local opts = h._opts
+  local forks = type(opts.ready) == "table" and opts.ready.forks
+  return ((opts.helper or opts.user or forks) and t or h._t0) + (opts.ready_timeout or DEFAULTS.ready_timeout)
+end
+
 -- Ready to the core (the exec, the pid): the probe decides, raced against
 -- the app's death and ready_timeout.
 function probe_step(h)
@@ -940,14 +951,15 @@ function probe_step(h)
   local t = now()
   local deadline = h._ready_deadline
   if not deadline then
-    deadline = h._t0 + (h._opts.ready_timeout or DEFAULTS.ready_timeout)
+    deadline = ready_deadline(h, t)
     h._ready_deadline = deadline
   end
   if ok and t >= deadline and not s:app_ended() then
-    -- a check function that blocked past ready_timeout: its pass came too
-    -- late, as an exec probe's command that exits 0 after it does
-    return fail(h, "timeout", format("app not ready within %g s: the check function returned true only after %.3f s",
-      h._opts.ready_timeout or DEFAULTS.ready_timeout, t - h._t0))
+    -- a pass seen only past ready_timeout came too late: a check function
+    -- that blocked past it, a command that exited 0 after it, a try made
+    -- at a step that came late
+    return fail(h, "timeout", format("app not ready within %g s: %s only after %.3f s",
+      h._opts.ready_timeout or DEFAULTS.ready_timeout, p:passed_as(), t - h._t0))
   end
   if ok then
     p:close()
@@ -1029,13 +1041,7 @@ function Starting:step()
   else
     deadline = self._ready_deadline
     if not deadline then
-      -- from the ready phase's beginning: the exec, for a start with no
-      -- helper (its first step may come late: a caller's loop busy
-      -- elsewhere, a slow log function at the spawn), this step for one
-      -- whose helper has just reported
-      local opts = self._opts
-      local forks = type(opts.ready) == "table" and opts.ready.forks
-      deadline = ((opts.helper or opts.user or forks) and t or self._t0) + (opts.ready_timeout or DEFAULTS.ready_timeout)
+      deadline = ready_deadline(self, t)
       -- (one an EXTEND_TIMEOUT_USEC= before this phase asked for, if later)
       local r = self._rare
       if r and r.extend_until and r.extend_until > deadline then
