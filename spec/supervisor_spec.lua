@@ -1976,6 +1976,31 @@ function TCallbacks.test_down_waits_for_what_the_service_forked_into_its_group()
   end
 end
 
+-- A stop's SIGTERM on which the main exits is no crash: what is left in
+-- its group got that one SIGTERM (a second came, as for a crash, and the
+-- log said "its main process ended: SIGTERM to the 1 process left"), is
+-- counted in how.left, and gets SIGKILL after kill_grace.
+function TCallbacks.test_a_stop_the_main_exits_on_sends_its_group_one_sigterm()
+  local before = S.snapshot()
+  local child, trap = S.tmpname("child"), S.tmpname("trap")
+  local rec, logged = recorder(), {}
+  local sv = supervisor({ log = function(_, message) logged[#logged + 1] = message end, services = {
+    g = fd_service({ kill_grace = 0.5 }, "fork", "trap=TERM:" .. trap, "pidfile=" .. child, "pause", "|",
+      "catch=TERM", "waitsig=TERM", "sleep=0.1", "exit=0"),
+  } }, rec)
+  lu.assertEquals(sv:up(), true)
+  local pid = S.pid_in(child)
+  lu.assertEquals(sv:down(), true)
+  lu.assertFalse(S.alive(pid), "the child outlived sv:down()")
+  lu.assertEquals(S.read(trap), "15\n", "the child's SIGTERMs")
+  local how = rec.events("g", "stopped")[1].info.how
+  lu.assertEquals({ how.code, how.left }, { 0, 1 })
+  for _, message in ipairs(logged) do
+    lu.assertNil(message:find("its main process ended", 1, true), message)
+  end
+  S.assert_clean(before)
+end
+
 -- The same child left by a service that crashed (its main exited: the
 -- group gets SIGTERM at once, SIGKILL at kill_grace): a stop of it, in
 -- backoff or stopped by its policy, waits for that child too, as for a

@@ -142,9 +142,12 @@ end
 -- list, not its files); the wait for them is done after, not in the way
 -- of whoever saw the end (a supervisor about to restart). The process is
 -- closed once they are gone.
-local function sweep_group(app, proc)
+local function sweep_group(app, proc, stopped)
   local n = proc:rest()
   if n == 0 then return false end
+  -- (a stop's SIGTERM, a supervisor's, reached them already, and was
+  -- counted: the main process ended on it, no crash)
+  if stopped then return true end
   signal.rest(proc, app._opts, "TERM", app._log, app._program)
   signal.rest(proc, app._opts, "CONT", app._log, app._program)
   -- how.left counts them, as a stop's does (the how was made as the main
@@ -163,7 +166,11 @@ end
 -- end_the_rest sees to what is left in it (App.leftover)
 local leftovers = setmetatable({}, { __mode = "k" })
 
-function end_the_rest(app, proc)
+-- app -> true once a stop that does not wait (a supervisor's) has sent it
+-- a signal (App.stop_signal): its main's end is that stop's, no crash
+local stop_sent = setmetatable({}, { __mode = "k" })
+
+function end_the_rest(app, proc, stopped)
   -- (deadline: the SIGKILL's, which a stop with a grace of its own moves,
   -- until it is sent: await_leftovers)
   local entry = { proc = proc, finish = false, watch = false, deadline = now() + kill_grace(app), killed = false }
@@ -175,7 +182,7 @@ function end_the_rest(app, proc)
   end
   entry.finish = done
   -- (an error of the logger's comes out once what ends them is set up)
-  local swept_ok, swept = pcall(sweep_group, app, proc)
+  local swept_ok, swept = pcall(sweep_group, app, proc, stopped)
   if swept_ok and not swept then return done() end
   local function raise() if not swept_ok then error(swept, 0) end end
   if loop.served() then
@@ -294,7 +301,7 @@ local function ended(app, how, settled)
       -- closes the process once done
       stopping[app] = "ended"
     elseif not settled and proc:kill_mode() == "group" then
-      swept_ok, swept_err = pcall(end_the_rest, app, proc)
+      swept_ok, swept_err = pcall(end_the_rest, app, proc, stop_sent[app])
     else
       loop.close_process(proc)
     end
@@ -929,6 +936,20 @@ function App:kill(sig)
   if not self._proc then return nil, "closed" end
   -- (no stop: what it reaches of the app's tree is not counted in how.left)
   local ok, msg = signal.send(self._proc, self._opts, sig or "TERM", false, true)
+  if not ok then return nil, msg end
+  return true
+end
+
+--- sig to the app and what its kill_mode reaches, as a stop that does not
+-- wait sends it (a supervisor's: SIGTERM, SIGKILL after its grace): as
+-- app:kill(sig), but counted in how.left, and the main's end on it is
+-- the stop's, no crash (what is left in its group is not sent SIGTERM
+-- again, nor said to be left; it still gets SIGKILL after kill_grace).
+function App.stop_signal(app, sig)
+  if check(app) then return nil, "app has exited" end
+  if not app._proc then return nil, "closed" end
+  stop_sent[app] = true
+  local ok, msg = signal.send(app._proc, app._opts, sig)
   if not ok then return nil, msg end
   return true
 end

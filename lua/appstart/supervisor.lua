@@ -603,7 +603,9 @@ local function stop_app(sv, svc)
   if svc.state ~= "stopping" then transition(sv, svc, "stopping", { pid = svc.pid or nil }) end
   if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
   App.watchdog_over(app) -- (a stop: a shutdown that sends no ping is no hang)
-  local ok, message = app:kill("TERM")
+  -- (a stop's signals: counted in how.left, the main's end on them no
+  -- crash, its group not sent SIGTERM again)
+  local ok, message = App.stop_signal(app, "TERM")
   if not ok then
     if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
     -- it cannot be signalled (an app of another user, for a launcher
@@ -613,7 +615,7 @@ local function stop_app(sv, svc)
     release_app(sv, svc):close()
     return stopped(sv, svc, err, true)
   end
-  app:kill("CONT") -- a stopped process gets its TERM too
+  App.stop_signal(app, "CONT") -- a stopped process gets its TERM too
   svc.escalate_at, svc.escalated = now() + (svc.opts.kill_grace or DEFAULT_GRACE), nil
 end
 
@@ -621,7 +623,7 @@ local function escalate(sv, svc)
   if not svc.app then return end -- a start being cancelled escalates by itself
   if not svc.escalated then
     say(svc, "info", "pid %d still there after kill_grace: SIGKILL", svc.pid)
-    svc.app:kill("KILL")
+    App.stop_signal(svc.app, "KILL")
     svc.escalated, svc.escalate_at = true, now() + ending.KILL_WAIT
     return
   end
