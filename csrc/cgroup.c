@@ -163,19 +163,21 @@ static void each_inner(int dir_fd, int depth, int *budget,
                        void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
 static void remove_all_inner(int top_fd);
 
-/* Empty directories that killed launchers left under the parent: the pid
- * in the name is gone, and nothing runs in them (nor in the cgroups made
- * inside them, removed first). Returns how many were left, their apps
- * still running (or -1 when the parent could not be read). */
-static int remove_stale(int parent_fd)
+/* Remove the empty directories that killed launchers left under the
+ * parent: the pid in the name is gone, and nothing runs in them (nor in
+ * the cgroups made inside them, removed first). One whose app still runs
+ * is left for a later sweep, and so is one this process's own pid names
+ * (a Lua state of this process that has closed may have left it, but so
+ * may one open now, or another copy of the library loaded beside this
+ * one, and nothing here tells them apart). */
+static void remove_stale(int parent_fd)
 {
     int fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         sys_close(&fd);
-        return -1;
+        return;
     }
-    int left = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *name = e->d_name;
@@ -195,28 +197,33 @@ static int remove_stale(int parent_fd)
                 remove_all_inner(stale);
             sys_close(&stale);
         }
-        if (unlinkat(dirfd(d), name, AT_REMOVEDIR) < 0 && errno == EBUSY)
-            left++; /* populated (one that cannot be removed, another
-                     * user's, is no reason to look again) */
+        /* (one still populated, EBUSY, is looked at again by a later
+         * sweep) */
+        (void)unlinkat(dirfd(d), name, AT_REMOVEDIR);
     }
     closedir(d);
-    return left;
 }
 
-/* The parents already swept in this process. One found clean is not
- * swept again; one where a killed launcher's app still ran (or one a
- * launcher left running as it exited: app:close(), the command) is swept
- * again by a start once SYS_SWEEP_AGAIN seconds have passed, so that such
- * a directory goes once it has emptied, and many such apps running on
- * cost a start nothing in between. */
+/* The parents already swept in this process, and when again: each is
+ * swept again by a start once SYS_SWEEP_AGAIN seconds have passed since
+ * the last sweep ended, one found clean as well as one where a killed
+ * launcher's app still ran (or one a launcher left running as it exited:
+ * app:close(), the command). So a launcher that runs on (a supervisor)
+ * removes what launchers killed since its last sweep left, once empty
+ * (swept once a process, a clean parent kept them as long as that
+ * launcher ran, and under a cgroup.max.descendants they piled up until
+ * starts failed), and many apps running on under a parent cost a start
+ * one look at the clock in between. */
 static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sys_sweeps swept;
 static unsigned long serial;
 
 static void sweep_once(int parent_fd, const char *parent)
 {
-    if (sys_sweep_due(&swept, parent))
-        sys_swept(&swept, parent, remove_stale(parent_fd) != 0); /* (-1: unread) */
+    if (sys_sweep_due(&swept, parent)) {
+        remove_stale(parent_fd);
+        sys_swept(&swept, parent, 1);
+    }
 }
 
 static int fail(struct cgroup *c, int err, char *why, size_t why_len, const char *fmt, ...)

@@ -32,7 +32,10 @@ struct cgroup {
  * NULL: the launcher's own cgroup). Returns 0, or an errno value with a
  * message in why that says what is missing (cgroup v2 not mounted, not
  * writable, no such parent). Empty directories left under the same parent
- * by launchers that were killed are removed on the way. app_uid: the
+ * by launchers that were killed are removed on the way (a parent is looked
+ * at again SYS_SWEEP_AGAIN seconds after the last look at the earliest,
+ * found clean or not: a launcher that runs on removes those of launchers
+ * killed since). app_uid: the
  * user the app runs as ((uid_t)-1: the launcher's; 0: root, who may
  * move anything anyway): EPERM where that user could move the app's
  * processes out (the cgroup.procs of parent or of a cgroup above it

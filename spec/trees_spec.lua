@@ -841,6 +841,31 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   lu.assertTrue(removed)
 end
 
+-- A launcher that runs on (a supervisor) and found its parent clean at
+-- its first start removes what a launcher killed since left there, once
+-- that app has ended, at a start a second or more after its last sweep
+-- (a parent found clean was never swept again by that process: the
+-- directory stayed as long as it ran, and under a cgroup.max.descendants
+-- such directories piled up until its starts failed `spawn`); within
+-- that second (where this host was quick enough to tell) it stays. (The
+-- launcher is a child of its own: this one has swept more parents than
+-- it keeps, and past those every start sweeps.)
+function TC.test_a_launcher_that_runs_on_removes_what_one_killed_since_left()
+  local parent = "/appstart-spec-" .. core.pid() .. "-resweep"
+  local dir = cgroup_mount() .. parent
+  local out, ok, how, code = S.run_child({ timeout = 60 }, "trees_cgroup_launcher_that_runs_on", parent,
+    S.tmpname("launcher"), S.tmpname("app"))
+  os.execute("rmdir " .. dir .. "/appstart.* 2>/dev/null")
+  local removed = os.execute("rmdir " .. dir)
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, out))
+  lu.assertStrContains(out, "started\t3\n")
+  local within = out:match("within\t(%w+)\n")
+  if within ~= "late" then lu.assertEquals(within, "1", "swept again within the second") end
+  lu.assertStrContains(out, "later\t0\n", false, "the killed launcher's cgroup is removed by a start a second "
+    .. "after the last sweep")
+  lu.assertTrue(removed)
+end
+
 -- A cgroup made that the app cannot join (under a threaded cgroup no
 -- process may join, only threads): `spawn`, naming the cgroup and why
 -- (it said "cannot set up the cgroup of PROGRAM"), nothing left running,
