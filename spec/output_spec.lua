@@ -170,6 +170,31 @@ function TC.test_tail_reads_what_the_app_wrote_without_a_wait_in_between()
   S.assert_clean(before)
 end
 
+-- In a plain script, a start that returned with lines not handed over
+-- yet (a slow on_output: the start read a slice at a step) left a
+-- continuation due at the next call that waits; app:tail(), which reads
+-- them all there, let go of it (it stayed in the loop, doing nothing,
+-- until such a call).
+function TC.test_a_plain_scripts_tail_that_read_all_leaves_no_continuation()
+  local before = S.snapshot()
+  local loop = require "appstart.loop"
+  local n = 0
+  local app = assert(appstart.start { argv = { F, "lines=1:3000:l", "line=3:up", "pause" }, ready = "fd",
+    stdout = "capture", on_output = function()
+      n = n + 1
+      local t = now() + 0.0001
+      repeat until now() >= t
+    end })
+  lu.assertTrue(n < 3000, "the start handed every line over: " .. n)
+  lu.assertEquals(select(2, loop.pending()), 1, "the continuation of the start's reading")
+  lu.assertEquals(app:tail(1), { "l3000" })
+  lu.assertEquals(n, 3000)
+  lu.assertEquals(select(2, loop.pending()), 0, "a timer left")
+  app:terminate()
+  app:close()
+  S.assert_clean(before)
+end
+
 function TC.test_the_ring_keeps_the_last_output_keep_bytes()
   local app = assert(appstart.start { argv = talker("lines=1:100:line"), ready = "fd",
     stdout = "capture", output_keep = 100 })

@@ -189,10 +189,25 @@ end
 -- hold.
 function Out:drain_all()
   local in_loop = loop.inside()
+  local left = false
   for _, stream in ipairs { "stdout", "stderr" } do
     if self.handles[stream] then
-      if in_loop then self:wake(stream, false) else self:drain(stream, CHUNKS_AT_END) end
+      if in_loop then
+        self:wake(stream, false)
+      else
+        -- (left: more to read, lines not handed over, a read under way
+        -- that this one, inside on_output, could not make)
+        local status = self:drain(stream, CHUNKS_AT_END)
+        if status ~= "again" and status ~= "eof" and status ~= nil then left = true end
+      end
     end
+  end
+  -- (in a plain script, all read and handed over: the continuation a
+  -- step left for what it had not, due at the next call that waits, has
+  -- nothing to do)
+  if not in_loop and not left and self.cont and not self.ending then
+    loop.unwatch(self.cont)
+    self.cont = false
   end
   if self.reports then self:report_drops() end
 end
