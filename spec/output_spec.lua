@@ -177,21 +177,26 @@ end
 -- until such a call).
 function TC.test_a_plain_scripts_tail_that_read_all_leaves_no_continuation()
   local before = S.snapshot()
-  local loop = require "appstart.loop"
   local n = 0
-  local app = assert(appstart.start { argv = { F, "lines=1:3000:l", "line=3:up", "pause" }, ready = "fd",
-    stdout = "capture", on_output = function()
-      n = n + 1
-      local t = now() + 0.0001
-      repeat until now() >= t
-    end })
-  lu.assertTrue(n < 3000, "the start handed every line over: " .. n)
-  lu.assertEquals(select(2, loop.pending()), 1, "the continuation of the start's reading")
-  lu.assertEquals(app:tail(1), { "l3000" })
-  lu.assertEquals(n, 3000)
-  lu.assertEquals(select(2, loop.pending()), 0, "a timer left")
-  app:terminate()
-  app:close()
+  do
+    local app = assert(appstart.start { argv = { F, "lines=1:3000:l", "line=3:up", "pause" }, ready = "fd",
+      stdout = "capture", on_output = function()
+        n = n + 1
+        local t = now() + 0.0001
+        repeat until now() >= t
+      end })
+    local _ <close> = setmetatable({}, { __close = function() app:terminate(); app:close() end })
+    lu.assertTrue(n < 3000, "the start handed every line over: " .. n)
+    -- (the output's continuation, a timer of the loop's)
+    local cont = app._out.cont
+    -- (a slow launcher, under valgrind, may have had its continuation
+    -- run inside the start's last wait: nothing then to let go of)
+    lu.skipIf(not cont or cont.done, "the start left no continuation to let go of")
+    lu.assertEquals(app:tail(1), { "l3000" })
+    lu.assertEquals(n, 3000)
+    lu.assertTrue(cont.done, "the continuation left")
+    lu.assertFalse(app._out.cont)
+  end
   S.assert_clean(before)
 end
 
