@@ -1066,13 +1066,12 @@ function Starting:step()
     local r = rare(self)
     if not r.looking then r.looking = t end
     self._wake = math.min(deadline, t + math.max(0.001, math.min(settings.poll_interval, t - r.looking)))
-  elseif pid_phase and (s:phase() == "reap" or s:phase() == "exec") then
+  elseif pid_phase and s:phase() == "reap" then
     -- its exec failed, and its child, on its way out (_exit), was not a
-    -- zombie yet; or the exec's verdict is still to come (a fork rather
-    -- than a vfork): either comes in a moment, so the next step is due at
-    -- once, then soon (each wait as long as it has been looked for, from
-    -- 1 ms), not at the pid deadline, for a loop of the caller's that
-    -- steps on h:timeout() alone
+    -- zombie yet: done in a moment, so the next step is due at once, then
+    -- soon (each wait as long as it has been looked for, from 1 ms), not
+    -- at the pid deadline, for a loop of the caller's that steps on
+    -- h:timeout() alone
     local r = rare(self)
     if not r.looking then
       r.looking = t
