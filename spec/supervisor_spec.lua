@@ -2001,6 +2001,42 @@ function TCallbacks.test_a_stop_the_main_exits_on_sends_its_group_one_sigterm()
   S.assert_clean(before)
 end
 
+-- A restart by its policy waits for what the run before left in its
+-- group (SIGTERM at the main's end, SIGKILL after kill_grace), as
+-- systemd restarts a unit once its processes are gone: it came at the
+-- backoff's end, runs of a crash loop stacking up, each holding what the
+-- next needed.
+function TCallbacks.test_a_restart_waits_for_what_the_run_before_left_in_its_group()
+  local before = S.snapshot()
+  local child, go = S.tmpname("child"), S.tmpname("go")
+  local first, alive_at_restart
+  local rec = recorder()
+  local on_event = rec.on_event
+  rec.on_event = function(name, state, info)
+    on_event(name, state, info)
+    -- (the restart's: the first run's event may be told after sv:up()
+    -- returned, its queue run later)
+    if state == "starting" and info.restarts >= 1 and alive_at_restart == nil then
+      alive_at_restart = S.alive(first)
+    end
+  end
+  local sv = supervisor({ services = {
+    g = fd_service({ restart = "always", kill_grace = 3, backoff = { initial = 0.05, jitter = 0 } },
+      "fork", "catch=TERM", "pidfile=" .. child, "waitsig=TERM", "sleep=0.4", "exit=0", "|",
+      "waitfile=" .. go, "exit=1"),
+  } }, rec)
+  appstart.run(function()
+    lu.assertEquals(sv:up(), true)
+    -- (written once its SIGTERM is caught)
+    first = S.pid_in(child)
+    S.touch(go)
+    lu.assertTrue(S.await_with_sleep(function() return alive_at_restart ~= nil end, 10), "never restarted")
+    sv:down()
+  end)
+  lu.assertFalse(alive_at_restart, "the run before's child still ran as the service started again")
+  S.assert_clean(before)
+end
+
 -- The same child left by a service that crashed (its main exited: the
 -- group gets SIGTERM at once, SIGKILL at kill_grace): a stop of it, in
 -- backoff or stopped by its policy, waits for that child too, as for a

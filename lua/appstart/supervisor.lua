@@ -838,11 +838,17 @@ local function drops_backoff(svc)
 end
 
 -- May svc start now, a slot aside (once an advance at most)?
-local function may_start(svc, round)
+local function may_start(sv, svc, round)
   local st = svc.state
   return svc._keep and svc.started_in ~= round
     and (st == "stopped" or (st == "backoff" and svc.due) or (st == "failed" and svc.revive))
     and after_settled(svc) and dependents_down(svc)
+    -- what its last run left in its group is gone first (SIGTERM at its
+    -- end, SIGKILL after kill_grace), as systemd restarts a unit once its
+    -- processes are: the next run would meet them (a port, a lock, a pid
+    -- file still held), and runs of a crash loop stacked up (looked at
+    -- every poll_interval meanwhile: rearm)
+    and not (sv._left[svc] and leftover(sv, svc))
 end
 
 --- Stop what should not run (dependents first), then start what should
@@ -868,7 +874,7 @@ local function reconcile(sv)
   if sv._inflight >= sv._parallel then return end
   local round, waiting = sv._round, nil
   for _, svc in ipairs(order) do
-    if may_start(svc, round) then
+    if may_start(sv, svc, round) then
       waiting = waiting or {}
       waiting[#waiting + 1] = svc
     end
@@ -889,7 +895,7 @@ local function reconcile(sv)
   for _, svc in ipairs(waiting) do
     if sv._inflight >= sv._parallel then break end
     -- (asked again: a start fired before may have changed the graph)
-    if may_start(svc, round) then
+    if may_start(sv, svc, round) then
       svc.started_in = round
       fire(sv, svc, "start")
     end
