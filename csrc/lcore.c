@@ -186,6 +186,13 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* core.euid() -> the launcher's effective uid */
+static int l_euid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 1;
+}
+
 /* core.wait_readable(fd, timeout) -> true | false (timeout): blocks; fd
  * -1 with a timeout is a sleep (without one it would never return) */
 static int l_wait_readable(lua_State *L)
@@ -706,7 +713,7 @@ int luaopen_appstart_core(lua_State *L)
         { "signame", l_signame },
         { "isatty", l_isatty },       { "open_stdio", l_open_stdio },
         { "terminal_columns", l_terminal_columns },
-        { "pid", l_pid },
+        { "pid", l_pid },             { "euid", l_euid },
         { "bad_string", l_bad_string },
         { "process_group", l_process_group }, { "proc_status", l_proc_status },
         { "raise_nofile", l_raise_nofile },

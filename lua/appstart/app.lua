@@ -922,6 +922,18 @@ function App:tail(n)
   return self._out:tail(n or 10)
 end
 
+-- sig to an app that runs: true | nil, message. stop: a stop's (counted
+-- in how.left, the main's end on it no crash); else not counted in
+-- how.left (app:kill: no stop).
+local function send_to(app, sig, stop)
+  if check(app) then return nil, "app has exited" end
+  if not app._proc then return nil, "closed" end
+  if stop then stop_sent[app] = true end
+  local ok, msg = signal.send(app._proc, app._opts, sig, false, not stop)
+  if not ok then return nil, msg end
+  return true
+end
+
 --- Send a signal: a name ("TERM", "SIGTERM", "term") or a number; default
 -- SIGTERM. true, or nil, message. An unknown signal raises.
 function App:kill(sig)
@@ -932,12 +944,7 @@ function App:kill(sig)
     if not ok then error("app:kill: unknown signal '" .. tostring(sig) .. "'", 2) end
   end
   not_starting(self, "app:kill")
-  if check(self) then return nil, "app has exited" end
-  if not self._proc then return nil, "closed" end
-  -- (no stop: what it reaches of the app's tree is not counted in how.left)
-  local ok, msg = signal.send(self._proc, self._opts, sig or "TERM", false, true)
-  if not ok then return nil, msg end
-  return true
+  return send_to(self, sig or "TERM", false)
 end
 
 --- sig to the app and what its kill_mode reaches, as a stop that does not
@@ -946,12 +953,7 @@ end
 -- the stop's, no crash (what is left in its group is not sent SIGTERM
 -- again, nor said to be left; it still gets SIGKILL after kill_grace).
 function App.stop_signal(app, sig)
-  if check(app) then return nil, "app has exited" end
-  if not app._proc then return nil, "closed" end
-  stop_sent[app] = true
-  local ok, msg = signal.send(app._proc, app._opts, sig)
-  if not ok then return nil, msg end
-  return true
+  return send_to(app, sig, true)
 end
 
 -- A stop of an app that has ended by itself waits for what it left in its

@@ -355,17 +355,6 @@ local function rotated_as(value, other)
   end
 end
 
--- Is the launcher root (its effective uid 0)? nil where /proc/self/status
--- cannot be read (it cannot be told).
-local function launcher_is_root()
-  local f = io.open("/proc/self/status")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local euid = text and text:match("\nUid:%s*%d+%s+(%d+)")
-  if euid then return euid == "0" end
-end
-
 -- core.user's or core.group's answer: no entry (nil), not one that could
 -- not be read for now (nil, errno)
 local function no_entry(found, errno) return not found and not errno end
@@ -423,7 +412,7 @@ function options.check(opts)
   -- setuid appstart-helper, which rebuilds the app's environment (what it
   -- trusts of its caller's is a short list: README, A setuid helper): an
   -- env would be dropped, the start going on without it
-  if user and opts.env ~= nil and launcher_is_root() == false then
+  if user and opts.env ~= nil and core.euid() ~= 0 then
     return "env", "cannot be combined with 'user' in a launcher that is not root: the setuid appstart-helper"
       .. " rebuilds the app's environment (README: A setuid helper)"
   end

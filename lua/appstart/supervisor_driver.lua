@@ -322,15 +322,15 @@ function M.current(of_main)
   local _, main = coroutine.running()
   if main or not coroutine.isyieldable() then return PLAIN end
   -- (a coroutine of the controller's own: in one of the user's inside it,
-  -- a generator, cqueues.poll would yield to whoever resumed it, as
-  -- appstart.cqueues' B.applies tells; the calls there wait as plain)
-  local controller, own = nil, false
-  if package.loaded.cqueues then controller, own = package.loaded.cqueues.running() end
-  if controller and own then
-    cqueues = cqueues or require "cqueues"
-    condition = condition or require "cqueues.condition"
+  -- a generator, cqueues.poll would yield to whoever resumed it; the
+  -- calls there wait as plain)
+  if package.loaded.cqueues then
     cq_backend = cq_backend or require "appstart.cqueues"
-    return CQ
+    if cq_backend.applies() then
+      cqueues = cqueues or require "cqueues"
+      condition = condition or require "cqueues.condition"
+      return CQ
+    end
   end
   local luv_backend = package.loaded["appstart.luv"]
   if luv_backend and luv_backend.applies() then
