@@ -552,6 +552,27 @@ function Launcher.test_a_reported_pid_is_checked_again_once_descriptors_are_back
   lu.assertEquals(S.strays(), {})
 end
 
+--- The same for a forking daemon's pid, read from its pid file: not
+-- proven by ready_timeout, the start fails `timeout` saying which pid
+-- could not be checked and why (it said "no pid came"), the daemon left
+-- running (the test ends it). The launcher can read the pid file but no
+-- other process's /proc/PID/status (procfault.so: what a second thread
+-- holding descriptors leaves it).
+function Launcher.test_a_pid_files_pid_that_cannot_be_checked_says_so()
+  local dir = S.tmpname("unchecked-forks")
+  assert(os.execute("mkdir " .. dir))
+  local text, ok, how, code = S.run_child({ preload = "procfault.so", env = { APPSTART_PROCFAULT = "status" },
+    timeout = 60 }, "faults_a_pid_files_pid_that_cannot_be_checked", dir)
+  local daemon = tonumber(S.read(dir .. "/pid"))
+  local ran_on = daemon and S.alive(daemon)
+  if daemon and ran_on then os.execute("kill -KILL " .. daemon) end
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  lu.assertEquals(text, string.format("forks\tnil\ttimeout\tapp not ready within 0.5 s: %s/pid named pid %d,"
+    .. " which could not be checked: Too many open files\n", dir, daemon))
+  lu.assertTrue(ran_on, "the daemon, not proven, was signalled")
+  lu.assertEquals(S.strays(), {})
+end
+
 return {
   TestFaultsHelper = Helper, TestFaultsApp = App, TestFaultsLauncher = Launcher,
   TestFaultsHelperNoPidfd = S.without_pidfd(Helper), TestFaultsAppNoPidfd = S.without_pidfd(App),

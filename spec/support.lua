@@ -446,7 +446,8 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
 -- queues hold that many (see
 -- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
--- S.can_unshare_pid).
+-- S.can_unshare_pid), `how.preload` (a library of the fixtures', such as
+-- "procfault.so") preloaded into it, after the sanitizers' runtime.
 -- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
 function S.run_child(how, name, ...)
@@ -466,6 +467,8 @@ function S.run_child(how, name, ...)
   local shell = (how.nofile and ("ulimit " .. (how.soft_only and "-S " or "") .. "-n " .. how.nofile .. "; ") or "")
     .. (how.fsize and ("ulimit -f " .. how.fsize .. "; ") or "")
     .. S.san_prefix
+    .. (how.preload and ("export LD_PRELOAD=\"${LD_PRELOAD:+$LD_PRELOAD }\"" .. shell_quote(S.fixtures .. "/"
+      .. how.preload) .. "; ") or "")
     .. (#env > 0 and ("export " .. table.concat(env, " ") .. "; ") or "")
     -- (ignored by the fixture, which execs the Lua: a shell's trap '' CHLD
     -- is not SIG_IGN)

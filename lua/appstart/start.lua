@@ -1135,6 +1135,12 @@ function helper_late(h)
     timeout = opts.ready_timeout or DEFAULTS.ready_timeout
     local r = h._s:result()
     if r.pid then return format("app not ready within %g s", timeout) end
+    if r.unchecked_pid then
+      -- (the launcher out of descriptors all along: the daemon, not proven,
+      -- is left running, as a helper's app is)
+      return format("app not ready within %g s: %s named pid %d, which could not be checked: %s", timeout,
+        opts.ready.pid_file, r.unchecked_pid, core.strerror(r.unchecked_errno))
+    end
     -- (one reaped by another wait: it exited, how is not known)
     if r.helper_lost then
       return format("app not ready within %g s: no pid came in %s, and %s was reaped by another wait of this"
