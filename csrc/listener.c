@@ -172,7 +172,7 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
      * leaving the real main running unwatched */
     if (procfs_liveness(pid) != PROCFS_RUNNING)
         return refuse(out, ESRCH, why, why_len, "it has exited");
-    if (st.start_time < l->main_start)
+    if (st.start_time < l->app_start)
         return refuse(out, EPERM, why, why_len, "started before the app");
     /* descended: its parent chain reaches the app (while that lives: the
      * number the chain reached still the main's after it was read), or

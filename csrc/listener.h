@@ -18,15 +18,26 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* main_start of a main that had ended as the socket was taken */
+#define LISTENER_MAIN_ENDED (~0ULL)
+
 struct listener {
     struct notify_socket *sock;   /* owned (malloc'd); NULL once closed */
     int access;                   /* enum starter_access */
     pid_t main;                   /* the app's pid */
-    unsigned long long main_start;
-    int main_known;               /* main_start read from /proc for the
-                                     main itself (not a lower bound: the
-                                     launcher was out of descriptors as
-                                     it took the socket) */
+    unsigned long long main_start; /* the main's start time (main_holder);
+                                     LISTENER_MAIN_ENDED for a main that
+                                     had ended and been reaped as the
+                                     socket was taken: no process that has
+                                     its number is it */
+    int main_known;               /* main_start is the main's own (not a
+                                     lower bound: /proc could not say, the
+                                     launcher out of descriptors as it
+                                     took the socket) */
+    unsigned long long app_start; /* the app's start time (or a lower
+                                     bound of it), as it was started: what
+                                     a MAINPID= names is no older, however
+                                     the main has moved since */
     uid_t app_uid;                /* (uid_t)-1: not checked */
     char cgroup[512];             /* the app's cgroup, "" when none */
     pid_t pgid;                   /* the app's process group (kill_mode

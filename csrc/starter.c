@@ -99,7 +99,13 @@ struct starter {
 
     struct process spawned;   /* the direct child: the helper, or the app */
     struct process app;       /* the app when there is a helper */
-    unsigned long long spawned_start;
+    unsigned long long spawned_start; /* its start time (/proc), 0 when it
+                                 could not be read (out of descriptors) */
+    unsigned long long spawned_floor; /* the clock just before its fork, in
+                                 clock ticks since boot as /proc's start
+                                 times: no older than that (0: unknown) */
+    unsigned long long app_start; /* with a helper: the app's start time,
+                                 read as verify_pid proved it */
     struct spawn_failure exec_failure; /* REAP_EXEC: what failed */
     int adopting;             /* holds an adoption window (children.h) */
     long long unchecked_pid;  /* a pid reported but not checked yet: the
@@ -195,6 +201,27 @@ void starter_init(struct starter *s)
 static int notify_fd(const struct starter *s)
 {
     return s->notify ? s->notify->fd : -1;
+}
+
+/* Now, in clock ticks since boot, rounded down as /proc's start times
+ * are (on the same clock, a time namespace's offset included): no process
+ * forked after this has an earlier start time. 0 when it cannot be told. */
+static unsigned long long boot_ticks(void)
+{
+    struct timespec ts;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return 0;
+    return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+           (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ull;
+}
+
+/* What the process started is known to be no older than: its start time,
+ * or where that could not be read the clock before its fork (0 when
+ * neither is known) */
+static unsigned long long spawned_min_start(const struct starter *s)
+{
+    return s->spawned_start ? s->spawned_start : s->spawned_floor;
 }
 
 static struct process *app_of(struct starter *s)
@@ -835,6 +862,9 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     };
     pid_t pid;
     struct spawn_failure failure;
+    /* a bound that needs no descriptor, for when its start time cannot be
+     * read after the fork (verify_pid, starter_take_notify) */
+    s->spawned_floor = boot_ticks();
     err = spawn_start(&req, &pid, &s->exec_fd, &failure);
     if (err) {
         fail(s, STARTER_SPAWN, err, "cannot start %s: %s", s->file, strerror(err));
@@ -1006,15 +1036,24 @@ static int verify_pid(struct starter *s, long long v)
     struct procfs_stat st;
     if ((err = procfs_stat((pid_t)v, &st)))
         return sys_lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, NULL);
-    if (s->spawned_start == 0) {
-        /* not read at the spawn (out of descriptors): the helper, not
-         * reaped before the ready phase, is still there to read */
+    if (s->spawned_start == 0 && s->spawned.pid > 0 && s->spawned.end == PROCESS_RUNNING && !s->helper_done) {
+        /* not read at the spawn (out of descriptors): read while the
+         * process started is not reaped (running, or a zombie: its number
+         * is its own still). Once reaped (a forking daemon's started
+         * process is, before its pid file is read) what has its number is
+         * another's: the clock read before its fork bounds it instead */
         struct procfs_stat helper;
-        if ((err = procfs_stat(s->spawned.pid, &helper)))
-            return sys_lacks_resources(err) ? check_later(s, err, v) : bad_pid(s, err, v, "the helper is gone");
-        s->spawned_start = helper.start_time;
+        if ((err = procfs_stat(s->spawned.pid, &helper)) == 0)
+            s->spawned_start = helper.start_time;
+        else if (sys_lacks_resources(err) && !s->spawned_floor)
+            return check_later(s, err, v);
     }
-    if (st.start_time < s->spawned_start)
+    unsigned long long min_start = spawned_min_start(s);
+    if (min_start == 0)
+        /* (neither its start time nor the clock could be read) */
+        return bad_pid(s, 0, v, s->pid_file ? "the start time of the process started is not known"
+                                            : "the start time of the helper is not known");
+    if (st.start_time < min_start)
         return bad_pid(s, 0, v, s->pid_file ? "started before the process that was started"
                                             : "started before the helper");
     /* descent: its parent chain reaches the helper while that lives (the
@@ -1037,7 +1076,7 @@ static int verify_pid(struct starter *s, long long v)
             return check_later(s, err, v);
         /* nor one in the session or group of another of the launcher's
          * apps (an orphan another app left, adopted in this window too) */
-        descends = !children_owns(via) && !err && via_st.start_time >= s->spawned_start &&
+        descends = !children_owns(via) && !err && via_st.start_time >= min_start &&
                    via_st.session != getsid(0) && !others_group(s, via, &via_st);
     }
     if (descends < 0 && sys_lacks_resources(-descends))
@@ -1076,7 +1115,10 @@ static int verify_pid(struct starter *s, long long v)
         children_add_leader((pid_t)v);
     /* the group a stop reaches is the app's own (it may have made one) */
     if (s->tree && s->tree->mode == TREE_GROUP)
-        (void)tree_set_group(s->tree, (pid_t)v, s->spawned_start);
+        (void)tree_set_group(s->tree, (pid_t)v, min_start);
+    /* (its start time: a number that its end frees is told from the app,
+     * starter_take_notify) */
+    s->app_start = st.start_time;
     return s->phase;
 }
 
@@ -1989,8 +2031,41 @@ int starter_take_notify(struct starter *s, struct listener *out)
     s->notify = NULL;
     out->access = s->access;
     out->main = app->pid;
-    out->main_known = procfs_stat(app->pid, &st) == 0;
-    out->main_start = out->main_known ? st.start_time : s->spawned_start;
+    /* the main's start time: as read when it was proven (with a helper)
+     * or spawned; else read now, while it is not reaped. One that has
+     * ended and been reaped already (it said READY=1 and exited while the
+     * launcher was busy, what it left keeping the app on) holds its
+     * number no more: whoever has it now, or later, is never the main
+     * (main_holder: gone or replaced; it was the main, for good, as its
+     * start time could not be read). Unknown (main_known 0, the number
+     * believed) only where /proc could not say (the launcher out of
+     * descriptors) */
+    unsigned long long known = s->has_helper ? s->app_start : s->spawned_start;
+    out->main_known = 1;
+    if (known) {
+        out->main_start = known;
+    } else if (app->end != PROCESS_RUNNING && !app->hold) {
+        /* (the launcher's child, reaped) */
+        out->main_start = LISTENER_MAIN_ENDED;
+    } else {
+        int err = procfs_stat(app->pid, &st);
+        if (err == 0)
+            out->main_start = st.start_time;
+        else if (err == ESRCH)
+            out->main_start = LISTENER_MAIN_ENDED; /* (reaped by another wait) */
+        else
+            out->main_known = 0;
+    }
+    /* what a MAINPID= may name is no older than the app (the one started:
+     * not the main of the moment, which a move changes) */
+    if (known)
+        out->app_start = known;
+    else if (out->main_known && out->main_start != LISTENER_MAIN_ENDED)
+        out->app_start = out->main_start;
+    else
+        out->app_start = spawned_min_start(s);
+    if (!out->main_known)
+        out->main_start = out->app_start;
     out->app_uid = s->app_uid;
     if (s->tree && s->tree->mode == TREE_CGROUP)
         snprintf(out->cgroup, sizeof out->cgroup, "%s", s->tree->cg.path);

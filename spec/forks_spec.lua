@@ -853,4 +853,65 @@ function T.test_without_proc_a_pid_to_check_fails_at_once_saying_why()
     .. "so no other process can be proven the app's%).*")
 end
 
+-- The started process's start time, the bound of the daemon's, is read
+-- right after the spawn; out of descriptors then it was read later, from
+-- the started process, which a forking daemon's start has reaped by the
+-- time its pid file is read: the start failed bad_pid ("the helper is
+-- gone"), the daemon left running unwatched (or, its number taken, read
+-- from another process). With the exec's verdict over a pipe, 2 free
+-- descriptors leave none for that read (the pipe's end and the pidfd
+-- take them). A child Lua at a low descriptor limit, from a script of the
+-- spec's own: for each number of free descriptors as the start begins
+-- (all free again once it has), "k\tOUTCOME" ("ready\tyes": its app the
+-- daemon the pid file names; "CODE\tMESSAGE").
+local STARVED_SPAWN_CHILD = [==[
+local appstart = require "appstart"
+local K = require "childkit"
+local testing = require "appstart.testing"
+local dir, F = arg[1], K.fixture()
+testing.exec_report("pipe")
+for k = 0, 8 do
+  collectgarbage()
+  local pf = dir .. "/d" .. k .. ".pid"
+  local fillers = K.take_all_descriptors()
+  for _ = 1, k do table.remove(fillers):close() end
+  local ok, h = pcall(appstart.begin, { argv = { F, "fork", "setsid", "pidfile=" .. pf, "pause", "|" },
+    ready = { forks = true, pid_file = pf }, ready_timeout = 5, kill_grace = 1, log = K.quiet })
+  for _, f in ipairs(fillers) do f:close() end
+  if not ok then
+    print(k, "raised", tostring(h))
+  else
+    local app, err = h:wait()
+    local daemon = tonumber(K.read(pf) or "")
+    if app then
+      print(k, "ready", app.pid == daemon and "yes" or "no")
+      app:terminate()
+    else
+      print(k, err.code, (err.message:gsub("\n", " ")))
+      if daemon then os.execute("kill -KILL " .. daemon .. " 2>/dev/null") end
+    end
+  end
+  testing.reap()
+end
+]==]
+
+function T.test_a_daemon_is_proven_when_the_start_time_of_the_process_started_could_not_be_read()
+  local dir = S.tmpname("starved")
+  assert(os.execute("mkdir " .. dir))
+  local script = dir .. "/child.lua"
+  write(script, STARVED_SPAWN_CHILD)
+  local out = S.run_child({ nofile = 64, timeout = 60 }, script, dir)
+  local rows = 0
+  for k, outcome, rest in out:gmatch("(%d+)\t(%S+)\t([^\n]*)\n") do
+    rows = rows + 1
+    if outcome == "ready" then
+      lu.assertEquals(rest, "yes", k .. " free: the app is not the daemon\n" .. out)
+    else
+      lu.assertEquals(outcome, "spawn", k .. " free: " .. rest .. "\n" .. out)
+    end
+  end
+  lu.assertEquals(rows, 9, out)
+  lu.assertStrContains(out, "8\tready\tyes\n")
+end
+
 return { TestForks = T }

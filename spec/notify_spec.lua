@@ -514,4 +514,112 @@ function T.test_what_a_flood_queued_before_the_launcher_read_holds_still_counts(
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- After ready, a MAINPID= may name a process no older than the app, not
+-- than the main of the moment: each move made the mover's start time the
+-- bound, so an app that moved its main to its child and had the child
+-- hand it back (MAINPID= of the app's first process) was refused "started
+-- before the app", and the child's end then ended the app, its group sent
+-- SIGTERM, its first process running still.
+function T.test_a_main_handed_back_to_the_apps_first_process_is_taken()
+  local appstart = require "appstart"
+  local dir = S.tmpname("handback")
+  assert(os.execute("mkdir " .. dir))
+  local logged, log = S.recorder()
+  local first, child, moved, back, how
+  appstart.run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "fork", "pidfile=" .. dir .. "/child",
+      "waitfile=" .. dir .. "/back", "mainpid=parent", "waitfile=" .. dir .. "/end", "exit=0", "|",
+      "mainpid=child", "pause" }, kill_mode = "group", log = log })
+    first = app.pid
+    lu.assertTrue(S.await_with_sleep(function() return S.read(dir .. "/child") and app.pid ~= first end, 5),
+      "the main never moved: " .. table.concat(logged, "\n"))
+    child, moved = S.pid_in(dir .. "/child"), app.pid
+    assert(os.execute("touch " .. dir .. "/back"))
+    S.await_with_sleep(function() return app.pid == first end, 5)
+    back = app.pid
+    -- the child ends: the app, its main its first process again, goes on
+    assert(os.execute("touch " .. dir .. "/end"))
+    lu.assertTrue(S.await_gone(child, 5))
+    how = app:wait(0.5)
+    app:terminate()
+  end)
+  lu.assertEquals(moved, child)
+  lu.assertEquals(back, first, "the hand-back was refused: " .. table.concat(logged, "\n"))
+  lu.assertNil(how, "the app ended with the child: " .. tostring(how))
+  lu.assertNotStrContains(table.concat(logged, "\n"), "ignored MAINPID=")
+  S.kill_strays()
+end
+
+-- A main that said READY=1 and was reaped before the launcher took its
+-- notify socket (the launcher busy meanwhile; with kill_mode = "cgroup",
+-- what it left keeps the app on) was believed for good: its start time
+-- could not be read then, and whoever took its number later was the
+-- main, its STATUS= the app's, its WATCHDOG=trigger ending the app. A pid
+-- namespace of its own, whose next pid the child sets; a script of the
+-- spec's own, written where the child runs it.
+local REUSED_MAIN_CHILD = [==[
+local appstart = require "appstart"
+local K = require "childkit"
+local core = require "appstart.core"
+local dir, F = arg[1], K.fixture()
+local logged = {}
+appstart.run(function()
+  local h = appstart.begin { argv = { F, "fork", "env=" .. dir .. "/env", "waitfile=" .. dir .. "/end", "exit=0", "|",
+    "pidfile=" .. dir .. "/main", "notify=READY=1", "exit=0" }, ready = "notify", kill_mode = "cgroup",
+    notify_access = "main", kill_grace = 0.5, log = function(_, m) logged[#logged + 1] = m end }
+  if h.err and h.err.code == "spawn" then print("nocgroup", h.err.message) return end
+  -- the launcher busy (no step) until the main has said READY=1 and ended
+  K.await_path(dir .. "/main")
+  K.await_path(dir .. "/env")
+  local main = tonumber(K.read(dir .. "/main"))
+  while K.state(main) ~= "Z" do core.wait_readable(-1, 0.005) end
+  local app, err = h:wait()
+  if not app then print("failed", err.code, err.message) return end
+  print("main", main, app.pid, tostring(K.state(main)), app.state)
+  local taker = io.open(dir .. "/taker.sh", "w")
+  taker:write(K.SH_TAKE_PID .. [=[
+    d=$1 main=$2 fixture=$3
+    export NOTIFY_SOCKET="$(sed -n 's/^NOTIFY_SOCKET=//p' "$d/env")"
+    export TAKE='exec "$0" notify=STATUS=impostor notify=WATCHDOG=trigger pidfile="$1/taker" pause'
+    take_pid "$main" "$fixture" "$d" &
+    while [ ! -e "$d/taker" ]; do sleep 0.01; done
+  ]=])
+  taker:close()
+  assert(os.execute(string.format("sh %s/taker.sh %s %d %s", dir, dir, main, F)))
+  local taken = tonumber(K.read(dir .. "/taker"))
+  print("taker", taken)
+  -- the loop reads what came (the taker still holds the number)
+  K.await(function()
+    return app.state ~= "ready" or table.concat(logged, "\n"):find("from pid " .. taken, 1, true)
+  end, "the taker's datagrams read")
+  appstart.sleep(0.2)
+  print("after", tostring(app.status), app.state)
+  print("log", table.concat(logged, "|"))
+  os.execute("kill -KILL " .. taken)
+  os.execute("touch " .. dir .. "/end")
+  print("ended", tostring(app:wait(5)))
+end)
+]==]
+
+function T.test_whoever_takes_the_number_of_a_main_reaped_before_ready_was_taken_is_not_the_main()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local dir = S.tmpname("reaped")
+  assert(os.execute("mkdir " .. dir))
+  local script = dir .. "/child.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(REUSED_MAIN_CHILD)
+  f:close()
+  local out = S.run_child({ pidns = true, timeout = 60 }, script, dir)
+  lu.skipIf(out:find("^nocgroup"), "cgroup v2 not usable here: " .. out)
+  local main, pid, state = out:match("main\t(%d+)\t(%d+)\t(%S+)\tready\n")
+  lu.assertNotNil(main, out)
+  lu.assertEquals(pid, main)
+  lu.assertEquals(state, "nil", "the main was reaped before its socket was taken: " .. out)
+  lu.assertEquals(out:match("taker\t(%d+)"), main, "the taker took the main's number: " .. out)
+  lu.assertStrContains(out, "after\tnil\tready\n", false, "its STATUS= and WATCHDOG=trigger acted on: " .. out)
+  lu.assertStrContains(out, "from pid " .. main, false, "refused, and logged: " .. out)
+  lu.assertNotStrContains(out, "watchdog")
+  lu.assertStrContains(out, "ended\texited")
+end
+
 return { TestNotify = T }
