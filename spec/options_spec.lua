@@ -175,6 +175,58 @@ function T.test_a_list_with_a_metatable_is_an_error()
   lu.assertStrContains(err, "bad number of entries")
 end
 
+-- The same for appstart.supervisor, sv:add and `appstart supervise`'s
+-- file: its table, the services table, a service's spec, and a table of
+-- the supervisor's fields in it (backoff, needs, after, success_codes),
+-- with a metatable. What __index gave was ignored (a service's spec is
+-- copied raw), or read unchecked: a `parallel` of "many" raised at
+-- sv:up() (compare string with number).
+function T.test_a_supervisors_table_or_a_table_in_it_with_a_metatable_is_an_error()
+  local function raises_sv(spec, what)
+    local ok, e = pcall(appstart.supervisor, spec)
+    lu.assertFalse(ok, "accepted: " .. what)
+    lu.assertStrContains(e, "appstart.supervisor: " .. what .. "must be a plain table (it has a metatable)")
+  end
+  local function svc(fields)
+    local t = { argv = { F, "pause" }, ready = "none" }
+    for k, v in pairs(fields or {}) do t[k] = v end
+    return t
+  end
+  local mt = function(t, index) return setmetatable(t, { __index = index or {} }) end
+  raises_sv(mt({ services = { a = svc() } }, { parallel = "many" }), "options ")
+  raises_sv({ services = mt({ a = svc() }) }, "field 'services': ")
+  raises_sv({ services = { a = mt(svc(), { restart = "no", ready_timeout = "bogus" }) } }, "service 'a': ")
+  raises_sv({ services = { a = svc { backoff = mt({}, { initial = 5 }) } } }, "service 'a': field 'backoff': ")
+  raises_sv({ services = { a = svc { success_codes = mt({ 0 }, { 1 }) } } },
+    "service 'a': field 'success_codes': ")
+  raises_sv({ services = { a = svc(), b = svc { needs = setmetatable({}, { __pairs = function()
+    return next, { "a" } end }) } } }, "service 'b': field 'needs': ")
+  raises_sv({ services = { a = svc(), b = svc { after = mt({ "a" }) } } }, "service 'b': field 'after': ")
+  local sv = appstart.supervisor { services = {} }
+  local ok, e = pcall(sv.add, sv, "a", mt(svc(), { kill_grace = "ten" }))
+  lu.assertFalse(ok)
+  lu.assertStrContains(e, "sv:add: service 'a': must be a plain table (it has a metatable)")
+  -- the command: its file's table with one (the copy it makes lost it)
+  local before = S.snapshot()
+  local file = S.tmpname("services") .. ".lua"
+  for _, text in ipairs {
+    "return setmetatable({ services = {} }, { __index = { parallel = 'many' } })",
+    string.format("return { services = { a = setmetatable({ argv = { %q, 'exit=1' } }, { __index = { restart = 'no',"
+      .. " ready = 'none' } }) } }", F),
+  } do
+    local f = assert(io.open(file, "w"))
+    f:write(text, "\n")
+    f:close()
+    local p = io.popen(S.san_prefix .. string.format("lua5.4 %s/../lua/bin/appstart supervise %s 2>&1 </dev/null;"
+      .. " echo \"exit $?\"", S.shell_quote(S.spec_dir), S.shell_quote(file)))
+    local out = p:read("a")
+    p:close()
+    lu.assertStrContains(out, "must be a plain table (it has a metatable)\nexit 1\n")
+  end
+  os.remove(file)
+  S.assert_clean(before)
+end
+
 function T.test_a_tcp_probe_whose_host_cannot_be_resolved_has_no_errno()
   local app, err = appstart.start { argv = { F, "pause" }, ready = { connect = "tcp:no.such.host.invalid:80" },
     ready_timeout = 5, kill_grace = 1, log = S.quiet }

@@ -201,6 +201,17 @@ local function lua_command(args)
   return argv
 end
 
+-- The command (pid) gone, or in its last words (SIGTERM no longer
+-- blocked: its signals read no more, their default actions back): what
+-- it says there, the count of what its stderr did not take, waits for a
+-- reader that does not keep up, as any program's last words do, and a
+-- SIGTERM ends it there.
+local function gone_or_in_last_words(pid)
+  local st = S.proc_status(pid)
+  local blocked = st and st.SigBlk and tonumber(st.SigBlk, 16)
+  return not S.alive(pid) or (blocked ~= nil and blocked & (1 << (S.core.signum("TERM") - 1)) == 0)
+end
+
 -- The outer watchdog (WATCHDOG_USEC) is kept with a WATCHDOG=1 at half
 -- its period; one not written as sd_watchdog_enabled reads it (decimal
 -- microseconds > 0) asks for nothing that can be kept, and is said: no
@@ -376,14 +387,19 @@ function TC.test_a_stalled_terminal_holds_neither_the_command_nor_a_sigterm()
     local restarted = S.await_with_sleep(function() return #(S.read(dir .. "/runs") or "") >= 40 end, 30)
     local runs = #(S.read(dir .. "/runs") or "")
     os.execute("kill -TERM " .. command)
-    local gone = S.await_gone(command, 10)
+    -- (the SIGTERM stopped the services: in its last words, a second one
+    -- ends it)
+    local stopped = S.await_with_sleep(function() return gone_or_in_last_words(command) end, 10)
     local wchan = S.read("/proc/" .. command .. "/wchan") or ""
+    if stopped then os.execute("kill -TERM " .. command .. " 2>/dev/null") end
+    local gone = S.await_gone(command, 10)
     -- (what a failure leaves: the command, its service, script)
     os.execute("kill -KILL " .. script .. " " .. command .. " 2>/dev/null; kill -CONT " .. script)
     os.execute("pkill -KILL -f " .. S.shell_quote(dir .. "/runs"))
     lu.assertTrue(S.await_gone(script, 5))
     lu.assertTrue(restarted, "the service was restarted " .. runs .. " times, not 40: held in " .. wchan)
-    lu.assertTrue(gone, "the SIGTERM did not end the command: held in " .. wchan)
+    lu.assertTrue(stopped, "the SIGTERM did not stop the command: held in " .. wchan)
+    lu.assertTrue(gone, "a SIGTERM in its last words did not end the command")
     S.assert_clean(before)
   end
 end
@@ -753,6 +769,54 @@ function TC.test_a_reload_begun_during_anothers_start_says_READY_1_once_its_stop
   S.assert_clean(before)
 end
 
+-- A SIGHUP checks the file whole at once, and adds each changed service
+-- once what it replaces has stopped: there its spec was checked again,
+-- and a user that existed at the SIGHUP, gone by then, raised "reload:
+-- cannot add x" out of the reload's task (its real error hidden): the
+-- command ended, exit 1, every service stopped (y, untouched, too). What
+-- is added is what was checked: x is added (its start fails, for its
+-- policy), y runs on, and a SIGTERM ends the command with 0.
+function TC.test_a_reloaded_service_whose_user_goes_before_it_is_added_ends_nothing()
+  lu.skipIf(not S.is_root(), "needs root (useradd, userdel)")
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local go = dir .. "/go"
+  local user = "apsv" .. S.core.pid()
+  local function services(x)
+    write(file, string.format("local F = %q\nreturn { services = {\n  x = %s,\n"
+      .. "  y = { argv = { F, 'pidfile=%s/y', 'notify=READY=1', 'pause' } },\n} }\n", F, x, dir))
+  end
+  -- (x's stop waits for `go`: its SIGTERM ignored, its kill_grace long)
+  services(string.format("{ argv = { F, 'ignore=TERM', 'pidfile=%s/x', 'notify=READY=1', 'waitfile=%s', 'exit=0' },"
+    .. " kill_grace = 30 }", dir, go))
+  os.execute("userdel " .. user .. " >/dev/null 2>&1")
+  lu.assertTrue(os.execute("useradd -M " .. user), "useradd " .. user)
+  local ok, err = pcall(appstart.run, function()
+    local app, await_said = supervise_command(dir, file)
+    local x, y = S.pid_in(dir .. "/x"), S.pid_in(dir .. "/y")
+    services(string.format("{ argv = { F, 'notify=READY=1', 'pause' }, user = %q, backoff = { initial = 0.05 } }",
+      user))
+    assert(app:kill("HUP"))
+    await_said("x: stopping (pid " .. x .. ")")
+    -- checked at the SIGHUP: the user is there. Gone before x is added
+    lu.assertTrue(os.execute("userdel " .. user), "userdel " .. user)
+    S.touch(go)
+    await_said("appstart: reload: 0 added, 0 removed, 1 changed\n")
+    lu.assertTrue(S.await_gone(x), "x was stopped")
+    lu.assertTrue(S.alive(y), "y runs on")
+    lu.assertNil(app:wait(0), "the command runs on")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+    lu.assertFalse(S.alive(y))
+  end)
+  os.execute("userdel " .. user .. " >/dev/null 2>&1")
+  lu.assertTrue(ok, tostring(err))
+  local said = S.read(dir .. "/err")
+  lu.assertNil(said:find("cannot add", 1, true), said)
+  lu.assertNil(said:find("traceback", 1, true), said)
+  S.assert_clean(before)
+end
+
 function TC.test_after_a_reload_READY_1_comes_once_what_it_started_is_up()
   local appstart = require "appstart"
   local before = S.snapshot()
@@ -792,6 +856,35 @@ function TC.test_READY_1_comes_once_the_services_are_up_though_one_ended_on_purp
   appstart.run(function()
     local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
       ready_timeout = 5, log = S.quiet })
+    lu.assertNotNil(S.read(dir .. "/app"), "READY=1 before the app was up")
+    lu.assertEquals(app.status, "1 of 2 services ready")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
+-- The same when the app's first start fails (it exits 1, once) and its
+-- policy starts it again: the bring-up's sv:up() returned that failure,
+-- nothing waited again, and the migration's end kept every service from
+-- being ready: READY=1 never came (the start timed out). The bring-up
+-- waits on for what the policy will bring up.
+function TC.test_READY_1_comes_after_a_failed_first_start_restarted_beside_a_migration_that_ended()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  -- (the app's every run waits until the migration is gone; its first
+  -- fails then, leaving app.once)
+  write(file, string.format("local F = %q\nlocal dir = %q\nreturn { services = {\n"
+    .. "  migrate = { argv = { F, 'pidfile=' .. dir .. '/migrate', 'exit=0' }, ready = 'none', restart = 'no' },\n"
+    .. "  app = { argv = { 'sh', '-c', 'while [ ! -s \"$1\" ]; do sleep 0.01; done; '\n"
+    .. "    .. 'while kill -0 \"$(cat \"$1\")\" 2>/dev/null; do sleep 0.01; done; '\n"
+    .. "    .. '[ -e \"$2.once\" ] && exec \"$0\" pidfile=\"$2\" notify=READY=1 pause; : >\"$2.once\"; exit 1',\n"
+    .. "    F, dir .. '/migrate', dir .. '/app' }, backoff = { initial = 0.05 } },\n} }\n", F, dir))
+  appstart.run(function()
+    local app, err = appstart.start { argv = lua_command { "supervise", file }, stderr = "null",
+      ready_timeout = 10, log = S.quiet }
+    lu.assertNotNil(app, tostring(err))
+    lu.assertNotNil(S.read(dir .. "/app.once"), "the app's first start failed")
     lu.assertNotNil(S.read(dir .. "/app"), "READY=1 before the app was up")
     lu.assertEquals(app.status, "1 of 2 services ready")
     lu.assertEquals(app:terminate(10), { code = 0 })
@@ -966,14 +1059,66 @@ function TC.test_a_reader_that_never_reads_does_not_hold_the_command()
       lu.assertNotNil(a2, "a was started again")
       lu.assertNotEquals(a2, a)
       os.execute("kill -TERM " .. command)
+      lu.assertTrue(S.await_with_sleep(function() return gone_or_in_last_words(command) end, 10), "the command stopped")
+      lu.assertFalse(S.alive(a2), "and stopped a")
+      -- (text: its last words, the count of the lines not shown, wait
+      -- for that reader, as any program's: a SIGTERM ends it there)
+      if not json then os.execute("kill -TERM " .. command .. " 2>/dev/null") end
       lu.assertTrue(S.await_gone(command, 10), "the command ended")
-      lu.assertTrue(S.await_gone(a2), "and stopped a")
       app:terminate(1)
     end)
     if json then
       lu.assertStrMatches(S.read(err), ".*appstart: %d+ events? not written %(stdout was not read%)\n")
     end
     S.assert_clean(before, json and "json" or "text")
+  end
+end
+
+-- The command's stdout and stderr on a pipe full from the start, whose
+-- reader reads it only once the command was told to stop: every line
+-- and event was dropped, and the end says how many (in text mode the
+-- lines stderr did not take were never said at the end; with --json the
+-- count of events went through the same dropping write as the events,
+-- and was dropped too). Here a migration runs and ends (its events
+-- dropped), the file's on_event says when its end was told, and after it
+-- nothing is written until the end.
+function TC.test_the_end_says_what_a_reader_that_read_only_then_did_not_get()
+  local appstart = require "appstart"
+  for _, json in ipairs { false, true } do
+    local mode = json and "json" or "text"
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    write(file, string.format("return { services = { m = { argv = { %q, 'exit=0' }, ready = 'none', restart = 'no' } },"
+      .. " on_event = function(_, state) if state == 'stopped' then io.open(%q, 'w'):close() end end }\n",
+      F, dir .. "/told"))
+    local words = {}
+    for i, w in ipairs(lua_command(json and { "supervise", "--json", file } or { "supervise", file })) do
+      words[i] = S.shell_quote(w)
+    end
+    local me, status, out, go = dir .. "/command", dir .. "/status", dir .. "/out", dir .. "/go"
+    -- the pipe filled (64 KiB) before the command writes to it; its
+    -- reader waits for `go`, then reads all
+    local left = "head -c 65536 /dev/zero; echo $$ >" .. me .. ".tmp; mv " .. me .. ".tmp " .. me .. "; exec "
+      .. table.concat(words, " ") .. " 2>&1"
+    local script = "{ sh -c " .. S.shell_quote(left) .. "; echo $? >" .. status .. "; } | "
+      .. S.shell_quote(F) .. " waitfile=" .. go .. " exec cat >" .. out
+    appstart.run(function()
+      local app = assert(appstart.start { argv = { "sh", "-c", script }, ready = "none", stdout = "null",
+        stderr = "null", log = S.quiet, kill_mode = "group" })
+      local command = tonumber(S.await_file(me, 10):match("%d+"))
+      S.await_file(dir .. "/told", 10)
+      os.execute("kill -TERM " .. command)
+      S.touch(go)
+      lu.assertEquals(S.await_file(status, 10), "0\n", mode)
+      lu.assertTrue(S.await_gone(command, 10), mode)
+      app:wait(10)
+    end)
+    local text = S.read(out)
+    local said = text:gsub("^%z+", "")
+    lu.assertEquals(#text - #said, 65536, mode)
+    lu.assertStrMatches(said, json and "appstart: %d+ events not written %(stdout was not read%)\n"
+      or "appstart: %d+ lines not shown %(stderr was not read%)\n", nil, nil, mode)
+    S.assert_clean(before, mode)
   end
 end
 
@@ -1115,13 +1260,18 @@ function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
 end
 
 -- (a table whose __index raises: what the file returned, or its services
--- table, read by the reload; it ended the command, its services stopped)
+-- table, read by the reload; it ended the command, its services stopped.
+-- A table with a metatable is an error, as for appstart.supervisor: the
+-- services table's is said as that, before its __index is read)
 function TC.test_a_reload_from_a_file_whose_tables_raise_changes_nothing()
   assert_a_broken_reload_changes_nothing("return setmetatable({}, { __index = function() error('idx') end })",
     ": idx")
   assert_a_broken_reload_changes_nothing(string.format("local F = %q\nreturn { services = setmetatable("
     .. "{ b = { argv = { F, 'pause' } } }, { __index = function(_, k) error('no such service: ' .. k, 2) end }) }\n",
-    F), "no such service: a")
+    F), "field 'services': must be a plain table (it has a metatable)")
+  assert_a_broken_reload_changes_nothing(string.format("local F = %q\nreturn setmetatable({ services = {"
+    .. " a = { argv = { F, 'pause' } } } }, { __pairs = function() error('pairs') end })\n", F),
+    "appstart.supervisor: options must be a plain table (it has a metatable)")
 end
 
 -- (its text the same: what changed is who may write it)

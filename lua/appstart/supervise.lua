@@ -17,6 +17,7 @@ local core = require "appstart.core"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local supervisor_internals = require "appstart.supervisor"
+local sopts = require "appstart.supervisor_options"
 
 local M = {}
 
@@ -431,9 +432,9 @@ function M.run(o, spec, command)
   -- at the end.
   local unwritten = 0
   local function say_unwritten()
-    if unwritten > 0 then
-      log.show("appstart: ", string.format("%d event%s not written (stdout was not read)", unwritten,
-        unwritten == 1 and "" or "s"), "\n")
+    -- (a count stderr did not take whole is said again, with the next)
+    if unwritten > 0 and log.show("appstart: ", string.format("%d event%s not written (stdout was not read)",
+      unwritten, unwritten == 1 and "" or "s"), "\n") then
       unwritten = 0
     end
   end
@@ -464,11 +465,18 @@ function M.run(o, spec, command)
     status()
     if user_on_event then user_on_event(name, state, info) end
   end
-  local function with_our_events(s)
+  -- The supervisor of the file's table s, with our on_event: a copy of
+  -- s, read raw (a __pairs of the file's runs no code of it here), and
+  -- s with a metatable an error, as appstart.supervisor's own (the copy
+  -- would lose it, and what its __index gave)
+  local function supervisor_of(s)
+    if getmetatable(s) ~= nil then
+      error("appstart.supervisor: options must be a plain table (it has a metatable)", 0)
+    end
     local copy = {}
-    for k, v in pairs(s) do copy[k] = v end
+    for k, v in next, s do copy[k] = v end
     copy.on_event = on_event
-    return copy
+    return appstart.supervisor(copy)
   end
 
   for name in pairs(spec.services) do
@@ -476,7 +484,7 @@ function M.run(o, spec, command)
     total = total + 1
   end
   -- a mistake in the file is the file's (not a line of appstart's)
-  local made, made_sv = pcall(appstart.supervisor, with_our_events(spec))
+  local made, made_sv = pcall(supervisor_of, spec)
   if not made then error(log.printable(o.file) .. ": " .. tostring(made_sv), 0) end
   sv = made_sv
   -- taken before the first STATUS=: whoever reads it may send a signal at
@@ -536,8 +544,9 @@ function M.run(o, spec, command)
       reload_over()
     end
     local new, err = M.load(o.file)
+    -- checked whole first
     if new then
-      local ok, e = pcall(appstart.supervisor, with_our_events(new)) -- checked whole first
+      local ok, e = pcall(supervisor_of, new)
       if not ok then new, err = nil, e end
     end
     if not new then return refused(err) end
@@ -545,6 +554,19 @@ function M.run(o, spec, command)
     -- has not, which the difference asks for)
     local diffed, added, removed, changed = pcall(M.diff, current, new)
     if not diffed then return refused(added) end
+    -- the configs of what it adds, made (checked) now: those are added
+    -- below, once what they replace has stopped (kill_grace later at
+    -- most), as they were checked; checked again then, a user deleted
+    -- meanwhile failed the add, and the reload with it. (-1: level 0 for
+    -- error(), no position, as for the check above)
+    local cfgs = {}
+    for _, list in ipairs { changed, added } do
+      for _, name in ipairs(list) do
+        local made_cfg, cfg = pcall(sopts.service, name, new.services[name], "appstart.supervisor", -1)
+        if not made_cfg then return refused(cfg) end
+        cfgs[name] = cfg
+      end
+    end
     -- the file's own fields: on_event from now on, parallel for the starts
     -- from now on, log for the services added from now on (those that use
     -- it are changed: removed and added again below)
@@ -574,27 +596,50 @@ function M.run(o, spec, command)
         if ups == 0 and not stopping then reloaded() end
         return reload_over()
       end
+      -- What the reload applied: the new file's services, but those it
+      -- could not remove or add (said on stderr, and left as they are: a
+      -- next SIGHUP tries them again). Nothing raises out of this task: it
+      -- would end the command, every service with it.
+      local services = {}
+      for name, spec_ in next, new.services do services[name] = spec_ end
+      local why = {} -- name -> why its remove or add failed, the last time
       -- dependents first: one still named by another waits for its turn
       while #going > 0 do
         local progress = false
         for i = #going, 1, -1 do
-          if pcall(sv.remove, sv, going[i]) then
+          local ok, e = pcall(sv.remove, sv, going[i])
+          if ok then
             table.remove(going, i)
             progress = true
+          else
+            why[going[i]] = e
           end
         end
-        if not progress then error("reload: cannot remove " .. table.concat(going, ", ")) end
+        if not progress then break end
       end
-      for _, name in ipairs(changed) do came_up[name] = nil end
+      local kept = {} -- (the old service, not removed)
+      for _, name in ipairs(going) do
+        kept[name] = true
+        services[name] = current.services[name]
+        log.show("appstart: reload: ", printable(name) .. ": not removed: " .. log.raised(why[name])
+          .. " (left as it was)", "\n")
+      end
+      for _, name in ipairs(changed) do
+        if not kept[name] then came_up[name] = nil end
+      end
       for _, name in ipairs(removed) do
-        states[name] = nil
-        came_up[name] = nil
-        total = total - 1
+        if not kept[name] then
+          states[name] = nil
+          came_up[name] = nil
+          total = total - 1
+        end
       end
       -- in dependency order: what a service names must exist when it is
       -- added
       local pending = {}
-      for _, name in ipairs(changed) do pending[#pending + 1] = name end
+      for _, name in ipairs(changed) do
+        if not kept[name] then pending[#pending + 1] = name end
+      end
       for _, name in ipairs(added) do
         pending[#pending + 1] = name
         states[name] = "stopped"
@@ -604,14 +649,30 @@ function M.run(o, spec, command)
         local progress = false
         for i = #pending, 1, -1 do
           local name = pending[i]
-          if pcall(sv.add, sv, name, new.services[name]) then
+          local spec_ = new.services[name]
+          -- (as checked at the SIGHUP)
+          sopts.checked(name, spec_, cfgs[name])
+          local ok, e = pcall(sv.add, sv, name, spec_)
+          sopts.checked(name, spec_, nil)
+          if ok then
             table.remove(pending, i)
             progress = true
+          else
+            why[name] = e
           end
         end
-        if not progress then error("reload: cannot add " .. table.concat(pending, ", ")) end
+        if not progress then break end
       end
-      current = new
+      for _, name in ipairs(pending) do
+        services[name] = nil
+        states[name] = nil
+        total = total - 1
+        log.show("appstart: reload: ", printable(name) .. ": not added: " .. log.raised(why[name]), "\n")
+      end
+      local applied = {}
+      for k, v in next, new do applied[k] = v end
+      applied.services = services
+      current = applied
       if not o.quiet and not o.json then
         log.show("", string.format("appstart: reload: %d added, %d removed, %d changed", #added, #removed,
           #changed), "\n")
@@ -626,7 +687,10 @@ function M.run(o, spec, command)
       if not stopping then
         local starting = {}
         for _, list in ipairs { changed, added } do
-          for _, name in ipairs(list) do starting[#starting + 1] = name end
+          for _, name in ipairs(list) do
+            -- (what it added: not what it left out, nor kept)
+            if services[name] == new.services[name] and not kept[name] then starting[#starting + 1] = name end
+          end
         end
         if #starting > 0 then sv:up(table.unpack(starting)) end
       end
@@ -634,6 +698,22 @@ function M.run(o, spec, command)
       if ups == 0 and not stopping then reloaded() end
       reload_over()
     end)
+  end
+
+  -- Will svc come up (again) with no new request: asked up, not failed
+  -- (given up), not kept down for good by what it needs, nor is anything
+  -- it needs (so that sv:up of it asks nothing up again: a migration
+  -- that ended, restart "no", is not run again). seen: those looked at.
+  local function coming(svc, seen)
+    seen = seen or {}
+    if seen[svc] ~= nil then return seen[svc] end
+    seen[svc] = false
+    local will = svc.goal == "up" and (svc.state ~= "failed" or svc.revive) and not svc._blocked
+    for _, n in ipairs(will and svc.needs or {}) do
+      if not coming(n, seen) then will = false end
+    end
+    seen[svc] = will and true or false
+    return seen[svc]
   end
 
   local code = 0
@@ -653,17 +733,28 @@ function M.run(o, spec, command)
     end
     appstart.spawn(function()
       local up, e = sv:up()
-      -- a reload replaced (or removed) a service still coming up: once
-      -- the reloads under way are done, what has not been ready yet (what
-      -- replaced it included) is waited for, then READY=1 as for the whole
-      while not up and not stopping and e.code == "stopped" do
-        bring_up = loop.task()
-        while reloading > 0 and not stopping do loop.wait(nil) end
-        bring_up = nil
-        if stopping then break end
+      while not up and not stopping do
+        local svc = sv._services[e.service]
+        if e.code == "stopped" or not svc then
+          -- a reload replaced (or removed) a service still coming up: once
+          -- the reloads under way are done, what has not been ready yet
+          -- (what replaced it included) is waited for, then READY=1 as
+          -- for the whole
+          bring_up = loop.task()
+          while reloading > 0 and not stopping do loop.wait(nil) end
+          bring_up = nil
+          if stopping then break end
+        else
+          -- a start failed: the bring-up goes on while the policy will
+          -- start it again (a restart after its delay); it is over, not
+          -- up, once that one will not come (failed, ended with no
+          -- restart, or needs one that will not come)
+          if not coming(svc) then break end
+        end
         local rest = {}
         for name in pairs(current.services) do
-          if not came_up[name] then rest[#rest + 1] = name end
+          local named = sv._services[name]
+          if not came_up[name] and named and coming(named) then rest[#rest + 1] = name end
         end
         up, e = true, nil
         if #rest > 0 then up, e = sv:up(table.unpack(rest)) end
@@ -700,8 +791,23 @@ function M.run(o, spec, command)
     sv:down()
     if pinger then pinger:cancel() end
   end)
+  -- The last words: how many lines stderr did not take and how many
+  -- events were not written, said however long stderr takes them (as the
+  -- command's last words: nothing waits on the command now; a signal
+  -- that ends it ends it there). SIGPIPE stays blocked: a reader gone is
+  -- no reason to die, the exit code says how it went.
+  local pipe = core.signals { "PIPE" }
   local _ <close> = command.last_words(signals)
-  say_unwritten()
+  local last = log.unshown()
+  if unwritten > 0 then
+    last = last .. string.format("appstart: %d event%s not written (stdout was not read)\n", unwritten,
+      unwritten == 1 and "" or "s")
+  end
+  if last ~= "" then io.stderr:write(last) end
+  if pipe then
+    pipe:read()
+    pipe:close()
+  end
   if not ok then error(err, 0) end
   return code
 end

@@ -134,6 +134,31 @@ local function list_copy(list)
   return table.move(list, 1, #list, 1, {})
 end
 
+-- A table with a metatable: what its __index gave would be read
+-- unchecked, or not at all (a field of a service's spec, the supervisor's
+-- `parallel`), as for appstart.start's options.
+local PLAIN = "must be a plain table (it has a metatable)"
+
+-- spec -> {name -> its cfg}: specs checked already, whose next
+-- M.service (under that name) takes that cfg as it is (weak: a spec
+-- dropped goes).
+local checked = setmetatable({}, { __mode = "k" })
+
+--- Hand the next M.service(name, spec) the cfg that a check of spec made
+-- before (appstart supervise checks a reloaded file whole at its SIGHUP,
+-- and adds its services once what they replace has stopped: what was
+-- checked then, a user that existed, is what is added, not checked
+-- again); cfg nil forgets it.
+function M.checked(name, spec, cfg)
+  local pre = checked[spec]
+  if not pre then
+    if cfg == nil then return end
+    pre = {}
+    checked[spec] = pre
+  end
+  pre[name] = cfg
+end
+
 --- A service's spec checked and split: the options of its starts (what
 -- appstart.start takes) and the supervisor's fields with their defaults.
 -- who: the function the user called, for messages; level: as error()
@@ -150,10 +175,25 @@ function M.service(name, spec, who, level)
   if type(spec) ~= "table" then
     error(format("%s: service '%s': table expected, got %s", who, name, type(spec)), level)
   end
+  -- (what a metatable's __index gave would be read unchecked, or not at
+  -- all: as appstart.start's options)
+  if getmetatable(spec) ~= nil then error(format("%s: service '%s': %s", who, name, PLAIN), level) end
+  -- a spec appstart supervise checked at its SIGHUP: taken as it was
+  -- checked (see M.checked)
+  local pre = checked[spec]
+  if pre and pre[name] then
+    local cfg = pre[name]
+    pre[name] = nil
+    return cfg
+  end
   local start, own = {}, {}
   for k, v in next, spec do
     local check = M.SERVICE_FIELDS[k]
     if check then
+      -- (before its check: a list's keys are read with pairs)
+      if type(v) == "table" and getmetatable(v) ~= nil then
+        error(format("%s: service '%s': field '%s': %s", who, name, k, PLAIN), level)
+      end
       local why = check(v)
       if why then error(format("%s: service '%s': field '%s': %s", who, name, k, why), level) end
       own[k] = v
@@ -345,9 +385,11 @@ end
 function M.supervisor(spec, who, level)
   level = level + 1
   if type(spec) ~= "table" then error(format("%s: table expected, got %s", who, type(spec)), level) end
+  if getmetatable(spec) ~= nil then error(format("%s: options %s", who, PLAIN), level) end
   for k, v in next, spec do
     if k == "services" then
       if type(v) ~= "table" then error(format("%s: field 'services': table expected, got %s", who, type(v)), level) end
+      if getmetatable(v) ~= nil then error(format("%s: field 'services': %s", who, PLAIN), level) end
     elseif k == "parallel" then
       if not (whole(v) and v >= 1) then
         error(format("%s: field 'parallel': an integer >= 1 expected, got %s", who, errors.shown(v)), level)
