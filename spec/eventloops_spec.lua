@@ -1844,6 +1844,126 @@ for _, context in ipairs { "cqueues", "luv" } do
   end
 end
 
+-- A log function that waits (a slow sink: allowed inside a loop) while
+-- the app's datagrams are read: meanwhile another read of the notify
+-- socket (the listener's, a reload's, the app's end's) reads on. What a
+-- datagram changes is done before its line is said: the RELOADING=1 the
+-- line was about counted for the reload only after it, so that the
+-- READY=1 read meanwhile ended no reload (app:reload() waited out
+-- ready_timeout, "no READY=1 came after its RELOADING=1").
+local function a_waiting_log(_, _) appstart.sleep(0.05) end
+
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_reload_is_done_at_its_ready_while_a_log_function_waits"] = function()
+    leaves_nothing(context, function()
+      local got
+      in_context(context, function()
+        local app = assert(appstart.start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP",
+          "notify=RELOADING=1", "notify=READY=1", "pause" }, ready_timeout = 3, log = a_waiting_log })
+        local t0 = S.core.now()
+        local ok, err = app:reload()
+        got = { ok = ok, err = err and tostring(err), took = S.core.now() - t0, state = app.state }
+        app:terminate()
+      end)
+      lu.assertTrue(got.ok, context .. ": " .. tostring(got.err))
+      lu.assertEquals(got.state, "ready", context)
+      lu.assertTrue(got.took < 1.5, context .. ": the reload took " .. got.took .. " s")
+    end)
+  end
+end
+
+-- Two reloads at once, whose READY=1 one read of the socket takes (the
+-- listener's, or one of theirs), its status line waiting: the others,
+-- woken by that datagram too, found the socket read empty and slept
+-- again, and the reload was seen done only after the line, which woke
+-- none of them: they waited out ready_timeout (and then said true).
+-- (Inside appstart.run the listener reads in the run's own turn, its
+-- tasks resumed after.)
+for _, context in ipairs { "cqueues", "luv" } do
+  TW["test_" .. context .. "_reloads_whose_ready_another_read_took_are_woken_at_once"] = function()
+    leaves_nothing(context, function()
+      local got = {}
+      in_context(context, function(spawn)
+        local app = assert(appstart.start { argv = { F, "catch=HUP", "notify=READY=1", "waitsig=HUP", "sleep=0.2",
+          "notify=RELOADING=1", "sleep=0.3", "notify=STATUS=back\\nREADY=1", "pause" }, ready_timeout = 5,
+          log = a_waiting_log })
+        local t0 = S.core.now()
+        for i = 1, 2 do
+          spawn(function()
+            local ok, err = app:reload()
+            got[i] = { ok = ok, err = err and tostring(err), took = S.core.now() - t0 }
+          end)
+        end
+        -- (both told, 8 s at most)
+        while not (got[1] and got[2]) and S.core.now() - t0 < 8 do appstart.sleep(0.05) end
+        app:terminate()
+      end)
+      for i = 1, 2 do
+        lu.assertNotNil(got[i], context .. ": reload " .. i .. " never returned")
+        lu.assertTrue(got[i].ok, context .. ": " .. tostring(got[i].err))
+        lu.assertTrue(got[i].took < 2.5, context .. ": reload " .. i .. " took " .. got[i].took .. " s")
+      end
+    end)
+  end
+end
+
+-- A STOPPING=1 (with a watchdog: kill_grace bounds the shutdown) whose
+-- line waits while the app exits and its end is told: the bound was
+-- armed after the line, for an app over by then, and held the loop for
+-- kill_grace.
+for _, context in ipairs { "run", "cqueues", "luv" } do
+  TW["test_" .. context .. "_a_stopping_app_ended_while_its_line_waited_holds_the_loop_no_longer"] = function()
+    leaves_nothing(context, function()
+      local how
+      local t0 = S.core.now()
+      in_context(context, function()
+        local app = assert(appstart.start { argv = { F, "notify=READY=1", "sleep=0.2", "notify=STOPPING=1",
+          "exit=0" }, watchdog = 5, kill_grace = 4, log = a_waiting_log })
+        how = app:wait(5)
+      end)
+      local took = S.core.now() - t0
+      lu.assertEquals(how, { code = 0 }, context)
+      lu.assertTrue(took < 2.5, context .. ": the loop returned after " .. took .. " s")
+    end)
+  end
+end
+
+-- The same line, whose log function raises once it has waited, while
+-- the app ended meanwhile: the error comes out of cq:loop(), which a
+-- caller may call again to go on; the app's on_exit, told after its last
+-- lines, was left queued behind the line that raised, for a read of its
+-- socket that never came. (Inside appstart.run such an error ends the
+-- run; under luv it comes out of uv.run.)
+function TW.test_cqueues_on_exit_is_told_though_a_waiting_line_before_it_raised()
+  leaves_nothing("cqueues", function()
+    local told, app
+    local function log(_, message)
+      if message:find("status: last", 1, true) then
+        appstart.sleep(0.2)
+        error("the sink broke")
+      end
+    end
+    local cq = require("cqueues").new()
+    cq:wrap(function()
+      -- (no wait of appstart's here, which could read the socket itself:
+      -- the line is the listener's, whose coroutine the error ends, not
+      -- this one)
+      app = assert(appstart.start { argv = { F, "notify=READY=1", "notify=STATUS=last", "exit=0" },
+        log = log, on_exit = function(_, h) told = h end })
+      local t0 = S.core.now()
+      while told == nil and S.core.now() - t0 < 3 do require("cqueues").sleep(0.02) end
+    end)
+    local ok, err = cq:loop(20)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(err), "the sink broke")
+    assert(cq:loop(20))
+    cq = nil -- luacheck: ignore (its own descriptors go with it)
+    collectgarbage()
+    lu.assertEquals(told, { code = 0 }, "on_exit never told")
+    lu.assertEquals(app.state, "exited")
+  end)
+end
+
 -- An app the main thread starts while a coroutine of cqueues or luv
 -- already waits (between two cq:loop() calls; in a callback of uv's on
 -- the main thread): that wait, begun when the main thread had nothing to

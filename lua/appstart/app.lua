@@ -89,6 +89,7 @@ local stopping = setmetatable({}, { __mode = "k" })
 -- The app's socket is of no more use: closed, and its timers stopped.
 local log_refused -- below
 local end_the_rest, kill_grace -- below
+local say, tell_queued, teller_busy -- below
 
 local function stop_listening(app)
   local life = app._life
@@ -104,9 +105,16 @@ local function stop_listening(app)
     life.listener = false
   end
   -- (said last: a logger that raises, a ^C, leaves nothing undone here;
-  -- its callers go on with what they were doing before they raise it)
-  if life.refused then log_refused(app, true) end
-  if next(life.quiet) then log.held_over(life.quiet, app._log, app._program) end
+  -- its callers go on with what they were doing before they raise it;
+  -- after what the app's datagrams have still to tell, a teller's wait
+  -- under way)
+  if life.refused or next(life.quiet) then
+    say(life, function()
+      if life.refused then log_refused(app, true) end
+      if next(life.quiet) then log.held_over(life.quiet, app._log, app._program) end
+    end)
+    tell_queued(life)
+  end
 end
 
 --- The app's notify socket is read no more: closed, its timers stopped.
@@ -252,8 +260,15 @@ end
 -- on_exit(app, how): outside a loop it runs in whatever call looked: an
 -- error it raises is logged there, never raised from that unrelated call
 local status_busy, look_until_status_over -- below
-local function tell_exit(app, on_exit, how)
+local function tell_exit(app, on_exit, how, told)
   local life = app._life
+  -- what the app sent before it ended, still to be told (a log line of
+  -- a teller's that waits: the app's last STATUS=), comes first
+  if life and not told and (teller_busy(life) or (life.tells and life.tells.first <= life.tells.last)) then
+    say(life, function() tell_exit(app, on_exit, how, true) end)
+    tell_queued(life)
+    return
+  end
   if life and status_busy(life) then
     -- an on_status call still running: its next call, the app's last
     -- STATUS= (told before on_exit), comes first; on_exit once it returns
@@ -284,9 +299,10 @@ local function ended(app, how, settled)
   -- what it sent before it ended and the socket still holds is its last
   -- word (a stop that saw the end first: a last STATUS=), told before
   -- on_exit
-  if app._life and app._life.listener then drain_all(app, true) end
   -- (an error its last log lines raise, its logger's, comes out once the
   -- end is told, as the sweep's)
+  local drained_ok, drained_err = true, nil
+  if app._life and app._life.listener then drained_ok, drained_err = pcall(drain_all, app, true) end
   local heard_ok, heard_err = true, nil
   if app._life then heard_ok, heard_err = pcall(stop_listening, app) end
   local proc = app._proc
@@ -322,6 +338,7 @@ local function ended(app, how, settled)
   elseif on_exit then
     tell_exit(app, on_exit, how)
   end
+  if not drained_ok then error(drained_err, 0) end
   if not swept_ok then error(swept_err, 0) end
   if not heard_ok then error(heard_err, 0) end
   if not said_ok then error(said_err, 0) end
@@ -337,10 +354,16 @@ function App.check(app)
     -- what it sent before it ended counts, as before ready: read before
     -- its end is told (a MAINPID= to a process that goes on, which the
     -- app follows then; a last STATUS=); a WATCHDOG=trigger there is over
-    -- with the process that sent it (watchdog_fire)
-    drain_all(app)
+    -- with the process that sent it (watchdog_fire). An error its lines
+    -- raise, its logger's, comes out once its end is told: raised there,
+    -- it left the end unseen, on_exit untold
+    local drained_ok, drained_err = pcall(drain_all, app)
+    if app._state ~= "exited" then
+      how = app._proc and app._proc:poll()
+      if how then ended(app, how) end
+    end
+    if not drained_ok then error(drained_err, 0) end
     if app._state == "exited" then return app._how end
-    how = app._proc and app._proc:poll()
   end
   if how then
     ended(app, how)
@@ -403,13 +426,89 @@ local function noisy(app, kind, level, text)
   if not log.drops(app._log, level) then app._log(level, text) end
 end
 
+-- What the app's datagrams have the launcher say and call (log lines,
+-- on_status, a state callback, on_exit after them) is told once all they
+-- change is done (app.state, app.status, the reloads under way, the
+-- watchdog's timers), and in the order they were read, by one teller at
+-- a time: a log function may wait, inside a loop, and meanwhile another
+-- read of the socket (the listener's, a reload's, the watchdog's, the
+-- app's end's) reads on, acts on what it reads at once, and leaves its
+-- lines and calls to that teller, which tells them once it is done with
+-- its own. (A teller whose coroutine died of what it told raised is no
+-- teller: the next read tells the rest.)
+function say(life, fn)
+  local q = life.tells
+  if not q then
+    q = { first = 1, last = 0 }
+    life.tells = q
+  end
+  q.last = q.last + 1
+  q[q.last] = fn
+end
+
+function teller_busy(life)
+  local co = life.telling
+  if co and coroutine.status(co) == "dead" then life.telling = false end
+  return life.telling
+end
+
+local TELLING = { __close = function(g) if g.life.telling == g.co then g.life.telling = false end end }
+
+-- Tell what is queued, unless a teller is at it already (that one tells
+-- it). A tell that raises (a logger's error, a ^C in it) has the rest
+-- told all the same, and the first error raised after: nothing queued is
+-- left for a next read that may never come (the app's on_exit, queued
+-- behind its last lines).
+function tell_queued(life)
+  local q = life.tells
+  if not q or q.first > q.last or teller_busy(life) then return end
+  local co = coroutine.running()
+  life.telling = co
+  local _ <close> = setmetatable({ life = life, co = co }, TELLING)
+  local raised
+  while q.first <= q.last do
+    local fn = q[q.first]
+    q[q.first] = nil
+    q.first = q.first + 1
+    local ok, err = pcall(fn)
+    if not ok and not raised then raised = { err } end
+  end
+  q.first, q.last = 1, 0
+  if raised then error(raised[1], 0) end
+end
+
+-- The reloads that wait (reload_wait) look again now: what they wait for
+-- was read by another read of the socket (the listener's, the
+-- watchdog's), which may have left nothing there to wake their wait.
+local function wake_reloads(life)
+  local reloads = life.reload
+  if not reloads then return end
+  for r in pairs(reloads) do
+    if r.task then
+      r.task:wake()
+    elseif r.source and r.source.poller then
+      -- (under another loop: the wait is on the source's own descriptor,
+      -- released as app:close() releases it; the wait closes it after)
+      loop.release(r.source:fd())
+    end
+  end
+end
+
 -- app.state moves (RELOADING=1, READY=1, STOPPING=1); "stopping" is for
--- good, as with systemd (a later READY=1 makes no app ready again)
+-- good, as with systemd (a later READY=1 makes no app ready again). Its
+-- line and state callback are told after (say).
 local function set_state(app, state)
   if app._state == state or not RUNNING[app._state] or app._state == "stopping" then return end
   app._state = state
-  if not log.drops(app._log, "info") then noisy(app, "state", "info", format("%s: %s", app._program, state)) end
-  if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
+  local life = app._life
+  if not log.drops(app._log, "info") then
+    say(life, function() noisy(app, "state", "info", format("%s: %s", app._program, state)) end)
+  end
+  if app._on_state then
+    say(life, function()
+      if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
+    end)
+  end
 end
 
 function kill_grace(app)
@@ -436,8 +535,11 @@ local function watchdog_fire(app, why)
   signal.kick(proc, app._opts, "ABRT", app._log, app._program)
   signal.kick(proc, app._opts, "CONT", app._log, app._program)
   -- (said last: a log function that waits, or raises, a ^C in it, leaves
-  -- nothing undone)
-  app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
+  -- nothing undone; after what is still to be told of the app's datagrams)
+  say(life, function()
+    app._log("warn", format("%s: watchdog: %s: SIGABRT, then SIGKILL after %g s", app._program, why, grace))
+  end)
+  tell_queued(life)
 end
 
 -- The watchdog's one timer: a ping only moves the due time, the timer
@@ -499,6 +601,9 @@ end
 -- own grace.
 local function bound_shutdown(app)
   local life = app._life
+  -- (never for an app that has ended or been closed: nothing would let
+  -- go of the timer, which held the loop for kill_grace)
+  if not app._proc or not RUNNING[app._state] then return end
   local grace = kill_grace(app)
   life.stop_bound = loop.at(now() + grace, function()
     life.stop_bound = false
@@ -543,15 +648,21 @@ end
 -- admit; the app object follows it (its watch too).
 local function move_main(app, pid, sender)
   if pid == app.pid then return end
+  local life = app._life
   if sender ~= app.pid then
-    noisy(app, "mainpid from", "warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may move it",
-      app._program, pid, sender, app.pid))
+    local own = app.pid
+    say(life, function()
+      noisy(app, "mainpid from", "warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may"
+        .. " move it", app._program, pid, sender, own))
+    end)
     return
   end
-  local proc, why = app._life.listener:verify_main(pid)
+  local proc, why = life.listener:verify_main(pid)
   if not proc then
     -- (a flood is held back by reason: each reason is one of a few)
-    noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
+    say(life, function()
+      noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
+    end)
     return
   end
   -- the old pidfd leaves the poller before it is closed; whoever waits on
@@ -573,7 +684,9 @@ local function move_main(app, pid, sender)
   -- (once a second at most: an app may move it as fast as it forks; said
   -- last: a log function that waits, or raises, leaves nothing undone)
   if not log.drops(app._log, "info") then
-    noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, was, pid))
+    say(life, function()
+      noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, was, pid))
+    end)
   end
 end
 
@@ -684,18 +797,21 @@ function call_on_status(app, on_status)
   end)
 end
 
--- What a message says of the app: its status, an errno.
+-- What a message says of the app: its status, an errno (told after:
+-- say).
 local function take_report(app, m)
-  if m.status then
-    app.status = m.status
+  local life = app._life
+  local status, errno = m.status, m.errno
+  if status then
+    app.status = status
     if not log.drops(app._log, "info") then
-      noisy(app, "status", "info", format("%s: status: %s", app._program, printable(m.status)))
+      say(life, function() noisy(app, "status", "info", format("%s: status: %s", app._program, printable(status))) end)
     end
     local on_status = app._opts.on_status
-    if on_status then call_on_status(app, on_status) end
+    if on_status then say(life, function() call_on_status(app, on_status) end) end
   end
-  if m.errno and not log.drops(app._log, "info") then
-    noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, m.errno))
+  if errno and not log.drops(app._log, "info") then
+    say(life, function() noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, errno)) end)
   end
 end
 
@@ -703,9 +819,10 @@ local function on_message(app, m, sender)
   if m.mainpid then move_main(app, m.mainpid, sender) end
   take_report(app, m)
   local life = app._life
-  -- (closed by on_status, which under luv runs inside this call, or the
-  -- app's end seen there: the rest of the datagram is for nobody, and a
-  -- timer armed now would outlive the app's reading)
+  -- (its socket closed meanwhile: the rest of the datagram is for nobody,
+  -- and a timer armed now would outlive the app's reading. Nothing of the
+  -- user's runs before the datagram is done: its lines and callbacks are
+  -- told after, say)
   if not life.listener then return end
   -- the reloads under way (app:reload() in several tasks at once: each
   -- waits for the same RELOADING=1 and READY=1)
@@ -752,6 +869,8 @@ local function on_message(app, m, sender)
       end
     end
   end
+  -- (a reload done, or over for good: its waits look again now)
+  if reloads and (m.ready or m.stopping) then wake_reloads(life) end
   -- (with a watchdog or not: the app asks for its watchdog's end, as
   -- sd_notify(3) says it may without WatchdogSec=)
   if m.watchdog == "trigger" then watchdog_fire(app, "WATCHDOG=trigger") end
@@ -789,6 +908,7 @@ function App.drain(app, last)
     end
     if kind == "message" then
       if last then take_report(app, a) else on_message(app, a, b) end
+      tell_queued(life)
     elseif kind == "refused" then
       local r = life.refused
       if not r then
@@ -799,11 +919,17 @@ function App.drain(app, last)
     elseif kind == "malformed" then
       -- after ready a broken datagram is not worth the app's life
       if not log.drops(app._log, "warn") then
-        noisy(app, "malformed", "warn", format("%s: ignored a malformed notify datagram: %s", app._program, a))
+        say(life, function()
+          noisy(app, "malformed", "warn", format("%s: ignored a malformed notify datagram: %s", app._program, a))
+        end)
+        tell_queued(life)
       end
     else
-      app._log("error", format("%s: cannot read the notify socket: %s", app._program, a))
+      -- (closed first: a log function that waits leaves no other read to
+      -- fail on it again meanwhile)
+      say(life, function() app._log("error", format("%s: cannot read the notify socket: %s", app._program, a)) end)
       stop_listening(app)
+      tell_queued(life)
       return false
     end
   end
@@ -833,7 +959,9 @@ function App.listen(app, listener, watchdog, spell)
     reload = false, refused = false, later = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
-    quiet = {}, status_busy = false, status_next = false, spell = spell }
+    quiet = {}, status_busy = false, status_next = false, spell = spell,
+    -- what is still to be told of its datagrams, and who tells it (say)
+    tells = false, telling = false }
   app._life = life
   life.listen = loop.listen(listener:fd(), function() App.drain(app) end)
   if life.watchdog then watchdog_ping(app) end
@@ -1108,9 +1236,9 @@ local function reload_wait(app, r, timeout)
     local wake = (fd and not held) and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
     -- (app:close() wakes it: under another loop the wait is on the
     -- source's own descriptor, which the release of the app's knows not)
-    r.source = source or false
+    r.source, r.task = source or false, loop.task() or false
     local ok = loop.wait(source, wake)
-    r.source = false
+    r.source, r.task = false, false
     if source then source:close() end
     if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
   end
@@ -1145,7 +1273,8 @@ function App:reload()
   local timeout = self._opts.ready_timeout or DEFAULTS.ready_timeout
   local r, reloads
   local function await(reloading)
-    r = { reloading = reloading, done = false, deadline = now() + timeout, since = now(), extended = false }
+    r = { reloading = reloading, done = false, deadline = now() + timeout, since = now(), extended = false,
+      source = false, task = false }
     reloads = life.reload or {}
     life.reload = reloads
     reloads[r] = true
