@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -106,9 +107,31 @@ static int l_signals(lua_State *L)
     return 1;
 }
 
+/* Whether a signal the kernel sent (SI_KERNEL) is one a terminal sends:
+ * its ^C, ^\ and hangup. The kernel sends others too, to this process
+ * alone (SIGALRM of an alarm() or ITIMER_REAL that survived the exec,
+ * SIGVTALRM, SIGPROF, SIGXCPU of RLIMIT_CPU, SIGIO of F_SETOWN): those
+ * no terminal sent, nor to anyone else. */
+static int terminal_signal(const struct signalfd_siginfo *info)
+{
+    if (info->ssi_code != SI_KERNEL)
+        return 0;
+    switch (info->ssi_signo) {
+    case SIGINT:
+    case SIGQUIT:
+    case SIGHUP:
+    case SIGTSTP:
+    case SIGWINCH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* signals:read() -> { {signal = n, pid = sender, terminal = bool}, ... }:
- * what arrived, without waiting. terminal: sent by the kernel, as a
- * terminal's ^C or ^\ is, to its whole foreground process group (pid 0).
+ * what arrived, without waiting. terminal: sent by the kernel as a
+ * terminal sends it (terminal_signal), a ^C or ^\ to its whole
+ * foreground process group (pid 0), a hangup's SIGHUP.
  * A SIGXFSZ this process sent itself is left out: the kernel's, for a
  * write of its own past its file size limit (an app's output to its file),
  * which failed (EFBIG) and was counted; nobody sent it to be acted on. */
@@ -126,7 +149,7 @@ static int l_signals_read(lua_State *L)
         lua_setfield(L, -2, "signal");
         lua_pushinteger(L, (lua_Integer)info.ssi_pid);
         lua_setfield(L, -2, "pid");
-        lua_pushboolean(L, info.ssi_code == SI_KERNEL);
+        lua_pushboolean(L, terminal_signal(&info));
         lua_setfield(L, -2, "terminal");
         lua_rawseti(L, -2, ++n);
     }
@@ -197,6 +220,30 @@ static int l_default_action(lua_State *L)
     return 0;
 }
 
+/* core.die_by(sig): the process ends by sig, as if it had not caught it:
+ * its default action set, the signal unblocked and raised (without a core
+ * dump: RLIMIT_CORE 0 first, for SIGQUIT and the others that would dump
+ * one). Returns (false) only where that default does not end a process. */
+static int l_die_by(lua_State *L)
+{
+    int sig = lb_check_signal(L, 1, SIGTERM);
+    const struct rlimit none = { 0, 0 };
+    (void)setrlimit(RLIMIT_CORE, &none);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    (void)sigaction(sig, &dfl, NULL);
+    sigset_t set;
+    memset(&set, 0, sizeof set);
+    sys_sigset_add(&set, sig);
+    /* (raised while blocked: it is pending, and comes as it is let through) */
+    (void)raise(sig);
+    (void)sys_sigmask(SIG_UNBLOCK, &set, NULL);
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
 void lb_open_signals(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -209,4 +256,6 @@ void lb_open_signals(lua_State *L)
     lua_setfield(L, -2, "signals");
     lua_pushcfunction(L, l_default_action);
     lua_setfield(L, -2, "default_action");
+    lua_pushcfunction(L, l_die_by);
+    lua_setfield(L, -2, "die_by");
 }

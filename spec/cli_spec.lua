@@ -48,13 +48,21 @@ local function run(args)
   return code, S.read(out), S.read(err)
 end
 
+--- Start a command line in the background; finish(bg) waits for its exit
+-- code. (Its redirections are its own, made as it is exec'd: the shell that
+-- waits for it says on its own stderr how a job a signal ended ended,
+-- "Terminated", and that is not the command's.)
+local function run_background_line(line)
+  local bg = { out = S.tmpname("out"), err = S.tmpname("err"), code = S.tmpname("code") }
+  os.execute(string.format("((exec %s >%s 2>%s); echo $? >%s.tmp; mv %s.tmp %s) 2>/dev/null &",
+    line, bg.out, bg.err, bg.code, bg.code, bg.code))
+  return bg
+end
+
 --- Start the command in the background (with the signals named in ignored
 -- ignored); finish(bg) waits for its exit code.
 local function run_background(args, ignored)
-  local bg = { out = S.tmpname("out"), err = S.tmpname("err"), code = S.tmpname("code") }
-  os.execute(string.format("(%s >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s) &",
-    command_line(args, false, ignored), bg.out, bg.err, bg.code, bg.code, bg.code))
-  return bg
+  return run_background_line(command_line(args, false, ignored))
 end
 
 local function finish(bg)
@@ -764,6 +772,23 @@ function Start.test_status_on_a_terminal_is_cut_to_its_width_at_a_character()
       .. " 2>&1 </dev/null")
     lu.assertTrue(ok, S.read(out))
     assert_contains(S.read(out), "\r" .. case[2] .. "\27[K", "status line")
+  end
+end
+
+-- Every character a terminal shows two columns wide counts two: emoji
+-- shown as such by default, in and out of U+1F300..U+1F64F (they counted
+-- one, and a line of them wrapped, "\r" could not take it back).
+function Start.test_status_on_a_terminal_counts_each_wide_emoji_as_two_columns()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  -- (20 columns, the last left empty: 9 of them, 18 columns)
+  for _, emoji in ipairs { "\u{1f680}", "\u{1fa70}", "\u{231a}", "\u{26a1}", "\u{1f6f8}", "\u{2b50}" } do
+    local out = S.tmpname("tty")
+    local cmd = command_line { "--watch", "--", F, "notify=STATUS=" .. string.rep(emoji, 18), "notify=READY=1",
+      "exit=0" }
+    local ok = os.execute("COLUMNS= script -qec " .. quote("stty cols 20; exec " .. cmd) .. " /dev/null >" .. out
+      .. " 2>&1 </dev/null")
+    lu.assertTrue(ok, S.read(out))
+    assert_contains(S.read(out), "\r" .. string.rep(emoji, 9) .. "\27[K", "status line")
   end
 end
 
@@ -1763,6 +1788,138 @@ function Watch.test_a_second_sigint_while_a_start_is_cancelled_sends_sigkill()
   assert_contains(err, "appstart: interrupted by SIGINT: start cancelled\n")
   lu.assertFalse(S.alive(app))
   S.assert_clean(before)
+end
+
+--- A --watch --kill-mode=group app whose main process exits (code 0) and
+-- leaves a child that ignores SIGTERM: the command awaits it (SIGKILL
+-- after --grace=10), and meanwhile reads its signals. Returns the
+-- background command, its pid, the app's and the child's.
+local function awaiting_what_the_app_left()
+  local pidfile, childfile, go = S.tmpname("pid"), S.tmpname("child"), S.tmpname("go")
+  local bg = run_background { "--watch", "--verbose", "--kill-mode=group", "--grace=10", "--ready=fd", "--", F,
+    "pidfile=" .. pidfile, "fork", "ignore=TERM", "pidfile=" .. childfile, "pause", "|",
+    "waitfile=" .. childfile, "line=3:rest", "waitfile=" .. go, "exit=0" }
+  local app = tonumber(S.await_file(pidfile))
+  local child = tonumber(S.await_file(childfile))
+  local command = ppid(app)
+  await_match(bg.out, "ready: pid %d+")
+  -- (the main process exits now: its child has its SIGTERM, and ignores it)
+  assert(io.open(go, "w")):close()
+  await_match(bg.err, "its main process ended: SIGTERM to the 1 process left in its group")
+  lu.assertTrue(S.alive(child), "the child ignores SIGTERM")
+  return bg, command, app, child
+end
+
+-- Once the app has exited, what it left in its group is awaited (its
+-- SIGKILL after --grace): a SIGINT (^C) sends it SIGKILL at once, and the
+-- command ends (every signal was dropped then, and the command waited out
+-- --grace). The exit code is the app's own.
+function Watch.test_a_sigint_while_what_the_app_left_is_awaited_sends_it_sigkill()
+  local before = S.snapshot()
+  local bg, command, app, child = awaiting_what_the_app_left()
+  local t0 = core.now()
+  os.execute("kill -INT " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 0, err)
+  lu.assertTrue(core.now() - t0 < 5, "the command waited out --grace")
+  local said = "appstart: rest (pid " .. app .. ") "
+  assert_contains(err, said .. "has exited: sending SIGKILL to the 1 process left in the group of pid " .. app
+    .. "\n")
+  assert_contains(err, said .. "exited with code 0\n")
+  lu.assertFalse(S.alive(child))
+  S.assert_clean(before)
+end
+
+-- A first SIGTERM meanwhile is passed on to what the app left; a second
+-- sends it SIGKILL.
+function Watch.test_a_second_sigterm_while_what_the_app_left_is_awaited_sends_it_sigkill()
+  local before = S.snapshot()
+  local bg, command, app, child = awaiting_what_the_app_left()
+  local t0 = core.now()
+  os.execute("kill -TERM " .. command)
+  await_match(bg.err, "forwarding SIGTERM to the 1 process left in the group of pid " .. app .. "\n")
+  lu.assertTrue(S.alive(child), "the child ignores SIGTERM")
+  os.execute("kill -TERM " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 0, err)
+  lu.assertTrue(core.now() - t0 < 5, "the command waited out --grace")
+  assert_contains(err, "appstart: rest (pid " .. app .. ") has exited: sending SIGKILL to the 1 process left in "
+    .. "the group of pid " .. app .. "\n")
+  lu.assertFalse(S.alive(child))
+  S.assert_clean(before)
+end
+
+-- A signal the kernel sends the command alone is no terminal's: the
+-- SIGALRM of an alarm() armed before the exec (it survives it), a
+-- SIGXCPU, a SIGPROF. It is forwarded as any other (it was taken for a ^C
+-- that the app, in the command's process group, had had too, and dropped).
+function Watch.test_a_sigalrm_of_an_alarm_armed_before_the_exec_is_forwarded()
+  if not has("perl") then lu.skip("needs perl to arm an alarm and exec") end
+  local before = S.snapshot()
+  -- the alarm cannot wait for the app to be ready: one that came too soon
+  -- (the start cancelled by it, or the command ended by it as it began:
+  -- no SIGALRM forwarded then) is tried again with twice the time
+  for _, seconds in ipairs { 1, 2, 4 } do
+    local pidfile, trap = S.tmpname("pid"), S.tmpname("trap")
+    local bg = run_background_line(GUARD .. "perl -e 'alarm shift; exec @ARGV or die' " .. seconds .. " "
+      .. command_line({ "--watch", "--verbose", "--ready=fd", "--", F, "pidfile=" .. pidfile, "trap=ALRM:" .. trap,
+        "line=3:alrm", "pause" }, true))
+    local deadline, said = core.now() + seconds + 10
+    repeat
+      said = (S.read(bg.err) or ""):match("[^\n]*SIGALRM[^\n]*")
+      if said or S.read(bg.code) then break end
+      core.wait_readable(-1, 0.005)
+    until core.now() > deadline
+    if said and (said:find("forwarding", 1, true) or said:find("from the terminal", 1, true)) then
+      -- past the start: forwarded (or, the bug, taken for the terminal's)
+      local app = S.pid_in(pidfile)
+      if said:find("forwarding", 1, true) then await_match(trap, "14\n") end
+      os.execute("kill -TERM " .. ppid(app))
+      local code, _, err = finish(bg)
+      lu.assertEquals(code, 128 + 15, err)
+      assert_contains(err, "appstart: info: forwarding SIGALRM to pid " .. app .. "\n")
+      lu.assertEquals(S.read(trap), "14\n")
+      S.assert_clean(before)
+      return
+    end
+    local _, _, err = finish(bg)
+    lu.assertTrue(seconds < 4, "the alarm came before the app was watched: " .. err)
+  end
+end
+
+-- A watched app killed by a SIGINT, SIGQUIT, SIGTERM or SIGHUP that the
+-- command forwarded to it ends the command by that signal too, no core
+-- dumped (a shell whose ^C reached the command takes a normal exit, 130,
+-- for a command that handled it, and a loop of bash's goes on); $? in a
+-- shell is still 128+N.
+function Watch.test_an_app_killed_by_a_forwarded_sigint_ends_the_command_by_it_too()
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  for _, name in ipairs { "INT", "QUIT", "TERM", "HUP" } do
+    local number = core.signum(name)
+    local before = S.snapshot()
+    local pidfile, out, err = S.tmpname("pid"), S.tmpname("out"), S.tmpname("err")
+    local argv = { "/bin/sh", "-c", 'exec "$@" >' .. out .. " 2>" .. err, "sh" }
+    if preload then table.move({ "env", "LD_PRELOAD=" .. preload }, 1, 2, #argv + 1, argv) end
+    table.move({ "lua5.4", BIN, "--watch", "--ready=fd", "--", F, "pidfile=" .. pidfile, "line=3:wce", "pause" },
+      1, 9, #argv + 1, argv)
+    local command = assert(appstart.start { argv = argv, ready = "none", log = S.quiet })
+    local app = tonumber(S.await_file(pidfile))
+    await_match(out, "ready: pid %d+")
+    os.execute("kill -" .. name .. " " .. command.pid)
+    lu.assertEquals(command:wait(20), { signal = number }, S.read(err))
+    lu.assertEquals(S.read(err), "appstart: wce (pid " .. app .. ") was killed by SIG" .. name .. "\n")
+    lu.assertFalse(S.alive(app))
+    command:close()
+    S.assert_clean(before)
+  end
+end
+
+-- Killed by a signal the command did not pass on (its own, or another
+-- process's), the app's end is told by the exit code alone, 128+N.
+function Watch.test_an_app_killed_by_a_signal_the_command_did_not_forward_gives_128_plus_n()
+  local code, _, err = run { "--watch", "--ready=fd", "--", F, "line=3:own", "signal=INT" }
+  lu.assertEquals(code, 128 + 2, err)
+  assert_contains(err, "was killed by SIGINT\n")
 end
 
 -- The command on a terminal (script(1) makes one), and a keyboard: a shell

@@ -21,6 +21,9 @@ local start = require "appstart.start"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local options = require "appstart.options"
+local App = require "appstart.app"
+local signal = require "appstart.signal"
+local settings = require "appstart.settings"
 
 local cli = {}
 
@@ -99,9 +102,13 @@ and time to ready, and exit 0 leaving it running.
                            and every other signal that would end it
                            (SIGQUIT, SIGUSR1, SIGABRT, the real-time
                            ones...) to it (a second SIGINT, ^C, sends SIGTERM,
-                           a third SIGKILL); exit with its exit code (128+N
-                           when signal N killed it, 255 when its status
-                           cannot be known: not appstart's child)
+                           a third SIGKILL; once it has exited, a SIGINT
+                           sends SIGKILL to what it left in its group); exit
+                           with its exit code (128+N when signal N killed it,
+                           255 when its status cannot be known: not
+                           appstart's child; killed by a SIGHUP, SIGINT,
+                           SIGQUIT or SIGTERM it got from the command, or
+                           from the terminal with it, die by that signal)
   --json                   print one JSON object line instead of text, also
                            when the start fails:
                            {"code":..,"message":..,"pid":..,"exit_code":..,
@@ -509,6 +516,13 @@ end
 
 local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.signum("HUP")
 
+-- A watched app killed by one of these, which the command forwarded to it
+-- or which the terminal sent them both, ends the command by it too, not
+-- with 128+N: a shell that waits for a command in its foreground takes a
+-- normal exit after its own ^C for a command that handled the ^C, and
+-- goes on (bash's loops, `make -k`'s recipes)
+local DIE_BY = { [SIGINT] = true, [SIGHUP] = true, [core.signum("QUIT")] = true, [core.signum("TERM")] = true }
+
 local function signal_name(sig)
   local name = SIGNAL_NAMES[sig] or core.signame(sig)
   return name and (name:match("^SIG") and name or "SIG" .. name) or ("signal " .. sig)
@@ -528,11 +542,28 @@ end
 -- signals.
 local show = log.show
 
--- The characters a terminal shows two columns wide (East Asian wide and
--- full-width ones, emoji), as ranges of code points: first, last, ...
-local WIDE = { 0x1100, 0x115F, 0x2329, 0x232A, 0x2E80, 0x303E, 0x3041, 0xA4CF, 0xAC00, 0xD7A3, 0xF900, 0xFAFF,
-  0xFE10, 0xFE19, 0xFE30, 0xFE6F, 0xFF00, 0xFF60, 0xFFE0, 0xFFE6, 0x1F300, 0x1F64F, 0x1F900, 0x1F9FF,
-  0x20000, 0x2FFFD, 0x30000, 0x3FFFD }
+-- The characters a terminal shows two columns wide, as ranges of code
+-- points (first, last, ...): Unicode's East Asian Width W and F (CJK, Hangul,
+-- kana, full-width forms, the emoji shown as such by default: U+231A,
+-- U+26A1, U+1F680 and the like), each range run on over the unassigned
+-- code points next to it (a character assigned there later is most likely
+-- wide too), planes 2 and 3 whole.
+local WIDE = {
+  0x1100, 0x115F, 0x231A, 0x231B, 0x2329, 0x232A, 0x23E9, 0x23EC, 0x23F0, 0x23F0, 0x23F3, 0x23F3,
+  0x25FD, 0x25FE, 0x2614, 0x2615, 0x2648, 0x2653, 0x267F, 0x267F, 0x2693, 0x2693, 0x26A1, 0x26A1,
+  0x26AA, 0x26AB, 0x26BD, 0x26BE, 0x26C4, 0x26C5, 0x26CE, 0x26CE, 0x26D4, 0x26D4, 0x26EA, 0x26EA,
+  0x26F2, 0x26F3, 0x26F5, 0x26F5, 0x26FA, 0x26FA, 0x26FD, 0x26FD, 0x2705, 0x2705, 0x270A, 0x270B,
+  0x2728, 0x2728, 0x274C, 0x274C, 0x274E, 0x274E, 0x2753, 0x2755, 0x2757, 0x2757, 0x2795, 0x2797,
+  0x27B0, 0x27B0, 0x27BF, 0x27BF, 0x2B1B, 0x2B1C, 0x2B50, 0x2B50, 0x2B55, 0x2B55, 0x2E80, 0x303E,
+  0x3040, 0x3247, 0x3250, 0x4DBF, 0x4E00, 0xA4CF, 0xA960, 0xA97F, 0xAC00, 0xD7AF, 0xF900, 0xFAFF,
+  0xFE10, 0xFE1F, 0xFE30, 0xFE6F, 0xFF00, 0xFF60, 0xFFE0, 0xFFE6, 0x16FE0, 0x1BBFF, 0x1F004, 0x1F004,
+  0x1F0CF, 0x1F0CF, 0x1F18E, 0x1F18E, 0x1F191, 0x1F19A, 0x1F200, 0x1F320, 0x1F32D, 0x1F335, 0x1F337, 0x1F37C,
+  0x1F37E, 0x1F393, 0x1F3A0, 0x1F3CA, 0x1F3CF, 0x1F3D3, 0x1F3E0, 0x1F3F0, 0x1F3F4, 0x1F3F4, 0x1F3F8, 0x1F43E,
+  0x1F440, 0x1F440, 0x1F442, 0x1F4FC, 0x1F4FF, 0x1F53D, 0x1F54B, 0x1F54E, 0x1F550, 0x1F567, 0x1F57A, 0x1F57A,
+  0x1F595, 0x1F596, 0x1F5A4, 0x1F5A4, 0x1F5FB, 0x1F64F, 0x1F680, 0x1F6C5, 0x1F6CC, 0x1F6CC, 0x1F6D0, 0x1F6D2,
+  0x1F6D5, 0x1F6DF, 0x1F6EB, 0x1F6EF, 0x1F6F4, 0x1F6FF, 0x1F7E0, 0x1F7FF, 0x1F90C, 0x1F93A, 0x1F93C, 0x1F945,
+  0x1F947, 0x1F9FF, 0x1FA70, 0x1FAFF, 0x20000, 0x3FFFD,
+}
 
 local function columns_of(code)
   for i = 1, #WIDE, 2 do
@@ -935,8 +966,11 @@ local function run(o)
   -- app, interrupted (a signal number), code, interrupts (SIGINTs while
   -- watching), done (the work has ended), report (the last words, written
   -- once the work is done), ending (an app the command terminates, its
-  -- start cancelled as it completed)
-  local state = {}
+  -- start cancelled as it completed), how (how the watched app ended),
+  -- passed (the signals it got from the command, or from the terminal
+  -- with it: see DIE_BY), rest_signals (those that came while what it
+  -- left in its group was awaited)
+  local state = { passed = {} }
   local worker, watcher
 
   local function work()
@@ -1005,6 +1039,13 @@ local function run(o)
     display.clear()
     state.report = function() report_exit(o, app, how) end
     state.code = exit_code(how)
+    state.how = how
+    -- what its main process left in its group (--kill-mode=group): they
+    -- had SIGTERM, and have SIGKILL after --grace; awaited here, with the
+    -- signals still read (a ^C sends them SIGKILL now: see forward)
+    while App.leftover(app) do
+      if loop.wait(nil, core.now() + settings.poll_interval) == nil then break end -- (cancelled)
+    end
   end
 
   --- A second SIGINT while the app still runs (it ignores or outlives the
@@ -1036,6 +1077,29 @@ local function run(o)
     return pid ~= nil
   end
 
+  --- A signal that comes once the watched app's main process has ended,
+  -- while what it left in its group is awaited (SIGTERM sent, SIGKILL
+  -- after --grace): a SIGINT, or a second signal, sends them SIGKILL now
+  -- (^C must always be able to stop a watched app), a first other one is
+  -- passed on to them.
+  local function to_the_rest(app, rest, sig)
+    state.rest_signals = (state.rest_signals or 0) + 1
+    local n = rest:rest()
+    local what = string.format("the %d process%s left in the group of pid %d", n, n == 1 and "" or "es", app.pid)
+    if sig == SIGINT or state.rest_signals > 1 then
+      -- (the signal first, then the notice, as escalate's)
+      signal.rest(rest, opts, "KILL", opts.log, program_of(o.command[1]))
+      display.clear()
+      if not o.quiet then
+        log.show(string.format("appstart: %s (pid %d) has exited: ", printable(app.name or "app"), app.pid),
+          "sending SIGKILL to " .. what, "\n")
+      end
+    else
+      opts.log("info", string.format("forwarding %s to %s", signal_name(sig), what))
+      signal.rest(rest, opts, sig, opts.log, program_of(o.command[1]))
+    end
+  end
+
   local own_group, own_session = core.process_group(core.pid())
   -- a terminal's ^C and ^\ go to its whole foreground process group; its
   -- hangup's SIGHUP to the session's leader alone (the group gets one
@@ -1049,8 +1113,11 @@ local function run(o)
       for _, got in ipairs(signals:read()) do
         if state.done then return end
         local sig, app = got.signal, state.app
+        local rest = app and sig ~= SIGPIPE and app.state == "exited" and App.leftover(app)
         if app and sig == SIGINT then state.interrupts = (state.interrupts or 0) + 1 end
-        if app and sig == SIGINT and state.interrupts > 1 and app.state ~= "exited" then
+        if rest then
+          to_the_rest(app, rest, sig)
+        elseif app and sig == SIGINT and state.interrupts > 1 and app.state ~= "exited" then
           escalate(app)
         elseif app and got.terminal and not (sig == SIGHUP and leads)
           and core.process_group(app.pid) == own_group then
@@ -1058,12 +1125,14 @@ local function run(o)
           -- group, the app included: forwarding would make it two
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
             signal_name(sig), app.pid))
+          state.passed[sig] = true
         elseif app then
           if sig ~= SIGPIPE then
             opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), app.pid))
             -- (refused: an app become another user's, a setuid program;
             -- one that has just exited needs none)
             local sent, refused = app:kill(sig)
+            if sent then state.passed[sig] = true end
             if not sent and app.state ~= "exited" then
               opts.log("warn", string.format("cannot forward %s to pid %d: %s", signal_name(sig), app.pid,
                 tostring(refused)))
@@ -1113,6 +1182,13 @@ local function run(o)
   if pipe then
     pipe:read()
     pipe:close()
+  end
+  local how = state.how
+  if how and how.signal and DIE_BY[how.signal] and state.passed[how.signal] then
+    -- (its default action now, whatever lua5.4 set: the command dies by
+    -- it, $? still 128+N in a shell; a core dump it would make is not)
+    io.stdout:flush()
+    core.die_by(how.signal)
   end
   return state.code
 end
