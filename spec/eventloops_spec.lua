@@ -1937,6 +1937,7 @@ end
 function TW.test_cqueues_on_exit_is_told_though_a_waiting_line_before_it_raised()
   leaves_nothing("cqueues", function()
     local told, app
+    local go = S.tmpname("go")
     local function log(_, message)
       if message:find("status: last", 1, true) then
         appstart.sleep(0.2)
@@ -1947,9 +1948,11 @@ function TW.test_cqueues_on_exit_is_told_though_a_waiting_line_before_it_raised(
     cq:wrap(function()
       -- (no wait of appstart's here, which could read the socket itself:
       -- the line is the listener's, whose coroutine the error ends, not
-      -- this one)
-      app = assert(appstart.start { argv = { F, "notify=READY=1", "notify=STATUS=last", "exit=0" },
-        log = log, on_exit = function(_, h) told = h end })
+      -- this one; its STATUS= once the start is over, which would read
+      -- one sent with its READY=1)
+      app = assert(appstart.start { argv = { F, "notify=READY=1", "waitfile=" .. go, "notify=STATUS=last",
+        "exit=0" }, log = log, on_exit = function(_, h) told = h end })
+      S.touch(go)
       local t0 = S.core.now()
       while told == nil and S.core.now() - t0 < 3 do require("cqueues").sleep(0.02) end
     end)
