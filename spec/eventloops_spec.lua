@@ -1940,7 +1940,10 @@ function TW.test_cqueues_on_exit_is_told_though_a_waiting_line_before_it_raised(
     local go = S.tmpname("go")
     local function log(_, message)
       if message:find("status: last", 1, true) then
-        appstart.sleep(0.2)
+        -- (until the app's end is seen, 3 s at most: its on_exit queued
+        -- behind this line)
+        local t0 = S.core.now()
+        while app.state ~= "exited" and S.core.now() - t0 < 3 do appstart.sleep(0.01) end
         error("the sink broke")
       end
     end
