@@ -522,6 +522,7 @@ end
 -- SIGTERM, its first process running still.
 function T.test_a_main_handed_back_to_the_apps_first_process_is_taken()
   local appstart = require "appstart"
+  local before = S.snapshot()
   local dir = S.tmpname("handback")
   assert(os.execute("mkdir " .. dir))
   local logged, log = S.recorder()
@@ -547,7 +548,12 @@ function T.test_a_main_handed_back_to_the_apps_first_process_is_taken()
   lu.assertEquals(back, first, "the hand-back was refused: " .. table.concat(logged, "\n"))
   lu.assertNil(how, "the app ended with the child: " .. tostring(how))
   lu.assertNotStrContains(table.concat(logged, "\n"), "ignored MAINPID=")
+  -- (the first process, the main again, reaped as the app's: no second
+  -- handle of it left watched to its end, its pidfd and its reap held
+  -- past the run)
+  local clean, err = pcall(S.assert_clean, before)
   S.kill_strays()
+  if not clean then error(err, 0) end
 end
 
 -- A main that said READY=1 and was reaped before the launcher took its

@@ -665,6 +665,18 @@ local function move_main(app, pid, sender)
     end)
     return
   end
+  -- a main handed back to a child of ours that an earlier move left
+  -- watched to its end (below): that process, which reaps it, is the
+  -- main's again (the one just made, which would not, let go of; a second
+  -- one watched to the end would have held its pidfd, and the reap, past
+  -- the app's end)
+  local kept = life.old_mains and life.old_mains[pid]
+  if kept then
+    life.old_mains[pid] = nil
+    loop.unwatch(kept.watch)
+    proc:close()
+    proc = kept.proc
+  end
   -- the old pidfd leaves the poller before it is closed; whoever waits on
   -- it (app:wait) is woken, to wait on the new one
   local watched = app._watch
@@ -672,9 +684,16 @@ local function move_main(app, pid, sender)
   loop.release(app._proc:descriptors())
   local old = app._proc:switch(proc)
   if old then -- the old main is a child of ours: reaped when it exits
-    local fd = old:fd()
-    loop.watch(fd, function() if old:poll() then loop.close_process(old); return true end end,
-      not fd and settings.poll_interval or nil)
+    local fd, old_pid = old:fd(), app.pid
+    life.old_mains = life.old_mains or {}
+    local entry = { proc = old, watch = false }
+    entry.watch = loop.watch(fd, function()
+      if not old:poll() then return false end
+      if life.old_mains[old_pid] == entry then life.old_mains[old_pid] = nil end
+      loop.close_process(old)
+      return true
+    end, not fd and settings.poll_interval or nil)
+    life.old_mains[old_pid] = entry
   end
   local was = app.pid
   app.pid = pid
