@@ -124,7 +124,10 @@ static char **string_array(lua_State *L, int arg, int required, char **buf, size
  * the cgroup v2 hierarchy; watchdog_usec: 0 for none; pid_file: the
  * forking daemon's (helper true); error_fd: where the helper
  * (appstart-helper --error-fd) writes why it failed; pass_fd: a descriptor
- * the child gets at fd 3 (no helper, ready "none" or "notify").
+ * the child gets at fd 3 (no helper, ready "none" or "notify");
+ * new_session: true, the child starts a session of its own whatever the
+ * kill mode (the command's app left running: no hangup of the launcher's
+ * terminal reaches it).
  * Values, not a table, for what every start gives: a start reads them
  * once, and a coroutine's stack grows to its deepest call (twenty
  * arguments here took a task in a start from 80 slots to 160). */
@@ -134,13 +137,14 @@ static int l_start(lua_State *L)
     static const char *const access_names[] = { "main", "exec", "all", NULL };
     static const char *const format_names[] = { "int32le", "line", NULL };
     static const char *const mode_names[] = { "process", "group", "cgroup", NULL };
-    /* the rare fields laid out as arguments 12 to 20, by their names; the
+    /* the rare fields laid out as arguments 12 to 21, by their names; the
      * arrays' userdata go above */
     static const char *const rare_fields[] = { "pid_fd", "pid_format", "app_uid", "kill_mode", "cgroup_parent",
-                                               "watchdog_usec", "pid_file", "error_fd", "pass_fd" };
+                                               "watchdog_usec", "pid_file", "error_fd", "pass_fd",
+                                               "new_session" };
     lua_settop(L, 12);
     if (lua_isnil(L, 12)) {
-        lua_settop(L, 20);
+        lua_settop(L, 21);
     } else {
         luaL_checktype(L, 12, LUA_TTABLE);
         for (size_t i = 0; i < sizeof rare_fields / sizeof rare_fields[0]; i++)
@@ -189,6 +193,7 @@ static int l_start(lua_State *L)
     cfg.pass_fd = lua_isnoneornil(L, 20) ? -1 : opt_integer(L, 20, 0, 0, 0x7fffffff);
     luaL_argcheck(L, cfg.pass_fd < 0 || (!cfg.has_helper && cfg.ready != STARTER_READY_FD), 20,
                   "fd 3 of the child is taken");
+    cfg.new_session = lua_toboolean(L, 21);
     cfg.search_path = getenv("PATH");
 
     struct lstarter *u = lua_newuserdatauv(L, sizeof *u, 0);

@@ -857,7 +857,7 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
          * that nothing it forks can be in the launcher's: what the
          * launcher adopts from it is told from the launcher's own
          * children by that (verify_pid, children_adopt_end) */
-        .new_session = cfg->kill_mode == TREE_GROUP || s->has_helper, .cgroup_fd = cgroup_fd,
+        .new_session = cfg->kill_mode == TREE_GROUP || s->has_helper || cfg->new_session, .cgroup_fd = cgroup_fd,
         .pid_digits = pid_digits,
     };
     pid_t pid;

@@ -126,6 +126,8 @@ struct starter_config {
                                 child gets at fd 3 (a pidfd, for
                                 appstart-helper --signal); no helper, no
                                 ready fd; -1: none */
+    int new_session;         /* the child starts a session of its own
+                                (kill_mode group, a helper: always) */
 };
 
 struct starter_result {

@@ -2001,6 +2001,40 @@ function Watch.test_a_hangup_of_the_terminal_the_command_leads_is_forwarded_to_t
   S.assert_clean(before)
 end
 
+--- A command without --watch that leads its terminal's session (ssh -t
+-- host appstart ..., exec appstart from a login shell; here script(1)'s
+-- shell execs it) ends at ready: the kernel then hangs up the terminal's
+-- foreground group. The app left running is in a session of its own, so
+-- the hangup does not reach it (it died of it, in the command's group),
+-- and it does not read the terminal it was started from: its stdin is
+-- /dev/null (it could take the keystrokes meant for the shell).
+function Watch.test_an_app_left_running_outlives_the_terminal_the_command_led()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local before = S.snapshot()
+  local out, pidfile = S.tmpname("tty"), S.tmpname("pid")
+  local argv = { "--ready=fd", "--", F, "pidfile=" .. pidfile, "line=3:tty", "pause" }
+  local ok = os.execute("script -qec " .. quote("exec " .. command_line(argv, true)) .. " /dev/null >" .. out
+    .. " 2>&1 </dev/null")
+  local app = S.pid_in(pidfile)
+  lu.assertNotNil(app, S.read(out))
+  local ok2, err = pcall(function()
+    lu.assertTrue(ok, S.read(out))
+    assert_contains(S.read(out), "appstart: tty ready: pid " .. app)
+    local session = select(2, core.process_group(app))
+    lu.assertEquals(session, app, "the app leads a session of its own")
+    local p = io.popen("readlink /proc/" .. app .. "/fd/0")
+    lu.assertEquals(p:read("l"), "/dev/null")
+    p:close()
+    -- (the hangup, had it reached the app, came as the command exited,
+    -- before script(1) returned)
+    lu.assertTrue(S.alive(app), "the app outlived the terminal's hangup")
+  end)
+  if S.alive(app) then os.execute("kill -KILL " .. app) end
+  lu.assertTrue(S.await_gone(app))
+  assert(ok2, err)
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 
 local Install = {}

@@ -64,7 +64,8 @@ and time to ready, and exit 0 leaving it running.
                            those variables)
   --chdir=DIR              run COMMAND in DIR
   --stdin=inherit|null|PATH  the app's stdin (default inherit; null with
-                           --user)
+                           --user, and without --watch where it is a
+                           terminal)
   --stdout=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP
                            the app's stdout (a PATH is appended to);
                            default null, so that $(appstart ...) returns at
@@ -906,6 +907,10 @@ local function start_options(o, display)
   -- an app of another user never gets a terminal (it could read what is
   -- typed there): a watched one's lines are shown as captured lines
   local default_stderr = default_output
+  -- left running in a session of its own (see work), the app could read
+  -- the terminal the shell reads from, its keystrokes: stdin from
+  -- /dev/null where it is one, as a daemon's
+  local default_stdin = not o.watch and core.isatty(0) and "null" or nil
   if o.watch and o.user then
     if core.isatty(1) and not default_stdout then default_stdout = "capture" end
     if core.isatty(2) then default_stderr = "capture" end
@@ -914,7 +919,7 @@ local function start_options(o, display)
     argv = o.command, ready = o.ready, ready_fd = o.ready_fd,
     pid_fd = o.pid_fd, pid_format = o.pid_format, notify_access = o.notify_access,
     user = o.user, group = o.group, ready_timeout = o.timeout, kill_grace = o.grace,
-    pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin,
+    pid_timeout = o.pid_timeout, env = environment(o), cwd = o.chdir, stdin = o.stdin or default_stdin,
     kill_mode = o.kill_mode, watchdog = o.watchdog,
     probe_interval = o.probe_interval, probe_timeout = o.probe_timeout,
     stdout = o.stdout or default_stdout, stderr = o.stderr or default_stderr,
@@ -975,7 +980,12 @@ local function run(o)
 
   local function work()
     -- (begun, then waited for: a second ^C during a cancel hurries it)
-    local h <close> = appstart.begin(opts)
+    -- left running, the app gets a session of its own: when the command
+    -- leads its terminal's session (ssh -t host appstart ..., exec
+    -- appstart), its exit hangs the terminal's foreground group up, and
+    -- the app would be in it (a watched app stays in the command's group:
+    -- ^C reaches both, as for any command run from a shell)
+    local h <close> = start.begin(opts, "appstart.begin", 1, nil, not o.watch or nil)
     start.spelling(h, spelling(o))
     state.starting = h
     local app, err = h:wait()

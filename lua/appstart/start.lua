@@ -88,8 +88,9 @@ end
 
 --- core_start for the starts that need more than the common fields: a
 -- helper (the command's argv after the helper's), a user, a kill mode, a
--- watchdog, a forking daemon's pid file, a descriptor passed.
-local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
+-- watchdog, a forking daemon's pid file, a descriptor passed, a session
+-- of the app's own.
+local function core_start_rare(opts, ready, stdout, stderr, pass_fd, session)
   local argv, helper = opts.argv, opts.helper or nil
   -- (4.0 is 4: the helper is told them as text)
   local pid_fd = math.tointeger(opts.pid_fd) or 3
@@ -151,7 +152,7 @@ local function core_start_rare(opts, ready, stdout, stderr, pass_fd)
   -- what few starts set, in a table made only for them (see core.start)
   local rare = { pid_fd = pid_fd, pid_format = opts.pid_format, app_uid = app_uid, kill_mode = opts.kill_mode,
     cgroup_parent = opts.cgroup_parent, watchdog_usec = watchdog and math.max(1, math.floor(watchdog * 1e6 + 0.5)),
-    pid_file = pid_file, error_fd = error_fd, pass_fd = pass_fd }
+    pid_file = pid_file, error_fd = error_fd, pass_fd = pass_fd, new_session = session }
   return core.start(argv, env_array(opts.env), cwd, stdin, stdout, stderr,
     ready, ready_fd, opts.notify_access, ready == "notify" and os.getenv("XDG_RUNTIME_DIR") or nil,
     helper ~= nil, rare)
@@ -161,10 +162,10 @@ end
 -- descriptor layout. Few locals on the common path: a task's coroutine
 -- stack grows (by doubling) to fit its deepest call, and this one is the
 -- deepest of a start (README, "Where the memory goes").
-local function core_start(opts, ready, stdout, stderr, pass_fd)
-  if opts.helper or opts.user or opts.kill_mode or opts.watchdog or pass_fd
+local function core_start(opts, ready, stdout, stderr, pass_fd, session)
+  if opts.helper or opts.user or opts.kill_mode or opts.watchdog or pass_fd or session
     or (type(opts.ready) == "table" and opts.ready.pid_file) then
-    return core_start_rare(opts, ready, stdout, stderr, pass_fd)
+    return core_start_rare(opts, ready, stdout, stderr, pass_fd, session)
   end
   return core.start(opts.argv, env_array(opts.env), opts.cwd, opts.stdin, stdout, stderr,
     ready, ready == "fd" and (opts.ready_fd or 3) or nil, opts.notify_access,
@@ -198,7 +199,10 @@ end
 -- argument error points at its line
 -- @param pass_fd nil, or a descriptor the child gets at fd 3 (the pidfd
 -- appstart-helper --signal is given: appstart.signal)
-function start.begin(opts, who, up, pass_fd)
+-- @param session true: the app starts a session of its own whatever its
+-- kill_mode (the command's app, left running: the hangup of a terminal
+-- whose session the command led must not reach it)
+function start.begin(opts, who, up, pass_fd, session)
   options.assert(opts, who, up + 2)
   -- the start and its app read the options as checked: the caller's table
   -- may be changed after (a template reused, an on_status that writes to
@@ -301,7 +305,7 @@ function start.begin(opts, who, up, pass_fd)
   -- too: app:tail() inside on_output sees what was read
   if out and h._app then h._app._out = out end
   local spawned
-  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr, pass_fd)
+  h._s, h._fresh, spawned = core_start(opts, ready, stdout, stderr, pass_fd, session)
   loop.own_start(h) -- (a failed appstart.run ends it)
   if out then
     out:listen()
