@@ -145,12 +145,16 @@ static int l_process_pgid(lua_State *L)
     return 1;
 }
 
-/* p:rest() -> how many members of its tree other than the process run */
+/* p:rest() -> how many members of its tree other than the process run |
+ * nil, message, errno: they could not be looked at (out of descriptors,
+ * /proc or the cgroup could not be read), which is no empty tree */
 static int l_process_rest(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
     int n = tree_others(p->tree, p->p.pid);
-    lua_pushinteger(L, n > 0 ? n : 0);
+    if (n < 0)
+        return lb_errno_result(L, -n, NULL);
+    lua_pushinteger(L, n);
     return 1;
 }
 

@@ -2178,7 +2178,8 @@ static int tree_running(struct starter *s)
         return 0;
     if (s->tree->mode == TREE_CGROUP)
         return tree_populated(s->tree);
-    return tree_others(s->tree, known_app_pid(s)) > 0;
+    /* (one that cannot be looked at, out of descriptors: not gone) */
+    return tree_others(s->tree, known_app_pid(s)) != 0;
 }
 
 static void signal_through_helper(struct starter *s, int sig);

@@ -94,20 +94,26 @@ static int group_recycled(const struct tree *t)
     return t->leader_known && procfs_stat(t->pgid, &st) == 0 && st.start_time != t->leader_start;
 }
 
-/* Is pid a live member now (*st: its stat then)? */
+/* Is pid a live member now (*st: its stat then)? 1 or 0; -errno when
+ * that cannot be told for now (out of descriptors: its /proc files cannot
+ * be opened), which is neither */
 static int member_stat(const struct tree *t, pid_t pid, struct procfs_stat *st)
 {
-    if (procfs_stat(pid, st) != 0 || procfs_stat_ended(st))
+    int err = procfs_stat(pid, st);
+    if (err)
+        return sys_lacks_resources(err) ? -err : 0;
+    if (procfs_stat_ended(st))
         return 0;
     if (t->mode == TREE_GROUP)
         return st->pgrp == t->pgid && st->start_time >= t->min_start && !group_recycled(t);
-    return cgroup_contains(&t->cg, pid);
+    int held = cgroup_path_holds(t->cg.path, pid);
+    return held < 0 && sys_lacks_resources(-held) ? held : held == 1;
 }
 
 static int member_now(const struct tree *t, pid_t pid)
 {
     struct procfs_stat st;
-    return member_stat(t, pid, &st);
+    return member_stat(t, pid, &st) > 0;
 }
 
 int tree_contains(struct tree *t, pid_t pid)
@@ -172,23 +178,28 @@ static int group_pinned(const struct tree *t, pid_t app, int app_fd, int exited)
 
 /* Signal pid if it is a member, held by a pidfd while it is checked: 1
  * when signalled (sig 0: when it is a live member; count: counted as
- * signalled, the signal left to a kill of the whole group). */
+ * signalled, the signal left to a kill of the whole group); -errno when
+ * whether it is one cannot be told for now (out of descriptors). */
 static int signal_member(struct tree *t, pid_t pid, int sig, int count)
 {
     struct process p;
-    if (process_open(&p, pid, 0) != 0)
-        return 0;
+    int err = process_open(&p, pid, 0);
+    if (err)
+        return sys_lacks_resources(err) ? -err : 0;
     struct procfs_stat st;
     int sent = 0;
     /* a zombie runs no more: nothing to signal or wait for (its parent,
      * perhaps an init that is slow to reap, has it); the pidfd holds the
      * pid while it is read: the stat is this process's */
-    if (member_stat(t, pid, &st)) {
+    int member = member_stat(t, pid, &st);
+    if (member < 0)
+        sent = member;
+    else if (member) {
         if (sig == 0) {
             sent = 1;
         } else {
             /* counted: may it be signalled? */
-            int err = process_signal(&p, count ? 0 : sig);
+            err = process_signal(&p, count ? 0 : sig);
             if (err == 0) {
                 if (!t->uncounted)
                     note(t, pid, st.start_time);
@@ -202,10 +213,22 @@ static int signal_member(struct tree *t, pid_t pid, int sig, int count)
     return sent;
 }
 
-/* Every member but the app: sig to each (0: count them). */
+/* A member's count into *count, or what kept it from being looked at into
+ * *unknown. */
+static void tally(int r, int *count, int *unknown)
+{
+    if (r < 0)
+        *unknown = -r;
+    else
+        *count += r;
+}
+
+/* Every member but the app: sig to each (0: count them). -errno when one
+ * could not be looked at (out of descriptors) and none was signalled, or
+ * for a count: some may be left, uncounted. */
 static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
 {
-    int count = 0;
+    int count = 0, unknown = 0;
     t->refused = 0;
     t->whole = 0;
     if (t->mode == TREE_CGROUP) {
@@ -227,10 +250,10 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
         }
         for (size_t i = 0; i < n; i++)
             if (pids[i] != app && pids[i] > 0)
-                count += signal_member(t, pids[i], sig, 0);
+                tally(signal_member(t, pids[i], sig, 0), &count, &unknown);
         if (pids != small)
             free(pids);
-        return count;
+        return unknown && (sig == 0 || count == 0) ? -unknown : count;
     }
     if (t->mode != TREE_GROUP || t->pgid <= 0)
         return 0;
@@ -265,12 +288,12 @@ static int each_member(struct tree *t, pid_t app, int app_fd, int sig)
          * processes are not in the group */
         if (getpgid((pid_t)pid) != t->pgid)
             continue;
-        count += signal_member(t, (pid_t)pid, sig, whole);
+        tally(signal_member(t, (pid_t)pid, sig, whole), &count, &unknown);
     }
     closedir(d);
     if (whole)
         t->whole = kill(-t->pgid, sig) == 0;
-    return count;
+    return unknown && (sig == 0 || count == 0) ? -unknown : count;
 }
 
 int tree_signal(struct tree *t, pid_t app, int app_fd, int sig)

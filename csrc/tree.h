@@ -78,7 +78,8 @@ void tree_set_led_group(struct tree *t, pid_t pid, unsigned long long start);
  * it as one, kill(-pgid), once the leader has exited (a SIGKILL: also while
  * it runs, the app being killed too); members are then counted, not
  * signalled, one by one. Returns how many were signalled, or -errno when
- * the members cannot be listed. */
+ * the members cannot be listed (or, none signalled, one of them looked
+ * at). */
 int tree_signal(struct tree *t, pid_t app, int app_fd, int sig);
 
 /* SIGKILL to every member: cgroup.kill (the app included) where the
@@ -101,7 +102,9 @@ void tree_let_go(struct tree *t, pid_t app, int app_fd);
  * nothing. */
 void tree_take_adopted(struct tree *t, pid_t app);
 
-/* How many members other than the app are alive (zombies not counted). */
+/* How many members other than the app are alive (zombies not counted);
+ * -errno when they cannot be looked at for now (out of descriptors: /proc,
+ * the cgroup, a member's files), which is no empty tree. */
 int tree_others(struct tree *t, pid_t app);
 
 /* cgroup: 1 while any process is in it, or while that cannot be read (out

@@ -406,6 +406,21 @@ function Launcher.test_the_kill_modes_out_of_descriptors()
   lu.assertEquals(S.strays(), {})
 end
 
+-- What an app of kill_mode "group" left in its group, looked at while the
+-- launcher is out of descriptors (/proc, or a member's files, cannot be
+-- opened): that is no empty group. Its member that ignores SIGTERM was
+-- taken for gone, and app:terminate() returned at once leaving it running;
+-- it now gets SIGKILL once kill_grace has passed, as with descriptors.
+function Launcher.test_a_group_that_cannot_be_looked_at_is_not_taken_for_empty()
+  local text, ok, how, code = S.run_child({ nofile = 32, timeout = 60 }, "faults_a_group_looked_at_out_of_descriptors")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, text))
+  local ended, took = text:match("terminated\t([^\t]*)\t([%d.]+)\n")
+  lu.assertEquals(ended, "killed by signal 15 (TERM)", text)
+  lu.assertTrue(tonumber(took) >= 0.3, text)
+  lu.assertStrContains(text, "member\tfalse\n")
+  lu.assertEquals(S.strays(), {})
+end
+
 -- Readiness looked at while the launcher is out of descriptors: a forking
 -- daemon's pid file that cannot be opened, a connect probe's socket, an
 -- exec probe's command that cannot be spawned are tries that failed, not

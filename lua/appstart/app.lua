@@ -151,6 +151,7 @@ end
 -- of whoever saw the end (a supervisor about to restart). The process is
 -- closed once they are gone.
 local function sweep_group(app, proc, stopped)
+  -- (nil: they could not be looked at, out of descriptors: no empty group)
   local n = proc:rest()
   if n == 0 then return false end
   -- (a stop's SIGTERM, a supervisor's, reached them already, and was
@@ -164,8 +165,8 @@ local function sweep_group(app, proc, stopped)
   if after and after.left and app._how then app._how.left = after.left end
   -- (said last: a logger that raises leaves nothing undone)
   if not log.drops(app._log, "info") then
-    app._log("info", format("%s: its main process ended: SIGTERM to the %d process%s left in its group",
-      app._program, n, n == 1 and "" or "es"))
+    app._log("info", format("%s: its main process ended: SIGTERM to the %s left in its group", app._program,
+      n and format("%d process%s", n, n == 1 and "" or "es") or "processes (uncounted)"))
   end
   return true
 end
@@ -1017,6 +1018,11 @@ function App:wait(timeout)
   not_starting(self, "app:wait")
   -- (a call that waits serves the rest in a plain script, even with no wait)
   if self._state == "exited" then
+    -- what it left in its group is looked at again: out of descriptors
+    -- as it ended, it could not be then (and is let go of, once gone,
+    -- here rather than at a later call that waits)
+    local rest = not loop.served() and App.leftover(self)
+    if rest and rest:rest() == 0 then App.leftover_gone(self) end
     loop.serve()
     return self._how
   end

@@ -1095,7 +1095,8 @@ local function run(o)
   local function to_the_rest(app, rest, sig)
     state.rest_signals = (state.rest_signals or 0) + 1
     local n = rest:rest()
-    local what = string.format("the %d process%s left in the group of pid %d", n, n == 1 and "" or "es", app.pid)
+    local what = string.format("the %s left in the group of pid %d",
+      n and string.format("%d process%s", n, n == 1 and "" or "es") or "processes (uncounted)", app.pid)
     if sig == SIGINT or state.rest_signals > 1 then
       -- (the signal first, then the notice, as escalate's)
       signal.rest(rest, opts, "KILL", opts.log, program_of(o.command[1]))

@@ -72,7 +72,8 @@ end
 -- and a lone process has no tree: true at once.)
 function ending.settle(proc, deadline)
   local since
-  while proc:rest() > 0 do
+  -- (nil: they could not be looked at, out of descriptors: not gone)
+  while (proc:rest() or 1) > 0 do
     local t = now()
     if t >= deadline then return false end
     since = since or t

@@ -195,7 +195,7 @@ local function command_gone(app)
   if not App.check(app) then return false end
   local rest = App.leftover(app)
   if rest then
-    if rest:rest() > 0 then
+    if rest:rest() ~= 0 then
       rest:signal("KILL") -- (and what forked meanwhile)
       return false
     end

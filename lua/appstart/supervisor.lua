@@ -258,7 +258,8 @@ local function leftover(sv, svc)
   local app = sv._left[svc]
   if not app then return false end
   local rest = App.leftover(app)
-  if rest and rest:rest() > 0 then return true end
+  -- (nil: they could not be looked at, out of descriptors: not gone)
+  if rest and rest:rest() ~= 0 then return true end
   -- (in a plain script its watch would see them gone at its next look)
   if rest and not loop.served() then App.leftover_gone(app) end
   -- (a change: whoever waits for the stop looks again)
@@ -657,7 +658,8 @@ local function exited_while_stopping(sv, svc, how)
   -- within kill_grace (SIGKILL after), as app:terminate does; looked at
   -- every poll_interval (a group cannot be waited on)
   local rest = App.leftover(svc.app)
-  if rest and rest:rest() > 0 then
+  -- (nil: they could not be looked at, out of descriptors: not gone)
+  if rest and rest:rest() ~= 0 then
     local t = now()
     if svc.escalate_at and t >= svc.escalate_at then
       if svc.escalated then
