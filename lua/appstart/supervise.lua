@@ -700,22 +700,6 @@ function M.run(o, spec, command)
     end)
   end
 
-  -- Will svc come up (again) with no new request: asked up, not failed
-  -- (given up), not kept down for good by what it needs, nor is anything
-  -- it needs (so that sv:up of it asks nothing up again: a migration
-  -- that ended, restart "no", is not run again). seen: those looked at.
-  local function coming(svc, seen)
-    seen = seen or {}
-    if seen[svc] ~= nil then return seen[svc] end
-    seen[svc] = false
-    local will = svc.goal == "up" and (svc.state ~= "failed" or svc.revive) and not svc._blocked
-    for _, n in ipairs(will and svc.needs or {}) do
-      if not coming(n, seen) then will = false end
-    end
-    seen[svc] = will and true or false
-    return seen[svc]
-  end
-
   local code = 0
   local ok, err = pcall(appstart.run, function()
     -- the outer watchdog, when the outer supervisor asks for one
@@ -734,8 +718,8 @@ function M.run(o, spec, command)
     appstart.spawn(function()
       local up, e = sv:up()
       while not up and not stopping do
-        local svc = sv._services[e.service]
-        if e.code == "stopped" or not svc then
+        local will = supervisor_internals.will_come(sv, e.service)
+        if e.code == "stopped" or will == nil then
           -- a reload replaced (or removed) a service still coming up: once
           -- the reloads under way are done, what has not been ready yet
           -- (what replaced it included) is waited for, then READY=1 as
@@ -749,12 +733,11 @@ function M.run(o, spec, command)
           -- start it again (a restart after its delay); it is over, not
           -- up, once that one will not come (failed, ended with no
           -- restart, or needs one that will not come)
-          if not coming(svc) then break end
+          if not will then break end
         end
         local rest = {}
         for name in pairs(current.services) do
-          local named = sv._services[name]
-          if not came_up[name] and named and coming(named) then rest[#rest + 1] = name end
+          if not came_up[name] and supervisor_internals.will_come(sv, name) then rest[#rest + 1] = name end
         end
         up, e = true, nil
         if #rest > 0 then up, e = sv:up(table.unpack(rest)) end

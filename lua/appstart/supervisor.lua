@@ -1613,6 +1613,30 @@ function M.stop_all(sv, names)
   end)
 end
 
+-- (M.will_come's look at svc and what it needs; seen: those looked at)
+local function coming(svc, seen)
+  if seen[svc] ~= nil then return seen[svc] end
+  seen[svc] = false
+  local will = svc.goal == "up" and (svc.state ~= "failed" or svc.revive) and not svc._blocked
+  for _, n in ipairs(will and svc.needs or {}) do
+    if not coming(n, seen) then will = false end
+  end
+  seen[svc] = will and true or false
+  return seen[svc]
+end
+
+--- Will the service `name` come up (again) with no new request: asked up,
+-- not failed (given up), not kept down for good by what it needs, nor is
+-- anything it needs (so that sv:up of it asks nothing up again: a
+-- migration that ended, restart "no", is not run again)? nil for a name
+-- the supervisor does not know. For `appstart supervise`, whose bring-up
+-- waits for what its policy restarts before READY=1.
+function M.will_come(sv, name)
+  local svc = sv._services[name]
+  if not svc then return nil end
+  return coming(svc, {})
+end
+
 local function unlink(list, svc)
   for i = #list, 1, -1 do
     if list[i] == svc then table.remove(list, i) end
