@@ -30,7 +30,10 @@
  *     apps as which users: lines "CALLER: USER...", by name or uid; a caller
  *     with no line is refused, root is never a target, --group must be one
  *     of the target's own groups; without --user (or with the caller's own)
- *     the app runs as the caller;
+ *     the app runs as the caller; the identity is the target uid's own
+ *     passwd entry (a name that is another entry of that uid is refused);
+ *   - an environment given for the app (--encoded-env without
+ *     --login-env) is refused: it would be replaced;
  *   - the app's environment is rebuilt from a fixed PATH, the target's
  *     HOME/USER/LOGNAME/SHELL and a short list of variables kept from the
  *     caller (never LD_* and the like);
@@ -263,12 +266,15 @@ static void print_help(void)
           "Installed setuid root or with file capabilities, it obeys the policy file\n"
           "  " APPSTART_HELPER_POLICY "\n"
           "(owned by root, writable by root only): lines \"CALLER: USER...\" say\n"
-          "who may start apps as whom, by name or uid. Root is never a target;\n"
-          "without --user the app runs as the caller (the real uid). The app then\n"
-          "gets PATH=" DEFAULT_PATH ", the target's HOME, USER,\n"
+          "who may start apps as whom, by name or uid. Root is never a target; a\n"
+          "--user name must be its uid's own passwd entry (no other name of that\n"
+          "uid); without --user the app runs as the caller (the real uid). The app\n"
+          "then gets PATH=" DEFAULT_PATH ", the target's HOME, USER,\n"
           "LOGNAME and SHELL, and of the caller's environment only NOTIFY_SOCKET,\n"
           "WATCHDOG_USEC, WATCHDOG_PID, LISTEN_FDS, LISTEN_PID, TERM, LANG, LANGUAGE,\n"
-          "TZ and LC_*; no capability; no descriptor above 2 but the --keep-fd ones;\n"
+          "TZ and LC_* (so --encoded-env without --login-env, an environment given\n"
+          "for the app, is a usage error); no capability; no descriptor above 2\n"
+          "but the --keep-fd ones;\n"
           "resource limits reset (running as the caller, none above its own); a\n"
           "session of its own.\n"
           "\n"
@@ -1078,7 +1084,7 @@ static gid_t *group_list(const char *name, gid_t gid, int *count)
 /* Resolve the user (a name or a uid), the group and the supplementary
  * groups, all before fork. With `secure`, a --group must be one the user
  * already has: else a caller allowed to run apps as a user could run them
- * with any group (shadow, disk). */
+ * with any group (shadow, disk); and a name must be its uid's own entry. */
 static void resolve_identity(const char *user, const char *group, int secure,
                              struct identity *id)
 {
@@ -1099,6 +1105,25 @@ static void resolve_identity(const char *user, const char *group, int secure,
             fail("unknown user: %s", user);
         }
         id->uid = pw->pw_uid;
+        /* In setuid mode the policy grants a uid, so the identity is that
+         * uid's own entry (getpwuid's), whatever the caller named: a second
+         * entry with the same uid (an alias, "app-web-admin" with gid 0 and
+         * in groups disk and shadow) would otherwise bring its gid and
+         * groups along. A name that is not that entry is refused. */
+        if (secure) {
+            char *named = xstrdup(pw->pw_name);
+            gid_t named_gid = pw->pw_gid;
+            pw = getpwuid(id->uid);
+            int same = pw && strcmp(pw->pw_name, named) == 0 && pw->pw_gid == named_gid;
+            free(named);
+            if (!same && pw)
+                fail("policy: refused: user %s is not uid %lu's own passwd entry, %s: a setuid helper "
+                     "runs apps as a uid's own name and groups (name that user)",
+                     user, (unsigned long)id->uid, pw->pw_name);
+            if (!same)
+                fail("policy: refused: user %s: uid %lu has no passwd entry of its own", user,
+                     (unsigned long)id->uid);
+        }
     }
     if (pw) {
         /* copies: later get*ent calls reuse static storage */
@@ -1968,6 +1993,14 @@ int main(int argc, char **argv)
         }
         message_fd = opt.error_fd;
     }
+    /* The launcher passes --encoded-env alone when it was given an
+     * environment for the app (--login-env when not): one a secure helper
+     * would drop for its fixed set. AT_SECURE is not a setuid file alone:
+     * the kernel sets it too for a launcher whose effective uid is root
+     * and real uid is not, which the launcher may take for root. */
+    if (plan.secure && opt.encoded_env && !opt.login_env)
+        usage_error("the environment cannot be given through a setuid or secure-mode helper, which rebuilds "
+                    "the app's (--encoded-env without --login-env)", NULL);
     if (fcntl(opt.pid_fd, F_GETFD) < 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", opt.pid_fd);

@@ -1352,6 +1352,7 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
 end
 
+
 -- A failed start's stop whose signals the helper cannot send (nobody may
 -- not signal daemon's app, and the helper named cannot run) tells each
 -- failure to the log function, which steps the start there: the start is
@@ -1506,6 +1507,45 @@ function U.test_an_env_given_to_an_unprivileged_launchers_start_as_another_user_
     .. "helper)\n")
 end
 
+-- An environment for the app (--encoded-env without --login-env: the
+-- launcher was given one) reaching a helper in secure mode is refused as
+-- a usage error, not replaced by the fixed set: from a setuid copy, and
+-- from the plain build run with root's effective uid and another real uid
+-- (the kernel's AT_SECURE without a setuid file, which such a launcher,
+-- euid 0, does not foresee).
+function U.test_an_environment_given_to_a_secure_helper_is_refused_not_replaced()
+  write_policy("nobody: daemon\n")
+  local runs = { { "setpriv --ruid=nobody --euid=0 ", POLICYTEST },
+                 { "setpriv --reuid=nobody --regid=nogroup --clear-groups ", install_copy() } }
+  for _, how in ipairs(runs) do
+    local function run(args, dir)
+      local pidout, errout, stderr = S.tmpname("pidrec"), S.tmpname("errfd"), S.tmpname("stderr")
+      local _, _, code = os.execute(how[1] .. "env -i APPSTART_ENV_FOO=bar APPSTART_ENV_PATH=/usr/bin:/bin "
+        .. sh_quote(how[2]) .. " --user daemon --encoded-env --error-fd 4 " .. args .. " -- " .. sh_quote(F)
+        .. " env=" .. dir .. "/env pause 3>" .. pidout .. " 4>" .. errout .. " 2>" .. stderr .. " </dev/null")
+      return code, S.read(pidout), S.read(errout), S.read(stderr)
+    end
+    local dir = shared_dir()
+    local code, rec, err, stderr = run("", dir)
+    track(rec)
+    lu.assertEquals(code, 2, how[1] .. err .. stderr)
+    lu.assertEquals(rec, "", "no pid written")
+    lu.assertStrContains(err, "the environment cannot be given through a setuid or secure-mode helper")
+    lu.assertNil(S.read(dir .. "/env"), "the program must not have run")
+    -- without one, the app's environment is the helper's to make
+    dir = shared_dir()
+    code, rec, err, stderr = run("--login-env", dir)
+    local pid = track(rec)
+    lu.assertEquals(code, 0, how[1] .. err .. stderr)
+    local env = env_list(S.await_file(dir .. "/env"))
+    stop(pid)
+    local pw = passwd("daemon")
+    lu.assertEquals(env, env_list(table.concat({ "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" .. pw.home,
+      "USER=daemon", "LOGNAME=daemon", "SHELL=" .. pw.shell }, "\n")))
+  end
+  lu.assertEquals(S.children(), {})
+end
+
 function U.test_a_listed_user_runs_with_a_clean_environment_no_capabilities_and_no_terminal()
   write_policy("# who may start apps as whom\n\nnobody: daemon   # the device's daemons\n")
   local helper = install_copy()
@@ -1630,6 +1670,70 @@ function U.test_group_must_be_one_of_the_targets_own()
   local pid, st = start_as_nobody(helper, { "--user", "daemon", "--group", "daemon" })
   stop(pid)
   assert_runs_as(st, 1, 1, "1")
+end
+
+-- The policy grants a uid; a second passwd entry with that uid (an
+-- alias, its gid 0, a member of disk and shadow) named as --user gave the
+-- app the alias's gid and groups with the uid: a name that is not the
+-- uid's own entry is refused, for a listed target and for the caller's
+-- own uid alike; the uid's own name runs with its own groups alone.
+function U.test_a_name_that_is_another_entry_of_the_targets_uid_is_refused()
+  lu.skipIf(not S.can_unshare(), "needs a mount namespace of its own")
+  for _, db in ipairs { "passwd", "group" } do
+    local p = io.popen("getent " .. db .. " 54322")
+    lu.assertNil(p:read("l"), "54322 must have no " .. db .. " entry")
+    p:close()
+  end
+  local nobody = passwd("nobody")
+  local aliases = "appstart-web-admin,appstart-nobody-adm"
+  local pw, gr = S.tmpname("passwd"), S.tmpname("group")
+  local f = assert(io.open(pw, "w"))
+  f:write(assert(S.read("/etc/passwd")), "appstart-web:x:54322:54322::/nonexistent:/usr/sbin/nologin\n",
+    "appstart-web-admin:x:54322:0::/root:/bin/sh\n",
+    "appstart-nobody-adm:x:" .. nobody.uid .. ":0::/root:/bin/sh\n")
+  f:close()
+  local lines = {}
+  for _, line in ipairs(S.lines(assert(S.read("/etc/group")))) do
+    local name, members = line:match("^([^:]*):[^:]*:[^:]*:(.*)$")
+    if name == "root" or name == "disk" or name == "shadow" then
+      line = line .. (members == "" and "" or ",") .. aliases
+    end
+    lines[#lines + 1] = line
+  end
+  lines[#lines + 1] = "appstart-web:x:54322:"
+  f = assert(io.open(gr, "w"))
+  f:write(table.concat(lines, "\n"), "\n")
+  f:close()
+  write_policy("nobody: appstart-web\n")
+  local helper = install_copy()
+  -- the setuid copy run by nobody where /etc/passwd and /etc/group are those
+  local function run(user, dir)
+    local pidout, errout, stderr = S.tmpname("pidrec"), S.tmpname("errfd"), S.tmpname("stderr")
+    local _, _, code = os.execute("unshare --mount sh -c " .. sh_quote("mount --bind " .. pw .. " /etc/passwd && "
+      .. "mount --bind " .. gr .. " /etc/group && exec setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      .. sh_quote(helper) .. " --user " .. user .. " --error-fd 4 -- " .. sh_quote(F) .. " status=" .. dir
+      .. "/status pause") .. " 3>" .. pidout .. " 4>" .. errout .. " 2>" .. stderr .. " </dev/null")
+    return code, S.read(pidout), S.read(errout) .. S.read(stderr)
+  end
+  for _, alias in ipairs { { "appstart-web-admin", "54322", "appstart-web" },
+                           { "appstart-nobody-adm", tostring(nobody.uid), "nobody" } } do
+    local dir = shared_dir()
+    local code, rec, err = run(alias[1], dir)
+    track(rec)
+    lu.assertEquals(code, 1, err)
+    lu.assertEquals(rec, "", "no pid written")
+    lu.assertStrContains(err, "policy: refused: user " .. alias[1] .. " is not uid " .. alias[2]
+      .. "'s own passwd entry, " .. alias[3])
+    lu.assertNil(S.read(dir .. "/status"), "the program must not have run")
+  end
+  local dir = shared_dir()
+  local code, rec, err = run("appstart-web", dir)
+  local pid = track(rec)
+  lu.assertEquals(code, 0, err)
+  local st = status_table(S.await_file(dir .. "/status"))
+  stop(pid)
+  assert_runs_as(st, 54322, 54322, "54322")
+  lu.assertEquals(S.children(), {})
 end
 
 function U.test_only_kept_descriptors_reach_the_app()
