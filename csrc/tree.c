@@ -206,6 +206,12 @@ static int signal_member(struct tree *t, pid_t pid, int sig, int count)
                 sent = 1;
             } else if (err == EPERM) {
                 t->refused++;
+                /* (a cgroup's member of another user's: the cgroup.kill
+                 * that follows, the launcher's own to write, ends it:
+                 * found and signalled, tree_kill) */
+                if (sig == SIGKILL && t->mode == TREE_CGROUP && t->cg.kill_fd >= 0 && !tree_no_cgroup_kill &&
+                    !t->uncounted)
+                    note(t, pid, st.start_time);
             }
         }
     }

@@ -1352,6 +1352,42 @@ function U.test_an_unprivileged_launcher_ends_the_apps_it_starts_as_another_user
   assert_ends_its_apps(install_copy("cap_setuid,cap_setgid+ep"))
 end
 
+-- kill_mode "cgroup" for a launcher that is not root, in a cgroup
+-- delegated to it, its apps daemon's through a setuid helper: the
+-- launcher may signal none of their processes, but the cgroup is its own.
+-- The SIGTERM goes through the helper to the app's group (the app's child
+-- got none), and once the app's main has ended, what it left in its
+-- cgroup gets cgroup.kill after the grace (app:terminate gave up with
+-- "Operation not permitted", the child left running); either way
+-- how.left counts the child cgroup.kill ended.
+function U.test_an_unprivileged_launcher_ends_a_cgroup_app_of_another_user()
+  local mnt = S.own_cgroup_dir() and S.cgroup_mount()
+  lu.skipIf(not mnt, "needs cgroup v2")
+  write_policy("nobody: daemon\n")
+  local helper, dir = install_copy(), shared_dir()
+  local parent = "/appstart-spec-delegated-" .. S.core.pid()
+  local cg = mnt .. parent
+  assert(os.execute("mkdir " .. cg .. " " .. cg .. "/launcher && chown nobody " .. cg .. " " .. cg .. "/cgroup.procs "
+    .. cg .. "/launcher/cgroup.procs"))
+  local lua_path, lua_cpath = S.public_tree()
+  local out = S.run_child({ as = "nobody", as_group = "nogroup", timeout = 60, cgroup = cg .. "/launcher",
+    env = { LUA_PATH = lua_path, LUA_CPATH = lua_cpath, APPSTART_HELPER = helper, APPSTART_FIXTURES = S.bindir } },
+    "helper_a_cgroup_app_of_another_user", dir, parent)
+  for _, case in ipairs { "running", "main_ended", "supervised" } do
+    local child = tonumber(S.read(dir .. "/" .. case .. ".pid") or "")
+    if child and S.alive(child) then os.execute("kill -KILL " .. child) end
+  end
+  os.execute("rmdir " .. cg .. "/appstart.* " .. cg .. "/launcher " .. cg .. " 2>/dev/null")
+  lu.assertStrContains(out, "running\tkilled by signal 15 (TERM); 1 other process of its group or cgroup signalled\t"
+    .. "1\ttrue\n")
+  lu.assertStrContains(out, "gone\trunning\tfalse\n")
+  lu.assertStrContains(out, "main_ended\texited with code 0; 1 other process of its group or cgroup signalled\t1\t")
+  lu.assertStrContains(out, "gone\tmain_ended\tfalse\n")
+  lu.assertStrContains(out, "supervised\ttrue\tstopped\t1\n")
+  lu.assertStrContains(out, "gone\tsupervised\tfalse\n")
+  lu.assertStrContains(out, "left\ttrue\t\n")
+  lu.assertNil(S.read(cg .. "/cgroup.procs"), "the delegated cgroup is removed")
+end
 
 -- A failed start's stop whose signals the helper cannot send (nobody may
 -- not signal daemon's app, and the helper named cannot run) tells each

@@ -440,7 +440,8 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- as /etc/passwd (a mount namespace of its own: see S.can_unshare;
 -- `how.own_mounts` gives it one, for what it mounts itself),
 -- `how.no_path` runs it with no PATH in its environment, `how.cgroup` (a
--- directory of the cgroup v2 hierarchy) in that cgroup, `how.userns` (a
+-- directory of the cgroup v2 hierarchy) in that cgroup (moved there as
+-- root, before `how.as` takes effect), `how.userns` (a
 -- uid) in a user namespace of its own whose uid 0 is that uid outside
 -- (the fixture's userns=),
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
@@ -473,7 +474,7 @@ function S.run_child(how, name, ...)
     -- (ignored by the fixture, which execs the Lua: a shell's trap '' CHLD
     -- is not SIG_IGN)
     -- (in a cgroup of the test's, then a user namespace of its own)
-    .. (how.cgroup and ("echo $$ > " .. shell_quote(how.cgroup .. "/cgroup.procs") .. "; ") or "")
+    .. (how.cgroup and not how.as and ("echo $$ > " .. shell_quote(how.cgroup .. "/cgroup.procs") .. "; ") or "")
     .. (how.ignore and ("exec " .. shell_quote(S.fixture) .. " ignore=" .. how.ignore .. " exec lua5.4 \"$0\" \"$@\"")
       or how.userns and ("exec " .. shell_quote(S.fixture) .. " userns=" .. how.userns .. " exec lua5.4 \"$0\" \"$@\"")
       or how.no_path and 'lua=$(command -v lua5.4); unset PATH; exec "$lua" "$0" "$@"' or 'exec lua5.4 "$0" "$@"')
@@ -481,6 +482,12 @@ function S.run_child(how, name, ...)
   if how.as then
     command = string.format("setpriv --reuid=%s --regid=%s %s %s", how.as, how.as_group,
       how.as_groups and "--groups=" .. how.as_groups or "--clear-groups", command)
+    -- (a user may move itself into a cgroup only where it may write the
+    -- cgroup.procs of the one above both: root moves it)
+    if how.cgroup then
+      command = "sh -c " .. shell_quote("echo $$ > " .. shell_quote(how.cgroup .. "/cgroup.procs") .. ' && exec "$@"')
+        .. " sh " .. command
+    end
     -- under make sanitize: the leak checker's suppressions, where that
     -- user can read them
     if os.getenv("LSAN_OPTIONS") then

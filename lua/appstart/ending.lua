@@ -91,7 +91,10 @@ function ending.terminate(proc, grace, polled, opts)
   local how = not polled and proc:poll()
   if how then return how end
   local ok, message = ending.send(proc, "TERM", opts)
-  if not ok then return nil, message end
+  -- (a cgroup's members that may not be signalled, an app of another
+  -- user's whose main has ended: its cgroup.kill is the launcher's own,
+  -- after the grace)
+  if not ok and proc:kill_mode() ~= "cgroup" then return nil, message end
   ending.send(proc, "CONT", opts)
   local deadline = now() + grace
   how = ending.wait(proc, deadline, true)

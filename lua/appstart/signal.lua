@@ -107,7 +107,10 @@ function signal.send(proc, opts, sig, only, uncounted)
   if ok or errno ~= EPERM then return ok, message, errno end
   local fd = target_fd(proc, opts)
   if not fd then return ok, message, errno end
-  return signal.through(fd, opts, sig, not only and proc:kill_mode() == "group")
+  -- (kill_mode "cgroup" too: appstart-helper started the app in a
+  -- session and group of its own, where what it forks is unless it moved
+  -- out; what did gets cgroup.kill, the launcher's own to write)
+  return signal.through(fd, opts, sig, not only and proc:kill_mode() ~= "process")
 end
 
 --- The same through the helper for the pidfd fd, not waited for by the

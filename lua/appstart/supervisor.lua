@@ -607,6 +607,14 @@ local function stop_app(sv, svc)
   -- (a stop's signals: counted in how.left, the main's end on them no
   -- crash, its group not sent SIGTERM again)
   local ok, message = App.stop_signal(app, "TERM")
+  -- (a cgroup's members that may not be signalled, an app of another
+  -- user's whose main has ended: its cgroup.kill is the supervisor's
+  -- own, after the grace)
+  if not ok and svc.opts.kill_mode == "cgroup" and app.state ~= "exited" then
+    say(svc, "warn", "cannot send pid %d SIGTERM: %s; SIGKILL to its cgroup after kill_grace", app.pid,
+      tostring(message))
+    ok = true
+  end
   if not ok then
     if app.state == "exited" then return fire(sv, svc, "exited", app.how) end
     -- it cannot be signalled (an app of another user, for a launcher
