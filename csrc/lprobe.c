@@ -425,6 +425,8 @@ static int l_realtime(lua_State *L)
     return 1;
 }
 
+/* core.resolve(host) -> {address...} | nil, message[, errno]: with an
+ * errno (out of descriptors or memory, EAGAIN) a later lookup may do */
 static int l_resolve(lua_State *L)
 {
     size_t len;
@@ -440,7 +442,10 @@ static int l_resolve(lua_State *L)
         r = getaddrinfo(host, NULL, &hints, &res);
     }
     if (r != 0) {
-        int err = r == EAI_SYSTEM ? errno : r == EAI_MEMORY ? ENOMEM : 0;
+        /* EAI_AGAIN: the name cannot be looked up for now (no DNS server
+         * answers): EAGAIN, a try that failed, not a name that does not
+         * resolve */
+        int err = r == EAI_SYSTEM ? errno : r == EAI_MEMORY ? ENOMEM : r == EAI_AGAIN ? EAGAIN : 0;
         if (!err) {
             /* out of descriptors, /etc/hosts cannot be read and the name
              * is "not known": said so, a try that failed, not a name that

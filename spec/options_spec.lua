@@ -296,6 +296,17 @@ function T.test_a_ready_or_pid_timeout_of_0_is_an_error()
   accepted({ ready = "fd", helper = true, ready_timeout = 0.001, pid_timeout = 0.001 })
 end
 
+-- A probe_timeout under 1 ms gave up each try as it began (1e-6: the
+-- next begun at once, a spin): it has probe_interval's floor.
+function T.test_a_probe_timeout_below_1_ms_is_an_error()
+  local what = "field 'probe_timeout': must be at least 0.001 s (less would give up each try as it starts)"
+  for _, ready in ipairs { { connect = "tcp:127.0.0.1:1" }, { exec = { "/bin/true" } } } do
+    raises({ ready = ready, probe_timeout = 1e-6 }, what)
+    raises({ ready = ready, probe_timeout = 0.0009 }, what)
+    accepted({ ready = ready, probe_timeout = 0.001 })
+  end
+end
+
 -- With `user`, the pid channel is appstart-helper's own: its format is
 -- never the app's business, and its number only moves the ready
 -- descriptor's default.

@@ -120,6 +120,28 @@ function T.test_a_name_looked_up_in_a_descriptor_shortage_is_a_try_that_failed()
   lu.assertEquals(out, "stepped\tfalse\tnone\nready\tready\nleft\ttrue\t\n")
 end
 
+-- A name that cannot be looked up for now (no DNS server answers:
+-- getaddrinfo's EAI_AGAIN) is a try that failed, looked up again a second
+-- later at most (each lookup waits on the resolver): the start failed
+-- "protocol" at once, as for a name that does not resolve. Here it fails
+-- "timeout", the app terminated.
+function T.test_a_name_dns_cannot_answer_for_now_is_a_try_that_failed()
+  lu.skipIf(not S.can_unshare(), "needs unshare(1) and a mount namespace of its own (root)")
+  local resolv = S.tmpname("resolv")
+  local f = assert(io.open(resolv, "w"))
+  -- (a server where nothing answers: refused at once, one attempt)
+  f:write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+  f:close()
+  local out = S.run_child({ own_mounts = true, timeout = 30 }, "probes_a_name_dns_cannot_answer_for_now", resolv)
+  lu.skipIf(out:match("^skip\t"), out)
+  lu.assertStrContains(out, "failed\ttimeout\tapp not ready within 1.5 s: no connection to "
+    .. "tcp:appstart-probe.example.com:5432 (the last try: cannot resolve appstart-probe.example.com: ")
+  local lookups = tonumber(out:match("\nlookups\t(%d+)\n"))
+  -- (one a second at most in 1.5 s: the tries come 1, 2, 4 ... ms apart)
+  lu.assertTrue(lookups and lookups >= 1 and lookups <= 2, out)
+  lu.assertStrContains(out, "\nleft\t\n")
+end
+
 -- A socket named through a symbolic link in its last component: never
 -- followed, the start fails at once (a link the app's user made had the
 -- launcher connect, with its rights, to a socket that user may not
@@ -572,6 +594,24 @@ function T.test_each_exec_probe_run_ends_at_probe_timeout_when_probe_interval_is
   for _, r in pairs(seen) do runs, longest = runs + 1, math.max(longest, r.last - r.first) end
   lu.assertTrue(runs >= 5, runs .. " runs seen")
   lu.assertTrue(longest < 0.6, string.format("a run lived %.2f s", longest))
+  S.assert_clean(before)
+end
+
+-- A run given up at probe_timeout is followed by the next try at its
+-- time, not at once: with probe_timeout far below probe_interval each
+-- run was given up as it began and the next begun, hundreds of runs a
+-- second whatever probe_interval (a tcp connect to a full accept queue
+-- spun so). Each run that gets as far as its first command counts.
+function T.test_a_run_given_up_at_probe_timeout_is_followed_by_the_next_try_at_its_time()
+  local before = S.snapshot()
+  local runs = S.tmpname("runs")
+  local err = select(2, start { argv = { F, "pause" }, kill_grace = 0.2,
+    ready = { exec = { "/bin/sh", "-c", 'echo x >> "$0"; exec sleep 5', runs } },
+    probe_timeout = 0.005, probe_interval = 0.25, ready_timeout = 1 })
+  lu.assertEquals(err.code, "timeout")
+  local tries = #S.lines(S.read(runs))
+  -- (1, 2, 4 ... 128 ms apart, then 250 ms: a dozen at most in 1 s)
+  lu.assertTrue(tries <= 14, tries .. " runs in 1 s")
   S.assert_clean(before)
 end
 
@@ -1056,6 +1096,28 @@ function T.test_a_check_function_that_passes_after_ready_timeout_fails_timeout()
     "app not ready within 0.2 s: the check function returned true only after 0%.[6-9]%d%d s")
 end
 
+-- A check function that blocks (a plain script's blocking call) past the
+-- app's death and ready_timeout, and then returns false: the start fails
+-- "died", as an app that dies while it is probed does (it failed
+-- "timeout", though err.status said the app had exited). It blocks until
+-- the app is dead (a zombie: nothing reaps it meanwhile) and the deadline
+-- has passed.
+function T.test_a_check_function_that_blocks_past_the_apps_death_and_ready_timeout_fails_died()
+  local calls = 0
+  local err = fail_within({ ready = { check = function(app)
+    calls = calls + 1
+    local t0 = now()
+    while calls == 1 do
+      local st = S.proc_status(app.pid)
+      if (not st or st.State:match("^Z")) and now() >= t0 + 1.2 then break end
+      core.wait_readable(-1, 0.02)
+    end
+    return false
+  end }, ready_timeout = 1, argv = { F, "sleep=0.3", "exit=3" } }, "died", 10)
+  lu.assertEquals(err.status.code, 3)
+  lu.assertStrContains(err.message, "app exited with code 3 before it was ready")
+end
+
 function T.test_a_check_functions_reason_or_error_that_tostring_cannot_show_fails_the_start()
   -- (a __tostring that raises: the start fails, it does not raise)
   local unshowable = setmetatable({}, { __tostring = function() error("no text for this", 0) end })
@@ -1071,6 +1133,34 @@ function T.test_why_a_check_function_said_no_is_in_the_timeouts_message()
   local err = fail_within({ ready = { check = function() return nil, "replica lags 3 s" end }, ready_timeout = 0.2,
     argv = { F, "pause" } }, "timeout", 3)
   lu.assertStrContains(err.message, "the check function never returned true (the last try: replica lags 3 s)")
+end
+
+-- What a check function says, its reason (nil, why) or its error, may
+-- quote what the app sent (a page's body): it is logged with its control
+-- characters escaped (a terminal's escapes reached the log raw), and cut
+-- when long (a 1 MB reason was kept, and logged whole).
+function T.test_a_check_functions_reason_and_error_are_logged_escaped_and_cut()
+  local function logged(check, code)
+    local lines = {}
+    local err = fail_within({ ready = { check = check }, ready_timeout = 0.3, argv = { F, "pause" },
+      log = function(_, message) lines[#lines + 1] = message end }, code, 3)
+    local all = table.concat(lines, "\n")
+    for _, raw in ipairs { "\27", "\7" } do
+      lu.assertNotStrContains(all, raw)
+      lu.assertNotStrContains(err.message, raw)
+    end
+    return all
+  end
+  local evil = "x\27]0;owned\7"
+  lu.assertStrContains(logged(function() return nil, evil end, "timeout"), "(the last try: x\\x1b]0;owned\\x07)")
+  lu.assertStrContains(logged(function() error(evil, 0) end, "protocol"), "the check function raised x\\x1b]0;owned\\x07")
+  local huge = string.rep("y", 1 << 20)
+  local cut = "y[... " .. ((1 << 20) - 1024) .. " bytes more]"
+  for _, case in ipairs { { function() return nil, huge end, "timeout" }, { function() error(huge, 0) end, "protocol" } } do
+    local all = logged(case[1], case[2])
+    lu.assertTrue(#all < 10000, #all .. " bytes logged")
+    lu.assertStrContains(all, cut)
+  end
 end
 
 function T.test_probe_mistakes_raise_at_the_callers_line()

@@ -162,6 +162,15 @@ local function probe_interval_seconds(value)
   if value < 0.001 then return "must be at least 0.001 s (the tries start 1 ms apart; less would spin)" end
 end
 
+-- a try under way (a tcp connect, an exec probe's command) is given up
+-- after it: much less than the first interval (1 ms) gives up each try
+-- as it starts, a probe that can never pass
+local function probe_timeout_seconds(value)
+  local why = positive_seconds(value)
+  if why then return why end
+  if value < 0.001 then return "must be at least 0.001 s (less would give up each try as it starts)" end
+end
+
 -- the app is told its watchdog in microseconds (WATCHDOG_USEC), an integer
 local function watchdog_seconds(value)
   local why = positive_seconds(value)
@@ -292,7 +301,7 @@ options.SCHEMA = {
   pid_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 10 },
   ready_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 40 },
   probe_interval = { types = { integer = true, float = true }, check = probe_interval_seconds, default = 0.1 },
-  probe_timeout = { types = { integer = true, float = true }, check = positive_seconds, default = 1 },
+  probe_timeout = { types = { integer = true, float = true }, check = probe_timeout_seconds, default = 1 },
   kill_grace = { types = { integer = true, float = true }, check = seconds, default = 5 },
   kill_mode = { types = { string = true }, values = { "process", "group", "cgroup" }, default = "process" },
   cgroup_parent = { types = { string = true }, check = cgroup_path },

@@ -99,6 +99,7 @@ function M.new(opts, start_wall, starter, before)
     timeout = opts.probe_timeout or DEFAULTS.probe_timeout,
     at = now(), pending = false, pending_kind = false, pending_until = false, last = false,
     addresses = false, next = 1, -- a tcp host's, resolved at the first try
+    lookup_failed = false, -- a lookup that failed for now: {again =, why =, errno =}
     dying = false, -- exec probes' commands killed, until they have ended (their groups too)
     dying_until = false, -- command -> when it is given up on (KILL_WAIT after its SIGKILL)
     given_up = false, -- the commands given up on, for the start to say
@@ -131,7 +132,8 @@ end
 -- the start looks at it every probe_interval all the same, for whoever
 -- steps it without waiting on it. A try under way (a connection, a
 -- command) is given up when its probe_timeout ends, though the next try
--- would come later (probe_interval may be the longer).
+-- would come later (probe_interval may be the longer): that one still
+-- comes at its time.
 function Probe:next_at()
   if self.pending_kind == "check" then return now() + self.max end
   if self.pending then return math.min(self.at, self.pending_until) end
@@ -149,13 +151,17 @@ local function back_off(p)
   p.interval = math.min(p.interval * 2, p.max)
 end
 
--- A try under way (a connection, a command) ends: given up after timeout.
+-- A try under way (a connection, a command) ends: given up after
+-- timeout. true: it was given up now.
 local function settle_pending(p, t)
+  local gave_up = false
   if p.pending and t >= p.pending_until then
     p.last = format("no answer within probe_timeout (%g s)", p.timeout)
     p:close()
+    gave_up = true
   end
   p:settled() -- what earlier tries left, looked at as it goes
+  return gave_up
 end
 
 -- It runs no more (ended, or given up on): out of the waits before its
@@ -210,15 +216,23 @@ local tries = {}
 -- A tcp host's addresses, resolved once (a name may ask DNS, which
 -- blocks): every one of them is tried, so that "localhost" listening on
 -- 127.0.0.1 only is found though ::1 comes first. nil, why, errno: the
--- name does not resolve.
+-- name does not resolve (no errno), or not for now.
 local function addresses(p)
   if p.addresses then return p.addresses end
   if p.family ~= "tcp" then
     p.addresses = { p.where }
     return p.addresses
   end
+  -- a lookup that failed for now is made again a second later at most:
+  -- one that DNS could not answer took up to the resolver's timeout, and
+  -- the tries come 1 ms apart at first
+  local failed = p.lookup_failed
+  if failed and now() < failed.again then return nil, failed.why, failed.errno end
   local list, why, errno = core.resolve(p.where)
-  if not list then return nil, why, errno end
+  if not list then
+    if errno == EAGAIN then p.lookup_failed = { again = now() + 1, why = why, errno = errno } end
+    return nil, why, errno
+  end
   if #list == 0 then return nil, "cannot resolve " .. p.where .. ": no address" end
   p.addresses = list
   if #list > 1 or list[1] ~= p.where then
@@ -240,9 +254,9 @@ function tries.connect(p)
   end
   local list, err, errno = addresses(p)
   if not list then
-    -- out of descriptors or memory, the name could not be looked up: a
-    -- try that failed
-    if errno and core.lacks_resources(errno) then
+    -- out of descriptors or memory, the name could not be looked up for
+    -- now (no DNS server answered: EAGAIN): a try that failed
+    if errno and (errno == EAGAIN or core.lacks_resources(errno)) then
       p.last = err
       return false
     end
@@ -344,20 +358,41 @@ function tries.exec(p)
   return false
 end
 
+-- What a check function says (its error, its reason) may quote what the
+-- app sent (a page's body): it goes in a message that is logged, so it is
+-- cut to REASON_MAX bytes (marked), then has its control characters
+-- escaped (log.raised: a traceback keeps its lines; log.printable: a
+-- reason is part of a line).
+local REASON_MAX = 1024
+local function cut(text)
+  if #text <= REASON_MAX then return text end
+  -- (at a character's start: the bytes of one cut in two would be escaped)
+  local n = REASON_MAX
+  for _ = 1, 3 do
+    local b = text:byte(n + 1)
+    if b < 0x80 or b >= 0xC0 then break end
+    n = n - 1
+  end
+  return format("%s[... %d bytes more]", text:sub(1, n), #text - n)
+end
+
 -- What a check function's call came to: as for Probe:try.
 local function verdict(p, ok, result, why)
   if not ok then
     local message, bad = log.text(result)
-    return nil, "the check function raised " .. (message or ("an error that cannot be shown: " .. bad))
+    if not message then
+      return nil, "the check function raised an error that cannot be shown: " .. log.printable(cut(bad))
+    end
+    return nil, "the check function raised " .. log.raised(cut(message))
   end
   if result then return true end
   -- nil, why: what the last try saw, for a timeout's message
   if why ~= nil then
     local message, bad = log.text(why)
     if not message then
-      return nil, "the check function returned a reason that cannot be shown: " .. bad
+      return nil, "the check function returned a reason that cannot be shown: " .. log.printable(cut(bad))
     end
-    p.last = message
+    p.last = log.printable(cut(message))
   end
   return false
 end
@@ -417,7 +452,11 @@ function Probe:try(app)
     local ok, why, errno = tries[self.kind](self, app)
     if ok ~= false then return ok, why, errno end
   end
-  settle_pending(self, t)
+  -- a try given up on: the next waits for its time, as after any try
+  -- (started at once, a probe_timeout shorter than the interval made a
+  -- try as fast as each timed out: a connect to a full accept queue
+  -- spun, an exec probe ran its command hundreds of times a second)
+  if settle_pending(self, t) and t < self.at then return false end
   local ok, why, errno = tries[self.kind](self, app)
   -- (a check function that still runs wakes the start when it returns)
   if ok == false and self.pending_kind ~= "check" then back_off(self) end

@@ -970,6 +970,12 @@ function probe_step(h)
     pr.passed = true
     return probe_step(h)
   end
+  -- an app that ended during the try (a check function that blocked, in
+  -- a plain script, past its death and the deadline) fails died, as it
+  -- would have at the next step: not timeout, nor the probe's error
+  if s:app_ended() then
+    return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
+  end
   if ok == nil then return fail(h, "protocol", "ready probe: " .. why, errno) end
   if t >= deadline then return fail(h, "timeout", not_ready(h)) end
   local wake_at = p:next_at()
