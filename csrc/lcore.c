@@ -186,11 +186,14 @@ static int l_now(lua_State *L)
     return 1;
 }
 
-/* core.euid() -> the launcher's effective uid */
+/* core.euid() -> the launcher's effective uid, and whether what it execs
+ * runs in secure mode (AT_SECURE: its real and effective ids differ, so
+ * the kernel marks the exec so though the file is not setuid) */
 static int l_euid(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)geteuid());
-    return 1;
+    lua_pushboolean(L, getuid() != geteuid() || getgid() != getegid());
+    return 2;
 }
 
 /* core.wait_readable(fd, timeout) -> true | false (timeout): blocks; fd

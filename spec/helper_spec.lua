@@ -1543,6 +1543,23 @@ function U.test_an_env_given_to_an_unprivileged_launchers_start_as_another_user_
     .. "helper)\n")
 end
 
+-- A launcher whose effective uid is root and real uid is not (one run from
+-- a setuid-root wrapper) runs appstart-helper in secure mode all the same
+-- (the kernel marks the exec AT_SECURE): an env with user is an argument
+-- error there too (the start failed `helper`, the helper refusing it; the
+-- env was dropped before that).
+function U.test_an_env_with_user_in_a_launcher_root_only_in_its_effective_uid_is_refused()
+  local out = S.tmpname("out")
+  local lua = "local ok, err = pcall(require('appstart').start, { argv = { os.getenv('F'), 'pause' }, "
+    .. "user = 'daemon', env = { FOO = 'bar' }, ready = 'none' }) print(ok, err)"
+  local ok = os.execute(S.san_prefix .. "F=" .. sh_quote(F) .. " setpriv --ruid=nobody lua5.4 -e " .. sh_quote(lua)
+    .. " >" .. out .. " 2>&1")
+  lu.assertTrue(ok, S.read(out))
+  lu.assertStrContains(S.read(out), "false\t")
+  lu.assertStrContains(S.read(out), "field 'env': cannot be combined with 'user' in a launcher that is not root")
+  lu.assertEquals(S.strays(), {})
+end
+
 -- An environment for the app (--encoded-env without --login-env: the
 -- launcher was given one) reaching a helper in secure mode is refused as
 -- a usage error, not replaced by the fixed set: from a setuid copy, and

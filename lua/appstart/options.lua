@@ -420,8 +420,11 @@ function options.check(opts)
   -- a launcher that is not root starts another user's app through a
   -- setuid appstart-helper, which rebuilds the app's environment (what it
   -- trusts of its caller's is a short list: README, A setuid helper): an
-  -- env would be dropped, the start going on without it
-  if user and opts.env ~= nil and core.euid() ~= 0 then
+  -- env would be dropped (appstart-helper refuses it). So does a launcher
+  -- whose effective uid is root and real uid is not: the kernel runs
+  -- what it execs in secure mode, as a setuid program
+  local euid, secure = core.euid()
+  if user and opts.env ~= nil and (euid ~= 0 or secure) then
     return "env", "cannot be combined with 'user' in a launcher that is not root: the setuid appstart-helper"
       .. " rebuilds the app's environment (README: A setuid helper)"
   end
