@@ -17,9 +17,12 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CGROUP_PREFIX "appstart."
+/* names tried for an app's directory, at most (see cgroup_create) */
+#define CGROUP_NAME_TRIES 100000
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo */
 static void unescape(char *s)
@@ -163,13 +166,69 @@ static void each_inner(int dir_fd, int depth, int *budget,
                        void (*fn)(int dir_fd, int parent_fd, const char *name, void *arg), void *arg);
 static void remove_all_inner(int top_fd);
 
-/* Remove the empty directories that killed launchers left under the
- * parent: the pid in the name is gone, and nothing runs in them (nor in
- * the cgroups made inside them, removed first). One whose app still runs
- * is left for a later sweep, and so is one this process's own pid names
- * (a Lua state of this process that has closed may have left it, but so
- * may one open now, or another copy of the library loaded beside this
- * one, and nothing here tells them apart). */
+/* The inode of the launcher's pid namespace (/proc/self/ns/pid), which
+ * the names of its directories carry: a pid tells which launcher made one
+ * only to a launcher of the same namespace (launchers in pid namespaces
+ * of their own, a container's entrypoint and the host, share the cgroup
+ * hierarchy, and each sees pids of its own). 0 where it cannot be read
+ * (no /proc): no name is then taken for one of this namespace's. Read
+ * again in a process forked since (a child of one that unshared its pid
+ * namespace is in another); called under swept_lock. */
+static unsigned long long own_pidns(void)
+{
+    static unsigned long long ns;
+    static pid_t read_by;
+    if (read_by != getpid()) {
+        struct stat st;
+        if (stat("/proc/self/ns/pid", &st) < 0)
+            return 0; /* (looked at again by the next start) */
+        ns = (unsigned long long)st.st_ino;
+        read_by = getpid();
+    }
+    return ns;
+}
+
+/* A directory whose launcher is not known to be gone (see remove_stale)
+ * is taken for stale once empty and this many seconds old (its mtime: set as it is made, and by a cgroup made or removed
+ * inside it): by then no start can still be about to join it (the child
+ * joins as it is spawned, right after the mkdir), and one whose launcher
+ * runs on and still holds it has ended (that launcher finds it gone, as
+ * it would find it removed: cgroup_populated -ENOENT). */
+#define CGROUP_STALE_AGE 60
+
+/* Is the directory name under dir_fd stale by its age? *inner: whether
+ * its nlink says cgroups were made inside it. */
+static int stale_by_age(int dir_fd, const char *name, int *inner)
+{
+    struct stat st;
+    struct timespec now;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return 0;
+    /* (kernfs counts a directory's subdirectories in its nlink) */
+    *inner = st.st_nlink != 2;
+    /* (one dated ahead of the clock, set back since, is not old) */
+    return now.tv_sec - st.st_mtim.tv_sec > CGROUP_STALE_AGE;
+}
+
+/* Remove the empty directories left under the parent by launchers that
+ * were killed (or left an app running as they exited, its cgroup empty
+ * since), and the cgroups made inside them first. Named appstart.PID.NS.N,
+ * one of this launcher's pid namespace (NS) goes as soon as PID is gone,
+ * but for one this process's own pid names (a Lua state of this process
+ * that has closed may have left it, but so may one open now, or another
+ * copy of the library loaded beside this one, and nothing here tells them
+ * apart). Any other, of a pid that runs, of another namespace (whose pids
+ * mean nothing here: its pid 1 is not ours), of the old form
+ * appstart.PID.N (which does not tell its namespace), goes once
+ * CGROUP_STALE_AGE seconds old: a directory a launcher of another
+ * namespace has just made, that its app has not joined yet, is left to it
+ * (judged by the pid, it was removed, and that start failed), and none
+ * stays for good (as one did whose pid was alive here, or taken since, or
+ * of a namespace whose inode another has since). One whose app still runs
+ * is left for a later sweep. Cheap for the directories of apps that run
+ * on: a look at the pid, or an fstatat and, for one that old, an rmdir
+ * the kernel refuses. */
 static void remove_stale(int parent_fd)
 {
     int fd = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -178,20 +237,28 @@ static void remove_stale(int parent_fd)
         sys_close(&fd);
         return;
     }
+    unsigned long long own_ns = own_pidns();
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *name = e->d_name;
         size_t plen = sizeof CGROUP_PREFIX - 1;
-        char *end;
+        char *end, *rest;
         if (strncmp(name, CGROUP_PREFIX, plen) != 0)
             continue;
         long pid = strtol(name + plen, &end, 10);
-        if (end == name + plen || *end != '.' || pid <= 0 || pid == getpid() ||
-            alive((pid_t)pid))
+        if (end == name + plen || *end != '.' || pid <= 0)
+            continue;
+        unsigned long long ns = strtoull(end + 1, &rest, 10);
+        if (rest == end + 1)
+            continue;
+        int ours = *rest == '.' && ns != 0 && ns == own_ns;
+        int gone = ours && pid != getpid() && !alive((pid_t)pid);
+        int inner = 1; /* (not known without a look) */
+        if (!gone && !stale_by_age(dirfd(d), name, &inner))
             continue;
         /* the cgroups inside one whose app runs on are that app's: only
          * an empty one (as the kernel says) is emptied of them */
-        int stale = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int stale = inner ? openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
         if (stale >= 0) {
             if (populated_at(stale) == 0)
                 remove_all_inner(stale);
@@ -393,14 +460,19 @@ int cgroup_create(struct cgroup *c, const char *parent, uid_t app_uid, char *why
     pthread_mutex_lock(&swept_lock);
     sweep_once(c->parent_fd, parent);
     unsigned long n = ++serial;
+    unsigned long long ns = own_pidns();
     pthread_mutex_unlock(&swept_lock);
-    for (int tries = 0;; tries++) {
-        snprintf(c->name, sizeof c->name, CGROUP_PREFIX "%ld.%lu", (long)getpid(), n + (unsigned long)tries * 1000003ul);
+    /* a name taken is one a launcher of the same pid (and namespace, or
+     * one that had its inode) left, until swept: as many as such
+     * launchers left (failing after 9, the tenth launcher run as pid 1 of
+     * a namespace of its own failed); bounded all the same */
+    for (unsigned long tries = 0;; tries++) {
+        snprintf(c->name, sizeof c->name, CGROUP_PREFIX "%ld.%llu.%lu", (long)getpid(), ns, n + tries * 1000003ul);
         if (mkdirat(c->parent_fd, c->name, 0755) == 0)
             break;
         err = errno;
         c->name[0] = '\0';
-        if (err != EEXIST || tries == 8)
+        if (err != EEXIST || tries == CGROUP_NAME_TRIES)
             return fail(c, err, why, why_len, "cannot make a cgroup under %s (cgroup v2 not writable here?)", parent);
     }
     c->dir_fd = openat(c->parent_fd, c->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -21,9 +21,10 @@ struct cgroup {
     int kill_fd;     /* its cgroup.kill, for writing, opened as it is made
                         (a SIGKILL must not need a free descriptor); -1
                         where the kernel has none */
-    char name[64];   /* ours, under the parent */
-    char path[512];  /* ours, in the hierarchy ("/appstart.1.2.x"), as
-                        /proc/PID/cgroup names it */
+    char name[64];   /* ours, under the parent: appstart.PID.NS.N (NS: the
+                        inode of the launcher's pid namespace) */
+    char path[512];  /* ours, in the hierarchy ("/x/appstart.PID.NS.N"),
+                        as /proc/PID/cgroup names it */
 };
 
 #define CGROUP_NONE { -1, -1, -1, "", "" }
@@ -32,10 +33,13 @@ struct cgroup {
  * NULL: the launcher's own cgroup). Returns 0, or an errno value with a
  * message in why that says what is missing (cgroup v2 not mounted, not
  * writable, no such parent). Empty directories left under the same parent
- * by launchers that were killed are removed on the way (a parent is looked
- * at again SYS_SWEEP_AGAIN seconds after the last look at the earliest,
- * found clean or not: a launcher that runs on removes those of launchers
- * killed since). app_uid: the
+ * by launchers that were killed are removed on the way: at once where the
+ * launcher's pid, of this pid namespace, is gone, else (another
+ * namespace's, whose pids mean nothing here) once a minute old (a parent
+ * is looked at again SYS_SWEEP_AGAIN seconds after the last look at the
+ * earliest, found clean or not: a launcher that runs on removes those of
+ * launchers killed since). The directory removed so under a launcher that
+ * still holds it (its app ended) is found gone (ENOENT). app_uid: the
  * user the app runs as ((uid_t)-1: the launcher's; 0: root, who may
  * move anything anyway): EPERM where that user could move the app's
  * processes out (the cgroup.procs of parent or of a cgroup above it

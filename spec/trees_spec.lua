@@ -728,7 +728,7 @@ function TC.test_a_cgroup_the_app_made_inside_its_own_is_reached_and_removed()
   local app = assert(start { kill_mode = "cgroup", kill_grace = 0.5,
     argv = { "/bin/sh", "-c", script, F, cgroup_mount(), trap, child } })
   local pid = S.pid_in(child)
-  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+/worker\n.*")
+  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+%.%d+/worker\n.*")
   local how = app:terminate()
   lu.assertEquals(how.left, 1, "the member in the inner cgroup")
   lu.assertEquals(S.read(trap), "15\n", "it had its SIGTERM")
@@ -753,7 +753,7 @@ function TC.test_cgroups_nested_past_the_walk_are_removed_with_the_apps()
   local app = assert(start { kill_mode = "cgroup", kill_grace = 0.5,
     argv = { "/bin/sh", "-c", script, F, cgroup_mount(), child } })
   local pid = S.pid_in(child)
-  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+/n1/.*/n12\n.*")
+  lu.assertStrMatches(S.read("/proc/" .. pid .. "/cgroup"), ".*/appstart%.%d+%.%d+%.%d+/n1/.*/n12\n.*")
   app:terminate()
   assert_gone({ pid }, "the member 12 cgroups down")
   lu.assertEquals(my_cgroups(dir), mine, "the cgroup (and the 12 inside it) is removed")
@@ -863,6 +863,93 @@ function TC.test_a_launcher_that_runs_on_removes_what_one_killed_since_left()
   if within ~= "late" then lu.assertEquals(within, "1", "swept again within the second") end
   lu.assertStrContains(out, "later\t0\n", false, "the killed launcher's cgroup is removed by a start a second "
     .. "after the last sweep")
+  lu.assertTrue(removed)
+end
+
+-- Launchers each in a pid namespace of their own (a container's
+-- entrypoint on the host's cgroup hierarchy, `unshare --pid --fork`), whose
+-- pids are small ones that the host and every such namespace has too,
+-- each leave their app's cgroup as their namespace ends: the next such
+-- launcher still starts (named by the pid alone, appstart.PID.N, the
+-- tenth found the nine names it tried taken: `spawn` "File exists"); a
+-- launcher of the host's leaves them while fresh (see the next test) and
+-- removes them once a minute old (by a pid of the host's alive, they
+-- stayed for good). (Aged here by their mtime, set back.)
+function TC.test_cgroups_left_by_launchers_in_pid_namespaces_are_removed_once_a_minute_old()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local parent = "/appstart-spec-" .. core.pid() .. "-pidns"
+  local dir = cgroup_mount() .. parent
+  local function launcher(pidns)
+    return S.run_child({ pidns = pidns, timeout = 30 }, "trees_cgroup_launcher_in_a_pid_namespace", parent,
+      pidns and "leave" or "wait")
+  end
+  local outs = {}
+  for i = 1, 10 do outs[i] = launcher(true) end
+  local theirs = {}
+  local p = io.popen("ls " .. dir)
+  for name in p:lines() do
+    if name:match("^appstart%.") then theirs[#theirs + 1] = name end
+  end
+  p:close()
+  local function left()
+    local n = 0
+    for _, name in ipairs(theirs) do
+      if S.read(dir .. "/" .. name .. "/cgroup.events") then n = n + 1 end
+    end
+    return n
+  end
+  -- (each emptied by its namespace's end)
+  local emptied = S.await_with_sleep(function()
+    for _, name in ipairs(theirs) do
+      if not (S.read(dir .. "/" .. name .. "/cgroup.events") or ""):find("populated 0") then return false end
+    end
+    return true
+  end)
+  -- (each launcher of the host's a process of its own: its first look at
+  -- the parent)
+  local fresh_out = launcher(false)
+  local fresh = left()
+  os.execute("touch -m -d '-2 minutes' " .. dir .. "/appstart.*")
+  local aged_out = launcher(false)
+  local aged = left()
+  os.execute("rmdir " .. dir .. "/appstart.* 2>/dev/null")
+  local removed = os.execute("rmdir " .. dir)
+  for i = 1, 10 do lu.assertEquals(outs[i], "start\tok\n", "launcher " .. i .. " in a pid namespace") end
+  lu.assertEquals(#theirs, 10)
+  lu.assertTrue(emptied)
+  lu.assertEquals(fresh_out, "start\tok\n")
+  lu.assertEquals(fresh, 10, "a fresh cgroup of another namespace's was removed")
+  lu.assertEquals(aged_out, "start\tok\n")
+  lu.assertEquals(aged, 0, "the cgroups left by launchers in pid namespaces stay")
+  lu.assertTrue(removed)
+end
+
+-- A launcher in a pid namespace of its own sweeps the parent where a
+-- launcher of the host's has just made its app's directory, which the app
+-- has not joined yet (empty): it stays, as one of the old form
+-- (appstart.PID.N, which does not tell its namespace) does (the host's
+-- pid, which that namespace does not see, was taken for a killed
+-- launcher's, and the directory removed: that start failed "cannot join
+-- the cgroup ...: No such device"). They are made here as a launcher of
+-- the host's names them, by its pid, the inode of its pid namespace and a
+-- number.
+function TC.test_a_launcher_in_a_pid_namespace_leaves_the_hosts_fresh_cgroups()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local parent = "/appstart-spec-" .. core.pid() .. "-hostns"
+  local dir = cgroup_mount() .. parent
+  local p = io.popen("stat -L -c %i /proc/" .. core.pid() .. "/ns/pid")
+  local ns = p:read("l")
+  p:close()
+  local names = { string.format("appstart.%d.%s.1", core.pid(), ns), string.format("appstart.%d.2", core.pid()) }
+  assert(os.execute("mkdir -p " .. dir .. "/" .. names[1] .. " " .. dir .. "/" .. names[2]))
+  local out = S.run_child({ pidns = true, timeout = 30 }, "trees_cgroup_launcher_in_a_pid_namespace", parent, "wait")
+  local kept = {}
+  for i, name in ipairs(names) do kept[i] = S.read(dir .. "/" .. name .. "/cgroup.events") ~= nil end
+  os.execute("rmdir " .. dir .. "/appstart.* 2>/dev/null")
+  local removed = os.execute("rmdir " .. dir)
+  lu.assertEquals(out, "start\tok\n")
+  lu.assertTrue(kept[1], "the host launcher's fresh cgroup was removed")
+  lu.assertTrue(kept[2], "the host launcher's fresh cgroup of the old form was removed")
   lu.assertTrue(removed)
 end
 
