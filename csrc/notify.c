@@ -89,7 +89,9 @@ int notify_parse(const char *buf, size_t len, struct notify_msg *m)
             m->status = val;
             m->status_len = vlen;
         } else if (key_is(line, klen, "MAINPID")) {
-            if (parse_number(val, vlen, 10, 0x7fffffffULL, &v) < 0)
+            /* (0 names no process: as systemd's parse_pid, malformed; it
+             * was taken for a claim of another pid, pid_mismatch) */
+            if (parse_number(val, vlen, 10, 0x7fffffffULL, &v) < 0 || v == 0)
                 return fail(m, "MAINPID= is not a pid");
             m->has_mainpid = 1;
             m->mainpid = (long long)v;

@@ -356,7 +356,7 @@ function T.test_a_timeout_after_STOPPING_says_so()
 end
 
 function T.test_malformed_datagrams_break_the_protocol_and_the_app_is_terminated()
-  for _, text in ipairs { "garbage", "READY=2", "MAINPID=abc", "EXTEND_TIMEOUT_USEC=-1", "=1",
+  for _, text in ipairs { "garbage", "READY=2", "MAINPID=abc", "MAINPID=0", "EXTEND_TIMEOUT_USEC=-1", "=1",
                          "READY=1\\0", "ERRNO=99999999999" } do
     local err = fail_case({ F, "notify=" .. text, "pause" }, "protocol")
     lu.assertEquals(err.status, { signal = 15 }, text)
