@@ -216,10 +216,11 @@ static int l_start(lua_State *L)
     return 3;
 }
 
-/* s:step() -> state, events, probe, pid: state is "wait", "ready" or
- * "failed"; events, whether s:event() has any; while "wait", probe: a
+/* s:step() -> state, events, probe, pid, more: state is "wait", "ready"
+ * or "failed"; events, whether s:event() has any; while "wait", probe: a
  * process is watched without a pidfd (step again at an interval), pid:
- * the pid deadline applies (as s:awaits() says). All in one call: a start
+ * the pid deadline applies (as s:awaits() says), more: the step's reads
+ * stopped at their bound (starter_reads_cut). All in one call: a start
  * makes a few of them, each counted. */
 static int l_starter_step(lua_State *L)
 {
@@ -236,7 +237,8 @@ static int l_starter_step(lua_State *L)
         return 2;
     lua_pushboolean(L, starter_needs_probing(s));
     lua_pushboolean(L, starter_awaits_helper(s));
-    return 4;
+    lua_pushboolean(L, starter_reads_cut(s));
+    return 5;
 }
 
 /* s:awaits() -> "pid" (the helper has not reported or not exited: the pid

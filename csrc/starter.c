@@ -133,6 +133,7 @@ struct starter {
                                  not say was running or exiting (not
                                  mounted): since when (see may_be_exiting) */
     int app_stopping; /* it said STOPPING=1: a READY=1 from then on is not believed */
+    int reads_cut;            /* see starter_reads_cut */
     struct pid_reader pid_reader;
     struct ready_line line;   /* fd protocol: grows with what comes */
 
@@ -441,6 +442,11 @@ static void push_event(struct starter *s, int kind, long long value, long long c
         e->len = len;
     }
     s->nevents++;
+}
+
+int starter_reads_cut(const struct starter *s)
+{
+    return s->reads_cut;
 }
 
 int starter_has_events(const struct starter *s)
@@ -1791,6 +1797,9 @@ static int step_ready(struct starter *s)
             s->ready_seen = 1; /* (a pid file must name a live daemon: one that
                                 * has ended died before it was ready; a
                                 * helper's app is ready at its exec) */
+        /* (a message held, its sender not checked yet, is no bound: another
+         * step reads nothing behind it until its sender can be checked) */
+        s->reads_cut = more && !s->held;
         report_refused(s);
         if (s->phase != STARTER_AWAIT_READY)
             return s->phase;
@@ -1852,6 +1861,7 @@ static int step_exec(struct starter *s)
 int starter_step(struct starter *s)
 {
     s->fresh = 0;
+    s->reads_cut = 0;
     repoll(s);
     children_reap_abandoned();
     if (s->phase != STARTER_AWAIT_READY)

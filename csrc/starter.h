@@ -232,6 +232,12 @@ int starter_pollfd(struct starter *s);
 /* That descriptor if it has been made, else -1 (never makes it). */
 int starter_pollfd_made(const struct starter *s);
 
+/* Did the last step's reads stop at their bound (so many per step, or a
+ * full event queue), more perhaps queued behind? The next step reads on:
+ * a caller about to conclude a timeout steps again first (the launcher
+ * busy past the deadline, a READY=1 sent in time may wait there). */
+int starter_reads_cut(const struct starter *s);
+
 /* Are events waiting? */
 int starter_has_events(const struct starter *s);
 

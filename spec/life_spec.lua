@@ -913,6 +913,56 @@ function TW.test_a_shutdown_that_hangs_after_stopping_is_killed_after_kill_grace
   S.assert_clean(before)
 end
 
+-- An EXTEND_TIMEOUT_USEC= with or after STOPPING=1 moves that bound to
+-- as long from when it is read, when that is later, as systemd moves its
+-- stop timeout: an app that ends on its own past kill_grace but within the
+-- extension ends by its own exit (it was killed kill_grace after its
+-- STOPPING=1); a shorter one shortens nothing; one more, sent before the
+-- last runs out, moves it again.
+function TW.test_an_extend_after_stopping_moves_the_shutdowns_bound()
+  local before = S.snapshot()
+  local extended, shorter, again
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1\nEXTEND_TIMEOUT_USEC=20000000",
+      "sleep=0.6", "exit=3" }, watchdog = 5, kill_grace = 0.1 })
+    extended = app:wait(10)
+    app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1", "notify=EXTEND_TIMEOUT_USEC=20000000",
+      "notify=EXTEND_TIMEOUT_USEC=1", "sleep=0.6", "exit=3" }, watchdog = 5, kill_grace = 0.1 })
+    shorter = app:wait(10)
+    app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1\nEXTEND_TIMEOUT_USEC=1000000",
+      "sleep=0.5", "notify=EXTEND_TIMEOUT_USEC=20000000", "sleep=1", "exit=3" }, watchdog = 5, kill_grace = 0.1 })
+    again = app:wait(10)
+  end)
+  lu.assertEquals({ extended.code, extended.signal, extended.watchdog }, { 3, nil, nil }, tostring(extended))
+  lu.assertEquals({ shorter.code, shorter.signal, shorter.watchdog }, { 3, nil, nil }, tostring(shorter))
+  lu.assertEquals({ again.code, again.signal, again.watchdog }, { 3, nil, nil }, tostring(again))
+  S.assert_clean(before)
+end
+
+-- ... and an app still running when the extension runs out, with no
+-- further one, is killed then (SIGKILL, how.watchdog), its line saying
+-- how long it had.
+function TW.test_an_app_still_running_when_its_stop_extension_runs_out_is_killed()
+  local before = S.snapshot()
+  local logged, log = S.recorder()
+  local hung, took
+  run(function()
+    local app = assert(start { argv = { F, "notify=READY=1", "notify=STOPPING=1\nEXTEND_TIMEOUT_USEC=600000",
+      "pause" }, watchdog = 5, kill_grace = 0.1, log = log })
+    local t0 = now()
+    hung = app:wait(10)
+    took = now() - t0
+    if not hung then app:terminate(0) end
+  end)
+  lu.assertNotNil(hung, "still running 10 s after STOPPING=1")
+  lu.assertEquals({ hung.code, hung.signal, hung.watchdog }, { nil, 9, true }, tostring(hung))
+  lu.assertTrue(took >= 0.55, "killed " .. took .. " s after ready: before its extension ran out")
+  local text = table.concat(logged, "\n")
+  lu.assertNotNil(text:find("warn: fixture: watchdog: still running 0%.%d+ s after STOPPING=1 %(kill_grace 0%.1 s,"
+    .. " which its EXTEND_TIMEOUT_USEC= extended%): SIGKILL"), text)
+  S.assert_clean(before)
+end
+
 -- A stop of the launcher's that comes after the app said STOPPING=1 (a
 -- supervisor's sv:stop here, whose TERM the app ignores) takes over from
 -- that bound, with its own grace: its SIGKILL ends the app, no watchdog's
@@ -1352,6 +1402,21 @@ function TR.test_a_reload_reads_what_the_app_said_while_the_launcher_was_busy()
   lu.assertEquals(result, { true })
   lu.assertEquals(after, { "ready", "asked" }, "returned once the reload it asked for was done")
   S.assert_clean(before)
+end
+
+-- The same for a READY=1 sent in time behind more datagrams than a round
+-- of the reload's reads (its on_status held the launcher past
+-- ready_timeout; systemd's queue length, 512, in a network namespace of
+-- the child's own): all that is queued is read before a timeout verdict
+-- (the round after the call read a batch, and failed timeout, "no READY=1
+-- came after its RELOADING=1").
+function TR.test_a_reloads_ready_1_behind_a_flood_counts_after_a_busy_on_status()
+  lu.skipIf(not S.can_unshare_net(), "needs unshare(1) and a network namespace of its own (root)")
+  local out = S.run_child({ dgram_qlen = 512, timeout = 30 }, "notify_a_ready_behind_a_flood_past_a_busy_on_status",
+    "reload", S.tmpname("sent"))
+  lu.assertStrContains(out, "reload\ttrue\t\n")
+  lu.assertNotNil(out:match("\nbusy\t%d"), out)
+  lu.assertStrContains(out, "left\t\n")
 end
 
 -- An app that has said STOPPING=1 is not reloaded, as systemd refuses to

@@ -514,6 +514,21 @@ function T.test_what_a_flood_queued_before_the_launcher_read_holds_still_counts(
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- A READY=1 sent in time behind more datagrams than two steps read (an
+-- on_status call held the launcher past ready_timeout; systemd's queue
+-- length, 512, in a network namespace of the child's own): all that is
+-- queued is read before a timeout verdict, and the READY=1 counts (the
+-- step after the call read a batch, and failed timeout, "no READY=1
+-- came").
+function T.test_a_ready_1_behind_a_flood_counts_after_a_busy_on_status()
+  lu.skipIf(not S.can_unshare_net(), "needs unshare(1) and a network namespace of its own (root)")
+  local out = S.run_child({ dgram_qlen = 512, timeout = 30 }, "notify_a_ready_behind_a_flood_past_a_busy_on_status",
+    "start", S.tmpname("sent"))
+  lu.assertStrContains(out, "start\tready\t\n")
+  lu.assertNotNil(out:match("\nbusy\t%d"), out)
+  lu.assertStrContains(out, "left\t\n")
+end
+
 -- After ready, a MAINPID= may name a process no older than the app, not
 -- than the main of the moment: each move made the mover's start time the
 -- bound, so an app that moved its main to its child and had the child

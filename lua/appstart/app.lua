@@ -594,26 +594,39 @@ local function watched_now(app)
   return not life.wd_over and life.watchdog or false
 end
 
--- The app said STOPPING=1 with its watchdog on: the watchdog is over, and
--- kill_grace bounds the shutdown instead (as a stop's grace does; with
--- systemd, TimeoutStopSec): still running then, it has hung on its way
--- out, and is killed (SIGKILL, how.watchdog). A stop of the launcher's
--- (app:terminate, a supervisor's: App.watchdog_over) takes over with its
--- own grace.
-local function bound_shutdown(app)
+-- A shutdown's bound (bound_shutdown), at due; since: when it began,
+-- extended: an EXTEND_TIMEOUT_USEC= of the app's has moved it.
+local function set_stop_bound(app, since, due, extended)
   local life = app._life
-  -- (never for an app that has ended or been closed: nothing would let
-  -- go of the timer, which held the loop for kill_grace)
-  if not app._proc or not RUNNING[app._state] then return end
+  loop.unwatch(life.stop_bound or nil)
   local grace = kill_grace(app)
-  life.stop_bound = loop.at(now() + grace, function()
+  life.stop_due = due
+  life.stop_bound = loop.at(due, function()
     life.stop_bound = false
     if life.wd_fired or not app._proc or stopping[app] or check(app) then return end
     life.wd_fired = true
     signal.kick(app._proc, app._opts, "KILL", app._log, app._program)
     -- (said last, as watchdog_fire's)
-    app._log("warn", format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
+    app._log("warn", extended
+      and format("%s: watchdog: still running %.3f s after STOPPING=1 (kill_grace %g s, which its"
+        .. " EXTEND_TIMEOUT_USEC= extended): SIGKILL", app._program, due - since, grace)
+      or format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
   end)
+end
+
+-- The app said STOPPING=1 with its watchdog on: the watchdog is over, and
+-- kill_grace bounds the shutdown instead (as a stop's grace does; with
+-- systemd, TimeoutStopSec, which an EXTEND_TIMEOUT_USEC= moves: on_message):
+-- still running then, it has hung on its way out, and is killed (SIGKILL,
+-- how.watchdog). A stop of the launcher's (app:terminate, a supervisor's:
+-- App.watchdog_over) takes over with its own grace.
+local function bound_shutdown(app)
+  -- (never for an app that has ended or been closed: nothing would let
+  -- go of the timer, which held the loop for kill_grace)
+  if not app._proc or not RUNNING[app._state] then return end
+  local t = now()
+  app._life.stop_since = t
+  set_stop_bound(app, t, t + kill_grace(app), false)
 end
 
 -- A stop that could not begin (no signal sent) gives back what
@@ -875,6 +888,14 @@ local function on_message(app, m, sender)
     App.watchdog_over(app)
     if watched then bound_shutdown(app) end
   end
+  -- a STOPPING=1's bound (this datagram's too) is moved to the
+  -- EXTEND_TIMEOUT_USEC= from now when that is later, as systemd moves its
+  -- stop timeout: an app whose shutdown takes long keeps asking (it was
+  -- killed kill_grace after its STOPPING=1 all the same)
+  if m.extend and life.stop_bound then
+    local until_ = now() + m.extend / 1e6
+    if until_ > life.stop_due then set_stop_bound(app, life.stop_since, until_, true) end
+  end
   if m.reloading and app._state ~= "stopping" then
     set_state(app, "reloading")
     if reloads then
@@ -976,6 +997,7 @@ function App.listen(app, listener, watchdog, spell)
   if watchdog == 0 then watchdog = nil end
   local life = { listener = listener, listen = false, watchdog = watchdog or false,
     wd_due = false, wd_timer = false, wd_fired = false, wd_over = false, kill_timer = false, stop_bound = false,
+    stop_since = false, stop_due = false,
     reload = false, refused = false, later = false,
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
@@ -1227,8 +1249,13 @@ local STOPPING = "app is stopping (it said STOPPING=1)"
 -- Wait for the reload r to be done, for the app's end, its STOPPING=1
 -- (for good: no reload can end after it) or the deadline.
 local function reload_wait(app, r, timeout)
+  -- the deadline had passed as this round began: all the socket holds is
+  -- read before a timeout verdict (a round reads a batch, fewer than a
+  -- socket may queue: a READY=1 sent in time behind a flood, read late,
+  -- a busy launcher's, was never read)
+  local late = false
   while true do
-    App.drain(app)
+    if late then drain_all(app) else App.drain(app) end
     if r.done then return true end
     if app._state == "stopping" then return nil, STOPPING end
     local how = check(app)
@@ -1237,7 +1264,7 @@ local function reload_wait(app, r, timeout)
         { pid = app.pid, status = how }, app._program)
     end
     if not app._proc then return nil, "closed" end -- by another task, a callback
-    if now() >= r.deadline then
+    if late and now() >= r.deadline then
       -- (one whose EXTEND_TIMEOUT_USEC= moved the deadline: the time it got)
       local within = r.extended and format("%.3f s (ready_timeout %g s, which its EXTEND_TIMEOUT_USEC= extended)",
         r.deadline - r.since, timeout) or format("%g s", timeout)
@@ -1245,27 +1272,31 @@ local function reload_wait(app, r, timeout)
         r.reloading and "no READY=1 came after its RELOADING=1" or "no RELOADING=1 came on its notify socket"),
         { pid = app.pid }, app._program)
     end
-    local listener = app._life.listener
-    if not listener then -- its socket failed (logged)
-      return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
+    -- (past it now: the next round reads all the socket holds, and judges)
+    late = now() >= r.deadline
+    if not late then
+      local listener = app._life.listener
+      if not listener then -- its socket failed (logged)
+        return nil, errors.new("protocol", "the app's notify socket failed", { pid = app.pid }, app._program)
+      end
+      -- made afresh each time round: MAINPID= may have moved the app
+      local fd = app._proc:fd()
+      -- (a datagram held, its sender not checked yet: the socket is out of
+      -- the wait, which ends at the next look)
+      local held = app._life.later and true
+      -- (what owns the two descriptors is held by the source, as long as a
+      -- wait holds it)
+      local source = (fd or not held) and setmetatable(held and { fd, proc = app._proc }
+        or { listener:fd(), fd, listener = listener, proc = app._proc }, Both) or nil
+      local wake = (fd and not held) and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
+      -- (app:close() wakes it: under another loop the wait is on the
+      -- source's own descriptor, which the release of the app's knows not)
+      r.source, r.task = source or false, loop.task() or false
+      local ok = loop.wait(source, wake)
+      r.source, r.task = false, false
+      if source then source:close() end
+      if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
     end
-    -- made afresh each time round: MAINPID= may have moved the app
-    local fd = app._proc:fd()
-    -- (a datagram held, its sender not checked yet: the socket is out of
-    -- the wait, which ends at the next look)
-    local held = app._life.later and true
-    -- (what owns the two descriptors is held by the source, as long as a
-    -- wait holds it)
-    local source = (fd or not held) and setmetatable(held and { fd, proc = app._proc }
-      or { listener:fd(), fd, listener = listener, proc = app._proc }, Both) or nil
-    local wake = (fd and not held) and r.deadline or math.min(r.deadline, now() + settings.poll_interval)
-    -- (app:close() wakes it: under another loop the wait is on the
-    -- source's own descriptor, which the release of the app's knows not)
-    r.source, r.task = source or false, loop.task() or false
-    local ok = loop.wait(source, wake)
-    r.source, r.task = false, false
-    if source then source:close() end
-    if ok == nil then return nil, errors.new("cancelled", "reload cancelled", { pid = app.pid }, app._program) end
   end
 end
 

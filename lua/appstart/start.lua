@@ -35,6 +35,11 @@ local DEFAULTS = options.DEFAULTS
 local format = string.format
 -- bytes of an unfinished ready line a timeout's message shows
 local PARTIAL_SHOWN = 40
+-- before a timeout verdict what the channel holds is read, in this many
+-- more steps at most (a step reads 64: 4096 datagrams, more than a socket
+-- holds, net.unix.max_dgram_qlen, as the watchdog's verdict reads), so a
+-- sender cannot keep it reading
+local STEPS_BEFORE_VERDICT = 64
 
 local start = {}
 
@@ -181,7 +186,7 @@ local nofile_raised = false
 local function new_rare(served, by)
   return { served = served, refused = false, watchdog = false, helper_exited = false, quiet = false,
     looking = false, by = by, spell = false, extended = false, extend_until = false, out_fds = false,
-    out_left = false }
+    out_left = false, late_steps = false }
 end
 
 -- The start's name in messages: its program's, its control characters
@@ -1025,12 +1030,13 @@ function Starting:step()
   if self.done then return true end
   if self._failure then return failed_step(self) end
   local s = self._s
-  local state, events, probe, pid_phase = s:step()
+  local state, events, probe, pid_phase, more = s:step()
   -- the deadline is against the time of the read, not of the callbacks
   -- below: a message queued behind the one a slow on_status is called
-  -- for is read by the next step, however late that comes (a step reads
-  -- up to 64, more than a notify socket queues: net.unix.max_dgram_qlen,
-  -- 10 by default; an app blocked sending to a full queue has not sent)
+  -- for is read by the next step, however late that comes, and before a
+  -- timeout verdict all that is queued is read (a step reads up to 64,
+  -- fewer than a socket may queue: net.unix.max_dgram_qlen, 512 on a
+  -- systemd host; an app blocked sending to a full queue has not sent)
   local t = now()
   if events then
     on_events(self)
@@ -1062,12 +1068,26 @@ function Starting:step()
     end
   end
   if t >= deadline then
+    -- (a READY=1 sent in time behind more than a step's reads: the
+    -- launcher busy past the deadline, a slow on_status, it was never read)
+    if more then
+      local r = rare(self)
+      local left = r.late_steps or STEPS_BEFORE_VERDICT
+      if left > 0 then
+        r.late_steps = left - 1
+        return Starting.step(self)
+      end
+    end
     if pid_phase then
       local forks = type(self._opts.ready) == "table" and self._opts.ready.forks
       return fail(self, forks and "timeout" or "helper", helper_late(self))
     end
     return fail(self, "timeout", not_ready(self))
   end
+  -- (an EXTEND_TIMEOUT_USEC= read in those steps moved the deadline: the
+  -- next verdict reads on as far)
+  facts = self._rare
+  if facts and facts.late_steps then facts.late_steps = false end
   if probe and pid_phase and type(self._opts.ready) == "table" and self._opts.ready.forks then
     -- a forking daemon's pid file is looked for as a probe looks: soon
     -- at first, then less often (each wait as long as it has been looked
