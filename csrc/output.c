@@ -908,13 +908,18 @@ static void rotate_many(struct output *o, struct output_file *f, const char *buf
 
 /* Can a batch (rotate_many) stand for n rotations one at a time: is each
  * name they would move or replace, NAME.1 .. NAME.(top + n) (keep at
- * most), absent or a regular file a rotation may move and replace? A
- * name one would fail at (another user's in a sticky
- * directory, a directory) fails a rotation one at a time there, before
- * anything after it: the batch, which moves NAME.i by n at once and
- * writes only the last files, would destroy and not count what that
- * failure leaves. Such a write is then rotated one at a time. */
-static int batch_can_stand(const struct output_file *f, long long n)
+ * most), one a rename moves and replaces? A name one would fail at
+ * (another user's in a sticky directory, a directory) fails a rotation
+ * one at a time there, before anything after it: the batch, which moves
+ * NAME.i by n at once and writes only the last files, would destroy and
+ * not count what that failure leaves. 0, or the errno value of the first
+ * such name (the write is then rotated one at a time, ROTATIONS_BLOCKED
+ * of them at most: file_append). A symbolic link, a FIFO or a socket is moved and
+ * replaced as a regular file is: renameat never follows a name, and
+ * nothing is opened at NAME.i (only NAME, made O_EXCL); refusing them
+ * sent a flood one rotation at a time, up to keep renames each, past a
+ * link the app's user planted. */
+static int batch_blocked(const struct output_file *f, long long n)
 {
     char name[OUTPUT_NAME_MAX + 16];
     long long last = f->top + n < f->keep ? f->top + n : f->keep;
@@ -924,12 +929,14 @@ static int batch_can_stand(const struct output_file *f, long long n)
         if (fstatat(f->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno == ENOENT)
                 continue;
-            return 0;
+            return errno;
         }
-        if (!S_ISREG(st.st_mode) || rotation_refuses(f, name))
-            return 0;
+        if (S_ISDIR(st.st_mode))
+            return EISDIR;
+        if (rotation_refuses(f, name))
+            return errno;
     }
-    return 1;
+    return 0;
 }
 
 /* The same with keep 0, where a rotation empties the file: after n of
@@ -971,6 +978,35 @@ static void file_again(struct output_file *f)
         f->size = f->open_line = 0;
 }
 
+/* The rotations one at a time a read makes where a batch cannot stand
+ * for them (batch_blocked): each renames up to keep names, and a read
+ * into a small max_bytes needs thousands of them (64 KiB into 8 bytes:
+ * 8,192), which a name that stops them only after keep of them (a
+ * directory at NAME.keep) or never (one the batch need not refuse) made
+ * seconds of renames, the loop held meanwhile. Past them the rest of the
+ * read is lost, as past a rotation that failed: a read costs at most keep
+ * renames, however many rotations it needs. */
+#define ROTATIONS_BLOCKED 1
+
+/* The rest of a read given up (len bytes, ending a line or not) for err:
+ * counted lost, with the line under way at the file's end taken back out
+ * (when the file is as this reader wrote it), so that the file holds whole
+ * lines, and what comes up to the next '\n' dropped too. */
+static void file_give_up(struct output *o, struct output_file *f, size_t len, int ends_line, int err)
+{
+    long long lost = (long long)len, line = f->open_line;
+    struct stat st;
+    if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
+        ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
+        f->size -= line;
+        f->open_line = 0;
+        lost += line;
+    }
+    f->skip = !ends_line;
+    o->file_err = err;
+    o->file_dropped += lost;
+}
+
 /* Append len bytes, rotating first where they would take the file past
  * max_bytes (next_cut). */
 static void file_append(struct output *o, struct output_file *f, const char *buf, size_t len)
@@ -991,12 +1027,13 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
         buf += n;
         len -= n;
     }
+    int blocked = 0, rotations = 0;
     if (f->fd >= 0 && f->max_bytes > 0 && f->size + (long long)len > f->max_bytes) {
         struct stat st;
         int same = fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size;
         size_t take0;
         long long carry0, n = count_rotations(f, same, buf, len, &take0, &carry0);
-        if (n > 1 && (f->keep == 0 || batch_can_stand(f, n))) {
+        if (n > 1 && (f->keep == 0 || !(blocked = batch_blocked(f, n)))) {
             if (f->keep > 0)
                 rotate_many(o, f, buf, len, n, take0, carry0);
             else
@@ -1022,6 +1059,10 @@ static void file_append(struct output *o, struct output_file *f, const char *buf
             len -= take;
         }
         if (full) {
+            if (blocked && rotations++ == ROTATIONS_BLOCKED) {
+                file_give_up(o, f, len, ends_line, blocked);
+                return;
+            }
             long long lost;
             int err = rotate(f, carry, &lost);
             if (err)

@@ -438,6 +438,46 @@ function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_er
   S.assert_clean(before)
 end
 
+--- A size in --stdout=file:PATH:MAX:KEEP that cannot be read (1.5K, -1,
+-- 10MB, a third number) was taken as part of the file's name, and the
+-- rotation asked for was lost without a word: a usage error now, naming
+-- the field, nothing started, no file made. A ':' in a directory's name
+-- is the name's, and so is one in the file's name before anything that
+-- does not begin as a number, or before one with an extension.
+function Usage.test_a_size_in_file_that_cannot_be_read_is_a_usage_error_not_part_of_the_name()
+  local before = S.snapshot()
+  local dir = S.tmpname("sizes")
+  assert(os.execute("mkdir " .. dir))
+  local marker = dir .. "/spawned"
+  local function case(option, path, message)
+    return { { "--watch", "--ready=none", option .. "=file:" .. dir .. "/" .. path, "--", F, "pidfile=" .. marker },
+      string.format("option '%s': invalid value 'file:%s/%s' (%s)", option, dir, path, message) }
+  end
+  local function not_a_size(field)
+    return "'" .. field .. "' is neither MAX_BYTES (a whole number, or with K, M or G) nor KEEP (a whole number)"
+  end
+  usage_errors({ case("--stdout", "x.log:1.5K", not_a_size("1.5K")), case("--stdout", "x.log:10:-1", not_a_size("-1")),
+    case("--stdout", "x.log:10MB", not_a_size("10MB")), case("--stderr", "x.log:10MiB:3", not_a_size("10MiB")),
+    case("--stdout", "x.log:1.5K:3", not_a_size("1.5K")), case("--stdout", "x.log:+5", not_a_size("+5")),
+    case("--stdout", "x.log:.5M", not_a_size(".5M")), case("--stdout", "x.log:1,5K", not_a_size("1,5K")),
+    case("--stdout", "x.log:0x10", not_a_size("0x10")),
+    case("--stdout", "x.log:10:20:30", "expected file:PATH[:MAX_BYTES[:KEEP]], got one number too many, '10'") }, true)
+  lu.assertNil(S.read(marker), "nothing was started")
+  for _, name in ipairs { "x.log", "x.log:1.5K", "x.log:10:-1", "x.log:10MB", "x.log:10" } do
+    lu.assertNil(S.read(dir .. "/" .. name), name)
+  end
+  -- (each a name: a directory's ':1.5K', the file's before a word, or
+  -- before a date with an extension)
+  assert(os.execute("mkdir " .. quote(dir .. "/a:1.5K")))
+  for _, path in ipairs { "a:1.5K/x.log:1K:2", "x:odd.log", "app:2024-01-01.log" } do
+    local code, _, err = run { "--watch", "--ready=fd", "--stdout=file:" .. dir .. "/" .. path, "--", F,
+      "line=3:up", "line=1:hello", "exit=0" }
+    lu.assertEquals(code, 0, err)
+    lu.assertEquals(S.read(dir .. "/" .. path:gsub(":1K:2$", "")), "hello\n", path)
+  end
+  S.assert_clean(before)
+end
+
 function Usage.test_a_descriptor_layout_the_library_rejects_is_a_usage_error()
   local before = S.snapshot()
   -- the command reports its daemon's pid on fd 3, so the ready channel

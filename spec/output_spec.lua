@@ -1684,6 +1684,65 @@ function TF.test_a_rotation_replaces_a_symbolic_link_never_writes_through_it()
   S.assert_clean(before)
 end
 
+-- A symbolic link, a FIFO or a directory the app's user plants at
+-- PATH.keep: a batch of rotations refused every name that was not a
+-- regular file, and a read into {max_bytes = 8} went one rotation at a
+-- time, each renaming up to keep names: 64 KiB past a link into keep =
+-- 1000 took 115 s of the launcher's CPU, and a directory, which stops a
+-- rotation, only after keep of them. A link or a FIFO is now moved and
+-- replaced as a file is (never opened, nor written through); past a
+-- directory a read makes one rotation, the rest of it lost and said so.
+-- Its work is measured against the same read with nothing planted (its
+-- CPU, a ratio: no timing): at most keep renames a read, as the README
+-- says, whatever max_bytes. The link's and the FIFO's files end as with
+-- nothing planted; past the directory every byte is in a file or lost.
+function TF.test_a_name_planted_among_the_rotated_files_costs_a_read_at_most_keep_renames()
+  local before = S.snapshot()
+  local keep, data = 500, string.rep("a\n", 4096) -- (1,024 files' worth)
+  local function run(plant)
+    local dir = S.tmpname("planted")
+    assert(os.execute("mkdir " .. dir))
+    local path = dir .. "/app.log"
+    write_file(dir .. "/precious", "keep me\n")
+    if plant then assert(os.execute(plant:format(path .. "." .. keep))) end
+    local logged, log = S.recorder()
+    local cpu = os.clock()
+    -- (one write: one read of 8 KiB, 1,023 rotations)
+    local app = assert(appstart.start { argv = { F, "write=1:" .. data, "exit=0" }, ready = "none", log = log,
+      stdout = { file = path, max_bytes = 8, keep = keep } })
+    lu.assertEquals(app:wait(60), { code = 0 })
+    app:close()
+    cpu = os.clock() - cpu
+    lu.assertEquals(S.read(dir .. "/precious"), "keep me\n", plant)
+    local kept = 0
+    for i = 0, keep do
+      local name = i == 0 and path or path .. "." .. i
+      local content = S.read(name)
+      if content and os.execute("test -f " .. name .. " && ! test -L " .. name) then
+        lu.assertTrue(#content <= 8 and content:find("^[a\n]*$") and content:sub(-1) == "\n", name)
+        kept = kept + #content
+      end
+    end
+    return cpu, kept, lost_bytes(logged), table.concat(logged, "\n")
+  end
+  local clean, kept, lost = run()
+  lu.assertEquals({ kept, lost }, { (keep + 1) * 8, 0 }, "the last keep + 1 files")
+  for _, plant in ipairs { "ln -s precious %s", "mkfifo %s", "mkdir %s" } do
+    local cpu, planted_kept, planted_lost, logged = run(plant)
+    -- (here: 30 to 150 ms with nothing planted, planted 2 to 6 s before)
+    lu.assertTrue(cpu < 10 * clean + 0.1, string.format("%s: %.3f s of CPU, %.3f s with nothing planted", plant, cpu,
+      clean))
+    if plant:find("mkdir") then
+      -- (none rotated off the end: the directory stops them before)
+      lu.assertEquals(planted_kept + planted_lost, #data, logged)
+      lu.assertStrContains(logged, "bytes of output not written to its file: Is a directory")
+    else
+      lu.assertEquals({ planted_kept, planted_lost }, { kept, 0 }, plant .. ": " .. logged)
+    end
+  end
+  S.assert_clean(before)
+end
+
 function TF.test_an_app_run_as_another_user_is_captured_and_its_file_is_the_launchers()
   lu.skipIf(S.proc_status("self").Uid:match("^(%d+)") ~= "0", "needs root")
   local before = S.snapshot()

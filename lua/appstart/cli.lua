@@ -78,7 +78,9 @@ and time to ready, and exit 0 leaving it running.
                            stderr at err); file: appends to PATH, rotated
                            to PATH.1 .. PATH.KEEP (default 1) when it would
                            pass MAX bytes (a number, or with K, M or G);
-                           :KEEP, or :MAX:KEEP, may be left out
+                           :KEEP, or :MAX:KEEP, may be left out; a field
+                           no size can be read from (1.5K, -1, 10MB) is
+                           an error, not part of PATH's name
   --stderr=inherit|null|PATH|capture|syslog|file:PATH:MAX:KEEP|stdout
                            the app's stderr, as --stdout; default null,
                            with --watch inherit (whatever --stdout is);
@@ -280,6 +282,16 @@ end
 -- 1024 bytes, where a float is seen too large)
 local SIZE_UNITS = { [""] = 1, K = 1024.0, M = 1024.0 ^ 2, G = 1024.0 ^ 3 }
 
+-- What follows the last ':' of a file: output's file name, where it is
+-- no size (output_stdio): a size that could not be read (1.5K, -1, 10MB,
+-- 0x10, or a third number) when it begins as a number (a digit, or a
+-- sign, '.' or ',' and then one), unless it has an extension ('.' and a
+-- letter: app:2024-01-01.log is a name). Taken as part of the name, the
+-- rotation it asked for would be lost without a word.
+local function size_not_read(field)
+  return field:match("^[-+]?[.,]?%d") and not field:match("%.%a")
+end
+
 -- --stdout/--stderr: inherit, null, PATH, capture, syslog, or
 -- file:PATH[:MAX_BYTES[:KEEP]] (MAX_BYTES with an optional K, M or G)
 local function output_stdio(value)
@@ -295,6 +307,15 @@ local function output_stdio(value)
   if rest == "" then return nil, "expected file:PATH[:MAX_BYTES[:KEEP]]" end
   -- (an empty field is a mistake, not part of the file's name)
   if rest:match(":$") then return nil, "expected file:PATH[:MAX_BYTES[:KEEP]], got an empty field" end
+  -- (a ':' in a directory's name is the name's: only the file's is read)
+  local field = rest:match(":([^:/]*)$")
+  if field and size_not_read(field) then
+    if field:match("^%d+[KMGkmg]?$") then
+      return nil, string.format("expected file:PATH[:MAX_BYTES[:KEEP]], got one number too many, '%s'", field)
+    end
+    return nil, string.format("'%s' is neither MAX_BYTES (a whole number, or with K, M or G) nor KEEP "
+      .. "(a whole number)", field)
+  end
   local t = { file = rest }
   if fields[1] then
     local n, unit = fields[1]:match("^(%d+)(%a?)$")
