@@ -277,6 +277,35 @@ function TC.test_a_watch_the_main_thread_made_is_done_at_its_poll()
   S.assert_clean(before)
 end
 
+-- The same for a pid gone before the watch was made: done at once, its fn
+-- due (the loop spun to its bound: no process to poll, the watch was never
+-- done, and its timeout 0 had each poll return at once).
+function TC.test_a_watch_the_main_thread_made_of_a_gone_pid_is_done_at_once()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local p = assert(io.popen("echo $$"))
+  local pid = tonumber(p:read("l"))
+  p:close() -- the shell has exited and been reaped
+  local calls = {}
+  local w = appstart.watch(pid, function(_, why) calls[#calls + 1] = why end)
+  local cq = cqueues.new()
+  local polls = 0
+  cq:wrap(function()
+    while not w.done and polls < 1000 do
+      cqueues.poll(w, 5)
+      polls = polls + 1
+    end
+  end)
+  assert(cq:loop())
+  lu.assertTrue(w.done)
+  lu.assertTrue(polls < 2, polls .. " polls")
+  w:stop() -- (its end seen: "exited" is due, not "stopped")
+  appstart.sleep(0.01)
+  lu.assertEquals(calls, { "exited" })
+  cq:close()
+  S.assert_clean(before)
+end
+
 -- A watch made in a controller's coroutine and polled there with
 -- cqueues.poll: its fn runs in a coroutine of that controller, as the
 -- watch's own, and what it raises comes out of cq:loop() (seen as the

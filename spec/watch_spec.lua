@@ -454,4 +454,21 @@ local function make_class(use_pidfd)
   return T
 end
 
-return { TestWatchPidfd = make_class(true), TestWatchPolling = make_class(false) }
+local Kernel = {}
+
+-- Before Linux 6.15, pidfd_open gave EINVAL, not ESRCH, for a number no
+-- process has that a process group still uses as its id (its leader
+-- exited and reaped, a member running on: a pipeline's, a daemon's). A
+-- watch of that pid raised "is not a process (a thread's id?)"; it is a
+-- pid already gone, reported "exited" (/proc tells a thread, its own
+-- Tgid, from no process at all). (oldpidfd.so gives that answer here.)
+function Kernel.test_a_gone_group_leader_is_exited_on_a_kernel_before_6_15()
+  lu.skipIf(not S.testing.has_pidfd(), "no pidfds here")
+  local out = S.run_child({ preload = "oldpidfd.so", timeout = 30 }, "watch_a_gone_leader_on_an_older_kernel")
+  local group = tonumber(out:match("group\t(%d+)\n"))
+  if group then os.execute("kill -KILL -" .. group .. " 2>/dev/null") end
+  lu.assertStrContains(out, "watch\ttrue\t\n")
+  lu.assertStrContains(out, "calls\texited\n")
+end
+
+return { TestWatchPidfd = make_class(true), TestWatchPolling = make_class(false), TestWatchKernel = Kernel }

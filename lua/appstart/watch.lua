@@ -79,11 +79,16 @@ function Watch.new(pid, fn)
   local proc, message, errno = core.process(pid)
   -- only "no such process" is an end; out of descriptors, or a thread's
   -- id (not a process: EINVAL, ENOENT since Linux 6.9), must not be
-  -- reported as one
+  -- reported as one. But before Linux 6.15 pidfd_open said EINVAL too for
+  -- a number no process has that a process group or session still uses
+  -- as its id (its leader reaped, its members on: a pipeline's, a
+  -- daemon's): /proc tells a thread (its own Tgid) from no process at all
+  if not proc and (errno == EINVAL or errno == ENOENT) then
+    local st = core.proc_status(pid)
+    if st then error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3) end
+    errno = ESRCH
+  end
   if not proc and errno ~= ESRCH then
-    if errno == EINVAL or errno == ENOENT then
-      error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
-    end
     error("appstart.watch: cannot watch " .. message, 3)
   end
   if proc and not proc:fd() then
@@ -94,7 +99,10 @@ function Watch.new(pid, fn)
       error("appstart.watch: pid " .. pid .. " is not a process (a thread's id?)", 3)
     end
   end
-  local w = setmetatable({ pid = pid, done = false, _told = false, _fn = fn }, Watch)
+  -- (a pid gone already: done, its "exited" due; a watch the main thread
+  -- made, polled in a loop that does not serve it, was never done, each
+  -- poll returning at once: Watch:timeout)
+  local w = setmetatable({ pid = pid, done = not proc, _told = false, _fn = fn }, Watch)
   w._proc = proc
   local function check()
     if w._told then return true end
