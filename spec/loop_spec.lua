@@ -53,6 +53,86 @@ function T.test_a_descriptor_closed_under_its_waiter_hides_no_later_one_of_its_n
   lu.assertEquals((loop.pending()), {})
 end
 
+-- A callback of a turn's closes a descriptor still in that turn's batch
+-- and a new waiter takes its number: the turn fired the new waiter, whose
+-- descriptor was never readable.
+function T.test_a_waiter_given_a_number_still_in_the_turns_batch_is_not_fired_by_it()
+  local core = S.core
+  local loop = require "appstart.loop"
+  local log, held, late, w = {}, {}, nil, nil
+  local sigs = { assert(core.signals { "USR2" }), assert(core.signals { "USR2" }) }
+  appstart.run(function()
+    local function first(other)
+      return function()
+        if late then return end
+        log[#log + 1] = "first"
+        local n = sigs[other]:fd()
+        loop.release(n)
+        sigs[other]:close()
+        sigs[other] = false
+        -- every lower number taken: the new descriptor has n
+        while true do
+          local d = assert(core.dup(0))
+          if d >= n then core.close(d); break end
+          held[#held + 1] = d
+        end
+        late = assert(core.signals { "USR1" }) -- never readable here
+        log[#log + 1] = late:fd() == n and "reused" or "not reused"
+        w = loop.watch(late:fd(), function() log[#log + 1] = "late" end)
+      end
+    end
+    loop.watch(sigs[1]:fd(), first(2))
+    loop.watch(sigs[2]:fd(), first(1))
+    -- both readable, in one batch
+    assert(os.execute("kill -USR2 " .. core.pid()))
+    S.await_with_sleep(function() return #log > 0 end, 2)
+  end)
+  loop.unwatch(w)
+  for i = 1, 2 do
+    if sigs[i] then sigs[i]:read(); sigs[i]:close() end -- (the signal taken)
+  end
+  if late then late:close() end
+  for i = 1, #held do core.close(held[i]) end
+  lu.assertEquals(log, { "first", "reused" })
+  lu.assertEquals((loop.pending()), {})
+end
+
+-- loop.watch on a descriptor whose fn returns false (woken, but what it
+-- waits for has not happened yet) waits on: it was fired once and never
+-- again. (Still readable, fn looks again a poll interval on: no spin.)
+function T.test_a_watch_whose_fn_returns_false_waits_on()
+  local core = S.core
+  local loop = require "appstart.loop"
+  local calls = 0
+  local sig = assert(core.signals { "USR2" })
+  local h
+  appstart.run(function()
+    h = loop.watch(sig:fd(), function()
+      calls = calls + 1
+      if calls == 1 then return false end
+      sig:read()
+      return true
+    end)
+    assert(os.execute("kill -USR2 " .. core.pid()))
+    S.await_with_sleep(function() return calls >= 2 end, 2)
+  end)
+  if calls < 2 then loop.unwatch(h); sig:read() end
+  sig:close()
+  lu.assertEquals(calls, 2)
+  lu.assertTrue(h.done)
+  lu.assertEquals((loop.pending()), {})
+end
+
+-- appstart.watch of a pid, made by an on_exit run inside a turn whose
+-- batch still held the pidfd (another app's, ended too) that the on_exit
+-- closed and the watch's pidfd then took: fired at once, its pid alive,
+-- it never waited again, and its fn was never told the end.
+function T.test_a_watch_made_on_a_number_still_in_the_turns_batch_is_told_the_end()
+  local out, ok = S.run_child({ timeout = 30 }, "loop_a_watch_given_a_number_still_in_the_turns_batch")
+  lu.assertTrue(ok, out)
+  lu.assertEquals(out, "reused:\ttrue\ncalls:\texited\nchildren:\t\ndescriptors:\tsame\n")
+end
+
 function T.test_run_returns_when_fn_and_every_spawned_task_are_done()
   local finished = {}
   appstart.run(function()

@@ -17,10 +17,12 @@ local now = core.now
 local loop = {}
 
 local poller          -- created on first use
-local waiters = {}    -- fd -> { [entry] = true }
+local waiters = {}    -- fd -> { [entry] = the turn it was added in }
 local nwaiters = {}   -- fd -> count
 local heap = {}       -- timers, ordered by .at
-local fired = {}      -- scratch table for poller:wait
+local spare = {}      -- fired lists for poller:wait, not in use (turn)
+local nspare = 0
+local epoch = 0       -- turns that polled, counted: the latest's number
 local current = nil   -- the running loop: { tasks = {co -> task}, queue, count }
 local HELD_PRUNE_MIN = 64 -- loop.own: the fewest apps a run holds before it looks which have ended
 
@@ -139,18 +141,25 @@ local function get_poller() return assert(try_poller()) end
 -- every time (an EEXIST is no error); when it was not there, its old
 -- waiters are stale and let go of: their descriptor is gone and could
 -- never have woken them.
+--
+-- Each waiter is stamped with the turn it was added in (epoch): a turn
+-- fires only those added before its epoll_wait. A callback of the turn's
+-- may close a descriptor still in its batch, whose number a waiter added
+-- then takes (an on_exit that looks at another app's state, closing its
+-- pidfd, then watches a pid): fired, that waiter would be told of a
+-- descriptor that was never readable.
 local function add_waiter(fd, entry)
   local set = waiters[fd]
   local p = get_poller()
   local _, added = assert(p:add(fd, fd))
   if set and not added then
     if not set[entry] then
-      set[entry] = true
+      set[entry] = epoch
       nwaiters[fd] = nwaiters[fd] + 1
     end
     return
   end
-  set = { [entry] = true }
+  set = { [entry] = epoch }
   local ok, err = pcall(rawset, nwaiters, fd, 1)
   if ok then ok, err = pcall(rawset, waiters, fd, set) end
   if not ok then
@@ -187,8 +196,22 @@ local function turn(until_)
   local wake = heap[1] and heap[1].at
   if until_ and (not wake or until_ < wake) then wake = until_ end
   local timeout = wake and math.max(0, wake - t) or -1
-  local n = 0
+  local n, fired, e = 0, nil, nil
   if next(waiters) then
+    -- a list of its own: a callback below may wait, turning the poller
+    -- again (nested), or yield to a turn of another coroutine's, and a
+    -- shared list would be overwritten under this one. One of the spare
+    -- lists, given back once done (lost, to the collector, if a callback
+    -- raises): no table made for each turn.
+    fired = spare[nspare]
+    if fired then
+      spare[nspare] = nil
+      nspare = nspare - 1
+    else
+      fired = {}
+    end
+    epoch = epoch + 1
+    e = epoch
     n = assert(get_poller():wait(timeout, fired))
   elseif timeout > 0 then
     -- nothing to poll: a plain sleep (poll(2) of no descriptor, EINTR-safe;
@@ -202,20 +225,28 @@ local function turn(until_)
   for i = 1, n do
     local fd = fired[i]
     local set = waiters[fd]
+    -- (a waiter added since the epoll_wait, e or later, is not fired: fd
+    -- may be another descriptor of that number by now)
     if set and nwaiters[fd] == 1 then
       -- the usual case: one waiter, no list to copy
-      local entry = next(set)
-      if not entry.done then entry.fire(entry) end
+      local entry, added = next(set)
+      if added < e and not entry.done then entry.fire(entry) end
     elseif set then
       -- a waiter may drop others of the set: fire from a copy
       local list, k = {}, 0
-      for entry in pairs(set) do k = k + 1; list[k] = entry end
+      for entry, added in pairs(set) do
+        if added < e then k = k + 1; list[k] = entry end
+      end
       for j = 1, k do
         local entry = list[j]
         if not entry.done then entry.fire(entry) end
       end
     end
     fired[i] = nil
+  end
+  if fired then
+    nspare = nspare + 1
+    spare[nspare] = fired
   end
   t = now()
   while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
@@ -520,7 +551,7 @@ function loop.release(...)
       loop.timer(now(), function()
         for j = 1, k do
           local entry = list[j]
-          if not entry.done then entry.fire(entry) end
+          if not entry.done then entry.fire(entry, "released") end
         end
       end)
     end
@@ -1011,22 +1042,25 @@ function loop.sleep(seconds)
   return loop.wait(nil, now() + seconds)
 end
 
---- Call fn() in the background when fd becomes readable, once; or, with no
--- fd, every `interval` seconds until fn returns true.
+--- Call fn() in the background when fd becomes readable, once (again each
+-- time it is readable after, while fn returns false); or, with no fd,
+-- every `interval` seconds until fn returns true.
 -- @return a handle for loop.unwatch
 -- h's descriptor joins the poll set; out of descriptors, with no poll set
 -- yet and none to be made (a start that got ready meanwhile, in a plain
 -- script), it is looked at alone every poll_interval instead (poll(2) of
 -- it, which needs no descriptor: what it says is seen all the same),
--- until a poll set can be made and it joins that.
-local function add_or_look(fd, h)
-  if try_poller() then return add_waiter(fd, h) end
+-- until a poll set can be made and it joins that. later: it joins the
+-- poll set a poll_interval on at the soonest (a watch whose fd is still
+-- readable, woken at every turn meanwhile, would spin).
+local function add_or_look(fd, h, later)
+  if not later and try_poller() then return add_waiter(fd, h) end
   local function look()
     h.timer = nil
     if h.done then return end
     if try_poller() then return add_waiter(fd, h) end
     if core.wait_readable(fd, 0) then
-      h.fire(h)
+      h.fire(h, "looked")
       if h.done then return end
     end
     h.timer = loop.timer(now() + settings.poll_interval, look)
@@ -1041,10 +1075,19 @@ function loop.watch(fd, fn, interval)
   end
   local h = { done = false }
   if fd then
-    h.fire = function(e)
-      e.done = true
+    -- fn's false: what it waits for has not happened yet (a process
+    -- whose cgroup has not emptied), so it waits on: fired only once, a
+    -- watch woken early was never told the end. (Out of the poller while
+    -- fn runs, not done: an unwatch inside fn is heeded. Released, fd is
+    -- its owner's to close: not waited on again. Looked at, not polled:
+    -- look() looks again.)
+    h.fire = function(e, how)
       remove_waiter(fd, e)
-      fn()
+      if fn() ~= false or e.done or how == "released" then e.done = true; return end
+      if how == "looked" then return end
+      local readable = core.wait_readable(fd, 0)
+      if readable == nil then e.done = true; return end -- (closed under it)
+      add_or_look(fd, e, readable)
     end
     h.fd = fd
     add_or_look(fd, h)
