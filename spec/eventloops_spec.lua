@@ -1121,6 +1121,27 @@ end
 -- (its app object made early, for on_output) sets app.status, and the
 -- start goes on (the on_status that was not there was called: an error
 -- that cancelled the start).
+-- A task's app:terminate whose coroutine another task closes inside the
+-- grace: the SIGKILL after it was the closed coroutine's to send, and an
+-- app that ignores SIGTERM ran on past the run, its end never told. The
+-- rest of the stop is a task's of its own.
+function TW.test_a_terminate_closed_inside_its_grace_still_kills()
+  local before = S.snapshot()
+  local app, exits
+  appstart.run(function()
+    app = assert(appstart.start { argv = { F, "ignore=TERM", "line=3:up", "pause" }, ready = "fd",
+      kill_grace = 0.3, log = function() end, on_exit = function(_, how) exits = how end })
+    local stopper = appstart.spawn(function() app:terminate() end)
+    appstart.sleep(0.1)
+    lu.assertEquals(coroutine.status(stopper.co), "suspended")
+    assert(coroutine.close(stopper.co))
+  end)
+  lu.assertEquals(app.state, "exited")
+  lu.assertEquals(app.how.signal, 9)
+  lu.assertEquals(exits and exits.signal, 9)
+  S.assert_clean(before)
+end
+
 function TW.test_a_status_during_the_start_of_an_app_with_on_output_only()
   local before = S.snapshot()
   local app, err = appstart.start { argv = { F, "notify=STATUS=starting", "notify=READY=1", "pause" },
@@ -1203,6 +1224,18 @@ function TL.test_a_callback_that_raises_under_luv_is_logged_and_the_loop_goes_on
   lu.assertNil(out:find("\27", 1, true), "an escape reached the log")
   lu.assertStrContains(out, "held: ready")
   lu.assertStrContains(out, "uv.run returned, children: \n")
+end
+
+-- A log function that raises as an app's end is told, which an app's
+-- watch sees in a task of luv's: the error escaped the uv callback,
+-- luv's handler exited (-1), the other app left running. It is logged,
+-- as a callback's error is under luv, and the loop goes on.
+function TL.test_a_log_function_that_raises_at_an_end_under_luv_leaves_no_app()
+  local out, ok = S.run_child({ timeout = 20 }, "eventloops_a_log_function_that_raises_at_an_end_under_luv")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "log boom")
+  lu.assertStrContains(out, "held: ready")
+  lu.assertStrContains(out, "uv.run returned, app: exited, children: \n")
 end
 
 -- An app and a supervisor begun under luv and finished from the main

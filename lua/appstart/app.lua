@@ -1158,12 +1158,39 @@ local function stop_over(app, proc)
   if left_to_us then loop.close_process(proc) end
 end
 
+-- The rest of a stop whose caller never came back (guard: Stopping's),
+-- in a task of its own: the SIGTERM if it was not sent yet, the SIGKILL
+-- at the grace's end, the wait for the end, told then as app:terminate
+-- tells it.
+local function finish_stop(guard)
+  local app, proc, progress = guard.app, guard.proc, guard.progress
+  local _ <close> = loop.shield()
+  local ok, how, message
+  if progress.deadline then
+    ok, how = pcall(ending.finish, proc, progress, app._opts)
+  else
+    ok, how, message = pcall(ending.terminate, proc, guard.grace, false, app._opts, progress)
+  end
+  stop_over(app, proc)
+  if not ok then error(how, 0) end
+  -- (closed meanwhile: let go of, as app:terminate leaves it)
+  if app._state ~= "exited" and not app._proc then return end
+  if not how then
+    watch_again(app, guard.watched)
+    return app._log("error", format("%s: %s", app._program, tostring(message)))
+  end
+  ended(app, how, true)
+  await_leftovers(app)
+end
+
 -- A stop under way, in a to-be-closed variable: one that never comes back
--- (its coroutine closed, by coroutine.close or a failed appstart.run)
--- is over all the same.
+-- (its coroutine closed, by coroutine.close or a failed appstart.run,
+-- inside its grace) is finished by a task of its own, as a closed start
+-- is (Starting:__close): over at once, an app that ignores SIGTERM would
+-- run on past its launcher, never killed, its end never told.
 local Stopping = {
   __close = function(guard)
-    if stopping[guard.app] ~= nil then stop_over(guard.app, guard.proc) end
+    if stopping[guard.app] ~= nil then loop.call(finish_stop, guard) end
   end,
 }
 
@@ -1192,9 +1219,11 @@ function App:terminate(grace)
   stopping[self] = proc
   local watched = watched_now(self)
   App.watchdog_over(self)
-  local _ <close> = setmetatable({ app = self, proc = proc }, Stopping)
+  local guard = setmetatable({ app = self, proc = proc, grace = grace or kill_grace(self), progress = {},
+    watched = watched }, Stopping)
+  local _ <close> = guard
   local ok
-  ok, how, message = pcall(ending.terminate, proc, grace or kill_grace(self), true, self._opts) -- check polled it
+  ok, how, message = pcall(ending.terminate, proc, guard.grace, true, self._opts, guard.progress) -- check polled it
   stop_over(self, proc)
   if not ok then error(how, 0) end
   -- closed meanwhile (by a callback, another task): its process was let

@@ -86,8 +86,12 @@ end
 --- SIGTERM (and SIGCONT, so a stopped process gets it), then SIGKILL after
 -- `grace` seconds, to proc and what its kill_mode reaches. Returns how it
 -- ended, or nil, message when it cannot be signalled. polled: the caller
--- has just seen it running. opts: as for ending.send.
-function ending.terminate(proc, grace, polled, opts)
+-- has just seen it running. opts: as for ending.send. progress (a table,
+-- optional): how far it got (deadline once SIGTERM is sent, killed once
+-- SIGKILL is), for whoever must finish it when this call never returns
+-- (its coroutine closed): ending.finish.
+function ending.terminate(proc, grace, polled, opts, progress)
+  progress = progress or {}
   local how = not polled and proc:poll()
   if how then return how end
   local ok, message = ending.send(proc, "TERM", opts)
@@ -96,11 +100,22 @@ function ending.terminate(proc, grace, polled, opts)
   -- after the grace)
   if not ok and proc:kill_mode() ~= "cgroup" then return nil, message end
   ending.send(proc, "CONT", opts)
-  local deadline = now() + grace
-  how = ending.wait(proc, deadline, true)
-  if how and ending.settle(proc, deadline) then return how end
-  ending.send(proc, "KILL", opts)
-  how = how or ending.wait(proc, now() + ending.KILL_WAIT, true) or {}
+  progress.deadline = now() + grace
+  return ending.finish(proc, progress, opts, true)
+end
+
+--- The rest of an ending.terminate whose SIGTERM is sent (progress.deadline
+-- set): SIGKILL at that deadline unless it has ended, then the wait for
+-- its end. Returns how it ended.
+function ending.finish(proc, progress, opts, just_signalled)
+  local deadline, how = progress.deadline, nil
+  if not progress.killed then
+    how = ending.wait(proc, deadline, just_signalled)
+    if how and ending.settle(proc, deadline) then return how end
+    ending.send(proc, "KILL", opts)
+    progress.killed, just_signalled = true, true
+  end
+  how = how or ending.wait(proc, now() + ending.KILL_WAIT, just_signalled) or {}
   ending.settle(proc, now() + ending.KILL_WAIT)
   return how
 end

@@ -17,6 +17,7 @@
 -- callbacks. In the main thread (no coroutine) waits still block.
 local uv = require "luv"
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
 
 local now = core.now
@@ -304,14 +305,27 @@ function Task:cancel(for_good)
   end)
 end
 
+-- A task's body. What escapes it (appstart's background work, an app's
+-- end seen by its watch, raising a log function's error once that end is
+-- seen to) would escape the uv callback that resumed it: luv's handler
+-- exits (-1), every other app left running. It is logged, as a callback's
+-- error is under luv (loop.callback), and the loop goes on; an interrupt
+-- (^C) goes on out.
+local function guarded(fn, ...)
+  local ok, err = xpcall(fn, loop.traceback, ...)
+  if ok then return end
+  if loop.interrupt(err) then error(err, 0) end
+  log.default("error", "a task under luv raised " .. log.raised(err))
+end
+
 --- fn(...) in a coroutine of its own, resumed from uv's callbacks: a
 -- task whose cancel() ends its waits.
 function B.spawn(fn, ...)
-  local co = coroutine.create(fn)
+  local co = coroutine.create(guarded)
   local task = setmetatable({ co = co, cancelled = false, abandoned = false, told = false, finish = false,
     closable = true }, Task)
   tasks[co] = task
-  resume(co, ...)
+  resume(co, fn, ...)
   return task
 end
 
