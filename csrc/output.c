@@ -701,6 +701,25 @@ static long long open_line_after(long long open_line, const char *buf, size_t n)
     return last ? (long long)(buf + n - last - 1) : open_line + (long long)n;
 }
 
+/* The rest of a read given up (len bytes, ending a line or not) for err:
+ * counted lost, with the line under way at the file's end taken back out
+ * (when the file is as this reader wrote it), so that the file holds whole
+ * lines, and what comes up to the next '\n' dropped too. */
+static void file_give_up(struct output *o, struct output_file *f, size_t len, int ends_line, int err)
+{
+    long long lost = (long long)len, line = f->open_line;
+    struct stat st;
+    if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
+        ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
+        f->size -= line;
+        f->open_line = 0;
+        lost += line;
+    }
+    f->skip = !ends_line;
+    o->file_err = err;
+    o->file_dropped += lost;
+}
+
 /* Write take bytes of buf at the file's end; what went in counts, even
  * when the rest did not (a full disk): the file's size is what rotation is
  * measured by. On an error, the line cut short is taken back out (when the
@@ -726,18 +745,8 @@ static int file_write(struct output *o, struct output_file *f, const char *buf, 
     f->open_line = open_line_after(f->open_line, buf, done);
     if (!err)
         return 0;
-    long long lost = (long long)(take - done + rest), line = f->open_line;
-    struct stat st;
-    if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
-        ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
-        f->size -= line;
-        f->open_line = 0;
-        lost += line;
-    }
     /* (rest ends where buf's chunk does) */
-    f->skip = buf[take + rest - 1] != '\n';
-    o->file_err = err;
-    o->file_dropped += lost;
+    file_give_up(o, f, take - done + rest, buf[take + rest - 1] == '\n', err);
     return err;
 }
 
@@ -987,25 +996,6 @@ static void file_again(struct output_file *f)
  * read is lost, as past a rotation that failed: a read costs at most keep
  * renames, however many rotations it needs. */
 #define ROTATIONS_BLOCKED 1
-
-/* The rest of a read given up (len bytes, ending a line or not) for err:
- * counted lost, with the line under way at the file's end taken back out
- * (when the file is as this reader wrote it), so that the file holds whole
- * lines, and what comes up to the next '\n' dropped too. */
-static void file_give_up(struct output *o, struct output_file *f, size_t len, int ends_line, int err)
-{
-    long long lost = (long long)len, line = f->open_line;
-    struct stat st;
-    if (line > 0 && fstat(f->fd, &st) == 0 && (long long)st.st_size == f->size &&
-        ftruncate(f->fd, (off_t)(f->size - line)) == 0) {
-        f->size -= line;
-        f->open_line = 0;
-        lost += line;
-    }
-    f->skip = !ends_line;
-    o->file_err = err;
-    o->file_dropped += lost;
-}
 
 /* Append len bytes, rotating first where they would take the file past
  * max_bytes (next_cut). */
