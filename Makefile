@@ -41,6 +41,7 @@ BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/fakesetgroups.so \
                 $(B)/fixtures/preloadprobe.so $(B)/fixtures/procfault.so $(B)/fixtures/oldpidfd.so \
+                $(B)/fixtures/heldbind.so \
                 $(B)/fixtures/luahost \
                 $(B)/fixtures/appstart-helper-policytest \
                 $(B)/fixtures/appstart-helper-other \

@@ -22,6 +22,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Is base a directory every user can traverse (o+x on it and on every
@@ -104,7 +105,21 @@ static int random_name(char *out, size_t count)
 }
 
 #define NOTIFY_DIR_PREFIX "appstart."
+/* the name a directory has while it is made, until its socket is bound
+ * (see open_under): one no sweep takes by a pid, of this version's or an
+ * earlier one's (which read NOTIFY_DIR_PREFIX names alone) */
+#define NOTIFY_MAKING_PREFIX "appstart-new."
 #define NOTIFY_NAME "notify"
+
+/* A directory still under its NOTIFY_MAKING_PREFIX name is taken for
+ * stale once this many seconds old (its mtime: set as it is made, and as
+ * the socket is bound in it) with nobody bound to its socket: a launcher
+ * that was killed while it made it left it. Its pid is never looked at: a
+ * launcher in another pid namespace sharing the base (a container given
+ * the host's /run/user/UID or /tmp) sees a pid of the host's as gone. As
+ * for cgroup.c's CGROUP_STALE_AGE, a minute: no start is still making it
+ * by then (it takes a few system calls, none of them blocking). */
+#define NOTIFY_STALE_AGE 60
 
 /* Remove name (a stale directory of ours holding at most the socket) from
  * the directory at basefd, through descriptors. */
@@ -142,9 +157,22 @@ static int socket_alive(const char *path)
     return alive;
 }
 
+/* Is the directory st describes NOTIFY_STALE_AGE seconds old? (One dated
+ * ahead of the clock, set back since, is not.) */
+static int old_enough(const struct stat *st)
+{
+    struct timespec now;
+    return clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec - st->st_mtim.tv_sec > NOTIFY_STALE_AGE;
+}
+
 /* Directories that launchers of this user, killed before their cleanup,
- * left under base: the pid in the name is gone and nobody is bound to the
- * socket (a launcher in another pid namespace sharing base still is). */
+ * left under base: one with its final name whose pid is gone and whose
+ * socket nobody is bound to (a launcher in another pid namespace sharing
+ * base still is, once that directory has that name: open_under), one
+ * still being made (NOTIFY_MAKING_PREFIX) once NOTIFY_STALE_AGE seconds
+ * old with nobody bound to its socket (if any): its pid tells nothing
+ * (it may be another namespace's), and until its socket is bound nothing
+ * tells a launcher at work from one killed but its age. */
 static void remove_stale_dirs(const char *base)
 {
     int basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -160,19 +188,24 @@ static void remove_stale_dirs(const char *base)
     while ((e = readdir(d))) {
         const char *name = e->d_name;
         size_t plen = sizeof NOTIFY_DIR_PREFIX - 1;
-        if (strncmp(name, NOTIFY_DIR_PREFIX, plen) != 0)
-            continue;
-        char *end;
-        long pid = strtol(name + plen, &end, 10);
-        if (end == name + plen || *end != '.' || pid <= 0 || pid == me)
-            continue;
+        int making = strncmp(name, NOTIFY_MAKING_PREFIX, sizeof NOTIFY_MAKING_PREFIX - 1) == 0;
+        long pid = 0;
+        if (!making) {
+            if (strncmp(name, NOTIFY_DIR_PREFIX, plen) != 0)
+                continue;
+            char *end;
+            pid = strtol(name + plen, &end, 10);
+            if (end == name + plen || *end != '.' || pid <= 0 || pid == me)
+                continue;
+        }
         /* (another user's first: never removed, nor looked into further) */
         struct stat st;
         if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
             continue;
-        if (procfs_liveness((pid_t)pid) != PROCFS_GONE)
-            continue; /* its launcher (or a process with its pid) lives */
+        if (making ? !old_enough(&st) : procfs_liveness((pid_t)pid) != PROCFS_GONE)
+            continue; /* its launcher (or a process with its pid) lives,
+                         or may be making it still */
         char sock[PATH_MAX];
         if ((size_t)snprintf(sock, sizeof sock, "%s/%s/" NOTIFY_NAME, base, name) >=
                 sizeof sock ||
@@ -211,33 +244,44 @@ static void sweep_once(const char *base)
 }
 
 /* The directory and the socket under base (usable, or /tmp): 0 or an
- * errno value, nothing left behind. */
+ * errno value, nothing left behind. The directory is made under a
+ * NOTIFY_MAKING_PREFIX name and renamed to its final one once its socket
+ * is bound: under its final name from the mkdir on, a launcher in another
+ * pid namespace sharing base, that found its pid gone and (until the
+ * bind) nobody bound to it, removed it, and this start lost its socket.
+ * (A socket is found by its path as it is reached: bound under the first
+ * name, it is reached under the second; the directory keeps its inode,
+ * the identity checked at its removal.) */
 static int open_under(struct notify_socket *c, const char *base)
 {
     sweep_once(base);
+    /* ("/" itself: no "//") */
+    const char *above = base[1] ? base : "";
+    char making[sizeof c->dir];
     int err = 0;
     for (int tries = 0;; tries++) {
         char rnd[17];
         if ((err = random_name(rnd, 16)))
             return err;
-        /* ("/" itself: no "//") */
-        int n = snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", base[1] ? base : "",
-                         (long)getpid(), rnd);
-        if (n < 0 || (size_t)n >= sizeof c->dir)
+        int n = snprintf(making, sizeof making, "%s/" NOTIFY_MAKING_PREFIX "%ld.%s", above, (long)getpid(), rnd);
+        if (n < 0 || (size_t)n >= sizeof making)
             return ENAMETOOLONG; /* (the base's length was checked above) */
-        if (mkdir(c->dir, 0700) == 0)
+        if (mkdir(making, 0700) == 0)
             break;
         err = errno;
-        c->dir[0] = '\0';
         if (err != EEXIST || tries == 8)
             return err;
     }
-    snprintf(c->path, sizeof c->path, "%s/" NOTIFY_NAME, c->dir);
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
-    strcpy(sa.sun_path, c->path);
-    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int dfd = -1;
+    int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/" NOTIFY_NAME, making);
+    if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+        err = ENAMETOOLONG; /* (not when the base's length was checked) */
+        goto fail;
+    }
+    dfd = open(making, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (dfd < 0 || fstat(dfd, &st) < 0) {
         err = errno;
@@ -263,6 +307,18 @@ static int open_under(struct notify_socket *c, const char *base)
         err = errno;
         goto fail;
     }
+    /* a random part of its own: the first name is listed by all in /tmp,
+     * where another user could make the final name first were it derived
+     * from that one (the rename then fails, or replaces theirs) */
+    char rnd[17];
+    if ((err = random_name(rnd, 16)))
+        goto fail;
+    snprintf(c->dir, sizeof c->dir, "%s/" NOTIFY_DIR_PREFIX "%ld.%s", above, (long)getpid(), rnd);
+    if (rename(making, c->dir) < 0) {
+        err = errno;
+        goto fail;
+    }
+    snprintf(c->path, sizeof c->path, "%s/" NOTIFY_NAME, c->dir);
     sys_close(&dfd);
     return 0;
 fail:
@@ -275,7 +331,7 @@ fail:
     if (dfd >= 0)
         (void)unlinkat(dfd, NOTIFY_NAME, 0);
     sys_close(&dfd);
-    (void)rmdir(c->dir);
+    (void)rmdir(making);
     c->dir[0] = c->path[0] = '\0';
     return err;
 }
@@ -289,7 +345,9 @@ int notify_socket_open(struct notify_socket *c, const char *base, char *tried, s
         base = resolved;
     else
         base = "/tmp";
-    /* the socket's path must fit a sockaddr_un: else /tmp */
+    /* the socket's path must fit a sockaddr_un (under the directory's
+     * first name, the longer: 46 bytes past the base's, its NUL with
+     * them): else /tmp */
     if (strlen(base) + 48 > sizeof(((struct sockaddr_un *)0)->sun_path))
         base = "/tmp";
     int err = open_under(c, base);

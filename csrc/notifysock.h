@@ -27,8 +27,11 @@ struct notify_socket {
  * who may notify is decided by the sender's kernel-attested pid, never by
  * file permissions. The directory is the launcher's, 0711, with an
  * unguessable name: nobody else can list, rename, replace or fill it.
- * The first start under a base in this process removes the directories
- * that launchers of the same user killed before their cleanup left there.
+ * The directory has its final name only once the socket is bound in it
+ * (until then one of its own, that no other launcher's sweep takes by a
+ * pid). The first start under a base in this process removes the
+ * directories that launchers of the same user killed before their cleanup
+ * left there.
  * Returns 0 or an errno value; on error nothing is left behind, and tried
  * (tried_len bytes) names the base directory tried last. */
 int notify_socket_open(struct notify_socket *c, const char *base, char *tried, size_t tried_len);

@@ -15,15 +15,17 @@ local function run(fn)
   require("appstart").run(fn)
 end
 
--- How many notify directories of this launcher's ("appstart.PID.*") there
--- are, under $XDG_RUNTIME_DIR and /tmp.
+-- How many notify directories of this launcher's ("appstart.PID.*", and
+-- "appstart-new.PID.*" while one is made) there are, under
+-- $XDG_RUNTIME_DIR and /tmp.
 local function notify_dirs()
   local n = 0
   local bases = { "/tmp" }
   local xdg = os.getenv("XDG_RUNTIME_DIR")
   if xdg and xdg ~= "/tmp" then bases[2] = xdg end
   for _, base in ipairs(bases) do
-    local p = io.popen("ls -d " .. base .. "/appstart." .. core.pid() .. ".* 2>/dev/null")
+    local p = io.popen("ls -d " .. base .. "/appstart." .. core.pid() .. ".* " .. base .. "/appstart-new." .. core.pid()
+      .. ".* 2>/dev/null")
     for _ in p:lines() do n = n + 1 end
     p:close()
   end

@@ -912,6 +912,73 @@ function T.test_directories_a_killed_launcher_left_are_removed_by_a_launcher_tha
   lu.assertStrMatches(long_launcher_leaves("1777"), "appstart%.%d+%.%w+\n")
 end
 
+local function listing(dir)
+  local p = io.popen("ls " .. q(dir))
+  local text = p:read("a")
+  p:close()
+  return text
+end
+
+-- A launcher under base held as it binds its notify socket (after the
+-- bind with `after`), its directory made: its pid, the file the test
+-- touches to release it, and the file where it writes how its start went
+-- (spec/child/notify_sweep_held_launcher.lua).
+local function held_launcher(base, after)
+  local held, release, out = S.tmpname("held"), S.tmpname("release"), S.tmpname("out")
+  S.run_child({ preload = "heldbind.so", background = true, env = { XDG_RUNTIME_DIR = base,
+    APPSTART_SPEC_HELD_BIND = held, APPSTART_SPEC_RELEASE_BIND = release,
+    APPSTART_SPEC_HOLD_AFTER_BIND = after and "1" or nil } }, "notify_sweep_held_launcher", out)
+  return tonumber(S.await_file(held, 10):match("%d+")), release, out
+end
+
+-- A launcher in another pid namespace sharing the base (a container given
+-- the host's /run/user/UID or /tmp) takes the pid in the name of a
+-- directory a launcher of the host has just made for gone, and, before
+-- its socket is bound, finds nobody bound to it: it removed that
+-- directory, and the host's start lost its socket (it failed, or went to
+-- /tmp). The directory being made is left to its launcher.
+function T.test_a_notify_directory_being_made_is_left_alone_by_a_launcher_of_another_pid_namespace()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  local base = directory("base", "755")
+  local _, release, out = held_launcher(base, false)
+  local left = listing(base)
+  local other = S.run_child({ pidns = true, env = { XDG_RUNTIME_DIR = base } }, "notify_sweep_next_start")
+  local after = listing(base)
+  S.touch(release)
+  local result = S.await_file(out, 10)
+  lu.assertStrMatches(left, "appstart%S*\n")
+  lu.assertEquals(other, "15\n")
+  lu.assertEquals(after, left, "the other namespace's launcher removed the directory being made")
+  lu.assertEquals(result, "ready\t" .. base .. "\n15\n")
+  lu.assertEquals(listing(base), "")
+end
+
+-- A launcher killed while it made its directory (before its socket was
+-- bound, or after) left it under the name it is made under: a start
+-- leaves it while it is young (its launcher may be at work, in another
+-- pid namespace) or while its socket is bound, and removes it once it is
+-- a minute old (its mtime set back here) and nobody is bound to it.
+function T.test_a_notify_directory_left_half_made_is_removed_once_a_minute_old()
+  for _, after in ipairs { false, true } do
+    local base = directory("base", "755")
+    local launcher = held_launcher(base, after)
+    local left = listing(base)
+    lu.assertStrMatches(left, "appstart%-new%.%d+%.%w+\n")
+    local dir = base .. "/" .. left:sub(1, -2)
+    lu.assertEquals(S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "notify_sweep_next_start"), "15\n")
+    lu.assertEquals(listing(base), left, "a young one stays")
+    assert(os.execute("touch -m -d '2 minutes ago' " .. q(dir)))
+    if after then
+      lu.assertEquals(S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "notify_sweep_next_start"), "15\n")
+      lu.assertEquals(listing(base), left, "one whose socket is bound stays")
+    end
+    os.execute("kill -9 " .. launcher)
+    lu.assertTrue(S.await_gone(launcher))
+    lu.assertEquals(S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "notify_sweep_next_start"), "15\n")
+    lu.assertEquals(listing(base), "", after and "bound, then killed" or "killed before the bind")
+  end
+end
+
 -------------------------------------------------------------------------------
 -- 5. cwd, environment and identity with user =
 
