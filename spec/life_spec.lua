@@ -678,10 +678,15 @@ function TM.test_what_the_main_sent_just_before_it_exited_counts()
       "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child,
       "notify=STATUS=handing over", "mainpid=child", "exit=0" } })
     local first, pid = app.pid, S.pid_in(child)
-    -- (busy, not yielding: the loop reads nothing until the main has gone)
-    local deadline = now() + 5
+    -- (busy, not yielding: the loop reads nothing until the main has gone;
+    -- a bound for a loaded machine, a failure said with where the main
+    -- was held)
+    local deadline = now() + 20
     while S.alive(first) and now() < deadline do core.wait_readable(-1, 0.005) end
-    lu.assertFalse(S.alive(first), "the main exited")
+    local st = S.proc_status(first) or {}
+    lu.assertFalse(S.alive(first), "the main exited (it is " .. tostring(st.State) .. ", in "
+      .. tostring(S.read("/proc/" .. first .. "/wchan")) .. ", syscall "
+      .. tostring(S.read("/proc/" .. first .. "/syscall")) .. ")")
     lu.assertNil(app:wait(0.3), "the app followed its MAINPID=")
     lu.assertEquals(app.pid, pid)
     lu.assertEquals(app.status, "handing over")
