@@ -224,6 +224,10 @@ function Usage.test_help_and_version_win_whatever_else_is_given()
   -- a value, or COMMAND's: not the command's own --version
   fails({ "--timeout", "--version", "--", F, "pause" }, 2, "^appstart: option '%-%-timeout': invalid value '%-%-version'.*")
   fails({ "--bogus", "--", F, "--version" }, 2, "^appstart: unknown option '%-%-bogus'\n.*")
+  -- "--" is no option's value there either, as for the rest of the
+  -- parsing: it ends the options, and what follows is COMMAND's
+  fails({ "--chdir", "--", "--version" }, 2, "^appstart: option '%-%-chdir' needs a value\n.*")
+  fails({ "--timeout", "--", "--help" }, 2, "^appstart: option '%-%-timeout' needs a value\n.*")
 end
 
 --- Run the command to completion, its stdout a full disk: exit code,
@@ -434,6 +438,34 @@ function Usage.test_one_file_under_two_names_for_stdout_and_stderr_is_a_usage_er
     .. " rotated files: a rotation would rename it away, with the lines written to it since" } }, true)
   usage_errors({ { { "--watch", "--ready=none", "--stdout=" .. dir .. "/log.2", "--stderr=file:" .. dir .. "/log:100:2", "--",
       F, "pidfile=" .. marker }, "option '--stdout': names " .. dir .. "/log.2, one of stderr's rotated files" } })
+  lu.assertNil(S.read(marker), "nothing was started")
+  S.assert_clean(before)
+end
+
+--- --ready=file:PATH naming the file of --stdout or --stderr (or one of
+-- its rotated files), which appstart makes itself, passed at once (or at
+-- a rotation), whatever the app did; PATH or a unix:PATH ending in '/'
+-- never passed: usage errors, naming --ready, nothing started.
+function Usage.test_a_file_probe_on_an_output_file_or_a_directory_is_a_usage_error()
+  local before = S.snapshot()
+  local dir = S.tmpname("probe")
+  assert(os.execute("mkdir " .. dir))
+  local marker = dir .. "/spawned"
+  local function case(args, message)
+    for _, a in ipairs { "--timeout=1", "--", F, "pidfile=" .. marker, "pause" } do args[#args + 1] = a end
+    return { args, message }
+  end
+  usage_errors({
+    case({ "--ready=file:" .. dir .. "/out", "--stdout=" .. dir .. "/./out" }, "option '--ready': file: names"
+      .. " stdout's file, which the launcher makes: the probe would pass at once (or at the app's first line),"
+      .. " ready or not"),
+    case({ "--watch", "--ready=file:" .. dir .. "/log.2", "--stderr=file:" .. dir .. "/log:100:3" },
+      "option '--ready': file: names " .. dir .. "/log.2, one of stderr's rotated files, which the launcher"
+      .. " makes: the probe would pass at a rotation, ready or not"),
+    case({ "--ready=file:" .. dir .. "/" }, "option '--ready': file: names a directory"),
+    case({ "--ready=unix:" .. dir .. "/" }, "option '--ready': invalid value 'unix:" .. dir .. "/' ('unix:PATH'"
+      .. " with a path not ending in '/': a socket is no directory)"),
+  }, true)
   lu.assertNil(S.read(marker), "nothing was started")
   S.assert_clean(before)
 end

@@ -276,6 +276,52 @@ function T.test_integer_options_take_an_integral_float_as_lua_does()
   S.assert_clean(before)
 end
 
+-- A file probe's file that is stdout's or stderr's, or one of their
+-- rotated files, is one the launcher makes itself (what was at the path is
+-- read before the stdio files are opened): the probe passed at once, or at
+-- the app's first line, or at a rotation, whatever the app did. Each
+-- spelling of the file counts, made yet or not. (ready_timeout bounds the
+-- starts these were before.)
+function T.test_a_file_probe_on_a_file_the_launcher_makes_is_an_error()
+  local dir = S.tmpname("made")
+  assert(os.execute("mkdir " .. dir))
+  local log, rotated = dir .. "/log", dir .. "/rotated"
+  local made = "field 'ready': file: names %s's file, which the launcher makes: the probe would pass at once"
+  raises({ ready = { file = log }, stdout = log, ready_timeout = 1 }, made:format("stdout"))
+  raises({ ready = { file = dir .. "/./log" }, stdout = { file = log }, ready_timeout = 1 }, made:format("stdout"))
+  raises({ ready = { file = log }, stderr = dir .. "//log", ready_timeout = 1 }, made:format("stderr"))
+  -- (there from an earlier run: the app's first line passed it)
+  assert(io.open(log, "w")):close()
+  raises({ ready = { file = log }, stdout = "null", stderr = { file = dir .. "/./log" }, ready_timeout = 1 },
+    made:format("stderr"))
+  raises({ ready = { file = rotated .. ".3" }, stderr = { file = rotated, max_bytes = 100, keep = 3 },
+    ready_timeout = 1 }, "field 'ready': file: names " .. rotated .. ".3, one of stderr's rotated files, which the"
+    .. " launcher makes: the probe would pass at a rotation, ready or not")
+  raises({ ready = { file = dir .. "/./rotated.1" }, stdout = { file = rotated, max_bytes = 100 }, ready_timeout = 1 },
+    "field 'ready': file: names " .. rotated .. ".1, one of stdout's rotated files")
+  -- files the launcher never makes: past keep, a plain file's "rotated"
+  -- name, stdin's (only read)
+  accepted({ ready = { file = rotated .. ".3" }, stdout = { file = rotated, max_bytes = 100, keep = 2 } })
+  accepted({ ready = { file = log .. ".1" }, stdout = log })
+  accepted({ ready = { file = log }, stdin = log, stdout = dir .. "/other" })
+end
+
+-- A file probe's path, or a unix socket's, ending in '/' names a directory:
+-- neither is ever there (each try ENOTDIR or EISDIR until ready_timeout),
+-- as pid_file's and an output file's are refused.
+function T.test_a_file_probe_or_unix_socket_path_ending_in_a_slash_is_an_error()
+  local dir = S.tmpname("slash")
+  assert(os.execute("mkdir " .. dir))
+  local file = dir .. "/file"
+  assert(io.open(file, "w")):close()
+  raises({ ready = { file = dir .. "/" }, ready_timeout = 1 }, "field 'ready': file: names a directory")
+  raises({ ready = { file = file .. "/" }, ready_timeout = 1 }, "field 'ready': file: names a directory")
+  raises({ ready = { connect = "unix:" .. dir .. "/" }, ready_timeout = 1 },
+    "field 'ready': connect: 'unix:PATH' with a path not ending in '/': a socket is no directory")
+  accepted({ ready = { file = file } })
+  accepted({ ready = { connect = "unix:" .. dir .. "/sock" } })
+end
+
 function T.test_infinite_seconds_are_an_error()
   raises({ ready = "fd", helper = true, kill_grace = math.huge },
     "field 'kill_grace': must be a finite number of seconds >= 0")

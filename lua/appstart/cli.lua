@@ -395,8 +395,11 @@ local function help_or_version(argv)
       if a:sub(1, 1) ~= "-" or a == "-" then return nil end -- (COMMAND)
     elseif (name == "help" or name == "version") and not value then
       return name -- (--help=X is a usage error, as any flag given a value)
-    elseif not value and OPTIONS[name] and OPTIONS[name].parse then
-      i = i + 1 -- (its value: "--chdir --help" is a directory)
+    elseif not value and OPTIONS[name] and OPTIONS[name].parse and argv[i + 1] ~= "--" then
+      -- (its value: "--chdir --help" is a directory; but "--" is no
+      -- value, as cli.parse takes it: "--chdir -- --version" is an option
+      -- with none, and COMMAND's --version)
+      i = i + 1
     end
     i = i + 1
   end

@@ -217,6 +217,9 @@ function options.parse_address(text)
     -- what a socket address holds (sun_path: 108 bytes, its NUL included)
     if #where > 107 then return nil, "'unix:PATH' with a path of 107 bytes at most" end
     if where:find("%z") then return nil, "'unix:PATH' with no NUL byte in the path" end
+    -- (a path ending in '/' names a directory: a socket there can be
+    -- neither made nor connected to, each try ENOTDIR)
+    if where:sub(-1) == "/" then return nil, "'unix:PATH' with a path not ending in '/': a socket is no directory" end
     return "unix", where
   end
   local rest = text:match("^tcp:(.+)$")
@@ -272,6 +275,9 @@ local function ready_value(value)
   elseif kind == "file" then
     local why = path(v)
     if why then return "file: " .. why end
+    -- (the probe counts a regular file: one named as a directory is never
+    -- there, each try ENOTDIR or EISDIR until ready_timeout)
+    if v:sub(-1) == "/" then return "file: names a directory" end
   elseif kind == "exec" then
     local why = strings(v)
     if why then return "exec" .. (why:sub(1, 1) == "[" and "" or ": ") .. why end
@@ -361,6 +367,21 @@ local function rotated_as(value, other)
   for i = 1, value.keep or 1 do
     local name = value.file .. "." .. i
     if file_identity(name) == other_id then return name end
+  end
+end
+
+-- Why a file probe's file (`name`, of identity `name_id`) is one the
+-- launcher makes for the stream `what` given `value`, or nil.
+local function made_for_stream(value, what, name, name_id)
+  local file = file_of(value)
+  if file and file_identity(file) == name_id then
+    return string.format("file: names %s's file, which the launcher makes: the probe would pass at once"
+      .. " (or at the app's first line), ready or not", what)
+  end
+  local rotated = rotated_as(value, name)
+  if rotated then
+    return string.format("file: names %s, one of %s's rotated files, which the launcher makes: the probe"
+      .. " would pass at a rotation, ready or not", rotated, what)
   end
 end
 
@@ -493,6 +514,17 @@ function options.check(opts)
   if rotated then
     return named, string.format("names %s, one of %s's rotated files: a rotation would rename it away,"
       .. " with the lines written to it since", rotated, by)
+  end
+  -- a file probe's file cannot be one the launcher makes itself: what
+  -- was at its path is read before the stdio files are opened (made), so
+  -- the probe would count the launcher's file, or the app's first line
+  -- in it, or a rotation, as the app's ready
+  local probe_file = type(opts.ready) == "table" and opts.ready.file
+  if probe_file then
+    local probe_id = file_identity(probe_file)
+    local why = made_for_stream(opts.stdout, "stdout", probe_file, probe_id)
+      or made_for_stream(opts.stderr, "stderr", probe_file, probe_id)
+    if why then return "ready", why end
   end
   -- the ring output_keep sizes is filled where the launcher reads a stream
   if opts.output_keep ~= nil and not read_by_launcher(opts.stdout) and not read_by_launcher(opts.stderr) then
