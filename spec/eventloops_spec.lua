@@ -2748,5 +2748,156 @@ function TO.test_an_on_output_that_waits_for_the_end_inside_appstart_run() waits
 function TO.test_an_on_output_that_waits_for_the_end_under_cqueues() waits_for_its_end("cqueues") end
 function TO.test_an_on_output_that_waits_for_the_end_under_luv() waits_for_its_end("luv") end
 
+-------------------------------------------------------------------------------
+-- loop.watch's fn says "not yet" (false): woken, what it waits for has not
+-- happened (a process whose end cannot be reaped yet, a wake of a reused
+-- number); the watch waits on, as appstart.run's does. Under luv and
+-- cqueues it was over after its first wake: appstart.watch's function was
+-- never told the end, an old main after a MAINPID= move never reaped.
+
+local TWW = {}
+
+function TWW.tearDown() S.kill_strays() end
+
+local function usr2_to_self() assert(os.execute("kill -USR2 " .. S.core.pid())) end
+
+-- (calls in 0.3 s, a pause of poll_interval before each look at a
+-- descriptor still readable, with room to spare; a spin calls it
+-- thousands of times)
+local function at_most_in(seconds)
+  return math.floor(seconds / require("appstart.settings").poll_interval) + 3
+end
+
+local function woken_again(context)
+  if context == "luv" then require "appstart.luv" end -- (its own descriptors first)
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local sig = assert(S.core.signals { "USR2" })
+  local calls, how, h = 0, "leave", nil
+  local seen = {}
+  run_in(context, function()
+    h = loop.watch(sig:fd(), function()
+      calls = calls + 1
+      if how == "leave" then return false end -- (still readable)
+      sig:read()
+      return how == "end"
+    end)
+    usr2_to_self()
+    -- woken again, the descriptor still readable: a poll interval on each
+    -- time, not at once
+    seen.again = S.await_with_sleep(function() return calls >= 2 end, 5)
+    local n = calls
+    appstart.sleep(0.3)
+    seen.in_pause = calls - n
+    -- read, not readable: waits on the descriptor, woken by nothing
+    how, n = "read", calls
+    seen.read = S.await_with_sleep(function() return calls > n end, 5)
+    n = calls
+    appstart.sleep(0.2)
+    seen.unread = calls - n
+    -- readable again: fn's true, done
+    how = "end"
+    usr2_to_self()
+    seen.done = S.await_with_sleep(function() return h.done end, 5)
+    seen.last = calls - n
+    loop.unwatch(h)
+  end)
+  sig:read() -- (taken, whatever happened: a USR2 left pending ends the runner at the close)
+  sig:close()
+  h = nil -- luacheck: ignore (its cancel holds the controller, and its descriptors)
+  collectgarbage()
+  lu.assertTrue(seen.again, "fn's false and the watch was over: " .. context)
+  lu.assertTrue(seen.in_pause <= at_most_in(0.3), seen.in_pause .. " calls in 0.3 s (a spin): " .. context)
+  lu.assertTrue(seen.read, context)
+  lu.assertEquals(seen.unread, 0, context)
+  lu.assertTrue(seen.done, context)
+  lu.assertEquals(seen.last, 1, context)
+  lu.assertEquals((loop.pending()), {})
+  S.assert_clean(before, context)
+end
+
+function TWW.test_a_watch_whose_fn_returns_false_is_woken_again_inside_appstart_run() woken_again("run") end
+function TWW.test_a_watch_whose_fn_returns_false_is_woken_again_under_cqueues() woken_again("cqueues") end
+function TWW.test_a_watch_whose_fn_returns_false_is_woken_again_under_luv() woken_again("luv") end
+
+-- A watch unwatched inside its fn, and one unwatched from outside while it
+-- pauses (its descriptor still readable): neither is called again, and
+-- the loop returns (cq:loop() went on polling the copy, uv.run on its
+-- timer).
+local function unwatched_between_wakes(context)
+  if context == "luv" then require "appstart.luv" end
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local sig = assert(S.core.signals { "USR2" })
+  local a, b = { calls = 0 }, { calls = 0 }
+  local seen = {}
+  run_in(context, function()
+    a.h = loop.watch(sig:fd(), function()
+      a.calls = a.calls + 1
+      if a.calls == 2 then loop.unwatch(a.h) end
+      return false
+    end)
+    b.h = loop.watch(sig:fd(), function()
+      b.calls = b.calls + 1
+      return false
+    end)
+    usr2_to_self()
+    seen.a = S.await_with_sleep(function() return a.calls >= 2 end, 5)
+    seen.b = S.await_with_sleep(function() return b.calls >= 1 end, 5)
+    loop.unwatch(b.h)
+    b.at_unwatch = b.calls
+    appstart.sleep(0.2)
+  end)
+  sig:read()
+  sig:close()
+  lu.assertTrue(seen.a and seen.b, context)
+  lu.assertEquals(a.calls, 2, context)
+  lu.assertEquals(b.calls, b.at_unwatch, context)
+  lu.assertTrue(a.h.done and b.h.done, context)
+  lu.assertEquals((loop.pending()), {})
+  a.h, b.h = nil, nil -- (their cancel holds the controller, and its descriptors)
+  collectgarbage()
+  S.assert_clean(before, context)
+end
+
+function TWW.test_a_watch_unwatched_in_its_fn_or_its_pause_ends_inside_appstart_run()
+  unwatched_between_wakes("run")
+end
+function TWW.test_a_watch_unwatched_in_its_fn_or_its_pause_ends_under_cqueues() unwatched_between_wakes("cqueues") end
+function TWW.test_a_watch_unwatched_in_its_fn_or_its_pause_ends_under_luv() unwatched_between_wakes("luv") end
+
+-- A watch at an interval whose fn waits longer than that interval: called
+-- again an interval after it returned, never twice at once (under luv a
+-- repeating timer called it at every tick, a call under way or not).
+local function one_probe_at_a_time(context)
+  if context == "luv" then require "appstart.luv" end
+  local loop = require "appstart.loop"
+  local calls, running, most, h = 0, 0, 0, nil
+  local done
+  run_in(context, function()
+    h = loop.watch(nil, function()
+      running = running + 1
+      most = math.max(most, running)
+      appstart.sleep(0.05)
+      running = running - 1
+      calls = calls + 1
+      return calls == 3
+    end, 0.01)
+    done = S.await_with_sleep(function() return h.done end, 5)
+    if not done then loop.unwatch(h) end
+    appstart.sleep(0.1) -- (calls under way, were there any, end)
+  end)
+  lu.assertTrue(done, context)
+  lu.assertEquals(most, 1, context)
+  lu.assertEquals(calls, 3, context)
+  lu.assertEquals((loop.pending()), {})
+end
+
+function TWW.test_a_watch_at_an_interval_is_called_once_at_a_time_inside_appstart_run()
+  one_probe_at_a_time("run")
+end
+function TWW.test_a_watch_at_an_interval_is_called_once_at_a_time_under_cqueues() one_probe_at_a_time("cqueues") end
+function TWW.test_a_watch_at_an_interval_is_called_once_at_a_time_under_luv() one_probe_at_a_time("luv") end
+
 return { TestCqueues = TC, TestLuv = TL, TestBegin = TB, TestCoreStart = TCore, TestWaitersAndClosers = TW,
-  TestOutputEnd = TO }
+  TestOutputEnd = TO, TestWatchWokenEarly = TWW }

@@ -259,25 +259,34 @@ local function cancel_copy(c, controller)
   end
 end
 
+-- As loop.watch: fn's false (what it waits for has not happened yet: a
+-- process whose end cannot be reaped yet) and the watch waits on; fired
+-- once for good, a watch woken early was never told the end (an old main
+-- never reaped). Done only once fn has returned: an unwatch inside it is
+-- heeded. A copy still readable after fn is polled again a poll_interval
+-- on (at once, its poll returned at once, for good: a spin); the pause,
+-- and an interval, end at a cancel (its copy closed then, not a pause on).
 function B.watch(fd, fn, interval)
   local h = { done = false }
   local obj = fd and own_copy(fd)
   local controller = cqueues.running()
+  local paused = condition.new()
+  local function fire()
+    if fn() ~= false then h.done = true end
+  end
   controller:wrap(function()
-    if fd and not obj then
-      obj = look_meanwhile(fd, h, function()
-        h.done = true
-        fn()
-      end)
-    end
+    if fd and not obj then obj = look_meanwhile(fd, h, fire) end
     while not h.done do
       if obj then
         if cqueues.poll(obj) == obj and not h.done then
-          h.done = true
-          fn()
+          fire()
+          -- (h.done first: a cancel from outside closed the copy)
+          if not h.done and core.wait_readable(obj.pollfd, 0) then
+            cqueues.poll(paused, settings.poll_interval)
+          end
         end
       else
-        cqueues.sleep(interval)
+        cqueues.poll(paused, interval)
         if not h.done and fn() then h.done = true end
       end
     end
@@ -286,6 +295,7 @@ function B.watch(fd, fn, interval)
   function h.cancel()
     h.done = true
     cancel_copy(obj, controller)
+    paused:signal()
   end
   return h
 end

@@ -19,6 +19,7 @@ local uv = require "luv"
 local core = require "appstart.core"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
+local settings = require "appstart.settings"
 
 local now = core.now
 
@@ -165,7 +166,8 @@ function B.release(fd)
   local timer = uv.new_timer()
   timer:start(0, 0, function()
     close_handle(timer)
-    for _, w in ipairs(list) do w() end
+    -- (a watch's told so: it does not wait on fd again)
+    for _, w in ipairs(list) do w("released") end
   end)
 end
 
@@ -329,26 +331,63 @@ function B.spawn(fn, ...)
   return task
 end
 
+-- As loop.watch: fn's false (what it waits for has not happened yet: a
+-- process whose end cannot be reaped yet) and the watch waits on; fired
+-- once for good, a watch woken early was never told the end (an old main
+-- never reaped). fn runs in a task of its own, out of the poll (an unwatch
+-- inside it is heeded); one timer paces the watch: its interval, or the
+-- pause before a fd still readable after fn is polled again (polled at
+-- once, libuv would call fn again at every turn: a spin). A fd released
+-- is its owner's to close: not waited on again.
 function B.watch(fd, fn, interval)
   local h = { done = false }
   local timer, on_ready
+  local function over()
+    h.done = true
+    close_handle(timer)
+  end
+  local function after(seconds, go)
+    timer = timer or uv.new_timer()
+    -- (libuv counts from its loop's time, stale after fn's work)
+    uv.update_time()
+    timer:start(to_ms(seconds, 1), 0, function()
+      if not h.done then B.spawn(go) end
+    end)
+  end
   if fd then
-    on_ready = function()
+    local waiting, released = false, false
+    -- (in a task: what fails is logged, not out of uv's callback)
+    local function wait_on(later)
       if h.done then return end
-      h.done = true
-      B.remove_poll(fd, on_ready)
-      B.spawn(fn)
+      if released then return over() end
+      local readable = core.wait_readable(fd, 0)
+      if readable == nil then return over() end -- (closed under it)
+      if readable and not later then return after(settings.poll_interval, function() wait_on(true) end) end
+      waiting = true
+      B.add_poll(fd, on_ready)
     end
+    on_ready = function(how)
+      -- (a release may come while fn runs or the watch pauses: its list
+      -- was taken as the poll called on_ready)
+      if how == "released" then released = true end
+      if h.done or not waiting then return end
+      waiting = false
+      B.remove_poll(fd, on_ready)
+      B.spawn(function()
+        if fn() ~= false or released then return over() end
+        wait_on(false)
+      end)
+    end
+    waiting = true
     B.add_poll(fd, on_ready)
   else
-    timer = uv.new_timer()
-    local ms = to_ms(interval, 1)
-    timer:start(ms, ms, function()
-      if h.done then return end
-      B.spawn(function()
-        if fn() then h.done = true; close_handle(timer) end
-      end)
-    end)
+    -- (the next interval counts from fn's return, as loop.watch's: fn
+    -- that waits was called again meanwhile, twice at once)
+    local function probe()
+      if fn() then return over() end
+      if not h.done then after(interval, probe) end
+    end
+    after(interval, probe)
   end
   function h.cancel()
     h.done = true
