@@ -17,6 +17,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
@@ -231,20 +234,101 @@ void process_release(struct process *p)
     p->hold = 0;
 }
 
-void process_own_adopted(struct process *p)
+static void set_end_from_siginfo(struct process *p, const siginfo_t *si)
+{
+    p->end = si->si_code == CLD_EXITED ? PROCESS_EXITED : PROCESS_SIGNALED;
+    p->code = si->si_status;
+}
+
+/* Has the process of pidfd ended? (An error says no: looked at again.) */
+static int pidfd_exited(int pidfd)
+{
+    struct pollfd pf = { .fd = pidfd, .events = POLLIN, .revents = 0 };
+    int r;
+    do
+        r = poll(&pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r > 0;
+}
+
+/* p, the launcher's child now and proven to be: reaped by pid from now on
+ * (an unreaped child's number is its own). One whose end was told
+ * already, yet not reaped here, is reaped once it exits, its status
+ * unknown. */
+static void own_child(struct process *p)
+{
+    children_add(p->pid);
+    if (p->end == PROCESS_RUNNING)
+        p->is_child = 1;
+    else
+        children_abandon(p->pid);
+}
+
+int process_own_adopted(struct process *p, unsigned long long start)
 {
     if (p->pid <= 0 || p->is_child)
-        return;
-    if (p->end == PROCESS_RUNNING) {
-        p->is_child = 1;
-        children_add(p->pid);
-        return;
+        return p->is_child ? 1 : -1;
+    if (p->pidfd >= 0) {
+        /* Asked through its pidfd, never by its number: once the app has
+         * ended and been reaped by its parent (the helper), its number
+         * is free, and another child of the launcher's may have it (an
+         * app of its own, one the launcher holds as a zombie so that its
+         * group's number stays its own, or an orphan of the helper's):
+         * a waitpid by number would reap that one and take its status
+         * for the app's. The wait names the pidfd's process and no
+         * other: ECHILD when it is no child of the launcher's (another's
+         * still, or reaped elsewhere). */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int r;
+        do
+            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && si.si_pid == p->pid) {
+            /* it ended before it came to the launcher: reaped, its status kept */
+            set_end_from_siginfo(p, &si);
+            return 1;
+        }
+        if (r == 0) {
+            own_child(p);
+            return 1;
+        }
+        if (errno == ECHILD)
+            /* (one that has ended as another's will never come) */
+            return pidfd_exited(p->pidfd) ? -1 : 0;
+        if (errno != EINVAL)
+            return -1;
+        /* a kernel without P_PIDFD: as without a pidfd */
     }
-    /* it ended before it came to the launcher: a zombie of ours now, whose
-     * status a waitpid collects at once */
-    int status;
-    if (sys_waitpid(p->pid, &status, WNOHANG) == p->pid)
-        set_end_from_status(p, status);
+    /* Without one, by its start time: a single read of /proc/PID/stat gives
+     * the start time and the parent of one process, so the parent read is
+     * the app's only where that start time is the app's (a number taken
+     * since has a later one, unless taken within the same clock tick: the
+     * fallback's limit, as number_taken's). The app, once the launcher's
+     * child, keeps its number until the launcher reaps it (another wait of
+     * this process, a waitpid(-1) elsewhere, is the fallback's accepted
+     * risk). A number whose process cannot be told is never reaped: what
+     * came to the launcher is abandoned as the window closes, reaped once
+     * it exits. */
+    struct procfs_stat st;
+    if (!start || procfs_stat(p->pid, &st) != 0 || st.start_time != start)
+        return -1;
+    if (st.ppid != getpid())
+        return 0;
+    if (p->end != PROCESS_RUNNING) {
+        /* it ended before it came to the launcher: a zombie of ours now,
+         * whose status a waitpid collects at once */
+        int status;
+        pid_t w = sys_waitpid(p->pid, &status, WNOHANG);
+        if (w == p->pid) {
+            set_end_from_status(p, status);
+            return 1;
+        }
+        if (w < 0)
+            return -1; /* reaped by another wait meanwhile */
+    }
+    own_child(p);
+    return 1;
 }
 
 int process_lease(struct process *p)

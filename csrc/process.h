@@ -81,10 +81,16 @@ int process_signal(struct process *p, int sig);
  * a zombie. */
 void process_release(struct process *p);
 
-/* Take an adopted process over as a child of this library's: it is reaped
- * by pid from now on. One that has ended already is reaped now, its status
- * kept in p. */
-void process_own_adopted(struct process *p);
+/* Take p, a process proven through the launcher's adoption window, over
+ * as a child of this library's if it has come to the launcher: it is
+ * reaped by pid from now on, or now if it has ended (its status kept in
+ * p). Whether it has come is asked through its pidfd, or without one by
+ * /proc with its start time `start` (0: unknown), never by its number
+ * alone: once it has ended and been reaped elsewhere, another child of
+ * the launcher's may have that number. Returns 1 when taken (or reaped),
+ * 0 when it is no child of the launcher's (yet: see process_lease), -1
+ * when it is gone or cannot be told. */
+int process_own_adopted(struct process *p, unsigned long long start);
 
 /* p, proven through a process the launcher adopted, is not the launcher's
  * child yet: hold the caller's adoption window as a lease (children.h)

@@ -942,15 +942,19 @@ static void finish_adoption(struct starter *s)
     if (!s->adopting)
         return;
     s->adopting = 0;
-    struct procfs_stat st;
-    if (s->app.pid > 0 && procfs_stat(s->app.pid, &st) == 0) {
-        if (st.ppid == getpid()) {
-            process_own_adopted(&s->app);
-        } else if (process_lease(&s->app) == 0) {
-            /* (a parent that exited meanwhile: the lease settles at once) */
-            return;
-        }
+    /* whether the app came is asked through its pidfd (kept past its end
+     * until now: verify_pid), or by its start time: its number alone may
+     * be another child's of the launcher's, once the helper has reaped
+     * the app (process_own_adopted) */
+    int came = s->app.pid > 0 ? process_own_adopted(&s->app, s->app_start) : -1;
+    if (s->app.keep_pidfd) {
+        s->app.keep_pidfd = 0;
+        if (s->app.end != PROCESS_RUNNING)
+            drop_fd(s, &s->app.pidfd);
     }
+    /* (a parent that exited meanwhile: the lease settles at once) */
+    if (came == 0 && process_lease(&s->app) == 0)
+        return;
     children_adopt_end();
 }
 
@@ -1115,6 +1119,10 @@ static int verify_pid(struct starter *s, long long v)
     }
     if ((err = watch_fd(s, s->app.pidfd)))
         return fail(s, STARTER_BAD_PID, err, "cannot watch pid %lld: %s", v, strerror(err));
+    /* its end leaves its pidfd open until the adoption window closes:
+     * finish_adoption asks through it whether the app came to the
+     * launcher, not by the number its end may free */
+    s->app.keep_pidfd = s->adopting;
     /* an app that made a session or group of its own: what is adopted in
      * it is its orphan, never another start's daemon */
     if (st.session == (pid_t)v || st.pgrp == (pid_t)v)

@@ -264,6 +264,34 @@ function T.test_orphans_adopted_while_a_daemons_lease_is_held_are_reaped()
   S.assert_clean(before)
 end
 
+-- A helper's app, proven, that exits and is reaped by the helper (its
+-- parent) frees its pid before the launcher adopts anything: a process
+-- that takes that pid and is a zombie of the launcher's when the helper
+-- exits (another app of the launcher's; a group's leader, held so that
+-- its group's number stays its own while a member runs; or the helper's
+-- own child, orphaned to the launcher) was reaped by pid as the app: the
+-- start told its exit status (5, 42) for the app's, the other app's was
+-- lost, and the held group's number was freed. With pidfds and without.
+function T.test_a_process_that_takes_an_ended_helper_apps_pid_is_not_reaped_as_the_app()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  for _, mode in ipairs { "app", "group", "orphan" } do
+    for _, pidfd in ipairs { "pidfd", "nopidfd" } do
+      local dir = S.tmpname("appreuse")
+      assert(os.execute("mkdir " .. q(dir)))
+      local out = S.run_child({ pidns = true, env = { D = dir }, timeout = 60 },
+        "security_a_helpers_app_pid_taken_after_its_end", mode, pidfd)
+      local app, taker = out:match("app\t(%d+)"), out:match("taker\t(%d+)")
+      local case = mode .. ", " .. pidfd .. ": " .. out
+      lu.assertNotNil(app, case)
+      lu.assertEquals(taker, app, "the process took the app's pid: " .. case)
+      lu.assertStrContains(out, "result\tdied\tunknown\n", false, case)
+      if mode == "group" then lu.assertStrContains(out, "held\tZ\n", false, case) end
+      if mode ~= "orphan" then lu.assertStrContains(out, "other\tcode=5\n", false, case) end
+      lu.assertStrContains(out, "left\t\n", false, case)
+    end
+  end
+end
+
 function T.test_what_a_helper_leaves_besides_the_app_is_reaped_too()
   local before = S.snapshot()
   local other = S.tmpname("other")
