@@ -189,11 +189,11 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
 	  rm -rf build-fuzz/new-$$t && mkdir -p build-fuzz/new-$$t && \
-	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -timeout=5 -rss_limit_mb=2048 \
 	    -print_final_stats=1 build-fuzz/new-$$t spec/fuzz/corpus/$$t 2>build-fuzz/$$t.log || \
 	    { tail -40 build-fuzz/$$t.log; exit 1; }; \
 	  grep -E "^stat::number_of_executed_units|^stat::peak_rss" build-fuzz/$$t.log; \
-	  build-fuzz/fuzz_$$t -merge=1 spec/fuzz/corpus/$$t build-fuzz/new-$$t 2>/dev/null; \
+	  build-fuzz/fuzz_$$t -merge=1 -max_len=20000 spec/fuzz/corpus/$$t build-fuzz/new-$$t 2>/dev/null; \
 	done
 
 # the script's interpreter: a path as it is, a name through env
