@@ -379,12 +379,13 @@ static int l_starter_outcome(lua_State *L)
 
 /* s:result() -> {code=, errno=, message=, pid=, unchecked_pid=,
  * unchecked_errno=, pid_partial=, record_as_line=, held_sender=, held_errno=, name=,
- * partial=, status=, app_errno=, exited=, stopping=, how=, left=}
+ * partial=, status=, app_errno=, exited=, stopping=, how=, left=, ready_seen=}
  * (the fields that apply; unchecked_pid: reported, not checked yet for want
  * of descriptors or memory; pid_partial: bytes of a pid record not whole
  * yet; held_sender: a ready message's sender whose descent could not be
  * read yet, the message held; partial: the fd protocol's line begun, with
- * no newline yet) */
+ * no newline yet; ready_seen: the ready message came, the start held by a
+ * helper that has not exited yet) */
 static int l_starter_result(lua_State *L)
 {
     struct starter *s = check_starter(L, 1);
@@ -408,6 +409,10 @@ static int l_starter_result(lua_State *L)
     if (r.helper_lost) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "helper_lost");
+    }
+    if (r.ready_seen) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "ready_seen");
     }
     if (r.unchecked_pid > 0) {
         lua_pushinteger(L, r.unchecked_pid);

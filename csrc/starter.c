@@ -1820,6 +1820,12 @@ static int step_ready(struct starter *s)
     if (s->ready_seen) {
         if (s->helper_done)
             s->phase = STARTER_READY;
+        else
+            /* ready, held by a helper that lingers after its report: what
+             * the app sends on is read once the start is over (the app's
+             * life reads it). Polled meanwhile and never read, it woke
+             * every wait at once, a spin until the helper's exit. */
+            unwatch_fd(s, s->ready_rd >= 0 ? s->ready_rd : notify_fd(s));
         return s->phase;
     }
     if (s->app_dead) {
@@ -1994,6 +2000,7 @@ void starter_result(const struct starter *s, struct starter_result *out)
     out->app_stopping = s->app_stopping;
     out->left = s->tree && s->tree->mode != TREE_PROCESS ? (int)s->tree->left : -1;
     out->helper_lost = helper_lost(s);
+    out->ready_seen = s->ready_seen;
     if (s->pid_file && s->helper_done && s->helper_status != 0 && s->phase == STARTER_FAILED &&
         s->code == STARTER_DIED) {
         /* a forking daemon's start whose process started exited non-zero:

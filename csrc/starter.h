@@ -168,6 +168,9 @@ struct starter_result {
     int helper_lost;         /* the helper (a forking daemon's started
                                 process) was reaped by another wait of the
                                 process: its exit status is lost */
+    int ready_seen;          /* the ready message came (through a helper
+                                that has not exited yet, the start is
+                                READY only once it has) */
 };
 
 /* sizeof(struct starter), for the caller's memory (a Lua userdata). */

@@ -254,8 +254,8 @@ end
 
 -- An EXTEND_TIMEOUT_USEC= sent while the helper still runs (the pid
 -- phase) never shortens the ready phase's deadline, ready_timeout from
--- the helper's end (a 1 µs one took it back to ready_timeout from when it
--- came: a timeout, the app about to say READY=1), and a longer one is
+-- the helper's report (a 1 µs one took it back to ready_timeout from when
+-- it came: a timeout, the app about to say READY=1), and a longer one is
 -- kept for it.
 function T.test_an_extend_before_the_helper_has_ended_never_shortens_the_deadline()
   local before = S.snapshot()
@@ -266,8 +266,8 @@ function T.test_an_extend_before_the_helper_has_ended_never_shortens_the_deadlin
     if app then app:terminate() end
     return app and "ready" or err.code .. ": " .. err.message
   end
-  -- (ready 1.2 s in, the ready phase's deadline 1.8 s in)
-  lu.assertEquals(with(1, 1.2, 0.8), "ready")
+  -- (ready 0.7 s in, the deadline 1 s in, the helper's exit 1.2 s in)
+  lu.assertEquals(with(1, 0.7, 1.2), "ready")
   -- (ready 2 s in, past the ready phase's own 1.3 s, within 2.5 s)
   lu.assertEquals(with(2500000, 2, 0.3), "ready")
   S.assert_clean(before)

@@ -165,6 +165,39 @@ function Success.test_a_helper_that_writes_more_after_its_pid_record_is_no_matte
   S.assert_clean(before)
 end
 
+-- What a helper leaves that exits later (here the process between it and
+-- the app, adopted as the helper exited, that outlives the app) is
+-- reaped by the next call that waits: app:wait() too, of an app already
+-- seen ended, or whose first look sees the end (it served the rest
+-- without reaping: a zombie until a call that waited on something).
+function Success.test_what_a_helper_left_that_exits_after_the_app_is_reaped_by_app_wait()
+  local before = S.snapshot()
+  for _, seen in ipairs { true, false } do
+    local pidfile, between, go = S.tmpname("pid"), S.tmpname("between"), S.tmpname("go")
+    local app, err = start {
+      helper = { F, "fork", "pidfile=" .. between, "fork", "pidfile=" .. pidfile, "pause", "|",
+        "waitfile=" .. go, "exit=0", "|", "int32=3:@" .. pidfile, "exit=0" },
+      argv = { "pause" }, ready = "none" }
+    lu.assertNotNil(app, tostring(err))
+    lu.assertEquals(app.pid, pid_in(pidfile))
+    local mid = pid_in(between)
+    lu.assertTrue(app:kill("KILL"))
+    if seen then
+      lu.assertNotNil(app:wait(3))
+      lu.assertEquals(app.state, "exited")
+    else
+      lu.assertTrue(await_gone(app.pid), "app still running")
+    end
+    -- the process between exits, a zombie of the launcher's
+    S.touch(go)
+    lu.assertTrue(await_gone(mid), "the process between still running")
+    lu.assertNotNil(app:wait(0))
+    lu.assertEquals(S.children(), {}, seen and "after app:wait of an app seen ended"
+      or "after app:wait whose first look saw the end")
+  end
+  S.assert_clean(before)
+end
+
 function Success.test_app_that_writes_its_line_and_exits_at_once_has_started()
   local before = S.snapshot()
   local app, err = start { argv = { F, "line=3:quick", "exit=0" }, ready = "fd" }
@@ -585,6 +618,101 @@ function Errors.test_cancelled_start_behind_a_helper_terminates_the_app()
   local pidfile = S.tmpname("pid")
   cancelled_start({ helper = { F, "fork", "pidfile=" .. pidfile, "pause", "|", "int32=3:child", "exit=0" },
     argv = { "pause" }, ready = "fd", ready_timeout = 30 }, pidfile)
+end
+
+-- A helper that reports its app (the fork's actions) at once, then
+-- lingers `linger` seconds and writes `exited` as it exits.
+local function lingering_helper(app_part, linger, exited)
+  local argv = { F, "fork" }
+  for _, a in ipairs(app_part) do argv[#argv + 1] = a end
+  for _, a in ipairs { "|", "int32=3:child", "sleep=" .. linger, "pidfile=" .. exited, "exit=0" } do
+    argv[#argv + 1] = a
+  end
+  return argv
+end
+
+-- Each kind of ready message (its ready option, and the app's actions)
+-- sent `at` seconds into the app's run (never: nil).
+local function ready_kinds(at)
+  local file = S.tmpname("ready")
+  local wait = at and "sleep=" .. at or "pause"
+  return {
+    { ready = "fd", app = { wait, "line=4:up", "pause" } },
+    { ready = "notify", app = { wait, "notify=READY=1", "pause" } },
+    { ready = { file = file }, app = { wait, "pidfile=" .. file, "pause" } },
+  }
+end
+
+-- ready_timeout runs from the helper's report (README: Probes), not from
+-- its exit, which pid_timeout bounds apart: an app behind a helper that
+-- lingers after its report times out while the helper still runs (it
+-- timed out ready_timeout after the helper's exit, up to pid_timeout
+-- late: the helper, killed by the failed start, wrote its file first).
+function Errors.test_behind_a_helper_that_lingers_the_app_times_out_before_the_helper_exits()
+  for _, case in ipairs(ready_kinds(nil)) do
+    local exited = S.tmpname("exited")
+    local err = fail_case({ helper = lingering_helper(case.app, 3, exited), argv = { "pause" }, ready = case.ready,
+      ready_timeout = 0.3, pid_timeout = 6 }, "timeout", 6)
+    lu.assertNil(S.read(exited), "timed out once the helper had exited: " .. err.message)
+    lu.assertStrContains(err.message, "app not ready within 0.3 s: ")
+  end
+end
+
+-- Its ready message, sent past ready_timeout from the report but before
+-- ready_timeout from the helper's exit (the helper exits at 1 s, the
+-- app is ready at 2.1 s, ready_timeout 1.5), comes too late (it was
+-- taken).
+function Errors.test_behind_a_helper_that_lingers_a_ready_message_past_ready_timeout_from_the_report_is_late()
+  for _, case in ipairs(ready_kinds(2.1)) do
+    local exited = S.tmpname("exited")
+    local err = fail_case({ helper = lingering_helper(case.app, 1, exited), argv = { "pause" }, ready = case.ready,
+      ready_timeout = 1.5, pid_timeout = 6 }, "timeout", 6)
+    lu.assertStrContains(err.message, "app not ready within 1.5 s: ")
+  end
+end
+
+-- The rule for what comes while the helper lingers stays: a ready
+-- message (a probe's pass) in time is noted, and the app is ready once
+-- the helper has exited, past ready_timeout from the report though that
+-- is (within pid_timeout).
+function Errors.test_behind_a_helper_that_lingers_a_ready_message_in_time_counts_once_the_helper_exits()
+  local before = S.snapshot()
+  for _, case in ipairs(ready_kinds(0)) do
+    local exited = S.tmpname("exited")
+    local app, err = start { helper = lingering_helper(case.app, 1, exited), argv = { "pause" }, ready = case.ready,
+      ready_timeout = 0.3, pid_timeout = 6 }
+    lu.assertNotNil(app, tostring(err))
+    lu.assertNotNil(S.read(exited), "ready before the helper had exited")
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end
+  S.assert_clean(before)
+end
+
+-- What the app sends after its ready message, while the helper lingers
+-- (a STATUS=, a second line), waits for the start's end, unread: polled
+-- meanwhile, it woke every wait of the start at once, a spin until the
+-- helper's exit (its CPU against a start whose app sends nothing more).
+function Errors.test_what_comes_after_the_ready_message_while_the_helper_lingers_is_no_spin()
+  local before = S.snapshot()
+  local cases = {
+    { ready = "fd", app = { "line=4:up", "pause" }, more = { "line=4:up", "line=4:more", "pause" } },
+    { ready = "notify", app = { "notify=READY=1", "pause" }, more = { "notify=READY=1", "notify=STATUS=more", "pause" } },
+  }
+  for _, case in ipairs(cases) do
+    local function cpu_of(app_part)
+      local c = os.clock()
+      local app, err = start { helper = lingering_helper(app_part, 1, S.tmpname("exited")), argv = { "pause" },
+        ready = case.ready, ready_timeout = 5, pid_timeout = 6 }
+      c = os.clock() - c
+      lu.assertNotNil(app, tostring(err))
+      lu.assertEquals(app:terminate(), { signal = 15 })
+      return c
+    end
+    local clean, more = cpu_of(case.app), cpu_of(case.more)
+    lu.assertTrue(more < 10 * clean + 0.1, string.format("%s: %.3f s of CPU, %.3f s with nothing more sent",
+      case.ready, more, clean))
+  end
+  S.assert_clean(before)
 end
 
 -------------------------------------------------------------------------------

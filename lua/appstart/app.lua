@@ -1038,13 +1038,17 @@ end
 function App:wait(timeout)
   check_seconds(timeout, "app:wait", 2)
   not_starting(self, "app:wait")
-  -- (a call that waits serves the rest in a plain script, even with no wait)
+  -- (a call that waits serves the rest in a plain script, even with no
+  -- wait, and reaps what has exited: what a helper left, adopted, that
+  -- exited after the app's end was seen, which serving alone reaps only
+  -- where something waits in the shared poller)
   if self._state == "exited" then
     -- what it left in its group is looked at again: out of descriptors
     -- as it ended, it could not be then (and is let go of, once gone,
     -- here rather than at a later call that waits)
     local rest = not loop.served() and App.leftover(self)
     if rest and rest:rest() == 0 then App.leftover_gone(self) end
+    core.reap()
     loop.serve()
     return self._how
   end
@@ -1060,7 +1064,10 @@ function App:wait(timeout)
   while true do
     local how = check(self)
     if how then
-      if not looked then loop.serve() end
+      if not looked then
+        core.reap()
+        loop.serve()
+      end
       return how
     end
     -- (a wait whose time is up still looks once: a script that polls with

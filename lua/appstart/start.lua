@@ -44,7 +44,7 @@ local STEPS_BEFORE_VERDICT = 64
 local start = {}
 
 local not_ready, helper_late -- the messages of a start that took too long
-local probe_step -- below
+local probe_step, ready_noted -- below
 local watch_output -- below
 
 local Starting = {}
@@ -425,11 +425,41 @@ local function probe_of(h)
   return p and p.probe or nil
 end
 
+-- The ready phase's deadline, as it begins at t: ready_timeout from the
+-- exec for a start with no helper (its first step may come late: a
+-- caller's loop busy elsewhere, a slow log function at the spawn), from
+-- t for one whose helper has just reported (the step that read the
+-- report, the helper exited or not), or a forking daemon's pid file been
+-- read.
+local function ready_deadline(h, t)
+  local opts = h._opts
+  local forks = type(opts.ready) == "table" and opts.ready.forks
+  return ((opts.helper or opts.user or forks) and t or h._t0) + (opts.ready_timeout or DEFAULTS.ready_timeout)
+end
+
+-- The ready phase's deadline set as it begins at t (ready_deadline's, or
+-- the later one an EXTEND_TIMEOUT_USEC= before it asked for).
+local function set_ready_deadline(h, t)
+  local deadline = ready_deadline(h, t)
+  local r = h._rare
+  if r and r.extend_until and r.extend_until > deadline then
+    deadline = r.extend_until
+    r.extended = true
+  end
+  h._ready_deadline = deadline
+  return deadline
+end
+
 -- Act on one of the starter's events: pids, STATUS=, EXTEND_TIMEOUT_USEC=...
--- (app: the app object, when on_status made one early)
-local function on_event(h, kind, value, count, text)
+-- (app: the app object, when on_status made one early; t: the time of the
+-- step that read them)
+local function on_event(h, kind, value, count, text, t)
   local app, logger = h._app, h._log
   if kind == "pid" then
+    -- the reported pid, proven: ready_timeout runs from here, not from
+    -- the helper's exit, which pid_timeout bounds apart (a helper that
+    -- lingers after its report gave the app that long again on top)
+    if not h._ready_deadline then set_ready_deadline(h, t) end
     if app then app.pid = value end
     if h._out then h._out:set_pid(value) end
     if h._debug then logger("debug", format("%s: helper reported pid %d", label(h), value)) end
@@ -471,7 +501,7 @@ local function on_event(h, kind, value, count, text)
     if now() - r.at >= 1 then log_refused(h) end
   elseif kind == "extend" then
     -- it never shortens ready_timeout: before the ready phase has a
-    -- deadline (a helper still running), it is kept for that phase's, as
+    -- deadline (the pid not reported yet), it is kept for that phase's, as
     -- the least it may be (set from now then, it took that deadline back
     -- to this step's ready_timeout, earlier than the phase's own)
     local until_ = now() + value / 1e6
@@ -506,11 +536,11 @@ local function on_event(h, kind, value, count, text)
   end
 end
 
-local function on_events(h)
+local function on_events(h, t)
   local s = h._s
   local kind, value, count, text = s:event()
   while kind do
-    on_event(h, kind, value, count, text)
+    on_event(h, kind, value, count, text, t)
     kind, value, count, text = s:event()
   end
 end
@@ -899,20 +929,15 @@ local function wake(h)
   wake_waiters(h)
 end
 
--- The ready phase's deadline, as it begins at t: ready_timeout from the
--- exec for a start with no helper (its first step may come late: a
--- caller's loop busy elsewhere, a slow log function at the spawn), from
--- t for one whose helper has just reported (or a forking daemon's pid
--- file been read).
-local function ready_deadline(h, t)
-  local opts = h._opts
-  local forks = type(opts.ready) == "table" and opts.ready.forks
-  return ((opts.helper or opts.user or forks) and t or h._t0) + (opts.ready_timeout or DEFAULTS.ready_timeout)
-end
-
 -- Ready to the core (the exec, the pid): the probe decides, raced against
--- the app's death and ready_timeout.
-function probe_step(h)
+-- the app's death and ready_timeout. lingering: the helper has reported
+-- and still runs (the pid deadline is the step's): the app is probed from
+-- the report on, as ready_timeout runs from it, and a pass is noted, the
+-- app ready once its helper has exited (as a READY=1 it sent meanwhile
+-- is); nil then when nothing is for the probe to decide (an app that
+-- ended is the starter's to tell, with its status, once the helper has
+-- exited) and the step's own wake stands, else lowered to the next try's.
+function probe_step(h, lingering)
   local s, pr = h._s, h._probing
   local p = pr.probe
   if not p then
@@ -933,6 +958,7 @@ function probe_step(h)
       if h._failure then return failed_step(h) end
     end
   end
+  if lingering and (pr.passed or s:app_ended()) then return nil end
   if s:app_ended() then
     return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
   end
@@ -973,11 +999,13 @@ function probe_step(h)
   if ok then
     p:close()
     pr.passed = true
+    if lingering then return nil end
     return probe_step(h)
   end
   -- an app that ended during the try (a check function that blocked, in
   -- a plain script, past its death and the deadline) fails died, as it
   -- would have at the next step: not timeout, nor the probe's error
+  if lingering and s:app_ended() then return nil end
   if s:app_ended() then
     return fail(h, "died", format("app %s before it was ready", tostring(errors.how(s:result().how or {}))))
   end
@@ -987,8 +1015,14 @@ function probe_step(h)
   -- while a check function runs, the app's end wakes the start through
   -- its pidfd; without one it is looked at every poll_interval
   if p:running() and not s:app_fd() then wake_at = math.min(wake_at, t + settings.poll_interval) end
-  h._wake = math.min(deadline, wake_at)
+  h._wake = math.min(lingering and h._wake or deadline, deadline, wake_at)
   return false
+end
+
+-- Has the ready message come, the start held by a helper that lingers
+-- after its report (ready once it has exited)?
+function ready_noted(h)
+  return h._s:result().ready_seen or false
 end
 
 -- A method's self must be a start (h:step(), not h.step()). (level:
@@ -1039,7 +1073,7 @@ function Starting:step()
   -- systemd host; an app blocked sending to a full queue has not sent)
   local t = now()
   if events then
-    on_events(self)
+    on_events(self, t)
     -- (a callback may have ended the start: h:cancel, h:abandon)
     if self.done or self._failure then return Starting.step(self) end
   end
@@ -1048,24 +1082,23 @@ function Starting:step()
     return finish_ready(self)
   end
   if state == "failed" then return fail(self) end
-  local deadline
+  local deadline, ready_due
+  -- (set at the helper's report, read in the pid phase)
+  local ready_by = self._ready_deadline
   if pid_phase then
     -- a forking daemon's pid file is waited for within ready_timeout
     local opts = self._opts
     deadline = self._t0 + (type(opts.ready) == "table" and opts.ready.forks
       and (opts.ready_timeout or DEFAULTS.ready_timeout) or opts.pid_timeout or DEFAULTS.pid_timeout)
-  else
-    deadline = self._ready_deadline
-    if not deadline then
-      deadline = ready_deadline(self, t)
-      -- (one an EXTEND_TIMEOUT_USEC= before this phase asked for, if later)
-      local r = self._rare
-      if r and r.extend_until and r.extend_until > deadline then
-        deadline = r.extend_until
-        r.extended = true
-      end
-      self._ready_deadline = deadline
+    -- reported, the helper lingering: pid_timeout bounds its exit, and the
+    -- app has ready_timeout from the report all the same, timed out then,
+    -- the helper still running, unless its ready message has come (a
+    -- probe decides for itself, below)
+    if ready_by and ready_by < deadline and not self._probing and (t < ready_by or not ready_noted(self)) then
+      deadline, ready_due = ready_by, true
     end
+  else
+    deadline = ready_by or set_ready_deadline(self, t)
   end
   if t >= deadline then
     -- (a READY=1 sent in time behind more than a step's reads: the
@@ -1078,7 +1111,7 @@ function Starting:step()
         return Starting.step(self)
       end
     end
-    if pid_phase then
+    if pid_phase and not ready_due then
       local forks = type(self._opts.ready) == "table" and self._opts.ready.forks
       return fail(self, forks and "timeout" or "helper", helper_late(self))
     end
@@ -1112,6 +1145,7 @@ function Starting:step()
   else
     self._wake = probe and math.min(deadline, t + settings.poll_interval) or deadline
   end
+  if pid_phase and ready_by and self._probing then return probe_step(self, true) or false end
   return false
 end
 
