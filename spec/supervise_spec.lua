@@ -1026,6 +1026,62 @@ function TC.test_json_events_of_a_failed_start_carry_its_pid_status_and_last_lin
   lu.assertStrContains(line, '"output":["no config"]')
 end
 
+-- The command's events (--json objects, its lines) and STATUS= are its
+-- own: not queued behind the file's on_event, which here waits from the
+-- first event on. They were queued with it, in one callback, and past 64
+-- of a service's the queue merged them: a crash loop's events were lost,
+-- uncounted (121 objects of ~640 events), and none came while it waited.
+-- Here a service fails 100 times, then gives up: each of its 300 events
+-- is written (to a file: it takes every write), in order, while the
+-- file's on_event still waits; then it is let go, and SIGTERM.
+function TC.test_the_commands_events_do_not_wait_behind_the_files_on_event()
+  local appstart = require "appstart"
+  for _, json in ipairs { true, false } do
+    local mode = json and "json" or "text"
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    local events, go = dir .. "/events", dir .. "/go"
+    write(file, string.format("local appstart = require 'appstart'\nlocal F = %q\nreturn {\n"
+      .. "  on_event = function() while not io.open(%q) do appstart.sleep(0.01) end end,\n"
+      .. "  services = { crash = { argv = { F, 'exit=3' }, ready = 'none', restart = 'always', burst = 99,"
+      .. " burst_interval = 3600, backoff = { initial = 0 } } } }\n", F, go))
+    local expected = {}
+    for run = 0, 99 do
+      for _, state in ipairs { "starting", "ready", run < 99 and "backoff" or "failed" } do
+        expected[#expected + 1] = state .. " " .. run
+      end
+    end
+    local said = {}
+    appstart.run(function()
+      local app = assert(appstart.start { argv = lua_command(json and { "supervise", "--json", file } or { "supervise", file }),
+        ready = "none", stdout = json and events or "null", stderr = json and dir .. "/err" or events,
+        log = S.quiet })
+      lu.assertTrue(S.await_with_sleep(function()
+        local text = S.read(events) or ""
+        return text:find(json and '"state":"failed"' or "appstart: crash: failed", 1, true) ~= nil
+      end, 20), mode .. ": never said failed")
+      -- (read while the file's on_event still waits)
+      for _, l in ipairs(S.lines(S.read(events))) do
+        if json then
+          local state, restarts = l:match('^{"service":"crash","state":"(%a+)",.*"restarts":(%d+),')
+          if state then said[#said + 1] = state .. " " .. restarts end
+        else
+          local state = l:match("^appstart: crash: (%a+)")
+          if state then said[#said + 1] = state end
+        end
+      end
+      S.touch(go)
+      lu.assertEquals(app:terminate(10), { code = 0 }, mode)
+    end)
+    if not json then
+      for i, e in ipairs(expected) do expected[i] = e:match("^%a+") end
+    end
+    lu.assertEquals(said, expected, mode)
+    if json then lu.assertNotStrContains(S.read(dir .. "/err") or "", "not written", mode) end
+    S.assert_clean(before, mode)
+  end
+end
+
 -- A reader of the command's events that never reads (its pipe full from
 -- the start): the command never waits for it. It supervised nothing (its
 -- first event's write waited for good: no service started, SIGTERM unseen).
@@ -1287,6 +1343,30 @@ function TC.test_a_reload_from_a_file_that_raises_an_error_that_cannot_be_shown_
   assert_a_broken_reload_changes_nothing(
     "error(setmetatable({}, { __tostring = function() return {} end }))",
     "an error that cannot be shown: '__tostring' must return a string")
+end
+
+-- The file's on_event is checked as appstart.supervisor checks it (a
+-- function or nil): the command put its own in its place before the
+-- check, and a string there was taken, then called at each event ("on_event
+-- raised ... attempt to call a string value"). Refused at the start (exit
+-- 1), and at a reload (nothing changed).
+function TC.test_an_on_event_that_is_not_a_function_is_refused()
+  local appstart = require "appstart"
+  local dir = supervise_dir()
+  local bad = string.format("local F = %q\nreturn { on_event = 'oops', services = {\n"
+    .. "  a = { argv = { F, 'pause' }, ready = 'none' },\n} }\n", F)
+  write(dir .. "/bad.lua", bad)
+  local out = dir .. "/out"
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", dir .. "/bad.lua" }, ready = "none",
+      stdout = out, stderr = out, log = S.quiet })
+    local how = app:wait(10)
+    if not how then app:terminate(1) end
+    lu.assertEquals(how and how.code, 1, S.read(out))
+  end)
+  lu.assertStrContains(S.read(out), "appstart: " .. dir .. "/bad.lua: appstart.supervisor: field 'on_event':"
+    .. " function expected, got string\n")
+  assert_a_broken_reload_changes_nothing(bad, "appstart.supervisor: field 'on_event': function expected, got string")
 end
 
 function TC.test_supervise_usage_and_a_file_that_cannot_be_used()

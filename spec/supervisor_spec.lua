@@ -1326,6 +1326,71 @@ function TBackoff.test_a_burst_of_failures_gives_up_with_every_reason_kept()
   S.assert_clean(before)
 end
 
+-- A burst past 64 failures: the reasons of its last 64 are kept (status,
+-- info and err), the count says them all. (A table was kept for each
+-- failure within burst_interval: a huge burst, a "never give up", grew by
+-- 0.2 KB a failure, 300 MB an hour.)
+function TBackoff.test_a_burst_keeps_the_reasons_of_its_last_64_failures()
+  local before = S.snapshot()
+  local rec = recorder()
+  local count = S.tmpname("count")
+  -- each run exits with its own number: 1, 2, ... 70
+  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; exit $n', count, count)
+  local sv = supervisor({ services = {
+    crash = { argv = { "/bin/sh", "-c", script }, ready = "none", burst = 69, burst_interval = 3600,
+      backoff = { initial = 0 } },
+  } }, rec)
+  sv:up()
+  lu.assertTrue(await(sv, function() return sv:status("crash").state == "failed" end, 15))
+  local last64 = {}
+  for code = 7, 70 do last64[#last64 + 1] = { code = code, left = 0 } end
+  lu.assertEquals(sv:status("crash").reasons, last64)
+  lu.assertEquals(rec.events("crash", "failed")[1].info.reasons, last64)
+  local ok, err = sv:up("crash")
+  lu.assertNil(ok)
+  lu.assertEquals(err.reasons, last64)
+  lu.assertStrContains(err.message, "gave up after 70 failures, the last: exited with code 70")
+  os.remove(count)
+  sv:down()
+  S.assert_clean(before)
+end
+
+-- What a burst keeps of its failures within burst_interval is their times,
+-- numbers in a ring: not a table for each (0.2 KB a failure). The memory
+-- held after 100 failures, then after 600 more, all within the window.
+function TBackoff.test_a_huge_burst_keeps_little_for_each_failure()
+  local before = S.snapshot()
+  local count, limit = S.tmpname("count"), S.tmpname("limit")
+  -- fails until its count passes the limit, then exits 0: not restarted
+  -- ("on-failure"), its failures still in the window
+  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; '
+    .. '[ $n -gt $(cat %s) ] && exit 0; exit 3', count, count, limit)
+  local sv = supervisor({ services = {
+    crash = { argv = { "/bin/sh", "-c", script }, ready = "none", restart = "on-failure", burst = 1e9,
+      burst_interval = 3600, backoff = { initial = 0 } },
+  } })
+  local function failures(n)
+    local f = assert(io.open(limit, "w"))
+    f:write(tostring(n))
+    f:close()
+    os.remove(count)
+    lu.assertEquals(sv:start("crash"), true)
+    sv:wait()
+    lu.assertEquals(sv:status("crash").state, "stopped")
+    collectgarbage()
+    collectgarbage()
+    return collectgarbage("count")
+  end
+  local held = failures(100)
+  local more = failures(600) - held
+  lu.assertEquals(sv:status("crash").restarts, 700)
+  lu.assertTrue(more < 48, string.format("600 failures held %.1f KB more", more))
+  os.remove(count)
+  os.remove(limit)
+  sv:down()
+  S.assert_clean(before)
+end
+
 function TBackoff.test_failures_spread_beyond_burst_interval_never_give_up()
   local before = S.snapshot()
   local delays, _, rec = backoffs({ initial = 0.12, factor = 1, jitter = 0 }, 3,

@@ -386,12 +386,10 @@ function M.run(o, spec, command)
   local came_up = {}
   local stopping = false -- STOPPING=1 sent: READY=1 never again
   local sv -- (made below)
-  -- each service's state now: an event is told after the step that
-  -- caused it, when the state may have moved on (a STATUS= from a late
-  -- "starting" of a service ready since came after the reload's READY=1)
-  -- (read from the supervisor's services as they are, not through
-  -- sv:status, whose step for each name made each event cost the square
-  -- of the number of services: 300 took 11 s to see a SIGTERM)
+  -- each service's state now, read from the supervisor's services as
+  -- they are (one it has not, or no longer: by its last event); not
+  -- through sv:status, whose step for each name made each event cost the
+  -- square of the number of services: 300 took 11 s to see a SIGTERM
   local function ready_count()
     local n = 0
     local services = sv and sv._services
@@ -452,9 +450,12 @@ function M.run(o, spec, command)
     line = line .. "\n"
     if log.write_now(o.json_fd, line) < #line then unwritten = unwritten + 1 end
   end
-  local user_on_event = spec.on_event -- (a reload takes the file's new one)
-  local function on_event(name, state, info)
-    info = info or {}
+  -- Each event, told by the supervisor in the step that made it (its
+  -- tap), not queued with the file's on_event: one that waits held them
+  -- there, and past 64 of a service's the queue merged them (--json lost
+  -- events, uncounted; STATUS= came late). It never waits: what stdout
+  -- does not take is counted (write_json).
+  local function tell(name, state, info)
     states[name] = state
     if state == "ready" then came_up[name] = true end
     if o.json and not o.quiet then
@@ -463,19 +464,19 @@ function M.run(o, spec, command)
       log.show("", text_event(name, state, info), "\n")
     end
     status()
-    if user_on_event then user_on_event(name, state, info) end
   end
-  -- The supervisor of the file's table s, with our on_event: a copy of
-  -- s, read raw (a __pairs of the file's runs no code of it here), and
-  -- s with a metatable an error, as appstart.supervisor's own (the copy
-  -- would lose it, and what its __index gave)
+  -- The supervisor of the file's table s: a copy of s, read raw (a
+  -- __pairs of the file's runs no code of it here), and s with a
+  -- metatable an error, as appstart.supervisor's own (the copy would lose
+  -- it, and what its __index gave). Its on_event is the file's own,
+  -- checked by appstart.supervisor as any (one put in its place hid a
+  -- string there: called at each event).
   local function supervisor_of(s)
     if getmetatable(s) ~= nil then
       error("appstart.supervisor: options must be a plain table (it has a metatable)", 0)
     end
     local copy = {}
     for k, v in next, s do copy[k] = v end
-    copy.on_event = on_event
     return appstart.supervisor(copy)
   end
 
@@ -487,6 +488,7 @@ function M.run(o, spec, command)
   local made, made_sv = pcall(supervisor_of, spec)
   if not made then error(log.printable(o.file) .. ": " .. tostring(made_sv), 0) end
   sv = made_sv
+  supervisor_internals.set_tap(sv, tell)
   -- taken before the first STATUS=: whoever reads it may send a signal at
   -- once (a SIGHUP would end the command); every signal that would end
   -- it, so that none leaves the services behind (one it was started with
@@ -509,10 +511,10 @@ function M.run(o, spec, command)
   end
   local function reloaded()
     if stopping then return end
-    -- the states as they are now (one step of the supervisor: ready_count
-    -- reads them): a service's own event (its "ready") may not have run
-    -- yet, and STATUS= comes before READY=1, so that the reload ends on
-    -- the count it reached
+    -- the states as they are now (one step of the supervisor: an end or
+    -- a start done that it has not looked at yet is seen, and told), and
+    -- STATUS= comes before READY=1, so that the reload ends on the count
+    -- it reached
     pcall(sv.status, sv)
     local was = announced
     status()
@@ -570,7 +572,7 @@ function M.run(o, spec, command)
     -- the file's own fields: on_event from now on, parallel for the starts
     -- from now on, log for the services added from now on (those that use
     -- it are changed: removed and added again below)
-    user_on_event = new.on_event
+    supervisor_internals.set_on_event(sv, new.on_event)
     supervisor_internals.set_parallel(sv, new.parallel)
     supervisor_internals.set_log(sv, new.log)
     local going = {}

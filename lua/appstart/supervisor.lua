@@ -106,6 +106,9 @@ local MAX_PENDING = 64
 local function enqueue_latest(sv, svc, key, adjacent, what, fn, ...)
   local item, q = svc[key], sv._queue
   if item and not item.ran and ((adjacent and q[q.last] == item) or svc._pending >= MAX_PENDING) then
+    -- (fn too: a reload of appstart supervise may have given on_event
+    -- another)
+    item[3] = fn
     for i = 1, select("#", ...) do item[3 + i] = select(i, ...) end
     item.replaced = (item.replaced or 0) + 1
     return
@@ -329,6 +332,23 @@ local function fire(sv, svc, event, ...)
   rearm(sv, svc)
 end
 
+-- The tap (M.set_tap: appstart supervise's writer of its events and
+-- STATUS=) told of svc's new state now, in the step: never queued behind
+-- a callback of the user's that waits, whose queue merges a service's
+-- events past MAX_PENDING (--json lost them, STATUS= came late). It never
+-- waits nor calls the supervisor; what it raises is logged, a ^C handed
+-- on as a log function's is (safe_logger).
+local function tell_tap(sv, svc, state, info)
+  local ok, err = pcall(sv._tap, svc.name, state, info)
+  if ok then return end
+  if loop.interrupt(err) then
+    if not sv._busy then error(err, 0) end
+    sv._interrupted = sv._interrupted or err
+    return
+  end
+  say(svc, "error", "the event's writer raised %s", log.raised(err))
+end
+
 --- svc enters `state`: on_event(name, state, info), with info.restarts.
 local function transition(sv, svc, state, info)
   local was = svc.state
@@ -345,6 +365,7 @@ local function transition(sv, svc, state, info)
     say(svc, "debug", "%s%s%s", state, info.pid and (" (pid " .. info.pid .. ")") or "",
       why and (": " .. tostring(why)) or "")
   end
+  if sv._tap then tell_tap(sv, svc, state, info) end
   if sv._on_event then enqueue_latest(sv, svc, "_event_item", false, "on_event", sv._on_event, svc.name, state, info) end
 end
 
@@ -386,6 +407,38 @@ local function no_more_ready(svc, t)
   svc.ready_at = nil
 end
 
+-- The reasons of a burst kept (status().reasons, info.reasons of
+-- "failed"): those of its last failures, this many at most.
+local REASONS_KEPT = 64
+
+-- A ring (a table: w[1 .. w.cap], the oldest at w.head, w.n of them):
+-- a queue whose slots are reused, so that it stays in the table's array
+-- part (16 bytes a number), as a queue whose indices grow does not.
+local function ring_at(w, i)
+  return w[(w.head + i - 2) % w.cap + 1]
+end
+
+local function ring_push(w, x) -- (w not full)
+  w[(w.head + w.n - 1) % w.cap + 1] = x
+  w.n = w.n + 1
+end
+
+local function ring_shift(w)
+  w[w.head] = nil
+  w.head, w.n = w.head % w.cap + 1, w.n - 1
+end
+
+-- w's ring made again with cap slots (cap >= w.n), its other fields kept.
+local function ring_resized(w, cap)
+  local r = {}
+  for i = 1, w.n do r[i] = ring_at(w, i) end
+  for k, v in pairs(w) do
+    if math.type(k) ~= "integer" then r[k] = v end
+  end
+  r.head, r.cap = 1, cap
+  return r
+end
+
 --- The app (or its start) has ended by itself: the restart policy.
 -- reason: a how, or the error of a failed start (start_failed).
 -- When it ended: now, but for an end that a call of a plain script finds,
@@ -395,7 +448,7 @@ local function apply_policy(sv, svc, reason, start_failed)
   local cfg, t, pid = svc.cfg, now(), svc.pid or nil
   local ended = sv._looked_at and math.min(sv._looked_at, t) or t
   local key = start_failed and "err" or "how"
-  svc.pid, svc.last, svc.reasons = nil, reason, nil
+  svc.pid, svc.last, svc.reasons, svc.failures = nil, reason, nil, nil
   no_more_ready(svc, ended)
   if svc.goal == "down" or svc.restart_pending then
     svc.restart_pending = nil
@@ -404,23 +457,30 @@ local function apply_policy(sv, svc, reason, start_failed)
   local failure = start_failed or failed_exit(svc, reason)
   if failure then
     -- the failures within burst_interval, oldest first (burst + 1 at most:
-    -- one more gives up): a queue, pruned from its front, so that a large
-    -- burst costs no copy of the list at each failure
+    -- one more gives up): their times, which the count needs (each one
+    -- leaves the window in its turn), as numbers in a ring; their
+    -- reasons, the last REASONS_KEPT only (a huge burst, a "never give
+    -- up", kept a table for each failure of the hour: 300 MB an hour)
     local w = svc.window
     if w == NONE then
-      w = { first = 1, last = 0 }
-      svc.window = w
+      w = { head = 1, n = 0, cap = 8, why = { head = 1, n = 0, cap = REASONS_KEPT } }
+    elseif w.n == w.cap then
+      w = ring_resized(w, w.cap * 2)
     end
-    w.last = w.last + 1
-    w[w.last] = { at = ended, reason = reason }
-    while w.first < w.last and ended - w[w.first].at > cfg.burst_interval do
-      w[w.first], w.first = nil, w.first + 1
-    end
-    local n = w.last - w.first + 1
+    ring_push(w, ended)
+    if w.why.n == REASONS_KEPT then ring_shift(w.why) end
+    ring_push(w.why, reason)
+    while w.n > 1 and ended - w[w.head] > cfg.burst_interval do ring_shift(w) end
+    -- (a burst over leaves no room behind: the ring is made smaller)
+    if w.cap > 8 and w.n * 4 <= w.cap then w = ring_resized(w, w.cap // 2) end
+    svc.window = w
+    local n = w.n
     if n > cfg.burst then
-      local reasons = {}
-      for i = w.first, w.last do reasons[#reasons + 1] = w[i].reason end
-      svc.reasons = reasons
+      -- (the last of the window's: the reasons kept are the latest)
+      local reasons, why = {}, w.why
+      for i = why.n - math.min(n, why.n) + 1, why.n do reasons[#reasons + 1] = ring_at(why, i) end
+      -- (its times are no longer needed: a start from failed counts anew)
+      svc.window, svc.reasons, svc.failures = NONE, reasons, n
       say(svc, "error", "%d failures within %g s, the last: %s; not restarted until started again",
         n, cfg.burst_interval, tostring(reason))
       return transition(sv, svc, "failed", { pid = pid, [key] = reason, reasons = reasons })
@@ -487,7 +547,7 @@ function stopped(sv, svc, reason, is_err)
   end
   no_more_ready(svc, now())
   svc.pid, svc.by_us, svc.restart_pending = nil, nil, nil
-  svc.last, svc.reasons = reason, nil
+  svc.last, svc.reasons, svc.failures = reason, nil, nil
   transition(sv, svc, "stopped", { pid = pid, [is_err and "err" or "how"] = reason })
 end
 
@@ -546,7 +606,7 @@ local function begin(sv, svc)
   -- begun again by a later advance)
   if not ok and loop.interrupt(h) then error(h, 0) end
   if svc.state == "backoff" and not svc.asked then svc.restarts = svc.restarts + 1 end
-  if svc.state == "failed" then svc.window, svc.streak, svc.reasons = NONE, 0, nil end
+  if svc.state == "failed" then svc.window, svc.streak, svc.reasons, svc.failures = NONE, 0, nil, nil end
   -- a stop ended the run of restarts (as systemd flushes its count at the
   -- next start), and so does the user's start of a service in backoff
   -- (sv:start, sv:restart): the backoff starts from its initial delay again
@@ -1167,7 +1227,7 @@ end
 local function add_service(sv, name, cfg)
   sv._nextid = sv._nextid + 1
   -- what a service is at rest; the rest is set while it is needed (pid,
-  -- status, last, reasons, h, app, proc, fd, wake, backoff_until, due,
+  -- status, last, reasons, failures, h, app, proc, fd, wake, backoff_until, due,
   -- escalate_at, escalated, by_us, ready_at, restart_pending, revive,
   -- fail_err, started_in, begun, asked, sent, _keep, _blocked, _removing, _pending,
   -- _status_item, _event_item, _exit_item), so that a thousand
@@ -1244,6 +1304,22 @@ function M.set_log(sv, fn)
   sv._user_log = fn or false
 end
 
+--- The supervisor's on_event from now on (nil: none; checked by the
+-- caller): for `appstart supervise`, whose SIGHUP applies the file's new
+-- one.
+function M.set_on_event(sv, fn)
+  sv._on_event = fn or false
+end
+
+--- fn(name, state, info) called at each change of a service's state, in
+-- the step that made it, before the on_event it queues (nil: none): for
+-- `appstart supervise`, whose events (--json, its lines) and STATUS=
+-- must not wait behind the file's on_event. fn must neither wait nor
+-- call the supervisor.
+function M.set_tap(sv, fn)
+  sv._tap = fn or false
+end
+
 -- A supervisor's advance is over (a to-be-closed value, one for each).
 local Unbusy = {
   __close = function(u)
@@ -1258,7 +1334,7 @@ function M.new(spec, level)
   local who = "appstart.supervisor"
   local own = sopts.supervisor(spec, who, level)
   local sv = setmetatable({
-    _parallel = own.parallel, _on_event = own.on_event or false, _user_log = own.log or false,
+    _parallel = own.parallel, _on_event = own.on_event or false, _tap = false, _user_log = own.log or false,
     _services = {}, _names = {}, _order = {}, _by_id = {}, _nextid = 0,
     _poller = false, _nwatched = 0, _fired = {}, _timed = {}, _probed = {},
     _inflight = 0, _begun = 0, _failed_runs = loop.failed_runs, _nactive = 0, _round = 0, _dirty = false,
@@ -1347,7 +1423,7 @@ local function never_ready(svc)
   -- a slot or for what it comes after: it will start)
   if svc.state == "failed" and not svc.revive then
     return errors.new("failed", format("%s: gave up after %d failures, the last: %s", svc.name,
-      svc.reasons and #svc.reasons or 0, tostring(svc.last)), { service = svc.name, reasons = svc.reasons or nil })
+      svc.failures or 0, tostring(svc.last)), { service = svc.name, reasons = svc.reasons or nil })
   end
   if svc.state == "stopped" and svc.goal == "down" then
     return errors.new("stopped", format("%s: stopped before it was ready%s", svc.name,
