@@ -10,7 +10,9 @@
 #   make valgrind   the suite under valgrind
 #   make bench      benchmarks (spec/bench)
 #   make soak       10,000 start/terminate cycles (spec/soak.lua)
-#   make install    PREFIX, DESTDIR, LUADIR, LIBDIR, BINDIR, LIBEXECDIR
+#   make install    PREFIX, DESTDIR, LUADIR, LIBDIR, BINDIR, LIBEXECDIR,
+#                   SYSCONFDIR (the helper's policy file); CPPFLAGS, CFLAGS
+#                   and LDFLAGS are honoured
 
 LUA          ?= lua5.4
 LUA_VERSION  ?= 5.4
@@ -70,15 +72,18 @@ FORCE:
 
 $(B)/appstart/core.so: $(CORE_SRC) $(BINDING_SRC) $(HEADERS) $(B)/.libexecdir VERSION
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -I$(LUA_INCDIR) \
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -I$(LUA_INCDIR) \
 	  -DAPPSTART_HELPER_PATH='"$(LIBEXECDIR)/appstart-helper"' \
-	  $(LIBFLAG) -o $@ $(CORE_SRC) $(BINDING_SRC)
+	  $(LIBFLAG) $(LDFLAGS) -o $@ $(CORE_SRC) $(BINDING_SRC)
 
-# the policy a setuid helper obeys: compiled in, never taken from the caller
+# The helper may be installed setuid root: built hardened (a packager's
+# CPPFLAGS, CFLAGS and LDFLAGS come after, and win); the policy it obeys
+# is compiled in, never taken from the caller.
+HELPER_HARDENING ?= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -Wl,-z,relro,-z,now
 $(B)/appstart-helper: csrc/helper.c $(B)/.sysconfdir VERSION
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) \
-	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(HELPER_HARDENING) $(CPPFLAGS) $(CFLAGS) \
+	  -DAPPSTART_HELPER_POLICY='"$(SYSCONFDIR)/appstart/helper.policy"' $(LDFLAGS) -o $@ $<
 
 $(B)/.policytestdir: FORCE
 	@mkdir -p $(B)

@@ -752,8 +752,5 @@ int luaopen_appstart_core(lua_State *L)
         unsetenv("LD_PRELOAD");
     }
 #endif
-    const char *force = getenv("APPSTART_NO_PIDFD");
-    if (force && *force && strcmp(force, "0") != 0)
-        process_use_pidfd(0);
     return 1;
 }

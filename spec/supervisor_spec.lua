@@ -971,7 +971,7 @@ function TForeign.test_an_app_that_cannot_be_stopped_is_let_go_of_and_said_so()
   lu.skipIf(not S.is_root(), "needs root to install a setuid helper")
   -- without a pidfd (the fallback, forced) nothing names the app safely
   -- for the helper to signal: nobody may not signal it
-  local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP, { APPSTART_NO_PIDFD = "1" })
+  local out = as_nobody_with_a_setuid_helper(FOREIGN_STOP, nil, "nopidfd")
   local pid = tonumber(out:match("^(%d+)\ttrue"))
   lu.assertNotNil(pid, out)
   lu.assertTrue(S.alive(pid), "let go of, not killed")
@@ -1900,6 +1900,38 @@ function TCallbacks.test_callbacks_that_raise_are_logged_and_break_nothing()
   lu.assertStrContains(text, "error: s: on_exit raised")
   lu.assertStrContains(text, "stack traceback")
   lu.assertStrContains(text, "warn: s: exited with code 3; restart in")
+  S.assert_clean(before)
+end
+
+-- What the supervisor decides for a failed start (a restart, giving up,
+-- none) is said after the failure's message, before the app's output
+-- lines (after them, it read as the app's own last line: "  | listening
+-- on :80 failed; restart in 0.0468 s").
+function TCallbacks.test_the_decision_for_a_failure_comes_before_the_apps_output_lines()
+  local before = S.snapshot()
+  local lines, logger = S.recorder()
+  local function failing(fields)
+    local spec = { argv = { F, "echo=listening on :80 failed", "exit=3" }, ready = "fd", ready_timeout = 3,
+      stdout = "capture" }
+    for k, v in pairs(fields) do spec[k] = v end
+    return spec
+  end
+  local sv = appstart.supervisor { log = logger, services = {
+    again = failing { restart = "on-failure", burst = 1, burst_interval = 60, backoff = { initial = 0.01 } },
+    once = failing { restart = "no" },
+  } }
+  appstart.run(function()
+    sv:start("again")
+    sv:start("once")
+    lu.assertTrue(await(sv, function() return sv:status("again").state == "failed" and sv:status("once").state == "stopped" end))
+    sv:down()
+  end)
+  local text = table.concat(lines, "\n")
+  for _, decision in ipairs { "; restart in ", "; not restarted until started again", "; not restarted (restart = \"no\")" } do
+    lu.assertStrContains(text, "before it was ready" .. decision)
+  end
+  lu.assertNotStrContains(text, "failed; ", "a decision after the app's line")
+  lu.assertStrContains(text, "\n  | listening on :80 failed")
   S.assert_clean(before)
 end
 

@@ -439,6 +439,15 @@ local function ring_resized(w, cap)
   return r
 end
 
+-- reason (a how, or a failed start's error) said with what is decided
+-- for it: after its message, before the app's output lines an error's
+-- tostring ends with (after them, the decision read as the app's own
+-- last line).
+local function decided(reason, decision)
+  local first, rest = tostring(reason):match("^([^\n]*)(.*)$")
+  return first .. decision .. rest
+end
+
 --- The app (or its start) has ended by itself: the restart policy.
 -- reason: a how, or the error of a failed start (start_failed).
 -- When it ended: now, but for an end that a call of a plain script finds,
@@ -481,20 +490,20 @@ local function apply_policy(sv, svc, reason, start_failed)
       for i = why.n - math.min(n, why.n) + 1, why.n do reasons[#reasons + 1] = ring_at(why, i) end
       -- (its times are no longer needed: a start from failed counts anew)
       svc.window, svc.reasons, svc.failures = NONE, reasons, n
-      say(svc, "error", "%d failures within %g s, the last: %s; not restarted until started again",
-        n, cfg.burst_interval, tostring(reason))
+      say(svc, "error", "%d failures within %g s, the last: %s", n, cfg.burst_interval,
+        decided(reason, "; not restarted until started again"))
       return transition(sv, svc, "failed", { pid = pid, [key] = reason, reasons = reasons })
     end
   end
   if not (cfg.restart == "always" or (cfg.restart == "on-failure" and failure)) then
     svc.goal = "down"
-    if failure then say(svc, "warn", "%s; not restarted (restart = \"%s\")", tostring(reason), cfg.restart) end
+    if failure then say(svc, "warn", "%s", decided(reason, format("; not restarted (restart = \"%s\")", cfg.restart))) end
     return transition(sv, svc, "stopped", { pid = pid, [key] = reason })
   end
   svc.streak = svc.streak + 1
   local delay = backoff_delay(cfg.backoff, svc.streak)
   svc.backoff_until, svc.due = t + delay, delay <= 0
-  if failure then say(svc, "warn", "%s; restart in %.3g s", tostring(reason), delay) end
+  if failure then say(svc, "warn", "%s", decided(reason, format("; restart in %.3g s", delay))) end
   transition(sv, svc, "backoff", { pid = pid, [key] = reason, delay = delay })
 end
 

@@ -6,8 +6,9 @@
 -- stops it. Prints the app's pid and what sv:stop returned, then the
 -- service's state, its last exit's code and message (or signal), then
 -- the supervisor's log lines ("level: message").
--- No arguments.
+-- Argument: "nopidfd" to take the fallback without pidfds.
 local appstart = require "appstart"
+if arg[1] == "nopidfd" then require("appstart.core").testing.use_pidfd(false) end
 local K = require "childkit"
 
 local F = K.fixture()
