@@ -259,7 +259,7 @@ function TMistakes.test_a_services_log_line_is_escaped_and_keeps_the_lines_it_qu
       restart = "no" } } }
   lu.assertNil(sv:up())
   lu.assertStrContains(table.concat(logged, "\n"), "warn s\\x1b[1m: fixture: app exited with code 3 before it was"
-    .. " ready\n  | line1\n  | li\\x1bne2; not restarted")
+    .. " ready; not restarted (restart = \"no\")\n  | line1\n  | li\\x1bne2")
   sv:down()
 end
 

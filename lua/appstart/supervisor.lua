@@ -59,21 +59,29 @@ local function say(svc, level, fmt, ...)
   svc.log(level, log.printable(svc.name) .. ": " .. log.raised(format(fmt, ...)))
 end
 
+--- fn(...) of the user's (or the tap's), that cannot raise into the
+-- supervisor: false and what it raised, or true. A ^C is handed
+-- on to the caller, but in the supervisor's acting once the act is over
+-- (Supervisor:_advance): raised where it lands, it would leave the states
+-- half made (a service "ready" whose app had ended, its restart never
+-- armed).
+local function call_guarded(sv, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then return true end
+  if loop.interrupt(err) then
+    if not sv._busy then error(err, 0) end
+    sv._interrupted = sv._interrupted or err
+    return true
+  end
+  return false, err
+end
+
 --- A logger of the user's that cannot raise into the supervisor: what it
--- raises goes to the default logger. A ^C is handed on to the caller, but
--- in the supervisor's acting once the act is over (Supervisor:_advance):
--- raised where it lands, it would leave the states half made (a service
--- "ready" whose app had ended, its restart never armed).
+-- raises goes to the default logger.
 local function safe_logger(sv, user)
   return function(level, message)
-    local ok, err = pcall(user, level, message)
-    if ok then return end
-    if loop.interrupt(err) then
-      if not sv._busy then error(err, 0) end
-      sv._interrupted = sv._interrupted or err
-      return
-    end
-    log.default("error", "a log function raised " .. log.raised(err))
+    local ok, err = call_guarded(sv, user, level, message)
+    if not ok then log.default("error", "a log function raised " .. log.raised(err)) end
   end
 end
 
@@ -339,14 +347,8 @@ end
 -- waits nor calls the supervisor; what it raises is logged, a ^C handed
 -- on as a log function's is (safe_logger).
 local function tell_tap(sv, svc, state, info)
-  local ok, err = pcall(sv._tap, svc.name, state, info)
-  if ok then return end
-  if loop.interrupt(err) then
-    if not sv._busy then error(err, 0) end
-    sv._interrupted = sv._interrupted or err
-    return
-  end
-  say(svc, "error", "the event's writer raised %s", log.raised(err))
+  local ok, err = call_guarded(sv, sv._tap, svc.name, state, info)
+  if not ok then say(svc, "error", "the event's writer raised %s", log.raised(err)) end
 end
 
 --- svc enters `state`: on_event(name, state, info), with info.restarts.
