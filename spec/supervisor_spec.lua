@@ -1263,13 +1263,20 @@ end
 
 -- An app ready for reset_after starts the count again however it ends:
 -- stopped (sv:restart here) as well as by itself.
+--- A shell script (for /bin/sh -c) that counts its runs in the file
+-- `count` (a shell's builtins alone: no cat to run each time), its number
+-- in $n, then goes on with `rest`.
+local function counting_script(count, rest)
+  local q = S.shell_quote(count)
+  return string.format("n=0; [ -f %s ] && read n < %s; n=$((n + 1)); echo $n > %s; ", q, q, q) .. rest
+end
+
 function TBackoff.test_reset_after_holds_for_an_app_that_was_stopped()
   local before = S.snapshot()
   local rec = recorder()
   local count = S.tmpname("count")
   -- the first three runs exit 1 at once, the others stay
-  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; '
-    .. '[ $n -le 3 ] && exit 1; exec "$0" pause', count, count)
+  local script = counting_script(count, '[ $n -le 3 ] && exit 1; exec "$0" pause')
   local sv = supervisor({ services = {
     s = { argv = { "/bin/sh", "-c", script, F }, ready = "none", burst = 100, reset_after = 0.2,
       backoff = { initial = 0.01, factor = 2, jitter = 0 } },
@@ -1292,7 +1299,7 @@ function TBackoff.test_a_burst_of_failures_gives_up_with_every_reason_kept()
   local rec = recorder()
   local count = S.tmpname("count")
   -- each run exits with its own number: 1, 2, 3
-  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; exit $n', count, count)
+  local script = counting_script(count, "exit $n")
   local sv = supervisor({ services = {
     crash = { argv = { "/bin/sh", "-c", script }, ready = "none", burst = 2, burst_interval = 60,
       backoff = { initial = 0.01, jitter = 0 } },
@@ -1335,7 +1342,7 @@ function TBackoff.test_a_burst_keeps_the_reasons_of_its_last_64_failures()
   local rec = recorder()
   local count = S.tmpname("count")
   -- each run exits with its own number: 1, 2, ... 70
-  local script = string.format('n=$(( $(cat %s 2>/dev/null || echo 0) + 1 )); echo $n > %s; exit $n', count, count)
+  local script = counting_script(count, "exit $n")
   local sv = supervisor({ services = {
     crash = { argv = { "/bin/sh", "-c", script }, ready = "none", burst = 69, burst_interval = 3600,
       backoff = { initial = 0 } },
@@ -1366,8 +1373,8 @@ function TBackoff.test_a_huge_burst_keeps_little_for_each_failure()
   local count, limit = S.tmpname("count"), S.tmpname("limit")
   -- fails until its count passes the limit, then exits 0: not restarted
   -- ("on-failure"), its failures still in the window
-  local script = string.format('n=0; [ -f %s ] && read n < %s; n=$((n + 1)); echo $n > %s; read l < %s; '
-    .. '[ $n -gt $l ] && exit 0; exit 3', count, count, count, limit)
+  local script = counting_script(count, string.format("read l < %s; [ $n -gt $l ] && exit 0; exit 3",
+    S.shell_quote(limit)))
   local sv = supervisor({ services = {
     crash = { argv = { "/bin/sh", "-c", script }, ready = "none", restart = "on-failure", burst = 1e9,
       burst_interval = 3600, backoff = { initial = 0 } },
