@@ -1199,7 +1199,10 @@ local function await_held_at_stdout(pid)
   local deadline = core.now() + 10
   repeat
     local wchan = S.read("/proc/" .. pid .. "/wchan") or ""
-    if wchan:match("pipe_write$") then return "in a write" end
+    -- (a terminal's write sleeps in n_tty_write's wait_woken)
+    if wchan:match("pipe_write$") or wchan:match("n_tty_write$") or wchan:match("wait_woken$") then
+      return "in a write"
+    end
     local ls = io.popen("ls /proc/" .. pid .. "/fdinfo 2>/dev/null")
     for fd in ls:lines() do
       local info = S.read("/proc/" .. pid .. "/fdinfo/" .. fd) or ""
@@ -1236,6 +1239,64 @@ function Failure.test_a_full_stdout_at_the_ready_line_holds_neither_a_sigterm_no
     lu.assertEquals(ended, 1, "held " .. tostring(held) .. "; " .. (S.read(err) or ""))
     lu.assertStrContains(S.read(err), "interrupted by SIGTERM: start cancelled")
     lu.assertTrue(S.await_gone(app, 5), "the app was left running")
+    S.assert_clean(before)
+  end
+end
+
+-- The same on a terminal whose reader has stalled with some room left:
+-- a terminal says POLLOUT for a byte of room, and the ready line, longer,
+-- was written in a plain write that slept in the kernel until the reader
+-- read, the command's signals blocked: a SIGTERM meanwhile was not acted
+-- on (with --watch, not forwarded; without, dropped: exit 0, the app left
+-- running). What the terminal takes goes at once, the rest waits in the
+-- loop. The terminal is script(1)'s, stopped (its other side unread); the
+-- app (a child Lua program) measures how much it takes, and once script
+-- has emptied it and is stopped again, fills it but for ROOM bytes.
+function Failure.test_a_stalled_terminal_at_the_ready_line_holds_neither_a_sigterm_nor_the_app()
+  if not has("script") then lu.skip("needs script(1) for a terminal") end
+  local ROOM, NAME = 1024, string.rep("n", 4050)
+  for _, watch in ipairs { false, true } do
+    local before = S.snapshot()
+    local pidfile, go1, count, go2 = S.tmpname("pid"), S.tmpname("go"), S.tmpname("count"), S.tmpname("go")
+    local out, err, code = S.tmpname("tty"), S.tmpname("err"), S.tmpname("code")
+    local args = { "--ready=fd", "--ready-fd=3", "--stdout=inherit", "--", "sh", "-c",
+      S.san_prefix .. 'exec lua5.4 "$0" "$@"', S.spec_dir .. "/child/cli_an_app_that_fills_its_terminal.lua",
+      pidfile, go1, count, go2, tostring(ROOM), NAME }
+    if watch then table.insert(args, 1, "--watch") end
+    -- (stderr a file: the last words wait for no terminal)
+    os.execute(string.format("(script -qec %s /dev/null >%s 2>&1 </dev/null; echo $? >%s.tmp; mv %s.tmp %s) "
+      .. ">/dev/null 2>&1 &", quote("exec " .. command_line(args) .. " 2>" .. err), out, code, code, code))
+    local app = S.pid_in(pidfile)
+    local command = ppid(app)
+    local script = ppid(command)
+    while S.proc_status(script).Name ~= "script" do script = ppid(script) end -- (past the guard)
+    local function stop()
+      os.execute("kill -STOP " .. script)
+      lu.assertTrue(S.await_with_sleep(function() return (S.proc_status(script).State or ""):match("^T") ~= nil end,
+        5), "script did not stop")
+    end
+    local ok, why = pcall(function()
+      stop()
+      S.touch(go1)
+      local size = tonumber(S.await_file(count, 10))
+      -- (emptied: all it held is in script's output)
+      os.execute("kill -CONT " .. script)
+      lu.assertTrue(S.await_with_sleep(function() return select(2, (S.read(out) or ""):gsub("x", "")) == size end, 5))
+      stop()
+      S.touch(go2)
+      local held = await_held_at_stdout(command)
+      lu.assertNotEquals(held, false, "the command never came to its ready line")
+      os.execute("kill -TERM " .. command)
+      lu.assertTrue(S.await_gone(app, 5), "held " .. tostring(held) .. ": the app was left running")
+    end)
+    os.execute("kill -CONT " .. script)
+    if S.alive(app) then os.execute("kill -KILL " .. app) end
+    local ended = tonumber(S.await_file(code, 30))
+    assert(ok, why)
+    lu.assertEquals(ended, 1, S.read(err))
+    lu.assertStrContains(S.read(err), "interrupted by SIGTERM: start cancelled")
+    -- the part of the line the terminal took, ended before the last words
+    lu.assertStrMatches(S.read(out), "^x*appstart: n+\r\n$")
     S.assert_clean(before)
   end
 end
@@ -1791,7 +1852,8 @@ function Watch.test_a_second_sigint_sends_sigterm_and_a_third_sigkill_to_an_app_
   lu.assertTrue(S.alive(app), "the app ignores SIGTERM")
   os.execute("kill -INT " .. command)
   local code, _, err = finish(bg)
-  lu.assertEquals(code, 128 + 9, err)
+  -- (killed by the third ^C's SIGKILL: the command dies by SIGINT)
+  lu.assertEquals(code, 128 + 2, err)
   local said = "appstart: stubborn (pid " .. app .. ") "
   assert_contains(err, said .. "is still running: sending SIGTERM\n" .. said .. "is still running: sending SIGKILL\n")
   assert_contains(err, said .. "was killed by SIGKILL\n")
@@ -1866,11 +1928,11 @@ end
 -- leaves a child that ignores SIGTERM: the command awaits it (SIGKILL
 -- after --grace=10), and meanwhile reads its signals. Returns the
 -- background command, its pid, the app's and the child's.
-local function awaiting_what_the_app_left()
+local function awaiting_what_the_app_left(name)
   local pidfile, childfile, go = S.tmpname("pid"), S.tmpname("child"), S.tmpname("go")
   local bg = run_background { "--watch", "--verbose", "--kill-mode=group", "--grace=10", "--ready=fd", "--", F,
     "pidfile=" .. pidfile, "fork", "ignore=TERM", "pidfile=" .. childfile, "pause", "|",
-    "waitfile=" .. childfile, "line=3:rest", "waitfile=" .. go, "exit=0" }
+    "waitfile=" .. childfile, "line=3:" .. (name or "rest"), "waitfile=" .. go, "exit=0" }
   local app = tonumber(S.await_file(pidfile))
   local child = tonumber(S.await_file(childfile))
   local command = ppid(app)
@@ -1880,6 +1942,82 @@ local function awaiting_what_the_app_left()
   await_match(bg.err, "its main process ended: SIGTERM to the 1 process left in its group")
   lu.assertTrue(S.alive(child), "the child ignores SIGTERM")
   return bg, command, app, child
+end
+
+-- An app's name is its ready line with --ready=fd, 4095 bytes at most,
+-- each control byte four once printable (a fixture's TEXT: C escapes).
+local LONG_NAME = string.rep("\\x01", 4000)
+
+--- Every line of text is 4096 bytes at most, its "\n" included.
+local function assert_lines_fit(text)
+  for line in text:gmatch("[^\n]*\n?") do
+    if line ~= "" then lu.assertTrue(#line <= 4096, #line .. " bytes: " .. line:sub(1, 60) .. "..." .. line:sub(-60)) end
+  end
+end
+
+-- The lines that say a second SIGINT sent SIGTERM, and how the app ended,
+-- cut a long name, not what they say: the name went whole into the head
+-- of a 16 KB line, and "sending SIGTERM" was what was cut, to [...].
+function Watch.test_a_long_name_is_cut_in_the_lines_of_a_sigints_sigterm_and_of_the_exit()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local bg = run_background { "--watch", "--verbose", "--ready=fd", "--", F, "ignore=INT", "pidfile=" .. pidfile,
+    "line=3:" .. LONG_NAME, "pause" }
+  local app = tonumber(S.await_file(pidfile))
+  await_match(bg.out, "ready: pid %d+")
+  local command = ppid(app)
+  os.execute("kill -INT " .. command)
+  await_match(bg.err, "forwarding SIGINT to pid %d+")
+  os.execute("kill -INT " .. command)
+  local code, _, err = finish(bg)
+  assert_contains(err, "\\x01[...] (pid " .. app .. ") is still running: sending SIGTERM\n")
+  assert_contains(err, "\\x01[...] (pid " .. app .. ") was killed by SIGTERM\n")
+  assert_lines_fit(err)
+  lu.assertEquals(code, 128 + 2, err)
+  lu.assertFalse(S.alive(app))
+  S.assert_clean(before)
+end
+
+-- The same in the line that says what the app left in its group gets
+-- SIGKILL.
+function Watch.test_a_long_name_is_cut_in_the_line_that_sends_sigkill_to_what_the_app_left()
+  local before = S.snapshot()
+  local bg, command, app, child = awaiting_what_the_app_left(LONG_NAME)
+  os.execute("kill -INT " .. command)
+  local code, _, err = finish(bg)
+  lu.assertEquals(code, 0, err)
+  assert_contains(err, "\\x01[...] (pid " .. app .. ") has exited: sending SIGKILL to the 1 process left in the "
+    .. "group of pid " .. app .. "\n")
+  assert_lines_fit(err)
+  lu.assertFalse(S.alive(child))
+  S.assert_clean(before)
+end
+
+-- The exit's --json object cuts a long name as the ready object does (it
+-- held the whole name: 24 KB, each control byte six in JSON).
+function Watch.test_a_long_name_is_cut_in_the_exits_json_object_as_in_the_ready_one()
+  local before = S.snapshot()
+  local code, out, err = run { "--watch", "--json", "--ready=fd", "--", F, "line=3:" .. LONG_NAME, "exit=0" }
+  lu.assertEquals(code, 0, err)
+  local objects = S.lines(out)
+  lu.assertEquals(#objects, 2, out)
+  assert_lines_fit(out)
+  lu.assertStrMatches(objects[1], '{"pid":%d+,"name":"[\\u01]+%[%.%.%.%]","ready_after":.*')
+  lu.assertStrMatches(objects[2], '{"pid":%d+,"name":"[\\u01]+%[%.%.%.%]","exit_code":0,"signal":null,'
+    .. '"watchdog":false}')
+  S.assert_clean(before)
+end
+
+-- So does the line that says an app left running was terminated, its
+-- ready line lost.
+function Watch.test_a_long_name_is_cut_in_the_line_that_says_an_app_with_its_ready_line_lost_was_terminated()
+  local before = S.snapshot()
+  local code, err = run_to_full { "--ready=fd", "--", F, "line=3:" .. LONG_NAME, "pause" }
+  lu.assertEquals(code, 1, err)
+  lu.assertStrMatches(err, "appstart: cannot write to stdout %(No space left on device%): [\\x01]+%[%.%.%.%] %(pid "
+    .. "%d+%) terminated\n")
+  assert_lines_fit(err)
+  S.assert_clean(before)
 end
 
 -- Once the app has exited, what it left in its group is awaited (its
@@ -1980,6 +2118,42 @@ function Watch.test_an_app_killed_by_a_forwarded_sigint_ends_the_command_by_it_t
     os.execute("kill -" .. name .. " " .. command.pid)
     lu.assertEquals(command:wait(20), { signal = number }, S.read(err))
     lu.assertEquals(S.read(err), "appstart: wce (pid " .. app .. ") was killed by SIG" .. name .. "\n")
+    lu.assertFalse(S.alive(app))
+    command:close()
+    S.assert_clean(before)
+  end
+end
+
+-- An app that ignores a first SIGINT (^C) and dies of the SIGTERM that a
+-- second one sends, or of the SIGKILL of a third, ends the command by
+-- SIGINT too: a ^C ended it (it exited 143 or 137, and a loop of bash's
+-- went on).
+function Watch.test_an_app_killed_by_the_signal_of_a_second_or_third_sigint_ends_the_command_by_sigint()
+  local preload = os.getenv("APPSTART_SAN_PRELOAD")
+  for _, case in ipairs { { { "ignore=INT" }, "TERM" }, { { "ignore=INT", "ignore=TERM" }, "KILL" } } do
+    local ignored, killer = case[1], case[2]
+    local before = S.snapshot()
+    local pidfile, out, err = S.tmpname("pid"), S.tmpname("out"), S.tmpname("err")
+    local argv = { "/bin/sh", "-c", 'exec "$@" >' .. out .. " 2>" .. err, "sh" }
+    if preload then table.move({ "env", "LD_PRELOAD=" .. preload }, 1, 2, #argv + 1, argv) end
+    table.move({ "lua5.4", BIN, "--watch", "--verbose", "--ready=fd", "--", F }, 1, 7, #argv + 1, argv)
+    table.move(ignored, 1, #ignored, #argv + 1, argv)
+    table.move({ "pidfile=" .. pidfile, "line=3:ladder", "pause" }, 1, 3, #argv + 1, argv)
+    local command = assert(appstart.start { argv = argv, ready = "none", log = S.quiet })
+    local app = tonumber(S.await_file(pidfile))
+    await_match(out, "ready: pid %d+")
+    -- (each once the command has acted on the one before: see above)
+    os.execute("kill -INT " .. command.pid)
+    await_match(err, "forwarding SIGINT to pid %d+")
+    os.execute("kill -INT " .. command.pid)
+    if killer == "KILL" then
+      await_match(err, "is still running: sending SIGTERM\n")
+      os.execute("kill -INT " .. command.pid)
+    end
+    lu.assertEquals(command:wait(20), { signal = 2 }, S.read(err))
+    assert_contains(S.read(err), "appstart: ladder (pid " .. app .. ") is still running: sending SIG" .. killer
+      .. "\n")
+    assert_contains(S.read(err), "appstart: ladder (pid " .. app .. ") was killed by SIG" .. killer .. "\n")
     lu.assertFalse(S.alive(app))
     command:close()
     S.assert_clean(before)

@@ -111,7 +111,8 @@ and time to ready, and exit 0 leaving it running.
                            255 when its status cannot be known: not
                            appstart's child; killed by a SIGHUP, SIGINT,
                            SIGQUIT or SIGTERM it got from the command, or
-                           from the terminal with it, die by that signal)
+                           from the terminal with it, die by that signal;
+                           by SIGINT when a ^C's SIGTERM or SIGKILL did)
   --json                   print one JSON object line instead of text, also
                            when the start fails:
                            {"code":..,"message":..,"pid":..,"exit_code":..,
@@ -545,7 +546,8 @@ local SIGPIPE, SIGINT, SIGHUP = core.signum("PIPE"), core.signum("INT"), core.si
 -- or which the terminal sent them both, ends the command by it too, not
 -- with 128+N: a shell that waits for a command in its foreground takes a
 -- normal exit after its own ^C for a command that handled the ^C, and
--- goes on (bash's loops, `make -k`'s recipes)
+-- goes on (bash's loops, `make -k`'s recipes). Killed by the SIGTERM or
+-- SIGKILL that a second or third ^C sent, it ends the command by SIGINT.
 local DIE_BY = { [SIGINT] = true, [SIGHUP] = true, [core.signum("QUIT")] = true, [core.signum("TERM")] = true }
 
 local function signal_name(sig)
@@ -730,30 +732,49 @@ function cli.answer(text, what)
   return 1
 end
 
+local EAGAIN = 11 -- (Linux's errno: the descriptor takes nothing now)
+
 --- text on stdout, each PIPE_BUF bytes of it once stdout takes them at
 -- once: true; nil when a signal came meanwhile (its wait cancelled, or
 -- interrupted() true: a signal read in the turn of the loop that found
--- stdout ready, whose cancel came too late for that wait); false, why
--- when the write failed (a closed pipe).
+-- stdout ready, whose cancel came too late for that wait), and whether
+-- part of text went out then; false, why when the write failed (a closed
+-- pipe). Written with core.write_now, never a plain write: a terminal
+-- says POLLOUT with any room left, a byte of it, and a write of more
+-- would sleep in the kernel until its reader reads, the command's
+-- signals blocked (a SIGTERM neither cancelled the start nor was
+-- forwarded). What it did not take waits in the loop again.
 local function write_stdout(text, interrupted)
-  local PIPE_BUF = log.PIPE_BUF
-  for i = 1, #text, PIPE_BUF do
-    if not await_stdout() or interrupted() then return nil end
-    local ok, why = cli.put_stdout(text:sub(i, i + PIPE_BUF - 1))
-    if not ok then return false, why end
+  local i = 1
+  while i <= #text do
+    if not await_stdout() or interrupted() then return nil, i > 1 end
+    local n, _, errno = core.write_now(1, text:sub(i, i + log.PIPE_BUF - 1))
+    if not n and errno ~= EAGAIN then return false, core.strerror(errno) end
+    if not n or n == 0 then
+      -- POLLOUT and nothing taken (a terminal's last byte of room, short
+      -- of the "\r\n" it makes of a "\n"; another writer's bytes first):
+      -- it may say POLLOUT on until its reader reads, so stdout is looked
+      -- at again a poll interval on, not at once (a loop at full CPU)
+      if loop.wait(nil, core.now() + settings.poll_interval) == nil or interrupted() then return nil, i > 1 end
+    else
+      i = i + n
+    end
   end
   return true
 end
 
 -- The ready report (build(name, status)) in one write of PIPE_BUF bytes
 -- at most: a signal between two writes would tear it (the start cancelled
--- with half a line out, a pid shown of an app then terminated). An app
+-- with half a line out, a pid shown of an app then terminated; only a
+-- terminal short of room still takes a part: see write_stdout). An app
 -- may make it longer (its name on its ready line, a STATUS=, each control
 -- byte six in JSON): the status is cut first, then the name, to the
--- longest start that fits, "[...]" after it.
-local function fitted(build, name, status)
+-- longest start that fits, "[...]" after it. So are the exit's line and
+-- object, and (to `most` bytes, not PIPE_BUF) the name in a line shown.
+local function fitted(build, name, status, most)
+  most = most or log.PIPE_BUF
   local text = build(name, status)
-  if #text <= log.PIPE_BUF then return text end
+  if #text <= most then return text end
   local function longest(fits, whole)
     local lo, hi = 0, #whole -- (fits(lo) holds, or nothing does)
     while lo < hi do
@@ -763,16 +784,26 @@ local function fitted(build, name, status)
     return whole:sub(1, lo) .. "[...]"
   end
   if status then
-    local function fits(n) return #build(name, status:sub(1, n) .. "[...]") <= log.PIPE_BUF end
+    local function fits(n) return #build(name, status:sub(1, n) .. "[...]") <= most end
     if fits(0) then return build(name, longest(fits, status)) end
     status = nil
   end
-  local function fits(n) return #build(name:sub(1, n) .. "[...]", status) <= log.PIPE_BUF end
+  local function fits(n) return #build(name:sub(1, n) .. "[...]", status) <= most end
   return build(longest(fits, name), status)
 end
 
--- true; nil: a signal came while stdout did not take it (interrupted:
--- see write_stdout); false, why: it could not be written (a closed pipe)
+--- An app's name in a line shown on stderr as it is watched: log.show's
+-- head, which it does not cut (it cuts the text after it, what the line
+-- is there to say: "sending SIGTERM"). Printable, and cut (fitted) to half
+-- a line at most: a name an app sent may be 4095 bytes, each control byte
+-- four once printable, a line of 16 KB whose end was what got cut.
+local function shown_name(name)
+  return fitted(printable, name, nil, log.PIPE_BUF // 2)
+end
+
+-- true; nil, torn: a signal came while stdout did not take it (interrupted:
+-- see write_stdout), torn when part of it went out; false, why: it could
+-- not be written (a closed pipe)
 local function report_ready(o, app, interrupted)
   if o.quiet then return true end
   local name = app.name or "app"
@@ -792,10 +823,13 @@ local function report_exit(o, app, how)
   if o.quiet then return end
   local name = app.name or "app"
   if o.json then
-    local ok, why = cli.put_stdout(cli.json_object {
-      { "pid", app.pid }, { "name", name }, { "exit_code", how.code }, { "signal", how.signal },
-      { "watchdog", how.watchdog == true },
-    } .. "\n")
+    -- (cut to fit as the ready object is)
+    local ok, why = cli.put_stdout(fitted(function(n)
+      return cli.json_object {
+        { "pid", app.pid }, { "name", n }, { "exit_code", how.code }, { "signal", how.signal },
+        { "watchdog", how.watchdog == true },
+      } .. "\n"
+    end, name))
     if not ok then cli.say_lost(why, "the exit's object") end
     return
   end
@@ -808,7 +842,9 @@ local function report_exit(o, app, how)
   elseif how.signal then what = "was killed by " .. signal_name(how.signal)
   else what = "exited (its exit status is unknown: it is not appstart's child)"
   end
-  io.stderr:write(log.unshown(), string.format("appstart: %s (pid %d) %s\n", printable(name), app.pid, what))
+  io.stderr:write(log.unshown(), fitted(function(n)
+    return string.format("appstart: %s (pid %d) %s\n", printable(n), app.pid, what)
+  end, name))
 end
 
 --- A start that failed: `appstart: MESSAGE` on stderr and, with --json,
@@ -996,9 +1032,10 @@ local function run(o)
   -- watching), done (the work has ended), report (the last words, written
   -- once the work is done), ending (an app the command terminates, its
   -- start cancelled as it completed), how (how the watched app ended),
-  -- passed (the signals it got from the command, or from the terminal
-  -- with it: see DIE_BY), rest_signals (those that came while what it
-  -- left in its group was awaited)
+  -- passed (each signal it got from the command, or from the terminal
+  -- with it -> the one the command got for it: itself, or SIGINT for the
+  -- SIGTERM and SIGKILL of escalate; see DIE_BY), rest_signals (those
+  -- that came while what it left in its group was awaited)
   local state = { passed = {} }
   local worker, watcher
 
@@ -1028,6 +1065,9 @@ local function run(o)
     if app and not state.interrupted then
       reported, unwritten = report_ready(o, app, function() return state.interrupted ~= nil end)
     end
+    -- (a line stdout took in part as the signal came: ended before the
+    -- last words, which are not to be read as its rest)
+    local torn = reported == nil and unwritten
     if app and state.interrupted then
       -- the signal came as the start was completing: it still means stop
       -- (a second ^C meanwhile: SIGKILL, as while a cancel waits)
@@ -1041,7 +1081,10 @@ local function run(o)
       if state.interrupted and err.code == "cancelled" then
         message = string.format("interrupted by %s: %s", signal_name(state.interrupted), message)
       end
-      state.report = function() report_failure(o, err.code, message, err) end
+      state.report = function()
+        if torn then cli.put_stdout("\n") end
+        report_failure(o, err.code, message, err)
+      end
       state.code = 1
       return
     end
@@ -1057,8 +1100,10 @@ local function run(o)
       -- (state.app is set: a ^C meanwhile goes up the watch's ladder)
       app:terminate()
       state.report = function()
-        io.stderr:write(log.unshown(), "appstart: cannot write to stdout (", tostring(unwritten), "): ",
-          printable(app.name or "app"), " (pid ", app.pid, ") terminated\n")
+        io.stderr:write(log.unshown(), fitted(function(n)
+          return string.format("appstart: cannot write to stdout (%s): %s (pid %d) terminated\n",
+            tostring(unwritten), printable(n), app.pid)
+        end, app.name or "app"))
       end
       state.code = 1
       return
@@ -1090,11 +1135,14 @@ local function run(o)
     -- the signal first, then the notice, and that only where stderr takes
     -- it at once (a reader that never reads must not keep it from the app)
     local sent, refused = app:kill(sig)
+    -- (killed by it, the app ends the command by the ^C it stands for, as
+    -- by a first ^C it had not ignored: bash's loop stops there too)
+    if sent then state.passed[core.signum(sig)] = SIGINT end
     display.clear()
     if not sent and app.state ~= "exited" then
       opts.log("warn", string.format("cannot send SIG%s to pid %d: %s", sig, app.pid, tostring(refused)))
     elseif sent and not o.quiet then
-      log.show(string.format("appstart: %s (pid %d) is still running: ", printable(app.name or "app"), app.pid),
+      log.show(string.format("appstart: %s (pid %d) is still running: ", shown_name(app.name or "app"), app.pid),
         "sending SIG" .. sig, "\n")
     end
   end
@@ -1126,7 +1174,7 @@ local function run(o)
       signal.rest(rest, opts, "KILL", opts.log, program_of(o.command[1]))
       display.clear()
       if not o.quiet then
-        log.show(string.format("appstart: %s (pid %d) has exited: ", printable(app.name or "app"), app.pid),
+        log.show(string.format("appstart: %s (pid %d) has exited: ", shown_name(app.name or "app"), app.pid),
           "sending SIGKILL to " .. what, "\n")
       end
     else
@@ -1160,14 +1208,14 @@ local function run(o)
           -- group, the app included: forwarding would make it two
           opts.log("info", string.format("%s from the terminal reached pid %d too: not forwarded",
             signal_name(sig), app.pid))
-          state.passed[sig] = true
+          state.passed[sig] = sig
         elseif app then
           if sig ~= SIGPIPE then
             opts.log("info", string.format("forwarding %s to pid %d", signal_name(sig), app.pid))
             -- (refused: an app become another user's, a setuid program;
             -- one that has just exited needs none)
             local sent, refused = app:kill(sig)
-            if sent then state.passed[sig] = true end
+            if sent then state.passed[sig] = sig end
             if not sent and app.state ~= "exited" then
               opts.log("warn", string.format("cannot forward %s to pid %d: %s", signal_name(sig), app.pid,
                 tostring(refused)))
@@ -1219,11 +1267,12 @@ local function run(o)
     pipe:close()
   end
   local how = state.how
-  if how and how.signal and DIE_BY[how.signal] and state.passed[how.signal] then
+  local by = how and how.signal and state.passed[how.signal]
+  if by and DIE_BY[by] then
     -- (its default action now, whatever lua5.4 set: the command dies by
     -- it, $? still 128+N in a shell; a core dump it would make is not)
     io.stdout:flush()
-    core.die_by(how.signal)
+    core.die_by(by)
   end
   return state.code
 end
