@@ -43,14 +43,17 @@ static int main_holder(const struct listener *l)
  * A sender is the main only while the number is the main's: a datagram
  * from whoever took it after the main's end is no app's (read once the
  * main is gone too: the main's own last words, which count, or those of
- * a taker gone as well, which can move the main nowhere, having no
- * process of the app's below it). A descendant's is counted while the
- * main it descends from is there. */
-static int admitted(const struct listener *l, pid_t sender)
+ * a taker gone as well, which cannot be told from them; so only until
+ * the launcher has seen the end and read what was sent by then:
+ * listener_end_main). A descendant's is counted while the main it
+ * descends from is there. */
+static int admitted(const struct listener *l, pid_t sender, int over)
 {
     if (sender <= 0)
         return 0;
     if (sender == l->main) {
+        if (over)
+            return 0;
         int holder = main_holder(l);
         if (holder < 0)
             /* (/proc unmounted: nothing to tell with, the number believed) */
@@ -78,6 +81,7 @@ static void drop_held(struct listener *l)
     free(l->held);
     l->held = NULL;
     l->held_len = 0;
+    l->held_early = 0;
 }
 
 int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *sender)
@@ -91,7 +95,7 @@ int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *se
     int a;
     if (l->held) {
         /* what could not be checked comes first, once it can be */
-        if ((a = admitted(l, l->held_sender)) < 0)
+        if ((a = admitted(l, l->held_sender, l->main_over && !l->held_early)) < 0)
             return LISTENER_LATER;
         n = (ssize_t)l->held_len;
         memcpy(buf, l->held, l->held_len);
@@ -102,7 +106,7 @@ int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *se
         n = channel_recv(l->sock->fd, buf, NOTIFY_DATAGRAM_MAX + 1, sender, &trunc);
         if (n < 0)
             return errno == EAGAIN ? LISTENER_NONE : LISTENER_ERROR;
-        if ((a = admitted(l, *sender)) < 0) {
+        if ((a = admitted(l, *sender, l->main_over)) < 0) {
             char *copy = malloc(n ? (size_t)n : 1);
             if (!copy)
                 return LISTENER_REFUSED; /* (cannot be kept: refused, and logged) */
@@ -193,7 +197,17 @@ int listener_verify_main(struct listener *l, pid_t pid, struct process *out, cha
     l->main = pid;
     l->main_start = st.start_time;
     l->main_known = 1;
+    l->main_over = 0;
     return 0;
+}
+
+int listener_end_main(struct listener *l, pid_t pid)
+{
+    if (pid <= 0 || pid != l->main)
+        return 0;
+    l->main_over = 1;
+    l->held_early = l->held != NULL;
+    return 1;
 }
 
 void listener_close(struct listener *l)

@@ -34,6 +34,10 @@ struct listener {
                                      lower bound: /proc could not say, the
                                      launcher out of descriptors as it
                                      took the socket) */
+    int main_over;                /* the launcher has seen the main end
+                                     and read what it sent by then
+                                     (listener_end_main): its number
+                                     admits nobody from then on */
     unsigned long long app_start; /* the app's start time (or a lower
                                      bound of it), as it was started: what
                                      a MAINPID= names is no older, however
@@ -49,6 +53,9 @@ struct listener {
     size_t held_len;
     int held_trunc;
     pid_t held_sender;
+    int held_early;               /* held already as the main's end was
+                                     seen (listener_end_main): judged as
+                                     then, its main's number admitted */
 };
 
 enum listener_read_result {
@@ -74,6 +81,18 @@ int listener_read(struct listener *l, char *buf, struct notify_msg *m, pid_t *se
  * failed. */
 int listener_verify_main(struct listener *l, pid_t pid, struct process *out, char *why,
                          size_t why_len);
+
+/* The main pid, which the caller has seen end (kill_mode "cgroup": the
+ * app runs on while its cgroup has members), after it has read all the
+ * socket held then (the main's last words, a MAINPID= among them): once
+ * the main is reaped its number is free, and whoever takes it, sends and
+ * is gone too before the socket is read, cannot be told from the main by
+ * its number; so a datagram from that number is refused from now on
+ * (one held then, the launcher out of descriptors as it read it, is
+ * judged as before: it was sent before the end; not what is still queued
+ * behind it). Nothing is done when the main is another by now (that read
+ * moved it): returns 1 when done, else 0. */
+int listener_end_main(struct listener *l, pid_t pid);
 
 int listener_fd(const struct listener *l);
 

@@ -145,6 +145,17 @@ static int l_listener_verify_main(lua_State *L)
     return 1;
 }
 
+/* l:end_main(pid) -> true | false: pid, the main, has been seen to end
+ * and what the socket held then read; its number is refused from now on
+ * (listener_end_main). false: the main is another by now */
+static int l_listener_end_main(lua_State *L)
+{
+    struct listener *l = check_listener(L, 1);
+    lua_Integer pid = luaL_checkinteger(L, 2);
+    lua_pushboolean(L, pid > 0 && pid <= 0x7fffffff && listener_end_main(l, (pid_t)pid));
+    return 1;
+}
+
 static int l_listener_close(lua_State *L)
 {
     listener_close(check_listener(L, 1));
@@ -163,6 +174,7 @@ void lb_open_listener(lua_State *L)
     static const luaL_Reg methods[] = {
         { "fd", l_listener_fd },       { "main", l_listener_main },
         { "read", l_listener_read },   { "verify_main", l_listener_verify_main },
+        { "end_main", l_listener_end_main },
         { "close", l_listener_close }, { NULL, NULL },
     };
     lb_new_class(L, LB_LISTENER, methods, l_listener_close, l_listener_tostring);

@@ -51,7 +51,10 @@ function T.test_status_after_ready_updates_app_status_and_calls_on_status()
       on_status = function(a, text) seen[#seen + 1] = a.state .. ":" .. text end,
     })
     lu.assertEquals(app.status, "up")
-    lu.assertTrue(await(function() return app.status == "serving 3 clients" end), app.status)
+    -- (app.status is set as the datagram is read, on_status called after,
+    -- by a task: until it has been, the app is left running)
+    lu.assertTrue(await(function() return #seen == 2 end), table.concat(seen, ", "))
+    lu.assertEquals(app.status, "serving 3 clients")
     lu.assertEquals(app:terminate(), { signal = 15 })
   end)
   lu.assertEquals(seen, { "starting:up", "ready:serving 3 clients" })
@@ -216,6 +219,109 @@ function T.test_a_flood_that_ends_within_its_second_is_counted_whole()
   lu.assertEquals(told(": status: starting", "status"), 20, table.concat(entries, "\n"))
   lu.assertEquals(told("malformed notify datagram", "malformed"), 50, table.concat(entries, "\n"))
   S.assert_clean(before)
+end
+
+-- A log function that waits (on the app's first status line, until the
+-- main task has looked) while the app sends a thousand statuses of 3 KB:
+-- what waits to be told meanwhile is a line of each kind and one
+-- on_status call, each the latest. Each datagram queued a line and a
+-- call, the line with its status: 3 MB here (hundreds of MB in seconds
+-- from a sender as fast as the launcher reads), all told in one go once
+-- the log function returned. Every status is still counted once, told or
+-- held back, and on_status gets the last.
+function T.test_a_flood_while_a_log_function_waits_queues_one_of_each_kind()
+  local before = S.snapshot()
+  local go, flood = S.tmpname("go"), S.tmpname("flood")
+  local entries, calls, last = {}, 0, nil
+  local waiting, read, grew, released = false, false, nil, false
+  run(function()
+    local app = assert(start {
+      argv = { F, "notify=READY=1", "waitfile=" .. go, "notify=STATUS=first", "waitfile=" .. flood,
+        "repeat=1000:0:STATUS=" .. string.rep("x", 3000), "notify=STATUS=done", "pause" },
+      log = function(level, message)
+        entries[#entries + 1] = level .. ": " .. message
+        if message:find(": status: first", 1, true) then
+          waiting = true
+          await(function() return released end, 10)
+        end
+      end,
+      on_status = function(_, text) calls, last = calls + 1, text end,
+    })
+    S.touch(go)
+    lu.assertTrue(await(function() return waiting end, 5), "the log function was never called")
+    collectgarbage()
+    local base = collectgarbage("count")
+    S.touch(flood)
+    -- (every datagram read and acted on while the log function waits)
+    read = await(function() return app.status == "done" end, 10)
+    collectgarbage()
+    grew = collectgarbage("count") - base
+    released = true
+    lu.assertTrue(await(function() return last == "done" end, 5), tostring(last))
+    lu.assertEquals(app:terminate(), { signal = 15 })
+  end)
+  lu.assertTrue(read, "the flood was not read while the log function waited")
+  lu.assertTrue(grew < 512, string.format("%.0f KB held while the log function waited", grew))
+  lu.assertTrue(calls <= 3, calls .. " on_status calls")
+  local told = 0
+  for _, e in ipairs(entries) do
+    if e:find(": status: ", 1, true) then told = told + 1 + (tonumber(e:match("%((%d+) more like it not logged%)$")) or 0) end
+    told = told + (tonumber(e:match(": (%d+) more status lines? not logged")) or 0)
+  end
+  lu.assertEquals(told, 1002)
+  S.assert_clean(before)
+end
+
+-- A log function that waits inside appstart.run on a line the run's own
+-- rounds have to tell (a STATUS= its listener read, a STOPPING=1's bound
+-- a timer saw run out) holds that app's lines and callbacks, no other
+-- task: one ticks, another starts an app meanwhile, and the wait ends
+-- once they have. It was called in those rounds, where a wait serves
+-- descriptors and timers but resumes no task: neither did anything until
+-- the wait gave up (5 s).
+function T.test_a_log_function_that_waits_on_a_line_read_in_the_background_holds_no_other_task()
+  for _, case in ipairs { "status", "bound" } do
+    local before = S.snapshot()
+    local go = S.tmpname("go")
+    local ticks, ticked, waiting, other, waited = 0, nil, false, nil, nil
+    local line = case == "status" and ": status: hello" or "after STOPPING=1: SIGKILL"
+    run(function()
+      local appstart = require "appstart"
+      local app = assert(start {
+        argv = { F, "notify=READY=1", "waitfile=" .. go, case == "status" and "notify=STATUS=hello"
+          or "notify=STOPPING=1", "pause" },
+        watchdog = case == "bound" and 5 or nil, kill_grace = 0.2,
+        log = function(_, message)
+          if not message:find(line, 1, true) then return end
+          waiting = true
+          local from = ticks
+          waited = await(function() return ticks >= from + 3 and other ~= nil end, 5)
+          ticked = ticks - from
+        end,
+      })
+      appstart.spawn(function()
+        while waited == nil do
+          ticks = ticks + 1
+          appstart.sleep(0.01)
+        end
+      end)
+      appstart.spawn(function()
+        lu.assertTrue(await(function() return waiting end, 5), case .. ": the log function was never called")
+        other = assert(start { argv = { F, "notify=READY=1", "pause" } })
+      end)
+      S.touch(go)
+      lu.assertTrue(await(function() return waited ~= nil end, 10), case)
+      if case == "status" then
+        lu.assertEquals(app:terminate(), { signal = 15 }, case)
+      else
+        lu.assertEquals(app:wait(5).signal, 9, case)
+      end
+      if other then lu.assertEquals(other:terminate(), { signal = 15 }, case) end
+    end)
+    lu.assertTrue(waited, case .. ": no other task ran while the log function waited")
+    lu.assertTrue(ticked >= 3, case .. ": ticks " .. tostring(ticked))
+    S.assert_clean(before)
+  end
 end
 
 -- A log function that raises (a ^C) at that last count, as the app's end
@@ -1935,6 +2041,37 @@ function TO.test_reload_of_a_closed_app_says_closed_not_died()
   lu.assertTrue(S.alive(pid))
   os.execute("kill -9 " .. pid)
   S.await_gone(pid, 3)
+  S.assert_clean(before)
+end
+
+-- With kill_mode = "cgroup" an app runs on past its main's end while its
+-- cgroup has members; from then on the main's number is refused (whoever
+-- takes it once the main is reaped is not the main), but what the main
+-- sent just before it exited (a MAINPID= to one of those members, a last
+-- STATUS=) still counts: it is read as the launcher sees the end, first.
+function TM.test_what_a_cgroup_apps_main_sent_just_before_it_exited_counts()
+  lu.skipIf(not S.cgroup_mount(), "needs cgroup v2")
+  local before = S.snapshot()
+  run(function()
+    local child, go = S.tmpname("child"), S.tmpname("go")
+    local app = assert(start { kill_mode = "cgroup", argv = { F, "notify=READY=1",
+      "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. go,
+      "notify=STATUS=handing over", "mainpid=child", "exit=0" } })
+    local first, pid = app.pid, S.pid_in(child)
+    lu.assertNotEquals(first, pid)
+    S.touch(go)
+    -- (busy, not yielding: the loop reads nothing until the main has gone;
+    -- a bound for a loaded machine)
+    local deadline = now() + 20
+    while S.alive(first) and now() < deadline do core.wait_readable(-1, 0.005) end
+    lu.assertFalse(S.alive(first), "the main exited")
+    lu.assertNil(app:wait(0.3), "the app followed its MAINPID=")
+    lu.assertEquals(app.pid, pid)
+    lu.assertEquals(app.status, "handing over")
+    lu.assertTrue(S.alive(pid))
+    lu.assertNotNil(app:terminate())
+    lu.assertFalse(S.alive(pid))
+  end)
   S.assert_clean(before)
 end
 

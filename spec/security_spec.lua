@@ -364,6 +364,34 @@ function T.test_a_datagram_from_whoever_takes_a_moved_mains_pid_is_refused()
   lu.assertStrContains(out, "from pid " .. main, false, "the datagrams were refused, and logged: " .. out)
 end
 
+-- With kill_mode = "cgroup" the app runs on once its main has exited and
+-- been reaped, while its cgroup has members: the main's number is free.
+-- A process that took it, sent, exited and was reaped before the launcher
+-- read the socket was the main, with any notify_access: its STATUS= was
+-- the app's, its MAINPID= moved the main to a process of the cgroup, its
+-- STOPPING=1 stopped the app, and its WATCHDOG=1 kept a hung app from its
+-- watchdog for good.
+function T.test_whoever_takes_an_ended_mains_pid_in_a_cgroup_app_is_not_the_main()
+  lu.skipIf(not S.can_unshare_pid(), "needs unshare(1) and a pid namespace of its own (root)")
+  for _, access in ipairs { "exec", "all" } do
+    local dir = S.tmpname("cgmainreuse")
+    assert(os.execute("mkdir " .. q(dir)))
+    local out = S.run_child({ pidns = true, env = { D = dir }, timeout = 60 },
+      "security_a_cgroup_mains_pid_taken_after_its_end", access)
+    lu.skipIf(out:find("^nocgroup"), "cgroup v2 not usable here: " .. out)
+    local case = access .. ": " .. out
+    local a, b = out:match("a main\t(%d+)"), out:match("b main\t(%d+)")
+    lu.assertNotNil(a, case)
+    lu.assertEquals(out:match("a taker\t(%d+)"), a, "the unrelated process took the main's pid: " .. case)
+    lu.assertStrContains(out, "a after\t" .. a .. "\tmain up\tready\n", false,
+      "its MAINPID=, STATUS=, STOPPING=1 acted on: " .. case)
+    lu.assertStrContains(out, "from pid " .. a, false, "the datagrams were refused, and logged: " .. case)
+    lu.assertNotNil(b, case)
+    lu.assertEquals(out:match("b taker\t(%d+)"), b, "the unrelated process took the main's pid: " .. case)
+    lu.assertNotNil(out:match("b ended\t[^\n]* watchdog\n"), "its WATCHDOG=1 reset the watchdog: " .. case)
+  end
+end
+
 -- A forking daemon's started process has exited and been reaped: its pid
 -- is free, and a process that takes it proves nothing. Here an unrelated
 -- tree (not started by the launcher) takes that pid and starts a child;

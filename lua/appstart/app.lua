@@ -30,6 +30,10 @@ local READS_PER_WAKE = 64
 -- came before it is read, up to this many datagrams: more than a socket
 -- holds (net.unix.max_dgram_qlen), so a sender cannot keep it reading
 local READS_BEFORE_VERDICT = 4096
+-- a state callback still to be told (a log function that waits holds
+-- them) takes the place of the one queued once this many of the app's
+-- tells wait: an app may flip RELOADING=1 and READY=1 as fast as it likes
+local MAX_TELLS = 64
 
 local drain_all -- below
 
@@ -370,6 +374,22 @@ function App.check(app)
     ended(app, how)
     return how
   end
+  -- the main has ended, its cgroup has not emptied: what the main sent
+  -- before it ended counts (read now, as above; a stop's: its last word),
+  -- and nothing from its number after that: reaped, the number is free,
+  -- and a process that takes it, sends and is gone too before the socket
+  -- is read cannot be told from the main by its number (its WATCHDOG=1
+  -- kept a hung app from its watchdog, its MAINPID= moved the main). An
+  -- error its lines raise, its logger's, comes out once the watch has
+  -- moved
+  local life = app._life
+  local drained_ok, drained_err = true, nil
+  if life and life.listener and not life.main_ended and select(2, proc:fd()) == "cgroup" then
+    local l, main = life.listener, app.pid
+    drained_ok, drained_err = pcall(drain_all, app, stopping[app] and true or nil)
+    -- (not where that read moved the main: the new one runs)
+    life.main_ended = life.listener == l and l:end_main(main)
+  end
   -- the app has exited, its cgroup has not emptied: the poll that reaped
   -- it closed the pidfd a watch may wait on (its number may be another
   -- descriptor's by now); the watch moves to the cgroup's
@@ -381,6 +401,7 @@ function App.check(app)
       App.watch(app, fd, kind)
     end
   end
+  if not drained_ok then error(drained_err, 0) end
   return nil
 end
 check = App.check
@@ -420,11 +441,58 @@ local function report(app, what)
   return function(err) app._log("error", format("%s: %s raised %s", app._program, what, log.raised(err))) end
 end
 
--- A line about what the app sent: once a second at most for each kind.
+-- The entry of `kind` still to be told (say), if any.
+local function queued(life, kind)
+  local q = life.tells
+  return q and q.kinds[kind]
+end
+
+-- A line about what the app sent (text: it, or a function that makes it
+-- as it is told: printable() of a STATUS= costs), once a second at most
+-- for each kind, with a count of those held back (life.quiet, kept as
+-- log.limited keeps it). Decided as it is queued, not as it is told: a
+-- log function that waits holds the queue, and a flood would queue a
+-- line per datagram meanwhile (a STATUS= with its text, up to 4 KB
+-- each), all told in one go after. One of each kind waits at most: one
+-- that passes a second later takes its place (the latest is told), the
+-- one it replaced counted as held back.
 local function noisy(app, kind, level, text)
+  if log.drops(app._log, level) then return end
   local life = app._life
-  if life then return log.limited(life.quiet, kind, app._log, level, text) end
-  if not log.drops(app._log, level) then app._log(level, text) end
+  if not life then
+    if type(text) == "function" then text = text() end
+    return app._log(level, text)
+  end
+  local e = life.quiet[kind]
+  if not e then
+    e = { at = -math.huge, n = 0, level = level }
+    life.quiet[kind] = e
+  end
+  -- (within the second of the line last queued or told: held back)
+  local t = now()
+  if t - e.at < 1 then
+    e.n = e.n + 1
+    return
+  end
+  e.at = t
+  -- the count it says: those held back before it (and the line it takes
+  -- the place of, with that one's count); those held back after it are
+  -- the next line's, or log.held_over's
+  local entry = queued(life, kind)
+  local n = e.n + (entry and entry.held + 1 or 0)
+  e.n = 0
+  local function line()
+    e.at = now()
+    local told = type(text) == "function" and text() or text
+    if n > 0 then told = format("%s (%d more like it not logged)", told, n) end
+    app._log(level, told)
+  end
+  if entry then
+    entry.fn = line
+  else
+    entry = say(life, line, kind, true)
+  end
+  entry.held = n
 end
 
 -- What the app's datagrams have the launcher say and call (log lines,
@@ -436,12 +504,29 @@ end
 -- app's end's) reads on, acts on what it reads at once, and leaves its
 -- lines and calls to that teller, which tells them once it is done with
 -- its own. (A teller whose coroutine died of what it told raised is no
--- teller: the next read tells the rest.)
-function say(life, fn)
+-- teller: the next read tells the rest.) What an app drives as often as it
+-- likes is not queued without a bound meanwhile: a tell of a `kind` (a
+-- line of noisy's, on_status, a state callback) takes the place of the
+-- one of its kind still queued (its fn the latest), always, or once
+-- MAX_TELLS wait (a state callback: each state is told, but in a flood);
+-- that entry is returned.
+function say(life, fn, kind, always)
   local q = life.tells
   if not q then
-    q = { first = 1, last = 0 }
+    q = { first = 1, last = 0, kinds = {} }
     life.tells = q
+  end
+  if kind then
+    local entry = q.kinds[kind]
+    if entry and (always or q.last - q.first + 1 >= MAX_TELLS) then
+      entry.fn = fn
+      return entry
+    end
+    entry = { fn = fn, kind = kind, held = 0 }
+    q.kinds[kind] = entry
+    q.last = q.last + 1
+    q[q.last] = entry
+    return entry
   end
   q.last = q.last + 1
   q[q.last] = fn
@@ -450,10 +535,22 @@ end
 function teller_busy(life)
   local co = life.telling
   if co and coroutine.status(co) == "dead" then life.telling = false end
-  return life.telling
+  -- (a teller handed to a task, not begun yet: tell_queued)
+  local task = life.teller
+  if task and coroutine.status(task.co) == "dead" then life.teller = false end
+  return life.telling or life.teller
 end
 
 local TELLING = { __close = function(g) if g.life.telling == g.co then g.life.telling = false end end }
+
+-- A teller handed to a task (tell_queued), begun: the teller is whoever
+-- runs this now, that task, or the end of a failed run that never began
+-- it. (What it raises there is logged: that end must go on.)
+local function tell_in_task(life)
+  life.teller = false
+  tell_queued(life)
+end
+local function teller_raised(err) log.default("error", "a log function raised " .. log.raised(err)) end
 
 -- Tell what is queued, unless a teller is at it already (that one tells
 -- it). A tell that raises (a logger's error, a ^C in it) has the rest
@@ -463,6 +560,17 @@ local TELLING = { __close = function(g) if g.life.telling == g.co then g.life.te
 function tell_queued(life)
   local q = life.tells
   if not q or q.first > q.last or teller_busy(life) then return end
+  -- inside appstart.run but out of its tasks (its own rounds: the
+  -- listener's, a timer's, a watch's callback): a log function that
+  -- waits there waits in a nested turn of the loop, which serves
+  -- descriptors and timers but resumes no task until it returns, and
+  -- every task of the run waited for this app's lines. A task tells
+  -- them (a callback's: one a failed run never began is run then), the
+  -- teller until it has begun; what comes meanwhile queues behind.
+  if loop.running() and not loop.in_task() then
+    life.teller = loop.callback(teller_raised, tell_in_task, life)
+    return
+  end
   local co = coroutine.running()
   life.telling = co
   local _ <close> = setmetatable({ life = life, co = co }, TELLING)
@@ -471,6 +579,11 @@ function tell_queued(life)
     local fn = q[q.first]
     q[q.first] = nil
     q.first = q.first + 1
+    if type(fn) == "table" then
+      -- (told now: one of its kind queued after is a new entry)
+      if q.kinds[fn.kind] == fn then q.kinds[fn.kind] = nil end
+      fn = fn.fn
+    end
     local ok, err = pcall(fn)
     if not ok and not raised then raised = { err } end
   end
@@ -502,13 +615,11 @@ local function set_state(app, state)
   if app._state == state or not RUNNING[app._state] or app._state == "stopping" then return end
   app._state = state
   local life = app._life
-  if not log.drops(app._log, "info") then
-    say(life, function() noisy(app, "state", "info", format("%s: %s", app._program, state)) end)
-  end
+  noisy(app, "state", "info", format("%s: %s", app._program, state))
   if app._on_state then
     say(life, function()
       if app._on_state then loop.callback(report(app, "a state callback"), app._on_state, app, state) end
-    end)
+    end, "state callback")
   end
 end
 
@@ -606,11 +717,16 @@ local function set_stop_bound(app, since, due, extended)
     if life.wd_fired or not app._proc or stopping[app] or check(app) then return end
     life.wd_fired = true
     signal.kick(app._proc, app._opts, "KILL", app._log, app._program)
-    -- (said last, as watchdog_fire's)
-    app._log("warn", extended
-      and format("%s: watchdog: still running %.3f s after STOPPING=1 (kill_grace %g s, which its"
-        .. " EXTEND_TIMEOUT_USEC= extended): SIGKILL", app._program, due - since, grace)
-      or format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
+    -- (said last, as watchdog_fire's, and told as it tells: by a task
+    -- inside appstart.run, after what the app's datagrams have still to
+    -- tell)
+    say(life, function()
+      app._log("warn", extended
+        and format("%s: watchdog: still running %.3f s after STOPPING=1 (kill_grace %g s, which its"
+          .. " EXTEND_TIMEOUT_USEC= extended): SIGKILL", app._program, due - since, grace)
+        or format("%s: watchdog: still running %g s after STOPPING=1: SIGKILL", app._program, grace))
+    end)
+    tell_queued(life)
   end)
 end
 
@@ -645,11 +761,13 @@ local function watch_again(app, watched)
   end
 end
 
--- Refused senders: one line a second at most, with a count.
-function log_refused(app, force)
+-- Refused senders: one line a second at most, with a count (said now:
+-- force, from a tell; else queued, one at a time, told as the app's other
+-- lines are: inside appstart.run by a task, tell_queued).
+local function tell_refused(app)
   local r = app._life.refused
-  if not r or r.n == 0 or (not force and now() - r.at < 1) then return end
   local n = r.n
+  if n == 0 then return end
   r.n, r.at = 0, now()
   if log.drops(app._log, "warn") then return end
   local access = app._opts.notify_access or DEFAULTS.notify_access
@@ -658,25 +776,34 @@ function log_refused(app, force)
     app._life.spell("notify_access", access)))
 end
 
+function log_refused(app, force)
+  local life = app._life
+  local r = life.refused
+  if not r or r.n == 0 then return end
+  if force then return tell_refused(app) end
+  if r.queued or now() - r.at < 1 then return end
+  r.queued = true
+  say(life, function()
+    r.queued = false
+    tell_refused(app)
+  end)
+  tell_queued(life)
+end
+
 -- MAINPID= after ready: from the app itself, to a pid the pid truth rules
 -- admit; the app object follows it (its watch too).
 local function move_main(app, pid, sender)
   if pid == app.pid then return end
   local life = app._life
   if sender ~= app.pid then
-    local own = app.pid
-    say(life, function()
-      noisy(app, "mainpid from", "warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may"
-        .. " move it", app._program, pid, sender, own))
-    end)
+    noisy(app, "mainpid from", "warn", format("%s: ignored MAINPID=%d from pid %d: only the app (pid %d) may"
+      .. " move it", app._program, pid, sender, app.pid))
     return
   end
   local proc, why = life.listener:verify_main(pid)
   if not proc then
     -- (a flood is held back by reason: each reason is one of a few)
-    say(life, function()
-      noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
-    end)
+    noisy(app, "mainpid: " .. why, "warn", format("%s: ignored MAINPID=%d: %s", app._program, pid, why))
     return
   end
   -- a main handed back to a child of ours that an earlier move left
@@ -716,11 +843,7 @@ local function move_main(app, pid, sender)
   if watched then App.watch(app, app._proc:fd()) end
   -- (once a second at most: an app may move it as fast as it forks; said
   -- last: a log function that waits, or raises, leaves nothing undone)
-  if not log.drops(app._log, "info") then
-    say(life, function()
-      noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, was, pid))
-    end)
-  end
+  noisy(app, "mainpid moved", "info", format("%s: main pid %d -> %d (MAINPID=)", app._program, was, pid))
 end
 
 -- on_status, one call at a time: statuses that come while it runs (it may
@@ -837,15 +960,13 @@ local function take_report(app, m)
   local status, errno = m.status, m.errno
   if status then
     app.status = status
-    if not log.drops(app._log, "info") then
-      say(life, function() noisy(app, "status", "info", format("%s: status: %s", app._program, printable(status))) end)
-    end
+    noisy(app, "status", "info", function() return format("%s: status: %s", app._program, printable(status)) end)
+    -- (one call queued stands for them all: it gets app.status, the
+    -- latest, as a call that runs meanwhile has its next call get it)
     local on_status = app._opts.on_status
-    if on_status then say(life, function() call_on_status(app, on_status) end) end
+    if on_status then say(life, function() call_on_status(app, on_status) end, "on_status", true) end
   end
-  if errno and not log.drops(app._log, "info") then
-    say(life, function() noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, errno)) end)
-  end
+  if errno then noisy(app, "errno", "info", format("%s: app reported ERRNO=%d", app._program, errno)) end
 end
 
 local function on_message(app, m, sender)
@@ -953,18 +1074,14 @@ function App.drain(app, last)
     elseif kind == "refused" then
       local r = life.refused
       if not r then
-        r = { n = 0, at = -math.huge, pid = 0 }
+        r = { n = 0, at = -math.huge, pid = 0, queued = false }
         life.refused = r
       end
       r.n, r.pid = r.n + 1, a
     elseif kind == "malformed" then
       -- after ready a broken datagram is not worth the app's life
-      if not log.drops(app._log, "warn") then
-        say(life, function()
-          noisy(app, "malformed", "warn", format("%s: ignored a malformed notify datagram: %s", app._program, a))
-        end)
-        tell_queued(life)
-      end
+      noisy(app, "malformed", "warn", format("%s: ignored a malformed notify datagram: %s", app._program, a))
+      tell_queued(life)
     else
       -- (closed first: a log function that waits leaves no other read to
       -- fail on it again meanwhile)
@@ -1002,8 +1119,9 @@ function App.listen(app, listener, watchdog, spell)
     -- what is logged of the app's messages, once a second at most a kind
     -- (log.limited); on_status: one call at a time, the latest status next
     quiet = {}, status_busy = false, status_next = false, spell = spell,
-    -- what is still to be told of its datagrams, and who tells it (say)
-    tells = false, telling = false }
+    -- what is still to be told of its datagrams, and who tells it (say;
+    -- teller: a task handed it, not begun yet)
+    tells = false, telling = false, teller = false }
   app._life = life
   life.listen = loop.listen(listener:fd(), function() App.drain(app) end)
   if life.watchdog then watchdog_ping(app) end
