@@ -50,6 +50,37 @@ function TC.test_start_and_wait_yield_to_cqueues_while_a_timer_ticks()
   S.assert_clean(before)
 end
 
+-- A coroutine of cqueues' that raises is not closed by cqueues: its
+-- to-be-closed variables run when the caller closes it (README: the
+-- thread cq:loop() returns), which terminates a start it held, and not
+-- before (Lua's rule: an errored coroutine keeps its variables until
+-- coroutine.close).
+function TC.test_a_coroutine_that_raised_ends_its_close_variables_once_closed()
+  local cqueues = require "cqueues"
+  local before = S.snapshot()
+  local cq = cqueues.new()
+  local pidfile, trapped = S.tmpname("pid"), S.tmpname("trap")
+  cq:wrap(function()
+    local h <close> = appstart.begin { argv = { F, "pidfile=" .. pidfile, "trap=TERM:" .. trapped, "pause" },
+      ready = "fd", kill_grace = 0.2, log = S.quiet }
+    h:step()
+    S.await_file(pidfile)
+    error("boom")
+  end)
+  local ok, err, _, co = cq:loop()
+  lu.assertFalse(ok)
+  lu.assertStrContains(tostring(err), "boom")
+  local pid = S.pid_in(pidfile)
+  lu.assertTrue(S.alive(pid), "running until its coroutine is closed")
+  lu.assertEquals(type(co), "thread")
+  lu.assertEquals(select(2, coroutine.close(co)), err)
+  lu.assertFalse(S.alive(pid), "terminated as the coroutine was closed")
+  lu.assertEquals(S.read(trapped), "15\n", "SIGTERM first")
+  cq = nil -- luacheck: ignore
+  collectgarbage()
+  S.assert_clean(before)
+end
+
 -- Two coroutines wait on one app, a third with a timeout: when that
 -- third's wait ends, the two others go on waiting without a spin (each
 -- wait, ending, took the app's pidfd out of the controller's poll set,
