@@ -34,7 +34,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RECORD_HEADER 3 /* stream, length (16 bits, little endian) */
+/* A record in the ring: its mark, the line, its mark again. The mark is
+ * the line's length (at most OUTPUT_LINE_MAX, 13 bits) with the stream in
+ * bit 15, 16 bits little endian: at the start, so that the oldest is
+ * dropped reading forward; at the end, so that the last n lines are
+ * found reading back from the newest, in n steps whatever the ring holds
+ * (output_keep allows 64 MiB: millions of short lines) */
+#define RECORD_MARK 2
+#define RECORD_OVERHEAD (2 * RECORD_MARK)
 
 struct output_file {
     int dir_fd, fd;
@@ -89,9 +96,10 @@ struct output {
     /* the chunk being split */
     int cstream;
     size_t clen, cpos;
-    /* the ring: records of RECORD_HEADER + length bytes */
+    /* the ring: records of RECORD_OVERHEAD + length bytes */
     size_t cap, head, used, nlines;
-    size_t iter_index, iter_pos; /* output_line_at's place */
+    size_t iter_index, iter_pos; /* output_line_at's place, when */
+    int iter_valid;              /* iter_valid (no line added since) */
     char scratch[OUTPUT_LINE_MAX];
     char chunk[OUTPUT_CHUNK];
     unsigned char ring[];
@@ -143,6 +151,7 @@ void output_init(struct output *o, size_t keep)
     o->cap = keep;
     o->head = o->used = o->nlines = 0;
     o->iter_index = o->iter_pos = 0;
+    o->iter_valid = 0;
 }
 
 /* The largest pipe the read at the app's end takes in full (64 chunks of
@@ -1098,35 +1107,40 @@ static void ring_get(const struct output *o, size_t at, void *dst, size_t len)
     memcpy((unsigned char *)dst + first, o->ring, len - first);
 }
 
-static size_t record_length(const struct output *o, size_t at)
+static unsigned record_mark(const struct output *o, size_t at)
 {
-    unsigned char h[RECORD_HEADER];
-    ring_get(o, at, h, sizeof h);
-    return (size_t)h[1] | (size_t)h[2] << 8;
+    unsigned char m[RECORD_MARK];
+    ring_get(o, at, m, sizeof m);
+    return (unsigned)m[0] | (unsigned)m[1] << 8;
 }
+
+#define MARK_LENGTH(mark) ((size_t)((mark) & 0x7fffu))
+#define MARK_STREAM(mark) ((int)((mark) >> 15))
 
 static void ring_add(struct output *o, int stream, const char *line, size_t len)
 {
-    if (o->cap <= RECORD_HEADER)
+    if (o->cap <= RECORD_OVERHEAD)
         return; /* output_keep 0: nothing is kept */
     /* a line longer than the whole ring is kept cut to fit: the newest
      * line is never left out for older ones */
-    if (RECORD_HEADER + len > o->cap)
-        len = o->cap - RECORD_HEADER;
-    size_t need = RECORD_HEADER + len;
+    if (RECORD_OVERHEAD + len > o->cap)
+        len = o->cap - RECORD_OVERHEAD;
+    size_t need = RECORD_OVERHEAD + len;
     while (o->used + need > o->cap) {
-        size_t drop = RECORD_HEADER + record_length(o, o->head);
+        size_t drop = RECORD_OVERHEAD + MARK_LENGTH(record_mark(o, o->head));
         o->head = (o->head + drop) % o->cap;
         o->used -= drop;
         o->nlines--;
     }
-    unsigned char h[RECORD_HEADER] = { (unsigned char)stream, (unsigned char)(len & 0xff),
-                                       (unsigned char)(len >> 8) };
-    ring_put(o, o->head + o->used, h, sizeof h);
-    ring_put(o, o->head + o->used + RECORD_HEADER, line, len);
+    unsigned mark = (unsigned)len | (unsigned)(stream ? 1 : 0) << 15;
+    unsigned char m[RECORD_MARK] = { (unsigned char)(mark & 0xff), (unsigned char)(mark >> 8) };
+    size_t at = o->head + o->used;
+    ring_put(o, at, m, sizeof m);
+    ring_put(o, at + RECORD_MARK, line, len);
+    ring_put(o, at + RECORD_MARK + len, m, sizeof m);
     o->used += need;
     o->nlines++;
-    o->iter_index = o->iter_pos = 0; /* the ring moved */
+    o->iter_valid = 0; /* the ring moved */
 }
 
 size_t output_lines(const struct output *o)
@@ -1134,25 +1148,44 @@ size_t output_lines(const struct output *o)
     return o->nlines;
 }
 
+/* The i-th line kept (0: the oldest), reached from the nearest of the
+ * oldest, the newest and the last one asked for: tail(n) takes n steps
+ * back from the newest, and a walk on from there one step a line. */
 int output_line_at(struct output *o, size_t i, const char **line, size_t *len, int *stream)
 {
     if (i >= o->nlines)
         return 0;
-    if (i < o->iter_index || o->iter_pos == 0) {
-        o->iter_index = 0;
-        o->iter_pos = o->head;
-        if (o->iter_pos == 0) /* 0 marks "unset": keep a real head of 0 apart */
-            o->iter_pos = o->cap;
+    /* (positions are offsets from the ring's start plus cap, so that a
+     * step back never goes below 0: taken modulo cap as they are read) */
+    size_t index = 0, pos = o->head + o->cap;
+    if (o->nlines - i < i) {
+        index = o->nlines;
+        pos = o->head + o->used + o->cap;
     }
-    while (o->iter_index < i) {
-        o->iter_pos += RECORD_HEADER + record_length(o, o->iter_pos);
-        o->iter_index++;
+    if (o->iter_valid) {
+        size_t from = o->iter_index > i ? o->iter_index - i : i - o->iter_index;
+        size_t best = index > i ? index - i : i - index;
+        if (from < best) {
+            index = o->iter_index;
+            pos = o->iter_pos;
+        }
     }
-    unsigned char h[RECORD_HEADER];
-    ring_get(o, o->iter_pos, h, sizeof h);
-    *len = (size_t)h[1] | (size_t)h[2] << 8;
-    *stream = h[0];
-    ring_get(o, o->iter_pos + RECORD_HEADER, o->scratch, *len);
+    while (index < i) {
+        pos += RECORD_OVERHEAD + MARK_LENGTH(record_mark(o, pos));
+        index++;
+    }
+    while (index > i) {
+        pos -= RECORD_OVERHEAD + MARK_LENGTH(record_mark(o, pos - RECORD_MARK));
+        index--;
+    }
+    pos = pos % o->cap + o->cap;
+    o->iter_index = index;
+    o->iter_pos = pos;
+    o->iter_valid = 1;
+    unsigned mark = record_mark(o, pos);
+    *len = MARK_LENGTH(mark);
+    *stream = MARK_STREAM(mark);
+    ring_get(o, pos + RECORD_MARK, o->scratch, *len);
     *line = o->scratch;
     return 1;
 }

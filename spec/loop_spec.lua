@@ -1021,4 +1021,177 @@ function T.test_a_plain_scripts_tail_reads_all_the_pipes_hold_after_a_supervisor
   S.assert_clean(before)
 end
 
+-- ^C at the REPL: lua.c's hook raises "interrupted!" at whatever
+-- instruction runs next. The lines of loop.lua's function `name` (found
+-- in its text: no line numbers written here), for interrupt_at.
+local function lines_of(name, upto)
+  local path = assert(package.searchpath("appstart.loop", package.path))
+  local list, n, inside = {}, 0, false
+  for line in io.lines(path) do
+    n = n + 1
+    if inside then
+      if line == "end" then break end
+      if not line:find("^%s*%-%-") and line:find("%S") then list[#list + 1] = n end
+      if upto and line:find(upto, 1, true) then break end
+    elseif line:find("function " .. name .. "(", 1, true) == 1
+      or line:find("local function " .. name .. "(", 1, true) == 1 then
+      inside = true
+    end
+  end
+  assert(#list > 0, "no function " .. name .. " in loop.lua")
+  return list
+end
+
+-- fn(arm) with an "interrupted!" raised, once it has called arm(), the
+-- k-th time loop.lua's line `at` is reached (the hook of this thread's,
+-- inherited by the coroutines made meanwhile, as lua.c's is): whether it
+-- fired, and what fn's pcall gave.
+local function interrupt_at(at, k, fn)
+  local hits, fired = 0, false
+  local deadline = S.core.now() + 4
+  local function arm()
+    debug.sethook(function(_, line)
+      if S.core.now() > deadline then debug.sethook(); error("watchdog: hung") end
+      if line == at and debug.getinfo(2, "S").short_src:find("appstart/loop.lua", 1, true) then
+        hits = hits + 1
+        if hits == k then debug.sethook(); fired = true; error("interrupted!") end
+      end
+    end, "l")
+  end
+  local ok, err = pcall(fn, arm)
+  debug.sethook()
+  S.arm_watchdog(4)
+  return fired, ok, err
+end
+
+-- A start's waits, that go through the shared poller (its app read for
+-- its output), in a plain script and in appstart.run's tasks; what is
+-- interrupted is the waits, not the start's begin (a handle it never
+-- returned is the collector's to close).
+local function waited_start()
+  return appstart.begin { argv = { F, "lines=1:20:x", "line=3:ok", "pause" }, ready = "fd",
+    stdout = "capture", kill_grace = 0.05, log = S.quiet }
+end
+-- (what an interrupt left of the app, ended as a <close> app is)
+local ENDS = { __close = function(held) if held.app then local _ <close> = held.app end end }
+local INTERRUPTED_WAITS = {
+  plain = function(arm)
+    local h <close> = waited_start()
+    arm()
+    local app <close> = assert(h:wait())
+    app:terminate()
+  end,
+  run = function(arm)
+    local h <close> = waited_start()
+    local held <close> = setmetatable({}, ENDS)
+    arm()
+    appstart.run(function()
+      appstart.spawn(appstart.sleep, 0.01)
+      held.app = assert(h:wait())
+      appstart.sleep(0.01)
+      held.app:terminate()
+    end)
+  end,
+}
+
+-- A ^C between two updates of the loop's waiter sets (remove_waiter
+-- emptied a set and was stopped before its count went down) broke every
+-- later wait of the process ("attempt to compare nil with number" at each
+-- turn) and left the app a zombie. At every line of add_waiter and
+-- remove_waiter, each time it is reached: the wait raises the interrupt,
+-- and after it the loop still sleeps, starts and ends an app, and holds
+-- nothing.
+function T.test_a_cancel_at_any_line_of_the_waiter_sets_leaves_the_loop_whole()
+  local before = S.snapshot()
+  -- (add_waiter up to its last store: a ^C after it is one in its
+  -- caller, that never got the watch it made)
+  local lines = lines_of("add_waiter", "rawset, waiters")
+  for _, n in ipairs(lines_of("remove_waiter")) do lines[#lines + 1] = n end
+  local tried = 0
+  for _, how in ipairs { "plain", "run" } do
+    for _, at in ipairs(lines) do
+      for k = 1, 100 do
+        local fired, ok, err = interrupt_at(at, k, INTERRUPTED_WAITS[how])
+        local where = string.format("%s, loop.lua:%d, hit %d", how, at, k)
+        if not fired then
+          lu.assertTrue(ok, where .. ": " .. tostring(err))
+          break
+        end
+        tried = tried + 1
+        lu.assertFalse(ok, where)
+        lu.assertStrContains(tostring(err), "interrupted!", false, where)
+        lu.assertEquals({ pcall(appstart.sleep, 0.001) }, { true, true }, where .. ": a later sleep")
+        local app = appstart.start { argv = { F, "line=3:ok", "exit=0" }, ready = "fd", log = S.quiet }
+        lu.assertNotNil(app, where .. ": a later start")
+        local st = app:wait(5)
+        lu.assertEquals(st and st.code, 0, where .. ": its app's end")
+        app:close()
+        S.assert_clean(before, where)
+      end
+    end
+  end
+  lu.assertTrue(tried > 20, "interrupted only " .. tried .. " times")
+end
+
+-- loop.release stopped by a ^C: whoever waited on the descriptor is
+-- still waiting on it, or told at the next wait (its watch's fn called);
+-- never dropped untold, its watch's fn never called.
+function T.test_a_cancel_at_any_line_of_a_release_leaves_no_watch_untold()
+  local core, loop = S.core, require "appstart.loop"
+  local before = S.snapshot()
+  local tried = 0
+  for _, at in ipairs(lines_of("loop.release")) do
+    local a = assert(core.signals { "USR2" })
+    local n, told = a:fd(), false
+    local w = loop.watch(n, function() told = true end)
+    local fired, ok, err = interrupt_at(at, 1, function(arm) arm(); loop.release(n) end)
+    local where = string.format("loop.lua:%d", at)
+    if fired then
+      tried = tried + 1
+      lu.assertFalse(ok, where)
+      lu.assertStrContains(tostring(err), "interrupted!", false, where)
+    else
+      lu.assertTrue(ok, where .. ": " .. tostring(err))
+    end
+    assert(appstart.sleep(0.001))
+    local pending = loop.pending()
+    lu.assertTrue(told or pending[1] == n, where .. ": the watch was dropped untold")
+    loop.release(n)
+    a:close()
+    loop.unwatch(w)
+    assert(appstart.sleep(0.001))
+    S.assert_clean(before, where)
+  end
+  lu.assertTrue(tried > 5, "interrupted only " .. tried .. " times")
+end
+
+-- loop.unwatch stopped by a ^C, then called again (the app's close run
+-- again, by its <close>): the watch leaves the poll set then. (It was
+-- marked done first, and the second call, seeing it done, left it there:
+-- the poll set held open, waiting on it for ever.)
+function T.test_a_cancel_at_any_line_of_an_unwatch_then_another_leaves_nothing_waited_on()
+  local core, loop = S.core, require "appstart.loop"
+  local before = S.snapshot()
+  local tried = 0
+  for _, at in ipairs(lines_of("loop.unwatch")) do
+    local a = assert(core.signals { "USR2" })
+    local w = loop.watch(a:fd(), function() end)
+    local fired, ok, err = interrupt_at(at, 1, function(arm) arm(); loop.unwatch(w) end)
+    local where = string.format("loop.lua:%d", at)
+    if fired then
+      tried = tried + 1
+      lu.assertFalse(ok, where)
+      lu.assertStrContains(tostring(err), "interrupted!", false, where)
+    else
+      lu.assertTrue(ok, where .. ": " .. tostring(err))
+    end
+    loop.unwatch(w)
+    lu.assertEquals((loop.pending()), {}, where .. ": still waited on")
+    a:close()
+    assert(appstart.sleep(0.001)) -- (the poll set, at rest, closed by a wait)
+    S.assert_clean(before, where)
+  end
+  lu.assertTrue(tried > 3, "interrupted only " .. tried .. " times")
+end
+
 return { TestLoop = T }

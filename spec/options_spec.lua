@@ -93,15 +93,15 @@ function T.test_output_keep_where_the_launcher_reads_no_output_is_an_error()
   accepted({ output_keep = 100, stderr = { file = "/tmp/x.log" } })
 end
 
--- A line kept takes 3 bytes more than its length: 1 to 3 would keep
+-- A line kept takes 4 bytes more than its length: 1 to 4 would keep
 -- nothing, silently, as 0 says on purpose.
-function T.test_output_keep_is_0_or_from_4_to_64_MiB()
-  local what = "field 'output_keep': must be 0 (nothing kept) or from 4 to 67108864 (bytes: a line kept takes 3"
+function T.test_output_keep_is_0_or_from_5_to_64_MiB()
+  local what = "field 'output_keep': must be 0 (nothing kept) or from 5 to 67108864 (bytes: a line kept takes 4"
     .. " more than its length)"
-  for _, keep in ipairs { -1, 1, 2, 3, 64 * 1024 * 1024 + 1 } do
+  for _, keep in ipairs { -1, 1, 2, 3, 4, 64 * 1024 * 1024 + 1 } do
     raises({ stdout = "capture", output_keep = keep }, what)
   end
-  for _, keep in ipairs { 0, 4, 64 * 1024 * 1024 } do
+  for _, keep in ipairs { 0, 5, 64 * 1024 * 1024 } do
     accepted({ stdout = "capture", output_keep = keep })
   end
 end
@@ -109,10 +109,10 @@ end
 function T.test_output_keep_sizes_the_tail_of_a_syslog_stream()
   local saved = appstart.syslog_socket
   appstart.syslog_socket = S.tmpname("nobody-listens")
-  -- each line takes its length and 3 bytes: "two" and "three" fit in 14
+  -- each line takes its length and 4 bytes: "two" and "three" fit in 16
   local ok, e = pcall(function()
     local app = assert(appstart.start { argv = { F, "echo=one", "echo=two", "echo=three", "pause" },
-      ready = "none", stdout = "syslog", output_keep = 14, log = S.quiet })
+      ready = "none", stdout = "syslog", output_keep = 16, log = S.quiet })
     lu.assertTrue(S.await_with_sleep(function() return app:tail()[2] == "three" end), "the lines came")
     lu.assertEquals(app:tail(), { "two", "three" })
     app:terminate(1)

@@ -210,15 +210,55 @@ end
 
 function TC.test_the_ring_keeps_the_last_output_keep_bytes()
   local app = assert(appstart.start { argv = talker("lines=1:100:line"), ready = "fd",
-    stdout = "capture", output_keep = 100 })
+    stdout = "capture", output_keep = 111 })
   local lines = app:tail(1000)
   app:terminate()
   app:close()
-  -- each line takes its bytes and 3 of bookkeeping: "line90".."line99"
-  -- (10 x 9) and "line100" (10) is 100 bytes, one more would not fit
+  -- each line takes its bytes and 4 of bookkeeping: "line90".."line99"
+  -- (10 x 10) and "line100" (11) is 111 bytes, one more would not fit
   local want = {}
   for i = 90, 100 do want[#want + 1] = "line" .. i end
   lu.assertEquals(lines, want)
+end
+
+-- The last n lines are read back from the newest (each record's length
+-- at its end too: tail(10) took a walk from the oldest of millions), and
+-- a walk forward from the oldest agrees with it, for every n, over a
+-- ring that has wrapped, each line with its stream.
+function TC.test_tail_of_every_length_over_a_wrapped_ring_agrees_with_the_whole()
+  local argv = { F }
+  for i = 1, 60 do
+    local fd = i % 3 == 0 and 2 or 1
+    argv[#argv + 1] = string.format("line=%d:%s%d%s", fd, fd == 1 and "o" or "e", i, string.rep("x", i % 7))
+  end
+  argv[#argv + 1] = "exit=0"
+  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "capture", stderr = "capture",
+    output_keep = 300 })
+  lu.assertEquals(app:wait(), { code = 0 })
+  local r = app._out.r
+  local whole, streams = r:tail(1000, true)
+  local bytes = 0
+  for i, line in ipairs(whole) do
+    bytes = bytes + #line + 4
+    lu.assertEquals(streams[i], line:sub(1, 1) == "o" and "stdout" or "stderr", line)
+  end
+  lu.assertTrue(bytes <= 300 and bytes > 300 - (4 + 9), bytes .. " bytes kept")
+  lu.assertTrue(#whole < 60, "the ring has wrapped")
+  -- (asked in an order that starts each walk from the newest, the
+  -- oldest and the last line asked for)
+  for _, n in ipairs { 1, #whole, 2, #whole - 1, 3, 5, 4, #whole // 2, 0 } do
+    local lines, of = r:tail(n, true)
+    lu.assertEquals(#lines, n)
+    for i = 1, n do
+      lu.assertEquals(lines[i], whole[#whole - n + i], "tail(" .. n .. ")")
+      lu.assertEquals(of[i], streams[#whole - n + i])
+    end
+  end
+  for n = 1, #whole do
+    local lines = app:tail(n)
+    lu.assertEquals(lines, { table.unpack(whole, #whole - n + 1) }, "tail(" .. n .. ")")
+  end
+  app:close()
 end
 
 function TC.test_a_line_longer_than_the_ring_is_kept_cut_never_an_older_one_instead()
@@ -226,8 +266,8 @@ function TC.test_a_line_longer_than_the_ring_is_kept_cut_never_an_older_one_inst
   local _, err = appstart.start { argv = { F, "echo=stale line", "bytes=1:300:E", "line=1:", "exit=1" },
     stdout = "capture", output_keep = 200, log = S.quiet }
   lu.assertEquals(err.code, "died")
-  -- 200 bytes of ring, 3 of them the record's: the newest line's first 197
-  lu.assertEquals(err.output, { string.rep("E", 197) })
+  -- 200 bytes of ring, 4 of them the record's: the newest line's first 196
+  lu.assertEquals(err.output, { string.rep("E", 196) })
   S.assert_clean(before)
 end
 

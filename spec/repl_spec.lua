@@ -153,6 +153,109 @@ function T.test_ctrl_c_in_on_exit_interrupts_the_wait()
   assert_interrupted(out, "the wait")
 end
 
+-- ^C lands at whatever instruction comes next (lua.c raises it from a
+-- hook): here at a chosen line of start.lua, found by its text (not its
+-- number), inside the function defined at the line holding `fn`.
+local START_LUA = assert(package.searchpath("appstart.start", package.path))
+
+--- The number of start.lua's first line past `after` that holds `text`.
+local function start_line(text, after)
+  local n = 0
+  for line in io.lines(START_LUA) do
+    n = n + 1
+    if n > (after or 0) and line:find(text, 1, true) then return n end
+  end
+end
+
+--- fn() with an "interrupted!" raised at the first line that runs, on
+-- this coroutine, in start.lua's function defined at the line holding
+-- `fn_text`, past its first line holding `after_text` (or the second):
+-- whether it was raised, then pcall's results.
+local function interrupted_past(fn_text, after_text, or_text, fn)
+  local def = assert(start_line(fn_text), fn_text)
+  local at = assert(start_line(after_text, def) or (or_text and start_line(or_text, def)), after_text)
+  local fired = false
+  debug.sethook(function(_, line)
+    local info = debug.getinfo(2, "S")
+    if line > at and info.linedefined == def and info.source == "@" .. START_LUA then
+      debug.sethook()
+      fired = true
+      error("interrupted!", 0)
+    end
+  end, "l")
+  local r = table.pack(pcall(fn))
+  debug.sethook()
+  return fired, table.unpack(r, 1, r.n)
+end
+
+-- As the app leaves the starter (s:take) and the start is done with it:
+-- landing between the two made the cancel fail on the taken starter,
+-- raising "appstart.starter: closed, its app taken" (from then on, at
+-- every h:wait and h:cancel), the app running, held by nothing; landing
+-- after, appstart.start raised "interrupted!" and lost the app.
+function T.test_ctrl_c_as_the_app_is_handed_over_by_appstart_start_terminates_it()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local fired, ok, err = interrupted_past("local function finish_ready(", "s:take(", "hand_over(", function()
+    local app = appstart.start { argv = { F, "pidfile=" .. pidfile, "line=3:ok", "pause" }, ready = "fd",
+      log = S.quiet }
+    return app
+  end)
+  lu.assertTrue(fired)
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+  S.assert_clean(before)
+end
+
+-- A begun start interrupted there is done, its app the caller's (h.app),
+-- as one interrupted just after its h:wait() returned.
+function T.test_ctrl_c_as_the_app_is_handed_over_leaves_a_begun_start_done()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "line=3:ok", "pause" }, ready = "fd",
+    log = S.quiet }
+  local fired, ok, err = interrupted_past("local function finish_ready(", "s:take(", "hand_over(", function()
+    local held <close> = h
+    return held:wait()
+  end)
+  lu.assertTrue(fired)
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  lu.assertTrue(h.done)
+  local app = h.app
+  lu.assertEquals(app and app.state, "ready")
+  lu.assertEquals({ pcall(h.wait, h) }, { true, app })
+  lu.assertEquals({ pcall(h.cancel, h) }, { true })
+  app:terminate(1)
+  app:close()
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+  S.assert_clean(before)
+end
+
+-- As a failed start's stop begins: landing after its flag and before its
+-- deadline left every later step comparing nil ("attempt to compare nil
+-- with number", at every h:wait and h:cancel), the app never signalled.
+function T.test_ctrl_c_as_a_failed_start_begins_its_stop_terminates_the_app()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
+    ready_timeout = 0.1, kill_grace = 0.2, log = S.quiet }
+  local fired, ok, err = interrupted_past("local function fail(", "f.stopping", nil, function()
+    local held <close> = h
+    return held:wait()
+  end)
+  lu.assertTrue(fired)
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err and h.err.code, "timeout")
+  lu.assertEquals({ pcall(h.wait, h) }, { true, nil, h.err })
+  lu.assertEquals({ pcall(h.cancel, h) }, { true })
+  lu.assertTrue(S.await_gone(S.pid_in(pidfile)), "the app is still running")
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- 2. a forgotten `ready =`
 

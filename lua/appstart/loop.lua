@@ -18,7 +18,6 @@ local loop = {}
 
 local poller          -- created on first use
 local waiters = {}    -- fd -> { [entry] = the turn it was added in }
-local nwaiters = {}   -- fd -> count
 local heap = {}       -- timers, ordered by .at
 local spare = {}      -- fired lists for poller:wait, not in use (turn)
 local nspare = 0
@@ -148,22 +147,21 @@ local function get_poller() return assert(try_poller()) end
 -- then takes (an on_exit that looks at another app's state, closing its
 -- pidfd, then watches a pid): fired, that waiter would be told of a
 -- descriptor that was never readable.
+--
+-- A ^C (lua.c's hook raises "interrupted!" at any instruction) may stop
+-- these between any two stores: the set alone says who waits (a count
+-- beside it, left one off, broke every later turn), and a descriptor left
+-- in the epoll set with no waiters is let go of by the turn it wakes.
 local function add_waiter(fd, entry)
   local set = waiters[fd]
   local p = get_poller()
   local _, added = assert(p:add(fd, fd))
   if set and not added then
-    if not set[entry] then
-      set[entry] = epoch
-      nwaiters[fd] = nwaiters[fd] + 1
-    end
+    set[entry] = set[entry] or epoch
     return
   end
-  set = { [entry] = epoch }
-  local ok, err = pcall(rawset, nwaiters, fd, 1)
-  if ok then ok, err = pcall(rawset, waiters, fd, set) end
+  local ok, err = pcall(rawset, waiters, fd, { [entry] = epoch })
   if not ok then
-    nwaiters[fd] = nil
     p:del(fd)
     error(err, 0)
   end
@@ -173,11 +171,13 @@ end
 local function remove_waiter(fd, entry)
   local set = waiters[fd]
   if set and set[entry] then
-    set[entry] = nil
-    nwaiters[fd] = nwaiters[fd] - 1
-    if nwaiters[fd] == 0 then
-      waiters[fd], nwaiters[fd] = nil, nil
+    if next(set) == entry and next(set, entry) == nil then
+      -- the last waiter: the set goes whole, in one store (emptied first,
+      -- a ^C between would leave an empty set polled for ever)
+      waiters[fd] = nil
       poller:del(fd)
+    else
+      set[entry] = nil
     end
   end
 end
@@ -225,13 +225,20 @@ local function turn(until_)
   for i = 1, n do
     local fd = fired[i]
     local set = waiters[fd]
+    local first, first_added = nil, nil
+    if set then first, first_added = next(set) end
     -- (a waiter added since the epoll_wait, e or later, is not fired: fd
     -- may be another descriptor of that number by now)
-    if set and nwaiters[fd] == 1 then
+    if not first then
+      -- nobody waits on it (a ^C stopped add_waiter or remove_waiter, or
+      -- a callback of this turn's dropped it): out of the epoll set, or
+      -- it would wake every turn
+      if set then waiters[fd] = nil end
+      if poller then poller:del(fd) end
+    elseif next(set, first) == nil then
       -- the usual case: one waiter, no list to copy
-      local entry, added = next(set)
-      if added < e and not entry.done then entry.fire(entry) end
-    elseif set then
+      if first_added < e and not first.done then first.fire(first) end
+    else
       -- a waiter may drop others of the set: fire from a copy
       local list, k = {}, 0
       for entry, added in pairs(set) do
@@ -546,14 +553,16 @@ function loop.release(...)
     if set then
       local list, k = {}, 0
       for entry in pairs(set) do k = k + 1; list[k] = entry end
-      waiters[fd], nwaiters[fd] = nil, nil
-      poller:del(fd)
+      -- told before they are dropped: a ^C between leaves them waiting
+      -- on, to be told all the same, never dropped untold
       loop.timer(now(), function()
         for j = 1, k do
           local entry = list[j]
           if not entry.done then entry.fire(entry, "released") end
         end
       end)
+      waiters[fd] = nil
+      poller:del(fd)
     end
     if fd and (backends[1] or package.loaded.cqueues) then
       for j = 1, #backends do
@@ -1134,10 +1143,12 @@ end
 --- Stop a watch, listen or at (a handle already done is left alone).
 function loop.unwatch(h)
   if not h or h.done then return end
-  h.done = true
-  if h.cancel then return h.cancel() end
+  if h.cancel then h.done = true; return h.cancel() end
+  -- out of the poller and the heap before it is marked done: a ^C between
+  -- leaves it to be unwatched again, not done and waiting on for ever
   if h.fd then remove_waiter(h.fd, h) end
   loop.cancel(h.timer)
+  h.done = true
   loop.idle()
 end
 

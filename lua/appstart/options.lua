@@ -117,10 +117,10 @@ local function output_stdio(value, what)
   if keep ~= nil and max == nil then return "field 'keep': has no effect without 'max_bytes'" end
 end
 
--- (1 to 3 would keep nothing, silently: a line kept takes 3 bytes more)
+-- (1 to 4 would keep nothing, silently: a line kept takes 4 bytes more)
 local function output_keep(value)
-  if value < 0 or (value > 0 and value < 4) or value > 64 * 1024 * 1024 then
-    return "must be 0 (nothing kept) or from 4 to 67108864 (bytes: a line kept takes 3 more than its length)"
+  if value < 0 or (value > 0 and value < 5) or value > 64 * 1024 * 1024 then
+    return "must be 0 (nothing kept) or from 5 to 67108864 (bytes: a line kept takes 4 more than its length)"
   end
 end
 

@@ -818,10 +818,14 @@ local function fail(h, code, message, errno)
   if not first and (h._opts.kill_mode or "process") ~= "process" then first = "TERM" end
   -- (stopping before the signal: a log function that steps the start as
   -- a helper's failure to send it is told waits with this stop, where it
-  -- failed again, signalled again, until Lua's stack overflowed)
+  -- failed again, signalled again, until Lua's stack overflowed; set
+  -- last, its deadline before it: a ^C, raised at whatever instruction
+  -- comes next, left a stop with no deadline, every later step raising;
+  -- one before it, the next step fails the start again from here)
   local t = now()
-  f.stopping, f.escalated, f.signalled = true, first ~= "TERM", t
+  f.escalated, f.signalled = first ~= "TERM", t
   f.deadline = t + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
+  f.stopping = true
   stop_app(h, first)
   if h.done then return true end
   restamp(f, t)
@@ -832,6 +836,24 @@ end
 local function failed_step(h)
   if h._failure.stopping then return stop_step(h) end
   return fail(h)
+end
+
+-- The app leaves the starter (closed then) and the start is done with it,
+-- in one go: a ^C between the two (lua.c raises it from a hook, at
+-- whatever instruction comes next) left a taken starter that the cancel
+-- could not stop, or the app in no one's hands. So in a coroutine rid of
+-- hooks: lua.c's is set on the main thread alone (one set as this one was
+-- made is copied, and fires at its call, before the take).
+local function hand_over(h, s, app, served)
+  local listener
+  local co = coroutine.create(function()
+    app._proc, listener = s:take(served)
+    h.app, h.done, h._s = app, true, false
+  end)
+  debug.sethook(co)
+  local ok, err = coroutine.resume(co)
+  if not ok then error(err, 0) end
+  return listener
 end
 
 -- Ready: the app object takes the app over.
@@ -883,11 +905,9 @@ local function finish_ready(h)
   local group = h._opts.kill_mode == "group"
   if (app._on_exit or served or out or group) and not exited then App.watch(app, s:app_fd(), "pid") end
   loop.own(app) -- (a failed appstart.run ends it)
-  local listener
   unwatch_output(h)
   release_starter(s, s:app_fd())
-  app._proc, listener = s:take(served) -- and the starter is closed
-  h.app, h.done, h._s = app, true, false
+  local listener = hand_over(h, s, app, served)
   wake_tasks(h)
   if listener then
     -- the app is the caller's now: a failure here costs the socket only
@@ -1437,7 +1457,13 @@ end
 -- @param up as for start.begin, from this function
 function start.start(opts, up)
   local h <close> = start.begin(opts, "appstart.start", up + 1)
-  return h:wait()
+  local ok, app, err = pcall(h.wait, h)
+  if ok then return app, err end
+  -- raised once the app was handed over (a ^C as the start ended, a log
+  -- function that raised after): no one else holds it, so it is
+  -- terminated, and the first error goes on
+  if h.app then pcall(App.__close, h.app) end
+  error(app, 0)
 end
 
 return start
