@@ -842,35 +842,16 @@ end
 -- in one go: a ^C between the two (lua.c raises it from a hook, at
 -- whatever instruction comes next) left a taken starter that the cancel
 -- could not stop, or the app in no one's hands. So in a coroutine rid of
--- hooks: lua.c's is set on the main thread alone. One coroutine, made
--- once and resumed for each start (one made for each was 0.9 KB of
--- garbage a start, B5's RSS per start in flight 1.8 KB to 2.7 KB); what
--- it is handed goes through these upvalues, cleared before it yields, so
--- that it holds no start while it waits.
-local handed_h, handed_s, handed_app, handed_served, handed_listener
-local hand_over_co
-local function hand_over_loop()
-  while true do
-    local h, s, app = handed_h, handed_s, handed_app
-    handed_h, handed_s, handed_app = nil, nil, nil
-    local proc, listener = s:take(handed_served)
-    app._proc = proc
-    h.app, h.done, h._s = app, true, false
-    handed_listener = listener
-    h, s, app, proc, listener = nil, nil, nil, nil, nil -- luacheck: ignore
-    coroutine.yield()
-  end
-end
+-- hooks: lua.c's is set on the main thread alone (one set as this one was
+-- made is copied, and fires at its call, before the take).
 local function hand_over(h, s, app, served)
-  if not hand_over_co or coroutine.status(hand_over_co) ~= "suspended" then
-    hand_over_co = coroutine.create(hand_over_loop)
-    debug.sethook(hand_over_co)
-  end
-  handed_h, handed_s, handed_app, handed_served = h, s, app, served
-  local ok, err = coroutine.resume(hand_over_co)
-  handed_h, handed_s, handed_app, handed_served = nil, nil, nil, nil
-  local listener = handed_listener
-  handed_listener = nil
+  local listener
+  local co = coroutine.create(function()
+    app._proc, listener = s:take(served)
+    h.app, h.done, h._s = app, true, false
+  end)
+  debug.sethook(co)
+  local ok, err = coroutine.resume(co)
   if not ok then error(err, 0) end
   return listener
 end
