@@ -5,8 +5,9 @@
  *
  *   core.connect("unix", path) / core.connect("tcp", host, port)
  *       -> true (a connection was made, and closed at once)
- *        | false, why (refused, not there yet: try again later; a socket
- *          connected to itself is not there yet either)
+ *        | false, why (refused, not there yet, no local port free for now:
+ *          try again later; a socket connected to itself is not there
+ *          yet either)
  *        | conn (under way: conn:check() later; conn:close())
  *        | nil, message, errno (cannot be tried at all: a bad address)
  *   conn:check() -> true | false (still under way) | false, why (failed,
@@ -49,11 +50,14 @@ struct conn {
     int fd;
 };
 
-/* errors that say "not yet": the listener is not there, or is busy */
+/* errors that say "not yet": the listener is not there, or is busy; or
+ * no local port is free for a tcp connect's source (EADDRNOTAVAIL: the
+ * ephemeral range used up for a moment, on a host making many
+ * connections), which the next try may find */
 static int not_yet(int err)
 {
     return err == ECONNREFUSED || err == ENOENT || err == EAGAIN || err == ETIMEDOUT ||
-           err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH;
+           err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL;
 }
 
 /* Is the socket fd, whose connect has succeeded, connected to itself?

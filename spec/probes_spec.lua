@@ -142,6 +142,22 @@ function T.test_a_name_dns_cannot_answer_for_now_is_a_try_that_failed()
   lu.assertStrContains(out, "\nleft\t\n")
 end
 
+-- No local port free for a tcp connect (the ephemeral range used up, for
+-- a moment on a busy host: connect's EADDRNOTAVAIL) is a try that failed,
+-- its reason in a timeout's message, and the start is ready once a port is
+-- free again. (It failed at once, as an address that cannot be tried.)
+-- Here in a network namespace whose range is one port, held by an app.
+function T.test_a_connect_with_no_local_port_free_is_a_try_that_failed()
+  lu.skipIf(not S.can_unshare_ports(), "needs unshare(1), ip(8) and a network namespace of its own (root)")
+  local out, ok, how, code = S.run_child({ port_range = "40000 40000", timeout = 60 },
+    "probes_a_connect_with_no_local_port_free")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, out))
+  lu.assertEquals(out, "connect\tfalse\tCannot assign requested address\n"
+    .. "held\ttimeout\tapp not ready within 0.5 s: no connection to tcp:127.0.0.1:5000"
+    .. " (the last try: Cannot assign requested address)\n"
+    .. "freed\t15\nleft\t\n")
+end
+
 -- A socket named through a symbolic link in its last component: never
 -- followed, the start fails at once (a link the app's user made had the
 -- launcher connect, with its rights, to a socket that user may not

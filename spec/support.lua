@@ -446,8 +446,10 @@ S.san_prefix = require("childkit").SH_SAN_PRELOAD
 -- (the fixture's userns=),
 -- `how.dgram_qlen` runs it in a network namespace whose unix datagram
 -- queues hold that many (see
--- S.can_unshare_net), `how.pidns` in a pid namespace of its own (see
--- S.can_unshare_pid), `how.preload` (a library of the fixtures', such as
+-- S.can_unshare_net), `how.port_range` ("40000 40000") in a network
+-- namespace whose loopback is up and whose tcp connects take their
+-- source port from that range (see S.can_unshare_ports), `how.pidns` in
+-- a pid namespace of its own (see S.can_unshare_pid), `how.preload` (a library of the fixtures', such as
 -- "procfault.so") preloaded into it, after the sanitizers' runtime.
 -- Returns its output (stderr goes with stdout), then what closing the pipe
 -- returns (ok, "exit"|"signal", code).
@@ -516,6 +518,13 @@ function S.run_child(how, name, ...)
     command = "unshare -n sh -c " .. shell_quote("echo " .. how.dgram_qlen
       .. " > /proc/sys/net/unix/max_dgram_qlen && exec " .. command)
   end
+  if how.port_range then
+    -- a network namespace of its own, loopback up, where a connect picks
+    -- its source port from port_range alone (a port bound there by anyone
+    -- is taken: one is enough to run out)
+    command = "unshare -n sh -c " .. shell_quote("ip link set lo up && echo " .. shell_quote(how.port_range)
+      .. " > /proc/sys/net/ipv4/ip_local_port_range && exec " .. command)
+  end
   if how.pidns then
     -- a pid namespace of its own, where pids come in order and
     -- /proc/sys/kernel/ns_last_pid sets the next one (sh stays its pid 1:
@@ -545,6 +554,13 @@ end
 -- datagram queue length there (S.run_child's `dgram_qlen`)?
 function S.can_unshare_net()
   return os.execute("unshare -n sh -c 'echo 512 > /proc/sys/net/unix/max_dgram_qlen' >/dev/null 2>&1") == true
+end
+
+--- Can a child have a network namespace of its own, its loopback up
+-- and its ephemeral port range set (S.run_child's `port_range`)?
+function S.can_unshare_ports()
+  return os.execute("unshare -n sh -c 'ip link set lo up && echo \"40000 40000\" "
+    .. "> /proc/sys/net/ipv4/ip_local_port_range' >/dev/null 2>&1") == true
 end
 
 --- Can a child have a pid namespace of its own and choose its next pid
