@@ -1064,6 +1064,18 @@ local function interrupt_at(at, k, fn)
   return fired, ok, err
 end
 
+-- What interrupt_at gave, checked: fn raised the interrupt where it
+-- fired, else returned. 1 where it fired, else 0 (a count of those tried).
+local function assert_interrupted(fired, ok, err, where)
+  if not fired then
+    lu.assertTrue(ok, where .. ": " .. tostring(err))
+    return 0
+  end
+  lu.assertFalse(ok, where)
+  lu.assertStrContains(tostring(err), "interrupted!", false, where)
+  return 1
+end
+
 -- A start's waits, that go through the shared poller (its app read for
 -- its output), in a plain script and in appstart.run's tasks; what is
 -- interrupted is the waits, not the start's begin (a handle it never
@@ -1113,13 +1125,8 @@ function T.test_a_cancel_at_any_line_of_the_waiter_sets_leaves_the_loop_whole()
       for k = 1, 100 do
         local fired, ok, err = interrupt_at(at, k, INTERRUPTED_WAITS[how])
         local where = string.format("%s, loop.lua:%d, hit %d", how, at, k)
-        if not fired then
-          lu.assertTrue(ok, where .. ": " .. tostring(err))
-          break
-        end
+        if assert_interrupted(fired, ok, err, where) == 0 then break end
         tried = tried + 1
-        lu.assertFalse(ok, where)
-        lu.assertStrContains(tostring(err), "interrupted!", false, where)
         lu.assertEquals({ pcall(appstart.sleep, 0.001) }, { true, true }, where .. ": a later sleep")
         local app = appstart.start { argv = { F, "line=3:ok", "exit=0" }, ready = "fd", log = S.quiet }
         lu.assertNotNil(app, where .. ": a later start")
@@ -1146,13 +1153,7 @@ function T.test_a_cancel_at_any_line_of_a_release_leaves_no_watch_untold()
     local w = loop.watch(n, function() told = true end)
     local fired, ok, err = interrupt_at(at, 1, function(arm) arm(); loop.release(n) end)
     local where = string.format("loop.lua:%d", at)
-    if fired then
-      tried = tried + 1
-      lu.assertFalse(ok, where)
-      lu.assertStrContains(tostring(err), "interrupted!", false, where)
-    else
-      lu.assertTrue(ok, where .. ": " .. tostring(err))
-    end
+    tried = tried + assert_interrupted(fired, ok, err, where)
     assert(appstart.sleep(0.001))
     local pending = loop.pending()
     lu.assertTrue(told or pending[1] == n, where .. ": the watch was dropped untold")
@@ -1178,13 +1179,7 @@ function T.test_a_cancel_at_any_line_of_an_unwatch_then_another_leaves_nothing_w
     local w = loop.watch(a:fd(), function() end)
     local fired, ok, err = interrupt_at(at, 1, function(arm) arm(); loop.unwatch(w) end)
     local where = string.format("loop.lua:%d", at)
-    if fired then
-      tried = tried + 1
-      lu.assertFalse(ok, where)
-      lu.assertStrContains(tostring(err), "interrupted!", false, where)
-    else
-      lu.assertTrue(ok, where .. ": " .. tostring(err))
-    end
+    tried = tried + assert_interrupted(fired, ok, err, where)
     loop.unwatch(w)
     lu.assertEquals((loop.pending()), {}, where .. ": still waited on")
     a:close()
