@@ -249,6 +249,29 @@ function T.test_ctrl_c_as_a_failed_start_begins_its_stop_terminates_the_app()
   S.assert_clean(before)
 end
 
+-- As a failed start's grace runs out, its SIGKILL due: landing before it
+-- was sent left the stop waiting KILL_WAIT (10 s) for a SIGKILL never
+-- sent, the app (deaf to SIGTERM) running meanwhile. The next step sends
+-- it: the cancel that follows the interrupt is over at once.
+function T.test_ctrl_c_as_a_stops_sigkill_is_due_still_sends_it()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local KILL_WAIT = require("appstart.ending").KILL_WAIT
+  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
+    ready_timeout = 0.1, kill_grace = 0.1, log = S.quiet }
+  local t0 = core.now()
+  interrupt_past("local function escalate(", "f.escalated, f.deadline, f.signalled = true", nil, function()
+    local held <close> = h
+    return held:wait()
+  end)
+  local took = core.now() - t0
+  lu.assertTrue(took < KILL_WAIT / 2, string.format("the interrupted start took %.1f s to end", took))
+  lu.assertTrue(h.done)
+  lu.assertEquals(h.err and h.err.code, "timeout")
+  lu.assertFalse(S.alive(S.pid_in(pidfile)), "the app is still running")
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- 2. a forgotten `ready =`
 

@@ -743,6 +743,31 @@ local function restamp(f, t)
   return t1
 end
 
+-- Is stop_app under way lower on this coroutine's stack (a log function
+-- it called, told of a helper's failure, steps the start)?
+local function sending()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "f")
+    if not info then return false end
+    if info.func == stop_app then return true end
+    level = level + 1
+  end
+end
+
+-- The stop's SIGKILL, its grace out (or at once: start.hurry). Owed from
+-- before its deadline moves until it has been sent: a ^C (raised at
+-- whatever instruction comes next) between the two left a stop waiting
+-- KILL_WAIT for a SIGKILL never sent; the next step sends what is owed.
+-- Its deadline before the signal: a log function that steps the start as
+-- a helper's failure to send it is told waits with this stop.
+local function escalate(h, f, t)
+  f.owed = "KILL"
+  f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
+  stop_app(h, "KILL")
+  f.owed = false
+end
+
 -- An exec probe's commands still running KILL_WAIT after their SIGKILL
 -- (p:settled() gave up on them): said once.
 local function tell_given_up(h, p)
@@ -773,14 +798,22 @@ local function stop_step(h)
   end
   if stopped and settled then return finish_failed(h) end
   local t = now()
+  -- a signal owed: the step that was sending it was stopped by a ^C
+  -- before it could (unless it is being sent, by the step whose log
+  -- function runs this one)
+  local owed = f.owed
+  if owed and not sending() then
+    f.owed = false
+    stop_app(h, owed)
+    if h.done then return true end
+    t = now()
+  end
   if t >= f.deadline then
     if f.escalated then -- given up on: reaped later
       if f.probe then f.probe:drop() end
       return finish_failed(h)
     end
-    -- (escalated first, as in fail)
-    f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
-    stop_app(h, "KILL")
+    escalate(h, f, t)
     if h.done then return true end
     t = restamp(f, t)
   end
@@ -825,8 +858,11 @@ local function fail(h, code, message, errno)
   local t = now()
   f.escalated, f.signalled = first ~= "TERM", t
   f.deadline = t + (first == "TERM" and (h._opts.kill_grace or DEFAULTS.kill_grace) or ending.KILL_WAIT)
+  -- (owed until sent: see escalate)
+  f.owed = first or false
   f.stopping = true
   stop_app(h, first)
+  f.owed = false
   if h.done then return true end
   restamp(f, t)
   return stop_step(h)
@@ -1437,8 +1473,7 @@ end
 function start.hurry(h)
   local f = h._failure
   if h.done or not f or not f.stopping or f.escalated then return nil end
-  f.escalated, f.deadline = true, now() + ending.KILL_WAIT
-  stop_app(h, "KILL")
+  escalate(h, f, now())
   -- (its wait from the signal sent, as in fail)
   if not h.done then f.deadline = now() + ending.KILL_WAIT end
   return h._s:result().pid or true
