@@ -39,7 +39,7 @@ CORE_SRC     := csrc/sys.c csrc/procfs.c csrc/children.c csrc/process.c \
                 csrc/cgroup.c csrc/tree.c csrc/listener.c csrc/output.c
 BINDING_SRC  := csrc/lcore.c csrc/lprocess.c csrc/lstarter.c csrc/lpoller.c \
                 csrc/lsignals.c csrc/ltesting.c csrc/llistener.c csrc/loutput.c \
-                csrc/lprobe.c
+                csrc/lprobe.c csrc/ltimers.c
 HEADERS      := $(wildcard csrc/*.h)
 FIXTURES     := $(B)/fixtures/fixture $(B)/fixtures/fakesetuid.so $(B)/fixtures/fakesetgroups.so \
                 $(B)/fixtures/preloadprobe.so $(B)/fixtures/procfault.so $(B)/fixtures/oldpidfd.so \

@@ -82,6 +82,7 @@ void lb_open_signals(lua_State *L);
 void lb_open_testing(lua_State *L);
 void lb_open_listener(lua_State *L);
 void lb_open_probe(lua_State *L);
+void lb_open_timers(lua_State *L);
 /* testing.probe_source_port(port): the next tcp probe's socket is bound to
  * that source port before it connects (0: none); a test knob */
 void lb_probe_source_port(int port);

@@ -734,6 +734,7 @@ int luaopen_appstart_core(lua_State *L)
     lb_open_testing(L);
     lb_open_listener(L);
     lb_open_probe(L);
+    lb_open_timers(L);
     lb_open_output(L);
     lua_pushliteral(L, APPSTART_VERSION);
     lua_setfield(L, -2, "version");

@@ -1043,7 +1043,7 @@ local function lines_of(name, upto)
 end
 
 -- fn(arm) with an "interrupted!" raised, once it has called arm(), the
--- k-th time loop.lua's line `at` is reached (the hook of this thread's,
+-- k-th time loop.lua's line `at` (nil: any line) is reached (the hook of this thread's,
 -- inherited by the coroutines made meanwhile, as lua.c's is): whether it
 -- fired, and what fn's pcall gave.
 local function interrupt_at(at, k, fn)
@@ -1052,7 +1052,7 @@ local function interrupt_at(at, k, fn)
   local function arm()
     debug.sethook(function(_, line)
       if S.core.now() > deadline then debug.sethook(); error("watchdog: hung") end
-      if line == at and debug.getinfo(2, "S").short_src:find("appstart/loop.lua", 1, true) then
+      if (at == nil or line == at) and debug.getinfo(2, "S").short_src:find("appstart/loop.lua", 1, true) then
         hits = hits + 1
         if hits == k then debug.sethook(); fired = true; error("interrupted!") end
       end
@@ -1187,6 +1187,64 @@ function T.test_a_cancel_at_any_line_of_an_unwatch_then_another_leaves_nothing_w
     S.assert_clean(before, where)
   end
   lu.assertTrue(tried > 3, "interrupted only " .. tried .. " times")
+end
+
+-- The timer heap stopped by a ^C (at the k-th line loop.lua runs, for
+-- every k) as timers are made and cancelled, enough of them cancelled
+-- that the heap is rebuilt without them: none is lost or held twice. Each
+-- timer made and not cancelled fires once, in the order of their times; a
+-- cancelled one never; the one whose making or cancel was stopped, at most
+-- once. (The heap's sifts and its rebuild were Lua: a ^C in the middle of
+-- one held a timer twice and lost another, a wait that never woke.)
+function T.test_a_cancel_at_any_line_of_the_timer_heap_loses_no_timer()
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local N, tried = 70, 0
+  for k = 1, 100000 do
+    local made, cancelled, fired, doing = {}, {}, {}, nil
+    local at = {}
+    local t0 = S.core.now()
+    local function note(i) fired[#fired + 1] = i end
+    local hit, ok, err = interrupt_at(nil, k, function(arm)
+      arm()
+      -- (their times out of order, so that each push moves up the heap)
+      for i = 1, N do
+        doing = i
+        at[i] = t0 + ((i * 37) % N) * 1e-6
+        made[i] = loop.timer(at[i], note, i)
+      end
+      -- (37 of 70: the heap is rebuilt at the 36th)
+      for i = 1, N do
+        if i % 2 == 1 or i <= 4 then
+          doing = i
+          loop.cancel(made[i])
+          cancelled[i] = true
+        end
+      end
+      doing = nil
+    end)
+    local where = string.format("line %d of loop.lua run", k)
+    if assert_interrupted(hit, ok, err, where) == 0 then break end
+    tried = tried + 1
+    -- (every one of them due: fired at the next turn)
+    assert(appstart.sleep(0.001))
+    local count = {}
+    for n, i in ipairs(fired) do
+      count[i] = (count[i] or 0) + 1
+      lu.assertTrue(count[i] == 1, where .. ": timer " .. i .. " fired twice")
+      if n > 1 then lu.assertTrue(at[fired[n - 1]] <= at[i], where .. ": timers fired out of order") end
+    end
+    for i = 1, N do
+      if i ~= doing then
+        local expected = (made[i] and not cancelled[i]) and 1 or 0
+        lu.assertEquals(count[i] or 0, expected, where .. ": timer " .. i .. (expected == 1 and " lost" or " fired"))
+      end
+    end
+    local _, timers = loop.pending()
+    lu.assertEquals(timers, 0, where .. ": timers left")
+    S.assert_clean(before, where)
+  end
+  lu.assertTrue(tried > 200, "interrupted only " .. tried .. " times")
 end
 
 return { TestLoop = T }

@@ -18,7 +18,7 @@ local loop = {}
 
 local poller          -- created on first use
 local waiters = {}    -- fd -> { [entry] = the turn it was added in }
-local heap = {}       -- timers, ordered by .at
+local heap = { ncancelled = 0 } -- timers, ordered by .at (core.timer_push); the cancelled counted
 local spare = {}      -- fired lists for poller:wait, not in use (turn)
 local nspare = 0
 local epoch = 0       -- turns that polled, counted: the latest's number
@@ -28,38 +28,11 @@ local HELD_PRUNE_MIN = 64 -- loop.own: the fewest apps a run holds before it loo
 -------------------------------------------------------------------------------
 -- timers
 
-local function heap_push(t)
-  local i = #heap + 1
-  heap[i] = t
-  while i > 1 do
-    local parent = i // 2
-    if heap[parent].at <= t.at then break end
-    heap[i], heap[parent] = heap[parent], t
-    i = parent
-  end
-end
+-- (the heap's operations are the core's: each all or nothing, where a
+-- ^C, raised at whatever Lua instruction comes next, stopped a sift in
+-- the middle, a timer held twice and another lost)
+local heap_push, heap_pop, heap_cancel = core.timer_push, core.timer_pop, core.timer_cancel
 
-local function heap_pop()
-  local top, n = heap[1], #heap
-  -- two statements: a multiple assignment's order is undefined when n == 1
-  local last = heap[n]
-  heap[n] = nil
-  n = n - 1
-  if n == 0 then return top end
-  heap[1] = last
-  local i = 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and heap[l].at < heap[m].at then m = l end
-    if r <= n and heap[r].at < heap[m].at then m = r end
-    if m == i then break end
-    heap[i], heap[m] = heap[m], heap[i]
-    i = m
-  end
-  return top
-end
-
-local ncancelled = 0 -- cancelled timers still in the heap
 
 -- What the waits under another loop were told of the shared poller
 -- (loop.outside): the latest next timer one of them sleeps until, and
@@ -85,7 +58,7 @@ end
 -- @return the timer, for loop.cancel
 function loop.timer(at, fn, arg)
   local t = { at = at, fn = fn, arg = arg or false, cancelled = false }
-  heap_push(t)
+  heap_push(heap, t)
   if at < told_at then outside_changed() end
   return t
 end
@@ -95,24 +68,7 @@ end
 -- a deadline that ends early leaves one; they must not pile up).
 function loop.cancel(t)
   if not t or t.cancelled then return end
-  t.cancelled, t.fn, t.arg = true, nil, false
-  ncancelled = ncancelled + 1
-  local n = #heap
-  if n > 64 and ncancelled * 2 > n then
-    local kept = {}
-    for i = 1, n do
-      if not heap[i].cancelled then kept[#kept + 1] = heap[i] end
-    end
-    for i = n, 1, -1 do heap[i] = nil end
-    ncancelled = 0
-    for i = 1, #kept do heap_push(kept[i]) end
-  end
-end
-
-local function pop_cancelled()
-  local t = heap_pop()
-  if t.cancelled then ncancelled = ncancelled - 1 end
-  return t
+  heap_cancel(heap, t)
 end
 
 -------------------------------------------------------------------------------
@@ -192,7 +148,7 @@ local nserved = 0
 local function turn(until_)
   core.reap()
   local t = now()
-  while heap[1] and heap[1].cancelled do pop_cancelled() end
+  while heap[1] and heap[1].cancelled do heap_pop(heap) end
   local wake = heap[1] and heap[1].at
   if until_ and (not wake or until_ < wake) then wake = until_ end
   local timeout = wake and math.max(0, wake - t) or -1
@@ -257,11 +213,10 @@ local function turn(until_)
   end
   t = now()
   while heap[1] and (heap[1].cancelled or heap[1].at <= t) do
-    local timer = pop_cancelled()
-    if not timer.cancelled then
+    -- (a live one's fn, the timer marked out of the heap)
+    local fn, arg = heap_pop(heap)
+    if fn then
       nserved = nserved + 1
-      local fn, arg = timer.fn, timer.arg
-      timer.cancelled, timer.fn, timer.arg = true, nil, false -- out of the heap already
       fn(arg)
     end
   end
@@ -761,7 +716,7 @@ local Wait = { __index = { fire = wait_fire, resume = wait_resume, drop = wait_d
 
 -- Nothing but the caller could run or fire: no other waiter, no live timer.
 local function alone()
-  return not next(waiters) and #heap == ncancelled
+  return not next(waiters) and #heap == heap.ncancelled
 end
 
 -- Block on source (a descriptor or a source of several) until the
@@ -808,7 +763,7 @@ end
 -- this was a slot deeper.)
 local function task_wait(task, source, deadline, keep)
   local entry = wait_entry(task, source, deadline, keep)
-  if deadline then heap_push(entry) end
+  if deadline then heap_push(heap, entry) end
   for i = 1, entry.nfds do
     local ok, err = pcall(add_waiter, entry[i], entry)
     if not ok then wait_drop(entry); error(err, 0) end
@@ -923,7 +878,7 @@ function loop.wait(source, deadline, owner)
   if fd and not poller and not next(waiters) then
     poller = core.poller()
     while not poller and not next(waiters) do
-      while heap[1] and heap[1].cancelled do pop_cancelled() end
+      while heap[1] and heap[1].cancelled do heap_pop(heap) end
       local wake = heap[1] and heap[1].at
       if deadline and (not wake or deadline < wake) then wake = deadline end
       local readable = block(fd, wake)
@@ -984,7 +939,7 @@ end
 -- none). Inside appstart.run, nothing: the run serves it.
 function loop.outside()
   if current then return nil, nil end
-  while heap[1] and heap[1].cancelled do pop_cancelled() end
+  while heap[1] and heap[1].cancelled do heap_pop(heap) end
   local fd = next(waiters) and get_poller():fd() or nil
   local at = heap[1] and heap[1].at or nil
   if not fd then told_none = true end
@@ -1017,7 +972,7 @@ end
 -- descriptor of appstart's.
 function loop.idle()
   if poller and not current and not next(waiters) then
-    while heap[1] and heap[1].cancelled do pop_cancelled() end
+    while heap[1] and heap[1].cancelled do heap_pop(heap) end
     if not heap[1] then
       -- (out of the other loops' poll sets first: a wait under cqueues
       -- or luv may poll it, loop.outside's)
