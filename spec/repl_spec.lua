@@ -272,6 +272,45 @@ function T.test_ctrl_c_as_a_stops_sigkill_is_due_still_sends_it()
   S.assert_clean(before)
 end
 
+-- A second ^C as the step after the first sends what that one left owed
+-- (in the call that sends it): owed still, sent by the step after (it was
+-- let go of before it was sent: h:cancel() waited KILL_WAIT, the app
+-- running meanwhile).
+function T.test_a_second_ctrl_c_as_the_owed_sigkill_is_sent_leaves_it_owed()
+  local before = S.snapshot()
+  local pidfile = S.tmpname("pid")
+  local KILL_WAIT = require("appstart.ending").KILL_WAIT
+  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
+    ready_timeout = 0.1, kill_grace = 0.1, log = S.quiet }
+  local esc_def = assert(start_line("local function escalate("))
+  local esc_at = assert(start_line("f.escalated, f.deadline, f.signalled = true", esc_def))
+  -- (the second as the signal goes: in the stop_app that sends it)
+  local send_def = assert(start_line("local function stop_app("))
+  local stage = 0
+  debug.sethook(function(_, line)
+    local info = debug.getinfo(2, "S")
+    if info.source ~= "@" .. START_LUA then return end
+    if (stage == 0 and info.linedefined == esc_def and line > esc_at)
+      or (stage == 1 and info.linedefined == send_def) then
+      stage = stage + 1
+      if stage == 2 then debug.sethook() end
+      error("interrupted!", 0)
+    end
+  end, "l")
+  local ok, err = pcall(h.wait, h)
+  debug.sethook()
+  lu.assertEquals(stage, 2, "interrupted twice")
+  lu.assertFalse(ok)
+  lu.assertEquals(err, "interrupted!")
+  local t0 = core.now()
+  h:cancel()
+  local took = core.now() - t0
+  lu.assertTrue(took < KILL_WAIT / 2, string.format("the cancel took %.1f s", took))
+  lu.assertTrue(h.done)
+  lu.assertFalse(S.alive(S.pid_in(pidfile)), "the app is still running")
+  S.assert_clean(before)
+end
+
 -------------------------------------------------------------------------------
 -- 2. a forgotten `ready =`
 

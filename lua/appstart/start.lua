@@ -743,16 +743,27 @@ local function restamp(f, t)
   return t1
 end
 
--- Is stop_app under way lower on this coroutine's stack (a log function
--- it called, told of a helper's failure, steps the start)?
-local function sending()
+-- Is stop_app under way for h lower on this coroutine's stack (a log
+-- function it called, told of a helper's failure, steps the start)?
+local function sending(h)
   local level = 3
   while true do
     local info = debug.getinfo(level, "f")
     if not info then return false end
-    if info.func == stop_app then return true end
+    if info.func == stop_app and select(2, debug.getlocal(level, 1)) == h then return true end
     level = level + 1
   end
+end
+
+-- stop_app(h, sig), and what the stop owes (f.owed) paid: once the signal
+-- has gone, or stop_app raised anything but an interrupt (a log function
+-- that raised as a helper's failure was told: the signal tried all the
+-- same; owed still, every later step would raise again). A ^C leaves it
+-- owed: the next step sends it.
+local function pay(h, f, sig)
+  local ok, err = pcall(stop_app, h, sig)
+  if ok or not loop.interrupt(err) then f.owed = false end
+  if not ok then error(err, 0) end
 end
 
 -- The stop's SIGKILL, its grace out (or at once: start.hurry). Owed from
@@ -764,8 +775,7 @@ end
 local function escalate(h, f, t)
   f.owed = "KILL"
   f.escalated, f.deadline, f.signalled = true, t + ending.KILL_WAIT, t
-  stop_app(h, "KILL")
-  f.owed = false
+  pay(h, f, "KILL")
 end
 
 -- An exec probe's commands still running KILL_WAIT after their SIGKILL
@@ -802,9 +812,8 @@ local function stop_step(h)
   -- before it could (unless it is being sent, by the step whose log
   -- function runs this one)
   local owed = f.owed
-  if owed and not sending() then
-    f.owed = false
-    stop_app(h, owed)
+  if owed and not sending(h) then
+    pay(h, f, owed)
     if h.done then return true end
     t = now()
   end
@@ -861,8 +870,7 @@ local function fail(h, code, message, errno)
   -- (owed until sent: see escalate)
   f.owed = first or false
   f.stopping = true
-  stop_app(h, first)
-  f.owed = false
+  pay(h, f, first)
   if h.done then return true end
   restamp(f, t)
   return stop_step(h)
