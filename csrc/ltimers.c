@@ -4,9 +4,10 @@
  * timer is for, when the loop looks).
  *
  *   core.timer_push(heap, t)      t into the heap
- *   core.timer_pop(heap) -> fn, arg | nothing: the first timer out; a
- *       live one is marked out (t.cancelled = true, t.fn = nil,
- *       t.arg = false) and its fn and arg returned, for the caller to call
+ *   core.timer_pop(heap) -> true | false: the first timer out; a live
+ *       one is marked out (t.cancelled = true, t.fn = nil, t.arg = false)
+ *       and its fn called, fn(arg) (true once it has returned: it may
+ *       yield), a cancelled one only dropped (false)
  *   core.timer_cancel(heap, t)    t cancelled (marked as above); the heap
  *       rebuilt without the cancelled once they are most of it
  *
@@ -17,9 +18,11 @@
  * In C, so that each operation is all or nothing: lua5.4 raises ^C
  * ("interrupted!") from a hook at whatever Lua instruction comes next, and
  * a heap stopped in the middle of a sift held a timer twice and lost
- * another (a wait that never woke). No hook runs inside a C function. Nor
- * does anything here allocate once the heap has changed: the only store
- * that may grow the table (a push's new slot) comes first.
+ * another (a wait that never woke); one popped and not called yet was
+ * lost too, which is why the pop calls fn itself. No hook runs inside a C
+ * function (fn's own, as it is called, is a ^C in fn). Nor does anything
+ * here allocate once the heap has changed: the only store that may grow
+ * the table (a push's new slot) comes first.
  */
 #include "lbinding.h"
 
@@ -139,13 +142,24 @@ static int l_timer_push(lua_State *L)
     return 0;
 }
 
+/* timer_pop's end once fn has returned (or resumed after a yield) */
+static int timer_called(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_timer_pop(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    if (n == 0)
-        return 0;
+    if (n == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     lua_rawgeti(L, 1, 1); /* 2: the first timer */
     lua_rawgeti(L, 1, n); /* 3: the last */
     lua_pushnil(L);
@@ -162,7 +176,8 @@ static int l_timer_pop(lua_State *L)
     }
     if (top_cancelled(L)) {
         set_ncancelled(L, 1, get_ncancelled(L, 1) - 1);
-        return 0;
+        lua_pushboolean(L, 0);
+        return 1;
     }
     lua_pushvalue(L, UV_FN);
     lua_rawget(L, 2); /* 3: fn */
@@ -171,7 +186,8 @@ static int l_timer_pop(lua_State *L)
     lua_pushvalue(L, 2);
     mark_out(L);
     lua_pop(L, 1);
-    return 2;
+    lua_callk(L, 1, 0, 0, timer_called);
+    return timer_called(L, LUA_OK, 0);
 }
 
 static int l_timer_cancel(lua_State *L)

@@ -1247,4 +1247,35 @@ function T.test_a_cancel_at_any_line_of_the_timer_heap_loses_no_timer()
   S.assert_clean(before)
 end
 
+-- The loop stopped by a ^C as it fires its timers (at the k-th line
+-- loop.lua runs, for every k): each timer due is called once all the
+-- same, by that turn or the next. (One popped and not called yet was
+-- lost: a wait that never woke.)
+function T.test_a_cancel_at_any_line_of_a_turn_that_fires_timers_loses_none()
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local N, tried = 10, 0
+  for k = 1, 100000 do
+    local count = {}
+    local function note(i) count[i] = (count[i] or 0) + 1 end
+    local t0 = S.core.now()
+    for i = 1, N do loop.timer(t0, note, i) end
+    local hit, ok, err = interrupt_at(nil, k, function(arm)
+      arm()
+      appstart.sleep(0.001)
+    end)
+    local where = string.format("line %d of loop.lua run", k)
+    if assert_interrupted(hit, ok, err, where) == 0 then break end
+    tried = tried + 1
+    assert(appstart.sleep(0.001))
+    for i = 1, N do
+      lu.assertEquals(count[i] or 0, 1, where .. ": timer " .. i .. " called")
+    end
+    local _, timers = loop.pending()
+    lu.assertEquals(timers, 0, where .. ": timers left")
+  end
+  lu.assertTrue(tried > 20, "interrupted only " .. tried .. " times")
+  S.assert_clean(before)
+end
+
 return { TestLoop = T }
