@@ -50,14 +50,32 @@ struct conn {
     int fd;
 };
 
-/* errors that say "not yet": the listener is not there, or is busy; or
- * no local port is free for a tcp connect's source (EADDRNOTAVAIL: the
- * ephemeral range used up for a moment, on a host making many
- * connections), which the next try may find */
+/* errors that say "not yet": the listener is not there, or is busy */
 static int not_yet(int err)
 {
     return err == ECONNREFUSED || err == ENOENT || err == EAGAIN || err == ETIMEDOUT ||
-           err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL;
+           err == ECONNRESET || err == ENETUNREACH || err == EHOSTUNREACH;
+}
+
+/* A tcp connect's EADDRNOTAVAIL says one of two things: no local port is
+ * free for its source (the ephemeral range used up for a moment, on a
+ * host making many connections: the next try may find one), or there is
+ * no source address at all for that destination (IPv6 disabled, ::1
+ * asked for), which no later try cures. A udp socket connected there
+ * takes its source address the same way, and its port from a range that
+ * tcp's connects do not use up: it fails alike only for the second. */
+static int no_port_for_now(int family, const struct sockaddr *addr, socklen_t len)
+{
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int r;
+    do
+        r = connect(fd, addr, len);
+    while (r < 0 && errno == EINTR);
+    int err = r < 0 ? errno : 0;
+    sys_close(&fd);
+    return err != EADDRNOTAVAIL;
 }
 
 /* Is the socket fd, whose connect has succeeded, connected to itself?
@@ -186,7 +204,7 @@ static int try_connect(lua_State *L, int family, const struct sockaddr *addr, so
         return 1;
     }
     sys_close(&fd);
-    if (not_yet(err)) {
+    if (not_yet(err) || (err == EADDRNOTAVAIL && no_port_for_now(family, addr, len))) {
         lua_pushboolean(L, 0);
         lua_pushstring(L, strerror(err));
         return 2;
