@@ -382,7 +382,11 @@ function TC.test_captured_pipes_are_enlarged_within_a_budget()
     return v
   end
   local pages, max = number("/proc/sys/fs/pipe-user-pages-soft"), number("/proc/sys/fs/pipe-max-size") or 1048576
-  local pagesize = tonumber(io.popen("getconf PAGESIZE"):read("l"))
+  -- (closed here: left to the collector, its descriptor was one more at
+  -- the end whenever no collection had come by then)
+  local getconf = io.popen("getconf PAGESIZE")
+  local pagesize = tonumber(getconf:read("l"))
+  getconf:close()
   local budget = pages and pages > 0 and pages * pagesize // 2 or 32 * 1048576
   max = math.min(max, 4 * 1048576)
   lu.skipIf(max <= 65536, "pipes cannot be enlarged here")
