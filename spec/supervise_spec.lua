@@ -717,6 +717,35 @@ function TC.test_a_reload_asked_while_one_is_applied_is_taken_after_it()
   S.assert_clean(before)
 end
 
+-- A SIGHUP while a reload is applied, the file changed again meanwhile:
+-- the newer file has the last word. The first reload made its starts as
+-- it ended all the same: y, which the file it read added and the newer
+-- one took out, was started (a one-shot run from a file already gone),
+-- and x as that file had it, to be stopped again at once.
+function TC.test_a_reload_superseded_while_applied_starts_nothing_the_newer_file_changed()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  x_file(file, dir, "first", 1)
+  appstart.run(function()
+    local app, await_said = supervise_command(dir, file)
+    local first = S.pid_in(dir .. "/x_first")
+    x_file(file, dir, "second", 1, { "y" })
+    assert(app:kill("HUP"))
+    -- (x's stop under way: its kill_grace of 1 s to go)
+    await_said("x: stopping (pid " .. first .. ")")
+    x_file(file, dir, "third", 1)
+    assert(app:kill("HUP"))
+    lu.assertTrue(S.await_with_sleep(function() return S.read(dir .. "/x_third") ~= nil end, 15), "x came up")
+    lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
+    lu.assertNil(S.read(dir .. "/y"), "y, which the newer file took out, was started")
+    lu.assertNil(S.read(dir .. "/x_second"), "x as the superseded file had it was started")
+    lu.assertTrue(S.alive(S.pid_in(dir .. "/x_third")))
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
 -- READY=1 comes once every reload's starts are done: a SIGHUP taken
 -- while the first is applied, which changes nothing, said READY=1 at once,
 -- before c, which the first added, was up (systemctl reload returned
@@ -1313,6 +1342,33 @@ end
 
 function TC.test_a_reload_from_a_file_that_no_longer_loads_changes_nothing()
   assert_a_broken_reload_changes_nothing("return { services = ", "") -- cut short
+end
+
+-- A service that does not come up is named in what the command says (the
+-- error named the program only, "fixture: app exited ...").
+function TC.test_a_service_that_does_not_come_up_is_named()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  write(file, string.format("local F = %q\nreturn { services = {\n"
+    .. "  broken = { argv = { F, 'exit=1' }, restart = 'no' },\n} }\n", F))
+  local err_path = dir .. "/stderr"
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, stderr = err_path, ready = "none",
+      log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function()
+      return (S.read(err_path) or ""):find("not every service came up", 1, true) ~= nil
+    end, 10), S.read(err_path))
+    lu.assertStrContains(S.read(err_path), "appstart: not every service came up: broken: fixture: ")
+    lu.assertEquals(app:terminate(10), { code = 0 })
+  end)
+  S.assert_clean(before)
+end
+
+-- (os.exit in the file: the command exited there, with its code, every
+-- service running on, reparented, none ever stopped)
+function TC.test_a_reload_from_a_file_that_calls_os_exit_changes_nothing()
+  assert_a_broken_reload_changes_nothing("os.exit(3)", ": os.exit: the file may not end the command")
 end
 
 -- (a table whose __index raises: what the file returned, or its services

@@ -98,6 +98,13 @@ local function spec_of(path, spec)
   return spec
 end
 
+-- os.exit while the file runs: it would end the command there, every
+-- service running on, none stopped (a reload's file: the command exited
+-- with the code it gave, its services reparented, left for good)
+local function exit_refused()
+  error("os.exit: the file may not end the command", 2)
+end
+
 -- (the path in every message escaped whole, its newlines and tabs too:
 -- what the file raised keeps those of its traceback, log.raised)
 function M.load(path)
@@ -107,7 +114,10 @@ function M.load(path)
   if not text then return nil, log.printable(why) end
   local chunk, err = load(text, "@" .. shown, "t")
   if not chunk then return nil, err end
+  local exit = os.exit
+  rawset(os, "exit", exit_refused)
   local ok, spec = pcall(chunk)
+  rawset(os, "exit", exit)
   if not ok then return nil, shown .. ": " .. log.raised(spec) end
   -- (what it returned read under pcall: a table whose __index raises, a
   -- strict one's, is said as the file's error)
@@ -532,6 +542,21 @@ function M.run(o, spec, command)
   -- SIGHUP while one is applied is taken once that is done (the file read
   -- then), as one however many came.
   local applying, again = false, false
+  -- The starts of a reload that a SIGHUP taken after it superseded: the
+  -- next one makes them, of those its file keeps (it starts what it
+  -- changes itself), or, refused, all of them. (Made as the first ended,
+  -- they started what the newer file had removed or changed: a one-shot
+  -- run from a file already gone, a service started to be stopped again.)
+  local carried = {}
+  local function carried_starts(services)
+    local list = {}
+    for name in pairs(carried) do
+      if services[name] then list[#list + 1] = name end
+    end
+    carried = {}
+    table.sort(list)
+    return list
+  end
   local reload
   function reload()
     if applying then
@@ -542,8 +567,18 @@ function M.run(o, spec, command)
     notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
     local function refused(why)
       log.show("appstart: reload: ", log.raised(why), " (the services are left as they were)\n")
-      if ups == 0 then reloaded() end
-      reload_over()
+      local list = stopping and {} or carried_starts(current.services)
+      if #list == 0 then
+        if ups == 0 then reloaded() end
+        return reload_over()
+      end
+      ups = ups + 1
+      appstart.spawn(function()
+        sv:up(table.unpack(list))
+        ups = ups - 1
+        if ups == 0 and not stopping then reloaded() end
+        reload_over()
+      end)
     end
     local new, err = M.load(o.file)
     -- checked whole first
@@ -680,22 +715,31 @@ function M.run(o, spec, command)
           #changed), "\n")
       end
       applying = false
+      local starting = {}
+      if not stopping then
+        local seen = {}
+        for _, list in ipairs { changed, added } do
+          for _, name in ipairs(list) do
+            -- (what it added: not what it left out, nor kept)
+            if services[name] == new.services[name] and not kept[name] then
+              starting[#starting + 1], seen[name] = name, true
+            end
+          end
+        end
+        for _, name in ipairs(carried_starts(services)) do
+          if not seen[name] then starting[#starting + 1] = name end
+        end
+      end
       if again and not stopping then
+        -- (superseded: its starts are the next reload's)
         again = false
+        for _, name in ipairs(starting) do carried[name] = true end
+        starting = {}
         reload()
       end
       -- the reload is done (READY=1) once what it started is up, or has
       -- failed to come up: systemctl reload returns then
-      if not stopping then
-        local starting = {}
-        for _, list in ipairs { changed, added } do
-          for _, name in ipairs(list) do
-            -- (what it added: not what it left out, nor kept)
-            if services[name] == new.services[name] and not kept[name] then starting[#starting + 1] = name end
-          end
-        end
-        if #starting > 0 then sv:up(table.unpack(starting)) end
-      end
+      if #starting > 0 and not stopping then sv:up(table.unpack(starting)) end
       ups = ups - 1
       if ups == 0 and not stopping then reloaded() end
       reload_over()
@@ -753,7 +797,8 @@ function M.run(o, spec, command)
       -- (not for a service the command stopped: it stops, or a reload
       -- replaced or removed that service, and starts what replaced it)
       if not up and not stopping and e.code ~= "stopped" and not o.quiet and not o.json then
-        log.show("appstart: not every service came up: ", printable(tostring(e)), "\n")
+        log.show("appstart: not every service came up: ", printable((e.service and e.service .. ": " or "")
+          .. tostring(e)), "\n")
       end
     end)
     while true do
