@@ -1189,6 +1189,32 @@ function T.test_a_cancel_at_any_line_of_an_unwatch_then_another_leaves_nothing_w
   lu.assertTrue(tried > 3, "interrupted only " .. tried .. " times")
 end
 
+-- For every k, a round (round(state), state = setup()) interrupted at the
+-- k-th line loop.lua runs, until one runs to its end uninterrupted; after
+-- each, a turn of the loop (what is due fires), check(state, where), and
+-- no live timer left. At least `least` rounds interrupted; nothing leaked.
+local function interrupted_at_every_line(least, setup, round, check)
+  local loop = require "appstart.loop"
+  local before = S.snapshot()
+  local tried = 0
+  for k = 1, 100000 do
+    local state = setup()
+    local hit, ok, err = interrupt_at(nil, k, function(arm)
+      arm()
+      round(state)
+    end)
+    local where = string.format("line %d of loop.lua run", k)
+    if assert_interrupted(hit, ok, err, where) == 0 then break end
+    tried = tried + 1
+    assert(appstart.sleep(0.001))
+    check(state, where)
+    local _, timers = loop.pending()
+    lu.assertEquals(timers, 0, where .. ": timers left")
+  end
+  lu.assertTrue(tried >= least, "interrupted only " .. tried .. " times")
+  S.assert_clean(before)
+end
+
 -- The timer heap stopped by a ^C (at the k-th line loop.lua runs, for
 -- every k) as timers are made and cancelled, enough of them cancelled
 -- that the heap is rebuilt without them: none is lost or held twice. Each
@@ -1198,53 +1224,41 @@ end
 -- one held a timer twice and lost another, a wait that never woke.)
 function T.test_a_cancel_at_any_line_of_the_timer_heap_loses_no_timer()
   local loop = require "appstart.loop"
-  local before = S.snapshot()
-  local N, tried = 70, 0
-  for k = 1, 100000 do
-    local made, cancelled, fired, doing = {}, {}, {}, nil
-    local at = {}
-    local t0 = S.core.now()
-    local function note(i) fired[#fired + 1] = i end
-    local hit, ok, err = interrupt_at(nil, k, function(arm)
-      arm()
-      -- (their times out of order, so that each push moves up the heap)
-      for i = 1, N do
-        doing = i
-        at[i] = t0 + ((i * 37) % N) * 1e-6
-        made[i] = loop.timer(at[i], note, i)
+  local N = 70
+  interrupted_at_every_line(200, function()
+    local st = { made = {}, cancelled = {}, fired = {}, at = {}, doing = nil, t0 = S.core.now() }
+    function st.note(i) st.fired[#st.fired + 1] = i end
+    return st
+  end, function(st)
+    -- (their times out of order, so that each push moves up the heap)
+    for i = 1, N do
+      st.doing = i
+      st.at[i] = st.t0 + ((i * 37) % N) * 1e-6
+      st.made[i] = loop.timer(st.at[i], st.note, i)
+    end
+    -- (37 of 70: the heap is rebuilt at the 36th)
+    for i = 1, N do
+      if i % 2 == 1 or i <= 4 then
+        st.doing = i
+        loop.cancel(st.made[i])
+        st.cancelled[i] = true
       end
-      -- (37 of 70: the heap is rebuilt at the 36th)
-      for i = 1, N do
-        if i % 2 == 1 or i <= 4 then
-          doing = i
-          loop.cancel(made[i])
-          cancelled[i] = true
-        end
-      end
-      doing = nil
-    end)
-    local where = string.format("line %d of loop.lua run", k)
-    if assert_interrupted(hit, ok, err, where) == 0 then break end
-    tried = tried + 1
-    -- (every one of them due: fired at the next turn)
-    assert(appstart.sleep(0.001))
-    local count = {}
+    end
+    st.doing = nil
+  end, function(st, where)
+    local count, fired, at = {}, st.fired, st.at
     for n, i in ipairs(fired) do
       count[i] = (count[i] or 0) + 1
       lu.assertTrue(count[i] == 1, where .. ": timer " .. i .. " fired twice")
       if n > 1 then lu.assertTrue(at[fired[n - 1]] <= at[i], where .. ": timers fired out of order") end
     end
     for i = 1, N do
-      if i ~= doing then
-        local expected = (made[i] and not cancelled[i]) and 1 or 0
+      if i ~= st.doing then
+        local expected = (st.made[i] and not st.cancelled[i]) and 1 or 0
         lu.assertEquals(count[i] or 0, expected, where .. ": timer " .. i .. (expected == 1 and " lost" or " fired"))
       end
     end
-    local _, timers = loop.pending()
-    lu.assertEquals(timers, 0, where .. ": timers left")
-  end
-  lu.assertTrue(tried > 200, "interrupted only " .. tried .. " times")
-  S.assert_clean(before)
+  end)
 end
 
 -- The loop stopped by a ^C as it fires its timers (at the k-th line
@@ -1253,29 +1267,20 @@ end
 -- lost: a wait that never woke.)
 function T.test_a_cancel_at_any_line_of_a_turn_that_fires_timers_loses_none()
   local loop = require "appstart.loop"
-  local before = S.snapshot()
-  local N, tried = 10, 0
-  for k = 1, 100000 do
+  local N = 10
+  interrupted_at_every_line(20, function()
     local count = {}
     local function note(i) count[i] = (count[i] or 0) + 1 end
     local t0 = S.core.now()
     for i = 1, N do loop.timer(t0, note, i) end
-    local hit, ok, err = interrupt_at(nil, k, function(arm)
-      arm()
-      appstart.sleep(0.001)
-    end)
-    local where = string.format("line %d of loop.lua run", k)
-    if assert_interrupted(hit, ok, err, where) == 0 then break end
-    tried = tried + 1
-    assert(appstart.sleep(0.001))
+    return count
+  end, function()
+    appstart.sleep(0.001)
+  end, function(count, where)
     for i = 1, N do
       lu.assertEquals(count[i] or 0, 1, where .. ": timer " .. i .. " called")
     end
-    local _, timers = loop.pending()
-    lu.assertEquals(timers, 0, where .. ": timers left")
-  end
-  lu.assertTrue(tried > 20, "interrupted only " .. tried .. " times")
-  S.assert_clean(before)
+  end)
 end
 
 return { TestLoop = T }

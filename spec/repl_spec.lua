@@ -229,18 +229,30 @@ function T.test_ctrl_c_as_the_app_is_handed_over_leaves_a_begun_start_done()
   S.assert_clean(before)
 end
 
+--- A begun start whose app never says it is ready and is deaf to SIGTERM
+-- (its pid in pidfile): it fails "timeout" at 0.1 s, and its stop needs
+-- the SIGKILL that comes after `grace`.
+local function deaf_start(pidfile, grace)
+  return appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
+    ready_timeout = 0.1, kill_grace = grace, log = S.quiet }
+end
+
+--- h:wait(), h closed as it ends, interrupted as interrupt_past says.
+local function interrupt_wait_past(h, fn_text, after_text)
+  interrupt_past(fn_text, after_text, nil, function()
+    local held <close> = h
+    return held:wait()
+  end)
+end
+
 -- As a failed start's stop begins: landing after its flag and before its
 -- deadline left every later step comparing nil ("attempt to compare nil
 -- with number", at every h:wait and h:cancel), the app never signalled.
 function T.test_ctrl_c_as_a_failed_start_begins_its_stop_terminates_the_app()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
-  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
-    ready_timeout = 0.1, kill_grace = 0.2, log = S.quiet }
-  interrupt_past("local function fail(", "f.stopping", nil, function()
-    local held <close> = h
-    return held:wait()
-  end)
+  local h = deaf_start(pidfile, 0.2)
+  interrupt_wait_past(h, "local function fail(", "f.stopping")
   lu.assertTrue(h.done)
   lu.assertEquals(h.err and h.err.code, "timeout")
   lu.assertEquals({ pcall(h.wait, h) }, { true, nil, h.err })
@@ -257,13 +269,9 @@ function T.test_ctrl_c_as_a_stops_sigkill_is_due_still_sends_it()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
   local KILL_WAIT = require("appstart.ending").KILL_WAIT
-  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
-    ready_timeout = 0.1, kill_grace = 0.1, log = S.quiet }
+  local h = deaf_start(pidfile, 0.1)
   local t0 = core.now()
-  interrupt_past("local function escalate(", "f.escalated, f.deadline, f.signalled = true", nil, function()
-    local held <close> = h
-    return held:wait()
-  end)
+  interrupt_wait_past(h, "local function escalate(", "f.escalated, f.deadline, f.signalled = true")
   local took = core.now() - t0
   lu.assertTrue(took < KILL_WAIT / 2, string.format("the interrupted start took %.1f s to end", took))
   lu.assertTrue(h.done)
@@ -280,8 +288,7 @@ function T.test_a_second_ctrl_c_as_the_owed_sigkill_is_sent_leaves_it_owed()
   local before = S.snapshot()
   local pidfile = S.tmpname("pid")
   local KILL_WAIT = require("appstart.ending").KILL_WAIT
-  local h = appstart.begin { argv = { F, "pidfile=" .. pidfile, "ignore=TERM", "pause" }, ready = "fd",
-    ready_timeout = 0.1, kill_grace = 0.1, log = S.quiet }
+  local h = deaf_start(pidfile, 0.1)
   local esc_def = assert(start_line("local function escalate("))
   local esc_at = assert(start_line("f.escalated, f.deadline, f.signalled = true", esc_def))
   -- (the second as the signal goes: in the stop_app that sends it)

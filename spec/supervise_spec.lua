@@ -684,6 +684,20 @@ local function supervise_command(dir, file)
   end
 end
 
+-- The command's first SIGHUP (x_file's "second", y added: x changed, its
+-- stop taking its kill_grace of 1 s), then between() and a second SIGHUP
+-- while that stop is under way (one signal read in a batch, as standard
+-- signals are not queued). Returns x's first pid.
+local function hup_twice(app, await_said, dir, file, between)
+  local first = S.pid_in(dir .. "/x_first")
+  x_file(file, dir, "second", 1, { "y" })
+  assert(app:kill("HUP"))
+  await_said("x: stopping (pid " .. first .. ")")
+  if between then between() end
+  assert(app:kill("HUP"))
+  return first
+end
+
 -- A SIGHUP while a reload is applied (its stop of x takes x's kill_grace)
 -- is taken once that one is done, the file read again then: the first
 -- applied, the second finds nothing changed; x as the file says and y,
@@ -695,13 +709,7 @@ function TC.test_a_reload_asked_while_one_is_applied_is_taken_after_it()
   x_file(file, dir, "first", 1)
   appstart.run(function()
     local app, await_said = supervise_command(dir, file)
-    local first = S.pid_in(dir .. "/x_first")
-    x_file(file, dir, "second", 1, { "y" })
-    assert(app:kill("HUP"))
-    -- (x's stop under way: its kill_grace of 1 s to go; one signal read
-    -- in a batch, as standard signals are not queued)
-    await_said("x: stopping (pid " .. first .. ")")
-    assert(app:kill("HUP"))
+    local first = hup_twice(app, await_said, dir, file)
     lu.assertTrue(S.await_with_sleep(function()
       return S.read(dir .. "/x_second") ~= nil and S.read(dir .. "/y") ~= nil
     end, 15), "the file's services came up")
@@ -729,13 +737,7 @@ function TC.test_a_reload_superseded_while_applied_starts_nothing_the_newer_file
   x_file(file, dir, "first", 1)
   appstart.run(function()
     local app, await_said = supervise_command(dir, file)
-    local first = S.pid_in(dir .. "/x_first")
-    x_file(file, dir, "second", 1, { "y" })
-    assert(app:kill("HUP"))
-    -- (x's stop under way: its kill_grace of 1 s to go)
-    await_said("x: stopping (pid " .. first .. ")")
-    x_file(file, dir, "third", 1)
-    assert(app:kill("HUP"))
+    hup_twice(app, await_said, dir, file, function() x_file(file, dir, "third", 1) end)
     lu.assertTrue(S.await_with_sleep(function() return S.read(dir .. "/x_third") ~= nil end, 15), "x came up")
     lu.assertTrue(S.await_with_sleep(function() return app.state == "ready" end, 15), app.state)
     lu.assertNil(S.read(dir .. "/y"), "y, which the newer file took out, was started")
