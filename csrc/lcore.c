@@ -446,6 +446,21 @@ static int l_notify(lua_State *L)
     return 1;
 }
 
+/* core.notify_peer(socket) -> fd | nil, message, errno: a datagram socket
+ * connected to the notify socket at socket, to poll for writing: writable
+ * once that socket's queue, which core.notify found full (EAGAIN), has
+ * room again. The caller closes it (core.close). */
+static int l_notify_peer(lua_State *L)
+{
+    const char *path = lb_check_cstring(L, 1);
+    int fd;
+    int err = notify_peer(path, &fd);
+    if (err)
+        return lb_errno_result(L, err, path);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
 /* core.reap() -> nothing: children let go of before they ended (an app
  * closed or collected) are reaped, each by its pid, once they have, and
  * the cgroups let go of removed once empty; what every wait does, so that
@@ -713,6 +728,7 @@ int luaopen_appstart_core(lua_State *L)
         { "write", l_write }, { "write_now", l_write_now },
         { "wait_readable", l_wait_readable }, { "writable", l_writable },
         { "signum", l_signum },       { "notify", l_notify },
+        { "notify_peer", l_notify_peer },
         { "signame", l_signame },
         { "isatty", l_isatty },       { "open_stdio", l_open_stdio },
         { "terminal_columns", l_terminal_columns },

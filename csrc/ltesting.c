@@ -8,12 +8,17 @@
 #include "output.h"
 #include "spawn.h"
 #include "starter.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 /* use_pidfd([on]) -> whether pidfds are in use: false forces the kill(pid,
@@ -190,6 +195,52 @@ static int l_pipe_budget(lua_State *L)
     return 1;
 }
 
+/* dgram_socket(path) -> fd | nil, message, errno: a unix datagram socket
+ * bound at path, close-on-exec and non-blocking, that nothing reads until
+ * the caller does (dgram_recv): an outer manager that reads slowly, whose
+ * queue fills. The caller closes it (core.close). */
+static int l_dgram_socket(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    luaL_argcheck(L, len > 0 && len < sizeof sa.sun_path, 1, "path too long");
+    memcpy(sa.sun_path, path, len);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return lb_errno_result(L, errno, "socket");
+    if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1)) < 0) {
+        int err = errno;
+        sys_close(&fd);
+        return lb_errno_result(L, err, path);
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* dgram_recv(fd) -> the next datagram | false when none is queued | nil,
+ * message, errno */
+static int l_dgram_recv(lua_State *L)
+{
+    int fd = lb_check_fd(L, 1);
+    char buf[4096];
+    ssize_t n;
+    do
+        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        return lb_errno_result(L, errno, "recv");
+    }
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
 void lb_open_testing(lua_State *L)
 {
     static const luaL_Reg functions[] = {
@@ -201,6 +252,7 @@ void lb_open_testing(lua_State *L)
         { "subreaper", l_subreaper }, { "adopt_pause", l_adopt_pause },
         { "drop_pause", l_drop_pause },
         { "probe_source_port", l_probe_source_port }, { "pipe_budget", l_pipe_budget },
+        { "dgram_socket", l_dgram_socket }, { "dgram_recv", l_dgram_recv },
         { NULL, NULL },
     };
     luaL_newlib(L, functions);

@@ -387,19 +387,28 @@ void notify_socket_close(struct notify_socket *c)
 }
 
 
+/* The address of a notify socket's path (a leading '@': the abstract
+ * namespace, as sd_notify takes it): its length, or 0 for a path that
+ * names none. */
+static socklen_t notify_address(const char *path, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    size_t plen = strlen(path);
+    if (plen < 2 || plen >= sizeof sa->sun_path || (path[0] != '/' && path[0] != '@'))
+        return 0;
+    memcpy(sa->sun_path, path, plen);
+    if (path[0] == '@')
+        sa->sun_path[0] = '\0';
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '@' ? 0 : 1));
+}
+
 int notify_send(const char *path, const char *msg, size_t len)
 {
     struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    size_t plen = strlen(path);
-    if (plen < 2 || plen >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+    socklen_t salen = notify_address(path, &sa);
+    if (!salen)
         return EINVAL;
-    memcpy(sa.sun_path, path, plen);
-    if (path[0] == '@')
-        sa.sun_path[0] = '\0';
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen +
-                                  (path[0] == '@' ? 0 : 1));
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return errno;
@@ -410,4 +419,27 @@ int notify_send(const char *path, const char *msg, size_t len)
     int err = n < 0 ? errno : 0;
     sys_close(&fd);
     return err;
+}
+
+int notify_peer(const char *path, int *fd)
+{
+    struct sockaddr_un sa;
+    socklen_t salen = notify_address(path, &sa);
+    *fd = -1;
+    if (!salen)
+        return EINVAL;
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0)
+        return errno;
+    int r;
+    do
+        r = connect(s, (struct sockaddr *)&sa, salen);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int err = errno;
+        sys_close(&s);
+        return err;
+    }
+    *fd = s;
+    return 0;
 }

@@ -49,4 +49,11 @@ void notify_socket_close(struct notify_socket *c);
  * full queue is EAGAIN). Returns 0 or an errno value. */
 int notify_send(const char *path, const char *msg, size_t len);
 
+/* A datagram socket connected to the notify socket at path, close-on-exec
+ * and non-blocking, in *fd: polled for POLLOUT, it is writable once that
+ * socket's queue has room again (Linux wakes a connected datagram sender
+ * when its peer reads), which is when a datagram notify_send found the
+ * queue full for may go. Returns 0 or an errno value (*fd -1). */
+int notify_peer(const char *path, int *fd);
+
 #endif

@@ -97,6 +97,38 @@ function T.test_a_nul_byte_in_a_path_is_an_argument_error()
   lu.assertNil(S.read(dir .. "/app.log"), "the cut name was opened")
   raises("contains a NUL byte", core.user, "root\0x")
   raises("contains a NUL byte", core.notify, "READY=1", "/tmp/x\0y")
+  raises("contains a NUL byte", core.notify_peer, "/tmp/x\0y")
+end
+
+-- core.notify_peer: a socket connected to the manager's, that polls
+-- writable once its queue, full, has room; nothing there, or a path that
+-- names no socket: nil, message, errno, and no descriptor left open.
+function T.test_notify_peer_is_writable_once_a_full_queue_has_room()
+  local before = S.snapshot()
+  local dir = S.tmpname("peer")
+  assert(os.execute("mkdir " .. dir))
+  local path = dir .. "/manager"
+  local manager = assert(S.testing.dgram_socket(path))
+  local peer = assert(core.notify_peer(path))
+  local poller = assert(core.poller())
+  assert(poller:add(peer, 1, "w"))
+  local full = 0
+  while core.notify("X=1", path) do full = full + 1 end
+  lu.assertTrue(full > 0)
+  lu.assertFalse(core.wait_readable(poller:fd(), 0), "the poller says the full queue has room")
+  lu.assertEquals(S.testing.dgram_recv(manager), "X=1")
+  lu.assertTrue(core.wait_readable(poller:fd(), 5), "writable once read")
+  lu.assertTrue(core.notify("X=1", path))
+  poller:close()
+  core.close(peer)
+  core.close(manager)
+  for _, bad in ipairs { { dir .. "/none", 2 }, { "relative", 22 } } do
+    local fd, message, errno = core.notify_peer(bad[1])
+    lu.assertNil(fd)
+    lu.assertStrContains(message, bad[1])
+    lu.assertEquals(errno, bad[2])
+  end
+  S.assert_clean(before)
 end
 
 -- A stream's file set twice kept the first one's descriptors for good.

@@ -311,6 +311,135 @@ function TC.test_supervise_under_appstart_is_a_notify_service_that_reloads_and_s
   S.assert_clean(before)
 end
 
+-- A manager that reads slowly: its socket's queue is full (the test's
+-- own datagrams fill it) while the command comes up, reloads and pings
+-- its watchdog. Nothing is lost for that: READY=1 and each reload's
+-- RELOADING=1 and READY=1 come once it reads, in order; and what waits
+-- for it is bounded: one STATUS= (the latest), one WATCHDOG=1, the last
+-- reload alone. (The command sent each message once, never waiting, and
+-- dropped what the queue did not take: the manager never saw READY=1.)
+function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_latest()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a", "b", "c" })
+  local path = dir .. "/manager"
+  local manager = assert(S.testing.dgram_socket(path))
+  local function fill()
+    for n = 1, 100000 do
+      local ok, _, errno = S.core.notify("FILLER=1", path)
+      if not ok then
+        lu.assertEquals(errno, 11, "the queue is full")
+        return n - 1
+      end
+    end
+    error("the manager's queue never filled")
+  end
+  -- what the manager reads: every datagram but the fillers, until one
+  -- that done(text) takes, within 20 s
+  local function read_until(done)
+    local got, deadline = {}, S.core.now() + 20
+    while S.core.now() < deadline do
+      local text = S.testing.dgram_recv(manager)
+      if text == false then
+        S.core.wait_readable(manager, math.max(0, deadline - S.core.now()))
+      elseif text ~= "FILLER=1" then
+        got[#got + 1] = assert(text)
+        if done(text) then return got end
+      end
+    end
+    error("the manager waited in vain, got: " .. table.concat(got, " | "))
+  end
+  local function count(got, pattern)
+    local n = 0
+    for _, text in ipairs(got) do
+      if text:find(pattern) then n = n + 1 end
+    end
+    return n
+  end
+  local err = dir .. "/stderr"
+  local function reloads()
+    local _, n = (S.read(err) or ""):gsub("appstart: reload: 0 added, 0 removed, 0 changed\n", "")
+    return n
+  end
+  lu.assertTrue(fill() > 0)
+  -- (WATCHDOG_USEC: a ping every 50 ms)
+  local argv = { "env", "NOTIFY_SOCKET=" .. path, "WATCHDOG_USEC=100000" }
+  for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
+  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
+  -- up (each service's event said, so READY=1 was sent, or kept), then
+  -- reloaded once, then pinging for 0.3 s: all while the queue is full
+  lu.assertTrue(S.await_with_sleep(function()
+    local _, n = (S.read(err) or ""):gsub("appstart: %a: ready %(pid", "")
+    return n == 3
+  end, 20), S.read(err))
+  app:kill("HUP")
+  lu.assertTrue(S.await_with_sleep(function() return reloads() == 1 end, 20), S.read(err))
+  S.core.wait_readable(-1, 0.3) -- (six periods of pings, kept)
+  local got = read_until(function(text) return text == "READY=1" end)
+  local ready = 0
+  for i, text in ipairs(got) do
+    if text:find("READY=1$") and ready == 0 then ready = i end
+  end
+  lu.assertEquals(got[ready], "STATUS=3 of 3 services ready\nREADY=1", table.concat(got, " | "))
+  lu.assertStrMatches(got[ready + 1], "RELOADING=1\nMONOTONIC_USEC=%d+")
+  lu.assertEquals(got[#got], "READY=1")
+  -- (kept: the latest STATUS= alone, one ping)
+  lu.assertTrue(count(got, "^STATUS=%d of 3 services ready$") <= 1, table.concat(got, " | "))
+  lu.assertTrue(count(got, "^WATCHDOG=1$") <= 1, table.concat(got, " | "))
+  -- five reloads while the queue is full: the last one's RELOADING=1 and
+  -- READY=1 alone wait for the manager
+  -- (the last one's RELOADING=1 known by its MONOTONIC_USEC, the same
+  -- clock as core.now: read up to the READY=1 after it)
+  lu.assertTrue(fill() > 0)
+  local last
+  for n = 2, 6 do
+    last = math.floor(S.core.now() * 1e6)
+    app:kill("HUP")
+    lu.assertTrue(S.await_with_sleep(function() return reloads() == n end, 20), S.read(err))
+  end
+  local seen_last = false
+  got = read_until(function(text)
+    local usec = text:match("^RELOADING=1\nMONOTONIC_USEC=(%d+)$")
+    if usec and tonumber(usec) >= last then seen_last = true end
+    return seen_last and text == "READY=1"
+  end)
+  lu.assertEquals(count(got, "^RELOADING=1\n"), 1, table.concat(got, " | "))
+  lu.assertTrue(#got <= 4, table.concat(got, " | "))
+  -- read as it comes, STOPPING=1 goes at once
+  lu.assertEquals(app:terminate(10), { code = 0 })
+  got = read_until(function(text) return text == "STOPPING=1" end)
+  lu.assertEquals(count(got, "^READY=1"), 0)
+  S.core.close(manager)
+  S.assert_clean(before)
+end
+
+-- A manager gone (its socket closed and removed) while messages wait for
+-- it: they are dropped, and the command runs and stops as ever.
+function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  local path = dir .. "/manager"
+  local manager = assert(S.testing.dgram_socket(path))
+  while S.core.notify("FILLER=1", path) do end
+  local err = dir .. "/stderr"
+  local argv = { "env", "NOTIFY_SOCKET=" .. path }
+  for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
+  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
+    S.read(err))
+  S.core.close(manager)
+  os.remove(path)
+  lu.assertEquals(app:kill("HUP"), true)
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
+    S.read(err))
+  lu.assertEquals(app:terminate(10), { code = 0 })
+  lu.assertFalse(S.alive(S.pid_in(dir .. "/a")))
+  S.assert_clean(before)
+end
+
 -- A SIGHUP during the bring-up that adds a service: READY=1 comes once
 -- the reload's starts are done too. It came as soon as the bring-up's
 -- own services were up, the added one still starting ("1 of 2").

@@ -11,13 +11,16 @@
 -- (NOTIFY_SOCKET set) it is a Type=notify service: READY=1 once every
 -- service is up (sv:up() succeeded), STATUS= with the count of those
 -- ready, RELOADING=1 / READY=1 around a SIGHUP, STOPPING=1 at the end,
--- and WATCHDOG=1 pings when WATCHDOG_USEC asks for them.
+-- and WATCHDOG=1 pings when WATCHDOG_USEC asks for them; what the
+-- manager's queue has no room for is kept, bounded, until it has
+-- (appstart.outer).
 local appstart = require "appstart"
 local core = require "appstart.core"
 local log = require "appstart.log"
 local loop = require "appstart.loop"
 local supervisor_internals = require "appstart.supervisor"
 local sopts = require "appstart.supervisor_options"
+local outer_messages = require "appstart.outer"
 
 local M = {}
 
@@ -381,13 +384,13 @@ end
 
 -- The supervisor's outer notify socket: nothing when there is none.
 local outer = os.getenv("NOTIFY_SOCKET")
-local function notify(text)
-  if outer and outer ~= "" then core.notify(text, outer) end
-end
 
 --- Supervise spec until a signal that ends the command: the exit code.
 function M.run(o, spec, command)
   local json_object = command.json_object
+  -- (kept when the manager's queue is full, sent once it has room)
+  local manager = outer_messages.new(outer)
+  local function notify(kind, text) manager:send(kind, text) end
   local states, total = {}, 0
   local announced = false -- READY=1 sent
   -- the services ready at least once since they were added (a migration
@@ -421,7 +424,7 @@ function M.run(o, spec, command)
     if not announced and not stopping then
       announced = true
       told = string.format("STATUS=%d of %d services ready", ready_count(), total)
-      notify(told .. "\nREADY=1")
+      notify("state", told .. "\nREADY=1")
     end
   end
   local function status()
@@ -430,7 +433,7 @@ function M.run(o, spec, command)
     local text = string.format("STATUS=%d of %d services ready", n, total)
     if text ~= told then
       told = text
-      notify(text)
+      notify("status", text)
     end
   end
   -- An event is written only while stdout takes it at once, as a line
@@ -529,7 +532,7 @@ function M.run(o, spec, command)
     local was = announced
     status()
     if was then
-      notify("READY=1")
+      notify("state", "READY=1")
     elseif brought_up then
       -- (the bring-up was done while this reload's starts were under way)
       announce()
@@ -564,7 +567,7 @@ function M.run(o, spec, command)
       return
     end
     reloading = reloading + 1
-    notify(string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
+    notify("reload", string.format("RELOADING=1\nMONOTONIC_USEC=%d", math.floor(core.now() * 1e6)))
     local function refused(why)
       log.show("appstart: reload: ", log.raised(why), " (the services are left as they were)\n")
       local list = stopping and {} or carried_starts(current.services)
@@ -748,6 +751,7 @@ function M.run(o, spec, command)
 
   local code = 0
   local ok, err = pcall(appstart.run, function()
+    manager:serve()
     -- the outer watchdog, when the outer supervisor asks for one
     local wd, wd_pid
     if outer then wd, wd_pid = watchdog_usec() end
@@ -758,7 +762,7 @@ function M.run(o, spec, command)
       -- busy loop)
       local every = math.max(wd / 2e6, 0.001)
       pinger = appstart.spawn(function()
-        while loop.sleep(every) ~= nil do notify("WATCHDOG=1") end
+        while loop.sleep(every) ~= nil do notify("ping", "WATCHDOG=1") end
       end)
     end
     appstart.spawn(function()
@@ -816,10 +820,11 @@ function M.run(o, spec, command)
     end
     stopping = true
     if bring_up then bring_up:wake() end
-    notify("STOPPING=1")
+    notify("state", "STOPPING=1")
     -- (yields: a reload task of this batch's SIGHUP runs, sees stopping)
     sv:down()
     if pinger then pinger:cancel() end
+    manager:stop()
   end)
   -- The last words: how many lines stderr did not take and how many
   -- events were not written, said however long stderr takes them (as the
