@@ -187,6 +187,18 @@ static int l_process_switch(lua_State *L)
     return 0;
 }
 
+/* p:reap() -> nothing: a notify app's main, held unreaped after its end
+ * (its number pinned while its socket's last datagrams are read), is
+ * reaped now that they have been, its cgroup running on. Never a group's
+ * leader, which pins its group's number until the group is let go of. */
+static int l_process_reap(lua_State *L)
+{
+    struct lb_process *p = check_process(L, 1);
+    if (!(p->tree && p->tree->mode == TREE_GROUP))
+        process_reap_held(&p->p);
+    return 0;
+}
+
 static int l_process_close(lua_State *L)
 {
     struct lb_process *p = check_process(L, 1);
@@ -229,6 +241,7 @@ void lb_open_process(lua_State *L)
         { "rest", l_process_rest },   { "kill_mode", l_process_kill_mode },
         { "pgid", l_process_pgid },
         { "switch", l_process_switch }, { "close", l_process_close },
+        { "reap", l_process_reap },
         { "descriptors", l_process_descriptors },
         { NULL, NULL },
     };

@@ -43,9 +43,10 @@ static int l_probe_source_port(lua_State *L)
     return 0;
 }
 
-/* hold_leaders([on]) -> whether a group's leader is held unreaped after
- * its end until let go of (process.h): false reaps it at once, as one that
- * is not held (a main moved by MAINPID=, a leader another reaps) */
+/* hold_leaders([on]) -> whether a group's leader, or a notify app's main,
+ * is held unreaped after its end until let go of (process.h): false reaps
+ * it at once, as one that is not held (a main moved by MAINPID=, a leader
+ * or a main another wait reaps) */
 static int l_hold_leaders(lua_State *L)
 {
     if (!lua_isnoneornil(L, 1))

@@ -213,6 +213,17 @@ int process_signal(struct process *p, int sig)
     return errno;
 }
 
+void process_reap_held(struct process *p)
+{
+    if (!p->hold || !p->is_child || p->end == PROCESS_RUNNING || p->pid <= 0)
+        return;
+    int status;
+    if (sys_waitpid(p->pid, &status, WNOHANG) != 0)
+        children_reaped(p->pid);
+    p->is_child = 0;
+    p->hold = 0;
+}
+
 void process_release(struct process *p)
 {
     check_lease(p);

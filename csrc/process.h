@@ -33,7 +33,11 @@ struct process {
     int hold;       /* a child left unreaped once it has exited, until
                      * process_release: the leader of a process group, whose
                      * number no other process can take meanwhile, so that
-                     * kill(-pgid) reaches its group and no other (tree.c) */
+                     * kill(-pgid) reaches its group and no other (tree.c);
+                     * a notify app's main, whose last datagrams are read
+                     * while no other process can send with its number
+                     * (process_reap_held, once read, where it outlives
+                     * its end: a cgroup's) */
     unsigned long long start; /* without a pidfd, for one not the
                      * launcher's child: its start time (/proc), so that a
                      * process that took its number once it was reaped
@@ -75,6 +79,10 @@ int process_exited_unreaped(const struct process *p);
 
 /* Send sig. Returns 0 or an errno value; ESRCH once it has ended. */
 int process_signal(struct process *p, int sig);
+
+/* A held child (p->hold) that has ended, whose end was read: reaped now,
+ * its number free from then on; held no more. Nothing for any other. */
+void process_reap_held(struct process *p);
 
 /* Let go: close the pidfd; a held child that has exited is reaped now, one
  * that has not is reaped later (children_reap_abandoned), so it never stays

@@ -903,6 +903,12 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
         /* its end read, its reap left until it is let go of (tree.h) */
         s->spawned.hold = !s->has_helper;
     }
+    /* a notify app's too: what its socket holds at its end is read while
+     * its zombie keeps its number, which a datagram's sender is known by
+     * (reaped first, a process that took the number, sent and was gone
+     * before that read could not be told from the app) */
+    if (s->ready == STARTER_READY_NOTIFY)
+        s->spawned.hold = !s->has_helper;
     if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
         (err = watch_fd(s, s->exec_fd))) {
         fail(s, STARTER_SPAWN, err, "cannot watch %s: %s", s->file, strerror(err));
@@ -2039,8 +2045,11 @@ int starter_take_app(struct starter *s, struct process *out, struct tree **tree)
     *tree = s->tree;
     s->tree = NULL;
     /* the leader of its group (a helper's app too, once adopted): held
-     * after its end until let go of (tree.h) */
-    out->hold = *tree && (*tree)->mode == TREE_GROUP && (*tree)->pgid == out->pid;
+     * after its end until let go of (tree.h); a notify app, the
+     * launcher's child, until what its socket holds at its end is read
+     * (as in the start: spawn) */
+    out->hold = (*tree && (*tree)->mode == TREE_GROUP && (*tree)->pgid == out->pid) ||
+                (s->ready == STARTER_READY_NOTIFY && !s->has_helper && out->is_child);
     return 0;
 }
 

@@ -575,13 +575,17 @@ end
 -- notify socket (the launcher busy meanwhile; with kill_mode = "cgroup",
 -- what it left keeps the app on) was believed for good: its start time
 -- could not be read then, and whoever took its number later was the
--- main, its STATUS= the app's, its WATCHDOG=trigger ending the app. A pid
--- namespace of its own, whose next pid the child sets; a script of the
--- spec's own, written where the child runs it.
+-- main, its STATUS= the app's, its WATCHDOG=trigger ending the app. (The
+-- launcher now holds its child's zombie until its socket has been read:
+-- hold_leaders(false) has it reaped at once, as another wait of the
+-- process would reap it, a waitpid(-1) elsewhere.) A pid namespace of its
+-- own, whose next pid the child sets; a script of the spec's own, written
+-- where the child runs it.
 local REUSED_MAIN_CHILD = [==[
 local appstart = require "appstart"
 local K = require "childkit"
 local core = require "appstart.core"
+require("appstart.testing").hold_leaders(false)
 local dir, F = arg[1], K.fixture()
 local logged = {}
 appstart.run(function()
@@ -641,6 +645,40 @@ function T.test_whoever_takes_the_number_of_a_main_reaped_before_ready_was_taken
   lu.assertStrContains(out, "from pid " .. main, false, "refused, and logged: " .. out)
   lu.assertNotStrContains(out, "watchdog")
   lu.assertStrContains(out, "ended\texited")
+end
+
+-- The app's last words (a STATUS= sent just before it exited, read at
+-- its end) are read while its zombie still holds its number, which is
+-- what a datagram's sender is known by. (Reaped first, as it was, the
+-- number was free for that read: a process that took it, sent and was
+-- gone by then would have passed for the app.)
+function T.test_an_apps_last_words_are_read_before_it_is_reaped()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local go = S.tmpname("go")
+  local state_then
+  appstart.run(function()
+    local app
+    -- (its log line is said as the datagram is read; an on_status call
+    -- comes later, in a task of its own)
+    app = assert(start {
+      argv = { F, "notify=READY=1", "waitfile=" .. go, "notify=STATUS=last", "exit=3" },
+      log = function(_, message)
+        if message:find("status: last", 1, true) then state_then = (S.proc_status(app.pid) or {}).State or "reaped" end
+      end,
+    })
+    -- the loop held (this task does not yield) until the app has sent
+    -- and exited: its end is seen by app:wait's look first
+    S.touch(go)
+    local deadline = core.now() + 20
+    while ((S.proc_status(app.pid) or {}).State or ""):sub(1, 1) ~= "Z" and core.now() < deadline do
+      core.wait_readable(-1, 0.005)
+    end
+    lu.assertEquals(app:wait(10), { code = 3 })
+    lu.assertEquals(app.status, "last")
+  end)
+  lu.assertStrContains(state_then, "Z (zombie)")
+  S.assert_clean(before)
 end
 
 return { TestNotify = T }

@@ -621,6 +621,31 @@ function TC.test_the_app_has_ended_only_once_its_cgroup_is_empty()
   S.assert_clean(before)
 end
 
+-- A notify app's main is held unreaped at its end until what its socket
+-- holds has been read (its number pinned: no other process can send as
+-- it meanwhile); a cgroup app's main, whose cgroup runs on, is reaped
+-- then, not held for as long as the cgroup lives.
+function TC.test_a_cgroup_apps_main_is_reaped_while_its_cgroup_runs_on()
+  local before = S.snapshot()
+  local child, go = S.tmpname("pid"), S.tmpname("go")
+  require("appstart").run(function()
+    local app = assert(start { kill_mode = "cgroup",
+      argv = { F, "fork", "pidfile=" .. child, "pause", "|", "notify=READY=1", "waitfile=" .. go, "exit=5" } })
+    local main = app.pid
+    S.touch(go)
+    -- without yielding to the loop: the main a zombie, then a look
+    local deadline = now() + 10
+    while not (S.read("/proc/" .. main .. "/stat") or ""):match("^%d+ %b() Z") and now() < deadline do
+      core.wait_readable(-1, 0.005)
+    end
+    lu.assertEquals(app.state, "ready", "its child still runs in its cgroup")
+    lu.assertNil(S.read("/proc/" .. main .. "/stat"), "the main is reaped")
+    lu.assertTrue(S.alive(S.pid_in(child)))
+    lu.assertEquals(app:terminate(), { code = 5, left = 1 })
+  end)
+  S.assert_clean(before)
+end
+
 -- The app's exit is noticed first by a plain look (app.state), not by its
 -- watch: the look reaps the app and closes the pidfd that watch waited on;
 -- the watch must move to the cgroup, or on_exit never runs.

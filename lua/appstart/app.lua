@@ -384,12 +384,16 @@ function App.check(app)
   -- moved
   local life = app._life
   local drained_ok, drained_err = true, nil
-  if life and life.listener and not life.main_ended and select(2, proc:fd()) == "cgroup" then
+  local main_gone = select(2, proc:fd()) == "cgroup"
+  if main_gone and life and life.listener and not life.main_ended then
     local l, main = life.listener, app.pid
     drained_ok, drained_err = pcall(drain_all, app, stopping[app] and true or nil)
     -- (not where that read moved the main: the new one runs)
     life.main_ended = life.listener == l and l:end_main(main)
   end
+  -- (its zombie, which kept its number from any sender until that read,
+  -- is reaped now: once read, or with no socket to read)
+  if main_gone and not (life and life.listener and not life.main_ended) then proc:reap() end
   -- the app has exited, its cgroup has not emptied: the poll that reaped
   -- it closed the pidfd a watch may wait on (its number may be another
   -- descriptor's by now); the watch moves to the cgroup's
