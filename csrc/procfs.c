@@ -5,6 +5,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,14 +205,24 @@ int procfs_liveness(pid_t pid)
 /* Parent chains are short; a longer one is not believed. */
 #define PROCFS_MAX_DEPTH 4096
 
+/* Each step reads the parent's number from its child, then the parent by
+ * that number: a parent that exited meanwhile and whose number another
+ * process took is no parent. It is told by its start time, later than its
+ * child's (a parent is never younger than its child): the walk ends
+ * there, without. (Within one clock tick start times cannot tell: the
+ * limit of every start-time check here.) */
 static int descent(pid_t pid, pid_t ancestor, pid_t *via, int max_depth)
 {
     pid_t cur = pid;
+    unsigned long long child_start = ULLONG_MAX;
     for (int depth = 0; depth < max_depth && cur > 1; depth++) {
         struct procfs_stat st;
         int err = procfs_stat(cur, &st);
         if (err)
             return err == ESRCH ? 0 : -err;
+        if (st.start_time > child_start)
+            return 0;
+        child_start = st.start_time;
         if (st.ppid == ancestor) {
             if (via)
                 *via = cur;

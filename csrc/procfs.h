@@ -80,8 +80,10 @@ int procfs_liveness(pid_t pid);
 
 /* Walk pid's parent chain: 1 when it reaches ancestor (*via: the child of
  * ancestor on the way, pid itself when ancestor is its parent), 0 when it
- * ends at 0 or 1 (or after a bound on its length, or at a process gone)
- * without, -errno when /proc could not be read (out of descriptors). */
+ * ends at 0 or 1 (or after a bound on its length, at a process gone, or
+ * at one younger than the child it was read from: a parent's number
+ * taken by another process during the walk) without, -errno when /proc
+ * could not be read (out of descriptors). */
 int procfs_descent(pid_t pid, pid_t ancestor, pid_t *via);
 /* The same, as a yes or no: 1 only when it reaches ancestor. */
 int procfs_descends_from(pid_t pid, pid_t ancestor, pid_t *via);

@@ -325,6 +325,29 @@ function T.test_a_process_that_takes_an_exited_helpers_pid_cannot_say_READY()
   lu.assertStrContains(out, "left\t\n")
 end
 
+-- notify_access = "all" walks a sender's parent chain up to the app,
+-- reading each parent by the number its child gives: a parent that
+-- exited between the two reads, its number taken by a process of the
+-- app's, made an unrelated sender seem the app's descendant. A parent
+-- younger than its child is no parent: the walk ends there. (procfault.so
+-- has the launcher read the sender's parent by its number as that
+-- process, the app's child, younger than the sender.)
+function T.test_a_parent_whose_number_another_took_during_a_walk_is_no_parent()
+  local dir = S.tmpname("walk")
+  assert(os.execute("mkdir " .. q(dir)))
+  local out, ok, how, code = S.run_child({ preload = "procfault.so", timeout = 60,
+    env = { D = dir, APPSTART_PROCFAULT_REDIRECT = dir .. "/redirect" } },
+    "security_a_parents_number_taken_during_a_descent_walk")
+  lu.assertTrue(ok, string.format("child Lua failed (%s %s):\n%s", how, code, out))
+  local sender = out:match("sender\t(%d+)")
+  lu.assertNotNil(sender, out)
+  lu.assertStrContains(out, "younger\tyes\n")
+  lu.assertStrContains(out, "status\tafter\n")
+  lu.assertStrContains(out, "the last from pid " .. sender .. " (notify_access = \"all\")")
+  lu.assertNotStrContains(out, "impostor")
+  lu.assertEquals(S.strays(), {})
+end
+
 -- After ready, a group app's MAINPID= may name a process in its group, but
 -- only while the group's number is the app's: once its leader has gone
 -- and its main left the session, nothing holds the number, and a process
