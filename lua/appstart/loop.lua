@@ -33,7 +33,6 @@ local HELD_PRUNE_MIN = 64 -- loop.own: the fewest apps a run holds before it loo
 -- the middle, a timer held twice and another lost)
 local heap_push, heap_pop, heap_cancel = core.timer_push, core.timer_pop, core.timer_cancel
 
-
 -- What the waits under another loop were told of the shared poller
 -- (loop.outside): the latest next timer one of them sleeps until, and
 -- whether one was told there is no poll set. A timer due before that, or
