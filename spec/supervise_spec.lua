@@ -318,11 +318,9 @@ end
 -- for it is bounded: one STATUS= (the latest), one WATCHDOG=1, the last
 -- reload alone. (The command sent each message once, never waiting, and
 -- dropped what the queue did not take: the manager never saw READY=1.)
-function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_latest()
-  local appstart = require "appstart"
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  services_file(file, dir, { "a", "b", "c" })
+-- The outer manager's socket, at dir/manager, that nothing reads yet: its
+-- descriptor, and fill(), which fills its queue (the count it took).
+local function slow_manager(dir)
   local path = dir .. "/manager"
   local manager = assert(S.testing.dgram_socket(path))
   local function fill()
@@ -335,6 +333,23 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
     end
     error("the manager's queue never filled")
   end
+  return manager, fill, path
+end
+
+-- The command on file under the manager at path (env: more of its
+-- environment), its stderr in err.
+local function supervise_under(path, file, err, env)
+  local appstart = require "appstart"
+  local argv = { "env", "NOTIFY_SOCKET=" .. path, env }
+  for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
+  return assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
+end
+
+function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_latest()
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a", "b", "c" })
+  local manager, fill, path = slow_manager(dir)
   -- what the manager reads: every datagram but the fillers, until one
   -- that done(text) takes, within 20 s
   local function read_until(done)
@@ -364,9 +379,7 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   end
   lu.assertTrue(fill() > 0)
   -- (WATCHDOG_USEC: a ping every 50 ms)
-  local argv = { "env", "NOTIFY_SOCKET=" .. path, "WATCHDOG_USEC=100000" }
-  for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
-  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
+  local app = supervise_under(path, file, err, "WATCHDOG_USEC=100000")
   -- up (each service's event said, so READY=1 was sent, or kept), then
   -- reloaded once, then pinging for 0.3 s: all while the queue is full
   lu.assertTrue(S.await_with_sleep(function()
@@ -417,17 +430,13 @@ end
 -- A manager gone (its socket closed and removed) while messages wait for
 -- it: they are dropped, and the command runs and stops as ever.
 function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
-  local appstart = require "appstart"
   local before = S.snapshot()
   local dir, file = supervise_dir()
   services_file(file, dir, { "a" })
-  local path = dir .. "/manager"
-  local manager = assert(S.testing.dgram_socket(path))
-  while S.core.notify("FILLER=1", path) do end
+  local manager, fill, path = slow_manager(dir)
+  lu.assertTrue(fill() > 0)
   local err = dir .. "/stderr"
-  local argv = { "env", "NOTIFY_SOCKET=" .. path }
-  for _, a in ipairs(lua_command { "supervise", file }) do argv[#argv + 1] = a end
-  local app = assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
+  local app = supervise_under(path, file, err)
   lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
     S.read(err))
   S.core.close(manager)
