@@ -428,11 +428,19 @@ static int l_group(lua_State *L)
 
 /* core.notify(text [, socket]) -> true | nil, message, errno: one
  * sd_notify datagram to socket (default $NOTIFY_SOCKET), never waiting;
- * nil, "NOTIFY_SOCKET is not set" when there is none */
+ * nil, "NOTIFY_SOCKET is not set" when there is none. socket may also be
+ * a descriptor of core.notify_peer's: sent on it. */
 static int l_notify(lua_State *L)
 {
     size_t len;
     const char *msg = luaL_checklstring(L, 1, &len);
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        int err = notify_send_peer(lb_check_fd(L, 2), msg, len);
+        if (err)
+            return lb_errno_result(L, err, "send");
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     const char *path = lua_isnoneornil(L, 2) ? getenv("NOTIFY_SOCKET") : lb_check_cstring(L, 2);
     if (!path || !*path) {
         lua_pushnil(L);

@@ -187,6 +187,14 @@ static int l_process_switch(lua_State *L)
     return 0;
 }
 
+/* p:exited() -> whether the process itself has been seen to end (its end
+ * read by p:poll: in a cgroup, what it left may run on) */
+static int l_process_exited(lua_State *L)
+{
+    lua_pushboolean(L, check_process(L, 1)->p.end != PROCESS_RUNNING);
+    return 1;
+}
+
 /* p:reap() -> nothing: a notify app's main, held unreaped after its end
  * (its number pinned while its socket's last datagrams are read), is
  * reaped now that they have been, its cgroup running on. Never a group's
@@ -241,7 +249,7 @@ void lb_open_process(lua_State *L)
         { "rest", l_process_rest },   { "kill_mode", l_process_kill_mode },
         { "pgid", l_process_pgid },
         { "switch", l_process_switch }, { "close", l_process_close },
-        { "reap", l_process_reap },
+        { "reap", l_process_reap }, { "exited", l_process_exited },
         { "descriptors", l_process_descriptors },
         { NULL, NULL },
     };

@@ -443,3 +443,12 @@ int notify_peer(const char *path, int *fd)
     *fd = s;
     return 0;
 }
+
+int notify_send_peer(int fd, const char *msg, size_t len)
+{
+    ssize_t n;
+    do
+        n = send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? errno : 0;
+}

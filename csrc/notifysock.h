@@ -56,4 +56,9 @@ int notify_send(const char *path, const char *msg, size_t len);
  * queue full for may go. Returns 0 or an errno value (*fd -1). */
 int notify_peer(const char *path, int *fd);
 
+/* Send msg as one datagram on fd, a socket of notify_peer's, never
+ * waiting: 0 or an errno value (EAGAIN: the queue is full; ECONNREFUSED:
+ * the socket it was connected to is gone). */
+int notify_send_peer(int fd, const char *msg, size_t len);
+
 #endif

@@ -217,9 +217,26 @@ void process_reap_held(struct process *p)
 {
     if (!p->hold || !p->is_child || p->end == PROCESS_RUNNING || p->pid <= 0)
         return;
-    int status;
-    if (sys_waitpid(p->pid, &status, WNOHANG) != 0)
-        children_reaped(p->pid);
+    int r = -1;
+    errno = EINVAL;
+    if (p->pidfd >= 0) {
+        /* through its pidfd, not its number: reaped meanwhile by another
+         * wait of the process (a waitpid(-1) elsewhere), its number may be
+         * another child's, whose status a wait by number would take */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        do
+            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 || errno == ECHILD)
+            children_reaped(p->pid);
+    }
+    /* (no pidfd, or a kernel whose waitid knows none: 5.3) */
+    if (r < 0 && errno == EINVAL) {
+        int status;
+        if (sys_waitpid(p->pid, &status, WNOHANG) != 0)
+            children_reaped(p->pid);
+    }
     p->is_child = 0;
     p->hold = 0;
 }

@@ -118,10 +118,16 @@ function T.test_notify_peer_is_writable_once_a_full_queue_has_room()
   lu.assertFalse(core.wait_readable(poller:fd(), 0), "the poller says the full queue has room")
   lu.assertEquals(S.testing.dgram_recv(manager), "X=1")
   lu.assertTrue(core.wait_readable(poller:fd(), 5), "writable once read")
-  lu.assertTrue(core.notify("X=1", path))
+  lu.assertTrue(core.notify("Y=1", peer), "sent on the connected socket")
+  for _ = 1, full - 1 do lu.assertEquals(S.testing.dgram_recv(manager), "X=1") end
+  lu.assertEquals(S.testing.dgram_recv(manager), "Y=1")
+  -- the manager's socket closed: refused
+  core.close(manager)
+  local sent, _, refused = core.notify("Y=1", peer)
+  lu.assertNil(sent)
+  lu.assertEquals(refused, 111)
   poller:close()
   core.close(peer)
-  core.close(manager)
   for _, bad in ipairs { { dir .. "/none", 2 }, { "relative", 22 } } do
     local fd, message, errno = core.notify_peer(bad[1])
     lu.assertNil(fd)

@@ -318,14 +318,16 @@ end
 -- for it is bounded: one STATUS= (the latest), one WATCHDOG=1, the last
 -- reload alone. (The command sent each message once, never waiting, and
 -- dropped what the queue did not take: the manager never saw READY=1.)
--- The outer manager's socket, at dir/manager, that nothing reads yet: its
--- descriptor, and fill(), which fills its queue (the count it took).
+-- The outer manager's socket, at dir/manager, that nothing reads yet:
+-- m.path, m.fd; m.fill() fills its queue (the count it took);
+-- m.read_until(done) reads every datagram but the fillers until one that
+-- done(text) takes, within 20 s: what it read; m.close().
 local function slow_manager(dir)
-  local path = dir .. "/manager"
-  local manager = assert(S.testing.dgram_socket(path))
-  local function fill()
+  local m = { path = dir .. "/manager" }
+  m.fd = assert(S.testing.dgram_socket(m.path))
+  function m.fill()
     for n = 1, 100000 do
-      local ok, _, errno = S.core.notify("FILLER=1", path)
+      local ok, _, errno = S.core.notify("FILLER=1", m.path)
       if not ok then
         lu.assertEquals(errno, 11, "the queue is full")
         return n - 1
@@ -333,7 +335,36 @@ local function slow_manager(dir)
     end
     error("the manager's queue never filled")
   end
-  return manager, fill, path
+  function m.read_until(done)
+    local got, deadline = {}, S.core.now() + 20
+    while S.core.now() < deadline do
+      local text = S.testing.dgram_recv(m.fd)
+      if text == false then
+        S.core.wait_readable(m.fd, math.max(0, deadline - S.core.now()))
+      elseif text ~= "FILLER=1" then
+        got[#got + 1] = assert(text)
+        if done(text) then return got end
+      end
+    end
+    error("the manager waited in vain, got: " .. table.concat(got, " | "))
+  end
+  function m.close()
+    S.core.close(m.fd)
+    os.remove(m.path)
+  end
+  return m
+end
+
+-- The READY=1 that ends a reload begun at or after usec (its RELOADING=1
+-- known by its MONOTONIC_USEC, the same clock as core.now): a done() for
+-- m.read_until.
+local function ready_after_reload_since(usec)
+  local seen = false
+  return function(text)
+    local at = text:match("^RELOADING=1\nMONOTONIC_USEC=(%d+)$")
+    if at and tonumber(at) >= usec then seen = true end
+    return seen and text == "READY=1"
+  end
 end
 
 -- The command on file under the manager at path (env: more of its
@@ -349,22 +380,8 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   local before = S.snapshot()
   local dir, file = supervise_dir()
   services_file(file, dir, { "a", "b", "c" })
-  local manager, fill, path = slow_manager(dir)
-  -- what the manager reads: every datagram but the fillers, until one
-  -- that done(text) takes, within 20 s
-  local function read_until(done)
-    local got, deadline = {}, S.core.now() + 20
-    while S.core.now() < deadline do
-      local text = S.testing.dgram_recv(manager)
-      if text == false then
-        S.core.wait_readable(manager, math.max(0, deadline - S.core.now()))
-      elseif text ~= "FILLER=1" then
-        got[#got + 1] = assert(text)
-        if done(text) then return got end
-      end
-    end
-    error("the manager waited in vain, got: " .. table.concat(got, " | "))
-  end
+  local m = slow_manager(dir)
+  local fill, read_until = m.fill, m.read_until
   local function count(got, pattern)
     local n = 0
     for _, text in ipairs(got) do
@@ -374,12 +391,12 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   end
   local err = dir .. "/stderr"
   local function reloads()
-    local _, n = (S.read(err) or ""):gsub("appstart: reload: 0 added, 0 removed, 0 changed\n", "")
+    local _, n = (S.read(err) or ""):gsub("appstart: reload: %d+ added, 0 removed, 0 changed\n", "")
     return n
   end
   lu.assertTrue(fill() > 0)
   -- (WATCHDOG_USEC: a ping every 50 ms)
-  local app = supervise_under(path, file, err, "WATCHDOG_USEC=100000")
+  local app = supervise_under(m.path, file, err, "WATCHDOG_USEC=100000")
   -- up (each service's event said, so READY=1 was sent, or kept), then
   -- reloaded once, then pinging for 0.3 s: all while the queue is full
   lu.assertTrue(S.await_with_sleep(function()
@@ -390,60 +407,70 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   lu.assertTrue(S.await_with_sleep(function() return reloads() == 1 end, 20), S.read(err))
   S.core.wait_readable(-1, 0.3) -- (six periods of pings, kept)
   local got = read_until(function(text) return text == "READY=1" end)
-  local ready = 0
-  for i, text in ipairs(got) do
-    if text:find("READY=1$") and ready == 0 then ready = i end
+  -- (in order, the pings left out: one kept may come anywhere)
+  local said = {}
+  for _, text in ipairs(got) do
+    if text ~= "WATCHDOG=1" and not text:find("^STATUS=[^\n]*$") then said[#said + 1] = text end
   end
-  lu.assertEquals(got[ready], "STATUS=3 of 3 services ready\nREADY=1", table.concat(got, " | "))
-  lu.assertStrMatches(got[ready + 1], "RELOADING=1\nMONOTONIC_USEC=%d+")
-  lu.assertEquals(got[#got], "READY=1")
+  lu.assertEquals(#said, 3, table.concat(got, " | "))
+  lu.assertEquals(said[1], "STATUS=3 of 3 services ready\nREADY=1", table.concat(got, " | "))
+  lu.assertStrMatches(said[2], "RELOADING=1\nMONOTONIC_USEC=%d+")
+  lu.assertEquals(said[3], "READY=1")
   -- (kept: the latest STATUS= alone, one ping)
   lu.assertTrue(count(got, "^STATUS=%d of 3 services ready$") <= 1, table.concat(got, " | "))
   lu.assertTrue(count(got, "^WATCHDOG=1$") <= 1, table.concat(got, " | "))
-  -- five reloads while the queue is full: the last one's RELOADING=1 and
-  -- READY=1 alone wait for the manager
-  -- (the last one's RELOADING=1 known by its MONOTONIC_USEC, the same
-  -- clock as core.now: read up to the READY=1 after it)
+  -- five reloads while the queue is full, the first of which adds a
+  -- service: the last one's RELOADING=1 and READY=1 alone wait for the
+  -- manager, with the latest STATUS= ("4 of 4", which the first said)
   lu.assertTrue(fill() > 0)
+  services_file(file, dir, { "a", "b", "c", "d" })
   local last
   for n = 2, 6 do
     last = math.floor(S.core.now() * 1e6)
     app:kill("HUP")
     lu.assertTrue(S.await_with_sleep(function() return reloads() == n end, 20), S.read(err))
+    if n == 2 then
+      lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: d: ready %(pid") end, 20),
+        S.read(err))
+    end
   end
-  local seen_last = false
-  got = read_until(function(text)
-    local usec = text:match("^RELOADING=1\nMONOTONIC_USEC=(%d+)$")
-    if usec and tonumber(usec) >= last then seen_last = true end
-    return seen_last and text == "READY=1"
-  end)
+  got = read_until(ready_after_reload_since(last))
   lu.assertEquals(count(got, "^RELOADING=1\n"), 1, table.concat(got, " | "))
   lu.assertTrue(#got <= 4, table.concat(got, " | "))
+  local status
+  for _, text in ipairs(got) do status = text:match("STATUS=[^\n]*") or status end
+  lu.assertEquals(status, "STATUS=4 of 4 services ready", table.concat(got, " | "))
   -- read as it comes, STOPPING=1 goes at once
   lu.assertEquals(app:terminate(10), { code = 0 })
   got = read_until(function(text) return text == "STOPPING=1" end)
   lu.assertEquals(count(got, "^READY=1"), 0)
-  S.core.close(manager)
+  m.close()
   S.assert_clean(before)
 end
 
 -- A manager gone (its socket closed and removed) while messages wait for
--- it: they are dropped, and the command runs and stops as ever.
+-- it: they are dropped, and what comes later goes to the manager that
+-- binds the path next (the command runs and stops as ever).
 function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
   local before = S.snapshot()
   local dir, file = supervise_dir()
   services_file(file, dir, { "a" })
-  local manager, fill, path = slow_manager(dir)
-  lu.assertTrue(fill() > 0)
+  local m = slow_manager(dir)
+  lu.assertTrue(m.fill() > 0)
   local err = dir .. "/stderr"
-  local app = supervise_under(path, file, err)
+  local app = supervise_under(m.path, file, err)
   lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
     S.read(err))
-  S.core.close(manager)
-  os.remove(path)
+  m.close()
   lu.assertEquals(app:kill("HUP"), true)
   lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
     S.read(err))
+  local again = slow_manager(dir)
+  local since = math.floor(S.core.now() * 1e6)
+  lu.assertEquals(app:kill("HUP"), true)
+  local got = again.read_until(ready_after_reload_since(since))
+  lu.assertNotNil((got[#got - 1] or ""):match("^RELOADING=1\nMONOTONIC_USEC=%d+$"), table.concat(got, " | "))
+  again.close()
   lu.assertEquals(app:terminate(10), { code = 0 })
   lu.assertFalse(S.alive(S.pid_in(dir .. "/a")))
   S.assert_clean(before)

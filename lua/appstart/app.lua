@@ -384,7 +384,9 @@ function App.check(app)
   -- moved
   local life = app._life
   local drained_ok, drained_err = true, nil
-  local main_gone = select(2, proc:fd()) == "cgroup"
+  -- (not by the kind of proc:fd(): none while cgroup.events could not
+  -- be read, out of descriptors)
+  local main_gone = proc:kill_mode() == "cgroup" and proc:exited()
   if main_gone and life and life.listener and not life.main_ended then
     local l, main = life.listener, app.pid
     drained_ok, drained_err = pcall(drain_all, app, stopping[app] and true or nil)

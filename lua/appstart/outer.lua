@@ -6,13 +6,15 @@
 -- by default) is kept, and sent once the queue has room, in order and
 -- before anything later: a READY=1 or STOPPING=1 is not lost to a busy
 -- manager. What is kept is bounded whatever comes meanwhile: a STATUS=
--- replaces one kept with nothing after it, a WATCHDOG=1 is kept once, and
--- a reload's RELOADING=1 drops a reload kept before it (its RELOADING=1
--- and everything after it: a manager that saw none of that would have
--- seen it begin and end).
+-- takes the place of one kept (a manager takes the latest), a WATCHDOG=1
+-- is kept once, and a reload's RELOADING=1 drops a reload kept before it
+-- (its RELOADING=1 and everything after it: a manager that saw none of
+-- that would have seen it begin and end), the latest STATUS= among what
+-- it drops kept in their place.
 local appstart = require "appstart"
 local core = require "appstart.core"
 local loop = require "appstart.loop"
+local settings = require "appstart.settings"
 
 local EAGAIN = 11 -- (Linux's errno: the queue is full)
 
@@ -27,33 +29,59 @@ function M.new(path)
   return setmetatable({ path = path ~= "" and path or nil, kept = {}, serving = false, flusher = false }, Outer)
 end
 
--- Closes the wait's descriptor and poller at a scope's end.
-local function closing(fd, poller)
+-- Closes the wait's descriptors at a scope's end.
+local function closing(w)
   return setmetatable({}, { __close = function()
-    core.close(fd)
-    if poller then poller:close() end
+    if w.fd then core.close(w.fd) end
+    if w.poller then w.poller:close() end
   end })
 end
 
--- The task that sends what is kept, waiting for room (the socket polled
--- for writing, through a poller of its own, whose descriptor is readable
--- then) between one datagram and the next. A manager gone (its socket
--- closed, removed) takes nothing more: what is kept is dropped; so is
--- what the descriptors for the wait could not be had for.
+-- A socket connected to the manager's and a poller of its own that says
+-- (its descriptor readable) when that socket is writable: w.fd and
+-- w.poller; true, or false, errno (made in part or not at all: what is
+-- made is in w, closed by its closing()).
+local function connect(self, w)
+  if w.fd then core.close(w.fd) end
+  local fd, _, errno = core.notify_peer(self.path)
+  w.fd = fd or false
+  if not fd then return false, errno end
+  if not w.poller then
+    local poller, _, e = core.poller()
+    w.poller = poller or false
+    if not poller then return false, e end
+  end
+  return true
+end
+
+-- The task that sends what is kept, on a socket connected to the
+-- manager's, waiting for room between one datagram and the next (the
+-- socket polled for writing). The manager gone (its socket closed; the
+-- socket at its path, connected again, refuses too, or none is there):
+-- nothing more goes, what is kept is dropped. Out of descriptors for the
+-- connection, it tries again a moment later.
 local function flush(self)
   local kept = self.kept
-  local fd = core.notify_peer(self.path)
-  local poller = fd and core.poller()
-  if fd then
-    local _ <close> = closing(fd, poller)
-    while poller and #kept > 0 do
-      local ok, _, errno = core.notify(kept[1].text, self.path)
-      if ok then
+  local w = {}
+  local _ <close> = closing(w)
+  local ok, errno = connect(self, w)
+  while #kept > 0 do
+    if not ok then
+      if not core.lacks_resources(errno) or loop.sleep(settings.poll_interval) == nil then break end
+      ok, errno = connect(self, w)
+    else
+      local sent, _, e = core.notify(kept[1].text, w.fd)
+      if sent then
         table.remove(kept, 1)
-      elseif errno ~= EAGAIN then
-        break
-      elseif not poller:add(fd, 1, "w") or loop.wait(poller:fd(), nil, poller) == nil then
-        break
+      elseif e == EAGAIN then
+        if not w.poller:add(w.fd, 1, "w") or loop.wait(w.poller:fd(), nil, w.poller) == nil then break end
+      else
+        -- (the manager's socket made anew at its path: once)
+        ok, errno = connect(self, w)
+        if ok then
+          sent, _, e = core.notify(kept[1].text, w.fd)
+          if sent then table.remove(kept, 1) elseif e ~= EAGAIN then break end
+        end
       end
     end
   end
@@ -65,25 +93,43 @@ local function flush_later(self)
   if self.serving and not self.flusher then self.flusher = appstart.spawn(flush, self) end
 end
 
+-- The latest STATUS= line of kept[from..], nil when there is none.
+local function latest_status(kept, from)
+  for i = #kept, from, -1 do
+    local status = kept[i].text:match("STATUS=[^\n]*")
+    if status then return status end
+  end
+end
+
 --- Send text, a message of kind "status" (STATUS= alone), "ping"
 -- (WATCHDOG=1), "reload" (RELOADING=1) or "state" (READY=1, STOPPING=1),
 -- now or, when the manager's queue is full, once it has room.
 function Outer:send(kind, text)
   if not self.path then return end
   local kept = self.kept
-  local n = #kept
-  if n == 0 then
+  if #kept == 0 then
     local ok, _, errno = core.notify(text, self.path)
     -- (an error but a full queue: no manager to tell)
     if ok or errno ~= EAGAIN then return end
-  elseif kind == "status" and kept[n].kind == "status" then
-    kept[n].text = text
-    return
-  elseif kind == "ping" or kind == "reload" then
-    for i = 1, n do
-      if kept[i].kind == kind then
-        if kind == "ping" then return end
-        for j = n, i, -1 do kept[j] = nil end
+  elseif kind == "ping" then
+    for i = 1, #kept do
+      if kept[i].kind == "ping" then return end
+    end
+  elseif kind == "status" then
+    for i = #kept, 1, -1 do
+      if kept[i].kind == "status" then table.remove(kept, i) end
+    end
+  elseif kind == "reload" then
+    for i = 1, #kept do
+      if kept[i].kind == "reload" then
+        local status = latest_status(kept, i)
+        for j = #kept, i, -1 do kept[j] = nil end
+        if status then
+          for j = #kept, 1, -1 do
+            if kept[j].kind == "status" then table.remove(kept, j) end
+          end
+          kept[#kept + 1] = { kind = "status", text = status }
+        end
         break
       end
     end
