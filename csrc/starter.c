@@ -898,16 +898,14 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     }
     /* the group a stop reaches: the one the process started leads (with
      * a helper, until the app's pid is known and its group with it) */
-    if (s->tree && s->tree->mode == TREE_GROUP) {
+    if (s->tree && s->tree->mode == TREE_GROUP)
         tree_set_led_group(s->tree, pid, s->spawned_start);
-        /* its end read, its reap left until it is let go of (tree.h) */
-        s->spawned.hold = !s->has_helper;
-    }
-    /* a notify app's too: what its socket holds at its end is read while
-     * its zombie keeps its number, which a datagram's sender is known by
+    /* its end read, its reap left until it is let go of: a group's leader
+     * (tree.h), and a notify app, whose socket's last datagrams are read
+     * while its zombie keeps its number, which a sender is known by
      * (reaped first, a process that took the number, sent and was gone
      * before that read could not be told from the app) */
-    if (s->ready == STARTER_READY_NOTIFY)
+    if ((s->tree && s->tree->mode == TREE_GROUP) || s->ready == STARTER_READY_NOTIFY)
         s->spawned.hold = !s->has_helper;
     if ((err = watch_fd(s, s->spawned.pidfd)) || (err = watch_fd(s, s->pid_rd)) ||
         (err = watch_fd(s, s->exec_fd))) {

@@ -385,8 +385,9 @@ function App.check(app)
   local life = app._life
   local drained_ok, drained_err = true, nil
   -- (not by the kind of proc:fd(): none while cgroup.events could not
-  -- be read, out of descriptors)
-  local main_gone = proc:kill_mode() == "cgroup" and proc:exited()
+  -- be read, out of descriptors; the kill mode from the options, not a
+  -- call into the core at every look)
+  local main_gone = app._opts.kill_mode == "cgroup" and proc:exited()
   if main_gone and life and life.listener and not life.main_ended then
     local l, main = life.listener, app.pid
     drained_ok, drained_err = pcall(drain_all, app, stopping[app] and true or nil)
