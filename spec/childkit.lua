@@ -14,6 +14,17 @@ function K.read(path)
   return s
 end
 
+--- What a shell command prints, read in format fmt ("a" unless given),
+-- its pipe closed before returning: an io.popen left to the collector is
+-- a zombie shell of this process's until then, which a later check for
+-- children left behind would take for the leak of whatever it checks.
+function K.sh(command, fmt)
+  local p = assert(io.popen(command))
+  local out = p:read(fmt or "a")
+  p:close()
+  return out
+end
+
 --- One tab-separated line on stdout, flushed (the spec reads it as it comes).
 function K.out(...)
   io.stdout:write(table.concat({ ... }, "\t"), "\n")

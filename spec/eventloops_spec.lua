@@ -791,15 +791,17 @@ end
 function TL.test_watch_callback_runs_from_uv_run()
   local uv = require "luv"
   require "appstart.luv"
-  local why
+  local why, app
   coroutine.wrap(function()
-    local app = assert(appstart.start { argv = { F, "line=3:w", "pause" }, ready = "fd" })
+    app = assert(appstart.start { argv = { F, "line=3:w", "pause" }, ready = "fd" })
     appstart.watch(app.pid, function(_, w) why = w end)
     local t = uv.new_timer()
     t:start(50, 0, function() t:close(); app:kill("KILL") end)
   end)()
   uv.run()
   lu.assertEquals(why, "exited")
+  -- (the app's end, which nothing waited for in the loop, is its wait's)
+  lu.assertEquals(app:wait(), { signal = 9 })
 end
 
 function TL.test_a_wait_far_beyond_libuvs_timer_range_works()

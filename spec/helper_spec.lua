@@ -929,7 +929,7 @@ end
 
 function T.test_a_uid_without_a_passwd_entry_runs_with_that_gid_and_no_groups()
   lu.skipIf(not S.is_root(), "needs root")
-  lu.assertNil(io.popen("getent passwd 54321"):read("l"), "uid 54321 must have no passwd entry")
+  lu.assertNil(S.sh("getent passwd 54321", "l"), "uid 54321 must have no passwd entry")
   local dir = shared_dir()
   local code, rec, err = run_helper { "--user", "54321", "--", F, "status=" .. dir .. "/status", "pause" }
   local pid = track(rec)

@@ -304,7 +304,7 @@ end
 -- above the highest target, which the soft limit refused, and said so as
 -- EINVAL), the app given the soft limit it had.
 function T.test_a_target_descriptor_past_the_soft_limit_alone_starts()
-  local hard = tonumber(io.popen("ulimit -H -n"):read("l"))
+  local hard = tonumber(S.sh("ulimit -H -n", "l"))
   lu.skipIf(not hard or hard < 1030, "the hard descriptor limit leaves no room above 1023 here")
   local rows, bad = 0, {}
   for line, _, outcome, same, kids in near_the_limit { nofile = 64, soft_only = true } do

@@ -12,8 +12,8 @@ function T.test_the_version_is_the_VERSION_files_everywhere()
   local version = assert(S.read(TOP .. "/VERSION")):match("^(%d+%.%d+%.%d+)\n$")
   lu.assertNotNil(version, "VERSION holds one version")
   lu.assertEquals(appstart.version, version, "the module")
-  lu.assertEquals(io.popen(S.helper .. " --version"):read("a"), "appstart-helper " .. version .. "\n")
-  local rockspecs = io.popen("ls " .. TOP .. "/rockspec"):read("a")
+  lu.assertEquals(S.sh(S.helper .. " --version"), "appstart-helper " .. version .. "\n")
+  local rockspecs = S.sh("ls " .. TOP .. "/rockspec")
   lu.assertEquals(rockspecs, "appstart-" .. version .. "-1.rockspec\n", "the rockspec's name")
   local rockspec = S.read(TOP .. "/rockspec/appstart-" .. version .. "-1.rockspec")
   lu.assertStrContains(rockspec, 'version = "' .. version .. '-1"')
@@ -39,12 +39,12 @@ end
 
 function T.test_the_licence_ships_and_is_the_rockspecs()
   lu.assertStrContains(assert(S.read(TOP .. "/LICENSE")), "MIT License")
-  local rockspec = io.popen("cat " .. TOP .. "/rockspec/*.rockspec"):read("a")
+  local rockspec = S.sh("cat " .. TOP .. "/rockspec/*.rockspec")
   lu.assertStrContains(rockspec, 'license = "MIT"')
 end
 
 function T.test_the_rockspec_installs_the_helper_where_make_install_does()
-  local rockspec = io.popen("cat " .. TOP .. "/rockspec/*.rockspec"):read("a")
+  local rockspec = S.sh("cat " .. TOP .. "/rockspec/*.rockspec")
   local makefile = S.read(TOP .. "/Makefile")
   local default = makefile:match("LIBEXECDIR%s*%?=%s*(%S+)")
   lu.assertEquals(default, "$(PREFIX)/libexec/appstart")
@@ -64,16 +64,16 @@ function T.test_make_install_installs_what_users_run_and_nothing_of_the_suites()
     .. " > %s 2>&1", TOP, stage, build, out))
   lu.assertTrue(ok, S.read(out))
   local luadir, libdir = stage .. "/lua", stage .. "/lib"
-  local installed = io.popen("cd " .. luadir .. " && ls appstart.lua appstart/"):read("a")
+  local installed = S.sh("cd " .. luadir .. " && ls appstart.lua appstart/")
   lu.assertNil(installed:find("testing", 1, true), installed)
-  for name in io.popen("ls " .. TOP .. "/lua/appstart"):read("a"):gmatch("(%S+)%.lua") do
+  for name in S.sh("ls " .. TOP .. "/lua/appstart"):gmatch("(%S+)%.lua") do
     if name ~= "testing" then lu.assertStrContains(installed, name .. ".lua") end
   end
   -- (under make sanitize the core needs the sanitizers' runtime first)
   local env = S.san_prefix .. string.format("LUA_PATH='%s/?.lua' LUA_CPATH='%s/?.so'", luadir, libdir)
-  local version = io.popen(env .. " lua5.4 -e 'print(require(\"appstart\").version)' 2>&1"):read("a")
+  local version = S.sh(env .. " lua5.4 -e 'print(require(\"appstart\").version)' 2>&1")
   lu.assertEquals(version, appstart.version .. "\n")
-  lu.assertEquals(io.popen(env .. " lua5.4 " .. stage .. "/bin/appstart --version 2>&1"):read("a"),
+  lu.assertEquals(S.sh(env .. " lua5.4 " .. stage .. "/bin/appstart --version 2>&1"),
     "appstart " .. appstart.version .. "\n")
   assert(os.execute("rm -rf " .. stage))
 end

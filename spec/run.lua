@@ -35,6 +35,29 @@ if #files == 0 then
   p:close()
 end
 
+-- After every test and its tearDown, the runner has no child left, zombie
+-- or not: what a test leaves (an io.popen not closed, an app it never
+-- waited for) fails that test, by name, instead of the first later test
+-- that counts children.
+local S = require "support"
+local function describe(pid)
+  local st = S.proc_status(pid)
+  local cmd = (S.read("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " "):sub(1, 80)
+  return string.format("%d (%s, %s: %s)", pid, st and st.Name or "?", st and st.State or "gone", cmd)
+end
+local function nothing_left_behind(own_teardown)
+  return function(self)
+    if own_teardown then own_teardown(self) end
+    local left = S.children()
+    if #left == 0 then return end
+    local named = {}
+    for i, pid in ipairs(left) do named[i] = describe(pid) end
+    S.kill_strays()
+    S.reap_children()
+    lu.fail("children left after the test: " .. table.concat(named, ", "))
+  end
+end
+
 local suites = {}
 for _, file in ipairs(files) do
   local classes = dofile(file)
@@ -52,6 +75,7 @@ for _, file in ipairs(files) do
       end
       class = kept
     end
+    class.tearDown = nothing_left_behind(class.tearDown)
     suites[#suites + 1] = { name, class }
   end
 end

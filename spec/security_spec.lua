@@ -883,7 +883,7 @@ function T.test_a_notify_base_the_launcher_cannot_write_is_passed_over()
     "security_notify_base_the_launcher_cannot_write")
   lu.assertTrue(ok, out)
   lu.assertEquals(out, "ready\n/tmp\nended\t15\n")
-  lu.assertEquals(io.popen("ls -A " .. q(base)):read("a"), "")
+  lu.assertEquals(S.sh("ls -A " .. q(base)), "")
 end
 
 -- $XDG_RUNTIME_DIR where the notify socket's directory cannot be made
@@ -955,12 +955,12 @@ local function killed_launchers_directory(base)
   S.run_child({ env = { XDG_RUNTIME_DIR = base }, background = true }, "security_leftover_dirs_launcher_to_kill",
     pidfile, appfile)
   local launcher, app = S.pid_in(pidfile), S.pid_in(appfile)
-  local left = io.popen("ls " .. q(base)):read("a")
+  local left = S.sh("ls " .. q(base))
   lu.assertStrMatches(left, "appstart%.%d+%.%w+\n")
   os.execute("kill -9 " .. launcher)
   lu.assertTrue(S.await_gone(launcher))
   os.execute("kill -9 " .. app)
-  lu.assertEquals(io.popen("ls " .. q(base)):read("a"), left, "the killed launcher's directory stays")
+  lu.assertEquals(S.sh("ls " .. q(base)), left, "the killed launcher's directory stays")
 end
 
 function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start()
@@ -968,7 +968,7 @@ function T.test_directories_a_killed_launcher_left_are_removed_by_the_next_start
   killed_launchers_directory(base)
   local out = S.run_child({ env = { XDG_RUNTIME_DIR = base } }, "security_leftover_dirs_next_start")
   lu.assertEquals(out, "15\n")
-  lu.assertEquals(io.popen("ls " .. q(base)):read("a"), "")
+  lu.assertEquals(S.sh("ls " .. q(base)), "")
 end
 
 -- (under a base only its user may write; under one others may write, as
@@ -983,7 +983,7 @@ local function long_launcher_leaves(mode)
   killed_launchers_directory(base)
   S.touch(go)
   lu.assertEquals(S.await_file(out, 10), "15\n15\n")
-  return io.popen("ls " .. q(base)):read("a")
+  return S.sh("ls " .. q(base))
 end
 
 function T.test_directories_a_killed_launcher_left_are_removed_by_a_launcher_that_runs_on()
@@ -1087,7 +1087,7 @@ function T.test_home_user_logname_shell_come_from_the_passwd_entry_unless_env_is
   local app = assert(start { argv = { F, "env=" .. envfile, "pause" }, user = "nobody", ready = "none" })
   local env = S.await_file(envfile)
   app:terminate(1)
-  local pw = io.popen("getent passwd nobody"):read("l")
+  local pw = S.sh("getent passwd nobody", "l")
   local home, shell = pw:match("^[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:([^:]*):([^:]*)$")
   lu.assertStrContains(env, "\nHOME=" .. home .. "\n")
   lu.assertStrContains(env, "\nUSER=nobody\n")

@@ -905,7 +905,7 @@ local POLICYTEST = S.fixtures .. "/appstart-helper-policytest"
 
 function TForeign.tearDown()
   debug.sethook()
-  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  local policy = S.sh("'" .. POLICYTEST .. "' --help"):match("obeys the policy file\n%s*(%S+)\n")
   os.execute("rm -f " .. policy .. "; rmdir " .. policy:match("^(.*)/[^/]*$") .. " 2>/dev/null")
   S.kill_strays()
 end
@@ -915,7 +915,7 @@ end
 -- setuid copy of the helper (as helper_spec does); more: its environment's
 -- additions. Its output.
 local function as_nobody_with_a_setuid_helper(name, more, ...)
-  local policy = io.popen("'" .. POLICYTEST .. "' --help"):read("a"):match("obeys the policy file\n%s*(%S+)\n")
+  local policy = S.sh("'" .. POLICYTEST .. "' --help"):match("obeys the policy file\n%s*(%S+)\n")
   local policy_dir = policy:match("^(.*)/[^/]*$")
   local dir = S.tmpname("installed")
   local helper = dir .. "/appstart-helper"

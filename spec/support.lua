@@ -93,6 +93,7 @@ function S.tmpname(stem)
 end
 
 S.read = require("childkit").read
+S.sh = require("childkit").sh
 --- The state letter of pid (R, S, T, Z, ...), or nil once it is gone.
 S.state = require("childkit").state
 
@@ -128,26 +129,16 @@ function S.is_root()
 end
 
 local function proc_pids()
-  local p = io.popen("exec ls /proc")
   local pids = {}
-  for l in p:lines() do
+  for l in S.sh("exec ls /proc"):gmatch("[^\n]+") do
     local n = tonumber(l)
     if n then pids[#pids + 1] = n end
   end
-  p:close()
   return pids
 end
 
---- Children of this process that are zombies (or any child at all).
-function S.children()
-  local me = S.proc_status("self").Pid
-  local out = {}
-  for _, pid in ipairs(proc_pids()) do
-    local st = S.proc_status(pid)
-    if st and st.PPid == me then out[#out + 1] = pid end
-  end
-  return out
-end
+--- Children of this process, zombies included (sorted pids).
+S.children = require("childkit").children
 
 local function pgrp(pid)
   local stat = S.read("/proc/" .. pid .. "/stat")

@@ -825,7 +825,7 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   local theirs = "appstart." .. launcher .. "."
   local function left()
     local n = 0
-    for name in io.popen("ls " .. dir):lines() do
+    for name in S.sh("ls " .. dir):gmatch("[^\n]+") do
       if name:sub(1, #theirs) == theirs then n = n + 1 end
     end
     return n
@@ -833,7 +833,7 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   os.execute("kill -9 " .. launcher)
   lu.assertTrue(S.await_gone(launcher))
   -- (one the app made, as root may)
-  local inner = io.popen("ls -d " .. dir .. "/" .. theirs .. "*"):read("l") .. "/inner"
+  local inner = S.sh("ls -d " .. dir .. "/" .. theirs .. "*", "l") .. "/inner"
   assert(os.execute("mkdir " .. inner))
   local running, ended, inner_kept
   local first = start { kill_mode = "cgroup", cgroup_parent = parent, argv = { F, "notify=READY=1", "pause" } }
@@ -842,7 +842,7 @@ function TC.test_a_killed_launchers_cgroup_is_removed_once_its_app_has_ended()
   os.execute("kill -9 " .. orphan)
   lu.assertTrue(S.await_gone(orphan))
   -- (its cgroup says so a moment after it is a zombie)
-  local events = io.popen("ls -d " .. dir .. "/" .. theirs .. "*"):read("l") .. "/cgroup.events"
+  local events = S.sh("ls -d " .. dir .. "/" .. theirs .. "*", "l") .. "/cgroup.events"
   lu.assertTrue(S.await_with_sleep(function() return (S.read(events) or ""):find("populated 0") ~= nil end))
   -- a parent where such a cgroup was left is swept again by a start a
   -- second after, not at every start (each read the whole parent, and

@@ -25,8 +25,8 @@ K.out("inherited", err and err.code or "started", err and err.message or "")
 -- not given: /dev/null, as stdin is
 app = assert(appstart.start { argv = { F, "line=3:started", "pause" }, user = "nobody", ready = "fd",
   ready_timeout = 5, log = K.quiet })
-K.out("default", io.popen("readlink /proc/" .. app.pid .. "/fd/1"):read("l"),
-  io.popen("readlink /proc/" .. app.pid .. "/fd/2"):read("l"))
+K.out("default", K.sh("readlink /proc/" .. app.pid .. "/fd/1", "l"),
+  K.sh("readlink /proc/" .. app.pid .. "/fd/2", "l"))
 app:terminate(1)
 
 local errfile = INFO .. ".helper"
@@ -40,6 +40,6 @@ app = assert(appstart.start { argv = { F, "tiocsti=0:" .. RESULT .. ".0", "tiocs
 local stat = K.read("/proc/" .. app.pid .. "/stat")
 local f = io.open(INFO, "w")
 f:write(app.pid, " ", stat:match("%) %S+ %d+ %d+ (%d+ %-?%d+)"), " ",
-  io.popen("readlink /proc/" .. app.pid .. "/fd/0"):read("l"), "\n")
+  K.sh("readlink /proc/" .. app.pid .. "/fd/0", "l"), "\n")
 f:close()
 print("terminated", app:terminate(1).signal)
