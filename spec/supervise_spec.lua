@@ -445,6 +445,8 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   got = read_until(function(text) return text == "STOPPING=1" end)
   lu.assertEquals(count(got, "^READY=1"), 0)
   m.close()
+  -- (kept is not lost: nothing said of it)
+  lu.assertNil(S.read(err):find("was lost", 1, true), S.read(err))
   S.assert_clean(before)
 end
 
@@ -462,6 +464,11 @@ function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
   lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
     S.read(err))
   m.close()
+  -- (what was kept is dropped as the manager goes, and said lost then,
+  -- before anything else is sent)
+  lu.assertTrue(S.await_with_sleep(function()
+    return (S.read(err) or ""):find("appstart: a message to the manager at " .. m.path .. " was lost: ", 1, true)
+  end, 20), S.read(err))
   lu.assertEquals(app:kill("HUP"), true)
   lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
     S.read(err))
@@ -473,6 +480,42 @@ function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
   again.close()
   lu.assertEquals(app:terminate(10), { code = 0 })
   lu.assertFalse(S.alive(S.pid_in(dir .. "/a")))
+  -- (said once: not again for the reload's messages nothing took)
+  local text = S.read(err)
+  local _, said = text:gsub("appstart: a message to the manager at [^\n]* was lost", "")
+  lu.assertEquals(said, 1, text)
+  S.assert_clean(before)
+end
+
+-- No manager to take a message (a socket file nothing is bound to: the
+-- manager died): the command runs, reloads and stops as ever, and says
+-- once on stderr that the manager's messages are lost, and why. (They
+-- were dropped without a word: a unit whose manager never heard READY=1
+-- had nothing in its journal to say so.)
+function TC.test_messages_no_manager_takes_are_said_lost_once()
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  local m = slow_manager(dir)
+  S.core.close(m.fd) -- (the file stays: connecting to it is refused)
+  local err = dir .. "/stderr"
+  local app = supervise_under(m.path, file, err)
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
+    S.read(err))
+  for n = 1, 2 do
+    lu.assertEquals(app:kill("HUP"), true)
+    lu.assertTrue(S.await_with_sleep(function()
+      local _, got = (S.read(err) or ""):gsub("appstart: reload: ", "")
+      return got == n
+    end, 20), S.read(err))
+  end
+  lu.assertEquals(app:terminate(10), { code = 0 })
+  local text = S.read(err)
+  local _, said = text:gsub("appstart: a message to the manager at [^\n]* was lost", "")
+  lu.assertEquals(said, 1, text)
+  lu.assertStrContains(text, "appstart: a message to the manager at " .. m.path
+    .. " was lost: Connection refused (no later loss is said)\n")
+  os.remove(m.path)
   S.assert_clean(before)
 end
 

@@ -11,8 +11,15 @@
 -- (its RELOADING=1 and everything after it: a manager that saw none of
 -- that would have seen it begin and end), the latest STATUS= among what
 -- it drops kept in their place.
+--
+-- A message no manager takes at all (nothing at the path, nothing bound
+-- there, a manager gone with messages kept for it) is lost: said once on
+-- stderr, with why, so that a unit whose manager never heard READY=1 has
+-- a word in its journal; later losses are not said (one a message would
+-- flood it).
 local appstart = require "appstart"
 local core = require "appstart.core"
+local log = require "appstart.log"
 local loop = require "appstart.loop"
 local settings = require "appstart.settings"
 
@@ -26,7 +33,17 @@ Outer.__index = Outer
 --- The messages to the socket at path (nil or "": none, each send does
 -- nothing).
 function M.new(path)
-  return setmetatable({ path = path ~= "" and path or nil, kept = {}, serving = false, flusher = false }, Outer)
+  return setmetatable({ path = path ~= "" and path or nil, kept = {}, serving = false, flusher = false,
+    lost_said = false }, Outer)
+end
+
+-- A message lost (message: the core's, "WHAT: why"): said the first time.
+local function lost(self, message)
+  if self.lost_said then return end
+  self.lost_said = true
+  local why = tostring(message):match("^.*: (.-)$") or tostring(message)
+  log.show("appstart: ", string.format("a message to the manager at %s was lost: %s (no later loss is said)",
+    log.printable(self.path), why), "\n")
 end
 
 -- Closes the wait's descriptors at a scope's end.
@@ -39,17 +56,17 @@ end
 
 -- A socket connected to the manager's and a poller of its own that says
 -- (its descriptor readable) when that socket is writable: w.fd and
--- w.poller; true, or false, errno (made in part or not at all: what is
--- made is in w, closed by its closing()).
+-- w.poller; true, or false, message, errno (made in part or not at all:
+-- what is made is in w, closed by its closing()).
 local function connect(self, w)
   if w.fd then core.close(w.fd) end
-  local fd, _, errno = core.notify_peer(self.path)
+  local fd, message, errno = core.notify_peer(self.path)
   w.fd = fd or false
-  if not fd then return false, errno end
+  if not fd then return false, message, errno end
   if not w.poller then
-    local poller, _, e = core.poller()
+    local poller, m, e = core.poller()
     w.poller = poller or false
-    if not poller then return false, e end
+    if not poller then return false, m, e end
   end
   return true
 end
@@ -58,33 +75,48 @@ end
 -- manager's, waiting for room between one datagram and the next (the
 -- socket polled for writing). The manager gone (its socket closed; the
 -- socket at its path, connected again, refuses too, or none is there):
--- nothing more goes, what is kept is dropped. Out of descriptors for the
--- connection, it tries again a moment later.
+-- nothing more goes, what is kept is dropped, and said lost. Out of
+-- descriptors for the connection, it tries again a moment later.
 local function flush(self)
   local kept = self.kept
   local w = {}
   local _ <close> = closing(w)
-  local ok, errno = connect(self, w)
+  local ok, why, errno = connect(self, w)
+  -- (why: what lost what is kept; nil when the command stops)
   while #kept > 0 do
     if not ok then
-      if not core.lacks_resources(errno) or loop.sleep(settings.poll_interval) == nil then break end
-      ok, errno = connect(self, w)
+      if not core.lacks_resources(errno) then break end
+      if loop.sleep(settings.poll_interval) == nil then
+        why = nil
+        break
+      end
+      ok, why, errno = connect(self, w)
     else
       local sent, _, e = core.notify(kept[1].text, w.fd)
       if sent then
         table.remove(kept, 1)
       elseif e == EAGAIN then
-        if not w.poller:add(w.fd, 1, "w") or loop.wait(w.poller:fd(), nil, w.poller) == nil then break end
+        local added, m = w.poller:add(w.fd, 1, "w")
+        if not added then
+          why = m
+          break
+        end
+        if loop.wait(w.poller:fd(), nil, w.poller) == nil then break end
       else
         -- (the manager's socket made anew at its path: once)
-        ok, errno = connect(self, w)
+        ok, why, errno = connect(self, w)
         if ok then
-          sent, _, e = core.notify(kept[1].text, w.fd)
-          if sent then table.remove(kept, 1) elseif e ~= EAGAIN then break end
+          local message
+          sent, message, e = core.notify(kept[1].text, w.fd)
+          if sent then table.remove(kept, 1) elseif e ~= EAGAIN then
+            why = message
+            break
+          end
         end
       end
     end
   end
+  if #kept > 0 and why then lost(self, why) end
   for i = #kept, 1, -1 do kept[i] = nil end
   self.flusher = false
 end
@@ -108,9 +140,10 @@ function Outer:send(kind, text)
   if not self.path then return end
   local kept = self.kept
   if #kept == 0 then
-    local ok, _, errno = core.notify(text, self.path)
+    local ok, message, errno = core.notify(text, self.path)
+    if ok then return end
     -- (an error but a full queue: no manager to tell)
-    if ok or errno ~= EAGAIN then return end
+    if errno ~= EAGAIN then return lost(self, message) end
   elseif kind == "ping" then
     for i = 1, #kept do
       if kept[i].kind == "ping" then return end
