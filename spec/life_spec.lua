@@ -324,6 +324,55 @@ function T.test_a_log_function_that_waits_on_a_line_read_in_the_background_holds
   end
 end
 
+-- The same for the lines the run's own rounds say of an app's end, seen
+-- by its watch with no task waiting on it: its end's debug line, and
+-- (kill_mode "group") the SIGTERM to what it left in its group. Both
+-- were said there, where a log function that waits holds every task
+-- (none ticked until the wait gave up).
+function T.test_a_log_function_that_waits_on_an_end_seen_in_the_background_holds_no_other_task()
+  for _, case in ipairs { "ended", "swept" } do
+    local before = S.snapshot()
+    local go, child = S.tmpname("go"), S.tmpname("child")
+    local ticks, ticked, waiting, other, waited, exited = 0, nil, false, nil, nil, nil
+    local line = case == "ended" and ": pid %d+ exited with code 0" or ": SIGTERM to the 1 process left in its group"
+    run(function()
+      local appstart = require "appstart"
+      local argv = case == "ended" and { F, "notify=READY=1", "waitfile=" .. go, "exit=0" }
+        or { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "notify=READY=1", "waitfile=" .. go,
+          "exit=0" }
+      assert(start {
+        argv = argv, kill_mode = case == "swept" and "group" or nil,
+        on_exit = function(_, how) exited = how end,
+        log = function(_, message)
+          if not message:find(line) then return end
+          waiting = true
+          local from = ticks
+          waited = await(function() return ticks >= from + 3 and other ~= nil end, 5)
+          ticked = ticks - from
+        end,
+      })
+      appstart.spawn(function()
+        while waited == nil do
+          ticks = ticks + 1
+          appstart.sleep(0.01)
+        end
+      end)
+      appstart.spawn(function()
+        lu.assertTrue(await(function() return waiting end, 5), case .. ": the log function was never called")
+        other = assert(start { argv = { F, "notify=READY=1", "pause" } })
+      end)
+      S.touch(go)
+      lu.assertTrue(await(function() return waited ~= nil end, 10), case)
+      if other then lu.assertEquals(other:terminate(), { signal = 15 }, case) end
+    end)
+    lu.assertTrue(waited, case .. ": no other task ran while the log function waited")
+    lu.assertTrue(ticked >= 3, case .. ": ticks " .. tostring(ticked))
+    lu.assertEquals(exited and exited.code, 0, case)
+    if case == "swept" then lu.assertTrue(S.await_gone(S.pid_in(child)), "what it left in its group") end
+    S.assert_clean(before)
+  end
+end
+
 -- A log function that raises (a ^C) at that last count, as the app's end
 -- is told: the end is seen to all the same (on_exit told, what the app
 -- left in its group sent its SIGTERM, its process closed), and the error

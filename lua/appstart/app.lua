@@ -146,6 +146,31 @@ function App.unserved(apps)
   if raised then error(raised[1], 0) end
 end
 
+-- A line of the launcher's own about an app (its end, the sweep of its
+-- group, a signal not sent), said as it comes: but in appstart.run's own
+-- rounds (a watch's or a timer's callback, no task), where a log function
+-- that waits would hold every task of the run until it returned, it is
+-- said by a task of its own, begun before what is told after it (on_exit,
+-- a task too), and what it raises ends the run as a task's error does.
+-- true, or false, err: what the log function raised, said at once.
+local function app_line(app, level, text)
+  if loop.running() and not loop.in_task() then
+    loop.callback(function(err) log.default("error", "a log function raised " .. log.raised(err)) end,
+      app._log, level, text)
+    return true
+  end
+  return pcall(app._log, level, text)
+end
+
+-- The app's log function as app_line says its lines, raising what it
+-- raised (signal.kick and signal.rest's warnings).
+local function app_logger(app)
+  return function(level, text)
+    local ok, err = app_line(app, level, text)
+    if not ok then error(err, 0) end
+  end
+end
+
 -- kill_mode "group": the main process ended by itself; what it left in its
 -- group goes with it (SIGTERM, SIGKILL after kill_grace), as under
 -- systemd, so that a service that crashes leaves nothing behind. The
@@ -161,16 +186,18 @@ local function sweep_group(app, proc, stopped)
   -- (a stop's SIGTERM, a supervisor's, reached them already, and was
   -- counted: the main process ended on it, no crash)
   if stopped then return true end
-  signal.rest(proc, app._opts, "TERM", app._log, app._program)
-  signal.rest(proc, app._opts, "CONT", app._log, app._program)
+  local logger = app_logger(app)
+  signal.rest(proc, app._opts, "TERM", logger, app._program)
+  signal.rest(proc, app._opts, "CONT", logger, app._program)
   -- how.left counts them, as a stop's does (the how was made as the main
   -- process ended, before this)
   local after = proc:poll()
   if after and after.left and app._how then app._how.left = after.left end
   -- (said last: a logger that raises leaves nothing undone)
   if not log.drops(app._log, "info") then
-    app._log("info", format("%s: its main process ended: SIGTERM to the %s left in its group", app._program,
-      n and format("%d process%s", n, n == 1 and "" or "es") or "processes (uncounted)"))
+    local ok, err = app_line(app, "info", format("%s: its main process ended: SIGTERM to the %s left in its group",
+      app._program, n and format("%d process%s", n, n == 1 and "" or "es") or "processes (uncounted)"))
+    if not ok then error(err, 0) end
   end
   return true
 end
@@ -330,7 +357,7 @@ local function ended(app, how, settled)
   -- (its line's error too, a ^C in the logger: on_exit told first)
   local said_ok, said_err = true, nil
   if not log.drops(app._log, "debug") then
-    said_ok, said_err = pcall(app._log, "debug",
+    said_ok, said_err = app_line(app, "debug",
       string.format("%s: pid %d %s", log.printable(app.name or "app"), app.pid, tostring(how)))
   end
   local on_exit = app._on_exit
@@ -648,11 +675,12 @@ local function watchdog_fire(app, why)
   loop.unwatch(life.kill_timer or nil)
   life.kill_timer = loop.at(now() + grace, function()
     life.kill_timer = false
-    if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app._log, app._program) end
+    if app._proc and not check(app) then signal.kick(app._proc, app._opts, "KILL", app_logger(app), app._program) end
   end)
   local proc = app._proc
-  signal.kick(proc, app._opts, "ABRT", app._log, app._program)
-  signal.kick(proc, app._opts, "CONT", app._log, app._program)
+  local logger = app_logger(app)
+  signal.kick(proc, app._opts, "ABRT", logger, app._program)
+  signal.kick(proc, app._opts, "CONT", logger, app._program)
   -- (said last: a log function that waits, or raises, a ^C in it, leaves
   -- nothing undone; after what is still to be told of the app's datagrams)
   say(life, function()
@@ -723,7 +751,7 @@ local function set_stop_bound(app, since, due, extended)
     life.stop_bound = false
     if life.wd_fired or not app._proc or stopping[app] or check(app) then return end
     life.wd_fired = true
-    signal.kick(app._proc, app._opts, "KILL", app._log, app._program)
+    signal.kick(app._proc, app._opts, "KILL", app_logger(app), app._program)
     -- (said last, as watchdog_fire's, and told as it tells: by a task
     -- inside appstart.run, after what the app's datagrams have still to
     -- tell)
