@@ -63,8 +63,16 @@ local me
 function K.children()
   me = me or tonumber(K.read("/proc/self/stat"):match("^%d+"))
   local list = {}
-  for pid in (K.read("/proc/" .. me .. "/task/" .. me .. "/children") or ""):gmatch("%d+") do
-    list[#list + 1] = tonumber(pid)
+  local text = K.read("/proc/" .. me .. "/task/" .. me .. "/children")
+  if text then
+    for pid in text:gmatch("%d+") do list[#list + 1] = tonumber(pid) end
+  else
+    -- (a kernel built without CONFIG_PROC_CHILDREN: each process's parent,
+    -- read from its stat, the ls itself reaped before)
+    for name in K.sh("exec ls /proc"):gmatch("%d+") do
+      local stat = K.read("/proc/" .. name .. "/stat")
+      if stat and tonumber(stat:match(".*%) %S+ (%d+)")) == me then list[#list + 1] = tonumber(name) end
+    end
   end
   table.sort(list)
   return list

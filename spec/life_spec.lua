@@ -328,26 +328,32 @@ end
 -- by its watch with no task waiting on it: its end's debug line, and
 -- (kill_mode "group") the SIGTERM to what it left in its group. Both
 -- were said there, where a log function that waits holds every task
--- (none ticked until the wait gave up).
+-- (none ticked until the wait gave up). A notify app's are told as its
+-- other lines are, on_exit after them; another app's ("plain") by a task
+-- of its own, on_exit not held by it.
 function T.test_a_log_function_that_waits_on_an_end_seen_in_the_background_holds_no_other_task()
-  for _, case in ipairs { "ended", "swept" } do
+  for _, case in ipairs { "ended", "swept", "plain" } do
     local before = S.snapshot()
     local go, child = S.tmpname("go"), S.tmpname("child")
-    local ticks, ticked, waiting, other, waited, exited = 0, nil, false, nil, nil, nil
-    local line = case == "ended" and ": pid %d+ exited with code 0" or ": SIGTERM to the 1 process left in its group"
+    local ticks, ticked, waiting, other, waited, exited, exited_after_line = 0, nil, false, nil, nil, nil, nil
+    local line = case == "swept" and ": SIGTERM to the 1 process left in its group" or ": pid %d+ exited with code 0"
     run(function()
       local appstart = require "appstart"
-      local argv = case == "ended" and { F, "notify=READY=1", "waitfile=" .. go, "exit=0" }
-        or { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child, "notify=READY=1", "waitfile=" .. go,
-          "exit=0" }
+      local argv = case == "swept" and { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child,
+          "notify=READY=1", "waitfile=" .. go, "exit=0" }
+        or case == "ended" and { F, "notify=READY=1", "waitfile=" .. go, "exit=0" }
+        or { F, "waitfile=" .. go, "exit=0" }
       assert(start {
-        argv = argv, kill_mode = case == "swept" and "group" or nil,
-        on_exit = function(_, how) exited = how end,
+        argv = argv, kill_mode = case == "swept" and "group" or nil, ready = case == "plain" and "none" or nil,
+        on_exit = function(_, how)
+          exited, exited_after_line = how, waited ~= nil
+        end,
         log = function(_, message)
           if not message:find(line) then return end
           waiting = true
           local from = ticks
-          waited = await(function() return ticks >= from + 3 and other ~= nil end, 5)
+          waited = await(function() return ticks >= from + 3 and other ~= nil and (case ~= "plain" or exited) end,
+            5)
           ticked = ticks - from
         end,
       })
@@ -362,12 +368,15 @@ function T.test_a_log_function_that_waits_on_an_end_seen_in_the_background_holds
         other = assert(start { argv = { F, "notify=READY=1", "pause" } })
       end)
       S.touch(go)
-      lu.assertTrue(await(function() return waited ~= nil end, 10), case)
+      lu.assertTrue(await(function() return waited ~= nil and exited ~= nil end, 10), case)
       if other then lu.assertEquals(other:terminate(), { signal = 15 }, case) end
     end)
     lu.assertTrue(waited, case .. ": no other task ran while the log function waited")
     lu.assertTrue(ticked >= 3, case .. ": ticks " .. tostring(ticked))
     lu.assertEquals(exited and exited.code, 0, case)
+    -- (a notify app's on_exit comes after its lines; another's does not
+    -- wait for a line that waits)
+    lu.assertEquals(exited_after_line, case ~= "plain", case)
     if case == "swept" then lu.assertTrue(S.await_gone(S.pid_in(child)), "what it left in its group") end
     S.assert_clean(before)
   end

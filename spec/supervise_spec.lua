@@ -519,6 +519,27 @@ function TC.test_messages_no_manager_takes_are_said_lost_once()
   S.assert_clean(before)
 end
 
+-- A manager that stops listening once it has heard READY=1 (as
+-- `appstart --ready=notify` without --watch does: its socket closed at
+-- ready): what the command sends after is lost, and said nowhere, no
+-- fault of anyone's.
+function TC.test_a_manager_that_stops_listening_after_ready_is_no_loss()
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  services_file(file, dir, { "a" })
+  local m = slow_manager(dir)
+  local err = dir .. "/stderr"
+  local app = supervise_under(m.path, file, err)
+  m.read_until(function(text) return text:find("READY=1", 1, true) ~= nil end)
+  m.close()
+  lu.assertEquals(app:kill("HUP"), true)
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
+    S.read(err))
+  lu.assertEquals(app:terminate(10), { code = 0 })
+  lu.assertNil(S.read(err):find("was lost", 1, true), S.read(err))
+  S.assert_clean(before)
+end
+
 -- A SIGHUP during the bring-up that adds a service: READY=1 comes once
 -- the reload's starts are done too. It came as soon as the bring-up's
 -- own services were up, the added one still starting ("1 of 2").

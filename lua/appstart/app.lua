@@ -148,18 +148,24 @@ end
 
 -- A line of the launcher's own about an app (its end, the sweep of its
 -- group, a signal not sent), said as it comes: but in appstart.run's own
--- rounds (a watch's or a timer's callback, no task), where a log function
--- that waits would hold every task of the run until it returned, it is
--- said by a task of its own, begun before what is told after it (on_exit,
--- a task too), and what it raises ends the run as a task's error does.
--- true, or false, err: what the log function raised, said at once.
+-- rounds (a watch's or a timer's callback), where a log function that
+-- waits would hold every task of the run until it returned, a task says
+-- it: a notify app's teller, in the order of the app's other lines
+-- (on_exit told after them), another app's a task of its own, begun
+-- before on_exit's (which does not wait for it). What it raises there is
+-- a task's error. true, or false, err: what the log function raised,
+-- said at once.
+local function line_raised(err) log.default("error", "a log function raised " .. log.raised(err)) end
 local function app_line(app, level, text)
-  if loop.running() and not loop.in_task() then
-    loop.callback(function(err) log.default("error", "a log function raised " .. log.raised(err)) end,
-      app._log, level, text)
-    return true
+  if not loop.in_rounds() then return pcall(app._log, level, text) end
+  local life = app._life
+  if life then
+    say(life, function() app._log(level, text) end)
+    tell_queued(life)
+  else
+    loop.callback(line_raised, app._log, level, text)
   end
-  return pcall(app._log, level, text)
+  return true
 end
 
 -- The app's log function as app_line says its lines, raising what it

@@ -560,6 +560,13 @@ function loop.in_task()
   return current_task() ~= nil
 end
 
+--- Is the caller appstart.run's own rounds (a watch's, a timer's, a
+-- listener's callback; not a task, nor a coroutine of the user's inside
+-- one), where a wait serves descriptors and timers but resumes no task?
+function loop.in_rounds()
+  return current ~= nil and current_task() == nil and coroutine.running() == current.co
+end
+
 -- fn(...) in a coroutine of the other loop's, spawned by a coroutine that
 -- serves what the main thread made (a callback of an app of the main
 -- thread's): its waits its own (not the serving coroutine's: its timing,

@@ -13,10 +13,12 @@
 -- it drops kept in their place.
 --
 -- A message no manager takes at all (nothing at the path, nothing bound
--- there, a manager gone with messages kept for it) is lost: said once on
--- stderr, with why, so that a unit whose manager never heard READY=1 has
--- a word in its journal; later losses are not said (one a message would
--- flood it).
+-- there, a manager gone with messages kept for it) before any has reached
+-- it is lost: said once on stderr, with why, so that a unit whose manager
+-- never heard READY=1 has a word in its journal; later losses are not
+-- said (one a message would flood it), nor any once a message has reached
+-- the manager (one that stops listening, as `appstart --ready=notify`
+-- does at ready, is no fault).
 local appstart = require "appstart"
 local core = require "appstart.core"
 local log = require "appstart.log"
@@ -34,12 +36,12 @@ Outer.__index = Outer
 -- nothing).
 function M.new(path)
   return setmetatable({ path = path ~= "" and path or nil, kept = {}, serving = false, flusher = false,
-    lost_said = false }, Outer)
+    lost_said = false, delivered = false }, Outer)
 end
 
 -- A message lost (message: the core's, "WHAT: why"): said the first time.
 local function lost(self, message)
-  if self.lost_said then return end
+  if self.lost_said or self.delivered then return end
   self.lost_said = true
   local why = tostring(message):match("^.*: (.-)$") or tostring(message)
   log.show("appstart: ", string.format("a message to the manager at %s was lost: %s (no later loss is said)",
@@ -94,6 +96,7 @@ local function flush(self)
     else
       local sent, _, e = core.notify(kept[1].text, w.fd)
       if sent then
+        self.delivered = true
         table.remove(kept, 1)
       elseif e == EAGAIN then
         local added, m = w.poller:add(w.fd, 1, "w")
@@ -108,7 +111,10 @@ local function flush(self)
         if ok then
           local message
           sent, message, e = core.notify(kept[1].text, w.fd)
-          if sent then table.remove(kept, 1) elseif e ~= EAGAIN then
+          if sent then
+            self.delivered = true
+            table.remove(kept, 1)
+          elseif e ~= EAGAIN then
             why = message
             break
           end
@@ -141,7 +147,10 @@ function Outer:send(kind, text)
   local kept = self.kept
   if #kept == 0 then
     local ok, message, errno = core.notify(text, self.path)
-    if ok then return end
+    if ok then
+      self.delivered = true
+      return
+    end
     -- (an error but a full queue: no manager to tell)
     if errno ~= EAGAIN then return lost(self, message) end
   elseif kind == "ping" then
