@@ -272,6 +272,45 @@ function T.test_a_flood_while_a_log_function_waits_queues_one_of_each_kind()
   S.assert_clean(before)
 end
 
+-- The log function of a test of one that waits inside appstart.run:
+-- w.log, on a message that pattern matches (plain: found as it is),
+-- waits until another task has ticked three times and a third has
+-- started an app, and until more() holds, if given (5 s at most:
+-- w.waited false then); w.others() spawns those two tasks; w.finish()
+-- terminates the app the third started; w.check() says whether the
+-- others ran while it waited.
+local function waiting_log(case, pattern, plain, more)
+  local w = { ticks = 0, waiting = false, other = nil, waited = nil, ticked = nil }
+  function w.log(_, message)
+    if not message:find(pattern, 1, plain) then return end
+    w.waiting = true
+    local from = w.ticks
+    w.waited = await(function() return w.ticks >= from + 3 and w.other ~= nil and (not more or more()) end, 5)
+    w.ticked = w.ticks - from
+  end
+  function w.others()
+    local appstart = require "appstart"
+    appstart.spawn(function()
+      while w.waited == nil do
+        w.ticks = w.ticks + 1
+        appstart.sleep(0.01)
+      end
+    end)
+    appstart.spawn(function()
+      lu.assertTrue(await(function() return w.waiting end, 5), case .. ": the log function was never called")
+      w.other = assert(start { argv = { F, "notify=READY=1", "pause" } })
+    end)
+  end
+  function w.finish()
+    if w.other then lu.assertEquals(w.other:terminate(), { signal = 15 }, case) end
+  end
+  function w.check()
+    lu.assertTrue(w.waited, case .. ": no other task ran while the log function waited")
+    lu.assertTrue(w.ticked >= 3, case .. ": ticks " .. tostring(w.ticked))
+  end
+  return w
+end
+
 -- A log function that waits inside appstart.run on a line the run's own
 -- rounds have to tell (a STATUS= its listener read, a STOPPING=1's bound
 -- a timer saw run out) holds that app's lines and callbacks, no other
@@ -283,43 +322,24 @@ function T.test_a_log_function_that_waits_on_a_line_read_in_the_background_holds
   for _, case in ipairs { "status", "bound" } do
     local before = S.snapshot()
     local go = S.tmpname("go")
-    local ticks, ticked, waiting, other, waited = 0, nil, false, nil, nil
-    local line = case == "status" and ": status: hello" or "after STOPPING=1: SIGKILL"
+    local w = waiting_log(case, case == "status" and ": status: hello" or "after STOPPING=1: SIGKILL", true)
     run(function()
-      local appstart = require "appstart"
       local app = assert(start {
         argv = { F, "notify=READY=1", "waitfile=" .. go, case == "status" and "notify=STATUS=hello"
           or "notify=STOPPING=1", "pause" },
-        watchdog = case == "bound" and 5 or nil, kill_grace = 0.2,
-        log = function(_, message)
-          if not message:find(line, 1, true) then return end
-          waiting = true
-          local from = ticks
-          waited = await(function() return ticks >= from + 3 and other ~= nil end, 5)
-          ticked = ticks - from
-        end,
+        watchdog = case == "bound" and 5 or nil, kill_grace = 0.2, log = w.log,
       })
-      appstart.spawn(function()
-        while waited == nil do
-          ticks = ticks + 1
-          appstart.sleep(0.01)
-        end
-      end)
-      appstart.spawn(function()
-        lu.assertTrue(await(function() return waiting end, 5), case .. ": the log function was never called")
-        other = assert(start { argv = { F, "notify=READY=1", "pause" } })
-      end)
+      w.others()
       S.touch(go)
-      lu.assertTrue(await(function() return waited ~= nil end, 10), case)
+      lu.assertTrue(await(function() return w.waited ~= nil end, 10), case)
       if case == "status" then
         lu.assertEquals(app:terminate(), { signal = 15 }, case)
       else
         lu.assertEquals(app:wait(5).signal, 9, case)
       end
-      if other then lu.assertEquals(other:terminate(), { signal = 15 }, case) end
+      w.finish()
     end)
-    lu.assertTrue(waited, case .. ": no other task ran while the log function waited")
-    lu.assertTrue(ticked >= 3, case .. ": ticks " .. tostring(ticked))
+    w.check()
     S.assert_clean(before)
   end
 end
@@ -335,10 +355,11 @@ function T.test_a_log_function_that_waits_on_an_end_seen_in_the_background_holds
   for _, case in ipairs { "ended", "swept", "plain" } do
     local before = S.snapshot()
     local go, child = S.tmpname("go"), S.tmpname("child")
-    local ticks, ticked, waiting, other, waited, exited, exited_after_line = 0, nil, false, nil, nil, nil, nil
-    local line = case == "swept" and ": SIGTERM to the 1 process left in its group" or ": pid %d+ exited with code 0"
+    local exited, exited_after_line
+    local w = waiting_log(case,
+      case == "swept" and ": SIGTERM to the 1 process left in its group" or ": pid %d+ exited with code 0",
+      case == "swept", function() return case ~= "plain" or exited ~= nil end)
     run(function()
-      local appstart = require "appstart"
       local argv = case == "swept" and { F, "fork", "pidfile=" .. child, "pause", "|", "waitfile=" .. child,
           "notify=READY=1", "waitfile=" .. go, "exit=0" }
         or case == "ended" and { F, "notify=READY=1", "waitfile=" .. go, "exit=0" }
@@ -346,33 +367,16 @@ function T.test_a_log_function_that_waits_on_an_end_seen_in_the_background_holds
       assert(start {
         argv = argv, kill_mode = case == "swept" and "group" or nil, ready = case == "plain" and "none" or nil,
         on_exit = function(_, how)
-          exited, exited_after_line = how, waited ~= nil
+          exited, exited_after_line = how, w.waited ~= nil
         end,
-        log = function(_, message)
-          if not message:find(line) then return end
-          waiting = true
-          local from = ticks
-          waited = await(function() return ticks >= from + 3 and other ~= nil and (case ~= "plain" or exited) end,
-            5)
-          ticked = ticks - from
-        end,
+        log = w.log,
       })
-      appstart.spawn(function()
-        while waited == nil do
-          ticks = ticks + 1
-          appstart.sleep(0.01)
-        end
-      end)
-      appstart.spawn(function()
-        lu.assertTrue(await(function() return waiting end, 5), case .. ": the log function was never called")
-        other = assert(start { argv = { F, "notify=READY=1", "pause" } })
-      end)
+      w.others()
       S.touch(go)
-      lu.assertTrue(await(function() return waited ~= nil and exited ~= nil end, 10), case)
-      if other then lu.assertEquals(other:terminate(), { signal = 15 }, case) end
+      lu.assertTrue(await(function() return w.waited ~= nil and exited ~= nil end, 10), case)
+      w.finish()
     end)
-    lu.assertTrue(waited, case .. ": no other task ran while the log function waited")
-    lu.assertTrue(ticked >= 3, case .. ": ticks " .. tostring(ticked))
+    w.check()
     lu.assertEquals(exited and exited.code, 0, case)
     -- (a notify app's on_exit comes after its lines; another's does not
     -- wait for a line that waits)

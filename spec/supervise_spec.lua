@@ -376,6 +376,34 @@ local function supervise_under(path, file, err, env)
   return assert(appstart.start { argv = argv, ready = "none", stdout = "null", stderr = err, log = S.quiet })
 end
 
+-- Wait (20 s at most) until the stderr file err says text (a pattern;
+-- plain: found as it is).
+local function await_said_in(err, text, plain)
+  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find(text, 1, plain) ~= nil end, 20),
+    S.read(err))
+end
+
+-- The setup of a test of the command under a manager: the file of
+-- fixture services names, the manager's socket (slow_manager), the
+-- command's stderr: t.before (a snapshot), t.dir, t.m, t.err; t.start()
+-- runs the command under that manager.
+local function under_manager(names)
+  local t = { before = S.snapshot() }
+  local file
+  t.dir, file = supervise_dir()
+  services_file(file, t.dir, names)
+  t.m, t.err = slow_manager(t.dir), t.dir .. "/stderr"
+  function t.start() return supervise_under(t.m.path, file, t.err) end
+  return t
+end
+
+-- How many times the stderr file err says a message to the manager was
+-- lost.
+local function losses(err)
+  local _, n = (S.read(err) or ""):gsub("appstart: a message to the manager at [^\n]* was lost", "")
+  return n
+end
+
 function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_latest()
   local before = S.snapshot()
   local dir, file = supervise_dir()
@@ -446,7 +474,7 @@ function TC.test_a_manager_that_reads_slowly_loses_no_ready_and_is_told_the_late
   lu.assertEquals(count(got, "^READY=1"), 0)
   m.close()
   -- (kept is not lost: nothing said of it)
-  lu.assertNil(S.read(err):find("was lost", 1, true), S.read(err))
+  lu.assertEquals(losses(err), 0, S.read(err))
   S.assert_clean(before)
 end
 
@@ -454,24 +482,17 @@ end
 -- it: they are dropped, and what comes later goes to the manager that
 -- binds the path next (the command runs and stops as ever).
 function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  services_file(file, dir, { "a" })
-  local m = slow_manager(dir)
+  local t = under_manager { "a" }
+  local dir, m, err = t.dir, t.m, t.err
   lu.assertTrue(m.fill() > 0)
-  local err = dir .. "/stderr"
-  local app = supervise_under(m.path, file, err)
-  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
-    S.read(err))
+  local app = t.start()
+  await_said_in(err, "appstart: a: ready %(pid")
   m.close()
   -- (what was kept is dropped as the manager goes, and said lost then,
   -- before anything else is sent)
-  lu.assertTrue(S.await_with_sleep(function()
-    return (S.read(err) or ""):find("appstart: a message to the manager at " .. m.path .. " was lost: ", 1, true)
-  end, 20), S.read(err))
+  await_said_in(err, "appstart: a message to the manager at " .. m.path .. " was lost: ", true)
   lu.assertEquals(app:kill("HUP"), true)
-  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
-    S.read(err))
+  await_said_in(err, "appstart: reload: ")
   local again = slow_manager(dir)
   local since = math.floor(S.core.now() * 1e6)
   lu.assertEquals(app:kill("HUP"), true)
@@ -481,10 +502,8 @@ function TC.test_messages_kept_for_a_manager_that_goes_are_dropped()
   lu.assertEquals(app:terminate(10), { code = 0 })
   lu.assertFalse(S.alive(S.pid_in(dir .. "/a")))
   -- (said once: not again for the reload's messages nothing took)
-  local text = S.read(err)
-  local _, said = text:gsub("appstart: a message to the manager at [^\n]* was lost", "")
-  lu.assertEquals(said, 1, text)
-  S.assert_clean(before)
+  lu.assertEquals(losses(err), 1, S.read(err))
+  S.assert_clean(t.before)
 end
 
 -- No manager to take a message (a socket file nothing is bound to: the
@@ -493,15 +512,11 @@ end
 -- were dropped without a word: a unit whose manager never heard READY=1
 -- had nothing in its journal to say so.)
 function TC.test_messages_no_manager_takes_are_said_lost_once()
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  services_file(file, dir, { "a" })
-  local m = slow_manager(dir)
+  local t = under_manager { "a" }
+  local m, err = t.m, t.err
   S.core.close(m.fd) -- (the file stays: connecting to it is refused)
-  local err = dir .. "/stderr"
-  local app = supervise_under(m.path, file, err)
-  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: a: ready %(pid") end, 20),
-    S.read(err))
+  local app = t.start()
+  await_said_in(err, "appstart: a: ready %(pid")
   for n = 1, 2 do
     lu.assertEquals(app:kill("HUP"), true)
     lu.assertTrue(S.await_with_sleep(function()
@@ -510,13 +525,11 @@ function TC.test_messages_no_manager_takes_are_said_lost_once()
     end, 20), S.read(err))
   end
   lu.assertEquals(app:terminate(10), { code = 0 })
-  local text = S.read(err)
-  local _, said = text:gsub("appstart: a message to the manager at [^\n]* was lost", "")
-  lu.assertEquals(said, 1, text)
-  lu.assertStrContains(text, "appstart: a message to the manager at " .. m.path
+  lu.assertEquals(losses(err), 1, S.read(err))
+  lu.assertStrContains(S.read(err), "appstart: a message to the manager at " .. m.path
     .. " was lost: Connection refused (no later loss is said)\n")
   os.remove(m.path)
-  S.assert_clean(before)
+  S.assert_clean(t.before)
 end
 
 -- A manager that stops listening once it has heard READY=1 (as
@@ -524,20 +537,15 @@ end
 -- ready): what the command sends after is lost, and said nowhere, no
 -- fault of anyone's.
 function TC.test_a_manager_that_stops_listening_after_ready_is_no_loss()
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  services_file(file, dir, { "a" })
-  local m = slow_manager(dir)
-  local err = dir .. "/stderr"
-  local app = supervise_under(m.path, file, err)
-  m.read_until(function(text) return text:find("READY=1", 1, true) ~= nil end)
-  m.close()
+  local t = under_manager { "a" }
+  local app = t.start()
+  t.m.read_until(function(text) return text:find("READY=1", 1, true) ~= nil end)
+  t.m.close()
   lu.assertEquals(app:kill("HUP"), true)
-  lu.assertTrue(S.await_with_sleep(function() return (S.read(err) or ""):find("appstart: reload: ") end, 20),
-    S.read(err))
+  await_said_in(t.err, "appstart: reload: ")
   lu.assertEquals(app:terminate(10), { code = 0 })
-  lu.assertNil(S.read(err):find("was lost", 1, true), S.read(err))
-  S.assert_clean(before)
+  lu.assertEquals(losses(t.err), 0, S.read(t.err))
+  S.assert_clean(t.before)
 end
 
 -- A SIGHUP during the bring-up that adds a service: READY=1 comes once
