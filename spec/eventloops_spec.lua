@@ -1676,6 +1676,11 @@ end
 function TB.test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_app()
   -- where vfork is a fork the exec's verdict comes later, over a pipe: a
   -- start stopped meanwhile still holds, and ends, the process it spawned
+  -- (SIGTERM; under valgrind, whose fork child it is until the exec, a
+  -- signal that comes before the exec can be lost with valgrind's own
+  -- queue: the program runs with none pending, and the SIGKILL after
+  -- kill_grace ends it)
+  local signals = os.getenv("APPSTART_VFORK_IS_FORK") and { [15] = true, [9] = true } or { [15] = true }
   S.testing.exec_report("pipe")
   local ok, err = pcall(function()
     for _ = 1, 20 do
@@ -1685,7 +1690,7 @@ function TB.test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_a
         log = function() end }
       h:cancel()
       lu.assertEquals(h.err.code, "cancelled")
-      lu.assertEquals(h.err.status, { signal = 15 })
+      lu.assertTrue(signals[h.err.status.signal or false], tostring(h.err.status))
       S.assert_clean(before)
       h = appstart.begin { argv = { F, "pause" }, ready = "fd", log = function() end }
       h._s:close() -- dropped: what it spawned is killed, and reaped once it is gone
