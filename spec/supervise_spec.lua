@@ -1424,7 +1424,10 @@ function TC.test_the_end_says_what_a_reader_that_read_only_then_did_not_get()
     -- reader waits for `go`, then reads all
     local left = "head -c 65536 /dev/zero; echo $$ >" .. me .. ".tmp; mv " .. me .. ".tmp " .. me .. "; exec "
       .. table.concat(words, " ") .. " 2>&1"
-    local script = "{ sh -c " .. S.shell_quote(left) .. "; echo $? >" .. status .. "; } | "
+    -- (its exit status written whole, then renamed: await_file reads a
+    -- file once it exists, and one written in place was read empty)
+    local script = "{ sh -c " .. S.shell_quote(left) .. "; echo $? >" .. status .. ".tmp; mv " .. status .. ".tmp "
+      .. status .. "; } | "
       .. S.shell_quote(F) .. " waitfile=" .. go .. " exec cat >" .. out
     appstart.run(function()
       local app = assert(appstart.start { argv = { "sh", "-c", script }, ready = "none", stdout = "null",
