@@ -440,6 +440,51 @@ function T.test_sleep_says_true_or_cancelled()
   lu.assertEquals(got.cancelled, { nil, "cancelled" })
 end
 
+-- task:wake() ends the task's wait as its deadline would: an
+-- appstart.sleep returns true at once; appstart's waits for a condition
+-- (app:wait, h:wait) look at it again and wait on within their own
+-- deadline, so that a wake never reads as the app's end or a timeout.
+function T.test_a_woken_sleep_returns_and_a_woken_wait_for_an_app_waits_on()
+  local before = S.snapshot()
+  local got, entered = {}, {}
+  local app, h
+  appstart.run(function()
+    app = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
+    h = appstart.begin { argv = { F, "pause" }, ready = "fd", ready_timeout = 0.5, log = S.quiet }
+    local t0 = S.core.now()
+    local tasks = {
+      sleep = appstart.spawn(function()
+        entered.sleep = true
+        got.sleep = table.pack(appstart.sleep(10))
+        got.sleep.took = S.core.now() - t0
+      end),
+      wait = appstart.spawn(function()
+        entered.wait = true
+        got.wait = table.pack(app:wait(10))
+      end),
+      start = appstart.spawn(function()
+        entered.start = true
+        local _, err = h:wait()
+        got.start = { code = err and err.code, took = S.core.now() - t0 }
+      end),
+    }
+    -- (each sets its flag and enters its wait in the same resume)
+    while not (entered.sleep and entered.wait and entered.start) do appstart.sleep(0) end
+    for _, task in pairs(tasks) do task:wake() end
+    appstart.sleep(0.1)
+    lu.assertTrue(tasks.sleep.done, "a woken sleep is over")
+    lu.assertFalse(tasks.wait.done, "a woken app:wait waits on")
+    lu.assertFalse(tasks.start.done, "a woken h:wait waits on")
+    app:kill("TERM")
+  end)
+  lu.assertEquals(got.sleep[1], true)
+  lu.assertTrue(got.sleep.took < 1, "woken after " .. got.sleep.took .. " s")
+  lu.assertEquals(got.wait[1], { signal = 15 })
+  lu.assertEquals(got.start.code, "timeout")
+  lu.assertTrue(got.start.took >= 0.45, "h:wait ended " .. got.start.took .. " s in, before its ready_timeout")
+  S.assert_clean(before)
+end
+
 function T.test_sleep_inside_a_loop_yields_so_two_sleeps_overlap()
   local done = 0
   local took = S.timed(appstart.run, function()
