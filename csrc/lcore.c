@@ -645,8 +645,18 @@ static int l_read_trusted(lua_State *L)
     uid_t me = geteuid();
     char why[96];
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return lb_errno_result(L, errno, path);
+    if (fd < 0) {
+        int err = errno;
+        struct stat link;
+        /* a link in the last component, never followed, is said as what it
+         * is, not as ELOOP's "Too many levels of symbolic links" */
+        if (err == ELOOP && lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s: refused: it is a symbolic link, never followed (name the file itself)", path);
+            return 2;
+        }
+        return lb_errno_result(L, err, path);
+    }
     struct stat st;
     const char *bad = NULL;
     char *real = NULL;

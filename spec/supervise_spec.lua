@@ -1350,6 +1350,70 @@ function TC.test_the_commands_events_do_not_wait_behind_the_files_on_event()
   end
 end
 
+-- A file's on_event that waits on (here for good) as SIGTERM comes does
+-- not hold the command: once every service has stopped, its wait says
+-- nil, "cancelled", and the command exits 0. (appstart.run waited for it:
+-- the command never exited, its SIGTERM and SIGINT blocked, unread.)
+function TC.test_a_files_on_event_that_waits_on_does_not_hold_the_commands_stop()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local said, err = dir .. "/said", dir .. "/err"
+  write(file, string.format("local appstart = require 'appstart'\nlocal F = %q\nreturn {\n"
+    .. "  on_event = function(_, state)\n"
+    .. "    if state ~= 'ready' then return end\n"
+    .. "    local r, why = appstart.sleep(1e6)\n"
+    .. "    local f = io.open(%q, 'w') f:write(tostring(r), ' ', tostring(why)) f:close()\n"
+    .. "  end,\n"
+    .. "  services = { a = { argv = { F, 'pidfile=%s/a', 'pause' }, ready = 'none' } } }\n", F, said, dir))
+  local pid
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
+      kill_grace = 1, log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function()
+      pid = tonumber(S.read(dir .. "/a") or "")
+      return pid and (S.read(err) or ""):find("appstart: a: ready", 1, true) ~= nil
+    end, 10), "never ready")
+    app:kill("TERM")
+    lu.assertEquals({ app:wait(10) }, { { code = 0 } }, "the command's end")
+  end)
+  lu.assertEquals(S.read(said), "nil cancelled")
+  lu.assertTrue(S.await_gone(pid), "the service is gone")
+  S.assert_clean(before)
+end
+
+-- The file's callbacks may not end the command as they run, as the file
+-- may not as it loads: an os.exit there raises, said as their error, and
+-- the command goes on until SIGTERM stops its services. (It exited with
+-- the code given, its services left running for good.)
+function TC.test_a_files_callback_that_calls_os_exit_does_not_end_the_command()
+  local appstart = require "appstart"
+  local before = S.snapshot()
+  local dir, file = supervise_dir()
+  local err = dir .. "/err"
+  write(file, string.format("local F = %q\nreturn {\n"
+    .. "  on_event = function(_, state) if state == 'ready' then os.exit(7) end end,\n"
+    .. "  services = { a = { argv = { F, 'pidfile=%s/a', 'pause' }, ready = 'none',\n"
+    .. "    on_exit = function() os.exit(8) end } } }\n", F, dir))
+  local pid
+  appstart.run(function()
+    local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
+      kill_grace = 1, log = S.quiet })
+    lu.assertTrue(S.await_with_sleep(function()
+      pid = tonumber(S.read(dir .. "/a") or "")
+      return pid and (S.read(err) or ""):find("os.exit: the file may not end the command", 1, true) ~= nil
+    end, 10), "on_event's os.exit never said: " .. (S.read(err) or ""))
+    lu.assertTrue(S.alive(pid), "the service runs on")
+    -- (its on_exit's too, at the stop: still no end of the command's)
+    app:kill("TERM")
+    lu.assertEquals({ app:wait(10) }, { { code = 0 } }, "the command's end")
+  end)
+  lu.assertTrue(S.await_gone(pid), "the service is gone")
+  local _, count = S.read(err):gsub("os.exit: the file may not end the command", "")
+  lu.assertEquals(count, 2, S.read(err))
+  S.assert_clean(before)
+end
+
 -- A reader of the command's events that never reads (its pipe full from
 -- the start): the command never waits for it. It supervised nothing (its
 -- first event's write waited for good: no service started, SIGTERM unseen).
@@ -1754,6 +1818,14 @@ function TC.test_supervise_usage_and_a_file_that_cannot_be_used()
   code, out = run { "supervise", open .. "/s.lua" }
   lu.assertEquals(code, 1)
   lu.assertStrContains(out, "its directory " .. dir .. "/o\\x0apen is writable by every user")
+  -- a symbolic link is never followed, and is said to be one (it was
+  -- "Too many levels of symbolic links", ELOOP's words)
+  write(dir .. "/real.lua", "return { services = {} }")
+  assert(os.execute("ln -s real.lua " .. dir .. "/link.lua"))
+  code, out = run { "supervise", dir .. "/link.lua" }
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "appstart: " .. dir .. "/link.lua: refused: it is a symbolic link, never followed"
+    .. " (name the file itself)\n")
 end
 
 function TC.test_diff_sees_added_removed_and_changed_services()
@@ -1804,9 +1876,20 @@ function TC.test_diff_sees_a_function_by_its_code_not_its_line_nor_its_state()
     .. "  c = { argv = { 'z' }, on_exit = function() local function inner() return 2 end return inner end } } }"
   local old = services(file)
   old.services.b.ready.check() -- (it ran: its count is 1, a new reading's 0)
-  for _, above in ipairs { "", "-- a comment\n", string.rep("\n", 300) } do
+  -- (a local added above moves the register where b's check finds
+  -- `tries`, not its code)
+  for _, above in ipairs { "", "-- a comment\n", string.rep("\n", 300), "local unrelated = 42\n" } do
     lu.assertEquals({ supervise.diff(old, services(above .. file)) }, { {}, {}, {} })
   end
+  -- two helpers swapped: each function still calls the one it called
+  local helpers = "\nreturn { services = { g = { argv = { 'g' }, on_exit = function() return one() end },\n"
+    .. "  h = { argv = { 'h' }, on_exit = function() return two() end } } }"
+  local one, two = "local function one() return 1 end\n", "local function two() return 2 end\n"
+  lu.assertEquals({ supervise.diff(services(one .. two .. helpers), services(two .. one .. helpers)) }, { {}, {}, {} })
+  -- but one that captures another variable has changed, though at the
+  -- same place
+  local pick = "local a, b = 1, 2\nreturn { services = { k = { argv = { 'k' }, on_exit = function() return %s end } } }"
+  lu.assertEquals({ supervise.diff(services(pick:format("a")), services(pick:format("b"))) }, { {}, {}, { "k" } })
   local changed = file:gsub("return 2", "return 3")
   lu.assertEquals({ supervise.diff(old, services("\n" .. changed)) }, { {}, {}, { "c" } })
   -- tables: their metatables, numbers: their kind; cycles in both

@@ -133,20 +133,28 @@ end
 -- what changed between two readings of the file
 
 -- What a Lua function's code is, wherever it stands in the file:
--- string.dump(f, true) less the lines where each function (f and those
--- within) begins and ends, which Lua 5.4 keeps in a stripped dump
--- (ldump.c, dumpFunction); nil for a C function. A dump of a form this
--- does not know is taken whole (a function moved then counts as changed).
+-- string.dump(f) (ldump.c, dumpFunction) less what the file's layout puts
+-- there: its source's name, the lines where each function (f and those
+-- within) begins and ends and those of each instruction, and where f's
+-- own upvalues sit in the function around it (a register, which a local
+-- added above, or two helpers swapped, moves). The names of the
+-- variables it captures stay (which variable, not where), as do its
+-- locals and what the functions within capture of it (its code). nil for
+-- a C function. A dump of a form this does not know is taken whole (a
+-- function moved then counts as changed).
 local function code_of(f)
-  local ok, d = pcall(string.dump, f, true)
+  local ok, d = pcall(string.dump, f)
   if not ok then return nil end
   -- the header: signature, version, format, data, the sizes of an
   -- instruction, an integer and a float, an integer, a float; then the
   -- count of the main function's upvalues, and the main function
   local isize, intsize, nsize = d:byte(13, 15)
   if d:sub(1, 6) ~= "\27LuaT\0" or not nsize then return d end
-  local pos, kept = 15 + intsize + nsize + 2, { d:sub(1, 15 + intsize + nsize + 1) }
-  local from = pos
+  local pos = 15 + intsize + nsize + 2
+  local kept, from = { d:sub(1, pos - 1) }, pos
+  local function keep() -- (what lies from `from` to pos)
+    kept[#kept + 1] = d:sub(from, pos - 1)
+  end
   local function size()
     local x = 0
     repeat
@@ -160,11 +168,11 @@ local function code_of(f)
     local n = size()
     if n > 0 then pos = pos + n - 1 end
   end
-  local function proto()
-    skip_string() -- (the source: none, stripped)
-    kept[#kept + 1] = d:sub(from, pos - 1)
-    size() -- linedefined
-    size() -- lastlinedefined
+  local function proto(outer)
+    keep()
+    skip_string() -- source: dropped (a function within has none: its parent's)
+    size() -- linedefined: dropped
+    size() -- lastlinedefined: dropped
     from = pos
     pos = pos + 3 -- numparams, is_vararg, maxstacksize
     local n = size() -- (read before pos is: size() moves it)
@@ -177,15 +185,30 @@ local function code_of(f)
       elseif tag == 4 or tag == 20 then skip_string()
       elseif tag ~= 0 and tag ~= 1 and tag ~= 17 then error("not a dump of this form", 0) end
     end
-    n = size() -- upvalues
-    pos = pos + n * 3
-    for _ = 1, size() do proto() end
-    for _ = 1, 4 do -- debug information: none, stripped
-      if size() ~= 0 then error("not a dump of this form", 0) end
+    n = size() -- upvalues: instack, idx, kind
+    if outer then
+      -- (f's: where they sit in the file's functions around it, dropped;
+      -- their kind kept)
+      keep()
+      for i = 0, n - 1 do kept[#kept + 1] = d:sub(pos + 3 * i + 2, pos + 3 * i + 2) end
+      pos = pos + n * 3
+      from = pos
+    else
+      pos = pos + n * 3
     end
+    for _ = 1, size() do proto(false) end
+    -- debug information: the lines (a byte an instruction, then the
+    -- absolute ones, pc and line) dropped; the locals (name, from, to)
+    -- and the upvalues' names kept
+    keep()
+    pos = pos + size()
+    for _ = 1, size() do size(); size() end
+    from = pos
+    for _ = 1, size() do skip_string(); size(); size() end
+    for _ = 1, size() do skip_string() end
   end
-  if not pcall(proto) or pos ~= #d + 1 then return d end
-  kept[#kept + 1] = d:sub(from)
+  if not pcall(proto, true) or pos ~= #d + 1 then return d end
+  keep()
   return table.concat(kept)
 end
 
@@ -750,6 +773,10 @@ function M.run(o, spec, command)
   end
 
   local code = 0
+  -- (nor may its callbacks, as they run: on_event, a service's on_exit;
+  -- what they raise is said, as any error of theirs)
+  local exit = os.exit
+  rawset(os, "exit", exit_refused)
   local ok, err = pcall(appstart.run, function()
     manager:serve()
     -- the outer watchdog, when the outer supervisor asks for one
@@ -823,9 +850,13 @@ function M.run(o, spec, command)
     notify("state", "STOPPING=1")
     -- (yields: a reload task of this batch's SIGHUP runs, sees stopping)
     sv:down()
+    -- (every service stopped: a file's callback that waits on is
+    -- cancelled, not waited for, which appstart.run would do)
+    supervisor_internals.cancel_callbacks(sv)
     if pinger then pinger:cancel() end
     manager:stop()
   end)
+  rawset(os, "exit", exit)
   -- The last words: how many lines stderr did not take and how many
   -- events were not written, said however long stderr takes them (as the
   -- command's last words: nothing waits on the command now; a signal

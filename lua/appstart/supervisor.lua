@@ -186,7 +186,7 @@ local function flush(sv)
   local env = driver.current(sv._main)
   if runner_alive(q.runner, env, sv._main) then return end
   -- (one left in another loop stops once its callback returns, if ever)
-  local r = { env = env, home = home_of(env), co = false }
+  local r = { env = env, home = home_of(env), co = false, task = false }
   q.runner = r
   local spawn = env.spawn_runner or env.spawn
   if not spawn then
@@ -196,11 +196,12 @@ local function flush(sv)
     if not ok then error(err, 0) end
     return
   end
-  spawn(function()
+  -- (a task inside appstart.run; elsewhere nothing)
+  r.task = spawn(function()
     r.co = coroutine.running()
     run_queued(sv, r)
     if q.runner == r then q.runner = false end
-  end)
+  end) or false
 end
 
 -------------------------------------------------------------------------------
@@ -1320,6 +1321,16 @@ end
 -- one.
 function M.set_on_event(sv, fn)
   sv._on_event = fn or false
+end
+
+--- The callbacks under way cancelled for good: for `appstart supervise`,
+-- once every service has stopped, whose exit must not wait for a file's
+-- on_event that waits on (its wait under way says nil, "cancelled", a
+-- wait after that raises, and the queue's runner is closed at the next).
+-- Inside appstart.run, whose tasks they are; elsewhere nothing.
+function M.cancel_callbacks(sv)
+  local r = sv._queue.runner
+  if r and r.task then r.task:cancel(true) end
 end
 
 --- fn(name, state, info) called at each change of a service's state, in

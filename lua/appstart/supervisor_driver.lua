@@ -34,7 +34,8 @@ local M = {}
 
 local RUN = { name = "run" }
 
-function RUN.spawn(fn) loop.spawn(fn) end
+-- (the task, which appstart supervise cancels: supervisor.cancel_callbacks)
+function RUN.spawn(fn) return loop.spawn(fn) end
 function RUN.waiter() return loop.task() end
 function RUN.wait(_, fd, deadline) return loop.wait(fd, deadline) end
 function RUN.wake(task) task:wake() end
