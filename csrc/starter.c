@@ -724,11 +724,17 @@ int starter_begin(struct starter *s, const struct starter_config *cfg)
     s->ready_fd = cfg->ready_fd;
     s->access = cfg->access;
     s->app_uid = cfg->app_uid;
+    /* (a long one loses its middle, as the helper's messages cut it:
+     * the file's own name stays) */
     size_t flen = strlen(cfg->argv[0]);
-    if (flen >= sizeof s->file)
-        flen = sizeof s->file - 1;
-    memcpy(s->file, cfg->argv[0], flen);
-    s->file[flen] = '\0';
+    if (flen < sizeof s->file) {
+        memcpy(s->file, cfg->argv[0], flen + 1);
+    } else {
+        size_t head = 40, tail = sizeof s->file - 1 - head - 3;
+        memcpy(s->file, cfg->argv[0], head);
+        memcpy(s->file + head, "...", 3);
+        memcpy(s->file + head + 3, cfg->argv[0] + flen - tail, tail + 1);
+    }
     /* (out of memory: a dropped start's app of another user is then left
      * running, as without a helper that may signal it) */
     if (s->has_helper && s->app_uid != (uid_t)-1 && strchr(cfg->argv[0], '/'))
@@ -1628,10 +1634,15 @@ static int take_ready_held(struct starter *s, const char *buf, size_t n, int tru
  * 1 when they stopped at the bound with more perhaps still queued, which
  * the next step reads before it may conclude that the app died unready
  * (so it does with a message held, its sender not checked yet). */
+/* What a refused sender's read of the ready channel is called in the log:
+ * a read, not a line (the channel is a byte stream: one read may hold many
+ * lines, or part of one) */
+#define READY_READ "read of the ready channel"
+
 static int read_ready_fd(struct starter *s)
 {
     if (s->held) {
-        int on = take_held(s, "ready line", take_ready_held);
+        int on = take_held(s, READY_READ, take_ready_held);
         if (on <= 0)
             return on < 0;
     }
@@ -1655,7 +1666,7 @@ static int read_ready_fd(struct starter *s)
         if (a < 0 && hold(s, s->ready_rd, buf, (size_t)n, trunc, sender, -a) == 0)
             return 1;
         if (a <= 0) {
-            refuse(s, sender, "ready line");
+            refuse(s, sender, READY_READ);
             continue;
         }
         if (!take_ready_chunk(s, buf, (size_t)n))

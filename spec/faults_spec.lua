@@ -46,6 +46,39 @@ function Helper.test_writes_a_pid_then_exits_non_zero()
   end)
 end
 
+-- A reported pid whose process has ended already (the helper's child,
+-- a zombie when its pid is written): its end is the app's, proven its
+-- descendant, not a pid to refuse: the start fails died with its status;
+-- with ready = "none" it returns the app, ended.
+function Helper.test_reports_the_pid_of_an_app_that_has_already_ended()
+  local appstart = require "appstart"
+  for _, ready in ipairs { "fd", "none" } do
+    local before = S.snapshot()
+    local pidfile, go = S.tmpname("ended"), S.tmpname("go")
+    local h = appstart.begin { helper = { F, "fork", "pidfile=" .. pidfile, "exit=3", "|", "waitfile=" .. go,
+      "int32=3:child", "exit=0" }, argv = { "pause" }, ready = ready, pid_timeout = 5, log = S.quiet }
+    local pid
+    lu.assertTrue(S.await_with_sleep(function()
+      pid = pid or pid_in(pidfile)
+      local st = pid and S.proc_status(pid)
+      return st ~= nil and st.State:sub(1, 1) == "Z"
+    end, 5), ready .. ": the helper's child never ended")
+    S.touch(go)
+    local app, err = h:wait()
+    if ready == "fd" then
+      lu.assertNil(app, ready)
+      lu.assertEquals(err.code, "died", ready .. ": " .. tostring(err))
+      lu.assertEquals(err.status, { code = 3 }, ready)
+      lu.assertEquals(err.pid, pid, ready)
+    else
+      lu.assertNotNil(app, ready .. ": " .. tostring(err))
+      lu.assertEquals(app.pid, pid, ready)
+      lu.assertEquals(app:wait(0), { code = 3 }, ready)
+    end
+    S.assert_clean(before, ready)
+  end
+end
+
 -- a pid report cut short after 1, 2 or 3 of its 4 bytes
 for name, bytes in pairs {
   test_writes_1_byte_then_exits = 1,

@@ -405,6 +405,11 @@ local function log_refused(h)
   end
   if n == 1 then
     h._log("warn", format("%s: ignored a %s from pid %d (%s)", label(h), r.what, r.pid, access))
+  elseif r.what == "read of the ready channel" then
+    -- (the fd protocol's channel is a byte stream: a read may hold many
+    -- lines, or part of one; reads are what is counted)
+    h._log("warn", format("%s: ignored %d reads of the ready channel from processes not admitted, the last from"
+      .. " pid %d (%s)", label(h), n, r.pid, access))
   else
     h._log("warn", format(
       "%s: ignored %d messages (%ss) from processes not admitted, the last from pid %d (%s)",
