@@ -450,8 +450,9 @@ function T.test_a_woken_sleep_returns_and_a_woken_wait_for_an_app_waits_on()
   local app, h
   appstart.run(function()
     app = assert(appstart.start { argv = { F, "pause" }, ready = "none", log = S.quiet })
-    h = appstart.begin { argv = { F, "pause" }, ready = "fd", ready_timeout = 0.5, log = S.quiet }
+    -- (before the start begins: its ready_timeout counts from its exec)
     local t0 = S.core.now()
+    h = appstart.begin { argv = { F, "pause" }, ready = "fd", ready_timeout = 0.5, log = S.quiet }
     local tasks = {
       sleep = appstart.spawn(function()
         entered.sleep = true

@@ -1351,35 +1351,49 @@ function TC.test_the_commands_events_do_not_wait_behind_the_files_on_event()
 end
 
 -- A file's on_event that waits on (here for good) as SIGTERM comes does
--- not hold the command: once every service has stopped, its wait says
--- nil, "cancelled", and the command exits 0. (appstart.run waited for it:
--- the command never exited, its SIGTERM and SIGINT blocked, unread.)
-function TC.test_a_files_on_event_that_waits_on_does_not_hold_the_commands_stop()
+-- not hold the command: once every service has stopped and the stop's
+-- callbacks have had the services' longest kill_grace, its wait says nil,
+-- "cancelled", and the command exits 0. (appstart.run waited for it: the
+-- command never exited, its SIGTERM and SIGINT blocked, unread.) The
+-- stop's own callbacks that wait less are told whole: an on_exit's sleep
+-- ends as it should, on_event hears "stopped".
+function TC.test_a_files_callback_that_waits_on_does_not_hold_the_commands_stop()
   local appstart = require "appstart"
-  local before = S.snapshot()
-  local dir, file = supervise_dir()
-  local said, err = dir .. "/said", dir .. "/err"
-  write(file, string.format("local appstart = require 'appstart'\nlocal F = %q\nreturn {\n"
-    .. "  on_event = function(_, state)\n"
-    .. "    if state ~= 'ready' then return end\n"
-    .. "    local r, why = appstart.sleep(1e6)\n"
-    .. "    local f = io.open(%q, 'w') f:write(tostring(r), ' ', tostring(why)) f:close()\n"
-    .. "  end,\n"
-    .. "  services = { a = { argv = { F, 'pidfile=%s/a', 'pause' }, ready = 'none' } } }\n", F, said, dir))
-  local pid
-  appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
-      kill_grace = 1, log = S.quiet })
-    lu.assertTrue(S.await_with_sleep(function()
-      pid = tonumber(S.read(dir .. "/a") or "")
-      return pid and (S.read(err) or ""):find("appstart: a: ready", 1, true) ~= nil
-    end, 10), "never ready")
-    app:kill("TERM")
-    lu.assertEquals({ app:wait(10) }, { { code = 0 } }, "the command's end")
-  end)
-  lu.assertEquals(S.read(said), "nil cancelled")
-  lu.assertTrue(S.await_gone(pid), "the service is gone")
-  S.assert_clean(before)
+  for _, forever in ipairs { true, false } do
+    local case = forever and "forever" or "a while"
+    local before = S.snapshot()
+    local dir, file = supervise_dir()
+    local said, err = dir .. "/said", dir .. "/err"
+    write(file, string.format("local appstart = require 'appstart'\nlocal F, said = %q, %q\n"
+      .. "local function say(...) local f = io.open(said, 'a') f:write(table.concat({ ... }, ' '), '\\n') f:close() end\n"
+      .. "return {\n"
+      .. "  on_event = function(_, state)\n"
+      .. "    if state == 'ready' and %s then say('ready', tostring(appstart.sleep(1e6))) end\n"
+      .. "    if state == 'stopped' then say('stopped') end\n"
+      .. "  end,\n"
+      .. "  services = { a = { argv = { F, 'pidfile=%s/a', 'pause' }, ready = 'none', kill_grace = 0.5,\n"
+      .. "    on_exit = function() say('on_exit', tostring(appstart.sleep(0.2))) end } } }\n",
+      F, said, tostring(forever), dir))
+    local pid
+    appstart.run(function()
+      local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
+        kill_grace = 1, log = S.quiet })
+      lu.assertTrue(S.await_with_sleep(function()
+        pid = tonumber(S.read(dir .. "/a") or "")
+        return pid and (S.read(err) or ""):find("appstart: a: ready", 1, true) ~= nil
+      end, 10), case .. ": never ready")
+      app:kill("TERM")
+      lu.assertEquals({ app:wait(10) }, { { code = 0 } }, case .. ": the command's end")
+    end)
+    if forever then
+      -- (the stop's callbacks queued behind it: cancelled with it)
+      lu.assertStrContains(S.read(said), "ready nil\n", case)
+    else
+      lu.assertEquals(S.read(said), "on_exit true\nstopped\n", case)
+    end
+    lu.assertTrue(S.await_gone(pid), case .. ": the service is gone")
+    S.assert_clean(before, case)
+  end
 end
 
 -- The file's callbacks may not end the command as they run, as the file
@@ -1873,7 +1887,8 @@ function TC.test_diff_sees_a_function_by_its_code_not_its_line_nor_its_state()
   local file = "local tries = 0\nreturn { services = {\n"
     .. "  a = { argv = { 'x' }, on_exit = function(app, how) return app, how, 'a', 1.5 end },\n"
     .. "  b = { argv = { 'y' }, ready = { check = function() tries = tries + 1 return true end } },\n"
-    .. "  c = { argv = { 'z' }, on_exit = function() local function inner() return 2 end return inner end } } }"
+    .. "  c = { argv = { 'z' }, on_exit = function() local function inner() return 2 end return inner end },\n"
+    .. "  m = { argv = { 'm' }, on_exit = function(app)\n    local x = app\n\n    return x, tries\n  end } } }"
   local old = services(file)
   old.services.b.ready.check() -- (it ran: its count is 1, a new reading's 0)
   -- (a local added above moves the register where b's check finds

@@ -104,6 +104,18 @@ end
 -- os.exit while the file runs: it would end the command there, every
 -- service running on, none stopped (a reload's file: the command exited
 -- with the code it gave, its services reparented, left for good)
+-- How long the stop's callbacks may take once every service has stopped:
+-- the longest kill_grace of the file's services (as long as a stop).
+local function callbacks_grace(spec)
+  local default, grace = require("appstart.options").DEFAULTS.kill_grace, 0
+  for _, service in pairs(spec.services) do
+    local g = rawget(service, "kill_grace")
+    if type(g) ~= "number" then g = default end
+    if g > grace then grace = g end
+  end
+  return grace
+end
+
 local function exit_refused()
   error("os.exit: the file may not end the command", 2)
 end
@@ -201,7 +213,8 @@ local function code_of(f)
     -- absolute ones, pc and line) dropped; the locals (name, from, to)
     -- and the upvalues' names kept
     keep()
-    pos = pos + size()
+    n = size() -- (read before pos is, as above)
+    pos = pos + n
     for _ = 1, size() do size(); size() end
     from = pos
     for _ = 1, size() do skip_string(); size(); size() end
@@ -850,8 +863,12 @@ function M.run(o, spec, command)
     notify("state", "STOPPING=1")
     -- (yields: a reload task of this batch's SIGHUP runs, sees stopping)
     sv:down()
-    -- (every service stopped: a file's callback that waits on is
-    -- cancelled, not waited for, which appstart.run would do)
+    -- every service stopped: the callbacks of the stop (on_exit, on_event's
+    -- "stopped") are told, within the longest kill_grace of the services;
+    -- one still waiting then is cancelled, not waited for, as appstart.run
+    -- would wait for it (for good, if it never returns)
+    local deadline = core.now() + callbacks_grace(current)
+    while not supervisor_internals.callbacks_done(sv) and core.now() < deadline do loop.sleep(0.01) end
     supervisor_internals.cancel_callbacks(sv)
     if pinger then pinger:cancel() end
     manager:stop()

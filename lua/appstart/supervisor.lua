@@ -1323,11 +1323,19 @@ function M.set_on_event(sv, fn)
   sv._on_event = fn or false
 end
 
+--- Are the callbacks queued all told (none queued, none running)?
+function M.callbacks_done(sv)
+  local q = sv._queue
+  local r = q.runner
+  return q.first > q.last and not (r and r.task and not r.task.done)
+end
+
 --- The callbacks under way cancelled for good: for `appstart supervise`,
--- once every service has stopped, whose exit must not wait for a file's
--- on_event that waits on (its wait under way says nil, "cancelled", a
--- wait after that raises, and the queue's runner is closed at the next).
--- Inside appstart.run, whose tasks they are; elsewhere nothing.
+-- once every service has stopped and the stop's callbacks have had their
+-- time, whose exit must not wait for a file's on_event that waits on (its
+-- wait under way says nil, "cancelled", a wait after that raises, and the
+-- queue's runner is closed at the next). Inside appstart.run, whose tasks
+-- they are; elsewhere nothing.
 function M.cancel_callbacks(sv)
   local r = sv._queue.runner
   if r and r.task then r.task:cancel(true) end
