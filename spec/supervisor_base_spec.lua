@@ -52,7 +52,12 @@ function TPrimitives.test_starting_abandon_terminates_without_waiting()
   lu.assertTrue(now() - t0 < 0.5, "abandon waited")
   while not h:step() do core.wait_readable(h:pollfd() or -1, 0.01) end
   lu.assertEquals(h.err.code, "cancelled")
-  lu.assertEquals(h.err.status, { signal = 15 })
+  -- (SIGTERM; under valgrind, whose fork child the app is until its exec,
+  -- a SIGTERM that comes before the exec can be lost with valgrind's own
+  -- queue, and the SIGKILL after kill_grace ends it: as in eventloops_spec's
+  -- test_a_start_cancelled_or_dropped_before_its_exec_verdict_ends_its_app)
+  local signals = os.getenv("APPSTART_VFORK_IS_FORK") and { [15] = true, [9] = true } or { [15] = true }
+  lu.assertTrue(signals[h.err.status.signal or false], tostring(h.err.status))
   S.assert_clean(before)
 end
 
