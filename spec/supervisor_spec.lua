@@ -1394,9 +1394,13 @@ function TBackoff.test_a_huge_burst_keeps_little_for_each_failure()
     collectgarbage()
     return collectgarbage("count")
   end
+  -- (the least of two rounds of 100: what the burst keeps grows in both,
+  -- something else of the process's that grew once meanwhile, as under
+  -- valgrind in a full run, 11 KB, in one only)
   local held = failures(65)
-  local more = failures(100) - held
-  lu.assertEquals(sv:status("crash").restarts, 165)
+  local after = failures(100)
+  local more = math.min(after - held, failures(100) - after)
+  lu.assertEquals(sv:status("crash").restarts, 265)
   lu.assertTrue(more < 10, string.format("100 failures held %.1f KB more", more))
   os.remove(count)
   os.remove(limit)
