@@ -1630,15 +1630,15 @@ static int take_ready_held(struct starter *s, const char *buf, size_t n, int tru
     return take_ready_chunk(s, buf, n);
 }
 
-/* The reads of one step are bounded (a flood cannot stall the launcher):
- * 1 when they stopped at the bound with more perhaps still queued, which
- * the next step reads before it may conclude that the app died unready
- * (so it does with a message held, its sender not checked yet). */
 /* What a refused sender's read of the ready channel is called in the log:
  * a read, not a line (the channel is a byte stream: one read may hold many
  * lines, or part of one) */
 #define READY_READ "read of the ready channel"
 
+/* The reads of one step are bounded (a flood cannot stall the launcher):
+ * 1 when they stopped at the bound with more perhaps still queued, which
+ * the next step reads before it may conclude that the app died unready
+ * (so it does with a message held, its sender not checked yet). */
 static int read_ready_fd(struct starter *s)
 {
     if (s->held) {

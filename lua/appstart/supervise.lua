@@ -101,9 +101,6 @@ local function spec_of(path, spec)
   return spec
 end
 
--- os.exit while the file runs: it would end the command there, every
--- service running on, none stopped (a reload's file: the command exited
--- with the code it gave, its services reparented, left for good)
 -- How long the stop's callbacks may take once every service has stopped:
 -- the longest kill_grace of the file's services (as long as a stop).
 local function callbacks_grace(spec)
@@ -116,6 +113,9 @@ local function callbacks_grace(spec)
   return grace
 end
 
+-- os.exit while the file runs: it would end the command there, every
+-- service running on, none stopped (a reload's file: the command exited
+-- with the code it gave, its services reparented, left for good)
 local function exit_refused()
   error("os.exit: the file may not end the command", 2)
 end
