@@ -1350,6 +1350,20 @@ function TC.test_the_commands_events_do_not_wait_behind_the_files_on_event()
   end
 end
 
+-- The command run on file (stderr to err), inside a task, once service
+-- a has written its pid to dir/a and err holds text: the command's app and
+-- a's pid.
+local function supervise_said(file, dir, err, text, why)
+  local app = assert(require("appstart").start { argv = lua_command { "supervise", file }, ready = "none",
+    stderr = err, kill_grace = 1, log = S.quiet })
+  local pid
+  lu.assertTrue(S.await_with_sleep(function()
+    pid = tonumber(S.read(dir .. "/a") or "")
+    return pid and (S.read(err) or ""):find(text, 1, true) ~= nil
+  end, 10), why .. ": " .. (S.read(err) or ""))
+  return app, pid
+end
+
 -- A file's on_event that waits on (here for good) as SIGTERM comes does
 -- not hold the command: once every service has stopped and the stop's
 -- callbacks have had the services' longest kill_grace, its wait says nil,
@@ -1376,12 +1390,8 @@ function TC.test_a_files_callback_that_waits_on_does_not_hold_the_commands_stop(
       F, said, tostring(forever), dir))
     local pid
     appstart.run(function()
-      local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
-        kill_grace = 1, log = S.quiet })
-      lu.assertTrue(S.await_with_sleep(function()
-        pid = tonumber(S.read(dir .. "/a") or "")
-        return pid and (S.read(err) or ""):find("appstart: a: ready", 1, true) ~= nil
-      end, 10), case .. ": never ready")
+      local app
+      app, pid = supervise_said(file, dir, err, "appstart: a: ready", case .. ": never ready")
       app:kill("TERM")
       lu.assertEquals({ app:wait(10) }, { { code = 0 } }, case .. ": the command's end")
     end)
@@ -1411,12 +1421,8 @@ function TC.test_a_files_callback_that_calls_os_exit_does_not_end_the_command()
     .. "    on_exit = function() os.exit(8) end } } }\n", F, dir))
   local pid
   appstart.run(function()
-    local app = assert(appstart.start { argv = lua_command { "supervise", file }, ready = "none", stderr = err,
-      kill_grace = 1, log = S.quiet })
-    lu.assertTrue(S.await_with_sleep(function()
-      pid = tonumber(S.read(dir .. "/a") or "")
-      return pid and (S.read(err) or ""):find("os.exit: the file may not end the command", 1, true) ~= nil
-    end, 10), "on_event's os.exit never said: " .. (S.read(err) or ""))
+    local app
+    app, pid = supervise_said(file, dir, err, "os.exit: the file may not end the command", "on_event's os.exit never said")
     lu.assertTrue(S.alive(pid), "the service runs on")
     -- (its on_exit's too, at the stop: still no end of the command's)
     app:kill("TERM")
