@@ -254,6 +254,11 @@ function T.test_orphans_adopted_while_a_daemons_lease_is_held_are_reaped()
   lu.assertEquals({ p:close() }, { nil, "exit", 7 })
   for _, app in ipairs { g, h } do lu.assertEquals(app:terminate(1).signal, 15) end
   lu.assertTrue(os.execute("kill " .. intermediate))
+  -- that parent, an orphan of the helper's, is reaped by a call that
+  -- waits once it has exited (its end is not the daemon's: without a
+  -- lease the daemon's stop may be over before that parent has died)
+  lu.assertTrue(S.await_with_sleep(function() return not S.read("/proc/" .. intermediate .. "/stat") end, 5),
+    "the daemon's parent stayed a zombie")
   -- the daemon comes to the launcher once that parent has gone: reaped
   -- with its status (without a lease: init's, not knowable)
   if lease then
