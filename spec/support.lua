@@ -233,7 +233,9 @@ function S.assert_clean(before, msg)
     local named = {}
     for i, pid in ipairs(children) do
       local st = S.proc_status(pid)
-      named[i] = string.format("%d (%s, %s)", pid, st and st.Name or "?", st and st.State or "gone")
+      local cmd = (S.read("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " "):sub(1, 80)
+      named[i] = string.format("%d (%s, %s, pgrp %s: %s)", pid, st and st.Name or "?", st and st.State or "gone",
+        pgrp(pid) or "?", cmd)
     end
     -- (cleaned up, so that only this test fails for what it left)
     S.kill_strays()
