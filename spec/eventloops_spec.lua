@@ -1514,12 +1514,17 @@ end
 function TB.test_cancel_terminates_and_wait_blocks_to_the_end()
   local before = S.snapshot()
   -- the grace leaves room for a child that has not reached its exec yet
-  -- (slow under valgrind): SIGTERM waits, blocked, until it unblocks
+  -- (slow under valgrind): SIGTERM waits, blocked, until it unblocks.
+  -- (Under valgrind, whose fork child it is until the exec, a signal that
+  -- comes before the exec can be lost with valgrind's own queue: the
+  -- program runs with none pending, and the SIGKILL after kill_grace
+  -- ends it, as in the test of a start cancelled before its exec verdict)
+  local signals = os.getenv("APPSTART_VFORK_IS_FORK") and { [15] = true, [9] = true } or { [15] = true }
   local h = appstart.begin { argv = { F, "pause" }, ready = "fd", kill_grace = 10, log = function() end }
   h:cancel()
   lu.assertTrue(h.done)
   lu.assertEquals(h.err.code, "cancelled")
-  lu.assertEquals(h.err.status, { signal = 15 })
+  lu.assertTrue(signals[h.err.status.signal or false], tostring(h.err.status))
   local h2 = appstart.begin { argv = { F, "line=3:w", "pause" }, ready = "fd" }
   local app = h2:wait()
   lu.assertEquals(app.name, "w")
